@@ -1,0 +1,11 @@
+import type { Output } from './output.js';
+import type { Prompts } from './prompts.js';
+
+/** What every command receives: nothing global, so each test builds its own. */
+export interface CliContext {
+  out: Output;
+  prompts: Prompts;
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  stdin: NodeJS.ReadableStream;
+}

@@ -1,0 +1,75 @@
+/**
+ * All terminal output goes through here: the only module that imports chalk. Commands receive an `Output`
+ * so tests can capture what a person would read.
+ */
+import chalk, { type ChalkInstance } from 'chalk';
+
+export interface Output {
+  /** Plain line on stdout. */
+  line(text?: string): void;
+  /** A step of long work: "→ text". */
+  step(text: string): void;
+  /** A finished step: "✓ text". */
+  ok(text: string): void;
+  warn(text: string): void;
+  /** An error line on stderr. */
+  error(text: string): void;
+  /** Machine-readable output: one JSON document on stdout. */
+  json(value: unknown): void;
+  /** Progress that rewrites one line on a terminal and prints sparsely otherwise. */
+  progress(text: string): void;
+  readonly color: ChalkInstance;
+  readonly isTTY: boolean;
+}
+
+export interface OutputStreams {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+export function createOutput(streams: OutputStreams = { stdout: process.stdout, stderr: process.stderr }, opts: { quiet?: boolean } = {}): Output {
+  const isTTY = Boolean(streams.stdout.isTTY);
+  const color = new chalk.Instance({ level: isTTY && !process.env.NO_COLOR ? chalk.level || 1 : 0 });
+  let progressShown = false;
+  let lastProgressAt = 0;
+  const clearProgress = () => {
+    if (progressShown && isTTY) streams.stdout.write('\r\x1b[2K');
+    progressShown = false;
+  };
+  const write = (s: string) => {
+    clearProgress();
+    if (!opts.quiet) streams.stdout.write(s + '\n');
+  };
+  return {
+    color,
+    isTTY,
+    line: (text = '') => write(text),
+    step: (text) => write(`${color.cyan('→')} ${text}`),
+    ok: (text) => write(`${color.green('✓')} ${text}`),
+    warn: (text) => {
+      clearProgress();
+      streams.stderr.write(`${color.yellow('!')} ${text}\n`);
+    },
+    error: (text) => {
+      clearProgress();
+      streams.stderr.write(`${color.red('✗')} ${text}\n`);
+    },
+    json: (value) => {
+      clearProgress();
+      streams.stdout.write(JSON.stringify(value, null, 2) + '\n');
+    },
+    progress: (text) => {
+      if (opts.quiet) return;
+      if (isTTY) {
+        streams.stdout.write(`\r\x1b[2K${color.dim(text)}`);
+        progressShown = true;
+        return;
+      }
+      const now = Date.now();
+      if (now - lastProgressAt >= 2000) {
+        lastProgressAt = now;
+        streams.stdout.write(`  ${text}\n`);
+      }
+    },
+  };
+}
