@@ -2,7 +2,7 @@
  * All terminal output goes through here: the only module that imports chalk. Commands receive an `Output`
  * so tests can capture what a person would read.
  */
-import chalk, { type ChalkInstance } from 'chalk';
+import chalk, { Chalk, type ChalkInstance } from 'chalk';
 
 export interface Output {
   /** Plain line on stdout. */
@@ -29,7 +29,7 @@ export interface OutputStreams {
 
 export function createOutput(streams: OutputStreams = { stdout: process.stdout, stderr: process.stderr }, opts: { quiet?: boolean } = {}): Output {
   const isTTY = Boolean(streams.stdout.isTTY);
-  const color = new chalk.Instance({ level: isTTY && !process.env.NO_COLOR ? chalk.level || 1 : 0 });
+  const color = new Chalk({ level: isTTY && !process.env.NO_COLOR ? chalk.level || 1 : 0 });
   let progressShown = false;
   let lastProgressAt = 0;
   const clearProgress = () => {
