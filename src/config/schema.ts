@@ -1,0 +1,188 @@
+/**
+ * The schema of `regctl.yaml`, the stack's single source of truth. Everything the renderer and the Engine
+ * API applier need comes from here; passwords never do (they live in `.env` and `auth/htpasswd`).
+ *
+ * ```yaml
+ * version: 1
+ * name: regctl                 # compose project name
+ * host: example.com            # routers: registry.example.com, registry-ui.example.com
+ * mode: dev                    # what `regctl up` runs without --prod
+ * ports: { http: 80, https: 443, registry: 5000 }   # registry: direct port in dev, 0 = none
+ * users:
+ *   admin: { admin: true }
+ *   ci: { rules: [ { repos: "apps/**", actions: [pull, push] } ] }
+ * storage: { volume: regctl_registry-data }
+ * ui: { enabled: true }
+ * acme: { email: ops@example.com, caServer: https://acme-v02.api.letsencrypt.org/directory }
+ * images: { registry: regctl:0.1.0, traefik: traefik:v3.6, base: node:20-bookworm-slim }
+ * traefik: { dashboard: false, readTimeout: 0s, writeTimeout: 0s, idleTimeout: 180s, accessLog: true }
+ * registry: { uploadPurgeAge: 168h, minFreeDisk: 1GiB, logLevel: info }
+ * ```
+ */
+import { z } from 'zod';
+import { VERSION } from '../version.js';
+
+export const LETS_ENCRYPT_PRODUCTION = 'https://acme-v02.api.letsencrypt.org/directory';
+export const DEFAULT_TRAEFIK_IMAGE = 'traefik:v3.6';
+export const DEFAULT_BASE_IMAGE = 'node:20-bookworm-slim';
+export const DEFAULT_REGISTRY_IMAGE = `regctl:${VERSION}`;
+
+const HOST_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** RFC 1123 host name check; returns the problem, or undefined when the name is fine. */
+export function hostNameProblem(value: string): string | undefined {
+  if (value.length === 0) return 'is empty';
+  if (value.length > 253) return 'is longer than 253 characters';
+  if (value !== value.toLowerCase()) return 'must be lower case';
+  if (value.endsWith('.')) return 'must not end with a dot';
+  for (const label of value.split('.')) {
+    if (!HOST_LABEL.test(label)) {
+      return `has an invalid label "${label}" (letters, digits and inner hyphens, 1 to 63 characters)`;
+    }
+  }
+  return undefined;
+}
+
+const hostName = z.string().superRefine((value, ctx) => {
+  const problem = hostNameProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: `host name "${value}" ${problem}` });
+});
+
+const port = (what: string) =>
+  z.number({ error: `${what} must be a number` }).int(`${what} must be a whole number`).min(1, `${what} must be 1 to 65535`).max(65535, `${what} must be 1 to 65535`);
+
+const GO_DURATION = /^(?:0|(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+)$/;
+const duration = (example: string) =>
+  z.string().regex(GO_DURATION, `must be a duration such as ${example} (units ns, us, ms, s, m, h)`);
+
+const SIZE = /^\d+(?:\.\d+)?\s*(?:B|[KMGT]i?B|[KMGT])?$/i;
+
+export const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export const ACTIONS = ['pull', 'push', 'delete'] as const;
+export type Action = (typeof ACTIONS)[number];
+
+export const accessRuleSchema = z.strictObject({
+  repos: z.string().min(1, 'repository pattern is empty'),
+  actions: z.array(z.enum(ACTIONS, { error: 'actions are pull, push and delete' })).min(1, 'give at least one action'),
+});
+
+export const userSchema = z.strictObject({
+  admin: z.boolean().default(false),
+  rules: z.array(accessRuleSchema).default([]),
+});
+
+export const stackConfigSchema = z
+  .strictObject({
+    version: z.literal(1, { error: 'version must be 1' }),
+    name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be lower-case letters, digits, "-" or "_", starting with a letter or digit')
+      .max(63)
+      .default('regctl'),
+    host: hostName.default('localhost'),
+    mode: z.enum(['dev', 'prod']).default('dev'),
+    ports: z
+      .strictObject({
+        http: port('ports.http').default(80),
+        https: port('ports.https').default(443),
+        registry: z.union([z.literal(0), port('ports.registry')]).default(5000),
+      })
+      .prefault({}),
+    users: z
+      .record(z.string().regex(USER_NAME, 'user names are letters, digits, ".", "_" or "-" (no ":")'), userSchema)
+      .default({ admin: { admin: true, rules: [] } }),
+    storage: z
+      .strictObject({
+        /** Engine volume name of the registry data; default `<name>_registry-data`. */
+        volume: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be a Docker volume name').optional(),
+      })
+      .prefault({}),
+    ui: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
+    acme: z
+      .strictObject({
+        email: z.email({ error: 'must be an email address' }).optional(),
+        caServer: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL of an ACME directory' }).default(LETS_ENCRYPT_PRODUCTION),
+        /** PEM file of a private ACME CA (pebble, step-ca), relative to the stack directory or absolute. */
+        caCertificates: z.string().min(1).optional(),
+      })
+      .prefault({}),
+    images: z
+      .strictObject({
+        registry: z.string().min(1).default(DEFAULT_REGISTRY_IMAGE),
+        traefik: z.string().min(1).default(DEFAULT_TRAEFIK_IMAGE),
+        base: z.string().min(1).default(DEFAULT_BASE_IMAGE),
+      })
+      .prefault({}),
+    traefik: z
+      .strictObject({
+        dashboard: z.boolean().default(false),
+        /** 0s = no limit: Traefik's 60 s default cuts long pushes. */
+        readTimeout: duration('0s or 24h').default('0s'),
+        writeTimeout: duration('0s or 24h').default('0s'),
+        idleTimeout: duration('180s').default('180s'),
+        accessLog: z.boolean().default(true),
+        logLevel: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
+      })
+      .prefault({}),
+    registry: z
+      .strictObject({
+        uploadPurgeAge: duration('168h').default('168h'),
+        minFreeDisk: z.string().regex(SIZE, 'must be a size such as 1GiB or 500MB').default('1GiB'),
+        logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+      })
+      .prefault({}),
+  })
+  .superRefine((config, ctx) => {
+    const admins = Object.entries(config.users).filter(([, u]) => u.admin);
+    if (admins.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['users'], message: 'at least one user needs admin: true' });
+    }
+    const { http, https, registry } = config.ports;
+    if (http === https) ctx.addIssue({ code: 'custom', path: ['ports', 'https'], message: 'ports.http and ports.https must differ' });
+    if (registry !== 0 && (registry === http || registry === https)) {
+      ctx.addIssue({ code: 'custom', path: ['ports', 'registry'], message: 'ports.registry must differ from ports.http and ports.https' });
+    }
+  });
+
+export type StackConfig = z.output<typeof stackConfigSchema>;
+export type StackConfigInput = z.input<typeof stackConfigSchema>;
+export type UserConfig = z.output<typeof userSchema>;
+
+/** The user whose password `.env` carries (REGISTRY_USERNAME): the first admin. */
+export function primaryAdmin(config: StackConfig): string {
+  const entry = Object.entries(config.users).find(([, u]) => u.admin);
+  if (!entry) throw new Error('config has no admin user');
+  return entry[0];
+}
+
+/** Hints for fields whose fix is not obvious from the message alone. */
+const HINTS: { prefix: string; hint: string }[] = [
+  { prefix: 'host', hint: 'use a DNS name such as example.com (the stack serves registry.<host> and registry-ui.<host>)' },
+  { prefix: 'ports', hint: 'ports are whole numbers from 1 to 65535 (ports.registry may be 0 for none)' },
+  { prefix: 'acme.email', hint: 'give an address Let\'s Encrypt can write to, or remove acme.email' },
+  { prefix: 'acme.caServer', hint: `the ACME directory URL, e.g. ${LETS_ENCRYPT_PRODUCTION}` },
+  { prefix: 'users', hint: 'users map names to { admin: true } or { rules: [ { repos: "apps/**", actions: [pull, push] } ] }' },
+  { prefix: 'version', hint: 'regctl.yaml starts with "version: 1"' },
+];
+
+export interface ConfigProblem {
+  /** Dotted field path, e.g. `ports.http`; empty for the document itself. */
+  path: string;
+  message: string;
+  hint: string;
+}
+
+/** Validates parsed YAML; problems carry the field path and a hint. */
+export function parseStackConfig(input: unknown): { config: StackConfig; problems: [] } | { config?: undefined; problems: ConfigProblem[] } {
+  const result = stackConfigSchema.safeParse(input);
+  if (result.success) return { config: result.data, problems: [] };
+  const problems = result.error.issues.map((issue) => {
+    const path = issue.path.map(String).join('.');
+    let message = issue.message;
+    if (issue.code === 'unrecognized_keys') message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    const hint = HINTS.find((h) => path === h.prefix || path.startsWith(`${h.prefix}.`))?.hint ?? 'fix the field in regctl.yaml, or re-run `regctl init --force`';
+    return { path, message, hint };
+  });
+  return { problems };
+}

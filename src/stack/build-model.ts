@@ -1,0 +1,200 @@
+/**
+ * config → StackModel, purely. The compose renderer and the Engine API applier both start from here.
+ *
+ * Conventions the applier follows to match what compose creates: each container also answers to its
+ * service name on the stack network (compose does that by itself), bind sources are relative to the stack
+ * directory unless absolute, and the one build uses this package's directory as its context.
+ */
+import { createHash } from 'node:crypto';
+import { VERSION } from '../version.js';
+import type { StackConfig } from '../config/schema.js';
+import {
+  ACME_CA_PATH,
+  ACME_STORAGE_DIR,
+  STATIC_CONFIG_PATH,
+  TRAEFIK_PORTS,
+  routeLabels,
+  type RouteContext,
+} from './traefik.js';
+import { LABELS, type HealthcheckModel, type MountModel, type PortModel, type ServiceModel, type StackMode, type StackModel, type VolumeModel } from './model.js';
+
+export const REGISTRY_PORT = 5000;
+export const UI_PORT = 8080;
+export const DATA_DIR = '/var/lib/registry';
+export const AUTH_DIR = '/auth';
+export const REGCTL_BIN = ['node', '/opt/regctl/bin/regctl.js'];
+export const DOCKERFILE = 'templates/Dockerfile';
+export const DOCKER_SOCKET = '/var/run/docker.sock';
+export const MANAGED_BY = 'regctl';
+export const VERSION_LABEL = 'dev.regctl.version';
+/** Traefik static config files, relative to the stack directory. */
+export const TRAEFIK_CONFIG_FILES: Record<StackMode, string> = {
+  dev: 'traefik/traefik.yml',
+  prod: 'traefik/traefik.prod.yml',
+};
+
+export function hostnamesOf(config: StackConfig): { registry: string; ui?: string } {
+  return {
+    registry: `registry.${config.host}`,
+    ...(config.ui.enabled ? { ui: `registry-ui.${config.host}` } : {}),
+  };
+}
+
+/** Public origin (`scheme://host[:port]`) of a host name in a mode. */
+export function originOf(config: StackConfig, mode: StackMode, hostname: string): string {
+  if (mode === 'dev') return `http://${hostname}${config.ports.http === 80 ? '' : `:${config.ports.http}`}`;
+  return `https://${hostname}${config.ports.https === 443 ? '' : `:${config.ports.https}`}`;
+}
+
+/** `node -e` health probe of a local HTTP endpoint, exec form (no shell in the image is needed). */
+export function httpHealthcheck(port: number): HealthcheckModel {
+  const script = `fetch('http://127.0.0.1:${port}/healthz').then((r)=>process.exit(r.ok?0:1),()=>process.exit(1))`;
+  return { test: ['CMD', 'node', '-e', script], intervalMs: 10_000, timeoutMs: 5_000, retries: 3, startPeriodMs: 20_000 };
+}
+
+export function buildStackModel(config: StackConfig, mode: StackMode, opts: { version?: string } = {}): StackModel {
+  const project = config.name;
+  const version = opts.version ?? VERSION;
+  const network = `${project}_proxy`;
+  const hostnames = hostnamesOf(config);
+  const urls = {
+    registry: originOf(config, mode, hostnames.registry),
+    ...(hostnames.ui ? { ui: originOf(config, mode, hostnames.ui) } : {}),
+  };
+  const common = { [LABELS.project]: project, [LABELS.managedBy]: MANAGED_BY };
+
+  const dataVolume: VolumeModel = { key: 'registry-data', name: config.storage.volume ?? `${project}_registry-data`, labels: { ...common } };
+  const volumes: VolumeModel[] = [dataVolume];
+  if (mode === 'prod') volumes.push({ key: 'letsencrypt', name: `${project}_letsencrypt`, labels: { ...common } });
+
+  const routeCtx: RouteContext = { mode, network, httpsPort: config.ports.https };
+  const authMount: MountModel = { type: 'bind', source: './auth', target: AUTH_DIR, readOnly: true };
+
+  const traefikPorts: PortModel[] = [{ host: config.ports.http, container: TRAEFIK_PORTS.http }];
+  if (mode === 'prod') traefikPorts.push({ host: config.ports.https, container: TRAEFIK_PORTS.https });
+  if (config.traefik.dashboard) traefikPorts.push({ hostIp: '127.0.0.1', host: TRAEFIK_PORTS.dashboard, container: TRAEFIK_PORTS.dashboard });
+  const traefikMounts: MountModel[] = [
+    { type: 'bind', source: `./${TRAEFIK_CONFIG_FILES[mode]}`, target: STATIC_CONFIG_PATH, readOnly: true },
+    { type: 'bind', source: DOCKER_SOCKET, target: DOCKER_SOCKET, readOnly: true },
+  ];
+  const traefikEnv: Record<string, string> = {};
+  if (mode === 'prod') {
+    traefikMounts.push({ type: 'volume', source: 'letsencrypt', target: ACME_STORAGE_DIR });
+    if (config.acme.caCertificates) {
+      traefikMounts.push({ type: 'bind', source: bindSource(config.acme.caCertificates), target: ACME_CA_PATH, readOnly: true });
+      traefikEnv.LEGO_CA_CERTIFICATES = ACME_CA_PATH;
+    }
+  }
+
+  const services: ServiceModel[] = [];
+  services.push({
+    name: 'traefik',
+    containerName: `${project}-traefik`,
+    image: config.images.traefik,
+    // Flags only: the image's entrypoint runs traefik (the official image's script prepends `traefik` to flags).
+    command: [`--configfile=${STATIC_CONFIG_PATH}`],
+    environment: traefikEnv,
+    ports: traefikPorts,
+    mounts: traefikMounts,
+    labels: {},
+    healthcheck: { test: ['CMD', 'traefik', 'healthcheck', '--ping', `--configfile=${STATIC_CONFIG_PATH}`], intervalMs: 10_000, timeoutMs: 5_000, retries: 3, startPeriodMs: 10_000 },
+    dependsOn: [],
+    restart: 'unless-stopped',
+  });
+
+  const registryCommand = [
+    ...REGCTL_BIN,
+    'serve',
+    '--listen', `0.0.0.0:${REGISTRY_PORT}`,
+    '--data', DATA_DIR,
+    '--htpasswd', `${AUTH_DIR}/htpasswd`,
+    '--access', `${AUTH_DIR}/access.yaml`,
+    '--log-level', config.registry.logLevel,
+    '--upload-purge-age', config.registry.uploadPurgeAge,
+    '--min-free', config.registry.minFreeDisk,
+  ];
+  services.push({
+    name: 'registry',
+    containerName: `${project}-registry`,
+    image: config.images.registry,
+    build: 0,
+    command: registryCommand,
+    environment: {},
+    ports: mode === 'dev' && config.ports.registry !== 0 ? [{ host: config.ports.registry, container: REGISTRY_PORT }] : [],
+    mounts: [{ type: 'volume', source: dataVolume.key, target: DATA_DIR }, authMount],
+    labels: routeLabels(routeCtx, {
+      router: 'registry',
+      hostname: hostnames.registry,
+      port: REGISTRY_PORT,
+      corsOrigins: urls.ui ? [urls.ui] : [],
+    }),
+    healthcheck: httpHealthcheck(REGISTRY_PORT),
+    dependsOn: [],
+    restart: 'unless-stopped',
+  });
+
+  if (hostnames.ui) {
+    const publicRegistry = new URL(urls.registry).host;
+    services.push({
+      name: 'ui',
+      containerName: `${project}-ui`,
+      image: config.images.registry,
+      build: 0,
+      command: [
+        ...REGCTL_BIN,
+        'ui',
+        '--listen', `0.0.0.0:${UI_PORT}`,
+        '--registry', `http://registry:${REGISTRY_PORT}`,
+        '--public-registry', publicRegistry,
+        ...(mode === 'prod' ? ['--secure-cookies'] : []),
+      ],
+      environment: {},
+      ports: [],
+      mounts: [],
+      labels: routeLabels(routeCtx, { router: 'registry-ui', hostname: hostnames.ui, port: UI_PORT, corsOrigins: [] }),
+      healthcheck: httpHealthcheck(UI_PORT),
+      dependsOn: ['registry'],
+      restart: 'unless-stopped',
+    });
+  }
+
+  for (const svc of services) {
+    const own = { ...common, [LABELS.service]: svc.name, [VERSION_LABEL]: version };
+    const hash = configHash({ ...svc, labels: { ...svc.labels, ...own } });
+    svc.labels = { ...svc.labels, ...own, [LABELS.configHash]: hash };
+  }
+
+  return {
+    project,
+    mode,
+    network: { name: network, labels: { ...common } },
+    volumes,
+    builds: [
+      {
+        tag: config.images.registry,
+        dockerfile: DOCKERFILE,
+        args: { BASE_IMAGE: config.images.base },
+        labels: { [LABELS.managedBy]: MANAGED_BY, [VERSION_LABEL]: version },
+      },
+    ],
+    services,
+    urls,
+    hostnames,
+  };
+}
+
+/** Bind sources are written as compose writes them: absolute, or `./`-relative to the stack directory. */
+function bindSource(path: string): string {
+  if (path.startsWith('/') || path.startsWith('./') || path.startsWith('../')) return path;
+  return `./${path}`;
+}
+
+/** A stable digest of a service's definition: the applier recreates a container when it changes. */
+export function configHash(svc: ServiceModel): string {
+  const stable = JSON.stringify(svc, (_key, value: unknown) =>
+    value && typeof value === 'object' && !Array.isArray(value)
+      ? Object.fromEntries(Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : value,
+  );
+  return createHash('sha256').update(stable).digest('hex').slice(0, 16);
+}
