@@ -1,5 +1,14 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
+import { upCommand } from './up.js';
+import { downCommand } from './down.js';
+import { statusCommand } from './status.js';
+import { logsCommand } from './logs.js';
 
 /** Every command of the program, in the order `--help` lists them. One file per command. */
-export const commandFactories: ((ctx: CliContext) => Command)[] = [];
+export const commandFactories: ((ctx: CliContext) => Command)[] = [
+  (ctx) => upCommand(ctx),
+  (ctx) => downCommand(ctx),
+  (ctx) => statusCommand(ctx),
+  (ctx) => logsCommand(ctx),
+];

@@ -1,0 +1,40 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { resolve } from 'node:path';
+import type { CliContext } from '../context.js';
+import { logs } from '../../ops/logs.js';
+import { defaultEngineFactory, type EngineFactory } from './stack-engine.js';
+
+function tailCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number of lines');
+  return n;
+}
+
+export function logsCommand(ctx: CliContext, engineFactory: EngineFactory = defaultEngineFactory): Command {
+  return new Command('logs')
+    .description("print a service's log (traefik, registry, ui), or all of them")
+    .argument('[service]', 'service name')
+    .option('--dir <dir>', 'stack directory', ctx.cwd)
+    .option('-f, --follow', 'keep printing new lines')
+    .option('-n, --tail <lines>', 'only the last N lines', tailCount)
+    .option('-t, --timestamps', 'show timestamps')
+    .action(async (service: string | undefined, opts: { dir: string; follow?: boolean; tail?: number; timestamps?: boolean }) => {
+      const controller = new AbortController();
+      const stop = () => controller.abort();
+      process.once('SIGINT', stop);
+      try {
+        await logs({
+          dir: resolve(ctx.cwd, opts.dir),
+          engine: engineFactory(ctx),
+          ...(service ? { service } : {}),
+          follow: opts.follow ?? false,
+          timestamps: opts.timestamps ?? false,
+          ...(opts.tail !== undefined ? { tail: opts.tail } : {}),
+          write: (line) => ctx.out.line(line),
+          signal: controller.signal,
+        });
+      } finally {
+        process.off('SIGINT', stop);
+      }
+    });
+}

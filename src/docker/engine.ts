@@ -1,0 +1,130 @@
+/**
+ * The narrow slice of the Docker Engine API that regctl uses. `src/ops` talks only to this interface:
+ * `createDockerEngine()` (dockerode) in real use, `FakeEngine` in unit tests.
+ *
+ * Names are engine names (container, network, volume names; image references). Methods that look
+ * something up return `undefined` for "not there" instead of throwing; methods that remove return
+ * whether anything was removed. Everything else throws `EngineError` (or `CliError` DOCKER_UNREACHABLE
+ * when no engine answers).
+ */
+import type { Readable } from 'node:stream';
+
+export interface PortBinding {
+  hostIp?: string;
+  hostPort: number;
+  containerPort: number;
+}
+
+export interface ContainerMount {
+  type: 'volume' | 'bind';
+  /** Volume name, or an absolute host path for binds. */
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+export interface ContainerHealthcheck {
+  test: string[];
+  intervalMs: number;
+  timeoutMs: number;
+  retries: number;
+  startPeriodMs: number;
+}
+
+/** Everything needed to create one container attached to one network. */
+export interface ContainerSpec {
+  name: string;
+  image: string;
+  command?: string[];
+  env: Record<string, string>;
+  labels: Record<string, string>;
+  ports: PortBinding[];
+  mounts: ContainerMount[];
+  healthcheck?: ContainerHealthcheck;
+  restart: 'unless-stopped' | 'no';
+  network: string;
+  aliases: string[];
+}
+
+export type ContainerState = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
+export type HealthState = 'starting' | 'healthy' | 'unhealthy';
+
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  image: string;
+  /** Image ID (sha256:…) the container was created from. */
+  imageId: string;
+  labels: Record<string, string>;
+  state: ContainerState;
+  /** Absent when the container has no health check. */
+  health?: HealthState;
+  exitCode?: number;
+  startedAt?: string;
+  ports: PortBinding[];
+}
+
+export interface ImageInfo {
+  id: string;
+  labels: Record<string, string>;
+}
+
+export interface BuildRequest {
+  /** A tar stream of the build context. */
+  context: Readable;
+  /** Path of the Dockerfile inside the context. */
+  dockerfile: string;
+  tag: string;
+  buildArgs: Record<string, string>;
+  labels: Record<string, string>;
+}
+
+export interface LogOptions {
+  tail?: number;
+  follow?: boolean;
+  timestamps?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface DockerEngine {
+  /** Throws CliError DOCKER_UNREACHABLE when no engine answers. */
+  ping(): Promise<void>;
+
+  /** Creates the network if missing; true when this call created it. */
+  ensureNetwork(name: string, labels: Record<string, string>): Promise<boolean>;
+  removeNetwork(name: string): Promise<boolean>;
+  networkExists(name: string): Promise<boolean>;
+
+  /** Creates the volume if missing; true when this call created it. */
+  ensureVolume(name: string, labels: Record<string, string>): Promise<boolean>;
+  removeVolume(name: string): Promise<boolean>;
+  listVolumes(labels: Record<string, string>): Promise<string[]>;
+  /** Bytes used by the volume, when the engine reports it. */
+  volumeSize(name: string): Promise<number | undefined>;
+
+  inspectImage(ref: string): Promise<ImageInfo | undefined>;
+  /** Builds and tags an image; each line of builder output goes to `onProgress`. */
+  buildImage(request: BuildRequest, onProgress: (line: string) => void): Promise<ImageInfo>;
+  pullImage(ref: string, onProgress: (line: string) => void): Promise<void>;
+
+  createContainer(spec: ContainerSpec): Promise<string>;
+  startContainer(name: string): Promise<void>;
+  stopContainer(name: string, timeoutSeconds?: number): Promise<void>;
+  /** Removes (forcibly, with anonymous volumes) the container; false when it did not exist. */
+  removeContainer(name: string): Promise<boolean>;
+  inspectContainer(name: string): Promise<ContainerInfo | undefined>;
+  /** All containers (running or not) carrying every given label. */
+  listContainers(labels: Record<string, string>): Promise<ContainerInfo[]>;
+  /** The container's log, stdout and stderr merged, as text lines. */
+  logs(name: string, options?: LogOptions): Promise<Readable>;
+}
+
+/** An Engine API call failed for a reason other than "not found" or "engine unreachable". */
+export class EngineError extends Error {
+  readonly statusCode: number | undefined;
+  constructor(message: string, statusCode?: number, cause?: unknown) {
+    super(message, { cause });
+    this.name = 'EngineError';
+    this.statusCode = statusCode;
+  }
+}

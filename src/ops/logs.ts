@@ -1,0 +1,51 @@
+/**
+ * `regctl logs [service]`: one service's log, or every service's with a `name | ` prefix per line.
+ */
+import { createInterface } from 'node:readline';
+import { CliError } from '../cli/errors.js';
+import type { DockerEngine } from '../docker/engine.js';
+import { loadStack } from './stack.js';
+
+export interface LogsOptions {
+  dir: string;
+  engine: DockerEngine;
+  service?: string;
+  follow?: boolean;
+  tail?: number;
+  timestamps?: boolean;
+  /** Receives each line (without its newline). */
+  write: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export async function logs(opts: LogsOptions): Promise<void> {
+  const { engine } = opts;
+  await engine.ping();
+  const { model } = await loadStack(opts.dir);
+  const names = model.services.map((s) => s.name);
+  const selected = opts.service ? model.services.filter((s) => s.name === opts.service) : model.services;
+  if (opts.service && selected.length === 0) {
+    throw new CliError('NOT_FOUND', `no service "${opts.service}" in stack ${model.project}`, { hint: `services: ${names.join(', ')}` });
+  }
+  const present = [];
+  for (const svc of selected) if (await engine.inspectContainer(svc.containerName)) present.push(svc);
+  if (present.length === 0) {
+    throw new CliError('STACK_NOT_RUNNING', `${opts.service ? `service ${opts.service} of ` : ''}stack ${model.project} has no container`, {
+      hint: `run \`regctl up --dir ${opts.dir}\` first`,
+    });
+  }
+  const width = Math.max(...present.map((s) => s.name.length));
+  const prefix = (name: string) => (opts.service ? '' : `${name.padEnd(width)} | `);
+  await Promise.all(
+    present.map(async (svc) => {
+      const stream = await engine.logs(svc.containerName, {
+        follow: opts.follow ?? false,
+        timestamps: opts.timestamps ?? false,
+        ...(opts.tail !== undefined ? { tail: opts.tail } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+      const rl = createInterface({ input: stream, crlfDelay: Infinity });
+      for await (const line of rl) opts.write(`${prefix(svc.name)}${line}`);
+    }),
+  );
+}

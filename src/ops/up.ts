@@ -1,0 +1,511 @@
+/**
+ * `regctl up`: make the engine match the StackModel, wait until the stack answers, and say how to use it.
+ *
+ * Steps, each named in progress output and in errors: engine → config → network and volumes → images
+ * (build ours unless an image with the same context hash exists; use or pull the others) → containers (in
+ * dependency order; a container whose applied hash label matches is left alone, one that differs is
+ * recreated, one the model no longer has is removed) → Docker health → HTTP probes through Traefik.
+ *
+ * On failure everything this run created (containers, network, volumes) is removed again, unless
+ * `keepOnFailure`; the error names the step and carries the failing container's last log lines.
+ */
+import { existsSync } from 'node:fs';
+import { text } from 'node:stream/consumers';
+import { CliError } from '../cli/errors.js';
+import type { Output } from '../cli/output.js';
+import {
+  CONTEXT_HASH_LABEL,
+  DOCKERFILE_PATH,
+  collectContextFiles,
+  contextHash,
+  contextTar,
+  packageRoot,
+} from '../docker/build-context.js';
+import { EngineError, type ContainerInfo, type ContainerSpec, type DockerEngine, type ImageInfo } from '../docker/engine.js';
+import { LABELS, type ServiceModel } from '../stack/model.js';
+import { isTraefikDefaultCertificate, probe, retryUntil, servedCertificate, type ServedCertificate } from './http-probe.js';
+import { assertPortsFree, portHolder, portInUse } from './ports.js';
+import {
+  APPLIED_HASH_LABEL,
+  adminCredentials,
+  appliedHash,
+  bindPath,
+  containerSpec,
+  loadStack,
+  projectLabels,
+  startOrder,
+  type LoadedStack,
+} from './stack.js';
+
+export interface UpOptions {
+  dir: string;
+  prod?: boolean;
+  out: Output;
+  engine: DockerEngine;
+  keepOnFailure?: boolean;
+  /** How long to wait for Docker health checks (default 180 s). */
+  healthTimeoutMs?: number;
+  /** How long to wait for Traefik to route (default 60 s) and, in prod, for the ACME certificate. */
+  probeTimeoutMs?: number;
+  /** Skip the HTTP probes (unit tests without a network). */
+  skipProbes?: boolean;
+  /** Package directory used as the build context (default: this package). */
+  packageDir?: string;
+}
+
+export type ContainerAction = 'created' | 'recreated' | 'started' | 'unchanged' | 'removed';
+
+export interface UpResult {
+  project: string;
+  mode: 'dev' | 'prod';
+  networkCreated: boolean;
+  volumesCreated: string[];
+  imagesBuilt: string[];
+  imagesPulled: string[];
+  containers: { service: string; container: string; action: ContainerAction }[];
+  urls: { registry: string; ui?: string };
+  certificate?: ServedCertificate;
+  /** True when this run changed nothing at all. */
+  unchanged: boolean;
+}
+
+interface Undo {
+  containers: string[];
+  network?: string;
+  volumes: string[];
+}
+
+class StepFailure extends Error {
+  constructor(
+    readonly step: string,
+    override readonly cause: unknown,
+    readonly container?: string,
+  ) {
+    super(step);
+  }
+}
+
+export async function up(opts: UpOptions): Promise<UpResult> {
+  const { out, engine } = opts;
+  let step = 'contact the Docker engine';
+  out.step('Checking the Docker engine');
+  await engine.ping();
+
+  step = 'load regctl.yaml';
+  const stack = await loadStack(opts.dir, { prod: opts.prod ?? false });
+  const { model } = stack;
+  out.ok(`Loaded ${stack.dir}/regctl.yaml (project ${model.project}, ${model.mode} mode)`);
+  checkBindSources(stack);
+
+  const undo: Undo = { containers: [], volumes: [] };
+  const result: UpResult = {
+    project: model.project,
+    mode: model.mode,
+    networkCreated: false,
+    volumesCreated: [],
+    imagesBuilt: [],
+    imagesPulled: [],
+    containers: [],
+    urls: model.urls,
+    unchanged: true,
+  };
+
+  const run = async <T>(name: string, fn: () => Promise<T>, container?: string): Promise<T> => {
+    step = name;
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof StepFailure) throw err;
+      throw new StepFailure(name, err, container);
+    }
+  };
+
+  try {
+    out.step('Network and volumes');
+    result.networkCreated = await run(`create network ${model.network.name}`, () => engine.ensureNetwork(model.network.name, model.network.labels));
+    if (result.networkCreated) undo.network = model.network.name;
+    for (const v of model.volumes) {
+      if (await run(`create volume ${v.name}`, () => engine.ensureVolume(v.name, v.labels))) {
+        undo.volumes.push(v.name);
+        result.volumesCreated.push(v.name);
+      }
+    }
+    out.ok(
+      `Network ${model.network.name}${result.networkCreated ? ' created' : ''}, volumes ${model.volumes.map((v) => v.name).join(', ')}` +
+        (result.volumesCreated.length ? ` (created ${result.volumesCreated.join(', ')})` : ''),
+    );
+
+    const images = await run('prepare images', () => prepareImages(stack, opts, result));
+
+    const plan = await run('plan containers', () => planContainers(stack, engine, images));
+    await run('check ports', () => checkPorts(plan, engine));
+    await applyPlan(plan, engine, out, undo, result, run);
+
+    await run('wait for health checks', () => waitHealthy(stack, engine, out, opts.healthTimeoutMs ?? 180_000));
+
+    if (!opts.skipProbes) {
+      const cert = await run('probe through Traefik', () => probeStack(stack, out, opts.probeTimeoutMs ?? 60_000));
+      if (cert) result.certificate = cert;
+    }
+  } catch (err) {
+    const failure = err instanceof StepFailure ? err : new StepFailure(step, err);
+    throw await failAndCleanUp(failure, stack, engine, out, undo, opts.keepOnFailure ?? false);
+  }
+
+  result.unchanged =
+    !result.networkCreated &&
+    result.volumesCreated.length === 0 &&
+    result.imagesBuilt.length === 0 &&
+    result.imagesPulled.length === 0 &&
+    result.containers.every((c) => c.action === 'unchanged');
+  await printSummary(stack, out, result);
+  return result;
+}
+
+function checkBindSources(stack: LoadedStack): void {
+  for (const svc of stack.model.services) {
+    for (const m of svc.mounts) {
+      if (m.type !== 'bind') continue;
+      const path = bindPath(stack.dir, m.source);
+      if (!existsSync(path)) {
+        throw new CliError('CONFIG_MISSING', `${path} is missing (mounted into ${svc.name} at ${m.target})`, {
+          hint: `run \`regctl init --dir ${stack.dir}\` to render the stack's files again`,
+        });
+      }
+    }
+  }
+}
+
+/** Image references resolved to image IDs, building and pulling as needed. */
+async function prepareImages(stack: LoadedStack, opts: UpOptions, result: UpResult): Promise<Map<string, ImageInfo>> {
+  const { model } = stack;
+  const { out, engine } = opts;
+  const images = new Map<string, ImageInfo>();
+  for (const build of model.builds) {
+    out.step(`Image ${build.tag}`);
+    const ctx = await collectContextFiles(opts.packageDir ?? packageRoot());
+    if (!ctx.files.some((f) => f.startsWith('dist/'))) {
+      throw new CliError('BUILD_FAILED', `${ctx.root}/dist is missing: the package is not built`, { hint: 'run `npm run build` in the regctl package' });
+    }
+    if (!ctx.files.includes(DOCKERFILE_PATH)) {
+      throw new CliError('BUILD_FAILED', `${ctx.root}/${DOCKERFILE_PATH} is missing`, { hint: 'reinstall regctl' });
+    }
+    const hash = await contextHash(ctx, { ...build.args, '#dockerfile': build.dockerfile });
+    const existing = await engine.inspectImage(build.tag);
+    if (existing && existing.labels[CONTEXT_HASH_LABEL] === hash) {
+      out.ok(`Image ${build.tag} is up to date`);
+      images.set(build.tag, existing);
+      continue;
+    }
+    const base = build.args.BASE_IMAGE;
+    if (base && !(await engine.inspectImage(base))) {
+      out.step(`Pulling base image ${base}`);
+      try {
+        await engine.pullImage(base, (line) => out.progress(line));
+        result.imagesPulled.push(base);
+      } catch (err) {
+        throw new CliError('BUILD_FAILED', `base image ${base} is not present and could not be pulled: ${errorText(err)}`, {
+          hint: 'load the image (docker load / docker import) or set images.base in regctl.yaml to an image this engine has',
+          cause: err,
+        });
+      }
+    }
+    const tail: string[] = [];
+    const started = Date.now();
+    try {
+      const info = await engine.buildImage(
+        {
+          context: contextTar(ctx),
+          dockerfile: build.dockerfile,
+          tag: build.tag,
+          buildArgs: build.args,
+          labels: { ...build.labels, [CONTEXT_HASH_LABEL]: hash },
+        },
+        (line) => {
+          tail.push(line);
+          if (tail.length > 20) tail.shift();
+          out.progress(line);
+        },
+      );
+      images.set(build.tag, info);
+      result.imagesBuilt.push(build.tag);
+      out.ok(`Built ${build.tag} (${ctx.files.length} files, ${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    } catch (err) {
+      throw new CliError('BUILD_FAILED', `building ${build.tag} failed: ${errorText(err)}`, {
+        hint: 'check that images.base in regctl.yaml names an image with node >= 20 that this engine has',
+        details: tail.slice(-10),
+        cause: err,
+      });
+    }
+  }
+  for (const svc of model.services) {
+    if (svc.build !== undefined || images.has(svc.image)) continue;
+    let info = await engine.inspectImage(svc.image);
+    if (!info) {
+      out.step(`Pulling ${svc.image}`);
+      try {
+        await engine.pullImage(svc.image, (line) => out.progress(line));
+      } catch (err) {
+        throw new CliError('NOT_FOUND', `image ${svc.image} is not present and could not be pulled: ${errorText(err)}`, {
+          hint: `load it (docker load / docker import), or set images.${svc.name} in regctl.yaml to an image this engine has`,
+          cause: err,
+        });
+      }
+      result.imagesPulled.push(svc.image);
+      info = await engine.inspectImage(svc.image);
+      if (!info) throw new CliError('NOT_FOUND', `image ${svc.image} is still missing after the pull`);
+      out.ok(`Pulled ${svc.image}`);
+    } else {
+      out.ok(`Image ${svc.image} is present`);
+    }
+    images.set(svc.image, info);
+  }
+  return images;
+}
+
+interface PlannedContainer {
+  service: ServiceModel;
+  spec: ContainerSpec;
+  existing?: ContainerInfo;
+  action: ContainerAction;
+}
+
+interface Plan {
+  containers: PlannedContainer[];
+  /** Containers of this project the model no longer has. */
+  orphans: ContainerInfo[];
+}
+
+async function planContainers(stack: LoadedStack, engine: DockerEngine, images: Map<string, ImageInfo>): Promise<Plan> {
+  const existing = await engine.listContainers(projectLabels(stack.model));
+  const byName = new Map(existing.map((c) => [c.name, c]));
+  const containers: PlannedContainer[] = [];
+  for (const service of startOrder(stack.model.services)) {
+    const image = images.get(service.image);
+    if (!image) throw new Error(`image ${service.image} was not prepared`);
+    const base = containerSpec(stack, service);
+    const hash = await appliedHash(base, image.id);
+    const spec: ContainerSpec = { ...base, labels: { ...base.labels, [APPLIED_HASH_LABEL]: hash } };
+    const current = byName.get(service.containerName) ?? (await engine.inspectContainer(service.containerName));
+    let action: ContainerAction;
+    if (!current) action = 'created';
+    else if (current.labels[APPLIED_HASH_LABEL] !== hash || current.imageId !== image.id) action = 'recreated';
+    else if (current.state !== 'running') action = 'started';
+    else action = 'unchanged';
+    containers.push({ service, spec, action, ...(current ? { existing: current } : {}) });
+  }
+  const wanted = new Set(stack.model.services.map((s) => s.containerName));
+  const orphans = existing.filter((c) => !wanted.has(c.name));
+  return { containers, orphans };
+}
+
+async function checkPorts(plan: Plan, engine: DockerEngine): Promise<void> {
+  const freedByUs = new Set<number>();
+  for (const c of plan.orphans) for (const p of c.ports) freedByUs.add(p.hostPort);
+  for (const c of plan.containers) {
+    if (c.existing && c.action === 'recreated') for (const p of c.existing.ports) freedByUs.add(p.hostPort);
+  }
+  const needed = plan.containers
+    .filter((c) => c.action === 'created' || c.action === 'recreated' || c.action === 'started')
+    .flatMap((c) => c.spec.ports)
+    .filter((p) => !freedByUs.has(p.hostPort))
+    .map((p) => ({ port: p.hostPort, hostIp: p.hostIp }));
+  await assertPortsFree(needed, engine);
+}
+
+type Runner = <T>(name: string, fn: () => Promise<T>, container?: string) => Promise<T>;
+
+async function applyPlan(plan: Plan, engine: DockerEngine, out: Output, undo: Undo, result: UpResult, run: Runner): Promise<void> {
+  out.step('Containers');
+  for (const orphan of plan.orphans) {
+    await run(`remove ${orphan.name}`, () => engine.removeContainer(orphan.name), orphan.name);
+    result.containers.push({ service: orphan.labels[LABELS.service] ?? orphan.name, container: orphan.name, action: 'removed' });
+    out.ok(`${orphan.name} removed (no longer in the stack)`);
+  }
+  for (const c of plan.containers) {
+    const name = c.spec.name;
+    if (c.action === 'recreated') {
+      await run(`stop ${name}`, () => engine.stopContainer(name, 10), name);
+      await run(`remove ${name}`, () => engine.removeContainer(name), name);
+    }
+    if (c.action === 'created' || c.action === 'recreated') {
+      await run(`create ${name}`, () => engine.createContainer(c.spec), name);
+      undo.containers.push(name);
+    }
+    if (c.action !== 'unchanged') {
+      await run(`start ${name}`, () => startContainer(engine, c.spec), name);
+    }
+    result.containers.push({ service: c.service.name, container: name, action: c.action });
+    out.ok(`${name} ${c.action}`);
+  }
+}
+
+async function startContainer(engine: DockerEngine, spec: ContainerSpec): Promise<void> {
+  try {
+    await engine.startContainer(spec.name);
+  } catch (err) {
+    const message = errorText(err);
+    const m = /(?:0\.0\.0\.0|[\d.]+|\[::\]):(\d+)|port (\d+)/.exec(message);
+    if (/address already in use|port is already allocated/i.test(message)) {
+      const port = Number(m?.[1] ?? m?.[2] ?? spec.ports[0]?.hostPort ?? 0);
+      throw portInUse(port, await portHolder(port, engine));
+    }
+    throw err;
+  }
+}
+
+async function waitHealthy(stack: LoadedStack, engine: DockerEngine, out: Output, timeoutMs: number): Promise<void> {
+  const services = stack.model.services;
+  out.step(`Waiting for ${services.map((s) => s.name).join(', ')} to be healthy`);
+  const deadline = Date.now() + timeoutMs;
+  const pending = new Set(services.map((s) => s.containerName));
+  for (;;) {
+    for (const name of [...pending]) {
+      const info = await engine.inspectContainer(name);
+      if (!info) throw new StepFailure('wait for health checks', new Error(`${name} disappeared`), name);
+      if (info.state === 'exited' || info.state === 'dead') {
+        throw new StepFailure('wait for health checks', new Error(`${name} exited (code ${info.exitCode ?? '?'})`), name);
+      }
+      if (info.health === 'unhealthy') {
+        throw new StepFailure('wait for health checks', new Error(`${name} is unhealthy`), name);
+      }
+      if (info.state === 'running' && (info.health === undefined || info.health === 'healthy')) {
+        pending.delete(name);
+        out.ok(`${name} ${info.health ?? 'running'}`);
+      }
+    }
+    if (pending.size === 0) return;
+    if (Date.now() >= deadline) {
+      const first = [...pending][0];
+      throw new StepFailure(
+        'wait for health checks',
+        new CliError('HEALTH_TIMEOUT', `${[...pending].join(', ')} not healthy after ${Math.round(timeoutMs / 1000)} s`),
+        first,
+      );
+    }
+    out.progress(`waiting for ${[...pending].join(', ')}`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+/** GET /v2/ through Traefik: 401 without credentials, 200 with the admin's; the UI answers; in prod the ACME cert. */
+async function probeStack(stack: LoadedStack, out: Output, timeoutMs: number): Promise<ServedCertificate | undefined> {
+  const { model, config } = stack;
+  const tls = model.mode === 'prod';
+  const port = tls ? config.ports.https : config.ports.http;
+  const host = model.hostnames.registry;
+  const base = { port, host, tls, insecure: true, timeoutMs: 5000 };
+  out.step(`Probing ${model.urls.registry}/v2/ through Traefik`);
+  await retryUntil(
+    async () => {
+      const res = await probe({ ...base, path: '/v2/' });
+      return res.status === 401 ? res : undefined;
+    },
+    { timeoutMs, describe: () => `GET ${model.urls.registry}/v2/ through 127.0.0.1:${port} did not answer 401 without credentials` },
+  );
+  out.ok(`/v2/ answers 401 without credentials`);
+  const creds = await adminCredentials(stack.dir);
+  if (creds) {
+    const res = await probe({ ...base, path: '/v2/', auth: creds });
+    if (res.status !== 200) throw new Error(`GET /v2/ with ${creds.username}'s credentials from .env answered ${res.status}, not 200`);
+    out.ok(`/v2/ answers 200 with ${creds.username}'s credentials`);
+  } else {
+    out.warn('no REGISTRY_USERNAME/REGISTRY_PASSWORD in .env: skipped the authenticated probe');
+  }
+  if (model.hostnames.ui) {
+    const uiHost = model.hostnames.ui;
+    await retryUntil(
+      async () => {
+        const res = await probe({ ...base, host: uiHost, path: '/' });
+        return res.status > 0 && res.status < 500 && res.status !== 404 ? res : undefined;
+      },
+      { timeoutMs, describe: () => `the UI at ${model.urls.ui} did not answer through Traefik` },
+    );
+    out.ok(`UI answers at ${model.urls.ui}`);
+  }
+  if (!tls) return undefined;
+  const redirect = await probe({ port: config.ports.http, host, path: '/v2/', timeoutMs: 5000 });
+  if (redirect.status < 300 || redirect.status >= 400 || !String(redirect.headers.location ?? '').startsWith('https://')) {
+    throw new Error(`http://${host}/v2/ answered ${redirect.status} instead of a redirect to HTTPS`);
+  }
+  out.ok('HTTP redirects to HTTPS');
+  try {
+    const cert = await retryUntil(
+      async () => {
+        const c = await servedCertificate({ port, servername: host });
+        return isTraefikDefaultCertificate(c) ? undefined : c;
+      },
+      { timeoutMs: Math.max(timeoutMs, 120_000), intervalMs: 2000, describe: () => `no ACME certificate for ${host} yet` },
+    );
+    out.ok(`Certificate for ${host} issued by ${cert.issuer}, valid until ${cert.validTo}`);
+    return cert;
+  } catch (err) {
+    out.warn(`${errorText(err)}; Traefik keeps trying (see \`regctl logs traefik\`)`);
+    return undefined;
+  }
+}
+
+async function failAndCleanUp(failure: StepFailure, stack: LoadedStack, engine: DockerEngine, out: Output, undo: Undo, keep: boolean): Promise<CliError> {
+  const cause = failure.cause;
+  const details: string[] = [];
+  const container = failure.container;
+  if (container) {
+    try {
+      const log = (await text(await engine.logs(container, { tail: 20 }))).split('\n').filter((l) => l.trim() !== '');
+      if (log.length) details.push(`last log lines of ${container}:`, ...log.map((l) => `  ${l}`));
+    } catch {
+      // the container may not exist: nothing to show
+    }
+  }
+  if (!keep) {
+    for (const name of [...undo.containers].reverse()) {
+      try {
+        await engine.removeContainer(name);
+      } catch (err) {
+        out.warn(`could not remove ${name}: ${errorText(err)}`);
+      }
+    }
+    if (undo.network) await engine.removeNetwork(undo.network).catch((err: unknown) => out.warn(`could not remove network ${undo.network}: ${errorText(err)}`));
+    for (const v of undo.volumes) await engine.removeVolume(v).catch((err: unknown) => out.warn(`could not remove volume ${v}: ${errorText(err)}`));
+    const removed = undo.containers.length + (undo.network ? 1 : 0) + undo.volumes.length;
+    if (removed) out.warn(`removed what this run created (${[...undo.containers, ...(undo.network ? [undo.network] : []), ...undo.volumes].join(', ')})`);
+  } else if (undo.containers.length) {
+    out.warn(`kept ${undo.containers.join(', ')} for inspection (--keep-on-failure); \`regctl down --dir ${stack.dir}\` removes them`);
+  }
+  if (cause instanceof CliError) {
+    return new CliError(cause.code, `${failure.step}: ${cause.message}`, {
+      ...(cause.hint ? { hint: cause.hint } : {}),
+      details: [...cause.details, ...details],
+      cause,
+    });
+  }
+  const code = failure.step.startsWith('wait for health') || failure.step.startsWith('probe') ? 'HEALTH_TIMEOUT' : 'INTERNAL';
+  const hint = container
+    ? `see \`regctl logs ${stack.model.services.find((s) => s.containerName === container)?.name ?? container} --dir ${stack.dir}\`; \`regctl up --keep-on-failure\` keeps the containers for inspection`
+    : cause instanceof EngineError
+      ? 'check the Docker engine (docker info) and the message above'
+      : 'run with REGCTL_DEBUG=1 for the stack trace';
+  return new CliError(code, `${failure.step} failed: ${errorText(cause)}`, { hint, details, cause });
+}
+
+async function printSummary(stack: LoadedStack, out: Output, result: UpResult): Promise<void> {
+  const { model } = stack;
+  out.line();
+  out.ok(result.unchanged ? `Stack ${model.project} is up; nothing changed` : `Stack ${model.project} is up (${model.mode})`);
+  out.line(`  Registry: ${model.urls.registry}`);
+  if (model.urls.ui) out.line(`  Web UI:   ${model.urls.ui}`);
+  const registryHost = new URL(model.urls.registry).host;
+  const creds = await adminCredentials(stack.dir);
+  const user = creds?.username ?? 'admin';
+  out.line(`  Log in:   grep REGISTRY_PASSWORD ${stack.dir}/.env | cut -d= -f2- | docker login ${registryHost} -u ${user} --password-stdin`);
+  if (model.mode === 'dev') {
+    const direct = stack.config.ports.registry;
+    out.line(`  Dev mode serves plain HTTP: add to /etc/docker/daemon.json and restart dockerd:`);
+    out.line(`    { "insecure-registries": ["${registryHost}"${direct ? `, "127.0.0.1:${direct}"` : ''}] }`);
+    out.line(`  and make ${model.hostnames.registry}${model.hostnames.ui ? ` and ${model.hostnames.ui}` : ''} resolve to this machine (DNS or /etc/hosts).`);
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
