@@ -1,0 +1,151 @@
+/**
+ * config → the files of a stack directory:
+ *
+ * ```
+ * regctl.yaml              the config (source of truth)
+ * compose.yaml             dev stack (HTTP)            compose.prod.yaml     prod stack (HTTPS, ACME)
+ * traefik/traefik.yml      Traefik static config, dev  traefik/traefik.prod.yml                  prod
+ * auth/access.yaml         who may pull/push/delete what
+ * auth/htpasswd    0600    bcrypt hashes (secret; never re-rendered once it exists)
+ * .env             0600    COMPOSE_PROJECT_NAME, REGCTL_PACKAGE_DIR, images, admin password (secret)
+ * .gitignore               keeps .env, auth/htpasswd, letsencrypt/ and *.bak out of git
+ * ```
+ * Rendering is pure; `writeStack` plans and writes (see write.ts).
+ */
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_REGISTRY_IMAGE, type StackConfig } from '../config/schema.js';
+import { CONFIG_FILE } from '../config/load.js';
+import { buildStackModel, TRAEFIK_CONFIG_FILES } from './build-model.js';
+import { COMPOSE_FILES, renderCompose, toYamlText } from './compose.js';
+import { renderEnv } from './env.js';
+import { traefikStaticConfig } from './traefik.js';
+import { applyPlan, planStack, type ApplyResult, type PlannedFile, type StackFile } from './write.js';
+import type { StackMode } from './model.js';
+
+/** This package's root directory (the build context of the registry image). */
+export const PACKAGE_DIR = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
+
+export interface StackSecrets {
+  username: string;
+  password: string;
+  /** Full text of auth/htpasswd. */
+  htpasswd: string;
+}
+
+export interface RenderOptions {
+  /** Written to `.env` as REGCTL_PACKAGE_DIR. */
+  packageDir?: string;
+  /** Without secrets (committed examples), `.env.example` replaces `.env` and there is no htpasswd. */
+  secrets?: StackSecrets;
+  version?: string;
+}
+
+const MODES: StackMode[] = ['dev', 'prod'];
+
+/** regctl.yaml as a person would write it: defaults that follow the package (the image tag) are left out. */
+export function configDocument(config: StackConfig): Record<string, unknown> {
+  const users = Object.fromEntries(
+    Object.entries(config.users).map(([name, u]) => [name, u.admin ? { admin: true } : { rules: u.rules }]),
+  );
+  const images: Record<string, string> = { ...config.images };
+  if (images.registry === DEFAULT_REGISTRY_IMAGE) delete images.registry;
+  const acme: Record<string, string> = {};
+  if (config.acme.email) acme.email = config.acme.email;
+  acme.caServer = config.acme.caServer;
+  if (config.acme.caCertificates) acme.caCertificates = config.acme.caCertificates;
+  return {
+    version: config.version,
+    name: config.name,
+    host: config.host,
+    mode: config.mode,
+    ports: config.ports,
+    users,
+    ...(config.storage.volume ? { storage: { volume: config.storage.volume } } : {}),
+    ui: config.ui,
+    acme,
+    images,
+    traefik: config.traefik,
+    registry: config.registry,
+  };
+}
+
+const CONFIG_HEADER = [
+  ' regctl stack configuration: the single source of truth of this directory.',
+  ' After editing, run `regctl init --force` to re-render the other files, then `regctl up`.',
+  ' Passwords are not here: see .env (the admin) and auth/htpasswd (bcrypt hashes).',
+].join('\n');
+
+function accessDocument(config: StackConfig): Record<string, unknown> {
+  return {
+    users: Object.fromEntries(
+      Object.entries(config.users).map(([name, u]) => [name, u.admin ? { admin: true } : { rules: u.rules }]),
+    ),
+  };
+}
+
+const ACCESS_HEADER = [
+  ' Who may do what on this registry, read by the registry next to auth/htpasswd.',
+  ' Rendered from the users of regctl.yaml. admin: every action everywhere; rules: actions (pull, push,',
+  ' delete) on repositories matching a pattern (* within one path segment, ** across segments).',
+  ' A user in htpasswd but not listed here gets nothing.',
+].join('\n');
+
+const GITIGNORE = [
+  '# Secrets and machine state of this regctl stack: never commit them.',
+  '.env',
+  'auth/htpasswd',
+  'letsencrypt/',
+  '*.bak',
+  '',
+].join('\n');
+
+function traefikHeader(mode: StackMode): string {
+  return [
+    ` Traefik static configuration (${mode}), rendered by regctl from regctl.yaml.`,
+    ' readTimeout is raised on the entrypoints: Traefik\'s 60 s default would cut long `docker push` uploads.',
+    ' Only containers of this compose project with traefik.enable=true are routed, over the stack network.',
+  ].join('\n');
+}
+
+export function renderStack(config: StackConfig, opts: RenderOptions = {}): StackFile[] {
+  const packageDir = opts.packageDir ?? PACKAGE_DIR;
+  const files: StackFile[] = [
+    { path: CONFIG_FILE, content: toYamlText(configDocument(config), CONFIG_HEADER), mode: 0o644, secret: false },
+  ];
+  for (const mode of MODES) {
+    const model = buildStackModel(config, mode, opts.version ? { version: opts.version } : {});
+    files.push({ path: COMPOSE_FILES[mode], content: renderCompose(model), mode: 0o644, secret: false });
+  }
+  for (const mode of MODES) {
+    const staticConfig = traefikStaticConfig({
+      mode,
+      project: config.name,
+      network: `${config.name}_proxy`,
+      dashboard: config.traefik.dashboard,
+      readTimeout: config.traefik.readTimeout,
+      writeTimeout: config.traefik.writeTimeout,
+      idleTimeout: config.traefik.idleTimeout,
+      accessLog: config.traefik.accessLog,
+      logLevel: config.traefik.logLevel,
+      acme: config.acme,
+    });
+    files.push({ path: TRAEFIK_CONFIG_FILES[mode], content: toYamlText(staticConfig, traefikHeader(mode)), mode: 0o644, secret: false });
+  }
+  files.push({ path: 'auth/access.yaml', content: toYamlText(accessDocument(config), ACCESS_HEADER), mode: 0o644, secret: false });
+  files.push({ path: '.gitignore', content: GITIGNORE, mode: 0o644, secret: false });
+  if (opts.secrets) {
+    const { username, password } = opts.secrets;
+    files.push({ path: '.env', content: renderEnv(config, { packageDir, secrets: { username, password } }), mode: 0o600, secret: true });
+    files.push({ path: 'auth/htpasswd', content: opts.secrets.htpasswd, mode: 0o600, secret: true, keepExisting: true });
+  } else {
+    files.push({ path: '.env.example', content: renderEnv(config, { packageDir, secrets: undefined }), mode: 0o644, secret: false });
+  }
+  return files;
+}
+
+/** Plans and writes a rendered stack (see write.ts for statuses and what `force` does). */
+export async function writeStack(dir: string, files: StackFile[], opts: { force?: boolean } = {}): Promise<{ plan: PlannedFile[]; result: ApplyResult }> {
+  const plan = await planStack(dir, files);
+  const result = await applyPlan(dir, plan, opts);
+  return { plan, result };
+}
