@@ -5,6 +5,7 @@ import { upCommand } from './up.js';
 import { downCommand } from './down.js';
 import { statusCommand } from './status.js';
 import { logsCommand } from './logs.js';
+import { uiCommand } from './ui.js';
 
 /** Every command of the program, in the order `--help` lists them. One file per command. */
 export const commandFactories: ((ctx: CliContext) => Command)[] = [
@@ -13,4 +14,5 @@ export const commandFactories: ((ctx: CliContext) => Command)[] = [
   (ctx) => downCommand(ctx),
   (ctx) => statusCommand(ctx),
   (ctx) => logsCommand(ctx),
+  (ctx) => uiCommand(ctx),
 ];

@@ -1,0 +1,91 @@
+import { Command } from 'commander';
+import type { CliContext } from '../context.js';
+import { CliError } from '../errors.js';
+
+export interface UiCommandOptions {
+  listen?: string;
+  registry?: string;
+  publicRegistry?: string;
+  secureCookies?: boolean;
+}
+
+export interface ResolvedUiOptions {
+  host: string;
+  port: number;
+  registry: string;
+  publicRegistry: string | undefined;
+  secureCookies: boolean;
+}
+
+const TRUE_VALUES = new Set(['1', 'true', 'yes', 'on']);
+
+/** Flags beat environment variables, which beat defaults. Throws a USAGE CliError on bad values. */
+export function resolveUiOptions(flags: UiCommandOptions, env: NodeJS.ProcessEnv): ResolvedUiOptions {
+  const listen = flags.listen ?? env.REGCTL_UI_LISTEN ?? '127.0.0.1:8080';
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) {
+    throw new CliError('USAGE', `--listen must be HOST:PORT, got "${listen}"`, { hint: 'for example --listen 0.0.0.0:8080' });
+  }
+  const host = m[1] ?? (m[2] || '0.0.0.0');
+  const registry = flags.registry ?? env.REGCTL_UI_REGISTRY ?? 'http://127.0.0.1:5000';
+  let registryUrl: URL;
+  try {
+    registryUrl = new URL(registry);
+  } catch {
+    throw new CliError('USAGE', `--registry must be a URL, got "${registry}"`, { hint: 'for example --registry http://registry:5000' });
+  }
+  if (registryUrl.protocol !== 'http:' && registryUrl.protocol !== 'https:') {
+    throw new CliError('USAGE', `--registry must be an http or https URL, got "${registry}"`);
+  }
+  const secureEnv = env.REGCTL_UI_SECURE_COOKIES;
+  return {
+    host,
+    port,
+    registry: registryUrl.toString().replace(/\/$/, ''),
+    publicRegistry: flags.publicRegistry ?? env.REGCTL_UI_PUBLIC_REGISTRY ?? undefined,
+    secureCookies: flags.secureCookies ?? (secureEnv !== undefined && TRUE_VALUES.has(secureEnv.toLowerCase())),
+  };
+}
+
+export function uiCommand(ctx: CliContext): Command {
+  return new Command('ui')
+    .description('Run the web UI: browse, inspect and delete images of a registry')
+    .option('--listen <host:port>', 'address to listen on (env REGCTL_UI_LISTEN)', undefined)
+    .option('--registry <url>', 'the registry as this server reaches it (env REGCTL_UI_REGISTRY)')
+    .option('--public-registry <host>', 'registry host shown in pull commands (env REGCTL_UI_PUBLIC_REGISTRY)')
+    .option('--secure-cookies', 'mark the session cookie Secure, for HTTPS (env REGCTL_UI_SECURE_COOKIES)')
+    .action(async (flags: UiCommandOptions) => {
+      const opts = resolveUiOptions(flags, ctx.env);
+      const { createUiServer } = await import('../../ui/server.js');
+      const server = createUiServer({
+        host: opts.host,
+        port: opts.port,
+        registry: opts.registry,
+        ...(opts.publicRegistry ? { publicRegistry: opts.publicRegistry } : {}),
+        secureCookies: opts.secureCookies,
+        onError: (err) => ctx.out.warn(`ui: ${err instanceof Error ? err.message : String(err)}`),
+      });
+      let address: { url: string };
+      try {
+        address = await server.listen();
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EADDRINUSE') {
+          throw new CliError('PORT_IN_USE', `${opts.host}:${opts.port} is already in use`, { hint: 'choose another with --listen HOST:PORT' });
+        }
+        throw new CliError('INTERNAL', `cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`, { cause: err });
+      }
+      ctx.out.ok(`web UI on ${address.url} (registry ${opts.registry})`);
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          resolve();
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+      await server.close();
+    });
+}

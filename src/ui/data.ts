@@ -1,0 +1,376 @@
+/**
+ * What the pages show, computed from the registry API with the session's credentials and cached per session:
+ * catalog and tag lists for a short while (they change), manifests and configs by digest for longer (they never
+ * change). Fan-out to the registry is bounded so a 2,000-repository list does not flood it.
+ */
+import { mapLimit } from './cache.js';
+import { isAdmin } from './permissions.js';
+import {
+  isIndex,
+  RegistryDeniedError,
+  RegistryHttpError,
+  RegistryNotFoundError,
+  type Descriptor,
+  type GcReport,
+  type FetchedManifest,
+  type ImageConfig,
+  type ImageManifest,
+  type RegistryClient,
+  type UsageReport,
+} from './registry-client.js';
+import type { Session } from './sessions.js';
+
+const IMMUTABLE_TTL_MS = 10 * 60_000;
+export const FAN_OUT = 8;
+
+export interface PlatformInfo {
+  platform: string;
+  digest: string;
+  size: number;
+  created: string | undefined;
+}
+
+export interface TagInfo {
+  tag: string;
+  digest: string;
+  mediaType: string;
+  kind: 'image' | 'index' | 'artifact';
+  /** Bytes the tag's content occupies: manifest(s), config(s) and layers, each distinct blob once. */
+  size: number;
+  created: string | undefined;
+  platforms: PlatformInfo[];
+}
+
+export interface RepoSummary {
+  name: string;
+  tags: number | undefined;
+  size: number | undefined;
+  /** From the admin usage report (`lastPush`) or, without it, the newest image's creation date. */
+  updated: string | undefined;
+}
+
+export type SortKey = 'name' | 'tags' | 'size' | 'updated';
+
+export interface ImageDetails {
+  name: string;
+  reference: string;
+  fetched: FetchedManifest;
+  kind: 'image' | 'index' | 'artifact';
+  config: ImageConfig | undefined;
+  configRaw: string | undefined;
+  size: number;
+  platforms: PlatformInfo[];
+  referrers: Descriptor[] | undefined;
+  referrersError: string | undefined;
+}
+
+/** A blob (or manifest) a tag needs, with its size. */
+type BlobSet = Map<string, number>;
+
+export class RegistryData {
+  constructor(
+    readonly client: RegistryClient,
+    private readonly session: Session,
+  ) {}
+
+  private cached<T>(key: string, compute: () => Promise<T>, ttlMs?: number): Promise<T> {
+    return this.session.cache.get(key, compute, ttlMs) as Promise<T>;
+  }
+
+  catalog(): Promise<string[]> {
+    return this.cached('catalog', () => this.client.catalog());
+  }
+
+  tags(name: string): Promise<string[]> {
+    return this.cached(`tags:${name}`, () => this.client.tags(name));
+  }
+
+  usage(): Promise<UsageReport> {
+    return this.cached('usage', () => this.client.usage());
+  }
+
+  gcDryRun(): Promise<GcReport> {
+    return this.cached('gc-dry-run', () => this.client.gcDryRun());
+  }
+
+  referrers(name: string, digest: string): Promise<Descriptor[]> {
+    return this.cached(`referrers:${name}@${digest}`, () => this.client.referrers(name, digest));
+  }
+
+  manifest(name: string, reference: string): Promise<FetchedManifest> {
+    if (reference.includes(':')) return this.cached(`manifest:${name}@${reference}`, () => this.client.manifest(name, reference), IMMUTABLE_TTL_MS);
+    return this.cached(`manifest:${name}:${reference}`, () => this.client.manifest(name, reference));
+  }
+
+  config(name: string, digest: string): Promise<{ config: ImageConfig; raw: string }> {
+    return this.cached(
+      `config:${name}@${digest}`,
+      async () => {
+        const config = await this.client.blobJson<ImageConfig>(name, digest);
+        return { config, raw: JSON.stringify(config, null, 2) };
+      },
+      IMMUTABLE_TTL_MS,
+    );
+  }
+
+  /** Drops what a write to `name` makes stale. */
+  invalidateRepository(name: string): void {
+    this.session.cache.invalidate((key) => key === 'catalog' || key === 'usage' || key === 'gc-dry-run' || key.startsWith(`referrers:${name}@`) || key.startsWith(`repo:${name}:`) || key === `tags:${name}` || key.startsWith(`manifest:${name}:`) || key.startsWith(`tag:${name}:`));
+  }
+
+  /** Tag details: digest, kind, size, created, and each platform of an index with its own size and date. */
+  tagInfo(name: string, tag: string): Promise<TagInfo> {
+    return this.cached(`tag:${name}:${tag}`, async () => {
+      const fetched = await this.manifest(name, tag);
+      const { kind, size, created, platforms } = await this.describe(name, fetched);
+      return { tag, digest: fetched.digest, mediaType: fetched.mediaType, kind, size, created, platforms };
+    });
+  }
+
+  private async describe(name: string, fetched: FetchedManifest): Promise<{ kind: TagInfo['kind']; size: number; created: string | undefined; platforms: PlatformInfo[] }> {
+    const blobs = await this.blobSet(name, fetched);
+    const size = sum(blobs);
+    const m = fetched.manifest;
+    if (isIndex(m)) {
+      const children = platformChildren(m.manifests);
+      const platforms = await mapLimit(children, FAN_OUT, async (d) => {
+        const child = await this.manifest(name, d.digest);
+        const info = await this.imageInfo(name, child);
+        return { platform: platformName(d), digest: d.digest, size: info.size, created: info.created };
+      });
+      const created = platforms.map((p) => p.created).filter((c): c is string => Boolean(c)).sort().at(-1);
+      return { kind: 'index', size, created, platforms };
+    }
+    const info = await this.imageInfo(name, fetched);
+    return { kind: info.artifact ? 'artifact' : 'image', size, created: info.created, platforms: info.platform ? [{ platform: info.platform, digest: fetched.digest, size: info.size, created: info.created }] : [] };
+  }
+
+  private async imageInfo(name: string, fetched: FetchedManifest): Promise<{ size: number; created: string | undefined; platform: string | undefined; artifact: boolean }> {
+    const m = fetched.manifest as ImageManifest;
+    const size = (m.config?.size ?? 0) + (m.layers ?? []).reduce((n, l) => n + (l.size ?? 0), 0);
+    if (!isImageConfig(m)) {
+      return { size, created: m.annotations?.['org.opencontainers.image.created'], platform: undefined, artifact: true };
+    }
+    try {
+      const { config } = await this.config(name, m.config.digest);
+      const platform = config.os && config.architecture ? [config.os, config.architecture, config.variant].filter(Boolean).join('/') : undefined;
+      return { size, created: config.created ?? m.annotations?.['org.opencontainers.image.created'], platform, artifact: false };
+    } catch (err) {
+      if (err instanceof RegistryNotFoundError) return { size, created: undefined, platform: undefined, artifact: false };
+      throw err;
+    }
+  }
+
+  /** Every blob and manifest a manifest needs (children of an index included), each counted once. */
+  async blobSet(name: string, fetched: FetchedManifest): Promise<BlobSet> {
+    const out: BlobSet = new Map();
+    out.set(fetched.digest, Buffer.byteLength(fetched.raw));
+    const m = fetched.manifest;
+    if (isIndex(m)) {
+      const children = await mapLimit(m.manifests, FAN_OUT, async (d) => {
+        try {
+          return await this.manifest(name, d.digest);
+        } catch (err) {
+          if (err instanceof RegistryNotFoundError) return undefined;
+          throw err;
+        }
+      });
+      for (const child of children) if (child) for (const [d, s] of await this.blobSet(name, child)) out.set(d, s);
+    } else {
+      if (m.config) out.set(m.config.digest, m.config.size);
+      for (const l of m.layers ?? []) out.set(l.digest, l.size);
+    }
+    return out;
+  }
+
+  /** Every tag of a repository with details, fetched with bounded concurrency. */
+  async tagInfos(name: string, tags: readonly string[]): Promise<(TagInfo | { tag: string; error: string })[]> {
+    return mapLimit(tags, FAN_OUT, async (tag) => {
+      try {
+        return await this.tagInfo(name, tag);
+      } catch (err) {
+        if (err instanceof RegistryNotFoundError || err instanceof RegistryDeniedError) return { tag, error: err.message };
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * Summaries for the list page. Admins get everything from one usage report; other users get tag counts for
+   * all repositories and sizes/dates for those in `detailed` (the visible page, or all when sorting needs them).
+   */
+  async summaries(names: readonly string[], detailed: ReadonlySet<string> | 'all'): Promise<Map<string, RepoSummary>> {
+    const out = new Map<string, RepoSummary>();
+    if (isAdmin(this.session.whoami)) {
+      try {
+        const usage = await this.usage();
+        const byName = new Map(usage.repositories.map((r) => [r.name, r]));
+        for (const name of names) {
+          const r = byName.get(name);
+          out.set(name, { name, tags: r?.tags, size: r ? r.exclusiveBytes + r.sharedBytes : undefined, updated: r?.lastPush ?? undefined });
+        }
+        return out;
+      } catch (err) {
+        if (!(err instanceof RegistryNotFoundError)) throw err;
+      }
+    }
+    await mapLimit(names, FAN_OUT, async (name) => {
+      const tags = await this.tags(name).catch((err: unknown) => {
+        if (err instanceof RegistryNotFoundError || err instanceof RegistryDeniedError) return undefined;
+        throw err;
+      });
+      if (!tags || (detailed !== 'all' && !detailed.has(name))) {
+        out.set(name, { name, tags: tags?.length, size: undefined, updated: undefined });
+        return;
+      }
+      out.set(name, await this.repoDetails(name, tags));
+    });
+    return out;
+  }
+
+  private repoDetails(name: string, tags: readonly string[]): Promise<RepoSummary> {
+    return this.cached(`repo:${name}:${tags.length}`, async () => {
+      const infos = await this.tagInfos(name, tags);
+      const blobs: BlobSet = new Map();
+      let updated: string | undefined;
+      await mapLimit(infos, 2, async (info) => {
+        if ('error' in info) return;
+        if (info.created && (!updated || info.created > updated)) updated = info.created;
+        const fetched = await this.manifest(name, info.digest);
+        for (const [d, s] of await this.blobSet(name, fetched)) blobs.set(d, s);
+      });
+      return { name, tags: tags.length, size: sum(blobs), updated };
+    });
+  }
+}
+
+export interface DeletePreview {
+  name: string;
+  tag: string;
+  info: TagInfo;
+  /** Other tags pointing at the same digest: they stay, and so does the image. */
+  siblings: string[];
+  /** Bytes of blobs and manifests that no other tag of this repository needs: a GC may free up to this much. */
+  exclusiveBytes: number;
+  exclusiveBlobs: number;
+  /** What a GC would free right now, before this delete (admin dry run); undefined without the admin API. */
+  reclaimableNow: number | undefined;
+}
+
+export async function imageDetails(data: RegistryData, name: string, reference: string): Promise<ImageDetails> {
+  const fetched = await data.manifest(name, reference);
+  const m = fetched.manifest;
+  let config: ImageConfig | undefined;
+  let configRaw: string | undefined;
+  let kind: ImageDetails['kind'];
+  let platforms: PlatformInfo[] = [];
+  if (isIndex(m)) {
+    kind = 'index';
+    platforms = await mapLimit(platformChildren(m.manifests), FAN_OUT, async (d) => {
+      const child = await data.manifest(name, d.digest);
+      const im = child.manifest as ImageManifest;
+      const size = (im.config?.size ?? 0) + (im.layers ?? []).reduce((n, l) => n + l.size, 0);
+      let created: string | undefined;
+      if (isImageConfig(im)) created = (await data.config(name, im.config.digest)).config.created;
+      return { platform: platformName(d), digest: d.digest, size, created };
+    });
+  } else if (isImageConfig(m)) {
+    kind = 'image';
+    const c = await data.config(name, m.config.digest);
+    config = c.config;
+    configRaw = c.raw;
+  } else {
+    kind = 'artifact';
+  }
+  const size = [...(await data.blobSet(name, fetched)).values()].reduce((a, b) => a + b, 0);
+  let referrers: Descriptor[] | undefined;
+  let referrersError: string | undefined;
+  try {
+    referrers = await data.referrers(name, fetched.digest);
+  } catch (err) {
+    if (err instanceof RegistryNotFoundError || err instanceof RegistryHttpError) referrersError = 'this registry does not serve the referrers API';
+    else throw err;
+  }
+  return { name, reference, fetched, kind, config, configRaw, size, platforms, referrers, referrersError };
+}
+
+export async function deletePreview(data: RegistryData, name: string, tag: string, admin: boolean): Promise<DeletePreview> {
+  const info = await data.tagInfo(name, tag);
+  const others = (await data.tags(name)).filter((t) => t !== tag);
+  const otherInfos = await data.tagInfos(name, others);
+  const siblings: string[] = [];
+  const keep = new Set<string>();
+  await mapLimit(otherInfos, FAN_OUT, async (o) => {
+    if ('error' in o) return;
+    if (o.digest === info.digest) siblings.push(o.tag);
+    for (const d of (await data.blobSet(name, await data.manifest(name, o.digest))).keys()) keep.add(d);
+  });
+  siblings.sort();
+  let exclusiveBytes = 0;
+  let exclusiveBlobs = 0;
+  if (siblings.length === 0) {
+    for (const [d, s] of await data.blobSet(name, await data.manifest(name, info.digest))) {
+      if (keep.has(d)) continue;
+      exclusiveBytes += s;
+      exclusiveBlobs++;
+    }
+  }
+  let reclaimableNow: number | undefined;
+  if (admin) {
+    try {
+      reclaimableNow = (await data.gcDryRun()).freedBytes;
+    } catch (err) {
+      if (!(err instanceof RegistryNotFoundError || err instanceof RegistryHttpError)) throw err;
+    }
+  }
+  return { name, tag, info, siblings, exclusiveBytes, exclusiveBlobs, reclaimableNow };
+}
+
+export function sortSummaries(list: RepoSummary[], key: SortKey, descending: boolean): RepoSummary[] {
+  const dir = descending ? -1 : 1;
+  const value = (r: RepoSummary): number | string | undefined => (key === 'name' ? r.name : key === 'tags' ? r.tags : key === 'size' ? r.size : r.updated);
+  return [...list].sort((a, b) => {
+    const va = value(a);
+    const vb = value(b);
+    if (va === undefined && vb !== undefined) return 1;
+    if (vb === undefined && va !== undefined) return -1;
+    if (va !== undefined && vb !== undefined && va !== vb) return va < vb ? -dir : dir;
+    return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+  });
+}
+
+/** Case-insensitive: every whitespace-separated word of the query must appear in the name. */
+export function matchesQuery(name: string, query: string): boolean {
+  const words = query.toLowerCase().split(/\s+/).filter(Boolean);
+  const lower = name.toLowerCase();
+  return words.every((w) => lower.includes(w));
+}
+
+export function platformName(d: Descriptor): string {
+  const p = d.platform;
+  if (!p) return 'unknown';
+  return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
+}
+
+/** An index's entries that are runnable images (attestations and unknown/unknown entries are not platforms). */
+export function platformChildren(manifests: readonly Descriptor[]): Descriptor[] {
+  return manifests.filter((d) => d.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest' && !(d.platform?.os === 'unknown' && d.platform.architecture === 'unknown'));
+}
+
+function isImageConfig(m: ImageManifest): boolean {
+  const t = m.config?.mediaType;
+  return t === 'application/vnd.oci.image.config.v1+json' || t === 'application/vnd.docker.container.image.v1+json';
+}
+
+function sum(blobs: BlobSet): number {
+  let n = 0;
+  for (const s of blobs.values()) n += s;
+  return n;
+}
+
+/** Paginates a list: 1-based page, clamped to the last page. */
+export function paginate<T>(items: readonly T[], page: number, perPage: number): { items: T[]; page: number; pages: number; total: number } {
+  const pages = Math.max(1, Math.ceil(items.length / perPage));
+  const p = Math.min(Math.max(1, Number.isFinite(page) ? Math.floor(page) : 1), pages);
+  return { items: items.slice((p - 1) * perPage, p * perPage), page: p, pages, total: items.length };
+}

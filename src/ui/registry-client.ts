@@ -1,0 +1,298 @@
+/**
+ * The UI's server-side client of the registry's HTTP API (OCI Distribution v1.1 + our admin API), acting with one
+ * user's credentials. Errors are typed so pages can say what went wrong: `RegistryAuthError` (the credentials are
+ * no longer accepted: the session must end), `RegistryDownError` (nothing answers), `RegistryNotFoundError`,
+ * `RegistryDeniedError` and `RegistryHttpError` for the rest.
+ */
+import { createHash } from 'node:crypto';
+
+export const MEDIA_TYPES = {
+  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
+  ociIndex: 'application/vnd.oci.image.index.v1+json',
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+} as const;
+
+const MANIFEST_ACCEPT = [
+  MEDIA_TYPES.ociIndex,
+  MEDIA_TYPES.ociManifest,
+  MEDIA_TYPES.dockerList,
+  MEDIA_TYPES.dockerManifest,
+].join(', ');
+
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  artifactType?: string;
+  annotations?: Record<string, string>;
+  platform?: Platform;
+}
+
+export interface Platform {
+  os: string;
+  architecture: string;
+  variant?: string;
+  'os.version'?: string;
+}
+
+export interface ImageManifest {
+  schemaVersion: number;
+  mediaType?: string;
+  artifactType?: string;
+  config: Descriptor;
+  layers: Descriptor[];
+  subject?: Descriptor;
+  annotations?: Record<string, string>;
+}
+
+export interface ImageIndex {
+  schemaVersion: number;
+  mediaType?: string;
+  artifactType?: string;
+  manifests: Descriptor[];
+  subject?: Descriptor;
+  annotations?: Record<string, string>;
+}
+
+export type Manifest = ImageManifest | ImageIndex;
+
+export interface FetchedManifest {
+  digest: string;
+  mediaType: string;
+  /** The exact bytes the registry served, as text. */
+  raw: string;
+  manifest: Manifest;
+}
+
+export interface ImageConfig {
+  created?: string;
+  architecture?: string;
+  os?: string;
+  variant?: string;
+  author?: string;
+  config?: {
+    Entrypoint?: string[] | null;
+    Cmd?: string[] | null;
+    Env?: string[] | null;
+    Labels?: Record<string, string> | null;
+    ExposedPorts?: Record<string, unknown> | null;
+    WorkingDir?: string;
+    User?: string;
+    Volumes?: Record<string, unknown> | null;
+  };
+  history?: { created?: string; created_by?: string; empty_layer?: boolean; comment?: string }[];
+  rootfs?: { type: string; diff_ids: string[] };
+}
+
+export interface WhoAmI {
+  user: string;
+  admin: boolean;
+  rules: { repos: string; actions: string[] }[];
+}
+
+export interface UsageReport {
+  totalBytes: number;
+  blobCount: number;
+  repositories: {
+    name: string;
+    tags: number;
+    manifests: number;
+    exclusiveBytes: number;
+    sharedBytes: number;
+    lastPush: string | null;
+  }[];
+  reclaimableBytes: number;
+}
+
+export interface GcReport {
+  deleted: { digest: string; size: number; reason: string }[];
+  kept: { digest: string; size: number; reason: string }[];
+  freedBytes: number;
+  repositoriesRemoved: string[] | number;
+  uploadsPurged: number;
+}
+
+export class RegistryError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    options: { cause?: unknown } = {},
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+export class RegistryAuthError extends RegistryError {}
+export class RegistryDeniedError extends RegistryError {}
+export class RegistryNotFoundError extends RegistryError {}
+export class RegistryDownError extends RegistryError {}
+export class RegistryHttpError extends RegistryError {}
+
+export interface Credentials {
+  user: string;
+  password: string;
+}
+
+export interface RegistryClientOptions {
+  /** Base URL of the registry as the UI server reaches it, e.g. `http://127.0.0.1:5000`. */
+  baseUrl: string;
+  credentials: Credentials;
+  timeoutMs?: number;
+}
+
+export function isIndex(m: Manifest): m is ImageIndex {
+  return Array.isArray((m as ImageIndex).manifests);
+}
+
+/** Parses an RFC 8288 `Link` header and returns the target of `rel="next"`, if any. */
+export function nextLink(header: string | null): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(',')) {
+    const m = /<([^>]*)>\s*((?:;[^;]*)*)/.exec(part.trim());
+    if (!m) continue;
+    const params = m[2] ?? '';
+    if (/;\s*rel="?next"?/i.test(params)) return m[1];
+  }
+  return undefined;
+}
+
+/** Reads the OCI error envelope's first message, if the body is one. */
+function errorMessage(body: string): string | undefined {
+  try {
+    const parsed = JSON.parse(body) as { errors?: { code?: string; message?: string }[] };
+    const first = parsed.errors?.[0];
+    if (first) return [first.code, first.message].filter(Boolean).join(': ');
+  } catch {
+    // not JSON
+  }
+  return undefined;
+}
+
+export class RegistryClient {
+  private readonly base: URL;
+  private readonly auth: string;
+  private readonly timeoutMs: number;
+
+  constructor(opts: RegistryClientOptions) {
+    this.base = new URL(opts.baseUrl.endsWith('/') ? opts.baseUrl : `${opts.baseUrl}/`);
+    this.auth = `Basic ${Buffer.from(`${opts.credentials.user}:${opts.credentials.password}`).toString('base64')}`;
+    this.timeoutMs = opts.timeoutMs ?? 20_000;
+  }
+
+  get baseUrl(): string {
+    return this.base.toString();
+  }
+
+  private async request(path: string, init: RequestInit = {}, what = path): Promise<Response> {
+    const url = new URL(path.replace(/^\//, ''), this.base);
+    if (url.origin !== this.base.origin) throw new RegistryHttpError(`refusing to follow a link to another origin: ${url.origin}`, 502);
+    const headers = new Headers(init.headers);
+    headers.set('Authorization', this.auth);
+    let res: Response;
+    try {
+      res = await fetch(url, { ...init, headers, redirect: 'follow', signal: AbortSignal.timeout(this.timeoutMs) });
+    } catch (err) {
+      throw new RegistryDownError(`the registry at ${this.base.origin} is not reachable`, 502, { cause: err });
+    }
+    if (res.ok) return res;
+    const body = await res.text().catch(() => '');
+    const detail = errorMessage(body);
+    switch (res.status) {
+      case 401:
+        throw new RegistryAuthError('the registry no longer accepts these credentials', 401);
+      case 403:
+        throw new RegistryDeniedError(detail ?? `access to ${what} denied`, 403);
+      case 404:
+        throw new RegistryNotFoundError(detail ?? `${what} not found`, 404);
+      default:
+        if (res.status >= 500) throw new RegistryDownError(`the registry answered ${res.status}${detail ? ` (${detail})` : ''}`, 502);
+        throw new RegistryHttpError(`the registry answered ${res.status}${detail ? ` (${detail})` : ''} for ${what}`, res.status);
+    }
+  }
+
+  private async json<T>(path: string, init: RequestInit = {}, what = path): Promise<T> {
+    const res = await this.request(path, init, what);
+    return (await res.json()) as T;
+  }
+
+  /** `GET /v2/`: resolves when the credentials are accepted. */
+  async ping(): Promise<void> {
+    const res = await this.request('/v2/');
+    await res.body?.cancel();
+  }
+
+  /** Every repository name, following `Link` pagination to the end. */
+  async catalog(pageSize = 1000): Promise<string[]> {
+    return this.paginate<{ repositories?: string[] }>(`/v2/_catalog?n=${pageSize}`, (p) => p.repositories ?? [], 'the catalog');
+  }
+
+  /** Every tag of a repository, following `Link` pagination to the end. */
+  async tags(name: string, pageSize = 1000): Promise<string[]> {
+    return this.paginate<{ tags?: string[] | null }>(`/v2/${name}/tags/list?n=${pageSize}`, (p) => p.tags ?? [], `repository ${name}`);
+  }
+
+  private async paginate<P>(first: string, pick: (page: P) => string[], what: string): Promise<string[]> {
+    const out: string[] = [];
+    const seen = new Set<string>();
+    let next: string | undefined = first;
+    while (next) {
+      if (seen.has(next)) break;
+      seen.add(next);
+      const res = await this.request(next, {}, what);
+      const page = (await res.json()) as P;
+      out.push(...pick(page));
+      next = nextLink(res.headers.get('link'));
+    }
+    return out;
+  }
+
+  async manifest(name: string, reference: string): Promise<FetchedManifest> {
+    const res = await this.request(`/v2/${name}/manifests/${reference}`, { headers: { Accept: MANIFEST_ACCEPT } }, `${name}:${reference}`);
+    const raw = await res.text();
+    let manifest: Manifest;
+    try {
+      manifest = JSON.parse(raw) as Manifest;
+    } catch (err) {
+      throw new RegistryHttpError(`the manifest of ${name}:${reference} is not JSON`, 502, { cause: err });
+    }
+    const mediaType = res.headers.get('content-type')?.split(';')[0]?.trim() || manifest.mediaType || MEDIA_TYPES.ociManifest;
+    const digest = res.headers.get('docker-content-digest') ?? (reference.includes(':') ? reference : sha256Digest(raw));
+    return { digest, mediaType, raw, manifest };
+  }
+
+  async blobJson<T>(name: string, digest: string): Promise<T> {
+    return this.json<T>(`/v2/${name}/blobs/${digest}`, {}, `blob ${digest} in ${name}`);
+  }
+
+  async referrers(name: string, digest: string): Promise<Descriptor[]> {
+    const index = await this.json<ImageIndex>(`/v2/${name}/referrers/${digest}`, { headers: { Accept: MEDIA_TYPES.ociIndex } }, `referrers of ${digest}`);
+    return index.manifests ?? [];
+  }
+
+  /** Deletes one tag (`DELETE /v2/<name>/manifests/<tag>`): other tags on the same digest stay. */
+  async deleteTag(name: string, tag: string): Promise<void> {
+    const res = await this.request(`/v2/${name}/manifests/${tag}`, { method: 'DELETE' }, `${name}:${tag}`);
+    await res.body?.cancel();
+  }
+
+  async whoami(): Promise<WhoAmI> {
+    return this.json<WhoAmI>('/admin/v1/whoami', {}, 'the admin API');
+  }
+
+  async usage(): Promise<UsageReport> {
+    return this.json<UsageReport>('/admin/v1/usage', {}, 'the admin API');
+  }
+
+  async gcDryRun(): Promise<GcReport> {
+    return this.json<GcReport>(
+      '/admin/v1/gc',
+      { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ dryRun: true, deleteUntagged: true }) },
+      'the admin API',
+    );
+  }
+}
+
+function sha256Digest(text: string): string {
+  return `sha256:${createHash('sha256').update(text).digest('hex')}`;
+}
