@@ -212,10 +212,15 @@ async function prepareImages(stack: LoadedStack, opts: UpOptions, result: UpResu
     }
     const tail: string[] = [];
     const started = Date.now();
+    const tar = contextTar(ctx);
+    let tarError: Error | undefined;
+    tar.on('error', (err: Error) => {
+      tarError = err;
+    });
     try {
       const info = await engine.buildImage(
         {
-          context: contextTar(ctx),
+          context: tar,
           dockerfile: build.dockerfile,
           tag: build.tag,
           buildArgs: build.args,
@@ -231,7 +236,8 @@ async function prepareImages(stack: LoadedStack, opts: UpOptions, result: UpResu
       result.imagesBuilt.push(build.tag);
       out.ok(`Built ${build.tag} (${ctx.files.length} files, ${((Date.now() - started) / 1000).toFixed(1)} s)`);
     } catch (err) {
-      throw new CliError('BUILD_FAILED', `building ${build.tag} failed: ${errorText(err)}`, {
+      tar.destroy();
+      throw new CliError('BUILD_FAILED', `building ${build.tag} failed: ${errorText(tarError ?? err)}`, {
         hint: 'check that images.base in regctl.yaml names an image with node >= 20 that this engine has',
         details: tail.slice(-10),
         cause: err,
