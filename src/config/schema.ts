@@ -180,6 +180,7 @@ export function parseStackConfig(input: unknown): { config: StackConfig; problem
   const problems = result.error.issues.map((issue) => {
     const path = issue.path.map(String).join('.');
     let message = issue.message;
+    if (issue.code === 'invalid_key') message = `${issue.issues[0]?.message ?? message}`;
     if (issue.code === 'unrecognized_keys') message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
     const hint = HINTS.find((h) => path === h.prefix || path.startsWith(`${h.prefix}.`))?.hint ?? 'fix the field in regctl.yaml, or re-run `regctl init --force`';
     return { path, message, hint };
