@@ -6,6 +6,7 @@ import { downCommand } from './down.js';
 import { statusCommand } from './status.js';
 import { logsCommand } from './logs.js';
 import { uiCommand } from './ui.js';
+import { serveCommand } from './serve.js';
 
 /** Every command of the program, in the order `--help` lists them. One file per command. */
 export const commandFactories: ((ctx: CliContext) => Command)[] = [
@@ -15,4 +16,5 @@ export const commandFactories: ((ctx: CliContext) => Command)[] = [
   (ctx) => statusCommand(ctx),
   (ctx) => logsCommand(ctx),
   (ctx) => uiCommand(ctx),
+  (ctx) => serveCommand(ctx),
 ];

@@ -1,0 +1,114 @@
+import { Command } from 'commander';
+import type { CliContext } from '../context.js';
+import { CliError } from '../errors.js';
+import type { RawSettings, ServeSettings } from '../../registry/config.js';
+
+interface ServeFlags {
+  listen?: string;
+  data?: string;
+  htpasswd?: string;
+  access?: string;
+  auth?: boolean;
+  config?: string;
+  ui?: boolean;
+  logLevel?: string;
+  uploadPurgeAge?: string;
+  minFree?: string;
+  realm?: string;
+  corsOrigin?: string;
+}
+
+/** Resolves the settings (flags > env > config file > defaults); bad values become USAGE / CONFIG_INVALID errors. */
+export async function resolveServeSettings(flags: ServeFlags, env: NodeJS.ProcessEnv): Promise<ServeSettings> {
+  const { loadConfigFile, resolveSettings, SettingsError } = await import('../../registry/config.js');
+  const raw: RawSettings = {
+    listen: flags.listen,
+    data: flags.data,
+    htpasswd: flags.htpasswd,
+    access: flags.access,
+    noAuth: flags.auth === false ? true : undefined,
+    ui: flags.ui,
+    logLevel: flags.logLevel,
+    uploadPurgeAge: flags.uploadPurgeAge,
+    minFree: flags.minFree,
+    realm: flags.realm,
+    corsOrigins: flags.corsOrigin,
+  };
+  try {
+    const configPath = flags.config ?? env.REGCTL_CONFIG;
+    const file = configPath ? await loadConfigFile(configPath) : {};
+    return resolveSettings(raw, env, file);
+  } catch (err) {
+    if (err instanceof SettingsError) {
+      throw new CliError(err.setting === 'config' ? 'CONFIG_INVALID' : 'USAGE', err.message, { hint: 'see regctl serve --help' });
+    }
+    throw err;
+  }
+}
+
+export function serveCommand(ctx: CliContext): Command {
+  return new Command('serve')
+    .description('Run the OCI registry in the foreground (the registry container runs this)')
+    .option('--listen <host:port>', 'address to listen on (env REGCTL_LISTEN, default 127.0.0.1:5000)')
+    .option('--data <dir>', 'data directory, distribution layout (env REGCTL_DATA, default ./data)')
+    .option('--htpasswd <file>', 'bcrypt htpasswd file (env REGCTL_HTPASSWD)')
+    .option('--access <file>', 'per-user permissions, YAML (env REGCTL_ACCESS)')
+    .option('--no-auth', 'run without authentication (env REGCTL_NO_AUTH=1)')
+    .option('--config <file>', 'YAML config file (env REGCTL_CONFIG)')
+    .option('--ui', 'also serve the web UI at /ui/ (env REGCTL_UI=1)')
+    .option('--log-level <level>', 'debug, info, warn, error or silent (env REGCTL_LOG_LEVEL)')
+    .option('--upload-purge-age <duration>', 'purge unfinished uploads older than this (env REGCTL_UPLOAD_PURGE_AGE, default 24h)')
+    .option('--min-free <size>', 'refuse pushes when free space falls below this (env REGCTL_MIN_FREE)')
+    .option('--realm <text>', 'Basic auth realm (env REGCTL_REALM, default regctl)')
+    .option('--cors-origin <origins>', 'comma-separated origins allowed by CORS (env REGCTL_CORS_ORIGIN)')
+    .action(async (flags: ServeFlags) => {
+      const settings = await resolveServeSettings(flags, ctx.env);
+      const { createRegistryServer, RegistryConfigError } = await import('../../registry/server.js');
+      const { createLogger } = await import('../../registry/logger.js');
+      let url = '';
+      let uiHandler: ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void) | undefined;
+      if (settings.ui) {
+        const { createUiHandler } = await import('../../ui/server.js');
+        uiHandler = createUiHandler({ registry: () => url, basePath: '/ui' });
+      }
+      let server;
+      try {
+        server = createRegistryServer({
+          host: settings.host,
+          port: settings.port,
+          dataDir: settings.data,
+          htpasswd: settings.htpasswd,
+          access: settings.access,
+          noAuth: settings.noAuth,
+          realm: settings.realm,
+          corsOrigins: settings.corsOrigins,
+          uploadPurgeAgeMs: settings.uploadPurgeAgeMs,
+          minFreeBytes: settings.minFreeBytes,
+          log: createLogger(settings.logLevel),
+          uiHandler,
+        });
+      } catch (err) {
+        if (err instanceof RegistryConfigError) throw new CliError('USAGE', err.message, { hint: 'regctl serve --htpasswd auth/htpasswd, or --no-auth for an open registry' });
+        throw err;
+      }
+      try {
+        url = (await server.listen()).url;
+      } catch (err) {
+        await server.close().catch(() => undefined);
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EADDRINUSE') throw new CliError('PORT_IN_USE', `${settings.host}:${settings.port} is already in use`, { hint: 'choose another with --listen HOST:PORT' });
+        throw new CliError('CONFIG_INVALID', `registry cannot start: ${(err as Error).message}`, { hint: 'check --data, --htpasswd and --access', cause: err });
+      }
+      ctx.out.ok(`registry listening on ${url}${settings.noAuth ? ' (no authentication)' : ''}${settings.ui ? `, web UI on ${url}/ui/` : ''}`);
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          resolve();
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+      await server.close();
+    });
+}

@@ -1,0 +1,10 @@
+/** Every admin API module; add a module file next to these and list it here. */
+import { fenceModule } from './fence.js';
+import { fsckModule } from './fsck.js';
+import { gcModule } from './gc.js';
+import { reloadModule } from './reload.js';
+import type { AdminModule } from './types.js';
+import { usageModule } from './usage.js';
+import { whoamiModule } from './whoami.js';
+
+export const ADMIN_MODULES: AdminModule[] = [whoamiModule, usageModule, gcModule, fenceModule, fsckModule, reloadModule];

@@ -1,0 +1,21 @@
+import { RegistryError } from '../errors.js';
+import { sendJson } from '../http/context.js';
+import type { AdminModule } from './types.js';
+
+/** POST /admin/v1/reload re-reads htpasswd and access files now and rebuilds the repository index. */
+export const reloadModule: AdminModule = (register) =>
+  register({
+    method: 'POST',
+    path: 'reload',
+    adminOnly: true,
+    handler: async ({ ctx, services }) => {
+      try {
+        await services.auth?.reload({ strict: true });
+      } catch (err) {
+        throw new RegistryError('INVALID_REQUEST', { reason: (err as Error).message }, { message: 'reload failed' });
+      }
+      services.store.clearCaches();
+      await services.store.buildIndex();
+      sendJson(ctx, 200, { reloaded: true, users: services.auth?.userCount ?? 0, repositories: services.store.catalog().length });
+    },
+  });

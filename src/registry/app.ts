@@ -1,0 +1,317 @@
+/**
+ * The registry's request handler: CORS and OPTIONS, health, authentication, per-route authorization, the
+ * read-only fence, the route table, the admin API, metrics and one JSON log line per request.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { statfs } from 'node:fs/promises';
+import { ADMIN_MODULES } from './admin/index.js';
+import type { AdminRequest, AdminRoute, AdminServices } from './admin/types.js';
+import type { AccessPolicy } from './auth/access.js';
+import { AccessPolicy as Policy } from './auth/access.js';
+import type { Authenticator } from './auth/authenticator.js';
+import { RegistryError, toRegistryError } from './errors.js';
+import { Fence } from './fence.js';
+import { API_VERSION_HEADER, readBody, sendError, sendJson, send, type Ctx, type RequestState } from './http/context.js';
+import { listCatalog } from './http/listing.js';
+import { matchRoute, type RouteMethod } from './http/routes.js';
+import type { LogFn } from './logger.js';
+import { Metrics } from './metrics.js';
+import { isValidName } from './reference.js';
+import type { StorageDriver } from './storage/driver.js';
+import { RegistryStore } from './storage/store.js';
+
+export interface RegistryAppOptions {
+  driver: StorageDriver;
+  /** Undefined means the registry runs open (`--no-auth`). */
+  auth: Authenticator | undefined;
+  log: LogFn;
+  corsOrigins?: string[];
+  uploadPurgeAgeMs?: number;
+  /** Writes are refused while the data directory's free space is below this. */
+  minFreeBytes?: number;
+  dataDir?: string;
+  /** Mounted at /ui/ when set. */
+  uiHandler?: (req: IncomingMessage, res: ServerResponse) => void;
+  /** How long writes wait for a fence to lift before 503. */
+  fenceWaitMs?: number;
+}
+
+const EXPOSED_HEADERS = [
+  'Docker-Content-Digest',
+  'Docker-Upload-UUID',
+  'Location',
+  'Range',
+  'Link',
+  'OCI-Subject',
+  'OCI-Filters-Applied',
+  'OCI-Deleted-Tags',
+  'WWW-Authenticate',
+  'Content-Range',
+].join(', ');
+
+export class RegistryApp {
+  readonly store: RegistryStore;
+  readonly fence = new Fence();
+  readonly metrics = new Metrics();
+  readonly opts: RegistryAppOptions;
+  private readonly adminRoutes = new Map<string, AdminRoute>();
+  private freeBytes: { value: number; at: number } | undefined;
+  private purgeTimer: NodeJS.Timeout | undefined;
+
+  constructor(opts: RegistryAppOptions) {
+    this.opts = opts;
+    this.store = new RegistryStore(opts.driver);
+    for (const mod of ADMIN_MODULES) mod((route) => this.adminRoutes.set(`${route.method} ${route.path}`, route));
+    this.metrics.gauge('regctl_repositories', 'Repositories holding tags or manifests.', () => this.store.catalog().length);
+    this.metrics.gauge('regctl_fence_active', '1 while the read-only fence is up.', () => (this.fence.active() ? 1 : 0));
+  }
+
+  get uploadPurgeAgeMs(): number {
+    return this.opts.uploadPurgeAgeMs ?? 24 * 3600 * 1000;
+  }
+
+  policy(): AccessPolicy {
+    return this.opts.auth?.policy ?? Policy.open();
+  }
+
+  /** Builds the index, purges stale uploads and starts the purge timer. */
+  async init(): Promise<void> {
+    await this.store.buildIndex();
+    await this.purge();
+    const every = Math.max(1000, Math.min(this.uploadPurgeAgeMs / 4, 3600_000));
+    this.purgeTimer = setInterval(() => void this.purge(), every);
+    this.purgeTimer.unref();
+  }
+
+  close(): void {
+    if (this.purgeTimer) clearInterval(this.purgeTimer);
+  }
+
+  async purge(): Promise<number> {
+    try {
+      const n = await this.store.purgeUploads(this.uploadPurgeAgeMs);
+      if (n > 0) this.opts.log('info', 'purged stale uploads', { count: n });
+      return n;
+    } catch (err) {
+      this.opts.log('error', 'upload purge failed', { error: (err as Error).message });
+      return 0;
+    }
+  }
+
+  adminServices(): AdminServices {
+    return {
+      store: this.store,
+      fence: this.fence,
+      auth: this.opts.auth,
+      policy: () => this.policy(),
+      metrics: this.metrics,
+      log: this.opts.log,
+      uploadPurgeAgeMs: this.uploadPurgeAgeMs,
+      dataDir: this.opts.dataDir,
+    };
+  }
+
+  private clientIp(req: IncomingMessage): string {
+    const xff = req.headers['x-forwarded-for'];
+    const list = (Array.isArray(xff) ? xff.join(',') : xff)?.split(',').map((s) => s.trim()).filter(Boolean);
+    return list?.[list.length - 1] ?? req.socket.remoteAddress ?? 'unknown';
+  }
+
+  private cors(req: IncomingMessage, res: ServerResponse): void {
+    const origin = req.headers.origin;
+    const allowed = this.opts.corsOrigins ?? [];
+    if (!origin || allowed.length === 0) return;
+    if (!allowed.includes('*') && !allowed.includes(origin)) return;
+    res.setHeader('Access-Control-Allow-Origin', origin);
+    res.setHeader('Vary', 'Origin');
+    res.setHeader('Access-Control-Allow-Credentials', 'true');
+    res.setHeader('Access-Control-Expose-Headers', EXPOSED_HEADERS);
+  }
+
+  /** The Node request listener. */
+  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const started = process.hrtime.bigint();
+    const socketBytesAtStart = req.socket.bytesRead;
+    const state: RequestState = { user: undefined, bytesOut: 0 };
+    let routeId = 'unmatched';
+    res.on('finish', () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const bytesIn = Math.max(0, req.socket.bytesRead - socketBytesAtStart);
+      this.metrics.observeRequest(req.method ?? '', routeId, res.statusCode, seconds, bytesIn, state.bytesOut);
+      if (routeId === 'healthz') return;
+      this.opts.log('info', 'request', {
+        method: req.method,
+        path: (req.url ?? '').split('?')[0],
+        route: routeId,
+        status: res.statusCode,
+        bytesIn,
+        bytesOut: state.bytesOut,
+        ms: Math.round(seconds * 1000),
+        user: state.user,
+        ip: this.clientIp(req),
+      });
+    });
+    for (const [k, v] of Object.entries(API_VERSION_HEADER)) res.setHeader(k, v);
+    this.cors(req, res);
+    void this.dispatch(req, res, state, (id) => (routeId = id)).catch((err: unknown) => {
+      const e = toRegistryError(err);
+      if (e.code === 'INTERNAL') this.opts.log('error', 'request failed', { error: (err as Error)?.message, path: (req.url ?? '').split('?')[0] });
+      sendError(req, res, e);
+    });
+  };
+
+  private async dispatch(req: IncomingMessage, res: ServerResponse, state: RequestState, setRoute: (id: string) => void): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://registry.invalid');
+    const path = url.pathname;
+    const ctx: Ctx = { req, res, url, params: {}, store: this.store, state };
+
+    if (req.method === 'OPTIONS') {
+      setRoute('options');
+      res.setHeader('Allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS');
+      if (res.hasHeader('Access-Control-Allow-Origin')) {
+        res.setHeader('Access-Control-Allow-Methods', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS');
+        res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type, Accept, Range, Content-Range, Docker-Content-Digest');
+        res.setHeader('Access-Control-Max-Age', '600');
+      }
+      send(ctx, 204, {});
+      return;
+    }
+    if (path === '/healthz') {
+      setRoute('healthz');
+      try {
+        await this.opts.driver.checkWritable();
+        sendJson(ctx, 200, { status: 'ok' });
+      } catch (err) {
+        sendJson(ctx, 503, { status: 'unavailable', reason: 'storage not writable' });
+        this.opts.log('error', 'health check failed', { error: (err as Error).message });
+      }
+      return;
+    }
+    if (this.opts.uiHandler && (path === '/ui' || path.startsWith('/ui/'))) {
+      setRoute('ui');
+      this.opts.uiHandler(req, res);
+      return;
+    }
+
+    const authenticate = async (): Promise<void> => {
+      if (!this.opts.auth) return;
+      try {
+        state.user = await this.opts.auth.authenticate(req.headers.authorization, this.clientIp(req));
+      } catch (err) {
+        if (err instanceof RegistryError && err.code === 'UNAUTHORIZED') this.metrics.authFailures++;
+        throw err;
+      }
+    };
+
+    if (path === '/metrics') {
+      setRoute('metrics');
+      await authenticate();
+      this.requireAdmin(state.user);
+      send(ctx, 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }, this.metrics.render());
+      return;
+    }
+    if (path.startsWith('/admin/v1/')) {
+      const sub = path.slice('/admin/v1/'.length);
+      const route = this.adminRoutes.get(`${req.method} ${sub}`);
+      setRoute(`admin:${sub}`);
+      await authenticate();
+      if (!route) {
+        const anyMethod = [...this.adminRoutes.values()].some((r) => r.path === sub);
+        throw new RegistryError(anyMethod ? 'METHOD_NOT_ALLOWED' : 'NOT_FOUND', { path });
+      }
+      const isAdmin = !this.opts.auth || (state.user !== undefined && this.policy().isAdmin(state.user));
+      if (route.adminOnly && !isAdmin) throw new RegistryError('DENIED', { reason: 'admin only' });
+      const r: AdminRequest = {
+        ctx,
+        user: state.user,
+        isAdmin,
+        services: this.adminServices(),
+        json: async () => {
+          const body = await readBody(req, 1024 * 1024, () => new RegistryError('SIZE_INVALID', { reason: 'body too large' }));
+          if (body.length === 0) return {};
+          try {
+            const v: unknown = JSON.parse(body.toString('utf8'));
+            if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
+          } catch {
+            // fall through
+          }
+          throw new RegistryError('INVALID_REQUEST', { reason: 'body must be a JSON object' }, { message: 'invalid JSON body' });
+        },
+      };
+      await route.handler(r);
+      return;
+    }
+    if (!path.startsWith('/v2')) {
+      setRoute('unknown');
+      throw new RegistryError('NOT_FOUND', { path });
+    }
+
+    await authenticate();
+    const match = matchRoute(path);
+    if (!match) {
+      setRoute('unknown');
+      throw new RegistryError('NOT_FOUND', { path });
+    }
+    const method = (req.method === 'HEAD' && !match.route.methods.HEAD ? undefined : match.route.methods[req.method ?? '']) as RouteMethod | undefined;
+    if (!method) {
+      setRoute(match.route.name);
+      throw new RegistryError('METHOD_NOT_ALLOWED', { method: req.method }, { headers: { Allow: Object.keys(match.route.methods).join(', ') } });
+    }
+    setRoute(method.id);
+    ctx.params = match.params;
+    if (match.params.name !== undefined && !isValidName(match.params.name)) {
+      throw new RegistryError('NAME_INVALID', { name: match.params.name });
+    }
+    if (method.action === 'catalog') {
+      const user = state.user;
+      const policy = this.policy();
+      await listCatalog(ctx, (repo) => !this.opts.auth || (user !== undefined && policy.can(user, repo, 'pull')));
+      return;
+    }
+    if (method.action === 'base') {
+      sendJson(ctx, 200, {});
+      return;
+    }
+    const name = match.params.name as string;
+    if (this.opts.auth && state.user !== undefined) {
+      const policy = this.policy();
+      if (!policy.can(state.user, name, method.action)) {
+        throw new RegistryError('DENIED', { name, action: method.action });
+      }
+      const from = url.searchParams.get('from');
+      if (method.id === 'end-4' && from !== null && (!isValidName(from) || !policy.can(state.user, from, 'pull'))) {
+        // No pull right on the source: no mount, the client gets an upload session instead.
+        url.searchParams.delete('mount');
+        url.searchParams.delete('from');
+      }
+    }
+    if (method.action === 'push' || method.action === 'delete') {
+      await this.fence.waitWritable(this.opts.fenceWaitMs);
+      if (method.action === 'push' && method.id !== 'upload-cancel') await this.checkFreeSpace();
+    }
+    await method.handler(ctx);
+  }
+
+  private requireAdmin(user: string | undefined): void {
+    if (!this.opts.auth) return;
+    if (user === undefined || !this.policy().isAdmin(user)) throw new RegistryError('DENIED', { reason: 'admin only' });
+  }
+
+  private async checkFreeSpace(): Promise<void> {
+    const min = this.opts.minFreeBytes;
+    if (!min || !this.opts.dataDir) return;
+    const now = Date.now();
+    if (!this.freeBytes || now - this.freeBytes.at > 5000) {
+      try {
+        const s = await statfs(this.opts.dataDir);
+        this.freeBytes = { value: s.bavail * s.bsize, at: now };
+      } catch {
+        return;
+      }
+    }
+    if (this.freeBytes.value < min) {
+      throw new RegistryError('UNAVAILABLE', { reason: 'storage almost full', freeBytes: this.freeBytes.value, minFreeBytes: min }, { headers: { 'Retry-After': '60' } });
+    }
+  }
+}
+

@@ -1,0 +1,100 @@
+/**
+ * Per-user permissions from the access file (`auth/access.yaml`):
+ *
+ *   users:
+ *     admin:  { admin: true }
+ *     ci:     { rules: [ { repos: "apps/**", actions: [pull, push] } ] }
+ *     viewer: { rules: [ { repos: "**", actions: [pull] } ] }
+ *
+ * `*` matches within one path segment, `**` across segments. A user absent from the file gets nothing. With no
+ * access file at all every authenticated user is admin (registry:2 behaviour).
+ */
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+export type Action = 'pull' | 'push' | 'delete';
+
+const RuleSchema = z.object({
+  repos: z.string().min(1),
+  actions: z.array(z.enum(['pull', 'push', 'delete'])),
+});
+const UserSchema = z.object({
+  admin: z.boolean().optional(),
+  rules: z.array(RuleSchema).optional(),
+});
+const AccessSchema = z.object({ users: z.record(z.string(), UserSchema.nullable()).default({}) });
+
+export interface AccessRule {
+  repos: string;
+  actions: Action[];
+}
+
+export interface UserAccess {
+  admin: boolean;
+  rules: AccessRule[];
+}
+
+export function globToRegExp(glob: string): RegExp {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i] as string;
+    if (c === '*') {
+      if (glob[i + 1] === '*') {
+        re += '.*';
+        i++;
+      } else re += '[^/]*';
+    } else re += c.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
+}
+
+export class AccessPolicy {
+  private readonly users: Map<string, { admin: boolean; rules: { re: RegExp; rule: AccessRule }[] }> | undefined;
+
+  /** `undefined` users: no access file, everyone authenticated is admin. */
+  constructor(users?: Record<string, UserAccess>) {
+    if (!users) return;
+    this.users = new Map(
+      Object.entries(users).map(([name, u]) => [name, { admin: u.admin, rules: u.rules.map((rule) => ({ re: globToRegExp(rule.repos), rule })) }]),
+    );
+  }
+
+  static open(): AccessPolicy {
+    return new AccessPolicy();
+  }
+
+  /** Parses the YAML text of an access file; throws with a readable message on invalid content. */
+  static parse(text: string): AccessPolicy {
+    const raw: unknown = parseYaml(text) ?? {};
+    const result = AccessSchema.safeParse(raw);
+    if (!result.success) {
+      const issue = result.error.issues[0];
+      throw new Error(`invalid access file at ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
+    }
+    const users: Record<string, UserAccess> = {};
+    for (const [name, u] of Object.entries(result.data.users)) users[name] = { admin: u?.admin ?? false, rules: u?.rules ?? [] };
+    return new AccessPolicy(users);
+  }
+
+  get hasFile(): boolean {
+    return this.users !== undefined;
+  }
+
+  isAdmin(user: string): boolean {
+    if (!this.users) return true;
+    return this.users.get(user)?.admin ?? false;
+  }
+
+  can(user: string, repo: string, action: Action): boolean {
+    if (!this.users) return true;
+    const u = this.users.get(user);
+    if (!u) return false;
+    if (u.admin) return true;
+    return u.rules.some(({ re, rule }) => rule.actions.includes(action) && re.test(repo));
+  }
+
+  rulesOf(user: string): AccessRule[] {
+    if (!this.users) return [{ repos: '**', actions: ['pull', 'push', 'delete'] }];
+    return this.users.get(user)?.rules.map((r) => r.rule) ?? [];
+  }
+}

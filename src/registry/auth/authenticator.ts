@@ -1,0 +1,224 @@
+/**
+ * Basic authentication against a bcrypt htpasswd file, with the access policy next to it.
+ * - Both files are re-read when they change: `fs.watch` on their directories (an atomic replace renames over
+ *   the watched name) plus an mtime/size/inode poll as a fallback for bind mounts and filesystems without events.
+ * - Verified credentials are cached under a SHA-256 of user + password (cleared on every reload), and concurrent
+ *   checks of the same credentials share one bcrypt run, so bcrypt is paid once per credential, not per request.
+ * - Unknown users are compared against a dummy hash of the same cost, and every failure is the same 401.
+ * - Repeated failures are throttled per client IP and per user name (429 + Retry-After).
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import bcrypt from 'bcryptjs';
+import { RegistryError } from '../errors.js';
+import { AccessPolicy } from './access.js';
+import { parseHtpasswd } from './htpasswd.js';
+import { FailureThrottle, type ThrottleOptions } from './throttle.js';
+
+export interface AuthenticatorOptions {
+  htpasswdPath: string;
+  accessPath?: string;
+  realm: string;
+  throttle?: Partial<ThrottleOptions>;
+  pollMs?: number;
+  log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+}
+
+const CACHE_LIMIT = 10_000;
+
+function fileKey(s: { mtimeMs: number; size: number; ino: number }): string {
+  return `${s.mtimeMs}:${s.size}:${s.ino}`;
+}
+
+export class Authenticator {
+  private readonly opts: AuthenticatorOptions;
+  private users = new Map<string, string>();
+  policy: AccessPolicy = AccessPolicy.open();
+  private dummyHash = '$2a$10$' + 'N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy'.slice(0, 53);
+  private readonly cache = new Map<string, string>();
+  private readonly inflight = new Map<string, Promise<boolean>>();
+  private readonly throttle: FailureThrottle;
+  private watchers: FSWatcher[] = [];
+  private pollTimer: NodeJS.Timeout | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+  private seen = new Map<string, string>();
+  private generation = 0;
+
+  constructor(opts: AuthenticatorOptions) {
+    this.opts = opts;
+    this.throttle = new FailureThrottle(opts.throttle);
+  }
+
+  get realm(): string {
+    return this.opts.realm;
+  }
+
+  get challenge(): string {
+    return `Basic realm="${this.opts.realm.replace(/"/g, '')}"`;
+  }
+
+  get userCount(): number {
+    return this.users.size;
+  }
+
+  /** Loads both files (the htpasswd must be readable) and starts watching them. */
+  async start(): Promise<void> {
+    await this.reload({ strict: true });
+    const dirs = new Set([dirname(this.opts.htpasswdPath), ...(this.opts.accessPath ? [dirname(this.opts.accessPath)] : [])]);
+    const names = new Set([basename(this.opts.htpasswdPath), ...(this.opts.accessPath ? [basename(this.opts.accessPath)] : [])]);
+    for (const dir of dirs) {
+      try {
+        const w = watch(dir, { persistent: false }, (_event, filename) => {
+          if (!filename || names.has(filename.toString())) this.scheduleReload();
+        });
+        w.on('error', () => undefined);
+        this.watchers.push(w);
+      } catch {
+        // The poll below still notices changes.
+      }
+    }
+    this.pollTimer = setInterval(() => void this.poll(), this.opts.pollMs ?? 2000);
+    this.pollTimer.unref();
+  }
+
+  close(): void {
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    if (this.debounce) clearTimeout(this.debounce);
+  }
+
+  private scheduleReload(): void {
+    if (this.debounce) clearTimeout(this.debounce);
+    this.debounce = setTimeout(() => void this.reload().catch(() => undefined), 50);
+    this.debounce.unref();
+  }
+
+  private async poll(): Promise<void> {
+    for (const path of [this.opts.htpasswdPath, this.opts.accessPath]) {
+      if (!path) continue;
+      let key = 'absent';
+      try {
+        key = fileKey(await stat(path));
+      } catch {
+        // absent
+      }
+      if (this.seen.get(path) !== key) {
+        this.scheduleReload();
+        return;
+      }
+    }
+  }
+
+  /** Re-reads htpasswd and access files now. With `strict`, an unreadable htpasswd or invalid access file throws. */
+  async reload(opts: { strict?: boolean } = {}): Promise<void> {
+    const log = this.opts.log ?? (() => undefined);
+    const gen = ++this.generation;
+    const seen = new Map<string, string>();
+    let users: Map<string, string> | undefined;
+    try {
+      seen.set(this.opts.htpasswdPath, fileKey(await stat(this.opts.htpasswdPath)));
+      const parsed = parseHtpasswd(await readFile(this.opts.htpasswdPath, 'utf8'));
+      for (const w of parsed.warnings) log('warn', `htpasswd: ${w}`);
+      users = parsed.users;
+    } catch (err) {
+      if (opts.strict) throw new Error(`cannot read htpasswd file ${this.opts.htpasswdPath}: ${(err as Error).message}`);
+      seen.set(this.opts.htpasswdPath, 'absent');
+      log('warn', 'htpasswd file unreadable, keeping the previous users', { path: this.opts.htpasswdPath });
+    }
+    let policy: AccessPolicy | undefined;
+    if (this.opts.accessPath) {
+      try {
+        let text: string | undefined;
+        try {
+          seen.set(this.opts.accessPath, fileKey(await stat(this.opts.accessPath)));
+          text = await readFile(this.opts.accessPath, 'utf8');
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+          seen.set(this.opts.accessPath, 'absent');
+        }
+        policy = text === undefined ? AccessPolicy.open() : AccessPolicy.parse(text);
+      } catch (err) {
+        if (opts.strict) throw err;
+        log('error', `access file not reloaded: ${(err as Error).message}`);
+      }
+    }
+    if (gen !== this.generation) return;
+    if (users) this.users = users;
+    if (policy) this.policy = policy;
+    this.seen = seen;
+    this.cache.clear();
+    this.inflight.clear();
+    const first = this.users.values().next().value;
+    if (first) {
+      const cost = Number(first.slice(4, 6));
+      if (Number.isInteger(cost) && cost !== Number(this.dummyHash.slice(4, 6))) {
+        this.dummyHash = await bcrypt.hash(randomBytes(16).toString('hex'), cost);
+      }
+    }
+    log('info', 'credentials loaded', { users: this.users.size, access: this.policy.hasFile });
+  }
+
+  /**
+   * Verifies an Authorization header. Returns the user name; throws UNAUTHORIZED (one generic failure) or
+   * TOOMANYREQUESTS while the client or user is throttled.
+   */
+  async authenticate(header: string | undefined, clientIp: string): Promise<string> {
+    const unauthorized = () => new RegistryError('UNAUTHORIZED', undefined, { headers: { 'WWW-Authenticate': this.challenge } });
+    const creds = parseBasic(header);
+    const ipKey = `ip:${clientIp}`;
+    const wait = Math.max(this.throttle.retryAfterMs(ipKey), creds ? this.throttle.retryAfterMs(`user:${creds.user}`) : 0);
+    if (wait > 0) {
+      throw new RegistryError('TOOMANYREQUESTS', undefined, { headers: { 'Retry-After': String(Math.ceil(wait / 1000)) } });
+    }
+    if (!creds) throw unauthorized();
+    const key = createHash('sha256').update(creds.user).update('\0').update(creds.password).digest('hex');
+    const cached = this.cache.get(key);
+    if (cached !== undefined && safeEqual(cached, creds.user)) return creds.user;
+    let check = this.inflight.get(key);
+    if (!check) {
+      const hash = this.users.get(creds.user);
+      const gen = this.generation;
+      check = bcrypt.compare(creds.password, hash ?? this.dummyHash).then((ok) => ok && hash !== undefined);
+      this.inflight.set(key, check);
+      void check.finally(() => {
+        if (this.inflight.get(key) === check) this.inflight.delete(key);
+      }).then(
+        (ok) => {
+          if (ok && gen === this.generation) {
+            if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
+            this.cache.set(key, creds.user);
+          }
+        },
+        () => undefined,
+      );
+    }
+    const ok = await check.catch(() => false);
+    if (!ok) {
+      this.throttle.fail(ipKey);
+      this.throttle.fail(`user:${creds.user}`);
+      throw unauthorized();
+    }
+    this.throttle.succeed(ipKey);
+    this.throttle.succeed(`user:${creds.user}`);
+    return creds.user;
+  }
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+export function parseBasic(header: string | undefined): { user: string; password: string } | undefined {
+  if (!header) return undefined;
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  if (!m) return undefined;
+  const decoded = Buffer.from(m[1] as string, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon <= 0) return undefined;
+  return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}

@@ -1,0 +1,39 @@
+/**
+ * The read-only fence (for consistent backups): while it is up, writes wait up to `maxWaitMs` for it to lift,
+ * then fail with 503 UNAVAILABLE and a Retry-After of the time left.
+ */
+import { RegistryError } from './errors.js';
+
+export class Fence {
+  private until = 0;
+
+  set(ttlSeconds: number, now = Date.now()): { until: string } {
+    this.until = now + ttlSeconds * 1000;
+    return { until: new Date(this.until).toISOString() };
+  }
+
+  clear(): void {
+    this.until = 0;
+  }
+
+  active(now = Date.now()): boolean {
+    return this.until > now;
+  }
+
+  status(now = Date.now()): { active: boolean; until: string | null } {
+    return this.active(now) ? { active: true, until: new Date(this.until).toISOString() } : { active: false, until: null };
+  }
+
+  async waitWritable(maxWaitMs = 2000): Promise<void> {
+    const deadline = Date.now() + maxWaitMs;
+    while (this.active()) {
+      const now = Date.now();
+      if (now >= deadline) {
+        throw new RegistryError('UNAVAILABLE', { reason: 'registry is read-only for maintenance' }, {
+          headers: { 'Retry-After': String(Math.max(1, Math.ceil((this.until - now) / 1000))) },
+        });
+      }
+      await new Promise((r) => setTimeout(r, Math.min(100, deadline - now)));
+    }
+  }
+}

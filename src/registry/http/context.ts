@@ -1,0 +1,105 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { RegistryError, errorEnvelope } from '../errors.js';
+import type { RegistryStore } from '../storage/store.js';
+
+export interface RequestState {
+  user: string | undefined;
+  bytesOut: number;
+}
+
+/** What a route handler receives. */
+export interface Ctx {
+  req: IncomingMessage;
+  res: ServerResponse;
+  url: URL;
+  params: Record<string, string>;
+  store: RegistryStore;
+  state: RequestState;
+}
+
+export const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' } as const;
+
+/** A `Location` for `path`: absolute when a proxy told us how clients reach us, relative otherwise. */
+export function location(req: IncomingMessage, path: string): string {
+  const host = firstHeader(req.headers['x-forwarded-host']);
+  if (!host) return path;
+  const proto = firstHeader(req.headers['x-forwarded-proto']) ?? 'http';
+  return `${proto}://${host}${path}`;
+}
+
+export function firstHeader(v: string | string[] | undefined): string | undefined {
+  const s = Array.isArray(v) ? v[0] : v;
+  return s?.split(',')[0]?.trim() || undefined;
+}
+
+export function send(ctx: Ctx, status: number, headers: Record<string, string | number>, body?: Buffer | string): void {
+  const { res } = ctx;
+  const buf = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(body);
+  res.statusCode = status;
+  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+  if (!res.hasHeader('Content-Length')) res.setHeader('Content-Length', buf?.length ?? 0);
+  if (buf && ctx.req.method !== 'HEAD') {
+    ctx.state.bytesOut += buf.length;
+    res.end(buf);
+  } else res.end();
+}
+
+export function sendJson(ctx: Ctx, status: number, value: unknown, headers: Record<string, string | number> = {}): void {
+  send(ctx, status, { 'Content-Type': 'application/json; charset=utf-8', ...headers }, JSON.stringify(value));
+}
+
+export async function sendStream(ctx: Ctx, status: number, headers: Record<string, string | number>, body: Readable): Promise<void> {
+  const { res } = ctx;
+  res.statusCode = status;
+  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+  body.on('data', (chunk: Buffer) => (ctx.state.bytesOut += chunk.length));
+  await pipeline(body, res);
+}
+
+/** Writes a RegistryError as the OCI error envelope. */
+export function sendError(req: IncomingMessage, res: ServerResponse, err: RegistryError): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = Buffer.from(JSON.stringify(errorEnvelope(err)));
+  res.statusCode = err.status;
+  for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', body.length);
+  if (!req.complete) {
+    // The request body was not read: close the connection rather than read a possibly huge body.
+    res.setHeader('Connection', 'close');
+  }
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+/** True when the request carries a body (a non-zero Content-Length or a chunked transfer). */
+export function hasBody(req: IncomingMessage): boolean {
+  const len = req.headers['content-length'];
+  if (len !== undefined) return Number(len) > 0;
+  return req.headers['transfer-encoding'] !== undefined;
+}
+
+/** Reads a small body whole, refusing more than `limit` bytes. */
+export async function readBody(req: IncomingMessage, limit: number, tooBig: () => RegistryError): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > limit) throw tooBig();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw tooBig();
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+export function query(ctx: Ctx, key: string): string | undefined {
+  const v = ctx.url.searchParams.get(key);
+  return v === null ? undefined : v;
+}
+
+export { RegistryError };

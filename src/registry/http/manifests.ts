@@ -1,0 +1,74 @@
+import { RegistryError } from '../errors.js';
+import { MAX_MANIFEST_BYTES, MEDIA_TYPES } from '../manifest.js';
+import { parseDigest, parseReference } from '../reference.js';
+import type { StoredManifest } from '../storage/store.js';
+import { location, readBody, send, sendJson, type Ctx } from './context.js';
+
+function accepted(header: string | undefined): string[] | undefined {
+  if (!header) return undefined;
+  const types = header.split(',').map((t) => t.split(';')[0]?.trim() ?? '').filter(Boolean);
+  if (types.length === 0 || types.includes('*/*')) return undefined;
+  return types;
+}
+
+/**
+ * Content negotiation: a stored manifest is served as is, except that a client which accepts neither index
+ * type gets an index's linux/amd64 image (what registry:2 does for old clients), if it accepts that one.
+ */
+async function negotiate(ctx: Ctx, name: string, m: StoredManifest): Promise<StoredManifest> {
+  const types = accepted(ctx.req.headers.accept);
+  if (!types || types.includes(m.mediaType) || !m.info.isIndex) return m;
+  const child = m.info.children.find((c) => c.platform?.os === 'linux' && c.platform.architecture === 'amd64' && types.includes(c.mediaType));
+  if (!child) return m;
+  try {
+    return await ctx.store.getManifest(name, { digest: parseDigest(child.digest) });
+  } catch {
+    return m;
+  }
+}
+
+/** end-3: GET / HEAD /v2/<name>/manifests/<reference> */
+export async function getManifest(ctx: Ctx): Promise<void> {
+  const name = ctx.params.name as string;
+  const ref = parseReference(ctx.params.reference as string);
+  const m = await negotiate(ctx, name, await ctx.store.getManifest(name, ref));
+  send(
+    ctx,
+    200,
+    { 'Content-Type': m.mediaType, 'Docker-Content-Digest': m.digest, ETag: `"${m.digest}"`, 'Content-Length': m.body.length },
+    m.body,
+  );
+}
+
+/** end-7: PUT /v2/<name>/manifests/<reference> */
+export async function putManifest(ctx: Ctx): Promise<void> {
+  const name = ctx.params.name as string;
+  const ref = parseReference(ctx.params.reference as string);
+  const body = await readBody(ctx.req, MAX_MANIFEST_BYTES, () => new RegistryError('MANIFEST_TOO_BIG', { limit: MAX_MANIFEST_BYTES }));
+  const { digest, info } = await ctx.store.putManifest(name, ref, body, ctx.req.headers['content-type']);
+  const headers: Record<string, string> = {
+    Location: location(ctx.req, `/v2/${name}/manifests/${digest.value}`),
+    'Docker-Content-Digest': digest.value,
+  };
+  if (info.subject) headers['OCI-Subject'] = info.subject.digest;
+  send(ctx, 201, headers);
+}
+
+/**
+ * end-9: DELETE /v2/<name>/manifests/<reference>
+ * By tag: removes only that tag. By digest: removes the manifest revision and every tag pointing at it; the
+ * removed tags are listed in the `OCI-Deleted-Tags` header (comma-separated) and the JSON body `{ deletedTags }`.
+ */
+export async function deleteManifest(ctx: Ctx): Promise<void> {
+  const name = ctx.params.name as string;
+  const ref = parseReference(ctx.params.reference as string);
+  if ('tag' in ref) {
+    await ctx.store.deleteTag(name, ref.tag);
+    sendJson(ctx, 202, { deletedTags: [ref.tag] }, { 'OCI-Deleted-Tags': ref.tag });
+    return;
+  }
+  const tags = await ctx.store.deleteManifest(name, ref.digest);
+  sendJson(ctx, 202, { deletedTags: tags }, { 'OCI-Deleted-Tags': tags.join(','), 'Docker-Content-Digest': ref.digest.value });
+}
+
+export { MEDIA_TYPES };

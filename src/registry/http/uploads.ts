@@ -1,0 +1,101 @@
+import { RegistryError } from '../errors.js';
+import { assertName, parseDigest } from '../reference.js';
+import { hasBody, location, query, send, type Ctx } from './context.js';
+
+function uploadHeaders(ctx: Ctx, name: string, id: string, offset: number): Record<string, string | number> {
+  return {
+    Location: location(ctx.req, `/v2/${name}/blobs/uploads/${id}`),
+    Range: `0-${Math.max(0, offset - 1)}`,
+    'Docker-Upload-UUID': id,
+  };
+}
+
+function blobCreated(ctx: Ctx, name: string, digest: string): void {
+  send(ctx, 201, { Location: location(ctx.req, `/v2/${name}/blobs/${digest}`), 'Docker-Content-Digest': digest });
+}
+
+/** `Content-Range: <start>-<end>` (also accepts the `bytes <start>-<end>/<total>` form). */
+export function parseContentRange(header: string | undefined): { start: number; end: number } | undefined {
+  if (header === undefined) return undefined;
+  const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim());
+  if (!m) throw new RegistryError('RANGE_INVALID', { contentRange: header });
+  return { start: Number(m[1]), end: Number(m[2]) };
+}
+
+function checkLength(ctx: Ctx, range: { start: number; end: number } | undefined, id: string, offset: () => Promise<number>): Promise<void> | void {
+  const len = ctx.req.headers['content-length'];
+  if (range && len !== undefined && Number(len) !== range.end - range.start + 1) {
+    return offset().then((o) => {
+      throw new RegistryError('RANGE_INVALID', { reason: 'Content-Length does not match Content-Range' }, { headers: { Range: `0-${Math.max(0, o - 1)}`, 'Docker-Upload-UUID': id } });
+    });
+  }
+}
+
+/**
+ * end-4a / end-4b / end-11: POST /v2/<name>/blobs/uploads/
+ * `?digest=` uploads the body in one request; `?mount=&from=` links a blob from another repository (201) or
+ * falls back to a new session (202); otherwise starts a session.
+ */
+export async function startUpload(ctx: Ctx): Promise<void> {
+  const name = ctx.params.name as string;
+  const mount = query(ctx, 'mount');
+  const from = query(ctx, 'from');
+  if (mount !== undefined && from !== undefined) {
+    const digest = parseDigest(mount);
+    assertName(from);
+    const mounted = await ctx.store.mountBlob(name, from, digest);
+    if (mounted) {
+      blobCreated(ctx, name, digest.value);
+      return;
+    }
+  }
+  const digestParam = query(ctx, 'digest');
+  if (digestParam !== undefined) {
+    const digest = parseDigest(digestParam);
+    const id = await ctx.store.startUpload(name);
+    await ctx.store.completeUpload(name, id, digest, hasBody(ctx.req) ? ctx.req : undefined);
+    blobCreated(ctx, name, digest.value);
+    return;
+  }
+  if (hasBody(ctx.req)) ctx.req.resume();
+  const id = await ctx.store.startUpload(name);
+  send(ctx, 202, uploadHeaders(ctx, name, id, 0));
+}
+
+/** end-5: PATCH /v2/<name>/blobs/uploads/<reference> — appends a chunk. */
+export async function patchUpload(ctx: Ctx): Promise<void> {
+  const name = ctx.params.name as string;
+  const id = ctx.params.id as string;
+  const range = parseContentRange(ctx.req.headers['content-range']);
+  await checkLength(ctx, range, id, () => ctx.store.uploadOffset(name, id));
+  const offset = await ctx.store.appendUpload(name, id, ctx.req, range);
+  send(ctx, 202, uploadHeaders(ctx, name, id, offset));
+}
+
+/** end-6: PUT /v2/<name>/blobs/uploads/<reference>?digest=<digest> — optional last chunk, then commit. */
+export async function putUpload(ctx: Ctx): Promise<void> {
+  const name = ctx.params.name as string;
+  const id = ctx.params.id as string;
+  const digestParam = query(ctx, 'digest');
+  if (digestParam === undefined) throw new RegistryError('DIGEST_INVALID', { reason: 'digest query parameter missing' });
+  const digest = parseDigest(digestParam);
+  const range = parseContentRange(ctx.req.headers['content-range']);
+  await checkLength(ctx, range, id, () => ctx.store.uploadOffset(name, id));
+  const body = hasBody(ctx.req) ? ctx.req : undefined;
+  await ctx.store.completeUpload(name, id, digest, body, body ? range : undefined);
+  blobCreated(ctx, name, digest.value);
+}
+
+/** end-13: GET /v2/<name>/blobs/uploads/<reference> — upload status. */
+export async function uploadStatus(ctx: Ctx): Promise<void> {
+  const name = ctx.params.name as string;
+  const id = ctx.params.id as string;
+  const offset = await ctx.store.uploadOffset(name, id);
+  send(ctx, 204, uploadHeaders(ctx, name, id, offset));
+}
+
+/** DELETE /v2/<name>/blobs/uploads/<reference> — cancels an upload. */
+export async function cancelUpload(ctx: Ctx): Promise<void> {
+  await ctx.store.cancelUpload(ctx.params.name as string, ctx.params.id as string);
+  send(ctx, 204, {});
+}

@@ -1,0 +1,107 @@
+/**
+ * The registry as a program: `createRegistryServer(options)` → `{ listen(), close() }`.
+ * Refuses to run open unless `noAuth` is set explicitly.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
+import { RegistryApp } from './app.js';
+import { Authenticator } from './auth/authenticator.js';
+import type { ThrottleOptions } from './auth/throttle.js';
+import { createLogger, type LogFn, type LogLevel } from './logger.js';
+import type { StorageDriver } from './storage/driver.js';
+import { FsDriver } from './storage/fs-driver.js';
+
+export interface RegistryServerOptions {
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  /** Data directory for the filesystem driver (ignored when `driver` is given). */
+  dataDir?: string;
+  driver?: StorageDriver;
+  htpasswd?: string;
+  access?: string;
+  noAuth?: boolean;
+  realm?: string;
+  corsOrigins?: string[];
+  uploadPurgeAgeMs?: number;
+  minFreeBytes?: number;
+  logLevel?: LogLevel;
+  log?: LogFn;
+  uiHandler?: (req: IncomingMessage, res: ServerResponse) => void;
+  throttle?: Partial<ThrottleOptions>;
+  authPollMs?: number;
+  fenceWaitMs?: number;
+  /** How long `close()` lets in-flight requests finish. */
+  shutdownGraceMs?: number;
+}
+
+export interface RegistryServer {
+  listen(): Promise<{ host: string; port: number; url: string }>;
+  close(): Promise<void>;
+  readonly app: RegistryApp;
+  readonly server: Server;
+}
+
+export class RegistryConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RegistryConfigError';
+  }
+}
+
+export function createRegistryServer(opts: RegistryServerOptions): RegistryServer {
+  if (!opts.htpasswd && !opts.noAuth) {
+    throw new RegistryConfigError('no htpasswd file given: pass --htpasswd FILE, or --no-auth to run the registry open');
+  }
+  const log = opts.log ?? createLogger(opts.logLevel ?? 'info');
+  const dataDir = opts.driver ? undefined : resolve(opts.dataDir ?? './data');
+  const driver = opts.driver ?? new FsDriver(dataDir as string);
+  const auth =
+    opts.htpasswd && !opts.noAuth
+      ? new Authenticator({ htpasswdPath: resolve(opts.htpasswd), accessPath: opts.access ? resolve(opts.access) : undefined, realm: opts.realm ?? 'regctl', throttle: opts.throttle, pollMs: opts.authPollMs, log })
+      : undefined;
+  const app = new RegistryApp({
+    driver,
+    auth,
+    log,
+    corsOrigins: opts.corsOrigins,
+    uploadPurgeAgeMs: opts.uploadPurgeAgeMs,
+    minFreeBytes: opts.minFreeBytes,
+    dataDir,
+    uiHandler: opts.uiHandler,
+    fenceWaitMs: opts.fenceWaitMs,
+  });
+  const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000, highWaterMark: 1024 * 1024 }, app.handle);
+
+  return {
+    app,
+    server,
+    async listen() {
+      if (auth) await auth.start();
+      await app.init();
+      const host = opts.host ?? '127.0.0.1';
+      await new Promise<void>((res, rej) => {
+        server.once('error', rej);
+        server.listen(opts.port ?? 5000, host, () => {
+          server.off('error', rej);
+          res();
+        });
+      });
+      const addr = server.address() as AddressInfo;
+      const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+      return { host: addr.address, port: addr.port, url: `http://${shown}:${addr.port}` };
+    },
+    async close() {
+      auth?.close();
+      app.close();
+      if (!server.listening) return;
+      const closed = new Promise<void>((res) => server.close(() => res()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => server.closeAllConnections(), opts.shutdownGraceMs ?? 5000);
+      timer.unref();
+      await closed;
+      clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,61 @@
+/**
+ * The storage driver contract: the narrow set of operations the registry needs from a place that holds
+ * files, so that a filesystem, memory or (later) object-storage backend can sit under the same registry.
+ * Paths are relative, `/`-separated, produced by `pathFor`, and never contain `..`.
+ *
+ * - `putContent` is atomic: a reader sees the old content or the new, never a torn file.
+ * - `writer` streams into a file (appending or truncating); the data is durable once `move` has published it.
+ * - `move` atomically replaces the destination and makes the move durable.
+ * - `delete` removes a file or a whole tree, then the parent directories it left empty; deleting what is
+ *   absent is not an error.
+ * - Missing paths make `getContent`, `reader`, `stat`, `list` and `move` throw `PathNotFoundError`.
+ */
+import type { Readable, Writable } from 'node:stream';
+
+export interface FileInfo {
+  size: number;
+  modifiedAt: Date;
+  isDir: boolean;
+}
+
+export interface DirEntry {
+  name: string;
+  isDir: boolean;
+}
+
+export interface StorageDriver {
+  readonly name: string;
+  getContent(path: string): Promise<Buffer>;
+  putContent(path: string, data: Buffer | string): Promise<void>;
+  /** Byte range `start`..`end`, both inclusive, like `fs.createReadStream`. */
+  reader(path: string, range?: { start?: number; end?: number }): Promise<Readable>;
+  writer(path: string, opts: { append: boolean }): Promise<Writable>;
+  stat(path: string): Promise<FileInfo>;
+  list(path: string): Promise<DirEntry[]>;
+  move(from: string, to: string): Promise<void>;
+  delete(path: string): Promise<void>;
+  /** Checks that new files can be written (used by /healthz). */
+  checkWritable(): Promise<void>;
+}
+
+export class PathNotFoundError extends Error {
+  readonly path: string;
+  constructor(path: string) {
+    super(`path not found: ${path}`);
+    this.name = 'PathNotFoundError';
+    this.path = path;
+  }
+}
+
+export function isNotFound(err: unknown): err is PathNotFoundError {
+  return err instanceof PathNotFoundError;
+}
+
+export function assertRelativePath(path: string): void {
+  if (path.startsWith('/') || path.split('/').some((s) => s === '..' || s === '.')) {
+    throw new Error(`invalid storage path: ${path}`);
+  }
+}
+
+/** Suffix marking temporary files; fsck reports and repairs leftovers carrying it. */
+export const TEMP_MARKER = '.tmp-';

@@ -1,0 +1,171 @@
+import { randomBytes } from 'node:crypto';
+import { constants, type Stats } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { PathNotFoundError, TEMP_MARKER, assertRelativePath, type DirEntry, type FileInfo, type StorageDriver } from './driver.js';
+
+const STREAM_BUFFER = 1024 * 1024;
+
+/** Runs `fn` after creating `dir`, again if a concurrent delete pruned the fresh directory in between. */
+async function inDir<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    await mkdir(dir, { recursive: true });
+    try {
+      return await fn();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 4) throw err;
+    }
+  }
+}
+
+function notFound(err: unknown, path: string): never {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'ENOTDIR') throw new PathNotFoundError(path);
+  throw err;
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(dir, constants.O_RDONLY);
+    await fh.sync();
+  } catch (err) {
+    // Some filesystems refuse fsync on directories; the rename itself is still atomic.
+    if ((err as NodeJS.ErrnoException).code !== 'EINVAL' && (err as NodeJS.ErrnoException).code !== 'EISDIR') throw err;
+  } finally {
+    await fh?.close();
+  }
+}
+
+export function tempName(path: string): string {
+  const dir = dirname(path);
+  const base = path.slice(dir.length + 1);
+  return `${dir}/.${base}${TEMP_MARKER}${randomBytes(6).toString('hex')}`;
+}
+
+/** Filesystem driver: files under `root`, atomic writes by temp file + fsync + rename + fsync of the directory. */
+export class FsDriver implements StorageDriver {
+  readonly name = 'filesystem';
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = root;
+  }
+
+  private abs(path: string): string {
+    assertRelativePath(path);
+    return join(this.root, path);
+  }
+
+  async getContent(path: string): Promise<Buffer> {
+    try {
+      return await readFile(this.abs(path));
+    } catch (err) {
+      return notFound(err, path);
+    }
+  }
+
+  async putContent(path: string, data: Buffer | string): Promise<void> {
+    const abs = this.abs(path);
+    const dir = dirname(abs);
+    const tmp = tempName(abs);
+    const fh = await inDir(dir, () => open(tmp, 'w', 0o644));
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } catch (err) {
+      await fh.close();
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
+    await fh.close();
+    try {
+      await rename(tmp, abs);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
+    await fsyncDir(dir);
+  }
+
+  async reader(path: string, range: { start?: number; end?: number } = {}): Promise<Readable> {
+    let fh: FileHandle;
+    try {
+      fh = await open(this.abs(path), 'r');
+    } catch (err) {
+      return notFound(err, path);
+    }
+    return fh.createReadStream({ start: range.start, end: range.end, highWaterMark: STREAM_BUFFER });
+  }
+
+  async writer(path: string, opts: { append: boolean }): Promise<Writable> {
+    const abs = this.abs(path);
+    const fh = await inDir(dirname(abs), () => open(abs, opts.append ? 'a' : 'w', 0o644));
+    return fh.createWriteStream({ highWaterMark: STREAM_BUFFER });
+  }
+
+  async stat(path: string): Promise<FileInfo> {
+    let s: Stats;
+    try {
+      s = await stat(this.abs(path));
+    } catch (err) {
+      return notFound(err, path);
+    }
+    return { size: s.size, modifiedAt: s.mtime, isDir: s.isDirectory() };
+  }
+
+  async list(path: string): Promise<DirEntry[]> {
+    try {
+      const entries = await readdir(this.abs(path), { withFileTypes: true });
+      return entries.map((e) => ({ name: e.name, isDir: e.isDirectory() }));
+    } catch (err) {
+      return notFound(err, path);
+    }
+  }
+
+  async move(from: string, to: string): Promise<void> {
+    const src = this.abs(from);
+    const dst = this.abs(to);
+    let fh: FileHandle;
+    try {
+      fh = await open(src, 'r');
+    } catch (err) {
+      return notFound(err, from);
+    }
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await inDir(dirname(dst), () => rename(src, dst));
+    await fsyncDir(dirname(dst));
+  }
+
+  async delete(path: string): Promise<void> {
+    const abs = this.abs(path);
+    await rm(abs, { recursive: true, force: true });
+    let dir = dirname(abs);
+    while (dir.length > this.root.length && dir.startsWith(this.root)) {
+      try {
+        await rmdir(dir);
+      } catch {
+        break;
+      }
+      dir = dirname(dir);
+    }
+  }
+
+  async checkWritable(): Promise<void> {
+    const probe = `.healthz${TEMP_MARKER}${randomBytes(4).toString('hex')}`;
+    await mkdir(this.root, { recursive: true });
+    const abs = join(this.root, probe);
+    const fh = await open(abs, 'w');
+    try {
+      await fh.writeFile('ok');
+    } finally {
+      await fh.close();
+      await unlink(abs).catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,323 @@
+/**
+ * Online maintenance over the store: usage accounting, mark & sweep garbage collection and fsck.
+ *
+ * GC marks from every manifest revision of every repository (or, with `deleteUntagged`, from tags only, then
+ * index children and referrers of what is kept), and sweeps only blobs that are unmarked, older than the grace
+ * window and not used since the window began, so that a push in flight is never harmed.
+ */
+import { createHash } from 'node:crypto';
+import { tryParseDigest, type Digest } from '../reference.js';
+import { TEMP_MARKER, isNotFound, type StorageDriver } from './driver.js';
+import { pathFor } from './paths.js';
+import type { RegistryStore } from './store.js';
+
+export interface BlobEntry {
+  digest: Digest;
+  size: number;
+  modifiedAt: number;
+}
+
+async function dirs(driver: StorageDriver, path: string): Promise<string[]> {
+  try {
+    return (await driver.list(path)).filter((e) => e.isDir).map((e) => e.name);
+  } catch (err) {
+    if (isNotFound(err)) return [];
+    throw err;
+  }
+}
+
+/** Every blob in storage. */
+export async function listBlobs(driver: StorageDriver): Promise<BlobEntry[]> {
+  const out: BlobEntry[] = [];
+  const root = pathFor({ kind: 'blobsRoot' });
+  for (const alg of await dirs(driver, root)) {
+    for (const prefix of await dirs(driver, `${root}/${alg}`)) {
+      for (const hex of await dirs(driver, `${root}/${alg}/${prefix}`)) {
+        const digest = tryParseDigest(`${alg}:${hex}`);
+        if (!digest) continue;
+        try {
+          const s = await driver.stat(pathFor({ kind: 'blobData', digest }));
+          out.push({ digest, size: s.size, modifiedAt: s.modifiedAt.getTime() });
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Digests linked under `<root>/<alg>/<hex>/link`. */
+async function linkedDigests(driver: StorageDriver, root: string): Promise<Digest[]> {
+  const out: Digest[] = [];
+  for (const alg of await dirs(driver, root)) {
+    for (const hex of await dirs(driver, `${root}/${alg}`)) {
+      const d = tryParseDigest(`${alg}:${hex}`);
+      if (d) out.push(d);
+    }
+  }
+  return out;
+}
+
+export interface RepoLinks {
+  name: string;
+  layers: Digest[];
+  revisions: Digest[];
+}
+
+export async function repoLinks(store: RegistryStore, name: string): Promise<RepoLinks> {
+  const driver = store.driver;
+  return {
+    name,
+    layers: await linkedDigests(driver, pathFor({ kind: 'layersRoot', name })),
+    revisions: await linkedDigests(driver, pathFor({ kind: 'revisionsRoot', name })),
+  };
+}
+
+export interface UsageReport {
+  totalBytes: number;
+  blobCount: number;
+  repositories: { name: string; tags: number; manifests: number; exclusiveBytes: number; sharedBytes: number; lastPush: string | null }[];
+  reclaimableBytes: number;
+}
+
+export async function computeUsage(store: RegistryStore): Promise<UsageReport> {
+  const blobs = await listBlobs(store.driver);
+  const sizes = new Map(blobs.map((b) => [b.digest.value, b.size]));
+  const owners = new Map<string, Set<string>>();
+  const repos = await Promise.all((await store.allRepositoryDirs()).map((n) => repoLinks(store, n)));
+  for (const r of repos) {
+    for (const d of [...r.layers, ...r.revisions]) {
+      const set = owners.get(d.value) ?? new Set<string>();
+      set.add(r.name);
+      owners.set(d.value, set);
+    }
+  }
+  const repositories: UsageReport['repositories'] = [];
+  for (const r of repos) {
+    const state = store.repositoryState(r.name);
+    let exclusiveBytes = 0;
+    let sharedBytes = 0;
+    const seen = new Set<string>();
+    for (const d of [...r.layers, ...r.revisions]) {
+      if (seen.has(d.value)) continue;
+      seen.add(d.value);
+      const size = sizes.get(d.value) ?? 0;
+      if ((owners.get(d.value)?.size ?? 0) > 1) sharedBytes += size;
+      else exclusiveBytes += size;
+    }
+    if (!state && exclusiveBytes + sharedBytes === 0) continue;
+    repositories.push({
+      name: r.name,
+      tags: state?.tags.size ?? 0,
+      manifests: state?.revisions.size ?? 0,
+      exclusiveBytes,
+      sharedBytes,
+      lastPush: state && state.lastPush > 0 ? new Date(state.lastPush).toISOString() : null,
+    });
+  }
+  const reclaimableBytes = blobs.filter((b) => !owners.has(b.digest.value)).reduce((a, b) => a + b.size, 0);
+  return { totalBytes: blobs.reduce((a, b) => a + b.size, 0), blobCount: blobs.length, repositories, reclaimableBytes };
+}
+
+export interface GcOptions {
+  dryRun?: boolean;
+  deleteUntagged?: boolean;
+  graceSeconds?: number;
+  uploadPurgeAgeMs?: number;
+}
+
+export interface GcReport {
+  deleted: { digest: string; size: number; reason: string }[];
+  kept: { digest: string; size: number; reason: string }[];
+  freedBytes: number;
+  repositoriesRemoved: string[];
+  manifestsRemoved: { repository: string; digest: string }[];
+  uploadsPurged: number;
+  dryRun: boolean;
+}
+
+export async function runGc(store: RegistryStore, opts: GcOptions = {}): Promise<GcReport> {
+  const startedAt = Date.now();
+  const graceMs = (opts.graceSeconds ?? 3600) * 1000;
+  const dryRun = opts.dryRun ?? false;
+  const driver = store.driver;
+  const marked = new Set<string>();
+  const manifestsRemoved: GcReport['manifestsRemoved'] = [];
+  const repoNames = await store.allRepositoryDirs();
+
+  for (const name of repoNames) {
+    const links = await repoLinks(store, name);
+    const state = store.repositoryState(name);
+    const infos = new Map<string, Awaited<ReturnType<RegistryStore['readManifest']>>>();
+    for (const d of links.revisions) infos.set(d.value, await store.readManifest(d));
+    const keep = new Set<string>();
+    const queue: string[] = [];
+    const add = (digest: string) => {
+      if (!keep.has(digest) && infos.has(digest)) {
+        keep.add(digest);
+        queue.push(digest);
+      }
+    };
+    if (opts.deleteUntagged) {
+      for (const d of state?.tags.values() ?? []) add(d);
+      for (const d of links.revisions) if (store.usedSince(d.value, startedAt - graceMs)) add(d.value);
+    } else for (const d of links.revisions) add(d.value);
+    while (queue.length > 0) {
+      const digest = queue.pop() as string;
+      const m = infos.get(digest);
+      for (const c of m?.info.children ?? []) add(c.digest);
+      for (const [other, om] of infos) if (om?.info.subject?.digest === digest) add(other);
+    }
+    for (const d of links.revisions) {
+      if (keep.has(d.value)) {
+        marked.add(d.value);
+        for (const b of infos.get(d.value)?.info.blobs ?? []) marked.add(b.digest);
+        continue;
+      }
+      manifestsRemoved.push({ repository: name, digest: d.value });
+      if (!dryRun) {
+        try {
+          await store.deleteManifest(name, d);
+        } catch {
+          await driver.delete(pathFor({ kind: 'revisionDir', name, digest: d }));
+        }
+      }
+    }
+  }
+
+  const deleted: GcReport['deleted'] = [];
+  const kept: GcReport['kept'] = [];
+  const deletedSet = new Set<string>();
+  for (const b of await listBlobs(driver)) {
+    const entry = { digest: b.digest.value, size: b.size };
+    if (marked.has(b.digest.value)) kept.push({ ...entry, reason: 'referenced' });
+    else if (startedAt - b.modifiedAt < graceMs || store.usedSince(b.digest.value, startedAt - graceMs)) kept.push({ ...entry, reason: 'within grace window' });
+    else {
+      deleted.push({ ...entry, reason: 'unreferenced' });
+      deletedSet.add(b.digest.value);
+      if (!dryRun) await driver.delete(pathFor({ kind: 'blobDir', digest: b.digest }));
+    }
+  }
+
+  const repositoriesRemoved: string[] = [];
+  for (const name of repoNames) {
+    const links = await repoLinks(store, name);
+    let layersLeft = 0;
+    for (const d of links.layers) {
+      if (deletedSet.has(d.value)) {
+        if (!dryRun) await driver.delete(pathFor({ kind: 'layerLink', name, digest: d }).slice(0, -'/link'.length));
+      } else layersLeft++;
+    }
+    const revisionsLeft = dryRun ? links.revisions.filter((d) => !manifestsRemoved.some((m) => m.repository === name && m.digest === d.value)).length : links.revisions.length;
+    const uploads = await dirs(driver, pathFor({ kind: 'uploadsRoot', name }));
+    if (revisionsLeft === 0 && layersLeft === 0 && uploads.length === 0 && !store.hasRepository(name)) {
+      repositoriesRemoved.push(name);
+      if (!dryRun) await driver.delete(pathFor({ kind: 'repository', name }));
+    }
+  }
+
+  const uploadsPurged = dryRun ? 0 : await store.purgeUploads(opts.uploadPurgeAgeMs ?? 24 * 3600 * 1000);
+  if (!dryRun) {
+    store.clearCaches();
+    store.pruneUses(startedAt - graceMs);
+  }
+  return {
+    deleted,
+    kept,
+    freedBytes: deleted.reduce((a, d) => a + d.size, 0),
+    repositoriesRemoved,
+    manifestsRemoved,
+    uploadsPurged,
+    dryRun,
+  };
+}
+
+export interface FsckProblem {
+  kind: 'blob-corrupt' | 'link-dangling' | 'link-invalid' | 'tag-dangling' | 'temp-file';
+  path: string;
+  detail: string;
+}
+
+export interface FsckReport {
+  problems: FsckProblem[];
+  repaired: FsckProblem[];
+  blobsChecked: number;
+}
+
+async function walkFiles(driver: StorageDriver, dir: string, visit: (path: string) => Promise<void>): Promise<void> {
+  let entries;
+  try {
+    entries = await driver.list(dir);
+  } catch (err) {
+    if (isNotFound(err)) return;
+    throw err;
+  }
+  for (const e of entries) {
+    const path = dir ? `${dir}/${e.name}` : e.name;
+    if (e.isDir) await walkFiles(driver, path, visit);
+    else await visit(path);
+  }
+}
+
+/** Checks every blob against its digest, every link and tag against what it points at, and temp leftovers. */
+export async function runFsck(store: RegistryStore, opts: { repair?: boolean } = {}): Promise<FsckReport> {
+  const driver = store.driver;
+  const problems: FsckProblem[] = [];
+  const blobs = await listBlobs(driver);
+  const present = new Set<string>();
+  for (const b of blobs) {
+    const path = pathFor({ kind: 'blobData', digest: b.digest });
+    const hash = createHash(b.digest.algorithm);
+    for await (const chunk of await driver.reader(path)) hash.update(chunk as Buffer);
+    const actual = hash.digest('hex');
+    if (actual === b.digest.hex) present.add(b.digest.value);
+    else problems.push({ kind: 'blob-corrupt', path, detail: `content hashes to ${b.digest.algorithm}:${actual}` });
+  }
+  for (const name of await store.allRepositoryDirs()) {
+    const links = await repoLinks(store, name);
+    for (const [kind, list] of [['layerLink', links.layers], ['revisionLink', links.revisions]] as const) {
+      for (const d of list) {
+        const path = pathFor({ kind, name, digest: d });
+        let text = '';
+        try {
+          text = (await driver.getContent(path)).toString('utf8').trim();
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
+        if (text !== d.value) problems.push({ kind: 'link-invalid', path, detail: `link holds "${text.slice(0, 80)}", expected ${d.value}` });
+        else if (!present.has(d.value)) problems.push({ kind: 'link-dangling', path, detail: `blob ${d.value} is missing or corrupt` });
+      }
+    }
+    const revisions = new Set(links.revisions.map((d) => d.value));
+    for (const tag of await dirs(driver, pathFor({ kind: 'tagsRoot', name }))) {
+      const path = pathFor({ kind: 'tagCurrentLink', name, tag });
+      let target: Digest | undefined;
+      try {
+        target = tryParseDigest((await driver.getContent(path)).toString('utf8').trim());
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+      if (!target || !revisions.has(target.value) || !present.has(target.value)) {
+        problems.push({ kind: 'tag-dangling', path, detail: `tag ${name}:${tag} points at ${target?.value ?? 'nothing'}, which is not a stored manifest` });
+      }
+    }
+  }
+  await walkFiles(driver, '', async (path) => {
+    if (path.includes(TEMP_MARKER)) problems.push({ kind: 'temp-file', path, detail: 'leftover temporary file' });
+  });
+
+  const repaired: FsckProblem[] = [];
+  if (opts.repair) {
+    for (const p of problems) {
+      const target = p.kind === 'temp-file' ? p.path : p.kind === 'tag-dangling' ? p.path.slice(0, -'/current/link'.length) : p.path.replace(/\/(data|link)$/, '');
+      await driver.delete(target);
+      repaired.push(p);
+    }
+    if (repaired.length > 0) {
+      store.clearCaches();
+      await store.buildIndex();
+    }
+  }
+  return { problems, repaired, blobsChecked: blobs.length };
+}
