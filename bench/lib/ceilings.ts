@@ -1,0 +1,112 @@
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { LargeBlob } from './data.js';
+import { HttpClient, VerifyError, expectStatus } from './http.js';
+import { timed } from './load.js';
+import { tryCommand, which } from './machine.js';
+import type { Ceiling } from './model.js';
+import { mbPerSecond } from './stats.js';
+
+const MiB = 1024 * 1024;
+
+/** Disk write (with the final fsync) and direct read of `size` bytes in `dir`, with fio, else dd. */
+async function diskCeilings(dir: string, size: number): Promise<Ceiling[]> {
+  const file = join(dir, 'ceiling-disk.bin');
+  const count = Math.round(size / MiB);
+  const hasFio = (await which('fio')) !== undefined;
+  const writeArgs = hasFio
+    ? ['fio', ['--name=write', `--filename=${file}`, '--rw=write', '--bs=1M', `--size=${count}M`, '--ioengine=psync', '--end_fsync=1']]
+    : ['dd', ['if=/dev/zero', `of=${file}`, 'bs=1M', `count=${count}`, 'conv=fdatasync']];
+  const readArgs = hasFio
+    ? ['fio', ['--name=read', `--filename=${file}`, '--rw=read', '--bs=1M', `--size=${count}M`, '--ioengine=psync', '--direct=1']]
+    : ['dd', [`if=${file}`, 'of=/dev/null', 'bs=1M', 'iflag=direct']];
+  try {
+    const w = await timed(() => tryCommand(writeArgs[0] as string, writeArgs[1] as string[]));
+    const r = await timed(() => tryCommand(readArgs[0] as string, readArgs[1] as string[]));
+    if (w.value === undefined || r.value === undefined) return [];
+    const describe = (a: (string | string[])[]): string => `${a[0] as string} ${(a[1] as string[]).join(' ')}`;
+    return [
+      { id: 'disk.write', label: 'Disk write, sequential, 1 MiB blocks, fsync at end', unit: 'MB/s', value: mbPerSecond(size, w.seconds), method: describe(writeArgs) },
+      { id: 'disk.read', label: 'Disk read, sequential, O_DIRECT (page cache bypassed)', unit: 'MB/s', value: mbPerSecond(size, r.seconds), method: describe(readArgs) },
+    ];
+  } finally {
+    await rm(file, { force: true });
+  }
+}
+
+/** sha256 over `size` bytes in 16 MiB updates on one core (node:crypto, OpenSSL underneath). */
+function sha256Ceiling(blob: LargeBlob): Ceiling {
+  const t0 = performance.now();
+  const hash = createHash('sha256');
+  for (const c of blob.chunks) hash.update(c);
+  hash.digest();
+  const seconds = (performance.now() - t0) / 1000;
+  return { id: 'sha256', label: 'sha256, one core', unit: 'MB/s', value: mbPerSecond(blob.size, seconds), method: 'node:crypto createHash("sha256"), 16 MiB updates' };
+}
+
+async function startSink(buildDir: string): Promise<{ port: number; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [join(buildDir, 'sink-server.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout });
+  const port = await new Promise<number>((resolve, reject) => {
+    lines.once('line', (line) => resolve(Number(line)));
+    child.once('exit', (code) => reject(new Error(`sink server exited with ${String(code)}`)));
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    port,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/**
+ * Loopback HTTP between this process and a trivial Node server in another process, with the same client code
+ * and the same buffers the blob phases use: upload discarded, upload hashed by the server, download hashed by
+ * the client (as the pull phase does).
+ */
+async function loopbackCeilings(buildDir: string, blob: LargeBlob): Promise<Ceiling[]> {
+  const sink = await startSink(buildDir);
+  const client = new HttpClient('127.0.0.1', sink.port, undefined, 1);
+  try {
+    const out: Ceiling[] = [];
+    for (const mode of ['discard', 'hash'] as const) {
+      const { value: res, seconds } = await timed(() => client.request('PUT', `/${mode}`, { body: blob.chunks }));
+      expectStatus(res, 201, `PUT /${mode}`);
+      const answer = JSON.parse(res.body.toString('utf8')) as { bytes: number; digest: string | null };
+      if (answer.bytes !== blob.size) throw new VerifyError(`sink received ${answer.bytes} bytes of ${blob.size}`);
+      if (mode === 'hash' && answer.digest !== blob.digest) throw new VerifyError('sink hashed a different digest');
+      out.push({
+        id: `loopback.upload.${mode}`,
+        label: mode === 'discard' ? 'Loopback HTTP upload, server discards' : 'Loopback HTTP upload, server hashes (sha256)',
+        unit: 'MB/s',
+        value: mbPerSecond(blob.size, seconds),
+        method: `one PUT of ${blob.size / MiB} MiB from 16 MiB buffers to a Node http server in another process`,
+      });
+    }
+    const { value: res, seconds } = await timed(() => client.request('GET', `/bytes?size=${blob.size}`, { consume: 'hash' }));
+    expectStatus(res, 200, 'GET /bytes');
+    if (res.bytes !== blob.size) throw new VerifyError(`downloaded ${res.bytes} bytes of ${blob.size}`);
+    out.push({
+      id: 'loopback.download.hash',
+      label: 'Loopback HTTP download, client hashes (sha256)',
+      unit: 'MB/s',
+      value: mbPerSecond(blob.size, seconds),
+      method: `one GET of ${blob.size / MiB} MiB served from memory by a Node http server in another process`,
+    });
+    return out;
+  } finally {
+    client.close();
+    await sink.stop();
+  }
+}
+
+export async function measureCeilings(opts: { dir: string; buildDir: string; blob: LargeBlob }): Promise<Ceiling[]> {
+  const disk = await diskCeilings(opts.dir, opts.blob.size);
+  return [...disk, sha256Ceiling(opts.blob), ...(await loopbackCeilings(opts.buildDir, opts.blob))];
+}

@@ -1,0 +1,56 @@
+const MiB = 1024 * 1024;
+
+/** Every size and duration the workload uses; `--quick` shrinks them so a whole run takes well under 2 minutes. */
+export interface Sizes {
+  largeBlobBytes: number;
+  chunkBytes: number;
+  manifestSeconds: number;
+  concurrencies: number[];
+  smallBlobCount: number;
+  smallBlobMin: number;
+  smallBlobMax: number;
+  smallBlobConcurrency: number;
+  catalogCounts: number[];
+  tagCount: number;
+  pageSize: number;
+  skopeoLayers: number;
+  skopeoBytes: number;
+  repeatRounds: number;
+  repeatBlobCount: number;
+  repeatSeconds: number;
+  helpRuns: number;
+}
+
+export const FULL: Sizes = {
+  largeBlobBytes: 1024 * MiB,
+  chunkBytes: 16 * MiB,
+  manifestSeconds: 10,
+  concurrencies: [1, 16, 64],
+  smallBlobCount: 200,
+  smallBlobMin: 4 * 1024,
+  smallBlobMax: MiB,
+  smallBlobConcurrency: 8,
+  catalogCounts: [2000, 10000],
+  tagCount: 1000,
+  pageSize: 100,
+  skopeoLayers: 10,
+  skopeoBytes: 300 * MiB,
+  repeatRounds: 3,
+  repeatBlobCount: 40,
+  repeatSeconds: 3,
+  helpRuns: 20,
+};
+
+export const QUICK: Sizes = {
+  ...FULL,
+  largeBlobBytes: 128 * MiB,
+  manifestSeconds: 1,
+  concurrencies: [1, 16],
+  smallBlobCount: 16,
+  catalogCounts: [200, 1000],
+  skopeoBytes: 20 * MiB,
+  repeatRounds: 2,
+  repeatBlobCount: 8,
+  repeatSeconds: 1,
+  helpRuns: 5,
+};

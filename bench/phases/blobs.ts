@@ -1,0 +1,112 @@
+import { LargeBlob, logUniformSizes, randomBuffer, smallBlob } from '../lib/data.js';
+import { sha256 } from '../lib/http.js';
+import type { HttpClient } from '../lib/http.js';
+import { runAll, timed } from '../lib/load.js';
+import type { PhaseSpec, Step } from '../lib/phase.js';
+import { pullBlob, pushBlobChunked, pushBlobMonolithic } from '../lib/registry-ops.js';
+import type { RunningServer } from '../lib/servers.js';
+import type { Sizes } from '../lib/sizes.js';
+import { mbPerSecond } from '../lib/stats.js';
+import type { Credentials } from './context.js';
+
+const MiB = 1024 * 1024;
+
+function withClient<T>(server: RunningServer, creds: Credentials, sockets: number, fn: (c: HttpClient) => Promise<T>): Promise<T> {
+  const client = server.client(creds, sockets);
+  return fn(client).finally(() => client.close());
+}
+
+/** One large blob pushed monolithically, another pushed in PATCHes, the first pulled back and hashed. */
+export function largeBlobPhase(sizes: Sizes, creds: Credentials, pattern: Buffer, pullCeiling: number): PhaseSpec {
+  const count = sizes.largeBlobBytes / sizes.chunkBytes;
+  const label = `${sizes.largeBlobBytes / MiB} MiB`;
+  const blobs = new Map<string, { mono: LargeBlob; chunked: LargeBlob }>();
+  const blobsFor = (server: RunningServer): { mono: LargeBlob; chunked: LargeBlob } => {
+    let b = blobs.get(server.name);
+    if (!b) {
+      b = { mono: new LargeBlob(pattern, count, `mono-${server.name}`), chunked: new LargeBlob(pattern, count, `chunked-${server.name}`) };
+      blobs.set(server.name, b);
+    }
+    return b;
+  };
+  return {
+    id: 'large-blob',
+    title: `Large blob (${label}): push and pull`,
+    description:
+      `Monolithic push (POST then one PUT with the whole ${label} body), chunked push (POST, ` +
+      `${count} PATCHes of ${sizes.chunkBytes / MiB} MiB with Content-Range, closing PUT), pull (GET, hashed as it ` +
+      'streams). Every response is checked: status, Docker-Content-Digest, Range after each PATCH, byte count and ' +
+      'sha256 of what was pulled. Bodies come from memory (a random 16 MiB chunk repeated, the first one unique).',
+    steps: [
+      (server) =>
+        withClient(server, creds, 1, async (c) => {
+          const { mono } = blobsFor(server);
+          const { seconds } = await timed(() => pushBlobMonolithic(c, 'bench/large', mono.chunks, mono.digest));
+          return { pushMonoMBps: mbPerSecond(mono.size, seconds) };
+        }),
+      (server) =>
+        withClient(server, creds, 1, async (c) => {
+          const { chunked } = blobsFor(server);
+          const { seconds } = await timed(() => pushBlobChunked(c, 'bench/large', chunked.chunks, chunked.digest));
+          return { pushChunkedMBps: mbPerSecond(chunked.size, seconds) };
+        }),
+      (server) =>
+        withClient(server, creds, 1, async (c) => {
+          const { mono } = blobsFor(server);
+          const { seconds } = await timed(() => pullBlob(c, 'bench/large', mono.digest, mono.size));
+          return { pullMBps: mbPerSecond(mono.size, seconds) };
+        }),
+    ],
+    metrics: [
+      { id: 'pushMonoMBps', label: `Monolithic push, ${label}`, unit: 'MB/s', better: 'higher', targets: [{ kind: 'ratio-min', value: 2.5 }] },
+      { id: 'pushChunkedMBps', label: `Chunked push, ${label}, ${sizes.chunkBytes / MiB} MiB PATCHes`, unit: 'MB/s', better: 'higher', targets: [{ kind: 'ratio-min', value: 2.5 }] },
+      {
+        id: 'pullMBps',
+        label: `Pull, ${label}, client hashes`,
+        unit: 'MB/s',
+        better: 'higher',
+        targets: [
+          { kind: 'ratio-min', value: 1 },
+          { kind: 'ceiling-min', value: 0.9, ceiling: pullCeiling, ceilingName: 'loopback download ceiling' },
+        ],
+      },
+    ],
+  };
+}
+
+/** Small blobs of log-uniform sizes pushed monolithically (POST + PUT each) at a fixed concurrency. */
+export function smallBlobPhase(sizes: Sizes, creds: Credentials, pool: Buffer, round = 0): PhaseSpec {
+  const list = logUniformSizes(sizes.smallBlobCount, sizes.smallBlobMin, sizes.smallBlobMax, 6);
+  const total = list.reduce((a, b) => a + b, 0);
+  return {
+    id: 'small-blobs',
+    title: `${sizes.smallBlobCount} small blobs (${sizes.smallBlobMin / 1024} KiB–${sizes.smallBlobMax / MiB} MiB) at concurrency ${sizes.smallBlobConcurrency}`,
+    description:
+      `${sizes.smallBlobCount} blobs, ${(total / MiB).toFixed(1)} MiB in all, sizes log-uniform from a fixed seed, each ` +
+      `pushed as POST + PUT with its digest, ${sizes.smallBlobConcurrency} at a time, Basic auth on every request; ` +
+      'each PUT checked for 201 and its Docker-Content-Digest.',
+    steps: [smallBlobStep(sizes, creds, pool, list, `r${round}`)],
+    metrics: [
+      { id: 'smallSeconds', label: `Push ${sizes.smallBlobCount} blobs, total time`, unit: 's', better: 'lower', targets: [{ kind: 'ratio-max', value: 0.5 }] },
+      { id: 'smallBlobsPerSecond', label: 'Blobs per second', unit: 'blob/s', better: 'higher' },
+    ],
+  };
+}
+
+export function smallBlobStep(sizes: Sizes, creds: Credentials, pool: Buffer, list: number[], tag: string): Step {
+  return (server) =>
+    withClient(server, creds, sizes.smallBlobConcurrency, async (c) => {
+      const blobs = list.map((size, i) => {
+        const data = smallBlob(pool, size, `${server.name}-${tag}-${i}`);
+        return { data, digest: sha256(data) };
+      });
+      const seconds = await runAll(sizes.smallBlobConcurrency, blobs, (b) =>
+        pushBlobMonolithic(c, `bench/small-${tag}`, b.data, b.digest),
+      );
+      return { smallSeconds: seconds, smallBlobsPerSecond: blobs.length / seconds };
+    });
+}
+
+export function patternBuffer(sizes: Sizes): Buffer {
+  return randomBuffer(sizes.chunkBytes);
+}

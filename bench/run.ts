@@ -1,0 +1,256 @@
+import { existsSync } from 'node:fs';
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import bcrypt from 'bcryptjs';
+import { measureCeilings } from './lib/ceilings.js';
+import { LargeBlob, randomBuffer } from './lib/data.js';
+import { machineInfo, versions } from './lib/machine.js';
+import { metric } from './lib/model.js';
+import type { BenchReport, Metric, PhaseResult } from './lib/model.js';
+import { errorText, runPhase } from './lib/phase.js';
+import type { PhaseSpec } from './lib/phase.js';
+import { renderMarkdown } from './lib/report.js';
+import { REFERENCE_BINARY, referenceConfig, startOurs, startReference } from './lib/servers.js';
+import type { RegistryName, RunningServer, ServerSettings } from './lib/servers.js';
+import { FULL, QUICK } from './lib/sizes.js';
+import { timed } from './lib/load.js';
+import { largeBlobPhase, smallBlobPhase } from './phases/blobs.js';
+import { catalogPhase, seedVolume } from './phases/catalog.js';
+import { timeCommand } from './phases/cli.js';
+import type { Credentials } from './phases/context.js';
+import { manifestPhase } from './phases/manifests.js';
+import { repeatPhase } from './phases/repeat.js';
+import { makeOciLayout, skopeoPhase } from './phases/skopeo.js';
+import type { OciLayout } from './phases/skopeo.js';
+
+const MiB = 1024 * 1024;
+const BCRYPT_COST = 10;
+
+const USAGE = `usage: node bench/out/build/run.js [--quick] [--only PHASES] [--no-write] [--profile] [--other-work TEXT]
+  --quick        small sizes and short durations (well under 2 minutes)
+  --only         comma-separated phase ids: ceilings,large-blob,manifests,small-blobs,skopeo,repeat,catalog,cli
+  --no-write     print the report, do not write docs/benchmarks.md and docs/benchmarks.json
+  --profile      run our registry under node --cpu-prof; profiles land in the run's work directory
+  --other-work   what else was running on the machine, recorded in the report`;
+
+const ALL_PHASES = ['ceilings', 'large-blob', 'manifests', 'small-blobs', 'skopeo', 'repeat', 'catalog', 'cli'];
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      'no-write': { type: 'boolean', default: false },
+      profile: { type: 'boolean', default: false },
+      'other-work': { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const only = new Set((values.only ?? ALL_PHASES.join(',')).split(',').map((s) => s.trim()));
+  for (const id of only) if (!ALL_PHASES.includes(id)) throw new Error(`unknown phase "${id}"; phases: ${ALL_PHASES.join(', ')}`);
+  const quick = values.quick ?? false;
+  const sizes = quick ? QUICK : FULL;
+  const buildDir = dirname(fileURLToPath(import.meta.url));
+  const repoRoot = resolve(buildDir, '../../..');
+  if (!existsSync(REFERENCE_BINARY)) throw new Error(`${REFERENCE_BINARY} is missing: apt-get install -y docker-registry`);
+
+  const started = performance.now();
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const workDir = join(repoRoot, 'bench/out', `run-${stamp}`);
+  const dataRoot = join(workDir, 'data');
+  await mkdir(dataRoot, { recursive: true });
+  const creds: Credentials = { user: 'bench', password: `bench-${randomBuffer(9).toString('base64url')}` };
+  const htpasswdFile = join(workDir, 'htpasswd');
+  await writeFile(htpasswdFile, `${creds.user}:${bcrypt.hashSync(creds.password, BCRYPT_COST)}\n`, { mode: 0o600 });
+
+  const otherWork =
+    values['other-work'] ?? 'not recorded (pass --other-work); the load average at start tells whether other processes were busy';
+  const machine = await machineInfo(dataRoot, otherWork);
+  const vers = await versions(repoRoot);
+  process.stderr.write(`bench: ${quick ? 'quick' : 'full'} run, work dir ${workDir}, load ${machine.loadAverageAtStart.join(' ')}\n`);
+
+  const pattern = randomBuffer(sizes.chunkBytes);
+  const pool = randomBuffer(sizes.smallBlobMax);
+  const ceilingBlob = new LargeBlob(pattern, sizes.largeBlobBytes / sizes.chunkBytes, 'ceiling');
+  const ceilings = only.has('ceilings') ? await measureCeilings({ dir: dataRoot, buildDir, blob: ceilingBlob }) : [];
+  for (const c of ceilings) process.stderr.write(`   ceiling ${c.id}: ${c.value.toFixed(0)} ${c.unit}\n`);
+  const pullCeiling = ceilings.find((c) => c.id === 'loopback.download.hash')?.value ?? Number.NaN;
+
+  const profileDir = values.profile ? join(workDir, 'profiles') : undefined;
+  const settingsFor = (name: RegistryName, dir: string): ServerSettings => ({
+    dataDir: dir,
+    htpasswdFile,
+    workDir,
+    ...(name === 'ours' && profileDir ? { profileDir } : {}),
+  });
+  const start = async (name: RegistryName, dir: string): Promise<RunningServer> =>
+    name === 'ours' ? startOurs(repoRoot, settingsFor(name, dir)) : startReference(settingsFor(name, dir));
+
+  const phases: PhaseResult[] = [];
+  const servers: Partial<Record<RegistryName, RunningServer>> = {};
+  const missing: Partial<Record<RegistryName, string>> = {};
+  const mainPhases: PhaseSpec[] = [];
+  let layout: OciLayout | undefined;
+  if (only.has('large-blob')) mainPhases.push(largeBlobPhase(sizes, creds, pattern, pullCeiling));
+  if (only.has('manifests')) mainPhases.push(manifestPhase(sizes, creds));
+  if (only.has('small-blobs')) mainPhases.push(smallBlobPhase(sizes, creds, pool));
+  if (only.has('skopeo')) {
+    layout = await makeOciLayout(join(repoRoot, 'bench/out/cache'), sizes.skopeoLayers, sizes.skopeoBytes);
+    const l = layout;
+    mainPhases.push(skopeoPhase(sizes, creds, () => l, workDir));
+  }
+  if (only.has('repeat')) mainPhases.push(repeatPhase(sizes, creds, pool));
+
+  if (mainPhases.length > 0) {
+    for (const name of ['ours', 'ref'] as const) {
+      try {
+        servers[name] = await start(name, join(dataRoot, `main-${name}`));
+      } catch (err) {
+        missing[name] = `could not start: ${errorText(err)}`;
+        process.stderr.write(`bench: ${name} ${missing[name]}\n`);
+      }
+    }
+    try {
+      for (const spec of mainPhases) phases.push(await runPhase(spec, phases.length, servers, missing));
+    } finally {
+      for (const s of Object.values(servers)) await s.stop();
+    }
+    await rm(join(dataRoot, 'main-ours'), { recursive: true, force: true });
+    await rm(join(dataRoot, 'main-ref'), { recursive: true, force: true });
+  }
+
+  if (only.has('catalog')) {
+    for (const count of sizes.catalogCounts) {
+      const template = join(dataRoot, `catalog-${count}-template`);
+      process.stderr.write(`\nbench: writing a volume with ${count} repositories\n`);
+      await seedVolume(template, count, sizes.tagCount);
+      const catalogServers: Partial<Record<RegistryName, RunningServer>> = {};
+      const catalogMissing: Partial<Record<RegistryName, string>> = {};
+      const startSeconds: Partial<Record<RegistryName, number>> = {};
+      for (const name of ['ours', 'ref'] as const) {
+        const dir = join(dataRoot, `catalog-${count}-${name}`);
+        await cp(template, dir, { recursive: true });
+        try {
+          const { value, seconds } = await timed(() => start(name, dir));
+          catalogServers[name] = value;
+          startSeconds[name] = seconds;
+        } catch (err) {
+          catalogMissing[name] = `could not start: ${errorText(err)}`;
+        }
+      }
+      try {
+        phases.push(await runPhase(catalogPhase(sizes, creds, count, startSeconds), phases.length, catalogServers, catalogMissing));
+      } finally {
+        for (const s of Object.values(catalogServers)) await s.stop();
+      }
+      for (const suffix of ['template', 'ours', 'ref']) await rm(join(dataRoot, `catalog-${count}-${suffix}`), { recursive: true, force: true });
+    }
+  }
+
+  const summary: Metric[] = [];
+  const commands = [
+    `npm run bench${quick ? ' -- --quick' : ''}   # = npm run build && tsc -p bench/tsconfig.json && node bench/out/build/run.js`,
+    `node bin/regctl.js serve --listen 127.0.0.1:PORT --data DIR --htpasswd FILE --log-level error${profileDir ? '   # under node --cpu-prof' : ''}`,
+    `/usr/bin/docker-registry serve CONFIG.yml   # CONFIG below`,
+    ...(only.has('skopeo')
+      ? [
+          `skopeo copy --quiet --preserve-digests --dest-tls-verify=false --dest-creds bench:PASS oci:LAYOUT:bench docker://127.0.0.1:PORT/bench/skopeo:bench`,
+          `skopeo copy --quiet --preserve-digests --src-tls-verify=false --src-creds bench:PASS docker://127.0.0.1:PORT/bench/skopeo:bench oci:OUT:bench`,
+        ]
+      : []),
+    ...ceilings.map((c) => c.method),
+  ];
+
+  if (only.has('cli')) {
+    process.stderr.write('\n== regctl --help\n');
+    try {
+      const t = await timeCommand([process.execPath, join(repoRoot, 'bin/regctl.js'), '--help'], sizes.helpRuns, workDir);
+      summary.push(metric({ id: 'cli.help.ms', label: '`regctl --help`, median wall time', unit: 'ms', better: 'lower', targets: [{ kind: 'max', value: 200 }] }, t.medianMs, undefined));
+      commands.push(t.tool);
+      process.stderr.write(`   median ${t.medianMs.toFixed(1)} ms (${t.tool})\n`);
+    } catch (err) {
+      summary.push(metric({ id: 'cli.help.ms', label: '`regctl --help`, median wall time', unit: 'ms', better: 'lower', targets: [{ kind: 'max', value: 200 }], note: `failed: ${errorText(err)}` }, undefined, undefined));
+    }
+    summary.push(
+      metric(
+        {
+          id: 'cli.up.seconds',
+          label: '`regctl up` to healthy, images already built',
+          unit: 's',
+          better: 'lower',
+          targets: [{ kind: 'max', value: 20 }],
+          note: 'not measured by this harness: it needs a built stack image and Traefik on ports 80/443; see the stack tests',
+        },
+        undefined,
+        undefined,
+      ),
+    );
+  }
+
+  const peak = (name: RegistryName): number | undefined => {
+    const values = phases.map((p) => p.resources[name]?.peakRssMiB).filter((v): v is number => v !== undefined);
+    return values.length > 0 ? Math.max(...values) : undefined;
+  };
+  if (phases.length > 0) {
+    summary.unshift(metric({ id: 'peakRssMiB', label: 'Peak RSS over the whole run (max of every phase\'s VmHWM)', unit: 'MiB', better: 'lower', targets: [{ kind: 'max', value: 120 }] }, peak('ours'), peak('ref')));
+  }
+
+  machine.loadAverageAtEnd = loadavg().map((v) => Math.round(v * 100) / 100);
+  const report: BenchReport = {
+    generatedAt: new Date().toISOString(),
+    mode: quick ? 'quick' : 'full',
+    durationSeconds: (performance.now() - started) / 1000,
+    machine,
+    versions: vers,
+    commands,
+    settings: {
+      bcryptCost: BCRYPT_COST,
+      credentials: 'one htpasswd user, Basic auth on every request',
+      largeBlobMiB: sizes.largeBlobBytes / MiB,
+      chunkMiB: sizes.chunkBytes / MiB,
+      manifestSeconds: sizes.manifestSeconds,
+      concurrencies: sizes.concurrencies.join('/'),
+      smallBlobs: sizes.smallBlobCount,
+      catalogCounts: sizes.catalogCounts.join('/'),
+      tags: sizes.tagCount,
+      pageSize: sizes.pageSize,
+      skopeo: `${sizes.skopeoLayers} layers, ${sizes.skopeoBytes / MiB} MiB`,
+      dataDir: 'bench/out/run-*/data (same filesystem for both registries)',
+      referenceConfig: referenceConfig('DIR', 'HTPASSWD', 0).replace(/\n/g, ' ⏎ ').replace('127.0.0.1:0', '127.0.0.1:PORT'),
+    },
+    ceilings,
+    phases,
+    summary,
+  };
+  const notes = await readFile(join(repoRoot, 'bench/notes.md'), 'utf8').catch(() => '');
+  const markdown = renderMarkdown(report, notes);
+  if (values['no-write']) {
+    process.stdout.write(markdown);
+  } else {
+    await writeFile(join(repoRoot, 'docs/benchmarks.json'), `${JSON.stringify(report, null, 2)}\n`);
+    await writeFile(join(repoRoot, 'docs/benchmarks.md'), markdown);
+    process.stderr.write(`\nbench: wrote docs/benchmarks.md and docs/benchmarks.json (${Math.round(report.durationSeconds)} s)\n`);
+  }
+  await writeFile(join(workDir, 'report.json'), JSON.stringify(report, null, 2));
+  await rm(dataRoot, { recursive: true, force: true });
+  const misses = [...phases.flatMap((p) => p.metrics), ...summary].filter((m) => m.verdict === 'miss');
+  const failures = phases.flatMap((p) => Object.entries(p.errors).map(([n, e]) => `${p.id}/${n}: ${e ?? ''}`));
+  process.stderr.write(`bench: ${misses.length} target(s) missed${misses.length ? `: ${misses.map((m) => m.id).join(', ')}` : ''}\n`);
+  if (failures.length > 0) {
+    process.stderr.write(`bench: ${failures.length} failed phase run(s):\n  ${failures.join('\n  ')}\n`);
+    process.exitCode = 1;
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exitCode = 1;
+});
