@@ -1,0 +1,55 @@
+import { createServer } from 'node:net';
+import { PassThrough, Readable } from 'node:stream';
+import { main } from '../../../src/cli/main.js';
+import { createOutput } from '../../../src/cli/output.js';
+import { createPrompts, type Prompts } from '../../../src/cli/prompts.js';
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `regctl ARGS` in-process with captured output; no terminal unless scripted prompts are given. */
+export async function runCli(
+  args: string[],
+  opts: { cwd: string; prompts?: Prompts; stdin?: string; env?: NodeJS.ProcessEnv },
+): Promise<CliRun> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (c: Buffer) => (out += c.toString()));
+  stderr.on('data', (c: Buffer) => (err += c.toString()));
+  // commander's own messages and main's hint lines go straight to the process streams: capture them too.
+  const realOut = process.stdout.write.bind(process.stdout);
+  const realErr = process.stderr.write.bind(process.stderr);
+  process.stdout.write = ((chunk: string | Uint8Array) => ((out += chunk.toString()), true)) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => ((err += chunk.toString()), true)) as typeof process.stderr.write;
+  try {
+    const code = await main(['node', 'regctl', ...args], {
+      out: createOutput({ stdout, stderr }),
+      prompts: opts.prompts ?? createPrompts(false),
+      cwd: opts.cwd,
+      env: opts.env ?? { PATH: process.env.PATH },
+      stdin: Readable.from(opts.stdin !== undefined ? [opts.stdin] : []),
+    });
+    return { code, stdout: out, stderr: err };
+  } finally {
+    process.stdout.write = realOut;
+    process.stderr.write = realErr;
+  }
+}
+
+/** A TCP port nothing listens on right now. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '0.0.0.0', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
