@@ -285,6 +285,7 @@ export class RegistryApp {
         url.searchParams.delete('from');
       }
     }
+    ctx.mountAnywhere = !this.opts.auth || (state.user !== undefined && this.policy().isAdmin(state.user));
     if (method.action === 'push' || method.action === 'delete') {
       await this.fence.waitWritable(this.opts.fenceWaitMs);
       if (method.action === 'push' && method.id !== 'upload-cancel') await this.checkFreeSpace();

@@ -17,6 +17,8 @@ export interface Ctx {
   params: Record<string, string>;
   store: RegistryStore;
   state: RequestState;
+  /** Whether a mount without `from` may link any blob present in storage (the user can pull everything). */
+  mountAnywhere?: boolean;
 }
 
 export const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' } as const;

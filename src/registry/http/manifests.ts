@@ -1,6 +1,6 @@
 import { RegistryError } from '../errors.js';
 import { MAX_MANIFEST_BYTES, MEDIA_TYPES } from '../manifest.js';
-import { parseDigest, parseReference } from '../reference.js';
+import { isTag, parseDigest, parseReference } from '../reference.js';
 import type { StoredManifest } from '../storage/store.js';
 import { location, readBody, send, sendJson, type Ctx } from './context.js';
 
@@ -40,17 +40,20 @@ export async function getManifest(ctx: Ctx): Promise<void> {
   );
 }
 
-/** end-7: PUT /v2/<name>/manifests/<reference> */
+/** end-7: PUT /v2/<name>/manifests/<reference>; by digest, each `?tag=` also points that tag at it (listed in `OCI-Tag`). */
 export async function putManifest(ctx: Ctx): Promise<void> {
   const name = ctx.params.name as string;
   const ref = parseReference(ctx.params.reference as string);
   const body = await readBody(ctx.req, MAX_MANIFEST_BYTES, () => new RegistryError('MANIFEST_TOO_BIG', { limit: MAX_MANIFEST_BYTES }));
-  const { digest, info } = await ctx.store.putManifest(name, ref, body, ctx.req.headers['content-type']);
+  const extraTags = 'digest' in ref ? ctx.url.searchParams.getAll('tag') : [];
+  for (const tag of extraTags) if (!isTag(tag)) throw new RegistryError('TAG_INVALID', { tag });
+  const { digest, info } = await ctx.store.putManifest(name, ref, body, ctx.req.headers['content-type'], extraTags);
   const headers: Record<string, string> = {
     Location: location(ctx.req, `/v2/${name}/manifests/${digest.value}`),
     'Docker-Content-Digest': digest.value,
   };
   if (info.subject) headers['OCI-Subject'] = info.subject.digest;
+  if (extraTags.length > 0) headers['OCI-Tag'] = [...new Set(extraTags)].join(', ');
   send(ctx, 201, headers);
 }
 

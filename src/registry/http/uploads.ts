@@ -34,7 +34,8 @@ function checkLength(ctx: Ctx, range: { start: number; end: number } | undefined
 /**
  * end-4a / end-4b / end-11: POST /v2/<name>/blobs/uploads/
  * `?digest=` uploads the body in one request; `?mount=&from=` links a blob from another repository (201) or
- * falls back to a new session (202); otherwise starts a session.
+ * falls back to a new session (202); `?mount=` alone links any stored blob for users who may pull every
+ * repository; otherwise starts a session.
  */
 export async function startUpload(ctx: Ctx): Promise<void> {
   const name = ctx.params.name as string;
@@ -45,6 +46,13 @@ export async function startUpload(ctx: Ctx): Promise<void> {
     assertName(from);
     const mounted = await ctx.store.mountBlob(name, from, digest);
     if (mounted) {
+      blobCreated(ctx, name, digest.value);
+      return;
+    }
+  } else if (mount !== undefined && ctx.mountAnywhere) {
+    const digest = parseDigest(mount);
+    if ((await ctx.store.blobSize(digest)) !== undefined) {
+      await ctx.store.linkBlob(name, digest);
       blobCreated(ctx, name, digest.value);
       return;
     }

@@ -502,9 +502,16 @@ export class RegistryStore {
 
   /**
    * Stores a manifest under a tag or digest. Every blob it references must be linked in the repository and
-   * every index child must be a manifest of the repository. Returns the digest and the subject if any.
+   * every index child must be a manifest of the repository. `extraTags` also point at it (PUT by digest with
+   * `?tag=`). Returns the digest and the parsed manifest.
    */
-  async putManifest(name: string, ref: { tag: string } | { digest: Digest }, body: Buffer, contentType: string | undefined): Promise<{ digest: Digest; info: ManifestInfo }> {
+  async putManifest(
+    name: string,
+    ref: { tag: string } | { digest: Digest },
+    body: Buffer,
+    contentType: string | undefined,
+    extraTags: string[] = [],
+  ): Promise<{ digest: Digest; info: ManifestInfo }> {
     if (body.length > MAX_MANIFEST_BYTES) throw new RegistryError('MANIFEST_TOO_BIG', { limit: MAX_MANIFEST_BYTES, size: body.length });
     const info = parseManifest(body, contentType);
     const algorithm = 'digest' in ref ? ref.digest.algorithm : 'sha256';
@@ -538,8 +545,7 @@ export class RegistryStore {
     const entry = this.repoEntry(name);
     entry.revisions.add(digest.value);
     entry.lastPush = Date.now();
-    if ('tag' in ref) {
-      const tag = ref.tag;
+    for (const tag of new Set(['tag' in ref ? ref.tag : undefined, ...extraTags].filter((t): t is string => t !== undefined))) {
       await this.tagLock.run(`${name}:${tag}`, async () => {
         await this.driver.putContent(this.p({ kind: 'tagIndexLink', name, tag, digest }), digest.value);
         await this.driver.putContent(this.p({ kind: 'tagCurrentLink', name, tag }), digest.value);
