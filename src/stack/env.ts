@@ -33,7 +33,9 @@ function line(key: string, value: string): string {
 
 export function renderEnv(config: StackConfig, opts: { packageDir: string; secrets: EnvSecrets | undefined }): string {
   const lines = [
-    '# regctl stack environment. Mode 0600, kept out of git: it holds the admin password.',
+    opts.secrets
+      ? '# regctl stack environment. Mode 0600, kept out of git: it holds the admin password.'
+      : '# Example of the .env `regctl init` writes (mode 0600, never committed) with the admin password.',
     '# regctl.yaml is the source of truth; this file feeds docker compose and scripts.',
     line(ENV_KEYS.project, config.name),
     line(ENV_KEYS.packageDir, opts.packageDir),
