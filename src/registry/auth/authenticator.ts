@@ -6,6 +6,9 @@
  *   checks of the same credentials share one bcrypt run, so bcrypt is paid once per credential, not per request.
  * - Unknown users are compared against a dummy hash of the same cost, and every failure is the same 401.
  * - Repeated failures are throttled per client IP and per user name (429 + Retry-After).
+ * - Old secrets listed in the grace file next to htpasswd (`<htpasswd>.grace`, see grace.ts) are accepted until
+ *   their expiry, checked at every request: no reload is needed for them to stop working, and cache entries
+ *   made from them carry the same expiry.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
@@ -14,6 +17,7 @@ import { basename, dirname } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { RegistryError } from '../errors.js';
 import { AccessPolicy } from './access.js';
+import { graceFilePath, liveGraceEntries, parseGraceFile, type GraceEntry } from './grace.js';
 import { parseHtpasswd } from './htpasswd.js';
 import { FailureThrottle, type ThrottleOptions } from './throttle.js';
 
@@ -24,6 +28,14 @@ export interface AuthenticatorOptions {
   throttle?: Partial<ThrottleOptions>;
   pollMs?: number;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+  /** Clock in milliseconds (tests). */
+  now?: () => number;
+}
+
+interface CheckResult {
+  ok: boolean;
+  /** Set when only a grace secret matched: when it stops working (ms). */
+  expiresAt?: number;
 }
 
 const CACHE_LIMIT = 10_000;
@@ -37,8 +49,11 @@ export class Authenticator {
   private users = new Map<string, string>();
   policy: AccessPolicy = AccessPolicy.open();
   private dummyHash = '$2a$10$' + 'N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy'.slice(0, 53);
-  private readonly cache = new Map<string, string>();
-  private readonly inflight = new Map<string, Promise<boolean>>();
+  private readonly cache = new Map<string, { user: string; expiresAt: number | undefined }>();
+  private readonly inflight = new Map<string, Promise<CheckResult>>();
+  private grace = new Map<string, GraceEntry[]>();
+  private readonly gracePath: string;
+  private readonly now: () => number;
   private readonly throttle: FailureThrottle;
   private watchers: FSWatcher[] = [];
   private pollTimer: NodeJS.Timeout | undefined;
@@ -49,6 +64,8 @@ export class Authenticator {
   constructor(opts: AuthenticatorOptions) {
     this.opts = opts;
     this.throttle = new FailureThrottle(opts.throttle);
+    this.gracePath = graceFilePath(opts.htpasswdPath);
+    this.now = opts.now ?? Date.now;
   }
 
   get realm(): string {
@@ -67,7 +84,7 @@ export class Authenticator {
   async start(): Promise<void> {
     await this.reload({ strict: true });
     const dirs = new Set([dirname(this.opts.htpasswdPath), ...(this.opts.accessPath ? [dirname(this.opts.accessPath)] : [])]);
-    const names = new Set([basename(this.opts.htpasswdPath), ...(this.opts.accessPath ? [basename(this.opts.accessPath)] : [])]);
+    const names = new Set([basename(this.opts.htpasswdPath), basename(this.gracePath), ...(this.opts.accessPath ? [basename(this.opts.accessPath)] : [])]);
     for (const dir of dirs) {
       try {
         const w = watch(dir, { persistent: false }, (_event, filename) => {
@@ -97,7 +114,7 @@ export class Authenticator {
   }
 
   private async poll(): Promise<void> {
-    for (const path of [this.opts.htpasswdPath, this.opts.accessPath]) {
+    for (const path of [this.opts.htpasswdPath, this.opts.accessPath, this.gracePath]) {
       if (!path) continue;
       let key = 'absent';
       try {
@@ -128,6 +145,27 @@ export class Authenticator {
       seen.set(this.opts.htpasswdPath, 'absent');
       log('warn', 'htpasswd file unreadable, keeping the previous users', { path: this.opts.htpasswdPath });
     }
+    let grace: Map<string, GraceEntry[]> | undefined;
+    try {
+      let text = '';
+      try {
+        seen.set(this.gracePath, fileKey(await stat(this.gracePath)));
+        text = await readFile(this.gracePath, 'utf8');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        seen.set(this.gracePath, 'absent');
+      }
+      const parsed = parseGraceFile(text);
+      for (const w of parsed.warnings) log('warn', `htpasswd.grace: ${w}`);
+      grace = new Map();
+      for (const e of liveGraceEntries(parsed.entries, Math.floor(this.now() / 1000))) {
+        const list = grace.get(e.user) ?? [];
+        list.push(e);
+        grace.set(e.user, list);
+      }
+    } catch (err) {
+      log('warn', 'grace file unreadable, keeping the previous grace secrets', { error: (err as Error).message });
+    }
     let policy: AccessPolicy | undefined;
     if (this.opts.accessPath) {
       try {
@@ -147,6 +185,7 @@ export class Authenticator {
     }
     if (gen !== this.generation) return;
     if (users) this.users = users;
+    if (grace) this.grace = grace;
     if (policy) this.policy = policy;
     this.seen = seen;
     this.cache.clear();
@@ -176,26 +215,31 @@ export class Authenticator {
     if (!creds) throw unauthorized();
     const key = createHash('sha256').update(creds.user).update('\0').update(creds.password).digest('hex');
     const cached = this.cache.get(key);
-    if (cached !== undefined && safeEqual(cached, creds.user)) return creds.user;
+    if (cached !== undefined) {
+      if (cached.expiresAt !== undefined && this.now() >= cached.expiresAt) this.cache.delete(key);
+      else if (safeEqual(cached.user, creds.user)) return creds.user;
+    }
     let check = this.inflight.get(key);
     if (!check) {
       const hash = this.users.get(creds.user);
+      const graceHashes = this.grace.get(creds.user) ?? [];
       const gen = this.generation;
-      check = bcrypt.compare(creds.password, hash ?? this.dummyHash).then((ok) => ok && hash !== undefined);
+      check = this.verify(creds.password, hash, graceHashes);
       this.inflight.set(key, check);
       void check.finally(() => {
         if (this.inflight.get(key) === check) this.inflight.delete(key);
       }).then(
-        (ok) => {
-          if (ok && gen === this.generation) {
+        (r) => {
+          if (r.ok && gen === this.generation) {
             if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
-            this.cache.set(key, creds.user);
+            this.cache.set(key, { user: creds.user, expiresAt: r.expiresAt });
           }
         },
         () => undefined,
       );
     }
-    const ok = await check.catch(() => false);
+    const result = await check.catch((): CheckResult => ({ ok: false }));
+    const ok = result.ok && (result.expiresAt === undefined || this.now() < result.expiresAt);
     if (!ok) {
       this.throttle.fail(ipKey);
       this.throttle.fail(`user:${creds.user}`);
@@ -204,6 +248,16 @@ export class Authenticator {
     this.throttle.succeed(ipKey);
     this.throttle.succeed(`user:${creds.user}`);
     return creds.user;
+  }
+
+  /** bcrypt against the current hash (or the dummy), then against the user's unexpired grace secrets. */
+  private async verify(password: string, hash: string | undefined, grace: GraceEntry[]): Promise<CheckResult> {
+    if ((await bcrypt.compare(password, hash ?? this.dummyHash)) && hash !== undefined) return { ok: true };
+    for (const e of grace) {
+      if (e.expiresAt * 1000 <= this.now()) continue;
+      if (await bcrypt.compare(password, e.hash)) return { ok: true, expiresAt: e.expiresAt * 1000 };
+    }
+    return { ok: false };
   }
 }
 
