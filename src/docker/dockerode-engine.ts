@@ -12,6 +12,7 @@ import {
   type ImageInfo,
   type LogOptions,
   type PortBinding,
+  type EngineInfo,
 } from './engine.js';
 import { demuxDockerStream } from './demux.js';
 
@@ -298,6 +299,26 @@ export class DockerodeEngine implements DockerEngine {
       if (info) out.push(info);
     }
     return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async engineInfo(): Promise<EngineInfo> {
+    const info = (await this.call('engine info', () => this.docker.info())) as {
+      RegistryConfig?: { InsecureRegistryCIDRs?: string[]; IndexConfigs?: Record<string, { Name: string; Secure: boolean }> };
+      SystemTime?: string;
+      ServerVersion?: string;
+    };
+    const indexConfigs = Object.values(info.RegistryConfig?.IndexConfigs ?? {});
+    return {
+      insecureCidrs: info.RegistryConfig?.InsecureRegistryCIDRs ?? [],
+      insecureRegistries: indexConfigs.filter((c) => !c.Secure).map((c) => c.Name),
+      ...(info.SystemTime ? { systemTime: info.SystemTime } : {}),
+      ...(info.ServerVersion ? { serverVersion: info.ServerVersion } : {}),
+    };
+  }
+
+  async volumeMountpoint(name: string): Promise<string | undefined> {
+    const v = await this.lookup('inspect volume', () => this.docker.getVolume(name).inspect());
+    return v?.Mountpoint || undefined;
   }
 
   async logs(name: string, options: LogOptions = {}): Promise<Readable> {

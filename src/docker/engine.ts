@@ -117,6 +117,21 @@ export interface DockerEngine {
   listContainers(labels: Record<string, string>): Promise<ContainerInfo[]>;
   /** The container's log, stdout and stderr merged, as text lines. */
   logs(name: string, options?: LogOptions): Promise<Readable>;
+
+  /** What the engine says of itself: which registries it reaches over plain HTTP, its clock. */
+  engineInfo(): Promise<EngineInfo>;
+  /** Host path of a local volume's data, when the engine reports one. */
+  volumeMountpoint(name: string): Promise<string | undefined>;
+}
+
+export interface EngineInfo {
+  /** CIDRs whose registries the engine reaches over HTTP (loopback by default). */
+  insecureCidrs: string[];
+  /** Registries (`host[:port]`) listed in the engine's `insecure-registries`. */
+  insecureRegistries: string[];
+  /** The engine's clock, when it reports one (ISO time). */
+  systemTime?: string;
+  serverVersion?: string;
 }
 
 /** An Engine API call failed for a reason other than "not found" or "engine unreachable". */

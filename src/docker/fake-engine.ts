@@ -15,6 +15,7 @@ import {
   type HealthState,
   type ImageInfo,
   type LogOptions,
+  type EngineInfo,
 } from './engine.js';
 
 interface FakeContainer {
@@ -191,6 +192,18 @@ export class FakeEngine implements DockerEngine {
     const lines = (this.logText.get(name) ?? '').split('\n').filter((l) => l !== '');
     const tail = options.tail !== undefined ? lines.slice(-options.tail) : lines;
     return Readable.from(tail.map((l) => `${l}\n`));
+  }
+
+  /** What `engineInfo` reports; tests change it. */
+  info: EngineInfo = { insecureCidrs: ['127.0.0.0/8'], insecureRegistries: [] };
+
+  async engineInfo(): Promise<EngineInfo> {
+    this.check('info');
+    return structuredClone(this.info);
+  }
+
+  async volumeMountpoint(name: string): Promise<string | undefined> {
+    return this.volumes.has(name) ? `/var/lib/docker/volumes/${name}/_data` : undefined;
   }
 
   /** The spec a container was created with, for assertions. */
