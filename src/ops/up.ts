@@ -121,6 +121,7 @@ export async function up(opts: UpOptions): Promise<UpResult> {
   };
 
   try {
+    await run('check ports', () => checkPorts(stack, engine));
     out.step('Network and volumes');
     result.networkCreated = await run(`create network ${model.network.name}`, () => engine.ensureNetwork(model.network.name, model.network.labels));
     if (result.networkCreated) undo.network = model.network.name;
@@ -138,7 +139,6 @@ export async function up(opts: UpOptions): Promise<UpResult> {
     const images = await run('prepare images', () => prepareImages(stack, opts, result));
 
     const plan = await run('plan containers', () => planContainers(stack, engine, images));
-    await run('check ports', () => checkPorts(plan, engine));
     await applyPlan(plan, engine, out, undo, result, run);
 
     await run('wait for health checks', () => waitHealthy(stack, engine, out, opts.healthTimeoutMs ?? 180_000));
@@ -305,17 +305,17 @@ async function planContainers(stack: LoadedStack, engine: DockerEngine, images: 
   return { containers, orphans };
 }
 
-async function checkPorts(plan: Plan, engine: DockerEngine): Promise<void> {
-  const freedByUs = new Set<number>();
-  for (const c of plan.orphans) for (const p of c.ports) freedByUs.add(p.hostPort);
-  for (const c of plan.containers) {
-    if (c.existing && c.action === 'recreated') for (const p of c.existing.ports) freedByUs.add(p.hostPort);
-  }
-  const needed = plan.containers
-    .filter((c) => c.action === 'created' || c.action === 'recreated' || c.action === 'started')
-    .flatMap((c) => c.spec.ports)
-    .filter((p) => !freedByUs.has(p.hostPort))
-    .map((p) => ({ port: p.hostPort, hostIp: p.hostIp }));
+/**
+ * Every port the model publishes must be free now, unless a container of this stack already publishes it
+ * (it keeps it, or frees it when recreated). Checked before anything is created.
+ */
+async function checkPorts(stack: LoadedStack, engine: DockerEngine): Promise<void> {
+  const ours = new Set<number>();
+  for (const c of await engine.listContainers(projectLabels(stack.model))) for (const p of c.ports) ours.add(p.hostPort);
+  const needed = stack.model.services
+    .flatMap((s) => s.ports)
+    .filter((p) => !ours.has(p.host))
+    .map((p) => ({ port: p.host, hostIp: p.hostIp }));
   await assertPortsFree(needed, engine);
 }
 

@@ -14,17 +14,17 @@ export function logsCommand(ctx: CliContext, engineFactory: EngineFactory = defa
   return new Command('logs')
     .description("print a service's log (traefik, registry, ui), or all of them")
     .argument('[service]', 'service name')
-    .option('--dir <dir>', 'stack directory', ctx.cwd)
+    .option('--dir <dir>', 'stack directory (default: the current directory)')
     .option('-f, --follow', 'keep printing new lines')
     .option('-n, --tail <lines>', 'only the last N lines', tailCount)
     .option('-t, --timestamps', 'show timestamps')
-    .action(async (service: string | undefined, opts: { dir: string; follow?: boolean; tail?: number; timestamps?: boolean }) => {
+    .action(async (service: string | undefined, opts: { dir?: string; follow?: boolean; tail?: number; timestamps?: boolean }) => {
       const controller = new AbortController();
       const stop = () => controller.abort();
       process.once('SIGINT', stop);
       try {
         await logs({
-          dir: resolve(ctx.cwd, opts.dir),
+          dir: resolve(ctx.cwd, opts.dir ?? '.'),
           engine: engineFactory(ctx),
           ...(service ? { service } : {}),
           follow: opts.follow ?? false,

@@ -7,10 +7,10 @@ import { defaultEngineFactory, type EngineFactory } from './stack-engine.js';
 export function statusCommand(ctx: CliContext, engineFactory: EngineFactory = defaultEngineFactory): Command {
   return new Command('status')
     .description("show each service's state and health, the URLs, the data size and the certificate")
-    .option('--dir <dir>', 'stack directory', ctx.cwd)
+    .option('--dir <dir>', 'stack directory (default: the current directory)')
     .option('--json', 'print one JSON document')
-    .action(async (opts: { dir: string; json?: boolean }) => {
-      const s = await status({ dir: resolve(ctx.cwd, opts.dir), engine: engineFactory(ctx) });
+    .action(async (opts: { dir?: string; json?: boolean }) => {
+      const s = await status({ dir: resolve(ctx.cwd, opts.dir ?? '.'), engine: engineFactory(ctx) });
       const { out } = ctx;
       if (opts.json) {
         out.json(s);

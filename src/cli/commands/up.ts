@@ -7,14 +7,14 @@ import { defaultEngineFactory, type EngineFactory } from './stack-engine.js';
 export function upCommand(ctx: CliContext, engineFactory: EngineFactory = defaultEngineFactory): Command {
   return new Command('up')
     .description('create or update the stack on the Docker engine and wait until it answers')
-    .option('--dir <dir>', 'stack directory', ctx.cwd)
+    .option('--dir <dir>', 'stack directory (default: the current directory)')
     .option('--prod', 'HTTPS with an ACME certificate (compose.prod.yaml\'s stack)')
     .option('--keep-on-failure', 'leave what a failed run created, for inspection')
     .option('--health-timeout <seconds>', 'how long to wait for health checks', '180')
-    .action(async (opts: { dir: string; prod?: boolean; keepOnFailure?: boolean; healthTimeout: string }) => {
+    .action(async (opts: { dir?: string; prod?: boolean; keepOnFailure?: boolean; healthTimeout: string }) => {
       const healthTimeoutMs = Number(opts.healthTimeout) * 1000;
       await up({
-        dir: resolve(ctx.cwd, opts.dir),
+        dir: resolve(ctx.cwd, opts.dir ?? '.'),
         prod: opts.prod ?? false,
         keepOnFailure: opts.keepOnFailure ?? false,
         ...(Number.isFinite(healthTimeoutMs) && healthTimeoutMs > 0 ? { healthTimeoutMs } : {}),
