@@ -71,6 +71,7 @@ export class RegistryData {
   constructor(
     readonly client: RegistryClient,
     private readonly session: Session,
+    private readonly listPageSize = 1000,
   ) {}
 
   private cached<T>(key: string, compute: () => Promise<T>, ttlMs?: number): Promise<T> {
@@ -78,11 +79,11 @@ export class RegistryData {
   }
 
   catalog(): Promise<string[]> {
-    return this.cached('catalog', () => this.client.catalog());
+    return this.cached('catalog', () => this.client.catalog(this.listPageSize));
   }
 
   tags(name: string): Promise<string[]> {
-    return this.cached(`tags:${name}`, () => this.client.tags(name));
+    return this.cached(`tags:${name}`, () => this.client.tags(name, this.listPageSize));
   }
 
   usage(): Promise<UsageReport> {

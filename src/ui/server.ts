@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { VERSION } from '../version.js';
 import { APP_JS } from './assets/app-js.js';
 import { STYLE_CSS } from './assets/style.js';
-import { deletePreview, imageDetails, matchesQuery, paginate, RegistryData, sortSummaries, type SortKey } from './data.js';
+import { deletePreview, imageDetails, matchesQuery, paginate, RegistryData, sortSummaries } from './data.js';
 import { can, isAdmin } from './permissions.js';
 import { parseRoute, Paths, type Route } from './paths.js';
 import {
@@ -30,7 +30,7 @@ import { imagePage } from './views/image.js';
 import type { ViewContext } from './views/layout.js';
 import { loginPage } from './views/login.js';
 import { repoPage } from './views/repo.js';
-import { reposPage } from './views/repos.js';
+import { parseSort, reposPage } from './views/repos.js';
 import { storagePage } from './views/storage.js';
 
 export interface UiOptions {
@@ -46,6 +46,8 @@ export interface UiOptions {
   throttle?: ConstructorParameters<typeof LoginThrottle>[0];
   /** Rows per page of the repository list. */
   pageSize?: number;
+  /** `n` asked of the registry per page of `_catalog` and tag lists (the UI follows `Link` to the end). */
+  listPageSize?: number;
   /** Called with unexpected errors (never shown to users). */
   onError?: (err: unknown) => void;
 }
@@ -228,7 +230,7 @@ export function createUiHandler(opts: UiOptions): UiHandler {
   }
 
   async function page(req: IncomingMessage, res: ServerResponse, url: URL, route: Route, session: Session, method: string): Promise<void> {
-    const data = new RegistryData(clientFor(session), session);
+    const data = new RegistryData(clientFor(session), session, opts.listPageSize);
     const ctx = view(session);
     const takeFlash = () => {
       const f = session.flash;
@@ -249,10 +251,7 @@ export function createUiHandler(opts: UiOptions): UiHandler {
       case 'repos': {
         const names = await data.catalog();
         const query = (url.searchParams.get('q') ?? '').trim().slice(0, 200);
-        const sortParam = url.searchParams.get('sort');
-        const sort: SortKey = sortParam === 'tags' || sortParam === 'size' || sortParam === 'updated' ? sortParam : 'name';
-        const dirParam = url.searchParams.get('dir');
-        const descending = dirParam === 'desc' ? true : dirParam === 'asc' ? false : sort !== 'name';
+        const { key: sort, descending } = parseSort(url.searchParams.get('sort'));
         const filtered = query ? names.filter((n) => matchesQuery(n, query)) : [...names];
         const pageNo = Number(url.searchParams.get('page') ?? '1');
         let rows;

@@ -34,20 +34,25 @@ export const APP_JS = String.raw`(function () {
   }
 
   function labelFor(mode) {
-    return mode === 'light' ? 'Theme: light' : mode === 'dark' ? 'Theme: dark' : 'Theme: system';
+    return mode === 'light' ? 'Theme: light' : mode === 'dark' ? 'Theme: dark' : 'Theme: follows the system';
+  }
+  function showMode(button, mode) {
+    button.textContent = mode === 'light' ? '\u2600' : mode === 'dark' ? '\u263E' : '\u25D0';
+    button.setAttribute('aria-label', labelFor(mode) + ' (click to change)');
+    button.title = labelFor(mode);
   }
 
   document.addEventListener('DOMContentLoaded', function () {
     var toggle = document.getElementById('theme-toggle');
     if (toggle) {
       toggle.hidden = false;
-      toggle.textContent = labelFor(stored());
+      showMode(toggle, stored());
       toggle.addEventListener('click', function () {
         var order = ['auto', 'light', 'dark'];
         var next = order[(order.indexOf(stored()) + 1) % order.length];
         try { localStorage.setItem(KEY, next); } catch (e) { /* private mode: apply for this page only */ }
         apply(next);
-        toggle.textContent = labelFor(next);
+        showMode(toggle, next);
       });
     }
 

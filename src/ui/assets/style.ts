@@ -114,6 +114,7 @@ p { margin: 0.4rem 0; }
 .nav a[aria-current="page"] { color: var(--accent); background: var(--accent-soft); }
 .userbox { display: flex; align-items: center; gap: 0.5rem; color: var(--text-2); font-size: 0.9rem; }
 .userbox form { margin: 0; }
+.theme-toggle { font-size: 1.05rem; line-height: 1; min-width: 34px; padding: 0.2rem 0.45rem; }
 .avatar { width: 26px; height: 26px; border-radius: 50%; background: var(--surface-2); border: 1px solid var(--border); display: grid; place-items: center; font-weight: 650; font-size: 0.78rem; color: var(--text-2); text-transform: uppercase; }
 
 main { width: 100%; max-width: 1200px; margin: 0 auto; padding: 1.5rem 1.25rem 3rem; flex: 1; }
@@ -193,6 +194,11 @@ input:focus-visible, select:focus-visible { outline: 2px solid var(--focus); out
 .pull code { padding: 0.4rem 0.65rem; flex: 1; white-space: nowrap; overflow-x: auto; align-self: center; }
 .pull .btn { border: 0; border-left: 1px solid var(--border); border-radius: 0; min-height: 34px; }
 .pulls { display: grid; gap: 0.45rem; }
+.pull-pair { display: grid; grid-template-columns: minmax(0, max-content) minmax(14rem, 1fr); gap: 0.6rem; }
+.pull-pair code { overflow: hidden; text-overflow: ellipsis; }
+table.tags tr.tag-row td { border-bottom: 0; padding-bottom: 0.35rem; }
+table.tags tr.pull-row td { padding-top: 0.2rem; padding-bottom: 0.8rem; }
+table.tags tbody tr:hover td { background: transparent; }
 .copied { color: var(--ok); }
 
 /* Messages */
@@ -225,6 +231,7 @@ details[open] > summary { border-bottom: 1px solid var(--border); }
 
 /* Delete preview */
 .goes, .stays { display: grid; gap: 0.35rem; }
+.goes .mono, .break { word-break: break-all; }
 .impact { display: grid; grid-template-columns: repeat(auto-fit, minmax(260px, 1fr)); gap: 1.25rem; }
 .impact .card { margin: 0; }
 .impact h2 { display: flex; align-items: center; gap: 0.5rem; }
@@ -250,7 +257,9 @@ details[open] > summary { border-bottom: 1px solid var(--border); }
 @media (max-width: 720px) {
   body { font-size: 14.5px; }
   .topbar-inner { padding: 0.5rem 0.9rem; gap: 0.5rem 0.9rem; }
+  .topbar-inner { justify-content: space-between; }
   .nav { order: 3; flex-basis: 100%; }
+  .userbox .avatar { display: none; }
   .brand small { display: none; }
   .userbox .user-name { display: none; }
   main { padding: 1rem 0.75rem 2rem; }
@@ -267,6 +276,8 @@ details[open] > summary { border-bottom: 1px solid var(--border); }
   table.stack td { border: 0; padding: 0.2rem 0.8rem; text-align: left; }
   table.stack td[data-label]::before { content: attr(data-label); color: var(--text-3); font-size: 0.75rem; text-transform: uppercase; letter-spacing: 0.04em; margin-right: 0.5rem; }
   table.stack td.num { text-align: left; }
+  table.tags tr.tag-row { border-bottom: 0; padding-bottom: 0; }
+  .pull-pair { grid-template-columns: minmax(0, 1fr); }
 }
 @media (prefers-reduced-motion: no-preference) {
   .btn, .nav a { transition: background-color 120ms ease, border-color 120ms ease; }

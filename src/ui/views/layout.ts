@@ -35,7 +35,7 @@ export function layout(ctx: ViewContext, opts: { title: string; active?: 'repos'
         ${ctx.admin ? html`<a href="${ctx.paths.storage()}"${opts.active === 'storage' ? html` aria-current="page"` : ''}>Storage</a>` : ''}
       </nav>
       <div class="userbox">
-        <button type="button" class="btn btn-ghost btn-small" id="theme-toggle" hidden>Theme</button>
+        <button type="button" class="btn btn-ghost btn-small theme-toggle" id="theme-toggle" hidden>◐</button>
         <span class="avatar" aria-hidden="true">${ctx.user.slice(0, 1)}</span>
         <span class="user-name" data-testid="user">${ctx.user}</span>
         <form method="post" action="${ctx.paths.logout()}">
@@ -43,7 +43,7 @@ export function layout(ctx: ViewContext, opts: { title: string; active?: 'repos'
           <button type="submit" class="btn btn-small">Sign out</button>
         </form>
       </div>`
-    : html`<div class="nav"></div><div class="userbox"><button type="button" class="btn btn-ghost btn-small" id="theme-toggle" hidden>Theme</button></div>`;
+    : html`<div class="nav"></div><div class="userbox"><button type="button" class="btn btn-ghost btn-small theme-toggle" id="theme-toggle" hidden>◐</button></div>`;
   return html`<!doctype html>
 <html lang="en">
 <head>

@@ -41,18 +41,18 @@ export function repoPage(ctx: ViewContext, v: RepoView): string {
       return html`<tr><td data-label="Tag"><strong>${r.tag}</strong></td><td colspan="5" class="muted">${r.error}</td></tr>`;
     }
     const multi = r.kind === 'index';
-    return html`<tr data-tag="${r.tag}">
+    return html`<tr data-tag="${r.tag}" class="tag-row">
   <td data-label="Tag"><a class="repo-link" href="${ctx.paths.image(v.name, r.tag)}">${r.tag}</a> ${kindBadge(r.kind)}
     <div class="mono muted small" title="${r.digest}">${shortDigest(r.digest)}</div></td>
   <td data-label="Platforms">${platformList(r.platforms, multi)}</td>
   <td class="num" data-label="Size"><span title="${r.size.toLocaleString('en-US')} bytes">${formatBytes(r.size)}</span></td>
   <td class="nowrap" data-label="Created"><span title="${formatDateTime(r.created)}">${formatRelative(r.created)}</span></td>
-  <td data-label="Pull"><div class="pulls">
+  ${v.canDelete ? html`<td class="num"><a class="btn btn-small" href="${ctx.paths.delete(v.name, r.tag)}" aria-label="Delete tag ${r.tag}">Delete</a></td>` : ''}
+</tr>
+<tr class="pull-row" data-pull-for="${r.tag}"><td colspan="${v.canDelete ? 5 : 4}"><div class="pull-pair">
     ${pullCommand(`docker pull ${host}/${v.name}:${r.tag}`, `Copy pull command for ${v.name}:${r.tag}`)}
     ${pullCommand(`docker pull ${host}/${v.name}@${r.digest}`, `Copy pull command for ${v.name}:${r.tag} by digest`)}
-  </div></td>
-  ${v.canDelete ? html`<td class="num"><a class="btn btn-small" href="${ctx.paths.delete(v.name, r.tag)}" aria-label="Delete tag ${r.tag}">Delete</a></td>` : ''}
-</tr>`;
+</div></td></tr>`;
   });
   return layout(ctx, {
     title: v.name,
@@ -64,8 +64,8 @@ export function repoPage(ctx: ViewContext, v: RepoView): string {
 <section class="card" aria-label="Tags">
   ${v.rows.length === 0
     ? html`<p class="empty">This repository has no tags.</p>`
-    : html`<div class="table-wrap"><table class="stack" data-testid="tag-table">
-    <thead><tr><th scope="col">Tag</th><th scope="col">Platforms</th><th scope="col" class="num">Size</th><th scope="col">Created</th><th scope="col">Pull</th>${v.canDelete ? html`<th scope="col"><span class="visually-hidden">Actions</span></th>` : ''}</tr></thead>
+    : html`<div class="table-wrap"><table class="stack tags" data-testid="tag-table">
+    <thead><tr><th scope="col">Tag</th><th scope="col">Platforms</th><th scope="col" class="num">Size</th><th scope="col">Created</th>${v.canDelete ? html`<th scope="col"><span class="visually-hidden">Actions</span></th>` : ''}</tr></thead>
     <tbody>${rows}</tbody>
   </table></div>`}
   ${pager(ctx, { page: v.page, pages: v.pages, total: v.totalTags, perPage: v.perPage, noun: ['tag', 'tags'] }, (page) => ctx.paths.repo(v.name, { page: page === 1 ? undefined : page }))}

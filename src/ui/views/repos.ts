@@ -18,12 +18,22 @@ export interface ReposView {
   flash?: Flash;
 }
 
-const SORTS: [SortKey, string][] = [
-  ['name', 'Name'],
-  ['updated', 'Last push'],
-  ['size', 'Size'],
-  ['tags', 'Tags'],
+/** The sort menu: one value per key and direction; the first direction listed for a key is its default. */
+export const SORT_OPTIONS: { value: string; key: SortKey; descending: boolean; label: string }[] = [
+  { value: 'name', key: 'name', descending: false, label: 'Name (A–Z)' },
+  { value: 'name-desc', key: 'name', descending: true, label: 'Name (Z–A)' },
+  { value: 'updated', key: 'updated', descending: true, label: 'Recently pushed' },
+  { value: 'updated-asc', key: 'updated', descending: false, label: 'Least recently pushed' },
+  { value: 'size', key: 'size', descending: true, label: 'Largest first' },
+  { value: 'size-asc', key: 'size', descending: false, label: 'Smallest first' },
+  { value: 'tags', key: 'tags', descending: true, label: 'Most tags' },
+  { value: 'tags-asc', key: 'tags', descending: false, label: 'Fewest tags' },
 ];
+
+export function parseSort(value: string | null): { key: SortKey; descending: boolean; value: string } {
+  const option = SORT_OPTIONS.find((o) => o.value === value) ?? SORT_OPTIONS[0]!;
+  return { key: option.key, descending: option.descending, value: option.value };
+}
 
 export function pager(ctx: ViewContext, v: { page: number; pages: number; total: number; perPage: number; noun: [string, string] }, link: (page: number) => string): SafeHtml {
   const from = v.total === 0 ? 0 : (v.page - 1) * v.perPage + 1;
@@ -41,7 +51,8 @@ export function pager(ctx: ViewContext, v: { page: number; pages: number; total:
 }
 
 export function reposPage(ctx: ViewContext, v: ReposView): string {
-  const q = (page: number) => ctx.paths.repos({ q: v.query, sort: v.sort === 'name' ? undefined : v.sort, dir: v.descending === (v.sort !== 'name') ? undefined : v.descending ? 'desc' : 'asc', page: page === 1 ? undefined : page });
+  const sortValue = SORT_OPTIONS.find((o) => o.key === v.sort && o.descending === v.descending)?.value ?? 'name';
+  const q = (page: number) => ctx.paths.repos({ q: v.query, sort: sortValue === 'name' ? undefined : sortValue, page: page === 1 ? undefined : page });
   const dateLabel = v.pushTimes ? 'Last push' : 'Newest image';
   const rows = v.rows.map(
     (r) => html`<tr>
@@ -63,12 +74,7 @@ export function reposPage(ctx: ViewContext, v: ReposView): string {
     <div class="field field-grow"><label for="q">Search</label>
       <input id="q" name="q" type="search" value="${v.query}" placeholder="Filter by name, e.g. team/app" autocomplete="off"></div>
     <div class="field"><label for="sort">Sort by</label>
-      <select id="sort" name="sort" data-autosubmit>${SORTS.map(([key, label]) => html`<option value="${key}"${key === v.sort ? html` selected` : ''}>${label}</option>`)}</select></div>
-    <div class="field"><label for="dir">Order</label>
-      <select id="dir" name="dir" data-autosubmit>
-        <option value="asc"${v.descending ? '' : html` selected`}>Ascending</option>
-        <option value="desc"${v.descending ? html` selected` : ''}>Descending</option>
-      </select></div>
+      <select id="sort" name="sort" data-autosubmit>${SORT_OPTIONS.map((o) => html`<option value="${o.value}"${o.value === sortValue ? html` selected` : ''}>${o.label}</option>`)}</select></div>
     <button type="submit" class="btn">Search</button>
   </form>
   ${v.rows.length === 0

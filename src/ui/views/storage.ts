@@ -6,7 +6,9 @@ import { layout, type ViewContext } from './layout.js';
 export function storagePage(ctx: ViewContext, u: UsageReport): string {
   const repos = [...u.repositories].sort((a, b) => b.exclusiveBytes + b.sharedBytes - (a.exclusiveBytes + a.sharedBytes) || (a.name < b.name ? -1 : 1));
   const max = Math.max(1, ...repos.map((r) => r.exclusiveBytes + r.sharedBytes));
-  const sharedTotal = repos.reduce((n, r) => n + r.sharedBytes, 0);
+  // Every stored blob is exclusive to one repository, shared by several, or unreferenced; so this is the
+  // deduplicated size of the shared ones, each counted once.
+  const sharedOnce = Math.max(0, u.totalBytes - repos.reduce((n, r) => n + r.exclusiveBytes, 0) - u.reclaimableBytes);
   const body = html`
 <div class="page-head">
   <div><h1>Storage</h1><p>Deduplicated: a blob stored once counts once in the total.</p></div>
@@ -14,7 +16,7 @@ export function storagePage(ctx: ViewContext, u: UsageReport): string {
 <div class="stats">
   <div class="stat"><div class="stat-label">Total stored</div><div class="stat-value" data-testid="total-bytes" title="${formatExactBytes(u.totalBytes)}">${formatBytes(u.totalBytes)}</div><div class="stat-sub">${plural(u.blobCount, 'blob')}</div></div>
   <div class="stat"><div class="stat-label">Repositories</div><div class="stat-value">${u.repositories.length.toLocaleString('en-US')}</div><div class="stat-sub">${plural(u.repositories.reduce((n, r) => n + r.tags, 0), 'tag')}</div></div>
-  <div class="stat"><div class="stat-label">Shared between repositories</div><div class="stat-value" title="${formatExactBytes(sharedTotal)}">${formatBytes(sharedTotal)}</div><div class="stat-sub">summed per repository</div></div>
+  <div class="stat"><div class="stat-label">Shared</div><div class="stat-value" title="${formatExactBytes(sharedOnce)}" data-testid="shared-bytes">${formatBytes(sharedOnce)}</div><div class="stat-sub">used by several repositories, stored once</div></div>
   <div class="stat"><div class="stat-label">A GC would free</div><div class="stat-value" data-testid="reclaimable" title="${formatExactBytes(u.reclaimableBytes)}">${formatBytes(u.reclaimableBytes)}</div><div class="stat-sub">unreferenced blobs</div></div>
 </div>
 <section class="card" aria-labelledby="per-repo-title">
