@@ -161,11 +161,10 @@ if [[ "$(image_label "$TRAEFIK_IMAGE")" != "$TRAEFIK_VERSION" ]]; then
 fi
 
 # ---------------------------------------------------------------------------------------------
-# node_modules (npm keeps node_modules/.package-lock.json in step with what it installed)
+# node_modules: `npm ci` when missing; `npm install` (which keeps what is already right) when the lock
+# file is newer than what npm last installed (npm writes node_modules/.package-lock.json after it).
 cd "$REPO_ROOT"
-if [[ ! -d node_modules ]] || [[ ! -f node_modules/.package-lock.json ]] ||
-  { [[ -f package-lock.json ]] && [[ package-lock.json -nt node_modules/.package-lock.json ]]; } ||
-  [[ package.json -nt node_modules/.package-lock.json ]]; then
+if [[ ! -d node_modules || ! -f node_modules/.package-lock.json ]]; then
   if [[ -f package-lock.json ]]; then
     say "installing node_modules (npm ci)"
     run npm "$LOG_DIR/npm.log" npm ci --no-audit --no-fund
@@ -173,6 +172,9 @@ if [[ ! -d node_modules ]] || [[ ! -f node_modules/.package-lock.json ]] ||
     say "installing node_modules (npm install)"
     run npm "$LOG_DIR/npm.log" npm install --no-audit --no-fund
   fi
+elif [[ ! -f package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  say "updating node_modules (npm install)"
+  run npm "$LOG_DIR/npm.log" npm install --no-audit --no-fund
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -317,7 +319,7 @@ version_of() {
   podman) first_line podman --version ;;
   docker-registry) dpkg-query -W -f='${Version}' docker-registry ;;
   pebble) dpkg-query -W -f='${Version}' pebble ;;
-  chromium) first_line /usr/bin/chromium --version ;;
+  chromium) /usr/bin/chromium --version 2>/dev/null | head -n 1 ;;
   go) printf '%s' "$GO_VERSION" ;;
   node) printf '%s' "$NODE_VERSION" ;;
   esac
