@@ -7,7 +7,7 @@
  * name: regctl                 # compose project name
  * host: example.com            # routers: registry.example.com, registry-ui.example.com
  * mode: dev                    # what `regctl up` runs without --prod
- * ports: { http: 80, https: 443, registry: 5000 }   # registry: direct port in dev, 0 = none
+ * ports: { http: 80, https: 443, registry: 5000, dashboard: 8080 }   # registry: direct port in dev, 0 = none
  * users:
  *   admin: { admin: true }
  *   ci: { rules: [ { repos: "apps/**", actions: [pull, push] } ] }
@@ -87,6 +87,8 @@ export const stackConfigSchema = z
         http: port('ports.http').default(80),
         https: port('ports.https').default(443),
         registry: z.union([z.literal(0), port('ports.registry')]).default(5000),
+        /** Traefik dashboard, published on 127.0.0.1 only, when traefik.dashboard is true. */
+        dashboard: port('ports.dashboard').default(8080),
       })
       .prefault({}),
     users: z
@@ -138,10 +140,13 @@ export const stackConfigSchema = z
     if (admins.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['users'], message: 'at least one user needs admin: true' });
     }
-    const { http, https, registry } = config.ports;
+    const { http, https, registry, dashboard } = config.ports;
     if (http === https) ctx.addIssue({ code: 'custom', path: ['ports', 'https'], message: 'ports.http and ports.https must differ' });
     if (registry !== 0 && (registry === http || registry === https)) {
       ctx.addIssue({ code: 'custom', path: ['ports', 'registry'], message: 'ports.registry must differ from ports.http and ports.https' });
+    }
+    if (config.traefik.dashboard && [http, https, registry].includes(dashboard)) {
+      ctx.addIssue({ code: 'custom', path: ['ports', 'dashboard'], message: 'ports.dashboard must differ from the other ports' });
     }
   });
 

@@ -72,7 +72,7 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: { ve
 
   const traefikPorts: PortModel[] = [{ host: config.ports.http, container: TRAEFIK_PORTS.http }];
   if (mode === 'prod') traefikPorts.push({ host: config.ports.https, container: TRAEFIK_PORTS.https });
-  if (config.traefik.dashboard) traefikPorts.push({ hostIp: '127.0.0.1', host: TRAEFIK_PORTS.dashboard, container: TRAEFIK_PORTS.dashboard });
+  if (config.traefik.dashboard) traefikPorts.push({ hostIp: '127.0.0.1', host: config.ports.dashboard, container: TRAEFIK_PORTS.dashboard });
   const traefikMounts: MountModel[] = [
     { type: 'bind', source: `./${TRAEFIK_CONFIG_FILES[mode]}`, target: STATIC_CONFIG_PATH, readOnly: true },
     { type: 'bind', source: DOCKER_SOCKET, target: DOCKER_SOCKET, readOnly: true },

@@ -149,12 +149,12 @@ describe('buildStackModel', () => {
 
   test('an absolute CA path stays absolute; a named data volume is used as is; the dashboard is published on loopback', () => {
     const model = buildStackModel(
-      config({ acme: { caCertificates: '/etc/pebble/ca.pem' }, storage: { volume: 'base_registry_data' }, traefik: { dashboard: true } }),
+      config({ acme: { caCertificates: '/etc/pebble/ca.pem' }, storage: { volume: 'base_registry_data' }, traefik: { dashboard: true }, ports: { dashboard: 9090 } }),
       'prod',
     );
     expect(svc(model.services, 'traefik').mounts.at(-1)).toEqual({ type: 'bind', source: '/etc/pebble/ca.pem', target: '/etc/traefik/acme-ca.pem', readOnly: true });
     expect(model.volumes[0]!.name).toBe('base_registry_data');
-    expect(svc(model.services, 'traefik').ports).toContainEqual({ hostIp: '127.0.0.1', host: 8080, container: 8080 });
+    expect(svc(model.services, 'traefik').ports).toContainEqual({ hostIp: '127.0.0.1', host: 9090, container: 8080 });
   });
 
   test('the model is pure: same input, equal output; no secrets anywhere', () => {

@@ -57,7 +57,7 @@ describe('regctl init --yes', () => {
 
     const config = await loadStackConfig(dir);
     expect(config.host).toBe('example.test');
-    expect(config.ports).toEqual({ http: httpPort, https: 443, registry: registryPort });
+    expect(config.ports).toEqual({ http: httpPort, https: 443, registry: registryPort, dashboard: 8080 });
     expect(config.users).toEqual({ admin: { admin: true, rules: [] } });
     expect(parse(await readFile(join(dir, 'auth/access.yaml'), 'utf8'))).toEqual({ users: { admin: { admin: true } } });
     expect(await readFile(join(dir, '.gitignore'), 'utf8')).toMatch(/^\.env$[\s\S]*^auth\/htpasswd$[\s\S]*^letsencrypt\/$/m);

@@ -1,0 +1,145 @@
+/**
+ * A real compose implementation (Debian's docker-compose 1.29) accepts the rendered compose files, and its
+ * own reading of them matches the StackModel they came from.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { parse } from 'yaml';
+import { parseStackConfig, type StackConfig } from '../../src/config/schema.js';
+import { buildStackModel } from '../../src/stack/build-model.js';
+import { renderCompose } from '../../src/stack/compose.js';
+import type { StackMode, StackModel } from '../../src/stack/model.js';
+import { PACKAGE_DIR, renderStack, writeStack } from '../../src/stack/render.js';
+import { peerAvailable, peerPath } from '../helpers/peers.js';
+
+const run = promisify(execFile);
+const available = peerAvailable('docker-compose');
+
+interface ComposeService {
+  image: string;
+  container_name: string;
+  command?: string[];
+  environment?: Record<string, string>;
+  labels?: Record<string, string>;
+  ports?: ({ published: number; target: number; host_ip?: string } | string)[];
+  volumes?: string[];
+  depends_on?: Record<string, unknown>;
+  restart: string;
+  healthcheck?: { test: string[]; interval: string; timeout: string; retries: number; start_period: string };
+  build?: { context: string; dockerfile: string; args: Record<string, string> };
+  networks: Record<string, unknown>;
+}
+interface ComposeConfig {
+  services: Record<string, ComposeService>;
+  networks: Record<string, { name: string }>;
+  volumes: Record<string, { name: string }>;
+}
+
+async function composeConfig(dir: string, file: string): Promise<{ config: ComposeConfig; stderr: string }> {
+  const { stdout, stderr } = await run(peerPath('docker-compose'), ['-f', file, 'config'], { cwd: dir, env: { PATH: process.env.PATH } });
+  return { config: parse(stdout) as ComposeConfig, stderr };
+}
+
+/** docker-compose prints ports in the long form, except those bound to one address ("IP:host:container"). */
+function portOf(p: NonNullable<ComposeService['ports']>[number]): { hostIp?: string; host: number; container: number } {
+  if (typeof p === 'string') {
+    const [ip, host, container] = p.replace(/\/tcp$/, '').split(':');
+    return { hostIp: ip!, host: Number(host), container: Number(container) };
+  }
+  return { ...(p.host_ip ? { hostIp: p.host_ip } : {}), host: p.published, container: p.target };
+}
+
+function expectMatchesModel(config: ComposeConfig, model: StackModel, dir: string): void {
+  expect(Object.keys(config.services).sort()).toEqual(model.services.map((s) => s.name).sort());
+  expect(config.networks.proxy!.name).toBe(model.network.name);
+  expect(Object.fromEntries(Object.entries(config.volumes).map(([k, v]) => [k, v.name]))).toEqual(
+    Object.fromEntries(model.volumes.map((v) => [v.key, v.name])),
+  );
+  const volumeKeys = new Set(model.volumes.map((v) => v.key));
+  for (const svc of model.services) {
+    const c = config.services[svc.name]!;
+    expect(c.image).toBe(svc.image);
+    expect(c.container_name).toBe(svc.containerName);
+    expect(c.command).toEqual(svc.command);
+    expect(c.environment ?? {}).toEqual(svc.environment);
+    expect(c.restart).toBe(svc.restart);
+    expect(Object.keys(c.networks)).toEqual(['proxy']);
+    expect(c.labels).toEqual(Object.fromEntries(Object.entries(svc.labels).filter(([k]) => !k.startsWith('com.docker.compose.'))));
+    expect((c.ports ?? []).map(portOf)).toEqual(svc.ports);
+    expect(c.volumes ?? []).toEqual(
+      svc.mounts.map((m) => {
+        const source = m.type === 'bind' && !isAbsolute(m.source) ? join(dir, m.source) : m.source;
+        expect(m.type === 'volume' ? volumeKeys.has(m.source) : true).toBe(true);
+        return `${source}:${m.target}:${m.readOnly ? 'ro' : 'rw'}`;
+      }),
+    );
+    expect(Object.keys(c.depends_on ?? {})).toEqual(svc.dependsOn);
+    expect(c.healthcheck?.test).toEqual(svc.healthcheck?.test);
+    if (svc.build !== undefined) {
+      const build = model.builds[svc.build]!;
+      expect(c.build).toMatchObject({ context: PACKAGE_DIR, dockerfile: build.dockerfile, args: build.args });
+    } else {
+      expect(c.build).toBeUndefined();
+    }
+  }
+}
+
+describe.skipIf(!available)('docker-compose 1.29 accepts the rendered stack', () => {
+  let root: string;
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'regctl-compose-'));
+  });
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  const cases: [string, Record<string, unknown>][] = [
+    ['defaults', {}],
+    ['prod options', { name: 'team', host: 'reg.example.org', ports: { http: 8000, https: 8443, registry: 0, dashboard: 9090 }, acme: { email: 'ops@example.org', caCertificates: 'pebble.pem' }, traefik: { dashboard: true } }],
+    ['no UI, named data volume', { ui: { enabled: false }, storage: { volume: 'base_registry_data' } }],
+  ];
+
+  test.each(cases)('%s: compose.yaml and compose.prod.yaml', async (name, input) => {
+    const config: StackConfig = parseStackConfig({ version: 1, ...input }).config!;
+    const dir = join(root, name.replace(/\W+/g, '-'));
+    await writeStack(dir, renderStack(config, { secrets: { username: 'admin', password: 'integration-pass', htpasswd: 'admin:$2y$05$abcdefghijklmnopqrstuu5Yt0zB6u0D0ci0fPXS8ywmyPM3Qk8FK\n' } }));
+    await writeFile(join(dir, 'pebble.pem'), '');
+    for (const [mode, file] of [['dev', 'compose.yaml'], ['prod', 'compose.prod.yaml']] as [StackMode, string][]) {
+      const { config: composed, stderr } = await composeConfig(dir, file);
+      expect(stderr, `${file}: docker-compose warned`).not.toMatch(/WARN|ERROR/i);
+      expectMatchesModel(composed, buildStackModel(config, mode), dir);
+    }
+  });
+
+  test('a $ in a model value reaches compose unexpanded', async () => {
+    const dir = join(root, 'dollar');
+    const config = parseStackConfig({ version: 1 }).config!;
+    await writeStack(dir, renderStack(config, { secrets: { username: 'admin', password: 'integration-pass', htpasswd: 'admin:x\n' } }));
+    const model = structuredClone(buildStackModel(config, 'dev'));
+    model.services[1]!.labels['example.hash'] = 'admin:$2y$05$abc';
+    model.services[1]!.environment = { HASH: '$HOME' };
+    await writeFile(join(dir, 'compose.yaml'), renderCompose(model));
+    const { config: composed, stderr } = await composeConfig(dir, 'compose.yaml');
+    expect(stderr).not.toMatch(/variable is not set/);
+    // docker-compose prints the escaped form back; either way no interpolation happened.
+    expect(composed.services.registry!.labels!['example.hash']).toMatch(/^admin:\$\$?2y\$\$?05\$\$?abc$/);
+    expect(composed.services.registry!.environment!.HASH).toMatch(/^\$\$?HOME$/);
+  });
+
+  test('without REGCTL_PACKAGE_DIR in .env, compose stops with a message saying what to set', async () => {
+    const dir = join(root, 'no-package-dir');
+    const config = parseStackConfig({ version: 1 }).config!;
+    await writeStack(dir, renderStack(config, { secrets: { username: 'admin', password: 'integration-pass', htpasswd: 'admin:x\n' } }));
+    const env = await readFile(join(dir, '.env'), 'utf8');
+    await writeFile(join(dir, '.env'), env.replace(/^REGCTL_PACKAGE_DIR=.*\n/m, ''));
+    const failure = await composeConfig(dir, 'compose.yaml').then(
+      () => undefined,
+      (err: { stderr: string }) => err,
+    );
+    expect(failure?.stderr).toContain('set REGCTL_PACKAGE_DIR in .env to the regctl package directory');
+  });
+});
