@@ -27,6 +27,7 @@ export const DOCKERFILE = 'templates/Dockerfile';
 export const DOCKER_SOCKET = '/var/run/docker.sock';
 export const MANAGED_BY = 'regctl';
 export const VERSION_LABEL = 'dev.regctl.version';
+export const TRAEFIK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/';
 /** Traefik static config files, relative to the stack directory. */
 export const TRAEFIK_CONFIG_FILES: Record<StackMode, string> = {
   dev: 'traefik/traefik.yml',
@@ -77,7 +78,9 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: { ve
     { type: 'bind', source: `./${TRAEFIK_CONFIG_FILES[mode]}`, target: STATIC_CONFIG_PATH, readOnly: true },
     { type: 'bind', source: DOCKER_SOCKET, target: DOCKER_SOCKET, readOnly: true },
   ];
-  const traefikEnv: Record<string, string> = {};
+  // The health check runs `traefik` by name: the official image has it in /usr/local/bin, scratch-style
+  // images (a bare binary imported as /traefik) at the root, so the root is appended to the usual PATH.
+  const traefikEnv: Record<string, string> = { PATH: TRAEFIK_PATH };
   if (mode === 'prod') {
     traefikMounts.push({ type: 'volume', source: 'letsencrypt', target: ACME_STORAGE_DIR });
     if (config.acme.caCertificates) {

@@ -43,7 +43,7 @@ describe('buildStackModel', () => {
       { type: 'bind', source: './traefik/traefik.yml', target: '/etc/traefik/traefik.yml', readOnly: true },
       { type: 'bind', source: '/var/run/docker.sock', target: '/var/run/docker.sock', readOnly: true },
     ]);
-    expect(traefik.environment).toEqual({});
+    expect(traefik.environment).toEqual({ PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/' });
     expect(traefik.healthcheck?.test).toEqual(['CMD', 'traefik', 'healthcheck', '--ping', '--configfile=/etc/traefik/traefik.yml']);
     expect(Object.keys(traefik.labels).filter((k) => k.startsWith('traefik.'))).toEqual([]);
   });
@@ -143,7 +143,7 @@ describe('buildStackModel', () => {
       { type: 'volume', source: 'letsencrypt', target: '/letsencrypt' },
       { type: 'bind', source: './pebble.pem', target: '/etc/traefik/acme-ca.pem', readOnly: true },
     ]);
-    expect(traefik.environment).toEqual({ LEGO_CA_CERTIFICATES: '/etc/traefik/acme-ca.pem' });
+    expect(traefik.environment).toEqual({ PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/', LEGO_CA_CERTIFICATES: '/etc/traefik/acme-ca.pem' });
     expect(model.urls).toEqual({ registry: 'https://registry.localhost:8443', ui: 'https://registry-ui.localhost:8443' });
   });
 
