@@ -6,6 +6,7 @@ import { defaultEngineFactory, type EngineFactory } from './stack-engine.js';
 
 export function downCommand(ctx: CliContext, engineFactory: EngineFactory = defaultEngineFactory): Command {
   return new Command('down')
+    .showHelpAfterError('(run `regctl down --help` for usage)')
     .description('stop and remove the stack (data volumes are kept unless --volumes)')
     .option('--dir <dir>', 'stack directory (default: the current directory)')
     .option('--volumes', 'also delete the data volumes (asks first)')

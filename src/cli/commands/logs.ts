@@ -12,6 +12,7 @@ function tailCount(value: string): number {
 
 export function logsCommand(ctx: CliContext, engineFactory: EngineFactory = defaultEngineFactory): Command {
   return new Command('logs')
+    .showHelpAfterError('(run `regctl logs --help` for usage)')
     .description("print a service's log (traefik, registry, ui), or all of them")
     .argument('[service]', 'service name')
     .option('--dir <dir>', 'stack directory (default: the current directory)')

@@ -6,6 +6,7 @@ import { defaultEngineFactory, type EngineFactory } from './stack-engine.js';
 
 export function statusCommand(ctx: CliContext, engineFactory: EngineFactory = defaultEngineFactory): Command {
   return new Command('status')
+    .showHelpAfterError('(run `regctl status --help` for usage)')
     .description("show each service's state and health, the URLs, the data size and the certificate")
     .option('--dir <dir>', 'stack directory (default: the current directory)')
     .option('--json', 'print one JSON document')

@@ -6,6 +6,7 @@ import { defaultEngineFactory, type EngineFactory } from './stack-engine.js';
 
 export function upCommand(ctx: CliContext, engineFactory: EngineFactory = defaultEngineFactory): Command {
   return new Command('up')
+    .showHelpAfterError('(run `regctl up --help` for usage)')
     .description('create or update the stack on the Docker engine and wait until it answers')
     .option('--dir <dir>', 'stack directory (default: the current directory)')
     .option('--prod', 'HTTPS with an ACME certificate (compose.prod.yaml\'s stack)')
