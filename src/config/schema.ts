@@ -55,6 +55,9 @@ const GO_DURATION = /^(?:0|(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+)$/;
 const duration = (example: string) =>
   z.string().regex(GO_DURATION, `must be a duration such as ${example} (units ns, us, ms, s, m, h)`);
 
+/** Durations as `regctl serve` reads them: one number and one unit. */
+const SERVE_DURATION = /^\d+(?:\.\d+)?(?:ms|s|m|h|d)$/;
+
 const SIZE = /^\d+(?:\.\d+)?\s*(?:B|[KMGT]i?B|[KMGT])?$/i;
 
 export const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -129,7 +132,7 @@ export const stackConfigSchema = z
       .prefault({}),
     registry: z
       .strictObject({
-        uploadPurgeAge: duration('168h').default('168h'),
+        uploadPurgeAge: z.string().regex(SERVE_DURATION, 'must be a duration such as 24h, 7d or 90m (one number, one unit: ms, s, m, h, d)').default('168h'),
         minFreeDisk: z.string().regex(SIZE, 'must be a size such as 1GiB or 500MB').default('1GiB'),
         logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
       })
