@@ -322,12 +322,14 @@ export function createUiHandler(opts: UiOptions): UiHandler {
 
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch((err: unknown) => {
-      opts.onError?.(err);
       if (res.headersSent) {
+        opts.onError?.(err);
         res.destroy();
         return;
       }
-      const problem = err instanceof HttpProblem ? err.view : { status: 500, title: 'Something went wrong', message: 'The UI could not show this page. Try again in a moment.' };
+      const problem = toProblem(err, paths, registryUrl());
+      if (problem.status >= 500) opts.onError?.(err);
+      if (err instanceof FormTooLarge) res.setHeader('Connection', 'close');
       send(res, problem.status, errorPage(view(undefined), problem));
     });
   };

@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { formatBytes, formatDateTime, formatExactBytes, formatRelative, plural, shortDigest, toDate } from '../../../src/ui/format.js';
+
+describe('formatBytes', () => {
+  it.each([
+    [0, '0 B'],
+    [999, '999 B'],
+    [1000, '1.00 KB'],
+    [1536, '1.54 KB'],
+    [12_345, '12.3 KB'],
+    [123_456, '123 KB'],
+    [5_500_000, '5.50 MB'],
+    [999_999_999, '1000 MB'],
+    [1_000_000_000, '1.00 GB'],
+    [3.2e15, '3.20 PB'],
+  ])('%d → %s', (bytes, text) => {
+    expect(formatBytes(bytes)).toBe(text);
+  });
+
+  it('shows a dash for unknown or invalid sizes', () => {
+    expect(formatBytes(undefined)).toBe('—');
+    expect(formatBytes(null)).toBe('—');
+    expect(formatBytes(-1)).toBe('—');
+    expect(formatBytes(Number.NaN)).toBe('—');
+  });
+
+  it('gives exact counts with separators', () => {
+    expect(formatExactBytes(2_402_048)).toBe('2,402,048 bytes');
+  });
+});
+
+describe('dates', () => {
+  const now = new Date('2026-11-29T12:00:00Z');
+  it.each([
+    ['2026-11-29T11:59:30Z', 'just now'],
+    ['2026-11-29T11:58:00Z', '2 minutes ago'],
+    ['2026-11-29T11:00:00Z', '1 hour ago'],
+    ['2026-11-28T12:00:00Z', '1 day ago'],
+    ['2026-11-02T09:12:00Z', '27 days ago'],
+    ['2026-08-29T12:00:00Z', '3 months ago'],
+    ['2024-11-29T12:00:00Z', '2 years ago'],
+    ['2026-11-29T12:10:00Z', 'in the future'],
+  ])('%s is "%s"', (date, text) => {
+    expect(formatRelative(date, now)).toBe(text);
+  });
+
+  it('treats missing, invalid and epoch dates (reproducible builds) as unknown', () => {
+    expect(formatRelative(undefined, now)).toBe('—');
+    expect(formatRelative('not a date', now)).toBe('—');
+    expect(formatRelative('1970-01-01T00:00:00Z', now)).toBe('—');
+    expect(toDate('')).toBeUndefined();
+    expect(formatDateTime(null)).toBe('—');
+  });
+
+  it('prints UTC to the minute', () => {
+    expect(formatDateTime('2026-11-03T15:40:59.999Z')).toBe('2026-11-03 15:40 UTC');
+    expect(formatDateTime(new Date('2026-11-03T17:40:00+02:00'))).toBe('2026-11-03 15:40 UTC');
+  });
+});
+
+describe('small helpers', () => {
+  it('shortens digests to 12 hex digits', () => {
+    expect(shortDigest('sha256:5da039dd2c3f08589f3a85cb218ac037da51bffebfbfd9d61f7569e4294eed03')).toBe('sha256:5da039dd2c3f');
+  });
+  it('pluralises with separators', () => {
+    expect(plural(1, 'tag')).toBe('1 tag');
+    expect(plural(2000, 'repository', 'repositories')).toBe('2,000 repositories');
+  });
+});
