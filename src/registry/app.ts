@@ -18,6 +18,7 @@ import type { LogFn } from './logger.js';
 import { Metrics } from './metrics.js';
 import { isValidName } from './reference.js';
 import type { StorageDriver } from './storage/driver.js';
+import { removeTempFiles } from './storage/maintenance.js';
 import { RegistryStore } from './storage/store.js';
 
 export interface RegistryAppOptions {
@@ -49,6 +50,9 @@ const EXPOSED_HEADERS = [
   'Content-Range',
 ].join(', ');
 
+/** Route ids (manifest put/delete, blob delete) whose writes a backup's fence waits for. */
+const FENCE_COUNTED = new Set(['end-7', 'end-9', 'end-10']);
+
 export class RegistryApp {
   readonly store: RegistryStore;
   readonly fence = new Fence();
@@ -78,6 +82,11 @@ export class RegistryApp {
   async init(): Promise<void> {
     await this.store.buildIndex();
     await this.purge();
+    const startedAt = Date.now();
+    void removeTempFiles(this.opts.driver, startedAt).then(
+      (n) => n > 0 && this.opts.log('info', 'removed leftover temporary files', { count: n }),
+      (err: unknown) => this.opts.log('error', 'temporary file cleanup failed', { error: (err as Error).message }),
+    );
     const every = Math.max(1000, Math.min(this.uploadPurgeAgeMs / 4, 3600_000));
     this.purgeTimer = setInterval(() => void this.purge(), every);
     this.purgeTimer.unref();
@@ -114,7 +123,7 @@ export class RegistryApp {
   private clientIp(req: IncomingMessage): string {
     const xff = req.headers['x-forwarded-for'];
     const list = (Array.isArray(xff) ? xff.join(',') : xff)?.split(',').map((s) => s.trim()).filter(Boolean);
-    return list?.[list.length - 1] ?? req.socket.remoteAddress ?? 'unknown';
+    return list?.[list.length - 1] ?? req.socket?.remoteAddress ?? 'unknown';
   }
 
   private cors(req: IncomingMessage, res: ServerResponse): void {
@@ -131,12 +140,14 @@ export class RegistryApp {
   /** The Node request listener. */
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
     const started = process.hrtime.bigint();
-    const socketBytesAtStart = req.socket.bytesRead;
+    const socket = req.socket;
+    const socketBytesAtStart = socket.bytesRead;
     const state: RequestState = { user: undefined, bytesOut: 0 };
+    const ip = this.clientIp(req);
     let routeId = 'unmatched';
     res.on('finish', () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const bytesIn = Math.max(0, req.socket.bytesRead - socketBytesAtStart);
+      const bytesIn = Math.max(0, socket.bytesRead - socketBytesAtStart);
       this.metrics.observeRequest(req.method ?? '', routeId, res.statusCode, seconds, bytesIn, state.bytesOut);
       if (routeId === 'healthz') return;
       this.opts.log('info', 'request', {
@@ -148,7 +159,7 @@ export class RegistryApp {
         bytesOut: state.bytesOut,
         ms: Math.round(seconds * 1000),
         user: state.user,
-        ip: this.clientIp(req),
+        ip,
       });
     });
     for (const [k, v] of Object.entries(API_VERSION_HEADER)) res.setHeader(k, v);
@@ -161,9 +172,13 @@ export class RegistryApp {
   };
 
   private async dispatch(req: IncomingMessage, res: ServerResponse, state: RequestState, setRoute: (id: string) => void): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://registry.invalid');
-    const path = url.pathname;
-    const ctx: Ctx = { req, res, url, params: {}, store: this.store, state };
+    // The path is taken as sent: URL parsing would resolve `..` segments before names are validated.
+    const raw = req.url ?? '/';
+    const q = raw.indexOf('?');
+    const path = q === -1 ? raw : raw.slice(0, q);
+    const url = new URL('http://registry.invalid/');
+    if (q !== -1) url.search = raw.slice(q);
+    const ctx: Ctx = { req, res, url, path, params: {}, store: this.store, state };
 
     if (req.method === 'OPTIONS') {
       setRoute('options');
@@ -286,11 +301,18 @@ export class RegistryApp {
       }
     }
     ctx.mountAnywhere = !this.opts.auth || (state.user !== undefined && this.policy().isAdmin(state.user));
+    let release: (() => void) | undefined;
     if (method.action === 'push' || method.action === 'delete') {
-      await this.fence.waitWritable(this.opts.fenceWaitMs);
-      if (method.action === 'push' && method.id !== 'upload-cancel') await this.checkFreeSpace();
+      // Manifest, tag and blob-link changes are counted so a backup can let them finish behind the fence.
+      if (FENCE_COUNTED.has(method.id)) release = await this.fence.enterWrite(this.opts.fenceWaitMs);
+      else await this.fence.waitWritable(this.opts.fenceWaitMs);
     }
-    await method.handler(ctx);
+    try {
+      if (method.action === 'push' && method.id !== 'upload-cancel') await this.checkFreeSpace();
+      await method.handler(ctx);
+    } finally {
+      release?.();
+    }
   }
 
   private requireAdmin(user: string | undefined): void {

@@ -1,4 +1,5 @@
 /** Every admin API module; add a module file next to these and list it here. */
+import { backupModule } from './backup.js';
 import { fenceModule } from './fence.js';
 import { fsckModule } from './fsck.js';
 import { gcModule } from './gc.js';
@@ -7,4 +8,4 @@ import type { AdminModule } from './types.js';
 import { usageModule } from './usage.js';
 import { whoamiModule } from './whoami.js';
 
-export const ADMIN_MODULES: AdminModule[] = [whoamiModule, usageModule, gcModule, fenceModule, fsckModule, reloadModule];
+export const ADMIN_MODULES: AdminModule[] = [whoamiModule, usageModule, gcModule, fenceModule, fsckModule, reloadModule, backupModule];

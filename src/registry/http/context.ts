@@ -13,7 +13,9 @@ export interface RequestState {
 export interface Ctx {
   req: IncomingMessage;
   res: ServerResponse;
+  /** Query parameters (in `url.searchParams`); the path is `path`, exactly as the client sent it. */
   url: URL;
+  path: string;
   params: Record<string, string>;
   store: RegistryStore;
   state: RequestState;

@@ -28,7 +28,7 @@ export function paginate(ctx: Ctx, all: string[], defaultN: number | undefined):
   const items = all.slice(start, start + n);
   if (start + n < all.length && items.length > 0) {
     const next = new URLSearchParams({ n: String(n), last: items[items.length - 1] as string });
-    return { items, link: `<${ctx.url.pathname}?${next.toString()}>; rel="next"` };
+    return { items, link: `<${ctx.path}?${next.toString()}>; rel="next"` };
   }
   return { items };
 }

@@ -260,6 +260,26 @@ async function walkFiles(driver: StorageDriver, dir: string, visit: (path: strin
   }
 }
 
+/**
+ * Deletes temporary files last modified before `before`: what a process killed mid-write left behind. Files
+ * newer than that may belong to a write in flight and are left alone. Returns how many were removed.
+ */
+export async function removeTempFiles(driver: StorageDriver, before: number): Promise<number> {
+  let removed = 0;
+  await walkFiles(driver, '', async (path) => {
+    if (!path.slice(path.lastIndexOf('/') + 1).includes(TEMP_MARKER)) return;
+    try {
+      if ((await driver.stat(path)).modifiedAt.getTime() >= before) return;
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    await driver.delete(path);
+    removed++;
+  });
+  return removed;
+}
+
 /** Checks every blob against its digest, every link and tag against what it points at, and temp leftovers. */
 export async function runFsck(store: RegistryStore, opts: { repair?: boolean } = {}): Promise<FsckReport> {
   const driver = store.driver;

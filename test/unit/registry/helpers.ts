@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -7,6 +8,8 @@ import { createRegistryServer, type RegistryServer, type RegistryServerOptions }
 
 export const sha256 = (data: Buffer | string): string => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
+export type TestInit = Omit<RequestInit, 'body'> & { body?: BodyInit | Buffer | null; auth?: [string, string] | null };
+
 export interface TestRegistry {
   url: string;
   dir: string;
@@ -14,7 +17,7 @@ export interface TestRegistry {
   server: RegistryServer;
   logs: string[];
   /** fetch with the admin's credentials unless `auth: null` or other credentials are given. */
-  fetch(path: string, init?: RequestInit & { auth?: [string, string] | null }): Promise<Response>;
+  fetch(path: string, init?: TestInit): Promise<Response>;
   stop(): Promise<void>;
 }
 
@@ -31,7 +34,7 @@ export function basic(user: string, password: string): string {
 }
 
 /** Starts a registry on a free loopback port with a fresh data dir, htpasswd (cost 4) and access file. */
-export async function startRegistry(opts: Partial<RegistryServerOptions> & { access?: string | false; auth?: boolean } = {}): Promise<TestRegistry> {
+export async function startRegistry(opts: Omit<Partial<RegistryServerOptions>, 'access'> & { access?: string | false; auth?: boolean } = {}): Promise<TestRegistry> {
   const dir = await mkdtemp(join(tmpdir(), 'regctl-reg-test-'));
   const data = join(dir, 'data');
   const htpasswd = join(dir, 'htpasswd');
@@ -42,7 +45,7 @@ export async function startRegistry(opts: Partial<RegistryServerOptions> & { acc
     await writeFile(access, opts.access ?? ACCESS_YAML);
   }
   const logs: string[] = [];
-  const { auth, ...rest } = opts;
+  const { auth, access: _accessText, ...rest } = opts;
   const server = createRegistryServer({
     host: '127.0.0.1',
     port: 0,
@@ -61,11 +64,12 @@ export async function startRegistry(opts: Partial<RegistryServerOptions> & { acc
     server,
     logs,
     fetch: (path, init = {}) => {
-      const { auth: creds, ...rest2 } = init;
+      const { auth: creds, body, ...rest2 } = init;
       const headers = new Headers(rest2.headers);
       const pair = creds === undefined ? (['admin', USERS.admin] as [string, string]) : creds;
       if (pair && !headers.has('authorization')) headers.set('authorization', basic(pair[0], pair[1]));
-      return fetch(url + path, { ...rest2, headers, redirect: 'manual' });
+      const payload = Buffer.isBuffer(body) ? new Uint8Array(body) : body;
+      return fetch(url + path, { ...rest2, body: payload, headers, redirect: 'manual' });
     },
     stop: async () => {
       await server.close();
@@ -134,6 +138,27 @@ export async function pushImage(reg: TestRegistry, repo: string, tag: string, op
   const res = await reg.fetch(`/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: manifest, headers: { 'content-type': mediaType } });
   if (res.status !== 201) throw new Error(`push manifest: ${res.status} ${await res.text()}`);
   return { manifest, digest: sha256(manifest), config, layers };
+}
+
+/** A request whose path is sent byte for byte (fetch would normalise `..` away). */
+export function rawRequest(reg: TestRegistry, method: string, path: string, body?: string): Promise<Response> {
+  return new Promise((resolvePromise, reject) => {
+    const url = new URL(reg.url);
+    const req = httpRequest(
+      { host: url.hostname, port: url.port, method, path, headers: { authorization: basic('admin', USERS.admin as string), 'content-length': Buffer.byteLength(body ?? '') } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const headers = new Headers();
+          for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') headers.set(k, v);
+          resolvePromise(new Response(Buffer.concat(chunks), { status: res.statusCode ?? 0, headers }));
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 export async function errorCode(res: Response): Promise<string | undefined> {

@@ -1,0 +1,74 @@
+import { VERSION } from '../../version.js';
+import { backupStream, buildManifest, captureState } from '../backup/create.js';
+import { RegistryError } from '../errors.js';
+import { sendStream } from '../http/context.js';
+import type { AdminModule, AdminRequest } from './types.js';
+
+const FENCE_TTL_SECONDS = 60;
+const DRAIN_TIMEOUT_MS = 30_000;
+let running = false;
+
+/**
+ * GET /admin/v1/backup, or POST with `{ base: { id, createdAt }, excludeBlobs: [digest…] }` for an incremental
+ * backup → a tar stream (see backup/manifest.ts). Writes are fenced only while the link files are read: the
+ * fence goes up, writes already past it finish, the links are read, the fence comes down; then the blobs
+ * stream while the registry serves. Headers: `X-Regctl-Backup-Id`, `X-Regctl-Backup-Bytes` (file bytes),
+ * `X-Regctl-Backup-Fence-Ms`. One backup at a time.
+ */
+export const backupModule: AdminModule = (register) => {
+  const handler = async ({ ctx, services, json }: AdminRequest, withBody: boolean): Promise<void> => {
+    let exclude: Set<string> | undefined;
+    let base: { id: string; createdAt: string } | null = null;
+    if (withBody) {
+      const body = await json();
+      const ex = body.excludeBlobs;
+      const b = body.base;
+      if (ex !== undefined && (!Array.isArray(ex) || !ex.every((d) => typeof d === 'string'))) {
+        throw new RegistryError('INVALID_REQUEST', { field: 'excludeBlobs', reason: 'an array of digests' }, { message: 'invalid backup request' });
+      }
+      if (b !== undefined && b !== null) {
+        const o = b as Record<string, unknown>;
+        if (typeof b !== 'object' || typeof o.id !== 'string' || typeof o.createdAt !== 'string') {
+          throw new RegistryError('INVALID_REQUEST', { field: 'base', reason: '{ id, createdAt } of the previous backup' }, { message: 'invalid backup request' });
+        }
+        base = { id: o.id, createdAt: o.createdAt };
+      }
+      if (ex && ex.length > 0 && !base) {
+        throw new RegistryError('INVALID_REQUEST', { field: 'base', reason: 'excludeBlobs needs the base backup it refers to' }, { message: 'invalid backup request' });
+      }
+      exclude = new Set(ex as string[] | undefined);
+    }
+    if (running) throw new RegistryError('TOOMANYREQUESTS', { reason: 'a backup is already running' }, { headers: { 'Retry-After': '10' } });
+    running = true;
+    try {
+      const fenceStart = Date.now();
+      services.fence.set(FENCE_TTL_SECONDS);
+      let state;
+      try {
+        if (!(await services.fence.drain(DRAIN_TIMEOUT_MS))) {
+          throw new RegistryError('UNAVAILABLE', { reason: 'writes in progress did not finish' }, { headers: { 'Retry-After': '10' } });
+        }
+        state = await captureState(services.store.driver);
+      } finally {
+        services.fence.clear();
+      }
+      const fenceMs = Date.now() - fenceStart;
+      services.log('info', 'backup state captured', { fenceMs, files: state.files.length, blobs: state.blobs.length });
+      const built = await buildManifest(services.store, state, { exclude, base, fenceMs, regctlVersion: VERSION });
+      const bytes = built.manifest.files.reduce((n, f) => n + f.size, 0);
+      const stream = backupStream(services.store, state, built);
+      ctx.res.on('close', () => stream.destroy());
+      await sendStream(ctx, 200, {
+        'Content-Type': 'application/x-tar',
+        'X-Regctl-Backup-Id': built.manifest.id,
+        'X-Regctl-Backup-Bytes': String(bytes),
+        'X-Regctl-Backup-Fence-Ms': String(fenceMs),
+      }, stream);
+      services.log('info', 'backup streamed', { id: built.manifest.id, bytes, blobs: built.blobs.length, missing: built.manifest.missingBlobs.length });
+    } finally {
+      running = false;
+    }
+  };
+  register({ method: 'GET', path: 'backup', adminOnly: true, handler: (r) => handler(r, false) });
+  register({ method: 'POST', path: 'backup', adminOnly: true, handler: (r) => handler(r, true) });
+};

@@ -1,0 +1,195 @@
+/**
+ * Making a backup of a live store in two phases:
+ * 1. `captureState` reads every tag, revision, referrer and layer link (small files) — the caller holds the
+ *    read-only fence around this call only;
+ * 2. `backupStream` then streams the manifest, those link files and every blob they name, while the registry
+ *    serves on: blobs are immutable and content-addressed, and each is re-hashed on the way out.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pack as tarPack, type Pack } from 'tar-stream';
+import { tryParseDigest, type Digest } from '../reference.js';
+import { TEMP_MARKER, isNotFound, type StorageDriver } from '../storage/driver.js';
+import { ROOT, pathFor } from '../storage/paths.js';
+import type { RegistryStore } from '../storage/store.js';
+import { FORMAT, FORMAT_VERSION, MANIFEST_NAME, blobPath, type BackupFile, type BackupManifest } from './manifest.js';
+
+export interface CapturedState {
+  /** Link files under `_manifests` and `_layers`, with their content. */
+  files: { path: string; content: Buffer }[];
+  repositories: { name: string; tags: number; manifests: number }[];
+  /** Every digest a layer or revision link names, sorted, without duplicates. */
+  blobs: Digest[];
+}
+
+const REPOS_PREFIX = `${ROOT}/repositories/`;
+
+/** Reads the repositories' link files. Fast and small: this is what runs behind the fence. */
+export async function captureState(driver: StorageDriver): Promise<CapturedState> {
+  const files: CapturedState['files'] = [];
+  const walk = async (dir: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await driver.list(dir);
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    for (const e of entries) {
+      if (e.name.includes(TEMP_MARKER)) continue;
+      const path = `${dir}/${e.name}`;
+      if (e.isDir) {
+        if (e.name !== '_uploads') await walk(path);
+        continue;
+      }
+      if (!/\/_(?:manifests|layers)\//.test(path)) continue;
+      try {
+        files.push({ path, content: await driver.getContent(path) });
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+  };
+  await walk(pathFor({ kind: 'repositoriesRoot' }));
+  files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+
+  const repos = new Map<string, { tags: number; manifests: number }>();
+  const blobs = new Map<string, Digest>();
+  for (const f of files) {
+    const rel = f.path.slice(REPOS_PREFIX.length);
+    const m = /^(.+?)\/(_manifests|_layers)\/(.*)$/.exec(rel);
+    if (!m) continue;
+    const [, name, kind, rest] = m as unknown as [string, string, string, string];
+    const repo = repos.get(name) ?? { tags: 0, manifests: 0 };
+    repos.set(name, repo);
+    if (kind === '_manifests' && /^tags\/[^/]+\/current\/link$/.test(rest)) repo.tags++;
+    const isRevision = kind === '_manifests' && /^revisions\/[^/]+\/[^/]+\/link$/.test(rest);
+    if (isRevision) repo.manifests++;
+    if (isRevision || (kind === '_layers' && rest.endsWith('/link'))) {
+      const d = tryParseDigest(f.content.toString('utf8').trim());
+      if (d) blobs.set(d.value, d);
+    }
+  }
+  return {
+    files,
+    repositories: [...repos].map(([name, r]) => ({ name, ...r })).sort((a, b) => (a.name < b.name ? -1 : 1)),
+    blobs: [...blobs.values()].sort((a, b) => (a.value < b.value ? -1 : 1)),
+  };
+}
+
+export interface BackupOptions {
+  /** Digests held by a previous backup: listed in `baseBlobs`, not copied. */
+  exclude?: ReadonlySet<string>;
+  base?: { id: string; createdAt: string } | null;
+  fenceMs: number;
+  regctlVersion: string;
+  now?: Date;
+}
+
+const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
+
+async function hashBlob(store: RegistryStore, digest: Digest, algorithm: string): Promise<string> {
+  const h = createHash(algorithm);
+  for await (const chunk of await store.openBlob(digest)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+/** The manifest of a backup of `state`: stats every blob (missing ones are reported, not fatal). */
+export async function buildManifest(store: RegistryStore, state: CapturedState, opts: BackupOptions): Promise<{ manifest: BackupManifest; blobs: { digest: Digest; file: BackupFile }[] }> {
+  const files: BackupFile[] = state.files.map((f) => ({ path: f.path, size: f.content.length, sha256: sha256(f.content) }));
+  // Without a named base an exclude list would make an archive nothing can restore, so it is ignored.
+  const base = opts.exclude && opts.exclude.size > 0 && opts.base ? opts.base : null;
+  const baseBlobs: BackupFile[] = [];
+  const blobs: { digest: Digest; file: BackupFile }[] = [];
+  const missingBlobs: string[] = [];
+  for (const digest of state.blobs) {
+    store.noteUse(digest.value);
+    const size = await store.blobSize(digest);
+    if (size === undefined) {
+      missingBlobs.push(digest.value);
+      continue;
+    }
+    const file: BackupFile = {
+      path: blobPath(digest.algorithm, digest.hex),
+      size,
+      sha256: digest.algorithm === 'sha256' ? digest.hex : await hashBlob(store, digest, 'sha256'),
+    };
+    if (base && opts.exclude?.has(digest.value)) baseBlobs.push(file);
+    else {
+      files.push(file);
+      blobs.push({ digest, file });
+    }
+  }
+  const manifest: BackupManifest = {
+    format: FORMAT,
+    formatVersion: FORMAT_VERSION,
+    id: randomUUID(),
+    regctlVersion: opts.regctlVersion,
+    createdAt: (opts.now ?? new Date()).toISOString(),
+    fenceMs: opts.fenceMs,
+    base,
+    repositories: state.repositories,
+    files,
+    baseBlobs,
+    missingBlobs,
+  };
+  return { manifest, blobs };
+}
+
+function writeBuffer(p: Pack, name: string, data: Buffer, mtime: Date): Promise<void> {
+  return new Promise((resolve, reject) => {
+    p.entry({ name, size: data.length, mode: 0o644, mtime }, data, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+async function writeBlob(p: Pack, store: RegistryStore, digest: Digest, file: BackupFile, mtime: Date): Promise<void> {
+  const src = await store.openBlob(digest);
+  const hash = createHash(digest.algorithm);
+  let sink!: ReturnType<Pack['entry']>;
+  const written = new Promise<void>((resolve, reject) => {
+    sink = p.entry({ name: file.path, size: file.size, mode: 0o644, mtime }, (err) => (err ? reject(err) : resolve()));
+  });
+  written.catch(() => undefined);
+  let bytes = 0;
+  try {
+    for await (const chunk of src) {
+      const buf = chunk as Buffer;
+      bytes += buf.length;
+      if (bytes > file.size) break;
+      hash.update(buf);
+      if (!sink.write(buf)) await new Promise<void>((r) => sink.once('drain', () => r()));
+    }
+  } finally {
+    src.destroy();
+  }
+  if (bytes !== file.size) throw new Error(`blob ${digest.value} changed size while it was copied (${bytes} bytes, expected ${file.size})`);
+  if (hash.digest('hex') !== digest.hex) throw new Error(`blob ${digest.value} does not match its digest in storage: run \`GET /admin/v1/fsck\``);
+  sink.end(undefined);
+  await written;
+}
+
+/**
+ * The archive as a byte stream: manifest, link files, blobs. A blob that no longer matches its digest or
+ * size aborts the stream with an error (the client then holds an incomplete archive it must discard).
+ */
+export function backupStream(
+  store: RegistryStore,
+  state: CapturedState,
+  built: { manifest: BackupManifest; blobs: { digest: Digest; file: BackupFile }[] },
+  onBlob?: (file: BackupFile) => void,
+): Readable {
+  const p = tarPack();
+  const mtime = new Date(built.manifest.createdAt);
+  const run = async () => {
+    await writeBuffer(p, MANIFEST_NAME, Buffer.from(JSON.stringify(built.manifest, null, 2) + '\n'), mtime);
+    for (const f of state.files) await writeBuffer(p, f.path, f.content, mtime);
+    for (const b of built.blobs) {
+      await writeBlob(p, store, b.digest, b.file, mtime);
+      onBlob?.(b.file);
+    }
+    p.finalize();
+  };
+  const out = Readable.from(p as AsyncIterable<Buffer>, { objectMode: false });
+  run().catch((err: unknown) => out.destroy(err instanceof Error ? err : new Error(String(err))));
+  return out;
+}
