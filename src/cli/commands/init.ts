@@ -1,6 +1,6 @@
 import { access, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { Command, InvalidArgumentError } from 'commander';
 import type { CliContext } from '../context.js';
@@ -115,6 +115,16 @@ export async function ensurePortFree(port: number, flag: string): Promise<void> 
   });
 }
 
+/** The CA file as regctl.yaml stores it: relative to the stack directory when inside it, absolute otherwise. */
+async function caCertificatesPath(cwd: string, dir: string, given: string): Promise<string> {
+  const path = resolve(cwd, given);
+  if (!(await exists(path))) {
+    throw new CliError('USAGE', `--acme-ca-certificates: no file at ${path}`, { hint: 'give the PEM file of the ACME server\'s root certificate' });
+  }
+  const rel = relative(dir, path);
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
+}
+
 function validated(input: Record<string, unknown>): StackConfig {
   const result = parseStackConfig(input);
   if (result.config) return result.config;
@@ -183,7 +193,7 @@ export async function runInit(ctx: CliContext, opts: InitOptions): Promise<void>
   }
   if (email) section('acme').email = email;
   if (opts.acmeCaServer !== undefined) section('acme').caServer = opts.acmeCaServer;
-  if (opts.acmeCaCertificates !== undefined) section('acme').caCertificates = opts.acmeCaCertificates;
+  if (opts.acmeCaCertificates !== undefined) section('acme').caCertificates = await caCertificatesPath(ctx.cwd, dir, opts.acmeCaCertificates);
 
   const images = section('images');
   const traefikImage = opts.traefikImage ?? (existing ? undefined : ctx.env.REGCTL_TRAEFIK_IMAGE || undefined);

@@ -75,6 +75,7 @@ describe('regctl init --yes', () => {
   });
 
   test('flags and env defaults reach regctl.yaml and the compose files', async () => {
+    await writeFile(join(root, 'pebble.pem'), 'not checked here\n');
     const run = await init(
       ['--yes', '--host', 'reg.example.org', '--user', 'ops', '--email', 'ops@example.org', '--acme-ca-server', 'https://pebble.test:14000/dir',
         '--acme-ca-certificates', 'pebble.pem', '--no-ui', '--https-port', '8443', ...portFlags()],
@@ -83,7 +84,7 @@ describe('regctl init --yes', () => {
     expect(run.code, run.stderr).toBe(0);
     const config = await loadStackConfig(dir);
     expect(config.users).toEqual({ ops: { admin: true, rules: [] } });
-    expect(config.acme).toEqual({ email: 'ops@example.org', caServer: 'https://pebble.test:14000/dir', caCertificates: 'pebble.pem' });
+    expect(config.acme).toEqual({ email: 'ops@example.org', caServer: 'https://pebble.test:14000/dir', caCertificates: join(root, 'pebble.pem') });
     expect(config.images.traefik).toBe('regctl-test/traefik:v3.6');
     expect(config.images.base).toBe('regctl-test/node:20');
     expect(config.ui.enabled).toBe(false);
@@ -114,6 +115,7 @@ describe('regctl init refuses bad input and writes nothing', () => {
     [['--http-port', 'abc'], 2, '--http-port must be a port number'],
     [['--https-port', '70000'], 2, '--https-port must be a port number'],
     [['--frobnicate'], 2, "unknown option '--frobnicate'"],
+    [['--acme-ca-certificates', 'missing.pem'], 2, '--acme-ca-certificates: no file at'],
   ])('%j → exit %i', async (flags, code, message) => {
     const run = await init(['--yes', ...portFlags(), ...flags]);
     expect(run.code).toBe(code);
@@ -211,6 +213,15 @@ describe('re-running regctl init', () => {
     expect(forced.code, forced.stderr).toBe(0);
     expect(await readFile(join(dir, 'regctl.yaml'), 'utf8')).toBe(text);
     expect(await readFile(join(dir, 'compose.yaml'), 'utf8')).toContain('registry.edited.test');
+  });
+
+  test('a CA file inside the stack directory is stored relative to it', async () => {
+    await init(['--yes', ...portFlags()]);
+    await writeFile(join(dir, 'ca.pem'), 'pem\n');
+    const run = await runCli(['init', '--dir', 'stack', '--yes', '--force', '--acme-ca-certificates', 'stack/ca.pem'], { cwd: root });
+    expect(run.code, run.stderr).toBe(0);
+    expect((await loadStackConfig(dir)).acme.caCertificates).toBe('ca.pem');
+    expect(await readFile(join(dir, 'compose.prod.yaml'), 'utf8')).toContain('- ./ca.pem:/etc/traefik/acme-ca.pem:ro');
   });
 
   test('a deleted secret file comes back; --password-stdin on an existing stack is ignored with a warning', async () => {
