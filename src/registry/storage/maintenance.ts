@@ -233,6 +233,8 @@ export async function runGc(store: RegistryStore, opts: GcOptions = {}): Promise
   };
 }
 
+const TEMP_FILE_MIN_AGE_MS = 10 * 60 * 1000;
+
 export interface FsckProblem {
   kind: 'blob-corrupt' | 'link-dangling' | 'link-invalid' | 'tag-dangling' | 'temp-file';
   path: string;
@@ -323,8 +325,12 @@ export async function runFsck(store: RegistryStore, opts: { repair?: boolean } =
       }
     }
   }
+  const now = Date.now();
   await walkFiles(driver, '', async (path) => {
-    if (path.includes(TEMP_MARKER)) problems.push({ kind: 'temp-file', path, detail: 'leftover temporary file' });
+    if (!path.includes(TEMP_MARKER)) return;
+    // A young temp file may belong to a write in progress.
+    const age = now - (await driver.stat(path).then((s) => s.modifiedAt.getTime(), () => now));
+    if (age > TEMP_FILE_MIN_AGE_MS) problems.push({ kind: 'temp-file', path, detail: 'leftover temporary file' });
   });
 
   const repaired: FsckProblem[] = [];

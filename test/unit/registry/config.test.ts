@@ -1,0 +1,71 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadConfigFile, parseDuration, parseListen, parseSize, resolveSettings } from '../../../src/registry/config.js';
+import { main } from '../../../src/cli/main.js';
+import { createOutput } from '../../../src/cli/output.js';
+import { Writable } from 'node:stream';
+
+describe('serve settings', () => {
+  it('defaults', () => {
+    expect(resolveSettings({}, {}, {})).toEqual({
+      host: '127.0.0.1',
+      port: 5000,
+      data: './data',
+      htpasswd: undefined,
+      access: undefined,
+      noAuth: false,
+      ui: false,
+      logLevel: 'info',
+      uploadPurgeAgeMs: 24 * 3600_000,
+      minFreeBytes: 0,
+      realm: 'regctl',
+      corsOrigins: [],
+    });
+  });
+
+  it('flags beat env, env beats the config file', () => {
+    const file = { listen: '0.0.0.0:1', data: '/file', realm: 'file', uploadPurgeAge: '1h', corsOrigins: ['https://a'] };
+    const env = { REGCTL_LISTEN: '0.0.0.0:2', REGCTL_DATA: '/env', REGCTL_NO_AUTH: '1', REGCTL_MIN_FREE: '1GiB' };
+    const s = resolveSettings({ listen: '127.0.0.1:3' }, env, file);
+    expect(s).toMatchObject({ host: '127.0.0.1', port: 3, data: '/env', realm: 'file', noAuth: true, uploadPurgeAgeMs: 3600_000, minFreeBytes: 1024 ** 3, corsOrigins: ['https://a'] });
+  });
+
+  it('parses durations, sizes and listen addresses, and rejects nonsense with the setting named', () => {
+    expect(parseDuration('90s', 'x')).toBe(90_000);
+    expect(parseDuration('2d', 'x')).toBe(172_800_000);
+    expect(parseSize('512MiB', 'x')).toBe(512 * 1024 ** 2);
+    expect(parseSize('2GB', 'x')).toBe(2e9);
+    expect(parseListen('[::1]:5000')).toEqual({ host: '::1', port: 5000 });
+    expect(parseListen(':8080')).toEqual({ host: '127.0.0.1', port: 8080 });
+    expect(() => parseDuration('soon', 'upload-purge-age')).toThrow(/upload-purge-age/);
+    expect(() => parseListen('host:99999')).toThrow(/HOST:PORT/);
+    expect(() => resolveSettings({ logLevel: 'loud' }, {}, {})).toThrow(/log-level/);
+  });
+
+  describe('config file', () => {
+    let dir: string;
+    beforeEach(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'regctl-serve-cfg-'));
+    });
+    afterEach(() => rm(dir, { recursive: true, force: true }));
+
+    it('loads YAML and refuses unknown keys', async () => {
+      await writeFile(join(dir, 'ok.yaml'), 'listen: 0.0.0.0:5001\nnoAuth: true\n');
+      expect(await loadConfigFile(join(dir, 'ok.yaml'))).toEqual({ listen: '0.0.0.0:5001', noAuth: true });
+      await writeFile(join(dir, 'bad.yaml'), 'lisen: x\n');
+      await expect(loadConfigFile(join(dir, 'bad.yaml'))).rejects.toThrow(/unknown key "lisen"/);
+      await expect(loadConfigFile(join(dir, 'missing.yaml'))).rejects.toThrow(/cannot read/);
+    });
+
+    it('regctl serve without htpasswd and without --no-auth refuses with one line and a hint', async () => {
+      const err: string[] = [];
+      const sink = new Writable({ write: (c, _e, cb) => (err.push(String(c)), cb()) });
+      const out = createOutput({ stdout: sink, stderr: sink });
+      const code = await main(['node', 'regctl', 'serve', '--data', join(dir, 'data'), '--listen', '127.0.0.1:0'], { out, env: {} });
+      expect(code).toBe(2);
+      expect(err.join('')).toMatch(/no htpasswd file given/);
+    });
+  });
+});
