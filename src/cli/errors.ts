@@ -16,6 +16,7 @@ export type CliErrorCode =
   | 'REGISTRY_ERROR'
   | 'BACKUP_INVALID'
   | 'NOT_FOUND'
+  | 'CHECKS_FAILED'
   | 'CANCELLED'
   | 'INTERNAL';
 
@@ -32,6 +33,7 @@ const EXIT_CODES: Record<CliErrorCode, number> = {
   REGISTRY_ERROR: 10,
   BACKUP_INVALID: 11,
   NOT_FOUND: 12,
+  CHECKS_FAILED: 13,
   CANCELLED: 130,
   INTERNAL: 1,
 };

@@ -7,6 +7,16 @@ import { statusCommand } from './status.js';
 import { logsCommand } from './logs.js';
 import { uiCommand } from './ui.js';
 import { serveCommand } from './serve.js';
+import { rotateCredentialsCommand } from './rotate-credentials.js';
+import { usersCommand } from './users.js';
+import { backupCommand } from './backup.js';
+import { restoreCommand } from './restore.js';
+import { gcCommand } from './gc.js';
+import { fsckCommand } from './fsck.js';
+import { doctorCommand } from './doctor.js';
+import { loginCommand } from './login.js';
+import { ciCommand } from './ci.js';
+import { adoptCommand } from './adopt.js';
 
 /** Every command of the program, in the order `--help` lists them. One file per command. */
 export const commandFactories: ((ctx: CliContext) => Command)[] = [
@@ -17,4 +27,14 @@ export const commandFactories: ((ctx: CliContext) => Command)[] = [
   (ctx) => logsCommand(ctx),
   (ctx) => uiCommand(ctx),
   (ctx) => serveCommand(ctx),
+  (ctx) => rotateCredentialsCommand(ctx),
+  (ctx) => usersCommand(ctx),
+  (ctx) => backupCommand(ctx),
+  (ctx) => restoreCommand(ctx),
+  (ctx) => gcCommand(ctx),
+  (ctx) => fsckCommand(ctx),
+  (ctx) => doctorCommand(ctx),
+  (ctx) => loginCommand(ctx),
+  (ctx) => ciCommand(ctx),
+  (ctx) => adoptCommand(ctx),
 ];

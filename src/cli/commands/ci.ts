@@ -1,0 +1,86 @@
+import { Command, Argument } from 'commander';
+import { mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import type { CliContext } from '../context.js';
+import { CliError } from '../errors.js';
+import { CI_SYSTEMS, DEFAULT_CREDENTIALS_ID, PIPELINE_FILE, renderPipeline, secretNames, type CiSystem } from '../../ops/ci.js';
+import { clientAddress } from '../../ops/login.js';
+import { addUser } from '../../ops/users.js';
+import { atomicWrite } from '../../stack/write.js';
+
+interface CiOptions {
+  dir?: string;
+  image: string;
+  context: string;
+  registry?: string;
+  prod?: boolean;
+  repos?: string;
+  user?: string;
+  credentialsId: string;
+  out?: string;
+  deploy: boolean;
+  createUser: boolean;
+  json?: boolean;
+}
+
+const REPO_NAME = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
+
+export function ciCommand(ctx: CliContext): Command {
+  return new Command('ci')
+    .description('print a ready pipeline (build, tag, push, log out) and create its push-only user')
+    .addArgument(new Argument('<system>', 'CI system').choices([...CI_SYSTEMS]))
+    .requiredOption('--image <name>', 'repository the pipeline pushes, e.g. minio or apps/api')
+    .option('--context <dir>', 'build context in the project checkout', '.')
+    .option('--dir <dir>', 'stack directory (default: the current directory)')
+    .option('--registry <address>', 'registry address as image names write it (default: from the stack)')
+    .option('--prod', 'use the prod (HTTPS) address of the stack')
+    .option('--repos <pattern>', 'repositories the pipeline user may push (default: the image\'s repository)')
+    .option('--user <name>', 'name of the pipeline user (default ci-<image>)')
+    .option('--credentials-id <id>', 'Jenkins credentials id / secret name prefix', DEFAULT_CREDENTIALS_ID)
+    .option('--out <file>', 'write the pipeline to a file instead of stdout')
+    .option('--no-deploy', 'Jenkins: leave out the stage that runs the pushed image on the agent')
+    .option('--no-create-user', 'only print the pipeline; create no user')
+    .option('--json', 'print one JSON document (pipeline, user, and the generated password)')
+    .action(async (system: CiSystem, opts: CiOptions) => {
+      const { out } = ctx;
+      if (!REPO_NAME.test(opts.image)) {
+        throw new CliError('USAGE', `--image "${opts.image}" is not a repository name`, { hint: 'lower-case letters, digits and separators, e.g. apps/api' });
+      }
+      const dir = resolve(ctx.cwd, opts.dir ?? '.');
+      const registry = opts.registry ?? (await clientAddress(dir, opts.prod ? { prod: true } : {})).address;
+      const user = opts.user ?? `ci-${opts.image.replace(/[^a-z0-9]+/g, '-')}`.slice(0, 64);
+      const repos = opts.repos ?? opts.image;
+      const pipeline = renderPipeline(system, { registry, image: opts.image, context: opts.context, credentialsId: opts.credentialsId, user, deploy: opts.deploy });
+
+      let password: string | undefined;
+      if (opts.createUser) {
+        // Pull is needed too: docker push checks which layers the registry already has.
+        const created = await addUser({ dir, name: user, permissions: { admin: false, rules: [{ repos, actions: ['pull', 'push'] }] }, out: opts.json ? { ...out, step: () => undefined, ok: () => undefined, line: () => undefined, warn: () => undefined } : out, env: ctx.env });
+        password = created.password;
+      }
+      if (opts.out) {
+        const path = resolve(ctx.cwd, opts.out);
+        await mkdir(dirname(path), { recursive: true });
+        await atomicWrite(path, pipeline, 0o644);
+      }
+      if (opts.json) {
+        out.json({ system, file: opts.out ?? PIPELINE_FILE[system], registry, image: opts.image, pipeline, ...(opts.createUser ? { user, repos, password } : {}) });
+        return;
+      }
+      if (!opts.out) process.stdout.write(pipeline);
+      const stderr = (line: string) => process.stderr.write(`${line}\n`);
+      if (opts.out) out.ok(`pipeline written to ${opts.out} (put it at ${PIPELINE_FILE[system]} in the project)`);
+      if (opts.createUser && password) {
+        const s = secretNames(opts.credentialsId);
+        const where =
+          system === 'jenkins'
+            ? `Jenkins → Manage Jenkins → Credentials → Add: "Username with password", id ${opts.credentialsId}`
+            : system === 'github'
+              ? `repository secrets ${s.user} and ${s.password}`
+              : `masked CI/CD variables ${s.user} and ${s.password}`;
+        stderr(`user ${user} may pull and push ${repos} (not delete); store it as ${where}:`);
+        stderr(`  user:     ${user}`);
+        stderr(`  password: ${password}   (shown once)`);
+      }
+    });
+}
