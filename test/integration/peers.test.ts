@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
+import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -117,6 +118,82 @@ describe.skipIf(!peerAvailable('pebble') || !peerAvailable('openssl'))('pebble',
       ]);
       expect(out.trim()).toBe('string');
     } finally {
+      await pebble.stop();
+    }
+  });
+});
+
+/** GET over HTTPS to 127.0.0.1:port with SNI `servername`, trusting only `ca`; resolves status, body and issuer CN. */
+function tlsGet(port: number, servername: string, path: string, ca: string): Promise<{ status: number; body: string; issuer: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port, path, servername, ca, headers: { host: servername }, timeout: 5_000 },
+      (res) => {
+        const issuer = (res.socket as TLSSocket).getPeerCertificate().issuer?.CN ?? '';
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, issuer }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe.skipIf(!imageAvailable(TRAEFIK_IMAGE) || !peerAvailable('pebble'))('Traefik with pebble', () => {
+  it('gets a certificate from pebble over ACME and serves it', async () => {
+    const pebble = await startPebble();
+    const port = await freePort();
+    const name = `regctl-peers-traefik-${port}`;
+    const dynamic = join(pebble.dir, 'dynamic.yml');
+    await writeFile(
+      dynamic,
+      [
+        'http:',
+        '  routers:',
+        '    ping:',
+        '      rule: "Host(`peer.test`)"',
+        '      entryPoints: [websecure]',
+        '      service: ping@internal',
+        '      tls: { certResolver: pebble }',
+      ].join('\n') + '\n',
+    );
+    try {
+      await run('docker', [
+        'run', '-d', '--name', name, '-p', `127.0.0.1:${port}:443`,
+        '-e', 'LEGO_CA_CERTIFICATES=/pebble.pem',
+        '-v', `${pebble.caCertPath}:/pebble.pem:ro`, '-v', `${dynamic}:/dynamic.yml:ro`,
+        TRAEFIK_IMAGE,
+        '--log.level=INFO', '--ping.manualrouting=true',
+        '--entrypoints.web.address=:80', '--entrypoints.websecure.address=:443',
+        '--providers.file.filename=/dynamic.yml',
+        `--certificatesresolvers.pebble.acme.caserver=${pebble.directoryUrl}`,
+        '--certificatesresolvers.pebble.acme.email=peers@example.com',
+        '--certificatesresolvers.pebble.acme.storage=/tmp/acme.json',
+        '--certificatesresolvers.pebble.acme.httpchallenge.entrypoint=web',
+      ]);
+      const deadline = Date.now() + 90_000;
+      let last: unknown;
+      for (;;) {
+        try {
+          const res = await tlsGet(port, 'peer.test', '/ping', pebble.rootCaPem);
+          expect(res.status).toBe(200);
+          expect(res.body).toBe('OK');
+          expect(res.issuer).toMatch(/^Pebble Intermediate CA/);
+          break;
+        } catch (err) {
+          last = err;
+        }
+        if (Date.now() > deadline) {
+          const logs = await run('docker', ['logs', name]).catch(() => '');
+          throw new Error(`Traefik served no pebble certificate within 90 s (${String(last)}):\n${logs.slice(-4_000)}`);
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    } finally {
+      await run('docker', ['rm', '-f', name]).catch(() => '');
       await pebble.stop();
     }
   });
