@@ -1,0 +1,41 @@
+/** Shared by the day-two commands (rotate-credentials, users, backup, restore, gc). */
+import { resolve } from 'node:path';
+import { InvalidArgumentError } from 'commander';
+import type { CliContext } from '../context.js';
+import type { Output } from '../output.js';
+import { parseDuration } from '../../ops/duration.js';
+
+/**
+ * With `--json`, stdout carries one JSON document only: steps, progress and plain lines are dropped (warnings
+ * and errors still go to stderr).
+ */
+export function outputFor(out: Output, json: boolean | undefined): Output {
+  if (!json) return out;
+  const none = () => undefined;
+  return { ...out, line: none, step: none, ok: none, progress: none, warn: out.warn, error: out.error, json: out.json, color: out.color, isTTY: out.isTTY };
+}
+
+/** The whole of stdin without its final newline (for `--password-stdin`). */
+export async function readStdinSecret(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array));
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+/** commander argument parser for durations. */
+export function durationArg(value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+export function stackDir(ctx: CliContext, dir: string | undefined): string {
+  return resolve(ctx.cwd, dir ?? '.');
+}
+
+/** Collects a repeatable option into an array. */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}

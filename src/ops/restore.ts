@@ -1,0 +1,184 @@
+/**
+ * `regctl restore FILE`: puts a backup back into a stack's data volume while the stack is stopped (back up,
+ * `down --volumes`, restore, `up`).
+ *
+ * The work happens in a one-off container of the stack's own image (`<project>-restore`, no network) with the
+ * data volume mounted read-write and the archive (and any base archives) bind-mounted read-only. Its command is
+ * `regctl restore --data /var/lib/registry --json-lines …`, i.e. `restoreDirectory` below: everything is checked
+ * in a staging directory inside the volume before one rename puts it in place (see registry/backup/restore.ts).
+ * A refused restore leaves the volume as it was, and removes it again if this run created it.
+ */
+import { createInterface } from 'node:readline';
+import { basename, resolve } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { CliError } from '../cli/errors.js';
+import type { Output } from '../cli/output.js';
+import type { ContainerSpec, DockerEngine } from '../docker/engine.js';
+import { readArchiveManifest, restoreArchive, RestoreRefused, type RestoreProgress, type RestoreResult } from '../registry/backup/restore.js';
+import { DATA_DIR, REGCTL_BIN } from '../stack/build-model.js';
+import { LABELS } from '../stack/model.js';
+import { progressLine } from './backup.js';
+import { loadStack, projectLabels } from './stack.js';
+
+export interface RestoreDirectoryOptions {
+  archive: string;
+  dataDir: string;
+  force: boolean;
+  bases: string[];
+  /** Progress as text (a person) … */
+  onProgress?: (p: RestoreProgress) => void;
+}
+
+function refusal(err: RestoreRefused): CliError {
+  if (err.reason === 'NOT_EMPTY') return new CliError('FILE_EXISTS', err.message, { hint: 'add --force to replace the data that is there' });
+  if (err.reason === 'BASE_MISSING') return new CliError('BACKUP_INVALID', err.message, { hint: 'pass the previous backup(s) with --base FILE' });
+  return new CliError('BACKUP_INVALID', err.message, { hint: 'use another copy of the backup; this one cannot be trusted' });
+}
+
+/** Restores into a data directory on this machine (also what the restore container runs). */
+export async function restoreDirectory(opts: RestoreDirectoryOptions): Promise<RestoreResult> {
+  try {
+    return await restoreArchive({ archive: opts.archive, dataDir: opts.dataDir, force: opts.force, bases: opts.bases, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+  } catch (err) {
+    if (err instanceof RestoreRefused) throw refusal(err);
+    throw err;
+  }
+}
+
+export interface RestoreStackOptions {
+  dir: string;
+  archive: string;
+  bases: string[];
+  force: boolean;
+  out: Output;
+  engine: DockerEngine;
+}
+
+export interface RestoreStackResult extends RestoreResult {
+  volume: string;
+  volumeCreated: boolean;
+  seconds: number;
+}
+
+/** One line of the restore container's `--json-lines` output. */
+export type RestoreEvent =
+  | { event: 'progress'; progress: RestoreProgress }
+  | { event: 'done'; result: RestoreResult }
+  | { event: 'error'; code: string; message: string; hint?: string };
+
+export async function restoreStack(opts: RestoreStackOptions): Promise<RestoreStackResult> {
+  const { out, engine } = opts;
+  const archive = resolve(opts.archive);
+  const bases = opts.bases.map((b) => resolve(b));
+  for (const f of [archive, ...bases]) {
+    const s = await stat(f).catch(() => undefined);
+    if (!s?.isFile()) throw new CliError('NOT_FOUND', `${f} is not a file`, { hint: 'give the path of a backup archive written by `regctl backup`' });
+  }
+  let manifest;
+  try {
+    manifest = await readArchiveManifest(archive);
+  } catch (err) {
+    if (err instanceof RestoreRefused) throw refusal(err);
+    throw err;
+  }
+  out.ok(`Archive ${basename(archive)}: backup ${manifest.id} of ${manifest.createdAt} (regctl ${manifest.regctlVersion}), ${manifest.repositories.length} repositories, ${manifest.files.length} files`);
+  if (manifest.base && bases.length === 0) {
+    throw new CliError('BACKUP_INVALID', `${basename(archive)} is incremental (based on backup ${manifest.base.id} of ${manifest.base.createdAt})`, { hint: 'pass the previous backup with --base FILE' });
+  }
+
+  await engine.ping();
+  const stack = await loadStack(opts.dir);
+  const { model } = stack;
+  const registry = model.services.find((s) => s.name === 'registry');
+  if (!registry) throw new CliError('CONFIG_INVALID', 'the stack has no registry service');
+  const running = await engine.inspectContainer(registry.containerName);
+  if (running && (running.state === 'running' || running.state === 'restarting')) {
+    throw new CliError('USAGE', `the stack is running (${registry.containerName}): restore works on a stopped stack`, {
+      hint: `run \`regctl down --dir ${stack.dir}\` first, then restore, then \`regctl up\``,
+    });
+  }
+  const volumeKey = registry.mounts.find((m) => m.target === DATA_DIR)?.source;
+  const volume = model.volumes.find((v) => v.key === volumeKey);
+  if (!volume) throw new CliError('CONFIG_INVALID', 'the registry service has no data volume');
+  const image = registry.image;
+  if (!(await engine.inspectImage(image))) {
+    throw new CliError('NOT_FOUND', `the stack's image ${image} is not on this engine; the restore runs in it`, {
+      hint: `run \`regctl up --dir ${stack.dir}\` once to build it, then \`regctl down\` and restore`,
+    });
+  }
+
+  const volumeCreated = await engine.ensureVolume(volume.name, volume.labels);
+  const name = `${model.project}-restore`;
+  await engine.removeContainer(name);
+  const mounts: ContainerSpec['mounts'] = [
+    { type: 'volume', source: volume.name, target: DATA_DIR, readOnly: false },
+    { type: 'bind', source: archive, target: `/backup/${basename(archive)}`, readOnly: true },
+    ...bases.map((b, i) => ({ type: 'bind' as const, source: b, target: `/backup/base-${i}/${basename(b)}`, readOnly: true })),
+  ];
+  const command = [
+    ...REGCTL_BIN,
+    'restore',
+    `/backup/${basename(archive)}`,
+    '--data', DATA_DIR,
+    '--json-lines',
+    ...(opts.force ? ['--force'] : []),
+    ...bases.flatMap((b, i) => ['--base', `/backup/base-${i}/${basename(b)}`]),
+  ];
+  const spec: ContainerSpec = {
+    name,
+    image,
+    command,
+    env: {},
+    labels: { ...projectLabels(model), [LABELS.managedBy]: 'regctl', [LABELS.service]: 'restore' },
+    ports: [],
+    mounts,
+    restart: 'no',
+    network: 'none',
+    aliases: [],
+  };
+  out.step(`Restoring into volume ${volume.name}${volumeCreated ? ' (created)' : ''} with a one-off ${image} container`);
+  const started = Date.now();
+  let result: RestoreResult | undefined;
+  let failure: Extract<RestoreEvent, { event: 'error' }> | undefined;
+  const other: string[] = [];
+  try {
+    await engine.createContainer(spec);
+    await engine.startContainer(name);
+    const logs = await engine.logs(name, { follow: true });
+    for await (const line of createInterface({ input: logs, crlfDelay: Infinity })) {
+      let ev: RestoreEvent | undefined;
+      try {
+        ev = JSON.parse(line) as RestoreEvent;
+      } catch {
+        other.push(line);
+        continue;
+      }
+      if (ev.event === 'progress') {
+        const p = ev.progress;
+        out.progress(`${p.phase === 'move' ? 'moving into place' : 'verifying'} ${progressLine(p.bytes, p.totalBytes, started)}, ${p.files}/${p.totalFiles} files`);
+      } else if (ev.event === 'done') result = ev.result;
+      else if (ev.event === 'error') failure = ev;
+    }
+    let info = await engine.inspectContainer(name);
+    const deadline = Date.now() + 30_000;
+    while (info && info.state === 'running' && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      info = await engine.inspectContainer(name);
+    }
+    if (!result && !failure) {
+      failure = { event: 'error', code: 'INTERNAL', message: `the restore container exited with code ${info?.exitCode ?? '?'}${other.length ? `: ${other.slice(-5).join(' | ')}` : ''}` };
+    }
+  } finally {
+    await engine.removeContainer(name).catch(() => false);
+  }
+  if (failure || !result) {
+    if (volumeCreated) await engine.removeVolume(volume.name).catch(() => false);
+    const f = failure as Extract<RestoreEvent, { event: 'error' }>;
+    const code = f.code === 'BACKUP_INVALID' || f.code === 'FILE_EXISTS' || f.code === 'USAGE' ? f.code : 'INTERNAL';
+    throw new CliError(code, f.message, f.hint ? { hint: f.hint } : {});
+  }
+  const seconds = (Date.now() - started) / 1000;
+  out.ok(`Restored ${result.files} files (${progressLine(result.bytes, undefined, started)}) into ${volume.name}${result.replaced ? ', replacing what was there' : ''}`);
+  out.line(`  Start the stack: regctl up --dir ${stack.dir}`);
+  return { ...result, volume: volume.name, volumeCreated, seconds };
+}

@@ -1,0 +1,162 @@
+/**
+ * `regctl rotate-credentials`: a new password for one user (the `.env` admin by default), live.
+ *
+ * Order of writes, each atomic, so that no request made with a valid secret fails in between:
+ * 1. with a grace window, the old hash goes to `auth/htpasswd.grace` (`user:hash:expires`) first;
+ * 2. `auth/htpasswd` gets the new bcrypt hash;
+ * 3. `.env` gets the new password when the user is its REGISTRY_USERNAME;
+ * 4. `POST /admin/v1/reload` (the registry also watches the directory) so the new secret works at once.
+ * The registry refuses the old secret once the window ends, at the first request after it, with no reload. The
+ * web UI ends a user's sessions the first time the registry answers 401 for the credentials they hold.
+ *
+ * Where the new secret appears: generated passwords are shown once on a terminal or in `--json` (asked for by a
+ * script that captures it); the `.env` admin's is also in `.env` (0600). For another user, a generated password
+ * with neither a terminal nor `--json` would be shown nowhere, so that is refused before anything changes.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CliError } from '../cli/errors.js';
+import type { Output } from '../cli/output.js';
+import { formatGraceFile, graceFilePath, liveGraceEntries, parseGraceFile, type GraceEntry } from '../registry/auth/grace.js';
+import { hashPassword } from '../stack/htpasswd.js';
+import { generatePassword } from '../stack/secrets.js';
+import { atomicWrite } from '../stack/write.js';
+import { AdminClient, stackEndpoint } from './admin-client.js';
+import { HTPASSWD_FILE, checkGivenPassword, readUsersFiles, reloadRegistry, writeHtpasswd } from './users.js';
+
+export interface RotateOptions {
+  dir: string;
+  user?: string;
+  /** The new password (from stdin); generated when absent. */
+  password?: string;
+  /** How long the old secret keeps working (ms); 0 = refused at once. */
+  graceMs: number;
+  out: Output;
+  env?: NodeJS.ProcessEnv;
+  /** Whether the caller will show a generated password (terminal or --json). */
+  canShowSecret: boolean;
+  now?: () => number;
+}
+
+export interface RotateResult {
+  user: string;
+  generated: boolean;
+  /** Only when generated (the caller decides where it is shown). */
+  password?: string;
+  graceUntil: string | null;
+  envUpdated: boolean;
+  reloaded: boolean;
+  /** GET /v2/ with the new secret answered 200 (undefined when the registry was not reachable). */
+  verified: boolean | undefined;
+  registry: string;
+  loginCommand: string;
+}
+
+const ENV_SAFE = /^[^\n\r$#'"`\\\s]*$/;
+
+/** Replaces `KEY=` in a dotenv text, keeping every other line (appends it when absent). */
+export function setEnvValue(text: string, key: string, value: string): string {
+  const lines = text.split('\n');
+  let found = false;
+  const next = lines.map((l) => {
+    if (new RegExp(`^\\s*(?:export\\s+)?${key}=`).test(l)) {
+      found = true;
+      return `${key}=${value}`;
+    }
+    return l;
+  });
+  if (!found) {
+    if (next.length > 0 && next[next.length - 1] === '') next.pop();
+    next.push(`${key}=${value}`, '');
+  }
+  return next.join('\n');
+}
+
+export async function rotateCredentials(opts: RotateOptions): Promise<RotateResult> {
+  const now = opts.now ?? Date.now;
+  const env = opts.env ?? process.env;
+  const files = await readUsersFiles(opts.dir);
+  const user = opts.user ?? files.envAdmin ?? Object.entries(files.config.users).find(([, u]) => u.admin)?.[0];
+  if (!user) throw new CliError('USAGE', 'no user to rotate', { hint: 'pass --user NAME' });
+  const entry = files.htpasswd.find((e) => e.user === user);
+  if (!entry) {
+    throw new CliError('NOT_FOUND', `user ${user} has no password in ${HTPASSWD_FILE}`, { hint: '`regctl users list` shows the users; `regctl users add` creates one' });
+  }
+  const isEnvAdmin = user === files.envAdmin;
+  if (opts.password !== undefined) {
+    checkGivenPassword(opts.password);
+    if (isEnvAdmin && !ENV_SAFE.test(opts.password)) {
+      throw new CliError('USAGE', `${user}'s password goes into .env, where spaces, quotes, $, #, \` and \\ would be misread`, { hint: 'choose a password without them, or omit --password-stdin for a generated one' });
+    }
+  } else if (!isEnvAdmin && !opts.canShowSecret) {
+    throw new CliError('USAGE', `the generated password of ${user} would be shown nowhere (no terminal, no --json); nothing was changed`, {
+      hint: 'add --json to capture it, or give one with --password-stdin',
+    });
+  }
+  const password = opts.password ?? generatePassword();
+  const htpasswdPath = join(opts.dir, HTPASSWD_FILE);
+  const gracePath = graceFilePath(htpasswdPath);
+
+  const nowSeconds = Math.floor(now() / 1000);
+  let graceText: string | undefined;
+  try {
+    graceText = await readFile(gracePath, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  let grace: GraceEntry[] = liveGraceEntries(graceText === undefined ? [] : parseGraceFile(graceText).entries, nowSeconds);
+  let graceUntil: string | null = null;
+  if (opts.graceMs > 0) {
+    const expiresAt = Math.ceil((now() + opts.graceMs) / 1000);
+    grace.push({ user, hash: entry.hash, expiresAt });
+    graceUntil = new Date(expiresAt * 1000).toISOString();
+  } else {
+    grace = grace.filter((g) => g.user !== user);
+  }
+  if (graceText !== undefined || grace.length > 0) await atomicWrite(gracePath, formatGraceFile(grace), 0o600);
+
+  const oldSecret = isEnvAdmin ? (await stackEndpoint(opts.dir, env).catch(() => undefined))?.credentials : undefined;
+  await writeHtpasswd(opts.dir, files.htpasswd.map((e) => (e.user === user ? { user, hash: hashPassword(password) } : e)));
+
+  let envUpdated = false;
+  if (isEnvAdmin) {
+    const envPath = join(opts.dir, '.env');
+    const text = await readFile(envPath, 'utf8').catch(() => '');
+    await atomicWrite(envPath, setEnvValue(text, 'REGISTRY_PASSWORD', password), 0o600);
+    envUpdated = true;
+  }
+
+  // The .env admin reloads with its new secret, or with the old one while the registry has not re-read htpasswd.
+  const reloadWith = isEnvAdmin ? [{ username: user, password }, ...(oldSecret ? [oldSecret] : [])] : [];
+  const reloaded = await reloadRegistry(opts.dir, opts.out, env, reloadWith);
+
+  let verified: boolean | undefined;
+  let registry = '';
+  try {
+    const endpoint = await stackEndpoint(opts.dir, env);
+    registry = endpoint.publicHost;
+    if (reloaded) {
+      const client = new AdminClient(endpoint);
+      const deadline = now() + 5000;
+      for (;;) {
+        verified = (await client.v2Status({ username: user, password })) === 200;
+        if (verified || now() >= deadline) break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  } catch {
+    verified = undefined;
+  }
+  const source = isEnvAdmin ? `grep '^REGISTRY_PASSWORD=' ${join(opts.dir, '.env')} | cut -d= -f2- | ` : `printf '%s' "$NEW_PASSWORD" | `;
+  return {
+    user,
+    generated: opts.password === undefined,
+    ...(opts.password === undefined ? { password } : {}),
+    graceUntil,
+    envUpdated,
+    reloaded,
+    verified,
+    registry,
+    loginCommand: `${source}docker login ${registry} -u ${user} --password-stdin`,
+  };
+}
