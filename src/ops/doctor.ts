@@ -338,26 +338,43 @@ export async function doctor(opts: DoctorOptions): Promise<DoctorReport> {
     }
   }
 
-  // Disk headroom on the data volume.
-  const dataKey = model.services.find((s) => s.name === 'registry')?.mounts.find((m) => m.target === DATA_DIR)?.source;
-  const dataVolume = model.volumes.find((v) => v.key === dataKey)?.name;
-  const mountpoint = engineUp && dataVolume ? await opts.engine.volumeMountpoint(dataVolume).catch(() => undefined) : undefined;
-  if (!mountpoint) {
-    add({ id: 'disk', title: 'Disk headroom', status: 'skip', detail: dataVolume ? `volume ${dataVolume} not found` : 'no data volume' });
-  } else {
+  // Disk headroom on the data volume: as the registry sees it when it runs, else from the volume's host path.
+  const floor = sizeToBytes(config.registry.minFreeDisk);
+  let space: { free: number; total: number; where: string } | undefined;
+  let spaceProblem = '';
+  if (running && creds) {
     try {
-      const fs = await statfs(mountpoint);
-      const free = fs.bavail * fs.bsize;
-      const total = fs.blocks * fs.bsize;
-      const floor = sizeToBytes(config.registry.minFreeDisk);
-      const detail = `${formatBytes(free)} free of ${formatBytes(total)} on ${dataVolume}`;
-      const fix = 'free space on the volume\'s filesystem (`regctl gc` removes deleted images), or move the volume to a larger disk';
-      if (free < floor) add({ id: 'disk', title: 'Disk headroom', status: 'fail', detail: `${detail}: under the ${config.registry.minFreeDisk} floor, uploads are refused`, fix });
-      else if (free < 2 * floor || free < total * 0.1) add({ id: 'disk', title: 'Disk headroom', status: 'warn', detail: `${detail}: nearly full`, fix });
-      else add({ id: 'disk', title: 'Disk headroom', status: 'pass', detail });
+      const r = await probe({ address, port: publicPort, host: registryHost, tls, insecure: true, path: '/admin/v1/disk', auth: creds });
+      const body = r.status === 200 ? (JSON.parse(r.body) as { freeBytes: number | null; totalBytes: number | null }) : undefined;
+      if (body && body.freeBytes !== null && body.totalBytes !== null) space = { free: body.freeBytes, total: body.totalBytes, where: 'the registry\'s data volume' };
+      else spaceProblem = `the registry answered HTTP ${r.status}`;
     } catch (err) {
-      add({ id: 'disk', title: 'Disk headroom', status: 'skip', detail: `cannot read ${mountpoint}: ${(err as Error).message}` });
+      spaceProblem = (err as Error).message;
     }
+  }
+  if (!space) {
+    const dataKey = model.services.find((s) => s.name === 'registry')?.mounts.find((m) => m.target === DATA_DIR)?.source;
+    const dataVolume = model.volumes.find((v) => v.key === dataKey)?.name;
+    const mountpoint = engineUp && dataVolume ? await opts.engine.volumeMountpoint(dataVolume).catch(() => undefined) : undefined;
+    if (mountpoint) {
+      try {
+        const fs = await statfs(mountpoint);
+        space = { free: fs.bavail * fs.bsize, total: fs.blocks * fs.bsize, where: `volume ${dataVolume}` };
+      } catch (err) {
+        spaceProblem = `cannot read ${mountpoint}: ${(err as Error).message}`;
+      }
+    } else if (!spaceProblem) {
+      spaceProblem = dataVolume ? `volume ${dataVolume} not found` : 'no data volume';
+    }
+  }
+  if (!space) {
+    add({ id: 'disk', title: 'Disk headroom', status: 'skip', detail: spaceProblem });
+  } else {
+    const detail = `${formatBytes(space.free)} free of ${formatBytes(space.total)} on ${space.where}`;
+    const fix = 'free space on the volume\'s filesystem (`regctl gc` removes deleted images), or move the volume to a larger disk';
+    if (space.free < floor) add({ id: 'disk', title: 'Disk headroom', status: 'fail', detail: `${detail}: under the ${config.registry.minFreeDisk} floor, uploads are refused`, fix });
+    else if (space.free < 2 * floor || space.free < space.total * 0.1) add({ id: 'disk', title: 'Disk headroom', status: 'warn', detail: `${detail}: nearly full (floor ${config.registry.minFreeDisk})`, fix });
+    else add({ id: 'disk', title: 'Disk headroom', status: 'pass', detail });
   }
 
   // Clock skew between this machine, the engine and the registry.

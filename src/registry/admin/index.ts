@@ -1,5 +1,6 @@
 /** Every admin API module; add a module file next to these and list it here. */
 import { backupModule } from './backup.js';
+import { diskModule } from './disk.js';
 import { fenceModule } from './fence.js';
 import { fsckModule } from './fsck.js';
 import { gcModule } from './gc.js';
@@ -8,4 +9,4 @@ import type { AdminModule } from './types.js';
 import { usageModule } from './usage.js';
 import { whoamiModule } from './whoami.js';
 
-export const ADMIN_MODULES: AdminModule[] = [whoamiModule, usageModule, gcModule, fenceModule, fsckModule, reloadModule, backupModule];
+export const ADMIN_MODULES: AdminModule[] = [whoamiModule, usageModule, gcModule, fenceModule, fsckModule, reloadModule, backupModule, diskModule];
