@@ -1,0 +1,55 @@
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { Command } from 'commander';
+import type { CliContext } from '../context.js';
+import { CliError } from '../errors.js';
+
+interface FsckFlags {
+  data?: string;
+  repair?: boolean;
+  json?: boolean;
+}
+
+/**
+ * `regctl fsck --data DIR [--repair] [--json]`: the registry's own fsck (`runFsck`) run offline over a data
+ * directory. Exit 0 when nothing is left to fix, REGISTRY_ERROR (10) when problems remain.
+ * The registry must not be writing to DIR meanwhile: `--repair` deletes what it finds.
+ */
+export function fsckCommand(ctx: CliContext): Command {
+  return new Command('fsck')
+    .description('Verify a registry data directory offline: blob digests, links, tags, temporary leftovers')
+    .option('--data <dir>', 'data directory of the registry (env REGCTL_DATA, default ./data)')
+    .option('--repair', 'delete what cannot be trusted: corrupt blobs, dangling links and tags, temporary files')
+    .option('--json', 'print the report as JSON')
+    .action(async (flags: FsckFlags) => {
+      const dir = resolve(ctx.cwd, flags.data ?? ctx.env.REGCTL_DATA ?? './data');
+      try {
+        if (!(await stat(dir)).isDirectory()) throw new Error('not a directory');
+      } catch {
+        throw new CliError('NOT_FOUND', `data directory ${dir} does not exist`, { hint: 'pass the directory given to regctl serve --data' });
+      }
+      const { FsDriver } = await import('../../registry/storage/fs-driver.js');
+      const { RegistryStore } = await import('../../registry/storage/store.js');
+      const { runFsck } = await import('../../registry/storage/maintenance.js');
+      const store = new RegistryStore(new FsDriver(dir));
+      const report = await runFsck(store, { repair: flags.repair === true });
+      const repaired = new Set(report.repaired.map((p) => p.path));
+      const remaining = report.problems.filter((p) => !repaired.has(p.path));
+      if (flags.json) {
+        ctx.out.json({ dataDir: dir, blobsChecked: report.blobsChecked, problems: report.problems, repaired: report.repaired, remaining: remaining.length });
+      } else {
+        for (const p of report.problems) {
+          const line = `${p.kind}: ${p.path} (${p.detail})`;
+          if (repaired.has(p.path)) ctx.out.ok(`repaired ${line}`);
+          else ctx.out.warn(line);
+        }
+        if (report.problems.length === 0) ctx.out.ok(`${dir}: ${report.blobsChecked} blobs checked, no problems`);
+      }
+      if (remaining.length > 0) {
+        throw new CliError('REGISTRY_ERROR', `${remaining.length} problem(s) found in ${dir}`, {
+          hint: flags.repair ? 'these could not be repaired; see the list above' : 'run regctl fsck --repair with the registry stopped',
+        });
+      }
+      if (!flags.json && report.repaired.length > 0) ctx.out.ok(`${report.repaired.length} problem(s) repaired, ${report.blobsChecked} blobs checked`);
+    });
+}
