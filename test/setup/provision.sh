@@ -140,8 +140,12 @@ if [[ "$(built_version "$PEERS_DIR/traefik" "$TRAEFIK_MOD")" != "$TRAEFIK_VERSIO
   say "building Traefik $TRAEFIK_VERSION in the background (log: $LOG_DIR/traefik-build.log)"
   : >"$LOG_DIR/traefik-build.log"
   traefik_started=$SECONDS
-  build_traefik_binary >>"$LOG_DIR/traefik-build.log" 2>&1 &
+  export -f build_traefik_binary
+  export REPO_ROOT BUILD_DIR PEERS_DIR TRAEFIK_MOD TRAEFIK_VERSION
+  # its own session, so a failure elsewhere can stop the whole build (go and its compilers) on exit
+  setsid bash -c build_traefik_binary >>"$LOG_DIR/traefik-build.log" 2>&1 &
   traefik_pid=$!
+  trap '[[ -n "$traefik_pid" ]] && kill -- "-$traefik_pid" 2>/dev/null; true' EXIT
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -270,8 +274,10 @@ fi
 if [[ -n "$traefik_pid" ]]; then
   say "waiting for the Traefik build"
   if ! wait "$traefik_pid"; then
+    traefik_pid=""
     fail "traefik" "(cd test/peers/traefik && go build $TRAEFIK_MOD/cmd/traefik)" "$LOG_DIR/traefik-build.log"
   fi
+  traefik_pid=""
   say "Traefik built in $((SECONDS - traefik_started)) s"
   need_traefik_image=1
 fi
@@ -314,7 +320,7 @@ version_of() {
   traefik) image_label "$TRAEFIK_IMAGE" ;;
   node-image) image_label "$BASE_IMAGE" ;;
   dockerd) docker version -f '{{.Server.Version}}' 2>/dev/null ;;
-  docker-compose) first_line docker-compose version --short ;;
+  docker-compose) dpkg-query -W -f='${Version}' docker-compose ;;
   skopeo) first_line skopeo --version ;;
   podman) first_line podman --version ;;
   docker-registry) dpkg-query -W -f='${Version}' docker-registry ;;
