@@ -1,8 +1,13 @@
 /**
  * A real compose implementation (Debian's docker-compose 1.29) accepts the rendered compose files, and its
- * own reading of them matches the StackModel they came from.
+ * own reading of them matches the StackModel they came from. Then the real Traefik, started by
+ * docker-compose from the rendered files, becomes healthy and routes a backend carrying the model's labels
+ * (dev: HTTP + CORS; prod: HTTP→HTTPS redirect, HSTS).
  */
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
@@ -14,7 +19,7 @@ import { buildStackModel } from '../../src/stack/build-model.js';
 import { renderCompose } from '../../src/stack/compose.js';
 import type { StackMode, StackModel } from '../../src/stack/model.js';
 import { PACKAGE_DIR, renderStack, writeStack } from '../../src/stack/render.js';
-import { peerAvailable, peerPath } from '../helpers/peers.js';
+import { BASE_IMAGE, TRAEFIK_IMAGE, freePort, imageAvailable, peerAvailable, peerPath } from '../helpers/peers.js';
 
 const run = promisify(execFile);
 const available = peerAvailable('docker-compose');
@@ -141,5 +146,143 @@ describe.skipIf(!available)('docker-compose 1.29 accepts the rendered stack', ()
       (err: { stderr: string }) => err,
     );
     expect(failure?.stderr).toContain('set REGCTL_PACKAGE_DIR in .env to the regctl package directory');
+  });
+});
+
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+function send(url: string, opts: { method?: string; host: string; headers?: Record<string, string> }): Promise<Reply> {
+  const target = new URL(url);
+  const request = target.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = request(
+      target,
+      {
+        method: opts.method ?? 'GET',
+        headers: { host: opts.host, ...opts.headers },
+        servername: opts.host.split(':')[0],
+        rejectUnauthorized: false,
+        timeout: 10_000,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error(`timeout on ${url}`)));
+    req.end();
+  });
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await fn();
+      if (value !== undefined) return value;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
+}
+
+const docker = (args: string[]) => run('docker', args, { env: { PATH: process.env.PATH } });
+
+const traefikReady = available && imageAvailable(TRAEFIK_IMAGE) && imageAvailable(BASE_IMAGE);
+
+describe.skipIf(!traefikReady)('real Traefik from the rendered files', () => {
+  const BACKEND = "require('http').createServer((q,r)=>{r.setHeader('content-type','text/plain');r.end(q.method+' '+q.url+' proto='+q.headers['x-forwarded-proto'])}).listen(5000)";
+  let root: string;
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'regctl-traefik-'));
+  });
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  async function withStack(mode: StackMode, check: (ctx: { http: number; https: number; model: StackModel }) => Promise<void>): Promise<void> {
+    const project = `rcfg${randomBytes(4).toString('hex')}`;
+    const [http, https] = [await freePort('0.0.0.0'), await freePort('0.0.0.0')];
+    const config = parseStackConfig({
+      version: 1,
+      name: project,
+      host: 'example.test',
+      ports: { http, https, registry: 0 },
+      images: { traefik: TRAEFIK_IMAGE, base: BASE_IMAGE },
+      // Unreachable on purpose: no certificate is obtained, Traefik serves its default one.
+      acme: { caServer: 'https://127.0.0.1:1/directory' },
+    }).config!;
+    const dir = join(root, project);
+    await writeStack(dir, renderStack(config, { secrets: { username: 'admin', password: 'integration-pass', htpasswd: 'admin:x\n' } }));
+    const model = buildStackModel(config, mode);
+    const file = mode === 'dev' ? 'compose.yaml' : 'compose.prod.yaml';
+    const compose = (args: string[]) => run(peerPath('docker-compose'), ['-f', file, ...args], { cwd: dir, env: { PATH: process.env.PATH } });
+    const registry = model.services.find((s) => s.name === 'registry')!;
+    try {
+      await compose(['up', '-d', 'traefik']);
+      const traefik = model.services.find((s) => s.name === 'traefik')!.containerName;
+      await until('Traefik healthy (its ping health check)', async () => {
+        const { stdout } = await docker(['inspect', '-f', '{{.State.Health.Status}}', traefik]);
+        return stdout.trim() === 'healthy' ? true : undefined;
+      });
+      await docker([
+        'run', '-d', '--name', `${project}-backend`, '--network', model.network.name,
+        ...Object.entries(registry.labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
+        BASE_IMAGE, 'node', '-e', BACKEND,
+      ]);
+      await check({ http, https, model });
+    } finally {
+      await docker(['rm', '-f', `${project}-backend`]).catch(() => undefined);
+      await compose(['down', '-v']).catch(() => undefined);
+    }
+  }
+
+  test('dev: registry.<host> on HTTP reaches the backend; CORS answers the UI origin only', async () => {
+    await withStack('dev', async ({ http }) => {
+      const host = `registry.example.test:${http}`;
+      const reply = await until('the route', async () => {
+        const r = await send(`http://127.0.0.1:${http}/v2/`, { host });
+        return r.status === 200 ? r : undefined;
+      });
+      expect(reply.body).toBe('GET /v2/ proto=http');
+      const uiOrigin = `http://registry-ui.example.test:${http}`;
+      const preflight = await send(`http://127.0.0.1:${http}/v2/a/manifests/b`, {
+        method: 'OPTIONS',
+        host,
+        headers: { origin: uiOrigin, 'access-control-request-method': 'DELETE' },
+      });
+      expect(preflight.headers['access-control-allow-origin']).toBe(uiOrigin);
+      expect(preflight.headers['access-control-allow-methods']).toBe('GET,HEAD,OPTIONS,DELETE');
+      const other = await send(`http://127.0.0.1:${http}/v2/`, { host, headers: { origin: 'http://elsewhere.test' } });
+      expect(other.headers['access-control-allow-origin']).toBeUndefined();
+      const unknown = await send(`http://127.0.0.1:${http}/v2/`, { host: 'other.example.test' });
+      expect(unknown.status).toBe(404);
+    });
+  });
+
+  test('prod: HTTP redirects to HTTPS (keeping the path and the port), HTTPS reaches the backend with HSTS', async () => {
+    await withStack('prod', async ({ http, https }) => {
+      const redirect = await until('the redirect', async () => {
+        const r = await send(`http://127.0.0.1:${http}/v2/x/blobs/uploads/?digest=sha256:1`, { method: 'POST', host: 'registry.example.test' });
+        return r.status === 308 ? r : undefined;
+      });
+      expect(redirect.headers.location).toBe(`https://registry.example.test:${https}/v2/x/blobs/uploads/?digest=sha256:1`);
+      const secure = await until('the HTTPS route', async () => {
+        const r = await send(`https://127.0.0.1:${https}/v2/`, { host: 'registry.example.test' });
+        return r.status === 200 ? r : undefined;
+      });
+      expect(secure.body).toBe('GET /v2/ proto=https');
+      expect(secure.headers['strict-transport-security']).toBe('max-age=31536000');
+    });
   });
 });
