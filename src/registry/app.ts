@@ -19,7 +19,6 @@ import { Metrics } from './metrics.js';
 import { isValidName } from './reference.js';
 import type { StorageDriver } from './storage/driver.js';
 import { removeTempFiles } from './storage/maintenance.js';
-import { removeTempFiles } from './storage/maintenance.js';
 import { RegistryStore } from './storage/store.js';
 
 export interface RegistryAppOptions {
@@ -83,11 +82,6 @@ export class RegistryApp {
   async init(): Promise<void> {
     await this.store.buildIndex();
     await this.purge();
-    const startedAt = Date.now();
-    void removeTempFiles(this.opts.driver, startedAt).then(
-      (n) => n > 0 && this.opts.log('info', 'removed leftover temporary files', { count: n }),
-      (err: unknown) => this.opts.log('error', 'temporary file cleanup failed', { error: (err as Error).message }),
-    );
     const startedAt = Date.now();
     void removeTempFiles(this.opts.driver, startedAt).then(
       (n) => n > 0 && this.opts.log('info', 'removed leftover temporary files', { count: n }),
