@@ -2,7 +2,11 @@ import { RegistryError } from '../errors.js';
 import { sendJson } from '../http/context.js';
 import type { AdminModule } from './types.js';
 
-/** POST /admin/v1/reload re-reads htpasswd and access files now and rebuilds the repository index. */
+/**
+ * POST /admin/v1/reload re-reads htpasswd and access files now; with `?index=1` it also rebuilds the repository
+ * index from storage (for data changed behind the registry's back: the index is empty while it is rebuilt, so
+ * requests in that moment see 404, which is why a credentials reload leaves it alone).
+ */
 export const reloadModule: AdminModule = (register) =>
   register({
     method: 'POST',
@@ -14,8 +18,10 @@ export const reloadModule: AdminModule = (register) =>
       } catch (err) {
         throw new RegistryError('INVALID_REQUEST', { reason: (err as Error).message }, { message: 'reload failed' });
       }
-      services.store.clearCaches();
-      await services.store.buildIndex();
+      if (['1', 'true'].includes(ctx.url.searchParams.get('index') ?? '')) {
+        services.store.clearCaches();
+        await services.store.buildIndex();
+      }
       sendJson(ctx, 200, { reloaded: true, users: services.auth?.userCount ?? 0, repositories: services.store.catalog().length });
     },
   });
