@@ -70,7 +70,7 @@ export function editUsersYaml(text: string, user: string, perms: UserPermissions
   if (doc.errors.length > 0) throw new Error(`not valid YAML: ${doc.errors[0]?.message.split('\n')[0] ?? ''}`);
   if (perms === undefined) doc.deleteIn(['users', user]);
   else {
-    const node = doc.createNode(permissionsNode(perms), { flow: true });
+    const node = doc.createNode(permissionsNode(perms));
     if (!doc.hasIn(['users'])) doc.setIn(['users'], doc.createNode({}));
     doc.setIn(['users', user], node);
   }
