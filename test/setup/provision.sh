@@ -30,6 +30,9 @@ REGISTRY_V3_PKG="github.com/distribution/distribution/v3/cmd/registry"
 REGISTRY_V3_MOD="github.com/distribution/distribution/v3"
 REGISTRY_V3_VERSION="v3.1.1"
 CONFORMANCE_MOD="github.com/opencontainers/distribution-spec/conformance"
+ACTIONLINT_PKG="github.com/rhysd/actionlint/cmd/actionlint"
+ACTIONLINT_MOD="github.com/rhysd/actionlint"
+ACTIONLINT_VERSION="v1.7.7"
 TRAEFIK_MOD="github.com/traefik/traefik/v3"
 TRAEFIK_IMAGE="regctl-test/traefik:v3.6"
 BASE_IMAGE="regctl-test/node:20"
@@ -37,7 +40,7 @@ VERSION_LABEL="org.regctl.test.version"
 
 APT_PACKAGES=(
   docker.io docker-compose skopeo podman docker-registry pebble chromium
-  openssl jq curl iproute2 ca-certificates busybox-static tar
+  openssl jq curl iproute2 ca-certificates busybox-static tar groovy default-jre-headless apache2-utils
 )
 
 START_SECONDS=$SECONDS
@@ -203,6 +206,8 @@ go_install oras "$ORAS_PKG" "$ORAS_MOD" "$ORAS_VERSION"
 # regclient's CLI is also called regctl: installed as `regclient` so it never shadows ours.
 go_install regclient "$REGCLIENT_PKG" "$REGCLIENT_MOD" "$REGCLIENT_VERSION"
 go_install registry-v3 "$REGISTRY_V3_PKG" "$REGISTRY_V3_MOD" "$REGISTRY_V3_VERSION"
+# actionlint checks the GitHub workflows `regctl ci github` writes.
+go_install actionlint "$ACTIONLINT_PKG" "$ACTIONLINT_MOD" "$ACTIONLINT_VERSION"
 
 # The conformance suite is a program (package main) configured by OCI_* environment variables;
 # it is built from test/peers/conformance so its version is pinned by our go.mod and go.sum.
@@ -316,6 +321,8 @@ version_of() {
   oras) built_version "$PEERS_DIR/oras" "$ORAS_MOD" ;;
   regclient) built_version "$PEERS_DIR/regclient" "$REGCLIENT_MOD" ;;
   registry-v3) built_version "$PEERS_DIR/registry-v3" "$REGISTRY_V3_MOD" ;;
+  actionlint) built_version "$PEERS_DIR/actionlint" "$ACTIONLINT_MOD" ;;
+  groovy) dpkg-query -W -f='${Version}' groovy ;;
   conformance) built_version "$PEERS_DIR/conformance" "$CONFORMANCE_MOD" ;;
   traefik) image_label "$TRAEFIK_IMAGE" ;;
   node-image) image_label "$BASE_IMAGE" ;;
@@ -331,7 +338,7 @@ version_of() {
   esac
 }
 printf '\n%-16s %s\n' "peer" "version"
-for peer in crane oras regclient registry-v3 conformance traefik node-image dockerd docker-compose \
+for peer in crane oras regclient registry-v3 actionlint conformance groovy traefik node-image dockerd docker-compose \
   skopeo podman docker-registry pebble chromium go node; do
   printf '%-16s %s\n' "$peer" "$(version_of "$peer")"
 done
