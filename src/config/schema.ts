@@ -35,11 +35,15 @@ export function hostNameProblem(value: string): string | undefined {
   if (value.length > 253) return 'is longer than 253 characters';
   if (value !== value.toLowerCase()) return 'must be lower case';
   if (value.endsWith('.')) return 'must not end with a dot';
-  for (const label of value.split('.')) {
+  const labels = value.split('.');
+  for (const label of labels) {
     if (!HOST_LABEL.test(label)) {
       return `has an invalid label "${label}" (letters, digits and inner hyphens, 1 to 63 characters)`;
     }
   }
+  // registry.<host> must stay a DNS name: an all-digit last label would make it read as an IPv4 address.
+  if (/^\d+$/.test(labels.at(-1)!)) return 'must end with a name, not a number (an IP address cannot carry registry.<host>)';
+  if ((value.length + 'registry-ui.'.length) > 253) return 'is too long once prefixed with registry-ui.';
   return undefined;
 }
 

@@ -137,7 +137,7 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: { ve
   });
 
   if (hostnames.ui) {
-    const publicRegistry = new URL(urls.registry).host;
+    const publicRegistry = urls.registry.replace(/^https?:\/\//, '');
     services.push({
       name: 'ui',
       containerName: `${project}-ui`,

@@ -109,10 +109,10 @@ describe('stack config schema', () => {
   });
 
   test('RFC 1123 host names', () => {
-    for (const ok of ['localhost', 'example.com', 'a.b-c.d', '1.2.3.4', 'xn--bcher-kva.example', `${'a'.repeat(63)}.com`]) {
+    for (const ok of ['localhost', 'example.com', 'a.b-c.d', '1a.2b', '0.example', 'xn--bcher-kva.example', `${'a'.repeat(63)}.com`]) {
       expect(hostNameProblem(ok), ok).toBeUndefined();
     }
-    for (const bad of ['', 'a b', 'a_b', '-a', 'a-', 'é.com', `${'a.'.repeat(127)}ab`]) {
+    for (const bad of ['', 'a b', 'a_b', '-a', 'a-', 'é.com', '1.2.3.4', '0', `${'a.'.repeat(127)}ab`, `${'abc.'.repeat(61)}com`]) {
       expect(hostNameProblem(bad), bad).toBeDefined();
     }
   });
