@@ -205,7 +205,9 @@ export async function runGc(store: RegistryStore, opts: GcOptions = {}): Promise
     const links = await repoLinks(store, name);
     let layersLeft = 0;
     for (const d of links.layers) {
-      if (deletedSet.has(d.value)) {
+      // A link is written only after its blob exists, so a link to an absent blob is what a GC killed between
+      // sweeping blobs and unlinking them left behind.
+      if (deletedSet.has(d.value) || (await store.blobSize(d)) === undefined) {
         if (!dryRun) await driver.delete(pathFor({ kind: 'layerLink', name, digest: d }).slice(0, -'/link'.length));
       } else layersLeft++;
     }

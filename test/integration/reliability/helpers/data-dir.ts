@@ -1,0 +1,74 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** Every regular file under `root` (relative path → size). */
+export async function snapshotFiles(root: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const walk = async (dir: string, rel: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    for (const e of entries) {
+      const abs = join(dir, e.name);
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) await walk(abs, r);
+      else {
+        try {
+          out.set(r, (await stat(abs)).size);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        }
+      }
+    }
+  };
+  await walk(root, '');
+  return out;
+}
+
+/** Files added or whose size changed between two snapshots. */
+export function diffSnapshots(before: Map<string, number>, after: Map<string, number>): string[] {
+  const changed: string[] = [];
+  for (const [path, size] of after) if (before.get(path) !== size) changed.push(`${path} (${before.get(path) ?? 'new'} → ${size})`);
+  return changed;
+}
+
+export const BLOBS_ROOT = 'docker/registry/v2/blobs';
+
+/** Blob data files whose content does not hash to the digest their path names. */
+export async function corruptBlobs(dataDir: string): Promise<string[]> {
+  const bad: string[] = [];
+  const files = await snapshotFiles(join(dataDir, BLOBS_ROOT));
+  for (const rel of files.keys()) {
+    const m = /^(sha256|sha512)\/[0-9a-f]{2}\/([0-9a-f]+)\/data$/.exec(rel);
+    if (!m) continue;
+    const hash = createHash(m[1] as string);
+    try {
+      for await (const chunk of createReadStream(join(dataDir, BLOBS_ROOT, rel))) hash.update(chunk as Buffer);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw err;
+    }
+    if (hash.digest('hex') !== m[2]) bad.push(rel);
+  }
+  return bad;
+}
+
+/** Temporary files (the storage driver's `.tmp-` marker) anywhere under `dataDir`, with their mtimes. */
+export async function tempFiles(dataDir: string): Promise<{ path: string; mtimeMs: number }[]> {
+  const out: { path: string; mtimeMs: number }[] = [];
+  for (const rel of (await snapshotFiles(dataDir)).keys()) {
+    if (!rel.slice(rel.lastIndexOf('/') + 1).includes('.tmp-')) continue;
+    try {
+      out.push({ path: rel, mtimeMs: (await stat(join(dataDir, rel))).mtimeMs });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  return out;
+}
