@@ -81,12 +81,12 @@ export async function startServe(opts: ServeOptions = {}): Promise<ServeProcess>
   };
 }
 
-export async function run(file: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<string> {
+export async function run(file: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; cwd?: string; stdoutOnly?: boolean } = {}): Promise<string> {
   const { execFile } = await import('node:child_process');
   return new Promise((resolve, reject) => {
-    const child = execFile(file, args, { env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs ?? 240_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+    const child = execFile(file, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs ?? 240_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${file} ${args.join(' ')} failed: ${err.message}\n${stdout}\n${stderr}`));
-      else resolve(`${stdout}${stderr}`);
+      else resolve(opts.stdoutOnly ? stdout : `${stdout}${stderr}`);
     });
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
