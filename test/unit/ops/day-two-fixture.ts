@@ -110,7 +110,7 @@ export async function pushBlob(url: string, repo: string, data: Buffer, creds: C
   const res = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${digest}`, {
     method: 'POST',
     headers: { ...basic(creds), 'content-type': 'application/octet-stream', 'content-length': String(data.length) },
-    body: data,
+    body: new Uint8Array(data),
   });
   await res.arrayBuffer();
   return { digest, status: res.status };
@@ -118,7 +118,7 @@ export async function pushBlob(url: string, repo: string, data: Buffer, creds: C
 
 export async function putManifest(url: string, repo: string, ref: string, manifest: unknown, mediaType: string, creds: Creds | undefined): Promise<{ digest: string; status: number; body: string }> {
   const body = Buffer.from(JSON.stringify(manifest));
-  const res = await fetch(`${url}/v2/${repo}/manifests/${ref}`, { method: 'PUT', headers: { ...basic(creds), 'content-type': mediaType }, body });
+  const res = await fetch(`${url}/v2/${repo}/manifests/${ref}`, { method: 'PUT', headers: { ...basic(creds), 'content-type': mediaType }, body: new Uint8Array(body) });
   return { digest: sha(body), status: res.status, body: await res.text() };
 }
 
