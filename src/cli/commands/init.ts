@@ -25,6 +25,7 @@ export interface InitOptions {
   dir?: string;
   yes?: boolean;
   host?: string;
+  name?: string;
   user?: string;
   passwordStdin?: boolean;
   email?: string;
@@ -45,6 +46,7 @@ export const MIN_USER_PASSWORD = 8;
 /** Which flag sets which field, so validation errors name what the person typed. */
 const FLAG_OF: Record<string, string> = {
   host: '--host',
+  name: '--name',
   'acme.email': '--email',
   'acme.caServer': '--acme-ca-server',
   'acme.caCertificates': '--acme-ca-certificates',
@@ -169,6 +171,7 @@ export async function runInit(ctx: CliContext, opts: InitOptions): Promise<void>
     host = await ctx.prompts.input('Domain the registry is served under (registry.<domain>)', { default: 'localhost', validate: hostValidate });
   }
   if (host !== undefined) input.host = host;
+  if (opts.name !== undefined) input.name = opts.name;
 
   let user = opts.user;
   if (!existing) {
@@ -319,6 +322,7 @@ export function initCommand(ctx: CliContext): Command {
     .option('--dir <dir>', 'stack directory (default: the current directory)')
     .option('-y, --yes', 'ask nothing: take flags and defaults')
     .option('--host <domain>', 'domain: the registry is served at registry.<domain>, the UI at registry-ui.<domain> (default localhost)')
+    .option('--name <project>', 'compose project name: prefixes containers, network and volumes (default regctl)')
     .option('--user <name>', 'admin user name (default admin)')
     .option('--password-stdin', 'read the admin password from stdin instead of generating one')
     .option('--email <address>', 'email for the ACME account (Let\'s Encrypt) used in prod')

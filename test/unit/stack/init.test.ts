@@ -78,12 +78,14 @@ describe('regctl init --yes', () => {
     await writeFile(join(root, 'pebble.pem'), 'not checked here\n');
     const run = await init(
       ['--yes', '--host', 'reg.example.org', '--user', 'ops', '--email', 'ops@example.org', '--acme-ca-server', 'https://pebble.test:14000/dir',
-        '--acme-ca-certificates', 'pebble.pem', '--no-ui', '--https-port', '8443', ...portFlags()],
+        '--acme-ca-certificates', 'pebble.pem', '--no-ui', '--https-port', '8443', '--name', 'team-reg', ...portFlags()],
       { cwd: root, env: { REGCTL_TRAEFIK_IMAGE: 'regctl-test/traefik:v3.6', REGCTL_BASE_IMAGE: 'regctl-test/node:20' } },
     );
     expect(run.code, run.stderr).toBe(0);
     const config = await loadStackConfig(dir);
     expect(config.users).toEqual({ ops: { admin: true, rules: [] } });
+    expect(config.name).toBe('team-reg');
+    expect((await envOf()).COMPOSE_PROJECT_NAME).toBe('team-reg');
     expect(config.acme).toEqual({ email: 'ops@example.org', caServer: 'https://pebble.test:14000/dir', caCertificates: join(root, 'pebble.pem') });
     expect(config.images.traefik).toBe('regctl-test/traefik:v3.6');
     expect(config.images.base).toBe('regctl-test/node:20');
@@ -111,6 +113,7 @@ describe('regctl init refuses bad input and writes nothing', () => {
     [['--host', 'a..b'], 3, '--host: host name "a..b" has an invalid label'],
     [['--email', 'not-an-email'], 3, '--email: must be an email address'],
     [['--acme-ca-server', 'nope'], 3, '--acme-ca-server: must be an http(s) URL'],
+    [['--name', 'My Stack'], 3, '--name: must be lower-case letters'],
     [['--user', 'a:b'], 2, '--user: "a:b" is not a valid user name'],
     [['--http-port', 'abc'], 2, '--http-port must be a port number'],
     [['--https-port', '70000'], 2, '--https-port must be a port number'],
