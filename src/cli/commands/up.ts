@@ -1,7 +1,10 @@
 import { Command } from 'commander';
-import { resolve } from 'node:path';
+import { access } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import type { CliContext } from '../context.js';
 import { up } from '../../ops/up.js';
+import { CONFIG_FILE } from '../../config/load.js';
+import { runInit } from './init.js';
 import { defaultEngineFactory, type EngineFactory } from './stack-engine.js';
 
 export function upCommand(ctx: CliContext, engineFactory: EngineFactory = defaultEngineFactory): Command {
@@ -14,8 +17,15 @@ export function upCommand(ctx: CliContext, engineFactory: EngineFactory = defaul
     .option('--health-timeout <seconds>', 'how long to wait for health checks', '180')
     .action(async (opts: { dir?: string; prod?: boolean; keepOnFailure?: boolean; healthTimeout: string }) => {
       const healthTimeoutMs = Number(opts.healthTimeout) * 1000;
+      const dir = resolve(ctx.cwd, opts.dir ?? '.');
+      // A directory without a stack gets one with safe defaults first, so `regctl up` alone is enough.
+      if (!(await access(join(dir, CONFIG_FILE)).then(() => true, () => false))) {
+        ctx.out.step(`No ${CONFIG_FILE} in ${dir}: creating a stack with safe defaults (regctl init --yes)`);
+        await runInit(ctx, { dir, yes: true, ui: true });
+        ctx.out.line();
+      }
       await up({
-        dir: resolve(ctx.cwd, opts.dir ?? '.'),
+        dir,
         prod: opts.prod ?? false,
         keepOnFailure: opts.keepOnFailure ?? false,
         ...(Number.isFinite(healthTimeoutMs) && healthTimeoutMs > 0 ? { healthTimeoutMs } : {}),
