@@ -64,7 +64,16 @@ export function routeLabels(ctx: RouteContext, svc: RoutedService): Record<strin
     });
   }
   if (ctx.mode === 'dev') {
-    labels[`${r}.entrypoints`] = ENTRYPOINT_HTTP;
+    // Traefik answers TLS on every entrypoint (with its default certificate). dockerd tries HTTPS first on
+    // an insecure registry, skips verification, and does not fall back to HTTP after a 404 from a router-less
+    // TLS answer, so `docker push` fails unless the same route also exists for TLS on `web`.
+    Object.assign(labels, {
+      [`${r}.entrypoints`]: ENTRYPOINT_HTTP,
+      [`${r}-tls.rule`]: rule,
+      [`${r}-tls.entrypoints`]: ENTRYPOINT_HTTP,
+      [`${r}-tls.service`]: svc.router,
+      [`${r}-tls.tls`]: 'true',
+    });
   } else {
     middlewares.push(`${svc.router}-hsts`);
     Object.assign(labels, {
@@ -82,6 +91,7 @@ export function routeLabels(ctx: RouteContext, svc: RoutedService): Record<strin
     if (ctx.httpsPort !== 443) labels[`${m}-https-redirect.redirectscheme.port`] = String(ctx.httpsPort);
   }
   if (middlewares.length > 0) labels[`${r}.middlewares`] = middlewares.join(',');
+  if (ctx.mode === 'dev' && middlewares.length > 0) labels[`${r}-tls.middlewares`] = middlewares.join(',');
   return sortKeys(labels);
 }
 

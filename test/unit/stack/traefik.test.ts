@@ -13,6 +13,11 @@ describe('route labels', () => {
       'traefik.http.routers.registry.entrypoints': 'web',
       'traefik.http.routers.registry.service': 'registry',
       'traefik.http.routers.registry.middlewares': 'registry-cors',
+      'traefik.http.routers.registry-tls.rule': 'Host(`registry.example.com`)',
+      'traefik.http.routers.registry-tls.entrypoints': 'web',
+      'traefik.http.routers.registry-tls.service': 'registry',
+      'traefik.http.routers.registry-tls.tls': 'true',
+      'traefik.http.routers.registry-tls.middlewares': 'registry-cors',
       'traefik.http.services.registry.loadbalancer.server.port': '5000',
       'traefik.http.middlewares.registry-cors.headers.accesscontrolalloworiginlist': 'http://registry-ui.example.com',
       'traefik.http.middlewares.registry-cors.headers.accesscontrolallowmethods': 'GET,HEAD,OPTIONS,DELETE',
@@ -24,13 +29,17 @@ describe('route labels', () => {
     });
   });
 
-  test('dev UI: no middleware at all', () => {
+  test('dev UI: no middleware at all; a TLS twin router on web', () => {
     expect(routeLabels({ mode: 'dev', network: 'n', httpsPort: 443 }, ui)).toEqual({
       'traefik.enable': 'true',
       'traefik.docker.network': 'n',
       'traefik.http.routers.registry-ui.rule': 'Host(`registry-ui.example.com`)',
       'traefik.http.routers.registry-ui.entrypoints': 'web',
       'traefik.http.routers.registry-ui.service': 'registry-ui',
+      'traefik.http.routers.registry-ui-tls.rule': 'Host(`registry-ui.example.com`)',
+      'traefik.http.routers.registry-ui-tls.entrypoints': 'web',
+      'traefik.http.routers.registry-ui-tls.service': 'registry-ui',
+      'traefik.http.routers.registry-ui-tls.tls': 'true',
       'traefik.http.services.registry-ui.loadbalancer.server.port': '8080',
     });
   });
