@@ -157,7 +157,7 @@ export class RegistryData {
       const platform = config.os && config.architecture ? [config.os, config.architecture, config.variant].filter(Boolean).join('/') : undefined;
       return { size, created: config.created ?? m.annotations?.['org.opencontainers.image.created'], platform, artifact: false };
     } catch (err) {
-      if (err instanceof RegistryNotFoundError) return { size, created: undefined, platform: undefined, artifact: false };
+      if (err instanceof RegistryNotFoundError || err instanceof RegistryHttpError) return { size, created: undefined, platform: undefined, artifact: false };
       throw err;
     }
   }
@@ -271,15 +271,14 @@ export async function imageDetails(data: RegistryData, name: string, reference: 
       const child = await data.manifest(name, d.digest);
       const im = child.manifest as ImageManifest;
       const size = (im.config?.size ?? 0) + (im.layers ?? []).reduce((n, l) => n + l.size, 0);
-      let created: string | undefined;
-      if (isImageConfig(im)) created = (await data.config(name, im.config.digest)).config.created;
+      const created = isImageConfig(im) ? (await optionalConfig(data, name, im.config.digest))?.config.created : undefined;
       return { platform: platformName(d), digest: d.digest, size, created };
     });
   } else if (isImageConfig(m)) {
     kind = 'image';
-    const c = await data.config(name, m.config.digest);
-    config = c.config;
-    configRaw = c.raw;
+    const c = await optionalConfig(data, name, m.config.digest);
+    config = c?.config;
+    configRaw = c?.raw;
   } else {
     kind = 'artifact';
   }
@@ -293,6 +292,16 @@ export async function imageDetails(data: RegistryData, name: string, reference: 
     else throw err;
   }
   return { name, reference, fetched, kind, config, configRaw, size, platforms, referrers, referrersError };
+}
+
+/** A config blob, or undefined when it is missing or not JSON (the page then shows the manifest alone). */
+async function optionalConfig(data: RegistryData, name: string, digest: string): Promise<{ config: ImageConfig; raw: string } | undefined> {
+  try {
+    return await data.config(name, digest);
+  } catch (err) {
+    if (err instanceof RegistryNotFoundError || err instanceof RegistryHttpError) return undefined;
+    throw err;
+  }
 }
 
 export async function deletePreview(data: RegistryData, name: string, tag: string, admin: boolean): Promise<DeletePreview> {

@@ -262,7 +262,13 @@ export class RegistryClient {
   }
 
   async blobJson<T>(name: string, digest: string): Promise<T> {
-    return this.json<T>(`/v2/${name}/blobs/${digest}`, {}, `blob ${digest} in ${name}`);
+    const res = await this.request(`/v2/${name}/blobs/${digest}`, {}, `blob ${digest} in ${name}`);
+    const text = await res.text();
+    try {
+      return JSON.parse(text) as T;
+    } catch (err) {
+      throw new RegistryHttpError(`blob ${digest} in ${name} is not JSON`, 502, { cause: err });
+    }
   }
 
   async referrers(name: string, digest: string): Promise<Descriptor[]> {

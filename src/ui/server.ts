@@ -36,7 +36,10 @@ import { storagePage } from './views/storage.js';
 export interface UiOptions {
   /** The registry as this server reaches it (`http://127.0.0.1:5000`); a function when known only after listen. */
   registry: string | (() => string);
-  /** Host (and port) shown in pull commands; defaults to the registry URL's host. */
+  /**
+   * Host (and port) shown in pull commands. Defaults to the Host the browser used when the UI is mounted on the
+   * registry's own listener (`basePath` set), else to the registry URL's host.
+   */
   publicRegistry?: string;
   /** Adds `Secure` to the session cookie (set when users reach the UI over HTTPS). */
   secureCookies?: boolean;
@@ -87,16 +90,20 @@ export function createUiHandler(opts: UiOptions): UiHandler {
   const throttle = new LoginThrottle(opts.throttle);
   const pageSize = opts.pageSize ?? 50;
   const registryUrl = () => (typeof opts.registry === 'function' ? opts.registry() : opts.registry);
-  const publicRegistry = () => opts.publicRegistry ?? new URL(registryUrl()).host;
+  const publicRegistry = (req: IncomingMessage | undefined) => {
+    if (opts.publicRegistry) return opts.publicRegistry;
+    const host = base ? forwardedHost(req) : undefined;
+    return host ?? new URL(registryUrl()).host;
+  };
   const cookieOpts = { path: paths.cookiePath(), secure: Boolean(opts.secureCookies) };
   const clientFor = (s: Pick<Session, 'user' | 'password'>) => new RegistryClient({ baseUrl: registryUrl(), credentials: { user: s.user, password: s.password } });
 
-  const view = (session: Session | undefined): ViewContext => ({
+  const view = (session: Session | undefined, req?: IncomingMessage): ViewContext => ({
     paths,
     user: session?.user,
     csrf: session?.csrf,
     admin: isAdmin(session?.whoami),
-    publicRegistry: publicRegistry(),
+    publicRegistry: publicRegistry(req),
     version: VERSION,
     assetVersion: ASSET_VERSION,
   });
@@ -129,19 +136,19 @@ export function createUiHandler(opts: UiOptions): UiHandler {
     if (route.page === 'healthz') return send(res, 200, '{"status":"ok"}\n', 'application/json');
     if (route.page === 'static') return serveAsset(req, res, route.file, url.searchParams.get('v'));
     if (method === 'POST' && !sameOrigin(req)) {
-      return send(res, 403, errorPage(view(session), { status: 403, title: 'Request refused', message: 'This form was sent from another site.' }));
+      return send(res, 403, errorPage(view(session, req), { status: 403, title: 'Request refused', message: 'This form was sent from another site.' }));
     }
-    if (route.page === 'login') return method === 'POST' ? loginPost(req, res, url) : loginGet(res, url, session);
+    if (route.page === 'login') return method === 'POST' ? loginPost(req, res, url) : loginGet(req, res, url, session);
     if (route.page === 'logout') {
       if (method !== 'POST') return redirect(res, paths.repos());
       const form = await readForm(req);
-      if (session && !tokensEqual(form.get('csrf') ?? '', session.csrf)) return send(res, 403, errorPage(view(session), csrfProblem()));
+      if (session && !tokensEqual(form.get('csrf') ?? '', session.csrf)) return send(res, 403, errorPage(view(session, req), csrfProblem()));
       if (session) sessions.end(session.id);
       res.setHeader('Set-Cookie', clearSessionCookie(cookieOpts));
       return redirect(res, paths.login({ reason: 'signedout' }));
     }
     if (!session) {
-      if (route.page === 'unknown') return send(res, 404, errorPage(view(undefined), notFound('There is no page at this address.', paths)));
+      if (route.page === 'unknown') return send(res, 404, errorPage(view(undefined, req), notFound('There is no page at this address.', paths)));
       if (cookieId) res.setHeader('Set-Cookie', clearSessionCookie(cookieOpts));
       const next = method === 'GET' ? `${base}${path}${url.search}` : undefined;
       return redirect(res, paths.login({ reason: lookup.expired ? 'expired' : undefined, next }));
@@ -156,7 +163,7 @@ export function createUiHandler(opts: UiOptions): UiHandler {
       }
       const problem = toProblem(err, paths, registryUrl());
       if (problem.status >= 500 && !(err instanceof RegistryDownError)) opts.onError?.(err);
-      send(res, problem.status, errorPage(view(session), problem));
+      send(res, problem.status, errorPage(view(session, req), problem));
     }
   }
 
@@ -173,7 +180,7 @@ export function createUiHandler(opts: UiOptions): UiHandler {
     send(res, 200, asset.body, asset.type);
   }
 
-  function loginGet(res: ServerResponse, url: URL, session: Session | undefined): void {
+  function loginGet(req: IncomingMessage, res: ServerResponse, url: URL, session: Session | undefined): void {
     const next = paths.safeNext(url.searchParams.get('next'));
     if (session) return redirect(res, next);
     const reason = url.searchParams.get('reason');
@@ -185,7 +192,7 @@ export function createUiHandler(opts: UiOptions): UiHandler {
           : reason === 'signedout'
             ? ({ kind: 'ok', title: 'You have signed out.' } as const)
             : undefined;
-    send(res, 200, loginPage(view(undefined), { next, flash }));
+    send(res, 200, loginPage(view(undefined, req), { next, flash }));
   }
 
   async function loginPost(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
@@ -198,10 +205,10 @@ export function createUiHandler(opts: UiOptions): UiHandler {
     if (wait > 0) {
       const seconds = Math.ceil(wait / 1000);
       res.setHeader('Retry-After', String(seconds));
-      return send(res, 429, loginPage(view(undefined), { next, user, flash: { kind: 'error', title: 'Too many failed sign-ins.', text: ` Wait ${seconds} second${seconds === 1 ? '' : 's'} and try again.` } }));
+      return send(res, 429, loginPage(view(undefined, req), { next, user, flash: { kind: 'error', title: 'Too many failed sign-ins.', text: ` Wait ${seconds} second${seconds === 1 ? '' : 's'} and try again.` } }));
     }
     if (!user || !password) {
-      return send(res, 400, loginPage(view(undefined), { next, user, flash: { kind: 'error', title: 'Enter your user name and password.' } }));
+      return send(res, 400, loginPage(view(undefined, req), { next, user, flash: { kind: 'error', title: 'Enter your user name and password.' } }));
     }
     const client = clientFor({ user, password });
     try {
@@ -209,10 +216,10 @@ export function createUiHandler(opts: UiOptions): UiHandler {
     } catch (err) {
       if (err instanceof RegistryAuthError) {
         throttle.fail(keys);
-        return send(res, 401, loginPage(view(undefined), { next, user, flash: { kind: 'error', title: 'Wrong user name or password.', text: ' Check both and try again.' } }));
+        return send(res, 401, loginPage(view(undefined, req), { next, user, flash: { kind: 'error', title: 'Wrong user name or password.', text: ' Check both and try again.' } }));
       }
       const problem = toProblem(err, paths, registryUrl());
-      return send(res, problem.status, loginPage(view(undefined), { next, user, flash: { kind: 'error', title: problem.title, text: ` ${problem.message}` } }));
+      return send(res, problem.status, loginPage(view(undefined, req), { next, user, flash: { kind: 'error', title: problem.title, text: ` ${problem.message}` } }));
     }
     throttle.succeed(keys);
     let whoami: WhoAmI | undefined;
@@ -221,7 +228,7 @@ export function createUiHandler(opts: UiOptions): UiHandler {
     } catch (err) {
       if (!(err instanceof RegistryNotFoundError)) {
         const problem = toProblem(err, paths, registryUrl());
-        return send(res, problem.status, loginPage(view(undefined), { next, user, flash: { kind: 'error', title: problem.title, text: ` ${problem.message}` } }));
+        return send(res, problem.status, loginPage(view(undefined, req), { next, user, flash: { kind: 'error', title: problem.title, text: ` ${problem.message}` } }));
       }
     }
     const session = sessions.create(user, password, whoami);
@@ -231,7 +238,7 @@ export function createUiHandler(opts: UiOptions): UiHandler {
 
   async function page(req: IncomingMessage, res: ServerResponse, url: URL, route: Route, session: Session, method: string): Promise<void> {
     const data = new RegistryData(clientFor(session), session, opts.listPageSize);
-    const ctx = view(session);
+    const ctx = view(session, req);
     const takeFlash = () => {
       const f = session.flash;
       session.flash = undefined;
@@ -254,20 +261,18 @@ export function createUiHandler(opts: UiOptions): UiHandler {
         const { key: sort, descending } = parseSort(url.searchParams.get('sort'));
         const filtered = query ? names.filter((n) => matchesQuery(n, query)) : [...names];
         const pageNo = Number(url.searchParams.get('page') ?? '1');
-        let rows;
-        let meta;
+        let ordered: string[];
         if (sort === 'name') {
-          filtered.sort();
-          if (descending) filtered.reverse();
-          meta = paginate(filtered, pageNo, pageSize);
-          const summaries = await data.summaries(meta.items, new Set(meta.items));
-          rows = meta.items.map((n) => summaries.get(n) ?? { name: n, tags: undefined, size: undefined, updated: undefined });
+          ordered = filtered.sort();
+          if (descending) ordered.reverse();
         } else {
-          const summaries = await data.summaries(filtered, 'all');
-          const sorted = sortSummaries([...summaries.values()], sort, descending);
-          meta = paginate(sorted, pageNo, pageSize);
-          rows = meta.items;
+          // Sorting by tag count needs only tag lists; by size or date it needs every repository's details.
+          const all = await data.summaries(filtered, sort === 'tags' ? new Set() : 'all');
+          ordered = sortSummaries([...all.values()], sort, descending).map((r) => r.name);
         }
+        const meta = paginate(ordered, pageNo, pageSize);
+        const summaries = await data.summaries(meta.items, new Set(meta.items));
+        const rows = meta.items.map((n) => summaries.get(n) ?? { name: n, tags: undefined, size: undefined, updated: undefined });
         return send(res, 200, reposPage(ctx, { rows, total: names.length, matched: meta.total, page: meta.page, pages: meta.pages, perPage: pageSize, query, sort, descending, pushTimes: isAdmin(session.whoami), flash: takeFlash() }));
       }
       case 'repo': {
@@ -330,7 +335,7 @@ export function createUiHandler(opts: UiOptions): UiHandler {
       const problem = toProblem(err, paths, registryUrl());
       if (problem.status >= 500) opts.onError?.(err);
       if (err instanceof FormTooLarge) res.setHeader('Connection', 'close');
-      send(res, problem.status, errorPage(view(undefined), problem));
+      send(res, problem.status, errorPage(view(undefined, req), problem));
     });
   };
   return Object.assign(handler, { sessions });
@@ -374,6 +379,12 @@ async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
     chunks.push(buf);
   }
   return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+/** The host the browser asked for (behind a proxy, the one it forwarded), if it looks like a host. */
+function forwardedHost(req: IncomingMessage | undefined): string | undefined {
+  const raw = (req?.headers['x-forwarded-host'] as string | undefined)?.split(',')[0]?.trim() ?? req?.headers.host;
+  return raw && /^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/.test(raw) ? raw : undefined;
 }
 
 /** Browsers send Origin on POST; when present it must name this host (a second line of defence behind CSRF tokens). */

@@ -250,6 +250,8 @@ describe.skipIf(!canRun)('web UI in Chromium against our registry', () => {
     expect(await p3.locator('[data-testid=repo-table] tbody tr td:first-child a').allTextContents()).toEqual(['team/web', 'tools/cli']);
     await p3.getByRole('link', { name: 'tools/cli' }).click();
     expect(new URL(p3.url()).pathname).toBe('/ui/r/tools/cli');
+    // Mounted on the registry, pull commands name the host the browser used.
+    expect(await p3.locator('tr[data-pull-for=v2] code').first().textContent()).toBe(`docker pull ${fx.host}/tools/cli:v2`);
     expect((await ctx3.cookies()).find((c) => c.name === 'regctl_ui_session')?.path).toBe('/ui/');
     await ctx3.close();
   });

@@ -12,7 +12,7 @@ export interface TestRegistry {
   password: string;
   auth: string;
   /** Pushes a one-layer image (via the API) and tags it. Returns the manifest digest. */
-  pushImage(repo: string, tag: string, created?: string): Promise<string>;
+  pushImage(repo: string, tag: string, created?: string, rawConfig?: Buffer): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -36,9 +36,9 @@ export async function startTestRegistry(): Promise<TestRegistry> {
     user,
     password,
     auth,
-    async pushImage(repo, tag, created = '2026-11-01T00:00:00Z') {
+    async pushImage(repo, tag, created = '2026-11-01T00:00:00Z', rawConfig?: Buffer) {
       const layer = await putBlob(repo, randomBytes(64));
-      const config = await putBlob(repo, Buffer.from(JSON.stringify({ created, os: 'linux', architecture: 'amd64', config: {}, rootfs: { type: 'layers', diff_ids: [layer.digest] } })));
+      const config = await putBlob(repo, rawConfig ?? Buffer.from(JSON.stringify({ created, os: 'linux', architecture: 'amd64', config: {}, rootfs: { type: 'layers', diff_ids: [layer.digest] } })));
       const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layer }] }));
       const res = await fetch(`${url}/v2/${repo}/manifests/${tag}`, { method: 'PUT', headers: { Authorization: auth, 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' }, body: new Uint8Array(manifest) });
       if (res.status !== 201) throw new Error(`manifest put answered ${res.status}`);

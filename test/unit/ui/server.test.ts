@@ -24,6 +24,7 @@ describe('UI server over a real socket, against our registry', () => {
   beforeAll(async () => {
     reg = await startTestRegistry();
     await reg.pushImage('team/web', 'v1');
+    await reg.pushImage('odd/config', 'v1', undefined, Buffer.from('not json at all'));
     ui = createUiServer({ registry: reg.url, port: 0, throttle: { freeAttempts: 3, baseDelayMs: 60_000 } });
     base = (await ui.listen()).url;
     secure = createUiServer({ registry: reg.url, port: 0, secureCookies: true, basePath: '/ui/' });
@@ -121,6 +122,17 @@ describe('UI server over a real socket, against our registry', () => {
     const res = await fetch(`${base}repos`, { method: 'PUT', headers: { Cookie: cookie } });
     expect(res.status).toBe(405);
     expect(res.headers.get('allow')).toBe('GET, HEAD');
+  });
+
+  it('shows an image whose config blob is not JSON, without its config', async () => {
+    const cookie = await signIn();
+    const repo = await fetch(`${base}r/odd/config`, { headers: { Cookie: cookie } });
+    expect(repo.status).toBe(200);
+    const image = await fetch(`${base}r/odd/config/-/image/v1`, { headers: { Cookie: cookie } });
+    expect(image.status).toBe(200);
+    const text = await image.text();
+    expect(text).toContain('odd/config:v1');
+    expect(text).not.toContain('Configuration');
   });
 
   it('throttles repeated failed sign-ins, even when the right password follows', async () => {
