@@ -60,6 +60,8 @@ export class RegistryApp {
   readonly opts: RegistryAppOptions;
   private readonly adminRoutes = new Map<string, AdminRoute>();
   private freeBytes: { value: number; at: number } | undefined;
+  /** Set by the server on close: responses then ask clients to close their connections. */
+  shuttingDown = false;
   private purgeTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: RegistryAppOptions) {
@@ -78,8 +80,9 @@ export class RegistryApp {
     return this.opts.auth?.policy ?? Policy.open();
   }
 
-  /** Builds the index, purges stale uploads and starts the purge timer. */
+  /** Checks storage is writable, builds the index, purges stale uploads and starts the purge timer. */
   async init(): Promise<void> {
+    await this.opts.driver.checkWritable();
     await this.store.buildIndex();
     await this.purge();
     const startedAt = Date.now();
@@ -163,10 +166,12 @@ export class RegistryApp {
       });
     });
     for (const [k, v] of Object.entries(API_VERSION_HEADER)) res.setHeader(k, v);
+    if (this.shuttingDown) res.setHeader('Connection', 'close');
     this.cors(req, res);
     void this.dispatch(req, res, state, (id) => (routeId = id)).catch((err: unknown) => {
       const e = toRegistryError(err);
-      if (e.code === 'INTERNAL') this.opts.log('error', 'request failed', { error: (err as Error)?.message, path: (req.url ?? '').split('?')[0] });
+      const clientGone = req.destroyed || res.destroyed || (err as NodeJS.ErrnoException)?.code === 'ERR_STREAM_PREMATURE_CLOSE';
+      if (e.code === 'INTERNAL' && !clientGone) this.opts.log('error', 'request failed', { error: (err as Error)?.message, path: (req.url ?? '').split('?')[0] });
       sendError(req, res, e);
     });
   };
@@ -222,6 +227,7 @@ export class RegistryApp {
       setRoute('metrics');
       await authenticate();
       this.requireAdmin(state.user);
+      if (req.method !== 'GET' && req.method !== 'HEAD') throw new RegistryError('METHOD_NOT_ALLOWED', { method: req.method }, { headers: { Allow: 'GET, HEAD' } });
       send(ctx, 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }, this.metrics.render());
       return;
     }
@@ -267,7 +273,8 @@ export class RegistryApp {
       setRoute('unknown');
       throw new RegistryError('NOT_FOUND', { path });
     }
-    const method = (req.method === 'HEAD' && !match.route.methods.HEAD ? undefined : match.route.methods[req.method ?? '']) as RouteMethod | undefined;
+    const verb = req.method === 'HEAD' && !match.route.methods.HEAD ? 'GET' : (req.method ?? '');
+    const method = match.route.methods[verb] as RouteMethod | undefined;
     if (!method) {
       setRoute(match.route.name);
       throw new RegistryError('METHOD_NOT_ALLOWED', { method: req.method }, { headers: { Allow: Object.keys(match.route.methods).join(', ') } });

@@ -45,6 +45,14 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** OCI annotations are a string-to-string map; anything else is refused rather than stored and served back. */
+function annotationsOf(v: unknown, where: string): Record<string, string> {
+  if (!isRecord(v) || !Object.values(v).every((x) => typeof x === 'string')) {
+    throw new RegistryError('MANIFEST_INVALID', { reason: `${where} annotations must map strings to strings` });
+  }
+  return v as Record<string, string>;
+}
+
 function descriptor(v: unknown, where: string): Descriptor {
   if (!isRecord(v)) throw new RegistryError('MANIFEST_INVALID', { reason: `${where} is not a descriptor` });
   const { mediaType, digest, size } = v;
@@ -58,7 +66,7 @@ function descriptor(v: unknown, where: string): Descriptor {
   }
   const d: Descriptor = { mediaType, digest, size };
   if (Array.isArray(v.urls)) d.urls = v.urls.filter((u): u is string => typeof u === 'string');
-  if (isRecord(v.annotations)) d.annotations = v.annotations as Record<string, string>;
+  if (v.annotations !== undefined && v.annotations !== null) d.annotations = annotationsOf(v.annotations, where);
   if (typeof v.artifactType === 'string') d.artifactType = v.artifactType;
   if (isRecord(v.platform)) d.platform = v.platform as Descriptor['platform'];
   return d;
@@ -97,7 +105,7 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Ma
   }
   if (doc.subject !== undefined) info.subject = descriptor(doc.subject, 'subject');
   if (typeof doc.artifactType === 'string') info.artifactType = doc.artifactType;
-  if (isRecord(doc.annotations)) info.annotations = doc.annotations as Record<string, string>;
+  if (doc.annotations !== undefined && doc.annotations !== null) info.annotations = annotationsOf(doc.annotations, 'manifest');
   return info;
 }
 

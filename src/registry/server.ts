@@ -96,11 +96,15 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
       auth?.close();
       app.close();
       if (!server.listening) return;
+      app.shuttingDown = true;
       const closed = new Promise<void>((res) => server.close(() => res()));
+      // Connections become idle as their in-flight requests finish: close them as they do.
       server.closeIdleConnections();
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
       const timer = setTimeout(() => server.closeAllConnections(), opts.shutdownGraceMs ?? 5000);
       timer.unref();
       await closed;
+      clearInterval(sweep);
       clearTimeout(timer);
     },
   };

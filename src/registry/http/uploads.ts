@@ -17,9 +17,12 @@ function blobCreated(ctx: Ctx, name: string, digest: string): void {
 /** `Content-Range: <start>-<end>` (also accepts the `bytes <start>-<end>/<total>` form). */
 export function parseContentRange(header: string | undefined): { start: number; end: number } | undefined {
   if (header === undefined) return undefined;
-  const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim());
+  const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(\d+|\*))?$/.exec(header.trim());
   if (!m) throw new RegistryError('RANGE_INVALID', { contentRange: header });
-  return { start: Number(m[1]), end: Number(m[2]) };
+  const range = { start: Number(m[1]), end: Number(m[2]) };
+  // A declared total smaller than the range itself is contradictory.
+  if (m[3] !== undefined && m[3] !== '*' && Number(m[3]) <= range.end) throw new RegistryError('RANGE_INVALID', { contentRange: header });
+  return range;
 }
 
 function checkLength(ctx: Ctx, range: { start: number; end: number } | undefined, id: string, offset: () => Promise<number>): Promise<void> | void {
