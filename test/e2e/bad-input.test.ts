@@ -7,7 +7,7 @@ import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { dockerAvailable } from '../helpers/peers.js';
-import { builtCliPresent, forceRemoveProject, initStack, projectResources, regctl, type E2eStack } from './helpers.js';
+import { builtCliPresent, forceRemoveProject, initStack, projectResources, regctl, removePackageSnapshot, type E2eStack } from './helpers.js';
 
 const ready = builtCliPresent();
 
@@ -39,6 +39,7 @@ describe.skipIf(!ready)('bad input to up, down, status and logs', () => {
 
   afterAll(async () => {
     await stack.cleanup();
+    await removePackageSnapshot();
   });
 
   it.each([['up'], ['down'], ['status'], ['logs']])('%s with an unknown flag: usage error, exit 2', async (cmd) => {

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { dockerAvailable, imageAvailable, peerAvailable } from '../helpers/peers.js';
-import { E2E_BASE_IMAGE, E2E_TRAEFIK_IMAGE, builtCliPresent, forceRemoveProject, initStack, projectResources, regctl, type E2eStack } from './helpers.js';
+import { E2E_BASE_IMAGE, E2E_TRAEFIK_IMAGE, builtCliPresent, forceRemoveProject, initStack, projectResources, regctl, removePackageSnapshot, type E2eStack } from './helpers.js';
 
 const ready = builtCliPresent() && dockerAvailable() && imageAvailable(E2E_TRAEFIK_IMAGE) && imageAvailable(E2E_BASE_IMAGE) && peerAvailable('docker-compose');
 const CONTAINERS = ['regctl-traefik', 'regctl-registry', 'regctl-ui'];
@@ -70,6 +70,7 @@ describe.skipIf(!ready)('compose parity', () => {
     await regctl(['down', '--dir', stack.dir, '--volumes', '--yes']);
     await forceRemoveProject('regctl');
     await stack.cleanup();
+    await removePackageSnapshot();
   });
 
   it('docker-compose accepts compose.yaml and compose.prod.yaml', async () => {

@@ -4,14 +4,45 @@
  */
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, mkdtemp, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { collectContextFiles } from '../../src/docker/build-context.js';
 import { BASE_IMAGE, TRAEFIK_IMAGE, freePort } from '../helpers/peers.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const REGCTL = join(ROOT, 'bin/regctl.js');
+
+let snapshot: Promise<string> | undefined;
+
+/**
+ * A private copy of the built package (what `npm install` would put on a machine: bin/, dist/, templates/,
+ * production node_modules/), made once per test file. The tests run the CLI from it, so a rebuild of the
+ * working tree during a run changes neither the CLI under test nor the image it builds.
+ */
+export function packageSnapshot(): Promise<string> {
+  snapshot ??= (async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'regctl-e2e-pkg-'));
+    const ctx = await collectContextFiles(ROOT);
+    for (const rel of ctx.files) {
+      const from = join(ROOT, rel);
+      const to = join(dir, rel);
+      await mkdir(dirname(to), { recursive: true });
+      if ((await lstat(from)).isSymbolicLink()) await symlink(await readlink(from), to);
+      else await copyFile(from, to);
+    }
+    return dir;
+  })();
+  return snapshot;
+}
+
+export async function removePackageSnapshot(): Promise<void> {
+  if (!snapshot) return;
+  const dir = await snapshot;
+  snapshot = undefined;
+  await rm(dir, { recursive: true, force: true });
+}
 export const HOST = 'example.test';
 export const REGISTRY_HOST = `registry.${HOST}`;
 export const UI_HOST = `registry-ui.${HOST}`;
@@ -43,8 +74,9 @@ export function builtCliPresent(): boolean {
 }
 
 /** Runs `node bin/regctl.js ...args`; never throws on a non-zero exit. */
-export function regctl(args: string[], opts: { env?: Record<string, string>; input?: string; timeoutMs?: number } = {}): Promise<Run> {
-  return run('node', [REGCTL, ...args], { ...opts, env: { NO_COLOR: '1', ...opts.env } });
+export async function regctl(args: string[], opts: { env?: Record<string, string>; input?: string; timeoutMs?: number } = {}): Promise<Run> {
+  const pkg = await packageSnapshot();
+  return run('node', [join(pkg, 'bin/regctl.js'), ...args], { ...opts, env: { NO_COLOR: '1', ...opts.env } });
 }
 
 /** The docker CLI with its own DOCKER_CONFIG, so logins stay out of the machine's ~/.docker. */

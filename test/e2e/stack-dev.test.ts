@@ -28,6 +28,7 @@ import {
   initStack,
   projectResources,
   regctl,
+  removePackageSnapshot,
   type E2eStack,
 } from './helpers.js';
 
@@ -64,6 +65,7 @@ describe.skipIf(!ready)('dev stack on the real engine behind Traefik', () => {
     await docker(['rmi', '-f', `${registry}/e2e/multi:1`, 'regctl-e2e/multi:1']);
     await rm(dockerConfig, { recursive: true, force: true });
     await stack.cleanup();
+    await removePackageSnapshot();
   });
 
   it('regctl up gives a healthy stack and prints how to use it', async () => {

@@ -23,6 +23,7 @@ import {
   forceRemoveProject,
   initStack,
   regctl,
+  removePackageSnapshot,
   type E2eStack,
 } from './helpers.js';
 
@@ -61,6 +62,7 @@ describe.skipIf(!ready)('prod stack with an ACME certificate from pebble', () =>
     await pebble.stop();
     await rm(work, { recursive: true, force: true });
     await stack.cleanup();
+    await removePackageSnapshot();
   });
 
   it('regctl up --prod gets a certificate for registry.<host> from pebble', async () => {
