@@ -71,13 +71,6 @@ class HttpProblem extends Error {
   }
 }
 
-/** A redirect to the login page that also ends the session (expired, or credentials no longer accepted). */
-class SignInAgain extends Error {
-  constructor(readonly reason: 'expired' | 'rotated' | 'required') {
-    super(reason);
-  }
-}
-
 function normaliseBase(base: string | undefined): string {
   if (!base || base === '/') return '';
   return `/${base.replace(/^\/+|\/+$/g, '')}`;
@@ -156,10 +149,11 @@ export function createUiHandler(opts: UiOptions): UiHandler {
     try {
       await page(req, res, url, route, session, method);
     } catch (err) {
-      if (err instanceof RegistryAuthError || err instanceof SignInAgain) {
+      if (err instanceof RegistryAuthError) {
+        // The registry no longer accepts this user's password (rotated or removed): end all their sessions.
         sessions.endUser(session.user);
         res.setHeader('Set-Cookie', clearSessionCookie(cookieOpts));
-        return redirect(res, paths.login({ reason: err instanceof SignInAgain ? err.reason : 'rotated', next: method === 'GET' ? `${base}${path}${url.search}` : undefined }));
+        return redirect(res, paths.login({ reason: 'rotated', next: method === 'GET' ? `${base}${path}${url.search}` : undefined }));
       }
       const problem = toProblem(err, paths, registryUrl());
       if (problem.status >= 500 && !(err instanceof RegistryDownError)) opts.onError?.(err);

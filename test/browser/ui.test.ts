@@ -180,6 +180,7 @@ describe.skipIf(!canRun)('web UI in Chromium against our registry', () => {
     const text = (await page.getByTestId('gc-estimate').textContent()) ?? '';
     expect(text).toMatch(/up to 2\.\d\d MB/);
     expect(text).toContain('3 blobs');
+    await page.screenshot({ path: join(SHOTS, 'delete-preview-last-tag.png') });
   });
 
   it('shows storage with exact per-repository bytes from the registry', async () => {

@@ -16,7 +16,7 @@ export function storagePage(ctx: ViewContext, u: UsageReport): string {
 <div class="stats">
   <div class="stat"><div class="stat-label">Total stored</div><div class="stat-value" data-testid="total-bytes" title="${formatExactBytes(u.totalBytes)}">${formatBytes(u.totalBytes)}</div><div class="stat-sub">${plural(u.blobCount, 'blob')}</div></div>
   <div class="stat"><div class="stat-label">Repositories</div><div class="stat-value">${u.repositories.length.toLocaleString('en-US')}</div><div class="stat-sub">${plural(u.repositories.reduce((n, r) => n + r.tags, 0), 'tag')}</div></div>
-  <div class="stat"><div class="stat-label">Shared</div><div class="stat-value" title="${formatExactBytes(sharedOnce)}" data-testid="shared-bytes">${formatBytes(sharedOnce)}</div><div class="stat-sub">used by several repositories, stored once</div></div>
+  <div class="stat"><div class="stat-label">Shared</div><div class="stat-value" title="${formatExactBytes(sharedOnce)}" data-testid="shared-bytes">${formatBytes(sharedOnce)}</div><div class="stat-sub">stored once, used by several</div></div>
   <div class="stat"><div class="stat-label">A GC would free</div><div class="stat-value" data-testid="reclaimable" title="${formatExactBytes(u.reclaimableBytes)}">${formatBytes(u.reclaimableBytes)}</div><div class="stat-sub">unreferenced blobs</div></div>
 </div>
 <section class="card" aria-labelledby="per-repo-title">
