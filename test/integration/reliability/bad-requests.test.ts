@@ -1,0 +1,194 @@
+/**
+ * The bad-request corpus (test/fixtures/bad-requests/*.json) against a real registry socket: every request is
+ * refused with a 4xx (the OCI error envelope when the registry itself answers), none gets a 5xx, and the data
+ * directory holds no new or grown file afterwards.
+ *
+ * Entry fields: `method`, `path` (or a whole `requestLine`), `headers`, `rawHeaders` (header lines sent as
+ * they are, `repeatHeaders` times), `body` (text or `{repeat, count}`) or `rawBody` (sent without a
+ * Content-Length of ours), `auth: "raw"` (no admin credentials added), `expect` (allowed statuses, default
+ * any 4xx), `trickle`, `halfClose`. `⟦N×text⟧` repeats text N times. `{session}` is a fresh upload session of
+ * corpus/app, `{session4}` one that already holds 4 bytes, `{sessionid:<repo>}` the bare id of a session that
+ * belongs to another repository.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import bcrypt from 'bcryptjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRegistryServer, type RegistryServer } from '../../../src/registry/server.js';
+import { RegistryClient, basicAuth, imageManifest } from './helpers/client.js';
+import { diffSnapshots, snapshotFiles } from './helpers/data-dir.js';
+import { sendRaw } from './helpers/raw-http.js';
+
+interface BadRequest {
+  id: string;
+  method: string;
+  path: string;
+  requestLine?: string;
+  headers?: Record<string, string>;
+  rawHeaders?: string[];
+  repeatHeaders?: number;
+  body?: string | { repeat: string; count: number };
+  rawBody?: string;
+  auth?: 'raw';
+  expect?: number[];
+  trickle?: { bytes: number; delayMs: number };
+  halfClose?: boolean;
+  /** Closing without any answer is acceptable (nothing was served). */
+  closeOk?: boolean;
+  /** The request may append to its own upload session's data (a chunk cut short, kept for resuming). */
+  mayGrowSession?: boolean;
+  note?: string;
+}
+
+const FIXTURES = new URL('../../fixtures/bad-requests/', import.meta.url);
+const CORPUS: BadRequest[] = readdirSync(FIXTURES)
+  .filter((f) => f.endsWith('.json'))
+  .sort()
+  .flatMap((f) => JSON.parse(readFileSync(new URL(f, FIXTURES), 'utf8')) as BadRequest[]);
+
+const expand = (s: string): string => s.replace(/⟦(\d+)×(.*?)⟧/gs, (_m, n: string, text: string) => text.repeat(Number(n)));
+const ADMIN = basicAuth('corpus-admin', 'corpus-pw');
+
+describe('bad-request corpus against a real socket', () => {
+  let dir: string;
+  let data: string;
+  let server: RegistryServer;
+  let port: number;
+  let client: RegistryClient;
+  const logs: string[] = [];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'regctl-corpus-'));
+    data = join(dir, 'data');
+    await writeFile(join(dir, 'htpasswd'), `corpus-admin:${bcrypt.hashSync('corpus-pw', 4)}\n`);
+    server = createRegistryServer({
+      port: 0,
+      dataDir: data,
+      htpasswd: join(dir, 'htpasswd'),
+      // Hundreds of refused credentials in a row: the throttle has its own tests.
+      throttle: { maxFailures: 1_000_000 },
+      log: (level, msg, fields) => logs.push(JSON.stringify({ level, msg, ...fields })),
+    });
+    const addr = await server.listen();
+    port = addr.port;
+    client = new RegistryClient(addr.url, ADMIN);
+    const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
+    const layer = Buffer.from('corpus layer');
+    for (const repo of ['corpus/app', 'corpus/other']) {
+      await client.pushBlobMonolithic(repo, config);
+      await client.pushBlobMonolithic(repo, layer);
+      await client.putManifest(repo, 'latest', imageManifest(config, [layer]));
+    }
+  });
+  afterAll(async () => {
+    await server.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('holds at least 300 distinct requests', () => {
+    expect(CORPUS.length).toBeGreaterThanOrEqual(300);
+    expect(new Set(CORPUS.map((r) => r.id)).size).toBe(CORPUS.length);
+  });
+
+  async function session(repo: string, content?: string): Promise<string> {
+    const res = await client.request('POST', `/v2/${repo}/blobs/uploads/`);
+    await res.arrayBuffer();
+    const loc = res.headers.get('location') as string;
+    if (content) {
+      const p = await client.request('PATCH', loc, { body: content, headers: { 'Content-Range': `0-${content.length - 1}` } });
+      await p.arrayBuffer();
+    }
+    return loc;
+  }
+
+  function build(r: BadRequest, path: string): Buffer {
+    const lines = [r.requestLine !== undefined ? expand(r.requestLine) : `${r.method} ${path} HTTP/1.1`, 'Host: 127.0.0.1', 'Connection: close'];
+    if (r.auth !== 'raw') lines.push(`Authorization: ${ADMIN}`);
+    for (const [k, v] of Object.entries(r.headers ?? {})) lines.push(`${k}: ${expand(v)}`);
+    for (let i = 0; i < (r.repeatHeaders ?? 1); i++) for (const h of r.rawHeaders ?? []) lines.push(expand(h));
+    let body = Buffer.alloc(0);
+    if (r.rawBody !== undefined) body = Buffer.from(expand(r.rawBody));
+    else if (r.body !== undefined) {
+      body = typeof r.body === 'string' ? Buffer.from(expand(r.body)) : Buffer.alloc(r.body.count, r.body.repeat);
+      lines.push(`Content-Length: ${body.length}`);
+    }
+    return Buffer.concat([Buffer.from(lines.join('\r\n') + '\r\n\r\n', 'latin1'), body]);
+  }
+
+  it('refuses every request with a 4xx, never a 5xx, and leaves no file behind', { timeout: 600_000 }, async () => {
+    const failures: string[] = [];
+    const statuses = new Map<number, number>();
+    for (const r of CORPUS) {
+      const sessions: string[] = [];
+      let path = expand(r.path);
+      for (const [token, repo, content, idOnly] of [
+        ['{session4}', 'corpus/app', 'abcd', false],
+        ['{sessionid:corpus/other}', 'corpus/other', undefined, true],
+        ['{session}', 'corpus/app', undefined, false],
+      ] as const) {
+        if (path.includes(token)) {
+          const loc = await session(repo, content);
+          sessions.push(loc);
+          path = path.replace(token, idOnly ? (loc.split('/').pop() as string) : loc);
+        }
+      }
+      const before = await snapshotFiles(data);
+      let res;
+      try {
+        res = await sendRaw(port, build(r, path), { trickle: r.trickle, halfClose: r.halfClose });
+      } catch (err) {
+        failures.push(`${r.id}: ${(err as Error).message}`);
+        continue;
+      }
+      if (r.halfClose) await new Promise((resolve) => setTimeout(resolve, 200));
+      statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+      const allowed = r.expect ?? [];
+      const ok4xx = res.status >= 400 && res.status < 500 && (allowed.length === 0 || allowed.includes(res.status));
+      if (!(ok4xx || (res.status === 0 && (r.halfClose || r.closeOk)))) failures.push(`${r.id}: status ${res.status} ${res.body.toString('utf8').slice(0, 200)}`);
+      if (res.status >= 400 && res.headers['docker-distribution-api-version'] && r.method !== 'HEAD') {
+        try {
+          const env = JSON.parse(res.body.toString('utf8')) as { errors?: { code?: unknown; message?: unknown }[] };
+          if (typeof env.errors?.[0]?.code !== 'string' || typeof env.errors[0].message !== 'string') throw new Error('no errors[0].code/message');
+        } catch (err) {
+          failures.push(`${r.id}: ${res.status} without the OCI error envelope (${(err as Error).message}): ${res.body.toString('utf8').slice(0, 120)}`);
+        }
+      }
+      const own = sessions.map((loc) => `${loc.replace(/^\/v2\//, 'docker/registry/v2/repositories/').replace('/blobs/uploads/', '/_uploads/')}/data`);
+      const leftovers = async () => diffSnapshots(before, await snapshotFiles(data)).filter((c) => !(r.mayGrowSession && own.some((o) => c.startsWith(`${o} `))));
+      let changed = await leftovers();
+      if (changed.length > 0) {
+        // The handler may still be cleaning up after the parser already answered and closed: look again.
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        changed = await leftovers();
+      }
+      if (changed.length > 0) failures.push(`${r.id}: left files behind: ${changed.slice(0, 3).join(', ')}`);
+      for (const loc of sessions) await (await client.request('DELETE', loc)).arrayBuffer();
+    }
+    console.log(`bad-request corpus: ${CORPUS.length} requests, statuses ${JSON.stringify(Object.fromEntries([...statuses].sort()))}`);
+    expect(failures).toEqual([]);
+    expect(logs.filter((l) => l.includes('"level":"error"'))).toEqual([]);
+  });
+
+  it('slow clients do not hold up others: 40 trickling connections while normal requests are served', { timeout: 60_000 }, async () => {
+    const { connect } = await import('node:net');
+    const slow = Array.from({ length: 40 }, () => {
+      const s = connect({ host: '127.0.0.1', port });
+      s.on('error', () => undefined);
+      s.write('GET /v2/corpus/app/tags/list HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+      return s;
+    });
+    const timer = setInterval(() => slow.forEach((s) => s.write('X-Slow: 1\r\n')), 200);
+    try {
+      for (let i = 0; i < 20; i++) {
+        const res = await client.request('GET', '/v2/corpus/app/tags/list');
+        expect(res.status).toBe(200);
+        await res.arrayBuffer();
+      }
+    } finally {
+      clearInterval(timer);
+      slow.forEach((s) => s.destroy());
+    }
+  });
+});
