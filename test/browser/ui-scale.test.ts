@@ -24,17 +24,19 @@ describe.skipIf(!canRun)('web UI with 2,000 repositories', () => {
   let registry: RegistryServer;
   let ui: UiServer;
   let uiUrl: string;
+  let registryUrl: string;
   let browser: Browser;
   const admin = { user: 'admin', password: randomBytes(9).toString('base64url') };
   const viewer = { user: 'viewer', password: randomBytes(9).toString('base64url') };
   const name = (i: number) => `group-${String(i % 20).padStart(2, '0')}/service-${String(i).padStart(4, '0')}`;
 
-  async function signIn(page: Page, account: { user: string; password: string }): Promise<void> {
-    await page.goto(`${uiUrl}login`);
+  /** Signs in without loading the list, so the next list load starts with this session's caches empty. */
+  async function signInOnly(page: Page, account: { user: string; password: string }): Promise<void> {
+    await page.goto(`${uiUrl}login?next=%2Fhealthz`);
     await page.getByLabel('User name').fill(account.user);
     await page.getByLabel('Password').fill(account.password);
     await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.waitForURL(`${uiUrl}repos`);
+    await page.waitForURL(`${uiUrl}healthz`);
   }
 
   async function timed(page: Page, url: string): Promise<number> {
@@ -50,6 +52,7 @@ describe.skipIf(!canRun)('web UI with 2,000 repositories', () => {
     await writeFile(join(dir, 'access.yaml'), 'users:\n  admin: { admin: true }\n  viewer: { rules: [ { repos: "**", actions: [pull] } ] }\n');
     registry = createRegistryServer({ port: 0, dataDir: join(dir, 'data'), htpasswd: join(dir, 'htpasswd'), access: join(dir, 'access.yaml'), logLevel: 'silent' });
     const { url, port } = await registry.listen();
+    registryUrl = url;
     const auth = `Basic ${Buffer.from(`${admin.user}:${admin.password}`).toString('base64')}`;
 
     const seed = await buildOciImage([{ os: 'linux', architecture: 'amd64', created: '2026-11-01T00:00:00Z', files: { 'bin/app': randomBytes(20_000) } }]);
@@ -86,9 +89,15 @@ describe.skipIf(!canRun)('web UI with 2,000 repositories', () => {
 
   it('lists, searches and pages through all of them as an admin', async () => {
     const page = await browser.newPage();
-    const start = performance.now();
-    await signIn(page, admin);
-    const signInAndFirst = Math.round(performance.now() - start);
+    await signInOnly(page, admin);
+    const cold = await timed(page, `${uiUrl}repos`);
+    const auth = { Authorization: `Basic ${Buffer.from(`${admin.user}:${admin.password}`).toString('base64')}` };
+    let t = performance.now();
+    await (await fetch(new URL('/admin/v1/usage', registryUrl), { headers: auth })).json();
+    const usageMs = Math.round(performance.now() - t);
+    t = performance.now();
+    await (await fetch(new URL('/v2/_catalog?n=1000', registryUrl), { headers: auth })).json();
+    const catalogMs = Math.round(performance.now() - t);
     const first = await timed(page, `${uiUrl}repos?sort=size`);
     const again = await timed(page, `${uiUrl}repos?sort=size`);
     expect(await page.getByTestId('pager-summary').textContent()).toBe(`1–50 of ${REPOS.toLocaleString('en-US')} repositories`);
@@ -99,15 +108,14 @@ describe.skipIf(!canRun)('web UI with 2,000 repositories', () => {
     expect(await page.locator('[data-testid=repo-table] tbody tr td:first-child a').last().textContent()).toBe('seed/base');
     const tagCell = page.locator('tr', { has: page.getByRole('link', { name: name(1979), exact: true }) }).locator('td[data-label=Tags]');
     expect(await tagCell.textContent()).toBe('1');
-    console.log(`admin, ${REPOS} repositories: sign-in + first page by name ${signInAndFirst} ms; list sorted by size ${first} ms (first), ${again} ms (cached); search ${search} ms; page 40 ${last} ms`);
+    console.log(`admin, ${REPOS} repositories: first list page, cold caches ${cold} ms (the registry alone: usage report ${usageMs} ms, one catalog page ${catalogMs} ms); list sorted by size ${first} ms (first), ${again} ms (cached); search ${search} ms; page 40 ${last} ms`);
     await page.close();
   });
 
   it('lists and sorts all of them as a pull-only user', async () => {
     const page = await browser.newPage();
-    const start = performance.now();
-    await signIn(page, viewer);
-    const firstByName = Math.round(performance.now() - start);
+    await signInOnly(page, viewer);
+    const firstByName = await timed(page, `${uiUrl}repos`);
     expect(await page.getByTestId('pager-summary').textContent()).toBe(`1–50 of ${REPOS.toLocaleString('en-US')} repositories`);
     const rows = page.locator('[data-testid=repo-table] tbody tr');
     expect(await rows.first().locator('td[data-label=Tags]').textContent()).toBe('2');
@@ -118,7 +126,7 @@ describe.skipIf(!canRun)('web UI with 2,000 repositories', () => {
     const bySize = await timed(page, `${uiUrl}repos?sort=size-asc`);
     expect(await rows.first().locator('td[data-label=Size]').textContent()).toMatch(/KB$/);
     const bySizeAgain = await timed(page, `${uiUrl}repos?sort=size`);
-    console.log(`pull-only user, ${REPOS} repositories: sign-in + first page by name ${firstByName} ms; sorted by tag count ${byTags} ms; by size ${bySize} ms (first: every repository's manifests), ${bySizeAgain} ms (cached)`);
+    console.log(`pull-only user, ${REPOS} repositories: first list page by name, cold caches ${firstByName} ms; sorted by tag count ${byTags} ms; by size ${bySize} ms (first: every repository's manifests), ${bySizeAgain} ms (cached)`);
     await page.close();
   });
 });
