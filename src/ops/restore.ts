@@ -29,6 +29,13 @@ export interface RestoreDirectoryOptions {
   onProgress?: (p: RestoreProgress) => void;
 }
 
+async function assertFiles(paths: string[]): Promise<void> {
+  for (const f of paths) {
+    const s = await stat(f).catch(() => undefined);
+    if (!s?.isFile()) throw new CliError('NOT_FOUND', `${f} is not a file`, { hint: 'give the path of a backup archive written by `regctl backup`' });
+  }
+}
+
 function refusal(err: RestoreRefused): CliError {
   if (err.reason === 'NOT_EMPTY') return new CliError('FILE_EXISTS', err.message, { hint: 'add --force to replace the data that is there' });
   if (err.reason === 'BASE_MISSING') return new CliError('BACKUP_INVALID', err.message, { hint: 'pass the previous backup(s) with --base FILE' });
@@ -37,6 +44,7 @@ function refusal(err: RestoreRefused): CliError {
 
 /** Restores into a data directory on this machine (also what the restore container runs). */
 export async function restoreDirectory(opts: RestoreDirectoryOptions): Promise<RestoreResult> {
+  await assertFiles([opts.archive, ...opts.bases]);
   try {
     return await restoreArchive({ archive: opts.archive, dataDir: opts.dataDir, force: opts.force, bases: opts.bases, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
   } catch (err) {
@@ -70,10 +78,7 @@ export async function restoreStack(opts: RestoreStackOptions): Promise<RestoreSt
   const { out, engine } = opts;
   const archive = resolve(opts.archive);
   const bases = opts.bases.map((b) => resolve(b));
-  for (const f of [archive, ...bases]) {
-    const s = await stat(f).catch(() => undefined);
-    if (!s?.isFile()) throw new CliError('NOT_FOUND', `${f} is not a file`, { hint: 'give the path of a backup archive written by `regctl backup`' });
-  }
+  await assertFiles([archive, ...bases]);
   let manifest;
   try {
     manifest = await readArchiveManifest(archive);
