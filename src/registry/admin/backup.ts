@@ -2,18 +2,25 @@ import { VERSION } from '../../version.js';
 import { backupStream, buildManifest, captureState } from '../backup/create.js';
 import { RegistryError } from '../errors.js';
 import { sendStream } from '../http/context.js';
+import { gcSweeping } from './gc.js';
 import type { AdminModule, AdminRequest } from './types.js';
 
 const FENCE_TTL_SECONDS = 60;
 const DRAIN_TIMEOUT_MS = 30_000;
 let running = false;
 
+/** A backup is capturing or streaming: GC must not sweep the blobs it is about to copy. */
+export function backupInProgress(): boolean {
+  return running;
+}
+
 /**
  * GET /admin/v1/backup, or POST with `{ base: { id, createdAt }, excludeBlobs: [digest…] }` for an incremental
  * backup → a tar stream (see backup/manifest.ts). Writes are fenced only while the link files are read: the
  * fence goes up, writes already past it finish, the links are read, the fence comes down; then the blobs
  * stream while the registry serves. Headers: `X-Regctl-Backup-Id`, `X-Regctl-Backup-Bytes` (file bytes),
- * `X-Regctl-Backup-Fence-Ms`. One backup at a time.
+ * `X-Regctl-Backup-Fence-Ms`. One backup at a time, and never while a GC sweeps (each refuses with 429 while
+ * the other runs), so no blob the backup lists can vanish before it is copied.
  */
 export const backupModule: AdminModule = (register) => {
   const handler = async ({ ctx, services, json }: AdminRequest, withBody: boolean): Promise<void> => {
@@ -39,6 +46,7 @@ export const backupModule: AdminModule = (register) => {
       exclude = new Set(ex as string[] | undefined);
     }
     if (running) throw new RegistryError('TOOMANYREQUESTS', { reason: 'a backup is already running' }, { headers: { 'Retry-After': '10' } });
+    if (gcSweeping()) throw new RegistryError('TOOMANYREQUESTS', { reason: 'a garbage collection is running; back up after it' }, { headers: { 'Retry-After': '10' } });
     running = true;
     try {
       const fenceStart = Date.now();

@@ -1,9 +1,16 @@
 import { RegistryError } from '../errors.js';
 import { sendJson } from '../http/context.js';
 import { runGc } from '../storage/maintenance.js';
+import { backupInProgress } from './backup.js';
 import type { AdminModule } from './types.js';
 
 let running: Promise<unknown> | undefined;
+let sweeping = false;
+
+/** A GC that deletes (not a dry run) is running: a backup must not start (it would copy blobs being swept). */
+export function gcSweeping(): boolean {
+  return sweeping;
+}
 
 /**
  * POST /admin/v1/gc { dryRun?, deleteUntagged?, graceSeconds? } → { deleted, kept, freedBytes,
@@ -29,6 +36,9 @@ export const gcModule: AdminModule = (register) =>
       if (running) throw new RegistryError('TOOMANYREQUESTS', { reason: 'a garbage collection is already running' }, { headers: { 'Retry-After': '5' } });
       const dryRun = bool('dryRun') ?? false;
       if (!dryRun) await services.fence.waitWritable();
+      if (!dryRun && backupInProgress()) {
+        throw new RegistryError('TOOMANYREQUESTS', { reason: 'a backup is running; run the garbage collection after it' }, { headers: { 'Retry-After': '30' } });
+      }
       const job = runGc(services.store, {
         dryRun,
         deleteUntagged: bool('deleteUntagged') ?? false,
@@ -36,12 +46,14 @@ export const gcModule: AdminModule = (register) =>
         uploadPurgeAgeMs: services.uploadPurgeAgeMs,
       });
       running = job;
+      sweeping = !dryRun;
       try {
         const report = await job;
         services.log('info', 'garbage collection', { dryRun, freedBytes: report.freedBytes, deleted: report.deleted.length });
         sendJson(ctx, 200, report);
       } finally {
         running = undefined;
+        sweeping = false;
       }
     },
   });

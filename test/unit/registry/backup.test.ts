@@ -121,6 +121,23 @@ describe('GET /admin/v1/backup and restoreArchive', () => {
     expect(raw.subarray(0, MANIFEST_NAME.length).toString()).toBe(MANIFEST_NAME);
   });
 
+  it('a sweeping GC is refused while a backup streams, and runs once it is done', async () => {
+    await pushImage(fx.url, 'big', 'v1', [randomBytes(32 * 1024 * 1024)], fx.admin);
+    const res = await fetch(`${fx.url}/admin/v1/backup`, { headers: basic(fx.admin) });
+    expect(res.status).toBe(200);
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    await reader.read();
+    const gc = await fetch(`${fx.url}/admin/v1/gc`, { method: 'POST', headers: { ...basic(fx.admin), 'content-type': 'application/json' }, body: JSON.stringify({ dryRun: false }) });
+    expect(gc.status).toBe(429);
+    expect(JSON.stringify(await gc.json())).toContain('a backup is running');
+    const dry = await fetch(`${fx.url}/admin/v1/gc`, { method: 'POST', headers: { ...basic(fx.admin), 'content-type': 'application/json' }, body: JSON.stringify({ dryRun: true }) });
+    expect(dry.status).toBe(200);
+    await reader.cancel();
+    await expect
+      .poll(async () => (await fetch(`${fx.url}/admin/v1/gc`, { method: 'POST', headers: { ...basic(fx.admin), 'content-type': 'application/json' }, body: JSON.stringify({ dryRun: false }) })).status, { timeout: 5000, interval: 100 })
+      .toBe(200);
+  });
+
   it('refuses a non-admin', async () => {
     const res = await fetch(`${fx.url}/admin/v1/backup`);
     expect(res.status).toBe(401);
