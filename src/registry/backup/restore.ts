@@ -226,7 +226,13 @@ export async function restoreArchive(opts: RestoreOptions): Promise<RestoreResul
   }
   const token = randomBytes(6).toString('hex');
   const staging = verifyOnly ? undefined : join(dataDir, `.regctl-restore-${token}`);
-  if (staging) await mkdir(staging, { recursive: true, mode: 0o755 });
+  if (staging) {
+    // Leftovers of an interrupted restore (staging or old trees) hold nothing the registry serves.
+    for (const name of await readdir(dataDir).catch(() => [] as string[])) {
+      if (name.startsWith('.regctl-restore-')) await rm(join(dataDir, name), { recursive: true, force: true });
+    }
+    await mkdir(staging, { recursive: true, mode: 0o755 });
+  }
   try {
     const progress: RestoreProgress = { phase: 'verify', bytes: 0, totalBytes: 0, files: 0, totalFiles: 0 };
     const { manifest } = await readArchive(opts.archive, (m) => {

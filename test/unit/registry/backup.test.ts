@@ -167,7 +167,7 @@ describe('GET /admin/v1/backup and restoreArchive', () => {
 
   it('refuses a non-empty directory without force, and replaces it with force', async () => {
     const target = join(fx.root, 'restored-twice');
-    await mkdir(target);
+    await mkdir(join(target, '.regctl-restore-leftover/docker'), { recursive: true });
     await restoreArchive({ archive, dataDir: target });
     await expect(restoreArchive({ archive, dataDir: target })).rejects.toMatchObject({ reason: 'NOT_EMPTY' });
     const r = await restoreArchive({ archive, dataDir: target, force: true });
