@@ -22,6 +22,8 @@ import type { Session } from './sessions.js';
 
 const IMMUTABLE_TTL_MS = 10 * 60_000;
 export const FAN_OUT = 8;
+/** Without the usage report, a repository's size and date are totalled from its tags only up to this many tags. */
+export const DETAIL_TAG_LIMIT = 200;
 
 export interface PlatformInfo {
   platform: string;
@@ -220,7 +222,7 @@ export class RegistryData {
         if (err instanceof RegistryNotFoundError || err instanceof RegistryDeniedError) return undefined;
         throw err;
       });
-      if (!tags || (detailed !== 'all' && !detailed.has(name))) {
+      if (!tags || tags.length > DETAIL_TAG_LIMIT || (detailed !== 'all' && !detailed.has(name))) {
         out.set(name, { name, tags: tags?.length, size: undefined, updated: undefined });
         return;
       }

@@ -308,6 +308,9 @@ export function createUiHandler(opts: UiOptions): UiHandler {
         return send(res, 200, deletePage(ctx, preview));
       }
       case 'storage': {
+        if (!session.whoami) {
+          throw new HttpProblem({ status: 404, title: 'Not available', message: 'The storage report needs the admin API of regctl’s registry, which this registry does not have.' });
+        }
         if (!isAdmin(session.whoami)) {
           throw new HttpProblem({ status: 403, title: 'Administrators only', message: 'The storage report needs an administrator account on the registry.' });
         }
