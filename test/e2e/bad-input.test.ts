@@ -58,8 +58,8 @@ describe.skipIf(!ready)('bad input to up, down, status and logs', () => {
     expect(hint).toContain('start the Docker daemon');
   });
 
-  it('up in a directory without regctl.yaml: CONFIG_MISSING, exit 3, pointing at regctl init', async () => {
-    const res = await regctl(['up', '--dir', join(stack.dir, 'auth')]);
+  it('status in a directory without regctl.yaml: CONFIG_MISSING, exit 3, pointing at regctl init', async () => {
+    const res = await regctl(['status', '--dir', join(stack.dir, 'auth')]);
     expect(res.exitCode).toBe(3);
     const { error, hint } = errorLines(res.stderr);
     expect(error).toBe(`✗ no regctl.yaml in ${join(stack.dir, 'auth')}`);

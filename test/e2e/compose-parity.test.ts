@@ -85,6 +85,14 @@ describe.skipIf(!ready)('compose parity', () => {
     expect(up.exitCode, up.all).toBe(0);
     const viaRegctl = await inspect();
     expect(Object.keys(viaRegctl).sort()).toEqual([...CONTAINERS].sort());
+    expect(viaRegctl['regctl-registry']).toMatchObject({
+      labels: expect.objectContaining({ 'traefik.http.routers.registry.rule': 'Host(`registry.example.test`)', 'com.docker.compose.service': 'registry' }),
+      mounts: ['bind ' + stack.dir + '/auth /auth ro', 'volume regctl_registry-data /var/lib/registry rw'],
+      ports: { '5000/tcp': [`*:${stack.ports.registry}`] },
+      restart: 'unless-stopped',
+      health: 'healthy',
+      serviceAlias: true,
+    });
     const down = await regctl(['down', '--dir', stack.dir, '--volumes', '--yes']);
     expect(down.exitCode, down.all).toBe(0);
     expect((await projectResources('regctl')).containers).toEqual([]);
