@@ -85,6 +85,10 @@ describe.skipIf(!canRun)('web UI in Chromium against our registry', () => {
     await page.keyboard.type(fx.admin.password);
     await page.keyboard.press('Enter');
     await page.waitForURL(`${uiUrl}r/team/web`);
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
+    await page.keyboard.press('Enter');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('main');
     const cookies = await context.cookies();
     const session = cookies.find((c) => c.name === 'regctl_ui_session');
     expect(session?.httpOnly).toBe(true);
@@ -280,6 +284,8 @@ describe.skipIf(!canRun)('web UI in Chromium against our registry', () => {
     watch(p4);
     await signIn(p4, uiUrl, fx.admin);
     await p4.goto(`${uiUrl}r/team/web`);
+    // No theme chosen in this browser: the page follows the system's dark scheme.
+    expect(await p4.evaluate(() => getComputedStyle(document.body).backgroundColor)).toBe('rgb(15, 18, 24)');
     const overflow = await p4.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     expect(overflow).toBeLessThanOrEqual(0);
     await p4.screenshot({ path: join(SHOTS, 'phone-repository.png') });
