@@ -100,7 +100,7 @@ function errorText(res: HttpResult): string {
 }
 
 export class AdminClient {
-  readonly endpoint: RegistryEndpoint;
+  endpoint: RegistryEndpoint;
 
   constructor(endpoint: RegistryEndpoint) {
     this.endpoint = endpoint;
@@ -111,8 +111,26 @@ export class AdminClient {
     return creds ? { authorization: `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}` } : {};
   }
 
-  /** One request whose response body is returned as a stream (caller consumes it). Network errors reject. */
-  open(method: string, path: string, opts: RequestOptions = {}): Promise<IncomingMessage> {
+  /**
+   * One request whose response body is returned as a stream (caller consumes it). Network errors reject. A
+   * redirect to HTTPS on the same host (a stack started with `--prod` while regctl.yaml says dev) switches the
+   * endpoint to HTTPS for this and later requests.
+   */
+  async open(method: string, path: string, opts: RequestOptions = {}): Promise<IncomingMessage> {
+    const res = await this.send(method, path, opts);
+    const location = res.headers.location;
+    if (!this.endpoint.tls && res.statusCode && res.statusCode >= 301 && res.statusCode <= 308 && location?.startsWith('https://')) {
+      const target = new URL(location);
+      if (target.hostname === this.endpoint.host.replace(/:\d+$/, '')) {
+        res.resume();
+        this.endpoint = { ...this.endpoint, tls: true, port: target.port ? Number(target.port) : 443, description: `${this.endpoint.description} (redirected to HTTPS)` };
+        return this.send(method, path, opts);
+      }
+    }
+    return res;
+  }
+
+  private send(method: string, path: string, opts: RequestOptions): Promise<IncomingMessage> {
     const e = this.endpoint;
     const payload = opts.body === undefined ? undefined : Buffer.isBuffer(opts.body) ? opts.body : Buffer.from(JSON.stringify(opts.body));
     const headers: Record<string, string> = {

@@ -25,7 +25,7 @@ export interface RestoreDirectoryOptions {
   dataDir: string;
   force: boolean;
   bases: string[];
-  /** Progress as text (a person) … */
+  /** Called as files are checked and written (bytes, files, phase). */
   onProgress?: (p: RestoreProgress) => void;
 }
 
