@@ -166,7 +166,12 @@ export class FsDriver implements StorageDriver {
     } catch (err) {
       return notFound(err, path);
     }
-    return fh.createReadStream({ start: range.start, end: range.end, highWaterMark: STREAM_BUFFER });
+    try {
+      return fh.createReadStream({ start: range.start, end: range.end, highWaterMark: STREAM_BUFFER });
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
   }
 
   async writer(path: string, opts: { append: boolean }): Promise<Writable> {

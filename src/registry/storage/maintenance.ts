@@ -113,7 +113,7 @@ export async function computeUsage(store: RegistryStore): Promise<UsageReport> {
       manifests: state?.revisions.size ?? 0,
       exclusiveBytes,
       sharedBytes,
-      lastPush: state && state.lastPush > 0 ? new Date(state.lastPush).toISOString() : null,
+      lastPush: state ? await store.lastPush(r.name).then((t) => (t > 0 ? new Date(t).toISOString() : null)) : null,
     });
   }
   const reclaimableBytes = blobs.filter((b) => !owners.has(b.digest.value)).reduce((a, b) => a + b.size, 0);

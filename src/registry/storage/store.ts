@@ -130,11 +130,6 @@ export class RegistryStore {
         const d = await this.readLink(path);
         if (!d) return;
         entry.tags.set(tag, d.value);
-        try {
-          entry.lastPush = Math.max(entry.lastPush, (await this.driver.stat(path)).modifiedAt.getTime());
-        } catch {
-          // raced with a delete
-        }
       }),
     );
     if (entry.tags.size > 0 || entry.revisions.size > 0) {
@@ -188,6 +183,23 @@ export class RegistryStore {
 
   repositoryState(name: string): { tags: Map<string, string>; revisions: Set<string>; lastPush: number } | undefined {
     return this.repos.get(name);
+  }
+
+  /** When a tag of the repository last moved (from the tag links' times; 0 when it has no tags). */
+  async lastPush(name: string): Promise<number> {
+    const e = this.repos.get(name);
+    if (!e) return 0;
+    if (e.lastPush > 0) return e.lastPush;
+    let latest = 0;
+    for (const tag of e.tags.keys()) {
+      try {
+        latest = Math.max(latest, (await this.driver.stat(this.p({ kind: 'tagCurrentLink', name, tag }))).modifiedAt.getTime());
+      } catch {
+        // raced with a delete
+      }
+    }
+    e.lastPush = latest;
+    return latest;
   }
 
   // ---------------------------------------------------------------- blobs
