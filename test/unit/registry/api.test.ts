@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { basic, errorCode, pushBlob, pushImage, sha256, startRegistry, USERS, type TestRegistry } from './helpers.js';
+import { basic, errorCode, pushBlob, pushImage, sha256, snapshot, startRegistry, USERS, type TestRegistry } from './helpers.js';
 
 let reg: TestRegistry;
 beforeAll(async () => {
@@ -244,6 +244,19 @@ describe('manifests and tags', () => {
     expect(res.status).toBe(201);
     expect(res.headers.get('oci-tag')).toBe('x, y');
     expect(await (await reg.fetch('/v2/m/tagparam/tags/list')).json()).toEqual({ name: 'm/tagparam', tags: ['base', 'x', 'y'] });
+  });
+
+  it('concurrent pushes of different manifests to one tag leave the tag on one of them, whole', async () => {
+    const images = await Promise.all(Array.from({ length: 6 }, (_, i) => pushImage(reg, 'm/race', `base${i}`, { layers: [`race layer ${i}`] })));
+    const results = await Promise.all(
+      images.map((img) => reg.fetch('/v2/m/race/manifests/shared', { method: 'PUT', body: img.manifest, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } })),
+    );
+    expect(results.map((r) => r.status)).toEqual(images.map(() => 201));
+    const got = await reg.fetch('/v2/m/race/manifests/shared');
+    const digest = got.headers.get('docker-content-digest');
+    expect(images.map((i) => i.digest)).toContain(digest);
+    expect(sha256(Buffer.from(await got.arrayBuffer()))).toBe(digest);
+    expect(Object.keys(await snapshot(reg.data)).filter((p) => p.includes('.tmp-'))).toEqual([]);
   });
 
   it('tags list and catalog paginate with n, last and Link; a huge n is clamped', async () => {
