@@ -129,8 +129,19 @@ export class Authenticator {
     }
   }
 
-  /** Re-reads htpasswd and access files now. With `strict`, an unreadable htpasswd or invalid access file throws. */
-  async reload(opts: { strict?: boolean } = {}): Promise<void> {
+  private reloadChain: Promise<void> = Promise.resolve();
+
+  /**
+   * Re-reads htpasswd and access files now. With `strict`, an unreadable htpasswd or invalid access file throws.
+   * Reloads run one after another, so when one resolves the files as they were when it was asked are in force.
+   */
+  reload(opts: { strict?: boolean } = {}): Promise<void> {
+    const run = this.reloadChain.then(() => this.readFiles(opts));
+    this.reloadChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async readFiles(opts: { strict?: boolean }): Promise<void> {
     const log = this.opts.log ?? (() => undefined);
     const gen = ++this.generation;
     const seen = new Map<string, string>();

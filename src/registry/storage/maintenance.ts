@@ -238,7 +238,7 @@ export async function runGc(store: RegistryStore, opts: GcOptions = {}): Promise
 const TEMP_FILE_MIN_AGE_MS = 10 * 60 * 1000;
 
 export interface FsckProblem {
-  kind: 'blob-corrupt' | 'link-dangling' | 'link-invalid' | 'tag-dangling' | 'temp-file';
+  kind: 'blob-corrupt' | 'link-dangling' | 'link-invalid' | 'tag-dangling' | 'temp-file' | 'referrer-missing';
   path: string;
   detail: string;
 }
@@ -284,7 +284,11 @@ export async function removeTempFiles(driver: StorageDriver, before: number): Pr
   return removed;
 }
 
-/** Checks every blob against its digest, every link and tag against what it points at, and temp leftovers. */
+/**
+ * Checks every blob against its digest, every link and tag against what it points at, the referrers index
+ * against the manifests' `subject`, and temp leftovers. Repair removes what is broken and adds missing
+ * referrer links.
+ */
 export async function runFsck(store: RegistryStore, opts: { repair?: boolean } = {}): Promise<FsckReport> {
   const driver = store.driver;
   const problems: FsckProblem[] = [];
@@ -314,6 +318,16 @@ export async function runFsck(store: RegistryStore, opts: { repair?: boolean } =
       }
     }
     const revisions = new Set(links.revisions.map((d) => d.value));
+    // Manifests written by another registry (registry:2, distribution v3) carry `subject` without our index.
+    for (const d of links.revisions) {
+      if (!present.has(d.value)) continue;
+      const subject = (await store.readManifest(d))?.info.subject;
+      const subjectDigest = subject ? tryParseDigest(subject.digest) : undefined;
+      if (!subjectDigest) continue;
+      const path = pathFor({ kind: 'referrerLink', name, subject: subjectDigest, digest: d });
+      const exists = await driver.stat(path).then(() => true, (err: unknown) => (isNotFound(err) ? false : Promise.reject(err)));
+      if (!exists) problems.push({ kind: 'referrer-missing', path, detail: `${d.value} refers to ${subjectDigest.value} but is not in the referrers index` });
+    }
     for (const tag of await dirs(driver, pathFor({ kind: 'tagsRoot', name }))) {
       const path = pathFor({ kind: 'tagCurrentLink', name, tag });
       let target: Digest | undefined;
@@ -338,6 +352,12 @@ export async function runFsck(store: RegistryStore, opts: { repair?: boolean } =
   const repaired: FsckProblem[] = [];
   if (opts.repair) {
     for (const p of problems) {
+      if (p.kind === 'referrer-missing') {
+        const digest = /([a-z0-9]+)\/([a-f0-9]+)\/link$/.exec(p.path);
+        if (digest) await driver.putContent(p.path, `${digest[1]}:${digest[2]}`);
+        repaired.push(p);
+        continue;
+      }
       const target = p.kind === 'temp-file' ? p.path : p.kind === 'tag-dangling' ? p.path.slice(0, -'/current/link'.length) : p.path.replace(/\/(data|link)$/, '');
       await driver.delete(target);
       repaired.push(p);

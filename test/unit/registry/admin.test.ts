@@ -133,6 +133,24 @@ describe('fsck', () => {
   });
 });
 
+describe('fsck and the referrers index', () => {
+  it('reports a manifest with subject missing from the referrers index and repair adds it back', async () => {
+    const subject = await pushImage(reg, 'k/ref', 'v1');
+    const sig = await pushImage(reg, 'k/ref', 'sig', {
+      layers: ['sig'],
+      extra: { subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: subject.digest, size: subject.manifest.length } },
+    });
+    // As a data dir written by another registry would be: the manifest is there, our index is not.
+    await rm(join(reg.data, 'docker/registry/v2/repositories/k/ref/_manifests/referrers'), { recursive: true });
+    const list = async () => ((await (await reg.fetch(`/v2/k/ref/referrers/${subject.digest}`)).json()) as { manifests: { digest: string }[] }).manifests.map((m) => m.digest);
+    expect(await list()).toEqual([]);
+    const report = (await (await reg.fetch('/admin/v1/fsck?repair=1')).json()) as { problems: { kind: string }[]; repaired: unknown[] };
+    expect(report.problems.map((p) => p.kind)).toEqual(['referrer-missing']);
+    expect(report.repaired).toHaveLength(1);
+    expect(await list()).toEqual([sig.digest]);
+  });
+});
+
 describe('reload', () => {
   it('re-reads htpasswd and access files on demand', async () => {
     const bcrypt = (await import('bcryptjs')).default;
