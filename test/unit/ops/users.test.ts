@@ -104,6 +104,13 @@ describe('users on a stack served by a real registry', () => {
     await expect(setUser({ dir: fx.stackDir, name: 'admin', permissions: permissionsFromFlags({ pull: ['**'] }), out })).rejects.toMatchObject({ code: 'USAGE' });
   });
 
+  it('a re-render from regctl.yaml (init --force) keeps the users and their permissions', async () => {
+    const { renderStack } = await import('../../../src/stack/render.js');
+    const rendered = renderStack(await loadStackConfig(fx.stackDir)).find((f) => f.path === 'auth/access.yaml')?.content ?? '';
+    const current = await readFile(join(fx.stackDir, 'auth/access.yaml'), 'utf8');
+    expect(parseYaml(rendered)).toEqual(parseYaml(current));
+  });
+
   it('list shows every user with permissions', async () => {
     const list = listUsers(await readUsersFiles(fx.stackDir));
     expect(list.map((u) => [u.name, u.admin, u.hasPassword, u.envAdmin])).toEqual([
