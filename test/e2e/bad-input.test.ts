@@ -3,18 +3,21 @@
  * a hint, a non-zero exit, and nothing half-created (no containers, networks or volumes; no files written).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { dockerAvailable } from '../helpers/peers.js';
-import { builtCliPresent, forceRemoveProject, initStack, projectResources, regctl, removePackageSnapshot, type E2eStack } from './helpers.js';
+import { dockerAvailable, imageAvailable } from '../helpers/peers.js';
+import { E2E_BASE_IMAGE, E2E_TRAEFIK_IMAGE, builtCliPresent, forceRemoveProject, initStack, projectResources, regctl, removePackageSnapshot, type E2eStack } from './helpers.js';
 
+/** This file's own compose project, so that it never touches another test's stack. */
+const PROJECT = 'e2ebad';
+const IMAGE = `regctl-e2e/${PROJECT}:test`;
 const ready = builtCliPresent();
 
 /** The error line (✗ …) and the hint line a failing command prints on stderr. */
 function errorLines(stderr: string): { error: string | undefined; hint: string | undefined } {
   const lines = stderr.split('\n');
-  return { error: lines.find((l) => l.startsWith('✗ ')), hint: lines.find((l) => l.trim().startsWith('hint:')) };
+  return { error: lines.find((l) => l.startsWith('✗ ')), hint: lines.filter((l) => l.trim().startsWith('hint:')).at(-1) };
 }
 
 async function snapshot(dir: string): Promise<Record<string, string>> {
@@ -34,10 +37,11 @@ describe.skipIf(!ready)('bad input to up, down, status and logs', () => {
   let stack: E2eStack;
 
   beforeAll(async () => {
-    stack = await initStack();
+    stack = await initStack(['--name', PROJECT], { registryImage: IMAGE });
   });
 
   afterAll(async () => {
+    await forceRemoveProject(PROJECT, { image: IMAGE });
     await stack.cleanup();
     await removePackageSnapshot();
   });
@@ -84,14 +88,14 @@ describe.skipIf(!ready)('bad input to up, down, status and logs', () => {
         const yaml = await regctl(['up', '--dir', stack.dir]);
         expect(yaml.exitCode).toBe(3);
         expect(errorLines(yaml.stderr).error).toMatch(/regctl\.yaml:\d+:\d+: not valid YAML/);
-        expect(await projectResources('regctl')).toEqual({ containers: [], networks: [], volumes: [] });
+        expect(await projectResources(PROJECT)).toEqual({ containers: [], networks: [], volumes: [] });
       } finally {
         await writeFile(file, original);
       }
     });
 
     it('up with the HTTP port taken: PORT_IN_USE naming the port and its holder, exit 5, nothing created', async () => {
-      await forceRemoveProject('regctl');
+      await forceRemoveProject(PROJECT);
       const holder: Server = createServer();
       await new Promise<void>((r) => holder.listen(stack.ports.http, '0.0.0.0', r));
       try {
@@ -100,11 +104,35 @@ describe.skipIf(!ready)('bad input to up, down, status and logs', () => {
         const { error, hint } = errorLines(res.stderr);
         expect(error).toMatch(new RegExp(`^✗ check ports: port ${stack.ports.http} is already in use by process node \\(pid \\d+\\)$`));
         expect(hint).toContain('ports.http');
-        expect(await projectResources('regctl')).toEqual({ containers: [], networks: [], volumes: [] });
+        expect(await projectResources(PROJECT)).toEqual({ containers: [], networks: [], volumes: [] });
       } finally {
         await new Promise((r) => holder.close(r));
       }
     });
+
+    it.skipIf(!imageAvailable(E2E_TRAEFIK_IMAGE) || !imageAvailable(E2E_BASE_IMAGE))(
+      'up where the registry cannot start: names the step, shows its last log lines, removes what it created',
+      async () => {
+        await forceRemoveProject(PROJECT);
+        const htpasswd = join(stack.dir, 'auth/htpasswd');
+        const saved = await readFile(htpasswd, 'utf8');
+        await rm(htpasswd);
+        try {
+          const res = await regctl(['up', '--dir', stack.dir, '--health-timeout', '60']);
+          expect(res.exitCode, res.all).not.toBe(0);
+          const { error, hint } = errorLines(res.stderr);
+          expect(error).toMatch(new RegExp(`^✗ wait for health checks failed: ${PROJECT}-registry (exited|is unhealthy)`));
+          expect(res.stderr).toContain(`last log lines of ${PROJECT}-registry:`);
+          expect(res.stderr).toContain('htpasswd');
+          expect(hint).toContain('regctl logs registry');
+          expect(res.stderr).toContain('removed what this run created');
+          expect(await projectResources(PROJECT)).toEqual({ containers: [], networks: [], volumes: [] });
+        } finally {
+          await writeFile(htpasswd, saved, { mode: 0o600 });
+          await forceRemoveProject(PROJECT);
+        }
+      },
+    );
 
     it('logs of a service the stack does not have: NOT_FOUND listing the services', async () => {
       const res = await regctl(['logs', 'database', '--dir', stack.dir]);

@@ -8,8 +8,11 @@ import { execa } from 'execa';
 import { dockerAvailable, imageAvailable, peerAvailable } from '../helpers/peers.js';
 import { E2E_BASE_IMAGE, E2E_TRAEFIK_IMAGE, builtCliPresent, forceRemoveProject, initStack, projectResources, regctl, removePackageSnapshot, type E2eStack } from './helpers.js';
 
+/** This file's own compose project, so that it never touches another test's stack. */
+const PROJECT = 'e2eparity';
+const IMAGE = `regctl-e2e/${PROJECT}:test`;
 const ready = builtCliPresent() && dockerAvailable() && imageAvailable(E2E_TRAEFIK_IMAGE) && imageAvailable(E2E_BASE_IMAGE) && peerAvailable('docker-compose');
-const CONTAINERS = ['regctl-traefik', 'regctl-registry', 'regctl-ui'];
+const CONTAINERS = [`${PROJECT}-traefik`, `${PROJECT}-registry`, `${PROJECT}-ui`];
 /** Labels only one side sets: compose's bookkeeping, and regctl's record of what it applied. */
 const OWN_LABEL = /^(com\.docker\.compose\.(?!project$|service$)|dev\.regctl\.(applied-hash|mode)$)/;
 
@@ -61,14 +64,14 @@ describe.skipIf(!ready)('compose parity', () => {
   let stack: E2eStack;
 
   beforeAll(async () => {
-    await forceRemoveProject('regctl');
-    stack = await initStack();
+    await forceRemoveProject(PROJECT);
+    stack = await initStack(['--name', PROJECT], { registryImage: IMAGE });
   });
 
   afterAll(async () => {
     await execa('docker-compose', ['down', '-v'], { cwd: stack.dir, reject: false });
     await regctl(['down', '--dir', stack.dir, '--volumes', '--yes']);
-    await forceRemoveProject('regctl');
+    await forceRemoveProject(PROJECT, { image: IMAGE });
     await stack.cleanup();
     await removePackageSnapshot();
   });
@@ -85,9 +88,9 @@ describe.skipIf(!ready)('compose parity', () => {
     expect(up.exitCode, up.all).toBe(0);
     const viaRegctl = await inspect();
     expect(Object.keys(viaRegctl).sort()).toEqual([...CONTAINERS].sort());
-    expect(viaRegctl['regctl-registry']).toMatchObject({
+    expect(viaRegctl[`${PROJECT}-registry`]).toMatchObject({
       labels: expect.objectContaining({ 'traefik.http.routers.registry.rule': 'Host(`registry.example.test`)', 'com.docker.compose.service': 'registry' }),
-      mounts: ['bind ' + stack.dir + '/auth /auth ro', 'volume regctl_registry-data /var/lib/registry rw'],
+      mounts: ['bind ' + stack.dir + '/auth /auth ro', `volume ${PROJECT}_registry-data /var/lib/registry rw`],
       ports: { '5000/tcp': [`*:${stack.ports.registry}`] },
       restart: 'unless-stopped',
       health: 'healthy',
@@ -95,7 +98,7 @@ describe.skipIf(!ready)('compose parity', () => {
     });
     const down = await regctl(['down', '--dir', stack.dir, '--volumes', '--yes']);
     expect(down.exitCode, down.all).toBe(0);
-    expect((await projectResources('regctl')).containers).toEqual([]);
+    expect((await projectResources(PROJECT)).containers).toEqual([]);
 
     const composeUp = await execa('docker-compose', ['up', '-d', '--no-build'], { cwd: stack.dir, reject: false, all: true });
     expect(composeUp.exitCode, composeUp.all).toBe(0);

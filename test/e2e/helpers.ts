@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseDocument } from 'yaml';
 import { collectContextFiles } from '../../src/docker/build-context.js';
 import { BASE_IMAGE, TRAEFIK_IMAGE, freePort } from '../helpers/peers.js';
 
@@ -102,6 +103,8 @@ export async function addHostsLine(names: string[], marker: string): Promise<() 
 
 export interface E2eStack {
   dir: string;
+  /** Compose project name (`--name`, default regctl): prefixes containers, network and volumes. */
+  project: string;
   ports: { http: number; https: number; registry: number };
   password: string;
   cleanup(): Promise<void>;
@@ -112,8 +115,12 @@ async function freeHostPort(): Promise<number> {
   return freePort('0.0.0.0');
 }
 
-/** `regctl init --yes` in a fresh directory, on free ports, with the local Traefik and base images. */
-export async function initStack(extra: string[] = []): Promise<E2eStack> {
+/**
+ * `regctl init --yes` in a fresh directory, on free ports, with the local Traefik and base images.
+ * `registryImage` gives the stack its own tag for the image regctl builds (set in regctl.yaml, then
+ * re-rendered with `init --force`), so that tests running side by side never rebuild each other's image.
+ */
+export async function initStack(extra: string[] = [], opts: { registryImage?: string } = {}): Promise<E2eStack> {
   const root = await mkdtemp(join(tmpdir(), 'regctl-e2e-'));
   const dir = join(root, 'stack');
   const ports = { http: await freeHostPort(), https: await freeHostPort(), registry: await freeHostPort() };
@@ -124,10 +131,20 @@ export async function initStack(extra: string[] = []): Promise<E2eStack> {
     ...extra,
   ]);
   if (res.exitCode !== 0) throw new Error(`regctl init failed (${res.exitCode}):\n${res.all}`);
+  if (opts.registryImage) {
+    const file = join(dir, 'regctl.yaml');
+    const doc = parseDocument(await readFile(file, 'utf8'));
+    doc.setIn(['images', 'registry'], opts.registryImage);
+    await writeFile(file, doc.toString());
+    const again = await regctl(['init', '--yes', '--force', '--dir', dir]);
+    if (again.exitCode !== 0) throw new Error(`regctl init --force failed (${again.exitCode}):\n${again.all}`);
+  }
   const env = await readFile(join(dir, '.env'), 'utf8');
   const password = /^REGISTRY_PASSWORD=(.*)$/m.exec(env)?.[1]?.replace(/^["']|["']$/g, '');
   if (!password) throw new Error('.env has no REGISTRY_PASSWORD');
-  return { dir, ports, password, cleanup: () => rm(root, { recursive: true, force: true }) };
+  const nameAt = extra.indexOf('--name');
+  const project = nameAt >= 0 ? (extra[nameAt + 1] ?? 'regctl') : 'regctl';
+  return { dir, project, ports, password, cleanup: () => rm(root, { recursive: true, force: true }) };
 }
 
 /** Containers, networks and volumes of a compose project, by label. */
@@ -143,11 +160,12 @@ export async function projectResources(project: string): Promise<{ containers: s
 }
 
 /** Removes whatever a failed test left of a project (containers, network, volumes). */
-export async function forceRemoveProject(project: string): Promise<void> {
+export async function forceRemoveProject(project: string, opts: { image?: string } = {}): Promise<void> {
   const r = await projectResources(project);
   if (r.containers.length) await execa('docker', ['rm', '-f', '-v', ...r.containers], { reject: false });
   for (const n of [...r.networks, `${project}_proxy`]) await execa('docker', ['network', 'rm', n], { reject: false });
   if (r.volumes.length) await execa('docker', ['volume', 'rm', '-f', ...r.volumes], { reject: false });
+  if (opts.image) await execa('docker', ['rmi', '-f', opts.image], { reject: false });
 }
 
 /** A local image of `layers` layers of random bytes (FROM scratch), built with the docker CLI. */

@@ -32,6 +32,9 @@ import {
   type E2eStack,
 } from './helpers.js';
 
+/** This file's own compose project, so that it never touches another test's stack. */
+const PROJECT = 'e2edev';
+const IMAGE = `regctl-e2e/${PROJECT}:test`;
 const ready = dockerAvailable() && imageAvailable(E2E_TRAEFIK_IMAGE) && imageAvailable(E2E_BASE_IMAGE) && builtCliPresent();
 
 interface StatusJson {
@@ -50,8 +53,8 @@ describe.skipIf(!ready)('dev stack on the real engine behind Traefik', () => {
   let registry: string;
 
   beforeAll(async () => {
-    await forceRemoveProject('regctl');
-    stack = await initStack();
+    await forceRemoveProject(PROJECT);
+    stack = await initStack(['--name', PROJECT], { registryImage: IMAGE });
     registry = `${REGISTRY_HOST}:${stack.ports.http}`;
     removeHosts = await addHostsLine([REGISTRY_HOST, UI_HOST], 'regctl e2e stack-dev');
     dockerConfig = await mkdtemp(join(tmpdir(), 'regctl-e2e-docker-'));
@@ -60,7 +63,7 @@ describe.skipIf(!ready)('dev stack on the real engine behind Traefik', () => {
 
   afterAll(async () => {
     await regctl(['down', '--dir', stack.dir, '--volumes', '--yes']);
-    await forceRemoveProject('regctl');
+    await forceRemoveProject(PROJECT, { image: IMAGE });
     await removeHosts();
     await docker(['rmi', '-f', `${registry}/e2e/multi:1`, 'regctl-e2e/multi:1']);
     await rm(dockerConfig, { recursive: true, force: true });
@@ -77,8 +80,8 @@ describe.skipIf(!ready)('dev stack on the real engine behind Traefik', () => {
     expect(res.stdout).toContain(`docker login ${registry} -u admin --password-stdin`);
     expect(res.stdout).toContain('"insecure-registries"');
     expect(res.all).not.toContain(stack.password);
-    const r = await projectResources('regctl');
-    expect(r.containers).toEqual(['regctl-registry', 'regctl-traefik', 'regctl-ui']);
+    const r = await projectResources(PROJECT);
+    expect(r.containers).toEqual([`${PROJECT}-registry`, `${PROJECT}-traefik`, `${PROJECT}-ui`]);
   });
 
   it('docker login, then push and pull of a multi-layer image through Traefik at registry.<host>', async () => {
@@ -124,16 +127,16 @@ describe.skipIf(!ready)('dev stack on the real engine behind Traefik', () => {
       ['registry', 'running', 'healthy'],
       ['ui', 'running', 'healthy'],
     ]);
-    expect(s.volumes[0]?.name).toBe('regctl_registry-data');
+    expect(s.volumes[0]?.name).toBe(`${PROJECT}_registry-data`);
     expect(s.volumes[0]?.sizeBytes).toBeGreaterThan(6 * 256 * 1024);
   });
 
   it('a second regctl up changes nothing', async () => {
-    const ids = async () => (await docker(['ps', '-q', '--no-trunc', '--filter', 'label=com.docker.compose.project=regctl'])).stdout.split('\n').sort();
+    const ids = async () => (await docker(['ps', '-q', '--no-trunc', '--filter', `label=com.docker.compose.project=${PROJECT}`])).stdout.split('\n').sort();
     const before = await ids();
     const res = await regctl(['up', '--dir', stack.dir]);
     expect(res.exitCode, res.all).toBe(0);
-    expect(res.stdout).toContain('Image regctl:0.1.0 is up to date');
+    expect(res.stdout).toContain(`Image ${IMAGE} is up to date`);
     expect(res.stdout).toContain('nothing changed');
     expect(res.stdout).not.toMatch(/ (created|recreated|started)$/m);
     expect(await ids()).toEqual(before);
@@ -198,10 +201,10 @@ describe.skipIf(!ready)('dev stack on the real engine behind Traefik', () => {
   it('regctl down removes the stack and keeps the data volume', async () => {
     const res = await regctl(['down', '--dir', stack.dir]);
     expect(res.exitCode, res.all).toBe(0);
-    const r = await projectResources('regctl');
+    const r = await projectResources(PROJECT);
     expect(r.containers).toEqual([]);
     expect(r.networks).toEqual([]);
-    expect(r.volumes).toEqual(['regctl_registry-data']);
+    expect(r.volumes).toEqual([`${PROJECT}_registry-data`]);
     const status = JSON.parse((await regctl(['status', '--dir', stack.dir, '--json'])).stdout) as StatusJson;
     expect(status.healthy).toBe(false);
     expect(status.services.every((s) => s.state === 'missing')).toBe(true);

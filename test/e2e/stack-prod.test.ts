@@ -27,6 +27,9 @@ import {
   type E2eStack,
 } from './helpers.js';
 
+/** This file's own compose project, so that it never touches another test's stack. */
+const PROJECT = 'e2eprod';
+const IMAGE = `regctl-e2e/${PROJECT}:test`;
 const ready =
   builtCliPresent() && dockerAvailable() && imageAvailable(E2E_TRAEFIK_IMAGE) && imageAvailable(E2E_BASE_IMAGE) && peerAvailable('pebble') && peerAvailable('skopeo');
 
@@ -39,13 +42,14 @@ describe.skipIf(!ready)('prod stack with an ACME certificate from pebble', () =>
   let docker: ReturnType<typeof dockerCli>;
 
   beforeAll(async () => {
-    await forceRemoveProject('regctl');
+    await forceRemoveProject(PROJECT);
     pebble = await startPebble();
     stack = await initStack([
+      '--name', PROJECT,
       '--email', 'e2e@example.test',
       '--acme-ca-server', pebble.directoryUrl,
       '--acme-ca-certificates', pebble.caCertPath,
-    ]);
+    ], { registryImage: IMAGE });
     removeHosts = await addHostsLine([REGISTRY_HOST, UI_HOST], 'regctl e2e stack-prod');
     work = await mkdtemp(join(tmpdir(), 'regctl-e2e-prod-'));
     certDir = join(work, 'certs');
@@ -56,7 +60,7 @@ describe.skipIf(!ready)('prod stack with an ACME certificate from pebble', () =>
 
   afterAll(async () => {
     await regctl(['down', '--dir', stack.dir, '--volumes', '--yes']);
-    await forceRemoveProject('regctl');
+    await forceRemoveProject(PROJECT, { image: IMAGE });
     await removeHosts();
     await docker(['rmi', '-f', 'regctl-e2e/multi:prod']);
     await pebble.stop();
