@@ -54,6 +54,9 @@ export class RegistryStore {
   private readonly uploads = new Map<string, UploadState>();
   private readonly uploadLock = new KeyedLock();
   private readonly tagLock = new KeyedLock();
+  /** Held per repository and manifest digest by putManifest and deleteManifest, so that a delete never
+   *  interleaves with a write of the same manifest (which could leave a tag pointing at a removed revision). */
+  private readonly manifestLock = new KeyedLock();
   private readonly repos = new Map<string, RepoEntry>();
   private catalogCache: string[] | undefined;
   private readonly manifestCache = new Map<string, StoredManifest>();
@@ -544,28 +547,30 @@ export class RegistryStore {
     ]);
     if (missing.length > 0) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', { missing: missing.sort() });
 
-    this.noteUse(digest.value);
-    for (const d of [...info.blobs, ...info.children]) this.noteUse(d.digest);
-    if ((await this.blobSize(digest)) === undefined) {
-      await this.driver.putContent(this.p({ kind: 'blobData', digest }), body);
-    }
-    await this.driver.putContent(this.p({ kind: 'revisionLink', name, digest }), digest.value);
-    if (info.subject) {
-      const subject = parseDigest(info.subject.digest);
-      await this.driver.putContent(this.p({ kind: 'referrerLink', name, subject, digest }), digest.value);
-    }
-    const entry = this.repoEntry(name);
-    entry.revisions.add(digest.value);
-    entry.lastPush = Date.now();
-    for (const tag of new Set(['tag' in ref ? ref.tag : undefined, ...extraTags].filter((t): t is string => t !== undefined))) {
-      await this.tagLock.run(`${name}:${tag}`, async () => {
-        await this.driver.putContent(this.p({ kind: 'tagIndexLink', name, tag, digest }), digest.value);
-        await this.driver.putContent(this.p({ kind: 'tagCurrentLink', name, tag }), digest.value);
-        entry.tags.set(tag, digest.value);
-      });
-    }
-    this.cacheManifest({ digest: digest.value, mediaType: info.mediaType, body, info });
-    return { digest, info };
+    return this.manifestLock.run(`${name}@${digest.value}`, async () => {
+      this.noteUse(digest.value);
+      for (const d of [...info.blobs, ...info.children]) this.noteUse(d.digest);
+      if ((await this.blobSize(digest)) === undefined) {
+        await this.driver.putContent(this.p({ kind: 'blobData', digest }), body);
+      }
+      await this.driver.putContent(this.p({ kind: 'revisionLink', name, digest }), digest.value);
+      if (info.subject) {
+        const subject = parseDigest(info.subject.digest);
+        await this.driver.putContent(this.p({ kind: 'referrerLink', name, subject, digest }), digest.value);
+      }
+      const entry = this.repoEntry(name);
+      entry.revisions.add(digest.value);
+      entry.lastPush = Date.now();
+      for (const tag of new Set(['tag' in ref ? ref.tag : undefined, ...extraTags].filter((t): t is string => t !== undefined))) {
+        await this.tagLock.run(`${name}:${tag}`, async () => {
+          await this.driver.putContent(this.p({ kind: 'tagIndexLink', name, tag, digest }), digest.value);
+          await this.driver.putContent(this.p({ kind: 'tagCurrentLink', name, tag }), digest.value);
+          entry.tags.set(tag, digest.value);
+        });
+      }
+      this.cacheManifest({ digest: digest.value, mediaType: info.mediaType, body, info });
+      return { digest, info };
+    });
   }
 
   /** Removes one tag; the manifest it pointed at stays. */
@@ -582,6 +587,10 @@ export class RegistryStore {
 
   /** Removes a manifest revision and every tag pointing at it; returns those tags. */
   async deleteManifest(name: string, digest: Digest): Promise<string[]> {
+    return this.manifestLock.run(`${name}@${digest.value}`, () => this.deleteManifestLocked(name, digest));
+  }
+
+  private async deleteManifestLocked(name: string, digest: Digest): Promise<string[]> {
     const entry = this.repos.get(name);
     if (!entry) throw new RegistryError('NAME_UNKNOWN', { name });
     if (!entry.revisions.has(digest.value)) throw new RegistryError('MANIFEST_UNKNOWN', { digest: digest.value });

@@ -9,11 +9,11 @@ import { createRegistryServer, type RegistryServer } from '../../../src/registry
 import { FsDriver } from '../../../src/registry/storage/fs-driver.js';
 import { runFsck } from '../../../src/registry/storage/maintenance.js';
 import { RegistryStore } from '../../../src/registry/storage/store.js';
-import { RegistryClient, sha256 } from './helpers/client.js';
+import { RegistryClient, imageManifest, sha256 } from './helpers/client.js';
 
 const V2 = 'docker/registry/v2';
 
-describe('regressions found by the crash harness', () => {
+describe('regressions found by the reliability runs', () => {
   let dir: string;
   let server: RegistryServer;
   let client: RegistryClient;
@@ -41,6 +41,28 @@ describe('regressions found by the crash harness', () => {
     await expect(access(join(dir, 'data', V2, 'repositories/regress/gc/_layers/sha256', digest.slice(7), 'link'))).rejects.toThrow();
     expect((await runFsck(store)).problems).toEqual([]);
     expect(digest).toBe(sha256(blob));
+  });
+
+  it('a manifest delete racing a tag write of the same manifest never leaves the tag pointing at nothing', async () => {
+    // Found by the crash harness (seed 42): DELETE by digest interleaved with PUT of the same manifest under
+    // another tag removed the revision after the tag was written.
+    const config = Buffer.from('{"os":"linux","race":true}');
+    const layer = Buffer.from('race layer');
+    await client.pushBlobMonolithic('regress/race', config);
+    await client.pushBlobMonolithic('regress/race', layer);
+    const manifest = imageManifest(config, [layer]);
+    const digest = await client.putManifest('regress/race', 'base', manifest);
+    for (let i = 0; i < 40; i++) {
+      await Promise.allSettled([client.putManifest('regress/race', 'latest', manifest), client.deleteManifest('regress/race', digest)]);
+      const tag = await client.getManifest('regress/race', 'latest');
+      const tags = await client.request('GET', '/v2/regress/race/tags/list');
+      const listed = tags.status === 200 ? ((await tags.json()) as { tags: string[] }).tags : (await tags.arrayBuffer(), []);
+      if (listed.includes('latest')) expect(tag.status, `iteration ${i}`).toBe(200);
+      const store = new RegistryStore(new FsDriver(join(dir, 'data')));
+      const dangling = (await runFsck(store)).problems.filter((p) => p.kind === 'tag-dangling');
+      expect(dangling, `iteration ${i}`).toEqual([]);
+      await client.putManifest('regress/race', 'base', manifest);
+    }
   });
 
   it('GC keeps the links of blobs that are present', async () => {
