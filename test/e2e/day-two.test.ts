@@ -71,6 +71,7 @@ describe.skipIf(!ready)('day-two operations on the dev stack', () => {
   const expected: Record<string, string> = {};
   /** Content of a layer that is in the registry when the backup runs (to damage the archive where it counts). */
   let knownLayer = Buffer.alloc(0);
+  let fullArchive = '';
 
   beforeAll(async () => {
     await forceRemoveProject(PROJECT);
@@ -333,5 +334,32 @@ describe.skipIf(!ready)('day-two operations on the dev stack', () => {
     const pull = await docker(['pull', target]);
     expect(pull.exitCode, pull.all).toBe(0);
     expect((await docker(['image', 'inspect', '--format', '{{.Id}}', target])).stdout.trim()).toBe(imageId);
+    fullArchive = archive;
+  }, 600_000);
+
+  it('incremental backup: only new blobs, restored on an empty volume together with its base', async () => {
+    const late = await pushImage(url, 'late/app', 'v1', [randomBytes(300_000)], admin);
+    expected['late/app:v1'] = late.digest;
+    const incr = join(work, 'incr.tar.gz');
+    const b = await regctl(['backup', '--dir', stack.dir, '--out', incr, '--incremental-from', fullArchive, '--json']);
+    expect(b.exitCode, b.all).toBe(0);
+    const doc = JSON.parse(b.stdout) as { contentBytes: number; gzip: boolean; base: { file: string } };
+    expect(doc.gzip).toBe(true);
+    expect(doc.base.file).toBe(fullArchive);
+    expect((await stat(incr)).size).toBeLessThan((await stat(fullArchive)).size / 2);
+
+    expect((await regctl(['down', '--dir', stack.dir, '--volumes', '--yes'])).exitCode).toBe(0);
+    const alone = await regctl(['restore', incr, '--dir', stack.dir]);
+    expect(alone.exitCode).toBe(11);
+    expect(alone.stderr).toContain('--base');
+    expect(await volumeExists()).toBe(false);
+    const restore = await regctl(['restore', incr, '--base', fullArchive, '--dir', stack.dir, '--json']);
+    expect(restore.exitCode, restore.all).toBe(0);
+    expect((await regctl(['up', '--dir', stack.dir])).exitCode).toBe(0);
+    for (const [ref, digest] of Object.entries(expected)) {
+      const [repo, tag] = ref.split(':') as [string, string];
+      expect(await getManifestDigest(url, repo, tag, admin), ref).toEqual({ status: 200, digest });
+    }
+    for (const blob of late.blobs) expect(await getBlob(url, 'late/app', blob, admin)).toEqual({ status: 200, digest: blob });
   }, 600_000);
 });
