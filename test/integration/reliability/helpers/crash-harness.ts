@@ -353,7 +353,10 @@ export async function runCrashHarness(opts: CrashOptions): Promise<CrashReport> 
           await (ops[op] as (c: RegistryClient) => Promise<void>)(client);
         } catch (err) {
           // A complete response with an unexpected status is a failure; a broken connection is the kill.
-          if (err instanceof HttpStatusError) violation(`${op}: ${err.message}`);
+          if (err instanceof HttpStatusError) {
+            const serverErrors = err.status >= 500 ? srv.output().split('\n').filter((l) => l.includes('"level":"error"')).slice(-3) : [];
+            violation(`${op}: ${err.message}${serverErrors.length > 0 ? `; server: ${serverErrors.join(' | ')}` : ''}`);
+          }
           else if (!stop) violation(`${op} failed while the server was up: ${(err as Error).message}`);
           else interrupted++;
         }
@@ -417,4 +420,19 @@ export async function runCrashHarness(opts: CrashOptions): Promise<CrashReport> 
     finalBlobs: blobs.filter((b) => b.deleteIssued === undefined).length,
     violations,
   };
+}
+
+/** The report as markdown for docs/reliability.md. */
+export function crashMarkdown(r: CrashReport): string {
+  const a = r.acknowledged;
+  const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  return [
+    `- Run: ${r.kills} SIGKILLs of \`regctl serve\`, seed ${r.seed}, ${(r.durationMs / 60_000).toFixed(1)} minutes, ${new Date().toISOString().slice(0, 16)}Z.`,
+    `- Acknowledged before the kills: ${a.image} image pushes (${a.blobMonolithic} monolithic and ${a.blobChunked} chunked blob uploads, ${a.mount} cross-repository mounts), ${a.tagWrite} tag writes, ${a.deleteByTag} deletes by tag, ${a.deleteByDigest} by digest, ${a.deleteBlob} blob deletes, ${a.gc} GCs; ${r.interrupted} operations cut by a kill.`,
+    `- Verified after restarts: ${r.itemsVerified} model entries (every new one after each restart plus a sample of older ones, all of them at the end); at the end ${r.finalImages} live images and ${r.finalBlobs} standalone blobs.`,
+    `- Violations: ${r.violations.length}.`,
+    `- Startup to listening: min ${r.startupMs.min} ms, median ${r.startupMs.median} ms, p95 ${r.startupMs.p95} ms, max ${r.startupMs.max} ms (every restart succeeded).`,
+    `- Left by the kills, found by the offline fsck before each restart (cumulative, repaired or cleaned later): ${Object.entries(r.fsckAfterKill).map(([k, v]) => `${k} ${v}`).join(', ') || 'nothing'}; temporary files ${r.tempFilesLeftAfterKill}, all removed by the next start.`,
+    `- Time spent: server lives ${s(r.phases.life)}, offline fsck ${s(r.phases.fsck)}, restarts ${s(r.phases.restart)}, temp cleanup wait ${s(r.phases.tempClean)}, verification ${s(r.phases.verify)}.`,
+  ].join('\n');
 }

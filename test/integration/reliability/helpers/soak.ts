@@ -1,0 +1,230 @@
+/**
+ * Soak load against a running registry: `clients` concurrent loops mixing pulls (manifest by tag, then every
+ * blob) and pushes (new blobs, monolithic or chunked, then the manifest over the client's own tag), a GC with
+ * deleteUntagged now and then to keep the disk bounded, and a sample of the server process every few
+ * seconds: VmRSS from /proc/PID/status and open descriptors from /proc/PID/fd.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile, readdir } from 'node:fs/promises';
+import { RegistryClient, imageManifest, sha256 } from './client.js';
+import { Rng } from './rng.js';
+
+export interface SoakOptions {
+  url: string;
+  authorization?: string;
+  pid: number;
+  clients: number;
+  durationMs: number;
+  sampleEveryMs?: number;
+  gcEveryMs?: number;
+  seed: number;
+  /** Time excluded from the RSS and fd trend at the start (warm-up). */
+  warmupMs?: number;
+}
+
+export interface SoakSample {
+  atS: number;
+  rssMiB: number;
+  fds: number;
+  requests: number;
+}
+
+export interface SoakReport {
+  durationMs: number;
+  clients: number;
+  pulls: number;
+  pushes: number;
+  requests: number;
+  bytesPulled: number;
+  bytesPushed: number;
+  gcs: number;
+  errors: string[];
+  errorCount: number;
+  latencyMs: { pullP50: number; pullP99: number; pushP50: number; pushP99: number };
+  samples: SoakSample[];
+  rss: { warmMiB: number; lastMiB: number; maxMiB: number; growthPct: number; slopeMiBPerHour: number };
+  fds: { warm: number; last: number; max: number };
+}
+
+async function rssKiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)\s+kB/.exec(status)?.[1] ?? NaN);
+}
+
+const quantile = (v: number[], q: number) => {
+  const s = [...v].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0;
+};
+
+/** Least-squares slope of y over x. */
+function slope(xs: number[], ys: number[]): number {
+  const n = xs.length;
+  if (n < 2) return 0;
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    num += ((xs[i] as number) - mx) * ((ys[i] as number) - my);
+    den += ((xs[i] as number) - mx) ** 2;
+  }
+  return den === 0 ? 0 : num / den;
+}
+
+export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
+  const rng = new Rng(opts.seed);
+  const client = new RegistryClient(opts.url, opts.authorization, { timeoutMs: 60_000 });
+  const started = Date.now();
+  const deadline = started + opts.durationMs;
+  const errors: string[] = [];
+  let errorCount = 0;
+  let pulls = 0;
+  let pushes = 0;
+  let requests = 0;
+  let bytesPulled = 0;
+  let bytesPushed = 0;
+  let gcs = 0;
+  const pullMs: number[] = [];
+  const pushMs: number[] = [];
+  const fail = (what: string) => {
+    errorCount++;
+    if (errors.length < 50) errors.push(`${((Date.now() - started) / 1000).toFixed(1)}s ${what}`);
+  };
+
+  // A fixed set of images every client pulls from, pushed before the clock starts.
+  const seeded: { repo: string; tag: string; blobs: string[] }[] = [];
+  for (let i = 0; i < 16; i++) {
+    const repo = `soak/base-${i % 4}`;
+    const config = Buffer.from(JSON.stringify({ os: 'linux', n: i }));
+    const layers = [randomBytes(rng.int(4, 256) * 1024), randomBytes(rng.int(1, 64) * 1024)];
+    for (const b of [config, ...layers]) await client.pushBlobMonolithic(repo, b);
+    await client.putManifest(repo, `v${i}`, imageManifest(config, layers));
+    seeded.push({ repo, tag: `v${i}`, blobs: [sha256(config), ...layers.map((l) => sha256(l))] });
+  }
+
+  const pull = async () => {
+    const img = rng.pick(seeded);
+    const t0 = Date.now();
+    const m = await client.getManifest(img.repo, img.tag);
+    requests++;
+    if (m.status !== 200) return fail(`pull ${img.repo}:${img.tag} manifest → ${m.status}`);
+    for (const d of img.blobs) {
+      const b = await client.getBlob(img.repo, d);
+      requests++;
+      bytesPulled += b.body.length;
+      if (b.status !== 200 || sha256(b.body) !== d) return fail(`pull ${img.repo}@${d} → ${b.status}`);
+    }
+    pulls++;
+    pullMs.push(Date.now() - t0);
+  };
+
+  const push = async (clientId: number) => {
+    const repo = `soak/push-${clientId % 8}`;
+    const t0 = Date.now();
+    const config = Buffer.from(JSON.stringify({ os: 'linux', nonce: randomBytes(8).toString('hex') }));
+    const layer = randomBytes(rng.int(1, 128) * 1024);
+    if (rng.chance(0.3)) {
+      await client.pushBlobChunked(repo, layer, 32 * 1024);
+      requests += 2 + Math.ceil(layer.length / (32 * 1024));
+    } else {
+      await client.pushBlobMonolithic(repo, layer);
+      requests++;
+    }
+    await client.pushBlobMonolithic(repo, config);
+    await client.putManifest(repo, `c${clientId}`, imageManifest(config, [layer]));
+    requests += 2;
+    bytesPushed += layer.length + config.length;
+    pushes++;
+    pushMs.push(Date.now() - t0);
+  };
+
+  const loop = async (clientId: number) => {
+    while (Date.now() < deadline) {
+      try {
+        if (rng.chance(0.7)) await pull();
+        else await push(clientId);
+      } catch (err) {
+        fail(`client ${clientId}: ${(err as Error).message}`);
+      }
+    }
+  };
+
+  const samples: SoakSample[] = [];
+  const sample = async () => {
+    try {
+      samples.push({
+        atS: Math.round((Date.now() - started) / 1000),
+        rssMiB: Math.round(((await rssKiB(opts.pid)) / 1024) * 10) / 10,
+        fds: (await readdir(`/proc/${opts.pid}/fd`)).length,
+        requests,
+      });
+    } catch (err) {
+      fail(`sampling the server process: ${(err as Error).message}`);
+    }
+  };
+  await sample();
+  const sampler = setInterval(() => void sample(), opts.sampleEveryMs ?? 5000);
+  const gcTimer = setInterval(() => {
+    void client
+      .json('POST', '/admin/v1/gc', { deleteUntagged: true, graceSeconds: 30 })
+      .then(() => gcs++)
+      .catch((err: unknown) => {
+        // One GC at a time: a 429 while the previous one runs is expected.
+        if (!String((err as Error).message).includes('HTTP 429')) fail(`gc: ${(err as Error).message}`);
+      });
+  }, opts.gcEveryMs ?? 60_000);
+  try {
+    await Promise.all(Array.from({ length: opts.clients }, (_, i) => loop(i)));
+  } finally {
+    clearInterval(sampler);
+    clearInterval(gcTimer);
+  }
+  await new Promise((r) => setTimeout(r, 2000));
+  await sample();
+
+  const warmupS = (opts.warmupMs ?? Math.min(60_000, opts.durationMs / 4)) / 1000;
+  const warm = samples.filter((s) => s.atS >= warmupS);
+  const first = warm[0] ?? samples[0];
+  const last = samples[samples.length - 1];
+  const rssSlope = slope(warm.map((s) => s.atS / 3600), warm.map((s) => s.rssMiB));
+  return {
+    durationMs: Date.now() - started,
+    clients: opts.clients,
+    pulls,
+    pushes,
+    requests,
+    bytesPulled,
+    bytesPushed,
+    gcs,
+    errors,
+    errorCount,
+    latencyMs: { pullP50: quantile(pullMs, 0.5), pullP99: quantile(pullMs, 0.99), pushP50: quantile(pushMs, 0.5), pushP99: quantile(pushMs, 0.99) },
+    samples,
+    rss: {
+      warmMiB: first?.rssMiB ?? 0,
+      lastMiB: last?.rssMiB ?? 0,
+      maxMiB: Math.max(...samples.map((s) => s.rssMiB)),
+      growthPct: first && last ? Math.round(((last.rssMiB - first.rssMiB) / first.rssMiB) * 1000) / 10 : 0,
+      slopeMiBPerHour: Math.round(rssSlope * 10) / 10,
+    },
+    fds: { warm: first?.fds ?? 0, last: last?.fds ?? 0, max: Math.max(...samples.map((s) => s.fds)) },
+  };
+}
+
+/** The report as markdown: totals, latencies and a downsampled RSS / fd curve. */
+export function soakMarkdown(r: SoakReport, how: string): string {
+  const step = Math.max(1, Math.ceil(r.samples.length / 16));
+  const rows = r.samples.filter((_, i) => i % step === 0 || i === r.samples.length - 1);
+  return [
+    `- Run: ${how}; ${r.clients} concurrent clients for ${(r.durationMs / 60_000).toFixed(1)} minutes (measured wall time).`,
+    `- Work: ${r.pulls} image pulls and ${r.pushes} image pushes, ${r.requests} HTTP requests (${(r.requests / (r.durationMs / 1000)).toFixed(0)}/s), ${(r.bytesPulled / 2 ** 20).toFixed(0)} MiB pulled, ${(r.bytesPushed / 2 ** 20).toFixed(0)} MiB pushed, ${r.gcs} GCs.`,
+    `- Errors: ${r.errorCount}.`,
+    `- Latency per image: pull p50 ${r.latencyMs.pullP50} ms, p99 ${r.latencyMs.pullP99} ms; push p50 ${r.latencyMs.pushP50} ms, p99 ${r.latencyMs.pushP99} ms.`,
+    `- RSS after warm-up ${r.rss.warmMiB} MiB, at the end ${r.rss.lastMiB} MiB (${r.rss.growthPct >= 0 ? '+' : ''}${r.rss.growthPct}%), max ${r.rss.maxMiB} MiB, least-squares slope ${r.rss.slopeMiBPerHour} MiB/hour.`,
+    `- Open descriptors after warm-up ${r.fds.warm}, at the end ${r.fds.last}, max ${r.fds.max}.`,
+    '',
+    '| t (s) | RSS (MiB) | fds | requests so far |',
+    '|---:|---:|---:|---:|',
+    ...rows.map((s) => `| ${s.atS} | ${s.rssMiB} | ${s.fds} | ${s.requests} |`),
+  ].join('\n');
+}
