@@ -205,6 +205,8 @@ export async function doctor(opts: DoctorOptions): Promise<DoctorReport> {
   const registryHost = model.hostnames.registry;
   const publicPort = tls ? config.ports.https : config.ports.http;
   const names = [model.hostnames.registry, ...(model.hostnames.ui ? [model.hostnames.ui] : [])];
+  // What a client sends as Host: the name, with the port when it is not the scheme's default.
+  const hostHeader = publicPort === (tls ? 443 : 80) ? registryHost : `${registryHost}:${publicPort}`;
 
   // Ports: free, or published by this stack's own containers.
   const ours = engineUp ? await opts.engine.listContainers(projectLabels(model)).catch(() => []) : [];
@@ -306,10 +308,10 @@ export async function doctor(opts: DoctorOptions): Promise<DoctorReport> {
     add({ id: 'location', title: 'Upload Location headers', status: 'skip', detail: 'no admin credentials in .env' });
   } else {
     try {
-      const r = await probe({ address, port: publicPort, host: registryHost, tls, insecure: true, path: '/v2/regctl-doctor/blobs/uploads/', method: 'POST', auth: creds });
+      const r = await probe({ address, port: publicPort, host: registryHost, hostHeader, tls, insecure: true, path: '/v2/regctl-doctor/blobs/uploads/', method: 'POST', auth: creds });
       const loc = r.headers.location ?? '';
       if (r.status === 202 && loc) {
-        await probe({ address, port: publicPort, host: registryHost, tls, insecure: true, path: loc.startsWith('http') ? new URL(loc).pathname + new URL(loc).search : loc, method: 'DELETE', auth: creds }).catch(() => undefined);
+        await probe({ address, port: publicPort, host: registryHost, hostHeader, tls, insecure: true, path: loc.startsWith('http') ? new URL(loc).pathname + new URL(loc).search : loc, method: 'DELETE', auth: creds }).catch(() => undefined);
       }
       const origin = model.urls.registry;
       const good = r.status === 202 && (loc.startsWith('/') || loc.startsWith(`${origin}/`));

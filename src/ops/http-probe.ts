@@ -14,6 +14,8 @@ export interface ProbeRequest {
   port: number;
   /** Host header and TLS server name. */
   host: string;
+  /** Host header when it differs from the server name (`name:port`, as clients send it on a non-default port). */
+  hostHeader?: string;
   path: string;
   tls?: boolean;
   /** Accept any certificate (routing checks, before the ACME certificate arrives). */
@@ -33,7 +35,7 @@ export interface ProbeResponse {
 
 /** One request; the body is read up to 64 KiB. Network errors reject. */
 export function probe(req: ProbeRequest): Promise<ProbeResponse> {
-  const headers: Record<string, string> = { host: req.host, 'user-agent': 'regctl-probe' };
+  const headers: Record<string, string> = { host: req.hostHeader ?? req.host, 'user-agent': 'regctl-probe' };
   if (req.auth) headers.authorization = `Basic ${Buffer.from(`${req.auth.username}:${req.auth.password}`).toString('base64')}`;
   const options = {
     host: req.address ?? '127.0.0.1',

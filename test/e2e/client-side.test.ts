@@ -14,12 +14,11 @@ import { join } from 'node:path';
 import { parse as parseYaml, stringify } from 'yaml';
 import { dockerAvailable, imageAvailable, requirePeer } from '../helpers/peers.js';
 import { startReferenceRegistry } from '../helpers/reference-registry.js';
+import { probe } from '../../src/ops/http-probe.js';
 import {
   E2E_BASE_IMAGE,
   E2E_TRAEFIK_IMAGE,
-  REGISTRY_HOST,
   ROOT,
-  UI_HOST,
   addHostsLine,
   buildMultiLayerImage,
   builtCliPresent,
@@ -56,6 +55,11 @@ function check(report: Report, id: string): Check {
 }
 
 const DISK_VOLUME = 'regctl-e2e-small-disk';
+// A project and host of its own, so that nothing here touches another stack's containers or names.
+const PROJECT = 'regctl-client';
+const CLIENT_HOST = 'client.test';
+const REGISTRY_HOST = `registry.${CLIENT_HOST}`;
+const UI_HOST = `registry-ui.${CLIENT_HOST}`;
 
 async function manifestDigest(base: string, repo: string, tag: string, auth: string): Promise<string> {
   const res = await fetch(`${base}/v2/${repo}/manifests/${tag}`, {
@@ -67,6 +71,11 @@ async function manifestDigest(base: string, repo: string, tag: string, auth: str
   });
   if (res.status !== 200) throw new Error(`HEAD ${repo}:${tag} → ${res.status}`);
   return res.headers.get('docker-content-digest') ?? '';
+}
+
+/** A request through Traefik with the registry's Host header (fetch cannot set Host). */
+async function viaTraefik(port: number, host: string, method: string, path: string, auth: { username: string; password: string }) {
+  return probe({ port, host, method, path, auth });
 }
 
 function basic(user: string, password: string): string {
@@ -82,11 +91,11 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
   let work: string;
 
   beforeAll(async () => {
-    await forceRemoveProject('regctl');
+    await forceRemoveProject(PROJECT);
     await execa('docker', ['volume', 'rm', '-f', DISK_VOLUME], { reject: false });
     // The data volume is a 256 MiB tmpfs, so that a nearly full disk can be made for real.
     await execa('docker', ['volume', 'create', '--driver', 'local', '--opt', 'type=tmpfs', '--opt', 'device=tmpfs', '--opt', 'o=size=256m', DISK_VOLUME]);
-    stack = await initStack();
+    stack = await initStack(['--name', PROJECT, '--host', CLIENT_HOST]);
     const configPath = join(stack.dir, 'regctl.yaml');
     const config = parseYaml(await readFile(configPath, 'utf8')) as Record<string, Record<string, unknown>>;
     config.storage = { volume: DISK_VOLUME };
@@ -101,7 +110,7 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
 
   afterAll(async () => {
     if (stack) await regctl(['down', '--dir', stack.dir, '--yes']);
-    await forceRemoveProject('regctl');
+    await forceRemoveProject(PROJECT);
     await execa('docker', ['volume', 'rm', '-f', DISK_VOLUME], { reject: false });
     await removeHosts();
     await execa('docker', ['rm', '-f', 'e2e-ci-app'], { reject: false });
@@ -145,6 +154,16 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
     expect(check(report, 'disk').detail).toContain("registry's data volume");
   });
 
+  it('doctor --upload-test pushes a large upload slower than 60 s through Traefik', async () => {
+    const { exitCode, report, all } = await doctorJson(stack.dir, ['--upload-test']);
+    expect(exitCode, all).toBe(0);
+    const upload = check(report, 'upload');
+    expect(upload.status).toBe('pass');
+    const seconds = Number(/over (\d+) s accepted/.exec(upload.detail)?.[1]);
+    expect(seconds).toBeGreaterThan(60);
+    expect(upload.detail).toContain('128.0 MiB');
+  });
+
   it("doctor catches Traefik's 60 s default read timeout", async () => {
     const file = join(stack.dir, 'traefik/traefik.yml');
     const original = await readFile(file, 'utf8');
@@ -175,13 +194,13 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
       expect(d.detail).toMatch(/MiB free of 256\.0 MiB .*under the 64MiB floor/);
       expect(d.fix).toContain('regctl gc');
     } finally {
-      await execa('docker', ['run', '--rm', '-v', `${DISK_VOLUME}:/data`, E2E_BASE_IMAGE, 'node', '-e', "require('fs').rmSync('/data/filler')"]);
+      await execa('docker', ['run', '--rm', '-v', `${DISK_VOLUME}:/data`, E2E_BASE_IMAGE, 'node', '-e', "require('fs').rmSync('/data/filler', { force: true })"]);
     }
   });
 
   it('doctor --prod reports an acme.json Traefik would refuse, and accepts mode 600', async () => {
-    const volume = 'regctl_letsencrypt';
-    await execa('docker', ['volume', 'create', '--label', 'com.docker.compose.project=regctl', volume]);
+    const volume = `${PROJECT}_letsencrypt`;
+    await execa('docker', ['volume', 'create', '--label', `com.docker.compose.project=${PROJECT}`, volume]);
     const write = (mode: string) =>
       execa('docker', ['run', '--rm', '-v', `${volume}:/le`, E2E_BASE_IMAGE, 'node', '-e', `const fs=require('fs');fs.writeFileSync('/le/acme.json','{}');fs.chmodSync('/le/acme.json',0o${mode})`]);
     await write('644');
@@ -255,15 +274,14 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
       const r = await execa('sh', ['-c', step.sh], { cwd: project, env, extendEnv: false, reject: false, all: true });
       expect(r.exitCode, `${step.stage}: ${step.sh}\n${r.all}`).toBe(0);
     }
-    const auth = basic(out.user, out.password);
-    const base = `http://127.0.0.1:${stack.ports.http}`;
-    const headers = { host: registry, authorization: auth };
-    const tags = await fetch(`${base}/v2/e2e/ci-app/tags/list`, { headers });
-    expect(await tags.json()).toMatchObject({ tags: expect.arrayContaining(['7', 'latest']) });
-    const del = await fetch(`${base}/v2/e2e/ci-app/manifests/latest`, { method: 'DELETE', headers });
+    const creds = { username: out.user, password: out.password };
+    const tags = await viaTraefik(stack.ports.http, registry, 'GET', '/v2/e2e/ci-app/tags/list', creds);
+    expect(tags.status).toBe(200);
+    expect(JSON.parse(tags.body)).toMatchObject({ tags: expect.arrayContaining(['7', 'latest']) });
+    const del = await viaTraefik(stack.ports.http, registry, 'DELETE', '/v2/e2e/ci-app/manifests/latest', creds);
     expect(del.status).toBe(403);
-    expect(((await del.json()) as { errors: { code: string }[] }).errors[0]?.code).toBe('DENIED');
-    const other = await fetch(`${base}/v2/e2e/logged-in/tags/list`, { headers });
+    expect((JSON.parse(del.body) as { errors: { code: string }[] }).errors[0]?.code).toBe('DENIED');
+    const other = await viaTraefik(stack.ports.http, registry, 'GET', '/v2/e2e/logged-in/tags/list', creds);
     expect(other.status).toBe(403);
   });
 
@@ -290,9 +308,8 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
       const r = await execa('bash', ['-e', '-c', step.run], { cwd: project, env, extendEnv: false, reject: false, all: true });
       expect(r.exitCode, `${step.run}\n${r.all}`).toBe(0);
     }
-    const headers = { host: registry, authorization: basic(out.user, out.password) };
-    const tags = await fetch(`http://127.0.0.1:${stack.ports.http}/v2/e2e/gh-app/tags/list`, { headers });
-    expect(await tags.json()).toMatchObject({ tags: expect.arrayContaining(['12', 'latest']) });
+    const tags = await viaTraefik(stack.ports.http, registry, 'GET', '/v2/e2e/gh-app/tags/list', { username: out.user, password: out.password });
+    expect(JSON.parse(tags.body)).toMatchObject({ tags: expect.arrayContaining(['12', 'latest']) });
   });
 
   it('the GitLab pipeline is valid YAML with the build, tag, push and logout steps', async () => {
@@ -328,7 +345,7 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
     }
     const seed = join(work, 'seed');
     await mkdir(seed);
-    await writeFile(join(seed, '.env'), `COMPOSE_PROJECT_NAME=seed\nREGISTRY_USERNAME=${ref.username}\nREGISTRY_PASSWORD=${ref.password}\nREGISTRY_STORAGE_DELETE_ENABLED=true\nHOST=example.test\n`);
+    await writeFile(join(seed, '.env'), `COMPOSE_PROJECT_NAME=seed\nREGISTRY_USERNAME=${ref.username}\nREGISTRY_PASSWORD=${ref.password}\nREGISTRY_STORAGE_DELETE_ENABLED=true\nHOST=${CLIENT_HOST}\n`);
     await chmod(join(seed, '.env'), 0o600);
     await writeFile(
       join(seed, '01-docker-compose.Infra.dev.yml'),
@@ -338,7 +355,7 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
       }),
     );
     const target = join(work, 'adopted');
-    const common = ['--from', seed, '--dir', target, '--traefik-image', E2E_TRAEFIK_IMAGE, '--base-image', E2E_BASE_IMAGE, '--http-port', String(stack.ports.http), '--registry-port', String(stack.ports.registry)];
+    const common = ['--from', seed, '--dir', target, '--name', PROJECT, '--traefik-image', E2E_TRAEFIK_IMAGE, '--base-image', E2E_BASE_IMAGE, '--http-port', String(stack.ports.http), '--registry-port', String(stack.ports.registry)];
     const dry = await regctl(['adopt', ...common, '--dry-run', '--json']);
     expect(dry.exitCode, dry.all).toBe(0);
     const found = JSON.parse(dry.stdout) as { volume: string; users: string[]; repositories: number; actions: string[] };
@@ -353,14 +370,10 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
     try {
       const up = await regctl(['up', '--dir', target]);
       expect(up.exitCode, up.all).toBe(0);
-      const base = `http://127.0.0.1:${stack.ports.http}`;
       for (const p of pushed) {
-        const res = await fetch(`${base}/v2/${p.repo}/manifests/${p.tag}`, {
-          method: 'HEAD',
-          headers: { host: registry, authorization: basic(ref.username, ref.password), accept: 'application/vnd.docker.distribution.manifest.v2+json' },
-        });
+        const res = await viaTraefik(stack.ports.http, registry, 'HEAD', `/v2/${p.repo}/manifests/${p.tag}`, { username: ref.username, password: ref.password });
         expect(res.status).toBe(200);
-        expect(res.headers.get('docker-content-digest')).toBe(p.digest);
+        expect(res.headers['docker-content-digest']).toBe(p.digest);
       }
       const gate = await docker(['login', registry, '-u', ref.username, '--password-stdin'], { input: ref.password });
       expect(gate.exitCode, gate.all).toBe(0);
