@@ -2,81 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { Writable, type Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { PathNotFoundError, TEMP_MARKER, assertRelativePath, type DirEntry, type FileInfo, type StorageDriver } from './driver.js';
 
 const STREAM_BUFFER = 1024 * 1024;
-/**
- * A file being written is flushed (fdatasync, one at a time, not awaited by the writer) after every FLUSH_EVERY
- * bytes, so a large upload reaches the disk while it streams: the final fsync has little left to do, and the
- * kernel does not stall the writer on a backlog of dirty pages.
- */
-const FLUSH_EVERY = 32 * 1024 * 1024;
-
-/** A Writable over an open file that writes in order, batches queued chunks, and flushes as it goes. */
-class FlushingFileWriter extends Writable {
-  private unflushed = 0;
-  private flushing: Promise<void> | undefined;
-  private flushError: Error | undefined;
-
-  constructor(private readonly fh: FileHandle) {
-    super({ highWaterMark: STREAM_BUFFER });
-  }
-
-  private async writeAll(chunks: Buffer[]): Promise<void> {
-    if (this.flushError) throw this.flushError;
-    let pending = chunks;
-    let size = 0;
-    for (const c of chunks) size += c.length;
-    while (pending.length > 0) {
-      const { bytesWritten } = await this.fh.writev(pending);
-      let skip = bytesWritten;
-      const rest: Buffer[] = [];
-      for (const c of pending) {
-        if (skip >= c.length) skip -= c.length;
-        else {
-          rest.push(skip > 0 ? c.subarray(skip) : c);
-          skip = 0;
-        }
-      }
-      pending = rest;
-    }
-    this.unflushed += size;
-    if (this.unflushed >= FLUSH_EVERY && !this.flushing) {
-      this.unflushed = 0;
-      this.flushing = this.fh
-        .datasync()
-        .catch((err: unknown) => {
-          this.flushError = err instanceof Error ? err : new Error(String(err));
-        })
-        .finally(() => {
-          this.flushing = undefined;
-        });
-    }
-  }
-
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.writeAll([chunk]).then(() => callback(), callback);
-  }
-
-  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
-    this.writeAll(chunks.map((c) => c.chunk)).then(() => callback(), callback);
-  }
-
-  override _final(callback: (error?: Error | null) => void): void {
-    Promise.resolve(this.flushing).then(() => callback(this.flushError ?? null), callback);
-  }
-
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    Promise.resolve(this.flushing)
-      .then(() => this.fh.close())
-      .then(
-        () => callback(error),
-        (closeError: unknown) => callback(error ?? (closeError instanceof Error ? closeError : new Error(String(closeError)))),
-      );
-  }
-}
-
 /** Runs `fn` after creating `dir`, again if a concurrent delete pruned the fresh directory in between. */
 async function inDir<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
@@ -177,7 +106,7 @@ export class FsDriver implements StorageDriver {
   async writer(path: string, opts: { append: boolean }): Promise<Writable> {
     const abs = this.abs(path);
     const fh = await inDir(dirname(abs), () => open(abs, opts.append ? 'a' : 'w', 0o644));
-    return new FlushingFileWriter(fh);
+    return fh.createWriteStream({ highWaterMark: STREAM_BUFFER });
   }
 
   async stat(path: string): Promise<FileInfo> {
