@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -35,7 +35,8 @@ const USAGE = `usage: node bench/out/build/run.js [--quick] [--only PHASES] [--n
   --only         comma-separated phase ids: ceilings,large-blob,manifests,small-blobs,skopeo,repeat,catalog,cli
   --no-write     print the report, do not write docs/benchmarks.md and docs/benchmarks.json
   --profile      run our registry under node --cpu-prof; profiles land in the run's work directory
-  --other-work   what else was running on the machine, recorded in the report`;
+  --other-work   what else was running on the machine, recorded in the report
+  --ours-root    run our registry from another checkout or copy (its bin/regctl.js and dist/), for before/after`;
 
 const ALL_PHASES = ['ceilings', 'large-blob', 'manifests', 'small-blobs', 'skopeo', 'repeat', 'catalog', 'cli'];
 
@@ -47,6 +48,7 @@ async function main(): Promise<void> {
       'no-write': { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
       'other-work': { type: 'string' },
+      'ours-root': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -63,6 +65,9 @@ async function main(): Promise<void> {
   if (!existsSync(REFERENCE_BINARY)) throw new Error(`${REFERENCE_BINARY} is missing: apt-get install -y docker-registry`);
 
   const started = performance.now();
+  const mark = (what: string): void => {
+    process.stderr.write(`bench: [${((performance.now() - started) / 1000).toFixed(1)} s] ${what}\n`);
+  };
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const workDir = join(repoRoot, 'bench/out', `run-${stamp}`);
   const dataRoot = join(workDir, 'data');
@@ -82,8 +87,10 @@ async function main(): Promise<void> {
   const ceilingBlob = new LargeBlob(pattern, sizes.largeBlobBytes / sizes.chunkBytes, 'ceiling');
   const ceilings = only.has('ceilings') ? await measureCeilings({ dir: dataRoot, buildDir, blob: ceilingBlob }) : [];
   for (const c of ceilings) process.stderr.write(`   ceiling ${c.id}: ${c.value.toFixed(0)} ${c.unit}\n`);
+  mark('ceilings measured');
   const pullCeiling = ceilings.find((c) => c.id === 'loopback.download.hash')?.value ?? Number.NaN;
 
+  const oursRoot = values['ours-root'] ? resolve(values['ours-root']) : repoRoot;
   const profileDir = values.profile ? join(workDir, 'profiles') : undefined;
   const settingsFor = (name: RegistryName, dir: string): ServerSettings => ({
     dataDir: dir,
@@ -92,7 +99,7 @@ async function main(): Promise<void> {
     ...(name === 'ours' && profileDir ? { profileDir } : {}),
   });
   const start = async (name: RegistryName, dir: string): Promise<RunningServer> =>
-    name === 'ours' ? startOurs(repoRoot, settingsFor(name, dir)) : startReference(settingsFor(name, dir));
+    name === 'ours' ? startOurs(oursRoot, settingsFor(name, dir)) : startReference(settingsFor(name, dir));
 
   const phases: PhaseResult[] = [];
   const servers: Partial<Record<RegistryName, RunningServer>> = {};
@@ -109,10 +116,12 @@ async function main(): Promise<void> {
   }
   if (only.has('repeat')) mainPhases.push(repeatPhase(sizes, creds, pool));
 
+  mark('workload prepared');
   if (mainPhases.length > 0) {
     for (const name of ['ours', 'ref'] as const) {
       try {
         servers[name] = await start(name, join(dataRoot, `main-${name}`));
+        mark(`${name} started (pid ${servers[name]?.pid ?? '?'})`);
       } catch (err) {
         missing[name] = `could not start: ${errorText(err)}`;
         process.stderr.write(`bench: ${name} ${missing[name]}\n`);
@@ -128,18 +137,19 @@ async function main(): Promise<void> {
   }
 
   if (only.has('catalog')) {
+    const volume = join(dataRoot, 'catalog');
+    let written = 0;
     for (const count of sizes.catalogCounts) {
-      const template = join(dataRoot, `catalog-${count}-template`);
       process.stderr.write(`\nbench: writing a volume with ${count} repositories\n`);
-      await seedVolume(template, count, sizes.tagCount);
+      await seedVolume(volume, count, sizes.tagCount, written);
+      written = count;
+      mark('volume written');
       const catalogServers: Partial<Record<RegistryName, RunningServer>> = {};
       const catalogMissing: Partial<Record<RegistryName, string>> = {};
       const startSeconds: Partial<Record<RegistryName, number>> = {};
       for (const name of ['ours', 'ref'] as const) {
-        const dir = join(dataRoot, `catalog-${count}-${name}`);
-        await cp(template, dir, { recursive: true });
         try {
-          const { value, seconds } = await timed(() => start(name, dir));
+          const { value, seconds } = await timed(() => start(name, volume));
           catalogServers[name] = value;
           startSeconds[name] = seconds;
         } catch (err) {
@@ -151,15 +161,15 @@ async function main(): Promise<void> {
       } finally {
         for (const s of Object.values(catalogServers)) await s.stop();
       }
-      for (const suffix of ['template', 'ours', 'ref']) await rm(join(dataRoot, `catalog-${count}-${suffix}`), { recursive: true, force: true });
     }
   }
 
+  mark('registry phases done');
   const summary: Metric[] = [];
   const commands = [
     `npm run bench${quick ? ' -- --quick' : ''}   # = npm run build && tsc -p bench/tsconfig.json && node bench/out/build/run.js`,
     `node bin/regctl.js serve --listen 127.0.0.1:PORT --data DIR --htpasswd FILE --log-level error${profileDir ? '   # under node --cpu-prof' : ''}`,
-    `/usr/bin/docker-registry serve CONFIG.yml   # CONFIG below`,
+    `/usr/bin/docker-registry serve CONFIG.yml   # CONFIG: see referenceConfig in the settings above`,
     ...(only.has('skopeo')
       ? [
           `skopeo copy --quiet --preserve-digests --dest-tls-verify=false --dest-creds bench:PASS oci:LAYOUT:bench docker://127.0.0.1:PORT/bench/skopeo:bench`,
@@ -168,7 +178,6 @@ async function main(): Promise<void> {
       : []),
     ...ceilings.map((c) => c.method),
   ];
-
   if (only.has('cli')) {
     process.stderr.write('\n== regctl --help\n');
     try {
@@ -240,6 +249,7 @@ async function main(): Promise<void> {
     process.stderr.write(`\nbench: wrote docs/benchmarks.md and docs/benchmarks.json (${Math.round(report.durationSeconds)} s)\n`);
   }
   await writeFile(join(workDir, 'report.json'), JSON.stringify(report, null, 2));
+  mark('removing the data directories');
   await rm(dataRoot, { recursive: true, force: true });
   const misses = [...phases.flatMap((p) => p.metrics), ...summary].filter((m) => m.verdict === 'miss');
   const failures = phases.flatMap((p) => Object.entries(p.errors).map(([n, e]) => `${p.id}/${n}: ${e ?? ''}`));

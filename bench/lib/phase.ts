@@ -61,7 +61,7 @@ export async function runPhase(
       try {
         const got = await step(server);
         Object.assign(figures[name] ?? {}, got);
-        process.stderr.write(`   ${name.padEnd(4)} ${formatFigures(got)}\n`);
+        if (Object.keys(got).length > 0) process.stderr.write(`   ${name.padEnd(4)} ${formatFigures(got)}\n`);
       } catch (err) {
         errors[name] = errorText(err);
         process.stderr.write(`   ${name.padEnd(4)} FAILED ${errors[name]}\n`);

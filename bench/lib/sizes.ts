@@ -48,6 +48,7 @@ export const QUICK: Sizes = {
   concurrencies: [1, 16],
   smallBlobCount: 16,
   catalogCounts: [200, 1000],
+  tagCount: 300,
   skopeoBytes: 20 * MiB,
   repeatRounds: 2,
   repeatBlobCount: 8,

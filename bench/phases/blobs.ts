@@ -10,6 +10,7 @@ import { mbPerSecond } from '../lib/stats.js';
 import type { Credentials } from './context.js';
 
 const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
 
 function withClient<T>(server: RunningServer, creds: Credentials, sockets: number, fn: (c: HttpClient) => Promise<T>): Promise<T> {
   const client = server.client(creds, sockets);
@@ -36,25 +37,33 @@ export function largeBlobPhase(sizes: Sizes, creds: Credentials, pattern: Buffer
       `Monolithic push (POST then one PUT with the whole ${label} body), chunked push (POST, ` +
       `${count} PATCHes of ${sizes.chunkBytes / MiB} MiB with Content-Range, closing PUT), pull (GET, hashed as it ` +
       'streams). Every response is checked: status, Docker-Content-Digest, Range after each PATCH, byte count and ' +
-      'sha256 of what was pulled. Bodies come from memory (a random 16 MiB chunk repeated, the first one unique).',
+      'sha256 of what was pulled. Bodies come from memory (a random 16 MiB chunk repeated, the first one unique). ' +
+      'The server\'s CPU time (user+sys from /proc) per GiB moved is read around each step: unlike MB/s it does not ' +
+      'depend much on what else the machine is doing.',
     steps: [
       (server) =>
         withClient(server, creds, 1, async (c) => {
           const { mono } = blobsFor(server);
+          const cpu0 = (await server.sample()).cpuSeconds;
           const { seconds } = await timed(() => pushBlobMonolithic(c, 'bench/large', mono.chunks, mono.digest));
-          return { pushMonoMBps: mbPerSecond(mono.size, seconds) };
+          const cpu = (await server.sample()).cpuSeconds - cpu0;
+          return { pushMonoMBps: mbPerSecond(mono.size, seconds), pushMonoCpuPerGiB: cpu / (mono.size / GiB) };
         }),
       (server) =>
         withClient(server, creds, 1, async (c) => {
           const { chunked } = blobsFor(server);
+          const cpu0 = (await server.sample()).cpuSeconds;
           const { seconds } = await timed(() => pushBlobChunked(c, 'bench/large', chunked.chunks, chunked.digest));
-          return { pushChunkedMBps: mbPerSecond(chunked.size, seconds) };
+          const cpu = (await server.sample()).cpuSeconds - cpu0;
+          return { pushChunkedMBps: mbPerSecond(chunked.size, seconds), pushChunkedCpuPerGiB: cpu / (chunked.size / GiB) };
         }),
       (server) =>
         withClient(server, creds, 1, async (c) => {
           const { mono } = blobsFor(server);
+          const cpu0 = (await server.sample()).cpuSeconds;
           const { seconds } = await timed(() => pullBlob(c, 'bench/large', mono.digest, mono.size));
-          return { pullMBps: mbPerSecond(mono.size, seconds) };
+          const cpu = (await server.sample()).cpuSeconds - cpu0;
+          return { pullMBps: mbPerSecond(mono.size, seconds), pullCpuPerGiB: cpu / (mono.size / GiB) };
         }),
     ],
     metrics: [
@@ -70,6 +79,9 @@ export function largeBlobPhase(sizes: Sizes, creds: Credentials, pattern: Buffer
           { kind: 'ceiling-min', value: 0.9, ceiling: pullCeiling, ceilingName: 'loopback download ceiling' },
         ],
       },
+      { id: 'pushMonoCpuPerGiB', label: 'Server CPU per GiB, monolithic push', unit: 's/GiB', better: 'lower' },
+      { id: 'pushChunkedCpuPerGiB', label: 'Server CPU per GiB, chunked push (includes auth of each PATCH)', unit: 's/GiB', better: 'lower' },
+      { id: 'pullCpuPerGiB', label: 'Server CPU per GiB, pull', unit: 's/GiB', better: 'lower' },
     ],
   };
 }
