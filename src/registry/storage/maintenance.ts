@@ -214,8 +214,18 @@ export async function runGc(store: RegistryStore, opts: GcOptions = {}): Promise
     const revisionsLeft = dryRun ? links.revisions.filter((d) => !manifestsRemoved.some((m) => m.repository === name && m.digest === d.value)).length : links.revisions.length;
     const uploads = await dirs(driver, pathFor({ kind: 'uploadsRoot', name }));
     if (revisionsLeft === 0 && layersLeft === 0 && uploads.length === 0 && !store.hasRepository(name)) {
-      repositoriesRemoved.push(name);
-      if (!dryRun) await driver.delete(pathFor({ kind: 'repository', name }));
+      if (dryRun) repositoriesRemoved.push(name);
+      else {
+        await store.repoLock.run(name, async () => {
+          // Checked again under the lock: an upload or a link may have arrived meanwhile.
+          const now = await repoLinks(store, name);
+          const uploadsNow = await dirs(driver, pathFor({ kind: 'uploadsRoot', name }));
+          if (now.layers.length > 0 || now.revisions.length > 0 || uploadsNow.length > 0 || store.hasRepository(name)) return;
+          repositoriesRemoved.push(name);
+          // Only this repository's own directories: a nested repository (name/child) lives under the same path.
+          for (const kind of ['layersRoot', 'revisionsRoot', 'tagsRoot', 'referrersRoot', 'uploadsRoot'] as const) await driver.delete(pathFor({ kind, name }));
+        });
+      }
     }
   }
 

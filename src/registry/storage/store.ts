@@ -57,6 +57,8 @@ export class RegistryStore {
   /** Held per repository and manifest digest by putManifest and deleteManifest, so that a delete never
    *  interleaves with a write of the same manifest (which could leave a tag pointing at a removed revision). */
   private readonly manifestLock = new KeyedLock();
+  /** Held per repository by what creates content in it (upload start, blob link) and by GC removing it empty. */
+  readonly repoLock = new KeyedLock();
   private readonly repos = new Map<string, RepoEntry>();
   private catalogCache: string[] | undefined;
   private readonly manifestCache = new Map<string, StoredManifest>();
@@ -246,7 +248,7 @@ export class RegistryStore {
 
   async linkBlob(name: string, digest: Digest): Promise<void> {
     this.noteUse(digest.value);
-    await this.driver.putContent(this.p({ kind: 'layerLink', name, digest }), digest.value);
+    await this.repoLock.run(name, () => this.driver.putContent(this.p({ kind: 'layerLink', name, digest }), digest.value));
   }
 
   /** Removes a blob's link from one repository; the content stays until GC finds it unreferenced. */
@@ -269,7 +271,7 @@ export class RegistryStore {
 
   async startUpload(name: string): Promise<string> {
     const id = randomUUID();
-    await this.driver.putContent(this.p({ kind: 'uploadStartedAt', name, id }), new Date().toISOString());
+    await this.repoLock.run(name, () => this.driver.putContent(this.p({ kind: 'uploadStartedAt', name, id }), new Date().toISOString()));
     const w = await this.driver.writer(this.p({ kind: 'uploadData', name, id }), { append: false });
     await new Promise<void>((resolve, reject) => w.end((err?: Error | null) => (err ? reject(err) : resolve())));
     this.uploads.set(id, { hash: createHash('sha256'), offset: 0 });

@@ -65,6 +65,28 @@ describe('regressions found by the reliability runs', () => {
     }
   });
 
+  it('GC removing an emptied repository leaves the repositories nested under its name alone', async () => {
+    // `nest` holds only an unreferenced blob, `nest/child` a tagged image: GC sweeps the blob, finds `nest`
+    // empty and used to delete its whole directory, taking `nest/child` with it.
+    await client.pushBlobMonolithic('nest', Buffer.from('unreferenced blob in the parent'));
+    const config = Buffer.from('{"os":"linux","nested":true}');
+    const layer = Buffer.from('layer of the nested repository');
+    await client.pushBlobMonolithic('nest/child', config);
+    await client.pushBlobMonolithic('nest/child', layer);
+    const digest = await client.putManifest('nest/child', 'v1', imageManifest(config, [layer]));
+    const report = await client.json<{ repositoriesRemoved: string[] }>('POST', '/admin/v1/gc', { graceSeconds: 0 });
+    expect(report.repositoriesRemoved).toContain('nest');
+    const m = await client.getManifest('nest/child', 'v1');
+    expect(m.status).toBe(200);
+    expect(m.digest).toBe(digest);
+    expect(sha256((await client.getBlob('nest/child', sha256(layer))).body)).toBe(sha256(layer));
+    // Also after a restart, which rebuilds the index from disk.
+    const again = createRegistryServer({ port: 0, dataDir: join(dir, 'data'), noAuth: true, logLevel: 'silent' });
+    const c2 = new RegistryClient((await again.listen()).url);
+    expect((await c2.getManifest('nest/child', 'v1')).status).toBe(200);
+    await again.close();
+  });
+
   it('GC keeps the links of blobs that are present', async () => {
     const blob = Buffer.from('a blob pushed and kept by the grace window');
     const digest = await client.pushBlobMonolithic('regress/gc-keep', blob);
