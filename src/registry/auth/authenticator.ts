@@ -48,7 +48,8 @@ export class Authenticator {
   private readonly opts: AuthenticatorOptions;
   private users = new Map<string, string>();
   policy: AccessPolicy = AccessPolicy.open();
-  private dummyHash = '$2a$10$' + 'N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy'.slice(0, 53);
+  /** Compared against for unknown users; replaced at load by a hash of the users' own cost. */
+  private dummyHash = '$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy';
   private readonly cache = new Map<string, { user: string; expiresAt: number | undefined }>();
   private readonly inflight = new Map<string, Promise<CheckResult>>();
   private grace = new Map<string, GraceEntry[]>();
@@ -187,6 +188,7 @@ export class Authenticator {
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
           seen.set(this.opts.accessPath, 'absent');
+          log('warn', 'access file absent: every authenticated user is admin until it exists', { path: this.opts.accessPath });
         }
         policy = text === undefined ? AccessPolicy.open() : AccessPolicy.parse(text);
       } catch (err) {

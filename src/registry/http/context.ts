@@ -106,4 +106,3 @@ export function query(ctx: Ctx, key: string): string | undefined {
   return v === null ? undefined : v;
 }
 
-export { RegistryError };

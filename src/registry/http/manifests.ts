@@ -1,5 +1,5 @@
 import { RegistryError } from '../errors.js';
-import { MAX_MANIFEST_BYTES, MEDIA_TYPES } from '../manifest.js';
+import { MAX_MANIFEST_BYTES } from '../manifest.js';
 import { isTag, parseDigest, parseReference } from '../reference.js';
 import type { StoredManifest } from '../storage/store.js';
 import { location, readBody, send, sendJson, type Ctx } from './context.js';
@@ -74,4 +74,3 @@ export async function deleteManifest(ctx: Ctx): Promise<void> {
   sendJson(ctx, 202, { deletedTags: tags }, { 'OCI-Deleted-Tags': tags.join(','), 'Docker-Content-Digest': ref.digest.value });
 }
 
-export { MEDIA_TYPES };
