@@ -87,11 +87,9 @@ class StepFailure extends Error {
 
 export async function up(opts: UpOptions): Promise<UpResult> {
   const { out, engine } = opts;
-  let step = 'contact the Docker engine';
   out.step('Checking the Docker engine');
   await engine.ping();
 
-  step = 'load regctl.yaml';
   const stack = await loadStack(opts.dir, { prod: opts.prod ?? false });
   const { model } = stack;
   out.ok(`Loaded ${stack.dir}/regctl.yaml (project ${model.project}, ${model.mode} mode)`);
@@ -110,6 +108,7 @@ export async function up(opts: UpOptions): Promise<UpResult> {
     unchanged: true,
   };
 
+  let step = 'check ports';
   const run = async <T>(name: string, fn: () => Promise<T>, container?: string): Promise<T> => {
     step = name;
     try {
