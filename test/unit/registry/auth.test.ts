@@ -179,6 +179,15 @@ describe('Authenticator', () => {
     expect((await rejection(auth.authenticate(basic('alice', 'one'), '10.0.0.2'))).code).toBe('TOOMANYREQUESTS');
   });
 
+  it('a client whose credentials were verified is not locked out by someone else guessing', async () => {
+    auth = new Authenticator({ htpasswdPath: file, realm: 'r', throttle: { maxFailures: 3, windowMs: 60_000, blockMs: 30_000 } });
+    await auth.start();
+    expect(await auth.authenticate(basic('alice', 'one'), '10.0.0.9')).toBe('alice');
+    for (let i = 0; i < 3; i++) await rejection(auth.authenticate(basic('alice', `guess${i}`), '10.6.6.6'));
+    expect((await rejection(auth.authenticate(basic('alice', 'guess9'), '10.0.0.9'))).code).toBe('TOOMANYREQUESTS');
+    expect(await auth.authenticate(basic('alice', 'one'), '10.0.0.9')).toBe('alice');
+  });
+
   it('refuses to start on an unreadable htpasswd file', async () => {
     auth = new Authenticator({ htpasswdPath: join(dir, 'missing'), realm: 'r' });
     await expect(auth.start()).rejects.toThrow(/cannot read htpasswd/);
