@@ -3,11 +3,14 @@
  * multi-layer image through Traefik at registry.<host>, the UI, status, an idempotent second up, a blob
  * upload slower than Traefik's default 60 s read timeout, and down.
  *
- * The docker CLI reaches registry.example.test:<port> over plain HTTP without any daemon change: dockerd
+ * The docker CLI reaches registry.example.test:<port> through Traefik without any daemon change: dockerd
  * resolves a registry's host name and treats it as insecure when it resolves into 127.0.0.0/8 (a default
- * insecure range), and the test maps the name to 127.0.0.1 in /etc/hosts.
+ * insecure range), and the test maps the name to 127.0.0.1 in /etc/hosts. As for any insecure registry,
+ * dockerd speaks HTTPS without verifying the certificate first; Traefik answers TLS on the `web` entrypoint
+ * (its default certificate, through the dev `-tls` twin routers), so pushes go through that route.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { request } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -26,6 +29,7 @@ import {
   dockerCli,
   forceRemoveProject,
   initStack,
+  packageSnapshot,
   projectResources,
   regctl,
   removePackageSnapshot,
@@ -196,6 +200,28 @@ describe.skipIf(!ready)('dev stack on the real engine behind Traefik', () => {
     expect(res.exitCode, res.all).toBe(0);
     expect(res.stdout.trim().split('\n').length).toBeLessThanOrEqual(5);
     expect(res.stdout.trim().length).toBeGreaterThan(0);
+  });
+
+  it('regctl logs -f follows Traefik\'s access log until interrupted', async () => {
+    const pkg = await packageSnapshot();
+    const child = spawn('node', [join(pkg, 'bin/regctl.js'), 'logs', 'traefik', '-f', '--tail', '0', '--dir', stack.dir], {
+      env: { ...process.env, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let seen = '';
+    child.stdout.on('data', (c: Buffer) => {
+      seen += c.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const marker = `/v2/follow-${Date.now()}/tags/list`;
+    const deadline = Date.now() + 30_000;
+    while (!seen.includes(marker) && Date.now() < deadline) {
+      await probe({ port: stack.ports.http, host: REGISTRY_HOST, path: marker });
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(seen).toContain(`"GET ${marker} HTTP/1.1" 401`);
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
   });
 
   it('regctl down removes the stack and keeps the data volume', async () => {
