@@ -2,12 +2,14 @@
  * `regctl down`: stop and remove the stack's containers and network. Data volumes stay unless `volumes`
  * is set, and then only after a confirmation (or `yes`).
  */
+import { join, resolve } from 'node:path';
 import { CliError } from '../cli/errors.js';
 import type { Output } from '../cli/output.js';
 import type { Prompts } from '../cli/prompts.js';
 import type { DockerEngine } from '../docker/engine.js';
 import { buildStackModel } from '../stack/build-model.js';
-import { loadStack, projectLabels } from './stack.js';
+import { LABELS } from '../stack/model.js';
+import { loadStack, readEnvFile } from './stack.js';
 
 export interface DownOptions {
   dir: string;
@@ -26,14 +28,34 @@ export interface DownResult {
   volumesKept: string[];
 }
 
+interface DownTarget {
+  project: string;
+  network: string;
+  /** Volumes the config names (project-labelled volumes are found by label as well). */
+  volumes: string[];
+}
+
+/** What to take down: from regctl.yaml, or, when it no longer validates, from the project name in `.env`. */
+async function downTarget(dir: string, out: Output): Promise<DownTarget> {
+  try {
+    const { config, model } = await loadStack(dir);
+    const volumes = [...buildStackModel(config, 'dev').volumes, ...buildStackModel(config, 'prod').volumes].map((v) => v.name);
+    return { project: model.project, network: model.network.name, volumes: [...new Set(volumes)] };
+  } catch (err) {
+    if (!(err instanceof CliError && err.code === 'CONFIG_INVALID')) throw err;
+    const project = (await readEnvFile(join(resolve(dir), '.env'))).COMPOSE_PROJECT_NAME;
+    if (!project) throw err;
+    out.warn(`${err.message}; taking the project name ${project} from .env`);
+    return { project, network: `${project}_proxy`, volumes: [] };
+  }
+}
+
 export async function down(opts: DownOptions): Promise<DownResult> {
   const { out, engine } = opts;
   await engine.ping();
-  const stack = await loadStack(opts.dir);
-  const { model, config } = stack;
-  const prodModel = buildStackModel(config, 'prod');
-  const devModel = buildStackModel(config, 'dev');
-  const volumeNames = [...new Set([...devModel.volumes, ...prodModel.volumes].map((v) => v.name))];
+  const target = await downTarget(opts.dir, out);
+  const labels = { [LABELS.project]: target.project };
+  const volumeNames = [...new Set([...target.volumes, ...(await engine.listVolumes(labels))])].sort();
 
   if (opts.volumes && !opts.yes) {
     if (!opts.prompts.interactive) {
@@ -45,9 +67,9 @@ export async function down(opts: DownOptions): Promise<DownResult> {
     if (!ok) throw new CliError('CANCELLED', 'nothing removed', { hint: 'run `regctl down` without --volumes to keep the data' });
   }
 
-  const result: DownResult = { project: model.project, containersRemoved: [], networkRemoved: false, volumesRemoved: [], volumesKept: [] };
-  const containers = await engine.listContainers(projectLabels(model));
-  if (containers.length === 0) out.ok(`No containers of ${model.project} are running`);
+  const result: DownResult = { project: target.project, containersRemoved: [], networkRemoved: false, volumesRemoved: [], volumesKept: [] };
+  const containers = await engine.listContainers(labels);
+  if (containers.length === 0) out.ok(`No containers of ${target.project} are running`);
   // Traefik last: it keeps routing until the services behind it are gone.
   const ordered = [...containers].sort((a, b) => Number(a.name.endsWith('-traefik')) - Number(b.name.endsWith('-traefik')));
   for (const c of ordered) {
@@ -57,11 +79,11 @@ export async function down(opts: DownOptions): Promise<DownResult> {
     result.containersRemoved.push(c.name);
     out.ok(`${c.name} removed`);
   }
-  result.networkRemoved = await engine.removeNetwork(model.network.name);
-  if (result.networkRemoved) out.ok(`Network ${model.network.name} removed`);
+  result.networkRemoved = await engine.removeNetwork(target.network);
+  if (result.networkRemoved) out.ok(`Network ${target.network} removed`);
 
   const allVolumes = new Set(await engine.listVolumes({}));
-  const ours = [...new Set([...(await engine.listVolumes(projectLabels(model))), ...volumeNames])].filter((n) => allVolumes.has(n)).sort();
+  const ours = volumeNames.filter((n) => allVolumes.has(n));
   for (const name of ours) {
     if (!opts.volumes) {
       result.volumesKept.push(name);
@@ -71,6 +93,6 @@ export async function down(opts: DownOptions): Promise<DownResult> {
     }
   }
   if (result.volumesKept.length) out.line(`  Data kept in ${result.volumesKept.join(', ')} (\`regctl down --volumes\` deletes it)`);
-  out.ok(`Stack ${model.project} is down`);
+  out.ok(`Stack ${target.project} is down`);
   return result;
 }

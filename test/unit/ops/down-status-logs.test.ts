@@ -66,6 +66,20 @@ describe('down', () => {
   });
 });
 
+describe('down with a regctl.yaml that no longer validates', () => {
+  it('takes the project name from .env and still removes the stack', async () => {
+    const { writeFile } = await import('node:fs/promises');
+    const { join } = await import('node:path');
+    await writeFile(join(fx.dir, 'regctl.yaml'), 'version: 1\nports: { http: eighty }\n');
+    const { out, text } = capturedOutput();
+    const result = await down({ dir: fx.dir, out, engine, prompts: scriptedPrompts([]) });
+    expect(text()).toContain('taking the project name fx from .env');
+    expect(result.containersRemoved.sort()).toEqual(['fx-registry', 'fx-traefik', 'fx-ui']);
+    expect(result.networkRemoved).toBe(true);
+    expect(engine.containers.size).toBe(0);
+  });
+});
+
 describe('status', () => {
   it('reports every service healthy after up, and the data volume size', async () => {
     engine.volumes.get('fx_registry-data')!.size = 12345;
