@@ -24,6 +24,7 @@ import { timeCommand } from './phases/cli.js';
 import type { Credentials } from './phases/context.js';
 import { manifestPhase } from './phases/manifests.js';
 import { repeatPhase } from './phases/repeat.js';
+import { timeRegctlUp } from './phases/up.js';
 import { makeOciLayout, skopeoPhase } from './phases/skopeo.js';
 import type { OciLayout } from './phases/skopeo.js';
 
@@ -32,13 +33,15 @@ const BCRYPT_COST = 10;
 
 const USAGE = `usage: node bench/out/build/run.js [--quick] [--only PHASES] [--no-write] [--profile] [--other-work TEXT]
   --quick        small sizes and short durations (well under 2 minutes)
-  --only         comma-separated phase ids: ceilings,large-blob,manifests,small-blobs,skopeo,repeat,catalog,cli
+  --only         comma-separated phase ids: ceilings,large-blob,manifests,small-blobs,skopeo,repeat,catalog,cli,up
+                 (up — regctl up of a real stack on the Docker engine — is left out of --quick unless named)
   --no-write     print the report, do not write docs/benchmarks.md and docs/benchmarks.json
   --profile      run our registry under node --cpu-prof; profiles land in the run's work directory
   --other-work   what else was running on the machine, recorded in the report
-  --ours-root    run our registry from another checkout or copy (its bin/regctl.js and dist/), for before/after`;
+  --ours-root    run our registry from another checkout or copy (its bin/regctl.js and dist/), for before/after
+  --render-only  measure nothing: render docs/benchmarks.md again from docs/benchmarks.json and bench/notes.md`;
 
-const ALL_PHASES = ['ceilings', 'large-blob', 'manifests', 'small-blobs', 'skopeo', 'repeat', 'catalog', 'cli'];
+const ALL_PHASES = ['ceilings', 'large-blob', 'manifests', 'small-blobs', 'skopeo', 'repeat', 'catalog', 'cli', 'up'];
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -49,6 +52,7 @@ async function main(): Promise<void> {
       profile: { type: 'boolean', default: false },
       'other-work': { type: 'string' },
       'ours-root': { type: 'string' },
+      'render-only': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -56,12 +60,20 @@ async function main(): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  const only = new Set((values.only ?? ALL_PHASES.join(',')).split(',').map((s) => s.trim()));
-  for (const id of only) if (!ALL_PHASES.includes(id)) throw new Error(`unknown phase "${id}"; phases: ${ALL_PHASES.join(', ')}`);
-  const quick = values.quick ?? false;
-  const sizes = quick ? QUICK : FULL;
   const buildDir = dirname(fileURLToPath(import.meta.url));
   const repoRoot = resolve(buildDir, '../../..');
+  if (values['render-only']) {
+    const saved = JSON.parse(await readFile(join(repoRoot, 'docs/benchmarks.json'), 'utf8')) as BenchReport;
+    const savedNotes = await readFile(join(repoRoot, 'bench/notes.md'), 'utf8').catch(() => '');
+    await writeFile(join(repoRoot, 'docs/benchmarks.md'), renderMarkdown(saved, savedNotes));
+    process.stderr.write('bench: rendered docs/benchmarks.md from docs/benchmarks.json\n');
+    return;
+  }
+  const quick = values.quick ?? false;
+  const defaultPhases = quick ? ALL_PHASES.filter((p) => p !== 'up') : ALL_PHASES;
+  const only = new Set((values.only ?? defaultPhases.join(',')).split(',').map((s) => s.trim()));
+  for (const id of only) if (!ALL_PHASES.includes(id)) throw new Error(`unknown phase "${id}"; phases: ${ALL_PHASES.join(', ')}`);
+  const sizes = quick ? QUICK : FULL;
   if (!existsSync(REFERENCE_BINARY)) throw new Error(`${REFERENCE_BINARY} is missing: apt-get install -y docker-registry`);
 
   const started = performance.now();
@@ -188,20 +200,22 @@ async function main(): Promise<void> {
     } catch (err) {
       summary.push(metric({ id: 'cli.help.ms', label: '`regctl --help`, median wall time', unit: 'ms', better: 'lower', targets: [{ kind: 'max', value: 200 }], note: `failed: ${errorText(err)}` }, undefined, undefined));
     }
-    summary.push(
-      metric(
-        {
-          id: 'cli.up.seconds',
-          label: '`regctl up` to healthy, images already built',
-          unit: 's',
-          better: 'lower',
-          targets: [{ kind: 'max', value: 20 }],
-          note: 'not measured by this harness: it needs a built stack image and Traefik on ports 80/443; see the stack tests',
-        },
-        undefined,
-        undefined,
-      ),
-    );
+  }
+  if (only.has('up')) {
+    process.stderr.write('\n== regctl up\n');
+    const upSpec = { id: 'cli.up.seconds', label: '`regctl up` to healthy, images already built (dev stack, registry + UI + Traefik)', unit: 's', better: 'lower' as const, targets: [{ kind: 'max' as const, value: 20 }] };
+    try {
+      const t = await timeRegctlUp(repoRoot, join(workDir, 'up'));
+      summary.push(metric(upSpec, t.upSeconds, undefined));
+      summary.push(metric({ id: 'cli.up.first.seconds', label: 'First `regctl up` of the same stack (builds its image)', unit: 's', better: 'lower' }, t.firstUpSeconds, undefined));
+      commands.push(...t.commands);
+      process.stderr.write(`   up ${t.upSeconds.toFixed(1)} s (first, with the image build: ${t.firstUpSeconds.toFixed(1)} s)\n`);
+    } catch (err) {
+      summary.push(metric({ ...upSpec, note: `not measured: ${errorText(err)}` }, undefined, undefined));
+      process.stderr.write(`   FAILED ${errorText(err)}\n`);
+    }
+  } else {
+    summary.push(metric({ id: 'cli.up.seconds', label: '`regctl up` to healthy, images already built', unit: 's', better: 'lower', targets: [{ kind: 'max', value: 20 }], note: 'not measured in this run (phase `up` not selected; --quick leaves it out)' }, undefined, undefined));
   }
 
   const peak = (name: RegistryName): number | undefined => {
