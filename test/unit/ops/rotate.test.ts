@@ -46,7 +46,7 @@ describe('rotateCredentials against a real registry', () => {
   it('with a grace window: old and new both work, then the old is refused without a reload; .env follows', async () => {
     const old = fx.admin;
     const out = captureOutput();
-    const r = await rotateCredentials({ dir: fx.stackDir, graceMs: 2500, out, env: fx.env, canShowSecret: false });
+    const r = await rotateCredentials({ dir: fx.stackDir, graceMs: 8000, out, env: fx.env, canShowSecret: false });
     expect(r.user).toBe('admin');
     expect(r.generated).toBe(true);
     expect(r.envUpdated).toBe(true);
@@ -62,7 +62,7 @@ describe('rotateCredentials against a real registry', () => {
     expect(await v2(fx.url, old)).toBe(200);
     expect(await v2(fx.url, fresh)).toBe(200);
     expect(out.lines.join('\n')).not.toContain(r.password);
-    await new Promise((res) => setTimeout(res, 2700));
+    await new Promise((res) => setTimeout(res, Math.max(0, Date.parse(r.graceUntil as string) - Date.now() + 300)));
     expect(await v2(fx.url, old)).toBe(401);
     expect(await v2(fx.url, fresh)).toBe(200);
     fx.admin.password = fresh.password;
@@ -93,7 +93,7 @@ describe('rotateCredentials against a real registry', () => {
     };
     const clients = [loop(), loop(), loop()];
     await new Promise((r) => setTimeout(r, 200));
-    const r = await rotateCredentials({ dir: fx.stackDir, graceMs: 5000, out: captureOutput(), env: fx.env, canShowSecret: true });
+    const r = await rotateCredentials({ dir: fx.stackDir, graceMs: 60_000, out: captureOutput(), env: fx.env, canShowSecret: true });
     current = { username: 'admin', password: r.password as string };
     await new Promise((res) => setTimeout(res, 300));
     stop = true;
