@@ -10,6 +10,7 @@
  *   absent is not an error.
  * - Missing paths make `getContent`, `reader`, `stat`, `list` and `move` throw `PathNotFoundError`.
  */
+import { randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 
 export interface FileInfo {
@@ -59,3 +60,8 @@ export function assertRelativePath(path: string): void {
 
 /** Suffix marking temporary files; fsck reports and repairs leftovers carrying it. */
 export const TEMP_MARKER = '.tmp-';
+/**
+ * Written right after TEMP_MARKER by this process (random per process), so that the startup cleanup can tell
+ * its own temp files from a dead process's without trusting file times (kernel timestamps are coarse).
+ */
+export const TEMP_PROCESS_TAG = randomBytes(3).toString('hex');

@@ -3,7 +3,7 @@ import { constants, type Stats } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { PathNotFoundError, TEMP_MARKER, assertRelativePath, type DirEntry, type FileInfo, type StorageDriver } from './driver.js';
+import { PathNotFoundError, TEMP_MARKER, TEMP_PROCESS_TAG, assertRelativePath, type DirEntry, type FileInfo, type StorageDriver } from './driver.js';
 
 const STREAM_BUFFER = 1024 * 1024;
 /** Runs `fn` after creating `dir`, again if a concurrent delete pruned the fresh directory in between. */
@@ -40,7 +40,7 @@ async function fsyncDir(dir: string): Promise<void> {
 export function tempName(path: string): string {
   const dir = dirname(path);
   const base = path.slice(dir.length + 1);
-  return `${dir}/.${base}${TEMP_MARKER}${randomBytes(6).toString('hex')}`;
+  return `${dir}/.${base}${TEMP_MARKER}${TEMP_PROCESS_TAG}${randomBytes(6).toString('hex')}`;
 }
 
 /** Filesystem driver: files under `root`, atomic writes by temp file + fsync + rename + fsync of the directory. */
@@ -161,7 +161,7 @@ export class FsDriver implements StorageDriver {
   }
 
   async checkWritable(): Promise<void> {
-    const probe = `.healthz${TEMP_MARKER}${randomBytes(4).toString('hex')}`;
+    const probe = `.healthz${TEMP_MARKER}${TEMP_PROCESS_TAG}${randomBytes(4).toString('hex')}`;
     await mkdir(this.root, { recursive: true });
     const abs = join(this.root, probe);
     const fh = await open(abs, 'w');

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { tryParseDigest, type Digest } from '../reference.js';
-import { TEMP_MARKER, isNotFound, type StorageDriver } from './driver.js';
+import { TEMP_MARKER, TEMP_PROCESS_TAG, isNotFound, type StorageDriver } from './driver.js';
 import { pathFor } from './paths.js';
 import type { RegistryStore } from './store.js';
 
@@ -276,12 +276,14 @@ async function walkFiles(driver: StorageDriver, dir: string, visit: (path: strin
 
 /**
  * Deletes temporary files last modified before `before`: what a process killed mid-write left behind. Files
- * newer than that may belong to a write in flight and are left alone. Returns how many were removed.
+ * newer than that, and this process's own (tagged with TEMP_PROCESS_TAG), may belong to a write in flight and
+ * are left alone. Returns how many were removed.
  */
 export async function removeTempFiles(driver: StorageDriver, before: number): Promise<number> {
   let removed = 0;
   await walkFiles(driver, '', async (path) => {
-    if (!path.slice(path.lastIndexOf('/') + 1).includes(TEMP_MARKER)) return;
+    const base = path.slice(path.lastIndexOf('/') + 1);
+    if (!base.includes(TEMP_MARKER) || base.includes(`${TEMP_MARKER}${TEMP_PROCESS_TAG}`)) return;
     try {
       if ((await driver.stat(path)).modifiedAt.getTime() >= before) return;
     } catch (err) {

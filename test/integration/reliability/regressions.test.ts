@@ -1,12 +1,13 @@
 /**
  * Failures the reliability runs found, kept as regression tests against the real server on a socket.
  */
-import { access, mkdtemp, rm } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, type RegistryServer } from '../../../src/registry/server.js';
-import { FsDriver } from '../../../src/registry/storage/fs-driver.js';
+import { TEMP_MARKER } from '../../../src/registry/storage/driver.js';
+import { FsDriver, tempName } from '../../../src/registry/storage/fs-driver.js';
 import { runFsck } from '../../../src/registry/storage/maintenance.js';
 import { RegistryStore } from '../../../src/registry/storage/store.js';
 import { RegistryClient, imageManifest, sha256 } from './helpers/client.js';
@@ -85,6 +86,30 @@ describe('regressions found by the reliability runs', () => {
     const c2 = new RegistryClient((await again.listen()).url);
     expect((await c2.getManifest('nest/child', 'v1')).status).toBe(200);
     await again.close();
+  });
+
+  it("the startup cleanup removes a dead process's temp files but never this process's, whatever their mtime", async () => {
+    // Found by the crash harness: file times come from a coarse kernel clock, so a temp file written just after
+    // startup could look older than the start and be deleted under a write in flight (ENOENT on rename, 500).
+    const data = join(dir, 'tmp-cleanup');
+    const repoDir = join(data, V2, 'repositories/tmp/app/_manifests/tags/t/current');
+    await mkdir(repoDir, { recursive: true });
+    const own = tempName(join(repoDir, 'link'));
+    const foreign = join(repoDir, `.link${TEMP_MARKER}ffffff0123456789abcd`);
+    const past = new Date(Date.now() - 60_000);
+    for (const f of [own, foreign]) {
+      await writeFile(f, 'partial');
+      await utimes(f, past, past);
+    }
+    const s = createRegistryServer({ port: 0, dataDir: data, noAuth: true, logLevel: 'silent' });
+    await s.listen();
+    try {
+      for (let i = 0; i < 50 && (await access(foreign).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 50));
+      await expect(access(foreign)).rejects.toThrow();
+      await expect(access(own)).resolves.toBeUndefined();
+    } finally {
+      await s.close();
+    }
   });
 
   it('GC keeps the links of blobs that are present', async () => {

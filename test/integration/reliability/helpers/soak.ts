@@ -38,6 +38,8 @@ export interface SoakReport {
   bytesPulled: number;
   bytesPushed: number;
   gcs: number;
+  gcMs: number[];
+  gcFreedMiB: number;
   errors: string[];
   errorCount: number;
   latencyMs: { pullP50: number; pullP99: number; pushP50: number; pushP99: number };
@@ -86,6 +88,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   let gcs = 0;
   const pullMs: number[] = [];
   const pushMs: number[] = [];
+  const gcMs: number[] = [];
+  let gcFreed = 0;
   const fail = (what: string) => {
     errorCount++;
     if (errors.length < 50) errors.push(`${((Date.now() - started) / 1000).toFixed(1)}s ${what}`);
@@ -164,14 +168,21 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   };
   await sample();
   const sampler = setInterval(() => void sample(), opts.sampleEveryMs ?? 5000);
+  // GC under load can take minutes: its own client, no overlap (the next one starts after the previous ends).
+  const gcClient = new RegistryClient(opts.url, opts.authorization, { timeoutMs: 30 * 60_000 });
+  let gcRunning: Promise<void> | undefined;
   const gcTimer = setInterval(() => {
-    void client
-      .json('POST', '/admin/v1/gc', { deleteUntagged: true, graceSeconds: 30 })
-      .then(() => gcs++)
-      .catch((err: unknown) => {
-        // One GC at a time: a 429 while the previous one runs is expected.
-        if (!String((err as Error).message).includes('HTTP 429')) fail(`gc: ${(err as Error).message}`);
-      });
+    if (gcRunning) return;
+    const t0 = Date.now();
+    gcRunning = gcClient
+      .json<{ freedBytes: number }>('POST', '/admin/v1/gc', { deleteUntagged: true, graceSeconds: 30 })
+      .then((r) => {
+        gcs++;
+        gcMs.push(Date.now() - t0);
+        gcFreed += r.freedBytes;
+      })
+      .catch((err: unknown) => fail(`gc: ${(err as Error).message}`))
+      .finally(() => (gcRunning = undefined));
   }, opts.gcEveryMs ?? 60_000);
   try {
     await Promise.all(Array.from({ length: opts.clients }, (_, i) => loop(i)));
@@ -179,6 +190,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     clearInterval(sampler);
     clearInterval(gcTimer);
   }
+  await gcRunning;
   await new Promise((r) => setTimeout(r, 2000));
   await sample();
 
@@ -196,6 +208,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     bytesPulled,
     bytesPushed,
     gcs,
+    gcMs,
+    gcFreedMiB: Math.round(gcFreed / 2 ** 20),
     errors,
     errorCount,
     latencyMs: { pullP50: quantile(pullMs, 0.5), pullP99: quantile(pullMs, 0.99), pushP50: quantile(pushMs, 0.5), pushP99: quantile(pushMs, 0.99) },
@@ -217,7 +231,7 @@ export function soakMarkdown(r: SoakReport, how: string): string {
   const rows = r.samples.filter((_, i) => i % step === 0 || i === r.samples.length - 1);
   return [
     `- Run: ${how}; ${r.clients} concurrent clients for ${(r.durationMs / 60_000).toFixed(1)} minutes (measured wall time).`,
-    `- Work: ${r.pulls} image pulls and ${r.pushes} image pushes, ${r.requests} HTTP requests (${(r.requests / (r.durationMs / 1000)).toFixed(0)}/s), ${(r.bytesPulled / 2 ** 20).toFixed(0)} MiB pulled, ${(r.bytesPushed / 2 ** 20).toFixed(0)} MiB pushed, ${r.gcs} GCs.`,
+    `- Work: ${r.pulls} image pulls and ${r.pushes} image pushes, ${r.requests} HTTP requests (${(r.requests / (r.durationMs / 1000)).toFixed(0)}/s), ${(r.bytesPulled / 2 ** 20).toFixed(0)} MiB pulled, ${(r.bytesPushed / 2 ** 20).toFixed(0)} MiB pushed; ${r.gcs} GCs (deleteUntagged, under load; durations ${r.gcMs.map((m) => `${(m / 1000).toFixed(0)} s`).join(', ') || 'none finished'}) freed ${r.gcFreedMiB} MiB.`,
     `- Errors: ${r.errorCount}.`,
     `- Latency per image: pull p50 ${r.latencyMs.pullP50} ms, p99 ${r.latencyMs.pullP99} ms; push p50 ${r.latencyMs.pushP50} ms, p99 ${r.latencyMs.pushP99} ms.`,
     `- RSS after warm-up ${r.rss.warmMiB} MiB, at the end ${r.rss.lastMiB} MiB (${r.rss.growthPct >= 0 ? '+' : ''}${r.rss.growthPct}%), max ${r.rss.maxMiB} MiB, least-squares slope ${r.rss.slopeMiBPerHour} MiB/hour.`,
