@@ -71,11 +71,9 @@ describe('stack commands on the fake engine', () => {
   it('up --health-timeout is passed through: an unhealthy container fails the command', async () => {
     engine.healthOnStart.set('fx-ui', 'starting');
     const { ctx } = context();
-    const started = Date.now();
     await expect(
       upCommand(ctx, () => engine).parseAsync(['--dir', fx.dir, '--health-timeout', '1'], { from: 'user' }),
     ).rejects.toMatchObject({ code: 'HEALTH_TIMEOUT', message: expect.stringContaining('fx-ui not healthy after 1 s') });
-    expect(Date.now() - started).toBeLessThan(10_000);
     expect(engine.containers.size).toBe(0);
   });
 });
