@@ -413,17 +413,26 @@ export class RegistryStore {
   /** Removes uploads started more than `maxAgeMs` ago in every repository; returns how many. */
   async purgeUploads(maxAgeMs: number, now = Date.now()): Promise<number> {
     let purged = 0;
-    for (const name of await this.allRepositoryDirs()) {
+    const names = await this.allRepositoryDirs();
+    const lists = new Map<string, string[]>();
+    for (let i = 0; i < names.length; i += 64) {
+      await Promise.all(
+        names.slice(i, i + 64).map(async (name) => {
+          const ids = await this.listNames(this.p({ kind: 'uploadsRoot', name }));
+          if (ids.length > 0) lists.set(name, ids);
+        }),
+      );
+    }
+    for (const [name, ids] of lists) {
       const root = this.p({ kind: 'uploadsRoot', name });
-      for (const id of await this.listNames(root)) {
-        let started: number;
+      for (const id of ids) {
+        let started = NaN;
         try {
-          const text = (await this.driver.getContent(this.p({ kind: 'uploadStartedAt', name, id }))).toString('utf8').trim();
-          started = Date.parse(text);
-          if (Number.isNaN(started)) started = (await this.driver.stat(`${root}/${id}`)).modifiedAt.getTime();
+          started = Date.parse((await this.driver.getContent(this.p({ kind: 'uploadStartedAt', name, id }))).toString('utf8').trim());
         } catch {
-          started = 0;
+          // An upload being started has no startedat yet: its directory's time stands in.
         }
+        if (Number.isNaN(started)) started = await this.driver.stat(`${root}/${id}`).then((st) => st.modifiedAt.getTime(), () => now);
         if (now - started > maxAgeMs) {
           await this.uploadLock.run(id, () => this.dropUpload(name, id));
           purged++;
@@ -445,12 +454,14 @@ export class RegistryStore {
         throw err;
       }
       let isRepo = false;
+      const children: Promise<void>[] = [];
       for (const e of entries) {
         if (!e.isDir) continue;
         if (e.name.startsWith('_')) isRepo = true;
-        else await walk(`${dir}/${e.name}`, name ? `${name}/${e.name}` : e.name);
+        else children.push(walk(`${dir}/${e.name}`, name ? `${name}/${e.name}` : e.name));
       }
       if (isRepo && name) out.push(name);
+      await Promise.all(children);
     };
     await walk(this.p({ kind: 'repositoriesRoot' }), '');
     return out.sort();
