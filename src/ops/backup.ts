@@ -180,7 +180,7 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     missingBlobs: manifest.missingBlobs,
     verified,
   };
-  out.ok(`Backup ${result.id} written: ${formatBytes(bytes)} in ${formatDuration(seconds * 1000)} (${formatBytes(result.bytesPerSecond)}/s), ${result.repositories} repositories, ${result.files} files${verified ? ', verified' : ''}`);
+  out.ok(`Backup ${result.id} written: ${formatBytes(bytes)} in ${formatDuration(seconds * 1000)} (${formatBytes(result.bytesPerSecond)}/s), ${result.repositories} repositor${result.repositories === 1 ? 'y' : 'ies'}, ${result.files} files${verified ? ', verified' : ''}`);
   if (manifest.missingBlobs.length > 0) out.warn(`${manifest.missingBlobs.length} blob(s) named by links were missing from storage (listed in the archive's manifest); \`GET /admin/v1/fsck\` explains`);
   return result;
 }

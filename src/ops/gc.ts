@@ -77,7 +77,8 @@ export function printGcSummary(s: GcSummary, out: Output, opts: { verbose?: bool
   for (const [reason, r] of Object.entries(s.kept.byReason).sort((a, b) => b[1].bytes - a[1].bytes)) {
     out.line(`    ${reason.padEnd(width + 10)} ${String(r.count).padStart(5)} blob${r.count === 1 ? ' ' : 's'} ${formatBytes(r.bytes).padStart(10)}`);
   }
-  if (s.dryRun || opts.verbose) {
+  if ((s.dryRun || opts.verbose) && s.kept.count > 0) {
+    out.line('  Kept, blob by blob:');
     for (const k of s.report.kept) out.line(`    ${short(k.digest).padEnd(20)} ${formatBytes(k.size).padStart(10)}  ${k.reason}`);
   }
   if (s.repositoriesRemoved.length > 0) out.line(`  Empty repositories ${s.dryRun ? 'that would leave' : 'removed from'} the catalog: ${s.repositoriesRemoved.join(', ')}`);
