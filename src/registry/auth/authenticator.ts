@@ -221,19 +221,20 @@ export class Authenticator {
     const unauthorized = () => new RegistryError('UNAUTHORIZED', undefined, { headers: { 'WWW-Authenticate': this.challenge } });
     const creds = parseBasic(header);
     const ipKey = `ip:${clientIp}`;
-    const key = creds ? createHash('sha256').update(creds.user).update('\0').update(creds.password).digest('hex') : '';
-    const cached = creds ? this.cache.get(key) : undefined;
-    if (creds && cached !== undefined) {
-      // Already verified credentials pass even while others' failures throttle this user or address:
-      // someone guessing a password must not lock out the client that knows it.
+    const tooMany = (wait: number) => new RegistryError('TOOMANYREQUESTS', undefined, { headers: { 'Retry-After': String(Math.ceil(wait / 1000)) } });
+    const ipWait = this.throttle.retryAfterMs(ipKey);
+    if (ipWait > 0) throw tooMany(ipWait);
+    if (!creds) throw unauthorized();
+    const key = createHash('sha256').update(creds.user).update('\0').update(creds.password).digest('hex');
+    const cached = this.cache.get(key);
+    if (cached !== undefined) {
+      // Verified credentials pass while others' failures lock the user: someone guessing from elsewhere must
+      // not lock out the client that knows the password (the guessing address stays blocked above).
       if (cached.expiresAt !== undefined && this.now() >= cached.expiresAt) this.cache.delete(key);
       else if (safeEqual(cached.user, creds.user)) return creds.user;
     }
-    const wait = Math.max(this.throttle.retryAfterMs(ipKey), creds ? this.throttle.retryAfterMs(`user:${creds.user}`) : 0);
-    if (wait > 0) {
-      throw new RegistryError('TOOMANYREQUESTS', undefined, { headers: { 'Retry-After': String(Math.ceil(wait / 1000)) } });
-    }
-    if (!creds) throw unauthorized();
+    const userWait = this.throttle.retryAfterMs(`user:${creds.user}`);
+    if (userWait > 0) throw tooMany(userWait);
     let check = this.inflight.get(key);
     if (!check) {
       const hash = this.users.get(creds.user);
