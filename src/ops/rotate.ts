@@ -22,6 +22,7 @@ import { hashPassword } from '../stack/htpasswd.js';
 import { generatePassword } from '../stack/secrets.js';
 import { atomicWrite } from '../stack/write.js';
 import { AdminClient, stackEndpoint } from './admin-client.js';
+import { retryUntil } from './http-probe.js';
 import { HTPASSWD_FILE, checkGivenPassword, readUsersFiles, reloadRegistry, writeHtpasswd } from './users.js';
 
 export interface RotateOptions {
@@ -137,12 +138,11 @@ export async function rotateCredentials(opts: RotateOptions): Promise<RotateResu
     registry = endpoint.publicHost;
     if (reloaded) {
       const client = new AdminClient(endpoint);
-      const deadline = now() + 5000;
-      for (;;) {
-        verified = (await client.v2Status({ username: user, password })) === 200;
-        if (verified || now() >= deadline) break;
-        await new Promise((r) => setTimeout(r, 250));
-      }
+      verified = await retryUntil(async () => ((await client.v2Status({ username: user, password })) === 200 ? true : undefined), {
+        timeoutMs: 5000,
+        intervalMs: 250,
+        describe: () => 'the new password is not accepted yet',
+      }).catch(() => false);
     }
   } catch {
     verified = undefined;
