@@ -181,6 +181,17 @@ export class DockerodeEngine implements DockerEngine {
     await this.follow(stream, `pull ${ref}`, onProgress);
   }
 
+  async removeImageIfUnused(id: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(id).remove({ noprune: false });
+      return true;
+    } catch (err) {
+      const code = asDockerodeError(err).statusCode;
+      if (code === 404 || code === 409) return false;
+      throw this.mapError(`remove image ${id}`, err);
+    }
+  }
+
   /** Reads a build or pull JSON-lines stream to its end; an `error` line fails the whole operation. */
   private follow(stream: NodeJS.ReadableStream, what: string, onProgress: (line: string) => void): Promise<void> {
     return new Promise((resolve, reject) => {

@@ -106,6 +106,8 @@ export interface DockerEngine {
   /** Builds and tags an image; each line of builder output goes to `onProgress`. */
   buildImage(request: BuildRequest, onProgress: (line: string) => void): Promise<ImageInfo>;
   pullImage(ref: string, onProgress: (line: string) => void): Promise<void>;
+  /** Removes an image by ID unless a container (running or not) still uses it; false when kept or absent. */
+  removeImageIfUnused(id: string): Promise<boolean>;
 
   createContainer(spec: ContainerSpec): Promise<string>;
   startContainer(name: string): Promise<void>;

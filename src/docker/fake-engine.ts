@@ -129,6 +129,14 @@ export class FakeEngine implements DockerEngine {
     this.images.set(ref, { id: `sha256:${(++this.seq).toString(16).padStart(64, '0')}`, labels: {} });
   }
 
+  async removeImageIfUnused(id: string): Promise<boolean> {
+    if ([...this.containers.values()].some((c) => c.info.imageId === id)) return false;
+    const entry = [...this.images.entries()].find(([, info]) => info.id === id);
+    this.record(`remove-image:${id}`);
+    if (entry) this.images.delete(entry[0]);
+    return true;
+  }
+
   async createContainer(spec: ContainerSpec): Promise<string> {
     this.record(`create:${spec.name}`);
     if (this.containers.has(spec.name)) throw new EngineError(`create container ${spec.name}: name already in use`, 409);

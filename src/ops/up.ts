@@ -62,6 +62,8 @@ export interface UpResult {
   volumesCreated: string[];
   imagesBuilt: string[];
   imagesPulled: string[];
+  /** Previous images of rebuilt tags, removed once nothing used them. */
+  imagesRemoved: string[];
   containers: { service: string; container: string; action: ContainerAction }[];
   urls: { registry: string; ui?: string };
   certificate?: ServedCertificate;
@@ -103,6 +105,7 @@ export async function up(opts: UpOptions): Promise<UpResult> {
     volumesCreated: [],
     imagesBuilt: [],
     imagesPulled: [],
+    imagesRemoved: [],
     containers: [],
     urls: model.urls,
     unchanged: true,
@@ -135,7 +138,8 @@ export async function up(opts: UpOptions): Promise<UpResult> {
         (result.volumesCreated.length ? ` (created ${result.volumesCreated.join(', ')})` : ''),
     );
 
-    const images = await run('prepare images', () => prepareImages(stack, opts, result));
+    const stale: string[] = [];
+    const images = await run('prepare images', () => prepareImages(stack, opts, result, stale));
 
     const plan = await run('plan containers', () => planContainers(stack, engine, images));
     await applyPlan(plan, engine, out, undo, result, run);
@@ -146,6 +150,7 @@ export async function up(opts: UpOptions): Promise<UpResult> {
       const cert = await run('probe through Traefik', () => probeStack(stack, out, opts.probeTimeoutMs ?? 60_000));
       if (cert) result.certificate = cert;
     }
+    await removeStaleImages(stale, engine, out, result);
   } catch (err) {
     const failure = err instanceof StepFailure ? err : new StepFailure(step, err);
     throw await failAndCleanUp(failure, stack, engine, out, undo, opts.keepOnFailure ?? false);
@@ -159,6 +164,20 @@ export async function up(opts: UpOptions): Promise<UpResult> {
     result.containers.every((c) => c.action === 'unchanged');
   await printSummary(stack, out, result);
   return result;
+}
+
+/** A rebuild leaves the previous image untagged; it goes once no container (of any stack) uses it. */
+async function removeStaleImages(stale: string[], engine: DockerEngine, out: Output, result: UpResult): Promise<void> {
+  for (const id of stale) {
+    try {
+      if (await engine.removeImageIfUnused(id)) {
+        result.imagesRemoved.push(id);
+        out.ok(`Removed the previous image ${id.replace(/^sha256:/, '').slice(0, 12)}`);
+      }
+    } catch (err) {
+      out.warn(`could not remove the previous image ${id}: ${errorText(err)}`);
+    }
+  }
 }
 
 function checkBindSources(stack: LoadedStack): void {
@@ -176,7 +195,7 @@ function checkBindSources(stack: LoadedStack): void {
 }
 
 /** Image references resolved to image IDs, building and pulling as needed. */
-async function prepareImages(stack: LoadedStack, opts: UpOptions, result: UpResult): Promise<Map<string, ImageInfo>> {
+async function prepareImages(stack: LoadedStack, opts: UpOptions, result: UpResult, stale: string[]): Promise<Map<string, ImageInfo>> {
   const { model } = stack;
   const { out, engine } = opts;
   const images = new Map<string, ImageInfo>();
@@ -233,6 +252,7 @@ async function prepareImages(stack: LoadedStack, opts: UpOptions, result: UpResu
       );
       images.set(build.tag, info);
       result.imagesBuilt.push(build.tag);
+      if (existing && existing.id !== info.id) stale.push(existing.id);
       out.ok(`Built ${build.tag} (${ctx.files.length} files, ${((Date.now() - started) / 1000).toFixed(1)} s)`);
     } catch (err) {
       tar.destroy();

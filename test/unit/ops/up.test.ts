@@ -140,8 +140,9 @@ describe('up', () => {
     expect(engine.calls.slice(before)).toEqual(['stop:fx-traefik', 'remove:fx-traefik', 'create:fx-traefik', 'start:fx-traefik']);
   });
 
-  it('rebuilds the image when the package changes, and recreates the containers that run it', async () => {
+  it('rebuilds the image when the package changes, recreates the containers that run it, drops the old image', async () => {
     await up(options());
+    const firstImage = engine.images.get('regctl:test')!.id;
     await writeFile(join(fx.pkg, 'dist/cli/main.js'), 'export const x = 2;\n');
     const before = engine.calls.length;
     const result = await up(options());
@@ -155,8 +156,10 @@ describe('up', () => {
       'remove:fx-ui',
       'create:fx-ui',
       'start:fx-ui',
+      `remove-image:${firstImage}`,
     ]);
     expect(result.imagesBuilt).toEqual(['regctl:test']);
+    expect(result.imagesRemoved).toEqual([firstImage]);
   });
 
   it('starts a stopped container without recreating it', async () => {
