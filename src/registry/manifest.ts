@@ -73,8 +73,8 @@ function descriptor(v: unknown, where: string): Descriptor {
 }
 
 /**
- * Parses and validates a manifest body. `contentType` is the request's Content-Type (may be empty); when it
- * names a manifest type and the body carries `mediaType` too, they must agree.
+ * Parses and validates a manifest body. `contentType` is the request's Content-Type (may be empty); when the
+ * body carries `mediaType` too they must agree (as registry:2, which refuses a manifest sent as text/plain).
  */
 export function parseManifest(body: Buffer, contentType: string | undefined): ManifestInfo {
   let doc: unknown;
@@ -86,7 +86,7 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Ma
   if (!isRecord(doc)) throw new RegistryError('MANIFEST_INVALID', { reason: 'manifest is not a JSON object' });
   const ct = contentType?.split(';')[0]?.trim() || undefined;
   const declared = typeof doc.mediaType === 'string' ? doc.mediaType : undefined;
-  if (ct && declared && MANIFEST_TYPES.includes(ct) && ct !== declared) {
+  if (ct && declared && ct !== declared) {
     throw new RegistryError('MANIFEST_INVALID', { reason: `Content-Type ${ct} does not match mediaType ${declared}` });
   }
   const mediaType = declared ?? (ct && MANIFEST_TYPES.includes(ct) ? ct : Array.isArray(doc.manifests) ? MEDIA_TYPES.ociIndex : MEDIA_TYPES.ociManifest);
