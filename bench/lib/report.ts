@@ -6,7 +6,7 @@ export function formatNumber(value: number | undefined, unit = ''): string {
   if (value === undefined || !Number.isFinite(value)) return '—';
   if (unit === 'bool') return value >= 1 ? 'yes' : 'no';
   const abs = Math.abs(value);
-  const digits = abs >= 100 ? 0 : abs >= 10 ? 1 : abs >= 1 ? 2 : 3;
+  const digits = Number.isInteger(value) || abs >= 100 ? 0 : abs >= 10 ? 1 : abs >= 1 ? 2 : 3;
   return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
@@ -24,11 +24,12 @@ function verdictText(m: Metric): string {
 
 const escape = (s: string): string => s.replace(/\|/g, '\\|');
 
-export function metricTable(metrics: Metric[], withPhase?: Map<string, string>): string {
-  const head = withPhase
+/** A table of metrics; `phaseNames`, parallel to `metrics`, adds a first column naming each one's phase. */
+export function metricTable(metrics: Metric[], phaseNames?: string[]): string {
+  const head = phaseNames
     ? '| Phase | Metric | Unit | ours | reference | ours/ref | Target | Result |\n|---|---|---|--:|--:|--:|---|---|'
     : '| Metric | Unit | ours | reference | ours/ref | Target | Result |\n|---|---|--:|--:|--:|---|---|';
-  const rows = metrics.map((m) => {
+  const rows = metrics.map((m, i) => {
     const cells = [
       escape(m.label),
       m.unit,
@@ -38,7 +39,7 @@ export function metricTable(metrics: Metric[], withPhase?: Map<string, string>):
       m.evaluations.map((e) => e.text).join('; '),
       verdictText(m) + (m.note ? ` ${escape(m.note)}` : ''),
     ];
-    if (withPhase) cells.unshift(escape(withPhase.get(m.id) ?? ''));
+    if (phaseNames) cells.unshift(escape(phaseNames[i] ?? ''));
     return `| ${cells.join(' | ')} |`;
   });
   return [head, ...rows].join('\n');
@@ -77,9 +78,11 @@ function phaseSection(phase: PhaseResult): string {
 export function renderMarkdown(report: BenchReport, notes: string): string {
   const m = report.machine;
   const v = report.versions;
-  const phaseOf = new Map<string, string>();
-  for (const p of report.phases) for (const metric of p.metrics) phaseOf.set(metric.id, p.title.split(':')[0] ?? p.id);
-  for (const metric of report.summary) if (!phaseOf.has(metric.id)) phaseOf.set(metric.id, 'whole run');
+  const targeted = report.phases.flatMap((p) =>
+    p.metrics.filter((x) => x.targets.length > 0).map((metric) => ({ metric, phase: p.title.split(':')[0] ?? p.id })),
+  );
+  const targetMetrics = [...targeted.map((t) => t.metric), ...report.summary];
+  const targetPhases = [...targeted.map((t) => t.phase), ...report.summary.map(() => 'whole run')];
   const lines = [
     '# Benchmarks: `regctl serve` and the reference registry side by side',
     '',
@@ -122,7 +125,7 @@ export function renderMarkdown(report: BenchReport, notes: string): string {
     '',
     '## Targets',
     '',
-    metricTable(report.summary.length > 0 ? [...report.phases.flatMap((p) => p.metrics.filter((x) => x.targets.length > 0)), ...report.summary] : [], phaseOf),
+    metricTable(targetMetrics, targetPhases),
     '',
     '## Ceilings of this machine',
     '',

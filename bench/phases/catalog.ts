@@ -125,7 +125,7 @@ export function catalogPhase(sizes: Sizes, creds: Credentials, count: number, st
   ];
   return {
     id: `catalog-${count}`,
-    title: `Catalog: ${label} repositories walked with n=${n}; ${expectedTags.length} tags walked with n=${n}`,
+    title: `Catalog of ${label} repositories, and ${expectedTags.length} tags, walked with n=${n}`,
     description:
       `A volume in distribution's on-disk layout is written with ${label} repositories (one tagged image each; ` +
       `${TAGGED_REPO} also has ${sizes.tagCount} more tags), and each registry is started on that same volume (this ` +

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { metric } from '../../../bench/lib/model.js';
-import { formatNumber, formatRatio } from '../../../bench/lib/report.js';
+import { formatNumber, formatRatio, metricTable } from '../../../bench/lib/report.js';
 import { describeTarget, evaluateTarget, isFlat, percentile, ratio, summarize } from '../../../bench/lib/stats.js';
 
 describe('percentile (nearest rank)', () => {
@@ -152,10 +152,26 @@ describe('report formatting', () => {
     expect(formatNumber(1234.5)).toBe('1,235');
     expect(formatNumber(12.345)).toBe('12.3');
     expect(formatNumber(0.1234)).toBe('0.123');
+    expect(formatNumber(10)).toBe('10');
     expect(formatNumber(undefined)).toBe('—');
     expect(formatNumber(1, 'bool')).toBe('yes');
     expect(formatRatio(12.34)).toBe('12.3×');
     expect(formatRatio(0.5)).toBe('0.50×');
     expect(formatRatio(Number.NaN)).toBe('—');
+  });
+});
+
+describe('metricTable', () => {
+  it('renders ours, reference, ratio, target and verdict, with the phase column when asked', () => {
+    const m = metric({ id: 'push', label: 'Push', unit: 'MB/s', better: 'higher', targets: [{ kind: 'ratio-min', value: 2.5 }] }, 300, 150);
+    const table = metricTable([m], ['Large blob']);
+    const row = table.split('\n')[2];
+    expect(row).toBe('| Large blob | Push | MB/s | 300 | 150 | 2.00× | ≥ 2.5× ref | **MISS** |');
+  });
+
+  it('escapes pipes in labels and shows a note next to the verdict', () => {
+    const m = metric({ id: 'x', label: 'a | b', unit: 's', better: 'lower', targets: [{ kind: 'max', value: 1 }], note: 'not measured' }, undefined, undefined);
+    const row = metricTable([m]).split('\n')[2];
+    expect(row).toBe('| a \\| b | s | — | — | — | ≤ 1 | n/a not measured |');
   });
 });
