@@ -1,5 +1,5 @@
 import { VERSION } from '../../version.js';
-import { backupStream, buildManifest, captureState } from '../backup/create.js';
+import { backupStream, buildManifest, captureState, snapshotIndex, type IndexSnapshot } from '../backup/create.js';
 import { RegistryError } from '../errors.js';
 import { sendStream } from '../http/context.js';
 import { gcSweeping } from './gc.js';
@@ -16,9 +16,9 @@ export function backupInProgress(): boolean {
 
 /**
  * GET /admin/v1/backup, or POST with `{ base: { id, createdAt }, excludeBlobs: [digest…] }` for an incremental
- * backup → a tar stream (see backup/manifest.ts). Writes are fenced only while the link files are read: the
- * fence goes up, writes already past it finish, the links are read, the fence comes down; then the blobs
- * stream while the registry serves. Headers: `X-Regctl-Backup-Id`, `X-Regctl-Backup-Bytes` (file bytes),
+ * backup → a tar stream (see backup/manifest.ts). Writes are fenced only while the index is copied: the
+ * fence goes up, writes already past it finish, tags and revisions are copied from memory, the fence comes
+ * down; then the links are derived and the blobs stream while the registry serves. Headers: `X-Regctl-Backup-Id`, `X-Regctl-Backup-Bytes` (file bytes),
  * `X-Regctl-Backup-Fence-Ms`. One backup at a time, and never while a GC sweeps (each refuses with 429 while
  * the other runs), so no blob the backup lists can vanish before it is copied.
  */
@@ -51,16 +51,17 @@ export const backupModule: AdminModule = (register) => {
     try {
       const fenceStart = Date.now();
       services.fence.set(FENCE_TTL_SECONDS);
-      let state;
+      let snapshot: IndexSnapshot;
       try {
         if (!(await services.fence.drain(DRAIN_TIMEOUT_MS))) {
           throw new RegistryError('UNAVAILABLE', { reason: 'writes in progress did not finish' }, { headers: { 'Retry-After': '10' } });
         }
-        state = await captureState(services.store.driver);
+        snapshot = snapshotIndex(services.store);
       } finally {
         services.fence.clear();
       }
       const fenceMs = Date.now() - fenceStart;
+      const state = await captureState(services.store, snapshot);
       services.log('info', 'backup state captured', { fenceMs, files: state.files.length, blobs: state.blobs.length });
       const built = await buildManifest(services.store, state, { exclude, base, fenceMs, regctlVersion: VERSION });
       const bytes = built.manifest.files.reduce((n, f) => n + f.size, 0);

@@ -1,16 +1,17 @@
 /**
  * Making a backup of a live store in two phases:
- * 1. `captureState` reads every tag, revision, referrer and layer link (small files) — the caller holds the
- *    read-only fence around this call only;
- * 2. `backupStream` then streams the manifest, those link files and every blob they name, while the registry
- *    serves on: blobs are immutable and content-addressed, and each is re-hashed on the way out.
+ * 1. behind the read-only fence (once writes already in flight have finished), `snapshotIndex` copies the
+ *    registry's in-memory index of tags and revisions: no I/O, so the fence lasts milliseconds at any size;
+ * 2. with the fence down, `captureState` derives every link file from that snapshot and the (immutable)
+ *    manifests, and `backupStream` streams the manifest, the links and every blob they name while the registry
+ *    serves on: blobs are content-addressed, and each is re-hashed on the way out.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pack as tarPack, type Pack } from 'tar-stream';
 import { tryParseDigest, type Digest } from '../reference.js';
-import { TEMP_MARKER, isNotFound, type StorageDriver } from '../storage/driver.js';
-import { ROOT, pathFor } from '../storage/paths.js';
+import { mustExist } from '../manifest.js';
+import { pathFor } from '../storage/paths.js';
 import type { RegistryStore } from '../storage/store.js';
 import { FORMAT, FORMAT_VERSION, MANIFEST_NAME, blobPath, type BackupFile, type BackupManifest } from './manifest.js';
 
@@ -22,57 +23,60 @@ export interface CapturedState {
   blobs: Digest[];
 }
 
-const REPOS_PREFIX = `${ROOT}/repositories/`;
+/** Every repository's tags and revisions as the registry serves them, copied from its in-memory index. */
+export interface IndexSnapshot {
+  repositories: { name: string; tags: [string, string][]; revisions: string[] }[];
+}
 
-/** Reads the repositories' link files. Fast and small: this is what runs behind the fence. */
-export async function captureState(driver: StorageDriver): Promise<CapturedState> {
-  const files: CapturedState['files'] = [];
-  const walk = async (dir: string): Promise<void> => {
-    let entries;
-    try {
-      entries = await driver.list(dir);
-    } catch (err) {
-      if (isNotFound(err)) return;
-      throw err;
-    }
-    for (const e of entries) {
-      if (e.name.includes(TEMP_MARKER)) continue;
-      const path = `${dir}/${e.name}`;
-      if (e.isDir) {
-        if (e.name !== '_uploads') await walk(path);
-        continue;
-      }
-      if (!/\/_(?:manifests|layers)\//.test(path)) continue;
-      try {
-        files.push({ path, content: await driver.getContent(path) });
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
-    }
-  };
-  await walk(pathFor({ kind: 'repositoriesRoot' }));
-  files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+/** Copies the index: no I/O, so the fence around it lasts only as long as writes already in flight. */
+export function snapshotIndex(store: RegistryStore): IndexSnapshot {
+  const repositories: IndexSnapshot['repositories'] = [];
+  for (const name of store.catalog()) {
+    const state = store.repositoryState(name);
+    if (!state) continue;
+    repositories.push({ name, tags: [...state.tags].sort(([a], [b]) => (a < b ? -1 : 1)), revisions: [...state.revisions].sort() });
+  }
+  return { repositories };
+}
 
-  const repos = new Map<string, { tags: number; manifests: number }>();
+/**
+ * The link files of a snapshot, written as the registry writes them (a digest, no newline): each revision, each
+ * tag's current and index link, a layer link for every blob a revision names, and a referrers link for every
+ * revision with a subject. Manifests are read from blob storage (immutable), after the fence has lifted.
+ */
+export async function captureState(store: RegistryStore, snapshot: IndexSnapshot): Promise<CapturedState> {
+  const files = new Map<string, Buffer>();
   const blobs = new Map<string, Digest>();
-  for (const f of files) {
-    const rel = f.path.slice(REPOS_PREFIX.length);
-    const m = /^(.+?)\/(_manifests|_layers)\/(.*)$/.exec(rel);
-    if (!m) continue;
-    const [, name, kind, rest] = m as unknown as [string, string, string, string];
-    const repo = repos.get(name) ?? { tags: 0, manifests: 0 };
-    repos.set(name, repo);
-    if (kind === '_manifests' && /^tags\/[^/]+\/current\/link$/.test(rest)) repo.tags++;
-    const isRevision = kind === '_manifests' && /^revisions\/[^/]+\/[^/]+\/link$/.test(rest);
-    if (isRevision) repo.manifests++;
-    if (isRevision || (kind === '_layers' && rest.endsWith('/link'))) {
-      const d = tryParseDigest(f.content.toString('utf8').trim());
-      if (d) blobs.set(d.value, d);
+  const link = (path: string, d: Digest) => files.set(path, Buffer.from(d.value));
+  for (const repo of snapshot.repositories) {
+    const name = repo.name;
+    for (const value of repo.revisions) {
+      const digest = tryParseDigest(value);
+      if (!digest) continue;
+      link(pathFor({ kind: 'revisionLink', name, digest }), digest);
+      blobs.set(digest.value, digest);
+      const m = await store.readManifest(digest);
+      if (!m) continue;
+      for (const d of m.info.blobs) {
+        if (!mustExist(d)) continue;
+        const bd = tryParseDigest(d.digest);
+        if (!bd) continue;
+        link(pathFor({ kind: 'layerLink', name, digest: bd }), bd);
+        blobs.set(bd.value, bd);
+      }
+      const subject = m.info.subject ? tryParseDigest(m.info.subject.digest) : undefined;
+      if (subject) link(pathFor({ kind: 'referrerLink', name, subject, digest }), digest);
+    }
+    for (const [tag, value] of repo.tags) {
+      const digest = tryParseDigest(value);
+      if (!digest) continue;
+      link(pathFor({ kind: 'tagCurrentLink', name, tag }), digest);
+      link(pathFor({ kind: 'tagIndexLink', name, tag, digest }), digest);
     }
   }
   return {
-    files,
-    repositories: [...repos].map(([name, r]) => ({ name, ...r })).sort((a, b) => (a.name < b.name ? -1 : 1)),
+    files: [...files].map(([path, content]) => ({ path, content })).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
+    repositories: snapshot.repositories.map((r) => ({ name: r.name, tags: r.tags.length, manifests: r.revisions.length })),
     blobs: [...blobs.values()].sort((a, b) => (a.value < b.value ? -1 : 1)),
   };
 }

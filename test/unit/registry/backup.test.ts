@@ -85,6 +85,7 @@ describe('GET /admin/v1/backup and restoreArchive', () => {
   let archive: string;
   const pushed: { repo: string; tag: string; digest: string; blobs: string[] }[] = [];
   const bigLayer = randomBytes(300_000);
+  let referrer = '';
 
   beforeAll(async () => {
     fx = await startFixture();
@@ -101,6 +102,13 @@ describe('GET /admin/v1/backup and restoreArchive', () => {
       fx.admin,
     );
     expect(idx.status).toBe(201);
+    const sig = await pushImage(fx.url, 'team/app', 'sig', [Buffer.from('signature')], fx.admin, {
+      artifactType: 'application/vnd.example.sig',
+      subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: pushed[0]!.digest, size: 1 },
+    });
+    const untag = await fetch(`${fx.url}/v2/team/app/manifests/sig`, { method: 'DELETE', headers: basic(fx.admin) });
+    expect(untag.status).toBe(202);
+    referrer = sig.digest;
     const res = await fetch(`${fx.url}/admin/v1/backup`, { headers: basic(fx.admin) });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/x-tar');
@@ -160,6 +168,9 @@ describe('GET /admin/v1/backup and restoreArchive', () => {
         for (const b of p.blobs) expect(await getBlob(url, p.repo, b, undefined)).toEqual({ status: 200, digest: b });
       }
       expect((await getManifestDigest(url, 'team/app', 'multi', undefined)).status).toBe(200);
+      const refs = (await (await fetch(`${url}/v2/team/app/referrers/${pushed[0]!.digest}`)).json()) as { manifests: { digest: string; artifactType?: string }[] };
+      expect(refs.manifests).toEqual([expect.objectContaining({ digest: referrer, artifactType: 'application/vnd.example.sig' })]);
+      expect((await getManifestDigest(url, 'team/app', referrer, undefined)).status).toBe(200);
     } finally {
       await other.close();
     }
