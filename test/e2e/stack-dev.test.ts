@@ -13,9 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { request } from 'node:http';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseDocument } from 'yaml';
 import { imageAvailable, dockerAvailable } from '../helpers/peers.js';
 import { probe } from '../../src/ops/http-probe.js';
 import {
@@ -144,6 +145,20 @@ describe.skipIf(!ready)('dev stack on the real engine behind Traefik', () => {
     expect(res.stdout).toContain('nothing changed');
     expect(res.stdout).not.toMatch(/ (created|recreated|started)$/m);
     expect(await ids()).toEqual(before);
+  });
+
+  it('after a change to one service, up recreates only that container', async () => {
+    const file = join(stack.dir, 'regctl.yaml');
+    const doc = parseDocument(await readFile(file, 'utf8'));
+    doc.setIn(['registry', 'logLevel'], 'debug');
+    await writeFile(file, doc.toString());
+    const res = await regctl(['up', '--dir', stack.dir]);
+    expect(res.exitCode, res.all).toBe(0);
+    expect(res.stdout).toContain(`${PROJECT}-registry recreated`);
+    expect(res.stdout).toContain(`${PROJECT}-traefik unchanged`);
+    expect(res.stdout).toContain(`${PROJECT}-ui unchanged`);
+    const cmd = (await docker(['inspect', '--format', '{{json .Config.Cmd}}', `${PROJECT}-registry`])).stdout;
+    expect(cmd).toContain('"--log-level","debug"');
   });
 
   it('a blob upload lasting longer than 60 s passes through Traefik', async () => {
