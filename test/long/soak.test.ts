@@ -41,9 +41,9 @@ it(`soak: ${CLIENTS} clients for ${DURATION / 60_000} min against regctl serve: 
   expect(report.errorCount).toBe(0);
   expect(report.pulls).toBeGreaterThan(0);
   expect(report.pushes).toBeGreaterThan(0);
-  // Flat: within 25% of the warmed-up figure (allocator noise on a short run) and no descriptor growth
-  // beyond the clients' own connections.
-  expect(report.rss.lastMiB).toBeLessThan(report.rss.warmMiB * 1.25);
+  // Flat: single samples swing with 1 MiB stream buffers and V8's collector, so compare medians of the middle
+  // and last thirds after warm-up; and no descriptor growth beyond the clients' own connections.
+  expect(report.rss.lastMedianMiB).toBeLessThan(report.rss.middleMedianMiB * 1.2);
   expect(report.fds.last).toBeLessThanOrEqual(report.fds.warm + 16);
   expect(srv.output()).not.toContain('"level":"error"');
 });

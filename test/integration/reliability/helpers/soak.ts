@@ -44,7 +44,8 @@ export interface SoakReport {
   errorCount: number;
   latencyMs: { pullP50: number; pullP99: number; pushP50: number; pushP99: number };
   samples: SoakSample[];
-  rss: { warmMiB: number; lastMiB: number; maxMiB: number; growthPct: number; slopeMiBPerHour: number };
+  /** `middleMedianMiB` / `lastMedianMiB`: medians of the middle and last thirds of the samples after warm-up. */
+  rss: { warmMiB: number; lastMiB: number; maxMiB: number; growthPct: number; slopeMiBPerHour: number; middleMedianMiB: number; lastMedianMiB: number };
   fds: { warm: number; last: number; max: number };
 }
 
@@ -199,6 +200,9 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   const first = warm[0] ?? samples[0];
   const last = samples[samples.length - 1];
   const rssSlope = slope(warm.map((s) => s.atS / 3600), warm.map((s) => s.rssMiB));
+  const third = Math.max(1, Math.floor(warm.length / 3));
+  const middle = warm.slice(third, 2 * third).map((s) => s.rssMiB);
+  const lastThird = warm.slice(2 * third).map((s) => s.rssMiB);
   return {
     durationMs: Date.now() - started,
     clients: opts.clients,
@@ -220,6 +224,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       maxMiB: Math.max(...samples.map((s) => s.rssMiB)),
       growthPct: first && last ? Math.round(((last.rssMiB - first.rssMiB) / first.rssMiB) * 1000) / 10 : 0,
       slopeMiBPerHour: Math.round(rssSlope * 10) / 10,
+      middleMedianMiB: quantile(middle, 0.5),
+      lastMedianMiB: quantile(lastThird, 0.5),
     },
     fds: { warm: first?.fds ?? 0, last: last?.fds ?? 0, max: Math.max(...samples.map((s) => s.fds)) },
   };
@@ -234,7 +240,7 @@ export function soakMarkdown(r: SoakReport, how: string): string {
     `- Work: ${r.pulls} image pulls and ${r.pushes} image pushes, ${r.requests} HTTP requests (${(r.requests / (r.durationMs / 1000)).toFixed(0)}/s), ${(r.bytesPulled / 2 ** 20).toFixed(0)} MiB pulled, ${(r.bytesPushed / 2 ** 20).toFixed(0)} MiB pushed; ${r.gcs} GCs (deleteUntagged, under load; durations ${r.gcMs.map((m) => `${(m / 1000).toFixed(0)} s`).join(', ') || 'none finished'}) freed ${r.gcFreedMiB} MiB.`,
     `- Errors: ${r.errorCount}.`,
     `- Latency per image: pull p50 ${r.latencyMs.pullP50} ms, p99 ${r.latencyMs.pullP99} ms; push p50 ${r.latencyMs.pushP50} ms, p99 ${r.latencyMs.pushP99} ms.`,
-    `- RSS after warm-up ${r.rss.warmMiB} MiB, at the end ${r.rss.lastMiB} MiB (${r.rss.growthPct >= 0 ? '+' : ''}${r.rss.growthPct}%), max ${r.rss.maxMiB} MiB, least-squares slope ${r.rss.slopeMiBPerHour} MiB/hour.`,
+    `- RSS after warm-up ${r.rss.warmMiB} MiB, at the end ${r.rss.lastMiB} MiB (${r.rss.growthPct >= 0 ? '+' : ''}${r.rss.growthPct}%), max ${r.rss.maxMiB} MiB, least-squares slope ${r.rss.slopeMiBPerHour} MiB/hour; median of the middle third ${r.rss.middleMedianMiB} MiB, of the last third ${r.rss.lastMedianMiB} MiB.`,
     `- Open descriptors after warm-up ${r.fds.warm}, at the end ${r.fds.last}, max ${r.fds.max}.`,
     '',
     '| t (s) | RSS (MiB) | fds | requests so far |',
