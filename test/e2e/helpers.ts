@@ -3,6 +3,7 @@
  * config directory, /etc/hosts lines that are removed afterwards, and a stack directory made by `regctl init`.
  */
 import { execa } from 'execa';
+import { afterAll } from 'vitest';
 import { existsSync } from 'node:fs';
 import { copyFile, lstat, mkdir, mkdtemp, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -44,6 +45,9 @@ export async function removePackageSnapshot(): Promise<void> {
   snapshot = undefined;
   await rm(dir, { recursive: true, force: true });
 }
+
+// Each test file loads this module afresh: its copy goes when the file's tests are done.
+afterAll(removePackageSnapshot);
 export const HOST = 'example.test';
 export const REGISTRY_HOST = `registry.${HOST}`;
 export const UI_HOST = `registry-ui.${HOST}`;
