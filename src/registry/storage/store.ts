@@ -6,6 +6,7 @@
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import pLimit from 'p-limit';
 import { RegistryError } from '../errors.js';
 import { MAX_MANIFEST_BYTES, MEDIA_TYPES, digestOf, effectiveArtifactType, mustExist, parseManifest, type Descriptor, type ManifestInfo } from '../manifest.js';
 import { parseDigest, tryParseDigest, type Digest, type DigestAlgorithm } from '../reference.js';
@@ -14,6 +15,8 @@ import { KeyedLock } from './keyed-lock.js';
 import { pathFor, type PathSpec } from './paths.js';
 
 const UPLOAD_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** Storage calls in flight at once while walking every repository (index build, upload purge). */
+const WALK_CONCURRENCY = 64;
 
 interface UploadState {
   hash: Hash;
@@ -102,10 +105,13 @@ export class RegistryStore {
     this.repos.clear();
     this.catalogCache = undefined;
     const root = this.p({ kind: 'repositoriesRoot' });
+    // The walk fans out over every repository; bounding the storage calls in flight keeps it under the
+    // process's open-file limit with tens of thousands of repositories.
+    const io = pLimit(WALK_CONCURRENCY);
     const walk = async (dir: string, name: string): Promise<void> => {
       let entries;
       try {
-        entries = await this.driver.list(dir);
+        entries = await io(() => this.driver.list(dir));
       } catch (err) {
         if (isNotFound(err)) return;
         throw err;
@@ -113,7 +119,7 @@ export class RegistryStore {
       const subdirs: Promise<void>[] = [];
       for (const e of entries) {
         if (!e.isDir) continue;
-        if (e.name === '_manifests' && name) subdirs.push(this.loadRepo(name));
+        if (e.name === '_manifests' && name) subdirs.push(this.loadRepo(name, io));
         else if (!e.name.startsWith('_')) subdirs.push(walk(`${dir}/${e.name}`, name ? `${name}/${e.name}` : e.name));
       }
       await Promise.all(subdirs);
@@ -121,18 +127,18 @@ export class RegistryStore {
     await walk(root, '');
   }
 
-  private async loadRepo(name: string): Promise<void> {
+  private async loadRepo(name: string, io: <T>(fn: () => Promise<T>) => Promise<T>): Promise<void> {
     const entry: RepoEntry = { tags: new Map(), revisions: new Set(), lastPush: 0 };
-    for (const alg of await this.listNames(this.p({ kind: 'revisionsRoot', name }))) {
-      for (const hex of await this.listNames(`${this.p({ kind: 'revisionsRoot', name })}/${alg}`)) {
+    for (const alg of await io(() => this.listNames(this.p({ kind: 'revisionsRoot', name })))) {
+      for (const hex of await io(() => this.listNames(`${this.p({ kind: 'revisionsRoot', name })}/${alg}`))) {
         const d = tryParseDigest(`${alg}:${hex}`);
         if (d) entry.revisions.add(d.value);
       }
     }
     await Promise.all(
-      (await this.listNames(this.p({ kind: 'tagsRoot', name }))).map(async (tag) => {
+      (await io(() => this.listNames(this.p({ kind: 'tagsRoot', name })))).map(async (tag) => {
         const path = this.p({ kind: 'tagCurrentLink', name, tag });
-        const d = await this.readLink(path);
+        const d = await io(() => this.readLink(path));
         if (!d) return;
         entry.tags.set(tag, d.value);
       }),
@@ -445,10 +451,11 @@ export class RegistryStore {
   /** Every repository directory on storage, including ones holding only blobs or uploads. */
   async allRepositoryDirs(): Promise<string[]> {
     const out: string[] = [];
+    const io = pLimit(WALK_CONCURRENCY);
     const walk = async (dir: string, name: string): Promise<void> => {
       let entries;
       try {
-        entries = await this.driver.list(dir);
+        entries = await io(() => this.driver.list(dir));
       } catch (err) {
         if (isNotFound(err)) return;
         throw err;
