@@ -30,7 +30,10 @@ export interface SoakSample {
 }
 
 export interface SoakReport {
+  /** Wall time, including the wait for a GC still running when the clients stop. */
   durationMs: number;
+  /** Time the clients ran. */
+  loadMs: number;
   clients: number;
   pulls: number;
   pushes: number;
@@ -155,6 +158,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   };
 
   const samples: SoakSample[] = [];
+  let loadMs = 0;
   const sample = async () => {
     try {
       samples.push({
@@ -187,6 +191,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   }, opts.gcEveryMs ?? 60_000);
   try {
     await Promise.all(Array.from({ length: opts.clients }, (_, i) => loop(i)));
+    loadMs = Date.now() - started;
   } finally {
     clearInterval(sampler);
     clearInterval(gcTimer);
@@ -205,6 +210,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   const lastThird = warm.slice(2 * third).map((s) => s.rssMiB);
   return {
     durationMs: Date.now() - started,
+    loadMs,
     clients: opts.clients,
     pulls,
     pushes,
@@ -236,8 +242,8 @@ export function soakMarkdown(r: SoakReport, how: string): string {
   const step = Math.max(1, Math.ceil(r.samples.length / 16));
   const rows = r.samples.filter((_, i) => i % step === 0 || i === r.samples.length - 1);
   return [
-    `- Run: ${how}; ${r.clients} concurrent clients for ${(r.durationMs / 60_000).toFixed(1)} minutes (measured wall time).`,
-    `- Work: ${r.pulls} image pulls and ${r.pushes} image pushes, ${r.requests} HTTP requests (${(r.requests / (r.durationMs / 1000)).toFixed(0)}/s), ${(r.bytesPulled / 2 ** 20).toFixed(0)} MiB pulled, ${(r.bytesPushed / 2 ** 20).toFixed(0)} MiB pushed; ${r.gcs} GCs (deleteUntagged, under load; durations ${r.gcMs.map((m) => `${(m / 1000).toFixed(0)} s`).join(', ') || 'none finished'}) freed ${r.gcFreedMiB} MiB.`,
+    `- Run: ${how}; ${r.clients} concurrent clients for ${(r.loadMs / 60_000).toFixed(1)} minutes of load (${(r.durationMs / 60_000).toFixed(1)} minutes wall time, with the wait for the last GC).`,
+    `- Work: ${r.pulls} image pulls and ${r.pushes} image pushes, ${r.requests} HTTP requests (${(r.requests / (r.loadMs / 1000)).toFixed(0)}/s), ${(r.bytesPulled / 2 ** 20).toFixed(0)} MiB pulled, ${(r.bytesPushed / 2 ** 20).toFixed(0)} MiB pushed; ${r.gcs} GCs (deleteUntagged, under load; durations ${r.gcMs.map((m) => `${(m / 1000).toFixed(0)} s`).join(', ') || 'none finished'}) freed ${r.gcFreedMiB} MiB.`,
     `- Errors: ${r.errorCount}.`,
     `- Latency per image: pull p50 ${r.latencyMs.pullP50} ms, p99 ${r.latencyMs.pullP99} ms; push p50 ${r.latencyMs.pushP50} ms, p99 ${r.latencyMs.pushP99} ms.`,
     `- RSS after warm-up ${r.rss.warmMiB} MiB, at the end ${r.rss.lastMiB} MiB (${r.rss.growthPct >= 0 ? '+' : ''}${r.rss.growthPct}%), max ${r.rss.maxMiB} MiB, least-squares slope ${r.rss.slopeMiBPerHour} MiB/hour; median of the middle third ${r.rss.middleMedianMiB} MiB, of the last third ${r.rss.lastMedianMiB} MiB.`,
