@@ -17,7 +17,7 @@ interface FsckFlags {
  */
 export function fsckCommand(ctx: CliContext): Command {
   return new Command('fsck')
-    .description('Verify a registry data directory offline: blob digests, links, tags, temporary leftovers')
+    .description('verify a registry data directory offline: blob digests, links, tags, temporary leftovers')
     .option('--data <dir>', 'data directory of the registry (env REGCTL_DATA, default ./data)')
     .option('--repair', 'delete what cannot be trusted: corrupt blobs, dangling links and tags, temporary files')
     .option('--json', 'print the report as JSON')

@@ -318,7 +318,7 @@ export async function runInit(ctx: CliContext, opts: InitOptions): Promise<void>
 
 export function initCommand(ctx: CliContext): Command {
   return new Command('init')
-    .description('Create (or re-render) a stack directory: regctl.yaml, compose files, Traefik config, .env and auth/')
+    .description('create (or re-render) a stack directory: regctl.yaml, compose files, Traefik config, .env and auth/')
     .option('--dir <dir>', 'stack directory (default: the current directory)')
     .option('-y, --yes', 'ask nothing: take flags and defaults')
     .option('--host <domain>', 'domain: the registry is served at registry.<domain>, the UI at registry-ui.<domain> (default localhost)')

@@ -48,7 +48,7 @@ export async function resolveServeSettings(flags: ServeFlags, env: NodeJS.Proces
 
 export function serveCommand(ctx: CliContext): Command {
   return new Command('serve')
-    .description('Run the OCI registry in the foreground (the registry container runs this)')
+    .description('run the OCI registry in the foreground (the registry container runs this)')
     .option('--listen <host:port>', 'address to listen on (env REGCTL_LISTEN, default 127.0.0.1:5000)')
     .option('--data <dir>', 'data directory, distribution layout (env REGCTL_DATA, default ./data)')
     .option('--htpasswd <file>', 'bcrypt htpasswd file (env REGCTL_HTPASSWD)')

@@ -50,7 +50,7 @@ export function resolveUiOptions(flags: UiCommandOptions, env: NodeJS.ProcessEnv
 
 export function uiCommand(ctx: CliContext): Command {
   return new Command('ui')
-    .description('Run the web UI: browse, inspect and delete images of a registry')
+    .description('run the web UI: browse, inspect and delete images of a registry')
     .option('--listen <host:port>', 'address to listen on (env REGCTL_UI_LISTEN)', undefined)
     .option('--registry <url>', 'the registry as this server reaches it (env REGCTL_UI_REGISTRY)')
     .option('--public-registry <host>', 'registry host shown in pull commands (env REGCTL_UI_PUBLIC_REGISTRY)')
