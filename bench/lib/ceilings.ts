@@ -28,7 +28,7 @@ async function diskCeilings(dir: string, size: number): Promise<Ceiling[]> {
     const w = await timed(() => tryCommand(writeArgs[0] as string, writeArgs[1] as string[]));
     const r = await timed(() => tryCommand(readArgs[0] as string, readArgs[1] as string[]));
     if (w.value === undefined || r.value === undefined) return [];
-    const describe = (a: (string | string[])[]): string => `${a[0] as string} ${(a[1] as string[]).join(' ')}`;
+    const describe = (a: (string | string[])[]): string => `${a[0] as string} ${(a[1] as string[]).join(' ')}`.replaceAll(dir, 'DATA');
     return [
       { id: 'disk.write', label: 'Disk write, sequential, 1 MiB blocks, fsync at end', unit: 'MB/s', value: mbPerSecond(size, w.seconds), method: describe(writeArgs) },
       { id: 'disk.read', label: 'Disk read, sequential, O_DIRECT (page cache bypassed)', unit: 'MB/s', value: mbPerSecond(size, r.seconds), method: describe(readArgs) },
@@ -39,13 +39,24 @@ async function diskCeilings(dir: string, size: number): Promise<Ceiling[]> {
 }
 
 /** sha256 over `size` bytes in 16 MiB updates on one core (node:crypto, OpenSSL underneath). */
-function sha256Ceiling(blob: LargeBlob): Ceiling {
-  const t0 = performance.now();
-  const hash = createHash('sha256');
-  for (const c of blob.chunks) hash.update(c);
-  hash.digest();
-  const seconds = (performance.now() - t0) / 1000;
-  return { id: 'sha256', label: 'sha256, one core', unit: 'MB/s', value: mbPerSecond(blob.size, seconds), method: 'node:crypto createHash("sha256"), 16 MiB updates' };
+const TRIES = 3;
+
+/** The best of {@link TRIES} runs: a ceiling is what the machine can do, not what it did while busy. */
+async function best(run: () => Promise<number>): Promise<number> {
+  let top = 0;
+  for (let i = 0; i < TRIES; i++) top = Math.max(top, await run());
+  return top;
+}
+
+async function sha256Ceiling(blob: LargeBlob): Promise<Ceiling> {
+  const value = await best(async () => {
+    const t0 = performance.now();
+    const hash = createHash('sha256');
+    for (const c of blob.chunks) hash.update(c);
+    hash.digest();
+    return mbPerSecond(blob.size, (performance.now() - t0) / 1000);
+  });
+  return { id: 'sha256', label: 'sha256, one core', unit: 'MB/s', value, method: `node:crypto createHash("sha256"), 16 MiB updates, best of ${TRIES}` };
 }
 
 async function startSink(buildDir: string): Promise<{ port: number; stop: () => Promise<void> }> {
@@ -76,28 +87,34 @@ async function loopbackCeilings(buildDir: string, blob: LargeBlob): Promise<Ceil
   try {
     const out: Ceiling[] = [];
     for (const mode of ['discard', 'hash'] as const) {
-      const { value: res, seconds } = await timed(() => client.request('PUT', `/${mode}`, { body: blob.chunks }));
-      expectStatus(res, 201, `PUT /${mode}`);
-      const answer = JSON.parse(res.body.toString('utf8')) as { bytes: number; digest: string | null };
-      if (answer.bytes !== blob.size) throw new VerifyError(`sink received ${answer.bytes} bytes of ${blob.size}`);
-      if (mode === 'hash' && answer.digest !== blob.digest) throw new VerifyError('sink hashed a different digest');
+      const value = await best(async () => {
+        const { value: res, seconds } = await timed(() => client.request('PUT', `/${mode}`, { body: blob.chunks }));
+        expectStatus(res, 201, `PUT /${mode}`);
+        const answer = JSON.parse(res.body.toString('utf8')) as { bytes: number; digest: string | null };
+        if (answer.bytes !== blob.size) throw new VerifyError(`sink received ${answer.bytes} bytes of ${blob.size}`);
+        if (mode === 'hash' && answer.digest !== blob.digest) throw new VerifyError('sink hashed a different digest');
+        return mbPerSecond(blob.size, seconds);
+      });
       out.push({
         id: `loopback.upload.${mode}`,
         label: mode === 'discard' ? 'Loopback HTTP upload, server discards' : 'Loopback HTTP upload, server hashes (sha256)',
         unit: 'MB/s',
-        value: mbPerSecond(blob.size, seconds),
-        method: `one PUT of ${blob.size / MiB} MiB from 16 MiB buffers to a Node http server in another process`,
+        value,
+        method: `one PUT of ${blob.size / MiB} MiB from 16 MiB buffers to a Node http server in another process, best of ${TRIES}`,
       });
     }
-    const { value: res, seconds } = await timed(() => client.request('GET', `/bytes?size=${blob.size}`, { consume: 'hash' }));
-    expectStatus(res, 200, 'GET /bytes');
-    if (res.bytes !== blob.size) throw new VerifyError(`downloaded ${res.bytes} bytes of ${blob.size}`);
+    const value = await best(async () => {
+      const { value: res, seconds } = await timed(() => client.request('GET', `/bytes?size=${blob.size}`, { consume: 'hash' }));
+      expectStatus(res, 200, 'GET /bytes');
+      if (res.bytes !== blob.size) throw new VerifyError(`downloaded ${res.bytes} bytes of ${blob.size}`);
+      return mbPerSecond(blob.size, seconds);
+    });
     out.push({
       id: 'loopback.download.hash',
       label: 'Loopback HTTP download, client hashes (sha256)',
       unit: 'MB/s',
-      value: mbPerSecond(blob.size, seconds),
-      method: `one GET of ${blob.size / MiB} MiB served from memory by a Node http server in another process`,
+      value,
+      method: `one GET of ${blob.size / MiB} MiB served from memory by a Node http server in another process, best of ${TRIES}`,
     });
     return out;
   } finally {
@@ -108,5 +125,5 @@ async function loopbackCeilings(buildDir: string, blob: LargeBlob): Promise<Ceil
 
 export async function measureCeilings(opts: { dir: string; buildDir: string; blob: LargeBlob }): Promise<Ceiling[]> {
   const disk = await diskCeilings(opts.dir, opts.blob.size);
-  return [...disk, sha256Ceiling(opts.blob), ...(await loopbackCeilings(opts.buildDir, opts.blob))];
+  return [...disk, await sha256Ceiling(opts.blob), ...(await loopbackCeilings(opts.buildDir, opts.blob))];
 }
