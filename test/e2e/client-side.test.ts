@@ -12,7 +12,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml, stringify } from 'yaml';
-import { dockerAvailable, imageAvailable, requirePeer } from '../helpers/peers.js';
+import { requirePeer } from '../helpers/peers.js';
 import { startReferenceRegistry } from '../helpers/reference-registry.js';
 import { probe } from '../../src/ops/http-probe.js';
 import {
@@ -21,7 +21,7 @@ import {
   ROOT,
   addHostsLine,
   buildMultiLayerImage,
-  builtCliPresent,
+  stackTestsReady,
   dockerCli,
   forceRemoveProject,
   initStack,
@@ -29,7 +29,7 @@ import {
   type E2eStack,
 } from './helpers.js';
 
-const ready = dockerAvailable() && imageAvailable(E2E_TRAEFIK_IMAGE) && imageAvailable(E2E_BASE_IMAGE) && builtCliPresent();
+const ready = stackTestsReady();
 
 interface Check {
   id: string;

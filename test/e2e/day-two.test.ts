@@ -12,7 +12,6 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dockerAvailable, imageAvailable } from '../helpers/peers.js';
 import {
   basic,
   getBlob,
@@ -25,13 +24,11 @@ import {
   type Creds,
 } from '../unit/ops/day-two-fixture.js';
 import {
-  E2E_BASE_IMAGE,
-  E2E_TRAEFIK_IMAGE,
   REGISTRY_HOST,
   UI_HOST,
   addHostsLine,
   buildMultiLayerImage,
-  builtCliPresent,
+  stackTestsReady,
   dockerCli,
   forceRemoveProject,
   initStack,
@@ -39,7 +36,7 @@ import {
   type E2eStack,
 } from './helpers.js';
 
-const ready = dockerAvailable() && imageAvailable(E2E_TRAEFIK_IMAGE) && imageAvailable(E2E_BASE_IMAGE) && builtCliPresent();
+const ready = stackTestsReady();
 /** Its own project name, so this file never touches another stack running on the machine. */
 const PROJECT = 'daytwo';
 const VOLUME = `${PROJECT}_registry-data`;

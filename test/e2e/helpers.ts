@@ -12,7 +12,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 import { collectContextFiles } from '../../src/docker/build-context.js';
-import { BASE_IMAGE, IN_CI, TRAEFIK_IMAGE, freePort } from '../helpers/peers.js';
+import { BASE_IMAGE, IN_CI, TRAEFIK_IMAGE, dockerAvailable, freePort, imageAvailable } from '../helpers/peers.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -81,6 +81,11 @@ export function builtCliPresent(): boolean {
   if (IN_CI) throw new Error(reason);
   process.stderr.write(`skipping end-to-end tests: ${reason}\n`);
   return false;
+}
+
+/** What every stack test needs: an engine, the local Traefik and base images, and the built CLI (under CI, missing ones throw). */
+export function stackTestsReady(): boolean {
+  return dockerAvailable() && imageAvailable(E2E_TRAEFIK_IMAGE) && imageAvailable(E2E_BASE_IMAGE) && builtCliPresent();
 }
 
 /** Runs `node bin/regctl.js ...args`; never throws on a non-zero exit. */

@@ -17,16 +17,13 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
-import { imageAvailable, dockerAvailable } from '../helpers/peers.js';
 import { probe } from '../../src/ops/http-probe.js';
 import {
-  E2E_BASE_IMAGE,
-  E2E_TRAEFIK_IMAGE,
   REGISTRY_HOST,
   UI_HOST,
   addHostsLine,
   buildMultiLayerImage,
-  builtCliPresent,
+  stackTestsReady,
   dockerCli,
   forceRemoveProject,
   initStack,
@@ -40,7 +37,7 @@ import {
 /** This file's own compose project, so that it never touches another test's stack. */
 const PROJECT = 'e2edev';
 const IMAGE = `regctl-e2e/${PROJECT}:test`;
-const ready = dockerAvailable() && imageAvailable(E2E_TRAEFIK_IMAGE) && imageAvailable(E2E_BASE_IMAGE) && builtCliPresent();
+const ready = stackTestsReady();
 
 interface StatusJson {
   healthy: boolean;
