@@ -22,12 +22,12 @@ export async function which(cmd: string): Promise<string | undefined> {
 
 export async function describeDisk(path: string): Promise<string> {
   const mount = await tryCommand('findmnt', ['-no', 'SOURCE,FSTYPE', '--target', path]);
-  const source = mount?.split(/\s+/)[0];
+  const [source, fstype] = mount?.split(/\s+/) ?? [];
   const device = source?.replace(/^\/dev\//, '').replace(/\d+$/, '');
-  const blk = device ? await tryCommand('lsblk', ['-dno', 'NAME,SIZE,ROTA,MODEL', `/dev/${device}`]) : undefined;
-  const rotational = blk?.split(/\s+/)[2];
-  const kind = rotational === '0' ? 'non-rotational' : rotational === '1' ? 'rotational' : 'unknown kind';
-  return `${mount ?? 'unknown mount'} (${blk ?? 'device unknown'}; ${kind}; virtual disk under KVM when the CPU says hypervisor)`;
+  const blk = device ? await tryCommand('lsblk', ['-dno', 'NAME,SIZE,ROTA', `/dev/${device}`]) : undefined;
+  const [name, size, rota] = blk?.split(/\s+/) ?? [];
+  const kind = rota === '0' ? 'non-rotational' : rota === '1' ? 'reported rotational' : 'kind unknown';
+  return `${source ?? 'unknown'} (${fstype ?? '?'}), ${name ?? '?'} ${size ?? '?'}, ${kind}`;
 }
 
 export async function machineInfo(dataPath: string, otherWork: string): Promise<MachineInfo> {
