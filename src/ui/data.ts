@@ -3,7 +3,7 @@
  * catalog and tag lists for a short while (they change), manifests and configs by digest for longer (they never
  * change). Fan-out to the registry is bounded so a 2,000-repository list does not flood it.
  */
-import { mapLimit } from './cache.js';
+import pMap from 'p-map';
 import { isAdmin } from './permissions.js';
 import {
   isIndex,
@@ -136,11 +136,11 @@ export class RegistryData {
     const m = fetched.manifest;
     if (isIndex(m)) {
       const children = platformChildren(m.manifests);
-      const platforms = await mapLimit(children, FAN_OUT, async (d) => {
+      const platforms = await pMap(children, async (d) => {
         const child = await this.manifest(name, d.digest);
         const info = await this.imageInfo(name, child);
         return { platform: platformName(d), digest: d.digest, size: info.size, created: info.created };
-      });
+      }, { concurrency: FAN_OUT });
       const created = platforms.map((p) => p.created).filter((c): c is string => Boolean(c)).sort().at(-1);
       return { kind: 'index', size, created, platforms };
     }
@@ -170,14 +170,14 @@ export class RegistryData {
     out.set(fetched.digest, Buffer.byteLength(fetched.raw));
     const m = fetched.manifest;
     if (isIndex(m)) {
-      const children = await mapLimit(m.manifests, FAN_OUT, async (d) => {
+      const children = await pMap(m.manifests, async (d) => {
         try {
           return await this.manifest(name, d.digest);
         } catch (err) {
           if (err instanceof RegistryNotFoundError) return undefined;
           throw err;
         }
-      });
+      }, { concurrency: FAN_OUT });
       for (const child of children) if (child) for (const [d, s] of await this.blobSet(name, child)) out.set(d, s);
     } else {
       if (m.config) out.set(m.config.digest, m.config.size);
@@ -188,14 +188,14 @@ export class RegistryData {
 
   /** Every tag of a repository with details, fetched with bounded concurrency. */
   async tagInfos(name: string, tags: readonly string[]): Promise<(TagInfo | { tag: string; error: string })[]> {
-    return mapLimit(tags, FAN_OUT, async (tag) => {
+    return pMap(tags, async (tag) => {
       try {
         return await this.tagInfo(name, tag);
       } catch (err) {
         if (err instanceof RegistryNotFoundError || err instanceof RegistryDeniedError) return { tag, error: err.message };
         throw err;
       }
-    });
+    }, { concurrency: FAN_OUT });
   }
 
   /**
@@ -217,7 +217,7 @@ export class RegistryData {
         if (!(err instanceof RegistryNotFoundError)) throw err;
       }
     }
-    await mapLimit(names, FAN_OUT, async (name) => {
+    await pMap(names, async (name) => {
       const tags = await this.tags(name).catch((err: unknown) => {
         if (err instanceof RegistryNotFoundError || err instanceof RegistryDeniedError) return undefined;
         throw err;
@@ -227,7 +227,7 @@ export class RegistryData {
         return;
       }
       out.set(name, await this.repoDetails(name, tags));
-    });
+    }, { concurrency: FAN_OUT });
     return out;
   }
 
@@ -236,12 +236,12 @@ export class RegistryData {
       const infos = await this.tagInfos(name, tags);
       const blobs: BlobSet = new Map();
       let updated: string | undefined;
-      await mapLimit(infos, 2, async (info) => {
+      await pMap(infos, async (info) => {
         if ('error' in info) return;
         if (info.created && (!updated || info.created > updated)) updated = info.created;
         const fetched = await this.manifest(name, info.digest);
         for (const [d, s] of await this.blobSet(name, fetched)) blobs.set(d, s);
-      });
+      }, { concurrency: 2 });
       return { name, tags: tags.length, size: sum(blobs), updated };
     });
   }
@@ -269,13 +269,13 @@ export async function imageDetails(data: RegistryData, name: string, reference: 
   let platforms: PlatformInfo[] = [];
   if (isIndex(m)) {
     kind = 'index';
-    platforms = await mapLimit(platformChildren(m.manifests), FAN_OUT, async (d) => {
+    platforms = await pMap(platformChildren(m.manifests), async (d) => {
       const child = await data.manifest(name, d.digest);
       const im = child.manifest as ImageManifest;
       const size = (im.config?.size ?? 0) + (im.layers ?? []).reduce((n, l) => n + l.size, 0);
       const created = isImageConfig(im) ? (await optionalConfig(data, name, im.config.digest))?.config.created : undefined;
       return { platform: platformName(d), digest: d.digest, size, created };
-    });
+    }, { concurrency: FAN_OUT });
   } else if (isImageConfig(m)) {
     kind = 'image';
     const c = await optionalConfig(data, name, m.config.digest);
@@ -312,11 +312,11 @@ export async function deletePreview(data: RegistryData, name: string, tag: strin
   const otherInfos = await data.tagInfos(name, others);
   const siblings: string[] = [];
   const keep = new Set<string>();
-  await mapLimit(otherInfos, FAN_OUT, async (o) => {
+  await pMap(otherInfos, async (o) => {
     if ('error' in o) return;
     if (o.digest === info.digest) siblings.push(o.tag);
     for (const d of (await data.blobSet(name, await data.manifest(name, o.digest))).keys()) keep.add(d);
-  });
+  }, { concurrency: FAN_OUT });
   siblings.sort();
   let exclusiveBytes = 0;
   let exclusiveBlobs = 0;

@@ -6,11 +6,11 @@
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import pLimit from 'p-limit';
+import pMap from 'p-map';
 import { RegistryError } from '../errors.js';
 import { MAX_MANIFEST_BYTES, MEDIA_TYPES, digestOf, effectiveArtifactType, mustExist, parseManifest, type Descriptor, type ManifestInfo } from '../manifest.js';
 import { parseDigest, tryParseDigest, type Digest, type DigestAlgorithm } from '../reference.js';
-import { isNotFound, type StorageDriver } from './driver.js';
+import { isNotFound, type DirEntry, type StorageDriver } from './driver.js';
 import { KeyedLock } from './keyed-lock.js';
 import { pathFor, type PathSpec } from './paths.js';
 
@@ -100,49 +100,60 @@ export class RegistryStore {
 
   // ---------------------------------------------------------------- index
 
-  /** Walks `repositories/` once and records every repository's tags and manifest revisions. */
+  /**
+   * Walks `repositories/` once and records every repository's tags and manifest revisions. The walk goes
+   * one directory level at a time through a fixed pool of workers, so the storage calls in flight, the files
+   * open and the memory held stay bounded however many repositories there are.
+   */
   async buildIndex(): Promise<void> {
     this.repos.clear();
     this.catalogCache = undefined;
-    const root = this.p({ kind: 'repositoriesRoot' });
-    // The walk fans out over every repository; bounding the storage calls in flight keeps it under the
-    // process's open-file limit with tens of thousands of repositories.
-    const io = pLimit(WALK_CONCURRENCY);
-    const walk = async (dir: string, name: string): Promise<void> => {
-      let entries;
-      try {
-        entries = await io(() => this.driver.list(dir));
-      } catch (err) {
-        if (isNotFound(err)) return;
-        throw err;
-      }
-      const subdirs: Promise<void>[] = [];
-      for (const e of entries) {
-        if (!e.isDir) continue;
-        if (e.name === '_manifests' && name) subdirs.push(this.loadRepo(name, io));
-        else if (!e.name.startsWith('_')) subdirs.push(walk(`${dir}/${e.name}`, name ? `${name}/${e.name}` : e.name));
-      }
-      await Promise.all(subdirs);
-    };
-    await walk(root, '');
+    await this.walkRepositories(async (name, entries) => {
+      if (entries.some((e) => e.isDir && e.name === '_manifests')) await this.loadRepo(name);
+    });
   }
 
-  private async loadRepo(name: string, io: <T>(fn: () => Promise<T>) => Promise<T>): Promise<void> {
+  /**
+   * Visits every directory under `repositories/` that may be a repository (names not starting with `_`),
+   * with its entries, level by level, at most WALK_CONCURRENCY at once.
+   */
+  private async walkRepositories(visit: (name: string, entries: DirEntry[]) => Promise<void>): Promise<void> {
+    let level: { dir: string; name: string }[] = [{ dir: this.p({ kind: 'repositoriesRoot' }), name: '' }];
+    while (level.length > 0) {
+      const next: { dir: string; name: string }[] = [];
+      await pMap(
+        level,
+        async ({ dir, name }) => {
+          let entries: DirEntry[];
+          try {
+            entries = await this.driver.list(dir);
+          } catch (err) {
+            if (isNotFound(err)) return;
+            throw err;
+          }
+          if (name) await visit(name, entries);
+          for (const e of entries) {
+            if (e.isDir && !e.name.startsWith('_')) next.push({ dir: `${dir}/${e.name}`, name: name ? `${name}/${e.name}` : e.name });
+          }
+        },
+        { concurrency: WALK_CONCURRENCY },
+      );
+      level = next;
+    }
+  }
+
+  private async loadRepo(name: string): Promise<void> {
     const entry: RepoEntry = { tags: new Map(), revisions: new Set(), lastPush: 0 };
-    for (const alg of await io(() => this.listNames(this.p({ kind: 'revisionsRoot', name })))) {
-      for (const hex of await io(() => this.listNames(`${this.p({ kind: 'revisionsRoot', name })}/${alg}`))) {
+    for (const alg of await this.listNames(this.p({ kind: 'revisionsRoot', name }))) {
+      for (const hex of await this.listNames(`${this.p({ kind: 'revisionsRoot', name })}/${alg}`)) {
         const d = tryParseDigest(`${alg}:${hex}`);
         if (d) entry.revisions.add(d.value);
       }
     }
-    await Promise.all(
-      (await io(() => this.listNames(this.p({ kind: 'tagsRoot', name })))).map(async (tag) => {
-        const path = this.p({ kind: 'tagCurrentLink', name, tag });
-        const d = await io(() => this.readLink(path));
-        if (!d) return;
-        entry.tags.set(tag, d.value);
-      }),
-    );
+    for (const tag of await this.listNames(this.p({ kind: 'tagsRoot', name }))) {
+      const d = await this.readLink(this.p({ kind: 'tagCurrentLink', name, tag }));
+      if (d) entry.tags.set(tag, d.value);
+    }
     if (entry.tags.size > 0 || entry.revisions.size > 0) {
       this.repos.set(name, entry);
       this.catalogCache = undefined;
@@ -451,26 +462,9 @@ export class RegistryStore {
   /** Every repository directory on storage, including ones holding only blobs or uploads. */
   async allRepositoryDirs(): Promise<string[]> {
     const out: string[] = [];
-    const io = pLimit(WALK_CONCURRENCY);
-    const walk = async (dir: string, name: string): Promise<void> => {
-      let entries;
-      try {
-        entries = await io(() => this.driver.list(dir));
-      } catch (err) {
-        if (isNotFound(err)) return;
-        throw err;
-      }
-      let isRepo = false;
-      const children: Promise<void>[] = [];
-      for (const e of entries) {
-        if (!e.isDir) continue;
-        if (e.name.startsWith('_')) isRepo = true;
-        else children.push(walk(`${dir}/${e.name}`, name ? `${name}/${e.name}` : e.name));
-      }
-      if (isRepo && name) out.push(name);
-      await Promise.all(children);
-    };
-    await walk(this.p({ kind: 'repositoriesRoot' }), '');
+    await this.walkRepositories(async (name, entries) => {
+      if (entries.some((e) => e.isDir && e.name.startsWith('_'))) out.push(name);
+    });
     return out.sort();
   }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mapLimit, TtlCache } from '../../../src/ui/cache.js';
+import { TtlCache } from '../../../src/ui/cache.js';
 
 describe('TtlCache', () => {
   it('shares one computation between concurrent callers and reuses it until it expires', async () => {
@@ -30,26 +30,5 @@ describe('TtlCache', () => {
     expect(await cache.get('k0', async () => 42)).toBe(42);
     cache.invalidate((k) => k.startsWith('k'));
     expect(cache.size).toBe(0);
-  });
-});
-
-describe('mapLimit', () => {
-  it('keeps input order and never runs more than the limit at once', async () => {
-    let running = 0;
-    let peak = 0;
-    const out = await mapLimit(Array.from({ length: 40 }, (_, i) => i), 8, async (n) => {
-      running++;
-      peak = Math.max(peak, running);
-      await new Promise((r) => setTimeout(r, (n * 7) % 5));
-      running--;
-      return n * 2;
-    });
-    expect(out).toEqual(Array.from({ length: 40 }, (_, i) => i * 2));
-    expect(peak).toBe(8);
-  });
-
-  it('handles empty input and propagates errors', async () => {
-    expect(await mapLimit([], 4, async () => 1)).toEqual([]);
-    await expect(mapLimit([1, 2, 3], 2, async (n) => { if (n === 2) throw new Error('boom'); return n; })).rejects.toThrow('boom');
   });
 });
