@@ -5,7 +5,6 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createTwoFilesPatch } from 'diff';
-import { execa } from 'execa';
 import { CliError } from '../cli/errors.js';
 import { atomicWrite } from '../stack/write.js';
 import { adminCredentials, loadStack } from './stack.js';
@@ -60,7 +59,7 @@ export async function login(opts: LoginOptions): Promise<{ address: string; user
     user = creds.username;
     password = creds.password;
   }
-  const r = await execa(opts.docker ?? 'docker', ['login', address, '--username', user, '--password-stdin'], {
+  const r = await (await import('execa')).execa(opts.docker ?? 'docker', ['login', address, '--username', user, '--password-stdin'], {
     input: password,
     reject: false,
     env: opts.env ?? process.env,

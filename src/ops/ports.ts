@@ -3,7 +3,6 @@
  * created, with the holder named when it can be found (a container, or a process `ss` reports).
  */
 import { createServer } from 'node:net';
-import { execa } from 'execa';
 import { CliError } from '../cli/errors.js';
 import type { DockerEngine } from '../docker/engine.js';
 
@@ -27,7 +26,7 @@ export async function portHolder(port: number, engine: DockerEngine): Promise<st
     // fall through to ss
   }
   try {
-    const { stdout } = await execa('ss', ['-Hltnp', `sport = :${port}`], { reject: false, timeout: 3000 });
+    const { stdout } = await (await import('execa')).execa('ss', ['-Hltnp', `sport = :${port}`], { reject: false, timeout: 3000 });
     const m = /users:\(\("([^"]+)",pid=(\d+)/.exec(stdout);
     if (m) return `process ${m[1]} (pid ${m[2]})`;
   } catch {

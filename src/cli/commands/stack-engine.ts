@@ -1,8 +1,8 @@
 import type { CliContext } from '../context.js';
 import type { DockerEngine } from '../../docker/engine.js';
-import { createDockerEngine } from '../../docker/dockerode-engine.js';
+import { LazyEngine } from '../../docker/lazy-engine.js';
 
 /** How the stack commands get an engine; tests pass a factory returning a fake. */
 export type EngineFactory = (ctx: CliContext) => DockerEngine;
 
-export const defaultEngineFactory: EngineFactory = (ctx) => createDockerEngine(ctx.env);
+export const defaultEngineFactory: EngineFactory = (ctx) => new LazyEngine(ctx.env);
