@@ -4,11 +4,6 @@ import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import type { CliContext } from '../context.js';
 import { CliError } from '../errors.js';
-import { CONFIG_FILE } from '../../config/load.js';
-import { ENV_KEYS } from '../../stack/env.js';
-import { atomicWrite } from '../../stack/write.js';
-import { inspectSeed } from '../../ops/adopt.js';
-import { runInit } from './init.js';
 import { defaultEngineFactory, type EngineFactory } from './stack-engine.js';
 
 interface AdoptOptions {
@@ -42,6 +37,11 @@ export function adoptCommand(ctx: CliContext, engineFactory: EngineFactory = def
     .option('--dry-run', 'list what was found and what would change; write nothing')
     .option('--json', 'print one JSON document')
     .action(async (opts: AdoptOptions) => {
+      const { CONFIG_FILE } = await import('../../config/load.js');
+      const { ENV_KEYS } = await import('../../stack/env.js');
+      const { atomicWrite } = await import('../../stack/write.js');
+      const { inspectSeed } = await import('../../ops/adopt.js');
+      const { runInit } = await import('../../ops/init.js');
       const { out } = ctx;
       const from = resolve(ctx.cwd, opts.from);
       const dir = resolve(ctx.cwd, opts.dir ?? join(from, 'regctl'));

@@ -1,6 +1,5 @@
 import { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { backup } from '../../ops/backup.js';
 import { outputFor, stackDir } from './day-two.js';
 
 export function backupCommand(ctx: CliContext): Command {
@@ -12,6 +11,7 @@ export function backupCommand(ctx: CliContext): Command {
     .option('--verify', 'read the finished archive back and check every file before keeping it')
     .option('--json', 'print one JSON document')
     .action(async (flags: { dir?: string; out?: string; incrementalFrom?: string; verify?: boolean; json?: boolean }) => {
+      const { backup } = await import('../../ops/backup.js');
       const out = outputFor(ctx.out, flags.json);
       const r = await backup({
         dir: stackDir(ctx, flags.dir),

@@ -4,9 +4,6 @@ import { dirname, resolve } from 'node:path';
 import type { CliContext } from '../context.js';
 import { CliError } from '../errors.js';
 import { CI_SYSTEMS, DEFAULT_CREDENTIALS_ID, PIPELINE_FILE, renderPipeline, secretNames, type CiSystem } from '../../ops/ci.js';
-import { clientAddress } from '../../ops/login.js';
-import { addUser } from '../../ops/users.js';
-import { atomicWrite } from '../../stack/write.js';
 
 interface CiOptions {
   dir?: string;
@@ -42,6 +39,9 @@ export function ciCommand(ctx: CliContext): Command {
     .option('--no-create-user', 'only print the pipeline; create no user')
     .option('--json', 'print one JSON document (pipeline, user, and the generated password)')
     .action(async (system: CiSystem, opts: CiOptions) => {
+      const { clientAddress } = await import('../../ops/login.js');
+      const { addUser } = await import('../../ops/users.js');
+      const { atomicWrite } = await import('../../stack/write.js');
       const { out } = ctx;
       if (!REPO_NAME.test(opts.image)) {
         throw new CliError('USAGE', `--image "${opts.image}" is not a repository name`, { hint: 'lower-case letters, digits and separators, e.g. apps/api' });

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { resolve } from 'node:path';
 import type { CliContext } from '../context.js';
 import { CliError } from '../errors.js';
-import { doctor, type CheckStatus } from '../../ops/doctor.js';
+import type { CheckStatus } from '../../ops/doctor.js';
 import { defaultEngineFactory, type EngineFactory } from './stack-engine.js';
 
 export function doctorCommand(ctx: CliContext, engineFactory: EngineFactory = defaultEngineFactory): Command {
@@ -13,6 +13,7 @@ export function doctorCommand(ctx: CliContext, engineFactory: EngineFactory = de
     .option('--upload-test', 'also push a slow 128 MiB upload through Traefik (takes over a minute)')
     .option('--json', 'print one JSON document')
     .action(async (opts: { dir?: string; prod?: boolean; uploadTest?: boolean; json?: boolean }) => {
+      const { doctor } = await import('../../ops/doctor.js');
       const { out } = ctx;
       const report = await doctor({
         dir: resolve(ctx.cwd, opts.dir ?? '.'),

@@ -1,7 +1,6 @@
 import { Command } from 'commander';
 import { resolve } from 'node:path';
 import type { CliContext } from '../context.js';
-import { down } from '../../ops/down.js';
 import { defaultEngineFactory, type EngineFactory } from './stack-engine.js';
 
 export function downCommand(ctx: CliContext, engineFactory: EngineFactory = defaultEngineFactory): Command {
@@ -12,6 +11,7 @@ export function downCommand(ctx: CliContext, engineFactory: EngineFactory = defa
     .option('--volumes', 'also delete the data volumes (asks first)')
     .option('-y, --yes', 'do not ask for confirmation')
     .action(async (opts: { dir?: string; volumes?: boolean; yes?: boolean }) => {
+      const { down } = await import('../../ops/down.js');
       await down({
         dir: resolve(ctx.cwd, opts.dir ?? '.'),
         volumes: opts.volumes ?? false,

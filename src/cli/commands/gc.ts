@@ -1,6 +1,5 @@
 import { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { gc, printGcSummary } from '../../ops/gc.js';
 import { durationArg, outputFor, stackDir } from './day-two.js';
 
 export function gcCommand(ctx: CliContext): Command {
@@ -13,6 +12,7 @@ export function gcCommand(ctx: CliContext): Command {
     .option('--verbose', 'list every kept blob, not only on a dry run')
     .option('--json', 'print one JSON document')
     .action(async (flags: { dir?: string; dryRun?: boolean; deleteUntagged?: boolean; grace?: number; verbose?: boolean; json?: boolean }) => {
+      const { gc, printGcSummary } = await import('../../ops/gc.js');
       const out = outputFor(ctx.out, flags.json);
       const s = await gc({
         dir: stackDir(ctx, flags.dir),

@@ -2,7 +2,6 @@ import { Command } from 'commander';
 import { resolve } from 'node:path';
 import type { CliContext } from '../context.js';
 import { CliError } from '../errors.js';
-import { applyTrust, clientAddress, DAEMON_JSON, login, planTrust } from '../../ops/login.js';
 import { readSecretFromStdin } from './read-stdin.js';
 
 export function loginCommand(ctx: CliContext): Command {
@@ -16,6 +15,7 @@ export function loginCommand(ctx: CliContext): Command {
     .option('--trust', "dev: add the registry to the engine's insecure-registries (shows the change and asks first)")
     .option('-y, --yes', 'with --trust: do not ask')
     .action(async (opts: { dir?: string; prod?: boolean; direct?: boolean; user?: string; passwordStdin?: boolean; trust?: boolean; yes?: boolean }) => {
+      const { applyTrust, clientAddress, DAEMON_JSON, login, planTrust } = await import('../../ops/login.js');
       const { out } = ctx;
       const dir = resolve(ctx.cwd, opts.dir ?? '.');
       if (opts.passwordStdin && !opts.user) throw new CliError('USAGE', '--password-stdin needs --user', { hint: 'name the user whose password you pipe in' });

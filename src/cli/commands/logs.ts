@@ -1,7 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { resolve } from 'node:path';
 import type { CliContext } from '../context.js';
-import { logs } from '../../ops/logs.js';
 import { defaultEngineFactory, type EngineFactory } from './stack-engine.js';
 
 function tailCount(value: string): number {
@@ -20,6 +19,7 @@ export function logsCommand(ctx: CliContext, engineFactory: EngineFactory = defa
     .option('-n, --tail <lines>', 'only the last N lines', tailCount)
     .option('-t, --timestamps', 'show timestamps')
     .action(async (service: string | undefined, opts: { dir?: string; follow?: boolean; tail?: number; timestamps?: boolean }) => {
+      const { logs } = await import('../../ops/logs.js');
       const controller = new AbortController();
       const stop = () => controller.abort();
       process.once('SIGINT', stop);

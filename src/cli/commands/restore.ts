@@ -2,8 +2,7 @@ import { resolve } from 'node:path';
 import { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { CliError, isCliError } from '../errors.js';
-import { progressLine } from '../../ops/backup.js';
-import { restoreDirectory, restoreStack, type RestoreEvent } from '../../ops/restore.js';
+import type { RestoreEvent } from '../../ops/restore.js';
 import { collect, outputFor, stackDir } from './day-two.js';
 import { defaultEngineFactory, type EngineFactory } from './stack-engine.js';
 
@@ -27,6 +26,8 @@ export function restoreCommand(ctx: CliContext, engineFactory: EngineFactory = d
     .option('--json', 'print one JSON document')
     .option('--json-lines', 'with --data: one JSON event per line (what the restore container prints)')
     .action(async (file: string, flags: Flags) => {
+      const { progressLine } = await import('../../ops/backup.js');
+      const { restoreDirectory, restoreStack } = await import('../../ops/restore.js');
       const archive = resolve(ctx.cwd, file);
       const bases = (flags.base ?? []).map((b) => resolve(ctx.cwd, b));
       if (flags.data !== undefined) {

@@ -1,7 +1,5 @@
 import { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { rotateCredentials } from '../../ops/rotate.js';
-import { formatDuration } from '../../ops/duration.js';
 import { durationArg, outputFor, readStdinSecret, stackDir } from './day-two.js';
 
 interface Flags {
@@ -21,6 +19,8 @@ export function rotateCredentialsCommand(ctx: CliContext): Command {
     .option('--grace <duration>', 'how long the old password keeps working, e.g. 10m (default: not at all)', durationArg, 0)
     .option('--json', 'print one JSON document (includes a generated password)')
     .action(async (flags: Flags) => {
+      const { rotateCredentials } = await import('../../ops/rotate.js');
+      const { formatDuration } = await import('../../ops/duration.js');
       const out = outputFor(ctx.out, flags.json);
       const password = flags.passwordStdin ? await readStdinSecret(ctx.stdin) : undefined;
       const r = await rotateCredentials({

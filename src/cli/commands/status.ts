@@ -1,7 +1,6 @@
 import { Command } from 'commander';
 import { resolve } from 'node:path';
 import type { CliContext } from '../context.js';
-import { formatBytes, status } from '../../ops/status.js';
 import { defaultEngineFactory, type EngineFactory } from './stack-engine.js';
 
 export function statusCommand(ctx: CliContext, engineFactory: EngineFactory = defaultEngineFactory): Command {
@@ -11,6 +10,7 @@ export function statusCommand(ctx: CliContext, engineFactory: EngineFactory = de
     .option('--dir <dir>', 'stack directory (default: the current directory)')
     .option('--json', 'print one JSON document')
     .action(async (opts: { dir?: string; json?: boolean }) => {
+      const { formatBytes, status } = await import('../../ops/status.js');
       const s = await status({ dir: resolve(ctx.cwd, opts.dir ?? '.'), engine: engineFactory(ctx) });
       const { out } = ctx;
       if (opts.json) {

@@ -2,9 +2,6 @@ import { Command } from 'commander';
 import { access } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { CliContext } from '../context.js';
-import { up } from '../../ops/up.js';
-import { CONFIG_FILE } from '../../config/load.js';
-import { runInit } from './init.js';
 import { defaultEngineFactory, type EngineFactory } from './stack-engine.js';
 
 export function upCommand(ctx: CliContext, engineFactory: EngineFactory = defaultEngineFactory): Command {
@@ -16,6 +13,9 @@ export function upCommand(ctx: CliContext, engineFactory: EngineFactory = defaul
     .option('--keep-on-failure', 'leave what a failed run created, for inspection')
     .option('--health-timeout <seconds>', 'how long to wait for health checks', '180')
     .action(async (opts: { dir?: string; prod?: boolean; keepOnFailure?: boolean; healthTimeout: string }) => {
+      const { up } = await import('../../ops/up.js');
+      const { CONFIG_FILE } = await import('../../config/load.js');
+      const { runInit } = await import('../../ops/init.js');
       const healthTimeoutMs = Number(opts.healthTimeout) * 1000;
       const dir = resolve(ctx.cwd, opts.dir ?? '.');
       // A directory without a stack gets one with safe defaults first, so `regctl up` alone is enough.
