@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { CliError } from '../errors.js';
+import { untilStopSignal } from '../signals.js';
 import type { RawSettings, ServeSettings } from '../../registry/config.js';
 
 interface ServeFlags {
@@ -100,15 +101,7 @@ export function serveCommand(ctx: CliContext): Command {
         throw new CliError('CONFIG_INVALID', `registry cannot start: ${(err as Error).message}`, { hint: 'check --data, --htpasswd and --access', cause: err });
       }
       ctx.out.ok(`registry listening on ${url}${settings.noAuth ? ' (no authentication)' : ''}${settings.ui ? `, web UI on ${url}/ui/` : ''}`);
-      await new Promise<void>((resolve) => {
-        const stop = () => {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
-          resolve();
-        };
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
-      });
+      await untilStopSignal();
       await server.close();
     });
 }

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { CliError } from '../errors.js';
+import { untilStopSignal } from '../signals.js';
 
 export interface UiCommandOptions {
   listen?: string;
@@ -77,15 +78,7 @@ export function uiCommand(ctx: CliContext): Command {
         throw new CliError('INTERNAL', `cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`, { cause: err });
       }
       ctx.out.ok(`web UI on ${address.url} (registry ${opts.registry})`);
-      await new Promise<void>((resolve) => {
-        const stop = () => {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
-          resolve();
-        };
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
-      });
+      await untilStopSignal();
       await server.close();
     });
 }

@@ -1,3 +1,29 @@
+/** The dark palette: chosen with the theme switch, or by the system when no theme is chosen. */
+const DARK = `
+  color-scheme: dark;
+  --bg: #0f1218;
+  --surface: #171b23;
+  --surface-2: #1e2430;
+  --border: #2a3140;
+  --border-strong: #3a4354;
+  --text: #e6e9ef;
+  --text-2: #aeb6c4;
+  --text-3: #8a93a3;
+  --accent: #748ffc;
+  --accent-hover: #91a7ff;
+  --accent-soft: #1f2747;
+  --accent-text: #0f1218;
+  --danger: #ff6b6b;
+  --danger-hover: #ff8787;
+  --danger-soft: #2e1517;
+  --ok: #69db7c;
+  --ok-soft: #142a1b;
+  --warn-soft: #2b2310;
+  --warn: #ffd43b;
+  --focus: #91a7ff;
+  --shadow: 0 1px 2px rgb(0 0 0 / 0.4);
+`.slice(1);
+
 /** The UI's one stylesheet, served as /static/style.css (a file, so the CSP needs no 'unsafe-inline'). */
 export const STYLE_CSS = String.raw`
 :root {
@@ -28,54 +54,10 @@ export const STYLE_CSS = String.raw`
   --sans: system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "DejaVu Sans", "Helvetica Neue", Arial, sans-serif;
 }
 :root[data-theme="dark"] {
-  color-scheme: dark;
-  --bg: #0f1218;
-  --surface: #171b23;
-  --surface-2: #1e2430;
-  --border: #2a3140;
-  --border-strong: #3a4354;
-  --text: #e6e9ef;
-  --text-2: #aeb6c4;
-  --text-3: #8a93a3;
-  --accent: #748ffc;
-  --accent-hover: #91a7ff;
-  --accent-soft: #1f2747;
-  --accent-text: #0f1218;
-  --danger: #ff6b6b;
-  --danger-hover: #ff8787;
-  --danger-soft: #2e1517;
-  --ok: #69db7c;
-  --ok-soft: #142a1b;
-  --warn-soft: #2b2310;
-  --warn: #ffd43b;
-  --focus: #91a7ff;
-  --shadow: 0 1px 2px rgb(0 0 0 / 0.4);
-}
+${DARK}}
 @media (prefers-color-scheme: dark) {
   :root:not([data-theme="light"]) {
-    color-scheme: dark;
-    --bg: #0f1218;
-    --surface: #171b23;
-    --surface-2: #1e2430;
-    --border: #2a3140;
-    --border-strong: #3a4354;
-    --text: #e6e9ef;
-    --text-2: #aeb6c4;
-    --text-3: #8a93a3;
-    --accent: #748ffc;
-    --accent-hover: #91a7ff;
-    --accent-soft: #1f2747;
-    --accent-text: #0f1218;
-    --danger: #ff6b6b;
-    --danger-hover: #ff8787;
-    --danger-soft: #2e1517;
-    --ok: #69db7c;
-    --ok-soft: #142a1b;
-    --warn-soft: #2b2310;
-    --warn: #ffd43b;
-    --focus: #91a7ff;
-    --shadow: 0 1px 2px rgb(0 0 0 / 0.4);
-  }
+${DARK}  }
 }
 
 *, *::before, *::after { box-sizing: border-box; }
