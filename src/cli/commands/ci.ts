@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { CliContext } from '../context.js';
 import { CliError } from '../errors.js';
+import { createOutput } from '../output.js';
 import { CI_SYSTEMS, DEFAULT_CREDENTIALS_ID, PIPELINE_FILE, renderPipeline, secretNames, type CiSystem } from '../../ops/ci.js';
 
 interface CiOptions {
@@ -55,7 +56,7 @@ export function ciCommand(ctx: CliContext): Command {
       let password: string | undefined;
       if (opts.createUser) {
         // Pull is needed too: docker push checks which layers the registry already has.
-        const created = await addUser({ dir, name: user, permissions: { admin: false, rules: [{ repos, actions: ['pull', 'push'] }] }, out: opts.json ? { ...out, step: () => undefined, ok: () => undefined, line: () => undefined, warn: () => undefined } : out, env: ctx.env });
+        const created = await addUser({ dir, name: user, permissions: { admin: false, rules: [{ repos, actions: ['pull', 'push'] }] }, out: opts.json ? createOutput(undefined, { quiet: true }) : out, env: ctx.env });
         password = created.password;
       }
       if (opts.out) {

@@ -6,20 +6,10 @@ import { down } from '../../../src/ops/down.js';
 import { logs } from '../../../src/ops/logs.js';
 import { status } from '../../../src/ops/status.js';
 import { up } from '../../../src/ops/up.js';
-import { capturedOutput, stackFixture, type StackFixture } from './fixture.js';
+import { capturedOutput, rejection, stackFixture, type StackFixture } from './fixture.js';
 
 let fx: StackFixture;
 let engine: FakeEngine;
-
-async function rejection(p: Promise<unknown>): Promise<CliError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(CliError);
-    return err as CliError;
-  }
-  throw new Error('expected a rejection');
-}
 
 beforeEach(async () => {
   fx = await stackFixture();

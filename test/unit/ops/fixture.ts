@@ -3,6 +3,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { expect } from 'vitest';
+import { CliError } from '../../../src/cli/errors.js';
 import { createOutput, type Output } from '../../../src/cli/output.js';
 
 /** A port nothing listens on right now. */
@@ -79,4 +81,15 @@ export function capturedOutput(): { out: Output; text: () => string } {
     },
   });
   return { out: createOutput({ stdout: sink, stderr: sink }), text: () => buf };
+}
+
+/** The CliError a promise rejects with; fails the test when it resolves or rejects with something else. */
+export async function rejection(p: Promise<unknown>): Promise<CliError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(CliError);
+    return err as CliError;
+  }
+  throw new Error('expected a rejection');
 }

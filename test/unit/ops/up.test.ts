@@ -8,7 +8,7 @@ import { FakeEngine } from '../../../src/docker/fake-engine.js';
 import { EngineError } from '../../../src/docker/engine.js';
 import { up, type UpOptions } from '../../../src/ops/up.js';
 import { APPLIED_HASH_LABEL } from '../../../src/ops/stack.js';
-import { capturedOutput, stackFixture, type StackFixture } from './fixture.js';
+import { capturedOutput, rejection, stackFixture, type StackFixture } from './fixture.js';
 
 const TRAEFIK = 'regctl-test/traefik:v3.6';
 const BASE = 'regctl-test/node:20';
@@ -34,16 +34,6 @@ async function tarEntries(tar: Buffer): Promise<string[]> {
     extract.end(tar);
   });
   return names;
-}
-
-async function rejection(p: Promise<unknown>): Promise<CliError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(CliError);
-    return err as CliError;
-  }
-  throw new Error('expected a rejection');
 }
 
 beforeEach(async () => {
