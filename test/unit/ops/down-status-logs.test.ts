@@ -1,5 +1,4 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CliError } from '../../../src/cli/errors.js';
 import { createPrompts, scriptedPrompts } from '../../../src/cli/prompts.js';
 import { FakeEngine } from '../../../src/docker/fake-engine.js';
 import { down } from '../../../src/ops/down.js';

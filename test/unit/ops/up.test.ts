@@ -3,7 +3,6 @@ import { writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import tarStream from 'tar-stream';
-import { CliError } from '../../../src/cli/errors.js';
 import { FakeEngine } from '../../../src/docker/fake-engine.js';
 import { EngineError } from '../../../src/docker/engine.js';
 import { up, type UpOptions } from '../../../src/ops/up.js';
