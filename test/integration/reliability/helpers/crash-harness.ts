@@ -28,12 +28,18 @@ export interface CrashOptions {
   lifeMs?: [number, number];
   /** Older model entries re-verified after each restart, on top of everything acknowledged since the last check. */
   sampleOld?: number;
+  /**
+   * Upper bound on live images and on live standalone blobs: at the bound, a push becomes a delete, so that a
+   * long run keeps a bounded volume and each offline fsck costs about the same.
+   */
+  maxLive?: number;
   progress?: (line: string) => void;
 }
 
 export interface CrashReport {
   seed: number;
   kills: number;
+  maxLive?: number;
   durationMs: number;
   acknowledged: Record<OpKind, number>;
   interrupted: number;
@@ -348,7 +354,10 @@ export async function runCrashHarness(opts: CrashOptions): Promise<CrashReport> 
     let stop = false;
     const worker = async (): Promise<void> => {
       while (!stop) {
-        const op = pickOp();
+        let op = pickOp();
+        const cap = opts.maxLive ?? Infinity;
+        if (op === 'image' && liveImages().length >= cap) op = 'deleteImage';
+        if (op === 'blob' && blobs.filter((b) => b.deleteIssued === undefined).length >= cap) op = 'deleteBlob';
         try {
           await (ops[op] as (c: RegistryClient) => Promise<void>)(client);
         } catch (err) {
@@ -408,6 +417,7 @@ export async function runCrashHarness(opts: CrashOptions): Promise<CrashReport> 
   return {
     seed: opts.seed,
     kills: opts.kills,
+    maxLive: opts.maxLive,
     durationMs: Date.now() - started,
     acknowledged,
     interrupted,
@@ -427,7 +437,7 @@ export function crashMarkdown(r: CrashReport): string {
   const a = r.acknowledged;
   const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
   return [
-    `- Run: ${r.kills} SIGKILLs of \`regctl serve\`, seed ${r.seed}, ${(r.durationMs / 60_000).toFixed(1)} minutes, ${new Date().toISOString().slice(0, 16)}Z.`,
+    `- Run: ${r.kills} SIGKILLs of \`regctl serve\`, seed ${r.seed}, ${(r.durationMs / 60_000).toFixed(1)} minutes, ${new Date().toISOString().slice(0, 16)}Z${r.maxLive ? `; at most ${r.maxLive} live images and ${r.maxLive} live standalone blobs (a push at the bound becomes a delete)` : ''}.`,
     `- Acknowledged before the kills: ${a.image} image pushes (${a.blobMonolithic} monolithic and ${a.blobChunked} chunked blob uploads, ${a.mount} cross-repository mounts), ${a.tagWrite} tag writes, ${a.deleteByTag} deletes by tag, ${a.deleteByDigest} by digest, ${a.deleteBlob} blob deletes, ${a.gc} GCs; ${r.interrupted} operations cut by a kill.`,
     `- Verified after restarts: ${r.itemsVerified} model entries (every new one after each restart plus a sample of older ones, all of them at the end); at the end ${r.finalImages} live images and ${r.finalBlobs} standalone blobs.`,
     `- Violations: ${r.violations.length}.`,
