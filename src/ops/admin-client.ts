@@ -209,8 +209,28 @@ export class AdminClient {
     return this.json('reload', 'POST', '/admin/v1/reload', undefined, auth ? { auth } : {});
   }
 
-  gc(body: { dryRun: boolean; deleteUntagged: boolean; graceSeconds?: number }): Promise<GcReport> {
-    return this.json('garbage collection', 'POST', '/admin/v1/gc', body, { timeoutMs: 3600_000 });
+  /**
+   * Runs a GC as a job (`wait: false`) and polls its status every `pollMs`, passing each progress to
+   * `onProgress`; resolves with the report. A registry that answers the POST with the report itself (200) is
+   * taken at its word.
+   */
+  async gc(
+    body: { dryRun: boolean; deleteUntagged: boolean; graceSeconds?: number },
+    opts: { pollMs?: number; onProgress?: (p: GcProgress) => void } = {},
+  ): Promise<GcReport> {
+    const what = 'garbage collection';
+    const res = await this.request('POST', '/admin/v1/gc', { body: { ...body, wait: false } });
+    if (res.status === 200) return JSON.parse(res.body.toString('utf8')) as GcReport;
+    if (res.status !== 202) throw this.fail(what, res);
+    const { id } = JSON.parse(res.body.toString('utf8')) as GcJobStatus;
+    for (;;) {
+      await new Promise((r) => setTimeout(r, opts.pollMs ?? 500));
+      const job = await this.json<GcJobStatus>(what, 'GET', '/admin/v1/gc');
+      if (job.id !== id) throw new CliError('REGISTRY_ERROR', `${what}: the registry no longer knows the job it started (it may have restarted)`, { hint: 'run `regctl gc` again' });
+      if (job.progress) opts.onProgress?.(job.progress);
+      if (job.state === 'done' && job.report) return job.report;
+      if (job.state === 'failed') throw new CliError('REGISTRY_ERROR', `${what} failed in the registry: ${job.error ?? 'no reason given'}`, { hint: 'see `regctl logs registry`' });
+    }
   }
 
   /** GET /v2/ with the given credentials: the HTTP status (200, 401, …). */
@@ -223,6 +243,21 @@ export interface GcEntry {
   digest: string;
   size: number;
   reason: string;
+}
+
+export interface GcProgress {
+  phase: 'mark' | 'sweep-manifests' | 'sweep-blobs' | 'unlink' | 'uploads' | 'done';
+  done: number;
+  total: number;
+}
+
+/** `GET /admin/v1/gc`: the running or last GC job. */
+export interface GcJobStatus {
+  id?: number;
+  state: 'idle' | 'running' | 'done' | 'failed';
+  progress?: GcProgress;
+  report?: GcReport;
+  error?: string;
 }
 
 export interface GcReport {

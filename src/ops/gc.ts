@@ -3,7 +3,7 @@
  * what went (or would go) and why every kept blob is kept, with bytes.
  */
 import type { Output } from '../cli/output.js';
-import { AdminClient, stackEndpoint, type GcReport } from './admin-client.js';
+import { AdminClient, stackEndpoint, type GcProgress, type GcReport } from './admin-client.js';
 import { formatBytes } from './status.js';
 
 export interface GcOptions {
@@ -33,17 +33,14 @@ export async function gc(opts: GcOptions): Promise<GcSummary> {
   const client = new AdminClient(endpoint);
   opts.out.step(`${opts.dryRun ? 'Dry run of garbage collection' : 'Garbage collection'} on ${endpoint.description}`);
   const started = Date.now();
-  const timer = setInterval(() => opts.out.progress(`marking and sweeping… ${Math.round((Date.now() - started) / 1000)} s`), 1000);
-  let report: GcReport;
-  try {
-    report = await client.gc({
+  const report: GcReport = await client.gc(
+    {
       dryRun: opts.dryRun,
       deleteUntagged: opts.deleteUntagged,
       ...(opts.graceMs !== undefined ? { graceSeconds: opts.graceMs / 1000 } : {}),
-    });
-  } finally {
-    clearInterval(timer);
-  }
+    },
+    { onProgress: (p) => opts.out.progress(`${progressText(p)} (${Math.round((Date.now() - started) / 1000)} s)`) },
+  );
   const byReason: GcSummary['kept']['byReason'] = {};
   for (const k of report.kept) {
     const r = (byReason[k.reason] ??= { count: 0, bytes: 0 });
@@ -61,6 +58,21 @@ export async function gc(opts: GcOptions): Promise<GcSummary> {
     uploadsPurged: report.uploadsPurged,
     report,
   };
+}
+
+const PHASES: Record<GcProgress['phase'], string> = {
+  mark: 'marking: repositories read',
+  'sweep-manifests': 'removing unreferenced manifests',
+  'sweep-blobs': 'sweeping blobs: checked',
+  unlink: 'unlinking swept blobs: repositories',
+  uploads: 'purging stale uploads',
+  done: 'finishing',
+};
+
+/** One line of progress, e.g. `sweeping blobs: checked 1,200 of 5,000`. */
+export function progressText(p: GcProgress): string {
+  const counts = p.total > 1 ? ` ${p.done.toLocaleString('en')} of ${p.total.toLocaleString('en')}` : '';
+  return `${PHASES[p.phase] ?? p.phase}${counts}`;
 }
 
 /** The human report: totals, then each deleted blob, then kept blobs grouped by reason (listed on a dry run). */

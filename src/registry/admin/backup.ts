@@ -46,7 +46,7 @@ export const backupModule: AdminModule = (register) => {
       exclude = new Set(ex as string[] | undefined);
     }
     if (running) throw new RegistryError('TOOMANYREQUESTS', { reason: 'a backup is already running' }, { headers: { 'Retry-After': '10' } });
-    if (gcSweeping()) throw new RegistryError('TOOMANYREQUESTS', { reason: 'a garbage collection is running; back up after it' }, { headers: { 'Retry-After': '10' } });
+    if (gcSweeping(services.store)) throw new RegistryError('TOOMANYREQUESTS', { reason: 'a garbage collection is running; back up after it' }, { headers: { 'Retry-After': '10' } });
     running = true;
     try {
       const fenceStart = Date.now();

@@ -1,22 +1,53 @@
 import { RegistryError } from '../errors.js';
 import { sendJson } from '../http/context.js';
-import { runGc } from '../storage/maintenance.js';
+import { runGc, type GcProgress, type GcReport } from '../storage/maintenance.js';
 import { backupInProgress } from './backup.js';
+import type { RegistryStore } from '../storage/store.js';
 import type { AdminModule } from './types.js';
 
-let running: Promise<unknown> | undefined;
-let sweeping = false;
+/** The running or the last garbage collection, as `GET /admin/v1/gc` shows it. */
+interface GcJob {
+  id: number;
+  state: 'running' | 'done' | 'failed';
+  dryRun: boolean;
+  deleteUntagged: boolean;
+  startedAt: string;
+  finishedAt?: string;
+  progress: GcProgress;
+  report?: GcReport;
+  error?: string;
+}
+
+/** The running or last job of each registry (keyed by its store, so that servers in one process stay apart). */
+const jobs = new WeakMap<RegistryStore, GcJob>();
+let nextId = 1;
 
 /** A GC that deletes (not a dry run) is running: a backup must not start (it would copy blobs being swept). */
-export function gcSweeping(): boolean {
-  return sweeping;
+export function gcSweeping(store: RegistryStore): boolean {
+  const job = jobs.get(store);
+  return job?.state === 'running' && !job.dryRun;
+}
+
+/** The job as a status answer shows it; `idle` before the first GC since the server started. */
+function status(j: GcJob | undefined): GcJob | { state: 'idle' } {
+  return j ?? { state: 'idle' };
 }
 
 /**
- * POST /admin/v1/gc { dryRun?, deleteUntagged?, graceSeconds? } → { deleted, kept, freedBytes,
- * repositoriesRemoved, manifestsRemoved, uploadsPurged, dryRun }. One GC at a time.
+ * POST /admin/v1/gc { dryRun?, deleteUntagged?, graceSeconds?, wait? } runs one GC at a time.
+ * - `wait` true (the default): answers 200 with the report { deleted, kept, freedBytes, repositoriesRemoved,
+ *   manifestsRemoved, uploadsPurged, dryRun } when it is done.
+ * - `wait` false: answers 202 at once with the job ({ id, state: "running", progress, … }) and `Location`;
+ *   GET /admin/v1/gc then shows its progress, and its report once `state` is "done" (or `error` if "failed").
+ * A long GC under load need not hold a request open through every proxy on the way.
  */
-export const gcModule: AdminModule = (register) =>
+export const gcModule: AdminModule = (register) => {
+  register({
+    method: 'GET',
+    path: 'gc',
+    adminOnly: true,
+    handler: async ({ ctx, services }) => sendJson(ctx, 200, status(jobs.get(services.store))),
+  });
   register({
     method: 'POST',
     path: 'gc',
@@ -33,27 +64,55 @@ export const gcModule: AdminModule = (register) =>
       if (grace !== undefined && (typeof grace !== 'number' || !Number.isFinite(grace) || grace < 0)) {
         throw new RegistryError('INVALID_REQUEST', { field: 'graceSeconds', reason: 'must be a non-negative number' }, { message: 'invalid gc request' });
       }
-      if (running) throw new RegistryError('TOOMANYREQUESTS', { reason: 'a garbage collection is already running' }, { headers: { 'Retry-After': '5' } });
       const dryRun = bool('dryRun') ?? false;
+      const deleteUntagged = bool('deleteUntagged') ?? false;
+      const wait = bool('wait') ?? true;
+      const busy = () => new RegistryError('TOOMANYREQUESTS', { reason: 'a garbage collection is already running' }, { headers: { 'Retry-After': '5' } });
+      const isRunning = () => jobs.get(services.store)?.state === 'running';
+      if (isRunning()) throw busy();
       if (!dryRun) await services.fence.waitWritable();
+      // Checked again: another request may have started a GC while this one waited for the fence.
+      if (isRunning()) throw busy();
       if (!dryRun && backupInProgress()) {
         throw new RegistryError('TOOMANYREQUESTS', { reason: 'a backup is running; run the garbage collection after it' }, { headers: { 'Retry-After': '30' } });
       }
-      const job = runGc(services.store, {
+      const current: GcJob = {
+        id: nextId++,
+        state: 'running',
         dryRun,
-        deleteUntagged: bool('deleteUntagged') ?? false,
+        deleteUntagged,
+        startedAt: new Date().toISOString(),
+        progress: { phase: 'mark', done: 0, total: 0 },
+      };
+      jobs.set(services.store, current);
+      const done = runGc(services.store, {
+        dryRun,
+        deleteUntagged,
         graceSeconds: grace as number | undefined,
         uploadPurgeAgeMs: services.uploadPurgeAgeMs,
-      });
-      running = job;
-      sweeping = !dryRun;
-      try {
-        const report = await job;
-        services.log('info', 'garbage collection', { dryRun, freedBytes: report.freedBytes, deleted: report.deleted.length });
-        sendJson(ctx, 200, report);
-      } finally {
-        running = undefined;
-        sweeping = false;
+        onProgress: (p) => (current.progress = p),
+      }).then(
+        (report) => {
+          current.state = 'done';
+          current.report = report;
+          current.finishedAt = new Date().toISOString();
+          services.log('info', 'garbage collection', { dryRun, freedBytes: report.freedBytes, deleted: report.deleted.length });
+          return report;
+        },
+        (err: unknown) => {
+          current.state = 'failed';
+          current.error = err instanceof Error ? err.message : String(err);
+          current.finishedAt = new Date().toISOString();
+          services.log('error', 'garbage collection failed', { error: current.error });
+          throw err;
+        },
+      );
+      if (!wait) {
+        done.catch(() => undefined);
+        sendJson(ctx, 202, status(current), { Location: '/admin/v1/gc' });
+        return;
       }
+      sendJson(ctx, 200, await done);
     },
   });
+};

@@ -6,6 +6,7 @@
  * window and not used since the window began, so that a push in flight is never harmed.
  */
 import { createHash } from 'node:crypto';
+import pMap from 'p-map';
 import { tryParseDigest, type Digest } from '../reference.js';
 import { TEMP_MARKER, TEMP_PROCESS_TAG, isNotFound, type StorageDriver } from './driver.js';
 import { pathFor } from './paths.js';
@@ -26,25 +27,34 @@ async function dirs(driver: StorageDriver, path: string): Promise<string[]> {
   }
 }
 
-/** Every blob in storage. */
+/** Every blob in storage (directories listed and blobs stat-ed a bounded number at a time). */
 export async function listBlobs(driver: StorageDriver): Promise<BlobEntry[]> {
-  const out: BlobEntry[] = [];
   const root = pathFor({ kind: 'blobsRoot' });
+  const digests: Digest[] = [];
   for (const alg of await dirs(driver, root)) {
-    for (const prefix of await dirs(driver, `${root}/${alg}`)) {
-      for (const hex of await dirs(driver, `${root}/${alg}/${prefix}`)) {
+    const prefixes = await dirs(driver, `${root}/${alg}`);
+    const lists = await pMap(prefixes, (prefix) => dirs(driver, `${root}/${alg}/${prefix}`), { concurrency: 16 });
+    for (const hexes of lists) {
+      for (const hex of hexes) {
         const digest = tryParseDigest(`${alg}:${hex}`);
-        if (!digest) continue;
-        try {
-          const s = await driver.stat(pathFor({ kind: 'blobData', digest }));
-          out.push({ digest, size: s.size, modifiedAt: s.modifiedAt.getTime() });
-        } catch (err) {
-          if (!isNotFound(err)) throw err;
-        }
+        if (digest) digests.push(digest);
       }
     }
   }
-  return out;
+  const entries = await pMap(
+    digests,
+    async (digest): Promise<BlobEntry | undefined> => {
+      try {
+        const s = await driver.stat(pathFor({ kind: 'blobData', digest }));
+        return { digest, size: s.size, modifiedAt: s.modifiedAt.getTime() };
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+        return undefined;
+      }
+    },
+    { concurrency: 16 },
+  );
+  return entries.filter((e): e is BlobEntry => e !== undefined);
 }
 
 /** Digests linked under `<root>/<alg>/<hex>/link`. */
@@ -125,6 +135,16 @@ export interface GcOptions {
   deleteUntagged?: boolean;
   graceSeconds?: number;
   uploadPurgeAgeMs?: number;
+  /** Called as work is done: the phase, and how many of its items are done out of how many. */
+  onProgress?: (p: GcProgress) => void;
+}
+
+export type GcPhase = 'mark' | 'sweep-manifests' | 'sweep-blobs' | 'unlink' | 'uploads' | 'done';
+
+export interface GcProgress {
+  phase: GcPhase;
+  done: number;
+  total: number;
 }
 
 export interface GcReport {
@@ -137,6 +157,12 @@ export interface GcReport {
   dryRun: boolean;
 }
 
+/**
+ * Storage calls GC keeps in flight at once. Enough to hide the latency of each call (reads, unlinks and the
+ * directory fsyncs behind them) under load, few enough that clients served meanwhile keep their share.
+ */
+const GC_CONCURRENCY = 16;
+
 export async function runGc(store: RegistryStore, opts: GcOptions = {}): Promise<GcReport> {
   const startedAt = Date.now();
   const graceMs = (opts.graceSeconds ?? 3600) * 1000;
@@ -144,13 +170,23 @@ export async function runGc(store: RegistryStore, opts: GcOptions = {}): Promise
   const driver = store.driver;
   const marked = new Set<string>();
   const manifestsRemoved: GcReport['manifestsRemoved'] = [];
+  const progress = (phase: GcPhase, done: number, total: number) => opts.onProgress?.({ phase, done, total });
   const repoNames = await store.allRepositoryDirs();
 
-  for (const name of repoNames) {
+  // Mark, one repository at a time (its manifests read GC_CONCURRENCY at a time), and collect what to remove.
+  const toRemove: { name: string; digest: Digest }[] = [];
+  const revisionsLeftByRepo = new Map<string, number>();
+  for (const [i, name] of repoNames.entries()) {
+    progress('mark', i, repoNames.length);
     const links = await repoLinks(store, name);
     const state = store.repositoryState(name);
     const infos = new Map<string, Awaited<ReturnType<RegistryStore['readManifest']>>>();
-    for (const d of links.revisions) infos.set(d.value, await store.readManifest(d));
+    await pMap(links.revisions, async (d) => void infos.set(d.value, await store.readManifest(d)), { concurrency: GC_CONCURRENCY });
+    const referrersOf = new Map<string, string[]>();
+    for (const [digest, m] of infos) {
+      const subject = m?.info.subject?.digest;
+      if (subject) referrersOf.set(subject, [...(referrersOf.get(subject) ?? []), digest]);
+    }
     const keep = new Set<string>();
     const queue: string[] = [];
     const add = (digest: string) => {
@@ -165,53 +201,78 @@ export async function runGc(store: RegistryStore, opts: GcOptions = {}): Promise
     } else for (const d of links.revisions) add(d.value);
     while (queue.length > 0) {
       const digest = queue.pop() as string;
-      const m = infos.get(digest);
-      for (const c of m?.info.children ?? []) add(c.digest);
-      for (const [other, om] of infos) if (om?.info.subject?.digest === digest) add(other);
+      for (const c of infos.get(digest)?.info.children ?? []) add(c.digest);
+      for (const r of referrersOf.get(digest) ?? []) add(r);
     }
+    let left = 0;
     for (const d of links.revisions) {
       if (keep.has(d.value)) {
+        left++;
         marked.add(d.value);
         for (const b of infos.get(d.value)?.info.blobs ?? []) marked.add(b.digest);
-        continue;
-      }
-      manifestsRemoved.push({ repository: name, digest: d.value });
-      if (!dryRun) {
-        try {
-          await store.deleteManifest(name, d);
-        } catch {
-          await driver.delete(pathFor({ kind: 'revisionDir', name, digest: d }));
-        }
+      } else {
+        manifestsRemoved.push({ repository: name, digest: d.value });
+        toRemove.push({ name, digest: d });
       }
     }
+    revisionsLeftByRepo.set(name, left);
+  }
+  progress('mark', repoNames.length, repoNames.length);
+
+  if (!dryRun) {
+    let done = 0;
+    await pMap(
+      toRemove,
+      async ({ name, digest }) => {
+        try {
+          await store.deleteManifest(name, digest);
+        } catch {
+          await driver.delete(pathFor({ kind: 'revisionDir', name, digest }));
+        }
+        progress('sweep-manifests', ++done, toRemove.length);
+      },
+      { concurrency: GC_CONCURRENCY },
+    );
   }
 
   const deleted: GcReport['deleted'] = [];
   const kept: GcReport['kept'] = [];
   const deletedSet = new Set<string>();
-  for (const b of await listBlobs(driver)) {
-    const entry = { digest: b.digest.value, size: b.size };
-    if (marked.has(b.digest.value)) kept.push({ ...entry, reason: 'referenced' });
-    else if (startedAt - b.modifiedAt < graceMs || store.usedSince(b.digest.value, startedAt - graceMs)) kept.push({ ...entry, reason: 'within grace window' });
-    else {
-      deleted.push({ ...entry, reason: 'unreferenced' });
-      deletedSet.add(b.digest.value);
-      if (!dryRun) await driver.delete(pathFor({ kind: 'blobDir', digest: b.digest }));
-    }
-  }
+  const blobs = await listBlobs(driver);
+  let swept = 0;
+  await pMap(
+    blobs,
+    async (b) => {
+      const entry = { digest: b.digest.value, size: b.size };
+      if (marked.has(b.digest.value)) kept.push({ ...entry, reason: 'referenced' });
+      else if (startedAt - b.modifiedAt < graceMs || store.usedSince(b.digest.value, startedAt - graceMs)) kept.push({ ...entry, reason: 'within grace window' });
+      else {
+        deleted.push({ ...entry, reason: 'unreferenced' });
+        deletedSet.add(b.digest.value);
+        if (!dryRun) await driver.delete(pathFor({ kind: 'blobDir', digest: b.digest }));
+      }
+      progress('sweep-blobs', ++swept, blobs.length);
+    },
+    { concurrency: GC_CONCURRENCY },
+  );
 
   const repositoriesRemoved: string[] = [];
-  for (const name of repoNames) {
+  for (const [i, name] of repoNames.entries()) {
+    progress('unlink', i, repoNames.length);
     const links = await repoLinks(store, name);
     let layersLeft = 0;
-    for (const d of links.layers) {
-      // A link is written only after its blob exists, so a link to an absent blob is what a GC killed between
-      // sweeping blobs and unlinking them left behind.
-      if (deletedSet.has(d.value) || (await store.blobSize(d)) === undefined) {
-        if (!dryRun) await driver.delete(pathFor({ kind: 'layerLink', name, digest: d }).slice(0, -'/link'.length));
-      } else layersLeft++;
-    }
-    const revisionsLeft = dryRun ? links.revisions.filter((d) => !manifestsRemoved.some((m) => m.repository === name && m.digest === d.value)).length : links.revisions.length;
+    await pMap(
+      links.layers,
+      async (d) => {
+        // A link is written only after its blob exists, so a link to an absent blob is what a GC killed between
+        // sweeping blobs and unlinking them left behind.
+        if (deletedSet.has(d.value) || (await store.blobSize(d)) === undefined) {
+          if (!dryRun) await driver.delete(pathFor({ kind: 'layerLink', name, digest: d }).slice(0, -'/link'.length));
+        } else layersLeft++;
+      },
+      { concurrency: GC_CONCURRENCY },
+    );
+    const revisionsLeft = dryRun ? (revisionsLeftByRepo.get(name) ?? 0) : links.revisions.length;
     const uploads = await dirs(driver, pathFor({ kind: 'uploadsRoot', name }));
     if (revisionsLeft === 0 && layersLeft === 0 && uploads.length === 0 && !store.hasRepository(name)) {
       if (dryRun) repositoriesRemoved.push(name);
@@ -229,14 +290,17 @@ export async function runGc(store: RegistryStore, opts: GcOptions = {}): Promise
     }
   }
 
+  progress('uploads', 0, 1);
   const uploadsPurged = dryRun ? 0 : await store.purgeUploads(opts.uploadPurgeAgeMs ?? 24 * 3600 * 1000);
   if (!dryRun) {
     store.clearCaches();
     store.pruneUses(startedAt - graceMs);
   }
+  progress('done', 1, 1);
+  const byDigest = (a: { digest: string }, b: { digest: string }) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0);
   return {
-    deleted,
-    kept,
+    deleted: deleted.sort(byDigest),
+    kept: kept.sort(byDigest),
     freedBytes: deleted.reduce((a, d) => a + d.size, 0),
     repositoriesRemoved,
     manifestsRemoved,

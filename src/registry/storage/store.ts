@@ -66,7 +66,12 @@ export class RegistryStore {
   private catalogCache: string[] | undefined;
   private readonly manifestCache = new Map<string, StoredManifest>();
   private manifestCacheBytes = 0;
-  private static readonly MANIFEST_CACHE_LIMIT = 64 * 1024 * 1024;
+  /**
+   * Manifests are small (a few KiB) and parsed once, so the cache is bounded by an estimate of what each entry
+   * holds, not by body bytes alone: 16 MiB is about 10,000 typical manifests.
+   */
+  private static readonly MANIFEST_CACHE_LIMIT = 16 * 1024 * 1024;
+  private static readonly MANIFEST_ENTRY_OVERHEAD = 1024;
   /** When each digest was last linked, checked or referenced: GC never sweeps what was used after it started. */
   private readonly lastUse = new Map<string, number>();
 
@@ -470,14 +475,26 @@ export class RegistryStore {
 
   // ---------------------------------------------------------------- manifests
 
+  /** What an entry of the manifest cache is counted as holding: its body and the parsed form beside it. */
+  private static cacheCost(m: StoredManifest): number {
+    return m.body.length + RegistryStore.MANIFEST_ENTRY_OVERHEAD;
+  }
+
   private cacheManifest(m: StoredManifest): void {
     if (this.manifestCache.has(m.digest)) return;
+    // A small body may be a slice of a larger shared buffer (a request's chunks, Node's buffer pool): the cache
+    // keeps a copy of its own so that it does not hold the rest of that buffer alive.
+    if (m.body.byteLength < m.body.buffer.byteLength) {
+      const own = Buffer.allocUnsafeSlow(m.body.length);
+      m.body.copy(own);
+      m = { ...m, body: own };
+    }
     this.manifestCache.set(m.digest, m);
-    this.manifestCacheBytes += m.body.length;
+    this.manifestCacheBytes += RegistryStore.cacheCost(m);
     for (const [key, old] of this.manifestCache) {
       if (this.manifestCacheBytes <= RegistryStore.MANIFEST_CACHE_LIMIT) break;
       this.manifestCache.delete(key);
-      this.manifestCacheBytes -= old.body.length;
+      this.manifestCacheBytes -= RegistryStore.cacheCost(old);
     }
   }
 
@@ -489,7 +506,12 @@ export class RegistryStore {
   /** Reads a manifest by digest from blob storage (no repository check). */
   async readManifest(digest: Digest): Promise<StoredManifest | undefined> {
     const cached = this.manifestCache.get(digest.value);
-    if (cached) return cached;
+    if (cached) {
+      // Least recently used goes first: a hit moves the entry to the end of the Map's order.
+      this.manifestCache.delete(digest.value);
+      this.manifestCache.set(digest.value, cached);
+      return cached;
+    }
     let body: Buffer;
     try {
       body = await this.driver.getContent(this.p({ kind: 'blobData', digest }));

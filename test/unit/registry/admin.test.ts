@@ -100,7 +100,44 @@ describe('gc', () => {
     expect((await reg.fetch(`/v2/g/idx/manifests/${untagged.digest}`)).status).toBe(404);
   });
 
+  it('runs as a job with wait: false: 202 at once, progress and then the report through GET, one job at a time', async () => {
+    expect(await (await reg.fetch('/admin/v1/gc')).json()).toEqual({ state: 'idle' });
+    const images: { repo: string; tag: string; img: Awaited<ReturnType<typeof pushImage>> }[] = [];
+    for (let i = 0; i < 12; i++) images.push({ repo: `job/r${i % 3}`, tag: `t${i}`, img: await pushImage(reg, `job/r${i % 3}`, `t${i}`, { layers: [`layer ${i}`] }) });
+    for (const { repo, img } of images.slice(0, 6)) await reg.fetch(`/v2/${repo}/manifests/${img.digest}`, { method: 'DELETE' });
+    await ageAll(reg.data, 7200);
+
+    // Two at once: one job starts, the other is refused with Retry-After while it runs.
+    const answers = await Promise.all([reg.fetch('/admin/v1/gc', json({ graceSeconds: 1, wait: false })), reg.fetch('/admin/v1/gc', json({ graceSeconds: 1, wait: false }))]);
+    expect(answers.map((a) => a.status).sort()).toEqual([202, 429]);
+    const start = answers.find((a) => a.status === 202)!;
+    const refused = answers.find((a) => a.status === 429)!;
+    expect(refused.headers.get('retry-after')).toBe('5');
+    expect(((await refused.json()) as { errors: { code: string }[] }).errors[0]?.code).toBe('TOOMANYREQUESTS');
+    expect(start.headers.get('location')).toBe('/admin/v1/gc');
+    const started = (await start.json()) as { id: number; state: string; dryRun: boolean; progress: { phase: string } };
+    expect(started).toMatchObject({ state: 'running', dryRun: false, progress: { phase: 'mark' } });
+    expect((await reg.fetch('/admin/v1/gc', { auth: ['viewer', USERS.viewer as string] })).status).toBe(403);
+
+    const phases = new Set<string>();
+    let job: { id: number; state: string; progress: { phase: string; done: number; total: number }; report?: { deleted: { digest: string }[]; freedBytes: number }; finishedAt?: string };
+    for (;;) {
+      job = (await (await reg.fetch('/admin/v1/gc')).json()) as typeof job;
+      phases.add(job.progress.phase);
+      if (job.state !== 'running') break;
+      await sleep(5);
+    }
+    expect(job).toMatchObject({ id: started.id, state: 'done', progress: { phase: 'done' } });
+    expect(typeof job.finishedAt).toBe('string');
+    const expected = images.slice(0, 6).flatMap(({ img }) => [img.digest, img.config, ...img.layers]).sort();
+    expect(job.report?.deleted.map((d) => d.digest).sort()).toEqual(expected);
+    expect(job.report?.freedBytes).toBeGreaterThan(0);
+    expect(phases.has('done')).toBe(true);
+    for (const { repo, tag } of images.slice(6)) expect((await reg.fetch(`/v2/${repo}/manifests/${tag}`)).status).toBe(200);
+  });
+
   it('refuses bad parameters and non-admins', async () => {
+    expect((await reg.fetch('/admin/v1/gc', json({ wait: 'no' }))).status).toBe(400);
     expect((await reg.fetch('/admin/v1/gc', json({ graceSeconds: -1 }))).status).toBe(400);
     expect((await reg.fetch('/admin/v1/gc', { method: 'POST', body: '{nope' })).status).toBe(400);
     expect((await reg.fetch('/admin/v1/gc', { ...json({}), auth: ['viewer', USERS.viewer as string] })).status).toBe(403);
