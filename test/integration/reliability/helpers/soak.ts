@@ -1,8 +1,9 @@
 /**
  * Soak load against a running registry: `clients` concurrent loops mixing pulls (manifest by tag, then every
  * blob) and pushes (new blobs, monolithic or chunked, then the manifest over the client's own tag), a GC with
- * deleteUntagged now and then to keep the disk bounded, and a sample of the server process every few
- * seconds: VmRSS from /proc/PID/status and open descriptors from /proc/PID/fd.
+ * deleteUntagged now and then to keep the disk bounded (started as a job and polled, as `regctl gc` does), and
+ * a sample of each watched process every few seconds: VmRSS from /proc/PID/status and open descriptors from
+ * /proc/PID/fd. The first watched process is the registry; the trend figures are its own.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
@@ -12,7 +13,8 @@ import { Rng } from './rng.js';
 export interface SoakOptions {
   url: string;
   authorization?: string;
-  pid: number;
+  /** Processes sampled (host PIDs); the first is the registry server. */
+  watch: { name: string; pid: number }[];
   clients: number;
   durationMs: number;
   sampleEveryMs?: number;
@@ -24,9 +26,12 @@ export interface SoakOptions {
 
 export interface SoakSample {
   atS: number;
+  /** The registry's. */
   rssMiB: number;
   fds: number;
   requests: number;
+  /** Every watched process's, by name. */
+  processes: Record<string, { rssMiB: number; fds: number }>;
 }
 
 export interface SoakReport {
@@ -50,6 +55,8 @@ export interface SoakReport {
   /** `middleMedianMiB` / `lastMedianMiB`: medians of the middle and last thirds of the samples after warm-up. */
   rss: { warmMiB: number; lastMiB: number; maxMiB: number; growthPct: number; slopeMiBPerHour: number; middleMedianMiB: number; lastMedianMiB: number };
   fds: { warm: number; last: number; max: number };
+  /** Names of the watched processes, the registry first. */
+  watched: string[];
 }
 
 async function rssKiB(pid: number): Promise<number> {
@@ -161,31 +168,46 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   let loadMs = 0;
   const sample = async () => {
     try {
-      samples.push({
-        atS: Math.round((Date.now() - started) / 1000),
-        rssMiB: Math.round(((await rssKiB(opts.pid)) / 1024) * 10) / 10,
-        fds: (await readdir(`/proc/${opts.pid}/fd`)).length,
-        requests,
-      });
+      const processes: SoakSample['processes'] = {};
+      for (const w of opts.watch) {
+        processes[w.name] = { rssMiB: Math.round(((await rssKiB(w.pid)) / 1024) * 10) / 10, fds: (await readdir(`/proc/${w.pid}/fd`)).length };
+      }
+      const main = processes[opts.watch[0]?.name ?? ''] ?? { rssMiB: NaN, fds: NaN };
+      samples.push({ atS: Math.round((Date.now() - started) / 1000), rssMiB: main.rssMiB, fds: main.fds, requests, processes });
     } catch (err) {
       fail(`sampling the server process: ${(err as Error).message}`);
     }
   };
   await sample();
   const sampler = setInterval(() => void sample(), opts.sampleEveryMs ?? 5000);
-  // GC under load can take minutes: its own client, no overlap (the next one starts after the previous ends).
-  const gcClient = new RegistryClient(opts.url, opts.authorization, { timeoutMs: 30 * 60_000 });
+  // GC under load can take minutes: started as a job (`wait: false`) and polled, one at a time (the next one
+  // starts after the previous ends).
+  const gcClient = new RegistryClient(opts.url, opts.authorization, { timeoutMs: 60_000 });
+  const runGc = async (): Promise<void> => {
+    const t0 = Date.now();
+    const startRes = await gcClient.request('POST', '/admin/v1/gc', {
+      body: JSON.stringify({ deleteUntagged: true, graceSeconds: 30, wait: false }),
+      headers: { 'Content-Type': 'application/json' },
+    });
+    const job = (await startRes.json()) as { id: number };
+    if (startRes.status !== 202) throw new Error(`gc start → ${startRes.status} ${JSON.stringify(job)}`);
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 1000));
+      const st = await gcClient.json<{ id: number; state: string; error?: string; report?: { freedBytes: number } }>('GET', '/admin/v1/gc');
+      if (st.id !== job.id) throw new Error(`gc job ${job.id} replaced by ${st.id}`);
+      if (st.state === 'failed') throw new Error(`gc failed: ${st.error}`);
+      if (st.state === 'done') {
+        gcs++;
+        gcMs.push(Date.now() - t0);
+        gcFreed += st.report?.freedBytes ?? 0;
+        return;
+      }
+    }
+  };
   let gcRunning: Promise<void> | undefined;
   const gcTimer = setInterval(() => {
     if (gcRunning) return;
-    const t0 = Date.now();
-    gcRunning = gcClient
-      .json<{ freedBytes: number }>('POST', '/admin/v1/gc', { deleteUntagged: true, graceSeconds: 30 })
-      .then((r) => {
-        gcs++;
-        gcMs.push(Date.now() - t0);
-        gcFreed += r.freedBytes;
-      })
+    gcRunning = runGc()
       .catch((err: unknown) => fail(`gc: ${(err as Error).message}`))
       .finally(() => (gcRunning = undefined));
   }, opts.gcEveryMs ?? 60_000);
@@ -234,6 +256,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       lastMedianMiB: quantile(lastThird, 0.5),
     },
     fds: { warm: first?.fds ?? 0, last: last?.fds ?? 0, max: Math.max(...samples.map((s) => s.fds)) },
+    watched: opts.watch.map((w) => w.name),
   };
 }
 
@@ -241,6 +264,12 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
 export function soakMarkdown(r: SoakReport, how: string): string {
   const step = Math.max(1, Math.ceil(r.samples.length / 16));
   const rows = r.samples.filter((_, i) => i % step === 0 || i === r.samples.length - 1);
+  const others = r.watched.slice(1);
+  const otherLines = others.map((name) => {
+    const rss = r.samples.map((s) => s.processes[name]?.rssMiB ?? NaN).filter(Number.isFinite);
+    const fds = r.samples.map((s) => s.processes[name]?.fds ?? NaN).filter(Number.isFinite);
+    return `- ${name}: RSS ${rss[0] ?? '?'} MiB at the start, ${rss[rss.length - 1] ?? '?'} MiB at the end, max ${Math.max(...rss)} MiB; open descriptors at the end ${fds[fds.length - 1] ?? '?'}, max ${Math.max(...fds)}.`;
+  });
   return [
     `- Run: ${how}; ${r.clients} concurrent clients for ${(r.loadMs / 60_000).toFixed(1)} minutes of load (${(r.durationMs / 60_000).toFixed(1)} minutes wall time, with the wait for the last GC).`,
     `- Work: ${r.pulls} image pulls and ${r.pushes} image pushes, ${r.requests} HTTP requests (${(r.requests / (r.loadMs / 1000)).toFixed(0)}/s), ${(r.bytesPulled / 2 ** 20).toFixed(0)} MiB pulled, ${(r.bytesPushed / 2 ** 20).toFixed(0)} MiB pushed; ${r.gcs} GCs (deleteUntagged, under load; durations ${r.gcMs.map((m) => `${(m / 1000).toFixed(0)} s`).join(', ') || 'none finished'}) freed ${r.gcFreedMiB} MiB.`,
@@ -248,9 +277,10 @@ export function soakMarkdown(r: SoakReport, how: string): string {
     `- Latency per image: pull p50 ${r.latencyMs.pullP50} ms, p99 ${r.latencyMs.pullP99} ms; push p50 ${r.latencyMs.pushP50} ms, p99 ${r.latencyMs.pushP99} ms.`,
     `- RSS after warm-up ${r.rss.warmMiB} MiB, at the end ${r.rss.lastMiB} MiB (${r.rss.growthPct >= 0 ? '+' : ''}${r.rss.growthPct}%), max ${r.rss.maxMiB} MiB, least-squares slope ${r.rss.slopeMiBPerHour} MiB/hour; median of the middle third ${r.rss.middleMedianMiB} MiB, of the last third ${r.rss.lastMedianMiB} MiB.`,
     `- Open descriptors after warm-up ${r.fds.warm}, at the end ${r.fds.last}, max ${r.fds.max}.`,
+    ...otherLines,
     '',
-    '| t (s) | RSS (MiB) | fds | requests so far |',
-    '|---:|---:|---:|---:|',
-    ...rows.map((s) => `| ${s.atS} | ${s.rssMiB} | ${s.fds} | ${s.requests} |`),
+    `| t (s) | ${r.watched[0] ?? 'registry'} RSS (MiB) | fds | ${others.map((n) => `${n} RSS (MiB) | ${n} fds | `).join('')}requests so far |`,
+    `|---:|---:|---:|${others.map(() => '---:|---:|').join('')}---:|`,
+    ...rows.map((s) => `| ${s.atS} | ${s.rssMiB} | ${s.fds} | ${others.map((n) => `${s.processes[n]?.rssMiB ?? ''} | ${s.processes[n]?.fds ?? ''} | `).join('')}${s.requests} |`),
   ].join('\n');
 }
