@@ -1,6 +1,6 @@
 import { RegistryError } from '../errors.js';
-import { parseDigest } from '../reference.js';
-import { send, sendStream, type Ctx } from './context.js';
+import { parseDigest, type Digest } from '../reference.js';
+import { send, type Ctx } from './context.js';
 
 /** Parses a single `bytes=` range against `size`; undefined for "whole blob", throws RANGE_INVALID when unsatisfiable. */
 export function parseByteRange(header: string | undefined, size: number): { start: number; end: number } | undefined {
@@ -41,13 +41,30 @@ export async function getBlob(ctx: Ctx): Promise<void> {
     send(ctx, 200, { ...headers, 'Content-Length': info.size });
     return;
   }
-  if (range) {
-    const body = await ctx.store.openBlob(digest, range);
-    await sendStream(ctx, 206, { ...headers, 'Content-Length': range.end - range.start + 1, 'Content-Range': `bytes ${range.start}-${range.end}/${info.size}` }, body);
+  if (info.size === 0) {
+    send(ctx, 200, { ...headers, 'Content-Length': 0 });
     return;
   }
-  const body = await ctx.store.openBlob(digest);
-  await sendStream(ctx, 200, { ...headers, 'Content-Length': info.size }, body);
+  if (range) {
+    await sendBlobBytes(ctx, digest, range, 206, { ...headers, 'Content-Length': range.end - range.start + 1, 'Content-Range': `bytes ${range.start}-${range.end}/${info.size}` });
+    return;
+  }
+  await sendBlobBytes(ctx, digest, { start: 0, end: info.size - 1 }, 200, { ...headers, 'Content-Length': info.size });
+}
+
+/** Sends the status and headers, then bytes `range` of the blob, counted in the request's bytes out. */
+async function sendBlobBytes(ctx: Ctx, digest: Digest, range: { start: number; end: number }, status: number, headers: Record<string, string | number>): Promise<void> {
+  const { res } = ctx;
+  res.statusCode = status;
+  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+  try {
+    await ctx.store.copyBlob(digest, range, res, (n) => (ctx.state.bytesOut += n));
+  } catch (err) {
+    // Nothing sent yet (the file could not be opened): the error answer must not carry the blob's headers.
+    if (!res.headersSent) for (const k of Object.keys(headers)) res.removeHeader(k);
+    throw err;
+  }
+  res.end();
 }
 
 /** end-10: DELETE /v2/<name>/blobs/<digest> — unlinks the blob from the repository; GC reclaims the bytes. */

@@ -4,7 +4,7 @@
  * every write) so that catalog and tag listings never rescan storage.
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
-import { Transform, type Readable } from 'node:stream';
+import { Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pMap from 'p-map';
 import { RegistryError } from '../errors.js';
@@ -266,6 +266,18 @@ export class RegistryStore {
 
   async openBlob(digest: Digest, range?: { start: number; end: number }): Promise<Readable> {
     return this.driver.reader(this.p({ kind: 'blobData', digest }), range);
+  }
+
+  /**
+   * Writes bytes `range` of a blob to `out` (not ending it), through the driver's `copyTo` when it has one,
+   * else its reader piped in.
+   */
+  async copyBlob(digest: Digest, range: { start: number; end: number }, out: Writable, onBytes?: (n: number) => void): Promise<void> {
+    const path = this.p({ kind: 'blobData', digest });
+    if (this.driver.copyTo) return this.driver.copyTo(path, range, out, onBytes);
+    const src = await this.driver.reader(path, range);
+    if (onBytes) src.on('data', (c: Buffer) => onBytes(c.length));
+    await pipeline(src, out, { end: false });
   }
 
   async linkBlob(name: string, digest: Digest): Promise<void> {
