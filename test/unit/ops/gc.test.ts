@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gc, printGcSummary } from '../../../src/ops/gc.js';
+import { gc, printGcSummary, progressText } from '../../../src/ops/gc.js';
 import { basic, captureOutput, getBlob, getManifestDigest, pushImage, startFixture, type Fixture } from './day-two-fixture.js';
 
 const blobFile = (fx: Fixture, digest: string) => join(fx.dataDir, 'docker/registry/v2/blobs/sha256', digest.slice(7, 9), digest.slice(7), 'data');
@@ -44,7 +44,10 @@ describe('regctl gc against a real registry', () => {
   });
 
   it('sweeps: the space is freed on disk, shared layers and the tagged image stay intact', async () => {
-    const s = await gc({ dir: fx.stackDir, dryRun: false, deleteUntagged: false, graceMs: 0, out: captureOutput(), env: fx.env });
+    const out = captureOutput();
+    const s = await gc({ dir: fx.stackDir, dryRun: false, deleteUntagged: false, graceMs: 0, out, env: fx.env });
+    // The GC ran as a job and its progress, polled from the registry, reached the screen.
+    expect(out.lines.filter((l) => l.startsWith('… '))).toContainEqual(expect.stringMatching(/^… finishing \(\d+ s\)$/));
     expect(s.freedBytes).toBeGreaterThanOrEqual(only.length);
     expect(await exists(blobFile(fx, doomed.blobs[2]!))).toBe(false);
     expect(await exists(blobFile(fx, doomed.blobs[1]!))).toBe(true);
@@ -65,5 +68,13 @@ describe('regctl gc against a real registry', () => {
     const s = await gc({ dir: fx.stackDir, dryRun: true, deleteUntagged: false, out: captureOutput(), env: fx.env });
     expect(s.deleted.count).toBe(0);
     expect(s.report.kept.find((k) => k.digest === young.blobs[1])?.reason).toMatch(/grace/);
+  });
+});
+
+describe('gc progress lines', () => {
+  it('name the phase and count what is done', () => {
+    expect(progressText({ phase: 'sweep-blobs', done: 1200, total: 5000 })).toBe('sweeping blobs: checked 1,200 of 5,000');
+    expect(progressText({ phase: 'mark', done: 3, total: 40 })).toBe('marking: repositories read 3 of 40');
+    expect(progressText({ phase: 'uploads', done: 0, total: 1 })).toBe('purging stale uploads');
   });
 });
