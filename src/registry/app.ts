@@ -83,7 +83,8 @@ export class RegistryApp {
   /** Checks storage is writable, builds the index, purges stale uploads and starts the purge timer. */
   async init(): Promise<void> {
     await this.opts.driver.checkWritable();
-    await this.store.buildIndex();
+    const incompleteTags = await this.store.buildIndex({ removeIncompleteTags: true });
+    if (incompleteTags > 0) this.opts.log('info', 'removed tags left incomplete by an interrupted write', { count: incompleteTags });
     await this.purge();
     const startedAt = Date.now();
     void removeTempFiles(this.opts.driver, startedAt).then(

@@ -109,13 +109,19 @@ export class RegistryStore {
    * Walks `repositories/` once and records every repository's tags and manifest revisions. The walk goes
    * one directory level at a time through a fixed pool of workers, so the storage calls in flight, the files
    * open and the memory held stay bounded however many repositories there are.
+   *
+   * `removeIncompleteTags` (only before the server listens, when no tag write can be in flight) deletes tag
+   * directories that have no `current/link`: what a process killed during a tag's first write leaves. They are
+   * invisible through the API either way. Returns how many were removed.
    */
-  async buildIndex(): Promise<void> {
+  async buildIndex(opts: { removeIncompleteTags?: boolean } = {}): Promise<number> {
     this.repos.clear();
     this.catalogCache = undefined;
+    let removed = 0;
     await this.walkRepositories(async (name, entries) => {
-      if (entries.some((e) => e.isDir && e.name === '_manifests')) await this.loadRepo(name);
+      if (entries.some((e) => e.isDir && e.name === '_manifests')) removed += await this.loadRepo(name, opts.removeIncompleteTags ?? false);
     });
+    return removed;
   }
 
   /**
@@ -147,7 +153,8 @@ export class RegistryStore {
     }
   }
 
-  private async loadRepo(name: string): Promise<void> {
+  private async loadRepo(name: string, removeIncompleteTags: boolean): Promise<number> {
+    let removed = 0;
     const entry: RepoEntry = { tags: new Map(), revisions: new Set(), lastPush: 0 };
     for (const alg of await this.listNames(this.p({ kind: 'revisionsRoot', name }))) {
       for (const hex of await this.listNames(`${this.p({ kind: 'revisionsRoot', name })}/${alg}`)) {
@@ -156,13 +163,19 @@ export class RegistryStore {
       }
     }
     for (const tag of await this.listNames(this.p({ kind: 'tagsRoot', name }))) {
-      const d = await this.readLink(this.p({ kind: 'tagCurrentLink', name, tag }));
+      const current = this.p({ kind: 'tagCurrentLink', name, tag });
+      const d = await this.readLink(current);
       if (d) entry.tags.set(tag, d.value);
+      else if (removeIncompleteTags && !(await this.exists(current))) {
+        await this.driver.delete(this.p({ kind: 'tagDir', name, tag }));
+        removed++;
+      }
     }
     if (entry.tags.size > 0 || entry.revisions.size > 0) {
       this.repos.set(name, entry);
       this.catalogCache = undefined;
     }
+    return removed;
   }
 
   private async listNames(dir: string): Promise<string[]> {

@@ -1,7 +1,7 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { errorCode, snapshot, startRegistry, type TestRegistry } from './helpers.js';
+import { errorCode, pushImage, snapshot, startRegistry, type TestRegistry } from './helpers.js';
 
 let reg: TestRegistry | undefined;
 afterEach(async () => {
@@ -33,6 +33,32 @@ describe('stale uploads', () => {
     await second.close();
     expect(Object.keys(await snapshot(first.data)).some((p) => p.includes('_uploads'))).toBe(false);
     await first.stop();
+  });
+});
+
+describe('tags left incomplete by a killed process', () => {
+  it('a tag directory without current/link is removed at startup; complete tags stay', async () => {
+    const first = await startRegistry();
+    const img = await pushImage(first, 'inc/app', 'v1');
+    const tags = join(first.data, 'docker/registry/v2/repositories/inc/app/_manifests/tags');
+    // What a kill between a tag's index link and its current link leaves.
+    const broken = join(tags, 'half-written/index/sha256', img.digest.slice(7));
+    await mkdir(broken, { recursive: true });
+    await writeFile(join(broken, 'link'), img.digest);
+    await first.server.close();
+    const { createRegistryServer } = await import('../../../src/registry/server.js');
+    const logs: string[] = [];
+    const second = createRegistryServer({ port: 0, dataDir: first.data, noAuth: true, log: (level, msg, fields) => logs.push(JSON.stringify({ level, msg, ...fields })) });
+    const { url } = await second.listen();
+    try {
+      expect(await readdir(tags)).toEqual(['v1']);
+      expect(logs).toContainEqual(expect.stringContaining('"count":1'));
+      expect((await fetch(`${url}/v2/inc/app/manifests/v1`)).status).toBe(200);
+      expect(await (await fetch(`${url}/v2/inc/app/tags/list`)).json()).toEqual({ name: 'inc/app', tags: ['v1'] });
+    } finally {
+      await second.close();
+      await first.stop();
+    }
   });
 });
 

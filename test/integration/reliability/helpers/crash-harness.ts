@@ -15,7 +15,7 @@ import { FsDriver } from '../../../../src/registry/storage/fs-driver.js';
 import { runFsck, type FsckProblem } from '../../../../src/registry/storage/maintenance.js';
 import { RegistryStore } from '../../../../src/registry/storage/store.js';
 import { HttpStatusError, RegistryClient, basicAuth, imageManifest, sha256 } from './client.js';
-import { snapshotFiles, tempFiles } from './data-dir.js';
+import { incompleteTags, snapshotFiles, tempFiles } from './data-dir.js';
 import { Rng } from './rng.js';
 import { startServe, type ServeProcess } from './serve-process.js';
 
@@ -391,6 +391,9 @@ export async function runCrashHarness(opts: CrashOptions): Promise<CrashReport> 
     }
     const tUp = Date.now();
     phases.restart += tUp - restartAt;
+    // Tags a kill left half-written are removed before the server listens.
+    const leftTags = await incompleteTags(data);
+    if (leftTags.length > 0) violation(`tag directories without current/link after restart: ${leftTags.slice(0, 5).join(', ')}`);
     await waitTempClean(srv, restartAt);
     const tVerify = Date.now();
     phases.tempClean += tVerify - tUp;

@@ -72,3 +72,17 @@ export async function tempFiles(dataDir: string): Promise<{ path: string; mtimeM
   }
   return out;
 }
+
+/** Tag directories (`…/_manifests/tags/<tag>`) without a `current/link`: a tag write cut short. */
+export async function incompleteTags(dataDir: string): Promise<string[]> {
+  const files = [...(await snapshotFiles(join(dataDir, 'docker/registry/v2/repositories'))).keys()];
+  const tagDirs = new Set<string>();
+  const complete = new Set<string>();
+  for (const rel of files) {
+    const m = /^(.+\/_manifests\/tags\/[^/]+)\/(.+)$/.exec(rel);
+    if (!m) continue;
+    tagDirs.add(m[1] as string);
+    if (m[2] === 'current/link') complete.add(m[1] as string);
+  }
+  return [...tagDirs].filter((d) => !complete.has(d));
+}
