@@ -5,7 +5,6 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pathToFileURL } from 'node:url';
 import { HttpClient } from './http.js';
 import { resetPeak, sampleProcess } from './proc.js';
 import type { ProcSample } from './proc.js';
@@ -145,24 +144,11 @@ function launch(
   );
 }
 
-/**
- * The Node.js flags the stack's containers run the servers with, read from the checkout under test
- * (dist/registry/node-flags.js); none for a checkout older than that file.
- */
-export async function serverNodeFlags(repoRoot: string): Promise<string[]> {
-  try {
-    const mod = (await import(pathToFileURL(join(repoRoot, 'dist/registry/node-flags.js')).href)) as { SERVER_NODE_FLAGS: readonly string[] };
-    return [...mod.SERVER_NODE_FLAGS];
-  } catch {
-    return [];
-  }
-}
-
-/** Starts `regctl serve` from this checkout (bin/regctl.js, so `npm run build` must have run), as the stack runs it. */
+/** Starts `regctl serve` from this checkout (bin/regctl.js, so `npm run build` must have run). */
 export async function startOurs(repoRoot: string, settings: ServerSettings): Promise<RunningServer> {
   await mkdir(settings.dataDir, { recursive: true });
   const port = await freePort();
-  const nodeFlags = [...(await serverNodeFlags(repoRoot)), ...(settings.profileDir ? ['--cpu-prof', '--cpu-prof-dir', settings.profileDir] : [])];
+  const nodeFlags = settings.profileDir ? ['--cpu-prof', '--cpu-prof-dir', settings.profileDir] : [];
   const args = [
     ...nodeFlags,
     join(repoRoot, 'bin/regctl.js'),

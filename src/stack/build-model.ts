@@ -6,7 +6,6 @@
  * directory unless absolute, and the one build uses this package's directory as its context.
  */
 import { createHash } from 'node:crypto';
-import { SERVER_NODE_FLAGS } from '../registry/node-flags.js';
 import { VERSION } from '../version.js';
 import type { StackConfig } from '../config/schema.js';
 import {
@@ -23,8 +22,7 @@ export const REGISTRY_PORT = 5000;
 export const UI_PORT = 8080;
 export const DATA_DIR = '/var/lib/registry';
 export const AUTH_DIR = '/auth';
-/** How the image runs regctl's servers: node with the servers' flags, then the CLI's script. */
-export const REGCTL_BIN = ['node', ...SERVER_NODE_FLAGS, '/opt/regctl/bin/regctl.js'];
+export const REGCTL_BIN = ['node', '/opt/regctl/bin/regctl.js'];
 export const DOCKERFILE = 'templates/Dockerfile';
 export const DOCKER_SOCKET = '/var/run/docker.sock';
 export const MANAGED_BY = 'regctl';

@@ -52,7 +52,7 @@ describe('buildStackModel', () => {
     const c = config({ host: 'example.test', registry: { uploadPurgeAge: '24h', minFreeDisk: '2GiB', logLevel: 'debug' } });
     const dev = svc(buildStackModel(c, 'dev').services, 'registry');
     expect(dev.command).toEqual([
-      'node', '--max-semi-space-size=4', '/opt/regctl/bin/regctl.js', 'serve',
+      'node', '/opt/regctl/bin/regctl.js', 'serve',
       '--listen', '0.0.0.0:5000',
       '--data', '/var/lib/registry',
       '--htpasswd', '/auth/htpasswd',
@@ -112,7 +112,7 @@ describe('buildStackModel', () => {
   test('ui: its own command pointing at the registry by service name, depends on the registry', () => {
     const ui = svc(buildStackModel(config({ host: 'example.test', ports: { https: 8443 } }), 'prod').services, 'ui');
     expect(ui.command).toEqual([
-      'node', '--max-semi-space-size=4', '/opt/regctl/bin/regctl.js', 'ui',
+      'node', '/opt/regctl/bin/regctl.js', 'ui',
       '--listen', '0.0.0.0:8080',
       '--registry', 'http://registry:5000',
       '--public-registry', 'registry.example.test:8443',
