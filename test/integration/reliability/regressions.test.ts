@@ -94,6 +94,9 @@ describe('regressions found by the reliability runs', () => {
     const data = join(dir, 'tmp-cleanup');
     const repoDir = join(data, V2, 'repositories/tmp/app/_manifests/tags/t/current');
     await mkdir(repoDir, { recursive: true });
+    // A complete tag beside the temp files: startup removes tag directories without current/link (with whatever
+    // they hold), which would hide what this test looks at.
+    await writeFile(join(repoDir, 'link'), `sha256:${'0'.repeat(64)}`);
     const own = tempName(join(repoDir, 'link'));
     const foreign = join(repoDir, `.link${TEMP_MARKER}ffffff0123456789abcd`);
     const past = new Date(Date.now() - 60_000);
