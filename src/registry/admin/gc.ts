@@ -28,11 +28,6 @@ export function gcSweeping(store: RegistryStore): boolean {
   return job?.state === 'running' && !job.dryRun;
 }
 
-/** The job as a status answer shows it; `idle` before the first GC since the server started. */
-function status(j: GcJob | undefined): GcJob | { state: 'idle' } {
-  return j ?? { state: 'idle' };
-}
-
 /**
  * POST /admin/v1/gc { dryRun?, deleteUntagged?, graceSeconds?, wait? } runs one GC at a time.
  * - `wait` true (the default): answers 200 with the report { deleted, kept, freedBytes, repositoriesRemoved,
@@ -46,7 +41,7 @@ export const gcModule: AdminModule = (register) => {
     method: 'GET',
     path: 'gc',
     adminOnly: true,
-    handler: async ({ ctx, services }) => sendJson(ctx, 200, status(jobs.get(services.store))),
+    handler: async ({ ctx, services }) => sendJson(ctx, 200, jobs.get(services.store) ?? { state: 'idle' }),
   });
   register({
     method: 'POST',
@@ -109,7 +104,7 @@ export const gcModule: AdminModule = (register) => {
       );
       if (!wait) {
         done.catch(() => undefined);
-        sendJson(ctx, 202, status(current), { Location: '/admin/v1/gc' });
+        sendJson(ctx, 202, current, { Location: '/admin/v1/gc' });
         return;
       }
       sendJson(ctx, 200, await done);

@@ -27,13 +27,20 @@ async function dirs(driver: StorageDriver, path: string): Promise<string[]> {
   }
 }
 
+/**
+ * Storage calls GC (and the blob listing it shares with usage and fsck) keeps in flight at once. Enough to
+ * hide the latency of each call (reads, unlinks and the directory fsyncs behind them) under load, few enough
+ * that clients served meanwhile keep their share.
+ */
+const GC_CONCURRENCY = 16;
+
 /** Every blob in storage (directories listed and blobs stat-ed a bounded number at a time). */
 export async function listBlobs(driver: StorageDriver): Promise<BlobEntry[]> {
   const root = pathFor({ kind: 'blobsRoot' });
   const digests: Digest[] = [];
   for (const alg of await dirs(driver, root)) {
     const prefixes = await dirs(driver, `${root}/${alg}`);
-    const lists = await pMap(prefixes, (prefix) => dirs(driver, `${root}/${alg}/${prefix}`), { concurrency: 16 });
+    const lists = await pMap(prefixes, (prefix) => dirs(driver, `${root}/${alg}/${prefix}`), { concurrency: GC_CONCURRENCY });
     for (const hexes of lists) {
       for (const hex of hexes) {
         const digest = tryParseDigest(`${alg}:${hex}`);
@@ -52,7 +59,7 @@ export async function listBlobs(driver: StorageDriver): Promise<BlobEntry[]> {
         return undefined;
       }
     },
-    { concurrency: 16 },
+    { concurrency: GC_CONCURRENCY },
   );
   return entries.filter((e): e is BlobEntry => e !== undefined);
 }
@@ -157,19 +164,12 @@ export interface GcReport {
   dryRun: boolean;
 }
 
-/**
- * Storage calls GC keeps in flight at once. Enough to hide the latency of each call (reads, unlinks and the
- * directory fsyncs behind them) under load, few enough that clients served meanwhile keep their share.
- */
-const GC_CONCURRENCY = 16;
-
 export async function runGc(store: RegistryStore, opts: GcOptions = {}): Promise<GcReport> {
   const startedAt = Date.now();
   const graceMs = (opts.graceSeconds ?? 3600) * 1000;
   const dryRun = opts.dryRun ?? false;
   const driver = store.driver;
   const marked = new Set<string>();
-  const manifestsRemoved: GcReport['manifestsRemoved'] = [];
   const progress = (phase: GcPhase, done: number, total: number) => opts.onProgress?.({ phase, done, total });
   const repoNames = await store.allRepositoryDirs();
 
@@ -211,13 +211,13 @@ export async function runGc(store: RegistryStore, opts: GcOptions = {}): Promise
         marked.add(d.value);
         for (const b of infos.get(d.value)?.info.blobs ?? []) marked.add(b.digest);
       } else {
-        manifestsRemoved.push({ repository: name, digest: d.value });
         toRemove.push({ name, digest: d });
       }
     }
     revisionsLeftByRepo.set(name, left);
   }
   progress('mark', repoNames.length, repoNames.length);
+  const manifestsRemoved: GcReport['manifestsRemoved'] = toRemove.map(({ name, digest }) => ({ repository: name, digest: digest.value }));
 
   if (!dryRun) {
     let done = 0;

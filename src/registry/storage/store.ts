@@ -462,14 +462,14 @@ export class RegistryStore {
     let purged = 0;
     const names = await this.allRepositoryDirs();
     const lists = new Map<string, string[]>();
-    for (let i = 0; i < names.length; i += 64) {
-      await Promise.all(
-        names.slice(i, i + 64).map(async (name) => {
-          const ids = await this.listNames(this.p({ kind: 'uploadsRoot', name }));
-          if (ids.length > 0) lists.set(name, ids);
-        }),
-      );
-    }
+    await pMap(
+      names,
+      async (name) => {
+        const ids = await this.listNames(this.p({ kind: 'uploadsRoot', name }));
+        if (ids.length > 0) lists.set(name, ids);
+      },
+      { concurrency: WALK_CONCURRENCY },
+    );
     for (const [name, ids] of lists) {
       const root = this.p({ kind: 'uploadsRoot', name });
       for (const id of ids) {
