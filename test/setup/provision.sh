@@ -156,7 +156,8 @@ fi
 if ! docker info >/dev/null 2>&1; then
   say "starting dockerd (log: /var/log/dockerd.log)"
   command -v dockerd >/dev/null 2>&1 || fail "docker" "command -v dockerd"
-  (nohup dockerd >/var/log/dockerd.log 2>&1 &)
+  # fd 9 (the provisioning lock) is closed for dockerd: it outlives this script and would hold the lock for good.
+  (nohup dockerd >/var/log/dockerd.log 2>&1 9>&- &)
   for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && break
     sleep 1
