@@ -215,6 +215,12 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
   });
 
   it('regctl login logs a real docker client in without the password on any command line', async () => {
+    // A shim ahead of the real docker on PATH records every argv it is called with, so the check does not
+    // depend on catching a short-lived process in `ps`; the process list is still sampled meanwhile.
+    const shimDir = await mkdtemp(join(tmpdir(), 'regctl-docker-shim-'));
+    const argvLog = join(shimDir, 'argv.log');
+    const realDocker = (await execa('sh', ['-c', 'command -v docker'])).stdout.trim();
+    await writeFile(join(shimDir, 'docker'), `#!/bin/sh\nprintf '%s\\n' "$*" >> '${argvLog}'\nexec '${realDocker}' "$@"\n`, { mode: 0o755 });
     const seen: string[] = [];
     let watching = true;
     const watcher = (async () => {
@@ -224,15 +230,21 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
-    const res = await regctl(['login', '--dir', stack.dir], { env: { DOCKER_CONFIG: dockerConfig, PATH: process.env.PATH ?? '' } });
+    const res = await regctl(['login', '--dir', stack.dir], { env: { DOCKER_CONFIG: dockerConfig, PATH: `${shimDir}:${process.env.PATH ?? ''}` } });
     watching = false;
     await watcher;
     expect(res.exitCode, res.all).toBe(0);
     expect(res.stdout).toContain(`docker is logged in to ${registry} as admin`);
+    const calls = (await readFile(argvLog, 'utf8')).trim().split('\n');
+    const login = calls.find((c) => c.startsWith('login'));
+    expect(login, calls.join('\n')).toBeDefined();
+    expect(login).toContain('--password-stdin');
+    expect(login).toContain(registry);
+    expect(calls.join('\n')).not.toContain(stack.password);
     expect(seen.length).toBeGreaterThan(0);
-    expect(seen.some((s) => s.includes('docker login'))).toBe(true);
     expect(seen.join('\n')).not.toContain(stack.password);
     expect(res.all).not.toContain(stack.password);
+    await rm(shimDir, { recursive: true, force: true });
     const auths = JSON.parse(await readFile(join(dockerConfig, 'config.json'), 'utf8')) as { auths: Record<string, unknown> };
     expect(Object.keys(auths.auths)).toContain(registry);
     await buildMultiLayerImage(`${registry}/e2e/logged-in:1`, 2, docker);
