@@ -101,6 +101,7 @@ async function main(): Promise<void> {
   for (const c of ceilings) process.stderr.write(`   ceiling ${c.id}: ${c.value.toFixed(0)} ${c.unit}\n`);
   mark('ceilings measured');
   const pullCeiling = ceilings.find((c) => c.id === 'loopback.download.hash')?.value ?? Number.NaN;
+  const storeCeiling = ceilings.find((c) => c.id === 'loopback.upload.store')?.value ?? Number.NaN;
 
   const oursRoot = values['ours-root'] ? resolve(values['ours-root']) : repoRoot;
   const profileDir = values.profile ? join(workDir, 'profiles') : undefined;
@@ -118,7 +119,7 @@ async function main(): Promise<void> {
   const missing: Partial<Record<RegistryName, string>> = {};
   const mainPhases: PhaseSpec[] = [];
   let layout: OciLayout | undefined;
-  if (only.has('large-blob')) mainPhases.push(largeBlobPhase(sizes, creds, pattern, pullCeiling));
+  if (only.has('large-blob')) mainPhases.push(largeBlobPhase(sizes, creds, pattern, pullCeiling, storeCeiling));
   if (only.has('manifests')) mainPhases.push(manifestPhase(sizes, creds));
   if (only.has('small-blobs')) mainPhases.push(smallBlobPhase(sizes, creds, pool));
   if (only.has('skopeo')) {

@@ -1,11 +1,16 @@
 import { createHash, randomFillSync } from 'node:crypto';
+import { createWriteStream, fdatasync, openSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { join } from 'node:path';
 
 /**
  * The loopback ceiling's server, run as its own process: `PUT /discard` reads and drops the body,
- * `PUT /hash` hashes it (what a registry must do at least), `GET /bytes?size=N` sends N bytes from memory.
- * Prints its port on stdout once listening.
+ * `PUT /hash` hashes it, `PUT /store` hashes it and writes it to a file in the directory given as the first
+ * argument, answering only after the file is fsynced (what a registry must do at least before it acknowledges a
+ * blob), with background flushes on the way, `GET /bytes?size=N` sends N bytes from memory. Prints its port on stdout once listening.
  */
+const storeDir = process.argv[2];
+const FLUSH_EVERY = 64 * 1024 * 1024;
 const CHUNK = 16 * 1024 * 1024;
 const pattern = randomFillSync(Buffer.allocUnsafe(CHUNK));
 
@@ -22,6 +27,32 @@ const server = createServer((req, res) => {
       res.writeHead(201, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ bytes, digest: hash ? `sha256:${hash.digest('hex')}` : null }));
     });
+    return;
+  }
+  if (req.method === 'PUT' && url.pathname === '/store' && storeDir) {
+    const hash = createHash('sha256');
+    let bytes = 0;
+    let flushedAt = 0;
+    let flushing = false;
+    // `flush` fsyncs the file before the stream reports it closed. Every FLUSH_EVERY bytes an fdatasync runs
+    // in the background meanwhile, so that the final fsync does not find the whole body still in the page cache.
+    const fd = openSync(join(storeDir, 'ceiling-store.bin'), 'w');
+    const file = createWriteStream('', { fd, flush: true, highWaterMark: 1024 * 1024 });
+    req.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      hash.update(chunk);
+      if (!flushing && bytes - flushedAt >= FLUSH_EVERY) {
+        flushing = true;
+        flushedAt = bytes;
+        fdatasync(fd, () => (flushing = false));
+      }
+    });
+    req.pipe(file);
+    file.on('close', () => {
+      res.writeHead(201, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ bytes, digest: `sha256:${hash.digest('hex')}` }));
+    });
+    file.on('error', (err) => res.writeHead(500).end(String(err)));
     return;
   }
   if (req.method === 'GET' && url.pathname === '/bytes') {

@@ -59,8 +59,8 @@ async function sha256Ceiling(blob: LargeBlob): Promise<Ceiling> {
   return { id: 'sha256', label: 'sha256, one core', unit: 'MB/s', value, method: `node:crypto createHash("sha256"), 16 MiB updates, best of ${TRIES}` };
 }
 
-async function startSink(buildDir: string): Promise<{ port: number; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [join(buildDir, 'sink-server.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function startSink(buildDir: string, storeDir: string): Promise<{ port: number; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [join(buildDir, 'sink-server.js'), storeDir], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout });
   const port = await new Promise<number>((resolve, reject) => {
     lines.once('line', (line) => resolve(Number(line)));
@@ -76,28 +76,35 @@ async function startSink(buildDir: string): Promise<{ port: number; stop: () => 
   };
 }
 
+const UPLOAD_LABELS = {
+  discard: 'Loopback HTTP upload, server discards',
+  hash: 'Loopback HTTP upload, server hashes (sha256)',
+  store: 'Loopback HTTP upload, server hashes and writes to the data disk (fdatasync every 64 MiB in the background), fsync before answering',
+} as const;
+
 /**
  * Loopback HTTP between this process and a trivial Node server in another process, with the same client code
- * and the same buffers the blob phases use: upload discarded, upload hashed by the server, download hashed by
- * the client (as the pull phase does).
+ * and the same buffers the blob phases use: upload discarded, upload hashed by the server, upload hashed and
+ * stored durably in `dir` (the least a registry does for a monolithic push), download hashed by the client (as
+ * the pull phase does).
  */
-async function loopbackCeilings(buildDir: string, blob: LargeBlob): Promise<Ceiling[]> {
-  const sink = await startSink(buildDir);
+async function loopbackCeilings(buildDir: string, dir: string, blob: LargeBlob): Promise<Ceiling[]> {
+  const sink = await startSink(buildDir, dir);
   const client = new HttpClient('127.0.0.1', sink.port, undefined, 1);
   try {
     const out: Ceiling[] = [];
-    for (const mode of ['discard', 'hash'] as const) {
+    for (const mode of ['discard', 'hash', 'store'] as const) {
       const value = await best(async () => {
         const { value: res, seconds } = await timed(() => client.request('PUT', `/${mode}`, { body: blob.chunks }));
         expectStatus(res, 201, `PUT /${mode}`);
         const answer = JSON.parse(res.body.toString('utf8')) as { bytes: number; digest: string | null };
         if (answer.bytes !== blob.size) throw new VerifyError(`sink received ${answer.bytes} bytes of ${blob.size}`);
-        if (mode === 'hash' && answer.digest !== blob.digest) throw new VerifyError('sink hashed a different digest');
+        if (mode !== 'discard' && answer.digest !== blob.digest) throw new VerifyError('sink hashed a different digest');
         return mbPerSecond(blob.size, seconds);
       });
       out.push({
         id: `loopback.upload.${mode}`,
-        label: mode === 'discard' ? 'Loopback HTTP upload, server discards' : 'Loopback HTTP upload, server hashes (sha256)',
+        label: UPLOAD_LABELS[mode],
         unit: 'MB/s',
         value,
         method: `one PUT of ${blob.size / MiB} MiB from 16 MiB buffers to a Node http server in another process, best of ${TRIES}`,
@@ -120,10 +127,11 @@ async function loopbackCeilings(buildDir: string, blob: LargeBlob): Promise<Ceil
   } finally {
     client.close();
     await sink.stop();
+    await rm(join(dir, 'ceiling-store.bin'), { force: true });
   }
 }
 
 export async function measureCeilings(opts: { dir: string; buildDir: string; blob: LargeBlob }): Promise<Ceiling[]> {
   const disk = await diskCeilings(opts.dir, opts.blob.size);
-  return [...disk, await sha256Ceiling(opts.blob), ...(await loopbackCeilings(opts.buildDir, opts.blob))];
+  return [...disk, await sha256Ceiling(opts.blob), ...(await loopbackCeilings(opts.buildDir, opts.dir, opts.blob))];
 }

@@ -28,7 +28,7 @@ async function withClient<T>(server: RunningServer, creds: Credentials, sockets:
 }
 
 /** One large blob pushed monolithically, another pushed in PATCHes, the first pulled back and hashed. */
-export function largeBlobPhase(sizes: Sizes, creds: Credentials, pattern: Buffer, pullCeiling: number): PhaseSpec {
+export function largeBlobPhase(sizes: Sizes, creds: Credentials, pattern: Buffer, pullCeiling: number, storeCeiling: number): PhaseSpec {
   const count = sizes.largeBlobBytes / sizes.chunkBytes;
   const label = `${sizes.largeBlobBytes / MiB} MiB`;
   const blobs = new Map<string, { mono: LargeBlob; chunked: LargeBlob }>();
@@ -57,7 +57,12 @@ export function largeBlobPhase(sizes: Sizes, creds: Credentials, pattern: Buffer
           const cpu0 = (await server.sample()).cpuSeconds;
           const { seconds } = await timed(() => pushBlobMonolithic(c, 'bench/large', mono.chunks, mono.digest));
           const cpu = (await server.sample()).cpuSeconds - cpu0;
-          return { pushMonoMBps: mbPerSecond(mono.size, seconds), pushMonoCpuPerGiB: cpu / (mono.size / GiB) };
+          const mbps = mbPerSecond(mono.size, seconds);
+          return {
+            pushMonoMBps: mbps,
+            pushMonoCpuPerGiB: cpu / (mono.size / GiB),
+            ...(Number.isFinite(storeCeiling) ? { pushMonoShareOfStore: (100 * mbps) / storeCeiling } : {}),
+          };
         }),
       (server) =>
         withClient(server, creds, 1, async (c) => {
@@ -88,6 +93,12 @@ export function largeBlobPhase(sizes: Sizes, creds: Credentials, pattern: Buffer
           { kind: 'ratio-min', value: 1 },
           { kind: 'ceiling-min', value: 0.9, ceiling: pullCeiling, ceilingName: 'loopback download ceiling' },
         ],
+      },
+      {
+        id: 'pushMonoShareOfStore',
+        label: 'Monolithic push as a share of the store ceiling (receive, hash, write, fsync; see Ceilings)',
+        unit: '%',
+        better: 'higher',
       },
       { id: 'pushMonoCpuPerGiB', label: 'Server CPU per GiB, monolithic push', unit: 's/GiB', better: 'lower' },
       { id: 'pushChunkedCpuPerGiB', label: 'Server CPU per GiB, chunked push (includes auth of each PATCH)', unit: 's/GiB', better: 'lower' },
