@@ -14,7 +14,7 @@ import type { BenchReport, Metric, PhaseResult } from './lib/model.js';
 import { errorText, runPhase } from './lib/phase.js';
 import type { PhaseSpec } from './lib/phase.js';
 import { renderMarkdown } from './lib/report.js';
-import { REFERENCE_BINARY, referenceConfig, startOurs, startReference } from './lib/servers.js';
+import { REFERENCE_BINARY, deployedEnv, referenceConfig, startOurs, startReference } from './lib/servers.js';
 import type { RegistryName, RunningServer, ServerSettings } from './lib/servers.js';
 import { FULL, QUICK } from './lib/sizes.js';
 import { timed } from './lib/load.js';
@@ -179,9 +179,10 @@ async function main(): Promise<void> {
 
   mark('registry phases done');
   const summary: Metric[] = [];
+  const oursEnv = await deployedEnv(oursRoot);
   const commands = [
     `npm run bench${quick ? ' -- --quick' : ''}   # = npm run build && tsc -p bench/tsconfig.json && node bench/out/build/run.js`,
-    `node bin/regctl.js serve --listen 127.0.0.1:PORT --data DIR --htpasswd FILE --log-level error${profileDir ? '   # under node --cpu-prof' : ''}`,
+    `${Object.entries(oursEnv).map(([k, v]) => `${k}=${v} `).join('')}node bin/regctl.js serve --listen 127.0.0.1:PORT --data DIR --htpasswd FILE --log-level error   # the registry container's environment (src/registry/process-env.ts)${profileDir ? '; under node --cpu-prof' : ''}`,
     `/usr/bin/docker-registry serve CONFIG.yml   # CONFIG: see referenceConfig in the settings above`,
     ...(only.has('skopeo')
       ? [

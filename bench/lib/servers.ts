@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HttpClient } from './http.js';
 import { resetPeak, sampleProcess } from './proc.js';
@@ -107,6 +108,7 @@ function launch(
   healthPath: string,
   logFile: string,
   env: NodeJS.ProcessEnv,
+  shownEnv: Record<string, string> = {},
 ): Promise<RunningServer> {
   const log = createWriteStream(logFile, { flags: 'a' });
   const child = spawn(executable, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
@@ -119,7 +121,7 @@ function launch(
     name,
     port,
     pid,
-    command: [executable, ...args].join(' '),
+    command: [...Object.entries(shownEnv).map(([k, v]) => `${k}=${v}`), executable, ...args].join(' '),
     client: (credentials, maxSockets) => new HttpClient('127.0.0.1', port, credentials, maxSockets),
     resetPeak: () => resetPeak(pid),
     sample: () => sampleProcess(pid),
@@ -144,10 +146,22 @@ function launch(
   );
 }
 
+/**
+ * The environment the stack gives the registry container (`dist/registry/process-env.js` of the checkout under
+ * test), so the bench measures the server as deployed; empty for a checkout from before that module existed.
+ */
+export async function deployedEnv(repoRoot: string): Promise<Record<string, string>> {
+  const file = join(repoRoot, 'dist/registry/process-env.js');
+  if (!existsSync(file)) return {};
+  const mod = (await import(pathToFileURL(file).href)) as { REGISTRY_PROCESS_ENV?: Record<string, string> };
+  return { ...(mod.REGISTRY_PROCESS_ENV ?? {}) };
+}
+
 /** Starts `regctl serve` from this checkout (bin/regctl.js, so `npm run build` must have run). */
 export async function startOurs(repoRoot: string, settings: ServerSettings): Promise<RunningServer> {
   await mkdir(settings.dataDir, { recursive: true });
   const port = await freePort();
+  const deployed = await deployedEnv(repoRoot);
   const nodeFlags = settings.profileDir ? ['--cpu-prof', '--cpu-prof-dir', settings.profileDir] : [];
   const args = [
     ...nodeFlags,
@@ -162,9 +176,9 @@ export async function startOurs(repoRoot: string, settings: ServerSettings): Pro
     '--log-level',
     'error',
   ];
-  const env = { ...process.env };
+  const env = { ...process.env, ...deployed };
   for (const key of Object.keys(env)) if (key.startsWith('REGCTL_')) delete env[key];
-  return launch('ours', process.execPath, args, port, '/healthz', join(settings.workDir, 'ours.log'), env);
+  return launch('ours', process.execPath, args, port, '/healthz', join(settings.workDir, 'ours.log'), env, deployed);
 }
 
 /** Starts Debian's docker-registry (distribution 2.8.2) with {@link referenceConfig}. */

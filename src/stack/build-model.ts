@@ -17,6 +17,7 @@ import {
   type RouteContext,
 } from './traefik.js';
 import { LABELS, type HealthcheckModel, type MountModel, type PortModel, type ServiceModel, type StackMode, type StackModel, type VolumeModel } from './model.js';
+import { REGISTRY_PROCESS_ENV } from '../registry/process-env.js';
 
 export const REGISTRY_PORT = 5000;
 export const UI_PORT = 8080;
@@ -122,7 +123,7 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: { ve
     image: config.images.registry,
     build: 0,
     command: registryCommand,
-    environment: {},
+    environment: { ...REGISTRY_PROCESS_ENV },
     ports: mode === 'dev' && config.ports.registry !== 0 ? [{ host: config.ports.registry, container: REGISTRY_PORT }] : [],
     mounts: [{ type: 'volume', source: dataVolume.key, target: DATA_DIR }, authMount],
     labels: routeLabels(routeCtx, {

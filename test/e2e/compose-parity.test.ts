@@ -95,6 +95,7 @@ describe.skipIf(!ready)('compose parity', () => {
       restart: 'unless-stopped',
       health: 'healthy',
       serviceAlias: true,
+      env: expect.arrayContaining(['MALLOC_ARENA_MAX=2', 'MALLOC_MMAP_THRESHOLD_=262144', 'MALLOC_TRIM_THRESHOLD_=1048576']),
     });
     const down = await regctl(['down', '--dir', stack.dir, '--volumes', '--yes']);
     expect(down.exitCode, down.all).toBe(0);

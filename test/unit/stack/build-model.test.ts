@@ -62,6 +62,8 @@ describe('buildStackModel', () => {
       '--min-free', '2GiB',
     ]);
     expect(dev.ports).toEqual([{ host: 5000, container: 5000 }]);
+    // glibc malloc settings that bound the server's resident memory (src/registry/process-env.ts).
+    expect(dev.environment).toEqual({ MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '262144', MALLOC_TRIM_THRESHOLD_: '1048576' });
     expect(dev.mounts).toEqual([
       { type: 'volume', source: 'registry-data', target: '/var/lib/registry' },
       { type: 'bind', source: './auth', target: '/auth', readOnly: true },
