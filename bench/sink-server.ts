@@ -4,10 +4,12 @@ import { createServer } from 'node:http';
 import { join } from 'node:path';
 
 /**
- * The loopback ceiling's server, run as its own process: `PUT /discard` reads and drops the body,
- * `PUT /hash` hashes it, `PUT /store` hashes it and writes it to a file in the directory given as the first
- * argument, answering only after the file is fsynced (what a registry must do at least before it acknowledges a
- * blob), with background flushes on the way, `GET /bytes?size=N` sends N bytes from memory. Prints its port on stdout once listening.
+ * The loopback ceilings' server, run as its own process. Prints its port on stdout once listening.
+ * - `PUT /discard` reads and drops the body; `PUT /hash` hashes it.
+ * - `PUT /store` hashes it and writes it to a file in the directory given as the first argument, with background
+ *   flushes on the way, and answers only once the file is fsynced: the least a registry does before it
+ *   acknowledges a blob.
+ * - `GET /bytes?size=N` sends N bytes from memory.
  */
 const storeDir = process.argv[2];
 const FLUSH_EVERY = 64 * 1024 * 1024;

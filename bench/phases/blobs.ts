@@ -1,3 +1,4 @@
+import { best, TRIES } from '../lib/ceilings.js';
 import { LargeBlob, logUniformSizes, randomBuffer, smallBlob } from '../lib/data.js';
 import { expectStatus, sha256 } from '../lib/http.js';
 import type { HttpClient } from '../lib/http.js';
@@ -11,8 +12,6 @@ import type { Credentials } from './context.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-/** Pulls of the large blob per registry; the best counts, like the loopback ceilings' best of 3. */
-const PULL_TRIES = 3;
 
 /**
  * Runs `fn` with a client of `server`, after one authenticated `GET /v2/` outside any timing, so a registry that
@@ -48,7 +47,7 @@ export function largeBlobPhase(sizes: Sizes, creds: Credentials, pattern: Buffer
     description:
       `Monolithic push (POST then one PUT with the whole ${label} body), chunked push (POST, ` +
       `${count} PATCHes of ${sizes.chunkBytes / MiB} MiB with Content-Range, closing PUT), pull (GET, hashed as it ` +
-      `streams; best of ${PULL_TRIES}, as the loopback ceilings are measured). ` +
+      `streams; best of ${TRIES}, as the loopback ceilings are measured). ` +
       'Every response is checked: status, Docker-Content-Digest, Range after each PATCH, byte count and ' +
       'sha256 of what was pulled. Bodies come from memory (a random 16 MiB chunk repeated, the first one unique). ' +
       'One authenticated `GET /v2/` precedes each step, untimed. The server\'s CPU time (user+sys from /proc) per GiB moved is read around each step: unlike MB/s it does not ' +
@@ -77,16 +76,12 @@ export function largeBlobPhase(sizes: Sizes, creds: Credentials, pattern: Buffer
         }),
       (server) =>
         withClient(server, creds, 1, async (c) => {
-          // Best of PULL_TRIES, as the download ceiling it is compared with is measured.
+          // The best of TRIES pulls, as the download ceiling it is held against.
           const { mono } = blobsFor(server);
-          let best = 0;
           const cpu0 = (await server.sample()).cpuSeconds;
-          for (let i = 0; i < PULL_TRIES; i++) {
-            const { seconds } = await timed(() => pullBlob(c, 'bench/large', mono.digest, mono.size));
-            best = Math.max(best, mbPerSecond(mono.size, seconds));
-          }
+          const pullMBps = await best(async () => mbPerSecond(mono.size, (await timed(() => pullBlob(c, 'bench/large', mono.digest, mono.size))).seconds));
           const cpu = (await server.sample()).cpuSeconds - cpu0;
-          return { pullMBps: best, pullCpuPerGiB: cpu / ((PULL_TRIES * mono.size) / GiB) };
+          return { pullMBps, pullCpuPerGiB: cpu / ((TRIES * mono.size) / GiB) };
         }),
     ],
     metrics: [
@@ -94,7 +89,7 @@ export function largeBlobPhase(sizes: Sizes, creds: Credentials, pattern: Buffer
       { id: 'pushChunkedMBps', label: `Chunked push, ${label}, ${sizes.chunkBytes / MiB} MiB PATCHes`, unit: 'MB/s', better: 'higher', targets: [{ kind: 'ratio-min', value: 2.5 }] },
       {
         id: 'pullMBps',
-        label: `Pull, ${label}, client hashes, best of ${PULL_TRIES}`,
+        label: `Pull, ${label}, client hashes, best of ${TRIES}`,
         unit: 'MB/s',
         better: 'higher',
         targets: [

@@ -221,30 +221,33 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
     const argvLog = join(shimDir, 'argv.log');
     const realDocker = (await execa('sh', ['-c', 'command -v docker'])).stdout.trim();
     await writeFile(join(shimDir, 'docker'), `#!/bin/sh\nprintf '%s\\n' "$*" >> '${argvLog}'\nexec '${realDocker}' "$@"\n`, { mode: 0o755 });
-    const seen: string[] = [];
-    let watching = true;
-    const watcher = (async () => {
-      while (watching) {
-        const ps = await execa('ps', ['-eo', 'args'], { reject: false });
-        seen.push(ps.stdout);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })();
-    const res = await regctl(['login', '--dir', stack.dir], { env: { DOCKER_CONFIG: dockerConfig, PATH: `${shimDir}:${process.env.PATH ?? ''}` } });
-    watching = false;
-    await watcher;
-    expect(res.exitCode, res.all).toBe(0);
-    expect(res.stdout).toContain(`docker is logged in to ${registry} as admin`);
-    const calls = (await readFile(argvLog, 'utf8')).trim().split('\n');
-    const login = calls.find((c) => c.startsWith('login'));
-    expect(login, calls.join('\n')).toBeDefined();
-    expect(login).toContain('--password-stdin');
-    expect(login).toContain(registry);
-    expect(calls.join('\n')).not.toContain(stack.password);
-    expect(seen.length).toBeGreaterThan(0);
-    expect(seen.join('\n')).not.toContain(stack.password);
-    expect(res.all).not.toContain(stack.password);
-    await rm(shimDir, { recursive: true, force: true });
+    try {
+      const seen: string[] = [];
+      let watching = true;
+      const watcher = (async () => {
+        while (watching) {
+          const ps = await execa('ps', ['-eo', 'args'], { reject: false });
+          seen.push(ps.stdout);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      })();
+      const res = await regctl(['login', '--dir', stack.dir], { env: { DOCKER_CONFIG: dockerConfig, PATH: `${shimDir}:${process.env.PATH ?? ''}` } });
+      watching = false;
+      await watcher;
+      expect(res.exitCode, res.all).toBe(0);
+      expect(res.stdout).toContain(`docker is logged in to ${registry} as admin`);
+      const calls = (await readFile(argvLog, 'utf8')).trim().split('\n');
+      const login = calls.find((c) => c.startsWith('login'));
+      expect(login, calls.join('\n')).toBeDefined();
+      expect(login).toContain('--password-stdin');
+      expect(login).toContain(registry);
+      expect(calls.join('\n')).not.toContain(stack.password);
+      expect(seen.length).toBeGreaterThan(0);
+      expect(seen.join('\n')).not.toContain(stack.password);
+      expect(res.all).not.toContain(stack.password);
+    } finally {
+      await rm(shimDir, { recursive: true, force: true });
+    }
     const auths = JSON.parse(await readFile(join(dockerConfig, 'config.json'), 'utf8')) as { auths: Record<string, unknown> };
     expect(Object.keys(auths.auths)).toContain(registry);
     await buildMultiLayerImage(`${registry}/e2e/logged-in:1`, 2, docker);
