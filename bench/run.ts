@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import bcrypt from 'bcryptjs';
-import { measureCeilings } from './lib/ceilings.js';
+import { LoopbackProbe, measureCeilings } from './lib/ceilings.js';
 import { LargeBlob, randomBuffer } from './lib/data.js';
 import { machineInfo, versions } from './lib/machine.js';
 import { metric } from './lib/model.js';
@@ -100,8 +100,6 @@ async function main(): Promise<void> {
   const ceilings = only.has('ceilings') ? await measureCeilings({ dir: dataRoot, buildDir, blob: ceilingBlob }) : [];
   for (const c of ceilings) process.stderr.write(`   ceiling ${c.id}: ${c.value.toFixed(0)} ${c.unit}\n`);
   mark('ceilings measured');
-  const pullCeiling = ceilings.find((c) => c.id === 'loopback.download.hash')?.value ?? Number.NaN;
-  const storeCeiling = ceilings.find((c) => c.id === 'loopback.upload.store')?.value ?? Number.NaN;
 
   const oursRoot = values['ours-root'] ? resolve(values['ours-root']) : repoRoot;
   const profileDir = values.profile ? join(workDir, 'profiles') : undefined;
@@ -119,7 +117,11 @@ async function main(): Promise<void> {
   const missing: Partial<Record<RegistryName, string>> = {};
   const mainPhases: PhaseSpec[] = [];
   let layout: OciLayout | undefined;
-  if (only.has('large-blob')) mainPhases.push(largeBlobPhase(sizes, creds, pattern, pullCeiling, storeCeiling));
+  let probe: LoopbackProbe | undefined;
+  if (only.has('large-blob')) {
+    probe = await LoopbackProbe.start(buildDir, dataRoot);
+    mainPhases.push(largeBlobPhase(sizes, creds, pattern, () => probe));
+  }
   if (only.has('manifests')) mainPhases.push(manifestPhase(sizes, creds));
   if (only.has('small-blobs')) mainPhases.push(smallBlobPhase(sizes, creds, pool));
   if (only.has('skopeo')) {
@@ -144,6 +146,7 @@ async function main(): Promise<void> {
       for (const spec of mainPhases) phases.push(await runPhase(spec, phases.length, servers, missing));
     } finally {
       for (const s of Object.values(servers)) await s.stop();
+      await probe?.stop();
     }
     await rm(join(dataRoot, 'main-ours'), { recursive: true, force: true });
     await rm(join(dataRoot, 'main-ref'), { recursive: true, force: true });

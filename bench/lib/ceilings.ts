@@ -77,58 +77,83 @@ async function startSink(buildDir: string, storeDir: string): Promise<{ port: nu
   };
 }
 
-const UPLOAD_LABELS = {
+/**
+ * A trivial Node server in another process with a client using the same code and buffers as the blob phases:
+ * each call is one loopback transfer of `blob`, checked, as MB/s. Used for the ceilings table, and by the
+ * large-blob phase between its own transfers, so that a figure is held against a ceiling of the same minutes.
+ */
+export class LoopbackProbe {
+  private constructor(
+    private readonly sink: { port: number; stop: () => Promise<void> },
+    private readonly client: HttpClient,
+    private readonly dir: string,
+  ) {}
+
+  static async start(buildDir: string, dir: string): Promise<LoopbackProbe> {
+    const sink = await startSink(buildDir, dir);
+    return new LoopbackProbe(sink, new HttpClient('127.0.0.1', sink.port, undefined, 1), dir);
+  }
+
+  /** One PUT of `blob`: the server discards it, hashes it, or hashes it and stores it durably. */
+  async upload(mode: UploadMode, blob: LargeBlob): Promise<number> {
+    const { value: res, seconds } = await timed(() => this.client.request('PUT', `/${mode}`, { body: blob.chunks }));
+    expectStatus(res, 201, `PUT /${mode}`);
+    const answer = JSON.parse(res.body.toString('utf8')) as { bytes: number; digest: string | null };
+    if (answer.bytes !== blob.size) throw new VerifyError(`sink received ${answer.bytes} bytes of ${blob.size}`);
+    if (mode !== 'discard' && answer.digest !== blob.digest) throw new VerifyError('sink hashed a different digest');
+    return mbPerSecond(blob.size, seconds);
+  }
+
+  /** One GET of `size` bytes sent from memory, hashed by the client as the pull is. */
+  async download(size: number): Promise<number> {
+    const { value: res, seconds } = await timed(() => this.client.request('GET', `/bytes?size=${size}`, { consume: 'hash' }));
+    expectStatus(res, 200, 'GET /bytes');
+    if (res.bytes !== size) throw new VerifyError(`downloaded ${res.bytes} bytes of ${size}`);
+    return mbPerSecond(size, seconds);
+  }
+
+  async stop(): Promise<void> {
+    this.client.close();
+    await this.sink.stop();
+    await rm(join(this.dir, 'ceiling-store.bin'), { force: true });
+  }
+}
+
+type UploadMode = 'discard' | 'hash' | 'store';
+
+const UPLOAD_LABELS: Record<UploadMode, string> = {
   discard: 'Loopback HTTP upload, server discards',
   hash: 'Loopback HTTP upload, server hashes (sha256)',
   store: 'Loopback HTTP upload, server hashes and writes to the data disk (fdatasync every 64 MiB in the background), fsync before answering',
-} as const;
+};
 
 /**
- * Loopback HTTP between this process and a trivial Node server in another process, with the same client code
- * and the same buffers the blob phases use: upload discarded, upload hashed by the server, upload hashed and
- * stored durably in `dir` (the least a registry does for a monolithic push), download hashed by the client (as
- * the pull phase does).
+ * Loopback HTTP: upload discarded, upload hashed by the server, upload hashed and stored durably in `dir` (the
+ * least a registry does for a monolithic push), download hashed by the client (as the pull phase does).
  */
 async function loopbackCeilings(buildDir: string, dir: string, blob: LargeBlob): Promise<Ceiling[]> {
-  const sink = await startSink(buildDir, dir);
-  const client = new HttpClient('127.0.0.1', sink.port, undefined, 1);
+  const probe = await LoopbackProbe.start(buildDir, dir);
   try {
     const out: Ceiling[] = [];
     for (const mode of ['discard', 'hash', 'store'] as const) {
-      const value = await best(async () => {
-        const { value: res, seconds } = await timed(() => client.request('PUT', `/${mode}`, { body: blob.chunks }));
-        expectStatus(res, 201, `PUT /${mode}`);
-        const answer = JSON.parse(res.body.toString('utf8')) as { bytes: number; digest: string | null };
-        if (answer.bytes !== blob.size) throw new VerifyError(`sink received ${answer.bytes} bytes of ${blob.size}`);
-        if (mode !== 'discard' && answer.digest !== blob.digest) throw new VerifyError('sink hashed a different digest');
-        return mbPerSecond(blob.size, seconds);
-      });
       out.push({
         id: `loopback.upload.${mode}`,
         label: UPLOAD_LABELS[mode],
         unit: 'MB/s',
-        value,
+        value: await best(() => probe.upload(mode, blob)),
         method: `one PUT of ${blob.size / MiB} MiB from 16 MiB buffers to a Node http server in another process, best of ${TRIES}`,
       });
     }
-    const value = await best(async () => {
-      const { value: res, seconds } = await timed(() => client.request('GET', `/bytes?size=${blob.size}`, { consume: 'hash' }));
-      expectStatus(res, 200, 'GET /bytes');
-      if (res.bytes !== blob.size) throw new VerifyError(`downloaded ${res.bytes} bytes of ${blob.size}`);
-      return mbPerSecond(blob.size, seconds);
-    });
     out.push({
       id: 'loopback.download.hash',
       label: 'Loopback HTTP download, client hashes (sha256)',
       unit: 'MB/s',
-      value,
+      value: await best(() => probe.download(blob.size)),
       method: `one GET of ${blob.size / MiB} MiB served from memory by a Node http server in another process, best of ${TRIES}`,
     });
     return out;
   } finally {
-    client.close();
-    await sink.stop();
-    await rm(join(dir, 'ceiling-store.bin'), { force: true });
+    await probe.stop();
   }
 }
 
