@@ -14,7 +14,7 @@ import type { BenchReport, Metric, PhaseResult } from './lib/model.js';
 import { errorText, runPhase } from './lib/phase.js';
 import type { PhaseSpec } from './lib/phase.js';
 import { renderMarkdown } from './lib/report.js';
-import { REFERENCE_BINARY, deployedEnv, referenceConfig, startOurs, startReference } from './lib/servers.js';
+import { REFERENCE_BINARY, deployedProcess, referenceConfig, startOurs, startReference } from './lib/servers.js';
 import type { RegistryName, RunningServer, ServerSettings } from './lib/servers.js';
 import { FULL, QUICK } from './lib/sizes.js';
 import { timed } from './lib/load.js';
@@ -39,6 +39,8 @@ const USAGE = `usage: node bench/out/build/run.js [--quick] [--only PHASES] [--n
   --profile      run our registry under node --cpu-prof; profiles land in the run's work directory
   --other-work   what else was running on the machine, recorded in the report
   --ours-root    run our registry from another checkout or copy (its bin/regctl.js and dist/), for before/after
+  --ours-node-flags FLAGS  node options for our registry instead of the deployed ones (src/registry/process-env.ts),
+                 space-separated, '' for none: for before/after runs
   --render-only  measure nothing: render docs/benchmarks.md again from docs/benchmarks.json and bench/notes.md`;
 
 const ALL_PHASES = ['ceilings', 'large-blob', 'manifests', 'small-blobs', 'skopeo', 'repeat', 'catalog', 'cli', 'up'];
@@ -52,6 +54,7 @@ async function main(): Promise<void> {
       profile: { type: 'boolean', default: false },
       'other-work': { type: 'string' },
       'ours-root': { type: 'string' },
+      'ours-node-flags': { type: 'string' },
       'render-only': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -103,11 +106,14 @@ async function main(): Promise<void> {
 
   const oursRoot = values['ours-root'] ? resolve(values['ours-root']) : repoRoot;
   const profileDir = values.profile ? join(workDir, 'profiles') : undefined;
+  const flagsOption = values['ours-node-flags'];
+  const oursNodeFlags = flagsOption === undefined ? undefined : flagsOption.split(/\s+/).filter((f) => f !== '');
   const settingsFor = (name: RegistryName, dir: string): ServerSettings => ({
     dataDir: dir,
     htpasswdFile,
     workDir,
     ...(name === 'ours' && profileDir ? { profileDir } : {}),
+    ...(name === 'ours' && oursNodeFlags ? { nodeFlags: oursNodeFlags } : {}),
   });
   const start = async (name: RegistryName, dir: string): Promise<RunningServer> =>
     name === 'ours' ? startOurs(oursRoot, settingsFor(name, dir)) : startReference(settingsFor(name, dir));
@@ -182,10 +188,11 @@ async function main(): Promise<void> {
 
   mark('registry phases done');
   const summary: Metric[] = [];
-  const oursEnv = await deployedEnv(oursRoot);
+  const deployed = await deployedProcess(oursRoot);
+  const oursFlags = oursNodeFlags ?? deployed.nodeFlags;
   const commands = [
     `npm run bench${quick ? ' -- --quick' : ''}   # = npm run build && tsc -p bench/tsconfig.json && node bench/out/build/run.js`,
-    `${Object.entries(oursEnv).map(([k, v]) => `${k}=${v} `).join('')}node bin/regctl.js serve --listen 127.0.0.1:PORT --data DIR --htpasswd FILE --log-level error   # the registry container's environment (src/registry/process-env.ts)${profileDir ? '; under node --cpu-prof' : ''}`,
+    `${Object.entries(deployed.env).map(([k, v]) => `${k}=${v} `).join('')}node ${oursFlags.map((f) => `${f} `).join('')}bin/regctl.js serve --listen 127.0.0.1:PORT --data DIR --htpasswd FILE --log-level error   # ${oursNodeFlags ? 'node options from --ours-node-flags; ' : ''}the registry container's environment${oursNodeFlags ? '' : ' and node options'} (src/registry/process-env.ts)${profileDir ? '; under node --cpu-prof' : ''}`,
     `/usr/bin/docker-registry serve CONFIG.yml   # CONFIG: see referenceConfig in the settings above`,
     ...(only.has('skopeo')
       ? [

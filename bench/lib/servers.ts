@@ -22,6 +22,8 @@ export interface ServerSettings {
   workDir: string;
   /** Ours only: run node with `--cpu-prof` and write the profile here on exit. */
   profileDir?: string;
+  /** Ours only: node options instead of the deployed ones ({@link deployedProcess}), for before/after runs. */
+  nodeFlags?: string[];
 }
 
 /** A registry server running as its own process on a loopback port. */
@@ -147,22 +149,26 @@ function launch(
 }
 
 /**
- * The environment the stack gives the registry container (`dist/registry/process-env.js` of the checkout under
- * test), so the bench measures the server as deployed; empty for a checkout from before that module existed.
+ * The node options and environment the stack gives the registry container (`dist/registry/process-env.js` of
+ * the checkout under test), so the bench measures the server as deployed; empty for a checkout from before
+ * that module (or a part of it) existed.
  */
-export async function deployedEnv(repoRoot: string): Promise<Record<string, string>> {
+export async function deployedProcess(repoRoot: string): Promise<{ nodeFlags: string[]; env: Record<string, string> }> {
   const file = join(repoRoot, 'dist/registry/process-env.js');
-  if (!existsSync(file)) return {};
-  const mod = (await import(pathToFileURL(file).href)) as { REGISTRY_PROCESS_ENV?: Record<string, string> };
-  return { ...(mod.REGISTRY_PROCESS_ENV ?? {}) };
+  if (!existsSync(file)) return { nodeFlags: [], env: {} };
+  const mod = (await import(pathToFileURL(file).href)) as { REGISTRY_PROCESS_ENV?: Record<string, string>; REGISTRY_NODE_FLAGS?: readonly string[] };
+  return { nodeFlags: [...(mod.REGISTRY_NODE_FLAGS ?? [])], env: { ...(mod.REGISTRY_PROCESS_ENV ?? {}) } };
 }
 
 /** Starts `regctl serve` from this checkout (bin/regctl.js, so `npm run build` must have run). */
 export async function startOurs(repoRoot: string, settings: ServerSettings): Promise<RunningServer> {
   await mkdir(settings.dataDir, { recursive: true });
   const port = await freePort();
-  const deployed = await deployedEnv(repoRoot);
-  const nodeFlags = settings.profileDir ? ['--cpu-prof', '--cpu-prof-dir', settings.profileDir] : [];
+  const deployed = await deployedProcess(repoRoot);
+  const nodeFlags = [
+    ...(settings.nodeFlags ?? deployed.nodeFlags),
+    ...(settings.profileDir ? ['--cpu-prof', '--cpu-prof-dir', settings.profileDir] : []),
+  ];
   const args = [
     ...nodeFlags,
     join(repoRoot, 'bin/regctl.js'),
@@ -176,9 +182,9 @@ export async function startOurs(repoRoot: string, settings: ServerSettings): Pro
     '--log-level',
     'error',
   ];
-  const env = { ...process.env, ...deployed };
+  const env = { ...process.env, ...deployed.env };
   for (const key of Object.keys(env)) if (key.startsWith('REGCTL_')) delete env[key];
-  return launch('ours', process.execPath, args, port, '/healthz', join(settings.workDir, 'ours.log'), env, deployed);
+  return launch('ours', process.execPath, args, port, '/healthz', join(settings.workDir, 'ours.log'), env, deployed.env);
 }
 
 /** Starts Debian's docker-registry (distribution 2.8.2) with {@link referenceConfig}. */

@@ -17,13 +17,14 @@ import {
   type RouteContext,
 } from './traefik.js';
 import { LABELS, type HealthcheckModel, type MountModel, type PortModel, type ServiceModel, type StackMode, type StackModel, type VolumeModel } from './model.js';
-import { REGISTRY_PROCESS_ENV } from '../registry/process-env.js';
+import { REGISTRY_NODE_FLAGS, REGISTRY_PROCESS_ENV } from '../registry/process-env.js';
 
 export const REGISTRY_PORT = 5000;
 export const UI_PORT = 8080;
 export const DATA_DIR = '/var/lib/registry';
 export const AUTH_DIR = '/auth';
-export const REGCTL_BIN = ['node', '/opt/regctl/bin/regctl.js'];
+export const REGCTL_SCRIPT = '/opt/regctl/bin/regctl.js';
+export const REGCTL_BIN = ['node', REGCTL_SCRIPT];
 export const DOCKERFILE = 'templates/Dockerfile';
 export const DOCKER_SOCKET = '/var/run/docker.sock';
 export const MANAGED_BY = 'regctl';
@@ -107,7 +108,9 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: { ve
   });
 
   const registryCommand = [
-    ...REGCTL_BIN,
+    'node',
+    ...REGISTRY_NODE_FLAGS,
+    REGCTL_SCRIPT,
     'serve',
     '--listen', `0.0.0.0:${REGISTRY_PORT}`,
     '--data', DATA_DIR,

@@ -97,6 +97,9 @@ describe.skipIf(!ready)('compose parity', () => {
       serviceAlias: true,
       env: expect.arrayContaining(['MALLOC_ARENA_MAX=2', 'MALLOC_MMAP_THRESHOLD_=262144', 'MALLOC_TRIM_THRESHOLD_=1048576']),
     });
+    // node takes its V8 options before the script; a container that came up healthy accepted them.
+    const registryCmd = (viaRegctl[`${PROJECT}-registry`] as { cmd: string[] }).cmd;
+    expect(registryCmd.slice(0, 5)).toEqual(['node', '--max-semi-space-size=4', '--heap-growing-percent=30', '/opt/regctl/bin/regctl.js', 'serve']);
     const down = await regctl(['down', '--dir', stack.dir, '--volumes', '--yes']);
     expect(down.exitCode, down.all).toBe(0);
     expect((await projectResources(PROJECT)).containers).toEqual([]);

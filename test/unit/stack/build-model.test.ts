@@ -52,7 +52,7 @@ describe('buildStackModel', () => {
     const c = config({ host: 'example.test', registry: { uploadPurgeAge: '24h', minFreeDisk: '2GiB', logLevel: 'debug' } });
     const dev = svc(buildStackModel(c, 'dev').services, 'registry');
     expect(dev.command).toEqual([
-      'node', '/opt/regctl/bin/regctl.js', 'serve',
+      'node', '--max-semi-space-size=4', '--heap-growing-percent=30', '/opt/regctl/bin/regctl.js', 'serve',
       '--listen', '0.0.0.0:5000',
       '--data', '/var/lib/registry',
       '--htpasswd', '/auth/htpasswd',
@@ -62,7 +62,8 @@ describe('buildStackModel', () => {
       '--min-free', '2GiB',
     ]);
     expect(dev.ports).toEqual([{ host: 5000, container: 5000 }]);
-    // glibc malloc settings that bound the server's resident memory (src/registry/process-env.ts).
+    // V8 options (before the script) and glibc malloc settings that bound the server's resident memory
+    // (src/registry/process-env.ts).
     expect(dev.environment).toEqual({ MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '262144', MALLOC_TRIM_THRESHOLD_: '1048576' });
     expect(dev.mounts).toEqual([
       { type: 'volume', source: 'registry-data', target: '/var/lib/registry' },
