@@ -2,19 +2,11 @@
  * Manifest media types and validation. Accepted: Docker schema2 manifest and manifest list, OCI image
  * manifest and index (including artifacts carrying `artifactType` and `subject`). Schema1 is refused.
  */
+import { INDEX_TYPES, MANIFEST_TYPES, MEDIA_TYPES } from '../common/media-types.js';
 import { RegistryError } from './errors.js';
 import { parseDigest, type Digest } from './reference.js';
 
-export const MEDIA_TYPES = {
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  ociEmpty: 'application/vnd.oci.empty.v1+json',
-} as const;
-
-export const MANIFEST_TYPES: readonly string[] = [MEDIA_TYPES.dockerManifest, MEDIA_TYPES.dockerList, MEDIA_TYPES.ociManifest, MEDIA_TYPES.ociIndex];
-const INDEX_TYPES = new Set<string>([MEDIA_TYPES.dockerList, MEDIA_TYPES.ociIndex]);
+export { MANIFEST_TYPES, MEDIA_TYPES };
 
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 

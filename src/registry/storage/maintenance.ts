@@ -7,9 +7,11 @@
  */
 import { createHash } from 'node:crypto';
 import pMap from 'p-map';
+import type { GcPhase, GcProgress, GcReport, UsageReport } from '../../common/admin-api.js';
 import { tryParseDigest, type Digest } from '../reference.js';
 import { TEMP_MARKER, TEMP_PROCESS_TAG, isNotFound, type StorageDriver } from './driver.js';
 import { pathFor } from './paths.js';
+export type { GcPhase, GcProgress, GcReport, UsageReport };
 import type { RegistryStore } from './store.js';
 
 export interface BlobEntry {
@@ -91,13 +93,6 @@ export async function repoLinks(store: RegistryStore, name: string): Promise<Rep
   };
 }
 
-export interface UsageReport {
-  totalBytes: number;
-  blobCount: number;
-  repositories: { name: string; tags: number; manifests: number; exclusiveBytes: number; sharedBytes: number; lastPush: string | null }[];
-  reclaimableBytes: number;
-}
-
 export async function computeUsage(store: RegistryStore): Promise<UsageReport> {
   const blobs = await listBlobs(store.driver);
   const sizes = new Map(blobs.map((b) => [b.digest.value, b.size]));
@@ -144,24 +139,6 @@ export interface GcOptions {
   uploadPurgeAgeMs?: number;
   /** Called as work is done: the phase, and how many of its items are done out of how many. */
   onProgress?: (p: GcProgress) => void;
-}
-
-export type GcPhase = 'mark' | 'sweep-manifests' | 'sweep-blobs' | 'unlink' | 'uploads' | 'done';
-
-export interface GcProgress {
-  phase: GcPhase;
-  done: number;
-  total: number;
-}
-
-export interface GcReport {
-  deleted: { digest: string; size: number; reason: string }[];
-  kept: { digest: string; size: number; reason: string }[];
-  freedBytes: number;
-  repositoriesRemoved: string[];
-  manifestsRemoved: { repository: string; digest: string }[];
-  uploadsPurged: number;
-  dryRun: boolean;
 }
 
 export async function runGc(store: RegistryStore, opts: GcOptions = {}): Promise<GcReport> {
