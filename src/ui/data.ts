@@ -4,6 +4,7 @@
  * change). Fan-out to the registry is bounded so a 2,000-repository list does not flood it.
  */
 import pMap from 'p-map';
+import type { GcReport, UsageReport } from '../common/admin-api.js';
 import { isAdmin } from './permissions.js';
 import {
   isIndex,
@@ -11,12 +12,10 @@ import {
   RegistryHttpError,
   RegistryNotFoundError,
   type Descriptor,
-  type GcReport,
   type FetchedManifest,
   type ImageConfig,
   type ImageManifest,
   type RegistryClient,
-  type UsageReport,
 } from './registry-client.js';
 import type { Session } from './sessions.js';
 

@@ -2,7 +2,7 @@
  * What the signed-in user may do, from `GET /admin/v1/whoami`. Only decides what the UI shows; the registry
  * enforces the same rules on every request.
  */
-import type { WhoAmI } from './registry-client.js';
+import type { WhoAmI } from '../common/admin-api.js';
 
 export type Action = 'pull' | 'push' | 'delete';
 

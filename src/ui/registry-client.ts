@@ -5,20 +5,10 @@
  * `RegistryDeniedError` and `RegistryHttpError` for the rest.
  */
 import { createHash } from 'node:crypto';
+import type { GcReport, UsageReport, WhoAmI } from '../common/admin-api.js';
+import { MANIFEST_TYPES, MEDIA_TYPES } from '../common/media-types.js';
 
-export const MEDIA_TYPES = {
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-} as const;
-
-const MANIFEST_ACCEPT = [
-  MEDIA_TYPES.ociIndex,
-  MEDIA_TYPES.ociManifest,
-  MEDIA_TYPES.dockerList,
-  MEDIA_TYPES.dockerManifest,
-].join(', ');
+const MANIFEST_ACCEPT = MANIFEST_TYPES.join(', ');
 
 export interface Descriptor {
   mediaType: string;
@@ -83,34 +73,6 @@ export interface ImageConfig {
   };
   history?: { created?: string; created_by?: string; empty_layer?: boolean; comment?: string }[];
   rootfs?: { type: string; diff_ids: string[] };
-}
-
-export interface WhoAmI {
-  user: string;
-  admin: boolean;
-  rules: { repos: string; actions: string[] }[];
-}
-
-export interface UsageReport {
-  totalBytes: number;
-  blobCount: number;
-  repositories: {
-    name: string;
-    tags: number;
-    manifests: number;
-    exclusiveBytes: number;
-    sharedBytes: number;
-    lastPush: string | null;
-  }[];
-  reclaimableBytes: number;
-}
-
-export interface GcReport {
-  deleted: { digest: string; size: number; reason: string }[];
-  kept: { digest: string; size: number; reason: string }[];
-  freedBytes: number;
-  repositoriesRemoved: string[] | number;
-  uploadsPurged: number;
 }
 
 export class RegistryError extends Error {

@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { WhoAmI } from '../common/admin-api.js';
 import { VERSION } from '../version.js';
 import { APP_JS } from './assets/app-js.js';
 import { STYLE_CSS } from './assets/style.js';
@@ -20,7 +21,6 @@ import {
   RegistryDownError,
   RegistryError,
   RegistryNotFoundError,
-  type WhoAmI,
 } from './registry-client.js';
 import { applySecurityHeaders, clearSessionCookie, parseCookies, SESSION_COOKIE, sessionCookie } from './security.js';
 import { LoginThrottle, SessionStore, tokensEqual, type Session, type SessionStoreOptions } from './sessions.js';

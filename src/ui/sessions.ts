@@ -6,7 +6,7 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { TtlCache } from './cache.js';
-import type { WhoAmI } from './registry-client.js';
+import type { WhoAmI } from '../common/admin-api.js';
 
 export interface Session {
   id: string;

@@ -1,6 +1,6 @@
+import type { UsageReport } from '../../common/admin-api.js';
 import { formatBytes, formatDateTime, formatExactBytes, formatRelative, plural } from '../format.js';
 import { html } from '../html.js';
-import type { UsageReport } from '../registry-client.js';
 import { layout, type ViewContext } from './layout.js';
 
 export function storagePage(ctx: ViewContext, u: UsageReport): string {
