@@ -1,19 +1,10 @@
 /** Formatting shared by every page: sizes, dates, digests. Pure, so the unit tests pin them down. */
+import { formatBytes } from '../common/units.js';
 
-const UNITS = ['B', 'KB', 'MB', 'GB', 'TB', 'PB'] as const;
-
-/** Decimal units (as `docker images` shows them): 1 KB = 1000 B. */
-export function formatBytes(bytes: number | undefined | null): string {
+/** A size as the whole project prints it (IEC units, `formatBytes` in src/common/units.ts); '—' when unknown or invalid. */
+export function formatBytesOrDash(bytes: number | undefined | null): string {
   if (bytes === undefined || bytes === null || !Number.isFinite(bytes) || bytes < 0) return '—';
-  if (bytes < 1000) return `${bytes} B`;
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < UNITS.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  const digits = value >= 100 ? 0 : value >= 10 ? 1 : 2;
-  return `${value.toFixed(digits)} ${UNITS[unit]}`;
+  return formatBytes(bytes);
 }
 
 /** Exact byte count with thousands separators, for tooltips and the storage page. */

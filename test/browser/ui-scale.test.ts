@@ -119,12 +119,12 @@ describe.skipIf(!canRun)('web UI with 2,000 repositories', () => {
     expect(await page.getByTestId('pager-summary').textContent()).toBe(`1–50 of ${REPOS.toLocaleString('en-US')} repositories`);
     const rows = page.locator('[data-testid=repo-table] tbody tr');
     expect(await rows.first().locator('td[data-label=Tags]').textContent()).toBe('2');
-    expect(await rows.first().locator('td[data-label=Size]').textContent()).toMatch(/KB$/);
+    expect(await rows.first().locator('td[data-label=Size]').textContent()).toMatch(/KiB$/);
     const byTags = await timed(page, `${uiUrl}repos?sort=tags`);
     expect(await page.getByTestId('pager-summary').textContent()).toBe(`1–50 of ${REPOS.toLocaleString('en-US')} repositories`);
     expect(await rows.first().locator('td[data-label=Tags]').textContent()).toBe('2');
     const bySize = await timed(page, `${uiUrl}repos?sort=size-asc`);
-    expect(await rows.first().locator('td[data-label=Size]').textContent()).toMatch(/KB$/);
+    expect(await rows.first().locator('td[data-label=Size]').textContent()).toMatch(/KiB$/);
     const bySizeAgain = await timed(page, `${uiUrl}repos?sort=size`);
     console.log(`pull-only user, ${REPOS} repositories: first list page by name, cold caches ${firstByName} ms; sorted by tag count ${byTags} ms; by size ${bySize} ms (first: every repository's manifests), ${bySizeAgain} ms (cached)`);
     await page.close();

@@ -103,7 +103,7 @@ describe.skipIf(!canRun)('web UI in Chromium against our registry', () => {
     expect(names).toEqual(['docs/site', 'infra/postgres-backup', 'ml/trainer', 'team/api', 'team/web', 'tools/cli']);
     const web = page.locator('tr', { has: page.getByRole('link', { name: 'team/web', exact: true }) });
     await expect.poll(() => web.locator('td[data-label=Tags]').textContent()).toBe('3');
-    expect(await web.locator('td[data-label=Size]').textContent()).toMatch(/MB$/);
+    expect(await web.locator('td[data-label=Size]').textContent()).toMatch(/MiB$/);
     expect(await web.locator('td[data-label="Last push"]').textContent()).toMatch(/ago|just now/);
     await page.screenshot({ path: join(SHOTS, 'repositories.png') });
   });
@@ -127,9 +127,9 @@ describe.skipIf(!canRun)('web UI in Chromium against our registry', () => {
     expect(platforms).toHaveLength(2);
     const [amd, arm] = fx.images.webIndex.platforms;
     expect(platforms[0]).toContain('linux/amd64');
-    expect(platforms[0]).toContain(`${(amd!.size / 1e6).toFixed(2)} MB`);
+    expect(platforms[0]).toContain(`${(amd!.size / 1024 ** 2).toFixed(2)} MiB`);
     expect(platforms[1]).toContain('linux/arm64/v8');
-    expect(platforms[1]).toContain(`${(arm!.size / 1e6).toFixed(2)} MB`);
+    expect(platforms[1]).toContain(`${(arm!.size / 1024 ** 2).toFixed(2)} MiB`);
     expect(await page.locator('tr[data-tag=latest] .mono').first().getAttribute('title')).toBe(fx.images.webIndex.digest);
     await page.screenshot({ path: join(SHOTS, 'repository.png') });
 
@@ -182,7 +182,7 @@ describe.skipIf(!canRun)('web UI in Chromium against our registry', () => {
     expect(await page.getByTestId('sibling').count()).toBe(0);
     // The base layer is shared with the other tags; the image's own layer, config and manifest are not.
     const text = (await page.getByTestId('gc-estimate').textContent()) ?? '';
-    expect(text).toMatch(/up to 2\.\d\d MB/);
+    expect(text).toMatch(/up to 2\.\d\d MiB/);
     expect(text).toContain('3 blobs');
     await page.screenshot({ path: join(SHOTS, 'delete-preview-last-tag.png') });
   });

@@ -1,5 +1,5 @@
 import type { DeletePreview } from '../data.js';
-import { formatBytes, formatExactBytes, plural, shortDigest } from '../format.js';
+import { formatBytesOrDash, formatExactBytes, plural, shortDigest } from '../format.js';
 import { html } from '../html.js';
 import { layout, type ViewContext } from './layout.js';
 import { crumbs, kindBadge, platformList } from './repo.js';
@@ -35,11 +35,11 @@ export function deletePage(ctx: ViewContext, p: DeletePreview): string {
   <section class="card" aria-labelledby="gc-title" data-testid="gc-estimate">
     <div class="card-head"><h2 id="gc-title">Space a GC would free</h2></div>
     <div class="card-body">
-      <div class="stat-value" title="${formatExactBytes(p.exclusiveBytes)}">${imageStays ? '0 B' : `up to ${formatBytes(p.exclusiveBytes)}`}</div>
+      <div class="stat-value" title="${formatExactBytes(p.exclusiveBytes)}">${imageStays ? '0 B' : `up to ${formatBytesOrDash(p.exclusiveBytes)}`}</div>
       <p class="small muted">${imageStays
         ? 'The image is still tagged, so nothing becomes garbage.'
         : html`${plural(p.exclusiveBlobs, 'blob')} (manifests, config, layers) that no other tag of this repository uses; blobs that other repositories share are kept.`}</p>
-      ${p.reclaimableNow !== undefined ? html`<p class="small">Already reclaimable before this delete: <strong>${formatBytes(p.reclaimableNow)}</strong> (registry dry run).</p>` : ''}
+      ${p.reclaimableNow !== undefined ? html`<p class="small">Already reclaimable before this delete: <strong>${formatBytesOrDash(p.reclaimableNow)}</strong> (registry dry run).</p>` : ''}
     </div>
   </section>
 </div>

@@ -1,5 +1,5 @@
 import type { ImageDetails } from '../data.js';
-import { formatBytes, formatDateTime, formatRelative, plural, shortDigest } from '../format.js';
+import { formatBytesOrDash, formatDateTime, formatExactBytes, formatRelative, plural, shortDigest } from '../format.js';
 import { html, type SafeHtml } from '../html.js';
 import { isIndex, type ImageManifest } from '../registry-client.js';
 import { layout, pullCommand, type ViewContext } from './layout.js';
@@ -45,7 +45,7 @@ export function imagePage(ctx: ViewContext, d: ImageDetails): string {
   <p class="mono small muted" data-testid="image-digest">${d.fetched.digest}</p></div>
 </div>
 <div class="stats">
-  <div class="stat"><div class="stat-label">Size</div><div class="stat-value" title="${d.size.toLocaleString('en-US')} bytes">${formatBytes(d.size)}</div><div class="stat-sub">compressed, as stored</div></div>
+  <div class="stat"><div class="stat-label">Size</div><div class="stat-value" title="${formatExactBytes(d.size)}">${formatBytesOrDash(d.size)}</div><div class="stat-sub">compressed, as stored</div></div>
   <div class="stat"><div class="stat-label">Created</div><div class="stat-value">${formatRelative(created)}</div><div class="stat-sub">${formatDateTime(created)}</div></div>
   <div class="stat"><div class="stat-label">${d.kind === 'index' ? 'Platforms' : 'Platform'}</div><div class="stat-value">${platformText}</div><div class="stat-sub">${d.kind === 'index' ? 'multi-arch index' : d.kind === 'artifact' ? (m.artifactType ?? (m as ImageManifest).config?.mediaType ?? 'artifact') : plural(layers.length, 'layer')}</div></div>
 </div>
@@ -65,7 +65,7 @@ ${d.kind === 'index'
     <tbody>${d.platforms.map(
       (p) => html`<tr data-platform="${p.platform}"><td data-label="Platform"><span class="badge">${p.platform}</span></td>
       <td data-label="Digest"><a class="mono" href="${ctx.paths.image(d.name, p.digest)}">${shortDigest(p.digest)}</a></td>
-      <td class="num" data-label="Size" data-testid="platform-size">${formatBytes(p.size)}</td>
+      <td class="num" data-label="Size" data-testid="platform-size">${formatBytesOrDash(p.size)}</td>
       <td class="nowrap" data-label="Created"><span title="${formatDateTime(p.created)}" data-testid="platform-created">${formatDateTime(p.created)}</span></td></tr>`,
     )}</tbody>
   </table></div>
@@ -95,14 +95,14 @@ ${d.config
   : ''}
 ${layers.length
   ? html`<section class="card section" aria-labelledby="layers-title">
-  <div class="card-head"><h2 id="layers-title">Layers</h2><span class="hint">${plural(layers.length, 'layer')} · ${formatBytes(layers.reduce((n, l) => n + l.size, 0))}</span></div>
+  <div class="card-head"><h2 id="layers-title">Layers</h2><span class="hint">${plural(layers.length, 'layer')} · ${formatBytesOrDash(layers.reduce((n, l) => n + l.size, 0))}</span></div>
   <div class="table-wrap"><table class="stack" data-testid="layer-table">
     <thead><tr><th scope="col">#</th><th scope="col">Created by</th><th scope="col">Digest</th><th scope="col" class="num">Size</th></tr></thead>
     <tbody>${layers.map(
       (l, i) => html`<tr><td class="muted" data-label="#">${i + 1}</td>
       <td data-label="Created by"><div class="history-cmd">${l.createdBy ?? '—'}</div>${l.created ? html`<div class="muted small">${formatDateTime(l.created)}</div>` : ''}</td>
       <td data-label="Digest"><span class="mono small" title="${l.digest}">${shortDigest(l.digest)}</span></td>
-      <td class="num" data-label="Size">${formatBytes(l.size)}</td></tr>`,
+      <td class="num" data-label="Size">${formatBytesOrDash(l.size)}</td></tr>`,
     )}</tbody>
   </table></div>
 </section>`
@@ -118,7 +118,7 @@ ${layers.length
     <tbody>${d.referrers.map(
       (r) => html`<tr><td data-label="Type"><span class="badge">${r.artifactType ?? r.mediaType}</span></td>
       <td data-label="Digest"><a class="mono" href="${ctx.paths.image(d.name, r.digest)}">${shortDigest(r.digest)}</a></td>
-      <td class="num" data-label="Size">${formatBytes(r.size)}</td>
+      <td class="num" data-label="Size">${formatBytesOrDash(r.size)}</td>
       <td class="nowrap" data-label="Created">${formatDateTime(r.annotations?.['org.opencontainers.image.created'])}</td></tr>`,
     )}</tbody>
   </table></div>`}

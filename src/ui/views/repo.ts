@@ -1,5 +1,5 @@
 import type { PlatformInfo, TagInfo } from '../data.js';
-import { formatBytes, formatDateTime, formatRelative, plural, shortDigest } from '../format.js';
+import { formatBytesOrDash, formatDateTime, formatExactBytes, formatRelative, plural, shortDigest } from '../format.js';
 import { html, type SafeHtml } from '../html.js';
 import { flashBox, layout, pullCommand, type Flash, type ViewContext } from './layout.js';
 import { pager } from './repos.js';
@@ -30,7 +30,7 @@ export function kindBadge(kind: TagInfo['kind']): SafeHtml {
 export function platformList(platforms: PlatformInfo[], showDetails: boolean): SafeHtml {
   if (platforms.length === 0) return html`<span class="muted">—</span>`;
   return html`<div class="platforms">${platforms.map(
-    (p) => html`<div class="platform-row" data-testid="platform"><span class="badge">${p.platform}</span>${showDetails ? html`<span class="muted">${formatBytes(p.size)} · <span title="${formatDateTime(p.created)}">${formatRelative(p.created)}</span></span>` : ''}</div>`,
+    (p) => html`<div class="platform-row" data-testid="platform"><span class="badge">${p.platform}</span>${showDetails ? html`<span class="muted">${formatBytesOrDash(p.size)} · <span title="${formatDateTime(p.created)}">${formatRelative(p.created)}</span></span>` : ''}</div>`,
   )}</div>`;
 }
 
@@ -45,7 +45,7 @@ export function repoPage(ctx: ViewContext, v: RepoView): string {
   <td data-label="Tag"><a class="repo-link" href="${ctx.paths.image(v.name, r.tag)}">${r.tag}</a> ${kindBadge(r.kind)}
     <div class="mono muted small" title="${r.digest}">${shortDigest(r.digest)}</div></td>
   <td data-label="Platforms">${platformList(r.platforms, multi)}</td>
-  <td class="num" data-label="Size"><span title="${r.size.toLocaleString('en-US')} bytes">${formatBytes(r.size)}</span></td>
+  <td class="num" data-label="Size"><span title="${formatExactBytes(r.size)}">${formatBytesOrDash(r.size)}</span></td>
   <td class="nowrap" data-label="Created"><span title="${formatDateTime(r.created)}">${formatRelative(r.created)}</span></td>
   ${v.canDelete ? html`<td class="num"><a class="btn btn-small" href="${ctx.paths.delete(v.name, r.tag)}" aria-label="Delete tag ${r.tag}">Delete</a></td>` : ''}
 </tr>

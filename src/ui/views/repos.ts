@@ -1,5 +1,5 @@
 import type { RepoSummary, SortKey } from '../data.js';
-import { formatBytes, formatDateTime, formatRelative, plural } from '../format.js';
+import { formatBytesOrDash, formatDateTime, formatRelative, plural } from '../format.js';
 import { html, type SafeHtml } from '../html.js';
 import { flashBox, layout, type Flash, type ViewContext } from './layout.js';
 
@@ -58,7 +58,7 @@ export function reposPage(ctx: ViewContext, v: ReposView): string {
     (r) => html`<tr>
   <td data-label="Repository"><a class="repo-link" href="${ctx.paths.repo(r.name)}">${r.name}</a></td>
   <td class="num" data-label="Tags">${r.tags === undefined ? html`<span class="muted">—</span>` : r.tags.toLocaleString('en-US')}</td>
-  <td class="num" data-label="Size">${r.size === undefined ? html`<span class="muted">—</span>` : formatBytes(r.size)}</td>
+  <td class="num" data-label="Size">${r.size === undefined ? html`<span class="muted">—</span>` : formatBytesOrDash(r.size)}</td>
   <td class="nowrap" data-label="${dateLabel}"><span title="${formatDateTime(r.updated)}">${formatRelative(r.updated)}</span></td>
 </tr>`,
   );

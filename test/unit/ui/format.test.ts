@@ -1,27 +1,31 @@
 import { describe, expect, it } from 'vitest';
-import { formatBytes, formatDateTime, formatExactBytes, formatRelative, plural, shortDigest, toDate } from '../../../src/ui/format.js';
+import { formatBytesOrDash, formatDateTime, formatExactBytes, formatRelative, plural, shortDigest, toDate } from '../../../src/ui/format.js';
 
-describe('formatBytes', () => {
+describe('formatBytesOrDash', () => {
+  // IEC units with three significant digits, as everywhere in regctl.
   it.each([
     [0, '0 B'],
     [999, '999 B'],
-    [1000, '1.00 KB'],
-    [1536, '1.54 KB'],
-    [12_345, '12.3 KB'],
-    [123_456, '123 KB'],
-    [5_500_000, '5.50 MB'],
-    [999_999_999, '1000 MB'],
-    [1_000_000_000, '1.00 GB'],
-    [3.2e15, '3.20 PB'],
+    [1000, '1000 B'],
+    [1023, '1023 B'],
+    [1024, '1.00 KiB'],
+    [1536, '1.50 KiB'],
+    [12_345, '12.1 KiB'],
+    [123_456, '121 KiB'],
+    [5_500_000, '5.25 MiB'],
+    [999_999_999, '954 MiB'],
+    [1_000_000_000, '954 MiB'],
+    [1024 ** 3, '1.00 GiB'],
+    [3.2e15, '2.84 PiB'],
   ])('%d → %s', (bytes, text) => {
-    expect(formatBytes(bytes)).toBe(text);
+    expect(formatBytesOrDash(bytes)).toBe(text);
   });
 
   it('shows a dash for unknown or invalid sizes', () => {
-    expect(formatBytes(undefined)).toBe('—');
-    expect(formatBytes(null)).toBe('—');
-    expect(formatBytes(-1)).toBe('—');
-    expect(formatBytes(Number.NaN)).toBe('—');
+    expect(formatBytesOrDash(undefined)).toBe('—');
+    expect(formatBytesOrDash(null)).toBe('—');
+    expect(formatBytesOrDash(-1)).toBe('—');
+    expect(formatBytesOrDash(Number.NaN)).toBe('—');
   });
 
   it('gives exact counts with separators', () => {
