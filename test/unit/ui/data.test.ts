@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { matchesQuery, paginate, platformChildren, platformName, sortSummaries, type RepoSummary } from '../../../src/ui/data.js';
-import { compareTags } from '../../../src/ui/server.js';
+import { compareTags } from '../../../src/ui/routes/repository.js';
 
 const repos: RepoSummary[] = [
   { name: 'team/web', tags: 3, size: 11_000_000, updated: '2026-11-03T00:00:00Z' },

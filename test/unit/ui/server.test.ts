@@ -122,6 +122,9 @@ describe('UI server over a real socket, against our registry', () => {
     const res = await fetch(`${base}repos`, { method: 'PUT', headers: { Cookie: cookie } });
     expect(res.status).toBe(405);
     expect(res.headers.get('allow')).toBe('GET, HEAD');
+    const del = await fetch(`${base}r/team/app/-/delete/v1`, { method: 'PUT', headers: { Cookie: cookie } });
+    expect(del.status).toBe(405);
+    expect(del.headers.get('allow')).toBe('GET, HEAD, POST');
   });
 
   it('shows an image whose config blob is not JSON, without its config', async () => {
