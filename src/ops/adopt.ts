@@ -8,7 +8,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { CliError } from '../cli/errors.js';
+import { RegctlError } from '../common/errors.js';
 import { USER_NAME } from '../config/schema.js';
 import type { DockerEngine } from '../docker/engine.js';
 import { parseEnv } from '../stack/env.js';
@@ -89,7 +89,7 @@ export async function inspectSeed(o: { from: string; engine: DockerEngine; volum
   try {
     if (!(await stat(o.from)).isDirectory()) throw new Error('not a directory');
   } catch {
-    throw new CliError('NOT_FOUND', `${o.from} is not a directory`, { hint: 'give --from the directory of the old stack (where its .env and compose file are)' });
+    throw new RegctlError('NOT_FOUND', `${o.from} is not a directory`, { hint: 'give --from the directory of the old stack (where its .env and compose file are)' });
   }
   let password: string | undefined;
   for (const name of ENV_NAMES) {

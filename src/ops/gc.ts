@@ -2,7 +2,7 @@
  * `regctl gc`: the registry's online mark and sweep (`POST /admin/v1/gc`), with a report a person can read:
  * what went (or would go) and why every kept blob is kept, with bytes.
  */
-import type { Output } from '../cli/output.js';
+import type { Output } from '../common/io.js';
 import { AdminClient, stackEndpoint, type GcProgress, type GcReport } from './admin-client.js';
 import { formatBytes } from './status.js';
 

@@ -6,8 +6,8 @@ import { access, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import type { CliContext } from '../cli/context.js';
-import { CliError } from '../cli/errors.js';
+import { RegctlError } from '../common/errors.js';
+import type { Output, Prompts } from '../common/io.js';
 import { CONFIG_FILE, loadStackConfig } from '../config/load.js';
 import {
   hostNameProblem,
@@ -42,6 +42,15 @@ export interface InitOptions {
   registryPort?: number;
   force?: boolean;
   json?: boolean;
+}
+
+/** What init talks to: a person (out, prompts, stdin for --password-stdin), where it runs, and the environment's image overrides. */
+export interface InitIo {
+  out: Output;
+  prompts: Prompts;
+  cwd: string;
+  env: Readonly<Record<string, string | undefined>>;
+  stdin: NodeJS.ReadableStream;
 }
 
 export const MIN_USER_PASSWORD = 8;
@@ -98,7 +107,7 @@ export async function ensurePortFree(port: number, flag: string): Promise<void> 
     server.once('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'EADDRINUSE') {
         reject(
-          new CliError('PORT_IN_USE', `port ${port} is already in use on this machine`, {
+          new RegctlError('PORT_IN_USE', `port ${port} is already in use on this machine`, {
             hint: `stop what listens on ${port}, or choose another port with ${flag}`,
           }),
         );
@@ -115,7 +124,7 @@ export async function ensurePortFree(port: number, flag: string): Promise<void> 
 async function caCertificatesPath(cwd: string, dir: string, given: string): Promise<string> {
   const path = resolve(cwd, given);
   if (!(await exists(path))) {
-    throw new CliError('USAGE', `--acme-ca-certificates: no file at ${path}`, { hint: 'give the PEM file of the ACME server\'s root certificate' });
+    throw new RegctlError('USAGE', `--acme-ca-certificates: no file at ${path}`, { hint: 'give the PEM file of the ACME server\'s root certificate' });
   }
   const rel = relative(dir, path);
   return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
@@ -127,7 +136,7 @@ function validated(input: Record<string, unknown>): StackConfig {
   const first = result.problems[0]!;
   const flag = FLAG_OF[first.path];
   const where = flag ? `${flag}` : first.path || CONFIG_FILE;
-  throw new CliError('CONFIG_INVALID', `${where}: ${first.message}`, { hint: first.hint });
+  throw new RegctlError('CONFIG_INVALID', `${where}: ${first.message}`, { hint: first.hint });
 }
 
 function statusWord(status: PlannedFile['status']): string {
@@ -145,7 +154,7 @@ function statusWord(status: PlannedFile['status']): string {
   }
 }
 
-export async function runInit(ctx: CliContext, opts: InitOptions): Promise<void> {
+export async function runInit(ctx: InitIo, opts: InitOptions): Promise<void> {
   const dir = resolve(ctx.cwd, opts.dir ?? '.');
   const configPath = join(dir, CONFIG_FILE);
   const existing = (await exists(configPath)) ? await loadStackConfig(dir) : undefined;
@@ -177,7 +186,7 @@ export async function runInit(ctx: CliContext, opts: InitOptions): Promise<void>
     }
     user ??= 'admin';
     if (!USER_NAME.test(user)) {
-      throw new CliError('USAGE', `--user: "${user}" is not a valid user name`, { hint: 'use letters, digits, ".", "_" or "-" (no ":")' });
+      throw new RegctlError('USAGE', `--user: "${user}" is not a valid user name`, { hint: 'use letters, digits, ".", "_" or "-" (no ":")' });
     }
     input.users = { [user]: { admin: true } };
   } else if (opts.user !== undefined && !(opts.user in existing.users)) {
@@ -223,11 +232,11 @@ export async function runInit(ctx: CliContext, opts: InitOptions): Promise<void>
       ctx.out.warn('--password-stdin ignored: this stack already has credentials (they are never replaced by init)');
     } else {
       if (given.length < MIN_USER_PASSWORD) {
-        throw new CliError('USAGE', `the password read from stdin is ${given.length ? 'shorter than' : 'empty, need at least'} ${MIN_USER_PASSWORD} characters`, {
+        throw new RegctlError('USAGE', `the password read from stdin is ${given.length ? 'shorter than' : 'empty, need at least'} ${MIN_USER_PASSWORD} characters`, {
           hint: 'pipe a longer password, or leave out --password-stdin to get a generated one',
         });
       }
-      if (/[\r\n]/.test(given)) throw new CliError('USAGE', 'the password read from stdin spans several lines', { hint: 'pipe one line' });
+      if (/[\r\n]/.test(given)) throw new RegctlError('USAGE', 'the password read from stdin spans several lines', { hint: 'pipe one line' });
       password = given;
     }
   } else if (password === undefined && existingHtpasswd === undefined && ask) {
@@ -238,7 +247,7 @@ export async function runInit(ctx: CliContext, opts: InitOptions): Promise<void>
   }
   if (password === undefined) {
     if (existingHtpasswd !== undefined) {
-      throw new CliError('CONFIG_INVALID', `${envPath} has no ${ENV_KEYS.password} but auth/htpasswd exists`, {
+      throw new RegctlError('CONFIG_INVALID', `${envPath} has no ${ENV_KEYS.password} but auth/htpasswd exists`, {
         hint: 'restore .env from a backup, or set new credentials with `regctl rotate-credentials`',
       });
     }
@@ -247,7 +256,7 @@ export async function runInit(ctx: CliContext, opts: InitOptions): Promise<void>
   }
   if (password !== undefined && /[^\x21-\x7e]/.test(password)) {
     // .env holds it unquoted; compose would misread spaces and control characters.
-    throw new CliError('USAGE', 'the password has spaces or non-printable characters', { hint: 'use printable ASCII characters without spaces' });
+    throw new RegctlError('USAGE', 'the password has spaces or non-printable characters', { hint: 'use printable ASCII characters without spaces' });
   }
 
   if (!existing) {
@@ -273,7 +282,7 @@ export async function runInit(ctx: CliContext, opts: InitOptions): Promise<void>
     if (!opts.json) {
       for (const f of blocking) ctx.out.line(`  ${statusWord(f.status).padEnd(12)} ${f.path}`);
     }
-    throw new CliError('FILE_EXISTS', `${blocking.length} file${blocking.length > 1 ? 's' : ''} in ${dir} would change: ${blocking.map((f) => f.path).join(', ')}`, {
+    throw new RegctlError('FILE_EXISTS', `${blocking.length} file${blocking.length > 1 ? 's' : ''} in ${dir} would change: ${blocking.map((f) => f.path).join(', ')}`, {
       hint: 'run again with --force to re-render them (files edited by hand are saved as <file>.bak; passwords are kept)',
     });
   }

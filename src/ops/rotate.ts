@@ -15,8 +15,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CliError } from '../cli/errors.js';
-import type { Output } from '../cli/output.js';
+import { RegctlError } from '../common/errors.js';
+import type { Output } from '../common/io.js';
 import { formatGraceFile, graceFilePath, liveGraceEntries, parseGraceFile, type GraceEntry } from '../registry/auth/grace.js';
 import { hashPassword } from '../stack/htpasswd.js';
 import { generatePassword } from '../stack/secrets.js';
@@ -78,19 +78,19 @@ export async function rotateCredentials(opts: RotateOptions): Promise<RotateResu
   const env = opts.env ?? process.env;
   const files = await readUsersFiles(opts.dir);
   const user = opts.user ?? files.envAdmin ?? Object.entries(files.config.users).find(([, u]) => u.admin)?.[0];
-  if (!user) throw new CliError('USAGE', 'no user to rotate', { hint: 'pass --user NAME' });
+  if (!user) throw new RegctlError('USAGE', 'no user to rotate', { hint: 'pass --user NAME' });
   const entry = files.htpasswd.find((e) => e.user === user);
   if (!entry) {
-    throw new CliError('NOT_FOUND', `user ${user} has no password in ${HTPASSWD_FILE}`, { hint: '`regctl users list` shows the users; `regctl users add` creates one' });
+    throw new RegctlError('NOT_FOUND', `user ${user} has no password in ${HTPASSWD_FILE}`, { hint: '`regctl users list` shows the users; `regctl users add` creates one' });
   }
   const isEnvAdmin = user === files.envAdmin;
   if (opts.password !== undefined) {
     checkGivenPassword(opts.password);
     if (isEnvAdmin && !ENV_SAFE.test(opts.password)) {
-      throw new CliError('USAGE', `${user}'s password goes into .env, where spaces, quotes, $, #, \` and \\ would be misread`, { hint: 'choose a password without them, or omit --password-stdin for a generated one' });
+      throw new RegctlError('USAGE', `${user}'s password goes into .env, where spaces, quotes, $, #, \` and \\ would be misread`, { hint: 'choose a password without them, or omit --password-stdin for a generated one' });
     }
   } else if (!isEnvAdmin && !opts.canShowSecret) {
-    throw new CliError('USAGE', `the generated password of ${user} would be shown nowhere (no terminal, no --json); nothing was changed`, {
+    throw new RegctlError('USAGE', `the generated password of ${user} would be shown nowhere (no terminal, no --json); nothing was changed`, {
       hint: 'add --json to capture it, or give one with --password-stdin',
     });
   }

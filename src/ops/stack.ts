@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
-import { CliError } from '../cli/errors.js';
+import { RegctlError } from '../common/errors.js';
 import type { StackConfig } from '../config/schema.js';
 import { loadStackConfig } from '../config/load.js';
 import { buildStackModel } from '../stack/build-model.js';
@@ -41,7 +41,7 @@ export function startOrder(services: ServiceModel[]): ServiceModel[] {
   const order: ServiceModel[] = [];
   const visit = (s: ServiceModel, path: string[]) => {
     if (done.has(s.name)) return;
-    if (path.includes(s.name)) throw new CliError('CONFIG_INVALID', `services depend on each other in a cycle: ${[...path, s.name].join(' → ')}`);
+    if (path.includes(s.name)) throw new RegctlError('CONFIG_INVALID', `services depend on each other in a cycle: ${[...path, s.name].join(' → ')}`);
     for (const dep of s.dependsOn) {
       const d = byName.get(dep);
       if (d) visit(d, [...path, s.name]);

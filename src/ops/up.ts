@@ -11,8 +11,8 @@
  */
 import { existsSync } from 'node:fs';
 import { text } from 'node:stream/consumers';
-import { CliError } from '../cli/errors.js';
-import type { Output } from '../cli/output.js';
+import { RegctlError } from '../common/errors.js';
+import type { Output } from '../common/io.js';
 import {
   CONTEXT_HASH_LABEL,
   DOCKERFILE_PATH,
@@ -186,7 +186,7 @@ function checkBindSources(stack: LoadedStack): void {
       if (m.type !== 'bind') continue;
       const path = bindPath(stack.dir, m.source);
       if (!existsSync(path)) {
-        throw new CliError('CONFIG_MISSING', `${path} is missing (mounted into ${svc.name} at ${m.target})`, {
+        throw new RegctlError('CONFIG_MISSING', `${path} is missing (mounted into ${svc.name} at ${m.target})`, {
           hint: `run \`regctl init --dir ${stack.dir}\` to render the stack's files again`,
         });
       }
@@ -203,10 +203,10 @@ async function prepareImages(stack: LoadedStack, opts: UpOptions, result: UpResu
     out.step(`Image ${build.tag}`);
     const ctx = await collectContextFiles(opts.packageDir ?? packageRoot());
     if (!ctx.files.some((f) => f.startsWith('dist/'))) {
-      throw new CliError('BUILD_FAILED', `${ctx.root}/dist is missing: the package is not built`, { hint: 'run `npm run build` in the regctl package' });
+      throw new RegctlError('BUILD_FAILED', `${ctx.root}/dist is missing: the package is not built`, { hint: 'run `npm run build` in the regctl package' });
     }
     if (!ctx.files.includes(DOCKERFILE_PATH)) {
-      throw new CliError('BUILD_FAILED', `${ctx.root}/${DOCKERFILE_PATH} is missing`, { hint: 'reinstall regctl' });
+      throw new RegctlError('BUILD_FAILED', `${ctx.root}/${DOCKERFILE_PATH} is missing`, { hint: 'reinstall regctl' });
     }
     const hash = await contextHash(ctx, { ...build.args, '#dockerfile': build.dockerfile });
     const existing = await engine.inspectImage(build.tag);
@@ -222,7 +222,7 @@ async function prepareImages(stack: LoadedStack, opts: UpOptions, result: UpResu
         await engine.pullImage(base, (line) => out.progress(line));
         result.imagesPulled.push(base);
       } catch (err) {
-        throw new CliError('BUILD_FAILED', `base image ${base} is not present and could not be pulled: ${errorText(err)}`, {
+        throw new RegctlError('BUILD_FAILED', `base image ${base} is not present and could not be pulled: ${errorText(err)}`, {
           hint: 'load the image (docker load / docker import) or set images.base in regctl.yaml to an image this engine has',
           cause: err,
         });
@@ -256,7 +256,7 @@ async function prepareImages(stack: LoadedStack, opts: UpOptions, result: UpResu
       out.ok(`Built ${build.tag} (${ctx.files.length} files, ${((Date.now() - started) / 1000).toFixed(1)} s)`);
     } catch (err) {
       tar.destroy();
-      throw new CliError('BUILD_FAILED', `building ${build.tag} failed: ${errorText(tarError ?? err)}`, {
+      throw new RegctlError('BUILD_FAILED', `building ${build.tag} failed: ${errorText(tarError ?? err)}`, {
         hint: 'check that images.base in regctl.yaml names an image with node >= 20 that this engine has',
         details: tail.slice(-10),
         cause: err,
@@ -271,14 +271,14 @@ async function prepareImages(stack: LoadedStack, opts: UpOptions, result: UpResu
       try {
         await engine.pullImage(svc.image, (line) => out.progress(line));
       } catch (err) {
-        throw new CliError('NOT_FOUND', `image ${svc.image} is not present and could not be pulled: ${errorText(err)}`, {
+        throw new RegctlError('NOT_FOUND', `image ${svc.image} is not present and could not be pulled: ${errorText(err)}`, {
           hint: `load it (docker load / docker import), or set images.${svc.name} in regctl.yaml to an image this engine has`,
           cause: err,
         });
       }
       result.imagesPulled.push(svc.image);
       info = await engine.inspectImage(svc.image);
-      if (!info) throw new CliError('NOT_FOUND', `image ${svc.image} is still missing after the pull`);
+      if (!info) throw new RegctlError('NOT_FOUND', `image ${svc.image} is still missing after the pull`);
       out.ok(`Pulled ${svc.image}`);
     } else {
       out.ok(`Image ${svc.image} is present`);
@@ -404,7 +404,7 @@ async function waitHealthy(stack: LoadedStack, engine: DockerEngine, out: Output
       const first = [...pending][0];
       throw new StepFailure(
         'wait for health checks',
-        new CliError('HEALTH_TIMEOUT', `${[...pending].join(', ')} not healthy after ${Math.round(timeoutMs / 1000)} s`),
+        new RegctlError('HEALTH_TIMEOUT', `${[...pending].join(', ')} not healthy after ${Math.round(timeoutMs / 1000)} s`),
         first,
       );
     }
@@ -470,7 +470,7 @@ async function probeStack(stack: LoadedStack, out: Output, timeoutMs: number): P
   }
 }
 
-async function failAndCleanUp(failure: StepFailure, stack: LoadedStack, engine: DockerEngine, out: Output, undo: Undo, keep: boolean): Promise<CliError> {
+async function failAndCleanUp(failure: StepFailure, stack: LoadedStack, engine: DockerEngine, out: Output, undo: Undo, keep: boolean): Promise<RegctlError> {
   const cause = failure.cause;
   const details: string[] = [];
   const container = failure.container;
@@ -497,8 +497,8 @@ async function failAndCleanUp(failure: StepFailure, stack: LoadedStack, engine: 
   } else if (undo.containers.length) {
     out.warn(`kept ${undo.containers.join(', ')} for inspection (--keep-on-failure); \`regctl down --dir ${stack.dir}\` removes them`);
   }
-  if (cause instanceof CliError) {
-    return new CliError(cause.code, `${failure.step}: ${cause.message}`, {
+  if (cause instanceof RegctlError) {
+    return new RegctlError(cause.code, `${failure.step}: ${cause.message}`, {
       ...(cause.hint ? { hint: cause.hint } : {}),
       details: [...cause.details, ...details],
       cause,
@@ -510,7 +510,7 @@ async function failAndCleanUp(failure: StepFailure, stack: LoadedStack, engine: 
     : cause instanceof EngineError
       ? 'check the Docker engine (docker info) and the message above'
       : 'run with REGCTL_DEBUG=1 for the stack trace';
-  return new CliError(code, `${failure.step} failed: ${errorText(cause)}`, { hint, details, cause });
+  return new RegctlError(code, `${failure.step} failed: ${errorText(cause)}`, { hint, details, cause });
 }
 
 async function printSummary(stack: LoadedStack, out: Output, result: UpResult): Promise<void> {

@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import type { CliContext } from '../context.js';
-import { CliError } from '../errors.js';
+import { RegctlError } from '../../common/errors.js';
 import { defaultEngineFactory, type EngineFactory } from './stack-engine.js';
 
 interface AdoptOptions {
@@ -58,7 +58,7 @@ export function adoptCommand(ctx: CliContext, engineFactory: EngineFactory = def
       const actions = [...finding.actions, `write the new stack to ${dir} (host ${host}; ${finding.users.join(', ')} keep full access, as registry:2 gave them)`];
       if (opts.json && opts.dryRun) {
         out.json({ ...finding, actions, dir, host, dryRun: true });
-        if (finding.problems.length > 0) throw new CliError('CONFIG_INVALID', finding.problems[0]!, { hint: 'see the problems listed above' });
+        if (finding.problems.length > 0) throw new RegctlError('CONFIG_INVALID', finding.problems[0]!, { hint: 'see the problems listed above' });
         return;
       }
       if (!opts.json) {
@@ -71,11 +71,11 @@ export function adoptCommand(ctx: CliContext, engineFactory: EngineFactory = def
         for (const a of actions) out.line(`  - ${a}`);
       }
       if (finding.problems.length > 0) {
-        throw new CliError('CONFIG_INVALID', finding.problems[0]!, { details: finding.problems.slice(1), hint: 'fix what is listed, or name things with --volume / --project' });
+        throw new RegctlError('CONFIG_INVALID', finding.problems[0]!, { details: finding.problems.slice(1), hint: 'fix what is listed, or name things with --volume / --project' });
       }
       if (opts.dryRun) return;
       if (finding.runningContainers.length > 0) {
-        throw new CliError('USAGE', `the old registry (${finding.runningContainers.join(', ')}) still runs on volume ${finding.volume}`, {
+        throw new RegctlError('USAGE', `the old registry (${finding.runningContainers.join(', ')}) still runs on volume ${finding.volume}`, {
           hint: `stop it first (docker stop ${finding.runningContainers.join(' ')}); it is kept, so you can start it again`,
         });
       }

@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import type { CliContext } from '../context.js';
-import type { Output } from '../output.js';
+import type { Output } from '../../common/io.js';
 import { parseDuration } from '../../ops/duration.js';
 
 /**

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { CliError } from '../errors.js';
+import { RegctlError } from '../../common/errors.js';
 import { untilStopSignal } from '../signals.js';
 import type { RawSettings, ServeSettings } from '../../registry/config.js';
 
@@ -41,7 +41,7 @@ export async function resolveServeSettings(flags: ServeFlags, env: NodeJS.Proces
     return resolveSettings(raw, env, file);
   } catch (err) {
     if (err instanceof SettingsError) {
-      throw new CliError(err.setting === 'config' ? 'CONFIG_INVALID' : 'USAGE', err.message, { hint: 'see regctl serve --help' });
+      throw new RegctlError(err.setting === 'config' ? 'CONFIG_INVALID' : 'USAGE', err.message, { hint: 'see regctl serve --help' });
     }
     throw err;
   }
@@ -89,7 +89,7 @@ export function serveCommand(ctx: CliContext): Command {
           uiHandler,
         });
       } catch (err) {
-        if (err instanceof RegistryConfigError) throw new CliError('USAGE', err.message, { hint: 'regctl serve --htpasswd auth/htpasswd, or --no-auth for an open registry' });
+        if (err instanceof RegistryConfigError) throw new RegctlError('USAGE', err.message, { hint: 'regctl serve --htpasswd auth/htpasswd, or --no-auth for an open registry' });
         throw err;
       }
       try {
@@ -97,8 +97,8 @@ export function serveCommand(ctx: CliContext): Command {
       } catch (err) {
         await server.close().catch(() => undefined);
         const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'EADDRINUSE') throw new CliError('PORT_IN_USE', `${settings.host}:${settings.port} is already in use`, { hint: 'choose another with --listen HOST:PORT' });
-        throw new CliError('CONFIG_INVALID', `registry cannot start: ${(err as Error).message}`, { hint: 'check --data, --htpasswd and --access', cause: err });
+        if (code === 'EADDRINUSE') throw new RegctlError('PORT_IN_USE', `${settings.host}:${settings.port} is already in use`, { hint: 'choose another with --listen HOST:PORT' });
+        throw new RegctlError('CONFIG_INVALID', `registry cannot start: ${(err as Error).message}`, { hint: 'check --data, --htpasswd and --access', cause: err });
       }
       ctx.out.ok(`registry listening on ${url}${settings.noAuth ? ' (no authentication)' : ''}${settings.ui ? `, web UI on ${url}/ui/` : ''}`);
       await untilStopSignal();
