@@ -15,8 +15,7 @@ import { RegctlError } from '../common/errors.js';
 import type { Output } from '../common/io.js';
 import { readArchiveManifest, restoreArchive, RestoreRefused } from '../registry/backup/restore.js';
 import { AdminClient, stackEndpoint } from './admin-client.js';
-import { formatDuration } from './duration.js';
-import { formatBytes } from './status.js';
+import { formatBytes, formatDuration } from '../common/units.js';
 
 export interface BackupOptions {
   dir: string;

@@ -10,6 +10,7 @@ import { BlockList, isIP } from 'node:net';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { parse as parseYaml } from 'yaml';
+import { formatBytes, parseDuration, parseSize } from '../common/units.js';
 import type { DockerEngine, EngineInfo } from '../docker/engine.js';
 import { TRAEFIK_CONFIG_FILES, DATA_DIR } from '../stack/build-model.js';
 import { ACME_STORAGE_DIR } from '../stack/traefik.js';
@@ -54,20 +55,6 @@ export interface DoctorOptions {
 
 const HOUR_MS = 3_600_000;
 
-/** Go-style duration (`0s`, `90s`, `1h30m`) in milliseconds; undefined when it does not parse. */
-export function parseDuration(text: string): number | undefined {
-  if (text === '0') return 0;
-  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: HOUR_MS };
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
-  let total = 0;
-  let matched = 0;
-  for (let m = re.exec(text); m; m = re.exec(text)) {
-    total += Number(m[1]) * unit[m[2]!]!;
-    matched = re.lastIndex;
-  }
-  return matched === text.length && matched > 0 ? total : undefined;
-}
-
 /** Where Docker's daemon settings live for the person's platform, and how to apply them. */
 export function daemonJsonAdvice(platform: NodeJS.Platform, registry: string): string {
   const snippet = JSON.stringify({ 'insecure-registries': [registry] });
@@ -82,6 +69,15 @@ export function hostsAdvice(platform: NodeJS.Platform, names: string[]): string 
   return `add the line "127.0.0.1 ${names.join(' ')}" to ${file} (or create DNS records pointing at this machine)`;
 }
 
+/** Traefik reads a bare YAML number as seconds; a string is a Go duration. Undefined when it does not parse. */
+function durationOrUndefined(text: string): number | undefined {
+  try {
+    return parseDuration(text);
+  } catch {
+    return undefined;
+  }
+}
+
 function engineTrusts(info: EngineInfo, registry: string, ip: string | undefined): boolean {
   if (info.insecureRegistries.includes(registry)) return true;
   if (!ip) return false;
@@ -93,25 +89,6 @@ function engineTrusts(info: EngineInfo, registry: string, ip: string | undefined
     if (isIP(ip) === (type === 'ipv6' ? 6 : 4)) list.addSubnet(net, Number(bits), type);
   }
   return list.check(ip, isIP(ip) === 6 ? 'ipv6' : 'ipv4');
-}
-
-function sizeToBytes(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)B?$/i.exec(text.trim());
-  if (!m) return 0;
-  const base = m[3] ? 1024 : 1000;
-  const exp = ' KMGT'.indexOf((m[2] ?? '').toUpperCase() || ' ');
-  return Math.round(Number(m[1]) * base ** Math.max(exp, 0));
-}
-
-function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }
 
 /**
@@ -289,7 +266,7 @@ export async function doctor(opts: DoctorOptions): Promise<DoctorReport> {
     for (const [name, ep] of Object.entries(staticConfig.entryPoints ?? {})) {
       if (name === 'ping') continue;
       const raw = ep.transport?.respondingTimeouts?.readTimeout;
-      const ms = raw === undefined ? 60_000 : typeof raw === 'number' ? raw * 1000 : parseDuration(raw);
+      const ms = raw === undefined ? 60_000 : typeof raw === 'number' ? raw * 1000 : durationOrUndefined(raw);
       if (ms === undefined || (ms !== 0 && ms < HOUR_MS)) short.push(`${name}: ${raw ?? '60s (Traefik default)'}`);
     }
     add(
@@ -341,7 +318,7 @@ export async function doctor(opts: DoctorOptions): Promise<DoctorReport> {
   }
 
   // Disk headroom on the data volume: as the registry sees it when it runs, else from the volume's host path.
-  const floor = sizeToBytes(config.registry.minFreeDisk);
+  const floor = parseSize(config.registry.minFreeDisk);
   let space: { free: number; total: number; where: string } | undefined;
   let spaceProblem = '';
   if (running && creds) {

@@ -4,7 +4,7 @@
  */
 import type { Output } from '../common/io.js';
 import { AdminClient, stackEndpoint, type GcProgress, type GcReport } from './admin-client.js';
-import { formatBytes } from './status.js';
+import { formatBytes } from '../common/units.js';
 
 export interface GcOptions {
   dir: string;

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import type { CliContext } from '../context.js';
 import type { Output } from '../../common/io.js';
-import { parseDuration } from '../../ops/duration.js';
+import { parseDuration } from '../../common/units.js';
 
 /**
  * With `--json`, stdout carries one JSON document only: steps, progress and plain lines are dropped (warnings

@@ -20,7 +20,7 @@ export function rotateCredentialsCommand(ctx: CliContext): Command {
     .option('--json', 'print one JSON document (includes a generated password)')
     .action(async (flags: Flags) => {
       const { rotateCredentials } = await import('../../ops/rotate.js');
-      const { formatDuration } = await import('../../ops/duration.js');
+      const { formatDuration } = await import('../../common/units.js');
       const out = outputFor(ctx.out, flags.json);
       const password = flags.passwordStdin ? await readStdinSecret(ctx.stdin) : undefined;
       const r = await rotateCredentials({

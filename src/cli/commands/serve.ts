@@ -58,8 +58,8 @@ export function serveCommand(ctx: CliContext): Command {
     .option('--config <file>', 'YAML config file (env REGCTL_CONFIG)')
     .option('--ui', 'also serve the web UI at /ui/ (env REGCTL_UI=1)')
     .option('--log-level <level>', 'debug, info, warn, error or silent (env REGCTL_LOG_LEVEL)')
-    .option('--upload-purge-age <duration>', 'purge unfinished uploads older than this (env REGCTL_UPLOAD_PURGE_AGE, default 24h)')
-    .option('--min-free <size>', 'refuse pushes when free space falls below this (env REGCTL_MIN_FREE)')
+    .option('--upload-purge-age <duration>', 'purge unfinished uploads older than this; a unit is required: 90m, 24h, 7d (env REGCTL_UPLOAD_PURGE_AGE, default 24h)')
+    .option('--min-free <size>', 'refuse pushes when free space falls below this: 2GiB, 512MiB (powers of 1024), 5GB (powers of 1000) or bytes (env REGCTL_MIN_FREE, default 0: off)')
     .option('--realm <text>', 'Basic auth realm (env REGCTL_REALM, default regctl)')
     .option('--cors-origin <origins>', 'comma-separated origins allowed by CORS (env REGCTL_CORS_ORIGIN)')
     .action(async (flags: ServeFlags) => {

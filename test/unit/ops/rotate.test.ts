@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseDuration, formatDuration } from '../../../src/ops/duration.js';
+import { parseDuration, formatDuration } from '../../../src/common/units.js';
 import { rotateCredentials, setEnvValue } from '../../../src/ops/rotate.js';
 import { addUser, permissionsFromFlags } from '../../../src/ops/users.js';
 import { parseEnv } from '../../../src/stack/env.js';
