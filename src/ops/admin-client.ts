@@ -13,7 +13,8 @@ import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage 
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { RegctlError } from '../common/errors.js';
-import { loadStack, readEnvFile } from './stack.js';
+import { readEnvFile } from '../stack/env.js';
+import { loadStack } from './stack.js';
 
 export interface Credentials {
   username: string;

@@ -9,6 +9,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { RegctlError } from '../common/errors.js';
+import { readIfExists } from '../common/fs.js';
 import { USER_NAME } from '../config/schema.js';
 import type { DockerEngine } from '../docker/engine.js';
 import { parseEnv } from '../stack/env.js';
@@ -45,14 +46,6 @@ export interface AdoptFinding {
 
 const ENV_NAMES = ['.env'];
 const HTPASSWD_CANDIDATES = ['server/registry/htpasswd', 'registry/htpasswd', 'auth/htpasswd', 'htpasswd'];
-
-async function readText(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
 
 interface ComposeService {
   image?: string;
@@ -93,7 +86,7 @@ export async function inspectSeed(o: { from: string; engine: DockerEngine; volum
   }
   let password: string | undefined;
   for (const name of ENV_NAMES) {
-    const text = await readText(join(o.from, name));
+    const text = await readIfExists(join(o.from, name));
     if (text === undefined) continue;
     const env = parseEnv(text);
     f.envFile = join(o.from, name);
@@ -108,7 +101,7 @@ export async function inspectSeed(o: { from: string; engine: DockerEngine; volum
   }
   let htpasswd: string | undefined;
   for (const rel of HTPASSWD_CANDIDATES) {
-    const text = await readText(join(o.from, rel));
+    const text = await readIfExists(join(o.from, rel));
     if (text === undefined || parseHtpasswd(text).length === 0) continue;
     htpasswd = text;
     f.htpasswdFile = join(o.from, rel);

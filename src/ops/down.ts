@@ -9,7 +9,8 @@ import type { Prompts } from '../common/io.js';
 import type { DockerEngine } from '../docker/engine.js';
 import { buildStackModel } from '../stack/build-model.js';
 import { LABELS } from '../stack/model.js';
-import { loadStack, readEnvFile } from './stack.js';
+import { readEnvFile } from '../stack/env.js';
+import { loadStack } from './stack.js';
 
 export interface DownOptions {
   dir: string;

@@ -2,11 +2,11 @@
  * `regctl init`: the config from flags, prompts and an existing regctl.yaml, the secrets kept or made, and the
  * stack rendered and written as a plan that never replaces secrets or hand edits silently.
  */
-import { access, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { RegctlError } from '../common/errors.js';
+import { exists, readIfExists } from '../common/fs.js';
 import type { Output, Prompts } from '../common/io.js';
 import { CONFIG_FILE, loadStackConfig } from '../config/load.js';
 import {
@@ -18,7 +18,7 @@ import {
 } from '../config/schema.js';
 import { z } from 'zod';
 import { hostnamesOf } from '../stack/build-model.js';
-import { ENV_KEYS, parseEnv } from '../stack/env.js';
+import { ENV_KEYS, envValueProblem, parseEnv } from '../stack/env.js';
 import { DEFAULT_BCRYPT_COST, parseHtpasswd, setHtpasswdUser } from '../stack/htpasswd.js';
 import { configDocument, renderStack } from '../stack/render.js';
 import { generatePassword } from '../stack/secrets.js';
@@ -76,23 +76,6 @@ const hostValidate = (value: string): true | string => {
 };
 const emailValidate = (value: string): true | string =>
   value === '' || z.email().safeParse(value).success ? true : 'not an email address';
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function readText(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
 
 async function readStdin(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
@@ -221,8 +204,8 @@ export async function runInit(ctx: InitIo, opts: InitOptions): Promise<void> {
   // Secrets: an existing stack keeps its password and htpasswd; a new one gets a given or generated password.
   const envPath = join(dir, '.env');
   const htpasswdPath = join(dir, 'auth', 'htpasswd');
-  const existingEnv = parseEnv((await readText(envPath)) ?? '');
-  const existingHtpasswd = await readText(htpasswdPath);
+  const existingEnv = parseEnv((await readIfExists(envPath)) ?? '');
+  const existingHtpasswd = await readIfExists(htpasswdPath);
   let password = existingEnv[ENV_KEYS.password] || undefined;
   const username = existingEnv[ENV_KEYS.username] || primaryAdmin(config);
   let shownPassword: string | undefined;
@@ -254,9 +237,9 @@ export async function runInit(ctx: InitIo, opts: InitOptions): Promise<void> {
     password = generatePassword();
     shownPassword = password;
   }
-  if (password !== undefined && /[^\x21-\x7e]/.test(password)) {
-    // .env holds it unquoted; compose would misread spaces and control characters.
-    throw new RegctlError('USAGE', 'the password has spaces or non-printable characters', { hint: 'use printable ASCII characters without spaces' });
+  const passwordProblem = envValueProblem(password, { secret: true });
+  if (passwordProblem) {
+    throw new RegctlError('USAGE', `the password goes into .env, and it ${passwordProblem}`, { hint: 'choose another password, or leave out --password-stdin to get a generated one' });
   }
 
   if (!existing) {

@@ -3,9 +3,9 @@
  * standard input only (never as an argument, so it is in no process listing or shell history), and in
  * dev can add the registry to the engine's `insecure-registries` after showing the change.
  */
-import { readFile } from 'node:fs/promises';
 import { createTwoFilesPatch } from 'diff';
 import { RegctlError } from '../common/errors.js';
+import { readIfExists } from '../common/fs.js';
 import { atomicWrite } from '../stack/write.js';
 import { adminCredentials, loadStack } from './stack.js';
 
@@ -89,12 +89,7 @@ export interface TrustPlan {
 
 /** Computes the daemon.json change that adds `address` to `insecure-registries`, keeping every other key. */
 export async function planTrust(address: string, path = DAEMON_JSON): Promise<TrustPlan> {
-  let before = '';
-  try {
-    before = await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
+  const before = (await readIfExists(path)) ?? '';
   let settings: Record<string, unknown> = {};
   if (before.trim()) {
     try {

@@ -6,10 +6,10 @@
  * removing revokes the permissions before the password. YAML files are edited as documents, so comments stay.
  * The running registry watches its auth directory; `POST /admin/v1/reload` makes the change immediate.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseDocument, type Document } from 'yaml';
 import { RegctlError } from '../common/errors.js';
+import { readIfExists } from '../common/fs.js';
 import type { Output } from '../common/io.js';
 import { CONFIG_FILE, parseStackConfigText } from '../config/load.js';
 import { ACTIONS, USER_NAME, primaryAdmin, type Action, type StackConfig } from '../config/schema.js';
@@ -18,7 +18,7 @@ import { formatHtpasswd, hashPassword, parseHtpasswd, type HtpasswdEntry } from 
 import { generatePassword } from '../stack/secrets.js';
 import { STATE_FILE, atomicWrite, sha256 } from '../stack/write.js';
 import { AdminClient, stackEndpoint, type Credentials } from './admin-client.js';
-import { readEnvFile } from './stack.js';
+import { readEnvFile } from '../stack/env.js';
 
 export const HTPASSWD_FILE = 'auth/htpasswd';
 export const ACCESS_FILE = 'auth/access.yaml';
@@ -34,15 +34,6 @@ export interface UserInfo extends UserPermissions {
   hasPassword: boolean;
   /** The admin whose password `.env` holds. */
   envAdmin: boolean;
-}
-
-async function readText(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
 }
 
 /** Turns `--pull/--push/--delete PATTERN` lists into rules, one per pattern, actions in canonical order. */
@@ -80,7 +71,7 @@ export function editUsersYaml(text: string, user: string, perms: UserPermissions
 /** Records a file regctl rewrote in the render state, when the state knew the previous content (no false "edited"). */
 async function recordRendered(dir: string, path: string, before: string, after: string): Promise<void> {
   const statePath = join(dir, STATE_FILE);
-  const text = await readText(statePath);
+  const text = await readIfExists(statePath);
   if (!text) return;
   let state: Record<string, string>;
   try {
@@ -105,13 +96,13 @@ export interface StackUsersFiles {
 }
 
 export async function readUsersFiles(dir: string): Promise<StackUsersFiles> {
-  const configText = await readText(join(dir, CONFIG_FILE));
+  const configText = await readIfExists(join(dir, CONFIG_FILE));
   if (configText === undefined) {
     throw new RegctlError('CONFIG_MISSING', `no ${CONFIG_FILE} in ${dir}`, { hint: `run \`regctl init --dir ${dir}\`, or pass --dir to the stack's directory` });
   }
   const config = parseStackConfigText(configText, join(dir, CONFIG_FILE));
-  const accessText = (await readText(join(dir, ACCESS_FILE))) ?? 'users: {}\n';
-  const htpasswdText = (await readText(join(dir, HTPASSWD_FILE))) ?? '';
+  const accessText = (await readIfExists(join(dir, ACCESS_FILE))) ?? 'users: {}\n';
+  const htpasswdText = (await readIfExists(join(dir, HTPASSWD_FILE))) ?? '';
   let htpasswd: HtpasswdEntry[];
   try {
     htpasswd = parseHtpasswd(htpasswdText);
@@ -259,7 +250,7 @@ export async function removeUser(opts: { dir: string; name: string; out: Output;
   await writeUserYaml(files, opts.name, undefined);
   await writeHtpasswd(opts.dir, files.htpasswd.filter((e) => e.user !== opts.name));
   const gracePath = graceFilePath(join(opts.dir, HTPASSWD_FILE));
-  const graceText = await readText(gracePath);
+  const graceText = await readIfExists(gracePath);
   if (graceText !== undefined) {
     const entries = parseGraceFile(graceText).entries.filter((e) => e.user !== opts.name);
     await atomicWrite(gracePath, formatGraceFile(entries), 0o600);
