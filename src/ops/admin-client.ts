@@ -12,6 +12,7 @@
 import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
+import type { GcJobStatus, GcProgress, GcReport } from '../common/admin-api.js';
 import { RegctlError } from '../common/errors.js';
 import { readEnvFile } from '../stack/env.js';
 import { loadStack } from './stack.js';
@@ -238,35 +239,4 @@ export class AdminClient {
   async v2Status(auth: Credentials | null): Promise<number> {
     return (await this.request('GET', '/v2/', { auth })).status;
   }
-}
-
-export interface GcEntry {
-  digest: string;
-  size: number;
-  reason: string;
-}
-
-export interface GcProgress {
-  phase: 'mark' | 'sweep-manifests' | 'sweep-blobs' | 'unlink' | 'uploads' | 'done';
-  done: number;
-  total: number;
-}
-
-/** `GET /admin/v1/gc`: the running or last GC job. */
-export interface GcJobStatus {
-  id?: number;
-  state: 'idle' | 'running' | 'done' | 'failed';
-  progress?: GcProgress;
-  report?: GcReport;
-  error?: string;
-}
-
-export interface GcReport {
-  deleted: GcEntry[];
-  kept: GcEntry[];
-  freedBytes: number;
-  repositoriesRemoved: string[];
-  manifestsRemoved?: unknown[];
-  uploadsPurged: number;
-  dryRun?: boolean;
 }

@@ -3,7 +3,8 @@
  * what went (or would go) and why every kept blob is kept, with bytes.
  */
 import type { Output } from '../common/io.js';
-import { AdminClient, stackEndpoint, type GcProgress, type GcReport } from './admin-client.js';
+import type { GcProgress, GcReport } from '../common/admin-api.js';
+import { AdminClient, stackEndpoint } from './admin-client.js';
 import { formatBytes } from '../common/units.js';
 
 export interface GcOptions {
