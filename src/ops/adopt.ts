@@ -5,15 +5,18 @@
  * credentials, in place. Nothing of the old stack is deleted or rewritten: its data volume is shared as it
  * is (distribution's layout is regctl's own), and its files are only read.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify } from 'yaml';
 import { RegctlError } from '../common/errors.js';
 import { readIfExists } from '../common/fs.js';
+import { CONFIG_FILE } from '../config/load.js';
 import { USER_NAME } from '../config/schema.js';
 import type { DockerEngine } from '../docker/engine.js';
-import { parseEnv } from '../stack/env.js';
+import { ENV_KEYS, envValueProblem, parseEnv, setEnvValues } from '../stack/env.js';
 import { parseHtpasswd, setHtpasswdUser } from '../stack/htpasswd.js';
+import { atomicWrite } from '../stack/write.js';
+import { runInit, validated, type InitIo } from './init.js';
 
 export interface AdoptFinding {
   /** The old stack's directory. */
@@ -174,4 +177,59 @@ async function countRepositories(root: string): Promise<number> {
   };
   await walk(root, 0);
   return count;
+}
+
+export interface AdoptWriteOptions {
+  dir: string;
+  finding: AdoptFinding;
+  /** The admin password found in the old `.env`. */
+  password: string;
+  htpasswd: string | undefined;
+  host: string;
+  name?: string;
+  httpPort?: number;
+  registryPort?: number;
+  traefikImage?: string;
+  baseImage?: string;
+  json?: boolean;
+}
+
+/**
+ * Writes the adopted stack to `dir` and renders it. Everything is checked first (the config against the schema,
+ * the credentials against the `.env` rules), so a bad value leaves no file behind.
+ */
+export async function writeAdoptedStack(io: InitIo, o: AdoptWriteOptions): Promise<void> {
+  const images: Record<string, string> = {};
+  const traefik = o.traefikImage ?? io.env.REGCTL_TRAEFIK_IMAGE;
+  const base = o.baseImage ?? io.env.REGCTL_BASE_IMAGE;
+  if (traefik) images.traefik = traefik;
+  if (base) images.base = base;
+  const ports: Record<string, number> = {};
+  if (o.httpPort !== undefined) ports.http = o.httpPort;
+  if (o.registryPort !== undefined) ports.registry = o.registryPort;
+  const config: Record<string, unknown> = {
+    version: 1,
+    name: o.name ?? 'regctl',
+    host: o.host,
+    mode: 'dev',
+    users: Object.fromEntries(o.finding.users.map((u) => [u, { admin: true }])),
+    storage: { volume: o.finding.volume },
+    ...(Object.keys(ports).length > 0 ? { ports } : {}),
+    ...(Object.keys(images).length > 0 ? { images } : {}),
+  };
+  validated(config);
+  const username = o.finding.username ?? '';
+  const problem = envValueProblem(username) ?? envValueProblem(o.password, { secret: true });
+  if (problem) {
+    throw new RegctlError('CONFIG_INVALID', `the credentials in ${o.finding.envFile ?? '.env'} cannot be carried over: a value ${problem}`, {
+      hint: 'change the password in the old stack (or give the user a new one after adopting, with `regctl rotate-credentials`)',
+    });
+  }
+  const env = setEnvValues('', { [ENV_KEYS.username]: username, [ENV_KEYS.password]: o.password });
+
+  await mkdir(join(o.dir, 'auth'), { recursive: true, mode: 0o700 });
+  await atomicWrite(join(o.dir, CONFIG_FILE), stringify(config), 0o644);
+  await atomicWrite(join(o.dir, 'auth', 'htpasswd'), o.htpasswd ?? '', 0o600);
+  await atomicWrite(join(o.dir, '.env'), env, 0o600);
+  await runInit(io, { dir: o.dir, yes: true, force: true, ui: true, ...(o.json ? { json: true } : {}) });
 }

@@ -113,7 +113,8 @@ async function caCertificatesPath(cwd: string, dir: string, given: string): Prom
   return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
 }
 
-function validated(input: Record<string, unknown>): StackConfig {
+/** The config `input` describes, or a CONFIG_INVALID error naming the flag (or field) of its first problem. */
+export function validated(input: Record<string, unknown>): StackConfig {
   const result = parseStackConfig(input);
   if (result.config) return result.config;
   const first = result.problems[0]!;
