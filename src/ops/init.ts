@@ -138,12 +138,8 @@ function statusWord(status: PlannedFile['status']): string {
   }
 }
 
-export async function runInit(ctx: InitIo, opts: InitOptions): Promise<void> {
-  const dir = resolve(ctx.cwd, opts.dir ?? '.');
-  const configPath = join(dir, CONFIG_FILE);
-  const existing = (await exists(configPath)) ? await loadStackConfig(dir) : undefined;
-  const ask = ctx.prompts.interactive && !opts.yes && !existing;
-
+/** The config document the flags, the prompts (when `ask`) and the existing regctl.yaml describe, not yet validated. */
+async function configInput(ctx: InitIo, opts: InitOptions, dir: string, existing: StackConfig | undefined, ask: boolean): Promise<Record<string, unknown>> {
   const input: Record<string, unknown> = existing ? structuredClone(configDocument(existing)) : { version: 1 };
   const section = (key: string): Record<string, unknown> => {
     const current = input[key];
@@ -199,10 +195,19 @@ export async function runInit(ctx: InitIo, opts: InitOptions): Promise<void> {
   if (opts.httpPort !== undefined) ports.http = opts.httpPort;
   if (opts.httpsPort !== undefined) ports.https = opts.httpsPort;
   if (opts.registryPort !== undefined) ports.registry = opts.registryPort;
+  return input;
+}
 
-  const config = validated(input);
+interface InitCredentials {
+  username: string;
+  password: string;
+  /** Set when generated here: shown once. */
+  shownPassword: string | undefined;
+  existingHtpasswd: string | undefined;
+}
 
-  // Secrets: an existing stack keeps its password and htpasswd; a new one gets a given or generated password.
+/** Secrets: an existing stack keeps its password and htpasswd; a new one gets a given, typed or generated password. */
+async function initCredentials(ctx: InitIo, opts: InitOptions, dir: string, config: StackConfig, ask: boolean): Promise<InitCredentials> {
   const envPath = join(dir, '.env');
   const htpasswdPath = join(dir, 'auth', 'htpasswd');
   const existingEnv = parseEnv((await readIfExists(envPath)) ?? '');
@@ -242,6 +247,49 @@ export async function runInit(ctx: InitIo, opts: InitOptions): Promise<void> {
   if (passwordProblem) {
     throw new RegctlError('USAGE', `the password goes into .env, and it ${passwordProblem}`, { hint: 'choose another password, or leave out --password-stdin to get a generated one' });
   }
+  return { username, password, shownPassword, existingHtpasswd };
+}
+
+interface InitOutcome {
+  dir: string;
+  existing: boolean;
+  config: StackConfig;
+  plan: PlannedFile[];
+  result: { written: string[]; backups: string[] };
+  username: string;
+  shownPassword: string | undefined;
+}
+
+/** What init did, for a person. */
+function printResult(ctx: InitIo, o: InitOutcome): void {
+  const { dir, config, plan, result, username, shownPassword } = o;
+  const hostnames = hostnamesOf(config);
+  ctx.out.step(`${o.existing ? 'Re-rendered' : 'Created'} the stack in ${dir}`);
+  for (const f of plan) {
+    const written = result.written.includes(f.path);
+    const word = written ? (f.status === 'create' ? 'created' : 'updated') : f.status === 'keep' ? 'kept' : 'unchanged';
+    ctx.out.line(`  ${word.padEnd(10)} ${f.path}${f.secret ? ' (0600)' : ''}`);
+  }
+  for (const b of result.backups) ctx.out.line(`  saved      ${b} (your edits)`);
+  if (shownPassword) {
+    ctx.out.line();
+    ctx.out.ok(`Registry user ${username}, password (shown once; also in .env, mode 0600):`);
+    ctx.out.line(`  ${shownPassword}`);
+  }
+  ctx.out.line();
+  ctx.out.line(`Next: regctl up --dir ${dir}${config.mode === 'prod' ? ' --prod' : ''}`);
+  if (config.host === 'localhost' || config.host.endsWith('.localhost')) {
+    ctx.out.line(`If ${hostnames.registry} does not resolve here, add to /etc/hosts: 127.0.0.1 ${Object.values(hostnames).join(' ')}`);
+  }
+}
+
+export async function runInit(ctx: InitIo, opts: InitOptions): Promise<void> {
+  const dir = resolve(ctx.cwd, opts.dir ?? '.');
+  const configPath = join(dir, CONFIG_FILE);
+  const existing = (await exists(configPath)) ? await loadStackConfig(dir) : undefined;
+  const ask = ctx.prompts.interactive && !opts.yes && !existing;
+  const config = validated(await configInput(ctx, opts, dir, existing, ask));
+  const { username, password, shownPassword, existingHtpasswd } = await initCredentials(ctx, opts, dir, config, ask);
 
   if (!existing) {
     const checks: [number, string][] = [[config.ports.http, '--http-port']];
@@ -272,7 +320,6 @@ export async function runInit(ctx: InitIo, opts: InitOptions): Promise<void> {
   }
   const result = await applyPlan(dir, plan, { force: Boolean(opts.force) });
 
-  const hostnames = hostnamesOf(config);
   if (opts.json) {
     ctx.out.json({
       dir,
@@ -280,26 +327,9 @@ export async function runInit(ctx: InitIo, opts: InitOptions): Promise<void> {
       backups: result.backups,
       username,
       ...(shownPassword ? { password: shownPassword } : {}),
-      hostnames,
+      hostnames: hostnamesOf(config),
     });
     return;
   }
-  ctx.out.step(`${existing ? 'Re-rendered' : 'Created'} the stack in ${dir}`);
-  for (const f of plan) {
-    const written = result.written.includes(f.path);
-    const word = written ? (f.status === 'create' ? 'created' : 'updated') : f.status === 'keep' ? 'kept' : 'unchanged';
-    ctx.out.line(`  ${word.padEnd(10)} ${f.path}${f.secret ? ' (0600)' : ''}`);
-  }
-  for (const b of result.backups) ctx.out.line(`  saved      ${b} (your edits)`);
-  if (shownPassword) {
-    ctx.out.line();
-    ctx.out.ok(`Registry user ${username}, password (shown once; also in .env, mode 0600):`);
-    ctx.out.line(`  ${shownPassword}`);
-  }
-  ctx.out.line();
-  ctx.out.line(`Next: regctl up --dir ${dir}${config.mode === 'prod' ? ' --prod' : ''}`);
-  if (config.host === 'localhost' || config.host.endsWith('.localhost')) {
-    ctx.out.line(`If ${hostnames.registry} does not resolve here, add to /etc/hosts: 127.0.0.1 ${Object.values(hostnames).join(' ')}`);
-  }
+  printResult(ctx, { dir, existing: existing !== undefined, config, plan, result, username, shownPassword });
 }
-
