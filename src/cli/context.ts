@@ -1,5 +1,4 @@
-import type { Output } from './output.js';
-import type { Prompts } from './prompts.js';
+import type { Output, Prompts } from '../common/io.js';
 
 /** What every command receives: nothing global, so each test builds its own. */
 export interface CliContext {

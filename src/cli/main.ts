@@ -2,7 +2,8 @@ import { CommanderError } from 'commander';
 import { createOutput } from './output.js';
 import { createPrompts } from './prompts.js';
 import { createProgram } from './program.js';
-import { isCliError } from './errors.js';
+import { isRegctlError } from '../common/errors.js';
+import { exitCodeOf } from './errors.js';
 import type { CliContext } from './context.js';
 
 /** Runs the CLI and returns its exit code. The only place that maps errors to output and exit codes. */
@@ -24,11 +25,11 @@ export async function main(argv: string[], overrides: Partial<CliContext> = {}):
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
       return err.exitCode === 0 ? 0 : 2;
     }
-    if (isCliError(err)) {
+    if (isRegctlError(err)) {
       ctx.out.error(err.message);
       for (const line of err.details) process.stderr.write(`  ${line}\n`);
       if (err.hint) process.stderr.write(`  ${ctx.out.color.dim('hint:')} ${err.hint}\n`);
-      return err.exitCode;
+      return exitCodeOf(err);
     }
     if (err && typeof err === 'object' && (err as { name?: string }).name === 'ExitPromptError') {
       ctx.out.error('cancelled');

@@ -2,25 +2,8 @@
  * All terminal output goes through here: the only module that imports chalk. Commands receive an `Output`
  * so tests can capture what a person would read.
  */
-import chalk, { Chalk, type ChalkInstance } from 'chalk';
-
-export interface Output {
-  /** Plain line on stdout. */
-  line(text?: string): void;
-  /** A step of long work: "→ text". */
-  step(text: string): void;
-  /** A finished step: "✓ text". */
-  ok(text: string): void;
-  warn(text: string): void;
-  /** An error line on stderr. */
-  error(text: string): void;
-  /** Machine-readable output: one JSON document on stdout. */
-  json(value: unknown): void;
-  /** Progress that rewrites one line on a terminal and prints sparsely otherwise. */
-  progress(text: string): void;
-  readonly color: ChalkInstance;
-  readonly isTTY: boolean;
-}
+import chalk, { Chalk } from 'chalk';
+import type { Output } from '../common/io.js';
 
 export interface OutputStreams {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };

@@ -2,18 +2,11 @@
  * The only module that imports inquirer. Commands ask through a `Prompts` object, which tests replace
  * with scripted answers; with no terminal attached, asking is an error rather than a hang.
  */
-import { CliError } from './errors.js';
-
-export interface Prompts {
-  readonly interactive: boolean;
-  input(message: string, opts?: { default?: string; validate?: (value: string) => true | string }): Promise<string>;
-  password(message: string, opts?: { validate?: (value: string) => true | string }): Promise<string>;
-  confirm(message: string, opts?: { default?: boolean }): Promise<boolean>;
-  select<T extends string>(message: string, choices: { value: T; name?: string }[], opts?: { default?: T }): Promise<T>;
-}
+import { RegctlError } from '../common/errors.js';
+import type { Prompts } from '../common/io.js';
 
 function refuse(message: string): never {
-  throw new CliError('USAGE', `no terminal to ask: ${message}`, {
+  throw new RegctlError('USAGE', `no terminal to ask: ${message}`, {
     hint: 'pass the answer as a flag, or --yes to accept the defaults',
   });
 }

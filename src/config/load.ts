@@ -1,13 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
-import { CliError } from '../cli/errors.js';
+import { RegctlError } from '../common/errors.js';
 import { parseStackConfig, type StackConfig } from './schema.js';
 
 export const CONFIG_FILE = 'regctl.yaml';
 
 /**
- * Reads and validates `<dir>/regctl.yaml`. Throws CliError CONFIG_MISSING when there is no file and
+ * Reads and validates `<dir>/regctl.yaml`. Throws RegctlError CONFIG_MISSING when there is no file and
  * CONFIG_INVALID (one line: the field path and what is wrong, plus a hint) when it does not validate.
  */
 export async function loadStackConfig(dir: string): Promise<StackConfig> {
@@ -17,11 +17,11 @@ export async function loadStackConfig(dir: string): Promise<StackConfig> {
     text = await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new CliError('CONFIG_MISSING', `no ${CONFIG_FILE} in ${dir}`, {
+      throw new RegctlError('CONFIG_MISSING', `no ${CONFIG_FILE} in ${dir}`, {
         hint: `run \`regctl init --dir ${dir}\` to create the stack, or pass --dir to the stack's directory`,
       });
     }
-    throw new CliError('CONFIG_INVALID', `cannot read ${file}: ${(err as Error).message}`, { cause: err });
+    throw new RegctlError('CONFIG_INVALID', `cannot read ${file}: ${(err as Error).message}`, { cause: err });
   }
   return parseStackConfigText(text, file);
 }
@@ -34,20 +34,20 @@ export function parseStackConfigText(text: string, file = CONFIG_FILE): StackCon
     const pos = yamlError.linePos?.[0];
     const where = pos ? `:${pos.line}:${pos.col}` : '';
     const what = yamlError.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-    throw new CliError('CONFIG_INVALID', `${file}${where}: not valid YAML: ${what}`, {
+    throw new RegctlError('CONFIG_INVALID', `${file}${where}: not valid YAML: ${what}`, {
       hint: 'fix the YAML syntax (indentation, quotes), or re-run `regctl init --force`',
     });
   }
   const parsed: unknown = doc.toJS() ?? {};
   if (typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new CliError('CONFIG_INVALID', `${file}: expected a mapping of settings`, { hint: 'regctl.yaml starts with "version: 1"' });
+    throw new RegctlError('CONFIG_INVALID', `${file}: expected a mapping of settings`, { hint: 'regctl.yaml starts with "version: 1"' });
   }
   const result = parseStackConfig(parsed);
   if (result.config) return result.config;
   const [first, ...rest] = result.problems;
   const field = first!.path ? `${first!.path}: ` : '';
   const more = rest.length > 0 ? ` (and ${rest.length} more problem${rest.length > 1 ? 's' : ''})` : '';
-  throw new CliError('CONFIG_INVALID', `${file}: ${field}${first!.message}${more}`, {
+  throw new RegctlError('CONFIG_INVALID', `${file}: ${field}${first!.message}${more}`, {
     hint: first!.hint,
     details: rest.map((p) => `${p.path ? `${p.path}: ` : ''}${p.message}`),
   });

@@ -19,6 +19,7 @@
  * registry: { uploadPurgeAge: 168h, minFreeDisk: 1GiB, logLevel: info }
  * ```
  */
+import { parseDuration, parseSize } from '../common/units.js';
 import { z } from 'zod';
 import { VERSION } from '../version.js';
 
@@ -55,14 +56,20 @@ const hostName = z.string().superRefine((value, ctx) => {
 const port = (what: string) =>
   z.number({ error: `${what} must be a number` }).int(`${what} must be a whole number`).min(1, `${what} must be 1 to 65535`).max(65535, `${what} must be 1 to 65535`);
 
-const GO_DURATION = /^(?:0|(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+)$/;
+/** A zod string checked by one of the project's unit parsers, so regctl.yaml reads units as everything else does. */
+const parsedBy = (parse: (text: string) => unknown, message: string, also: (text: string) => boolean = () => true) =>
+  z.string().refine((value) => {
+    try {
+      parse(value);
+      return also(value);
+    } catch {
+      return false;
+    }
+  }, message);
+
+/** Durations handed to Traefik: the common grammar without days, which Go's time.ParseDuration does not read. */
 const duration = (example: string) =>
-  z.string().regex(GO_DURATION, `must be a duration such as ${example} (units ns, us, ms, s, m, h)`);
-
-/** Durations as `regctl serve` reads them: one number and one unit. */
-const SERVE_DURATION = /^\d+(?:\.\d+)?(?:ms|s|m|h|d)$/;
-
-const SIZE = /^\d+(?:\.\d+)?\s*(?:B|[KMGT]i?B|[KMGT])?$/i;
+  parsedBy(parseDuration, `must be a duration such as ${example} (units ns, us, ms, s, m, h)`, (value) => !value.includes('d'));
 
 export const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -136,8 +143,8 @@ export const stackConfigSchema = z
       .prefault({}),
     registry: z
       .strictObject({
-        uploadPurgeAge: z.string().regex(SERVE_DURATION, 'must be a duration such as 24h, 7d or 90m (one number, one unit: ms, s, m, h, d)').default('168h'),
-        minFreeDisk: z.string().regex(SIZE, 'must be a size such as 1GiB or 500MB').default('1GiB'),
+        uploadPurgeAge: parsedBy(parseDuration, 'must be a duration such as 24h, 7d, 90m or 1h30m (a number needs a unit: ms, s, m, h, d)').default('168h'),
+        minFreeDisk: parsedBy(parseSize, 'must be a size such as 1GiB or 500MB (Ki/Mi/Gi: powers of 1024, k/M/G: of 1000)').default('1GiB'),
         logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
       })
       .prefault({}),

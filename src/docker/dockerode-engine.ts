@@ -1,6 +1,6 @@
 import Docker from 'dockerode';
 import { Readable } from 'node:stream';
-import { CliError } from '../cli/errors.js';
+import { RegctlError } from '../common/errors.js';
 import {
   EngineError,
   type BuildRequest,
@@ -31,7 +31,7 @@ export function engineTarget(env: NodeJS.ProcessEnv = process.env): EngineTarget
     const url = new URL(host.replace(/^tcp:/, 'http:'));
     return { options: { host: url.hostname, port: Number(url.port || 2375), protocol: 'http' }, describe: host };
   }
-  throw new CliError('DOCKER_UNREACHABLE', `unsupported DOCKER_HOST ${host}`, {
+  throw new RegctlError('DOCKER_UNREACHABLE', `unsupported DOCKER_HOST ${host}`, {
     hint: 'use unix:///path/to/docker.sock or tcp://host:port',
   });
 }
@@ -93,11 +93,11 @@ export class DockerodeEngine implements DockerEngine {
   }
 
   private mapError(what: string, err: unknown): Error {
-    if (err instanceof CliError) return err;
+    if (err instanceof RegctlError) return err;
     const e = asDockerodeError(err);
     if (e.code && CONNECT_CODES.has(e.code)) {
       const permission = e.code === 'EACCES' || e.code === 'EPERM';
-      return new CliError('DOCKER_UNREACHABLE', `no Docker engine reachable at ${this.target.describe} (${e.code})`, {
+      return new RegctlError('DOCKER_UNREACHABLE', `no Docker engine reachable at ${this.target.describe} (${e.code})`, {
         hint: permission
           ? 'no permission on the Docker socket: run as root or add your user to the docker group'
           : 'start the Docker daemon (systemctl start docker, or dockerd), or point DOCKER_HOST at a running engine',

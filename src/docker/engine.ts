@@ -4,7 +4,7 @@
  *
  * Names are engine names (container, network, volume names; image references). Methods that look
  * something up return `undefined` for "not there" instead of throwing; methods that remove return
- * whether anything was removed. Everything else throws `EngineError` (or `CliError` DOCKER_UNREACHABLE
+ * whether anything was removed. Everything else throws `EngineError` (or `RegctlError` DOCKER_UNREACHABLE
  * when no engine answers).
  */
 import type { Readable } from 'node:stream';
@@ -87,7 +87,7 @@ export interface LogOptions {
 }
 
 export interface DockerEngine {
-  /** Throws CliError DOCKER_UNREACHABLE when no engine answers. */
+  /** Throws RegctlError DOCKER_UNREACHABLE when no engine answers. */
   ping(): Promise<void>;
 
   /** Creates the network if missing; true when this call created it. */

@@ -5,7 +5,7 @@
  * what its log says (`logText`).
  */
 import { Readable } from 'node:stream';
-import { CliError } from '../cli/errors.js';
+import { RegctlError } from '../common/errors.js';
 import {
   EngineError,
   type BuildRequest,
@@ -45,7 +45,7 @@ export class FakeEngine implements DockerEngine {
 
   private check(key: string): void {
     if (!this.reachable) {
-      throw new CliError('DOCKER_UNREACHABLE', 'no Docker engine reachable at the fake engine', { hint: 'start the Docker daemon' });
+      throw new RegctlError('DOCKER_UNREACHABLE', 'no Docker engine reachable at the fake engine', { hint: 'start the Docker daemon' });
     }
     const failure = this.failOn.get(key);
     if (failure) throw failure;

@@ -12,8 +12,10 @@
 import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
-import { CliError } from '../cli/errors.js';
-import { loadStack, readEnvFile } from './stack.js';
+import type { GcJobStatus, GcProgress, GcReport } from '../common/admin-api.js';
+import { RegctlError } from '../common/errors.js';
+import { readEnvFile } from '../stack/env.js';
+import { loadStack } from './stack.js';
 
 export interface Credentials {
   username: string;
@@ -40,7 +42,7 @@ export function urlEndpoint(url: string, credentials: Credentials | undefined): 
   try {
     u = new URL(url);
   } catch {
-    throw new CliError('USAGE', `REGCTL_REGISTRY_URL is not a URL: ${url}`, { hint: 'for example http://127.0.0.1:5000' });
+    throw new RegctlError('USAGE', `REGCTL_REGISTRY_URL is not a URL: ${url}`, { hint: 'for example http://127.0.0.1:5000' });
   }
   const tls = u.protocol === 'https:';
   const port = u.port ? Number(u.port) : tls ? 443 : 80;
@@ -169,26 +171,26 @@ export class AdminClient {
     return { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) };
   }
 
-  unreachable(err: unknown): CliError {
-    return new CliError('STACK_NOT_RUNNING', `the registry at ${this.endpoint.description} does not answer: ${(err as Error).message}`, {
+  unreachable(err: unknown): RegctlError {
+    return new RegctlError('STACK_NOT_RUNNING', `the registry at ${this.endpoint.description} does not answer: ${(err as Error).message}`, {
       hint: 'start the stack with `regctl up` (or set REGCTL_REGISTRY_URL to where the registry listens)',
       cause: err,
     });
   }
 
-  /** Turns a non-2xx answer into a CliError saying what the registry said. */
-  fail(what: string, res: HttpResult): CliError {
+  /** Turns a non-2xx answer into a RegctlError saying what the registry said. */
+  fail(what: string, res: HttpResult): RegctlError {
     if (res.status === 401) {
-      return new CliError('REGISTRY_ERROR', `${what}: the registry refused the credentials of ${this.endpoint.credentials?.username ?? '(none)'} (401)`, {
+      return new RegctlError('REGISTRY_ERROR', `${what}: the registry refused the credentials of ${this.endpoint.credentials?.username ?? '(none)'} (401)`, {
         hint: 'check REGISTRY_USERNAME / REGISTRY_PASSWORD in the stack\'s .env against auth/htpasswd',
       });
     }
     if (res.status === 403) {
-      return new CliError('REGISTRY_ERROR', `${what}: ${this.endpoint.credentials?.username ?? 'this user'} is not an admin (403)`, {
+      return new RegctlError('REGISTRY_ERROR', `${what}: ${this.endpoint.credentials?.username ?? 'this user'} is not an admin (403)`, {
         hint: 'the user in .env needs admin: true in auth/access.yaml',
       });
     }
-    return new CliError('REGISTRY_ERROR', `${what}: the registry answered ${res.status}: ${errorText(res)}`);
+    return new RegctlError('REGISTRY_ERROR', `${what}: the registry answered ${res.status}: ${errorText(res)}`);
   }
 
   async json<T>(what: string, method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
@@ -197,7 +199,7 @@ export class AdminClient {
     try {
       return JSON.parse(res.body.toString('utf8')) as T;
     } catch {
-      throw new CliError('REGISTRY_ERROR', `${what}: the registry answered ${res.status} with a body that is not JSON`);
+      throw new RegctlError('REGISTRY_ERROR', `${what}: the registry answered ${res.status} with a body that is not JSON`);
     }
   }
 
@@ -226,10 +228,10 @@ export class AdminClient {
     for (;;) {
       await new Promise((r) => setTimeout(r, opts.pollMs ?? 500));
       const job = await this.json<GcJobStatus>(what, 'GET', '/admin/v1/gc');
-      if (job.id !== id) throw new CliError('REGISTRY_ERROR', `${what}: the registry no longer knows the job it started (it may have restarted)`, { hint: 'run `regctl gc` again' });
+      if (job.id !== id) throw new RegctlError('REGISTRY_ERROR', `${what}: the registry no longer knows the job it started (it may have restarted)`, { hint: 'run `regctl gc` again' });
       if (job.progress) opts.onProgress?.(job.progress);
       if (job.state === 'done' && job.report) return job.report;
-      if (job.state === 'failed') throw new CliError('REGISTRY_ERROR', `${what} failed in the registry: ${job.error ?? 'no reason given'}`, { hint: 'see `regctl logs registry`' });
+      if (job.state === 'failed') throw new RegctlError('REGISTRY_ERROR', `${what} failed in the registry: ${job.error ?? 'no reason given'}`, { hint: 'see `regctl logs registry`' });
     }
   }
 
@@ -237,35 +239,4 @@ export class AdminClient {
   async v2Status(auth: Credentials | null): Promise<number> {
     return (await this.request('GET', '/v2/', { auth })).status;
   }
-}
-
-export interface GcEntry {
-  digest: string;
-  size: number;
-  reason: string;
-}
-
-export interface GcProgress {
-  phase: 'mark' | 'sweep-manifests' | 'sweep-blobs' | 'unlink' | 'uploads' | 'done';
-  done: number;
-  total: number;
-}
-
-/** `GET /admin/v1/gc`: the running or last GC job. */
-export interface GcJobStatus {
-  id?: number;
-  state: 'idle' | 'running' | 'done' | 'failed';
-  progress?: GcProgress;
-  report?: GcReport;
-  error?: string;
-}
-
-export interface GcReport {
-  deleted: GcEntry[];
-  kept: GcEntry[];
-  freedBytes: number;
-  repositoriesRemoved: string[];
-  manifestsRemoved?: unknown[];
-  uploadsPurged: number;
-  dryRun?: boolean;
 }

@@ -5,14 +5,18 @@
  * credentials, in place. Nothing of the old stack is deleted or rewritten: its data volume is shared as it
  * is (distribution's layout is regctl's own), and its files are only read.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
-import { CliError } from '../cli/errors.js';
+import { parse as parseYaml, stringify } from 'yaml';
+import { RegctlError } from '../common/errors.js';
+import { readIfExists } from '../common/fs.js';
+import { CONFIG_FILE } from '../config/load.js';
 import { USER_NAME } from '../config/schema.js';
 import type { DockerEngine } from '../docker/engine.js';
-import { parseEnv } from '../stack/env.js';
+import { ENV_KEYS, envValueProblem, parseEnv, setEnvValues } from '../stack/env.js';
 import { parseHtpasswd, setHtpasswdUser } from '../stack/htpasswd.js';
+import { atomicWrite } from '../stack/write.js';
+import { runInit, validated, type InitIo } from './init.js';
 
 export interface AdoptFinding {
   /** The old stack's directory. */
@@ -45,14 +49,6 @@ export interface AdoptFinding {
 
 const ENV_NAMES = ['.env'];
 const HTPASSWD_CANDIDATES = ['server/registry/htpasswd', 'registry/htpasswd', 'auth/htpasswd', 'htpasswd'];
-
-async function readText(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
 
 interface ComposeService {
   image?: string;
@@ -89,11 +85,11 @@ export async function inspectSeed(o: { from: string; engine: DockerEngine; volum
   try {
     if (!(await stat(o.from)).isDirectory()) throw new Error('not a directory');
   } catch {
-    throw new CliError('NOT_FOUND', `${o.from} is not a directory`, { hint: 'give --from the directory of the old stack (where its .env and compose file are)' });
+    throw new RegctlError('NOT_FOUND', `${o.from} is not a directory`, { hint: 'give --from the directory of the old stack (where its .env and compose file are)' });
   }
   let password: string | undefined;
   for (const name of ENV_NAMES) {
-    const text = await readText(join(o.from, name));
+    const text = await readIfExists(join(o.from, name));
     if (text === undefined) continue;
     const env = parseEnv(text);
     f.envFile = join(o.from, name);
@@ -108,7 +104,7 @@ export async function inspectSeed(o: { from: string; engine: DockerEngine; volum
   }
   let htpasswd: string | undefined;
   for (const rel of HTPASSWD_CANDIDATES) {
-    const text = await readText(join(o.from, rel));
+    const text = await readIfExists(join(o.from, rel));
     if (text === undefined || parseHtpasswd(text).length === 0) continue;
     htpasswd = text;
     f.htpasswdFile = join(o.from, rel);
@@ -181,4 +177,59 @@ async function countRepositories(root: string): Promise<number> {
   };
   await walk(root, 0);
   return count;
+}
+
+export interface AdoptWriteOptions {
+  dir: string;
+  finding: AdoptFinding;
+  /** The admin password found in the old `.env`. */
+  password: string;
+  htpasswd: string | undefined;
+  host: string;
+  name?: string;
+  httpPort?: number;
+  registryPort?: number;
+  traefikImage?: string;
+  baseImage?: string;
+  json?: boolean;
+}
+
+/**
+ * Writes the adopted stack to `dir` and renders it. Everything is checked first (the config against the schema,
+ * the credentials against the `.env` rules), so a bad value leaves no file behind.
+ */
+export async function writeAdoptedStack(io: InitIo, o: AdoptWriteOptions): Promise<void> {
+  const images: Record<string, string> = {};
+  const traefik = o.traefikImage ?? io.env.REGCTL_TRAEFIK_IMAGE;
+  const base = o.baseImage ?? io.env.REGCTL_BASE_IMAGE;
+  if (traefik) images.traefik = traefik;
+  if (base) images.base = base;
+  const ports: Record<string, number> = {};
+  if (o.httpPort !== undefined) ports.http = o.httpPort;
+  if (o.registryPort !== undefined) ports.registry = o.registryPort;
+  const config: Record<string, unknown> = {
+    version: 1,
+    name: o.name ?? 'regctl',
+    host: o.host,
+    mode: 'dev',
+    users: Object.fromEntries(o.finding.users.map((u) => [u, { admin: true }])),
+    storage: { volume: o.finding.volume },
+    ...(Object.keys(ports).length > 0 ? { ports } : {}),
+    ...(Object.keys(images).length > 0 ? { images } : {}),
+  };
+  validated(config);
+  const username = o.finding.username ?? '';
+  const problem = envValueProblem(username) ?? envValueProblem(o.password, { secret: true });
+  if (problem) {
+    throw new RegctlError('CONFIG_INVALID', `the credentials in ${o.finding.envFile ?? '.env'} cannot be carried over: a value ${problem}`, {
+      hint: 'change the password in the old stack (or give the user a new one after adopting, with `regctl rotate-credentials`)',
+    });
+  }
+  const env = setEnvValues('', { [ENV_KEYS.username]: username, [ENV_KEYS.password]: o.password });
+
+  await mkdir(join(o.dir, 'auth'), { recursive: true, mode: 0o700 });
+  await atomicWrite(join(o.dir, CONFIG_FILE), stringify(config), 0o644);
+  await atomicWrite(join(o.dir, 'auth', 'htpasswd'), o.htpasswd ?? '', 0o600);
+  await atomicWrite(join(o.dir, '.env'), env, 0o600);
+  await runInit(io, { dir: o.dir, yes: true, force: true, ui: true, ...(o.json ? { json: true } : {}) });
 }

@@ -11,12 +11,11 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { CliError } from '../cli/errors.js';
-import type { Output } from '../cli/output.js';
+import { RegctlError } from '../common/errors.js';
+import type { Output } from '../common/io.js';
 import { readArchiveManifest, restoreArchive, RestoreRefused } from '../registry/backup/restore.js';
 import { AdminClient, stackEndpoint } from './admin-client.js';
-import { formatDuration } from './duration.js';
-import { formatBytes } from './status.js';
+import { formatBytes, formatDuration } from '../common/units.js';
 
 export interface BackupOptions {
   dir: string;
@@ -80,7 +79,7 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     try {
       prev = await readArchiveManifest(prevFile);
     } catch (err) {
-      if (err instanceof RestoreRefused) throw new CliError('BACKUP_INVALID', err.message, { hint: '--incremental-from takes a previous backup archive of this registry' });
+      if (err instanceof RestoreRefused) throw new RegctlError('BACKUP_INVALID', err.message, { hint: '--incremental-from takes a previous backup archive of this registry' });
       throw err;
     }
     const blobs = [...prev.files, ...prev.baseBlobs]
@@ -131,7 +130,7 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     await fsyncPath(tmp);
   } catch (err) {
     await rm(tmp, { force: true });
-    throw new CliError('REGISTRY_ERROR', `the backup stream broke off after ${formatBytes(received)}: ${(err as Error).message}; no archive was written`, {
+    throw new RegctlError('REGISTRY_ERROR', `the backup stream broke off after ${formatBytes(received)}: ${(err as Error).message}; no archive was written`, {
       hint: 'see `regctl logs registry` for the cause, then run the backup again',
       cause: err,
     });
@@ -142,7 +141,7 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     manifest = await readArchiveManifest(tmp);
   } catch (err) {
     await rm(tmp, { force: true });
-    throw new CliError('REGISTRY_ERROR', `the registry sent an archive that cannot be read: ${(err as Error).message}`, { cause: err });
+    throw new RegctlError('REGISTRY_ERROR', `the registry sent an archive that cannot be read: ${(err as Error).message}`, { cause: err });
   }
   let verified = false;
   if (opts.verify) {
@@ -158,7 +157,7 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
       verified = true;
     } catch (err) {
       await rm(tmp, { force: true });
-      throw new CliError('BACKUP_INVALID', `the archive failed verification: ${(err as Error).message}`, { cause: err });
+      throw new RegctlError('BACKUP_INVALID', `the archive failed verification: ${(err as Error).message}`, { cause: err });
     }
   }
   await rename(tmp, file);

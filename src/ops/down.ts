@@ -3,13 +3,14 @@
  * is set, and then only after a confirmation (or `yes`).
  */
 import { join, resolve } from 'node:path';
-import { CliError } from '../cli/errors.js';
-import type { Output } from '../cli/output.js';
-import type { Prompts } from '../cli/prompts.js';
+import { RegctlError } from '../common/errors.js';
+import type { Output } from '../common/io.js';
+import type { Prompts } from '../common/io.js';
 import type { DockerEngine } from '../docker/engine.js';
 import { buildStackModel } from '../stack/build-model.js';
 import { LABELS } from '../stack/model.js';
-import { loadStack, readEnvFile } from './stack.js';
+import { readEnvFile } from '../stack/env.js';
+import { loadStack } from './stack.js';
 
 export interface DownOptions {
   dir: string;
@@ -42,7 +43,7 @@ async function downTarget(dir: string, out: Output): Promise<DownTarget> {
     const volumes = [...buildStackModel(config, 'dev').volumes, ...buildStackModel(config, 'prod').volumes].map((v) => v.name);
     return { project: model.project, network: model.network.name, volumes: [...new Set(volumes)] };
   } catch (err) {
-    if (!(err instanceof CliError && err.code === 'CONFIG_INVALID')) throw err;
+    if (!(err instanceof RegctlError && err.code === 'CONFIG_INVALID')) throw err;
     const project = (await readEnvFile(join(resolve(dir), '.env'))).COMPOSE_PROJECT_NAME;
     if (!project) throw err;
     out.warn(`${err.message}; taking the project name ${project} from .env`);
@@ -59,12 +60,12 @@ export async function down(opts: DownOptions): Promise<DownResult> {
 
   if (opts.volumes && !opts.yes) {
     if (!opts.prompts.interactive) {
-      throw new CliError('USAGE', `--volumes deletes the registry's data (${volumeNames.join(', ')}) and needs confirmation`, {
+      throw new RegctlError('USAGE', `--volumes deletes the registry's data (${volumeNames.join(', ')}) and needs confirmation`, {
         hint: 'add --yes to confirm without a prompt',
       });
     }
     const ok = await opts.prompts.confirm(`Delete the volumes ${volumeNames.join(', ')} and every image stored in them?`, { default: false });
-    if (!ok) throw new CliError('CANCELLED', 'nothing removed', { hint: 'run `regctl down` without --volumes to keep the data' });
+    if (!ok) throw new RegctlError('CANCELLED', 'nothing removed', { hint: 'run `regctl down` without --volumes to keep the data' });
   }
 
   const result: DownResult = { project: target.project, containersRemoved: [], networkRemoved: false, volumesRemoved: [], volumesKept: [] };

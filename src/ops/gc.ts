@@ -2,9 +2,10 @@
  * `regctl gc`: the registry's online mark and sweep (`POST /admin/v1/gc`), with a report a person can read:
  * what went (or would go) and why every kept blob is kept, with bytes.
  */
-import type { Output } from '../cli/output.js';
-import { AdminClient, stackEndpoint, type GcProgress, type GcReport } from './admin-client.js';
-import { formatBytes } from './status.js';
+import type { Output } from '../common/io.js';
+import type { GcProgress, GcReport } from '../common/admin-api.js';
+import { AdminClient, stackEndpoint } from './admin-client.js';
+import { formatBytes } from '../common/units.js';
 
 export interface GcOptions {
   dir: string;

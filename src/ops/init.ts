@@ -2,12 +2,12 @@
  * `regctl init`: the config from flags, prompts and an existing regctl.yaml, the secrets kept or made, and the
  * stack rendered and written as a plan that never replaces secrets or hand edits silently.
  */
-import { access, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import type { CliContext } from '../cli/context.js';
-import { CliError } from '../cli/errors.js';
+import { RegctlError } from '../common/errors.js';
+import { exists, readIfExists } from '../common/fs.js';
+import type { Output, Prompts } from '../common/io.js';
 import { CONFIG_FILE, loadStackConfig } from '../config/load.js';
 import {
   hostNameProblem,
@@ -18,7 +18,7 @@ import {
 } from '../config/schema.js';
 import { z } from 'zod';
 import { hostnamesOf } from '../stack/build-model.js';
-import { ENV_KEYS, parseEnv } from '../stack/env.js';
+import { ENV_KEYS, envValueProblem, parseEnv } from '../stack/env.js';
 import { DEFAULT_BCRYPT_COST, parseHtpasswd, setHtpasswdUser } from '../stack/htpasswd.js';
 import { configDocument, renderStack } from '../stack/render.js';
 import { generatePassword } from '../stack/secrets.js';
@@ -42,6 +42,15 @@ export interface InitOptions {
   registryPort?: number;
   force?: boolean;
   json?: boolean;
+}
+
+/** What init talks to: a person (out, prompts, stdin for --password-stdin), where it runs, and the environment's image overrides. */
+export interface InitIo {
+  out: Output;
+  prompts: Prompts;
+  cwd: string;
+  env: Readonly<Record<string, string | undefined>>;
+  stdin: NodeJS.ReadableStream;
 }
 
 export const MIN_USER_PASSWORD = 8;
@@ -68,23 +77,6 @@ const hostValidate = (value: string): true | string => {
 const emailValidate = (value: string): true | string =>
   value === '' || z.email().safeParse(value).success ? true : 'not an email address';
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function readText(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
 async function readStdin(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array));
@@ -98,7 +90,7 @@ export async function ensurePortFree(port: number, flag: string): Promise<void> 
     server.once('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'EADDRINUSE') {
         reject(
-          new CliError('PORT_IN_USE', `port ${port} is already in use on this machine`, {
+          new RegctlError('PORT_IN_USE', `port ${port} is already in use on this machine`, {
             hint: `stop what listens on ${port}, or choose another port with ${flag}`,
           }),
         );
@@ -115,19 +107,20 @@ export async function ensurePortFree(port: number, flag: string): Promise<void> 
 async function caCertificatesPath(cwd: string, dir: string, given: string): Promise<string> {
   const path = resolve(cwd, given);
   if (!(await exists(path))) {
-    throw new CliError('USAGE', `--acme-ca-certificates: no file at ${path}`, { hint: 'give the PEM file of the ACME server\'s root certificate' });
+    throw new RegctlError('USAGE', `--acme-ca-certificates: no file at ${path}`, { hint: 'give the PEM file of the ACME server\'s root certificate' });
   }
   const rel = relative(dir, path);
   return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
 }
 
-function validated(input: Record<string, unknown>): StackConfig {
+/** The config `input` describes, or a CONFIG_INVALID error naming the flag (or field) of its first problem. */
+export function validated(input: Record<string, unknown>): StackConfig {
   const result = parseStackConfig(input);
   if (result.config) return result.config;
   const first = result.problems[0]!;
   const flag = FLAG_OF[first.path];
   const where = flag ? `${flag}` : first.path || CONFIG_FILE;
-  throw new CliError('CONFIG_INVALID', `${where}: ${first.message}`, { hint: first.hint });
+  throw new RegctlError('CONFIG_INVALID', `${where}: ${first.message}`, { hint: first.hint });
 }
 
 function statusWord(status: PlannedFile['status']): string {
@@ -145,12 +138,8 @@ function statusWord(status: PlannedFile['status']): string {
   }
 }
 
-export async function runInit(ctx: CliContext, opts: InitOptions): Promise<void> {
-  const dir = resolve(ctx.cwd, opts.dir ?? '.');
-  const configPath = join(dir, CONFIG_FILE);
-  const existing = (await exists(configPath)) ? await loadStackConfig(dir) : undefined;
-  const ask = ctx.prompts.interactive && !opts.yes && !existing;
-
+/** The config document the flags, the prompts (when `ask`) and the existing regctl.yaml describe, not yet validated. */
+async function configInput(ctx: InitIo, opts: InitOptions, dir: string, existing: StackConfig | undefined, ask: boolean): Promise<Record<string, unknown>> {
   const input: Record<string, unknown> = existing ? structuredClone(configDocument(existing)) : { version: 1 };
   const section = (key: string): Record<string, unknown> => {
     const current = input[key];
@@ -177,7 +166,7 @@ export async function runInit(ctx: CliContext, opts: InitOptions): Promise<void>
     }
     user ??= 'admin';
     if (!USER_NAME.test(user)) {
-      throw new CliError('USAGE', `--user: "${user}" is not a valid user name`, { hint: 'use letters, digits, ".", "_" or "-" (no ":")' });
+      throw new RegctlError('USAGE', `--user: "${user}" is not a valid user name`, { hint: 'use letters, digits, ".", "_" or "-" (no ":")' });
     }
     input.users = { [user]: { admin: true } };
   } else if (opts.user !== undefined && !(opts.user in existing.users)) {
@@ -206,14 +195,23 @@ export async function runInit(ctx: CliContext, opts: InitOptions): Promise<void>
   if (opts.httpPort !== undefined) ports.http = opts.httpPort;
   if (opts.httpsPort !== undefined) ports.https = opts.httpsPort;
   if (opts.registryPort !== undefined) ports.registry = opts.registryPort;
+  return input;
+}
 
-  const config = validated(input);
+interface InitCredentials {
+  username: string;
+  password: string;
+  /** Set when generated here: shown once. */
+  shownPassword: string | undefined;
+  existingHtpasswd: string | undefined;
+}
 
-  // Secrets: an existing stack keeps its password and htpasswd; a new one gets a given or generated password.
+/** Secrets: an existing stack keeps its password and htpasswd; a new one gets a given, typed or generated password. */
+async function initCredentials(ctx: InitIo, opts: InitOptions, dir: string, config: StackConfig, ask: boolean): Promise<InitCredentials> {
   const envPath = join(dir, '.env');
   const htpasswdPath = join(dir, 'auth', 'htpasswd');
-  const existingEnv = parseEnv((await readText(envPath)) ?? '');
-  const existingHtpasswd = await readText(htpasswdPath);
+  const existingEnv = parseEnv((await readIfExists(envPath)) ?? '');
+  const existingHtpasswd = await readIfExists(htpasswdPath);
   let password = existingEnv[ENV_KEYS.password] || undefined;
   const username = existingEnv[ENV_KEYS.username] || primaryAdmin(config);
   let shownPassword: string | undefined;
@@ -223,11 +221,11 @@ export async function runInit(ctx: CliContext, opts: InitOptions): Promise<void>
       ctx.out.warn('--password-stdin ignored: this stack already has credentials (they are never replaced by init)');
     } else {
       if (given.length < MIN_USER_PASSWORD) {
-        throw new CliError('USAGE', `the password read from stdin is ${given.length ? 'shorter than' : 'empty, need at least'} ${MIN_USER_PASSWORD} characters`, {
+        throw new RegctlError('USAGE', `the password read from stdin is ${given.length ? 'shorter than' : 'empty, need at least'} ${MIN_USER_PASSWORD} characters`, {
           hint: 'pipe a longer password, or leave out --password-stdin to get a generated one',
         });
       }
-      if (/[\r\n]/.test(given)) throw new CliError('USAGE', 'the password read from stdin spans several lines', { hint: 'pipe one line' });
+      if (/[\r\n]/.test(given)) throw new RegctlError('USAGE', 'the password read from stdin spans several lines', { hint: 'pipe one line' });
       password = given;
     }
   } else if (password === undefined && existingHtpasswd === undefined && ask) {
@@ -238,17 +236,60 @@ export async function runInit(ctx: CliContext, opts: InitOptions): Promise<void>
   }
   if (password === undefined) {
     if (existingHtpasswd !== undefined) {
-      throw new CliError('CONFIG_INVALID', `${envPath} has no ${ENV_KEYS.password} but auth/htpasswd exists`, {
+      throw new RegctlError('CONFIG_INVALID', `${envPath} has no ${ENV_KEYS.password} but auth/htpasswd exists`, {
         hint: 'restore .env from a backup, or set new credentials with `regctl rotate-credentials`',
       });
     }
     password = generatePassword();
     shownPassword = password;
   }
-  if (password !== undefined && /[^\x21-\x7e]/.test(password)) {
-    // .env holds it unquoted; compose would misread spaces and control characters.
-    throw new CliError('USAGE', 'the password has spaces or non-printable characters', { hint: 'use printable ASCII characters without spaces' });
+  const passwordProblem = envValueProblem(password, { secret: true });
+  if (passwordProblem) {
+    throw new RegctlError('USAGE', `the password goes into .env, and it ${passwordProblem}`, { hint: 'choose another password, or leave out --password-stdin to get a generated one' });
   }
+  return { username, password, shownPassword, existingHtpasswd };
+}
+
+interface InitOutcome {
+  dir: string;
+  existing: boolean;
+  config: StackConfig;
+  plan: PlannedFile[];
+  result: { written: string[]; backups: string[] };
+  username: string;
+  shownPassword: string | undefined;
+}
+
+/** What init did, for a person. */
+function printResult(ctx: InitIo, o: InitOutcome): void {
+  const { dir, config, plan, result, username, shownPassword } = o;
+  const hostnames = hostnamesOf(config);
+  ctx.out.step(`${o.existing ? 'Re-rendered' : 'Created'} the stack in ${dir}`);
+  for (const f of plan) {
+    const written = result.written.includes(f.path);
+    const word = written ? (f.status === 'create' ? 'created' : 'updated') : f.status === 'keep' ? 'kept' : 'unchanged';
+    ctx.out.line(`  ${word.padEnd(10)} ${f.path}${f.secret ? ' (0600)' : ''}`);
+  }
+  for (const b of result.backups) ctx.out.line(`  saved      ${b} (your edits)`);
+  if (shownPassword) {
+    ctx.out.line();
+    ctx.out.ok(`Registry user ${username}, password (shown once; also in .env, mode 0600):`);
+    ctx.out.line(`  ${shownPassword}`);
+  }
+  ctx.out.line();
+  ctx.out.line(`Next: regctl up --dir ${dir}${config.mode === 'prod' ? ' --prod' : ''}`);
+  if (config.host === 'localhost' || config.host.endsWith('.localhost')) {
+    ctx.out.line(`If ${hostnames.registry} does not resolve here, add to /etc/hosts: 127.0.0.1 ${Object.values(hostnames).join(' ')}`);
+  }
+}
+
+export async function runInit(ctx: InitIo, opts: InitOptions): Promise<void> {
+  const dir = resolve(ctx.cwd, opts.dir ?? '.');
+  const configPath = join(dir, CONFIG_FILE);
+  const existing = (await exists(configPath)) ? await loadStackConfig(dir) : undefined;
+  const ask = ctx.prompts.interactive && !opts.yes && !existing;
+  const config = validated(await configInput(ctx, opts, dir, existing, ask));
+  const { username, password, shownPassword, existingHtpasswd } = await initCredentials(ctx, opts, dir, config, ask);
 
   if (!existing) {
     const checks: [number, string][] = [[config.ports.http, '--http-port']];
@@ -273,13 +314,12 @@ export async function runInit(ctx: CliContext, opts: InitOptions): Promise<void>
     if (!opts.json) {
       for (const f of blocking) ctx.out.line(`  ${statusWord(f.status).padEnd(12)} ${f.path}`);
     }
-    throw new CliError('FILE_EXISTS', `${blocking.length} file${blocking.length > 1 ? 's' : ''} in ${dir} would change: ${blocking.map((f) => f.path).join(', ')}`, {
+    throw new RegctlError('FILE_EXISTS', `${blocking.length} file${blocking.length > 1 ? 's' : ''} in ${dir} would change: ${blocking.map((f) => f.path).join(', ')}`, {
       hint: 'run again with --force to re-render them (files edited by hand are saved as <file>.bak; passwords are kept)',
     });
   }
   const result = await applyPlan(dir, plan, { force: Boolean(opts.force) });
 
-  const hostnames = hostnamesOf(config);
   if (opts.json) {
     ctx.out.json({
       dir,
@@ -287,26 +327,9 @@ export async function runInit(ctx: CliContext, opts: InitOptions): Promise<void>
       backups: result.backups,
       username,
       ...(shownPassword ? { password: shownPassword } : {}),
-      hostnames,
+      hostnames: hostnamesOf(config),
     });
     return;
   }
-  ctx.out.step(`${existing ? 'Re-rendered' : 'Created'} the stack in ${dir}`);
-  for (const f of plan) {
-    const written = result.written.includes(f.path);
-    const word = written ? (f.status === 'create' ? 'created' : 'updated') : f.status === 'keep' ? 'kept' : 'unchanged';
-    ctx.out.line(`  ${word.padEnd(10)} ${f.path}${f.secret ? ' (0600)' : ''}`);
-  }
-  for (const b of result.backups) ctx.out.line(`  saved      ${b} (your edits)`);
-  if (shownPassword) {
-    ctx.out.line();
-    ctx.out.ok(`Registry user ${username}, password (shown once; also in .env, mode 0600):`);
-    ctx.out.line(`  ${shownPassword}`);
-  }
-  ctx.out.line();
-  ctx.out.line(`Next: regctl up --dir ${dir}${config.mode === 'prod' ? ' --prod' : ''}`);
-  if (config.host === 'localhost' || config.host.endsWith('.localhost')) {
-    ctx.out.line(`If ${hostnames.registry} does not resolve here, add to /etc/hosts: 127.0.0.1 ${Object.values(hostnames).join(' ')}`);
-  }
+  printResult(ctx, { dir, existing: existing !== undefined, config, plan, result, username, shownPassword });
 }
-

@@ -3,9 +3,9 @@
  * standard input only (never as an argument, so it is in no process listing or shell history), and in
  * dev can add the registry to the engine's `insecure-registries` after showing the change.
  */
-import { readFile } from 'node:fs/promises';
 import { createTwoFilesPatch } from 'diff';
-import { CliError } from '../cli/errors.js';
+import { RegctlError } from '../common/errors.js';
+import { readIfExists } from '../common/fs.js';
 import { atomicWrite } from '../stack/write.js';
 import { adminCredentials, loadStack } from './stack.js';
 
@@ -23,7 +23,7 @@ export async function clientAddress(dir: string, opts: { prod?: boolean; direct?
   const { config, model } = await loadStack(dir, opts.prod ? { prod: true } : {});
   if (opts.direct) {
     if (model.mode !== 'dev' || config.ports.registry === 0) {
-      throw new CliError('USAGE', 'this stack has no direct registry port', { hint: 'drop --direct, or set ports.registry in regctl.yaml (dev only)' });
+      throw new RegctlError('USAGE', 'this stack has no direct registry port', { hint: 'drop --direct, or set ports.registry in regctl.yaml (dev only)' });
     }
     return { address: `localhost:${config.ports.registry}`, http: true };
   }
@@ -51,10 +51,10 @@ export async function login(opts: LoginOptions): Promise<{ address: string; user
   if (!user || password === undefined) {
     const creds = await adminCredentials(opts.dir);
     if (!creds) {
-      throw new CliError('CONFIG_MISSING', 'no admin credentials in this stack\'s .env', { hint: 'pass --user NAME --password-stdin, or run `regctl init` here' });
+      throw new RegctlError('CONFIG_MISSING', 'no admin credentials in this stack\'s .env', { hint: 'pass --user NAME --password-stdin, or run `regctl init` here' });
     }
     if (user && user !== creds.username) {
-      throw new CliError('USAGE', `the password of ${user} is not stored in .env`, { hint: `pipe it in: regctl login --user ${user} --password-stdin` });
+      throw new RegctlError('USAGE', `the password of ${user} is not stored in .env`, { hint: `pipe it in: regctl login --user ${user} --password-stdin` });
     }
     user = creds.username;
     password = creds.password;
@@ -67,7 +67,7 @@ export async function login(opts: LoginOptions): Promise<{ address: string; user
   if (r.exitCode !== 0) {
     const reason = (r.stderr || r.stdout).split('\n').filter(Boolean).pop() ?? `exit code ${r.exitCode}`;
     const http = /HTTP response to HTTPS client/i.test(reason);
-    throw new CliError('REGISTRY_ERROR', `docker login ${address} failed: ${reason}`, {
+    throw new RegctlError('REGISTRY_ERROR', `docker login ${address} failed: ${reason}`, {
       hint: http
         ? 'the engine does not trust this HTTP registry: run `regctl login --trust` (or `regctl doctor` for the fix)'
         : 'check that the stack is up (`regctl status`) and the credentials are current (`regctl rotate-credentials`)',
@@ -89,12 +89,7 @@ export interface TrustPlan {
 
 /** Computes the daemon.json change that adds `address` to `insecure-registries`, keeping every other key. */
 export async function planTrust(address: string, path = DAEMON_JSON): Promise<TrustPlan> {
-  let before = '';
-  try {
-    before = await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
+  const before = (await readIfExists(path)) ?? '';
   let settings: Record<string, unknown> = {};
   if (before.trim()) {
     try {
@@ -102,7 +97,7 @@ export async function planTrust(address: string, path = DAEMON_JSON): Promise<Tr
       if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
       settings = parsed as Record<string, unknown>;
     } catch (err) {
-      throw new CliError('CONFIG_INVALID', `${path} is not valid JSON (${(err as Error).message})`, { hint: `fix ${path} by hand first; regctl does not overwrite a file it cannot read` });
+      throw new RegctlError('CONFIG_INVALID', `${path} is not valid JSON (${(err as Error).message})`, { hint: `fix ${path} by hand first; regctl does not overwrite a file it cannot read` });
     }
   }
   const current = Array.isArray(settings['insecure-registries']) ? (settings['insecure-registries'] as unknown[]).map(String) : [];

@@ -2,7 +2,7 @@
  * `regctl logs [service]`: one service's log, or every service's with a `name | ` prefix per line.
  */
 import { createInterface } from 'node:readline';
-import { CliError } from '../cli/errors.js';
+import { RegctlError } from '../common/errors.js';
 import type { DockerEngine } from '../docker/engine.js';
 import { loadStack } from './stack.js';
 
@@ -25,12 +25,12 @@ export async function logs(opts: LogsOptions): Promise<void> {
   const names = model.services.map((s) => s.name);
   const selected = opts.service ? model.services.filter((s) => s.name === opts.service) : model.services;
   if (opts.service && selected.length === 0) {
-    throw new CliError('NOT_FOUND', `no service "${opts.service}" in stack ${model.project}`, { hint: `services: ${names.join(', ')}` });
+    throw new RegctlError('NOT_FOUND', `no service "${opts.service}" in stack ${model.project}`, { hint: `services: ${names.join(', ')}` });
   }
   const present = [];
   for (const svc of selected) if (await engine.inspectContainer(svc.containerName)) present.push(svc);
   if (present.length === 0) {
-    throw new CliError('STACK_NOT_RUNNING', `${opts.service ? `service ${opts.service} of ` : ''}stack ${model.project} has no container`, {
+    throw new RegctlError('STACK_NOT_RUNNING', `${opts.service ? `service ${opts.service} of ` : ''}stack ${model.project} has no container`, {
       hint: `run \`regctl up --dir ${opts.dir}\` first`,
     });
   }

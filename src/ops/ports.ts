@@ -3,7 +3,7 @@
  * created, with the holder named when it can be found (a container, or a process `ss` reports).
  */
 import { createServer } from 'node:net';
-import { CliError } from '../cli/errors.js';
+import { RegctlError } from '../common/errors.js';
 import type { DockerEngine } from '../docker/engine.js';
 
 /** True when a TCP listener could bind `port` on `hostIp` (all addresses when omitted). */
@@ -43,8 +43,8 @@ export async function assertPortsFree(ports: { port: number; hostIp?: string | u
   }
 }
 
-export function portInUse(port: number, holder?: string): CliError {
-  return new CliError('PORT_IN_USE', `port ${port} is already in use${holder ? ` by ${holder}` : ''}`, {
+export function portInUse(port: number, holder?: string): RegctlError {
+  return new RegctlError('PORT_IN_USE', `port ${port} is already in use${holder ? ` by ${holder}` : ''}`, {
     hint: `stop what holds port ${port}, or choose another port in regctl.yaml (ports.http / ports.https / ports.registry)`,
   });
 }

@@ -11,8 +11,8 @@
 import { createInterface } from 'node:readline';
 import { basename, resolve } from 'node:path';
 import { stat } from 'node:fs/promises';
-import { CliError } from '../cli/errors.js';
-import type { Output } from '../cli/output.js';
+import { RegctlError } from '../common/errors.js';
+import type { Output } from '../common/io.js';
 import type { ContainerSpec, DockerEngine } from '../docker/engine.js';
 import { readArchiveManifest, restoreArchive, RestoreRefused, type RestoreProgress, type RestoreResult } from '../registry/backup/restore.js';
 import { DATA_DIR, REGCTL_BIN } from '../stack/build-model.js';
@@ -32,14 +32,14 @@ export interface RestoreDirectoryOptions {
 async function assertFiles(paths: string[]): Promise<void> {
   for (const f of paths) {
     const s = await stat(f).catch(() => undefined);
-    if (!s?.isFile()) throw new CliError('NOT_FOUND', `${f} is not a file`, { hint: 'give the path of a backup archive written by `regctl backup`' });
+    if (!s?.isFile()) throw new RegctlError('NOT_FOUND', `${f} is not a file`, { hint: 'give the path of a backup archive written by `regctl backup`' });
   }
 }
 
-function refusal(err: RestoreRefused): CliError {
-  if (err.reason === 'NOT_EMPTY') return new CliError('FILE_EXISTS', err.message, { hint: 'add --force to replace the data that is there' });
-  if (err.reason === 'BASE_MISSING') return new CliError('BACKUP_INVALID', err.message, { hint: 'pass the previous backup(s) with --base FILE' });
-  return new CliError('BACKUP_INVALID', err.message, { hint: 'use another copy of the backup; this one cannot be trusted' });
+function refusal(err: RestoreRefused): RegctlError {
+  if (err.reason === 'NOT_EMPTY') return new RegctlError('FILE_EXISTS', err.message, { hint: 'add --force to replace the data that is there' });
+  if (err.reason === 'BASE_MISSING') return new RegctlError('BACKUP_INVALID', err.message, { hint: 'pass the previous backup(s) with --base FILE' });
+  return new RegctlError('BACKUP_INVALID', err.message, { hint: 'use another copy of the backup; this one cannot be trusted' });
 }
 
 /** Restores into a data directory on this machine (also what the restore container runs). */
@@ -88,26 +88,26 @@ export async function restoreStack(opts: RestoreStackOptions): Promise<RestoreSt
   }
   out.ok(`Archive ${basename(archive)}: backup ${manifest.id} of ${manifest.createdAt} (regctl ${manifest.regctlVersion}), ${manifest.repositories.length} repositories, ${manifest.files.length} files`);
   if (manifest.base && bases.length === 0) {
-    throw new CliError('BACKUP_INVALID', `${basename(archive)} is incremental (based on backup ${manifest.base.id} of ${manifest.base.createdAt})`, { hint: 'pass the previous backup with --base FILE' });
+    throw new RegctlError('BACKUP_INVALID', `${basename(archive)} is incremental (based on backup ${manifest.base.id} of ${manifest.base.createdAt})`, { hint: 'pass the previous backup with --base FILE' });
   }
 
   await engine.ping();
   const stack = await loadStack(opts.dir);
   const { model } = stack;
   const registry = model.services.find((s) => s.name === 'registry');
-  if (!registry) throw new CliError('CONFIG_INVALID', 'the stack has no registry service');
+  if (!registry) throw new RegctlError('CONFIG_INVALID', 'the stack has no registry service');
   const running = await engine.inspectContainer(registry.containerName);
   if (running && (running.state === 'running' || running.state === 'restarting')) {
-    throw new CliError('USAGE', `the stack is running (${registry.containerName}): restore works on a stopped stack`, {
+    throw new RegctlError('USAGE', `the stack is running (${registry.containerName}): restore works on a stopped stack`, {
       hint: `run \`regctl down --dir ${stack.dir}\` first, then restore, then \`regctl up\``,
     });
   }
   const volumeKey = registry.mounts.find((m) => m.target === DATA_DIR)?.source;
   const volume = model.volumes.find((v) => v.key === volumeKey);
-  if (!volume) throw new CliError('CONFIG_INVALID', 'the registry service has no data volume');
+  if (!volume) throw new RegctlError('CONFIG_INVALID', 'the registry service has no data volume');
   const image = registry.image;
   if (!(await engine.inspectImage(image))) {
-    throw new CliError('NOT_FOUND', `the stack's image ${image} is not on this engine; the restore runs in it`, {
+    throw new RegctlError('NOT_FOUND', `the stack's image ${image} is not on this engine; the restore runs in it`, {
       hint: `run \`regctl up --dir ${stack.dir}\` once to build it, then \`regctl down\` and restore`,
     });
   }
@@ -180,7 +180,7 @@ export async function restoreStack(opts: RestoreStackOptions): Promise<RestoreSt
     if (volumeCreated) await engine.removeVolume(volume.name).catch(() => false);
     const f = failure as Extract<RestoreEvent, { event: 'error' }>;
     const code = f.code === 'BACKUP_INVALID' || f.code === 'FILE_EXISTS' || f.code === 'USAGE' ? f.code : 'INTERNAL';
-    throw new CliError(code, f.message, f.hint ? { hint: f.hint } : {});
+    throw new RegctlError(code, f.message, f.hint ? { hint: f.hint } : {});
   }
   const seconds = (Date.now() - started) / 1000;
   out.ok(`Restored ${result.files} files (${progressLine(result.bytes, undefined, started)}) into ${volume.name}${result.replaced ? ', replacing what was there' : ''}`);

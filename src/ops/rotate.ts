@@ -13,12 +13,13 @@
  * script that captures it); the `.env` admin's is also in `.env` (0600). For another user, a generated password
  * with neither a terminal nor `--json` would be shown nowhere, so that is refused before anything changes.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CliError } from '../cli/errors.js';
-import type { Output } from '../cli/output.js';
+import { RegctlError } from '../common/errors.js';
+import { readIfExists } from '../common/fs.js';
+import type { Output } from '../common/io.js';
 import { formatGraceFile, graceFilePath, liveGraceEntries, parseGraceFile, type GraceEntry } from '../registry/auth/grace.js';
 import { hashPassword } from '../stack/htpasswd.js';
+import { ENV_KEYS, envValueProblem, setEnvValues } from '../stack/env.js';
 import { generatePassword } from '../stack/secrets.js';
 import { atomicWrite } from '../stack/write.js';
 import { AdminClient, stackEndpoint } from './admin-client.js';
@@ -53,44 +54,25 @@ export interface RotateResult {
   loginCommand: string;
 }
 
-const ENV_SAFE = /^[^\n\r$#'"`\\\s]*$/;
-
-/** Replaces `KEY=` in a dotenv text, keeping every other line (appends it when absent). */
-export function setEnvValue(text: string, key: string, value: string): string {
-  const lines = text.split('\n');
-  let found = false;
-  const next = lines.map((l) => {
-    if (new RegExp(`^\\s*(?:export\\s+)?${key}=`).test(l)) {
-      found = true;
-      return `${key}=${value}`;
-    }
-    return l;
-  });
-  if (!found) {
-    if (next.length > 0 && next[next.length - 1] === '') next.pop();
-    next.push(`${key}=${value}`, '');
-  }
-  return next.join('\n');
-}
-
 export async function rotateCredentials(opts: RotateOptions): Promise<RotateResult> {
   const now = opts.now ?? Date.now;
   const env = opts.env ?? process.env;
   const files = await readUsersFiles(opts.dir);
   const user = opts.user ?? files.envAdmin ?? Object.entries(files.config.users).find(([, u]) => u.admin)?.[0];
-  if (!user) throw new CliError('USAGE', 'no user to rotate', { hint: 'pass --user NAME' });
+  if (!user) throw new RegctlError('USAGE', 'no user to rotate', { hint: 'pass --user NAME' });
   const entry = files.htpasswd.find((e) => e.user === user);
   if (!entry) {
-    throw new CliError('NOT_FOUND', `user ${user} has no password in ${HTPASSWD_FILE}`, { hint: '`regctl users list` shows the users; `regctl users add` creates one' });
+    throw new RegctlError('NOT_FOUND', `user ${user} has no password in ${HTPASSWD_FILE}`, { hint: '`regctl users list` shows the users; `regctl users add` creates one' });
   }
   const isEnvAdmin = user === files.envAdmin;
   if (opts.password !== undefined) {
     checkGivenPassword(opts.password);
-    if (isEnvAdmin && !ENV_SAFE.test(opts.password)) {
-      throw new CliError('USAGE', `${user}'s password goes into .env, where spaces, quotes, $, #, \` and \\ would be misread`, { hint: 'choose a password without them, or omit --password-stdin for a generated one' });
+    const problem = isEnvAdmin ? envValueProblem(opts.password, { secret: true }) : undefined;
+    if (problem) {
+      throw new RegctlError('USAGE', `${user}'s password goes into .env, and it ${problem}`, { hint: 'choose another password, or omit --password-stdin for a generated one' });
     }
   } else if (!isEnvAdmin && !opts.canShowSecret) {
-    throw new CliError('USAGE', `the generated password of ${user} would be shown nowhere (no terminal, no --json); nothing was changed`, {
+    throw new RegctlError('USAGE', `the generated password of ${user} would be shown nowhere (no terminal, no --json); nothing was changed`, {
       hint: 'add --json to capture it, or give one with --password-stdin',
     });
   }
@@ -99,12 +81,7 @@ export async function rotateCredentials(opts: RotateOptions): Promise<RotateResu
   const gracePath = graceFilePath(htpasswdPath);
 
   const nowSeconds = Math.floor(now() / 1000);
-  let graceText: string | undefined;
-  try {
-    graceText = await readFile(gracePath, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
+  const graceText = await readIfExists(gracePath);
   let grace: GraceEntry[] = liveGraceEntries(graceText === undefined ? [] : parseGraceFile(graceText).entries, nowSeconds);
   let graceUntil: string | null = null;
   if (opts.graceMs > 0) {
@@ -122,8 +99,8 @@ export async function rotateCredentials(opts: RotateOptions): Promise<RotateResu
   let envUpdated = false;
   if (isEnvAdmin) {
     const envPath = join(opts.dir, '.env');
-    const text = await readFile(envPath, 'utf8').catch(() => '');
-    await atomicWrite(envPath, setEnvValue(text, 'REGISTRY_PASSWORD', password), 0o600);
+    const text = (await readIfExists(envPath)) ?? '';
+    await atomicWrite(envPath, setEnvValues(text, { [ENV_KEYS.password]: password }), 0o600);
     envUpdated = true;
   }
 

@@ -1,14 +1,15 @@
 /**
  * Shared by the stack commands: load a stack directory into a StackModel, turn a service of the model into
- * an Engine API container spec, and read the stack's `.env`.
+ * an Engine API container spec, and find the admin credentials in the stack's `.env`.
  */
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
-import { CliError } from '../cli/errors.js';
+import { RegctlError } from '../common/errors.js';
 import type { StackConfig } from '../config/schema.js';
 import { loadStackConfig } from '../config/load.js';
 import { buildStackModel } from '../stack/build-model.js';
+import { readEnvFile } from '../stack/env.js';
 import { LABELS, type ServiceModel, type StackMode, type StackModel } from '../stack/model.js';
 import type { ContainerSpec } from '../docker/engine.js';
 
@@ -41,7 +42,7 @@ export function startOrder(services: ServiceModel[]): ServiceModel[] {
   const order: ServiceModel[] = [];
   const visit = (s: ServiceModel, path: string[]) => {
     if (done.has(s.name)) return;
-    if (path.includes(s.name)) throw new CliError('CONFIG_INVALID', `services depend on each other in a cycle: ${[...path, s.name].join(' → ')}`);
+    if (path.includes(s.name)) throw new RegctlError('CONFIG_INVALID', `services depend on each other in a cycle: ${[...path, s.name].join(' → ')}`);
     for (const dep of s.dependsOn) {
       const d = byName.get(dep);
       if (d) visit(d, [...path, s.name]);
@@ -106,28 +107,6 @@ export async function appliedHash(spec: ContainerSpec, imageId: string): Promise
 
 function sorted(record: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-}
-
-/** Parses a dotenv file (KEY=VALUE lines, optional quotes, # comments). Missing file → empty. */
-export async function readEnvFile(path: string): Promise<Record<string, string>> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch {
-    return {};
-  }
-  const env: Record<string, string> = {};
-  for (const raw of text.split(/\r?\n/)) {
-    const line = raw.trim();
-    if (!line || line.startsWith('#')) continue;
-    const eq = line.indexOf('=');
-    if (eq <= 0) continue;
-    const key = line.slice(0, eq).replace(/^export\s+/, '').trim();
-    let value = line.slice(eq + 1).trim();
-    if ((value.startsWith('"') && value.endsWith('"')) || (value.startsWith("'") && value.endsWith("'"))) value = value.slice(1, -1);
-    env[key] = value;
-  }
-  return env;
 }
 
 /** The admin credentials `regctl init` wrote to `.env`, when present. */

@@ -73,15 +73,3 @@ export async function status(opts: { dir: string; engine: DockerEngine }): Promi
   }
   return result;
 }
-
-/** 1536 → "1.5 KiB". */
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = n;
-  let i = 0;
-  while (value >= 1024 && i < units.length - 1) {
-    value /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${value.toFixed(1)} ${units[i]}`;
-}

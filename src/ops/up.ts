@@ -11,20 +11,13 @@
  */
 import { existsSync } from 'node:fs';
 import { text } from 'node:stream/consumers';
-import { CliError } from '../cli/errors.js';
-import type { Output } from '../cli/output.js';
-import {
-  CONTEXT_HASH_LABEL,
-  DOCKERFILE_PATH,
-  collectContextFiles,
-  contextHash,
-  contextTar,
-  packageRoot,
-} from '../docker/build-context.js';
+import { RegctlError } from '../common/errors.js';
+import type { Output } from '../common/io.js';
 import { EngineError, type ContainerInfo, type ContainerSpec, type DockerEngine, type ImageInfo } from '../docker/engine.js';
 import { LABELS, type ServiceModel } from '../stack/model.js';
 import { isTraefikDefaultCertificate, probe, retryUntil, servedCertificate, type ServedCertificate } from './http-probe.js';
 import { assertPortsFree, portHolder, portInUse } from './ports.js';
+import { errorText, prepareImages, removeStaleImages } from './up-images.js';
 import {
   APPLIED_HASH_LABEL,
   adminCredentials,
@@ -166,126 +159,18 @@ export async function up(opts: UpOptions): Promise<UpResult> {
   return result;
 }
 
-/** A rebuild leaves the previous image untagged; it goes once no container (of any stack) uses it. */
-async function removeStaleImages(stale: string[], engine: DockerEngine, out: Output, result: UpResult): Promise<void> {
-  for (const id of stale) {
-    try {
-      if (await engine.removeImageIfUnused(id)) {
-        result.imagesRemoved.push(id);
-        out.ok(`Removed the previous image ${id.replace(/^sha256:/, '').slice(0, 12)}`);
-      }
-    } catch (err) {
-      out.warn(`could not remove the previous image ${id}: ${errorText(err)}`);
-    }
-  }
-}
-
 function checkBindSources(stack: LoadedStack): void {
   for (const svc of stack.model.services) {
     for (const m of svc.mounts) {
       if (m.type !== 'bind') continue;
       const path = bindPath(stack.dir, m.source);
       if (!existsSync(path)) {
-        throw new CliError('CONFIG_MISSING', `${path} is missing (mounted into ${svc.name} at ${m.target})`, {
+        throw new RegctlError('CONFIG_MISSING', `${path} is missing (mounted into ${svc.name} at ${m.target})`, {
           hint: `run \`regctl init --dir ${stack.dir}\` to render the stack's files again`,
         });
       }
     }
   }
-}
-
-/** Image references resolved to image IDs, building and pulling as needed. */
-async function prepareImages(stack: LoadedStack, opts: UpOptions, result: UpResult, stale: string[]): Promise<Map<string, ImageInfo>> {
-  const { model } = stack;
-  const { out, engine } = opts;
-  const images = new Map<string, ImageInfo>();
-  for (const build of model.builds) {
-    out.step(`Image ${build.tag}`);
-    const ctx = await collectContextFiles(opts.packageDir ?? packageRoot());
-    if (!ctx.files.some((f) => f.startsWith('dist/'))) {
-      throw new CliError('BUILD_FAILED', `${ctx.root}/dist is missing: the package is not built`, { hint: 'run `npm run build` in the regctl package' });
-    }
-    if (!ctx.files.includes(DOCKERFILE_PATH)) {
-      throw new CliError('BUILD_FAILED', `${ctx.root}/${DOCKERFILE_PATH} is missing`, { hint: 'reinstall regctl' });
-    }
-    const hash = await contextHash(ctx, { ...build.args, '#dockerfile': build.dockerfile });
-    const existing = await engine.inspectImage(build.tag);
-    if (existing && existing.labels[CONTEXT_HASH_LABEL] === hash) {
-      out.ok(`Image ${build.tag} is up to date`);
-      images.set(build.tag, existing);
-      continue;
-    }
-    const base = build.args.BASE_IMAGE;
-    if (base && !(await engine.inspectImage(base))) {
-      out.step(`Pulling base image ${base}`);
-      try {
-        await engine.pullImage(base, (line) => out.progress(line));
-        result.imagesPulled.push(base);
-      } catch (err) {
-        throw new CliError('BUILD_FAILED', `base image ${base} is not present and could not be pulled: ${errorText(err)}`, {
-          hint: 'load the image (docker load / docker import) or set images.base in regctl.yaml to an image this engine has',
-          cause: err,
-        });
-      }
-    }
-    const tail: string[] = [];
-    const started = Date.now();
-    const tar = contextTar(ctx);
-    let tarError: Error | undefined;
-    tar.on('error', (err: Error) => {
-      tarError = err;
-    });
-    try {
-      const info = await engine.buildImage(
-        {
-          context: tar,
-          dockerfile: build.dockerfile,
-          tag: build.tag,
-          buildArgs: build.args,
-          labels: { ...build.labels, [CONTEXT_HASH_LABEL]: hash },
-        },
-        (line) => {
-          tail.push(line);
-          if (tail.length > 20) tail.shift();
-          out.progress(line);
-        },
-      );
-      images.set(build.tag, info);
-      result.imagesBuilt.push(build.tag);
-      if (existing && existing.id !== info.id) stale.push(existing.id);
-      out.ok(`Built ${build.tag} (${ctx.files.length} files, ${((Date.now() - started) / 1000).toFixed(1)} s)`);
-    } catch (err) {
-      tar.destroy();
-      throw new CliError('BUILD_FAILED', `building ${build.tag} failed: ${errorText(tarError ?? err)}`, {
-        hint: 'check that images.base in regctl.yaml names an image with node >= 20 that this engine has',
-        details: tail.slice(-10),
-        cause: err,
-      });
-    }
-  }
-  for (const svc of model.services) {
-    if (svc.build !== undefined || images.has(svc.image)) continue;
-    let info = await engine.inspectImage(svc.image);
-    if (!info) {
-      out.step(`Pulling ${svc.image}`);
-      try {
-        await engine.pullImage(svc.image, (line) => out.progress(line));
-      } catch (err) {
-        throw new CliError('NOT_FOUND', `image ${svc.image} is not present and could not be pulled: ${errorText(err)}`, {
-          hint: `load it (docker load / docker import), or set images.${svc.name} in regctl.yaml to an image this engine has`,
-          cause: err,
-        });
-      }
-      result.imagesPulled.push(svc.image);
-      info = await engine.inspectImage(svc.image);
-      if (!info) throw new CliError('NOT_FOUND', `image ${svc.image} is still missing after the pull`);
-      out.ok(`Pulled ${svc.image}`);
-    } else {
-      out.ok(`Image ${svc.image} is present`);
-    }
-    images.set(svc.image, info);
-  }
-  return images;
 }
 
 interface PlannedContainer {
@@ -404,7 +289,7 @@ async function waitHealthy(stack: LoadedStack, engine: DockerEngine, out: Output
       const first = [...pending][0];
       throw new StepFailure(
         'wait for health checks',
-        new CliError('HEALTH_TIMEOUT', `${[...pending].join(', ')} not healthy after ${Math.round(timeoutMs / 1000)} s`),
+        new RegctlError('HEALTH_TIMEOUT', `${[...pending].join(', ')} not healthy after ${Math.round(timeoutMs / 1000)} s`),
         first,
       );
     }
@@ -470,7 +355,7 @@ async function probeStack(stack: LoadedStack, out: Output, timeoutMs: number): P
   }
 }
 
-async function failAndCleanUp(failure: StepFailure, stack: LoadedStack, engine: DockerEngine, out: Output, undo: Undo, keep: boolean): Promise<CliError> {
+async function failAndCleanUp(failure: StepFailure, stack: LoadedStack, engine: DockerEngine, out: Output, undo: Undo, keep: boolean): Promise<RegctlError> {
   const cause = failure.cause;
   const details: string[] = [];
   const container = failure.container;
@@ -497,8 +382,8 @@ async function failAndCleanUp(failure: StepFailure, stack: LoadedStack, engine: 
   } else if (undo.containers.length) {
     out.warn(`kept ${undo.containers.join(', ')} for inspection (--keep-on-failure); \`regctl down --dir ${stack.dir}\` removes them`);
   }
-  if (cause instanceof CliError) {
-    return new CliError(cause.code, `${failure.step}: ${cause.message}`, {
+  if (cause instanceof RegctlError) {
+    return new RegctlError(cause.code, `${failure.step}: ${cause.message}`, {
       ...(cause.hint ? { hint: cause.hint } : {}),
       details: [...cause.details, ...details],
       cause,
@@ -510,7 +395,7 @@ async function failAndCleanUp(failure: StepFailure, stack: LoadedStack, engine: 
     : cause instanceof EngineError
       ? 'check the Docker engine (docker info) and the message above'
       : 'run with REGCTL_DEBUG=1 for the stack trace';
-  return new CliError(code, `${failure.step} failed: ${errorText(cause)}`, { hint, details, cause });
+  return new RegctlError(code, `${failure.step} failed: ${errorText(cause)}`, { hint, details, cause });
 }
 
 async function printSummary(stack: LoadedStack, out: Output, result: UpResult): Promise<void> {
@@ -529,8 +414,4 @@ async function printSummary(stack: LoadedStack, out: Output, result: UpResult): 
     out.line(`    { "insecure-registries": ["${registryHost}"${direct ? `, "127.0.0.1:${direct}"` : ''}] }`);
     out.line(`  and make ${model.hostnames.registry}${model.hostnames.ui ? ` and ${model.hostnames.ui}` : ''} resolve to this machine (DNS or /etc/hosts).`);
   }
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

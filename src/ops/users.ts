@@ -6,11 +6,11 @@
  * removing revokes the permissions before the password. YAML files are edited as documents, so comments stay.
  * The running registry watches its auth directory; `POST /admin/v1/reload` makes the change immediate.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseDocument, type Document } from 'yaml';
-import { CliError } from '../cli/errors.js';
-import type { Output } from '../cli/output.js';
+import { RegctlError } from '../common/errors.js';
+import { readIfExists } from '../common/fs.js';
+import type { Output } from '../common/io.js';
 import { CONFIG_FILE, parseStackConfigText } from '../config/load.js';
 import { ACTIONS, USER_NAME, primaryAdmin, type Action, type StackConfig } from '../config/schema.js';
 import { formatGraceFile, graceFilePath, parseGraceFile } from '../registry/auth/grace.js';
@@ -18,7 +18,7 @@ import { formatHtpasswd, hashPassword, parseHtpasswd, type HtpasswdEntry } from 
 import { generatePassword } from '../stack/secrets.js';
 import { STATE_FILE, atomicWrite, sha256 } from '../stack/write.js';
 import { AdminClient, stackEndpoint, type Credentials } from './admin-client.js';
-import { readEnvFile } from './stack.js';
+import { readEnvFile } from '../stack/env.js';
 
 export const HTPASSWD_FILE = 'auth/htpasswd';
 export const ACCESS_FILE = 'auth/access.yaml';
@@ -36,15 +36,6 @@ export interface UserInfo extends UserPermissions {
   envAdmin: boolean;
 }
 
-async function readText(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
 /** Turns `--pull/--push/--delete PATTERN` lists into rules, one per pattern, actions in canonical order. */
 export function permissionsFromFlags(flags: { admin?: boolean; pull?: string[]; push?: string[]; delete?: string[] }): UserPermissions {
   if (flags.admin) return { admin: true, rules: [] };
@@ -52,7 +43,7 @@ export function permissionsFromFlags(flags: { admin?: boolean; pull?: string[]; 
   for (const action of ACTIONS) {
     for (const pattern of flags[action] ?? []) {
       const p = pattern.trim();
-      if (!p) throw new CliError('USAGE', `--${action} needs a repository pattern`, { hint: 'for example --pull "apps/**"' });
+      if (!p) throw new RegctlError('USAGE', `--${action} needs a repository pattern`, { hint: 'for example --pull "apps/**"' });
       if (!byPattern.has(p)) byPattern.set(p, new Set());
       byPattern.get(p)?.add(action);
     }
@@ -80,7 +71,7 @@ export function editUsersYaml(text: string, user: string, perms: UserPermissions
 /** Records a file regctl rewrote in the render state, when the state knew the previous content (no false "edited"). */
 async function recordRendered(dir: string, path: string, before: string, after: string): Promise<void> {
   const statePath = join(dir, STATE_FILE);
-  const text = await readText(statePath);
+  const text = await readIfExists(statePath);
   if (!text) return;
   let state: Record<string, string>;
   try {
@@ -105,18 +96,18 @@ export interface StackUsersFiles {
 }
 
 export async function readUsersFiles(dir: string): Promise<StackUsersFiles> {
-  const configText = await readText(join(dir, CONFIG_FILE));
+  const configText = await readIfExists(join(dir, CONFIG_FILE));
   if (configText === undefined) {
-    throw new CliError('CONFIG_MISSING', `no ${CONFIG_FILE} in ${dir}`, { hint: `run \`regctl init --dir ${dir}\`, or pass --dir to the stack's directory` });
+    throw new RegctlError('CONFIG_MISSING', `no ${CONFIG_FILE} in ${dir}`, { hint: `run \`regctl init --dir ${dir}\`, or pass --dir to the stack's directory` });
   }
   const config = parseStackConfigText(configText, join(dir, CONFIG_FILE));
-  const accessText = (await readText(join(dir, ACCESS_FILE))) ?? 'users: {}\n';
-  const htpasswdText = (await readText(join(dir, HTPASSWD_FILE))) ?? '';
+  const accessText = (await readIfExists(join(dir, ACCESS_FILE))) ?? 'users: {}\n';
+  const htpasswdText = (await readIfExists(join(dir, HTPASSWD_FILE))) ?? '';
   let htpasswd: HtpasswdEntry[];
   try {
     htpasswd = parseHtpasswd(htpasswdText);
   } catch (err) {
-    throw new CliError('CONFIG_INVALID', `${join(dir, HTPASSWD_FILE)}: ${(err as Error).message}`, { hint: 'fix or remove the line; each is user:bcrypt-hash' });
+    throw new RegctlError('CONFIG_INVALID', `${join(dir, HTPASSWD_FILE)}: ${(err as Error).message}`, { hint: 'fix or remove the line; each is user:bcrypt-hash' });
   }
   const env = await readEnvFile(join(dir, '.env'));
   return { dir, config, configText, accessText, htpasswd, envAdmin: env.REGISTRY_USERNAME };
@@ -146,7 +137,7 @@ async function writeUserYaml(files: StackUsersFiles, user: string, perms: UserPe
     nextConfig = editUsersYaml(files.configText, user, perms);
     nextAccess = editUsersYaml(files.accessText, user, perms);
   } catch (err) {
-    throw new CliError('CONFIG_INVALID', `cannot edit the users: ${(err as Error).message}`, { hint: 'fix regctl.yaml and auth/access.yaml, or re-run `regctl init --force`' });
+    throw new RegctlError('CONFIG_INVALID', `cannot edit the users: ${(err as Error).message}`, { hint: 'fix regctl.yaml and auth/access.yaml, or re-run `regctl init --force`' });
   }
   parseStackConfigText(nextConfig, configPath);
   await atomicWrite(accessPath, nextAccess, 0o644);
@@ -161,14 +152,14 @@ export async function writeHtpasswd(dir: string, entries: HtpasswdEntry[]): Prom
 
 export function checkUserName(name: string): void {
   if (!USER_NAME.test(name)) {
-    throw new CliError('USAGE', `"${name}" is not a valid user name`, { hint: 'letters, digits, ".", "_" or "-", at most 64 characters, no ":"' });
+    throw new RegctlError('USAGE', `"${name}" is not a valid user name`, { hint: 'letters, digits, ".", "_" or "-", at most 64 characters, no ":"' });
   }
 }
 
 /** A password given by a person: refused when too short or holding line breaks. */
 export function checkGivenPassword(password: string): void {
-  if (password.length < 12) throw new CliError('USAGE', 'the password given on stdin is shorter than 12 characters', { hint: 'omit --password-stdin to get a generated one' });
-  if (/[\r\n\0]/.test(password)) throw new CliError('USAGE', 'the password given on stdin holds a line break or NUL', { hint: 'give one line' });
+  if (password.length < 12) throw new RegctlError('USAGE', 'the password given on stdin is shorter than 12 characters', { hint: 'omit --password-stdin to get a generated one' });
+  if (/[\r\n\0]/.test(password)) throw new RegctlError('USAGE', 'the password given on stdin holds a line break or NUL', { hint: 'give one line' });
 }
 
 /** Asks the running registry to re-read its auth files now; a stopped stack is not an error (it reads them at start). */
@@ -219,10 +210,10 @@ export async function addUser(opts: { dir: string; name: string; permissions: Us
   checkUserName(opts.name);
   const files = await readUsersFiles(opts.dir);
   if (files.config.users[opts.name] || files.htpasswd.some((e) => e.user === opts.name)) {
-    throw new CliError('FILE_EXISTS', `user ${opts.name} already exists`, { hint: '`regctl users set` changes permissions, `regctl rotate-credentials --user` the password' });
+    throw new RegctlError('FILE_EXISTS', `user ${opts.name} already exists`, { hint: '`regctl users set` changes permissions, `regctl rotate-credentials --user` the password' });
   }
   if (!opts.permissions.admin && opts.permissions.rules.length === 0) {
-    throw new CliError('USAGE', `give ${opts.name} some permission: --admin, or --pull/--push/--delete PATTERN`, { hint: 'for example: regctl users add ci --pull "**" --push "apps/**"' });
+    throw new RegctlError('USAGE', `give ${opts.name} some permission: --admin, or --pull/--push/--delete PATTERN`, { hint: 'for example: regctl users add ci --pull "**" --push "apps/**"' });
   }
   if (opts.password !== undefined) checkGivenPassword(opts.password);
   const password = opts.password ?? generatePassword();
@@ -235,14 +226,14 @@ export async function addUser(opts: { dir: string; name: string; permissions: Us
 export async function setUser(opts: { dir: string; name: string; permissions: UserPermissions; out: Output; env?: NodeJS.ProcessEnv }): Promise<{ user: string; permissions: UserPermissions; reloaded: boolean }> {
   const files = await readUsersFiles(opts.dir);
   if (!files.config.users[opts.name] && !files.htpasswd.some((e) => e.user === opts.name)) {
-    throw new CliError('NOT_FOUND', `no user ${opts.name}`, { hint: '`regctl users list` shows the users; `regctl users add` creates one' });
+    throw new RegctlError('NOT_FOUND', `no user ${opts.name}`, { hint: '`regctl users list` shows the users; `regctl users add` creates one' });
   }
   if (!opts.permissions.admin && opts.permissions.rules.length === 0) {
-    throw new CliError('USAGE', `give ${opts.name} some permission: --admin, or --pull/--push/--delete PATTERN`, { hint: '`regctl users remove` takes every right away' });
+    throw new RegctlError('USAGE', `give ${opts.name} some permission: --admin, or --pull/--push/--delete PATTERN`, { hint: '`regctl users remove` takes every right away' });
   }
   const wasAdmin = files.config.users[opts.name]?.admin ?? false;
   if (wasAdmin && !opts.permissions.admin && opts.name === files.envAdmin) {
-    throw new CliError('USAGE', `${opts.name} is the admin regctl uses (REGISTRY_USERNAME in .env) and must stay admin`, { hint: 'make another user admin and point .env at it first' });
+    throw new RegctlError('USAGE', `${opts.name} is the admin regctl uses (REGISTRY_USERNAME in .env) and must stay admin`, { hint: 'make another user admin and point .env at it first' });
   }
   await writeUserYaml(files, opts.name, opts.permissions);
   const reloaded = await reloadRegistry(opts.dir, opts.out, opts.env ?? process.env);
@@ -252,14 +243,14 @@ export async function setUser(opts: { dir: string; name: string; permissions: Us
 export async function removeUser(opts: { dir: string; name: string; out: Output; env?: NodeJS.ProcessEnv }): Promise<{ user: string; reloaded: boolean }> {
   const files = await readUsersFiles(opts.dir);
   const known = files.config.users[opts.name] || files.htpasswd.some((e) => e.user === opts.name);
-  if (!known) throw new CliError('NOT_FOUND', `no user ${opts.name}`, { hint: '`regctl users list` shows the users' });
+  if (!known) throw new RegctlError('NOT_FOUND', `no user ${opts.name}`, { hint: '`regctl users list` shows the users' });
   if (opts.name === files.envAdmin || opts.name === primaryAdmin(files.config) && Object.values(files.config.users).filter((u) => u.admin).length === 1) {
-    throw new CliError('USAGE', `${opts.name} is the admin regctl itself uses and cannot be removed`, { hint: 'rotate its password with `regctl rotate-credentials` instead' });
+    throw new RegctlError('USAGE', `${opts.name} is the admin regctl itself uses and cannot be removed`, { hint: 'rotate its password with `regctl rotate-credentials` instead' });
   }
   await writeUserYaml(files, opts.name, undefined);
   await writeHtpasswd(opts.dir, files.htpasswd.filter((e) => e.user !== opts.name));
   const gracePath = graceFilePath(join(opts.dir, HTPASSWD_FILE));
-  const graceText = await readText(gracePath);
+  const graceText = await readIfExists(gracePath);
   if (graceText !== undefined) {
     const entries = parseGraceFile(graceText).entries.filter((e) => e.user !== opts.name);
     await atomicWrite(gracePath, formatGraceFile(entries), 0o600);

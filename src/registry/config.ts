@@ -15,10 +15,15 @@
  * | --min-free SIZE      | REGCTL_MIN_FREE          | minFree           | 0 (off)           |
  * | --realm TEXT         | REGCTL_REALM             | realm             | regctl            |
  * | --cors-origin LIST   | REGCTL_CORS_ORIGIN       | corsOrigins       | (none)            |
- * Durations: `90s`, `30m`, `24h`, `7d` or milliseconds; sizes: `512MiB`, `2GB`, or bytes.
+ * Durations and sizes have the meaning `src/common/units.ts` gives them, wherever they come from:
+ * - durations need a unit (`90s`, `30m`, `24h`, `7d`, `1h30m`); a bare number, in a string or as a YAML number, is
+ *   refused (only `0` is accepted), so `10` is never silently seconds or milliseconds;
+ * - sizes: `512MiB`/`2GiB` are powers of 1024, `500MB`/`2GB` (and `k`/`M`/`G`/`T`) powers of 1000; a bare number, in
+ *   a string or as a non-negative YAML number, is bytes.
  */
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
+import { parseDuration as parseDurationText, parseSize as parseSizeText, UnitError } from '../common/units.js';
 import { isLogLevel, type LogLevel } from './logger.js';
 
 export interface ServeSettings {
@@ -61,20 +66,27 @@ const ENV: Record<keyof RawSettings, string> = {
   corsOrigins: 'REGCTL_CORS_ORIGIN',
 };
 
-export function parseDuration(v: unknown, setting: string): number {
-  if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return v;
-  const m = typeof v === 'string' ? /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(v.trim()) : null;
-  if (!m) throw new SettingsError(setting, `${setting}: "${String(v)}" is not a duration (examples: 90s, 30m, 24h)`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 'ms') as 'ms'];
-  return Number(m[1]) * unit;
+function withSetting<T>(setting: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof UnitError) throw new SettingsError(setting, `${setting}: ${err.message}`);
+    throw err;
+  }
 }
 
+/** Milliseconds. Strings and numbers alike need a unit, except 0 (see the table above). */
+export function parseDuration(v: unknown, setting: string): number {
+  const text = typeof v === 'number' ? String(v) : v;
+  if (typeof text !== 'string') throw new SettingsError(setting, `${setting}: ${JSON.stringify(v)} is not a duration (examples: 90s, 30m, 24h)`);
+  return withSetting(setting, () => parseDurationText(text));
+}
+
+/** Bytes. A non-negative number (from YAML) is bytes; strings go through the one size grammar. */
 export function parseSize(v: unknown, setting: string): number {
-  if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return v;
-  const m = typeof v === 'string' ? /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB|K|M|G|T)?$/i.exec(v.trim()) : null;
-  if (!m) throw new SettingsError(setting, `${setting}: "${String(v)}" is not a size (examples: 512MiB, 2GB)`);
-  const units: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, tib: 1024 ** 4, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
-  return Math.floor(Number(m[1]) * (units[(m[2] ?? 'b').toLowerCase()] ?? 1));
+  if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return Math.floor(v);
+  if (typeof v !== 'string') throw new SettingsError(setting, `${setting}: ${JSON.stringify(v)} is not a size (examples: 512MiB, 2GB)`);
+  return withSetting(setting, () => parseSizeText(v));
 }
 
 function parseBool(v: unknown, setting: string): boolean {

@@ -16,6 +16,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { fsyncDir, readIfExists } from '../common/fs.js';
 
 export interface StackFile {
   /** Path relative to the stack directory, with `/` separators. */
@@ -37,24 +38,6 @@ export interface PlannedFile extends StackFile {
 export const STATE_FILE = '.regctl/rendered.json';
 
 export const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
-
-async function readIfExists(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
 
 /** Atomically replaces `path` with `content` and gives it `mode`. Parent directories are created. */
 export async function atomicWrite(path: string, content: string | Uint8Array, mode = 0o644): Promise<void> {

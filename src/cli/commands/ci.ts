@@ -2,7 +2,7 @@ import { Command, Argument } from 'commander';
 import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { CliContext } from '../context.js';
-import { CliError } from '../errors.js';
+import { RegctlError } from '../../common/errors.js';
 import { createOutput } from '../output.js';
 import { CI_SYSTEMS, DEFAULT_CREDENTIALS_ID, PIPELINE_FILE, renderPipeline, secretNames, type CiSystem } from '../../ops/ci.js';
 
@@ -45,7 +45,7 @@ export function ciCommand(ctx: CliContext): Command {
       const { atomicWrite } = await import('../../stack/write.js');
       const { out } = ctx;
       if (!REPO_NAME.test(opts.image)) {
-        throw new CliError('USAGE', `--image "${opts.image}" is not a repository name`, { hint: 'lower-case letters, digits and separators, e.g. apps/api' });
+        throw new RegctlError('USAGE', `--image "${opts.image}" is not a repository name`, { hint: 'lower-case letters, digits and separators, e.g. apps/api' });
       }
       const dir = resolve(ctx.cwd, opts.dir ?? '.');
       const registry = opts.registry ?? (await clientAddress(dir, opts.prod ? { prod: true } : {})).address;

@@ -1,9 +1,7 @@
 /** Shared by the day-two commands (rotate-credentials, users, backup, restore, gc). */
 import { resolve } from 'node:path';
-import { InvalidArgumentError } from 'commander';
 import type { CliContext } from '../context.js';
-import type { Output } from '../output.js';
-import { parseDuration } from '../../ops/duration.js';
+import type { Output } from '../../common/io.js';
 
 /**
  * With `--json`, stdout carries one JSON document only: steps, progress and plain lines are dropped (warnings
@@ -20,15 +18,6 @@ export async function readStdinSecret(stream: NodeJS.ReadableStream): Promise<st
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array));
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
-}
-
-/** commander argument parser for durations. */
-export function durationArg(value: string): number {
-  try {
-    return parseDuration(value);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
 }
 
 export function stackDir(ctx: CliContext, dir: string | undefined): string {

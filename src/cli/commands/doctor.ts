@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { resolve } from 'node:path';
 import type { CliContext } from '../context.js';
-import { CliError } from '../errors.js';
+import { RegctlError } from '../../common/errors.js';
 import type { CheckStatus } from '../../ops/doctor.js';
 import { defaultEngineFactory, type EngineFactory } from './stack-engine.js';
 
@@ -38,7 +38,7 @@ export function doctorCommand(ctx: CliContext, engineFactory: EngineFactory = de
       }
       const failed = report.checks.filter((c) => c.status === 'fail');
       if (failed.length > 0) {
-        throw new CliError('CHECKS_FAILED', `${failed.length} check${failed.length > 1 ? 's' : ''} failed: ${failed.map((c) => c.id).join(', ')}`, {
+        throw new RegctlError('CHECKS_FAILED', `${failed.length} check${failed.length > 1 ? 's' : ''} failed: ${failed.map((c) => c.id).join(', ')}`, {
           hint: 'apply the fixes above, then run `regctl doctor` again',
         });
       }

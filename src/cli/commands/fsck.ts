@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { CliError } from '../errors.js';
+import { RegctlError } from '../../common/errors.js';
 
 interface FsckFlags {
   data?: string;
@@ -26,7 +26,7 @@ export function fsckCommand(ctx: CliContext): Command {
       try {
         if (!(await stat(dir)).isDirectory()) throw new Error('not a directory');
       } catch {
-        throw new CliError('NOT_FOUND', `data directory ${dir} does not exist`, { hint: 'pass the directory given to regctl serve --data' });
+        throw new RegctlError('NOT_FOUND', `data directory ${dir} does not exist`, { hint: 'pass the directory given to regctl serve --data' });
       }
       const { FsDriver } = await import('../../registry/storage/fs-driver.js');
       const { RegistryStore } = await import('../../registry/storage/store.js');
@@ -46,7 +46,7 @@ export function fsckCommand(ctx: CliContext): Command {
         if (report.problems.length === 0) ctx.out.ok(`${dir}: ${report.blobsChecked} blobs checked, no problems`);
       }
       if (remaining.length > 0) {
-        throw new CliError('REGISTRY_ERROR', `${remaining.length} problem(s) found in ${dir}`, {
+        throw new RegctlError('REGISTRY_ERROR', `${remaining.length} problem(s) found in ${dir}`, {
           hint: flags.repair ? 'these could not be repaired; see the list above' : 'run regctl fsck --repair with the registry stopped',
         });
       }

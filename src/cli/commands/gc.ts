@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { durationArg, outputFor, stackDir } from './day-two.js';
+import { durationArg } from '../arg-parsers.js';
+import { outputFor, stackDir } from './day-two.js';
 
 export function gcCommand(ctx: CliContext): Command {
   return new Command('gc')
@@ -8,7 +9,7 @@ export function gcCommand(ctx: CliContext): Command {
     .option('--dir <dir>', 'stack directory (default: the current directory)')
     .option('--dry-run', 'only report what would go and why the rest stays')
     .option('--delete-untagged', 'also remove manifests no tag reaches (index children and referrers of tagged ones stay)')
-    .option('--grace <duration>', 'never sweep blobs younger than this, e.g. 1h (default: the registry\'s, 1h)', durationArg)
+    .option('--grace <duration>', 'never sweep blobs younger than this, e.g. 1h (default: the registry\'s, 1h)', durationArg('--grace'))
     .option('--verbose', 'list every kept blob, not only on a dry run')
     .option('--json', 'print one JSON document')
     .action(async (flags: { dir?: string; dryRun?: boolean; deleteUntagged?: boolean; grace?: number; verbose?: boolean; json?: boolean }) => {

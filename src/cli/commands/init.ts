@@ -1,16 +1,7 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { portArg } from '../arg-parsers.js';
 import type { CliContext } from '../context.js';
 import type { InitOptions } from '../../ops/init.js';
-
-function portArg(flag: string, allowZero: boolean) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || n > 65535 || (n === 0 && !allowZero)) {
-      throw new InvalidArgumentError(`${flag} must be a port number from ${allowZero ? 0 : 1} to 65535`);
-    }
-    return n;
-  };
-}
 
 export function initCommand(ctx: CliContext): Command {
   return new Command('init')
@@ -27,9 +18,9 @@ export function initCommand(ctx: CliContext): Command {
     .option('--traefik-image <image>', 'Traefik image (default traefik:v3.6, or $REGCTL_TRAEFIK_IMAGE)')
     .option('--base-image <image>', 'Node image the registry image is built on (default node:20-bookworm-slim, or $REGCTL_BASE_IMAGE)')
     .option('--no-ui', 'do not run the web UI')
-    .option('--http-port <port>', 'host port for HTTP (default 80)', portArg('--http-port', false))
-    .option('--https-port <port>', 'host port for HTTPS in prod (default 443)', portArg('--https-port', false))
-    .option('--registry-port <port>', 'direct registry port in dev, 0 for none (default 5000)', portArg('--registry-port', true))
+    .option('--http-port <port>', 'host port for HTTP (default 80)', portArg('--http-port'))
+    .option('--https-port <port>', 'host port for HTTPS in prod (default 443)', portArg('--https-port'))
+    .option('--registry-port <port>', 'direct registry port in dev, 0 for none (default 5000)', portArg('--registry-port', { allowZero: true }))
     .option('--force', 'replace files that would change (hand-edited ones are saved as .bak; passwords are kept)')
     .option('--json', 'print the result as JSON')
     .action(async (opts: InitOptions) => {

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { resolve } from 'node:path';
 import type { CliContext } from '../context.js';
-import { CliError } from '../errors.js';
+import { RegctlError } from '../../common/errors.js';
 import { readSecretFromStdin } from './read-stdin.js';
 
 export function loginCommand(ctx: CliContext): Command {
@@ -18,10 +18,10 @@ export function loginCommand(ctx: CliContext): Command {
       const { applyTrust, clientAddress, DAEMON_JSON, login, planTrust } = await import('../../ops/login.js');
       const { out } = ctx;
       const dir = resolve(ctx.cwd, opts.dir ?? '.');
-      if (opts.passwordStdin && !opts.user) throw new CliError('USAGE', '--password-stdin needs --user', { hint: 'name the user whose password you pipe in' });
+      if (opts.passwordStdin && !opts.user) throw new RegctlError('USAGE', '--password-stdin needs --user', { hint: 'name the user whose password you pipe in' });
       const where = await clientAddress(dir, opts);
       if (opts.trust) {
-        if (!where.http) throw new CliError('USAGE', '--trust is for the dev (HTTP) stack', { hint: 'the prod stack serves HTTPS with a public certificate: no engine change is needed' });
+        if (!where.http) throw new RegctlError('USAGE', '--trust is for the dev (HTTP) stack', { hint: 'the prod stack serves HTTPS with a public certificate: no engine change is needed' });
         const path = ctx.env.REGCTL_DAEMON_JSON ?? DAEMON_JSON;
         const plan = await planTrust(where.address, path);
         if (plan.unchanged) {
@@ -29,7 +29,7 @@ export function loginCommand(ctx: CliContext): Command {
         } else {
           out.line(plan.diff.trimEnd());
           const agreed = opts.yes || (await ctx.prompts.confirm(`Write this change to ${path}?`, { default: false }));
-          if (!agreed) throw new CliError('CANCELLED', `${path} left unchanged`);
+          if (!agreed) throw new RegctlError('CANCELLED', `${path} left unchanged`);
           await applyTrust(plan);
           out.ok(`${path} updated`);
           out.warn('the engine reads daemon.json only when it starts: restart it when convenient (sudo systemctl restart docker); regctl never restarts it for you');

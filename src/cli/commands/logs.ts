@@ -1,13 +1,8 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { wholeNumberArg } from '../arg-parsers.js';
 import { resolve } from 'node:path';
 import type { CliContext } from '../context.js';
 import { defaultEngineFactory, type EngineFactory } from './stack-engine.js';
-
-function tailCount(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number of lines');
-  return n;
-}
 
 export function logsCommand(ctx: CliContext, engineFactory: EngineFactory = defaultEngineFactory): Command {
   return new Command('logs')
@@ -16,7 +11,7 @@ export function logsCommand(ctx: CliContext, engineFactory: EngineFactory = defa
     .argument('[service]', 'service name')
     .option('--dir <dir>', 'stack directory (default: the current directory)')
     .option('-f, --follow', 'keep printing new lines')
-    .option('-n, --tail <lines>', 'only the last N lines', tailCount)
+    .option('-n, --tail <lines>', 'only the last N lines', wholeNumberArg('--tail', { min: 0, unit: 'lines' }))
     .option('-t, --timestamps', 'show timestamps')
     .action(async (service: string | undefined, opts: { dir?: string; follow?: boolean; tail?: number; timestamps?: boolean }) => {
       const { logs } = await import('../../ops/logs.js');

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { CliError, isCliError } from '../errors.js';
+import { RegctlError, isRegctlError } from '../../common/errors.js';
 import type { RestoreEvent } from '../../ops/restore.js';
 import { collect, outputFor, stackDir } from './day-two.js';
 import { defaultEngineFactory, type EngineFactory } from './stack-engine.js';
@@ -54,7 +54,7 @@ export function restoreCommand(ctx: CliContext, engineFactory: EngineFactory = d
           else out.ok(`Restored backup ${r.id} (${r.files} files, ${progressLine(r.bytes, undefined, started)}) into ${flags.data}`);
         } catch (err) {
           if (flags.jsonLines) {
-            const e = isCliError(err) ? err : new CliError('INTERNAL', (err as Error).message);
+            const e = isRegctlError(err) ? err : new RegctlError('INTERNAL', (err as Error).message);
             emit({ event: 'error', code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) });
           }
           throw err;

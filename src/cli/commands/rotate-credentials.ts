@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { durationArg, outputFor, readStdinSecret, stackDir } from './day-two.js';
+import { durationArg } from '../arg-parsers.js';
+import { outputFor, readStdinSecret, stackDir } from './day-two.js';
 
 interface Flags {
   dir?: string;
@@ -16,11 +17,11 @@ export function rotateCredentialsCommand(ctx: CliContext): Command {
     .option('--dir <dir>', 'stack directory (default: the current directory)')
     .option('--user <name>', 'whose password to rotate (default: REGISTRY_USERNAME of .env)')
     .option('--password-stdin', 'read the new password from stdin instead of generating one')
-    .option('--grace <duration>', 'how long the old password keeps working, e.g. 10m (default: not at all)', durationArg, 0)
+    .option('--grace <duration>', 'how long the old password keeps working, e.g. 10m (default: not at all)', durationArg('--grace'), 0)
     .option('--json', 'print one JSON document (includes a generated password)')
     .action(async (flags: Flags) => {
       const { rotateCredentials } = await import('../../ops/rotate.js');
-      const { formatDuration } = await import('../../ops/duration.js');
+      const { formatDuration } = await import('../../common/units.js');
       const out = outputFor(ctx.out, flags.json);
       const password = flags.passwordStdin ? await readStdinSecret(ctx.stdin) : undefined;
       const r = await rotateCredentials({

@@ -10,7 +10,8 @@ export function statusCommand(ctx: CliContext, engineFactory: EngineFactory = de
     .option('--dir <dir>', 'stack directory (default: the current directory)')
     .option('--json', 'print one JSON document')
     .action(async (opts: { dir?: string; json?: boolean }) => {
-      const { formatBytes, status } = await import('../../ops/status.js');
+      const { status } = await import('../../ops/status.js');
+      const { formatBytes } = await import('../../common/units.js');
       const s = await status({ dir: resolve(ctx.cwd, opts.dir ?? '.'), engine: engineFactory(ctx) });
       const { out } = ctx;
       if (opts.json) {

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import type { CliContext } from '../context.js';
-import { CliError } from '../errors.js';
+import { RegctlError } from '../../common/errors.js';
 import { untilStopSignal } from '../signals.js';
 
 export interface UiCommandOptions {
@@ -20,13 +20,13 @@ export interface ResolvedUiOptions {
 
 const TRUE_VALUES = new Set(['1', 'true', 'yes', 'on']);
 
-/** Flags beat environment variables, which beat defaults. Throws a USAGE CliError on bad values. */
+/** Flags beat environment variables, which beat defaults. Throws a USAGE RegctlError on bad values. */
 export function resolveUiOptions(flags: UiCommandOptions, env: NodeJS.ProcessEnv): ResolvedUiOptions {
   const listen = flags.listen ?? env.REGCTL_UI_LISTEN ?? '127.0.0.1:8080';
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen);
   const port = m ? Number(m[3]) : NaN;
   if (!m || port > 65535) {
-    throw new CliError('USAGE', `--listen must be HOST:PORT, got "${listen}"`, { hint: 'for example --listen 0.0.0.0:8080' });
+    throw new RegctlError('USAGE', `--listen must be HOST:PORT, got "${listen}"`, { hint: 'for example --listen 0.0.0.0:8080' });
   }
   const host = m[1] ?? (m[2] || '0.0.0.0');
   const registry = flags.registry ?? env.REGCTL_UI_REGISTRY ?? 'http://127.0.0.1:5000';
@@ -34,10 +34,10 @@ export function resolveUiOptions(flags: UiCommandOptions, env: NodeJS.ProcessEnv
   try {
     registryUrl = new URL(registry);
   } catch {
-    throw new CliError('USAGE', `--registry must be a URL, got "${registry}"`, { hint: 'for example --registry http://registry:5000' });
+    throw new RegctlError('USAGE', `--registry must be a URL, got "${registry}"`, { hint: 'for example --registry http://registry:5000' });
   }
   if (registryUrl.protocol !== 'http:' && registryUrl.protocol !== 'https:') {
-    throw new CliError('USAGE', `--registry must be an http or https URL, got "${registry}"`);
+    throw new RegctlError('USAGE', `--registry must be an http or https URL, got "${registry}"`);
   }
   const secureEnv = env.REGCTL_UI_SECURE_COOKIES;
   return {
@@ -73,9 +73,9 @@ export function uiCommand(ctx: CliContext): Command {
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'EADDRINUSE') {
-          throw new CliError('PORT_IN_USE', `${opts.host}:${opts.port} is already in use`, { hint: 'choose another with --listen HOST:PORT' });
+          throw new RegctlError('PORT_IN_USE', `${opts.host}:${opts.port} is already in use`, { hint: 'choose another with --listen HOST:PORT' });
         }
-        throw new CliError('INTERNAL', `cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`, { cause: err });
+        throw new RegctlError('INTERNAL', `cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`, { cause: err });
       }
       ctx.out.ok(`web UI on ${address.url} (registry ${opts.registry})`);
       await untilStopSignal();

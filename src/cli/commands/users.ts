@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import type { UserPermissions } from '../../ops/users.js';
-import type { Output } from '../output.js';
+import type { Output } from '../../common/io.js';
 import { collect, outputFor, readStdinSecret, stackDir } from './day-two.js';
 
 interface PermFlags {

@@ -9,11 +9,12 @@
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { extract as tarExtract } from 'tar-stream';
+import { exists, fsyncDir } from '../../common/fs.js';
 import { MANIFEST_NAME, BackupFormatError, blobDigestOfPath, contentBytes, parseBackupManifest, type BackupFile, type BackupManifest } from './manifest.js';
 
 export type RestoreRefusal = 'DAMAGED' | 'NOT_EMPTY' | 'BASE_MISSING';
@@ -194,26 +195,6 @@ async function copyEntry(entry: AsyncIterable<Buffer>, file: BackupFile, into: s
   if (size !== file.size) throw damaged(archive, `${file.path} is truncated (${size} of ${file.size} bytes)`);
   if (sha.digest('hex') !== file.sha256) throw damaged(archive, `${file.path} does not match its sha256`);
   if (blobHash && blob && blobHash.digest('hex') !== blob.hex) throw damaged(archive, `${file.path} does not match its digest`);
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } catch {
-    // Some filesystems refuse fsync on directories; the renames are atomic regardless.
-  } finally {
-    await fh.close();
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Verifies an archive (and its bases) completely, then moves its content into `dataDir` in one rename. */

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { constants, type Stats } from 'node:fs';
+import type { Stats } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
+import { fsyncDir } from '../../common/fs.js';
 import { PathNotFoundError, TEMP_MARKER, TEMP_PROCESS_TAG, assertRelativePath, type DirEntry, type FileInfo, type StorageDriver } from './driver.js';
 
 const STREAM_BUFFER = 1024 * 1024;
@@ -45,19 +46,6 @@ function notFound(err: unknown, path: string): never {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOENT' || code === 'ENOTDIR') throw new PathNotFoundError(path);
   throw err;
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  let fh: FileHandle | undefined;
-  try {
-    fh = await open(dir, constants.O_RDONLY);
-    await fh.sync();
-  } catch (err) {
-    // Some filesystems refuse fsync on directories; the rename itself is still atomic.
-    if ((err as NodeJS.ErrnoException).code !== 'EINVAL' && (err as NodeJS.ErrnoException).code !== 'EISDIR') throw err;
-  } finally {
-    await fh?.close();
-  }
 }
 
 export function tempName(path: string): string {

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { loadStackConfig } from '../../../src/config/load.js';
-import { CliError } from '../../../src/cli/errors.js';
+import { exitCodeOf } from '../../../src/cli/errors.js';
+import { RegctlError } from '../../../src/common/errors.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -13,13 +14,13 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function failure(text: string | undefined): Promise<CliError> {
+async function failure(text: string | undefined): Promise<RegctlError> {
   if (text !== undefined) await writeFile(join(dir, 'regctl.yaml'), text);
   try {
     await loadStackConfig(dir);
   } catch (err) {
-    expect(err).toBeInstanceOf(CliError);
-    return err as CliError;
+    expect(err).toBeInstanceOf(RegctlError);
+    return err as RegctlError;
   }
   throw new Error('expected loadStackConfig to throw');
 }
@@ -35,7 +36,7 @@ describe('loadStackConfig', () => {
   test('no file: CONFIG_MISSING with a hint to run init', async () => {
     const err = await failure(undefined);
     expect(err.code).toBe('CONFIG_MISSING');
-    expect(err.exitCode).toBe(3);
+    expect(exitCodeOf(err)).toBe(3);
     expect(err.message).toBe(`no regctl.yaml in ${dir}`);
     expect(err.hint).toContain('regctl init');
   });

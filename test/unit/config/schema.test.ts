@@ -91,7 +91,8 @@ describe('stack config schema', () => {
     [{ version: 1, users: { admin: { admin: true }, ci: { rules: [{ repos: 'x', actions: ['write'] }] } } }, 'users.ci.rules.0.actions.0', 'actions are pull, push and delete'],
     [{ version: 1, traefik: { readTimeout: '1 hour' } }, 'traefik.readTimeout', 'must be a duration'],
     [{ version: 1, registry: { minFreeDisk: 'lots' } }, 'registry.minFreeDisk', 'must be a size'],
-    [{ version: 1, registry: { uploadPurgeAge: '1h30m' } }, 'registry.uploadPurgeAge', 'one number, one unit'],
+    [{ version: 1, registry: { uploadPurgeAge: '10' } }, 'registry.uploadPurgeAge', 'a number needs a unit'],
+    [{ version: 1, traefik: { idleTimeout: '7d' } }, 'traefik.idleTimeout', 'must be a duration'],
     [{ version: 1, name: 'My Stack' }, 'name', 'must be lower-case letters'],
     [{ version: 1, hosts: 'x' }, '', 'unknown field "hosts"'],
   ])('%j is refused at %s', (input, path, message) => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CliError } from '../../../src/cli/errors.js';
+import { RegctlError } from '../../../src/common/errors.js';
 import { createDockerEngine, engineTarget } from '../../../src/docker/dockerode-engine.js';
 
 describe('dockerode engine', () => {
@@ -9,10 +9,10 @@ describe('dockerode engine', () => {
       () => undefined,
       (e: unknown) => e,
     );
-    expect(err).toBeInstanceOf(CliError);
-    expect((err as CliError).code).toBe('DOCKER_UNREACHABLE');
-    expect((err as CliError).message).toBe('no Docker engine reachable at unix:///nonexistent/docker.sock (ENOENT)');
-    expect((err as CliError).hint).toContain('DOCKER_HOST');
+    expect(err).toBeInstanceOf(RegctlError);
+    expect((err as RegctlError).code).toBe('DOCKER_UNREACHABLE');
+    expect((err as RegctlError).message).toBe('no Docker engine reachable at unix:///nonexistent/docker.sock (ENOENT)');
+    expect((err as RegctlError).hint).toContain('DOCKER_HOST');
   });
 
   it('maps a TCP endpoint nobody listens on to DOCKER_UNREACHABLE', async () => {
@@ -24,6 +24,6 @@ describe('dockerode engine', () => {
     expect(engineTarget({}).describe).toBe('unix:///var/run/docker.sock');
     expect(engineTarget({ DOCKER_HOST: 'unix:///run/user/1000/docker.sock' }).options.socketPath).toBe('/run/user/1000/docker.sock');
     expect(engineTarget({ DOCKER_HOST: 'tcp://10.0.0.2:2376' }).options).toMatchObject({ host: '10.0.0.2', port: 2376 });
-    expect(() => engineTarget({ DOCKER_HOST: 'ssh://me@host' })).toThrow(CliError);
+    expect(() => engineTarget({ DOCKER_HOST: 'ssh://me@host' })).toThrow(RegctlError);
   });
 });

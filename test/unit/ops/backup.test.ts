@@ -116,6 +116,6 @@ describe('regctl backup / restore --data against a real registry', () => {
   });
 
   it('progress lines give bytes, share, rate and time', () => {
-    expect(progressLine(512 * 1024, 1024 * 1024, 0, 2000)).toBe('512.0 KiB of 1.0 MiB (50%), 256.0 KiB/s, 2s');
+    expect(progressLine(512 * 1024, 1024 * 1024, 0, 2000)).toBe('512 KiB of 1.00 MiB (50%), 256 KiB/s, 2s');
   });
 });

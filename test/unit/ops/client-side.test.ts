@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { githubWorkflow, gitlabPipeline, jenkinsPipeline, secretNames, type PipelineOptions } from '../../../src/ops/ci.js';
-import { daemonJsonAdvice, hostsAdvice, parseDuration } from '../../../src/ops/doctor.js';
+import { daemonJsonAdvice, hostsAdvice } from '../../../src/ops/doctor.js';
+import { parseDuration, UnitError } from '../../../src/common/units.js';
 import { applyTrust, planTrust } from '../../../src/ops/login.js';
 
 const options: PipelineOptions = {
@@ -73,8 +74,8 @@ describe('doctor helpers', () => {
     expect(parseDuration('60s')).toBe(60_000);
     expect(parseDuration('1h30m')).toBe(5_400_000);
     expect(parseDuration('250ms')).toBe(250);
-    expect(parseDuration('10 minutes')).toBeUndefined();
-    expect(parseDuration('')).toBeUndefined();
+    expect(() => parseDuration('10 minutes')).toThrow(UnitError);
+    expect(() => parseDuration('')).toThrow(UnitError);
   });
 
   it('gives the daemon.json fix for the platform', () => {

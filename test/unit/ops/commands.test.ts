@@ -38,7 +38,7 @@ describe('stack commands on the fake engine', () => {
     expect(text()).toContain('Stack fx (dev): not healthy');
     expect(text()).toMatch(/registry\s+missing/);
     expect(text()).toContain(`Registry: http://registry.example.test:${fx.ports.http}`);
-    expect(text()).toContain('Volume fx_registry-data: 3.0 MiB');
+    expect(text()).toContain('Volume fx_registry-data: 3.00 MiB');
 
     const json = context();
     await statusCommand(json.ctx, () => engine).parseAsync(['--json'], { from: 'user' });

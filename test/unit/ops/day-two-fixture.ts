@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseStackConfig } from '../../../src/config/schema.js';
-import type { Output } from '../../../src/cli/output.js';
+import type { Output } from '../../../src/common/io.js';
 import { createRegistryServer, type RegistryServer } from '../../../src/registry/server.js';
 import { renderStack, writeStack } from '../../../src/stack/render.js';
 import { hashPassword } from '../../../src/stack/htpasswd.js';

@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { expect } from 'vitest';
-import { CliError } from '../../../src/cli/errors.js';
-import { createOutput, type Output } from '../../../src/cli/output.js';
+import { RegctlError } from '../../../src/common/errors.js';
+import { createOutput } from '../../../src/cli/output.js';
+import type { Output } from '../../../src/common/io.js';
 
 /** A port nothing listens on right now. */
 export function freePort(): Promise<number> {
@@ -83,13 +84,13 @@ export function capturedOutput(): { out: Output; text: () => string } {
   return { out: createOutput({ stdout: sink, stderr: sink }), text: () => buf };
 }
 
-/** The CliError a promise rejects with; fails the test when it resolves or rejects with something else. */
-export async function rejection(p: Promise<unknown>): Promise<CliError> {
+/** The RegctlError a promise rejects with; fails the test when it resolves or rejects with something else. */
+export async function rejection(p: Promise<unknown>): Promise<RegctlError> {
   try {
     await p;
   } catch (err) {
-    expect(err).toBeInstanceOf(CliError);
-    return err as CliError;
+    expect(err).toBeInstanceOf(RegctlError);
+    return err as RegctlError;
   }
   throw new Error('expected a rejection');
 }

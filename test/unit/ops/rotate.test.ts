@@ -1,10 +1,10 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseDuration, formatDuration } from '../../../src/ops/duration.js';
-import { rotateCredentials, setEnvValue } from '../../../src/ops/rotate.js';
+import { parseDuration, formatDuration } from '../../../src/common/units.js';
+import { rotateCredentials } from '../../../src/ops/rotate.js';
 import { addUser, permissionsFromFlags } from '../../../src/ops/users.js';
-import { parseEnv } from '../../../src/stack/env.js';
+import { parseEnv, setEnvValues } from '../../../src/stack/env.js';
 import { basic, captureOutput, getManifestDigest, pushImage, startFixture, type Creds, type Fixture } from './day-two-fixture.js';
 
 describe('durations', () => {
@@ -21,11 +21,27 @@ describe('durations', () => {
   });
 });
 
-describe('setEnvValue', () => {
+describe('setEnvValues', () => {
   it('replaces one key and keeps every other line and comment', () => {
     const text = '# comment\nCOMPOSE_PROJECT_NAME=x\nREGISTRY_USERNAME=admin\nREGISTRY_PASSWORD=old\n';
-    expect(setEnvValue(text, 'REGISTRY_PASSWORD', 'new')).toBe('# comment\nCOMPOSE_PROJECT_NAME=x\nREGISTRY_USERNAME=admin\nREGISTRY_PASSWORD=new\n');
-    expect(setEnvValue('A=1\n', 'B', '2')).toBe('A=1\nB=2\n');
+    expect(setEnvValues(text, { REGISTRY_PASSWORD: 'new' })).toBe('# comment\nCOMPOSE_PROJECT_NAME=x\nREGISTRY_USERNAME=admin\nREGISTRY_PASSWORD=new\n');
+    expect(setEnvValues('A=1\n', { B: '2' })).toBe('A=1\nB=2\n');
+  });
+
+  it('replaces every line of a key (export lines included) in place, so the value read back is the new one', () => {
+    const text = 'export P=old\n# keep\nQ=1\nP="older"\n';
+    const next = setEnvValues(text, { P: 'new', R: 'added' });
+    expect(next).toBe('P=new\n# keep\nQ=1\nP=new\nR=added\n');
+    expect(parseEnv(next)).toEqual({ P: 'new', Q: '1', R: 'added' });
+  });
+
+  it('refuses a value compose would misread and changes nothing', () => {
+    for (const bad of ['a$b', 'a#b', 'a"b', "a'b", 'a`b', 'a\\b', 'a\nb', ' lead', 'trail ']) {
+      expect(() => setEnvValues('P=old\n', { P: bad }), JSON.stringify(bad)).toThrow(/\.env value of P/);
+    }
+    expect(setEnvValues('P=old\n', { P: 'inner space ok' })).toBe('P=inner space ok\n');
+    expect(() => setEnvValues('', { REGISTRY_PASSWORD: 'a secret with spaces' })).toThrow(/REGISTRY_PASSWORD has a space/);
+    expect(() => setEnvValues('', { REGISTRY_PASSWORD: 'pässwört' })).toThrow(/outside printable ASCII/);
   });
 });
 

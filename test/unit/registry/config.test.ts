@@ -44,6 +44,19 @@ describe('serve settings', () => {
     expect(() => resolveSettings({ logLevel: 'loud' }, {}, {})).toThrow(/log-level/);
   });
 
+  it('reads units as common/units does: durations need a unit even as YAML numbers, bare sizes are bytes', () => {
+    expect(() => parseDuration('10', 'upload-purge-age')).toThrow(/upload-purge-age: "10" is not a duration .*a bare number needs a unit/);
+    expect(() => parseDuration(86_400_000, 'upload-purge-age')).toThrow(/a bare number needs a unit/);
+    expect(parseDuration(0, 'upload-purge-age')).toBe(0);
+    expect(parseDuration('1h30m', 'x')).toBe(5_400_000);
+    expect(parseSize(4096, 'min-free')).toBe(4096);
+    expect(parseSize('4096', 'min-free')).toBe(4096);
+    expect(parseSize('1G', 'min-free')).toBe(1e9);
+    expect(() => parseSize(-1, 'min-free')).toThrow(/min-free/);
+    expect(() => parseSize('1m', 'min-free')).toThrow(/min-free: "1m" is not a size/);
+    expect(() => resolveSettings({}, { REGCTL_UPLOAD_PURGE_AGE: '10' }, {})).toThrow(/upload-purge-age/);
+  });
+
   describe('config file', () => {
     let dir: string;
     beforeEach(async () => {

@@ -2,7 +2,8 @@ import { createServer } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
 import { main } from '../../../src/cli/main.js';
 import { createOutput } from '../../../src/cli/output.js';
-import { createPrompts, type Prompts } from '../../../src/cli/prompts.js';
+import { createPrompts } from '../../../src/cli/prompts.js';
+import type { Prompts } from '../../../src/common/io.js';
 
 export interface CliRun {
   code: number;

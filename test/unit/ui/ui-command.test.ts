@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { resolveUiOptions } from '../../../src/cli/commands/ui.js';
-import { CliError } from '../../../src/cli/errors.js';
+import { RegctlError } from '../../../src/common/errors.js';
 import { main } from '../../../src/cli/main.js';
 import { createOutput } from '../../../src/cli/output.js';
 import { createPrompts } from '../../../src/cli/prompts.js';
@@ -32,9 +32,9 @@ describe('regctl ui options', () => {
     } catch (e) {
       err = e;
     }
-    expect(err).toBeInstanceOf(CliError);
-    expect((err as CliError).code).toBe('USAGE');
-    expect((err as CliError).message).toContain(message);
+    expect(err).toBeInstanceOf(RegctlError);
+    expect((err as RegctlError).code).toBe('USAGE');
+    expect((err as RegctlError).message).toContain(message);
   });
 });
 
