@@ -16,9 +16,9 @@ import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { afterAll, expect, it } from 'vitest';
 import { REGISTRY_HOST, addHostsLine, forceRemoveProject, initStack, regctl, stackTestsReady, type E2eStack } from '../e2e/helpers.js';
-import { basicAuth } from '../integration/reliability/helpers/client.js';
+import { basicAuth } from '../helpers/auth.js';
 import { seedFromEnv } from '../integration/reliability/helpers/rng.js';
-import { startServe, type ServeProcess } from '../integration/reliability/helpers/serve-process.js';
+import { startServe, type ServeProcess } from '../helpers/serve-process.js';
 import { runSoak, soakMarkdown, type SoakOptions } from '../integration/reliability/helpers/soak.js';
 import { durationMs, writeReportSection } from './report.js';
 

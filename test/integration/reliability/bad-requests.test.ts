@@ -17,7 +17,8 @@ import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, type RegistryServer } from '../../../src/registry/server.js';
-import { RegistryClient, basicAuth, imageManifest } from './helpers/client.js';
+import { RegistryClient, imageManifest } from './helpers/client.js';
+import { basicAuth } from '../../helpers/auth.js';
 import { diffSnapshots, snapshotFiles } from './helpers/data-dir.js';
 import { sendRaw } from './helpers/raw-http.js';
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCrashHarness } from './helpers/crash-harness.js';
 import { seedFromEnv } from './helpers/rng.js';
-import { builtCliPresent } from './helpers/serve-process.js';
+import { builtCliPresent } from '../../helpers/serve-process.js';
 
 // Replay a run with CRASH_SEED=<seed printed below>.
 const seed = seedFromEnv('CRASH_SEED');

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient, imageManifest, sha256 } from './helpers/client.js';
 import { diffSnapshots, snapshotFiles } from './helpers/data-dir.js';
-import { builtCliPresent, startServe, type ServeProcess } from './helpers/serve-process.js';
+import { builtCliPresent, startServe, type ServeProcess } from '../../helpers/serve-process.js';
 
 const MiB = 1024 * 1024;
 

@@ -12,7 +12,8 @@ import bcrypt from 'bcryptjs';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, type RegistryServer } from '../../../src/registry/server.js';
-import { RegistryClient, basicAuth, imageManifest, sha256 } from './helpers/client.js';
+import { RegistryClient, imageManifest, sha256 } from './helpers/client.js';
+import { basicAuth } from '../../helpers/auth.js';
 import { sendRaw, type RawResponse } from './helpers/raw-http.js';
 
 const SEED = process.env.FC_SEED !== undefined ? Number(process.env.FC_SEED) : undefined;

@@ -14,8 +14,9 @@ import { ADMIN_MODULES } from '../../../src/registry/admin/index.js';
 import type { AdminRoute } from '../../../src/registry/admin/types.js';
 import { ROUTES } from '../../../src/registry/http/routes.js';
 import { createRegistryServer, type RegistryServer, type RegistryServerOptions } from '../../../src/registry/server.js';
-import { HttpStatusError, RegistryClient, basicAuth, imageManifest, sha256 } from './helpers/client.js';
-import { builtCliPresent, startServe } from './helpers/serve-process.js';
+import { HttpStatusError, RegistryClient, imageManifest, sha256 } from './helpers/client.js';
+import { basicAuth } from '../../helpers/auth.js';
+import { builtCliPresent, startServe } from '../../helpers/serve-process.js';
 
 const PASSWORDS: Record<string, string> = {
   admin: 'Adm1n-secret-pw',

@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { basicAuth } from './helpers/client.js';
+import { basicAuth } from '../../helpers/auth.js';
 import { seedFromEnv } from './helpers/rng.js';
-import { builtCliPresent, startServe, type ServeProcess } from './helpers/serve-process.js';
+import { builtCliPresent, startServe, type ServeProcess } from '../../helpers/serve-process.js';
 import { runSoak } from './helpers/soak.js';
 
 describe.skipIf(!builtCliPresent())('soak, short (needs npm run build)', () => {

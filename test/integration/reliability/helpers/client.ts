@@ -6,10 +6,6 @@ export const OCI_LAYER = 'application/vnd.oci.image.layer.v1.tar';
 
 export const sha256 = (data: Buffer | string): string => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
-export function basicAuth(user: string, password: string): string {
-  return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
-}
-
 export class HttpStatusError extends Error {
   readonly status: number;
   readonly body: string;

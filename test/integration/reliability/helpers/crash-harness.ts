@@ -14,10 +14,11 @@ import bcrypt from 'bcryptjs';
 import { FsDriver } from '../../../../src/registry/storage/fs-driver.js';
 import { runFsck, type FsckProblem } from '../../../../src/registry/storage/maintenance.js';
 import { RegistryStore } from '../../../../src/registry/storage/store.js';
-import { HttpStatusError, RegistryClient, basicAuth, imageManifest, sha256 } from './client.js';
+import { HttpStatusError, RegistryClient, imageManifest, sha256 } from './client.js';
+import { basicAuth } from '../../../helpers/auth.js';
 import { incompleteTags, snapshotFiles, tempFiles } from './data-dir.js';
 import { Rng } from './rng.js';
-import { startServe, type ServeProcess } from './serve-process.js';
+import { startServe, type ServeProcess } from '../../../helpers/serve-process.js';
 
 export interface CrashOptions {
   dir: string;
