@@ -3,10 +3,11 @@
  * blob) and pushes (new blobs, monolithic or chunked, then the manifest over the client's own tag), a GC with
  * deleteUntagged now and then to keep the disk bounded (started as a job and polled, as `regctl gc` does), and
  * a sample of each watched process every few seconds: VmRSS from /proc/PID/status and open descriptors from
- * /proc/PID/fd. The first watched process is the registry; the trend figures are its own.
+ * /proc/PID/fd. The first watched process is the registry; the trend figures and the verdicts are its own.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
+import { judgeFds, judgeRss, type FdCriterion, type FdVerdict, type RssCriterion, type RssVerdict } from '../../../helpers/series.js';
 import { RegistryClient, imageManifest, sha256 } from './client.js';
 import { Rng } from './rng.js';
 
@@ -20,9 +21,33 @@ export interface SoakOptions {
   sampleEveryMs?: number;
   gcEveryMs?: number;
   seed: number;
-  /** Time excluded from the RSS and fd trend at the start (warm-up). */
-  warmupMs?: number;
+  /**
+   * Pass/fail criteria for the registry's RSS (omitted: not judged, as in a run too short for a trend) and its
+   * descriptors under load, fixed before the run. The warm-up of each is the time it leaves out.
+   */
+  criteria: { rss?: RssCriterion; fds: FdCriterion };
 }
+
+/**
+ * The 30-minute soak's criteria, with why each number:
+ * - Warm-up 5 minutes for both: V8's heap and malloc's arenas grow to their working size under this load in the
+ *   first minutes (60 → 132 MiB over the first 4 minutes of the 30-minute run of 2026-11-30); a leak shows as
+ *   growth that goes on after that, over the remaining 25 minutes.
+ * - RSS slope under 1 MiB/min after warm-up: the collector's sawtooth (±15 MiB over minutes) moves a
+ *   least-squares slope over 25 minutes of 5-second samples by a few tenths of a MiB/min; 1 MiB/min is 25 MiB over
+ *   the window (about 1.4 GiB a day), a leak a long-running registry must not have.
+ * - Median of the last third at most 10% above the middle third's: a late step up (a cache that stops being
+ *   bounded) that a slope over the whole window could dilute; 10% (~14 MiB at 140 MiB) is well over the gap the
+ *   sawtooth leaves between the medians of two 8-minute windows, and what 1 MiB/min alone would add is ~6%.
+ * - Descriptors: the median of the last third of the run under load at most 16 over the warm-up's maximum. Every
+ *   client holds one connection and one file at most at a time, reached in the warm-up already; a GC adds up to 16
+ *   storage calls in flight (GC_CONCURRENCY), which the warm-up may not have seen. A leak of one descriptor per
+ *   thousand requests adds hundreds over a run at ~500 requests/s.
+ */
+export const SOAK_CRITERIA: { rss: RssCriterion; fds: FdCriterion } = {
+  rss: { warmupS: 300, maxSlopeMiBPerMin: 1, maxThirdGrowth: 0.1, minSamples: 30 },
+  fds: { warmupS: 300, margin: 16, minSamples: 10 },
+};
 
 export interface SoakSample {
   atS: number;
@@ -30,6 +55,8 @@ export interface SoakSample {
   rssMiB: number;
   fds: number;
   requests: number;
+  /** Taken while the clients ran (the one sample after they stopped is not). */
+  load: boolean;
   /** Every watched process's, by name. */
   processes: Record<string, { rssMiB: number; fds: number }>;
 }
@@ -52,9 +79,13 @@ export interface SoakReport {
   errorCount: number;
   latencyMs: { pullP50: number; pullP99: number; pushP50: number; pushP99: number };
   samples: SoakSample[];
-  /** `middleMedianMiB` / `lastMedianMiB`: medians of the middle and last thirds of the samples after warm-up. */
-  rss: { warmMiB: number; lastMiB: number; maxMiB: number; growthPct: number; slopeMiBPerHour: number; middleMedianMiB: number; lastMedianMiB: number };
-  fds: { warm: number; last: number; max: number };
+  rss: { startMiB: number; lastMiB: number; maxMiB: number };
+  fds: { afterLoad: number; maxUnderLoad: number };
+  criteria: SoakOptions['criteria'];
+  /** The registry's RSS judged by `criteria.rss` (absent when not judged). */
+  rssVerdict?: RssVerdict;
+  /** The registry's descriptors under load judged by `criteria.fds`. */
+  fdVerdict: FdVerdict;
   /** Names of the watched processes, the registry first. */
   watched: string[];
 }
@@ -68,21 +99,6 @@ const quantile = (v: number[], q: number) => {
   const s = [...v].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0;
 };
-
-/** Least-squares slope of y over x. */
-function slope(xs: number[], ys: number[]): number {
-  const n = xs.length;
-  if (n < 2) return 0;
-  const mx = xs.reduce((a, b) => a + b, 0) / n;
-  const my = ys.reduce((a, b) => a + b, 0) / n;
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < n; i++) {
-    num += ((xs[i] as number) - mx) * ((ys[i] as number) - my);
-    den += ((xs[i] as number) - mx) ** 2;
-  }
-  return den === 0 ? 0 : num / den;
-}
 
 export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   const rng = new Rng(opts.seed);
@@ -166,6 +182,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
 
   const samples: SoakSample[] = [];
   let loadMs = 0;
+  let load = true;
   const sample = async () => {
     try {
       const processes: SoakSample['processes'] = {};
@@ -173,7 +190,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
         processes[w.name] = { rssMiB: Math.round(((await rssKiB(w.pid)) / 1024) * 10) / 10, fds: (await readdir(`/proc/${w.pid}/fd`)).length };
       }
       const main = processes[opts.watch[0]?.name ?? ''] ?? { rssMiB: NaN, fds: NaN };
-      samples.push({ atS: Math.round((Date.now() - started) / 1000), rssMiB: main.rssMiB, fds: main.fds, requests, processes });
+      samples.push({ atS: (Date.now() - started) / 1000, rssMiB: main.rssMiB, fds: main.fds, requests, load, processes });
     } catch (err) {
       fail(`sampling the server process: ${(err as Error).message}`);
     }
@@ -215,6 +232,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     await Promise.all(Array.from({ length: opts.clients }, (_, i) => loop(i)));
     loadMs = Date.now() - started;
   } finally {
+    load = false;
     clearInterval(sampler);
     clearInterval(gcTimer);
   }
@@ -222,14 +240,9 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   await new Promise((r) => setTimeout(r, 2000));
   await sample();
 
-  const warmupS = (opts.warmupMs ?? Math.min(60_000, opts.durationMs / 4)) / 1000;
-  const warm = samples.filter((s) => s.atS >= warmupS);
-  const first = warm[0] ?? samples[0];
+  const underLoad = samples.filter((s) => s.load);
   const last = samples[samples.length - 1];
-  const rssSlope = slope(warm.map((s) => s.atS / 3600), warm.map((s) => s.rssMiB));
-  const third = Math.max(1, Math.floor(warm.length / 3));
-  const middle = warm.slice(third, 2 * third).map((s) => s.rssMiB);
-  const lastThird = warm.slice(2 * third).map((s) => s.rssMiB);
+  const { criteria } = opts;
   return {
     durationMs: Date.now() - started,
     loadMs,
@@ -246,16 +259,11 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     errorCount,
     latencyMs: { pullP50: quantile(pullMs, 0.5), pullP99: quantile(pullMs, 0.99), pushP50: quantile(pushMs, 0.5), pushP99: quantile(pushMs, 0.99) },
     samples,
-    rss: {
-      warmMiB: first?.rssMiB ?? 0,
-      lastMiB: last?.rssMiB ?? 0,
-      maxMiB: Math.max(...samples.map((s) => s.rssMiB)),
-      growthPct: first && last ? Math.round(((last.rssMiB - first.rssMiB) / first.rssMiB) * 1000) / 10 : 0,
-      slopeMiBPerHour: Math.round(rssSlope * 10) / 10,
-      middleMedianMiB: quantile(middle, 0.5),
-      lastMedianMiB: quantile(lastThird, 0.5),
-    },
-    fds: { warm: first?.fds ?? 0, last: last?.fds ?? 0, max: Math.max(...samples.map((s) => s.fds)) },
+    rss: { startMiB: samples[0]?.rssMiB ?? NaN, lastMiB: last?.rssMiB ?? NaN, maxMiB: Math.max(...samples.map((s) => s.rssMiB)) },
+    fds: { afterLoad: last && !last.load ? last.fds : NaN, maxUnderLoad: Math.max(...underLoad.map((s) => s.fds)) },
+    criteria,
+    rssVerdict: criteria.rss ? judgeRss(underLoad.map((s) => ({ atS: s.atS, value: s.rssMiB })), criteria.rss) : undefined,
+    fdVerdict: judgeFds(underLoad.map((s) => ({ atS: s.atS, value: s.fds })), criteria.fds),
     watched: opts.watch.map((w) => w.name),
   };
 }
@@ -275,12 +283,26 @@ export function soakMarkdown(r: SoakReport, how: string): string {
     `- Work: ${r.pulls} image pulls and ${r.pushes} image pushes, ${r.requests} HTTP requests (${(r.requests / (r.loadMs / 1000)).toFixed(0)}/s), ${(r.bytesPulled / 2 ** 20).toFixed(0)} MiB pulled, ${(r.bytesPushed / 2 ** 20).toFixed(0)} MiB pushed; ${r.gcs} GCs (deleteUntagged, under load; durations ${r.gcMs.map((m) => `${(m / 1000).toFixed(0)} s`).join(', ') || 'none finished'}) freed ${r.gcFreedMiB} MiB.`,
     `- Errors: ${r.errorCount}.`,
     `- Latency per image: pull p50 ${r.latencyMs.pullP50} ms, p99 ${r.latencyMs.pullP99} ms; push p50 ${r.latencyMs.pushP50} ms, p99 ${r.latencyMs.pushP99} ms.`,
-    `- RSS after warm-up ${r.rss.warmMiB} MiB, at the end ${r.rss.lastMiB} MiB (${r.rss.growthPct >= 0 ? '+' : ''}${r.rss.growthPct}%), max ${r.rss.maxMiB} MiB, least-squares slope ${r.rss.slopeMiBPerHour} MiB/hour; median of the middle third ${r.rss.middleMedianMiB} MiB, of the last third ${r.rss.lastMedianMiB} MiB.`,
-    `- Open descriptors after warm-up ${r.fds.warm}, at the end ${r.fds.last}, max ${r.fds.max}.`,
+    rssLine(r),
+    fdLine(r),
     ...otherLines,
     '',
     `| t (s) | ${r.watched[0] ?? 'registry'} RSS (MiB) | fds | ${others.map((n) => `${n} RSS (MiB) | ${n} fds | `).join('')}requests so far |`,
     `|---:|---:|---:|${others.map(() => '---:|---:|').join('')}---:|`,
-    ...rows.map((s) => `| ${s.atS} | ${s.rssMiB} | ${s.fds} | ${others.map((n) => `${s.processes[n]?.rssMiB ?? ''} | ${s.processes[n]?.fds ?? ''} | `).join('')}${s.requests} |`),
+    ...rows.map((s) => `| ${Math.round(s.atS)}${s.load ? '' : ' (after load)'} | ${s.rssMiB} | ${s.fds} | ${others.map((n) => `${s.processes[n]?.rssMiB ?? ''} | ${s.processes[n]?.fds ?? ''} | `).join('')}${s.requests} |`),
   ].join('\n');
+}
+
+function rssLine(r: SoakReport): string {
+  const head = `- RSS at the start ${r.rss.startMiB} MiB, at the end ${r.rss.lastMiB} MiB, max ${r.rss.maxMiB} MiB.`;
+  const v = r.rssVerdict;
+  const c = r.criteria.rss;
+  if (!v || !c) return `${head} Not judged (run too short for a trend).`;
+  return `${head} After the ${c.warmupS / 60}-minute warm-up: least-squares slope ${v.slopeMiBPerMin.toFixed(2)} MiB/min (bound ${c.maxSlopeMiBPerMin}); median of the middle third ${v.middleMedianMiB} MiB, of the last third ${v.lastMedianMiB} MiB (${(v.thirdGrowth * 100).toFixed(1)}%, bound ${c.maxThirdGrowth * 100}%): ${v.ok ? 'pass' : `FAIL (${v.failures.join('; ')})`}.`;
+}
+
+function fdLine(r: SoakReport): string {
+  const v = r.fdVerdict;
+  const c = r.criteria.fds;
+  return `- Open descriptors under load: warm-up (first ${c.warmupS} s) maximum ${v.warmMax}, median of the last third ${v.lastThirdMedian} (bound: warm-up maximum + ${c.margin}), max ${r.fds.maxUnderLoad}: ${v.ok ? 'pass' : `FAIL (${v.failures.join('; ')})`}; ${r.fds.afterLoad} after the clients stopped.`;
 }
