@@ -11,13 +11,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import bcrypt from 'bcryptjs';
+import { preconditionMet } from './peers.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const REGCTL_BIN = `${REPO_ROOT}bin/regctl.js`;
 
-/** True when `npm run build` has produced the CLI the child-process tests run. */
-export function builtCliPresent(): boolean {
+function distPresent(): boolean {
   return existsSync(`${REPO_ROOT}dist/cli/main.js`) && existsSync(`${REPO_ROOT}dist/cli/commands/fsck.js`);
+}
+
+/**
+ * True when `npm run build` has produced the CLI the child-process tests run; for `skipIf`: a missing build
+ * is skipped with the reason printed, and fails under CI=true.
+ */
+export function builtCliPresent(): boolean {
+  return preconditionMet('the built CLI (dist/cli/main.js)', distPresent(), 'run npm run build');
 }
 
 export interface ServeProcess {
@@ -45,7 +53,7 @@ export interface ServeSpawnOptions {
  * the address it listens on. Rejects with the process output when it exits or stays silent for `timeoutMs`.
  */
 export async function startServe(args: string[], opts: ServeSpawnOptions = {}): Promise<ServeProcess> {
-  if (!builtCliPresent()) throw new Error('dist/ is missing: run npm run build first');
+  if (!distPresent()) throw new Error('dist/ is missing: run npm run build first');
   const child = spawn(process.execPath, [REGCTL_BIN, 'serve', '--listen', '127.0.0.1:0', ...args], {
     cwd: REPO_ROOT,
     env: { ...(opts.inheritEnv === false ? { PATH: process.env.PATH ?? '/usr/bin:/bin' } : process.env), NO_COLOR: '1', ...opts.env },

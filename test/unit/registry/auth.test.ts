@@ -1,5 +1,4 @@
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,17 +10,9 @@ import { parseHtpasswd } from '../../../src/registry/auth/htpasswd.js';
 import { FailureThrottle } from '../../../src/registry/auth/throttle.js';
 import { RegistryError } from '../../../src/registry/errors.js';
 import { basicAuth } from '../../helpers/auth.js';
+import { peerAvailable, peerPath } from '../../helpers/peers.js';
 
-function htpasswdBinary(): string | undefined {
-  try {
-    accessSync('/usr/bin/htpasswd', constants.X_OK);
-    return '/usr/bin/htpasswd';
-  } catch {
-    process.stderr.write('skipping htpasswd -B checks: /usr/bin/htpasswd missing (apt-get install apache2-utils)\n');
-    return undefined;
-  }
-}
-const HTPASSWD = htpasswdBinary();
+const HTPASSWD = peerAvailable('htpasswd') ? peerPath('htpasswd') : undefined;
 
 async function rejection(p: Promise<unknown>): Promise<RegistryError> {
   try {
