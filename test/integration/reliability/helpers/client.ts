@@ -113,6 +113,21 @@ export class RegistryClient {
     return res.status;
   }
 
+  async catalog(): Promise<string[]> {
+    return (await this.json<{ repositories: string[] }>('GET', '/v2/_catalog?n=10000')).repositories;
+  }
+
+  /** The repository's tags; undefined when it answers 404. */
+  async tags(repo: string): Promise<string[] | undefined> {
+    const res = await this.request('GET', `/v2/${repo}/tags/list`);
+    if (res.status === 404) {
+      await res.arrayBuffer();
+      return undefined;
+    }
+    await this.expect(res, [200], `tags of ${repo}`);
+    return ((await res.json()) as { tags: string[] | null }).tags ?? [];
+  }
+
   async json<T>(method: string, path: string, body?: unknown): Promise<T> {
     const res = await this.request(method, path, body === undefined ? {} : { body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } });
     await this.expect(res, [200], `${method} ${path}`);
