@@ -27,6 +27,9 @@ describe.skipIf(!builtCliPresent())('crash consistency: regctl serve under SIGKI
     expect(report.acknowledged.mount).toBeGreaterThan(0);
     expect(report.acknowledged.deleteByDigest + report.acknowledged.deleteByTag).toBeGreaterThan(0);
     expect(report.acknowledged.gc).toBeGreaterThan(0);
+    // The GC rules were exercised: reports read, and blobs found missing that a report lists as swept.
+    expect(report.gcOutcomes.done).toBeGreaterThan(0);
+    expect(report.blobsGoneByGc.listed).toBeGreaterThan(0);
     expect(report.interrupted).toBeGreaterThan(0);
   });
 });

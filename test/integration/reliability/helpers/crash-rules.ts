@@ -33,6 +33,8 @@ export function absenceExcuse(blob: BlobEntry, gcs: GcRecord[], graceMs: number)
     if (g.outcome === 'done' && g.startedAt !== undefined && g.report?.deleted.some((d) => d.digest === blob.digest)) {
       if (couldBeOlderThanGrace(blob, g.startedAt, graceMs)) return `swept by GC #${g.id}`;
     }
+  }
+  for (const g of gcs) {
     if (g.outcome === 'maybe' && g.latestStartAt !== undefined && couldBeOlderThanGrace(blob, g.latestStartAt, graceMs)) {
       return `may have been swept by GC seq ${g.seq} (cycle ${g.cycle}), whose answer was lost to the kill`;
     }
