@@ -41,6 +41,7 @@ describe.skipIf(!builtCliPresent())('soak, short (needs npm run build)', () => {
       // 20 s is too short for an RSS trend; descriptors: the first 5 s under load are the warm-up (see SOAK_CRITERIA).
       criteria: { fds: { warmupS: 5, margin: 16, minSamples: 3 } },
     });
+    console.log(`soak smoke, seed ${seed}: descriptors under load ${JSON.stringify(report.fdVerdict)}; ${report.fds.afterLoad} after the clients stopped`);
     expect(report.errors, `seed ${seed}`).toEqual([]);
     expect(report.pulls).toBeGreaterThan(0);
     expect(report.pushes).toBeGreaterThan(0);

@@ -116,6 +116,32 @@ describe('a GC report', () => {
   });
 });
 
+describe('the latest tag', () => {
+  const planted = (m: CrashModel) => verifyAll(m, plantedRegistry([]));
+
+  it('missing after a delete by digest that a later acknowledged write superseded is a violation', async () => {
+    const m = new CrashModel(1, GRACE);
+    const s = m.latestState('crash/beta');
+    s.written.add('sha256:aa').add('sha256:bb');
+    s.digestDeletes.push({ digest: 'sha256:aa', cycle: 1, ackedAt: T0 });
+    s.lastAckedWrite = { startedAt: T0 + 10, cycle: 1 };
+    expect(await planted(m)).toEqual([expect.stringMatching(/crash\/beta:latest acknowledged, no delete by digest since, but answers 404/)]);
+  });
+
+  it('may be missing while a delete by digest of what it held is not superseded', async () => {
+    const m = new CrashModel(1, GRACE);
+    const s = m.latestState('crash/beta');
+    s.written.add('sha256:aa');
+    s.lastAckedWrite = { startedAt: T0 + 10, cycle: 1 };
+    // Cut by the kill of the same life: it may have acted after the write.
+    s.digestDeletes.push({ digest: 'sha256:aa', cycle: 1 });
+    expect(await planted(m)).toEqual([]);
+    // A write acknowledged in a later life supersedes it.
+    s.lastAckedWrite = { startedAt: T0 + 5_000, cycle: 2 };
+    expect(await planted(m)).toHaveLength(1);
+  });
+});
+
 describe('dangling links', () => {
   const gcInLife = (cycle: number, outcome: GcRecord['outcome']): GcRecord => ({ seq: cycle, cycle, issuedAt: T0, deleteUntagged: false, outcome, id: cycle, startedAt: T0 });
 

@@ -69,12 +69,31 @@ export interface GcRecord {
   report?: GcReport;
 }
 
+/** A delete by digest, which takes every tag pointing at the manifest with it (`latest` included). */
+export interface DigestDelete {
+  digest: string;
+  cycle: number;
+  /** When it was acknowledged; undefined when the kill cut it (it may then act until the end of its life). */
+  ackedAt?: number;
+}
+
 export interface LatestState {
   /** Every digest ever written to `latest` in the repository. */
   written: Set<string>;
-  acked: boolean;
-  /** A delete by digest of one of them was issued: the tag may be gone with it. */
-  mayBeAbsent: boolean;
+  /** The acknowledged write to `latest` that started last. */
+  lastAckedWrite?: { startedAt: number; cycle: number };
+  digestDeletes: DigestDelete[];
+}
+
+/**
+ * `latest` may be absent only when a delete by digest of something written there is not superseded by an
+ * acknowledged write that started after the delete had ended (acknowledged, or in a later life than a delete
+ * the kill cut). Without any acknowledged write it may be absent anyway.
+ */
+export function latestMayBeAbsent(s: LatestState): boolean {
+  const w = s.lastAckedWrite;
+  if (!w) return true;
+  return s.digestDeletes.some((d) => s.written.has(d.digest) && !(w.cycle > d.cycle || (d.ackedAt !== undefined && w.startedAt > d.ackedAt)));
 }
 
 /** The model, plus the violation log (each line prefixed with the seed and the cycle it was found in). */
@@ -104,6 +123,12 @@ export class CrashModel {
 
   nextSeq(): number {
     return ++this.seq;
+  }
+
+  latestState(repo: string): LatestState {
+    let s = this.latest.get(repo);
+    if (!s) this.latest.set(repo, (s = { written: new Set<string>(), digestDeletes: [] }));
+    return s;
   }
 
   liveImages(): ImageEntry[] {

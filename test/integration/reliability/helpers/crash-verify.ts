@@ -4,7 +4,7 @@
  * `RegistryReader` (the harness's RegistryClient, or a planted fake in the rule tests) and write violations to
  * the model.
  */
-import type { CrashModel, ImageEntry } from './crash-model.js';
+import { latestMayBeAbsent, type CrashModel, type ImageEntry } from './crash-model.js';
 import { absenceExcuse } from './crash-rules.js';
 import { sha256 } from './client.js';
 import type { Rng } from './rng.js';
@@ -79,7 +79,7 @@ export async function verifyAcknowledged(r: RegistryReader, m: CrashModel, o: Ve
   for (const [repo, state] of m.latest) {
     const got = await r.getManifest(repo, 'latest');
     if (got.status === 200 && !state.written.has(sha256(got.body))) m.violation(`${repo}:latest points at ${sha256(got.body)}, never written there`);
-    if (got.status !== 200 && state.acked && !state.mayBeAbsent) m.violation(`${repo}:latest acknowledged but answers ${got.status}`);
+    if (got.status !== 200 && !latestMayBeAbsent(state)) m.violation(`${repo}:latest acknowledged, no delete by digest since, but answers ${got.status}`);
   }
   return checked;
 }

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { GcJobStatus } from '../../../../src/common/admin-api.js';
 import { HttpStatusError, imageManifest, sha256, type RegistryClient } from './client.js';
-import type { CrashModel, GcRecord, OpKind } from './crash-model.js';
+import type { CrashModel, DigestDelete, GcRecord, OpKind } from './crash-model.js';
 import { checkGcReport } from './crash-rules.js';
 import type { Rng } from './rng.js';
 
@@ -132,12 +132,12 @@ export class CrashWorkload {
     const live = this.m.liveImages();
     if (live.length === 0) return;
     const img = this.rng.pick(live);
-    const state = this.m.latest.get(img.repo) ?? { written: new Set<string>(), acked: false, mayBeAbsent: false };
-    this.m.latest.set(img.repo, state);
+    const state = this.m.latestState(img.repo);
     state.written.add(img.digest);
     img.retagIssued = true;
+    const write = { startedAt: Date.now(), cycle: this.m.cycle };
     await c.putManifest(img.repo, 'latest', img.manifest);
-    state.acked = true;
+    if (!state.lastAckedWrite || state.lastAckedWrite.startedAt < write.startedAt) state.lastAckedWrite = write;
     this.m.acknowledged.tagWrite++;
   }
 
@@ -150,12 +150,11 @@ export class CrashWorkload {
     img.deleteIssuedAt = Date.now();
     m.layerData.forEach((_, k) => img.blobs.includes(k) && m.layerData.delete(k));
     img.deletedBy = this.rng.chance(0.5) ? 'tag' : 'digest';
-    if (img.deletedBy === 'digest') {
-      const l = m.latest.get(img.repo);
-      if (l?.written.has(img.digest)) l.mayBeAbsent = true;
-    }
+    const digestDelete: DigestDelete = { digest: img.digest, cycle: m.cycle };
+    if (img.deletedBy === 'digest') m.latestState(img.repo).digestDeletes.push(digestDelete);
     const ref = img.deletedBy === 'tag' ? img.tag : img.digest;
     const status = await c.deleteManifest(img.repo, ref);
+    digestDelete.ackedAt = Date.now();
     if (status !== 202) m.violation(`delete ${img.repo}${img.deletedBy === 'tag' ? ':' : '@'}${ref} answered ${status}`);
     img.deleteAcked = true;
     m.acknowledged[img.deletedBy === 'tag' ? 'deleteByTag' : 'deleteByDigest']++;

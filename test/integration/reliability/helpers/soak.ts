@@ -100,109 +100,144 @@ const quantile = (v: number[], q: number) => {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0;
 };
 
-export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
-  const rng = new Rng(opts.seed);
-  const client = new RegistryClient(opts.url, opts.authorization, { timeoutMs: 60_000 });
-  const started = Date.now();
-  const deadline = started + opts.durationMs;
-  const errors: string[] = [];
-  let errorCount = 0;
-  let pulls = 0;
-  let pushes = 0;
-  let requests = 0;
-  let bytesPulled = 0;
-  let bytesPushed = 0;
-  let gcs = 0;
-  const pullMs: number[] = [];
-  const pushMs: number[] = [];
-  const gcMs: number[] = [];
-  let gcFreed = 0;
-  const fail = (what: string) => {
-    errorCount++;
-    if (errors.length < 50) errors.push(`${((Date.now() - started) / 1000).toFixed(1)}s ${what}`);
-  };
+/** One soak run: the counters it keeps and its steps (seed images, client loops, sampling, GC jobs, report). */
+class SoakRun {
+  private readonly rng: Rng;
+  private readonly client: RegistryClient;
+  private readonly gcClient: RegistryClient;
+  private readonly started = Date.now();
+  private readonly errors: string[] = [];
+  private errorCount = 0;
+  private pulls = 0;
+  private pushes = 0;
+  private requests = 0;
+  private bytesPulled = 0;
+  private bytesPushed = 0;
+  private gcs = 0;
+  private gcFreed = 0;
+  private readonly pullMs: number[] = [];
+  private readonly pushMs: number[] = [];
+  private readonly gcMs: number[] = [];
+  private readonly samples: SoakSample[] = [];
+  /** True while the clients run: samples taken then are the ones judged. */
+  private load = false;
+  private seeded: { repo: string; tag: string; blobs: string[] }[] = [];
 
-  // A fixed set of images every client pulls from, pushed before the clock starts.
-  const seeded: { repo: string; tag: string; blobs: string[] }[] = [];
-  for (let i = 0; i < 16; i++) {
-    const repo = `soak/base-${i % 4}`;
-    const config = Buffer.from(JSON.stringify({ os: 'linux', n: i }));
-    const layers = [randomBytes(rng.int(4, 256) * 1024), randomBytes(rng.int(1, 64) * 1024)];
-    for (const b of [config, ...layers]) await client.pushBlobMonolithic(repo, b);
-    await client.putManifest(repo, `v${i}`, imageManifest(config, layers));
-    seeded.push({ repo, tag: `v${i}`, blobs: [sha256(config), ...layers.map((l) => sha256(l))] });
+  constructor(private readonly opts: SoakOptions) {
+    this.rng = new Rng(opts.seed);
+    this.client = new RegistryClient(opts.url, opts.authorization, { timeoutMs: 60_000 });
+    this.gcClient = new RegistryClient(opts.url, opts.authorization, { timeoutMs: 60_000 });
   }
 
-  const pull = async () => {
-    const img = rng.pick(seeded);
-    const t0 = Date.now();
-    const m = await client.getManifest(img.repo, img.tag);
-    requests++;
-    if (m.status !== 200) return fail(`pull ${img.repo}:${img.tag} manifest → ${m.status}`);
-    for (const d of img.blobs) {
-      const b = await client.getBlob(img.repo, d);
-      requests++;
-      bytesPulled += b.body.length;
-      if (b.status !== 200 || sha256(b.body) !== d) return fail(`pull ${img.repo}@${d} → ${b.status}`);
-    }
-    pulls++;
-    pullMs.push(Date.now() - t0);
-  };
+  private fail(what: string): void {
+    this.errorCount++;
+    if (this.errors.length < 50) this.errors.push(`${((Date.now() - this.started) / 1000).toFixed(1)}s ${what}`);
+  }
 
-  const push = async (clientId: number) => {
+  async run(): Promise<SoakReport> {
+    await this.seedImages();
+    await this.sample();
+    this.load = true;
+    const sampler = setInterval(() => void this.sample(), this.opts.sampleEveryMs ?? 5000);
+    let gcRunning: Promise<void> | undefined;
+    const gcTimer = setInterval(() => {
+      if (gcRunning) return;
+      gcRunning = this.gcOnce()
+        .catch((err: unknown) => this.fail(`gc: ${(err as Error).message}`))
+        .finally(() => (gcRunning = undefined));
+    }, this.opts.gcEveryMs ?? 60_000);
+    const deadline = this.started + this.opts.durationMs;
+    let loadMs = 0;
+    try {
+      await Promise.all(Array.from({ length: this.opts.clients }, (_, i) => this.loop(i, deadline)));
+      loadMs = Date.now() - this.started;
+    } finally {
+      this.load = false;
+      clearInterval(sampler);
+      clearInterval(gcTimer);
+    }
+    await gcRunning;
+    await new Promise((r) => setTimeout(r, 2000));
+    await this.sample();
+    return this.report(loadMs);
+  }
+
+  /** A fixed set of images every client pulls from, pushed before the load starts. */
+  private async seedImages(): Promise<void> {
+    for (let i = 0; i < 16; i++) {
+      const repo = `soak/base-${i % 4}`;
+      const config = Buffer.from(JSON.stringify({ os: 'linux', n: i }));
+      const layers = [randomBytes(this.rng.int(4, 256) * 1024), randomBytes(this.rng.int(1, 64) * 1024)];
+      for (const b of [config, ...layers]) await this.client.pushBlobMonolithic(repo, b);
+      await this.client.putManifest(repo, `v${i}`, imageManifest(config, layers));
+      this.seeded.push({ repo, tag: `v${i}`, blobs: [sha256(config), ...layers.map((l) => sha256(l))] });
+    }
+  }
+
+  private async loop(clientId: number, deadline: number): Promise<void> {
+    while (Date.now() < deadline) {
+      try {
+        if (this.rng.chance(0.7)) await this.pull();
+        else await this.push(clientId);
+      } catch (err) {
+        this.fail(`client ${clientId}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  private async pull(): Promise<void> {
+    const img = this.rng.pick(this.seeded);
+    const t0 = Date.now();
+    const m = await this.client.getManifest(img.repo, img.tag);
+    this.requests++;
+    if (m.status !== 200) return this.fail(`pull ${img.repo}:${img.tag} manifest → ${m.status}`);
+    for (const d of img.blobs) {
+      const b = await this.client.getBlob(img.repo, d);
+      this.requests++;
+      this.bytesPulled += b.body.length;
+      if (b.status !== 200 || sha256(b.body) !== d) return this.fail(`pull ${img.repo}@${d} → ${b.status}`);
+    }
+    this.pulls++;
+    this.pullMs.push(Date.now() - t0);
+  }
+
+  private async push(clientId: number): Promise<void> {
     const repo = `soak/push-${clientId % 8}`;
     const t0 = Date.now();
     const config = Buffer.from(JSON.stringify({ os: 'linux', nonce: randomBytes(8).toString('hex') }));
-    const layer = randomBytes(rng.int(1, 128) * 1024);
-    if (rng.chance(0.3)) {
-      await client.pushBlobChunked(repo, layer, 32 * 1024);
-      requests += 2 + Math.ceil(layer.length / (32 * 1024));
+    const layer = randomBytes(this.rng.int(1, 128) * 1024);
+    if (this.rng.chance(0.3)) {
+      await this.client.pushBlobChunked(repo, layer, 32 * 1024);
+      this.requests += 2 + Math.ceil(layer.length / (32 * 1024));
     } else {
-      await client.pushBlobMonolithic(repo, layer);
-      requests++;
+      await this.client.pushBlobMonolithic(repo, layer);
+      this.requests++;
     }
-    await client.pushBlobMonolithic(repo, config);
-    await client.putManifest(repo, `c${clientId}`, imageManifest(config, [layer]));
-    requests += 2;
-    bytesPushed += layer.length + config.length;
-    pushes++;
-    pushMs.push(Date.now() - t0);
-  };
+    await this.client.pushBlobMonolithic(repo, config);
+    await this.client.putManifest(repo, `c${clientId}`, imageManifest(config, [layer]));
+    this.requests += 2;
+    this.bytesPushed += layer.length + config.length;
+    this.pushes++;
+    this.pushMs.push(Date.now() - t0);
+  }
 
-  const loop = async (clientId: number) => {
-    while (Date.now() < deadline) {
-      try {
-        if (rng.chance(0.7)) await pull();
-        else await push(clientId);
-      } catch (err) {
-        fail(`client ${clientId}: ${(err as Error).message}`);
-      }
-    }
-  };
-
-  const samples: SoakSample[] = [];
-  let loadMs = 0;
-  let load = true;
-  const sample = async () => {
+  private async sample(): Promise<void> {
     try {
       const processes: SoakSample['processes'] = {};
-      for (const w of opts.watch) {
+      for (const w of this.opts.watch) {
         processes[w.name] = { rssMiB: Math.round(((await rssKiB(w.pid)) / 1024) * 10) / 10, fds: (await readdir(`/proc/${w.pid}/fd`)).length };
       }
-      const main = processes[opts.watch[0]?.name ?? ''] ?? { rssMiB: NaN, fds: NaN };
-      samples.push({ atS: (Date.now() - started) / 1000, rssMiB: main.rssMiB, fds: main.fds, requests, load, processes });
+      const main = processes[this.opts.watch[0]?.name ?? ''] ?? { rssMiB: NaN, fds: NaN };
+      this.samples.push({ atS: (Date.now() - this.started) / 1000, rssMiB: main.rssMiB, fds: main.fds, requests: this.requests, load: this.load, processes });
     } catch (err) {
-      fail(`sampling the server process: ${(err as Error).message}`);
+      this.fail(`sampling the server process: ${(err as Error).message}`);
     }
-  };
-  await sample();
-  const sampler = setInterval(() => void sample(), opts.sampleEveryMs ?? 5000);
-  // GC under load can take minutes: started as a job (`wait: false`) and polled, one at a time (the next one
-  // starts after the previous ends).
-  const gcClient = new RegistryClient(opts.url, opts.authorization, { timeoutMs: 60_000 });
-  const runGc = async (): Promise<void> => {
+  }
+
+  /** GC under load can take minutes: started as a job (`wait: false`) and polled; the next starts after it ends. */
+  private async gcOnce(): Promise<void> {
     const t0 = Date.now();
-    const startRes = await gcClient.request('POST', '/admin/v1/gc', {
+    const startRes = await this.gcClient.request('POST', '/admin/v1/gc', {
       body: JSON.stringify({ deleteUntagged: true, graceSeconds: 30, wait: false }),
       headers: { 'Content-Type': 'application/json' },
     });
@@ -210,62 +245,51 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     if (startRes.status !== 202) throw new Error(`gc start → ${startRes.status} ${JSON.stringify(job)}`);
     for (;;) {
       await new Promise((r) => setTimeout(r, 1000));
-      const st = await gcClient.json<{ id: number; state: string; error?: string; report?: { freedBytes: number } }>('GET', '/admin/v1/gc');
+      const st = await this.gcClient.json<{ id: number; state: string; error?: string; report?: { freedBytes: number } }>('GET', '/admin/v1/gc');
       if (st.id !== job.id) throw new Error(`gc job ${job.id} replaced by ${st.id}`);
       if (st.state === 'failed') throw new Error(`gc failed: ${st.error}`);
       if (st.state === 'done') {
-        gcs++;
-        gcMs.push(Date.now() - t0);
-        gcFreed += st.report?.freedBytes ?? 0;
+        this.gcs++;
+        this.gcMs.push(Date.now() - t0);
+        this.gcFreed += st.report?.freedBytes ?? 0;
         return;
       }
     }
-  };
-  let gcRunning: Promise<void> | undefined;
-  const gcTimer = setInterval(() => {
-    if (gcRunning) return;
-    gcRunning = runGc()
-      .catch((err: unknown) => fail(`gc: ${(err as Error).message}`))
-      .finally(() => (gcRunning = undefined));
-  }, opts.gcEveryMs ?? 60_000);
-  try {
-    await Promise.all(Array.from({ length: opts.clients }, (_, i) => loop(i)));
-    loadMs = Date.now() - started;
-  } finally {
-    load = false;
-    clearInterval(sampler);
-    clearInterval(gcTimer);
   }
-  await gcRunning;
-  await new Promise((r) => setTimeout(r, 2000));
-  await sample();
 
-  const underLoad = samples.filter((s) => s.load);
-  const last = samples[samples.length - 1];
-  const { criteria } = opts;
-  return {
-    durationMs: Date.now() - started,
-    loadMs,
-    clients: opts.clients,
-    pulls,
-    pushes,
-    requests,
-    bytesPulled,
-    bytesPushed,
-    gcs,
-    gcMs,
-    gcFreedMiB: Math.round(gcFreed / 2 ** 20),
-    errors,
-    errorCount,
-    latencyMs: { pullP50: quantile(pullMs, 0.5), pullP99: quantile(pullMs, 0.99), pushP50: quantile(pushMs, 0.5), pushP99: quantile(pushMs, 0.99) },
-    samples,
-    rss: { startMiB: samples[0]?.rssMiB ?? NaN, lastMiB: last?.rssMiB ?? NaN, maxMiB: Math.max(...samples.map((s) => s.rssMiB)) },
-    fds: { afterLoad: last && !last.load ? last.fds : NaN, maxUnderLoad: Math.max(...underLoad.map((s) => s.fds)) },
-    criteria,
-    rssVerdict: criteria.rss ? judgeRss(underLoad.map((s) => ({ atS: s.atS, value: s.rssMiB })), criteria.rss) : undefined,
-    fdVerdict: judgeFds(underLoad.map((s) => ({ atS: s.atS, value: s.fds })), criteria.fds),
-    watched: opts.watch.map((w) => w.name),
-  };
+  private report(loadMs: number): SoakReport {
+    const { samples, opts } = this;
+    const underLoad = samples.filter((s) => s.load);
+    const last = samples[samples.length - 1];
+    const { criteria } = opts;
+    return {
+      durationMs: Date.now() - this.started,
+      loadMs,
+      clients: opts.clients,
+      pulls: this.pulls,
+      pushes: this.pushes,
+      requests: this.requests,
+      bytesPulled: this.bytesPulled,
+      bytesPushed: this.bytesPushed,
+      gcs: this.gcs,
+      gcMs: this.gcMs,
+      gcFreedMiB: Math.round(this.gcFreed / 2 ** 20),
+      errors: this.errors,
+      errorCount: this.errorCount,
+      latencyMs: { pullP50: quantile(this.pullMs, 0.5), pullP99: quantile(this.pullMs, 0.99), pushP50: quantile(this.pushMs, 0.5), pushP99: quantile(this.pushMs, 0.99) },
+      samples,
+      rss: { startMiB: samples[0]?.rssMiB ?? NaN, lastMiB: last?.rssMiB ?? NaN, maxMiB: Math.max(...samples.map((s) => s.rssMiB)) },
+      fds: { afterLoad: last && !last.load ? last.fds : NaN, maxUnderLoad: Math.max(...underLoad.map((s) => s.fds)) },
+      criteria,
+      rssVerdict: criteria.rss ? judgeRss(underLoad.map((s) => ({ atS: s.atS, value: s.rssMiB })), criteria.rss) : undefined,
+      fdVerdict: judgeFds(underLoad.map((s) => ({ atS: s.atS, value: s.fds })), criteria.fds),
+      watched: opts.watch.map((w) => w.name),
+    };
+  }
+}
+
+export function runSoak(opts: SoakOptions): Promise<SoakReport> {
+  return new SoakRun(opts).run();
 }
 
 /** The report as markdown: totals, latencies and a downsampled RSS / fd curve. */
