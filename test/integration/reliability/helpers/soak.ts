@@ -50,6 +50,7 @@ export const SOAK_CRITERIA: { rss: RssCriterion; fds: FdCriterion } = {
 };
 
 export interface SoakSample {
+  /** Seconds since the load started (the one sample before it is at 0). */
   atS: number;
   /** The registry's. */
   rssMiB: number;
@@ -105,7 +106,8 @@ class SoakRun {
   private readonly rng: Rng;
   private readonly client: RegistryClient;
   private readonly gcClient: RegistryClient;
-  private readonly started = Date.now();
+  /** When the load starts (after the seed images are pushed): sample times and the duration count from here. */
+  private started = Date.now();
   private readonly errors: string[] = [];
   private errorCount = 0;
   private pulls = 0;
@@ -136,6 +138,7 @@ class SoakRun {
 
   async run(): Promise<SoakReport> {
     await this.seedImages();
+    this.started = Date.now();
     await this.sample();
     this.load = true;
     const sampler = setInterval(() => void this.sample(), this.opts.sampleEveryMs ?? 5000);
