@@ -10,6 +10,7 @@ import bcrypt from 'bcryptjs';
 import { createRegistryServer, type RegistryServer } from '../../src/registry/server.js';
 import { createUiHandler, type UiHandler } from '../../src/ui/server.js';
 import { buildOciImage, skopeoPush, skopeoTag, type BuiltImage } from './oci-images.js';
+import { basicAuth } from '../helpers/auth.js';
 
 export interface Account {
   user: string;
@@ -33,7 +34,7 @@ export interface RegistryFixture {
   close(): Promise<void>;
 }
 
-const basicAuth = (a: Account) => `Basic ${Buffer.from(`${a.user}:${a.password}`).toString('base64')}`;
+const accountAuth = (a: Account) => basicAuth(a.user, a.password);
 
 /** Random bytes do not compress, so layer sizes read like real ones. */
 const blob = (bytes: number) => randomBytes(bytes);
@@ -113,7 +114,7 @@ export async function startRegistryWithImages(): Promise<RegistryFixture> {
   const site = await buildOciImage([{ os: 'linux', architecture: 'amd64', created: '2026-11-28T12:00:00Z', files: { 'srv/www/index.html': '<h1>docs</h1>', 'srv/www/app.js': blob(350_000) }, exposedPorts: ['80/tcp'] }]);
   await skopeoPush(site.source, host, 'docs/site:main', creds);
 
-  const sbomDigest = await attachSbom(url, basicAuth(admin), 'team/web', { mediaType: webIndex.mediaType, digest: webIndex.digest, size: webIndex.size });
+  const sbomDigest = await attachSbom(url, accountAuth(admin), 'team/web', { mediaType: webIndex.mediaType, digest: webIndex.digest, size: webIndex.size });
 
   return {
     url,
@@ -131,7 +132,7 @@ export async function startRegistryWithImages(): Promise<RegistryFixture> {
       if (!account) throw new Error(`no account ${user}`);
       account.password = password;
       await writeHtpasswd();
-      const res = await fetch(`${url}/admin/v1/reload`, { method: 'POST', headers: { Authorization: basicAuth(admin) } });
+      const res = await fetch(`${url}/admin/v1/reload`, { method: 'POST', headers: { Authorization: accountAuth(admin) } });
       if (!res.ok) throw new Error(`reload answered ${res.status}`);
     },
     async close() {

@@ -15,6 +15,7 @@ import { peerAvailable } from '../helpers/peers.js';
 import { createRegistryServer, type RegistryServer } from '../../src/registry/server.js';
 import { createUiServer, type UiServer } from '../../src/ui/server.js';
 import { buildOciImage, skopeoPush } from './oci-images.js';
+import { basicAuth } from '../helpers/auth.js';
 
 const REPOS = 2000;
 const canRun = peerAvailable('chromium') && peerAvailable('skopeo');
@@ -53,7 +54,7 @@ describe.skipIf(!canRun)('web UI with 2,000 repositories', () => {
     registry = createRegistryServer({ port: 0, dataDir: join(dir, 'data'), htpasswd: join(dir, 'htpasswd'), access: join(dir, 'access.yaml'), logLevel: 'silent' });
     const { url, port } = await registry.listen();
     registryUrl = url;
-    const auth = `Basic ${Buffer.from(`${admin.user}:${admin.password}`).toString('base64')}`;
+    const auth = basicAuth(admin.user, admin.password);
 
     const seed = await buildOciImage([{ os: 'linux', architecture: 'amd64', created: '2026-11-01T00:00:00Z', files: { 'bin/app': randomBytes(20_000) } }]);
     await skopeoPush(seed.source, `127.0.0.1:${port}`, 'seed/base:1', `${admin.user}:${admin.password}`);
@@ -91,7 +92,7 @@ describe.skipIf(!canRun)('web UI with 2,000 repositories', () => {
     const page = await browser.newPage();
     await signInOnly(page, admin);
     const cold = await timed(page, `${uiUrl}repos`);
-    const auth = { Authorization: `Basic ${Buffer.from(`${admin.user}:${admin.password}`).toString('base64')}` };
+    const auth = { Authorization: basicAuth(admin.user, admin.password) };
     let t = performance.now();
     await (await fetch(new URL('/admin/v1/usage', registryUrl), { headers: auth })).json();
     const usageMs = Math.round(performance.now() - t);

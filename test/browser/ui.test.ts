@@ -10,6 +10,7 @@ import { launchChromium } from '../helpers/browser.js';
 import { freePort, peerAvailable } from '../helpers/peers.js';
 import { createUiServer, type UiServer } from '../../src/ui/server.js';
 import { startRegistryWithImages, type Account, type RegistryFixture } from './ui-fixture.js';
+import { basicAuth } from '../helpers/auth.js';
 
 const SHOTS = join(import.meta.dirname, '..', '..', 'docs', 'screenshots');
 const canRun = peerAvailable('chromium') && peerAvailable('skopeo');
@@ -172,7 +173,7 @@ describe.skipIf(!canRun)('web UI in Chromium against our registry', () => {
     await page.waitForURL(`${uiUrl}r/team/web`);
     await expect.poll(() => page.getByRole('status').first().textContent()).toContain('Deleted tag latest');
     expect(await page.locator('tr[data-tag]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-tag')))).toEqual(['1.0', '0.9']);
-    const head = await fetch(`${fx.url}/v2/team/web/manifests/1.0`, { method: 'HEAD', headers: { Authorization: `Basic ${Buffer.from(`${fx.admin.user}:${fx.admin.password}`).toString('base64')}`, Accept: 'application/vnd.oci.image.index.v1+json' } });
+    const head = await fetch(`${fx.url}/v2/team/web/manifests/1.0`, { method: 'HEAD', headers: { Authorization: basicAuth(fx.admin.user, fx.admin.password), Accept: 'application/vnd.oci.image.index.v1+json' } });
     expect(head.status).toBe(200);
     expect(head.headers.get('docker-content-digest')).toBe(fx.images.webIndex.digest);
   });
@@ -190,7 +191,7 @@ describe.skipIf(!canRun)('web UI in Chromium against our registry', () => {
   it('shows storage with exact per-repository bytes from the registry', async () => {
     await page.getByRole('link', { name: 'Storage' }).click();
     await page.waitForURL(`${uiUrl}storage`);
-    const usage = (await (await fetch(`${fx.url}/admin/v1/usage`, { headers: { Authorization: `Basic ${Buffer.from(`${fx.admin.user}:${fx.admin.password}`).toString('base64')}` } })).json()) as { totalBytes: number; repositories: { name: string; exclusiveBytes: number; sharedBytes: number }[] };
+    const usage = (await (await fetch(`${fx.url}/admin/v1/usage`, { headers: { Authorization: basicAuth(fx.admin.user, fx.admin.password) } })).json()) as { totalBytes: number; repositories: { name: string; exclusiveBytes: number; sharedBytes: number }[] };
     expect(await page.getByTestId('total-bytes').getAttribute('title')).toBe(`${usage.totalBytes.toLocaleString('en-US')} bytes`);
     for (const r of usage.repositories) {
       const row = page.locator(`tr[data-repo="${r.name}"]`);

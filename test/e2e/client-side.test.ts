@@ -5,6 +5,7 @@
  * stack (their push-only user can push and cannot delete), and adoption of a volume written by Debian's
  * docker-registry (distribution 2.8.2), served in place with the old credentials and digests.
  */
+import { basicAuth } from '../helpers/auth.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -76,10 +77,6 @@ async function manifestDigest(base: string, repo: string, tag: string, auth: str
 /** A request through Traefik with the registry's Host header (fetch cannot set Host). */
 async function viaTraefik(port: number, host: string, method: string, path: string, auth: { username: string; password: string }) {
   return probe({ port, host, method, path, auth });
-}
-
-function basic(user: string, password: string): string {
-  return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 }
 
 describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', () => {
@@ -353,7 +350,7 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
         await buildMultiLayerImage(`${ref.host}/${repo}:${tag}`, layers, docker);
         const push = await docker(['push', `${ref.host}/${repo}:${tag}`]);
         expect(push.exitCode, push.all).toBe(0);
-        pushed.push({ repo, tag, digest: await manifestDigest(ref.url, repo, tag, basic(ref.username, ref.password)) });
+        pushed.push({ repo, tag, digest: await manifestDigest(ref.url, repo, tag, basicAuth(ref.username, ref.password)) });
       }
     } finally {
       await ref.stop();

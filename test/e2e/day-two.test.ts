@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  basic,
+  authHeaders,
   getBlob,
   getManifestDigest,
   OCI_INDEX,
@@ -22,7 +22,7 @@ import {
   pushImage,
   putManifest,
   type Creds,
-} from '../unit/ops/day-two-fixture.js';
+} from '../helpers/day-two-fixture.js';
 import {
   REGISTRY_HOST,
   UI_HOST,
@@ -104,7 +104,7 @@ describe.skipIf(!ready)('day-two operations on the dev stack', () => {
 
     expect(await getManifestDigest(url, 'shared/base', 'v1', viewer)).toEqual({ status: 200, digest: img.digest });
     expect((await pushBlob(url, 'shared/base', randomBytes(10), viewer)).status).toBe(403);
-    const del = await fetch(`${url}/v2/shared/base/manifests/${img.digest}`, { method: 'DELETE', headers: basic(viewer) });
+    const del = await fetch(`${url}/v2/shared/base/manifests/${img.digest}`, { method: 'DELETE', headers: authHeaders(viewer) });
     expect(del.status).toBe(403);
     expect(((await del.json()) as { errors: { code: string }[] }).errors[0]?.code).toBe('DENIED');
     expect((await getManifestDigest(url, 'shared/base', 'v1', { username: 'stranger', password: 'not-a-user-123' })).status).toBe(401);
@@ -202,7 +202,7 @@ describe.skipIf(!ready)('day-two operations on the dev stack', () => {
     }, OCI_INDEX, admin);
     expect(index.status).toBe(201);
     for (const tag of ['amd64-build', 'arm64-build']) {
-      expect((await fetch(`${url}/v2/gc/multi/manifests/${tag}`, { method: 'DELETE', headers: basic(admin) })).status).toBe(202);
+      expect((await fetch(`${url}/v2/gc/multi/manifests/${tag}`, { method: 'DELETE', headers: authHeaders(admin) })).status).toBe(202);
     }
     const sbom = Buffer.from('{"sbom":true}');
     const sbomBlob = await pushBlob(url, 'gc/multi', sbom, admin);
@@ -216,10 +216,10 @@ describe.skipIf(!ready)('day-two operations on the dev stack', () => {
       subject: { mediaType: OCI_INDEX, digest: index.digest, size: 1 },
     }, OCI_MANIFEST, admin);
     expect(referrer.status).toBe(201);
-    expect((await fetch(`${url}/v2/gc/multi/manifests/sbom-tmp`, { method: 'DELETE', headers: basic(admin) })).status).toBe(202);
+    expect((await fetch(`${url}/v2/gc/multi/manifests/sbom-tmp`, { method: 'DELETE', headers: authHeaders(admin) })).status).toBe(202);
     expected['gc/multi:v1'] = index.digest;
 
-    expect((await fetch(`${url}/v2/gc/app/manifests/${doomed.digest}`, { method: 'DELETE', headers: basic(admin) })).status).toBe(202);
+    expect((await fetch(`${url}/v2/gc/app/manifests/${doomed.digest}`, { method: 'DELETE', headers: authHeaders(admin) })).status).toBe(202);
     const root = await volumePath();
     const exclusiveDigest = doomed.blobs[2] as string;
     expect(await exists(blobOnDisk(root, exclusiveDigest))).toBe(true);
@@ -252,7 +252,7 @@ describe.skipIf(!ready)('day-two operations on the dev stack', () => {
       for (const b of child.blobs) expect(await getBlob(url, 'gc/multi', b, admin)).toEqual({ status: 200, digest: b });
     }
     expect(deleted.has(referrer.digest)).toBe(false);
-    const refs = (await (await fetch(`${url}/v2/gc/multi/referrers/${index.digest}`, { headers: basic(admin) })).json()) as { manifests: { digest: string }[] };
+    const refs = (await (await fetch(`${url}/v2/gc/multi/referrers/${index.digest}`, { headers: authHeaders(admin) })).json()) as { manifests: { digest: string }[] };
     expect(refs.manifests.map((m) => m.digest)).toEqual([referrer.digest]);
     expect(await getBlob(url, 'gc/multi', sbomBlob.digest, admin)).toEqual({ status: 200, digest: sbomBlob.digest });
 
@@ -324,7 +324,7 @@ describe.skipIf(!ready)('day-two operations on the dev stack', () => {
       expect(await getManifestDigest(url, repo, tag, admin), ref).toEqual({ status: 200, digest });
     }
     // What was pushed while the backup ran is either fully there or absent, never torn.
-    const restoredTags = ((await (await fetch(`${url}/v2/during/backup/tags/list`, { headers: basic(admin) })).json()) as { tags: string[] | null }).tags ?? [];
+    const restoredTags = ((await (await fetch(`${url}/v2/during/backup/tags/list`, { headers: authHeaders(admin) })).json()) as { tags: string[] | null }).tags ?? [];
     for (const tag of restoredTags) expect(await getManifestDigest(url, 'during/backup', tag, admin)).toEqual({ status: 200, digest: during[`during/backup:${tag}`] });
 
     await docker(['rmi', '-f', target, 'regctl-e2e/day-two:1']);

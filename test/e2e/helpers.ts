@@ -2,9 +2,9 @@
  * Shared by the end-to-end tests: run the built CLI as a user would, the docker CLI with a private
  * config directory, /etc/hosts lines that are removed afterwards, and a stack directory made by `regctl init`.
  */
+import { builtCliPresent } from '../helpers/serve-process.js';
 import { execa } from 'execa';
 import { afterAll } from 'vitest';
-import { existsSync } from 'node:fs';
 import { copyFile, lstat, mkdir, mkdtemp, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 import { collectContextFiles } from '../../src/docker/build-context.js';
-import { BASE_IMAGE, IN_CI, TRAEFIK_IMAGE, dockerAvailable, freePort, imageAvailable } from '../helpers/peers.js';
+import { BASE_IMAGE, TRAEFIK_IMAGE, dockerAvailable, freePort, imageAvailable } from '../helpers/peers.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -74,14 +74,7 @@ async function run(file: string, args: string[], opts: { env?: Record<string, st
   return { exitCode: res.exitCode ?? -1, stdout: String(res.stdout), stderr: String(res.stderr), all: String(res.all) };
 }
 
-/** True when the package is built (dist/); a missing build fails under CI=true and is skipped with a reason elsewhere. */
-export function builtCliPresent(): boolean {
-  if (existsSync(join(ROOT, 'dist/cli/main.js'))) return true;
-  const reason = 'dist/cli/main.js is missing; run: npm run build';
-  if (IN_CI) throw new Error(reason);
-  process.stderr.write(`skipping end-to-end tests: ${reason}\n`);
-  return false;
-}
+export { builtCliPresent };
 
 /** What every stack test needs: an engine, the local Traefik and base images, and the built CLI (under CI, missing ones throw). */
 export function stackTestsReady(): boolean {

@@ -9,6 +9,7 @@
  * dockerd speaks HTTPS without verifying the certificate first; Traefik answers TLS on the `web` entrypoint
  * (its default certificate, through the dev `-tls` twin routers), so pushes go through that route.
  */
+import { basicAuth } from '../helpers/auth.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -159,7 +160,7 @@ describe.skipIf(!ready)('dev stack on the real engine behind Traefik', () => {
   });
 
   it('a blob upload lasting longer than 60 s passes through Traefik', async () => {
-    const auth = `Basic ${Buffer.from(`admin:${stack.password}`).toString('base64')}`;
+    const auth = basicAuth('admin', stack.password);
     const start = await probe({ port: stack.ports.http, host: REGISTRY_HOST, path: '/v2/e2e/slow/blobs/uploads/', method: 'POST', auth: { username: 'admin', password: stack.password } });
     expect(start.status).toBe(202);
     const location = new URL(String(start.headers.location), `http://${REGISTRY_HOST}`);

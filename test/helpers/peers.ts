@@ -33,6 +33,7 @@ export const SYSTEM_PEERS = [
   'chromium',
   'openssl',
   'groovy',
+  'htpasswd',
 ] as const;
 
 export type GoPeer = (typeof GO_PEERS)[number];
@@ -43,6 +44,7 @@ const SYSTEM_PATHS: Partial<Record<SystemPeer, string>> = {
   chromium: '/usr/bin/chromium',
   'docker-registry': '/usr/bin/docker-registry',
   pebble: '/usr/bin/pebble',
+  htpasswd: '/usr/bin/htpasswd',
 };
 
 export const IN_CI = process.env.CI === 'true';
@@ -104,6 +106,18 @@ export function peerAvailable(name: PeerName): boolean {
   if (isExecutable(peerPath(name))) return true;
   if (IN_CI) throw new Error(missingMessage(name));
   reportSkip(name, missingMessage(name));
+  return false;
+}
+
+/**
+ * For a precondition that is not a peer (root for mounts, the built CLI): true when `met`; otherwise prints why
+ * the tests are skipped, and under CI=true throws, as for a missing peer.
+ */
+export function preconditionMet(what: string, met: boolean, howToFix: string): boolean {
+  if (met) return true;
+  const reason = `${what}: ${howToFix}`;
+  if (IN_CI) throw new Error(`missing test precondition, ${reason}`);
+  reportSkip(what, reason);
   return false;
 }
 

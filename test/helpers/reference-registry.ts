@@ -118,8 +118,3 @@ export async function startReferenceRegistry(options: ReferenceRegistryOptions =
   }
   return { url, host, dataDir, username, password, htpasswdPath, stop };
 }
-
-/** `Authorization` header value for basic auth. */
-export function basicAuth(username: string, password: string): string {
-  return `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
-}

@@ -21,7 +21,8 @@ import {
   type PeerName,
 } from '../helpers/peers.js';
 import { startPebble } from '../helpers/pebble.js';
-import { basicAuth, startReferenceRegistry } from '../helpers/reference-registry.js';
+import { basicAuth } from '../helpers/auth.js';
+import { startReferenceRegistry } from '../helpers/reference-registry.js';
 
 const execFileAsync = promisify(execFile);
 

@@ -1,6 +1,7 @@
 /**
  * Soak (long): 64 clients mixing pulls and pushes for SOAK_DURATION (default 30m), sampled every 5 s. Zero
- * errors, the registry's RSS flat after warm-up, no descriptor leak. The figures go to docs/reliability.md.
+ * errors, the registry's RSS flat after warm-up and its descriptors under load not growing (SOAK_CRITERIA).
+ * The figures go to docs/reliability.md.
  * Run with `npm run test:long` (SOAK_DURATION=2m for a short proof run).
  *
  * SOAK_VIA=traefik (the default): a real dev stack from `regctl init` + `regctl up`, the clients going through
@@ -16,10 +17,10 @@ import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { afterAll, expect, it } from 'vitest';
 import { REGISTRY_HOST, addHostsLine, forceRemoveProject, initStack, regctl, stackTestsReady, type E2eStack } from '../e2e/helpers.js';
-import { basicAuth } from '../integration/reliability/helpers/client.js';
+import { basicAuth } from '../helpers/auth.js';
 import { seedFromEnv } from '../integration/reliability/helpers/rng.js';
-import { startServe, type ServeProcess } from '../integration/reliability/helpers/serve-process.js';
-import { runSoak, soakMarkdown, type SoakOptions } from '../integration/reliability/helpers/soak.js';
+import { startServe, type ServeProcess } from '../helpers/serve-process.js';
+import { SOAK_CRITERIA, runSoak, soakMarkdown, type SoakOptions } from '../integration/reliability/helpers/soak.js';
 import { durationMs, writeReportSection } from './report.js';
 
 const DURATION = durationMs(process.env.SOAK_DURATION, 30 * 60_000);
@@ -28,6 +29,12 @@ const VIA = process.env.SOAK_VIA ?? 'traefik';
 const PROJECT = 'soak';
 const seed = seedFromEnv('SOAK_SEED');
 const cleanups: (() => Promise<unknown>)[] = [];
+/**
+ * SOAK_CRITERIA for runs of 15 minutes or more; a shorter proof run has no room for a 5-minute warm-up and a
+ * trend after it, so its RSS is not judged and its descriptor warm-up is the first quarter.
+ */
+const CRITERIA: SoakOptions['criteria'] =
+  DURATION >= 15 * 60_000 ? SOAK_CRITERIA : { fds: { ...SOAK_CRITERIA.fds, warmupS: DURATION / 4000, minSamples: 3 } };
 
 afterAll(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => undefined);
@@ -90,7 +97,7 @@ it(`soak: ${CLIENTS} clients for ${DURATION / 60_000} min ${VIA === 'serve' ? 'a
   if (VIA !== 'traefik' && VIA !== 'serve') throw new Error(`SOAK_VIA must be traefik or serve, not ${VIA}`);
   const target = VIA === 'serve' ? await direct() : await throughTraefik();
   console.log(`soak seed ${seed}, ${CLIENTS} clients, ${DURATION / 1000} s, ${target.how}, watching ${target.opts.watch.map((w) => `${w.name} pid ${w.pid}`).join(', ')}`);
-  const report = await runSoak({ ...target.opts, clients: CLIENTS, durationMs: DURATION, seed });
+  const report = await runSoak({ ...target.opts, clients: CLIENTS, durationMs: DURATION, seed, criteria: CRITERIA });
   const md = soakMarkdown(report, `${target.how}, seed ${seed}, ${new Date().toISOString().slice(0, 16)}Z`);
   console.log(md);
   if (report.errors.length > 0) console.log(report.errors.join('\n'));
@@ -99,9 +106,8 @@ it(`soak: ${CLIENTS} clients for ${DURATION / 60_000} min ${VIA === 'serve' ? 'a
   expect(report.pulls).toBeGreaterThan(0);
   expect(report.pushes).toBeGreaterThan(0);
   expect(report.gcs).toBeGreaterThan(0);
-  // Flat: single samples swing with stream buffers and V8's collector, so compare medians of the middle and
-  // last thirds after warm-up; and no descriptor growth beyond the clients' own connections.
-  expect(report.rss.lastMedianMiB).toBeLessThan(report.rss.middleMedianMiB * 1.2);
-  expect(report.fds.last).toBeLessThanOrEqual(report.fds.warm + 16);
+  // Flat RSS after warm-up and no descriptor growth under load, by the criteria fixed above (SOAK_CRITERIA).
+  if (CRITERIA.rss) expect(report.rssVerdict?.failures).toEqual([]);
+  expect(report.fdVerdict.failures).toEqual([]);
   expect(await target.serverOutput()).not.toContain('"level":"error"');
 });

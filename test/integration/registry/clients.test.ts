@@ -5,12 +5,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { peerAvailable, peerPath } from '../../helpers/peers.js';
 import { writeOciLayout } from './oci-layout.js';
-import { run, startServe, type ServeProcess } from './serve-process.js';
+import { run } from '../../helpers/run.js';
+import { startRegistryProcess, type RegistryProcess } from '../../helpers/serve-process.js';
+import { basicAuth } from '../../helpers/auth.js';
 
-let reg: ServeProcess;
+let reg: RegistryProcess;
 let work: string;
 beforeAll(async () => {
-  reg = await startServe();
+  reg = await startRegistryProcess();
   work = await mkdtemp(join(tmpdir(), 'regctl-clients-it-'));
 });
 afterAll(async () => {
@@ -18,7 +20,7 @@ afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-const authHeader = () => `Basic ${Buffer.from(`${reg.username}:${reg.password}`).toString('base64')}`;
+const authHeader = () => basicAuth(reg.username, reg.password);
 const api = (path: string, init: RequestInit = {}) => fetch(`${reg.url}${path}`, { ...init, headers: { authorization: authHeader(), ...init.headers } });
 
 describe.skipIf(!peerAvailable('skopeo'))('skopeo', () => {

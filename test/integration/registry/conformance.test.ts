@@ -8,13 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { peerAvailable, runConformance } from '../../helpers/peers.js';
-import { startServe, type ServeProcess } from './serve-process.js';
+import { startRegistryProcess, type RegistryProcess } from '../../helpers/serve-process.js';
 
 describe.skipIf(!peerAvailable('conformance'))('OCI conformance against regctl serve', () => {
-  let reg: ServeProcess;
+  let reg: RegistryProcess;
   let resultsDir: string;
   beforeAll(async () => {
-    reg = await startServe();
+    reg = await startRegistryProcess();
     resultsDir = await mkdtemp(join(tmpdir(), 'regctl-conformance-'));
   });
   afterAll(async () => {

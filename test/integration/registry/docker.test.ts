@@ -5,10 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dockerAvailable } from '../../helpers/peers.js';
-import { run, startServe, type ServeProcess } from './serve-process.js';
+import { run } from '../../helpers/run.js';
+import { startRegistryProcess, type RegistryProcess } from '../../helpers/serve-process.js';
+import { basicAuth } from '../../helpers/auth.js';
 
 describe.skipIf(!dockerAvailable())('docker CLI against regctl serve', () => {
-  let reg: ServeProcess;
+  let reg: RegistryProcess;
   let work: string;
   let env: NodeJS.ProcessEnv;
   const suffix = randomBytes(4).toString('hex');
@@ -17,7 +19,7 @@ describe.skipIf(!dockerAvailable())('docker CLI against regctl serve', () => {
   const created: string[] = [];
 
   beforeAll(async () => {
-    reg = await startServe();
+    reg = await startRegistryProcess();
     work = await mkdtemp(join(tmpdir(), 'regctl-docker-it-'));
     env = { DOCKER_CONFIG: join(work, 'docker-config'), DOCKER_BUILDKIT: '0' };
     await mkdir(join(work, 'rootfs/etc'), { recursive: true });
@@ -61,7 +63,7 @@ describe.skipIf(!dockerAvailable())('docker CLI against regctl serve', () => {
     created.push(second);
     expect(await run('docker', ['push', second], { env })).toContain(digest);
 
-    const tags = await (await fetch(`${reg.url}/v2/it/multi/tags/list`, { headers: { authorization: `Basic ${Buffer.from(`${reg.username}:${reg.password}`).toString('base64')}` } })).json();
+    const tags = await (await fetch(`${reg.url}/v2/it/multi/tags/list`, { headers: { authorization: basicAuth(reg.username, reg.password) } })).json();
     expect(tags).toEqual({ name: 'it/multi', tags: ['v1'] });
 
     await run('docker', ['rmi', image, second], { env });

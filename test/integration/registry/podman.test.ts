@@ -6,15 +6,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { peerAvailable, peerPath } from '../../helpers/peers.js';
 import { writeOciLayout } from './oci-layout.js';
-import { run, startServe, type ServeProcess } from './serve-process.js';
+import { run } from '../../helpers/run.js';
+import { startRegistryProcess, type RegistryProcess } from '../../helpers/serve-process.js';
 
 describe.skipIf(!peerAvailable('podman'))('podman against regctl serve', () => {
-  let reg: ServeProcess;
+  let reg: RegistryProcess;
   let work: string;
   const local = `localhost/regctl-it/podman-${process.pid}:v1`;
   const env = () => ({ REGISTRY_AUTH_FILE: join(work, 'auth.json') });
   beforeAll(async () => {
-    reg = await startServe();
+    reg = await startRegistryProcess();
     // podman names an oci: source after its path, so the path must be lower case.
     work = join(tmpdir(), `regctl-podman-it-${randomBytes(6).toString('hex')}`);
     await mkdir(work, { recursive: true });

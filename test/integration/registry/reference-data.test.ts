@@ -9,7 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { peerAvailable, peerPath } from '../../helpers/peers.js';
 import { startReferenceRegistry } from '../../helpers/reference-registry.js';
 import { writeOciLayout } from './oci-layout.js';
-import { run, startServe } from './serve-process.js';
+import { run } from '../../helpers/run.js';
+import { startRegistryProcess } from '../../helpers/serve-process.js';
+import { basicAuth } from '../../helpers/auth.js';
 
 const ready = peerAvailable('docker-registry') && peerAvailable('skopeo') && peerAvailable('crane');
 
@@ -49,7 +51,7 @@ describe.skipIf(!ready)('data directory shared with docker-registry 2.8.2', () =
     }
     expect(expected['ref/oci:v1']).toBe(oci.manifestDigest);
 
-    const ours = await startServe({ dataDir });
+    const ours = await startRegistryProcess({ dataDir });
     try {
       const ourCfg = join(work, 'crane-ours');
       await run(peerPath('crane'), ['auth', 'login', ours.host, '-u', ours.username, '-p', ours.password], { env: { DOCKER_CONFIG: ourCfg } });
@@ -60,7 +62,7 @@ describe.skipIf(!ready)('data directory shared with docker-registry 2.8.2', () =
       await skopeo(['copy', '--src-tls-verify=false', '--src-creds', `${ours.username}:${ours.password}`, `docker://${ours.host}/ref/oci:v1`, `oci:${out}:v1`]);
       const inspect = JSON.parse(await skopeo(['inspect', '--tls-verify=false', '--creds', `${ours.username}:${ours.password}`, `docker://${ours.host}/ref/docker:v2s2`])) as { Layers: string[] };
       expect(inspect.Layers).toEqual(oci.layerDigests);
-      const fsck = (await (await fetch(`${ours.url}/admin/v1/fsck`, { headers: { authorization: `Basic ${Buffer.from(`${ours.username}:${ours.password}`).toString('base64')}` } })).json()) as { problems: unknown[]; blobsChecked: number };
+      const fsck = (await (await fetch(`${ours.url}/admin/v1/fsck`, { headers: { authorization: basicAuth(ours.username, ours.password) } })).json()) as { problems: unknown[]; blobsChecked: number };
       expect(fsck.problems).toEqual([]);
       expect(fsck.blobsChecked).toBeGreaterThan(8);
     } finally {
@@ -71,7 +73,7 @@ describe.skipIf(!ready)('data directory shared with docker-registry 2.8.2', () =
   it('the reference serves what ours wrote', async () => {
     const dataDir = join(work, 'from-ours');
     const img = await writeOciLayout(join(work, 'img-ours'), { tag: 'v1', layers: 2 });
-    const ours = await startServe({ dataDir });
+    const ours = await startRegistryProcess({ dataDir });
     try {
       await skopeo(['copy', '--dest-tls-verify=false', '--dest-creds', `${ours.username}:${ours.password}`, `oci:${img.dir}:v1`, `docker://${ours.host}/mine/img:v1`]);
     } finally {

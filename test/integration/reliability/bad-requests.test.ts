@@ -17,7 +17,8 @@ import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, type RegistryServer } from '../../../src/registry/server.js';
-import { RegistryClient, basicAuth, imageManifest } from './helpers/client.js';
+import { RegistryClient, imageManifest } from './helpers/client.js';
+import { basicAuth } from '../../helpers/auth.js';
 import { diffSnapshots, snapshotFiles } from './helpers/data-dir.js';
 import { sendRaw } from './helpers/raw-http.js';
 
@@ -51,41 +52,73 @@ const CORPUS: BadRequest[] = readdirSync(FIXTURES)
 const expand = (s: string): string => s.replace(/⟦(\d+)×(.*?)⟧/gs, (_m, n: string, text: string) => text.repeat(Number(n)));
 const ADMIN = basicAuth('corpus-admin', 'corpus-pw');
 
+interface CorpusFixture {
+  dir: string;
+  data: string;
+  server: RegistryServer;
+  port: number;
+  client: RegistryClient;
+  logs: string[];
+}
+
+/** A registry on a real socket with the corpus's admin user and an image in corpus/app and corpus/other. */
+async function startFixture(): Promise<CorpusFixture> {
+  const dir = await mkdtemp(join(tmpdir(), 'regctl-corpus-'));
+  const data = join(dir, 'data');
+  const logs: string[] = [];
+  await writeFile(join(dir, 'htpasswd'), `corpus-admin:${bcrypt.hashSync('corpus-pw', 4)}\n`);
+  const server = createRegistryServer({
+    port: 0,
+    dataDir: data,
+    htpasswd: join(dir, 'htpasswd'),
+    // Hundreds of refused credentials in a row: the throttle has its own tests.
+    throttle: { maxFailures: 1_000_000 },
+    log: (level, msg, fields) => logs.push(JSON.stringify({ level, msg, ...fields })),
+  });
+  const addr = await server.listen();
+  const client = new RegistryClient(addr.url, ADMIN);
+  const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
+  const layer = Buffer.from('corpus layer');
+  for (const repo of ['corpus/app', 'corpus/other']) {
+    await client.pushBlobMonolithic(repo, config);
+    await client.pushBlobMonolithic(repo, layer);
+    await client.putManifest(repo, 'latest', imageManifest(config, [layer]));
+  }
+  return { dir, data, server, port: addr.port, client, logs };
+}
+
+async function stopFixture(fx: CorpusFixture | undefined): Promise<void> {
+  if (!fx) return;
+  await fx.server.close();
+  await rm(fx.dir, { recursive: true, force: true });
+}
+
+/** The raw bytes of a corpus request sent to `path` (placeholders already replaced). */
+function build(r: BadRequest, path: string): Buffer {
+  const lines = [r.requestLine !== undefined ? expand(r.requestLine) : `${r.method} ${path} HTTP/1.1`, 'Host: 127.0.0.1', 'Connection: close'];
+  if (r.auth !== 'raw') lines.push(`Authorization: ${ADMIN}`);
+  for (const [k, v] of Object.entries(r.headers ?? {})) lines.push(`${k}: ${expand(v)}`);
+  for (let i = 0; i < (r.repeatHeaders ?? 1); i++) for (const h of r.rawHeaders ?? []) lines.push(expand(h));
+  let body = Buffer.alloc(0);
+  if (r.rawBody !== undefined) body = Buffer.from(expand(r.rawBody));
+  else if (r.body !== undefined) {
+    body = typeof r.body === 'string' ? Buffer.from(expand(r.body)) : Buffer.alloc(r.body.count, r.body.repeat);
+    lines.push(`Content-Length: ${body.length}`);
+  }
+  return Buffer.concat([Buffer.from(lines.join('\r\n') + '\r\n\r\n', 'latin1'), body]);
+}
+
 describe('bad-request corpus against a real socket', () => {
-  let dir: string;
+  let fx: CorpusFixture | undefined;
   let data: string;
-  let server: RegistryServer;
   let port: number;
   let client: RegistryClient;
-  const logs: string[] = [];
-
+  let logs: string[];
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'regctl-corpus-'));
-    data = join(dir, 'data');
-    await writeFile(join(dir, 'htpasswd'), `corpus-admin:${bcrypt.hashSync('corpus-pw', 4)}\n`);
-    server = createRegistryServer({
-      port: 0,
-      dataDir: data,
-      htpasswd: join(dir, 'htpasswd'),
-      // Hundreds of refused credentials in a row: the throttle has its own tests.
-      throttle: { maxFailures: 1_000_000 },
-      log: (level, msg, fields) => logs.push(JSON.stringify({ level, msg, ...fields })),
-    });
-    const addr = await server.listen();
-    port = addr.port;
-    client = new RegistryClient(addr.url, ADMIN);
-    const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
-    const layer = Buffer.from('corpus layer');
-    for (const repo of ['corpus/app', 'corpus/other']) {
-      await client.pushBlobMonolithic(repo, config);
-      await client.pushBlobMonolithic(repo, layer);
-      await client.putManifest(repo, 'latest', imageManifest(config, [layer]));
-    }
+    fx = await startFixture();
+    ({ data, port, client, logs } = fx);
   });
-  afterAll(async () => {
-    await server.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopFixture(fx));
 
   it('holds at least 300 distinct requests', () => {
     expect(CORPUS.length).toBeGreaterThanOrEqual(300);
@@ -101,20 +134,6 @@ describe('bad-request corpus against a real socket', () => {
       await p.arrayBuffer();
     }
     return loc;
-  }
-
-  function build(r: BadRequest, path: string): Buffer {
-    const lines = [r.requestLine !== undefined ? expand(r.requestLine) : `${r.method} ${path} HTTP/1.1`, 'Host: 127.0.0.1', 'Connection: close'];
-    if (r.auth !== 'raw') lines.push(`Authorization: ${ADMIN}`);
-    for (const [k, v] of Object.entries(r.headers ?? {})) lines.push(`${k}: ${expand(v)}`);
-    for (let i = 0; i < (r.repeatHeaders ?? 1); i++) for (const h of r.rawHeaders ?? []) lines.push(expand(h));
-    let body = Buffer.alloc(0);
-    if (r.rawBody !== undefined) body = Buffer.from(expand(r.rawBody));
-    else if (r.body !== undefined) {
-      body = typeof r.body === 'string' ? Buffer.from(expand(r.body)) : Buffer.alloc(r.body.count, r.body.repeat);
-      lines.push(`Content-Length: ${body.length}`);
-    }
-    return Buffer.concat([Buffer.from(lines.join('\r\n') + '\r\n\r\n', 'latin1'), body]);
   }
 
   it('refuses every request with a 4xx, never a 5xx, and leaves no file behind', { timeout: 600_000 }, async () => {
@@ -170,6 +189,18 @@ describe('bad-request corpus against a real socket', () => {
     expect(failures).toEqual([]);
     expect(logs.filter((l) => l.includes('"level":"error"'))).toEqual([]);
   });
+
+});
+
+describe('slow clients against a real socket', () => {
+  let fx: CorpusFixture | undefined;
+  let port: number;
+  let client: RegistryClient;
+  beforeAll(async () => {
+    fx = await startFixture();
+    ({ port, client } = fx);
+  });
+  afterAll(() => stopFixture(fx));
 
   it('slow clients do not hold up others: 40 trickling connections while normal requests are served', { timeout: 60_000 }, async () => {
     const { connect } = await import('node:net');

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCrashHarness } from './helpers/crash-harness.js';
 import { seedFromEnv } from './helpers/rng.js';
-import { builtCliPresent } from './helpers/serve-process.js';
+import { builtCliPresent } from '../../helpers/serve-process.js';
 
 // Replay a run with CRASH_SEED=<seed printed below>.
 const seed = seedFromEnv('CRASH_SEED');
@@ -27,6 +27,9 @@ describe.skipIf(!builtCliPresent())('crash consistency: regctl serve under SIGKI
     expect(report.acknowledged.mount).toBeGreaterThan(0);
     expect(report.acknowledged.deleteByDigest + report.acknowledged.deleteByTag).toBeGreaterThan(0);
     expect(report.acknowledged.gc).toBeGreaterThan(0);
+    // The GC rules were exercised: reports read, and blobs found missing that a report lists as swept.
+    expect(report.gcOutcomes.done).toBeGreaterThan(0);
+    expect(report.blobsGoneByGc.listed).toBeGreaterThan(0);
     expect(report.interrupted).toBeGreaterThan(0);
   });
 });

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient, imageManifest, sha256 } from './helpers/client.js';
 import { diffSnapshots, snapshotFiles } from './helpers/data-dir.js';
-import { builtCliPresent, startServe, type ServeProcess } from './helpers/serve-process.js';
+import { preconditionMet } from '../../helpers/peers.js';
+import { builtCliPresent, startServe, type ServeProcess } from '../../helpers/serve-process.js';
 
 const MiB = 1024 * 1024;
 
@@ -49,8 +50,7 @@ const free = async (dir: string) => {
   return s.bavail * s.bsize;
 };
 
-const mountable = canMount();
-if (!mountable) console.log('disk-full tests skipped: they mount tmpfs filesystems and need root');
+const mountable = preconditionMet('root with mount(8) for tmpfs filesystems', canMount(), 'run the disk-full tests as root');
 
 describe.skipIf(!mountable || !builtCliPresent())('disk full on a small filesystem (root, npm run build)', () => {
   let base: string;

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, type RegistryServer } from '../../../src/registry/server.js';
 import { RegistryClient, imageManifest, sha256 } from './helpers/client.js';
-import { REGCTL_BIN, REPO_ROOT, builtCliPresent } from './helpers/serve-process.js';
+import { REGCTL_BIN, REPO_ROOT, builtCliPresent } from '../../helpers/serve-process.js';
 
 const run = promisify(execFile);
 const V2 = 'docker/registry/v2';

@@ -12,7 +12,8 @@ import bcrypt from 'bcryptjs';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, type RegistryServer } from '../../../src/registry/server.js';
-import { RegistryClient, basicAuth, imageManifest, sha256 } from './helpers/client.js';
+import { RegistryClient, imageManifest, sha256 } from './helpers/client.js';
+import { basicAuth } from '../../helpers/auth.js';
 import { sendRaw, type RawResponse } from './helpers/raw-http.js';
 
 const SEED = process.env.FC_SEED !== undefined ? Number(process.env.FC_SEED) : undefined;
@@ -48,37 +49,59 @@ function checkResponse(res: RawResponse, what: string): void {
   }
 }
 
-describe('HTTP layer properties (fast-check, real socket)', () => {
-  let dir: string;
-  let server: RegistryServer;
-  let port: number;
-  let client: RegistryClient;
+interface PropsFixture {
+  dir: string;
+  server: RegistryServer;
+  port: number;
+  client: RegistryClient;
+}
 
-  const request = async (method: string, path: string, headers: Record<string, string> = {}, body?: Buffer | string): Promise<RawResponse> => {
-    const b = body === undefined ? undefined : Buffer.from(body);
-    const lines = [`${method} ${path} HTTP/1.1`, 'Host: 127.0.0.1', 'Connection: close', `Authorization: ${ADMIN}`];
-    for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
-    if (b) lines.push(`Content-Length: ${b.length}`);
-    return sendRaw(port, Buffer.concat([Buffer.from(lines.join('\r\n') + '\r\n\r\n', 'latin1'), b ?? Buffer.alloc(0)]));
-  };
+/** A registry on a real socket with an image in prop/app and a blob in prop/ranges. */
+async function startFixture(): Promise<PropsFixture> {
+  const dir = await mkdtemp(join(tmpdir(), 'regctl-props-'));
+  await writeFile(join(dir, 'htpasswd'), `prop-admin:${bcrypt.hashSync('prop-pw', 4)}\n`);
+  const server = createRegistryServer({ port: 0, dataDir: join(dir, 'data'), htpasswd: join(dir, 'htpasswd'), logLevel: 'silent' });
+  const addr = await server.listen();
+  const client = new RegistryClient(addr.url, ADMIN);
+  await client.pushBlobMonolithic('prop/app', LAYER);
+  await client.pushBlobMonolithic('prop/app', CONFIG);
+  await client.putManifest('prop/app', 'latest', imageManifest(CONFIG, [LAYER]));
+  // Only the range property reads this repository; the random routes may delete what they find in prop/app.
+  await client.pushBlobMonolithic('prop/ranges', LAYER);
+  return { dir, server, port: addr.port, client };
+}
 
+async function stopFixture(fx: PropsFixture | undefined): Promise<void> {
+  if (!fx) return;
+  await fx.server.close();
+  await rm(fx.dir, { recursive: true, force: true });
+}
+
+/** One request as raw bytes, authenticated as the admin, on its own connection. */
+function rawRequest(port: number, method: string, path: string, headers: Record<string, string> = {}, body?: Buffer | string): Promise<RawResponse> {
+  const b = body === undefined ? undefined : Buffer.from(body);
+  const lines = [`${method} ${path} HTTP/1.1`, 'Host: 127.0.0.1', 'Connection: close', `Authorization: ${ADMIN}`];
+  for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
+  if (b) lines.push(`Content-Length: ${b.length}`);
+  return sendRaw(port, Buffer.concat([Buffer.from(lines.join('\r\n') + '\r\n\r\n', 'latin1'), b ?? Buffer.alloc(0)]));
+}
+
+/** Each group of properties gets a registry of its own. */
+function useFixture(): { fx: () => PropsFixture; request: (method: string, path: string, headers?: Record<string, string>, body?: Buffer | string) => Promise<RawResponse> } {
+  let fx: PropsFixture | undefined;
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'regctl-props-'));
-    await writeFile(join(dir, 'htpasswd'), `prop-admin:${bcrypt.hashSync('prop-pw', 4)}\n`);
-    server = createRegistryServer({ port: 0, dataDir: join(dir, 'data'), htpasswd: join(dir, 'htpasswd'), logLevel: 'silent' });
-    const addr = await server.listen();
-    port = addr.port;
-    client = new RegistryClient(addr.url, ADMIN);
-    await client.pushBlobMonolithic('prop/app', LAYER);
-    await client.pushBlobMonolithic('prop/app', CONFIG);
-    await client.putManifest('prop/app', 'latest', imageManifest(CONFIG, [LAYER]));
-    // Only the range property reads this repository; the random routes may delete what they find in prop/app.
-    await client.pushBlobMonolithic('prop/ranges', LAYER);
+    fx = await startFixture();
   });
-  afterAll(async () => {
-    await server.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopFixture(fx));
+  const get = (): PropsFixture => {
+    if (!fx) throw new Error('fixture not started');
+    return fx;
+  };
+  return { fx: get, request: (method, path, headers, body) => rawRequest(get().port, method, path, headers, body) };
+}
+
+describe('HTTP layer properties (fast-check, real socket): routes and ranges', () => {
+  const { request } = useFixture();
 
   it('random names, references and digests on every route: never 5xx, 4xx always enveloped', { timeout: 300_000 }, async () => {
     const routeArb = fc.tuple(
@@ -144,6 +167,11 @@ describe('HTTP layer properties (fast-check, real socket)', () => {
     );
   });
 
+});
+
+describe('HTTP layer properties (fast-check, real socket): uploads and manifests', () => {
+  const { fx, request } = useFixture();
+
   it('random chunk sequences: the blob is stored only when the chunks add up to the digest', { timeout: 300_000 }, async () => {
     const chunkArb = fc.array(fc.record({ len: fc.integer({ min: 0, max: 40 }), shift: fc.integer({ min: -3, max: 3 }), sendRange: fc.boolean() }), { minLength: 1, maxLength: 6 });
     await fc.assert(
@@ -171,7 +199,7 @@ describe('HTTP layer properties (fast-check, real socket)', () => {
         checkResponse(fin, 'PUT finish');
         if (finishWithRightDigest) {
           expect(fin.status).toBe(201);
-          const got = await client.getBlob('prop/chunks', digest);
+          const got = await fx().client.getBlob('prop/chunks', digest);
           expect(sha256(got.body)).toBe(digest);
         } else expect(fin.status).toBe(400);
       }),
@@ -202,7 +230,7 @@ describe('HTTP layer properties (fast-check, real socket)', () => {
         const res = await request('PUT', `/v2/prop/app/manifests/t-${tag}`, type ? { 'Content-Type': type } : {}, body);
         checkResponse(res, `PUT manifest ${body.slice(0, 80)}`);
         if (res.status === 201) {
-          const got = await client.getManifest('prop/app', `t-${tag}`);
+          const got = await fx().client.getManifest('prop/app', `t-${tag}`);
           expect(got.status).toBe(200);
           expect(sha256(got.body)).toBe(sha256(body));
         } else expect(res.status).toBeGreaterThanOrEqual(400);

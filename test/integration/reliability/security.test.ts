@@ -14,8 +14,9 @@ import { ADMIN_MODULES } from '../../../src/registry/admin/index.js';
 import type { AdminRoute } from '../../../src/registry/admin/types.js';
 import { ROUTES } from '../../../src/registry/http/routes.js';
 import { createRegistryServer, type RegistryServer, type RegistryServerOptions } from '../../../src/registry/server.js';
-import { HttpStatusError, RegistryClient, basicAuth, imageManifest, sha256 } from './helpers/client.js';
-import { builtCliPresent, startServe } from './helpers/serve-process.js';
+import { HttpStatusError, RegistryClient, imageManifest, sha256 } from './helpers/client.js';
+import { basicAuth } from '../../helpers/auth.js';
+import { builtCliPresent, startServe } from '../../helpers/serve-process.js';
 
 const PASSWORDS: Record<string, string> = {
   admin: 'Adm1n-secret-pw',
@@ -71,27 +72,42 @@ function samplePath(routeName: string, repo: string, digest: string): string {
   return p;
 }
 
-describe('security', () => {
-  let dir: string;
-  let reg: { server: RegistryServer; url: string };
-  let admin: RegistryClient;
+interface SecurityFixture {
+  dir: string;
+  reg: { server: RegistryServer; url: string };
+  admin: RegistryClient;
+}
 
+/** The users and access file above, a registry with the throttle out of the way, and an image in each of REPOS. */
+async function startFixture(): Promise<SecurityFixture> {
+  const dir = await mkdtemp(join(tmpdir(), 'regctl-sec-'));
+  await writeFile(join(dir, 'htpasswd'), Object.entries(PASSWORDS).map(([u, p]) => `${u}:${bcrypt.hashSync(p, 4)}`).join('\n') + '\n', { mode: 0o600 });
+  await writeFile(join(dir, 'access.yaml'), ACCESS);
+  const reg = await withRegistry(dir, 'main', { throttle: { maxFailures: 1_000_000 } });
+  const admin = new RegistryClient(reg.url, auth('admin'));
+  for (const repo of REPOS) {
+    await admin.pushBlobMonolithic(repo, layerOf(repo));
+    await admin.pushBlobMonolithic(repo, CONFIG);
+    await admin.putManifest(repo, 'latest', imageManifest(CONFIG, [layerOf(repo)]));
+  }
+  return { dir, reg, admin };
+}
+
+async function stopFixture(fx: SecurityFixture | undefined): Promise<void> {
+  if (!fx) return;
+  await fx.reg.server.close();
+  await rm(fx.dir, { recursive: true, force: true });
+}
+
+describe('security: authentication, permissions, mounts', () => {
+  let fx: SecurityFixture | undefined;
+  let reg: SecurityFixture['reg'];
+  let admin: RegistryClient;
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'regctl-sec-'));
-    await writeFile(join(dir, 'htpasswd'), Object.entries(PASSWORDS).map(([u, p]) => `${u}:${bcrypt.hashSync(p, 4)}`).join('\n') + '\n', { mode: 0o600 });
-    await writeFile(join(dir, 'access.yaml'), ACCESS);
-    reg = await withRegistry(dir, 'main', { throttle: { maxFailures: 1_000_000 } });
-    admin = new RegistryClient(reg.url, auth('admin'));
-    for (const repo of REPOS) {
-      await admin.pushBlobMonolithic(repo, layerOf(repo));
-      await admin.pushBlobMonolithic(repo, CONFIG);
-      await admin.putManifest(repo, 'latest', imageManifest(CONFIG, [layerOf(repo)]));
-    }
+    fx = await startFixture();
+    ({ reg, admin } = fx);
   });
-  afterAll(async () => {
-    await reg.server.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopFixture(fx));
 
   it('without valid credentials every route of the route table, the admin API and /metrics answer 401 and reveal nothing', async () => {
     const digest = sha256(layerOf('sec/private'));
@@ -194,6 +210,17 @@ describe('security', () => {
     const teamLayer = sha256(layerOf('sec/team/app'));
     expect(await new RegistryClient(reg.url, auth('admin')).mountBlob('sec/public', 'sec/team/app', teamLayer)).toBe(true);
   });
+
+});
+
+describe('security: throttling, timing, secrets', () => {
+  let fx: SecurityFixture | undefined;
+  let dir: string;
+  beforeAll(async () => {
+    fx = await startFixture();
+    ({ dir } = fx);
+  });
+  afterAll(() => stopFixture(fx));
 
   it('brute force is throttled per user (from many addresses) and per client address (across users)', async () => {
     const r = await withRegistry(dir, 'throttle', { throttle: { maxFailures: 5, windowMs: 60_000, blockMs: 30_000 } });

@@ -6,7 +6,7 @@ import { backup, progressLine } from '../../../src/ops/backup.js';
 import { restoreDirectory } from '../../../src/ops/restore.js';
 import { readArchiveManifest } from '../../../src/registry/backup/restore.js';
 import { createRegistryServer } from '../../../src/registry/server.js';
-import { captureOutput, getBlob, getManifestDigest, pushImage, startFixture, type Fixture } from './day-two-fixture.js';
+import { captureOutput, getBlob, getManifestDigest, pushImage, startFixture, type Fixture } from '../../helpers/day-two-fixture.js';
 
 /** Serves a data directory without auth and checks every tag of every repository and every blob they name. */
 async function servedState(dataDir: string): Promise<Record<string, string>> {

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseStackConfig } from '../../../src/config/schema.js';
 import { AdminClient, stackEndpoint, urlEndpoint } from '../../../src/ops/admin-client.js';
 import { renderStack, writeStack } from '../../../src/stack/render.js';
+import { basicAuth } from '../../helpers/auth.js';
 
 let root: string;
 const stackIn = async (name: string, config: Record<string, unknown>): Promise<string> => {
@@ -90,7 +91,7 @@ describe('AdminClient', () => {
     expect(client.endpoint.tls).toBe(true);
     expect(await client.whoami()).toMatchObject({ admin: true });
     expect(seen).toHaveLength(2);
-    expect(seen[0]).toEqual({ host: 'registry.example.test', auth: `Basic ${Buffer.from('admin:secret-secret').toString('base64')}` });
+    expect(seen[0]).toEqual({ host: 'registry.example.test', auth: basicAuth('admin', 'secret-secret') });
   });
 
   it('a registry that does not answer is STACK_NOT_RUNNING with a hint', async () => {

@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gc, printGcSummary, progressText } from '../../../src/ops/gc.js';
-import { basic, captureOutput, getBlob, getManifestDigest, pushImage, startFixture, type Fixture } from './day-two-fixture.js';
+import { authHeaders, captureOutput, getBlob, getManifestDigest, pushImage, startFixture, type Fixture } from '../../helpers/day-two-fixture.js';
 
 const blobFile = (fx: Fixture, digest: string) => join(fx.dataDir, 'docker/registry/v2/blobs/sha256', digest.slice(7, 9), digest.slice(7), 'data');
 const exists = (p: string) => stat(p).then(() => true, () => false);
@@ -19,7 +19,7 @@ describe('regctl gc against a real registry', () => {
     fx = await startFixture();
     doomed = await pushImage(fx.url, 'app', 'old', [shared, only], fx.admin);
     kept = await pushImage(fx.url, 'app', 'new', [shared], fx.admin);
-    const del = await fetch(`${fx.url}/v2/app/manifests/${doomed.digest}`, { method: 'DELETE', headers: basic(fx.admin) });
+    const del = await fetch(`${fx.url}/v2/app/manifests/${doomed.digest}`, { method: 'DELETE', headers: authHeaders(fx.admin) });
     expect(del.status).toBe(202);
   });
   afterAll(async () => fx.close());
@@ -64,7 +64,7 @@ describe('regctl gc against a real registry', () => {
 
   it('an unreferenced but young blob survives the default grace window', async () => {
     const young = await pushImage(fx.url, 'scratch', 'tmp', [randomBytes(10_000)], fx.admin);
-    await fetch(`${fx.url}/v2/scratch/manifests/${young.digest}`, { method: 'DELETE', headers: basic(fx.admin) });
+    await fetch(`${fx.url}/v2/scratch/manifests/${young.digest}`, { method: 'DELETE', headers: authHeaders(fx.admin) });
     const s = await gc({ dir: fx.stackDir, dryRun: true, deleteUntagged: false, out: captureOutput(), env: fx.env });
     expect(s.deleted.count).toBe(0);
     expect(s.report.kept.find((k) => k.digest === young.blobs[1])?.reason).toMatch(/grace/);

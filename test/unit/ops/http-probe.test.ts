@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { isTraefikDefaultCertificate, probe, retryUntil, servedCertificate } from '../../../src/ops/http-probe.js';
+import { basicAuth } from '../../helpers/auth.js';
 
 const exec = promisify(execFile);
 let http: Server;
@@ -22,7 +23,7 @@ function portOf(s: Server | TlsServer): number {
 beforeAll(async () => {
   http = createServer((req, res) => {
     seen.push(req.headers);
-    const ok = req.headers.authorization === `Basic ${Buffer.from('admin:pw').toString('base64')}`;
+    const ok = req.headers.authorization === basicAuth('admin', 'pw');
     res.writeHead(req.headers.host === 'registry.example.test' ? (ok ? 200 : 401) : 404, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ path: req.url, method: req.method }));
   });

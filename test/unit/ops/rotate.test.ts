@@ -5,7 +5,7 @@ import { parseDuration, formatDuration } from '../../../src/common/units.js';
 import { rotateCredentials } from '../../../src/ops/rotate.js';
 import { addUser, permissionsFromFlags } from '../../../src/ops/users.js';
 import { parseEnv, setEnvValues } from '../../../src/stack/env.js';
-import { basic, captureOutput, getManifestDigest, pushImage, startFixture, type Creds, type Fixture } from './day-two-fixture.js';
+import { authHeaders, captureOutput, getManifestDigest, pushImage, startFixture, type Creds, type Fixture } from '../../helpers/day-two-fixture.js';
 
 describe('durations', () => {
   it('parses Go-style units and compounds, refuses bare numbers and junk', () => {
@@ -46,7 +46,7 @@ describe('setEnvValues', () => {
 });
 
 async function v2(url: string, creds: Creds): Promise<number> {
-  const res = await fetch(`${url}/v2/`, { headers: basic(creds) });
+  const res = await fetch(`${url}/v2/`, { headers: authHeaders(creds) });
   await res.arrayBuffer();
   return res.status;
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseEnv } from '../../../src/stack/env.js';
 import { runCli } from '../stack/cli-harness.js';
-import { pushImage, startFixture, type Fixture } from './day-two-fixture.js';
+import { pushImage, startFixture, type Fixture } from '../../helpers/day-two-fixture.js';
 
 describe('day-two commands through the CLI', () => {
   let fx: Fixture;

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadStackConfig } from '../../../src/config/load.js';
 import { addUser, editUsersYaml, listUsers, permissionsFromFlags, readUsersFiles, removeUser, setUser } from '../../../src/ops/users.js';
 import { STATE_FILE, sha256 } from '../../../src/stack/write.js';
-import { basic, captureOutput, getManifestDigest, pushBlob, pushImage, startFixture, type Creds, type Fixture } from './day-two-fixture.js';
+import { authHeaders, captureOutput, getManifestDigest, pushBlob, pushImage, startFixture, type Creds, type Fixture } from '../../helpers/day-two-fixture.js';
 
 describe('permissionsFromFlags', () => {
   it('groups actions by pattern in canonical order', () => {
@@ -44,7 +44,7 @@ describe('users on a stack served by a real registry', () => {
   let viewer: Creds;
   let ci: Creds;
   const status = async (method: string, path: string, creds?: Creds) => {
-    const res = await fetch(`${fx.url}${path}`, { method, headers: basic(creds) });
+    const res = await fetch(`${fx.url}${path}`, { method, headers: authHeaders(creds) });
     return { status: res.status, body: await res.text() };
   };
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { basic, errorCode, pushBlob, pushImage, sha256, snapshot, startRegistry, USERS, type TestRegistry } from './helpers.js';
+import { errorCode, pushBlob, pushImage, sha256, snapshot, startRegistry, USERS, type TestRegistry } from './helpers.js';
+import { basicAuth } from '../../helpers/auth.js';
 
 let reg: TestRegistry;
 beforeAll(async () => {
@@ -361,7 +362,7 @@ describe('access rules', () => {
   });
 
   it('request logs carry method, path, status, user and never the Authorization header', async () => {
-    await reg.fetch('/v2/', { headers: { authorization: basic('admin', USERS.admin as string) } });
+    await reg.fetch('/v2/', { headers: { authorization: basicAuth('admin', USERS.admin as string) } });
     const lines = reg.logs.filter((l) => l.includes('"msg":"request"'));
     expect(lines.length).toBeGreaterThan(0);
     const last = JSON.parse(lines[lines.length - 1] as string) as Record<string, unknown>;

@@ -6,13 +6,13 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Authenticator } from '../../../src/registry/auth/authenticator.js';
 import { formatGraceFile, graceFilePath, liveGraceEntries, parseGraceFile } from '../../../src/registry/auth/grace.js';
 import { RegistryError } from '../../../src/registry/errors.js';
+import { basicAuth } from '../../helpers/auth.js';
 
-const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 const hash = (password: string) => bcrypt.hashSync(password, 4);
 
 async function attempt(auth: Authenticator, user: string, password: string): Promise<string> {
   try {
-    return await auth.authenticate(basic(user, password), '10.0.0.1');
+    return await auth.authenticate(basicAuth(user, password), '10.0.0.1');
   } catch (err) {
     if (err instanceof RegistryError) return err.code;
     throw err;

@@ -1,5 +1,4 @@
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,18 +9,10 @@ import { Authenticator, parseBasic } from '../../../src/registry/auth/authentica
 import { parseHtpasswd } from '../../../src/registry/auth/htpasswd.js';
 import { FailureThrottle } from '../../../src/registry/auth/throttle.js';
 import { RegistryError } from '../../../src/registry/errors.js';
-import { basic } from './helpers.js';
+import { basicAuth } from '../../helpers/auth.js';
+import { peerAvailable, peerPath } from '../../helpers/peers.js';
 
-function htpasswdBinary(): string | undefined {
-  try {
-    accessSync('/usr/bin/htpasswd', constants.X_OK);
-    return '/usr/bin/htpasswd';
-  } catch {
-    process.stderr.write('skipping htpasswd -B checks: /usr/bin/htpasswd missing (apt-get install apache2-utils)\n');
-    return undefined;
-  }
-}
-const HTPASSWD = htpasswdBinary();
+const HTPASSWD = peerAvailable('htpasswd') ? peerPath('htpasswd') : undefined;
 
 async function rejection(p: Promise<unknown>): Promise<RegistryError> {
   try {
@@ -54,7 +45,7 @@ describe('htpasswd parsing', () => {
   });
 
   it('parses Basic headers', () => {
-    expect(parseBasic(basic('u', 'p:with:colons'))).toEqual({ user: 'u', password: 'p:with:colons' });
+    expect(parseBasic(basicAuth('u', 'p:with:colons'))).toEqual({ user: 'u', password: 'p:with:colons' });
     expect(parseBasic('Bearer abc')).toBeUndefined();
     expect(parseBasic(`Basic ${Buffer.from('nocolon').toString('base64')}`)).toBeUndefined();
     expect(parseBasic(undefined)).toBeUndefined();
@@ -124,9 +115,9 @@ describe('Authenticator', () => {
   it('accepts the right password, gives one generic 401 otherwise', async () => {
     auth = new Authenticator({ htpasswdPath: file, realm: 'test realm' });
     await auth.start();
-    expect(await auth.authenticate(basic('alice', 'one'), '1.1.1.1')).toBe('alice');
-    const wrong = await rejection(auth.authenticate(basic('alice', 'two'), '1.1.1.1'));
-    const unknown = await rejection(auth.authenticate(basic('mallory', 'two'), '1.1.1.1'));
+    expect(await auth.authenticate(basicAuth('alice', 'one'), '1.1.1.1')).toBe('alice');
+    const wrong = await rejection(auth.authenticate(basicAuth('alice', 'two'), '1.1.1.1'));
+    const unknown = await rejection(auth.authenticate(basicAuth('mallory', 'two'), '1.1.1.1'));
     const none = await rejection(auth.authenticate(undefined, '1.1.1.1'));
     for (const e of [wrong, unknown, none]) {
       expect(e.code).toBe('UNAUTHORIZED');
@@ -139,23 +130,23 @@ describe('Authenticator', () => {
     const compare = vi.spyOn(bcrypt, 'compare');
     auth = new Authenticator({ htpasswdPath: file, realm: 'r' });
     await auth.start();
-    await Promise.all(Array.from({ length: 5 }, () => auth!.authenticate(basic('alice', 'one'), 'ip')));
-    for (let i = 0; i < 5; i++) await auth.authenticate(basic('alice', 'one'), 'ip');
+    await Promise.all(Array.from({ length: 5 }, () => auth!.authenticate(basicAuth('alice', 'one'), 'ip')));
+    for (let i = 0; i < 5; i++) await auth.authenticate(basicAuth('alice', 'one'), 'ip');
     expect(compare).toHaveBeenCalledTimes(1);
-    await rejection(auth.authenticate(basic('ghost', 'x'), 'ip2'));
+    await rejection(auth.authenticate(basicAuth('ghost', 'x'), 'ip2'));
     expect(compare).toHaveBeenCalledTimes(2);
   });
 
   it('sees an atomic replace of the file (rename over it) and clears the cache', async () => {
     auth = new Authenticator({ htpasswdPath: file, realm: 'r', pollMs: 200 });
     await auth.start();
-    expect(await auth.authenticate(basic('alice', 'one'), 'ip')).toBe('alice');
+    expect(await auth.authenticate(basicAuth('alice', 'one'), 'ip')).toBe('alice');
     const tmp = join(dir, '.htpasswd.tmp');
     await writeFile(tmp, `alice:${bcrypt.hashSync('two', 4)}\nbob:${bcrypt.hashSync('three', 4)}\n`);
     await rename(tmp, file);
-    await vi.waitFor(async () => expect(await auth!.authenticate(basic('bob', 'three'), 'ip')).toBe('bob'), { timeout: 5000, interval: 100 });
-    expect((await rejection(auth.authenticate(basic('alice', 'one'), 'ip'))).code).toBe('UNAUTHORIZED');
-    expect(await auth.authenticate(basic('alice', 'two'), 'ip')).toBe('alice');
+    await vi.waitFor(async () => expect(await auth!.authenticate(basicAuth('bob', 'three'), 'ip')).toBe('bob'), { timeout: 5000, interval: 100 });
+    expect((await rejection(auth.authenticate(basicAuth('alice', 'one'), 'ip'))).code).toBe('UNAUTHORIZED');
+    expect(await auth.authenticate(basicAuth('alice', 'two'), 'ip')).toBe('alice');
   });
 
   it('notices changes by polling when no watch event arrives', async () => {
@@ -164,28 +155,28 @@ describe('Authenticator', () => {
     // Drop the watchers to stand for a bind mount whose changes raise no events.
     (auth as unknown as { watchers: { close(): void }[] }).watchers.forEach((w) => w.close());
     await writeFile(file, `carol:${bcrypt.hashSync('four', 4)}\n`);
-    await vi.waitFor(async () => expect(await auth!.authenticate(basic('carol', 'four'), 'ip')).toBe('carol'), { timeout: 5000, interval: 100 });
+    await vi.waitFor(async () => expect(await auth!.authenticate(basicAuth('carol', 'four'), 'ip')).toBe('carol'), { timeout: 5000, interval: 100 });
   });
 
   it('throttles repeated failures per IP and per user with 429 and Retry-After', async () => {
     auth = new Authenticator({ htpasswdPath: file, realm: 'r', throttle: { maxFailures: 3, windowMs: 60_000, blockMs: 30_000 } });
     await auth.start();
-    for (let i = 0; i < 3; i++) await rejection(auth.authenticate(basic('alice', `bad${i}`), '10.0.0.1'));
-    const blocked = await rejection(auth.authenticate(basic('alice', 'one'), '10.0.0.1'));
+    for (let i = 0; i < 3; i++) await rejection(auth.authenticate(basicAuth('alice', `bad${i}`), '10.0.0.1'));
+    const blocked = await rejection(auth.authenticate(basicAuth('alice', 'one'), '10.0.0.1'));
     expect(blocked.code).toBe('TOOMANYREQUESTS');
     expect(blocked.status).toBe(429);
     expect(Number(blocked.headers['Retry-After'])).toBeGreaterThan(0);
     // The user is throttled from another address too.
-    expect((await rejection(auth.authenticate(basic('alice', 'one'), '10.0.0.2'))).code).toBe('TOOMANYREQUESTS');
+    expect((await rejection(auth.authenticate(basicAuth('alice', 'one'), '10.0.0.2'))).code).toBe('TOOMANYREQUESTS');
   });
 
   it('a client whose credentials were verified is not locked out by someone else guessing', async () => {
     auth = new Authenticator({ htpasswdPath: file, realm: 'r', throttle: { maxFailures: 3, windowMs: 60_000, blockMs: 30_000 } });
     await auth.start();
-    expect(await auth.authenticate(basic('alice', 'one'), '10.0.0.9')).toBe('alice');
-    for (let i = 0; i < 3; i++) await rejection(auth.authenticate(basic('alice', `guess${i}`), '10.6.6.6'));
-    expect((await rejection(auth.authenticate(basic('alice', 'guess9'), '10.0.0.9'))).code).toBe('TOOMANYREQUESTS');
-    expect(await auth.authenticate(basic('alice', 'one'), '10.0.0.9')).toBe('alice');
+    expect(await auth.authenticate(basicAuth('alice', 'one'), '10.0.0.9')).toBe('alice');
+    for (let i = 0; i < 3; i++) await rejection(auth.authenticate(basicAuth('alice', `guess${i}`), '10.6.6.6'));
+    expect((await rejection(auth.authenticate(basicAuth('alice', 'guess9'), '10.0.0.9'))).code).toBe('TOOMANYREQUESTS');
+    expect(await auth.authenticate(basicAuth('alice', 'one'), '10.0.0.9')).toBe('alice');
   });
 
   it('refuses to start on an unreadable htpasswd file', async () => {

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Fence } from '../../../src/registry/fence.js';
 import { BackupFormatError, MANIFEST_NAME, blobDigestOfPath, isArchivePath, parseBackupManifest, type BackupManifest } from '../../../src/registry/backup/manifest.js';
 import { dataDirIsEmpty, readArchiveManifest, restoreArchive, RestoreRefused } from '../../../src/registry/backup/restore.js';
-import { basic, getBlob, getManifestDigest, pushImage, putManifest, OCI_INDEX, startFixture, type Fixture } from '../ops/day-two-fixture.js';
+import { authHeaders, getBlob, getManifestDigest, pushImage, putManifest, OCI_INDEX, startFixture, type Fixture } from '../../helpers/day-two-fixture.js';
 
 const hex = (c: string) => c.repeat(64);
 
@@ -106,10 +106,10 @@ describe('GET /admin/v1/backup and restoreArchive', () => {
       artifactType: 'application/vnd.example.sig',
       subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: pushed[0]!.digest, size: 1 },
     });
-    const untag = await fetch(`${fx.url}/v2/team/app/manifests/sig`, { method: 'DELETE', headers: basic(fx.admin) });
+    const untag = await fetch(`${fx.url}/v2/team/app/manifests/sig`, { method: 'DELETE', headers: authHeaders(fx.admin) });
     expect(untag.status).toBe(202);
     referrer = sig.digest;
-    const res = await fetch(`${fx.url}/admin/v1/backup`, { headers: basic(fx.admin) });
+    const res = await fetch(`${fx.url}/admin/v1/backup`, { headers: authHeaders(fx.admin) });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/x-tar');
     archive = join(fx.root, 'backup.tar');
@@ -131,18 +131,18 @@ describe('GET /admin/v1/backup and restoreArchive', () => {
 
   it('a sweeping GC is refused while a backup streams, and runs once it is done', async () => {
     await pushImage(fx.url, 'big', 'v1', [randomBytes(32 * 1024 * 1024)], fx.admin);
-    const res = await fetch(`${fx.url}/admin/v1/backup`, { headers: basic(fx.admin) });
+    const res = await fetch(`${fx.url}/admin/v1/backup`, { headers: authHeaders(fx.admin) });
     expect(res.status).toBe(200);
     const reader = (res.body as ReadableStream<Uint8Array>).getReader();
     await reader.read();
-    const gc = await fetch(`${fx.url}/admin/v1/gc`, { method: 'POST', headers: { ...basic(fx.admin), 'content-type': 'application/json' }, body: JSON.stringify({ dryRun: false }) });
+    const gc = await fetch(`${fx.url}/admin/v1/gc`, { method: 'POST', headers: { ...authHeaders(fx.admin), 'content-type': 'application/json' }, body: JSON.stringify({ dryRun: false }) });
     expect(gc.status).toBe(429);
     expect(JSON.stringify(await gc.json())).toContain('a backup is running');
-    const dry = await fetch(`${fx.url}/admin/v1/gc`, { method: 'POST', headers: { ...basic(fx.admin), 'content-type': 'application/json' }, body: JSON.stringify({ dryRun: true }) });
+    const dry = await fetch(`${fx.url}/admin/v1/gc`, { method: 'POST', headers: { ...authHeaders(fx.admin), 'content-type': 'application/json' }, body: JSON.stringify({ dryRun: true }) });
     expect(dry.status).toBe(200);
     await reader.cancel();
     await expect
-      .poll(async () => (await fetch(`${fx.url}/admin/v1/gc`, { method: 'POST', headers: { ...basic(fx.admin), 'content-type': 'application/json' }, body: JSON.stringify({ dryRun: false }) })).status, { timeout: 5000, interval: 100 })
+      .poll(async () => (await fetch(`${fx.url}/admin/v1/gc`, { method: 'POST', headers: { ...authHeaders(fx.admin), 'content-type': 'application/json' }, body: JSON.stringify({ dryRun: false }) })).status, { timeout: 5000, interval: 100 })
       .toBe(200);
   });
 

@@ -7,6 +7,7 @@ import { readdir } from 'node:fs/promises';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pushBlob, startRegistry, USERS, type TestRegistry } from './helpers.js';
+import { basicAuth } from '../../helpers/auth.js';
 
 const MiB = 1024 * 1024;
 let reg: TestRegistry;
@@ -57,7 +58,7 @@ describe('blob downloads', () => {
   it('a client that disconnects mid-body leaves no open file and the next pull works', async () => {
     const before = await openFds();
     const url = new URL(`/v2/send/big/blobs/${digest}`, reg.url);
-    const auth = `Basic ${Buffer.from(`admin:${USERS.admin}`).toString('base64')}`;
+    const auth = basicAuth('admin', USERS.admin as string);
     for (let i = 0; i < 5; i++) {
       await new Promise<void>((resolve, reject) => {
         const req = request(url, { headers: { authorization: auth, connection: 'close' } }, (res) => {

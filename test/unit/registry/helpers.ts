@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { createRegistryServer, type RegistryServer, type RegistryServerOptions } from '../../../src/registry/server.js';
+import { basicAuth } from '../../helpers/auth.js';
 
 export const sha256 = (data: Buffer | string): string => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
@@ -28,10 +29,6 @@ export const ACCESS_YAML = `users:
   ci: { rules: [ { repos: "apps/**", actions: [pull, push] } ] }
   viewer: { rules: [ { repos: "**", actions: [pull] } ] }
 `;
-
-export function basic(user: string, password: string): string {
-  return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
-}
 
 /** Starts a registry on a free loopback port with a fresh data dir, htpasswd (cost 4) and access file. */
 export async function startRegistry(opts: Omit<Partial<RegistryServerOptions>, 'access'> & { access?: string | false; auth?: boolean } = {}): Promise<TestRegistry> {
@@ -67,7 +64,7 @@ export async function startRegistry(opts: Omit<Partial<RegistryServerOptions>, '
       const { auth: creds, body, ...rest2 } = init;
       const headers = new Headers(rest2.headers);
       const pair = creds === undefined ? (['admin', USERS.admin] as [string, string]) : creds;
-      if (pair && !headers.has('authorization')) headers.set('authorization', basic(pair[0], pair[1]));
+      if (pair && !headers.has('authorization')) headers.set('authorization', basicAuth(pair[0], pair[1]));
       const payload = Buffer.isBuffer(body) ? new Uint8Array(body) : body;
       return fetch(url + path, { ...rest2, body: payload, headers, redirect: 'manual' });
     },
@@ -145,7 +142,7 @@ export function rawRequest(reg: TestRegistry, method: string, path: string, body
   return new Promise((resolvePromise, reject) => {
     const url = new URL(reg.url);
     const req = httpRequest(
-      { host: url.hostname, port: url.port, method, path, headers: { authorization: basic('admin', USERS.admin as string), 'content-length': Buffer.byteLength(body ?? '') } },
+      { host: url.hostname, port: url.port, method, path, headers: { authorization: basicAuth('admin', USERS.admin as string), 'content-length': Buffer.byteLength(body ?? '') } },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

@@ -15,8 +15,9 @@ import {
   setHtpasswdUser,
 } from '../../../src/stack/htpasswd.js';
 import { generatePassword, MIN_PASSWORD_LENGTH } from '../../../src/stack/secrets.js';
+import { peerAvailable, peerPath } from '../../helpers/peers.js';
 
-const htpasswdBinary = spawnSync('htpasswd', ['-h']).error ? undefined : 'htpasswd';
+const htpasswdBinary = peerAvailable('htpasswd') ? peerPath('htpasswd') : undefined;
 
 describe('generated passwords', () => {
   test('32 URL-safe characters by default, all different', () => {
@@ -70,11 +71,11 @@ describe('htpasswd', () => {
     try {
       const file = join(dir, 'htpasswd');
       writeFileSync(file, setHtpasswdUser('', 'admin', 'pa55-word-ok', 10));
-      const ok = spawnSync('htpasswd', ['-vb', file, 'admin', 'pa55-word-ok'], { encoding: 'utf8' });
+      const ok = spawnSync(peerPath('htpasswd'), ['-vb', file, 'admin', 'pa55-word-ok'], { encoding: 'utf8' });
       expect(ok.status, ok.stderr).toBe(0);
-      const bad = spawnSync('htpasswd', ['-vb', file, 'admin', 'wrong'], { encoding: 'utf8' });
+      const bad = spawnSync(peerPath('htpasswd'), ['-vb', file, 'admin', 'wrong'], { encoding: 'utf8' });
       expect(bad.status).not.toBe(0);
-      const theirs = execFileSync('htpasswd', ['-nbB', '-C', '6', 'ci', 'their-password'], { encoding: 'utf8' }).trim();
+      const theirs = execFileSync(peerPath('htpasswd'), ['-nbB', '-C', '6', 'ci', 'their-password'], { encoding: 'utf8' }).trim();
       expect(checkHtpasswd(theirs, 'ci', 'their-password')).toBe(true);
       expect(checkHtpasswd(theirs, 'ci', 'other')).toBe(false);
     } finally {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { createRegistryServer } from '../../../src/registry/server.js';
+import { basicAuth } from '../../helpers/auth.js';
 
 export interface TestRegistry {
   url: string;
@@ -25,7 +26,7 @@ export async function startTestRegistry(): Promise<TestRegistry> {
   await writeFile(join(dir, 'htpasswd'), `${user}:${bcrypt.hashSync(password, 4)}\n`, { mode: 0o600 });
   const server = createRegistryServer({ port: 0, dataDir: join(dir, 'data'), htpasswd: join(dir, 'htpasswd'), logLevel: 'silent' });
   const { url } = await server.listen();
-  const auth = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+  const auth = basicAuth(user, password);
   const putBlob = async (repo: string, data: Buffer) => {
     const res = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${sha(data)}`, { method: 'POST', headers: { Authorization: auth }, body: new Uint8Array(data) });
     if (res.status !== 201) throw new Error(`blob upload answered ${res.status}`);

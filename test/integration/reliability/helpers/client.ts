@@ -6,10 +6,6 @@ export const OCI_LAYER = 'application/vnd.oci.image.layer.v1.tar';
 
 export const sha256 = (data: Buffer | string): string => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
-export function basicAuth(user: string, password: string): string {
-  return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
-}
-
 export class HttpStatusError extends Error {
   readonly status: number;
   readonly body: string;
@@ -115,6 +111,21 @@ export class RegistryClient {
     const res = await this.request('DELETE', `/v2/${repo}/blobs/${digest}`);
     await res.arrayBuffer();
     return res.status;
+  }
+
+  async catalog(): Promise<string[]> {
+    return (await this.json<{ repositories: string[] }>('GET', '/v2/_catalog?n=10000')).repositories;
+  }
+
+  /** The repository's tags; undefined when it answers 404. */
+  async tags(repo: string): Promise<string[] | undefined> {
+    const res = await this.request('GET', `/v2/${repo}/tags/list`);
+    if (res.status === 404) {
+      await res.arrayBuffer();
+      return undefined;
+    }
+    await this.expect(res, [200], `tags of ${repo}`);
+    return ((await res.json()) as { tags: string[] | null }).tags ?? [];
   }
 
   async json<T>(method: string, path: string, body?: unknown): Promise<T> {

@@ -3,10 +3,11 @@
  * blob) and pushes (new blobs, monolithic or chunked, then the manifest over the client's own tag), a GC with
  * deleteUntagged now and then to keep the disk bounded (started as a job and polled, as `regctl gc` does), and
  * a sample of each watched process every few seconds: VmRSS from /proc/PID/status and open descriptors from
- * /proc/PID/fd. The first watched process is the registry; the trend figures are its own.
+ * /proc/PID/fd. The first watched process is the registry; the trend figures and the verdicts are its own.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
+import { judgeFds, judgeRss, type FdCriterion, type FdVerdict, type RssCriterion, type RssVerdict } from '../../../helpers/series.js';
 import { RegistryClient, imageManifest, sha256 } from './client.js';
 import { Rng } from './rng.js';
 
@@ -20,16 +21,43 @@ export interface SoakOptions {
   sampleEveryMs?: number;
   gcEveryMs?: number;
   seed: number;
-  /** Time excluded from the RSS and fd trend at the start (warm-up). */
-  warmupMs?: number;
+  /**
+   * Pass/fail criteria for the registry's RSS (omitted: not judged, as in a run too short for a trend) and its
+   * descriptors under load, fixed before the run. The warm-up of each is the time it leaves out.
+   */
+  criteria: { rss?: RssCriterion; fds: FdCriterion };
 }
 
+/**
+ * The 30-minute soak's criteria, with why each number:
+ * - Warm-up 5 minutes for both: V8's heap and malloc's arenas grow to their working size under this load in the
+ *   first minutes (60 → 132 MiB over the first 4 minutes of the 30-minute run of 2026-11-30); a leak shows as
+ *   growth that goes on after that, over the remaining 25 minutes.
+ * - RSS slope under 1 MiB/min after warm-up: the collector's sawtooth (±15 MiB over minutes) moves a
+ *   least-squares slope over 25 minutes of 5-second samples by a few tenths of a MiB/min; 1 MiB/min is 25 MiB over
+ *   the window (about 1.4 GiB a day), a leak a long-running registry must not have.
+ * - Median of the last third at most 10% above the middle third's: a late step up (a cache that stops being
+ *   bounded) that a slope over the whole window could dilute; 10% (~14 MiB at 140 MiB) is well over the gap the
+ *   sawtooth leaves between the medians of two 8-minute windows, and what 1 MiB/min alone would add is ~6%.
+ * - Descriptors: the median of the last third of the run under load at most 16 over the warm-up's maximum. Every
+ *   client holds one connection and one file at most at a time, reached in the warm-up already; a GC adds up to 16
+ *   storage calls in flight (GC_CONCURRENCY), which the warm-up may not have seen. A leak of one descriptor per
+ *   thousand requests adds hundreds over a run at ~500 requests/s.
+ */
+export const SOAK_CRITERIA: { rss: RssCriterion; fds: FdCriterion } = {
+  rss: { warmupS: 300, maxSlopeMiBPerMin: 1, maxThirdGrowth: 0.1, minSamples: 30 },
+  fds: { warmupS: 300, margin: 16, minSamples: 10 },
+};
+
 export interface SoakSample {
+  /** Seconds since the load started (the one sample before it is at 0). */
   atS: number;
   /** The registry's. */
   rssMiB: number;
   fds: number;
   requests: number;
+  /** Taken while the clients ran (the one sample after they stopped is not). */
+  load: boolean;
   /** Every watched process's, by name. */
   processes: Record<string, { rssMiB: number; fds: number }>;
 }
@@ -52,9 +80,13 @@ export interface SoakReport {
   errorCount: number;
   latencyMs: { pullP50: number; pullP99: number; pushP50: number; pushP99: number };
   samples: SoakSample[];
-  /** `middleMedianMiB` / `lastMedianMiB`: medians of the middle and last thirds of the samples after warm-up. */
-  rss: { warmMiB: number; lastMiB: number; maxMiB: number; growthPct: number; slopeMiBPerHour: number; middleMedianMiB: number; lastMedianMiB: number };
-  fds: { warm: number; last: number; max: number };
+  rss: { startMiB: number; lastMiB: number; maxMiB: number };
+  fds: { afterLoad: number; maxUnderLoad: number };
+  criteria: SoakOptions['criteria'];
+  /** The registry's RSS judged by `criteria.rss` (absent when not judged). */
+  rssVerdict?: RssVerdict;
+  /** The registry's descriptors under load judged by `criteria.fds`. */
+  fdVerdict: FdVerdict;
   /** Names of the watched processes, the registry first. */
   watched: string[];
 }
@@ -69,123 +101,146 @@ const quantile = (v: number[], q: number) => {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0;
 };
 
-/** Least-squares slope of y over x. */
-function slope(xs: number[], ys: number[]): number {
-  const n = xs.length;
-  if (n < 2) return 0;
-  const mx = xs.reduce((a, b) => a + b, 0) / n;
-  const my = ys.reduce((a, b) => a + b, 0) / n;
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < n; i++) {
-    num += ((xs[i] as number) - mx) * ((ys[i] as number) - my);
-    den += ((xs[i] as number) - mx) ** 2;
-  }
-  return den === 0 ? 0 : num / den;
-}
+/** One soak run: the counters it keeps and its steps (seed images, client loops, sampling, GC jobs, report). */
+class SoakRun {
+  private readonly rng: Rng;
+  private readonly client: RegistryClient;
+  private readonly gcClient: RegistryClient;
+  /** When the load starts (after the seed images are pushed): sample times and the duration count from here. */
+  private started = Date.now();
+  private readonly errors: string[] = [];
+  private errorCount = 0;
+  private pulls = 0;
+  private pushes = 0;
+  private requests = 0;
+  private bytesPulled = 0;
+  private bytesPushed = 0;
+  private gcs = 0;
+  private gcFreed = 0;
+  private readonly pullMs: number[] = [];
+  private readonly pushMs: number[] = [];
+  private readonly gcMs: number[] = [];
+  private readonly samples: SoakSample[] = [];
+  /** True while the clients run: samples taken then are the ones judged. */
+  private load = false;
+  private seeded: { repo: string; tag: string; blobs: string[] }[] = [];
 
-export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
-  const rng = new Rng(opts.seed);
-  const client = new RegistryClient(opts.url, opts.authorization, { timeoutMs: 60_000 });
-  const started = Date.now();
-  const deadline = started + opts.durationMs;
-  const errors: string[] = [];
-  let errorCount = 0;
-  let pulls = 0;
-  let pushes = 0;
-  let requests = 0;
-  let bytesPulled = 0;
-  let bytesPushed = 0;
-  let gcs = 0;
-  const pullMs: number[] = [];
-  const pushMs: number[] = [];
-  const gcMs: number[] = [];
-  let gcFreed = 0;
-  const fail = (what: string) => {
-    errorCount++;
-    if (errors.length < 50) errors.push(`${((Date.now() - started) / 1000).toFixed(1)}s ${what}`);
-  };
-
-  // A fixed set of images every client pulls from, pushed before the clock starts.
-  const seeded: { repo: string; tag: string; blobs: string[] }[] = [];
-  for (let i = 0; i < 16; i++) {
-    const repo = `soak/base-${i % 4}`;
-    const config = Buffer.from(JSON.stringify({ os: 'linux', n: i }));
-    const layers = [randomBytes(rng.int(4, 256) * 1024), randomBytes(rng.int(1, 64) * 1024)];
-    for (const b of [config, ...layers]) await client.pushBlobMonolithic(repo, b);
-    await client.putManifest(repo, `v${i}`, imageManifest(config, layers));
-    seeded.push({ repo, tag: `v${i}`, blobs: [sha256(config), ...layers.map((l) => sha256(l))] });
+  constructor(private readonly opts: SoakOptions) {
+    this.rng = new Rng(opts.seed);
+    this.client = new RegistryClient(opts.url, opts.authorization, { timeoutMs: 60_000 });
+    this.gcClient = new RegistryClient(opts.url, opts.authorization, { timeoutMs: 60_000 });
   }
 
-  const pull = async () => {
-    const img = rng.pick(seeded);
-    const t0 = Date.now();
-    const m = await client.getManifest(img.repo, img.tag);
-    requests++;
-    if (m.status !== 200) return fail(`pull ${img.repo}:${img.tag} manifest → ${m.status}`);
-    for (const d of img.blobs) {
-      const b = await client.getBlob(img.repo, d);
-      requests++;
-      bytesPulled += b.body.length;
-      if (b.status !== 200 || sha256(b.body) !== d) return fail(`pull ${img.repo}@${d} → ${b.status}`);
+  private fail(what: string): void {
+    this.errorCount++;
+    if (this.errors.length < 50) this.errors.push(`${((Date.now() - this.started) / 1000).toFixed(1)}s ${what}`);
+  }
+
+  async run(): Promise<SoakReport> {
+    await this.seedImages();
+    this.started = Date.now();
+    await this.sample();
+    this.load = true;
+    const sampler = setInterval(() => void this.sample(), this.opts.sampleEveryMs ?? 5000);
+    let gcRunning: Promise<void> | undefined;
+    const gcTimer = setInterval(() => {
+      if (gcRunning) return;
+      gcRunning = this.gcOnce()
+        .catch((err: unknown) => this.fail(`gc: ${(err as Error).message}`))
+        .finally(() => (gcRunning = undefined));
+    }, this.opts.gcEveryMs ?? 60_000);
+    const deadline = this.started + this.opts.durationMs;
+    let loadMs = 0;
+    try {
+      await Promise.all(Array.from({ length: this.opts.clients }, (_, i) => this.loop(i, deadline)));
+      loadMs = Date.now() - this.started;
+    } finally {
+      this.load = false;
+      clearInterval(sampler);
+      clearInterval(gcTimer);
     }
-    pulls++;
-    pullMs.push(Date.now() - t0);
-  };
+    await gcRunning;
+    await new Promise((r) => setTimeout(r, 2000));
+    await this.sample();
+    return this.report(loadMs);
+  }
 
-  const push = async (clientId: number) => {
+  /** A fixed set of images every client pulls from, pushed before the load starts. */
+  private async seedImages(): Promise<void> {
+    for (let i = 0; i < 16; i++) {
+      const repo = `soak/base-${i % 4}`;
+      const config = Buffer.from(JSON.stringify({ os: 'linux', n: i }));
+      const layers = [randomBytes(this.rng.int(4, 256) * 1024), randomBytes(this.rng.int(1, 64) * 1024)];
+      for (const b of [config, ...layers]) await this.client.pushBlobMonolithic(repo, b);
+      await this.client.putManifest(repo, `v${i}`, imageManifest(config, layers));
+      this.seeded.push({ repo, tag: `v${i}`, blobs: [sha256(config), ...layers.map((l) => sha256(l))] });
+    }
+  }
+
+  private async loop(clientId: number, deadline: number): Promise<void> {
+    while (Date.now() < deadline) {
+      try {
+        if (this.rng.chance(0.7)) await this.pull();
+        else await this.push(clientId);
+      } catch (err) {
+        this.fail(`client ${clientId}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  private async pull(): Promise<void> {
+    const img = this.rng.pick(this.seeded);
+    const t0 = Date.now();
+    const m = await this.client.getManifest(img.repo, img.tag);
+    this.requests++;
+    if (m.status !== 200) return this.fail(`pull ${img.repo}:${img.tag} manifest → ${m.status}`);
+    for (const d of img.blobs) {
+      const b = await this.client.getBlob(img.repo, d);
+      this.requests++;
+      this.bytesPulled += b.body.length;
+      if (b.status !== 200 || sha256(b.body) !== d) return this.fail(`pull ${img.repo}@${d} → ${b.status}`);
+    }
+    this.pulls++;
+    this.pullMs.push(Date.now() - t0);
+  }
+
+  private async push(clientId: number): Promise<void> {
     const repo = `soak/push-${clientId % 8}`;
     const t0 = Date.now();
     const config = Buffer.from(JSON.stringify({ os: 'linux', nonce: randomBytes(8).toString('hex') }));
-    const layer = randomBytes(rng.int(1, 128) * 1024);
-    if (rng.chance(0.3)) {
-      await client.pushBlobChunked(repo, layer, 32 * 1024);
-      requests += 2 + Math.ceil(layer.length / (32 * 1024));
+    const layer = randomBytes(this.rng.int(1, 128) * 1024);
+    if (this.rng.chance(0.3)) {
+      await this.client.pushBlobChunked(repo, layer, 32 * 1024);
+      this.requests += 2 + Math.ceil(layer.length / (32 * 1024));
     } else {
-      await client.pushBlobMonolithic(repo, layer);
-      requests++;
+      await this.client.pushBlobMonolithic(repo, layer);
+      this.requests++;
     }
-    await client.pushBlobMonolithic(repo, config);
-    await client.putManifest(repo, `c${clientId}`, imageManifest(config, [layer]));
-    requests += 2;
-    bytesPushed += layer.length + config.length;
-    pushes++;
-    pushMs.push(Date.now() - t0);
-  };
+    await this.client.pushBlobMonolithic(repo, config);
+    await this.client.putManifest(repo, `c${clientId}`, imageManifest(config, [layer]));
+    this.requests += 2;
+    this.bytesPushed += layer.length + config.length;
+    this.pushes++;
+    this.pushMs.push(Date.now() - t0);
+  }
 
-  const loop = async (clientId: number) => {
-    while (Date.now() < deadline) {
-      try {
-        if (rng.chance(0.7)) await pull();
-        else await push(clientId);
-      } catch (err) {
-        fail(`client ${clientId}: ${(err as Error).message}`);
-      }
-    }
-  };
-
-  const samples: SoakSample[] = [];
-  let loadMs = 0;
-  const sample = async () => {
+  private async sample(): Promise<void> {
     try {
       const processes: SoakSample['processes'] = {};
-      for (const w of opts.watch) {
+      for (const w of this.opts.watch) {
         processes[w.name] = { rssMiB: Math.round(((await rssKiB(w.pid)) / 1024) * 10) / 10, fds: (await readdir(`/proc/${w.pid}/fd`)).length };
       }
-      const main = processes[opts.watch[0]?.name ?? ''] ?? { rssMiB: NaN, fds: NaN };
-      samples.push({ atS: Math.round((Date.now() - started) / 1000), rssMiB: main.rssMiB, fds: main.fds, requests, processes });
+      const main = processes[this.opts.watch[0]?.name ?? ''] ?? { rssMiB: NaN, fds: NaN };
+      this.samples.push({ atS: (Date.now() - this.started) / 1000, rssMiB: main.rssMiB, fds: main.fds, requests: this.requests, load: this.load, processes });
     } catch (err) {
-      fail(`sampling the server process: ${(err as Error).message}`);
+      this.fail(`sampling the server process: ${(err as Error).message}`);
     }
-  };
-  await sample();
-  const sampler = setInterval(() => void sample(), opts.sampleEveryMs ?? 5000);
-  // GC under load can take minutes: started as a job (`wait: false`) and polled, one at a time (the next one
-  // starts after the previous ends).
-  const gcClient = new RegistryClient(opts.url, opts.authorization, { timeoutMs: 60_000 });
-  const runGc = async (): Promise<void> => {
+  }
+
+  /** GC under load can take minutes: started as a job (`wait: false`) and polled; the next starts after it ends. */
+  private async gcOnce(): Promise<void> {
     const t0 = Date.now();
-    const startRes = await gcClient.request('POST', '/admin/v1/gc', {
+    const startRes = await this.gcClient.request('POST', '/admin/v1/gc', {
       body: JSON.stringify({ deleteUntagged: true, graceSeconds: 30, wait: false }),
       headers: { 'Content-Type': 'application/json' },
     });
@@ -193,71 +248,51 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     if (startRes.status !== 202) throw new Error(`gc start → ${startRes.status} ${JSON.stringify(job)}`);
     for (;;) {
       await new Promise((r) => setTimeout(r, 1000));
-      const st = await gcClient.json<{ id: number; state: string; error?: string; report?: { freedBytes: number } }>('GET', '/admin/v1/gc');
+      const st = await this.gcClient.json<{ id: number; state: string; error?: string; report?: { freedBytes: number } }>('GET', '/admin/v1/gc');
       if (st.id !== job.id) throw new Error(`gc job ${job.id} replaced by ${st.id}`);
       if (st.state === 'failed') throw new Error(`gc failed: ${st.error}`);
       if (st.state === 'done') {
-        gcs++;
-        gcMs.push(Date.now() - t0);
-        gcFreed += st.report?.freedBytes ?? 0;
+        this.gcs++;
+        this.gcMs.push(Date.now() - t0);
+        this.gcFreed += st.report?.freedBytes ?? 0;
         return;
       }
     }
-  };
-  let gcRunning: Promise<void> | undefined;
-  const gcTimer = setInterval(() => {
-    if (gcRunning) return;
-    gcRunning = runGc()
-      .catch((err: unknown) => fail(`gc: ${(err as Error).message}`))
-      .finally(() => (gcRunning = undefined));
-  }, opts.gcEveryMs ?? 60_000);
-  try {
-    await Promise.all(Array.from({ length: opts.clients }, (_, i) => loop(i)));
-    loadMs = Date.now() - started;
-  } finally {
-    clearInterval(sampler);
-    clearInterval(gcTimer);
   }
-  await gcRunning;
-  await new Promise((r) => setTimeout(r, 2000));
-  await sample();
 
-  const warmupS = (opts.warmupMs ?? Math.min(60_000, opts.durationMs / 4)) / 1000;
-  const warm = samples.filter((s) => s.atS >= warmupS);
-  const first = warm[0] ?? samples[0];
-  const last = samples[samples.length - 1];
-  const rssSlope = slope(warm.map((s) => s.atS / 3600), warm.map((s) => s.rssMiB));
-  const third = Math.max(1, Math.floor(warm.length / 3));
-  const middle = warm.slice(third, 2 * third).map((s) => s.rssMiB);
-  const lastThird = warm.slice(2 * third).map((s) => s.rssMiB);
-  return {
-    durationMs: Date.now() - started,
-    loadMs,
-    clients: opts.clients,
-    pulls,
-    pushes,
-    requests,
-    bytesPulled,
-    bytesPushed,
-    gcs,
-    gcMs,
-    gcFreedMiB: Math.round(gcFreed / 2 ** 20),
-    errors,
-    errorCount,
-    latencyMs: { pullP50: quantile(pullMs, 0.5), pullP99: quantile(pullMs, 0.99), pushP50: quantile(pushMs, 0.5), pushP99: quantile(pushMs, 0.99) },
-    samples,
-    rss: {
-      warmMiB: first?.rssMiB ?? 0,
-      lastMiB: last?.rssMiB ?? 0,
-      maxMiB: Math.max(...samples.map((s) => s.rssMiB)),
-      growthPct: first && last ? Math.round(((last.rssMiB - first.rssMiB) / first.rssMiB) * 1000) / 10 : 0,
-      slopeMiBPerHour: Math.round(rssSlope * 10) / 10,
-      middleMedianMiB: quantile(middle, 0.5),
-      lastMedianMiB: quantile(lastThird, 0.5),
-    },
-    fds: { warm: first?.fds ?? 0, last: last?.fds ?? 0, max: Math.max(...samples.map((s) => s.fds)) },
-    watched: opts.watch.map((w) => w.name),
-  };
+  private report(loadMs: number): SoakReport {
+    const { samples, opts } = this;
+    const underLoad = samples.filter((s) => s.load);
+    const last = samples[samples.length - 1];
+    const { criteria } = opts;
+    return {
+      durationMs: Date.now() - this.started,
+      loadMs,
+      clients: opts.clients,
+      pulls: this.pulls,
+      pushes: this.pushes,
+      requests: this.requests,
+      bytesPulled: this.bytesPulled,
+      bytesPushed: this.bytesPushed,
+      gcs: this.gcs,
+      gcMs: this.gcMs,
+      gcFreedMiB: Math.round(this.gcFreed / 2 ** 20),
+      errors: this.errors,
+      errorCount: this.errorCount,
+      latencyMs: { pullP50: quantile(this.pullMs, 0.5), pullP99: quantile(this.pullMs, 0.99), pushP50: quantile(this.pushMs, 0.5), pushP99: quantile(this.pushMs, 0.99) },
+      samples,
+      rss: { startMiB: samples[0]?.rssMiB ?? NaN, lastMiB: last?.rssMiB ?? NaN, maxMiB: Math.max(...samples.map((s) => s.rssMiB)) },
+      fds: { afterLoad: last && !last.load ? last.fds : NaN, maxUnderLoad: Math.max(...underLoad.map((s) => s.fds)) },
+      criteria,
+      rssVerdict: criteria.rss ? judgeRss(underLoad.map((s) => ({ atS: s.atS, value: s.rssMiB })), criteria.rss) : undefined,
+      fdVerdict: judgeFds(underLoad.map((s) => ({ atS: s.atS, value: s.fds })), criteria.fds),
+      watched: opts.watch.map((w) => w.name),
+    };
+  }
+}
+
+export function runSoak(opts: SoakOptions): Promise<SoakReport> {
+  return new SoakRun(opts).run();
 }
 
 /** The report as markdown: totals, latencies and a downsampled RSS / fd curve. */
@@ -275,12 +310,26 @@ export function soakMarkdown(r: SoakReport, how: string): string {
     `- Work: ${r.pulls} image pulls and ${r.pushes} image pushes, ${r.requests} HTTP requests (${(r.requests / (r.loadMs / 1000)).toFixed(0)}/s), ${(r.bytesPulled / 2 ** 20).toFixed(0)} MiB pulled, ${(r.bytesPushed / 2 ** 20).toFixed(0)} MiB pushed; ${r.gcs} GCs (deleteUntagged, under load; durations ${r.gcMs.map((m) => `${(m / 1000).toFixed(0)} s`).join(', ') || 'none finished'}) freed ${r.gcFreedMiB} MiB.`,
     `- Errors: ${r.errorCount}.`,
     `- Latency per image: pull p50 ${r.latencyMs.pullP50} ms, p99 ${r.latencyMs.pullP99} ms; push p50 ${r.latencyMs.pushP50} ms, p99 ${r.latencyMs.pushP99} ms.`,
-    `- RSS after warm-up ${r.rss.warmMiB} MiB, at the end ${r.rss.lastMiB} MiB (${r.rss.growthPct >= 0 ? '+' : ''}${r.rss.growthPct}%), max ${r.rss.maxMiB} MiB, least-squares slope ${r.rss.slopeMiBPerHour} MiB/hour; median of the middle third ${r.rss.middleMedianMiB} MiB, of the last third ${r.rss.lastMedianMiB} MiB.`,
-    `- Open descriptors after warm-up ${r.fds.warm}, at the end ${r.fds.last}, max ${r.fds.max}.`,
+    rssLine(r),
+    fdLine(r),
     ...otherLines,
     '',
     `| t (s) | ${r.watched[0] ?? 'registry'} RSS (MiB) | fds | ${others.map((n) => `${n} RSS (MiB) | ${n} fds | `).join('')}requests so far |`,
     `|---:|---:|---:|${others.map(() => '---:|---:|').join('')}---:|`,
-    ...rows.map((s) => `| ${s.atS} | ${s.rssMiB} | ${s.fds} | ${others.map((n) => `${s.processes[n]?.rssMiB ?? ''} | ${s.processes[n]?.fds ?? ''} | `).join('')}${s.requests} |`),
+    ...rows.map((s) => `| ${Math.round(s.atS)}${s.load ? '' : ' (after load)'} | ${s.rssMiB} | ${s.fds} | ${others.map((n) => `${s.processes[n]?.rssMiB ?? ''} | ${s.processes[n]?.fds ?? ''} | `).join('')}${s.requests} |`),
   ].join('\n');
+}
+
+function rssLine(r: SoakReport): string {
+  const head = `- RSS at the start ${r.rss.startMiB} MiB, at the end ${r.rss.lastMiB} MiB, max ${r.rss.maxMiB} MiB.`;
+  const v = r.rssVerdict;
+  const c = r.criteria.rss;
+  if (!v || !c) return `${head} Not judged (run too short for a trend).`;
+  return `${head} After the ${c.warmupS / 60}-minute warm-up: least-squares slope ${v.slopeMiBPerMin.toFixed(2)} MiB/min (bound ${c.maxSlopeMiBPerMin}); median of the middle third ${v.middleMedianMiB} MiB, of the last third ${v.lastMedianMiB} MiB (${(v.thirdGrowth * 100).toFixed(1)}%, bound ${c.maxThirdGrowth * 100}%): ${v.ok ? 'pass' : `FAIL (${v.failures.join('; ')})`}.`;
+}
+
+function fdLine(r: SoakReport): string {
+  const v = r.fdVerdict;
+  const c = r.criteria.fds;
+  return `- Open descriptors under load: warm-up (first ${c.warmupS} s) maximum ${v.warmMax}, median of the last third ${v.lastThirdMedian} (bound: warm-up maximum + ${c.margin}), max ${r.fds.maxUnderLoad}: ${v.ok ? 'pass' : `FAIL (${v.failures.join('; ')})`}; ${r.fds.afterLoad} after the clients stopped.`;
 }

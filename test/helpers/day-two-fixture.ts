@@ -6,19 +6,20 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseStackConfig } from '../../../src/config/schema.js';
-import type { Output } from '../../../src/common/io.js';
-import { createRegistryServer, type RegistryServer } from '../../../src/registry/server.js';
-import { renderStack, writeStack } from '../../../src/stack/render.js';
-import { hashPassword } from '../../../src/stack/htpasswd.js';
+import { parseStackConfig } from '../../src/config/schema.js';
+import type { Output } from '../../src/common/io.js';
+import { createRegistryServer, type RegistryServer } from '../../src/registry/server.js';
+import { renderStack, writeStack } from '../../src/stack/render.js';
+import { hashPassword } from '../../src/stack/htpasswd.js';
+import { basicAuth } from './auth.js';
 
 export interface Creds {
   username: string;
   password: string;
 }
 
-export const basic = (c: Creds | undefined): Record<string, string> =>
-  c ? { authorization: `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}` } : {};
+export const authHeaders = (c: Creds | undefined): Record<string, string> =>
+  c ? { authorization: basicAuth(c.username, c.password) } : {};
 
 export const sha = (b: Buffer | string): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -109,7 +110,7 @@ export async function pushBlob(url: string, repo: string, data: Buffer, creds: C
   const digest = sha(data);
   const res = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${digest}`, {
     method: 'POST',
-    headers: { ...basic(creds), 'content-type': 'application/octet-stream', 'content-length': String(data.length) },
+    headers: { ...authHeaders(creds), 'content-type': 'application/octet-stream', 'content-length': String(data.length) },
     body: new Uint8Array(data),
   });
   await res.arrayBuffer();
@@ -118,7 +119,7 @@ export async function pushBlob(url: string, repo: string, data: Buffer, creds: C
 
 export async function putManifest(url: string, repo: string, ref: string, manifest: unknown, mediaType: string, creds: Creds | undefined): Promise<{ digest: string; status: number; body: string }> {
   const body = Buffer.from(JSON.stringify(manifest));
-  const res = await fetch(`${url}/v2/${repo}/manifests/${ref}`, { method: 'PUT', headers: { ...basic(creds), 'content-type': mediaType }, body: new Uint8Array(body) });
+  const res = await fetch(`${url}/v2/${repo}/manifests/${ref}`, { method: 'PUT', headers: { ...authHeaders(creds), 'content-type': mediaType }, body: new Uint8Array(body) });
   return { digest: sha(body), status: res.status, body: await res.text() };
 }
 
@@ -145,13 +146,13 @@ export async function pushImage(url: string, repo: string, tag: string, layers: 
 }
 
 export async function getManifestDigest(url: string, repo: string, ref: string, creds: Creds | undefined): Promise<{ status: number; digest: string | null }> {
-  const res = await fetch(`${url}/v2/${repo}/manifests/${ref}`, { headers: { ...basic(creds), accept: `${OCI_MANIFEST}, ${OCI_INDEX}` } });
+  const res = await fetch(`${url}/v2/${repo}/manifests/${ref}`, { headers: { ...authHeaders(creds), accept: `${OCI_MANIFEST}, ${OCI_INDEX}` } });
   const body = Buffer.from(await res.arrayBuffer());
   return { status: res.status, digest: res.status === 200 ? sha(body) : null };
 }
 
 export async function getBlob(url: string, repo: string, digest: string, creds: Creds | undefined): Promise<{ status: number; digest: string | null }> {
-  const res = await fetch(`${url}/v2/${repo}/blobs/${digest}`, { headers: basic(creds) });
+  const res = await fetch(`${url}/v2/${repo}/blobs/${digest}`, { headers: authHeaders(creds) });
   const body = Buffer.from(await res.arrayBuffer());
   return { status: res.status, digest: res.status === 200 ? sha(body) : null };
 }
