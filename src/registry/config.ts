@@ -15,6 +15,7 @@
  * | --min-free SIZE      | REGCTL_MIN_FREE          | minFree           | 0 (off)           |
  * | --realm TEXT         | REGCTL_REALM             | realm             | regctl            |
  * | --cors-origin LIST   | REGCTL_CORS_ORIGIN       | corsOrigins       | (none)            |
+ * | --no-credential-cache | REGCTL_CREDENTIAL_CACHE=false | credentialCache: false | true (cache on) |
  * Durations: `90s`, `30m`, `24h`, `7d` or milliseconds; sizes: `512MiB`, `2GB`, or bytes.
  */
 import { readFile } from 'node:fs/promises';
@@ -34,9 +35,11 @@ export interface ServeSettings {
   minFreeBytes: number;
   realm: string;
   corsOrigins: string[];
+  /** Keep verified credentials in memory so bcrypt runs once per credential; off: bcrypt on every request. */
+  credentialCache: boolean;
 }
 
-export type RawSettings = Partial<Record<'listen' | 'data' | 'htpasswd' | 'access' | 'noAuth' | 'ui' | 'logLevel' | 'uploadPurgeAge' | 'minFree' | 'realm' | 'corsOrigins', unknown>>;
+export type RawSettings = Partial<Record<'listen' | 'data' | 'htpasswd' | 'access' | 'noAuth' | 'ui' | 'logLevel' | 'uploadPurgeAge' | 'minFree' | 'realm' | 'corsOrigins' | 'credentialCache', unknown>>;
 
 export class SettingsError extends Error {
   readonly setting: string;
@@ -59,6 +62,7 @@ const ENV: Record<keyof RawSettings, string> = {
   minFree: 'REGCTL_MIN_FREE',
   realm: 'REGCTL_REALM',
   corsOrigins: 'REGCTL_CORS_ORIGIN',
+  credentialCache: 'REGCTL_CREDENTIAL_CACHE',
 };
 
 export function parseDuration(v: unknown, setting: string): number {
@@ -140,5 +144,6 @@ export function resolveSettings(flags: RawSettings, env: NodeJS.ProcessEnv, file
     minFreeBytes: parseSize(pick('minFree') ?? 0, 'min-free'),
     realm: str('realm') ?? 'regctl',
     corsOrigins,
+    credentialCache: parseBool(pick('credentialCache') ?? true, 'credential-cache'),
   };
 }
