@@ -93,12 +93,16 @@ describe.skipIf(!peerAvailable('docker-registry') || !peerAvailable('skopeo'))('
         reject: false,
         env: { NO_COLOR: '1', LOSSY_REAL_ROOT: ROOT },
       });
-      expect(run.stderr).toContain('lossy registry: losing sha256:');
       expect(run.exitCode, run.stderr).toBe(1);
       expect(run.stderr).toMatch(/failed phase run\(s\):\n {2}large-blob\/ours: VerifyError: GET blob sha256:[0-9a-f]{64}: HTTP 404/);
       const workDir = /work dir (\S+),/.exec(run.stderr)?.[1] as string;
       const report = JSON.parse(await readFile(join(workDir, 'report.json'), 'utf8')) as BenchReport;
+      const oursLog = await readFile(join(workDir, 'ours.log'), 'utf8');
       await rm(workDir, { recursive: true, force: true });
+      // The server that ran was the lossy one, and the blob it lost is the one the harness failed to pull.
+      const lost = /lossy registry: losing (sha256:[0-9a-f]{64})/.exec(oursLog)?.[1];
+      expect(lost, oursLog).toBeDefined();
+      expect(run.stderr).toContain(`large-blob/ours: VerifyError: GET blob ${lost as string}: HTTP 404`);
       const large = report.phases.find((p) => p.id === 'large-blob');
       expect(large?.errors.ours).toMatch(/^VerifyError: GET blob sha256:[0-9a-f]{64}: HTTP 404, expected 200/);
       expect(large?.errors.ref).toBeUndefined();
