@@ -125,11 +125,13 @@ export async function runRegistryPasses(ctx: PassContext): Promise<void> {
       for (const { spec, twinOf } of list) {
         if (twinOf === undefined) {
           const pair = { ...(servers.ours ? { ours: servers.ours } : {}), ...(servers.ref ? { ref: servers.ref } : {}) };
-          ctx.phases.push(await runPhase(spec, ctx.phases.length, pair, { ...(missing.ours ? { ours: missing.ours } : {}), ...(missing.ref ? { ref: missing.ref } : {}) }));
+          const why = { ...(missing.ours ? { ours: missing.ours } : {}), ...(missing.ref ? { ref: missing.ref } : {}) };
+          ctx.phases.push(await runPhase(spec, ctx.phases.length, pair, why));
           continue;
         }
         const nocache = servers['ours-nocache'];
-        const alone = await runPhase(spec, ctx.phases.length, nocache ? { ours: nocache } : {}, missing['ours-nocache'] ? { ours: missing['ours-nocache'] } : {});
+        const why = missing['ours-nocache'] ? { ours: missing['ours-nocache'] } : {};
+        const alone = await runPhase(spec, ctx.phases.length, nocache ? { ours: nocache } : {}, why);
         const twin = ctx.phases.find((p) => p.id === twinOf);
         ctx.phases.push(twin ? withReferenceOf(alone, twin, spec.metrics) : alone);
       }
@@ -187,7 +189,12 @@ export async function runCatalogPhases(ctx: PassContext): Promise<Metric[]> {
   }
   return [
     metric(
-      { id: 'startupPeakRssMiB', label: `Peak RSS of a start on ${label} repositories, read once healthy (VmHWM since start)`, unit: 'MiB', better: 'lower' },
+      {
+        id: 'startupPeakRssMiB',
+        label: `Peak RSS of a start on ${label} repositories, read once healthy (VmHWM since start)`,
+        unit: 'MiB',
+        better: 'lower',
+      },
       peaks.ours,
       peaks.ref,
     ),
@@ -196,7 +203,8 @@ export async function runCatalogPhases(ctx: PassContext): Promise<Metric[]> {
 
 /** The docker push and pull phase, at the headline bcrypt cost; its containers' lifetime peaks go to the ledger. */
 export async function runDockerPhase(ctx: PassContext, repoRoot: string): Promise<void> {
-  const result = await dockerPhase({ repoRoot, workDir: ctx.workDir, sizes: ctx.sizes, bcryptCost: ctx.sizes.bcryptCosts[0] as number, index: ctx.phases.length });
+  const bcryptCost = ctx.sizes.bcryptCosts[0] as number;
+  const result = await dockerPhase({ repoRoot, workDir: ctx.workDir, sizes: ctx.sizes, bcryptCost, index: ctx.phases.length });
   ctx.phases.push(result);
   for (const name of ['ours', 'ref'] as const) {
     const peak = result.resources[name]?.peakRssMiB;

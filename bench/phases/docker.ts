@@ -42,9 +42,11 @@ export const DOCKER_COMMANDS = [
 function dockerCli(configDir: string) {
   return (args: string[], input?: string) =>
     new Promise<string>((resolve, reject) => {
-      const child = execFile('docker', args, { env: { ...process.env, DOCKER_CONFIG: configDir, DOCKER_BUILDKIT: '0' }, maxBuffer: 64 * MiB }, (err, stdout, stderr) =>
-        err ? reject(new Error(`docker ${args.slice(0, 2).join(' ')}: ${err.message}\n${String(stderr).slice(-2000)}`)) : resolve(String(stdout)),
-      );
+      const env = { ...process.env, DOCKER_CONFIG: configDir, DOCKER_BUILDKIT: '0' };
+      const child = execFile('docker', args, { env, maxBuffer: 64 * MiB }, (err, stdout, stderr) => {
+        if (err) reject(new Error(`docker ${args.slice(0, 2).join(' ')}: ${err.message}\n${String(stderr).slice(-2000)}`));
+        else resolve(String(stdout));
+      });
       if (input !== undefined) child.stdin?.end(input);
     });
 }
@@ -69,13 +71,17 @@ async function payloadContext(dir: string, layers: number, layerBytes: number): 
   await writeFile(join(dir, 'Dockerfile'), `${lines.join('\n')}\n`);
 }
 
-/** The reference's image: its binary on the same base image as ours, listening on :5000, htpasswd at /auth. */
+/**
+ * The reference's image: its binary on the same base image as ours, listening on :5000, htpasswd at /auth, logging
+ * as registry:2 does by default (info, with access logs), as ours logs at the stack's default level (info).
+ */
 async function referenceImage(dir: string, docker: ReturnType<typeof dockerCli>): Promise<void> {
   await mkdir(dir, { recursive: true });
   await copyFile(REFERENCE_BINARY, join(dir, 'docker-registry'));
   const config = {
     version: 0.1,
-    log: { level: 'error', accesslog: { disabled: true } },
+    // As deployed by default on both sides: the stack's registry logs at info, registry:2 at info with access logs.
+    log: { level: 'info' },
     storage: { filesystem: { rootdirectory: '/var/lib/registry' }, delete: { enabled: true }, cache: { blobdescriptor: 'inmemory' } },
     http: { addr: ':5000', secret: 'regctl-bench-not-a-secret', headers: { 'X-Content-Type-Options': ['nosniff'] } },
     auth: { htpasswd: { realm: 'regctl-bench', path: '/auth/htpasswd' } },
@@ -149,8 +155,20 @@ async function containerResources(docker: ReturnType<typeof dockerCli>, containe
 }
 
 const METRICS: MetricSpec[] = [
-  { id: 'pushMBps', label: 'docker push through Traefik, image bytes / wall time', unit: 'MB/s', better: 'higher', targets: [{ kind: 'ratio-min', value: 1.5 }] },
-  { id: 'pullMBps', label: 'docker pull through Traefik (image removed first), image bytes / wall time', unit: 'MB/s', better: 'higher', targets: [{ kind: 'ratio-min', value: 1 }] },
+  {
+    id: 'pushMBps',
+    label: 'docker push through Traefik, image bytes / wall time',
+    unit: 'MB/s',
+    better: 'higher',
+    targets: [{ kind: 'ratio-min', value: 1.5 }],
+  },
+  {
+    id: 'pullMBps',
+    label: 'docker pull through Traefik (image removed first), image bytes / wall time',
+    unit: 'MB/s',
+    better: 'higher',
+    targets: [{ kind: 'ratio-min', value: 1 }],
+  },
   { id: 'pushSeconds', label: 'docker push, wall time', unit: 's', better: 'lower' },
   { id: 'pullSeconds', label: 'docker pull, wall time', unit: 's', better: 'lower' },
 ];
@@ -181,7 +199,8 @@ export async function dockerPhase(input: DockerPhaseInput): Promise<PhaseResult>
       'certificate, as in the dev stack). Ours is the registry container of a dev stack (`regctl up`), the reference is ' +
       '`/usr/bin/docker-registry` in a container on the same network, built on the same base image; one Traefik ' +
       'container with the dev stack\'s static configuration and a file provider fronts both, on one entrypoint each. ' +
-      `Both read the stack's htpasswd (bcrypt cost ${input.bcryptCost}). Before each pull every tag is removed and ` +
+      `Both read the stack's htpasswd (bcrypt cost ${input.bcryptCost}) and log as deployed by default (info; the ` +
+      'reference with its access log). Before each pull every tag is removed and ` +
       'images pruned, so each pull transfers every layer; after it, the layer digests (diff IDs) and the repo digest are ' +
       'checked against the built image and the push. Wall time of the docker CLI, so the client\'s gzip of the layers ' +
       '(push) and gunzip and extraction (pull) are in both figures. One push and one pull per registry.',
@@ -246,13 +265,16 @@ export async function dockerPhase(input: DockerPhaseInput): Promise<PhaseResult>
       await removeAll();
       const { seconds } = await timed(() => docker(['pull', p.ref]));
       const got = JSON.parse(await docker(['image', 'inspect', '-f', '{{json .RootFS.Layers}}', p.ref])) as string[];
-      if (got.join() !== layers.join()) throw new VerifyError(`${name}: pulled layers ${got.join(',')} differ from the built image's ${layers.join(',')}`);
+      if (got.join() !== layers.join()) {
+        throw new VerifyError(`${name}: pulled layers ${got.join(',')} differ from the built image's ${layers.join(',')}`);
+      }
       const repoDigests = JSON.parse(await docker(['image', 'inspect', '-f', '{{json .RepoDigests}}', p.ref])) as string[];
       if (!repoDigests.includes(`${host(name)}/bench/payload@${p.digest}`)) {
         throw new VerifyError(`${name}: pulled image's repo digests ${repoDigests.join(',')} do not hold the pushed ${p.digest}`);
       }
       Object.assign(figures[name] ?? {}, { pullSeconds: seconds, pullMBps: mbPerSecond(totalBytes, seconds) });
-      process.stderr.write(`   ${name.padEnd(4)} pull ${seconds.toFixed(1)} s (${mbPerSecond(totalBytes, seconds).toFixed(0)} MB/s), ${got.length} layers checked\n`);
+      const rate = mbPerSecond(totalBytes, seconds).toFixed(0);
+      process.stderr.write(`   ${name.padEnd(4)} pull ${seconds.toFixed(1)} s (${rate} MB/s), ${got.length} layers checked\n`);
     }
     await removeAll();
     const ours = await containerResources(docker, `${PROJECT}-registry`);
