@@ -200,10 +200,12 @@ export async function dockerPhase(input: DockerPhaseInput): Promise<PhaseResult>
       '`/usr/bin/docker-registry` in a container on the same network, built on the same base image; one Traefik ' +
       'container with the dev stack\'s static configuration and a file provider fronts both, on one entrypoint each. ' +
       `Both read the stack's htpasswd (bcrypt cost ${input.bcryptCost}) and log as deployed by default (info; the ` +
-      'reference with its access log). Before each pull every tag is removed and ` +
+      'reference with its access log). Before each pull every tag is removed and ' +
       'images pruned, so each pull transfers every layer; after it, the layer digests (diff IDs) and the repo digest are ' +
       'checked against the built image and the push. Wall time of the docker CLI, so the client\'s gzip of the layers ' +
-      '(push) and gunzip and extraction (pull) are in both figures. One push and one pull per registry.',
+      '(push) and gunzip and extraction (pull) are in both figures. One push and one pull per registry. The ' +
+      'resource table gives each registry container\'s process over its whole life (peak RSS never reset, CPU from ' +
+      'its start), read from the host after the pulls.',
     order,
     metrics: [],
     resources: {},

@@ -18,6 +18,7 @@ import { peerAvailable } from '../helpers/peers.js';
  */
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
+// The quick run holds two bcrypt passes and the cache-off runs: a few minutes on a quiet machine, more under load.
 describe.skipIf(!peerAvailable('docker-registry') || !peerAvailable('skopeo'))('bench harness, quick run', () => {
   it('runs every registry phase against both registries and reports a figure for each of them', async () => {
     expect(existsSync(join(ROOT, 'dist/cli/main.js')), 'run `npm run build` first').toBe(true);
@@ -79,7 +80,7 @@ describe.skipIf(!peerAvailable('docker-registry') || !peerAvailable('skopeo'))('
     } finally {
       await rm(workDir as string, { recursive: true, force: true });
     }
-  });
+  }, 900_000);
 
   it('fails the run when a registry loses a blob it acknowledged', async () => {
     expect(existsSync(join(ROOT, 'dist/cli/main.js')), 'run `npm run build` first').toBe(true);
