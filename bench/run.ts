@@ -125,7 +125,8 @@ async function main(): Promise<void> {
 
   mark('registry phases done');
   const summary: Metric[] = [];
-  const commands = [...(await serverCommands(oursRoot, { quick, oursNodeFlags, profiled: profileDir !== undefined, skopeo: only.has('skopeo') })), ...ceilings.map((c) => c.method)];
+  const serverLines = await serverCommands(oursRoot, { quick, oursNodeFlags, profiled: profileDir !== undefined, skopeo: only.has('skopeo') });
+  const commands = [...serverLines, ...ceilings.map((c) => c.method)];
   const tools = await commandFigures(only, repoRoot, workDir, sizes.helpRuns);
   summary.push(...tools.metrics);
   commands.push(...tools.commands);

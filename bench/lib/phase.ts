@@ -135,6 +135,7 @@ export function withReferenceOf(result: PhaseResult, from: PhaseResult, specs: M
   if (from.errors.ref !== undefined) errors.ref = from.errors.ref;
   return {
     ...result,
+    order: result.order.filter((n) => n === 'ours'),
     metrics: specs.map((m) => metric(m, errors.ours === undefined ? result.metrics.find((x) => x.id === m.id)?.ours : undefined, refOf.get(m.id))),
     resources,
     errors,
