@@ -1,5 +1,6 @@
 import { evaluateTarget, ratio } from './stats.js';
 import type { Evaluation, Target, Verdict } from './stats.js';
+import type { LifetimePeak } from './peaks.js';
 import type { RegistryName } from './servers.js';
 
 /** The shape of docs/benchmarks.json: what every phase measured, for both registries. */
@@ -112,4 +113,8 @@ export interface BenchReport {
   ceilings: Ceiling[];
   phases: PhaseResult[];
   summary: Metric[];
+  /** Every registry process the run started, with its peak resident set over its whole life. */
+  lifetimePeaks?: LifetimePeak[];
+  /** What one side has in its favour in this comparison, said beside the figures. */
+  disclosures?: string[];
 }

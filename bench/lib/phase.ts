@@ -104,3 +104,40 @@ function formatFigures(f: Figures): string {
     .map(([k, v]) => `${k}=${Number.isInteger(v) ? v : v.toFixed(2)}`)
     .join(' ');
 }
+
+/**
+ * The same phase run under other conditions (another bcrypt cost, our credential cache off): its id suffixed (if
+ * `idSuffix` is not empty),
+ * the conditions named in its title (before the first ':', which the targets table shows), its targets dropped
+ * unless `keepTargets`.
+ */
+export function variant(spec: PhaseSpec, v: { idSuffix: string; conditions: string; note?: string; keepTargets: boolean }): PhaseSpec {
+  const colon = spec.title.indexOf(':');
+  const title = colon < 0 ? `${spec.title} (${v.conditions})` : `${spec.title.slice(0, colon)} (${v.conditions})${spec.title.slice(colon)}`;
+  return {
+    ...spec,
+    id: v.idSuffix ? `${spec.id}-${v.idSuffix}` : spec.id,
+    title,
+    description: v.note ? `${spec.description} ${v.note}` : spec.description,
+    metrics: v.keepTargets ? spec.metrics : spec.metrics.map(({ targets: _targets, ...m }) => m),
+  };
+}
+
+/**
+ * A phase run on ours alone, given the reference's figures from `from` (the same workload run on the
+ * reference in the same pass), so the ratios read as for the other phases.
+ */
+export function withReferenceOf(result: PhaseResult, from: PhaseResult, specs: MetricSpec[]): PhaseResult {
+  const refOf = new Map(from.metrics.map((m) => [m.id, m.ref]));
+  const resources = { ...result.resources, ...(from.resources.ref ? { ref: from.resources.ref } : {}) };
+  const errors = { ...result.errors };
+  delete errors.ref;
+  if (from.errors.ref !== undefined) errors.ref = from.errors.ref;
+  return {
+    ...result,
+    order: result.order.filter((n) => n === 'ours'),
+    metrics: specs.map((m) => metric(m, errors.ours === undefined ? result.metrics.find((x) => x.id === m.id)?.ours : undefined, refOf.get(m.id))),
+    resources,
+    errors,
+  };
+}

@@ -24,6 +24,8 @@ export interface ServerSettings {
   profileDir?: string;
   /** Ours only: node options instead of the deployed ones ({@link deployedProcess}), for before/after runs. */
   nodeFlags?: string[];
+  /** Ours only: false starts it with `--no-credential-cache` (bcrypt on every request, as the reference does). */
+  credentialCache?: boolean;
 }
 
 /** A registry server running as its own process on a loopback port. */
@@ -36,6 +38,12 @@ export interface RunningServer {
   /** Resets the peak-RSS counter so the next {@link sample} reports a phase's own peak. */
   resetPeak(): Promise<boolean>;
   sample(): Promise<ProcSample>;
+  /**
+   * The process's peak resident set since it started, bytes: the highest VmHWM read just before every
+   * {@link resetPeak} and now. VmHWM only grows between resets, so that maximum is the peak a counter never
+   * reset would show, start-up included. After {@link stop}, the value read just before the process was stopped.
+   */
+  lifetimePeakBytes(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -119,15 +127,32 @@ function launch(
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const pid = child.pid;
   if (pid === undefined) throw new Error(`could not start ${executable}`);
+  let peakBefore = 0;
+  let stopped = false;
+  const lifetimePeakBytes = async (): Promise<number> => {
+    if (stopped) return peakBefore;
+    try {
+      peakBefore = Math.max(peakBefore, (await sampleProcess(pid)).peakRssBytes);
+    } catch {
+      // the process is gone: what was read before stands
+    }
+    return peakBefore;
+  };
   const server: RunningServer = {
     name,
     port,
     pid,
     command: [...Object.entries(shownEnv).map(([k, v]) => `${k}=${v}`), executable, ...args].join(' '),
     client: (credentials, maxSockets) => new HttpClient('127.0.0.1', port, credentials, maxSockets),
-    resetPeak: () => resetPeak(pid),
+    async resetPeak() {
+      await lifetimePeakBytes();
+      return resetPeak(pid);
+    },
     sample: () => sampleProcess(pid),
+    lifetimePeakBytes,
     async stop() {
+      await lifetimePeakBytes();
+      stopped = true;
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         const killed = await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]);
@@ -181,6 +206,7 @@ export async function startOurs(repoRoot: string, settings: ServerSettings): Pro
     settings.htpasswdFile,
     '--log-level',
     'error',
+    ...(settings.credentialCache === false ? ['--no-credential-cache'] : []),
   ];
   const env = { ...process.env, ...deployed.env };
   for (const key of Object.keys(env)) if (key.startsWith('REGCTL_')) delete env[key];

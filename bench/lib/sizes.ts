@@ -19,12 +19,16 @@ export interface Sizes {
   repeatBlobCount: number;
   repeatSeconds: number;
   helpRuns: number;
+  /** bcrypt costs of the htpasswd both registries read: the first is the headline (targets), the rest repeat the auth-bound phases. */
+  bcryptCosts: number[];
+  dockerLayers: number;
+  dockerLayerBytes: number;
 }
 
 export const FULL: Sizes = {
   largeBlobBytes: 1024 * MiB,
   chunkBytes: 16 * MiB,
-  manifestSeconds: 10,
+  manifestSeconds: 6,
   concurrencies: [1, 16, 64],
   smallBlobCount: 200,
   smallBlobMin: 4 * 1024,
@@ -39,6 +43,9 @@ export const FULL: Sizes = {
   repeatBlobCount: 40,
   repeatSeconds: 3,
   helpRuns: 20,
+  bcryptCosts: [5, 10],
+  dockerLayers: 8,
+  dockerLayerBytes: 128 * MiB,
 };
 
 export const QUICK: Sizes = {
@@ -54,4 +61,6 @@ export const QUICK: Sizes = {
   repeatBlobCount: 8,
   repeatSeconds: 1,
   helpRuns: 5,
+  dockerLayers: 4,
+  dockerLayerBytes: 16 * MiB,
 };

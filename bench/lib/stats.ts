@@ -111,12 +111,31 @@ export function describeTarget(target: Target): string {
 }
 
 /**
- * Whether a series of resident-set sizes stays flat: the last value is at most `tolerance` (fraction) plus
- * `slackBytes` above the first. Used for "peak RSS flat, not growing, across repeated runs".
+ * A size in bytes. Sizes cross the harness in MiB (report rows) and in bytes (/proc), so functions that compare
+ * sizes take this brand: a plain number, for instance a MiB figure, does not type-check where bytes are meant.
  */
-export function isFlat(series: readonly number[], tolerance = 0.1, slackBytes = 8 * 1024 * 1024): boolean {
+export type Bytes = number & { readonly __unit: 'bytes' };
+
+export const bytes = (n: number): Bytes => n as Bytes;
+export const mebibytes = (n: number): Bytes => (n * 1024 * 1024) as Bytes;
+export const toMiB = (b: Bytes): number => b / (1024 * 1024);
+
+export interface FlatRule {
+  /** Growth allowed as a fraction of the first value (0.1 = 10 %). */
+  tolerance: number;
+  /** Growth allowed on top of `tolerance`. */
+  slack: Bytes;
+}
+
+export const FLAT_RULE: FlatRule = { tolerance: 0.1, slack: mebibytes(8) };
+
+/**
+ * Whether a series of resident-set sizes stays flat: the last value is at most `rule.tolerance` (fraction) plus
+ * `rule.slack` above the first. Used for "peak RSS flat, not growing, across repeated runs".
+ */
+export function isFlat(series: readonly Bytes[], rule: FlatRule = FLAT_RULE): boolean {
   if (series.length < 2) return true;
-  const first = series[0] as number;
-  const last = series[series.length - 1] as number;
-  return last <= first * (1 + tolerance) + slackBytes;
+  const first = series[0] as Bytes;
+  const last = series[series.length - 1] as Bytes;
+  return last <= first * (1 + rule.tolerance) + rule.slack;
 }

@@ -3,7 +3,8 @@ import { LargeBlob, logUniformSizes, randomBuffer, smallBlob } from '../lib/data
 import { expectStatus, sha256 } from '../lib/http.js';
 import type { HttpClient } from '../lib/http.js';
 import { runAll, timed } from '../lib/load.js';
-import type { PhaseSpec, Step } from '../lib/phase.js';
+import type { MetricSpec } from '../lib/model.js';
+import type { Figures, PhaseSpec, Step } from '../lib/phase.js';
 import { pullBlob, pushBlobChunked, pushBlobMonolithic } from '../lib/registry-ops.js';
 import type { RunningServer } from '../lib/servers.js';
 import type { Sizes } from '../lib/sizes.js';
@@ -41,7 +42,14 @@ async function withClient<T>(server: RunningServer, creds: Credentials, sockets:
  * the ceilings drift by tens of percent within minutes, so a ceiling from the start of the run says little
  * about the minute of the pull.
  */
-export function largeBlobPhase(sizes: Sizes, creds: Credentials, pattern: Buffer, probe: () => LoopbackProbe | undefined): PhaseSpec {
+export function largeBlobPhase(
+  sizes: Sizes,
+  creds: Credentials,
+  pattern: Buffer,
+  probe: () => LoopbackProbe | undefined,
+  opts: { pulls?: boolean } = {},
+): PhaseSpec {
+  const pulls = opts.pulls ?? true;
   const count = sizes.largeBlobBytes / sizes.chunkBytes;
   const label = `${sizes.largeBlobBytes / MiB} MiB`;
   const blobs = new Map<string, { mono: LargeBlob; chunked: LargeBlob }>();
@@ -59,14 +67,14 @@ export function largeBlobPhase(sizes: Sizes, creds: Credentials, pattern: Buffer
     description:
       `Monolithic push (POST then one PUT with the whole ${label} body), chunked push (POST, ` +
       `${count} PATCHes of ${sizes.chunkBytes / MiB} MiB with Content-Range, closing PUT), pull (GET, hashed as it ` +
-      `streams; best of ${PULL_TRIES}, each try just after one download from the ceiling's server). Just before the ` +
-      `monolithic push, the store ceiling is measured again (best of ${TRIES}), so both are compared with ceilings of the same minutes. ` +
+      `streams; best of ${PULL_TRIES}, each try just after one download from the ceiling's server${pulls ? '' : '; left out of this run of the phase'}). Just before ` +
+      `each push, the store ceiling is measured again (best of ${TRIES}), so each is compared with a ceiling of the same minutes. ` +
       'Every response is checked: status, Docker-Content-Digest, Range after each PATCH, byte count and ' +
       'sha256 of what was pulled. Bodies come from memory (a random 16 MiB chunk repeated, the first one unique). ' +
       'One authenticated `GET /v2/` precedes each step, untimed. The server\'s CPU time (user+sys from /proc) per GiB moved is read around each step: unlike MB/s it does not ' +
       'depend much on what else the machine is doing.',
     steps: [
-      (server) =>
+      (server): Promise<Figures> =>
         withClient(server, creds, 1, async (c) => {
           const { mono } = blobsFor(server);
           // The store ceiling (the same body received, hashed and stored durably by a trivial server), best of
@@ -86,60 +94,90 @@ export function largeBlobPhase(sizes: Sizes, creds: Credentials, pattern: Buffer
       (server) =>
         withClient(server, creds, 1, async (c) => {
           const { chunked } = blobsFor(server);
+          // The store ceiling again, beside this push: the chunked push is held against it too.
+          const p = probe();
+          const storeCeiling = p ? await best(() => p.upload('store', chunked)) : Number.NaN;
           const cpu0 = (await server.sample()).cpuSeconds;
           const { seconds } = await timed(() => pushBlobChunked(c, 'bench/large', chunked.chunks, chunked.digest));
           const cpu = (await server.sample()).cpuSeconds - cpu0;
-          return { pushChunkedMBps: mbPerSecond(chunked.size, seconds), pushChunkedCpuPerGiB: cpu / (chunked.size / GiB) };
-        }),
-      (server) =>
-        withClient(server, creds, 1, async (c) => {
-          // The best of PULL_TRIES pulls. With a probe, each pull follows one download from the ceiling's server, and
-          // the share is the best pull over the best of those downloads.
-          const { mono } = blobsFor(server);
-          const p = probe();
-          const pulls: number[] = [];
-          const ceilings: number[] = [];
-          let cpu = 0;
-          for (let i = 0; i < PULL_TRIES; i++) {
-            if (p) ceilings.push(await p.download(mono.size));
-            const cpu0 = (await server.sample()).cpuSeconds;
-            pulls.push(mbPerSecond(mono.size, (await timed(() => pullBlob(c, 'bench/large', mono.digest, mono.size))).seconds));
-            cpu += (await server.sample()).cpuSeconds - cpu0;
-          }
-          const pullMBps = Math.max(...pulls);
-          const ceiling = p ? Math.max(...ceilings) : Number.NaN;
+          const mbps = mbPerSecond(chunked.size, seconds);
           return {
-            pullMBps,
-            pullCpuPerGiB: cpu / ((PULL_TRIES * mono.size) / GiB),
-            ...(p ? { pullCeilingMBps: ceiling, pullShareOfCeiling: (100 * pullMBps) / ceiling } : {}),
+            pushChunkedMBps: mbps,
+            pushChunkedCpuPerGiB: cpu / (chunked.size / GiB),
+            ...(p ? { chunkedStoreCeilingMBps: storeCeiling, pushChunkedShareOfStore: (100 * mbps) / storeCeiling } : {}),
           };
         }),
+      ...(pulls ? [pullStepFor(creds, probe, blobsFor)] : []),
     ],
-    metrics: [
-      { id: 'pushMonoMBps', label: `Monolithic push, ${label}`, unit: 'MB/s', better: 'higher', targets: [{ kind: 'ratio-min', value: 2.5 }] },
-      { id: 'pushChunkedMBps', label: `Chunked push, ${label}, ${sizes.chunkBytes / MiB} MiB PATCHes`, unit: 'MB/s', better: 'higher', targets: [{ kind: 'ratio-min', value: 2.5 }] },
-      { id: 'pullMBps', label: `Pull, ${label}, client hashes, best of ${PULL_TRIES}`, unit: 'MB/s', better: 'higher', targets: [{ kind: 'ratio-min', value: 1 }] },
-      {
-        id: 'pullShareOfCeiling',
-        label: `Pull as a share of the loopback download ceiling, the two measured alternately (best of ${PULL_TRIES} each)`,
-        unit: '%',
-        better: 'higher',
-        targets: [{ kind: 'min', value: 90 }],
-      },
-      { id: 'pullCeilingMBps', label: 'Loopback download ceiling measured between the pulls (see Ceilings)', unit: 'MB/s', better: 'higher' },
-      {
-        id: 'pushMonoShareOfStore',
-        label: `Monolithic push as a share of the store ceiling measured just before it (best of ${TRIES}; see Ceilings)`,
-        unit: '%',
-        better: 'higher',
-      },
-      { id: 'storeCeilingMBps', label: 'Store ceiling measured just before the push (receive, hash, write, fsync)', unit: 'MB/s', better: 'higher' },
-      { id: 'pushMonoCpuPerGiB', label: 'Server CPU per GiB, monolithic push', unit: 's/GiB', better: 'lower' },
-      { id: 'pushChunkedCpuPerGiB', label: 'Server CPU per GiB, chunked push (includes auth of each PATCH)', unit: 's/GiB', better: 'lower' },
-      { id: 'pullCpuPerGiB', label: 'Server CPU per GiB, pull', unit: 's/GiB', better: 'lower' },
-    ],
+    metrics: pulls ? [...pushMetrics(label, sizes), ...PULL_METRICS] : pushMetrics(label, sizes),
   };
 }
+
+/** The large-blob pull step: written apart so the phase can leave it out (a pull is one request, whatever the auth). */
+function pullStepFor(creds: Credentials, probe: () => LoopbackProbe | undefined, blobsFor: (s: RunningServer) => { mono: LargeBlob }): Step {
+  return (server) =>
+    withClient(server, creds, 1, async (c) => {
+      // The best of PULL_TRIES pulls. With a probe, each pull follows one download from the ceiling's server, and
+      // the share is the best pull over the best of those downloads.
+      const { mono } = blobsFor(server);
+      const p = probe();
+      const pulls: number[] = [];
+      const ceilings: number[] = [];
+      let cpu = 0;
+      for (let i = 0; i < PULL_TRIES; i++) {
+        if (p) ceilings.push(await p.download(mono.size));
+        const cpu0 = (await server.sample()).cpuSeconds;
+        pulls.push(mbPerSecond(mono.size, (await timed(() => pullBlob(c, 'bench/large', mono.digest, mono.size))).seconds));
+        cpu += (await server.sample()).cpuSeconds - cpu0;
+      }
+      const pullMBps = Math.max(...pulls);
+      const ceiling = p ? Math.max(...ceilings) : Number.NaN;
+      return {
+        pullMBps,
+        pullCpuPerGiB: cpu / ((PULL_TRIES * mono.size) / GiB),
+        ...(p ? { pullCeilingMBps: ceiling, pullShareOfCeiling: (100 * pullMBps) / ceiling } : {}),
+      };
+    });
+}
+
+/** Every push is held against the store ceiling measured just before it, on this machine, in the same minutes. */
+function pushMetrics(label: string, sizes: Sizes): MetricSpec[] {
+  return [
+    { id: 'pushMonoMBps', label: `Monolithic push, ${label}`, unit: 'MB/s', better: 'higher' },
+    {
+      id: 'pushMonoShareOfStore',
+      label: `Monolithic push as a share of the store ceiling measured just before it (best of ${TRIES}; see Ceilings)`,
+      unit: '%',
+      better: 'higher',
+      targets: [{ kind: 'min', value: 90 }],
+    },
+    { id: 'pushChunkedMBps', label: `Chunked push, ${label}, ${sizes.chunkBytes / MiB} MiB PATCHes`, unit: 'MB/s', better: 'higher' },
+    {
+      id: 'pushChunkedShareOfStore',
+      label: `Chunked push as a share of the store ceiling measured just before it (best of ${TRIES})`,
+      unit: '%',
+      better: 'higher',
+      targets: [{ kind: 'min', value: 90 }],
+    },
+    { id: 'storeCeilingMBps', label: 'Store ceiling measured just before the monolithic push (receive, hash, write, fsync)', unit: 'MB/s', better: 'higher' },
+    { id: 'chunkedStoreCeilingMBps', label: 'Store ceiling measured just before the chunked push', unit: 'MB/s', better: 'higher' },
+    { id: 'pushMonoCpuPerGiB', label: 'Server CPU per GiB, monolithic push', unit: 's/GiB', better: 'lower' },
+    { id: 'pushChunkedCpuPerGiB', label: 'Server CPU per GiB, chunked push (includes auth of each PATCH)', unit: 's/GiB', better: 'lower' },
+  ];
+}
+
+const PULL_METRICS: MetricSpec[] = [
+  { id: 'pullMBps', label: `Pull, client hashes, best of ${PULL_TRIES}`, unit: 'MB/s', better: 'higher', targets: [{ kind: 'ratio-min', value: 1 }] },
+  {
+    id: 'pullShareOfCeiling',
+    label: `Pull as a share of the loopback download ceiling, the two measured alternately (best of ${PULL_TRIES} each)`,
+    unit: '%',
+    better: 'higher',
+    targets: [{ kind: 'min', value: 90 }],
+  },
+  { id: 'pullCeilingMBps', label: 'Loopback download ceiling measured between the pulls (see Ceilings)', unit: 'MB/s', better: 'higher' },
+  { id: 'pullCpuPerGiB', label: 'Server CPU per GiB, pull', unit: 's/GiB', better: 'lower' },
+];
 
 /** Small blobs of log-uniform sizes pushed monolithically (POST + PUT each) at a fixed concurrency. */
 export function smallBlobPhase(sizes: Sizes, creds: Credentials, pool: Buffer, round = 0): PhaseSpec {

@@ -19,8 +19,12 @@ interface Base {
   digest: string;
 }
 
-/** Manifest PUT, GET and HEAD at each concurrency for a fixed time, Basic auth on every request. */
-export function manifestPhase(sizes: Sizes, creds: Credentials): PhaseSpec {
+/**
+ * Manifest PUT, GET and HEAD at each concurrency for a fixed time, Basic auth on every request. The PUT target
+ * (c=16, ≥ 3× the reference) is stated at bcrypt cost 5, what `htpasswd -B` writes: `putTarget` says whether
+ * this run is at that cost.
+ */
+export function manifestPhase(sizes: Sizes, creds: Credentials, opts: { putTarget: boolean } = { putTarget: true }): PhaseSpec {
   const bases = new Map<RegistryName, Base>();
   const setup: Step = async (server) => {
     const c = server.client(creds, 1);
@@ -70,7 +74,7 @@ export function manifestPhase(sizes: Sizes, creds: Credentials): PhaseSpec {
       const key = `${op}.c${concurrency}`;
       const name = `${op.toUpperCase()} c=${concurrency}`;
       const rpsTargets: Target[] =
-        op === 'put' ? (concurrency === 16 ? [{ kind: 'ratio-min', value: 3 }] : []) : [{ kind: 'ratio-min', value: 10 }];
+        op === 'put' ? (concurrency === 16 && opts.putTarget ? [{ kind: 'ratio-min', value: 3 }] : []) : [{ kind: 'ratio-min', value: 10 }];
       const p99Targets: Target[] = op === 'put' ? [] : [{ kind: 'below-reference' }];
       metrics.push(
         { id: `${key}.rps`, label: `${name} requests/s`, unit: 'req/s', better: 'higher', targets: rpsTargets },

@@ -6,10 +6,32 @@ import type { PhaseSpec, Step } from '../lib/phase.js';
 import { OCI_MANIFEST, getManifest, imageManifest, pushBlobMonolithic, putManifest } from '../lib/registry-ops.js';
 import type { RegistryName } from '../lib/servers.js';
 import type { Sizes } from '../lib/sizes.js';
-import { isFlat } from '../lib/stats.js';
+import { FLAT_RULE, bytes, isFlat, toMiB } from '../lib/stats.js';
+import type { Bytes } from '../lib/stats.js';
+import type { ProcSample } from '../lib/proc.js';
 import type { Credentials } from './context.js';
 
-const MiB = 1024 * 1024;
+/**
+ * The resident set of each registry after each round, kept in bytes as /proc gives it, and the phase's verdict
+ * on it: `flat` is 1 when the last round's VmRSS is within {@link FLAT_RULE} of the first's.
+ */
+export class RssSeries {
+  private readonly series = new Map<RegistryName, Bytes[]>();
+
+  record(name: RegistryName, sample: ProcSample): void {
+    const list = this.series.get(name) ?? [];
+    list.push(bytes(sample.rssBytes));
+    this.series.set(name, list);
+  }
+
+  verdict(name: RegistryName): { flat: number; growthMiB: number } {
+    const s = this.series.get(name) ?? [];
+    const growth = s.length > 1 ? toMiB(bytes((s[s.length - 1] as Bytes) - (s[0] as Bytes))) : 0;
+    return { flat: isFlat(s) ? 1 : 0, growthMiB: growth };
+  }
+}
+
+export const FLAT_LABEL = `Resident set flat across rounds (1 = yes: last ≤ first + ${FLAT_RULE.tolerance * 100} % + ${toMiB(FLAT_RULE.slack)} MiB)`;
 
 /**
  * The same mixed round run several times on the already-used server: small blobs pushed, then manifests PUT
@@ -17,7 +39,7 @@ const MiB = 1024 * 1024;
  */
 export function repeatPhase(sizes: Sizes, creds: Credentials, pool: Buffer): PhaseSpec {
   const list = logUniformSizes(sizes.repeatBlobCount, sizes.smallBlobMin, sizes.smallBlobMax, 7);
-  const series = new Map<RegistryName, number[]>();
+  const series = new RssSeries();
   const round = (r: number): Step => async (server) => {
     const c = server.client(creds, 16);
     const repo = `bench/repeat-${r}`;
@@ -37,19 +59,17 @@ export function repeatPhase(sizes: Sizes, creds: Credentials, pool: Buffer): Pha
       const digest = await putManifest(c, repo, 'base', base, OCI_MANIFEST);
       const gets = await runForDuration(16, ms, () => getManifest(c, repo, 'base', digest));
       const sample = await server.sample();
-      const rss = sample.rssBytes / MiB;
-      const list_ = series.get(server.name) ?? [];
-      list_.push(rss);
-      series.set(server.name, list_);
-      return { [`round${r}.rssMiB`]: rss, [`round${r}.peakMiB`]: sample.peakRssBytes / MiB, [`round${r}.getRps`]: gets.requestsPerSecond };
+      series.record(server.name, sample);
+      return {
+        [`round${r}.rssMiB`]: toMiB(bytes(sample.rssBytes)),
+        [`round${r}.peakMiB`]: toMiB(bytes(sample.peakRssBytes)),
+        [`round${r}.getRps`]: gets.requestsPerSecond,
+      };
     } finally {
       c.close();
     }
   };
-  const verdict: Step = async (server) => {
-    const s = series.get(server.name) ?? [];
-    return { flat: isFlat(s) ? 1 : 0, growthMiB: s.length > 1 ? (s[s.length - 1] as number) - (s[0] as number) : 0 };
-  };
+  const verdict: Step = async (server) => series.verdict(server.name);
   const steps: Step[] = [];
   const metrics: MetricSpec[] = [];
   for (let r = 1; r <= sizes.repeatRounds; r++) {
@@ -59,7 +79,7 @@ export function repeatPhase(sizes: Sizes, creds: Credentials, pool: Buffer): Pha
   steps.push(verdict);
   metrics.push(
     { id: 'growthMiB', label: `VmRSS growth from round 1 to round ${sizes.repeatRounds}`, unit: 'MiB', better: 'lower' },
-    { id: 'flat', label: 'Resident set flat across rounds (1 = yes: last ≤ first + 10 % + 8 MiB)', unit: 'bool', better: 'higher', targets: [{ kind: 'min', value: 1 }] },
+    { id: 'flat', label: FLAT_LABEL, unit: 'bool', better: 'higher', targets: [{ kind: 'min', value: 1 }] },
   );
   return {
     id: 'repeat',

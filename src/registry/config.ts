@@ -15,6 +15,7 @@
  * | --min-free SIZE      | REGCTL_MIN_FREE          | minFree           | 0 (off)           |
  * | --realm TEXT         | REGCTL_REALM             | realm             | regctl            |
  * | --cors-origin LIST   | REGCTL_CORS_ORIGIN       | corsOrigins       | (none)            |
+ * | --no-credential-cache | REGCTL_CREDENTIAL_CACHE=false | credentialCache: false | true (cache on) |
  * Durations and sizes have the meaning `src/common/units.ts` gives them, wherever they come from:
  * - durations need a unit (`90s`, `30m`, `24h`, `7d`, `1h30m`); a bare number, in a string or as a YAML number, is
  *   refused (only `0` is accepted), so `10` is never silently seconds or milliseconds;
@@ -39,9 +40,11 @@ export interface ServeSettings {
   minFreeBytes: number;
   realm: string;
   corsOrigins: string[];
+  /** Keep verified credentials in memory so bcrypt runs once per credential; off: bcrypt on every request. */
+  credentialCache: boolean;
 }
 
-export type RawSettings = Partial<Record<'listen' | 'data' | 'htpasswd' | 'access' | 'noAuth' | 'ui' | 'logLevel' | 'uploadPurgeAge' | 'minFree' | 'realm' | 'corsOrigins', unknown>>;
+export type RawSettings = Partial<Record<'listen' | 'data' | 'htpasswd' | 'access' | 'noAuth' | 'ui' | 'logLevel' | 'uploadPurgeAge' | 'minFree' | 'realm' | 'corsOrigins' | 'credentialCache', unknown>>;
 
 export class SettingsError extends Error {
   readonly setting: string;
@@ -64,6 +67,7 @@ const ENV: Record<keyof RawSettings, string> = {
   minFree: 'REGCTL_MIN_FREE',
   realm: 'REGCTL_REALM',
   corsOrigins: 'REGCTL_CORS_ORIGIN',
+  credentialCache: 'REGCTL_CREDENTIAL_CACHE',
 };
 
 function withSetting<T>(setting: string, parse: () => T): T {
@@ -152,5 +156,6 @@ export function resolveSettings(flags: RawSettings, env: NodeJS.ProcessEnv, file
     minFreeBytes: parseSize(pick('minFree') ?? 0, 'min-free'),
     realm: str('realm') ?? 'regctl',
     corsOrigins,
+    credentialCache: parseBool(pick('credentialCache') ?? true, 'credential-cache'),
   };
 }

@@ -31,6 +31,8 @@ export interface RegistryServerOptions {
   uiHandler?: (req: IncomingMessage, res: ServerResponse) => void;
   throttle?: Partial<ThrottleOptions>;
   authPollMs?: number;
+  /** Cache verified credentials (default true); false runs bcrypt on every authenticated request. */
+  credentialCache?: boolean;
   fenceWaitMs?: number;
   /** How long `close()` lets in-flight requests finish. */
   shutdownGraceMs?: number;
@@ -59,7 +61,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
   const driver = opts.driver ?? new FsDriver(dataDir as string);
   const auth =
     opts.htpasswd && !opts.noAuth
-      ? new Authenticator({ htpasswdPath: resolve(opts.htpasswd), accessPath: opts.access ? resolve(opts.access) : undefined, realm: opts.realm ?? 'regctl', throttle: opts.throttle, pollMs: opts.authPollMs, log })
+      ? new Authenticator({ htpasswdPath: resolve(opts.htpasswd), accessPath: opts.access ? resolve(opts.access) : undefined, realm: opts.realm ?? 'regctl', throttle: opts.throttle, pollMs: opts.authPollMs, credentialCache: opts.credentialCache, log })
       : undefined;
   const app = new RegistryApp({
     driver,

@@ -17,6 +17,7 @@ interface ServeFlags {
   minFree?: string;
   realm?: string;
   corsOrigin?: string;
+  credentialCache?: boolean;
 }
 
 /** Resolves the settings (flags > env > config file > defaults); bad values become USAGE / CONFIG_INVALID errors. */
@@ -34,6 +35,7 @@ export async function resolveServeSettings(flags: ServeFlags, env: NodeJS.Proces
     minFree: flags.minFree,
     realm: flags.realm,
     corsOrigins: flags.corsOrigin,
+    credentialCache: flags.credentialCache === false ? false : undefined,
   };
   try {
     const configPath = flags.config ?? env.REGCTL_CONFIG;
@@ -62,6 +64,7 @@ export function serveCommand(ctx: CliContext): Command {
     .option('--min-free <size>', 'refuse pushes when free space falls below this: 2GiB, 512MiB (powers of 1024), 5GB (powers of 1000) or bytes (env REGCTL_MIN_FREE, default 0: off)')
     .option('--realm <text>', 'Basic auth realm (env REGCTL_REALM, default regctl)')
     .option('--cors-origin <origins>', 'comma-separated origins allowed by CORS (env REGCTL_CORS_ORIGIN)')
+    .option('--no-credential-cache', 'run bcrypt on every request instead of caching verified credentials (env REGCTL_CREDENTIAL_CACHE=false)')
     .action(async (flags: ServeFlags) => {
       const settings = await resolveServeSettings(flags, ctx.env);
       const { createRegistryServer, RegistryConfigError } = await import('../../registry/server.js');
@@ -85,6 +88,7 @@ export function serveCommand(ctx: CliContext): Command {
           corsOrigins: settings.corsOrigins,
           uploadPurgeAgeMs: settings.uploadPurgeAgeMs,
           minFreeBytes: settings.minFreeBytes,
+          credentialCache: settings.credentialCache,
           log: createLogger(settings.logLevel),
           uiHandler,
         });

@@ -4,6 +4,9 @@
  *   the watched name) plus an mtime/size/inode poll as a fallback for bind mounts and filesystems without events.
  * - Verified credentials are cached under a SHA-256 of user + password (cleared on every reload), and concurrent
  *   checks of the same credentials share one bcrypt run, so bcrypt is paid once per credential, not per request.
+ *   With `credentialCache: false` neither happens: every request pays its own bcrypt compare, as distribution's
+ *   htpasswd does (for comparisons with it, or where no verified secret may stay in memory). A verified client
+ *   then has no cache entry to get past a user lock-out, so others' failures lock it out too.
  * - Unknown users are compared against a dummy hash of the same cost, and every failure is the same 401.
  * - Repeated failures are throttled per client IP and per user name (429 + Retry-After).
  * - Old secrets listed in the grace file next to htpasswd (`<htpasswd>.grace`, see grace.ts) are accepted until
@@ -28,6 +31,8 @@ export interface AuthenticatorOptions {
   throttle?: Partial<ThrottleOptions>;
   pollMs?: number;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+  /** Cache verified credentials (default true); false runs bcrypt on every request. */
+  credentialCache?: boolean;
   /** Clock in milliseconds (tests). */
   now?: () => number;
 }
@@ -55,6 +60,7 @@ export class Authenticator {
   private grace = new Map<string, GraceEntry[]>();
   private readonly gracePath: string;
   private readonly now: () => number;
+  private readonly caching: boolean;
   private readonly throttle: FailureThrottle;
   private watchers: FSWatcher[] = [];
   private pollTimer: NodeJS.Timeout | undefined;
@@ -67,6 +73,7 @@ export class Authenticator {
     this.throttle = new FailureThrottle(opts.throttle);
     this.gracePath = graceFilePath(opts.htpasswdPath);
     this.now = opts.now ?? Date.now;
+    this.caching = opts.credentialCache ?? true;
   }
 
   get realm(): string {
@@ -226,7 +233,7 @@ export class Authenticator {
     if (ipWait > 0) throw tooMany(ipWait);
     if (!creds) throw unauthorized();
     const key = createHash('sha256').update(creds.user).update('\0').update(creds.password).digest('hex');
-    const cached = this.cache.get(key);
+    const cached = this.caching ? this.cache.get(key) : undefined;
     if (cached !== undefined) {
       // Verified credentials pass while others' failures lock the user: someone guessing from elsewhere must
       // not lock out the client that knows the password (the guessing address stays blocked above).
@@ -235,8 +242,10 @@ export class Authenticator {
     }
     const userWait = this.throttle.retryAfterMs(`user:${creds.user}`);
     if (userWait > 0) throw tooMany(userWait);
-    let check = this.inflight.get(key);
-    if (!check) {
+    let check = this.caching ? this.inflight.get(key) : undefined;
+    if (!check && !this.caching) {
+      check = this.verify(creds.password, this.users.get(creds.user), this.grace.get(creds.user) ?? []);
+    } else if (!check) {
       const hash = this.users.get(creds.user);
       const graceHashes = this.grace.get(creds.user) ?? [];
       const gen = this.generation;

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { metric } from '../../../bench/lib/model.js';
 import { formatNumber, formatRatio, metricTable } from '../../../bench/lib/report.js';
-import { describeTarget, evaluateTarget, isFlat, percentile, ratio, summarize } from '../../../bench/lib/stats.js';
+import { bytes, describeTarget, evaluateTarget, isFlat, mebibytes, percentile, ratio, summarize } from '../../../bench/lib/stats.js';
 
 describe('percentile (nearest rank)', () => {
   it('picks the nearest-rank sample of 1..100', () => {
@@ -140,10 +140,16 @@ describe('metric', () => {
 
 describe('isFlat', () => {
   it('accepts noise within 10 % + 8 MiB and rejects steady growth', () => {
-    const MiB = 1024 * 1024;
-    expect(isFlat([60 * MiB, 63 * MiB, 65 * MiB])).toBe(true);
-    expect(isFlat([60 * MiB, 80 * MiB, 100 * MiB])).toBe(false);
-    expect(isFlat([60 * MiB])).toBe(true);
+    expect(isFlat([60, 63, 65].map(mebibytes))).toBe(true);
+    expect(isFlat([60, 80, 100].map(mebibytes))).toBe(false);
+    expect(isFlat([mebibytes(60)])).toBe(true);
+  });
+
+  it('takes the slack in bytes: 8 MiB of growth on 100 MiB is within 10 % + 8 MiB, 19 MiB is not', () => {
+    expect(isFlat([mebibytes(100), mebibytes(118)])).toBe(true);
+    expect(isFlat([mebibytes(100), mebibytes(119)])).toBe(false);
+    expect(isFlat([mebibytes(100), mebibytes(101)], { tolerance: 0, slack: bytes(1024 * 1024) })).toBe(true);
+    expect(isFlat([mebibytes(100), bytes(101 * 1024 * 1024 + 1)], { tolerance: 0, slack: mebibytes(1) })).toBe(false);
   });
 });
 

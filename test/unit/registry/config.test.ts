@@ -22,6 +22,7 @@ describe('serve settings', () => {
       minFreeBytes: 0,
       realm: 'regctl',
       corsOrigins: [],
+      credentialCache: true,
     });
   });
 

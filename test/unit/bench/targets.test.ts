@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { metric } from '../../../bench/lib/model.js';
+import type { MetricSpec } from '../../../bench/lib/model.js';
+import { PEAK_SPEC } from '../../../bench/lib/peaks.js';
+import { FULL } from '../../../bench/lib/sizes.js';
+import type { Target } from '../../../bench/lib/stats.js';
+import { largeBlobPhase, smallBlobPhase } from '../../../bench/phases/blobs.js';
+import { catalogPhase } from '../../../bench/phases/catalog.js';
+import { dockerMetricSpecs } from '../../../bench/phases/docker.js';
+import { manifestPhase } from '../../../bench/phases/manifests.js';
+import { repeatPhase } from '../../../bench/phases/repeat.js';
+
+const creds = { user: 'u', password: 'p' };
+const REF = 100;
+
+/** Every metric of the report that carries a target, as the phases and the summary declare them. */
+function targetedSpecs(): MetricSpec[] {
+  const phases = [
+    largeBlobPhase(FULL, creds, Buffer.alloc(16), () => undefined),
+    manifestPhase(FULL, creds, { putTarget: true }),
+    smallBlobPhase(FULL, creds, Buffer.alloc(16)),
+    repeatPhase(FULL, creds, Buffer.alloc(16)),
+    catalogPhase(FULL, creds, 10_000, {}),
+  ];
+  return [...phases.flatMap((p) => p.metrics), ...dockerMetricSpecs(), PEAK_SPEC].filter((m) => (m.targets ?? []).length > 0);
+}
+
+/** Figures (ours, reference) that meet `t` exactly at its edge, and figures just past it. */
+function edge(t: Target): { pass: [number, number]; fail: [number, number] } {
+  switch (t.kind) {
+    case 'min':
+      return { pass: [t.value, REF], fail: [t.value > 0 ? t.value * 0.99 : t.value - 1, REF] };
+    case 'max':
+      return { pass: [t.value, REF], fail: [t.value * 1.01 + 0.001, REF] };
+    case 'ratio-min':
+      return { pass: [t.value * REF, REF], fail: [t.value * REF * 0.99, REF] };
+    case 'ratio-max':
+      return { pass: [t.value * REF, REF], fail: [t.value * REF * 1.01, REF] };
+    case 'below-reference':
+      return { pass: [REF * 0.99, REF], fail: [REF, REF] };
+    case 'ceiling-min':
+      return { pass: [t.value * t.ceiling, REF], fail: [t.value * t.ceiling * 0.99, REF] };
+  }
+}
+
+describe('every target row of the report', () => {
+  const specs = targetedSpecs();
+
+  it('holds the targets of the issue', () => {
+    const targetsOf = (id: string): Target[] => specs.filter((s) => s.id === id).flatMap((s) => s.targets ?? []);
+    expect(targetsOf('pushMonoShareOfStore')).toEqual([{ kind: 'min', value: 90 }]);
+    expect(targetsOf('pushChunkedShareOfStore')).toEqual([{ kind: 'min', value: 90 }]);
+    expect(targetsOf('put.c16.rps')).toEqual([{ kind: 'ratio-min', value: 3 }]);
+    expect(targetsOf('peakRssMiB')).toEqual([{ kind: 'max', value: 120 }]);
+    expect(targetsOf('pushMBps')).toEqual([{ kind: 'ratio-min', value: 1.5 }]);
+    expect(targetsOf('pullMBps')).toEqual([{ kind: 'ratio-min', value: 1 }, { kind: 'ratio-min', value: 1 }]);
+    expect(targetsOf('flat')).toEqual([{ kind: 'min', value: 1 }]);
+  });
+
+  it('states the manifest PUT target only for the run at bcrypt cost 5', () => {
+    const put = manifestPhase(FULL, creds, { putTarget: false }).metrics.find((m) => m.id === 'put.c16.rps');
+    expect(put?.targets).toEqual([]);
+  });
+
+  it('passes at the edge of its target and misses just past it, and gives n/a, never a pass, when unmeasured', () => {
+    expect(specs.length).toBeGreaterThan(15);
+    for (const spec of specs) {
+      for (const target of spec.targets ?? []) {
+        const one = { ...spec, targets: [target] };
+        const { pass, fail } = edge(target);
+        expect(metric(one, ...pass).verdict, `${spec.id} ${JSON.stringify(target)} at ${pass.join('/')}`).toBe('pass');
+        expect(metric(one, ...fail).verdict, `${spec.id} ${JSON.stringify(target)} at ${fail.join('/')}`).toBe('miss');
+        expect(metric(one, undefined, REF).verdict, `${spec.id} unmeasured`).toBe('n/a');
+      }
+    }
+  });
+});
