@@ -42,6 +42,50 @@ module.exports = {
       to: { path: '^src/ops/' },
     },
     {
+      name: 'config-imports-common-only',
+      comment: 'The config schema sits just above common: it describes settings, it does not act on them.',
+      severity: 'error',
+      from: { path: '^src/config/' },
+      to: { path: '^src/', pathNot: '^src/(common|config)/' },
+    },
+    {
+      name: 'stack-renders-from-config',
+      comment:
+        'src/stack is pure rendering from the config. Its one reach into the registry is process-env.ts, the node ' +
+        'options and environment the registry process must run with, which the stack puts on its command line.',
+      severity: 'error',
+      from: { path: '^src/stack/' },
+      to: { path: '^src/', pathNot: '^src/(common|config|stack)/|^src/registry/process-env[.]ts$' },
+    },
+    {
+      name: 'docker-below-ops',
+      comment: 'src/docker applies a rendered stack to the engine; it knows the stack model, not the programs inside.',
+      severity: 'error',
+      from: { path: '^src/docker/' },
+      to: { path: '^src/(registry|ui)/' },
+    },
+    {
+      name: 'registry-and-ui-stand-on-common',
+      comment: 'The registry and the UI are programs of their own: besides themselves they import only src/common.',
+      severity: 'error',
+      from: { path: '^src/(registry|ui)/' },
+      to: { path: '^src/(config|stack|docker)/' },
+    },
+    {
+      name: 'chalk-only-in-output',
+      comment: 'Colours are the CLI output module\'s business; everything else writes through the Output interface.',
+      severity: 'error',
+      from: { pathNot: '^src/cli/output[.]ts$' },
+      to: { path: 'node_modules/chalk/' },
+    },
+    {
+      name: 'inquirer-only-in-prompts',
+      comment: 'Questions go through the Prompts interface, so that tests can script the answers.',
+      severity: 'error',
+      from: { pathNot: '^src/cli/prompts[.]ts$' },
+      to: { path: 'node_modules/(inquirer|@inquirer)/' },
+    },
+    {
       name: 'no-circular',
       comment: 'No import cycles inside src.',
       severity: 'error',

@@ -21,7 +21,7 @@ export async function runForDuration(
 ): Promise<LoadResult> {
   const latencies: number[] = [];
   let seq = 0;
-  let failure: unknown;
+  let failure: Error | undefined;
   const start = performance.now();
   const deadline = start + durationMs;
   const loop = async (): Promise<void> => {
@@ -31,7 +31,7 @@ export async function runForDuration(
       try {
         await op(n);
       } catch (err) {
-        failure ??= err;
+        failure ??= err instanceof Error ? err : new Error(String(err));
         return;
       }
       latencies.push(performance.now() - t0);
@@ -51,7 +51,7 @@ export async function runForDuration(
 /** Runs `ops` (a fixed list of jobs) with at most `concurrency` at once; returns the wall time in seconds. */
 export async function runAll<T>(concurrency: number, items: readonly T[], op: (item: T, index: number) => Promise<void>): Promise<number> {
   let next = 0;
-  let failure: unknown;
+  let failure: Error | undefined;
   const start = performance.now();
   const loop = async (): Promise<void> => {
     while (failure === undefined && next < items.length) {
@@ -59,7 +59,7 @@ export async function runAll<T>(concurrency: number, items: readonly T[], op: (i
       try {
         await op(items[index] as T, index);
       } catch (err) {
-        failure ??= err;
+        failure ??= err instanceof Error ? err : new Error(String(err));
       }
     }
   };

@@ -3,7 +3,6 @@ import { randomFillSync } from 'node:crypto';
 import { copyFile, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { parse, stringify } from 'yaml';
 import { HttpClient, VerifyError } from '../lib/http.js';
 import { timed } from '../lib/load.js';
@@ -18,7 +17,6 @@ import { mbPerSecond } from '../lib/stats.js';
 import { BASE_IMAGE, TRAEFIK_IMAGE, initBenchStack, requireImages } from './stack.js';
 import type { BenchStack } from './stack.js';
 
-const exec = promisify(execFile);
 const MiB = 1024 * 1024;
 const PROJECT = 'regctl-bench-docker';
 const OURS_IMAGE = 'regctl-bench/registry:docker';

@@ -19,7 +19,7 @@ export interface BenchStack {
   password: string;
   /** The `regctl init` command line, STACK for the directory. */
   initCommand: string;
-  regctl(args: string[]): Promise<{ stdout: string; stderr: string }>;
+  regctl: (args: string[]) => Promise<{ stdout: string; stderr: string }>;
 }
 
 export async function requireImages(...images: string[]): Promise<void> {

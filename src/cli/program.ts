@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { VERSION } from '../version.js';
+import { VERSION } from '../common/version.js';
 import { commandFactories } from './commands/index.js';
 import type { CliContext } from './context.js';
 

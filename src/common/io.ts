@@ -6,27 +6,28 @@
 
 /** The few colours output uses; a no-colour implementation returns its argument. */
 export interface Colors {
-  dim(text: string): string;
-  green(text: string): string;
-  yellow(text: string): string;
-  red(text: string): string;
-  cyan(text: string): string;
+  dim: (text: string) => string;
+  green: (text: string) => string;
+  yellow: (text: string) => string;
+  red: (text: string) => string;
+  cyan: (text: string) => string;
 }
 
+/** Its members are plain functions (no `this`), so a caller may pass `out.warn` on its own. */
 export interface Output {
   /** Plain line on stdout. */
-  line(text?: string): void;
+  line: (text?: string) => void;
   /** A step of long work: "→ text". */
-  step(text: string): void;
+  step: (text: string) => void;
   /** A finished step: "✓ text". */
-  ok(text: string): void;
-  warn(text: string): void;
+  ok: (text: string) => void;
+  warn: (text: string) => void;
   /** An error line on stderr. */
-  error(text: string): void;
+  error: (text: string) => void;
   /** Machine-readable output: one JSON document on stdout. */
-  json(value: unknown): void;
+  json: (value: unknown) => void;
   /** Progress that rewrites one line on a terminal and prints sparsely otherwise. */
-  progress(text: string): void;
+  progress: (text: string) => void;
   readonly color: Colors;
   readonly isTTY: boolean;
 }

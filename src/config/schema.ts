@@ -21,7 +21,7 @@
  */
 import { parseDuration, parseSize } from '../common/units.js';
 import { z } from 'zod';
-import { VERSION } from '../version.js';
+import { VERSION } from '../common/version.js';
 
 export const LETS_ENCRYPT_PRODUCTION = 'https://acme-v02.api.letsencrypt.org/directory';
 export const DEFAULT_TRAEFIK_IMAGE = 'traefik:v3.6';

@@ -8,7 +8,6 @@ import {
   type ContainerSpec,
   type ContainerState,
   type DockerEngine,
-  type HealthState,
   type ImageInfo,
   type LogOptions,
   type PortBinding,
@@ -47,7 +46,7 @@ interface DockerodeError {
 const CONNECT_CODES = new Set(['ENOENT', 'ECONNREFUSED', 'EACCES', 'EPERM', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT']);
 
 function asDockerodeError(err: unknown): DockerodeError {
-  return err && typeof err === 'object' ? (err as DockerodeError) : { message: String(err) };
+  return err && typeof err === 'object' ? (err) : { message: String(err) };
 }
 
 function engineMessage(err: DockerodeError): string {
@@ -124,7 +123,7 @@ export class DockerodeEngine implements DockerEngine {
   }
 
   async removeNetwork(name: string): Promise<boolean> {
-    const removed = await this.lookup(`remove network ${name}`, () => this.docker.getNetwork(name).remove());
+    const removed = await this.lookup<unknown>(`remove network ${name}`, () => this.docker.getNetwork(name).remove());
     return removed !== undefined;
   }
 
@@ -136,7 +135,7 @@ export class DockerodeEngine implements DockerEngine {
   }
 
   async removeVolume(name: string): Promise<boolean> {
-    const removed = await this.lookup(`remove volume ${name}`, () => this.docker.getVolume(name).remove());
+    const removed = await this.lookup<unknown>(`remove volume ${name}`, () => this.docker.getVolume(name).remove());
     return removed !== undefined;
   }
 
@@ -177,7 +176,7 @@ export class DockerodeEngine implements DockerEngine {
   }
 
   async pullImage(ref: string, onProgress: (line: string) => void): Promise<void> {
-    const stream = await this.call(`pull ${ref}`, () => this.docker.pull(ref) as Promise<NodeJS.ReadableStream>);
+    const stream = await this.call(`pull ${ref}`, () => this.docker.pull(ref));
     await this.follow(stream, `pull ${ref}`, onProgress);
   }
 
@@ -269,7 +268,7 @@ export class DockerodeEngine implements DockerEngine {
   }
 
   async removeContainer(name: string): Promise<boolean> {
-    const removed = await this.lookup(`remove ${name}`, () => this.docker.getContainer(name).remove({ force: true, v: true }));
+    const removed = await this.lookup<unknown>(`remove ${name}`, () => this.docker.getContainer(name).remove({ force: true, v: true }));
     return removed !== undefined;
   }
 
@@ -277,7 +276,8 @@ export class DockerodeEngine implements DockerEngine {
     const info = await this.lookup(`inspect ${name}`, () => this.docker.getContainer(name).inspect());
     if (!info) return undefined;
     const ports: PortBinding[] = [];
-    for (const [key, list] of Object.entries(info.HostConfig?.PortBindings ?? {}) as [string, { HostIp?: string; HostPort?: string }[] | null][]) {
+    const bindings = (info.HostConfig?.PortBindings ?? {}) as Record<string, { HostIp?: string; HostPort?: string }[] | null>;
+    for (const [key, list] of Object.entries(bindings)) {
       const containerPort = Number(key.split('/')[0]);
       for (const b of list ?? []) {
         ports.push({ ...(b.HostIp ? { hostIp: b.HostIp } : {}), hostPort: Number(b.HostPort), containerPort });
@@ -295,7 +295,7 @@ export class DockerodeEngine implements DockerEngine {
       exitCode: info.State?.ExitCode,
       ports,
     };
-    if (health === 'starting' || health === 'healthy' || health === 'unhealthy') result.health = health as HealthState;
+    if (health === 'starting' || health === 'healthy' || health === 'unhealthy') result.health = health;
     if (info.State?.StartedAt) result.startedAt = info.State.StartedAt;
     return result;
   }
@@ -344,7 +344,7 @@ export class DockerodeEngine implements DockerEngine {
       }, { once: true });
       return out;
     }
-    const buf = (await this.call(`logs ${name}`, () => container.logs({ ...base, follow: false }))) as unknown as Buffer;
+    const buf = await this.call(`logs ${name}`, () => container.logs({ ...base, follow: false }));
     return demuxDockerStream(Readable.from([Buffer.isBuffer(buf) ? buf : Buffer.from(String(buf))]));
   }
 }

@@ -6,7 +6,7 @@
  * directory unless absolute, and the one build uses this package's directory as its context.
  */
 import { createHash } from 'node:crypto';
-import { VERSION } from '../version.js';
+import { VERSION } from '../common/version.js';
 import type { StackConfig } from '../config/schema.js';
 import {
   ACME_CA_PATH,
@@ -73,39 +73,7 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: { ve
   const routeCtx: RouteContext = { mode, network, httpsPort: config.ports.https };
   const authMount: MountModel = { type: 'bind', source: './auth', target: AUTH_DIR, readOnly: true };
 
-  const traefikPorts: PortModel[] = [{ host: config.ports.http, container: TRAEFIK_PORTS.http }];
-  if (mode === 'prod') traefikPorts.push({ host: config.ports.https, container: TRAEFIK_PORTS.https });
-  if (config.traefik.dashboard) traefikPorts.push({ hostIp: '127.0.0.1', host: config.ports.dashboard, container: TRAEFIK_PORTS.dashboard });
-  const traefikMounts: MountModel[] = [
-    { type: 'bind', source: `./${TRAEFIK_CONFIG_FILES[mode]}`, target: STATIC_CONFIG_PATH, readOnly: true },
-    { type: 'bind', source: DOCKER_SOCKET, target: DOCKER_SOCKET, readOnly: true },
-  ];
-  // The health check runs `traefik` by name: the official image has it in /usr/local/bin, scratch-style
-  // images (a bare binary imported as /traefik) at the root, so the root is appended to the usual PATH.
-  const traefikEnv: Record<string, string> = { PATH: TRAEFIK_PATH };
-  if (mode === 'prod') {
-    traefikMounts.push({ type: 'volume', source: 'letsencrypt', target: ACME_STORAGE_DIR });
-    if (config.acme.caCertificates) {
-      traefikMounts.push({ type: 'bind', source: bindSource(config.acme.caCertificates), target: ACME_CA_PATH, readOnly: true });
-      traefikEnv.LEGO_CA_CERTIFICATES = ACME_CA_PATH;
-    }
-  }
-
-  const services: ServiceModel[] = [];
-  services.push({
-    name: 'traefik',
-    containerName: `${project}-traefik`,
-    image: config.images.traefik,
-    // Flags only: the image's entrypoint runs traefik (the official image's script prepends `traefik` to flags).
-    command: [`--configfile=${STATIC_CONFIG_PATH}`],
-    environment: traefikEnv,
-    ports: traefikPorts,
-    mounts: traefikMounts,
-    labels: {},
-    healthcheck: { test: ['CMD', 'traefik', 'healthcheck', '--ping', `--configfile=${STATIC_CONFIG_PATH}`], intervalMs: 10_000, timeoutMs: 5_000, retries: 3, startPeriodMs: 10_000 },
-    dependsOn: [],
-    restart: 'unless-stopped',
-  });
+  const services: ServiceModel[] = [traefikService(config, mode, project)];
 
   const registryCommand = [
     'node',
@@ -187,6 +155,42 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: { ve
     services,
     urls,
     hostnames,
+  };
+}
+
+/** Traefik: the one public entry, configured by its static file and the other services' labels. */
+function traefikService(config: StackConfig, mode: StackMode, project: string): ServiceModel {
+  const traefikPorts: PortModel[] = [{ host: config.ports.http, container: TRAEFIK_PORTS.http }];
+  if (mode === 'prod') traefikPorts.push({ host: config.ports.https, container: TRAEFIK_PORTS.https });
+  if (config.traefik.dashboard) traefikPorts.push({ hostIp: '127.0.0.1', host: config.ports.dashboard, container: TRAEFIK_PORTS.dashboard });
+  const traefikMounts: MountModel[] = [
+    { type: 'bind', source: `./${TRAEFIK_CONFIG_FILES[mode]}`, target: STATIC_CONFIG_PATH, readOnly: true },
+    { type: 'bind', source: DOCKER_SOCKET, target: DOCKER_SOCKET, readOnly: true },
+  ];
+  // The health check runs `traefik` by name: the official image has it in /usr/local/bin, scratch-style
+  // images (a bare binary imported as /traefik) at the root, so the root is appended to the usual PATH.
+  const traefikEnv: Record<string, string> = { PATH: TRAEFIK_PATH };
+  if (mode === 'prod') {
+    traefikMounts.push({ type: 'volume', source: 'letsencrypt', target: ACME_STORAGE_DIR });
+    if (config.acme.caCertificates) {
+      traefikMounts.push({ type: 'bind', source: bindSource(config.acme.caCertificates), target: ACME_CA_PATH, readOnly: true });
+      traefikEnv.LEGO_CA_CERTIFICATES = ACME_CA_PATH;
+    }
+  }
+
+  return {
+    name: 'traefik',
+    containerName: `${project}-traefik`,
+    image: config.images.traefik,
+    // Flags only: the image's entrypoint runs traefik (the official image's script prepends `traefik` to flags).
+    command: [`--configfile=${STATIC_CONFIG_PATH}`],
+    environment: traefikEnv,
+    ports: traefikPorts,
+    mounts: traefikMounts,
+    labels: {},
+    healthcheck: { test: ['CMD', 'traefik', 'healthcheck', '--ping', `--configfile=${STATIC_CONFIG_PATH}`], intervalMs: 10_000, timeoutMs: 5_000, retries: 3, startPeriodMs: 10_000 },
+    dependsOn: [],
+    restart: 'unless-stopped',
   };
 }
 

@@ -25,11 +25,11 @@ function escapeRecord(record: Record<string, string>): Record<string, string> {
 export function durationOf(ms: number): string {
   if (ms % 60_000 === 0 && ms > 0) return `${ms / 60_000}m`;
   if (ms % 1000 === 0) return `${ms / 1000}s`;
-  return `${ms}ms`;
+  return `${String(ms)}ms`;
 }
 
 function portString(p: PortModel): string {
-  return `${p.hostIp ? `${p.hostIp}:` : ''}${p.host}:${p.container}${p.protocol && p.protocol !== 'tcp' ? `/${p.protocol}` : ''}`;
+  return `${p.hostIp ? `${p.hostIp}:` : ''}${p.host}:${p.container}`;
 }
 
 function mountString(m: MountModel): string {

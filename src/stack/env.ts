@@ -38,6 +38,7 @@ export const ENV_KEYS = {
 
 /** What is wrong with `value` as an unquoted `.env` value (of a secret, when `secret`), or undefined when it is safe. */
 export function envValueProblem(value: string, opts: { secret?: boolean } = {}): string | undefined {
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what this rule looks for
   if (/[\x00-\x1f\x7f]/.test(value)) return 'has a line break or another control character';
   if (/[$#'"`\\]/.test(value)) return 'has one of $ # \' " ` \\, which compose would misread';
   if (value !== value.trim()) return 'starts or ends with a space, which compose would drop';

@@ -3,7 +3,7 @@
  * session store and sign-in throttle, the registry client for a user, and the frame every page is drawn in.
  */
 import type { IncomingMessage } from 'node:http';
-import { VERSION } from '../version.js';
+import { VERSION } from '../common/version.js';
 import { ASSET_VERSION } from './assets/index.js';
 import { isAdmin } from './permissions.js';
 import { Paths } from './paths.js';

@@ -126,7 +126,7 @@ export async function startPebble(options: PebbleOptions = {}): Promise<Pebble> 
   };
 
   const deadline = Date.now() + 20_000;
-  let rootCaPem = '';
+  let rootCaPem: string;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
       await stop();

@@ -8,7 +8,7 @@ export const RELIABILITY_DOC = fileURLToPath(new URL('../../docs/reliability.md'
  * `<!-- name:end -->`), appending it when absent. Written to a temp file and renamed over the document.
  */
 export async function writeReportSection(name: string, markdown: string): Promise<void> {
-  let doc = '';
+  let doc: string;
   try {
     doc = await readFile(RELIABILITY_DOC, 'utf8');
   } catch (err) {

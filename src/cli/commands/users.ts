@@ -42,7 +42,7 @@ export function usersCommand(ctx: CliContext): Command {
       .option('--dir <dir>', 'stack directory (default: the current directory)')
       .option('--json', 'print one JSON document')
       .action(async (flags: { dir?: string; json?: boolean }) => {
-      const { addUser, listUsers, permissionsFromFlags, readUsersFiles, removeUser, setUser } = await import('../../ops/users.js');
+        const { listUsers, readUsersFiles } = await import('../../ops/users.js');
         const list = listUsers(await readUsersFiles(stackDir(ctx, flags.dir)));
         if (flags.json) {
           ctx.out.json(list);
@@ -60,7 +60,7 @@ export function usersCommand(ctx: CliContext): Command {
     permissionOptions(new Command('add').argument('<name>', 'user name').description('add a user with a generated password (shown once) or one from stdin'))
       .option('--password-stdin', 'read the password from stdin instead of generating one')
       .action(async (name: string, flags: PermFlags & { passwordStdin?: boolean }) => {
-      const { addUser, listUsers, permissionsFromFlags, readUsersFiles, removeUser, setUser } = await import('../../ops/users.js');
+        const { addUser, permissionsFromFlags } = await import('../../ops/users.js');
         const out = outputFor(ctx.out, flags.json);
         const password = flags.passwordStdin ? await readStdinSecret(ctx.stdin) : undefined;
         const r = await addUser({ dir: stackDir(ctx, flags.dir), name, permissions: permissionsFromFlags(flags), ...(password !== undefined ? { password } : {}), out, env: ctx.env });
@@ -77,7 +77,7 @@ export function usersCommand(ctx: CliContext): Command {
   users.addCommand(
     permissionOptions(new Command('set').argument('<name>', 'user name').description("replace a user's permissions"))
       .action(async (name: string, flags: PermFlags) => {
-      const { addUser, listUsers, permissionsFromFlags, readUsersFiles, removeUser, setUser } = await import('../../ops/users.js');
+        const { permissionsFromFlags, setUser } = await import('../../ops/users.js');
         const out = outputFor(ctx.out, flags.json);
         const r = await setUser({ dir: stackDir(ctx, flags.dir), name, permissions: permissionsFromFlags(flags), out, env: ctx.env });
         if (flags.json) {
@@ -96,7 +96,7 @@ export function usersCommand(ctx: CliContext): Command {
       .option('--dir <dir>', 'stack directory (default: the current directory)')
       .option('--json', 'print one JSON document')
       .action(async (name: string, flags: { dir?: string; json?: boolean }) => {
-      const { addUser, listUsers, permissionsFromFlags, readUsersFiles, removeUser, setUser } = await import('../../ops/users.js');
+        const { removeUser } = await import('../../ops/users.js');
         const out = outputFor(ctx.out, flags.json);
         const r = await removeUser({ dir: stackDir(ctx, flags.dir), name, out, env: ctx.env });
         if (flags.json) {

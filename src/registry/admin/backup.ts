@@ -1,4 +1,4 @@
-import { VERSION } from '../../version.js';
+import { VERSION } from '../../common/version.js';
 import { backupStream, buildManifest, captureState, snapshotIndex, type IndexSnapshot } from '../backup/create.js';
 import { RegistryError } from '../errors.js';
 import { sendStream } from '../http/context.js';

@@ -136,7 +136,7 @@ describe('HTTP layer properties (fast-check, real socket): routes and ranges', (
           uploads: `/v2/${n}/blobs/uploads/?digest=${encodeURIComponent(digest)}&mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(reference)}`,
           upload: `/v2/${n}/blobs/uploads/${encodePath(reference)}?digest=${encodeURIComponent(digest)}`,
         }[kind as 'manifests'];
-        const res = await request(method as string, path, {}, method === 'PUT' || method === 'PATCH' || method === 'POST' ? 'x' : undefined);
+        const res = await request(method, path, {}, method === 'PUT' || method === 'PATCH' || method === 'POST' ? 'x' : undefined);
         checkResponse(res, `${method} ${path}`);
         // Whatever was created must be under a valid name: clean up sessions the fallback opened.
         if (res.status === 202 && res.headers.location) await request('DELETE', res.headers.location);

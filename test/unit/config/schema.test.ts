@@ -8,7 +8,7 @@ import {
   parseStackConfig,
   primaryAdmin,
 } from '../../../src/config/schema.js';
-import { VERSION } from '../../../src/version.js';
+import { VERSION } from '../../../src/common/version.js';
 
 function problemsOf(input: unknown) {
   const result = parseStackConfig(input);

@@ -1,3 +1,5 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createPrompts, scriptedPrompts } from '../../../src/cli/prompts.js';
 import { FakeEngine } from '../../../src/docker/fake-engine.js';
@@ -57,8 +59,6 @@ describe('down', () => {
 
 describe('down with a regctl.yaml that no longer validates', () => {
   it('takes the project name from .env and still removes the stack', async () => {
-    const { writeFile } = await import('node:fs/promises');
-    const { join } = await import('node:path');
     await writeFile(join(fx.dir, 'regctl.yaml'), 'version: 1\nports: { http: eighty }\n');
     const { out, text } = capturedOutput();
     const result = await down({ dir: fx.dir, out, engine, prompts: scriptedPrompts([]) });

@@ -134,7 +134,7 @@ export class CrashHarness {
       srv = await this.start();
     } catch (err) {
       this.model.violation(`server did not restart: ${(err as Error).message}`);
-      throw new Error(this.model.violations.join('\n'));
+      throw new Error(this.model.violations.join('\n'), { cause: err });
     }
     const up = Date.now();
     this.phases.restart += up - restartAt;

@@ -150,7 +150,7 @@ class SoakRun {
         .finally(() => (gcRunning = undefined));
     }, this.opts.gcEveryMs ?? 60_000);
     const deadline = this.started + this.opts.durationMs;
-    let loadMs = 0;
+    let loadMs: number;
     try {
       await Promise.all(Array.from({ length: this.opts.clients }, (_, i) => this.loop(i, deadline)));
       loadMs = Date.now() - this.started;
