@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { statfs } from 'node:fs/promises';
 import { ADMIN_MODULES } from './admin/index.js';
+import { MaintenanceLock } from './admin/maintenance-lock.js';
 import type { AdminRequest, AdminRoute, AdminServices } from './admin/types.js';
 import type { AccessPolicy } from './auth/access.js';
 import { AccessPolicy as Policy } from './auth/access.js';
@@ -50,12 +51,10 @@ const EXPOSED_HEADERS = [
   'Content-Range',
 ].join(', ');
 
-/** Route ids (manifest put/delete, blob delete) whose writes a backup's fence waits for. */
-const FENCE_COUNTED = new Set(['end-7', 'end-9', 'end-10']);
-
 export class RegistryApp {
   readonly store: RegistryStore;
   readonly fence = new Fence();
+  readonly maintenance = new MaintenanceLock();
   readonly metrics = new Metrics();
   readonly opts: RegistryAppOptions;
   private readonly adminRoutes = new Map<string, AdminRoute>();
@@ -115,6 +114,7 @@ export class RegistryApp {
     return {
       store: this.store,
       fence: this.fence,
+      maintenance: this.maintenance,
       auth: this.opts.auth,
       policy: () => this.policy(),
       metrics: this.metrics,
@@ -302,7 +302,7 @@ export class RegistryApp {
         throw new RegistryError('DENIED', { name, action: method.action });
       }
       const from = url.searchParams.get('from');
-      if (method.id === 'end-4' && from !== null && (!isValidName(from) || !policy.can(state.user, from, 'pull'))) {
+      if (method.mountsFrom && from !== null && (!isValidName(from) || !policy.can(state.user, from, 'pull'))) {
         // No pull right on the source: no mount, the client gets an upload session instead.
         url.searchParams.delete('mount');
         url.searchParams.delete('from');
@@ -310,13 +310,10 @@ export class RegistryApp {
     }
     ctx.mountAnywhere = !this.opts.auth || (state.user !== undefined && this.policy().isAdmin(state.user));
     let release: (() => void) | undefined;
-    if (method.action === 'push' || method.action === 'delete') {
-      // Manifest, tag and blob-link changes are counted so a backup can let them finish behind the fence.
-      if (FENCE_COUNTED.has(method.id)) release = await this.fence.enterWrite(this.opts.fenceWaitMs);
-      else await this.fence.waitWritable(this.opts.fenceWaitMs);
-    }
+    if (method.fence === 'counted') release = await this.fence.enterWrite(this.opts.fenceWaitMs);
+    else if (method.fence === 'wait') await this.fence.waitWritable(this.opts.fenceWaitMs);
     try {
-      if (method.action === 'push' && method.id !== 'upload-cancel') await this.checkFreeSpace();
+      if (method.needsFreeSpace) await this.checkFreeSpace();
       await method.handler(ctx);
     } finally {
       release?.();
