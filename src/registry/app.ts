@@ -19,7 +19,7 @@ import type { LogFn } from './logger.js';
 import { Metrics } from './metrics.js';
 import { isValidName } from './reference.js';
 import type { StorageDriver } from './storage/driver.js';
-import { removeTempFiles } from './storage/maintenance.js';
+import { removeTempFiles } from './storage/fsck.js';
 import { RegistryStore } from './storage/store.js';
 
 export interface RegistryAppOptions {
@@ -67,7 +67,7 @@ export class RegistryApp {
     this.opts = opts;
     this.store = new RegistryStore(opts.driver);
     for (const mod of ADMIN_MODULES) mod((route) => this.adminRoutes.set(`${route.method} ${route.path}`, route));
-    this.metrics.gauge('regctl_repositories', 'Repositories holding tags or manifests.', () => this.store.catalog().length);
+    this.metrics.gauge('regctl_repositories', 'Repositories holding tags or manifests.', () => this.store.index.repositoryCount());
     this.metrics.gauge('regctl_fence_active', '1 while the read-only fence is up.', () => (this.fence.active() ? 1 : 0));
   }
 
@@ -101,7 +101,7 @@ export class RegistryApp {
 
   async purge(): Promise<number> {
     try {
-      const n = await this.store.purgeUploads(this.uploadPurgeAgeMs);
+      const n = await this.store.uploads.purge(this.uploadPurgeAgeMs);
       if (n > 0) this.opts.log('info', 'purged stale uploads', { count: n });
       return n;
     } catch (err) {

@@ -50,7 +50,7 @@ export const backupModule: AdminModule = (register) => {
         if (!(await services.fence.drain(DRAIN_TIMEOUT_MS))) {
           throw new RegistryError('UNAVAILABLE', { reason: 'writes in progress did not finish' }, { headers: { 'Retry-After': '10' } });
         }
-        snapshot = snapshotIndex(services.store);
+        snapshot = await snapshotIndex(services.store);
       } finally {
         services.fence.clear();
       }

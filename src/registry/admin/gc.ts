@@ -1,6 +1,7 @@
 import { RegistryError } from '../errors.js';
 import { sendJson } from '../http/context.js';
-import { runGc, type GcProgress, type GcReport } from '../storage/maintenance.js';
+import type { GcProgress, GcReport } from '../../common/admin-api.js';
+import { runGc } from '../storage/gc.js';
 import type { RegistryStore } from '../storage/store.js';
 import type { AdminModule } from './types.js';
 
