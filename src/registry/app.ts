@@ -214,61 +214,69 @@ export class RegistryApp {
       return;
     }
 
-    const authenticate = async (): Promise<void> => {
-      if (!this.opts.auth) return;
-      try {
-        state.user = await this.opts.auth.authenticate(req.headers.authorization, this.clientIp(req));
-      } catch (err) {
-        if (err instanceof RegistryError && err.code === 'UNAUTHORIZED') this.metrics.authFailures++;
-        throw err;
-      }
-    };
-
     if (path === '/metrics') {
       setRoute('metrics');
-      await authenticate();
+      await this.authenticate(ctx);
       this.requireAdmin(state.user);
       if (req.method !== 'GET' && req.method !== 'HEAD') throw new RegistryError('METHOD_NOT_ALLOWED', { method: req.method }, { headers: { Allow: 'GET, HEAD' } });
       send(ctx, 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }, this.metrics.render());
       return;
     }
-    if (path.startsWith('/admin/v1/')) {
-      const sub = path.slice('/admin/v1/'.length);
-      const route = this.adminRoutes.get(`${req.method} ${sub}`);
-      setRoute(`admin:${sub}`);
-      await authenticate();
-      if (!route) {
-        const anyMethod = [...this.adminRoutes.values()].some((r) => r.path === sub);
-        throw new RegistryError(anyMethod ? 'METHOD_NOT_ALLOWED' : 'NOT_FOUND', { path });
-      }
-      const isAdmin = !this.opts.auth || (state.user !== undefined && this.policy().isAdmin(state.user));
-      if (route.adminOnly && !isAdmin) throw new RegistryError('DENIED', { reason: 'admin only' });
-      const r: AdminRequest = {
-        ctx,
-        user: state.user,
-        isAdmin,
-        services: this.adminServices(),
-        json: async () => {
-          const body = await readBody(req, 1024 * 1024, () => new RegistryError('SIZE_INVALID', { reason: 'body too large' }));
-          if (body.length === 0) return {};
-          try {
-            const v: unknown = JSON.parse(body.toString('utf8'));
-            if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
-          } catch {
-            // fall through
-          }
-          throw new RegistryError('INVALID_REQUEST', { reason: 'body must be a JSON object' }, { message: 'invalid JSON body' });
-        },
-      };
-      await route.handler(r);
-      return;
-    }
+    if (path.startsWith('/admin/v1/')) return this.dispatchAdmin(ctx, setRoute);
     if (!path.startsWith('/v2')) {
       setRoute('unknown');
       throw new RegistryError('NOT_FOUND', { path });
     }
+    await this.authenticate(ctx);
+    return this.dispatchV2(ctx, setRoute);
+  }
 
-    await authenticate();
+  private async authenticate({ req, state }: Ctx): Promise<void> {
+    if (!this.opts.auth) return;
+    try {
+      state.user = await this.opts.auth.authenticate(req.headers.authorization, this.clientIp(req));
+    } catch (err) {
+      if (err instanceof RegistryError && err.code === 'UNAUTHORIZED') this.metrics.authFailures++;
+      throw err;
+    }
+  }
+
+  /** `/admin/v1/<sub>`: the admin module registered for the method and path. */
+  private async dispatchAdmin(ctx: Ctx, setRoute: (id: string) => void): Promise<void> {
+    const { req, path, state } = ctx;
+    const sub = path.slice('/admin/v1/'.length);
+    const route = this.adminRoutes.get(`${req.method} ${sub}`);
+    setRoute(`admin:${sub}`);
+    await this.authenticate(ctx);
+    if (!route) {
+      const anyMethod = [...this.adminRoutes.values()].some((r) => r.path === sub);
+      throw new RegistryError(anyMethod ? 'METHOD_NOT_ALLOWED' : 'NOT_FOUND', { path });
+    }
+    const isAdmin = !this.opts.auth || (state.user !== undefined && this.policy().isAdmin(state.user));
+    if (route.adminOnly && !isAdmin) throw new RegistryError('DENIED', { reason: 'admin only' });
+    const r: AdminRequest = {
+      ctx,
+      user: state.user,
+      isAdmin,
+      services: this.adminServices(),
+      json: async () => {
+        const body = await readBody(req, 1024 * 1024, () => new RegistryError('SIZE_INVALID', { reason: 'body too large' }));
+        if (body.length === 0) return {};
+        try {
+          const v: unknown = JSON.parse(body.toString('utf8'));
+          if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
+        } catch {
+          // fall through
+        }
+        throw new RegistryError('INVALID_REQUEST', { reason: 'body must be a JSON object' }, { message: 'invalid JSON body' });
+      },
+    };
+    await route.handler(r);
+  }
+
+  /** `/v2/...` once authenticated: the route table's method, with what its fields ask for around the handler. */
+  private async dispatchV2(ctx: Ctx, setRoute: (id: string) => void): Promise<void> {
+    const { req, path, url, state } = ctx;
     const match = matchRoute(path);
     if (!match) {
       setRoute('unknown');
