@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { statfs } from 'node:fs/promises';
 import { ADMIN_MODULES } from './admin/index.js';
+import { MaintenanceLock } from './admin/maintenance-lock.js';
 import type { AdminRequest, AdminRoute, AdminServices } from './admin/types.js';
 import type { AccessPolicy } from './auth/access.js';
 import { AccessPolicy as Policy } from './auth/access.js';
@@ -18,7 +19,7 @@ import type { LogFn } from './logger.js';
 import { Metrics } from './metrics.js';
 import { isValidName } from './reference.js';
 import type { StorageDriver } from './storage/driver.js';
-import { removeTempFiles } from './storage/maintenance.js';
+import { removeTempFiles } from './storage/fsck.js';
 import { RegistryStore } from './storage/store.js';
 
 export interface RegistryAppOptions {
@@ -50,12 +51,10 @@ const EXPOSED_HEADERS = [
   'Content-Range',
 ].join(', ');
 
-/** Route ids (manifest put/delete, blob delete) whose writes a backup's fence waits for. */
-const FENCE_COUNTED = new Set(['end-7', 'end-9', 'end-10']);
-
 export class RegistryApp {
   readonly store: RegistryStore;
   readonly fence = new Fence();
+  readonly maintenance = new MaintenanceLock();
   readonly metrics = new Metrics();
   readonly opts: RegistryAppOptions;
   private readonly adminRoutes = new Map<string, AdminRoute>();
@@ -68,7 +67,7 @@ export class RegistryApp {
     this.opts = opts;
     this.store = new RegistryStore(opts.driver);
     for (const mod of ADMIN_MODULES) mod((route) => this.adminRoutes.set(`${route.method} ${route.path}`, route));
-    this.metrics.gauge('regctl_repositories', 'Repositories holding tags or manifests.', () => this.store.catalog().length);
+    this.metrics.gauge('regctl_repositories', 'Repositories holding tags or manifests.', () => this.store.index.repositoryCount());
     this.metrics.gauge('regctl_fence_active', '1 while the read-only fence is up.', () => (this.fence.active() ? 1 : 0));
   }
 
@@ -102,7 +101,7 @@ export class RegistryApp {
 
   async purge(): Promise<number> {
     try {
-      const n = await this.store.purgeUploads(this.uploadPurgeAgeMs);
+      const n = await this.store.uploads.purge(this.uploadPurgeAgeMs);
       if (n > 0) this.opts.log('info', 'purged stale uploads', { count: n });
       return n;
     } catch (err) {
@@ -115,6 +114,7 @@ export class RegistryApp {
     return {
       store: this.store,
       fence: this.fence,
+      maintenance: this.maintenance,
       auth: this.opts.auth,
       policy: () => this.policy(),
       metrics: this.metrics,
@@ -214,61 +214,69 @@ export class RegistryApp {
       return;
     }
 
-    const authenticate = async (): Promise<void> => {
-      if (!this.opts.auth) return;
-      try {
-        state.user = await this.opts.auth.authenticate(req.headers.authorization, this.clientIp(req));
-      } catch (err) {
-        if (err instanceof RegistryError && err.code === 'UNAUTHORIZED') this.metrics.authFailures++;
-        throw err;
-      }
-    };
-
     if (path === '/metrics') {
       setRoute('metrics');
-      await authenticate();
+      await this.authenticate(ctx);
       this.requireAdmin(state.user);
       if (req.method !== 'GET' && req.method !== 'HEAD') throw new RegistryError('METHOD_NOT_ALLOWED', { method: req.method }, { headers: { Allow: 'GET, HEAD' } });
       send(ctx, 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }, this.metrics.render());
       return;
     }
-    if (path.startsWith('/admin/v1/')) {
-      const sub = path.slice('/admin/v1/'.length);
-      const route = this.adminRoutes.get(`${req.method} ${sub}`);
-      setRoute(`admin:${sub}`);
-      await authenticate();
-      if (!route) {
-        const anyMethod = [...this.adminRoutes.values()].some((r) => r.path === sub);
-        throw new RegistryError(anyMethod ? 'METHOD_NOT_ALLOWED' : 'NOT_FOUND', { path });
-      }
-      const isAdmin = !this.opts.auth || (state.user !== undefined && this.policy().isAdmin(state.user));
-      if (route.adminOnly && !isAdmin) throw new RegistryError('DENIED', { reason: 'admin only' });
-      const r: AdminRequest = {
-        ctx,
-        user: state.user,
-        isAdmin,
-        services: this.adminServices(),
-        json: async () => {
-          const body = await readBody(req, 1024 * 1024, () => new RegistryError('SIZE_INVALID', { reason: 'body too large' }));
-          if (body.length === 0) return {};
-          try {
-            const v: unknown = JSON.parse(body.toString('utf8'));
-            if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
-          } catch {
-            // fall through
-          }
-          throw new RegistryError('INVALID_REQUEST', { reason: 'body must be a JSON object' }, { message: 'invalid JSON body' });
-        },
-      };
-      await route.handler(r);
-      return;
-    }
+    if (path.startsWith('/admin/v1/')) return this.dispatchAdmin(ctx, setRoute);
     if (!path.startsWith('/v2')) {
       setRoute('unknown');
       throw new RegistryError('NOT_FOUND', { path });
     }
+    await this.authenticate(ctx);
+    return this.dispatchV2(ctx, setRoute);
+  }
 
-    await authenticate();
+  private async authenticate({ req, state }: Ctx): Promise<void> {
+    if (!this.opts.auth) return;
+    try {
+      state.user = await this.opts.auth.authenticate(req.headers.authorization, this.clientIp(req));
+    } catch (err) {
+      if (err instanceof RegistryError && err.code === 'UNAUTHORIZED') this.metrics.authFailures++;
+      throw err;
+    }
+  }
+
+  /** `/admin/v1/<sub>`: the admin module registered for the method and path. */
+  private async dispatchAdmin(ctx: Ctx, setRoute: (id: string) => void): Promise<void> {
+    const { req, path, state } = ctx;
+    const sub = path.slice('/admin/v1/'.length);
+    const route = this.adminRoutes.get(`${req.method} ${sub}`);
+    setRoute(`admin:${sub}`);
+    await this.authenticate(ctx);
+    if (!route) {
+      const anyMethod = [...this.adminRoutes.values()].some((r) => r.path === sub);
+      throw new RegistryError(anyMethod ? 'METHOD_NOT_ALLOWED' : 'NOT_FOUND', { path });
+    }
+    const isAdmin = !this.opts.auth || (state.user !== undefined && this.policy().isAdmin(state.user));
+    if (route.adminOnly && !isAdmin) throw new RegistryError('DENIED', { reason: 'admin only' });
+    const r: AdminRequest = {
+      ctx,
+      user: state.user,
+      isAdmin,
+      services: this.adminServices(),
+      json: async () => {
+        const body = await readBody(req, 1024 * 1024, () => new RegistryError('SIZE_INVALID', { reason: 'body too large' }));
+        if (body.length === 0) return {};
+        try {
+          const v: unknown = JSON.parse(body.toString('utf8'));
+          if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
+        } catch {
+          // fall through
+        }
+        throw new RegistryError('INVALID_REQUEST', { reason: 'body must be a JSON object' }, { message: 'invalid JSON body' });
+      },
+    };
+    await route.handler(r);
+  }
+
+  /** `/v2/...` once authenticated: the route table's method, with what its fields ask for around the handler. */
+  private async dispatchV2(ctx: Ctx, setRoute: (id: string) => void): Promise<void> {
+    const { req, path, url, state } = ctx;
     const match = matchRoute(path);
     if (!match) {
       setRoute('unknown');
@@ -302,7 +310,7 @@ export class RegistryApp {
         throw new RegistryError('DENIED', { name, action: method.action });
       }
       const from = url.searchParams.get('from');
-      if (method.id === 'end-4' && from !== null && (!isValidName(from) || !policy.can(state.user, from, 'pull'))) {
+      if (method.mountsFrom && from !== null && (!isValidName(from) || !policy.can(state.user, from, 'pull'))) {
         // No pull right on the source: no mount, the client gets an upload session instead.
         url.searchParams.delete('mount');
         url.searchParams.delete('from');
@@ -310,13 +318,10 @@ export class RegistryApp {
     }
     ctx.mountAnywhere = !this.opts.auth || (state.user !== undefined && this.policy().isAdmin(state.user));
     let release: (() => void) | undefined;
-    if (method.action === 'push' || method.action === 'delete') {
-      // Manifest, tag and blob-link changes are counted so a backup can let them finish behind the fence.
-      if (FENCE_COUNTED.has(method.id)) release = await this.fence.enterWrite(this.opts.fenceWaitMs);
-      else await this.fence.waitWritable(this.opts.fenceWaitMs);
-    }
+    if (method.fence === 'counted') release = await this.fence.enterWrite(this.opts.fenceWaitMs);
+    else if (method.fence === 'wait') await this.fence.waitWritable(this.opts.fenceWaitMs);
     try {
-      if (method.action === 'push' && method.id !== 'upload-cancel') await this.checkFreeSpace();
+      if (method.needsFreeSpace) await this.checkFreeSpace();
       await method.handler(ctx);
     } finally {
       release?.();

@@ -30,7 +30,7 @@ export function fsckCommand(ctx: CliContext): Command {
       }
       const { FsDriver } = await import('../../registry/storage/fs-driver.js');
       const { RegistryStore } = await import('../../registry/storage/store.js');
-      const { runFsck } = await import('../../registry/storage/maintenance.js');
+      const { runFsck } = await import('../../registry/storage/fsck.js');
       const store = new RegistryStore(new FsDriver(dir));
       const report = await runFsck(store, { repair: flags.repair === true });
       const repaired = new Set(report.repaired.map((p) => p.path));

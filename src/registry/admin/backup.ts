@@ -2,18 +2,10 @@ import { VERSION } from '../../common/version.js';
 import { backupStream, buildManifest, captureState, snapshotIndex, type IndexSnapshot } from '../backup/create.js';
 import { RegistryError } from '../errors.js';
 import { sendStream } from '../http/context.js';
-import { gcSweeping } from './gc.js';
 import type { AdminModule, AdminRequest } from './types.js';
 
 const FENCE_TTL_SECONDS = 60;
 const DRAIN_TIMEOUT_MS = 30_000;
-let running = false;
-
-/** A backup is capturing or streaming: GC must not sweep the blobs it is about to copy. */
-export function backupInProgress(): boolean {
-  return running;
-}
-
 /**
  * GET /admin/v1/backup, or POST with `{ base: { id, createdAt }, excludeBlobs: [digest…] }` for an incremental
  * backup → a tar stream (see backup/manifest.ts). Writes are fenced only while the index is copied: the
@@ -45,9 +37,11 @@ export const backupModule: AdminModule = (register) => {
       }
       exclude = new Set(ex as string[] | undefined);
     }
-    if (running) throw new RegistryError('TOOMANYREQUESTS', { reason: 'a backup is already running' }, { headers: { 'Retry-After': '10' } });
-    if (gcSweeping(services.store)) throw new RegistryError('TOOMANYREQUESTS', { reason: 'a garbage collection is running; back up after it' }, { headers: { 'Retry-After': '10' } });
-    running = true;
+    const release = services.maintenance.tryAcquire('backup');
+    if (!release) {
+      const reason = services.maintenance.holder === 'backup' ? 'a backup is already running' : 'a garbage collection is running; back up after it';
+      throw new RegistryError('TOOMANYREQUESTS', { reason }, { headers: { 'Retry-After': '10' } });
+    }
     try {
       const fenceStart = Date.now();
       services.fence.set(FENCE_TTL_SECONDS);
@@ -56,7 +50,7 @@ export const backupModule: AdminModule = (register) => {
         if (!(await services.fence.drain(DRAIN_TIMEOUT_MS))) {
           throw new RegistryError('UNAVAILABLE', { reason: 'writes in progress did not finish' }, { headers: { 'Retry-After': '10' } });
         }
-        snapshot = snapshotIndex(services.store);
+        snapshot = await snapshotIndex(services.store);
       } finally {
         services.fence.clear();
       }
@@ -75,7 +69,7 @@ export const backupModule: AdminModule = (register) => {
       }, stream);
       services.log('info', 'backup streamed', { id: built.manifest.id, bytes, blobs: built.blobs.length, missing: built.manifest.missingBlobs.length });
     } finally {
-      running = false;
+      release();
     }
   };
   register({ method: 'GET', path: 'backup', adminOnly: true, handler: (r) => handler(r, false) });

@@ -1,5 +1,5 @@
 import { sendJson } from '../http/context.js';
-import { runFsck } from '../storage/maintenance.js';
+import { runFsck } from '../storage/fsck.js';
 import type { AdminModule } from './types.js';
 
 /** GET /admin/v1/fsck[?repair=1] → { problems, repaired, blobsChecked } */

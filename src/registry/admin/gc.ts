@@ -1,7 +1,7 @@
 import { RegistryError } from '../errors.js';
 import { sendJson } from '../http/context.js';
-import { runGc, type GcProgress, type GcReport } from '../storage/maintenance.js';
-import { backupInProgress } from './backup.js';
+import type { GcProgress, GcReport } from '../../common/admin-api.js';
+import { runGc } from '../storage/gc.js';
 import type { RegistryStore } from '../storage/store.js';
 import type { AdminModule } from './types.js';
 
@@ -21,12 +21,6 @@ interface GcJob {
 /** The running or last job of each registry (keyed by its store, so that servers in one process stay apart). */
 const jobs = new WeakMap<RegistryStore, GcJob>();
 let nextId = 1;
-
-/** A GC that deletes (not a dry run) is running: a backup must not start (it would copy blobs being swept). */
-export function gcSweeping(store: RegistryStore): boolean {
-  const job = jobs.get(store);
-  return job?.state === 'running' && !job.dryRun;
-}
 
 /**
  * POST /admin/v1/gc { dryRun?, deleteUntagged?, graceSeconds?, wait? } runs one GC at a time.
@@ -68,7 +62,10 @@ export const gcModule: AdminModule = (register) => {
       if (!dryRun) await services.fence.waitWritable();
       // Checked again: another request may have started a GC while this one waited for the fence.
       if (isRunning()) throw busy();
-      if (!dryRun && backupInProgress()) {
+      // A GC that deletes holds the maintenance lock until it is done: a backup must not copy blobs being swept.
+      const release = dryRun ? () => undefined : services.maintenance.tryAcquire('gc-sweep');
+      if (!release) {
+        if (services.maintenance.holder === 'gc-sweep') throw busy();
         throw new RegistryError('TOOMANYREQUESTS', { reason: 'a backup is running; run the garbage collection after it' }, { headers: { 'Retry-After': '30' } });
       }
       const current: GcJob = {
@@ -88,6 +85,7 @@ export const gcModule: AdminModule = (register) => {
         onProgress: (p) => (current.progress = p),
       }).then(
         (report) => {
+          release();
           current.state = 'done';
           current.report = report;
           current.finishedAt = new Date().toISOString();
@@ -95,6 +93,7 @@ export const gcModule: AdminModule = (register) => {
           return report;
         },
         (err: unknown) => {
+          release();
           current.state = 'failed';
           current.error = err instanceof Error ? err.message : String(err);
           current.finishedAt = new Date().toISOString();

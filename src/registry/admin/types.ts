@@ -10,10 +10,13 @@ import type { Ctx } from '../http/context.js';
 import type { LogFn } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { RegistryStore } from '../storage/store.js';
+import type { MaintenanceLock } from './maintenance-lock.js';
 
 export interface AdminServices {
   store: RegistryStore;
   fence: Fence;
+  /** Held by a backup or a sweeping GC: each refuses to start while the other runs. */
+  maintenance: MaintenanceLock;
   auth: Authenticator | undefined;
   policy(): AccessPolicy;
   metrics: Metrics;

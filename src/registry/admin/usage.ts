@@ -1,5 +1,5 @@
 import { sendJson } from '../http/context.js';
-import { computeUsage } from '../storage/maintenance.js';
+import { computeUsage } from '../storage/usage.js';
 import type { AdminModule } from './types.js';
 
 /** GET /admin/v1/usage → { totalBytes, blobCount, repositories: [...], reclaimableBytes } */

@@ -28,11 +28,14 @@ export interface IndexSnapshot {
   repositories: { name: string; tags: [string, string][]; revisions: string[] }[];
 }
 
-/** Copies the index: no I/O, so the fence around it lasts only as long as writes already in flight. */
-export function snapshotIndex(store: RegistryStore): IndexSnapshot {
+/**
+ * Copies the index: no storage I/O (and none at all with the in-memory index), so the fence around it lasts
+ * only as long as writes already in flight.
+ */
+export async function snapshotIndex(store: RegistryStore): Promise<IndexSnapshot> {
   const repositories: IndexSnapshot['repositories'] = [];
-  for (const name of store.catalog()) {
-    const state = store.repositoryState(name);
+  for (const name of await store.index.catalog()) {
+    const state = await store.index.repository(name);
     if (!state) continue;
     repositories.push({ name, tags: [...state.tags].sort(([a], [b]) => (a < b ? -1 : 1)), revisions: [...state.revisions].sort() });
   }
@@ -55,7 +58,7 @@ export async function captureState(store: RegistryStore, snapshot: IndexSnapshot
       if (!digest) continue;
       link(pathFor({ kind: 'revisionLink', name, digest }), digest);
       blobs.set(digest.value, digest);
-      const m = await store.readManifest(digest);
+      const m = await store.manifests.read(digest);
       if (!m) continue;
       for (const d of m.info.blobs) {
         if (!mustExist(d)) continue;
@@ -94,7 +97,7 @@ const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).di
 
 async function hashBlob(store: RegistryStore, digest: Digest, algorithm: string): Promise<string> {
   const h = createHash(algorithm);
-  for await (const chunk of await store.openBlob(digest)) h.update(chunk as Buffer);
+  for await (const chunk of await store.blobs.open(digest)) h.update(chunk as Buffer);
   return h.digest('hex');
 }
 
@@ -107,8 +110,8 @@ export async function buildManifest(store: RegistryStore, state: CapturedState, 
   const blobs: { digest: Digest; file: BackupFile }[] = [];
   const missingBlobs: string[] = [];
   for (const digest of state.blobs) {
-    store.noteUse(digest.value);
-    const size = await store.blobSize(digest);
+    store.index.noteUse(digest.value);
+    const size = await store.blobs.size(digest);
     if (size === undefined) {
       missingBlobs.push(digest.value);
       continue;
@@ -147,7 +150,7 @@ function writeBuffer(p: Pack, name: string, data: Buffer, mtime: Date): Promise<
 }
 
 async function writeBlob(p: Pack, store: RegistryStore, digest: Digest, file: BackupFile, mtime: Date): Promise<void> {
-  const src = await store.openBlob(digest);
+  const src = await store.blobs.open(digest);
   const hash = createHash(digest.algorithm);
   let sink!: ReturnType<Pack['entry']>;
   const written = new Promise<void>((resolve, reject) => {

@@ -27,7 +27,7 @@ export function parseByteRange(header: string | undefined, size: number): { star
 export async function getBlob(ctx: Ctx): Promise<void> {
   const name = ctx.params.name as string;
   const digest = parseDigest(ctx.params.digest as string);
-  const info = await ctx.store.statBlob(name, digest);
+  const info = await ctx.store.linked.stat(name, digest);
   if (!info) throw new RegistryError('BLOB_UNKNOWN', { digest: digest.value });
   const headers: Record<string, string | number> = {
     'Content-Type': 'application/octet-stream',
@@ -58,7 +58,7 @@ async function sendBlobBytes(ctx: Ctx, digest: Digest, range: { start: number; e
   res.statusCode = status;
   for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
   try {
-    await ctx.store.copyBlob(digest, range, res, (n) => (ctx.state.bytesOut += n));
+    await ctx.store.blobs.copy(digest, range, res, (n) => (ctx.state.bytesOut += n));
   } catch (err) {
     // Nothing sent yet (the file could not be opened): the error answer must not carry the blob's headers.
     if (!res.headersSent) for (const k of Object.keys(headers)) res.removeHeader(k);
@@ -71,6 +71,6 @@ async function sendBlobBytes(ctx: Ctx, digest: Digest, range: { start: number; e
 export async function deleteBlob(ctx: Ctx): Promise<void> {
   const name = ctx.params.name as string;
   const digest = parseDigest(ctx.params.digest as string);
-  if (!(await ctx.store.unlinkBlob(name, digest))) throw new RegistryError('BLOB_UNKNOWN', { digest: digest.value });
+  if (!(await ctx.store.linked.unlink(name, digest))) throw new RegistryError('BLOB_UNKNOWN', { digest: digest.value });
   send(ctx, 202, { 'Docker-Content-Digest': digest.value });
 }

@@ -1,6 +1,6 @@
 import { RegistryError } from '../errors.js';
 import { parseDigest } from '../reference.js';
-import { RegistryStore } from '../storage/store.js';
+import { referrersIndex } from '../storage/referrer-store.js';
 import { query, send, sendJson, type Ctx } from './context.js';
 
 /** Page sizes above this are clamped, never refused. */
@@ -36,7 +36,7 @@ export function paginate(ctx: Ctx, all: string[], defaultN: number | undefined):
 /** end-8a / end-8b: GET /v2/<name>/tags/list?n=&last= */
 export async function listTags(ctx: Ctx): Promise<void> {
   const name = ctx.params.name as string;
-  const tags = ctx.store.tags(name);
+  const tags = await ctx.store.index.tags(name);
   if (!tags) throw new RegistryError('NAME_UNKNOWN', { name });
   const page = paginate(ctx, tags, undefined);
   sendJson(ctx, 200, { name, tags: page.items }, page.link ? { Link: page.link } : {});
@@ -44,7 +44,7 @@ export async function listTags(ctx: Ctx): Promise<void> {
 
 /** GET /v2/_catalog?n=&last= (registry:2 extension), filtered by `visible` (what the user may pull). */
 export async function listCatalog(ctx: Ctx, visible: (repo: string) => boolean): Promise<void> {
-  const all = ctx.store.catalog();
+  const all = await ctx.store.index.catalog();
   const repos = all.every(visible) ? all : all.filter(visible);
   const page = paginate(ctx, repos, DEFAULT_CATALOG_PAGE);
   sendJson(ctx, 200, { repositories: page.items }, page.link ? { Link: page.link } : {});
@@ -55,8 +55,8 @@ export async function listReferrers(ctx: Ctx): Promise<void> {
   const name = ctx.params.name as string;
   const subject = parseDigest(ctx.params.digest as string);
   const artifactType = query(ctx, 'artifactType');
-  const descriptors = await ctx.store.referrers(name, subject, artifactType);
+  const descriptors = await ctx.store.referrers.list(name, subject, artifactType);
   const headers: Record<string, string> = { 'Content-Type': 'application/vnd.oci.image.index.v1+json' };
   if (artifactType !== undefined) headers['OCI-Filters-Applied'] = 'artifactType';
-  send(ctx, 200, headers, RegistryStore.referrersIndex(descriptors));
+  send(ctx, 200, headers, referrersIndex(descriptors));
 }

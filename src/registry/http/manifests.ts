@@ -21,7 +21,7 @@ async function negotiate(ctx: Ctx, name: string, m: StoredManifest): Promise<Sto
   const child = m.info.children.find((c) => c.platform?.os === 'linux' && c.platform.architecture === 'amd64' && types.includes(c.mediaType));
   if (!child) return m;
   try {
-    return await ctx.store.getManifest(name, { digest: parseDigest(child.digest) });
+    return await ctx.store.manifests.get(name, { digest: parseDigest(child.digest) });
   } catch {
     return m;
   }
@@ -31,7 +31,7 @@ async function negotiate(ctx: Ctx, name: string, m: StoredManifest): Promise<Sto
 export async function getManifest(ctx: Ctx): Promise<void> {
   const name = ctx.params.name as string;
   const ref = parseReference(ctx.params.reference as string);
-  const m = await negotiate(ctx, name, await ctx.store.getManifest(name, ref));
+  const m = await negotiate(ctx, name, await ctx.store.manifests.get(name, ref));
   send(
     ctx,
     200,
@@ -47,7 +47,7 @@ export async function putManifest(ctx: Ctx): Promise<void> {
   const body = await readBody(ctx.req, MAX_MANIFEST_BYTES, () => new RegistryError('MANIFEST_TOO_BIG', { limit: MAX_MANIFEST_BYTES }));
   const extraTags = 'digest' in ref ? ctx.url.searchParams.getAll('tag') : [];
   for (const tag of extraTags) if (!isTag(tag)) throw new RegistryError('TAG_INVALID', { tag });
-  const { digest, info } = await ctx.store.putManifest(name, ref, body, ctx.req.headers['content-type'], extraTags);
+  const { digest, info } = await ctx.store.manifests.put(name, ref, body, ctx.req.headers['content-type'], extraTags);
   const headers: Record<string, string> = {
     Location: location(ctx.req, `/v2/${name}/manifests/${digest.value}`),
     'Docker-Content-Digest': digest.value,
@@ -66,11 +66,11 @@ export async function deleteManifest(ctx: Ctx): Promise<void> {
   const name = ctx.params.name as string;
   const ref = parseReference(ctx.params.reference as string);
   if ('tag' in ref) {
-    await ctx.store.deleteTag(name, ref.tag);
+    await ctx.store.tags.delete(name, ref.tag);
     sendJson(ctx, 202, { deletedTags: [ref.tag] }, { 'OCI-Deleted-Tags': ref.tag });
     return;
   }
-  const tags = await ctx.store.deleteManifest(name, ref.digest);
+  const tags = await ctx.store.manifests.delete(name, ref.digest);
   sendJson(ctx, 202, { deletedTags: tags }, { 'OCI-Deleted-Tags': tags.join(','), 'Docker-Content-Digest': ref.digest.value });
 }
 

@@ -1,7 +1,9 @@
 /**
  * The route table, mirroring the endpoint list of the OCI Distribution Spec v1.1:
  * https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#endpoints
- * Each entry names the action the access policy checks (pull, push, delete), or `base` / `catalog`.
+ * Each method carries what the app needs to dispatch it: the action the access policy checks (pull, push,
+ * delete, or `base` / `catalog`), how it meets the read-only fence, whether it needs free space, and whether
+ * it may mount from another repository; the app reads these fields and never compares ids.
  * Repository names may contain slashes; they are captured loosely here and validated by the app, so an
  * invalid name is NAME_INVALID rather than a 404.
  */
@@ -13,9 +15,23 @@ import { cancelUpload, patchUpload, putUpload, startUpload, uploadStatus } from 
 
 export type RouteAction = 'base' | 'catalog' | 'pull' | 'push' | 'delete';
 
+/**
+ * How a write meets the read-only fence: `counted` writes (manifest, tag and blob-link changes) are counted
+ * while they run so that a backup's fence waits for them to finish; `wait` writes (upload traffic) only wait
+ * for the fence to lift before they start.
+ */
+export type FenceMode = 'counted' | 'wait';
+
 export interface RouteMethod {
+  /** The label in metrics and logs: the spec's endpoint id where it has one. */
   id: string;
   action: RouteAction;
+  /** Set on writes; reads pass a raised fence. */
+  fence?: FenceMode;
+  /** Refused with 503 while the data directory's free space is below the configured minimum. */
+  needsFreeSpace?: boolean;
+  /** Takes `?mount=&from=`: without a pull right on `from`, the mount is dropped and an upload session starts. */
+  mountsFrom?: boolean;
   handler: (ctx: Ctx) => Promise<void>;
 }
 
@@ -36,17 +52,17 @@ export const ROUTES: Route[] = [
     pattern: new RegExp(`^/v2/${NAME}/blobs/uploads/([^/]+)$`),
     keys: ['name', 'id'],
     methods: {
-      PATCH: { id: 'end-5', action: 'push', handler: patchUpload },
-      PUT: { id: 'end-6', action: 'push', handler: putUpload },
-      GET: { id: 'end-13', action: 'push', handler: uploadStatus },
-      DELETE: { id: 'upload-cancel', action: 'push', handler: cancelUpload },
+      PATCH: { id: 'end-5', action: 'push', fence: 'wait', needsFreeSpace: true, handler: patchUpload },
+      PUT: { id: 'end-6', action: 'push', fence: 'wait', needsFreeSpace: true, handler: putUpload },
+      GET: { id: 'end-13', action: 'push', fence: 'wait', needsFreeSpace: true, handler: uploadStatus },
+      DELETE: { id: 'upload-cancel', action: 'push', fence: 'wait', handler: cancelUpload },
     },
   },
   {
     name: 'uploads',
     pattern: new RegExp(`^/v2/${NAME}/blobs/uploads/?$`),
     keys: ['name'],
-    methods: { POST: { id: 'end-4', action: 'push', handler: startUpload } },
+    methods: { POST: { id: 'end-4', action: 'push', fence: 'wait', needsFreeSpace: true, mountsFrom: true, handler: startUpload } },
   },
   {
     name: 'blob',
@@ -55,7 +71,7 @@ export const ROUTES: Route[] = [
     methods: {
       GET: { id: 'end-2', action: 'pull', handler: getBlob },
       HEAD: { id: 'end-2', action: 'pull', handler: getBlob },
-      DELETE: { id: 'end-10', action: 'delete', handler: deleteBlob },
+      DELETE: { id: 'end-10', action: 'delete', fence: 'counted', handler: deleteBlob },
     },
   },
   {
@@ -65,8 +81,8 @@ export const ROUTES: Route[] = [
     methods: {
       GET: { id: 'end-3', action: 'pull', handler: getManifest },
       HEAD: { id: 'end-3', action: 'pull', handler: getManifest },
-      PUT: { id: 'end-7', action: 'push', handler: putManifest },
-      DELETE: { id: 'end-9', action: 'delete', handler: deleteManifest },
+      PUT: { id: 'end-7', action: 'push', fence: 'counted', needsFreeSpace: true, handler: putManifest },
+      DELETE: { id: 'end-9', action: 'delete', fence: 'counted', handler: deleteManifest },
     },
   },
   { name: 'tags', pattern: new RegExp(`^/v2/${NAME}/tags/list$`), keys: ['name'], methods: { GET: { id: 'end-8', action: 'pull', handler: listTags } } },

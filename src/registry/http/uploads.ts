@@ -47,15 +47,15 @@ export async function startUpload(ctx: Ctx): Promise<void> {
   if (mount !== undefined && from !== undefined) {
     const digest = parseDigest(mount);
     assertName(from);
-    const mounted = await ctx.store.mountBlob(name, from, digest);
+    const mounted = await ctx.store.linked.mount(name, from, digest);
     if (mounted) {
       blobCreated(ctx, name, digest.value);
       return;
     }
   } else if (mount !== undefined && ctx.mountAnywhere) {
     const digest = parseDigest(mount);
-    if ((await ctx.store.blobSize(digest)) !== undefined) {
-      await ctx.store.linkBlob(name, digest);
+    if ((await ctx.store.blobs.size(digest)) !== undefined) {
+      await ctx.store.linked.link(name, digest);
       blobCreated(ctx, name, digest.value);
       return;
     }
@@ -63,13 +63,13 @@ export async function startUpload(ctx: Ctx): Promise<void> {
   const digestParam = query(ctx, 'digest');
   if (digestParam !== undefined) {
     const digest = parseDigest(digestParam);
-    const id = await ctx.store.startUpload(name);
-    await ctx.store.completeUpload(name, id, digest, hasBody(ctx.req) ? ctx.req : undefined);
+    const id = await ctx.store.uploads.start(name);
+    await ctx.store.uploads.complete(name, id, digest, hasBody(ctx.req) ? ctx.req : undefined);
     blobCreated(ctx, name, digest.value);
     return;
   }
   if (hasBody(ctx.req)) ctx.req.resume();
-  const id = await ctx.store.startUpload(name);
+  const id = await ctx.store.uploads.start(name);
   send(ctx, 202, uploadHeaders(ctx, name, id, 0));
 }
 
@@ -78,8 +78,8 @@ export async function patchUpload(ctx: Ctx): Promise<void> {
   const name = ctx.params.name as string;
   const id = ctx.params.id as string;
   const range = parseContentRange(ctx.req.headers['content-range']);
-  await checkLength(ctx, range, id, () => ctx.store.uploadOffset(name, id));
-  const offset = await ctx.store.appendUpload(name, id, ctx.req, range);
+  await checkLength(ctx, range, id, () => ctx.store.uploads.offset(name, id));
+  const offset = await ctx.store.uploads.append(name, id, ctx.req, range);
   send(ctx, 202, uploadHeaders(ctx, name, id, offset));
 }
 
@@ -91,9 +91,9 @@ export async function putUpload(ctx: Ctx): Promise<void> {
   if (digestParam === undefined) throw new RegistryError('DIGEST_INVALID', { reason: 'digest query parameter missing' });
   const digest = parseDigest(digestParam);
   const range = parseContentRange(ctx.req.headers['content-range']);
-  await checkLength(ctx, range, id, () => ctx.store.uploadOffset(name, id));
+  await checkLength(ctx, range, id, () => ctx.store.uploads.offset(name, id));
   const body = hasBody(ctx.req) ? ctx.req : undefined;
-  await ctx.store.completeUpload(name, id, digest, body, body ? range : undefined);
+  await ctx.store.uploads.complete(name, id, digest, body, body ? range : undefined);
   blobCreated(ctx, name, digest.value);
 }
 
@@ -101,12 +101,12 @@ export async function putUpload(ctx: Ctx): Promise<void> {
 export async function uploadStatus(ctx: Ctx): Promise<void> {
   const name = ctx.params.name as string;
   const id = ctx.params.id as string;
-  const offset = await ctx.store.uploadOffset(name, id);
+  const offset = await ctx.store.uploads.offset(name, id);
   send(ctx, 204, uploadHeaders(ctx, name, id, offset));
 }
 
 /** DELETE /v2/<name>/blobs/uploads/<reference> — cancels an upload. */
 export async function cancelUpload(ctx: Ctx): Promise<void> {
-  await ctx.store.cancelUpload(ctx.params.name as string, ctx.params.id as string);
+  await ctx.store.uploads.cancel(ctx.params.name as string, ctx.params.id as string);
   send(ctx, 204, {});
 }

@@ -110,13 +110,27 @@ class FlushingFileWriter extends Writable {
   }
 }
 
-/** Filesystem driver: files under `root`, atomic writes by temp file + fsync + rename + fsync of the directory. */
+/** The durability primitives of the filesystem driver's writes (the filesystem's, or gated ones in tests). */
+export interface SyncOps {
+  /** Makes a file's data and size durable (fsync). */
+  syncFile(fh: FileHandle): Promise<void>;
+  /** Makes a directory's entries durable (fsync of the directory). */
+  syncDir(dir: string): Promise<void>;
+}
+
+/**
+ * Filesystem driver: files under `root`, atomic writes by temp file + fsync + rename + fsync of the directory.
+ * `sync` replaces the fsync primitives, so that tests can hold them and see that nothing is acknowledged
+ * before it is durable.
+ */
 export class FsDriver implements StorageDriver {
   readonly name = 'filesystem';
   readonly root: string;
+  private readonly sync: SyncOps;
 
-  constructor(root: string) {
+  constructor(root: string, opts: { sync?: SyncOps } = {}) {
     this.root = root;
+    this.sync = opts.sync ?? { syncFile: (fh) => fh.sync(), syncDir: fsyncDir };
   }
 
   private abs(path: string): string {
@@ -139,7 +153,7 @@ export class FsDriver implements StorageDriver {
     const fh = await inDir(dir, () => open(tmp, 'w', 0o644));
     try {
       await fh.writeFile(data);
-      await fh.sync();
+      await this.sync.syncFile(fh);
     } catch (err) {
       await fh.close();
       await unlink(tmp).catch(() => undefined);
@@ -152,7 +166,7 @@ export class FsDriver implements StorageDriver {
       await unlink(tmp).catch(() => undefined);
       throw err;
     }
-    await fsyncDir(dir);
+    await this.sync.syncDir(dir);
   }
 
   async reader(path: string, range: { start?: number; end?: number } = {}): Promise<Readable> {
@@ -248,12 +262,12 @@ export class FsDriver implements StorageDriver {
       return notFound(err, from);
     }
     try {
-      await fh.sync();
+      await this.sync.syncFile(fh);
     } finally {
       await fh.close();
     }
     await inDir(dirname(dst), () => rename(src, dst));
-    await fsyncDir(dirname(dst));
+    await this.sync.syncDir(dirname(dst));
   }
 
   async delete(path: string): Promise<void> {

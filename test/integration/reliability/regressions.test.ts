@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, type RegistryServer } from '../../../src/registry/server.js';
 import { TEMP_MARKER } from '../../../src/registry/storage/driver.js';
 import { FsDriver, tempName } from '../../../src/registry/storage/fs-driver.js';
-import { runFsck } from '../../../src/registry/storage/maintenance.js';
+import { runFsck } from '../../../src/registry/storage/fsck.js';
 import { RegistryStore } from '../../../src/registry/storage/store.js';
 import { RegistryClient, imageManifest, sha256 } from './helpers/client.js';
 

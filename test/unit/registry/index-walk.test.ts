@@ -39,7 +39,7 @@ describe('startup index walk', () => {
     await store.buildIndex();
     expect(peak()).toBeLessThanOrEqual(64);
     expect(peak()).toBeGreaterThan(8);
-    expect(store.catalog()).toHaveLength(1500);
-    expect(store.tags('team3/app3')).toEqual(['1', '2']);
+    expect(await store.index.catalog()).toHaveLength(1500);
+    expect(await store.index.tags('team3/app3')).toEqual(['1', '2']);
   });
 });

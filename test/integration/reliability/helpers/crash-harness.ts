@@ -12,7 +12,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { FsDriver } from '../../../../src/registry/storage/fs-driver.js';
-import { runFsck, type FsckProblem } from '../../../../src/registry/storage/maintenance.js';
+import { runFsck, type FsckProblem } from '../../../../src/registry/storage/fsck.js';
 import { RegistryStore } from '../../../../src/registry/storage/store.js';
 import { basicAuth } from '../../../helpers/auth.js';
 import { startServe, type ServeProcess } from '../../../helpers/serve-process.js';

@@ -1,0 +1,211 @@
+/**
+ * Online mark & sweep garbage collection.
+ *
+ * GC marks from every manifest revision of every repository (or, with `deleteUntagged`, from tags only, then
+ * index children and referrers of what is kept), and sweeps only blobs that are unmarked, older than the grace
+ * window and not used since the window began, so that a push in flight is never harmed.
+ */
+import pMap from 'p-map';
+import type { GcPhase, GcProgress, GcReport } from '../../common/admin-api.js';
+import type { Digest } from '../reference.js';
+import { GC_CONCURRENCY, listBlobs, repoLinks } from './inventory.js';
+import { childDirs } from './links.js';
+import type { StoredManifest } from './manifest-cache.js';
+import { pathFor } from './paths.js';
+import type { RegistryStore } from './store.js';
+
+export interface GcOptions {
+  dryRun?: boolean;
+  deleteUntagged?: boolean;
+  graceSeconds?: number;
+  uploadPurgeAgeMs?: number;
+  /** Called as work is done: the phase, and how many of its items are done out of how many. */
+  onProgress?: (p: GcProgress) => void;
+}
+
+/** One run's settings and what its phases hand each other. */
+interface Run {
+  store: RegistryStore;
+  dryRun: boolean;
+  deleteUntagged: boolean;
+  startedAt: number;
+  graceMs: number;
+  progress: (phase: GcPhase, done: number, total: number) => void;
+  /** Digests reachable from a kept manifest: never swept. */
+  marked: Set<string>;
+}
+
+export async function runGc(store: RegistryStore, opts: GcOptions = {}): Promise<GcReport> {
+  const run: Run = {
+    store,
+    dryRun: opts.dryRun ?? false,
+    deleteUntagged: opts.deleteUntagged ?? false,
+    startedAt: Date.now(),
+    graceMs: (opts.graceSeconds ?? 3600) * 1000,
+    progress: (phase, done, total) => opts.onProgress?.({ phase, done, total }),
+    marked: new Set(),
+  };
+  const repoNames = await store.allRepositoryDirs();
+
+  // Mark, one repository at a time, and collect what to remove.
+  const toRemove: { name: string; digest: Digest }[] = [];
+  const revisionsLeftByRepo = new Map<string, number>();
+  for (const [i, name] of repoNames.entries()) {
+    run.progress('mark', i, repoNames.length);
+    const { remove, left } = await markRepository(run, name);
+    toRemove.push(...remove.map((digest) => ({ name, digest })));
+    revisionsLeftByRepo.set(name, left);
+  }
+  run.progress('mark', repoNames.length, repoNames.length);
+  const manifestsRemoved: GcReport['manifestsRemoved'] = toRemove.map(({ name, digest }) => ({ repository: name, digest: digest.value }));
+
+  if (!run.dryRun) await sweepManifests(run, toRemove);
+  const { deleted, kept, deletedSet } = await sweepBlobs(run);
+  const repositoriesRemoved = await unlinkSwept(run, repoNames, deletedSet, revisionsLeftByRepo);
+
+  run.progress('uploads', 0, 1);
+  const uploadsPurged = run.dryRun ? 0 : await store.uploads.purge(opts.uploadPurgeAgeMs ?? 24 * 3600 * 1000);
+  if (!run.dryRun) {
+    store.clearCaches();
+    await store.index.pruneUses(run.startedAt - run.graceMs);
+  }
+  run.progress('done', 1, 1);
+  const byDigest = (a: { digest: string }, b: { digest: string }) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0);
+  return {
+    deleted: deleted.sort(byDigest),
+    kept: kept.sort(byDigest),
+    freedBytes: deleted.reduce((a, d) => a + d.size, 0),
+    repositoriesRemoved,
+    manifestsRemoved,
+    uploadsPurged,
+    dryRun: run.dryRun,
+  };
+}
+
+/**
+ * Marks what one repository keeps (its manifests read GC_CONCURRENCY at a time): the revisions kept and every
+ * blob they name go into `run.marked`. Returns the revisions to remove and how many stay.
+ */
+async function markRepository(run: Run, name: string): Promise<{ remove: Digest[]; left: number }> {
+  const { store } = run;
+  const links = await repoLinks(store.driver, name);
+  const state = await store.index.repository(name);
+  const infos = new Map<string, StoredManifest | undefined>();
+  await pMap(links.revisions, async (d) => void infos.set(d.value, await store.manifests.read(d)), { concurrency: GC_CONCURRENCY });
+  const referrersOf = new Map<string, string[]>();
+  for (const [digest, m] of infos) {
+    const subject = m?.info.subject?.digest;
+    if (subject) referrersOf.set(subject, [...(referrersOf.get(subject) ?? []), digest]);
+  }
+  const keep = new Set<string>();
+  const queue: string[] = [];
+  const add = (digest: string) => {
+    if (!keep.has(digest) && infos.has(digest)) {
+      keep.add(digest);
+      queue.push(digest);
+    }
+  };
+  if (run.deleteUntagged) {
+    for (const d of state?.tags.values() ?? []) add(d);
+    for (const d of links.revisions) if (await store.index.usedSince(d.value, run.startedAt - run.graceMs)) add(d.value);
+  } else for (const d of links.revisions) add(d.value);
+  while (queue.length > 0) {
+    const digest = queue.pop() as string;
+    for (const c of infos.get(digest)?.info.children ?? []) add(c.digest);
+    for (const r of referrersOf.get(digest) ?? []) add(r);
+  }
+  const remove: Digest[] = [];
+  let left = 0;
+  for (const d of links.revisions) {
+    if (keep.has(d.value)) {
+      left++;
+      run.marked.add(d.value);
+      for (const b of infos.get(d.value)?.info.blobs ?? []) run.marked.add(b.digest);
+    } else remove.push(d);
+  }
+  return { remove, left };
+}
+
+async function sweepManifests(run: Run, toRemove: { name: string; digest: Digest }[]): Promise<void> {
+  let done = 0;
+  await pMap(
+    toRemove,
+    async ({ name, digest }) => {
+      try {
+        await run.store.manifests.delete(name, digest);
+      } catch {
+        await run.store.driver.delete(pathFor({ kind: 'revisionDir', name, digest }));
+      }
+      run.progress('sweep-manifests', ++done, toRemove.length);
+    },
+    { concurrency: GC_CONCURRENCY },
+  );
+}
+
+async function sweepBlobs(run: Run): Promise<{ deleted: GcReport['deleted']; kept: GcReport['kept']; deletedSet: Set<string> }> {
+  const deleted: GcReport['deleted'] = [];
+  const kept: GcReport['kept'] = [];
+  const deletedSet = new Set<string>();
+  const blobs = await listBlobs(run.store.driver);
+  let swept = 0;
+  await pMap(
+    blobs,
+    async (b) => {
+      const entry = { digest: b.digest.value, size: b.size };
+      if (run.marked.has(b.digest.value)) kept.push({ ...entry, reason: 'referenced' });
+      else if (run.startedAt - b.modifiedAt < run.graceMs || (await run.store.index.usedSince(b.digest.value, run.startedAt - run.graceMs))) {
+        kept.push({ ...entry, reason: 'within grace window' });
+      } else {
+        deleted.push({ ...entry, reason: 'unreferenced' });
+        deletedSet.add(b.digest.value);
+        if (!run.dryRun) await run.store.driver.delete(pathFor({ kind: 'blobDir', digest: b.digest }));
+      }
+      run.progress('sweep-blobs', ++swept, blobs.length);
+    },
+    { concurrency: GC_CONCURRENCY },
+  );
+  return { deleted, kept, deletedSet };
+}
+
+/** Removes layer links to swept blobs, then repositories left empty; returns the repositories removed. */
+async function unlinkSwept(run: Run, repoNames: string[], deletedSet: Set<string>, revisionsLeftByRepo: Map<string, number>): Promise<string[]> {
+  const { store, dryRun } = run;
+  const driver = store.driver;
+  const repositoriesRemoved: string[] = [];
+  for (const [i, name] of repoNames.entries()) {
+    run.progress('unlink', i, repoNames.length);
+    const links = await repoLinks(driver, name);
+    let layersLeft = 0;
+    await pMap(
+      links.layers,
+      async (d) => {
+        // A link is written only after its blob exists, so a link to an absent blob is what a GC killed between
+        // sweeping blobs and unlinking them left behind.
+        if (deletedSet.has(d.value) || (await store.blobs.size(d)) === undefined) {
+          if (!dryRun) await driver.delete(pathFor({ kind: 'layerLink', name, digest: d }).slice(0, -'/link'.length));
+        } else layersLeft++;
+      },
+      { concurrency: GC_CONCURRENCY },
+    );
+    const revisionsLeft = dryRun ? (revisionsLeftByRepo.get(name) ?? 0) : links.revisions.length;
+    const uploads = await childDirs(driver, pathFor({ kind: 'uploadsRoot', name }));
+    if (revisionsLeft > 0 || layersLeft > 0 || uploads.length > 0 || (await store.index.hasRepository(name))) continue;
+    if (dryRun) repositoriesRemoved.push(name);
+    else if (await removeEmptyRepository(store, name)) repositoriesRemoved.push(name);
+  }
+  return repositoriesRemoved;
+}
+
+/** Removes a repository's own directories if it is still empty under its lock; true when it did. */
+async function removeEmptyRepository(store: RegistryStore, name: string): Promise<boolean> {
+  const driver = store.driver;
+  return store.repoLock.run(name, async () => {
+    // Checked again under the lock: an upload or a link may have arrived meanwhile.
+    const now = await repoLinks(driver, name);
+    const uploadsNow = await childDirs(driver, pathFor({ kind: 'uploadsRoot', name }));
+    if (now.layers.length > 0 || now.revisions.length > 0 || uploadsNow.length > 0 || (await store.index.hasRepository(name))) return false;
+    // Only this repository's own directories: a nested repository (name/child) lives under the same path.
+    for (const kind of ['layersRoot', 'revisionsRoot', 'tagsRoot', 'referrersRoot', 'uploadsRoot'] as const) await driver.delete(pathFor({ kind, name }));
+    return true;
+  });
+}

@@ -1,0 +1,58 @@
+/**
+ * Blobs as a repository sees them: a blob belongs to a repository once it is linked there
+ * (`_layers/<alg>/<hex>/link`), or when it is one of the repository's manifest revisions.
+ */
+import type { Digest } from '../reference.js';
+import type { BlobStore } from './blob-store.js';
+import type { StorageDriver } from './driver.js';
+import type { KeyedLock } from './keyed-lock.js';
+import { pathExists, readLink } from './links.js';
+import { pathFor } from './paths.js';
+import type { RepositoryIndex } from './repository-index.js';
+
+export interface BlobInfo {
+  digest: Digest;
+  size: number;
+}
+
+export class LinkedBlobStore {
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly blobs: BlobStore,
+    private readonly index: RepositoryIndex,
+    /** Held per repository by what creates content in it and by GC removing it empty. */
+    private readonly repoLock: KeyedLock,
+  ) {}
+
+  /** A blob as seen from a repository: it must be linked there (as a layer or a manifest) and present. */
+  async stat(name: string, digest: Digest): Promise<BlobInfo | undefined> {
+    const linked =
+      (await readLink(this.driver, pathFor({ kind: 'layerLink', name, digest })))?.value === digest.value ||
+      (await readLink(this.driver, pathFor({ kind: 'revisionLink', name, digest })))?.value === digest.value;
+    if (!linked) return undefined;
+    this.index.noteUse(digest.value);
+    const size = await this.blobs.size(digest);
+    return size === undefined ? undefined : { digest, size };
+  }
+
+  async link(name: string, digest: Digest): Promise<void> {
+    this.index.noteUse(digest.value);
+    await this.repoLock.run(name, () => this.driver.putContent(pathFor({ kind: 'layerLink', name, digest }), digest.value));
+  }
+
+  /** Removes a blob's link from one repository; the content stays until GC finds it unreferenced. */
+  async unlink(name: string, digest: Digest): Promise<boolean> {
+    const path = pathFor({ kind: 'layerLink', name, digest });
+    if (!(await pathExists(this.driver, path))) return false;
+    await this.driver.delete(path.slice(0, -'/link'.length));
+    return true;
+  }
+
+  /** Links an existing blob from `from` into `name`; undefined when `from` does not hold it. */
+  async mount(name: string, from: string, digest: Digest): Promise<BlobInfo | undefined> {
+    const info = await this.stat(from, digest);
+    if (!info) return undefined;
+    await this.link(name, digest);
+    return info;
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * Manifests: content in blob storage, a revision link per repository (`_manifests/revisions/<alg>/<hex>/link`),
+ * tags and referrer links beside. A manifest is stored only once everything it references is in the
+ * repository; a write and a delete of the same manifest in the same repository never interleave.
+ */
+import { createHash } from 'node:crypto';
+import { RegistryError } from '../errors.js';
+import { MAX_MANIFEST_BYTES, digestOf, mustExist, parseManifest, type ManifestInfo } from '../manifest.js';
+import { parseDigest, tryParseDigest, type Digest } from '../reference.js';
+import type { BlobStore } from './blob-store.js';
+import { isNotFound, type StorageDriver } from './driver.js';
+import { KeyedLock } from './keyed-lock.js';
+import type { LinkedBlobStore } from './linked-blob-store.js';
+import { pathExists } from './links.js';
+import type { ManifestCache, StoredManifest } from './manifest-cache.js';
+import { pathFor } from './paths.js';
+import type { RepositoryIndex } from './repository-index.js';
+import type { TagStore } from './tag-store.js';
+
+export type ManifestRef = { tag: string } | { digest: Digest };
+
+export class ManifestStore {
+  /** Held per repository and manifest digest by `put` and `delete`, so that a delete never interleaves with a
+   *  write of the same manifest (which could leave a tag pointing at a removed revision). */
+  private readonly lock = new KeyedLock();
+
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly index: RepositoryIndex,
+    private readonly blobs: BlobStore,
+    private readonly linked: LinkedBlobStore,
+    private readonly tags: TagStore,
+    private readonly cache: ManifestCache,
+  ) {}
+
+  /** Reads a manifest by digest from blob storage (no repository check); undefined when absent or unparsable. */
+  async read(digest: Digest): Promise<StoredManifest | undefined> {
+    const cached = this.cache.get(digest.value);
+    if (cached) return cached;
+    let body: Buffer;
+    try {
+      body = await this.driver.getContent(pathFor({ kind: 'blobData', digest }));
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    let info: ManifestInfo;
+    try {
+      info = parseManifest(body, undefined);
+    } catch {
+      return undefined;
+    }
+    const m = { digest: digest.value, mediaType: info.mediaType, body, info };
+    this.cache.add(m);
+    return m;
+  }
+
+  /** A manifest of the repository by tag or digest; NAME_UNKNOWN or MANIFEST_UNKNOWN otherwise. */
+  async get(name: string, ref: ManifestRef): Promise<StoredManifest> {
+    const digest = 'tag' in ref ? await this.tags.resolve(name, ref.tag) : ref.digest;
+    if (!digest || !(await this.index.hasRevision(name, digest.value))) {
+      if (!(await this.index.hasRepository(name))) throw new RegistryError('NAME_UNKNOWN', { name });
+      throw new RegistryError('MANIFEST_UNKNOWN', 'tag' in ref ? { tag: ref.tag } : { digest: digest?.value });
+    }
+    const m = await this.read(digest);
+    if (!m) throw new RegistryError('MANIFEST_UNKNOWN', { digest: digest.value });
+    return m;
+  }
+
+  /**
+   * Stores a manifest under a tag or digest. Every blob it references must be linked in the repository and
+   * every index child must be a manifest of the repository. `extraTags` also point at it (PUT by digest with
+   * `?tag=`). Returns the digest and the parsed manifest.
+   */
+  async put(name: string, ref: ManifestRef, body: Buffer, contentType: string | undefined, extraTags: string[] = []): Promise<{ digest: Digest; info: ManifestInfo }> {
+    if (body.length > MAX_MANIFEST_BYTES) throw new RegistryError('MANIFEST_TOO_BIG', { limit: MAX_MANIFEST_BYTES, size: body.length });
+    const info = parseManifest(body, contentType);
+    const algorithm = 'digest' in ref ? ref.digest.algorithm : 'sha256';
+    const hex = createHash(algorithm).update(body).digest('hex');
+    const digest = parseDigest(`${algorithm}:${hex}`);
+    if ('digest' in ref && ref.digest.hex !== hex) {
+      throw new RegistryError('DIGEST_INVALID', { expected: ref.digest.value, actual: digest.value });
+    }
+    await this.checkReferences(name, info);
+    return this.lock.run(`${name}@${digest.value}`, async () => {
+      this.index.noteUse(digest.value);
+      for (const d of [...info.blobs, ...info.children]) this.index.noteUse(d.digest);
+      if ((await this.blobs.size(digest)) === undefined) {
+        await this.driver.putContent(pathFor({ kind: 'blobData', digest }), body);
+      }
+      await this.driver.putContent(pathFor({ kind: 'revisionLink', name, digest }), digest.value);
+      if (info.subject) {
+        const subject = parseDigest(info.subject.digest);
+        await this.driver.putContent(pathFor({ kind: 'referrerLink', name, subject, digest }), digest.value);
+      }
+      await this.index.addRevision(name, digest.value, Date.now());
+      for (const tag of new Set(['tag' in ref ? ref.tag : undefined, ...extraTags].filter((t): t is string => t !== undefined))) {
+        await this.tags.set(name, tag, digest);
+      }
+      this.cache.add({ digest: digest.value, mediaType: info.mediaType, body, info });
+      return { digest, info };
+    });
+  }
+
+  /** Removes a manifest revision and every tag pointing at it; returns those tags, sorted. */
+  async delete(name: string, digest: Digest): Promise<string[]> {
+    return this.lock.run(`${name}@${digest.value}`, async () => {
+      if (!(await this.index.hasRepository(name))) throw new RegistryError('NAME_UNKNOWN', { name });
+      if (!(await this.index.hasRevision(name, digest.value))) throw new RegistryError('MANIFEST_UNKNOWN', { digest: digest.value });
+      const removed = await this.tags.deletePointingAt(name, digest);
+      const m = await this.read(digest);
+      if (m?.info.subject) {
+        const subject = tryParseDigest(m.info.subject.digest);
+        if (subject) await this.driver.delete(pathFor({ kind: 'referrerLink', name, subject, digest }).slice(0, -'/link'.length));
+      }
+      await this.driver.delete(pathFor({ kind: 'revisionDir', name, digest }));
+      await this.index.removeRevision(name, digest.value);
+      return removed;
+    });
+  }
+
+  /** MANIFEST_BLOB_UNKNOWN unless every blob is linked in the repository and every child is one of its manifests. */
+  private async checkReferences(name: string, info: ManifestInfo): Promise<void> {
+    const missing: string[] = [];
+    await Promise.all([
+      ...info.blobs.filter(mustExist).map(async (d) => {
+        if (!(await this.linked.stat(name, digestOf(d)))) missing.push(d.digest);
+      }),
+      ...info.children.map(async (d) => {
+        const cd = digestOf(d);
+        if (!(await this.index.hasRevision(name, cd.value)) && !(await pathExists(this.driver, pathFor({ kind: 'revisionLink', name, digest: cd })))) missing.push(d.digest);
+      }),
+    ]);
+    if (missing.length > 0) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', { missing: missing.sort() });
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * Walking `repositories/` in storage: to rebuild the repository index from what storage holds, and to list
+ * every repository directory (for upload purges, GC, usage and fsck, which also see repositories holding only
+ * blobs or uploads).
+ */
+import pMap from 'p-map';
+import { isNotFound, type DirEntry, type StorageDriver } from './driver.js';
+import { childDirs, linkedDigests, pathExists, readLink } from './links.js';
+import { pathFor } from './paths.js';
+import type { RepositoryIndex } from './repository-index.js';
+
+/** Storage calls in flight at once while walking every repository (index build, upload purge). */
+export const WALK_CONCURRENCY = 64;
+
+/**
+ * Visits every directory under `repositories/` that may be a repository (names not starting with `_`), with
+ * its entries. The walk goes one directory level at a time through a fixed pool of workers, so the storage
+ * calls in flight, the files open and the memory held stay bounded however many repositories there are.
+ */
+export async function walkRepositories(driver: StorageDriver, visit: (name: string, entries: DirEntry[]) => Promise<void>): Promise<void> {
+  let level: { dir: string; name: string }[] = [{ dir: pathFor({ kind: 'repositoriesRoot' }), name: '' }];
+  while (level.length > 0) {
+    const next: { dir: string; name: string }[] = [];
+    await pMap(
+      level,
+      async ({ dir, name }) => {
+        let entries: DirEntry[];
+        try {
+          entries = await driver.list(dir);
+        } catch (err) {
+          if (isNotFound(err)) return;
+          throw err;
+        }
+        if (name) await visit(name, entries);
+        for (const e of entries) {
+          if (e.isDir && !e.name.startsWith('_')) next.push({ dir: `${dir}/${e.name}`, name: name ? `${name}/${e.name}` : e.name });
+        }
+      },
+      { concurrency: WALK_CONCURRENCY },
+    );
+    level = next;
+  }
+}
+
+/** Every repository directory on storage, including ones holding only blobs or uploads, sorted. */
+export async function allRepositoryDirs(driver: StorageDriver): Promise<string[]> {
+  const out: string[] = [];
+  await walkRepositories(driver, async (name, entries) => {
+    if (entries.some((e) => e.isDir && e.name.startsWith('_'))) out.push(name);
+  });
+  return out.sort();
+}
+
+/**
+ * Clears `index` and loads every repository's tags and manifest revisions from storage.
+ *
+ * `removeIncompleteTags` (only before the server listens, when no tag write can be in flight) deletes tag
+ * directories that have no `current/link`: what a process killed during a tag's first write leaves. They are
+ * invisible through the API either way. Returns how many were removed.
+ */
+export async function rebuildIndex(driver: StorageDriver, index: RepositoryIndex, opts: { removeIncompleteTags?: boolean } = {}): Promise<number> {
+  await index.clear();
+  let removed = 0;
+  await walkRepositories(driver, async (name, entries) => {
+    if (entries.some((e) => e.isDir && e.name === '_manifests')) removed += await loadRepository(driver, index, name, opts.removeIncompleteTags ?? false);
+  });
+  return removed;
+}
+
+async function loadRepository(driver: StorageDriver, index: RepositoryIndex, name: string, removeIncompleteTags: boolean): Promise<number> {
+  let removed = 0;
+  const revisions = new Set((await linkedDigests(driver, pathFor({ kind: 'revisionsRoot', name }))).map((d) => d.value));
+  const tags = new Map<string, string>();
+  for (const tag of await childDirs(driver, pathFor({ kind: 'tagsRoot', name }))) {
+    const current = pathFor({ kind: 'tagCurrentLink', name, tag });
+    const d = await readLink(driver, current);
+    if (d) tags.set(tag, d.value);
+    else if (removeIncompleteTags && !(await pathExists(driver, current))) {
+      await driver.delete(pathFor({ kind: 'tagDir', name, tag }));
+      removed++;
+    }
+  }
+  await index.load(name, { tags, revisions, lastPush: 0 });
+  return removed;
+}

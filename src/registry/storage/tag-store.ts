@@ -1,0 +1,77 @@
+/**
+ * Tags (`_manifests/tags/<tag>/current/link` and its `index/` history): written after the manifest they point
+ * at, removed one at a time or with their manifest. Each tag's writes and removals are serialized.
+ */
+import { RegistryError } from '../errors.js';
+import { parseDigest, type Digest } from '../reference.js';
+import type { StorageDriver } from './driver.js';
+import { KeyedLock } from './keyed-lock.js';
+import { pathFor } from './paths.js';
+import type { RepositoryIndex } from './repository-index.js';
+
+export class TagStore {
+  private readonly lock = new KeyedLock();
+
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly index: RepositoryIndex,
+  ) {}
+
+  async resolve(name: string, tag: string): Promise<Digest | undefined> {
+    const known = await this.index.tagTarget(name, tag);
+    return known ? parseDigest(known) : undefined;
+  }
+
+  /** Points `tag` at `digest` (a revision already stored in the repository). */
+  async set(name: string, tag: string, digest: Digest): Promise<void> {
+    await this.lock.run(`${name}:${tag}`, async () => {
+      await this.driver.putContent(pathFor({ kind: 'tagIndexLink', name, tag, digest }), digest.value);
+      await this.driver.putContent(pathFor({ kind: 'tagCurrentLink', name, tag }), digest.value);
+      await this.index.setTag(name, tag, digest.value);
+    });
+  }
+
+  /** Removes one tag; the manifest it pointed at stays. */
+  async delete(name: string, tag: string): Promise<void> {
+    if (!(await this.index.hasRepository(name))) throw new RegistryError('NAME_UNKNOWN', { name });
+    if ((await this.index.tagTarget(name, tag)) === undefined) throw new RegistryError('MANIFEST_UNKNOWN', { tag });
+    await this.lock.run(`${name}:${tag}`, () => this.remove(name, tag));
+  }
+
+  /** Removes every tag pointing at `digest` (its manifest is being deleted); returns them, sorted. */
+  async deletePointingAt(name: string, digest: Digest): Promise<string[]> {
+    const removed: string[] = [];
+    const record = await this.index.repository(name);
+    for (const [tag, d] of [...(record?.tags ?? [])]) {
+      if (d !== digest.value) continue;
+      await this.lock.run(`${name}:${tag}`, async () => {
+        if ((await this.index.tagTarget(name, tag)) !== digest.value) return;
+        await this.remove(name, tag);
+        removed.push(tag);
+      });
+    }
+    return removed.sort();
+  }
+
+  /** When a tag of the repository last moved (from the tag links' times; 0 when it has no tags). */
+  async lastPush(name: string): Promise<number> {
+    const record = await this.index.repository(name);
+    if (!record) return 0;
+    if (record.lastPush > 0) return record.lastPush;
+    let latest = 0;
+    for (const tag of record.tags.keys()) {
+      try {
+        latest = Math.max(latest, (await this.driver.stat(pathFor({ kind: 'tagCurrentLink', name, tag }))).modifiedAt.getTime());
+      } catch {
+        // raced with a delete
+      }
+    }
+    await this.index.setLastPush(name, latest);
+    return latest;
+  }
+
+  private async remove(name: string, tag: string): Promise<void> {
+    await this.driver.delete(pathFor({ kind: 'tagDir', name, tag }));
+    await this.index.removeTag(name, tag);
+  }
+}

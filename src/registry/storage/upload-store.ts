@@ -1,0 +1,223 @@
+/**
+ * Uploads in progress (`_uploads/<uuid>/`): started, appended to in chunks, hashed as they stream, then
+ * verified against the client's digest and published as a blob linked into the repository (on a mismatch
+ * nothing is stored). The running hash lives in this process's memory and is rebuilt from the data file when
+ * another process (or an earlier one) received the first chunks.
+ */
+import { createHash, randomUUID, type Hash } from 'node:crypto';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import pMap from 'p-map';
+import { RegistryError } from '../errors.js';
+import type { Digest, DigestAlgorithm } from '../reference.js';
+import type { BlobStore } from './blob-store.js';
+import { isNotFound, type StorageDriver } from './driver.js';
+import { KeyedLock } from './keyed-lock.js';
+import type { BlobInfo, LinkedBlobStore } from './linked-blob-store.js';
+import { childDirs, pathExists } from './links.js';
+import { pathFor } from './paths.js';
+import { WALK_CONCURRENCY, allRepositoryDirs } from './repository-walk.js';
+
+const UPLOAD_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+interface UploadState {
+  hash: Hash;
+  offset: number;
+}
+
+type ByteRange = { start: number; end: number };
+
+function hashTap(hash: Hash, counter: { bytes: number }): Transform {
+  return new Transform({
+    highWaterMark: 1024 * 1024,
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      counter.bytes += chunk.length;
+      cb(null, chunk);
+    },
+  });
+}
+
+export class UploadStore {
+  private readonly states = new Map<string, UploadState>();
+  /** Held per upload id: chunks, completion and cancellation of one upload never interleave. */
+  private readonly lock = new KeyedLock();
+
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly blobs: BlobStore,
+    private readonly linked: LinkedBlobStore,
+    private readonly repoLock: KeyedLock,
+  ) {}
+
+  /** Starts an upload in `name`; returns its id. */
+  async start(name: string): Promise<string> {
+    const id = randomUUID();
+    await this.repoLock.run(name, () => this.driver.putContent(pathFor({ kind: 'uploadStartedAt', name, id }), new Date().toISOString()));
+    const w = await this.driver.writer(pathFor({ kind: 'uploadData', name, id }), { append: false });
+    await new Promise<void>((resolve, reject) => w.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    this.states.set(id, { hash: createHash('sha256'), offset: 0 });
+    return id;
+  }
+
+  /** Bytes received so far. */
+  async offset(name: string, id: string): Promise<number> {
+    await this.assertExists(name, id);
+    const state = this.states.get(id);
+    if (state) return state.offset;
+    try {
+      return (await this.driver.stat(pathFor({ kind: 'uploadData', name, id }))).size;
+    } catch (err) {
+      if (isNotFound(err)) return 0;
+      throw err;
+    }
+  }
+
+  /**
+   * Appends a chunk. `range` is the parsed Content-Range: it must start where the upload stands, else 416
+   * with the Range received so far.
+   */
+  async append(name: string, id: string, body: Readable, range?: ByteRange): Promise<number> {
+    await this.assertExists(name, id);
+    return this.lock.run(id, async () => {
+      const state = await this.state(name, id);
+      if (range && (range.start !== state.offset || range.end < range.start)) {
+        throw new RegistryError('RANGE_INVALID', { expectedStart: state.offset, received: `${range.start}-${range.end}` }, {
+          headers: { Range: `0-${Math.max(0, state.offset - 1)}`, 'Docker-Upload-UUID': id },
+        });
+      }
+      await this.appendLocked(name, id, state, body);
+      return state.offset;
+    });
+  }
+
+  /**
+   * Finishes an upload with an optional last chunk: verifies the digest (on mismatch the upload is removed and
+   * nothing is stored), publishes the blob and links it into the repository.
+   */
+  async complete(name: string, id: string, digest: Digest, body?: Readable, range?: ByteRange): Promise<BlobInfo> {
+    await this.assertExists(name, id);
+    return this.lock.run(id, async () => {
+      let state: UploadState;
+      try {
+        state = await this.state(name, id);
+        if (range && range.start !== state.offset) {
+          throw new RegistryError('RANGE_INVALID', { expectedStart: state.offset }, { headers: { Range: `0-${Math.max(0, state.offset - 1)}` } });
+        }
+        if (body) await this.appendLocked(name, id, state, body);
+      } catch (err) {
+        if (err instanceof RegistryError && err.code === 'RANGE_INVALID') throw err;
+        await this.drop(name, id);
+        throw err;
+      }
+      const actual = await this.finalDigest(name, id, state, digest.algorithm);
+      if (actual !== digest.hex) {
+        await this.drop(name, id);
+        throw new RegistryError('DIGEST_INVALID', { expected: digest.value, actual: `${digest.algorithm}:${actual}` });
+      }
+      const size = state.offset;
+      if ((await this.blobs.size(digest)) === undefined) {
+        await this.driver.move(pathFor({ kind: 'uploadData', name, id }), pathFor({ kind: 'blobData', digest }));
+      }
+      await this.linked.link(name, digest);
+      await this.drop(name, id);
+      return { digest, size };
+    });
+  }
+
+  async cancel(name: string, id: string): Promise<void> {
+    await this.assertExists(name, id);
+    await this.lock.run(id, () => this.drop(name, id));
+  }
+
+  /** Removes uploads started more than `maxAgeMs` ago in every repository; returns how many. */
+  async purge(maxAgeMs: number, now = Date.now()): Promise<number> {
+    let purged = 0;
+    const lists = new Map<string, string[]>();
+    await pMap(
+      await allRepositoryDirs(this.driver),
+      async (name) => {
+        const ids = await childDirs(this.driver, pathFor({ kind: 'uploadsRoot', name }));
+        if (ids.length > 0) lists.set(name, ids);
+      },
+      { concurrency: WALK_CONCURRENCY },
+    );
+    for (const [name, ids] of lists) {
+      for (const id of ids) {
+        if (now - (await this.startedAt(name, id, now)) > maxAgeMs) {
+          await this.lock.run(id, () => this.drop(name, id));
+          purged++;
+        }
+      }
+    }
+    return purged;
+  }
+
+  private async startedAt(name: string, id: string, now: number): Promise<number> {
+    let started = NaN;
+    try {
+      started = Date.parse((await this.driver.getContent(pathFor({ kind: 'uploadStartedAt', name, id }))).toString('utf8').trim());
+    } catch {
+      // An upload being started has no startedat yet: its directory's time stands in.
+    }
+    if (Number.isNaN(started)) started = await this.driver.stat(pathFor({ kind: 'uploadDir', name, id })).then((st) => st.modifiedAt.getTime(), () => now);
+    return started;
+  }
+
+  private async assertExists(name: string, id: string): Promise<void> {
+    if (!UPLOAD_ID_RE.test(id) || !(await pathExists(this.driver, pathFor({ kind: 'uploadStartedAt', name, id })))) {
+      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', { uuid: id });
+    }
+  }
+
+  /** The running hash of an upload; rebuilt from the data file when this process did not see it start. */
+  private async state(name: string, id: string): Promise<UploadState> {
+    const known = this.states.get(id);
+    if (known) return known;
+    const hash = createHash('sha256');
+    const counter = { bytes: 0 };
+    await this.hashFile(pathFor({ kind: 'uploadData', name, id }), hash, counter);
+    const state = { hash, offset: counter.bytes };
+    this.states.set(id, state);
+    return state;
+  }
+
+  private async hashFile(path: string, hash: Hash, counter: { bytes: number }): Promise<void> {
+    let src: Readable;
+    try {
+      src = await this.driver.reader(path);
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    for await (const chunk of src) {
+      hash.update(chunk as Buffer);
+      counter.bytes += (chunk as Buffer).length;
+    }
+  }
+
+  private async appendLocked(name: string, id: string, state: UploadState, body: Readable): Promise<void> {
+    const counter = { bytes: 0 };
+    const out = await this.driver.writer(pathFor({ kind: 'uploadData', name, id }), { append: true });
+    try {
+      await pipeline(body, hashTap(state.hash, counter), out);
+    } catch (err) {
+      // The file may hold part of the chunk: forget the running hash, it is rebuilt from the file if needed.
+      this.states.delete(id);
+      throw err;
+    }
+    state.offset += counter.bytes;
+  }
+
+  private async finalDigest(name: string, id: string, state: UploadState, algorithm: DigestAlgorithm): Promise<string> {
+    if (algorithm === 'sha256') return state.hash.copy().digest('hex');
+    const hash = createHash(algorithm);
+    await this.hashFile(pathFor({ kind: 'uploadData', name, id }), hash, { bytes: 0 });
+    return hash.digest('hex');
+  }
+
+  private async drop(name: string, id: string): Promise<void> {
+    this.states.delete(id);
+    await this.driver.delete(pathFor({ kind: 'uploadDir', name, id }));
+  }
+}
