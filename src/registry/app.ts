@@ -14,7 +14,7 @@ import { RegistryError, toRegistryError } from './errors.js';
 import { Fence } from './fence.js';
 import { API_VERSION_HEADER, readBody, sendError, sendJson, send, type Ctx, type RequestState } from './http/context.js';
 import { listCatalog } from './http/listing.js';
-import { matchRoute, type RouteMethod } from './http/routes.js';
+import { matchRoute } from './http/routes.js';
 import type { LogFn } from './logger.js';
 import { Metrics } from './metrics.js';
 import { isValidName } from './reference.js';
@@ -283,7 +283,7 @@ export class RegistryApp {
       throw new RegistryError('NOT_FOUND', { path });
     }
     const verb = req.method === 'HEAD' && !match.route.methods.HEAD ? 'GET' : (req.method ?? '');
-    const method = match.route.methods[verb] as RouteMethod | undefined;
+    const method = match.route.methods[verb];
     if (!method) {
       setRoute(match.route.name);
       throw new RegistryError('METHOD_NOT_ALLOWED', { method: req.method }, { headers: { Allow: Object.keys(match.route.methods).join(', ') } });

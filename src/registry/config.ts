@@ -124,7 +124,7 @@ export async function loadConfigFile(path: string): Promise<RawSettings> {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new SettingsError('config', `config: ${path} must be a YAML mapping`);
   const known = new Set(Object.keys(ENV));
   for (const key of Object.keys(doc)) if (!known.has(key)) throw new SettingsError('config', `config: unknown key "${key}" in ${path}`);
-  return doc as RawSettings;
+  return doc;
 }
 
 /** Merges the three sources (each possibly partial) and validates the result. */
@@ -135,14 +135,27 @@ export function resolveSettings(flags: RawSettings, env: NodeJS.ProcessEnv, file
     if (e !== undefined && e !== '') return e;
     return file[key];
   };
+  /** A setting's value as text; a YAML mapping or list where a scalar belongs is refused, never turned into "[object Object]". */
+  const text = (k: keyof RawSettings, v: unknown): string => {
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return String(v);
+    throw new SettingsError(k, `${k}: ${JSON.stringify(v)} is not a single value`);
+  };
   const listen = parseListen(pick('listen') ?? '127.0.0.1:5000');
-  const logLevel = String(pick('logLevel') ?? 'info');
+  const logLevel = text('logLevel', pick('logLevel') ?? 'info');
   if (!isLogLevel(logLevel)) throw new SettingsError('logLevel', `log-level: "${logLevel}" is not one of debug, info, warn, error, silent`);
   const cors = pick('corsOrigins');
-  const corsOrigins = cors === undefined ? [] : Array.isArray(cors) ? cors.map(String) : String(cors).split(',').map((s) => s.trim()).filter(Boolean);
+  const corsOrigins =
+    cors === undefined
+      ? []
+      : Array.isArray(cors)
+        ? cors.map((v) => text('corsOrigins', v))
+        : text('corsOrigins', cors)
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean);
   const str = (k: keyof RawSettings): string | undefined => {
     const v = pick(k);
-    return v === undefined || v === null || v === '' ? undefined : String(v);
+    return v === undefined || v === null || v === '' ? undefined : text(k, v);
   };
   return {
     ...listen,

@@ -60,7 +60,7 @@ function descriptor(v: unknown, where: string): Descriptor {
   if (Array.isArray(v.urls)) d.urls = v.urls.filter((u): u is string => typeof u === 'string');
   if (v.annotations !== undefined && v.annotations !== null) d.annotations = annotationsOf(v.annotations, where);
   if (typeof v.artifactType === 'string') d.artifactType = v.artifactType;
-  if (isRecord(v.platform)) d.platform = v.platform as Descriptor['platform'];
+  if (isRecord(v.platform)) d.platform = v.platform;
   return d;
 }
 

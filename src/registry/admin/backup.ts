@@ -35,7 +35,7 @@ export const backupModule: AdminModule = (register) => {
       if (ex && ex.length > 0 && !base) {
         throw new RegistryError('INVALID_REQUEST', { field: 'base', reason: 'excludeBlobs needs the base backup it refers to' }, { message: 'invalid backup request' });
       }
-      exclude = new Set(ex as string[] | undefined);
+      exclude = new Set(ex);
     }
     const release = services.maintenance.tryAcquire('backup');
     if (!release) {

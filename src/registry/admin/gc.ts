@@ -80,7 +80,7 @@ export const gcModule: AdminModule = (register) => {
       const done = runGc(services.store, {
         dryRun,
         deleteUntagged,
-        graceSeconds: grace as number | undefined,
+        graceSeconds: grace,
         uploadPurgeAgeMs: services.uploadPurgeAgeMs,
         onProgress: (p) => (current.progress = p),
       }).then(

@@ -33,7 +33,7 @@ export interface AdminRequest {
   isAdmin: boolean;
   services: AdminServices;
   /** The request body parsed as JSON (`{}` when empty); invalid JSON is a 400. */
-  json(): Promise<Record<string, unknown>>;
+  json: () => Promise<Record<string, unknown>>;
 }
 
 export interface AdminRoute {

@@ -160,7 +160,7 @@ export class Authenticator {
       for (const w of parsed.warnings) log('warn', `htpasswd: ${w}`);
       users = parsed.users;
     } catch (err) {
-      if (opts.strict) throw new Error(`cannot read htpasswd file ${this.opts.htpasswdPath}: ${(err as Error).message}`);
+      if (opts.strict) throw new Error(`cannot read htpasswd file ${this.opts.htpasswdPath}: ${(err as Error).message}`, { cause: err });
       seen.set(this.opts.htpasswdPath, 'absent');
       log('warn', 'htpasswd file unreadable, keeping the previous users', { path: this.opts.htpasswdPath });
     }

@@ -105,7 +105,7 @@ async function readArchive(archive: string, plan: (manifest: BackupManifest) => 
   const source = await archiveSource(archive);
   const extractor = tarExtract();
   source.on('error', (err) => extractor.destroy(err));
-  source.pipe(extractor as unknown as NodeJS.WritableStream);
+  source.pipe(extractor);
   let manifest: BackupManifest | undefined;
   let current: ExtractPlan | undefined;
   const seen = new Set<string>();
@@ -287,7 +287,7 @@ export async function readArchiveManifest(archive: string): Promise<BackupManife
   const source = await archiveSource(archive);
   const extractor = tarExtract();
   source.on('error', (err) => extractor.destroy(err));
-  source.pipe(extractor as unknown as NodeJS.WritableStream);
+  source.pipe(extractor);
   try {
     for await (const entry of extractor) {
       const { name, type, size } = entry.header;

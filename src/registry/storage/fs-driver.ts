@@ -218,7 +218,7 @@ export class FsDriver implements StorageDriver {
         written.catch(() => undefined);
         pending[i] = written;
       }
-      await Promise.all(pending);
+      await Promise.all(pending.filter((p) => p !== undefined));
       clean = true;
     } finally {
       if (onClose) out.off('close', onClose);

@@ -26,6 +26,13 @@ describe('serve settings', () => {
     });
   });
 
+  it('refuses a YAML mapping or list where a single value belongs, naming the setting', () => {
+    expect(() => resolveSettings({}, {}, { logLevel: { level: 'debug' } } as never)).toThrow(/logLevel: \{"level":"debug"\} is not a single value/);
+    expect(() => resolveSettings({}, {}, { data: ['a', 'b'] } as never)).toThrow(/data: \["a","b"\] is not a single value/);
+    expect(() => resolveSettings({}, {}, { corsOrigins: [{ a: 1 }] } as never)).toThrow(/corsOrigins: .* is not a single value/);
+    expect(resolveSettings({}, {}, { corsOrigins: ['https://a.test', 'https://b.test'] }).corsOrigins).toEqual(['https://a.test', 'https://b.test']);
+  });
+
   it('flags beat env, env beats the config file', () => {
     const file = { listen: '0.0.0.0:1', data: '/file', realm: 'file', uploadPurgeAge: '1h', corsOrigins: ['https://a'] };
     const env = { REGCTL_LISTEN: '0.0.0.0:2', REGCTL_DATA: '/env', REGCTL_NO_AUTH: '1', REGCTL_MIN_FREE: '1GiB' };
