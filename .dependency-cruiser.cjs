@@ -73,7 +73,7 @@ module.exports = {
     },
     {
       name: 'chalk-only-in-output',
-      comment: 'Colours are the CLI output module\'s business; everything else writes through the Output interface.',
+      comment: "Colours are the CLI output module's business; everything else writes through the Output interface.",
       severity: 'error',
       from: { pathNot: '^src/cli/output[.]ts$' },
       to: { path: 'node_modules/chalk/' },

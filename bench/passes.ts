@@ -71,14 +71,15 @@ function passPhases(ctx: PassContext, cost: number, headline: boolean): PassPhas
   const { sizes, creds, only } = ctx;
   const out: PassPhase[] = [];
   const conditions = `bcrypt cost ${cost}`;
-  const mark = (spec: PhaseSpec): PhaseSpec => variant(spec, { idSuffix: headline ? '' : `bcrypt${cost}`, conditions, keepTargets: true });
+  const mark = (spec: PhaseSpec): PhaseSpec =>
+    variant(spec, { idSuffix: headline ? '' : `bcrypt${cost}`, conditions, keepTargets: true });
   const withoutCache = (spec: PhaseSpec, twin: PhaseSpec): PassPhase => ({
     spec: variant(spec, {
       idSuffix: headline ? 'nocache' : `nocache-bcrypt${cost}`,
       conditions: `${conditions}, our credential cache off`,
       keepTargets: false,
       note:
-        'Ours runs with `--no-credential-cache`: bcrypt on every request, as the reference does. The reference\'s ' +
+        "Ours runs with `--no-credential-cache`: bcrypt on every request, as the reference does. The reference's " +
         'figures are those of the phase above (the same workload on the reference in the same pass).',
     }),
     twinOf: twin.id,
@@ -124,7 +125,10 @@ export async function runRegistryPasses(ctx: PassContext): Promise<void> {
     try {
       for (const { spec, twinOf } of list) {
         if (twinOf === undefined) {
-          const pair = { ...(servers.ours ? { ours: servers.ours } : {}), ...(servers.ref ? { ref: servers.ref } : {}) };
+          const pair = {
+            ...(servers.ours ? { ours: servers.ours } : {}),
+            ...(servers.ref ? { ref: servers.ref } : {}),
+          };
           const why = { ...(missing.ours ? { ours: missing.ours } : {}), ...(missing.ref ? { ref: missing.ref } : {}) };
           ctx.phases.push(await runPhase(spec, ctx.phases.length, pair, why));
           continue;
@@ -170,9 +174,12 @@ export async function runCatalogPhases(ctx: PassContext): Promise<Metric[]> {
       }
     }
     try {
-      ctx.phases.push(await runPhase(catalogPhase(ctx.sizes, ctx.creds, count, startSeconds), ctx.phases.length, servers, missing));
+      ctx.phases.push(
+        await runPhase(catalogPhase(ctx.sizes, ctx.creds, count, startSeconds), ctx.phases.length, servers, missing),
+      );
     } finally {
-      for (const s of Object.values(servers)) await ctx.ledger.stop(s, `catalog of ${count.toLocaleString('en-US')} repositories`);
+      for (const s of Object.values(servers))
+        await ctx.ledger.stop(s, `catalog of ${count.toLocaleString('en-US')} repositories`);
     }
   }
   if (written === 0) return [];
@@ -204,7 +211,13 @@ export async function runCatalogPhases(ctx: PassContext): Promise<Metric[]> {
 /** The docker push and pull phase, at the headline bcrypt cost; its containers' lifetime peaks go to the ledger. */
 export async function runDockerPhase(ctx: PassContext, repoRoot: string): Promise<void> {
   const bcryptCost = ctx.sizes.bcryptCosts[0] as number;
-  const result = await dockerPhase({ repoRoot, workDir: ctx.workDir, sizes: ctx.sizes, bcryptCost, index: ctx.phases.length });
+  const result = await dockerPhase({
+    repoRoot,
+    workDir: ctx.workDir,
+    sizes: ctx.sizes,
+    bcryptCost,
+    index: ctx.phases.length,
+  });
   ctx.phases.push(result);
   for (const name of ['ours', 'ref'] as const) {
     const peak = result.resources[name]?.peakRssMiB;

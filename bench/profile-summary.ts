@@ -48,10 +48,14 @@ async function main(): Promise<void> {
   const print = (title: string, map: Map<string, number>): void => {
     process.stdout.write(`\n${title}\n`);
     for (const [k, us] of [...map].sort((a, b) => b[1] - a[1]).slice(0, top)) {
-      process.stdout.write(`${(us / 1000).toFixed(0).padStart(8)} ms ${((100 * us) / total).toFixed(1).padStart(5)} %  ${k}\n`);
+      process.stdout.write(
+        `${(us / 1000).toFixed(0).padStart(8)} ms ${((100 * us) / total).toFixed(1).padStart(5)} %  ${k}\n`,
+      );
     }
   };
-  process.stdout.write(`profile ${file}: ${(total / 1e6).toFixed(2)} s sampled over ${((profile.endTime - profile.startTime) / 1e6).toFixed(2)} s\n`);
+  process.stdout.write(
+    `profile ${file}: ${(total / 1e6).toFixed(2)} s sampled over ${((profile.endTime - profile.startTime) / 1e6).toFixed(2)} s\n`,
+  );
   print('self time by function', fnTotals);
   print('self time by file', fileTotals);
 }

@@ -39,7 +39,18 @@ const USAGE = `usage: node bench/out/build/run.js [--quick] [--only PHASES] [--n
                  space-separated, '' for none: for before/after runs
   --render-only  measure nothing: render docs/benchmarks.md again from docs/benchmarks.json and bench/notes.md`;
 
-const ALL_PHASES = ['ceilings', 'large-blob', 'manifests', 'small-blobs', 'skopeo', 'repeat', 'catalog', 'docker', 'cli', 'up'];
+const ALL_PHASES = [
+  'ceilings',
+  'large-blob',
+  'manifests',
+  'small-blobs',
+  'skopeo',
+  'repeat',
+  'catalog',
+  'docker',
+  'cli',
+  'up',
+];
 const ENGINE_PHASES = ['docker', 'up'];
 
 async function main(): Promise<void> {
@@ -69,9 +80,11 @@ async function main(): Promise<void> {
   const quick = values.quick ?? false;
   const defaultPhases = quick ? ALL_PHASES.filter((p) => !ENGINE_PHASES.includes(p)) : ALL_PHASES;
   const only = new Set((values.only ?? defaultPhases.join(',')).split(',').map((s) => s.trim()));
-  for (const id of only) if (!ALL_PHASES.includes(id)) throw new Error(`unknown phase "${id}"; phases: ${ALL_PHASES.join(', ')}`);
+  for (const id of only)
+    if (!ALL_PHASES.includes(id)) throw new Error(`unknown phase "${id}"; phases: ${ALL_PHASES.join(', ')}`);
   const sizes = quick ? QUICK : FULL;
-  if (!existsSync(REFERENCE_BINARY)) throw new Error(`${REFERENCE_BINARY} is missing: apt-get install -y docker-registry`);
+  if (!existsSync(REFERENCE_BINARY))
+    throw new Error(`${REFERENCE_BINARY} is missing: apt-get install -y docker-registry`);
 
   const started = performance.now();
   const mark = (what: string): void => {
@@ -83,14 +96,19 @@ async function main(): Promise<void> {
   await mkdir(dataRoot, { recursive: true });
   const creds: Credentials = { user: 'bench', password: `bench-${randomBuffer(9).toString('base64url')}` };
   for (const cost of sizes.bcryptCosts) {
-    await writeFile(htpasswdPath(workDir, cost), `${creds.user}:${bcrypt.hashSync(creds.password, cost)}\n`, { mode: 0o600 });
+    await writeFile(htpasswdPath(workDir, cost), `${creds.user}:${bcrypt.hashSync(creds.password, cost)}\n`, {
+      mode: 0o600,
+    });
   }
 
   const otherWork =
-    values['other-work'] ?? 'not recorded (pass --other-work); the load average at start tells whether other processes were busy';
+    values['other-work'] ??
+    'not recorded (pass --other-work); the load average at start tells whether other processes were busy';
   const machine = await machineInfo(dataRoot, otherWork);
   const vers = await versions(repoRoot);
-  process.stderr.write(`bench: ${quick ? 'quick' : 'full'} run, work dir ${workDir}, load ${machine.loadAverageAtStart.join(' ')}\n`);
+  process.stderr.write(
+    `bench: ${quick ? 'quick' : 'full'} run, work dir ${workDir}, load ${machine.loadAverageAtStart.join(' ')}\n`,
+  );
 
   const pattern = randomBuffer(sizes.chunkBytes);
   const pool = randomBuffer(sizes.smallBlobMax);
@@ -106,12 +124,22 @@ async function main(): Promise<void> {
   const phases: PhaseResult[] = [];
   const ledger = new PeakLedger();
   const ctx: PassContext = {
-    oursRoot, workDir, dataRoot, sizes, only, creds, pattern, pool, phases, ledger,
+    oursRoot,
+    workDir,
+    dataRoot,
+    sizes,
+    only,
+    creds,
+    pattern,
+    pool,
+    phases,
+    ledger,
     htpasswdFor: (cost) => htpasswdPath(workDir, cost),
     ...(profileDir ? { profileDir } : {}),
     ...(oursNodeFlags ? { oursNodeFlags } : {}),
   };
-  if (only.has('skopeo')) ctx.layout = await makeOciLayout(join(repoRoot, 'bench/out/cache'), sizes.skopeoLayers, sizes.skopeoBytes);
+  if (only.has('skopeo'))
+    ctx.layout = await makeOciLayout(join(repoRoot, 'bench/out/cache'), sizes.skopeoLayers, sizes.skopeoBytes);
   if (only.has('large-blob')) ctx.probe = await LoopbackProbe.start(buildDir, dataRoot);
   mark('workload prepared');
   try {
@@ -125,7 +153,12 @@ async function main(): Promise<void> {
 
   mark('registry phases done');
   const summary: Metric[] = [];
-  const serverLines = await serverCommands(oursRoot, { quick, oursNodeFlags, profiled: profileDir !== undefined, skopeo: only.has('skopeo') });
+  const serverLines = await serverCommands(oursRoot, {
+    quick,
+    oursNodeFlags,
+    profiled: profileDir !== undefined,
+    skopeo: only.has('skopeo'),
+  });
   const commands = [...serverLines, ...ceilings.map((c) => c.method)];
   const tools = await commandFigures(only, repoRoot, workDir, sizes.helpRuns);
   summary.push(...tools.metrics);
@@ -134,8 +167,16 @@ async function main(): Promise<void> {
   const oursTop = ledger.highest('ours');
   const refTop = ledger.highest('ref');
   if (oursTop || refTop) {
-    const where = [oursTop ? `ours: ${oursTop.where}` : '', refTop ? `reference: ${refTop.where}` : ''].filter(Boolean).join('; ');
-    summary.unshift(metric({ ...PEAK_SPEC, note: `(highest at ${where}; every process in Lifetime peaks below)` }, oursTop?.peakMiB, refTop?.peakMiB));
+    const where = [oursTop ? `ours: ${oursTop.where}` : '', refTop ? `reference: ${refTop.where}` : '']
+      .filter(Boolean)
+      .join('; ');
+    summary.unshift(
+      metric(
+        { ...PEAK_SPEC, note: `(highest at ${where}; every process in Lifetime peaks below)` },
+        oursTop?.peakMiB,
+        refTop?.peakMiB,
+      ),
+    );
   }
   summary.push(...startupPeaks);
   if (only.has('docker')) commands.push(...DOCKER_COMMANDS);
@@ -162,35 +203,97 @@ async function main(): Promise<void> {
 }
 
 /** `regctl --help` and `regctl up`, each when selected: figures of ours alone. */
-async function commandFigures(only: Set<string>, repoRoot: string, workDir: string, helpRuns: number): Promise<{ metrics: Metric[]; commands: string[] }> {
+async function commandFigures(
+  only: Set<string>,
+  repoRoot: string,
+  workDir: string,
+  helpRuns: number,
+): Promise<{ metrics: Metric[]; commands: string[] }> {
   const metrics: Metric[] = [];
   const commands: string[] = [];
   if (only.has('cli')) {
     process.stderr.write('\n== regctl --help\n');
     try {
       const t = await timeCommand([process.execPath, join(repoRoot, 'bin/regctl.js'), '--help'], helpRuns, workDir);
-      metrics.push(metric({ id: 'cli.help.ms', label: '`regctl --help`, median wall time', unit: 'ms', better: 'lower', targets: [{ kind: 'max', value: 200 }] }, t.medianMs, undefined));
+      metrics.push(
+        metric(
+          {
+            id: 'cli.help.ms',
+            label: '`regctl --help`, median wall time',
+            unit: 'ms',
+            better: 'lower',
+            targets: [{ kind: 'max', value: 200 }],
+          },
+          t.medianMs,
+          undefined,
+        ),
+      );
       commands.push(t.tool);
       process.stderr.write(`   median ${t.medianMs.toFixed(1)} ms (${t.tool})\n`);
     } catch (err) {
-      metrics.push(metric({ id: 'cli.help.ms', label: '`regctl --help`, median wall time', unit: 'ms', better: 'lower', targets: [{ kind: 'max', value: 200 }], note: `failed: ${errorText(err)}` }, undefined, undefined));
+      metrics.push(
+        metric(
+          {
+            id: 'cli.help.ms',
+            label: '`regctl --help`, median wall time',
+            unit: 'ms',
+            better: 'lower',
+            targets: [{ kind: 'max', value: 200 }],
+            note: `failed: ${errorText(err)}`,
+          },
+          undefined,
+          undefined,
+        ),
+      );
     }
   }
   if (only.has('up')) {
     process.stderr.write('\n== regctl up\n');
-    const upSpec = { id: 'cli.up.seconds', label: '`regctl up` to healthy, images already built (dev stack, registry + UI + Traefik)', unit: 's', better: 'lower' as const, targets: [{ kind: 'max' as const, value: 20 }] };
+    const upSpec = {
+      id: 'cli.up.seconds',
+      label: '`regctl up` to healthy, images already built (dev stack, registry + UI + Traefik)',
+      unit: 's',
+      better: 'lower' as const,
+      targets: [{ kind: 'max' as const, value: 20 }],
+    };
     try {
       const t = await timeRegctlUp(repoRoot, join(workDir, 'up'));
       metrics.push(metric(upSpec, t.upSeconds, undefined));
-      metrics.push(metric({ id: 'cli.up.first.seconds', label: 'First `regctl up` of the same stack (builds its image)', unit: 's', better: 'lower' }, t.firstUpSeconds, undefined));
+      metrics.push(
+        metric(
+          {
+            id: 'cli.up.first.seconds',
+            label: 'First `regctl up` of the same stack (builds its image)',
+            unit: 's',
+            better: 'lower',
+          },
+          t.firstUpSeconds,
+          undefined,
+        ),
+      );
       commands.push(...t.commands);
-      process.stderr.write(`   up ${t.upSeconds.toFixed(1)} s (first, with the image build: ${t.firstUpSeconds.toFixed(1)} s)\n`);
+      process.stderr.write(
+        `   up ${t.upSeconds.toFixed(1)} s (first, with the image build: ${t.firstUpSeconds.toFixed(1)} s)\n`,
+      );
     } catch (err) {
       metrics.push(metric({ ...upSpec, note: `not measured: ${errorText(err)}` }, undefined, undefined));
       process.stderr.write(`   FAILED ${errorText(err)}\n`);
     }
   } else {
-    metrics.push(metric({ id: 'cli.up.seconds', label: '`regctl up` to healthy, images already built', unit: 's', better: 'lower', targets: [{ kind: 'max', value: 20 }], note: 'not measured in this run (phase `up` not selected; --quick leaves it out)' }, undefined, undefined));
+    metrics.push(
+      metric(
+        {
+          id: 'cli.up.seconds',
+          label: '`regctl up` to healthy, images already built',
+          unit: 's',
+          better: 'lower',
+          targets: [{ kind: 'max', value: 20 }],
+          note: 'not measured in this run (phase `up` not selected; --quick leaves it out)',
+        },
+        undefined,
+        undefined,
+      ),
+    );
   }
 
   return { metrics, commands };
@@ -211,7 +314,9 @@ function settingsOf(sizes: typeof FULL): BenchReport['settings'] {
     pageSize: sizes.pageSize,
     skopeo: `${sizes.skopeoLayers} layers, ${sizes.skopeoBytes / MiB} MiB`,
     dataDir: 'bench/out/run-*/data (same filesystem for both registries)',
-    referenceConfig: referenceConfig('DIR', 'HTPASSWD', 0).replace(/\n/g, ' ⏎ ').replace('127.0.0.1:0', '127.0.0.1:PORT'),
+    referenceConfig: referenceConfig('DIR', 'HTPASSWD', 0)
+      .replace(/\n/g, ' ⏎ ')
+      .replace('127.0.0.1:0', '127.0.0.1:PORT'),
   };
 }
 
@@ -222,21 +327,30 @@ function settingsOf(sizes: typeof FULL): BenchReport['settings'] {
 export function outcome(phases: PhaseResult[], summary: Metric[]): number {
   const misses = [...phases.flatMap((p) => p.metrics), ...summary].filter((m) => m.verdict === 'miss');
   const failures = phases.flatMap((p) => Object.entries(p.errors).map(([n, e]) => `${p.id}/${n}: ${e ?? ''}`));
-  process.stderr.write(`bench: ${misses.length} target(s) missed${misses.length ? `: ${misses.map((m) => m.id).join(', ')}` : ''}\n`);
+  process.stderr.write(
+    `bench: ${misses.length} target(s) missed${misses.length ? `: ${misses.map((m) => m.id).join(', ')}` : ''}\n`,
+  );
   if (failures.length === 0) return 0;
   process.stderr.write(`bench: ${failures.length} failed phase run(s):\n  ${failures.join('\n  ')}\n`);
   return 1;
 }
 
 /** How each server and client ran, for the report (PORT, DIR and the like stand for per-run values). */
-async function serverCommands(oursRoot: string, o: { quick: boolean; oursNodeFlags: string[] | undefined; profiled: boolean; skopeo: boolean }): Promise<string[]> {
+async function serverCommands(
+  oursRoot: string,
+  o: { quick: boolean; oursNodeFlags: string[] | undefined; profiled: boolean; skopeo: boolean },
+): Promise<string[]> {
   const { quick, oursNodeFlags } = o;
   const profileDir = o.profiled;
   const deployed = await deployedProcess(oursRoot);
   const oursFlags = oursNodeFlags ?? deployed.nodeFlags;
   return [
     `npm run bench${quick ? ' -- --quick' : ''}   # = npm run build && tsc -p bench/tsconfig.json && node bench/out/build/run.js`,
-    `${Object.entries(deployed.env).map(([k, v]) => `${k}=${v} `).join('')}node ${oursFlags.map((f) => `${f} `).join('')}bin/regctl.js serve --listen 127.0.0.1:PORT --data DIR --htpasswd FILE --log-level error [--no-credential-cache]   # ${oursNodeFlags ? 'node options from --ours-node-flags; ' : ''}the registry container's environment${oursNodeFlags ? '' : ' and node options'} (src/registry/process-env.ts)${profileDir ? '; under node --cpu-prof' : ''}`,
+    `${Object.entries(deployed.env)
+      .map(([k, v]) => `${k}=${v} `)
+      .join(
+        '',
+      )}node ${oursFlags.map((f) => `${f} `).join('')}bin/regctl.js serve --listen 127.0.0.1:PORT --data DIR --htpasswd FILE --log-level error [--no-credential-cache]   # ${oursNodeFlags ? 'node options from --ours-node-flags; ' : ''}the registry container's environment${oursNodeFlags ? '' : ' and node options'} (src/registry/process-env.ts)${profileDir ? '; under node --cpu-prof' : ''}`,
     `/usr/bin/docker-registry serve CONFIG.yml   # CONFIG: see referenceConfig in the settings above`,
     ...(o.skopeo
       ? [
@@ -264,7 +378,9 @@ async function writeReport(report: BenchReport, repoRoot: string, workDir: strin
   } else {
     await writeFile(join(repoRoot, 'docs/benchmarks.json'), `${JSON.stringify(report, null, 2)}\n`);
     await writeFile(join(repoRoot, 'docs/benchmarks.md'), markdown);
-    process.stderr.write(`\nbench: wrote docs/benchmarks.md and docs/benchmarks.json (${Math.round(report.durationSeconds)} s)\n`);
+    process.stderr.write(
+      `\nbench: wrote docs/benchmarks.md and docs/benchmarks.json (${Math.round(report.durationSeconds)} s)\n`,
+    );
   }
   await writeFile(join(workDir, 'report.json'), JSON.stringify(report, null, 2));
 }

@@ -19,19 +19,54 @@ async function diskCeilings(dir: string, size: number): Promise<Ceiling[]> {
   const count = Math.round(size / MiB);
   const hasFio = (await which('fio')) !== undefined;
   const writeArgs = hasFio
-    ? ['fio', ['--name=write', `--filename=${file}`, '--rw=write', '--bs=1M', `--size=${count}M`, '--ioengine=psync', '--end_fsync=1']]
+    ? [
+        'fio',
+        [
+          '--name=write',
+          `--filename=${file}`,
+          '--rw=write',
+          '--bs=1M',
+          `--size=${count}M`,
+          '--ioengine=psync',
+          '--end_fsync=1',
+        ],
+      ]
     : ['dd', ['if=/dev/zero', `of=${file}`, 'bs=1M', `count=${count}`, 'conv=fdatasync']];
   const readArgs = hasFio
-    ? ['fio', ['--name=read', `--filename=${file}`, '--rw=read', '--bs=1M', `--size=${count}M`, '--ioengine=psync', '--direct=1']]
+    ? [
+        'fio',
+        [
+          '--name=read',
+          `--filename=${file}`,
+          '--rw=read',
+          '--bs=1M',
+          `--size=${count}M`,
+          '--ioengine=psync',
+          '--direct=1',
+        ],
+      ]
     : ['dd', [`if=${file}`, 'of=/dev/null', 'bs=1M', 'iflag=direct']];
   try {
     const w = await timed(() => tryCommand(writeArgs[0] as string, writeArgs[1] as string[]));
     const r = await timed(() => tryCommand(readArgs[0] as string, readArgs[1] as string[]));
     if (w.value === undefined || r.value === undefined) return [];
-    const describe = (a: (string | string[])[]): string => `${a[0] as string} ${(a[1] as string[]).join(' ')}`.replaceAll(dir, 'DATA');
+    const describe = (a: (string | string[])[]): string =>
+      `${a[0] as string} ${(a[1] as string[]).join(' ')}`.replaceAll(dir, 'DATA');
     return [
-      { id: 'disk.write', label: 'Disk write, sequential, 1 MiB blocks, fsync at end', unit: 'MB/s', value: mbPerSecond(size, w.seconds), method: describe(writeArgs) },
-      { id: 'disk.read', label: 'Disk read, sequential, O_DIRECT (page cache bypassed)', unit: 'MB/s', value: mbPerSecond(size, r.seconds), method: describe(readArgs) },
+      {
+        id: 'disk.write',
+        label: 'Disk write, sequential, 1 MiB blocks, fsync at end',
+        unit: 'MB/s',
+        value: mbPerSecond(size, w.seconds),
+        method: describe(writeArgs),
+      },
+      {
+        id: 'disk.read',
+        label: 'Disk read, sequential, O_DIRECT (page cache bypassed)',
+        unit: 'MB/s',
+        value: mbPerSecond(size, r.seconds),
+        method: describe(readArgs),
+      },
     ];
   } finally {
     await rm(file, { force: true });
@@ -57,11 +92,19 @@ async function sha256Ceiling(blob: LargeBlob): Promise<Ceiling> {
     hash.digest();
     return mbPerSecond(blob.size, (performance.now() - t0) / 1000);
   });
-  return { id: 'sha256', label: 'sha256, one core', unit: 'MB/s', value, method: `node:crypto createHash("sha256"), 16 MiB updates, best of ${TRIES}` };
+  return {
+    id: 'sha256',
+    label: 'sha256, one core',
+    unit: 'MB/s',
+    value,
+    method: `node:crypto createHash("sha256"), 16 MiB updates, best of ${TRIES}`,
+  };
 }
 
 async function startSink(buildDir: string, storeDir: string): Promise<{ port: number; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [join(buildDir, 'sink-server.js'), storeDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [join(buildDir, 'sink-server.js'), storeDir], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const lines = createInterface({ input: child.stdout });
   const port = await new Promise<number>((resolve, reject) => {
     lines.once('line', (line) => resolve(Number(line)));
@@ -106,7 +149,9 @@ export class LoopbackProbe {
 
   /** One GET of `size` bytes sent from memory, hashed by the client as the pull is. */
   async download(size: number): Promise<number> {
-    const { value: res, seconds } = await timed(() => this.client.request('GET', `/bytes?size=${size}`, { consume: 'hash' }));
+    const { value: res, seconds } = await timed(() =>
+      this.client.request('GET', `/bytes?size=${size}`, { consume: 'hash' }),
+    );
     expectStatus(res, 200, 'GET /bytes');
     if (res.bytes !== size) throw new VerifyError(`downloaded ${res.bytes} bytes of ${size}`);
     return mbPerSecond(size, seconds);
@@ -124,7 +169,8 @@ type UploadMode = 'discard' | 'hash' | 'store';
 const UPLOAD_LABELS: Record<UploadMode, string> = {
   discard: 'Loopback HTTP upload, server discards',
   hash: 'Loopback HTTP upload, server hashes (sha256)',
-  store: 'Loopback HTTP upload, server hashes and writes to the data disk (fdatasync every 64 MiB in the background), fsync before answering',
+  store:
+    'Loopback HTTP upload, server hashes and writes to the data disk (fdatasync every 64 MiB in the background), fsync before answering',
 };
 
 /**

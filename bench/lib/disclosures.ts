@@ -22,21 +22,21 @@ export function disclosures(sizes: Sizes): string[] {
     '**Data already in memory (both):** every pull reads a blob pushed moments before, from the page cache on a ' +
       'machine with far more memory than the data, so pulls measure neither disk reads nor a cold cache; the catalog ' +
       'phases run on a volume written just before, its directories in the dentry cache. The skopeo source layout ' +
-      'and the client\'s bodies come from memory or the page cache.',
+      "and the client's bodies come from memory or the page cache.",
     '**Start-up outside the catalog walks (ours):** ours builds its index of repositories before it answers, so its ' +
       'walks run on a ready index; the time to that is the "start on the seeded volume" row, and its memory is in ' +
       'the lifetime peak. The reference keeps no index: it lists storage on every catalog page.',
-    '**Durability (the reference spends less):** both fsync a blob\'s data before acknowledging it; ours also ' +
+    "**Durability (the reference spends less):** both fsync a blob's data before acknowledging it; ours also " +
       'fsyncs each directory after a rename and writes every link through a temporary file, fsync and rename, ' +
       'where distribution 2.8.2 renames without a directory fsync.',
     '**Background work switched off (the reference):** outside the docker phase the reference runs with upload ' +
       'purging disabled and access logs off; ours runs with its defaults and logs at level error (its upload purger runs at start and then hourly).',
     '**Process tuning (ours):** ours runs with the V8 and glibc malloc settings its container gets ' +
-      '(src/registry/process-env.ts); the reference with Go\'s defaults.',
-    '**Same machine, both sides:** the client, the ceilings\' server and each registry share the same 2 cores; ' +
+      "(src/registry/process-env.ts); the reference with Go's defaults.",
+    "**Same machine, both sides:** the client, the ceilings' server and each registry share the same 2 cores; " +
       'phases alternate which registry goes first; both store on the same filesystem. In the docker phase both run ' +
-      'in containers behind one Traefik container with the dev stack\'s configuration (access log on); ours is the ' +
-      'stack\'s registry container as `regctl up` runs it (log level info, free-space check), the reference its ' +
+      "in containers behind one Traefik container with the dev stack's configuration (access log on); ours is the " +
+      "stack's registry container as `regctl up` runs it (log level info, free-space check), the reference its " +
       'binary on the same base image at its default log level (info, access log on).',
   ];
 }

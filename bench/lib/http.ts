@@ -75,29 +75,26 @@ export class HttpClient {
       headers['content-length'] = bodyLength(body);
     }
     return new Promise<Response>((resolve, reject) => {
-      const req = httpRequest(
-        { host: this.host, port: this.port, method, path, headers, agent: this.agent },
-        (res) => {
-          const hash = consume === 'discard' ? undefined : createHash('sha256');
-          const chunks: Buffer[] = [];
-          let bytes = 0;
-          res.on('data', (chunk: Buffer) => {
-            bytes += chunk.length;
-            hash?.update(chunk);
-            if (consume === 'buffer') chunks.push(chunk);
-          });
-          res.on('end', () =>
-            resolve({
-              status: res.statusCode ?? 0,
-              headers: res.headers,
-              body: consume === 'buffer' ? Buffer.concat(chunks) : Buffer.alloc(0),
-              digest: hash ? `sha256:${hash.digest('hex')}` : '',
-              bytes,
-            }),
-          );
-          res.on('error', reject);
-        },
-      );
+      const req = httpRequest({ host: this.host, port: this.port, method, path, headers, agent: this.agent }, (res) => {
+        const hash = consume === 'discard' ? undefined : createHash('sha256');
+        const chunks: Buffer[] = [];
+        let bytes = 0;
+        res.on('data', (chunk: Buffer) => {
+          bytes += chunk.length;
+          hash?.update(chunk);
+          if (consume === 'buffer') chunks.push(chunk);
+        });
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: consume === 'buffer' ? Buffer.concat(chunks) : Buffer.alloc(0),
+            digest: hash ? `sha256:${hash.digest('hex')}` : '',
+            bytes,
+          }),
+        );
+        res.on('error', reject);
+      });
       req.on('error', reject);
       if (body === undefined) {
         req.end();

@@ -49,7 +49,11 @@ export async function runForDuration(
 }
 
 /** Runs `ops` (a fixed list of jobs) with at most `concurrency` at once; returns the wall time in seconds. */
-export async function runAll<T>(concurrency: number, items: readonly T[], op: (item: T, index: number) => Promise<void>): Promise<number> {
+export async function runAll<T>(
+  concurrency: number,
+  items: readonly T[],
+  op: (item: T, index: number) => Promise<void>,
+): Promise<number> {
   let next = 0;
   let failure: Error | undefined;
   const start = performance.now();

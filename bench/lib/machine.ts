@@ -53,8 +53,7 @@ export async function versions(repoRoot: string): Promise<Versions> {
     node: process.version,
     regctl: pkg.version,
     gitCommit: (await tryCommand('git', ['-C', repoRoot, 'rev-parse', '--short', 'HEAD'])) ?? 'unknown',
-    dockerRegistry:
-      (await tryCommand('dpkg-query', ['-W', '-f=${Version}', 'docker-registry'])) ?? 'not installed',
+    dockerRegistry: (await tryCommand('dpkg-query', ['-W', '-f=${Version}', 'docker-registry'])) ?? 'not installed',
     skopeo: (await tryCommand('skopeo', ['--version'])) ?? 'not installed',
     ...(fio ? { fio } : {}),
     ...(hyperfine ? { hyperfine } : {}),

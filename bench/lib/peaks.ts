@@ -6,7 +6,8 @@ const MiB = 1024 * 1024;
 /** The lifetime peak target row: the highest VmHWM of any start of ours as deployed, start-up included. */
 export const PEAK_SPEC: MetricSpec = {
   id: 'peakRssMiB',
-  label: "Peak RSS over a process's whole life (VmHWM since start, never reset), highest of every start of the registry as deployed",
+  label:
+    "Peak RSS over a process's whole life (VmHWM since start, never reset), highest of every start of the registry as deployed",
   unit: 'MiB',
   better: 'lower',
   targets: [{ kind: 'max', value: 120 }],
@@ -39,7 +40,8 @@ export class PeakLedger {
   /** The highest lifetime peak of `server` in its `default` configuration, and where it was. */
   highest(server: RegistryName): LifetimePeak | undefined {
     let top: LifetimePeak | undefined;
-    for (const e of this.entries) if (e.server === server && e.config === 'default' && (!top || e.peakMiB > top.peakMiB)) top = e;
+    for (const e of this.entries)
+      if (e.server === server && e.config === 'default' && (!top || e.peakMiB > top.peakMiB)) top = e;
     return top;
   }
 }

@@ -111,9 +111,15 @@ function formatFigures(f: Figures): string {
  * the conditions named in its title (before the first ':', which the targets table shows), its targets dropped
  * unless `keepTargets`.
  */
-export function variant(spec: PhaseSpec, v: { idSuffix: string; conditions: string; note?: string; keepTargets: boolean }): PhaseSpec {
+export function variant(
+  spec: PhaseSpec,
+  v: { idSuffix: string; conditions: string; note?: string; keepTargets: boolean },
+): PhaseSpec {
   const colon = spec.title.indexOf(':');
-  const title = colon < 0 ? `${spec.title} (${v.conditions})` : `${spec.title.slice(0, colon)} (${v.conditions})${spec.title.slice(colon)}`;
+  const title =
+    colon < 0
+      ? `${spec.title} (${v.conditions})`
+      : `${spec.title.slice(0, colon)} (${v.conditions})${spec.title.slice(colon)}`;
   return {
     ...spec,
     id: v.idSuffix ? `${spec.id}-${v.idSuffix}` : spec.id,
@@ -136,7 +142,13 @@ export function withReferenceOf(result: PhaseResult, from: PhaseResult, specs: M
   return {
     ...result,
     order: result.order.filter((n) => n === 'ours'),
-    metrics: specs.map((m) => metric(m, errors.ours === undefined ? result.metrics.find((x) => x.id === m.id)?.ours : undefined, refOf.get(m.id))),
+    metrics: specs.map((m) =>
+      metric(
+        m,
+        errors.ours === undefined ? result.metrics.find((x) => x.id === m.id)?.ours : undefined,
+        refOf.get(m.id),
+      ),
+    ),
     resources,
     errors,
   };

@@ -132,7 +132,11 @@ export function imageManifest(
 }
 
 /** Pushes a small blob monolithically and returns its descriptor. */
-export async function pushSmallBlob(client: HttpClient, repo: string, data: Buffer): Promise<{ digest: string; size: number }> {
+export async function pushSmallBlob(
+  client: HttpClient,
+  repo: string,
+  data: Buffer,
+): Promise<{ digest: string; size: number }> {
   const digest = sha256(data);
   await pushBlobMonolithic(client, repo, data, digest);
   return { digest, size: bodyLength(data) };
@@ -164,7 +168,8 @@ export async function walkList(
     expectStatus(res, 200, `GET ${path}`);
     const parsed = JSON.parse(res.body.toString('utf8')) as Record<string, unknown>;
     const page = parsed[key];
-    if (page !== null && page !== undefined && !Array.isArray(page)) throw new VerifyError(`GET ${path}: no ${key} array`);
+    if (page !== null && page !== undefined && !Array.isArray(page))
+      throw new VerifyError(`GET ${path}: no ${key} array`);
     const list = (page ?? []) as string[];
     if (list.length > n) violations.push(`GET ${path}: ${list.length} entries, more than n=${n}`);
     const previous = items[items.length - 1];

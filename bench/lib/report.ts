@@ -52,7 +52,11 @@ function resourceTable(phase: PhaseResult): string {
     if (!r) return `| ${label} | — | — | — | — |`;
     return `| ${label} | ${formatNumber(r.peakRssMiB)} | ${formatNumber(r.endRssMiB)} | ${formatNumber(r.cpuSeconds)} | ${formatNumber(r.wallSeconds)} |`;
   });
-  return ['| Server | peak RSS (VmHWM), MiB | RSS at end, MiB | CPU s (user+sys) | wall s |', '|---|--:|--:|--:|--:|', ...rows].join('\n');
+  return [
+    '| Server | peak RSS (VmHWM), MiB | RSS at end, MiB | CPU s (user+sys) | wall s |',
+    '|---|--:|--:|--:|--:|',
+    ...rows,
+  ].join('\n');
 }
 
 function phaseSection(phase: PhaseResult): string {
@@ -87,7 +91,10 @@ function lifetimeTable(report: BenchReport): string[] {
     '',
     '| Server | Configuration | What it ran | peak RSS, MiB |',
     '|---|---|---|--:|',
-    ...rows.map((r) => `| ${r.server === 'ours' ? 'ours' : 'reference'} | ${escape(r.config)} | ${escape(r.where)} | ${formatNumber(r.peakMiB)} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.server === 'ours' ? 'ours' : 'reference'} | ${escape(r.config)} | ${escape(r.where)} | ${formatNumber(r.peakMiB)} |`,
+    ),
     '',
   ];
 }
@@ -96,17 +103,22 @@ function lifetimeTable(report: BenchReport): string[] {
 function cacheOffTable(report: BenchReport): string[] {
   const phases = report.phases.filter((p) => p.id.includes('nocache'));
   const rows = phases.flatMap((p) =>
-    p.metrics.filter((m) => m.id.endsWith('.rps') || m.id === 'smallSeconds').map((metric) => ({ metric, phase: p.title.split(':')[0] ?? p.id })),
+    p.metrics
+      .filter((m) => m.id.endsWith('.rps') || m.id === 'smallSeconds')
+      .map((metric) => ({ metric, phase: p.title.split(':')[0] ?? p.id })),
   );
   if (rows.length === 0) return [];
   return [
     '## With our credential cache off',
     '',
     'The same auth-bound rows with ours started with `--no-credential-cache`, so that both registries run bcrypt on ' +
-      'every request; the reference\'s figures are those of the same pass. No targets: these rows say how much of ' +
+      "every request; the reference's figures are those of the same pass. No targets: these rows say how much of " +
       'each ratio above the cache accounts for.',
     '',
-    metricTable(rows.map((r) => r.metric), rows.map((r) => r.phase)),
+    metricTable(
+      rows.map((r) => r.metric),
+      rows.map((r) => r.phase),
+    ),
     '',
   ];
 }
@@ -129,8 +141,10 @@ export function renderMarkdown(report: BenchReport, notes: string): string {
       'the two registries ran the same workload, alternating phase by phase (manifest cells alternate cell by cell). ' +
       '**Ours caches verified credentials (bcrypt once per credential); the reference runs bcrypt on every request**: ' +
       'the ratios of auth-bound rows carry that' +
-      (report.disclosures ? '; "With our credential cache off" below gives them without it, and "What each side has ' +
-        'in its favour" lists every such advantage.' : '.'),
+      (report.disclosures
+        ? '; "With our credential cache off" below gives them without it, and "What each side has ' +
+          'in its favour" lists every such advantage.'
+        : '.'),
     '',
     '## Machine',
     '',
@@ -157,7 +171,11 @@ export function renderMarkdown(report: BenchReport, notes: string): string {
     '',
     '## How it was run',
     '',
-    'Settings: ' + Object.entries(report.settings).map(([k, val]) => `${k} = ${String(val)}`).join('; ') + '.',
+    'Settings: ' +
+      Object.entries(report.settings)
+        .map(([k, val]) => `${k} = ${String(val)}`)
+        .join('; ') +
+      '.',
     '',
     '```sh',
     ...report.commands,

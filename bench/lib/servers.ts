@@ -181,7 +181,10 @@ function launch(
 export async function deployedProcess(repoRoot: string): Promise<{ nodeFlags: string[]; env: Record<string, string> }> {
   const file = join(repoRoot, 'dist/registry/process-env.js');
   if (!existsSync(file)) return { nodeFlags: [], env: {} };
-  const mod = (await import(pathToFileURL(file).href)) as { REGISTRY_PROCESS_ENV?: Record<string, string>; REGISTRY_NODE_FLAGS?: readonly string[] };
+  const mod = (await import(pathToFileURL(file).href)) as {
+    REGISTRY_PROCESS_ENV?: Record<string, string>;
+    REGISTRY_NODE_FLAGS?: readonly string[];
+  };
   return { nodeFlags: [...(mod.REGISTRY_NODE_FLAGS ?? [])], env: { ...(mod.REGISTRY_PROCESS_ENV ?? {}) } };
 }
 
@@ -210,7 +213,16 @@ export async function startOurs(repoRoot: string, settings: ServerSettings): Pro
   ];
   const env = { ...process.env, ...deployed.env };
   for (const key of Object.keys(env)) if (key.startsWith('REGCTL_')) delete env[key];
-  return launch('ours', process.execPath, args, port, '/healthz', join(settings.workDir, 'ours.log'), env, deployed.env);
+  return launch(
+    'ours',
+    process.execPath,
+    args,
+    port,
+    '/healthz',
+    join(settings.workDir, 'ours.log'),
+    env,
+    deployed.env,
+  );
 }
 
 /** Starts Debian's docker-registry (distribution 2.8.2) with {@link referenceConfig}. */

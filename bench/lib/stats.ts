@@ -27,7 +27,13 @@ export function summarize(samples: ArrayLike<number>): LatencySummary {
   const at = (p: number): number => sorted[Math.max(1, Math.ceil((p / 100) * sorted.length)) - 1] as number;
   let sum = 0;
   for (const v of sorted) sum += v;
-  return { count: sorted.length, p50: at(50), p99: at(99), max: sorted[sorted.length - 1] as number, mean: sum / sorted.length };
+  return {
+    count: sorted.length,
+    p50: at(50),
+    p99: at(99),
+    max: sorted[sorted.length - 1] as number,
+    mean: sum / sorted.length,
+  };
 }
 
 /** ours / reference; NaN when either side is missing or the reference is zero. */
@@ -80,7 +86,9 @@ export function evaluateTarget(target: Target, ours: number | undefined, referen
     case 'min':
       return verdict(ours >= target.value);
     case 'ceiling-min':
-      return Number.isFinite(target.ceiling) ? verdict(ours >= target.value * target.ceiling) : { verdict: 'n/a', text };
+      return Number.isFinite(target.ceiling)
+        ? verdict(ours >= target.value * target.ceiling)
+        : { verdict: 'n/a', text };
     case 'ratio-min':
     case 'ratio-max':
     case 'below-reference': {

@@ -26,7 +26,12 @@ const PULL_TRIES = 5;
  * caches verified credentials is not charged its one bcrypt check inside a throughput figure (the reference
  * checks on every request and keeps paying it, as it does in real use).
  */
-async function withClient<T>(server: RunningServer, creds: Credentials, sockets: number, fn: (c: HttpClient) => Promise<T>): Promise<T> {
+async function withClient<T>(
+  server: RunningServer,
+  creds: Credentials,
+  sockets: number,
+  fn: (c: HttpClient) => Promise<T>,
+): Promise<T> {
   const client = server.client(creds, sockets);
   try {
     expectStatus(await client.request('GET', '/v2/'), 200, 'GET /v2/ before the step');
@@ -56,7 +61,10 @@ export function largeBlobPhase(
   const blobsFor = (server: RunningServer): { mono: LargeBlob; chunked: LargeBlob } => {
     let b = blobs.get(server.name);
     if (!b) {
-      b = { mono: new LargeBlob(pattern, count, `mono-${server.name}`), chunked: new LargeBlob(pattern, count, `chunked-${server.name}`) };
+      b = {
+        mono: new LargeBlob(pattern, count, `mono-${server.name}`),
+        chunked: new LargeBlob(pattern, count, `chunked-${server.name}`),
+      };
       blobs.set(server.name, b);
     }
     return b;
@@ -71,7 +79,7 @@ export function largeBlobPhase(
       `each push, the store ceiling is measured again (best of ${TRIES}), so each is compared with a ceiling of the same minutes. ` +
       'Every response is checked: status, Docker-Content-Digest, Range after each PATCH, byte count and ' +
       'sha256 of what was pulled. Bodies come from memory (a random 16 MiB chunk repeated, the first one unique). ' +
-      'One authenticated `GET /v2/` precedes each step, untimed. The server\'s CPU time (user+sys from /proc) per GiB moved is read around each step: unlike MB/s it does not ' +
+      "One authenticated `GET /v2/` precedes each step, untimed. The server's CPU time (user+sys from /proc) per GiB moved is read around each step: unlike MB/s it does not " +
       'depend much on what else the machine is doing.',
     steps: [
       (server): Promise<Figures> =>
@@ -104,7 +112,9 @@ export function largeBlobPhase(
           return {
             pushChunkedMBps: mbps,
             pushChunkedCpuPerGiB: cpu / (chunked.size / GiB),
-            ...(p ? { chunkedStoreCeilingMBps: storeCeiling, pushChunkedShareOfStore: (100 * mbps) / storeCeiling } : {}),
+            ...(p
+              ? { chunkedStoreCeilingMBps: storeCeiling, pushChunkedShareOfStore: (100 * mbps) / storeCeiling }
+              : {}),
           };
         }),
       ...(pulls ? [pullStepFor(creds, probe, blobsFor)] : []),
@@ -114,7 +124,11 @@ export function largeBlobPhase(
 }
 
 /** The large-blob pull step: written apart so the phase can leave it out (a pull is one request, whatever the auth). */
-function pullStepFor(creds: Credentials, probe: () => LoopbackProbe | undefined, blobsFor: (s: RunningServer) => { mono: LargeBlob }): Step {
+function pullStepFor(
+  creds: Credentials,
+  probe: () => LoopbackProbe | undefined,
+  blobsFor: (s: RunningServer) => { mono: LargeBlob },
+): Step {
   return (server) =>
     withClient(server, creds, 1, async (c) => {
       // The best of PULL_TRIES pulls. With a probe, each pull follows one download from the ceiling's server, and
@@ -127,7 +141,9 @@ function pullStepFor(creds: Credentials, probe: () => LoopbackProbe | undefined,
       for (let i = 0; i < PULL_TRIES; i++) {
         if (p) ceilings.push(await p.download(mono.size));
         const cpu0 = (await server.sample()).cpuSeconds;
-        pulls.push(mbPerSecond(mono.size, (await timed(() => pullBlob(c, 'bench/large', mono.digest, mono.size))).seconds));
+        pulls.push(
+          mbPerSecond(mono.size, (await timed(() => pullBlob(c, 'bench/large', mono.digest, mono.size))).seconds),
+        );
         cpu += (await server.sample()).cpuSeconds - cpu0;
       }
       const pullMBps = Math.max(...pulls);
@@ -151,7 +167,12 @@ function pushMetrics(label: string, sizes: Sizes): MetricSpec[] {
       better: 'higher',
       targets: [{ kind: 'min', value: 90 }],
     },
-    { id: 'pushChunkedMBps', label: `Chunked push, ${label}, ${sizes.chunkBytes / MiB} MiB PATCHes`, unit: 'MB/s', better: 'higher' },
+    {
+      id: 'pushChunkedMBps',
+      label: `Chunked push, ${label}, ${sizes.chunkBytes / MiB} MiB PATCHes`,
+      unit: 'MB/s',
+      better: 'higher',
+    },
     {
       id: 'pushChunkedShareOfStore',
       label: `Chunked push as a share of the store ceiling measured just before it (best of ${TRIES})`,
@@ -159,15 +180,36 @@ function pushMetrics(label: string, sizes: Sizes): MetricSpec[] {
       better: 'higher',
       targets: [{ kind: 'min', value: 90 }],
     },
-    { id: 'storeCeilingMBps', label: 'Store ceiling measured just before the monolithic push (receive, hash, write, fsync)', unit: 'MB/s', better: 'higher' },
-    { id: 'chunkedStoreCeilingMBps', label: 'Store ceiling measured just before the chunked push', unit: 'MB/s', better: 'higher' },
+    {
+      id: 'storeCeilingMBps',
+      label: 'Store ceiling measured just before the monolithic push (receive, hash, write, fsync)',
+      unit: 'MB/s',
+      better: 'higher',
+    },
+    {
+      id: 'chunkedStoreCeilingMBps',
+      label: 'Store ceiling measured just before the chunked push',
+      unit: 'MB/s',
+      better: 'higher',
+    },
     { id: 'pushMonoCpuPerGiB', label: 'Server CPU per GiB, monolithic push', unit: 's/GiB', better: 'lower' },
-    { id: 'pushChunkedCpuPerGiB', label: 'Server CPU per GiB, chunked push (includes auth of each PATCH)', unit: 's/GiB', better: 'lower' },
+    {
+      id: 'pushChunkedCpuPerGiB',
+      label: 'Server CPU per GiB, chunked push (includes auth of each PATCH)',
+      unit: 's/GiB',
+      better: 'lower',
+    },
   ];
 }
 
 const PULL_METRICS: MetricSpec[] = [
-  { id: 'pullMBps', label: `Pull, client hashes, best of ${PULL_TRIES}`, unit: 'MB/s', better: 'higher', targets: [{ kind: 'ratio-min', value: 1 }] },
+  {
+    id: 'pullMBps',
+    label: `Pull, client hashes, best of ${PULL_TRIES}`,
+    unit: 'MB/s',
+    better: 'higher',
+    targets: [{ kind: 'ratio-min', value: 1 }],
+  },
   {
     id: 'pullShareOfCeiling',
     label: `Pull as a share of the loopback download ceiling, the two measured alternately (best of ${PULL_TRIES} each)`,
@@ -175,7 +217,12 @@ const PULL_METRICS: MetricSpec[] = [
     better: 'higher',
     targets: [{ kind: 'min', value: 90 }],
   },
-  { id: 'pullCeilingMBps', label: 'Loopback download ceiling measured between the pulls (see Ceilings)', unit: 'MB/s', better: 'higher' },
+  {
+    id: 'pullCeilingMBps',
+    label: 'Loopback download ceiling measured between the pulls (see Ceilings)',
+    unit: 'MB/s',
+    better: 'higher',
+  },
   { id: 'pullCpuPerGiB', label: 'Server CPU per GiB, pull', unit: 's/GiB', better: 'lower' },
 ];
 
@@ -192,7 +239,13 @@ export function smallBlobPhase(sizes: Sizes, creds: Credentials, pool: Buffer, r
       'each PUT checked for 201 and its Docker-Content-Digest.',
     steps: [smallBlobStep(sizes, creds, pool, list, `r${round}`)],
     metrics: [
-      { id: 'smallSeconds', label: `Push ${sizes.smallBlobCount} blobs, total time`, unit: 's', better: 'lower', targets: [{ kind: 'ratio-max', value: 0.5 }] },
+      {
+        id: 'smallSeconds',
+        label: `Push ${sizes.smallBlobCount} blobs, total time`,
+        unit: 's',
+        better: 'lower',
+        targets: [{ kind: 'ratio-max', value: 0.5 }],
+      },
       { id: 'smallBlobsPerSecond', label: 'Blobs per second', unit: 'blob/s', better: 'higher' },
     ],
   };

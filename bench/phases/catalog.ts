@@ -37,13 +37,21 @@ async function put(path: string, data: Buffer | string): Promise<void> {
  */
 export async function seedVolume(root: string, count: number, tagCount: number, already = 0): Promise<void> {
   const v2 = join(root, 'docker/registry/v2');
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
+  const config = Buffer.from(
+    JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }),
+  );
   const layer = Buffer.from('seeded layer\n');
   const configHex = hexOf(config);
   const layerHex = hexOf(layer);
-  const manifest = imageManifest({ digest: `sha256:${configHex}`, size: config.length }, [{ digest: `sha256:${layerHex}`, size: layer.length }]);
+  const manifest = imageManifest({ digest: `sha256:${configHex}`, size: config.length }, [
+    { digest: `sha256:${layerHex}`, size: layer.length },
+  ]);
   const manifestHex = hexOf(manifest);
-  for (const [hex, data] of [[configHex, config], [layerHex, layer], [manifestHex, manifest]] as const) {
+  for (const [hex, data] of [
+    [configHex, config],
+    [layerHex, layer],
+    [manifestHex, manifest],
+  ] as const) {
     await put(join(v2, 'blobs/sha256', hex.slice(0, 2), hex, 'data'), data);
   }
   const link = (hex: string): string => `sha256:${hex}`;
@@ -70,36 +78,52 @@ export async function seedVolume(root: string, count: number, tagCount: number, 
  * the tags of {@link TAGGED_REPO} walked with `n`; every page checked against `n` and `last`, the whole list
  * against what was seeded.
  */
-export function catalogPhase(sizes: Sizes, creds: Credentials, count: number, startSeconds: Partial<Record<'ours' | 'ref', number>>): PhaseSpec {
+export function catalogPhase(
+  sizes: Sizes,
+  creds: Credentials,
+  count: number,
+  startSeconds: Partial<Record<'ours' | 'ref', number>>,
+): PhaseSpec {
   const expectedRepos = repoNames(count);
   const expectedTags = [...tagNames(sizes.tagCount), 'latest'].sort();
   const n = sizes.pageSize;
-  const walkStep = (label: 'cold' | 'warm'): Step => async (server) => {
-    const c = server.client(creds, 1);
-    try {
-      if (label === 'cold') {
-        const hello = await c.request('GET', '/v2/');
-        expectStatus(hello, 200, 'GET /v2/ before the walk');
+  const walkStep =
+    (label: 'cold' | 'warm'): Step =>
+    async (server) => {
+      const c = server.client(creds, 1);
+      try {
+        if (label === 'cold') {
+          const hello = await c.request('GET', '/v2/');
+          expectStatus(hello, 200, 'GET /v2/ before the walk');
+        }
+        const { value, seconds } = await timed(() => walkList(c, `/v2/_catalog?n=${n}`, 'repositories', n));
+        if (value.items.join('\n') !== expectedRepos.join('\n')) {
+          throw new VerifyError(
+            `catalog walk returned ${value.items.length} repositories, expected the ${count} seeded, in order`,
+          );
+        }
+        return {
+          [`walk.${label}.seconds`]: seconds,
+          [`walk.${label}.pages`]: value.pages,
+          ...(label === 'cold'
+            ? {
+                'catalog.honoursN': value.violations.length === 0 ? 1 : 0,
+                startSeconds: startSeconds[server.name] ?? Number.NaN,
+              }
+            : {}),
+        };
+      } finally {
+        c.close();
       }
-      const { value, seconds } = await timed(() => walkList(c, `/v2/_catalog?n=${n}`, 'repositories', n));
-      if (value.items.join('\n') !== expectedRepos.join('\n')) {
-        throw new VerifyError(`catalog walk returned ${value.items.length} repositories, expected the ${count} seeded, in order`);
-      }
-      return {
-        [`walk.${label}.seconds`]: seconds,
-        [`walk.${label}.pages`]: value.pages,
-        ...(label === 'cold' ? { 'catalog.honoursN': value.violations.length === 0 ? 1 : 0, startSeconds: startSeconds[server.name] ?? Number.NaN } : {}),
-      };
-    } finally {
-      c.close();
-    }
-  };
+    };
   const tagsStep: Step = async (server) => {
     const c = server.client(creds, 1);
     try {
       const { value, seconds } = await timed(() => walkList(c, `/v2/${TAGGED_REPO}/tags/list?n=${n}`, 'tags', n));
       if ([...value.items].sort().join('\n') !== expectedTags.join('\n')) {
-        throw new VerifyError(`tags walk returned ${value.items.length} tags, expected the ${expectedTags.length} seeded`);
+        throw new VerifyError(
+          `tags walk returned ${value.items.length} tags, expected the ${expectedTags.length} seeded`,
+        );
       }
       return {
         'tags.seconds': seconds,
@@ -114,13 +138,37 @@ export function catalogPhase(sizes: Sizes, creds: Credentials, count: number, st
   const label = count.toLocaleString('en-US');
   const metrics: MetricSpec[] = [
     { id: 'startSeconds', label: `Start on the seeded volume to first healthy answer`, unit: 's', better: 'lower' },
-    { id: 'walk.cold.seconds', label: `Walk ${label} repositories, n=${n}, first walk after start`, unit: 's', better: 'lower', targets: [{ kind: 'max', value: 1 }] },
-    { id: 'walk.warm.seconds', label: `Walk ${label} repositories, n=${n}, second walk`, unit: 's', better: 'lower', targets: [{ kind: 'max', value: 1 }] },
+    {
+      id: 'walk.cold.seconds',
+      label: `Walk ${label} repositories, n=${n}, first walk after start`,
+      unit: 's',
+      better: 'lower',
+      targets: [{ kind: 'max', value: 1 }],
+    },
+    {
+      id: 'walk.warm.seconds',
+      label: `Walk ${label} repositories, n=${n}, second walk`,
+      unit: 's',
+      better: 'lower',
+      targets: [{ kind: 'max', value: 1 }],
+    },
     { id: 'walk.cold.pages', label: 'Pages in the walk', unit: 'pages', better: 'lower' },
-    { id: 'catalog.honoursN', label: 'Catalog pages honour n and last (1 = yes)', unit: 'bool', better: 'higher', targets: [{ kind: 'min', value: 1 }] },
+    {
+      id: 'catalog.honoursN',
+      label: 'Catalog pages honour n and last (1 = yes)',
+      unit: 'bool',
+      better: 'higher',
+      targets: [{ kind: 'min', value: 1 }],
+    },
     { id: 'tags.seconds', label: `Walk ${expectedTags.length} tags, n=${n}`, unit: 's', better: 'lower' },
     { id: 'tags.pages', label: 'Pages in the tags walk', unit: 'pages', better: 'lower' },
-    { id: 'tags.honoursN', label: 'Tags pages honour n and last (1 = yes)', unit: 'bool', better: 'higher', targets: [{ kind: 'min', value: 1 }] },
+    {
+      id: 'tags.honoursN',
+      label: 'Tags pages honour n and last (1 = yes)',
+      unit: 'bool',
+      better: 'higher',
+      targets: [{ kind: 'min', value: 1 }],
+    },
     { id: 'tags.sorted', label: 'Tags in lexical order across pages (1 = yes)', unit: 'bool', better: 'higher' },
   ];
   return {
@@ -130,7 +178,9 @@ export function catalogPhase(sizes: Sizes, creds: Credentials, count: number, st
       `A volume in distribution's on-disk layout is written with ${label} repositories (one tagged image each; ` +
       `${TAGGED_REPO} also has ${sizes.tagCount} more tags), and each registry is started on that same volume (this ` +
       'phase only reads it). After one authenticated `GET /v2/` (so the first use of a credential is not counted), ' +
-      '`_catalog?n=' + n + '` is walked through its Link headers twice and the tags list once; every ' +
+      '`_catalog?n=' +
+      n +
+      '` is walked through its Link headers twice and the tags list once; every ' +
       'page is checked to hold at most n entries and to start after the previous page, and the whole list against ' +
       'what was written (the walk fails on a missing or extra name).',
     steps: [walkStep('cold'), walkStep('warm'), tagsStep],

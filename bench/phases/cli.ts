@@ -26,7 +26,12 @@ export async function timeCommand(argv: string[], runs: number, workDir: string)
     await rm(out, { force: true });
     const r = parsed.results[0];
     if (!r) throw new Error('hyperfine wrote no result');
-    return { medianMs: r.median * 1000, meanMs: r.mean * 1000, runs, tool: `hyperfine -N --warmup 2 --runs ${runs} "${command}"` };
+    return {
+      medianMs: r.median * 1000,
+      meanMs: r.mean * 1000,
+      runs,
+      tool: `hyperfine -N --warmup 2 --runs ${runs} "${command}"`,
+    };
   }
   const samples: number[] = [];
   for (let i = 0; i < runs + 2; i++) {

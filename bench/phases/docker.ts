@@ -42,7 +42,8 @@ function dockerCli(configDir: string) {
     new Promise<string>((resolve, reject) => {
       const env = { ...process.env, DOCKER_CONFIG: configDir, DOCKER_BUILDKIT: '0' };
       const child = execFile('docker', args, { env, maxBuffer: 64 * MiB }, (err, stdout, stderr) => {
-        if (err) reject(new Error(`docker ${args.slice(0, 2).join(' ')}: ${err.message}\n${String(stderr).slice(-2000)}`));
+        if (err)
+          reject(new Error(`docker ${args.slice(0, 2).join(' ')}: ${err.message}\n${String(stderr).slice(-2000)}`));
         else resolve(String(stdout));
       });
       if (input !== undefined) child.stdin?.end(input);
@@ -65,7 +66,11 @@ async function payloadContext(dir: string, layers: number, layerBytes: number): 
       await file.close();
     }
   }
-  const lines = ['FROM scratch', ...Array.from({ length: layers }, (_, i) => `COPY layer-${i}.bin /layer-${i}.bin`), 'CMD ["/none"]'];
+  const lines = [
+    'FROM scratch',
+    ...Array.from({ length: layers }, (_, i) => `COPY layer-${i}.bin /layer-${i}.bin`),
+    'CMD ["/none"]',
+  ];
   await writeFile(join(dir, 'Dockerfile'), `${lines.join('\n')}\n`);
 }
 
@@ -80,15 +85,24 @@ async function referenceImage(dir: string, docker: ReturnType<typeof dockerCli>)
     version: 0.1,
     // As deployed by default on both sides: the stack's registry logs at info, registry:2 at info with access logs.
     log: { level: 'info' },
-    storage: { filesystem: { rootdirectory: '/var/lib/registry' }, delete: { enabled: true }, cache: { blobdescriptor: 'inmemory' } },
+    storage: {
+      filesystem: { rootdirectory: '/var/lib/registry' },
+      delete: { enabled: true },
+      cache: { blobdescriptor: 'inmemory' },
+    },
     http: { addr: ':5000', secret: 'regctl-bench-not-a-secret', headers: { 'X-Content-Type-Options': ['nosniff'] } },
     auth: { htpasswd: { realm: 'regctl-bench', path: '/auth/htpasswd' } },
   };
   await writeFile(join(dir, 'config.yml'), stringify(config));
   await writeFile(
     join(dir, 'Dockerfile'),
-    [`FROM ${BASE_IMAGE}`, 'COPY docker-registry /usr/bin/docker-registry', 'COPY config.yml /etc/docker/registry/config.yml',
-      'ENTRYPOINT ["/usr/bin/docker-registry", "serve", "/etc/docker/registry/config.yml"]', ''].join('\n'),
+    [
+      `FROM ${BASE_IMAGE}`,
+      'COPY docker-registry /usr/bin/docker-registry',
+      'COPY config.yml /etc/docker/registry/config.yml',
+      'ENTRYPOINT ["/usr/bin/docker-registry", "serve", "/etc/docker/registry/config.yml"]',
+      '',
+    ].join('\n'),
   );
   await docker(['build', '-q', '-t', REF_IMAGE, dir]);
 }
@@ -111,7 +125,10 @@ async function proxyConfig(stack: BenchStack, dir: string, upstream: Record<Regi
     services[name] = { loadBalancer: { servers: [{ url: upstream[name] }] } };
   }
   const { providers: _docker, entryPoints: _stackEntryPoints, ping: _ping, ...rest } = rendered;
-  await writeFile(join(dir, 'traefik.yml'), stringify({ ...rest, entryPoints, providers: { file: { filename: '/etc/traefik/dynamic.yml' } } }));
+  await writeFile(
+    join(dir, 'traefik.yml'),
+    stringify({ ...rest, entryPoints, providers: { file: { filename: '/etc/traefik/dynamic.yml' } } }),
+  );
   await writeFile(join(dir, 'dynamic.yml'), stringify({ http: { routers, services } }));
 }
 
@@ -120,7 +137,10 @@ async function waitFor401(port: number, what: string): Promise<void> {
   const deadline = Date.now() + 60_000;
   try {
     while (Date.now() < deadline) {
-      const status = await client.request('GET', '/v2/').then((r) => r.status, () => 0);
+      const status = await client.request('GET', '/v2/').then(
+        (r) => r.status,
+        () => 0,
+      );
       if (status === 401) return;
       await sleep(250);
     }
@@ -145,7 +165,10 @@ export interface DockerPhaseInput {
 }
 
 /** Peak resident set (VmHWM since start, never reset) and CPU of a container's processes, read from the host. */
-async function containerResources(docker: ReturnType<typeof dockerCli>, container: string): Promise<ResourceUse | undefined> {
+async function containerResources(
+  docker: ReturnType<typeof dockerCli>,
+  container: string,
+): Promise<ResourceUse | undefined> {
   const pid = Number((await docker(['inspect', '-f', '{{.State.Pid}}', container])).trim());
   if (!pid) return undefined;
   const s = await sampleProcess(pid);
@@ -196,13 +219,13 @@ export async function dockerPhase(input: DockerPhaseInput): Promise<PhaseResult>
       '(dockerd treats loopback registries as insecure: it tries TLS first, which Traefik answers with its default ' +
       'certificate, as in the dev stack). Ours is the registry container of a dev stack (`regctl up`), the reference is ' +
       '`/usr/bin/docker-registry` in a container on the same network, built on the same base image; one Traefik ' +
-      'container with the dev stack\'s static configuration and a file provider fronts both, on one entrypoint each. ' +
+      "container with the dev stack's static configuration and a file provider fronts both, on one entrypoint each. " +
       `Both read the stack's htpasswd (bcrypt cost ${input.bcryptCost}) and log as deployed by default (info; the ` +
       'reference with its access log). Before each pull every tag is removed and ' +
       'images pruned, so each pull transfers every layer; after it, the layer digests (diff IDs) and the repo digest are ' +
-      'checked against the built image and the push. Wall time of the docker CLI, so the client\'s gzip of the layers ' +
+      "checked against the built image and the push. Wall time of the docker CLI, so the client's gzip of the layers " +
       '(push) and gunzip and extraction (pull) are in both figures. One push and one pull per registry. The ' +
-      'resource table gives each registry container\'s process over its whole life (peak RSS never reset, CPU from ' +
+      "resource table gives each registry container's process over its whole life (peak RSS never reset, CPU from " +
       'its start), read from the host after the pulls.',
     order,
     metrics: [],
@@ -221,24 +244,56 @@ export async function dockerPhase(input: DockerPhaseInput): Promise<PhaseResult>
     await docker(['build', '-q', '-t', PAYLOAD, join(workDir, 'payload')]);
     await rm(join(workDir, 'payload'), { recursive: true, force: true });
     const layers = JSON.parse(await docker(['image', 'inspect', '-f', '{{json .RootFS.Layers}}', PAYLOAD])) as string[];
-    if (layers.length !== sizes.dockerLayers) throw new VerifyError(`built image has ${layers.length} layers, expected ${sizes.dockerLayers}`);
+    if (layers.length !== sizes.dockerLayers)
+      throw new VerifyError(`built image has ${layers.length} layers, expected ${sizes.dockerLayers}`);
 
     stack = await initBenchStack(input.repoRoot, join(workDir, 'docker-stack'), PROJECT, OURS_IMAGE);
-    const { hashPassword } = (await import(join(input.repoRoot, 'dist/stack/htpasswd.js'))) as { hashPassword: (p: string, cost: number) => string };
-    await writeFile(join(stack.dir, 'auth/htpasswd'), `${stack.user}:${hashPassword(stack.password, input.bcryptCost)}\n`, { mode: 0o600 });
+    const { hashPassword } = (await import(join(input.repoRoot, 'dist/stack/htpasswd.js'))) as {
+      hashPassword: (p: string, cost: number) => string;
+    };
+    await writeFile(
+      join(stack.dir, 'auth/htpasswd'),
+      `${stack.user}:${hashPassword(stack.password, input.bcryptCost)}\n`,
+      { mode: 0o600 },
+    );
     await stack.regctl(['up', '--dir', stack.dir]);
     const network = `${PROJECT}_proxy`;
     await referenceImage(join(workDir, 'ref-image'), docker);
-    await docker(['run', '-d', '--name', REF_CONTAINER, '--network', network, '-v', `${join(stack.dir, 'auth/htpasswd')}:/auth/htpasswd:ro`, REF_IMAGE]);
+    await docker([
+      'run',
+      '-d',
+      '--name',
+      REF_CONTAINER,
+      '--network',
+      network,
+      '-v',
+      `${join(stack.dir, 'auth/htpasswd')}:/auth/htpasswd:ro`,
+      REF_IMAGE,
+    ]);
     const proxyDir = join(workDir, 'proxy');
     await mkdir(proxyDir, { recursive: true });
-    await proxyConfig(stack, proxyDir, { ours: `http://${PROJECT}-registry:5000`, ref: `http://${REF_CONTAINER}:5000` });
+    await proxyConfig(stack, proxyDir, {
+      ours: `http://${PROJECT}-registry:5000`,
+      ref: `http://${REF_CONTAINER}:5000`,
+    });
     const ports: Record<RegistryName, number> = { ours: await freePort(), ref: await freePort() };
     await docker([
-      'run', '-d', '--name', PROXY_CONTAINER, '--network', network,
-      '-p', `127.0.0.1:${ports.ours}:${ENTRY.ours}`, '-p', `127.0.0.1:${ports.ref}:${ENTRY.ref}`,
-      '-v', `${join(proxyDir, 'traefik.yml')}:/etc/traefik/traefik.yml:ro`, '-v', `${join(proxyDir, 'dynamic.yml')}:/etc/traefik/dynamic.yml:ro`,
-      TRAEFIK_IMAGE, '--configfile=/etc/traefik/traefik.yml',
+      'run',
+      '-d',
+      '--name',
+      PROXY_CONTAINER,
+      '--network',
+      network,
+      '-p',
+      `127.0.0.1:${ports.ours}:${ENTRY.ours}`,
+      '-p',
+      `127.0.0.1:${ports.ref}:${ENTRY.ref}`,
+      '-v',
+      `${join(proxyDir, 'traefik.yml')}:/etc/traefik/traefik.yml:ro`,
+      '-v',
+      `${join(proxyDir, 'dynamic.yml')}:/etc/traefik/dynamic.yml:ro`,
+      TRAEFIK_IMAGE,
+      '--configfile=/etc/traefik/traefik.yml',
     ]);
     for (const name of order) await waitFor401(ports[name], `Traefik in front of ${name}`);
 
@@ -258,7 +313,9 @@ export async function dockerPhase(input: DockerPhaseInput): Promise<PhaseResult>
       if (!digest) throw new VerifyError(`docker push ${ref} reported no digest:\n${out.slice(-1000)}`);
       pushed[name] = { ref, digest };
       Object.assign(figures[name] ?? {}, { pushSeconds: seconds, pushMBps: mbPerSecond(totalBytes, seconds) });
-      process.stderr.write(`   ${name.padEnd(4)} push ${seconds.toFixed(1)} s (${mbPerSecond(totalBytes, seconds).toFixed(0)} MB/s)\n`);
+      process.stderr.write(
+        `   ${name.padEnd(4)} push ${seconds.toFixed(1)} s (${mbPerSecond(totalBytes, seconds).toFixed(0)} MB/s)\n`,
+      );
     }
     for (const name of order) {
       const p = pushed[name] as Pushed;
@@ -266,15 +323,23 @@ export async function dockerPhase(input: DockerPhaseInput): Promise<PhaseResult>
       const { seconds } = await timed(() => docker(['pull', p.ref]));
       const got = JSON.parse(await docker(['image', 'inspect', '-f', '{{json .RootFS.Layers}}', p.ref])) as string[];
       if (got.join() !== layers.join()) {
-        throw new VerifyError(`${name}: pulled layers ${got.join(',')} differ from the built image's ${layers.join(',')}`);
+        throw new VerifyError(
+          `${name}: pulled layers ${got.join(',')} differ from the built image's ${layers.join(',')}`,
+        );
       }
-      const repoDigests = JSON.parse(await docker(['image', 'inspect', '-f', '{{json .RepoDigests}}', p.ref])) as string[];
+      const repoDigests = JSON.parse(
+        await docker(['image', 'inspect', '-f', '{{json .RepoDigests}}', p.ref]),
+      ) as string[];
       if (!repoDigests.includes(`${host(name)}/bench/payload@${p.digest}`)) {
-        throw new VerifyError(`${name}: pulled image's repo digests ${repoDigests.join(',')} do not hold the pushed ${p.digest}`);
+        throw new VerifyError(
+          `${name}: pulled image's repo digests ${repoDigests.join(',')} do not hold the pushed ${p.digest}`,
+        );
       }
       Object.assign(figures[name] ?? {}, { pullSeconds: seconds, pullMBps: mbPerSecond(totalBytes, seconds) });
       const rate = mbPerSecond(totalBytes, seconds).toFixed(0);
-      process.stderr.write(`   ${name.padEnd(4)} pull ${seconds.toFixed(1)} s (${rate} MB/s), ${got.length} layers checked\n`);
+      process.stderr.write(
+        `   ${name.padEnd(4)} pull ${seconds.toFixed(1)} s (${rate} MB/s), ${got.length} layers checked\n`,
+      );
     }
     await removeAll();
     const ours = await containerResources(docker, `${PROJECT}-registry`);
@@ -291,7 +356,8 @@ export async function dockerPhase(input: DockerPhaseInput): Promise<PhaseResult>
     await docker(['rmi', '-f', PAYLOAD, OURS_IMAGE, REF_IMAGE]).catch(() => '');
     await rm(configDir, { recursive: true, force: true });
   }
-  const pick = (name: RegistryName, id: string): number | undefined => (result.errors[name] === undefined ? figures[name]?.[id] : undefined);
+  const pick = (name: RegistryName, id: string): number | undefined =>
+    result.errors[name] === undefined ? figures[name]?.[id] : undefined;
   result.metrics = METRICS.map((m) => metric(m, pick('ours', m.id), pick('ref', m.id)));
   return result;
 }

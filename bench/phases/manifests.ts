@@ -2,7 +2,14 @@ import { sha256 } from '../lib/http.js';
 import { runForDuration } from '../lib/load.js';
 import type { MetricSpec } from '../lib/model.js';
 import type { Figures, PhaseSpec, Step } from '../lib/phase.js';
-import { OCI_MANIFEST, getManifest, headManifest, imageManifest, pushSmallBlob, putManifest } from '../lib/registry-ops.js';
+import {
+  OCI_MANIFEST,
+  getManifest,
+  headManifest,
+  imageManifest,
+  pushSmallBlob,
+  putManifest,
+} from '../lib/registry-ops.js';
 import type { RegistryName } from '../lib/servers.js';
 import type { Sizes } from '../lib/sizes.js';
 import type { Target } from '../lib/stats.js';
@@ -24,12 +31,20 @@ interface Base {
  * (c=16, ≥ 3× the reference) is stated at bcrypt cost 5, what `htpasswd -B` writes: `putTarget` says whether
  * this run is at that cost.
  */
-export function manifestPhase(sizes: Sizes, creds: Credentials, opts: { putTarget: boolean } = { putTarget: true }): PhaseSpec {
+export function manifestPhase(
+  sizes: Sizes,
+  creds: Credentials,
+  opts: { putTarget: boolean } = { putTarget: true },
+): PhaseSpec {
   const bases = new Map<RegistryName, Base>();
   const setup: Step = async (server) => {
     const c = server.client(creds, 1);
     try {
-      const config = await pushSmallBlob(c, REPO, Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } })));
+      const config = await pushSmallBlob(
+        c,
+        REPO,
+        Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } })),
+      );
       const layer = await pushSmallBlob(c, REPO, Buffer.from(`layer of ${server.name}\n`.repeat(64)));
       const manifest = imageManifest(config, [layer]);
       const digest = await putManifest(c, REPO, 'base', manifest, OCI_MANIFEST);
@@ -39,33 +54,39 @@ export function manifestPhase(sizes: Sizes, creds: Credentials, opts: { putTarge
       c.close();
     }
   };
-  const cell = (op: Op, concurrency: number): Step => async (server) => {
-    const base = bases.get(server.name);
-    if (!base) throw new Error('manifest setup did not run');
-    const c = server.client(creds, concurrency);
-    try {
-      const ms = sizes.manifestSeconds * 1000;
-      const result =
-        op === 'put'
-          ? await runForDuration(concurrency, ms, async (seq) => {
-              const body = imageManifest(base.config, [base.layer], { 'org.regctl.bench.seq': `${concurrency}-${seq}` });
-              await putManifest(c, REPO, `put-c${concurrency}-${seq}`, body, OCI_MANIFEST, sha256(body));
-            })
-          : op === 'get'
-            ? await runForDuration(concurrency, ms, () => getManifest(c, REPO, 'base', base.digest))
-            : await runForDuration(concurrency, ms, () => headManifest(c, REPO, 'base', base.digest, base.manifest.length));
-      const key = `${op}.c${concurrency}`;
-      const out: Figures = {
-        [`${key}.rps`]: result.requestsPerSecond,
-        [`${key}.p50`]: result.latency.p50,
-        [`${key}.p99`]: result.latency.p99,
-        [`${key}.requests`]: result.requests,
-      };
-      return out;
-    } finally {
-      c.close();
-    }
-  };
+  const cell =
+    (op: Op, concurrency: number): Step =>
+    async (server) => {
+      const base = bases.get(server.name);
+      if (!base) throw new Error('manifest setup did not run');
+      const c = server.client(creds, concurrency);
+      try {
+        const ms = sizes.manifestSeconds * 1000;
+        const result =
+          op === 'put'
+            ? await runForDuration(concurrency, ms, async (seq) => {
+                const body = imageManifest(base.config, [base.layer], {
+                  'org.regctl.bench.seq': `${concurrency}-${seq}`,
+                });
+                await putManifest(c, REPO, `put-c${concurrency}-${seq}`, body, OCI_MANIFEST, sha256(body));
+              })
+            : op === 'get'
+              ? await runForDuration(concurrency, ms, () => getManifest(c, REPO, 'base', base.digest))
+              : await runForDuration(concurrency, ms, () =>
+                  headManifest(c, REPO, 'base', base.digest, base.manifest.length),
+                );
+        const key = `${op}.c${concurrency}`;
+        const out: Figures = {
+          [`${key}.rps`]: result.requestsPerSecond,
+          [`${key}.p50`]: result.latency.p50,
+          [`${key}.p99`]: result.latency.p99,
+          [`${key}.requests`]: result.requests,
+        };
+        return out;
+      } finally {
+        c.close();
+      }
+    };
   const steps: Step[] = [setup];
   const metrics: MetricSpec[] = [];
   for (const concurrency of sizes.concurrencies) {
@@ -74,7 +95,11 @@ export function manifestPhase(sizes: Sizes, creds: Credentials, opts: { putTarge
       const key = `${op}.c${concurrency}`;
       const name = `${op.toUpperCase()} c=${concurrency}`;
       const rpsTargets: Target[] =
-        op === 'put' ? (concurrency === 16 && opts.putTarget ? [{ kind: 'ratio-min', value: 3 }] : []) : [{ kind: 'ratio-min', value: 10 }];
+        op === 'put'
+          ? concurrency === 16 && opts.putTarget
+            ? [{ kind: 'ratio-min', value: 3 }]
+            : []
+          : [{ kind: 'ratio-min', value: 10 }];
       const p99Targets: Target[] = op === 'put' ? [] : [{ kind: 'below-reference' }];
       metrics.push(
         { id: `${key}.rps`, label: `${name} requests/s`, unit: 'req/s', better: 'higher', targets: rpsTargets },
@@ -89,7 +114,7 @@ export function manifestPhase(sizes: Sizes, creds: Credentials, opts: { putTarge
     description:
       `Each cell runs for ${sizes.manifestSeconds} s with that many keep-alive connections, Basic auth on every request. ` +
       'PUT sends a new OCI image manifest each time (a distinct annotation) under a new tag and checks 201 and ' +
-      'Docker-Content-Digest; GET fetches one tagged manifest and checks status, digest header and the body\'s ' +
+      "Docker-Content-Digest; GET fetches one tagged manifest and checks status, digest header and the body's " +
       'sha256; HEAD checks status, digest header and Content-Length. The registries alternate cell by cell.',
     steps,
     metrics,

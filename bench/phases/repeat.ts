@@ -40,35 +40,37 @@ export const FLAT_LABEL = `Resident set flat across rounds (1 = yes: last ≤ fi
 export function repeatPhase(sizes: Sizes, creds: Credentials, pool: Buffer): PhaseSpec {
   const list = logUniformSizes(sizes.repeatBlobCount, sizes.smallBlobMin, sizes.smallBlobMax, 7);
   const series = new RssSeries();
-  const round = (r: number): Step => async (server) => {
-    const c = server.client(creds, 16);
-    const repo = `bench/repeat-${r}`;
-    try {
-      const blobs = list.map((size, i) => {
-        const data = smallBlob(pool, size, `${server.name}-repeat-${r}-${i}`);
-        return { data, digest: sha256(data), size };
-      });
-      await runAll(sizes.smallBlobConcurrency, blobs, (b) => pushBlobMonolithic(c, repo, b.data, b.digest));
-      const [config, layer] = blobs as [(typeof blobs)[0], (typeof blobs)[0]];
-      const ms = sizes.repeatSeconds * 1000;
-      await runForDuration(16, ms, async (seq) => {
-        const body = imageManifest(config, [layer], { 'org.regctl.bench.repeat': `${r}-${seq}` });
-        await putManifest(c, repo, `r${seq}`, body, OCI_MANIFEST, sha256(body));
-      });
-      const base = imageManifest(config, [layer]);
-      const digest = await putManifest(c, repo, 'base', base, OCI_MANIFEST);
-      const gets = await runForDuration(16, ms, () => getManifest(c, repo, 'base', digest));
-      const sample = await server.sample();
-      series.record(server.name, sample);
-      return {
-        [`round${r}.rssMiB`]: toMiB(bytes(sample.rssBytes)),
-        [`round${r}.peakMiB`]: toMiB(bytes(sample.peakRssBytes)),
-        [`round${r}.getRps`]: gets.requestsPerSecond,
-      };
-    } finally {
-      c.close();
-    }
-  };
+  const round =
+    (r: number): Step =>
+    async (server) => {
+      const c = server.client(creds, 16);
+      const repo = `bench/repeat-${r}`;
+      try {
+        const blobs = list.map((size, i) => {
+          const data = smallBlob(pool, size, `${server.name}-repeat-${r}-${i}`);
+          return { data, digest: sha256(data), size };
+        });
+        await runAll(sizes.smallBlobConcurrency, blobs, (b) => pushBlobMonolithic(c, repo, b.data, b.digest));
+        const [config, layer] = blobs as [(typeof blobs)[0], (typeof blobs)[0]];
+        const ms = sizes.repeatSeconds * 1000;
+        await runForDuration(16, ms, async (seq) => {
+          const body = imageManifest(config, [layer], { 'org.regctl.bench.repeat': `${r}-${seq}` });
+          await putManifest(c, repo, `r${seq}`, body, OCI_MANIFEST, sha256(body));
+        });
+        const base = imageManifest(config, [layer]);
+        const digest = await putManifest(c, repo, 'base', base, OCI_MANIFEST);
+        const gets = await runForDuration(16, ms, () => getManifest(c, repo, 'base', digest));
+        const sample = await server.sample();
+        series.record(server.name, sample);
+        return {
+          [`round${r}.rssMiB`]: toMiB(bytes(sample.rssBytes)),
+          [`round${r}.peakMiB`]: toMiB(bytes(sample.peakRssBytes)),
+          [`round${r}.getRps`]: gets.requestsPerSecond,
+        };
+      } finally {
+        c.close();
+      }
+    };
   const verdict: Step = async (server) => series.verdict(server.name);
   const steps: Step[] = [];
   const metrics: MetricSpec[] = [];
@@ -78,7 +80,12 @@ export function repeatPhase(sizes: Sizes, creds: Credentials, pool: Buffer): Pha
   }
   steps.push(verdict);
   metrics.push(
-    { id: 'growthMiB', label: `VmRSS growth from round 1 to round ${sizes.repeatRounds}`, unit: 'MiB', better: 'lower' },
+    {
+      id: 'growthMiB',
+      label: `VmRSS growth from round 1 to round ${sizes.repeatRounds}`,
+      unit: 'MiB',
+      better: 'lower',
+    },
     { id: 'flat', label: FLAT_LABEL, unit: 'bool', better: 'higher', targets: [{ kind: 'min', value: 1 }] },
   );
   return {

@@ -78,13 +78,19 @@ export async function makeOciLayout(cacheDir: string, layers: number, bytes: num
     layerDescriptors.push({ mediaType: LAYER_GZIP, digest: `sha256:${digest}`, size: gz.length });
     layerBytes += gz.length;
   }
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: diffIds } }));
+  const config = Buffer.from(
+    JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: diffIds } }),
+  );
   await writeFile(join(blobsDir, hex(config)), config);
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
       mediaType: OCI_MANIFEST,
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${hex(config)}`, size: config.length },
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: `sha256:${hex(config)}`,
+        size: config.length,
+      },
       layers: layerDescriptors,
     }),
   );
@@ -96,7 +102,14 @@ export async function makeOciLayout(cacheDir: string, layers: number, bytes: num
     JSON.stringify({
       schemaVersion: 2,
       mediaType: OCI_INDEX,
-      manifests: [{ mediaType: OCI_MANIFEST, digest: manifestDigest, size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': TAG } }],
+      manifests: [
+        {
+          mediaType: OCI_MANIFEST,
+          digest: manifestDigest,
+          size: manifest.length,
+          annotations: { 'org.opencontainers.image.ref.name': TAG },
+        },
+      ],
     }),
   );
   const layout: OciLayout = {
@@ -113,10 +126,12 @@ export async function makeOciLayout(cacheDir: string, layers: number, bytes: num
 async function verifyLayout(dir: string, layout: OciLayout): Promise<void> {
   const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
   const got = index.manifests.map((m) => m.digest);
-  if (!got.includes(layout.manifestDigest)) throw new VerifyError(`copied out manifest ${got.join(',')}, expected ${layout.manifestDigest}`);
+  if (!got.includes(layout.manifestDigest))
+    throw new VerifyError(`copied out manifest ${got.join(',')}, expected ${layout.manifestDigest}`);
   const names = (await readdir(join(dir, 'blobs/sha256'))).sort();
   const want = layout.blobDigests.map((d) => d.slice('sha256:'.length));
-  if (names.join() !== want.join()) throw new VerifyError(`copied out blobs ${names.length}, expected ${want.length} with the same digests`);
+  if (names.join() !== want.join())
+    throw new VerifyError(`copied out blobs ${names.length}, expected ${want.length} with the same digests`);
   for (const name of names) {
     const data = await readFile(join(dir, 'blobs/sha256', name));
     if (hex(data) !== name) throw new VerifyError(`copied out blob ${name} hashes to ${hex(data)}`);
@@ -129,11 +144,23 @@ export function skopeoPhase(sizes: Sizes, creds: Credentials, layout: () => OciL
   const copyIn: Step = async (server) => {
     const l = layout();
     const dest = `docker://127.0.0.1:${server.port}/${repo}:${TAG}`;
-    const args = ['copy', '--quiet', '--preserve-digests', '--dest-tls-verify=false', '--dest-creds', credArg, `oci:${l.dir}:${TAG}`, dest];
+    const args = [
+      'copy',
+      '--quiet',
+      '--preserve-digests',
+      '--dest-tls-verify=false',
+      '--dest-creds',
+      credArg,
+      `oci:${l.dir}:${TAG}`,
+      dest,
+    ];
     const { seconds } = await timed(() => exec('skopeo', args, { maxBuffer: 16 * MiB }));
     const c = server.client(creds, 1);
     try {
-      const res = await c.request('HEAD', `/v2/${repo}/manifests/${TAG}`, { headers: { accept: OCI_MANIFEST }, consume: 'discard' });
+      const res = await c.request('HEAD', `/v2/${repo}/manifests/${TAG}`, {
+        headers: { accept: OCI_MANIFEST },
+        consume: 'discard',
+      });
       expectStatus(res, 200, 'HEAD the manifest skopeo pushed');
       expectDigestHeader(res, l.manifestDigest, 'HEAD the manifest skopeo pushed');
     } finally {
@@ -146,7 +173,16 @@ export function skopeoPhase(sizes: Sizes, creds: Credentials, layout: () => OciL
     const out = join(workDir, `skopeo-out-${server.name}`);
     await rm(out, { recursive: true, force: true });
     const src = `docker://127.0.0.1:${server.port}/${repo}:${TAG}`;
-    const args = ['copy', '--quiet', '--preserve-digests', '--src-tls-verify=false', '--src-creds', credArg, src, `oci:${out}:${TAG}`];
+    const args = [
+      'copy',
+      '--quiet',
+      '--preserve-digests',
+      '--src-tls-verify=false',
+      '--src-creds',
+      credArg,
+      src,
+      `oci:${out}:${TAG}`,
+    ];
     const { seconds } = await timed(() => exec('skopeo', args, { maxBuffer: 16 * MiB }));
     await verifyLayout(out, l);
     await rm(out, { recursive: true, force: true });
@@ -159,7 +195,7 @@ export function skopeoPhase(sizes: Sizes, creds: Credentials, layout: () => OciL
     description:
       `An OCI layout with ${sizes.skopeoLayers} gzip layers of random content (${total} in all) is copied into each ` +
       'registry with `skopeo copy --preserve-digests oci:DIR:bench docker://127.0.0.1:PORT/bench/skopeo:bench` ' +
-      '(HEAD of the manifest then checked against the layout\'s digest), then copied out to a new OCI layout whose ' +
+      "(HEAD of the manifest then checked against the layout's digest), then copied out to a new OCI layout whose " +
       'index and every blob are hashed and compared with the source.',
     steps: [copyIn, copyOut],
     metrics: [

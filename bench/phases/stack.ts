@@ -32,15 +32,35 @@ export async function requireImages(...images: string[]): Promise<void> {
  * `regctl init --yes` in `workDir/stack` under project `project`, the registry image tagged `image` (so runs
  * never rebuild each other's), re-rendered with `init --force`; the admin's credentials read from its `.env`.
  */
-export async function initBenchStack(repoRoot: string, workDir: string, project: string, image: string): Promise<BenchStack> {
-  const regctl = (args: string[]) => exec(process.execPath, [join(repoRoot, 'bin/regctl.js'), ...args], { maxBuffer: 64 * 1024 * 1024 });
+export async function initBenchStack(
+  repoRoot: string,
+  workDir: string,
+  project: string,
+  image: string,
+): Promise<BenchStack> {
+  const regctl = (args: string[]) =>
+    exec(process.execPath, [join(repoRoot, 'bin/regctl.js'), ...args], { maxBuffer: 64 * 1024 * 1024 });
   await requireImages(TRAEFIK_IMAGE, BASE_IMAGE);
   const dir = join(workDir, 'stack');
   await mkdir(workDir, { recursive: true });
   const ports = { http: await freePort(), https: await freePort(), registry: await freePort() };
   const init = [
-    'init', '--yes', '--dir', dir, '--name', project, '--traefik-image', TRAEFIK_IMAGE, '--base-image', BASE_IMAGE,
-    '--http-port', String(ports.http), '--https-port', String(ports.https), '--registry-port', String(ports.registry),
+    'init',
+    '--yes',
+    '--dir',
+    dir,
+    '--name',
+    project,
+    '--traefik-image',
+    TRAEFIK_IMAGE,
+    '--base-image',
+    BASE_IMAGE,
+    '--http-port',
+    String(ports.http),
+    '--https-port',
+    String(ports.https),
+    '--registry-port',
+    String(ports.registry),
   ];
   await regctl(init);
   const configFile = join(dir, 'regctl.yaml');

@@ -16,7 +16,9 @@ export function portArg(flag: string, opts: { allowZero?: boolean } = {}): ArgPa
   return (value) => {
     const n = Number(value);
     if (!WHOLE.test(value) || n > 65535 || n < min) {
-      throw new InvalidArgumentError(`${flag} must be a port number from ${min} to 65535${min === 0 ? ' (0 for none)' : ''}, for example ${flag} 8080`);
+      throw new InvalidArgumentError(
+        `${flag} must be a port number from ${min} to 65535${min === 0 ? ' (0 for none)' : ''}, for example ${flag} 8080`,
+      );
     }
     return n;
   };
@@ -27,7 +29,9 @@ export function wholeNumberArg(flag: string, opts: { min: number; unit: string }
   return (value) => {
     const n = Number(value);
     if (!WHOLE.test(value) || !Number.isSafeInteger(n) || n < opts.min) {
-      throw new InvalidArgumentError(`${flag} must be a whole number of ${opts.unit} from ${opts.min} up, for example ${flag} ${Math.max(opts.min, 10)}`);
+      throw new InvalidArgumentError(
+        `${flag} must be a whole number of ${opts.unit} from ${opts.min} up, for example ${flag} ${Math.max(opts.min, 10)}`,
+      );
     }
     return n;
   };

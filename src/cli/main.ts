@@ -22,7 +22,8 @@ export async function main(argv: string[], overrides: Partial<CliContext> = {}):
   } catch (err) {
     if (err instanceof CommanderError) {
       // commander has already printed its own one-line message (unknown option, missing argument, ...).
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help')
+        return 0;
       return err.exitCode === 0 ? 0 : 2;
     }
     if (isRegctlError(err)) {

@@ -10,7 +10,10 @@ export interface OutputStreams {
   stderr: NodeJS.WritableStream & { isTTY?: boolean };
 }
 
-export function createOutput(streams: OutputStreams = { stdout: process.stdout, stderr: process.stderr }, opts: { quiet?: boolean } = {}): Output {
+export function createOutput(
+  streams: OutputStreams = { stdout: process.stdout, stderr: process.stderr },
+  opts: { quiet?: boolean } = {},
+): Output {
   const isTTY = Boolean(streams.stdout.isTTY);
   const color = new Chalk({ level: isTTY && !process.env.NO_COLOR ? chalk.level || 1 : 0 });
   let progressShown = false;

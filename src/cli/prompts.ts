@@ -43,7 +43,13 @@ export function createPrompts(interactive = Boolean(process.stdin.isTTY && proce
       if (!interactive) refuse(message);
       const inquirer = await load();
       const { value } = await inquirer.prompt<{ value: (typeof choices)[number]['value'] }>([
-        { type: 'list', name: 'value', message, choices: choices.map((c) => ({ value: c.value, name: c.name ?? c.value })), default: opts.default },
+        {
+          type: 'list',
+          name: 'value',
+          message,
+          choices: choices.map((c) => ({ value: c.value, name: c.name ?? c.value })),
+          default: opts.default,
+        },
       ]);
       return value;
     },

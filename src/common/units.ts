@@ -45,7 +45,9 @@ export function parseSize(text: string): number {
   const unit = m?.[2] ?? '';
   const factor = SIZE_UNITS[unit.toLowerCase()];
   if (!m || factor === undefined || unit === 'm') {
-    throw new UnitError(`"${text}" is not a size (examples: 512MiB, 2GiB, 10GB; k/M/G/T are powers of 1000, Ki/Mi/Gi/Ti of 1024)`);
+    throw new UnitError(
+      `"${text}" is not a size (examples: 512MiB, 2GiB, 10GB; k/M/G/T are powers of 1000, Ki/Mi/Gi/Ti of 1024)`,
+    );
   }
   return Math.floor(Number(m[1]) * factor);
 }

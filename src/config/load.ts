@@ -40,7 +40,9 @@ export function parseStackConfigText(text: string, file = CONFIG_FILE): StackCon
   }
   const parsed: unknown = doc.toJS() ?? {};
   if (typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new RegctlError('CONFIG_INVALID', `${file}: expected a mapping of settings`, { hint: 'regctl.yaml starts with "version: 1"' });
+    throw new RegctlError('CONFIG_INVALID', `${file}: expected a mapping of settings`, {
+      hint: 'regctl.yaml starts with "version: 1"',
+    });
   }
   const result = parseStackConfig(parsed);
   if (result.config) return result.config;

@@ -43,8 +43,9 @@ export function hostNameProblem(value: string): string | undefined {
     }
   }
   // registry.<host> must stay a DNS name: an all-digit last label would make it read as an IPv4 address.
-  if (/^\d+$/.test(labels.at(-1)!)) return 'must end with a name, not a number (an IP address cannot carry registry.<host>)';
-  if ((value.length + 'registry-ui.'.length) > 253) return 'is too long once prefixed with registry-ui.';
+  if (/^\d+$/.test(labels.at(-1)!))
+    return 'must end with a name, not a number (an IP address cannot carry registry.<host>)';
+  if (value.length + 'registry-ui.'.length > 253) return 'is too long once prefixed with registry-ui.';
   return undefined;
 }
 
@@ -54,7 +55,11 @@ const hostName = z.string().superRefine((value, ctx) => {
 });
 
 const port = (what: string) =>
-  z.number({ error: `${what} must be a number` }).int(`${what} must be a whole number`).min(1, `${what} must be 1 to 65535`).max(65535, `${what} must be 1 to 65535`);
+  z
+    .number({ error: `${what} must be a number` })
+    .int(`${what} must be a whole number`)
+    .min(1, `${what} must be 1 to 65535`)
+    .max(65535, `${what} must be 1 to 65535`);
 
 /** A zod string checked by one of the project's unit parsers, so regctl.yaml reads units as everything else does. */
 const parsedBy = (parse: (text: string) => unknown, message: string, also: (text: string) => boolean = () => true) =>
@@ -69,7 +74,11 @@ const parsedBy = (parse: (text: string) => unknown, message: string, also: (text
 
 /** Durations handed to Traefik: the common grammar without days, which Go's time.ParseDuration does not read. */
 const duration = (example: string) =>
-  parsedBy(parseDuration, `must be a duration such as ${example} (units ns, us, ms, s, m, h)`, (value) => !value.includes('d'));
+  parsedBy(
+    parseDuration,
+    `must be a duration such as ${example} (units ns, us, ms, s, m, h)`,
+    (value) => !value.includes('d'),
+  );
 
 export const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -111,14 +120,19 @@ export const stackConfigSchema = z
     storage: z
       .strictObject({
         /** Engine volume name of the registry data; default `<name>_registry-data`. */
-        volume: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be a Docker volume name').optional(),
+        volume: z
+          .string()
+          .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be a Docker volume name')
+          .optional(),
       })
       .prefault({}),
     ui: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
     acme: z
       .strictObject({
         email: z.email({ error: 'must be an email address' }).optional(),
-        caServer: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL of an ACME directory' }).default(LETS_ENCRYPT_PRODUCTION),
+        caServer: z
+          .url({ protocol: /^https?$/, error: 'must be an http(s) URL of an ACME directory' })
+          .default(LETS_ENCRYPT_PRODUCTION),
         /** PEM file of a private ACME CA (pebble, step-ca), relative to the stack directory or absolute. */
         caCertificates: z.string().min(1).optional(),
       })
@@ -143,8 +157,14 @@ export const stackConfigSchema = z
       .prefault({}),
     registry: z
       .strictObject({
-        uploadPurgeAge: parsedBy(parseDuration, 'must be a duration such as 24h, 7d, 90m or 1h30m (a number needs a unit: ms, s, m, h, d)').default('168h'),
-        minFreeDisk: parsedBy(parseSize, 'must be a size such as 1GiB or 500MB (Ki/Mi/Gi: powers of 1024, k/M/G: of 1000)').default('1GiB'),
+        uploadPurgeAge: parsedBy(
+          parseDuration,
+          'must be a duration such as 24h, 7d, 90m or 1h30m (a number needs a unit: ms, s, m, h, d)',
+        ).default('168h'),
+        minFreeDisk: parsedBy(
+          parseSize,
+          'must be a size such as 1GiB or 500MB (Ki/Mi/Gi: powers of 1024, k/M/G: of 1000)',
+        ).default('1GiB'),
         logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
       })
       .prefault({}),
@@ -155,12 +175,21 @@ export const stackConfigSchema = z
       ctx.addIssue({ code: 'custom', path: ['users'], message: 'at least one user needs admin: true' });
     }
     const { http, https, registry, dashboard } = config.ports;
-    if (http === https) ctx.addIssue({ code: 'custom', path: ['ports', 'https'], message: 'ports.http and ports.https must differ' });
+    if (http === https)
+      ctx.addIssue({ code: 'custom', path: ['ports', 'https'], message: 'ports.http and ports.https must differ' });
     if (registry !== 0 && (registry === http || registry === https)) {
-      ctx.addIssue({ code: 'custom', path: ['ports', 'registry'], message: 'ports.registry must differ from ports.http and ports.https' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ports', 'registry'],
+        message: 'ports.registry must differ from ports.http and ports.https',
+      });
     }
     if (config.traefik.dashboard && [http, https, registry].includes(dashboard)) {
-      ctx.addIssue({ code: 'custom', path: ['ports', 'dashboard'], message: 'ports.dashboard must differ from the other ports' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ports', 'dashboard'],
+        message: 'ports.dashboard must differ from the other ports',
+      });
     }
   });
 
@@ -177,11 +206,17 @@ export function primaryAdmin(config: StackConfig): string {
 
 /** Hints for fields whose fix is not obvious from the message alone. */
 const HINTS: { prefix: string; hint: string }[] = [
-  { prefix: 'host', hint: 'use a DNS name such as example.com (the stack serves registry.<host> and registry-ui.<host>)' },
+  {
+    prefix: 'host',
+    hint: 'use a DNS name such as example.com (the stack serves registry.<host> and registry-ui.<host>)',
+  },
   { prefix: 'ports', hint: 'ports are whole numbers from 1 to 65535 (ports.registry may be 0 for none)' },
-  { prefix: 'acme.email', hint: 'give an address Let\'s Encrypt can write to, or remove acme.email' },
+  { prefix: 'acme.email', hint: "give an address Let's Encrypt can write to, or remove acme.email" },
   { prefix: 'acme.caServer', hint: `the ACME directory URL, e.g. ${LETS_ENCRYPT_PRODUCTION}` },
-  { prefix: 'users', hint: 'users map names to { admin: true } or { rules: [ { repos: "apps/**", actions: [pull, push] } ] }' },
+  {
+    prefix: 'users',
+    hint: 'users map names to { admin: true } or { rules: [ { repos: "apps/**", actions: [pull, push] } ] }',
+  },
   { prefix: 'version', hint: 'regctl.yaml starts with "version: 1"' },
 ];
 
@@ -193,15 +228,20 @@ export interface ConfigProblem {
 }
 
 /** Validates parsed YAML; problems carry the field path and a hint. */
-export function parseStackConfig(input: unknown): { config: StackConfig; problems: [] } | { config?: undefined; problems: ConfigProblem[] } {
+export function parseStackConfig(
+  input: unknown,
+): { config: StackConfig; problems: [] } | { config?: undefined; problems: ConfigProblem[] } {
   const result = stackConfigSchema.safeParse(input);
   if (result.success) return { config: result.data, problems: [] };
   const problems = result.error.issues.map((issue) => {
     const path = issue.path.map(String).join('.');
     let message = issue.message;
     if (issue.code === 'invalid_key') message = `${issue.issues[0]?.message ?? message}`;
-    if (issue.code === 'unrecognized_keys') message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-    const hint = HINTS.find((h) => path === h.prefix || path.startsWith(`${h.prefix}.`))?.hint ?? 'fix the field in regctl.yaml, or re-run `regctl init --force`';
+    if (issue.code === 'unrecognized_keys')
+      message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    const hint =
+      HINTS.find((h) => path === h.prefix || path.startsWith(`${h.prefix}.`))?.hint ??
+      'fix the field in regctl.yaml, or re-run `regctl init --force`';
     return { path, message, hint };
   });
   return { problems };

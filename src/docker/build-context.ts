@@ -22,8 +22,17 @@ export const DOCKERFILE_PATH = 'templates/Dockerfile';
 
 const TOP_LEVEL = ['package.json', 'package-lock.json', 'bin', 'dist', 'templates', 'node_modules'];
 const SKIP_NAMES = new Set([
-  '.git', '.cache', '.vite', '.vitest', 'coverage', '.DS_Store',
-  'node_modules/.package-lock.json', 'dist/test', 'dist/src', 'dist/bench', 'dist/vitest.config.js',
+  '.git',
+  '.cache',
+  '.vite',
+  '.vitest',
+  'coverage',
+  '.DS_Store',
+  'node_modules/.package-lock.json',
+  'dist/test',
+  'dist/src',
+  'dist/bench',
+  'dist/vitest.config.js',
 ]);
 
 /** The root of this package (two levels above both `src/docker` and `dist/docker`). */

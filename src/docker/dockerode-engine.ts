@@ -46,7 +46,7 @@ interface DockerodeError {
 const CONNECT_CODES = new Set(['ENOENT', 'ECONNREFUSED', 'EACCES', 'EPERM', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT']);
 
 function asDockerodeError(err: unknown): DockerodeError {
-  return err && typeof err === 'object' ? (err) : { message: String(err) };
+  return err && typeof err === 'object' ? err : { message: String(err) };
 }
 
 function engineMessage(err: DockerodeError): string {
@@ -62,7 +62,15 @@ function portKey(port: number): string {
   return `${port}/tcp`;
 }
 
-const STATES: ReadonlySet<string> = new Set(['created', 'running', 'paused', 'restarting', 'removing', 'exited', 'dead']);
+const STATES: ReadonlySet<string> = new Set([
+  'created',
+  'running',
+  'paused',
+  'restarting',
+  'removing',
+  'exited',
+  'dead',
+]);
 
 export class DockerodeEngine implements DockerEngine {
   readonly docker: Docker;
@@ -96,12 +104,16 @@ export class DockerodeEngine implements DockerEngine {
     const e = asDockerodeError(err);
     if (e.code && CONNECT_CODES.has(e.code)) {
       const permission = e.code === 'EACCES' || e.code === 'EPERM';
-      return new RegctlError('DOCKER_UNREACHABLE', `no Docker engine reachable at ${this.target.describe} (${e.code})`, {
-        hint: permission
-          ? 'no permission on the Docker socket: run as root or add your user to the docker group'
-          : 'start the Docker daemon (systemctl start docker, or dockerd), or point DOCKER_HOST at a running engine',
-        cause: err,
-      });
+      return new RegctlError(
+        'DOCKER_UNREACHABLE',
+        `no Docker engine reachable at ${this.target.describe} (${e.code})`,
+        {
+          hint: permission
+            ? 'no permission on the Docker socket: run as root or add your user to the docker group'
+            : 'start the Docker daemon (systemctl start docker, or dockerd), or point DOCKER_HOST at a running engine',
+          cause: err,
+        },
+      );
     }
     return new EngineError(`${what}: ${engineMessage(e)}`, e.statusCode, err);
   }
@@ -140,7 +152,9 @@ export class DockerodeEngine implements DockerEngine {
   }
 
   async listVolumes(labels: Record<string, string>): Promise<string[]> {
-    const res = await this.call('list volumes', () => this.docker.listVolumes({ filters: { label: labelFilters(labels) } }));
+    const res = await this.call('list volumes', () =>
+      this.docker.listVolumes({ filters: { label: labelFilters(labels) } }),
+    );
     return (res.Volumes ?? []).map((v) => v.Name).sort();
   }
 
@@ -202,7 +216,14 @@ export class DockerodeEngine implements DockerEngine {
           else if (failure) reject(new EngineError(`${what}: ${failure}`));
           else resolve();
         },
-        (event: { stream?: string; status?: string; progress?: string; id?: string; error?: string; errorDetail?: { message?: string } }) => {
+        (event: {
+          stream?: string;
+          status?: string;
+          progress?: string;
+          id?: string;
+          error?: string;
+          errorDetail?: { message?: string };
+        }) => {
           if (event.error || event.errorDetail) {
             failure = (event.errorDetail?.message ?? event.error ?? 'failed').trim();
             return;
@@ -268,7 +289,9 @@ export class DockerodeEngine implements DockerEngine {
   }
 
   async removeContainer(name: string): Promise<boolean> {
-    const removed = await this.lookup<unknown>(`remove ${name}`, () => this.docker.getContainer(name).remove({ force: true, v: true }));
+    const removed = await this.lookup<unknown>(`remove ${name}`, () =>
+      this.docker.getContainer(name).remove({ force: true, v: true }),
+    );
     return removed !== undefined;
   }
 
@@ -276,7 +299,10 @@ export class DockerodeEngine implements DockerEngine {
     const info = await this.lookup(`inspect ${name}`, () => this.docker.getContainer(name).inspect());
     if (!info) return undefined;
     const ports: PortBinding[] = [];
-    const bindings = (info.HostConfig?.PortBindings ?? {}) as Record<string, { HostIp?: string; HostPort?: string }[] | null>;
+    const bindings = (info.HostConfig?.PortBindings ?? {}) as Record<
+      string,
+      { HostIp?: string; HostPort?: string }[] | null
+    >;
     for (const [key, list] of Object.entries(bindings)) {
       const containerPort = Number(key.split('/')[0]);
       for (const b of list ?? []) {
@@ -314,7 +340,10 @@ export class DockerodeEngine implements DockerEngine {
 
   async engineInfo(): Promise<EngineInfo> {
     const info = (await this.call('engine info', () => this.docker.info())) as {
-      RegistryConfig?: { InsecureRegistryCIDRs?: string[]; IndexConfigs?: Record<string, { Name: string; Secure: boolean }> };
+      RegistryConfig?: {
+        InsecureRegistryCIDRs?: string[];
+        IndexConfigs?: Record<string, { Name: string; Secure: boolean }>;
+      };
       SystemTime?: string;
       ServerVersion?: string;
     };
@@ -334,14 +363,25 @@ export class DockerodeEngine implements DockerEngine {
 
   async logs(name: string, options: LogOptions = {}): Promise<Readable> {
     const container = this.docker.getContainer(name);
-    const base = { stdout: true, stderr: true, timestamps: options.timestamps ?? false, ...(options.tail !== undefined ? { tail: options.tail } : {}) };
+    const base = {
+      stdout: true,
+      stderr: true,
+      timestamps: options.timestamps ?? false,
+      ...(options.tail !== undefined ? { tail: options.tail } : {}),
+    };
     if (options.follow) {
-      const raw = (await this.call(`logs ${name}`, () => container.logs({ ...base, follow: true }))) as unknown as Readable;
+      const raw = (await this.call(`logs ${name}`, () =>
+        container.logs({ ...base, follow: true }),
+      )) as unknown as Readable;
       const out = demuxDockerStream(raw);
-      options.signal?.addEventListener('abort', () => {
-        raw.destroy();
-        out.end();
-      }, { once: true });
+      options.signal?.addEventListener(
+        'abort',
+        () => {
+          raw.destroy();
+          out.end();
+        },
+        { once: true },
+      );
       return out;
     }
     const buf = await this.call(`logs ${name}`, () => container.logs({ ...base, follow: false }));

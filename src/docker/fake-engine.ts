@@ -45,7 +45,9 @@ export class FakeEngine implements DockerEngine {
 
   private check(key: string): void {
     if (!this.reachable) {
-      throw new RegctlError('DOCKER_UNREACHABLE', 'no Docker engine reachable at the fake engine', { hint: 'start the Docker daemon' });
+      throw new RegctlError('DOCKER_UNREACHABLE', 'no Docker engine reachable at the fake engine', {
+        hint: 'start the Docker daemon',
+      });
     }
     const failure = this.failOn.get(key);
     if (failure) throw failure;
@@ -91,7 +93,9 @@ export class FakeEngine implements DockerEngine {
 
   async removeVolume(name: string): Promise<boolean> {
     if (!this.volumes.has(name)) return false;
-    const used = [...this.containers.values()].some((c) => c.spec.mounts.some((m) => m.type === 'volume' && m.source === name));
+    const used = [...this.containers.values()].some((c) =>
+      c.spec.mounts.some((m) => m.type === 'volume' && m.source === name),
+    );
     if (used) throw new EngineError(`remove volume ${name}: volume is in use`, 409);
     this.record(`remove-volume:${name}`);
     return this.volumes.delete(name);
@@ -99,7 +103,10 @@ export class FakeEngine implements DockerEngine {
 
   async listVolumes(labels: Record<string, string>): Promise<string[]> {
     this.check('list-volumes');
-    return [...this.volumes.entries()].filter(([, v]) => matches(v.labels, labels)).map(([name]) => name).sort();
+    return [...this.volumes.entries()]
+      .filter(([, v]) => matches(v.labels, labels))
+      .map(([name]) => name)
+      .sort();
   }
 
   async volumeSize(name: string): Promise<number | undefined> {
@@ -117,14 +124,18 @@ export class FakeEngine implements DockerEngine {
     for await (const chunk of request.context) chunks.push(Buffer.from(chunk as Buffer));
     this.buildContexts.push(Buffer.concat(chunks));
     onProgress(`Step 1/1 : FROM ${request.buildArgs.BASE_IMAGE ?? 'base'}`);
-    const info: ImageInfo = { id: `sha256:${(++this.seq).toString(16).padStart(64, '0')}`, labels: { ...request.labels } };
+    const info: ImageInfo = {
+      id: `sha256:${(++this.seq).toString(16).padStart(64, '0')}`,
+      labels: { ...request.labels },
+    };
     this.images.set(request.tag, info);
     return info;
   }
 
   async pullImage(ref: string, onProgress: (line: string) => void): Promise<void> {
     this.record(`pull:${ref}`);
-    if (!this.pullable.has(ref)) throw new EngineError(`pull ${ref}: pull access denied or repository does not exist`, 404);
+    if (!this.pullable.has(ref))
+      throw new EngineError(`pull ${ref}: pull access denied or repository does not exist`, 404);
     onProgress(`${ref}: Pull complete`);
     this.images.set(ref, { id: `sha256:${(++this.seq).toString(16).padStart(64, '0')}`, labels: {} });
   }
@@ -139,7 +150,8 @@ export class FakeEngine implements DockerEngine {
 
   async createContainer(spec: ContainerSpec): Promise<string> {
     this.record(`create:${spec.name}`);
-    if (this.containers.has(spec.name)) throw new EngineError(`create container ${spec.name}: name already in use`, 409);
+    if (this.containers.has(spec.name))
+      throw new EngineError(`create container ${spec.name}: name already in use`, 409);
     const image = this.images.get(spec.image);
     if (!image) throw new EngineError(`create container ${spec.name}: No such image: ${spec.image}`, 404);
     const id = `c${(++this.seq).toString(16).padStart(63, '0')}`;

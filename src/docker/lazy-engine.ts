@@ -3,7 +3,15 @@
  * first talks to the engine, so that `--help` and commands that never need an engine start fast and small.
  */
 import type { Readable } from 'node:stream';
-import type { BuildRequest, ContainerInfo, ContainerSpec, DockerEngine, EngineInfo, ImageInfo, LogOptions } from './engine.js';
+import type {
+  BuildRequest,
+  ContainerInfo,
+  ContainerSpec,
+  DockerEngine,
+  EngineInfo,
+  ImageInfo,
+  LogOptions,
+} from './engine.js';
 
 export class LazyEngine implements DockerEngine {
   private engine: Promise<DockerEngine> | undefined;

@@ -42,11 +42,21 @@ export function urlEndpoint(url: string, credentials: Credentials | undefined): 
   try {
     u = new URL(url);
   } catch {
-    throw new RegctlError('USAGE', `REGCTL_REGISTRY_URL is not a URL: ${url}`, { hint: 'for example http://127.0.0.1:5000' });
+    throw new RegctlError('USAGE', `REGCTL_REGISTRY_URL is not a URL: ${url}`, {
+      hint: 'for example http://127.0.0.1:5000',
+    });
   }
   const tls = u.protocol === 'https:';
   const port = u.port ? Number(u.port) : tls ? 443 : 80;
-  return { address: u.hostname.replace(/^\[|\]$/g, ''), port, tls, host: u.host, publicHost: u.host, credentials, description: u.origin };
+  return {
+    address: u.hostname.replace(/^\[|\]$/g, ''),
+    port,
+    tls,
+    host: u.host,
+    publicHost: u.host,
+    credentials,
+    description: u.origin,
+  };
 }
 
 /** Where the stack in `dir` is reached, with the admin credentials of its `.env`. */
@@ -89,10 +99,13 @@ export interface RequestOptions {
 /** The OCI error envelope's first message, or the body's start. */
 function errorText(res: HttpResult): string {
   try {
-    const doc = JSON.parse(res.body.toString('utf8')) as { errors?: { code?: string; message?: string; detail?: unknown }[] };
+    const doc = JSON.parse(res.body.toString('utf8')) as {
+      errors?: { code?: string; message?: string; detail?: unknown }[];
+    };
     const e = doc.errors?.[0];
     if (e) {
-      const detail = e.detail && typeof e.detail === 'object' ? (e.detail as Record<string, unknown>).reason : undefined;
+      const detail =
+        e.detail && typeof e.detail === 'object' ? (e.detail as Record<string, unknown>).reason : undefined;
       return `${e.code ?? 'ERROR'}: ${e.message ?? ''}${typeof detail === 'string' ? ` (${detail})` : ''}`;
     }
   } catch {
@@ -110,7 +123,9 @@ export class AdminClient {
 
   private authHeader(auth: Credentials | null | undefined): Record<string, string> {
     const creds = auth === null ? undefined : (auth ?? this.endpoint.credentials);
-    return creds ? { authorization: `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}` } : {};
+    return creds
+      ? { authorization: `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}` }
+      : {};
   }
 
   /**
@@ -121,11 +136,22 @@ export class AdminClient {
   async open(method: string, path: string, opts: RequestOptions = {}): Promise<IncomingMessage> {
     const res = await this.send(method, path, opts);
     const location = res.headers.location;
-    if (!this.endpoint.tls && res.statusCode && res.statusCode >= 301 && res.statusCode <= 308 && location?.startsWith('https://')) {
+    if (
+      !this.endpoint.tls &&
+      res.statusCode &&
+      res.statusCode >= 301 &&
+      res.statusCode <= 308 &&
+      location?.startsWith('https://')
+    ) {
       const target = new URL(location);
       if (target.hostname === this.endpoint.host.replace(/:\d+$/, '')) {
         res.resume();
-        this.endpoint = { ...this.endpoint, tls: true, port: target.port ? Number(target.port) : 443, description: `${this.endpoint.description} (redirected to HTTPS)` };
+        this.endpoint = {
+          ...this.endpoint,
+          tls: true,
+          port: target.port ? Number(target.port) : 443,
+          description: `${this.endpoint.description} (redirected to HTTPS)`,
+        };
         return this.send(method, path, opts);
       }
     }
@@ -134,12 +160,22 @@ export class AdminClient {
 
   private send(method: string, path: string, opts: RequestOptions): Promise<IncomingMessage> {
     const e = this.endpoint;
-    const payload = opts.body === undefined ? undefined : Buffer.isBuffer(opts.body) ? opts.body : Buffer.from(JSON.stringify(opts.body));
+    const payload =
+      opts.body === undefined
+        ? undefined
+        : Buffer.isBuffer(opts.body)
+          ? opts.body
+          : Buffer.from(JSON.stringify(opts.body));
     const headers: Record<string, string> = {
       host: e.host,
       'user-agent': 'regctl',
       ...this.authHeader(opts.auth),
-      ...(payload ? { 'content-type': Buffer.isBuffer(opts.body) ? 'application/octet-stream' : 'application/json', 'content-length': String(payload.length) } : {}),
+      ...(payload
+        ? {
+            'content-type': Buffer.isBuffer(opts.body) ? 'application/octet-stream' : 'application/json',
+            'content-length': String(payload.length),
+          }
+        : {}),
       ...opts.headers,
     };
     const options = {
@@ -152,7 +188,8 @@ export class AdminClient {
     };
     return new Promise((resolve, reject) => {
       const req = (e.tls ? httpsRequest : httpRequest)(options, resolve);
-      if (opts.timeoutMs) req.setTimeout(opts.timeoutMs, () => req.destroy(new Error(`no answer within ${opts.timeoutMs} ms`)));
+      if (opts.timeoutMs)
+        req.setTimeout(opts.timeoutMs, () => req.destroy(new Error(`no answer within ${opts.timeoutMs} ms`)));
       req.on('error', reject);
       req.end(payload);
     });
@@ -172,23 +209,35 @@ export class AdminClient {
   }
 
   unreachable(err: unknown): RegctlError {
-    return new RegctlError('STACK_NOT_RUNNING', `the registry at ${this.endpoint.description} does not answer: ${(err as Error).message}`, {
-      hint: 'start the stack with `regctl up` (or set REGCTL_REGISTRY_URL to where the registry listens)',
-      cause: err,
-    });
+    return new RegctlError(
+      'STACK_NOT_RUNNING',
+      `the registry at ${this.endpoint.description} does not answer: ${(err as Error).message}`,
+      {
+        hint: 'start the stack with `regctl up` (or set REGCTL_REGISTRY_URL to where the registry listens)',
+        cause: err,
+      },
+    );
   }
 
   /** Turns a non-2xx answer into a RegctlError saying what the registry said. */
   fail(what: string, res: HttpResult): RegctlError {
     if (res.status === 401) {
-      return new RegctlError('REGISTRY_ERROR', `${what}: the registry refused the credentials of ${this.endpoint.credentials?.username ?? '(none)'} (401)`, {
-        hint: 'check REGISTRY_USERNAME / REGISTRY_PASSWORD in the stack\'s .env against auth/htpasswd',
-      });
+      return new RegctlError(
+        'REGISTRY_ERROR',
+        `${what}: the registry refused the credentials of ${this.endpoint.credentials?.username ?? '(none)'} (401)`,
+        {
+          hint: "check REGISTRY_USERNAME / REGISTRY_PASSWORD in the stack's .env against auth/htpasswd",
+        },
+      );
     }
     if (res.status === 403) {
-      return new RegctlError('REGISTRY_ERROR', `${what}: ${this.endpoint.credentials?.username ?? 'this user'} is not an admin (403)`, {
-        hint: 'the user in .env needs admin: true in auth/access.yaml',
-      });
+      return new RegctlError(
+        'REGISTRY_ERROR',
+        `${what}: ${this.endpoint.credentials?.username ?? 'this user'} is not an admin (403)`,
+        {
+          hint: 'the user in .env needs admin: true in auth/access.yaml',
+        },
+      );
     }
     return new RegctlError('REGISTRY_ERROR', `${what}: the registry answered ${res.status}: ${errorText(res)}`);
   }
@@ -199,7 +248,10 @@ export class AdminClient {
     try {
       return JSON.parse(res.body.toString('utf8')) as T;
     } catch {
-      throw new RegctlError('REGISTRY_ERROR', `${what}: the registry answered ${res.status} with a body that is not JSON`);
+      throw new RegctlError(
+        'REGISTRY_ERROR',
+        `${what}: the registry answered ${res.status} with a body that is not JSON`,
+      );
     }
   }
 
@@ -228,10 +280,18 @@ export class AdminClient {
     for (;;) {
       await new Promise((r) => setTimeout(r, opts.pollMs ?? 500));
       const job = await this.json<GcJobStatus>(what, 'GET', '/admin/v1/gc');
-      if (job.id !== id) throw new RegctlError('REGISTRY_ERROR', `${what}: the registry no longer knows the job it started (it may have restarted)`, { hint: 'run `regctl gc` again' });
+      if (job.id !== id)
+        throw new RegctlError(
+          'REGISTRY_ERROR',
+          `${what}: the registry no longer knows the job it started (it may have restarted)`,
+          { hint: 'run `regctl gc` again' },
+        );
       if (job.progress) opts.onProgress?.(job.progress);
       if (job.state === 'done' && job.report) return job.report;
-      if (job.state === 'failed') throw new RegctlError('REGISTRY_ERROR', `${what} failed in the registry: ${job.error ?? 'no reason given'}`, { hint: 'see `regctl logs registry`' });
+      if (job.state === 'failed')
+        throw new RegctlError('REGISTRY_ERROR', `${what} failed in the registry: ${job.error ?? 'no reason given'}`, {
+          hint: 'see `regctl logs registry`',
+        });
     }
   }
 

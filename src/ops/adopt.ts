@@ -58,7 +58,9 @@ interface ComposeService {
 }
 
 /** The compose file and service that keeps registry data (a volume mounted at /var/lib/registry). */
-async function findRegistryService(dir: string): Promise<{ file: string; volumeKey: string; containerName?: string } | undefined> {
+async function findRegistryService(
+  dir: string,
+): Promise<{ file: string; volumeKey: string; containerName?: string } | undefined> {
   const names = (await readdir(dir)).filter((n) => /\.ya?ml$/.test(n) && /compose/i.test(n)).sort();
   for (const name of names) {
     let doc: { services?: Record<string, ComposeService>; volumes?: Record<string, { name?: string } | null> };
@@ -72,7 +74,11 @@ async function findRegistryService(dir: string): Promise<{ file: string; volumeK
         const [source, target] = typeof v === 'string' ? v.split(':') : [v.source, v.target];
         if (target === '/var/lib/registry' && source && !source.startsWith('.') && !source.startsWith('/')) {
           const declared = doc.volumes?.[source]?.name;
-          return { file: join(dir, name), volumeKey: declared ?? source, ...(svc.container_name ? { containerName: svc.container_name } : { containerName: svcName }) };
+          return {
+            file: join(dir, name),
+            volumeKey: declared ?? source,
+            ...(svc.container_name ? { containerName: svc.container_name } : { containerName: svcName }),
+          };
         }
       }
     }
@@ -80,12 +86,26 @@ async function findRegistryService(dir: string): Promise<{ file: string; volumeK
   return undefined;
 }
 
-export async function inspectSeed(o: { from: string; engine: DockerEngine; volume?: string; project?: string }): Promise<{ finding: AdoptFinding; password?: string; htpasswd?: string }> {
-  const f: AdoptFinding = { from: o.from, hasPassword: false, users: [], runningContainers: [], actions: [], problems: [] };
+export async function inspectSeed(o: {
+  from: string;
+  engine: DockerEngine;
+  volume?: string;
+  project?: string;
+}): Promise<{ finding: AdoptFinding; password?: string; htpasswd?: string }> {
+  const f: AdoptFinding = {
+    from: o.from,
+    hasPassword: false,
+    users: [],
+    runningContainers: [],
+    actions: [],
+    problems: [],
+  };
   try {
     if (!(await stat(o.from)).isDirectory()) throw new Error('not a directory');
   } catch {
-    throw new RegctlError('NOT_FOUND', `${o.from} is not a directory`, { hint: 'give --from the directory of the old stack (where its .env and compose file are)' });
+    throw new RegctlError('NOT_FOUND', `${o.from} is not a directory`, {
+      hint: 'give --from the directory of the old stack (where its .env and compose file are)',
+    });
   }
   let password: string | undefined;
   for (const name of ENV_NAMES) {
@@ -115,15 +135,19 @@ export async function inspectSeed(o: { from: string; engine: DockerEngine; volum
     f.actions.push(`keep the bcrypt hashes of ${f.users.join(', ')} from ${f.htpasswdFile}`);
   }
   if (f.username && password !== undefined) {
-    if (!USER_NAME.test(f.username)) f.problems.push(`REGISTRY_USERNAME "${f.username}" is not a user name regctl accepts`);
+    if (!USER_NAME.test(f.username))
+      f.problems.push(`REGISTRY_USERNAME "${f.username}" is not a user name regctl accepts`);
     else if (!f.users.includes(f.username)) {
       // The old entrypoint generated htpasswd from these at start: do the same, once.
       htpasswd = setHtpasswdUser(htpasswd ?? '', f.username, password);
       f.users.push(f.username);
-      f.actions.push(`hash the password of ${f.username} from ${f.envFile} with bcrypt, as the old entrypoint did at start`);
+      f.actions.push(
+        `hash the password of ${f.username} from ${f.envFile} with bcrypt, as the old entrypoint did at start`,
+      );
     }
   }
-  if (f.users.length === 0) f.problems.push('no credentials found: neither REGISTRY_USERNAME/REGISTRY_PASSWORD in .env nor an htpasswd file');
+  if (f.users.length === 0)
+    f.problems.push('no credentials found: neither REGISTRY_USERNAME/REGISTRY_PASSWORD in .env nor an htpasswd file');
 
   const service = await findRegistryService(o.from);
   if (service) {
@@ -134,13 +158,19 @@ export async function inspectSeed(o: { from: string; engine: DockerEngine; volum
   let volume = o.volume;
   if (!volume && f.volumeKey) {
     const project = o.project ?? f.composeProject;
-    const candidates = project ? [`${project}_${f.volumeKey}`] : volumes.filter((v) => v === f.volumeKey || v.endsWith(`_${f.volumeKey}`));
+    const candidates = project
+      ? [`${project}_${f.volumeKey}`]
+      : volumes.filter((v) => v === f.volumeKey || v.endsWith(`_${f.volumeKey}`));
     const existing = candidates.filter((c) => volumes.includes(c));
     if (existing.length === 1) volume = existing[0];
-    else if (existing.length > 1) f.problems.push(`several volumes could be the data volume (${existing.join(', ')}): name one with --volume`);
+    else if (existing.length > 1)
+      f.problems.push(`several volumes could be the data volume (${existing.join(', ')}): name one with --volume`);
   }
   if (!volume) {
-    if (!f.problems.some((p) => p.includes('--volume'))) f.problems.push(`no data volume found${f.volumeKey ? ` for "${f.volumeKey}"` : ''}: name it with --volume (see \`docker volume ls\`)`);
+    if (!f.problems.some((p) => p.includes('--volume')))
+      f.problems.push(
+        `no data volume found${f.volumeKey ? ` for "${f.volumeKey}"` : ''}: name it with --volume (see \`docker volume ls\`)`,
+      );
   } else if (!volumes.includes(volume)) {
     f.problems.push(`volume ${volume} does not exist`);
   } else {
@@ -155,13 +185,23 @@ export async function inspectSeed(o: { from: string; engine: DockerEngine; volum
         f.volumeHasData = false;
       }
     }
-    f.actions.push(`serve volume ${volume} as it is${f.repositories !== undefined ? ` (${f.repositories} repositories)` : ''}: nothing in it is moved or deleted`);
+    f.actions.push(
+      `serve volume ${volume} as it is${f.repositories !== undefined ? ` (${f.repositories} repositories)` : ''}: nothing in it is moved or deleted`,
+    );
     for (const c of await o.engine.listContainers({})) {
-      if (c.state === 'running' && service?.containerName && c.name === service.containerName) f.runningContainers.push(c.name);
+      if (c.state === 'running' && service?.containerName && c.name === service.containerName)
+        f.runningContainers.push(c.name);
     }
-    if (f.runningContainers.length > 0) f.actions.push(`the old registry container (${f.runningContainers.join(', ')}) must be stopped first (docker stop; it is not removed)`);
+    if (f.runningContainers.length > 0)
+      f.actions.push(
+        `the old registry container (${f.runningContainers.join(', ')}) must be stopped first (docker stop; it is not removed)`,
+      );
   }
-  return { finding: f, ...(password !== undefined ? { password } : {}), ...(htpasswd !== undefined ? { htpasswd } : {}) };
+  return {
+    finding: f,
+    ...(password !== undefined ? { password } : {}),
+    ...(htpasswd !== undefined ? { htpasswd } : {}),
+  };
 }
 
 async function countRepositories(root: string): Promise<number> {
@@ -221,9 +261,13 @@ export async function writeAdoptedStack(io: InitIo, o: AdoptWriteOptions): Promi
   const username = o.finding.username ?? '';
   const problem = envValueProblem(username) ?? envValueProblem(o.password, { secret: true });
   if (problem) {
-    throw new RegctlError('CONFIG_INVALID', `the credentials in ${o.finding.envFile ?? '.env'} cannot be carried over: a value ${problem}`, {
-      hint: 'change the password in the old stack (or give the user a new one after adopting, with `regctl rotate-credentials`)',
-    });
+    throw new RegctlError(
+      'CONFIG_INVALID',
+      `the credentials in ${o.finding.envFile ?? '.env'} cannot be carried over: a value ${problem}`,
+      {
+        hint: 'change the password in the old stack (or give the user a new one after adopting, with `regctl rotate-credentials`)',
+      },
+    );
   }
   const env = setEnvValues('', { [ENV_KEYS.username]: username, [ENV_KEYS.password]: o.password });
 

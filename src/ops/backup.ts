@@ -67,7 +67,10 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
   const { out } = opts;
   const endpoint = await stackEndpoint(opts.dir, opts.env);
   const client = new AdminClient(endpoint);
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   const file = resolve(opts.cwd, opts.outFile ?? `regctl-backup-${basename(opts.dir)}-${stamp}.tar`);
   const gzip = /\.(?:t?gz|tar\.gz)$/i.test(file);
 
@@ -79,7 +82,10 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     try {
       prev = await readArchiveManifest(prevFile);
     } catch (err) {
-      if (err instanceof RestoreRefused) throw new RegctlError('BACKUP_INVALID', err.message, { hint: '--incremental-from takes a previous backup archive of this registry' });
+      if (err instanceof RestoreRefused)
+        throw new RegctlError('BACKUP_INVALID', err.message, {
+          hint: '--incremental-from takes a previous backup archive of this registry',
+        });
       throw err;
     }
     const blobs = [...prev.files, ...prev.baseBlobs]
@@ -130,10 +136,14 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     await fsyncPath(tmp);
   } catch (err) {
     await rm(tmp, { force: true });
-    throw new RegctlError('REGISTRY_ERROR', `the backup stream broke off after ${formatBytes(received)}: ${(err as Error).message}; no archive was written`, {
-      hint: 'see `regctl logs registry` for the cause, then run the backup again',
-      cause: err,
-    });
+    throw new RegctlError(
+      'REGISTRY_ERROR',
+      `the backup stream broke off after ${formatBytes(received)}: ${(err as Error).message}; no archive was written`,
+      {
+        hint: 'see `regctl logs registry` for the cause, then run the backup again',
+        cause: err,
+      },
+    );
   }
 
   let manifest;
@@ -141,7 +151,11 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     manifest = await readArchiveManifest(tmp);
   } catch (err) {
     await rm(tmp, { force: true });
-    throw new RegctlError('REGISTRY_ERROR', `the registry sent an archive that cannot be read: ${(err as Error).message}`, { cause: err });
+    throw new RegctlError(
+      'REGISTRY_ERROR',
+      `the registry sent an archive that cannot be read: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   let verified = false;
   if (opts.verify) {
@@ -157,7 +171,9 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
       verified = true;
     } catch (err) {
       await rm(tmp, { force: true });
-      throw new RegctlError('BACKUP_INVALID', `the archive failed verification: ${(err as Error).message}`, { cause: err });
+      throw new RegctlError('BACKUP_INVALID', `the archive failed verification: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   }
   await rename(tmp, file);
@@ -179,7 +195,12 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     missingBlobs: manifest.missingBlobs,
     verified,
   };
-  out.ok(`Backup ${result.id} written: ${formatBytes(bytes)} in ${formatDuration(seconds * 1000)} (${formatBytes(result.bytesPerSecond)}/s), ${result.repositories} repositor${result.repositories === 1 ? 'y' : 'ies'}, ${result.files} files${verified ? ', verified' : ''}`);
-  if (manifest.missingBlobs.length > 0) out.warn(`${manifest.missingBlobs.length} blob(s) named by links were missing from storage (listed in the archive's manifest); \`GET /admin/v1/fsck\` explains`);
+  out.ok(
+    `Backup ${result.id} written: ${formatBytes(bytes)} in ${formatDuration(seconds * 1000)} (${formatBytes(result.bytesPerSecond)}/s), ${result.repositories} repositor${result.repositories === 1 ? 'y' : 'ies'}, ${result.files} files${verified ? ', verified' : ''}`,
+  );
+  if (manifest.missingBlobs.length > 0)
+    out.warn(
+      `${manifest.missingBlobs.length} blob(s) named by links were missing from storage (listed in the archive's manifest); \`GET /admin/v1/fsck\` explains`,
+    );
   return result;
 }

@@ -98,7 +98,11 @@ ${deploy}    }
 
 /** The secret names a GitHub or GitLab pipeline reads, derived from the credentials id. */
 export function secretNames(credentialsId: string): { user: string; password: string } {
-  const base = credentialsId.toUpperCase().replace(/[^A-Z0-9]+/g, '_').replace(/^_+|_+$/g, '') || 'REGISTRY';
+  const base =
+    credentialsId
+      .toUpperCase()
+      .replace(/[^A-Z0-9]+/g, '_')
+      .replace(/^_+|_+$/g, '') || 'REGISTRY';
   return { user: `${base}_USER`, password: `${base}_PASSWORD` };
 }
 
@@ -121,7 +125,10 @@ export function githubWorkflow(o: PipelineOptions): string {
         'runs-on': 'ubuntu-latest',
         steps: [
           { uses: 'actions/checkout@v4' },
-          { name: 'Build', run: `docker build -t "${ref}:$IMAGE_TAG" "$BUILD_CONTEXT"\ndocker tag "${ref}:$IMAGE_TAG" "${ref}:latest"\n` },
+          {
+            name: 'Build',
+            run: `docker build -t "${ref}:$IMAGE_TAG" "$BUILD_CONTEXT"\ndocker tag "${ref}:$IMAGE_TAG" "${ref}:latest"\n`,
+          },
           {
             name: 'Log in to the registry',
             env: { REGISTRY_USER: `\${{ secrets.${s.user} }}`, REGISTRY_PASS: `\${{ secrets.${s.password} }}` },
@@ -133,9 +140,11 @@ export function githubWorkflow(o: PipelineOptions): string {
       },
     },
   };
-  return `# Builds ${o.image}, tags it with the run number and latest, and pushes both to ${o.registry}.\n` +
+  return (
+    `# Builds ${o.image}, tags it with the run number and latest, and pushes both to ${o.registry}.\n` +
     `# Repository secrets needed: ${s.user} and ${s.password} (the push-only user "${o.user}" created by \`regctl ci github\`).\n` +
-    stringify(workflow, { lineWidth: 0 });
+    stringify(workflow, { lineWidth: 0 })
+  );
 }
 
 /** A GitLab CI pipeline with one job in a `publish` stage. */
@@ -160,9 +169,11 @@ export function gitlabPipeline(o: PipelineOptions): string {
       rules: [{ if: '$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH' }],
     },
   };
-  return `# Builds ${o.image}, tags it with the pipeline number and latest, and pushes both to ${o.registry}.\n` +
+  return (
+    `# Builds ${o.image}, tags it with the pipeline number and latest, and pushes both to ${o.registry}.\n` +
     `# Masked CI/CD variables needed: ${s.user} and ${s.password} (the push-only user "${o.user}" created by \`regctl ci gitlab\`).\n` +
-    stringify(pipeline, { lineWidth: 0 });
+    stringify(pipeline, { lineWidth: 0 })
+  );
 }
 
 export function renderPipeline(system: CiSystem, o: PipelineOptions): string {

@@ -12,7 +12,14 @@ import { clockCheck, diskCheck } from './doctor/disk-clock.js';
 import { dnsCheck, portsCheck, trustCheck, trustDirectCheck } from './doctor/host.js';
 import { acmeJsonCheck, certificateCheck, httpChallengeCheck } from './doctor/prod.js';
 import { locationCheck, stackCheck, traefikTimeoutCheck } from './doctor/proxy.js';
-import { messageOf, type Check, type CheckResult, type DoctorContext, type DoctorOptions, type DoctorReport } from './doctor/types.js';
+import {
+  messageOf,
+  type Check,
+  type CheckResult,
+  type DoctorContext,
+  type DoctorOptions,
+  type DoctorReport,
+} from './doctor/types.js';
 import { uploadCheck } from './doctor/upload.js';
 import { adminCredentials, loadStack, type LoadedStack } from './stack.js';
 
@@ -36,7 +43,12 @@ export const CHECKS: readonly Check[] = [
   httpChallengeCheck,
 ];
 
-function contextOf(opts: DoctorOptions, stack: LoadedStack, engineUp: boolean, creds: DoctorContext['creds']): DoctorContext {
+function contextOf(
+  opts: DoctorOptions,
+  stack: LoadedStack,
+  engineUp: boolean,
+  creds: DoctorContext['creds'],
+): DoctorContext {
   const { model, config } = stack;
   const tls = model.mode === 'prod';
   const registryHost = model.hostnames.registry;
@@ -77,15 +89,32 @@ export async function doctor(opts: DoctorOptions): Promise<DoctorReport> {
     engineUp = true;
     add({ id: 'engine', title: 'Docker engine', status: 'pass', detail: 'the engine answers' });
   } catch (err) {
-    add({ id: 'engine', title: 'Docker engine', status: 'fail', detail: messageOf(err), fix: 'start the Docker daemon (sudo systemctl start docker), or point DOCKER_HOST at a running engine' });
+    add({
+      id: 'engine',
+      title: 'Docker engine',
+      status: 'fail',
+      detail: messageOf(err),
+      fix: 'start the Docker daemon (sudo systemctl start docker), or point DOCKER_HOST at a running engine',
+    });
   }
 
   let stack: LoadedStack;
   try {
     stack = await loadStack(opts.dir, { ...(opts.prod ? { prod: true } : {}) });
-    add({ id: 'config', title: 'Stack configuration', status: 'pass', detail: `${join(opts.dir, 'regctl.yaml')} is valid` });
+    add({
+      id: 'config',
+      title: 'Stack configuration',
+      status: 'pass',
+      detail: `${join(opts.dir, 'regctl.yaml')} is valid`,
+    });
   } catch (err) {
-    add({ id: 'config', title: 'Stack configuration', status: 'fail', detail: messageOf(err), fix: 'run `regctl init` in this directory, or fix regctl.yaml' });
+    add({
+      id: 'config',
+      title: 'Stack configuration',
+      status: 'fail',
+      detail: messageOf(err),
+      fix: 'run `regctl init` in this directory, or fix regctl.yaml',
+    });
     return { ok: false, mode: opts.prod ? 'prod' : 'dev', checks };
   }
 

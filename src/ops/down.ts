@@ -40,7 +40,9 @@ interface DownTarget {
 async function downTarget(dir: string, out: Output): Promise<DownTarget> {
   try {
     const { config, model } = await loadStack(dir);
-    const volumes = [...buildStackModel(config, 'dev').volumes, ...buildStackModel(config, 'prod').volumes].map((v) => v.name);
+    const volumes = [...buildStackModel(config, 'dev').volumes, ...buildStackModel(config, 'prod').volumes].map(
+      (v) => v.name,
+    );
     return { project: model.project, network: model.network.name, volumes: [...new Set(volumes)] };
   } catch (err) {
     if (!(err instanceof RegctlError && err.code === 'CONFIG_INVALID')) throw err;
@@ -60,19 +62,37 @@ export async function down(opts: DownOptions): Promise<DownResult> {
 
   if (opts.volumes && !opts.yes) {
     if (!opts.prompts.interactive) {
-      throw new RegctlError('USAGE', `--volumes deletes the registry's data (${volumeNames.join(', ')}) and needs confirmation`, {
-        hint: 'add --yes to confirm without a prompt',
-      });
+      throw new RegctlError(
+        'USAGE',
+        `--volumes deletes the registry's data (${volumeNames.join(', ')}) and needs confirmation`,
+        {
+          hint: 'add --yes to confirm without a prompt',
+        },
+      );
     }
-    const ok = await opts.prompts.confirm(`Delete the volumes ${volumeNames.join(', ')} and every image stored in them?`, { default: false });
-    if (!ok) throw new RegctlError('CANCELLED', 'nothing removed', { hint: 'run `regctl down` without --volumes to keep the data' });
+    const ok = await opts.prompts.confirm(
+      `Delete the volumes ${volumeNames.join(', ')} and every image stored in them?`,
+      { default: false },
+    );
+    if (!ok)
+      throw new RegctlError('CANCELLED', 'nothing removed', {
+        hint: 'run `regctl down` without --volumes to keep the data',
+      });
   }
 
-  const result: DownResult = { project: target.project, containersRemoved: [], networkRemoved: false, volumesRemoved: [], volumesKept: [] };
+  const result: DownResult = {
+    project: target.project,
+    containersRemoved: [],
+    networkRemoved: false,
+    volumesRemoved: [],
+    volumesKept: [],
+  };
   const containers = await engine.listContainers(labels);
   if (containers.length === 0) out.ok(`No containers of ${target.project} are running`);
   // Traefik last: it keeps routing until the services behind it are gone.
-  const ordered = [...containers].sort((a, b) => Number(a.name.endsWith('-traefik')) - Number(b.name.endsWith('-traefik')));
+  const ordered = [...containers].sort(
+    (a, b) => Number(a.name.endsWith('-traefik')) - Number(b.name.endsWith('-traefik')),
+  );
   for (const c of ordered) {
     out.step(`Stopping ${c.name}`);
     await engine.stopContainer(c.name, 10);
@@ -93,7 +113,8 @@ export async function down(opts: DownOptions): Promise<DownResult> {
       out.ok(`Volume ${name} removed`);
     }
   }
-  if (result.volumesKept.length) out.line(`  Data kept in ${result.volumesKept.join(', ')} (\`regctl down --volumes\` deletes it)`);
+  if (result.volumesKept.length)
+    out.line(`  Data kept in ${result.volumesKept.join(', ')} (\`regctl down --volumes\` deletes it)`);
   out.ok(`Stack ${target.project} is down`);
   return result;
 }

@@ -79,22 +79,31 @@ export function progressText(p: GcProgress): string {
 /** The human report: totals, then each deleted blob, then kept blobs grouped by reason (listed on a dry run). */
 export function printGcSummary(s: GcSummary, out: Output, opts: { verbose?: boolean } = {}): void {
   const verb = s.dryRun ? 'Would delete' : 'Deleted';
-  out.ok(`${verb} ${s.deleted.count} blob${s.deleted.count === 1 ? '' : 's'} (${formatBytes(s.deleted.bytes)}); kept ${s.kept.count} (${formatBytes(s.kept.bytes)}) in ${s.seconds.toFixed(1)} s`);
+  out.ok(
+    `${verb} ${s.deleted.count} blob${s.deleted.count === 1 ? '' : 's'} (${formatBytes(s.deleted.bytes)}); kept ${s.kept.count} (${formatBytes(s.kept.bytes)}) in ${s.seconds.toFixed(1)} s`,
+  );
   const width = 16;
   const short = (d: string) => d.replace(/^(sha256:[0-9a-f]{12})[0-9a-f]+$/, '$1…');
   if (s.deleted.count > 0) {
     out.line(`  ${s.dryRun ? 'Would go' : 'Gone'}:`);
-    for (const d of s.report.deleted) out.line(`    ${short(d.digest).padEnd(20)} ${formatBytes(d.size).padStart(10)}  ${d.reason}`);
+    for (const d of s.report.deleted)
+      out.line(`    ${short(d.digest).padEnd(20)} ${formatBytes(d.size).padStart(10)}  ${d.reason}`);
   }
   out.line('  Kept:');
   for (const [reason, r] of Object.entries(s.kept.byReason).sort((a, b) => b[1].bytes - a[1].bytes)) {
-    out.line(`    ${reason.padEnd(width + 10)} ${String(r.count).padStart(5)} blob${r.count === 1 ? ' ' : 's'} ${formatBytes(r.bytes).padStart(10)}`);
+    out.line(
+      `    ${reason.padEnd(width + 10)} ${String(r.count).padStart(5)} blob${r.count === 1 ? ' ' : 's'} ${formatBytes(r.bytes).padStart(10)}`,
+    );
   }
   if ((s.dryRun || opts.verbose) && s.kept.count > 0) {
     out.line('  Kept, blob by blob:');
-    for (const k of s.report.kept) out.line(`    ${short(k.digest).padEnd(20)} ${formatBytes(k.size).padStart(10)}  ${k.reason}`);
+    for (const k of s.report.kept)
+      out.line(`    ${short(k.digest).padEnd(20)} ${formatBytes(k.size).padStart(10)}  ${k.reason}`);
   }
-  if (s.repositoriesRemoved.length > 0) out.line(`  Empty repositories ${s.dryRun ? 'that would leave' : 'removed from'} the catalog: ${s.repositoriesRemoved.join(', ')}`);
+  if (s.repositoriesRemoved.length > 0)
+    out.line(
+      `  Empty repositories ${s.dryRun ? 'that would leave' : 'removed from'} the catalog: ${s.repositoriesRemoved.join(', ')}`,
+    );
   if (s.uploadsPurged > 0) out.line(`  Stale uploads purged: ${s.uploadsPurged}`);
   if (!s.dryRun) out.line(`  Freed ${formatBytes(s.freedBytes)}`);
 }

@@ -36,7 +36,8 @@ export interface ProbeResponse {
 /** One request; the body is read up to 64 KiB. Network errors reject. */
 export function probe(req: ProbeRequest): Promise<ProbeResponse> {
   const headers: Record<string, string> = { host: req.hostHeader ?? req.host, 'user-agent': 'regctl-probe' };
-  if (req.auth) headers.authorization = `Basic ${Buffer.from(`${req.auth.username}:${req.auth.password}`).toString('base64')}`;
+  if (req.auth)
+    headers.authorization = `Basic ${Buffer.from(`${req.auth.username}:${req.auth.password}`).toString('base64')}`;
   const options = {
     host: req.address ?? '127.0.0.1',
     port: req.port,
@@ -54,7 +55,9 @@ export function probe(req: ProbeRequest): Promise<ProbeResponse> {
         if (size < 65_536) chunks.push(c);
         size += c.length;
       });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
+      );
       res.on('error', reject);
     });
     r.on('timeout', () => r.destroy(new Error(`no answer within ${options.timeout} ms`)));
@@ -100,7 +103,12 @@ export interface ServedCertificate {
 }
 
 /** The certificate a TLS server presents for `servername` (not verified: this is for reporting). */
-export function servedCertificate(opts: { address?: string; port: number; servername: string; timeoutMs?: number }): Promise<ServedCertificate> {
+export function servedCertificate(opts: {
+  address?: string;
+  port: number;
+  servername: string;
+  timeoutMs?: number;
+}): Promise<ServedCertificate> {
   return new Promise((resolve, reject) => {
     const socket = tlsConnect({
       host: opts.address ?? '127.0.0.1',
@@ -123,7 +131,10 @@ export function servedCertificate(opts: { address?: string; port: number; server
         validFrom: new Date(cert.valid_from).toISOString(),
         validTo: validTo.toISOString(),
         daysLeft: Math.floor((validTo.getTime() - Date.now()) / 86_400_000),
-        altNames: (cert.subjectaltname ?? '').split(',').map((s) => s.trim().replace(/^DNS:/, '')).filter(Boolean),
+        altNames: (cert.subjectaltname ?? '')
+          .split(',')
+          .map((s) => s.trim().replace(/^DNS:/, ''))
+          .filter(Boolean),
       });
     });
     socket.once('error', reject);

@@ -9,13 +9,7 @@ import { RegctlError } from '../common/errors.js';
 import { exists, readIfExists } from '../common/fs.js';
 import type { Output, Prompts } from '../common/io.js';
 import { CONFIG_FILE, loadStackConfig } from '../config/load.js';
-import {
-  hostNameProblem,
-  parseStackConfig,
-  primaryAdmin,
-  USER_NAME,
-  type StackConfig,
-} from '../config/schema.js';
+import { hostNameProblem, parseStackConfig, primaryAdmin, USER_NAME, type StackConfig } from '../config/schema.js';
 import { z } from 'zod';
 import { hostnamesOf } from '../stack/build-model.js';
 import { ENV_KEYS, envValueProblem, parseEnv } from '../stack/env.js';
@@ -69,7 +63,6 @@ const FLAG_OF: Record<string, string> = {
   'ports.registry': '--registry-port',
 };
 
-
 const hostValidate = (value: string): true | string => {
   const problem = hostNameProblem(value);
   return problem ? `host name ${problem}` : true;
@@ -79,8 +72,11 @@ const emailValidate = (value: string): true | string =>
 
 async function readStdin(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array));
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  for await (const chunk of stream)
+    chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array));
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 /** Resolves when `port` can be bound on all addresses; PORT_IN_USE otherwise. */
@@ -107,7 +103,9 @@ export async function ensurePortFree(port: number, flag: string): Promise<void> 
 async function caCertificatesPath(cwd: string, dir: string, given: string): Promise<string> {
   const path = resolve(cwd, given);
   if (!(await exists(path))) {
-    throw new RegctlError('USAGE', `--acme-ca-certificates: no file at ${path}`, { hint: 'give the PEM file of the ACME server\'s root certificate' });
+    throw new RegctlError('USAGE', `--acme-ca-certificates: no file at ${path}`, {
+      hint: "give the PEM file of the ACME server's root certificate",
+    });
   }
   const rel = relative(dir, path);
   return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
@@ -139,7 +137,13 @@ function statusWord(status: PlannedFile['status']): string {
 }
 
 /** The config document the flags, the prompts (when `ask`) and the existing regctl.yaml describe, not yet validated. */
-async function configInput(ctx: InitIo, opts: InitOptions, dir: string, existing: StackConfig | undefined, ask: boolean): Promise<Record<string, unknown>> {
+async function configInput(
+  ctx: InitIo,
+  opts: InitOptions,
+  dir: string,
+  existing: StackConfig | undefined,
+  ask: boolean,
+): Promise<Record<string, unknown>> {
   const input: Record<string, unknown> = existing ? structuredClone(configDocument(existing)) : { version: 1 };
   const section = (key: string): Record<string, unknown> => {
     const current = input[key];
@@ -151,7 +155,10 @@ async function configInput(ctx: InitIo, opts: InitOptions, dir: string, existing
 
   let host = opts.host;
   if (host === undefined && ask) {
-    host = await ctx.prompts.input('Domain the registry is served under (registry.<domain>)', { default: 'localhost', validate: hostValidate });
+    host = await ctx.prompts.input('Domain the registry is served under (registry.<domain>)', {
+      default: 'localhost',
+      validate: hostValidate,
+    });
   }
   if (host !== undefined) input.host = host;
   if (opts.name !== undefined) input.name = opts.name;
@@ -166,7 +173,9 @@ async function configInput(ctx: InitIo, opts: InitOptions, dir: string, existing
     }
     user ??= 'admin';
     if (!USER_NAME.test(user)) {
-      throw new RegctlError('USAGE', `--user: "${user}" is not a valid user name`, { hint: 'use letters, digits, ".", "_" or "-" (no ":")' });
+      throw new RegctlError('USAGE', `--user: "${user}" is not a valid user name`, {
+        hint: 'use letters, digits, ".", "_" or "-" (no ":")',
+      });
     }
     input.users = { [user]: { admin: true } };
   } else if (opts.user !== undefined && !(opts.user in existing.users)) {
@@ -175,11 +184,15 @@ async function configInput(ctx: InitIo, opts: InitOptions, dir: string, existing
 
   let email = opts.email;
   if (email === undefined && ask) {
-    email = await ctx.prompts.input('Email for Let\'s Encrypt (HTTPS in prod; empty to skip)', { default: '', validate: emailValidate });
+    email = await ctx.prompts.input("Email for Let's Encrypt (HTTPS in prod; empty to skip)", {
+      default: '',
+      validate: emailValidate,
+    });
   }
   if (email) section('acme').email = email;
   if (opts.acmeCaServer !== undefined) section('acme').caServer = opts.acmeCaServer;
-  if (opts.acmeCaCertificates !== undefined) section('acme').caCertificates = await caCertificatesPath(ctx.cwd, dir, opts.acmeCaCertificates);
+  if (opts.acmeCaCertificates !== undefined)
+    section('acme').caCertificates = await caCertificatesPath(ctx.cwd, dir, opts.acmeCaCertificates);
 
   const images = section('images');
   const traefikImage = opts.traefikImage ?? (existing ? undefined : ctx.env.REGCTL_TRAEFIK_IMAGE || undefined);
@@ -188,7 +201,8 @@ async function configInput(ctx: InitIo, opts: InitOptions, dir: string, existing
   if (baseImage !== undefined) images.base = baseImage;
 
   let uiEnabled: boolean | undefined = opts.ui === false ? false : undefined;
-  if (uiEnabled === undefined && ask) uiEnabled = await ctx.prompts.confirm('Serve the web UI at registry-ui.<domain>?', { default: true });
+  if (uiEnabled === undefined && ask)
+    uiEnabled = await ctx.prompts.confirm('Serve the web UI at registry-ui.<domain>?', { default: true });
   if (uiEnabled !== undefined) section('ui').enabled = uiEnabled;
 
   const ports = section('ports');
@@ -207,7 +221,13 @@ interface InitCredentials {
 }
 
 /** Secrets: an existing stack keeps its password and htpasswd; a new one gets a given, typed or generated password. */
-async function initCredentials(ctx: InitIo, opts: InitOptions, dir: string, config: StackConfig, ask: boolean): Promise<InitCredentials> {
+async function initCredentials(
+  ctx: InitIo,
+  opts: InitOptions,
+  dir: string,
+  config: StackConfig,
+  ask: boolean,
+): Promise<InitCredentials> {
   const envPath = join(dir, '.env');
   const htpasswdPath = join(dir, 'auth', 'htpasswd');
   const existingEnv = parseEnv((await readIfExists(envPath)) ?? '');
@@ -221,11 +241,16 @@ async function initCredentials(ctx: InitIo, opts: InitOptions, dir: string, conf
       ctx.out.warn('--password-stdin ignored: this stack already has credentials (they are never replaced by init)');
     } else {
       if (given.length < MIN_USER_PASSWORD) {
-        throw new RegctlError('USAGE', `the password read from stdin is ${given.length ? 'shorter than' : 'empty, need at least'} ${MIN_USER_PASSWORD} characters`, {
-          hint: 'pipe a longer password, or leave out --password-stdin to get a generated one',
-        });
+        throw new RegctlError(
+          'USAGE',
+          `the password read from stdin is ${given.length ? 'shorter than' : 'empty, need at least'} ${MIN_USER_PASSWORD} characters`,
+          {
+            hint: 'pipe a longer password, or leave out --password-stdin to get a generated one',
+          },
+        );
       }
-      if (/[\r\n]/.test(given)) throw new RegctlError('USAGE', 'the password read from stdin spans several lines', { hint: 'pipe one line' });
+      if (/[\r\n]/.test(given))
+        throw new RegctlError('USAGE', 'the password read from stdin spans several lines', { hint: 'pipe one line' });
       password = given;
     }
   } else if (password === undefined && existingHtpasswd === undefined && ask) {
@@ -245,7 +270,9 @@ async function initCredentials(ctx: InitIo, opts: InitOptions, dir: string, conf
   }
   const passwordProblem = envValueProblem(password, { secret: true });
   if (passwordProblem) {
-    throw new RegctlError('USAGE', `the password goes into .env, and it ${passwordProblem}`, { hint: 'choose another password, or leave out --password-stdin to get a generated one' });
+    throw new RegctlError('USAGE', `the password goes into .env, and it ${passwordProblem}`, {
+      hint: 'choose another password, or leave out --password-stdin to get a generated one',
+    });
   }
   return { username, password, shownPassword, existingHtpasswd };
 }
@@ -279,7 +306,9 @@ function printResult(ctx: InitIo, o: InitOutcome): void {
   ctx.out.line();
   ctx.out.line(`Next: regctl up --dir ${dir}${config.mode === 'prod' ? ' --prod' : ''}`);
   if (config.host === 'localhost' || config.host.endsWith('.localhost')) {
-    ctx.out.line(`If ${hostnames.registry} does not resolve here, add to /etc/hosts: 127.0.0.1 ${Object.values(hostnames).join(' ')}`);
+    ctx.out.line(
+      `If ${hostnames.registry} does not resolve here, add to /etc/hosts: 127.0.0.1 ${Object.values(hostnames).join(' ')}`,
+    );
   }
 }
 
@@ -314,9 +343,13 @@ export async function runInit(ctx: InitIo, opts: InitOptions): Promise<void> {
     if (!opts.json) {
       for (const f of blocking) ctx.out.line(`  ${statusWord(f.status).padEnd(12)} ${f.path}`);
     }
-    throw new RegctlError('FILE_EXISTS', `${blocking.length} file${blocking.length > 1 ? 's' : ''} in ${dir} would change: ${blocking.map((f) => f.path).join(', ')}`, {
-      hint: 'run again with --force to re-render them (files edited by hand are saved as <file>.bak; passwords are kept)',
-    });
+    throw new RegctlError(
+      'FILE_EXISTS',
+      `${blocking.length} file${blocking.length > 1 ? 's' : ''} in ${dir} would change: ${blocking.map((f) => f.path).join(', ')}`,
+      {
+        hint: 'run again with --force to re-render them (files edited by hand are saved as <file>.bak; passwords are kept)',
+      },
+    );
   }
   const result = await applyPlan(dir, plan, { force: Boolean(opts.force) });
 

@@ -19,16 +19,22 @@ export interface RegistryAddress {
 }
 
 /** The address clients use: through Traefik by name, or the dev direct port on localhost. */
-export async function clientAddress(dir: string, opts: { prod?: boolean; direct?: boolean } = {}): Promise<RegistryAddress> {
+export async function clientAddress(
+  dir: string,
+  opts: { prod?: boolean; direct?: boolean } = {},
+): Promise<RegistryAddress> {
   const { config, model } = await loadStack(dir, opts.prod ? { prod: true } : {});
   if (opts.direct) {
     if (model.mode !== 'dev' || config.ports.registry === 0) {
-      throw new RegctlError('USAGE', 'this stack has no direct registry port', { hint: 'drop --direct, or set ports.registry in regctl.yaml (dev only)' });
+      throw new RegctlError('USAGE', 'this stack has no direct registry port', {
+        hint: 'drop --direct, or set ports.registry in regctl.yaml (dev only)',
+      });
     }
     return { address: `localhost:${config.ports.registry}`, http: true };
   }
   const host = model.hostnames.registry;
-  if (model.mode === 'prod') return { address: config.ports.https === 443 ? host : `${host}:${config.ports.https}`, http: false };
+  if (model.mode === 'prod')
+    return { address: config.ports.https === 443 ? host : `${host}:${config.ports.https}`, http: false };
   return { address: config.ports.http === 80 ? host : `${host}:${config.ports.http}`, http: true };
 }
 
@@ -51,15 +57,21 @@ export async function login(opts: LoginOptions): Promise<{ address: string; user
   if (!user || password === undefined) {
     const creds = await adminCredentials(opts.dir);
     if (!creds) {
-      throw new RegctlError('CONFIG_MISSING', 'no admin credentials in this stack\'s .env', { hint: 'pass --user NAME --password-stdin, or run `regctl init` here' });
+      throw new RegctlError('CONFIG_MISSING', "no admin credentials in this stack's .env", {
+        hint: 'pass --user NAME --password-stdin, or run `regctl init` here',
+      });
     }
     if (user && user !== creds.username) {
-      throw new RegctlError('USAGE', `the password of ${user} is not stored in .env`, { hint: `pipe it in: regctl login --user ${user} --password-stdin` });
+      throw new RegctlError('USAGE', `the password of ${user} is not stored in .env`, {
+        hint: `pipe it in: regctl login --user ${user} --password-stdin`,
+      });
     }
     user = creds.username;
     password = creds.password;
   }
-  const r = await (await import('execa')).execa(opts.docker ?? 'docker', ['login', address, '--username', user, '--password-stdin'], {
+  const r = await (
+    await import('execa')
+  ).execa(opts.docker ?? 'docker', ['login', address, '--username', user, '--password-stdin'], {
     input: password,
     reject: false,
     env: opts.env ?? process.env,
@@ -97,10 +109,14 @@ export async function planTrust(address: string, path = DAEMON_JSON): Promise<Tr
       if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
       settings = parsed as Record<string, unknown>;
     } catch (err) {
-      throw new RegctlError('CONFIG_INVALID', `${path} is not valid JSON (${(err as Error).message})`, { hint: `fix ${path} by hand first; regctl does not overwrite a file it cannot read` });
+      throw new RegctlError('CONFIG_INVALID', `${path} is not valid JSON (${(err as Error).message})`, {
+        hint: `fix ${path} by hand first; regctl does not overwrite a file it cannot read`,
+      });
     }
   }
-  const current = Array.isArray(settings['insecure-registries']) ? (settings['insecure-registries'] as unknown[]).map(String) : [];
+  const current = Array.isArray(settings['insecure-registries'])
+    ? (settings['insecure-registries'] as unknown[]).map(String)
+    : [];
   if (current.includes(address)) return { path, address, unchanged: true, before, after: before, diff: '' };
   const after = JSON.stringify({ ...settings, 'insecure-registries': [...current, address] }, null, 2) + '\n';
   const diff = createTwoFilesPatch(path, path, before, after, 'now', 'after regctl login --trust');

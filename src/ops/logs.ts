@@ -25,14 +25,20 @@ export async function logs(opts: LogsOptions): Promise<void> {
   const names = model.services.map((s) => s.name);
   const selected = opts.service ? model.services.filter((s) => s.name === opts.service) : model.services;
   if (opts.service && selected.length === 0) {
-    throw new RegctlError('NOT_FOUND', `no service "${opts.service}" in stack ${model.project}`, { hint: `services: ${names.join(', ')}` });
+    throw new RegctlError('NOT_FOUND', `no service "${opts.service}" in stack ${model.project}`, {
+      hint: `services: ${names.join(', ')}`,
+    });
   }
   const present = [];
   for (const svc of selected) if (await engine.inspectContainer(svc.containerName)) present.push(svc);
   if (present.length === 0) {
-    throw new RegctlError('STACK_NOT_RUNNING', `${opts.service ? `service ${opts.service} of ` : ''}stack ${model.project} has no container`, {
-      hint: `run \`regctl up --dir ${opts.dir}\` first`,
-    });
+    throw new RegctlError(
+      'STACK_NOT_RUNNING',
+      `${opts.service ? `service ${opts.service} of ` : ''}stack ${model.project} has no container`,
+      {
+        hint: `run \`regctl up --dir ${opts.dir}\` first`,
+      },
+    );
   }
   const width = Math.max(...present.map((s) => s.name.length));
   const prefix = (name: string) => (opts.service ? '' : `${name.padEnd(width)} | `);

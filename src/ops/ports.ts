@@ -26,7 +26,9 @@ export async function portHolder(port: number, engine: DockerEngine): Promise<st
     // fall through to ss
   }
   try {
-    const { stdout } = await (await import('execa')).execa('ss', ['-Hltnp', `sport = :${port}`], { reject: false, timeout: 3000 });
+    const { stdout } = await (
+      await import('execa')
+    ).execa('ss', ['-Hltnp', `sport = :${port}`], { reject: false, timeout: 3000 });
     const m = /users:\(\("([^"]+)",pid=(\d+)/.exec(stdout);
     if (m) return `process ${m[1]} (pid ${m[2]})`;
   } catch {
@@ -35,7 +37,10 @@ export async function portHolder(port: number, engine: DockerEngine): Promise<st
   return undefined;
 }
 
-export async function assertPortsFree(ports: { port: number; hostIp?: string | undefined }[], engine: DockerEngine): Promise<void> {
+export async function assertPortsFree(
+  ports: { port: number; hostIp?: string | undefined }[],
+  engine: DockerEngine,
+): Promise<void> {
   for (const { port, hostIp } of ports) {
     if (await portIsFree(port, hostIp)) continue;
     const holder = await portHolder(port, engine);

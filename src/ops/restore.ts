@@ -14,7 +14,13 @@ import { stat } from 'node:fs/promises';
 import { RegctlError } from '../common/errors.js';
 import type { Output } from '../common/io.js';
 import type { ContainerSpec, DockerEngine } from '../docker/engine.js';
-import { readArchiveManifest, restoreArchive, RestoreRefused, type RestoreProgress, type RestoreResult } from '../registry/backup/restore.js';
+import {
+  readArchiveManifest,
+  restoreArchive,
+  RestoreRefused,
+  type RestoreProgress,
+  type RestoreResult,
+} from '../registry/backup/restore.js';
 import { DATA_DIR, REGCTL_BIN } from '../stack/build-model.js';
 import { LABELS } from '../stack/model.js';
 import { progressLine } from './backup.js';
@@ -32,21 +38,34 @@ export interface RestoreDirectoryOptions {
 async function assertFiles(paths: string[]): Promise<void> {
   for (const f of paths) {
     const s = await stat(f).catch(() => undefined);
-    if (!s?.isFile()) throw new RegctlError('NOT_FOUND', `${f} is not a file`, { hint: 'give the path of a backup archive written by `regctl backup`' });
+    if (!s?.isFile())
+      throw new RegctlError('NOT_FOUND', `${f} is not a file`, {
+        hint: 'give the path of a backup archive written by `regctl backup`',
+      });
   }
 }
 
 function refusal(err: RestoreRefused): RegctlError {
-  if (err.reason === 'NOT_EMPTY') return new RegctlError('FILE_EXISTS', err.message, { hint: 'add --force to replace the data that is there' });
-  if (err.reason === 'BASE_MISSING') return new RegctlError('BACKUP_INVALID', err.message, { hint: 'pass the previous backup(s) with --base FILE' });
-  return new RegctlError('BACKUP_INVALID', err.message, { hint: 'use another copy of the backup; this one cannot be trusted' });
+  if (err.reason === 'NOT_EMPTY')
+    return new RegctlError('FILE_EXISTS', err.message, { hint: 'add --force to replace the data that is there' });
+  if (err.reason === 'BASE_MISSING')
+    return new RegctlError('BACKUP_INVALID', err.message, { hint: 'pass the previous backup(s) with --base FILE' });
+  return new RegctlError('BACKUP_INVALID', err.message, {
+    hint: 'use another copy of the backup; this one cannot be trusted',
+  });
 }
 
 /** Restores into a data directory on this machine (also what the restore container runs). */
 export async function restoreDirectory(opts: RestoreDirectoryOptions): Promise<RestoreResult> {
   await assertFiles([opts.archive, ...opts.bases]);
   try {
-    return await restoreArchive({ archive: opts.archive, dataDir: opts.dataDir, force: opts.force, bases: opts.bases, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+    return await restoreArchive({
+      archive: opts.archive,
+      dataDir: opts.dataDir,
+      force: opts.force,
+      bases: opts.bases,
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    });
   } catch (err) {
     if (err instanceof RestoreRefused) throw refusal(err);
     throw err;
@@ -86,9 +105,15 @@ export async function restoreStack(opts: RestoreStackOptions): Promise<RestoreSt
     if (err instanceof RestoreRefused) throw refusal(err);
     throw err;
   }
-  out.ok(`Archive ${basename(archive)}: backup ${manifest.id} of ${manifest.createdAt} (regctl ${manifest.regctlVersion}), ${manifest.repositories.length} repositories, ${manifest.files.length} files`);
+  out.ok(
+    `Archive ${basename(archive)}: backup ${manifest.id} of ${manifest.createdAt} (regctl ${manifest.regctlVersion}), ${manifest.repositories.length} repositories, ${manifest.files.length} files`,
+  );
   if (manifest.base && bases.length === 0) {
-    throw new RegctlError('BACKUP_INVALID', `${basename(archive)} is incremental (based on backup ${manifest.base.id} of ${manifest.base.createdAt})`, { hint: 'pass the previous backup with --base FILE' });
+    throw new RegctlError(
+      'BACKUP_INVALID',
+      `${basename(archive)} is incremental (based on backup ${manifest.base.id} of ${manifest.base.createdAt})`,
+      { hint: 'pass the previous backup with --base FILE' },
+    );
   }
 
   await engine.ping();
@@ -98,9 +123,13 @@ export async function restoreStack(opts: RestoreStackOptions): Promise<RestoreSt
   if (!registry) throw new RegctlError('CONFIG_INVALID', 'the stack has no registry service');
   const running = await engine.inspectContainer(registry.containerName);
   if (running && (running.state === 'running' || running.state === 'restarting')) {
-    throw new RegctlError('USAGE', `the stack is running (${registry.containerName}): restore works on a stopped stack`, {
-      hint: `run \`regctl down --dir ${stack.dir}\` first, then restore, then \`regctl up\``,
-    });
+    throw new RegctlError(
+      'USAGE',
+      `the stack is running (${registry.containerName}): restore works on a stopped stack`,
+      {
+        hint: `run \`regctl down --dir ${stack.dir}\` first, then restore, then \`regctl up\``,
+      },
+    );
   }
   const volumeKey = registry.mounts.find((m) => m.target === DATA_DIR)?.source;
   const volume = model.volumes.find((v) => v.key === volumeKey);
@@ -118,13 +147,19 @@ export async function restoreStack(opts: RestoreStackOptions): Promise<RestoreSt
   const mounts: ContainerSpec['mounts'] = [
     { type: 'volume', source: volume.name, target: DATA_DIR, readOnly: false },
     { type: 'bind', source: archive, target: `/backup/${basename(archive)}`, readOnly: true },
-    ...bases.map((b, i) => ({ type: 'bind' as const, source: b, target: `/backup/base-${i}/${basename(b)}`, readOnly: true })),
+    ...bases.map((b, i) => ({
+      type: 'bind' as const,
+      source: b,
+      target: `/backup/base-${i}/${basename(b)}`,
+      readOnly: true,
+    })),
   ];
   const command = [
     ...REGCTL_BIN,
     'restore',
     `/backup/${basename(archive)}`,
-    '--data', DATA_DIR,
+    '--data',
+    DATA_DIR,
     '--json-lines',
     ...(opts.force ? ['--force'] : []),
     ...bases.flatMap((b, i) => ['--base', `/backup/base-${i}/${basename(b)}`]),
@@ -141,7 +176,9 @@ export async function restoreStack(opts: RestoreStackOptions): Promise<RestoreSt
     network: 'none',
     aliases: [],
   };
-  out.step(`Restoring into volume ${volume.name}${volumeCreated ? ' (created)' : ''} with a one-off ${image} container`);
+  out.step(
+    `Restoring into volume ${volume.name}${volumeCreated ? ' (created)' : ''} with a one-off ${image} container`,
+  );
   const started = Date.now();
   let result: RestoreResult | undefined;
   let failure: Extract<RestoreEvent, { event: 'error' }> | undefined;
@@ -160,7 +197,9 @@ export async function restoreStack(opts: RestoreStackOptions): Promise<RestoreSt
       }
       if (ev.event === 'progress') {
         const p = ev.progress;
-        out.progress(`${p.phase === 'move' ? 'moving into place' : 'verifying'} ${progressLine(p.bytes, p.totalBytes, started)}, ${p.files}/${p.totalFiles} files`);
+        out.progress(
+          `${p.phase === 'move' ? 'moving into place' : 'verifying'} ${progressLine(p.bytes, p.totalBytes, started)}, ${p.files}/${p.totalFiles} files`,
+        );
       } else if (ev.event === 'done') result = ev.result;
       else if (ev.event === 'error') failure = ev;
     }
@@ -171,7 +210,11 @@ export async function restoreStack(opts: RestoreStackOptions): Promise<RestoreSt
       info = await engine.inspectContainer(name);
     }
     if (!result && !failure) {
-      failure = { event: 'error', code: 'INTERNAL', message: `the restore container exited with code ${info?.exitCode ?? '?'}${other.length ? `: ${other.slice(-5).join(' | ')}` : ''}` };
+      failure = {
+        event: 'error',
+        code: 'INTERNAL',
+        message: `the restore container exited with code ${info?.exitCode ?? '?'}${other.length ? `: ${other.slice(-5).join(' | ')}` : ''}`,
+      };
     }
   } finally {
     await engine.removeContainer(name).catch(() => false);
@@ -183,7 +226,9 @@ export async function restoreStack(opts: RestoreStackOptions): Promise<RestoreSt
     throw new RegctlError(code, f.message, f.hint ? { hint: f.hint } : {});
   }
   const seconds = (Date.now() - started) / 1000;
-  out.ok(`Restored ${result.files} files (${progressLine(result.bytes, undefined, started)}) into ${volume.name}${result.replaced ? ', replacing what was there' : ''}`);
+  out.ok(
+    `Restored ${result.files} files (${progressLine(result.bytes, undefined, started)}) into ${volume.name}${result.replaced ? ', replacing what was there' : ''}`,
+  );
   out.line(`  Start the stack: regctl up --dir ${stack.dir}`);
   return { ...result, volume: volume.name, volumeCreated, seconds };
 }

@@ -17,7 +17,13 @@ import { join } from 'node:path';
 import { RegctlError } from '../common/errors.js';
 import { readIfExists } from '../common/fs.js';
 import type { Output } from '../common/io.js';
-import { formatGraceFile, graceFilePath, liveGraceEntries, parseGraceFile, type GraceEntry } from '../registry/auth/grace.js';
+import {
+  formatGraceFile,
+  graceFilePath,
+  liveGraceEntries,
+  parseGraceFile,
+  type GraceEntry,
+} from '../registry/auth/grace.js';
 import { hashPassword } from '../stack/htpasswd.js';
 import { ENV_KEYS, envValueProblem, setEnvValues } from '../stack/env.js';
 import { generatePassword } from '../stack/secrets.js';
@@ -62,19 +68,27 @@ export async function rotateCredentials(opts: RotateOptions): Promise<RotateResu
   if (!user) throw new RegctlError('USAGE', 'no user to rotate', { hint: 'pass --user NAME' });
   const entry = files.htpasswd.find((e) => e.user === user);
   if (!entry) {
-    throw new RegctlError('NOT_FOUND', `user ${user} has no password in ${HTPASSWD_FILE}`, { hint: '`regctl users list` shows the users; `regctl users add` creates one' });
+    throw new RegctlError('NOT_FOUND', `user ${user} has no password in ${HTPASSWD_FILE}`, {
+      hint: '`regctl users list` shows the users; `regctl users add` creates one',
+    });
   }
   const isEnvAdmin = user === files.envAdmin;
   if (opts.password !== undefined) {
     checkGivenPassword(opts.password);
     const problem = isEnvAdmin ? envValueProblem(opts.password, { secret: true }) : undefined;
     if (problem) {
-      throw new RegctlError('USAGE', `${user}'s password goes into .env, and it ${problem}`, { hint: 'choose another password, or omit --password-stdin for a generated one' });
+      throw new RegctlError('USAGE', `${user}'s password goes into .env, and it ${problem}`, {
+        hint: 'choose another password, or omit --password-stdin for a generated one',
+      });
     }
   } else if (!isEnvAdmin && !opts.canShowSecret) {
-    throw new RegctlError('USAGE', `the generated password of ${user} would be shown nowhere (no terminal, no --json); nothing was changed`, {
-      hint: 'add --json to capture it, or give one with --password-stdin',
-    });
+    throw new RegctlError(
+      'USAGE',
+      `the generated password of ${user} would be shown nowhere (no terminal, no --json); nothing was changed`,
+      {
+        hint: 'add --json to capture it, or give one with --password-stdin',
+      },
+    );
   }
   const password = opts.password ?? generatePassword();
   const htpasswdPath = join(opts.dir, HTPASSWD_FILE);
@@ -82,7 +96,10 @@ export async function rotateCredentials(opts: RotateOptions): Promise<RotateResu
 
   const nowSeconds = Math.floor(now() / 1000);
   const graceText = await readIfExists(gracePath);
-  let grace: GraceEntry[] = liveGraceEntries(graceText === undefined ? [] : parseGraceFile(graceText).entries, nowSeconds);
+  let grace: GraceEntry[] = liveGraceEntries(
+    graceText === undefined ? [] : parseGraceFile(graceText).entries,
+    nowSeconds,
+  );
   let graceUntil: string | null = null;
   if (opts.graceMs > 0) {
     const expiresAt = Math.ceil((now() + opts.graceMs) / 1000);
@@ -94,7 +111,10 @@ export async function rotateCredentials(opts: RotateOptions): Promise<RotateResu
   if (graceText !== undefined || grace.length > 0) await atomicWrite(gracePath, formatGraceFile(grace), 0o600);
 
   const oldSecret = isEnvAdmin ? (await stackEndpoint(opts.dir, env).catch(() => undefined))?.credentials : undefined;
-  await writeHtpasswd(opts.dir, files.htpasswd.map((e) => (e.user === user ? { user, hash: hashPassword(password) } : e)));
+  await writeHtpasswd(
+    opts.dir,
+    files.htpasswd.map((e) => (e.user === user ? { user, hash: hashPassword(password) } : e)),
+  );
 
   let envUpdated = false;
   if (isEnvAdmin) {
@@ -115,16 +135,21 @@ export async function rotateCredentials(opts: RotateOptions): Promise<RotateResu
     registry = endpoint.publicHost;
     if (reloaded) {
       const client = new AdminClient(endpoint);
-      verified = await retryUntil(async () => ((await client.v2Status({ username: user, password })) === 200 ? true : undefined), {
-        timeoutMs: 5000,
-        intervalMs: 250,
-        describe: () => 'the new password is not accepted yet',
-      }).catch(() => false);
+      verified = await retryUntil(
+        async () => ((await client.v2Status({ username: user, password })) === 200 ? true : undefined),
+        {
+          timeoutMs: 5000,
+          intervalMs: 250,
+          describe: () => 'the new password is not accepted yet',
+        },
+      ).catch(() => false);
     }
   } catch {
     verified = undefined;
   }
-  const source = isEnvAdmin ? `grep '^REGISTRY_PASSWORD=' ${join(opts.dir, '.env')} | cut -d= -f2- | ` : `printf '%s' "$NEW_PASSWORD" | `;
+  const source = isEnvAdmin
+    ? `grep '^REGISTRY_PASSWORD=' ${join(opts.dir, '.env')} | cut -d= -f2- | `
+    : `printf '%s' "$NEW_PASSWORD" | `;
   return {
     user,
     generated: opts.password === undefined,

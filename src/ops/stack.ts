@@ -42,7 +42,11 @@ export function startOrder(services: ServiceModel[]): ServiceModel[] {
   const order: ServiceModel[] = [];
   const visit = (s: ServiceModel, path: string[]) => {
     if (done.has(s.name)) return;
-    if (path.includes(s.name)) throw new RegctlError('CONFIG_INVALID', `services depend on each other in a cycle: ${[...path, s.name].join(' → ')}`);
+    if (path.includes(s.name))
+      throw new RegctlError(
+        'CONFIG_INVALID',
+        `services depend on each other in a cycle: ${[...path, s.name].join(' → ')}`,
+      );
     for (const dep of s.dependsOn) {
       const d = byName.get(dep);
       if (d) visit(d, [...path, s.name]);
@@ -59,7 +63,11 @@ export function bindPath(dir: string, source: string): string {
 }
 
 /** The container spec of one service; `resolvedImage` is the image reference to run. */
-export function containerSpec(stack: LoadedStack, service: ServiceModel, extraLabels: Record<string, string> = {}): ContainerSpec {
+export function containerSpec(
+  stack: LoadedStack,
+  service: ServiceModel,
+  extraLabels: Record<string, string> = {},
+): ContainerSpec {
   const { model, dir } = stack;
   const volumeNames = new Map(model.volumes.map((v) => [v.key, v.name]));
   const spec: ContainerSpec = {
@@ -67,7 +75,11 @@ export function containerSpec(stack: LoadedStack, service: ServiceModel, extraLa
     image: service.image,
     env: { ...service.environment },
     labels: { ...service.labels, [MODE_LABEL]: model.mode, ...extraLabels },
-    ports: service.ports.map((p) => ({ ...(p.hostIp ? { hostIp: p.hostIp } : {}), hostPort: p.host, containerPort: p.container })),
+    ports: service.ports.map((p) => ({
+      ...(p.hostIp ? { hostIp: p.hostIp } : {}),
+      hostPort: p.host,
+      containerPort: p.container,
+    })),
     mounts: service.mounts.map((m) => ({
       type: m.type,
       source: m.type === 'volume' ? (volumeNames.get(m.source) ?? m.source) : bindPath(dir, m.source),
@@ -97,7 +109,8 @@ export async function appliedHash(spec: ContainerSpec, imageId: string): Promise
     if (m.type !== 'bind') continue;
     try {
       const st = await stat(m.source);
-      if (st.isFile() && st.size < 16 * 1024 * 1024) hash.update(`\0file\0${m.source}\0`).update(await readFile(m.source));
+      if (st.isFile() && st.size < 16 * 1024 * 1024)
+        hash.update(`\0file\0${m.source}\0`).update(await readFile(m.source));
     } catch {
       hash.update(`\0missing\0${m.source}`);
     }

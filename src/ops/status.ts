@@ -36,7 +36,10 @@ export async function status(opts: { dir: string; engine: DockerEngine }): Promi
   const containers = await engine.listContainers(projectLabels(configured.model));
   // Report the mode the running containers were created for, whatever regctl.yaml says now.
   const runningMode = containers.map((c) => c.labels[MODE_LABEL]).find((m) => m === 'dev' || m === 'prod');
-  const stack = runningMode && runningMode !== configured.model.mode ? await loadStack(opts.dir, { mode: runningMode }) : configured;
+  const stack =
+    runningMode && runningMode !== configured.model.mode
+      ? await loadStack(opts.dir, { mode: runningMode })
+      : configured;
   const { model, config } = stack;
 
   const services: ServiceStatus[] = model.services.map((svc) => {
@@ -53,7 +56,9 @@ export async function status(opts: { dir: string; engine: DockerEngine }): Promi
   });
   const healthy = services.every((s) => s.state === 'running' && (s.health === undefined || s.health === 'healthy'));
 
-  const dataVolumeKey = model.services.find((s) => s.name === 'registry')?.mounts.find((m) => m.target === DATA_DIR)?.source;
+  const dataVolumeKey = model.services
+    .find((s) => s.name === 'registry')
+    ?.mounts.find((m) => m.target === DATA_DIR)?.source;
   const volumes: StackStatus['volumes'] = [];
   for (const v of model.volumes) {
     const size = await engine.volumeSize(v.name);
@@ -62,7 +67,14 @@ export async function status(opts: { dir: string; engine: DockerEngine }): Promi
     else volumes.push(entry);
   }
 
-  const result: StackStatus = { project: model.project, mode: model.mode, healthy, services, urls: model.urls, volumes };
+  const result: StackStatus = {
+    project: model.project,
+    mode: model.mode,
+    healthy,
+    services,
+    urls: model.urls,
+    volumes,
+  };
   if (model.mode === 'prod' && services.some((s) => s.service === 'traefik' && s.state === 'running')) {
     try {
       const cert = await servedCertificate({ port: config.ports.https, servername: model.hostnames.registry });

@@ -30,7 +30,12 @@ export function errorText(err: unknown): string {
 }
 
 /** Image references resolved to image IDs, building and pulling as needed. */
-export async function prepareImages(stack: LoadedStack, opts: ImageOptions, result: ImageRecord, stale: string[]): Promise<Map<string, ImageInfo>> {
+export async function prepareImages(
+  stack: LoadedStack,
+  opts: ImageOptions,
+  result: ImageRecord,
+  stale: string[],
+): Promise<Map<string, ImageInfo>> {
   const { model } = stack;
   const { out, engine } = opts;
   const images = new Map<string, ImageInfo>();
@@ -38,7 +43,9 @@ export async function prepareImages(stack: LoadedStack, opts: ImageOptions, resu
     out.step(`Image ${build.tag}`);
     const ctx = await collectContextFiles(opts.packageDir ?? packageRoot());
     if (!ctx.files.some((f) => f.startsWith('dist/'))) {
-      throw new RegctlError('BUILD_FAILED', `${ctx.root}/dist is missing: the package is not built`, { hint: 'run `npm run build` in the regctl package' });
+      throw new RegctlError('BUILD_FAILED', `${ctx.root}/dist is missing: the package is not built`, {
+        hint: 'run `npm run build` in the regctl package',
+      });
     }
     if (!ctx.files.includes(DOCKERFILE_PATH)) {
       throw new RegctlError('BUILD_FAILED', `${ctx.root}/${DOCKERFILE_PATH} is missing`, { hint: 'reinstall regctl' });
@@ -57,10 +64,14 @@ export async function prepareImages(stack: LoadedStack, opts: ImageOptions, resu
         await engine.pullImage(base, (line) => out.progress(line));
         result.imagesPulled.push(base);
       } catch (err) {
-        throw new RegctlError('BUILD_FAILED', `base image ${base} is not present and could not be pulled: ${errorText(err)}`, {
-          hint: 'load the image (docker load / docker import) or set images.base in regctl.yaml to an image this engine has',
-          cause: err,
-        });
+        throw new RegctlError(
+          'BUILD_FAILED',
+          `base image ${base} is not present and could not be pulled: ${errorText(err)}`,
+          {
+            hint: 'load the image (docker load / docker import) or set images.base in regctl.yaml to an image this engine has',
+            cause: err,
+          },
+        );
       }
     }
     const tail: string[] = [];
@@ -106,10 +117,14 @@ export async function prepareImages(stack: LoadedStack, opts: ImageOptions, resu
       try {
         await engine.pullImage(svc.image, (line) => out.progress(line));
       } catch (err) {
-        throw new RegctlError('NOT_FOUND', `image ${svc.image} is not present and could not be pulled: ${errorText(err)}`, {
-          hint: `load it (docker load / docker import), or set images.${svc.name} in regctl.yaml to an image this engine has`,
-          cause: err,
-        });
+        throw new RegctlError(
+          'NOT_FOUND',
+          `image ${svc.image} is not present and could not be pulled: ${errorText(err)}`,
+          {
+            hint: `load it (docker load / docker import), or set images.${svc.name} in regctl.yaml to an image this engine has`,
+            cause: err,
+          },
+        );
       }
       result.imagesPulled.push(svc.image);
       info = await engine.inspectImage(svc.image);
@@ -124,7 +139,12 @@ export async function prepareImages(stack: LoadedStack, opts: ImageOptions, resu
 }
 
 /** A rebuild leaves the previous image untagged; it goes once no container (of any stack) uses it. */
-export async function removeStaleImages(stale: string[], engine: DockerEngine, out: Output, result: { imagesRemoved: string[] }): Promise<void> {
+export async function removeStaleImages(
+  stale: string[],
+  engine: DockerEngine,
+  out: Output,
+  result: { imagesRemoved: string[] },
+): Promise<void> {
   for (const id of stale) {
     try {
       if (await engine.removeImageIfUnused(id)) {
@@ -136,4 +156,3 @@ export async function removeStaleImages(stale: string[], engine: DockerEngine, o
     }
   }
 }
-

@@ -13,9 +13,21 @@ import { existsSync } from 'node:fs';
 import { text } from 'node:stream/consumers';
 import { RegctlError } from '../common/errors.js';
 import type { Output } from '../common/io.js';
-import { EngineError, type ContainerInfo, type ContainerSpec, type DockerEngine, type ImageInfo } from '../docker/engine.js';
+import {
+  EngineError,
+  type ContainerInfo,
+  type ContainerSpec,
+  type DockerEngine,
+  type ImageInfo,
+} from '../docker/engine.js';
 import { LABELS, type ServiceModel } from '../stack/model.js';
-import { isTraefikDefaultCertificate, probe, retryUntil, servedCertificate, type ServedCertificate } from './http-probe.js';
+import {
+  isTraefikDefaultCertificate,
+  probe,
+  retryUntil,
+  servedCertificate,
+  type ServedCertificate,
+} from './http-probe.js';
 import { assertPortsFree, portHolder, portInUse } from './ports.js';
 import { errorText, prepareImages, removeStaleImages } from './up-images.js';
 import {
@@ -118,7 +130,9 @@ export async function up(opts: UpOptions): Promise<UpResult> {
   try {
     await run('check ports', () => checkPorts(stack, engine));
     out.step('Network and volumes');
-    result.networkCreated = await run(`create network ${model.network.name}`, () => engine.ensureNetwork(model.network.name, model.network.labels));
+    result.networkCreated = await run(`create network ${model.network.name}`, () =>
+      engine.ensureNetwork(model.network.name, model.network.labels),
+    );
     if (result.networkCreated) undo.network = model.network.name;
     for (const v of model.volumes) {
       if (await run(`create volume ${v.name}`, () => engine.ensureVolume(v.name, v.labels))) {
@@ -215,7 +229,8 @@ async function planContainers(stack: LoadedStack, engine: DockerEngine, images: 
  */
 async function checkPorts(stack: LoadedStack, engine: DockerEngine): Promise<void> {
   const ours = new Set<number>();
-  for (const c of await engine.listContainers(projectLabels(stack.model))) for (const p of c.ports) ours.add(p.hostPort);
+  for (const c of await engine.listContainers(projectLabels(stack.model)))
+    for (const p of c.ports) ours.add(p.hostPort);
   const needed = stack.model.services
     .flatMap((s) => s.ports)
     .filter((p) => !ours.has(p.host))
@@ -225,11 +240,22 @@ async function checkPorts(stack: LoadedStack, engine: DockerEngine): Promise<voi
 
 type Runner = <T>(name: string, fn: () => Promise<T>, container?: string) => Promise<T>;
 
-async function applyPlan(plan: Plan, engine: DockerEngine, out: Output, undo: Undo, result: UpResult, run: Runner): Promise<void> {
+async function applyPlan(
+  plan: Plan,
+  engine: DockerEngine,
+  out: Output,
+  undo: Undo,
+  result: UpResult,
+  run: Runner,
+): Promise<void> {
   out.step('Containers');
   for (const orphan of plan.orphans) {
     await run(`remove ${orphan.name}`, () => engine.removeContainer(orphan.name), orphan.name);
-    result.containers.push({ service: orphan.labels[LABELS.service] ?? orphan.name, container: orphan.name, action: 'removed' });
+    result.containers.push({
+      service: orphan.labels[LABELS.service] ?? orphan.name,
+      container: orphan.name,
+      action: 'removed',
+    });
     out.ok(`${orphan.name} removed (no longer in the stack)`);
   }
   for (const c of plan.containers) {
@@ -274,7 +300,11 @@ async function waitHealthy(stack: LoadedStack, engine: DockerEngine, out: Output
       const info = await engine.inspectContainer(name);
       if (!info) throw new StepFailure('wait for health checks', new Error(`${name} disappeared`), name);
       if (info.state === 'exited' || info.state === 'dead') {
-        throw new StepFailure('wait for health checks', new Error(`${name} exited (code ${info.exitCode ?? '?'})`), name);
+        throw new StepFailure(
+          'wait for health checks',
+          new Error(`${name} exited (code ${info.exitCode ?? '?'})`),
+          name,
+        );
       }
       if (info.health === 'unhealthy') {
         throw new StepFailure('wait for health checks', new Error(`${name} is unhealthy`), name);
@@ -289,7 +319,10 @@ async function waitHealthy(stack: LoadedStack, engine: DockerEngine, out: Output
       const first = [...pending][0];
       throw new StepFailure(
         'wait for health checks',
-        new RegctlError('HEALTH_TIMEOUT', `${[...pending].join(', ')} not healthy after ${Math.round(timeoutMs / 1000)} s`),
+        new RegctlError(
+          'HEALTH_TIMEOUT',
+          `${[...pending].join(', ')} not healthy after ${Math.round(timeoutMs / 1000)} s`,
+        ),
         first,
       );
     }
@@ -311,13 +344,17 @@ async function probeStack(stack: LoadedStack, out: Output, timeoutMs: number): P
       const res = await probe({ ...base, path: '/v2/' });
       return res.status === 401 ? res : undefined;
     },
-    { timeoutMs, describe: () => `GET ${model.urls.registry}/v2/ through 127.0.0.1:${port} did not answer 401 without credentials` },
+    {
+      timeoutMs,
+      describe: () => `GET ${model.urls.registry}/v2/ through 127.0.0.1:${port} did not answer 401 without credentials`,
+    },
   );
   out.ok(`/v2/ answers 401 without credentials`);
   const creds = await adminCredentials(stack.dir);
   if (creds) {
     const res = await probe({ ...base, path: '/v2/', auth: creds });
-    if (res.status !== 200) throw new Error(`GET /v2/ with ${creds.username}'s credentials from .env answered ${res.status}, not 200`);
+    if (res.status !== 200)
+      throw new Error(`GET /v2/ with ${creds.username}'s credentials from .env answered ${res.status}, not 200`);
     out.ok(`/v2/ answers 200 with ${creds.username}'s credentials`);
   } else {
     out.warn('no REGISTRY_USERNAME/REGISTRY_PASSWORD in .env: skipped the authenticated probe');
@@ -335,7 +372,11 @@ async function probeStack(stack: LoadedStack, out: Output, timeoutMs: number): P
   }
   if (!tls) return undefined;
   const redirect = await probe({ port: config.ports.http, host, path: '/v2/', timeoutMs: 5000 });
-  if (redirect.status < 300 || redirect.status >= 400 || !String(redirect.headers.location ?? '').startsWith('https://')) {
+  if (
+    redirect.status < 300 ||
+    redirect.status >= 400 ||
+    !String(redirect.headers.location ?? '').startsWith('https://')
+  ) {
     throw new Error(`http://${host}/v2/ answered ${redirect.status} instead of a redirect to HTTPS`);
   }
   out.ok('HTTP redirects to HTTPS');
@@ -345,7 +386,11 @@ async function probeStack(stack: LoadedStack, out: Output, timeoutMs: number): P
         const c = await servedCertificate({ port, servername: host });
         return isTraefikDefaultCertificate(c) ? undefined : c;
       },
-      { timeoutMs: Math.max(timeoutMs, 120_000), intervalMs: 2000, describe: () => `no ACME certificate for ${host} yet` },
+      {
+        timeoutMs: Math.max(timeoutMs, 120_000),
+        intervalMs: 2000,
+        describe: () => `no ACME certificate for ${host} yet`,
+      },
     );
     out.ok(`Certificate for ${host} issued by ${cert.issuer}, valid until ${cert.validTo}`);
     return cert;
@@ -355,7 +400,14 @@ async function probeStack(stack: LoadedStack, out: Output, timeoutMs: number): P
   }
 }
 
-async function failAndCleanUp(failure: StepFailure, stack: LoadedStack, engine: DockerEngine, out: Output, undo: Undo, keep: boolean): Promise<RegctlError> {
+async function failAndCleanUp(
+  failure: StepFailure,
+  stack: LoadedStack,
+  engine: DockerEngine,
+  out: Output,
+  undo: Undo,
+  keep: boolean,
+): Promise<RegctlError> {
   const cause = failure.cause;
   const details: string[] = [];
   const container = failure.container;
@@ -375,12 +427,21 @@ async function failAndCleanUp(failure: StepFailure, stack: LoadedStack, engine: 
         out.warn(`could not remove ${name}: ${errorText(err)}`);
       }
     }
-    if (undo.network) await engine.removeNetwork(undo.network).catch((err: unknown) => out.warn(`could not remove network ${undo.network}: ${errorText(err)}`));
-    for (const v of undo.volumes) await engine.removeVolume(v).catch((err: unknown) => out.warn(`could not remove volume ${v}: ${errorText(err)}`));
+    if (undo.network)
+      await engine
+        .removeNetwork(undo.network)
+        .catch((err: unknown) => out.warn(`could not remove network ${undo.network}: ${errorText(err)}`));
+    for (const v of undo.volumes)
+      await engine.removeVolume(v).catch((err: unknown) => out.warn(`could not remove volume ${v}: ${errorText(err)}`));
     const removed = undo.containers.length + (undo.network ? 1 : 0) + undo.volumes.length;
-    if (removed) out.warn(`removed what this run created (${[...undo.containers, ...(undo.network ? [undo.network] : []), ...undo.volumes].join(', ')})`);
+    if (removed)
+      out.warn(
+        `removed what this run created (${[...undo.containers, ...(undo.network ? [undo.network] : []), ...undo.volumes].join(', ')})`,
+      );
   } else if (undo.containers.length) {
-    out.warn(`kept ${undo.containers.join(', ')} for inspection (--keep-on-failure); \`regctl down --dir ${stack.dir}\` removes them`);
+    out.warn(
+      `kept ${undo.containers.join(', ')} for inspection (--keep-on-failure); \`regctl down --dir ${stack.dir}\` removes them`,
+    );
   }
   if (cause instanceof RegctlError) {
     return new RegctlError(cause.code, `${failure.step}: ${cause.message}`, {
@@ -389,7 +450,8 @@ async function failAndCleanUp(failure: StepFailure, stack: LoadedStack, engine: 
       cause,
     });
   }
-  const code = failure.step.startsWith('wait for health') || failure.step.startsWith('probe') ? 'HEALTH_TIMEOUT' : 'INTERNAL';
+  const code =
+    failure.step.startsWith('wait for health') || failure.step.startsWith('probe') ? 'HEALTH_TIMEOUT' : 'INTERNAL';
   const hint = container
     ? `see \`regctl logs ${stack.model.services.find((s) => s.containerName === container)?.name ?? container} --dir ${stack.dir}\`; \`regctl up --keep-on-failure\` keeps the containers for inspection`
     : cause instanceof EngineError
@@ -401,17 +463,23 @@ async function failAndCleanUp(failure: StepFailure, stack: LoadedStack, engine: 
 async function printSummary(stack: LoadedStack, out: Output, result: UpResult): Promise<void> {
   const { model } = stack;
   out.line();
-  out.ok(result.unchanged ? `Stack ${model.project} is up; nothing changed` : `Stack ${model.project} is up (${model.mode})`);
+  out.ok(
+    result.unchanged ? `Stack ${model.project} is up; nothing changed` : `Stack ${model.project} is up (${model.mode})`,
+  );
   out.line(`  Registry: ${model.urls.registry}`);
   if (model.urls.ui) out.line(`  Web UI:   ${model.urls.ui}`);
   const registryHost = new URL(model.urls.registry).host;
   const creds = await adminCredentials(stack.dir);
   const user = creds?.username ?? 'admin';
-  out.line(`  Log in:   grep REGISTRY_PASSWORD ${stack.dir}/.env | cut -d= -f2- | docker login ${registryHost} -u ${user} --password-stdin`);
+  out.line(
+    `  Log in:   grep REGISTRY_PASSWORD ${stack.dir}/.env | cut -d= -f2- | docker login ${registryHost} -u ${user} --password-stdin`,
+  );
   if (model.mode === 'dev') {
     const direct = stack.config.ports.registry;
     out.line(`  Dev mode serves plain HTTP: add to /etc/docker/daemon.json and restart dockerd:`);
     out.line(`    { "insecure-registries": ["${registryHost}"${direct ? `, "127.0.0.1:${direct}"` : ''}] }`);
-    out.line(`  and make ${model.hostnames.registry}${model.hostnames.ui ? ` and ${model.hostnames.ui}` : ''} resolve to this machine (DNS or /etc/hosts).`);
+    out.line(
+      `  and make ${model.hostnames.registry}${model.hostnames.ui ? ` and ${model.hostnames.ui}` : ''} resolve to this machine (DNS or /etc/hosts).`,
+    );
   }
 }

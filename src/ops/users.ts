@@ -37,18 +37,29 @@ export interface UserInfo extends UserPermissions {
 }
 
 /** Turns `--pull/--push/--delete PATTERN` lists into rules, one per pattern, actions in canonical order. */
-export function permissionsFromFlags(flags: { admin?: boolean; pull?: string[]; push?: string[]; delete?: string[] }): UserPermissions {
+export function permissionsFromFlags(flags: {
+  admin?: boolean;
+  pull?: string[];
+  push?: string[];
+  delete?: string[];
+}): UserPermissions {
   if (flags.admin) return { admin: true, rules: [] };
   const byPattern = new Map<string, Set<Action>>();
   for (const action of ACTIONS) {
     for (const pattern of flags[action] ?? []) {
       const p = pattern.trim();
-      if (!p) throw new RegctlError('USAGE', `--${action} needs a repository pattern`, { hint: 'for example --pull "apps/**"' });
+      if (!p)
+        throw new RegctlError('USAGE', `--${action} needs a repository pattern`, {
+          hint: 'for example --pull "apps/**"',
+        });
       if (!byPattern.has(p)) byPattern.set(p, new Set());
       byPattern.get(p)?.add(action);
     }
   }
-  return { admin: false, rules: [...byPattern].map(([repos, set]) => ({ repos, actions: ACTIONS.filter((a) => set.has(a)) })) };
+  return {
+    admin: false,
+    rules: [...byPattern].map(([repos, set]) => ({ repos, actions: ACTIONS.filter((a) => set.has(a)) })),
+  };
 }
 
 function permissionsNode(p: UserPermissions): Record<string, unknown> {
@@ -98,7 +109,9 @@ export interface StackUsersFiles {
 export async function readUsersFiles(dir: string): Promise<StackUsersFiles> {
   const configText = await readIfExists(join(dir, CONFIG_FILE));
   if (configText === undefined) {
-    throw new RegctlError('CONFIG_MISSING', `no ${CONFIG_FILE} in ${dir}`, { hint: `run \`regctl init --dir ${dir}\`, or pass --dir to the stack's directory` });
+    throw new RegctlError('CONFIG_MISSING', `no ${CONFIG_FILE} in ${dir}`, {
+      hint: `run \`regctl init --dir ${dir}\`, or pass --dir to the stack's directory`,
+    });
   }
   const config = parseStackConfigText(configText, join(dir, CONFIG_FILE));
   const accessText = (await readIfExists(join(dir, ACCESS_FILE))) ?? 'users: {}\n';
@@ -107,7 +120,9 @@ export async function readUsersFiles(dir: string): Promise<StackUsersFiles> {
   try {
     htpasswd = parseHtpasswd(htpasswdText);
   } catch (err) {
-    throw new RegctlError('CONFIG_INVALID', `${join(dir, HTPASSWD_FILE)}: ${(err as Error).message}`, { hint: 'fix or remove the line; each is user:bcrypt-hash' });
+    throw new RegctlError('CONFIG_INVALID', `${join(dir, HTPASSWD_FILE)}: ${(err as Error).message}`, {
+      hint: 'fix or remove the line; each is user:bcrypt-hash',
+    });
   }
   const env = await readEnvFile(join(dir, '.env'));
   return { dir, config, configText, accessText, htpasswd, envAdmin: env.REGISTRY_USERNAME };
@@ -137,7 +152,9 @@ async function writeUserYaml(files: StackUsersFiles, user: string, perms: UserPe
     nextConfig = editUsersYaml(files.configText, user, perms);
     nextAccess = editUsersYaml(files.accessText, user, perms);
   } catch (err) {
-    throw new RegctlError('CONFIG_INVALID', `cannot edit the users: ${(err as Error).message}`, { hint: 'fix regctl.yaml and auth/access.yaml, or re-run `regctl init --force`' });
+    throw new RegctlError('CONFIG_INVALID', `cannot edit the users: ${(err as Error).message}`, {
+      hint: 'fix regctl.yaml and auth/access.yaml, or re-run `regctl init --force`',
+    });
   }
   parseStackConfigText(nextConfig, configPath);
   await atomicWrite(accessPath, nextAccess, 0o644);
@@ -152,18 +169,29 @@ export async function writeHtpasswd(dir: string, entries: HtpasswdEntry[]): Prom
 
 export function checkUserName(name: string): void {
   if (!USER_NAME.test(name)) {
-    throw new RegctlError('USAGE', `"${name}" is not a valid user name`, { hint: 'letters, digits, ".", "_" or "-", at most 64 characters, no ":"' });
+    throw new RegctlError('USAGE', `"${name}" is not a valid user name`, {
+      hint: 'letters, digits, ".", "_" or "-", at most 64 characters, no ":"',
+    });
   }
 }
 
 /** A password given by a person: refused when too short or holding line breaks. */
 export function checkGivenPassword(password: string): void {
-  if (password.length < 12) throw new RegctlError('USAGE', 'the password given on stdin is shorter than 12 characters', { hint: 'omit --password-stdin to get a generated one' });
-  if (/[\r\n\0]/.test(password)) throw new RegctlError('USAGE', 'the password given on stdin holds a line break or NUL', { hint: 'give one line' });
+  if (password.length < 12)
+    throw new RegctlError('USAGE', 'the password given on stdin is shorter than 12 characters', {
+      hint: 'omit --password-stdin to get a generated one',
+    });
+  if (/[\r\n\0]/.test(password))
+    throw new RegctlError('USAGE', 'the password given on stdin holds a line break or NUL', { hint: 'give one line' });
 }
 
 /** Asks the running registry to re-read its auth files now; a stopped stack is not an error (it reads them at start). */
-export async function reloadRegistry(dir: string, out: Output, env: NodeJS.ProcessEnv, tryCredentials: Credentials[] = []): Promise<boolean> {
+export async function reloadRegistry(
+  dir: string,
+  out: Output,
+  env: NodeJS.ProcessEnv,
+  tryCredentials: Credentials[] = [],
+): Promise<boolean> {
   let endpoint;
   try {
     endpoint = await stackEndpoint(dir, env);
@@ -184,13 +212,17 @@ export async function reloadRegistry(dir: string, out: Output, env: NodeJS.Proce
       }
       if (status === 200) return true;
       if (status !== 401 && status !== 429) {
-        out.warn(`the registry answered ${status} to the reload; it still picks the change up from the files within seconds`);
+        out.warn(
+          `the registry answered ${status} to the reload; it still picks the change up from the files within seconds`,
+        );
         return false;
       }
     }
     // 401 for every candidate: the registry's watcher may be between two files; try again shortly.
     if (Date.now() >= deadline) {
-      out.warn('the registry did not accept the admin credentials for a reload; it picks the change up from the files within seconds');
+      out.warn(
+        'the registry did not accept the admin credentials for a reload; it picks the change up from the files within seconds',
+      );
       return false;
     }
     await new Promise((r) => setTimeout(r, 300));
@@ -206,49 +238,94 @@ export interface AddUserResult {
   reloaded: boolean;
 }
 
-export async function addUser(opts: { dir: string; name: string; permissions: UserPermissions; password?: string; out: Output; env?: NodeJS.ProcessEnv }): Promise<AddUserResult> {
+export async function addUser(opts: {
+  dir: string;
+  name: string;
+  permissions: UserPermissions;
+  password?: string;
+  out: Output;
+  env?: NodeJS.ProcessEnv;
+}): Promise<AddUserResult> {
   checkUserName(opts.name);
   const files = await readUsersFiles(opts.dir);
   if (files.config.users[opts.name] || files.htpasswd.some((e) => e.user === opts.name)) {
-    throw new RegctlError('FILE_EXISTS', `user ${opts.name} already exists`, { hint: '`regctl users set` changes permissions, `regctl rotate-credentials --user` the password' });
+    throw new RegctlError('FILE_EXISTS', `user ${opts.name} already exists`, {
+      hint: '`regctl users set` changes permissions, `regctl rotate-credentials --user` the password',
+    });
   }
   if (!opts.permissions.admin && opts.permissions.rules.length === 0) {
-    throw new RegctlError('USAGE', `give ${opts.name} some permission: --admin, or --pull/--push/--delete PATTERN`, { hint: 'for example: regctl users add ci --pull "**" --push "apps/**"' });
+    throw new RegctlError('USAGE', `give ${opts.name} some permission: --admin, or --pull/--push/--delete PATTERN`, {
+      hint: 'for example: regctl users add ci --pull "**" --push "apps/**"',
+    });
   }
   if (opts.password !== undefined) checkGivenPassword(opts.password);
   const password = opts.password ?? generatePassword();
   await writeHtpasswd(opts.dir, [...files.htpasswd, { user: opts.name, hash: hashPassword(password) }]);
   await writeUserYaml(files, opts.name, opts.permissions);
   const reloaded = await reloadRegistry(opts.dir, opts.out, opts.env ?? process.env);
-  return { user: opts.name, permissions: opts.permissions, ...(opts.password === undefined ? { password } : {}), generated: opts.password === undefined, reloaded };
+  return {
+    user: opts.name,
+    permissions: opts.permissions,
+    ...(opts.password === undefined ? { password } : {}),
+    generated: opts.password === undefined,
+    reloaded,
+  };
 }
 
-export async function setUser(opts: { dir: string; name: string; permissions: UserPermissions; out: Output; env?: NodeJS.ProcessEnv }): Promise<{ user: string; permissions: UserPermissions; reloaded: boolean }> {
+export async function setUser(opts: {
+  dir: string;
+  name: string;
+  permissions: UserPermissions;
+  out: Output;
+  env?: NodeJS.ProcessEnv;
+}): Promise<{ user: string; permissions: UserPermissions; reloaded: boolean }> {
   const files = await readUsersFiles(opts.dir);
   if (!files.config.users[opts.name] && !files.htpasswd.some((e) => e.user === opts.name)) {
-    throw new RegctlError('NOT_FOUND', `no user ${opts.name}`, { hint: '`regctl users list` shows the users; `regctl users add` creates one' });
+    throw new RegctlError('NOT_FOUND', `no user ${opts.name}`, {
+      hint: '`regctl users list` shows the users; `regctl users add` creates one',
+    });
   }
   if (!opts.permissions.admin && opts.permissions.rules.length === 0) {
-    throw new RegctlError('USAGE', `give ${opts.name} some permission: --admin, or --pull/--push/--delete PATTERN`, { hint: '`regctl users remove` takes every right away' });
+    throw new RegctlError('USAGE', `give ${opts.name} some permission: --admin, or --pull/--push/--delete PATTERN`, {
+      hint: '`regctl users remove` takes every right away',
+    });
   }
   const wasAdmin = files.config.users[opts.name]?.admin ?? false;
   if (wasAdmin && !opts.permissions.admin && opts.name === files.envAdmin) {
-    throw new RegctlError('USAGE', `${opts.name} is the admin regctl uses (REGISTRY_USERNAME in .env) and must stay admin`, { hint: 'make another user admin and point .env at it first' });
+    throw new RegctlError(
+      'USAGE',
+      `${opts.name} is the admin regctl uses (REGISTRY_USERNAME in .env) and must stay admin`,
+      { hint: 'make another user admin and point .env at it first' },
+    );
   }
   await writeUserYaml(files, opts.name, opts.permissions);
   const reloaded = await reloadRegistry(opts.dir, opts.out, opts.env ?? process.env);
   return { user: opts.name, permissions: opts.permissions, reloaded };
 }
 
-export async function removeUser(opts: { dir: string; name: string; out: Output; env?: NodeJS.ProcessEnv }): Promise<{ user: string; reloaded: boolean }> {
+export async function removeUser(opts: {
+  dir: string;
+  name: string;
+  out: Output;
+  env?: NodeJS.ProcessEnv;
+}): Promise<{ user: string; reloaded: boolean }> {
   const files = await readUsersFiles(opts.dir);
   const known = files.config.users[opts.name] || files.htpasswd.some((e) => e.user === opts.name);
-  if (!known) throw new RegctlError('NOT_FOUND', `no user ${opts.name}`, { hint: '`regctl users list` shows the users' });
-  if (opts.name === files.envAdmin || opts.name === primaryAdmin(files.config) && Object.values(files.config.users).filter((u) => u.admin).length === 1) {
-    throw new RegctlError('USAGE', `${opts.name} is the admin regctl itself uses and cannot be removed`, { hint: 'rotate its password with `regctl rotate-credentials` instead' });
+  if (!known)
+    throw new RegctlError('NOT_FOUND', `no user ${opts.name}`, { hint: '`regctl users list` shows the users' });
+  if (
+    opts.name === files.envAdmin ||
+    (opts.name === primaryAdmin(files.config) && Object.values(files.config.users).filter((u) => u.admin).length === 1)
+  ) {
+    throw new RegctlError('USAGE', `${opts.name} is the admin regctl itself uses and cannot be removed`, {
+      hint: 'rotate its password with `regctl rotate-credentials` instead',
+    });
   }
   await writeUserYaml(files, opts.name, undefined);
-  await writeHtpasswd(opts.dir, files.htpasswd.filter((e) => e.user !== opts.name));
+  await writeHtpasswd(
+    opts.dir,
+    files.htpasswd.filter((e) => e.user !== opts.name),
+  );
   const gracePath = graceFilePath(join(opts.dir, HTPASSWD_FILE));
   const graceText = await readIfExists(gracePath);
   if (graceText !== undefined) {

@@ -12,7 +12,15 @@ import { AccessPolicy as Policy } from './auth/access.js';
 import type { Authenticator } from './auth/authenticator.js';
 import { RegistryError, toRegistryError } from './errors.js';
 import { Fence } from './fence.js';
-import { API_VERSION_HEADER, readBody, sendError, sendJson, send, type Ctx, type RequestState } from './http/context.js';
+import {
+  API_VERSION_HEADER,
+  readBody,
+  sendError,
+  sendJson,
+  send,
+  type Ctx,
+  type RequestState,
+} from './http/context.js';
 import { listCatalog } from './http/listing.js';
 import { matchRoute } from './http/routes.js';
 import type { LogFn } from './logger.js';
@@ -67,8 +75,12 @@ export class RegistryApp {
     this.opts = opts;
     this.store = new RegistryStore(opts.driver);
     for (const mod of ADMIN_MODULES) mod((route) => this.adminRoutes.set(`${route.method} ${route.path}`, route));
-    this.metrics.gauge('regctl_repositories', 'Repositories holding tags or manifests.', () => this.store.index.repositoryCount());
-    this.metrics.gauge('regctl_fence_active', '1 while the read-only fence is up.', () => (this.fence.active() ? 1 : 0));
+    this.metrics.gauge('regctl_repositories', 'Repositories holding tags or manifests.', () =>
+      this.store.index.repositoryCount(),
+    );
+    this.metrics.gauge('regctl_fence_active', '1 while the read-only fence is up.', () =>
+      this.fence.active() ? 1 : 0,
+    );
   }
 
   get uploadPurgeAgeMs(): number {
@@ -83,7 +95,8 @@ export class RegistryApp {
   async init(): Promise<void> {
     await this.opts.driver.checkWritable();
     const incompleteTags = await this.store.buildIndex({ removeIncompleteTags: true });
-    if (incompleteTags > 0) this.opts.log('info', 'removed tags left incomplete by an interrupted write', { count: incompleteTags });
+    if (incompleteTags > 0)
+      this.opts.log('info', 'removed tags left incomplete by an interrupted write', { count: incompleteTags });
     await this.purge();
     const startedAt = Date.now();
     void removeTempFiles(this.opts.driver, startedAt).then(
@@ -126,7 +139,10 @@ export class RegistryApp {
 
   private clientIp(req: IncomingMessage): string {
     const xff = req.headers['x-forwarded-for'];
-    const list = (Array.isArray(xff) ? xff.join(',') : xff)?.split(',').map((s) => s.trim()).filter(Boolean);
+    const list = (Array.isArray(xff) ? xff.join(',') : xff)
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     return list?.[list.length - 1] ?? req.socket?.remoteAddress ?? 'unknown';
   }
 
@@ -171,13 +187,23 @@ export class RegistryApp {
     this.cors(req, res);
     void this.dispatch(req, res, state, (id) => (routeId = id)).catch((err: unknown) => {
       const e = toRegistryError(err);
-      const clientGone = req.destroyed || res.destroyed || (err as NodeJS.ErrnoException)?.code === 'ERR_STREAM_PREMATURE_CLOSE';
-      if (e.code === 'INTERNAL' && !clientGone) this.opts.log('error', 'request failed', { error: (err as Error)?.message, path: (req.url ?? '').split('?')[0] });
+      const clientGone =
+        req.destroyed || res.destroyed || (err as NodeJS.ErrnoException)?.code === 'ERR_STREAM_PREMATURE_CLOSE';
+      if (e.code === 'INTERNAL' && !clientGone)
+        this.opts.log('error', 'request failed', {
+          error: (err as Error)?.message,
+          path: (req.url ?? '').split('?')[0],
+        });
       sendError(req, res, e);
     });
   };
 
-  private async dispatch(req: IncomingMessage, res: ServerResponse, state: RequestState, setRoute: (id: string) => void): Promise<void> {
+  private async dispatch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    state: RequestState,
+    setRoute: (id: string) => void,
+  ): Promise<void> {
     // The path is taken as sent: URL parsing would resolve `..` segments before names are validated.
     const raw = req.url ?? '/';
     const q = raw.indexOf('?');
@@ -191,7 +217,10 @@ export class RegistryApp {
       res.setHeader('Allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS');
       if (res.hasHeader('Access-Control-Allow-Origin')) {
         res.setHeader('Access-Control-Allow-Methods', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS');
-        res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type, Accept, Range, Content-Range, Docker-Content-Digest');
+        res.setHeader(
+          'Access-Control-Allow-Headers',
+          'Authorization, Content-Type, Accept, Range, Content-Range, Docker-Content-Digest',
+        );
         res.setHeader('Access-Control-Max-Age', '600');
       }
       send(ctx, 204, {});
@@ -218,7 +247,8 @@ export class RegistryApp {
       setRoute('metrics');
       await this.authenticate(ctx);
       this.requireAdmin(state.user);
-      if (req.method !== 'GET' && req.method !== 'HEAD') throw new RegistryError('METHOD_NOT_ALLOWED', { method: req.method }, { headers: { Allow: 'GET, HEAD' } });
+      if (req.method !== 'GET' && req.method !== 'HEAD')
+        throw new RegistryError('METHOD_NOT_ALLOWED', { method: req.method }, { headers: { Allow: 'GET, HEAD' } });
       send(ctx, 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }, this.metrics.render());
       return;
     }
@@ -260,7 +290,11 @@ export class RegistryApp {
       isAdmin,
       services: this.adminServices(),
       json: async () => {
-        const body = await readBody(req, 1024 * 1024, () => new RegistryError('SIZE_INVALID', { reason: 'body too large' }));
+        const body = await readBody(
+          req,
+          1024 * 1024,
+          () => new RegistryError('SIZE_INVALID', { reason: 'body too large' }),
+        );
         if (body.length === 0) return {};
         try {
           const v: unknown = JSON.parse(body.toString('utf8'));
@@ -268,7 +302,11 @@ export class RegistryApp {
         } catch {
           // fall through
         }
-        throw new RegistryError('INVALID_REQUEST', { reason: 'body must be a JSON object' }, { message: 'invalid JSON body' });
+        throw new RegistryError(
+          'INVALID_REQUEST',
+          { reason: 'body must be a JSON object' },
+          { message: 'invalid JSON body' },
+        );
       },
     };
     await route.handler(r);
@@ -286,7 +324,11 @@ export class RegistryApp {
     const method = match.route.methods[verb];
     if (!method) {
       setRoute(match.route.name);
-      throw new RegistryError('METHOD_NOT_ALLOWED', { method: req.method }, { headers: { Allow: Object.keys(match.route.methods).join(', ') } });
+      throw new RegistryError(
+        'METHOD_NOT_ALLOWED',
+        { method: req.method },
+        { headers: { Allow: Object.keys(match.route.methods).join(', ') } },
+      );
     }
     setRoute(method.id);
     ctx.params = match.params;
@@ -346,8 +388,11 @@ export class RegistryApp {
       }
     }
     if (this.freeBytes.value < min) {
-      throw new RegistryError('UNAVAILABLE', { reason: 'storage almost full', freeBytes: this.freeBytes.value, minFreeBytes: min }, { headers: { 'Retry-After': '60' } });
+      throw new RegistryError(
+        'UNAVAILABLE',
+        { reason: 'storage almost full', freeBytes: this.freeBytes.value, minFreeBytes: min },
+        { headers: { 'Retry-After': '60' } },
+      );
     }
   }
 }
-

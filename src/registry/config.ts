@@ -44,7 +44,23 @@ export interface ServeSettings {
   credentialCache: boolean;
 }
 
-export type RawSettings = Partial<Record<'listen' | 'data' | 'htpasswd' | 'access' | 'noAuth' | 'ui' | 'logLevel' | 'uploadPurgeAge' | 'minFree' | 'realm' | 'corsOrigins' | 'credentialCache', unknown>>;
+export type RawSettings = Partial<
+  Record<
+    | 'listen'
+    | 'data'
+    | 'htpasswd'
+    | 'access'
+    | 'noAuth'
+    | 'ui'
+    | 'logLevel'
+    | 'uploadPurgeAge'
+    | 'minFree'
+    | 'realm'
+    | 'corsOrigins'
+    | 'credentialCache',
+    unknown
+  >
+>;
 
 export class SettingsError extends Error {
   readonly setting: string;
@@ -82,14 +98,16 @@ function withSetting<T>(setting: string, parse: () => T): T {
 /** Milliseconds. Strings and numbers alike need a unit, except 0 (see the table above). */
 export function parseDuration(v: unknown, setting: string): number {
   const text = typeof v === 'number' ? String(v) : v;
-  if (typeof text !== 'string') throw new SettingsError(setting, `${setting}: ${JSON.stringify(v)} is not a duration (examples: 90s, 30m, 24h)`);
+  if (typeof text !== 'string')
+    throw new SettingsError(setting, `${setting}: ${JSON.stringify(v)} is not a duration (examples: 90s, 30m, 24h)`);
   return withSetting(setting, () => parseDurationText(text));
 }
 
 /** Bytes. A non-negative number (from YAML) is bytes; strings go through the one size grammar. */
 export function parseSize(v: unknown, setting: string): number {
   if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return Math.floor(v);
-  if (typeof v !== 'string') throw new SettingsError(setting, `${setting}: ${JSON.stringify(v)} is not a size (examples: 512MiB, 2GB)`);
+  if (typeof v !== 'string')
+    throw new SettingsError(setting, `${setting}: ${JSON.stringify(v)} is not a size (examples: 512MiB, 2GB)`);
   return withSetting(setting, () => parseSizeText(v));
 }
 
@@ -104,7 +122,8 @@ export function parseListen(v: unknown): { host: string; port: number } {
   const text = String(v);
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text) ?? /^()()(\d{1,5})$/.exec(text);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new SettingsError('listen', `listen: "${text}" is not HOST:PORT (example: 127.0.0.1:5000)`);
+  if (!m || port > 65535)
+    throw new SettingsError('listen', `listen: "${text}" is not HOST:PORT (example: 127.0.0.1:5000)`);
   return { host: m[1] || m[2] || '127.0.0.1', port };
 }
 
@@ -113,7 +132,10 @@ export async function loadConfigFile(path: string): Promise<RawSettings> {
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw new SettingsError('config', `config: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new SettingsError(
+      'config',
+      `config: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
   }
   let doc: unknown;
   try {
@@ -121,9 +143,11 @@ export async function loadConfigFile(path: string): Promise<RawSettings> {
   } catch (err) {
     throw new SettingsError('config', `config: ${path} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new SettingsError('config', `config: ${path} must be a YAML mapping`);
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    throw new SettingsError('config', `config: ${path} must be a YAML mapping`);
   const known = new Set(Object.keys(ENV));
-  for (const key of Object.keys(doc)) if (!known.has(key)) throw new SettingsError('config', `config: unknown key "${key}" in ${path}`);
+  for (const key of Object.keys(doc))
+    if (!known.has(key)) throw new SettingsError('config', `config: unknown key "${key}" in ${path}`);
   return doc;
 }
 
@@ -142,7 +166,8 @@ export function resolveSettings(flags: RawSettings, env: NodeJS.ProcessEnv, file
   };
   const listen = parseListen(pick('listen') ?? '127.0.0.1:5000');
   const logLevel = text('logLevel', pick('logLevel') ?? 'info');
-  if (!isLogLevel(logLevel)) throw new SettingsError('logLevel', `log-level: "${logLevel}" is not one of debug, info, warn, error, silent`);
+  if (!isLogLevel(logLevel))
+    throw new SettingsError('logLevel', `log-level: "${logLevel}" is not one of debug, info, warn, error, silent`);
   const cors = pick('corsOrigins');
   const corsOrigins =
     cors === undefined

@@ -76,7 +76,11 @@ export function toRegistryError(err: unknown): RegistryError {
   if (err instanceof RegistryError) return err;
   const code = (err as NodeJS.ErrnoException | null)?.code;
   if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new RegistryError('UNAVAILABLE', { reason: 'storage full' }, { message: 'no space left on the registry storage', headers: { 'Retry-After': '60' } });
+    return new RegistryError(
+      'UNAVAILABLE',
+      { reason: 'storage full' },
+      { message: 'no space left on the registry storage', headers: { 'Retry-After': '60' } },
+    );
   }
   return new RegistryError('INTERNAL');
 }

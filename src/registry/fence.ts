@@ -22,7 +22,9 @@ export class Fence {
   }
 
   status(now = Date.now()): { active: boolean; until: string | null } {
-    return this.active(now) ? { active: true, until: new Date(this.until).toISOString() } : { active: false, until: null };
+    return this.active(now)
+      ? { active: true, until: new Date(this.until).toISOString() }
+      : { active: false, until: null };
   }
 
   /** Manifest and tag writes currently past the fence. */
@@ -66,9 +68,13 @@ export class Fence {
     while (this.active()) {
       const now = Date.now();
       if (now >= deadline) {
-        throw new RegistryError('UNAVAILABLE', { reason: 'registry is read-only for maintenance' }, {
-          headers: { 'Retry-After': String(Math.max(1, Math.ceil((this.until - now) / 1000))) },
-        });
+        throw new RegistryError(
+          'UNAVAILABLE',
+          { reason: 'registry is read-only for maintenance' },
+          {
+            headers: { 'Retry-After': String(Math.max(1, Math.ceil((this.until - now) / 1000))) },
+          },
+        );
       }
       await new Promise((r) => setTimeout(r, Math.min(100, deadline - now)));
     }

@@ -48,7 +48,13 @@ function annotationsOf(v: unknown, where: string): Record<string, string> {
 function descriptor(v: unknown, where: string): Descriptor {
   if (!isRecord(v)) throw new RegistryError('MANIFEST_INVALID', { reason: `${where} is not a descriptor` });
   const { mediaType, digest, size } = v;
-  if (typeof mediaType !== 'string' || typeof digest !== 'string' || typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+  if (
+    typeof mediaType !== 'string' ||
+    typeof digest !== 'string' ||
+    typeof size !== 'number' ||
+    !Number.isSafeInteger(size) ||
+    size < 0
+  ) {
     throw new RegistryError('MANIFEST_INVALID', { reason: `${where} needs mediaType, digest and size` });
   }
   try {
@@ -81,23 +87,32 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Ma
   if (ct && declared && ct !== declared) {
     throw new RegistryError('MANIFEST_INVALID', { reason: `Content-Type ${ct} does not match mediaType ${declared}` });
   }
-  const mediaType = declared ?? (ct && MANIFEST_TYPES.includes(ct) ? ct : Array.isArray(doc.manifests) ? MEDIA_TYPES.ociIndex : MEDIA_TYPES.ociManifest);
+  const mediaType =
+    declared ??
+    (ct && MANIFEST_TYPES.includes(ct)
+      ? ct
+      : Array.isArray(doc.manifests)
+        ? MEDIA_TYPES.ociIndex
+        : MEDIA_TYPES.ociManifest);
   if (!MANIFEST_TYPES.includes(mediaType)) {
     throw new RegistryError('MANIFEST_INVALID', { reason: `unsupported manifest media type ${mediaType}` });
   }
   if (doc.schemaVersion !== 2) throw new RegistryError('MANIFEST_INVALID', { reason: 'schemaVersion must be 2' });
   const info: ManifestInfo = { mediaType, isIndex: INDEX_TYPES.has(mediaType), blobs: [], children: [] };
   if (info.isIndex) {
-    if (!Array.isArray(doc.manifests)) throw new RegistryError('MANIFEST_INVALID', { reason: 'an index needs a manifests array' });
+    if (!Array.isArray(doc.manifests))
+      throw new RegistryError('MANIFEST_INVALID', { reason: 'an index needs a manifests array' });
     info.children = doc.manifests.map((m, i) => descriptor(m, `manifests[${i}]`));
   } else {
     info.blobs.push(descriptor(doc.config, 'config'));
-    if (!Array.isArray(doc.layers)) throw new RegistryError('MANIFEST_INVALID', { reason: 'an image manifest needs a layers array' });
+    if (!Array.isArray(doc.layers))
+      throw new RegistryError('MANIFEST_INVALID', { reason: 'an image manifest needs a layers array' });
     for (const [i, l] of doc.layers.entries()) info.blobs.push(descriptor(l, `layers[${i}]`));
   }
   if (doc.subject !== undefined) info.subject = descriptor(doc.subject, 'subject');
   if (typeof doc.artifactType === 'string') info.artifactType = doc.artifactType;
-  if (doc.annotations !== undefined && doc.annotations !== null) info.annotations = annotationsOf(doc.annotations, 'manifest');
+  if (doc.annotations !== undefined && doc.annotations !== null)
+    info.annotations = annotationsOf(doc.annotations, 'manifest');
   return info;
 }
 

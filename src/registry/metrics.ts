@@ -2,19 +2,31 @@
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 function labelText(labels: Record<string, string>): string {
-  const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
+  const parts = Object.entries(labels).map(
+    ([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`,
+  );
   return parts.length ? `{${parts.join(',')}}` : '';
 }
 
 export class Metrics {
   private readonly requests = new Map<string, { labels: Record<string, string>; value: number }>();
-  private readonly durations = new Map<string, { labels: Record<string, string>; buckets: number[]; sum: number; count: number }>();
+  private readonly durations = new Map<
+    string,
+    { labels: Record<string, string>; buckets: number[]; sum: number; count: number }
+  >();
   bytesIn = 0;
   bytesOut = 0;
   authFailures = 0;
   private readonly gauges = new Map<string, { help: string; read: () => number }>();
 
-  observeRequest(method: string, route: string, status: number, seconds: number, bytesIn: number, bytesOut: number): void {
+  observeRequest(
+    method: string,
+    route: string,
+    status: number,
+    seconds: number,
+    bytesIn: number,
+    bytesOut: number,
+  ): void {
     const labels = { method, route, code: String(status) };
     const key = labelText(labels);
     const r = this.requests.get(key) ?? { labels, value: 0 };
@@ -39,19 +51,42 @@ export class Metrics {
 
   render(): string {
     const out: string[] = [];
-    out.push('# HELP regctl_http_requests_total HTTP requests by method, route and status.', '# TYPE regctl_http_requests_total counter');
+    out.push(
+      '# HELP regctl_http_requests_total HTTP requests by method, route and status.',
+      '# TYPE regctl_http_requests_total counter',
+    );
     for (const r of this.requests.values()) out.push(`regctl_http_requests_total${labelText(r.labels)} ${r.value}`);
-    out.push('# HELP regctl_http_request_duration_seconds Request duration.', '# TYPE regctl_http_request_duration_seconds histogram');
+    out.push(
+      '# HELP regctl_http_request_duration_seconds Request duration.',
+      '# TYPE regctl_http_request_duration_seconds histogram',
+    );
     for (const d of this.durations.values()) {
-      BUCKETS.forEach((b, i) => out.push(`regctl_http_request_duration_seconds_bucket${labelText({ ...d.labels, le: String(b) })} ${d.buckets[i]}`));
+      BUCKETS.forEach((b, i) =>
+        out.push(
+          `regctl_http_request_duration_seconds_bucket${labelText({ ...d.labels, le: String(b) })} ${d.buckets[i]}`,
+        ),
+      );
       out.push(`regctl_http_request_duration_seconds_bucket${labelText({ ...d.labels, le: '+Inf' })} ${d.count}`);
       out.push(`regctl_http_request_duration_seconds_sum${labelText(d.labels)} ${d.sum}`);
       out.push(`regctl_http_request_duration_seconds_count${labelText(d.labels)} ${d.count}`);
     }
-    out.push('# HELP regctl_http_received_bytes_total Bytes received.', '# TYPE regctl_http_received_bytes_total counter', `regctl_http_received_bytes_total ${this.bytesIn}`);
-    out.push('# HELP regctl_http_sent_bytes_total Bytes sent.', '# TYPE regctl_http_sent_bytes_total counter', `regctl_http_sent_bytes_total ${this.bytesOut}`);
-    out.push('# HELP regctl_auth_failures_total Failed authentications.', '# TYPE regctl_auth_failures_total counter', `regctl_auth_failures_total ${this.authFailures}`);
-    for (const [name, g] of this.gauges) out.push(`# HELP ${name} ${g.help}`, `# TYPE ${name} gauge`, `${name} ${g.read()}`);
+    out.push(
+      '# HELP regctl_http_received_bytes_total Bytes received.',
+      '# TYPE regctl_http_received_bytes_total counter',
+      `regctl_http_received_bytes_total ${this.bytesIn}`,
+    );
+    out.push(
+      '# HELP regctl_http_sent_bytes_total Bytes sent.',
+      '# TYPE regctl_http_sent_bytes_total counter',
+      `regctl_http_sent_bytes_total ${this.bytesOut}`,
+    );
+    out.push(
+      '# HELP regctl_auth_failures_total Failed authentications.',
+      '# TYPE regctl_auth_failures_total counter',
+      `regctl_auth_failures_total ${this.authFailures}`,
+    );
+    for (const [name, g] of this.gauges)
+      out.push(`# HELP ${name} ${g.help}`, `# TYPE ${name} gauge`, `${name} ${g.read()}`);
     return out.join('\n') + '\n';
   }
 }

@@ -10,7 +10,10 @@
  * size, at no measured cost in requests per second (`docs/benchmarks.md`, peak RSS). Options outside the list
  * `NODE_OPTIONS` accepts, so they go on the command line.
  */
-export const REGISTRY_NODE_FLAGS: readonly string[] = Object.freeze(['--max-semi-space-size=4', '--heap-growing-percent=30']);
+export const REGISTRY_NODE_FLAGS: readonly string[] = Object.freeze([
+  '--max-semi-space-size=4',
+  '--heap-growing-percent=30',
+]);
 
 /**
  * Environment the registry process runs with in the stack (the registry container's `environment`), and in
@@ -28,4 +31,3 @@ export const REGISTRY_PROCESS_ENV: Readonly<Record<string, string>> = Object.fre
   MALLOC_MMAP_THRESHOLD_: '262144',
   MALLOC_TRIM_THRESHOLD_: '1048576',
 });
-

@@ -54,14 +54,24 @@ export class RegistryConfigError extends Error {
 
 export function createRegistryServer(opts: RegistryServerOptions): RegistryServer {
   if (!opts.htpasswd && !opts.noAuth) {
-    throw new RegistryConfigError('no htpasswd file given: pass --htpasswd FILE, or --no-auth to run the registry open');
+    throw new RegistryConfigError(
+      'no htpasswd file given: pass --htpasswd FILE, or --no-auth to run the registry open',
+    );
   }
   const log = opts.log ?? createLogger(opts.logLevel ?? 'info');
   const dataDir = opts.driver ? undefined : resolve(opts.dataDir ?? './data');
   const driver = opts.driver ?? new FsDriver(dataDir as string);
   const auth =
     opts.htpasswd && !opts.noAuth
-      ? new Authenticator({ htpasswdPath: resolve(opts.htpasswd), accessPath: opts.access ? resolve(opts.access) : undefined, realm: opts.realm ?? 'regctl', throttle: opts.throttle, pollMs: opts.authPollMs, credentialCache: opts.credentialCache, log })
+      ? new Authenticator({
+          htpasswdPath: resolve(opts.htpasswd),
+          accessPath: opts.access ? resolve(opts.access) : undefined,
+          realm: opts.realm ?? 'regctl',
+          throttle: opts.throttle,
+          pollMs: opts.authPollMs,
+          credentialCache: opts.credentialCache,
+          log,
+        })
       : undefined;
   const app = new RegistryApp({
     driver,
@@ -74,7 +84,10 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     uiHandler: opts.uiHandler,
     fenceWaitMs: opts.fenceWaitMs,
   });
-  const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000, highWaterMark: 1024 * 1024 }, app.handle);
+  const server = createServer(
+    { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000, highWaterMark: 1024 * 1024 },
+    app.handle,
+  );
 
   return {
     app,

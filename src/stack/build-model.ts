@@ -16,7 +16,16 @@ import {
   routeLabels,
   type RouteContext,
 } from './traefik.js';
-import { LABELS, type HealthcheckModel, type MountModel, type PortModel, type ServiceModel, type StackMode, type StackModel, type VolumeModel } from './model.js';
+import {
+  LABELS,
+  type HealthcheckModel,
+  type MountModel,
+  type PortModel,
+  type ServiceModel,
+  type StackMode,
+  type StackModel,
+  type VolumeModel,
+} from './model.js';
 import { REGISTRY_NODE_FLAGS, REGISTRY_PROCESS_ENV } from '../registry/process-env.js';
 
 export const REGISTRY_PORT = 5000;
@@ -52,7 +61,13 @@ export function originOf(config: StackConfig, mode: StackMode, hostname: string)
 /** `node -e` health probe of a local HTTP endpoint, exec form (no shell in the image is needed). */
 export function httpHealthcheck(port: number): HealthcheckModel {
   const script = `fetch('http://127.0.0.1:${port}/healthz').then((r)=>process.exit(r.ok?0:1),()=>process.exit(1))`;
-  return { test: ['CMD', 'node', '-e', script], intervalMs: 10_000, timeoutMs: 5_000, retries: 3, startPeriodMs: 20_000 };
+  return {
+    test: ['CMD', 'node', '-e', script],
+    intervalMs: 10_000,
+    timeoutMs: 5_000,
+    retries: 3,
+    startPeriodMs: 20_000,
+  };
 }
 
 export function buildStackModel(config: StackConfig, mode: StackMode, opts: { version?: string } = {}): StackModel {
@@ -66,7 +81,11 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: { ve
   };
   const common = { [LABELS.project]: project, [LABELS.managedBy]: MANAGED_BY };
 
-  const dataVolume: VolumeModel = { key: 'registry-data', name: config.storage.volume ?? `${project}_registry-data`, labels: { ...common } };
+  const dataVolume: VolumeModel = {
+    key: 'registry-data',
+    name: config.storage.volume ?? `${project}_registry-data`,
+    labels: { ...common },
+  };
   const volumes: VolumeModel[] = [dataVolume];
   if (mode === 'prod') volumes.push({ key: 'letsencrypt', name: `${project}_letsencrypt`, labels: { ...common } });
 
@@ -80,13 +99,20 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: { ve
     ...REGISTRY_NODE_FLAGS,
     REGCTL_SCRIPT,
     'serve',
-    '--listen', `0.0.0.0:${REGISTRY_PORT}`,
-    '--data', DATA_DIR,
-    '--htpasswd', `${AUTH_DIR}/htpasswd`,
-    '--access', `${AUTH_DIR}/access.yaml`,
-    '--log-level', config.registry.logLevel,
-    '--upload-purge-age', config.registry.uploadPurgeAge,
-    '--min-free', config.registry.minFreeDisk,
+    '--listen',
+    `0.0.0.0:${REGISTRY_PORT}`,
+    '--data',
+    DATA_DIR,
+    '--htpasswd',
+    `${AUTH_DIR}/htpasswd`,
+    '--access',
+    `${AUTH_DIR}/access.yaml`,
+    '--log-level',
+    config.registry.logLevel,
+    '--upload-purge-age',
+    config.registry.uploadPurgeAge,
+    '--min-free',
+    config.registry.minFreeDisk,
   ];
   services.push({
     name: 'registry',
@@ -95,7 +121,8 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: { ve
     build: 0,
     command: registryCommand,
     environment: { ...REGISTRY_PROCESS_ENV },
-    ports: mode === 'dev' && config.ports.registry !== 0 ? [{ host: config.ports.registry, container: REGISTRY_PORT }] : [],
+    ports:
+      mode === 'dev' && config.ports.registry !== 0 ? [{ host: config.ports.registry, container: REGISTRY_PORT }] : [],
     mounts: [{ type: 'volume', source: dataVolume.key, target: DATA_DIR }, authMount],
     labels: routeLabels(routeCtx, {
       router: 'registry',
@@ -118,9 +145,12 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: { ve
       command: [
         ...REGCTL_BIN,
         'ui',
-        '--listen', `0.0.0.0:${UI_PORT}`,
-        '--registry', `http://registry:${REGISTRY_PORT}`,
-        '--public-registry', publicRegistry,
+        '--listen',
+        `0.0.0.0:${UI_PORT}`,
+        '--registry',
+        `http://registry:${REGISTRY_PORT}`,
+        '--public-registry',
+        publicRegistry,
         ...(mode === 'prod' ? ['--secure-cookies'] : []),
       ],
       environment: {},
@@ -162,7 +192,8 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: { ve
 function traefikService(config: StackConfig, mode: StackMode, project: string): ServiceModel {
   const traefikPorts: PortModel[] = [{ host: config.ports.http, container: TRAEFIK_PORTS.http }];
   if (mode === 'prod') traefikPorts.push({ host: config.ports.https, container: TRAEFIK_PORTS.https });
-  if (config.traefik.dashboard) traefikPorts.push({ hostIp: '127.0.0.1', host: config.ports.dashboard, container: TRAEFIK_PORTS.dashboard });
+  if (config.traefik.dashboard)
+    traefikPorts.push({ hostIp: '127.0.0.1', host: config.ports.dashboard, container: TRAEFIK_PORTS.dashboard });
   const traefikMounts: MountModel[] = [
     { type: 'bind', source: `./${TRAEFIK_CONFIG_FILES[mode]}`, target: STATIC_CONFIG_PATH, readOnly: true },
     { type: 'bind', source: DOCKER_SOCKET, target: DOCKER_SOCKET, readOnly: true },
@@ -173,7 +204,12 @@ function traefikService(config: StackConfig, mode: StackMode, project: string): 
   if (mode === 'prod') {
     traefikMounts.push({ type: 'volume', source: 'letsencrypt', target: ACME_STORAGE_DIR });
     if (config.acme.caCertificates) {
-      traefikMounts.push({ type: 'bind', source: bindSource(config.acme.caCertificates), target: ACME_CA_PATH, readOnly: true });
+      traefikMounts.push({
+        type: 'bind',
+        source: bindSource(config.acme.caCertificates),
+        target: ACME_CA_PATH,
+        readOnly: true,
+      });
       traefikEnv.LEGO_CA_CERTIFICATES = ACME_CA_PATH;
     }
   }
@@ -188,7 +224,13 @@ function traefikService(config: StackConfig, mode: StackMode, project: string): 
     ports: traefikPorts,
     mounts: traefikMounts,
     labels: {},
-    healthcheck: { test: ['CMD', 'traefik', 'healthcheck', '--ping', `--configfile=${STATIC_CONFIG_PATH}`], intervalMs: 10_000, timeoutMs: 5_000, retries: 3, startPeriodMs: 10_000 },
+    healthcheck: {
+      test: ['CMD', 'traefik', 'healthcheck', '--ping', `--configfile=${STATIC_CONFIG_PATH}`],
+      intervalMs: 10_000,
+      timeoutMs: 5_000,
+      retries: 3,
+      startPeriodMs: 10_000,
+    },
     dependsOn: [],
     restart: 'unless-stopped',
   };
@@ -204,7 +246,9 @@ function bindSource(path: string): string {
 export function configHash(svc: ServiceModel): string {
   const stable = JSON.stringify(svc, (_key, value: unknown) =>
     value && typeof value === 'object' && !Array.isArray(value)
-      ? Object.fromEntries(Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      ? Object.fromEntries(
+          Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+        )
       : value,
   );
   return createHash('sha256').update(stable).digest('hex').slice(0, 16);

@@ -105,7 +105,9 @@ function header(model: StackModel): string {
     ...lines,
     '',
     'Rendered by `regctl init` from regctl.yaml: change regctl.yaml, then `regctl init --force` to re-render.',
-    'Run it with `regctl up' + (model.mode === 'prod' ? ' --prod`' : '`') + `, or \`docker compose -f ${COMPOSE_FILES[model.mode]} up -d\`.`,
+    'Run it with `regctl up' +
+      (model.mode === 'prod' ? ' --prod`' : '`') +
+      `, or \`docker compose -f ${COMPOSE_FILES[model.mode]} up -d\`.`,
     'The project name (COMPOSE_PROJECT_NAME) and the build context (REGCTL_PACKAGE_DIR) come from .env.',
   ]
     .map((l) => (l ? ` ${l}` : ''))
@@ -122,7 +124,11 @@ export function toYamlText(value: unknown, comment?: string): string {
       }
     },
     Pair(_key, pair) {
-      if (isScalar(pair.key) && typeof pair.key.value === 'string' && /^(?:y|n|yes|no|on|off|true|false|null|~)$/i.test(pair.key.value)) {
+      if (
+        isScalar(pair.key) &&
+        typeof pair.key.value === 'string' &&
+        /^(?:y|n|yes|no|on|off|true|false|null|~)$/i.test(pair.key.value)
+      ) {
         pair.key.type = Scalar.QUOTE_DOUBLE;
       }
     },

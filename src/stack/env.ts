@@ -94,9 +94,13 @@ export function parseEnv(text: string): Record<string, string> {
     if (!l || l.startsWith('#')) continue;
     const eq = l.indexOf('=');
     if (eq <= 0) continue;
-    const key = l.slice(0, eq).replace(/^export\s+/, '').trim();
+    const key = l
+      .slice(0, eq)
+      .replace(/^export\s+/, '')
+      .trim();
     let value = l.slice(eq + 1).trim();
-    if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.at(-1) === value[0]) value = value.slice(1, -1);
+    if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.at(-1) === value[0])
+      value = value.slice(1, -1);
     out[key] = value;
   }
   return out;

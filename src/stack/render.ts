@@ -102,7 +102,7 @@ const GITIGNORE = [
 function traefikHeader(mode: StackMode): string {
   return [
     ` Traefik static configuration (${mode}), rendered by regctl from regctl.yaml.`,
-    ' readTimeout is raised on the entrypoints: Traefik\'s 60 s default would cut long `docker push` uploads.',
+    " readTimeout is raised on the entrypoints: Traefik's 60 s default would cut long `docker push` uploads.",
     ' Only containers of this compose project with traefik.enable=true are routed, over the stack network.',
   ].join('\n');
 }
@@ -129,22 +129,52 @@ export function renderStack(config: StackConfig, opts: RenderOptions = {}): Stac
       logLevel: config.traefik.logLevel,
       acme: config.acme,
     });
-    files.push({ path: TRAEFIK_CONFIG_FILES[mode], content: toYamlText(staticConfig, traefikHeader(mode)), mode: 0o644, secret: false });
+    files.push({
+      path: TRAEFIK_CONFIG_FILES[mode],
+      content: toYamlText(staticConfig, traefikHeader(mode)),
+      mode: 0o644,
+      secret: false,
+    });
   }
-  files.push({ path: 'auth/access.yaml', content: toYamlText(accessDocument(config), ACCESS_HEADER), mode: 0o644, secret: false });
+  files.push({
+    path: 'auth/access.yaml',
+    content: toYamlText(accessDocument(config), ACCESS_HEADER),
+    mode: 0o644,
+    secret: false,
+  });
   files.push({ path: '.gitignore', content: GITIGNORE, mode: 0o644, secret: false });
   if (opts.secrets) {
     const { username, password } = opts.secrets;
-    files.push({ path: '.env', content: renderEnv(config, { packageDir, secrets: { username, password } }), mode: 0o600, secret: true });
-    files.push({ path: 'auth/htpasswd', content: opts.secrets.htpasswd, mode: 0o600, secret: true, keepExisting: true });
+    files.push({
+      path: '.env',
+      content: renderEnv(config, { packageDir, secrets: { username, password } }),
+      mode: 0o600,
+      secret: true,
+    });
+    files.push({
+      path: 'auth/htpasswd',
+      content: opts.secrets.htpasswd,
+      mode: 0o600,
+      secret: true,
+      keepExisting: true,
+    });
   } else {
-    files.push({ path: '.env.example', content: renderEnv(config, { packageDir, secrets: undefined }), mode: 0o644, secret: false });
+    files.push({
+      path: '.env.example',
+      content: renderEnv(config, { packageDir, secrets: undefined }),
+      mode: 0o644,
+      secret: false,
+    });
   }
   return files;
 }
 
 /** Plans and writes a rendered stack (see write.ts for statuses and what `force` does). */
-export async function writeStack(dir: string, files: StackFile[], opts: { force?: boolean } = {}): Promise<{ plan: PlannedFile[]; result: ApplyResult }> {
+export async function writeStack(
+  dir: string,
+  files: StackFile[],
+  opts: { force?: boolean } = {},
+): Promise<{ plan: PlannedFile[]; result: ApplyResult }> {
   const plan = await planStack(dir, files);
   const result = await applyPlan(dir, plan, opts);
   return { plan, result };

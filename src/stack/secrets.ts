@@ -10,5 +10,7 @@ export function generatePassword(length = 32): string {
   if (!Number.isInteger(length) || length < MIN_PASSWORD_LENGTH) {
     throw new RangeError(`password length must be an integer of at least ${MIN_PASSWORD_LENGTH}`);
   }
-  return randomBytes(Math.ceil((length * 3) / 4)).toString('base64url').slice(0, length);
+  return randomBytes(Math.ceil((length * 3) / 4))
+    .toString('base64url')
+    .slice(0, length);
 }

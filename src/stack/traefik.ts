@@ -114,7 +114,11 @@ export const TRAEFIK_PORTS = { http: 80, https: 443, ping: PING_PORT, dashboard:
 /** Traefik's static configuration (`traefik/traefik.yml` in dev, `traefik/traefik.prod.yml` in prod). */
 export function traefikStaticConfig(input: StaticConfigInput): Record<string, unknown> {
   const transport = {
-    respondingTimeouts: { readTimeout: input.readTimeout, writeTimeout: input.writeTimeout, idleTimeout: input.idleTimeout },
+    respondingTimeouts: {
+      readTimeout: input.readTimeout,
+      writeTimeout: input.writeTimeout,
+      idleTimeout: input.idleTimeout,
+    },
   };
   const entryPoints: Record<string, unknown> = {
     [ENTRYPOINT_HTTP]: { address: `:${TRAEFIK_PORTS.http}`, transport },

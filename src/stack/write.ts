@@ -107,7 +107,11 @@ export interface ApplyResult {
  * as `<path>.bak`); `keep` and `unchanged` never (secrets among them get their mode re-asserted).
  * Records the hash of every file regctl wrote or found unchanged.
  */
-export async function applyPlan(dir: string, plan: PlannedFile[], opts: { force?: boolean } = {}): Promise<ApplyResult> {
+export async function applyPlan(
+  dir: string,
+  plan: PlannedFile[],
+  opts: { force?: boolean } = {},
+): Promise<ApplyResult> {
   const state = await readState(dir);
   const result: ApplyResult = { written: [], backups: [] };
   for (const file of plan) {

@@ -100,7 +100,12 @@ export class RegistryData {
   }
 
   manifest(name: string, reference: string): Promise<FetchedManifest> {
-    if (reference.includes(':')) return this.cached(`manifest:${name}@${reference}`, () => this.client.manifest(name, reference), IMMUTABLE_TTL_MS);
+    if (reference.includes(':'))
+      return this.cached(
+        `manifest:${name}@${reference}`,
+        () => this.client.manifest(name, reference),
+        IMMUTABLE_TTL_MS,
+      );
     return this.cached(`manifest:${name}:${reference}`, () => this.client.manifest(name, reference));
   }
 
@@ -117,7 +122,17 @@ export class RegistryData {
 
   /** Drops what a write to `name` makes stale. */
   invalidateRepository(name: string): void {
-    this.session.cache.invalidate((key) => key === 'catalog' || key === 'usage' || key === 'gc-dry-run' || key.startsWith(`referrers:${name}@`) || key.startsWith(`repo:${name}:`) || key === `tags:${name}` || key.startsWith(`manifest:${name}:`) || key.startsWith(`tag:${name}:`));
+    this.session.cache.invalidate(
+      (key) =>
+        key === 'catalog' ||
+        key === 'usage' ||
+        key === 'gc-dry-run' ||
+        key.startsWith(`referrers:${name}@`) ||
+        key.startsWith(`repo:${name}:`) ||
+        key === `tags:${name}` ||
+        key.startsWith(`manifest:${name}:`) ||
+        key.startsWith(`tag:${name}:`),
+    );
   }
 
   /** Tag details: digest, kind, size, created, and each platform of an index with its own size and date. */
@@ -129,36 +144,71 @@ export class RegistryData {
     });
   }
 
-  private async describe(name: string, fetched: FetchedManifest): Promise<{ kind: TagInfo['kind']; size: number; created: string | undefined; platforms: PlatformInfo[] }> {
+  private async describe(
+    name: string,
+    fetched: FetchedManifest,
+  ): Promise<{ kind: TagInfo['kind']; size: number; created: string | undefined; platforms: PlatformInfo[] }> {
     const blobs = await this.blobSet(name, fetched);
     const size = sum(blobs);
     const m = fetched.manifest;
     if (isIndex(m)) {
       const children = platformChildren(m.manifests);
-      const platforms = await pMap(children, async (d) => {
-        const child = await this.manifest(name, d.digest);
-        const info = await this.imageInfo(name, child);
-        return { platform: platformName(d), digest: d.digest, size: info.size, created: info.created };
-      }, { concurrency: FAN_OUT });
-      const created = platforms.map((p) => p.created).filter((c): c is string => Boolean(c)).sort().at(-1);
+      const platforms = await pMap(
+        children,
+        async (d) => {
+          const child = await this.manifest(name, d.digest);
+          const info = await this.imageInfo(name, child);
+          return { platform: platformName(d), digest: d.digest, size: info.size, created: info.created };
+        },
+        { concurrency: FAN_OUT },
+      );
+      const created = platforms
+        .map((p) => p.created)
+        .filter((c): c is string => Boolean(c))
+        .sort()
+        .at(-1);
       return { kind: 'index', size, created, platforms };
     }
     const info = await this.imageInfo(name, fetched);
-    return { kind: info.artifact ? 'artifact' : 'image', size, created: info.created, platforms: info.platform ? [{ platform: info.platform, digest: fetched.digest, size: info.size, created: info.created }] : [] };
+    return {
+      kind: info.artifact ? 'artifact' : 'image',
+      size,
+      created: info.created,
+      platforms: info.platform
+        ? [{ platform: info.platform, digest: fetched.digest, size: info.size, created: info.created }]
+        : [],
+    };
   }
 
-  private async imageInfo(name: string, fetched: FetchedManifest): Promise<{ size: number; created: string | undefined; platform: string | undefined; artifact: boolean }> {
+  private async imageInfo(
+    name: string,
+    fetched: FetchedManifest,
+  ): Promise<{ size: number; created: string | undefined; platform: string | undefined; artifact: boolean }> {
     const m = fetched.manifest as ImageManifest;
     const size = (m.config?.size ?? 0) + (m.layers ?? []).reduce((n, l) => n + (l.size ?? 0), 0);
     if (!isImageConfig(m)) {
-      return { size, created: m.annotations?.['org.opencontainers.image.created'], platform: undefined, artifact: true };
+      return {
+        size,
+        created: m.annotations?.['org.opencontainers.image.created'],
+        platform: undefined,
+        artifact: true,
+      };
     }
     try {
       const { config } = await this.config(name, m.config.digest);
-      const platform = config.os && config.architecture ? [config.os, config.architecture, config.variant].filter(Boolean).join('/') : undefined;
-      return { size, created: config.created ?? m.annotations?.['org.opencontainers.image.created'], platform, artifact: false };
+      const platform =
+        config.os && config.architecture
+          ? [config.os, config.architecture, config.variant].filter(Boolean).join('/')
+          : undefined;
+      return {
+        size,
+        created: config.created ?? m.annotations?.['org.opencontainers.image.created'],
+        platform,
+        artifact: false,
+      };
     } catch (err) {
-      if (err instanceof RegistryNotFoundError || err instanceof RegistryHttpError) return { size, created: undefined, platform: undefined, artifact: false };
+      if (err instanceof RegistryNotFoundError || err instanceof RegistryHttpError)
+        return { size, created: undefined, platform: undefined, artifact: false };
       throw err;
     }
   }
@@ -169,14 +219,18 @@ export class RegistryData {
     out.set(fetched.digest, Buffer.byteLength(fetched.raw));
     const m = fetched.manifest;
     if (isIndex(m)) {
-      const children = await pMap(m.manifests, async (d) => {
-        try {
-          return await this.manifest(name, d.digest);
-        } catch (err) {
-          if (err instanceof RegistryNotFoundError) return undefined;
-          throw err;
-        }
-      }, { concurrency: FAN_OUT });
+      const children = await pMap(
+        m.manifests,
+        async (d) => {
+          try {
+            return await this.manifest(name, d.digest);
+          } catch (err) {
+            if (err instanceof RegistryNotFoundError) return undefined;
+            throw err;
+          }
+        },
+        { concurrency: FAN_OUT },
+      );
       for (const child of children) if (child) for (const [d, s] of await this.blobSet(name, child)) out.set(d, s);
     } else {
       if (m.config) out.set(m.config.digest, m.config.size);
@@ -187,14 +241,19 @@ export class RegistryData {
 
   /** Every tag of a repository with details, fetched with bounded concurrency. */
   async tagInfos(name: string, tags: readonly string[]): Promise<(TagInfo | { tag: string; error: string })[]> {
-    return pMap(tags, async (tag) => {
-      try {
-        return await this.tagInfo(name, tag);
-      } catch (err) {
-        if (err instanceof RegistryNotFoundError || err instanceof RegistryDeniedError) return { tag, error: err.message };
-        throw err;
-      }
-    }, { concurrency: FAN_OUT });
+    return pMap(
+      tags,
+      async (tag) => {
+        try {
+          return await this.tagInfo(name, tag);
+        } catch (err) {
+          if (err instanceof RegistryNotFoundError || err instanceof RegistryDeniedError)
+            return { tag, error: err.message };
+          throw err;
+        }
+      },
+      { concurrency: FAN_OUT },
+    );
   }
 
   /**
@@ -209,24 +268,33 @@ export class RegistryData {
         const byName = new Map(usage.repositories.map((r) => [r.name, r]));
         for (const name of names) {
           const r = byName.get(name);
-          out.set(name, { name, tags: r?.tags, size: r ? r.exclusiveBytes + r.sharedBytes : undefined, updated: r?.lastPush ?? undefined });
+          out.set(name, {
+            name,
+            tags: r?.tags,
+            size: r ? r.exclusiveBytes + r.sharedBytes : undefined,
+            updated: r?.lastPush ?? undefined,
+          });
         }
         return out;
       } catch (err) {
         if (!(err instanceof RegistryNotFoundError)) throw err;
       }
     }
-    await pMap(names, async (name) => {
-      const tags = await this.tags(name).catch((err: unknown) => {
-        if (err instanceof RegistryNotFoundError || err instanceof RegistryDeniedError) return undefined;
-        throw err;
-      });
-      if (!tags || tags.length > DETAIL_TAG_LIMIT || (detailed !== 'all' && !detailed.has(name))) {
-        out.set(name, { name, tags: tags?.length, size: undefined, updated: undefined });
-        return;
-      }
-      out.set(name, await this.repoDetails(name, tags));
-    }, { concurrency: FAN_OUT });
+    await pMap(
+      names,
+      async (name) => {
+        const tags = await this.tags(name).catch((err: unknown) => {
+          if (err instanceof RegistryNotFoundError || err instanceof RegistryDeniedError) return undefined;
+          throw err;
+        });
+        if (!tags || tags.length > DETAIL_TAG_LIMIT || (detailed !== 'all' && !detailed.has(name))) {
+          out.set(name, { name, tags: tags?.length, size: undefined, updated: undefined });
+          return;
+        }
+        out.set(name, await this.repoDetails(name, tags));
+      },
+      { concurrency: FAN_OUT },
+    );
     return out;
   }
 
@@ -235,12 +303,16 @@ export class RegistryData {
       const infos = await this.tagInfos(name, tags);
       const blobs: BlobSet = new Map();
       let updated: string | undefined;
-      await pMap(infos, async (info) => {
-        if ('error' in info) return;
-        if (info.created && (!updated || info.created > updated)) updated = info.created;
-        const fetched = await this.manifest(name, info.digest);
-        for (const [d, s] of await this.blobSet(name, fetched)) blobs.set(d, s);
-      }, { concurrency: 2 });
+      await pMap(
+        infos,
+        async (info) => {
+          if ('error' in info) return;
+          if (info.created && (!updated || info.created > updated)) updated = info.created;
+          const fetched = await this.manifest(name, info.digest);
+          for (const [d, s] of await this.blobSet(name, fetched)) blobs.set(d, s);
+        },
+        { concurrency: 2 },
+      );
       return { name, tags: tags.length, size: sum(blobs), updated };
     });
   }
@@ -268,13 +340,19 @@ export async function imageDetails(data: RegistryData, name: string, reference: 
   let platforms: PlatformInfo[] = [];
   if (isIndex(m)) {
     kind = 'index';
-    platforms = await pMap(platformChildren(m.manifests), async (d) => {
-      const child = await data.manifest(name, d.digest);
-      const im = child.manifest as ImageManifest;
-      const size = (im.config?.size ?? 0) + (im.layers ?? []).reduce((n, l) => n + l.size, 0);
-      const created = isImageConfig(im) ? (await optionalConfig(data, name, im.config.digest))?.config.created : undefined;
-      return { platform: platformName(d), digest: d.digest, size, created };
-    }, { concurrency: FAN_OUT });
+    platforms = await pMap(
+      platformChildren(m.manifests),
+      async (d) => {
+        const child = await data.manifest(name, d.digest);
+        const im = child.manifest as ImageManifest;
+        const size = (im.config?.size ?? 0) + (im.layers ?? []).reduce((n, l) => n + l.size, 0);
+        const created = isImageConfig(im)
+          ? (await optionalConfig(data, name, im.config.digest))?.config.created
+          : undefined;
+        return { platform: platformName(d), digest: d.digest, size, created };
+      },
+      { concurrency: FAN_OUT },
+    );
   } else if (isImageConfig(m)) {
     kind = 'image';
     const c = await optionalConfig(data, name, m.config.digest);
@@ -289,14 +367,19 @@ export async function imageDetails(data: RegistryData, name: string, reference: 
   try {
     referrers = await data.referrers(name, fetched.digest);
   } catch (err) {
-    if (err instanceof RegistryNotFoundError || err instanceof RegistryHttpError) referrersError = 'this registry does not serve the referrers API';
+    if (err instanceof RegistryNotFoundError || err instanceof RegistryHttpError)
+      referrersError = 'this registry does not serve the referrers API';
     else throw err;
   }
   return { name, reference, fetched, kind, config, configRaw, size, platforms, referrers, referrersError };
 }
 
 /** A config blob, or undefined when it is missing or not JSON (the page then shows the manifest alone). */
-async function optionalConfig(data: RegistryData, name: string, digest: string): Promise<{ config: ImageConfig; raw: string } | undefined> {
+async function optionalConfig(
+  data: RegistryData,
+  name: string,
+  digest: string,
+): Promise<{ config: ImageConfig; raw: string } | undefined> {
   try {
     return await data.config(name, digest);
   } catch (err) {
@@ -305,17 +388,26 @@ async function optionalConfig(data: RegistryData, name: string, digest: string):
   }
 }
 
-export async function deletePreview(data: RegistryData, name: string, tag: string, admin: boolean): Promise<DeletePreview> {
+export async function deletePreview(
+  data: RegistryData,
+  name: string,
+  tag: string,
+  admin: boolean,
+): Promise<DeletePreview> {
   const info = await data.tagInfo(name, tag);
   const others = (await data.tags(name)).filter((t) => t !== tag);
   const otherInfos = await data.tagInfos(name, others);
   const siblings: string[] = [];
   const keep = new Set<string>();
-  await pMap(otherInfos, async (o) => {
-    if ('error' in o) return;
-    if (o.digest === info.digest) siblings.push(o.tag);
-    for (const d of (await data.blobSet(name, await data.manifest(name, o.digest))).keys()) keep.add(d);
-  }, { concurrency: FAN_OUT });
+  await pMap(
+    otherInfos,
+    async (o) => {
+      if ('error' in o) return;
+      if (o.digest === info.digest) siblings.push(o.tag);
+      for (const d of (await data.blobSet(name, await data.manifest(name, o.digest))).keys()) keep.add(d);
+    },
+    { concurrency: FAN_OUT },
+  );
   siblings.sort();
   let exclusiveBytes = 0;
   let exclusiveBlobs = 0;
@@ -339,7 +431,8 @@ export async function deletePreview(data: RegistryData, name: string, tag: strin
 
 export function sortSummaries(list: RepoSummary[], key: SortKey, descending: boolean): RepoSummary[] {
   const dir = descending ? -1 : 1;
-  const value = (r: RepoSummary): number | string | undefined => (key === 'name' ? r.name : key === 'tags' ? r.tags : key === 'size' ? r.size : r.updated);
+  const value = (r: RepoSummary): number | string | undefined =>
+    key === 'name' ? r.name : key === 'tags' ? r.tags : key === 'size' ? r.size : r.updated;
   return [...list].sort((a, b) => {
     const va = value(a);
     const vb = value(b);
@@ -365,7 +458,11 @@ export function platformName(d: Descriptor): string {
 
 /** An index's entries that are runnable images (attestations and unknown/unknown entries are not platforms). */
 export function platformChildren(manifests: readonly Descriptor[]): Descriptor[] {
-  return manifests.filter((d) => d.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest' && !(d.platform?.os === 'unknown' && d.platform.architecture === 'unknown'));
+  return manifests.filter(
+    (d) =>
+      d.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest' &&
+      !(d.platform?.os === 'unknown' && d.platform.architecture === 'unknown'),
+  );
 }
 
 function isImageConfig(m: ImageManifest): boolean {
@@ -380,7 +477,11 @@ function sum(blobs: BlobSet): number {
 }
 
 /** Paginates a list: 1-based page, clamped to the last page. */
-export function paginate<T>(items: readonly T[], page: number, perPage: number): { items: T[]; page: number; pages: number; total: number } {
+export function paginate<T>(
+  items: readonly T[],
+  page: number,
+  perPage: number,
+): { items: T[]; page: number; pages: number; total: number } {
   const pages = Math.max(1, Math.ceil(items.length / perPage));
   const p = Math.min(Math.max(1, Number.isFinite(page) ? Math.floor(page) : 1), pages);
   return { items: items.slice((p - 1) * perPage, p * perPage), page: p, pages, total: items.length };

@@ -10,7 +10,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { UiApp } from './app.js';
 import { RegistryData } from './data.js';
 import { parseRoute, type Paths, type Route } from './paths.js';
-import { RegistryAuthError, RegistryDeniedError, RegistryDownError, RegistryError, RegistryNotFoundError } from './registry-client.js';
+import {
+  RegistryAuthError,
+  RegistryDeniedError,
+  RegistryDownError,
+  RegistryError,
+  RegistryNotFoundError,
+} from './registry-client.js';
 import { applySecurityHeaders, clearSessionCookie, parseCookies, SESSION_COOKIE } from './security.js';
 import { tokensEqual, type Notice, type Session } from './sessions.js';
 import { errorPage, type ErrorView } from './views/error.js';
@@ -53,7 +59,12 @@ type Handler<X> = (x: X) => void | Promise<void>;
 export type RouteEntry<R extends Route> =
   | { readonly access: 'open'; readonly handle: Handler<Exchange<R>> }
   | { readonly access: 'public'; readonly handle: Handler<Exchange<R>> }
-  | { readonly access: 'session'; readonly post?: boolean; readonly signedOut?: 'not-found'; readonly handle: Handler<PageExchange<R>> };
+  | {
+      readonly access: 'session';
+      readonly post?: boolean;
+      readonly signedOut?: 'not-found';
+      readonly handle: Handler<PageExchange<R>>;
+    };
 
 export type RouteTable = { readonly [P in Page]: RouteEntry<RouteOf<P>> };
 
@@ -98,12 +109,25 @@ async function dispatch(app: UiApp, routes: RouteTable, req: IncomingMessage, re
 
   if (entry.access === 'open') return entry.handle(exchange);
   if (method === 'POST' && !sameOrigin(req)) {
-    return send(res, 403, errorPage(app.view(session, req), { status: 403, title: 'Request refused', message: 'This form was sent from another site.' }));
+    return send(
+      res,
+      403,
+      errorPage(app.view(session, req), {
+        status: 403,
+        title: 'Request refused',
+        message: 'This form was sent from another site.',
+      }),
+    );
   }
   if (entry.access === 'public') return entry.handle(exchange);
   const here = method === 'GET' ? `${app.base}${path}${url.search}` : undefined;
   if (!session) {
-    if (entry.signedOut === 'not-found') return send(res, 404, errorPage(app.view(undefined, req), notFound('There is no page at this address.', app.paths)));
+    if (entry.signedOut === 'not-found')
+      return send(
+        res,
+        404,
+        errorPage(app.view(undefined, req), notFound('There is no page at this address.', app.paths)),
+      );
     if (cookieId) res.setHeader('Set-Cookie', clearSessionCookie(app.cookie));
     return redirect(res, app.paths.login({ reason: lookup.expired ? 'expired' : undefined, next: here }));
   }
@@ -184,7 +208,10 @@ function sameOrigin(req: IncomingMessage): boolean {
 /** The client's address: the hop the nearest proxy (Traefik) appended to X-Forwarded-For, else the socket's. */
 export function clientAddress(req: IncomingMessage): string {
   const xff = req.headers['x-forwarded-for'];
-  const list = (Array.isArray(xff) ? xff.join(',') : (xff ?? '')).split(',').map((s) => s.trim()).filter(Boolean);
+  const list = (Array.isArray(xff) ? xff.join(',') : (xff ?? ''))
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   return list.at(-1) ?? req.socket.remoteAddress ?? 'unknown';
 }
 
@@ -194,22 +221,45 @@ export function notFound(message: string, paths: Paths): ErrorView {
 
 export function unknownReference(name: string, reference: string, paths: Paths): ErrorView {
   const what = reference.includes(':') ? `The image ${reference}` : `The tag “${reference}”`;
-  return { status: 404, title: 'Not found', message: `${what} does not exist in ${name}.`, links: [{ href: paths.repo(name), label: `Tags of ${name}` }, { href: paths.repos(), label: 'All repositories' }] };
+  return {
+    status: 404,
+    title: 'Not found',
+    message: `${what} does not exist in ${name}.`,
+    links: [
+      { href: paths.repo(name), label: `Tags of ${name}` },
+      { href: paths.repos(), label: 'All repositories' },
+    ],
+  };
 }
 
 export function csrfProblem(): ErrorView {
-  return { status: 403, title: 'Request refused', message: 'The form was out of date or not sent by this page. Reload the page and try again.' };
+  return {
+    status: 403,
+    title: 'Request refused',
+    message: 'The form was out of date or not sent by this page. Reload the page and try again.',
+  };
 }
 
 /** Maps any error to what a user should read: never a stack trace. */
 export function toProblem(err: unknown, paths: Paths, registry: string): ErrorView {
   if (err instanceof HttpProblem) return err.view;
   if (err instanceof RegistryDownError) {
-    return { status: 502, title: 'Registry unavailable', message: `The registry at ${new URL(registry).host} is not answering (${err.message}). Try again in a moment.`, links: [{ href: paths.repos(), label: 'Try again' }] };
+    return {
+      status: 502,
+      title: 'Registry unavailable',
+      message: `The registry at ${new URL(registry).host} is not answering (${err.message}). Try again in a moment.`,
+      links: [{ href: paths.repos(), label: 'Try again' }],
+    };
   }
-  if (err instanceof RegistryDeniedError) return { status: 403, title: 'Not allowed', message: `The registry refused: ${err.message}.` };
+  if (err instanceof RegistryDeniedError)
+    return { status: 403, title: 'Not allowed', message: `The registry refused: ${err.message}.` };
   if (err instanceof RegistryNotFoundError) return notFound(err.message, paths);
   if (err instanceof RegistryError) return { status: 502, title: 'Registry error', message: err.message };
-  if (err instanceof FormTooLarge) return { status: 413, title: 'Request too large', message: 'The form sent was too large.' };
-  return { status: 500, title: 'Something went wrong', message: 'The UI could not show this page. Try again in a moment.' };
+  if (err instanceof FormTooLarge)
+    return { status: 413, title: 'Request too large', message: 'The form sent was too large.' };
+  return {
+    status: 500,
+    title: 'Something went wrong',
+    message: 'The UI could not show this page. Try again in a moment.',
+  };
 }

@@ -148,7 +148,8 @@ export class RegistryClient {
 
   private async request(path: string, init: RequestInit = {}, what = path): Promise<Response> {
     const url = new URL(path.replace(/^\//, ''), this.base);
-    if (url.origin !== this.base.origin) throw new RegistryHttpError(`refusing to follow a link to another origin: ${url.origin}`, 502);
+    if (url.origin !== this.base.origin)
+      throw new RegistryHttpError(`refusing to follow a link to another origin: ${url.origin}`, 502);
     const headers = new Headers(init.headers);
     headers.set('Authorization', this.auth);
     let res: Response;
@@ -168,8 +169,12 @@ export class RegistryClient {
       case 404:
         throw new RegistryNotFoundError(detail ?? `${what} not found`, 404);
       default:
-        if (res.status >= 500) throw new RegistryDownError(`the registry answered ${res.status}${detail ? ` (${detail})` : ''}`, 502);
-        throw new RegistryHttpError(`the registry answered ${res.status}${detail ? ` (${detail})` : ''} for ${what}`, res.status);
+        if (res.status >= 500)
+          throw new RegistryDownError(`the registry answered ${res.status}${detail ? ` (${detail})` : ''}`, 502);
+        throw new RegistryHttpError(
+          `the registry answered ${res.status}${detail ? ` (${detail})` : ''} for ${what}`,
+          res.status,
+        );
     }
   }
 
@@ -186,12 +191,20 @@ export class RegistryClient {
 
   /** Every repository name, following `Link` pagination to the end. */
   async catalog(pageSize = 1000): Promise<string[]> {
-    return this.paginate<{ repositories?: string[] }>(`/v2/_catalog?n=${pageSize}`, (p) => p.repositories ?? [], 'the catalog');
+    return this.paginate<{ repositories?: string[] }>(
+      `/v2/_catalog?n=${pageSize}`,
+      (p) => p.repositories ?? [],
+      'the catalog',
+    );
   }
 
   /** Every tag of a repository, following `Link` pagination to the end. */
   async tags(name: string, pageSize = 1000): Promise<string[]> {
-    return this.paginate<{ tags?: string[] | null }>(`/v2/${name}/tags/list?n=${pageSize}`, (p) => p.tags ?? [], `repository ${name}`);
+    return this.paginate<{ tags?: string[] | null }>(
+      `/v2/${name}/tags/list?n=${pageSize}`,
+      (p) => p.tags ?? [],
+      `repository ${name}`,
+    );
   }
 
   private async paginate<P>(first: string, pick: (page: P) => string[], what: string): Promise<string[]> {
@@ -210,7 +223,11 @@ export class RegistryClient {
   }
 
   async manifest(name: string, reference: string): Promise<FetchedManifest> {
-    const res = await this.request(`/v2/${name}/manifests/${reference}`, { headers: { Accept: MANIFEST_ACCEPT } }, `${name}:${reference}`);
+    const res = await this.request(
+      `/v2/${name}/manifests/${reference}`,
+      { headers: { Accept: MANIFEST_ACCEPT } },
+      `${name}:${reference}`,
+    );
     const raw = await res.text();
     let manifest: Manifest;
     try {
@@ -218,8 +235,10 @@ export class RegistryClient {
     } catch (err) {
       throw new RegistryHttpError(`the manifest of ${name}:${reference} is not JSON`, 502, { cause: err });
     }
-    const mediaType = res.headers.get('content-type')?.split(';')[0]?.trim() || manifest.mediaType || MEDIA_TYPES.ociManifest;
-    const digest = res.headers.get('docker-content-digest') ?? (reference.includes(':') ? reference : sha256Digest(raw));
+    const mediaType =
+      res.headers.get('content-type')?.split(';')[0]?.trim() || manifest.mediaType || MEDIA_TYPES.ociManifest;
+    const digest =
+      res.headers.get('docker-content-digest') ?? (reference.includes(':') ? reference : sha256Digest(raw));
     return { digest, mediaType, raw, manifest };
   }
 
@@ -234,7 +253,11 @@ export class RegistryClient {
   }
 
   async referrers(name: string, digest: string): Promise<Descriptor[]> {
-    const index = await this.json<ImageIndex>(`/v2/${name}/referrers/${digest}`, { headers: { Accept: MEDIA_TYPES.ociIndex } }, `referrers of ${digest}`);
+    const index = await this.json<ImageIndex>(
+      `/v2/${name}/referrers/${digest}`,
+      { headers: { Accept: MEDIA_TYPES.ociIndex } },
+      `referrers of ${digest}`,
+    );
     return index.manifests ?? [];
   }
 
@@ -255,7 +278,11 @@ export class RegistryClient {
   async gcDryRun(): Promise<GcReport> {
     return this.json<GcReport>(
       '/admin/v1/gc',
-      { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ dryRun: true, deleteUntagged: true }) },
+      {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ dryRun: true, deleteUntagged: true }),
+      },
       'the admin API',
     );
   }

@@ -137,7 +137,15 @@ export class LoginThrottle {
   private readonly maxDelayMs: number;
   private readonly now: () => number;
 
-  constructor(opts: { freeAttempts?: number; windowMs?: number; baseDelayMs?: number; maxDelayMs?: number; now?: () => number } = {}) {
+  constructor(
+    opts: {
+      freeAttempts?: number;
+      windowMs?: number;
+      baseDelayMs?: number;
+      maxDelayMs?: number;
+      now?: () => number;
+    } = {},
+  ) {
     this.freeAttempts = opts.freeAttempts ?? 5;
     this.windowMs = opts.windowMs ?? 15 * 60_000;
     this.baseDelayMs = opts.baseDelayMs ?? 2_000;

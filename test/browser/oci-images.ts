@@ -54,7 +54,11 @@ async function layerTar(files: Record<string, string | Buffer>): Promise<Buffer>
     await mkdir(dirname(join(root, path)), { recursive: true });
     await writeFile(join(root, path), content);
   }
-  const { stdout } = await execa('tar', ['-C', root, '--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@1700000000', '-cf', '-', '.'], { encoding: 'buffer' });
+  const { stdout } = await execa(
+    'tar',
+    ['-C', root, '--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@1700000000', '-cf', '-', '.'],
+    { encoding: 'buffer' },
+  );
   return gzipSync(Buffer.from(stdout), { level: 6 });
 }
 
@@ -78,7 +82,9 @@ async function imageManifest(dir: string, p: PlatformSpec): Promise<{ digest: st
     },
     rootfs: { type: 'layers', diff_ids: diffIds },
     history: [
-      ...(p.base ? [{ created: '2026-09-01T00:00:00Z', created_by: `ADD base.tar / # ${Object.keys(p.base).join(' ')}` }] : []),
+      ...(p.base
+        ? [{ created: '2026-09-01T00:00:00Z', created_by: `ADD base.tar / # ${Object.keys(p.base).join(' ')}` }]
+        : []),
       { created: '2026-09-01T00:00:00Z', created_by: 'ENV PATH=/usr/local/bin:/usr/bin:/bin', empty_layer: true },
       { created: p.created, created_by: `COPY . / # ${Object.keys(p.files).join(' ')}` },
     ],
@@ -114,27 +120,68 @@ export async function buildOciImage(platforms: PlatformSpec[], ref = 'image'): P
         mediaType: 'application/vnd.oci.image.manifest.v1+json',
         digest: b.digest,
         size: b.size,
-        platform: { os: b.spec.os, architecture: b.spec.architecture, ...(b.spec.variant ? { variant: b.spec.variant } : {}) },
+        platform: {
+          os: b.spec.os,
+          architecture: b.spec.architecture,
+          ...(b.spec.variant ? { variant: b.spec.variant } : {}),
+        },
       })),
     };
-    top = { mediaType: 'application/vnd.oci.image.index.v1+json', ...(await writeBlob(dir, Buffer.from(JSON.stringify(index)))) };
+    top = {
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      ...(await writeBlob(dir, Buffer.from(JSON.stringify(index)))),
+    };
   }
-  await writeFile(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ ...top, annotations: { 'org.opencontainers.image.ref.name': ref } }] }));
+  await writeFile(
+    join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{ ...top, annotations: { 'org.opencontainers.image.ref.name': ref } }],
+    }),
+  );
   return {
     source: `oci:${dir}:${ref}`,
     digest: top.digest,
     mediaType: top.mediaType,
     size: top.size,
-    platforms: built.map((b) => ({ platform: [b.spec.os, b.spec.architecture, b.spec.variant].filter(Boolean).join('/'), digest: b.digest, size: b.total, created: b.spec.created })),
+    platforms: built.map((b) => ({
+      platform: [b.spec.os, b.spec.architecture, b.spec.variant].filter(Boolean).join('/'),
+      digest: b.digest,
+      size: b.total,
+      created: b.spec.created,
+    })),
   };
 }
 
 /** Pushes with skopeo (all platforms of an index), plain HTTP to a loopback registry. */
 export async function skopeoPush(source: string, registryHost: string, target: string, creds: string): Promise<void> {
-  await execa('skopeo', ['copy', '--quiet', '--all', '--preserve-digests', '--dest-tls-verify=false', '--dest-creds', creds, source, `docker://${registryHost}/${target}`]);
+  await execa('skopeo', [
+    'copy',
+    '--quiet',
+    '--all',
+    '--preserve-digests',
+    '--dest-tls-verify=false',
+    '--dest-creds',
+    creds,
+    source,
+    `docker://${registryHost}/${target}`,
+  ]);
 }
 
 /** Adds a tag to an image already in the registry, with skopeo copying registry to registry. */
 export async function skopeoTag(registryHost: string, from: string, to: string, creds: string): Promise<void> {
-  await execa('skopeo', ['copy', '--quiet', '--all', '--preserve-digests', '--src-tls-verify=false', '--dest-tls-verify=false', '--src-creds', creds, '--dest-creds', creds, `docker://${registryHost}/${from}`, `docker://${registryHost}/${to}`]);
+  await execa('skopeo', [
+    'copy',
+    '--quiet',
+    '--all',
+    '--preserve-digests',
+    '--src-tls-verify=false',
+    '--dest-tls-verify=false',
+    '--src-creds',
+    creds,
+    '--dest-creds',
+    creds,
+    `docker://${registryHost}/${from}`,
+    `docker://${registryHost}/${to}`,
+  ]);
 }

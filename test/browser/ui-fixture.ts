@@ -39,17 +39,38 @@ const accountAuth = (a: Account) => basicAuth(a.user, a.password);
 /** Random bytes do not compress, so layer sizes read like real ones. */
 const blob = (bytes: number) => randomBytes(bytes);
 
-async function pushBlob(url: string, auth: string, repo: string, data: Buffer): Promise<{ digest: string; size: number }> {
+async function pushBlob(
+  url: string,
+  auth: string,
+  repo: string,
+  data: Buffer,
+): Promise<{ digest: string; size: number }> {
   const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
-  const res = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${digest}`, { method: 'POST', headers: { Authorization: auth, 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(data) });
+  const res = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${digest}`, {
+    method: 'POST',
+    headers: { Authorization: auth, 'Content-Type': 'application/octet-stream' },
+    body: new Uint8Array(data),
+  });
   if (res.status !== 201) throw new Error(`blob upload to ${repo} answered ${res.status}: ${await res.text()}`);
   return { digest, size: data.length };
 }
 
 /** Attaches an SPDX SBOM to `subject` as an OCI artifact (what `oras attach` sends). */
-async function attachSbom(url: string, auth: string, repo: string, subject: { mediaType: string; digest: string; size: number }): Promise<string> {
+async function attachSbom(
+  url: string,
+  auth: string,
+  repo: string,
+  subject: { mediaType: string; digest: string; size: number },
+): Promise<string> {
   const empty = await pushBlob(url, auth, repo, Buffer.from('{}'));
-  const sbom = await pushBlob(url, auth, repo, Buffer.from(JSON.stringify({ spdxVersion: 'SPDX-2.3', name: 'team/web', packages: [{ name: 'server', versionInfo: '1.0' }] })));
+  const sbom = await pushBlob(
+    url,
+    auth,
+    repo,
+    Buffer.from(
+      JSON.stringify({ spdxVersion: 'SPDX-2.3', name: 'team/web', packages: [{ name: 'server', versionInfo: '1.0' }] }),
+    ),
+  );
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
@@ -62,7 +83,11 @@ async function attachSbom(url: string, auth: string, repo: string, subject: { me
     }),
   );
   const digest = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
-  const res = await fetch(`${url}/v2/${repo}/manifests/${digest}`, { method: 'PUT', headers: { Authorization: auth, 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' }, body: new Uint8Array(manifest) });
+  const res = await fetch(`${url}/v2/${repo}/manifests/${digest}`, {
+    method: 'PUT',
+    headers: { Authorization: auth, 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },
+    body: new Uint8Array(manifest),
+  });
   if (res.status !== 201) throw new Error(`artifact manifest answered ${res.status}: ${await res.text()}`);
   return digest;
 }
@@ -75,13 +100,33 @@ export async function startRegistryWithImages(): Promise<RegistryFixture> {
   const accounts: Account[] = [admin, viewer, rotating];
   const htpasswdPath = join(dir, 'htpasswd');
   const accessPath = join(dir, 'access.yaml');
-  const writeHtpasswd = () => writeFile(htpasswdPath, accounts.map((a) => `${a.user}:${bcrypt.hashSync(a.password, 5)}`).join('\n') + '\n', { mode: 0o600 });
+  const writeHtpasswd = () =>
+    writeFile(htpasswdPath, accounts.map((a) => `${a.user}:${bcrypt.hashSync(a.password, 5)}`).join('\n') + '\n', {
+      mode: 0o600,
+    });
   await writeHtpasswd();
-  await writeFile(accessPath, ['users:', '  admin: { admin: true }', '  rotating: { admin: true }', '  viewer: { rules: [ { repos: "**", actions: [pull] } ] }', ''].join('\n'));
+  await writeFile(
+    accessPath,
+    [
+      'users:',
+      '  admin: { admin: true }',
+      '  rotating: { admin: true }',
+      '  viewer: { rules: [ { repos: "**", actions: [pull] } ] }',
+      '',
+    ].join('\n'),
+  );
 
   let registryUrl = '';
   const mountedUi = createUiHandler({ registry: () => registryUrl, basePath: '/ui', pageSize: 4, listPageSize: 3 });
-  const registry = createRegistryServer({ port: 0, dataDir: join(dir, 'data'), htpasswd: htpasswdPath, access: accessPath, logLevel: 'silent', authPollMs: 200, uiHandler: mountedUi });
+  const registry = createRegistryServer({
+    port: 0,
+    dataDir: join(dir, 'data'),
+    htpasswd: htpasswdPath,
+    access: accessPath,
+    logLevel: 'silent',
+    authPollMs: 200,
+    uiHandler: mountedUi,
+  });
   const { url, port } = await registry.listen();
   registryUrl = url;
   const host = `127.0.0.1:${port}`;
@@ -89,32 +134,134 @@ export async function startRegistryWithImages(): Promise<RegistryFixture> {
 
   const base = { 'etc/os-release': 'NAME=regctl-base\n', 'usr/lib/libbase.so': blob(2_400_000) };
   const webIndex = await buildOciImage([
-    { os: 'linux', architecture: 'amd64', created: '2026-11-02T09:12:00Z', base, files: { 'app/server': blob(3_100_000), 'app/VERSION': '1.0\n' }, entrypoint: ['/app/server'], cmd: ['--port', '8080'], env: ['PATH=/usr/local/bin:/usr/bin:/bin', 'PORT=8080', 'LOG_FORMAT=json'], labels: { 'org.opencontainers.image.title': 'web', 'org.opencontainers.image.version': '1.0', 'org.opencontainers.image.source': 'https://git.example.com/team/web' }, exposedPorts: ['8080/tcp'] },
-    { os: 'linux', architecture: 'arm64', variant: 'v8', created: '2026-11-03T15:40:00Z', files: { 'app/server': blob(2_650_000), 'app/VERSION': '1.0\n' }, entrypoint: ['/app/server'], cmd: ['--port', '8080'], env: ['PORT=8080'], exposedPorts: ['8080/tcp'] },
+    {
+      os: 'linux',
+      architecture: 'amd64',
+      created: '2026-11-02T09:12:00Z',
+      base,
+      files: { 'app/server': blob(3_100_000), 'app/VERSION': '1.0\n' },
+      entrypoint: ['/app/server'],
+      cmd: ['--port', '8080'],
+      env: ['PATH=/usr/local/bin:/usr/bin:/bin', 'PORT=8080', 'LOG_FORMAT=json'],
+      labels: {
+        'org.opencontainers.image.title': 'web',
+        'org.opencontainers.image.version': '1.0',
+        'org.opencontainers.image.source': 'https://git.example.com/team/web',
+      },
+      exposedPorts: ['8080/tcp'],
+    },
+    {
+      os: 'linux',
+      architecture: 'arm64',
+      variant: 'v8',
+      created: '2026-11-03T15:40:00Z',
+      files: { 'app/server': blob(2_650_000), 'app/VERSION': '1.0\n' },
+      entrypoint: ['/app/server'],
+      cmd: ['--port', '8080'],
+      env: ['PORT=8080'],
+      exposedPorts: ['8080/tcp'],
+    },
   ]);
   await skopeoPush(webIndex.source, host, 'team/web:1.0', creds);
   await skopeoTag(host, 'team/web:1.0', 'team/web:latest', creds);
-  const webOld = await buildOciImage([{ os: 'linux', architecture: 'amd64', created: '2026-09-14T11:00:00Z', base, files: { 'app/server': blob(2_900_000), 'app/VERSION': '0.9\n' }, entrypoint: ['/app/server'], exposedPorts: ['8080/tcp'], labels: { 'org.opencontainers.image.version': '0.9' } }]);
+  const webOld = await buildOciImage([
+    {
+      os: 'linux',
+      architecture: 'amd64',
+      created: '2026-09-14T11:00:00Z',
+      base,
+      files: { 'app/server': blob(2_900_000), 'app/VERSION': '0.9\n' },
+      entrypoint: ['/app/server'],
+      exposedPorts: ['8080/tcp'],
+      labels: { 'org.opencontainers.image.version': '0.9' },
+    },
+  ]);
   await skopeoPush(webOld.source, host, 'team/web:0.9', creds);
 
-  const api = await buildOciImage([{ os: 'linux', architecture: 'amd64', created: '2026-11-21T08:30:00Z', base, files: { 'srv/api': blob(4_200_000) }, entrypoint: ['/srv/api'], exposedPorts: ['9000/tcp', '9090/tcp'], env: ['GOMAXPROCS=2'] }]);
+  const api = await buildOciImage([
+    {
+      os: 'linux',
+      architecture: 'amd64',
+      created: '2026-11-21T08:30:00Z',
+      base,
+      files: { 'srv/api': blob(4_200_000) },
+      entrypoint: ['/srv/api'],
+      exposedPorts: ['9000/tcp', '9090/tcp'],
+      env: ['GOMAXPROCS=2'],
+    },
+  ]);
   await skopeoPush(api.source, host, 'team/api:2.4.0', creds);
-  const apiOld = await buildOciImage([{ os: 'linux', architecture: 'amd64', created: '2026-10-30T08:30:00Z', base, files: { 'srv/api': blob(4_050_000) }, entrypoint: ['/srv/api'] }]);
+  const apiOld = await buildOciImage([
+    {
+      os: 'linux',
+      architecture: 'amd64',
+      created: '2026-10-30T08:30:00Z',
+      base,
+      files: { 'srv/api': blob(4_050_000) },
+      entrypoint: ['/srv/api'],
+    },
+  ]);
   await skopeoPush(apiOld.source, host, 'team/api:2.3.1', creds);
 
-  const cli = await buildOciImage([{ os: 'linux', architecture: 'amd64', created: '2026-11-27T17:05:00Z', files: { 'usr/bin/tool': blob(1_300_000) }, entrypoint: ['/usr/bin/tool'], labels: { maintainer: 'platform@example.com' } }]);
+  const cli = await buildOciImage([
+    {
+      os: 'linux',
+      architecture: 'amd64',
+      created: '2026-11-27T17:05:00Z',
+      files: { 'usr/bin/tool': blob(1_300_000) },
+      entrypoint: ['/usr/bin/tool'],
+      labels: { maintainer: 'platform@example.com' },
+    },
+  ]);
   await skopeoPush(cli.source, host, 'tools/cli:v2', creds);
-  const cliOld = await buildOciImage([{ os: 'linux', architecture: 'amd64', created: '2026-08-02T17:05:00Z', files: { 'usr/bin/tool': blob(1_150_000) }, entrypoint: ['/usr/bin/tool'] }]);
+  const cliOld = await buildOciImage([
+    {
+      os: 'linux',
+      architecture: 'amd64',
+      created: '2026-08-02T17:05:00Z',
+      files: { 'usr/bin/tool': blob(1_150_000) },
+      entrypoint: ['/usr/bin/tool'],
+    },
+  ]);
   await skopeoPush(cliOld.source, host, 'tools/cli:v1', creds);
 
-  const trainer = await buildOciImage([{ os: 'linux', architecture: 'amd64', created: '2026-11-12T22:10:00Z', files: { 'opt/model.bin': blob(7_800_000) }, cmd: ['python', '-m', 'trainer'] }]);
+  const trainer = await buildOciImage([
+    {
+      os: 'linux',
+      architecture: 'amd64',
+      created: '2026-11-12T22:10:00Z',
+      files: { 'opt/model.bin': blob(7_800_000) },
+      cmd: ['python', '-m', 'trainer'],
+    },
+  ]);
   await skopeoPush(trainer.source, host, 'ml/trainer:0.3.0', creds);
-  const backup = await buildOciImage([{ os: 'linux', architecture: 'amd64', created: '2026-10-05T04:00:00Z', base, files: { 'usr/local/bin/backup.sh': '#!/bin/sh\npg_dump "$DATABASE_URL" | gzip\n' }, entrypoint: ['/usr/local/bin/backup.sh'] }]);
+  const backup = await buildOciImage([
+    {
+      os: 'linux',
+      architecture: 'amd64',
+      created: '2026-10-05T04:00:00Z',
+      base,
+      files: { 'usr/local/bin/backup.sh': '#!/bin/sh\npg_dump "$DATABASE_URL" | gzip\n' },
+      entrypoint: ['/usr/local/bin/backup.sh'],
+    },
+  ]);
   await skopeoPush(backup.source, host, 'infra/postgres-backup:16', creds);
-  const site = await buildOciImage([{ os: 'linux', architecture: 'amd64', created: '2026-11-28T12:00:00Z', files: { 'srv/www/index.html': '<h1>docs</h1>', 'srv/www/app.js': blob(350_000) }, exposedPorts: ['80/tcp'] }]);
+  const site = await buildOciImage([
+    {
+      os: 'linux',
+      architecture: 'amd64',
+      created: '2026-11-28T12:00:00Z',
+      files: { 'srv/www/index.html': '<h1>docs</h1>', 'srv/www/app.js': blob(350_000) },
+      exposedPorts: ['80/tcp'],
+    },
+  ]);
   await skopeoPush(site.source, host, 'docs/site:main', creds);
 
-  const sbomDigest = await attachSbom(url, accountAuth(admin), 'team/web', { mediaType: webIndex.mediaType, digest: webIndex.digest, size: webIndex.size });
+  const sbomDigest = await attachSbom(url, accountAuth(admin), 'team/web', {
+    mediaType: webIndex.mediaType,
+    digest: webIndex.digest,
+    size: webIndex.size,
+  });
 
   return {
     url,
@@ -132,7 +279,10 @@ export async function startRegistryWithImages(): Promise<RegistryFixture> {
       if (!account) throw new Error(`no account ${user}`);
       account.password = password;
       await writeHtpasswd();
-      const res = await fetch(`${url}/admin/v1/reload`, { method: 'POST', headers: { Authorization: accountAuth(admin) } });
+      const res = await fetch(`${url}/admin/v1/reload`, {
+        method: 'POST',
+        headers: { Authorization: accountAuth(admin) },
+      });
       if (!res.ok) throw new Error(`reload answered ${res.status}`);
     },
     async close() {

@@ -23,13 +23,24 @@ describe.skipIf(!canRun)('web UI against the reference registry', () => {
   beforeAll(async () => {
     reg = await startReferenceRegistry();
     image = await buildOciImage([
-      { os: 'linux', architecture: 'amd64', created: '2026-11-01T10:00:00Z', files: { 'bin/a': 'a'.repeat(3000) }, exposedPorts: ['80/tcp'] },
+      {
+        os: 'linux',
+        architecture: 'amd64',
+        created: '2026-11-01T10:00:00Z',
+        files: { 'bin/a': 'a'.repeat(3000) },
+        exposedPorts: ['80/tcp'],
+      },
       { os: 'linux', architecture: 'arm64', created: '2026-11-02T10:00:00Z', files: { 'bin/a': 'b'.repeat(5000) } },
     ]);
     await skopeoPush(image.source, reg.host, 'ref/app:1', `${reg.username}:${reg.password}`);
     ui = createUiServer({ registry: reg.url, port: 0 });
     base = (await ui.listen()).url;
-    const login = await fetch(`${base}login`, { method: 'POST', redirect: 'manual', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ username: reg.username, password: reg.password }).toString() });
+    const login = await fetch(`${base}login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ username: reg.username, password: reg.password }).toString(),
+    });
     expect(login.status).toBe(303);
     cookie = login.headers.get('set-cookie')!.split(';')[0]!;
     csrf = /name="csrf" value="([^"]+)"/.exec(await (await get('repos')).text())![1]!;
@@ -66,7 +77,12 @@ describe.skipIf(!canRun)('web UI against the reference registry', () => {
   });
 
   it('reports a clear error when the registry refuses to delete by tag, and the tag stays', async () => {
-    const res = await fetch(`${base}r/ref/app/-/delete/1`, { method: 'POST', redirect: 'manual', headers: { Cookie: cookie, 'Content-Type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ csrf }).toString() });
+    const res = await fetch(`${base}r/ref/app/-/delete/1`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { Cookie: cookie, 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf }).toString(),
+    });
     expect(res.status).toBeGreaterThanOrEqual(400);
     const text = await res.text();
     expect(text).toContain('the registry answered');

@@ -49,32 +49,65 @@ describe.skipIf(!canRun)('web UI with 2,000 repositories', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'regctl-ui-scale-'));
-    await writeFile(join(dir, 'htpasswd'), `${admin.user}:${bcrypt.hashSync(admin.password, 5)}\n${viewer.user}:${bcrypt.hashSync(viewer.password, 5)}\n`, { mode: 0o600 });
-    await writeFile(join(dir, 'access.yaml'), 'users:\n  admin: { admin: true }\n  viewer: { rules: [ { repos: "**", actions: [pull] } ] }\n');
-    registry = createRegistryServer({ port: 0, dataDir: join(dir, 'data'), htpasswd: join(dir, 'htpasswd'), access: join(dir, 'access.yaml'), logLevel: 'silent' });
+    await writeFile(
+      join(dir, 'htpasswd'),
+      `${admin.user}:${bcrypt.hashSync(admin.password, 5)}\n${viewer.user}:${bcrypt.hashSync(viewer.password, 5)}\n`,
+      { mode: 0o600 },
+    );
+    await writeFile(
+      join(dir, 'access.yaml'),
+      'users:\n  admin: { admin: true }\n  viewer: { rules: [ { repos: "**", actions: [pull] } ] }\n',
+    );
+    registry = createRegistryServer({
+      port: 0,
+      dataDir: join(dir, 'data'),
+      htpasswd: join(dir, 'htpasswd'),
+      access: join(dir, 'access.yaml'),
+      logLevel: 'silent',
+    });
     const { url, port } = await registry.listen();
     registryUrl = url;
     const auth = basicAuth(admin.user, admin.password);
 
-    const seed = await buildOciImage([{ os: 'linux', architecture: 'amd64', created: '2026-11-01T00:00:00Z', files: { 'bin/app': randomBytes(20_000) } }]);
+    const seed = await buildOciImage([
+      {
+        os: 'linux',
+        architecture: 'amd64',
+        created: '2026-11-01T00:00:00Z',
+        files: { 'bin/app': randomBytes(20_000) },
+      },
+    ]);
     await skopeoPush(seed.source, `127.0.0.1:${port}`, 'seed/base:1', `${admin.user}:${admin.password}`);
-    const manifestRes = await fetch(`${url}/v2/seed/base/manifests/1`, { headers: { Authorization: auth, Accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    const manifestRes = await fetch(`${url}/v2/seed/base/manifests/1`, {
+      headers: { Authorization: auth, Accept: 'application/vnd.oci.image.manifest.v1+json' },
+    });
     const manifest = (await manifestRes.json()) as { config: { digest: string }; layers: { digest: string }[] };
     const body = new Uint8Array(Buffer.from(JSON.stringify(manifest)));
     expect(createHash('sha256').update(body).digest('hex')).toBe(seed.digest.slice(7));
 
     // Each repository gets the seed's blobs by cross-repository mount and its manifest under one or two tags.
-    await pMap(Array.from({ length: REPOS - 1 }, (_, i) => i), async (i) => {
-      const repo = name(i);
-      for (const digest of [manifest.config.digest, ...manifest.layers.map((l) => l.digest)]) {
-        const m = await fetch(`${url}/v2/${repo}/blobs/uploads/?mount=${digest}&from=seed/base`, { method: 'POST', headers: { Authorization: auth } });
-        if (m.status !== 201) throw new Error(`mount into ${repo} answered ${m.status}`);
-      }
-      for (const tag of i % 7 === 0 ? ['1.0', '1.1'] : ['1.0']) {
-        const put = await fetch(`${url}/v2/${repo}/manifests/${tag}`, { method: 'PUT', headers: { Authorization: auth, 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' }, body });
-        if (put.status !== 201) throw new Error(`manifest into ${repo} answered ${put.status}`);
-      }
-    }, { concurrency: 16 });
+    await pMap(
+      Array.from({ length: REPOS - 1 }, (_, i) => i),
+      async (i) => {
+        const repo = name(i);
+        for (const digest of [manifest.config.digest, ...manifest.layers.map((l) => l.digest)]) {
+          const m = await fetch(`${url}/v2/${repo}/blobs/uploads/?mount=${digest}&from=seed/base`, {
+            method: 'POST',
+            headers: { Authorization: auth },
+          });
+          if (m.status !== 201) throw new Error(`mount into ${repo} answered ${m.status}`);
+        }
+        for (const tag of i % 7 === 0 ? ['1.0', '1.1'] : ['1.0']) {
+          const put = await fetch(`${url}/v2/${repo}/manifests/${tag}`, {
+            method: 'PUT',
+            headers: { Authorization: auth, 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },
+            body,
+          });
+          if (put.status !== 201) throw new Error(`manifest into ${repo} answered ${put.status}`);
+        }
+      },
+      { concurrency: 16 },
+    );
 
     ui = createUiServer({ registry: url, port: 0 });
     uiUrl = (await ui.listen()).url;
@@ -101,15 +134,23 @@ describe.skipIf(!canRun)('web UI with 2,000 repositories', () => {
     const catalogMs = Math.round(performance.now() - t);
     const first = await timed(page, `${uiUrl}repos?sort=size`);
     const again = await timed(page, `${uiUrl}repos?sort=size`);
-    expect(await page.getByTestId('pager-summary').textContent()).toBe(`1–50 of ${REPOS.toLocaleString('en-US')} repositories`);
+    expect(await page.getByTestId('pager-summary').textContent()).toBe(
+      `1–50 of ${REPOS.toLocaleString('en-US')} repositories`,
+    );
     const search = await timed(page, `${uiUrl}repos?q=service-199`);
     expect(await page.getByTestId('pager-summary').textContent()).toBe('1–9 of 9 matches');
     const last = await timed(page, `${uiUrl}repos?page=40`);
     expect(await page.locator('[data-testid=repo-table] tbody tr').count()).toBe(50);
-    expect(await page.locator('[data-testid=repo-table] tbody tr td:first-child a').last().textContent()).toBe('seed/base');
-    const tagCell = page.locator('tr', { has: page.getByRole('link', { name: name(1979), exact: true }) }).locator('td[data-label=Tags]');
+    expect(await page.locator('[data-testid=repo-table] tbody tr td:first-child a').last().textContent()).toBe(
+      'seed/base',
+    );
+    const tagCell = page
+      .locator('tr', { has: page.getByRole('link', { name: name(1979), exact: true }) })
+      .locator('td[data-label=Tags]');
     expect(await tagCell.textContent()).toBe('1');
-    console.log(`admin, ${REPOS} repositories: first list page, cold caches ${cold} ms (the registry alone: usage report ${usageMs} ms, one catalog page ${catalogMs} ms); list sorted by size ${first} ms (first), ${again} ms (cached); search ${search} ms; page 40 ${last} ms`);
+    console.log(
+      `admin, ${REPOS} repositories: first list page, cold caches ${cold} ms (the registry alone: usage report ${usageMs} ms, one catalog page ${catalogMs} ms); list sorted by size ${first} ms (first), ${again} ms (cached); search ${search} ms; page 40 ${last} ms`,
+    );
     await page.close();
   });
 
@@ -117,17 +158,23 @@ describe.skipIf(!canRun)('web UI with 2,000 repositories', () => {
     const page = await browser.newPage();
     await signInOnly(page, viewer);
     const firstByName = await timed(page, `${uiUrl}repos`);
-    expect(await page.getByTestId('pager-summary').textContent()).toBe(`1–50 of ${REPOS.toLocaleString('en-US')} repositories`);
+    expect(await page.getByTestId('pager-summary').textContent()).toBe(
+      `1–50 of ${REPOS.toLocaleString('en-US')} repositories`,
+    );
     const rows = page.locator('[data-testid=repo-table] tbody tr');
     expect(await rows.first().locator('td[data-label=Tags]').textContent()).toBe('2');
     expect(await rows.first().locator('td[data-label=Size]').textContent()).toMatch(/KiB$/);
     const byTags = await timed(page, `${uiUrl}repos?sort=tags`);
-    expect(await page.getByTestId('pager-summary').textContent()).toBe(`1–50 of ${REPOS.toLocaleString('en-US')} repositories`);
+    expect(await page.getByTestId('pager-summary').textContent()).toBe(
+      `1–50 of ${REPOS.toLocaleString('en-US')} repositories`,
+    );
     expect(await rows.first().locator('td[data-label=Tags]').textContent()).toBe('2');
     const bySize = await timed(page, `${uiUrl}repos?sort=size-asc`);
     expect(await rows.first().locator('td[data-label=Size]').textContent()).toMatch(/KiB$/);
     const bySizeAgain = await timed(page, `${uiUrl}repos?sort=size`);
-    console.log(`pull-only user, ${REPOS} repositories: first list page by name, cold caches ${firstByName} ms; sorted by tag count ${byTags} ms; by size ${bySize} ms (first: every repository's manifests), ${bySizeAgain} ms (cached)`);
+    console.log(
+      `pull-only user, ${REPOS} repositories: first list page by name, cold caches ${firstByName} ms; sorted by tag count ${byTags} ms; by size ${bySize} ms (first: every repository's manifests), ${bySizeAgain} ms (cached)`,
+    );
     await page.close();
   });
 });

@@ -112,7 +112,10 @@ describe.skipIf(!canRun)('web UI in Chromium against our registry', () => {
   it('searches and sorts across all repositories', async () => {
     await page.getByLabel('Search').fill('team');
     await page.getByRole('button', { name: 'Search' }).click();
-    expect(await page.locator('[data-testid=repo-table] tbody tr td:first-child a').allTextContents()).toEqual(['team/api', 'team/web']);
+    expect(await page.locator('[data-testid=repo-table] tbody tr td:first-child a').allTextContents()).toEqual([
+      'team/api',
+      'team/web',
+    ]);
     await page.getByLabel('Search').fill('');
     await page.getByLabel('Sort by').selectOption('Largest first');
     await page.waitForURL(/sort=size/);
@@ -131,10 +134,14 @@ describe.skipIf(!canRun)('web UI in Chromium against our registry', () => {
     expect(platforms[0]).toContain(`${(amd!.size / 1024 ** 2).toFixed(2)} MiB`);
     expect(platforms[1]).toContain('linux/arm64/v8');
     expect(platforms[1]).toContain(`${(arm!.size / 1024 ** 2).toFixed(2)} MiB`);
-    expect(await page.locator('tr[data-tag=latest] .mono').first().getAttribute('title')).toBe(fx.images.webIndex.digest);
+    expect(await page.locator('tr[data-tag=latest] .mono').first().getAttribute('title')).toBe(
+      fx.images.webIndex.digest,
+    );
     await page.screenshot({ path: join(SHOTS, 'repository.png') });
 
-    const copy = page.locator('tr[data-pull-for="1.0"]').getByRole('button', { name: 'Copy pull command for team/web:1.0 by digest' });
+    const copy = page
+      .locator('tr[data-pull-for="1.0"]')
+      .getByRole('button', { name: 'Copy pull command for team/web:1.0 by digest' });
     await copy.click();
     await expect.poll(() => copy.textContent()).toBe('Copied');
     const clip = await page.evaluate(() => navigator.clipboard.readText());
@@ -152,7 +159,9 @@ describe.skipIf(!canRun)('web UI in Chromium against our registry', () => {
     expect(await refRow.textContent()).toContain('application/spdx+json');
     await page.screenshot({ path: join(SHOTS, 'image-index.png') });
     await page.getByText('Manifest JSON').click();
-    expect(JSON.parse((await page.getByTestId('raw-manifest').textContent()) ?? '')).toMatchObject({ mediaType: 'application/vnd.oci.image.index.v1+json' });
+    expect(JSON.parse((await page.getByTestId('raw-manifest').textContent()) ?? '')).toMatchObject({
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+    });
 
     await page.locator('tr[data-platform="linux/amd64"] a').click();
     expect(await page.getByTestId('ports').textContent()).toContain('8080/tcp');
@@ -172,8 +181,16 @@ describe.skipIf(!canRun)('web UI in Chromium against our registry', () => {
     await page.getByRole('button', { name: 'Delete tag latest' }).click();
     await page.waitForURL(`${uiUrl}r/team/web`);
     await expect.poll(() => page.getByRole('status').first().textContent()).toContain('Deleted tag latest');
-    expect(await page.locator('tr[data-tag]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-tag')))).toEqual(['1.0', '0.9']);
-    const head = await fetch(`${fx.url}/v2/team/web/manifests/1.0`, { method: 'HEAD', headers: { Authorization: basicAuth(fx.admin.user, fx.admin.password), Accept: 'application/vnd.oci.image.index.v1+json' } });
+    expect(
+      await page.locator('tr[data-tag]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-tag'))),
+    ).toEqual(['1.0', '0.9']);
+    const head = await fetch(`${fx.url}/v2/team/web/manifests/1.0`, {
+      method: 'HEAD',
+      headers: {
+        Authorization: basicAuth(fx.admin.user, fx.admin.password),
+        Accept: 'application/vnd.oci.image.index.v1+json',
+      },
+    });
     expect(head.status).toBe(200);
     expect(head.headers.get('docker-content-digest')).toBe(fx.images.webIndex.digest);
   });
@@ -191,8 +208,14 @@ describe.skipIf(!canRun)('web UI in Chromium against our registry', () => {
   it('shows storage with exact per-repository bytes from the registry', async () => {
     await page.getByRole('link', { name: 'Storage' }).click();
     await page.waitForURL(`${uiUrl}storage`);
-    const usage = (await (await fetch(`${fx.url}/admin/v1/usage`, { headers: { Authorization: basicAuth(fx.admin.user, fx.admin.password) } })).json()) as { totalBytes: number; repositories: { name: string; exclusiveBytes: number; sharedBytes: number }[] };
-    expect(await page.getByTestId('total-bytes').getAttribute('title')).toBe(`${usage.totalBytes.toLocaleString('en-US')} bytes`);
+    const usage = (await (
+      await fetch(`${fx.url}/admin/v1/usage`, {
+        headers: { Authorization: basicAuth(fx.admin.user, fx.admin.password) },
+      })
+    ).json()) as { totalBytes: number; repositories: { name: string; exclusiveBytes: number; sharedBytes: number }[] };
+    expect(await page.getByTestId('total-bytes').getAttribute('title')).toBe(
+      `${usage.totalBytes.toLocaleString('en-US')} bytes`,
+    );
     for (const r of usage.repositories) {
       const row = page.locator(`tr[data-repo="${r.name}"]`);
       expect(await row.locator('td[data-label=Exclusive]').getAttribute('data-bytes')).toBe(String(r.exclusiveBytes));
@@ -211,7 +234,9 @@ describe.skipIf(!canRun)('web UI in Chromium against our registry', () => {
     expect(await page.getByTestId('error-message').textContent()).toContain('“no/such-repo” does not exist');
     res = await page.goto(`${uiUrl}r/team/web/-/image/nope`);
     expect(res!.status()).toBe(404);
-    expect(await page.getByTestId('error-message').textContent()).toContain('The tag “nope” does not exist in team/web');
+    expect(await page.getByTestId('error-message').textContent()).toContain(
+      'The tag “nope” does not exist in team/web',
+    );
     res = await page.goto(`${uiUrl}r/Bad..Name`);
     expect(res!.status()).toBe(404);
     expect(await page.getByTestId('error-message').textContent()).toContain('not a valid repository name');
@@ -236,7 +261,10 @@ describe.skipIf(!canRun)('web UI in Chromium against our registry', () => {
   });
 
   it('refuses a delete without the session’s CSRF token', async () => {
-    const res = await page.request.post(`${uiUrl}r/team/api/-/delete/2.4.0`, { form: { csrf: 'forged' }, maxRedirects: 0 });
+    const res = await page.request.post(`${uiUrl}r/team/api/-/delete/2.4.0`, {
+      form: { csrf: 'forged' },
+      maxRedirects: 0,
+    });
     expect(res.status()).toBe(403);
     await page.goto(`${uiUrl}r/team/api`);
     expect(await page.locator('tr[data-tag]').count()).toBe(2);
@@ -253,11 +281,16 @@ describe.skipIf(!canRun)('web UI in Chromium against our registry', () => {
     expect(new URL(p3.url()).pathname).toBe('/ui/repos');
     expect(await p3.getByTestId('pager-summary').textContent()).toBe('1–4 of 6 repositories');
     await p3.getByRole('link', { name: 'Next →' }).click();
-    expect(await p3.locator('[data-testid=repo-table] tbody tr td:first-child a').allTextContents()).toEqual(['team/web', 'tools/cli']);
+    expect(await p3.locator('[data-testid=repo-table] tbody tr td:first-child a').allTextContents()).toEqual([
+      'team/web',
+      'tools/cli',
+    ]);
     await p3.getByRole('link', { name: 'tools/cli' }).click();
     expect(new URL(p3.url()).pathname).toBe('/ui/r/tools/cli');
     // Mounted on the registry, pull commands name the host the browser used.
-    expect(await p3.locator('tr[data-pull-for=v2] code').first().textContent()).toBe(`docker pull ${fx.host}/tools/cli:v2`);
+    expect(await p3.locator('tr[data-pull-for=v2] code').first().textContent()).toBe(
+      `docker pull ${fx.host}/tools/cli:v2`,
+    );
     expect((await ctx3.cookies()).find((c) => c.name === 'regctl_ui_session')?.path).toBe('/ui/');
     await ctx3.close();
   });
@@ -280,14 +313,22 @@ describe.skipIf(!canRun)('web UI in Chromium against our registry', () => {
   });
 
   it('fits a phone-width screen', async () => {
-    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, colorScheme: 'dark' });
+    const phone = await browser.newContext({
+      viewport: { width: 390, height: 844 },
+      deviceScaleFactor: 2,
+      isMobile: true,
+      hasTouch: true,
+      colorScheme: 'dark',
+    });
     const p4 = await phone.newPage();
     watch(p4);
     await signIn(p4, uiUrl, fx.admin);
     await p4.goto(`${uiUrl}r/team/web`);
     // No theme chosen in this browser: the page follows the system's dark scheme.
     expect(await p4.evaluate(() => getComputedStyle(document.body).backgroundColor)).toBe('rgb(15, 18, 24)');
-    const overflow = await p4.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    const overflow = await p4.evaluate(
+      () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+    );
     expect(overflow).toBeLessThanOrEqual(0);
     await p4.screenshot({ path: join(SHOTS, 'phone-repository.png') });
     await phone.close();

@@ -7,7 +7,17 @@ import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { dockerAvailable, imageAvailable } from '../helpers/peers.js';
-import { E2E_BASE_IMAGE, E2E_TRAEFIK_IMAGE, builtCliPresent, forceRemoveProject, initStack, projectResources, regctl, removePackageSnapshot, type E2eStack } from './helpers.js';
+import {
+  E2E_BASE_IMAGE,
+  E2E_TRAEFIK_IMAGE,
+  builtCliPresent,
+  forceRemoveProject,
+  initStack,
+  projectResources,
+  regctl,
+  removePackageSnapshot,
+  type E2eStack,
+} from './helpers.js';
 
 /** This file's own compose project, so that it never touches another test's stack. */
 const PROJECT = 'e2ebad';
@@ -17,7 +27,10 @@ const ready = builtCliPresent();
 /** The error line (✗ …) and the hint line a failing command prints on stderr. */
 function errorLines(stderr: string): { error: string | undefined; hint: string | undefined } {
   const lines = stderr.split('\n');
-  return { error: lines.find((l) => l.startsWith('✗ ')), hint: lines.filter((l) => l.trim().startsWith('hint:')).at(-1) };
+  return {
+    error: lines.find((l) => l.startsWith('✗ ')),
+    hint: lines.filter((l) => l.trim().startsWith('hint:')).at(-1),
+  };
 }
 
 async function snapshot(dir: string): Promise<Record<string, string>> {
@@ -54,13 +67,16 @@ describe.skipIf(!ready)('bad input to up, down, status and logs', () => {
     expect(res.stdout).toBe('');
   });
 
-  it.each([['up'], ['down'], ['status'], ['logs']])('%s with no Docker engine reachable: DOCKER_UNREACHABLE, exit 4', async (cmd) => {
-    const res = await regctl([cmd, '--dir', stack.dir], { env: { DOCKER_HOST: 'unix:///nonexistent' } });
-    expect(res.exitCode).toBe(4);
-    const { error, hint } = errorLines(res.stderr);
-    expect(error).toBe('✗ no Docker engine reachable at unix:///nonexistent (ENOENT)');
-    expect(hint).toContain('start the Docker daemon');
-  });
+  it.each([['up'], ['down'], ['status'], ['logs']])(
+    '%s with no Docker engine reachable: DOCKER_UNREACHABLE, exit 4',
+    async (cmd) => {
+      const res = await regctl([cmd, '--dir', stack.dir], { env: { DOCKER_HOST: 'unix:///nonexistent' } });
+      expect(res.exitCode).toBe(4);
+      const { error, hint } = errorLines(res.stderr);
+      expect(error).toBe('✗ no Docker engine reachable at unix:///nonexistent (ENOENT)');
+      expect(hint).toContain('start the Docker daemon');
+    },
+  );
 
   it('status in a directory without regctl.yaml: CONFIG_MISSING, exit 3, pointing at regctl init', async () => {
     const res = await regctl(['status', '--dir', join(stack.dir, 'auth')]);
@@ -102,7 +118,9 @@ describe.skipIf(!ready)('bad input to up, down, status and logs', () => {
         const res = await regctl(['up', '--dir', stack.dir]);
         expect(res.exitCode).toBe(5);
         const { error, hint } = errorLines(res.stderr);
-        expect(error).toMatch(new RegExp(`^✗ check ports: port ${stack.ports.http} is already in use by process node \\(pid \\d+\\)$`));
+        expect(error).toMatch(
+          new RegExp(`^✗ check ports: port ${stack.ports.http} is already in use by process node \\(pid \\d+\\)$`),
+        );
         expect(hint).toContain('ports.http');
         expect(await projectResources(PROJECT)).toEqual({ containers: [], networks: [], volumes: [] });
       } finally {
@@ -121,7 +139,9 @@ describe.skipIf(!ready)('bad input to up, down, status and logs', () => {
           const res = await regctl(['up', '--dir', stack.dir, '--health-timeout', '60']);
           expect(res.exitCode, res.all).not.toBe(0);
           const { error, hint } = errorLines(res.stderr);
-          expect(error).toMatch(new RegExp(`^✗ wait for health checks failed: ${PROJECT}-registry (exited|is unhealthy)`));
+          expect(error).toMatch(
+            new RegExp(`^✗ wait for health checks failed: ${PROJECT}-registry (exited|is unhealthy)`),
+          );
           expect(res.stderr).toContain(`last log lines of ${PROJECT}-registry:`);
           expect(res.stderr).toContain('htpasswd');
           expect(hint).toContain('regctl logs registry');

@@ -43,7 +43,10 @@ interface Report {
   checks: Check[];
 }
 
-async function doctorJson(dir: string, extra: string[] = []): Promise<{ exitCode: number; report: Report; all: string }> {
+async function doctorJson(
+  dir: string,
+  extra: string[] = [],
+): Promise<{ exitCode: number; report: Report; all: string }> {
   const res = await regctl(['doctor', '--dir', dir, '--json', ...extra]);
   const start = res.stdout.indexOf('{');
   return { exitCode: res.exitCode, report: JSON.parse(res.stdout.slice(start)) as Report, all: res.all };
@@ -67,7 +70,8 @@ async function manifestDigest(base: string, repo: string, tag: string, auth: str
     method: 'HEAD',
     headers: {
       authorization: auth,
-      accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json',
+      accept:
+        'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json',
     },
   });
   if (res.status !== 200) throw new Error(`HEAD ${repo}:${tag} → ${res.status}`);
@@ -75,7 +79,13 @@ async function manifestDigest(base: string, repo: string, tag: string, auth: str
 }
 
 /** A request through Traefik with the registry's Host header (fetch cannot set Host). */
-async function viaTraefik(port: number, host: string, method: string, path: string, auth: { username: string; password: string }) {
+async function viaTraefik(
+  port: number,
+  host: string,
+  method: string,
+  path: string,
+  auth: { username: string; password: string },
+) {
   return probe({ port, host, method, path, auth });
 }
 
@@ -91,7 +101,19 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
     await forceRemoveProject(PROJECT);
     await execa('docker', ['volume', 'rm', '-f', DISK_VOLUME], { reject: false });
     // The data volume is a 256 MiB tmpfs, so that a nearly full disk can be made for real.
-    await execa('docker', ['volume', 'create', '--driver', 'local', '--opt', 'type=tmpfs', '--opt', 'device=tmpfs', '--opt', 'o=size=256m', DISK_VOLUME]);
+    await execa('docker', [
+      'volume',
+      'create',
+      '--driver',
+      'local',
+      '--opt',
+      'type=tmpfs',
+      '--opt',
+      'device=tmpfs',
+      '--opt',
+      'o=size=256m',
+      DISK_VOLUME,
+    ]);
     stack = await initStack(['--name', PROJECT, '--host', CLIENT_HOST]);
     const configPath = join(stack.dir, 'regctl.yaml');
     const config = parseYaml(await readFile(configPath, 'utf8')) as Record<string, Record<string, unknown>>;
@@ -145,7 +167,18 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
     const { exitCode, report, all } = await doctorJson(stack.dir);
     expect(exitCode, all).toBe(0);
     expect(report.ok).toBe(true);
-    for (const id of ['engine', 'config', 'ports', 'dns', 'trust', 'stack', 'traefik-timeout', 'location', 'disk', 'clock']) {
+    for (const id of [
+      'engine',
+      'config',
+      'ports',
+      'dns',
+      'trust',
+      'stack',
+      'traefik-timeout',
+      'location',
+      'disk',
+      'clock',
+    ]) {
       expect(check(report, id).status, `${id}: ${check(report, id).detail}`).toBe('pass');
     }
     expect(check(report, 'disk').detail).toContain("registry's data volume");
@@ -181,7 +214,20 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
 
   it('doctor reports a nearly full data volume with its fix', async () => {
     // 200 MiB into the 256 MiB volume leaves less than the 64 MiB floor.
-    const fill = await execa('docker', ['run', '--rm', '-v', `${DISK_VOLUME}:/data`, E2E_BASE_IMAGE, 'node', '-e', "require('fs').writeFileSync('/data/filler', Buffer.alloc(200 * 1024 * 1024))"], { reject: false });
+    const fill = await execa(
+      'docker',
+      [
+        'run',
+        '--rm',
+        '-v',
+        `${DISK_VOLUME}:/data`,
+        E2E_BASE_IMAGE,
+        'node',
+        '-e',
+        "require('fs').writeFileSync('/data/filler', Buffer.alloc(200 * 1024 * 1024))",
+      ],
+      { reject: false },
+    );
     expect(fill.exitCode, fill.stderr).toBe(0);
     try {
       const { exitCode, report } = await doctorJson(stack.dir);
@@ -191,7 +237,16 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
       expect(d.detail).toMatch(/MiB free of 256\.0 MiB .*under the 64MiB floor/);
       expect(d.fix).toContain('regctl gc');
     } finally {
-      await execa('docker', ['run', '--rm', '-v', `${DISK_VOLUME}:/data`, E2E_BASE_IMAGE, 'node', '-e', "require('fs').rmSync('/data/filler', { force: true })"]);
+      await execa('docker', [
+        'run',
+        '--rm',
+        '-v',
+        `${DISK_VOLUME}:/data`,
+        E2E_BASE_IMAGE,
+        'node',
+        '-e',
+        "require('fs').rmSync('/data/filler', { force: true })",
+      ]);
     }
   });
 
@@ -199,7 +254,16 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
     const volume = `${PROJECT}_letsencrypt`;
     await execa('docker', ['volume', 'create', '--label', `com.docker.compose.project=${PROJECT}`, volume]);
     const write = (mode: string) =>
-      execa('docker', ['run', '--rm', '-v', `${volume}:/le`, E2E_BASE_IMAGE, 'node', '-e', `const fs=require('fs');fs.writeFileSync('/le/acme.json','{}');fs.chmodSync('/le/acme.json',0o${mode})`]);
+      execa('docker', [
+        'run',
+        '--rm',
+        '-v',
+        `${volume}:/le`,
+        E2E_BASE_IMAGE,
+        'node',
+        '-e',
+        `const fs=require('fs');fs.writeFileSync('/le/acme.json','{}');fs.chmodSync('/le/acme.json',0o${mode})`,
+      ]);
     await write('644');
     let { report } = await doctorJson(stack.dir, ['--prod']);
     const bad = check(report, 'acme-json');
@@ -217,7 +281,11 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
     const shimDir = await mkdtemp(join(tmpdir(), 'regctl-docker-shim-'));
     const argvLog = join(shimDir, 'argv.log');
     const realDocker = (await execa('sh', ['-c', 'command -v docker'])).stdout.trim();
-    await writeFile(join(shimDir, 'docker'), `#!/bin/sh\nprintf '%s\\n' "$*" >> '${argvLog}'\nexec '${realDocker}' "$@"\n`, { mode: 0o755 });
+    await writeFile(
+      join(shimDir, 'docker'),
+      `#!/bin/sh\nprintf '%s\\n' "$*" >> '${argvLog}'\nexec '${realDocker}' "$@"\n`,
+      { mode: 0o755 },
+    );
     try {
       const seen: string[] = [];
       let watching = true;
@@ -228,7 +296,9 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
           await new Promise((r) => setTimeout(r, 20));
         }
       })();
-      const res = await regctl(['login', '--dir', stack.dir], { env: { DOCKER_CONFIG: dockerConfig, PATH: `${shimDir}:${process.env.PATH ?? ''}` } });
+      const res = await regctl(['login', '--dir', stack.dir], {
+        env: { DOCKER_CONFIG: dockerConfig, PATH: `${shimDir}:${process.env.PATH ?? ''}` },
+      });
       watching = false;
       await watcher;
       expect(res.exitCode, res.all).toBe(0);
@@ -245,7 +315,9 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
     } finally {
       await rm(shimDir, { recursive: true, force: true });
     }
-    const auths = JSON.parse(await readFile(join(dockerConfig, 'config.json'), 'utf8')) as { auths: Record<string, unknown> };
+    const auths = JSON.parse(await readFile(join(dockerConfig, 'config.json'), 'utf8')) as {
+      auths: Record<string, unknown>;
+    };
     expect(Object.keys(auths.auths)).toContain(registry);
     await buildMultiLayerImage(`${registry}/e2e/logged-in:1`, 2, docker);
     const push = await docker(['push', `${registry}/e2e/logged-in:1`]);
@@ -254,7 +326,17 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
 
   it('the Jenkins pipeline parses, replays against the stack, and its user can push but not delete', async () => {
     const groovy = requirePeer('groovy');
-    const res = await regctl(['ci', 'jenkins', '--dir', stack.dir, '--image', 'e2e/ci-app', '--context', './app', '--json']);
+    const res = await regctl([
+      'ci',
+      'jenkins',
+      '--dir',
+      stack.dir,
+      '--image',
+      'e2e/ci-app',
+      '--context',
+      './app',
+      '--json',
+    ]);
     expect(res.exitCode, res.all).toBe(0);
     const out = JSON.parse(res.stdout) as { pipeline: string; user: string; password: string; registry: string };
     expect(out.registry).toBe(registry);
@@ -266,18 +348,46 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
     await writeFile(join(project, 'app', 'hello.txt'), `built by jenkins ${Date.now()}\n`);
     await writeFile(join(project, 'app', 'Dockerfile'), `FROM ${E2E_BASE_IMAGE}\nCOPY hello.txt /hello.txt\n`);
 
-    const dry = await execa(groovy, [join(ROOT, 'test/helpers/jenkins-dry-run.groovy'), join(project, 'Jenkinsfile'), '7'], {
-      env: { JAVA_HOME: process.env.JAVA_HOME ?? '/usr/lib/jvm/java-17-openjdk-amd64' },
-      reject: false,
-    });
+    const dry = await execa(
+      groovy,
+      [join(ROOT, 'test/helpers/jenkins-dry-run.groovy'), join(project, 'Jenkinsfile'), '7'],
+      {
+        env: { JAVA_HOME: process.env.JAVA_HOME ?? '/usr/lib/jvm/java-17-openjdk-amd64' },
+        reject: false,
+      },
+    );
     expect(dry.exitCode, dry.stderr).toBe(0);
-    const plan = JSON.parse(dry.stdout) as { env: Record<string, string>; steps: { stage: string; sh: string; credentials: { usernameVariable: string; passwordVariable: string; credentialsId: string } | null }[] };
+    const plan = JSON.parse(dry.stdout) as {
+      env: Record<string, string>;
+      steps: {
+        stage: string;
+        sh: string;
+        credentials: { usernameVariable: string; passwordVariable: string; credentialsId: string } | null;
+      }[];
+    };
     expect(plan.env.IMAGE_TAG).toBe('7');
-    expect(plan.steps.map((s) => s.stage)).toEqual(['Build', 'Build', 'Push to Registry', 'Push to Registry', 'Push to Registry', 'Deploy', 'Deploy', 'Deploy', 'Deploy', 'post']);
+    expect(plan.steps.map((s) => s.stage)).toEqual([
+      'Build',
+      'Build',
+      'Push to Registry',
+      'Push to Registry',
+      'Push to Registry',
+      'Deploy',
+      'Deploy',
+      'Deploy',
+      'Deploy',
+      'post',
+    ]);
 
     // Replay every sh step as Jenkins would: the recorded environment, the credentials bound around the push steps.
     for (const step of plan.steps) {
-      const env: Record<string, string> = { ...plan.env, CONTAINER_NAME: 'e2e-ci-app', DOCKER_CONFIG: dockerConfig, DOCKER_BUILDKIT: '0', PATH: process.env.PATH ?? '' };
+      const env: Record<string, string> = {
+        ...plan.env,
+        CONTAINER_NAME: 'e2e-ci-app',
+        DOCKER_CONFIG: dockerConfig,
+        DOCKER_BUILDKIT: '0',
+        PATH: process.env.PATH ?? '',
+      };
       if (step.credentials) {
         expect(step.credentials.credentialsId).toBe('docker-registry-creds');
         env[step.credentials.usernameVariable] = out.user;
@@ -299,7 +409,17 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
 
   it('the GitHub workflow passes actionlint and its steps push with the secrets given', async () => {
     const actionlint = requirePeer('actionlint');
-    const res = await regctl(['ci', 'github', '--dir', stack.dir, '--image', 'e2e/gh-app', '--context', 'app', '--json']);
+    const res = await regctl([
+      'ci',
+      'github',
+      '--dir',
+      stack.dir,
+      '--image',
+      'e2e/gh-app',
+      '--context',
+      'app',
+      '--json',
+    ]);
     expect(res.exitCode, res.all).toBe(0);
     const out = JSON.parse(res.stdout) as { pipeline: string; user: string; password: string };
     const project = join(work, 'gh-project');
@@ -307,28 +427,67 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
     await mkdir(join(project, 'app'));
     await writeFile(join(project, '.github/workflows/regctl-push.yml'), out.pipeline);
     await writeFile(join(project, 'app', 'Dockerfile'), `FROM ${E2E_BASE_IMAGE}\nCOPY Dockerfile /built-by-actions\n`);
-    const lint = await execa(actionlint, ['-no-color', '.github/workflows/regctl-push.yml'], { cwd: project, reject: false, all: true });
+    const lint = await execa(actionlint, ['-no-color', '.github/workflows/regctl-push.yml'], {
+      cwd: project,
+      reject: false,
+      all: true,
+    });
     expect(lint.exitCode, lint.all).toBe(0);
 
-    const wf = parseYaml(out.pipeline) as { env: Record<string, string>; jobs: { build: { steps: { run?: string; env?: Record<string, string> }[] } } };
-    const secrets: Record<string, string> = { REGISTRY_CREDS_USER: out.user, DOCKER_REGISTRY_CREDS_USER: out.user, DOCKER_REGISTRY_CREDS_PASSWORD: out.password };
-    const expand = (v: string) => v.replace(/\$\{\{\s*secrets\.([A-Z0-9_]+)\s*\}\}/g, (_m, name: string) => secrets[name] ?? '').replace(/\$\{\{\s*github\.run_number\s*\}\}/g, '12');
+    const wf = parseYaml(out.pipeline) as {
+      env: Record<string, string>;
+      jobs: { build: { steps: { run?: string; env?: Record<string, string> }[] } };
+    };
+    const secrets: Record<string, string> = {
+      REGISTRY_CREDS_USER: out.user,
+      DOCKER_REGISTRY_CREDS_USER: out.user,
+      DOCKER_REGISTRY_CREDS_PASSWORD: out.password,
+    };
+    const expand = (v: string) =>
+      v
+        .replace(/\$\{\{\s*secrets\.([A-Z0-9_]+)\s*\}\}/g, (_m, name: string) => secrets[name] ?? '')
+        .replace(/\$\{\{\s*github\.run_number\s*\}\}/g, '12');
     for (const step of wf.jobs.build.steps) {
       if (!step.run) continue;
-      const env: Record<string, string> = { DOCKER_CONFIG: dockerConfig, DOCKER_BUILDKIT: '0', PATH: process.env.PATH ?? '' };
+      const env: Record<string, string> = {
+        DOCKER_CONFIG: dockerConfig,
+        DOCKER_BUILDKIT: '0',
+        PATH: process.env.PATH ?? '',
+      };
       for (const [k, v] of Object.entries({ ...wf.env, ...step.env })) env[k] = expand(String(v));
-      const r = await execa('bash', ['-e', '-c', step.run], { cwd: project, env, extendEnv: false, reject: false, all: true });
+      const r = await execa('bash', ['-e', '-c', step.run], {
+        cwd: project,
+        env,
+        extendEnv: false,
+        reject: false,
+        all: true,
+      });
       expect(r.exitCode, `${step.run}\n${r.all}`).toBe(0);
     }
-    const tags = await viaTraefik(stack.ports.http, registry, 'GET', '/v2/e2e/gh-app/tags/list', { username: out.user, password: out.password });
+    const tags = await viaTraefik(stack.ports.http, registry, 'GET', '/v2/e2e/gh-app/tags/list', {
+      username: out.user,
+      password: out.password,
+    });
     expect(JSON.parse(tags.body)).toMatchObject({ tags: expect.arrayContaining(['12', 'latest']) });
   });
 
   it('the GitLab pipeline is valid YAML with the build, tag, push and logout steps', async () => {
-    const res = await regctl(['ci', 'gitlab', '--dir', stack.dir, '--image', 'e2e/gl-app', '--no-create-user', '--json']);
+    const res = await regctl([
+      'ci',
+      'gitlab',
+      '--dir',
+      stack.dir,
+      '--image',
+      'e2e/gl-app',
+      '--no-create-user',
+      '--json',
+    ]);
     expect(res.exitCode, res.all).toBe(0);
     const out = JSON.parse(res.stdout) as { pipeline: string };
-    const doc = parseYaml(out.pipeline) as { variables: Record<string, string>; publish: { script: string[]; after_script: string[] } };
+    const doc = parseYaml(out.pipeline) as {
+      variables: Record<string, string>;
+      publish: { script: string[]; after_script: string[] };
+    };
     expect(doc.variables.REGISTRY).toBe(registry);
     expect(doc.publish.script.some((l) => l.includes('--password-stdin'))).toBe(true);
     expect(doc.publish.script.filter((l) => l.startsWith('docker push'))).toHaveLength(2);
@@ -340,37 +499,78 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
     const seedVolume = 'seed_registry_data';
     await execa('docker', ['volume', 'rm', '-f', seedVolume], { reject: false });
     await execa('docker', ['volume', 'create', seedVolume]);
-    const mountpoint = (await execa('docker', ['volume', 'inspect', '--format', '{{.Mountpoint}}', seedVolume])).stdout.trim();
+    const mountpoint = (
+      await execa('docker', ['volume', 'inspect', '--format', '{{.Mountpoint}}', seedVolume])
+    ).stdout.trim();
     const ref = await startReferenceRegistry({ dataDir: mountpoint });
     const pushed: { repo: string; tag: string; digest: string }[] = [];
     try {
       const login = await docker(['login', ref.host, '-u', ref.username, '--password-stdin'], { input: ref.password });
       expect(login.exitCode, login.all).toBe(0);
-      for (const [repo, tag, layers] of [['minio', 'latest', 3], ['apps/api', '1.0', 2], ['apps/api', '1.1', 4]] as const) {
+      for (const [repo, tag, layers] of [
+        ['minio', 'latest', 3],
+        ['apps/api', '1.0', 2],
+        ['apps/api', '1.1', 4],
+      ] as const) {
         await buildMultiLayerImage(`${ref.host}/${repo}:${tag}`, layers, docker);
         const push = await docker(['push', `${ref.host}/${repo}:${tag}`]);
         expect(push.exitCode, push.all).toBe(0);
-        pushed.push({ repo, tag, digest: await manifestDigest(ref.url, repo, tag, basicAuth(ref.username, ref.password)) });
+        pushed.push({
+          repo,
+          tag,
+          digest: await manifestDigest(ref.url, repo, tag, basicAuth(ref.username, ref.password)),
+        });
       }
     } finally {
       await ref.stop();
     }
     const seed = join(work, 'seed');
     await mkdir(seed);
-    await writeFile(join(seed, '.env'), `COMPOSE_PROJECT_NAME=seed\nREGISTRY_USERNAME=${ref.username}\nREGISTRY_PASSWORD=${ref.password}\nREGISTRY_STORAGE_DELETE_ENABLED=true\nHOST=${CLIENT_HOST}\n`);
+    await writeFile(
+      join(seed, '.env'),
+      `COMPOSE_PROJECT_NAME=seed\nREGISTRY_USERNAME=${ref.username}\nREGISTRY_PASSWORD=${ref.password}\nREGISTRY_STORAGE_DELETE_ENABLED=true\nHOST=${CLIENT_HOST}\n`,
+    );
     await chmod(join(seed, '.env'), 0o600);
     await writeFile(
       join(seed, '01-docker-compose.Infra.dev.yml'),
       stringify({
-        services: { registry: { build: { context: './server/registry' }, image: 'registry-custom:latest', container_name: 'registry', ports: ['5000:5000'], volumes: ['registry_data:/var/lib/registry'] } },
+        services: {
+          registry: {
+            build: { context: './server/registry' },
+            image: 'registry-custom:latest',
+            container_name: 'registry',
+            ports: ['5000:5000'],
+            volumes: ['registry_data:/var/lib/registry'],
+          },
+        },
         volumes: { registry_data: null },
       }),
     );
     const target = join(work, 'adopted');
-    const common = ['--from', seed, '--dir', target, '--name', PROJECT, '--traefik-image', E2E_TRAEFIK_IMAGE, '--base-image', E2E_BASE_IMAGE, '--http-port', String(stack.ports.http), '--registry-port', String(stack.ports.registry)];
+    const common = [
+      '--from',
+      seed,
+      '--dir',
+      target,
+      '--name',
+      PROJECT,
+      '--traefik-image',
+      E2E_TRAEFIK_IMAGE,
+      '--base-image',
+      E2E_BASE_IMAGE,
+      '--http-port',
+      String(stack.ports.http),
+      '--registry-port',
+      String(stack.ports.registry),
+    ];
     const dry = await regctl(['adopt', ...common, '--dry-run', '--json']);
     expect(dry.exitCode, dry.all).toBe(0);
-    const found = JSON.parse(dry.stdout) as { volume: string; users: string[]; repositories: number; actions: string[] };
+    const found = JSON.parse(dry.stdout) as {
+      volume: string;
+      users: string[];
+      repositories: number;
+      actions: string[];
+    };
     expect(found.volume).toBe(seedVolume);
     expect(found.users).toEqual([ref.username]);
     expect(found.repositories).toBe(2);
@@ -383,7 +583,10 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
       const up = await regctl(['up', '--dir', target]);
       expect(up.exitCode, up.all).toBe(0);
       for (const p of pushed) {
-        const res = await viaTraefik(stack.ports.http, registry, 'HEAD', `/v2/${p.repo}/manifests/${p.tag}`, { username: ref.username, password: ref.password });
+        const res = await viaTraefik(stack.ports.http, registry, 'HEAD', `/v2/${p.repo}/manifests/${p.tag}`, {
+          username: ref.username,
+          password: ref.password,
+        });
         expect(res.status).toBe(200);
         expect(res.headers['docker-content-digest']).toBe(p.digest);
       }
@@ -392,7 +595,13 @@ describe.skipIf(!ready)('client side: doctor, login, ci pipelines, adoption', ()
       await docker(['rmi', '-f', `${registry}/apps/api:1.1`]);
       const pull = await docker(['pull', `${registry}/apps/api:1.1`]);
       expect(pull.exitCode, pull.all).toBe(0);
-      const digests = await docker(['image', 'inspect', '--format', '{{json .RepoDigests}}', `${registry}/apps/api:1.1`]);
+      const digests = await docker([
+        'image',
+        'inspect',
+        '--format',
+        '{{json .RepoDigests}}',
+        `${registry}/apps/api:1.1`,
+      ]);
       expect(digests.stdout).toContain(pushed.find((p) => p.tag === '1.1')!.digest);
     } finally {
       await regctl(['down', '--dir', target, '--yes']);

@@ -53,7 +53,11 @@ function blobOnDisk(root: string, digest: string): string {
   return join(root, 'docker/registry/v2/blobs/sha256', digest.slice(7, 9), digest.slice(7), 'data');
 }
 
-const exists = (p: string) => stat(p).then(() => true, () => false);
+const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
 
 describe.skipIf(!ready)('day-two operations on the dev stack', () => {
   let stack: E2eStack;
@@ -104,10 +108,15 @@ describe.skipIf(!ready)('day-two operations on the dev stack', () => {
 
     expect(await getManifestDigest(url, 'shared/base', 'v1', viewer)).toEqual({ status: 200, digest: img.digest });
     expect((await pushBlob(url, 'shared/base', randomBytes(10), viewer)).status).toBe(403);
-    const del = await fetch(`${url}/v2/shared/base/manifests/${img.digest}`, { method: 'DELETE', headers: authHeaders(viewer) });
+    const del = await fetch(`${url}/v2/shared/base/manifests/${img.digest}`, {
+      method: 'DELETE',
+      headers: authHeaders(viewer),
+    });
     expect(del.status).toBe(403);
     expect(((await del.json()) as { errors: { code: string }[] }).errors[0]?.code).toBe('DENIED');
-    expect((await getManifestDigest(url, 'shared/base', 'v1', { username: 'stranger', password: 'not-a-user-123' })).status).toBe(401);
+    expect(
+      (await getManifestDigest(url, 'shared/base', 'v1', { username: 'stranger', password: 'not-a-user-123' })).status,
+    ).toBe(401);
     expect((await fetch(`${url}/v2/_catalog`)).status).toBe(401);
 
     // The docker CLI sees the same: login and pull work, push is denied.
@@ -118,7 +127,9 @@ describe.skipIf(!ready)('day-two operations on the dev stack', () => {
     const denied = await docker(['push', `${registry}/e2e/multi:1`]);
     expect(denied.exitCode).not.toBe(0);
     expect(denied.all).toMatch(/denied|403|forbidden/i);
-    const badLogin = await docker(['login', registry, '-u', 'stranger', '--password-stdin'], { input: 'not-a-user-123' });
+    const badLogin = await docker(['login', registry, '-u', 'stranger', '--password-stdin'], {
+      input: 'not-a-user-123',
+    });
     expect(badLogin.exitCode).not.toBe(0);
 
     const list = await regctl(['users', 'list', '--dir', stack.dir, '--json']);
@@ -128,10 +139,17 @@ describe.skipIf(!ready)('day-two operations on the dev stack', () => {
   it('rotation under load: no request with a valid secret fails, the old one gets 401 after the window, docker login works', async () => {
     // A web UI session of the admin, to see it end once the old password is refused.
     const form = new URLSearchParams({ username: 'admin', password: admin.password });
-    const signIn = await fetch(`http://${UI_HOST}:${stack.ports.http}/login`, { method: 'POST', body: form, redirect: 'manual' });
+    const signIn = await fetch(`http://${UI_HOST}:${stack.ports.http}/login`, {
+      method: 'POST',
+      body: form,
+      redirect: 'manual',
+    });
     expect(signIn.status).toBe(303);
     const cookie = (signIn.headers.getSetCookie()[0] ?? '').split(';')[0] as string;
-    expect((await fetch(`http://${UI_HOST}:${stack.ports.http}/r/shared/base`, { headers: { cookie }, redirect: 'manual' })).status).toBe(200);
+    expect(
+      (await fetch(`http://${UI_HOST}:${stack.ports.http}/r/shared/base`, { headers: { cookie }, redirect: 'manual' }))
+        .status,
+    ).toBe(200);
 
     const old = { ...admin };
     let current = { ...admin };
@@ -158,11 +176,18 @@ describe.skipIf(!ready)('day-two operations on the dev stack', () => {
     await new Promise((r) => setTimeout(r, 1000));
     const rotate = await regctl(['rotate-credentials', '--dir', stack.dir, '--grace', '8s', '--json']);
     expect(rotate.exitCode, rotate.all).toBe(0);
-    const r = JSON.parse(rotate.stdout) as { password: string; graceUntil: string; envUpdated: boolean; reloaded: boolean; verified: boolean; loginCommand: string };
+    const r = JSON.parse(rotate.stdout) as {
+      password: string;
+      graceUntil: string;
+      envUpdated: boolean;
+      reloaded: boolean;
+      verified: boolean;
+      loginCommand: string;
+    };
     current = { username: 'admin', password: r.password };
     expect(r.envUpdated && r.reloaded && r.verified).toBe(true);
     expect(r.loginCommand).toContain(`docker login ${registry} -u admin --password-stdin`);
-    expect((await readFile(join(stack.dir, '.env'), 'utf8'))).toContain(`REGISTRY_PASSWORD=${r.password}`);
+    expect(await readFile(join(stack.dir, '.env'), 'utf8')).toContain(`REGISTRY_PASSWORD=${r.password}`);
     await new Promise((res) => setTimeout(res, 2000));
     stop = true;
     await Promise.all(clients);
@@ -176,7 +201,10 @@ describe.skipIf(!ready)('day-two operations on the dev stack', () => {
     expect((await getManifestDigest(url, 'shared/base', 'v1', old)).status).toBe(401);
     expect((await getManifestDigest(url, 'shared/base', 'v1', current)).status).toBe(200);
 
-    const ui = await fetch(`http://${UI_HOST}:${stack.ports.http}/r/never/visited`, { headers: { cookie }, redirect: 'manual' });
+    const ui = await fetch(`http://${UI_HOST}:${stack.ports.http}/r/never/visited`, {
+      headers: { cookie },
+      redirect: 'manual',
+    });
     expect(ui.status).toBe(303);
     expect(ui.headers.get('location')).toContain('reason=rotated');
 
@@ -192,34 +220,55 @@ describe.skipIf(!ready)('day-two operations on the dev stack', () => {
     // A multi-arch index whose children are untagged, and a referrer of the index.
     const amd = await pushImage(url, 'gc/multi', 'amd64-build', [randomBytes(50_000)], admin);
     const arm = await pushImage(url, 'gc/multi', 'arm64-build', [randomBytes(50_000)], admin);
-    const index = await putManifest(url, 'gc/multi', 'v1', {
-      schemaVersion: 2,
-      mediaType: OCI_INDEX,
-      manifests: [
-        { mediaType: OCI_MANIFEST, digest: amd.digest, size: 1, platform: { os: 'linux', architecture: 'amd64' } },
-        { mediaType: OCI_MANIFEST, digest: arm.digest, size: 1, platform: { os: 'linux', architecture: 'arm64' } },
-      ],
-    }, OCI_INDEX, admin);
+    const index = await putManifest(
+      url,
+      'gc/multi',
+      'v1',
+      {
+        schemaVersion: 2,
+        mediaType: OCI_INDEX,
+        manifests: [
+          { mediaType: OCI_MANIFEST, digest: amd.digest, size: 1, platform: { os: 'linux', architecture: 'amd64' } },
+          { mediaType: OCI_MANIFEST, digest: arm.digest, size: 1, platform: { os: 'linux', architecture: 'arm64' } },
+        ],
+      },
+      OCI_INDEX,
+      admin,
+    );
     expect(index.status).toBe(201);
     for (const tag of ['amd64-build', 'arm64-build']) {
-      expect((await fetch(`${url}/v2/gc/multi/manifests/${tag}`, { method: 'DELETE', headers: authHeaders(admin) })).status).toBe(202);
+      expect(
+        (await fetch(`${url}/v2/gc/multi/manifests/${tag}`, { method: 'DELETE', headers: authHeaders(admin) })).status,
+      ).toBe(202);
     }
     const sbom = Buffer.from('{"sbom":true}');
     const sbomBlob = await pushBlob(url, 'gc/multi', sbom, admin);
     const emptyCfg = await pushBlob(url, 'gc/multi', Buffer.from('{}'), admin);
-    const referrer = await putManifest(url, 'gc/multi', 'sbom-tmp', {
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      artifactType: 'application/spdx+json',
-      config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: emptyCfg.digest, size: 2 },
-      layers: [{ mediaType: 'application/spdx+json', digest: sbomBlob.digest, size: sbom.length }],
-      subject: { mediaType: OCI_INDEX, digest: index.digest, size: 1 },
-    }, OCI_MANIFEST, admin);
+    const referrer = await putManifest(
+      url,
+      'gc/multi',
+      'sbom-tmp',
+      {
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        artifactType: 'application/spdx+json',
+        config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: emptyCfg.digest, size: 2 },
+        layers: [{ mediaType: 'application/spdx+json', digest: sbomBlob.digest, size: sbom.length }],
+        subject: { mediaType: OCI_INDEX, digest: index.digest, size: 1 },
+      },
+      OCI_MANIFEST,
+      admin,
+    );
     expect(referrer.status).toBe(201);
-    expect((await fetch(`${url}/v2/gc/multi/manifests/sbom-tmp`, { method: 'DELETE', headers: authHeaders(admin) })).status).toBe(202);
+    expect(
+      (await fetch(`${url}/v2/gc/multi/manifests/sbom-tmp`, { method: 'DELETE', headers: authHeaders(admin) })).status,
+    ).toBe(202);
     expected['gc/multi:v1'] = index.digest;
 
-    expect((await fetch(`${url}/v2/gc/app/manifests/${doomed.digest}`, { method: 'DELETE', headers: authHeaders(admin) })).status).toBe(202);
+    expect(
+      (await fetch(`${url}/v2/gc/app/manifests/${doomed.digest}`, { method: 'DELETE', headers: authHeaders(admin) }))
+        .status,
+    ).toBe(202);
     const root = await volumePath();
     const exclusiveDigest = doomed.blobs[2] as string;
     expect(await exists(blobOnDisk(root, exclusiveDigest))).toBe(true);
@@ -248,11 +297,16 @@ describe.skipIf(!ready)('day-two operations on the dev stack', () => {
     for (const b of fresh.blobs) expect(await getBlob(url, 'gc/app', b, admin)).toEqual({ status: 200, digest: b });
     for (const child of [amd, arm]) {
       expect(deleted.has(child.digest)).toBe(false);
-      expect(await getManifestDigest(url, 'gc/multi', child.digest, admin)).toEqual({ status: 200, digest: child.digest });
+      expect(await getManifestDigest(url, 'gc/multi', child.digest, admin)).toEqual({
+        status: 200,
+        digest: child.digest,
+      });
       for (const b of child.blobs) expect(await getBlob(url, 'gc/multi', b, admin)).toEqual({ status: 200, digest: b });
     }
     expect(deleted.has(referrer.digest)).toBe(false);
-    const refs = (await (await fetch(`${url}/v2/gc/multi/referrers/${index.digest}`, { headers: authHeaders(admin) })).json()) as { manifests: { digest: string }[] };
+    const refs = (await (
+      await fetch(`${url}/v2/gc/multi/referrers/${index.digest}`, { headers: authHeaders(admin) })
+    ).json()) as { manifests: { digest: string }[] };
     expect(refs.manifests.map((m) => m.digest)).toEqual([referrer.digest]);
     expect(await getBlob(url, 'gc/multi', sbomBlob.digest, admin)).toEqual({ status: 200, digest: sbomBlob.digest });
 
@@ -324,8 +378,17 @@ describe.skipIf(!ready)('day-two operations on the dev stack', () => {
       expect(await getManifestDigest(url, repo, tag, admin), ref).toEqual({ status: 200, digest });
     }
     // What was pushed while the backup ran is either fully there or absent, never torn.
-    const restoredTags = ((await (await fetch(`${url}/v2/during/backup/tags/list`, { headers: authHeaders(admin) })).json()) as { tags: string[] | null }).tags ?? [];
-    for (const tag of restoredTags) expect(await getManifestDigest(url, 'during/backup', tag, admin)).toEqual({ status: 200, digest: during[`during/backup:${tag}`] });
+    const restoredTags =
+      (
+        (await (await fetch(`${url}/v2/during/backup/tags/list`, { headers: authHeaders(admin) })).json()) as {
+          tags: string[] | null;
+        }
+      ).tags ?? [];
+    for (const tag of restoredTags)
+      expect(await getManifestDigest(url, 'during/backup', tag, admin)).toEqual({
+        status: 200,
+        digest: during[`during/backup:${tag}`],
+      });
 
     await docker(['rmi', '-f', target, 'regctl-e2e/day-two:1']);
     const pull = await docker(['pull', target]);
@@ -357,6 +420,7 @@ describe.skipIf(!ready)('day-two operations on the dev stack', () => {
       const [repo, tag] = ref.split(':') as [string, string];
       expect(await getManifestDigest(url, repo, tag, admin), ref).toEqual({ status: 200, digest });
     }
-    for (const blob of late.blobs) expect(await getBlob(url, 'late/app', blob, admin)).toEqual({ status: 200, digest: blob });
+    for (const blob of late.blobs)
+      expect(await getBlob(url, 'late/app', blob, admin)).toEqual({ status: 200, digest: blob });
   }, 600_000);
 });

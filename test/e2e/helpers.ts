@@ -63,7 +63,11 @@ export interface Run {
   all: string;
 }
 
-async function run(file: string, args: string[], opts: { env?: Record<string, string>; input?: string; timeoutMs?: number }): Promise<Run> {
+async function run(
+  file: string,
+  args: string[],
+  opts: { env?: Record<string, string>; input?: string; timeoutMs?: number },
+): Promise<Run> {
   const res = await execa(file, args, {
     reject: false,
     all: true,
@@ -82,7 +86,10 @@ export function stackTestsReady(): boolean {
 }
 
 /** Runs `node bin/regctl.js ...args`; never throws on a non-zero exit. */
-export async function regctl(args: string[], opts: { env?: Record<string, string>; input?: string; timeoutMs?: number } = {}): Promise<Run> {
+export async function regctl(
+  args: string[],
+  opts: { env?: Record<string, string>; input?: string; timeoutMs?: number } = {},
+): Promise<Run> {
   const pkg = await packageSnapshot();
   return run('node', [join(pkg, 'bin/regctl.js'), ...args], { ...opts, env: { NO_COLOR: '1', ...opts.env } });
 }
@@ -104,7 +111,13 @@ export async function addHostsLine(names: string[], marker: string): Promise<() 
   }
   return async () => {
     const now = await readFile(HOSTS, 'utf8');
-    await writeFile(HOSTS, now.split('\n').filter((l) => l !== line).join('\n'));
+    await writeFile(
+      HOSTS,
+      now
+        .split('\n')
+        .filter((l) => l !== line)
+        .join('\n'),
+    );
   };
 }
 
@@ -132,9 +145,22 @@ export async function initStack(extra: string[] = [], opts: { registryImage?: st
   const dir = join(root, 'stack');
   const ports = { http: await freeHostPort(), https: await freeHostPort(), registry: await freeHostPort() };
   const res = await regctl([
-    'init', '--yes', '--dir', dir, '--host', HOST,
-    '--traefik-image', E2E_TRAEFIK_IMAGE, '--base-image', E2E_BASE_IMAGE,
-    '--http-port', String(ports.http), '--https-port', String(ports.https), '--registry-port', String(ports.registry),
+    'init',
+    '--yes',
+    '--dir',
+    dir,
+    '--host',
+    HOST,
+    '--traefik-image',
+    E2E_TRAEFIK_IMAGE,
+    '--base-image',
+    E2E_BASE_IMAGE,
+    '--http-port',
+    String(ports.http),
+    '--https-port',
+    String(ports.https),
+    '--registry-port',
+    String(ports.registry),
     ...extra,
   ]);
   if (res.exitCode !== 0) throw new Error(`regctl init failed (${res.exitCode}):\n${res.all}`);
@@ -155,9 +181,15 @@ export async function initStack(extra: string[] = [], opts: { registryImage?: st
 }
 
 /** Containers, networks and volumes of a compose project, by label. */
-export async function projectResources(project: string): Promise<{ containers: string[]; networks: string[]; volumes: string[] }> {
+export async function projectResources(
+  project: string,
+): Promise<{ containers: string[]; networks: string[]; volumes: string[] }> {
   const list = async (args: string[]) =>
-    (await execa('docker', args, { reject: false })).stdout.split('\n').map((s) => s.trim()).filter(Boolean).sort();
+    (await execa('docker', args, { reject: false })).stdout
+      .split('\n')
+      .map((s) => s.trim())
+      .filter(Boolean)
+      .sort();
   const filter = `label=com.docker.compose.project=${project}`;
   return {
     containers: await list(['ps', '-a', '--filter', filter, '--format', '{{.Names}}']),
@@ -176,7 +208,11 @@ export async function forceRemoveProject(project: string, opts: { image?: string
 }
 
 /** A local image of `layers` layers of random bytes (FROM scratch), built with the docker CLI. */
-export async function buildMultiLayerImage(tag: string, layers: number, docker: ReturnType<typeof dockerCli>): Promise<void> {
+export async function buildMultiLayerImage(
+  tag: string,
+  layers: number,
+  docker: ReturnType<typeof dockerCli>,
+): Promise<void> {
   const ctx = await mkdtemp(join(tmpdir(), 'regctl-e2e-img-'));
   try {
     const { randomBytes } = await import('node:crypto');

@@ -94,7 +94,9 @@ describe.skipIf(!ready)('dev stack on the real engine behind Traefik', () => {
 
     await buildMultiLayerImage('regctl-e2e/multi:1', 6, docker);
     const id = (await docker(['image', 'inspect', '--format', '{{.Id}}', 'regctl-e2e/multi:1'])).stdout.trim();
-    const layers = (await docker(['image', 'inspect', '--format', '{{len .RootFS.Layers}}', 'regctl-e2e/multi:1'])).stdout.trim();
+    const layers = (
+      await docker(['image', 'inspect', '--format', '{{len .RootFS.Layers}}', 'regctl-e2e/multi:1'])
+    ).stdout.trim();
     expect(Number(layers)).toBe(6);
 
     const target = `${registry}/e2e/multi:1`;
@@ -108,7 +110,12 @@ describe.skipIf(!ready)('dev stack on the real engine behind Traefik', () => {
     expect(pull.exitCode, pull.all).toBe(0);
     expect((await docker(['image', 'inspect', '--format', '{{.Id}}', target])).stdout.trim()).toBe(id);
 
-    const tags = await probe({ port: stack.ports.http, host: REGISTRY_HOST, path: '/v2/e2e/multi/tags/list', auth: { username: 'admin', password: stack.password } });
+    const tags = await probe({
+      port: stack.ports.http,
+      host: REGISTRY_HOST,
+      path: '/v2/e2e/multi/tags/list',
+      auth: { username: 'admin', password: stack.password },
+    });
     expect(JSON.parse(tags.body)).toEqual({ name: 'e2e/multi', tags: ['1'] });
   });
 
@@ -135,7 +142,10 @@ describe.skipIf(!ready)('dev stack on the real engine behind Traefik', () => {
   });
 
   it('a second regctl up changes nothing', async () => {
-    const ids = async () => (await docker(['ps', '-q', '--no-trunc', '--filter', `label=com.docker.compose.project=${PROJECT}`])).stdout.split('\n').sort();
+    const ids = async () =>
+      (await docker(['ps', '-q', '--no-trunc', '--filter', `label=com.docker.compose.project=${PROJECT}`])).stdout
+        .split('\n')
+        .sort();
     const before = await ids();
     const res = await regctl(['up', '--dir', stack.dir]);
     expect(res.exitCode, res.all).toBe(0);
@@ -161,7 +171,13 @@ describe.skipIf(!ready)('dev stack on the real engine behind Traefik', () => {
 
   it('a blob upload lasting longer than 60 s passes through Traefik', async () => {
     const auth = basicAuth('admin', stack.password);
-    const start = await probe({ port: stack.ports.http, host: REGISTRY_HOST, path: '/v2/e2e/slow/blobs/uploads/', method: 'POST', auth: { username: 'admin', password: stack.password } });
+    const start = await probe({
+      port: stack.ports.http,
+      host: REGISTRY_HOST,
+      path: '/v2/e2e/slow/blobs/uploads/',
+      method: 'POST',
+      auth: { username: 'admin', password: stack.password },
+    });
     expect(start.status).toBe(202);
     const location = new URL(String(start.headers.location), `http://${REGISTRY_HOST}`);
 
@@ -201,9 +217,21 @@ describe.skipIf(!ready)('dev stack on the real engine behind Traefik', () => {
     const digest = `sha256:${hash.digest('hex')}`;
     const next = new URL(patched.location, `http://${REGISTRY_HOST}`);
     next.searchParams.set('digest', digest);
-    const put = await probe({ port: stack.ports.http, host: REGISTRY_HOST, path: next.pathname + next.search, method: 'PUT', auth: { username: 'admin', password: stack.password } });
+    const put = await probe({
+      port: stack.ports.http,
+      host: REGISTRY_HOST,
+      path: next.pathname + next.search,
+      method: 'PUT',
+      auth: { username: 'admin', password: stack.password },
+    });
     expect(put.status).toBe(201);
-    const head = await probe({ port: stack.ports.http, host: REGISTRY_HOST, path: `/v2/e2e/slow/blobs/${digest}`, method: 'HEAD', auth: { username: 'admin', password: stack.password } });
+    const head = await probe({
+      port: stack.ports.http,
+      host: REGISTRY_HOST,
+      path: `/v2/e2e/slow/blobs/${digest}`,
+      method: 'HEAD',
+      auth: { username: 'admin', password: stack.password },
+    });
     expect(head.status).toBe(200);
     expect(Number(head.headers['content-length'])).toBe(seconds * chunk.length);
   }, 180_000);
@@ -215,12 +243,16 @@ describe.skipIf(!ready)('dev stack on the real engine behind Traefik', () => {
     expect(res.stdout.trim().length).toBeGreaterThan(0);
   });
 
-  it('regctl logs -f follows Traefik\'s access log until interrupted', async () => {
+  it("regctl logs -f follows Traefik's access log until interrupted", async () => {
     const pkg = await packageSnapshot();
-    const child = spawn('node', [join(pkg, 'bin/regctl.js'), 'logs', 'traefik', '-f', '--tail', '0', '--dir', stack.dir], {
-      env: { ...process.env, NO_COLOR: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      'node',
+      [join(pkg, 'bin/regctl.js'), 'logs', 'traefik', '-f', '--tail', '0', '--dir', stack.dir],
+      {
+        env: { ...process.env, NO_COLOR: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let seen = '';
     child.stdout.on('data', (c: Buffer) => {
       seen += c.toString();

@@ -31,7 +31,12 @@ import {
 const PROJECT = 'e2eprod';
 const IMAGE = `regctl-e2e/${PROJECT}:test`;
 const ready =
-  builtCliPresent() && dockerAvailable() && imageAvailable(E2E_TRAEFIK_IMAGE) && imageAvailable(E2E_BASE_IMAGE) && peerAvailable('pebble') && peerAvailable('skopeo');
+  builtCliPresent() &&
+  dockerAvailable() &&
+  imageAvailable(E2E_TRAEFIK_IMAGE) &&
+  imageAvailable(E2E_BASE_IMAGE) &&
+  peerAvailable('pebble') &&
+  peerAvailable('skopeo');
 
 describe.skipIf(!ready)('prod stack with an ACME certificate from pebble', () => {
   let pebble: Pebble;
@@ -44,12 +49,19 @@ describe.skipIf(!ready)('prod stack with an ACME certificate from pebble', () =>
   beforeAll(async () => {
     await forceRemoveProject(PROJECT);
     pebble = await startPebble();
-    stack = await initStack([
-      '--name', PROJECT,
-      '--email', 'e2e@example.test',
-      '--acme-ca-server', pebble.directoryUrl,
-      '--acme-ca-certificates', pebble.caCertPath,
-    ], { registryImage: IMAGE });
+    stack = await initStack(
+      [
+        '--name',
+        PROJECT,
+        '--email',
+        'e2e@example.test',
+        '--acme-ca-server',
+        pebble.directoryUrl,
+        '--acme-ca-certificates',
+        pebble.caCertPath,
+      ],
+      { registryImage: IMAGE },
+    );
     removeHosts = await addHostsLine([REGISTRY_HOST, UI_HOST], 'regctl e2e stack-prod');
     work = await mkdtemp(join(tmpdir(), 'regctl-e2e-prod-'));
     certDir = join(work, 'certs');
@@ -79,7 +91,13 @@ describe.skipIf(!ready)('prod stack with an ACME certificate from pebble', () =>
     expect(cert.altNames).toContain(REGISTRY_HOST);
     expect(cert.issuer).toMatch(/^Pebble/);
     // Verified against pebble's root only: the chain Traefik serves is complete and names the host.
-    const verified = await probe({ port: stack.ports.https, host: REGISTRY_HOST, path: '/v2/', tls: true, ca: pebble.rootCaPem });
+    const verified = await probe({
+      port: stack.ports.https,
+      host: REGISTRY_HOST,
+      path: '/v2/',
+      tls: true,
+      ca: pebble.rootCaPem,
+    });
     expect(verified.status).toBe(401);
     expect(verified.headers['strict-transport-security']).toContain('max-age=31536000');
   });
@@ -90,22 +108,33 @@ describe.skipIf(!ready)('prod stack with an ACME certificate from pebble', () =>
     expect(res.headers.location).toBe(`https://${REGISTRY_HOST}:${stack.ports.https}/v2/`);
   });
 
-  it('a client trusting pebble\'s root pushes and pulls a multi-layer image over HTTPS', async () => {
+  it("a client trusting pebble's root pushes and pulls a multi-layer image over HTTPS", async () => {
     await buildMultiLayerImage('regctl-e2e/multi:prod', 5, docker);
     const archive = join(work, 'image.tar');
     expect((await docker(['save', '-o', archive, 'regctl-e2e/multi:prod'])).exitCode).toBe(0);
     const ref = `docker://${REGISTRY_HOST}:${stack.ports.https}/e2e/prod:1`;
     const creds = `admin:${stack.password}`;
-    const push = await execa('skopeo', ['copy', '--dest-creds', creds, '--dest-cert-dir', certDir, `docker-archive:${archive}`, ref], { reject: false, all: true });
+    const push = await execa(
+      'skopeo',
+      ['copy', '--dest-creds', creds, '--dest-cert-dir', certDir, `docker-archive:${archive}`, ref],
+      { reject: false, all: true },
+    );
     expect(push.exitCode, push.all).toBe(0);
 
-    const inspect = await execa('skopeo', ['inspect', '--creds', creds, '--cert-dir', certDir, ref], { reject: false, all: true });
+    const inspect = await execa('skopeo', ['inspect', '--creds', creds, '--cert-dir', certDir, ref], {
+      reject: false,
+      all: true,
+    });
     expect(inspect.exitCode, inspect.all).toBe(0);
     const info = JSON.parse(inspect.stdout) as { Digest: string; Layers: string[] };
     expect(info.Layers).toHaveLength(5);
 
     const pulled = join(work, 'pulled');
-    const pull = await execa('skopeo', ['copy', '--src-creds', creds, '--src-cert-dir', certDir, ref, `dir:${pulled}`], { reject: false, all: true });
+    const pull = await execa(
+      'skopeo',
+      ['copy', '--src-creds', creds, '--src-cert-dir', certDir, ref, `dir:${pulled}`],
+      { reject: false, all: true },
+    );
     expect(pull.exitCode, pull.all).toBe(0);
     const manifestDigest = await execa('skopeo', ['manifest-digest', join(pulled, 'manifest.json')]);
     expect(manifestDigest.stdout.trim()).toBe(info.Digest);
@@ -116,10 +145,14 @@ describe.skipIf(!ready)('prod stack with an ACME certificate from pebble', () =>
     expect(untrusted.all).toMatch(/certificate|x509/i);
   });
 
-  it('regctl status --json shows the stack healthy and the certificate\'s expiry', async () => {
+  it("regctl status --json shows the stack healthy and the certificate's expiry", async () => {
     const res = await regctl(['status', '--dir', stack.dir, '--json']);
     expect(res.exitCode, res.all).toBe(0);
-    const s = JSON.parse(res.stdout) as { healthy: boolean; mode: string; certificate?: { acme: boolean; issuer: string; daysLeft: number; validTo: string } };
+    const s = JSON.parse(res.stdout) as {
+      healthy: boolean;
+      mode: string;
+      certificate?: { acme: boolean; issuer: string; daysLeft: number; validTo: string };
+    };
     expect(s.mode).toBe('prod');
     expect(s.healthy).toBe(true);
     expect(s.certificate?.acme).toBe(true);

@@ -64,7 +64,10 @@ export async function startFixture(): Promise<Fixture> {
   const parsed = parseStackConfig({ version: 1, name: 'daytwo', host: 'example.test' });
   if (!parsed.config) throw new Error('fixture config invalid');
   const admin = { username: 'admin', password: randomBytes(18).toString('base64url') };
-  await writeStack(stackDir, renderStack(parsed.config, { secrets: { ...admin, htpasswd: `admin:${hashPassword(admin.password, 4)}\n` } }));
+  await writeStack(
+    stackDir,
+    renderStack(parsed.config, { secrets: { ...admin, htpasswd: `admin:${hashPassword(admin.password, 4)}\n` } }),
+  );
   let server: RegistryServer;
   let url = '';
   const start = async () => {
@@ -106,20 +109,40 @@ export async function startFixture(): Promise<Fixture> {
   return fixture;
 }
 
-export async function pushBlob(url: string, repo: string, data: Buffer, creds: Creds | undefined): Promise<{ digest: string; status: number }> {
+export async function pushBlob(
+  url: string,
+  repo: string,
+  data: Buffer,
+  creds: Creds | undefined,
+): Promise<{ digest: string; status: number }> {
   const digest = sha(data);
   const res = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${digest}`, {
     method: 'POST',
-    headers: { ...authHeaders(creds), 'content-type': 'application/octet-stream', 'content-length': String(data.length) },
+    headers: {
+      ...authHeaders(creds),
+      'content-type': 'application/octet-stream',
+      'content-length': String(data.length),
+    },
     body: new Uint8Array(data),
   });
   await res.arrayBuffer();
   return { digest, status: res.status };
 }
 
-export async function putManifest(url: string, repo: string, ref: string, manifest: unknown, mediaType: string, creds: Creds | undefined): Promise<{ digest: string; status: number; body: string }> {
+export async function putManifest(
+  url: string,
+  repo: string,
+  ref: string,
+  manifest: unknown,
+  mediaType: string,
+  creds: Creds | undefined,
+): Promise<{ digest: string; status: number; body: string }> {
   const body = Buffer.from(JSON.stringify(manifest));
-  const res = await fetch(`${url}/v2/${repo}/manifests/${ref}`, { method: 'PUT', headers: { ...authHeaders(creds), 'content-type': mediaType }, body: new Uint8Array(body) });
+  const res = await fetch(`${url}/v2/${repo}/manifests/${ref}`, {
+    method: 'PUT',
+    headers: { ...authHeaders(creds), 'content-type': mediaType },
+    body: new Uint8Array(body),
+  });
   return { digest: sha(body), status: res.status, body: await res.text() };
 }
 
@@ -127,8 +150,22 @@ export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 
 /** Pushes an image of `layers` random layers (sizes in bytes) plus a config; returns the manifest digest and blob digests. */
-export async function pushImage(url: string, repo: string, tag: string, layers: Buffer[], creds: Creds | undefined, extra: Record<string, unknown> = {}): Promise<{ digest: string; blobs: string[] }> {
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, n: randomBytes(4).toString('hex') }));
+export async function pushImage(
+  url: string,
+  repo: string,
+  tag: string,
+  layers: Buffer[],
+  creds: Creds | undefined,
+  extra: Record<string, unknown> = {},
+): Promise<{ digest: string; blobs: string[] }> {
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      rootfs: { type: 'layers', diff_ids: [] },
+      n: randomBytes(4).toString('hex'),
+    }),
+  );
   const blobs: string[] = [];
   const cfg = await pushBlob(url, repo, config, creds);
   if (cfg.status !== 201) throw new Error(`config push: ${cfg.status}`);
@@ -139,19 +176,37 @@ export async function pushImage(url: string, repo: string, tag: string, layers: 
     blobs.push(r.digest);
     layerDescs.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: r.digest, size: l.length });
   }
-  const manifest = { schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: cfg.digest, size: config.length }, layers: layerDescs, ...extra };
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: cfg.digest, size: config.length },
+    layers: layerDescs,
+    ...extra,
+  };
   const m = await putManifest(url, repo, tag, manifest, OCI_MANIFEST, creds);
   if (m.status !== 201) throw new Error(`manifest push: ${m.status} ${m.body}`);
   return { digest: m.digest, blobs: [cfg.digest, ...blobs] };
 }
 
-export async function getManifestDigest(url: string, repo: string, ref: string, creds: Creds | undefined): Promise<{ status: number; digest: string | null }> {
-  const res = await fetch(`${url}/v2/${repo}/manifests/${ref}`, { headers: { ...authHeaders(creds), accept: `${OCI_MANIFEST}, ${OCI_INDEX}` } });
+export async function getManifestDigest(
+  url: string,
+  repo: string,
+  ref: string,
+  creds: Creds | undefined,
+): Promise<{ status: number; digest: string | null }> {
+  const res = await fetch(`${url}/v2/${repo}/manifests/${ref}`, {
+    headers: { ...authHeaders(creds), accept: `${OCI_MANIFEST}, ${OCI_INDEX}` },
+  });
   const body = Buffer.from(await res.arrayBuffer());
   return { status: res.status, digest: res.status === 200 ? sha(body) : null };
 }
 
-export async function getBlob(url: string, repo: string, digest: string, creds: Creds | undefined): Promise<{ status: number; digest: string | null }> {
+export async function getBlob(
+  url: string,
+  repo: string,
+  digest: string,
+  creds: Creds | undefined,
+): Promise<{ status: number; digest: string | null }> {
   const res = await fetch(`${url}/v2/${repo}/blobs/${digest}`, { headers: authHeaders(creds) });
   const body = Buffer.from(await res.arrayBuffer());
   return { status: res.status, digest: res.status === 200 ? sha(body) : null };

@@ -71,11 +71,27 @@ export async function startPebble(options: PebbleOptions = {}): Promise<Pebble> 
   if (isIP(host) !== 0 && host !== '127.0.0.1') sans.push(`IP:${host}`);
   else if (isIP(host) === 0 && host !== 'localhost') sans.push(`DNS:${host}`);
   await execFileAsync(openssl, [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', '/CN=pebble',
-    '-addext', `subjectAltName=${sans.join(',')}`,
-    '-addext', 'basicConstraints=critical,CA:FALSE',
-    '-addext', 'extendedKeyUsage=serverAuth',
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    keyPath,
+    '-out',
+    certPath,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=pebble',
+    '-addext',
+    `subjectAltName=${sans.join(',')}`,
+    '-addext',
+    'basicConstraints=critical,CA:FALSE',
+    '-addext',
+    'extendedKeyUsage=serverAuth',
   ]);
   const [acmePort, mgmtPort, httpPort, tlsPort] = [
     await freePort(host),

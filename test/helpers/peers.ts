@@ -186,7 +186,13 @@ export function dockerBridgeGateway(): string {
   const docker = requirePeer('docker');
   const out = execFileSync(
     docker,
-    ['network', 'inspect', 'bridge', '--format', '{{range .IPAM.Config}}{{.Gateway}} {{end}}|{{index .Options "com.docker.network.bridge.name"}}'],
+    [
+      'network',
+      'inspect',
+      'bridge',
+      '--format',
+      '{{range .IPAM.Config}}{{.Gateway}} {{end}}|{{index .Options "com.docker.network.bridge.name"}}',
+    ],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 20_000 },
   ).trim();
   const [gateways = '', bridgeName = ''] = out.split('|');
@@ -251,10 +257,15 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
   await mkdir(options.resultsDir, { recursive: true });
   // cwd is the (fresh) results dir so no stray oci-conformance.yaml is picked up
   const { exitCode, output } = await new Promise<{ exitCode: number; output: string }>((resolve) => {
-    execFile(bin, [], { env, cwd: options.resultsDir, timeout: 600_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
-      resolve({ exitCode: code, output: `${stdout}${stderr}` });
-    });
+    execFile(
+      bin,
+      [],
+      { env, cwd: options.resultsDir, timeout: 600_000, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
+        resolve({ exitCode: code, output: `${stdout}${stderr}` });
+      },
+    );
   });
   let text: string;
   try {

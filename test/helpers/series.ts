@@ -74,14 +74,28 @@ export function judgeRss(series: Point[], c: RssCriterion): RssVerdict {
   const lastMedianMiB = median(last);
   const thirdGrowth = (lastMedianMiB - middleMedianMiB) / middleMedianMiB;
   const failures: string[] = [];
-  if (after.length < c.minSamples) failures.push(`only ${after.length} RSS samples after the ${c.warmupS} s warm-up (at least ${c.minSamples} needed)`);
+  if (after.length < c.minSamples)
+    failures.push(
+      `only ${after.length} RSS samples after the ${c.warmupS} s warm-up (at least ${c.minSamples} needed)`,
+    );
   else {
-    if (!(slope < c.maxSlopeMiBPerMin)) failures.push(`RSS slope after warm-up ${slope.toFixed(2)} MiB/min, bound ${c.maxSlopeMiBPerMin} MiB/min`);
+    if (!(slope < c.maxSlopeMiBPerMin))
+      failures.push(`RSS slope after warm-up ${slope.toFixed(2)} MiB/min, bound ${c.maxSlopeMiBPerMin} MiB/min`);
     if (!(thirdGrowth <= c.maxThirdGrowth)) {
-      failures.push(`RSS median of the last third ${lastMedianMiB} MiB is ${(thirdGrowth * 100).toFixed(1)}% over the middle third's ${middleMedianMiB} MiB, bound ${c.maxThirdGrowth * 100}%`);
+      failures.push(
+        `RSS median of the last third ${lastMedianMiB} MiB is ${(thirdGrowth * 100).toFixed(1)}% over the middle third's ${middleMedianMiB} MiB, bound ${c.maxThirdGrowth * 100}%`,
+      );
     }
   }
-  return { ok: failures.length === 0, failures, slopeMiBPerMin: slope, middleMedianMiB, lastMedianMiB, thirdGrowth, samples: after.length };
+  return {
+    ok: failures.length === 0,
+    failures,
+    slopeMiBPerMin: slope,
+    middleMedianMiB,
+    lastMedianMiB,
+    thirdGrowth,
+    samples: after.length,
+  };
 }
 
 export interface FdCriterion {
@@ -111,9 +125,19 @@ export function judgeFds(series: Point[], c: FdCriterion): FdVerdict {
   const lastThirdMedian = median(last);
   const failures: string[] = [];
   if (warm.length < c.minSamples || last.length < c.minSamples) {
-    failures.push(`too few descriptor samples under load: ${warm.length} in the warm-up, ${last.length} in the last third (at least ${c.minSamples} each)`);
+    failures.push(
+      `too few descriptor samples under load: ${warm.length} in the warm-up, ${last.length} in the last third (at least ${c.minSamples} each)`,
+    );
   } else if (!(lastThirdMedian <= warmMax + c.margin)) {
-    failures.push(`open descriptors under load: median of the last third ${lastThirdMedian}, warm-up maximum ${warmMax}, margin ${c.margin}`);
+    failures.push(
+      `open descriptors under load: median of the last third ${lastThirdMedian}, warm-up maximum ${warmMax}, margin ${c.margin}`,
+    );
   }
-  return { ok: failures.length === 0, failures, warmMax, lastThirdMedian, lastThirdMax: last.length > 0 ? Math.max(...last) : NaN };
+  return {
+    ok: failures.length === 0,
+    failures,
+    warmMax,
+    lastThirdMedian,
+    lastThirdMax: last.length > 0 ? Math.max(...last) : NaN,
+  };
 }

@@ -56,13 +56,19 @@ export async function startServe(args: string[], opts: ServeSpawnOptions = {}): 
   if (!distPresent()) throw new Error('dist/ is missing: run npm run build first');
   const child = spawn(process.execPath, [REGCTL_BIN, 'serve', '--listen', '127.0.0.1:0', ...args], {
     cwd: REPO_ROOT,
-    env: { ...(opts.inheritEnv === false ? { PATH: process.env.PATH ?? '/usr/bin:/bin' } : process.env), NO_COLOR: '1', ...opts.env },
+    env: {
+      ...(opts.inheritEnv === false ? { PATH: process.env.PATH ?? '/usr/bin:/bin' } : process.env),
+      NO_COLOR: '1',
+      ...opts.env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
   child.stdout?.on('data', (b: Buffer) => (out += b.toString('utf8')));
   child.stderr?.on('data', (b: Buffer) => (out += b.toString('utf8')));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -129,7 +135,10 @@ export async function startRegistryProcess(opts: RegistryProcessOptions = {}): P
   await writeFile(htpasswd, `${username}:${bcrypt.hashSync(password, 5)}\n`, { mode: 0o600 });
   let srv: ServeProcess;
   try {
-    srv = await startServe(['--data', dataDir, '--htpasswd', htpasswd, '--log-level', 'warn', ...(opts.args ?? [])], { inheritEnv: false, timeoutMs: 20_000 });
+    srv = await startServe(['--data', dataDir, '--htpasswd', htpasswd, '--log-level', 'warn', ...(opts.args ?? [])], {
+      inheritEnv: false,
+      timeoutMs: 20_000,
+    });
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     throw err;

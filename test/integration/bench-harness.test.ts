@@ -22,7 +22,11 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 describe.skipIf(!peerAvailable('docker-registry') || !peerAvailable('skopeo'))('bench harness, quick run', () => {
   it('runs every registry phase against both registries and reports a figure for each of them', async () => {
     expect(existsSync(join(ROOT, 'dist/cli/main.js')), 'run `npm run build` first').toBe(true);
-    const tsc = await execa(join(ROOT, 'node_modules/.bin/tsc'), ['-p', 'bench/tsconfig.json'], { cwd: ROOT, reject: false, all: true });
+    const tsc = await execa(join(ROOT, 'node_modules/.bin/tsc'), ['-p', 'bench/tsconfig.json'], {
+      cwd: ROOT,
+      reject: false,
+      all: true,
+    });
     expect(tsc.exitCode, tsc.all).toBe(0);
 
     const only = 'ceilings,large-blob,manifests,small-blobs,skopeo,repeat,catalog';
@@ -38,16 +42,33 @@ describe.skipIf(!peerAvailable('docker-registry') || !peerAvailable('skopeo'))('
       const report = JSON.parse(await readFile(join(workDir as string, 'report.json'), 'utf8')) as BenchReport;
       expect(report.mode).toBe('quick');
       expect(report.ceilings.map((c) => c.id)).toEqual(
-        expect.arrayContaining(['sha256', 'loopback.upload.discard', 'loopback.upload.hash', 'loopback.upload.store', 'loopback.download.hash']),
+        expect.arrayContaining([
+          'sha256',
+          'loopback.upload.discard',
+          'loopback.upload.hash',
+          'loopback.upload.store',
+          'loopback.download.hash',
+        ]),
       );
       for (const c of report.ceilings) expect(c.value, c.id).toBeGreaterThan(0);
 
       // The headline pass (bcrypt cost 5) with the cache-off runs of ours, the auth-bound phases again at cost 10,
       // then one catalog phase per repository count of the quick sizes.
       expect(report.phases.map((p) => p.id)).toEqual([
-        'large-blob', 'manifests', 'manifests-nocache', 'small-blobs', 'small-blobs-nocache', 'skopeo', 'repeat',
-        'large-blob-bcrypt10', 'manifests-bcrypt10', 'manifests-nocache-bcrypt10', 'small-blobs-bcrypt10', 'small-blobs-nocache-bcrypt10',
-        'catalog-200', 'catalog-1000',
+        'large-blob',
+        'manifests',
+        'manifests-nocache',
+        'small-blobs',
+        'small-blobs-nocache',
+        'skopeo',
+        'repeat',
+        'large-blob-bcrypt10',
+        'manifests-bcrypt10',
+        'manifests-nocache-bcrypt10',
+        'small-blobs-bcrypt10',
+        'small-blobs-nocache-bcrypt10',
+        'catalog-200',
+        'catalog-1000',
       ]);
       for (const phase of report.phases) {
         expect(phase.errors, phase.id).toEqual({});
@@ -63,7 +84,9 @@ describe.skipIf(!peerAvailable('docker-registry') || !peerAvailable('skopeo'))('
       // The figures held against ceilings measured beside them are there for both registries.
       const large = report.phases.find((p) => p.id === 'large-blob');
       const largeIds = large?.metrics.map((m) => m.id) ?? [];
-      expect(largeIds).toEqual(expect.arrayContaining(['pullShareOfCeiling', 'pullCeilingMBps', 'pushMonoShareOfStore', 'storeCeilingMBps']));
+      expect(largeIds).toEqual(
+        expect.arrayContaining(['pullShareOfCeiling', 'pullCeilingMBps', 'pushMonoShareOfStore', 'storeCeilingMBps']),
+      );
       // The lifetime peak covers every start of ours, the start on the largest catalog volume among them.
       const peak = report.summary.find((m) => m.id === 'peakRssMiB');
       expect(peak?.ours).toBeGreaterThan(0);
@@ -89,13 +112,19 @@ describe.skipIf(!peerAvailable('docker-registry') || !peerAvailable('skopeo'))('
     await mkdir(join(lossyRoot, 'bin'));
     await copyFile(join(ROOT, 'test/integration/bench-lossy-registry.mjs'), join(lossyRoot, 'bin/regctl.js'));
     try {
-      const run = await execa(process.execPath, ['bench/out/build/run.js', '--quick', '--no-write', '--only', 'large-blob', '--ours-root', lossyRoot], {
-        cwd: ROOT,
-        reject: false,
-        env: { NO_COLOR: '1', LOSSY_REAL_ROOT: ROOT },
-      });
+      const run = await execa(
+        process.execPath,
+        ['bench/out/build/run.js', '--quick', '--no-write', '--only', 'large-blob', '--ours-root', lossyRoot],
+        {
+          cwd: ROOT,
+          reject: false,
+          env: { NO_COLOR: '1', LOSSY_REAL_ROOT: ROOT },
+        },
+      );
       expect(run.exitCode, run.stderr).toBe(1);
-      expect(run.stderr).toMatch(/failed phase run\(s\):\n {2}large-blob\/ours: VerifyError: GET blob sha256:[0-9a-f]{64}: HTTP 404/);
+      expect(run.stderr).toMatch(
+        /failed phase run\(s\):\n {2}large-blob\/ours: VerifyError: GET blob sha256:[0-9a-f]{64}: HTTP 404/,
+      );
       const workDir = /work dir (\S+),/.exec(run.stderr)?.[1] as string;
       const report = JSON.parse(await readFile(join(workDir, 'report.json'), 'utf8')) as BenchReport;
       const oursLog = await readFile(join(workDir, 'ours.log'), 'utf8');

@@ -18,7 +18,9 @@ const inner = await new Promise((resolve) => {
 });
 const innerArgs = [...args];
 innerArgs[at + 1] = `127.0.0.1:${inner}`;
-const child = spawn(process.execPath, [join(process.env.LOSSY_REAL_ROOT, 'bin/regctl.js'), ...innerArgs], { stdio: 'inherit' });
+const child = spawn(process.execPath, [join(process.env.LOSSY_REAL_ROOT, 'bin/regctl.js'), ...innerArgs], {
+  stdio: 'inherit',
+});
 child.on('exit', (code) => process.exit(code ?? 1));
 
 let lost;
@@ -31,15 +33,24 @@ const server = createServer((req, res) => {
     res.end(JSON.stringify({ errors: [{ code: 'BLOB_UNKNOWN', message: 'blob unknown to registry', detail: lost }] }));
     return;
   }
-  const upstream = request({ host: '127.0.0.1', port: inner, method: req.method, path: req.url, headers: req.headers }, (up) => {
-    const digest = url.searchParams.get('digest');
-    if (!lost && req.method === 'PUT' && url.pathname.includes('/blobs/uploads/') && up.statusCode === 201 && digest) {
-      lost = digest;
-      process.stderr.write(`lossy registry: losing ${digest}\n`);
-    }
-    res.writeHead(up.statusCode ?? 502, up.headers);
-    up.pipe(res);
-  });
+  const upstream = request(
+    { host: '127.0.0.1', port: inner, method: req.method, path: req.url, headers: req.headers },
+    (up) => {
+      const digest = url.searchParams.get('digest');
+      if (
+        !lost &&
+        req.method === 'PUT' &&
+        url.pathname.includes('/blobs/uploads/') &&
+        up.statusCode === 201 &&
+        digest
+      ) {
+        lost = digest;
+        process.stderr.write(`lossy registry: losing ${digest}\n`);
+      }
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    },
+  );
   upstream.on('error', () => res.destroy());
   req.pipe(upstream);
 });

@@ -45,7 +45,10 @@ interface ComposeConfig {
 }
 
 async function composeConfig(dir: string, file: string): Promise<{ config: ComposeConfig; stderr: string }> {
-  const { stdout, stderr } = await run(peerPath('docker-compose'), ['-f', file, 'config'], { cwd: dir, env: { PATH: process.env.PATH } });
+  const { stdout, stderr } = await run(peerPath('docker-compose'), ['-f', file, 'config'], {
+    cwd: dir,
+    env: { PATH: process.env.PATH },
+  });
   return { config: parse(stdout) as ComposeConfig, stderr };
 }
 
@@ -73,7 +76,9 @@ function expectMatchesModel(config: ComposeConfig, model: StackModel, dir: strin
     expect(c.environment ?? {}).toEqual(svc.environment);
     expect(c.restart).toBe(svc.restart);
     expect(Object.keys(c.networks)).toEqual(['proxy']);
-    expect(c.labels).toEqual(Object.fromEntries(Object.entries(svc.labels).filter(([k]) => !k.startsWith('com.docker.compose.'))));
+    expect(c.labels).toEqual(
+      Object.fromEntries(Object.entries(svc.labels).filter(([k]) => !k.startsWith('com.docker.compose.'))),
+    );
     expect((c.ports ?? []).map(portOf)).toEqual(svc.ports);
     expect(c.volumes ?? []).toEqual(
       svc.mounts.map((m) => {
@@ -104,16 +109,37 @@ describe.skipIf(!available)('docker-compose 1.29 accepts the rendered stack', ()
 
   const cases: [string, Record<string, unknown>][] = [
     ['defaults', {}],
-    ['prod options', { name: 'team', host: 'reg.example.org', ports: { http: 8000, https: 8443, registry: 0, dashboard: 9090 }, acme: { email: 'ops@example.org', caCertificates: 'pebble.pem' }, traefik: { dashboard: true } }],
+    [
+      'prod options',
+      {
+        name: 'team',
+        host: 'reg.example.org',
+        ports: { http: 8000, https: 8443, registry: 0, dashboard: 9090 },
+        acme: { email: 'ops@example.org', caCertificates: 'pebble.pem' },
+        traefik: { dashboard: true },
+      },
+    ],
     ['no UI, named data volume', { ui: { enabled: false }, storage: { volume: 'base_registry_data' } }],
   ];
 
   test.each(cases)('%s: compose.yaml and compose.prod.yaml', async (name, input) => {
     const config: StackConfig = parseStackConfig({ version: 1, ...input }).config!;
     const dir = join(root, name.replace(/\W+/g, '-'));
-    await writeStack(dir, renderStack(config, { secrets: { username: 'admin', password: 'integration-pass', htpasswd: 'admin:$2y$05$abcdefghijklmnopqrstuu5Yt0zB6u0D0ci0fPXS8ywmyPM3Qk8FK\n' } }));
+    await writeStack(
+      dir,
+      renderStack(config, {
+        secrets: {
+          username: 'admin',
+          password: 'integration-pass',
+          htpasswd: 'admin:$2y$05$abcdefghijklmnopqrstuu5Yt0zB6u0D0ci0fPXS8ywmyPM3Qk8FK\n',
+        },
+      }),
+    );
     await writeFile(join(dir, 'pebble.pem'), '');
-    for (const [mode, file] of [['dev', 'compose.yaml'], ['prod', 'compose.prod.yaml']] as [StackMode, string][]) {
+    for (const [mode, file] of [
+      ['dev', 'compose.yaml'],
+      ['prod', 'compose.prod.yaml'],
+    ] as [StackMode, string][]) {
       const { config: composed, stderr } = await composeConfig(dir, file);
       expect(stderr, `${file}: docker-compose warned`).not.toMatch(/WARN|ERROR/i);
       expectMatchesModel(composed, buildStackModel(config, mode), dir);
@@ -123,7 +149,10 @@ describe.skipIf(!available)('docker-compose 1.29 accepts the rendered stack', ()
   test('a $ in a model value reaches compose unexpanded', async () => {
     const dir = join(root, 'dollar');
     const config = parseStackConfig({ version: 1 }).config!;
-    await writeStack(dir, renderStack(config, { secrets: { username: 'admin', password: 'integration-pass', htpasswd: 'admin:x\n' } }));
+    await writeStack(
+      dir,
+      renderStack(config, { secrets: { username: 'admin', password: 'integration-pass', htpasswd: 'admin:x\n' } }),
+    );
     const model = structuredClone(buildStackModel(config, 'dev'));
     model.services[1]!.labels['example.hash'] = 'admin:$2y$05$abc';
     model.services[1]!.environment = { HASH: '$HOME' };
@@ -138,7 +167,10 @@ describe.skipIf(!available)('docker-compose 1.29 accepts the rendered stack', ()
   test('without REGCTL_PACKAGE_DIR in .env, compose stops with a message saying what to set', async () => {
     const dir = join(root, 'no-package-dir');
     const config = parseStackConfig({ version: 1 }).config!;
-    await writeStack(dir, renderStack(config, { secrets: { username: 'admin', password: 'integration-pass', htpasswd: 'admin:x\n' } }));
+    await writeStack(
+      dir,
+      renderStack(config, { secrets: { username: 'admin', password: 'integration-pass', htpasswd: 'admin:x\n' } }),
+    );
     const env = await readFile(join(dir, '.env'), 'utf8');
     await writeFile(join(dir, '.env'), env.replace(/^REGCTL_PACKAGE_DIR=.*\n/m, ''));
     const failure = await composeConfig(dir, 'compose.yaml').then(
@@ -201,7 +233,8 @@ const docker = (args: string[]) => run('docker', args, { env: { PATH: process.en
 const traefikReady = available && imageAvailable(TRAEFIK_IMAGE) && imageAvailable(BASE_IMAGE);
 
 describe.skipIf(!traefikReady)('real Traefik from the rendered files', () => {
-  const BACKEND = "require('http').createServer((q,r)=>{r.setHeader('content-type','text/plain');r.end(q.method+' '+q.url+' proto='+q.headers['x-forwarded-proto'])}).listen(5000)";
+  const BACKEND =
+    "require('http').createServer((q,r)=>{r.setHeader('content-type','text/plain');r.end(q.method+' '+q.url+' proto='+q.headers['x-forwarded-proto'])}).listen(5000)";
   let root: string;
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'regctl-traefik-'));
@@ -210,7 +243,10 @@ describe.skipIf(!traefikReady)('real Traefik from the rendered files', () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  async function withStack(mode: StackMode, check: (ctx: { http: number; https: number; model: StackModel }) => Promise<void>): Promise<void> {
+  async function withStack(
+    mode: StackMode,
+    check: (ctx: { http: number; https: number; model: StackModel }) => Promise<void>,
+  ): Promise<void> {
     const project = `rcfg${randomBytes(4).toString('hex')}`;
     const [http, https] = [await freePort('0.0.0.0'), await freePort('0.0.0.0')];
     const config = parseStackConfig({
@@ -223,10 +259,14 @@ describe.skipIf(!traefikReady)('real Traefik from the rendered files', () => {
       acme: { caServer: 'https://127.0.0.1:1/directory' },
     }).config!;
     const dir = join(root, project);
-    await writeStack(dir, renderStack(config, { secrets: { username: 'admin', password: 'integration-pass', htpasswd: 'admin:x\n' } }));
+    await writeStack(
+      dir,
+      renderStack(config, { secrets: { username: 'admin', password: 'integration-pass', htpasswd: 'admin:x\n' } }),
+    );
     const model = buildStackModel(config, mode);
     const file = mode === 'dev' ? 'compose.yaml' : 'compose.prod.yaml';
-    const compose = (args: string[]) => run(peerPath('docker-compose'), ['-f', file, ...args], { cwd: dir, env: { PATH: process.env.PATH } });
+    const compose = (args: string[]) =>
+      run(peerPath('docker-compose'), ['-f', file, ...args], { cwd: dir, env: { PATH: process.env.PATH } });
     const registry = model.services.find((s) => s.name === 'registry')!;
     try {
       await compose(['up', '-d', 'traefik']);
@@ -236,9 +276,17 @@ describe.skipIf(!traefikReady)('real Traefik from the rendered files', () => {
         return stdout.trim() === 'healthy' ? true : undefined;
       });
       await docker([
-        'run', '-d', '--name', `${project}-backend`, '--network', model.network.name,
+        'run',
+        '-d',
+        '--name',
+        `${project}-backend`,
+        '--network',
+        model.network.name,
         ...Object.entries(registry.labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
-        BASE_IMAGE, 'node', '-e', BACKEND,
+        BASE_IMAGE,
+        'node',
+        '-e',
+        BACKEND,
       ]);
       await check({ http, https, model });
     } finally {
@@ -273,10 +321,15 @@ describe.skipIf(!traefikReady)('real Traefik from the rendered files', () => {
   test('prod: HTTP redirects to HTTPS (keeping the path and the port), HTTPS reaches the backend with HSTS', async () => {
     await withStack('prod', async ({ http, https }) => {
       const redirect = await until('the redirect', async () => {
-        const r = await send(`http://127.0.0.1:${http}/v2/x/blobs/uploads/?digest=sha256:1`, { method: 'POST', host: 'registry.example.test' });
+        const r = await send(`http://127.0.0.1:${http}/v2/x/blobs/uploads/?digest=sha256:1`, {
+          method: 'POST',
+          host: 'registry.example.test',
+        });
         return r.status === 308 ? r : undefined;
       });
-      expect(redirect.headers.location).toBe(`https://registry.example.test:${https}/v2/x/blobs/uploads/?digest=sha256:1`);
+      expect(redirect.headers.location).toBe(
+        `https://registry.example.test:${https}/v2/x/blobs/uploads/?digest=sha256:1`,
+      );
       const secure = await until('the HTTPS route', async () => {
         const r = await send(`https://127.0.0.1:${https}/v2/`, { host: 'registry.example.test' });
         return r.status === 200 ? r : undefined;

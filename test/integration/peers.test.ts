@@ -65,11 +65,24 @@ describe('test peers answer their version commands', () => {
 describe.skipIf(!dockerAvailable())('local images', () => {
   it.skipIf(!imageAvailable(BASE_IMAGE))(`${BASE_IMAGE} runs node as root and as user node`, async () => {
     const out = await run('docker', [
-      'run', '--rm', BASE_IMAGE, 'node', '-e',
+      'run',
+      '--rm',
+      BASE_IMAGE,
+      'node',
+      '-e',
       'console.log(process.version, require("node:os").userInfo().uid, 6 * 7)',
     ]);
     expect(out.trim()).toBe(`${process.version} 0 42`);
-    const asNode = await run('docker', ['run', '--rm', '--user', 'node', BASE_IMAGE, 'sh', '-c', 'id -u && echo $HOME']);
+    const asNode = await run('docker', [
+      'run',
+      '--rm',
+      '--user',
+      'node',
+      BASE_IMAGE,
+      'sh',
+      '-c',
+      'id -u && echo $HOME',
+    ]);
     expect(asNode.trim().split('\n')).toEqual(['1000', '/home/node']);
   });
 
@@ -77,7 +90,11 @@ describe.skipIf(!dockerAvailable())('local images', () => {
     const out = await run('docker', ['run', '--rm', TRAEFIK_IMAGE, 'version']);
     expect(out).toMatch(/^Version:\s+v3\.6\.\d+$/m);
     const config = await run('docker', [
-      'image', 'inspect', '--format', '{{json .Config.Entrypoint}} {{json .Config.ExposedPorts}}', TRAEFIK_IMAGE,
+      'image',
+      'inspect',
+      '--format',
+      '{{json .Config.Entrypoint}} {{json .Config.ExposedPorts}}',
+      TRAEFIK_IMAGE,
     ]);
     expect(config.trim()).toBe('["/traefik"] {"443/tcp":{},"80/tcp":{}}');
   });
@@ -113,8 +130,15 @@ describe.skipIf(!peerAvailable('pebble') || !peerAvailable('openssl'))('pebble',
       expect(pebble.host).not.toBe('127.0.0.1');
       // the container trusts pebble's listener certificate the way Traefik's ACME client will: a mounted copy
       const out = await run('docker', [
-        'run', '--rm', '-e', 'NODE_EXTRA_CA_CERTS=/pebble.pem', '-v', `${pebble.caCertPath}:/pebble.pem:ro`,
-        BASE_IMAGE, 'node', '-e',
+        'run',
+        '--rm',
+        '-e',
+        'NODE_EXTRA_CA_CERTS=/pebble.pem',
+        '-v',
+        `${pebble.caCertPath}:/pebble.pem:ro`,
+        BASE_IMAGE,
+        'node',
+        '-e',
         `fetch(${JSON.stringify(pebble.directoryUrl)}).then((r) => r.json()).then((d) => console.log(typeof d.newNonce))`,
       ]);
       expect(out.trim()).toBe('string');
@@ -125,7 +149,12 @@ describe.skipIf(!peerAvailable('pebble') || !peerAvailable('openssl'))('pebble',
 });
 
 /** GET over HTTPS to 127.0.0.1:port with SNI `servername`, trusting only `ca`; resolves status, body and issuer CN. */
-function tlsGet(port: number, servername: string, path: string, ca: string): Promise<{ status: number; body: string; issuer: string }> {
+function tlsGet(
+  port: number,
+  servername: string,
+  path: string,
+  ca: string,
+): Promise<{ status: number; body: string; issuer: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
       { host: '127.0.0.1', port, path, servername, ca, headers: { host: servername }, timeout: 5_000 },
@@ -163,12 +192,23 @@ describe.skipIf(!imageAvailable(TRAEFIK_IMAGE) || !peerAvailable('pebble'))('Tra
     );
     try {
       await run('docker', [
-        'run', '-d', '--name', name, '-p', `127.0.0.1:${port}:443`,
-        '-e', 'LEGO_CA_CERTIFICATES=/pebble.pem',
-        '-v', `${pebble.caCertPath}:/pebble.pem:ro`, '-v', `${dynamic}:/dynamic.yml:ro`,
+        'run',
+        '-d',
+        '--name',
+        name,
+        '-p',
+        `127.0.0.1:${port}:443`,
+        '-e',
+        'LEGO_CA_CERTIFICATES=/pebble.pem',
+        '-v',
+        `${pebble.caCertPath}:/pebble.pem:ro`,
+        '-v',
+        `${dynamic}:/dynamic.yml:ro`,
         TRAEFIK_IMAGE,
-        '--log.level=INFO', '--ping.manualrouting=true',
-        '--entrypoints.web.address=:80', '--entrypoints.websecure.address=:443',
+        '--log.level=INFO',
+        '--ping.manualrouting=true',
+        '--entrypoints.web.address=:80',
+        '--entrypoints.websecure.address=:443',
         '--providers.file.filename=/dynamic.yml',
         `--certificatesresolvers.pebble.acme.caserver=${pebble.directoryUrl}`,
         '--certificatesresolvers.pebble.acme.email=peers@example.com',
@@ -273,17 +313,20 @@ describe('helpers', () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
-  it.skipIf(!peerAvailable('docker-registry'))('a reference registry keeps a caller-owned data dir after stop', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'regctl-peers-test-'));
-    try {
-      const registry = await startReferenceRegistry({ dataDir, auth: false });
-      const res = await fetch(`${registry.url}/v2/_catalog`);
-      expect(await res.json()).toEqual({ repositories: [] });
-      await registry.stop();
-      const { stat } = await import('node:fs/promises');
-      expect((await stat(dataDir)).isDirectory()).toBe(true);
-    } finally {
-      await rm(dataDir, { recursive: true, force: true });
-    }
-  });
+  it.skipIf(!peerAvailable('docker-registry'))(
+    'a reference registry keeps a caller-owned data dir after stop',
+    async () => {
+      const dataDir = await mkdtemp(join(tmpdir(), 'regctl-peers-test-'));
+      try {
+        const registry = await startReferenceRegistry({ dataDir, auth: false });
+        const res = await fetch(`${registry.url}/v2/_catalog`);
+        expect(await res.json()).toEqual({ repositories: [] });
+        await registry.stop();
+        const { stat } = await import('node:fs/promises');
+        expect((await stat(dataDir)).isDirectory()).toBe(true);
+      } finally {
+        await rm(dataDir, { recursive: true, force: true });
+      }
+    },
+  );
 });

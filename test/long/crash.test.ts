@@ -20,12 +20,22 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-it(`crash consistency: ${KILLS} SIGKILLs of regctl serve under concurrent writes`, { timeout: KILLS * 30_000 + 600_000 }, async () => {
-  dir = await mkdtemp(join(tmpdir(), 'regctl-crash-long-'));
-  console.log(`crash harness seed ${seed} (replay with CRASH_SEED=${seed}), ${KILLS} kills, data in ${dir}`);
-  const report = await runCrashHarness({ dir, kills: KILLS, seed, maxLive: MAX_LIVE, progress: (l) => console.log(l) });
-  const md = crashMarkdown(report);
-  console.log(md);
-  await writeReportSection(KILLS >= 1000 ? 'crash-long' : 'crash-partial', md);
-  expect(report.violations).toEqual([]);
-});
+it(
+  `crash consistency: ${KILLS} SIGKILLs of regctl serve under concurrent writes`,
+  { timeout: KILLS * 30_000 + 600_000 },
+  async () => {
+    dir = await mkdtemp(join(tmpdir(), 'regctl-crash-long-'));
+    console.log(`crash harness seed ${seed} (replay with CRASH_SEED=${seed}), ${KILLS} kills, data in ${dir}`);
+    const report = await runCrashHarness({
+      dir,
+      kills: KILLS,
+      seed,
+      maxLive: MAX_LIVE,
+      progress: (l) => console.log(l),
+    });
+    const md = crashMarkdown(report);
+    console.log(md);
+    await writeReportSection(KILLS >= 1000 ? 'crash-long' : 'crash-partial', md);
+    expect(report.violations).toEqual([]);
+  },
+);

@@ -16,7 +16,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { afterAll, expect, it } from 'vitest';
-import { REGISTRY_HOST, addHostsLine, forceRemoveProject, initStack, regctl, stackTestsReady, type E2eStack } from '../e2e/helpers.js';
+import {
+  REGISTRY_HOST,
+  addHostsLine,
+  forceRemoveProject,
+  initStack,
+  regctl,
+  stackTestsReady,
+  type E2eStack,
+} from '../e2e/helpers.js';
 import { basicAuth } from '../helpers/auth.js';
 import { seedFromEnv } from '../integration/reliability/helpers/rng.js';
 import { startServe, type ServeProcess } from '../helpers/serve-process.js';
@@ -55,7 +63,10 @@ interface Target {
 }
 
 async function throughTraefik(): Promise<Target> {
-  if (!stackTestsReady()) throw new Error('the soak through Traefik needs the stack test setup (bash test/setup/provision.sh, npm run build)');
+  if (!stackTestsReady())
+    throw new Error(
+      'the soak through Traefik needs the stack test setup (bash test/setup/provision.sh, npm run build)',
+    );
   await forceRemoveProject(PROJECT);
   const stack: E2eStack = await initStack(['--name', PROJECT]);
   cleanups.push(() => stack.cleanup());
@@ -73,9 +84,13 @@ async function throughTraefik(): Promise<Target> {
     opts: {
       url: `http://${REGISTRY_HOST}:${stack.ports.http}`,
       authorization: basicAuth('admin', stack.password),
-      watch: [{ name: 'registry', pid: registry }, { name: 'traefik', pid: traefik }],
+      watch: [
+        { name: 'registry', pid: registry },
+        { name: 'traefik', pid: traefik },
+      ],
     },
-    serverOutput: async () => (await execa('docker', ['logs', `${PROJECT}-registry`], { all: true, reject: false })).all ?? '',
+    serverOutput: async () =>
+      (await execa('docker', ['logs', `${PROJECT}-registry`], { all: true, reject: false })).all ?? '',
   };
 }
 
@@ -84,7 +99,14 @@ async function direct(): Promise<Target> {
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   const password = randomBytes(12).toString('hex');
   await writeFile(join(dir, 'htpasswd'), `soak:${bcrypt.hashSync(password, 10)}\n`, { mode: 0o600 });
-  const srv: ServeProcess = await startServe(['--data', join(dir, 'data'), '--htpasswd', join(dir, 'htpasswd'), '--log-level', 'warn']);
+  const srv: ServeProcess = await startServe([
+    '--data',
+    join(dir, 'data'),
+    '--htpasswd',
+    join(dir, 'htpasswd'),
+    '--log-level',
+    'warn',
+  ]);
   cleanups.push(() => srv.stop());
   return {
     how: `direct to \`regctl serve\` (child process, no proxy) at ${srv.url}`,
@@ -93,21 +115,27 @@ async function direct(): Promise<Target> {
   };
 }
 
-it(`soak: ${CLIENTS} clients for ${DURATION / 60_000} min ${VIA === 'serve' ? 'against regctl serve' : 'through Traefik'}: no errors, flat RSS, no fd leak`, { timeout: DURATION + 1_200_000 }, async () => {
-  if (VIA !== 'traefik' && VIA !== 'serve') throw new Error(`SOAK_VIA must be traefik or serve, not ${VIA}`);
-  const target = VIA === 'serve' ? await direct() : await throughTraefik();
-  console.log(`soak seed ${seed}, ${CLIENTS} clients, ${DURATION / 1000} s, ${target.how}, watching ${target.opts.watch.map((w) => `${w.name} pid ${w.pid}`).join(', ')}`);
-  const report = await runSoak({ ...target.opts, clients: CLIENTS, durationMs: DURATION, seed, criteria: CRITERIA });
-  const md = soakMarkdown(report, `${target.how}, seed ${seed}, ${new Date().toISOString().slice(0, 16)}Z`);
-  console.log(md);
-  if (report.errors.length > 0) console.log(report.errors.join('\n'));
-  await writeReportSection(DURATION >= 30 * 60_000 ? 'soak' : 'soak-short', md);
-  expect(report.errorCount).toBe(0);
-  expect(report.pulls).toBeGreaterThan(0);
-  expect(report.pushes).toBeGreaterThan(0);
-  expect(report.gcs).toBeGreaterThan(0);
-  // Flat RSS after warm-up and no descriptor growth under load, by the criteria fixed above (SOAK_CRITERIA).
-  if (CRITERIA.rss) expect(report.rssVerdict?.failures).toEqual([]);
-  expect(report.fdVerdict.failures).toEqual([]);
-  expect(await target.serverOutput()).not.toContain('"level":"error"');
-});
+it(
+  `soak: ${CLIENTS} clients for ${DURATION / 60_000} min ${VIA === 'serve' ? 'against regctl serve' : 'through Traefik'}: no errors, flat RSS, no fd leak`,
+  { timeout: DURATION + 1_200_000 },
+  async () => {
+    if (VIA !== 'traefik' && VIA !== 'serve') throw new Error(`SOAK_VIA must be traefik or serve, not ${VIA}`);
+    const target = VIA === 'serve' ? await direct() : await throughTraefik();
+    console.log(
+      `soak seed ${seed}, ${CLIENTS} clients, ${DURATION / 1000} s, ${target.how}, watching ${target.opts.watch.map((w) => `${w.name} pid ${w.pid}`).join(', ')}`,
+    );
+    const report = await runSoak({ ...target.opts, clients: CLIENTS, durationMs: DURATION, seed, criteria: CRITERIA });
+    const md = soakMarkdown(report, `${target.how}, seed ${seed}, ${new Date().toISOString().slice(0, 16)}Z`);
+    console.log(md);
+    if (report.errors.length > 0) console.log(report.errors.join('\n'));
+    await writeReportSection(DURATION >= 30 * 60_000 ? 'soak' : 'soak-short', md);
+    expect(report.errorCount).toBe(0);
+    expect(report.pulls).toBeGreaterThan(0);
+    expect(report.pushes).toBeGreaterThan(0);
+    expect(report.gcs).toBeGreaterThan(0);
+    // Flat RSS after warm-up and no descriptor growth under load, by the criteria fixed above (SOAK_CRITERIA).
+    if (CRITERIA.rss) expect(report.rssVerdict?.failures).toEqual([]);
+    expect(report.fdVerdict.failures).toEqual([]);
+    expect(await target.serverOutput()).not.toContain('"level":"error"');
+  },
+);

@@ -4,7 +4,14 @@ import { dirname, resolve } from 'node:path';
 import type { CliContext } from '../context.js';
 import { RegctlError } from '../../common/errors.js';
 import { createOutput } from '../output.js';
-import { CI_SYSTEMS, DEFAULT_CREDENTIALS_ID, PIPELINE_FILE, renderPipeline, secretNames, type CiSystem } from '../../ops/ci.js';
+import {
+  CI_SYSTEMS,
+  DEFAULT_CREDENTIALS_ID,
+  PIPELINE_FILE,
+  renderPipeline,
+  secretNames,
+  type CiSystem,
+} from '../../ops/ci.js';
 
 interface CiOptions {
   dir?: string;
@@ -32,7 +39,7 @@ export function ciCommand(ctx: CliContext): Command {
     .option('--dir <dir>', 'stack directory (default: the current directory)')
     .option('--registry <address>', 'registry address as image names write it (default: from the stack)')
     .option('--prod', 'use the prod (HTTPS) address of the stack')
-    .option('--repos <pattern>', 'repositories the pipeline user may push (default: the image\'s repository)')
+    .option('--repos <pattern>', "repositories the pipeline user may push (default: the image's repository)")
     .option('--user <name>', 'name of the pipeline user (default ci-<image>)')
     .option('--credentials-id <id>', 'Jenkins credentials id / secret name prefix', DEFAULT_CREDENTIALS_ID)
     .option('--out <file>', 'write the pipeline to a file instead of stdout')
@@ -45,18 +52,33 @@ export function ciCommand(ctx: CliContext): Command {
       const { atomicWrite } = await import('../../stack/write.js');
       const { out } = ctx;
       if (!REPO_NAME.test(opts.image)) {
-        throw new RegctlError('USAGE', `--image "${opts.image}" is not a repository name`, { hint: 'lower-case letters, digits and separators, e.g. apps/api' });
+        throw new RegctlError('USAGE', `--image "${opts.image}" is not a repository name`, {
+          hint: 'lower-case letters, digits and separators, e.g. apps/api',
+        });
       }
       const dir = resolve(ctx.cwd, opts.dir ?? '.');
       const registry = opts.registry ?? (await clientAddress(dir, opts.prod ? { prod: true } : {})).address;
       const user = opts.user ?? `ci-${opts.image.replace(/[^a-z0-9]+/g, '-')}`.slice(0, 64);
       const repos = opts.repos ?? opts.image;
-      const pipeline = renderPipeline(system, { registry, image: opts.image, context: opts.context, credentialsId: opts.credentialsId, user, deploy: opts.deploy });
+      const pipeline = renderPipeline(system, {
+        registry,
+        image: opts.image,
+        context: opts.context,
+        credentialsId: opts.credentialsId,
+        user,
+        deploy: opts.deploy,
+      });
 
       let password: string | undefined;
       if (opts.createUser) {
         // Pull is needed too: docker push checks which layers the registry already has.
-        const created = await addUser({ dir, name: user, permissions: { admin: false, rules: [{ repos, actions: ['pull', 'push'] }] }, out: opts.json ? createOutput(undefined, { quiet: true }) : out, env: ctx.env });
+        const created = await addUser({
+          dir,
+          name: user,
+          permissions: { admin: false, rules: [{ repos, actions: ['pull', 'push'] }] },
+          out: opts.json ? createOutput(undefined, { quiet: true }) : out,
+          env: ctx.env,
+        });
         password = created.password;
       }
       if (opts.out) {
@@ -65,7 +87,14 @@ export function ciCommand(ctx: CliContext): Command {
         await atomicWrite(path, pipeline, 0o644);
       }
       if (opts.json) {
-        out.json({ system, file: opts.out ?? PIPELINE_FILE[system], registry, image: opts.image, pipeline, ...(opts.createUser ? { user, repos, password } : {}) });
+        out.json({
+          system,
+          file: opts.out ?? PIPELINE_FILE[system],
+          registry,
+          image: opts.image,
+          pipeline,
+          ...(opts.createUser ? { user, repos, password } : {}),
+        });
         return;
       }
       if (!opts.out) process.stdout.write(pipeline);

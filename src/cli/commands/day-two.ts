@@ -10,14 +10,28 @@ import type { Output } from '../../common/io.js';
 export function outputFor(out: Output, json: boolean | undefined): Output {
   if (!json) return out;
   const none = () => undefined;
-  return { ...out, line: none, step: none, ok: none, progress: none, warn: out.warn, error: out.error, json: out.json, color: out.color, isTTY: out.isTTY };
+  return {
+    ...out,
+    line: none,
+    step: none,
+    ok: none,
+    progress: none,
+    warn: out.warn,
+    error: out.error,
+    json: out.json,
+    color: out.color,
+    isTTY: out.isTTY,
+  };
 }
 
 /** The whole of stdin without its final newline (for `--password-stdin`). */
 export async function readStdinSecret(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array));
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  for await (const chunk of stream)
+    chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array));
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 export function stackDir(ctx: CliContext, dir: string | undefined): string {

@@ -38,9 +38,13 @@ export function doctorCommand(ctx: CliContext, engineFactory: EngineFactory = de
       }
       const failed = report.checks.filter((c) => c.status === 'fail');
       if (failed.length > 0) {
-        throw new RegctlError('CHECKS_FAILED', `${failed.length} check${failed.length > 1 ? 's' : ''} failed: ${failed.map((c) => c.id).join(', ')}`, {
-          hint: 'apply the fixes above, then run `regctl doctor` again',
-        });
+        throw new RegctlError(
+          'CHECKS_FAILED',
+          `${failed.length} check${failed.length > 1 ? 's' : ''} failed: ${failed.map((c) => c.id).join(', ')}`,
+          {
+            hint: 'apply the fixes above, then run `regctl doctor` again',
+          },
+        );
       }
       if (!opts.json) out.ok('everything a docker push needs is in place');
     });

@@ -26,7 +26,9 @@ export function fsckCommand(ctx: CliContext): Command {
       try {
         if (!(await stat(dir)).isDirectory()) throw new Error('not a directory');
       } catch {
-        throw new RegctlError('NOT_FOUND', `data directory ${dir} does not exist`, { hint: 'pass the directory given to regctl serve --data' });
+        throw new RegctlError('NOT_FOUND', `data directory ${dir} does not exist`, {
+          hint: 'pass the directory given to regctl serve --data',
+        });
       }
       const { FsDriver } = await import('../../registry/storage/fs-driver.js');
       const { RegistryStore } = await import('../../registry/storage/store.js');
@@ -36,7 +38,13 @@ export function fsckCommand(ctx: CliContext): Command {
       const repaired = new Set(report.repaired.map((p) => p.path));
       const remaining = report.problems.filter((p) => !repaired.has(p.path));
       if (flags.json) {
-        ctx.out.json({ dataDir: dir, blobsChecked: report.blobsChecked, problems: report.problems, repaired: report.repaired, remaining: remaining.length });
+        ctx.out.json({
+          dataDir: dir,
+          blobsChecked: report.blobsChecked,
+          problems: report.problems,
+          repaired: report.repaired,
+          remaining: remaining.length,
+        });
       } else {
         for (const p of report.problems) {
           const line = `${p.kind}: ${p.path} (${p.detail})`;
@@ -47,9 +55,12 @@ export function fsckCommand(ctx: CliContext): Command {
       }
       if (remaining.length > 0) {
         throw new RegctlError('REGISTRY_ERROR', `${remaining.length} problem(s) found in ${dir}`, {
-          hint: flags.repair ? 'these could not be repaired; see the list above' : 'run regctl fsck --repair with the registry stopped',
+          hint: flags.repair
+            ? 'these could not be repaired; see the list above'
+            : 'run regctl fsck --repair with the registry stopped',
         });
       }
-      if (!flags.json && report.repaired.length > 0) ctx.out.ok(`${report.repaired.length} problem(s) repaired, ${report.blobsChecked} blobs checked`);
+      if (!flags.json && report.repaired.length > 0)
+        ctx.out.ok(`${report.repaired.length} problem(s) repaired, ${report.blobsChecked} blobs checked`);
     });
 }

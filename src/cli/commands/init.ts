@@ -8,19 +8,29 @@ export function initCommand(ctx: CliContext): Command {
     .description('create (or re-render) a stack directory: regctl.yaml, compose files, Traefik config, .env and auth/')
     .option('--dir <dir>', 'stack directory (default: the current directory)')
     .option('-y, --yes', 'ask nothing: take flags and defaults')
-    .option('--host <domain>', 'domain: the registry is served at registry.<domain>, the UI at registry-ui.<domain> (default localhost)')
+    .option(
+      '--host <domain>',
+      'domain: the registry is served at registry.<domain>, the UI at registry-ui.<domain> (default localhost)',
+    )
     .option('--name <project>', 'compose project name: prefixes containers, network and volumes (default regctl)')
     .option('--user <name>', 'admin user name (default admin)')
     .option('--password-stdin', 'read the admin password from stdin instead of generating one')
-    .option('--email <address>', 'email for the ACME account (Let\'s Encrypt) used in prod')
-    .option('--acme-ca-server <url>', 'ACME directory URL (default Let\'s Encrypt production)')
+    .option('--email <address>', "email for the ACME account (Let's Encrypt) used in prod")
+    .option('--acme-ca-server <url>', "ACME directory URL (default Let's Encrypt production)")
     .option('--acme-ca-certificates <file>', 'PEM file of a private ACME CA for Traefik to trust (e.g. pebble)')
     .option('--traefik-image <image>', 'Traefik image (default traefik:v3.6, or $REGCTL_TRAEFIK_IMAGE)')
-    .option('--base-image <image>', 'Node image the registry image is built on (default node:20-bookworm-slim, or $REGCTL_BASE_IMAGE)')
+    .option(
+      '--base-image <image>',
+      'Node image the registry image is built on (default node:20-bookworm-slim, or $REGCTL_BASE_IMAGE)',
+    )
     .option('--no-ui', 'do not run the web UI')
     .option('--http-port <port>', 'host port for HTTP (default 80)', portArg('--http-port'))
     .option('--https-port <port>', 'host port for HTTPS in prod (default 443)', portArg('--https-port'))
-    .option('--registry-port <port>', 'direct registry port in dev, 0 for none (default 5000)', portArg('--registry-port', { allowZero: true }))
+    .option(
+      '--registry-port <port>',
+      'direct registry port in dev, 0 for none (default 5000)',
+      portArg('--registry-port', { allowZero: true }),
+    )
     .option('--force', 'replace files that would change (hand-edited ones are saved as .bak; passwords are kept)')
     .option('--json', 'print the result as JSON')
     .action(async (opts: InitOptions) => {

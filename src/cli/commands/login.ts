@@ -6,7 +6,9 @@ import { readSecretFromStdin } from './read-stdin.js';
 
 export function loginCommand(ctx: CliContext): Command {
   return new Command('login')
-    .description("log the local docker client in to the stack's registry (the password goes on stdin, never on a command line)")
+    .description(
+      "log the local docker client in to the stack's registry (the password goes on stdin, never on a command line)",
+    )
     .option('--dir <dir>', 'stack directory (default: the current directory)')
     .option('--prod', 'the prod (HTTPS) address')
     .option('--direct', 'use the dev direct port (localhost:<ports.registry>) instead of Traefik')
@@ -14,30 +16,55 @@ export function loginCommand(ctx: CliContext): Command {
     .option('--password-stdin', "read that user's password from standard input")
     .option('--trust', "dev: add the registry to the engine's insecure-registries (shows the change and asks first)")
     .option('-y, --yes', 'with --trust: do not ask')
-    .action(async (opts: { dir?: string; prod?: boolean; direct?: boolean; user?: string; passwordStdin?: boolean; trust?: boolean; yes?: boolean }) => {
-      const { applyTrust, clientAddress, DAEMON_JSON, login, planTrust } = await import('../../ops/login.js');
-      const { out } = ctx;
-      const dir = resolve(ctx.cwd, opts.dir ?? '.');
-      if (opts.passwordStdin && !opts.user) throw new RegctlError('USAGE', '--password-stdin needs --user', { hint: 'name the user whose password you pipe in' });
-      const where = await clientAddress(dir, opts);
-      if (opts.trust) {
-        if (!where.http) throw new RegctlError('USAGE', '--trust is for the dev (HTTP) stack', { hint: 'the prod stack serves HTTPS with a public certificate: no engine change is needed' });
-        const path = ctx.env.REGCTL_DAEMON_JSON ?? DAEMON_JSON;
-        const plan = await planTrust(where.address, path);
-        if (plan.unchanged) {
-          out.ok(`${path} already lists ${where.address} in insecure-registries`);
-        } else {
-          out.line(plan.diff.trimEnd());
-          const agreed = opts.yes || (await ctx.prompts.confirm(`Write this change to ${path}?`, { default: false }));
-          if (!agreed) throw new RegctlError('CANCELLED', `${path} left unchanged`);
-          await applyTrust(plan);
-          out.ok(`${path} updated`);
-          out.warn('the engine reads daemon.json only when it starts: restart it when convenient (sudo systemctl restart docker); regctl never restarts it for you');
-          return;
+    .action(
+      async (opts: {
+        dir?: string;
+        prod?: boolean;
+        direct?: boolean;
+        user?: string;
+        passwordStdin?: boolean;
+        trust?: boolean;
+        yes?: boolean;
+      }) => {
+        const { applyTrust, clientAddress, DAEMON_JSON, login, planTrust } = await import('../../ops/login.js');
+        const { out } = ctx;
+        const dir = resolve(ctx.cwd, opts.dir ?? '.');
+        if (opts.passwordStdin && !opts.user)
+          throw new RegctlError('USAGE', '--password-stdin needs --user', {
+            hint: 'name the user whose password you pipe in',
+          });
+        const where = await clientAddress(dir, opts);
+        if (opts.trust) {
+          if (!where.http)
+            throw new RegctlError('USAGE', '--trust is for the dev (HTTP) stack', {
+              hint: 'the prod stack serves HTTPS with a public certificate: no engine change is needed',
+            });
+          const path = ctx.env.REGCTL_DAEMON_JSON ?? DAEMON_JSON;
+          const plan = await planTrust(where.address, path);
+          if (plan.unchanged) {
+            out.ok(`${path} already lists ${where.address} in insecure-registries`);
+          } else {
+            out.line(plan.diff.trimEnd());
+            const agreed = opts.yes || (await ctx.prompts.confirm(`Write this change to ${path}?`, { default: false }));
+            if (!agreed) throw new RegctlError('CANCELLED', `${path} left unchanged`);
+            await applyTrust(plan);
+            out.ok(`${path} updated`);
+            out.warn(
+              'the engine reads daemon.json only when it starts: restart it when convenient (sudo systemctl restart docker); regctl never restarts it for you',
+            );
+            return;
+          }
         }
-      }
-      const password = opts.passwordStdin ? await readSecretFromStdin(ctx.stdin) : undefined;
-      const r = await login({ dir, ...(opts.prod ? { prod: true } : {}), ...(opts.direct ? { direct: true } : {}), ...(opts.user ? { user: opts.user } : {}), ...(password !== undefined ? { password } : {}), env: ctx.env });
-      out.ok(`docker is logged in to ${r.address} as ${r.user}`);
-    });
+        const password = opts.passwordStdin ? await readSecretFromStdin(ctx.stdin) : undefined;
+        const r = await login({
+          dir,
+          ...(opts.prod ? { prod: true } : {}),
+          ...(opts.direct ? { direct: true } : {}),
+          ...(opts.user ? { user: opts.user } : {}),
+          ...(password !== undefined ? { password } : {}),
+          env: ctx.env,
+        });
+        out.ok(`docker is logged in to ${r.address} as ${r.user}`);
+      },
+    );
 }

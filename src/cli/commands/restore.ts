@@ -46,12 +46,18 @@ export function restoreCommand(ctx: CliContext, engineFactory: EngineFactory = d
               if (now - last < 500 && p.phase !== 'move') return;
               last = now;
               if (flags.jsonLines) emit({ event: 'progress', progress: { ...p } });
-              else out.progress(`${p.phase} ${progressLine(p.bytes, p.totalBytes, started, now)}, ${p.files}/${p.totalFiles} files`);
+              else
+                out.progress(
+                  `${p.phase} ${progressLine(p.bytes, p.totalBytes, started, now)}, ${p.files}/${p.totalFiles} files`,
+                );
             },
           });
           if (flags.jsonLines) emit({ event: 'done', result: r });
           else if (flags.json) out.json(r);
-          else out.ok(`Restored backup ${r.id} (${r.files} files, ${progressLine(r.bytes, undefined, started)}) into ${flags.data}`);
+          else
+            out.ok(
+              `Restored backup ${r.id} (${r.files} files, ${progressLine(r.bytes, undefined, started)}) into ${flags.data}`,
+            );
         } catch (err) {
           if (flags.jsonLines) {
             const e = isRegctlError(err) ? err : new RegctlError('INTERNAL', (err as Error).message);
@@ -62,7 +68,14 @@ export function restoreCommand(ctx: CliContext, engineFactory: EngineFactory = d
         return;
       }
       const out = outputFor(ctx.out, flags.json);
-      const r = await restoreStack({ dir: stackDir(ctx, flags.dir), archive, bases, force: flags.force ?? false, out, engine: engineFactory(ctx) });
+      const r = await restoreStack({
+        dir: stackDir(ctx, flags.dir),
+        archive,
+        bases,
+        force: flags.force ?? false,
+        out,
+        engine: engineFactory(ctx),
+      });
       if (flags.json) out.json(r);
     });
 }

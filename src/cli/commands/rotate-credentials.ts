@@ -17,7 +17,12 @@ export function rotateCredentialsCommand(ctx: CliContext): Command {
     .option('--dir <dir>', 'stack directory (default: the current directory)')
     .option('--user <name>', 'whose password to rotate (default: REGISTRY_USERNAME of .env)')
     .option('--password-stdin', 'read the new password from stdin instead of generating one')
-    .option('--grace <duration>', 'how long the old password keeps working, e.g. 10m (default: not at all)', durationArg('--grace'), 0)
+    .option(
+      '--grace <duration>',
+      'how long the old password keeps working, e.g. 10m (default: not at all)',
+      durationArg('--grace'),
+      0,
+    )
     .option('--json', 'print one JSON document (includes a generated password)')
     .action(async (flags: Flags) => {
       const { rotateCredentials } = await import('../../ops/rotate.js');
@@ -41,8 +46,13 @@ export function rotateCredentialsCommand(ctx: CliContext): Command {
       if (r.generated && ctx.out.isTTY) {
         out.line(`  Password (shown once${r.envUpdated ? '; also in .env' : ''}): ${r.password ?? ''}`);
       }
-      out.line(r.graceUntil ? `  The old password works until ${r.graceUntil} (${formatDuration(flags.grace)}), then is refused` : '  The old password is refused from now on');
-      if (r.reloaded) out.ok(`The registry reloaded its credentials${r.verified ? '; the new password is accepted' : ''}`);
+      out.line(
+        r.graceUntil
+          ? `  The old password works until ${r.graceUntil} (${formatDuration(flags.grace)}), then is refused`
+          : '  The old password is refused from now on',
+      );
+      if (r.reloaded)
+        out.ok(`The registry reloaded its credentials${r.verified ? '; the new password is accepted' : ''}`);
       out.line(`  Web UI sessions of ${r.user} end at their next page once the old password is refused.`);
       out.line(`  Log in: ${r.loginCommand}`);
     });

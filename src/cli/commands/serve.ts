@@ -43,7 +43,9 @@ export async function resolveServeSettings(flags: ServeFlags, env: NodeJS.Proces
     return resolveSettings(raw, env, file);
   } catch (err) {
     if (err instanceof SettingsError) {
-      throw new RegctlError(err.setting === 'config' ? 'CONFIG_INVALID' : 'USAGE', err.message, { hint: 'see regctl serve --help' });
+      throw new RegctlError(err.setting === 'config' ? 'CONFIG_INVALID' : 'USAGE', err.message, {
+        hint: 'see regctl serve --help',
+      });
     }
     throw err;
   }
@@ -60,17 +62,27 @@ export function serveCommand(ctx: CliContext): Command {
     .option('--config <file>', 'YAML config file (env REGCTL_CONFIG)')
     .option('--ui', 'also serve the web UI at /ui/ (env REGCTL_UI=1)')
     .option('--log-level <level>', 'debug, info, warn, error or silent (env REGCTL_LOG_LEVEL)')
-    .option('--upload-purge-age <duration>', 'purge unfinished uploads older than this; a unit is required: 90m, 24h, 7d (env REGCTL_UPLOAD_PURGE_AGE, default 24h)')
-    .option('--min-free <size>', 'refuse pushes when free space falls below this: 2GiB, 512MiB (powers of 1024), 5GB (powers of 1000) or bytes (env REGCTL_MIN_FREE, default 0: off)')
+    .option(
+      '--upload-purge-age <duration>',
+      'purge unfinished uploads older than this; a unit is required: 90m, 24h, 7d (env REGCTL_UPLOAD_PURGE_AGE, default 24h)',
+    )
+    .option(
+      '--min-free <size>',
+      'refuse pushes when free space falls below this: 2GiB, 512MiB (powers of 1024), 5GB (powers of 1000) or bytes (env REGCTL_MIN_FREE, default 0: off)',
+    )
     .option('--realm <text>', 'Basic auth realm (env REGCTL_REALM, default regctl)')
     .option('--cors-origin <origins>', 'comma-separated origins allowed by CORS (env REGCTL_CORS_ORIGIN)')
-    .option('--no-credential-cache', 'run bcrypt on every request instead of caching verified credentials (env REGCTL_CREDENTIAL_CACHE=false)')
+    .option(
+      '--no-credential-cache',
+      'run bcrypt on every request instead of caching verified credentials (env REGCTL_CREDENTIAL_CACHE=false)',
+    )
     .action(async (flags: ServeFlags) => {
       const settings = await resolveServeSettings(flags, ctx.env);
       const { createRegistryServer, RegistryConfigError } = await import('../../registry/server.js');
       const { createLogger } = await import('../../registry/logger.js');
       let url = '';
-      let uiHandler: ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void) | undefined;
+      let uiHandler:
+        ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void) | undefined;
       if (settings.ui) {
         const { createUiHandler } = await import('../../ui/server.js');
         uiHandler = createUiHandler({ registry: () => url, basePath: '/ui' });
@@ -93,7 +105,10 @@ export function serveCommand(ctx: CliContext): Command {
           uiHandler,
         });
       } catch (err) {
-        if (err instanceof RegistryConfigError) throw new RegctlError('USAGE', err.message, { hint: 'regctl serve --htpasswd auth/htpasswd, or --no-auth for an open registry' });
+        if (err instanceof RegistryConfigError)
+          throw new RegctlError('USAGE', err.message, {
+            hint: 'regctl serve --htpasswd auth/htpasswd, or --no-auth for an open registry',
+          });
         throw err;
       }
       try {
@@ -101,10 +116,18 @@ export function serveCommand(ctx: CliContext): Command {
       } catch (err) {
         await server.close().catch(() => undefined);
         const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'EADDRINUSE') throw new RegctlError('PORT_IN_USE', `${settings.host}:${settings.port} is already in use`, { hint: 'choose another with --listen HOST:PORT' });
-        throw new RegctlError('CONFIG_INVALID', `registry cannot start: ${(err as Error).message}`, { hint: 'check --data, --htpasswd and --access', cause: err });
+        if (code === 'EADDRINUSE')
+          throw new RegctlError('PORT_IN_USE', `${settings.host}:${settings.port} is already in use`, {
+            hint: 'choose another with --listen HOST:PORT',
+          });
+        throw new RegctlError('CONFIG_INVALID', `registry cannot start: ${(err as Error).message}`, {
+          hint: 'check --data, --htpasswd and --access',
+          cause: err,
+        });
       }
-      ctx.out.ok(`registry listening on ${url}${settings.noAuth ? ' (no authentication)' : ''}${settings.ui ? `, web UI on ${url}/ui/` : ''}`);
+      ctx.out.ok(
+        `registry listening on ${url}${settings.noAuth ? ' (no authentication)' : ''}${settings.ui ? `, web UI on ${url}/ui/` : ''}`,
+      );
       await untilStopSignal();
       await server.close();
     });

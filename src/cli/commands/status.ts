@@ -18,19 +18,26 @@ export function statusCommand(ctx: CliContext, engineFactory: EngineFactory = de
         out.json(s);
         return;
       }
-      out.line(`Stack ${s.project} (${s.mode}): ${s.healthy ? out.color.green('healthy') : out.color.yellow('not healthy')}`);
+      out.line(
+        `Stack ${s.project} (${s.mode}): ${s.healthy ? out.color.green('healthy') : out.color.yellow('not healthy')}`,
+      );
       const width = Math.max(...s.services.map((x) => x.service.length));
       for (const svc of s.services) {
         const state = svc.health ? `${svc.state} (${svc.health})` : svc.state;
         const ok = svc.state === 'running' && (svc.health === undefined || svc.health === 'healthy');
-        out.line(`  ${svc.service.padEnd(width)}  ${ok ? out.color.green(state) : out.color.yellow(state)}${svc.image ? `  ${out.color.dim(svc.image)}` : ''}`);
+        out.line(
+          `  ${svc.service.padEnd(width)}  ${ok ? out.color.green(state) : out.color.yellow(state)}${svc.image ? `  ${out.color.dim(svc.image)}` : ''}`,
+        );
       }
       out.line(`  Registry: ${s.urls.registry}`);
       if (s.urls.ui) out.line(`  Web UI:   ${s.urls.ui}`);
-      for (const v of s.volumes) out.line(`  Volume ${v.name}: ${v.sizeBytes !== undefined ? formatBytes(v.sizeBytes) : 'size unknown'}`);
+      for (const v of s.volumes)
+        out.line(`  Volume ${v.name}: ${v.sizeBytes !== undefined ? formatBytes(v.sizeBytes) : 'size unknown'}`);
       if (s.certificate) {
         const c = s.certificate;
-        out.line(`  Certificate: ${c.subject} by ${c.issuer}, expires ${c.validTo} (${c.daysLeft} days)${c.acme ? '' : ' — Traefik default, ACME not obtained yet'}`);
+        out.line(
+          `  Certificate: ${c.subject} by ${c.issuer}, expires ${c.validTo} (${c.daysLeft} days)${c.acme ? '' : ' — Traefik default, ACME not obtained yet'}`,
+        );
       } else if (s.certificateError) {
         out.line(`  Certificate: unavailable (${s.certificateError})`);
       }

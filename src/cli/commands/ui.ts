@@ -26,7 +26,9 @@ export function resolveUiOptions(flags: UiCommandOptions, env: NodeJS.ProcessEnv
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen);
   const port = m ? Number(m[3]) : NaN;
   if (!m || port > 65535) {
-    throw new RegctlError('USAGE', `--listen must be HOST:PORT, got "${listen}"`, { hint: 'for example --listen 0.0.0.0:8080' });
+    throw new RegctlError('USAGE', `--listen must be HOST:PORT, got "${listen}"`, {
+      hint: 'for example --listen 0.0.0.0:8080',
+    });
   }
   const host = m[1] ?? (m[2] || '0.0.0.0');
   const registry = flags.registry ?? env.REGCTL_UI_REGISTRY ?? 'http://127.0.0.1:5000';
@@ -34,7 +36,9 @@ export function resolveUiOptions(flags: UiCommandOptions, env: NodeJS.ProcessEnv
   try {
     registryUrl = new URL(registry);
   } catch {
-    throw new RegctlError('USAGE', `--registry must be a URL, got "${registry}"`, { hint: 'for example --registry http://registry:5000' });
+    throw new RegctlError('USAGE', `--registry must be a URL, got "${registry}"`, {
+      hint: 'for example --registry http://registry:5000',
+    });
   }
   if (registryUrl.protocol !== 'http:' && registryUrl.protocol !== 'https:') {
     throw new RegctlError('USAGE', `--registry must be an http or https URL, got "${registry}"`);
@@ -73,9 +77,13 @@ export function uiCommand(ctx: CliContext): Command {
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'EADDRINUSE') {
-          throw new RegctlError('PORT_IN_USE', `${opts.host}:${opts.port} is already in use`, { hint: 'choose another with --listen HOST:PORT' });
+          throw new RegctlError('PORT_IN_USE', `${opts.host}:${opts.port} is already in use`, {
+            hint: 'choose another with --listen HOST:PORT',
+          });
         }
-        throw new RegctlError('INTERNAL', `cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`, { cause: err });
+        throw new RegctlError('INTERNAL', `cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
       ctx.out.ok(`web UI on ${address.url} (registry ${opts.registry})`);
       await untilStopSignal();

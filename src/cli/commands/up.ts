@@ -10,9 +10,13 @@ export function upCommand(ctx: CliContext, engineFactory: EngineFactory = defaul
     .showHelpAfterError('(run `regctl up --help` for usage)')
     .description('create or update the stack on the Docker engine and wait until it answers')
     .option('--dir <dir>', 'stack directory (default: the current directory)')
-    .option('--prod', 'HTTPS with an ACME certificate (compose.prod.yaml\'s stack)')
+    .option('--prod', "HTTPS with an ACME certificate (compose.prod.yaml's stack)")
     .option('--keep-on-failure', 'leave what a failed run created, for inspection')
-    .option('--health-timeout <seconds>', 'how long to wait for health checks, in seconds (default 180)', wholeNumberArg('--health-timeout', { min: 1, unit: 'seconds' }))
+    .option(
+      '--health-timeout <seconds>',
+      'how long to wait for health checks, in seconds (default 180)',
+      wholeNumberArg('--health-timeout', { min: 1, unit: 'seconds' }),
+    )
     .action(async (opts: { dir?: string; prod?: boolean; keepOnFailure?: boolean; healthTimeout?: number }) => {
       const { up } = await import('../../ops/up.js');
       const { CONFIG_FILE } = await import('../../config/load.js');

@@ -23,7 +23,11 @@ function permissionOptions(cmd: Command): Command {
   return cmd
     .option('--dir <dir>', 'stack directory (default: the current directory)')
     .option('--admin', 'every action on every repository, and the admin API')
-    .option('--pull <pattern>', 'may pull repositories matching the pattern (repeatable; * one segment, ** any)', collect)
+    .option(
+      '--pull <pattern>',
+      'may pull repositories matching the pattern (repeatable; * one segment, ** any)',
+      collect,
+    )
     .option('--push <pattern>', 'may push to repositories matching the pattern (repeatable)', collect)
     .option('--delete <pattern>', 'may delete in repositories matching the pattern (repeatable)', collect)
     .option('--json', 'print one JSON document');
@@ -50,20 +54,33 @@ export function usersCommand(ctx: CliContext): Command {
         }
         const width = Math.max(4, ...list.map((u) => u.name.length));
         for (const u of list) {
-          const notes = [u.envAdmin ? 'used by regctl (.env)' : '', u.hasPassword ? '' : 'no password: cannot sign in'].filter(Boolean).join(', ');
+          const notes = [u.envAdmin ? 'used by regctl (.env)' : '', u.hasPassword ? '' : 'no password: cannot sign in']
+            .filter(Boolean)
+            .join(', ');
           ctx.out.line(`${u.name.padEnd(width)}  ${describe(u)}${notes ? `  ${ctx.out.color.dim(`(${notes})`)}` : ''}`);
         }
       }),
   );
 
   users.addCommand(
-    permissionOptions(new Command('add').argument('<name>', 'user name').description('add a user with a generated password (shown once) or one from stdin'))
+    permissionOptions(
+      new Command('add')
+        .argument('<name>', 'user name')
+        .description('add a user with a generated password (shown once) or one from stdin'),
+    )
       .option('--password-stdin', 'read the password from stdin instead of generating one')
       .action(async (name: string, flags: PermFlags & { passwordStdin?: boolean }) => {
         const { addUser, permissionsFromFlags } = await import('../../ops/users.js');
         const out = outputFor(ctx.out, flags.json);
         const password = flags.passwordStdin ? await readStdinSecret(ctx.stdin) : undefined;
-        const r = await addUser({ dir: stackDir(ctx, flags.dir), name, permissions: permissionsFromFlags(flags), ...(password !== undefined ? { password } : {}), out, env: ctx.env });
+        const r = await addUser({
+          dir: stackDir(ctx, flags.dir),
+          name,
+          permissions: permissionsFromFlags(flags),
+          ...(password !== undefined ? { password } : {}),
+          out,
+          env: ctx.env,
+        });
         if (flags.json) {
           out.json(r);
           return;
@@ -75,18 +92,25 @@ export function usersCommand(ctx: CliContext): Command {
   );
 
   users.addCommand(
-    permissionOptions(new Command('set').argument('<name>', 'user name').description("replace a user's permissions"))
-      .action(async (name: string, flags: PermFlags) => {
-        const { permissionsFromFlags, setUser } = await import('../../ops/users.js');
-        const out = outputFor(ctx.out, flags.json);
-        const r = await setUser({ dir: stackDir(ctx, flags.dir), name, permissions: permissionsFromFlags(flags), out, env: ctx.env });
-        if (flags.json) {
-          out.json(r);
-          return;
-        }
-        out.ok(`User ${r.user} now has: ${describe(r.permissions)}`);
-        reloadNote(out, r.reloaded);
-      }),
+    permissionOptions(
+      new Command('set').argument('<name>', 'user name').description("replace a user's permissions"),
+    ).action(async (name: string, flags: PermFlags) => {
+      const { permissionsFromFlags, setUser } = await import('../../ops/users.js');
+      const out = outputFor(ctx.out, flags.json);
+      const r = await setUser({
+        dir: stackDir(ctx, flags.dir),
+        name,
+        permissions: permissionsFromFlags(flags),
+        out,
+        env: ctx.env,
+      });
+      if (flags.json) {
+        out.json(r);
+        return;
+      }
+      out.ok(`User ${r.user} now has: ${describe(r.permissions)}`);
+      reloadNote(out, r.reloaded);
+    }),
   );
 
   users.addCommand(

@@ -15,9 +15,22 @@ interface Space {
 async function spaceFromRegistry(ctx: DoctorContext): Promise<{ space?: Space; problem: string }> {
   if (!ctx.running || !ctx.creds) return { problem: '' };
   try {
-    const r = await probe({ address: ctx.address, port: ctx.publicPort, host: ctx.registryHost, tls: ctx.tls, insecure: true, path: '/admin/v1/disk', auth: ctx.creds });
-    const body = r.status === 200 ? (JSON.parse(r.body) as { freeBytes: number | null; totalBytes: number | null }) : undefined;
-    if (body && body.freeBytes !== null && body.totalBytes !== null) return { space: { free: body.freeBytes, total: body.totalBytes, where: 'the registry\'s data volume' }, problem: '' };
+    const r = await probe({
+      address: ctx.address,
+      port: ctx.publicPort,
+      host: ctx.registryHost,
+      tls: ctx.tls,
+      insecure: true,
+      path: '/admin/v1/disk',
+      auth: ctx.creds,
+    });
+    const body =
+      r.status === 200 ? (JSON.parse(r.body) as { freeBytes: number | null; totalBytes: number | null }) : undefined;
+    if (body && body.freeBytes !== null && body.totalBytes !== null)
+      return {
+        space: { free: body.freeBytes, total: body.totalBytes, where: "the registry's data volume" },
+        problem: '',
+      };
     return { problem: `the registry answered HTTP ${r.status}` };
   } catch (err) {
     return { problem: messageOf(err) };
@@ -26,13 +39,19 @@ async function spaceFromRegistry(ctx: DoctorContext): Promise<{ space?: Space; p
 
 /** Free space of the data volume's host path, from the engine. */
 async function spaceFromVolume(ctx: DoctorContext, earlier: string): Promise<{ space?: Space; problem: string }> {
-  const dataKey = ctx.model.services.find((s) => s.name === 'registry')?.mounts.find((m) => m.target === DATA_DIR)?.source;
+  const dataKey = ctx.model.services
+    .find((s) => s.name === 'registry')
+    ?.mounts.find((m) => m.target === DATA_DIR)?.source;
   const dataVolume = ctx.model.volumes.find((v) => v.key === dataKey)?.name;
-  const mountpoint = ctx.engineUp && dataVolume ? await ctx.engine.volumeMountpoint(dataVolume).catch(() => undefined) : undefined;
+  const mountpoint =
+    ctx.engineUp && dataVolume ? await ctx.engine.volumeMountpoint(dataVolume).catch(() => undefined) : undefined;
   if (mountpoint) {
     try {
       const fs = await statfs(mountpoint);
-      return { space: { free: fs.bavail * fs.bsize, total: fs.blocks * fs.bsize, where: `volume ${dataVolume}` }, problem: '' };
+      return {
+        space: { free: fs.bavail * fs.bsize, total: fs.blocks * fs.bsize, where: `volume ${dataVolume}` },
+        problem: '',
+      };
     } catch (err) {
       return { problem: `cannot read ${mountpoint}: ${messageOf(err)}` };
     }
@@ -52,9 +71,12 @@ export const diskCheck: Check = {
     const { space, problem } = fromRegistry.space ? fromRegistry : await spaceFromVolume(ctx, fromRegistry.problem);
     if (!space) return { status: 'skip', detail: problem };
     const detail = `${formatBytes(space.free)} free of ${formatBytes(space.total)} on ${space.where}`;
-    const fix = 'free space on the volume\'s filesystem (`regctl gc` removes deleted images), or move the volume to a larger disk';
-    if (space.free < floor) return { status: 'fail', detail: `${detail}: under the ${minFree} floor, uploads are refused`, fix };
-    if (space.free < 2 * floor || space.free < space.total * 0.1) return { status: 'warn', detail: `${detail}: nearly full (floor ${minFree})`, fix };
+    const fix =
+      "free space on the volume's filesystem (`regctl gc` removes deleted images), or move the volume to a larger disk";
+    if (space.free < floor)
+      return { status: 'fail', detail: `${detail}: under the ${minFree} floor, uploads are refused`, fix };
+    if (space.free < 2 * floor || space.free < space.total * 0.1)
+      return { status: 'warn', detail: `${detail}: nearly full (floor ${minFree})`, fix };
     return { status: 'pass', detail };
   },
 };
@@ -75,7 +97,14 @@ export const clockCheck: Check = {
       }
     }
     if (ctx.running) {
-      const r = await probe({ address: ctx.address, port: ctx.publicPort, host: ctx.registryHost, tls: ctx.tls, insecure: true, path: '/v2/' }).catch(() => undefined);
+      const r = await probe({
+        address: ctx.address,
+        port: ctx.publicPort,
+        host: ctx.registryHost,
+        tls: ctx.tls,
+        insecure: true,
+        path: '/v2/',
+      }).catch(() => undefined);
       const date = r?.headers.date;
       if (date) {
         const d = Math.abs(Date.parse(date) - Date.now());
@@ -84,8 +113,18 @@ export const clockCheck: Check = {
       }
     }
     if (skews.length === 0) return { status: 'skip', detail: 'nothing to compare with' };
-    if (worst > 60_000) return { status: 'fail', detail: skews.join(', '), fix: 'synchronise the clocks (timedatectl set-ntp true); certificates and tokens fail when clocks disagree' };
-    if (worst > 5_000) return { status: 'warn', detail: skews.join(', '), fix: 'enable time synchronisation (timedatectl set-ntp true)' };
+    if (worst > 60_000)
+      return {
+        status: 'fail',
+        detail: skews.join(', '),
+        fix: 'synchronise the clocks (timedatectl set-ntp true); certificates and tokens fail when clocks disagree',
+      };
+    if (worst > 5_000)
+      return {
+        status: 'warn',
+        detail: skews.join(', '),
+        fix: 'enable time synchronisation (timedatectl set-ntp true)',
+      };
     return { status: 'pass', detail: skews.join(', ') };
   },
 };

@@ -51,7 +51,11 @@ export const portsCheck: Check = {
     }
     return problems.length === 0
       ? { status: 'pass', detail: `${wanted.map((w) => w.port).join(', ')} free or held by this stack` }
-      : { status: 'fail', detail: problems.join('; '), fix: fixes.join('; ') + ', then `regctl init --force` and `regctl up`' };
+      : {
+          status: 'fail',
+          detail: problems.join('; '),
+          fix: fixes.join('; ') + ', then `regctl init --force` and `regctl up`',
+        };
   },
 };
 
@@ -70,7 +74,11 @@ export const dnsCheck: Check = {
     }
     return unresolved.length === 0
       ? { status: 'pass', detail: `${ctx.names.join(', ')} resolve` }
-      : { status: 'fail', detail: `${unresolved.join(', ')} do${unresolved.length === 1 ? 'es' : ''} not resolve`, fix: hostsAdvice(ctx.platform, unresolved) };
+      : {
+          status: 'fail',
+          detail: `${unresolved.join(', ')} do${unresolved.length === 1 ? 'es' : ''} not resolve`,
+          fix: hostsAdvice(ctx.platform, unresolved),
+        };
   },
 };
 
@@ -84,8 +92,15 @@ export const trustCheck: Check = {
     if (!ctx.engineUp) return { status: 'skip', detail: 'no engine to ask' };
     const info = await ctx.engineInfo();
     return engineTrusts(info, clientName, ctx.registryIp)
-      ? { status: 'pass', detail: `${clientName} is reached over HTTP (${ctx.registryIp ? `${ctx.registryIp} is in an insecure range or listed` : 'listed'})` }
-      : { status: 'fail', detail: `docker will try HTTPS for ${clientName} ("server gave HTTP response to HTTPS client")`, fix: daemonJsonAdvice(ctx.platform, clientName) };
+      ? {
+          status: 'pass',
+          detail: `${clientName} is reached over HTTP (${ctx.registryIp ? `${ctx.registryIp} is in an insecure range or listed` : 'listed'})`,
+        }
+      : {
+          status: 'fail',
+          detail: `docker will try HTTPS for ${clientName} ("server gave HTTP response to HTTPS client")`,
+          fix: daemonJsonAdvice(ctx.platform, clientName),
+        };
   },
 };
 
@@ -98,6 +113,10 @@ export const trustDirectCheck: Check = {
     if (!ctx.engineUp || ctx.config.ports.registry === 0) return undefined;
     const direct = `127.0.0.1:${ctx.config.ports.registry}`;
     if (engineTrusts(await ctx.engineInfo(), direct, '127.0.0.1')) return undefined;
-    return { status: 'warn', detail: `${direct} is not in an insecure range`, fix: daemonJsonAdvice(ctx.platform, direct) };
+    return {
+      status: 'warn',
+      detail: `${direct} is not in an insecure range`,
+      fix: daemonJsonAdvice(ctx.platform, direct),
+    };
   },
 };

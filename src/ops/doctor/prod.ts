@@ -24,8 +24,18 @@ export const certificateCheck: Check = {
           fix: 'check `regctl logs traefik` for ACME errors; port 80 must reach this machine from the internet for the HTTP challenge, and acme.email must be set',
         };
       }
-      if (!covers) return { status: 'fail', detail: `${detail}: does not cover ${host}`, fix: 'remove acme.json from the letsencrypt volume and `regctl up --prod` again' };
-      if (cert.daysLeft < 14) return { status: 'warn', detail, fix: 'Traefik renews 30 days before expiry: check `regctl logs traefik` for renewal errors' };
+      if (!covers)
+        return {
+          status: 'fail',
+          detail: `${detail}: does not cover ${host}`,
+          fix: 'remove acme.json from the letsencrypt volume and `regctl up --prod` again',
+        };
+      if (cert.daysLeft < 14)
+        return {
+          status: 'warn',
+          detail,
+          fix: 'Traefik renews 30 days before expiry: check `regctl logs traefik` for renewal errors',
+        };
       return { status: 'pass', detail };
     } catch (err) {
       return { status: 'fail', detail: messageOf(err), fix: `check that Traefik answers on port ${port}` };
@@ -65,10 +75,19 @@ export const httpChallengeCheck: Check = {
     if (!ctx.running) return { status: 'skip', detail: 'Traefik is not running' };
     const port = ctx.config.ports.http;
     try {
-      const r = await probe({ address: ctx.address, port, host: ctx.registryHost, path: '/.well-known/acme-challenge/regctl-doctor' });
+      const r = await probe({
+        address: ctx.address,
+        port,
+        host: ctx.registryHost,
+        path: '/.well-known/acme-challenge/regctl-doctor',
+      });
       return { status: 'pass', detail: `Traefik answers on port ${port} (HTTP ${r.status})` };
     } catch (err) {
-      return { status: 'fail', detail: messageOf(err), fix: `publish port ${port} and open it in the firewall: Let's Encrypt validates over port 80` };
+      return {
+        status: 'fail',
+        detail: messageOf(err),
+        fix: `publish port ${port} and open it in the firewall: Let's Encrypt validates over port 80`,
+      };
     }
   },
 };

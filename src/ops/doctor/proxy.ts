@@ -33,7 +33,11 @@ export const stackCheck: Check = {
       const bad = s.services.filter((x) => x.state !== 'running' || (x.health !== undefined && x.health !== 'healthy'));
       return bad.length === 0
         ? { status: 'pass', detail: s.services.map((x) => `${x.service} ${x.health ?? x.state}`).join(', ') }
-        : { status: 'fail', detail: bad.map((x) => `${x.service} is ${x.health ?? x.state}`).join(', '), fix: `run \`regctl up${ctx.tls ? ' --prod' : ''}\` (and \`regctl logs <service>\` to see why a service is unhealthy)` };
+        : {
+            status: 'fail',
+            detail: bad.map((x) => `${x.service} is ${x.health ?? x.state}`).join(', '),
+            fix: `run \`regctl up${ctx.tls ? ' --prod' : ''}\` (and \`regctl logs <service>\` to see why a service is unhealthy)`,
+          };
     } catch (err) {
       return { status: 'fail', detail: messageOf(err), fix: 'run `regctl up`' };
     }
@@ -45,7 +49,9 @@ export const traefikTimeoutCheck: Check = {
   id: 'traefik-timeout',
   title: 'Traefik read timeout',
   async run(ctx) {
-    type StaticConfig = { entryPoints?: Record<string, { transport?: { respondingTimeouts?: { readTimeout?: string | number } } }> };
+    type StaticConfig = {
+      entryPoints?: Record<string, { transport?: { respondingTimeouts?: { readTimeout?: string | number } } }>;
+    };
     try {
       const file = join(ctx.opts.dir, TRAEFIK_CONFIG_FILES[ctx.mode]);
       const staticConfig = parseYaml(await readFile(file, 'utf8')) as StaticConfig;
@@ -58,9 +64,17 @@ export const traefikTimeoutCheck: Check = {
       }
       return short.length === 0
         ? { status: 'pass', detail: 'entrypoints allow long uploads' }
-        : { status: 'fail', detail: `uploads are cut after ${short.join(', ')}`, fix: 'set traefik.readTimeout: 0s in regctl.yaml, then `regctl init --force` and `regctl up`' };
+        : {
+            status: 'fail',
+            detail: `uploads are cut after ${short.join(', ')}`,
+            fix: 'set traefik.readTimeout: 0s in regctl.yaml, then `regctl init --force` and `regctl up`',
+          };
     } catch (err) {
-      return { status: 'fail', detail: `cannot read Traefik's static config: ${messageOf(err)}`, fix: 'run `regctl init --force` to render it again' };
+      return {
+        status: 'fail',
+        detail: `cannot read Traefik's static config: ${messageOf(err)}`,
+        fix: 'run `regctl init --force` to render it again',
+      };
     }
   },
 };
@@ -74,11 +88,31 @@ export const locationCheck: Check = {
     if (!ctx.creds) return { status: 'skip', detail: 'no admin credentials in .env' };
     const { address, publicPort: port, registryHost: host, hostHeader, tls, creds } = ctx;
     try {
-      const r = await probe({ address, port, host, hostHeader, tls, insecure: true, path: '/v2/regctl-doctor/blobs/uploads/', method: 'POST', auth: creds });
+      const r = await probe({
+        address,
+        port,
+        host,
+        hostHeader,
+        tls,
+        insecure: true,
+        path: '/v2/regctl-doctor/blobs/uploads/',
+        method: 'POST',
+        auth: creds,
+      });
       const loc = r.headers.location ?? '';
       if (r.status === 202 && loc) {
         const path = loc.startsWith('http') ? new URL(loc).pathname + new URL(loc).search : loc;
-        await probe({ address, port, host, hostHeader, tls, insecure: true, path, method: 'DELETE', auth: creds }).catch(() => undefined);
+        await probe({
+          address,
+          port,
+          host,
+          hostHeader,
+          tls,
+          insecure: true,
+          path,
+          method: 'DELETE',
+          auth: creds,
+        }).catch(() => undefined);
       }
       const origin = ctx.model.urls.registry;
       const good = r.status === 202 && (loc.startsWith('/') || loc.startsWith(`${origin}/`));
@@ -86,7 +120,10 @@ export const locationCheck: Check = {
         ? { status: 'pass', detail: loc.startsWith('/') ? 'relative' : `carry ${origin}` }
         : {
             status: 'fail',
-            detail: r.status === 202 ? `Location is ${loc}, not under ${origin}` : `starting an upload answered HTTP ${r.status}`,
+            detail:
+              r.status === 202
+                ? `Location is ${loc}, not under ${origin}`
+                : `starting an upload answered HTTP ${r.status}`,
             fix: 'make the proxy send X-Forwarded-Proto and X-Forwarded-Host (Traefik does by default), and check the registry router in compose labels',
           };
     } catch (err) {

@@ -20,9 +20,19 @@ async function slowUpload(o: {
   onProgress?: (text: string) => void;
 }): Promise<{ status: number; elapsedMs: number; error?: string }> {
   const auth = `Basic ${Buffer.from(`${o.auth.username}:${o.auth.password}`).toString('base64')}`;
-  const start = await probe({ address: o.address, port: o.port, host: o.host, tls: o.tls, insecure: true, path: '/v2/regctl-doctor/blobs/uploads/', method: 'POST', auth: o.auth });
+  const start = await probe({
+    address: o.address,
+    port: o.port,
+    host: o.host,
+    tls: o.tls,
+    insecure: true,
+    path: '/v2/regctl-doctor/blobs/uploads/',
+    method: 'POST',
+    auth: o.auth,
+  });
   const location = start.headers.location;
-  if (start.status !== 202 || !location) return { status: start.status, elapsedMs: 0, error: `upload did not start (HTTP ${start.status})` };
+  if (start.status !== 202 || !location)
+    return { status: start.status, elapsedMs: 0, error: `upload did not start (HTTP ${start.status})` };
   const path = location.startsWith('http') ? new URL(location).pathname + new URL(location).search : location;
   const began = Date.now();
   const result = await new Promise<{ status: number; error?: string }>((resolve) => {
@@ -32,7 +42,12 @@ async function slowUpload(o: {
         port: o.port,
         path,
         method: 'PATCH',
-        headers: { host: o.host, authorization: auth, 'content-type': 'application/octet-stream', 'content-length': String(o.bytes) },
+        headers: {
+          host: o.host,
+          authorization: auth,
+          'content-type': 'application/octet-stream',
+          'content-length': String(o.bytes),
+        },
         ...(o.tls ? { servername: o.host, rejectUnauthorized: false } : {}),
       },
       (res) => {
@@ -52,7 +67,9 @@ async function slowUpload(o: {
         sent += n;
         budget -= n;
       }
-      o.onProgress?.(`synthetic upload: ${formatBytes(sent)} of ${formatBytes(o.bytes)}, ${Math.round((Date.now() - began) / 1000)} s`);
+      o.onProgress?.(
+        `synthetic upload: ${formatBytes(sent)} of ${formatBytes(o.bytes)}, ${Math.round((Date.now() - began) / 1000)} s`,
+      );
       if (sent >= o.bytes) {
         clearInterval(timer);
         req.end();
@@ -60,7 +77,16 @@ async function slowUpload(o: {
     }, 250);
     req.on('close', () => clearInterval(timer));
   });
-  await probe({ address: o.address, port: o.port, host: o.host, tls: o.tls, insecure: true, path, method: 'DELETE', auth: o.auth }).catch(() => undefined);
+  await probe({
+    address: o.address,
+    port: o.port,
+    host: o.host,
+    tls: o.tls,
+    insecure: true,
+    path,
+    method: 'DELETE',
+    auth: o.auth,
+  }).catch(() => undefined);
   return { ...result, elapsedMs: Date.now() - began };
 }
 
@@ -70,14 +96,28 @@ export const uploadCheck: Check = {
   title: 'Slow large upload through Traefik',
   async run(ctx) {
     if (!ctx.opts.uploadTest) return undefined;
-    if (!ctx.running || !ctx.creds) return { status: 'skip', detail: ctx.running ? 'no admin credentials in .env' : 'Traefik is not running' };
+    if (!ctx.running || !ctx.creds)
+      return { status: 'skip', detail: ctx.running ? 'no admin credentials in .env' : 'Traefik is not running' };
     const seconds = ctx.opts.uploadSeconds ?? 65;
     const bytes = ctx.opts.uploadBytes ?? 128 * 1024 * 1024;
     const onProgress = ctx.opts.onProgress;
-    const r = await slowUpload({ address: ctx.address, port: ctx.publicPort, host: ctx.registryHost, tls: ctx.tls, auth: ctx.creds, bytes, seconds, ...(onProgress ? { onProgress } : {}) });
+    const r = await slowUpload({
+      address: ctx.address,
+      port: ctx.publicPort,
+      host: ctx.registryHost,
+      tls: ctx.tls,
+      auth: ctx.creds,
+      bytes,
+      seconds,
+      ...(onProgress ? { onProgress } : {}),
+    });
     const over = `${formatBytes(bytes)} over ${Math.round(r.elapsedMs / 1000)} s`;
     return r.status === 202
       ? { status: 'pass', detail: `${over} accepted` }
-      : { status: 'fail', detail: `${over}: ${r.error ?? `HTTP ${r.status}`}`, fix: 'raise the proxy\'s read timeout (traefik.readTimeout: 0s) and remove body size limits or buffering middlewares on the registry route' };
+      : {
+          status: 'fail',
+          detail: `${over}: ${r.error ?? `HTTP ${r.status}`}`,
+          fix: "raise the proxy's read timeout (traefik.readTimeout: 0s) and remove body size limits or buffering middlewares on the registry route",
+        };
   },
 };

@@ -23,23 +23,38 @@ export const backupModule: AdminModule = (register) => {
       const ex = body.excludeBlobs;
       const b = body.base;
       if (ex !== undefined && (!Array.isArray(ex) || !ex.every((d) => typeof d === 'string'))) {
-        throw new RegistryError('INVALID_REQUEST', { field: 'excludeBlobs', reason: 'an array of digests' }, { message: 'invalid backup request' });
+        throw new RegistryError(
+          'INVALID_REQUEST',
+          { field: 'excludeBlobs', reason: 'an array of digests' },
+          { message: 'invalid backup request' },
+        );
       }
       if (b !== undefined && b !== null) {
         const o = b as Record<string, unknown>;
         if (typeof b !== 'object' || typeof o.id !== 'string' || typeof o.createdAt !== 'string') {
-          throw new RegistryError('INVALID_REQUEST', { field: 'base', reason: '{ id, createdAt } of the previous backup' }, { message: 'invalid backup request' });
+          throw new RegistryError(
+            'INVALID_REQUEST',
+            { field: 'base', reason: '{ id, createdAt } of the previous backup' },
+            { message: 'invalid backup request' },
+          );
         }
         base = { id: o.id, createdAt: o.createdAt };
       }
       if (ex && ex.length > 0 && !base) {
-        throw new RegistryError('INVALID_REQUEST', { field: 'base', reason: 'excludeBlobs needs the base backup it refers to' }, { message: 'invalid backup request' });
+        throw new RegistryError(
+          'INVALID_REQUEST',
+          { field: 'base', reason: 'excludeBlobs needs the base backup it refers to' },
+          { message: 'invalid backup request' },
+        );
       }
       exclude = new Set(ex);
     }
     const release = services.maintenance.tryAcquire('backup');
     if (!release) {
-      const reason = services.maintenance.holder === 'backup' ? 'a backup is already running' : 'a garbage collection is running; back up after it';
+      const reason =
+        services.maintenance.holder === 'backup'
+          ? 'a backup is already running'
+          : 'a garbage collection is running; back up after it';
       throw new RegistryError('TOOMANYREQUESTS', { reason }, { headers: { 'Retry-After': '10' } });
     }
     try {
@@ -48,7 +63,11 @@ export const backupModule: AdminModule = (register) => {
       let snapshot: IndexSnapshot;
       try {
         if (!(await services.fence.drain(DRAIN_TIMEOUT_MS))) {
-          throw new RegistryError('UNAVAILABLE', { reason: 'writes in progress did not finish' }, { headers: { 'Retry-After': '10' } });
+          throw new RegistryError(
+            'UNAVAILABLE',
+            { reason: 'writes in progress did not finish' },
+            { headers: { 'Retry-After': '10' } },
+          );
         }
         snapshot = await snapshotIndex(services.store);
       } finally {
@@ -61,13 +80,23 @@ export const backupModule: AdminModule = (register) => {
       const bytes = built.manifest.files.reduce((n, f) => n + f.size, 0);
       const stream = backupStream(services.store, state, built);
       ctx.res.on('close', () => stream.destroy());
-      await sendStream(ctx, 200, {
-        'Content-Type': 'application/x-tar',
-        'X-Regctl-Backup-Id': built.manifest.id,
-        'X-Regctl-Backup-Bytes': String(bytes),
-        'X-Regctl-Backup-Fence-Ms': String(fenceMs),
-      }, stream);
-      services.log('info', 'backup streamed', { id: built.manifest.id, bytes, blobs: built.blobs.length, missing: built.manifest.missingBlobs.length });
+      await sendStream(
+        ctx,
+        200,
+        {
+          'Content-Type': 'application/x-tar',
+          'X-Regctl-Backup-Id': built.manifest.id,
+          'X-Regctl-Backup-Bytes': String(bytes),
+          'X-Regctl-Backup-Fence-Ms': String(fenceMs),
+        },
+        stream,
+      );
+      services.log('info', 'backup streamed', {
+        id: built.manifest.id,
+        bytes,
+        blobs: built.blobs.length,
+        missing: built.manifest.missingBlobs.length,
+      });
     } finally {
       release();
     }

@@ -11,7 +11,11 @@ export const fenceModule: AdminModule = (register) => {
     handler: async ({ ctx, services, json }) => {
       const { ttlSeconds } = await json();
       if (typeof ttlSeconds !== 'number' || !Number.isFinite(ttlSeconds) || ttlSeconds <= 0 || ttlSeconds > 86_400) {
-        throw new RegistryError('INVALID_REQUEST', { field: 'ttlSeconds', reason: 'a number of seconds between 1 and 86400' }, { message: 'invalid fence request' });
+        throw new RegistryError(
+          'INVALID_REQUEST',
+          { field: 'ttlSeconds', reason: 'a number of seconds between 1 and 86400' },
+          { message: 'invalid fence request' },
+        );
       }
       services.fence.set(ttlSeconds);
       services.log('info', 'read-only fence raised', { ttlSeconds });
@@ -28,5 +32,10 @@ export const fenceModule: AdminModule = (register) => {
       sendJson(ctx, 200, services.fence.status());
     },
   });
-  register({ method: 'GET', path: 'fence', adminOnly: true, handler: async ({ ctx, services }) => sendJson(ctx, 200, services.fence.status()) });
+  register({
+    method: 'GET',
+    path: 'fence',
+    adminOnly: true,
+    handler: async ({ ctx, services }) => sendJson(ctx, 200, services.fence.status()),
+  });
 };

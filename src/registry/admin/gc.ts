@@ -46,17 +46,31 @@ export const gcModule: AdminModule = (register) => {
       const bool = (k: string): boolean | undefined => {
         const v = body[k];
         if (v === undefined) return undefined;
-        if (typeof v !== 'boolean') throw new RegistryError('INVALID_REQUEST', { field: k, reason: 'must be a boolean' }, { message: 'invalid gc request' });
+        if (typeof v !== 'boolean')
+          throw new RegistryError(
+            'INVALID_REQUEST',
+            { field: k, reason: 'must be a boolean' },
+            { message: 'invalid gc request' },
+          );
         return v;
       };
       const grace = body.graceSeconds;
       if (grace !== undefined && (typeof grace !== 'number' || !Number.isFinite(grace) || grace < 0)) {
-        throw new RegistryError('INVALID_REQUEST', { field: 'graceSeconds', reason: 'must be a non-negative number' }, { message: 'invalid gc request' });
+        throw new RegistryError(
+          'INVALID_REQUEST',
+          { field: 'graceSeconds', reason: 'must be a non-negative number' },
+          { message: 'invalid gc request' },
+        );
       }
       const dryRun = bool('dryRun') ?? false;
       const deleteUntagged = bool('deleteUntagged') ?? false;
       const wait = bool('wait') ?? true;
-      const busy = () => new RegistryError('TOOMANYREQUESTS', { reason: 'a garbage collection is already running' }, { headers: { 'Retry-After': '5' } });
+      const busy = () =>
+        new RegistryError(
+          'TOOMANYREQUESTS',
+          { reason: 'a garbage collection is already running' },
+          { headers: { 'Retry-After': '5' } },
+        );
       const isRunning = () => jobs.get(services.store)?.state === 'running';
       if (isRunning()) throw busy();
       if (!dryRun) await services.fence.waitWritable();
@@ -66,7 +80,11 @@ export const gcModule: AdminModule = (register) => {
       const release = dryRun ? () => undefined : services.maintenance.tryAcquire('gc-sweep');
       if (!release) {
         if (services.maintenance.holder === 'gc-sweep') throw busy();
-        throw new RegistryError('TOOMANYREQUESTS', { reason: 'a backup is running; run the garbage collection after it' }, { headers: { 'Retry-After': '30' } });
+        throw new RegistryError(
+          'TOOMANYREQUESTS',
+          { reason: 'a backup is running; run the garbage collection after it' },
+          { headers: { 'Retry-After': '30' } },
+        );
       }
       const current: GcJob = {
         id: nextId++,
@@ -89,7 +107,11 @@ export const gcModule: AdminModule = (register) => {
           current.state = 'done';
           current.report = report;
           current.finishedAt = new Date().toISOString();
-          services.log('info', 'garbage collection', { dryRun, freedBytes: report.freedBytes, deleted: report.deleted.length });
+          services.log('info', 'garbage collection', {
+            dryRun,
+            freedBytes: report.freedBytes,
+            deleted: report.deleted.length,
+          });
           return report;
         },
         (err: unknown) => {

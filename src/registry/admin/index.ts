@@ -9,4 +9,13 @@ import type { AdminModule } from './types.js';
 import { usageModule } from './usage.js';
 import { whoamiModule } from './whoami.js';
 
-export const ADMIN_MODULES: AdminModule[] = [whoamiModule, usageModule, gcModule, fenceModule, fsckModule, reloadModule, backupModule, diskModule];
+export const ADMIN_MODULES: AdminModule[] = [
+  whoamiModule,
+  usageModule,
+  gcModule,
+  fenceModule,
+  fsckModule,
+  reloadModule,
+  backupModule,
+  diskModule,
+];

@@ -22,6 +22,10 @@ export const reloadModule: AdminModule = (register) =>
         services.store.clearCaches();
         await services.store.buildIndex();
       }
-      sendJson(ctx, 200, { reloaded: true, users: services.auth?.userCount ?? 0, repositories: services.store.index.repositoryCount() });
+      sendJson(ctx, 200, {
+        reloaded: true,
+        users: services.auth?.userCount ?? 0,
+        repositories: services.store.index.repositoryCount(),
+      });
     },
   });

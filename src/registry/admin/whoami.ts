@@ -8,6 +8,10 @@ export const whoamiModule: AdminModule = (register) =>
     path: 'whoami',
     adminOnly: false,
     handler: async ({ ctx, user, isAdmin, services }) => {
-      sendJson(ctx, 200, { user: user ?? null, admin: isAdmin, rules: user === undefined ? [] : services.policy().rulesOf(user) });
+      sendJson(ctx, 200, {
+        user: user ?? null,
+        admin: isAdmin,
+        rules: user === undefined ? [] : services.policy().rulesOf(user),
+      });
     },
   });

@@ -55,7 +55,10 @@ export class AccessPolicy {
   constructor(users?: Record<string, UserAccess>) {
     if (!users) return;
     this.users = new Map(
-      Object.entries(users).map(([name, u]) => [name, { admin: u.admin, rules: u.rules.map((rule) => ({ re: globToRegExp(rule.repos), rule })) }]),
+      Object.entries(users).map(([name, u]) => [
+        name,
+        { admin: u.admin, rules: u.rules.map((rule) => ({ re: globToRegExp(rule.repos), rule })) },
+      ]),
     );
   }
 
@@ -72,7 +75,8 @@ export class AccessPolicy {
       throw new Error(`invalid access file at ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
     }
     const users: Record<string, UserAccess> = {};
-    for (const [name, u] of Object.entries(result.data.users)) users[name] = { admin: u?.admin ?? false, rules: u?.rules ?? [] };
+    for (const [name, u] of Object.entries(result.data.users))
+      users[name] = { admin: u?.admin ?? false, rules: u?.rules ?? [] };
     return new AccessPolicy(users);
   }
 

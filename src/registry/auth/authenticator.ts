@@ -91,8 +91,15 @@ export class Authenticator {
   /** Loads both files (the htpasswd must be readable) and starts watching them. */
   async start(): Promise<void> {
     await this.reload({ strict: true });
-    const dirs = new Set([dirname(this.opts.htpasswdPath), ...(this.opts.accessPath ? [dirname(this.opts.accessPath)] : [])]);
-    const names = new Set([basename(this.opts.htpasswdPath), basename(this.gracePath), ...(this.opts.accessPath ? [basename(this.opts.accessPath)] : [])]);
+    const dirs = new Set([
+      dirname(this.opts.htpasswdPath),
+      ...(this.opts.accessPath ? [dirname(this.opts.accessPath)] : []),
+    ]);
+    const names = new Set([
+      basename(this.opts.htpasswdPath),
+      basename(this.gracePath),
+      ...(this.opts.accessPath ? [basename(this.opts.accessPath)] : []),
+    ]);
     for (const dir of dirs) {
       try {
         const w = watch(dir, { persistent: false }, (_event, filename) => {
@@ -160,7 +167,10 @@ export class Authenticator {
       for (const w of parsed.warnings) log('warn', `htpasswd: ${w}`);
       users = parsed.users;
     } catch (err) {
-      if (opts.strict) throw new Error(`cannot read htpasswd file ${this.opts.htpasswdPath}: ${(err as Error).message}`, { cause: err });
+      if (opts.strict)
+        throw new Error(`cannot read htpasswd file ${this.opts.htpasswdPath}: ${(err as Error).message}`, {
+          cause: err,
+        });
       seen.set(this.opts.htpasswdPath, 'absent');
       log('warn', 'htpasswd file unreadable, keeping the previous users', { path: this.opts.htpasswdPath });
     }
@@ -195,7 +205,9 @@ export class Authenticator {
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
           seen.set(this.opts.accessPath, 'absent');
-          log('warn', 'access file absent: every authenticated user is admin until it exists', { path: this.opts.accessPath });
+          log('warn', 'access file absent: every authenticated user is admin until it exists', {
+            path: this.opts.accessPath,
+          });
         }
         policy = text === undefined ? AccessPolicy.open() : AccessPolicy.parse(text);
       } catch (err) {
@@ -225,10 +237,12 @@ export class Authenticator {
    * TOOMANYREQUESTS while the client or user is throttled.
    */
   async authenticate(header: string | undefined, clientIp: string): Promise<string> {
-    const unauthorized = () => new RegistryError('UNAUTHORIZED', undefined, { headers: { 'WWW-Authenticate': this.challenge } });
+    const unauthorized = () =>
+      new RegistryError('UNAUTHORIZED', undefined, { headers: { 'WWW-Authenticate': this.challenge } });
     const creds = parseBasic(header);
     const ipKey = `ip:${clientIp}`;
-    const tooMany = (wait: number) => new RegistryError('TOOMANYREQUESTS', undefined, { headers: { 'Retry-After': String(Math.ceil(wait / 1000)) } });
+    const tooMany = (wait: number) =>
+      new RegistryError('TOOMANYREQUESTS', undefined, { headers: { 'Retry-After': String(Math.ceil(wait / 1000)) } });
     const ipWait = this.throttle.retryAfterMs(ipKey);
     if (ipWait > 0) throw tooMany(ipWait);
     if (!creds) throw unauthorized();
@@ -251,17 +265,19 @@ export class Authenticator {
       const gen = this.generation;
       check = this.verify(creds.password, hash, graceHashes);
       this.inflight.set(key, check);
-      void check.finally(() => {
-        if (this.inflight.get(key) === check) this.inflight.delete(key);
-      }).then(
-        (r) => {
-          if (r.ok && gen === this.generation) {
-            if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
-            this.cache.set(key, { user: creds.user, expiresAt: r.expiresAt });
-          }
-        },
-        () => undefined,
-      );
+      void check
+        .finally(() => {
+          if (this.inflight.get(key) === check) this.inflight.delete(key);
+        })
+        .then(
+          (r) => {
+            if (r.ok && gen === this.generation) {
+              if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
+              this.cache.set(key, { user: creds.user, expiresAt: r.expiresAt });
+            }
+          },
+          () => undefined,
+        );
     }
     const result = await check.catch((): CheckResult => ({ ok: false }));
     const ok = result.ok && (result.expiresAt === undefined || this.now() < result.expiresAt);

@@ -55,7 +55,8 @@ export function formatGraceFile(entries: GraceEntry[]): string {
   for (const e of entries) {
     if (!e.user || e.user.includes(':') || /\s/.test(e.user)) throw new Error(`invalid user name "${e.user}"`);
     if (!BCRYPT_RE.test(e.hash)) throw new Error(`grace entry of ${e.user} is not a bcrypt hash`);
-    if (!Number.isInteger(e.expiresAt) || e.expiresAt < 0) throw new Error(`grace entry of ${e.user} has an invalid expiry`);
+    if (!Number.isInteger(e.expiresAt) || e.expiresAt < 0)
+      throw new Error(`grace entry of ${e.user} has an invalid expiry`);
   }
   return entries.map((e) => `${e.user}:${e.hash}:${e.expiresAt}\n`).join('');
 }

@@ -19,7 +19,11 @@ export class FailureThrottle {
   readonly opts: ThrottleOptions;
 
   constructor(opts: Partial<ThrottleOptions> = {}) {
-    this.opts = { maxFailures: opts.maxFailures ?? 10, windowMs: opts.windowMs ?? 60_000, blockMs: opts.blockMs ?? 30_000 };
+    this.opts = {
+      maxFailures: opts.maxFailures ?? 10,
+      windowMs: opts.windowMs ?? 60_000,
+      blockMs: opts.blockMs ?? 30_000,
+    };
   }
 
   /** Milliseconds the key must still wait, 0 when it may try. */
@@ -49,6 +53,7 @@ export class FailureThrottle {
   }
 
   private prune(now: number): void {
-    for (const [k, e] of this.entries) if (e.blockedUntil < now && now - e.firstAt > this.opts.windowMs) this.entries.delete(k);
+    for (const [k, e] of this.entries)
+      if (e.blockedUntil < now && now - e.firstAt > this.opts.windowMs) this.entries.delete(k);
   }
 }

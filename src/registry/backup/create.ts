@@ -37,7 +37,11 @@ export async function snapshotIndex(store: RegistryStore): Promise<IndexSnapshot
   for (const name of await store.index.catalog()) {
     const state = await store.index.repository(name);
     if (!state) continue;
-    repositories.push({ name, tags: [...state.tags].sort(([a], [b]) => (a < b ? -1 : 1)), revisions: [...state.revisions].sort() });
+    repositories.push({
+      name,
+      tags: [...state.tags].sort(([a], [b]) => (a < b ? -1 : 1)),
+      revisions: [...state.revisions].sort(),
+    });
   }
   return { repositories };
 }
@@ -78,8 +82,14 @@ export async function captureState(store: RegistryStore, snapshot: IndexSnapshot
     }
   }
   return {
-    files: [...files].map(([path, content]) => ({ path, content })).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
-    repositories: snapshot.repositories.map((r) => ({ name: r.name, tags: r.tags.length, manifests: r.revisions.length })),
+    files: [...files]
+      .map(([path, content]) => ({ path, content }))
+      .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
+    repositories: snapshot.repositories.map((r) => ({
+      name: r.name,
+      tags: r.tags.length,
+      manifests: r.revisions.length,
+    })),
     blobs: [...blobs.values()].sort((a, b) => (a.value < b.value ? -1 : 1)),
   };
 }
@@ -102,8 +112,16 @@ async function hashBlob(store: RegistryStore, digest: Digest, algorithm: string)
 }
 
 /** The manifest of a backup of `state`: stats every blob (missing ones are reported, not fatal). */
-export async function buildManifest(store: RegistryStore, state: CapturedState, opts: BackupOptions): Promise<{ manifest: BackupManifest; blobs: { digest: Digest; file: BackupFile }[] }> {
-  const files: BackupFile[] = state.files.map((f) => ({ path: f.path, size: f.content.length, sha256: sha256(f.content) }));
+export async function buildManifest(
+  store: RegistryStore,
+  state: CapturedState,
+  opts: BackupOptions,
+): Promise<{ manifest: BackupManifest; blobs: { digest: Digest; file: BackupFile }[] }> {
+  const files: BackupFile[] = state.files.map((f) => ({
+    path: f.path,
+    size: f.content.length,
+    sha256: sha256(f.content),
+  }));
   // Without a named base an exclude list would make an archive nothing can restore, so it is ignored.
   const base = opts.exclude && opts.exclude.size > 0 && opts.base ? opts.base : null;
   const baseBlobs: BackupFile[] = [];
@@ -169,8 +187,10 @@ async function writeBlob(p: Pack, store: RegistryStore, digest: Digest, file: Ba
   } finally {
     src.destroy();
   }
-  if (bytes !== file.size) throw new Error(`blob ${digest.value} changed size while it was copied (${bytes} bytes, expected ${file.size})`);
-  if (hash.digest('hex') !== digest.hex) throw new Error(`blob ${digest.value} does not match its digest in storage: run \`GET /admin/v1/fsck\``);
+  if (bytes !== file.size)
+    throw new Error(`blob ${digest.value} changed size while it was copied (${bytes} bytes, expected ${file.size})`);
+  if (hash.digest('hex') !== digest.hex)
+    throw new Error(`blob ${digest.value} does not match its digest in storage: run \`GET /admin/v1/fsck\``);
   sink.end(undefined);
   await written;
 }

@@ -36,7 +36,13 @@ export const backupManifestSchema = z.strictObject({
   /** How long writes were held behind the fence while tags and manifests were read. */
   fenceMs: z.number().nonnegative(),
   base: z.strictObject({ id: z.string().min(1), createdAt: z.string().min(1) }).nullable(),
-  repositories: z.array(z.strictObject({ name: z.string().min(1), tags: z.number().int().nonnegative(), manifests: z.number().int().nonnegative() })),
+  repositories: z.array(
+    z.strictObject({
+      name: z.string().min(1),
+      tags: z.number().int().nonnegative(),
+      manifests: z.number().int().nonnegative(),
+    }),
+  ),
   files: z.array(fileSchema),
   baseBlobs: z.array(fileSchema),
   /** Blobs a link named but storage did not hold when the backup ran (reported, not fatal). */
@@ -82,12 +88,15 @@ export function parseBackupManifest(text: string): BackupManifest {
   const result = backupManifestSchema.safeParse(raw);
   if (!result.success) {
     const issue = result.error.issues[0];
-    throw new BackupFormatError(`${MANIFEST_NAME} is invalid at ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
+    throw new BackupFormatError(
+      `${MANIFEST_NAME} is invalid at ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`,
+    );
   }
   const manifest = result.data;
   const seen = new Set<string>();
   for (const f of [...manifest.files, ...manifest.baseBlobs]) {
-    if (!isArchivePath(f.path)) throw new BackupFormatError(`${MANIFEST_NAME} lists a path outside the registry layout: ${f.path}`);
+    if (!isArchivePath(f.path))
+      throw new BackupFormatError(`${MANIFEST_NAME} lists a path outside the registry layout: ${f.path}`);
     if (seen.has(f.path)) throw new BackupFormatError(`${MANIFEST_NAME} lists ${f.path} twice`);
     seen.add(f.path);
     const blob = blobDigestOfPath(f.path);
@@ -96,7 +105,8 @@ export function parseBackupManifest(text: string): BackupManifest {
     }
   }
   for (const f of manifest.baseBlobs) {
-    if (!blobDigestOfPath(f.path)) throw new BackupFormatError(`${MANIFEST_NAME}: baseBlobs may only hold blobs, not ${f.path}`);
+    if (!blobDigestOfPath(f.path))
+      throw new BackupFormatError(`${MANIFEST_NAME}: baseBlobs may only hold blobs, not ${f.path}`);
   }
   if (manifest.base === null && manifest.baseBlobs.length > 0) {
     throw new BackupFormatError(`${MANIFEST_NAME} lists blobs of a base backup but names no base`);

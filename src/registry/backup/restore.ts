@@ -15,7 +15,15 @@ import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { extract as tarExtract } from 'tar-stream';
 import { exists, fsyncDir } from '../../common/fs.js';
-import { MANIFEST_NAME, BackupFormatError, blobDigestOfPath, contentBytes, parseBackupManifest, type BackupFile, type BackupManifest } from './manifest.js';
+import {
+  MANIFEST_NAME,
+  BackupFormatError,
+  blobDigestOfPath,
+  contentBytes,
+  parseBackupManifest,
+  type BackupFile,
+  type BackupManifest,
+} from './manifest.js';
 
 export type RestoreRefusal = 'DAMAGED' | 'NOT_EMPTY' | 'BASE_MISSING';
 
@@ -77,7 +85,10 @@ export async function dataDirIsEmpty(dataDir: string): Promise<boolean> {
 
 async function archiveSource(path: string): Promise<Readable> {
   const fh = await open(path, 'r').catch((err: NodeJS.ErrnoException) => {
-    throw new RestoreRefused('DAMAGED', `cannot read the archive ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
+    throw new RestoreRefused(
+      'DAMAGED',
+      `cannot read the archive ${path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`,
+    );
   });
   const magic = Buffer.alloc(2);
   await fh.read(magic, 0, 2, 0);
@@ -89,7 +100,8 @@ async function archiveSource(path: string): Promise<Readable> {
   return raw.pipe(gunzip);
 }
 
-const damaged = (archive: string, why: string): RestoreRefused => new RestoreRefused('DAMAGED', `the archive ${archive} is damaged: ${why}; nothing was restored`);
+const damaged = (archive: string, why: string): RestoreRefused =>
+  new RestoreRefused('DAMAGED', `the archive ${archive} is damaged: ${why}; nothing was restored`);
 
 interface ExtractPlan {
   /** Files to write, by archive path. */
@@ -101,7 +113,10 @@ interface ExtractPlan {
 }
 
 /** Reads one archive: returns its manifest and extracts (or checks) the files `plan` wants from it. */
-async function readArchive(archive: string, plan: (manifest: BackupManifest) => ExtractPlan): Promise<{ manifest: BackupManifest; seen: Set<string> }> {
+async function readArchive(
+  archive: string,
+  plan: (manifest: BackupManifest) => ExtractPlan,
+): Promise<{ manifest: BackupManifest; seen: Set<string> }> {
   const source = await archiveSource(archive);
   const extractor = tarExtract();
   source.on('error', (err) => extractor.destroy(err));
@@ -113,7 +128,8 @@ async function readArchive(archive: string, plan: (manifest: BackupManifest) => 
     for await (const entry of extractor) {
       const { name, type, size } = entry.header;
       if (!manifest) {
-        if (name !== MANIFEST_NAME || type !== 'file') throw damaged(archive, `its first entry is ${name}, not ${MANIFEST_NAME} (not a regctl backup?)`);
+        if (name !== MANIFEST_NAME || type !== 'file')
+          throw damaged(archive, `its first entry is ${name}, not ${MANIFEST_NAME} (not a regctl backup?)`);
         if (size > MAX_MANIFEST_BYTES) throw damaged(archive, `${MANIFEST_NAME} is too large`);
         const chunks: Buffer[] = [];
         for await (const c of entry) chunks.push(c as Buffer);
@@ -162,7 +178,13 @@ function fileIndex(m: BackupManifest): Map<string, BackupFile> {
   return idx;
 }
 
-async function copyEntry(entry: AsyncIterable<Buffer>, file: BackupFile, into: string | undefined, archive: string, onBytes: (n: number) => void): Promise<void> {
+async function copyEntry(
+  entry: AsyncIterable<Buffer>,
+  file: BackupFile,
+  into: string | undefined,
+  archive: string,
+  onBytes: (n: number) => void,
+): Promise<void> {
   const sha = createHash('sha256');
   const blob = blobDigestOfPath(file.path);
   let blobHash: Hash | undefined;
@@ -194,7 +216,8 @@ async function copyEntry(entry: AsyncIterable<Buffer>, file: BackupFile, into: s
   }
   if (size !== file.size) throw damaged(archive, `${file.path} is truncated (${size} of ${file.size} bytes)`);
   if (sha.digest('hex') !== file.sha256) throw damaged(archive, `${file.path} does not match its sha256`);
-  if (blobHash && blob && blobHash.digest('hex') !== blob.hex) throw damaged(archive, `${file.path} does not match its digest`);
+  if (blobHash && blob && blobHash.digest('hex') !== blob.hex)
+    throw damaged(archive, `${file.path} does not match its digest`);
 }
 
 /** Verifies an archive (and its bases) completely, then moves its content into `dataDir` in one rename. */
@@ -224,7 +247,11 @@ export async function restoreArchive(opts: RestoreOptions): Promise<RestoreResul
     }).then(async (r) => {
       const idx = fileIndex(r.manifest);
       const missing = [...idx.keys()].filter((p) => !r.seen.has(p));
-      if (missing.length > 0) throw damaged(opts.archive, `it is truncated: ${missing.length} listed file(s) are absent, first ${missing[0]}`);
+      if (missing.length > 0)
+        throw damaged(
+          opts.archive,
+          `it is truncated: ${missing.length} listed file(s) are absent, first ${missing[0]}`,
+        );
       return r;
     });
 
@@ -265,7 +292,10 @@ export async function restoreArchive(opts: RestoreOptions): Promise<RestoreResul
     progress.phase = 'move';
     opts.onProgress?.(progress);
     if (!(await dataDirIsEmpty(dataDir)) && !opts.force) {
-      throw new RestoreRefused('NOT_EMPTY', `${dataDir} received registry data while the archive was read; nothing was restored`);
+      throw new RestoreRefused(
+        'NOT_EMPTY',
+        `${dataDir} received registry data while the archive was read; nothing was restored`,
+      );
     }
     await mkdir(join(staging, 'docker/registry/v2'), { recursive: true });
     const live = join(dataDir, 'docker');
@@ -291,7 +321,8 @@ export async function readArchiveManifest(archive: string): Promise<BackupManife
   try {
     for await (const entry of extractor) {
       const { name, type, size } = entry.header;
-      if (name !== MANIFEST_NAME || type !== 'file') throw damaged(archive, `its first entry is ${name}, not ${MANIFEST_NAME} (not a regctl backup?)`);
+      if (name !== MANIFEST_NAME || type !== 'file')
+        throw damaged(archive, `its first entry is ${name}, not ${MANIFEST_NAME} (not a regctl backup?)`);
       if (size > MAX_MANIFEST_BYTES) throw damaged(archive, `${MANIFEST_NAME} is too large`);
       const chunks: Buffer[] = [];
       for await (const c of entry) chunks.push(c as Buffer);

@@ -6,7 +6,8 @@ import { send, type Ctx } from './context.js';
 export function parseByteRange(header: string | undefined, size: number): { start: number; end: number } | undefined {
   if (!header) return undefined;
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  const unsatisfiable = () => new RegistryError('RANGE_INVALID', { range: header, size }, { headers: { 'Content-Range': `bytes */${size}` } });
+  const unsatisfiable = () =>
+    new RegistryError('RANGE_INVALID', { range: header, size }, { headers: { 'Content-Range': `bytes */${size}` } });
   if (!m || (m[1] === '' && m[2] === '')) throw unsatisfiable();
   let start: number;
   let end: number;
@@ -46,14 +47,24 @@ export async function getBlob(ctx: Ctx): Promise<void> {
     return;
   }
   if (range) {
-    await sendBlobBytes(ctx, digest, range, 206, { ...headers, 'Content-Length': range.end - range.start + 1, 'Content-Range': `bytes ${range.start}-${range.end}/${info.size}` });
+    await sendBlobBytes(ctx, digest, range, 206, {
+      ...headers,
+      'Content-Length': range.end - range.start + 1,
+      'Content-Range': `bytes ${range.start}-${range.end}/${info.size}`,
+    });
     return;
   }
   await sendBlobBytes(ctx, digest, { start: 0, end: info.size - 1 }, 200, { ...headers, 'Content-Length': info.size });
 }
 
 /** Sends the status and headers, then bytes `range` of the blob, counted in the request's bytes out. */
-async function sendBlobBytes(ctx: Ctx, digest: Digest, range: { start: number; end: number }, status: number, headers: Record<string, string | number>): Promise<void> {
+async function sendBlobBytes(
+  ctx: Ctx,
+  digest: Digest,
+  range: { start: number; end: number },
+  status: number,
+  headers: Record<string, string | number>,
+): Promise<void> {
   const { res } = ctx;
   res.statusCode = status;
   for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);

@@ -50,11 +50,21 @@ export function send(ctx: Ctx, status: number, headers: Record<string, string | 
   } else res.end();
 }
 
-export function sendJson(ctx: Ctx, status: number, value: unknown, headers: Record<string, string | number> = {}): void {
+export function sendJson(
+  ctx: Ctx,
+  status: number,
+  value: unknown,
+  headers: Record<string, string | number> = {},
+): void {
   send(ctx, status, { 'Content-Type': 'application/json; charset=utf-8', ...headers }, JSON.stringify(value));
 }
 
-export async function sendStream(ctx: Ctx, status: number, headers: Record<string, string | number>, body: Readable): Promise<void> {
+export async function sendStream(
+  ctx: Ctx,
+  status: number,
+  headers: Record<string, string | number>,
+  body: Readable,
+): Promise<void> {
   const { res } = ctx;
   res.statusCode = status;
   for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
@@ -105,4 +115,3 @@ export function query(ctx: Ctx, key: string): string | undefined {
   const v = ctx.url.searchParams.get(key);
   return v === null ? undefined : v;
 }
-

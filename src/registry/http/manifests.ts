@@ -6,7 +6,10 @@ import { location, readBody, send, sendJson, type Ctx } from './context.js';
 
 function accepted(header: string | undefined): string[] | undefined {
   if (!header) return undefined;
-  const types = header.split(',').map((t) => t.split(';')[0]?.trim() ?? '').filter(Boolean);
+  const types = header
+    .split(',')
+    .map((t) => t.split(';')[0]?.trim() ?? '')
+    .filter(Boolean);
   if (types.length === 0 || types.includes('*/*')) return undefined;
   return types;
 }
@@ -18,7 +21,9 @@ function accepted(header: string | undefined): string[] | undefined {
 async function negotiate(ctx: Ctx, name: string, m: StoredManifest): Promise<StoredManifest> {
   const types = accepted(ctx.req.headers.accept);
   if (!types || types.includes(m.mediaType) || !m.info.isIndex) return m;
-  const child = m.info.children.find((c) => c.platform?.os === 'linux' && c.platform.architecture === 'amd64' && types.includes(c.mediaType));
+  const child = m.info.children.find(
+    (c) => c.platform?.os === 'linux' && c.platform.architecture === 'amd64' && types.includes(c.mediaType),
+  );
   if (!child) return m;
   try {
     return await ctx.store.manifests.get(name, { digest: parseDigest(child.digest) });
@@ -35,7 +40,12 @@ export async function getManifest(ctx: Ctx): Promise<void> {
   send(
     ctx,
     200,
-    { 'Content-Type': m.mediaType, 'Docker-Content-Digest': m.digest, ETag: `"${m.digest}"`, 'Content-Length': m.body.length },
+    {
+      'Content-Type': m.mediaType,
+      'Docker-Content-Digest': m.digest,
+      ETag: `"${m.digest}"`,
+      'Content-Length': m.body.length,
+    },
     m.body,
   );
 }
@@ -44,7 +54,11 @@ export async function getManifest(ctx: Ctx): Promise<void> {
 export async function putManifest(ctx: Ctx): Promise<void> {
   const name = ctx.params.name as string;
   const ref = parseReference(ctx.params.reference as string);
-  const body = await readBody(ctx.req, MAX_MANIFEST_BYTES, () => new RegistryError('MANIFEST_TOO_BIG', { limit: MAX_MANIFEST_BYTES }));
+  const body = await readBody(
+    ctx.req,
+    MAX_MANIFEST_BYTES,
+    () => new RegistryError('MANIFEST_TOO_BIG', { limit: MAX_MANIFEST_BYTES }),
+  );
   const extraTags = 'digest' in ref ? ctx.url.searchParams.getAll('tag') : [];
   for (const tag of extraTags) if (!isTag(tag)) throw new RegistryError('TAG_INVALID', { tag });
   const { digest, info } = await ctx.store.manifests.put(name, ref, body, ctx.req.headers['content-type'], extraTags);
@@ -71,6 +85,10 @@ export async function deleteManifest(ctx: Ctx): Promise<void> {
     return;
   }
   const tags = await ctx.store.manifests.delete(name, ref.digest);
-  sendJson(ctx, 202, { deletedTags: tags }, { 'OCI-Deleted-Tags': tags.join(','), 'Docker-Content-Digest': ref.digest.value });
+  sendJson(
+    ctx,
+    202,
+    { deletedTags: tags },
+    { 'OCI-Deleted-Tags': tags.join(','), 'Docker-Content-Digest': ref.digest.value },
+  );
 }
-

@@ -45,8 +45,18 @@ export interface Route {
 const NAME = '(.+)';
 
 export const ROUTES: Route[] = [
-  { name: 'base', pattern: /^\/v2\/?$/, keys: [], methods: { GET: { id: 'end-1', action: 'base', handler: async () => undefined } } },
-  { name: 'catalog', pattern: /^\/v2\/_catalog$/, keys: [], methods: { GET: { id: 'catalog', action: 'catalog', handler: async () => undefined } } },
+  {
+    name: 'base',
+    pattern: /^\/v2\/?$/,
+    keys: [],
+    methods: { GET: { id: 'end-1', action: 'base', handler: async () => undefined } },
+  },
+  {
+    name: 'catalog',
+    pattern: /^\/v2\/_catalog$/,
+    keys: [],
+    methods: { GET: { id: 'catalog', action: 'catalog', handler: async () => undefined } },
+  },
   {
     name: 'upload',
     pattern: new RegExp(`^/v2/${NAME}/blobs/uploads/([^/]+)$`),
@@ -62,7 +72,16 @@ export const ROUTES: Route[] = [
     name: 'uploads',
     pattern: new RegExp(`^/v2/${NAME}/blobs/uploads/?$`),
     keys: ['name'],
-    methods: { POST: { id: 'end-4', action: 'push', fence: 'wait', needsFreeSpace: true, mountsFrom: true, handler: startUpload } },
+    methods: {
+      POST: {
+        id: 'end-4',
+        action: 'push',
+        fence: 'wait',
+        needsFreeSpace: true,
+        mountsFrom: true,
+        handler: startUpload,
+      },
+    },
   },
   {
     name: 'blob',
@@ -85,7 +104,12 @@ export const ROUTES: Route[] = [
       DELETE: { id: 'end-9', action: 'delete', fence: 'counted', handler: deleteManifest },
     },
   },
-  { name: 'tags', pattern: new RegExp(`^/v2/${NAME}/tags/list$`), keys: ['name'], methods: { GET: { id: 'end-8', action: 'pull', handler: listTags } } },
+  {
+    name: 'tags',
+    pattern: new RegExp(`^/v2/${NAME}/tags/list$`),
+    keys: ['name'],
+    methods: { GET: { id: 'end-8', action: 'pull', handler: listTags } },
+  },
   {
     name: 'referrers',
     pattern: new RegExp(`^/v2/${NAME}/referrers/([^/]+)$`),

@@ -21,15 +21,25 @@ export function parseContentRange(header: string | undefined): { start: number; 
   if (!m) throw new RegistryError('RANGE_INVALID', { contentRange: header });
   const range = { start: Number(m[1]), end: Number(m[2]) };
   // A declared total smaller than the range itself is contradictory.
-  if (m[3] !== undefined && m[3] !== '*' && Number(m[3]) <= range.end) throw new RegistryError('RANGE_INVALID', { contentRange: header });
+  if (m[3] !== undefined && m[3] !== '*' && Number(m[3]) <= range.end)
+    throw new RegistryError('RANGE_INVALID', { contentRange: header });
   return range;
 }
 
-function checkLength(ctx: Ctx, range: { start: number; end: number } | undefined, id: string, offset: () => Promise<number>): Promise<void> | void {
+function checkLength(
+  ctx: Ctx,
+  range: { start: number; end: number } | undefined,
+  id: string,
+  offset: () => Promise<number>,
+): Promise<void> | void {
   const len = ctx.req.headers['content-length'];
   if (range && len !== undefined && Number(len) !== range.end - range.start + 1) {
     return offset().then((o) => {
-      throw new RegistryError('RANGE_INVALID', { reason: 'Content-Length does not match Content-Range' }, { headers: { Range: `0-${Math.max(0, o - 1)}`, 'Docker-Upload-UUID': id } });
+      throw new RegistryError(
+        'RANGE_INVALID',
+        { reason: 'Content-Length does not match Content-Range' },
+        { headers: { Range: `0-${Math.max(0, o - 1)}`, 'Docker-Upload-UUID': id } },
+      );
     });
   }
 }
@@ -88,7 +98,8 @@ export async function putUpload(ctx: Ctx): Promise<void> {
   const name = ctx.params.name as string;
   const id = ctx.params.id as string;
   const digestParam = query(ctx, 'digest');
-  if (digestParam === undefined) throw new RegistryError('DIGEST_INVALID', { reason: 'digest query parameter missing' });
+  if (digestParam === undefined)
+    throw new RegistryError('DIGEST_INVALID', { reason: 'digest query parameter missing' });
   const digest = parseDigest(digestParam);
   const range = parseContentRange(ctx.req.headers['content-range']);
   await checkLength(ctx, range, id, () => ctx.store.uploads.offset(name, id));

@@ -29,7 +29,12 @@ export class BlobStore {
    * Writes bytes `range` of a blob to `out` (not ending it), through the driver's `copyTo` when it has one,
    * else its reader piped in.
    */
-  async copy(digest: Digest, range: { start: number; end: number }, out: Writable, onBytes?: (n: number) => void): Promise<void> {
+  async copy(
+    digest: Digest,
+    range: { start: number; end: number },
+    out: Writable,
+    onBytes?: (n: number) => void,
+  ): Promise<void> {
     const path = pathFor({ kind: 'blobData', digest });
     if (this.driver.copyTo) return this.driver.copyTo(path, range, out, onBytes);
     const src = await this.driver.reader(path, range);

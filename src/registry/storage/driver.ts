@@ -36,7 +36,12 @@ export interface StorageDriver {
    * every byte has been handed to `out`. A driver offers it when it can do better than `reader` piped into
    * `out` (the filesystem driver reuses its read buffers instead of allocating one per chunk).
    */
-  copyTo?(path: string, range: { start: number; end: number }, out: Writable, onBytes?: (n: number) => void): Promise<void>;
+  copyTo?(
+    path: string,
+    range: { start: number; end: number },
+    out: Writable,
+    onBytes?: (n: number) => void,
+  ): Promise<void>;
   stat(path: string): Promise<FileInfo>;
   list(path: string): Promise<DirEntry[]>;
   move(from: string, to: string): Promise<void>;

@@ -4,7 +4,15 @@ import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, type F
 import { dirname, join } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { fsyncDir } from '../../common/fs.js';
-import { PathNotFoundError, TEMP_MARKER, TEMP_PROCESS_TAG, assertRelativePath, type DirEntry, type FileInfo, type StorageDriver } from './driver.js';
+import {
+  PathNotFoundError,
+  TEMP_MARKER,
+  TEMP_PROCESS_TAG,
+  assertRelativePath,
+  type DirEntry,
+  type FileInfo,
+  type StorageDriver,
+} from './driver.js';
 
 const STREAM_BUFFER = 1024 * 1024;
 
@@ -28,7 +36,10 @@ function giveBack(buf: Buffer): void {
 
 /** Writes `data` to `out`, resolving once `out` has passed it on (its buffer may then be reused). */
 function writeAndWait(out: Writable, data: Buffer, closed: Promise<never>): Promise<void> {
-  return Promise.race([new Promise<void>((resolve, reject) => void out.write(data, (err) => (err ? reject(err) : resolve()))), closed]);
+  return Promise.race([
+    new Promise<void>((resolve, reject) => void out.write(data, (err) => (err ? reject(err) : resolve()))),
+    closed,
+  ]);
 }
 /** Runs `fn` after creating `dir`, again if a concurrent delete pruned the fresh directory in between. */
 async function inDir<T>(dir: string, fn: () => Promise<T>): Promise<T> {
@@ -77,10 +88,13 @@ class FlushingFileWriter extends Writable {
     if (this.flushing || this.written - this.flushedAt < FLUSH_EVERY) return;
     this.flushedAt = this.written;
     // A failed background flush is not the write's failure: the fsync before publishing reports it.
-    this.flushing = this.fh.datasync().then(
-      () => undefined,
-      () => undefined,
-    ).finally(() => (this.flushing = undefined));
+    this.flushing = this.fh
+      .datasync()
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .finally(() => (this.flushing = undefined));
   }
 
   /** Writes every byte of `buffers` (a short write, as on a nearly full disk, is continued). */
@@ -89,7 +103,8 @@ class FlushingFileWriter extends Writable {
     while (rest.length > 0) {
       let { bytesWritten } = rest.length === 1 ? await this.fh.write(rest[0] as Buffer) : await this.fh.writev(rest);
       this.afterWrite(bytesWritten);
-      while (rest.length > 0 && bytesWritten >= (rest[0] as Buffer).length) bytesWritten -= (rest.shift() as Buffer).length;
+      while (rest.length > 0 && bytesWritten >= (rest[0] as Buffer).length)
+        bytesWritten -= (rest.shift() as Buffer).length;
       if (bytesWritten > 0) rest = [(rest[0] as Buffer).subarray(bytesWritten), ...rest.slice(1)];
     }
   }
@@ -106,7 +121,10 @@ class FlushingFileWriter extends Writable {
     void (async () => {
       await this.flushing;
       await this.fh.close();
-    })().then(() => cb(err), (closeErr: Error) => cb(err ?? closeErr));
+    })().then(
+      () => cb(err),
+      (closeErr: Error) => cb(err ?? closeErr),
+    );
   }
 }
 
@@ -184,7 +202,12 @@ export class FsDriver implements StorageDriver {
     }
   }
 
-  async copyTo(path: string, range: { start: number; end: number }, out: Writable, onBytes?: (n: number) => void): Promise<void> {
+  async copyTo(
+    path: string,
+    range: { start: number; end: number },
+    out: Writable,
+    onBytes?: (n: number) => void,
+  ): Promise<void> {
     let fh: FileHandle;
     try {
       fh = await open(this.abs(path), 'r');
@@ -199,7 +222,10 @@ export class FsDriver implements StorageDriver {
     // write may still hold them).
     let onClose: (() => void) | undefined;
     const closed = new Promise<never>((_, reject) => {
-      onClose = () => reject(Object.assign(new Error('the connection closed during the response'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+      onClose = () =>
+        reject(
+          Object.assign(new Error('the connection closed during the response'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }),
+        );
       out.once('close', onClose);
     });
     closed.catch(() => undefined);

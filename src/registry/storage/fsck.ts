@@ -80,7 +80,12 @@ export async function runFsck(store: RegistryStore, opts: { repair?: boolean } =
   await walkFiles(driver, '', async (path) => {
     if (!path.includes(TEMP_MARKER)) return;
     // A young temp file may belong to a write in progress.
-    const age = now - (await driver.stat(path).then((s) => s.modifiedAt.getTime(), () => now));
+    const age =
+      now -
+      (await driver.stat(path).then(
+        (s) => s.modifiedAt.getTime(),
+        () => now,
+      ));
     if (age > TEMP_FILE_MIN_AGE_MS) problems.push({ kind: 'temp-file', path, detail: 'leftover temporary file' });
   });
   const repaired = opts.repair ? await repair(store, problems) : [];
@@ -88,11 +93,18 @@ export async function runFsck(store: RegistryStore, opts: { repair?: boolean } =
 }
 
 /** A repository's links, referrer links and tags against the blobs found `present` (and intact). */
-async function checkRepository(store: RegistryStore, name: string, present: ReadonlySet<string>): Promise<FsckProblem[]> {
+async function checkRepository(
+  store: RegistryStore,
+  name: string,
+  present: ReadonlySet<string>,
+): Promise<FsckProblem[]> {
   const driver = store.driver;
   const problems: FsckProblem[] = [];
   const links = await repoLinks(driver, name);
-  for (const [kind, list] of [['layerLink', links.layers], ['revisionLink', links.revisions]] as const) {
+  for (const [kind, list] of [
+    ['layerLink', links.layers],
+    ['revisionLink', links.revisions],
+  ] as const) {
     for (const d of list) {
       const path = pathFor({ kind, name, digest: d });
       let text = '';
@@ -101,8 +113,10 @@ async function checkRepository(store: RegistryStore, name: string, present: Read
       } catch (err) {
         if (!isNotFound(err)) throw err;
       }
-      if (text !== d.value) problems.push({ kind: 'link-invalid', path, detail: `link holds "${text.slice(0, 80)}", expected ${d.value}` });
-      else if (!present.has(d.value)) problems.push({ kind: 'link-dangling', path, detail: `blob ${d.value} is missing or corrupt` });
+      if (text !== d.value)
+        problems.push({ kind: 'link-invalid', path, detail: `link holds "${text.slice(0, 80)}", expected ${d.value}` });
+      else if (!present.has(d.value))
+        problems.push({ kind: 'link-dangling', path, detail: `blob ${d.value} is missing or corrupt` });
     }
   }
   const revisions = new Set(links.revisions.map((d) => d.value));
@@ -113,7 +127,12 @@ async function checkRepository(store: RegistryStore, name: string, present: Read
     const subjectDigest = subject ? tryParseDigest(subject.digest) : undefined;
     if (!subjectDigest) continue;
     const path = pathFor({ kind: 'referrerLink', name, subject: subjectDigest, digest: d });
-    if (!(await pathExists(driver, path))) problems.push({ kind: 'referrer-missing', path, detail: `${d.value} refers to ${subjectDigest.value} but is not in the referrers index` });
+    if (!(await pathExists(driver, path)))
+      problems.push({
+        kind: 'referrer-missing',
+        path,
+        detail: `${d.value} refers to ${subjectDigest.value} but is not in the referrers index`,
+      });
   }
   for (const tag of await childDirs(driver, pathFor({ kind: 'tagsRoot', name }))) {
     const path = pathFor({ kind: 'tagCurrentLink', name, tag });
@@ -124,7 +143,11 @@ async function checkRepository(store: RegistryStore, name: string, present: Read
       if (!isNotFound(err)) throw err;
     }
     if (!target || !revisions.has(target.value) || !present.has(target.value)) {
-      problems.push({ kind: 'tag-dangling', path, detail: `tag ${name}:${tag} points at ${target?.value ?? 'nothing'}, which is not a stored manifest` });
+      problems.push({
+        kind: 'tag-dangling',
+        path,
+        detail: `tag ${name}:${tag} points at ${target?.value ?? 'nothing'}, which is not a stored manifest`,
+      });
     }
   }
   return problems;
@@ -140,7 +163,12 @@ async function repair(store: RegistryStore, problems: FsckProblem[]): Promise<Fs
       repaired.push(p);
       continue;
     }
-    const target = p.kind === 'temp-file' ? p.path : p.kind === 'tag-dangling' ? p.path.slice(0, -'/current/link'.length) : p.path.replace(/\/(data|link)$/, '');
+    const target =
+      p.kind === 'temp-file'
+        ? p.path
+        : p.kind === 'tag-dangling'
+          ? p.path.slice(0, -'/current/link'.length)
+          : p.path.replace(/\/(data|link)$/, '');
     await store.driver.delete(target);
     repaired.push(p);
   }

@@ -57,7 +57,10 @@ export async function runGc(store: RegistryStore, opts: GcOptions = {}): Promise
     revisionsLeftByRepo.set(name, left);
   }
   run.progress('mark', repoNames.length, repoNames.length);
-  const manifestsRemoved: GcReport['manifestsRemoved'] = toRemove.map(({ name, digest }) => ({ repository: name, digest: digest.value }));
+  const manifestsRemoved: GcReport['manifestsRemoved'] = toRemove.map(({ name, digest }) => ({
+    repository: name,
+    digest: digest.value,
+  }));
 
   if (!run.dryRun) await sweepManifests(run, toRemove);
   const { deleted, kept, deletedSet } = await sweepBlobs(run);
@@ -70,7 +73,8 @@ export async function runGc(store: RegistryStore, opts: GcOptions = {}): Promise
     await store.index.pruneUses(run.startedAt - run.graceMs);
   }
   run.progress('done', 1, 1);
-  const byDigest = (a: { digest: string }, b: { digest: string }) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0);
+  const byDigest = (a: { digest: string }, b: { digest: string }) =>
+    a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0;
   return {
     deleted: deleted.sort(byDigest),
     kept: kept.sort(byDigest),
@@ -91,7 +95,9 @@ async function markRepository(run: Run, name: string): Promise<{ remove: Digest[
   const links = await repoLinks(store.driver, name);
   const state = await store.index.repository(name);
   const infos = new Map<string, StoredManifest | undefined>();
-  await pMap(links.revisions, async (d) => void infos.set(d.value, await store.manifests.read(d)), { concurrency: GC_CONCURRENCY });
+  await pMap(links.revisions, async (d) => void infos.set(d.value, await store.manifests.read(d)), {
+    concurrency: GC_CONCURRENCY,
+  });
   const referrersOf = new Map<string, string[]>();
   for (const [digest, m] of infos) {
     const subject = m?.info.subject?.digest;
@@ -107,7 +113,8 @@ async function markRepository(run: Run, name: string): Promise<{ remove: Digest[
   };
   if (run.deleteUntagged) {
     for (const d of state?.tags.values() ?? []) add(d);
-    for (const d of links.revisions) if (await store.index.usedSince(d.value, run.startedAt - run.graceMs)) add(d.value);
+    for (const d of links.revisions)
+      if (await store.index.usedSince(d.value, run.startedAt - run.graceMs)) add(d.value);
   } else for (const d of links.revisions) add(d.value);
   while (queue.length > 0) {
     const digest = queue.pop() as string;
@@ -142,7 +149,9 @@ async function sweepManifests(run: Run, toRemove: { name: string; digest: Digest
   );
 }
 
-async function sweepBlobs(run: Run): Promise<{ deleted: GcReport['deleted']; kept: GcReport['kept']; deletedSet: Set<string> }> {
+async function sweepBlobs(
+  run: Run,
+): Promise<{ deleted: GcReport['deleted']; kept: GcReport['kept']; deletedSet: Set<string> }> {
   const deleted: GcReport['deleted'] = [];
   const kept: GcReport['kept'] = [];
   const deletedSet = new Set<string>();
@@ -153,7 +162,10 @@ async function sweepBlobs(run: Run): Promise<{ deleted: GcReport['deleted']; kep
     async (b) => {
       const entry = { digest: b.digest.value, size: b.size };
       if (run.marked.has(b.digest.value)) kept.push({ ...entry, reason: 'referenced' });
-      else if (run.startedAt - b.modifiedAt < run.graceMs || (await run.store.index.usedSince(b.digest.value, run.startedAt - run.graceMs))) {
+      else if (
+        run.startedAt - b.modifiedAt < run.graceMs ||
+        (await run.store.index.usedSince(b.digest.value, run.startedAt - run.graceMs))
+      ) {
         kept.push({ ...entry, reason: 'within grace window' });
       } else {
         deleted.push({ ...entry, reason: 'unreferenced' });
@@ -168,7 +180,12 @@ async function sweepBlobs(run: Run): Promise<{ deleted: GcReport['deleted']; kep
 }
 
 /** Removes layer links to swept blobs, then repositories left empty; returns the repositories removed. */
-async function unlinkSwept(run: Run, repoNames: string[], deletedSet: Set<string>, revisionsLeftByRepo: Map<string, number>): Promise<string[]> {
+async function unlinkSwept(
+  run: Run,
+  repoNames: string[],
+  deletedSet: Set<string>,
+  revisionsLeftByRepo: Map<string, number>,
+): Promise<string[]> {
   const { store, dryRun } = run;
   const driver = store.driver;
   const repositoriesRemoved: string[] = [];
@@ -203,9 +220,16 @@ async function removeEmptyRepository(store: RegistryStore, name: string): Promis
     // Checked again under the lock: an upload or a link may have arrived meanwhile.
     const now = await repoLinks(driver, name);
     const uploadsNow = await childDirs(driver, pathFor({ kind: 'uploadsRoot', name }));
-    if (now.layers.length > 0 || now.revisions.length > 0 || uploadsNow.length > 0 || (await store.index.hasRepository(name))) return false;
+    if (
+      now.layers.length > 0 ||
+      now.revisions.length > 0 ||
+      uploadsNow.length > 0 ||
+      (await store.index.hasRepository(name))
+    )
+      return false;
     // Only this repository's own directories: a nested repository (name/child) lives under the same path.
-    for (const kind of ['layersRoot', 'revisionsRoot', 'tagsRoot', 'referrersRoot', 'uploadsRoot'] as const) await driver.delete(pathFor({ kind, name }));
+    for (const kind of ['layersRoot', 'revisionsRoot', 'tagsRoot', 'referrersRoot', 'uploadsRoot'] as const)
+      await driver.delete(pathFor({ kind, name }));
     return true;
   });
 }

@@ -27,7 +27,9 @@ export async function listBlobs(driver: StorageDriver): Promise<BlobEntry[]> {
   const digests: Digest[] = [];
   for (const alg of await childDirs(driver, root)) {
     const prefixes = await childDirs(driver, `${root}/${alg}`);
-    const lists = await pMap(prefixes, (prefix) => childDirs(driver, `${root}/${alg}/${prefix}`), { concurrency: GC_CONCURRENCY });
+    const lists = await pMap(prefixes, (prefix) => childDirs(driver, `${root}/${alg}/${prefix}`), {
+      concurrency: GC_CONCURRENCY,
+    });
     for (const hexes of lists) {
       for (const hex of hexes) {
         const digest = tryParseDigest(`${alg}:${hex}`);

@@ -37,7 +37,9 @@ export class LinkedBlobStore {
 
   async link(name: string, digest: Digest): Promise<void> {
     this.index.noteUse(digest.value);
-    await this.repoLock.run(name, () => this.driver.putContent(pathFor({ kind: 'layerLink', name, digest }), digest.value));
+    await this.repoLock.run(name, () =>
+      this.driver.putContent(pathFor({ kind: 'layerLink', name, digest }), digest.value),
+    );
   }
 
   /** Removes a blob's link from one repository; the content stays until GC finds it unreferenced. */

@@ -72,8 +72,15 @@ export class ManifestStore {
    * every index child must be a manifest of the repository. `extraTags` also point at it (PUT by digest with
    * `?tag=`). Returns the digest and the parsed manifest.
    */
-  async put(name: string, ref: ManifestRef, body: Buffer, contentType: string | undefined, extraTags: string[] = []): Promise<{ digest: Digest; info: ManifestInfo }> {
-    if (body.length > MAX_MANIFEST_BYTES) throw new RegistryError('MANIFEST_TOO_BIG', { limit: MAX_MANIFEST_BYTES, size: body.length });
+  async put(
+    name: string,
+    ref: ManifestRef,
+    body: Buffer,
+    contentType: string | undefined,
+    extraTags: string[] = [],
+  ): Promise<{ digest: Digest; info: ManifestInfo }> {
+    if (body.length > MAX_MANIFEST_BYTES)
+      throw new RegistryError('MANIFEST_TOO_BIG', { limit: MAX_MANIFEST_BYTES, size: body.length });
     const info = parseManifest(body, contentType);
     const algorithm = 'digest' in ref ? ref.digest.algorithm : 'sha256';
     const hex = createHash(algorithm).update(body).digest('hex');
@@ -94,7 +101,9 @@ export class ManifestStore {
         await this.driver.putContent(pathFor({ kind: 'referrerLink', name, subject, digest }), digest.value);
       }
       await this.index.addRevision(name, digest.value, Date.now());
-      for (const tag of new Set(['tag' in ref ? ref.tag : undefined, ...extraTags].filter((t): t is string => t !== undefined))) {
+      for (const tag of new Set(
+        ['tag' in ref ? ref.tag : undefined, ...extraTags].filter((t): t is string => t !== undefined),
+      )) {
         await this.tags.set(name, tag, digest);
       }
       this.cache.add({ digest: digest.value, mediaType: info.mediaType, body, info });
@@ -106,12 +115,14 @@ export class ManifestStore {
   async delete(name: string, digest: Digest): Promise<string[]> {
     return this.lock.run(`${name}@${digest.value}`, async () => {
       if (!(await this.index.hasRepository(name))) throw new RegistryError('NAME_UNKNOWN', { name });
-      if (!(await this.index.hasRevision(name, digest.value))) throw new RegistryError('MANIFEST_UNKNOWN', { digest: digest.value });
+      if (!(await this.index.hasRevision(name, digest.value)))
+        throw new RegistryError('MANIFEST_UNKNOWN', { digest: digest.value });
       const removed = await this.tags.deletePointingAt(name, digest);
       const m = await this.read(digest);
       if (m?.info.subject) {
         const subject = tryParseDigest(m.info.subject.digest);
-        if (subject) await this.driver.delete(pathFor({ kind: 'referrerLink', name, subject, digest }).slice(0, -'/link'.length));
+        if (subject)
+          await this.driver.delete(pathFor({ kind: 'referrerLink', name, subject, digest }).slice(0, -'/link'.length));
       }
       await this.driver.delete(pathFor({ kind: 'revisionDir', name, digest }));
       await this.index.removeRevision(name, digest.value);
@@ -128,7 +139,11 @@ export class ManifestStore {
       }),
       ...info.children.map(async (d) => {
         const cd = digestOf(d);
-        if (!(await this.index.hasRevision(name, cd.value)) && !(await pathExists(this.driver, pathFor({ kind: 'revisionLink', name, digest: cd })))) missing.push(d.digest);
+        if (
+          !(await this.index.hasRevision(name, cd.value)) &&
+          !(await pathExists(this.driver, pathFor({ kind: 'revisionLink', name, digest: cd })))
+        )
+          missing.push(d.digest);
       }),
     ]);
     if (missing.length > 0) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', { missing: missing.sort() });

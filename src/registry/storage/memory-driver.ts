@@ -103,4 +103,3 @@ export class MemoryDriver implements StorageDriver {
     // Memory is always writable.
   }
 }
-

@@ -77,7 +77,11 @@ export class MemoryIndex implements RepositoryIndex {
 
   async load(name: string, record: RepositoryRecord): Promise<void> {
     if (record.tags.size === 0 && record.revisions.size === 0) return;
-    this.repos.set(name, { tags: new Map(record.tags), revisions: new Set(record.revisions), lastPush: record.lastPush });
+    this.repos.set(name, {
+      tags: new Map(record.tags),
+      revisions: new Set(record.revisions),
+      lastPush: record.lastPush,
+    });
     this.catalogCache = undefined;
   }
 

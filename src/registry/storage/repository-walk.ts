@@ -17,7 +17,10 @@ export const WALK_CONCURRENCY = 64;
  * its entries. The walk goes one directory level at a time through a fixed pool of workers, so the storage
  * calls in flight, the files open and the memory held stay bounded however many repositories there are.
  */
-export async function walkRepositories(driver: StorageDriver, visit: (name: string, entries: DirEntry[]) => Promise<void>): Promise<void> {
+export async function walkRepositories(
+  driver: StorageDriver,
+  visit: (name: string, entries: DirEntry[]) => Promise<void>,
+): Promise<void> {
   let level: { dir: string; name: string }[] = [{ dir: pathFor({ kind: 'repositoriesRoot' }), name: '' }];
   while (level.length > 0) {
     const next: { dir: string; name: string }[] = [];
@@ -33,7 +36,8 @@ export async function walkRepositories(driver: StorageDriver, visit: (name: stri
         }
         if (name) await visit(name, entries);
         for (const e of entries) {
-          if (e.isDir && !e.name.startsWith('_')) next.push({ dir: `${dir}/${e.name}`, name: name ? `${name}/${e.name}` : e.name });
+          if (e.isDir && !e.name.startsWith('_'))
+            next.push({ dir: `${dir}/${e.name}`, name: name ? `${name}/${e.name}` : e.name });
         }
       },
       { concurrency: WALK_CONCURRENCY },
@@ -58,18 +62,30 @@ export async function allRepositoryDirs(driver: StorageDriver): Promise<string[]
  * directories that have no `current/link`: what a process killed during a tag's first write leaves. They are
  * invisible through the API either way. Returns how many were removed.
  */
-export async function rebuildIndex(driver: StorageDriver, index: RepositoryIndex, opts: { removeIncompleteTags?: boolean } = {}): Promise<number> {
+export async function rebuildIndex(
+  driver: StorageDriver,
+  index: RepositoryIndex,
+  opts: { removeIncompleteTags?: boolean } = {},
+): Promise<number> {
   await index.clear();
   let removed = 0;
   await walkRepositories(driver, async (name, entries) => {
-    if (entries.some((e) => e.isDir && e.name === '_manifests')) removed += await loadRepository(driver, index, name, opts.removeIncompleteTags ?? false);
+    if (entries.some((e) => e.isDir && e.name === '_manifests'))
+      removed += await loadRepository(driver, index, name, opts.removeIncompleteTags ?? false);
   });
   return removed;
 }
 
-async function loadRepository(driver: StorageDriver, index: RepositoryIndex, name: string, removeIncompleteTags: boolean): Promise<number> {
+async function loadRepository(
+  driver: StorageDriver,
+  index: RepositoryIndex,
+  name: string,
+  removeIncompleteTags: boolean,
+): Promise<number> {
   let removed = 0;
-  const revisions = new Set((await linkedDigests(driver, pathFor({ kind: 'revisionsRoot', name }))).map((d) => d.value));
+  const revisions = new Set(
+    (await linkedDigests(driver, pathFor({ kind: 'revisionsRoot', name }))).map((d) => d.value),
+  );
   const tags = new Map<string, string>();
   for (const tag of await childDirs(driver, pathFor({ kind: 'tagsRoot', name }))) {
     const current = pathFor({ kind: 'tagCurrentLink', name, tag });

@@ -61,7 +61,10 @@ export class TagStore {
     let latest = 0;
     for (const tag of record.tags.keys()) {
       try {
-        latest = Math.max(latest, (await this.driver.stat(pathFor({ kind: 'tagCurrentLink', name, tag }))).modifiedAt.getTime());
+        latest = Math.max(
+          latest,
+          (await this.driver.stat(pathFor({ kind: 'tagCurrentLink', name, tag }))).modifiedAt.getTime(),
+        );
       } catch {
         // raced with a delete
       }

@@ -53,7 +53,9 @@ export class UploadStore {
   /** Starts an upload in `name`; returns its id. */
   async start(name: string): Promise<string> {
     const id = randomUUID();
-    await this.repoLock.run(name, () => this.driver.putContent(pathFor({ kind: 'uploadStartedAt', name, id }), new Date().toISOString()));
+    await this.repoLock.run(name, () =>
+      this.driver.putContent(pathFor({ kind: 'uploadStartedAt', name, id }), new Date().toISOString()),
+    );
     const w = await this.driver.writer(pathFor({ kind: 'uploadData', name, id }), { append: false });
     await new Promise<void>((resolve, reject) => w.end((err?: Error | null) => (err ? reject(err) : resolve())));
     this.states.set(id, { hash: createHash('sha256'), offset: 0 });
@@ -82,9 +84,13 @@ export class UploadStore {
     return this.lock.run(id, async () => {
       const state = await this.state(name, id);
       if (range && (range.start !== state.offset || range.end < range.start)) {
-        throw new RegistryError('RANGE_INVALID', { expectedStart: state.offset, received: `${range.start}-${range.end}` }, {
-          headers: { Range: `0-${Math.max(0, state.offset - 1)}`, 'Docker-Upload-UUID': id },
-        });
+        throw new RegistryError(
+          'RANGE_INVALID',
+          { expectedStart: state.offset, received: `${range.start}-${range.end}` },
+          {
+            headers: { Range: `0-${Math.max(0, state.offset - 1)}`, 'Docker-Upload-UUID': id },
+          },
+        );
       }
       await this.appendLocked(name, id, state, body);
       return state.offset;
@@ -102,7 +108,11 @@ export class UploadStore {
       try {
         state = await this.state(name, id);
         if (range && range.start !== state.offset) {
-          throw new RegistryError('RANGE_INVALID', { expectedStart: state.offset }, { headers: { Range: `0-${Math.max(0, state.offset - 1)}` } });
+          throw new RegistryError(
+            'RANGE_INVALID',
+            { expectedStart: state.offset },
+            { headers: { Range: `0-${Math.max(0, state.offset - 1)}` } },
+          );
         }
         if (body) await this.appendLocked(name, id, state, body);
       } catch (err) {
@@ -156,11 +166,17 @@ export class UploadStore {
   private async startedAt(name: string, id: string, now: number): Promise<number> {
     let started = NaN;
     try {
-      started = Date.parse((await this.driver.getContent(pathFor({ kind: 'uploadStartedAt', name, id }))).toString('utf8').trim());
+      started = Date.parse(
+        (await this.driver.getContent(pathFor({ kind: 'uploadStartedAt', name, id }))).toString('utf8').trim(),
+      );
     } catch {
       // An upload being started has no startedat yet: its directory's time stands in.
     }
-    if (Number.isNaN(started)) started = await this.driver.stat(pathFor({ kind: 'uploadDir', name, id })).then((st) => st.modifiedAt.getTime(), () => now);
+    if (Number.isNaN(started))
+      started = await this.driver.stat(pathFor({ kind: 'uploadDir', name, id })).then(
+        (st) => st.modifiedAt.getTime(),
+        () => now,
+      );
     return started;
   }
 

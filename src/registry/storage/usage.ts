@@ -38,7 +38,9 @@ export async function computeUsage(store: RegistryStore): Promise<UsageReport> {
       manifests: state?.revisions.size ?? 0,
       exclusiveBytes,
       sharedBytes,
-      lastPush: state ? await store.tags.lastPush(r.name).then((t) => (t > 0 ? new Date(t).toISOString() : null)) : null,
+      lastPush: state
+        ? await store.tags.lastPush(r.name).then((t) => (t > 0 ? new Date(t).toISOString() : null))
+        : null,
     });
   }
   const reclaimableBytes = blobs.filter((b) => !owners.has(b.digest.value)).reduce((a, b) => a + b.size, 0);

@@ -13,7 +13,10 @@ export const staticFile: RouteEntry<RouteOf<'static'>> = {
   handle: ({ req, res, route, url }) => {
     const asset = ASSETS[route.file];
     if (!asset) return send(res, 404, 'not found\n', 'text/plain; charset=utf-8');
-    res.setHeader('Cache-Control', url.searchParams.get('v') === ASSET_VERSION ? 'public, max-age=31536000, immutable' : 'no-cache');
+    res.setHeader(
+      'Cache-Control',
+      url.searchParams.get('v') === ASSET_VERSION ? 'public, max-age=31536000, immutable' : 'no-cache',
+    );
     res.setHeader('ETag', `"${ASSET_VERSION}"`);
     if (req.headers['if-none-match'] === `"${ASSET_VERSION}"`) {
       res.statusCode = 304;

@@ -4,7 +4,17 @@
  * session's CSRF token.
  */
 import { deletePreview } from '../data.js';
-import { csrfMatches, csrfProblem, HttpProblem, readForm, redirect, send, unknownReference, type RouteEntry, type RouteOf } from '../http.js';
+import {
+  csrfMatches,
+  csrfProblem,
+  HttpProblem,
+  readForm,
+  redirect,
+  send,
+  unknownReference,
+  type RouteEntry,
+  type RouteOf,
+} from '../http.js';
 import { can, isAdmin } from '../permissions.js';
 import { RegistryNotFoundError } from '../registry-client.js';
 import { deletePage } from '../views/delete.js';
@@ -19,7 +29,12 @@ export const deleteTag: RouteEntry<RouteOf<'delete'>> = {
       throw err;
     };
     if (!can(session.whoami, 'delete', route.name)) {
-      throw new HttpProblem({ status: 403, title: 'Not allowed', message: `You may not delete tags in ${route.name}.`, links: [{ href: paths.repo(route.name), label: `Back to ${route.name}` }] });
+      throw new HttpProblem({
+        status: 403,
+        title: 'Not allowed',
+        message: `You may not delete tags in ${route.name}.`,
+        links: [{ href: paths.repo(route.name), label: `Back to ${route.name}` }],
+      });
     }
     if (method === 'POST') {
       const form = await readForm(req);

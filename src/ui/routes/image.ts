@@ -8,7 +8,8 @@ export const image: RouteEntry<RouteOf<'image'>> = {
   access: 'session',
   handle: async ({ app, res, route, data, view }) => {
     const details = await imageDetails(data, route.name, route.reference).catch((err: unknown) => {
-      if (err instanceof RegistryNotFoundError) throw new HttpProblem(unknownReference(route.name, route.reference, app.paths));
+      if (err instanceof RegistryNotFoundError)
+        throw new HttpProblem(unknownReference(route.name, route.reference, app.paths));
       throw err;
     });
     send(res, 200, imagePage(view, details));

@@ -29,6 +29,24 @@ async function listRepositories({ app, res, url, session, data, view }: PageExch
   }
   const meta = paginate(ordered, pageNo, pageSize);
   const summaries = await data.summaries(meta.items, new Set(meta.items));
-  const rows = meta.items.map((n) => summaries.get(n) ?? { name: n, tags: undefined, size: undefined, updated: undefined });
-  send(res, 200, reposPage(view, { rows, total: names.length, matched: meta.total, page: meta.page, pages: meta.pages, perPage: pageSize, query, sort, descending, pushTimes: isAdmin(session.whoami), flash: takeFlash(session) }));
+  const rows = meta.items.map(
+    (n) => summaries.get(n) ?? { name: n, tags: undefined, size: undefined, updated: undefined },
+  );
+  send(
+    res,
+    200,
+    reposPage(view, {
+      rows,
+      total: names.length,
+      matched: meta.total,
+      page: meta.page,
+      pages: meta.pages,
+      perPage: pageSize,
+      query,
+      sort,
+      descending,
+      pushTimes: isAdmin(session.whoami),
+      flash: takeFlash(session),
+    }),
+  );
 }

@@ -11,13 +11,29 @@ export const repository: RouteEntry<RouteOf<'repo'>> = {
   access: 'session',
   handle: async ({ app, res, url, route, session, data, view }) => {
     const tags = await data.tags(route.name).catch((err: unknown) => {
-      if (err instanceof RegistryNotFoundError) throw new HttpProblem(notFound(`The repository “${route.name}” does not exist (or you may not see it).`, app.paths));
+      if (err instanceof RegistryNotFoundError)
+        throw new HttpProblem(
+          notFound(`The repository “${route.name}” does not exist (or you may not see it).`, app.paths),
+        );
       throw err;
     });
     tags.sort(compareTags);
     const meta = paginate(tags, Number(url.searchParams.get('page') ?? '1'), TAGS_PER_PAGE);
     const rows = await data.tagInfos(route.name, meta.items);
-    send(res, 200, repoPage(view, { name: route.name, rows, totalTags: tags.length, page: meta.page, pages: meta.pages, perPage: TAGS_PER_PAGE, canDelete: can(session.whoami, 'delete', route.name), flash: takeFlash(session) }));
+    send(
+      res,
+      200,
+      repoPage(view, {
+        name: route.name,
+        rows,
+        totalTags: tags.length,
+        page: meta.page,
+        pages: meta.pages,
+        perPage: TAGS_PER_PAGE,
+        canDelete: can(session.whoami, 'delete', route.name),
+        flash: takeFlash(session),
+      }),
+    );
   },
 };
 

@@ -4,7 +4,18 @@
  * registry's `whoami` (absent when the registry has no admin API) in the new session.
  */
 import type { WhoAmI } from '../../common/admin-api.js';
-import { clientAddress, csrfMatches, csrfProblem, readForm, redirect, send, toProblem, type Exchange, type RouteEntry, type RouteOf } from '../http.js';
+import {
+  clientAddress,
+  csrfMatches,
+  csrfProblem,
+  readForm,
+  redirect,
+  send,
+  toProblem,
+  type Exchange,
+  type RouteEntry,
+  type RouteOf,
+} from '../http.js';
 import { RegistryAuthError, RegistryNotFoundError } from '../registry-client.js';
 import { clearSessionCookie, sessionCookie } from '../security.js';
 import type { Notice } from '../sessions.js';
@@ -31,7 +42,14 @@ export const logout: RouteEntry<RouteOf<'logout'>> = {
 /** What the sign-in form says after a redirect with `?reason=`. */
 const REASONS: ReadonlyMap<string, Notice> = new Map([
   ['expired', { kind: 'warn', title: 'Your session has expired.', text: ' Sign in again to continue.' }],
-  ['rotated', { kind: 'warn', title: 'Your session has ended.', text: ' The registry no longer accepts your credentials (was the password changed?). Sign in again.' }],
+  [
+    'rotated',
+    {
+      kind: 'warn',
+      title: 'Your session has ended.',
+      text: ' The registry no longer accepts your credentials (was the password changed?). Sign in again.',
+    },
+  ],
   ['signedout', { kind: 'ok', title: 'You have signed out.' }],
 ]);
 
@@ -47,7 +65,8 @@ async function signIn({ app, req, res, url }: Exchange): Promise<void> {
   const user = (form.get('username') ?? '').trim();
   const password = form.get('password') ?? '';
   const next = app.paths.safeNext(form.get('next') ?? url.searchParams.get('next'));
-  const refuse = (status: number, flash: Notice) => send(res, status, loginPage(app.view(undefined, req), { next, user, flash }));
+  const refuse = (status: number, flash: Notice) =>
+    send(res, status, loginPage(app.view(undefined, req), { next, user, flash }));
   const registryProblem = (err: unknown) => {
     const problem = toProblem(err, app.paths, app.registryUrl());
     refuse(problem.status, { kind: 'error', title: problem.title, text: ` ${problem.message}` });
@@ -57,7 +76,11 @@ async function signIn({ app, req, res, url }: Exchange): Promise<void> {
   if (wait > 0) {
     const seconds = Math.ceil(wait / 1000);
     res.setHeader('Retry-After', String(seconds));
-    return refuse(429, { kind: 'error', title: 'Too many failed sign-ins.', text: ` Wait ${seconds} second${seconds === 1 ? '' : 's'} and try again.` });
+    return refuse(429, {
+      kind: 'error',
+      title: 'Too many failed sign-ins.',
+      text: ` Wait ${seconds} second${seconds === 1 ? '' : 's'} and try again.`,
+    });
   }
   if (!user || !password) return refuse(400, { kind: 'error', title: 'Enter your user name and password.' });
   const client = app.clientFor({ user, password });

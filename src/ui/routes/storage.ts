@@ -7,10 +7,18 @@ export const storage: RouteEntry<RouteOf<'storage'>> = {
   access: 'session',
   handle: async ({ res, session, data, view }) => {
     if (!session.whoami) {
-      throw new HttpProblem({ status: 404, title: 'Not available', message: 'The storage report needs the admin API of regctl’s registry, which this registry does not have.' });
+      throw new HttpProblem({
+        status: 404,
+        title: 'Not available',
+        message: 'The storage report needs the admin API of regctl’s registry, which this registry does not have.',
+      });
     }
     if (!isAdmin(session.whoami)) {
-      throw new HttpProblem({ status: 403, title: 'Administrators only', message: 'The storage report needs an administrator account on the registry.' });
+      throw new HttpProblem({
+        status: 403,
+        title: 'Administrators only',
+        message: 'The storage report needs an administrator account on the registry.',
+      });
     }
     send(res, 200, storagePage(view, await data.usage()));
   },

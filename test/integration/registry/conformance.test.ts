@@ -39,8 +39,23 @@ describe.skipIf(!peerAvailable('conformance'))('OCI conformance against regctl s
     });
     const failed = Object.entries({ ...run.apis, ...run.data }).filter(([, v]) => v !== 'Pass' && v !== 'Disabled');
     expect(failed, run.output.slice(-6000)).toEqual([]);
-    expect(Object.keys(run.apis)).toEqual(expect.arrayContaining(['Ping', 'Blob chunked', 'Blob mount', 'Manifest put by tag', 'Tag delete', 'Manifest delete', 'Referrers', 'Tag listing']));
-    expect(Object.entries({ ...run.apis, ...run.data }).filter(([, v]) => v === 'Disabled').map(([k]) => k)).toEqual(['Sparse Manifests']);
+    expect(Object.keys(run.apis)).toEqual(
+      expect.arrayContaining([
+        'Ping',
+        'Blob chunked',
+        'Blob mount',
+        'Manifest put by tag',
+        'Tag delete',
+        'Manifest delete',
+        'Referrers',
+        'Tag listing',
+      ]),
+    );
+    expect(
+      Object.entries({ ...run.apis, ...run.data })
+        .filter(([, v]) => v === 'Disabled')
+        .map(([k]) => k),
+    ).toEqual(['Sparse Manifests']);
     expect(run.exitCode).toBe(0);
     const junit = await readFile(join(resultsDir, 'junit.xml'), 'utf8');
     const failures = [...junit.matchAll(/failures="(\d+)"/g)].map((m) => Number(m[1]));

@@ -32,7 +32,10 @@ describe.skipIf(!dockerAvailable())('docker CLI against regctl serve', () => {
     await writeFile(join(ctx, 'one.txt'), `one ${suffix}\n`);
     await writeFile(join(ctx, 'two.bin'), randomBytes(256 * 1024));
     await writeFile(join(ctx, 'dir/three.txt'), `three ${suffix}\n`);
-    await writeFile(join(ctx, 'Dockerfile'), `FROM ${base}\nCOPY one.txt /one.txt\nCOPY two.bin /two.bin\nCOPY dir /dir\nCMD ["/one.txt"]\n`);
+    await writeFile(
+      join(ctx, 'Dockerfile'),
+      `FROM ${base}\nCOPY one.txt /one.txt\nCOPY two.bin /two.bin\nCOPY dir /dir\nCMD ["/one.txt"]\n`,
+    );
     image = `${reg.host}/it/multi:v1`;
     await run('docker', ['build', '-q', '-t', image, ctx], { env });
     created.push(image);
@@ -45,13 +48,20 @@ describe.skipIf(!dockerAvailable())('docker CLI against regctl serve', () => {
   });
 
   it('refuses a wrong password, then logs in', async () => {
-    await expect(run('docker', ['login', reg.host, '-u', reg.username, '--password-stdin'], { env, input: 'wrong-password' })).rejects.toThrow(/unauthorized|401/i);
-    const out = await run('docker', ['login', reg.host, '-u', reg.username, '--password-stdin'], { env, input: reg.password });
+    await expect(
+      run('docker', ['login', reg.host, '-u', reg.username, '--password-stdin'], { env, input: 'wrong-password' }),
+    ).rejects.toThrow(/unauthorized|401/i);
+    const out = await run('docker', ['login', reg.host, '-u', reg.username, '--password-stdin'], {
+      env,
+      input: reg.password,
+    });
     expect(out).toContain('Login Succeeded');
   });
 
   it('pushes a 4-layer image and pulls it back by tag and by digest', async () => {
-    const layers = JSON.parse(await run('docker', ['image', 'inspect', '--format', '{{json .RootFS.Layers}}', image], { env })) as string[];
+    const layers = JSON.parse(
+      await run('docker', ['image', 'inspect', '--format', '{{json .RootFS.Layers}}', image], { env }),
+    ) as string[];
     expect(layers).toHaveLength(4);
     const id = (await run('docker', ['image', 'inspect', '--format', '{{.Id}}', image], { env })).trim();
     const push = await run('docker', ['push', image], { env });
@@ -63,7 +73,11 @@ describe.skipIf(!dockerAvailable())('docker CLI against regctl serve', () => {
     created.push(second);
     expect(await run('docker', ['push', second], { env })).toContain(digest);
 
-    const tags = await (await fetch(`${reg.url}/v2/it/multi/tags/list`, { headers: { authorization: basicAuth(reg.username, reg.password) } })).json();
+    const tags = await (
+      await fetch(`${reg.url}/v2/it/multi/tags/list`, {
+        headers: { authorization: basicAuth(reg.username, reg.password) },
+      })
+    ).json();
     expect(tags).toEqual({ name: 'it/multi', tags: ['v1'] });
 
     await run('docker', ['rmi', image, second], { env });

@@ -33,7 +33,10 @@ export interface LayoutImage {
   layerDigests: string[];
 }
 
-export async function writeOciLayout(dir: string, opts: { tag: string; arch?: string; layers?: number; layerBytes?: number }): Promise<LayoutImage> {
+export async function writeOciLayout(
+  dir: string,
+  opts: { tag: string; arch?: string; layers?: number; layerBytes?: number },
+): Promise<LayoutImage> {
   await mkdir(join(dir, 'blobs/sha256'), { recursive: true });
   const put = async (b: Buffer) => {
     const hex = sha(b);
@@ -47,14 +50,37 @@ export async function writeOciLayout(dir: string, opts: { tag: string; arch?: st
     diffIds.push(`sha256:${sha(tar)}`);
     layers.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...(await put(gzipSync(tar))) });
   }
-  const config = Buffer.from(JSON.stringify({ architecture: opts.arch ?? 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: diffIds } }));
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: opts.arch ?? 'amd64',
+      os: 'linux',
+      config: {},
+      rootfs: { type: 'layers', diff_ids: diffIds },
+    }),
+  );
   const cfg = await put(config);
-  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...cfg }, layers }));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...cfg },
+      layers,
+    }),
+  );
   const m = await put(manifest);
   await writeFile(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   await writeFile(
     join(dir, 'index.json'),
-    JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...m, annotations: { 'org.opencontainers.image.ref.name': opts.tag } }] }),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          ...m,
+          annotations: { 'org.opencontainers.image.ref.name': opts.tag },
+        },
+      ],
+    }),
   );
   return { dir, manifestDigest: m.digest, layerDigests: layers.map((l) => l.digest) };
 }

@@ -30,15 +30,32 @@ describe.skipIf(!peerAvailable('podman'))('podman against regctl serve', () => {
   it('logs in, pushes, and pulls back by digest', async () => {
     const podman = (args: string[]) => run(peerPath('podman'), args, { env: env() });
     const img = await writeOciLayout(join(work, 'layout'), { tag: 'v1', layers: 2 });
-    const id = (await run(peerPath('podman'), ['pull', `oci:${img.dir}:v1`], { env: env(), stdoutOnly: true })).trim().split('\n').pop() as string;
+    const id = (await run(peerPath('podman'), ['pull', `oci:${img.dir}:v1`], { env: env(), stdoutOnly: true }))
+      .trim()
+      .split('\n')
+      .pop() as string;
     await podman(['tag', id, local]);
-    await expect(podman(['login', '--tls-verify=false', '-u', reg.username, '-p', 'wrong', reg.host])).rejects.toThrow(/unauthorized|401|invalid/i);
+    await expect(podman(['login', '--tls-verify=false', '-u', reg.username, '-p', 'wrong', reg.host])).rejects.toThrow(
+      /unauthorized|401|invalid/i,
+    );
     await podman(['login', '--tls-verify=false', '-u', reg.username, '-p', reg.password, reg.host]);
     await podman(['push', '--tls-verify=false', local, `docker://${reg.host}/pm/img:v1`]);
-    const digest = JSON.parse(await run(peerPath('skopeo'), ['inspect', '--tls-verify=false', '--creds', `${reg.username}:${reg.password}`, `docker://${reg.host}/pm/img:v1`])) as { Digest: string; Layers: string[] };
+    const digest = JSON.parse(
+      await run(peerPath('skopeo'), [
+        'inspect',
+        '--tls-verify=false',
+        '--creds',
+        `${reg.username}:${reg.password}`,
+        `docker://${reg.host}/pm/img:v1`,
+      ]),
+    ) as { Digest: string; Layers: string[] };
     expect(digest.Layers).toHaveLength(2);
     await podman(['rmi', '-f', local]);
-    const pulled = await run(peerPath('podman'), ['pull', '--tls-verify=false', `${reg.host}/pm/img@${digest.Digest}`], { env: env(), stdoutOnly: true });
+    const pulled = await run(
+      peerPath('podman'),
+      ['pull', '--tls-verify=false', `${reg.host}/pm/img@${digest.Digest}`],
+      { env: env(), stdoutOnly: true },
+    );
     expect(pulled.trim().split('\n').pop()).toBe(id);
   });
 });

@@ -11,10 +11,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const BIN = fileURLToPath(new URL('../../../bin/regctl.js', import.meta.url));
 
 function startOpen(dataDir: string, extra: string[] = []) {
-  const child = spawn(process.execPath, [BIN, 'serve', '--no-auth', '--listen', '127.0.0.1:0', '--data', dataDir, '--log-level', 'warn', ...extra], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NO_COLOR: '1' },
-  });
+  const child = spawn(
+    process.execPath,
+    [BIN, 'serve', '--no-auth', '--listen', '127.0.0.1:0', '--data', dataDir, '--log-level', 'warn', ...extra],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NO_COLOR: '1' },
+    },
+  );
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr.on('data', (c: Buffer) => (out += c.toString()));
@@ -46,10 +50,19 @@ describe('regctl serve process', () => {
     const part1 = Buffer.alloc(512 * 1024, 1);
     const part2 = Buffer.alloc(512 * 1024, 2);
     const done = new Promise<number>((resolve, reject) => {
-      const req = request({ host: u.hostname, port: u.port, method: 'PATCH', path: loc, headers: { 'content-length': part1.length + part2.length } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      });
+      const req = request(
+        {
+          host: u.hostname,
+          port: u.port,
+          method: 'PATCH',
+          path: loc,
+          headers: { 'content-length': part1.length + part2.length },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        },
+      );
       req.on('error', reject);
       req.write(part1);
       setTimeout(() => {
@@ -64,7 +77,9 @@ describe('regctl serve process', () => {
     const url2 = await again.url;
     const status = await fetch(`${url2}${loc}`);
     expect(status.headers.get('range')).toBe(`0-${part1.length + part2.length - 1}`);
-    const digest = `sha256:${createHash('sha256').update(Buffer.concat([part1, part2])).digest('hex')}`;
+    const digest = `sha256:${createHash('sha256')
+      .update(Buffer.concat([part1, part2]))
+      .digest('hex')}`;
     expect((await fetch(`${url2}${loc}?digest=${digest}`, { method: 'PUT' })).status).toBe(201);
     again.child.kill('SIGINT');
     expect(await again.exit).toBe(0);

@@ -49,7 +49,8 @@ const CORPUS: BadRequest[] = readdirSync(FIXTURES)
   .sort()
   .flatMap((f) => JSON.parse(readFileSync(new URL(f, FIXTURES), 'utf8')) as BadRequest[]);
 
-const expand = (s: string): string => s.replace(/⟦(\d+)×(.*?)⟧/gs, (_m, n: string, text: string) => text.repeat(Number(n)));
+const expand = (s: string): string =>
+  s.replace(/⟦(\d+)×(.*?)⟧/gs, (_m, n: string, text: string) => text.repeat(Number(n)));
 const ADMIN = basicAuth('corpus-admin', 'corpus-pw');
 
 interface CorpusFixture {
@@ -95,7 +96,11 @@ async function stopFixture(fx: CorpusFixture | undefined): Promise<void> {
 
 /** The raw bytes of a corpus request sent to `path` (placeholders already replaced). */
 function build(r: BadRequest, path: string): Buffer {
-  const lines = [r.requestLine !== undefined ? expand(r.requestLine) : `${r.method} ${path} HTTP/1.1`, 'Host: 127.0.0.1', 'Connection: close'];
+  const lines = [
+    r.requestLine !== undefined ? expand(r.requestLine) : `${r.method} ${path} HTTP/1.1`,
+    'Host: 127.0.0.1',
+    'Connection: close',
+  ];
   if (r.auth !== 'raw') lines.push(`Authorization: ${ADMIN}`);
   for (const [k, v] of Object.entries(r.headers ?? {})) lines.push(`${k}: ${expand(v)}`);
   for (let i = 0; i < (r.repeatHeaders ?? 1); i++) for (const h of r.rawHeaders ?? []) lines.push(expand(h));
@@ -130,7 +135,10 @@ describe('bad-request corpus against a real socket', () => {
     await res.arrayBuffer();
     const loc = res.headers.get('location') as string;
     if (content) {
-      const p = await client.request('PATCH', loc, { body: content, headers: { 'Content-Range': `0-${content.length - 1}` } });
+      const p = await client.request('PATCH', loc, {
+        body: content,
+        headers: { 'Content-Range': `0-${content.length - 1}` },
+      });
       await p.arrayBuffer();
     }
     return loc;
@@ -165,17 +173,27 @@ describe('bad-request corpus against a real socket', () => {
       statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
       const allowed = r.expect ?? [];
       const ok4xx = res.status >= 400 && res.status < 500 && (allowed.length === 0 || allowed.includes(res.status));
-      if (!(ok4xx || (res.status === 0 && (r.halfClose || r.closeOk)))) failures.push(`${r.id}: status ${res.status} ${res.body.toString('utf8').slice(0, 200)}`);
+      if (!(ok4xx || (res.status === 0 && (r.halfClose || r.closeOk))))
+        failures.push(`${r.id}: status ${res.status} ${res.body.toString('utf8').slice(0, 200)}`);
       if (res.status >= 400 && res.headers['docker-distribution-api-version'] && r.method !== 'HEAD') {
         try {
           const env = JSON.parse(res.body.toString('utf8')) as { errors?: { code?: unknown; message?: unknown }[] };
-          if (typeof env.errors?.[0]?.code !== 'string' || typeof env.errors[0].message !== 'string') throw new Error('no errors[0].code/message');
+          if (typeof env.errors?.[0]?.code !== 'string' || typeof env.errors[0].message !== 'string')
+            throw new Error('no errors[0].code/message');
         } catch (err) {
-          failures.push(`${r.id}: ${res.status} without the OCI error envelope (${(err as Error).message}): ${res.body.toString('utf8').slice(0, 120)}`);
+          failures.push(
+            `${r.id}: ${res.status} without the OCI error envelope (${(err as Error).message}): ${res.body.toString('utf8').slice(0, 120)}`,
+          );
         }
       }
-      const own = sessions.map((loc) => `${loc.replace(/^\/v2\//, 'docker/registry/v2/repositories/').replace('/blobs/uploads/', '/_uploads/')}/data`);
-      const leftovers = async () => diffSnapshots(before, await snapshotFiles(data)).filter((c) => !(r.mayGrowSession && own.some((o) => c.startsWith(`${o} `))));
+      const own = sessions.map(
+        (loc) =>
+          `${loc.replace(/^\/v2\//, 'docker/registry/v2/repositories/').replace('/blobs/uploads/', '/_uploads/')}/data`,
+      );
+      const leftovers = async () =>
+        diffSnapshots(before, await snapshotFiles(data)).filter(
+          (c) => !(r.mayGrowSession && own.some((o) => c.startsWith(`${o} `))),
+        );
       let changed = await leftovers();
       if (changed.length > 0) {
         // The handler may still be cleaning up after the parser already answered and closed: look again.
@@ -185,11 +203,12 @@ describe('bad-request corpus against a real socket', () => {
       if (changed.length > 0) failures.push(`${r.id}: left files behind: ${changed.slice(0, 3).join(', ')}`);
       for (const loc of sessions) await (await client.request('DELETE', loc)).arrayBuffer();
     }
-    console.log(`bad-request corpus: ${CORPUS.length} requests, statuses ${JSON.stringify(Object.fromEntries([...statuses].sort()))}`);
+    console.log(
+      `bad-request corpus: ${CORPUS.length} requests, statuses ${JSON.stringify(Object.fromEntries([...statuses].sort()))}`,
+    );
     expect(failures).toEqual([]);
     expect(logs.filter((l) => l.includes('"level":"error"'))).toEqual([]);
   });
-
 });
 
 describe('slow clients against a real socket', () => {
@@ -202,24 +221,28 @@ describe('slow clients against a real socket', () => {
   });
   afterAll(() => stopFixture(fx));
 
-  it('slow clients do not hold up others: 40 trickling connections while normal requests are served', { timeout: 60_000 }, async () => {
-    const { connect } = await import('node:net');
-    const slow = Array.from({ length: 40 }, () => {
-      const s = connect({ host: '127.0.0.1', port });
-      s.on('error', () => undefined);
-      s.write('GET /v2/corpus/app/tags/list HTTP/1.1\r\nHost: 127.0.0.1\r\n');
-      return s;
-    });
-    const timer = setInterval(() => slow.forEach((s) => s.write('X-Slow: 1\r\n')), 200);
-    try {
-      for (let i = 0; i < 20; i++) {
-        const res = await client.request('GET', '/v2/corpus/app/tags/list');
-        expect(res.status).toBe(200);
-        await res.arrayBuffer();
+  it(
+    'slow clients do not hold up others: 40 trickling connections while normal requests are served',
+    { timeout: 60_000 },
+    async () => {
+      const { connect } = await import('node:net');
+      const slow = Array.from({ length: 40 }, () => {
+        const s = connect({ host: '127.0.0.1', port });
+        s.on('error', () => undefined);
+        s.write('GET /v2/corpus/app/tags/list HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+        return s;
+      });
+      const timer = setInterval(() => slow.forEach((s) => s.write('X-Slow: 1\r\n')), 200);
+      try {
+        for (let i = 0; i < 20; i++) {
+          const res = await client.request('GET', '/v2/corpus/app/tags/list');
+          expect(res.status).toBe(200);
+          await res.arrayBuffer();
+        }
+      } finally {
+        clearInterval(timer);
+        slow.forEach((s) => s.destroy());
       }
-    } finally {
-      clearInterval(timer);
-      slow.forEach((s) => s.destroy());
-    }
-  });
+    },
+  );
 });

@@ -15,21 +15,25 @@ afterAll(async () => {
 });
 
 describe.skipIf(!builtCliPresent())('crash consistency: regctl serve under SIGKILL (needs npm run build)', () => {
-  it('keeps every acknowledged write, never serves corrupt data and restarts clean across 50 kills', { timeout: 600_000 }, async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'regctl-crash-'));
-    dirs.push(dir);
-    console.log(`crash harness seed ${seed} (replay with CRASH_SEED=${seed}), data in ${dir}`);
-    const report = await runCrashHarness({ dir, kills: 50, seed, progress: (l) => console.log(l) });
-    console.log(JSON.stringify({ ...report, violations: report.violations.length }, null, 2));
-    expect(report.violations).toEqual([]);
-    expect(report.acknowledged.image).toBeGreaterThan(50);
-    expect(report.acknowledged.blobChunked).toBeGreaterThan(0);
-    expect(report.acknowledged.mount).toBeGreaterThan(0);
-    expect(report.acknowledged.deleteByDigest + report.acknowledged.deleteByTag).toBeGreaterThan(0);
-    expect(report.acknowledged.gc).toBeGreaterThan(0);
-    // The GC rules were exercised: reports read, and blobs found missing that a report lists as swept.
-    expect(report.gcOutcomes.done).toBeGreaterThan(0);
-    expect(report.blobsGoneByGc.listed).toBeGreaterThan(0);
-    expect(report.interrupted).toBeGreaterThan(0);
-  });
+  it(
+    'keeps every acknowledged write, never serves corrupt data and restarts clean across 50 kills',
+    { timeout: 600_000 },
+    async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'regctl-crash-'));
+      dirs.push(dir);
+      console.log(`crash harness seed ${seed} (replay with CRASH_SEED=${seed}), data in ${dir}`);
+      const report = await runCrashHarness({ dir, kills: 50, seed, progress: (l) => console.log(l) });
+      console.log(JSON.stringify({ ...report, violations: report.violations.length }, null, 2));
+      expect(report.violations).toEqual([]);
+      expect(report.acknowledged.image).toBeGreaterThan(50);
+      expect(report.acknowledged.blobChunked).toBeGreaterThan(0);
+      expect(report.acknowledged.mount).toBeGreaterThan(0);
+      expect(report.acknowledged.deleteByDigest + report.acknowledged.deleteByTag).toBeGreaterThan(0);
+      expect(report.acknowledged.gc).toBeGreaterThan(0);
+      // The GC rules were exercised: reports read, and blobs found missing that a report lists as swept.
+      expect(report.gcOutcomes.done).toBeGreaterThan(0);
+      expect(report.blobsGoneByGc.listed).toBeGreaterThan(0);
+      expect(report.interrupted).toBeGreaterThan(0);
+    },
+  );
 });

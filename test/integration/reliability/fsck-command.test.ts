@@ -13,7 +13,10 @@ const V2 = 'docker/registry/v2';
 
 async function fsck(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [REGCTL_BIN, 'fsck', ...args], { cwd: REPO_ROOT, env: { ...process.env, NO_COLOR: '1' } });
+    const { stdout, stderr } = await run(process.execPath, [REGCTL_BIN, 'fsck', ...args], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, NO_COLOR: '1' },
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -69,7 +72,12 @@ describe.skipIf(!builtCliPresent())('regctl fsck (needs npm run build)', () => {
     const check = await fsck(['--data', data, '--json']);
     expect(check.code).toBe(10);
     const report = JSON.parse(check.stdout) as { problems: { kind: string; path: string }[]; remaining: number };
-    expect(report.problems.map((p) => p.kind).sort()).toEqual(['blob-corrupt', 'link-dangling', 'tag-dangling', 'temp-file']);
+    expect(report.problems.map((p) => p.kind).sort()).toEqual([
+      'blob-corrupt',
+      'link-dangling',
+      'tag-dangling',
+      'temp-file',
+    ]);
     expect(report.remaining).toBe(4);
     expect(check.stderr).toContain('4 problem(s) found');
     expect(check.stderr).toContain('--repair');

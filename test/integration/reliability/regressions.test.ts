@@ -39,7 +39,9 @@ describe('regressions found by the reliability runs', () => {
     expect((await runFsck(store)).problems.map((p) => p.kind)).toEqual(['link-dangling']);
 
     await client.json('POST', '/admin/v1/gc', { graceSeconds: 0 });
-    await expect(access(join(dir, 'data', V2, 'repositories/regress/gc/_layers/sha256', digest.slice(7), 'link'))).rejects.toThrow();
+    await expect(
+      access(join(dir, 'data', V2, 'repositories/regress/gc/_layers/sha256', digest.slice(7), 'link')),
+    ).rejects.toThrow();
     expect((await runFsck(store)).problems).toEqual([]);
     expect(digest).toBe(sha256(blob));
   });
@@ -54,10 +56,14 @@ describe('regressions found by the reliability runs', () => {
     const manifest = imageManifest(config, [layer]);
     const digest = await client.putManifest('regress/race', 'base', manifest);
     for (let i = 0; i < 40; i++) {
-      await Promise.allSettled([client.putManifest('regress/race', 'latest', manifest), client.deleteManifest('regress/race', digest)]);
+      await Promise.allSettled([
+        client.putManifest('regress/race', 'latest', manifest),
+        client.deleteManifest('regress/race', digest),
+      ]);
       const tag = await client.getManifest('regress/race', 'latest');
       const tags = await client.request('GET', '/v2/regress/race/tags/list');
-      const listed = tags.status === 200 ? ((await tags.json()) as { tags: string[] }).tags : (await tags.arrayBuffer(), []);
+      const listed =
+        tags.status === 200 ? ((await tags.json()) as { tags: string[] }).tags : (await tags.arrayBuffer(), []);
       if (listed.includes('latest')) expect(tag.status, `iteration ${i}`).toBe(200);
       const store = new RegistryStore(new FsDriver(join(dir, 'data')));
       const dangling = (await runFsck(store)).problems.filter((p) => p.kind === 'tag-dangling');
@@ -107,7 +113,16 @@ describe('regressions found by the reliability runs', () => {
     const s = createRegistryServer({ port: 0, dataDir: data, noAuth: true, logLevel: 'silent' });
     await s.listen();
     try {
-      for (let i = 0; i < 50 && (await access(foreign).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 50));
+      for (
+        let i = 0;
+        i < 50 &&
+        (await access(foreign).then(
+          () => true,
+          () => false,
+        ));
+        i++
+      )
+        await new Promise((r) => setTimeout(r, 50));
       await expect(access(foreign)).rejects.toThrow();
       await expect(access(own)).resolves.toBeUndefined();
     } finally {

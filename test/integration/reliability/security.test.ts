@@ -37,7 +37,11 @@ const layerOf = (repo: string) => Buffer.from(`layer of ${repo}`);
 
 const auth = (user: string, password = PASSWORDS[user] as string) => basicAuth(user, password);
 
-async function withRegistry(dir: string, name: string, opts: Partial<RegistryServerOptions> = {}): Promise<{ server: RegistryServer; url: string }> {
+async function withRegistry(
+  dir: string,
+  name: string,
+  opts: Partial<RegistryServerOptions> = {},
+): Promise<{ server: RegistryServer; url: string }> {
   const server = createRegistryServer({
     port: 0,
     dataDir: join(dir, `${name}-data`),
@@ -81,7 +85,13 @@ interface SecurityFixture {
 /** The users and access file above, a registry with the throttle out of the way, and an image in each of REPOS. */
 async function startFixture(): Promise<SecurityFixture> {
   const dir = await mkdtemp(join(tmpdir(), 'regctl-sec-'));
-  await writeFile(join(dir, 'htpasswd'), Object.entries(PASSWORDS).map(([u, p]) => `${u}:${bcrypt.hashSync(p, 4)}`).join('\n') + '\n', { mode: 0o600 });
+  await writeFile(
+    join(dir, 'htpasswd'),
+    Object.entries(PASSWORDS)
+      .map(([u, p]) => `${u}:${bcrypt.hashSync(p, 4)}`)
+      .join('\n') + '\n',
+    { mode: 0o600 },
+  );
   await writeFile(join(dir, 'access.yaml'), ACCESS);
   const reg = await withRegistry(dir, 'main', { throttle: { maxFailures: 1_000_000 } });
   const admin = new RegistryClient(reg.url, auth('admin'));
@@ -112,19 +122,32 @@ describe('security: authentication, permissions, mounts', () => {
   it('without valid credentials every route of the route table, the admin API and /metrics answer 401 and reveal nothing', async () => {
     const digest = sha256(layerOf('sec/private'));
     const targets: [string, string][] = [];
-    for (const route of ROUTES) for (const method of Object.keys(route.methods)) targets.push([method, samplePath(route.name, 'sec/private', digest)]);
+    for (const route of ROUTES)
+      for (const method of Object.keys(route.methods))
+        targets.push([method, samplePath(route.name, 'sec/private', digest)]);
     for (const r of adminRoutes()) targets.push([r.method, `/admin/v1/${r.path}`]);
     targets.push(['GET', '/metrics']);
     expect(targets.length).toBeGreaterThan(20);
     const secrets = [digest, 'sec/private', 'sec/team', 'latest', sha256(CONFIG)];
-    for (const credentials of [undefined, auth('admin', 'wrong'), auth('ghost', 'whatever'), 'Bearer x.y.z', auth('admin', '')]) {
+    for (const credentials of [
+      undefined,
+      auth('admin', 'wrong'),
+      auth('ghost', 'whatever'),
+      'Bearer x.y.z',
+      auth('admin', ''),
+    ]) {
       const c = new RegistryClient(reg.url, credentials);
       for (const [method, path] of targets) {
-        const res = await c.request(method, path, method === 'PUT' || method === 'PATCH' || method === 'POST' ? { body: '{}' } : {});
+        const res = await c.request(
+          method,
+          path,
+          method === 'PUT' || method === 'PATCH' || method === 'POST' ? { body: '{}' } : {},
+        );
         const body = await res.text();
         expect(res.status, `${method} ${path} with ${credentials ?? 'no credentials'}`).toBe(401);
         expect(res.headers.get('www-authenticate')).toMatch(/^Basic realm=/);
-        if (method !== 'HEAD') expect((JSON.parse(body) as { errors: { code: string }[] }).errors[0]?.code).toBe('UNAUTHORIZED');
+        if (method !== 'HEAD')
+          expect((JSON.parse(body) as { errors: { code: string }[] }).errors[0]?.code).toBe('UNAUTHORIZED');
         for (const s of secrets) if (!path.includes(s)) expect(body).not.toContain(s);
       }
     }
@@ -168,20 +191,28 @@ describe('security: authentication, permissions, mounts', () => {
     }
     expect(checked).toBeGreaterThan(100);
     // The deleter's delete on its repository is allowed (the fixture is pushed again afterwards).
-    const del = await new RegistryClient(reg.url, auth('deleter')).deleteBlob('sec/team/app', sha256(layerOf('sec/team/app')));
+    const del = await new RegistryClient(reg.url, auth('deleter')).deleteBlob(
+      'sec/team/app',
+      sha256(layerOf('sec/team/app')),
+    );
     expect(del).toBe(202);
     await admin.pushBlobMonolithic('sec/team/app', layerOf('sec/team/app'));
   });
 
   it('the catalog lists only what the user may pull; the admin API and /metrics are admin only', async () => {
-    const list = async (user: string) => new RegistryClient(reg.url, auth(user)).json<{ repositories: string[] }>('GET', '/v2/_catalog');
+    const list = async (user: string) =>
+      new RegistryClient(reg.url, auth(user)).json<{ repositories: string[] }>('GET', '/v2/_catalog');
     expect((await list('viewer')).repositories).toEqual(['sec/public']);
     expect((await list('team')).repositories).toEqual(['sec/team/app']);
     expect((await list('nobody')).repositories).toEqual([]);
     for (const user of ['team', 'viewer', 'nobody']) {
       const c = new RegistryClient(reg.url, auth(user));
       for (const r of adminRoutes()) {
-        const res = await c.request(r.method, `/admin/v1/${r.path}`, r.method === 'POST' ? { body: '{}', headers: { 'Content-Type': 'application/json' } } : {});
+        const res = await c.request(
+          r.method,
+          `/admin/v1/${r.path}`,
+          r.method === 'POST' ? { body: '{}', headers: { 'Content-Type': 'application/json' } } : {},
+        );
         await res.arrayBuffer();
         expect(res.status, `${user} ${r.method} /admin/v1/${r.path}`).toBe(r.adminOnly ? 403 : 200);
       }
@@ -194,7 +225,11 @@ describe('security: authentication, permissions, mounts', () => {
   it('a user cannot mount from a repository they cannot pull, with or without from=', async () => {
     const team = new RegistryClient(reg.url, auth('team'));
     const privateLayer = sha256(layerOf('sec/private'));
-    for (const query of [`mount=${privateLayer}&from=sec/private`, `mount=${privateLayer}&from=sec/public`, `mount=${privateLayer}`]) {
+    for (const query of [
+      `mount=${privateLayer}&from=sec/private`,
+      `mount=${privateLayer}&from=sec/public`,
+      `mount=${privateLayer}`,
+    ]) {
       const res = await team.request('POST', `/v2/sec/team/app/blobs/uploads/?${query}`);
       await res.arrayBuffer();
       expect(res.status, query).toBe(202);
@@ -205,12 +240,15 @@ describe('security: authentication, permissions, mounts', () => {
     expect((await admin.getBlob('sec/team/app', privateLayer)).status).toBe(404);
     expect((await team.getBlob('sec/team/app', privateLayer)).status).toBe(404);
     // A manifest cannot smuggle the private blob in either.
-    await expect(team.putManifest('sec/team/app', 'smuggle', imageManifest(CONFIG, [layerOf('sec/private')]))).rejects.toThrow(HttpStatusError);
+    await expect(
+      team.putManifest('sec/team/app', 'smuggle', imageManifest(CONFIG, [layerOf('sec/private')])),
+    ).rejects.toThrow(HttpStatusError);
     // Mounting from a repository the user may pull works.
     const teamLayer = sha256(layerOf('sec/team/app'));
-    expect(await new RegistryClient(reg.url, auth('admin')).mountBlob('sec/public', 'sec/team/app', teamLayer)).toBe(true);
+    expect(await new RegistryClient(reg.url, auth('admin')).mountBlob('sec/public', 'sec/team/app', teamLayer)).toBe(
+      true,
+    );
   });
-
 });
 
 describe('security: throttling, timing, secrets', () => {
@@ -226,7 +264,9 @@ describe('security: throttling, timing, secrets', () => {
     const r = await withRegistry(dir, 'throttle', { throttle: { maxFailures: 5, windowMs: 60_000, blockMs: 30_000 } });
     try {
       const attempt = async (user: string, password: string, ip: string) => {
-        const res = await fetch(`${r.url}/v2/`, { headers: { Authorization: auth(user, password), 'X-Forwarded-For': ip } });
+        const res = await fetch(`${r.url}/v2/`, {
+          headers: { Authorization: auth(user, password), 'X-Forwarded-For': ip },
+        });
         await res.arrayBuffer();
         return { status: res.status, retryAfter: res.headers.get('retry-after') };
       };
@@ -246,87 +286,124 @@ describe('security: throttling, timing, secrets', () => {
     }
   });
 
-  it('the time to reject does not reveal whether a user exists (bcrypt cost 10, interleaved samples)', { timeout: 180_000 }, async () => {
-    const tdir = await mkdtemp(join(tmpdir(), 'regctl-timing-'));
-    await writeFile(join(tdir, 'htpasswd'), `known:${bcrypt.hashSync('right-password', 10)}\nother:${bcrypt.hashSync('other-password', 10)}\n`);
-    const server = createRegistryServer({ port: 0, dataDir: join(tdir, 'data'), htpasswd: join(tdir, 'htpasswd'), logLevel: 'silent', throttle: { maxFailures: 1_000_000 } });
-    const { url } = await server.listen();
-    try {
-      const reject = async (user: string, i: number): Promise<number> => {
-        const t0 = process.hrtime.bigint();
-        const res = await fetch(`${url}/v2/`, { headers: { Authorization: auth(user, `wrong-${i}`) } });
-        await res.arrayBuffer();
-        expect(res.status).toBe(401);
-        return Number(process.hrtime.bigint() - t0) / 1e6;
-      };
-      for (let i = 0; i < 4; i++) await reject(i % 2 ? 'known' : 'ghost', i);
-      const known: number[] = [];
-      const unknown: number[] = [];
-      for (let i = 0; i < 30; i++) {
-        // Interleave so that load drifts on the machine hit both groups alike.
-        if (i % 2 === 0) {
-          known.push(await reject('known', i));
-          unknown.push(await reject(`ghost-${i}`, i));
-        } else {
-          unknown.push(await reject(`ghost-${i}`, i));
-          known.push(await reject('known', i));
+  it(
+    'the time to reject does not reveal whether a user exists (bcrypt cost 10, interleaved samples)',
+    { timeout: 180_000 },
+    async () => {
+      const tdir = await mkdtemp(join(tmpdir(), 'regctl-timing-'));
+      await writeFile(
+        join(tdir, 'htpasswd'),
+        `known:${bcrypt.hashSync('right-password', 10)}\nother:${bcrypt.hashSync('other-password', 10)}\n`,
+      );
+      const server = createRegistryServer({
+        port: 0,
+        dataDir: join(tdir, 'data'),
+        htpasswd: join(tdir, 'htpasswd'),
+        logLevel: 'silent',
+        throttle: { maxFailures: 1_000_000 },
+      });
+      const { url } = await server.listen();
+      try {
+        const reject = async (user: string, i: number): Promise<number> => {
+          const t0 = process.hrtime.bigint();
+          const res = await fetch(`${url}/v2/`, { headers: { Authorization: auth(user, `wrong-${i}`) } });
+          await res.arrayBuffer();
+          expect(res.status).toBe(401);
+          return Number(process.hrtime.bigint() - t0) / 1e6;
+        };
+        for (let i = 0; i < 4; i++) await reject(i % 2 ? 'known' : 'ghost', i);
+        const known: number[] = [];
+        const unknown: number[] = [];
+        for (let i = 0; i < 30; i++) {
+          // Interleave so that load drifts on the machine hit both groups alike.
+          if (i % 2 === 0) {
+            known.push(await reject('known', i));
+            unknown.push(await reject(`ghost-${i}`, i));
+          } else {
+            unknown.push(await reject(`ghost-${i}`, i));
+            known.push(await reject('known', i));
+          }
         }
+        const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)] as number;
+        const mk = median(known);
+        const mu = median(unknown);
+        // Mann-Whitney U: the share of (known, unknown) pairs where the known reject was slower; 0.5 means no
+        // tendency either way. A missing dummy compare would put it near 1 (bcrypt only for known users).
+        let wins = 0;
+        for (const k of known) for (const u of unknown) wins += k > u ? 1 : k === u ? 0.5 : 0;
+        const auc = wins / (known.length * unknown.length);
+        console.log(
+          `reject times: known median ${mk.toFixed(1)} ms, unknown median ${mu.toFixed(1)} ms, P(known slower) ${auc.toFixed(2)}`,
+        );
+        expect(Math.abs(mk - mu) / Math.max(mk, mu)).toBeLessThan(0.35);
+        expect(auc).toBeGreaterThan(0.2);
+        expect(auc).toBeLessThan(0.8);
+      } finally {
+        await server.close();
+        await rm(tdir, { recursive: true, force: true });
       }
-      const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)] as number;
-      const mk = median(known);
-      const mu = median(unknown);
-      // Mann-Whitney U: the share of (known, unknown) pairs where the known reject was slower; 0.5 means no
-      // tendency either way. A missing dummy compare would put it near 1 (bcrypt only for known users).
-      let wins = 0;
-      for (const k of known) for (const u of unknown) wins += k > u ? 1 : k === u ? 0.5 : 0;
-      const auc = wins / (known.length * unknown.length);
-      console.log(`reject times: known median ${mk.toFixed(1)} ms, unknown median ${mu.toFixed(1)} ms, P(known slower) ${auc.toFixed(2)}`);
-      expect(Math.abs(mk - mu) / Math.max(mk, mu)).toBeLessThan(0.35);
-      expect(auc).toBeGreaterThan(0.2);
-      expect(auc).toBeLessThan(0.8);
-    } finally {
-      await server.close();
-      await rm(tdir, { recursive: true, force: true });
-    }
-  });
+    },
+  );
 
-  it.skipIf(!builtCliPresent())('a regctl serve child never writes secrets to its logs or its command line (needs npm run build)', { timeout: 120_000 }, async () => {
-    const data = join(dir, 'logs-data');
-    const srv = await startServe(['--data', data, '--htpasswd', join(dir, 'htpasswd'), '--access', join(dir, 'access.yaml'), '--log-level', 'debug']);
-    try {
-      const c = new RegistryClient(srv.url, auth('admin'));
-      await c.pushBlobMonolithic('sec/logs', CONFIG);
-      await c.pushBlobMonolithic('sec/logs', layerOf('sec/logs'));
-      await c.putManifest('sec/logs', 'v1', imageManifest(CONFIG, [layerOf('sec/logs')]));
-      await c.getManifest('sec/logs', 'v1');
-      await c.json('GET', '/admin/v1/usage');
-      for (const [user, pw] of [['team', 'T3am-secret-pw-WRONG'], ['ghost', 'Gh0st-secret-pw'], ['admin', PASSWORDS.admin + 'x']] as const) {
-        const res = await fetch(`${srv.url}/v2/_catalog`, { headers: { Authorization: auth(user, pw) } });
+  it.skipIf(!builtCliPresent())(
+    'a regctl serve child never writes secrets to its logs or its command line (needs npm run build)',
+    { timeout: 120_000 },
+    async () => {
+      const data = join(dir, 'logs-data');
+      const srv = await startServe([
+        '--data',
+        data,
+        '--htpasswd',
+        join(dir, 'htpasswd'),
+        '--access',
+        join(dir, 'access.yaml'),
+        '--log-level',
+        'debug',
+      ]);
+      try {
+        const c = new RegistryClient(srv.url, auth('admin'));
+        await c.pushBlobMonolithic('sec/logs', CONFIG);
+        await c.pushBlobMonolithic('sec/logs', layerOf('sec/logs'));
+        await c.putManifest('sec/logs', 'v1', imageManifest(CONFIG, [layerOf('sec/logs')]));
+        await c.getManifest('sec/logs', 'v1');
+        await c.json('GET', '/admin/v1/usage');
+        for (const [user, pw] of [
+          ['team', 'T3am-secret-pw-WRONG'],
+          ['ghost', 'Gh0st-secret-pw'],
+          ['admin', PASSWORDS.admin + 'x'],
+        ] as const) {
+          const res = await fetch(`${srv.url}/v2/_catalog`, { headers: { Authorization: auth(user, pw) } });
+          await res.arrayBuffer();
+        }
+        const res = await fetch(`${srv.url}/v2/_catalog?access_token=${encodeURIComponent('Qu3ry-secret-token')}`, {
+          headers: { Authorization: auth('team') },
+        });
         await res.arrayBuffer();
+        await new Promise((r) => setTimeout(r, 300));
+        const cmdline = (await readFile(`/proc/${srv.pid}/cmdline`, 'utf8')).replace(/\0/g, ' ');
+        const output = srv.output();
+        expect(output).toContain('"msg":"request"');
+        const htpasswd = await readFile(join(dir, 'htpasswd'), 'utf8');
+        const forbidden = [
+          ...Object.values(PASSWORDS),
+          'T3am-secret-pw-WRONG',
+          'Gh0st-secret-pw',
+          'Qu3ry-secret-token',
+          ...Object.entries(PASSWORDS).map(([u, p]) => Buffer.from(`${u}:${p}`).toString('base64')),
+          ...htpasswd
+            .trim()
+            .split('\n')
+            .map((l) => l.slice(l.indexOf(':') + 1)),
+          'Basic ',
+          'authorization',
+        ];
+        for (const s of forbidden) {
+          expect(output.toLowerCase(), `log output contains ${s.slice(0, 12)}…`).not.toContain(s.toLowerCase());
+          expect(cmdline).not.toContain(s);
+        }
+      } finally {
+        await srv.stop();
       }
-      const res = await fetch(`${srv.url}/v2/_catalog?access_token=${encodeURIComponent('Qu3ry-secret-token')}`, { headers: { Authorization: auth('team') } });
-      await res.arrayBuffer();
-      await new Promise((r) => setTimeout(r, 300));
-      const cmdline = (await readFile(`/proc/${srv.pid}/cmdline`, 'utf8')).replace(/\0/g, ' ');
-      const output = srv.output();
-      expect(output).toContain('"msg":"request"');
-      const htpasswd = await readFile(join(dir, 'htpasswd'), 'utf8');
-      const forbidden = [
-        ...Object.values(PASSWORDS),
-        'T3am-secret-pw-WRONG',
-        'Gh0st-secret-pw',
-        'Qu3ry-secret-token',
-        ...Object.entries(PASSWORDS).map(([u, p]) => Buffer.from(`${u}:${p}`).toString('base64')),
-        ...htpasswd.trim().split('\n').map((l) => l.slice(l.indexOf(':') + 1)),
-        'Basic ',
-        'authorization',
-      ];
-      for (const s of forbidden) {
-        expect(output.toLowerCase(), `log output contains ${s.slice(0, 12)}…`).not.toContain(s.toLowerCase());
-        expect(cmdline).not.toContain(s);
-      }
-    } finally {
-      await srv.stop();
-    }
-  });
+    },
+  );
 });

@@ -6,10 +6,22 @@ import { variant, withReferenceOf } from '../../../bench/lib/phase.js';
 import type { PhaseSpec } from '../../../bench/lib/phase.js';
 
 const MiB = 1024 * 1024;
-const specs: MetricSpec[] = [{ id: 'rps', label: 'PUT requests/s', unit: 'req/s', better: 'higher', targets: [{ kind: 'ratio-min', value: 3 }] }];
-const phase: PhaseSpec = { id: 'manifests', title: 'Manifests: PUT, GET, HEAD', description: 'd.', steps: [], metrics: specs };
+const specs: MetricSpec[] = [
+  { id: 'rps', label: 'PUT requests/s', unit: 'req/s', better: 'higher', targets: [{ kind: 'ratio-min', value: 3 }] },
+];
+const phase: PhaseSpec = {
+  id: 'manifests',
+  title: 'Manifests: PUT, GET, HEAD',
+  description: 'd.',
+  steps: [],
+  metrics: specs,
+};
 
-const result = (ours: number | undefined, ref: number | undefined, errors: PhaseResult['errors'] = {}): PhaseResult => ({
+const result = (
+  ours: number | undefined,
+  ref: number | undefined,
+  errors: PhaseResult['errors'] = {},
+): PhaseResult => ({
   id: 'x',
   title: 'x',
   description: '',
@@ -21,7 +33,12 @@ const result = (ours: number | undefined, ref: number | undefined, errors: Phase
 
 describe('phase variants', () => {
   it('names the conditions in the title before the colon and suffixes the id', () => {
-    const v = variant(phase, { idSuffix: 'nocache', conditions: 'bcrypt cost 5, our credential cache off', keepTargets: false, note: 'Why.' });
+    const v = variant(phase, {
+      idSuffix: 'nocache',
+      conditions: 'bcrypt cost 5, our credential cache off',
+      keepTargets: false,
+      note: 'Why.',
+    });
     expect(v.id).toBe('manifests-nocache');
     expect(v.title).toBe('Manifests (bcrypt cost 5, our credential cache off): PUT, GET, HEAD');
     expect(v.description).toBe('d. Why.');
@@ -34,7 +51,11 @@ describe('phase variants', () => {
   it('gives a run of ours alone the reference figures of its twin, and no figure of ours when ours failed', () => {
     const twin = result(900, 100);
     const alone = result(50, undefined, { ref: 'not run' });
-    const merged = withReferenceOf(alone, twin, specs.map(({ targets: _t, ...m }) => m));
+    const merged = withReferenceOf(
+      alone,
+      twin,
+      specs.map(({ targets: _t, ...m }) => m),
+    );
     expect(merged.metrics[0]).toMatchObject({ ours: 50, ref: 100, ratio: 0.5 });
     expect(merged.errors).toEqual({});
     expect(merged.order).toEqual(['ours']);
@@ -51,7 +72,12 @@ describe('PeakLedger', () => {
     ledger.add('ours', 'credential cache off', 'registry phases', 200 * MiB);
     ledger.add('ours', 'default', 'start on 10,000 repositories', 110 * MiB);
     ledger.add('ref', 'default', 'registry phases', 60 * MiB);
-    expect(ledger.highest('ours')).toEqual({ server: 'ours', config: 'default', where: 'start on 10,000 repositories', peakMiB: 110 });
+    expect(ledger.highest('ours')).toEqual({
+      server: 'ours',
+      config: 'default',
+      where: 'start on 10,000 repositories',
+      peakMiB: 110,
+    });
     expect(ledger.highest('ref')?.peakMiB).toBe(60);
     expect(ledger.entries).toHaveLength(4);
   });

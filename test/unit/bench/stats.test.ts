@@ -2,7 +2,16 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { metric } from '../../../bench/lib/model.js';
 import { formatNumber, formatRatio, metricTable } from '../../../bench/lib/report.js';
-import { bytes, describeTarget, evaluateTarget, isFlat, mebibytes, percentile, ratio, summarize } from '../../../bench/lib/stats.js';
+import {
+  bytes,
+  describeTarget,
+  evaluateTarget,
+  isFlat,
+  mebibytes,
+  percentile,
+  ratio,
+  summarize,
+} from '../../../bench/lib/stats.js';
 
 describe('percentile (nearest rank)', () => {
   it('picks the nearest-rank sample of 1..100', () => {
@@ -29,14 +38,18 @@ describe('percentile (nearest rank)', () => {
 
   it('always returns a member of the set, monotone in p, and does not reorder its input', () => {
     fc.assert(
-      fc.property(fc.array(fc.double({ noNaN: true, min: -1e9, max: 1e9 }), { minLength: 1, maxLength: 200 }), fc.integer({ min: 0, max: 99 }), (xs, p) => {
-        const copy = [...xs];
-        const a = percentile(xs, p);
-        const b = percentile(xs, p + 1);
-        expect(xs).toContain(a);
-        expect(b).toBeGreaterThanOrEqual(a);
-        expect(xs).toEqual(copy);
-      }),
+      fc.property(
+        fc.array(fc.double({ noNaN: true, min: -1e9, max: 1e9 }), { minLength: 1, maxLength: 200 }),
+        fc.integer({ min: 0, max: 99 }),
+        (xs, p) => {
+          const copy = [...xs];
+          const a = percentile(xs, p);
+          const b = percentile(xs, p + 1);
+          expect(xs).toContain(a);
+          expect(b).toBeGreaterThanOrEqual(a);
+          expect(xs).toEqual(copy);
+        },
+      ),
     );
   });
 });
@@ -104,7 +117,9 @@ describe('evaluateTarget', () => {
 
   it('describes targets for the report', () => {
     expect(describeTarget({ kind: 'ratio-min', value: 10 })).toBe('≥ 10× ref');
-    expect(describeTarget({ kind: 'ceiling-min', value: 0.9, ceiling: 1, ceilingName: 'loopback' })).toBe('≥ 90 % of loopback');
+    expect(describeTarget({ kind: 'ceiling-min', value: 0.9, ceiling: 1, ceilingName: 'loopback' })).toBe(
+      '≥ 90 % of loopback',
+    );
   });
 });
 
@@ -169,14 +184,29 @@ describe('report formatting', () => {
 
 describe('metricTable', () => {
   it('renders ours, reference, ratio, target and verdict, with the phase column when asked', () => {
-    const m = metric({ id: 'push', label: 'Push', unit: 'MB/s', better: 'higher', targets: [{ kind: 'ratio-min', value: 2.5 }] }, 300, 150);
+    const m = metric(
+      { id: 'push', label: 'Push', unit: 'MB/s', better: 'higher', targets: [{ kind: 'ratio-min', value: 2.5 }] },
+      300,
+      150,
+    );
     const table = metricTable([m], ['Large blob']);
     const row = table.split('\n')[2];
     expect(row).toBe('| Large blob | Push | MB/s | 300 | 150 | 2.00× | ≥ 2.5× ref | **MISS** |');
   });
 
   it('escapes pipes in labels and shows a note next to the verdict', () => {
-    const m = metric({ id: 'x', label: 'a | b', unit: 's', better: 'lower', targets: [{ kind: 'max', value: 1 }], note: 'not measured' }, undefined, undefined);
+    const m = metric(
+      {
+        id: 'x',
+        label: 'a | b',
+        unit: 's',
+        better: 'lower',
+        targets: [{ kind: 'max', value: 1 }],
+        note: 'not measured',
+      },
+      undefined,
+      undefined,
+    );
     const row = metricTable([m]).split('\n')[2];
     expect(row).toBe('| a \\| b | s | — | — | — | ≤ 1 | n/a not measured |');
   });

@@ -22,7 +22,9 @@ function targetedSpecs(): MetricSpec[] {
     repeatPhase(FULL, creds, Buffer.alloc(16)),
     catalogPhase(FULL, creds, 10_000, {}),
   ];
-  return [...phases.flatMap((p) => p.metrics), ...dockerMetricSpecs(), PEAK_SPEC].filter((m) => (m.targets ?? []).length > 0);
+  return [...phases.flatMap((p) => p.metrics), ...dockerMetricSpecs(), PEAK_SPEC].filter(
+    (m) => (m.targets ?? []).length > 0,
+  );
 }
 
 /** Figures (ours, reference) that meet `t` exactly at its edge, and figures just past it. */
@@ -53,7 +55,10 @@ describe('every target row of the report', () => {
     expect(targetsOf('put.c16.rps')).toEqual([{ kind: 'ratio-min', value: 3 }]);
     expect(targetsOf('peakRssMiB')).toEqual([{ kind: 'max', value: 120 }]);
     expect(targetsOf('pushMBps')).toEqual([{ kind: 'ratio-min', value: 1.5 }]);
-    expect(targetsOf('pullMBps')).toEqual([{ kind: 'ratio-min', value: 1 }, { kind: 'ratio-min', value: 1 }]);
+    expect(targetsOf('pullMBps')).toEqual([
+      { kind: 'ratio-min', value: 1 },
+      { kind: 'ratio-min', value: 1 },
+    ]);
     expect(targetsOf('flat')).toEqual([{ kind: 'min', value: 1 }]);
   });
 

@@ -10,7 +10,9 @@ describe('command-line argument parsers', () => {
     for (const bad of ['', 'abc', '0', '65536', '-1', '80.5', ' 80', '0x50', '1e3', '8080abc']) {
       expect(() => http(bad), bad).toThrow(InvalidArgumentError);
     }
-    expect(() => http('abc')).toThrow('--http-port must be a port number from 1 to 65535, for example --http-port 8080');
+    expect(() => http('abc')).toThrow(
+      '--http-port must be a port number from 1 to 65535, for example --http-port 8080',
+    );
     expect(portArg('--registry-port', { allowZero: true })('0')).toBe(0);
   });
 

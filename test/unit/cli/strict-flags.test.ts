@@ -20,7 +20,13 @@ let root: string;
 let engine: FakeEngine;
 
 function context(): CliContext {
-  return { out: capturedOutput().out, prompts: scriptedPrompts([]), cwd: root, env: { REGCTL_BCRYPT_COST: '4' }, stdin: Readable.from([]) };
+  return {
+    out: capturedOutput().out,
+    prompts: scriptedPrompts([]),
+    cwd: root,
+    env: { REGCTL_BCRYPT_COST: '4' },
+    stdin: Readable.from([]),
+  };
 }
 
 beforeEach(async () => {
@@ -34,10 +40,16 @@ afterEach(() => rm(root, { recursive: true, force: true }));
 async function seedStack(): Promise<string> {
   const seed = join(root, 'seed');
   await mkdir(seed);
-  await writeFile(join(seed, '.env'), 'COMPOSE_PROJECT_NAME=seed\nREGISTRY_USERNAME=admin\nREGISTRY_PASSWORD=Seed-password-1\n');
+  await writeFile(
+    join(seed, '.env'),
+    'COMPOSE_PROJECT_NAME=seed\nREGISTRY_USERNAME=admin\nREGISTRY_PASSWORD=Seed-password-1\n',
+  );
   await writeFile(
     join(seed, 'docker-compose.yml'),
-    stringify({ services: { registry: { image: 'registry:2', volumes: ['registry_data:/var/lib/registry'] } }, volumes: { registry_data: null } }),
+    stringify({
+      services: { registry: { image: 'registry:2', volumes: ['registry_data:/var/lib/registry'] } },
+      volumes: { registry_data: null },
+    }),
   );
   engine.volumes.set('seed_registry_data', { labels: {}, size: 0 });
   return seed;
@@ -54,7 +66,11 @@ describe('regctl up --health-timeout', () => {
   });
 
   it('is refused by the command itself, not replaced by the 180 s default', async () => {
-    await expect(upCommand(context(), () => engine).exitOverride().parseAsync(['--dir', root, '--health-timeout', 'abc'], { from: 'user' })).rejects.toMatchObject({
+    await expect(
+      upCommand(context(), () => engine)
+        .exitOverride()
+        .parseAsync(['--dir', root, '--health-timeout', 'abc'], { from: 'user' }),
+    ).rejects.toMatchObject({
       code: 'commander.invalidArgument',
     });
     expect(await readdir(root)).toEqual([]);
@@ -76,7 +92,9 @@ describe('regctl adopt', () => {
     const seed = await seedStack();
     const target = join(root, 'adopted');
     await expect(
-      adoptCommand(context(), () => engine).exitOverride().parseAsync(['--from', seed, '--dir', target, '--http-port', 'abc'], { from: 'user' }),
+      adoptCommand(context(), () => engine)
+        .exitOverride()
+        .parseAsync(['--from', seed, '--dir', target, '--http-port', 'abc'], { from: 'user' }),
     ).rejects.toMatchObject({ code: 'commander.invalidArgument' });
     expect(await readdir(root)).toEqual(['seed']);
   });
@@ -85,17 +103,26 @@ describe('regctl adopt', () => {
     const seed = await seedStack();
     const target = join(root, 'adopted');
     await expect(
-      adoptCommand(context(), () => engine).exitOverride().parseAsync(['--from', seed, '--dir', target, '--http-port', '8080', '--registry-port', '8080'], { from: 'user' }),
+      adoptCommand(context(), () => engine)
+        .exitOverride()
+        .parseAsync(['--from', seed, '--dir', target, '--http-port', '8080', '--registry-port', '8080'], {
+          from: 'user',
+        }),
     ).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('--registry-port') });
     expect(await readdir(root)).toEqual(['seed']);
   });
 
   it('credentials .env cannot hold are refused before any file is written', async () => {
     const seed = await seedStack();
-    await writeFile(join(seed, '.env'), 'COMPOSE_PROJECT_NAME=seed\nREGISTRY_USERNAME=admin\nREGISTRY_PASSWORD=has$dollar\n');
+    await writeFile(
+      join(seed, '.env'),
+      'COMPOSE_PROJECT_NAME=seed\nREGISTRY_USERNAME=admin\nREGISTRY_PASSWORD=has$dollar\n',
+    );
     const target = join(root, 'adopted');
     await expect(
-      adoptCommand(context(), () => engine).exitOverride().parseAsync(['--from', seed, '--dir', target], { from: 'user' }),
+      adoptCommand(context(), () => engine)
+        .exitOverride()
+        .parseAsync(['--from', seed, '--dir', target], { from: 'user' }),
     ).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('cannot be carried over') });
     expect(await readdir(root)).toEqual(['seed']);
   });

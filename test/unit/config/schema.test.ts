@@ -30,7 +30,14 @@ describe('stack config schema', () => {
       ui: { enabled: true },
       acme: { caServer: LETS_ENCRYPT_PRODUCTION },
       images: { registry: DEFAULT_REGISTRY_IMAGE, traefik: DEFAULT_TRAEFIK_IMAGE, base: DEFAULT_BASE_IMAGE },
-      traefik: { dashboard: false, readTimeout: '0s', writeTimeout: '0s', idleTimeout: '180s', accessLog: true, logLevel: 'INFO' },
+      traefik: {
+        dashboard: false,
+        readTimeout: '0s',
+        writeTimeout: '0s',
+        idleTimeout: '180s',
+        accessLog: true,
+        logLevel: 'INFO',
+      },
       registry: { uploadPurgeAge: '168h', minFreeDisk: '1GiB', logLevel: 'info' },
     });
     expect(DEFAULT_REGISTRY_IMAGE).toBe(`regctl:${VERSION}`);
@@ -52,9 +59,20 @@ describe('stack config schema', () => {
       },
       storage: { volume: 'base_registry_data' },
       ui: { enabled: false },
-      acme: { email: 'ops@example.com', caServer: 'https://pebble.test:14000/dir', caCertificates: 'pebble.minica.pem' },
+      acme: {
+        email: 'ops@example.com',
+        caServer: 'https://pebble.test:14000/dir',
+        caCertificates: 'pebble.minica.pem',
+      },
       images: { registry: 'regctl:dev', traefik: 'regctl-test/traefik:v3.6', base: 'regctl-test/node:20' },
-      traefik: { dashboard: true, readTimeout: '24h', writeTimeout: '1h30m', idleTimeout: '300s', accessLog: false, logLevel: 'DEBUG' },
+      traefik: {
+        dashboard: true,
+        readTimeout: '24h',
+        writeTimeout: '1h30m',
+        idleTimeout: '300s',
+        accessLog: false,
+        logLevel: 'DEBUG',
+      },
       registry: { uploadPurgeAge: '24h', minFreeDisk: '500MB', logLevel: 'debug' },
     };
     const { config } = parseStackConfig(input);
@@ -83,12 +101,20 @@ describe('stack config schema', () => {
     [{ version: 1, ports: { http: '80' } }, 'ports.http', 'ports.http must be a number'],
     [{ version: 1, ports: { http: 8080, https: 8080 } }, 'ports.https', 'ports.http and ports.https must differ'],
     [{ version: 1, ports: { registry: 80 } }, 'ports.registry', 'must differ from ports.http'],
-    [{ version: 1, ports: { http: 8080 }, traefik: { dashboard: true } }, 'ports.dashboard', 'ports.dashboard must differ'],
+    [
+      { version: 1, ports: { http: 8080 }, traefik: { dashboard: true } },
+      'ports.dashboard',
+      'ports.dashboard must differ',
+    ],
     [{ version: 1, acme: { email: 'not-an-email' } }, 'acme.email', 'must be an email address'],
     [{ version: 1, acme: { caServer: 'ftp://x' } }, 'acme.caServer', 'must be an http(s) URL'],
     [{ version: 1, users: { 'a:b': { admin: true } } }, 'users.a:b', 'user names are letters'],
     [{ version: 1, users: { ci: { rules: [] } } }, 'users', 'at least one user needs admin: true'],
-    [{ version: 1, users: { admin: { admin: true }, ci: { rules: [{ repos: 'x', actions: ['write'] }] } } }, 'users.ci.rules.0.actions.0', 'actions are pull, push and delete'],
+    [
+      { version: 1, users: { admin: { admin: true }, ci: { rules: [{ repos: 'x', actions: ['write'] }] } } },
+      'users.ci.rules.0.actions.0',
+      'actions are pull, push and delete',
+    ],
     [{ version: 1, traefik: { readTimeout: '1 hour' } }, 'traefik.readTimeout', 'must be a duration'],
     [{ version: 1, registry: { minFreeDisk: 'lots' } }, 'registry.minFreeDisk', 'must be a size'],
     [{ version: 1, registry: { uploadPurgeAge: '10' } }, 'registry.uploadPurgeAge', 'a number needs a unit'],
@@ -110,10 +136,29 @@ describe('stack config schema', () => {
   });
 
   test('RFC 1123 host names', () => {
-    for (const ok of ['localhost', 'example.com', 'a.b-c.d', '1a.2b', '0.example', 'xn--bcher-kva.example', `${'a'.repeat(63)}.com`]) {
+    for (const ok of [
+      'localhost',
+      'example.com',
+      'a.b-c.d',
+      '1a.2b',
+      '0.example',
+      'xn--bcher-kva.example',
+      `${'a'.repeat(63)}.com`,
+    ]) {
       expect(hostNameProblem(ok), ok).toBeUndefined();
     }
-    for (const bad of ['', 'a b', 'a_b', '-a', 'a-', 'é.com', '1.2.3.4', '0', `${'a.'.repeat(127)}ab`, `${'abc.'.repeat(61)}com`]) {
+    for (const bad of [
+      '',
+      'a b',
+      'a_b',
+      '-a',
+      'a-',
+      'é.com',
+      '1.2.3.4',
+      '0',
+      `${'a.'.repeat(127)}ab`,
+      `${'abc.'.repeat(61)}com`,
+    ]) {
       expect(hostNameProblem(bad), bad).toBeDefined();
     }
   });

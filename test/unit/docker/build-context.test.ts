@@ -15,7 +15,14 @@ afterEach(async () => {
 describe('build context', () => {
   it('lists the package without sources and dev-only dependencies', async () => {
     const ctx = await collectContextFiles(fx.pkg);
-    expect(ctx.files).toEqual(['bin/regctl.js', 'dist/cli/main.js', 'node_modules/prod-dep/index.js', 'package-lock.json', 'package.json', 'templates/Dockerfile']);
+    expect(ctx.files).toEqual([
+      'bin/regctl.js',
+      'dist/cli/main.js',
+      'node_modules/prod-dep/index.js',
+      'package-lock.json',
+      'package.json',
+      'templates/Dockerfile',
+    ]);
   });
 
   it('hashes content: same input, same hash; one byte or one build arg changed, another hash', async () => {

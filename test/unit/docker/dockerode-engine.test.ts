@@ -22,8 +22,13 @@ describe('dockerode engine', () => {
 
   it('reads DOCKER_HOST forms, and refuses one it cannot use', () => {
     expect(engineTarget({}).describe).toBe('unix:///var/run/docker.sock');
-    expect(engineTarget({ DOCKER_HOST: 'unix:///run/user/1000/docker.sock' }).options.socketPath).toBe('/run/user/1000/docker.sock');
-    expect(engineTarget({ DOCKER_HOST: 'tcp://10.0.0.2:2376' }).options).toMatchObject({ host: '10.0.0.2', port: 2376 });
+    expect(engineTarget({ DOCKER_HOST: 'unix:///run/user/1000/docker.sock' }).options.socketPath).toBe(
+      '/run/user/1000/docker.sock',
+    );
+    expect(engineTarget({ DOCKER_HOST: 'tcp://10.0.0.2:2376' }).options).toMatchObject({
+      host: '10.0.0.2',
+      port: 2376,
+    });
     expect(() => engineTarget({ DOCKER_HOST: 'ssh://me@host' })).toThrow(RegctlError);
   });
 });

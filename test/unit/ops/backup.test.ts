@@ -6,7 +6,14 @@ import { backup, progressLine } from '../../../src/ops/backup.js';
 import { restoreDirectory } from '../../../src/ops/restore.js';
 import { readArchiveManifest } from '../../../src/registry/backup/restore.js';
 import { createRegistryServer } from '../../../src/registry/server.js';
-import { captureOutput, getBlob, getManifestDigest, pushImage, startFixture, type Fixture } from '../../helpers/day-two-fixture.js';
+import {
+  captureOutput,
+  getBlob,
+  getManifestDigest,
+  pushImage,
+  startFixture,
+  type Fixture,
+} from '../../helpers/day-two-fixture.js';
 
 /** Serves a data directory without auth and checks every tag of every repository and every blob they name. */
 async function servedState(dataDir: string): Promise<Record<string, string>> {
@@ -20,8 +27,14 @@ async function servedState(dataDir: string): Promise<Record<string, string>> {
       for (const tag of tags.tags ?? []) {
         const m = await getManifestDigest(url, repo, tag, undefined);
         if (m.status !== 200) throw new Error(`${repo}:${tag} → ${m.status}`);
-        const body = (await (await fetch(`${url}/v2/${repo}/manifests/${tag}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).json()) as { layers?: { digest: string }[]; config?: { digest: string } };
-        for (const d of [body.config?.digest, ...(body.layers ?? []).map((l) => l.digest)].filter((x): x is string => Boolean(x))) {
+        const body = (await (
+          await fetch(`${url}/v2/${repo}/manifests/${tag}`, {
+            headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+          })
+        ).json()) as { layers?: { digest: string }[]; config?: { digest: string } };
+        for (const d of [body.config?.digest, ...(body.layers ?? []).map((l) => l.digest)].filter((x): x is string =>
+          Boolean(x),
+        )) {
           const b = await getBlob(url, repo, d, undefined);
           if (b.digest !== d) throw new Error(`${repo}:${tag} blob ${d} → ${b.status}`);
         }
@@ -84,12 +97,21 @@ describe('regctl backup / restore --data against a real registry', () => {
     const state = await servedState(target);
     for (let i = 0; i < 3; i++) expect(state[`team/app${i}:v1`]).toBe(before[`team/app${i}:v1`]);
     for (const [k, v] of Object.entries(state)) expect(before[k]).toBe(v);
-    await expect(restoreDirectory({ archive: full, dataDir: target, force: false, bases: [] })).rejects.toMatchObject({ code: 'FILE_EXISTS' });
+    await expect(restoreDirectory({ archive: full, dataDir: target, force: false, bases: [] })).rejects.toMatchObject({
+      code: 'FILE_EXISTS',
+    });
   });
 
   it('incremental: only new blobs are copied; restoring needs the base', async () => {
     const extra = await pushImage(fx.url, 'late', 'v1', [randomBytes(150_000)], fx.admin);
-    const r = await backup({ dir: fx.stackDir, outFile: 'incr.tar.gz', incrementalFrom: full, cwd: fx.root, out: captureOutput(), env: fx.env });
+    const r = await backup({
+      dir: fx.stackDir,
+      outFile: 'incr.tar.gz',
+      incrementalFrom: full,
+      cwd: fx.root,
+      out: captureOutput(),
+      env: fx.env,
+    });
     expect(r.gzip).toBe(true);
     expect((await readFile(r.file)).subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
     const m = await readArchiveManifest(r.file);
@@ -101,7 +123,9 @@ describe('regctl backup / restore --data against a real registry', () => {
     expect(m.files.some((f) => f.sha256 === extra.digest.slice(7))).toBe(true);
     const target = join(fx.root, 'restore-incr');
     await mkdir(target);
-    await expect(restoreDirectory({ archive: r.file, dataDir: target, force: false, bases: [] })).rejects.toMatchObject({ code: 'BACKUP_INVALID' });
+    await expect(restoreDirectory({ archive: r.file, dataDir: target, force: false, bases: [] })).rejects.toMatchObject(
+      { code: 'BACKUP_INVALID' },
+    );
     expect(await readdir(target)).toEqual([]);
     await restoreDirectory({ archive: r.file, dataDir: target, force: false, bases: [full] });
     const state = await servedState(target);
@@ -110,7 +134,13 @@ describe('regctl backup / restore --data against a real registry', () => {
   });
 
   it('an unreachable registry is a clear error and leaves no file', async () => {
-    const err = await backup({ dir: fx.stackDir, outFile: 'never.tar', cwd: fx.root, out: captureOutput(), env: { REGCTL_REGISTRY_URL: 'http://127.0.0.1:9' } }).catch((e: unknown) => e);
+    const err = await backup({
+      dir: fx.stackDir,
+      outFile: 'never.tar',
+      cwd: fx.root,
+      out: captureOutput(),
+      env: { REGCTL_REGISTRY_URL: 'http://127.0.0.1:9' },
+    }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'STACK_NOT_RUNNING' });
     expect((await readdir(fx.root)).filter((f) => f.startsWith('never') || f.includes('.part-'))).toEqual([]);
   });

@@ -3,7 +3,13 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { githubWorkflow, gitlabPipeline, jenkinsPipeline, secretNames, type PipelineOptions } from '../../../src/ops/ci.js';
+import {
+  githubWorkflow,
+  gitlabPipeline,
+  jenkinsPipeline,
+  secretNames,
+  type PipelineOptions,
+} from '../../../src/ops/ci.js';
 import { daemonJsonAdvice, hostsAdvice } from '../../../src/ops/doctor.js';
 import { parseDuration, UnitError } from '../../../src/common/units.js';
 import { applyTrust, planTrust } from '../../../src/ops/login.js';
@@ -41,28 +47,45 @@ describe('pipelines', () => {
     const wf = parseYaml(githubWorkflow(options)) as {
       on: Record<string, unknown>;
       env: Record<string, string>;
-      jobs: { build: { steps: { name?: string; uses?: string; run?: string; if?: string; env?: Record<string, string> }[] } };
+      jobs: {
+        build: { steps: { name?: string; uses?: string; run?: string; if?: string; env?: Record<string, string> }[] };
+      };
     };
     expect(Object.keys(wf.on)).toEqual(['push', 'workflow_dispatch']);
-    expect(wf.env).toMatchObject({ REGISTRY: 'registry.example.com', IMAGE_NAME: 'apps/api', IMAGE_TAG: '${{ github.run_number }}' });
+    expect(wf.env).toMatchObject({
+      REGISTRY: 'registry.example.com',
+      IMAGE_NAME: 'apps/api',
+      IMAGE_TAG: '${{ github.run_number }}',
+    });
     const steps = wf.jobs.build.steps;
     expect(steps[0]?.uses).toBe('actions/checkout@v4');
     const loginStep = steps.find((s) => s.run?.includes('docker login'));
-    expect(loginStep?.env).toEqual({ REGISTRY_USER: '${{ secrets.DOCKER_REGISTRY_CREDS_USER }}', REGISTRY_PASS: '${{ secrets.DOCKER_REGISTRY_CREDS_PASSWORD }}' });
+    expect(loginStep?.env).toEqual({
+      REGISTRY_USER: '${{ secrets.DOCKER_REGISTRY_CREDS_USER }}',
+      REGISTRY_PASS: '${{ secrets.DOCKER_REGISTRY_CREDS_PASSWORD }}',
+    });
     expect(loginStep?.run).toContain('--password-stdin');
     expect(steps.find((s) => s.name === 'Push')?.run?.match(/docker push/g)).toHaveLength(2);
     expect(steps.at(-1)).toMatchObject({ if: 'always()', run: 'docker logout "$REGISTRY"\n' });
   });
 
   it('GitLab: one publish job with login on stdin and logout in after_script', () => {
-    const doc = parseYaml(gitlabPipeline(options)) as { stages: string[]; publish: { script: string[]; after_script: string[] } };
+    const doc = parseYaml(gitlabPipeline(options)) as {
+      stages: string[];
+      publish: { script: string[]; after_script: string[] };
+    };
     expect(doc.stages).toEqual(['publish']);
-    expect(doc.publish.script[0]).toBe('printf "%s" "$DOCKER_REGISTRY_CREDS_PASSWORD" | docker login "$REGISTRY" -u "$DOCKER_REGISTRY_CREDS_USER" --password-stdin');
+    expect(doc.publish.script[0]).toBe(
+      'printf "%s" "$DOCKER_REGISTRY_CREDS_PASSWORD" | docker login "$REGISTRY" -u "$DOCKER_REGISTRY_CREDS_USER" --password-stdin',
+    );
     expect(doc.publish.after_script).toEqual(['docker logout "$REGISTRY"']);
   });
 
   it('secret names derive from the credentials id', () => {
-    expect(secretNames('docker-registry-creds')).toEqual({ user: 'DOCKER_REGISTRY_CREDS_USER', password: 'DOCKER_REGISTRY_CREDS_PASSWORD' });
+    expect(secretNames('docker-registry-creds')).toEqual({
+      user: 'DOCKER_REGISTRY_CREDS_USER',
+      password: 'DOCKER_REGISTRY_CREDS_PASSWORD',
+    });
     expect(secretNames('--')).toEqual({ user: 'REGISTRY_USER', password: 'REGISTRY_PASSWORD' });
   });
 });
@@ -80,13 +103,17 @@ describe('doctor helpers', () => {
 
   it('gives the daemon.json fix for the platform', () => {
     expect(daemonJsonAdvice('linux', 'registry.example.test')).toContain('/etc/docker/daemon.json');
-    expect(daemonJsonAdvice('linux', 'registry.example.test')).toContain('{"insecure-registries":["registry.example.test"]}');
+    expect(daemonJsonAdvice('linux', 'registry.example.test')).toContain(
+      '{"insecure-registries":["registry.example.test"]}',
+    );
     expect(daemonJsonAdvice('darwin', 'r.test')).toContain('Docker Desktop');
     expect(daemonJsonAdvice('win32', 'r.test')).toContain('Docker Desktop');
   });
 
   it('gives the hosts line for the platform', () => {
-    expect(hostsAdvice('linux', ['registry.a.test', 'registry-ui.a.test'])).toBe('add the line "127.0.0.1 registry.a.test registry-ui.a.test" to /etc/hosts (or create DNS records pointing at this machine)');
+    expect(hostsAdvice('linux', ['registry.a.test', 'registry-ui.a.test'])).toBe(
+      'add the line "127.0.0.1 registry.a.test registry-ui.a.test" to /etc/hosts (or create DNS records pointing at this machine)',
+    );
     expect(hostsAdvice('win32', ['r'])).toContain('C:\\Windows\\System32\\drivers\\etc\\hosts');
   });
 });
@@ -106,7 +133,10 @@ describe('login --trust: the daemon.json change', () => {
     expect(plan.diff).toContain('+    "registry.example.test"');
     expect(await readFile(path, 'utf8')).toBe(plan.before);
     await applyTrust(plan);
-    expect(JSON.parse(await readFile(path, 'utf8'))).toEqual({ 'log-driver': 'json-file', 'insecure-registries': ['other:5000', 'registry.example.test'] });
+    expect(JSON.parse(await readFile(path, 'utf8'))).toEqual({
+      'log-driver': 'json-file',
+      'insecure-registries': ['other:5000', 'registry.example.test'],
+    });
     expect((await stat(path)).mode & 0o777).toBe(0o644);
     expect((await planTrust('registry.example.test', path)).unchanged).toBe(true);
   });

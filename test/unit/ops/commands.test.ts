@@ -42,7 +42,11 @@ describe('stack commands on the fake engine', () => {
 
     const json = context();
     await statusCommand(json.ctx, () => engine).parseAsync(['--json'], { from: 'user' });
-    const doc = JSON.parse(json.text()) as { project: string; healthy: boolean; volumes: { name: string; sizeBytes: number }[] };
+    const doc = JSON.parse(json.text()) as {
+      project: string;
+      healthy: boolean;
+      volumes: { name: string; sizeBytes: number }[];
+    };
     expect(doc.project).toBe('fx');
     expect(doc.healthy).toBe(false);
     expect(doc.volumes).toEqual([{ name: 'fx_registry-data', sizeBytes: 3 * 1024 * 1024 }]);
@@ -52,18 +56,32 @@ describe('stack commands on the fake engine', () => {
     const { ctx } = context();
     engine.networks.set('fx_proxy', {});
     // A container made by hand stands for a running registry.
-    await engine.createContainer({ name: 'fx-registry', image: 'regctl:test', env: {}, labels: { 'com.docker.compose.project': 'fx' }, ports: [], mounts: [], restart: 'no', network: 'fx_proxy', aliases: [] });
+    await engine.createContainer({
+      name: 'fx-registry',
+      image: 'regctl:test',
+      env: {},
+      labels: { 'com.docker.compose.project': 'fx' },
+      ports: [],
+      mounts: [],
+      restart: 'no',
+      network: 'fx_proxy',
+      aliases: [],
+    });
     engine.logText.set('fx-registry', 'one\ntwo\nthree\n');
     const { ctx: c2, text } = context();
     await logsCommand(c2, () => engine).parseAsync(['registry', '--tail', '2', '--dir', fx.dir], { from: 'user' });
     expect(text()).toBe('two\nthree\n');
-    await expect(logsCommand(ctx, () => engine).parseAsync(['registry', '--tail', 'many'], { from: 'user' })).rejects.toThrow();
+    await expect(
+      logsCommand(ctx, () => engine).parseAsync(['registry', '--tail', 'many'], { from: 'user' }),
+    ).rejects.toThrow();
   });
 
   it('down --volumes --yes removes the data volume', async () => {
     engine.volumes.set('fx_registry-data', { labels: { 'com.docker.compose.project': 'fx' }, size: 0 });
     const { ctx, text } = context();
-    await downCommand(ctx, () => engine).exitOverride().parseAsync(['--dir', fx.dir, '--volumes', '--yes'], { from: 'user' });
+    await downCommand(ctx, () => engine)
+      .exitOverride()
+      .parseAsync(['--dir', fx.dir, '--volumes', '--yes'], { from: 'user' });
     expect(engine.volumes.size).toBe(0);
     expect(text()).toContain('Volume fx_registry-data removed');
   });
@@ -73,7 +91,10 @@ describe('stack commands on the fake engine', () => {
     const { ctx } = context();
     await expect(
       upCommand(ctx, () => engine).parseAsync(['--dir', fx.dir, '--health-timeout', '1'], { from: 'user' }),
-    ).rejects.toMatchObject({ code: 'HEALTH_TIMEOUT', message: expect.stringContaining('fx-ui not healthy after 1 s') });
+    ).rejects.toMatchObject({
+      code: 'HEALTH_TIMEOUT',
+      message: expect.stringContaining('fx-ui not healthy after 1 s'),
+    });
     expect(engine.containers.size).toBe(0);
   });
 });

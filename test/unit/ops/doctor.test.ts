@@ -43,9 +43,25 @@ describe('doctor', () => {
       ok: false,
       mode: 'dev',
       checks: [
-        { id: 'engine', title: 'Docker engine', status: 'fail', detail: 'no Docker engine reachable at the fake engine', fix: 'start the Docker daemon (sudo systemctl start docker), or point DOCKER_HOST at a running engine' },
-        { id: 'config', title: 'Stack configuration', status: 'pass', detail: `${join(fx.dir, 'regctl.yaml')} is valid` },
-        { id: 'ports', title: 'Ports', status: 'pass', detail: `${fx.ports.http}, ${fx.ports.registry} free or held by this stack` },
+        {
+          id: 'engine',
+          title: 'Docker engine',
+          status: 'fail',
+          detail: 'no Docker engine reachable at the fake engine',
+          fix: 'start the Docker daemon (sudo systemctl start docker), or point DOCKER_HOST at a running engine',
+        },
+        {
+          id: 'config',
+          title: 'Stack configuration',
+          status: 'pass',
+          detail: `${join(fx.dir, 'regctl.yaml')} is valid`,
+        },
+        {
+          id: 'ports',
+          title: 'Ports',
+          status: 'pass',
+          detail: `${fx.ports.http}, ${fx.ports.registry} free or held by this stack`,
+        },
         dnsCheck,
         { id: 'trust', title: 'Engine trusts the HTTP registry', status: 'skip', detail: 'no engine to ask' },
         TIMEOUT_FAIL,
@@ -77,25 +93,52 @@ describe('doctor', () => {
     expect(report.checks).toEqual([
       { id: 'engine', title: 'Docker engine', status: 'pass', detail: 'the engine answers' },
       { id: 'config', title: 'Stack configuration', status: 'pass', detail: `${join(fx.dir, 'regctl.yaml')} is valid` },
-      { id: 'ports', title: 'Ports', status: 'pass', detail: `${fx.ports.http}, ${fx.ports.https} free or held by this stack` },
+      {
+        id: 'ports',
+        title: 'Ports',
+        status: 'pass',
+        detail: `${fx.ports.http}, ${fx.ports.https} free or held by this stack`,
+      },
       dnsCheck,
-      { id: 'stack', title: 'Stack containers', status: 'fail', detail: 'traefik is missing, registry is missing, ui is missing', fix: 'run `regctl up --prod` (and `regctl logs <service>` to see why a service is unhealthy)' },
+      {
+        id: 'stack',
+        title: 'Stack containers',
+        status: 'fail',
+        detail: 'traefik is missing, registry is missing, ui is missing',
+        fix: 'run `regctl up --prod` (and `regctl logs <service>` to see why a service is unhealthy)',
+      },
       { ...TIMEOUT_FAIL, detail: 'uploads are cut after web: 60s (Traefik default), websecure: 60s (Traefik default)' },
       { id: 'location', title: 'Upload Location headers', status: 'skip', detail: 'Traefik is not running' },
       { id: 'upload', title: 'Slow large upload through Traefik', status: 'skip', detail: 'Traefik is not running' },
-      expect.objectContaining({ id: 'disk', status: 'skip', detail: expect.stringMatching(/^cannot read \/var\/lib\/docker\/volumes\/fx_registry-data\/_data: /) }),
+      expect.objectContaining({
+        id: 'disk',
+        status: 'skip',
+        detail: expect.stringMatching(/^cannot read \/var\/lib\/docker\/volumes\/fx_registry-data\/_data: /),
+      }),
       { id: 'clock', title: 'Clock skew', status: 'skip', detail: 'nothing to compare with' },
       { id: 'certificate', title: 'Certificate', status: 'skip', detail: 'Traefik is not running' },
       { id: 'acme-json', title: 'acme.json permissions', status: 'skip', detail: 'volume fx_letsencrypt not found' },
-      { id: 'http-challenge', title: 'Port 80 for the HTTP challenge', status: 'skip', detail: 'Traefik is not running' },
+      {
+        id: 'http-challenge',
+        title: 'Port 80 for the HTTP challenge',
+        status: 'skip',
+        detail: 'Traefik is not running',
+      },
     ]);
   });
 
   it('running behind Traefik: Location, disk headroom and clock are read from the registry', async () => {
     await fx.writeConfig('traefik: { readTimeout: 0s }\nregistry: { minFreeDisk: 1GB }\n');
-    await writeFile(join(fx.dir, 'traefik/traefik.yml'), 'entryPoints: { web: { address: ":80", transport: { respondingTimeouts: { readTimeout: 0s } } }, ping: { address: ":8082" } }\n');
+    await writeFile(
+      join(fx.dir, 'traefik/traefik.yml'),
+      'entryPoints: { web: { address: ":80", transport: { respondingTimeouts: { readTimeout: 0s } } }, ping: { address: ":8082" } }\n',
+    );
     const engine = new FakeEngine();
-    engine.info = { insecureCidrs: [], insecureRegistries: [], systemTime: new Date(Date.now() - 10_000).toISOString() };
+    engine.info = {
+      insecureCidrs: [],
+      insecureRegistries: [],
+      systemTime: new Date(Date.now() - 10_000).toISOString(),
+    };
     engine.images.set('regctl-test/traefik:v3.6', { id: 'sha256:traefik', labels: {} });
     engine.images.set('regctl:test', { id: 'sha256:prebuilt', labels: {} });
     const stack = await loadStack(fx.dir);
@@ -110,28 +153,52 @@ describe('doctor', () => {
       seen.push(`${req.method} ${req.url} ${req.headers.authorization ? 'auth' : 'anonymous'}`);
       res.setHeader('date', new Date().toUTCString());
       if (req.method === 'POST') res.writeHead(202, { location: '/v2/regctl-doctor/blobs/uploads/u1' }).end();
-      else if (req.url === '/admin/v1/disk') res.writeHead(200).end(JSON.stringify({ freeBytes: free, totalBytes: 10e9 }));
+      else if (req.url === '/admin/v1/disk')
+        res.writeHead(200).end(JSON.stringify({ freeBytes: free, totalBytes: 10e9 }));
       else res.writeHead(req.method === 'DELETE' ? 204 : 200).end();
     });
     await new Promise<void>((r) => server!.listen(fx.ports.http, '127.0.0.1', () => r()));
 
-    const byId = async () => Object.fromEntries((await doctor({ dir: fx.dir, engine, platform: 'linux' })).checks.map((c) => [c.id, c]));
+    const byId = async () =>
+      Object.fromEntries((await doctor({ dir: fx.dir, engine, platform: 'linux' })).checks.map((c) => [c.id, c]));
     let checks = await byId();
     expect(checks.ports?.status).toBe('pass');
     expect(checks.stack).toMatchObject({ status: 'pass', detail: 'traefik healthy, registry healthy, ui healthy' });
     expect(checks['traefik-timeout']).toMatchObject({ status: 'pass', detail: 'entrypoints allow long uploads' });
-    expect(checks.location).toEqual({ id: 'location', title: 'Upload Location headers', status: 'pass', detail: 'relative' });
-    expect(checks.disk).toEqual({ id: 'disk', title: 'Disk headroom', status: 'pass', detail: "4.66 GiB free of 9.31 GiB on the registry's data volume" });
-    expect(checks.clock).toMatchObject({ status: 'warn', detail: expect.stringMatching(/^engine 1[01] s, registry [01] s$/) });
+    expect(checks.location).toEqual({
+      id: 'location',
+      title: 'Upload Location headers',
+      status: 'pass',
+      detail: 'relative',
+    });
+    expect(checks.disk).toEqual({
+      id: 'disk',
+      title: 'Disk headroom',
+      status: 'pass',
+      detail: "4.66 GiB free of 9.31 GiB on the registry's data volume",
+    });
+    expect(checks.clock).toMatchObject({
+      status: 'warn',
+      detail: expect.stringMatching(/^engine 1[01] s, registry [01] s$/),
+    });
     expect(checks.trust).toMatchObject({ status: 'fail' });
-    expect(checks['trust-direct']).toMatchObject({ status: 'warn', detail: `127.0.0.1:${fx.ports.registry} is not in an insecure range` });
+    expect(checks['trust-direct']).toMatchObject({
+      status: 'warn',
+      detail: `127.0.0.1:${fx.ports.registry} is not in an insecure range`,
+    });
     expect(seen).toContain('DELETE /v2/regctl-doctor/blobs/uploads/u1 auth');
 
     free = 1.5e9;
     checks = await byId();
-    expect(checks.disk).toMatchObject({ status: 'warn', detail: "1.40 GiB free of 9.31 GiB on the registry's data volume: nearly full (floor 1GB)" });
+    expect(checks.disk).toMatchObject({
+      status: 'warn',
+      detail: "1.40 GiB free of 9.31 GiB on the registry's data volume: nearly full (floor 1GB)",
+    });
     free = 0.5e9;
     checks = await byId();
-    expect(checks.disk).toMatchObject({ status: 'fail', detail: "477 MiB free of 9.31 GiB on the registry's data volume: under the 1GB floor, uploads are refused" });
+    expect(checks.disk).toMatchObject({
+      status: 'fail',
+      detail: "477 MiB free of 9.31 GiB on the registry's data volume: under the 1GB floor, uploads are refused",
+    });
   });
 });

@@ -42,16 +42,27 @@ describe('down', () => {
   });
 
   it('asks before deleting volumes, and refuses without a terminal unless --yes', async () => {
-    const err = await rejection(down({ dir: fx.dir, out: capturedOutput().out, engine, prompts: createPrompts(false), volumes: true }));
+    const err = await rejection(
+      down({ dir: fx.dir, out: capturedOutput().out, engine, prompts: createPrompts(false), volumes: true }),
+    );
     expect(err.code).toBe('USAGE');
     expect(err.hint).toContain('--yes');
     expect(engine.containers.size).toBe(3);
 
-    const declined = await rejection(down({ dir: fx.dir, out: capturedOutput().out, engine, prompts: scriptedPrompts([false]), volumes: true }));
+    const declined = await rejection(
+      down({ dir: fx.dir, out: capturedOutput().out, engine, prompts: scriptedPrompts([false]), volumes: true }),
+    );
     expect(declined.code).toBe('CANCELLED');
     expect(engine.volumes.has('fx_registry-data')).toBe(true);
 
-    const result = await down({ dir: fx.dir, out: capturedOutput().out, engine, prompts: scriptedPrompts([]), volumes: true, yes: true });
+    const result = await down({
+      dir: fx.dir,
+      out: capturedOutput().out,
+      engine,
+      prompts: scriptedPrompts([]),
+      volumes: true,
+      yes: true,
+    });
     expect(result.volumesRemoved).toEqual(['fx_registry-data']);
     expect(engine.volumes.size).toBe(0);
   });

@@ -38,9 +38,16 @@ export async function stackFixture(name = 'fx'): Promise<StackFixture> {
   await mkdir(join(dir, 'traefik'), { recursive: true });
   await mkdir(join(dir, 'auth'), { recursive: true });
   await writeFile(join(dir, 'traefik/traefik.yml'), 'entryPoints: { web: { address: ":80" } }\n');
-  await writeFile(join(dir, 'traefik/traefik.prod.yml'), 'entryPoints: { web: { address: ":80" }, websecure: { address: ":443" } }\n');
-  await writeFile(join(dir, 'auth/htpasswd'), 'admin:$2y$05$abcdefghijklmnopqrstuuJ8K0c1h1k4x2c3v4b5n6m7q8w9e0r1t2\n', { mode: 0o600 });
-  await writeFile(join(dir, '.env'), 'COMPOSE_PROJECT_NAME=fx\nREGISTRY_USERNAME=admin\nREGISTRY_PASSWORD=s3cret\n', { mode: 0o600 });
+  await writeFile(
+    join(dir, 'traefik/traefik.prod.yml'),
+    'entryPoints: { web: { address: ":80" }, websecure: { address: ":443" } }\n',
+  );
+  await writeFile(join(dir, 'auth/htpasswd'), 'admin:$2y$05$abcdefghijklmnopqrstuuJ8K0c1h1k4x2c3v4b5n6m7q8w9e0r1t2\n', {
+    mode: 0o600,
+  });
+  await writeFile(join(dir, '.env'), 'COMPOSE_PROJECT_NAME=fx\nREGISTRY_USERNAME=admin\nREGISTRY_PASSWORD=s3cret\n', {
+    mode: 0o600,
+  });
   const writeConfig = async (extra = '') => {
     await writeFile(
       join(dir, 'regctl.yaml'),
@@ -60,7 +67,11 @@ export async function stackFixture(name = 'fx'): Promise<StackFixture> {
     join(pkg, 'package-lock.json'),
     JSON.stringify({
       lockfileVersion: 3,
-      packages: { '': {}, 'node_modules/prod-dep': { version: '1.0.0' }, 'node_modules/dev-dep': { version: '1.0.0', dev: true } },
+      packages: {
+        '': {},
+        'node_modules/prod-dep': { version: '1.0.0' },
+        'node_modules/dev-dep': { version: '1.0.0', dev: true },
+      },
     }),
   );
   await writeFile(join(pkg, 'dist/cli/main.js'), 'export const x = 1;\n');

@@ -17,7 +17,12 @@ const stackIn = async (name: string, config: Record<string, unknown>): Promise<s
   const parsed = parseStackConfig({ version: 1, ...config });
   if (!parsed.config) throw new Error('invalid');
   const dir = join(root, name);
-  await writeStack(dir, renderStack(parsed.config, { secrets: { username: 'admin', password: 'p4ssw0rd-p4ssw0rd', htpasswd: 'admin:x\n' } }));
+  await writeStack(
+    dir,
+    renderStack(parsed.config, {
+      secrets: { username: 'admin', password: 'p4ssw0rd-p4ssw0rd', htpasswd: 'admin:x\n' },
+    }),
+  );
   return dir;
 };
 
@@ -42,8 +47,20 @@ describe('stackEndpoint', () => {
 
   it('prod: HTTPS port with the registry host as server name; REGCTL_REGISTRY_URL wins over both', async () => {
     const dir = await stackIn('prod', { host: 'example.com', mode: 'prod' });
-    expect(await stackEndpoint(dir, {})).toMatchObject({ address: '127.0.0.1', port: 443, tls: true, host: 'registry.example.com', publicHost: 'registry.example.com' });
-    expect(await stackEndpoint(dir, { REGCTL_REGISTRY_URL: 'http://127.0.0.1:5000' })).toMatchObject({ address: '127.0.0.1', port: 5000, tls: false, host: '127.0.0.1:5000', credentials: { username: 'admin' } });
+    expect(await stackEndpoint(dir, {})).toMatchObject({
+      address: '127.0.0.1',
+      port: 443,
+      tls: true,
+      host: 'registry.example.com',
+      publicHost: 'registry.example.com',
+    });
+    expect(await stackEndpoint(dir, { REGCTL_REGISTRY_URL: 'http://127.0.0.1:5000' })).toMatchObject({
+      address: '127.0.0.1',
+      port: 5000,
+      tls: false,
+      host: '127.0.0.1:5000',
+      credentials: { username: 'admin' },
+    });
     expect(() => urlEndpoint('not a url', undefined)).toThrow(/not a URL/);
   });
 });
@@ -56,7 +73,25 @@ describe('AdminClient', () => {
   beforeAll(async () => {
     const key = join(root, 'key.pem');
     const cert = join(root, 'cert.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=registry.example.test'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=registry.example.test',
+      ],
+      { stdio: 'ignore' },
+    );
     https = createHttpsServer({ key: await readFile(key), cert: await readFile(cert) }, (req, res) => {
       seen.push({ host: req.headers.host, auth: req.headers.authorization });
       res.setHeader('content-type', 'application/json');
@@ -96,6 +131,9 @@ describe('AdminClient', () => {
 
   it('a registry that does not answer is STACK_NOT_RUNNING with a hint', async () => {
     const client = new AdminClient(urlEndpoint('http://127.0.0.1:9', undefined));
-    await expect(client.whoami()).rejects.toMatchObject({ code: 'STACK_NOT_RUNNING', hint: expect.stringContaining('regctl up') });
+    await expect(client.whoami()).rejects.toMatchObject({
+      code: 'STACK_NOT_RUNNING',
+      hint: expect.stringContaining('regctl up'),
+    });
   });
 });

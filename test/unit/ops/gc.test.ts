@@ -3,10 +3,23 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gc, printGcSummary, progressText } from '../../../src/ops/gc.js';
-import { authHeaders, captureOutput, getBlob, getManifestDigest, pushImage, startFixture, type Fixture } from '../../helpers/day-two-fixture.js';
+import {
+  authHeaders,
+  captureOutput,
+  getBlob,
+  getManifestDigest,
+  pushImage,
+  startFixture,
+  type Fixture,
+} from '../../helpers/day-two-fixture.js';
 
-const blobFile = (fx: Fixture, digest: string) => join(fx.dataDir, 'docker/registry/v2/blobs/sha256', digest.slice(7, 9), digest.slice(7), 'data');
-const exists = (p: string) => stat(p).then(() => true, () => false);
+const blobFile = (fx: Fixture, digest: string) =>
+  join(fx.dataDir, 'docker/registry/v2/blobs/sha256', digest.slice(7, 9), digest.slice(7), 'data');
+const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
 
 describe('regctl gc against a real registry', () => {
   let fx: Fixture;
@@ -19,7 +32,10 @@ describe('regctl gc against a real registry', () => {
     fx = await startFixture();
     doomed = await pushImage(fx.url, 'app', 'old', [shared, only], fx.admin);
     kept = await pushImage(fx.url, 'app', 'new', [shared], fx.admin);
-    const del = await fetch(`${fx.url}/v2/app/manifests/${doomed.digest}`, { method: 'DELETE', headers: authHeaders(fx.admin) });
+    const del = await fetch(`${fx.url}/v2/app/manifests/${doomed.digest}`, {
+      method: 'DELETE',
+      headers: authHeaders(fx.admin),
+    });
     expect(del.status).toBe(202);
   });
   afterAll(async () => fx.close());
@@ -47,7 +63,9 @@ describe('regctl gc against a real registry', () => {
     const out = captureOutput();
     const s = await gc({ dir: fx.stackDir, dryRun: false, deleteUntagged: false, graceMs: 0, out, env: fx.env });
     // The GC ran as a job and its progress, polled from the registry, reached the screen.
-    expect(out.lines.filter((l) => l.startsWith('… '))).toContainEqual(expect.stringMatching(/^… finishing \(\d+ s\)$/));
+    expect(out.lines.filter((l) => l.startsWith('… '))).toContainEqual(
+      expect.stringMatching(/^… finishing \(\d+ s\)$/),
+    );
     expect(s.freedBytes).toBeGreaterThanOrEqual(only.length);
     expect(await exists(blobFile(fx, doomed.blobs[2]!))).toBe(false);
     expect(await exists(blobFile(fx, doomed.blobs[1]!))).toBe(true);
@@ -73,7 +91,9 @@ describe('regctl gc against a real registry', () => {
 
 describe('gc progress lines', () => {
   it('name the phase and count what is done', () => {
-    expect(progressText({ phase: 'sweep-blobs', done: 1200, total: 5000 })).toBe('sweeping blobs: checked 1,200 of 5,000');
+    expect(progressText({ phase: 'sweep-blobs', done: 1200, total: 5000 })).toBe(
+      'sweeping blobs: checked 1,200 of 5,000',
+    );
     expect(progressText({ phase: 'mark', done: 3, total: 40 })).toBe('marking: repositories read 3 of 40');
     expect(progressText({ phase: 'uploads', done: 0, total: 1 })).toBe('purging stale uploads');
   });

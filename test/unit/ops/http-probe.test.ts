@@ -24,20 +24,39 @@ beforeAll(async () => {
   http = createServer((req, res) => {
     seen.push(req.headers);
     const ok = req.headers.authorization === basicAuth('admin', 'pw');
-    res.writeHead(req.headers.host === 'registry.example.test' ? (ok ? 200 : 401) : 404, { 'content-type': 'application/json' });
+    res.writeHead(req.headers.host === 'registry.example.test' ? (ok ? 200 : 401) : 404, {
+      'content-type': 'application/json',
+    });
     res.end(JSON.stringify({ path: req.url, method: req.method }));
   });
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
   dir = await mkdtemp(join(tmpdir(), 'regctl-probe-'));
   await exec('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '30',
-    '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-subj', '/CN=registry.example.test',
-    '-addext', 'subjectAltName=DNS:registry.example.test',
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-days',
+    '30',
+    '-keyout',
+    join(dir, 'key.pem'),
+    '-out',
+    join(dir, 'cert.pem'),
+    '-subj',
+    '/CN=registry.example.test',
+    '-addext',
+    'subjectAltName=DNS:registry.example.test',
   ]);
-  https = createTlsServer({ key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'cert.pem')) }, (_req, res) => {
-    res.writeHead(401);
-    res.end();
-  });
+  https = createTlsServer(
+    { key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'cert.pem')) },
+    (_req, res) => {
+      res.writeHead(401);
+      res.end();
+    },
+  );
   await new Promise<void>((r) => https.listen(0, '127.0.0.1', r));
 });
 
@@ -51,7 +70,12 @@ describe('probe', () => {
   it('sends the public host name as Host, and credentials when given', async () => {
     seen = [];
     const anon = await probe({ port: portOf(http), host: 'registry.example.test', path: '/v2/' });
-    const authed = await probe({ port: portOf(http), host: 'registry.example.test', path: '/v2/', auth: { username: 'admin', password: 'pw' } });
+    const authed = await probe({
+      port: portOf(http),
+      host: 'registry.example.test',
+      path: '/v2/',
+      auth: { username: 'admin', password: 'pw' },
+    });
     const other = await probe({ port: portOf(http), host: 'elsewhere.test', path: '/v2/', method: 'HEAD' });
     expect([anon.status, authed.status, other.status]).toEqual([401, 200, 404]);
     expect(JSON.parse(authed.body)).toEqual({ path: '/v2/', method: 'GET' });
@@ -82,14 +106,22 @@ describe('servedCertificate', () => {
 describe('retryUntil', () => {
   it('returns the first defined value', async () => {
     let calls = 0;
-    const v = await retryUntil(async () => (++calls >= 3 ? 'ready' : undefined), { timeoutMs: 5000, intervalMs: 1, describe: () => 'never' });
+    const v = await retryUntil(async () => (++calls >= 3 ? 'ready' : undefined), {
+      timeoutMs: 5000,
+      intervalMs: 1,
+      describe: () => 'never',
+    });
     expect(v).toBe('ready');
     expect(calls).toBe(3);
   });
 
   it('gives up with the description and the last error', async () => {
     await expect(
-      retryUntil(async () => Promise.reject(new Error('connection refused')), { timeoutMs: 20, intervalMs: 5, describe: () => 'registry did not answer' }),
+      retryUntil(async () => Promise.reject(new Error('connection refused')), {
+        timeoutMs: 20,
+        intervalMs: 5,
+        describe: () => 'registry did not answer',
+      }),
     ).rejects.toThrow('registry did not answer: connection refused');
   });
 });

@@ -5,7 +5,15 @@ import { parseDuration, formatDuration } from '../../../src/common/units.js';
 import { rotateCredentials } from '../../../src/ops/rotate.js';
 import { addUser, permissionsFromFlags } from '../../../src/ops/users.js';
 import { parseEnv, setEnvValues } from '../../../src/stack/env.js';
-import { authHeaders, captureOutput, getManifestDigest, pushImage, startFixture, type Creds, type Fixture } from '../../helpers/day-two-fixture.js';
+import {
+  authHeaders,
+  captureOutput,
+  getManifestDigest,
+  pushImage,
+  startFixture,
+  type Creds,
+  type Fixture,
+} from '../../helpers/day-two-fixture.js';
 
 describe('durations', () => {
   it('parses Go-style units and compounds, refuses bare numbers and junk', () => {
@@ -15,7 +23,8 @@ describe('durations', () => {
     expect(parseDuration('250ms')).toBe(250);
     expect(parseDuration('7d')).toBe(7 * 86_400_000);
     expect(parseDuration('1.5h')).toBe(5_400_000);
-    for (const bad of ['10', '', 'm', '5 min', '-1s', '1h x']) expect(() => parseDuration(bad)).toThrow(/not a duration/);
+    for (const bad of ['10', '', 'm', '5 min', '-1s', '1h x'])
+      expect(() => parseDuration(bad)).toThrow(/not a duration/);
     expect(formatDuration(5_400_000)).toBe('1h30m');
     expect(formatDuration(0)).toBe('0ms');
   });
@@ -24,7 +33,9 @@ describe('durations', () => {
 describe('setEnvValues', () => {
   it('replaces one key and keeps every other line and comment', () => {
     const text = '# comment\nCOMPOSE_PROJECT_NAME=x\nREGISTRY_USERNAME=admin\nREGISTRY_PASSWORD=old\n';
-    expect(setEnvValues(text, { REGISTRY_PASSWORD: 'new' })).toBe('# comment\nCOMPOSE_PROJECT_NAME=x\nREGISTRY_USERNAME=admin\nREGISTRY_PASSWORD=new\n');
+    expect(setEnvValues(text, { REGISTRY_PASSWORD: 'new' })).toBe(
+      '# comment\nCOMPOSE_PROJECT_NAME=x\nREGISTRY_USERNAME=admin\nREGISTRY_PASSWORD=new\n',
+    );
     expect(setEnvValues('A=1\n', { B: '2' })).toBe('A=1\nB=2\n');
   });
 
@@ -40,7 +51,9 @@ describe('setEnvValues', () => {
       expect(() => setEnvValues('P=old\n', { P: bad }), JSON.stringify(bad)).toThrow(/\.env value of P/);
     }
     expect(setEnvValues('P=old\n', { P: 'inner space ok' })).toBe('P=inner space ok\n');
-    expect(() => setEnvValues('', { REGISTRY_PASSWORD: 'a secret with spaces' })).toThrow(/REGISTRY_PASSWORD has a space/);
+    expect(() => setEnvValues('', { REGISTRY_PASSWORD: 'a secret with spaces' })).toThrow(
+      /REGISTRY_PASSWORD has a space/,
+    );
     expect(() => setEnvValues('', { REGISTRY_PASSWORD: 'pässwört' })).toThrow(/outside printable ASCII/);
   });
 });
@@ -73,7 +86,8 @@ describe('rotateCredentials against a real registry', () => {
     const env = parseEnv(await readFile(join(fx.stackDir, '.env'), 'utf8'));
     expect(env.REGISTRY_PASSWORD).toBe(r.password);
     const fresh = { username: 'admin', password: r.password as string };
-    for (const f of ['.env', 'auth/htpasswd', 'auth/htpasswd.grace']) expect((await stat(join(fx.stackDir, f))).mode & 0o777).toBe(0o600);
+    for (const f of ['.env', 'auth/htpasswd', 'auth/htpasswd.grace'])
+      expect((await stat(join(fx.stackDir, f))).mode & 0o777).toBe(0o600);
     expect(await readFile(join(fx.stackDir, 'auth/htpasswd.grace'), 'utf8')).toMatch(/^admin:\$2y\$\d\d\$.{53}:\d+\n$/);
     expect(await v2(fx.url, old)).toBe(200);
     expect(await v2(fx.url, fresh)).toBe(200);
@@ -86,7 +100,14 @@ describe('rotateCredentials against a real registry', () => {
 
   it('without a grace window the old secret is refused as soon as the command returns', async () => {
     const old = { ...fx.admin };
-    const r = await rotateCredentials({ dir: fx.stackDir, password: 'given-on-stdin-123456', graceMs: 0, out: captureOutput(), env: fx.env, canShowSecret: false });
+    const r = await rotateCredentials({
+      dir: fx.stackDir,
+      password: 'given-on-stdin-123456',
+      graceMs: 0,
+      out: captureOutput(),
+      env: fx.env,
+      canShowSecret: false,
+    });
     expect(r.generated).toBe(false);
     expect(r.password).toBeUndefined();
     expect(await v2(fx.url, old)).toBe(401);
@@ -109,7 +130,13 @@ describe('rotateCredentials against a real registry', () => {
     };
     const clients = [loop(), loop(), loop()];
     await new Promise((r) => setTimeout(r, 200));
-    const r = await rotateCredentials({ dir: fx.stackDir, graceMs: 60_000, out: captureOutput(), env: fx.env, canShowSecret: true });
+    const r = await rotateCredentials({
+      dir: fx.stackDir,
+      graceMs: 60_000,
+      out: captureOutput(),
+      env: fx.env,
+      canShowSecret: true,
+    });
     current = { username: 'admin', password: r.password as string };
     await new Promise((res) => setTimeout(res, 300));
     stop = true;
@@ -121,13 +148,40 @@ describe('rotateCredentials against a real registry', () => {
 
   it('refuses before changing anything when a generated password would be shown nowhere, or the user is unknown', async () => {
     const out = captureOutput();
-    await addUser({ dir: fx.stackDir, name: 'ci', permissions: permissionsFromFlags({ pull: ['**'] }), password: 'ci-password-123456', out, env: fx.env });
+    await addUser({
+      dir: fx.stackDir,
+      name: 'ci',
+      permissions: permissionsFromFlags({ pull: ['**'] }),
+      password: 'ci-password-123456',
+      out,
+      env: fx.env,
+    });
     const before = await readFile(join(fx.stackDir, 'auth/htpasswd'), 'utf8');
-    await expect(rotateCredentials({ dir: fx.stackDir, user: 'ci', graceMs: 0, out, env: fx.env, canShowSecret: false })).rejects.toMatchObject({ code: 'USAGE' });
-    await expect(rotateCredentials({ dir: fx.stackDir, user: 'ghost', graceMs: 0, out, env: fx.env, canShowSecret: true })).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    await expect(rotateCredentials({ dir: fx.stackDir, password: 'has a space in it', graceMs: 0, out, env: fx.env, canShowSecret: true })).rejects.toMatchObject({ code: 'USAGE' });
+    await expect(
+      rotateCredentials({ dir: fx.stackDir, user: 'ci', graceMs: 0, out, env: fx.env, canShowSecret: false }),
+    ).rejects.toMatchObject({ code: 'USAGE' });
+    await expect(
+      rotateCredentials({ dir: fx.stackDir, user: 'ghost', graceMs: 0, out, env: fx.env, canShowSecret: true }),
+    ).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(
+      rotateCredentials({
+        dir: fx.stackDir,
+        password: 'has a space in it',
+        graceMs: 0,
+        out,
+        env: fx.env,
+        canShowSecret: true,
+      }),
+    ).rejects.toMatchObject({ code: 'USAGE' });
     expect(await readFile(join(fx.stackDir, 'auth/htpasswd'), 'utf8')).toBe(before);
-    const r = await rotateCredentials({ dir: fx.stackDir, user: 'ci', graceMs: 0, out, env: fx.env, canShowSecret: true });
+    const r = await rotateCredentials({
+      dir: fx.stackDir,
+      user: 'ci',
+      graceMs: 0,
+      out,
+      env: fx.env,
+      canShowSecret: true,
+    });
     expect(r.envUpdated).toBe(false);
     expect(r.loginCommand).toContain('-u ci');
     expect(await v2(fx.url, { username: 'ci', password: r.password as string })).toBe(200);

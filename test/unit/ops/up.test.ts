@@ -16,7 +16,15 @@ let fx: StackFixture;
 let engine: FakeEngine;
 
 function options(extra: Partial<UpOptions> = {}): UpOptions {
-  return { dir: fx.dir, out: capturedOutput().out, engine, skipProbes: true, packageDir: fx.pkg, healthTimeoutMs: 2000, ...extra };
+  return {
+    dir: fx.dir,
+    out: capturedOutput().out,
+    engine,
+    skipProbes: true,
+    packageDir: fx.pkg,
+    healthTimeoutMs: 2000,
+    ...extra,
+  };
 }
 
 async function tarEntries(tar: Buffer): Promise<string[]> {
@@ -83,7 +91,9 @@ describe('up', () => {
     expect(registry.labels['com.docker.compose.project']).toBe('fx');
     expect(registry.labels[APPLIED_HASH_LABEL]).toMatch(/^[0-9a-f]{24}$/);
     const traefik = engine.specOf('fx-traefik');
-    expect(traefik.mounts.find((m) => m.target === '/etc/traefik/traefik.yml')?.source).toBe(join(fx.dir, 'traefik/traefik.yml'));
+    expect(traefik.mounts.find((m) => m.target === '/etc/traefik/traefik.yml')?.source).toBe(
+      join(fx.dir, 'traefik/traefik.yml'),
+    );
     expect(traefik.ports).toEqual([{ hostPort: fx.ports.http, containerPort: 80 }]);
   });
 
@@ -113,7 +123,12 @@ describe('up', () => {
     await fx.writeConfig('registry: { logLevel: debug }\n');
     const before = engine.calls.length;
     const result = await up(options());
-    expect(engine.calls.slice(before)).toEqual(['stop:fx-registry', 'remove:fx-registry', 'create:fx-registry', 'start:fx-registry']);
+    expect(engine.calls.slice(before)).toEqual([
+      'stop:fx-registry',
+      'remove:fx-registry',
+      'create:fx-registry',
+      'start:fx-registry',
+    ]);
     expect(result.containers.map((c) => [c.service, c.action])).toEqual([
       ['traefik', 'unchanged'],
       ['registry', 'recreated'],
@@ -126,7 +141,12 @@ describe('up', () => {
     await writeFile(join(fx.dir, 'traefik/traefik.yml'), 'entryPoints: { web: { address: ":80", transport: {} } }\n');
     const before = engine.calls.length;
     await up(options());
-    expect(engine.calls.slice(before)).toEqual(['stop:fx-traefik', 'remove:fx-traefik', 'create:fx-traefik', 'start:fx-traefik']);
+    expect(engine.calls.slice(before)).toEqual([
+      'stop:fx-traefik',
+      'remove:fx-traefik',
+      'create:fx-traefik',
+      'start:fx-traefik',
+    ]);
   });
 
   it('rebuilds the image when the package changes, recreates the containers that run it, drops the old image', async () => {
@@ -223,7 +243,10 @@ describe('up', () => {
   it('maps a port conflict reported at container start to PORT_IN_USE and cleans up', async () => {
     engine.failOn.set(
       'start:fx-traefik',
-      new EngineError(`start fx-traefik: driver failed programming external connectivity: Bind for 0.0.0.0:${fx.ports.http} failed: port is already allocated`, 500),
+      new EngineError(
+        `start fx-traefik: driver failed programming external connectivity: Bind for 0.0.0.0:${fx.ports.http} failed: port is already allocated`,
+        500,
+      ),
     );
     const err = await rejection(up(options()));
     expect(err.code).toBe('PORT_IN_USE');
@@ -261,7 +284,10 @@ describe('up', () => {
   });
 
   it('names a missing rendered file (Traefik config) instead of creating a container without it', async () => {
-    await writeFile(join(fx.dir, 'regctl.yaml'), `version: 1\nname: fx\nhost: example.test\nports: { http: ${fx.ports.http}, https: ${fx.ports.https}, registry: ${fx.ports.registry} }\nimages: { registry: "regctl:test", traefik: "${TRAEFIK}", base: "${BASE}" }\n`);
+    await writeFile(
+      join(fx.dir, 'regctl.yaml'),
+      `version: 1\nname: fx\nhost: example.test\nports: { http: ${fx.ports.http}, https: ${fx.ports.https}, registry: ${fx.ports.registry} }\nimages: { registry: "regctl:test", traefik: "${TRAEFIK}", base: "${BASE}" }\n`,
+    );
     const { rm } = await import('node:fs/promises');
     await rm(join(fx.dir, 'traefik/traefik.yml'));
     const err = await rejection(up(options()));

@@ -17,19 +17,32 @@ describe('day-two commands through the CLI', () => {
   afterAll(async () => fx.close());
 
   it('users add / list / set / remove, human and --json', async () => {
-    const add = await runCli(['users', 'add', 'ci', '--pull', '**', '--push', 'apps/**', '--dir', fx.stackDir], { cwd: fx.root, env });
+    const add = await runCli(['users', 'add', 'ci', '--pull', '**', '--push', 'apps/**', '--dir', fx.stackDir], {
+      cwd: fx.root,
+      env,
+    });
     expect(add.code, add.stderr).toBe(0);
     expect(add.stdout).toContain('User ci added: pull on **; push on apps/**');
     expect(add.stdout).toMatch(/Password \(shown once, not stored anywhere readable\): [A-Za-z0-9_-]{32}/);
     const list = await runCli(['users', 'list', '--dir', fx.stackDir], { cwd: fx.root, env });
-    expect(list.stdout.split('\n').filter(Boolean)).toEqual(['admin  admin (everything)  (used by regctl (.env))', 'ci     pull on **; push on apps/**']);
+    expect(list.stdout.split('\n').filter(Boolean)).toEqual([
+      'admin  admin (everything)  (used by regctl (.env))',
+      'ci     pull on **; push on apps/**',
+    ]);
     const set = await runCli(['users', 'set', 'ci', '--admin', '--dir', fx.stackDir, '--json'], { cwd: fx.root, env });
-    expect(JSON.parse(set.stdout)).toMatchObject({ user: 'ci', permissions: { admin: true, rules: [] }, reloaded: true });
+    expect(JSON.parse(set.stdout)).toMatchObject({
+      user: 'ci',
+      permissions: { admin: true, rules: [] },
+      reloaded: true,
+    });
     const dup = await runCli(['users', 'add', 'ci', '--pull', '**', '--dir', fx.stackDir], { cwd: fx.root, env });
     expect(dup.code).toBe(6);
     expect(dup.stderr).toContain('user ci already exists');
     expect(dup.stderr).toContain('hint:');
-    const given = await runCli(['users', 'add', 'bot', '--pull', 'app', '--password-stdin', '--dir', fx.stackDir, '--json'], { cwd: fx.root, env, stdin: 'bot-password-12345\n' });
+    const given = await runCli(
+      ['users', 'add', 'bot', '--pull', 'app', '--password-stdin', '--dir', fx.stackDir, '--json'],
+      { cwd: fx.root, env, stdin: 'bot-password-12345\n' },
+    );
     expect(JSON.parse(given.stdout)).toMatchObject({ user: 'bot', generated: false });
     expect(given.stdout).not.toContain('bot-password-12345');
     const rm = await runCli(['users', 'remove', 'bot', '--dir', fx.stackDir], { cwd: fx.root, env });
@@ -44,9 +57,14 @@ describe('day-two commands through the CLI', () => {
     expect(password).not.toBe(fx.admin.password);
     expect(r.stdout + r.stderr).not.toContain(password);
     expect(r.stdout).toContain('The old password works until');
-    expect(r.stdout).toMatch(/Log in: grep '\^REGISTRY_PASSWORD=' .*\.env \| cut -d= -f2- \| docker login 127\.0\.0\.1:\d+ -u admin --password-stdin/);
+    expect(r.stdout).toMatch(
+      /Log in: grep '\^REGISTRY_PASSWORD=' .*\.env \| cut -d= -f2- \| docker login 127\.0\.0\.1:\d+ -u admin --password-stdin/,
+    );
     fx.admin.password = password;
-    const bad = await runCli(['rotate-credentials', '--dir', fx.stackDir, '--grace', 'ten minutes'], { cwd: fx.root, env });
+    const bad = await runCli(['rotate-credentials', '--dir', fx.stackDir, '--grace', 'ten minutes'], {
+      cwd: fx.root,
+      env,
+    });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('is not a duration');
     const other = await runCli(['rotate-credentials', '--dir', fx.stackDir, '--user', 'ci'], { cwd: fx.root, env });
@@ -58,7 +76,10 @@ describe('day-two commands through the CLI', () => {
     const human = await runCli(['gc', '--dir', fx.stackDir, '--dry-run'], { cwd: fx.root, env });
     expect(human.code, human.stderr).toBe(0);
     expect(human.stdout).toMatch(/Would delete 0 blobs \(0 B\); kept \d+/);
-    const json = await runCli(['gc', '--dir', fx.stackDir, '--dry-run', '--json', '--grace', '0'], { cwd: fx.root, env });
+    const json = await runCli(['gc', '--dir', fx.stackDir, '--dry-run', '--json', '--grace', '0'], {
+      cwd: fx.root,
+      env,
+    });
     const doc = JSON.parse(json.stdout) as { dryRun: boolean; kept: { count: number } };
     expect(doc.dryRun).toBe(true);
     expect(doc.kept.count).toBeGreaterThan(0);
@@ -79,8 +100,14 @@ describe('day-two commands through the CLI', () => {
     const missing = await runCli(['restore', 'nope.tar', '--data', 'elsewhere'], { cwd: fx.root, env });
     expect(missing.code).toBe(12);
     expect(missing.stderr).toContain('nope.tar is not a file');
-    const lines = await runCli(['restore', 'b.tar', '--data', 'restored', '--force', '--json-lines'], { cwd: fx.root, env });
-    const events = lines.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { event: string });
+    const lines = await runCli(['restore', 'b.tar', '--data', 'restored', '--force', '--json-lines'], {
+      cwd: fx.root,
+      env,
+    });
+    const events = lines.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { event: string });
     expect(events.at(-1)?.event).toBe('done');
   });
 });

@@ -11,7 +11,11 @@ beforeEach(async () => {
 });
 afterEach(() => reg.stop());
 
-const json = (body: unknown) => ({ method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+const json = (body: unknown) => ({
+  method: 'POST',
+  body: JSON.stringify(body),
+  headers: { 'content-type': 'application/json' },
+});
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -36,7 +40,18 @@ describe('usage', () => {
     await pushImage(reg, 'u/two', 'two', { layers: [shared] });
     const res = await reg.fetch('/admin/v1/usage');
     expect(res.status).toBe(200);
-    const usage = (await res.json()) as { totalBytes: number; blobCount: number; repositories: { name: string; tags: number; manifests: number; exclusiveBytes: number; sharedBytes: number; lastPush: string | null }[] };
+    const usage = (await res.json()) as {
+      totalBytes: number;
+      blobCount: number;
+      repositories: {
+        name: string;
+        tags: number;
+        manifests: number;
+        exclusiveBytes: number;
+        sharedBytes: number;
+        lastPush: string | null;
+      }[];
+    };
     const one = usage.repositories.find((r) => r.name === 'u/one');
     const two = usage.repositories.find((r) => r.name === 'u/two');
     expect(one).toMatchObject({ tags: 1, manifests: 1, sharedBytes: shared.length });
@@ -56,7 +71,10 @@ describe('gc', () => {
     await ageAll(reg.data, 7200);
     const young = await pushBlob(reg, 'g/app', 'young unreferenced blob');
 
-    const dry = (await (await reg.fetch('/admin/v1/gc', json({ dryRun: true, graceSeconds: 1 }))).json()) as { deleted: { digest: string }[]; dryRun: boolean };
+    const dry = (await (await reg.fetch('/admin/v1/gc', json({ dryRun: true, graceSeconds: 1 }))).json()) as {
+      deleted: { digest: string }[];
+      dryRun: boolean;
+    };
     expect(dry.dryRun).toBe(true);
     // Checked on disk: a GET would count as a use and protect the blob for the grace window.
     const layerFile = join(reg.data, pathFor({ kind: 'blobData', digest: parseDigest(gone.layers[0] as string) }));
@@ -64,12 +82,18 @@ describe('gc', () => {
 
     const res = await reg.fetch('/admin/v1/gc', json({ graceSeconds: 1 }));
     expect(res.status).toBe(200);
-    const report = (await res.json()) as { deleted: { digest: string; reason: string }[]; kept: { digest: string; reason: string }[]; freedBytes: number; repositoriesRemoved: string[] };
+    const report = (await res.json()) as {
+      deleted: { digest: string; reason: string }[];
+      kept: { digest: string; reason: string }[];
+      freedBytes: number;
+      repositoriesRemoved: string[];
+    };
     const deleted = report.deleted.map((d) => d.digest).sort();
     expect(deleted).toEqual([gone.digest, gone.config, ...gone.layers].sort());
     expect(dry.deleted.map((d) => d.digest).sort()).toEqual(deleted);
     expect(report.kept.find((k) => k.digest === young)?.reason).toBe('within grace window');
-    for (const d of [kept.digest, kept.config, ...kept.layers]) expect(report.kept.find((k) => k.digest === d)?.reason).toBe('referenced');
+    for (const d of [kept.digest, kept.config, ...kept.layers])
+      expect(report.kept.find((k) => k.digest === d)?.reason).toBe('referenced');
     expect(report.freedBytes).toBeGreaterThan(0);
     await expect(readdir(join(layerFile, '..'))).rejects.toThrow();
     expect(report.repositoriesRemoved).toEqual(['g/old']);
@@ -84,16 +108,29 @@ describe('gc', () => {
     const index = JSON.stringify({
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.index.v1+json',
-      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: child.digest, size: child.manifest.length }],
+      manifests: [
+        { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: child.digest, size: child.manifest.length },
+      ],
     });
-    await reg.fetch('/v2/g/idx/manifests/list', { method: 'PUT', body: index, headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' } });
+    await reg.fetch('/v2/g/idx/manifests/list', {
+      method: 'PUT',
+      body: index,
+      headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' },
+    });
     await reg.fetch('/v2/g/idx/manifests/child', { method: 'DELETE' });
-    const ref = await pushImage(reg, 'g/idx', 'sig', { layers: ['signature'], extra: { subject: { mediaType: 'application/vnd.oci.image.index.v1+json', digest: sha256(index), size: index.length } } });
+    const ref = await pushImage(reg, 'g/idx', 'sig', {
+      layers: ['signature'],
+      extra: {
+        subject: { mediaType: 'application/vnd.oci.image.index.v1+json', digest: sha256(index), size: index.length },
+      },
+    });
     await reg.fetch('/v2/g/idx/manifests/sig', { method: 'DELETE' });
     const untagged = await pushImage(reg, 'g/idx', 'tmp', { layers: ['untagged layer'] });
     await reg.fetch('/v2/g/idx/manifests/tmp', { method: 'DELETE' });
     await ageAll(reg.data, 7200);
-    const report = (await (await reg.fetch('/admin/v1/gc', json({ deleteUntagged: true, graceSeconds: 1 }))).json()) as { manifestsRemoved: { repository: string; digest: string }[] };
+    const report = (await (
+      await reg.fetch('/admin/v1/gc', json({ deleteUntagged: true, graceSeconds: 1 }))
+    ).json()) as { manifestsRemoved: { repository: string; digest: string }[] };
     expect(report.manifestsRemoved).toEqual([{ repository: 'g/idx', digest: untagged.digest }]);
     expect((await reg.fetch(`/v2/g/idx/manifests/${child.digest}`)).status).toBe(200);
     expect((await reg.fetch(`/v2/g/idx/manifests/${ref.digest}`)).status).toBe(200);
@@ -103,12 +140,21 @@ describe('gc', () => {
   it('runs as a job with wait: false: 202 at once, progress and then the report through GET, one job at a time', async () => {
     expect(await (await reg.fetch('/admin/v1/gc')).json()).toEqual({ state: 'idle' });
     const images: { repo: string; tag: string; img: Awaited<ReturnType<typeof pushImage>> }[] = [];
-    for (let i = 0; i < 12; i++) images.push({ repo: `job/r${i % 3}`, tag: `t${i}`, img: await pushImage(reg, `job/r${i % 3}`, `t${i}`, { layers: [`layer ${i}`] }) });
-    for (const { repo, img } of images.slice(0, 6)) await reg.fetch(`/v2/${repo}/manifests/${img.digest}`, { method: 'DELETE' });
+    for (let i = 0; i < 12; i++)
+      images.push({
+        repo: `job/r${i % 3}`,
+        tag: `t${i}`,
+        img: await pushImage(reg, `job/r${i % 3}`, `t${i}`, { layers: [`layer ${i}`] }),
+      });
+    for (const { repo, img } of images.slice(0, 6))
+      await reg.fetch(`/v2/${repo}/manifests/${img.digest}`, { method: 'DELETE' });
     await ageAll(reg.data, 7200);
 
     // Two at once: one job starts, the other is refused with Retry-After while it runs.
-    const answers = await Promise.all([reg.fetch('/admin/v1/gc', json({ graceSeconds: 1, wait: false })), reg.fetch('/admin/v1/gc', json({ graceSeconds: 1, wait: false }))]);
+    const answers = await Promise.all([
+      reg.fetch('/admin/v1/gc', json({ graceSeconds: 1, wait: false })),
+      reg.fetch('/admin/v1/gc', json({ graceSeconds: 1, wait: false })),
+    ]);
     expect(answers.map((a) => a.status).sort()).toEqual([202, 429]);
     const start = answers.find((a) => a.status === 202)!;
     const refused = answers.find((a) => a.status === 429)!;
@@ -120,7 +166,13 @@ describe('gc', () => {
     expect((await reg.fetch('/admin/v1/gc', { auth: ['viewer', USERS.viewer as string] })).status).toBe(403);
 
     const phases = new Set<string>();
-    let job: { id: number; state: string; progress: { phase: string; done: number; total: number }; report?: { deleted: { digest: string }[]; freedBytes: number }; finishedAt?: string };
+    let job: {
+      id: number;
+      state: string;
+      progress: { phase: string; done: number; total: number };
+      report?: { deleted: { digest: string }[]; freedBytes: number };
+      finishedAt?: string;
+    };
     for (;;) {
       job = (await (await reg.fetch('/admin/v1/gc')).json()) as typeof job;
       phases.add(job.progress.phase);
@@ -129,18 +181,24 @@ describe('gc', () => {
     }
     expect(job).toMatchObject({ id: started.id, state: 'done', progress: { phase: 'done' } });
     expect(typeof job.finishedAt).toBe('string');
-    const expected = images.slice(0, 6).flatMap(({ img }) => [img.digest, img.config, ...img.layers]).sort();
+    const expected = images
+      .slice(0, 6)
+      .flatMap(({ img }) => [img.digest, img.config, ...img.layers])
+      .sort();
     expect(job.report?.deleted.map((d) => d.digest).sort()).toEqual(expected);
     expect(job.report?.freedBytes).toBeGreaterThan(0);
     expect(phases.has('done')).toBe(true);
-    for (const { repo, tag } of images.slice(6)) expect((await reg.fetch(`/v2/${repo}/manifests/${tag}`)).status).toBe(200);
+    for (const { repo, tag } of images.slice(6))
+      expect((await reg.fetch(`/v2/${repo}/manifests/${tag}`)).status).toBe(200);
   });
 
   it('refuses bad parameters and non-admins', async () => {
     expect((await reg.fetch('/admin/v1/gc', json({ wait: 'no' }))).status).toBe(400);
     expect((await reg.fetch('/admin/v1/gc', json({ graceSeconds: -1 }))).status).toBe(400);
     expect((await reg.fetch('/admin/v1/gc', { method: 'POST', body: '{nope' })).status).toBe(400);
-    expect((await reg.fetch('/admin/v1/gc', { ...json({}), auth: ['viewer', USERS.viewer as string] })).status).toBe(403);
+    expect((await reg.fetch('/admin/v1/gc', { ...json({}), auth: ['viewer', USERS.viewer as string] })).status).toBe(
+      403,
+    );
     expect((await reg.fetch('/admin/v1/gc', { ...json({}), auth: null })).status).toBe(401);
   });
 });
@@ -175,13 +233,25 @@ describe('fsck and the referrers index', () => {
     const subject = await pushImage(reg, 'k/ref', 'v1');
     const sig = await pushImage(reg, 'k/ref', 'sig', {
       layers: ['sig'],
-      extra: { subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: subject.digest, size: subject.manifest.length } },
+      extra: {
+        subject: {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          digest: subject.digest,
+          size: subject.manifest.length,
+        },
+      },
     });
     // As a data dir written by another registry would be: the manifest is there, our index is not.
     await rm(join(reg.data, 'docker/registry/v2/repositories/k/ref/_manifests/referrers'), { recursive: true });
-    const list = async () => ((await (await reg.fetch(`/v2/k/ref/referrers/${subject.digest}`)).json()) as { manifests: { digest: string }[] }).manifests.map((m) => m.digest);
+    const list = async () =>
+      (
+        (await (await reg.fetch(`/v2/k/ref/referrers/${subject.digest}`)).json()) as { manifests: { digest: string }[] }
+      ).manifests.map((m) => m.digest);
     expect(await list()).toEqual([]);
-    const report = (await (await reg.fetch('/admin/v1/fsck?repair=1')).json()) as { problems: { kind: string }[]; repaired: unknown[] };
+    const report = (await (await reg.fetch('/admin/v1/fsck?repair=1')).json()) as {
+      problems: { kind: string }[];
+      repaired: unknown[];
+    };
     expect(report.problems.map((p) => p.kind)).toEqual(['referrer-missing']);
     expect(report.repaired).toHaveLength(1);
     expect(await list()).toEqual([sig.digest]);
@@ -191,8 +261,14 @@ describe('fsck and the referrers index', () => {
 describe('reload', () => {
   it('re-reads htpasswd and access files on demand', async () => {
     const bcrypt = (await import('bcryptjs')).default;
-    await writeFile(join(reg.dir, 'htpasswd'), `admin:${bcrypt.hashSync(USERS.admin as string, 4)}\nnewbie:${bcrypt.hashSync('fresh', 4)}\n`);
-    await writeFile(join(reg.dir, 'access.yaml'), 'users:\n  admin: { admin: true }\n  newbie: { rules: [ { repos: "n/*", actions: [pull] } ] }\n');
+    await writeFile(
+      join(reg.dir, 'htpasswd'),
+      `admin:${bcrypt.hashSync(USERS.admin as string, 4)}\nnewbie:${bcrypt.hashSync('fresh', 4)}\n`,
+    );
+    await writeFile(
+      join(reg.dir, 'access.yaml'),
+      'users:\n  admin: { admin: true }\n  newbie: { rules: [ { repos: "n/*", actions: [pull] } ] }\n',
+    );
     const res = await reg.fetch('/admin/v1/reload', { method: 'POST' });
     expect(res.status).toBe(200);
     const who = await reg.fetch('/admin/v1/whoami', { auth: ['newbie', 'fresh'] });

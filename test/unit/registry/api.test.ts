@@ -1,5 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { errorCode, pushBlob, pushImage, sha256, snapshot, startRegistry, USERS, type TestRegistry } from './helpers.js';
+import {
+  errorCode,
+  pushBlob,
+  pushImage,
+  sha256,
+  snapshot,
+  startRegistry,
+  USERS,
+  type TestRegistry,
+} from './helpers.js';
 import { basicAuth } from '../../helpers/auth.js';
 
 let reg: TestRegistry;
@@ -26,11 +35,19 @@ describe('base, health, options', () => {
   });
 
   it('OPTIONS needs no auth; CORS headers only for allowed origins', async () => {
-    const allowed = await reg.fetch('/v2/x/tags/list', { method: 'OPTIONS', auth: null, headers: { origin: 'https://ui.example' } });
+    const allowed = await reg.fetch('/v2/x/tags/list', {
+      method: 'OPTIONS',
+      auth: null,
+      headers: { origin: 'https://ui.example' },
+    });
     expect(allowed.status).toBe(204);
     expect(allowed.headers.get('access-control-allow-origin')).toBe('https://ui.example');
     expect(allowed.headers.get('access-control-allow-methods')).toContain('DELETE');
-    const other = await reg.fetch('/v2/x/tags/list', { method: 'OPTIONS', auth: null, headers: { origin: 'https://evil.example' } });
+    const other = await reg.fetch('/v2/x/tags/list', {
+      method: 'OPTIONS',
+      auth: null,
+      headers: { origin: 'https://evil.example' },
+    });
     expect(other.status).toBe(204);
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
   });
@@ -75,7 +92,11 @@ describe('blobs', () => {
     const uuid = start.headers.get('docker-upload-uuid') as string;
     expect(loc).toBe(`/v2/b/chunked/blobs/uploads/${uuid}`);
     expect(start.headers.get('range')).toBe('0-0');
-    const p1 = await reg.fetch(loc, { method: 'PATCH', body: 'hello ', headers: { 'content-range': '0-5', 'content-type': 'application/octet-stream' } });
+    const p1 = await reg.fetch(loc, {
+      method: 'PATCH',
+      body: 'hello ',
+      headers: { 'content-range': '0-5', 'content-type': 'application/octet-stream' },
+    });
     expect(p1.status).toBe(202);
     expect(p1.headers.get('range')).toBe('0-5');
     const status = await reg.fetch(loc);
@@ -90,7 +111,11 @@ describe('blobs', () => {
     const p2 = await reg.fetch(loc, { method: 'PATCH', body: 'chunked ', headers: { 'content-range': '6-13' } });
     expect(p2.headers.get('range')).toBe('0-13');
     const digest = sha256('hello chunked world');
-    const put = await reg.fetch(`${loc}?digest=${digest}`, { method: 'PUT', body: 'world', headers: { 'content-range': '14-18' } });
+    const put = await reg.fetch(`${loc}?digest=${digest}`, {
+      method: 'PUT',
+      body: 'world',
+      headers: { 'content-range': '14-18' },
+    });
     expect(put.status).toBe(201);
     expect(put.headers.get('location')).toBe(`/v2/b/chunked/blobs/${digest}`);
     expect(await (await reg.fetch(`/v2/b/chunked/blobs/${digest}`)).text()).toBe('hello chunked world');
@@ -135,7 +160,10 @@ describe('blobs', () => {
 
   it('mount needs pull on the source: without it the client gets a session', async () => {
     const digest = await pushBlob(reg, 'private/src', 'secret layer');
-    const res = await reg.fetch(`/v2/apps/x/blobs/uploads/?mount=${digest}&from=private/src`, { method: 'POST', auth: ['ci', USERS.ci as string] });
+    const res = await reg.fetch(`/v2/apps/x/blobs/uploads/?mount=${digest}&from=private/src`, {
+      method: 'POST',
+      auth: ['ci', USERS.ci as string],
+    });
     expect(res.status).toBe(202);
     expect((await reg.fetch(`/v2/apps/x/blobs/${digest}`)).status).toBe(404);
   });
@@ -149,8 +177,13 @@ describe('blobs', () => {
   });
 
   it('Location honours X-Forwarded-Proto and X-Forwarded-Host', async () => {
-    const res = await reg.fetch('/v2/b/fwd/blobs/uploads/', { method: 'POST', headers: { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'registry.example.com' } });
-    expect(res.headers.get('location')).toMatch(/^https:\/\/registry\.example\.com\/v2\/b\/fwd\/blobs\/uploads\/[0-9a-f-]{36}$/);
+    const res = await reg.fetch('/v2/b/fwd/blobs/uploads/', {
+      method: 'POST',
+      headers: { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'registry.example.com' },
+    });
+    expect(res.headers.get('location')).toMatch(
+      /^https:\/\/registry\.example\.com\/v2\/b\/fwd\/blobs\/uploads\/[0-9a-f-]{36}$/,
+    );
   });
 
   it('sha512 digests are accepted', async () => {
@@ -167,7 +200,9 @@ describe('manifests and tags', () => {
   it('PUT by tag, GET/HEAD by tag and digest with the stored media type', async () => {
     const img = await pushImage(reg, 'm/app', 'v1');
     for (const ref of ['v1', img.digest]) {
-      const get = await reg.fetch(`/v2/m/app/manifests/${ref}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+      const get = await reg.fetch(`/v2/m/app/manifests/${ref}`, {
+        headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+      });
       expect(get.status).toBe(200);
       expect(get.headers.get('content-type')).toBe('application/vnd.oci.image.manifest.v1+json');
       expect(get.headers.get('docker-content-digest')).toBe(img.digest);
@@ -183,25 +218,50 @@ describe('manifests and tags', () => {
   });
 
   it('docker schema2 manifest and manifest list; a client accepting neither index type gets the amd64 image', async () => {
-    const amd = await pushImage(reg, 'm/multi', 'amd64', { mediaType: 'application/vnd.docker.distribution.manifest.v2+json', layers: ['amd'] });
-    const arm = await pushImage(reg, 'm/multi', 'arm64', { mediaType: 'application/vnd.docker.distribution.manifest.v2+json', layers: ['arm'] });
+    const amd = await pushImage(reg, 'm/multi', 'amd64', {
+      mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+      layers: ['amd'],
+    });
+    const arm = await pushImage(reg, 'm/multi', 'arm64', {
+      mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+      layers: ['arm'],
+    });
     const list = Buffer.from(
       JSON.stringify({
         schemaVersion: 2,
         mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json',
         manifests: [
-          { mediaType: 'application/vnd.docker.distribution.manifest.v2+json', digest: arm.digest, size: arm.manifest.length, platform: { os: 'linux', architecture: 'arm64' } },
-          { mediaType: 'application/vnd.docker.distribution.manifest.v2+json', digest: amd.digest, size: amd.manifest.length, platform: { os: 'linux', architecture: 'amd64' } },
+          {
+            mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+            digest: arm.digest,
+            size: arm.manifest.length,
+            platform: { os: 'linux', architecture: 'arm64' },
+          },
+          {
+            mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+            digest: amd.digest,
+            size: amd.manifest.length,
+            platform: { os: 'linux', architecture: 'amd64' },
+          },
         ],
       }),
     );
-    const put = await reg.fetch('/v2/m/multi/manifests/latest', { method: 'PUT', body: list, headers: { 'content-type': 'application/vnd.docker.distribution.manifest.list.v2+json' } });
+    const put = await reg.fetch('/v2/m/multi/manifests/latest', {
+      method: 'PUT',
+      body: list,
+      headers: { 'content-type': 'application/vnd.docker.distribution.manifest.list.v2+json' },
+    });
     expect(put.status).toBe(201);
     const both = await reg.fetch('/v2/m/multi/manifests/latest', {
-      headers: { accept: 'application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json' },
+      headers: {
+        accept:
+          'application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json',
+      },
     });
     expect(both.headers.get('docker-content-digest')).toBe(sha256(list));
-    const old = await reg.fetch('/v2/m/multi/manifests/latest', { headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
+    const old = await reg.fetch('/v2/m/multi/manifests/latest', {
+      headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' },
+    });
     expect(old.headers.get('docker-content-digest')).toBe(amd.digest);
   });
 
@@ -211,14 +271,22 @@ describe('manifests and tags', () => {
       mediaType: 'application/vnd.oci.image.index.v1+json',
       manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha256('not pushed'), size: 10 }],
     });
-    const res = await reg.fetch('/v2/m/idx/manifests/v1', { method: 'PUT', body: index, headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' } });
+    const res = await reg.fetch('/v2/m/idx/manifests/v1', {
+      method: 'PUT',
+      body: index,
+      headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' },
+    });
     expect(res.status).toBe(400);
     expect(await errorCode(res)).toBe('MANIFEST_BLOB_UNKNOWN');
   });
 
   it('DELETE of a tag removes only that tag', async () => {
     const img = await pushImage(reg, 'm/tagdel', 'a');
-    await reg.fetch('/v2/m/tagdel/manifests/b', { method: 'PUT', body: img.manifest, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
+    await reg.fetch('/v2/m/tagdel/manifests/b', {
+      method: 'PUT',
+      body: img.manifest,
+      headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+    });
     const del = await reg.fetch('/v2/m/tagdel/manifests/a', { method: 'DELETE' });
     expect(del.status).toBe(202);
     expect((await reg.fetch('/v2/m/tagdel/manifests/a')).status).toBe(404);
@@ -229,28 +297,51 @@ describe('manifests and tags', () => {
 
   it('DELETE by digest removes the manifest and reports the removed tags; the empty repository leaves the catalog', async () => {
     const img = await pushImage(reg, 'm/digdel', 'one');
-    await reg.fetch('/v2/m/digdel/manifests/two', { method: 'PUT', body: img.manifest, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
-    expect(((await (await reg.fetch('/v2/_catalog?n=10000')).json()) as { repositories: string[] }).repositories).toContain('m/digdel');
+    await reg.fetch('/v2/m/digdel/manifests/two', {
+      method: 'PUT',
+      body: img.manifest,
+      headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+    });
+    expect(
+      ((await (await reg.fetch('/v2/_catalog?n=10000')).json()) as { repositories: string[] }).repositories,
+    ).toContain('m/digdel');
     const del = await reg.fetch(`/v2/m/digdel/manifests/${img.digest}`, { method: 'DELETE' });
     expect(del.status).toBe(202);
     expect(del.headers.get('oci-deleted-tags')).toBe('one,two');
     expect(await del.json()).toEqual({ deletedTags: ['one', 'two'] });
     expect((await reg.fetch(`/v2/m/digdel/manifests/${img.digest}`)).status).toBe(404);
-    expect(((await (await reg.fetch('/v2/_catalog?n=10000')).json()) as { repositories: string[] }).repositories).not.toContain('m/digdel');
+    expect(
+      ((await (await reg.fetch('/v2/_catalog?n=10000')).json()) as { repositories: string[] }).repositories,
+    ).not.toContain('m/digdel');
   });
 
   it('PUT by digest with ?tag= tags it and lists the tags in OCI-Tag', async () => {
     const img = await pushImage(reg, 'm/tagparam', 'base');
-    const res = await reg.fetch(`/v2/m/tagparam/manifests/${img.digest}?tag=x&tag=y`, { method: 'PUT', body: img.manifest, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
+    const res = await reg.fetch(`/v2/m/tagparam/manifests/${img.digest}?tag=x&tag=y`, {
+      method: 'PUT',
+      body: img.manifest,
+      headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+    });
     expect(res.status).toBe(201);
     expect(res.headers.get('oci-tag')).toBe('x, y');
-    expect(await (await reg.fetch('/v2/m/tagparam/tags/list')).json()).toEqual({ name: 'm/tagparam', tags: ['base', 'x', 'y'] });
+    expect(await (await reg.fetch('/v2/m/tagparam/tags/list')).json()).toEqual({
+      name: 'm/tagparam',
+      tags: ['base', 'x', 'y'],
+    });
   });
 
   it('concurrent pushes of different manifests to one tag leave the tag on one of them, whole', async () => {
-    const images = await Promise.all(Array.from({ length: 6 }, (_, i) => pushImage(reg, 'm/race', `base${i}`, { layers: [`race layer ${i}`] })));
+    const images = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => pushImage(reg, 'm/race', `base${i}`, { layers: [`race layer ${i}`] })),
+    );
     const results = await Promise.all(
-      images.map((img) => reg.fetch('/v2/m/race/manifests/shared', { method: 'PUT', body: img.manifest, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } })),
+      images.map((img) =>
+        reg.fetch('/v2/m/race/manifests/shared', {
+          method: 'PUT',
+          body: img.manifest,
+          headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+        }),
+      ),
     );
     expect(results.map((r) => r.status)).toEqual(images.map(() => 201));
     const got = await reg.fetch('/v2/m/race/manifests/shared');
@@ -263,7 +354,11 @@ describe('manifests and tags', () => {
   it('tags list and catalog paginate with n, last and Link; a huge n is clamped', async () => {
     const img = await pushImage(reg, 'p/page', 't0');
     for (const t of ['t1', 't2', 't3', 't4']) {
-      await reg.fetch(`/v2/p/page/manifests/${t}`, { method: 'PUT', body: img.manifest, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
+      await reg.fetch(`/v2/p/page/manifests/${t}`, {
+        method: 'PUT',
+        body: img.manifest,
+        headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+      });
     }
     const first = await reg.fetch('/v2/p/page/tags/list?n=2');
     expect(await first.json()).toEqual({ name: 'p/page', tags: ['t0', 't1'] });
@@ -299,25 +394,43 @@ describe('referrers', () => {
         artifactType: 'application/spdx+json',
         config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: empty, size: 2 },
         layers: [{ mediaType: 'application/vnd.oci.empty.v1+json', digest: empty, size: 2 }],
-        subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: subject.digest, size: subject.manifest.length },
+        subject: {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          digest: subject.digest,
+          size: subject.manifest.length,
+        },
         annotations: { 'org.example.kind': 'sbom' },
       }),
     );
-    const put = await reg.fetch(`/v2/r/app/manifests/${sha256(sbom)}`, { method: 'PUT', body: sbom, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
+    const put = await reg.fetch(`/v2/r/app/manifests/${sha256(sbom)}`, {
+      method: 'PUT',
+      body: sbom,
+      headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+    });
     expect(put.status).toBe(201);
     expect(put.headers.get('oci-subject')).toBe(subject.digest);
     const sig = await pushImage(reg, 'r/app', 'sig', {
-      extra: { subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: subject.digest, size: subject.manifest.length } },
+      extra: {
+        subject: {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          digest: subject.digest,
+          size: subject.manifest.length,
+        },
+      },
     });
     const list = await reg.fetch(`/v2/r/app/referrers/${subject.digest}`);
     expect(list.status).toBe(200);
     expect(list.headers.get('content-type')).toBe('application/vnd.oci.image.index.v1+json');
-    const body = (await list.json()) as { manifests: { digest: string; artifactType?: string; annotations?: Record<string, string> }[] };
+    const body = (await list.json()) as {
+      manifests: { digest: string; artifactType?: string; annotations?: Record<string, string> }[];
+    };
     expect(body.manifests.map((m) => m.digest).sort()).toEqual([sha256(sbom), sig.digest].sort());
     const sbomDesc = body.manifests.find((m) => m.digest === sha256(sbom));
     expect(sbomDesc?.artifactType).toBe('application/spdx+json');
     expect(sbomDesc?.annotations).toEqual({ 'org.example.kind': 'sbom' });
-    expect(body.manifests.find((m) => m.digest === sig.digest)?.artifactType).toBe('application/vnd.oci.image.config.v1+json');
+    expect(body.manifests.find((m) => m.digest === sig.digest)?.artifactType).toBe(
+      'application/vnd.oci.image.config.v1+json',
+    );
     const filtered = await reg.fetch(`/v2/r/app/referrers/${subject.digest}?artifactType=application/spdx%2Bjson`);
     expect(filtered.headers.get('oci-filters-applied')).toBe('artifactType');
     expect(((await filtered.json()) as { manifests: unknown[] }).manifests).toHaveLength(1);
@@ -325,7 +438,9 @@ describe('referrers', () => {
     expect(none.status).toBe(200);
     expect(((await none.json()) as { manifests: unknown[] }).manifests).toEqual([]);
     await reg.fetch(`/v2/r/app/manifests/${sha256(sbom)}`, { method: 'DELETE' });
-    const after = (await (await reg.fetch(`/v2/r/app/referrers/${subject.digest}`)).json()) as { manifests: { digest: string }[] };
+    const after = (await (await reg.fetch(`/v2/r/app/referrers/${subject.digest}`)).json()) as {
+      manifests: { digest: string }[];
+    };
     expect(after.manifests.map((m) => m.digest)).toEqual([sig.digest]);
   });
 });
@@ -348,7 +463,11 @@ describe('access rules', () => {
     expect(cat.repositories.length).toBeGreaterThan(0);
     expect(cat.repositories.every((r) => r.startsWith('apps/'))).toBe(true);
     const whoami = await reg.fetch('/admin/v1/whoami', { auth: ci });
-    expect(await whoami.json()).toEqual({ user: 'ci', admin: false, rules: [{ repos: 'apps/**', actions: ['pull', 'push'] }] });
+    expect(await whoami.json()).toEqual({
+      user: 'ci',
+      admin: false,
+      rules: [{ repos: 'apps/**', actions: ['pull', 'push'] }],
+    });
     expect((await reg.fetch('/admin/v1/usage', { auth: ci })).status).toBe(403);
     expect((await reg.fetch('/metrics', { auth: viewer })).status).toBe(403);
   });
@@ -375,7 +494,11 @@ describe('access rules', () => {
 describe('read-only fence', () => {
   it('writes get 503 with Retry-After while reads go on; lowering it restores writes', async () => {
     const img = await pushImage(reg, 'f/app', 'v1');
-    const up = await reg.fetch('/admin/v1/fence', { method: 'POST', body: JSON.stringify({ ttlSeconds: 60 }), headers: { 'content-type': 'application/json' } });
+    const up = await reg.fetch('/admin/v1/fence', {
+      method: 'POST',
+      body: JSON.stringify({ ttlSeconds: 60 }),
+      headers: { 'content-type': 'application/json' },
+    });
     expect(up.status).toBe(200);
     const push = await reg.fetch('/v2/f/app/blobs/uploads/', { method: 'POST' });
     expect(push.status).toBe(503);

@@ -28,7 +28,11 @@ describe('credential cache setting', () => {
   /** Ten authentications of one credential (five at once, then five in turn); returns how many bcrypt compares ran. */
   async function comparesFor(credentialCache: boolean | undefined): Promise<number> {
     const compare = vi.spyOn(bcrypt, 'compare');
-    auth = new Authenticator({ htpasswdPath: file, realm: 'r', ...(credentialCache === undefined ? {} : { credentialCache }) });
+    auth = new Authenticator({
+      htpasswdPath: file,
+      realm: 'r',
+      ...(credentialCache === undefined ? {} : { credentialCache }),
+    });
     await auth.start();
     const a = auth;
     const users = await Promise.all(Array.from({ length: 5 }, () => a.authenticate(basicAuth('alice', 'one'), 'ip')));
@@ -55,19 +59,33 @@ describe('credential cache setting', () => {
   it('is read from the flag, REGCTL_CREDENTIAL_CACHE and credentialCache in the config file, flag first', async () => {
     expect(resolveSettings({}, {}, {}).credentialCache).toBe(true);
     expect(resolveSettings({}, {}, { credentialCache: false }).credentialCache).toBe(false);
-    expect(resolveSettings({}, { REGCTL_CREDENTIAL_CACHE: 'false' }, { credentialCache: true }).credentialCache).toBe(false);
-    expect(resolveSettings({}, { REGCTL_CREDENTIAL_CACHE: 'true' }, { credentialCache: false }).credentialCache).toBe(true);
-    expect(resolveSettings({ credentialCache: false }, { REGCTL_CREDENTIAL_CACHE: 'true' }, {}).credentialCache).toBe(false);
+    expect(resolveSettings({}, { REGCTL_CREDENTIAL_CACHE: 'false' }, { credentialCache: true }).credentialCache).toBe(
+      false,
+    );
+    expect(resolveSettings({}, { REGCTL_CREDENTIAL_CACHE: 'true' }, { credentialCache: false }).credentialCache).toBe(
+      true,
+    );
+    expect(resolveSettings({ credentialCache: false }, { REGCTL_CREDENTIAL_CACHE: 'true' }, {}).credentialCache).toBe(
+      false,
+    );
     expect(() => resolveSettings({}, { REGCTL_CREDENTIAL_CACHE: 'sometimes' }, {})).toThrow(/credential-cache/);
     // `regctl serve --no-credential-cache` gives commander's credentialCache: false; without the flag the
     // environment decides.
     expect((await resolveServeSettings({ credentialCache: false }, {})).credentialCache).toBe(false);
-    expect((await resolveServeSettings({ credentialCache: true }, { REGCTL_CREDENTIAL_CACHE: 'false' })).credentialCache).toBe(false);
+    expect(
+      (await resolveServeSettings({ credentialCache: true }, { REGCTL_CREDENTIAL_CACHE: 'false' })).credentialCache,
+    ).toBe(false);
   });
 
   it('reaches the registry: with the cache off every authenticated request over HTTP runs bcrypt', async () => {
     const compare = vi.spyOn(bcrypt, 'compare');
-    const server = createRegistryServer({ port: 0, dataDir: join(dir, 'data'), htpasswd: file, credentialCache: false, logLevel: 'silent' });
+    const server = createRegistryServer({
+      port: 0,
+      dataDir: join(dir, 'data'),
+      htpasswd: file,
+      credentialCache: false,
+      logLevel: 'silent',
+    });
     const { url } = await server.listen();
     try {
       for (let i = 0; i < 4; i++) {

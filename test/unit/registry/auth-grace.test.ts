@@ -31,7 +31,9 @@ describe('grace file format', () => {
 
   it('reports malformed lines without their hash and keeps the good ones', () => {
     const good = `ci:${hash('x')}:1900000000`;
-    const parsed = parseGraceFile(['admin:$1$notbcrypt:1900000000', 'nocolon', `ci:${hash('y')}:soon`, good].join('\n'));
+    const parsed = parseGraceFile(
+      ['admin:$1$notbcrypt:1900000000', 'nocolon', `ci:${hash('y')}:soon`, good].join('\n'),
+    );
     expect(parsed.entries.map((e) => e.user)).toEqual(['ci']);
     expect(parsed.warnings).toHaveLength(3);
     expect(parsed.warnings.join('\n')).not.toContain('$1$');
@@ -66,7 +68,14 @@ describe('Authenticator with a grace file', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const make = (pollMs = 60_000) => new Authenticator({ htpasswdPath: htpasswd, realm: 'test', now: () => clock, pollMs, throttle: { maxFailures: 1000 } });
+  const make = (pollMs = 60_000) =>
+    new Authenticator({
+      htpasswdPath: htpasswd,
+      realm: 'test',
+      now: () => clock,
+      pollMs,
+      throttle: { maxFailures: 1000 },
+    });
 
   it('accepts the old secret until its expiry, then refuses it without a reload, cached or not', async () => {
     await writeFile(graceFilePath(htpasswd), `admin:${hash('old-secret')}:${clock / 1000 + 30}\n`);
@@ -104,8 +113,12 @@ describe('Authenticator with a grace file', () => {
     await auth.start();
     expect(await attempt(auth, 'admin', 'old-secret')).toBe('UNAUTHORIZED');
     await writeFile(graceFilePath(htpasswd), `admin:${hash('old-secret')}:${clock / 1000 + 30}\n`);
-    await expect.poll(() => attempt(auth as Authenticator, 'admin', 'old-secret'), { timeout: 3000, interval: 50 }).toBe('admin');
+    await expect
+      .poll(() => attempt(auth as Authenticator, 'admin', 'old-secret'), { timeout: 3000, interval: 50 })
+      .toBe('admin');
     await rm(graceFilePath(htpasswd));
-    await expect.poll(() => attempt(auth as Authenticator, 'admin', 'old-secret'), { timeout: 3000, interval: 50 }).toBe('UNAUTHORIZED');
+    await expect
+      .poll(() => attempt(auth as Authenticator, 'admin', 'old-secret'), { timeout: 3000, interval: 50 })
+      .toBe('UNAUTHORIZED');
   });
 });

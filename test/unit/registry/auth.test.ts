@@ -61,7 +61,9 @@ describe('access policy', () => {
   });
 
   it('grants per rule, nothing to absent users, everything without a file', () => {
-    const p = AccessPolicy.parse('users:\n  admin: { admin: true }\n  ci: { rules: [ { repos: "apps/**", actions: [pull, push] } ] }\n  v:\n');
+    const p = AccessPolicy.parse(
+      'users:\n  admin: { admin: true }\n  ci: { rules: [ { repos: "apps/**", actions: [pull, push] } ] }\n  v:\n',
+    );
     expect(p.can('admin', 'x', 'delete')).toBe(true);
     expect(p.can('ci', 'apps/web', 'push')).toBe(true);
     expect(p.can('ci', 'apps/web', 'delete')).toBe(false);
@@ -74,7 +76,9 @@ describe('access policy', () => {
   });
 
   it('rejects an invalid file with the field path', () => {
-    expect(() => AccessPolicy.parse('users:\n  ci: { rules: [ { repos: "x", actions: [fly] } ] }\n')).toThrow(/users\.ci\.rules\.0\.actions\.0/);
+    expect(() => AccessPolicy.parse('users:\n  ci: { rules: [ { repos: "x", actions: [fly] } ] }\n')).toThrow(
+      /users\.ci\.rules\.0\.actions\.0/,
+    );
   });
 });
 
@@ -144,7 +148,10 @@ describe('Authenticator', () => {
     const tmp = join(dir, '.htpasswd.tmp');
     await writeFile(tmp, `alice:${bcrypt.hashSync('two', 4)}\nbob:${bcrypt.hashSync('three', 4)}\n`);
     await rename(tmp, file);
-    await vi.waitFor(async () => expect(await auth!.authenticate(basicAuth('bob', 'three'), 'ip')).toBe('bob'), { timeout: 5000, interval: 100 });
+    await vi.waitFor(async () => expect(await auth!.authenticate(basicAuth('bob', 'three'), 'ip')).toBe('bob'), {
+      timeout: 5000,
+      interval: 100,
+    });
     expect((await rejection(auth.authenticate(basicAuth('alice', 'one'), 'ip'))).code).toBe('UNAUTHORIZED');
     expect(await auth.authenticate(basicAuth('alice', 'two'), 'ip')).toBe('alice');
   });
@@ -155,11 +162,18 @@ describe('Authenticator', () => {
     // Drop the watchers to stand for a bind mount whose changes raise no events.
     (auth as unknown as { watchers: { close(): void }[] }).watchers.forEach((w) => w.close());
     await writeFile(file, `carol:${bcrypt.hashSync('four', 4)}\n`);
-    await vi.waitFor(async () => expect(await auth!.authenticate(basicAuth('carol', 'four'), 'ip')).toBe('carol'), { timeout: 5000, interval: 100 });
+    await vi.waitFor(async () => expect(await auth!.authenticate(basicAuth('carol', 'four'), 'ip')).toBe('carol'), {
+      timeout: 5000,
+      interval: 100,
+    });
   });
 
   it('throttles repeated failures per IP and per user with 429 and Retry-After', async () => {
-    auth = new Authenticator({ htpasswdPath: file, realm: 'r', throttle: { maxFailures: 3, windowMs: 60_000, blockMs: 30_000 } });
+    auth = new Authenticator({
+      htpasswdPath: file,
+      realm: 'r',
+      throttle: { maxFailures: 3, windowMs: 60_000, blockMs: 30_000 },
+    });
     await auth.start();
     for (let i = 0; i < 3; i++) await rejection(auth.authenticate(basicAuth('alice', `bad${i}`), '10.0.0.1'));
     const blocked = await rejection(auth.authenticate(basicAuth('alice', 'one'), '10.0.0.1'));
@@ -171,7 +185,11 @@ describe('Authenticator', () => {
   });
 
   it('a client whose credentials were verified is not locked out by someone else guessing', async () => {
-    auth = new Authenticator({ htpasswdPath: file, realm: 'r', throttle: { maxFailures: 3, windowMs: 60_000, blockMs: 30_000 } });
+    auth = new Authenticator({
+      htpasswdPath: file,
+      realm: 'r',
+      throttle: { maxFailures: 3, windowMs: 60_000, blockMs: 30_000 },
+    });
     await auth.start();
     expect(await auth.authenticate(basicAuth('alice', 'one'), '10.0.0.9')).toBe('alice');
     for (let i = 0; i < 3; i++) await rejection(auth.authenticate(basicAuth('alice', `guess${i}`), '10.6.6.6'));

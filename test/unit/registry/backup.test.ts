@@ -3,9 +3,30 @@ import { readdir, readFile, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Fence } from '../../../src/registry/fence.js';
-import { BackupFormatError, MANIFEST_NAME, blobDigestOfPath, isArchivePath, parseBackupManifest, type BackupManifest } from '../../../src/registry/backup/manifest.js';
-import { dataDirIsEmpty, readArchiveManifest, restoreArchive, RestoreRefused } from '../../../src/registry/backup/restore.js';
-import { authHeaders, getBlob, getManifestDigest, pushImage, putManifest, OCI_INDEX, startFixture, type Fixture } from '../../helpers/day-two-fixture.js';
+import {
+  BackupFormatError,
+  MANIFEST_NAME,
+  blobDigestOfPath,
+  isArchivePath,
+  parseBackupManifest,
+  type BackupManifest,
+} from '../../../src/registry/backup/manifest.js';
+import {
+  dataDirIsEmpty,
+  readArchiveManifest,
+  restoreArchive,
+  RestoreRefused,
+} from '../../../src/registry/backup/restore.js';
+import {
+  authHeaders,
+  getBlob,
+  getManifestDigest,
+  pushImage,
+  putManifest,
+  OCI_INDEX,
+  startFixture,
+  type Fixture,
+} from '../../helpers/day-two-fixture.js';
 
 const hex = (c: string) => c.repeat(64);
 
@@ -35,17 +56,28 @@ describe('backup manifest', () => {
     expect(isArchivePath('/docker/registry/v2/repositories/a/_layers/x')).toBe(false);
     expect(isArchivePath('docker/registry/v2/repositories/a/../../b/_layers/x')).toBe(false);
     expect(isArchivePath(`docker/registry/v2/blobs/sha256/bb/${hex('a')}/data`)).toBe(false);
-    expect(blobDigestOfPath(`docker/registry/v2/blobs/sha256/aa/${hex('a')}/data`)).toEqual({ algorithm: 'sha256', hex: hex('a') });
+    expect(blobDigestOfPath(`docker/registry/v2/blobs/sha256/aa/${hex('a')}/data`)).toEqual({
+      algorithm: 'sha256',
+      hex: hex('a'),
+    });
   });
 
   it('round-trips and rejects bad content with a message naming the problem', () => {
-    const good = manifest({ files: [{ path: `docker/registry/v2/blobs/sha256/aa/${hex('a')}/data`, size: 3, sha256: hex('a') }] });
+    const good = manifest({
+      files: [{ path: `docker/registry/v2/blobs/sha256/aa/${hex('a')}/data`, size: 3, sha256: hex('a') }],
+    });
     expect(parseBackupManifest(JSON.stringify(good))).toEqual(good);
     expect(() => parseBackupManifest('{')).toThrow(BackupFormatError);
     expect(() => parseBackupManifest(JSON.stringify({ ...good, format: 'other' }))).toThrow(/format/);
-    expect(() => parseBackupManifest(JSON.stringify(manifest({ files: [{ path: '../x', size: 1, sha256: hex('a') }] })))).toThrow(/outside the registry layout/);
-    expect(() => parseBackupManifest(JSON.stringify(manifest({ files: [good.files[0]!, good.files[0]!] })))).toThrow(/twice/);
-    expect(() => parseBackupManifest(JSON.stringify(manifest({ files: [{ ...good.files[0]!, sha256: hex('b') }] })))).toThrow(/not its digest/);
+    expect(() =>
+      parseBackupManifest(JSON.stringify(manifest({ files: [{ path: '../x', size: 1, sha256: hex('a') }] }))),
+    ).toThrow(/outside the registry layout/);
+    expect(() => parseBackupManifest(JSON.stringify(manifest({ files: [good.files[0]!, good.files[0]!] })))).toThrow(
+      /twice/,
+    );
+    expect(() =>
+      parseBackupManifest(JSON.stringify(manifest({ files: [{ ...good.files[0]!, sha256: hex('b') }] }))),
+    ).toThrow(/not its digest/);
     expect(() => parseBackupManifest(JSON.stringify(manifest({ baseBlobs: good.files })))).toThrow(/names no base/);
   });
 });
@@ -89,15 +121,35 @@ describe('GET /admin/v1/backup and restoreArchive', () => {
 
   beforeAll(async () => {
     fx = await startFixture();
-    for (const [repo, tag] of [['team/app', 'v1'], ['tools', 'latest']] as const) {
-      const img = await pushImage(fx.url, repo, tag, [repo === 'tools' ? bigLayer : randomBytes(200_000), randomBytes(1000)], fx.admin);
+    for (const [repo, tag] of [
+      ['team/app', 'v1'],
+      ['tools', 'latest'],
+    ] as const) {
+      const img = await pushImage(
+        fx.url,
+        repo,
+        tag,
+        [repo === 'tools' ? bigLayer : randomBytes(200_000), randomBytes(1000)],
+        fx.admin,
+      );
       pushed.push({ repo, tag, ...img });
     }
     const idx = await putManifest(
       fx.url,
       'team/app',
       'multi',
-      { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: pushed[0]!.digest, size: 1, platform: { os: 'linux', architecture: 'amd64' } }] },
+      {
+        schemaVersion: 2,
+        mediaType: OCI_INDEX,
+        manifests: [
+          {
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            digest: pushed[0]!.digest,
+            size: 1,
+            platform: { os: 'linux', architecture: 'amd64' },
+          },
+        ],
+      },
       OCI_INDEX,
       fx.admin,
     );
@@ -106,7 +158,10 @@ describe('GET /admin/v1/backup and restoreArchive', () => {
       artifactType: 'application/vnd.example.sig',
       subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: pushed[0]!.digest, size: 1 },
     });
-    const untag = await fetch(`${fx.url}/v2/team/app/manifests/sig`, { method: 'DELETE', headers: authHeaders(fx.admin) });
+    const untag = await fetch(`${fx.url}/v2/team/app/manifests/sig`, {
+      method: 'DELETE',
+      headers: authHeaders(fx.admin),
+    });
     expect(untag.status).toBe(202);
     referrer = sig.digest;
     const res = await fetch(`${fx.url}/admin/v1/backup`, { headers: authHeaders(fx.admin) });
@@ -122,7 +177,8 @@ describe('GET /admin/v1/backup and restoreArchive', () => {
     expect(m.regctlVersion).toMatch(/^\d+\.\d+\.\d+/);
     expect(m.repositories.map((r) => r.name)).toEqual(['team/app', 'tools']);
     const blobPaths = m.files.filter((f) => blobDigestOfPath(f.path)).map((f) => f.sha256);
-    for (const p of pushed) for (const b of [p.digest, ...p.blobs]) expect(blobPaths).toContain(b.slice('sha256:'.length));
+    for (const p of pushed)
+      for (const b of [p.digest, ...p.blobs]) expect(blobPaths).toContain(b.slice('sha256:'.length));
     expect(m.files.some((f) => f.path.endsWith('/_manifests/tags/multi/current/link'))).toBe(true);
     expect(m.missingBlobs).toEqual([]);
     const raw = await readFile(archive);
@@ -135,14 +191,32 @@ describe('GET /admin/v1/backup and restoreArchive', () => {
     expect(res.status).toBe(200);
     const reader = (res.body as ReadableStream<Uint8Array>).getReader();
     await reader.read();
-    const gc = await fetch(`${fx.url}/admin/v1/gc`, { method: 'POST', headers: { ...authHeaders(fx.admin), 'content-type': 'application/json' }, body: JSON.stringify({ dryRun: false }) });
+    const gc = await fetch(`${fx.url}/admin/v1/gc`, {
+      method: 'POST',
+      headers: { ...authHeaders(fx.admin), 'content-type': 'application/json' },
+      body: JSON.stringify({ dryRun: false }),
+    });
     expect(gc.status).toBe(429);
     expect(JSON.stringify(await gc.json())).toContain('a backup is running');
-    const dry = await fetch(`${fx.url}/admin/v1/gc`, { method: 'POST', headers: { ...authHeaders(fx.admin), 'content-type': 'application/json' }, body: JSON.stringify({ dryRun: true }) });
+    const dry = await fetch(`${fx.url}/admin/v1/gc`, {
+      method: 'POST',
+      headers: { ...authHeaders(fx.admin), 'content-type': 'application/json' },
+      body: JSON.stringify({ dryRun: true }),
+    });
     expect(dry.status).toBe(200);
     await reader.cancel();
     await expect
-      .poll(async () => (await fetch(`${fx.url}/admin/v1/gc`, { method: 'POST', headers: { ...authHeaders(fx.admin), 'content-type': 'application/json' }, body: JSON.stringify({ dryRun: false }) })).status, { timeout: 5000, interval: 100 })
+      .poll(
+        async () =>
+          (
+            await fetch(`${fx.url}/admin/v1/gc`, {
+              method: 'POST',
+              headers: { ...authHeaders(fx.admin), 'content-type': 'application/json' },
+              body: JSON.stringify({ dryRun: false }),
+            })
+          ).status,
+        { timeout: 5000, interval: 100 },
+      )
       .toBe(200);
   });
 
@@ -168,8 +242,12 @@ describe('GET /admin/v1/backup and restoreArchive', () => {
         for (const b of p.blobs) expect(await getBlob(url, p.repo, b, undefined)).toEqual({ status: 200, digest: b });
       }
       expect((await getManifestDigest(url, 'team/app', 'multi', undefined)).status).toBe(200);
-      const refs = (await (await fetch(`${url}/v2/team/app/referrers/${pushed[0]!.digest}`)).json()) as { manifests: { digest: string; artifactType?: string }[] };
-      expect(refs.manifests).toEqual([expect.objectContaining({ digest: referrer, artifactType: 'application/vnd.example.sig' })]);
+      const refs = (await (await fetch(`${url}/v2/team/app/referrers/${pushed[0]!.digest}`)).json()) as {
+        manifests: { digest: string; artifactType?: string }[];
+      };
+      expect(refs.manifests).toEqual([
+        expect.objectContaining({ digest: referrer, artifactType: 'application/vnd.example.sig' }),
+      ]);
       expect((await getManifestDigest(url, 'team/app', referrer, undefined)).status).toBe(200);
     } finally {
       await other.close();

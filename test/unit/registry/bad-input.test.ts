@@ -3,7 +3,16 @@
  * was (the tree is walked and compared, file by file).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { errorCode, pushBlob, pushImage, rawRequest, sha256, snapshot, startRegistry, type TestRegistry } from './helpers.js';
+import {
+  errorCode,
+  pushBlob,
+  pushImage,
+  rawRequest,
+  sha256,
+  snapshot,
+  startRegistry,
+  type TestRegistry,
+} from './helpers.js';
 
 let reg: TestRegistry;
 let base: { digest: string; config: string; layers: string[] };
@@ -32,7 +41,11 @@ describe('names', () => {
     ['leading separator', '-a'],
     ['too long', longName],
   ])('%s is NAME_INVALID', async (_label, name) => {
-    await refused(() => rawRequest(reg, 'POST', `/v2/${name}/blobs/uploads/?digest=${sha256('x')}`, 'x'), 400, 'NAME_INVALID');
+    await refused(
+      () => rawRequest(reg, 'POST', `/v2/${name}/blobs/uploads/?digest=${sha256('x')}`, 'x'),
+      400,
+      'NAME_INVALID',
+    );
     await refused(() => rawRequest(reg, 'GET', `/v2/${name}/manifests/latest`), 400, 'NAME_INVALID');
     await refused(() => rawRequest(reg, 'PUT', `/v2/${name}/manifests/latest`, '{}'), 400, 'NAME_INVALID');
   });
@@ -51,14 +64,26 @@ describe('digests', () => {
     ['unknown algorithm', `md5:${'a'.repeat(32)}`],
     ['no algorithm', 'a'.repeat(64)],
   ])('%s is DIGEST_INVALID on upload, blob GET and manifest GET', async (_label, digest) => {
-    await refused(() => reg.fetch(`/v2/ok/app/blobs/uploads/?digest=${digest}`, { method: 'POST', body: 'data' }), 400, 'DIGEST_INVALID');
+    await refused(
+      () => reg.fetch(`/v2/ok/app/blobs/uploads/?digest=${digest}`, { method: 'POST', body: 'data' }),
+      400,
+      'DIGEST_INVALID',
+    );
     await refused(() => reg.fetch(`/v2/ok/app/blobs/${digest}`), 400, 'DIGEST_INVALID');
     if (digest.includes(':')) await refused(() => reg.fetch(`/v2/ok/app/manifests/${digest}`), 400, 'DIGEST_INVALID');
   });
 
   it('a monolithic body whose digest does not match stores nothing', async () => {
-    await refused(() => reg.fetch(`/v2/ok/app/blobs/uploads/?digest=${sha256('other')}`, { method: 'POST', body: 'content' }), 400, 'DIGEST_INVALID');
-    await refused(() => reg.fetch(`/v2/fresh/repo/blobs/uploads/?digest=${sha256('other')}`, { method: 'POST', body: 'content' }), 400, 'DIGEST_INVALID');
+    await refused(
+      () => reg.fetch(`/v2/ok/app/blobs/uploads/?digest=${sha256('other')}`, { method: 'POST', body: 'content' }),
+      400,
+      'DIGEST_INVALID',
+    );
+    await refused(
+      () => reg.fetch(`/v2/fresh/repo/blobs/uploads/?digest=${sha256('other')}`, { method: 'POST', body: 'content' }),
+      400,
+      'DIGEST_INVALID',
+    );
   });
 
   it('a chunked upload whose digest does not match is removed entirely', async () => {
@@ -85,17 +110,33 @@ describe('digests', () => {
 describe('uploads', () => {
   it('unknown or malformed upload ids are BLOB_UPLOAD_UNKNOWN', async () => {
     for (const id of ['3f0b4b8e-1111-4222-8333-444455556666', 'not-a-uuid', '..%2F..%2Fetc']) {
-      await refused(() => reg.fetch(`/v2/ok/app/blobs/uploads/${id}`, { method: 'PATCH', body: 'x' }), 404, 'BLOB_UPLOAD_UNKNOWN');
-      await refused(() => reg.fetch(`/v2/ok/app/blobs/uploads/${id}?digest=${sha256('x')}`, { method: 'PUT', body: 'x' }), 404, 'BLOB_UPLOAD_UNKNOWN');
+      await refused(
+        () => reg.fetch(`/v2/ok/app/blobs/uploads/${id}`, { method: 'PATCH', body: 'x' }),
+        404,
+        'BLOB_UPLOAD_UNKNOWN',
+      );
+      await refused(
+        () => reg.fetch(`/v2/ok/app/blobs/uploads/${id}?digest=${sha256('x')}`, { method: 'PUT', body: 'x' }),
+        404,
+        'BLOB_UPLOAD_UNKNOWN',
+      );
       await refused(() => reg.fetch(`/v2/ok/app/blobs/uploads/${id}`), 404, 'BLOB_UPLOAD_UNKNOWN');
-      await refused(() => reg.fetch(`/v2/ok/app/blobs/uploads/${id}`, { method: 'DELETE' }), 404, 'BLOB_UPLOAD_UNKNOWN');
+      await refused(
+        () => reg.fetch(`/v2/ok/app/blobs/uploads/${id}`, { method: 'DELETE' }),
+        404,
+        'BLOB_UPLOAD_UNKNOWN',
+      );
     }
   });
 
   it('an upload id is bound to its repository', async () => {
     const s = await reg.fetch('/v2/ok/app/blobs/uploads/', { method: 'POST' });
     const id = s.headers.get('docker-upload-uuid') as string;
-    await refused(() => reg.fetch(`/v2/ok/other/blobs/uploads/${id}`, { method: 'PATCH', body: 'x' }), 404, 'BLOB_UPLOAD_UNKNOWN');
+    await refused(
+      () => reg.fetch(`/v2/ok/other/blobs/uploads/${id}`, { method: 'PATCH', body: 'x' }),
+      404,
+      'BLOB_UPLOAD_UNKNOWN',
+    );
     await reg.fetch(`/v2/ok/app/blobs/uploads/${id}`, { method: 'DELETE' });
   });
 
@@ -125,14 +166,41 @@ describe('manifests', () => {
     await refused(() => put('broken', '{"schemaVersion": 2,'), 400, 'MANIFEST_INVALID');
     await refused(() => put('array', '[]'), 400, 'MANIFEST_INVALID');
     await refused(() => put('noconfig', JSON.stringify({ schemaVersion: 2, layers: [] })), 400, 'MANIFEST_INVALID');
-    await refused(() => put('v1', JSON.stringify({ schemaVersion: 1, name: 'x' }), 'application/vnd.docker.distribution.manifest.v1+prettyjws'), 400, 'MANIFEST_INVALID');
-    const valid = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: base.config, size: 10 }, layers: [] };
-    await refused(() => put('mismatch', JSON.stringify(valid), 'application/vnd.docker.distribution.manifest.v2+json'), 400, 'MANIFEST_INVALID');
-    await refused(() => put('baddesc', JSON.stringify({ ...valid, layers: [{ mediaType: 'x', digest: 'sha256:nope', size: 1 }] })), 400, 'MANIFEST_INVALID');
+    await refused(
+      () =>
+        put(
+          'v1',
+          JSON.stringify({ schemaVersion: 1, name: 'x' }),
+          'application/vnd.docker.distribution.manifest.v1+prettyjws',
+        ),
+      400,
+      'MANIFEST_INVALID',
+    );
+    const valid = {
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: base.config, size: 10 },
+      layers: [],
+    };
+    await refused(
+      () => put('mismatch', JSON.stringify(valid), 'application/vnd.docker.distribution.manifest.v2+json'),
+      400,
+      'MANIFEST_INVALID',
+    );
+    await refused(
+      () => put('baddesc', JSON.stringify({ ...valid, layers: [{ mediaType: 'x', digest: 'sha256:nope', size: 1 }] })),
+      400,
+      'MANIFEST_INVALID',
+    );
   });
 
   it('references to missing blobs are MANIFEST_BLOB_UNKNOWN', async () => {
-    const m = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: base.config, size: 10 }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256('never pushed'), size: 12 }] };
+    const m = {
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: base.config, size: 10 },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256('never pushed'), size: 12 }],
+    };
     await refused(() => put('missing', JSON.stringify(m)), 400, 'MANIFEST_BLOB_UNKNOWN');
     const elsewhere = await pushBlob(reg, 'ok/elsewhere', 'only in another repo');
     const m2 = { ...m, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: elsewhere, size: 20 }] };
@@ -140,7 +208,12 @@ describe('manifests', () => {
   });
 
   it('a manifest PUT by a digest that does not match its body is DIGEST_INVALID', async () => {
-    const body = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: base.config, size: 10 }, layers: [] });
+    const body = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: base.config, size: 10 },
+      layers: [],
+    });
     await refused(() => put(sha256('different'), body), 400, 'DIGEST_INVALID');
   });
 
@@ -154,7 +227,13 @@ describe('manifests', () => {
       },
     });
     await refused(
-      () => reg.fetch('/v2/ok/app/manifests/huge2', { method: 'PUT', body: streamed, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, duplex: 'half' } as RequestInit),
+      () =>
+        reg.fetch('/v2/ok/app/manifests/huge2', {
+          method: 'PUT',
+          body: streamed,
+          headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+          duplex: 'half',
+        } as RequestInit),
       413,
       'MANIFEST_INVALID',
     );
@@ -162,7 +241,11 @@ describe('manifests', () => {
 
   it('unknown manifests and tags on delete', async () => {
     await refused(() => reg.fetch('/v2/ok/app/manifests/nope', { method: 'DELETE' }), 404, 'MANIFEST_UNKNOWN');
-    await refused(() => reg.fetch(`/v2/ok/app/manifests/${sha256('nope')}`, { method: 'DELETE' }), 404, 'MANIFEST_UNKNOWN');
+    await refused(
+      () => reg.fetch(`/v2/ok/app/manifests/${sha256('nope')}`, { method: 'DELETE' }),
+      404,
+      'MANIFEST_UNKNOWN',
+    );
     await refused(() => reg.fetch(`/v2/ok/none/manifests/v1`, { method: 'DELETE' }), 404, 'NAME_UNKNOWN');
     await refused(() => reg.fetch(`/v2/ok/app/blobs/${sha256('nope')}`, { method: 'DELETE' }), 404, 'BLOB_UNKNOWN');
   });
@@ -170,11 +253,36 @@ describe('manifests', () => {
 
 describe('credentials', () => {
   it('missing, malformed or wrong credentials are one 401 and change nothing', async () => {
-    await refused(() => reg.fetch(`/v2/ok/app/blobs/uploads/?digest=${sha256('x')}`, { method: 'POST', body: 'x', auth: null }), 401, 'UNAUTHORIZED');
-    await refused(() => reg.fetch(`/v2/ok/app/blobs/uploads/?digest=${sha256('x')}`, { method: 'POST', body: 'x', auth: ['admin', 'wrong'] }), 401, 'UNAUTHORIZED');
-    await refused(() => reg.fetch(`/v2/ok/app/manifests/v1`, { method: 'DELETE', auth: ['ghost', 'x'] }), 401, 'UNAUTHORIZED');
-    await refused(() => reg.fetch('/v2/', { headers: { authorization: 'Basic !!!' }, auth: null }), 401, 'UNAUTHORIZED');
-    await refused(() => reg.fetch('/v2/', { headers: { authorization: 'Bearer token' }, auth: null }), 401, 'UNAUTHORIZED');
+    await refused(
+      () => reg.fetch(`/v2/ok/app/blobs/uploads/?digest=${sha256('x')}`, { method: 'POST', body: 'x', auth: null }),
+      401,
+      'UNAUTHORIZED',
+    );
+    await refused(
+      () =>
+        reg.fetch(`/v2/ok/app/blobs/uploads/?digest=${sha256('x')}`, {
+          method: 'POST',
+          body: 'x',
+          auth: ['admin', 'wrong'],
+        }),
+      401,
+      'UNAUTHORIZED',
+    );
+    await refused(
+      () => reg.fetch(`/v2/ok/app/manifests/v1`, { method: 'DELETE', auth: ['ghost', 'x'] }),
+      401,
+      'UNAUTHORIZED',
+    );
+    await refused(
+      () => reg.fetch('/v2/', { headers: { authorization: 'Basic !!!' }, auth: null }),
+      401,
+      'UNAUTHORIZED',
+    );
+    await refused(
+      () => reg.fetch('/v2/', { headers: { authorization: 'Bearer token' }, auth: null }),
+      401,
+      'UNAUTHORIZED',
+    );
   });
 
   it('a client that keeps failing is throttled with 429 and Retry-After', async () => {

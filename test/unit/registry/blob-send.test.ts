@@ -35,7 +35,13 @@ describe('blob downloads', () => {
   });
 
   it('ranges across buffer boundaries are exact', async () => {
-    for (const [start, end] of [[0, 0], [MiB - 1, MiB], [MiB - 10, 2 * MiB + 10], [3 * MiB, big.length - 1], [5, big.length - 1]] as const) {
+    for (const [start, end] of [
+      [0, 0],
+      [MiB - 1, MiB],
+      [MiB - 10, 2 * MiB + 10],
+      [3 * MiB, big.length - 1],
+      [5, big.length - 1],
+    ] as const) {
       const res = await reg.fetch(`/v2/send/big/blobs/${digest}`, { headers: { range: `bytes=${start}-${end}` } });
       expect(res.status).toBe(206);
       expect(res.headers.get('content-range')).toBe(`bytes ${start}-${end}/${big.length}`);

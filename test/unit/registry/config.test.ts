@@ -2,7 +2,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { loadConfigFile, parseDuration, parseListen, parseSize, resolveSettings } from '../../../src/registry/config.js';
+import {
+  loadConfigFile,
+  parseDuration,
+  parseListen,
+  parseSize,
+  resolveSettings,
+} from '../../../src/registry/config.js';
 import { main } from '../../../src/cli/main.js';
 import { createOutput } from '../../../src/cli/output.js';
 import { Writable } from 'node:stream';
@@ -27,17 +33,37 @@ describe('serve settings', () => {
   });
 
   it('refuses a YAML mapping or list where a single value belongs, naming the setting', () => {
-    expect(() => resolveSettings({}, {}, { logLevel: { level: 'debug' } } as never)).toThrow(/logLevel: \{"level":"debug"\} is not a single value/);
-    expect(() => resolveSettings({}, {}, { data: ['a', 'b'] } as never)).toThrow(/data: \["a","b"\] is not a single value/);
-    expect(() => resolveSettings({}, {}, { corsOrigins: [{ a: 1 }] } as never)).toThrow(/corsOrigins: .* is not a single value/);
-    expect(resolveSettings({}, {}, { corsOrigins: ['https://a.test', 'https://b.test'] }).corsOrigins).toEqual(['https://a.test', 'https://b.test']);
+    expect(() => resolveSettings({}, {}, { logLevel: { level: 'debug' } })).toThrow(
+      /logLevel: \{"level":"debug"\} is not a single value/,
+    );
+    expect(() => resolveSettings({}, {}, { data: ['a', 'b'] })).toThrow(/data: \["a","b"\] is not a single value/);
+    expect(() => resolveSettings({}, {}, { corsOrigins: [{ a: 1 }] })).toThrow(/corsOrigins: .* is not a single value/);
+    expect(resolveSettings({}, {}, { corsOrigins: ['https://a.test', 'https://b.test'] }).corsOrigins).toEqual([
+      'https://a.test',
+      'https://b.test',
+    ]);
   });
 
   it('flags beat env, env beats the config file', () => {
-    const file = { listen: '0.0.0.0:1', data: '/file', realm: 'file', uploadPurgeAge: '1h', corsOrigins: ['https://a'] };
+    const file = {
+      listen: '0.0.0.0:1',
+      data: '/file',
+      realm: 'file',
+      uploadPurgeAge: '1h',
+      corsOrigins: ['https://a'],
+    };
     const env = { REGCTL_LISTEN: '0.0.0.0:2', REGCTL_DATA: '/env', REGCTL_NO_AUTH: '1', REGCTL_MIN_FREE: '1GiB' };
     const s = resolveSettings({ listen: '127.0.0.1:3' }, env, file);
-    expect(s).toMatchObject({ host: '127.0.0.1', port: 3, data: '/env', realm: 'file', noAuth: true, uploadPurgeAgeMs: 3600_000, minFreeBytes: 1024 ** 3, corsOrigins: ['https://a'] });
+    expect(s).toMatchObject({
+      host: '127.0.0.1',
+      port: 3,
+      data: '/env',
+      realm: 'file',
+      noAuth: true,
+      uploadPurgeAgeMs: 3600_000,
+      minFreeBytes: 1024 ** 3,
+      corsOrigins: ['https://a'],
+    });
   });
 
   it('parses durations, sizes and listen addresses, and rejects nonsense with the setting named', () => {
@@ -53,7 +79,9 @@ describe('serve settings', () => {
   });
 
   it('reads units as common/units does: durations need a unit even as YAML numbers, bare sizes are bytes', () => {
-    expect(() => parseDuration('10', 'upload-purge-age')).toThrow(/upload-purge-age: "10" is not a duration .*a bare number needs a unit/);
+    expect(() => parseDuration('10', 'upload-purge-age')).toThrow(
+      /upload-purge-age: "10" is not a duration .*a bare number needs a unit/,
+    );
     expect(() => parseDuration(86_400_000, 'upload-purge-age')).toThrow(/a bare number needs a unit/);
     expect(parseDuration(0, 'upload-purge-age')).toBe(0);
     expect(parseDuration('1h30m', 'x')).toBe(5_400_000);
@@ -84,7 +112,10 @@ describe('serve settings', () => {
       const err: string[] = [];
       const sink = new Writable({ write: (c, _e, cb) => (err.push(String(c)), cb()) });
       const out = createOutput({ stdout: sink, stderr: sink });
-      const code = await main(['node', 'regctl', 'serve', '--data', join(dir, 'data'), '--listen', '127.0.0.1:0'], { out, env: {} });
+      const code = await main(['node', 'regctl', 'serve', '--data', join(dir, 'data'), '--listen', '127.0.0.1:0'], {
+        out,
+        env: {},
+      });
       expect(code).toBe(2);
       expect(err.join('')).toMatch(/no htpasswd file given/);
     });

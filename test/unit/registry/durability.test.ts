@@ -43,7 +43,10 @@ function gatedSync(): SyncOps & { open(): void; close(which?: 'all' | 'dirs'): v
 /** Whether `p` settles within a few turns of the event loop (enough for any file operation not held by a gate). */
 const settles = async (p: Promise<unknown>, ms = 100): Promise<boolean> => {
   let done = false;
-  void p.then(() => (done = true), () => (done = true));
+  void p.then(
+    () => (done = true),
+    () => (done = true),
+  );
   await new Promise((r) => setTimeout(r, ms));
   return done;
 };
@@ -95,7 +98,9 @@ describe('filesystem driver durability', () => {
     const sync = gatedSync();
     const driver = new FsDriver(root, { sync });
     const w = await driver.writer('up/data', { append: false });
-    await new Promise<void>((resolve, reject) => w.end('blob', (err?: Error | null) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      w.end('blob', (err?: Error | null) => (err ? reject(err) : resolve())),
+    );
     const before = sync.files;
     sync.close();
     const move = driver.move('up/data', 'blobs/x/data');
@@ -134,20 +139,35 @@ describe('manifest PUT durability', () => {
   it('answers 201 only once the manifest, its revision link and its tag are synced', async () => {
     const root = await tempDir();
     const sync = gatedSync();
-    server = createRegistryServer({ host: '127.0.0.1', port: 0, noAuth: true, driver: new FsDriver(root, { sync }), log: () => undefined });
+    server = createRegistryServer({
+      host: '127.0.0.1',
+      port: 0,
+      noAuth: true,
+      driver: new FsDriver(root, { sync }),
+      log: () => undefined,
+    });
     const { url } = await server.listen();
     const config = Buffer.from('{"os":"linux"}');
-    const up = await fetch(`${url}/v2/dur/app/blobs/uploads/?digest=${sha256(config)}`, { method: 'POST', body: new Uint8Array(config) });
+    const up = await fetch(`${url}/v2/dur/app/blobs/uploads/?digest=${sha256(config)}`, {
+      method: 'POST',
+      body: new Uint8Array(config),
+    });
     expect(up.status).toBe(201);
-    const manifest = Buffer.from(JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
-      layers: [],
-    }));
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
+        layers: [],
+      }),
+    );
     const before = sync.files;
     sync.close();
-    const put = fetch(`${url}/v2/dur/app/manifests/v1`, { method: 'PUT', body: new Uint8Array(manifest), headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
+    const put = fetch(`${url}/v2/dur/app/manifests/v1`, {
+      method: 'PUT',
+      body: new Uint8Array(manifest),
+      headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+    });
     expect(await settles(put, 300)).toBe(false);
     sync.open();
     const res = await put;
@@ -155,7 +175,11 @@ describe('manifest PUT durability', () => {
     // The manifest's content, its revision link and the tag's index and current links: four files, each synced.
     expect(sync.files - before).toBe(4);
     const digest = parseDigest(sha256(manifest));
-    for (const spec of [{ kind: 'blobData', digest }, { kind: 'revisionLink', name: 'dur/app', digest }, { kind: 'tagCurrentLink', name: 'dur/app', tag: 'v1' }] as const) {
+    for (const spec of [
+      { kind: 'blobData', digest },
+      { kind: 'revisionLink', name: 'dur/app', digest },
+      { kind: 'tagCurrentLink', name: 'dur/app', tag: 'v1' },
+    ] as const) {
       expect(sync.dirs, spec.kind).toContain(join(root, pathFor(spec), '..'));
     }
   });

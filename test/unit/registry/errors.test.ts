@@ -22,7 +22,8 @@ describe('error table and envelope', () => {
       RANGE_INVALID: 416,
       MANIFEST_TOO_BIG: 413,
     };
-    for (const [code, status] of Object.entries(expected)) expect(ERROR_TABLE[code as keyof typeof ERROR_TABLE].status).toBe(status);
+    for (const [code, status] of Object.entries(expected))
+      expect(ERROR_TABLE[code as keyof typeof ERROR_TABLE].status).toBe(status);
   });
 
   it('serializes {errors:[{code,message,detail}]} with the spec code on the wire', () => {
@@ -33,7 +34,10 @@ describe('error table and envelope', () => {
     expect(big.status).toBe(413);
     expect(errorEnvelope(big).errors[0]?.code).toBe('MANIFEST_INVALID');
     expect(errorEnvelope(new RegistryError('RANGE_INVALID')).errors[0]?.code).toBe('BLOB_UPLOAD_INVALID');
-    expect(errorEnvelope(new RegistryError('METHOD_NOT_ALLOWED')).errors[0]).toEqual({ code: 'UNSUPPORTED', message: 'the method is not allowed on this resource' });
+    expect(errorEnvelope(new RegistryError('METHOD_NOT_ALLOWED')).errors[0]).toEqual({
+      code: 'UNSUPPORTED',
+      message: 'the method is not allowed on this resource',
+    });
   });
 
   it('turns unknown failures into INTERNAL without their message', () => {

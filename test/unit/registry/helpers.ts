@@ -22,7 +22,12 @@ export interface TestRegistry {
   stop(): Promise<void>;
 }
 
-export const USERS: Record<string, string> = { admin: 'admin-pw', ci: 'ci-pw', viewer: 'viewer-pw', nobody: 'nobody-pw' };
+export const USERS: Record<string, string> = {
+  admin: 'admin-pw',
+  ci: 'ci-pw',
+  viewer: 'viewer-pw',
+  nobody: 'nobody-pw',
+};
 
 export const ACCESS_YAML = `users:
   admin: { admin: true }
@@ -31,11 +36,18 @@ export const ACCESS_YAML = `users:
 `;
 
 /** Starts a registry on a free loopback port with a fresh data dir, htpasswd (cost 4) and access file. */
-export async function startRegistry(opts: Omit<Partial<RegistryServerOptions>, 'access'> & { access?: string | false; auth?: boolean } = {}): Promise<TestRegistry> {
+export async function startRegistry(
+  opts: Omit<Partial<RegistryServerOptions>, 'access'> & { access?: string | false; auth?: boolean } = {},
+): Promise<TestRegistry> {
   const dir = await mkdtemp(join(tmpdir(), 'regctl-reg-test-'));
   const data = join(dir, 'data');
   const htpasswd = join(dir, 'htpasswd');
-  await writeFile(htpasswd, Object.entries(USERS).map(([u, p]) => `${u}:${bcrypt.hashSync(p, 4)}`).join('\n') + '\n');
+  await writeFile(
+    htpasswd,
+    Object.entries(USERS)
+      .map(([u, p]) => `${u}:${bcrypt.hashSync(p, 4)}`)
+      .join('\n') + '\n',
+  );
   let access: string | undefined;
   if (opts.access !== false) {
     access = join(dir, 'access.yaml');
@@ -90,16 +102,29 @@ export async function snapshot(root: string): Promise<Record<string, string>> {
       if (e.isDirectory()) {
         out[relative(root, p) + '/'] = 'dir';
         await walk(p);
-      } else out[relative(root, p)] = createHash('sha256').update(await readFile(p)).digest('hex');
+      } else
+        out[relative(root, p)] = createHash('sha256')
+          .update(await readFile(p))
+          .digest('hex');
     }
   };
   await walk(root);
   return out;
 }
 
-export async function pushBlob(reg: TestRegistry, repo: string, data: Buffer | string, auth?: [string, string]): Promise<string> {
+export async function pushBlob(
+  reg: TestRegistry,
+  repo: string,
+  data: Buffer | string,
+  auth?: [string, string],
+): Promise<string> {
   const digest = sha256(data);
-  const res = await reg.fetch(`/v2/${repo}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: data, auth, headers: { 'content-type': 'application/octet-stream' } });
+  const res = await reg.fetch(`/v2/${repo}/blobs/uploads/?digest=${digest}`, {
+    method: 'POST',
+    body: data,
+    auth,
+    headers: { 'content-type': 'application/octet-stream' },
+  });
   if (res.status !== 201) throw new Error(`push blob: ${res.status} ${await res.text()}`);
   return digest;
 }
@@ -112,8 +137,18 @@ export interface PushedImage {
 }
 
 /** Pushes an OCI image (config + layers) and its manifest under `tag`. */
-export async function pushImage(reg: TestRegistry, repo: string, tag: string, opts: { layers?: string[]; extra?: Record<string, unknown>; mediaType?: string } = {}): Promise<PushedImage> {
-  const configBody = JSON.stringify({ architecture: 'amd64', os: 'linux', tag, rootfs: { type: 'layers', diff_ids: [] } });
+export async function pushImage(
+  reg: TestRegistry,
+  repo: string,
+  tag: string,
+  opts: { layers?: string[]; extra?: Record<string, unknown>; mediaType?: string } = {},
+): Promise<PushedImage> {
+  const configBody = JSON.stringify({
+    architecture: 'amd64',
+    os: 'linux',
+    tag,
+    rootfs: { type: 'layers', diff_ids: [] },
+  });
   const config = await pushBlob(reg, repo, configBody);
   const layers: string[] = [];
   const layerDescs = [];
@@ -127,12 +162,22 @@ export async function pushImage(reg: TestRegistry, repo: string, tag: string, op
     JSON.stringify({
       schemaVersion: 2,
       mediaType,
-      config: { mediaType: mediaType.includes('docker') ? 'application/vnd.docker.container.image.v1+json' : 'application/vnd.oci.image.config.v1+json', digest: config, size: Buffer.byteLength(configBody) },
+      config: {
+        mediaType: mediaType.includes('docker')
+          ? 'application/vnd.docker.container.image.v1+json'
+          : 'application/vnd.oci.image.config.v1+json',
+        digest: config,
+        size: Buffer.byteLength(configBody),
+      },
       layers: layerDescs,
       ...opts.extra,
     }),
   );
-  const res = await reg.fetch(`/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: manifest, headers: { 'content-type': mediaType } });
+  const res = await reg.fetch(`/v2/${repo}/manifests/${tag}`, {
+    method: 'PUT',
+    body: manifest,
+    headers: { 'content-type': mediaType },
+  });
   if (res.status !== 201) throw new Error(`push manifest: ${res.status} ${await res.text()}`);
   return { manifest, digest: sha256(manifest), config, layers };
 }
@@ -142,7 +187,16 @@ export function rawRequest(reg: TestRegistry, method: string, path: string, body
   return new Promise((resolvePromise, reject) => {
     const url = new URL(reg.url);
     const req = httpRequest(
-      { host: url.hostname, port: url.port, method, path, headers: { authorization: basicAuth('admin', USERS.admin as string), 'content-length': Buffer.byteLength(body ?? '') } },
+      {
+        host: url.hostname,
+        port: url.port,
+        method,
+        path,
+        headers: {
+          authorization: basicAuth('admin', USERS.admin as string),
+          'content-length': Buffer.byteLength(body ?? ''),
+        },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

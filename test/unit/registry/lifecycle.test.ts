@@ -22,13 +22,22 @@ describe('stale uploads', () => {
 
   it('an upload left by an earlier process is purged at startup', async () => {
     const first = await startRegistry({ uploadPurgeAgeMs: 3600_000 });
-    const dir = join(first.data, 'docker/registry/v2/repositories/old/app/_uploads/3f0b4b8e-1111-4222-8333-444455556666');
+    const dir = join(
+      first.data,
+      'docker/registry/v2/repositories/old/app/_uploads/3f0b4b8e-1111-4222-8333-444455556666',
+    );
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'startedat'), new Date(Date.now() - 7200_000).toISOString());
     await writeFile(join(dir, 'data'), 'left behind');
     await first.server.close();
     const { createRegistryServer } = await import('../../../src/registry/server.js');
-    const second = createRegistryServer({ port: 0, dataDir: first.data, noAuth: true, uploadPurgeAgeMs: 3600_000, log: () => undefined });
+    const second = createRegistryServer({
+      port: 0,
+      dataDir: first.data,
+      noAuth: true,
+      uploadPurgeAgeMs: 3600_000,
+      log: () => undefined,
+    });
     await second.listen();
     await second.close();
     expect(Object.keys(await snapshot(first.data)).some((p) => p.includes('_uploads'))).toBe(false);
@@ -48,7 +57,12 @@ describe('tags left incomplete by a killed process', () => {
     await first.server.close();
     const { createRegistryServer } = await import('../../../src/registry/server.js');
     const logs: string[] = [];
-    const second = createRegistryServer({ port: 0, dataDir: first.data, noAuth: true, log: (level, msg, fields) => logs.push(JSON.stringify({ level, msg, ...fields })) });
+    const second = createRegistryServer({
+      port: 0,
+      dataDir: first.data,
+      noAuth: true,
+      log: (level, msg, fields) => logs.push(JSON.stringify({ level, msg, ...fields })),
+    });
     const { url } = await second.listen();
     try {
       expect(await readdir(tags)).toEqual(['v1']);

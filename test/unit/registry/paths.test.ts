@@ -23,10 +23,16 @@ describe('pathFor maps to distribution layout', () => {
     [{ kind: 'tagsRoot', name: 'x' }, `${R}/repositories/x/_manifests/tags`],
     [{ kind: 'tagDir', name: 'x', tag: 'v1' }, `${R}/repositories/x/_manifests/tags/v1`],
     [{ kind: 'tagCurrentLink', name: 'x', tag: 'v1' }, `${R}/repositories/x/_manifests/tags/v1/current/link`],
-    [{ kind: 'tagIndexLink', name: 'x', tag: 'v1', digest: d }, `${R}/repositories/x/_manifests/tags/v1/index/sha256/${hex}/link`],
+    [
+      { kind: 'tagIndexLink', name: 'x', tag: 'v1', digest: d },
+      `${R}/repositories/x/_manifests/tags/v1/index/sha256/${hex}/link`,
+    ],
     [{ kind: 'referrersRoot', name: 'x' }, `${R}/repositories/x/_manifests/referrers`],
     [{ kind: 'referrersDir', name: 'x', subject: d }, `${R}/repositories/x/_manifests/referrers/sha256/${hex}`],
-    [{ kind: 'referrerLink', name: 'x', subject: d, digest: s512 }, `${R}/repositories/x/_manifests/referrers/sha256/${hex}/sha512/${'cd'.repeat(64)}/link`],
+    [
+      { kind: 'referrerLink', name: 'x', subject: d, digest: s512 },
+      `${R}/repositories/x/_manifests/referrers/sha256/${hex}/sha512/${'cd'.repeat(64)}/link`,
+    ],
     [{ kind: 'uploadsRoot', name: 'x' }, `${R}/repositories/x/_uploads`],
     [{ kind: 'uploadDir', name: 'x', id: 'u1' }, `${R}/repositories/x/_uploads/u1`],
     [{ kind: 'uploadData', name: 'x', id: 'u1' }, `${R}/repositories/x/_uploads/u1/data`],

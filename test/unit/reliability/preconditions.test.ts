@@ -15,7 +15,9 @@ afterEach(() => {
 describe('test preconditions', () => {
   it('under CI=true a missing precondition throws with what is missing and how to fix it', async () => {
     const peers = await freshPeers('true');
-    expect(() => peers.preconditionMet('root with mount(8)', false, 'run as root')).toThrow('missing test precondition, root with mount(8): run as root');
+    expect(() => peers.preconditionMet('root with mount(8)', false, 'run as root')).toThrow(
+      'missing test precondition, root with mount(8): run as root',
+    );
     expect(() => peers.peerAvailable('crane')).toThrow(/test peer 'crane' is missing/);
     expect(peers.preconditionMet('root with mount(8)', true, 'run as root')).toBe(true);
   });

@@ -17,7 +17,13 @@ describe('series helpers', () => {
   it('median and slope', () => {
     expect(median([3, 1, 2])).toBe(2);
     expect(median([4, 1, 2, 3])).toBe(2.5);
-    expect(slopePerMinute([{ atS: 0, value: 10 }, { atS: 60, value: 12 }, { atS: 120, value: 14 }])).toBeCloseTo(2);
+    expect(
+      slopePerMinute([
+        { atS: 0, value: 10 },
+        { atS: 60, value: 12 },
+        { atS: 120, value: 14 },
+      ]),
+    ).toBeCloseTo(2);
   });
 });
 
@@ -25,19 +31,34 @@ describe('RSS criterion (SOAK_CRITERIA.rss)', () => {
   const c = SOAK_CRITERIA.rss;
 
   it('passes a flat, noisy series after a warm-up climb', () => {
-    const v = judgeRss(series((s) => warmUp(s) + sawtooth(s), (r) => r.int(-8, 8)), c);
+    const v = judgeRss(
+      series(
+        (s) => warmUp(s) + sawtooth(s),
+        (r) => r.int(-8, 8),
+      ),
+      c,
+    );
     expect(v.failures).toEqual([]);
     expect(Math.abs(v.slopeMiBPerMin)).toBeLessThan(0.5);
   });
 
   it('fails a series that keeps growing by 2 MiB/min after warm-up', () => {
-    const v = judgeRss(series((s) => warmUp(s) + (2 * s) / 60 + sawtooth(s), (r) => r.int(-8, 8)), c);
+    const v = judgeRss(
+      series(
+        (s) => warmUp(s) + (2 * s) / 60 + sawtooth(s),
+        (r) => r.int(-8, 8),
+      ),
+      c,
+    );
     expect(v.ok).toBe(false);
     expect(v.failures.join('\n')).toMatch(/slope/);
   });
 
   it('fails a late step up of 20% that the slope alone would let through', () => {
-    const v = judgeRss(series((s) => (s < 1500 ? 140 : 168) + sawtooth(s)), c);
+    const v = judgeRss(
+      series((s) => (s < 1500 ? 140 : 168) + sawtooth(s)),
+      c,
+    );
     expect(v.failures.some((f) => f.includes('last third'))).toBe(true);
   });
 
@@ -51,12 +72,24 @@ describe('descriptor criterion (SOAK_CRITERIA.fds)', () => {
   const c = SOAK_CRITERIA.fds;
 
   it('passes descriptors that move with the load but do not grow', () => {
-    const v = judgeFds(series(() => 100, (r) => r.int(-15, 15) + (r.chance(0.1) ? 16 : 0)), c);
+    const v = judgeFds(
+      series(
+        () => 100,
+        (r) => r.int(-15, 15) + (r.chance(0.1) ? 16 : 0),
+      ),
+      c,
+    );
     expect(v.failures).toEqual([]);
   });
 
   it('fails a leak of three descriptors a minute (one per 10,000 requests at 500/s)', () => {
-    const v = judgeFds(series((s) => 100 + (3 * s) / 60, (r) => r.int(-15, 15)), c);
+    const v = judgeFds(
+      series(
+        (s) => 100 + (3 * s) / 60,
+        (r) => r.int(-15, 15),
+      ),
+      c,
+    );
     expect(v.ok).toBe(false);
     expect(v.failures[0]).toMatch(/median of the last third/);
   });

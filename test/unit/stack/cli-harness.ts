@@ -25,8 +25,8 @@ export async function runCli(
   // commander's own messages and main's hint lines go straight to the process streams: capture them too.
   const realOut = process.stdout.write.bind(process.stdout);
   const realErr = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((chunk: string | Uint8Array) => ((out += chunk.toString()), true));
-  process.stderr.write = ((chunk: string | Uint8Array) => ((err += chunk.toString()), true));
+  process.stdout.write = (chunk: string | Uint8Array) => ((out += chunk.toString()), true);
+  process.stderr.write = (chunk: string | Uint8Array) => ((err += chunk.toString()), true);
   try {
     const code = await main(['node', 'regctl', ...args], {
       out: createOutput({ stdout, stderr }),

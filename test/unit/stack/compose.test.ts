@@ -12,7 +12,10 @@ function config(input: Record<string, unknown> = {}): StackConfig {
 }
 
 type ComposeFile = {
-  services: Record<string, Record<string, unknown> & { labels?: Record<string, string>; build?: Record<string, unknown> }>;
+  services: Record<
+    string,
+    Record<string, unknown> & { labels?: Record<string, string>; build?: Record<string, unknown> }
+  >;
   networks: Record<string, unknown>;
   volumes: Record<string, unknown>;
 };
@@ -33,7 +36,9 @@ describe('compose rendering', () => {
     expect(Object.keys(file)).toEqual(['services', 'networks', 'volumes']);
     expect(Object.keys(file.services)).toEqual(['traefik', 'registry', 'ui']);
     expect(file.networks).toEqual({ proxy: { name: 'regctl_proxy', labels: { 'dev.regctl.managed-by': 'regctl' } } });
-    expect(file.volumes).toEqual({ 'registry-data': { name: 'regctl_registry-data', labels: { 'dev.regctl.managed-by': 'regctl' } } });
+    expect(file.volumes).toEqual({
+      'registry-data': { name: 'regctl_registry-data', labels: { 'dev.regctl.managed-by': 'regctl' } },
+    });
     const registry = file.services.registry!;
     expect(registry.build).toEqual({
       context: '${REGCTL_PACKAGE_DIR:?set REGCTL_PACKAGE_DIR in .env to the regctl package directory}',
@@ -65,7 +70,9 @@ describe('compose rendering', () => {
     const model = buildStackModel(config(), 'prod');
     const file = parse(renderCompose(model)) as ComposeFile;
     for (const svc of model.services) {
-      const expected = Object.fromEntries(Object.entries(svc.labels).filter(([k]) => !k.startsWith('com.docker.compose.')));
+      const expected = Object.fromEntries(
+        Object.entries(svc.labels).filter(([k]) => !k.startsWith('com.docker.compose.')),
+      );
       expect(file.services[svc.name]!.labels).toEqual(expected);
       expect(expected[LABELS.configHash]).toBeDefined();
     }

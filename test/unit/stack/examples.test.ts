@@ -25,7 +25,10 @@ async function filesUnder(root: string, dir = root): Promise<string[]> {
   return out;
 }
 
-const examples = (await readdir(STACKS, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+const examples = (await readdir(STACKS, { withFileTypes: true }))
+  .filter((e) => e.isDirectory())
+  .map((e) => e.name)
+  .sort();
 
 describe('committed example stacks', () => {
   test('there are a dev and a prod example', () => {

@@ -26,8 +26,13 @@ afterEach(async () => {
 
 const portFlags = () => ['--http-port', String(httpPort), '--registry-port', String(registryPort)];
 const modeOf = async (path: string) => (await stat(path)).mode & 0o777;
-const exists = async (path: string) => stat(path).then(() => true, () => false);
-const init = (args: string[], opts: Parameters<typeof runCli>[1] = { cwd: root }) => runCli(['init', '--dir', dir, ...args], opts);
+const exists = async (path: string) =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
+const init = (args: string[], opts: Parameters<typeof runCli>[1] = { cwd: root }) =>
+  runCli(['init', '--dir', dir, ...args], opts);
 
 async function envOf(): Promise<Record<string, string>> {
   return parseEnv(await readFile(join(dir, '.env'), 'utf8'));
@@ -37,7 +42,16 @@ describe('regctl init --yes', () => {
   test('renders the whole stack; secrets 0600; the generated password is shown once and matches htpasswd', async () => {
     const run = await init(['--yes', '--host', 'example.test', ...portFlags()]);
     expect(run.code, run.stderr).toBe(0);
-    expect((await readdir(dir)).sort()).toEqual(['.env', '.gitignore', '.regctl', 'auth', 'compose.prod.yaml', 'compose.yaml', 'regctl.yaml', 'traefik']);
+    expect((await readdir(dir)).sort()).toEqual([
+      '.env',
+      '.gitignore',
+      '.regctl',
+      'auth',
+      'compose.prod.yaml',
+      'compose.yaml',
+      'regctl.yaml',
+      'traefik',
+    ]);
     expect((await readdir(join(dir, 'auth'))).sort()).toEqual(['access.yaml', 'htpasswd']);
     expect((await readdir(join(dir, 'traefik'))).sort()).toEqual(['traefik.prod.yml', 'traefik.yml']);
     expect(await modeOf(join(dir, '.env'))).toBe(0o600);
@@ -60,14 +74,20 @@ describe('regctl init --yes', () => {
     expect(config.ports).toEqual({ http: httpPort, https: 443, registry: registryPort, dashboard: 8080 });
     expect(config.users).toEqual({ admin: { admin: true, rules: [] } });
     expect(parse(await readFile(join(dir, 'auth/access.yaml'), 'utf8'))).toEqual({ users: { admin: { admin: true } } });
-    expect(await readFile(join(dir, '.gitignore'), 'utf8')).toMatch(/^\.env$[\s\S]*^auth\/htpasswd$[\s\S]*^letsencrypt\/$/m);
+    expect(await readFile(join(dir, '.gitignore'), 'utf8')).toMatch(
+      /^\.env$[\s\S]*^auth\/htpasswd$[\s\S]*^letsencrypt\/$/m,
+    );
     expect(run.stdout).toContain(`regctl up --dir ${dir}`);
   });
 
   test('--json prints the files, the user and the generated password', async () => {
     const run = await init(['--yes', '--json', ...portFlags()]);
     expect(run.code, run.stderr).toBe(0);
-    const result = JSON.parse(run.stdout) as { files: { path: string; status: string }[]; username: string; password: string };
+    const result = JSON.parse(run.stdout) as {
+      files: { path: string; status: string }[];
+      username: string;
+      password: string;
+    };
     expect(result.username).toBe('admin');
     expect(result.password).toBe((await envOf()).REGISTRY_PASSWORD);
     expect(result.files.every((f) => f.status === 'create')).toBe(true);
@@ -77,21 +97,47 @@ describe('regctl init --yes', () => {
   test('flags and env defaults reach regctl.yaml and the compose files', async () => {
     await writeFile(join(root, 'pebble.pem'), 'not checked here\n');
     const run = await init(
-      ['--yes', '--host', 'reg.example.org', '--user', 'ops', '--email', 'ops@example.org', '--acme-ca-server', 'https://pebble.test:14000/dir',
-        '--acme-ca-certificates', 'pebble.pem', '--no-ui', '--https-port', '8443', '--name', 'team-reg', ...portFlags()],
-      { cwd: root, env: { REGCTL_TRAEFIK_IMAGE: 'regctl-test/traefik:v3.6', REGCTL_BASE_IMAGE: 'regctl-test/node:20' } },
+      [
+        '--yes',
+        '--host',
+        'reg.example.org',
+        '--user',
+        'ops',
+        '--email',
+        'ops@example.org',
+        '--acme-ca-server',
+        'https://pebble.test:14000/dir',
+        '--acme-ca-certificates',
+        'pebble.pem',
+        '--no-ui',
+        '--https-port',
+        '8443',
+        '--name',
+        'team-reg',
+        ...portFlags(),
+      ],
+      {
+        cwd: root,
+        env: { REGCTL_TRAEFIK_IMAGE: 'regctl-test/traefik:v3.6', REGCTL_BASE_IMAGE: 'regctl-test/node:20' },
+      },
     );
     expect(run.code, run.stderr).toBe(0);
     const config = await loadStackConfig(dir);
     expect(config.users).toEqual({ ops: { admin: true, rules: [] } });
     expect(config.name).toBe('team-reg');
     expect((await envOf()).COMPOSE_PROJECT_NAME).toBe('team-reg');
-    expect(config.acme).toEqual({ email: 'ops@example.org', caServer: 'https://pebble.test:14000/dir', caCertificates: join(root, 'pebble.pem') });
+    expect(config.acme).toEqual({
+      email: 'ops@example.org',
+      caServer: 'https://pebble.test:14000/dir',
+      caCertificates: join(root, 'pebble.pem'),
+    });
     expect(config.images.traefik).toBe('regctl-test/traefik:v3.6');
     expect(config.images.base).toBe('regctl-test/node:20');
     expect(config.ui.enabled).toBe(false);
     expect(config.ports.https).toBe(8443);
-    const compose = parse(await readFile(join(dir, 'compose.prod.yaml'), 'utf8')) as { services: Record<string, { image: string; build?: { args: Record<string, string> } }> };
+    const compose = parse(await readFile(join(dir, 'compose.prod.yaml'), 'utf8')) as {
+      services: Record<string, { image: string; build?: { args: Record<string, string> } }>;
+    };
     expect(Object.keys(compose.services)).toEqual(['traefik', 'registry']);
     expect(compose.services.traefik!.image).toBe('regctl-test/traefik:v3.6');
     expect(compose.services.registry!.build!.args).toEqual({ BASE_IMAGE: 'regctl-test/node:20' });
@@ -99,10 +145,15 @@ describe('regctl init --yes', () => {
   });
 
   test('--password-stdin sets the admin password; it is never printed', async () => {
-    const run = await init(['--yes', '--password-stdin', ...portFlags()], { cwd: root, stdin: 'correct-horse-battery\n' });
+    const run = await init(['--yes', '--password-stdin', ...portFlags()], {
+      cwd: root,
+      stdin: 'correct-horse-battery\n',
+    });
     expect(run.code, run.stderr).toBe(0);
     expect((await envOf()).REGISTRY_PASSWORD).toBe('correct-horse-battery');
-    expect(checkHtpasswd(await readFile(join(dir, 'auth/htpasswd'), 'utf8'), 'admin', 'correct-horse-battery')).toBe(true);
+    expect(checkHtpasswd(await readFile(join(dir, 'auth/htpasswd'), 'utf8'), 'admin', 'correct-horse-battery')).toBe(
+      true,
+    );
     expect(run.stdout + run.stderr).not.toContain('correct-horse-battery');
   });
 });
@@ -162,7 +213,10 @@ describe('re-running regctl init', () => {
     const before = await readFile(join(dir, 'auth/htpasswd'), 'utf8');
     const run = await init(['--yes', '--json']);
     expect(run.code, run.stderr).toBe(0);
-    const result = JSON.parse(run.stdout) as { files: { path: string; status: string; written: boolean }[]; password?: string };
+    const result = JSON.parse(run.stdout) as {
+      files: { path: string; status: string; written: boolean }[];
+      password?: string;
+    };
     expect(result.password).toBeUndefined();
     expect(result.files.filter((f) => f.written)).toEqual([]);
     expect(result.files.find((f) => f.path === 'auth/htpasswd')!.status).toBe('keep');
@@ -207,7 +261,10 @@ describe('re-running regctl init', () => {
 
   test('a hand-edited regctl.yaml is the source: its own text is kept, the other files follow it', async () => {
     await init(['--yes', ...portFlags()]);
-    const text = (await readFile(join(dir, 'regctl.yaml'), 'utf8')).replace('host: localhost', 'host: edited.test  # moved');
+    const text = (await readFile(join(dir, 'regctl.yaml'), 'utf8')).replace(
+      'host: localhost',
+      'host: edited.test  # moved',
+    );
     await writeFile(join(dir, 'regctl.yaml'), text);
     const refused = await init(['--yes']);
     expect(refused.code).toBe(6);
@@ -221,7 +278,9 @@ describe('re-running regctl init', () => {
   test('a CA file inside the stack directory is stored relative to it', async () => {
     await init(['--yes', ...portFlags()]);
     await writeFile(join(dir, 'ca.pem'), 'pem\n');
-    const run = await runCli(['init', '--dir', 'stack', '--yes', '--force', '--acme-ca-certificates', 'stack/ca.pem'], { cwd: root });
+    const run = await runCli(['init', '--dir', 'stack', '--yes', '--force', '--acme-ca-certificates', 'stack/ca.pem'], {
+      cwd: root,
+    });
     expect(run.code, run.stderr).toBe(0);
     expect((await loadStackConfig(dir)).acme.caCertificates).toBe('ca.pem');
     expect(await readFile(join(dir, 'compose.prod.yaml'), 'utf8')).toContain('- ./ca.pem:/etc/traefik/acme-ca.pem:ro');

@@ -11,7 +11,11 @@ function config(input: Record<string, unknown> = {}): StackConfig {
   return result.config;
 }
 
-const secrets = { username: 'admin', password: 'Very-Secret-Password-123', htpasswd: 'admin:$2y$10$SECRETHASHSECRETHASHSECRETHASHSECRETHASHSECRETHASHSEC\n' };
+const secrets = {
+  username: 'admin',
+  password: 'Very-Secret-Password-123',
+  htpasswd: 'admin:$2y$10$SECRETHASHSECRETHASHSECRETHASHSECRETHASHSECRETHASHSEC\n',
+};
 
 describe('renderStack', () => {
   test('the stack layout, with modes and secret flags', () => {
@@ -48,7 +52,9 @@ describe('renderStack', () => {
 
   test('auth/access.yaml follows the access file contract', () => {
     const files = renderStack(
-      config({ users: { root: { admin: true }, ci: { rules: [{ repos: 'apps/**', actions: ['pull', 'push'] }] }, nobody: {} } }),
+      config({
+        users: { root: { admin: true }, ci: { rules: [{ repos: 'apps/**', actions: ['pull', 'push'] }] }, nobody: {} },
+      }),
       { secrets, packageDir: '/pkg' },
     );
     expect(parse(files.find((f) => f.path === 'auth/access.yaml')!.content)).toEqual({
@@ -62,8 +68,12 @@ describe('renderStack', () => {
 
   test('the Traefik static files are the static config objects', () => {
     const files = renderStack(config({ traefik: { readTimeout: '24h' } }), { secrets, packageDir: '/pkg' });
-    const dev = parse(files.find((f) => f.path === 'traefik/traefik.yml')!.content) as { entryPoints: { web: { transport: unknown } } };
-    expect(dev.entryPoints.web.transport).toEqual({ respondingTimeouts: { readTimeout: '24h', writeTimeout: '0s', idleTimeout: '180s' } });
+    const dev = parse(files.find((f) => f.path === 'traefik/traefik.yml')!.content) as {
+      entryPoints: { web: { transport: unknown } };
+    };
+    expect(dev.entryPoints.web.transport).toEqual({
+      respondingTimeouts: { readTimeout: '24h', writeTimeout: '0s', idleTimeout: '180s' },
+    });
     const prod = parse(files.find((f) => f.path === 'traefik/traefik.prod.yml')!.content) as Record<string, unknown>;
     expect(prod).toHaveProperty('certificatesResolvers.le.acme.storage', '/letsencrypt/acme.json');
   });
@@ -74,7 +84,10 @@ describe('renderStack', () => {
     fc.assert(
       fc.property(
         fc.record({
-          host: fc.array(label, { minLength: 1, maxLength: 3 }).map((l) => l.join('.')).filter((h) => hostNameProblem(h) === undefined),
+          host: fc
+            .array(label, { minLength: 1, maxLength: 3 })
+            .map((l) => l.join('.'))
+            .filter((h) => hostNameProblem(h) === undefined),
           http: port,
           https: port,
           registry: fc.oneof(fc.constant(0), port),
@@ -91,7 +104,10 @@ describe('renderStack', () => {
             ports: { http: input.http, https: input.https, registry: input.registry },
             ui: { enabled: input.ui },
             ...(input.email ? { acme: { email: input.email } } : {}),
-            users: Object.fromEntries([[first!, { admin: true }], ...rest.map((u) => [u, { rules: [{ repos: `${u}/**`, actions: ['pull'] }] }])]),
+            users: Object.fromEntries([
+              [first!, { admin: true }],
+              ...rest.map((u) => [u, { rules: [{ repos: `${u}/**`, actions: ['pull'] }] }]),
+            ]),
           });
           const text = renderStack(c, { secrets, packageDir: '/pkg' }).find((f) => f.path === 'regctl.yaml')!.content;
           expect(parseStackConfigText(text)).toEqual(c);
@@ -102,7 +118,8 @@ describe('renderStack', () => {
   });
 
   test('a non-default registry image is written; the default one is left to follow the package', () => {
-    const text = (c: StackConfig) => renderStack(c, { secrets, packageDir: '/pkg' }).find((f) => f.path === 'regctl.yaml')!.content;
+    const text = (c: StackConfig) =>
+      renderStack(c, { secrets, packageDir: '/pkg' }).find((f) => f.path === 'regctl.yaml')!.content;
     expect(text(config())).not.toContain('registry: regctl:');
     expect(text(config({ images: { registry: 'mine/regctl:1' } }))).toContain('registry: mine/regctl:1');
   });

@@ -75,7 +75,9 @@ describe('htpasswd', () => {
       expect(ok.status, ok.stderr).toBe(0);
       const bad = spawnSync(peerPath('htpasswd'), ['-vb', file, 'admin', 'wrong'], { encoding: 'utf8' });
       expect(bad.status).not.toBe(0);
-      const theirs = execFileSync(peerPath('htpasswd'), ['-nbB', '-C', '6', 'ci', 'their-password'], { encoding: 'utf8' }).trim();
+      const theirs = execFileSync(peerPath('htpasswd'), ['-nbB', '-C', '6', 'ci', 'their-password'], {
+        encoding: 'utf8',
+      }).trim();
       expect(checkHtpasswd(theirs, 'ci', 'their-password')).toBe(true);
       expect(checkHtpasswd(theirs, 'ci', 'other')).toBe(false);
     } finally {
@@ -85,10 +87,18 @@ describe('htpasswd', () => {
 });
 
 describe('.env', () => {
-  const config = parseStackConfig({ version: 1, name: 'reg', host: 'example.test', images: { traefik: 'regctl-test/traefik:v3.6' } }).config!;
+  const config = parseStackConfig({
+    version: 1,
+    name: 'reg',
+    host: 'example.test',
+    images: { traefik: 'regctl-test/traefik:v3.6' },
+  }).config!;
 
   test('carries project, package dir, host, images and the admin credentials; parses back', () => {
-    const text = renderEnv(config, { packageDir: '/opt/regctl pkg', secrets: { username: 'admin', password: 'Abc_def-123' } });
+    const text = renderEnv(config, {
+      packageDir: '/opt/regctl pkg',
+      secrets: { username: 'admin', password: 'Abc_def-123' },
+    });
     expect(parseEnv(text)).toEqual({
       COMPOSE_PROJECT_NAME: 'reg',
       REGCTL_PACKAGE_DIR: '/opt/regctl pkg',
@@ -110,7 +120,9 @@ describe('.env', () => {
   });
 
   test('values compose would misread are refused', () => {
-    expect(() => renderEnv(config, { packageDir: '/x', secrets: { username: 'a', password: 'p$x' } })).toThrow(/REGISTRY_PASSWORD/);
+    expect(() => renderEnv(config, { packageDir: '/x', secrets: { username: 'a', password: 'p$x' } })).toThrow(
+      /REGISTRY_PASSWORD/,
+    );
     expect(() => renderEnv(config, { packageDir: '/x#y', secrets: undefined })).toThrow(/REGCTL_PACKAGE_DIR/);
   });
 

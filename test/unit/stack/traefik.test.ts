@@ -1,12 +1,22 @@
 import { describe, expect, test } from 'vitest';
 import { routeLabels, traefikStaticConfig, type StaticConfigInput } from '../../../src/stack/traefik.js';
 
-const registry = { router: 'registry', hostname: 'registry.example.com', port: 5000, corsOrigins: ['https://registry-ui.example.com'] };
+const registry = {
+  router: 'registry',
+  hostname: 'registry.example.com',
+  port: 5000,
+  corsOrigins: ['https://registry-ui.example.com'],
+};
 const ui = { router: 'registry-ui', hostname: 'registry-ui.example.com', port: 8080, corsOrigins: [] };
 
 describe('route labels', () => {
   test('dev registry: HTTP on web, CORS for the UI origin, no buffering', () => {
-    expect(routeLabels({ mode: 'dev', network: 'regctl_proxy', httpsPort: 443 }, { ...registry, corsOrigins: ['http://registry-ui.example.com'] })).toEqual({
+    expect(
+      routeLabels(
+        { mode: 'dev', network: 'regctl_proxy', httpsPort: 443 },
+        { ...registry, corsOrigins: ['http://registry-ui.example.com'] },
+      ),
+    ).toEqual({
       'traefik.enable': 'true',
       'traefik.docker.network': 'regctl_proxy',
       'traefik.http.routers.registry.rule': 'Host(`registry.example.com`)',
@@ -22,7 +32,8 @@ describe('route labels', () => {
       'traefik.http.middlewares.registry-cors.headers.accesscontrolalloworiginlist': 'http://registry-ui.example.com',
       'traefik.http.middlewares.registry-cors.headers.accesscontrolallowmethods': 'GET,HEAD,OPTIONS,DELETE',
       'traefik.http.middlewares.registry-cors.headers.accesscontrolallowheaders': 'Authorization,Accept,Content-Type',
-      'traefik.http.middlewares.registry-cors.headers.accesscontrolexposeheaders': 'Docker-Content-Digest,Link,Content-Length',
+      'traefik.http.middlewares.registry-cors.headers.accesscontrolexposeheaders':
+        'Docker-Content-Digest,Link,Content-Length',
       'traefik.http.middlewares.registry-cors.headers.accesscontrolallowcredentials': 'true',
       'traefik.http.middlewares.registry-cors.headers.accesscontrolmaxage': '600',
       'traefik.http.middlewares.registry-cors.headers.addvaryheader': 'true',
@@ -58,7 +69,8 @@ describe('route labels', () => {
       'traefik.http.middlewares.registry-cors.headers.accesscontrolalloworiginlist': 'https://registry-ui.example.com',
       'traefik.http.middlewares.registry-cors.headers.accesscontrolallowmethods': 'GET,HEAD,OPTIONS,DELETE',
       'traefik.http.middlewares.registry-cors.headers.accesscontrolallowheaders': 'Authorization,Accept,Content-Type',
-      'traefik.http.middlewares.registry-cors.headers.accesscontrolexposeheaders': 'Docker-Content-Digest,Link,Content-Length',
+      'traefik.http.middlewares.registry-cors.headers.accesscontrolexposeheaders':
+        'Docker-Content-Digest,Link,Content-Length',
       'traefik.http.middlewares.registry-cors.headers.accesscontrolallowcredentials': 'true',
       'traefik.http.middlewares.registry-cors.headers.accesscontrolmaxage': '600',
       'traefik.http.middlewares.registry-cors.headers.addvaryheader': 'true',
@@ -144,7 +156,11 @@ describe('Traefik static config', () => {
   });
 
   test('prod: websecure too, and the ACME resolver with HTTP challenge on web', () => {
-    const config = traefikStaticConfig({ ...base, mode: 'prod', acme: { email: 'ops@example.com', caServer: 'https://pebble:14000/dir' } });
+    const config = traefikStaticConfig({
+      ...base,
+      mode: 'prod',
+      acme: { email: 'ops@example.com', caServer: 'https://pebble:14000/dir' },
+    });
     expect(config.entryPoints).toEqual({
       web: { address: ':80', transport: timeouts },
       websecure: { address: ':443', transport: timeouts },
@@ -164,10 +180,21 @@ describe('Traefik static config', () => {
   });
 
   test('prod without an email leaves it out; dashboard on adds the API and its entrypoint; access log off', () => {
-    const config = traefikStaticConfig({ ...base, mode: 'prod', dashboard: true, accessLog: false, readTimeout: '24h' });
-    expect((config.certificatesResolvers as { le: { acme: Record<string, unknown> } }).le.acme).not.toHaveProperty('email');
+    const config = traefikStaticConfig({
+      ...base,
+      mode: 'prod',
+      dashboard: true,
+      accessLog: false,
+      readTimeout: '24h',
+    });
+    expect((config.certificatesResolvers as { le: { acme: Record<string, unknown> } }).le.acme).not.toHaveProperty(
+      'email',
+    );
     expect(config.api).toEqual({ dashboard: true, insecure: true });
-    expect(config.entryPoints).toMatchObject({ traefik: { address: ':8080' }, web: { transport: { respondingTimeouts: { readTimeout: '24h' } } } });
+    expect(config.entryPoints).toMatchObject({
+      traefik: { address: ':8080' },
+      web: { transport: { respondingTimeouts: { readTimeout: '24h' } } },
+    });
     expect(config).not.toHaveProperty('accessLog');
   });
 });

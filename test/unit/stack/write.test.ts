@@ -2,7 +2,15 @@ import { mkdtemp, readFile, readdir, rm, stat, writeFile, mkdir } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { applyPlan, atomicWrite, conflicts, planStack, sha256, STATE_FILE, type StackFile } from '../../../src/stack/write.js';
+import {
+  applyPlan,
+  atomicWrite,
+  conflicts,
+  planStack,
+  sha256,
+  STATE_FILE,
+  type StackFile,
+} from '../../../src/stack/write.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -104,7 +112,12 @@ describe('plan and apply', () => {
     expect(await readFile(join(dir, 'sub/b.yaml'), 'utf8')).toBe('b: 2\n');
     expect(await readFile(join(dir, 'auth/htpasswd'), 'utf8')).toBe('admin:1\n');
     expect(await modeOf(join(dir, '.env'))).toBe(0o600);
-    expect((await planStack(dir, files('2'))).map((f) => f.status)).toEqual(['unchanged', 'unchanged', 'unchanged', 'keep']);
+    expect((await planStack(dir, files('2'))).map((f) => f.status)).toEqual([
+      'unchanged',
+      'unchanged',
+      'unchanged',
+      'keep',
+    ]);
   });
 
   test('a loosened secret gets its mode back on re-run', async () => {

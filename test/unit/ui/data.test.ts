@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { matchesQuery, paginate, platformChildren, platformName, sortSummaries, type RepoSummary } from '../../../src/ui/data.js';
+import {
+  matchesQuery,
+  paginate,
+  platformChildren,
+  platformName,
+  sortSummaries,
+  type RepoSummary,
+} from '../../../src/ui/data.js';
 import { compareTags } from '../../../src/ui/routes/repository.js';
 
 const repos: RepoSummary[] = [
@@ -11,11 +18,36 @@ const repos: RepoSummary[] = [
 
 describe('sorting and searching repositories', () => {
   it('sorts by each key in both directions, unknown values last, names breaking ties', () => {
-    expect(sortSummaries(repos, 'name', false).map((r) => r.name)).toEqual(['docs/site', 'ml/trainer', 'team/api', 'team/web']);
-    expect(sortSummaries(repos, 'size', true).map((r) => r.name)).toEqual(['team/web', 'team/api', 'docs/site', 'ml/trainer']);
-    expect(sortSummaries(repos, 'size', false).map((r) => r.name)).toEqual(['docs/site', 'team/api', 'team/web', 'ml/trainer']);
-    expect(sortSummaries(repos, 'updated', true).map((r) => r.name)).toEqual(['docs/site', 'team/api', 'team/web', 'ml/trainer']);
-    expect(sortSummaries(repos, 'tags', true).map((r) => r.name)).toEqual(['team/web', 'team/api', 'docs/site', 'ml/trainer']);
+    expect(sortSummaries(repos, 'name', false).map((r) => r.name)).toEqual([
+      'docs/site',
+      'ml/trainer',
+      'team/api',
+      'team/web',
+    ]);
+    expect(sortSummaries(repos, 'size', true).map((r) => r.name)).toEqual([
+      'team/web',
+      'team/api',
+      'docs/site',
+      'ml/trainer',
+    ]);
+    expect(sortSummaries(repos, 'size', false).map((r) => r.name)).toEqual([
+      'docs/site',
+      'team/api',
+      'team/web',
+      'ml/trainer',
+    ]);
+    expect(sortSummaries(repos, 'updated', true).map((r) => r.name)).toEqual([
+      'docs/site',
+      'team/api',
+      'team/web',
+      'ml/trainer',
+    ]);
+    expect(sortSummaries(repos, 'tags', true).map((r) => r.name)).toEqual([
+      'team/web',
+      'team/api',
+      'docs/site',
+      'ml/trainer',
+    ]);
   });
 
   it('matches every word of the query, ignoring case', () => {
@@ -39,7 +71,13 @@ describe('platforms of an index', () => {
   it('names platforms and leaves out attestations', () => {
     const manifests = [
       { mediaType: 'm', digest: 'sha256:a', size: 1, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
-      { mediaType: 'm', digest: 'sha256:b', size: 1, platform: { os: 'unknown', architecture: 'unknown' }, annotations: { 'vnd.docker.reference.type': 'attestation-manifest' } },
+      {
+        mediaType: 'm',
+        digest: 'sha256:b',
+        size: 1,
+        platform: { os: 'unknown', architecture: 'unknown' },
+        annotations: { 'vnd.docker.reference.type': 'attestation-manifest' },
+      },
       { mediaType: 'm', digest: 'sha256:c', size: 1 },
     ];
     expect(platformChildren(manifests).map(platformName)).toEqual(['linux/arm64/v8', 'unknown']);

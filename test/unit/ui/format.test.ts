@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { formatBytesOrDash, formatDateTime, formatExactBytes, formatRelative, plural, shortDigest, toDate } from '../../../src/ui/format.js';
+import {
+  formatBytesOrDash,
+  formatDateTime,
+  formatExactBytes,
+  formatRelative,
+  plural,
+  shortDigest,
+  toDate,
+} from '../../../src/ui/format.js';
 
 describe('formatBytesOrDash', () => {
   // IEC units with three significant digits, as everywhere in regctl.
@@ -64,7 +72,9 @@ describe('dates', () => {
 
 describe('small helpers', () => {
   it('shortens digests to 12 hex digits', () => {
-    expect(shortDigest('sha256:5da039dd2c3f08589f3a85cb218ac037da51bffebfbfd9d61f7569e4294eed03')).toBe('sha256:5da039dd2c3f');
+    expect(shortDigest('sha256:5da039dd2c3f08589f3a85cb218ac037da51bffebfbfd9d61f7569e4294eed03')).toBe(
+      'sha256:5da039dd2c3f',
+    );
   });
   it('pluralises with separators', () => {
     expect(plural(1, 'tag')).toBe('1 tag');

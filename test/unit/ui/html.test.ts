@@ -12,7 +12,12 @@ describe('html templates', () => {
 
   it('keeps nested templates and raw markup, joins arrays, and drops null, undefined and false', () => {
     const items = ['a<b', 'c'];
-    expect(html`<ul>${items.map((i) => html`<li>${i}</li>`)}</ul>${null}${undefined}${false}${raw('<hr>')}${0}`.value).toBe('<ul><li>a&lt;b</li><li>c</li></ul><hr>0');
+    expect(
+      html`<ul>
+          ${items.map((i) => html`<li>${i}</li>`)}
+        </ul>
+        ${null}${undefined}${false}${raw('<hr>')}${0}`.value,
+    ).toBe('<ul><li>a&lt;b</li><li>c</li></ul><hr>0');
   });
 
   it('never lets an interpolated string open a tag or close an attribute', () => {

@@ -25,7 +25,10 @@ describe('parseRoute', () => {
   it('says what is invalid about a name, tag or digest', () => {
     expect(parseRoute('/r/Team/Web')).toEqual({ page: 'invalid', what: '"Team/Web" is not a valid repository name' });
     expect(parseRoute('/r/web/-/image/-bad')).toEqual({ page: 'invalid', what: '"-bad" is not a valid tag or digest' });
-    expect(parseRoute('/r/web/-/delete/sha256:abc')).toEqual({ page: 'invalid', what: '"sha256:abc" is not a valid tag' });
+    expect(parseRoute('/r/web/-/delete/sha256:abc')).toEqual({
+      page: 'invalid',
+      what: '"sha256:abc" is not a valid tag',
+    });
   });
 
   it('validates names, tags and digests as the distribution spec does', () => {

@@ -17,7 +17,14 @@ describe('repository patterns', () => {
 });
 
 describe('can', () => {
-  const ci = { user: 'ci', admin: false, rules: [{ repos: 'apps/**', actions: ['pull', 'push'] }, { repos: 'apps/tmp/*', actions: ['delete'] }] };
+  const ci = {
+    user: 'ci',
+    admin: false,
+    rules: [
+      { repos: 'apps/**', actions: ['pull', 'push'] },
+      { repos: 'apps/tmp/*', actions: ['delete'] },
+    ],
+  };
   it('follows the rules for non-admins', () => {
     expect(can(ci, 'pull', 'apps/web')).toBe(true);
     expect(can(ci, 'delete', 'apps/web')).toBe(false);

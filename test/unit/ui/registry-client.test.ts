@@ -1,12 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../helpers/peers.js';
-import { nextLink, RegistryAuthError, RegistryClient, RegistryDownError, RegistryNotFoundError } from '../../../src/ui/registry-client.js';
+import {
+  nextLink,
+  RegistryAuthError,
+  RegistryClient,
+  RegistryDownError,
+  RegistryNotFoundError,
+} from '../../../src/ui/registry-client.js';
 import { startTestRegistry, type TestRegistry } from './registry-helper.js';
 
 describe('nextLink', () => {
   it('finds rel="next" among Link values', () => {
     expect(nextLink('</v2/_catalog?last=b&n=2>; rel="next"')).toBe('/v2/_catalog?last=b&n=2');
-    expect(nextLink('<https://x/a>; rel="prev", </v2/x/tags/list?n=1&last=a>; rel=next')).toBe('/v2/x/tags/list?n=1&last=a');
+    expect(nextLink('<https://x/a>; rel="prev", </v2/x/tags/list?n=1&last=a>; rel=next')).toBe(
+      '/v2/x/tags/list?n=1&last=a',
+    );
     expect(nextLink('</a>; rel="prev"')).toBeUndefined();
     expect(nextLink(null)).toBeUndefined();
     expect(nextLink('garbage')).toBeUndefined();
@@ -40,7 +48,10 @@ describe('RegistryClient against our registry', () => {
     expect(m.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
     const byDigest = await client.manifest('a/one', m.digest);
     expect(byDigest.raw).toBe(m.raw);
-    const cfg = await client.blobJson<{ created: string }>('a/one', (m.manifest as { config: { digest: string } }).config.digest);
+    const cfg = await client.blobJson<{ created: string }>(
+      'a/one',
+      (m.manifest as { config: { digest: string } }).config.digest,
+    );
     expect(cfg.created).toBe('2026-11-01T00:00:00Z');
   });
 
@@ -56,7 +67,10 @@ describe('RegistryClient against our registry', () => {
     await expect(wrong.ping()).rejects.toBeInstanceOf(RegistryAuthError);
     await expect(client.manifest('a/one', 'nope')).rejects.toBeInstanceOf(RegistryNotFoundError);
     await expect(client.tags('no/such')).rejects.toBeInstanceOf(RegistryNotFoundError);
-    const dead = new RegistryClient({ baseUrl: `http://127.0.0.1:${await freePort()}`, credentials: { user: 'a', password: 'b' } });
+    const dead = new RegistryClient({
+      baseUrl: `http://127.0.0.1:${await freePort()}`,
+      credentials: { user: 'a', password: 'b' },
+    });
     await expect(dead.ping()).rejects.toBeInstanceOf(RegistryDownError);
   });
 

@@ -13,7 +13,12 @@ describe('UI server over a real socket, against our registry', () => {
 
   const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
   const post = (path: string, fields: Record<string, string>, headers: Record<string, string> = {}, at = base) =>
-    fetch(`${at}${path}`, { method: 'POST', redirect: 'manual', headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...headers }, body: form(fields) });
+    fetch(`${at}${path}`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...headers },
+      body: form(fields),
+    });
   const cookieOf = (res: Response) => res.headers.get('set-cookie')?.split(';')[0] ?? '';
   async function signIn(at = base, user = reg.user, password = reg.password): Promise<string> {
     const res = await post('login', { username: user, password, next: '' }, {}, at);
@@ -40,7 +45,9 @@ describe('UI server over a real socket, against our registry', () => {
     for (const path of ['login', 'repos', 'static/app.js', 'static/style.css', 'healthz', 'no/such/page', 'r/Bad']) {
       const res = await fetch(`${base}${path}`, { redirect: 'manual' });
       for (const h of HEADERS) expect(res.headers.get(h), `${h} on ${path}`).toBeTruthy();
-      expect(res.headers.get('content-security-policy')).toMatch(/default-src 'none'.*script-src 'self'.*frame-ancestors 'none'/);
+      expect(res.headers.get('content-security-policy')).toMatch(
+        /default-src 'none'.*script-src 'self'.*frame-ancestors 'none'/,
+      );
       expect(res.headers.get('content-security-policy')).not.toContain('unsafe-inline');
     }
   });
@@ -79,8 +86,15 @@ describe('UI server over a real socket, against our registry', () => {
 
   it('sets an httpOnly SameSite=Strict session cookie, Secure and scoped to the mount point when asked', async () => {
     const res = await post('login', { username: reg.user, password: reg.password });
-    expect(res.headers.get('set-cookie')).toMatch(/^regctl_ui_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict$/);
-    const s = await post('ui/login', { username: reg.user, password: reg.password }, {}, secureBase.replace(/ui\/$/, ''));
+    expect(res.headers.get('set-cookie')).toMatch(
+      /^regctl_ui_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict$/,
+    );
+    const s = await post(
+      'ui/login',
+      { username: reg.user, password: reg.password },
+      {},
+      secureBase.replace(/ui\/$/, ''),
+    );
     expect(s.headers.get('set-cookie')).toMatch(/; Path=\/ui\/; HttpOnly; SameSite=Strict; Secure$/);
     expect(s.headers.get('location')).toBe('/ui/repos');
   });
@@ -91,7 +105,11 @@ describe('UI server over a real socket, against our registry', () => {
   });
 
   it('refuses POSTs from another origin', async () => {
-    const res = await post('login', { username: reg.user, password: reg.password }, { Origin: 'https://evil.example.com' });
+    const res = await post(
+      'login',
+      { username: reg.user, password: reg.password },
+      { Origin: 'https://evil.example.com' },
+    );
     expect(res.status).toBe(403);
     expect(res.headers.get('set-cookie')).toBeNull();
   });
@@ -153,7 +171,11 @@ describe('UI server over a real socket, against our registry', () => {
   });
 
   it('rejects oversized forms with a message', async () => {
-    const res = await post('login', { username: 'x', password: 'y'.repeat(20_000) }, { 'X-Forwarded-For': '192.0.2.9' });
+    const res = await post(
+      'login',
+      { username: 'x', password: 'y'.repeat(20_000) },
+      { 'X-Forwarded-For': '192.0.2.9' },
+    );
     expect(res.status).toBe(413);
     expect(await res.text()).toContain('Request too large');
   });

@@ -9,13 +9,46 @@ import { createPrompts } from '../../../src/cli/prompts.js';
 
 describe('regctl ui options', () => {
   it('has defaults', () => {
-    expect(resolveUiOptions({}, {})).toEqual({ host: '127.0.0.1', port: 8080, registry: 'http://127.0.0.1:5000', publicRegistry: undefined, secureCookies: false });
+    expect(resolveUiOptions({}, {})).toEqual({
+      host: '127.0.0.1',
+      port: 8080,
+      registry: 'http://127.0.0.1:5000',
+      publicRegistry: undefined,
+      secureCookies: false,
+    });
   });
 
   it('reads the environment, and flags win over it', () => {
-    const env = { REGCTL_UI_LISTEN: '0.0.0.0:9000', REGCTL_UI_REGISTRY: 'http://registry:5000/', REGCTL_UI_PUBLIC_REGISTRY: 'registry.example.com', REGCTL_UI_SECURE_COOKIES: 'true' };
-    expect(resolveUiOptions({}, env)).toEqual({ host: '0.0.0.0', port: 9000, registry: 'http://registry:5000', publicRegistry: 'registry.example.com', secureCookies: true });
-    expect(resolveUiOptions({ listen: '[::1]:8081', registry: 'https://r.example.com', publicRegistry: 'r.example.com', secureCookies: false }, env)).toEqual({ host: '::1', port: 8081, registry: 'https://r.example.com', publicRegistry: 'r.example.com', secureCookies: false });
+    const env = {
+      REGCTL_UI_LISTEN: '0.0.0.0:9000',
+      REGCTL_UI_REGISTRY: 'http://registry:5000/',
+      REGCTL_UI_PUBLIC_REGISTRY: 'registry.example.com',
+      REGCTL_UI_SECURE_COOKIES: 'true',
+    };
+    expect(resolveUiOptions({}, env)).toEqual({
+      host: '0.0.0.0',
+      port: 9000,
+      registry: 'http://registry:5000',
+      publicRegistry: 'registry.example.com',
+      secureCookies: true,
+    });
+    expect(
+      resolveUiOptions(
+        {
+          listen: '[::1]:8081',
+          registry: 'https://r.example.com',
+          publicRegistry: 'r.example.com',
+          secureCookies: false,
+        },
+        env,
+      ),
+    ).toEqual({
+      host: '::1',
+      port: 8081,
+      registry: 'https://r.example.com',
+      publicRegistry: 'r.example.com',
+      secureCookies: false,
+    });
     expect(resolveUiOptions({}, { REGCTL_UI_SECURE_COOKIES: '0' }).secureCookies).toBe(false);
     expect(resolveUiOptions({ listen: ':8080' }, {}).host).toBe('0.0.0.0');
   });
@@ -44,12 +77,18 @@ describe('regctl ui through the CLI', () => {
 
   it('exits with PORT_IN_USE and a hint when the address is taken', async () => {
     busy = createServer();
-    const port = await new Promise<number>((r) => busy!.listen(0, '127.0.0.1', () => r((busy!.address() as { port: number }).port)));
+    const port = await new Promise<number>((r) =>
+      busy!.listen(0, '127.0.0.1', () => r((busy!.address() as { port: number }).port)),
+    );
     const stdout = new PassThrough();
     const stderr = new PassThrough();
     let errText = '';
     stderr.on('data', (d: Buffer) => (errText += d.toString()));
-    const code = await main(['node', 'regctl', 'ui', '--listen', `127.0.0.1:${port}`], { out: createOutput({ stdout, stderr }), prompts: createPrompts(false), env: {} });
+    const code = await main(['node', 'regctl', 'ui', '--listen', `127.0.0.1:${port}`], {
+      out: createOutput({ stdout, stderr }),
+      prompts: createPrompts(false),
+      env: {},
+    });
     expect(code).toBe(5);
     expect(errText).toContain(`127.0.0.1:${port} is already in use`);
   });
@@ -59,7 +98,11 @@ describe('regctl ui through the CLI', () => {
     const stderr = new PassThrough();
     let errText = '';
     stderr.on('data', (d: Buffer) => (errText += d.toString()));
-    const code = await main(['node', 'regctl', 'ui', '--registry', 'nope'], { out: createOutput({ stdout, stderr }), prompts: createPrompts(false), env: {} });
+    const code = await main(['node', 'regctl', 'ui', '--registry', 'nope'], {
+      out: createOutput({ stdout, stderr }),
+      prompts: createPrompts(false),
+      env: {},
+    });
     expect(code).toBe(2);
     expect(errText).toContain('--registry must be a URL');
   });

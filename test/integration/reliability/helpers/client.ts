@@ -28,11 +28,20 @@ export class RegistryClient {
     this.timeoutMs = opts.timeoutMs ?? 30_000;
   }
 
-  async request(method: string, path: string, init: { body?: Buffer | string; headers?: Record<string, string> } = {}): Promise<Response> {
+  async request(
+    method: string,
+    path: string,
+    init: { body?: Buffer | string; headers?: Record<string, string> } = {},
+  ): Promise<Response> {
     const headers: Record<string, string> = { ...init.headers };
     if (this.authorization) headers.Authorization = this.authorization;
     const url = path.startsWith('http') ? path : `${this.base}${path}`;
-    return fetch(url, { method, headers, body: init.body === undefined ? undefined : new Uint8Array(Buffer.from(init.body)), signal: AbortSignal.timeout(this.timeoutMs) });
+    return fetch(url, {
+      method,
+      headers,
+      body: init.body === undefined ? undefined : new Uint8Array(Buffer.from(init.body)),
+      signal: AbortSignal.timeout(this.timeoutMs),
+    });
   }
 
   private async expect(res: Response, status: number[], what: string): Promise<Response> {
@@ -43,7 +52,10 @@ export class RegistryClient {
   /** `POST ?digest=` with the whole body. */
   async pushBlobMonolithic(repo: string, data: Buffer): Promise<string> {
     const digest = sha256(data);
-    const res = await this.request('POST', `/v2/${repo}/blobs/uploads/?digest=${digest}`, { body: data, headers: { 'Content-Type': 'application/octet-stream' } });
+    const res = await this.request('POST', `/v2/${repo}/blobs/uploads/?digest=${digest}`, {
+      body: data,
+      headers: { 'Content-Type': 'application/octet-stream' },
+    });
     await this.expect(res, [201], `monolithic push ${repo}@${digest}`);
     await res.arrayBuffer();
     return digest;
@@ -52,14 +64,21 @@ export class RegistryClient {
   /** `POST` then `PATCH` chunks with Content-Range, then `PUT ?digest=`. */
   async pushBlobChunked(repo: string, data: Buffer, chunkSize: number): Promise<string> {
     const digest = sha256(data);
-    let res = await this.expect(await this.request('POST', `/v2/${repo}/blobs/uploads/`), [202], `start upload ${repo}`);
+    let res = await this.expect(
+      await this.request('POST', `/v2/${repo}/blobs/uploads/`),
+      [202],
+      `start upload ${repo}`,
+    );
     await res.arrayBuffer();
     let location = res.headers.get('location') as string;
     for (let start = 0; start < data.length; start += chunkSize) {
       const chunk = data.subarray(start, Math.min(data.length, start + chunkSize));
       res = await this.request('PATCH', location, {
         body: chunk,
-        headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': `${start}-${start + chunk.length - 1}` },
+        headers: {
+          'Content-Type': 'application/octet-stream',
+          'Content-Range': `${start}-${start + chunk.length - 1}`,
+        },
       });
       await this.expect(res, [202], `patch ${repo} ${start}`);
       await res.arrayBuffer();
@@ -85,7 +104,10 @@ export class RegistryClient {
   }
 
   async putManifest(repo: string, reference: string, body: Buffer, mediaType = OCI_MANIFEST): Promise<string> {
-    const res = await this.request('PUT', `/v2/${repo}/manifests/${reference}`, { body, headers: { 'Content-Type': mediaType } });
+    const res = await this.request('PUT', `/v2/${repo}/manifests/${reference}`, {
+      body,
+      headers: { 'Content-Type': mediaType },
+    });
     await this.expect(res, [201], `put manifest ${repo}:${reference}`);
     await res.arrayBuffer();
     return res.headers.get('docker-content-digest') as string;
@@ -97,8 +119,14 @@ export class RegistryClient {
   }
 
   async getManifest(repo: string, reference: string): Promise<{ status: number; body: Buffer; digest: string | null }> {
-    const res = await this.request('GET', `/v2/${repo}/manifests/${reference}`, { headers: { Accept: `${OCI_MANIFEST}, application/vnd.oci.image.index.v1+json` } });
-    return { status: res.status, body: Buffer.from(await res.arrayBuffer()), digest: res.headers.get('docker-content-digest') };
+    const res = await this.request('GET', `/v2/${repo}/manifests/${reference}`, {
+      headers: { Accept: `${OCI_MANIFEST}, application/vnd.oci.image.index.v1+json` },
+    });
+    return {
+      status: res.status,
+      body: Buffer.from(await res.arrayBuffer()),
+      digest: res.headers.get('docker-content-digest'),
+    };
   }
 
   async deleteManifest(repo: string, reference: string): Promise<number> {
@@ -129,7 +157,11 @@ export class RegistryClient {
   }
 
   async json<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.request(method, path, body === undefined ? {} : { body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } });
+    const res = await this.request(
+      method,
+      path,
+      body === undefined ? {} : { body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } },
+    );
     await this.expect(res, [200], `${method} ${path}`);
     return (await res.json()) as T;
   }

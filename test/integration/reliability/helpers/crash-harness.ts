@@ -71,7 +71,9 @@ export class CrashHarness {
       this.phases.verify += Date.now() - t;
       const m = this.model;
       if (m.cycle % 10 === 0 || m.cycle === this.opts.kills) {
-        this.log(`cycle ${m.cycle}/${this.opts.kills}: ${m.images.length} images, ${m.blobs.length} blobs, ${this.workload.interrupted} interrupted, ${m.violations.length} violations`);
+        this.log(
+          `cycle ${m.cycle}/${this.opts.kills}: ${m.images.length} images, ${m.blobs.length} blobs, ${this.workload.interrupted} interrupted, ${m.violations.length} violations`,
+        );
       }
     }
     await this.finalChecks(srv);
@@ -81,7 +83,16 @@ export class CrashHarness {
   /** Starts the server and checks it answers `/healthz`. */
   async start(purgeAge = '60s'): Promise<ServeProcess> {
     const t0 = Date.now();
-    const srv = await startServe(['--data', this.data, '--htpasswd', this.htpasswd, '--log-level', 'warn', '--upload-purge-age', purgeAge]);
+    const srv = await startServe([
+      '--data',
+      this.data,
+      '--htpasswd',
+      this.htpasswd,
+      '--log-level',
+      'warn',
+      '--upload-purge-age',
+      purgeAge,
+    ]);
     this.startupMs.push(Date.now() - t0);
     const health = await fetch(`${srv.url}/healthz`);
     if (health.status !== 200) this.model.violation(`healthz after restart → ${health.status}`);
@@ -94,7 +105,12 @@ export class CrashHarness {
     const [lifeMin, lifeMax] = this.opts.lifeMs ?? [150, 1500];
     const client = new RegistryClient(srv.url, this.auth, { timeoutMs: 20_000 });
     let stop = false;
-    const serverErrors = () => srv.output().split('\n').filter((l) => l.includes('"level":"error"')).slice(-3);
+    const serverErrors = () =>
+      srv
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('"level":"error"'))
+        .slice(-3);
     const workers = this.workload.run(client, this.opts.workers ?? 6, () => stop, serverErrors);
     const life = this.rng.int(lifeMin, lifeMax);
     this.phases.life += life;
@@ -139,7 +155,8 @@ export class CrashHarness {
     const up = Date.now();
     this.phases.restart += up - restartAt;
     const leftTags = await incompleteTags(this.data);
-    if (leftTags.length > 0) this.model.violation(`tag directories without current/link after restart: ${leftTags.slice(0, 5).join(', ')}`);
+    if (leftTags.length > 0)
+      this.model.violation(`tag directories without current/link after restart: ${leftTags.slice(0, 5).join(', ')}`);
     await this.waitTempClean(srv, restartAt);
     this.phases.tempClean += Date.now() - up;
     return srv;
@@ -151,7 +168,12 @@ export class CrashHarness {
       const left = (await tempFiles(this.data)).filter((t) => t.mtimeMs < startedAt - 50);
       if (left.length === 0) return;
       if (Date.now() > deadline) {
-        this.model.violation(`temporary files left after restart: ${left.map((t) => t.path).slice(0, 5).join(', ')} (pid ${srv.pid})`);
+        this.model.violation(
+          `temporary files left after restart: ${left
+            .map((t) => t.path)
+            .slice(0, 5)
+            .join(', ')} (pid ${srv.pid})`,
+        );
         return;
       }
       await new Promise((r) => setTimeout(r, 100));
@@ -161,7 +183,11 @@ export class CrashHarness {
   /** Acknowledged writes and listings against the running server (`all`: every entry, not a sample). */
   async verify(srv: ServeProcess, all: boolean): Promise<void> {
     const reader = new RegistryClient(srv.url, this.auth);
-    this.itemsVerified += await verifyAcknowledged(reader, this.model, { all, sampleOld: this.opts.sampleOld ?? 20, rng: this.rng });
+    this.itemsVerified += await verifyAcknowledged(reader, this.model, {
+      all,
+      sampleOld: this.opts.sampleOld ?? 20,
+      rng: this.rng,
+    });
     await verifyCatalog(reader, this.model, REPOS);
   }
 
@@ -177,7 +203,10 @@ export class CrashHarness {
     if (finalGc?.outcome !== 'done') m.violation(`the final GC did not finish: ${finalGc?.outcome}`);
     await srv.stop();
     const afterGc = await runFsck(new RegistryStore(new FsDriver(this.data)));
-    for (const v of this.dangling.afterFinalGc(afterGc.problems.filter((p) => p.kind === 'link-dangling').map((p) => p.path))) m.violation(v);
+    for (const v of this.dangling.afterFinalGc(
+      afterGc.problems.filter((p) => p.kind === 'link-dangling').map((p) => p.path),
+    ))
+      m.violation(v);
     await runFsck(new RegistryStore(new FsDriver(this.data)), { repair: true });
     const after = await runFsck(new RegistryStore(new FsDriver(this.data)));
     for (const p of after.problems) m.violation(`after repair: ${p.kind} ${p.path}`);
@@ -185,7 +214,8 @@ export class CrashHarness {
     await new Promise((r) => setTimeout(r, 1500));
     await this.verify(last, true);
     const uploadsLeft = [...(await snapshotFiles(this.data)).keys()].filter((p) => p.includes('/_uploads/'));
-    if (uploadsLeft.length > 0) m.violation(`stale uploads left after a restart with a 1s purge age: ${uploadsLeft.slice(0, 5).join(', ')}`);
+    if (uploadsLeft.length > 0)
+      m.violation(`stale uploads left after a restart with a 1s purge age: ${uploadsLeft.slice(0, 5).join(', ')}`);
     await last.stop();
   }
 
@@ -201,7 +231,10 @@ export class CrashHarness {
       acknowledged: m.acknowledged,
       interrupted: this.workload.interrupted,
       gcOutcomes: { done: count('done'), maybe: count('maybe'), refused: count('refused'), failed: count('failed') },
-      blobsGoneByGc: { listed: gone.filter((b) => b.goneBy?.startsWith('swept by')).length, maybe: gone.filter((b) => !b.goneBy?.startsWith('swept by')).length },
+      blobsGoneByGc: {
+        listed: gone.filter((b) => b.goneBy?.startsWith('swept by')).length,
+        maybe: gone.filter((b) => !b.goneBy?.startsWith('swept by')).length,
+      },
       startupMs: quantiles(this.startupMs),
       fsckAfterKill: this.fsckAfterKill,
       tempFilesLeftAfterKill: this.tempFilesLeftAfterKill,

@@ -5,9 +5,28 @@
  */
 import type { GcReport } from '../../../../src/common/admin-api.js';
 
-export type OpKind = 'image' | 'blobMonolithic' | 'blobChunked' | 'mount' | 'tagWrite' | 'deleteByTag' | 'deleteByDigest' | 'deleteBlob' | 'gc';
+export type OpKind =
+  | 'image'
+  | 'blobMonolithic'
+  | 'blobChunked'
+  | 'mount'
+  | 'tagWrite'
+  | 'deleteByTag'
+  | 'deleteByDigest'
+  | 'deleteBlob'
+  | 'gc';
 
-export const OP_KINDS: OpKind[] = ['image', 'blobMonolithic', 'blobChunked', 'mount', 'tagWrite', 'deleteByTag', 'deleteByDigest', 'deleteBlob', 'gc'];
+export const OP_KINDS: OpKind[] = [
+  'image',
+  'blobMonolithic',
+  'blobChunked',
+  'mount',
+  'tagWrite',
+  'deleteByTag',
+  'deleteByDigest',
+  'deleteBlob',
+  'gc',
+];
 
 /** An image whose manifest PUT was acknowledged. */
 export interface ImageEntry {
@@ -93,7 +112,9 @@ export interface LatestState {
 export function latestMayBeAbsent(s: LatestState): boolean {
   const w = s.lastAckedWrite;
   if (!w) return true;
-  return s.digestDeletes.some((d) => s.written.has(d.digest) && !(w.cycle > d.cycle || (d.ackedAt !== undefined && w.startedAt > d.ackedAt)));
+  return s.digestDeletes.some(
+    (d) => s.written.has(d.digest) && !(w.cycle > d.cycle || (d.ackedAt !== undefined && w.startedAt > d.ackedAt)),
+  );
 }
 
 /** The model, plus the violation log (each line prefixed with the seed and the cycle it was found in). */

@@ -58,7 +58,11 @@ export function crashMarkdown(r: CrashReport): string {
     `- Verified after restarts: ${r.itemsVerified} model entries (every new one after each restart plus a sample of older ones, all of them at the end); at the end ${r.finalImages} live images and ${r.finalBlobs} standalone blobs.`,
     `- Violations: ${r.violations.length}.`,
     `- Startup to listening: min ${r.startupMs.min} ms, median ${r.startupMs.median} ms, p95 ${r.startupMs.p95} ms, max ${r.startupMs.max} ms (every restart succeeded).`,
-    `- Left by the kills, found by the offline fsck before each restart (cumulative, repaired or cleaned later): ${Object.entries(r.fsckAfterKill).map(([k, v]) => `${k} ${v}`).join(', ') || 'nothing'}; temporary files ${r.tempFilesLeftAfterKill}, all removed by the next start.`,
+    `- Left by the kills, found by the offline fsck before each restart (cumulative, repaired or cleaned later): ${
+      Object.entries(r.fsckAfterKill)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ') || 'nothing'
+    }; temporary files ${r.tempFilesLeftAfterKill}, all removed by the next start.`,
     `- Time spent: server lives ${s(r.phases.life)}, offline fsck ${s(r.phases.fsck)}, restarts ${s(r.phases.restart)}, temp cleanup wait ${s(r.phases.tempClean)}, verification ${s(r.phases.verify)}.`,
   ].join('\n');
 }

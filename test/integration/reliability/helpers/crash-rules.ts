@@ -35,7 +35,11 @@ export function absenceExcuse(blob: BlobEntry, gcs: GcRecord[], graceMs: number)
     }
   }
   for (const g of gcs) {
-    if (g.outcome === 'maybe' && g.latestStartAt !== undefined && couldBeOlderThanGrace(blob, g.latestStartAt, graceMs)) {
+    if (
+      g.outcome === 'maybe' &&
+      g.latestStartAt !== undefined &&
+      couldBeOlderThanGrace(blob, g.latestStartAt, graceMs)
+    ) {
       return `may have been swept by GC seq ${g.seq} (cycle ${g.cycle}), whose answer was lost to the kill`;
     }
   }
@@ -66,12 +70,15 @@ export function checkGcReport(model: CrashModel, g: GcRecord): string[] {
     if (ref) out.push(`${what} swept ${d.digest}, referenced by ${ref} throughout`);
     const b = blobs.get(d.digest);
     if (b && !couldBeOlderThanGrace(b, g.startedAt, model.graceMs)) {
-      out.push(`${what} swept ${d.digest}, whose upload started ${g.startedAt - b.pushStartedAt} ms before it (grace ${model.graceMs} ms)`);
+      out.push(
+        `${what} swept ${d.digest}, whose upload started ${g.startedAt - b.pushStartedAt} ms before it (grace ${model.graceMs} ms)`,
+      );
     }
   }
   for (const m of g.report.manifestsRemoved) {
     const img = model.images.find((i) => i.repo === m.repository && i.digest === m.digest);
-    if (img && refs.has(m.digest)) out.push(`${what} removed manifest ${m.repository}@${m.digest}, tagged ${img.tag} throughout`);
+    if (img && refs.has(m.digest))
+      out.push(`${what} removed manifest ${m.repository}@${m.digest}, tagged ${img.tag} throughout`);
   }
   return out;
 }
@@ -95,7 +102,10 @@ export class DanglingLinks {
         continue;
       }
       const next = gcs.find((g) => g.outcome === 'done' && g.cycle > since && g.cycle <= cycle);
-      if (next) out.push(`dangling link ${p} (found after cycle ${since}) still there after GC #${next.id} of cycle ${next.cycle} finished`);
+      if (next)
+        out.push(
+          `dangling link ${p} (found after cycle ${since}) still there after GC #${next.id} of cycle ${next.cycle} finished`,
+        );
     }
     const now = new Set(paths);
     for (const p of [...this.pending.keys()]) if (!now.has(p)) this.pending.delete(p);

@@ -41,17 +41,26 @@ async function verifyImage(r: RegistryReader, m: CrashModel, img: ImageEntry): P
   const byDigest = await r.getManifest(img.repo, img.digest);
   if (img.deleteIssued === undefined) {
     // Referenced by a tag all along: no GC may take any of it.
-    if (byTag.status !== 200 || sha256(byTag.body) !== img.digest) m.violation(`image ${img.repo}:${img.tag} → ${byTag.status} ${byTag.digest ?? ''}, expected ${img.digest}`);
-    if (byDigest.status !== 200 || sha256(byDigest.body) !== img.digest) m.violation(`image ${img.repo}@${img.digest} → ${byDigest.status}`);
+    if (byTag.status !== 200 || sha256(byTag.body) !== img.digest)
+      m.violation(`image ${img.repo}:${img.tag} → ${byTag.status} ${byTag.digest ?? ''}, expected ${img.digest}`);
+    if (byDigest.status !== 200 || sha256(byDigest.body) !== img.digest)
+      m.violation(`image ${img.repo}@${img.digest} → ${byDigest.status}`);
     for (const d of img.blobs) {
       const b = await r.getBlob(img.repo, d);
-      if (b.status !== 200 || sha256(b.body) !== d) m.violation(`blob ${d} of ${img.repo}:${img.tag} → ${b.status}${b.status === 200 ? `, hashes to ${sha256(b.body)}` : ''}`);
+      if (b.status !== 200 || sha256(b.body) !== d)
+        m.violation(
+          `blob ${d} of ${img.repo}:${img.tag} → ${b.status}${b.status === 200 ? `, hashes to ${sha256(b.body)}` : ''}`,
+        );
     }
   } else if (img.deleteAcked) {
-    if (byTag.status !== 404) m.violation(`tag ${img.repo}:${img.tag} deleted (acknowledged) but answers ${byTag.status}`);
-    if (img.deletedBy === 'digest' && !img.retagIssued && byDigest.status !== 404) m.violation(`manifest ${img.repo}@${img.digest} deleted (acknowledged) but answers ${byDigest.status}`);
+    if (byTag.status !== 404)
+      m.violation(`tag ${img.repo}:${img.tag} deleted (acknowledged) but answers ${byTag.status}`);
+    if (img.deletedBy === 'digest' && !img.retagIssued && byDigest.status !== 404)
+      m.violation(`manifest ${img.repo}@${img.digest} deleted (acknowledged) but answers ${byDigest.status}`);
   } else {
-    for (const res of [byTag, byDigest]) if (res.status === 200 && sha256(res.body) !== img.digest) m.violation(`image ${img.repo}:${img.tag} half-deleted and serving wrong content`);
+    for (const res of [byTag, byDigest])
+      if (res.status === 200 && sha256(res.body) !== img.digest)
+        m.violation(`image ${img.repo}:${img.tag} half-deleted and serving wrong content`);
   }
 }
 
@@ -67,19 +76,27 @@ export async function verifyAcknowledged(r: RegistryReader, m: CrashModel, o: Ve
     b.checkedAt = m.cycle;
     checked++;
     const got = await r.getBlob(b.repo, b.digest);
-    if (got.status === 200 && sha256(got.body) !== b.digest) m.violation(`blob ${b.repo}@${b.digest} serves content hashing to ${sha256(got.body)}`);
-    if (b.deleteAcked && got.status !== 404) m.violation(`blob ${b.repo}@${b.digest} deleted (acknowledged) but answers ${got.status}`);
+    if (got.status === 200 && sha256(got.body) !== b.digest)
+      m.violation(`blob ${b.repo}@${b.digest} serves content hashing to ${sha256(got.body)}`);
+    if (b.deleteAcked && got.status !== 404)
+      m.violation(`blob ${b.repo}@${b.digest} deleted (acknowledged) but answers ${got.status}`);
     if ((b.deleteIssued === undefined && got.status !== 200) || b.deleteAnswered404) {
       const excuse = absenceExcuse(b, m.gcs, m.graceMs);
-      const what = b.deleteIssued === undefined ? `acknowledged blob ${b.repo}@${b.digest} → ${got.status}` : `delete of blob ${b.repo}@${b.digest} answered 404`;
-      if (excuse === undefined) m.violation(`${what}, and no GC accounts for it (upload started ${new Date(b.pushStartedAt).toISOString()})`);
+      const what =
+        b.deleteIssued === undefined
+          ? `acknowledged blob ${b.repo}@${b.digest} → ${got.status}`
+          : `delete of blob ${b.repo}@${b.digest} answered 404`;
+      if (excuse === undefined)
+        m.violation(`${what}, and no GC accounts for it (upload started ${new Date(b.pushStartedAt).toISOString()})`);
       else b.goneBy ??= excuse;
     }
   }
   for (const [repo, state] of m.latest) {
     const got = await r.getManifest(repo, 'latest');
-    if (got.status === 200 && !state.written.has(sha256(got.body))) m.violation(`${repo}:latest points at ${sha256(got.body)}, never written there`);
-    if (got.status !== 200 && !latestMayBeAbsent(state)) m.violation(`${repo}:latest acknowledged, no delete by digest since, but answers ${got.status}`);
+    if (got.status === 200 && !state.written.has(sha256(got.body)))
+      m.violation(`${repo}:latest points at ${sha256(got.body)}, never written there`);
+    if (got.status !== 200 && !latestMayBeAbsent(state))
+      m.violation(`${repo}:latest acknowledged, no delete by digest since, but answers ${got.status}`);
   }
   return checked;
 }

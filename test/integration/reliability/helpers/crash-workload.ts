@@ -40,7 +40,12 @@ export class CrashWorkload {
    * Runs `workers` loops until `stopped()`; a complete answer with an unexpected status is a violation, a broken
    * connection after `stopped()` is the kill (counted as interrupted), before it a violation.
    */
-  async run(client: RegistryClient, workers: number, stopped: () => boolean, serverErrors: () => string[]): Promise<void> {
+  async run(
+    client: RegistryClient,
+    workers: number,
+    stopped: () => boolean,
+    serverErrors: () => string[],
+  ): Promise<void> {
     const worker = async (): Promise<void> => {
       while (!stopped()) {
         const op = this.pickOp();
@@ -75,7 +80,14 @@ export class CrashWorkload {
   private blobBody(): Buffer {
     const { rng } = this;
     const r = rng.next();
-    const size = r < 0.05 ? 16 : r < 0.8 ? rng.int(16, 16 * 1024) : r < 0.97 ? rng.int(16 * 1024, 256 * 1024) : rng.int(256 * 1024, 2 * 1024 * 1024);
+    const size =
+      r < 0.05
+        ? 16
+        : r < 0.8
+          ? rng.int(16, 16 * 1024)
+          : r < 0.97
+            ? rng.int(16 * 1024, 256 * 1024)
+            : rng.int(256 * 1024, 2 * 1024 * 1024);
     return randomBytes(size);
   }
 
@@ -91,7 +103,9 @@ export class CrashWorkload {
   private async image(c: RegistryClient): Promise<void> {
     const { m, rng } = this;
     const repo = rng.pick(REPOS);
-    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', nonce: randomBytes(16).toString('hex') }));
+    const config = Buffer.from(
+      JSON.stringify({ architecture: 'amd64', os: 'linux', nonce: randomBytes(16).toString('hex') }),
+    );
     const layers: Buffer[] = [];
     const n = rng.int(1, 3);
     for (let i = 0; i < n; i++) {
@@ -112,8 +126,17 @@ export class CrashWorkload {
     const tag = `img-${m.nextSeq()}`;
     const digest = await c.putManifest(repo, tag, manifest);
     const ackedAt = Date.now();
-    if (digest !== sha256(manifest)) m.violation(`manifest ${repo}:${tag} acknowledged with digest ${digest}, expected ${sha256(manifest)}`);
-    m.images.push({ repo, tag, digest: sha256(manifest), manifest, blobs: [sha256(config), ...layers.map((l) => sha256(l))], ackedAt, checkedAt: -1 });
+    if (digest !== sha256(manifest))
+      m.violation(`manifest ${repo}:${tag} acknowledged with digest ${digest}, expected ${sha256(manifest)}`);
+    m.images.push({
+      repo,
+      tag,
+      digest: sha256(manifest),
+      manifest,
+      blobs: [sha256(config), ...layers.map((l) => sha256(l))],
+      ackedAt,
+      checkedAt: -1,
+    });
     for (const l of layers) if (l.length > 0 && m.layerData.size < 200) m.layerData.set(sha256(l), { repo, data: l });
     m.acknowledged.image++;
   }
@@ -155,7 +178,8 @@ export class CrashWorkload {
     const ref = img.deletedBy === 'tag' ? img.tag : img.digest;
     const status = await c.deleteManifest(img.repo, ref);
     digestDelete.ackedAt = Date.now();
-    if (status !== 202) m.violation(`delete ${img.repo}${img.deletedBy === 'tag' ? ':' : '@'}${ref} answered ${status}`);
+    if (status !== 202)
+      m.violation(`delete ${img.repo}${img.deletedBy === 'tag' ? ':' : '@'}${ref} answered ${status}`);
     img.deleteAcked = true;
     m.acknowledged[img.deletedBy === 'tag' ? 'deleteByTag' : 'deleteByDigest']++;
   }
@@ -179,7 +203,13 @@ export class CrashWorkload {
     if (this.gcInFlight) return;
     this.gcInFlight = true;
     const { m } = this;
-    const g: GcRecord = { seq: m.nextSeq(), cycle: m.cycle, issuedAt: Date.now(), deleteUntagged: this.rng.chance(0.5), outcome: 'pending' };
+    const g: GcRecord = {
+      seq: m.nextSeq(),
+      cycle: m.cycle,
+      issuedAt: Date.now(),
+      deleteUntagged: this.rng.chance(0.5),
+      outcome: 'pending',
+    };
     m.gcs.push(g);
     try {
       const res = await c.request('POST', '/admin/v1/gc', {
@@ -200,7 +230,9 @@ export class CrashWorkload {
         if (st.state === 'running' && st.id === g.id) continue;
         if (st.id !== g.id || st.state !== 'done' || !st.report || !st.finishedAt) {
           g.outcome = 'failed';
-          return m.violation(`gc #${g.id}: GET /admin/v1/gc shows job ${st.id} ${st.state}${st.error ? `: ${st.error}` : ''}`);
+          return m.violation(
+            `gc #${g.id}: GET /admin/v1/gc shows job ${st.id} ${st.state}${st.error ? `: ${st.error}` : ''}`,
+          );
         }
         g.finishedAt = Date.parse(st.finishedAt);
         g.report = st.report;

@@ -34,7 +34,8 @@ export async function snapshotFiles(root: string): Promise<Map<string, number>> 
 /** Files added or whose size changed between two snapshots. */
 export function diffSnapshots(before: Map<string, number>, after: Map<string, number>): string[] {
   const changed: string[] = [];
-  for (const [path, size] of after) if (before.get(path) !== size) changed.push(`${path} (${before.get(path) ?? 'new'} → ${size})`);
+  for (const [path, size] of after)
+    if (before.get(path) !== size) changed.push(`${path} (${before.get(path) ?? 'new'} → ${size})`);
   return changed;
 }
 

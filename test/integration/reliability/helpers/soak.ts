@@ -7,7 +7,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
-import { judgeFds, judgeRss, type FdCriterion, type FdVerdict, type RssCriterion, type RssVerdict } from '../../../helpers/series.js';
+import {
+  judgeFds,
+  judgeRss,
+  type FdCriterion,
+  type FdVerdict,
+  type RssCriterion,
+  type RssVerdict,
+} from '../../../helpers/series.js';
 import { RegistryClient, imageManifest, sha256 } from './client.js';
 import { Rng } from './rng.js';
 
@@ -228,10 +235,20 @@ class SoakRun {
     try {
       const processes: SoakSample['processes'] = {};
       for (const w of this.opts.watch) {
-        processes[w.name] = { rssMiB: Math.round(((await rssKiB(w.pid)) / 1024) * 10) / 10, fds: (await readdir(`/proc/${w.pid}/fd`)).length };
+        processes[w.name] = {
+          rssMiB: Math.round(((await rssKiB(w.pid)) / 1024) * 10) / 10,
+          fds: (await readdir(`/proc/${w.pid}/fd`)).length,
+        };
       }
       const main = processes[this.opts.watch[0]?.name ?? ''] ?? { rssMiB: NaN, fds: NaN };
-      this.samples.push({ atS: (Date.now() - this.started) / 1000, rssMiB: main.rssMiB, fds: main.fds, requests: this.requests, load: this.load, processes });
+      this.samples.push({
+        atS: (Date.now() - this.started) / 1000,
+        rssMiB: main.rssMiB,
+        fds: main.fds,
+        requests: this.requests,
+        load: this.load,
+        processes,
+      });
     } catch (err) {
       this.fail(`sampling the server process: ${(err as Error).message}`);
     }
@@ -248,7 +265,12 @@ class SoakRun {
     if (startRes.status !== 202) throw new Error(`gc start → ${startRes.status} ${JSON.stringify(job)}`);
     for (;;) {
       await new Promise((r) => setTimeout(r, 1000));
-      const st = await this.gcClient.json<{ id: number; state: string; error?: string; report?: { freedBytes: number } }>('GET', '/admin/v1/gc');
+      const st = await this.gcClient.json<{
+        id: number;
+        state: string;
+        error?: string;
+        report?: { freedBytes: number };
+      }>('GET', '/admin/v1/gc');
       if (st.id !== job.id) throw new Error(`gc job ${job.id} replaced by ${st.id}`);
       if (st.state === 'failed') throw new Error(`gc failed: ${st.error}`);
       if (st.state === 'done') {
@@ -279,13 +301,30 @@ class SoakRun {
       gcFreedMiB: Math.round(this.gcFreed / 2 ** 20),
       errors: this.errors,
       errorCount: this.errorCount,
-      latencyMs: { pullP50: quantile(this.pullMs, 0.5), pullP99: quantile(this.pullMs, 0.99), pushP50: quantile(this.pushMs, 0.5), pushP99: quantile(this.pushMs, 0.99) },
+      latencyMs: {
+        pullP50: quantile(this.pullMs, 0.5),
+        pullP99: quantile(this.pullMs, 0.99),
+        pushP50: quantile(this.pushMs, 0.5),
+        pushP99: quantile(this.pushMs, 0.99),
+      },
       samples,
-      rss: { startMiB: samples[0]?.rssMiB ?? NaN, lastMiB: last?.rssMiB ?? NaN, maxMiB: Math.max(...samples.map((s) => s.rssMiB)) },
+      rss: {
+        startMiB: samples[0]?.rssMiB ?? NaN,
+        lastMiB: last?.rssMiB ?? NaN,
+        maxMiB: Math.max(...samples.map((s) => s.rssMiB)),
+      },
       fds: { afterLoad: last && !last.load ? last.fds : NaN, maxUnderLoad: Math.max(...underLoad.map((s) => s.fds)) },
       criteria,
-      rssVerdict: criteria.rss ? judgeRss(underLoad.map((s) => ({ atS: s.atS, value: s.rssMiB })), criteria.rss) : undefined,
-      fdVerdict: judgeFds(underLoad.map((s) => ({ atS: s.atS, value: s.fds })), criteria.fds),
+      rssVerdict: criteria.rss
+        ? judgeRss(
+            underLoad.map((s) => ({ atS: s.atS, value: s.rssMiB })),
+            criteria.rss,
+          )
+        : undefined,
+      fdVerdict: judgeFds(
+        underLoad.map((s) => ({ atS: s.atS, value: s.fds })),
+        criteria.fds,
+      ),
       watched: opts.watch.map((w) => w.name),
     };
   }
@@ -316,7 +355,10 @@ export function soakMarkdown(r: SoakReport, how: string): string {
     '',
     `| t (s) | ${r.watched[0] ?? 'registry'} RSS (MiB) | fds | ${others.map((n) => `${n} RSS (MiB) | ${n} fds | `).join('')}requests so far |`,
     `|---:|---:|---:|${others.map(() => '---:|---:|').join('')}---:|`,
-    ...rows.map((s) => `| ${Math.round(s.atS)}${s.load ? '' : ' (after load)'} | ${s.rssMiB} | ${s.fds} | ${others.map((n) => `${s.processes[n]?.rssMiB ?? ''} | ${s.processes[n]?.fds ?? ''} | `).join('')}${s.requests} |`),
+    ...rows.map(
+      (s) =>
+        `| ${Math.round(s.atS)}${s.load ? '' : ' (after load)'} | ${s.rssMiB} | ${s.fds} | ${others.map((n) => `${s.processes[n]?.rssMiB ?? ''} | ${s.processes[n]?.fds ?? ''} | `).join('')}${s.requests} |`,
+    ),
   ].join('\n');
 }
 
