@@ -53,8 +53,9 @@ const ALL_PHASES = [
 ];
 const ENGINE_PHASES = ['docker', 'up'];
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
+/** The command line's options (see USAGE). */
+function commandLine() {
+  return parseArgs({
     options: {
       quick: { type: 'boolean', default: false },
       only: { type: 'string' },
@@ -66,7 +67,46 @@ async function main(): Promise<void> {
       'render-only': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
-  });
+  }).values;
+}
+
+/** The phases to run: those --only names, else every phase (but the engine's with --quick); unknown ids refused. */
+function selectPhases(quick: boolean, onlyOption: string | undefined): Set<string> {
+  const defaultPhases = quick ? ALL_PHASES.filter((p) => !ENGINE_PHASES.includes(p)) : ALL_PHASES;
+  const only = new Set((onlyOption ?? defaultPhases.join(',')).split(',').map((s) => s.trim()));
+  for (const id of only)
+    if (!ALL_PHASES.includes(id)) throw new Error(`unknown phase "${id}"; phases: ${ALL_PHASES.join(', ')}`);
+  return only;
+}
+
+/** The run's one user and random password, written as an htpasswd file per bcrypt cost. */
+async function writeCredentials(workDir: string, costs: readonly number[]): Promise<Credentials> {
+  const creds: Credentials = { user: 'bench', password: `bench-${randomBuffer(9).toString('base64url')}` };
+  for (const cost of costs) {
+    await writeFile(htpasswdPath(workDir, cost), `${creds.user}:${bcrypt.hashSync(creds.password, cost)}\n`, {
+      mode: 0o600,
+    });
+  }
+  return creds;
+}
+
+/** The summary's headline: the highest lifetime peak of each side, and where it was reached. */
+function peakHeadline(ledger: PeakLedger): Metric | undefined {
+  const oursTop = ledger.highest('ours');
+  const refTop = ledger.highest('ref');
+  if (!oursTop && !refTop) return undefined;
+  const where = [oursTop ? `ours: ${oursTop.where}` : '', refTop ? `reference: ${refTop.where}` : '']
+    .filter(Boolean)
+    .join('; ');
+  return metric(
+    { ...PEAK_SPEC, note: `(highest at ${where}; every process in Lifetime peaks below)` },
+    oursTop?.peakMiB,
+    refTop?.peakMiB,
+  );
+}
+
+async function main(): Promise<void> {
+  const values = commandLine();
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
     return;
@@ -78,10 +118,7 @@ async function main(): Promise<void> {
     return;
   }
   const quick = values.quick ?? false;
-  const defaultPhases = quick ? ALL_PHASES.filter((p) => !ENGINE_PHASES.includes(p)) : ALL_PHASES;
-  const only = new Set((values.only ?? defaultPhases.join(',')).split(',').map((s) => s.trim()));
-  for (const id of only)
-    if (!ALL_PHASES.includes(id)) throw new Error(`unknown phase "${id}"; phases: ${ALL_PHASES.join(', ')}`);
+  const only = selectPhases(quick, values.only);
   const sizes = quick ? QUICK : FULL;
   if (!existsSync(REFERENCE_BINARY))
     throw new Error(`${REFERENCE_BINARY} is missing: apt-get install -y docker-registry`);
@@ -94,12 +131,7 @@ async function main(): Promise<void> {
   const workDir = join(repoRoot, 'bench/out', `run-${stamp}`);
   const dataRoot = join(workDir, 'data');
   await mkdir(dataRoot, { recursive: true });
-  const creds: Credentials = { user: 'bench', password: `bench-${randomBuffer(9).toString('base64url')}` };
-  for (const cost of sizes.bcryptCosts) {
-    await writeFile(htpasswdPath(workDir, cost), `${creds.user}:${bcrypt.hashSync(creds.password, cost)}\n`, {
-      mode: 0o600,
-    });
-  }
+  const creds = await writeCredentials(workDir, sizes.bcryptCosts);
 
   const otherWork =
     values['other-work'] ??
@@ -164,20 +196,8 @@ async function main(): Promise<void> {
   summary.push(...tools.metrics);
   commands.push(...tools.commands);
 
-  const oursTop = ledger.highest('ours');
-  const refTop = ledger.highest('ref');
-  if (oursTop || refTop) {
-    const where = [oursTop ? `ours: ${oursTop.where}` : '', refTop ? `reference: ${refTop.where}` : '']
-      .filter(Boolean)
-      .join('; ');
-    summary.unshift(
-      metric(
-        { ...PEAK_SPEC, note: `(highest at ${where}; every process in Lifetime peaks below)` },
-        oursTop?.peakMiB,
-        refTop?.peakMiB,
-      ),
-    );
-  }
+  const headline = peakHeadline(ledger);
+  if (headline) summary.unshift(headline);
   summary.push(...startupPeaks);
   if (only.has('docker')) commands.push(...DOCKER_COMMANDS);
 
