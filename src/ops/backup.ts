@@ -5,6 +5,7 @@
  * restoring it then needs PREV too (`regctl restore NEW --base PREV`).
  */
 import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { createWriteStream } from 'node:fs';
 import { open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -27,6 +28,12 @@ export interface BackupOptions {
   cwd: string;
   out: Output;
   env?: NodeJS.ProcessEnv;
+}
+
+/** The body of `POST /admin/v1/backup` for an incremental backup. */
+interface BackupRequest {
+  base: { id: string; createdAt: string };
+  excludeBlobs: string[];
 }
 
 export interface BackupResult {
@@ -63,58 +70,39 @@ async function fsyncPath(path: string): Promise<void> {
   }
 }
 
-export async function backup(opts: BackupOptions): Promise<BackupResult> {
-  const { out } = opts;
-  const endpoint = await stackEndpoint(opts.dir, opts.env);
-  const client = new AdminClient(endpoint);
-  const stamp = new Date()
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d+Z$/, 'Z');
-  const file = resolve(opts.cwd, opts.outFile ?? `regctl-backup-${basename(opts.dir)}-${stamp}.tar`);
-  const gzip = /\.(?:t?gz|tar\.gz)$/i.test(file);
-
-  let base: BackupResult['base'] = null;
-  let body: { base: { id: string; createdAt: string }; excludeBlobs: string[] } | undefined;
-  if (opts.incrementalFrom) {
-    const prevFile = resolve(opts.cwd, opts.incrementalFrom);
-    let prev;
-    try {
-      prev = await readArchiveManifest(prevFile);
-    } catch (err) {
-      if (err instanceof RestoreRefused)
-        throw new RegctlError('BACKUP_INVALID', err.message, {
-          hint: '--incremental-from takes a previous backup archive of this registry',
-        });
-      throw err;
-    }
-    const blobs = [...prev.files, ...prev.baseBlobs]
-      .map((f) => /^docker\/registry\/v2\/blobs\/([a-z0-9]+)\/[a-f0-9]{2}\/([a-f0-9]+)\/data$/.exec(f.path))
-      .filter((m): m is RegExpExecArray => m !== null)
-      .map((m) => `${m[1]}:${m[2]}`);
-    base = { id: prev.id, createdAt: prev.createdAt, file: prevFile };
-    body = { base: { id: prev.id, createdAt: prev.createdAt }, excludeBlobs: blobs };
-  }
-
-  out.step(`Backing up ${endpoint.description} to ${file}${base ? ` (incremental from ${base.file})` : ''}`);
-  let res;
+/** What `--incremental-from PREV` asks of the registry: leave out every blob PREV (and its own bases) hold. */
+async function incrementalRequest(
+  prevFile: string,
+): Promise<{ base: NonNullable<BackupResult['base']>; body: BackupRequest }> {
+  let prev;
   try {
-    res = await client.open(body ? 'POST' : 'GET', '/admin/v1/backup', body ? { body } : {});
+    prev = await readArchiveManifest(prevFile);
   } catch (err) {
-    throw client.unreachable(err);
+    if (err instanceof RestoreRefused)
+      throw new RegctlError('BACKUP_INVALID', err.message, {
+        hint: '--incremental-from takes a previous backup archive of this registry',
+      });
+    throw err;
   }
-  if (res.statusCode !== 200) {
-    const chunks: Buffer[] = [];
-    for await (const c of res) chunks.push(c as Buffer);
-    throw client.fail('backup', { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) });
-  }
-  const id = String(res.headers['x-regctl-backup-id'] ?? '');
-  const total = Number(res.headers['x-regctl-backup-bytes'] ?? NaN);
-  const fenceMs = Number(res.headers['x-regctl-backup-fence-ms'] ?? 0);
-  out.ok(`Tags and manifests captured (writes held for ${fenceMs} ms); copying blobs while the registry serves`);
+  const blobs = [...prev.files, ...prev.baseBlobs]
+    .map((f) => /^docker\/registry\/v2\/blobs\/([a-z0-9]+)\/[a-f0-9]{2}\/([a-f0-9]+)\/data$/.exec(f.path))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => `${m[1]}:${m[2]}`);
+  return {
+    base: { id: prev.id, createdAt: prev.createdAt, file: prevFile },
+    body: { base: { id: prev.id, createdAt: prev.createdAt }, excludeBlobs: blobs },
+  };
+}
 
-  const tmp = join(dirname(file), `.${basename(file)}.part-${randomBytes(4).toString('hex')}`);
-  const started = Date.now();
+/**
+ * Copies the backup stream into `tmp` (gzipped when asked) with progress, and fsyncs it; returns the bytes
+ * received. A broken stream removes `tmp`.
+ */
+async function writeArchive(
+  res: IncomingMessage,
+  tmp: string,
+  { gzip, total, started, out }: { gzip: boolean; total: number; started: number; out: Output },
+): Promise<number> {
   let received = 0;
   let lastShown = 0;
   const counter = new Transform({
@@ -145,6 +133,63 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
       },
     );
   }
+  return received;
+}
+
+/** `--verify`: reads the written archive back and checks every file; a failing archive is removed. */
+async function verifyArchive(tmp: string, dataDir: string, out: Output): Promise<void> {
+  out.step('Verifying the archive');
+  try {
+    const vstart = Date.now();
+    await restoreArchive({
+      archive: tmp,
+      dataDir,
+      verifyOnly: true,
+      onProgress: (p) => out.progress(`verified ${progressLine(p.bytes, p.totalBytes, vstart)}`),
+    });
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw new RegctlError('BACKUP_INVALID', `the archive failed verification: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+export async function backup(opts: BackupOptions): Promise<BackupResult> {
+  const { out } = opts;
+  const endpoint = await stackEndpoint(opts.dir, opts.env);
+  const client = new AdminClient(endpoint);
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
+  const file = resolve(opts.cwd, opts.outFile ?? `regctl-backup-${basename(opts.dir)}-${stamp}.tar`);
+  const gzip = /\.(?:t?gz|tar\.gz)$/i.test(file);
+
+  const { base, body } = opts.incrementalFrom
+    ? await incrementalRequest(resolve(opts.cwd, opts.incrementalFrom))
+    : { base: null, body: undefined };
+
+  out.step(`Backing up ${endpoint.description} to ${file}${base ? ` (incremental from ${base.file})` : ''}`);
+  let res;
+  try {
+    res = await client.open(body ? 'POST' : 'GET', '/admin/v1/backup', body ? { body } : {});
+  } catch (err) {
+    throw client.unreachable(err);
+  }
+  if (res.statusCode !== 200) {
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    throw client.fail('backup', { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) });
+  }
+  const id = String(res.headers['x-regctl-backup-id'] ?? '');
+  const total = Number(res.headers['x-regctl-backup-bytes'] ?? NaN);
+  const fenceMs = Number(res.headers['x-regctl-backup-fence-ms'] ?? 0);
+  out.ok(`Tags and manifests captured (writes held for ${fenceMs} ms); copying blobs while the registry serves`);
+
+  const tmp = join(dirname(file), `.${basename(file)}.part-${randomBytes(4).toString('hex')}`);
+  const started = Date.now();
+  const received = await writeArchive(res, tmp, { gzip, total, started, out });
 
   let manifest;
   try {
@@ -159,22 +204,8 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
   }
   let verified = false;
   if (opts.verify) {
-    out.step('Verifying the archive');
-    try {
-      const vstart = Date.now();
-      await restoreArchive({
-        archive: tmp,
-        dataDir: dirname(file),
-        verifyOnly: true,
-        onProgress: (p) => out.progress(`verified ${progressLine(p.bytes, p.totalBytes, vstart)}`),
-      });
-      verified = true;
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw new RegctlError('BACKUP_INVALID', `the archive failed verification: ${(err as Error).message}`, {
-        cause: err,
-      });
-    }
+    await verifyArchive(tmp, dirname(file), out);
+    verified = true;
   }
   await rename(tmp, file);
   await fsyncPath(dirname(file)).catch(() => undefined);

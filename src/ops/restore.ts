@@ -22,9 +22,9 @@ import {
   type RestoreResult,
 } from '../registry/backup/restore.js';
 import { DATA_DIR, REGCTL_BIN } from '../stack/build-model.js';
-import { LABELS } from '../stack/model.js';
+import { LABELS, type StackModel, type VolumeModel } from '../stack/model.js';
 import { progressLine } from './backup.js';
-import { loadStack, projectLabels } from './stack.js';
+import { loadStack, projectLabels, type LoadedStack } from './stack.js';
 
 export interface RestoreDirectoryOptions {
   archive: string;
@@ -93,10 +93,8 @@ export type RestoreEvent =
   | { event: 'done'; result: RestoreResult }
   | { event: 'error'; code: string; message: string; hint?: string };
 
-export async function restoreStack(opts: RestoreStackOptions): Promise<RestoreStackResult> {
-  const { out, engine } = opts;
-  const archive = resolve(opts.archive);
-  const bases = opts.bases.map((b) => resolve(b));
+/** Checks the archive (and that an incremental one has its base) before anything touches the engine. */
+async function checkArchive(archive: string, bases: string[], out: Output): Promise<void> {
   await assertFiles([archive, ...bases]);
   let manifest;
   try {
@@ -115,9 +113,13 @@ export async function restoreStack(opts: RestoreStackOptions): Promise<RestoreSt
       { hint: 'pass the previous backup with --base FILE' },
     );
   }
+}
 
-  await engine.ping();
-  const stack = await loadStack(opts.dir);
+/** The stopped stack's data volume and the image the restore runs in; refuses a running stack. */
+async function restoreTarget(
+  stack: LoadedStack,
+  engine: DockerEngine,
+): Promise<{ volume: VolumeModel; image: string }> {
   const { model } = stack;
   const registry = model.services.find((s) => s.name === 'registry');
   if (!registry) throw new RegctlError('CONFIG_INVALID', 'the stack has no registry service');
@@ -140,12 +142,18 @@ export async function restoreStack(opts: RestoreStackOptions): Promise<RestoreSt
       hint: `run \`regctl up --dir ${stack.dir}\` once to build it, then \`regctl down\` and restore`,
     });
   }
+  return { volume, image };
+}
 
-  const volumeCreated = await engine.ensureVolume(volume.name, volume.labels);
-  const name = `${model.project}-restore`;
-  await engine.removeContainer(name);
+/** The one-off restore container: the data volume read-write, the archives read-only, no network. */
+function restoreContainerSpec(
+  model: StackModel,
+  target: { volume: VolumeModel; image: string },
+  opts: { archive: string; bases: string[]; force: boolean },
+): ContainerSpec {
+  const { archive, bases } = opts;
   const mounts: ContainerSpec['mounts'] = [
-    { type: 'volume', source: volume.name, target: DATA_DIR, readOnly: false },
+    { type: 'volume', source: target.volume.name, target: DATA_DIR, readOnly: false },
     { type: 'bind', source: archive, target: `/backup/${basename(archive)}`, readOnly: true },
     ...bases.map((b, i) => ({
       type: 'bind' as const,
@@ -164,9 +172,9 @@ export async function restoreStack(opts: RestoreStackOptions): Promise<RestoreSt
     ...(opts.force ? ['--force'] : []),
     ...bases.flatMap((b, i) => ['--base', `/backup/base-${i}/${basename(b)}`]),
   ];
-  const spec: ContainerSpec = {
-    name,
-    image,
+  return {
+    name: `${model.project}-restore`,
+    image: target.image,
     command,
     env: {},
     labels: { ...projectLabels(model), [LABELS.managedBy]: 'regctl', [LABELS.service]: 'restore' },
@@ -176,12 +184,23 @@ export async function restoreStack(opts: RestoreStackOptions): Promise<RestoreSt
     network: 'none',
     aliases: [],
   };
-  out.step(
-    `Restoring into volume ${volume.name}${volumeCreated ? ' (created)' : ''} with a one-off ${image} container`,
-  );
-  const started = Date.now();
+}
+
+type RestoreFailure = Extract<RestoreEvent, { event: 'error' }>;
+
+/**
+ * Runs the restore container to its end, showing its progress events; returns its result or its failure (one it
+ * reported, or its exit code and last other output lines). The container is removed either way.
+ */
+async function runRestoreContainer(
+  engine: DockerEngine,
+  spec: ContainerSpec,
+  out: Output,
+  started: number,
+): Promise<{ result: RestoreResult } | { failure: RestoreFailure }> {
+  const { name } = spec;
   let result: RestoreResult | undefined;
-  let failure: Extract<RestoreEvent, { event: 'error' }> | undefined;
+  let failure: RestoreFailure | undefined;
   const other: string[] = [];
   try {
     await engine.createContainer(spec);
@@ -219,12 +238,35 @@ export async function restoreStack(opts: RestoreStackOptions): Promise<RestoreSt
   } finally {
     await engine.removeContainer(name).catch(() => false);
   }
-  if (failure || !result) {
+  return failure || !result ? { failure: failure as RestoreFailure } : { result };
+}
+
+export async function restoreStack(opts: RestoreStackOptions): Promise<RestoreStackResult> {
+  const { out, engine } = opts;
+  const archive = resolve(opts.archive);
+  const bases = opts.bases.map((b) => resolve(b));
+  await checkArchive(archive, bases, out);
+
+  await engine.ping();
+  const stack = await loadStack(opts.dir);
+  const target = await restoreTarget(stack, engine);
+  const { volume, image } = target;
+
+  const volumeCreated = await engine.ensureVolume(volume.name, volume.labels);
+  const spec = restoreContainerSpec(stack.model, target, { archive, bases, force: opts.force });
+  await engine.removeContainer(spec.name);
+  out.step(
+    `Restoring into volume ${volume.name}${volumeCreated ? ' (created)' : ''} with a one-off ${image} container`,
+  );
+  const started = Date.now();
+  const outcome = await runRestoreContainer(engine, spec, out, started);
+  if ('failure' in outcome) {
     if (volumeCreated) await engine.removeVolume(volume.name).catch(() => false);
-    const f = failure as Extract<RestoreEvent, { event: 'error' }>;
+    const f = outcome.failure;
     const code = f.code === 'BACKUP_INVALID' || f.code === 'FILE_EXISTS' || f.code === 'USAGE' ? f.code : 'INTERNAL';
     throw new RegctlError(code, f.message, f.hint ? { hint: f.hint } : {});
   }
+  const { result } = outcome;
   const seconds = (Date.now() - started) / 1000;
   out.ok(
     `Restored ${result.files} files (${progressLine(result.bytes, undefined, started)}) into ${volume.name}${result.replaced ? ', replacing what was there' : ''}`,

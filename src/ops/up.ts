@@ -13,14 +13,7 @@ import { existsSync } from 'node:fs';
 import { text } from 'node:stream/consumers';
 import { RegctlError } from '../common/errors.js';
 import type { Output } from '../common/io.js';
-import {
-  EngineError,
-  type ContainerInfo,
-  type ContainerSpec,
-  type DockerEngine,
-  type ImageInfo,
-} from '../docker/engine.js';
-import { LABELS, type ServiceModel } from '../stack/model.js';
+import { EngineError, type DockerEngine } from '../docker/engine.js';
 import {
   isTraefikDefaultCertificate,
   probe,
@@ -28,19 +21,10 @@ import {
   servedCertificate,
   type ServedCertificate,
 } from './http-probe.js';
-import { assertPortsFree, portHolder, portInUse } from './ports.js';
+import { assertPortsFree } from './ports.js';
+import { applyPlan, planContainers, type ContainerAction, type ContainerUndo } from './up-containers.js';
 import { errorText, prepareImages, removeStaleImages } from './up-images.js';
-import {
-  APPLIED_HASH_LABEL,
-  adminCredentials,
-  appliedHash,
-  bindPath,
-  containerSpec,
-  loadStack,
-  projectLabels,
-  startOrder,
-  type LoadedStack,
-} from './stack.js';
+import { adminCredentials, bindPath, loadStack, projectLabels, type LoadedStack } from './stack.js';
 
 export interface UpOptions {
   dir: string;
@@ -58,7 +42,7 @@ export interface UpOptions {
   packageDir?: string;
 }
 
-export type ContainerAction = 'created' | 'recreated' | 'started' | 'unchanged' | 'removed';
+export type { ContainerAction } from './up-containers.js';
 
 export interface UpResult {
   project: string;
@@ -76,8 +60,7 @@ export interface UpResult {
   unchanged: boolean;
 }
 
-interface Undo {
-  containers: string[];
+interface Undo extends ContainerUndo {
   network?: string;
   volumes: string[];
 }
@@ -187,42 +170,6 @@ function checkBindSources(stack: LoadedStack): void {
   }
 }
 
-interface PlannedContainer {
-  service: ServiceModel;
-  spec: ContainerSpec;
-  existing?: ContainerInfo;
-  action: ContainerAction;
-}
-
-interface Plan {
-  containers: PlannedContainer[];
-  /** Containers of this project the model no longer has. */
-  orphans: ContainerInfo[];
-}
-
-async function planContainers(stack: LoadedStack, engine: DockerEngine, images: Map<string, ImageInfo>): Promise<Plan> {
-  const existing = await engine.listContainers(projectLabels(stack.model));
-  const byName = new Map(existing.map((c) => [c.name, c]));
-  const containers: PlannedContainer[] = [];
-  for (const service of startOrder(stack.model.services)) {
-    const image = images.get(service.image);
-    if (!image) throw new Error(`image ${service.image} was not prepared`);
-    const base = containerSpec(stack, service);
-    const hash = await appliedHash(base, image.id);
-    const spec: ContainerSpec = { ...base, labels: { ...base.labels, [APPLIED_HASH_LABEL]: hash } };
-    const current = byName.get(service.containerName) ?? (await engine.inspectContainer(service.containerName));
-    let action: ContainerAction;
-    if (!current) action = 'created';
-    else if (current.labels[APPLIED_HASH_LABEL] !== hash || current.imageId !== image.id) action = 'recreated';
-    else if (current.state !== 'running') action = 'started';
-    else action = 'unchanged';
-    containers.push({ service, spec, action, ...(current ? { existing: current } : {}) });
-  }
-  const wanted = new Set(stack.model.services.map((s) => s.containerName));
-  const orphans = existing.filter((c) => !wanted.has(c.name));
-  return { containers, orphans };
-}
-
 /**
  * Every port the model publishes must be free now, unless a container of this stack already publishes it
  * (it keeps it, or frees it when recreated). Checked before anything is created.
@@ -236,58 +183,6 @@ async function checkPorts(stack: LoadedStack, engine: DockerEngine): Promise<voi
     .filter((p) => !ours.has(p.host))
     .map((p) => ({ port: p.host, hostIp: p.hostIp }));
   await assertPortsFree(needed, engine);
-}
-
-type Runner = <T>(name: string, fn: () => Promise<T>, container?: string) => Promise<T>;
-
-async function applyPlan(
-  plan: Plan,
-  engine: DockerEngine,
-  out: Output,
-  undo: Undo,
-  result: UpResult,
-  run: Runner,
-): Promise<void> {
-  out.step('Containers');
-  for (const orphan of plan.orphans) {
-    await run(`remove ${orphan.name}`, () => engine.removeContainer(orphan.name), orphan.name);
-    result.containers.push({
-      service: orphan.labels[LABELS.service] ?? orphan.name,
-      container: orphan.name,
-      action: 'removed',
-    });
-    out.ok(`${orphan.name} removed (no longer in the stack)`);
-  }
-  for (const c of plan.containers) {
-    const name = c.spec.name;
-    if (c.action === 'recreated') {
-      await run(`stop ${name}`, () => engine.stopContainer(name, 10), name);
-      await run(`remove ${name}`, () => engine.removeContainer(name), name);
-    }
-    if (c.action === 'created' || c.action === 'recreated') {
-      await run(`create ${name}`, () => engine.createContainer(c.spec), name);
-      undo.containers.push(name);
-    }
-    if (c.action !== 'unchanged') {
-      await run(`start ${name}`, () => startContainer(engine, c.spec), name);
-    }
-    result.containers.push({ service: c.service.name, container: name, action: c.action });
-    out.ok(`${name} ${c.action}`);
-  }
-}
-
-async function startContainer(engine: DockerEngine, spec: ContainerSpec): Promise<void> {
-  try {
-    await engine.startContainer(spec.name);
-  } catch (err) {
-    const message = errorText(err);
-    const m = /(?:0\.0\.0\.0|[\d.]+|\[::\]):(\d+)|port (\d+)/.exec(message);
-    if (/address already in use|port is already allocated/i.test(message)) {
-      const port = Number(m?.[1] ?? m?.[2] ?? spec.ports[0]?.hostPort ?? 0);
-      throw portInUse(port, await portHolder(port, engine));
-    }
-    throw err;
-  }
 }
 
 async function waitHealthy(stack: LoadedStack, engine: DockerEngine, out: Output, timeoutMs: number): Promise<void> {

@@ -50,21 +50,6 @@ export interface RepoSummary {
   updated: string | undefined;
 }
 
-export type SortKey = 'name' | 'tags' | 'size' | 'updated';
-
-export interface ImageDetails {
-  name: string;
-  reference: string;
-  fetched: FetchedManifest;
-  kind: 'image' | 'index' | 'artifact';
-  config: ImageConfig | undefined;
-  configRaw: string | undefined;
-  size: number;
-  platforms: PlatformInfo[];
-  referrers: Descriptor[] | undefined;
-  referrersError: string | undefined;
-}
-
 /** A blob (or manifest) a tag needs, with its size. */
 type BlobSet = Map<string, number>;
 
@@ -331,63 +316,6 @@ export interface DeletePreview {
   reclaimableNow: number | undefined;
 }
 
-export async function imageDetails(data: RegistryData, name: string, reference: string): Promise<ImageDetails> {
-  const fetched = await data.manifest(name, reference);
-  const m = fetched.manifest;
-  let config: ImageConfig | undefined;
-  let configRaw: string | undefined;
-  let kind: ImageDetails['kind'];
-  let platforms: PlatformInfo[] = [];
-  if (isIndex(m)) {
-    kind = 'index';
-    platforms = await pMap(
-      platformChildren(m.manifests),
-      async (d) => {
-        const child = await data.manifest(name, d.digest);
-        const im = child.manifest as ImageManifest;
-        const size = (im.config?.size ?? 0) + (im.layers ?? []).reduce((n, l) => n + l.size, 0);
-        const created = isImageConfig(im)
-          ? (await optionalConfig(data, name, im.config.digest))?.config.created
-          : undefined;
-        return { platform: platformName(d), digest: d.digest, size, created };
-      },
-      { concurrency: FAN_OUT },
-    );
-  } else if (isImageConfig(m)) {
-    kind = 'image';
-    const c = await optionalConfig(data, name, m.config.digest);
-    config = c?.config;
-    configRaw = c?.raw;
-  } else {
-    kind = 'artifact';
-  }
-  const size = [...(await data.blobSet(name, fetched)).values()].reduce((a, b) => a + b, 0);
-  let referrers: Descriptor[] | undefined;
-  let referrersError: string | undefined;
-  try {
-    referrers = await data.referrers(name, fetched.digest);
-  } catch (err) {
-    if (err instanceof RegistryNotFoundError || err instanceof RegistryHttpError)
-      referrersError = 'this registry does not serve the referrers API';
-    else throw err;
-  }
-  return { name, reference, fetched, kind, config, configRaw, size, platforms, referrers, referrersError };
-}
-
-/** A config blob, or undefined when it is missing or not JSON (the page then shows the manifest alone). */
-async function optionalConfig(
-  data: RegistryData,
-  name: string,
-  digest: string,
-): Promise<{ config: ImageConfig; raw: string } | undefined> {
-  try {
-    return await data.config(name, digest);
-  } catch (err) {
-    if (err instanceof RegistryNotFoundError || err instanceof RegistryHttpError) return undefined;
-    throw err;
-  }
-}
-
 export async function deletePreview(
   data: RegistryData,
   name: string,
@@ -429,27 +357,6 @@ export async function deletePreview(
   return { name, tag, info, siblings, exclusiveBytes, exclusiveBlobs, reclaimableNow };
 }
 
-export function sortSummaries(list: RepoSummary[], key: SortKey, descending: boolean): RepoSummary[] {
-  const dir = descending ? -1 : 1;
-  const value = (r: RepoSummary): number | string | undefined =>
-    key === 'name' ? r.name : key === 'tags' ? r.tags : key === 'size' ? r.size : r.updated;
-  return [...list].sort((a, b) => {
-    const va = value(a);
-    const vb = value(b);
-    if (va === undefined && vb !== undefined) return 1;
-    if (vb === undefined && va !== undefined) return -1;
-    if (va !== undefined && vb !== undefined && va !== vb) return va < vb ? -dir : dir;
-    return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
-  });
-}
-
-/** Case-insensitive: every whitespace-separated word of the query must appear in the name. */
-export function matchesQuery(name: string, query: string): boolean {
-  const words = query.toLowerCase().split(/\s+/).filter(Boolean);
-  const lower = name.toLowerCase();
-  return words.every((w) => lower.includes(w));
-}
-
 export function platformName(d: Descriptor): string {
   const p = d.platform;
   if (!p) return 'unknown';
@@ -465,7 +372,8 @@ export function platformChildren(manifests: readonly Descriptor[]): Descriptor[]
   );
 }
 
-function isImageConfig(m: ImageManifest): boolean {
+/** Whether a manifest's config is a container image config (an artifact's is anything else). */
+export function isImageConfig(m: ImageManifest): boolean {
   const t = m.config?.mediaType;
   return t === 'application/vnd.oci.image.config.v1+json' || t === 'application/vnd.docker.container.image.v1+json';
 }
@@ -474,15 +382,4 @@ function sum(blobs: BlobSet): number {
   let n = 0;
   for (const s of blobs.values()) n += s;
   return n;
-}
-
-/** Paginates a list: 1-based page, clamped to the last page. */
-export function paginate<T>(
-  items: readonly T[],
-  page: number,
-  perPage: number,
-): { items: T[]; page: number; pages: number; total: number } {
-  const pages = Math.max(1, Math.ceil(items.length / perPage));
-  const p = Math.min(Math.max(1, Number.isFinite(page) ? Math.floor(page) : 1), pages);
-  return { items: items.slice((p - 1) * perPage, p * perPage), page: p, pages, total: items.length };
 }

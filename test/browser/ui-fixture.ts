@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { createRegistryServer, type RegistryServer } from '../../src/registry/server.js';
 import { createUiHandler, type UiHandler } from '../../src/ui/server.js';
-import { buildOciImage, skopeoPush, skopeoTag, type BuiltImage } from './oci-images.js';
+import { buildOciImage, skopeoPush, skopeoTag, type BuiltImage, type PlatformSpec } from './oci-images.js';
 import { basicAuth } from '../helpers/auth.js';
 
 export interface Account {
@@ -92,8 +92,18 @@ async function attachSbom(
   return digest;
 }
 
-export async function startRegistryWithImages(): Promise<RegistryFixture> {
-  const dir = await mkdtemp(join(tmpdir(), 'regctl-ui-test-'));
+interface AccessFiles {
+  admin: Account;
+  viewer: Account;
+  rotating: Account;
+  htpasswdPath: string;
+  accessPath: string;
+  /** Rewrites htpasswd from the accounts' current passwords. */
+  writeHtpasswd(): Promise<void>;
+}
+
+/** Three users with random passwords in htpasswd, and the access rules: two admins and a read-only viewer. */
+async function writeAccessFiles(dir: string): Promise<AccessFiles> {
   const admin = { user: 'admin', password: randomBytes(9).toString('base64url') };
   const viewer = { user: 'viewer', password: randomBytes(9).toString('base64url') };
   const rotating = { user: 'rotating', password: randomBytes(9).toString('base64url') };
@@ -115,24 +125,39 @@ export async function startRegistryWithImages(): Promise<RegistryFixture> {
       '',
     ].join('\n'),
   );
+  return { admin, viewer, rotating, htpasswdPath, accessPath, writeHtpasswd };
+}
 
+/** Our registry on a free port, with the UI mounted at /ui/ and pages small enough to show paging. */
+async function startRegistry(
+  dir: string,
+  files: AccessFiles,
+): Promise<{ registry: RegistryServer; mountedUi: UiHandler; url: string; host: string }> {
   let registryUrl = '';
   const mountedUi = createUiHandler({ registry: () => registryUrl, basePath: '/ui', pageSize: 4, listPageSize: 3 });
   const registry = createRegistryServer({
     port: 0,
     dataDir: join(dir, 'data'),
-    htpasswd: htpasswdPath,
-    access: accessPath,
+    htpasswd: files.htpasswdPath,
+    access: files.accessPath,
     logLevel: 'silent',
     authPollMs: 200,
     uiHandler: mountedUi,
   });
   const { url, port } = await registry.listen();
   registryUrl = url;
-  const host = `127.0.0.1:${port}`;
-  const creds = `${admin.user}:${admin.password}`;
+  return { registry, mountedUi, url, host: `127.0.0.1:${port}` };
+}
 
-  const base = { 'etc/os-release': 'NAME=regctl-base\n', 'usr/lib/libbase.so': blob(2_400_000) };
+/** The first layer several images share, as they would share a base image. */
+type BaseLayer = NonNullable<PlatformSpec['base']>;
+
+/** team/web: a two-platform index tagged 1.0 and latest, and an older single-platform 0.9. */
+async function pushWeb(
+  host: string,
+  creds: string,
+  base: BaseLayer,
+): Promise<{ webIndex: BuiltImage; webOld: BuiltImage }> {
   const webIndex = await buildOciImage([
     {
       os: 'linux',
@@ -177,7 +202,11 @@ export async function startRegistryWithImages(): Promise<RegistryFixture> {
     },
   ]);
   await skopeoPush(webOld.source, host, 'team/web:0.9', creds);
+  return { webIndex, webOld };
+}
 
+/** team/api: two releases on the shared base. */
+async function pushApi(host: string, creds: string, base: BaseLayer): Promise<void> {
   const api = await buildOciImage([
     {
       os: 'linux',
@@ -202,7 +231,10 @@ export async function startRegistryWithImages(): Promise<RegistryFixture> {
     },
   ]);
   await skopeoPush(apiOld.source, host, 'team/api:2.3.1', creds);
+}
 
+/** tools/cli: v2 and an older v1, without the shared base. */
+async function pushCli(host: string, creds: string): Promise<BuiltImage> {
   const cli = await buildOciImage([
     {
       os: 'linux',
@@ -224,7 +256,11 @@ export async function startRegistryWithImages(): Promise<RegistryFixture> {
     },
   ]);
   await skopeoPush(cliOld.source, host, 'tools/cli:v1', creds);
+  return cli;
+}
 
+/** Repositories with one tag each: ml/trainer, infra/postgres-backup (on the shared base) and docs/site. */
+async function pushSingleTagRepositories(host: string, creds: string, base: BaseLayer): Promise<void> {
   const trainer = await buildOciImage([
     {
       os: 'linux',
@@ -256,7 +292,27 @@ export async function startRegistryWithImages(): Promise<RegistryFixture> {
     },
   ]);
   await skopeoPush(site.source, host, 'docs/site:main', creds);
+}
 
+/** Every repository the tests browse, pushed one after another in a fixed order. */
+async function pushImages(
+  host: string,
+  creds: string,
+): Promise<{ webIndex: BuiltImage; webOld: BuiltImage; cli: BuiltImage }> {
+  const base = { 'etc/os-release': 'NAME=regctl-base\n', 'usr/lib/libbase.so': blob(2_400_000) };
+  const { webIndex, webOld } = await pushWeb(host, creds, base);
+  await pushApi(host, creds, base);
+  const cli = await pushCli(host, creds);
+  await pushSingleTagRepositories(host, creds, base);
+  return { webIndex, webOld, cli };
+}
+
+export async function startRegistryWithImages(): Promise<RegistryFixture> {
+  const dir = await mkdtemp(join(tmpdir(), 'regctl-ui-test-'));
+  const files = await writeAccessFiles(dir);
+  const { admin, viewer, rotating, htpasswdPath } = files;
+  const { registry, mountedUi, url, host } = await startRegistry(dir, files);
+  const { webIndex, webOld, cli } = await pushImages(host, `${admin.user}:${admin.password}`);
   const sbomDigest = await attachSbom(url, accountAuth(admin), 'team/web', {
     mediaType: webIndex.mediaType,
     digest: webIndex.digest,
@@ -275,10 +331,10 @@ export async function startRegistryWithImages(): Promise<RegistryFixture> {
     mountedUi,
     images: { webIndex, webOld, cli, sbomDigest },
     async rotatePassword(user, password) {
-      const account = accounts.find((a) => a.user === user);
+      const account = [admin, viewer, rotating].find((a) => a.user === user);
       if (!account) throw new Error(`no account ${user}`);
       account.password = password;
-      await writeHtpasswd();
+      await files.writeHtpasswd();
       const res = await fetch(`${url}/admin/v1/reload`, {
         method: 'POST',
         headers: { Authorization: accountAuth(admin) },

@@ -1,5 +1,5 @@
 /** `/r/<name>/-/image/<reference>`: an image, index or artifact by tag or digest, with its referrers. */
-import { imageDetails } from '../data.js';
+import { imageDetails } from '../image-details.js';
 import { HttpProblem, send, unknownReference, type RouteEntry, type RouteOf } from '../http.js';
 import { RegistryNotFoundError } from '../registry-client.js';
 import { imagePage } from '../views/image.js';

@@ -1,5 +1,5 @@
 /** `/` (to the list) and `/repos`: every repository the user may see, searched, sorted and paged. */
-import { matchesQuery, paginate, sortSummaries } from '../data.js';
+import { matchesQuery, paginate, sortSummaries } from '../listing.js';
 import { redirect, send, takeFlash, type PageExchange, type RouteEntry, type RouteOf } from '../http.js';
 import { isAdmin } from '../permissions.js';
 import { parseSort, reposPage } from '../views/repos.js';

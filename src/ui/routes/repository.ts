@@ -1,5 +1,5 @@
 /** `/r/<name>`: a repository's tags, newest-looking first, a page at a time, each with its details. */
-import { paginate } from '../data.js';
+import { paginate } from '../listing.js';
 import { HttpProblem, notFound, send, takeFlash, type RouteEntry, type RouteOf } from '../http.js';
 import { can } from '../permissions.js';
 import { RegistryNotFoundError } from '../registry-client.js';

@@ -1,4 +1,5 @@
-import type { RepoSummary, SortKey } from '../data.js';
+import type { RepoSummary } from '../data.js';
+import type { SortKey } from '../listing.js';
 import { formatBytesOrDash, formatDateTime, formatRelative, plural } from '../format.js';
 import { html, type SafeHtml } from '../html.js';
 import { flashBox, layout, type Flash, type ViewContext } from './layout.js';

@@ -1,12 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  matchesQuery,
-  paginate,
-  platformChildren,
-  platformName,
-  sortSummaries,
-  type RepoSummary,
-} from '../../../src/ui/data.js';
+import { platformChildren, platformName, type RepoSummary } from '../../../src/ui/data.js';
+import { matchesQuery, paginate, sortSummaries } from '../../../src/ui/listing.js';
 import { compareTags } from '../../../src/ui/routes/repository.js';
 
 const repos: RepoSummary[] = [
