@@ -13,10 +13,7 @@ describe('html templates', () => {
   it('keeps nested templates and raw markup, joins arrays, and drops null, undefined and false', () => {
     const items = ['a<b', 'c'];
     expect(
-      html`<ul>
-          ${items.map((i) => html`<li>${i}</li>`)}
-        </ul>
-        ${null}${undefined}${false}${raw('<hr>')}${0}`.value,
+      html`<ul>${items.map((i) => html`<li>${i}</li>`)}</ul>${null}${undefined}${false}${raw('<hr>')}${0}`.value,
     ).toBe('<ul><li>a&lt;b</li><li>c</li></ul><hr>0');
   });
 
