@@ -7,9 +7,7 @@ import { crumbs, kindBadge } from './repo.js';
 
 function list(items: readonly string[] | null | undefined): SafeHtml {
   if (!items || items.length === 0) return html`<span class="muted">none</span>`;
-  return html`<ul class="list-plain mono">
-    ${items.map((i) => html`<li>${i}</li>`)}
-  </ul>`;
+  return html`<ul class="list-plain mono">${items.map((i) => html`<li>${i}</li>`)}</ul>`;
 }
 
 function prettyJson(raw: string): string {
@@ -35,20 +33,34 @@ function layerRows(
   }));
 }
 
-/** What the tag or digest is: breadcrumbs, title with its kind, and the full digest. */
-function pageHead(ctx: ViewContext, d: ImageDetails, title: string, isDigest: boolean): SafeHtml {
-  return html`<div class="page-head">
-    <div>
-      ${crumbs(ctx, [{ href: ctx.paths.repo(d.name), label: d.name }, { label: isDigest ? shortDigest(d.reference) : d.reference }])}
-      <h1 class="title-mono">${title} ${kindBadge(d.kind)}</h1>
-      <p class="mono small muted" data-testid="image-digest">${d.fetched.digest}</p>
-    </div>
-  </div>`;
+/** The artifacts (signatures, SBOMs, attestations) whose subject is this digest. */
+function referrersCard(ctx: ViewContext, d: ImageDetails): SafeHtml {
+  return html`<section class="card section" aria-labelledby="referrers-title">
+  <div class="card-head"><h2 id="referrers-title">Referrers</h2><span class="hint">signatures, SBOMs and other artifacts attached to this digest</span></div>
+  ${
+    d.referrers === undefined
+      ? html`<p class="empty">${d.referrersError ?? 'unavailable'}</p>`
+      : d.referrers.length === 0
+        ? html`<p class="empty">No artifacts refer to this image.</p>`
+        : html`<div class="table-wrap"><table class="stack" data-testid="referrer-table">
+    <thead><tr><th scope="col">Artifact type</th><th scope="col">Digest</th><th scope="col" class="num">Size</th><th scope="col">Created</th></tr></thead>
+    <tbody>${d.referrers.map(
+      (r) => html`<tr><td data-label="Type"><span class="badge">${r.artifactType ?? r.mediaType}</span></td>
+      <td data-label="Digest"><a class="mono" href="${ctx.paths.image(d.name, r.digest)}">${shortDigest(r.digest)}</a></td>
+      <td class="num" data-label="Size">${formatBytesOrDash(r.size)}</td>
+      <td class="nowrap" data-label="Created">${formatDateTime(r.annotations?.['org.opencontainers.image.created'])}</td></tr>`,
+    )}</tbody>
+  </table></div>`
+  }
+</section>`;
 }
 
-/** Size, creation date and platform(s) at a glance; an index's date is its newest platform's. */
-function stats(d: ImageDetails, layerCount: number): SafeHtml {
+export function imagePage(ctx: ViewContext, d: ImageDetails): string {
+  const host = ctx.publicRegistry;
+  const isDigest = d.reference.includes(':');
+  const title = isDigest ? `${d.name}@${shortDigest(d.fetched.digest)}` : `${d.name}:${d.reference}`;
   const m = d.fetched.manifest;
+  const cfg = d.config?.config;
   const created =
     d.kind === 'index'
       ? d.platforms
@@ -63,249 +75,92 @@ function stats(d: ImageDetails, layerCount: number): SafeHtml {
       : d.config
         ? [d.config.os, d.config.architecture, d.config.variant].filter(Boolean).join('/')
         : '—';
-  return html`<div class="stats">
-    <div class="stat">
-      <div class="stat-label">Size</div>
-      <div class="stat-value" title="${formatExactBytes(d.size)}">${formatBytesOrDash(d.size)}</div>
-      <div class="stat-sub">compressed, as stored</div>
-    </div>
-    <div class="stat">
-      <div class="stat-label">Created</div>
-      <div class="stat-value">${formatRelative(created)}</div>
-      <div class="stat-sub">${formatDateTime(created)}</div>
-    </div>
-    <div class="stat">
-      <div class="stat-label">${d.kind === 'index' ? 'Platforms' : 'Platform'}</div>
-      <div class="stat-value">${platformText}</div>
-      <div class="stat-sub">
-        ${d.kind === 'index' ? 'multi-arch index' : d.kind === 'artifact' ? (m.artifactType ?? (m as ImageManifest).config?.mediaType ?? 'artifact') : plural(layerCount, 'layer')}
-      </div>
-    </div>
-  </div>`;
-}
-
-/** Copyable pull commands: by tag (when opened by tag) and by digest. */
-function pullCard(ctx: ViewContext, d: ImageDetails, isDigest: boolean): SafeHtml {
-  const host = ctx.publicRegistry;
-  return html`<section class="card" aria-labelledby="pull-title">
-    <div class="card-head"><h2 id="pull-title">Pull</h2></div>
-    <div class="card-body pulls">
-      ${isDigest ? '' : pullCommand(`docker pull ${host}/${d.name}:${d.reference}`, 'Copy pull command by tag')}
-      ${pullCommand(`docker pull ${host}/${d.name}@${d.fetched.digest}`, 'Copy pull command by digest')}
-    </div>
-  </section>`;
-}
-
-/** A warning with a link when this manifest is an artifact about another one (it has a `subject`). */
-function subjectAlert(ctx: ViewContext, d: ImageDetails): SafeHtml | '' {
-  const subject = d.fetched.manifest.subject;
-  if (!subject) return '';
-  return html`<div class="alert alert-warn section">
-    <div>
-      <strong>This is an artifact about another image.</strong> Subject:
-      <a class="mono" href="${ctx.paths.image(d.name, subject.digest)}">${shortDigest(subject.digest)}</a>
-    </div>
-  </div>`;
-}
-
-/** An index's platforms, each linking to its own image. */
-function platformsCard(ctx: ViewContext, d: ImageDetails): SafeHtml | '' {
-  if (d.kind !== 'index') return '';
-  return html`<section class="card" aria-labelledby="platforms-title">
-    <div class="card-head">
-      <h2 id="platforms-title">Platforms</h2>
-      <span class="hint">each platform's own image</span>
-    </div>
-    <div class="table-wrap">
-      <table class="stack" data-testid="platform-table">
-        <thead>
-          <tr>
-            <th scope="col">Platform</th>
-            <th scope="col">Digest</th>
-            <th scope="col" class="num">Size</th>
-            <th scope="col">Created</th>
-          </tr>
-        </thead>
-        <tbody>
-          ${d.platforms.map(
-            (p) =>
-              html`<tr data-platform="${p.platform}">
-                <td data-label="Platform"><span class="badge">${p.platform}</span></td>
-                <td data-label="Digest">
-                  <a class="mono" href="${ctx.paths.image(d.name, p.digest)}">${shortDigest(p.digest)}</a>
-                </td>
-                <td class="num" data-label="Size" data-testid="platform-size">${formatBytesOrDash(p.size)}</td>
-                <td class="nowrap" data-label="Created">
-                  <span title="${formatDateTime(p.created)}" data-testid="platform-created"
-                    >${formatDateTime(p.created)}</span
-                  >
-                </td>
-              </tr>`,
-          )}
-        </tbody>
-      </table>
-    </div>
-  </section>`;
-}
-
-/** An image's run configuration, then its environment and labels, side by side. */
-function configCards(d: ImageDetails): SafeHtml | '' {
-  if (!d.config) return '';
-  const cfg = d.config.config;
   const ports = Object.keys(cfg?.ExposedPorts ?? {});
   const labels = Object.entries(cfg?.Labels ?? {}).map(([k, v]) => `${k}=${v}`);
-  return html`<div class="grid section">
-    <section class="card" aria-labelledby="config-title">
-      <div class="card-head"><h2 id="config-title">Configuration</h2></div>
-      <div class="card-body">
-        <dl class="kv">
-          <dt>Entrypoint</dt>
-          <dd>
-            ${cfg?.Entrypoint?.length ? html`<code>${JSON.stringify(cfg.Entrypoint)}</code>` : html`<span class="muted">none</span>`}
-          </dd>
-          <dt>Command</dt>
-          <dd>
-            ${cfg?.Cmd?.length ? html`<code>${JSON.stringify(cfg.Cmd)}</code>` : html`<span class="muted">none</span>`}
-          </dd>
-          <dt>Working dir</dt>
-          <dd>${cfg?.WorkingDir ? html`<code>${cfg.WorkingDir}</code>` : html`<span class="muted">/</span>`}</dd>
-          <dt>User</dt>
-          <dd>${cfg?.User ? html`<code>${cfg.User}</code>` : html`<span class="muted">root (default)</span>`}</dd>
-          <dt>Exposed ports</dt>
-          <dd data-testid="ports">
-            ${ports.length ? html`<div class="badges">${ports.map((p) => html`<span class="badge">${p}</span>`)}</div>` : html`<span class="muted">none</span>`}
-          </dd>
-          ${
-            d.config.author
-              ? html`<dt>Author</dt>
-                  <dd>${d.config.author}</dd>`
-              : ''
-          }
-        </dl>
-      </div>
-    </section>
-    <section class="card" aria-labelledby="env-title">
-      <div class="card-head"><h2 id="env-title">Environment and labels</h2></div>
-      <div class="card-body">
-        <dl class="kv">
-          <dt>Env</dt>
-          <dd data-testid="env">${list(cfg?.Env)}</dd>
-          <dt>Labels</dt>
-          <dd data-testid="labels">${list(labels)}</dd>
-        </dl>
-      </div>
-    </section>
-  </div>`;
-}
+  const layers = isIndex(m) ? [] : layerRows(d);
+  const subject = m.subject;
 
-/** An image's layers in order, each with the history step that made it. */
-function layersCard(layers: ReturnType<typeof layerRows>): SafeHtml | '' {
-  if (!layers.length) return '';
-  return html`<section class="card section" aria-labelledby="layers-title">
-    <div class="card-head">
-      <h2 id="layers-title">Layers</h2>
-      <span class="hint"
-        >${plural(layers.length, 'layer')} · ${formatBytesOrDash(layers.reduce((n, l) => n + l.size, 0))}</span
-      >
-    </div>
-    <div class="table-wrap">
-      <table class="stack" data-testid="layer-table">
-        <thead>
-          <tr>
-            <th scope="col">#</th>
-            <th scope="col">Created by</th>
-            <th scope="col">Digest</th>
-            <th scope="col" class="num">Size</th>
-          </tr>
-        </thead>
-        <tbody>
-          ${layers.map(
-            (l, i) =>
-              html`<tr>
-                <td class="muted" data-label="#">${i + 1}</td>
-                <td data-label="Created by">
-                  <div class="history-cmd">${l.createdBy ?? '—'}</div>
-                  ${l.created ? html`<div class="muted small">${formatDateTime(l.created)}</div>` : ''}
-                </td>
-                <td data-label="Digest">
-                  <span class="mono small" title="${l.digest}">${shortDigest(l.digest)}</span>
-                </td>
-                <td class="num" data-label="Size">${formatBytesOrDash(l.size)}</td>
-              </tr>`,
-          )}
-        </tbody>
-      </table>
-    </div>
-  </section>`;
+  const body = html`
+<div class="page-head">
+  <div>${crumbs(ctx, [{ href: ctx.paths.repo(d.name), label: d.name }, { label: isDigest ? shortDigest(d.reference) : d.reference }])}
+  <h1 class="title-mono">${title} ${kindBadge(d.kind)}</h1>
+  <p class="mono small muted" data-testid="image-digest">${d.fetched.digest}</p></div>
+</div>
+<div class="stats">
+  <div class="stat"><div class="stat-label">Size</div><div class="stat-value" title="${formatExactBytes(d.size)}">${formatBytesOrDash(d.size)}</div><div class="stat-sub">compressed, as stored</div></div>
+  <div class="stat"><div class="stat-label">Created</div><div class="stat-value">${formatRelative(created)}</div><div class="stat-sub">${formatDateTime(created)}</div></div>
+  <div class="stat"><div class="stat-label">${d.kind === 'index' ? 'Platforms' : 'Platform'}</div><div class="stat-value">${platformText}</div><div class="stat-sub">${d.kind === 'index' ? 'multi-arch index' : d.kind === 'artifact' ? (m.artifactType ?? (m as ImageManifest).config?.mediaType ?? 'artifact') : plural(layers.length, 'layer')}</div></div>
+</div>
+<section class="card" aria-labelledby="pull-title">
+  <div class="card-head"><h2 id="pull-title">Pull</h2></div>
+  <div class="card-body pulls">
+    ${isDigest ? '' : pullCommand(`docker pull ${host}/${d.name}:${d.reference}`, 'Copy pull command by tag')}
+    ${pullCommand(`docker pull ${host}/${d.name}@${d.fetched.digest}`, 'Copy pull command by digest')}
+  </div>
+</section>
+${subject ? html`<div class="alert alert-warn section"><div><strong>This is an artifact about another image.</strong> Subject: <a class="mono" href="${ctx.paths.image(d.name, subject.digest)}">${shortDigest(subject.digest)}</a></div></div>` : ''}
+${
+  d.kind === 'index'
+    ? html`<section class="card" aria-labelledby="platforms-title">
+  <div class="card-head"><h2 id="platforms-title">Platforms</h2><span class="hint">each platform's own image</span></div>
+  <div class="table-wrap"><table class="stack" data-testid="platform-table">
+    <thead><tr><th scope="col">Platform</th><th scope="col">Digest</th><th scope="col" class="num">Size</th><th scope="col">Created</th></tr></thead>
+    <tbody>${d.platforms.map(
+      (
+        p,
+      ) => html`<tr data-platform="${p.platform}"><td data-label="Platform"><span class="badge">${p.platform}</span></td>
+      <td data-label="Digest"><a class="mono" href="${ctx.paths.image(d.name, p.digest)}">${shortDigest(p.digest)}</a></td>
+      <td class="num" data-label="Size" data-testid="platform-size">${formatBytesOrDash(p.size)}</td>
+      <td class="nowrap" data-label="Created"><span title="${formatDateTime(p.created)}" data-testid="platform-created">${formatDateTime(p.created)}</span></td></tr>`,
+    )}</tbody>
+  </table></div>
+</section>`
+    : ''
 }
-
-/** Artifacts attached to this digest, or why the registry could not list them. */
-function referrersCard(ctx: ViewContext, d: ImageDetails): SafeHtml {
-  return html`<section class="card section" aria-labelledby="referrers-title">
-    <div class="card-head">
-      <h2 id="referrers-title">Referrers</h2>
-      <span class="hint">signatures, SBOMs and other artifacts attached to this digest</span>
-    </div>
-    ${
-      d.referrers === undefined
-        ? html`<p class="empty">${d.referrersError ?? 'unavailable'}</p>`
-        : d.referrers.length === 0
-          ? html`<p class="empty">No artifacts refer to this image.</p>`
-          : html`<div class="table-wrap">
-              <table class="stack" data-testid="referrer-table">
-                <thead>
-                  <tr>
-                    <th scope="col">Artifact type</th>
-                    <th scope="col">Digest</th>
-                    <th scope="col" class="num">Size</th>
-                    <th scope="col">Created</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  ${d.referrers.map(
-                    (r) =>
-                      html`<tr>
-                        <td data-label="Type"><span class="badge">${r.artifactType ?? r.mediaType}</span></td>
-                        <td data-label="Digest">
-                          <a class="mono" href="${ctx.paths.image(d.name, r.digest)}">${shortDigest(r.digest)}</a>
-                        </td>
-                        <td class="num" data-label="Size">${formatBytesOrDash(r.size)}</td>
-                        <td class="nowrap" data-label="Created">
-                          ${formatDateTime(r.annotations?.['org.opencontainers.image.created'])}
-                        </td>
-                      </tr>`,
-                  )}
-                </tbody>
-              </table>
-            </div>`
-    }
-  </section>`;
+${
+  d.config
+    ? html`<div class="grid section">
+  <section class="card" aria-labelledby="config-title">
+    <div class="card-head"><h2 id="config-title">Configuration</h2></div>
+    <div class="card-body"><dl class="kv">
+      <dt>Entrypoint</dt><dd>${cfg?.Entrypoint?.length ? html`<code>${JSON.stringify(cfg.Entrypoint)}</code>` : html`<span class="muted">none</span>`}</dd>
+      <dt>Command</dt><dd>${cfg?.Cmd?.length ? html`<code>${JSON.stringify(cfg.Cmd)}</code>` : html`<span class="muted">none</span>`}</dd>
+      <dt>Working dir</dt><dd>${cfg?.WorkingDir ? html`<code>${cfg.WorkingDir}</code>` : html`<span class="muted">/</span>`}</dd>
+      <dt>User</dt><dd>${cfg?.User ? html`<code>${cfg.User}</code>` : html`<span class="muted">root (default)</span>`}</dd>
+      <dt>Exposed ports</dt><dd data-testid="ports">${ports.length ? html`<div class="badges">${ports.map((p) => html`<span class="badge">${p}</span>`)}</div>` : html`<span class="muted">none</span>`}</dd>
+      ${d.config.author ? html`<dt>Author</dt><dd>${d.config.author}</dd>` : ''}
+    </dl></div>
+  </section>
+  <section class="card" aria-labelledby="env-title">
+    <div class="card-head"><h2 id="env-title">Environment and labels</h2></div>
+    <div class="card-body"><dl class="kv">
+      <dt>Env</dt><dd data-testid="env">${list(cfg?.Env)}</dd>
+      <dt>Labels</dt><dd data-testid="labels">${list(labels)}</dd>
+    </dl></div>
+  </section>
+</div>`
+    : ''
 }
-
-/** The manifest and config as stored, folded away. */
-function rawJsonCard(d: ImageDetails): SafeHtml {
-  return html`<section class="card section" aria-label="Raw JSON">
-    <details>
-      <summary>Manifest JSON <span class="muted small mono">${d.fetched.mediaType}</span></summary>
-      <pre class="json" data-testid="raw-manifest">${prettyJson(d.fetched.raw)}</pre>
-    </details>
-    ${
-      d.configRaw
-        ? html`<details>
-            <summary>Config JSON</summary>
-            <pre class="json">${d.configRaw}</pre>
-          </details>`
-        : ''
-    }
-  </section>`;
+${
+  layers.length
+    ? html`<section class="card section" aria-labelledby="layers-title">
+  <div class="card-head"><h2 id="layers-title">Layers</h2><span class="hint">${plural(layers.length, 'layer')} · ${formatBytesOrDash(layers.reduce((n, l) => n + l.size, 0))}</span></div>
+  <div class="table-wrap"><table class="stack" data-testid="layer-table">
+    <thead><tr><th scope="col">#</th><th scope="col">Created by</th><th scope="col">Digest</th><th scope="col" class="num">Size</th></tr></thead>
+    <tbody>${layers.map(
+      (l, i) => html`<tr><td class="muted" data-label="#">${i + 1}</td>
+      <td data-label="Created by"><div class="history-cmd">${l.createdBy ?? '—'}</div>${l.created ? html`<div class="muted small">${formatDateTime(l.created)}</div>` : ''}</td>
+      <td data-label="Digest"><span class="mono small" title="${l.digest}">${shortDigest(l.digest)}</span></td>
+      <td class="num" data-label="Size">${formatBytesOrDash(l.size)}</td></tr>`,
+    )}</tbody>
+  </table></div>
+</section>`
+    : ''
 }
-
-export function imagePage(ctx: ViewContext, d: ImageDetails): string {
-  const isDigest = d.reference.includes(':');
-  const title = isDigest ? `${d.name}@${shortDigest(d.fetched.digest)}` : `${d.name}:${d.reference}`;
-  const layers = isIndex(d.fetched.manifest) ? [] : layerRows(d);
-  const body = html` ${pageHead(ctx, d, title, isDigest)} ${stats(d, layers.length)} ${pullCard(ctx, d, isDigest)}
-  ${subjectAlert(ctx, d)} ${platformsCard(ctx, d)} ${configCards(d)} ${layersCard(layers)} ${referrersCard(ctx, d)}
-  ${rawJsonCard(d)}`;
+${referrersCard(ctx, d)}
+<section class="card section" aria-label="Raw JSON">
+  <details><summary>Manifest JSON <span class="muted small mono">${d.fetched.mediaType}</span></summary><pre class="json" data-testid="raw-manifest">${prettyJson(d.fetched.raw)}</pre></details>
+  ${d.configRaw ? html`<details><summary>Config JSON</summary><pre class="json">${d.configRaw}</pre></details>` : ''}
+</section>`;
   return layout(ctx, { title, active: 'repos', body }).value;
 }
