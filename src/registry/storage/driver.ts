@@ -5,6 +5,8 @@
  *
  * - `putContent` is atomic: a reader sees the old content or the new, never a torn file.
  * - `writer` streams into a file (appending or truncating); the data is durable once `move` has published it.
+ *   `onData`, when given, sees every chunk in order just before it is written (uploads hash what they store
+ *   this way, without a stream stage of their own).
  * - `move` atomically replaces the destination and makes the move durable.
  * - `delete` removes a file or a whole tree, then the parent directories it left empty; deleting what is
  *   absent is not an error.
@@ -24,13 +26,18 @@ export interface DirEntry {
   isDir: boolean;
 }
 
+export interface WriterOptions {
+  append: boolean;
+  onData?: (chunk: Buffer) => void;
+}
+
 export interface StorageDriver {
   readonly name: string;
   getContent(path: string): Promise<Buffer>;
   putContent(path: string, data: Buffer | string): Promise<void>;
   /** Byte range `start`..`end`, both inclusive, like `fs.createReadStream`. */
   reader(path: string, range?: { start?: number; end?: number }): Promise<Readable>;
-  writer(path: string, opts: { append: boolean }): Promise<Writable>;
+  writer(path: string, opts: WriterOptions): Promise<Writable>;
   /**
    * Optional: writes bytes `start`..`end` (inclusive) of `path` to `out` without ending it, resolving when
    * every byte has been handed to `out`. A driver offers it when it can do better than `reader` piped into

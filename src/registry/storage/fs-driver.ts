@@ -12,6 +12,7 @@ import {
   type DirEntry,
   type FileInfo,
   type StorageDriver,
+  type WriterOptions,
 } from './driver.js';
 
 const STREAM_BUFFER = 1024 * 1024;
@@ -69,27 +70,39 @@ export function tempName(path: string): string {
 const FLUSH_EVERY = 64 * 1024 * 1024;
 
 /**
- * Writes to a file and, every FLUSH_EVERY bytes, asks the kernel to write what it holds to disk
- * (`fdatasync`) in the background, one flush at a time, while writing goes on. A blob is fsynced before it is
- * published; without the flushes all of a large upload would still be in the page cache at that moment (the
- * kernel starts writing back only past a share of memory), and the upload would wait for the whole of it.
+ * Writes to a file and, each time the file has grown by FLUSH_EVERY bytes since its last flush, asks the kernel to
+ * write what it holds to disk (`fdatasync`) in the background, one flush at a time, while writing goes on. A blob is
+ * fsynced before it is published; without the flushes all of a large upload would still be in the page cache at that
+ * moment (the kernel starts writing back only past a share of memory), and the upload would wait for the whole of it.
+ *
+ * The flush points are offsets in the file, not counts of this writer's bytes, so that an upload sent as many
+ * chunks (one writer each) is flushed as it grows, like one sent whole. A writer that ends while its flush is still
+ * running does not wait for it: it hands the flush and the closing of the file to `closeLater`, and whoever makes
+ * the file durable (the driver's `move`) waits for them first.
  */
 class FlushingFileWriter extends Writable {
-  private written = 0;
-  private flushedAt = 0;
+  private position: number;
+  private flushedAt: number;
   private flushing: Promise<void> | undefined;
 
-  constructor(private readonly fh: FileHandle) {
+  constructor(
+    private readonly fh: FileHandle,
+    startOffset: number,
+    private readonly closeLater: (closing: Promise<void>) => void,
+    private readonly onData: ((chunk: Buffer) => void) | undefined,
+    private readonly flushFile: (fh: FileHandle) => Promise<void>,
+  ) {
     super({ highWaterMark: STREAM_BUFFER });
+    this.position = startOffset;
+    this.flushedAt = startOffset - (startOffset % FLUSH_EVERY);
   }
 
   private afterWrite(n: number): void {
-    this.written += n;
-    if (this.flushing || this.written - this.flushedAt < FLUSH_EVERY) return;
-    this.flushedAt = this.written;
+    this.position += n;
+    if (this.flushing || this.position - this.flushedAt < FLUSH_EVERY) return;
+    this.flushedAt = this.position;
     // A failed background flush is not the write's failure: the fsync before publishing reports it.
-    this.flushing = this.fh
-      .datasync()
+    this.flushing = this.flushFile(this.fh)
       .then(
         () => undefined,
         () => undefined,
@@ -110,18 +123,23 @@ class FlushingFileWriter extends Writable {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.onData?.(chunk);
     this.writeAll([chunk]).then(() => cb(), cb);
   }
 
   override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
-    this.writeAll(chunks.map((c) => c.chunk)).then(() => cb(), cb);
+    const buffers = chunks.map((c) => c.chunk);
+    if (this.onData) for (const b of buffers) this.onData(b);
+    this.writeAll(buffers).then(() => cb(), cb);
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    void (async () => {
-      await this.flushing;
-      await this.fh.close();
-    })().then(
+    if (this.flushing) {
+      this.closeLater(this.flushing.then(() => this.fh.close()).catch(() => undefined));
+      cb(err);
+      return;
+    }
+    this.fh.close().then(
       () => cb(err),
       (closeErr: Error) => cb(err ?? closeErr),
     );
@@ -132,6 +150,8 @@ class FlushingFileWriter extends Writable {
 export interface SyncOps {
   /** Makes a file's data and size durable (fsync). */
   syncFile(fh: FileHandle): Promise<void>;
+  /** Writes a growing file's data so far to disk, in the background of its writes (fdatasync). */
+  flushFile(fh: FileHandle): Promise<void>;
   /** Makes a directory's entries durable (fsync of the directory). */
   syncDir(dir: string): Promise<void>;
 }
@@ -145,10 +165,12 @@ export class FsDriver implements StorageDriver {
   readonly name = 'filesystem';
   readonly root: string;
   private readonly sync: SyncOps;
+  /** Background flushes and closes of writers that have ended, by absolute path (see FlushingFileWriter). */
+  private readonly closing = new Map<string, Set<Promise<void>>>();
 
   constructor(root: string, opts: { sync?: SyncOps } = {}) {
     this.root = root;
-    this.sync = opts.sync ?? { syncFile: (fh) => fh.sync(), syncDir: fsyncDir };
+    this.sync = opts.sync ?? { syncFile: (fh) => fh.sync(), flushFile: (fh) => fh.datasync(), syncDir: fsyncDir };
   }
 
   private abs(path: string): string {
@@ -253,10 +275,33 @@ export class FsDriver implements StorageDriver {
     }
   }
 
-  async writer(path: string, opts: { append: boolean }): Promise<Writable> {
+  async writer(path: string, opts: WriterOptions): Promise<Writable> {
     const abs = this.abs(path);
     const fh = await inDir(dirname(abs), () => open(abs, opts.append ? 'a' : 'w', 0o644));
-    return new FlushingFileWriter(fh);
+    const start = opts.append ? (await fh.stat()).size : 0;
+    return new FlushingFileWriter(
+      fh,
+      start,
+      (closing) => this.closeLater(abs, closing),
+      opts.onData,
+      this.sync.flushFile,
+    );
+  }
+
+  /** Keeps a writer's background flush and close until the file is next made durable (see FlushingFileWriter). */
+  private closeLater(abs: string, closing: Promise<void>): void {
+    const set = this.closing.get(abs) ?? new Set<Promise<void>>();
+    set.add(closing);
+    this.closing.set(abs, set);
+    void closing.finally(() => {
+      set.delete(closing);
+      if (set.size === 0 && this.closing.get(abs) === set) this.closing.delete(abs);
+    });
+  }
+
+  private async closed(abs: string): Promise<void> {
+    const set = this.closing.get(abs);
+    if (set) await Promise.all(set);
   }
 
   async stat(path: string): Promise<FileInfo> {
@@ -281,6 +326,7 @@ export class FsDriver implements StorageDriver {
   async move(from: string, to: string): Promise<void> {
     const src = this.abs(from);
     const dst = this.abs(to);
+    await this.closed(src);
     let fh: FileHandle;
     try {
       fh = await open(src, 'r');

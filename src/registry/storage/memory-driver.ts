@@ -1,5 +1,12 @@
 import { Readable, Writable } from 'node:stream';
-import { PathNotFoundError, assertRelativePath, type DirEntry, type FileInfo, type StorageDriver } from './driver.js';
+import {
+  PathNotFoundError,
+  assertRelativePath,
+  type DirEntry,
+  type FileInfo,
+  type StorageDriver,
+  type WriterOptions,
+} from './driver.js';
 
 interface MemFile {
   chunks: Buffer[];
@@ -44,7 +51,7 @@ export class MemoryDriver implements StorageDriver {
     return Readable.from([all.subarray(start, end)]);
   }
 
-  async writer(path: string, opts: { append: boolean }): Promise<Writable> {
+  async writer(path: string, opts: WriterOptions): Promise<Writable> {
     assertRelativePath(path);
     let f = this.files.get(path);
     if (!f || !opts.append) {
@@ -54,6 +61,7 @@ export class MemoryDriver implements StorageDriver {
     const target = f;
     return new Writable({
       write(chunk: Buffer, _enc, cb) {
+        opts.onData?.(chunk);
         target.chunks.push(Buffer.from(chunk));
         target.size += chunk.length;
         target.modifiedAt = new Date();

@@ -5,7 +5,7 @@
  * another process (or an earlier one) received the first chunks.
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pMap from 'p-map';
 import { RegistryError } from '../errors.js';
@@ -26,17 +26,6 @@ interface UploadState {
 }
 
 type ByteRange = { start: number; end: number };
-
-function hashTap(hash: Hash, counter: { bytes: number }): Transform {
-  return new Transform({
-    highWaterMark: 1024 * 1024,
-    transform(chunk: Buffer, _enc, cb) {
-      hash.update(chunk);
-      counter.bytes += chunk.length;
-      cb(null, chunk);
-    },
-  });
-}
 
 export class UploadStore {
   private readonly states = new Map<string, UploadState>();
@@ -214,9 +203,15 @@ export class UploadStore {
 
   private async appendLocked(name: string, id: string, state: UploadState, body: Readable): Promise<void> {
     const counter = { bytes: 0 };
-    const out = await this.driver.writer(pathFor({ kind: 'uploadData', name, id }), { append: true });
+    const out = await this.driver.writer(pathFor({ kind: 'uploadData', name, id }), {
+      append: true,
+      onData: (chunk) => {
+        state.hash.update(chunk);
+        counter.bytes += chunk.length;
+      },
+    });
     try {
-      await pipeline(body, hashTap(state.hash, counter), out);
+      await pipeline(body, out);
     } catch (err) {
       // The file may hold part of the chunk: forget the running hash, it is rebuilt from the file if needed.
       this.states.delete(id);

@@ -12,13 +12,28 @@ import { sha256 } from './helpers.js';
  * fsync primitives that really sync files, but only once the test opens the gate (`close('dirs')` gates only
  * the directory syncs); they record what they synced.
  */
-function gatedSync(): SyncOps & { open(): void; close(which?: 'all' | 'dirs'): void; files: number; dirs: string[] } {
+function gatedSync(): SyncOps & {
+  open(): void;
+  close(which?: 'all' | 'dirs'): void;
+  holdFlushes(): () => void;
+  files: number;
+  flushes: number;
+  dirs: string[];
+} {
+  let flushGate: Promise<void> = Promise.resolve();
   let fileGate: Promise<void> = Promise.resolve();
   let dirGate: Promise<void> = Promise.resolve();
   let release: () => void = () => undefined;
   const g = {
     files: 0,
+    flushes: 0,
     dirs: [] as string[],
+    /** Holds background flushes until the returned function is called. */
+    holdFlushes() {
+      let releaseFlushes: () => void = () => undefined;
+      flushGate = new Promise<void>((r) => (releaseFlushes = r));
+      return () => releaseFlushes();
+    },
     close(which: 'all' | 'dirs' = 'all') {
       const gate = new Promise<void>((r) => (release = r));
       dirGate = gate;
@@ -35,6 +50,11 @@ function gatedSync(): SyncOps & { open(): void; close(which?: 'all' | 'dirs'): v
     async syncDir(dir: string) {
       await dirGate;
       g.dirs.push(dir);
+    },
+    async flushFile(fh: Parameters<SyncOps['flushFile']>[0]) {
+      g.flushes++;
+      await flushGate;
+      await fh.datasync();
     },
   };
   return g;
@@ -111,6 +131,30 @@ describe('filesystem driver durability', () => {
     expect(sync.dirs).toContain(join(root, 'blobs/x'));
   });
 
+  it('flushes an upload sent in chunks as it grows, without holding a chunk; publishing waits for the flush', async () => {
+    const root = await tempDir();
+    const sync = gatedSync();
+    const driver = new FsDriver(root, { sync });
+    const release = sync.holdFlushes();
+    const chunk = Buffer.alloc(16 * 1024 * 1024, 7);
+    const append = async () => {
+      const w = await driver.writer('up/data', { append: true });
+      await new Promise<void>((resolve, reject) =>
+        w.end(chunk, (err?: Error | null) => (err ? reject(err) : resolve())),
+      );
+    };
+    // Four 16 MiB chunks, each by its own writer: the file crosses 64 MiB in the fourth, which starts a flush.
+    for (let i = 0; i < 3; i++) await append();
+    expect(sync.flushes).toBe(0);
+    expect(await settles(append())).toBe(true);
+    expect(sync.flushes).toBe(1);
+    const move = driver.move('up/data', 'blobs/y/data');
+    expect(await settles(move)).toBe(false);
+    release();
+    await move;
+    expect((await readFile(join(root, 'blobs/y/data'))).length).toBe(64 * 1024 * 1024);
+  });
+
   it('a failed fsync fails the write, leaves the old content and no temporary file', async () => {
     const root = await tempDir();
     const driver = new FsDriver(root);
@@ -120,6 +164,7 @@ describe('filesystem driver durability', () => {
         syncFile: async () => {
           throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
         },
+        flushFile: async () => undefined,
         syncDir: async () => undefined,
       },
     });
