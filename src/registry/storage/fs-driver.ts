@@ -149,11 +149,11 @@ class FlushingFileWriter extends Writable {
 /** The durability primitives of the filesystem driver's writes (the filesystem's, or gated ones in tests). */
 export interface SyncOps {
   /** Makes a file's data and size durable (fsync). */
-  syncFile(fh: FileHandle): Promise<void>;
+  syncFile: (fh: FileHandle) => Promise<void>;
   /** Writes a growing file's data so far to disk, in the background of its writes (fdatasync). */
-  flushFile(fh: FileHandle): Promise<void>;
+  flushFile: (fh: FileHandle) => Promise<void>;
   /** Makes a directory's entries durable (fsync of the directory). */
-  syncDir(dir: string): Promise<void>;
+  syncDir: (dir: string) => Promise<void>;
 }
 
 /**
