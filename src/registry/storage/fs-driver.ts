@@ -122,15 +122,19 @@ class FlushingFileWriter extends Writable {
     }
   }
 
+  // `onData` runs once the write is under way, so that hashing a batch overlaps with writing it (both only read
+  // the buffers); it still sees every chunk in order, before the next batch is written.
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    const writing = this.writeAll([chunk]);
     this.onData?.(chunk);
-    this.writeAll([chunk]).then(() => cb(), cb);
+    writing.then(() => cb(), cb);
   }
 
   override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
     const buffers = chunks.map((c) => c.chunk);
+    const writing = this.writeAll(buffers.slice());
     if (this.onData) for (const b of buffers) this.onData(b);
-    this.writeAll(buffers).then(() => cb(), cb);
+    writing.then(() => cb(), cb);
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
