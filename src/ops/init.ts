@@ -8,6 +8,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { RegctlError } from '../common/errors.js';
 import { exists, readIfExists } from '../common/fs.js';
 import type { Output, Prompts } from '../common/io.js';
+import { readStdinSecret } from '../common/stdin.js';
 import { CONFIG_FILE, loadStackConfig } from '../config/load.js';
 import { hostNameProblem, parseStackConfig, primaryAdmin, USER_NAME, type StackConfig } from '../config/schema.js';
 import { z } from 'zod';
@@ -69,15 +70,6 @@ const hostValidate = (value: string): true | string => {
 };
 const emailValidate = (value: string): true | string =>
   value === '' || z.email().safeParse(value).success ? true : 'not an email address';
-
-async function readStdin(stream: NodeJS.ReadableStream): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream)
-    chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array));
-  return Buffer.concat(chunks)
-    .toString('utf8')
-    .replace(/\r?\n$/, '');
-}
 
 /** Resolves when `port` can be bound on all addresses; PORT_IN_USE otherwise. */
 export async function ensurePortFree(port: number, flag: string): Promise<void> {
@@ -236,7 +228,7 @@ async function initCredentials(
   const username = existingEnv[ENV_KEYS.username] || primaryAdmin(config);
   let shownPassword: string | undefined;
   if (opts.passwordStdin) {
-    const given = await readStdin(ctx.stdin);
+    const given = await readStdinSecret(ctx.stdin);
     if (password !== undefined || existingHtpasswd !== undefined) {
       ctx.out.warn('--password-stdin ignored: this stack already has credentials (they are never replaced by init)');
     } else {

@@ -24,16 +24,6 @@ export function outputFor(out: Output, json: boolean | undefined): Output {
   };
 }
 
-/** The whole of stdin without its final newline (for `--password-stdin`). */
-export async function readStdinSecret(stream: NodeJS.ReadableStream): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream)
-    chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array));
-  return Buffer.concat(chunks)
-    .toString('utf8')
-    .replace(/\r?\n$/, '');
-}
-
 export function stackDir(ctx: CliContext, dir: string | undefined): string {
   return resolve(ctx.cwd, dir ?? '.');
 }

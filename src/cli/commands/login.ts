@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { resolve } from 'node:path';
 import type { CliContext } from '../context.js';
 import { RegctlError } from '../../common/errors.js';
-import { readSecretFromStdin } from './read-stdin.js';
+import { readStdinSecret } from '../../common/stdin.js';
 
 export function loginCommand(ctx: CliContext): Command {
   return new Command('login')
@@ -55,7 +55,7 @@ export function loginCommand(ctx: CliContext): Command {
             return;
           }
         }
-        const password = opts.passwordStdin ? await readSecretFromStdin(ctx.stdin) : undefined;
+        const password = opts.passwordStdin ? await readStdinSecret(ctx.stdin) : undefined;
         const r = await login({
           dir,
           ...(opts.prod ? { prod: true } : {}),

@@ -1,7 +1,8 @@
 import { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { durationArg } from '../arg-parsers.js';
-import { outputFor, readStdinSecret, stackDir } from './day-two.js';
+import { outputFor, stackDir } from './day-two.js';
+import { readStdinSecret } from '../../common/stdin.js';
 
 interface Flags {
   dir?: string;

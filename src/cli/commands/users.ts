@@ -2,7 +2,8 @@ import { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import type { UserPermissions } from '../../ops/users.js';
 import type { Output } from '../../common/io.js';
-import { collect, outputFor, readStdinSecret, stackDir } from './day-two.js';
+import { collect, outputFor, stackDir } from './day-two.js';
+import { readStdinSecret } from '../../common/stdin.js';
 
 interface PermFlags {
   dir?: string;

@@ -3,7 +3,7 @@ import { statfs } from 'node:fs/promises';
 import { formatBytes, parseSize } from '../../common/units.js';
 import { DATA_DIR } from '../../stack/build-model.js';
 import { probe } from '../http-probe.js';
-import { messageOf, type Check, type DoctorContext } from './types.js';
+import { messageOf, throughTraefik, type Check, type DoctorContext } from './types.js';
 
 interface Space {
   free: number;
@@ -15,15 +15,7 @@ interface Space {
 async function spaceFromRegistry(ctx: DoctorContext): Promise<{ space?: Space; problem: string }> {
   if (!ctx.running || !ctx.creds) return { problem: '' };
   try {
-    const r = await probe({
-      address: ctx.address,
-      port: ctx.publicPort,
-      host: ctx.registryHost,
-      tls: ctx.tls,
-      insecure: true,
-      path: '/admin/v1/disk',
-      auth: ctx.creds,
-    });
+    const r = await probe({ ...throughTraefik(ctx), path: '/admin/v1/disk', auth: ctx.creds });
     const body =
       r.status === 200 ? (JSON.parse(r.body) as { freeBytes: number | null; totalBytes: number | null }) : undefined;
     if (body && body.freeBytes !== null && body.totalBytes !== null)
@@ -97,14 +89,7 @@ export const clockCheck: Check = {
       }
     }
     if (ctx.running) {
-      const r = await probe({
-        address: ctx.address,
-        port: ctx.publicPort,
-        host: ctx.registryHost,
-        tls: ctx.tls,
-        insecure: true,
-        path: '/v2/',
-      }).catch(() => undefined);
+      const r = await probe({ ...throughTraefik(ctx), path: '/v2/' }).catch(() => undefined);
       const date = r?.headers.date;
       if (date) {
         const d = Math.abs(Date.parse(date) - Date.now());

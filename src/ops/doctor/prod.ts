@@ -3,14 +3,14 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ACME_STORAGE_DIR } from '../../stack/traefik.js';
 import { isTraefikDefaultCertificate, probe, servedCertificate } from '../http-probe.js';
-import { messageOf, type Check } from './types.js';
+import { messageOf, TRAEFIK_NOT_RUNNING, type Check } from './types.js';
 
 export const certificateCheck: Check = {
   id: 'certificate',
   title: 'Certificate',
   mode: 'prod',
   async run(ctx) {
-    if (!ctx.running) return { status: 'skip', detail: 'Traefik is not running' };
+    if (!ctx.running) return TRAEFIK_NOT_RUNNING;
     const host = ctx.registryHost;
     const port = ctx.config.ports.https;
     try {
@@ -72,7 +72,7 @@ export const httpChallengeCheck: Check = {
   title: 'Port 80 for the HTTP challenge',
   mode: 'prod',
   async run(ctx) {
-    if (!ctx.running) return { status: 'skip', detail: 'Traefik is not running' };
+    if (!ctx.running) return TRAEFIK_NOT_RUNNING;
     const port = ctx.config.ports.http;
     try {
       const r = await probe({

@@ -6,7 +6,7 @@ import { parseDuration } from '../../common/units.js';
 import { TRAEFIK_CONFIG_FILES } from '../../stack/build-model.js';
 import { probe } from '../http-probe.js';
 import { status } from '../status.js';
-import { messageOf, type Check } from './types.js';
+import { messageOf, throughTraefik, TRAEFIK_NOT_RUNNING, type Check } from './types.js';
 
 const HOUR_MS = 3_600_000;
 
@@ -84,35 +84,16 @@ export const locationCheck: Check = {
   id: 'location',
   title: 'Upload Location headers',
   async run(ctx) {
-    if (!ctx.running) return { status: 'skip', detail: 'Traefik is not running' };
+    if (!ctx.running) return TRAEFIK_NOT_RUNNING;
     if (!ctx.creds) return { status: 'skip', detail: 'no admin credentials in .env' };
-    const { address, publicPort: port, registryHost: host, hostHeader, tls, creds } = ctx;
+    // As a client sends it: Host carries the port when it is not the scheme's default.
+    const asClient = { ...throughTraefik(ctx), hostHeader: ctx.hostHeader, auth: ctx.creds };
     try {
-      const r = await probe({
-        address,
-        port,
-        host,
-        hostHeader,
-        tls,
-        insecure: true,
-        path: '/v2/regctl-doctor/blobs/uploads/',
-        method: 'POST',
-        auth: creds,
-      });
+      const r = await probe({ ...asClient, path: '/v2/regctl-doctor/blobs/uploads/', method: 'POST' });
       const loc = r.headers.location ?? '';
       if (r.status === 202 && loc) {
         const path = loc.startsWith('http') ? new URL(loc).pathname + new URL(loc).search : loc;
-        await probe({
-          address,
-          port,
-          host,
-          hostHeader,
-          tls,
-          insecure: true,
-          path,
-          method: 'DELETE',
-          auth: creds,
-        }).catch(() => undefined);
+        await probe({ ...asClient, path, method: 'DELETE' }).catch(() => undefined);
       }
       const origin = ctx.model.urls.registry;
       const good = r.status === 202 && (loc.startsWith('/') || loc.startsWith(`${origin}/`));
@@ -127,7 +108,7 @@ export const locationCheck: Check = {
             fix: 'make the proxy send X-Forwarded-Proto and X-Forwarded-Host (Traefik does by default), and check the registry router in compose labels',
           };
     } catch (err) {
-      return { status: 'fail', detail: messageOf(err), fix: `check that Traefik answers on port ${port}` };
+      return { status: 'fail', detail: messageOf(err), fix: `check that Traefik answers on port ${ctx.publicPort}` };
     }
   },
 };

@@ -1,6 +1,7 @@
 import type { DockerEngine, EngineInfo } from '../../docker/engine.js';
 import type { StackConfig } from '../../config/schema.js';
 import type { StackModel } from '../../stack/model.js';
+import type { ProbeRequest } from '../http-probe.js';
 import type { LoadedStack } from '../stack.js';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
@@ -86,3 +87,16 @@ export interface Check {
 
 /** The message of an unknown thrown value. */
 export const messageOf = (err: unknown): string => (err as Error).message;
+
+/** The verdict of a check that needs Traefik up when it is not. */
+export const TRAEFIK_NOT_RUNNING: Verdict = { status: 'skip', detail: 'Traefik is not running' };
+
+/**
+ * Where a probe of the registry through Traefik goes: its public port and name, over TLS when the stack serves
+ * it, accepting any certificate (the certificate has a check of its own).
+ */
+export function throughTraefik(
+  ctx: DoctorContext,
+): Pick<ProbeRequest, 'address' | 'port' | 'host' | 'tls' | 'insecure'> {
+  return { address: ctx.address, port: ctx.publicPort, host: ctx.registryHost, tls: ctx.tls, insecure: true };
+}

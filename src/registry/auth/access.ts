@@ -6,11 +6,13 @@
  *     ci:     { rules: [ { repos: "apps/**", actions: [pull, push] } ] }
  *     viewer: { rules: [ { repos: "**", actions: [pull] } ] }
  *
- * `*` matches within one path segment, `**` across segments. A user absent from the file gets nothing. With no
+ * Repository patterns are globs (`*` within one path segment, `**` across segments, `a/**\/b` also matching
+ * `a/b`), read by `src/common/repo-pattern.ts`, which the UI shares. A user absent from the file gets nothing. With no
  * access file at all every authenticated user is admin (registry:2 behaviour).
  */
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { repoPatternToRegExp } from '../../common/repo-pattern.js';
 
 export type Action = 'pull' | 'push' | 'delete';
 
@@ -34,20 +36,6 @@ export interface UserAccess {
   rules: AccessRule[];
 }
 
-export function globToRegExp(glob: string): RegExp {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i] as string;
-    if (c === '*') {
-      if (glob[i + 1] === '*') {
-        re += '.*';
-        i++;
-      } else re += '[^/]*';
-    } else re += c.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`);
-}
-
 export class AccessPolicy {
   private readonly users: Map<string, { admin: boolean; rules: { re: RegExp; rule: AccessRule }[] }> | undefined;
 
@@ -57,7 +45,7 @@ export class AccessPolicy {
     this.users = new Map(
       Object.entries(users).map(([name, u]) => [
         name,
-        { admin: u.admin, rules: u.rules.map((rule) => ({ re: globToRegExp(rule.repos), rule })) },
+        { admin: u.admin, rules: u.rules.map((rule) => ({ re: repoPatternToRegExp(rule.repos), rule })) },
       ]),
     );
   }

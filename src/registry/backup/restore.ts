@@ -13,7 +13,7 @@ import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { extract as tarExtract } from 'tar-stream';
+import { extract as tarExtract, type Header as TarHeader } from 'tar-stream';
 import { exists, fsyncDir } from '../../common/fs.js';
 import {
   MANIFEST_NAME,
@@ -128,17 +128,7 @@ async function readArchive(
     for await (const entry of extractor) {
       const { name, type, size } = entry.header;
       if (!manifest) {
-        if (name !== MANIFEST_NAME || type !== 'file')
-          throw damaged(archive, `its first entry is ${name}, not ${MANIFEST_NAME} (not a regctl backup?)`);
-        if (size > MAX_MANIFEST_BYTES) throw damaged(archive, `${MANIFEST_NAME} is too large`);
-        const chunks: Buffer[] = [];
-        for await (const c of entry) chunks.push(c as Buffer);
-        try {
-          manifest = parseBackupManifest(Buffer.concat(chunks).toString('utf8'));
-        } catch (err) {
-          if (err instanceof BackupFormatError) throw damaged(archive, err.message);
-          throw err;
-        }
+        manifest = await manifestOfFirstEntry(archive, entry);
         current = plan(manifest);
         continue;
       }
@@ -312,6 +302,25 @@ export async function restoreArchive(opts: RestoreOptions): Promise<RestoreResul
   }
 }
 
+/** An archive's first entry, which must be its manifest: read and parsed; DAMAGED when it is anything else. */
+async function manifestOfFirstEntry(
+  archive: string,
+  entry: AsyncIterable<unknown> & { header: TarHeader },
+): Promise<BackupManifest> {
+  const { name, type, size } = entry.header;
+  if (name !== MANIFEST_NAME || type !== 'file')
+    throw damaged(archive, `its first entry is ${name}, not ${MANIFEST_NAME} (not a regctl backup?)`);
+  if (size > MAX_MANIFEST_BYTES) throw damaged(archive, `${MANIFEST_NAME} is too large`);
+  const chunks: Buffer[] = [];
+  for await (const c of entry) chunks.push(c as Buffer);
+  try {
+    return parseBackupManifest(Buffer.concat(chunks).toString('utf8'));
+  } catch (err) {
+    if (err instanceof BackupFormatError) throw damaged(archive, err.message);
+    throw err;
+  }
+}
+
 /** The manifest of an archive (its first entry), without reading the rest. */
 export async function readArchiveManifest(archive: string): Promise<BackupManifest> {
   const source = await archiveSource(archive);
@@ -319,20 +328,7 @@ export async function readArchiveManifest(archive: string): Promise<BackupManife
   source.on('error', (err) => extractor.destroy(err));
   source.pipe(extractor);
   try {
-    for await (const entry of extractor) {
-      const { name, type, size } = entry.header;
-      if (name !== MANIFEST_NAME || type !== 'file')
-        throw damaged(archive, `its first entry is ${name}, not ${MANIFEST_NAME} (not a regctl backup?)`);
-      if (size > MAX_MANIFEST_BYTES) throw damaged(archive, `${MANIFEST_NAME} is too large`);
-      const chunks: Buffer[] = [];
-      for await (const c of entry) chunks.push(c as Buffer);
-      try {
-        return parseBackupManifest(Buffer.concat(chunks).toString('utf8'));
-      } catch (err) {
-        if (err instanceof BackupFormatError) throw damaged(archive, err.message);
-        throw err;
-      }
-    }
+    for await (const entry of extractor) return await manifestOfFirstEntry(archive, entry);
   } catch (err) {
     if (err instanceof RestoreRefused) throw err;
     throw damaged(archive, (err as Error).message || 'unreadable tar data');

@@ -5,7 +5,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Digest } from '../reference.js';
-import { isNotFound, type StorageDriver } from './driver.js';
+import { isNotFound, type ByteRange, type StorageDriver } from './driver.js';
 import { pathFor } from './paths.js';
 
 export class BlobStore {
@@ -21,7 +21,7 @@ export class BlobStore {
     }
   }
 
-  async open(digest: Digest, range?: { start: number; end: number }): Promise<Readable> {
+  async open(digest: Digest, range?: ByteRange): Promise<Readable> {
     return this.driver.reader(pathFor({ kind: 'blobData', digest }), range);
   }
 
@@ -29,12 +29,7 @@ export class BlobStore {
    * Writes bytes `range` of a blob to `out` (not ending it), through the driver's `copyTo` when it has one,
    * else its reader piped in.
    */
-  async copy(
-    digest: Digest,
-    range: { start: number; end: number },
-    out: Writable,
-    onBytes?: (n: number) => void,
-  ): Promise<void> {
+  async copy(digest: Digest, range: ByteRange, out: Writable, onBytes?: (n: number) => void): Promise<void> {
     const path = pathFor({ kind: 'blobData', digest });
     if (this.driver.copyTo) return this.driver.copyTo(path, range, out, onBytes);
     const src = await this.driver.reader(path, range);

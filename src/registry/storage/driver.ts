@@ -31,6 +31,9 @@ export interface WriterOptions {
   onData?: (chunk: Buffer) => void;
 }
 
+/** Bytes `start`..`end` of a file, both inclusive (as `fs.createReadStream` counts them). */
+export type ByteRange = { start: number; end: number };
+
 export interface StorageDriver {
   readonly name: string;
   getContent(path: string): Promise<Buffer>;
@@ -43,12 +46,7 @@ export interface StorageDriver {
    * every byte has been handed to `out`. A driver offers it when it can do better than `reader` piped into
    * `out` (the filesystem driver reuses its read buffers instead of allocating one per chunk).
    */
-  copyTo?(
-    path: string,
-    range: { start: number; end: number },
-    out: Writable,
-    onBytes?: (n: number) => void,
-  ): Promise<void>;
+  copyTo?(path: string, range: ByteRange, out: Writable, onBytes?: (n: number) => void): Promise<void>;
   stat(path: string): Promise<FileInfo>;
   list(path: string): Promise<DirEntry[]>;
   move(from: string, to: string): Promise<void>;

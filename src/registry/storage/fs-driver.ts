@@ -9,6 +9,7 @@ import {
   TEMP_MARKER,
   TEMP_PROCESS_TAG,
   assertRelativePath,
+  type ByteRange,
   type DirEntry,
   type FileInfo,
   type StorageDriver,
@@ -228,12 +229,7 @@ export class FsDriver implements StorageDriver {
     }
   }
 
-  async copyTo(
-    path: string,
-    range: { start: number; end: number },
-    out: Writable,
-    onBytes?: (n: number) => void,
-  ): Promise<void> {
+  async copyTo(path: string, range: ByteRange, out: Writable, onBytes?: (n: number) => void): Promise<void> {
     let fh: FileHandle;
     try {
       fh = await open(this.abs(path), 'r');

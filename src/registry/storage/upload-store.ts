@@ -11,7 +11,7 @@ import pMap from 'p-map';
 import { RegistryError } from '../errors.js';
 import type { Digest, DigestAlgorithm } from '../reference.js';
 import type { BlobStore } from './blob-store.js';
-import { isNotFound, type StorageDriver } from './driver.js';
+import { isNotFound, type ByteRange, type StorageDriver } from './driver.js';
 import { KeyedLock } from './keyed-lock.js';
 import type { BlobInfo, LinkedBlobStore } from './linked-blob-store.js';
 import { childDirs, pathExists } from './links.js';
@@ -24,8 +24,6 @@ interface UploadState {
   hash: Hash;
   offset: number;
 }
-
-type ByteRange = { start: number; end: number };
 
 export class UploadStore {
   private readonly states = new Map<string, UploadState>();

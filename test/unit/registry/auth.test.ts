@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { AccessPolicy, globToRegExp } from '../../../src/registry/auth/access.js';
+import { repoPatternToRegExp } from '../../../src/common/repo-pattern.js';
+import { AccessPolicy } from '../../../src/registry/auth/access.js';
 import { Authenticator, parseBasic } from '../../../src/registry/auth/authenticator.js';
 import { parseHtpasswd } from '../../../src/registry/auth/htpasswd.js';
 import { FailureThrottle } from '../../../src/registry/auth/throttle.js';
@@ -54,10 +55,10 @@ describe('htpasswd parsing', () => {
 
 describe('access policy', () => {
   it('matches * within a segment and ** across segments', () => {
-    expect(globToRegExp('apps/*').test('apps/web')).toBe(true);
-    expect(globToRegExp('apps/*').test('apps/web/api')).toBe(false);
-    expect(globToRegExp('apps/**').test('apps/web/api')).toBe(true);
-    expect(globToRegExp('a.b').test('axb')).toBe(false);
+    expect(repoPatternToRegExp('apps/*').test('apps/web')).toBe(true);
+    expect(repoPatternToRegExp('apps/*').test('apps/web/api')).toBe(false);
+    expect(repoPatternToRegExp('apps/**').test('apps/web/api')).toBe(true);
+    expect(repoPatternToRegExp('a.b').test('axb')).toBe(false);
   });
 
   it('grants per rule, nothing to absent users, everything without a file', () => {
@@ -73,6 +74,15 @@ describe('access policy', () => {
     expect(p.isAdmin('ci')).toBe(false);
     expect(AccessPolicy.open().can('anyone', 'x', 'delete')).toBe(true);
     expect(AccessPolicy.open().isAdmin('anyone')).toBe(true);
+  });
+
+  it('grants a/**/b on a/b: ** between slashes stands for zero or more segments', () => {
+    const p = AccessPolicy.parse('users:\n  ci: { rules: [ { repos: "apps/**/web", actions: [pull] } ] }\n');
+    expect(p.can('ci', 'apps/web', 'pull')).toBe(true);
+    expect(p.can('ci', 'apps/team/web', 'pull')).toBe(true);
+    expect(p.can('ci', 'apps/team/x/web', 'pull')).toBe(true);
+    expect(p.can('ci', 'appsweb', 'pull')).toBe(false);
+    expect(p.can('ci', 'apps/webby', 'pull')).toBe(false);
   });
 
   it('rejects an invalid file with the field path', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { can, isAdmin, repoPatternToRegExp } from '../../../src/ui/permissions.js';
+import { repoPatternToRegExp } from '../../../src/common/repo-pattern.js';
+import { can, isAdmin } from '../../../src/ui/permissions.js';
 
 describe('repository patterns', () => {
   it.each([

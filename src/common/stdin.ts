@@ -1,5 +1,5 @@
-/** Reads a secret piped on standard input (`--password-stdin`), without its final newline. */
-export async function readSecretFromStdin(stream: NodeJS.ReadableStream): Promise<string> {
+/** Reads a secret piped on standard input (`--password-stdin`): the whole stream without its final newline. */
+export async function readStdinSecret(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream)
     chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array));
