@@ -70,6 +70,7 @@ function contextOf(
     names: [model.hostnames.registry, ...(model.hostnames.ui ? [model.hostnames.ui] : [])],
     creds,
     engineInfo: () => (info ??= opts.engine.engineInfo()),
+    engineTime: () => opts.engine.engineInfo().then((i) => i.systemTime),
     engineUp,
     registryIp: undefined,
     running: false,

@@ -81,9 +81,9 @@ export const clockCheck: Check = {
     const skews: string[] = [];
     let worst = 0;
     if (ctx.engineUp) {
-      const info = await ctx.engineInfo().catch(() => undefined);
-      if (info?.systemTime) {
-        const d = Math.abs(Date.parse(info.systemTime) - Date.now());
+      const systemTime = await ctx.engineTime().catch(() => undefined);
+      if (systemTime) {
+        const d = Math.abs(Date.parse(systemTime) - Date.now());
         worst = Math.max(worst, d);
         skews.push(`engine ${Math.round(d / 1000)} s`);
       }

@@ -67,7 +67,9 @@ export interface DoctorContext {
   /** The admin credentials of `.env`, when present. */
   creds: { username: string; password: string } | undefined;
   /** The engine's info, asked once (rejects when the engine does not answer). */
-  engineInfo(): Promise<EngineInfo>;
+  engineInfo: () => Promise<EngineInfo>;
+  /** The engine's clock now (asked afresh: earlier checks, such as the upload test, may take minutes). */
+  engineTime: () => Promise<string | undefined>;
   /** Set by the engine check. */
   engineUp: boolean;
   /** Set by the host-name check: the address the registry's name resolves to. */
