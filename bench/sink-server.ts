@@ -79,6 +79,9 @@ const server = createServer((req, res) => {
   res.writeHead(404).end();
 });
 
+// Idle connections stay open: the probe reuses one connection for measurements minutes apart, and a server that
+// closes an idle connection just as the client starts its next request on it fails that request (EPIPE).
+server.keepAliveTimeout = 0;
 server.listen(0, '127.0.0.1', () => {
   const address = server.address();
   process.stdout.write(`${typeof address === 'object' && address ? address.port : 0}\n`);
