@@ -1,3 +1,4 @@
+import type { MetricSpec } from './lib/model.js';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
@@ -233,38 +234,20 @@ async function commandFigures(
   const commands: string[] = [];
   if (only.has('cli')) {
     process.stderr.write('\n== regctl --help\n');
+    const helpSpec: MetricSpec = {
+      id: 'cli.help.ms',
+      label: '`regctl --help`, median wall time',
+      unit: 'ms',
+      better: 'lower',
+      targets: [{ kind: 'max', value: 200 }],
+    };
     try {
       const t = await timeCommand([process.execPath, join(repoRoot, 'bin/regctl.js'), '--help'], helpRuns, workDir);
-      metrics.push(
-        metric(
-          {
-            id: 'cli.help.ms',
-            label: '`regctl --help`, median wall time',
-            unit: 'ms',
-            better: 'lower',
-            targets: [{ kind: 'max', value: 200 }],
-          },
-          t.medianMs,
-          undefined,
-        ),
-      );
+      metrics.push(metric(helpSpec, t.medianMs, undefined));
       commands.push(t.tool);
       process.stderr.write(`   median ${t.medianMs.toFixed(1)} ms (${t.tool})\n`);
     } catch (err) {
-      metrics.push(
-        metric(
-          {
-            id: 'cli.help.ms',
-            label: '`regctl --help`, median wall time',
-            unit: 'ms',
-            better: 'lower',
-            targets: [{ kind: 'max', value: 200 }],
-            note: `failed: ${errorText(err)}`,
-          },
-          undefined,
-          undefined,
-        ),
-      );
+      metrics.push(metric({ ...helpSpec, note: `failed: ${errorText(err)}` }, undefined, undefined));
     }
   }
   if (only.has('up')) {
