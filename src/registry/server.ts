@@ -60,7 +60,12 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
   }
   const log = opts.log ?? createLogger(opts.logLevel ?? 'info');
   const dataDir = opts.driver ? undefined : resolve(opts.dataDir ?? './data');
-  const driver = opts.driver ?? new FsDriver(dataDir as string);
+  const driver =
+    opts.driver ??
+    new FsDriver(dataDir as string, {
+      journal: true,
+      onError: (err) => log('error', 'journal checkpoint failed', { error: (err as Error).message }),
+    });
   const auth =
     opts.htpasswd && !opts.noAuth
       ? new Authenticator({
@@ -110,7 +115,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     async close() {
       auth?.close();
       app.close();
-      if (!server.listening) return;
+      if (!server.listening) return driver.close?.();
       app.shuttingDown = true;
       const closed = new Promise<void>((res) => server.close(() => res()));
       // Connections become idle as their in-flight requests finish: close them as they do.
@@ -121,6 +126,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
       await closed;
       clearInterval(sweep);
       clearTimeout(timer);
+      await driver.close?.();
     },
   };
 }
