@@ -122,6 +122,10 @@ export interface RegistryProcess {
 export interface RegistryProcessOptions {
   /** Serve this data directory (kept by stop()) instead of a fresh one. */
   dataDir?: string;
+  /** Storage flags instead of `--data DIR` (e.g. `--storage s3://bucket --s3-endpoint URL --s3-path-style`). */
+  storageArgs?: string[];
+  /** Extra environment for the process (e.g. AWS credentials); nothing else from the test run's is inherited. */
+  env?: NodeJS.ProcessEnv;
   args?: string[];
 }
 
@@ -135,8 +139,10 @@ export async function startRegistryProcess(opts: RegistryProcessOptions = {}): P
   await writeFile(htpasswd, `${username}:${bcrypt.hashSync(password, 5)}\n`, { mode: 0o600 });
   let srv: ServeProcess;
   try {
-    srv = await startServe(['--data', dataDir, '--htpasswd', htpasswd, '--log-level', 'warn', ...(opts.args ?? [])], {
+    const storage = opts.storageArgs ?? ['--data', dataDir];
+    srv = await startServe([...storage, '--htpasswd', htpasswd, '--log-level', 'warn', ...(opts.args ?? [])], {
       inheritEnv: false,
+      env: opts.env,
       timeoutMs: 20_000,
     });
   } catch (err) {

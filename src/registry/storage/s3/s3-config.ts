@@ -1,11 +1,9 @@
 /**
- * S3 storage settings: the `s3://BUCKET[/PREFIX]` URL of `--storage`, the endpoint, region and addressing style,
- * and the client built from them. Credentials are never settings of ours: the AWS SDK's default chain finds them
+ * S3 storage settings: the `s3://BUCKET[/PREFIX]` URL of `--storage`, the endpoint, region and addressing style
+ * (parsed here without loading the AWS SDK; s3-client.ts builds the client). Credentials are never settings of ours: the AWS SDK's default chain finds them
  * (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE and the shared config files, web identity, ...), so they
  * never pass through our flags, config file or logs.
  */
-import { S3Client } from '@aws-sdk/client-s3';
-
 export interface S3Settings {
   bucket: string;
   /** Key prefix, distribution's `rootdirectory` (no leading or trailing `/`; empty for the bucket root). */
@@ -15,6 +13,8 @@ export interface S3Settings {
   region: string;
   /** Path-style addressing (`endpoint/bucket/key`), which most S3-compatible servers need. */
   pathStyle: boolean;
+  /** Answer blob GETs with a redirect to a presigned URL on the S3 endpoint (off by default). */
+  redirect: boolean;
 }
 
 /** Bucket names as S3 allows them (3-63 characters of lower-case letters, digits, `.` and `-`). */
@@ -30,7 +30,10 @@ export class S3UrlError extends Error {
 /** Parses `s3://BUCKET[/PREFIX]`; the error says what is wrong in one line. */
 export function parseS3Url(text: string): { bucket: string; prefix: string } {
   const m = /^s3:\/\/([^/]*)(?:\/(.*))?$/.exec(text);
-  if (!m) throw new S3UrlError(`"${text}" is not an s3:// URL (example: s3://my-bucket/registry)`);
+  if (!m)
+    throw new S3UrlError(
+      `"${text}" is not an s3:// URL (example: s3://my-bucket/registry; a directory goes in --data)`,
+    );
   const bucket = m[1] ?? '';
   if (!BUCKET_RE.test(bucket)) {
     throw new S3UrlError(
@@ -57,18 +60,4 @@ export function parseS3Endpoint(text: string): string {
   if (url.username || url.password)
     throw new S3UrlError('the S3 endpoint must not carry credentials: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY');
   return text.replace(/\/+$/, '');
-}
-
-export function createS3Client(s: S3Settings): S3Client {
-  return new S3Client({
-    endpoint: s.endpoint,
-    region: s.region,
-    forcePathStyle: s.pathStyle,
-    // Checksums only where S3 requires them: S3-compatible servers differ in the newer checksum headers.
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    // An unreachable endpoint fails within seconds instead of hanging a request (and /healthz) for minutes.
-    requestHandler: { connectionTimeout: 5_000, requestTimeout: 120_000 },
-    maxAttempts: 3,
-  });
 }

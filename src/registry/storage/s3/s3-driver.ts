@@ -30,6 +30,7 @@ import {
   type StorageDriver,
   type WriterOptions,
 } from '../driver.js';
+import { describeS3Error } from './s3-client.js';
 import {
   CONTENT_TYPE,
   MAX_COPY_SIZE,
@@ -63,6 +64,8 @@ export interface S3DriverOptions {
   multipartCopyThreshold?: number;
   /** Range per copied part; default 1 GiB. */
   multipartCopyChunkSize?: number;
+  /** The endpoint, only to name it in error messages. */
+  endpoint?: string;
 }
 
 /** Keys per DeleteObjects request (S3's maximum). */
@@ -71,10 +74,12 @@ const DELETE_BATCH = 1000;
 export class S3Driver implements StorageDriver {
   readonly name = 's3';
   private readonly ctx: S3Context;
+  private readonly endpoint: string | undefined;
 
   constructor(opts: S3DriverOptions) {
     const partSize = opts.partSize ?? 8 * 1024 * 1024;
     if (partSize < MIN_PART_SIZE) throw new Error(`S3 part size ${partSize} is under S3's minimum of 5 MiB`);
+    this.endpoint = opts.endpoint;
     this.ctx = {
       client: opts.client,
       bucket: opts.bucket,
@@ -255,9 +260,16 @@ export class S3Driver implements StorageDriver {
     }
   }
 
+  /** Writes and deletes a probe object; the error says in one line what to fix (endpoint, bucket, credentials). */
   async checkWritable(): Promise<void> {
     const key = keyOf(this.ctx, `.healthz${TEMP_MARKER}${TEMP_PROCESS_TAG}${randomBytes(4).toString('hex')}`);
-    await this.ctx.client.send(new PutObjectCommand({ Bucket: this.ctx.bucket, Key: key, Body: '' }));
-    await this.ctx.client.send(new DeleteObjectCommand({ Bucket: this.ctx.bucket, Key: key }));
+    try {
+      await this.ctx.client.send(
+        new PutObjectCommand({ Bucket: this.ctx.bucket, Key: key, Body: Buffer.alloc(0), ContentType: CONTENT_TYPE }),
+      );
+      await this.ctx.client.send(new DeleteObjectCommand({ Bucket: this.ctx.bucket, Key: key }));
+    } catch (err) {
+      throw new Error(describeS3Error(err, { bucket: this.ctx.bucket, endpoint: this.endpoint }), { cause: err });
+    }
   }
 }
