@@ -15,6 +15,9 @@ import { createS3Client } from './storage/s3/s3-client.js';
 import type { S3Settings } from './storage/s3/s3-config.js';
 import { S3Driver } from './storage/s3/s3-driver.js';
 
+/** How long a presigned blob URL stays valid (distribution's default is 20 minutes too). */
+const S3_REDIRECT_SECONDS = 20 * 60;
+
 export interface RegistryServerOptions {
   host?: string;
   /** 0 picks a free port. */
@@ -73,6 +76,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
           bucket: opts.s3.bucket,
           prefix: opts.s3.prefix,
           endpoint: opts.s3.endpoint,
+          redirectSeconds: opts.s3.redirect ? S3_REDIRECT_SECONDS : undefined,
         })
       : new FsDriver(dataDir as string));
   const auth =

@@ -47,6 +47,11 @@ export interface StorageDriver {
    * `out` (the filesystem driver reuses its read buffers instead of allocating one per chunk).
    */
   copyTo?(path: string, range: ByteRange, out: Writable, onBytes?: (n: number) => void): Promise<void>;
+  /**
+   * Optional: a time-limited URL where a client can GET `path` itself, or undefined to have the registry send the
+   * bytes. Object stores offer it (presigned URLs) when redirects are enabled; the file must exist.
+   */
+  redirectURL?(path: string): Promise<string | undefined>;
   stat(path: string): Promise<FileInfo>;
   list(path: string): Promise<DirEntry[]>;
   move(from: string, to: string): Promise<void>;

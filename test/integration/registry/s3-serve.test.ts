@@ -4,10 +4,12 @@
  */
 import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { basicAuth } from '../../helpers/auth.js';
 import { freePort, peerAvailable, peerPath, runConformance } from '../../helpers/peers.js';
 import { startReferenceRegistry } from '../../helpers/reference-registry.js';
 import { run } from '../../helpers/run.js';
@@ -218,6 +220,75 @@ describe.skipIf(!ready || !peerAvailable('crane') || !peerAvailable('registry-v3
     });
   },
 );
+
+/** GET of a blob through the registry, redirects not followed. */
+function getBlob(reg: RegistryProcess, name: string, digest: string, method = 'GET'): Promise<Response> {
+  return fetch(`${reg.url}/v2/${name}/blobs/${digest}`, {
+    method,
+    redirect: 'manual',
+    headers: { authorization: basicAuth(reg.username, reg.password) },
+  });
+}
+
+const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+describe.skipIf(!ready || !peerAvailable('crane'))('--s3-redirect: blob downloads from presigned S3 URLs', () => {
+  let bucket: string;
+  let plain: RegistryProcess;
+  let redirecting: RegistryProcess;
+  beforeAll(async () => {
+    bucket = await s3.createBucket();
+    plain = await startRegistryProcess({ storageArgs: storageArgs(bucket, 'redir'), env: s3.env() });
+  });
+  afterAll(async () => {
+    await plain?.stop();
+    await redirecting?.stop();
+  });
+
+  it('off by default; on, GET answers 307 to a URL on the S3 endpoint that serves the bytes and ranges', async () => {
+    const img = await writeOciLayout(join(work, 'redir'), { tag: 'v1', layers: 1, layerBytes: 256 * 1024 });
+    await crane(['push', img.dir, `${plain.host}/rd/img:v1`], plain);
+    const layer = img.layerDigests[0] as string;
+    const expected = await readFile(join(img.dir, 'blobs/sha256', layer.slice('sha256:'.length)));
+    // started after the push: a process's tag index is built at start (the shared metadata store is separate work)
+    redirecting = await startRegistryProcess({
+      storageArgs: [...storageArgs(bucket, 'redir'), '--s3-redirect'],
+      env: s3.env(),
+    });
+
+    const direct = await getBlob(plain, 'rd/img', layer);
+    expect(direct.status).toBe(200);
+    expect(sha256(Buffer.from(await direct.arrayBuffer()))).toBe(layer);
+
+    const redirected = await getBlob(redirecting, 'rd/img', layer);
+    await redirected.arrayBuffer();
+    expect(redirected.status).toBe(307);
+    expect(redirected.headers.get('docker-content-digest')).toBe(layer);
+    const location = redirected.headers.get('location') as string;
+    expect(location.startsWith(`${s3.endpoint}/${bucket}/redir/docker/registry/v2/blobs/sha256/`)).toBe(true);
+    expect(location).toContain('X-Amz-Signature=');
+    expect(location).not.toContain(s3.secretAccessKey);
+    // the presigned URL needs no credentials of the client's
+    const fromS3 = await fetch(location);
+    expect(fromS3.status).toBe(200);
+    expect(Buffer.from(await fromS3.arrayBuffer()).equals(expected)).toBe(true);
+    const ranged = await fetch(location, { headers: { Range: 'bytes=10-19' } });
+    expect(ranged.status).toBe(206);
+    expect(Buffer.from(await ranged.arrayBuffer()).equals(expected.subarray(10, 20))).toBe(true);
+    // HEAD and unknown blobs are still answered by the registry
+    const head = await getBlob(redirecting, 'rd/img', layer, 'HEAD');
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe(String(expected.length));
+    const unknown = await getBlob(redirecting, 'rd/img', sha256(Buffer.from('absent')));
+    expect(unknown.status).toBe(404);
+    await unknown.arrayBuffer();
+    // a client following the redirect pulls the image
+    const pulled = join(work, 'redir-out');
+    await crane(['pull', '--format', 'oci', `${redirecting.host}/rd/img:v1`, pulled], redirecting);
+    const again = await readFile(join(pulled, 'blobs/sha256', layer.slice('sha256:'.length)));
+    expect(again.equals(expected)).toBe(true);
+  });
+});
 
 /** Runs `regctl serve` expecting it to refuse to start; resolves with its exit code and output. */
 function serveFails(args: string[], env: Record<string, string>): Promise<{ code: number; output: string }> {

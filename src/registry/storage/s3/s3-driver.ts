@@ -19,6 +19,7 @@ import {
   PutObjectCommand,
   type GetObjectCommandOutput,
 } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { randomBytes } from 'node:crypto';
 import { Readable, type Writable } from 'node:stream';
 import {
@@ -66,6 +67,8 @@ export interface S3DriverOptions {
   multipartCopyChunkSize?: number;
   /** The endpoint, only to name it in error messages. */
   endpoint?: string;
+  /** Offer presigned GET URLs valid this many seconds (`redirectURL`); undefined: no redirects. */
+  redirectSeconds?: number;
 }
 
 /** Keys per DeleteObjects request (S3's maximum). */
@@ -75,11 +78,13 @@ export class S3Driver implements StorageDriver {
   readonly name = 's3';
   private readonly ctx: S3Context;
   private readonly endpoint: string | undefined;
+  private readonly redirectSeconds: number | undefined;
 
   constructor(opts: S3DriverOptions) {
     const partSize = opts.partSize ?? 8 * 1024 * 1024;
     if (partSize < MIN_PART_SIZE) throw new Error(`S3 part size ${partSize} is under S3's minimum of 5 MiB`);
     this.endpoint = opts.endpoint;
+    this.redirectSeconds = opts.redirectSeconds;
     this.ctx = {
       client: opts.client,
       bucket: opts.bucket,
@@ -151,6 +156,13 @@ export class S3Driver implements StorageDriver {
       if (isInvalidRange(err)) return Readable.from([]);
       throw err;
     }
+  }
+
+  /** A presigned GET of the object when redirects are on (signed locally: no request to S3). */
+  async redirectURL(path: string): Promise<string | undefined> {
+    if (this.redirectSeconds === undefined) return undefined;
+    const command = new GetObjectCommand({ Bucket: this.ctx.bucket, Key: keyOf(this.ctx, path) });
+    return getSignedUrl(this.ctx.client, command, { expiresIn: this.redirectSeconds });
   }
 
   writer(path: string, opts: WriterOptions): Promise<Writable> {
