@@ -290,6 +290,86 @@ describe.skipIf(!ready || !peerAvailable('crane'))('--s3-redirect: blob download
   });
 });
 
+describe.skipIf(!ready)('one push, its requests spread over two regctl processes on one bucket', () => {
+  let bucket: string;
+  let a: RegistryProcess;
+  let b: RegistryProcess;
+  beforeAll(async () => {
+    bucket = await s3.createBucket();
+    [a, b] = await Promise.all([
+      startRegistryProcess({ storageArgs: storageArgs(bucket, 'rep'), env: s3.env() }),
+      startRegistryProcess({ storageArgs: storageArgs(bucket, 'rep'), env: s3.env() }),
+    ]);
+  });
+  afterAll(async () => {
+    await a?.stop();
+    await b?.stop();
+  });
+
+  const call = (
+    reg: RegistryProcess,
+    method: string,
+    path: string,
+    body?: Buffer,
+    headers: Record<string, string> = {},
+  ) =>
+    fetch(`${reg.url}${path}`, {
+      method,
+      body,
+      headers: { authorization: basicAuth(reg.username, reg.password), ...headers },
+    });
+  /** The upload's path (Location without the origin). */
+  const uploadPath = (res: Response) => new URL(res.headers.get('location') as string, 'http://x').pathname;
+
+  it('1 MiB PATCHes alternate between processes; the PUT on the other completes; nothing stays staged', async () => {
+    const MiB = 1024 * 1024;
+    const data = Buffer.alloc(9 * MiB + 77);
+    for (let i = 0; i < data.length; i += 4096) data.writeUInt32BE(i, i);
+    const started = await call(a, 'POST', '/v2/rp/blob/blobs/uploads/');
+    expect(started.status).toBe(202);
+    const path = uploadPath(started);
+    let offset = 0;
+    for (let i = 0; offset < data.length; i++) {
+      const chunk = data.subarray(offset, offset + MiB);
+      const res = await call(i % 2 === 0 ? b : a, 'PATCH', path, chunk, {
+        'content-type': 'application/octet-stream',
+        'content-range': `${offset}-${offset + chunk.length - 1}`,
+      });
+      expect(res.status, await res.text()).toBe(202);
+      offset += chunk.length;
+      expect(res.headers.get('range')).toBe(`0-${offset - 1}`);
+    }
+    // a chunk replayed at an old offset is refused by the process that did not receive it
+    const stale = await call(b, 'PATCH', path, data.subarray(0, 10), { 'content-range': '0-9' });
+    expect(stale.status).toBe(416);
+    await stale.arrayBuffer();
+    const status = await call(b, 'GET', path);
+    expect(status.status).toBe(204);
+    expect(status.headers.get('range')).toBe(`0-${data.length - 1}`);
+    const digest = sha256(data);
+    const done = await call(a, 'PUT', `${path}?digest=${digest}`);
+    expect(done.status, await done.text()).toBe(201);
+    const got = await getBlob(b, 'rp/blob', digest);
+    expect(got.status).toBe(200);
+    expect(Buffer.from(await got.arrayBuffer()).equals(data)).toBe(true);
+    expect(await openUploads(bucket)).toBe(0);
+    expect((await keys(bucket)).filter((k) => k.includes('/_uploads/'))).toEqual([]);
+  });
+
+  it('DELETE on the other process cancels a staged upload and aborts its multipart upload', async () => {
+    const started = await call(b, 'POST', '/v2/rp/cancel/blobs/uploads/');
+    const path = uploadPath(started);
+    const body = Buffer.alloc(9 * 1024 * 1024, 7);
+    const res = await call(b, 'PATCH', path, body, { 'content-type': 'application/octet-stream' });
+    expect(res.status).toBe(202);
+    expect(await openUploads(bucket)).toBe(1);
+    const cancelled = await call(a, 'DELETE', path);
+    expect(cancelled.status).toBe(204);
+    expect(await openUploads(bucket)).toBe(0);
+    expect((await call(b, 'GET', path)).status).toBe(404);
+  });
+});
+
 /** Runs `regctl serve` expecting it to refuse to start; resolves with its exit code and output. */
 function serveFails(args: string[], env: Record<string, string>): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
