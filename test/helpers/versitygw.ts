@@ -28,6 +28,10 @@ export interface S3Server {
   createBucket(name?: string): Promise<string>;
   /** Credentials as the AWS SDK's default chain reads them from the environment. */
   env(): Record<string, string>;
+  /** Kills the gateway (SIGKILL) but keeps its data: the endpoint refuses connections until `resume`. */
+  kill(): Promise<void>;
+  /** Starts the gateway again on the same port, data and credentials. */
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -53,22 +57,26 @@ export async function startVersitygw(): Promise<S3Server> {
   const region = 'us-east-1';
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
-  const child = spawn(bin, ['--port', `127.0.0.1:${port}`, '--quiet', 'posix', rootDir], {
-    cwd: dir,
-    env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      ROOT_ACCESS_KEY_ID: accessKeyId,
-      ROOT_SECRET_ACCESS_KEY: secretAccessKey,
-      VGW_REGION: region,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
   let output = '';
   const keep = (c: Buffer): void => {
     output = (output + c.toString('utf8')).slice(-8_000);
   };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
+  const launch = (): ChildProcess => {
+    const c = spawn(bin, ['--port', `127.0.0.1:${port}`, '--quiet', 'posix', rootDir], {
+      cwd: dir,
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        ROOT_ACCESS_KEY_ID: accessKeyId,
+        ROOT_SECRET_ACCESS_KEY: secretAccessKey,
+        VGW_REGION: region,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    c.stdout?.on('data', keep);
+    c.stderr?.on('data', keep);
+    return c;
+  };
+  let child = launch();
 
   const clients: S3Client[] = [];
   const client = (): S3Client => {
@@ -94,25 +102,28 @@ export async function startVersitygw(): Promise<S3Server> {
     await rm(dir, { recursive: true, force: true });
   };
 
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      await stop();
-      throw new Error(`${bin} exited before answering (${child.exitCode ?? child.signalCode}):\n${output}`);
+  await answering();
+  async function answering(): Promise<void> {
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        await stop();
+        throw new Error(`${bin} exited before answering (${child.exitCode ?? child.signalCode}):\n${output}`);
+      }
+      try {
+        // any HTTP answer (403 for an unsigned request) means it listens
+        const res = await fetch(`${endpoint}/`, { signal: AbortSignal.timeout(2_000) });
+        await res.arrayBuffer();
+        break;
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > deadline) {
+        await stop();
+        throw new Error(`${bin} did not answer ${endpoint} within 20 s:\n${output}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
     }
-    try {
-      // any HTTP answer (403 for an unsigned request) means it listens
-      const res = await fetch(`${endpoint}/`, { signal: AbortSignal.timeout(2_000) });
-      await res.arrayBuffer();
-      break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`${bin} did not answer ${endpoint} within 20 s:\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
   }
 
   const admin = client();
@@ -128,6 +139,14 @@ export async function startVersitygw(): Promise<S3Server> {
       return name;
     },
     env: () => ({ AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey, AWS_REGION: region }),
+    async kill() {
+      child.kill('SIGKILL');
+      await exited(child);
+    },
+    async resume() {
+      child = launch();
+      await answering();
+    },
     stop,
   };
 }

@@ -69,6 +69,17 @@ export class PathNotFoundError extends Error {
   }
 }
 
+/**
+ * The storage did not answer (a remote store unreachable, or failing on its side after retries): nothing was
+ * changed by the failed call, and the same request may succeed later. The registry answers 503 with Retry-After.
+ */
+export class StorageUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StorageUnavailableError';
+  }
+}
+
 export function isNotFound(err: unknown): err is PathNotFoundError {
   return err instanceof PathNotFoundError;
 }

@@ -2,6 +2,7 @@
  * The S3 client for the driver, built from the settings, and the one-line explanation of why S3 cannot be used.
  */
 import { S3Client } from '@aws-sdk/client-s3';
+import { StorageUnavailableError } from '../driver.js';
 import type { S3Settings } from './s3-config.js';
 
 export function createS3Client(s: S3Settings): S3Client {
@@ -36,7 +37,8 @@ const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOU
  * name the access key id at most, and only the error code is kept for refusals.
  */
 export function describeS3Error(err: unknown, s: Pick<S3Settings, 'bucket' | 'endpoint'>): string {
-  const e = (typeof err === 'object' && err !== null ? err : {}) as ErrorLike;
+  const cause = err instanceof StorageUnavailableError ? err.cause : err;
+  const e = (typeof cause === 'object' && cause !== null ? cause : {}) as ErrorLike;
   const where = s.endpoint ?? 'the AWS endpoint';
   const code = e.code ?? e.name ?? '';
   if (UNREACHABLE.has(code) || e.name === 'TimeoutError')
@@ -50,4 +52,31 @@ export function describeS3Error(err: unknown, s: Pick<S3Settings, 'bucket' | 'en
   return `S3 at ${where} failed for bucket "${s.bucket}": ${e.name ?? 'Error'}${status ? ` (HTTP ${status})` : ''}${
     e.message && e.message !== e.name ? `: ${e.message.split('\n')[0]}` : ''
   }`;
+}
+
+/** True when S3 did not answer, or failed on its side (5xx) after the SDK's retries: worth a later retry. */
+export function isS3Unavailable(err: unknown): boolean {
+  const e = (typeof err === 'object' && err !== null ? err : {}) as ErrorLike;
+  const status = e.$metadata?.httpStatusCode;
+  return (
+    UNREACHABLE.has(e.code ?? e.name ?? '') || e.name === 'TimeoutError' || (status !== undefined && status >= 500)
+  );
+}
+
+/**
+ * Makes every call of `client` fail with StorageUnavailableError when S3 is unreachable or failing (after the SDK's
+ * own retries), so the registry answers 503 with Retry-After instead of 500. Installed once per client.
+ */
+export function reportUnavailable(client: S3Client, s: Pick<S3Settings, 'bucket' | 'endpoint'>): void {
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      try {
+        return await next(args);
+      } catch (err) {
+        if (isS3Unavailable(err)) throw new StorageUnavailableError(describeS3Error(err, s), { cause: err });
+        throw err;
+      }
+    },
+    { step: 'initialize', name: 'regctlStorageUnavailable', override: true },
+  );
 }

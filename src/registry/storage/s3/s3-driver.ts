@@ -31,7 +31,7 @@ import {
   type StorageDriver,
   type WriterOptions,
 } from '../driver.js';
-import { describeS3Error } from './s3-client.js';
+import { describeS3Error, reportUnavailable } from './s3-client.js';
 import {
   CONTENT_TYPE,
   MAX_COPY_SIZE,
@@ -85,6 +85,7 @@ export class S3Driver implements StorageDriver {
     if (partSize < MIN_PART_SIZE) throw new Error(`S3 part size ${partSize} is under S3's minimum of 5 MiB`);
     this.endpoint = opts.endpoint;
     this.redirectSeconds = opts.redirectSeconds;
+    reportUnavailable(opts.client, { bucket: opts.bucket, endpoint: opts.endpoint });
     this.ctx = {
       client: opts.client,
       bucket: opts.bucket,
