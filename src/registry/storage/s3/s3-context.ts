@@ -25,6 +25,33 @@ export interface S3Context {
   readonly multipartCopyThreshold: number;
   /** Size of each UploadPartCopy range in a multipart copy. */
   readonly multipartCopyChunkSize: number;
+  /** Writers holding a part buffer (up to `partSize` plus one chunk each): the bound on the driver's memory. */
+  readonly buffers: BufferSlots;
+}
+
+/**
+ * A counting semaphore for writers' part buffers: beyond `max` writers at once, a new writer waits (its request
+ * is slowed down, not refused) until one finishes, so memory stays bounded under any number of uploads.
+ */
+export class BufferSlots {
+  private used = 0;
+  private readonly waiting: Array<() => void> = [];
+  constructor(readonly max: number) {}
+
+  /** Resolves with the function that frees the slot (safe to call more than once). */
+  async acquire(): Promise<() => void> {
+    if (this.used < this.max) this.used++;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      const next = this.waiting.shift();
+      // the slot goes straight to the next writer waiting, or back to the pool
+      if (next) next();
+      else this.used--;
+    };
+  }
 }
 
 /** The object key of a storage path. */

@@ -36,6 +36,7 @@ import {
   CONTENT_TYPE,
   MAX_COPY_SIZE,
   MIN_PART_SIZE,
+  BufferSlots,
   copySource,
   dirKeyOf,
   isInvalidRange,
@@ -67,6 +68,8 @@ export interface S3DriverOptions {
   multipartCopyChunkSize?: number;
   /** The endpoint, only to name it in error messages. */
   endpoint?: string;
+  /** Writers buffering a part at once (default 8: 64 MiB with 8 MiB parts); more wait for a free slot. */
+  maxPartBuffers?: number;
   /** Offer presigned GET URLs valid this many seconds (`redirectURL`); undefined: no redirects. */
   redirectSeconds?: number;
 }
@@ -93,6 +96,7 @@ export class S3Driver implements StorageDriver {
       partSize,
       multipartCopyThreshold: Math.min(opts.multipartCopyThreshold ?? MAX_COPY_SIZE, MAX_COPY_SIZE),
       multipartCopyChunkSize: opts.multipartCopyChunkSize ?? 1024 * 1024 * 1024,
+      buffers: new BufferSlots(Math.max(1, opts.maxPartBuffers ?? 8)),
     };
   }
 

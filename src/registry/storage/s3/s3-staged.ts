@@ -18,7 +18,8 @@
  * into a plain object. Appending to a plain object of at least 5 MiB starts a new upload whose first parts are
  * server-side copies of it (UploadPartCopy), so nothing is downloaded.
  *
- * At most one part (plus one incoming chunk) is buffered per writer; nothing is held whole in memory.
+ * At most one part (plus one incoming chunk) is buffered per writer, and at most `buffers.max` writers buffer at
+ * once (more wait for a slot); nothing is held whole in memory.
  */
 import {
   AbortMultipartUploadCommand,
@@ -314,7 +315,14 @@ async function seal(ctx: S3Context, key: string, state: WriteState): Promise<voi
 
 /** A writer on `key` (see the module comment); its data is recorded when the stream finishes. */
 export async function openWriter(ctx: S3Context, key: string, opts: WriterOptions): Promise<Writable> {
-  const state = await openState(ctx, key, opts.append);
+  const release = await ctx.buffers.acquire();
+  let state: WriteState;
+  try {
+    state = await openState(ctx, key, opts.append);
+  } catch (err) {
+    release();
+    throw err;
+  }
   return new Writable({
     write(chunk: Buffer, _enc, cb) {
       opts.onData?.(chunk);
@@ -327,10 +335,15 @@ export async function openWriter(ctx: S3Context, key: string, opts: WriterOption
       flushPart(ctx, key, state).then(() => cb(), cb);
     },
     final(cb) {
-      seal(ctx, key, state).then(() => cb(), cb);
+      seal(ctx, key, state).then(() => {
+        state.buffered = [];
+        release();
+        cb();
+      }, cb);
     },
     destroy(err, cb) {
       state.buffered = [];
+      release();
       if (!err || !state.createdHere || state.uploadId === undefined) {
         cb(err);
         return;
