@@ -56,6 +56,11 @@ export interface StorageDriver {
   list(path: string): Promise<DirEntry[]>;
   move(from: string, to: string): Promise<void>;
   delete(path: string): Promise<void>;
+  /**
+   * Optional: false when the driver never leaves temporary files behind (every write is atomic by itself, as an
+   * object store's PUT is), so start-up skips the sweep for leftovers, which walks the whole storage.
+   */
+  readonly leavesTempFiles?: boolean;
   /** Checks that new files can be written (used by /healthz). */
   checkWritable(): Promise<void>;
 }

@@ -328,6 +328,15 @@ describe.skipIf(!ready)('regctl serve refuses bad S3 settings with one line', ()
       `✗ registry cannot start: bucket "no-such-bucket" does not exist at ${s3.endpoint}: create it or fix --storage`,
     );
 
+    const noCredentials = await serveFails(storageArgs('no-such-bucket', ''), {
+      HOME: join(work, 'empty-home'),
+      AWS_EC2_METADATA_DISABLED: 'true',
+    });
+    expect(noCredentials.code).not.toBe(0);
+    expect(noCredentials.output.split('\n')[0]).toBe(
+      '✗ registry cannot start: no S3 credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)',
+    );
+
     const bucket = await s3.createBucket();
     const wrongSecret = 'wrong-secret-value-1234';
     const refused = await serveFails(storageArgs(bucket, ''), { ...s3.env(), AWS_SECRET_ACCESS_KEY: wrongSecret });

@@ -79,6 +79,8 @@ const DELETE_BATCH = 1000;
 
 export class S3Driver implements StorageDriver {
   readonly name = 's3';
+  /** Every object is written by one PUT (or one multipart completion): nothing is ever left half-written. */
+  readonly leavesTempFiles = false;
   private readonly ctx: S3Context;
   private readonly endpoint: string | undefined;
   private readonly redirectSeconds: number | undefined;
