@@ -259,7 +259,7 @@ export async function materialize(ctx: S3Context, key: string): Promise<HeadInfo
 }
 
 /** Where a writer starts: the file's current parts and tail (or nothing when truncating or absent). */
-async function openState(ctx: S3Context, key: string, append: boolean): Promise<WriteState> {
+async function openState(ctx: S3Context, key: string, append: boolean, attempt = 0): Promise<WriteState> {
   const state: WriteState = { uploadId: undefined, createdHere: false, parts: [], buffered: [], bufferedBytes: 0 };
   const found = await head(ctx, key);
   if (!found) return state;
@@ -277,6 +277,9 @@ async function openState(ctx: S3Context, key: string, append: boolean): Promise<
       state.bufferedBytes = staged.tail.length;
       return state;
     }
+    // materialized by another process between the HEAD and the GET: look again (once)
+    if (attempt === 0) return openState(ctx, key, append, 1);
+    throw new Error(`${key} changed while it was opened for appending`);
   }
   if (found.size < MIN_PART_SIZE) {
     const { body } = await getBytes(ctx, key);
@@ -284,9 +287,16 @@ async function openState(ctx: S3Context, key: string, append: boolean): Promise<
     state.bufferedBytes = body.length;
     return state;
   }
-  state.uploadId = await createUpload(ctx, key);
+  const uploadId = await createUpload(ctx, key);
+  try {
+    state.parts = await copyParts(ctx, key, found.size, key, uploadId);
+  } catch (err) {
+    // no writer exists yet to abort it on failure
+    await abortUpload(ctx, key, uploadId).catch(() => undefined);
+    throw err;
+  }
+  state.uploadId = uploadId;
   state.createdHere = true;
-  state.parts = await copyParts(ctx, key, found.size, key, state.uploadId);
   return state;
 }
 
