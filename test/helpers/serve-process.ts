@@ -117,6 +117,8 @@ export interface RegistryProcess {
   output(): string;
   /** SIGTERM (SIGKILL after 10 s), then the temporary directory is removed (a `dataDir` passed in is kept). */
   stop(): Promise<void>;
+  /** SIGKILL (a crash: nothing is flushed or closed), then the temporary directory is removed. */
+  kill(): Promise<void>;
 }
 
 export interface RegistryProcessOptions {
@@ -160,6 +162,10 @@ export async function startRegistryProcess(opts: RegistryProcessOptions = {}): P
       const t = setTimeout(() => srv.child.kill('SIGKILL'), 10_000);
       await srv.stop();
       clearTimeout(t);
+      await rm(dir, { recursive: true, force: true });
+    },
+    kill: async () => {
+      await srv.kill();
       await rm(dir, { recursive: true, force: true });
     },
   };

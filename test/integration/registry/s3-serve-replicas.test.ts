@@ -2,7 +2,7 @@
  * `regctl serve --storage s3://...` as replicas and under faults, on versitygw: one push whose requests land on two
  * processes sharing a bucket, and S3 going away and coming back mid-upload.
  */
-import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { ListMultipartUploadsCommand, ListObjectsV2Command, ListPartsCommand } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basicAuth } from '../../helpers/auth.js';
@@ -34,6 +34,15 @@ async function keys(bucket: string): Promise<string[]> {
 
 async function openUploads(bucket: string): Promise<number> {
   return ((await s3.client().send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? []).length;
+}
+
+/** Parts uploaded to the bucket's one open multipart upload. */
+async function partsStaged(bucket: string): Promise<number> {
+  const c = s3.client();
+  const upload = ((await c.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? [])[0];
+  if (!upload) return 0;
+  const parts = await c.send(new ListPartsCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }));
+  return (parts.Parts ?? []).length;
 }
 
 function getBlob(reg: RegistryProcess, name: string, digest: string): Promise<Response> {
@@ -119,6 +128,76 @@ describe.skipIf(!ready)('one push, its requests spread over two regctl processes
     expect(cancelled.status).toBe(204);
     expect(await openUploads(bucket)).toBe(0);
     expect((await call(b, 'GET', path)).status).toBe(404);
+  });
+});
+
+describe.skipIf(!ready)('a replica killed mid-push: the client retries on another and completes', () => {
+  it('kill -9 during a PATCH leaves the upload where the last whole PATCH left it; another process finishes it', async () => {
+    const MiB = 1024 * 1024;
+    const bucket = await s3.createBucket();
+    const [a, b] = await Promise.all([
+      startRegistryProcess({ storageArgs: storageArgs(bucket, 'crash'), env: s3.env() }),
+      startRegistryProcess({ storageArgs: storageArgs(bucket, 'crash'), env: s3.env() }),
+    ]);
+    try {
+      const auth = (reg: RegistryProcess) => ({ authorization: basicAuth(reg.username, reg.password) });
+      const data = Buffer.alloc(20 * MiB);
+      for (let i = 0; i < data.length; i += 4096) data.writeUInt32BE(i + 3, i);
+      const started = await fetch(`${a.url}/v2/crash/app/blobs/uploads/`, { method: 'POST', headers: auth(a) });
+      const upload = new URL(started.headers.get('location') as string, 'http://x').pathname;
+      const first = await fetch(`${a.url}${upload}`, {
+        method: 'PATCH',
+        body: Uint8Array.from(data.subarray(0, 9 * MiB)),
+        headers: { ...auth(a), 'content-type': 'application/octet-stream' },
+      });
+      expect(first.status).toBe(202);
+
+      // a PATCH whose body stalls after 8 MiB (one full part reaches S3), then the process dies
+      let sent = 0;
+      const stalled = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (sent >= 8 * MiB) return new Promise<void>(() => undefined);
+          controller.enqueue(Uint8Array.from(data.subarray(9 * MiB + sent, 9 * MiB + sent + MiB)));
+          sent += MiB;
+          return undefined;
+        },
+      });
+      const interrupted = fetch(`${a.url}${upload}`, {
+        method: 'PATCH',
+        body: stalled,
+        duplex: 'half',
+        headers: { ...auth(a), 'content-type': 'application/octet-stream' },
+      } as RequestInit).catch((err: unknown) => err);
+      // wait until the interrupted PATCH's full part sits in the multipart upload, beyond what the session records
+      const deadline = Date.now() + 20_000;
+      while ((await partsStaged(bucket)) < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(await partsStaged(bucket)).toBe(2);
+      await a.kill();
+      expect(await interrupted).toBeInstanceOf(Error);
+
+      // the client asks another replica where the upload stands and resumes from there
+      const status = await fetch(`${b.url}${upload}`, { headers: auth(b) });
+      expect(status.status).toBe(204);
+      expect(status.headers.get('range')).toBe(`0-${9 * MiB - 1}`);
+      const rest = await fetch(`${b.url}${upload}?digest=${sha256(data)}`, {
+        method: 'PUT',
+        body: Uint8Array.from(data.subarray(9 * MiB)),
+        headers: {
+          ...auth(b),
+          'content-type': 'application/octet-stream',
+          'content-range': `${9 * MiB}-${data.length - 1}`,
+        },
+      });
+      expect(rest.status, await rest.text()).toBe(201);
+      const got = await getBlob(b, 'crash/app', sha256(data));
+      expect(Buffer.from(await got.arrayBuffer()).equals(data)).toBe(true);
+      // the part the dead process uploaded past the recorded session went with the completed upload
+      expect(await openUploads(bucket)).toBe(0);
+      expect((await keys(bucket)).filter((k) => k.includes('/_uploads/'))).toEqual([]);
+    } finally {
+      await a.kill();
+      await b.stop();
+    }
   });
 });
 
