@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { VerifyError } from '../lib/http.js';
 import { timed } from '../lib/load.js';
 import { metric } from '../lib/model.js';
+import { NullRegistry } from '../lib/null-registry.js';
 import type { MetricSpec, PhaseResult } from '../lib/model.js';
 import { errorText, orderFor } from '../lib/phase.js';
 import type { RegistryName } from '../lib/servers.js';
@@ -71,6 +72,18 @@ const METRICS: MetricSpec[] = [
     better: 'higher',
     targets: [{ kind: 'ratio-min', value: 1 }],
   },
+  {
+    id: 'pushShareOfCeiling',
+    label: "docker push as a share of the client's ceiling measured just before it",
+    unit: '%',
+    better: 'higher',
+  },
+  {
+    id: 'pushCeilingMBps',
+    label: "The client's ceiling: docker push to a registry that stores nothing (loopback, no Traefik), just before",
+    unit: 'MB/s',
+    better: 'higher',
+  },
   { id: 'pushSeconds', label: 'docker push, wall time', unit: 's', better: 'lower' },
   { id: 'pullSeconds', label: 'docker pull, wall time', unit: 's', better: 'lower' },
 ];
@@ -92,7 +105,9 @@ function describePhase(sizes: Sizes, bcryptCost: number): string {
     'reference with its access log). Before each pull every tag is removed and ' +
     'images pruned, so each pull transfers every layer; after it, the layer digests (diff IDs) and the repo digest are ' +
     "checked against the built image and the push. Wall time of the docker CLI, so the client's gzip of the layers " +
-    '(push) and gunzip and extraction (pull) are in both figures. One push and one pull per registry. The ' +
+    '(push) and gunzip and extraction (pull) are in both figures. One push and one pull per registry. Just before ' +
+    "each registry's push, the same image is pushed to a registry that stores nothing (`bench/lib/null-registry.ts`, " +
+    "in the bench's process, straight on loopback): what the client itself takes, the ceiling of any registry. The " +
     "resource table gives each registry container's process over its whole life (peak RSS never reset, CPU from " +
     'its start), read from the host after the pulls.'
   );
@@ -108,6 +123,7 @@ async function pushEach(
   const { docker } = fronted;
   const pushed: Partial<Record<RegistryName, Pushed>> = {};
   for (const name of fronted.order) {
+    const ceiling = await pushToNull(docker, totalBytes);
     const ref = `${hostOf(fronted, name)}/bench/payload:1`;
     await docker(['login', hostOf(fronted, name), '-u', stack.user, '--password-stdin'], stack.password);
     await docker(['tag', PAYLOAD, ref]);
@@ -115,12 +131,40 @@ async function pushEach(
     const digest = /digest: (sha256:[0-9a-f]{64})/.exec(out)?.[1];
     if (!digest) throw new VerifyError(`docker push ${ref} reported no digest:\n${out.slice(-1000)}`);
     pushed[name] = { ref, digest };
-    Object.assign(figures[name] ?? {}, { pushSeconds: seconds, pushMBps: mbPerSecond(totalBytes, seconds) });
+    const pushMBps = mbPerSecond(totalBytes, seconds);
+    Object.assign(figures[name] ?? {}, {
+      pushSeconds: seconds,
+      pushMBps,
+      pushCeilingMBps: ceiling,
+      pushShareOfCeiling: (100 * pushMBps) / ceiling,
+    });
     process.stderr.write(
-      `   ${name.padEnd(4)} push ${seconds.toFixed(1)} s (${mbPerSecond(totalBytes, seconds).toFixed(0)} MB/s)\n`,
+      `   ${name.padEnd(4)} push ${seconds.toFixed(1)} s (${pushMBps.toFixed(0)} MB/s; client ceiling ${ceiling.toFixed(0)} MB/s)\n`,
     );
   }
   return pushed;
+}
+
+/**
+ * The client's ceiling: `docker push` of the payload to a registry that stores nothing; MB/s. Checked: every
+ * layer's bytes arrived (random bytes do not shrink under gzip) and one manifest.
+ */
+async function pushToNull(docker: Fronted['docker'], totalBytes: number): Promise<number> {
+  const sink = await NullRegistry.start();
+  const ref = `127.0.0.1:${sink.port}/bench/payload:1`;
+  try {
+    await docker(['tag', PAYLOAD, ref]);
+    const { seconds } = await timed(() => docker(['push', ref]));
+    if (sink.received < totalBytes || sink.manifests !== 1) {
+      throw new VerifyError(
+        `docker push to the null registry sent ${sink.received} bytes and ${sink.manifests} manifest(s); expected at least ${totalBytes} bytes and one`,
+      );
+    }
+    return mbPerSecond(totalBytes, seconds);
+  } finally {
+    await docker(['rmi', ref]).catch(() => '');
+    await sink.close();
+  }
 }
 
 /**

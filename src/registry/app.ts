@@ -91,8 +91,10 @@ export class RegistryApp {
     return this.opts.auth?.policy ?? Policy.open();
   }
 
-  /** Checks storage is writable, builds the index, purges stale uploads and starts the purge timer. */
+  /** Opens the storage (recovering what a crash left), checks it is writable, builds the index, purges stale uploads
+   * and starts the purge timer. */
   async init(): Promise<void> {
+    await this.opts.driver.open?.();
     await this.opts.driver.checkWritable();
     const incompleteTags = await this.store.buildIndex({ removeIncompleteTags: true });
     if (incompleteTags > 0)

@@ -68,7 +68,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
   }
   const log = opts.log ?? createLogger(opts.logLevel ?? 'info');
   const dataDir = opts.driver || opts.s3 ? undefined : resolve(opts.dataDir ?? './data');
-  const driver =
+  const driver: StorageDriver =
     opts.driver ??
     (opts.s3
       ? new S3Driver({
@@ -78,7 +78,10 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
           endpoint: opts.s3.endpoint,
           redirectSeconds: opts.s3.redirect ? S3_REDIRECT_SECONDS : undefined,
         })
-      : new FsDriver(dataDir as string));
+      : new FsDriver(dataDir as string, {
+          journal: true,
+          onError: (err) => log('error', 'journal checkpoint failed', { error: (err as Error).message }),
+        }));
   const auth =
     opts.htpasswd && !opts.noAuth
       ? new Authenticator({
@@ -128,7 +131,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     async close() {
       auth?.close();
       app.close();
-      if (!server.listening) return;
+      if (!server.listening) return driver.close?.();
       app.shuttingDown = true;
       const closed = new Promise<void>((res) => server.close(() => res()));
       // Connections become idle as their in-flight requests finish: close them as they do.
@@ -139,6 +142,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
       await closed;
       clearInterval(sweep);
       clearTimeout(timer);
+      await driver.close?.();
     },
   };
 }

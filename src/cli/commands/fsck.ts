@@ -33,7 +33,9 @@ export function fsckCommand(ctx: CliContext): Command {
       const { FsDriver } = await import('../../registry/storage/fs-driver.js');
       const { RegistryStore } = await import('../../registry/storage/store.js');
       const { runFsck } = await import('../../registry/storage/fsck.js');
-      const store = new RegistryStore(new FsDriver(dir));
+      const driver = new FsDriver(dir);
+      await driver.open();
+      const store = new RegistryStore(driver);
       const report = await runFsck(store, { repair: flags.repair === true });
       const repaired = new Set(report.repaired.map((p) => p.path));
       const remaining = report.problems.filter((p) => !repaired.has(p.path));

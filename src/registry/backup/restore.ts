@@ -15,6 +15,7 @@ import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { extract as tarExtract, type Header as TarHeader } from 'tar-stream';
 import { exists, fsyncDir } from '../../common/fs.js';
+import { recoverJournal, syncFilesystem } from '../storage/fs-journal.js';
 import {
   MANIFEST_NAME,
   BackupFormatError,
@@ -214,6 +215,8 @@ async function copyEntry(
 export async function restoreArchive(opts: RestoreOptions): Promise<RestoreResult> {
   const { dataDir } = opts;
   const verifyOnly = opts.verifyOnly ?? false;
+  // What a stopped registry's write journal still holds belongs to the data being checked or replaced.
+  if (!verifyOnly) await recoverJournal(dataDir, { syncAll: syncFilesystem, syncDir: fsyncDir });
   const hadData = verifyOnly ? false : !(await dataDirIsEmpty(dataDir));
   if (hadData && !opts.force) {
     throw new RestoreRefused('NOT_EMPTY', `${dataDir} already holds registry data; nothing was restored`);

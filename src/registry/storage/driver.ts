@@ -63,6 +63,10 @@ export interface StorageDriver {
   readonly leavesTempFiles?: boolean;
   /** Checks that new files can be written (used by /healthz). */
   checkWritable(): Promise<void>;
+  /** Optional: prepares the storage before anything is read (recovers what a crash left half-done). */
+  open?(): Promise<void>;
+  /** Optional: makes everything written durable in its final place, once no request is left. */
+  close?(): Promise<void>;
 }
 
 export class PathNotFoundError extends Error {

@@ -2,8 +2,10 @@ import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { Writable, type Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { fsyncDir } from '../../common/fs.js';
+import { FlushingFileWriter, STREAM_BUFFER } from './fs-file-writer.js';
+import { FsJournal, JOURNAL_MAX_DATA, recoverJournal, syncFilesystem, type JournalSync } from './fs-journal.js';
 import {
   PathNotFoundError,
   TEMP_MARKER,
@@ -15,8 +17,6 @@ import {
   type StorageDriver,
   type WriterOptions,
 } from './driver.js';
-
-const STREAM_BUFFER = 1024 * 1024;
 
 /**
  * Read buffers for `copyTo`, kept between requests. Every buffer allocated per chunk (what a read stream
@@ -67,90 +67,6 @@ export function tempName(path: string): string {
   return `${dir}/.${base}${TEMP_MARKER}${TEMP_PROCESS_TAG}${randomBytes(6).toString('hex')}`;
 }
 
-/** Bytes written between two background flushes of a file being written. */
-const FLUSH_EVERY = 64 * 1024 * 1024;
-
-/**
- * Writes to a file and, each time the file has grown by FLUSH_EVERY bytes since its last flush, asks the kernel to
- * write what it holds to disk (`fdatasync`) in the background, one flush at a time, while writing goes on. A blob is
- * fsynced before it is published; without the flushes all of a large upload would still be in the page cache at that
- * moment (the kernel starts writing back only past a share of memory), and the upload would wait for the whole of it.
- *
- * The flush points are offsets in the file, not counts of this writer's bytes, so that an upload sent as many
- * chunks (one writer each) is flushed as it grows, like one sent whole. A writer that ends while its flush is still
- * running does not wait for it: it hands the flush and the closing of the file to `closeLater`, and whoever makes
- * the file durable (the driver's `move`) waits for them first.
- */
-class FlushingFileWriter extends Writable {
-  private position: number;
-  private flushedAt: number;
-  private flushing: Promise<void> | undefined;
-
-  constructor(
-    private readonly fh: FileHandle,
-    startOffset: number,
-    private readonly closeLater: (closing: Promise<void>) => void,
-    private readonly onData: ((chunk: Buffer) => void) | undefined,
-    private readonly flushFile: (fh: FileHandle) => Promise<void>,
-  ) {
-    super({ highWaterMark: STREAM_BUFFER });
-    this.position = startOffset;
-    this.flushedAt = startOffset - (startOffset % FLUSH_EVERY);
-  }
-
-  private afterWrite(n: number): void {
-    this.position += n;
-    if (this.flushing || this.position - this.flushedAt < FLUSH_EVERY) return;
-    this.flushedAt = this.position;
-    // A failed background flush is not the write's failure: the fsync before publishing reports it.
-    this.flushing = this.flushFile(this.fh)
-      .then(
-        () => undefined,
-        () => undefined,
-      )
-      .finally(() => (this.flushing = undefined));
-  }
-
-  /** Writes every byte of `buffers` (a short write, as on a nearly full disk, is continued). */
-  private async writeAll(buffers: Buffer[]): Promise<void> {
-    let rest = buffers;
-    while (rest.length > 0) {
-      let { bytesWritten } = rest.length === 1 ? await this.fh.write(rest[0] as Buffer) : await this.fh.writev(rest);
-      this.afterWrite(bytesWritten);
-      while (rest.length > 0 && bytesWritten >= (rest[0] as Buffer).length)
-        bytesWritten -= (rest.shift() as Buffer).length;
-      if (bytesWritten > 0) rest = [(rest[0] as Buffer).subarray(bytesWritten), ...rest.slice(1)];
-    }
-  }
-
-  // `onData` runs once the write is under way, so that hashing a batch overlaps with writing it (both only read
-  // the buffers); it still sees every chunk in order, before the next batch is written.
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    const writing = this.writeAll([chunk]);
-    this.onData?.(chunk);
-    writing.then(() => cb(), cb);
-  }
-
-  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
-    const buffers = chunks.map((c) => c.chunk);
-    const writing = this.writeAll(buffers.slice());
-    if (this.onData) for (const b of buffers) this.onData(b);
-    writing.then(() => cb(), cb);
-  }
-
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    if (this.flushing) {
-      this.closeLater(this.flushing.then(() => this.fh.close()).catch(() => undefined));
-      cb(err);
-      return;
-    }
-    this.fh.close().then(
-      () => cb(err),
-      (closeErr: Error) => cb(err ?? closeErr),
-    );
-  }
-}
-
 /** The durability primitives of the filesystem driver's writes (the filesystem's, or gated ones in tests). */
 export interface SyncOps {
   /** Makes a file's data and size durable (fsync). */
@@ -159,10 +75,25 @@ export interface SyncOps {
   flushFile: (fh: FileHandle) => Promise<void>;
   /** Makes a directory's entries durable (fsync of the directory). */
   syncDir: (dir: string) => Promise<void>;
+  /** The journal's primitives (see fs-journal.ts); the filesystem's when left out. */
+  syncJournal?: JournalSync['syncJournal'];
+  syncAll?: JournalSync['syncAll'];
+}
+
+export interface FsDriverOptions {
+  sync?: SyncOps;
+  /**
+   * Small writes go through the write journal (fs-journal.ts), durable in groups, once `open` has run. Without
+   * it each write is synced on its own.
+   */
+  journal?: boolean;
+  /** Told about a background checkpoint of the journal that failed (it is retried with the next one). */
+  onError?: (err: unknown) => void;
 }
 
 /**
- * Filesystem driver: files under `root`, atomic writes by temp file + fsync + rename + fsync of the directory.
+ * Filesystem driver: files under `root`, atomic writes by temp file + rename, durable before they are acknowledged:
+ * through the write journal (small writes, when enabled), or by an fsync of the file and of its directory.
  * `sync` replaces the fsync primitives, so that tests can hold them and see that nothing is acknowledged
  * before it is durable.
  */
@@ -170,12 +101,40 @@ export class FsDriver implements StorageDriver {
   readonly name = 'filesystem';
   readonly root: string;
   private readonly sync: SyncOps;
+  private readonly journalSync: JournalSync;
+  private readonly opts: FsDriverOptions;
+  private journal: FsJournal | undefined;
   /** Background flushes and closes of writers that have ended, by absolute path (see FlushingFileWriter). */
   private readonly closing = new Map<string, Set<Promise<void>>>();
 
-  constructor(root: string, opts: { sync?: SyncOps } = {}) {
+  constructor(root: string, opts: FsDriverOptions = {}) {
     this.root = root;
+    this.opts = opts;
     this.sync = opts.sync ?? { syncFile: (fh) => fh.sync(), flushFile: (fh) => fh.datasync(), syncDir: fsyncDir };
+    this.journalSync = {
+      syncJournal: this.sync.syncJournal ?? ((fh) => fh.datasync()),
+      syncAll: this.sync.syncAll ?? syncFilesystem,
+      syncDir: this.sync.syncDir,
+    };
+  }
+
+  /**
+   * Writes back what a journal left by a stopped or crashed process holds, then starts this driver's journal
+   * when enabled. Runs before the registry reads anything.
+   */
+  async open(): Promise<void> {
+    await mkdir(this.root, { recursive: true });
+    await recoverJournal(this.root, this.journalSync);
+    if (!this.opts.journal || this.journal) return;
+    const journal = new FsJournal(this.root, this.journalSync, this.opts.onError);
+    await journal.open();
+    this.journal = journal;
+  }
+
+  /** Checkpoints the journal: every write it holds is synced in place and the journal emptied. */
+  async close(): Promise<void> {
+    await this.journal?.close();
+    this.journal = undefined;
   }
 
   private abs(path: string): string {
@@ -192,6 +151,44 @@ export class FsDriver implements StorageDriver {
   }
 
   async putContent(path: string, data: Buffer | string): Promise<void> {
+    const journal = this.journal;
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    if (journal && bytes.length <= JOURNAL_MAX_DATA) return this.putJournaled(journal, path, bytes);
+    await this.putSynced(path, bytes);
+    await journal?.drop(path);
+  }
+
+  /** The file is written unsynced, published once its journal record is durable. */
+  private async putJournaled(journal: FsJournal, path: string, data: Buffer): Promise<void> {
+    const abs = this.abs(path);
+    const tmp = tempName(abs);
+    const fh = await inDir(dirname(abs), () => open(tmp, 'w', 0o644));
+    try {
+      await fh.writeFile(data);
+    } catch (err) {
+      await fh.close();
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
+    await fh.close();
+    let applied: () => void;
+    try {
+      applied = await journal.put(path, data);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
+    try {
+      await rename(tmp, abs);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    } finally {
+      applied();
+    }
+  }
+
+  private async putSynced(path: string, data: Buffer): Promise<void> {
     const abs = this.abs(path);
     const dir = dirname(abs);
     const tmp = tempName(abs);
@@ -340,10 +337,12 @@ export class FsDriver implements StorageDriver {
     }
     await inDir(dirname(dst), () => rename(src, dst));
     await this.sync.syncDir(dirname(dst));
+    await this.journal?.drop(to);
   }
 
   async delete(path: string): Promise<void> {
     const abs = this.abs(path);
+    this.journal?.delete(path);
     await rm(abs, { recursive: true, force: true });
     let dir = dirname(abs);
     while (dir.length > this.root.length && dir.startsWith(this.root)) {

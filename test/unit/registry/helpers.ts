@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { createRegistryServer, type RegistryServer, type RegistryServerOptions } from '../../../src/registry/server.js';
+import { JOURNAL_DIR } from '../../../src/registry/storage/fs-journal.js';
 import { basicAuth } from '../../helpers/auth.js';
 
 export const sha256 = (data: Buffer | string): string => `sha256:${createHash('sha256').update(data).digest('hex')}`;
@@ -87,7 +88,11 @@ export async function startRegistry(
   };
 }
 
-/** Every file under `root` with its content hash: compared before and after a refused request. */
+/**
+ * Every file under `root` with its content hash: compared before and after a refused request. The write journal's
+ * segments are left out: they log the writes and removals a refused request made on its way (an upload's marker
+ * created, then removed), not what the registry stores.
+ */
 export async function snapshot(root: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   const walk = async (dir: string): Promise<void> => {
@@ -99,6 +104,7 @@ export async function snapshot(root: string): Promise<Record<string, string>> {
     }
     for (const e of entries) {
       const p = join(dir, e.name);
+      if (dir === root && e.name === JOURNAL_DIR) continue;
       if (e.isDirectory()) {
         out[relative(root, p) + '/'] = 'dir';
         await walk(p);

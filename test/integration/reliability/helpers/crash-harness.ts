@@ -126,7 +126,7 @@ export class CrashHarness {
   async fsckOffline(): Promise<FsckProblem[]> {
     const t = Date.now();
     const m = this.model;
-    const report = await runFsck(new RegistryStore(new FsDriver(this.data)));
+    const report = await runFsck(new RegistryStore(await openDriver(this.data)));
     const danglingPaths: string[] = [];
     for (const p of report.problems) {
       this.fsckAfterKill[p.kind] = (this.fsckAfterKill[p.kind] ?? 0) + 1;
@@ -202,13 +202,13 @@ export class CrashHarness {
     const finalGc = m.gcs[m.gcs.length - 1];
     if (finalGc?.outcome !== 'done') m.violation(`the final GC did not finish: ${finalGc?.outcome}`);
     await srv.stop();
-    const afterGc = await runFsck(new RegistryStore(new FsDriver(this.data)));
+    const afterGc = await runFsck(new RegistryStore(await openDriver(this.data)));
     for (const v of this.dangling.afterFinalGc(
       afterGc.problems.filter((p) => p.kind === 'link-dangling').map((p) => p.path),
     ))
       m.violation(v);
-    await runFsck(new RegistryStore(new FsDriver(this.data)), { repair: true });
-    const after = await runFsck(new RegistryStore(new FsDriver(this.data)));
+    await runFsck(new RegistryStore(await openDriver(this.data)), { repair: true });
+    const after = await runFsck(new RegistryStore(await openDriver(this.data)));
     for (const p of after.problems) m.violation(`after repair: ${p.kind} ${p.path}`);
     const last = await this.start('1s');
     await new Promise((r) => setTimeout(r, 1500));
@@ -249,4 +249,11 @@ export class CrashHarness {
 
 export function runCrashHarness(opts: CrashOptions): Promise<CrashReport> {
   return new CrashHarness(opts).run();
+}
+
+/** The data directory as the registry finds it on start: what the write journal holds written back first. */
+async function openDriver(data: string): Promise<FsDriver> {
+  const driver = new FsDriver(data);
+  await driver.open();
+  return driver;
 }

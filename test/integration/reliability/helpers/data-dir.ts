@@ -2,8 +2,12 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { JOURNAL_DIR } from '../../../../src/registry/storage/fs-journal.js';
 
-/** Every regular file under `root` (relative path → size). */
+/**
+ * Every regular file under `root` (relative path → size). The write journal's segments are left out: they log
+ * writes and removals (an upload's marker created, then removed), not what the registry stores.
+ */
 export async function snapshotFiles(root: string): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   const walk = async (dir: string, rel: string): Promise<void> => {
@@ -17,6 +21,7 @@ export async function snapshotFiles(root: string): Promise<Map<string, number>> 
     for (const e of entries) {
       const abs = join(dir, e.name);
       const r = rel ? `${rel}/${e.name}` : e.name;
+      if (r === JOURNAL_DIR) continue;
       if (e.isDirectory()) await walk(abs, r);
       else {
         try {
