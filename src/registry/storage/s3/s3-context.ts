@@ -25,31 +25,43 @@ export interface S3Context {
   readonly multipartCopyThreshold: number;
   /** Size of each UploadPartCopy range in a multipart copy. */
   readonly multipartCopyChunkSize: number;
-  /** Writers holding a part buffer (up to `partSize` plus one chunk each): the bound on the driver's memory. */
-  readonly buffers: BufferSlots;
+  /** Part buffers of `partSize` bytes, one per writer: the bound on the driver's memory. */
+  readonly buffers: PartBuffers;
 }
 
 /**
- * A counting semaphore for writers' part buffers: beyond `max` writers at once, a new writer waits (its request
- * is slowed down, not refused) until one finishes, so memory stays bounded under any number of uploads.
+ * The pool of part buffers (`partSize` bytes each, allocated on first use and then reused): beyond `max` writers
+ * at once, a new writer waits (its request is slowed down, not refused) until one finishes, so the memory for
+ * parts stays bounded by `max × partSize` under any number of uploads.
  */
-export class BufferSlots {
-  private used = 0;
-  private readonly waiting: Array<() => void> = [];
-  constructor(readonly max: number) {}
+export class PartBuffers {
+  private allocated = 0;
+  private readonly free: Buffer[] = [];
+  private readonly waiting: Array<(buffer: Buffer) => void> = [];
+  constructor(
+    readonly max: number,
+    readonly size: number,
+  ) {}
 
-  /** Resolves with the function that frees the slot (safe to call more than once). */
-  async acquire(): Promise<() => void> {
-    if (this.used < this.max) this.used++;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+  /** Resolves with a buffer and the function that returns it (safe to call more than once). */
+  async acquire(): Promise<{ buffer: Buffer; release: () => void }> {
+    let buffer = this.free.pop();
+    if (buffer === undefined && this.allocated < this.max) {
+      buffer = Buffer.allocUnsafeSlow(this.size);
+      this.allocated++;
+    }
+    const got = buffer ?? (await new Promise<Buffer>((resolve) => this.waiting.push(resolve)));
     let held = true;
-    return () => {
-      if (!held) return;
-      held = false;
-      const next = this.waiting.shift();
-      // the slot goes straight to the next writer waiting, or back to the pool
-      if (next) next();
-      else this.used--;
+    return {
+      buffer: got,
+      release: () => {
+        if (!held) return;
+        held = false;
+        // the buffer goes straight to the next writer waiting, or back to the pool
+        const next = this.waiting.shift();
+        if (next) next(got);
+        else this.free.push(got);
+      },
     };
   }
 }

@@ -36,7 +36,7 @@ import {
   CONTENT_TYPE,
   MAX_COPY_SIZE,
   MIN_PART_SIZE,
-  BufferSlots,
+  PartBuffers,
   copySource,
   dirKeyOf,
   isInvalidRange,
@@ -98,7 +98,7 @@ export class S3Driver implements StorageDriver {
       partSize,
       multipartCopyThreshold: Math.min(opts.multipartCopyThreshold ?? MAX_COPY_SIZE, MAX_COPY_SIZE),
       multipartCopyChunkSize: opts.multipartCopyChunkSize ?? 1024 * 1024 * 1024,
-      buffers: new BufferSlots(Math.max(1, opts.maxPartBuffers ?? 8)),
+      buffers: new PartBuffers(Math.max(1, opts.maxPartBuffers ?? 8), partSize),
     };
   }
 

@@ -18,8 +18,9 @@
  * into a plain object. Appending to a plain object of at least 5 MiB starts a new upload whose first parts are
  * server-side copies of it (UploadPartCopy), so nothing is downloaded.
  *
- * At most one part (plus one incoming chunk) is buffered per writer, and at most `buffers.max` writers buffer at
- * once (more wait for a slot); nothing is held whole in memory.
+ * Each writer fills one part buffer taken from the driver's pool (incoming chunks are copied in and freed, parts are
+ * exactly `partSize`), and at most `buffers.max` writers hold one at once (more wait); nothing is held whole in
+ * memory, and the memory for parts is bounded by `buffers.max × partSize`.
  */
 import {
   AbortMultipartUploadCommand,
@@ -59,8 +60,11 @@ interface WriteState {
   /** True when this writer created the upload: it aborts it if the writer fails before it is recorded. */
   createdHere: boolean;
   parts: Part[];
-  buffered: Buffer[];
-  bufferedBytes: number;
+  /** This writer's part buffer (from the driver's pool) and how much of it holds data. */
+  buf: Buffer;
+  filled: number;
+  /** The part upload in flight, if any: the buffer goes back to the pool only once it settled. */
+  inflight: Promise<unknown> | undefined;
 }
 
 export interface HeadInfo {
@@ -258,9 +262,15 @@ export async function materialize(ctx: S3Context, key: string): Promise<HeadInfo
   return head(ctx, key);
 }
 
+/** Copies bytes into the writer's part buffer (they always fit: callers pass less than a part). */
+function fill(state: WriteState, bytes: Buffer): void {
+  bytes.copy(state.buf, state.filled);
+  state.filled += bytes.length;
+}
+
 /** Where a writer starts: the file's current parts and tail (or nothing when truncating or absent). */
-async function openState(ctx: S3Context, key: string, append: boolean, attempt = 0): Promise<WriteState> {
-  const state: WriteState = { uploadId: undefined, createdHere: false, parts: [], buffered: [], bufferedBytes: 0 };
+async function openState(ctx: S3Context, key: string, append: boolean, buf: Buffer, attempt = 0): Promise<WriteState> {
+  const state: WriteState = { uploadId: undefined, createdHere: false, parts: [], buf, filled: 0, inflight: undefined };
   const found = await head(ctx, key);
   if (!found) return state;
   if (!append) {
@@ -273,18 +283,18 @@ async function openState(ctx: S3Context, key: string, append: boolean, attempt =
     if (staged) {
       state.uploadId = staged.session.uploadId;
       state.parts = staged.session.parts;
-      if (staged.tail.length > 0) state.buffered.push(Buffer.from(staged.tail));
-      state.bufferedBytes = staged.tail.length;
+      // a tail staged by a process with larger parts is a valid part by itself (over 5 MiB)
+      if (staged.tail.length >= buf.length)
+        state.parts.push(await uploadPart(ctx, key, staged.session.uploadId, state.parts.length + 1, staged.tail));
+      else fill(state, staged.tail);
       return state;
     }
     // materialized by another process between the HEAD and the GET: look again (once)
-    if (attempt === 0) return openState(ctx, key, append, 1);
+    if (attempt === 0) return openState(ctx, key, append, buf, 1);
     throw new Error(`${key} changed while it was opened for appending`);
   }
   if (found.size < MIN_PART_SIZE) {
-    const { body } = await getBytes(ctx, key);
-    if (body.length > 0) state.buffered.push(body);
-    state.bufferedBytes = body.length;
+    fill(state, (await getBytes(ctx, key)).body);
     return state;
   }
   const uploadId = await createUpload(ctx, key);
@@ -305,14 +315,13 @@ async function flushPart(ctx: S3Context, key: string, state: WriteState): Promis
     state.uploadId = await createUpload(ctx, key);
     state.createdHere = true;
   }
-  const body = Buffer.concat(state.buffered, state.bufferedBytes);
-  state.buffered = [];
-  state.bufferedBytes = 0;
-  state.parts.push(await uploadPart(ctx, key, state.uploadId, state.parts.length + 1, body));
+  const n = state.parts.length + 1;
+  state.parts.push(await uploadPart(ctx, key, state.uploadId, n, state.buf.subarray(0, state.filled)));
+  state.filled = 0;
 }
 
 async function seal(ctx: S3Context, key: string, state: WriteState): Promise<void> {
-  const tail = Buffer.concat(state.buffered, state.bufferedBytes);
+  const tail = state.buf.subarray(0, state.filled);
   if (state.uploadId === undefined) {
     await ctx.client.send(
       new PutObjectCommand({ Bucket: ctx.bucket, Key: key, Body: tail, ContentType: CONTENT_TYPE }),
@@ -325,10 +334,10 @@ async function seal(ctx: S3Context, key: string, state: WriteState): Promise<voi
 
 /** A writer on `key` (see the module comment); its data is recorded when the stream finishes. */
 export async function openWriter(ctx: S3Context, key: string, opts: WriterOptions): Promise<Writable> {
-  const release = await ctx.buffers.acquire();
+  const { buffer, release } = await ctx.buffers.acquire();
   let state: WriteState;
   try {
-    state = await openState(ctx, key, opts.append);
+    state = await openState(ctx, key, opts.append, buffer);
   } catch (err) {
     release();
     throw err;
@@ -336,33 +345,43 @@ export async function openWriter(ctx: S3Context, key: string, opts: WriterOption
   return new Writable({
     write(chunk: Buffer, _enc, cb) {
       opts.onData?.(chunk);
-      state.buffered.push(chunk);
-      state.bufferedBytes += chunk.length;
-      if (state.bufferedBytes < ctx.partSize) {
+      let offset = 0;
+      const copyIn = (): void => {
+        while (offset < chunk.length) {
+          const n = Math.min(chunk.length - offset, state.buf.length - state.filled);
+          chunk.copy(state.buf, state.filled, offset, offset + n);
+          state.filled += n;
+          offset += n;
+          if (state.filled === state.buf.length) {
+            const flush = flushPart(ctx, key, state);
+            state.inflight = flush;
+            flush.then(copyIn, cb);
+            return;
+          }
+        }
         cb();
-        return;
-      }
-      flushPart(ctx, key, state).then(() => cb(), cb);
+      };
+      copyIn();
     },
     final(cb) {
       seal(ctx, key, state).then(() => {
-        state.buffered = [];
         release();
         cb();
       }, cb);
     },
     destroy(err, cb) {
-      state.buffered = [];
-      release();
-      if (!err || !state.createdHere || state.uploadId === undefined) {
-        cb(err);
-        return;
-      }
-      // An upload this writer created and never recorded would be orphaned: abort it now.
-      abortUpload(ctx, key, state.uploadId).then(
-        () => cb(err),
-        () => cb(err),
+      // A part upload may still be reading the buffer: it returns to the pool once that settled.
+      const settled = (state.inflight ?? Promise.resolve()).then(
+        () => undefined,
+        () => undefined,
       );
+      void settled.then(async () => {
+        release();
+        // An upload this writer created and never recorded would be orphaned: abort it now.
+        if (err && state.createdHere && state.uploadId !== undefined)
+          await abortUpload(ctx, key, state.uploadId).catch(() => undefined);
+        cb(err);
+      });
     },
   });
 }
