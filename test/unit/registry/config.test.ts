@@ -166,6 +166,23 @@ describe('serve settings', () => {
       await expect(loadConfigFile(join(dir, 'missing.yaml'))).rejects.toThrow(/cannot read/);
     });
 
+    it('takes the S3 settings from the YAML file', async () => {
+      await writeFile(
+        join(dir, 's3.yaml'),
+        'storage: s3://team-registry/prod\ns3Endpoint: https://s3.example.test\ns3Region: eu-west-3\ns3PathStyle: true\n',
+      );
+      const file = await loadConfigFile(join(dir, 's3.yaml'));
+      expect(resolveSettings({}, {}, file).storage).toEqual({
+        kind: 's3',
+        bucket: 'team-registry',
+        prefix: 'prod',
+        endpoint: 'https://s3.example.test',
+        region: 'eu-west-3',
+        pathStyle: true,
+        redirect: false,
+      });
+    });
+
     it('regctl serve without htpasswd and without --no-auth refuses with one line and a hint', async () => {
       const err: string[] = [];
       const sink = new Writable({ write: (c, _e, cb) => (err.push(String(c)), cb()) });
