@@ -101,10 +101,11 @@ export class RegistryApp {
       this.opts.log('info', 'removed tags left incomplete by an interrupted write', { count: incompleteTags });
     await this.purge();
     const startedAt = Date.now();
-    void removeTempFiles(this.opts.driver, startedAt).then(
-      (n) => n > 0 && this.opts.log('info', 'removed leftover temporary files', { count: n }),
-      (err: unknown) => this.opts.log('error', 'temporary file cleanup failed', { error: (err as Error).message }),
-    );
+    if (this.opts.driver.leavesTempFiles !== false)
+      void removeTempFiles(this.opts.driver, startedAt).then(
+        (n) => n > 0 && this.opts.log('info', 'removed leftover temporary files', { count: n }),
+        (err: unknown) => this.opts.log('error', 'temporary file cleanup failed', { error: (err as Error).message }),
+      );
     const every = Math.max(1000, Math.min(this.uploadPurgeAgeMs / 4, 3600_000));
     this.purgeTimer = setInterval(() => void this.purge(), every);
     this.purgeTimer.unref();

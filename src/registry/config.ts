@@ -5,6 +5,11 @@
  * |----------------------|--------------------------|-------------------|-------------------|
  * | --listen HOST:PORT   | REGCTL_LISTEN            | listen            | 127.0.0.1:5000    |
  * | --data DIR           | REGCTL_DATA              | data              | ./data            |
+ * | --storage URL        | REGCTL_STORAGE           | storage           | (none: --data)    |
+ * | --s3-endpoint URL    | REGCTL_S3_ENDPOINT       | s3Endpoint        | (AWS)             |
+ * | --s3-region R        | REGCTL_S3_REGION         | s3Region          | AWS_REGION or us-east-1 |
+ * | --s3-path-style      | REGCTL_S3_PATH_STYLE=1   | s3PathStyle: true | false             |
+ * | --s3-redirect        | REGCTL_S3_REDIRECT=1     | s3Redirect: true  | false             |
  * | --htpasswd FILE      | REGCTL_HTPASSWD          | htpasswd          | (none)            |
  * | --access FILE        | REGCTL_ACCESS            | access            | (none)            |
  * | --no-auth            | REGCTL_NO_AUTH=1         | noAuth: true      | false             |
@@ -16,6 +21,9 @@
  * | --realm TEXT         | REGCTL_REALM             | realm             | regctl            |
  * | --cors-origin LIST   | REGCTL_CORS_ORIGIN       | corsOrigins       | (none)            |
  * | --no-credential-cache | REGCTL_CREDENTIAL_CACHE=false | credentialCache: false | true (cache on) |
+ * `--storage s3://BUCKET[/PREFIX]` stores the registry in S3 (distribution's key layout under PREFIX) instead of the
+ * `--data` directory; the S3 credentials come from the AWS SDK's default chain (AWS_ACCESS_KEY_ID and
+ * AWS_SECRET_ACCESS_KEY, AWS_PROFILE, shared config files), never from these settings.
  * Durations and sizes have the meaning `src/common/units.ts` gives them, wherever they come from:
  * - durations need a unit (`90s`, `30m`, `24h`, `7d`, `1h30m`); a bare number, in a string or as a YAML number, is
  *   refused (only `0` is accepted), so `10` is never silently seconds or milliseconds;
@@ -26,11 +34,16 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { parseDuration as parseDurationText, parseSize as parseSizeText, UnitError } from '../common/units.js';
 import { isLogLevel, type LogLevel } from './logger.js';
+import { parseS3Endpoint, parseS3Url, S3UrlError, type S3Settings } from './storage/s3/s3-config.js';
+
+/** Where the registry keeps its data: the `data` directory, or an S3 bucket. */
+export type StorageSettings = { kind: 'filesystem' } | ({ kind: 's3' } & S3Settings);
 
 export interface ServeSettings {
   host: string;
   port: number;
   data: string;
+  storage: StorageSettings;
   htpasswd: string | undefined;
   access: string | undefined;
   noAuth: boolean;
@@ -48,6 +61,11 @@ export type RawSettings = Partial<
   Record<
     | 'listen'
     | 'data'
+    | 'storage'
+    | 's3Endpoint'
+    | 's3Region'
+    | 's3PathStyle'
+    | 's3Redirect'
     | 'htpasswd'
     | 'access'
     | 'noAuth'
@@ -74,6 +92,11 @@ export class SettingsError extends Error {
 const ENV: Record<keyof RawSettings, string> = {
   listen: 'REGCTL_LISTEN',
   data: 'REGCTL_DATA',
+  storage: 'REGCTL_STORAGE',
+  s3Endpoint: 'REGCTL_S3_ENDPOINT',
+  s3Region: 'REGCTL_S3_REGION',
+  s3PathStyle: 'REGCTL_S3_PATH_STYLE',
+  s3Redirect: 'REGCTL_S3_REDIRECT',
   htpasswd: 'REGCTL_HTPASSWD',
   access: 'REGCTL_ACCESS',
   noAuth: 'REGCTL_NO_AUTH',
@@ -185,6 +208,11 @@ export function resolveSettings(flags: RawSettings, env: NodeJS.ProcessEnv, file
   return {
     ...listen,
     data: str('data') ?? './data',
+    storage: storageSettings(
+      str,
+      (k, d) => parseBool(pick(k) ?? d, k === 's3PathStyle' ? 's3-path-style' : 's3-redirect'),
+      env,
+    ),
     htpasswd: str('htpasswd'),
     access: str('access'),
     noAuth: parseBool(pick('noAuth') ?? false, 'no-auth'),
@@ -196,4 +224,46 @@ export function resolveSettings(flags: RawSettings, env: NodeJS.ProcessEnv, file
     corsOrigins,
     credentialCache: parseBool(pick('credentialCache') ?? true, 'credential-cache'),
   };
+}
+
+/** The storage settings: S3 when `storage` is an s3:// URL; the S3 settings without it are refused. */
+function storageSettings(
+  str: (k: keyof RawSettings) => string | undefined,
+  bool: (k: 's3PathStyle' | 's3Redirect', dflt: boolean) => boolean,
+  env: NodeJS.ProcessEnv,
+): StorageSettings {
+  const url = str('storage');
+  const endpoint = str('s3Endpoint');
+  const region = str('s3Region');
+  const pathStyle = bool('s3PathStyle', false);
+  const redirect = bool('s3Redirect', false);
+  if (url === undefined) {
+    const stray = endpoint
+      ? 's3-endpoint'
+      : region
+        ? 's3-region'
+        : pathStyle
+          ? 's3-path-style'
+          : redirect
+            ? 's3-redirect'
+            : '';
+    if (stray)
+      throw new SettingsError('storage', `${stray} needs --storage s3://BUCKET[/PREFIX] (example: s3://registry)`);
+    return { kind: 'filesystem' };
+  }
+  try {
+    const { bucket, prefix } = parseS3Url(url);
+    return {
+      kind: 's3',
+      bucket,
+      prefix,
+      endpoint: endpoint === undefined ? undefined : parseS3Endpoint(endpoint),
+      region: region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
+      pathStyle,
+      redirect,
+    };
+  } catch (err) {
+    if (err instanceof S3UrlError) throw new SettingsError('storage', `storage: ${err.message}`);
+    throw err;
+  }
 }

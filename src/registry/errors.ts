@@ -4,6 +4,8 @@
  * OCI `{"errors":[{code,message,detail}]}` body.
  * Codes: https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#error-codes
  */
+import { StorageUnavailableError } from './storage/driver.js';
+
 export const ERROR_TABLE = {
   BLOB_UNKNOWN: { status: 404, message: 'blob unknown to registry' },
   BLOB_UPLOAD_INVALID: { status: 400, message: 'blob upload invalid' },
@@ -80,6 +82,13 @@ export function toRegistryError(err: unknown): RegistryError {
       'UNAVAILABLE',
       { reason: 'storage full' },
       { message: 'no space left on the registry storage', headers: { 'Retry-After': '60' } },
+    );
+  }
+  if (err instanceof StorageUnavailableError) {
+    return new RegistryError(
+      'UNAVAILABLE',
+      { reason: 'storage unavailable' },
+      { message: 'the registry storage is unavailable, retry later', headers: { 'Retry-After': '10' } },
     );
   }
   return new RegistryError('INTERNAL');

@@ -11,6 +11,12 @@ import type { ThrottleOptions } from './auth/throttle.js';
 import { createLogger, type LogFn, type LogLevel } from './logger.js';
 import type { StorageDriver } from './storage/driver.js';
 import { FsDriver } from './storage/fs-driver.js';
+import { createS3Client } from './storage/s3/s3-client.js';
+import type { S3Settings } from './storage/s3/s3-config.js';
+import { S3Driver } from './storage/s3/s3-driver.js';
+
+/** How long a presigned blob URL stays valid (distribution's default is 20 minutes too). */
+const S3_REDIRECT_SECONDS = 20 * 60;
 
 export interface RegistryServerOptions {
   host?: string;
@@ -18,6 +24,8 @@ export interface RegistryServerOptions {
   port?: number;
   /** Data directory for the filesystem driver (ignored when `driver` is given). */
   dataDir?: string;
+  /** Store in S3 instead of `dataDir` (ignored when `driver` is given). */
+  s3?: S3Settings;
   driver?: StorageDriver;
   htpasswd?: string;
   access?: string;
@@ -59,13 +67,21 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     );
   }
   const log = opts.log ?? createLogger(opts.logLevel ?? 'info');
-  const dataDir = opts.driver ? undefined : resolve(opts.dataDir ?? './data');
-  const driver =
+  const dataDir = opts.driver || opts.s3 ? undefined : resolve(opts.dataDir ?? './data');
+  const driver: StorageDriver =
     opts.driver ??
-    new FsDriver(dataDir as string, {
-      journal: true,
-      onError: (err) => log('error', 'journal checkpoint failed', { error: (err as Error).message }),
-    });
+    (opts.s3
+      ? new S3Driver({
+          client: createS3Client(opts.s3),
+          bucket: opts.s3.bucket,
+          prefix: opts.s3.prefix,
+          endpoint: opts.s3.endpoint,
+          redirectSeconds: opts.s3.redirect ? S3_REDIRECT_SECONDS : undefined,
+        })
+      : new FsDriver(dataDir as string, {
+          journal: true,
+          onError: (err) => log('error', 'journal checkpoint failed', { error: (err as Error).message }),
+        }));
   const auth =
     opts.htpasswd && !opts.noAuth
       ? new Authenticator({

@@ -20,7 +20,16 @@ export const TRAEFIK_IMAGE = 'regctl-test/traefik:v3.6';
 export const BASE_IMAGE = 'regctl-test/node:20';
 
 /** Peers built with Go into PEERS_DIR. `regclient` is regclient's CLI (upstream name `regctl`). */
-export const GO_PEERS = ['crane', 'oras', 'regclient', 'conformance', 'registry-v3', 'traefik', 'actionlint'] as const;
+export const GO_PEERS = [
+  'crane',
+  'oras',
+  'regclient',
+  'conformance',
+  'registry-v3',
+  'traefik',
+  'actionlint',
+  'versitygw',
+] as const;
 /** Peers from Debian packages; `chromium` is Debian's build, the only browser the tests use. */
 export const SYSTEM_PEERS = [
   'docker',

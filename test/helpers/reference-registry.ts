@@ -33,6 +33,18 @@ export interface ReferenceRegistryOptions {
   users?: Record<string, string>;
   /** Use this storage root instead of a fresh temporary one; it is then kept by stop(). */
   dataDir?: string;
+  /**
+   * Store in S3 instead (distribution's S3 driver, `registry-v3` only): path style, the given root directory; the
+   * keys go in the environment (REGISTRY_STORAGE_S3_ACCESSKEY/SECRETKEY), never in the config file.
+   */
+  s3?: {
+    endpoint: string;
+    region: string;
+    bucket: string;
+    rootdirectory: string;
+    accessKeyId: string;
+    secretAccessKey: string;
+  };
 }
 
 function exited(child: ChildProcess): Promise<void> {
@@ -63,7 +75,18 @@ export async function startReferenceRegistry(options: ReferenceRegistryOptions =
     version: 0.1,
     log: { level: 'warn', accesslog: { disabled: true } },
     storage: {
-      filesystem: { rootdirectory: dataDir },
+      ...(options.s3
+        ? {
+            s3: {
+              region: options.s3.region,
+              regionendpoint: options.s3.endpoint,
+              forcepathstyle: true,
+              secure: options.s3.endpoint.startsWith('https:'),
+              bucket: options.s3.bucket,
+              rootdirectory: options.s3.rootdirectory,
+            },
+          }
+        : { filesystem: { rootdirectory: dataDir } }),
       delete: { enabled: true },
       maintenance: { uploadpurging: { enabled: false } },
     },
@@ -75,7 +98,16 @@ export async function startReferenceRegistry(options: ReferenceRegistryOptions =
 
   const child = spawn(bin, ['serve', configPath], {
     cwd: dir,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', OTEL_TRACES_EXPORTER: 'none' },
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      OTEL_TRACES_EXPORTER: 'none',
+      ...(options.s3
+        ? {
+            REGISTRY_STORAGE_S3_ACCESSKEY: options.s3.accessKeyId,
+            REGISTRY_STORAGE_S3_SECRETKEY: options.s3.secretAccessKey,
+          }
+        : {}),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

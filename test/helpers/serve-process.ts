@@ -117,11 +117,17 @@ export interface RegistryProcess {
   output(): string;
   /** SIGTERM (SIGKILL after 10 s), then the temporary directory is removed (a `dataDir` passed in is kept). */
   stop(): Promise<void>;
+  /** SIGKILL (a crash: nothing is flushed or closed), then the temporary directory is removed. */
+  kill(): Promise<void>;
 }
 
 export interface RegistryProcessOptions {
   /** Serve this data directory (kept by stop()) instead of a fresh one. */
   dataDir?: string;
+  /** Storage flags instead of `--data DIR` (e.g. `--storage s3://bucket --s3-endpoint URL --s3-path-style`). */
+  storageArgs?: string[];
+  /** Extra environment for the process (e.g. AWS credentials); nothing else from the test run's is inherited. */
+  env?: NodeJS.ProcessEnv;
   args?: string[];
 }
 
@@ -135,8 +141,10 @@ export async function startRegistryProcess(opts: RegistryProcessOptions = {}): P
   await writeFile(htpasswd, `${username}:${bcrypt.hashSync(password, 5)}\n`, { mode: 0o600 });
   let srv: ServeProcess;
   try {
-    srv = await startServe(['--data', dataDir, '--htpasswd', htpasswd, '--log-level', 'warn', ...(opts.args ?? [])], {
+    const storage = opts.storageArgs ?? ['--data', dataDir];
+    srv = await startServe([...storage, '--htpasswd', htpasswd, '--log-level', 'warn', ...(opts.args ?? [])], {
       inheritEnv: false,
+      env: opts.env,
       timeoutMs: 20_000,
     });
   } catch (err) {
@@ -154,6 +162,10 @@ export async function startRegistryProcess(opts: RegistryProcessOptions = {}): P
       const t = setTimeout(() => srv.child.kill('SIGKILL'), 10_000);
       await srv.stop();
       clearTimeout(t);
+      await rm(dir, { recursive: true, force: true });
+    },
+    kill: async () => {
+      await srv.kill();
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -23,6 +23,7 @@ import {
 import { startPebble } from '../helpers/pebble.js';
 import { basicAuth } from '../helpers/auth.js';
 import { startReferenceRegistry } from '../helpers/reference-registry.js';
+import { startVersitygw } from '../helpers/versitygw.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -59,6 +60,23 @@ describe('test peers answer their version commands', () => {
     expect(pinned).toMatch(/^v0\.0\.0-/);
     const info = await run('go', ['version', '-m', peerPath('conformance')]);
     expect(info).toContain(`github.com/opencontainers/distribution-spec/conformance\t${pinned ?? ''}`);
+  });
+
+  it.skipIf(!peerAvailable('versitygw'))('versitygw is v1.8.0 and serves S3 with the posix backend', async () => {
+    // built with `go install`, so its --version says "git": the build info records the module version
+    const info = await run('go', ['version', '-m', peerPath('versitygw')]);
+    expect(info).toMatch(/\tmod\tgithub\.com\/versity\/versitygw\tv1\.8\.0\t/);
+    const s3 = await startVersitygw();
+    try {
+      const bucket = await s3.createBucket();
+      expect(bucket).toMatch(/^b-/);
+      const res = await fetch(`${s3.endpoint}/${bucket}`);
+      await res.arrayBuffer();
+      // an unsigned request is refused: the gateway answers and checks credentials
+      expect(res.status).toBe(403);
+    } finally {
+      await s3.stop();
+    }
   });
 });
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes this machine (Debian 12, root) ready for `npm test`: Debian packages, a running dockerd,
-# node_modules, the Go-built peers (crane, oras, regclient, distribution v3, OCI conformance),
+# node_modules, the Go-built peers (crane, oras, regclient, distribution v3, versitygw, OCI conformance),
 # the local images regctl-test/traefik:v3.6 and regctl-test/node:20.
 #
 # Idempotent: every step checks first and skips what is already there at the pinned version, so a
@@ -33,6 +33,9 @@ CONFORMANCE_MOD="github.com/opencontainers/distribution-spec/conformance"
 ACTIONLINT_PKG="github.com/rhysd/actionlint/cmd/actionlint"
 ACTIONLINT_MOD="github.com/rhysd/actionlint"
 ACTIONLINT_VERSION="v1.7.7"
+VERSITYGW_PKG="github.com/versity/versitygw/cmd/versitygw"
+VERSITYGW_MOD="github.com/versity/versitygw"
+VERSITYGW_VERSION="v1.8.0"
 TRAEFIK_MOD="github.com/traefik/traefik/v3"
 TRAEFIK_IMAGE="regctl-test/traefik:v3.6"
 BASE_IMAGE="regctl-test/node:20"
@@ -209,6 +212,8 @@ go_install regclient "$REGCLIENT_PKG" "$REGCLIENT_MOD" "$REGCLIENT_VERSION"
 go_install registry-v3 "$REGISTRY_V3_PKG" "$REGISTRY_V3_MOD" "$REGISTRY_V3_VERSION"
 # actionlint checks the GitHub workflows `regctl ci github` writes.
 go_install actionlint "$ACTIONLINT_PKG" "$ACTIONLINT_MOD" "$ACTIONLINT_VERSION"
+# versitygw is the S3-compatible server the S3 storage driver is tested against (posix backend on a temp dir).
+go_install versitygw "$VERSITYGW_PKG" "$VERSITYGW_MOD" "$VERSITYGW_VERSION"
 
 # The conformance suite is a program (package main) configured by OCI_* environment variables;
 # it is built from test/peers/conformance so its version is pinned by our go.mod and go.sum.
@@ -323,6 +328,7 @@ version_of() {
   regclient) built_version "$PEERS_DIR/regclient" "$REGCLIENT_MOD" ;;
   registry-v3) built_version "$PEERS_DIR/registry-v3" "$REGISTRY_V3_MOD" ;;
   actionlint) built_version "$PEERS_DIR/actionlint" "$ACTIONLINT_MOD" ;;
+  versitygw) built_version "$PEERS_DIR/versitygw" "$VERSITYGW_MOD" ;;
   groovy) dpkg-query -W -f='${Version}' groovy ;;
   conformance) built_version "$PEERS_DIR/conformance" "$CONFORMANCE_MOD" ;;
   traefik) image_label "$TRAEFIK_IMAGE" ;;
@@ -339,7 +345,7 @@ version_of() {
   esac
 }
 printf '\n%-16s %s\n' "peer" "version"
-for peer in crane oras regclient registry-v3 actionlint conformance groovy traefik node-image dockerd docker-compose \
+for peer in crane oras regclient registry-v3 actionlint versitygw conformance groovy traefik node-image dockerd docker-compose \
   skopeo podman docker-registry pebble chromium go node; do
   printf '%-16s %s\n' "$peer" "$(version_of "$peer")"
 done

@@ -7,6 +7,11 @@ import type { RawSettings, ServeSettings } from '../../registry/config.js';
 interface ServeFlags {
   listen?: string;
   data?: string;
+  storage?: string;
+  s3Endpoint?: string;
+  s3Region?: string;
+  s3PathStyle?: boolean;
+  s3Redirect?: boolean;
   htpasswd?: string;
   access?: string;
   auth?: boolean;
@@ -26,6 +31,11 @@ export async function resolveServeSettings(flags: ServeFlags, env: NodeJS.Proces
   const raw: RawSettings = {
     listen: flags.listen,
     data: flags.data,
+    storage: flags.storage,
+    s3Endpoint: flags.s3Endpoint,
+    s3Region: flags.s3Region,
+    s3PathStyle: flags.s3PathStyle,
+    s3Redirect: flags.s3Redirect,
     htpasswd: flags.htpasswd,
     access: flags.access,
     noAuth: flags.auth === false ? true : undefined,
@@ -56,6 +66,20 @@ export function serveCommand(ctx: CliContext): Command {
     .description('run the OCI registry in the foreground (the registry container runs this)')
     .option('--listen <host:port>', 'address to listen on (env REGCTL_LISTEN, default 127.0.0.1:5000)')
     .option('--data <dir>', 'data directory, distribution layout (env REGCTL_DATA, default ./data)')
+    .option(
+      '--storage <url>',
+      'store in S3 instead of --data: s3://BUCKET[/PREFIX], distribution layout; credentials from the AWS SDK chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE) (env REGCTL_STORAGE)',
+    )
+    .option('--s3-endpoint <url>', 'S3-compatible endpoint, e.g. http://127.0.0.1:7070 (env REGCTL_S3_ENDPOINT)')
+    .option('--s3-region <region>', 'S3 region (env REGCTL_S3_REGION, default AWS_REGION or us-east-1)')
+    .option(
+      '--s3-path-style',
+      'path-style S3 addressing, as most S3-compatible servers need (env REGCTL_S3_PATH_STYLE=1)',
+    )
+    .option(
+      '--s3-redirect',
+      'answer blob downloads with redirects to presigned S3 URLs; clients must reach the S3 endpoint (env REGCTL_S3_REDIRECT=1)',
+    )
     .option('--htpasswd <file>', 'bcrypt htpasswd file (env REGCTL_HTPASSWD)')
     .option('--access <file>', 'per-user permissions, YAML (env REGCTL_ACCESS)')
     .option('--no-auth', 'run without authentication (env REGCTL_NO_AUTH=1)')
@@ -93,6 +117,7 @@ export function serveCommand(ctx: CliContext): Command {
           host: settings.host,
           port: settings.port,
           dataDir: settings.data,
+          s3: settings.storage.kind === 's3' ? settings.storage : undefined,
           htpasswd: settings.htpasswd,
           access: settings.access,
           noAuth: settings.noAuth,
@@ -120,8 +145,11 @@ export function serveCommand(ctx: CliContext): Command {
           throw new RegctlError('PORT_IN_USE', `${settings.host}:${settings.port} is already in use`, {
             hint: 'choose another with --listen HOST:PORT',
           });
+        const s3 = settings.storage.kind === 's3';
         throw new RegctlError('CONFIG_INVALID', `registry cannot start: ${(err as Error).message}`, {
-          hint: 'check --data, --htpasswd and --access',
+          hint: s3
+            ? 'check --storage, --s3-endpoint, --s3-region and the AWS credentials'
+            : 'check --data, --htpasswd and --access',
           cause: err,
         });
       }

@@ -46,6 +46,12 @@ export async function getBlob(ctx: Ctx): Promise<void> {
     send(ctx, 200, { ...headers, 'Content-Length': 0 });
     return;
   }
+  // The storage may serve the bytes itself (S3 with redirects on): the client follows with its Range header.
+  const location = await ctx.store.blobs.redirectURL(digest);
+  if (location !== undefined) {
+    send(ctx, 307, { Location: location, 'Docker-Content-Digest': digest.value, 'Cache-Control': 'no-store' });
+    return;
+  }
   if (range) {
     await sendBlobBytes(ctx, digest, range, 206, {
       ...headers,

@@ -21,6 +21,11 @@ export class BlobStore {
     }
   }
 
+  /** Where the client may download the blob itself (a presigned URL), when the driver redirects. */
+  async redirectURL(digest: Digest): Promise<string | undefined> {
+    return this.driver.redirectURL?.(pathFor({ kind: 'blobData', digest }));
+  }
+
   async open(digest: Digest, range?: ByteRange): Promise<Readable> {
     return this.driver.reader(pathFor({ kind: 'blobData', digest }), range);
   }

@@ -47,10 +47,20 @@ export interface StorageDriver {
    * `out` (the filesystem driver reuses its read buffers instead of allocating one per chunk).
    */
   copyTo?(path: string, range: ByteRange, out: Writable, onBytes?: (n: number) => void): Promise<void>;
+  /**
+   * Optional: a time-limited URL where a client can GET `path` itself, or undefined to have the registry send the
+   * bytes. Object stores offer it (presigned URLs) when redirects are enabled; the file must exist.
+   */
+  redirectURL?(path: string): Promise<string | undefined>;
   stat(path: string): Promise<FileInfo>;
   list(path: string): Promise<DirEntry[]>;
   move(from: string, to: string): Promise<void>;
   delete(path: string): Promise<void>;
+  /**
+   * Optional: false when the driver never leaves temporary files behind (every write is atomic by itself, as an
+   * object store's PUT is), so start-up skips the sweep for leftovers, which walks the whole storage.
+   */
+  readonly leavesTempFiles?: boolean;
   /** Checks that new files can be written (used by /healthz). */
   checkWritable(): Promise<void>;
   /** Optional: prepares the storage before anything is read (recovers what a crash left half-done). */
@@ -65,6 +75,17 @@ export class PathNotFoundError extends Error {
     super(`path not found: ${path}`);
     this.name = 'PathNotFoundError';
     this.path = path;
+  }
+}
+
+/**
+ * The storage did not answer (a remote store unreachable, or failing on its side after retries): nothing was
+ * changed by the failed call, and the same request may succeed later. The registry answers 503 with Retry-After.
+ */
+export class StorageUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StorageUnavailableError';
   }
 }
 

@@ -1,8 +1,13 @@
 /**
  * Uploads in progress (`_uploads/<uuid>/`): started, appended to in chunks, hashed as they stream, then
  * verified against the client's digest and published as a blob linked into the repository (on a mismatch
- * nothing is stored). The running hash lives in this process's memory and is rebuilt from the data file when
- * another process (or an earlier one) received the first chunks.
+ * nothing is stored).
+ *
+ * Any process sharing the storage may receive any request of an upload (replicas behind a load balancer). The
+ * running hash lives in the memory of the process that saw the bytes, valid only while the data file still has
+ * the length it counted: the offset is always read from storage, and when it differs from the hash's (another
+ * process appended) or this process never saw the upload, appends go on without a hash and completion re-hashes
+ * the data file once (storage drivers that stage data, such as S3, only make it readable as a whole then).
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -21,7 +26,8 @@ import { WALK_CONCURRENCY, allRepositoryDirs } from './repository-walk.js';
 const UPLOAD_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 interface UploadState {
-  hash: Hash;
+  /** The sha256 of bytes 0..offset, or undefined when they were not all seen here (re-hashed on completion). */
+  hash: Hash | undefined;
   offset: number;
 }
 
@@ -52,8 +58,10 @@ export class UploadStore {
   /** Bytes received so far. */
   async offset(name: string, id: string): Promise<number> {
     await this.assertExists(name, id);
-    const state = this.states.get(id);
-    if (state) return state.offset;
+    return this.storedSize(name, id);
+  }
+
+  private async storedSize(name: string, id: string): Promise<number> {
     try {
       return (await this.driver.stat(pathFor({ kind: 'uploadData', name, id }))).size;
     } catch (err) {
@@ -173,14 +181,15 @@ export class UploadStore {
     }
   }
 
-  /** The running hash of an upload; rebuilt from the data file when this process did not see it start. */
+  /**
+   * Where the upload stands on storage, with the running hash when this process saw every byte up to there.
+   * Read under the upload's lock: another process may have appended since this one last did.
+   */
   private async state(name: string, id: string): Promise<UploadState> {
+    const offset = await this.storedSize(name, id);
     const known = this.states.get(id);
-    if (known) return known;
-    const hash = createHash('sha256');
-    const counter = { bytes: 0 };
-    await this.hashFile(pathFor({ kind: 'uploadData', name, id }), hash, counter);
-    const state = { hash, offset: counter.bytes };
+    if (known?.hash && known.offset === offset) return known;
+    const state: UploadState = { hash: offset === 0 ? createHash('sha256') : undefined, offset };
     this.states.set(id, state);
     return state;
   }
@@ -204,7 +213,7 @@ export class UploadStore {
     const out = await this.driver.writer(pathFor({ kind: 'uploadData', name, id }), {
       append: true,
       onData: (chunk) => {
-        state.hash.update(chunk);
+        state.hash?.update(chunk);
         counter.bytes += chunk.length;
       },
     });
@@ -219,9 +228,14 @@ export class UploadStore {
   }
 
   private async finalDigest(name: string, id: string, state: UploadState, algorithm: DigestAlgorithm): Promise<string> {
-    if (algorithm === 'sha256') return state.hash.copy().digest('hex');
+    if (algorithm === 'sha256' && state.hash) return state.hash.copy().digest('hex');
     const hash = createHash(algorithm);
-    await this.hashFile(pathFor({ kind: 'uploadData', name, id }), hash, { bytes: 0 });
+    const counter = { bytes: 0 };
+    await this.hashFile(pathFor({ kind: 'uploadData', name, id }), hash, counter);
+    if (counter.bytes !== state.offset) {
+      // another process appended while this one completed: the client broke the protocol, nothing is published
+      throw new RegistryError('BLOB_UPLOAD_INVALID', { reason: 'the upload changed while it was completed' });
+    }
     return hash.digest('hex');
   }
 

@@ -19,6 +19,7 @@ describe('serve settings', () => {
       host: '127.0.0.1',
       port: 5000,
       data: './data',
+      storage: { kind: 'filesystem' },
       htpasswd: undefined,
       access: undefined,
       noAuth: false,
@@ -93,6 +94,63 @@ describe('serve settings', () => {
     expect(() => resolveSettings({}, { REGCTL_UPLOAD_PURGE_AGE: '10' }, {})).toThrow(/upload-purge-age/);
   });
 
+  it('--storage s3:// selects S3 from flags, env or the config file; the S3 settings are parsed and checked', () => {
+    const s3 = (bucket: string, prefix: string, extra: object = {}) => ({
+      kind: 's3',
+      bucket,
+      prefix,
+      endpoint: undefined,
+      region: 'us-east-1',
+      pathStyle: false,
+      redirect: false,
+      ...extra,
+    });
+    expect(resolveSettings({ storage: 's3://reg-bucket' }, {}, {}).storage).toEqual(s3('reg-bucket', ''));
+    expect(
+      resolveSettings(
+        { storage: 's3://reg-bucket//team/registry/', s3PathStyle: true },
+        { REGCTL_S3_ENDPOINT: 'http://127.0.0.1:7070/', AWS_REGION: 'eu-west-3' },
+        {},
+      ).storage,
+    ).toEqual(
+      s3('reg-bucket', 'team/registry', { endpoint: 'http://127.0.0.1:7070', region: 'eu-west-3', pathStyle: true }),
+    );
+    expect(
+      resolveSettings(
+        {},
+        { REGCTL_STORAGE: 's3://from-env/p' },
+        { storage: 's3://from-file', s3Region: 'ap-south-1', s3Redirect: true, s3PathStyle: 'yes' },
+      ).storage,
+    ).toEqual(s3('from-env', 'p', { region: 'ap-south-1', redirect: true, pathStyle: true }));
+    expect(resolveSettings({}, { REGCTL_S3_PATH_STYLE: '1', REGCTL_STORAGE: 's3://abc' }, {}).storage).toMatchObject({
+      pathStyle: true,
+    });
+  });
+
+  it('refuses bad S3 settings in one line that says what to fix', () => {
+    const bad =
+      (flags: object, env: NodeJS.ProcessEnv = {}) =>
+      () =>
+        resolveSettings(flags, env, {});
+    expect(bad({ storage: '/var/lib/registry' })).toThrow(
+      /^storage: "\/var\/lib\/registry" is not an s3:\/\/ URL \(example: s3:\/\/my-bucket\/registry; a directory goes in --data\)$/,
+    );
+    expect(bad({ storage: 's3://Bad_Bucket/x' })).toThrow(
+      /^storage: "Bad_Bucket" in s3:\/\/Bad_Bucket\/x is not a bucket name/,
+    );
+    expect(bad({ storage: 's3://' })).toThrow(/is not a bucket name/);
+    expect(bad({ storage: 's3://bucket/a/../b' })).toThrow(/has an empty, "\." or "\.\." segment/);
+    expect(bad({ storage: 's3://bucket', s3Endpoint: 'ftp://x' })).toThrow(
+      /"ftp:\/\/x" must be an http:\/\/ or https:\/\/ URL/,
+    );
+    expect(bad({ storage: 's3://bucket', s3Endpoint: 'not a url' })).toThrow(/"not a url" is not a URL/);
+    expect(bad({ storage: 's3://bucket', s3Endpoint: 'http://key:secret@h:1' })).toThrow(/must not carry credentials/);
+    expect(bad({ storage: 's3://bucket', s3Endpoint: 'http://key:secret@h:1' })).not.toThrow(/secret/);
+    expect(bad({ s3Endpoint: 'http://127.0.0.1:7070' })).toThrow(/^s3-endpoint needs --storage s3:\/\/BUCKET/);
+    expect(bad({}, { REGCTL_S3_PATH_STYLE: 'true' })).toThrow(/^s3-path-style needs --storage/);
+    expect(bad({ storage: 's3://bucket', s3PathStyle: 'maybe' })).toThrow(/s3-path-style: "maybe" is not a boolean/);
+  });
+
   describe('config file', () => {
     let dir: string;
     beforeEach(async () => {
@@ -106,6 +164,23 @@ describe('serve settings', () => {
       await writeFile(join(dir, 'bad.yaml'), 'lisen: x\n');
       await expect(loadConfigFile(join(dir, 'bad.yaml'))).rejects.toThrow(/unknown key "lisen"/);
       await expect(loadConfigFile(join(dir, 'missing.yaml'))).rejects.toThrow(/cannot read/);
+    });
+
+    it('takes the S3 settings from the YAML file', async () => {
+      await writeFile(
+        join(dir, 's3.yaml'),
+        'storage: s3://team-registry/prod\ns3Endpoint: https://s3.example.test\ns3Region: eu-west-3\ns3PathStyle: true\n',
+      );
+      const file = await loadConfigFile(join(dir, 's3.yaml'));
+      expect(resolveSettings({}, {}, file).storage).toEqual({
+        kind: 's3',
+        bucket: 'team-registry',
+        prefix: 'prod',
+        endpoint: 'https://s3.example.test',
+        region: 'eu-west-3',
+        pathStyle: true,
+        redirect: false,
+      });
     });
 
     it('regctl serve without htpasswd and without --no-auth refuses with one line and a hint', async () => {

@@ -1,0 +1,113 @@
+/**
+ * What the S3 driver's modules share: the client, the bucket, the key mapping and the error tests.
+ *
+ * Keys follow distribution's S3 driver: `PREFIX/` + the storage path (`docker/registry/v2/...`), or the bare path
+ * when there is no prefix, so a bucket written by distribution is served as is and the other way round.
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
+import { assertRelativePath } from '../driver.js';
+
+/** S3's smallest multipart part (every part but the last). */
+export const MIN_PART_SIZE = 5 * 1024 * 1024;
+/** S3's largest single CopyObject / UploadPartCopy source range. */
+export const MAX_COPY_SIZE = 5 * 1024 * 1024 * 1024;
+/** All objects are written with this type, as distribution writes them. */
+export const CONTENT_TYPE = 'application/octet-stream';
+
+export interface S3Context {
+  readonly client: S3Client;
+  readonly bucket: string;
+  /** Without leading or trailing `/`; empty for the bucket's root. */
+  readonly prefix: string;
+  /** Bytes per multipart part while an upload is staged (≥ 5 MiB). */
+  readonly partSize: number;
+  /** Objects larger than this are copied part by part (UploadPartCopy) rather than with one CopyObject. */
+  readonly multipartCopyThreshold: number;
+  /** Size of each UploadPartCopy range in a multipart copy. */
+  readonly multipartCopyChunkSize: number;
+  /** Part buffers of `partSize` bytes, one per writer: the bound on the driver's memory. */
+  readonly buffers: PartBuffers;
+}
+
+/**
+ * The pool of part buffers (`partSize` bytes each, allocated on first use and then reused): beyond `max` writers
+ * at once, a new writer waits (its request is slowed down, not refused) until one finishes, so the memory for
+ * parts stays bounded by `max × partSize` under any number of uploads.
+ */
+export class PartBuffers {
+  private allocated = 0;
+  private readonly free: Buffer[] = [];
+  private readonly waiting: Array<(buffer: Buffer) => void> = [];
+  constructor(
+    readonly max: number,
+    readonly size: number,
+  ) {}
+
+  /** Resolves with a buffer and the function that returns it (safe to call more than once). */
+  async acquire(): Promise<{ buffer: Buffer; release: () => void }> {
+    let buffer = this.free.pop();
+    if (buffer === undefined && this.allocated < this.max) {
+      buffer = Buffer.allocUnsafeSlow(this.size);
+      this.allocated++;
+    }
+    const got = buffer ?? (await new Promise<Buffer>((resolve) => this.waiting.push(resolve)));
+    let held = true;
+    return {
+      buffer: got,
+      release: () => {
+        if (!held) return;
+        held = false;
+        // the buffer goes straight to the next writer waiting, or back to the pool
+        const next = this.waiting.shift();
+        if (next) next(got);
+        else this.free.push(got);
+      },
+    };
+  }
+}
+
+/** The object key of a storage path. */
+export function keyOf(ctx: S3Context, path: string): string {
+  if (path !== '') assertRelativePath(path);
+  if (ctx.prefix === '') return path;
+  return path === '' ? ctx.prefix : `${ctx.prefix}/${path}`;
+}
+
+/** The key prefix under which a storage path's children live (`''` for the bucket root without prefix). */
+export function dirKeyOf(ctx: S3Context, path: string): string {
+  const key = keyOf(ctx, path);
+  return key === '' ? '' : `${key}/`;
+}
+
+/** `bucket/key` URL-encoded segment by segment, as CopySource wants it. */
+export function copySource(ctx: S3Context, key: string): string {
+  return `${ctx.bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
+}
+
+interface SdkError {
+  name?: string;
+  Code?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+function sdkError(err: unknown): SdkError {
+  return typeof err === 'object' && err !== null ? err : {};
+}
+
+/** True for "no such key" answers (GET/HEAD 404, NoSuchKey). */
+export function isMissingKey(err: unknown): boolean {
+  const e = sdkError(err);
+  return e.$metadata?.httpStatusCode === 404 || e.name === 'NoSuchKey' || e.name === 'NotFound';
+}
+
+/** True when S3 refused a Range past the end of the object. */
+export function isInvalidRange(err: unknown): boolean {
+  const e = sdkError(err);
+  return e.$metadata?.httpStatusCode === 416 || e.name === 'InvalidRange';
+}
+
+/** True when a multipart upload id is no longer known (completed or aborted meanwhile). */
+export function isNoSuchUpload(err: unknown): boolean {
+  const e = sdkError(err);
+  return e.name === 'NoSuchUpload' || e.Code === 'NoSuchUpload';
+}

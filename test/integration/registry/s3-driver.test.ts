@@ -1,0 +1,161 @@
+/**
+ * The S3 driver on a real S3 server (versitygw, posix backend): the shared driver contract, and what only S3 has
+ * (distribution's key layout under a prefix, multipart uploads staged across processes and aborted on delete).
+ */
+import { ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3Driver } from '../../../src/registry/storage/s3/s3-driver.js';
+import { describeDriverContract } from '../../helpers/driver-contract.js';
+import { startVersitygw, versitygwAvailable, type S3Server } from '../../helpers/versitygw.js';
+
+const MiB = 1024 * 1024;
+const available = versitygwAvailable();
+let server: S3Server | undefined;
+
+beforeAll(async () => {
+  if (available) server = await startVersitygw();
+}, 60_000);
+afterAll(async () => server?.stop());
+
+async function allKeys(client: S3Client, bucket: string): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const out = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
+    for (const o of out.Contents ?? []) keys.push(o.Key as string);
+    token = out.IsTruncated ? out.NextContinuationToken : undefined;
+  } while (token);
+  return keys;
+}
+
+async function openUploads(client: S3Client, bucket: string): Promise<string[]> {
+  const out = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+  return (out.Uploads ?? []).map((u) => `${u.Key} ${u.UploadId}`);
+}
+
+function s3Harness(prefix: string) {
+  return () => {
+    let bucket = '';
+    const s = () => server as S3Server;
+    const driver = () => new S3Driver({ client: s().client(), bucket, prefix, partSize: 5 * MiB });
+    return {
+      make: async () => {
+        bucket = await s().createBucket();
+        return driver();
+      },
+      sibling: async () => driver(),
+      assertEmpty: async () => expect(await allKeys(s().client(), bucket)).toEqual([]),
+      cleanup: async () => {
+        // every test must leave no multipart upload open behind what it deleted or finished
+        const c = s().client();
+        expect(await openUploads(c, bucket)).toEqual([]);
+      },
+    };
+  };
+}
+
+describe.skipIf(!available)('S3 driver on versitygw', () => {
+  describeDriverContract('s3 (no prefix)', s3Harness(''), 120_000);
+  describeDriverContract('s3 (prefix reg/v)', s3Harness('/reg/v/'), 120_000);
+});
+
+describe.skipIf(!available)('S3 driver specifics on versitygw', () => {
+  const s = () => server as S3Server;
+  const chunks = (data: Buffer) =>
+    Readable.from(
+      Array.from({ length: Math.ceil(data.length / MiB) }, (_, i) => data.subarray(i * MiB, (i + 1) * MiB)),
+    );
+
+  it('keys are the prefix joined to distribution paths, as distribution lays out a bucket', async () => {
+    const bucket = await s().createBucket();
+    const d = new S3Driver({ client: s().client(), bucket, prefix: '/reg/' });
+    await d.putContent('docker/registry/v2/repositories/a/b/_layers/sha256/ab/link', 'sha256:ab');
+    expect(await allKeys(s().client(), bucket)).toEqual([
+      'reg/docker/registry/v2/repositories/a/b/_layers/sha256/ab/link',
+    ]);
+    const bare = new S3Driver({ client: s().client(), bucket });
+    expect((await bare.getContent('reg/docker/registry/v2/repositories/a/b/_layers/sha256/ab/link')).toString()).toBe(
+      'sha256:ab',
+    );
+  });
+
+  it('a staged upload holds an open multipart upload that deleting its directory aborts', async () => {
+    const bucket = await s().createBucket();
+    const d = new S3Driver({ client: s().client(), bucket, partSize: 5 * MiB });
+    const other = new S3Driver({ client: s().client(), bucket, partSize: 5 * MiB });
+    await d.putContent('r/_uploads/u1/startedat', 'now');
+    await pipeline(chunks(randomBytes(6 * MiB)), await d.writer('r/_uploads/u1/data', { append: true }));
+    await pipeline(chunks(randomBytes(MiB)), await other.writer('r/_uploads/u1/data', { append: true }));
+    expect(await openUploads(s().client(), bucket)).toHaveLength(1);
+    expect((await d.stat('r/_uploads/u1/data')).size).toBe(7 * MiB);
+    await other.delete('r/_uploads/u1');
+    expect(await openUploads(s().client(), bucket)).toEqual([]);
+    expect(await allKeys(s().client(), bucket)).toEqual([]);
+  });
+
+  it('a writer that fails mid-stream leaves the file as it was and no upload open', async () => {
+    const bucket = await s().createBucket();
+    const d = new S3Driver({ client: s().client(), bucket, partSize: 5 * MiB });
+    const before = randomBytes(2 * MiB);
+    await pipeline(chunks(before), await d.writer('u/data', { append: true }));
+    async function* failing() {
+      for (let i = 0; i < 7; i++) yield randomBytes(MiB);
+      throw new Error('client went away');
+    }
+    await expect(pipeline(Readable.from(failing()), await d.writer('u/data', { append: true }))).rejects.toThrow(
+      'client went away',
+    );
+    expect((await d.stat('u/data')).size).toBe(before.length);
+    expect((await d.getContent('u/data')).equals(before)).toBe(true);
+    expect(await openUploads(s().client(), bucket)).toEqual([]);
+  });
+
+  it('beyond maxPartBuffers writers at once, a new writer waits until one finishes', async () => {
+    const bucket = await s().createBucket();
+    const d = new S3Driver({ client: s().client(), bucket, partSize: 5 * MiB, maxPartBuffers: 1 });
+    const first = await d.writer('one/data', { append: true });
+    let secondOpen = false;
+    const second = d.writer('two/data', { append: true }).then((w) => {
+      secondOpen = true;
+      return w;
+    });
+    first.write(randomBytes(MiB));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(secondOpen).toBe(false);
+    await new Promise<void>((resolve, reject) => first.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    await pipeline(chunks(randomBytes(MiB)), await second);
+    expect(secondOpen).toBe(true);
+    expect((await d.stat('one/data')).size).toBe(MiB);
+    expect((await d.stat('two/data')).size).toBe(MiB);
+    // a writer that fails gives its slot back too
+    async function* failing() {
+      yield randomBytes(10);
+      throw new Error('gone');
+    }
+    await expect(pipeline(Readable.from(failing()), await d.writer('three/data', { append: true }))).rejects.toThrow(
+      'gone',
+    );
+    await pipeline(chunks(randomBytes(10)), await d.writer('four/data', { append: true }));
+    expect((await d.stat('four/data')).size).toBe(10);
+  });
+
+  it('moves above the copy threshold go part by part and keep every byte', async () => {
+    const bucket = await s().createBucket();
+    const d = new S3Driver({
+      client: s().client(),
+      bucket,
+      partSize: 5 * MiB,
+      multipartCopyThreshold: 5 * MiB,
+      multipartCopyChunkSize: 5 * MiB,
+    });
+    const data = randomBytes(11 * MiB + 1);
+    await d.putContent('from/data', data);
+    await d.move('from/data', 'to/data');
+    expect((await d.getContent('to/data')).equals(data)).toBe(true);
+    expect(await allKeys(s().client(), bucket)).toEqual(['to/data']);
+    expect(await openUploads(s().client(), bucket)).toEqual([]);
+  });
+});
