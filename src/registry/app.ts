@@ -28,6 +28,8 @@ import { Metrics } from './metrics.js';
 import { isValidName } from './reference.js';
 import type { StorageDriver } from './storage/driver.js';
 import { removeTempFiles } from './storage/fsck.js';
+import { prepareMetadata } from './metadata/startup.js';
+import type { MetadataStore } from './metadata/store.js';
 import { RegistryStore } from './storage/store.js';
 
 export interface RegistryAppOptions {
@@ -44,6 +46,8 @@ export interface RegistryAppOptions {
   uiHandler?: (req: IncomingMessage, res: ServerResponse) => void;
   /** How long writes wait for a fence to lift before 503. */
   fenceWaitMs?: number;
+  /** Opens the metadata store at `init`; without it the registry keeps its index in memory. */
+  openMetadata?: () => Promise<MetadataStore>;
 }
 
 const EXPOSED_HEADERS = [
@@ -70,6 +74,7 @@ export class RegistryApp {
   /** Set by the server on close: responses then ask clients to close their connections. */
   shuttingDown = false;
   private purgeTimer: NodeJS.Timeout | undefined;
+  private startupMaintenance: Promise<void> = Promise.resolve();
 
   constructor(opts: RegistryAppOptions) {
     this.opts = opts;
@@ -91,18 +96,33 @@ export class RegistryApp {
     return this.opts.auth?.policy ?? Policy.open();
   }
 
-  /** Checks storage is writable, builds the index, purges stale uploads and starts the purge timer. */
+  /**
+   * Checks storage is writable, opens the metadata store (finishing interrupted writes, importing storage when
+   * the store does not describe it yet) or builds the in-memory index, purges stale uploads and starts the purge
+   * timer. With a persistent store, start-up reads no more of storage than the writes a crash left: the upload
+   * purge and the temporary-file cleanup, which walk storage, run in the background once `init` has returned.
+   */
   async init(): Promise<void> {
     await this.opts.driver.checkWritable();
-    const incompleteTags = await this.store.buildIndex({ removeIncompleteTags: true });
-    if (incompleteTags > 0)
-      this.opts.log('info', 'removed tags left incomplete by an interrupted write', { count: incompleteTags });
-    await this.purge();
+    if (this.opts.openMetadata) this.store.useIndex(await this.opts.openMetadata());
+    const report = await prepareMetadata(this.store, this.opts.log);
+    if (report.incompleteTags > 0)
+      this.opts.log('info', 'removed tags left incomplete by an interrupted write', { count: report.incompleteTags });
     const startedAt = Date.now();
-    void removeTempFiles(this.opts.driver, startedAt).then(
-      (n) => n > 0 && this.opts.log('info', 'removed leftover temporary files', { count: n }),
-      (err: unknown) => this.opts.log('error', 'temporary file cleanup failed', { error: (err as Error).message }),
-    );
+    const cleanup = async (): Promise<void> => {
+      const n = await removeTempFiles(this.opts.driver, startedAt).catch((err: unknown) => {
+        this.opts.log('error', 'temporary file cleanup failed', { error: (err as Error).message });
+        return 0;
+      });
+      if (n > 0) this.opts.log('info', 'removed leftover temporary files', { count: n });
+    };
+    if (this.store.index.persistent) {
+      // Started once `init` has returned, so the walk never delays listening.
+      this.startupMaintenance = new Promise<void>((r) => setImmediate(r)).then(() => this.purge()).then(cleanup);
+    } else {
+      await this.purge();
+      void cleanup();
+    }
     const every = Math.max(1000, Math.min(this.uploadPurgeAgeMs / 4, 3600_000));
     this.purgeTimer = setInterval(() => void this.purge(), every);
     this.purgeTimer.unref();
@@ -110,6 +130,11 @@ export class RegistryApp {
 
   close(): void {
     if (this.purgeTimer) clearInterval(this.purgeTimer);
+  }
+
+  /** Resolves once the maintenance started with the server (upload purge, temp cleanup) is done. */
+  async maintenanceDone(): Promise<void> {
+    await this.startupMaintenance;
   }
 
   async purge(): Promise<number> {

@@ -16,6 +16,11 @@
  * | --realm TEXT         | REGCTL_REALM             | realm             | regctl            |
  * | --cors-origin LIST   | REGCTL_CORS_ORIGIN       | corsOrigins       | (none)            |
  * | --no-credential-cache | REGCTL_CREDENTIAL_CACHE=false | credentialCache: false | true (cache on) |
+ * | --metadata STORE     | REGCTL_METADATA          | metadata          | sqlite            |
+ * | --metadata-password-file FILE | REGCTL_METADATA_PASSWORD_FILE | metadataPasswordFile | (none)  |
+ * | -                    | REGCTL_METADATA_PASSWORD | -                 | (none)            |
+ * STORE is `sqlite`, `sqlite:PATH`, `postgres://USER@HOST[:PORT]/DB` or `memory` (metadata/settings.ts). The
+ * database password is never a flag, a config key or part of the URL: only the environment or a file.
  * Durations and sizes have the meaning `src/common/units.ts` gives them, wherever they come from:
  * - durations need a unit (`90s`, `30m`, `24h`, `7d`, `1h30m`); a bare number, in a string or as a YAML number, is
  *   refused (only `0` is accepted), so `10` is never silently seconds or milliseconds;
@@ -26,6 +31,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { parseDuration as parseDurationText, parseSize as parseSizeText, UnitError } from '../common/units.js';
 import { isLogLevel, type LogLevel } from './logger.js';
+import { MetadataSettingError, parseMetadataSetting, type MetadataSetting } from './metadata/settings.js';
 
 export interface ServeSettings {
   host: string;
@@ -42,6 +48,10 @@ export interface ServeSettings {
   corsOrigins: string[];
   /** Keep verified credentials in memory so bcrypt runs once per credential; off: bcrypt on every request. */
   credentialCache: boolean;
+  metadata: MetadataSetting;
+  metadataPasswordFile: string | undefined;
+  /** From REGCTL_METADATA_PASSWORD only. */
+  metadataPassword: string | undefined;
 }
 
 export type RawSettings = Partial<
@@ -57,7 +67,9 @@ export type RawSettings = Partial<
     | 'minFree'
     | 'realm'
     | 'corsOrigins'
-    | 'credentialCache',
+    | 'credentialCache'
+    | 'metadata'
+    | 'metadataPasswordFile',
     unknown
   >
 >;
@@ -84,6 +96,8 @@ const ENV: Record<keyof RawSettings, string> = {
   realm: 'REGCTL_REALM',
   corsOrigins: 'REGCTL_CORS_ORIGIN',
   credentialCache: 'REGCTL_CREDENTIAL_CACHE',
+  metadata: 'REGCTL_METADATA',
+  metadataPasswordFile: 'REGCTL_METADATA_PASSWORD_FILE',
 };
 
 function withSetting<T>(setting: string, parse: () => T): T {
@@ -151,6 +165,15 @@ export async function loadConfigFile(path: string): Promise<RawSettings> {
   return doc;
 }
 
+function metadataSetting(text: string): MetadataSetting {
+  try {
+    return parseMetadataSetting(text);
+  } catch (err) {
+    if (err instanceof MetadataSettingError) throw new SettingsError('metadata', err.message);
+    throw err;
+  }
+}
+
 /** Merges the three sources (each possibly partial) and validates the result. */
 export function resolveSettings(flags: RawSettings, env: NodeJS.ProcessEnv, file: RawSettings): ServeSettings {
   const pick = (key: keyof RawSettings): unknown => {
@@ -195,5 +218,8 @@ export function resolveSettings(flags: RawSettings, env: NodeJS.ProcessEnv, file
     realm: str('realm') ?? 'regctl',
     corsOrigins,
     credentialCache: parseBool(pick('credentialCache') ?? true, 'credential-cache'),
+    metadata: metadataSetting(str('metadata') ?? 'sqlite'),
+    metadataPasswordFile: str('metadataPasswordFile'),
+    metadataPassword: env.REGCTL_METADATA_PASSWORD || undefined,
   };
 }

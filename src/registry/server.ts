@@ -11,6 +11,7 @@ import type { ThrottleOptions } from './auth/throttle.js';
 import { createLogger, type LogFn, type LogLevel } from './logger.js';
 import type { StorageDriver } from './storage/driver.js';
 import { FsDriver } from './storage/fs-driver.js';
+import { openMetadataStore, type MetadataSetting } from './metadata/settings.js';
 
 export interface RegistryServerOptions {
   host?: string;
@@ -36,6 +37,14 @@ export interface RegistryServerOptions {
   fenceWaitMs?: number;
   /** How long `close()` lets in-flight requests finish. */
   shutdownGraceMs?: number;
+  /**
+   * Where repositories, tags and manifest facts are kept (metadata/settings.ts). Default: `sqlite` under the
+   * data directory, or `memory` when a `driver` is given without one.
+   */
+  metadata?: MetadataSetting;
+  /** The PostgreSQL password, or a file holding it (the file wins). */
+  metadataPassword?: string;
+  metadataPasswordFile?: string;
 }
 
 export interface RegistryServer {
@@ -83,6 +92,13 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     dataDir,
     uiHandler: opts.uiHandler,
     fenceWaitMs: opts.fenceWaitMs,
+    openMetadata: () =>
+      openMetadataStore(opts.metadata ?? (dataDir === undefined ? { kind: 'memory' } : { kind: 'sqlite' }), {
+        dataDir,
+        password: opts.metadataPassword,
+        passwordFile: opts.metadataPasswordFile,
+        onError: (err) => log('error', 'metadata database connection lost', { error: err.message }),
+      }),
   });
   const server = createServer(
     { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000, highWaterMark: 1024 * 1024 },
@@ -110,7 +126,11 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     async close() {
       auth?.close();
       app.close();
-      if (!server.listening) return;
+      if (!server.listening) {
+        await app.maintenanceDone();
+        await app.store.index.close();
+        return;
+      }
       app.shuttingDown = true;
       const closed = new Promise<void>((res) => server.close(() => res()));
       // Connections become idle as their in-flight requests finish: close them as they do.
@@ -121,6 +141,8 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
       await closed;
       clearInterval(sweep);
       clearTimeout(timer);
+      await app.maintenanceDone();
+      await app.store.index.close();
     },
   };
 }

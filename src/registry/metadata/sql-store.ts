@@ -54,8 +54,8 @@ export class SqlMetadataStore implements MetadataStore {
 
   async catalogPage(after: string | undefined, limit: number): Promise<string[]> {
     const rows = await this.db.all<{ name: string }>(
-      'SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?',
-      [after ?? '', limit],
+      'SELECT name FROM repositories WHERE name > ? ORDER BY name' + (limit >= 0 ? ' LIMIT ?' : ''),
+      limit >= 0 ? [after ?? '', limit] : [after ?? ''],
     );
     return rows.map((r) => r.name);
   }

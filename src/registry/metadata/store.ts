@@ -67,7 +67,7 @@ export interface MetadataStore extends RepositoryIndex {
   /** True when the store outlives the process, so start-up need not walk storage once it was imported. */
   readonly persistent: boolean;
 
-  /** Up to `limit` repository names after `after` (exclusive), in bytewise order. */
+  /** Up to `limit` repository names after `after` (exclusive), in bytewise order; a negative limit: all. */
   catalogPage(after: string | undefined, limit: number): Promise<string[]>;
   /** Up to `limit` tags of a repository after `after`, bytewise; undefined when the repository does not exist. */
   tagsPage(name: string, after: string | undefined, limit: number): Promise<string[] | undefined>;

@@ -54,7 +54,7 @@ export class MemoryIndex implements MetadataStore {
   async catalogPage(after: string | undefined, limit: number): Promise<string[]> {
     const all = await this.catalog();
     const start = startAfter(all, after);
-    return all.slice(start, start + limit);
+    return all.slice(start, limit < 0 ? undefined : start + limit);
   }
 
   repositoryCount(): number {
@@ -78,7 +78,7 @@ export class MemoryIndex implements MetadataStore {
     const all = await this.tags(name);
     if (!all) return undefined;
     const start = startAfter(all, after);
-    return all.slice(start, start + limit);
+    return all.slice(start, limit < 0 ? undefined : start + limit);
   }
 
   async tagTarget(name: string, tag: string): Promise<string | undefined> {
