@@ -28,6 +28,7 @@ import { Metrics } from './metrics.js';
 import { isValidName } from './reference.js';
 import type { StorageDriver } from './storage/driver.js';
 import { removeTempFiles } from './storage/fsck.js';
+import { recoverIntents, SHARED_INTENT_AGE_MS } from './metadata/recover.js';
 import { prepareMetadata } from './metadata/startup.js';
 import type { MetadataStore } from './metadata/store.js';
 import { RegistryStore } from './storage/store.js';
@@ -74,6 +75,7 @@ export class RegistryApp {
   /** Set by the server on close: responses then ask clients to close their connections. */
   shuttingDown = false;
   private purgeTimer: NodeJS.Timeout | undefined;
+  private recoverTimer: NodeJS.Timeout | undefined;
   private startupMaintenance: Promise<void> = Promise.resolve();
 
   constructor(opts: RegistryAppOptions) {
@@ -123,6 +125,11 @@ export class RegistryApp {
       await this.purge();
       void cleanup();
     }
+    if (this.store.index.shared) {
+      // A replica that died mid-write left an intent no restart of its own may come to finish.
+      this.recoverTimer = setInterval(() => void this.recoverStale(), SHARED_INTENT_AGE_MS);
+      this.recoverTimer.unref();
+    }
     const every = Math.max(1000, Math.min(this.uploadPurgeAgeMs / 4, 3600_000));
     this.purgeTimer = setInterval(() => void this.purge(), every);
     this.purgeTimer.unref();
@@ -130,6 +137,16 @@ export class RegistryApp {
 
   close(): void {
     if (this.purgeTimer) clearInterval(this.purgeTimer);
+    if (this.recoverTimer) clearInterval(this.recoverTimer);
+  }
+
+  private async recoverStale(): Promise<void> {
+    try {
+      const n = await recoverIntents(this.store);
+      if (n > 0) this.opts.log('info', 'finished writes another process left half done', { count: n });
+    } catch (err) {
+      this.opts.log('error', 'recovery of unfinished writes failed', { error: (err as Error).message });
+    }
   }
 
   /** Resolves once the maintenance started with the server (upload purge, temp cleanup) is done. */

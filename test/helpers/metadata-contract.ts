@@ -205,6 +205,28 @@ function stateCases(make: () => Promise<MetadataStore>): void {
     expect((await index.pendingIntents()).map((i) => i.id)).toEqual([b]);
     await index.endIntent(b);
     expect(await index.pendingIntents()).toEqual([]);
+    const c = await index.beginIntent('tag-delete', 'z', 'v9');
+    const created = (await index.pendingIntents())[0]?.createdAt ?? 0;
+    expect(await index.pendingIntents(created)).toEqual([]);
+    expect((await index.pendingIntents(created + 1)).map((i) => i.id)).toEqual([c]);
+    await index.close();
+  });
+
+  it('runs exclusive sections of one name one at a time, and of other names alongside', async () => {
+    const index = await make();
+    const events: string[] = [];
+    const section = (name: string, label: string) =>
+      index.exclusive(name, async () => {
+        events.push(`${label}+`);
+        await new Promise((r) => setTimeout(r, 400));
+        events.push(`${label}-`);
+      });
+    await Promise.all([section('import', 'a'), section('import', 'b'), section('other', 'c')]);
+    const a = events.indexOf('a+');
+    const b = events.indexOf('b+');
+    const [first, second] = a < b ? ['a', 'b'] : ['b', 'a'];
+    expect(events.indexOf(`${second}+`)).toBeGreaterThan(events.indexOf(`${first}-`));
+    expect(events.indexOf('c+')).toBeLessThan(events.indexOf(`${first}-`));
     await index.close();
   });
 

@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPostgresStore } from '../../src/registry/metadata/postgres-store.js';
+import { recoverIntents, SHARED_INTENT_AGE_MS } from '../../src/registry/metadata/recover.js';
+import { MemoryDriver } from '../../src/registry/storage/memory-driver.js';
+import { RegistryStore } from '../../src/registry/storage/store.js';
 import { metadataContract } from '../helpers/metadata-contract.js';
 import { postgresAvailable, startPostgres, type PostgresCluster } from '../helpers/postgres.js';
 
@@ -43,6 +46,39 @@ describe.skipIf(!postgresAvailable())('PostgreSQL metadata store', () => {
     expect(await b.tagTarget('shared', 'v1')).toBe(`sha256:${'a'.repeat(64)}`);
     expect(await pg.psql('SELECT version FROM schema_migrations ORDER BY version', db.database)).toBe('1');
     await Promise.all([a.close(), b.close()]);
+  });
+
+  it('holds an exclusive section across two processes opening the same database (advisory lock)', async () => {
+    const db = await pg.createDatabase();
+    const [a, b] = await Promise.all([
+      openPostgresStore({ url: db.url, password: db.password }),
+      openPostgresStore({ url: db.url, password: db.password }),
+    ]);
+    const events: string[] = [];
+    const section = (s: typeof a, label: string) =>
+      s.exclusive('import', async () => {
+        events.push(`${label}+`);
+        await new Promise((r) => setTimeout(r, 100));
+        events.push(`${label}-`);
+      });
+    await Promise.all([section(a, 'a'), section(b, 'b')]);
+    // Each section ends before the other begins: a+ a- b+ b- or b+ b- a+ a-.
+    expect(events[0]?.[0]).toBe(events[1]?.[0]);
+    expect(events[2]?.[0]).toBe(events[3]?.[0]);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('leaves a replica the intents of its writes in flight, and finishes those of a dead one', async () => {
+    const db = await pg.createDatabase();
+    const index = await openPostgresStore({ url: db.url, password: db.password });
+    const store = new RegistryStore(new MemoryDriver(), index);
+    await index.setTag('r', 'gone', `sha256:${'a'.repeat(64)}`);
+    await index.beginIntent('tag-put', 'r', 'gone');
+    expect(await recoverIntents(store)).toBe(0);
+    expect(await index.tagTarget('r', 'gone')).toBeDefined();
+    expect(await recoverIntents(store, Date.now() + SHARED_INTENT_AGE_MS + 1)).toBe(1);
+    expect(await index.tagTarget('r', 'gone')).toBeUndefined();
+    await index.close();
   });
 
   it('refuses a wrong password with the server error, never echoing the password', async () => {

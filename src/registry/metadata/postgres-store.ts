@@ -61,6 +61,21 @@ class PostgresDatabase extends Conn implements SqlDatabase {
     }
   }
 
+  /** A session advisory lock on a connection of its own, held while `fn` runs on the pool. */
+  async exclusive<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('SELECT pg_advisory_lock(hashtext($1))', [`regctl:${name}`]);
+      try {
+        return await fn();
+      } finally {
+        await client.query('SELECT pg_advisory_unlock(hashtext($1))', [`regctl:${name}`]);
+      }
+    } finally {
+      client.release();
+    }
+  }
+
   async migrate(): Promise<void> {
     const client = await this.pool.connect();
     try {

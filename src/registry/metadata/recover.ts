@@ -15,9 +15,18 @@ import type { RegistryStore } from '../storage/store.js';
 import { manifestFacts } from './facts.js';
 import type { Intent } from './store.js';
 
-/** Finishes every pending intent; returns how many. */
-export async function recoverIntents(store: RegistryStore): Promise<number> {
-  const intents = await store.index.pendingIntents();
+/**
+ * How old an intent must be before another process may finish it, in a store shared with live replicas: a write
+ * takes milliseconds, so an intent this old belongs to a process that died (or hangs).
+ */
+export const SHARED_INTENT_AGE_MS = 60_000;
+
+/**
+ * Finishes pending intents; returns how many. A store no other process writes hands over all of them (this
+ * process is the only one, and it has just started); a shared one only those older than SHARED_INTENT_AGE_MS.
+ */
+export async function recoverIntents(store: RegistryStore, now = Date.now()): Promise<number> {
+  const intents = await store.index.pendingIntents(store.index.shared ? now - SHARED_INTENT_AGE_MS : undefined);
   for (const intent of intents) {
     await recoverOne(store, intent);
     await store.index.endIntent(intent.id);

@@ -23,14 +23,19 @@ export interface SqlDatabase extends SqlConn {
   readonly kind: 'sqlite' | 'postgres';
   /** Runs `fn` in one write transaction; a throw rolls it back. */
   tx<T>(fn: (c: SqlConn) => Promise<T>): Promise<T>;
+  /** See MetadataStore.exclusive. */
+  exclusive<T>(name: string, fn: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
 const FLUSH_EVERY_MS = 1000;
+/** How often a shared store re-counts repositories (other replicas create and drop them too). */
+const RECOUNT_EVERY_MS = 30_000;
 
 export class SqlMetadataStore implements MetadataStore {
   readonly kind: string;
   readonly persistent = true;
+  readonly shared: boolean;
   private count = 0;
   private readonly uses = new Map<string, number>();
   private readonly pulls = new Map<string, number>();
@@ -38,7 +43,15 @@ export class SqlMetadataStore implements MetadataStore {
 
   constructor(private readonly db: SqlDatabase) {
     this.kind = db.kind;
-    this.timer = setInterval(() => void this.flush().catch(() => undefined), FLUSH_EVERY_MS);
+    this.shared = db.kind === 'postgres';
+    let recounted = Date.now();
+    this.timer = setInterval(() => {
+      void this.flush().catch(() => undefined);
+      if (this.shared && Date.now() - recounted >= RECOUNT_EVERY_MS) {
+        recounted = Date.now();
+        void this.refreshCount().catch(() => undefined);
+      }
+    }, FLUSH_EVERY_MS);
     this.timer.unref();
   }
 
@@ -304,14 +317,16 @@ export class SqlMetadataStore implements MetadataStore {
     await this.write((c) => c.run('DELETE FROM intents WHERE id = ?', [id]));
   }
 
-  async pendingIntents(): Promise<Intent[]> {
+  async pendingIntents(before?: number): Promise<Intent[]> {
     const rows = await this.db.all<{
       id: number;
       kind: IntentKind;
       repository: string;
       key: string;
       created_at: number;
-    }>('SELECT id, kind, repository, key, created_at FROM intents ORDER BY id');
+    }>('SELECT id, kind, repository, key, created_at FROM intents WHERE created_at < ? ORDER BY id', [
+      before ?? Number.MAX_SAFE_INTEGER,
+    ]);
     return rows.map((r) => ({
       id: Number(r.id),
       kind: r.kind,
@@ -319,6 +334,10 @@ export class SqlMetadataStore implements MetadataStore {
       key: r.key,
       createdAt: Number(r.created_at),
     }));
+  }
+
+  exclusive<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return this.db.exclusive(name, fn);
   }
 
   async getMeta(key: string): Promise<string | undefined> {

@@ -62,6 +62,11 @@ class SqliteDatabase implements SqlDatabase {
     });
   }
 
+  /** One process uses the file at a time (the registry, or `fsck --rebuild-metadata` with it stopped). */
+  exclusive<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return this.lock.run(`exclusive:${name}`, fn);
+  }
+
   async close(): Promise<void> {
     await this.lock.run('tx', async () => this.db.close());
   }

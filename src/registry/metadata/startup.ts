@@ -72,13 +72,17 @@ export async function prepareMetadata(store: RegistryStore, log: LogFn): Promise
   const recovered = await recoverIntents(store);
   if (recovered > 0) log('info', 'finished writes an earlier process left half done', { count: recovered });
   if (await metadataCurrent(store)) return { recovered, imported: false, incompleteTags: 0 };
-  log('info', 'importing storage into the metadata store', { store: index.kind });
-  const started = Date.now();
-  const incompleteTags = await importStorage(store, { removeIncompleteTags: true });
-  log('info', 'imported storage into the metadata store', {
-    store: index.kind,
-    repositories: index.repositoryCount(),
-    ms: Date.now() - started,
+  // Replicas starting together on a store that needs an import: one imports, the others wait and find it done.
+  return index.exclusive('import', async () => {
+    if (await metadataCurrent(store)) return { recovered, imported: false, incompleteTags: 0 };
+    log('info', 'importing storage into the metadata store', { store: index.kind });
+    const started = Date.now();
+    const incompleteTags = await importStorage(store, { removeIncompleteTags: true });
+    log('info', 'imported storage into the metadata store', {
+      store: index.kind,
+      repositories: index.repositoryCount(),
+      ms: Date.now() - started,
+    });
+    return { recovered, imported: true, incompleteTags };
   });
-  return { recovered, imported: true, incompleteTags };
 }

@@ -66,6 +66,11 @@ export interface MetadataStore extends RepositoryIndex {
   readonly kind: string;
   /** True when the store outlives the process, so start-up need not walk storage once it was imported. */
   readonly persistent: boolean;
+  /** True when other processes may write the store at the same time (replicas on PostgreSQL). */
+  readonly shared: boolean;
+
+  /** Runs `fn` while no other process sharing the store runs a section of the same name (the import). */
+  exclusive<T>(name: string, fn: () => Promise<T>): Promise<T>;
 
   /** Up to `limit` repository names after `after` (exclusive), in bytewise order; a negative limit: all. */
   catalogPage(after: string | undefined, limit: number): Promise<string[]>;
@@ -86,8 +91,8 @@ export interface MetadataStore extends RepositoryIndex {
 
   beginIntent(kind: IntentKind, name: string, key: string): Promise<number>;
   endIntent(id: number): Promise<void>;
-  /** Intents left by writes that did not finish, oldest first. */
-  pendingIntents(): Promise<Intent[]>;
+  /** Intents left by writes that did not finish, oldest first; only those begun before `before` when given. */
+  pendingIntents(before?: number): Promise<Intent[]>;
 
   getMeta(key: string): Promise<string | undefined>;
   setMeta(key: string, value: string): Promise<void>;

@@ -12,6 +12,7 @@ import type {
   ReferrerFacts,
   RepositoryStats,
 } from '../metadata/store.js';
+import { KeyedLock } from './keyed-lock.js';
 import type { RepositoryRecord } from './repository-index.js';
 
 interface Entry {
@@ -39,6 +40,8 @@ function startAfter(list: string[], after: string | undefined): number {
 export class MemoryIndex implements MetadataStore {
   readonly kind = 'memory';
   readonly persistent = false;
+  readonly shared = false;
+  private readonly sections = new KeyedLock();
   private readonly repos = new Map<string, Entry>();
   private catalogCache: string[] | undefined;
   private readonly lastUse = new Map<string, number>();
@@ -209,8 +212,12 @@ export class MemoryIndex implements MetadataStore {
     this.intents.delete(id);
   }
 
-  async pendingIntents(): Promise<Intent[]> {
-    return [...this.intents.values()];
+  async pendingIntents(before = Infinity): Promise<Intent[]> {
+    return [...this.intents.values()].filter((i) => i.createdAt < before);
+  }
+
+  exclusive<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return this.sections.run(name, fn);
   }
 
   async getMeta(key: string): Promise<string | undefined> {

@@ -75,6 +75,26 @@ describe.skipIf(!postgresAvailable())('registries sharing a PostgreSQL metadata 
     expect(await (await a.fetch('/v2/_catalog')).json()).toEqual({ repositories: ['team/app', 'team/other'] });
   });
 
+  it('replicas starting together on a volume the store has not seen import it once', async () => {
+    const db = await pg.createDatabase();
+    const shared = { kind: 'postgres' as const, url: db.url };
+    const dir = await mkdtemp(join(tmpdir(), 'regctl-pg-secret2-'));
+    const file = await writePasswordFile(dir, db.password);
+    const [c, d] = await Promise.all([
+      startRegistry({ auth: false, dataDir: a.data, metadata: shared, metadataPasswordFile: file }),
+      startRegistry({ auth: false, dataDir: a.data, metadata: shared, metadataPasswordFile: file }),
+    ]);
+    try {
+      const imports = [...c.logs, ...d.logs].filter((l) => l.includes('imported storage into the metadata store'));
+      expect(imports).toHaveLength(1);
+      expect(await (await d.fetch('/v2/_catalog')).json()).toEqual({ repositories: ['team/app', 'team/other'] });
+    } finally {
+      await c.stop();
+      await d.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('never writes the database password to a log', () => {
     expect([...a.logs, ...b.logs].join('\n')).not.toContain(password);
   });
