@@ -56,6 +56,7 @@ export async function importStorage(
   const index = store.index;
   await index.setMeta(IMPORT_STATE_KEY, 'running');
   const removed = await store.buildIndex(opts);
+  await index.setMeta(IMPORT_STATE_KEY, 'running');
   const id = randomUUID();
   await store.driver.putContent(pathFor({ kind: 'metadataMarker' }), `${id}\n`);
   await index.setMeta(STORAGE_ID_KEY, id);

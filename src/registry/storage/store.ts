@@ -22,7 +22,7 @@ import { ManifestCache } from './manifest-cache.js';
 import { ManifestStore } from './manifest-store.js';
 import { MemoryIndex } from './memory-index.js';
 import { ReferrerStore } from './referrer-store.js';
-import type { MetadataStore } from '../metadata/store.js';
+import { IMPORT_STATE_KEY, type MetadataStore } from '../metadata/store.js';
 import { allRepositoryDirs, rebuildIndex } from './repository-walk.js';
 import { TagStore } from './tag-store.js';
 import { UploadStore } from './upload-store.js';
@@ -92,11 +92,16 @@ export class RegistryStore {
    * directories a killed write left without `current/link`; returns how many. A store that keeps manifest facts
    * (`persistent`) gets them too, read from each revision's manifest.
    */
-  buildIndex(opts: { removeIncompleteTags?: boolean } = {}): Promise<number> {
-    return rebuildIndex(this.driver, this.index, {
+  async buildIndex(opts: { removeIncompleteTags?: boolean } = {}): Promise<number> {
+    const index = this.index;
+    // A persistent store cut off mid-rebuild must not pass for complete at the next start: it imports again.
+    if (index.persistent) await index.setMeta(IMPORT_STATE_KEY, 'running');
+    const removed = await rebuildIndex(this.driver, index, {
       ...opts,
-      facts: this.index.persistent ? (d) => this.manifests.read(d) : undefined,
+      facts: index.persistent ? (d) => this.manifests.read(d) : undefined,
     });
+    if (index.persistent) await index.setMeta(IMPORT_STATE_KEY, 'done');
+    return removed;
   }
 
   /** Every repository directory on storage, including ones holding only blobs or uploads, sorted. */

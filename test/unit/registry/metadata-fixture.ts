@@ -27,7 +27,7 @@ export interface CountingDriver {
 /** Wraps a driver to count its calls, and to throw once where `failOn` says (a simulated crash). */
 export function countingDriver(
   inner: StorageDriver,
-  failOn?: { method: 'putContent' | 'delete'; path: (p: string) => boolean },
+  failOn?: { method: 'putContent' | 'delete' | 'list'; path: (p: string) => boolean },
 ): CountingDriver {
   const counts: Record<string, number> = {};
   const driver = Object.create(inner) as StorageDriver;

@@ -65,6 +65,21 @@ describe('start-up with a metadata store', () => {
     await vol.stop(app);
   });
 
+  it('a rebuild cut off midway is not taken for complete: the next start imports again', async () => {
+    const vol = await volumeWith(3);
+    const tags = pathFor({ kind: 'tagsRoot', name: 'team1/app1' });
+    const failing = countingDriver(vol.storage, { method: 'list', path: (p) => p === tags });
+    const app = await vol.start({ driver: failing.driver });
+    // What `reload?index=1` or an online fsck repair runs; storage fails halfway through.
+    await expect(app.store.buildIndex()).rejects.toThrow(/simulated crash/);
+    await vol.stop(app);
+    const logs: string[] = [];
+    const next = await vol.start({ logs });
+    expect(logs.filter((l) => l.includes('importing storage'))).toHaveLength(1);
+    expect(await next.store.index.catalog()).toEqual(['team0/app0', 'team1/app1', 'team2/app2']);
+    await vol.stop(next);
+  });
+
   it('pages catalog and tags from the store without loading every name', async () => {
     const vol = await Volume.create();
     volumes.push(vol);
