@@ -270,12 +270,15 @@ export class RegistryApp {
     }
     if (path === '/healthz') {
       setRoute('healthz');
+      let reason = 'storage not writable';
       try {
         await this.opts.driver.checkWritable();
+        reason = 'metadata store unreachable';
+        await this.store.index.ping();
         sendJson(ctx, 200, { status: 'ok' });
       } catch (err) {
-        sendJson(ctx, 503, { status: 'unavailable', reason: 'storage not writable' });
-        this.opts.log('error', 'health check failed', { error: (err as Error).message });
+        sendJson(ctx, 503, { status: 'unavailable', reason }, { 'Retry-After': '5' });
+        this.opts.log('error', 'health check failed', { reason, error: (err as Error).message });
       }
       return;
     }

@@ -28,6 +28,9 @@ export interface PostgresCluster {
   stop(): Promise<void>;
   /** Stops and starts the server again (same data, same port). */
   restart(): Promise<void>;
+  /** Stops the server, keeping its data, until `start`. */
+  halt(): Promise<void>;
+  start(): Promise<void>;
 }
 
 /** Where Debian puts PostgreSQL's server programs (the highest installed major version). */
@@ -117,6 +120,12 @@ export async function startPostgres(): Promise<PostgresCluster> {
       },
       async restart() {
         await as('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
+        await start();
+      },
+      async halt() {
+        await as('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
+      },
+      async start() {
         await start();
       },
       async stop() {

@@ -9,6 +9,7 @@
  * transaction a second later (or when read, or on close).
  */
 import type { RepositoryRecord } from '../storage/repository-index.js';
+import { insertRows } from './sql-batch.js';
 import type { Intent, IntentKind, ManifestFacts, MetadataStore, ReferrerFacts, RepositoryStats } from './store.js';
 
 export type SqlValue = string | number | null;
@@ -224,13 +225,8 @@ export class SqlMetadataStore implements MetadataStore {
             record.lastPush,
           ]);
       }
-      for (const [tag, digest] of record.tags)
-        await c.run('INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)', [
-          id,
-          tag,
-          digest,
-          now,
-        ]);
+      const tagRows = [...record.tags].map(([tag, digest]) => [id, tag, digest, now]);
+      await insertRows(c, 'tags', ['repository_id', 'name', 'digest', 'updated_at'], tagRows);
     });
   }
 
@@ -353,6 +349,10 @@ export class SqlMetadataStore implements MetadataStore {
     );
   }
 
+  async ping(): Promise<void> {
+    await this.db.all('SELECT 1 AS x');
+  }
+
   async flush(): Promise<void> {
     if (this.uses.size === 0 && this.pulls.size === 0) return;
     const uses = [...this.uses];
@@ -420,11 +420,12 @@ export class SqlMetadataStore implements MetadataStore {
       [id, digest, f.mediaType, f.size, f.configDigest ?? null, f.subject ?? null, f.artifactType ?? null, at],
     );
     await c.run('DELETE FROM manifest_references WHERE repository_id = ? AND manifest_digest = ?', [id, digest]);
-    for (const r of f.references)
-      await c.run(
-        `INSERT INTO manifest_references (repository_id, manifest_digest, digest, size) VALUES (?, ?, ?, ?)
-         ON CONFLICT (repository_id, manifest_digest, digest) DO NOTHING`,
-        [id, digest, r.digest, r.size],
-      );
+    await insertRows(
+      c,
+      'manifest_references',
+      ['repository_id', 'manifest_digest', 'digest', 'size'],
+      f.references.map((r) => [id, digest, r.digest, r.size]),
+      ' ON CONFLICT (repository_id, manifest_digest, digest) DO NOTHING',
+    );
   }
 }

@@ -97,6 +97,9 @@ export interface MetadataStore extends RepositoryIndex {
   getMeta(key: string): Promise<string | undefined>;
   setMeta(key: string, value: string): Promise<void>;
 
+  /** Resolves when the store answers (for /healthz); throws when it cannot be reached. */
+  ping(): Promise<void>;
+
   /** Writes what `noteUse` and `notePull` batched. */
   flush(): Promise<void>;
   close(): Promise<void>;

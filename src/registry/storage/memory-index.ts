@@ -228,6 +228,8 @@ export class MemoryIndex implements MetadataStore {
     this.meta.set(key, value);
   }
 
+  async ping(): Promise<void> {}
+
   async flush(): Promise<void> {}
 
   async close(): Promise<void> {}

@@ -95,6 +95,21 @@ describe.skipIf(!postgresAvailable())('registries sharing a PostgreSQL metadata 
     }
   });
 
+  it('answers /healthz 503 while PostgreSQL is down, and 200 again once it is back, without a restart', async () => {
+    expect((await a.fetch('/healthz')).status).toBe(200);
+    await pg.halt();
+    try {
+      const down = await a.fetch('/healthz');
+      expect(down.status).toBe(503);
+      expect(down.headers.get('retry-after')).toBe('5');
+      expect(await down.json()).toEqual({ status: 'unavailable', reason: 'metadata store unreachable' });
+    } finally {
+      await pg.start();
+    }
+    expect((await a.fetch('/healthz')).status).toBe(200);
+    expect((await a.fetch('/v2/team/app/tags/list')).status).toBe(200);
+  });
+
   it('never writes the database password to a log', () => {
     expect([...a.logs, ...b.logs].join('\n')).not.toContain(password);
   });
