@@ -104,6 +104,7 @@ class PostgresDatabase extends Conn implements SqlDatabase {
   }
 
   async close(): Promise<void> {
+    if (this.pool.ended) return;
     await this.pool.end();
   }
 }

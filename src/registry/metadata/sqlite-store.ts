@@ -6,12 +6,18 @@
  *
  * One connection per process: write transactions are serialized here (`BEGIN IMMEDIATE` under an in-process
  * lock), because an `await` inside a transaction would otherwise let another request's statement join it.
+ *
+ * Durability: commits run with `synchronous = NORMAL` (no fsync per commit; a process killed at any point loses
+ * nothing, since the WAL is in the page cache). A power loss or kernel crash may drop the last commits, and with
+ * them intents. So the store records, durably, the boot it was opened in, and clears it on a clean close: a
+ * store found open from an earlier boot may have lost writes storage kept, and start-up imports storage again.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { KeyedLock } from '../storage/keyed-lock.js';
 import { MIGRATIONS, MIGRATIONS_TABLE, SchemaTooNewError } from './migrations.js';
+import { IMPORT_STATE_KEY } from './store.js';
 import { SqlMetadataStore, type SqlConn, type SqlDatabase, type SqlValue } from './sql-store.js';
 
 class SqliteDatabase implements SqlDatabase {
@@ -67,9 +73,48 @@ class SqliteDatabase implements SqlDatabase {
     return this.lock.run(`exclusive:${name}`, fn);
   }
 
-  async close(): Promise<void> {
-    await this.lock.run('tx', async () => this.db.close());
+  /** Runs `sql` in its own transaction, fsynced before it returns. */
+  durably(sql: string, params: SqlValue[] = []): void {
+    this.db.pragma('synchronous = FULL');
+    try {
+      this.db.transaction(() => this.prepare(sql).run(...params))();
+    } finally {
+      this.db.pragma('synchronous = NORMAL');
+    }
   }
+
+  async close(): Promise<void> {
+    await this.lock.run('tx', async () => {
+      if (!this.db.open) return;
+      this.durably('DELETE FROM meta WHERE key = ?', [OPEN_BOOT_KEY]);
+      this.db.close();
+    });
+  }
+}
+
+/** `meta` key: the boot the store was opened in, until a clean close. */
+export const OPEN_BOOT_KEY = 'open_boot';
+
+/** This machine's boot id (Linux); undefined elsewhere, which turns the check off. */
+function bootId(): string | undefined {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Marks the store open in this boot; a store left open by an earlier boot is marked for import. */
+async function markOpen(db: SqliteDatabase): Promise<void> {
+  const boot = bootId();
+  if (boot === undefined) return;
+  const [row] = await db.all<{ value: string }>('SELECT value FROM meta WHERE key = ?', [OPEN_BOOT_KEY]);
+  if (row !== undefined && row.value !== boot)
+    db.durably('UPDATE meta SET value = ? WHERE key = ?', ['lost-writes', IMPORT_STATE_KEY]);
+  db.durably('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [
+    OPEN_BOOT_KEY,
+    boot,
+  ]);
 }
 
 /** Opens (creating when absent) the SQLite metadata file at `path` and brings its schema up to date. */
@@ -97,6 +142,7 @@ export async function openSqliteStore(path: string): Promise<SqlMetadataStore> {
         ]);
       }
     });
+    await markOpen(db);
     return await new SqlMetadataStore(db).start();
   } catch (err) {
     if (raw.open) raw.close();

@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -78,6 +80,25 @@ describe('start-up with a metadata store', () => {
     expect(logs.filter((l) => l.includes('importing storage'))).toHaveLength(1);
     expect(await next.store.index.catalog()).toEqual(['team0/app0', 'team1/app1', 'team2/app2']);
     await vol.stop(next);
+  });
+
+  it('imports again after the machine went down with the store open, not after a process kill', async () => {
+    const vol = await volumeWith(2);
+    const markOpen = (boot: string) => {
+      // What a store open at the crash leaves: the mark of the boot it was opened in.
+      const raw = new Database(vol.sqlitePath);
+      raw.prepare(`INSERT INTO meta (key, value) VALUES ('open_boot', ?)`).run(boot);
+      raw.close();
+    };
+    const logs: string[] = [];
+    markOpen(readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim());
+    await vol.stop(await vol.start({ logs }));
+    expect(logs.filter((l) => l.includes('importing storage'))).toEqual([]);
+    markOpen('an-earlier-boot');
+    const app = await vol.start({ logs });
+    expect(logs.filter((l) => l.includes('importing storage'))).toHaveLength(1);
+    expect(await app.store.index.catalog()).toEqual(['team0/app0', 'team1/app1']);
+    await vol.stop(app);
   });
 
   it('pages catalog and tags from the store without loading every name', async () => {
