@@ -4,9 +4,9 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import bcrypt from 'bcryptjs';
-import Database from 'better-sqlite3';
 import { createRegistryServer, type RegistryServer, type RegistryServerOptions } from '../../../src/registry/server.js';
 import { basicAuth } from '../../helpers/auth.js';
+import { isMetadataCompanion, METADATA_FILE, metadataDump } from '../../helpers/metadata-dump.js';
 
 export const sha256 = (data: Buffer | string): string => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
@@ -89,32 +89,6 @@ export async function startRegistry(
 }
 
 /** Every file under `root` with its content hash: compared before and after a refused request. */
-/**
- * The metadata store's SQLite file as its logical content: repositories, tags, manifests and their references,
- * intents and meta. Left out: the file's bytes (pages and the WAL move on their own, as checkpoints and the
- * batched bookkeeping below run) and that bookkeeping itself (last use of a digest, last pull of a repository).
- */
-function metadataDump(path: string): string {
-  const db = new Database(path, { readonly: true, fileMustExist: true });
-  try {
-    const rows: unknown[] = [];
-    for (const [table, order] of [
-      ['repositories', 'name'],
-      ['tags', 'repository_id, name'],
-      ['manifests', 'repository_id, digest'],
-      ['manifest_references', 'repository_id, manifest_digest, digest'],
-      ['intents', 'id'],
-      ['meta', 'key'],
-    ] as const) {
-      const cols = table === 'repositories' ? 'id, name, last_push' : '*';
-      rows.push(table, db.prepare(`SELECT ${cols} FROM ${table} ORDER BY ${order}`).all());
-    }
-    return createHash('sha256').update(JSON.stringify(rows)).digest('hex');
-  } finally {
-    db.close();
-  }
-}
-
 export async function snapshot(root: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   const walk = async (dir: string): Promise<void> => {
@@ -130,8 +104,8 @@ export async function snapshot(root: string): Promise<Record<string, string>> {
       if (e.isDirectory()) {
         out[rel + '/'] = 'dir';
         await walk(p);
-      } else if (rel === 'regctl/metadata.sqlite') out[rel] = metadataDump(p);
-      else if (rel.startsWith('regctl/metadata.sqlite-')) continue;
+      } else if (rel === METADATA_FILE) out[rel] = metadataDump(p);
+      else if (isMetadataCompanion(rel)) continue;
       else
         out[rel] = createHash('sha256')
           .update(await readFile(p))

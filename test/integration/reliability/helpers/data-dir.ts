@@ -2,10 +2,15 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isMetadataCompanion, METADATA_FILE, metadataDump } from '../../../helpers/metadata-dump.js';
 
-/** Every regular file under `root` (relative path → size). */
-export async function snapshotFiles(root: string): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
+/**
+ * Every regular file under `root` (relative path → size). The metadata store's SQLite file stands for its logical
+ * content instead (test/helpers/metadata-dump.ts), and its WAL companions are left out: their sizes move with
+ * checkpoints and batched bookkeeping, not with what a request wrote.
+ */
+export async function snapshotFiles(root: string): Promise<Map<string, number | string>> {
+  const out = new Map<string, number | string>();
   const walk = async (dir: string, rel: string): Promise<void> => {
     let entries;
     try {
@@ -18,6 +23,8 @@ export async function snapshotFiles(root: string): Promise<Map<string, number>> 
       const abs = join(dir, e.name);
       const r = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) await walk(abs, r);
+      else if (r === METADATA_FILE) out.set(r, metadataDump(abs));
+      else if (isMetadataCompanion(r)) continue;
       else {
         try {
           out.set(r, (await stat(abs)).size);
@@ -32,7 +39,7 @@ export async function snapshotFiles(root: string): Promise<Map<string, number>> 
 }
 
 /** Files added or whose size changed between two snapshots. */
-export function diffSnapshots(before: Map<string, number>, after: Map<string, number>): string[] {
+export function diffSnapshots(before: Map<string, number | string>, after: Map<string, number | string>): string[] {
   const changed: string[] = [];
   for (const [path, size] of after)
     if (before.get(path) !== size) changed.push(`${path} (${before.get(path) ?? 'new'} → ${size})`);
