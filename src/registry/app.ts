@@ -28,6 +28,9 @@ import { Metrics } from './metrics.js';
 import { isValidName } from './reference.js';
 import type { StorageDriver } from './storage/driver.js';
 import { removeTempFiles } from './storage/fsck.js';
+import { recoverIntents, SHARED_INTENT_AGE_MS } from './metadata/recover.js';
+import { prepareMetadata } from './metadata/startup.js';
+import type { MetadataStore } from './metadata/store.js';
 import { RegistryStore } from './storage/store.js';
 
 export interface RegistryAppOptions {
@@ -44,6 +47,8 @@ export interface RegistryAppOptions {
   uiHandler?: (req: IncomingMessage, res: ServerResponse) => void;
   /** How long writes wait for a fence to lift before 503. */
   fenceWaitMs?: number;
+  /** Opens the metadata store at `init`; without it the registry keeps its index in memory. */
+  openMetadata?: () => Promise<MetadataStore>;
 }
 
 const EXPOSED_HEADERS = [
@@ -70,6 +75,8 @@ export class RegistryApp {
   /** Set by the server on close: responses then ask clients to close their connections. */
   shuttingDown = false;
   private purgeTimer: NodeJS.Timeout | undefined;
+  private recoverTimer: NodeJS.Timeout | undefined;
+  private startupMaintenance: Promise<void> = Promise.resolve();
 
   constructor(opts: RegistryAppOptions) {
     this.opts = opts;
@@ -91,21 +98,42 @@ export class RegistryApp {
     return this.opts.auth?.policy ?? Policy.open();
   }
 
-  /** Opens the storage (recovering what a crash left), checks it is writable, builds the index, purges stale uploads
-   * and starts the purge timer. */
+  /**
+   * Opens the storage (writing back what its journal holds after a crash), checks it is writable, opens the
+   * metadata store (finishing interrupted writes, importing storage when the store does not describe it yet) or
+   * builds the in-memory index, purges stale uploads and starts the purge timer. With a persistent store, start-up
+   * reads no more of storage than the writes a crash left: the upload purge and the temporary-file cleanup, which
+   * walk storage, run in the background once `init` has returned.
+   */
   async init(): Promise<void> {
     await this.opts.driver.open?.();
     await this.opts.driver.checkWritable();
-    const incompleteTags = await this.store.buildIndex({ removeIncompleteTags: true });
-    if (incompleteTags > 0)
-      this.opts.log('info', 'removed tags left incomplete by an interrupted write', { count: incompleteTags });
-    await this.purge();
+    if (this.opts.openMetadata) this.store.useIndex(await this.opts.openMetadata());
+    const report = await prepareMetadata(this.store, this.opts.log);
+    if (report.incompleteTags > 0)
+      this.opts.log('info', 'removed tags left incomplete by an interrupted write', { count: report.incompleteTags });
     const startedAt = Date.now();
-    if (this.opts.driver.leavesTempFiles !== false)
-      void removeTempFiles(this.opts.driver, startedAt).then(
-        (n) => n > 0 && this.opts.log('info', 'removed leftover temporary files', { count: n }),
-        (err: unknown) => this.opts.log('error', 'temporary file cleanup failed', { error: (err as Error).message }),
-      );
+    const cleanup = async (): Promise<void> => {
+      // Drivers that never leave temporary files (S3) are not walked for them.
+      if (this.opts.driver.leavesTempFiles === false) return;
+      const n = await removeTempFiles(this.opts.driver, startedAt).catch((err: unknown) => {
+        this.opts.log('error', 'temporary file cleanup failed', { error: (err as Error).message });
+        return 0;
+      });
+      if (n > 0) this.opts.log('info', 'removed leftover temporary files', { count: n });
+    };
+    if (this.store.index.persistent) {
+      // Started once `init` has returned, so the walk never delays listening.
+      this.startupMaintenance = new Promise<void>((r) => setImmediate(r)).then(() => this.purge()).then(cleanup);
+    } else {
+      await this.purge();
+      void cleanup();
+    }
+    if (this.store.index.shared) {
+      // A replica that died mid-write left an intent no restart of its own may come to finish.
+      this.recoverTimer = setInterval(() => void this.recoverStale(), SHARED_INTENT_AGE_MS);
+      this.recoverTimer.unref();
+    }
     const every = Math.max(1000, Math.min(this.uploadPurgeAgeMs / 4, 3600_000));
     this.purgeTimer = setInterval(() => void this.purge(), every);
     this.purgeTimer.unref();
@@ -113,6 +141,21 @@ export class RegistryApp {
 
   close(): void {
     if (this.purgeTimer) clearInterval(this.purgeTimer);
+    if (this.recoverTimer) clearInterval(this.recoverTimer);
+  }
+
+  private async recoverStale(): Promise<void> {
+    try {
+      const n = await recoverIntents(this.store);
+      if (n > 0) this.opts.log('info', 'finished writes another process left half done', { count: n });
+    } catch (err) {
+      this.opts.log('error', 'recovery of unfinished writes failed', { error: (err as Error).message });
+    }
+  }
+
+  /** Resolves once the maintenance started with the server (upload purge, temp cleanup) is done. */
+  async maintenanceDone(): Promise<void> {
+    await this.startupMaintenance;
   }
 
   async purge(): Promise<number> {
@@ -231,12 +274,15 @@ export class RegistryApp {
     }
     if (path === '/healthz') {
       setRoute('healthz');
+      let reason = 'storage not writable';
       try {
         await this.opts.driver.checkWritable();
+        reason = 'metadata store unreachable';
+        await this.store.index.ping();
         sendJson(ctx, 200, { status: 'ok' });
       } catch (err) {
-        sendJson(ctx, 503, { status: 'unavailable', reason: 'storage not writable' });
-        this.opts.log('error', 'health check failed', { error: (err as Error).message });
+        sendJson(ctx, 503, { status: 'unavailable', reason }, { 'Retry-After': '5' });
+        this.opts.log('error', 'health check failed', { reason, error: (err as Error).message });
       }
       return;
     }

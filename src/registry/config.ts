@@ -21,6 +21,11 @@
  * | --realm TEXT         | REGCTL_REALM             | realm             | regctl            |
  * | --cors-origin LIST   | REGCTL_CORS_ORIGIN       | corsOrigins       | (none)            |
  * | --no-credential-cache | REGCTL_CREDENTIAL_CACHE=false | credentialCache: false | true (cache on) |
+ * | --metadata STORE     | REGCTL_METADATA          | metadata          | sqlite            |
+ * | --metadata-password-file FILE | REGCTL_METADATA_PASSWORD_FILE | metadataPasswordFile | (none)  |
+ * | -                    | REGCTL_METADATA_PASSWORD | -                 | (none)            |
+ * STORE is `sqlite`, `sqlite:PATH`, `postgres://USER@HOST[:PORT]/DB` or `memory` (metadata/settings.ts). The
+ * database password is never a flag, a config key or part of the URL: only the environment or a file.
  * `--storage s3://BUCKET[/PREFIX]` stores the registry in S3 (distribution's key layout under PREFIX) instead of the
  * `--data` directory; the S3 credentials come from the AWS SDK's default chain (AWS_ACCESS_KEY_ID and
  * AWS_SECRET_ACCESS_KEY, AWS_PROFILE, shared config files), never from these settings.
@@ -38,6 +43,7 @@ import { parseS3Endpoint, parseS3Url, S3UrlError, type S3Settings } from './stor
 
 /** Where the registry keeps its data: the `data` directory, or an S3 bucket. */
 export type StorageSettings = { kind: 'filesystem' } | ({ kind: 's3' } & S3Settings);
+import { MetadataSettingError, parseMetadataSetting, type MetadataSetting } from './metadata/settings.js';
 
 export interface ServeSettings {
   host: string;
@@ -55,6 +61,10 @@ export interface ServeSettings {
   corsOrigins: string[];
   /** Keep verified credentials in memory so bcrypt runs once per credential; off: bcrypt on every request. */
   credentialCache: boolean;
+  metadata: MetadataSetting;
+  metadataPasswordFile: string | undefined;
+  /** From REGCTL_METADATA_PASSWORD only. */
+  metadataPassword: string | undefined;
 }
 
 export type RawSettings = Partial<
@@ -75,7 +85,9 @@ export type RawSettings = Partial<
     | 'minFree'
     | 'realm'
     | 'corsOrigins'
-    | 'credentialCache',
+    | 'credentialCache'
+    | 'metadata'
+    | 'metadataPasswordFile',
     unknown
   >
 >;
@@ -107,6 +119,8 @@ const ENV: Record<keyof RawSettings, string> = {
   realm: 'REGCTL_REALM',
   corsOrigins: 'REGCTL_CORS_ORIGIN',
   credentialCache: 'REGCTL_CREDENTIAL_CACHE',
+  metadata: 'REGCTL_METADATA',
+  metadataPasswordFile: 'REGCTL_METADATA_PASSWORD_FILE',
 };
 
 function withSetting<T>(setting: string, parse: () => T): T {
@@ -174,6 +188,15 @@ export async function loadConfigFile(path: string): Promise<RawSettings> {
   return doc;
 }
 
+function metadataSetting(text: string): MetadataSetting {
+  try {
+    return parseMetadataSetting(text);
+  } catch (err) {
+    if (err instanceof MetadataSettingError) throw new SettingsError('metadata', err.message);
+    throw err;
+  }
+}
+
 /** Merges the three sources (each possibly partial) and validates the result. */
 export function resolveSettings(flags: RawSettings, env: NodeJS.ProcessEnv, file: RawSettings): ServeSettings {
   const pick = (key: keyof RawSettings): unknown => {
@@ -223,6 +246,9 @@ export function resolveSettings(flags: RawSettings, env: NodeJS.ProcessEnv, file
     realm: str('realm') ?? 'regctl',
     corsOrigins,
     credentialCache: parseBool(pick('credentialCache') ?? true, 'credential-cache'),
+    metadata: metadataSetting(str('metadata') ?? 'sqlite'),
+    metadataPasswordFile: str('metadataPasswordFile'),
+    metadataPassword: env.REGCTL_METADATA_PASSWORD || undefined,
   };
 }
 

@@ -17,6 +17,7 @@ import { S3Driver } from './storage/s3/s3-driver.js';
 
 /** How long a presigned blob URL stays valid (distribution's default is 20 minutes too). */
 const S3_REDIRECT_SECONDS = 20 * 60;
+import { openMetadataStore, type MetadataSetting } from './metadata/settings.js';
 
 export interface RegistryServerOptions {
   host?: string;
@@ -44,6 +45,14 @@ export interface RegistryServerOptions {
   fenceWaitMs?: number;
   /** How long `close()` lets in-flight requests finish. */
   shutdownGraceMs?: number;
+  /**
+   * Where repositories, tags and manifest facts are kept (metadata/settings.ts). Default: `sqlite` under the
+   * data directory, or `memory` when a `driver` is given without one.
+   */
+  metadata?: MetadataSetting;
+  /** The PostgreSQL password, or a file holding it (the file wins). */
+  metadataPassword?: string;
+  metadataPasswordFile?: string;
 }
 
 export interface RegistryServer {
@@ -104,6 +113,13 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     dataDir,
     uiHandler: opts.uiHandler,
     fenceWaitMs: opts.fenceWaitMs,
+    openMetadata: () =>
+      openMetadataStore(opts.metadata ?? (dataDir === undefined ? { kind: 'memory' } : { kind: 'sqlite' }), {
+        dataDir,
+        password: opts.metadataPassword,
+        passwordFile: opts.metadataPasswordFile,
+        onError: (err) => log('error', 'metadata database connection lost', { error: err.message }),
+      }),
   });
   const server = createServer(
     { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000, highWaterMark: 1024 * 1024 },
@@ -131,7 +147,11 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     async close() {
       auth?.close();
       app.close();
-      if (!server.listening) return driver.close?.();
+      if (!server.listening) {
+        await app.maintenanceDone();
+        await app.store.index.close();
+        return driver.close?.();
+      }
       app.shuttingDown = true;
       const closed = new Promise<void>((res) => server.close(() => res()));
       // Connections become idle as their in-flight requests finish: close them as they do.
@@ -142,6 +162,8 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
       await closed;
       clearInterval(sweep);
       clearTimeout(timer);
+      await app.maintenanceDone();
+      await app.store.index.close();
       await driver.close?.();
     },
   };

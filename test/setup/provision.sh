@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes this machine (Debian 12, root) ready for `npm test`: Debian packages, a running dockerd,
+# Makes this machine (Debian 12, root) ready for `npm test`: Debian packages (postgresql among them: tests run
+# throwaway clusters of it, test/helpers/postgres.ts), a running dockerd,
 # node_modules, the Go-built peers (crane, oras, regclient, distribution v3, versitygw, OCI conformance),
 # the local images regctl-test/traefik:v3.6 and regctl-test/node:20.
 #
@@ -43,7 +44,7 @@ VERSION_LABEL="org.regctl.test.version"
 
 APT_PACKAGES=(
   docker.io docker-compose skopeo podman docker-registry pebble chromium
-  openssl jq curl iproute2 ca-certificates busybox-static tar groovy default-jre-headless apache2-utils
+  openssl jq curl iproute2 ca-certificates busybox-static tar groovy default-jre-headless apache2-utils postgresql
 )
 
 START_SECONDS=$SECONDS

@@ -8,12 +8,18 @@ interface FsckFlags {
   data?: string;
   repair?: boolean;
   json?: boolean;
+  rebuildMetadata?: boolean;
+  metadata?: string;
+  metadataPasswordFile?: string;
 }
 
 /**
  * `regctl fsck --data DIR [--repair] [--json]`: the registry's own fsck (`runFsck`) run offline over a data
  * directory. Exit 0 when nothing is left to fix, REGISTRY_ERROR (10) when problems remain.
  * The registry must not be writing to DIR meanwhile: `--repair` deletes what it finds.
+ *
+ * `regctl fsck --rebuild-metadata [--metadata STORE]` instead rebuilds the registry's metadata store (the SQLite
+ * file under DIR by default, or the PostgreSQL database named like `regctl serve --metadata`) from storage.
  */
 export function fsckCommand(ctx: CliContext): Command {
   return new Command('fsck')
@@ -21,6 +27,9 @@ export function fsckCommand(ctx: CliContext): Command {
     .option('--data <dir>', 'data directory of the registry (env REGCTL_DATA, default ./data)')
     .option('--repair', 'delete what cannot be trusted: corrupt blobs, dangling links and tags, temporary files')
     .option('--json', 'print the report as JSON')
+    .option('--rebuild-metadata', "rebuild the registry's metadata store (repositories, tags, manifests) from storage")
+    .option('--metadata <store>', 'the store to rebuild, as for regctl serve (env REGCTL_METADATA, default sqlite)')
+    .option('--metadata-password-file <file>', 'file holding the PostgreSQL password (or REGCTL_METADATA_PASSWORD)')
     .action(async (flags: FsckFlags) => {
       const dir = resolve(ctx.cwd, flags.data ?? ctx.env.REGCTL_DATA ?? './data');
       try {
@@ -30,6 +39,7 @@ export function fsckCommand(ctx: CliContext): Command {
           hint: 'pass the directory given to regctl serve --data',
         });
       }
+      if (flags.rebuildMetadata) return rebuildMetadata(ctx, dir, flags);
       const { FsDriver } = await import('../../registry/storage/fs-driver.js');
       const { RegistryStore } = await import('../../registry/storage/store.js');
       const { runFsck } = await import('../../registry/storage/fsck.js');
@@ -65,4 +75,37 @@ export function fsckCommand(ctx: CliContext): Command {
       if (!flags.json && report.repaired.length > 0)
         ctx.out.ok(`${report.repaired.length} problem(s) repaired, ${report.blobsChecked} blobs checked`);
     });
+}
+
+async function rebuildMetadata(ctx: CliContext, dir: string, flags: FsckFlags): Promise<void> {
+  const { MetadataSettingError, openMetadataStore, parseMetadataSetting } =
+    await import('../../registry/metadata/settings.js');
+  const hint = 'check --metadata, and REGCTL_METADATA_PASSWORD or --metadata-password-file for PostgreSQL';
+  let index;
+  try {
+    const setting = parseMetadataSetting(flags.metadata ?? ctx.env.REGCTL_METADATA ?? 'sqlite');
+    if (setting.kind === 'memory')
+      throw new MetadataSettingError('metadata: memory is rebuilt at every start; there is nothing to rebuild');
+    index = await openMetadataStore(setting, {
+      dataDir: dir,
+      password: ctx.env.REGCTL_METADATA_PASSWORD || undefined,
+      passwordFile: flags.metadataPasswordFile ?? (ctx.env.REGCTL_METADATA_PASSWORD_FILE || undefined),
+    });
+  } catch (err) {
+    if (err instanceof MetadataSettingError) throw new RegctlError('CONFIG_INVALID', err.message, { hint });
+    throw err;
+  }
+  try {
+    const { FsDriver } = await import('../../registry/storage/fs-driver.js');
+    const { RegistryStore } = await import('../../registry/storage/store.js');
+    const { importStorage } = await import('../../registry/metadata/startup.js');
+    const store = new RegistryStore(new FsDriver(dir), index);
+    const started = Date.now();
+    await importStorage(store);
+    const result = { dataDir: dir, store: index.kind, repositories: index.repositoryCount(), ms: Date.now() - started };
+    if (flags.json) ctx.out.json(result);
+    else ctx.out.ok(`${dir}: metadata (${index.kind}) rebuilt from storage, ${result.repositories} repositories`);
+  } finally {
+    await index.close();
+  }
 }

@@ -23,6 +23,8 @@ interface ServeFlags {
   realm?: string;
   corsOrigin?: string;
   credentialCache?: boolean;
+  metadata?: string;
+  metadataPasswordFile?: string;
 }
 
 /** Resolves the settings (flags > env > config file > defaults); bad values become USAGE / CONFIG_INVALID errors. */
@@ -46,6 +48,8 @@ export async function resolveServeSettings(flags: ServeFlags, env: NodeJS.Proces
     realm: flags.realm,
     corsOrigins: flags.corsOrigin,
     credentialCache: flags.credentialCache === false ? false : undefined,
+    metadata: flags.metadata,
+    metadataPasswordFile: flags.metadataPasswordFile,
   };
   try {
     const configPath = flags.config ?? env.REGCTL_CONFIG;
@@ -100,6 +104,14 @@ export function serveCommand(ctx: CliContext): Command {
       '--no-credential-cache',
       'run bcrypt on every request instead of caching verified credentials (env REGCTL_CREDENTIAL_CACHE=false)',
     )
+    .option(
+      '--metadata <store>',
+      'where repositories and tags are kept: sqlite (default, under --data), sqlite:FILE, postgres://USER@HOST[:PORT]/DB or memory (env REGCTL_METADATA)',
+    )
+    .option(
+      '--metadata-password-file <file>',
+      'file holding the PostgreSQL password (env REGCTL_METADATA_PASSWORD_FILE; or the password in REGCTL_METADATA_PASSWORD)',
+    )
     .action(async (flags: ServeFlags) => {
       const settings = await resolveServeSettings(flags, ctx.env);
       const { createRegistryServer, RegistryConfigError } = await import('../../registry/server.js');
@@ -126,6 +138,9 @@ export function serveCommand(ctx: CliContext): Command {
           uploadPurgeAgeMs: settings.uploadPurgeAgeMs,
           minFreeBytes: settings.minFreeBytes,
           credentialCache: settings.credentialCache,
+          metadata: settings.metadata,
+          metadataPassword: settings.metadataPassword,
+          metadataPasswordFile: settings.metadataPasswordFile,
           log: createLogger(settings.logLevel),
           uiHandler,
         });
@@ -141,6 +156,10 @@ export function serveCommand(ctx: CliContext): Command {
       } catch (err) {
         await server.close().catch(() => undefined);
         const code = (err as NodeJS.ErrnoException).code;
+        if ((err as Error).name === 'MetadataSettingError')
+          throw new RegctlError('CONFIG_INVALID', (err as Error).message, {
+            hint: 'check --metadata, and REGCTL_METADATA_PASSWORD or --metadata-password-file for PostgreSQL',
+          });
         if (code === 'EADDRINUSE')
           throw new RegctlError('PORT_IN_USE', `${settings.host}:${settings.port} is already in use`, {
             hint: 'choose another with --listen HOST:PORT',

@@ -7,46 +7,67 @@ import { query, send, sendJson, type Ctx } from './context.js';
 export const MAX_PAGE = 10_000;
 export const DEFAULT_CATALOG_PAGE = 1000;
 
-/** One page of a sorted list after `last`, with the `Link` header for the next page when more remain. */
-export function paginate(ctx: Ctx, all: string[], defaultN: number | undefined): { items: string[]; link?: string } {
+/** The `n` a client asked for (clamped to MAX_PAGE, never refused), or `defaultN` when absent or not a number. */
+function pageSize(ctx: Ctx, defaultN: number | undefined): number | undefined {
   const nText = query(ctx, 'n');
-  const last = query(ctx, 'last');
-  let n = defaultN;
-  if (nText !== undefined && /^\d+$/.test(nText)) n = Math.min(Number(nText), MAX_PAGE);
-  let start = 0;
-  if (last !== undefined) {
-    let lo = 0;
-    let hi = all.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if ((all[mid] as string) <= last) lo = mid + 1;
-      else hi = mid;
-    }
-    start = lo;
+  if (nText !== undefined && /^\d+$/.test(nText)) return Math.min(Number(nText), MAX_PAGE);
+  return defaultN;
+}
+
+/**
+ * One page after `last` read from the metadata store in keyset pages (bytewise order), keeping what `visible`
+ * lets through, with the `Link` header for the next page when more remain. Nothing beyond the page (and one
+ * name to know whether another page follows) is loaded, however many names the store holds.
+ */
+async function storePage(
+  ctx: Ctx,
+  read: (after: string | undefined, limit: number) => Promise<string[] | undefined>,
+  n: number | undefined,
+  visible: (item: string) => boolean = () => true,
+): Promise<{ items: string[]; link?: string } | undefined> {
+  let after = query(ctx, 'last');
+  if (n === undefined) {
+    const all = await read(after, -1);
+    return all && { items: all.filter(visible) };
   }
-  if (n === undefined) return { items: all.slice(start) };
-  const items = all.slice(start, start + n);
-  if (start + n < all.length && items.length > 0) {
-    const next = new URLSearchParams({ n: String(n), last: items[items.length - 1] as string });
-    return { items, link: `<${ctx.path}?${next.toString()}>; rel="next"` };
+  const items: string[] = [];
+  const batch = Math.min(Math.max(n + 1, 100), MAX_PAGE + 1);
+  for (;;) {
+    const page = await read(after, batch);
+    if (page === undefined) return undefined;
+    for (const item of page) if (items.length <= n && visible(item)) items.push(item);
+    if (items.length > n || page.length < batch) break;
+    after = page[page.length - 1];
   }
-  return { items };
+  const more = items.length > n;
+  const shown = items.slice(0, n);
+  if (more && shown.length > 0) {
+    const next = new URLSearchParams({ n: String(n), last: shown[shown.length - 1] as string });
+    return { items: shown, link: `<${ctx.path}?${next.toString()}>; rel="next"` };
+  }
+  return { items: shown };
 }
 
 /** end-8a / end-8b: GET /v2/<name>/tags/list?n=&last= */
 export async function listTags(ctx: Ctx): Promise<void> {
   const name = ctx.params.name as string;
-  const tags = await ctx.store.index.tags(name);
-  if (!tags) throw new RegistryError('NAME_UNKNOWN', { name });
-  const page = paginate(ctx, tags, undefined);
+  const page = await storePage(
+    ctx,
+    (after, limit) => ctx.store.index.tagsPage(name, after, limit),
+    pageSize(ctx, undefined),
+  );
+  if (!page) throw new RegistryError('NAME_UNKNOWN', { name });
   sendJson(ctx, 200, { name, tags: page.items }, page.link ? { Link: page.link } : {});
 }
 
 /** GET /v2/_catalog?n=&last= (registry:2 extension), filtered by `visible` (what the user may pull). */
 export async function listCatalog(ctx: Ctx, visible: (repo: string) => boolean): Promise<void> {
-  const all = await ctx.store.index.catalog();
-  const repos = all.every(visible) ? all : all.filter(visible);
-  const page = paginate(ctx, repos, DEFAULT_CATALOG_PAGE);
+  const page = (await storePage(
+    ctx,
+    (after, limit) => ctx.store.index.catalogPage(after, limit),
+    pageSize(ctx, DEFAULT_CATALOG_PAGE),
+    visible,
+  )) as { items: string[]; link?: string };
   sendJson(ctx, 200, { repositories: page.items }, page.link ? { Link: page.link } : {});
 }
 

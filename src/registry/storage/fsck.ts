@@ -175,6 +175,9 @@ async function repair(store: RegistryStore, problems: FsckProblem[]): Promise<Fs
   if (repaired.length > 0) {
     store.clearCaches();
     await store.buildIndex();
+    // Run offline with an in-memory index, the repair changed storage behind the registry's metadata store:
+    // without the marker, its next start imports storage again.
+    if (!store.index.persistent) await store.driver.delete(pathFor({ kind: 'metadataMarker' }));
   }
   return repaired;
 }

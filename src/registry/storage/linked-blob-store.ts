@@ -8,7 +8,7 @@ import type { StorageDriver } from './driver.js';
 import type { KeyedLock } from './keyed-lock.js';
 import { pathExists, readLink } from './links.js';
 import { pathFor } from './paths.js';
-import type { RepositoryIndex } from './repository-index.js';
+import type { MetadataStore } from '../metadata/store.js';
 
 export interface BlobInfo {
   digest: Digest;
@@ -19,7 +19,7 @@ export class LinkedBlobStore {
   constructor(
     private readonly driver: StorageDriver,
     private readonly blobs: BlobStore,
-    private readonly index: RepositoryIndex,
+    private readonly index: MetadataStore,
     /** Held per repository by what creates content in it and by GC removing it empty. */
     private readonly repoLock: KeyedLock,
   ) {}

@@ -2,6 +2,7 @@
  * Manifests: content in blob storage, a revision link per repository (`_manifests/revisions/<alg>/<hex>/link`),
  * tags and referrer links beside. A manifest is stored only once everything it references is in the
  * repository; a write and a delete of the same manifest in the same repository never interleave.
+ * Writes go intent → storage → metadata, deletes intent → metadata → storage (see metadata/store.ts).
  */
 import { createHash } from 'node:crypto';
 import { RegistryError } from '../errors.js';
@@ -14,7 +15,8 @@ import type { LinkedBlobStore } from './linked-blob-store.js';
 import { pathExists } from './links.js';
 import type { ManifestCache, StoredManifest } from './manifest-cache.js';
 import { pathFor } from './paths.js';
-import type { RepositoryIndex } from './repository-index.js';
+import { manifestFacts } from '../metadata/facts.js';
+import type { MetadataStore } from '../metadata/store.js';
 import type { TagStore } from './tag-store.js';
 
 export type ManifestRef = { tag: string } | { digest: Digest };
@@ -26,7 +28,7 @@ export class ManifestStore {
 
   constructor(
     private readonly driver: StorageDriver,
-    private readonly index: RepositoryIndex,
+    private readonly index: MetadataStore,
     private readonly blobs: BlobStore,
     private readonly linked: LinkedBlobStore,
     private readonly tags: TagStore,
@@ -64,6 +66,7 @@ export class ManifestStore {
     }
     const m = await this.read(digest);
     if (!m) throw new RegistryError('MANIFEST_UNKNOWN', { digest: digest.value });
+    this.index.notePull(name);
     return m;
   }
 
@@ -92,6 +95,7 @@ export class ManifestStore {
     return this.lock.run(`${name}@${digest.value}`, async () => {
       this.index.noteUse(digest.value);
       for (const d of [...info.blobs, ...info.children]) this.index.noteUse(d.digest);
+      const intent = await this.index.beginIntent('revision-put', name, digest.value);
       if ((await this.blobs.size(digest)) === undefined) {
         await this.driver.putContent(pathFor({ kind: 'blobData', digest }), body);
       }
@@ -100,7 +104,8 @@ export class ManifestStore {
         const subject = parseDigest(info.subject.digest);
         await this.driver.putContent(pathFor({ kind: 'referrerLink', name, subject, digest }), digest.value);
       }
-      await this.index.addRevision(name, digest.value, Date.now());
+      await this.index.addManifest(name, digest.value, Date.now(), manifestFacts(info, body.length));
+      await this.index.endIntent(intent);
       for (const tag of new Set(
         ['tag' in ref ? ref.tag : undefined, ...extraTags].filter((t): t is string => t !== undefined),
       )) {
@@ -118,16 +123,23 @@ export class ManifestStore {
       if (!(await this.index.hasRevision(name, digest.value)))
         throw new RegistryError('MANIFEST_UNKNOWN', { digest: digest.value });
       const removed = await this.tags.deletePointingAt(name, digest);
-      const m = await this.read(digest);
-      if (m?.info.subject) {
-        const subject = tryParseDigest(m.info.subject.digest);
-        if (subject)
-          await this.driver.delete(pathFor({ kind: 'referrerLink', name, subject, digest }).slice(0, -'/link'.length));
-      }
-      await this.driver.delete(pathFor({ kind: 'revisionDir', name, digest }));
+      const intent = await this.index.beginIntent('revision-delete', name, digest.value);
       await this.index.removeRevision(name, digest.value);
+      await this.removeFromStorage(name, digest);
+      await this.index.endIntent(intent);
       return removed;
     });
+  }
+
+  /** Deletes a revision's link and its referrer link from storage (the metadata no longer lists it). */
+  async removeFromStorage(name: string, digest: Digest): Promise<void> {
+    const m = await this.read(digest);
+    if (m?.info.subject) {
+      const subject = tryParseDigest(m.info.subject.digest);
+      if (subject)
+        await this.driver.delete(pathFor({ kind: 'referrerLink', name, subject, digest }).slice(0, -'/link'.length));
+    }
+    await this.driver.delete(pathFor({ kind: 'revisionDir', name, digest }));
   }
 
   /** MANIFEST_BLOB_UNKNOWN unless every blob is linked in the repository and every child is one of its manifests. */

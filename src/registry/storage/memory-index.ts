@@ -1,23 +1,63 @@
 /**
- * The repository index held in this process's memory: built from storage at start-up and updated on every
- * write, for a registry that is the only writer of its storage.
+ * The metadata store held in this process's memory: built from storage at start-up and updated on every write,
+ * for a registry that is the only writer of its storage and can afford the walk (tests, small volumes).
+ * Intents and `meta` live in memory too: a crash loses them along with everything else, and the next start
+ * walks storage again.
  */
-import type { RepositoryIndex, RepositoryRecord } from './repository-index.js';
+import type {
+  Intent,
+  IntentKind,
+  ManifestFacts,
+  MetadataStore,
+  ReferrerFacts,
+  RepositoryStats,
+} from '../metadata/store.js';
+import { KeyedLock } from './keyed-lock.js';
+import type { RepositoryRecord } from './repository-index.js';
 
 interface Entry {
   tags: Map<string, string>;
   revisions: Set<string>;
   lastPush: number;
+  lastPull: number;
+  /** Facts by revision digest; a revision loaded without them makes `referrers` answer undefined. */
+  facts: Map<string, ManifestFacts>;
 }
 
-export class MemoryIndex implements RepositoryIndex {
+/** Index of the first element of sorted `list` greater than `after`. */
+function startAfter(list: string[], after: string | undefined): number {
+  if (after === undefined) return 0;
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((list[mid] as string) <= after) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+export class MemoryIndex implements MetadataStore {
+  readonly kind = 'memory';
+  readonly persistent = false;
+  readonly shared = false;
+  private readonly sections = new KeyedLock();
   private readonly repos = new Map<string, Entry>();
   private catalogCache: string[] | undefined;
   private readonly lastUse = new Map<string, number>();
+  private readonly intents = new Map<number, Intent>();
+  private nextIntent = 1;
+  private readonly meta = new Map<string, string>();
 
   async catalog(): Promise<string[]> {
     this.catalogCache ??= [...this.repos.keys()].sort();
     return this.catalogCache;
+  }
+
+  async catalogPage(after: string | undefined, limit: number): Promise<string[]> {
+    const all = await this.catalog();
+    const start = startAfter(all, after);
+    return all.slice(start, limit < 0 ? undefined : start + limit);
   }
 
   repositoryCount(): number {
@@ -37,6 +77,13 @@ export class MemoryIndex implements RepositoryIndex {
     return e ? [...e.tags.keys()].sort() : undefined;
   }
 
+  async tagsPage(name: string, after: string | undefined, limit: number): Promise<string[] | undefined> {
+    const all = await this.tags(name);
+    if (!all) return undefined;
+    const start = startAfter(all, after);
+    return all.slice(start, limit < 0 ? undefined : start + limit);
+  }
+
   async tagTarget(name: string, tag: string): Promise<string | undefined> {
     return this.repos.get(name)?.tags.get(tag);
   }
@@ -51,8 +98,15 @@ export class MemoryIndex implements RepositoryIndex {
     e.lastPush = at;
   }
 
+  async addManifest(name: string, digest: string, at: number, facts: ManifestFacts): Promise<void> {
+    await this.addRevision(name, digest, at);
+    this.entry(name).facts.set(digest, facts);
+  }
+
   async removeRevision(name: string, digest: string): Promise<void> {
-    this.repos.get(name)?.revisions.delete(digest);
+    const e = this.repos.get(name);
+    e?.revisions.delete(digest);
+    e?.facts.delete(digest);
     this.dropIfEmpty(name);
   }
 
@@ -76,13 +130,64 @@ export class MemoryIndex implements RepositoryIndex {
   }
 
   async load(name: string, record: RepositoryRecord): Promise<void> {
+    await this.importRepository(name, record, new Map());
+  }
+
+  async importRepository(
+    name: string,
+    record: RepositoryRecord,
+    facts: ReadonlyMap<string, ManifestFacts>,
+  ): Promise<void> {
+    const lastPull = this.repos.get(name)?.lastPull ?? 0;
+    this.repos.delete(name);
+    this.catalogCache = undefined;
     if (record.tags.size === 0 && record.revisions.size === 0) return;
     this.repos.set(name, {
       tags: new Map(record.tags),
       revisions: new Set(record.revisions),
       lastPush: record.lastPush,
+      lastPull,
+      facts: new Map([...facts].filter(([d]) => record.revisions.has(d))),
     });
-    this.catalogCache = undefined;
+  }
+
+  async referrers(name: string, subject: string): Promise<ReferrerFacts[] | undefined> {
+    const e = this.repos.get(name);
+    if (!e) return [];
+    if ([...e.revisions].some((d) => !e.facts.has(d))) return undefined;
+    const out: ReferrerFacts[] = [];
+    for (const [digest, f] of e.facts) {
+      if (f.subject !== subject) continue;
+      const r: ReferrerFacts = { digest, mediaType: f.mediaType, size: f.size };
+      if (f.artifactType !== undefined) r.artifactType = f.artifactType;
+      out.push(r);
+    }
+    return out.sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
+  }
+
+  notePull(name: string, at = Date.now()): void {
+    const e = this.repos.get(name);
+    if (e) e.lastPull = Math.max(e.lastPull, at);
+  }
+
+  async stats(name: string): Promise<RepositoryStats | undefined> {
+    const e = this.repos.get(name);
+    if (!e) return undefined;
+    const sizes = new Map<string, number>();
+    for (const [digest, f] of e.facts) {
+      sizes.set(digest, f.size);
+      for (const r of f.references) if (!sizes.has(r.digest)) sizes.set(r.digest, r.size);
+    }
+    let bytes = 0;
+    for (const s of sizes.values()) bytes += s;
+    return {
+      name,
+      tags: e.tags.size,
+      manifests: e.revisions.size,
+      lastPush: e.lastPush,
+      lastPull: e.lastPull,
+      bytes,
+    };
   }
 
   noteUse(digest: string, at = Date.now()): void {
@@ -97,10 +202,42 @@ export class MemoryIndex implements RepositoryIndex {
     for (const [d, t] of this.lastUse) if (t < before) this.lastUse.delete(d);
   }
 
+  async beginIntent(kind: IntentKind, name: string, key: string): Promise<number> {
+    const id = this.nextIntent++;
+    this.intents.set(id, { id, kind, name, key, createdAt: Date.now() });
+    return id;
+  }
+
+  async endIntent(id: number): Promise<void> {
+    this.intents.delete(id);
+  }
+
+  async pendingIntents(before = Infinity): Promise<Intent[]> {
+    return [...this.intents.values()].filter((i) => i.createdAt < before);
+  }
+
+  exclusive<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return this.sections.run(name, fn);
+  }
+
+  async getMeta(key: string): Promise<string | undefined> {
+    return this.meta.get(key);
+  }
+
+  async setMeta(key: string, value: string): Promise<void> {
+    this.meta.set(key, value);
+  }
+
+  async ping(): Promise<void> {}
+
+  async flush(): Promise<void> {}
+
+  async close(): Promise<void> {}
+
   private entry(name: string): Entry {
     let e = this.repos.get(name);
     if (!e) {
-      e = { tags: new Map(), revisions: new Set(), lastPush: 0 };
+      e = { tags: new Map(), revisions: new Set(), lastPush: 0, lastPull: 0, facts: new Map() };
       this.repos.set(name, e);
       this.catalogCache = undefined;
     }

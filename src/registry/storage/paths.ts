@@ -14,6 +14,7 @@
  *     _uploads/<uuid>/data                                     upload in progress
  *     _uploads/<uuid>/startedat                                RFC 3339 start time
  *     _uploads/<uuid>/hashstates/<alg>/<offset>                (registry:2 only; we keep hash state in memory)
+ * <data>/docker/registry/regctl/metadata-id                  (ours) which metadata store imported this storage
  */
 import type { Digest } from '../reference.js';
 
@@ -40,7 +41,8 @@ export type PathSpec =
   | { kind: 'uploadsRoot'; name: string }
   | { kind: 'uploadDir'; name: string; id: string }
   | { kind: 'uploadData'; name: string; id: string }
-  | { kind: 'uploadStartedAt'; name: string; id: string };
+  | { kind: 'uploadStartedAt'; name: string; id: string }
+  | { kind: 'metadataMarker' };
 
 export function pathFor(spec: PathSpec): string {
   const repo = (name: string) => `${ROOT}/repositories/${name}`;
@@ -48,6 +50,9 @@ export function pathFor(spec: PathSpec): string {
   switch (spec.kind) {
     case 'blobsRoot':
       return `${ROOT}/blobs`;
+    case 'metadataMarker':
+      // Beside v2, not in it: distribution never reads it, and a restore (which replaces docker/) drops it.
+      return 'docker/registry/regctl/metadata-id';
     case 'blobDir':
       return `${ROOT}/blobs/${spec.digest.algorithm}/${spec.digest.hex.slice(0, 2)}/${spec.digest.hex}`;
     case 'blobData':

@@ -8,17 +8,36 @@ import type { StorageDriver } from './driver.js';
 import { childDirs } from './links.js';
 import type { ManifestStore } from './manifest-store.js';
 import { pathFor } from './paths.js';
-import type { RepositoryIndex } from './repository-index.js';
+import type { MetadataStore } from '../metadata/store.js';
 
 export class ReferrerStore {
   constructor(
     private readonly driver: StorageDriver,
-    private readonly index: RepositoryIndex,
+    private readonly index: MetadataStore,
     private readonly manifests: ManifestStore,
   ) {}
 
   /** Descriptors of the manifests in `name` whose subject is `subject`, optionally of one artifactType, by digest. */
   async list(name: string, subject: Digest, artifactType?: string): Promise<Descriptor[]> {
+    const known = await this.index.referrers(name, subject.value);
+    if (known) {
+      const out: Descriptor[] = [];
+      for (const r of known) {
+        if (artifactType !== undefined && r.artifactType !== artifactType) continue;
+        const desc: Descriptor = { mediaType: r.mediaType, digest: r.digest, size: r.size };
+        if (r.artifactType !== undefined) desc.artifactType = r.artifactType;
+        const d = tryParseDigest(r.digest);
+        const annotations = d ? (await this.manifests.read(d))?.info.annotations : undefined;
+        if (annotations) desc.annotations = annotations;
+        out.push(desc);
+      }
+      return out;
+    }
+    return this.listFromStorage(name, subject, artifactType);
+  }
+
+  /** The same, from the referrer links in storage (a store without manifest facts for the repository). */
+  private async listFromStorage(name: string, subject: Digest, artifactType?: string): Promise<Descriptor[]> {
     const dir = pathFor({ kind: 'referrersDir', name, subject });
     const out: Descriptor[] = [];
     for (const alg of await childDirs(this.driver, dir)) {

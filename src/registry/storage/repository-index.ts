@@ -3,11 +3,11 @@
  * when each was last pushed to, and when each digest was last used. Catalog and tag listings, tag resolution and
  * the revision check of every manifest request are answered from it, never by scanning storage.
  *
- * Storage stays the source of truth: the index can always be rebuilt from it (`repository-walk.ts` does so at
- * start-up and on `reload?index=1`), and the stores write storage first and the index after, so an index
- * entry never names what storage does not hold. Today's implementation is in memory (`memory-index.ts`); a
- * metadata store shared by several replicas (embedded, or PostgreSQL) implements the same contract, which is
- * why queries and updates return promises.
+ * Storage stays the source of truth: the index can always be rebuilt from it (`repository-walk.ts`), the stores
+ * write storage first and the index after, and delete from the index first and storage after, so an index entry
+ * never names what storage does not hold. `MetadataStore` (metadata/store.ts) extends this contract; it is
+ * implemented in memory (`memory-index.ts`, rebuilt at every start) and by SQLite and PostgreSQL stores that
+ * outlive the process, which is why queries and updates return promises.
  *
  * Contract:
  * - A repository exists while it holds at least one tag or revision: the first `addRevision` or `setTag`

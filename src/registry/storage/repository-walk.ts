@@ -7,7 +7,13 @@ import pMap from 'p-map';
 import { isNotFound, type DirEntry, type StorageDriver } from './driver.js';
 import { childDirs, linkedDigests, pathExists, readLink } from './links.js';
 import { pathFor } from './paths.js';
-import type { RepositoryIndex } from './repository-index.js';
+import { manifestFacts } from '../metadata/facts.js';
+import type { ManifestFacts, MetadataStore } from '../metadata/store.js';
+import { parseDigest, type Digest } from '../reference.js';
+import type { StoredManifest } from './manifest-cache.js';
+
+/** Reads a revision's manifest, for its facts; undefined when absent or unparsable. */
+export type ManifestReader = (digest: Digest) => Promise<StoredManifest | undefined>;
 
 /** Storage calls in flight at once while walking every repository (index build, upload purge). */
 export const WALK_CONCURRENCY = 64;
@@ -64,23 +70,25 @@ export async function allRepositoryDirs(driver: StorageDriver): Promise<string[]
  */
 export async function rebuildIndex(
   driver: StorageDriver,
-  index: RepositoryIndex,
-  opts: { removeIncompleteTags?: boolean } = {},
+  index: MetadataStore,
+  opts: { removeIncompleteTags?: boolean; facts?: ManifestReader } = {},
 ): Promise<number> {
   await index.clear();
   let removed = 0;
   await walkRepositories(driver, async (name, entries) => {
     if (entries.some((e) => e.isDir && e.name === '_manifests'))
-      removed += await loadRepository(driver, index, name, opts.removeIncompleteTags ?? false);
+      removed += await loadRepository(driver, index, name, opts.removeIncompleteTags ?? false, opts.facts);
   });
   return removed;
 }
 
-async function loadRepository(
+/** Re-reads one repository from storage into the index (rebuild, or recovery of one repository). */
+export async function loadRepository(
   driver: StorageDriver,
-  index: RepositoryIndex,
+  index: MetadataStore,
   name: string,
   removeIncompleteTags: boolean,
+  readFacts?: ManifestReader,
 ): Promise<number> {
   let removed = 0;
   const revisions = new Set(
@@ -96,6 +104,13 @@ async function loadRepository(
       removed++;
     }
   }
-  await index.load(name, { tags, revisions, lastPush: 0 });
+  const facts = new Map<string, ManifestFacts>();
+  if (readFacts) {
+    for (const d of revisions) {
+      const m = await readFacts(parseDigest(d));
+      if (m) facts.set(d, manifestFacts(m.info, m.body.length));
+    }
+  }
+  await index.importRepository(name, { tags, revisions, lastPush: 0 }, facts);
   return removed;
 }

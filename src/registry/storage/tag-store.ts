@@ -1,20 +1,23 @@
 /**
  * Tags (`_manifests/tags/<tag>/current/link` and its `index/` history): written after the manifest they point
  * at, removed one at a time or with their manifest. Each tag's writes and removals are serialized.
+ *
+ * A write goes intent → storage → metadata, a removal intent → metadata → storage (see metadata/store.ts), so
+ * a crash between the steps leaves an intent that start-up recovery finishes.
  */
 import { RegistryError } from '../errors.js';
 import { parseDigest, type Digest } from '../reference.js';
 import type { StorageDriver } from './driver.js';
 import { KeyedLock } from './keyed-lock.js';
 import { pathFor } from './paths.js';
-import type { RepositoryIndex } from './repository-index.js';
+import type { MetadataStore } from '../metadata/store.js';
 
 export class TagStore {
   private readonly lock = new KeyedLock();
 
   constructor(
     private readonly driver: StorageDriver,
-    private readonly index: RepositoryIndex,
+    private readonly index: MetadataStore,
   ) {}
 
   async resolve(name: string, tag: string): Promise<Digest | undefined> {
@@ -25,9 +28,11 @@ export class TagStore {
   /** Points `tag` at `digest` (a revision already stored in the repository). */
   async set(name: string, tag: string, digest: Digest): Promise<void> {
     await this.lock.run(`${name}:${tag}`, async () => {
+      const intent = await this.index.beginIntent('tag-put', name, tag);
       await this.driver.putContent(pathFor({ kind: 'tagIndexLink', name, tag, digest }), digest.value);
       await this.driver.putContent(pathFor({ kind: 'tagCurrentLink', name, tag }), digest.value);
       await this.index.setTag(name, tag, digest.value);
+      await this.index.endIntent(intent);
     });
   }
 
@@ -74,7 +79,9 @@ export class TagStore {
   }
 
   private async remove(name: string, tag: string): Promise<void> {
-    await this.driver.delete(pathFor({ kind: 'tagDir', name, tag }));
+    const intent = await this.index.beginIntent('tag-delete', name, tag);
     await this.index.removeTag(name, tag);
+    await this.driver.delete(pathFor({ kind: 'tagDir', name, tag }));
+    await this.index.endIntent(intent);
   }
 }

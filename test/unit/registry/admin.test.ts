@@ -1,4 +1,4 @@
-import { readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseDigest } from '../../../src/registry/reference.js';
@@ -241,19 +241,25 @@ describe('fsck and the referrers index', () => {
         },
       },
     });
-    // As a data dir written by another registry would be: the manifest is there, our index is not.
-    await rm(join(reg.data, 'docker/registry/v2/repositories/k/ref/_manifests/referrers'), { recursive: true });
+    // As a data dir written by another registry would be: the manifest is there, our referrer links are not.
+    const links = join(reg.data, 'docker/registry/v2/repositories/k/ref/_manifests/referrers');
+    await rm(links, { recursive: true });
     const list = async () =>
       (
         (await (await reg.fetch(`/v2/k/ref/referrers/${subject.digest}`)).json()) as { manifests: { digest: string }[] }
       ).manifests.map((m) => m.digest);
-    expect(await list()).toEqual([]);
+    // The metadata store knows the referrer from the manifest's own subject, so the API answers without the link.
+    expect(await list()).toEqual([sig.digest]);
     const report = (await (await reg.fetch('/admin/v1/fsck?repair=1')).json()) as {
       problems: { kind: string }[];
       repaired: unknown[];
     };
     expect(report.problems.map((p) => p.kind)).toEqual(['referrer-missing']);
     expect(report.repaired).toHaveLength(1);
+    // The link is back in storage, for registries that read the layout (and for a rebuild).
+    const [alg, hex] = sig.digest.split(':') as [string, string];
+    const [salg, shex] = subject.digest.split(':') as [string, string];
+    expect((await readFile(join(links, salg, shex, alg, hex, 'link'), 'utf8')).trim()).toBe(sig.digest);
     expect(await list()).toEqual([sig.digest]);
   });
 });

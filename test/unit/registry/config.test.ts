@@ -30,7 +30,65 @@ describe('serve settings', () => {
       realm: 'regctl',
       corsOrigins: [],
       credentialCache: true,
+      metadata: { kind: 'sqlite' },
+      metadataPasswordFile: undefined,
+      metadataPassword: undefined,
     });
+  });
+
+  it('reads the metadata store from flags, environment or file, its password only from the environment or a file', () => {
+    expect(resolveSettings({ metadata: 'postgres://regctl@db.internal:5433/reg' }, {}, {}).metadata).toEqual({
+      kind: 'postgres',
+      url: 'postgres://regctl@db.internal:5433/reg',
+    });
+    expect(resolveSettings({}, { REGCTL_METADATA: 'memory' }, { metadata: 'sqlite' }).metadata).toEqual({
+      kind: 'memory',
+    });
+    expect(resolveSettings({}, {}, { metadata: 'sqlite:/var/lib/meta.db' }).metadata).toEqual({
+      kind: 'sqlite',
+      path: '/var/lib/meta.db',
+    });
+    const s = resolveSettings(
+      {},
+      { REGCTL_METADATA_PASSWORD: 's3cret', REGCTL_METADATA_PASSWORD_FILE: '/run/secrets/pg' },
+      { metadata: 'postgresql://u@h/d' },
+    );
+    expect([s.metadata, s.metadataPassword, s.metadataPasswordFile]).toEqual([
+      { kind: 'postgres', url: 'postgres://u@h/d' },
+      's3cret',
+      '/run/secrets/pg',
+    ]);
+    expect(resolveSettings({}, {}, { metadataPasswordFile: '/run/secrets/pg' }).metadataPasswordFile).toBe(
+      '/run/secrets/pg',
+    );
+  });
+
+  it('refuses a bad metadata setting in one line, never repeating a password', () => {
+    const cases: [string, RegExp][] = [
+      [
+        'postgres://regctl:hunter2@db/reg',
+        /carries a password; give it in REGCTL_METADATA_PASSWORD or --metadata-password-file/,
+      ],
+      ['postgres://db/reg', /names no user/],
+      ['postgres://u@db/', /must name one database/],
+      ['postgres://u@db/a/b', /must name one database/],
+      ['postgres://u@db/reg?sslmode=disable', /must not carry parameters/],
+      ['mysql://u@db/reg', /is not one of sqlite, sqlite:\/path/],
+      ['sqlite:', /needs a file path/],
+      ['postgres://u@[::1/reg', /is not a valid URL/],
+    ];
+    for (const [value, message] of cases) {
+      let err: Error | undefined;
+      try {
+        resolveSettings({ metadata: value }, {}, {});
+      } catch (e) {
+        err = e as Error;
+      }
+      expect(err?.message, value).toMatch(message);
+      expect(err?.message).toMatch(/^metadata: /);
+      expect(err?.message).not.toContain('\n');
+      expect(err?.message).not.toContain('hunter2');
+    }
   });
 
   it('refuses a YAML mapping or list where a single value belongs, naming the setting', () => {
@@ -181,6 +239,16 @@ describe('serve settings', () => {
         pathStyle: true,
         redirect: false,
       });
+    });
+
+    it('takes the metadata store and its password file from the file, never the password itself', async () => {
+      await writeFile(join(dir, 'pg.yaml'), 'metadata: postgres://regctl@db/reg\nmetadataPasswordFile: /run/pg\n');
+      expect(await loadConfigFile(join(dir, 'pg.yaml'))).toEqual({
+        metadata: 'postgres://regctl@db/reg',
+        metadataPasswordFile: '/run/pg',
+      });
+      await writeFile(join(dir, 'pw.yaml'), 'metadataPassword: hunter2\n');
+      await expect(loadConfigFile(join(dir, 'pw.yaml'))).rejects.toThrow(/unknown key "metadataPassword"/);
     });
 
     it('regctl serve without htpasswd and without --no-auth refuses with one line and a hint', async () => {

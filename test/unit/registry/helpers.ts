@@ -7,6 +7,7 @@ import bcrypt from 'bcryptjs';
 import { createRegistryServer, type RegistryServer, type RegistryServerOptions } from '../../../src/registry/server.js';
 import { JOURNAL_DIR } from '../../../src/registry/storage/fs-journal.js';
 import { basicAuth } from '../../helpers/auth.js';
+import { isMetadataCompanion, METADATA_FILE, metadataDump } from '../../helpers/metadata-dump.js';
 
 export const sha256 = (data: Buffer | string): string => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
@@ -89,9 +90,10 @@ export async function startRegistry(
 }
 
 /**
- * Every file under `root` with its content hash: compared before and after a refused request. The write journal's
- * segments are left out: they log the writes and removals a refused request made on its way (an upload's marker
- * created, then removed), not what the registry stores.
+ * Every file under `root` with its content hash: compared before and after a refused request. The metadata store's
+ * SQLite file stands for its logical content (test/helpers/metadata-dump.ts) and its WAL companions are left out;
+ * so are the write journal's segments: they log the writes and removals a refused request made on its way (an
+ * upload's marker created, then removed), not what the registry stores.
  */
 export async function snapshot(root: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
@@ -105,11 +107,14 @@ export async function snapshot(root: string): Promise<Record<string, string>> {
     for (const e of entries) {
       const p = join(dir, e.name);
       if (dir === root && e.name === JOURNAL_DIR) continue;
+      const rel = relative(root, p);
       if (e.isDirectory()) {
-        out[relative(root, p) + '/'] = 'dir';
+        out[rel + '/'] = 'dir';
         await walk(p);
-      } else
-        out[relative(root, p)] = createHash('sha256')
+      } else if (rel === METADATA_FILE) out[rel] = metadataDump(p);
+      else if (isMetadataCompanion(rel)) continue;
+      else
+        out[rel] = createHash('sha256')
           .update(await readFile(p))
           .digest('hex');
     }

@@ -3,13 +3,16 @@ import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { JOURNAL_DIR } from '../../../../src/registry/storage/fs-journal.js';
+import { isMetadataCompanion, METADATA_FILE, metadataDump } from '../../../helpers/metadata-dump.js';
 
 /**
- * Every regular file under `root` (relative path → size). The write journal's segments are left out: they log
- * writes and removals (an upload's marker created, then removed), not what the registry stores.
+ * Every regular file under `root` (relative path → size). The metadata store's SQLite file stands for its logical
+ * content instead (test/helpers/metadata-dump.ts), and its WAL companions are left out: their sizes move with
+ * checkpoints and batched bookkeeping, not with what a request wrote. The write journal's segments are left out
+ * too: they log writes and removals (an upload's marker created, then removed), not what the registry stores.
  */
-export async function snapshotFiles(root: string): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
+export async function snapshotFiles(root: string): Promise<Map<string, number | string>> {
+  const out = new Map<string, number | string>();
   const walk = async (dir: string, rel: string): Promise<void> => {
     let entries;
     try {
@@ -23,6 +26,8 @@ export async function snapshotFiles(root: string): Promise<Map<string, number>> 
       const r = rel ? `${rel}/${e.name}` : e.name;
       if (r === JOURNAL_DIR) continue;
       if (e.isDirectory()) await walk(abs, r);
+      else if (r === METADATA_FILE) out.set(r, metadataDump(abs));
+      else if (isMetadataCompanion(r)) continue;
       else {
         try {
           out.set(r, (await stat(abs)).size);
@@ -37,7 +42,7 @@ export async function snapshotFiles(root: string): Promise<Map<string, number>> 
 }
 
 /** Files added or whose size changed between two snapshots. */
-export function diffSnapshots(before: Map<string, number>, after: Map<string, number>): string[] {
+export function diffSnapshots(before: Map<string, number | string>, after: Map<string, number | string>): string[] {
   const changed: string[] = [];
   for (const [path, size] of after)
     if (before.get(path) !== size) changed.push(`${path} (${before.get(path) ?? 'new'} → ${size})`);

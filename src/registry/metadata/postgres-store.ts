@@ -1,0 +1,141 @@
+/**
+ * The shared metadata store on PostgreSQL (the `pg` client, pure JavaScript): every replica opens a pool on the
+ * same database. Statements are the SQLite store's (sql-store.ts), with `?` placeholders numbered here.
+ * Migrations run under a transaction-scoped advisory lock, so replicas starting together apply them once.
+ * BIGINT columns come back as JavaScript numbers (times in ms and sizes stay far below 2^53).
+ */
+import pg from 'pg';
+import { MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION, SchemaTooNewError } from './migrations.js';
+import { SqlMetadataStore, type SqlConn, type SqlDatabase, type SqlValue } from './sql-store.js';
+
+/** An arbitrary constant naming the migration lock among advisory locks. */
+const MIGRATION_LOCK = 7_203_411;
+const INT8_OID = 20;
+
+export interface PostgresOptions {
+  /** `postgres://USER@HOST[:PORT]/DB`, without a password. */
+  url: string;
+  password: string | undefined;
+  /** Connections in the pool (default 10). */
+  max?: number;
+  connectTimeoutMs?: number;
+  onError?: (err: Error) => void;
+}
+
+function numbered(sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
+}
+
+class Conn implements SqlConn {
+  constructor(private readonly q: pg.Pool | pg.PoolClient) {}
+
+  async all<T extends object>(sql: string, params: SqlValue[] = []): Promise<T[]> {
+    return (await this.q.query(numbered(sql), params)).rows as T[];
+  }
+
+  async run(sql: string, params: SqlValue[] = []): Promise<number> {
+    return (await this.q.query(numbered(sql), params)).rowCount ?? 0;
+  }
+}
+
+class PostgresDatabase extends Conn implements SqlDatabase {
+  readonly kind = 'postgres';
+
+  constructor(private readonly pool: pg.Pool) {
+    super(pool);
+  }
+
+  async tx<T>(fn: (c: SqlConn) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const out = await fn(new Conn(client));
+      await client.query('COMMIT');
+      return out;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** A session advisory lock on a connection of its own, held while `fn` runs on the pool. */
+  async exclusive<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('SELECT pg_advisory_lock(hashtext($1))', [`regctl:${name}`]);
+      try {
+        return await fn();
+      } finally {
+        await client.query('SELECT pg_advisory_unlock(hashtext($1))', [`regctl:${name}`]);
+      }
+    } finally {
+      client.release();
+    }
+  }
+
+  async migrate(): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+      await client.query(MIGRATIONS_TABLE);
+      const { rows } = await client.query<{ v: number | null }>('SELECT max(version) AS v FROM schema_migrations');
+      const current = Number(rows[0]?.v ?? 0);
+      if (current > SCHEMA_VERSION) throw new SchemaTooNewError(current);
+      for (const m of MIGRATIONS) {
+        if (m.version <= current) continue;
+        await client.query(m.postgres);
+        await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [
+          m.version,
+          m.name,
+          Date.now(),
+        ]);
+      }
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.pool.ended) return;
+    await this.pool.end();
+  }
+}
+
+const builtinParser = pg.types.getTypeParser as (oid: number, format?: string) => unknown;
+const parseInt8 = (v: string): number => Number(v);
+const typeParser = ((oid: number, format?: string): unknown =>
+  oid === INT8_OID ? parseInt8 : builtinParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'];
+
+/** Connects, brings the schema up to date and returns the store; throws when the database cannot be reached. */
+export async function openPostgresStore(opts: PostgresOptions): Promise<SqlMetadataStore> {
+  // Given apart, not as `connectionString`: pg lets the URL's (absent) password override the one passed beside it.
+  const u = new URL(opts.url);
+  const pool = new pg.Pool({
+    host: decodeURIComponent(u.hostname.replace(/^\[|\]$/g, '')),
+    port: u.port === '' ? 5432 : Number(u.port),
+    user: decodeURIComponent(u.username),
+    database: decodeURIComponent(u.pathname.slice(1)),
+    password: opts.password,
+    max: opts.max ?? 10,
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
+    types: { getTypeParser: typeParser },
+  });
+  // An idle client losing its connection must not crash the process: the next query reconnects.
+  pool.on('error', (err) => opts.onError?.(err));
+  const db = new PostgresDatabase(pool);
+  try {
+    await db.migrate();
+    return await new SqlMetadataStore(db).start();
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,431 @@
+/**
+ * The metadata store over SQL, shared by the SQLite and PostgreSQL implementations: the same statements in the
+ * portable subset both accept (`?` placeholders, which the PostgreSQL connection numbers; `ON CONFLICT … DO
+ * UPDATE`; `RETURNING`; keyset pages ordered by name, bytewise in both, see migrations.ts).
+ *
+ * Every write runs in `db.tx` (one transaction, so a repository row is created or dropped with the tag or
+ * revision that decides it), and every statement touches a bounded number of rows, so no call holds SQLite's
+ * synchronous connection for long. Last uses and pulls, noted on hot paths, are kept in memory and written in one
+ * transaction a second later (or when read, or on close).
+ */
+import type { RepositoryRecord } from '../storage/repository-index.js';
+import { insertRows } from './sql-batch.js';
+import type { Intent, IntentKind, ManifestFacts, MetadataStore, ReferrerFacts, RepositoryStats } from './store.js';
+
+export type SqlValue = string | number | null;
+
+export interface SqlConn {
+  all<T extends object>(sql: string, params?: SqlValue[]): Promise<T[]>;
+  /** Runs a statement; returns how many rows it changed. */
+  run(sql: string, params?: SqlValue[]): Promise<number>;
+}
+
+export interface SqlDatabase extends SqlConn {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Runs `fn` in one write transaction; a throw rolls it back. */
+  tx<T>(fn: (c: SqlConn) => Promise<T>): Promise<T>;
+  /** See MetadataStore.exclusive. */
+  exclusive<T>(name: string, fn: () => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+const FLUSH_EVERY_MS = 1000;
+/** How often a shared store re-counts repositories (other replicas create and drop them too). */
+const RECOUNT_EVERY_MS = 30_000;
+
+export class SqlMetadataStore implements MetadataStore {
+  readonly kind: string;
+  readonly persistent = true;
+  readonly shared: boolean;
+  private count = 0;
+  private readonly uses = new Map<string, number>();
+  private readonly pulls = new Map<string, number>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly db: SqlDatabase) {
+    this.kind = db.kind;
+    this.shared = db.kind === 'postgres';
+    let recounted = Date.now();
+    this.timer = setInterval(() => {
+      void this.flush().catch(() => undefined);
+      if (this.shared && Date.now() - recounted >= RECOUNT_EVERY_MS) {
+        recounted = Date.now();
+        void this.refreshCount().catch(() => undefined);
+      }
+    }, FLUSH_EVERY_MS);
+    this.timer.unref();
+  }
+
+  /** Reads what must be at hand before serving (the repository count). */
+  async start(): Promise<this> {
+    await this.refreshCount();
+    return this;
+  }
+
+  async catalog(): Promise<string[]> {
+    return (await this.db.all<{ name: string }>('SELECT name FROM repositories ORDER BY name')).map((r) => r.name);
+  }
+
+  async catalogPage(after: string | undefined, limit: number): Promise<string[]> {
+    const rows = await this.db.all<{ name: string }>(
+      'SELECT name FROM repositories WHERE name > ? ORDER BY name' + (limit >= 0 ? ' LIMIT ?' : ''),
+      limit >= 0 ? [after ?? '', limit] : [after ?? ''],
+    );
+    return rows.map((r) => r.name);
+  }
+
+  repositoryCount(): number {
+    return this.count;
+  }
+
+  async hasRepository(name: string): Promise<boolean> {
+    return (await this.repoId(name)) !== undefined;
+  }
+
+  async repository(name: string): Promise<RepositoryRecord | undefined> {
+    const rows = await this.db.all<{ id: number; last_push: number }>(
+      'SELECT id, last_push FROM repositories WHERE name = ?',
+      [name],
+    );
+    const row = rows[0];
+    if (!row) return undefined;
+    const id = Number(row.id);
+    const tags = await this.db.all<{ name: string; digest: string }>(
+      'SELECT name, digest FROM tags WHERE repository_id = ? ORDER BY name',
+      [id],
+    );
+    const revs = await this.db.all<{ digest: string }>('SELECT digest FROM manifests WHERE repository_id = ?', [id]);
+    return {
+      tags: new Map(tags.map((t) => [t.name, t.digest])),
+      revisions: new Set(revs.map((r) => r.digest)),
+      lastPush: Number(row.last_push),
+    };
+  }
+
+  async tags(name: string): Promise<string[] | undefined> {
+    return this.tagsPage(name, undefined, -1);
+  }
+
+  async tagsPage(name: string, after: string | undefined, limit: number): Promise<string[] | undefined> {
+    const id = await this.repoId(name);
+    if (id === undefined) return undefined;
+    const rows = await this.db.all<{ name: string }>(
+      'SELECT name FROM tags WHERE repository_id = ? AND name > ? ORDER BY name' + (limit >= 0 ? ' LIMIT ?' : ''),
+      limit >= 0 ? [id, after ?? '', limit] : [id, after ?? ''],
+    );
+    return rows.map((r) => r.name);
+  }
+
+  async tagTarget(name: string, tag: string): Promise<string | undefined> {
+    const rows = await this.db.all<{ digest: string }>(
+      'SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = ? AND t.name = ?',
+      [name, tag],
+    );
+    return rows[0]?.digest;
+  }
+
+  async hasRevision(name: string, digest: string): Promise<boolean> {
+    const rows = await this.db.all(
+      'SELECT 1 AS x FROM manifests m JOIN repositories r ON r.id = m.repository_id WHERE r.name = ? AND m.digest = ?',
+      [name, digest],
+    );
+    return rows.length > 0;
+  }
+
+  async addRevision(name: string, digest: string, at: number): Promise<void> {
+    await this.write(async (c) => {
+      const id = await this.ensureRepo(c, name);
+      await c.run(
+        `INSERT INTO manifests (repository_id, digest, pushed_at) VALUES (?, ?, ?)
+         ON CONFLICT (repository_id, digest) DO UPDATE SET pushed_at = excluded.pushed_at`,
+        [id, digest, at],
+      );
+      await c.run('UPDATE repositories SET last_push = ? WHERE id = ?', [at, id]);
+    });
+  }
+
+  async addManifest(name: string, digest: string, at: number, facts: ManifestFacts): Promise<void> {
+    await this.write(async (c) => {
+      const id = await this.ensureRepo(c, name);
+      await this.insertManifest(c, id, digest, at, facts);
+      await c.run('UPDATE repositories SET last_push = ? WHERE id = ?', [at, id]);
+    });
+  }
+
+  async removeRevision(name: string, digest: string): Promise<void> {
+    await this.write(async (c) => {
+      const id = await this.repoId(name, c);
+      if (id === undefined) return;
+      await c.run('DELETE FROM manifests WHERE repository_id = ? AND digest = ?', [id, digest]);
+      await c.run('DELETE FROM manifest_references WHERE repository_id = ? AND manifest_digest = ?', [id, digest]);
+      await this.dropIfEmpty(c, id);
+    });
+  }
+
+  async setTag(name: string, tag: string, digest: string): Promise<void> {
+    await this.write(async (c) => {
+      const id = await this.ensureRepo(c, name);
+      await c.run(
+        `INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+        [id, tag, digest, Date.now()],
+      );
+    });
+  }
+
+  async removeTag(name: string, tag: string): Promise<void> {
+    await this.write(async (c) => {
+      const id = await this.repoId(name, c);
+      if (id === undefined) return;
+      await c.run('DELETE FROM tags WHERE repository_id = ? AND name = ?', [id, tag]);
+      await this.dropIfEmpty(c, id);
+    });
+  }
+
+  async setLastPush(name: string, at: number): Promise<void> {
+    await this.write((c) => c.run('UPDATE repositories SET last_push = ? WHERE name = ?', [at, name]));
+  }
+
+  async clear(): Promise<void> {
+    await this.write(async (c) => {
+      for (const t of ['tags', 'manifest_references', 'manifests', 'repositories']) await c.run(`DELETE FROM ${t}`);
+    });
+    await this.refreshCount();
+  }
+
+  async load(name: string, record: RepositoryRecord): Promise<void> {
+    await this.importRepository(name, record, new Map());
+  }
+
+  async importRepository(
+    name: string,
+    record: RepositoryRecord,
+    facts: ReadonlyMap<string, ManifestFacts>,
+  ): Promise<void> {
+    await this.write(async (c) => {
+      let id = await this.repoId(name, c);
+      if (id !== undefined) {
+        for (const t of ['tags', 'manifest_references', 'manifests'])
+          await c.run(`DELETE FROM ${t} WHERE repository_id = ?`, [id]);
+      }
+      if (record.tags.size === 0 && record.revisions.size === 0) {
+        if (id !== undefined) await this.dropIfEmpty(c, id);
+        return;
+      }
+      id ??= await this.ensureRepo(c, name);
+      await c.run('UPDATE repositories SET last_push = ? WHERE id = ?', [record.lastPush, id]);
+      const now = Date.now();
+      for (const digest of record.revisions) {
+        const f = facts.get(digest);
+        if (f) await this.insertManifest(c, id, digest, record.lastPush, f);
+        else
+          await c.run('INSERT INTO manifests (repository_id, digest, pushed_at) VALUES (?, ?, ?)', [
+            id,
+            digest,
+            record.lastPush,
+          ]);
+      }
+      const tagRows = [...record.tags].map(([tag, digest]) => [id, tag, digest, now]);
+      await insertRows(c, 'tags', ['repository_id', 'name', 'digest', 'updated_at'], tagRows);
+    });
+  }
+
+  async referrers(name: string, subject: string): Promise<ReferrerFacts[] | undefined> {
+    const id = await this.repoId(name);
+    if (id === undefined) return [];
+    const unknown = await this.db.all(
+      'SELECT 1 AS x FROM manifests WHERE repository_id = ? AND media_type IS NULL LIMIT 1',
+      [id],
+    );
+    if (unknown.length > 0) return undefined;
+    const rows = await this.db.all<{ digest: string; media_type: string; size: number; artifact_type: string | null }>(
+      `SELECT digest, media_type, size, artifact_type FROM manifests
+       WHERE repository_id = ? AND subject_digest = ? ORDER BY digest`,
+      [id, subject],
+    );
+    return rows.map((r) => {
+      const out: ReferrerFacts = { digest: r.digest, mediaType: r.media_type, size: Number(r.size) };
+      if (r.artifact_type !== null) out.artifactType = r.artifact_type;
+      return out;
+    });
+  }
+
+  notePull(name: string, at = Date.now()): void {
+    this.pulls.set(name, Math.max(this.pulls.get(name) ?? 0, at));
+  }
+
+  async stats(name: string): Promise<RepositoryStats | undefined> {
+    await this.flush();
+    const rows = await this.db.all<{ id: number; last_push: number; last_pull: number }>(
+      'SELECT id, last_push, last_pull FROM repositories WHERE name = ?',
+      [name],
+    );
+    const row = rows[0];
+    if (!row) return undefined;
+    const id = Number(row.id);
+    const [counts] = await this.db.all<{ tags: number; manifests: number; bytes: number | null }>(
+      `SELECT (SELECT count(*) FROM tags WHERE repository_id = ?) AS tags,
+              (SELECT count(*) FROM manifests WHERE repository_id = ?) AS manifests,
+              (SELECT sum(size) FROM (
+                 SELECT digest, max(size) AS size FROM (
+                   SELECT digest, size FROM manifests WHERE repository_id = ? AND size IS NOT NULL
+                   UNION ALL SELECT digest, size FROM manifest_references WHERE repository_id = ?
+                 ) AS u GROUP BY digest
+               ) AS g) AS bytes`,
+      [id, id, id, id],
+    );
+    return {
+      name,
+      tags: Number(counts?.tags ?? 0),
+      manifests: Number(counts?.manifests ?? 0),
+      lastPush: Number(row.last_push),
+      lastPull: Number(row.last_pull),
+      bytes: Number(counts?.bytes ?? 0),
+    };
+  }
+
+  noteUse(digest: string, at = Date.now()): void {
+    this.uses.set(digest, Math.max(this.uses.get(digest) ?? 0, at));
+  }
+
+  async usedSince(digest: string, since: number): Promise<boolean> {
+    if ((this.uses.get(digest) ?? 0) >= since) return true;
+    const rows = await this.db.all<{ at: number }>('SELECT at FROM uses WHERE digest = ?', [digest]);
+    return Number(rows[0]?.at ?? 0) >= since;
+  }
+
+  async pruneUses(before: number): Promise<void> {
+    await this.flush();
+    await this.write((c) => c.run('DELETE FROM uses WHERE at < ?', [before]));
+  }
+
+  async beginIntent(kind: IntentKind, name: string, key: string): Promise<number> {
+    return this.write(async (c) => {
+      const rows = await c.all<{ id: number }>(
+        'INSERT INTO intents (kind, repository, key, created_at) VALUES (?, ?, ?, ?) RETURNING id',
+        [kind, name, key, Date.now()],
+      );
+      return Number(rows[0]?.id);
+    });
+  }
+
+  async endIntent(id: number): Promise<void> {
+    await this.write((c) => c.run('DELETE FROM intents WHERE id = ?', [id]));
+  }
+
+  async pendingIntents(before?: number): Promise<Intent[]> {
+    const rows = await this.db.all<{
+      id: number;
+      kind: IntentKind;
+      repository: string;
+      key: string;
+      created_at: number;
+    }>('SELECT id, kind, repository, key, created_at FROM intents WHERE created_at < ? ORDER BY id', [
+      before ?? Number.MAX_SAFE_INTEGER,
+    ]);
+    return rows.map((r) => ({
+      id: Number(r.id),
+      kind: r.kind,
+      name: r.repository,
+      key: r.key,
+      createdAt: Number(r.created_at),
+    }));
+  }
+
+  exclusive<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return this.db.exclusive(name, fn);
+  }
+
+  async getMeta(key: string): Promise<string | undefined> {
+    return (await this.db.all<{ value: string }>('SELECT value FROM meta WHERE key = ?', [key]))[0]?.value;
+  }
+
+  async setMeta(key: string, value: string): Promise<void> {
+    await this.write((c) =>
+      c.run('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [
+        key,
+        value,
+      ]),
+    );
+  }
+
+  async ping(): Promise<void> {
+    await this.db.all('SELECT 1 AS x');
+  }
+
+  async flush(): Promise<void> {
+    if (this.uses.size === 0 && this.pulls.size === 0) return;
+    const uses = [...this.uses];
+    const pulls = [...this.pulls];
+    this.uses.clear();
+    this.pulls.clear();
+    await this.write(async (c) => {
+      for (const [digest, at] of uses)
+        await c.run(
+          `INSERT INTO uses (digest, at) VALUES (?, ?)
+           ON CONFLICT (digest) DO UPDATE SET at = CASE WHEN excluded.at > uses.at THEN excluded.at ELSE uses.at END`,
+          [digest, at],
+        );
+      for (const [name, at] of pulls)
+        await c.run('UPDATE repositories SET last_pull = ? WHERE name = ? AND last_pull < ?', [at, name, at]);
+    });
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    try {
+      await this.flush();
+    } finally {
+      await this.db.close();
+    }
+  }
+
+  private async write<T>(fn: (c: SqlConn) => Promise<T>): Promise<T> {
+    return this.db.tx(fn);
+  }
+
+  private async refreshCount(): Promise<void> {
+    const [row] = await this.db.all<{ n: number }>('SELECT count(*) AS n FROM repositories');
+    this.count = Number(row?.n ?? 0);
+  }
+
+  private async repoId(name: string, c: SqlConn = this.db): Promise<number | undefined> {
+    const rows = await c.all<{ id: number }>('SELECT id FROM repositories WHERE name = ?', [name]);
+    return rows[0] === undefined ? undefined : Number(rows[0].id);
+  }
+
+  private async ensureRepo(c: SqlConn, name: string): Promise<number> {
+    const created = await c.run('INSERT INTO repositories (name) VALUES (?) ON CONFLICT (name) DO NOTHING', [name]);
+    if (created > 0) this.count++;
+    return (await this.repoId(name, c)) as number;
+  }
+
+  private async dropIfEmpty(c: SqlConn, id: number): Promise<void> {
+    const dropped = await c.run(
+      `DELETE FROM repositories WHERE id = ?
+       AND NOT EXISTS (SELECT 1 FROM tags WHERE repository_id = ?)
+       AND NOT EXISTS (SELECT 1 FROM manifests WHERE repository_id = ?)`,
+      [id, id, id],
+    );
+    if (dropped > 0) this.count = Math.max(0, this.count - 1);
+  }
+
+  private async insertManifest(c: SqlConn, id: number, digest: string, at: number, f: ManifestFacts): Promise<void> {
+    await c.run(
+      `INSERT INTO manifests (repository_id, digest, media_type, size, config_digest, subject_digest, artifact_type,
+         pushed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (repository_id, digest) DO UPDATE SET media_type = excluded.media_type, size = excluded.size,
+         config_digest = excluded.config_digest, subject_digest = excluded.subject_digest,
+         artifact_type = excluded.artifact_type, pushed_at = excluded.pushed_at`,
+      [id, digest, f.mediaType, f.size, f.configDigest ?? null, f.subject ?? null, f.artifactType ?? null, at],
+    );
+    await c.run('DELETE FROM manifest_references WHERE repository_id = ? AND manifest_digest = ?', [id, digest]);
+    await insertRows(
+      c,
+      'manifest_references',
+      ['repository_id', 'manifest_digest', 'digest', 'size'],
+      f.references.map((r) => [id, digest, r.digest, r.size]),
+      ' ON CONFLICT (repository_id, manifest_digest, digest) DO NOTHING',
+    );
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * The registry's metadata store: the `RepositoryIndex` contract (repositories, tags, revisions, last push, last
+ * use) plus what a store that outlives the process needs: manifest facts (media type, size, config, subject,
+ * artifact type, the blobs each manifest references), referrers, last-pull times, per-repository usage, paged
+ * listings in bytewise order, write intents for crash recovery, and a small key/value table of its own state.
+ *
+ * Three implementations run the same contract suite: `MemoryIndex` (this process only, rebuilt by a storage walk
+ * at every start), `SqliteMetadataStore` (embedded, a file, the default for one host) and
+ * `PostgresMetadataStore` (shared by replicas). The two SQL ones share `SqlMetadataStore` and differ only in
+ * their connection and migrations.
+ *
+ * Consistency with storage (storage is the source of truth, the store can always be rebuilt from it):
+ * - a write (tag, revision) records an intent, writes storage, then updates the store and ends the intent;
+ * - a delete records an intent, updates the store, then deletes from storage and ends the intent;
+ * so a crash between the two steps leaves an intent, and `recoverIntents` (at start-up) re-reads exactly those
+ * keys from storage and rolls them forward (a write) or finishes them (a delete). A delete is never undone by a
+ * rebuild, because the intent finishes it in storage first.
+ */
+import type { RepositoryIndex, RepositoryRecord } from '../storage/repository-index.js';
+
+export interface ManifestFacts {
+  mediaType: string;
+  /** Bytes of the manifest itself. */
+  size: number;
+  configDigest?: string;
+  /** The `subject` digest: this manifest is a referrer of it. */
+  subject?: string;
+  /** The artifact type the referrers API reports (`artifactType`, else the config's media type). */
+  artifactType?: string;
+  /** Blobs and child manifests it references, with the sizes its descriptors give (for usage). */
+  references: { digest: string; size: number }[];
+}
+
+/** A referrer as the store knows it; annotations come from the manifest body (immutable, cached by digest). */
+export interface ReferrerFacts {
+  digest: string;
+  mediaType: string;
+  size: number;
+  artifactType?: string;
+}
+
+export interface RepositoryStats {
+  name: string;
+  tags: number;
+  manifests: number;
+  /** ms since the epoch; 0 when not known. */
+  lastPush: number;
+  lastPull: number;
+  /** Distinct bytes its manifests and what they reference take (shared blobs counted once per repository). */
+  bytes: number;
+}
+
+export type IntentKind = 'tag-put' | 'tag-delete' | 'revision-put' | 'revision-delete';
+
+export interface Intent {
+  id: number;
+  kind: IntentKind;
+  name: string;
+  /** The tag, or the digest of the revision. */
+  key: string;
+  createdAt: number;
+}
+
+export interface MetadataStore extends RepositoryIndex {
+  /** `memory`, `sqlite` or `postgres`. */
+  readonly kind: string;
+  /** True when the store outlives the process, so start-up need not walk storage once it was imported. */
+  readonly persistent: boolean;
+  /** True when other processes may write the store at the same time (replicas on PostgreSQL). */
+  readonly shared: boolean;
+
+  /** Runs `fn` while no other process sharing the store runs a section of the same name (the import). */
+  exclusive<T>(name: string, fn: () => Promise<T>): Promise<T>;
+
+  /** Up to `limit` repository names after `after` (exclusive), in bytewise order; a negative limit: all. */
+  catalogPage(after: string | undefined, limit: number): Promise<string[]>;
+  /** Up to `limit` tags of a repository after `after`, bytewise; undefined when the repository does not exist. */
+  tagsPage(name: string, after: string | undefined, limit: number): Promise<string[] | undefined>;
+
+  /** `addRevision` with the manifest's facts (referrers and usage need them). */
+  addManifest(name: string, digest: string, at: number, facts: ManifestFacts): Promise<void>;
+  /** Replaces a repository's rows with what storage holds (import, rebuild), in one transaction. */
+  importRepository(name: string, record: RepositoryRecord, facts: ReadonlyMap<string, ManifestFacts>): Promise<void>;
+  /** Referrers of `subject` in the repository, by digest; undefined when the store lacks manifest facts for it
+   *  (the memory index after a walk), and the caller reads storage instead. */
+  referrers(name: string, subject: string): Promise<ReferrerFacts[] | undefined>;
+
+  /** A manifest of the repository was pulled at `at`; may be batched like `noteUse`. */
+  notePull(name: string, at?: number): void;
+  stats(name: string): Promise<RepositoryStats | undefined>;
+
+  beginIntent(kind: IntentKind, name: string, key: string): Promise<number>;
+  endIntent(id: number): Promise<void>;
+  /** Intents left by writes that did not finish, oldest first; only those begun before `before` when given. */
+  pendingIntents(before?: number): Promise<Intent[]>;
+
+  getMeta(key: string): Promise<string | undefined>;
+  setMeta(key: string, value: string): Promise<void>;
+
+  /** Resolves when the store answers (for /healthz); throws when it cannot be reached. */
+  ping(): Promise<void>;
+
+  /** Writes what `noteUse` and `notePull` batched. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** `meta` key of the import state: `done` once storage was imported whole. */
+export const IMPORT_STATE_KEY = 'import_state';

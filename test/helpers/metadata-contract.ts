@@ -1,0 +1,262 @@
+import { describe, expect, it } from 'vitest';
+import type { ManifestFacts, MetadataStore } from '../../src/registry/metadata/store.js';
+
+const A = `sha256:${'a'.repeat(64)}`;
+const B = `sha256:${'b'.repeat(64)}`;
+const C = `sha256:${'c'.repeat(64)}`;
+const L1 = `sha256:${'1'.repeat(64)}`;
+const L2 = `sha256:${'2'.repeat(64)}`;
+
+function facts(over: Partial<ManifestFacts> = {}): ManifestFacts {
+  return {
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    size: 500,
+    configDigest: L1,
+    references: [
+      { digest: L1, size: 100 },
+      { digest: L2, size: 2000 },
+    ],
+    ...over,
+  };
+}
+
+/**
+ * The `MetadataStore` contract (which includes `RepositoryIndex`'s), run against every implementation: memory
+ * and SQLite in the unit project, a real PostgreSQL in the integration project. `make` returns an empty store.
+ */
+export function metadataContract(label: string, make: () => Promise<MetadataStore>): void {
+  describe(`metadata store contract: ${label}`, () => {
+    indexCases(make);
+    storeCases(make);
+    stateCases(make);
+  });
+}
+
+/** What `RepositoryIndex` promises. */
+function indexCases(make: () => Promise<MetadataStore>): void {
+  it('a repository exists while it holds a tag or a revision', async () => {
+    const index = await make();
+    expect(await index.hasRepository('team/app')).toBe(false);
+    expect(await index.tags('team/app')).toBeUndefined();
+    await index.addRevision('team/app', A, 1000);
+    await index.setTag('team/app', 'v1', A);
+    expect(await index.catalog()).toEqual(['team/app']);
+    expect(index.repositoryCount()).toBe(1);
+    await index.removeRevision('team/app', A);
+    expect(await index.hasRepository('team/app')).toBe(true);
+    await index.removeTag('team/app', 'v1');
+    expect(await index.hasRepository('team/app')).toBe(false);
+    expect(await index.catalog()).toEqual([]);
+    expect(index.repositoryCount()).toBe(0);
+    await index.close();
+  });
+
+  it('answers tags sorted, tag targets, revisions and the last push', async () => {
+    const index = await make();
+    await index.addRevision('b', A, 5000);
+    await index.addRevision('a', B, 7000);
+    for (const tag of ['v2', 'latest', 'v10']) await index.setTag('b', tag, A);
+    await index.setTag('b', 'v2', B);
+    expect(await index.catalog()).toEqual(['a', 'b']);
+    expect(await index.tags('b')).toEqual(['latest', 'v10', 'v2']);
+    expect(await index.tagTarget('b', 'v2')).toBe(B);
+    expect(await index.tagTarget('b', 'nope')).toBeUndefined();
+    expect(await index.hasRevision('b', A)).toBe(true);
+    expect(await index.hasRevision('b', B)).toBe(false);
+    const record = await index.repository('b');
+    expect(record?.lastPush).toBe(5000);
+    expect([...(record?.revisions ?? [])]).toEqual([A]);
+    await index.setLastPush('b', 9000);
+    expect((await index.repository('b'))?.lastPush).toBe(9000);
+    await index.close();
+  });
+
+  it('clear forgets everything; load adds what storage holds, and nothing for an empty record', async () => {
+    const index = await make();
+    await index.setTag('old', 'v1', A);
+    await index.clear();
+    expect(await index.catalog()).toEqual([]);
+    await index.load('x', { tags: new Map([['v1', A]]), revisions: new Set([A]), lastPush: 0 });
+    await index.load('empty', { tags: new Map(), revisions: new Set(), lastPush: 0 });
+    expect(await index.catalog()).toEqual(['x']);
+    expect(await index.tagTarget('x', 'v1')).toBe(A);
+    expect(index.repositoryCount()).toBe(1);
+    await index.close();
+  });
+
+  it('keeps the last use of each digest until pruned', async () => {
+    const index = await make();
+    index.noteUse(A, 1000);
+    index.noteUse(B, 3000);
+    expect(await index.usedSince(A, 1000)).toBe(true);
+    expect(await index.usedSince(A, 1001)).toBe(false);
+    await index.pruneUses(2000);
+    expect(await index.usedSince(A, 1)).toBe(false);
+    expect(await index.usedSince(B, 3000)).toBe(true);
+    await index.flush();
+    expect(await index.usedSince(B, 3000)).toBe(true);
+    expect(await index.usedSince(B, 3001)).toBe(false);
+    await index.close();
+  });
+}
+
+/** What the metadata store adds. */
+function storeCases(make: () => Promise<MetadataStore>): void {
+  it('pages the catalog and tags by keyset in bytewise order', async () => {
+    const index = await make();
+    // Bytewise: digits < upper case < '_' < lower case; a locale collation would interleave these.
+    const names = ['b/x', 'a', 'a-b', 'a/b', 'a_b', 'a.b', 'ab', 'z9', 'z10'];
+    for (const n of names) await index.setTag(n, 'latest', A);
+    const bytewise = [...names].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+    expect(await index.catalog()).toEqual(bytewise);
+    const seen: string[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await index.catalogPage(after, 4);
+      if (page.length === 0) break;
+      expect(page.length).toBeLessThanOrEqual(4);
+      seen.push(...page);
+      after = page[page.length - 1];
+    }
+    expect(seen).toEqual(bytewise);
+    expect(await index.catalogPage('a/b', 2)).toEqual(bytewise.slice(bytewise.indexOf('a/b') + 1).slice(0, 2));
+    expect(await index.catalogPage('zzz', 10)).toEqual([]);
+
+    const tags = ['v1', 'V2', 'latest', '1.0', '1.0-rc', 'Z', '_x'];
+    for (const t of tags) await index.setTag('repo', t, B);
+    const sortedTags = [...tags].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+    expect(await index.tags('repo')).toEqual(sortedTags);
+    expect(await index.tagsPage('repo', undefined, 3)).toEqual(sortedTags.slice(0, 3));
+    expect(await index.tagsPage('repo', sortedTags[2], 3)).toEqual(sortedTags.slice(3, 6));
+    expect(await index.tagsPage('repo', sortedTags[6], 3)).toEqual([]);
+    expect(await index.tagsPage('nope', undefined, 3)).toBeUndefined();
+    await index.close();
+  });
+
+  it('keeps manifest facts: referrers of a subject, by digest, with their artifact types', async () => {
+    const index = await make();
+    await index.addManifest('r', A, 1000, facts());
+    await index.addManifest('r', C, 1001, facts({ subject: A, artifactType: 'application/x-sbom', size: 300 }));
+    await index.addManifest('r', B, 1002, facts({ subject: A, size: 200 }));
+    await index.addManifest('other', B, 1003, facts({ subject: A }));
+    expect(await index.referrers('r', A)).toEqual([
+      { digest: B, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 200 },
+      {
+        digest: C,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        size: 300,
+        artifactType: 'application/x-sbom',
+      },
+    ]);
+    expect(await index.referrers('r', B)).toEqual([]);
+    expect(await index.referrers('missing', A)).toEqual([]);
+    await index.removeRevision('r', C);
+    expect((await index.referrers('r', A))?.map((x) => x.digest)).toEqual([B]);
+    expect(await index.hasRevision('r', A)).toBe(true);
+    await index.close();
+  });
+
+  it('answers usage, last push and last pull per repository', async () => {
+    const index = await make();
+    await index.addManifest('u', A, 4000, facts());
+    // Shares L2 with A and adds L3: L2 counts once.
+    const L3 = `sha256:${'3'.repeat(64)}`;
+    await index.addManifest(
+      'u',
+      B,
+      5000,
+      facts({
+        size: 700,
+        references: [
+          { digest: L2, size: 2000 },
+          { digest: L3, size: 50 },
+        ],
+      }),
+    );
+    await index.setTag('u', 'latest', B);
+    index.notePull('u', 6000);
+    index.notePull('u', 5500);
+    index.notePull('nope', 6000);
+    const s = await index.stats('u');
+    expect(s).toEqual({
+      name: 'u',
+      tags: 1,
+      manifests: 2,
+      lastPush: 5000,
+      lastPull: 6000,
+      bytes: 500 + 100 + 2000 + 700 + 50,
+    });
+    expect(await index.stats('nope')).toBeUndefined();
+    await index.close();
+  });
+}
+
+/** Intents, meta and imports. */
+function stateCases(make: () => Promise<MetadataStore>): void {
+  it('records intents until they end, oldest first', async () => {
+    const index = await make();
+    const a = await index.beginIntent('tag-put', 'x', 'v1');
+    const b = await index.beginIntent('revision-delete', 'y', A);
+    expect((await index.pendingIntents()).map((i) => [i.kind, i.name, i.key])).toEqual([
+      ['tag-put', 'x', 'v1'],
+      ['revision-delete', 'y', A],
+    ]);
+    await index.endIntent(a);
+    expect((await index.pendingIntents()).map((i) => i.id)).toEqual([b]);
+    await index.endIntent(b);
+    expect(await index.pendingIntents()).toEqual([]);
+    const c = await index.beginIntent('tag-delete', 'z', 'v9');
+    const created = (await index.pendingIntents())[0]?.createdAt ?? 0;
+    expect(await index.pendingIntents(created)).toEqual([]);
+    expect((await index.pendingIntents(created + 1)).map((i) => i.id)).toEqual([c]);
+    await index.close();
+  });
+
+  it('runs exclusive sections of one name one at a time, and of other names alongside', async () => {
+    const index = await make();
+    const events: string[] = [];
+    const section = (name: string, label: string) =>
+      index.exclusive(name, async () => {
+        events.push(`${label}+`);
+        await new Promise((r) => setTimeout(r, 400));
+        events.push(`${label}-`);
+      });
+    await Promise.all([section('import', 'a'), section('import', 'b'), section('other', 'c')]);
+    const a = events.indexOf('a+');
+    const b = events.indexOf('b+');
+    const [first, second] = a < b ? ['a', 'b'] : ['b', 'a'];
+    expect(events.indexOf(`${second}+`)).toBeGreaterThan(events.indexOf(`${first}-`));
+    expect(events.indexOf('c+')).toBeLessThan(events.indexOf(`${first}-`));
+    await index.close();
+  });
+
+  it('keeps its own state in meta', async () => {
+    const index = await make();
+    expect(await index.getMeta('import_state')).toBeUndefined();
+    await index.setMeta('import_state', 'running');
+    await index.setMeta('import_state', 'done');
+    expect(await index.getMeta('import_state')).toBe('done');
+    await index.close();
+  });
+
+  it('importRepository replaces a repository with what storage holds, facts included', async () => {
+    const index = await make();
+    await index.setTag('imp', 'stale', C);
+    await index.addRevision('imp', C, 1);
+    await index.importRepository(
+      'imp',
+      { tags: new Map([['v1', A]]), revisions: new Set([A, B]), lastPush: 777 },
+      new Map([
+        [A, facts()],
+        [B, facts({ subject: A })],
+      ]),
+    );
+    expect(await index.tags('imp')).toEqual(['v1']);
+    expect(await index.hasRevision('imp', C)).toBe(false);
+    expect((await index.referrers('imp', A))?.map((r) => r.digest)).toEqual([B]);
+    expect((await index.repository('imp'))?.lastPush).toBe(777);
+    await index.importRepository('imp', { tags: new Map(), revisions: new Set(), lastPush: 0 }, new Map());
+    expect(await index.hasRepository('imp')).toBe(false);
+    await index.close();
+  });
+}
