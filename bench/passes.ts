@@ -150,6 +150,16 @@ export async function runRegistryPasses(ctx: PassContext): Promise<void> {
 }
 
 /**
+ * Removes what ours keeps beside a volume (its embedded metadata store and the marker saying the store describes
+ * the volume). The volume grew on disk behind its back, as no running registry would see it grow, so ours starts
+ * on it as on a volume it has never seen: it imports it, and the start measures that.
+ */
+async function forgetMetadata(volume: string): Promise<void> {
+  await rm(join(volume, 'regctl'), { recursive: true, force: true });
+  await rm(join(volume, 'docker/registry/regctl'), { recursive: true, force: true });
+}
+
+/**
  * The catalog phases (at the headline bcrypt cost), then ours and the reference started once more on the
  * largest volume, alone: their peak resident set once healthy is the start-up's (the index walk, for ours).
  */
@@ -160,6 +170,7 @@ export async function runCatalogPhases(ctx: PassContext): Promise<Metric[]> {
   for (const count of ctx.sizes.catalogCounts) {
     process.stderr.write(`\nbench: writing a volume with ${count} repositories\n`);
     await seedVolume(volume, count, ctx.sizes.tagCount, written);
+    await forgetMetadata(volume);
     written = count;
     const servers: Partial<Record<RegistryName, RunningServer>> = {};
     const missing: Partial<Record<RegistryName, string>> = {};
@@ -187,6 +198,8 @@ export async function runCatalogPhases(ctx: PassContext): Promise<Metric[]> {
   const peaks: Partial<Record<RegistryName, number>> = {};
   for (const name of ['ours', 'ref'] as const) {
     try {
+      // The start that costs ours the most: an import of a volume it has never seen.
+      if (name === 'ours') await forgetMetadata(volume);
       const server = await start(ctx, name, volume, cost);
       await ctx.ledger.stop(server, `start on ${label} repositories, stopped once healthy`);
       peaks[name] = (await server.lifetimePeakBytes()) / MiB;
@@ -198,7 +211,7 @@ export async function runCatalogPhases(ctx: PassContext): Promise<Metric[]> {
     metric(
       {
         id: 'startupPeakRssMiB',
-        label: `Peak RSS of a start on ${label} repositories, read once healthy (VmHWM since start)`,
+        label: `Peak RSS of a start on ${label} repositories, read once healthy (VmHWM since start; ours imports the volume)`,
         unit: 'MiB',
         better: 'lower',
       },

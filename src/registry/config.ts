@@ -21,7 +21,7 @@
  * | --realm TEXT         | REGCTL_REALM             | realm             | regctl            |
  * | --cors-origin LIST   | REGCTL_CORS_ORIGIN       | corsOrigins       | (none)            |
  * | --no-credential-cache | REGCTL_CREDENTIAL_CACHE=false | credentialCache: false | true (cache on) |
- * | --metadata STORE     | REGCTL_METADATA          | metadata          | sqlite            |
+ * | --metadata STORE     | REGCTL_METADATA          | metadata          | sqlite (S3: memory) |
  * | --metadata-password-file FILE | REGCTL_METADATA_PASSWORD_FILE | metadataPasswordFile | (none)  |
  * | -                    | REGCTL_METADATA_PASSWORD | -                 | (none)            |
  * STORE is `sqlite`, `sqlite:PATH`, `postgres://USER@HOST[:PORT]/DB` or `memory` (metadata/settings.ts). The
@@ -228,14 +228,15 @@ export function resolveSettings(flags: RawSettings, env: NodeJS.ProcessEnv, file
     const v = pick(k);
     return v === undefined || v === null || v === '' ? undefined : text(k, v);
   };
+  const storage = storageSettings(
+    str,
+    (k, d) => parseBool(pick(k) ?? d, k === 's3PathStyle' ? 's3-path-style' : 's3-redirect'),
+    env,
+  );
   return {
     ...listen,
     data: str('data') ?? './data',
-    storage: storageSettings(
-      str,
-      (k, d) => parseBool(pick(k) ?? d, k === 's3PathStyle' ? 's3-path-style' : 's3-redirect'),
-      env,
-    ),
+    storage,
     htpasswd: str('htpasswd'),
     access: str('access'),
     noAuth: parseBool(pick('noAuth') ?? false, 'no-auth'),
@@ -246,7 +247,9 @@ export function resolveSettings(flags: RawSettings, env: NodeJS.ProcessEnv, file
     realm: str('realm') ?? 'regctl',
     corsOrigins,
     credentialCache: parseBool(pick('credentialCache') ?? true, 'credential-cache'),
-    metadata: metadataSetting(str('metadata') ?? 'sqlite'),
+    // The embedded store lives in the data directory, which S3 storage has none of: there the index is kept in
+    // memory unless a shared store is given.
+    metadata: metadataSetting(str('metadata') ?? (storage.kind === 's3' ? 'memory' : 'sqlite')),
     metadataPasswordFile: str('metadataPasswordFile'),
     metadataPassword: env.REGCTL_METADATA_PASSWORD || undefined,
   };

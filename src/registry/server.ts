@@ -88,7 +88,9 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
           redirectSeconds: opts.s3.redirect ? S3_REDIRECT_SECONDS : undefined,
         })
       : new FsDriver(dataDir as string, {
-          journal: true,
+          // The journal belongs to one process. Replicas share a data directory only with a shared metadata
+          // store (PostgreSQL): there each write is synced on its own.
+          journal: opts.metadata?.kind !== 'postgres',
           onError: (err) => log('error', 'journal checkpoint failed', { error: (err as Error).message }),
         }));
   const auth =

@@ -19,12 +19,13 @@
  * does not put an older journaled content over it.
  */
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { mkdir, open, readdir, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { fsyncDir, isAbsent } from '../../common/fs.js';
-import { TEMP_MARKER, assertRelativePath } from './driver.js';
+import { TEMP_MARKER, TEMP_PROCESS_TAG, assertRelativePath } from './driver.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -132,7 +133,9 @@ async function segmentFiles(dir: string): Promise<string[]> {
 /**
  * Brings back every file the journal under `root` holds (what a crash may have kept from reaching the disk),
  * makes them durable, then removes the journal. Returns how many files were written. Runs before anything reads
- * the storage: the driver's `open`, and tools that work on a data directory offline.
+ * the storage: the driver's `open`, and tools that work on a data directory offline. Several processes starting
+ * on one directory at once may all run it: they write the same content, and a segment one of them already
+ * removed is skipped by the others.
  */
 export async function recoverJournal(root: string, sync: Pick<JournalSync, 'syncAll' | 'syncDir'>): Promise<number> {
   const dir = join(root, JOURNAL_DIR);
@@ -140,7 +143,14 @@ export async function recoverJournal(root: string, sync: Pick<JournalSync, 'sync
   if (names.length === 0) return 0;
   const files = new Map<string, Buffer>();
   for (const name of names) {
-    for (const r of decode(await readFile(join(dir, name)))) {
+    let segment: Buffer;
+    try {
+      segment = await readFile(join(dir, name));
+    } catch (err) {
+      if (isAbsent(err)) continue; // recovered and removed by another process starting on the same directory
+      throw err;
+    }
+    for (const r of decode(segment)) {
       if (r.kind === PUT) {
         assertRelativePath(r.path);
         files.delete(r.path); // keeps the map in write order
@@ -156,13 +166,20 @@ export async function recoverJournal(root: string, sync: Pick<JournalSync, 'sync
   for (const [path, data] of files) {
     const abs = join(root, path);
     await mkdir(dirname(abs), { recursive: true });
-    const tmp = join(dirname(abs), `.${basename(abs)}${TEMP_MARKER}journal`);
+    const tmp = join(
+      dirname(abs),
+      `.${basename(abs)}${TEMP_MARKER}${TEMP_PROCESS_TAG}${randomBytes(6).toString('hex')}`,
+    );
     await writeWhole(tmp, data);
     await rename(tmp, abs);
     written.push(abs);
   }
   await sync.syncAll(root, written);
-  for (const name of names) await unlink(join(dir, name));
+  for (const name of names) {
+    await unlink(join(dir, name)).catch((err: unknown) => {
+      if (!isAbsent(err)) throw err;
+    });
+  }
   await sync.syncDir(dir);
   return written.length;
 }

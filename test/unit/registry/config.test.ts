@@ -44,6 +44,9 @@ describe('serve settings', () => {
     expect(resolveSettings({}, { REGCTL_METADATA: 'memory' }, { metadata: 'sqlite' }).metadata).toEqual({
       kind: 'memory',
     });
+    // S3 storage has no data directory for the embedded store: its index is kept in memory unless one is given.
+    expect(resolveSettings({ storage: 's3://bucket' }, {}, {}).metadata).toEqual({ kind: 'memory' });
+    expect(resolveSettings({}, {}, {}).metadata).toEqual({ kind: 'sqlite' });
     expect(resolveSettings({}, {}, { metadata: 'sqlite:/var/lib/meta.db' }).metadata).toEqual({
       kind: 'sqlite',
       path: '/var/lib/meta.db',

@@ -138,6 +138,17 @@ describe('write journal: recovery after a crash', () => {
     expect(await segments(root)).toEqual([]);
   });
 
+  it('two processes starting on the same directory at once both recover it', async () => {
+    const root = await tempDir();
+    const { driver } = await journaled(root);
+    const paths = Array.from({ length: 40 }, (_, i) => `tags/t${i}/current/link`);
+    for (const [i, p] of paths.entries()) await driver.putContent(p, `sha256:${i}`);
+    await losePageCache(root, paths);
+    await Promise.all([new FsDriver(root).open(), new FsDriver(root).open()]);
+    for (const [i, p] of paths.entries()) expect(await text(root, p)).toBe(`sha256:${i}`);
+    expect(await segments(root)).toEqual([]);
+  });
+
   it('stops at a record cut short by the crash and keeps the whole ones before it', async () => {
     const root = await tempDir();
     const { driver } = await journaled(root);
