@@ -2,7 +2,8 @@
  * Two `regctl serve` processes on one S3 bucket (versitygw) and one PostgreSQL metadata store, behind the real
  * Traefik binary run as a local process (file provider, one service over both, round robin, no stickiness): the
  * OCI conformance suite, crane and oras, a chunked upload spread over both, what one replica writes seen by the
- * other at its next request, and kill -9 of a replica mid-push with the client's retry completing on the other.
+ * other at its next request, a GC on one that does not sweep a blob the other has just linked, and kill -9 of a
+ * replica mid-push with the client's retry completing on the other.
  *
  * Failover: Traefik's retry middleware is what makes the client's retry succeed at once after a replica dies
  * (round robin still sends every other request to the dead one until the health check notices; the retry
@@ -14,10 +15,10 @@
  * `one-server` (Traefik sends everything to the first replica), `no-retry` (health check only),
  * `no-failover` (neither retry nor health check).
  */
-import { ListMultipartUploadsCommand, ListPartsCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListMultipartUploadsCommand, ListPartsCommand } from '@aws-sdk/client-s3';
 import bcrypt from 'bcryptjs';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -48,6 +49,7 @@ describe.skipIf(!ready)('two replicas on S3 + PostgreSQL behind Traefik', { time
   let pg: PostgresCluster;
   let dir: string;
   let bucket: string;
+  let database: string;
   let traefik: TraefikProcess;
   const replicas: Record<'a' | 'b', ServeProcess | undefined> = { a: undefined, b: undefined };
   const username = 'tester';
@@ -64,6 +66,7 @@ describe.skipIf(!ready)('two replicas on S3 + PostgreSQL behind Traefik', { time
     [s3, pg] = await Promise.all([startVersitygw(), startPostgres()]);
     bucket = await s3.createBucket();
     const db = await pg.createDatabase();
+    database = db.database;
     dir = await mkdtemp(join(tmpdir(), 'regctl-replicas-'));
     const htpasswd = join(dir, 'htpasswd');
     await writeFile(htpasswd, `${username}:${bcrypt.hashSync(password, 5)}\n`, { mode: 0o600 });
@@ -316,6 +319,46 @@ describe.skipIf(!ready)('two replicas on S3 + PostgreSQL behind Traefik', { time
       const viaProxy = (await (await proxied('/v2/seen/app/tags/list')).json()) as { tags: string[] };
       expect(viaProxy.tags).toEqual(['from-b']);
     }
+  });
+
+  it('GC on one replica does not sweep a blob another replica has just linked', async () => {
+    /** Pushes a blob to replica A and ages it past GC's one-hour grace window: its object and its last use. */
+    const agedBlob = async (name: string): Promise<string> => {
+      const digest = await pushBlob(replica('a').url, name, randomBytes(4096));
+      const hex = digest.slice('sha256:'.length);
+      const key = `reg/docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`;
+      // versitygw's posix backend reports the file's mtime as the object's LastModified
+      const old = new Date(Date.now() - 2 * 3600_000);
+      await utimes(join(s3.rootDir, bucket, key), old, old);
+      const head = await s3.client().send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      expect(head.LastModified?.getTime()).toBeLessThan(Date.now() - 3600_000);
+      // the use the push noted reaches the store within a second (batched); then it is made two hours old
+      await new Promise((r) => setTimeout(r, 1_500));
+      const at = old.getTime();
+      await pg.psql(`UPDATE uses SET at = ${at} WHERE digest = '${digest}'`, database);
+      expect(await pg.psql(`SELECT at FROM uses WHERE digest = '${digest}'`, database)).toBe(String(at));
+      return digest;
+    };
+    const linked = await agedBlob('gc/src');
+    const unused = await agedBlob('gc/src');
+    // B links the first into another repository (a cross-repository mount, as a push does for a layer the registry
+    // already has), and A collects garbage right after; the push on B then goes on with its manifest
+    const mounted = await via(replica('b').url, `/v2/gc/dst/blobs/uploads/?mount=${linked}&from=gc/src`, {
+      method: 'POST',
+    });
+    expect(mounted.status).toBe(201);
+    const gc = await via(replica('a').url, '/admin/v1/gc', {
+      method: 'POST',
+      body: JSON.stringify({ wait: true }),
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(gc.status).toBe(200);
+    const report = (await gc.json()) as { deleted: { digest: string }[] };
+    // the control: an aged blob nobody links is swept by that same run
+    expect(report.deleted.map((d) => d.digest)).toContain(unused);
+    expect(report.deleted.map((d) => d.digest)).not.toContain(linked);
+    const got = await via(replica('b').url, `/v2/gc/dst/blobs/${linked}`, { method: 'HEAD' });
+    expect(got.status).toBe(200);
   });
 
   it('kill -9 of the replica serving a PATCH: the client retries through Traefik and completes on the other', async () => {
