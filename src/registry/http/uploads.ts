@@ -64,8 +64,7 @@ export async function startUpload(ctx: Ctx): Promise<void> {
     }
   } else if (mount !== undefined && ctx.mountAnywhere) {
     const digest = parseDigest(mount);
-    if ((await ctx.store.blobs.size(digest)) !== undefined) {
-      await ctx.store.linked.link(name, digest);
+    if (await ctx.store.linked.link(name, digest)) {
       blobCreated(ctx, name, digest.value);
       return;
     }

@@ -30,6 +30,9 @@ export interface SqlDatabase extends SqlConn {
 }
 
 const FLUSH_EVERY_MS = 1000;
+/** Inserting a use of a digest: kept if later than the one recorded. */
+const LATER_USE =
+  ' ON CONFLICT (digest) DO UPDATE SET at = CASE WHEN excluded.at > uses.at THEN excluded.at ELSE uses.at END';
 /** How often a shared store re-counts repositories (other replicas create and drop them too). */
 const RECOUNT_EVERY_MS = 30_000;
 
@@ -294,6 +297,27 @@ export class SqlMetadataStore implements MetadataStore {
     return Number(rows[0]?.at ?? 0) >= since;
   }
 
+  async protectUses(digests: string[], at = Date.now()): Promise<void> {
+    // one statement, sorted: transactions upserting overlapping sets take their row locks in one order
+    const rows = [...new Set(digests)].sort().map((d) => [d, at]);
+    if (rows.length > 0) await this.write((c) => insertRows(c, 'uses', ['digest', 'at'], rows, LATER_USE));
+  }
+
+  async sweepUnused(digest: string, since: number, remove: () => Promise<void>): Promise<boolean> {
+    if ((this.uses.get(digest) ?? 0) >= since) return false;
+    return this.write(async (c) => {
+      // A row to hold even for a digest never noted. PostgreSQL: its lock (FOR UPDATE) makes a protectUses wait
+      // for this transaction; SQLite: the write transaction (BEGIN IMMEDIATE) already excludes other writers.
+      await c.run('INSERT INTO uses (digest, at) VALUES (?, 0) ON CONFLICT (digest) DO NOTHING', [digest]);
+      const lock = this.db.kind === 'postgres' ? ' FOR UPDATE' : '';
+      const rows = await c.all<{ at: number }>(`SELECT at FROM uses WHERE digest = ?${lock}`, [digest]);
+      if (Number(rows[0]?.at ?? 0) >= since) return false;
+      await remove();
+      await c.run('DELETE FROM uses WHERE digest = ?', [digest]);
+      return true;
+    });
+  }
+
   async pruneUses(before: number): Promise<void> {
     await this.flush();
     await this.write((c) => c.run('DELETE FROM uses WHERE at < ?', [before]));
@@ -360,12 +384,7 @@ export class SqlMetadataStore implements MetadataStore {
     this.uses.clear();
     this.pulls.clear();
     await this.write(async (c) => {
-      for (const [digest, at] of uses)
-        await c.run(
-          `INSERT INTO uses (digest, at) VALUES (?, ?)
-           ON CONFLICT (digest) DO UPDATE SET at = CASE WHEN excluded.at > uses.at THEN excluded.at ELSE uses.at END`,
-          [digest, at],
-        );
+      await insertRows(c, 'uses', ['digest', 'at'], uses, LATER_USE);
       for (const [name, at] of pulls)
         await c.run('UPDATE repositories SET last_pull = ? WHERE name = ? AND last_pull < ?', [at, name, at]);
     });

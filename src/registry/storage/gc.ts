@@ -149,6 +149,23 @@ async function sweepManifests(run: Run, toRemove: { name: string; digest: Digest
   );
 }
 
+/** Blob removals at once (each holds a metadata connection, see sweepBlobs). */
+const SWEEP_CONCURRENCY = 4;
+
+/**
+ * Removes one unmarked blob older than the grace window unless it was used within it; true when it is removed
+ * (in a dry run: would be). The use is checked again and the blob removed while the store holds its use, so a
+ * link made meanwhile on another replica (which records its use first) either waits for the removal and then
+ * finds the blob gone, or is seen here and keeps the blob.
+ */
+async function sweepUnused(run: Run, digest: Digest): Promise<boolean> {
+  const since = run.startedAt - run.graceMs;
+  if (run.dryRun) return !(await run.store.index.usedSince(digest.value, since));
+  return run.store.index.sweepUnused(digest.value, since, () =>
+    run.store.driver.delete(pathFor({ kind: 'blobDir', digest })),
+  );
+}
+
 async function sweepBlobs(
   run: Run,
 ): Promise<{ deleted: GcReport['deleted']; kept: GcReport['kept']; deletedSet: Set<string> }> {
@@ -157,24 +174,28 @@ async function sweepBlobs(
   const deletedSet = new Set<string>();
   const blobs = await listBlobs(run.store.driver);
   let swept = 0;
+  const candidates: typeof blobs = [];
+  for (const b of blobs) {
+    const entry = { digest: b.digest.value, size: b.size };
+    if (run.marked.has(b.digest.value)) kept.push({ ...entry, reason: 'referenced' });
+    else if (run.startedAt - b.modifiedAt < run.graceMs) kept.push({ ...entry, reason: 'within grace window' });
+    else candidates.push(b);
+  }
+  run.progress('sweep-blobs', blobs.length - candidates.length, blobs.length);
+  // Each removal holds a metadata connection (the use's row lock) while storage deletes: fewer at once than the
+  // PostgreSQL pool's connections, so that requests are still served meanwhile.
   await pMap(
-    blobs,
+    candidates,
     async (b) => {
       const entry = { digest: b.digest.value, size: b.size };
-      if (run.marked.has(b.digest.value)) kept.push({ ...entry, reason: 'referenced' });
-      else if (
-        run.startedAt - b.modifiedAt < run.graceMs ||
-        (await run.store.index.usedSince(b.digest.value, run.startedAt - run.graceMs))
-      ) {
-        kept.push({ ...entry, reason: 'within grace window' });
-      } else {
+      if (!(await sweepUnused(run, b.digest))) kept.push({ ...entry, reason: 'within grace window' });
+      else {
         deleted.push({ ...entry, reason: 'unreferenced' });
         deletedSet.add(b.digest.value);
-        if (!run.dryRun) await run.store.driver.delete(pathFor({ kind: 'blobDir', digest: b.digest }));
       }
-      run.progress('sweep-blobs', ++swept, blobs.length);
+      run.progress('sweep-blobs', blobs.length - candidates.length + ++swept, blobs.length);
     },
-    { concurrency: GC_CONCURRENCY },
+    { concurrency: SWEEP_CONCURRENCY },
   );
   return { deleted, kept, deletedSet };
 }
@@ -198,7 +219,8 @@ async function unlinkSwept(
       async (d) => {
         // A link is written only after its blob exists, so a link to an absent blob is what a GC killed between
         // sweeping blobs and unlinking them left behind.
-        if (deletedSet.has(d.value) || (await store.blobs.size(d)) === undefined) {
+        // (after a real sweep, presence decides: the blob may have been pushed again since it was swept)
+        if ((dryRun && deletedSet.has(d.value)) || (await store.blobs.size(d)) === undefined) {
           if (!dryRun) await driver.delete(pathFor({ kind: 'layerLink', name, digest: d }).slice(0, -'/link'.length));
         } else layersLeft++;
       },

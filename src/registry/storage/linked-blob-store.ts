@@ -35,8 +35,27 @@ export class LinkedBlobStore {
     return size === undefined ? undefined : { digest, size };
   }
 
-  async link(name: string, digest: Digest): Promise<void> {
-    this.index.noteUse(digest.value);
+  /**
+   * Records a use of the blob durably (`protectUses`), against a GC sweeping it on this or another replica, before
+   * a caller checks that it is stored and links it.
+   */
+  async protect(digest: Digest): Promise<void> {
+    await this.index.protectUses([digest.value]);
+  }
+
+  /**
+   * Links a stored blob into `name`; false when it is not stored (any more). The use is recorded first, so a GC
+   * sweep either came before (the blob is found absent) or keeps the blob.
+   */
+  async link(name: string, digest: Digest): Promise<boolean> {
+    await this.protect(digest);
+    if ((await this.blobs.size(digest)) === undefined) return false;
+    await this.linkProtected(name, digest);
+    return true;
+  }
+
+  /** Writes the link of a blob the caller protected and found (or put) in storage after protecting it. */
+  async linkProtected(name: string, digest: Digest): Promise<void> {
     await this.repoLock.run(name, () =>
       this.driver.putContent(pathFor({ kind: 'layerLink', name, digest }), digest.value),
     );
@@ -52,9 +71,10 @@ export class LinkedBlobStore {
 
   /** Links an existing blob from `from` into `name`; undefined when `from` does not hold it. */
   async mount(name: string, from: string, digest: Digest): Promise<BlobInfo | undefined> {
+    await this.protect(digest);
     const info = await this.stat(from, digest);
     if (!info) return undefined;
-    await this.link(name, digest);
+    await this.linkProtected(name, digest);
     return info;
   }
 }

@@ -91,10 +91,15 @@ export class ManifestStore {
     if ('digest' in ref && ref.digest.hex !== hex) {
       throw new RegistryError('DIGEST_INVALID', { expected: ref.digest.value, actual: digest.value });
     }
+    // Protected before their presence is checked: a GC on any replica either swept them before (the check
+    // fails) or keeps them. The manifest's own blob too, as an identical body may be stored unreferenced.
+    await this.index.protectUses([
+      digest.value,
+      ...info.blobs.map((d) => d.digest),
+      ...info.children.map((d) => d.digest),
+    ]);
     await this.checkReferences(name, info);
     return this.lock.run(`${name}@${digest.value}`, async () => {
-      this.index.noteUse(digest.value);
-      for (const d of [...info.blobs, ...info.children]) this.index.noteUse(d.digest);
       const intent = await this.index.beginIntent('revision-put', name, digest.value);
       if ((await this.blobs.size(digest)) === undefined) {
         await this.driver.putContent(pathFor({ kind: 'blobData', digest }), body);

@@ -45,6 +45,8 @@ export class MemoryIndex implements MetadataStore {
   private readonly repos = new Map<string, Entry>();
   private catalogCache: string[] | undefined;
   private readonly lastUse = new Map<string, number>();
+  /** Per digest: a sweep and a protecting use of the same blob never interleave. */
+  private readonly useLock = new KeyedLock();
   private readonly intents = new Map<number, Intent>();
   private nextIntent = 1;
   private readonly meta = new Map<string, string>();
@@ -196,6 +198,19 @@ export class MemoryIndex implements MetadataStore {
 
   async usedSince(digest: string, since: number): Promise<boolean> {
     return (this.lastUse.get(digest) ?? 0) >= since;
+  }
+
+  async protectUses(digests: string[], at = Date.now()): Promise<void> {
+    for (const d of digests)
+      await this.useLock.run(d, async () => this.noteUse(d, Math.max(at, this.lastUse.get(d) ?? 0)));
+  }
+
+  async sweepUnused(digest: string, since: number, remove: () => Promise<void>): Promise<boolean> {
+    return this.useLock.run(digest, async () => {
+      if ((this.lastUse.get(digest) ?? 0) >= since) return false;
+      await remove();
+      return true;
+    });
   }
 
   async pruneUses(before: number): Promise<void> {

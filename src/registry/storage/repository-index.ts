@@ -58,6 +58,17 @@ export interface RepositoryIndex {
   noteUse(digest: string, at?: number): void;
   /** Whether the digest was used at or after `since`. */
   usedSince(digest: string, since: number): Promise<boolean>;
+  /**
+   * Records uses at once, durably, before a link to the blobs is written or their presence is checked for one.
+   * Against `sweepUnused` on any process sharing the store: either the sweep finished first (the caller then
+   * finds the blob gone) or the sweep sees this use and keeps the blob. A batched `noteUse` cannot promise that.
+   */
+  protectUses(digests: string[], at?: number): Promise<void>;
+  /**
+   * GC's sweep of one blob: runs `remove` unless the digest was used at or after `since`, with its use held
+   * (a row lock in a shared store) so that a `protectUses` of it waits until the sweep is done. True when removed.
+   */
+  sweepUnused(digest: string, since: number, remove: () => Promise<void>): Promise<boolean>;
   /** Forgets uses older than `before` (called by GC once it is done). */
   pruneUses(before: number): Promise<void>;
 }

@@ -121,10 +121,12 @@ export class UploadStore {
         throw new RegistryError('DIGEST_INVALID', { expected: digest.value, actual: `${digest.algorithm}:${actual}` });
       }
       const size = state.offset;
+      // Protected before the presence check: a GC sweeping an older copy of this blob cannot remove it after.
+      await this.linked.protect(digest);
       if ((await this.blobs.size(digest)) === undefined) {
         await this.driver.move(pathFor({ kind: 'uploadData', name, id }), pathFor({ kind: 'blobData', digest }));
       }
-      await this.linked.link(name, digest);
+      await this.linked.linkProtected(name, digest);
       await this.drop(name, id);
       return { digest, size };
     });
