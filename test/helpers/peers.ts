@@ -246,6 +246,16 @@ export interface ConformanceOptions {
   env?: Record<string, string>;
 }
 
+/** The optional parts of the spec our registry implements, switched on for every conformance run against it. */
+export const OUR_CONFORMANCE_SETTINGS: Readonly<Record<string, string>> = Object.freeze({
+  OCI_API_BLOBS_UPLOAD_CANCEL: 'true',
+  OCI_API_MANIFESTS_TAG_PARAM: 'true',
+  OCI_API_BLOBS_DIGEST_HEADER: 'true',
+  OCI_API_MANIFESTS_DIGEST_HEADER: 'true',
+  OCI_API_BLOBS_MOUNT_ANONYMOUS: 'true',
+  OCI_DATA_SPARSE: 'false',
+});
+
 /**
  * Runs the conformance program (configured only through OCI_* variables, see its README) and reads its
  * results.yaml. The program exits 0 without any report when its own setup fails, so a missing report is

@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { peerAvailable, runConformance } from '../../helpers/peers.js';
+import { peerAvailable, runConformance, OUR_CONFORMANCE_SETTINGS } from '../../helpers/peers.js';
 import { startRegistryProcess, type RegistryProcess } from '../../helpers/serve-process.js';
 
 describe.skipIf(!peerAvailable('conformance'))('OCI conformance against regctl serve', () => {
@@ -28,14 +28,7 @@ describe.skipIf(!peerAvailable('conformance'))('OCI conformance against regctl s
       username: reg.username,
       password: reg.password,
       resultsDir,
-      env: {
-        OCI_API_BLOBS_UPLOAD_CANCEL: 'true',
-        OCI_API_MANIFESTS_TAG_PARAM: 'true',
-        OCI_API_BLOBS_DIGEST_HEADER: 'true',
-        OCI_API_MANIFESTS_DIGEST_HEADER: 'true',
-        OCI_API_BLOBS_MOUNT_ANONYMOUS: 'true',
-        OCI_DATA_SPARSE: 'false',
-      },
+      env: OUR_CONFORMANCE_SETTINGS,
     });
     const failed = Object.entries({ ...run.apis, ...run.data }).filter(([, v]) => v !== 'Pass' && v !== 'Disabled');
     expect(failed, run.output.slice(-6000)).toEqual([]);

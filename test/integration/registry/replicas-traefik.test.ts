@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basicAuth } from '../../helpers/auth.js';
-import { peerAvailable, peerPath, runConformance } from '../../helpers/peers.js';
+import { peerAvailable, peerPath, runConformance, OUR_CONFORMANCE_SETTINGS } from '../../helpers/peers.js';
 import { postgresAvailable, startPostgres, type PostgresCluster } from '../../helpers/postgres.js';
 import { run } from '../../helpers/run.js';
 import { builtCliPresent, startServe, type ServeProcess } from '../../helpers/serve-process.js';
@@ -190,14 +190,7 @@ describe.skipIf(!ready)('two replicas on S3 + PostgreSQL behind Traefik', { time
       username,
       password,
       resultsDir,
-      env: {
-        OCI_API_BLOBS_UPLOAD_CANCEL: 'true',
-        OCI_API_MANIFESTS_TAG_PARAM: 'true',
-        OCI_API_BLOBS_DIGEST_HEADER: 'true',
-        OCI_API_MANIFESTS_DIGEST_HEADER: 'true',
-        OCI_API_BLOBS_MOUNT_ANONYMOUS: 'true',
-        OCI_DATA_SPARSE: 'false',
-      },
+      env: OUR_CONFORMANCE_SETTINGS,
     });
     const failed = Object.entries({ ...result.apis, ...result.data }).filter(
       ([, v]) => v !== 'Pass' && v !== 'Disabled',

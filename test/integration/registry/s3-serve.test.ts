@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basicAuth } from '../../helpers/auth.js';
-import { freePort, peerAvailable, peerPath, runConformance } from '../../helpers/peers.js';
+import { freePort, peerAvailable, peerPath, runConformance, OUR_CONFORMANCE_SETTINGS } from '../../helpers/peers.js';
 import { startReferenceRegistry } from '../../helpers/reference-registry.js';
 import { run } from '../../helpers/run.js';
 import {
@@ -85,14 +85,7 @@ describe.skipIf(!ready || !peerAvailable('conformance'))('OCI conformance: regct
       username: reg.username,
       password: reg.password,
       resultsDir,
-      env: {
-        OCI_API_BLOBS_UPLOAD_CANCEL: 'true',
-        OCI_API_MANIFESTS_TAG_PARAM: 'true',
-        OCI_API_BLOBS_DIGEST_HEADER: 'true',
-        OCI_API_MANIFESTS_DIGEST_HEADER: 'true',
-        OCI_API_BLOBS_MOUNT_ANONYMOUS: 'true',
-        OCI_DATA_SPARSE: 'false',
-      },
+      env: OUR_CONFORMANCE_SETTINGS,
     });
     const all = { ...result.apis, ...result.data };
     const failed = Object.entries(all).filter(([, v]) => v !== 'Pass' && v !== 'Disabled');
