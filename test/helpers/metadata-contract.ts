@@ -29,6 +29,30 @@ export function metadataContract(label: string, make: () => Promise<MetadataStor
     indexCases(make);
     storeCases(make);
     stateCases(make);
+    if (label !== 'memory') transactionCases(make);
+  });
+}
+
+/** Stores with transactions (SQL): a write that fails leaves nothing of itself, and nothing of it in others. */
+function transactionCases(make: () => Promise<MetadataStore>): void {
+  it('rolls back a failed write alone while writes asked for at the same time commit', async () => {
+    const index = await make();
+    // A reference without a size breaks a NOT NULL column after the repository and manifest rows were written.
+    const broken = facts({ references: [{ digest: B, size: null as unknown as number }] });
+    const intent = await index.beginIntent('revision-put', 'bad', A);
+    const results = await Promise.allSettled([
+      index.setTag('good', 'v1', A),
+      index.addManifest('bad', A, 1000, broken, intent),
+      index.setTag('good', 'v2', C),
+      index.protectUses([B], 5000),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    expect(await index.hasRepository('bad')).toBe(false);
+    expect(await index.hasRevision('bad', A)).toBe(false);
+    expect((await index.pendingIntents()).map((i) => i.id)).toEqual([intent]);
+    expect(await index.tags('good')).toEqual(['v1', 'v2']);
+    expect(await index.usedSince(B, 5000)).toBe(true);
+    await index.close();
   });
 }
 
@@ -244,6 +268,19 @@ function stateCases(make: () => Promise<MetadataStore>): void {
     const created = (await index.pendingIntents())[0]?.createdAt ?? 0;
     expect(await index.pendingIntents(created)).toEqual([]);
     expect((await index.pendingIntents(created + 1)).map((i) => i.id)).toEqual([c]);
+    await index.close();
+  });
+
+  it('ends an intent with the write it guards, in the same call', async () => {
+    const index = await make();
+    const put = await index.beginIntent('revision-put', 'r', A);
+    const tag = await index.beginIntent('tag-put', 'r', 'v1');
+    await index.addManifest('r', A, 1000, facts(), put);
+    expect((await index.pendingIntents()).map((i) => i.id)).toEqual([tag]);
+    await index.setTag('r', 'v1', A, tag);
+    expect(await index.pendingIntents()).toEqual([]);
+    expect(await index.tagTarget('r', 'v1')).toBe(A);
+    expect(await index.hasRevision('r', A)).toBe(true);
     await index.close();
   });
 

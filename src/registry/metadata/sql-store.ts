@@ -86,11 +86,10 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async repository(name: string): Promise<RepositoryRecord | undefined> {
-    const rows = await this.db.all<{ id: number; last_push: number }>(
+    const [row] = await this.db.all<{ id: number; last_push: number }>(
       'SELECT id, last_push FROM repositories WHERE name = ?',
       [name],
     );
-    const row = rows[0];
     if (!row) return undefined;
     const id = Number(row.id);
     const tags = await this.db.all<{ name: string; digest: string }>(
@@ -147,11 +146,12 @@ export class SqlMetadataStore implements MetadataStore {
     });
   }
 
-  async addManifest(name: string, digest: string, at: number, facts: ManifestFacts): Promise<void> {
+  async addManifest(name: string, digest: string, at: number, facts: ManifestFacts, endIntent?: number): Promise<void> {
     await this.write(async (c) => {
       const id = await this.ensureRepo(c, name);
       await this.insertManifest(c, id, digest, at, facts);
       await c.run('UPDATE repositories SET last_push = ? WHERE id = ?', [at, id]);
+      if (endIntent !== undefined) await c.run('DELETE FROM intents WHERE id = ?', [endIntent]);
     });
   }
 
@@ -165,7 +165,7 @@ export class SqlMetadataStore implements MetadataStore {
     });
   }
 
-  async setTag(name: string, tag: string, digest: string): Promise<void> {
+  async setTag(name: string, tag: string, digest: string, endIntent?: number): Promise<void> {
     await this.write(async (c) => {
       const id = await this.ensureRepo(c, name);
       await c.run(
@@ -173,6 +173,7 @@ export class SqlMetadataStore implements MetadataStore {
          ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
         [id, tag, digest, Date.now()],
       );
+      if (endIntent !== undefined) await c.run('DELETE FROM intents WHERE id = ?', [endIntent]);
     });
   }
 
@@ -259,11 +260,10 @@ export class SqlMetadataStore implements MetadataStore {
 
   async stats(name: string): Promise<RepositoryStats | undefined> {
     await this.flush();
-    const rows = await this.db.all<{ id: number; last_push: number; last_pull: number }>(
+    const [row] = await this.db.all<{ id: number; last_push: number; last_pull: number }>(
       'SELECT id, last_push, last_pull FROM repositories WHERE name = ?',
       [name],
     );
-    const row = rows[0];
     if (!row) return undefined;
     const id = Number(row.id);
     const [counts] = await this.db.all<{ tags: number; manifests: number; bytes: number | null }>(

@@ -5,7 +5,8 @@
  * (keyed lookups and keyset pages), which keeps each call well under a millisecond on large volumes.
  *
  * One connection per process: write transactions are serialized here (`BEGIN IMMEDIATE` under an in-process
- * lock), because an `await` inside a transaction would otherwise let another request's statement join it.
+ * lock), because an `await` inside a transaction would otherwise let another request's statement join it; those
+ * asked for at the same time share one commit (see `tx`).
  *
  * Durability: commits run with `synchronous = NORMAL` (no fsync per commit; a process killed at any point loses
  * nothing, since the WAL is in the page cache). A power loss or kernel crash may drop the last commits, and with
@@ -20,13 +21,25 @@ import { MIGRATIONS, MIGRATIONS_TABLE, SchemaTooNewError } from './migrations.js
 import { IMPORT_STATE_KEY } from './store.js';
 import { SqlMetadataStore, type SqlConn, type SqlDatabase, type SqlValue } from './sql-store.js';
 
+/** Transactions in one batch at most (a bound on how long one commit keeps the others waiting). */
+const MAX_BATCH = 64;
+
+interface PendingTx {
+  fn: (c: SqlConn) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
 class SqliteDatabase implements SqlDatabase {
   readonly kind = 'sqlite';
   private readonly statements = new Map<string, Database.Statement>();
   private readonly lock = new KeyedLock();
+  private readonly pending: PendingTx[] = [];
+  private draining = false;
 
   constructor(private readonly db: Database.Database) {}
 
+  /** Prepared once per SQL text (transaction control too: cheaper than `exec`, which parses each time). */
   private prepare(sql: string): Database.Statement {
     let s = this.statements.get(sql);
     if (!s) {
@@ -54,17 +67,60 @@ class SqliteDatabase implements SqlDatabase {
     this.db.exec(sql);
   }
 
-  async tx<T>(fn: (c: SqlConn) => Promise<T>): Promise<T> {
-    return this.lock.run('tx', async () => {
-      this.db.exec('BEGIN IMMEDIATE');
-      try {
-        const out = await fn(this);
-        this.db.exec('COMMIT');
-        return out;
-      } catch (err) {
-        if (this.db.inTransaction) this.db.exec('ROLLBACK');
-        throw err;
+  /**
+   * Write transactions share commits (a group commit): a transaction asked for while another batch runs waits for
+   * it, and every transaction waiting by then runs in the next batch, one `BEGIN IMMEDIATE` … `COMMIT`, each in a
+   * savepoint of its own, so that a throw rolls back its own writes only. Each caller is answered once the batch
+   * has committed; a failed commit fails every transaction of the batch. With many requests writing at once this
+   * makes one commit (one write to the WAL) of what was a commit each.
+   */
+  tx<T>(fn: (c: SqlConn) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+      if (!this.draining) {
+        this.draining = true;
+        // After the I/O callbacks of this turn of the event loop: the transactions they ask for join the batch.
+        setImmediate(() => void this.lock.run('tx', () => this.drain()));
       }
+    });
+  }
+
+  /** Runs batches until none is waiting (those asked for while one runs make the next). */
+  private async drain(): Promise<void> {
+    try {
+      while (this.pending.length > 0) await this.runBatch(this.pending.splice(0, MAX_BATCH));
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async runBatch(batch: PendingTx[]): Promise<void> {
+    const outcomes: { ok: boolean; value: unknown }[] = [];
+    try {
+      this.prepare('BEGIN IMMEDIATE').run();
+      if (batch.length === 1) outcomes.push({ ok: true, value: await (batch[0] as PendingTx).fn(this) });
+      else
+        for (const item of batch) {
+          this.prepare('SAVEPOINT tx').run();
+          try {
+            outcomes.push({ ok: true, value: await item.fn(this) });
+            this.prepare('RELEASE tx').run();
+          } catch (err) {
+            this.prepare('ROLLBACK TO tx').run();
+            this.prepare('RELEASE tx').run();
+            outcomes.push({ ok: false, value: err });
+          }
+        }
+      this.prepare('COMMIT').run();
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      for (const item of batch) item.reject(err);
+      return;
+    }
+    batch.forEach((item, i) => {
+      const outcome = outcomes[i] as { ok: boolean; value: unknown };
+      if (outcome.ok) item.resolve(outcome.value);
+      else item.reject(outcome.value);
     });
   }
 
@@ -84,6 +140,8 @@ class SqliteDatabase implements SqlDatabase {
   }
 
   async close(): Promise<void> {
+    // Transactions asked for before the close run first (a batch waits for the next turn of the event loop).
+    await this.tx(async () => undefined).catch(() => undefined);
     await this.lock.run('tx', async () => {
       if (!this.db.open) return;
       this.durably('DELETE FROM meta WHERE key = ?', [OPEN_BOOT_KEY]);

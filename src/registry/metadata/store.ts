@@ -77,8 +77,11 @@ export interface MetadataStore extends RepositoryIndex {
   /** Up to `limit` tags of a repository after `after`, bytewise; undefined when the repository does not exist. */
   tagsPage(name: string, after: string | undefined, limit: number): Promise<string[] | undefined>;
 
-  /** `addRevision` with the manifest's facts (referrers and usage need them). */
-  addManifest(name: string, digest: string, at: number, facts: ManifestFacts): Promise<void>;
+  /**
+   * `addRevision` with the manifest's facts (referrers and usage need them); ends `endIntent` in the same
+   * transaction when given.
+   */
+  addManifest(name: string, digest: string, at: number, facts: ManifestFacts, endIntent?: number): Promise<void>;
   /** Replaces a repository's rows with what storage holds (import, rebuild), in one transaction. */
   importRepository(name: string, record: RepositoryRecord, facts: ReadonlyMap<string, ManifestFacts>): Promise<void>;
   /** Referrers of `subject` in the repository, by digest; undefined when the store lacks manifest facts for it

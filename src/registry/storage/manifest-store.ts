@@ -109,8 +109,7 @@ export class ManifestStore {
         const subject = parseDigest(info.subject.digest);
         await this.driver.putContent(pathFor({ kind: 'referrerLink', name, subject, digest }), digest.value);
       }
-      await this.index.addManifest(name, digest.value, Date.now(), manifestFacts(info, body.length));
-      await this.index.endIntent(intent);
+      await this.index.addManifest(name, digest.value, Date.now(), manifestFacts(info, body.length), intent);
       for (const tag of new Set(
         ['tag' in ref ? ref.tag : undefined, ...extraTags].filter((t): t is string => t !== undefined),
       )) {

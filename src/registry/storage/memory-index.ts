@@ -100,9 +100,10 @@ export class MemoryIndex implements MetadataStore {
     e.lastPush = at;
   }
 
-  async addManifest(name: string, digest: string, at: number, facts: ManifestFacts): Promise<void> {
+  async addManifest(name: string, digest: string, at: number, facts: ManifestFacts, endIntent?: number): Promise<void> {
     await this.addRevision(name, digest, at);
     this.entry(name).facts.set(digest, facts);
+    if (endIntent !== undefined) this.intents.delete(endIntent);
   }
 
   async removeRevision(name: string, digest: string): Promise<void> {
@@ -112,8 +113,9 @@ export class MemoryIndex implements MetadataStore {
     this.dropIfEmpty(name);
   }
 
-  async setTag(name: string, tag: string, digest: string): Promise<void> {
+  async setTag(name: string, tag: string, digest: string, endIntent?: number): Promise<void> {
     this.entry(name).tags.set(tag, digest);
+    if (endIntent !== undefined) this.intents.delete(endIntent);
   }
 
   async removeTag(name: string, tag: string): Promise<void> {

@@ -41,7 +41,8 @@ export interface RepositoryIndex {
   /** Records a revision stored in the repository, pushed at `at`. */
   addRevision(name: string, digest: string, at: number): Promise<void>;
   removeRevision(name: string, digest: string): Promise<void>;
-  setTag(name: string, tag: string, digest: string): Promise<void>;
+  /** Points a tag at a revision; ends the intent `endIntent` with it (one transaction) when given. */
+  setTag(name: string, tag: string, digest: string, endIntent?: number): Promise<void>;
   removeTag(name: string, tag: string): Promise<void>;
   /** Records when the repository was last pushed to, as found in storage (a no-op for unknown repositories). */
   setLastPush(name: string, at: number): Promise<void>;

@@ -31,8 +31,7 @@ export class TagStore {
       const intent = await this.index.beginIntent('tag-put', name, tag);
       await this.driver.putContent(pathFor({ kind: 'tagIndexLink', name, tag, digest }), digest.value);
       await this.driver.putContent(pathFor({ kind: 'tagCurrentLink', name, tag }), digest.value);
-      await this.index.setTag(name, tag, digest.value);
-      await this.index.endIntent(intent);
+      await this.index.setTag(name, tag, digest.value, intent);
     });
   }
 

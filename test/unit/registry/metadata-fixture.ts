@@ -47,8 +47,10 @@ export function countingDriver(
     driver,
     counts,
     reads: () => (counts.getContent ?? 0) + (counts.reader ?? 0) + (counts.stat ?? 0) + (counts.list ?? 0),
+    /** Clears the counts and arms the failure again. */
     reset: () => {
       for (const k of Object.keys(counts)) delete counts[k];
+      failed = false;
     },
   };
 }
