@@ -1,20 +1,24 @@
 import { createHash, randomFillSync } from 'node:crypto';
 import { createWriteStream, fdatasync, openSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 
 /**
  * The loopback ceilings' server, run as its own process. Prints its port on stdout once listening.
  * - `PUT /discard` reads and drops the body; `PUT /hash` hashes it.
- * - `PUT /store` hashes it and writes it to a file in the directory given as the first argument, with background
- *   flushes on the way, and answers only once the file is fsynced: the least a registry does before it
- *   acknowledges a blob.
+ * - `PUT /store` hashes it and writes it to a new file in the directory given as the first argument, with
+ *   background flushes on the way, and answers only once the file is fsynced: the least a registry does before it
+ *   acknowledges a blob. `POST /store/clear` removes the files stored so far, untimed, so that the next write
+ *   (the probe's or a registry's) does not start with the probe's file still filling the page cache; see
+ *   `LoopbackProbe.upload`.
  * - `GET /bytes?size=N` sends N bytes from memory.
  */
 const storeDir = process.argv[2];
 const FLUSH_EVERY = 64 * 1024 * 1024;
 const CHUNK = 16 * 1024 * 1024;
 const pattern = randomFillSync(Buffer.allocUnsafe(CHUNK));
+let stored = 0;
 
 const server = createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://sink');
@@ -38,7 +42,8 @@ const server = createServer((req, res) => {
     let flushing = false;
     // `flush` fsyncs the file before the stream reports it closed. Every FLUSH_EVERY bytes an fdatasync runs
     // in the background meanwhile, so that the final fsync does not find the whole body still in the page cache.
-    const fd = openSync(join(storeDir, 'ceiling-store.bin'), 'w');
+    stored += 1;
+    const fd = openSync(join(storeDir, `ceiling-store-${stored}.bin`), 'wx');
     const file = createWriteStream('', { fd, flush: true, highWaterMark: 1024 * 1024 });
     req.on('data', (chunk: Buffer) => {
       bytes += chunk.length;
@@ -55,6 +60,14 @@ const server = createServer((req, res) => {
       res.end(JSON.stringify({ bytes, digest: `sha256:${hash.digest('hex')}` }));
     });
     file.on('error', (err) => res.writeHead(500).end(String(err)));
+    return;
+  }
+  if (req.method === 'POST' && url.pathname === '/store/clear' && storeDir) {
+    const files = Array.from({ length: stored }, (_, i) => join(storeDir, `ceiling-store-${i + 1}.bin`));
+    Promise.all(files.map((f) => rm(f, { force: true }))).then(
+      () => res.writeHead(204).end(),
+      (err: unknown) => res.writeHead(500).end(String(err)),
+    );
     return;
   }
   if (req.method === 'GET' && url.pathname === '/bytes') {

@@ -137,9 +137,16 @@ export class LoopbackProbe {
     return new LoopbackProbe(sink, new HttpClient('127.0.0.1', sink.port, undefined, 1), dir);
   }
 
-  /** One PUT of `blob`: the server discards it, hashes it, or hashes it and stores it durably. */
+  /**
+   * One PUT of `blob`: the server discards it, hashes it, or hashes it and stores it durably in a new file, as a
+   * registry stores a new blob. The stored file is removed after the timed transfer. A file left in place would
+   * keep its pages in the page cache, and the next write (the registry's push measured against this ceiling) would
+   * have to fill pages the kernel has not used lately; on this VM such pages cost about ten times the kernel time
+   * of recycled ones (`bench/notes.md`), while a ceiling that rewrote its own file got recycled pages every time.
+   */
   async upload(mode: UploadMode, blob: LargeBlob): Promise<number> {
     const { value: res, seconds } = await timed(() => this.client.request('PUT', `/${mode}`, { body: blob.chunks }));
+    if (mode === 'store') expectStatus(await this.client.request('POST', '/store/clear'), 204, 'POST /store/clear');
     expectStatus(res, 201, `PUT /${mode}`);
     const answer = JSON.parse(res.body.toString('utf8')) as { bytes: number; digest: string | null };
     if (answer.bytes !== blob.size) throw new VerifyError(`sink received ${answer.bytes} bytes of ${blob.size}`);
@@ -160,7 +167,6 @@ export class LoopbackProbe {
   async stop(): Promise<void> {
     this.client.close();
     await this.sink.stop();
-    await rm(join(this.dir, 'ceiling-store.bin'), { force: true });
   }
 }
 
