@@ -9,30 +9,13 @@
  * transaction a second later (or when read, or on close).
  */
 import type { RepositoryRecord } from '../storage/repository-index.js';
-import { insertRows } from './sql-batch.js';
+import { insertRows, type SqlConn, type SqlDatabase } from './sql.js';
+import { SqlUses } from './sql-uses.js';
 import type { Intent, IntentKind, ManifestFacts, MetadataStore, ReferrerFacts, RepositoryStats } from './store.js';
 
-export type SqlValue = string | number | null;
-
-export interface SqlConn {
-  all<T extends object>(sql: string, params?: SqlValue[]): Promise<T[]>;
-  /** Runs a statement; returns how many rows it changed. */
-  run(sql: string, params?: SqlValue[]): Promise<number>;
-}
-
-export interface SqlDatabase extends SqlConn {
-  readonly kind: 'sqlite' | 'postgres';
-  /** Runs `fn` in one write transaction; a throw rolls it back. */
-  tx<T>(fn: (c: SqlConn) => Promise<T>): Promise<T>;
-  /** See MetadataStore.exclusive. */
-  exclusive<T>(name: string, fn: () => Promise<T>): Promise<T>;
-  close(): Promise<void>;
-}
+export type { SqlConn, SqlDatabase, SqlValue } from './sql.js';
 
 const FLUSH_EVERY_MS = 1000;
-/** Inserting a use of a digest: kept if later than the one recorded. */
-const LATER_USE =
-  ' ON CONFLICT (digest) DO UPDATE SET at = CASE WHEN excluded.at > uses.at THEN excluded.at ELSE uses.at END';
 /** How often a shared store re-counts repositories (other replicas create and drop them too). */
 const RECOUNT_EVERY_MS = 30_000;
 
@@ -41,13 +24,14 @@ export class SqlMetadataStore implements MetadataStore {
   readonly persistent = true;
   readonly shared: boolean;
   private count = 0;
-  private readonly uses = new Map<string, number>();
+  private readonly uses: SqlUses;
   private readonly pulls = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly db: SqlDatabase) {
     this.kind = db.kind;
     this.shared = db.kind === 'postgres';
+    this.uses = new SqlUses(db, this.shared);
     let recounted = Date.now();
     this.timer = setInterval(() => {
       void this.flush().catch(() => undefined);
@@ -288,39 +272,24 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   noteUse(digest: string, at = Date.now()): void {
-    this.uses.set(digest, Math.max(this.uses.get(digest) ?? 0, at));
+    this.uses.note(digest, at);
   }
 
-  async usedSince(digest: string, since: number): Promise<boolean> {
-    if ((this.uses.get(digest) ?? 0) >= since) return true;
-    const rows = await this.db.all<{ at: number }>('SELECT at FROM uses WHERE digest = ?', [digest]);
-    return Number(rows[0]?.at ?? 0) >= since;
+  usedSince(digest: string, since: number): Promise<boolean> {
+    return this.uses.usedSince(digest, since);
   }
 
-  async protectUses(digests: string[], at = Date.now()): Promise<void> {
-    // one statement, sorted: transactions upserting overlapping sets take their row locks in one order
-    const rows = [...new Set(digests)].sort().map((d) => [d, at]);
-    if (rows.length > 0) await this.write((c) => insertRows(c, 'uses', ['digest', 'at'], rows, LATER_USE));
+  protectUses(digests: string[], at = Date.now()): Promise<void> {
+    return this.uses.protect(digests, at);
   }
 
-  async sweepUnused(digest: string, since: number, remove: () => Promise<void>): Promise<boolean> {
-    if ((this.uses.get(digest) ?? 0) >= since) return false;
-    return this.write(async (c) => {
-      // A row to hold even for a digest never noted. PostgreSQL: its lock (FOR UPDATE) makes a protectUses wait
-      // for this transaction; SQLite: the write transaction (BEGIN IMMEDIATE) already excludes other writers.
-      await c.run('INSERT INTO uses (digest, at) VALUES (?, 0) ON CONFLICT (digest) DO NOTHING', [digest]);
-      const lock = this.db.kind === 'postgres' ? ' FOR UPDATE' : '';
-      const rows = await c.all<{ at: number }>(`SELECT at FROM uses WHERE digest = ?${lock}`, [digest]);
-      if (Number(rows[0]?.at ?? 0) >= since) return false;
-      await remove();
-      await c.run('DELETE FROM uses WHERE digest = ?', [digest]);
-      return true;
-    });
+  sweepUnused(digest: string, since: number, remove: () => Promise<void>): Promise<boolean> {
+    return this.uses.sweepUnused(digest, since, remove);
   }
 
   async pruneUses(before: number): Promise<void> {
     await this.flush();
-    await this.write((c) => c.run('DELETE FROM uses WHERE at < ?', [before]));
+    await this.uses.prune(before);
   }
 
   async beginIntent(kind: IntentKind, name: string, key: string): Promise<number> {
@@ -378,13 +347,12 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async flush(): Promise<void> {
-    if (this.uses.size === 0 && this.pulls.size === 0) return;
-    const uses = [...this.uses];
+    if (this.uses.pending === 0 && this.pulls.size === 0) return;
+    const uses = this.uses.take();
     const pulls = [...this.pulls];
-    this.uses.clear();
     this.pulls.clear();
     await this.write(async (c) => {
-      await insertRows(c, 'uses', ['digest', 'at'], uses, LATER_USE);
+      await SqlUses.write(c, uses);
       for (const [name, at] of pulls)
         await c.run('UPDATE repositories SET last_pull = ? WHERE name = ? AND last_pull < ?', [at, name, at]);
     });

@@ -1,0 +1,93 @@
+/**
+ * Last uses of blobs in the SQL metadata store, which GC reads before it sweeps one. Uses noted on hot paths
+ * (`note`) wait in memory for the store's next flush; `protect` and `sweepUnused` decide the race between a push
+ * linking a blob and a GC removing it:
+ * - a store shared by replicas (PostgreSQL) writes a protected use at once, and a sweep holds the use's row
+ *   lock (`FOR UPDATE`) while it removes the blob, so a `protect` on any replica waits for it;
+ * - a store alone on its file (SQLite: one process) has every sweep in this process: a use noted in memory under
+ *   the digest's lock is seen by every later sweep and waits for one under way, with no commit on the push path.
+ */
+import { KeyedLock } from '../storage/keyed-lock.js';
+import { insertRows, type SqlConn, type SqlDatabase } from './sql.js';
+
+/** Inserting a use of a digest: kept if later than the one recorded. */
+const LATER_USE =
+  ' ON CONFLICT (digest) DO UPDATE SET at = CASE WHEN excluded.at > uses.at THEN excluded.at ELSE uses.at END';
+
+export class SqlUses {
+  private readonly noted = new Map<string, number>();
+  /** Held per digest by a sweep and by a use protected meanwhile (a store alone on its file only). */
+  private readonly lock = new KeyedLock();
+
+  constructor(
+    private readonly db: SqlDatabase,
+    private readonly shared: boolean,
+  ) {}
+
+  note(digest: string, at: number): void {
+    this.noted.set(digest, Math.max(this.noted.get(digest) ?? 0, at));
+  }
+
+  get pending(): number {
+    return this.noted.size;
+  }
+
+  /** Writes the uses taken from memory (`take`) in the caller's transaction. */
+  static write(c: SqlConn, uses: [string, number][]): Promise<void> {
+    return insertRows(c, 'uses', ['digest', 'at'], uses, LATER_USE);
+  }
+
+  /** The uses noted since the last call, for the store's flush. */
+  take(): [string, number][] {
+    const uses = [...this.noted];
+    this.noted.clear();
+    return uses;
+  }
+
+  async usedSince(digest: string, since: number): Promise<boolean> {
+    if ((this.noted.get(digest) ?? 0) >= since) return true;
+    const rows = await this.db.all<{ at: number }>('SELECT at FROM uses WHERE digest = ?', [digest]);
+    return Number(rows[0]?.at ?? 0) >= since;
+  }
+
+  async protect(digests: string[], at: number): Promise<void> {
+    const unique = [...new Set(digests)].sort();
+    if (!this.shared) {
+      for (const d of unique) await this.lock.run(d, async () => this.note(d, at));
+      return;
+    }
+    // one statement, sorted: transactions upserting overlapping sets take their row locks in one order
+    if (unique.length > 0)
+      await this.db.tx((c) =>
+        SqlUses.write(
+          c,
+          unique.map((d) => [d, at]),
+        ),
+      );
+  }
+
+  sweepUnused(digest: string, since: number, remove: () => Promise<void>): Promise<boolean> {
+    if (!this.shared) return this.lock.run(digest, () => this.sweep(digest, since, remove));
+    return this.sweep(digest, since, remove);
+  }
+
+  private async sweep(digest: string, since: number, remove: () => Promise<void>): Promise<boolean> {
+    if ((this.noted.get(digest) ?? 0) >= since) return false;
+    return this.db.tx(async (c) => {
+      // A row to hold even for a digest never noted. PostgreSQL: its lock (FOR UPDATE) makes a protect wait for
+      // this transaction; SQLite: the write transaction (BEGIN IMMEDIATE) already excludes other writers.
+      await c.run('INSERT INTO uses (digest, at) VALUES (?, 0) ON CONFLICT (digest) DO NOTHING', [digest]);
+      const lock = this.db.kind === 'postgres' ? ' FOR UPDATE' : '';
+      const rows = await c.all<{ at: number }>(`SELECT at FROM uses WHERE digest = ?${lock}`, [digest]);
+      if (Number(rows[0]?.at ?? 0) >= since) return false;
+      await remove();
+      await c.run('DELETE FROM uses WHERE digest = ?', [digest]);
+      return true;
+    });
+  }
+
+  /** Forgets uses recorded before `before` (the store flushes first). */
+  async prune(before: number): Promise<void> {
+    await this.db.tx((c) => c.run('DELETE FROM uses WHERE at < ?', [before]));
+  }
+}
