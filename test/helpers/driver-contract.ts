@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pMap from 'p-map';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PathNotFoundError, type StorageDriver } from '../../src/registry/storage/driver.js';
+import { PathNotFoundError, putAll, type StorageDriver } from '../../src/registry/storage/driver.js';
 
 export interface DriverHarness {
   make(): Promise<StorageDriver>;
@@ -72,6 +72,20 @@ function contentCases(cur: Current): void {
     expect((await d.getContent('a/b/c')).toString()).toBe('two');
     expect((await d.stat('a/b/c')).size).toBe(3);
     expect((await d.stat('a/b/c')).isDir).toBe(false);
+  });
+
+  it('putAll writes every entry, strings and bytes, replacing what was there', async () => {
+    const { d } = cur;
+    await d.putContent('p/link', 'old');
+    await putAll(d, [
+      { path: 'p/data', data: Buffer.from('content') },
+      { path: 'p/link', data: 'names the content' },
+      { path: 'q/r/link', data: 'another' },
+    ]);
+    expect((await d.getContent('p/data')).toString()).toBe('content');
+    expect((await d.getContent('p/link')).toString()).toBe('names the content');
+    expect((await d.getContent('q/r/link')).toString()).toBe('another');
+    expect((await d.list('p')).map((e) => e.name).sort()).toEqual(['data', 'link']);
   });
 
   it('missing paths throw PathNotFoundError', async () => {

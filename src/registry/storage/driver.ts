@@ -3,7 +3,9 @@
  * files, so that a filesystem, memory or (later) object-storage backend can sit under the same registry.
  * Paths are relative, `/`-separated, produced by `pathFor`, and never contain `..`.
  *
- * - `putContent` is atomic: a reader sees the old content or the new, never a torn file.
+ * - `putContent` is atomic: a reader sees the old content or the new, never a torn file. `putContents` writes
+ *   several files so: each becomes visible in the order given, and a crash may keep the first ones without
+ *   the later, never a later one without those before it (see `putAll`).
  * - `writer` streams into a file (appending or truncating); the data is durable once `move` has published it.
  *   `onData`, when given, sees every chunk in order just before it is written (uploads hash what they store
  *   this way, without a stream stage of their own).
@@ -31,6 +33,22 @@ export interface WriterOptions {
   onData?: (chunk: Buffer) => void;
 }
 
+/** One file of a `putContents`. */
+export interface ContentEntry {
+  path: string;
+  data: Buffer | string;
+}
+
+/**
+ * Writes the entries in order: together where the driver can (`putContents`), else one `putContent` after the
+ * other. Either way a crash keeps a prefix of them, so an entry may rely on those before it (a link on the
+ * content it names).
+ */
+export async function putAll(driver: StorageDriver, entries: readonly ContentEntry[]): Promise<void> {
+  if (entries.length > 1 && driver.putContents) return driver.putContents(entries);
+  for (const e of entries) await driver.putContent(e.path, e.data);
+}
+
 /** Bytes `start`..`end` of a file, both inclusive (as `fs.createReadStream` counts them). */
 export type ByteRange = { start: number; end: number };
 
@@ -38,6 +56,11 @@ export interface StorageDriver {
   readonly name: string;
   getContent(path: string): Promise<Buffer>;
   putContent(path: string, data: Buffer | string): Promise<void>;
+  /**
+   * Optional: `putContent` of each entry, in order, for a driver that can make them durable together (the
+   * filesystem driver with its journal: one sync for all). Callers use `putAll`.
+   */
+  putContents?(entries: readonly ContentEntry[]): Promise<void>;
   /** Byte range `start`..`end`, both inclusive, like `fs.createReadStream`. */
   reader(path: string, range?: { start?: number; end?: number }): Promise<Readable>;
   writer(path: string, opts: WriterOptions): Promise<Writable>;

@@ -12,6 +12,7 @@ import {
   TEMP_PROCESS_TAG,
   assertRelativePath,
   type ByteRange,
+  type ContentEntry,
   type DirEntry,
   type FileInfo,
   type StorageDriver,
@@ -53,6 +54,21 @@ async function inDir<T>(dir: string, fn: () => Promise<T>): Promise<T> {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 4) throw err;
     }
   }
+}
+
+/** Writes `data` to a new temporary file beside `abs` (unsynced); returns its path. */
+async function writeTemp(abs: string, data: Buffer): Promise<string> {
+  const tmp = tempName(abs);
+  const fh = await inDir(dirname(abs), () => open(tmp, 'w', 0o644));
+  try {
+    await fh.writeFile(data);
+  } catch (err) {
+    await fh.close();
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  await fh.close();
+  return tmp;
 }
 
 function notFound(err: unknown, path: string): never {
@@ -153,35 +169,48 @@ export class FsDriver implements StorageDriver {
   async putContent(path: string, data: Buffer | string): Promise<void> {
     const journal = this.journal;
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-    if (journal && bytes.length <= JOURNAL_MAX_DATA) return this.putJournaled(journal, path, bytes);
+    if (journal && bytes.length <= JOURNAL_MAX_DATA) return this.putJournaled(journal, [{ path, data: bytes }]);
     await this.putSynced(path, bytes);
     await journal?.drop(path);
   }
 
-  /** The file is written unsynced, published once its journal record is durable. */
-  private async putJournaled(journal: FsJournal, path: string, data: Buffer): Promise<void> {
-    const abs = this.abs(path);
-    const tmp = tempName(abs);
-    const fh = await inDir(dirname(abs), () => open(tmp, 'w', 0o644));
-    try {
-      await fh.writeFile(data);
-    } catch (err) {
-      await fh.close();
-      await unlink(tmp).catch(() => undefined);
-      throw err;
+  async putContents(entries: readonly ContentEntry[]): Promise<void> {
+    const journal = this.journal;
+    const items = entries.map((e) => ({
+      path: e.path,
+      data: typeof e.data === 'string' ? Buffer.from(e.data) : e.data,
+    }));
+    if (journal && items.every((i) => i.data.length <= JOURNAL_MAX_DATA)) return this.putJournaled(journal, items);
+    for (const i of items) await this.putContent(i.path, i.data);
+  }
+
+  /**
+   * The files are written unsynced, side by side, and published in order once their journal records are durable
+   * (one sync for all of them).
+   */
+  private async putJournaled(journal: FsJournal, items: { path: string; data: Buffer }[]): Promise<void> {
+    const abs = items.map((i) => this.abs(i.path));
+    const written = await Promise.allSettled(items.map((i, k) => writeTemp(abs[k] as string, i.data)));
+    const tmps = written.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const removeTemps = (from: number): Promise<unknown> =>
+      Promise.all(tmps.slice(from).map((t) => unlink(t).catch(() => undefined)));
+    const failed = written.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      await removeTemps(0);
+      throw failed.reason;
     }
-    await fh.close();
     let applied: () => void;
     try {
-      applied = await journal.put(path, data);
+      applied = await journal.putMany(items);
     } catch (err) {
-      await unlink(tmp).catch(() => undefined);
+      await removeTemps(0);
       throw err;
     }
+    let k = 0;
     try {
-      await rename(tmp, abs);
+      for (; k < items.length; k++) await rename(tmps[k] as string, abs[k] as string);
     } catch (err) {
-      await unlink(tmp).catch(() => undefined);
+      await removeTemps(k);
       throw err;
     } finally {
       applied();

@@ -219,9 +219,9 @@ class Segment {
     this.file = join(dir, `${String(seq).padStart(16, '0')}.log`);
   }
 
-  /** Resolves once `record` is durable, with the records queued beside it. */
-  append(record: Buffer): Promise<void> {
-    this.records++;
+  /** Resolves once `record` (holding `count` records) is durable, with the records queued beside it. */
+  append(record: Buffer, count = 1): Promise<void> {
+    this.records += count;
     this.bytes += record.length;
     const done = new Promise<void>((resolve, reject) => this.queue.push({ record, resolve, reject }));
     this.flushing ??= this.flush();
@@ -299,14 +299,26 @@ export class FsJournal {
    * Journals a put of `data` at `path` and resolves once it is durable, with a function to call once the file
    * is in place (renamed) or its write given up.
    */
-  async put(path: string, data: Buffer): Promise<() => void> {
+  put(path: string, data: Buffer): Promise<() => void> {
+    return this.putMany([{ path, data }]);
+  }
+
+  /**
+   * `put` of several files in one append: durable together, with one sync. A replay of an append torn by a
+   * crash keeps the records before the tear (each is checked on its own), so an entry may rely on earlier ones.
+   */
+  async putMany(entries: readonly { path: string; data: Buffer }[]): Promise<() => void> {
     const seg = this.segment();
-    seg.unapplied++;
-    seg.paths.push(path);
-    this.pending.set(path, seg);
-    const done = once(() => seg.applied());
+    seg.unapplied += entries.length;
+    for (const { path } of entries) {
+      seg.paths.push(path);
+      this.pending.set(path, seg);
+    }
+    const done = once(() => {
+      for (let i = 0; i < entries.length; i++) seg.applied();
+    });
     try {
-      await seg.append(encode(PUT, path, data));
+      await seg.append(Buffer.concat(entries.map((e) => encode(PUT, e.path, e.data))), entries.length);
     } catch (err) {
       done();
       throw err;

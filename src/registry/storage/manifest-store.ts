@@ -9,7 +9,7 @@ import { RegistryError } from '../errors.js';
 import { MAX_MANIFEST_BYTES, digestOf, mustExist, parseManifest, type ManifestInfo } from '../manifest.js';
 import { parseDigest, tryParseDigest, type Digest } from '../reference.js';
 import type { BlobStore } from './blob-store.js';
-import { isNotFound, type StorageDriver } from './driver.js';
+import { isNotFound, putAll, type ContentEntry, type StorageDriver } from './driver.js';
 import { KeyedLock } from './keyed-lock.js';
 import type { LinkedBlobStore } from './linked-blob-store.js';
 import { pathExists } from './links.js';
@@ -101,14 +101,16 @@ export class ManifestStore {
     await this.checkReferences(name, info);
     return this.lock.run(`${name}@${digest.value}`, async () => {
       const intent = await this.index.beginIntent('revision-put', name, digest.value);
-      if ((await this.blobs.size(digest)) === undefined) {
-        await this.driver.putContent(pathFor({ kind: 'blobData', digest }), body);
-      }
-      await this.driver.putContent(pathFor({ kind: 'revisionLink', name, digest }), digest.value);
+      // The content before the links that name it: `putAll` keeps that order through a crash.
+      const writes: ContentEntry[] = [];
+      if ((await this.blobs.size(digest)) === undefined)
+        writes.push({ path: pathFor({ kind: 'blobData', digest }), data: body });
+      writes.push({ path: pathFor({ kind: 'revisionLink', name, digest }), data: digest.value });
       if (info.subject) {
         const subject = parseDigest(info.subject.digest);
-        await this.driver.putContent(pathFor({ kind: 'referrerLink', name, subject, digest }), digest.value);
+        writes.push({ path: pathFor({ kind: 'referrerLink', name, subject, digest }), data: digest.value });
       }
+      await putAll(this.driver, writes);
       await this.index.addManifest(name, digest.value, Date.now(), manifestFacts(info, body.length), intent);
       for (const tag of new Set(
         ['tag' in ref ? ref.tag : undefined, ...extraTags].filter((t): t is string => t !== undefined),

@@ -7,7 +7,7 @@
  */
 import { RegistryError } from '../errors.js';
 import { parseDigest, type Digest } from '../reference.js';
-import type { StorageDriver } from './driver.js';
+import { putAll, type StorageDriver } from './driver.js';
 import { KeyedLock } from './keyed-lock.js';
 import { pathFor } from './paths.js';
 import type { MetadataStore } from '../metadata/store.js';
@@ -29,8 +29,10 @@ export class TagStore {
   async set(name: string, tag: string, digest: Digest): Promise<void> {
     await this.lock.run(`${name}:${tag}`, async () => {
       const intent = await this.index.beginIntent('tag-put', name, tag);
-      await this.driver.putContent(pathFor({ kind: 'tagIndexLink', name, tag, digest }), digest.value);
-      await this.driver.putContent(pathFor({ kind: 'tagCurrentLink', name, tag }), digest.value);
+      await putAll(this.driver, [
+        { path: pathFor({ kind: 'tagIndexLink', name, tag, digest }), data: digest.value },
+        { path: pathFor({ kind: 'tagCurrentLink', name, tag }), data: digest.value },
+      ]);
       await this.index.setTag(name, tag, digest.value, intent);
     });
   }
