@@ -283,6 +283,7 @@ export async function runScalePhases(ctx: PassContext): Promise<void> {
         dataDir: volume,
         htpasswdFile: ctx.htpasswdFor(cost),
         workDir: ctx.workDir,
+        ...(ctx.profileDir ? { profileDir: ctx.profileDir } : {}),
         ...(ctx.oursNodeFlags ? { nodeFlags: ctx.oursNodeFlags } : {}),
         ...(db ? { metadata: db.pg.url, metadataPasswordFile: db.passwordFile } : {}),
       };

@@ -307,7 +307,9 @@ export function scalePhase(
       'started as deployed; the start is timed from launching its process to the first 200 of `/healthz` (polled every 50 ms). ' +
       `After one authenticated \`GET /v2/\`, each page is fetched ${counts.tries} times and checked against what was ` +
       'seeded; the middle catalog page and the tags page are of repositories that are not in storage. The peak ' +
-      'resident set (VmHWM since start) is read after the pages.',
+      'resident set (VmHWM since start) is read after the pages. The store was written just before the start, so ' +
+      'its pages are in the page cache (and, for PostgreSQL, its shared buffers): a start after a reboot reads them ' +
+      'from disk.',
     steps: [noImport, pageStep, peakStep],
     metrics,
   };
