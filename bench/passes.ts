@@ -1,4 +1,4 @@
-import { rm } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LoopbackProbe } from './lib/ceilings.js';
 import { timed } from './lib/load.js';
@@ -7,6 +7,8 @@ import type { Metric, PhaseResult } from './lib/model.js';
 import type { PeakLedger } from './lib/peaks.js';
 import { errorText, runPhase, variant, withReferenceOf } from './lib/phase.js';
 import type { PhaseSpec } from './lib/phase.js';
+import { startBenchPostgres } from './lib/postgres.js';
+import type { BenchPostgres } from './lib/postgres.js';
 import { startOurs, startReference } from './lib/servers.js';
 import type { RegistryName, RunningServer, ServerSettings } from './lib/servers.js';
 import type { Sizes } from './lib/sizes.js';
@@ -16,6 +18,8 @@ import { dockerPhase } from './phases/docker.js';
 import type { Credentials } from './phases/context.js';
 import { manifestPhase } from './phases/manifests.js';
 import { repeatPhase } from './phases/repeat.js';
+import { scalePhase, seedScale } from './phases/scale.js';
+import type { ScaleCounts, ScaleStoreKind, SeedTarget } from './phases/scale.js';
 import { skopeoPhase } from './phases/skopeo.js';
 import type { OciLayout } from './phases/skopeo.js';
 
@@ -235,5 +239,76 @@ export async function runDockerPhase(ctx: PassContext, repoRoot: string): Promis
   for (const name of ['ours', 'ref'] as const) {
     const peak = result.resources[name]?.peakRssMiB;
     if (peak !== undefined) ctx.ledger.add(name, 'default', 'docker push and pull (its container)', peak * MiB);
+  }
+}
+
+/** The PostgreSQL cluster and database ours is pointed at, with the password in a 0600 file. */
+async function scaleDatabase(
+  workDir: string,
+): Promise<{ pg: BenchPostgres; target: SeedTarget; passwordFile: string }> {
+  const pg = await startBenchPostgres();
+  const passwordFile = join(workDir, 'scale-metadata-password');
+  await writeFile(passwordFile, `${pg.password}\n`, { mode: 0o600 });
+  return { pg, target: { kind: 'postgres', url: pg.url, password: pg.password }, passwordFile };
+}
+
+/**
+ * The start-up-at-scale phase on each metadata store: seeded (untimed) with the sizes' repositories and tags,
+ * then ours started on it as deployed and measured (phases/scale.ts). Ours only; its lifetime peak goes to the
+ * ledger as every start's does.
+ */
+export async function runScalePhases(ctx: PassContext): Promise<void> {
+  const { sizes } = ctx;
+  const counts: ScaleCounts = {
+    repositories: sizes.scaleRepositories,
+    tagsPerRepository: sizes.scaleTagsPerRepository,
+    storageSample: sizes.scaleStorageSample,
+    tries: sizes.scaleTries,
+  };
+  const cost = sizes.bcryptCosts[0] as number;
+  const where = `start on ${counts.repositories.toLocaleString('en-US')} repositories and their tags`;
+  for (const kind of ['sqlite', 'postgres'] as ScaleStoreKind[]) {
+    const volume = join(ctx.dataRoot, `scale-${kind}`);
+    let pg: BenchPostgres | undefined;
+    let server: RunningServer | undefined;
+    let failure: string | undefined;
+    let spec: PhaseSpec | undefined;
+    try {
+      process.stderr.write(`\nbench: seeding a ${kind} metadata store with ${counts.repositories} repositories\n`);
+      const db = kind === 'postgres' ? await scaleDatabase(ctx.workDir) : undefined;
+      pg = db?.pg;
+      const seeded = await seedScale(ctx.oursRoot, volume, db?.target ?? { kind: 'sqlite', volume }, counts);
+      process.stderr.write(`bench: seeded in ${seeded.seconds.toFixed(1)} s (untimed)\n`);
+      const settings: ServerSettings = {
+        dataDir: volume,
+        htpasswdFile: ctx.htpasswdFor(cost),
+        workDir: ctx.workDir,
+        ...(ctx.profileDir ? { profileDir: ctx.profileDir } : {}),
+        ...(ctx.oursNodeFlags ? { nodeFlags: ctx.oursNodeFlags } : {}),
+        ...(db ? { metadata: db.pg.url, metadataPasswordFile: db.passwordFile } : {}),
+      };
+      const { value, seconds } = await timed(() => startOurs(ctx.oursRoot, settings));
+      server = value;
+      spec = scalePhase(kind, counts, ctx.creds, {
+        volume,
+        id: seeded.id,
+        healthySeconds: seconds,
+        seedSeconds: seeded.seconds,
+      });
+    } catch (err) {
+      failure = errorText(err);
+      process.stderr.write(`bench: scale (${kind}) could not start: ${failure}\n`);
+    }
+    try {
+      const phase =
+        spec ?? scalePhase(kind, counts, ctx.creds, { volume, id: '', healthySeconds: Number.NaN, seedSeconds: 0 });
+      ctx.phases.push(
+        await runPhase(phase, ctx.phases.length, server ? { ours: server } : {}, failure ? { ours: failure } : {}),
+      );
+    } finally {
+      if (server) await ctx.ledger.stop(server, `${where} (${kind} store)`);
+      await pg?.stop();
+      await rm(volume, { recursive: true, force: true });
+    }
   }
 }

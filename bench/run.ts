@@ -18,7 +18,7 @@ import { PEAK_SPEC, PeakLedger } from './lib/peaks.js';
 import { renderMarkdown } from './lib/report.js';
 import { REFERENCE_BINARY, deployedProcess, referenceConfig } from './lib/servers.js';
 import { FULL, QUICK } from './lib/sizes.js';
-import { runCatalogPhases, runDockerPhase, runRegistryPasses } from './passes.js';
+import { runCatalogPhases, runDockerPhase, runRegistryPasses, runScalePhases } from './passes.js';
 import type { PassContext } from './passes.js';
 import { timeCommand } from './phases/cli.js';
 import type { Credentials } from './phases/context.js';
@@ -30,8 +30,9 @@ const MiB = 1024 * 1024;
 
 const USAGE = `usage: node bench/out/build/run.js [--quick] [--only PHASES] [--no-write] [--profile] [--other-work TEXT]
   --quick        small sizes and short durations (a few minutes)
-  --only         comma-separated phase ids: ceilings,large-blob,manifests,small-blobs,skopeo,repeat,catalog,docker,cli,up
-                 (docker and up — stacks on the Docker engine — are left out of --quick unless named)
+  --only         comma-separated phase ids: ceilings,large-blob,manifests,small-blobs,skopeo,repeat,catalog,scale,docker,cli,up
+                 (docker and up — stacks on the Docker engine — and scale — a seeded metadata store, smaller
+                 with --quick — are left out of --quick unless named)
   --no-write     print the report, do not write docs/benchmarks.md and docs/benchmarks.json
   --profile      run our registry under node --cpu-prof; profiles land in the run's work directory
   --other-work   what else was running on the machine, recorded in the report
@@ -48,11 +49,13 @@ const ALL_PHASES = [
   'skopeo',
   'repeat',
   'catalog',
+  'scale',
   'docker',
   'cli',
   'up',
 ];
-const ENGINE_PHASES = ['docker', 'up'];
+/** Phases a --quick run leaves out unless --only names them. */
+const NOT_QUICK_PHASES = ['docker', 'up', 'scale'];
 
 /** The command line's options (see USAGE). */
 function commandLine() {
@@ -71,9 +74,9 @@ function commandLine() {
   }).values;
 }
 
-/** The phases to run: those --only names, else every phase (but the engine's with --quick); unknown ids refused. */
+/** The phases to run: those --only names, else every phase (but NOT_QUICK_PHASES with --quick); unknown ids refused. */
 function selectPhases(quick: boolean, onlyOption: string | undefined): Set<string> {
-  const defaultPhases = quick ? ALL_PHASES.filter((p) => !ENGINE_PHASES.includes(p)) : ALL_PHASES;
+  const defaultPhases = quick ? ALL_PHASES.filter((p) => !NOT_QUICK_PHASES.includes(p)) : ALL_PHASES;
   const only = new Set((onlyOption ?? defaultPhases.join(',')).split(',').map((s) => s.trim()));
   for (const id of only)
     if (!ALL_PHASES.includes(id)) throw new Error(`unknown phase "${id}"; phases: ${ALL_PHASES.join(', ')}`);
@@ -182,6 +185,7 @@ async function main(): Promise<void> {
   }
   mark('main registry phases done');
   const startupPeaks = only.has('catalog') ? await runCatalogPhases(ctx) : [];
+  if (only.has('scale')) await runScalePhases(ctx);
   if (only.has('docker')) await runDockerPhase(ctx, repoRoot);
 
   mark('registry phases done');
@@ -315,6 +319,7 @@ function settingsOf(sizes: typeof FULL): BenchReport['settings'] {
     catalogCounts: sizes.catalogCounts.join('/'),
     tags: sizes.tagCount,
     pageSize: sizes.pageSize,
+    scale: `${sizes.scaleRepositories} repositories × ${sizes.scaleTagsPerRepository} tags in the metadata store, ${sizes.scaleStorageSample} of them in storage, ${sizes.scaleTries} tries per page`,
     skopeo: `${sizes.skopeoLayers} layers, ${sizes.skopeoBytes / MiB} MiB`,
     dataDir: 'bench/out/run-*/data (same filesystem for both registries)',
     referenceConfig: referenceConfig('DIR', 'HTPASSWD', 0)

@@ -26,6 +26,10 @@ export interface ServerSettings {
   nodeFlags?: string[];
   /** Ours only: false starts it with `--no-credential-cache` (bcrypt on every request, as the reference does). */
   credentialCache?: boolean;
+  /** Ours only: its `--metadata` setting (default: the embedded SQLite store under `dataDir`). */
+  metadata?: string;
+  /** Ours only: `--metadata-password-file` (a 0600 file), for a PostgreSQL `metadata`. */
+  metadataPasswordFile?: string;
 }
 
 /** A registry server running as its own process on a loopback port. */
@@ -210,6 +214,8 @@ export async function startOurs(repoRoot: string, settings: ServerSettings): Pro
     '--log-level',
     'error',
     ...(settings.credentialCache === false ? ['--no-credential-cache'] : []),
+    ...(settings.metadata ? ['--metadata', settings.metadata] : []),
+    ...(settings.metadataPasswordFile ? ['--metadata-password-file', settings.metadataPasswordFile] : []),
   ];
   const env = { ...process.env, ...deployed.env };
   for (const key of Object.keys(env)) if (key.startsWith('REGCTL_')) delete env[key];

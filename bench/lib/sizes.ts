@@ -23,6 +23,12 @@ export interface Sizes {
   bcryptCosts: number[];
   dockerLayers: number;
   dockerLayerBytes: number;
+  /** The start-up-at-scale phase: repositories in the metadata store, tags of each, how many also in storage. */
+  scaleRepositories: number;
+  scaleTagsPerRepository: number;
+  scaleStorageSample: number;
+  /** Timed tries of each page in that phase. */
+  scaleTries: number;
 }
 
 export const FULL: Sizes = {
@@ -46,6 +52,10 @@ export const FULL: Sizes = {
   bcryptCosts: [5, 10],
   dockerLayers: 8,
   dockerLayerBytes: 128 * MiB,
+  scaleRepositories: 100_000,
+  scaleTagsPerRepository: 10,
+  scaleStorageSample: 100,
+  scaleTries: 7,
 };
 
 export const QUICK: Sizes = {
@@ -63,4 +73,7 @@ export const QUICK: Sizes = {
   helpRuns: 5,
   dockerLayers: 4,
   dockerLayerBytes: 16 * MiB,
+  scaleRepositories: 2000,
+  scaleStorageSample: 20,
+  scaleTries: 3,
 };

@@ -9,9 +9,17 @@ import { catalogPhase } from '../../../bench/phases/catalog.js';
 import { dockerMetricSpecs } from '../../../bench/phases/docker.js';
 import { manifestPhase } from '../../../bench/phases/manifests.js';
 import { repeatPhase } from '../../../bench/phases/repeat.js';
+import { scalePhase } from '../../../bench/phases/scale.js';
 
 const creds = { user: 'u', password: 'p' };
 const REF = 100;
+const scaleCounts = {
+  repositories: FULL.scaleRepositories,
+  tagsPerRepository: FULL.scaleTagsPerRepository,
+  storageSample: FULL.scaleStorageSample,
+  tries: FULL.scaleTries,
+};
+const scaleSeeded = { volume: '/nonexistent', id: 'x', healthySeconds: 0.5, seedSeconds: 1 };
 
 /** Every metric of the report that carries a target, as the phases and the summary declare them. */
 function targetedSpecs(): MetricSpec[] {
@@ -21,6 +29,7 @@ function targetedSpecs(): MetricSpec[] {
     smallBlobPhase(FULL, creds, Buffer.alloc(16)),
     repeatPhase(FULL, creds, Buffer.alloc(16)),
     catalogPhase(FULL, creds, 10_000, {}),
+    ...(['sqlite', 'postgres'] as const).map((kind) => scalePhase(kind, scaleCounts, creds, scaleSeeded)),
   ];
   return [...phases.flatMap((p) => p.metrics), ...dockerMetricSpecs(), PEAK_SPEC].filter(
     (m) => (m.targets ?? []).length > 0,
@@ -60,6 +69,24 @@ describe('every target row of the report', () => {
       { kind: 'ratio-min', value: 1 },
     ]);
     expect(targetsOf('flat')).toEqual([{ kind: 'min', value: 1 }]);
+  });
+
+  it('holds the start-up-at-scale targets of the issue, for each metadata store', () => {
+    const targetsOf = (id: string): Target[] => specs.filter((s) => s.id === id).flatMap((s) => s.targets ?? []);
+    const each = (t: Target): Target[] => [t, t];
+    expect(targetsOf('healthySeconds')).toEqual(each({ kind: 'max', value: 1 }));
+    expect(targetsOf('vmHwmMiB')).toEqual(each({ kind: 'max', value: 120 }));
+    for (const page of ['catalog.first', 'catalog.middle', 'tags'])
+      for (const figure of ['median', 'max'])
+        expect(targetsOf(`${page}.${figure}.ms`), `${page}.${figure}`).toEqual(each({ kind: 'max', value: 50 }));
+  });
+
+  it('seeds the start-up-at-scale phase with 100,000 repositories and 1,000,000 tags in a full run', () => {
+    expect(FULL.scaleRepositories).toBe(100_000);
+    expect(FULL.scaleRepositories * FULL.scaleTagsPerRepository).toBe(1_000_000);
+    expect(scalePhase('postgres', scaleCounts, creds, scaleSeeded).title).toContain(
+      '100,000 repositories, 1,000,000 tags',
+    );
   });
 
   it('states the manifest PUT target only for the run at bcrypt cost 5', () => {
