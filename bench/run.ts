@@ -221,7 +221,7 @@ async function main(): Promise<void> {
     phases,
     summary,
     lifetimePeaks: ledger.entries,
-    disclosures: disclosures(sizes),
+    disclosures: disclosures(sizes, { s3: only.has('s3') }),
   };
   await writeReport(report, repoRoot, workDir, values['no-write'] ?? false);
   mark('removing the data directories');

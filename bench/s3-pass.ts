@@ -18,7 +18,9 @@ import { replicaResult, s3CatalogCount, s3Phase, s3ReplicaSteps } from './phases
 
 /** The provisioned S3 gateway (`test/setup/provision.sh` builds it with the other Go peers). */
 export const VERSITYGW_BINARY = '/var/cache/regctl-test/bin/versitygw';
-const PREFIX = 'bench';
+/** The prefix both registries store under in their buckets. */
+export const S3_PREFIX = 'bench';
+const PREFIX = S3_PREFIX;
 /** A start on a bucket of 10,000 repositories lists it all first (ours imports it): allow minutes, not seconds. */
 const START_TIMEOUT_MS = 15 * 60_000;
 
@@ -57,9 +59,13 @@ function startOursS3(
  * directory tree the keys name), then checks the gateway serves them as objects: every repository listed under
  * the prefix, and one link object read back byte for byte. Files are ~50× faster to write than PUTs through S3.
  */
-async function seedBucket(s3: S3Server, bucket: string, count: number, tagCount: number): Promise<void> {
-  const root = join(s3.rootDir, bucket, PREFIX);
-  await seedVolume(root, count, tagCount);
+export async function seedBucket(s3: S3Server, bucket: string, count: number, tagCount: number): Promise<void> {
+  await seedVolume(join(s3.rootDir, bucket, PREFIX), count, tagCount);
+  await checkSeeded(s3, bucket, count);
+}
+
+/** Throws unless the gateway lists exactly `count` seeded repositories and serves the last one's tag link as written. */
+export async function checkSeeded(s3: S3Server, bucket: string, count: number): Promise<void> {
   const client = s3.client();
   const repos = `${PREFIX}/docker/registry/v2/repositories/catalog/`;
   let listed = 0;
