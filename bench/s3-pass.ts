@@ -88,7 +88,7 @@ export async function checkSeeded(s3: S3Server, bucket: string, count: number): 
 }
 
 /** A client sending each request to the next of `clients` in turn: two replicas with no load balancer between. */
-class AlternatingClient extends HttpClient {
+export class AlternatingClient extends HttpClient {
   private next = 0;
   constructor(private readonly clients: HttpClient[]) {
     const first = clients[0];
