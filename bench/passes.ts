@@ -1,4 +1,4 @@
-import { rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LoopbackProbe } from './lib/ceilings.js';
 import { timed } from './lib/load.js';
@@ -7,8 +7,8 @@ import type { Metric, PhaseResult } from './lib/model.js';
 import type { PeakLedger } from './lib/peaks.js';
 import { errorText, runPhase, variant, withReferenceOf } from './lib/phase.js';
 import type { PhaseSpec } from './lib/phase.js';
-import { startBenchPostgres } from './lib/postgres.js';
-import type { BenchPostgres } from './lib/postgres.js';
+import { startPostgres, writePasswordFile } from './lib/postgres.js';
+import type { PostgresCluster } from './lib/postgres.js';
 import { startOurs, startReference } from './lib/servers.js';
 import type { RegistryName, RunningServer, ServerSettings } from './lib/servers.js';
 import type { Sizes } from './lib/sizes.js';
@@ -245,11 +245,16 @@ export async function runDockerPhase(ctx: PassContext, repoRoot: string): Promis
 /** The PostgreSQL cluster and database ours is pointed at, with the password in a 0600 file. */
 async function scaleDatabase(
   workDir: string,
-): Promise<{ pg: BenchPostgres; target: SeedTarget; passwordFile: string }> {
-  const pg = await startBenchPostgres();
-  const passwordFile = join(workDir, 'scale-metadata-password');
-  await writeFile(passwordFile, `${pg.password}\n`, { mode: 0o600 });
-  return { pg, target: { kind: 'postgres', url: pg.url, password: pg.password }, passwordFile };
+): Promise<{ pg: PostgresCluster; url: string; target: SeedTarget; passwordFile: string }> {
+  const pg = await startPostgres();
+  try {
+    const db = await pg.createDatabase();
+    const passwordFile = await writePasswordFile(await mkdtemp(join(workDir, 'scale-pg-')), db.password);
+    return { pg, url: db.url, target: { kind: 'postgres', url: db.url, password: db.password }, passwordFile };
+  } catch (err) {
+    await pg.stop();
+    throw err;
+  }
 }
 
 /**
@@ -269,7 +274,7 @@ export async function runScalePhases(ctx: PassContext): Promise<void> {
   const where = `start on ${counts.repositories.toLocaleString('en-US')} repositories and their tags`;
   for (const kind of ['sqlite', 'postgres'] as ScaleStoreKind[]) {
     const volume = join(ctx.dataRoot, `scale-${kind}`);
-    let pg: BenchPostgres | undefined;
+    let pg: PostgresCluster | undefined;
     let server: RunningServer | undefined;
     let failure: string | undefined;
     let spec: PhaseSpec | undefined;
@@ -285,7 +290,7 @@ export async function runScalePhases(ctx: PassContext): Promise<void> {
         workDir: ctx.workDir,
         ...(ctx.profileDir ? { profileDir: ctx.profileDir } : {}),
         ...(ctx.oursNodeFlags ? { nodeFlags: ctx.oursNodeFlags } : {}),
-        ...(db ? { metadata: db.pg.url, metadataPasswordFile: db.passwordFile } : {}),
+        ...(db ? { extraArgs: ['--metadata', db.url, '--metadata-password-file', db.passwordFile] } : {}),
       };
       const { value, seconds } = await timed(() => startOurs(ctx.oursRoot, settings));
       server = value;

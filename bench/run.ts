@@ -19,6 +19,7 @@ import { renderMarkdown } from './lib/report.js';
 import { REFERENCE_BINARY, deployedProcess, referenceConfig } from './lib/servers.js';
 import { FULL, QUICK } from './lib/sizes.js';
 import { runCatalogPhases, runDockerPhase, runRegistryPasses, runScalePhases } from './passes.js';
+import { runS3Phases } from './s3-pass.js';
 import type { PassContext } from './passes.js';
 import { timeCommand } from './phases/cli.js';
 import type { Credentials } from './phases/context.js';
@@ -30,9 +31,9 @@ const MiB = 1024 * 1024;
 
 const USAGE = `usage: node bench/out/build/run.js [--quick] [--only PHASES] [--no-write] [--profile] [--other-work TEXT]
   --quick        small sizes and short durations (a few minutes)
-  --only         comma-separated phase ids: ceilings,large-blob,manifests,small-blobs,skopeo,repeat,catalog,scale,docker,cli,up
-                 (docker and up — stacks on the Docker engine — and scale — a seeded metadata store, smaller
-                 with --quick — are left out of --quick unless named)
+  --only         comma-separated phase ids: ceilings,large-blob,manifests,small-blobs,skopeo,repeat,catalog,scale,docker,cli,up,s3
+                 (docker and up — stacks on the Docker engine —, scale — a seeded metadata store, smaller with
+                 --quick — and s3 — versitygw, distribution v3, PostgreSQL — are left out of --quick unless named)
   --no-write     print the report, do not write docs/benchmarks.md and docs/benchmarks.json
   --profile      run our registry under node --cpu-prof; profiles land in the run's work directory
   --other-work   what else was running on the machine, recorded in the report
@@ -53,9 +54,13 @@ const ALL_PHASES = [
   'docker',
   'cli',
   'up',
+  's3',
 ];
-/** Phases a --quick run leaves out unless --only names them. */
-const NOT_QUICK_PHASES = ['docker', 'up', 'scale'];
+/**
+ * Left out of --quick unless named: stacks on the Docker engine, the start at scale (a seeded metadata store), and
+ * S3 (a gateway, 10,000 seeded repositories).
+ */
+const NOT_QUICK_PHASES = ['docker', 'up', 'scale', 's3'];
 
 /** The command line's options (see USAGE). */
 function commandLine() {
@@ -187,6 +192,7 @@ async function main(): Promise<void> {
   const startupPeaks = only.has('catalog') ? await runCatalogPhases(ctx) : [];
   if (only.has('scale')) await runScalePhases(ctx);
   if (only.has('docker')) await runDockerPhase(ctx, repoRoot);
+  if (only.has('s3')) await runS3Phases(ctx);
 
   mark('registry phases done');
   const summary: Metric[] = [];
@@ -195,6 +201,7 @@ async function main(): Promise<void> {
     oursNodeFlags,
     profiled: profileDir !== undefined,
     skopeo: only.has('skopeo'),
+    s3: only.has('s3'),
   });
   const commands = [...serverLines, ...ceilings.map((c) => c.method)];
   const tools = await commandFigures(only, repoRoot, workDir, sizes.helpRuns);
@@ -219,7 +226,7 @@ async function main(): Promise<void> {
     phases,
     summary,
     lifetimePeaks: ledger.entries,
-    disclosures: disclosures(sizes),
+    disclosures: disclosures(sizes, { s3: only.has('s3') }),
   };
   await writeReport(report, repoRoot, workDir, values['no-write'] ?? false);
   mark('removing the data directories');
@@ -346,7 +353,7 @@ export function outcome(phases: PhaseResult[], summary: Metric[]): number {
 /** How each server and client ran, for the report (PORT, DIR and the like stand for per-run values). */
 async function serverCommands(
   oursRoot: string,
-  o: { quick: boolean; oursNodeFlags: string[] | undefined; profiled: boolean; skopeo: boolean },
+  o: { quick: boolean; oursNodeFlags: string[] | undefined; profiled: boolean; skopeo: boolean; s3: boolean },
 ): Promise<string[]> {
   const { quick, oursNodeFlags } = o;
   const profileDir = o.profiled;
@@ -364,6 +371,13 @@ async function serverCommands(
       ? [
           `skopeo copy --quiet --preserve-digests --dest-tls-verify=false --dest-creds bench:PASS oci:LAYOUT:bench docker://127.0.0.1:PORT/bench/skopeo:bench`,
           `skopeo copy --quiet --preserve-digests --src-tls-verify=false --src-creds bench:PASS docker://127.0.0.1:PORT/bench/skopeo:bench oci:OUT:bench`,
+        ]
+      : []),
+    ...(o.s3
+      ? [
+          `AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… node bin/regctl.js serve --listen 127.0.0.1:PORT --storage s3://BUCKET/bench --s3-endpoint http://127.0.0.1:PORT --s3-path-style --s3-region us-east-1 --no-auth --log-level error [--metadata postgres://USER@127.0.0.1:PORT/DB, password in REGCTL_METADATA_PASSWORD]   # S3 phases`,
+          `REGISTRY_STORAGE_S3_ACCESSKEY=… REGISTRY_STORAGE_S3_SECRETKEY=… /var/cache/regctl-test/bin/registry-v3 serve CONFIG.yml   # S3 phase; CONFIG: referenceS3Config in bench/lib/servers.ts`,
+          `ROOT_ACCESS_KEY_ID=… ROOT_SECRET_ACCESS_KEY=… /var/cache/regctl-test/bin/versitygw --port 127.0.0.1:PORT --quiet posix DIR   # the S3 gateway of both`,
         ]
       : []),
   ];

@@ -4,9 +4,19 @@ import type { Sizes } from './sizes.js';
  * What one side has in its favour in this comparison, or what the workload spares it, as the report says beside
  * the figures. Each item names the phases it touches; keep it true when a phase changes.
  */
-export function disclosures(sizes: Sizes): string[] {
+/** Said only when the S3 phase ran. */
+const S3_DISCLOSURE =
+  '**Metadata in memory (ours, S3 phase):** on S3 storage ours keeps its metadata (repositories, tags) in memory by ' +
+  'default, filled by listing the bucket at start (the S3 start row, untimed in the walks); its catalog pages then ' +
+  'read nothing from S3, and its manifest GETs come from its in-memory manifest cache after the first. The ' +
+  'reference (distribution v3) lists the bucket for every catalog page and reads the tag link and the manifest ' +
+  'from S3 on every GET. Neither side checks credentials in the S3 phases. The replica comparison is ours alone, ' +
+  'on PostgreSQL metadata on both sides of its loss.';
+
+export function disclosures(sizes: Sizes, opts: { s3?: boolean } = {}): string[] {
   const [headline, ...others] = sizes.bcryptCosts;
   return [
+    ...(opts.s3 ? [S3_DISCLOSURE] : []),
     `**Credentials (ours):** ours keeps verified credentials in memory and runs bcrypt once per credential; the ` +
       `reference (distribution 2.8.2) runs bcrypt on every request. Every ratio of an auth-bound figure (manifests, ` +
       `small blobs, chunked push, catalog pages, skopeo, docker) carries that. The manifest and small-blob phases are ` +

@@ -13,6 +13,8 @@ import type { ProcSample } from './proc.js';
 export type RegistryName = 'ours' | 'ref';
 
 export const REFERENCE_BINARY = '/usr/bin/docker-registry';
+/** distribution v3 (a Go peer, `test/setup/provision.sh`): the reference that stores in S3. */
+export const REFERENCE_V3_BINARY = '/var/cache/regctl-test/bin/registry-v3';
 
 export interface ServerSettings {
   /** Where the server's storage lives (created if missing). */
@@ -26,10 +28,21 @@ export interface ServerSettings {
   nodeFlags?: string[];
   /** Ours only: false starts it with `--no-credential-cache` (bcrypt on every request, as the reference does). */
   credentialCache?: boolean;
-  /** Ours only: its `--metadata` setting (default: the embedded SQLite store under `dataDir`). */
-  metadata?: string;
-  /** Ours only: `--metadata-password-file` (a 0600 file), for a PostgreSQL `metadata`. */
-  metadataPasswordFile?: string;
+  /** Ours only: storage arguments instead of `--data dataDir` (e.g. `--storage s3://…`). */
+  storageArgs?: string[];
+  /** Ours only: more arguments (e.g. `--metadata postgres://…`). */
+  extraArgs?: string[];
+  /**
+   * Environment the process gets but the report never shows (S3 keys, a database password): secrets stay off the
+   * command line and out of `command`.
+   */
+  secretEnv?: Record<string, string>;
+  /** Ours only: `--no-auth` instead of `--htpasswd`; the clients then send no credentials. */
+  noAuth?: boolean;
+  /** How long to wait for the first healthy answer (default 30 s): a start on a large S3 bucket imports it first. */
+  healthTimeoutMs?: number;
+  /** The log file's name in `workDir` (default `ours.log`). */
+  logName?: string;
 }
 
 /** A registry server running as its own process on a loopback port. */
@@ -94,9 +107,15 @@ export function referenceConfig(dataDir: string, htpasswdFile: string, port: num
   ].join('\n');
 }
 
-async function waitHealthy(port: number, path: string, child: ChildProcess, logFile: string): Promise<void> {
+async function waitHealthy(
+  port: number,
+  path: string,
+  child: ChildProcess,
+  logFile: string,
+  timeoutMs: number,
+): Promise<void> {
   const client = new HttpClient('127.0.0.1', port, undefined, 1);
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + timeoutMs;
   try {
     while (Date.now() < deadline) {
       if (child.exitCode !== null) throw new Error(`server exited with code ${child.exitCode}; see ${logFile}`);
@@ -108,7 +127,7 @@ async function waitHealthy(port: number, path: string, child: ChildProcess, logF
       }
       await sleep(50);
     }
-    throw new Error(`server on port ${port} not healthy after 30 s; see ${logFile}`);
+    throw new Error(`server on port ${port} not healthy after ${timeoutMs / 1000} s; see ${logFile}`);
   } finally {
     client.close();
   }
@@ -123,6 +142,7 @@ function launch(
   logFile: string,
   env: NodeJS.ProcessEnv,
   shownEnv: Record<string, string> = {},
+  opts: { anonymous?: boolean; healthTimeoutMs?: number } = {},
 ): Promise<RunningServer> {
   const log = createWriteStream(logFile, { flags: 'a' });
   const child = spawn(executable, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
@@ -147,7 +167,8 @@ function launch(
     port,
     pid,
     command: [...Object.entries(shownEnv).map(([k, v]) => `${k}=${v}`), executable, ...args].join(' '),
-    client: (credentials, maxSockets) => new HttpClient('127.0.0.1', port, credentials, maxSockets),
+    client: (credentials, maxSockets) =>
+      new HttpClient('127.0.0.1', port, opts.anonymous ? undefined : credentials, maxSockets),
     async resetPeak() {
       await lifetimePeakBytes();
       return resetPeak(pid);
@@ -168,7 +189,7 @@ function launch(
       log.end();
     },
   };
-  return waitHealthy(port, healthPath, child, logFile).then(
+  return waitHealthy(port, healthPath, child, logFile, opts.healthTimeoutMs ?? 30_000).then(
     () => server,
     async (err: unknown) => {
       await server.stop();
@@ -194,7 +215,7 @@ export async function deployedProcess(repoRoot: string): Promise<{ nodeFlags: st
 
 /** Starts `regctl serve` from this checkout (bin/regctl.js, so `npm run build` must have run). */
 export async function startOurs(repoRoot: string, settings: ServerSettings): Promise<RunningServer> {
-  await mkdir(settings.dataDir, { recursive: true });
+  if (!settings.storageArgs) await mkdir(settings.dataDir, { recursive: true });
   const port = await freePort();
   const deployed = await deployedProcess(repoRoot);
   const nodeFlags = [
@@ -207,27 +228,29 @@ export async function startOurs(repoRoot: string, settings: ServerSettings): Pro
     'serve',
     '--listen',
     `127.0.0.1:${port}`,
-    '--data',
-    settings.dataDir,
-    '--htpasswd',
-    settings.htpasswdFile,
+    ...(settings.storageArgs ?? ['--data', settings.dataDir]),
+    ...(settings.noAuth ? ['--no-auth'] : ['--htpasswd', settings.htpasswdFile]),
     '--log-level',
     'error',
     ...(settings.credentialCache === false ? ['--no-credential-cache'] : []),
-    ...(settings.metadata ? ['--metadata', settings.metadata] : []),
-    ...(settings.metadataPasswordFile ? ['--metadata-password-file', settings.metadataPasswordFile] : []),
+    ...(settings.extraArgs ?? []),
   ];
-  const env = { ...process.env, ...deployed.env };
-  for (const key of Object.keys(env)) if (key.startsWith('REGCTL_')) delete env[key];
+  const env: NodeJS.ProcessEnv = { ...process.env, ...deployed.env };
+  for (const key of Object.keys(env)) if (key.startsWith('REGCTL_') || key.startsWith('AWS_')) delete env[key];
+  Object.assign(env, settings.secretEnv);
   return launch(
     'ours',
     process.execPath,
     args,
     port,
     '/healthz',
-    join(settings.workDir, 'ours.log'),
+    join(settings.workDir, settings.logName ?? 'ours.log'),
     env,
     deployed.env,
+    {
+      anonymous: settings.noAuth === true,
+      ...(settings.healthTimeoutMs ? { healthTimeoutMs: settings.healthTimeoutMs } : {}),
+    },
   );
 }
 
@@ -240,4 +263,79 @@ export async function startReference(settings: ServerSettings): Promise<RunningS
   const env = { ...process.env };
   for (const key of Object.keys(env)) if (key.startsWith('REGISTRY_')) delete env[key];
   return launch('ref', REFERENCE_BINARY, ['serve', configFile], port, '/v2/', join(settings.workDir, 'ref.log'), env);
+}
+
+/** Where distribution v3 stores: a bucket on an S3-compatible endpoint, path style, under `rootdirectory`. */
+export interface ReferenceS3 {
+  endpoint: string;
+  region: string;
+  bucket: string;
+  rootdirectory: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+/**
+ * distribution v3's configuration for the S3 phase: its S3 driver on `s3` (path style, redirects off, so blobs
+ * flow through the registry as ours serves them), no auth, delete on, quiet logs. The keys are not in it: they go
+ * in the environment (REGISTRY_STORAGE_S3_ACCESSKEY/SECRETKEY).
+ */
+export function referenceS3Config(s3: Omit<ReferenceS3, 'accessKeyId' | 'secretAccessKey'>, port: number): string {
+  return [
+    'version: 0.1',
+    'log:',
+    '  level: error',
+    '  accesslog:',
+    '    disabled: true',
+    'storage:',
+    '  s3:',
+    `    region: ${JSON.stringify(s3.region)}`,
+    `    regionendpoint: ${JSON.stringify(s3.endpoint)}`,
+    '    forcepathstyle: true',
+    `    secure: ${s3.endpoint.startsWith('https:')}`,
+    `    bucket: ${JSON.stringify(s3.bucket)}`,
+    `    rootdirectory: ${JSON.stringify(s3.rootdirectory)}`,
+    '  redirect:',
+    '    disable: true',
+    '  delete:',
+    '    enabled: true',
+    '  cache:',
+    '    blobdescriptor: inmemory',
+    '  maintenance:',
+    '    uploadpurging:',
+    '      enabled: false',
+    'http:',
+    `  addr: 127.0.0.1:${port}`,
+    '  secret: regctl-bench-not-a-secret',
+    '',
+  ].join('\n');
+}
+
+/** Starts distribution v3 storing in S3 ({@link referenceS3Config}), without auth. */
+export async function startReferenceS3(
+  settings: Pick<ServerSettings, 'workDir' | 'healthTimeoutMs'>,
+  s3: ReferenceS3,
+): Promise<RunningServer> {
+  const port = await freePort();
+  const configFile = join(settings.workDir, `ref-s3-config-${port}.yml`);
+  await writeFile(configFile, referenceS3Config(s3, port), { mode: 0o600 });
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const key of Object.keys(env)) if (key.startsWith('REGISTRY_') || key.startsWith('AWS_')) delete env[key];
+  env.OTEL_TRACES_EXPORTER = 'none';
+  env.REGISTRY_STORAGE_S3_ACCESSKEY = s3.accessKeyId;
+  env.REGISTRY_STORAGE_S3_SECRETKEY = s3.secretAccessKey;
+  return launch(
+    'ref',
+    REFERENCE_V3_BINARY,
+    ['serve', configFile],
+    port,
+    '/v2/',
+    join(settings.workDir, 'ref-s3.log'),
+    env,
+    {},
+    {
+      anonymous: true,
+      ...(settings.healthTimeoutMs ? { healthTimeoutMs: settings.healthTimeoutMs } : {}),
+    },
+  );
 }

@@ -74,6 +74,48 @@ export async function seedVolume(root: string, count: number, tagCount: number, 
 }
 
 /**
+ * One walk of `_catalog?n=N` through its Link headers, checked against the `count` repositories {@link seedVolume}
+ * wrote (in order, none missing or extra); the cold walk first sends one `GET /v2/` (so a first use of a
+ * credential is not counted) and also reports whether every page honoured `n` and `last`, and the start time.
+ */
+export function catalogWalkStep(
+  creds: Credentials,
+  count: number,
+  n: number,
+  label: 'cold' | 'warm',
+  startSeconds: Partial<Record<'ours' | 'ref', number>>,
+): Step {
+  const expectedRepos = repoNames(count);
+  return async (server) => {
+    const c = server.client(creds, 1);
+    try {
+      if (label === 'cold') {
+        const hello = await c.request('GET', '/v2/');
+        expectStatus(hello, 200, 'GET /v2/ before the walk');
+      }
+      const { value, seconds } = await timed(() => walkList(c, `/v2/_catalog?n=${n}`, 'repositories', n));
+      if (value.items.join('\n') !== expectedRepos.join('\n')) {
+        throw new VerifyError(
+          `catalog walk returned ${value.items.length} repositories, expected the ${count} seeded, in order`,
+        );
+      }
+      return {
+        [`walk.${label}.seconds`]: seconds,
+        [`walk.${label}.pages`]: value.pages,
+        ...(label === 'cold'
+          ? {
+              'catalog.honoursN': value.violations.length === 0 ? 1 : 0,
+              startSeconds: startSeconds[server.name] ?? Number.NaN,
+            }
+          : {}),
+      };
+    } finally {
+      c.close();
+    }
+  };
+}
+
+/**
  * The catalog walked with `n` twice (the first walk right after the server started on the seeded volume), and
  * the tags of {@link TAGGED_REPO} walked with `n`; every page checked against `n` and `last`, the whole list
  * against what was seeded.
@@ -84,38 +126,9 @@ export function catalogPhase(
   count: number,
   startSeconds: Partial<Record<'ours' | 'ref', number>>,
 ): PhaseSpec {
-  const expectedRepos = repoNames(count);
   const expectedTags = [...tagNames(sizes.tagCount), 'latest'].sort();
   const n = sizes.pageSize;
-  const walkStep =
-    (label: 'cold' | 'warm'): Step =>
-    async (server) => {
-      const c = server.client(creds, 1);
-      try {
-        if (label === 'cold') {
-          const hello = await c.request('GET', '/v2/');
-          expectStatus(hello, 200, 'GET /v2/ before the walk');
-        }
-        const { value, seconds } = await timed(() => walkList(c, `/v2/_catalog?n=${n}`, 'repositories', n));
-        if (value.items.join('\n') !== expectedRepos.join('\n')) {
-          throw new VerifyError(
-            `catalog walk returned ${value.items.length} repositories, expected the ${count} seeded, in order`,
-          );
-        }
-        return {
-          [`walk.${label}.seconds`]: seconds,
-          [`walk.${label}.pages`]: value.pages,
-          ...(label === 'cold'
-            ? {
-                'catalog.honoursN': value.violations.length === 0 ? 1 : 0,
-                startSeconds: startSeconds[server.name] ?? Number.NaN,
-              }
-            : {}),
-        };
-      } finally {
-        c.close();
-      }
-    };
+  const walkStep = (label: 'cold' | 'warm'): Step => catalogWalkStep(creds, count, n, label, startSeconds);
   const tagsStep: Step = async (server) => {
     const c = server.client(creds, 1);
     try {

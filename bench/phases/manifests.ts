@@ -17,7 +17,8 @@ import type { Credentials } from './context.js';
 
 const REPO = 'bench/manifests';
 
-type Op = 'put' | 'get' | 'head';
+export type ManifestOp = 'put' | 'get' | 'head';
+type Op = ManifestOp;
 
 interface Base {
   config: { digest: string; size: number };
@@ -29,12 +30,13 @@ interface Base {
 /**
  * Manifest PUT, GET and HEAD at each concurrency for a fixed time, Basic auth on every request. The PUT target
  * (c=16, ≥ 3× the reference) is stated at bcrypt cost 5, what `htpasswd -B` writes: `putTarget` says whether
- * this run is at that cost.
+ * this run is at that cost. `cells` picks some (operation, concurrency) cells instead of every operation at every
+ * concurrency of `sizes`.
  */
 export function manifestPhase(
   sizes: Sizes,
   creds: Credentials,
-  opts: { putTarget: boolean } = { putTarget: true },
+  opts: { putTarget: boolean; cells?: [ManifestOp, number][] } = { putTarget: true },
 ): PhaseSpec {
   const bases = new Map<RegistryName, Base>();
   const setup: Step = async (server) => {
@@ -89,24 +91,25 @@ export function manifestPhase(
     };
   const steps: Step[] = [setup];
   const metrics: MetricSpec[] = [];
-  for (const concurrency of sizes.concurrencies) {
-    for (const op of ['put', 'get', 'head'] as const) {
-      steps.push(cell(op, concurrency));
-      const key = `${op}.c${concurrency}`;
-      const name = `${op.toUpperCase()} c=${concurrency}`;
-      const rpsTargets: Target[] =
-        op === 'put'
-          ? concurrency === 16 && opts.putTarget
-            ? [{ kind: 'ratio-min', value: 3 }]
-            : []
-          : [{ kind: 'ratio-min', value: 10 }];
-      const p99Targets: Target[] = op === 'put' ? [] : [{ kind: 'below-reference' }];
-      metrics.push(
-        { id: `${key}.rps`, label: `${name} requests/s`, unit: 'req/s', better: 'higher', targets: rpsTargets },
-        { id: `${key}.p50`, label: `${name} p50`, unit: 'ms', better: 'lower' },
-        { id: `${key}.p99`, label: `${name} p99`, unit: 'ms', better: 'lower', targets: p99Targets },
-      );
-    }
+  const chosen: [ManifestOp, number][] =
+    opts.cells ??
+    sizes.concurrencies.flatMap((c) => (['put', 'get', 'head'] as const).map((op): [ManifestOp, number] => [op, c]));
+  for (const [op, concurrency] of chosen) {
+    steps.push(cell(op, concurrency));
+    const key = `${op}.c${concurrency}`;
+    const name = `${op.toUpperCase()} c=${concurrency}`;
+    const rpsTargets: Target[] =
+      op === 'put'
+        ? concurrency === 16 && opts.putTarget
+          ? [{ kind: 'ratio-min', value: 3 }]
+          : []
+        : [{ kind: 'ratio-min', value: 10 }];
+    const p99Targets: Target[] = op === 'put' ? [] : [{ kind: 'below-reference' }];
+    metrics.push(
+      { id: `${key}.rps`, label: `${name} requests/s`, unit: 'req/s', better: 'higher', targets: rpsTargets },
+      { id: `${key}.p50`, label: `${name} p50`, unit: 'ms', better: 'lower' },
+      { id: `${key}.p99`, label: `${name} p99`, unit: 'ms', better: 'lower', targets: p99Targets },
+    );
   }
   return {
     id: 'manifests',

@@ -10,6 +10,7 @@ import { dockerMetricSpecs } from '../../../bench/phases/docker.js';
 import { manifestPhase } from '../../../bench/phases/manifests.js';
 import { repeatPhase } from '../../../bench/phases/repeat.js';
 import { scalePhase } from '../../../bench/phases/scale.js';
+import { replicaMetricSpecs, replicaResult, s3Phase, s3ReplicaSteps } from '../../../bench/phases/s3.js';
 
 const creds = { user: 'u', password: 'p' };
 const REF = 100;
@@ -105,5 +106,77 @@ describe('every target row of the report', () => {
         expect(metric(one, undefined, REF).verdict, `${spec.id} unmeasured`).toBe('n/a');
       }
     }
+  });
+});
+
+describe('every target row of the S3 phases', () => {
+  const phase = s3Phase(FULL, Buffer.alloc(16), Buffer.alloc(16), {});
+  const replicaSpecs = replicaMetricSpecs().flatMap((r) => r.specs);
+  const specs = [...phase.metrics, ...replicaSpecs].filter((m) => (m.targets ?? []).length > 0);
+  const targetsOf = (id: string): Target[] =>
+    [...phase.metrics, ...replicaSpecs].find((m) => m.id === id)?.targets ?? [];
+
+  it('holds the S3 targets of the issue, and none on the rows the issue gives none', () => {
+    expect(targetsOf('pushMonoMBps')).toEqual([{ kind: 'ratio-min', value: 2 }]);
+    expect(targetsOf('pushChunkedMBps')).toEqual([{ kind: 'ratio-min', value: 2 }]);
+    expect(targetsOf('pullMBps')).toEqual([{ kind: 'ratio-min', value: 1 }]);
+    expect(targetsOf('get.c1.rps')).toEqual([{ kind: 'ratio-min', value: 5 }]);
+    expect(targetsOf('get.c16.rps')).toEqual([{ kind: 'ratio-min', value: 5 }]);
+    expect(targetsOf('walk.cold.seconds')).toEqual([{ kind: 'ratio-max', value: 0.05 }]);
+    expect(targetsOf('walk.warm.seconds')).toEqual([{ kind: 'ratio-max', value: 0.05 }]);
+    expect(targetsOf('replicas.loss.get.c16.rps')).toEqual([{ kind: 'max', value: 10 }]);
+    expect(targetsOf('replicas.loss.pullMBps')).toEqual([{ kind: 'max', value: 10 }]);
+    for (const id of ['put.c16.rps', 'get.c16.p99', 'smallSeconds', 'smallBlobsPerSecond', 'startSeconds'])
+      expect(targetsOf(id), id).toEqual([]);
+    expect(phase.metrics.map((m) => m.id)).toContain('put.c16.rps');
+    expect(specs).toHaveLength(9);
+  });
+
+  it('passes at the edge of each target and misses just past it, and gives n/a when unmeasured', () => {
+    for (const spec of specs) {
+      for (const target of spec.targets ?? []) {
+        const one = { ...spec, targets: [target] };
+        const { pass, fail } = edge(target);
+        expect(metric(one, ...pass).verdict, `${spec.id} at ${pass.join('/')}`).toBe('pass');
+        expect(metric(one, ...fail).verdict, `${spec.id} at ${fail.join('/')}`).toBe('miss');
+        expect(metric(one, undefined, REF).verdict, `${spec.id} unmeasured`).toBe('n/a');
+      }
+    }
+  });
+
+  it('reads the catalog target as the reference taking at least 20x our time', () => {
+    const walk = phase.metrics.find((m) => m.id === 'walk.cold.seconds');
+    if (!walk) throw new Error('no catalog walk row');
+    expect(metric(walk, 0.5, 10).verdict).toBe('pass');
+    expect(metric(walk, 0.5, 9.9).verdict).toBe('miss');
+    expect(metric(walk, 10, 0.5).verdict).toBe('miss');
+  });
+
+  it('reports the loss of two replicas against one, passing at 10 % and missing just past it', () => {
+    const spec = s3ReplicaSteps(FULL, Buffer.alloc(16));
+    const run = (rps: number | undefined, mbps: number | undefined, error?: string) => ({
+      id: spec.id,
+      title: spec.title,
+      description: spec.description,
+      order: ['ours' as const],
+      metrics: [metric(spec.metrics[0]!, rps, undefined), metric(spec.metrics[1]!, mbps, undefined)],
+      resources: {},
+      errors: error ? { ours: error } : {},
+    });
+    const loss = (one: ReturnType<typeof run>, two: ReturnType<typeof run>, id: string) =>
+      replicaResult(spec, one, two).metrics.find((m) => m.id === `replicas.loss.${id}`);
+    expect(spec.metrics.map((m) => m.id)).toEqual(['get.c16.rps', 'pullMBps']);
+    const atEdge = loss(run(1000, 200), run(900, 180), 'get.c16.rps');
+    expect(atEdge?.ours).toBeCloseTo(10, 9);
+    expect(atEdge?.verdict).toBe('pass');
+    expect(loss(run(1000, 200), run(899, 180), 'get.c16.rps')?.verdict).toBe('miss');
+    expect(loss(run(1000, 200), run(900, 179.9), 'pullMBps')?.verdict).toBe('miss');
+    expect(loss(run(1000, 200), run(900, 180), 'pullMBps')?.verdict).toBe('pass');
+    // two replicas faster than one: a negative loss, a pass
+    expect(loss(run(1000, 200), run(1500, 250), 'get.c16.rps')?.ours).toBeCloseTo(-50, 9);
+    // a failed run on either side: no loss, never a pass
+    const failed = replicaResult(spec, run(1000, 200), run(900, 180, 'VerifyError: lost'));
+    expect(failed.metrics.find((m) => m.id === 'replicas.loss.get.c16.rps')?.verdict).toBe('n/a');
+    expect(failed.errors.ours).toContain('two: VerifyError: lost');
   });
 });

@@ -1,0 +1,245 @@
+import { metric } from '../lib/model.js';
+import type { Metric, MetricSpec, PhaseResult } from '../lib/model.js';
+import type { PhaseSpec } from '../lib/phase.js';
+import type { Sizes } from '../lib/sizes.js';
+import type { Target } from '../lib/stats.js';
+import { largeBlobPhase, smallBlobPhase } from './blobs.js';
+import { catalogWalkStep } from './catalog.js';
+import type { Credentials } from './context.js';
+import { manifestPhase } from './manifests.js';
+
+const MiB = 1024 * 1024;
+
+/** Neither registry checks credentials in the S3 phases: the clients send none (see startOurs' `noAuth`). */
+export const NO_CREDENTIALS: Credentials = { user: '', password: '' };
+
+/** The small blobs of the S3 phase (fewer with --quick, whose own count is smaller). */
+export function s3SmallBlobCount(sizes: Sizes): number {
+  return Math.min(100, sizes.smallBlobCount);
+}
+
+/** The repositories seeded for the S3 catalog walk: the run's largest catalog (10,000 in a full run). */
+export function s3CatalogCount(sizes: Sizes): number {
+  return Math.max(...sizes.catalogCounts);
+}
+
+/** The targets of the S3 phase, ours / reference, from the issue. */
+export const S3_TARGETS = {
+  push: [{ kind: 'ratio-min', value: 2 }],
+  pull: [{ kind: 'ratio-min', value: 1 }],
+  manifestGet: [{ kind: 'ratio-min', value: 5 }],
+  /** A duration: the reference's time ≥ 20× ours, i.e. ours / reference ≤ 1/20. */
+  catalogWalk: [{ kind: 'ratio-max', value: 0.05 }],
+  /** Two replicas against one: at most 10 % fewer requests/s or MB/s. */
+  replicaLoss: [{ kind: 'max', value: 10 }],
+} satisfies Record<string, Target[]>;
+
+const SETUP_WORDS =
+  'Both registries run without auth (the clients send no credentials, so no credential cache is in any figure) and ' +
+  "store in their own bucket on the same versitygw (its posix backend under the run's data directory, the disk of the other phases), S3 redirects " +
+  'off, so every blob byte passes through the registry. Ours: `regctl serve --storage s3://BUCKET/bench ' +
+  '--s3-endpoint URL --s3-path-style --s3-region us-east-1 --no-auth`, keys in AWS_ACCESS_KEY_ID and ' +
+  'AWS_SECRET_ACCESS_KEY; its metadata is the default for S3 storage: in memory, filled from the bucket at start. ' +
+  'Reference: distribution v3 (`registry-v3`) with its S3 driver (path style, `redirect.disable: true`, keys in ' +
+  'its environment).';
+
+/**
+ * The S3 phase: the catalog walk of the seeded repositories (first, while the buckets hold only those), the
+ * large-blob pushes and pull, manifest GET at concurrency 1 and 16 and PUT at 16, and small blobs: the steps of
+ * the filesystem phases, run on S3 storage, with the issue's S3 targets.
+ */
+export function s3Phase(
+  sizes: Sizes,
+  pattern: Buffer,
+  pool: Buffer,
+  startSeconds: Partial<Record<'ours' | 'ref', number>>,
+): PhaseSpec {
+  const creds = NO_CREDENTIALS;
+  const count = s3CatalogCount(sizes);
+  const n = sizes.pageSize;
+  const large = largeBlobPhase(sizes, creds, pattern, () => undefined, { pulls: true });
+  const manifests = manifestPhase(sizes, creds, {
+    putTarget: false,
+    cells: [
+      ['get', 1],
+      ['get', 16],
+      ['put', 16],
+    ],
+  });
+  const smallCount = s3SmallBlobCount(sizes);
+  const small = smallBlobPhase({ ...sizes, smallBlobCount: smallCount }, creds, pool);
+  const label = `${sizes.largeBlobBytes / MiB} MiB`;
+  const repos = count.toLocaleString('en-US');
+  return {
+    id: 's3',
+    title: `S3 storage (versitygw): catalog of ${repos} repositories, ${label} blob, manifests, ${smallCount} small blobs`,
+    description:
+      `${SETUP_WORDS} Seeding, untimed: before the registries start, each bucket gets ${repos} repositories ` +
+      `(one tagged image each, and ${sizes.tagCount} more tags on one) written as files into the gateway's posix ` +
+      'directory, in the layout both registries store; the gateway is checked to list every repository and to ' +
+      'serve a link object byte for byte before anything is timed. Start time is to the first healthy answer (ours ' +
+      `imports the bucket into its memory metadata then). The catalog is walked with n=${n} twice (every page checked, ` +
+      'the whole list against what was seeded); then the large blob is pushed monolithically and in ' +
+      `${sizes.chunkBytes / MiB} MiB PATCHes and pulled (best of 5, hashed), manifests are fetched at concurrency ` +
+      `1 and 16 and put at 16 (${sizes.manifestSeconds} s each), and ${smallCount} small blobs are pushed ` +
+      `${sizes.smallBlobConcurrency} at a time. Every response is checked as in the filesystem phases.`,
+    steps: [
+      catalogWalkStep(creds, count, n, 'cold', startSeconds),
+      catalogWalkStep(creds, count, n, 'warm', startSeconds),
+      ...large.steps,
+      ...manifests.steps,
+      ...small.steps,
+    ],
+    metrics: s3Metrics(sizes, label, repos, manifests.metrics, small.metrics),
+  };
+}
+
+function s3Metrics(
+  sizes: Sizes,
+  label: string,
+  repos: string,
+  manifestSpecs: MetricSpec[],
+  smallSpecs: MetricSpec[],
+): MetricSpec[] {
+  const untargeted = (m: MetricSpec): MetricSpec => {
+    const { targets: _targets, ...rest } = m;
+    return rest;
+  };
+  const manifestRows = manifestSpecs.map((m) =>
+    m.id === 'get.c1.rps' || m.id === 'get.c16.rps' ? { ...m, targets: S3_TARGETS.manifestGet } : untargeted(m),
+  );
+  const n = sizes.pageSize;
+  return [
+    { id: 'startSeconds', label: `Start on the seeded bucket to first healthy answer`, unit: 's', better: 'lower' },
+    {
+      id: 'walk.cold.seconds',
+      label: `Walk ${repos} repositories, n=${n}, first walk after start`,
+      unit: 's',
+      better: 'lower',
+      targets: S3_TARGETS.catalogWalk,
+    },
+    {
+      id: 'walk.warm.seconds',
+      label: `Walk ${repos} repositories, n=${n}, second walk`,
+      unit: 's',
+      better: 'lower',
+      targets: S3_TARGETS.catalogWalk,
+    },
+    { id: 'walk.cold.pages', label: 'Pages in the walk', unit: 'pages', better: 'lower' },
+    {
+      id: 'pushMonoMBps',
+      label: `Monolithic push, ${label}`,
+      unit: 'MB/s',
+      better: 'higher',
+      targets: S3_TARGETS.push,
+    },
+    {
+      id: 'pushChunkedMBps',
+      label: `Chunked push, ${label}, ${sizes.chunkBytes / MiB} MiB PATCHes`,
+      unit: 'MB/s',
+      better: 'higher',
+      targets: S3_TARGETS.push,
+    },
+    {
+      id: 'pullMBps',
+      label: 'Pull, client hashes, best of 5',
+      unit: 'MB/s',
+      better: 'higher',
+      targets: S3_TARGETS.pull,
+    },
+    { id: 'pushMonoCpuPerGiB', label: 'Server CPU per GiB, monolithic push', unit: 's/GiB', better: 'lower' },
+    { id: 'pushChunkedCpuPerGiB', label: 'Server CPU per GiB, chunked push', unit: 's/GiB', better: 'lower' },
+    { id: 'pullCpuPerGiB', label: 'Server CPU per GiB, pull', unit: 's/GiB', better: 'lower' },
+    ...manifestRows,
+    ...smallSpecs.map(untargeted),
+  ];
+}
+
+/**
+ * The steps the replica comparison runs on one replica and on two: the large blob pushed once (so it is there to
+ * pull; its figures are not reported), pulled, and one manifest fetched at concurrency 16.
+ */
+export function s3ReplicaSteps(sizes: Sizes, pattern: Buffer): PhaseSpec {
+  const large = largeBlobPhase(sizes, NO_CREDENTIALS, pattern, () => undefined, { pulls: true });
+  const [monoPush, , pull] = large.steps;
+  if (!monoPush || !pull) throw new Error('the large-blob phase no longer has its push and pull steps');
+  const manifests = manifestPhase(sizes, NO_CREDENTIALS, { putTarget: false, cells: [['get', 16]] });
+  return {
+    id: 's3-replicas',
+    title: 'S3 storage, two replicas of ours on one bucket and one PostgreSQL metadata store',
+    description:
+      'Two `regctl serve` processes on the same bucket (versitygw) sharing one PostgreSQL database ' +
+      '(`--metadata postgres://…`, the password in REGCTL_METADATA_PASSWORD), no auth, S3 redirects off. No load ' +
+      'balancer is in the path: the bench client alternates its requests between the two ports (one keep-alive ' +
+      'pool per port), so the figures hold what two processes on one bucket and one database cost, not a proxy. ' +
+      'The same steps run first on one replica on the same kind of metadata (PostgreSQL, its own fresh bucket ' +
+      'and database), and the loss is 100 × (1 − two / one). Steps: the large blob pushed once (not reported), ' +
+      `pulled (best of 5, hashed), one manifest fetched at concurrency 16 for ${sizes.manifestSeconds} s. ` +
+      'Resources are the sums over both processes.',
+    steps: [monoPush, pull, ...manifests.steps],
+    metrics: replicaFigureSpecs(),
+  };
+}
+
+/** How much two replicas lose against one, percent (negative: they gain); NaN when either is not measured. */
+export function lossPercent(one: number | undefined, two: number | undefined): number {
+  if (one === undefined || two === undefined || !Number.isFinite(one) || !Number.isFinite(two) || one <= 0)
+    return Number.NaN;
+  return 100 * (1 - two / one);
+}
+
+/** The metric specs of the replica comparison: each figure on one and on two replicas, and the loss (target). */
+export function replicaMetricSpecs(): { id: string; figure: string; specs: [MetricSpec, MetricSpec, MetricSpec] }[] {
+  const rows: [string, string, string][] = [
+    ['get.c16.rps', 'Manifest GET c=16 requests/s', 'req/s'],
+    ['pullMBps', 'Pull, client hashes, best of 5', 'MB/s'],
+  ];
+  return rows.map(([figure, label, unit]) => ({
+    id: figure,
+    figure,
+    specs: [
+      { id: `replicas.one.${figure}`, label: `${label}, one replica (PostgreSQL metadata)`, unit, better: 'higher' },
+      { id: `replicas.two.${figure}`, label: `${label}, two replicas, requests alternated`, unit, better: 'higher' },
+      {
+        id: `replicas.loss.${figure}`,
+        label: `${label}: loss of two replicas against one`,
+        unit: '%',
+        better: 'lower',
+        targets: S3_TARGETS.replicaLoss,
+      },
+    ],
+  }));
+}
+
+/** The replica comparison's report: one phase from the run on one replica (`one`) and on two (`two`). */
+export function replicaResult(spec: PhaseSpec, one: PhaseResult, two: PhaseResult): PhaseResult {
+  const figure = (r: PhaseResult, id: string): number | undefined =>
+    r.errors.ours === undefined ? r.metrics.find((m) => m.id === id)?.ours : undefined;
+  const metrics: Metric[] = replicaMetricSpecs().flatMap(({ figure: id, specs: [oneSpec, twoSpec, lossSpec] }) => {
+    const a = figure(one, id);
+    const b = figure(two, id);
+    const loss = lossPercent(a, b);
+    return [
+      metric(oneSpec, a, undefined),
+      metric(twoSpec, b, undefined),
+      metric(lossSpec, Number.isNaN(loss) ? undefined : loss, undefined),
+    ];
+  });
+  const errors: PhaseResult['errors'] = {};
+  const failed = [one.errors.ours && `one replica: ${one.errors.ours}`, two.errors.ours && `two: ${two.errors.ours}`];
+  if (failed.some(Boolean)) errors.ours = failed.filter(Boolean).join('; ');
+  return {
+    id: spec.id,
+    title: spec.title,
+    description: spec.description,
+    order: ['ours'],
+    metrics,
+    resources: two.resources.ours ? { ours: two.resources.ours } : {},
+    errors,
+  };
+}
+
+/** The figures the replica runs must report, so `runPhase` keeps them (ours only; no targets there). */
+export function replicaFigureSpecs(): MetricSpec[] {
+  return replicaMetricSpecs().map(({ figure, specs: [s] }) => ({ ...s, id: figure }));
+}
