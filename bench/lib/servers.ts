@@ -76,8 +76,11 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** The reference registry's configuration: registry:2's defaults plus delete, htpasswd auth and quiet logs. */
-export function referenceConfig(dataDir: string, htpasswdFile: string, port: number): string {
+/**
+ * A distribution configuration around its `storage` driver lines and what follows `http.secret`: quiet logs,
+ * delete on, the in-memory blob descriptor cache, upload purging off, a loopback address. Both references use it.
+ */
+function distributionConfig(storage: string[], port: number, tail: string[]): string {
   return [
     'version: 0.1',
     'log:',
@@ -85,8 +88,7 @@ export function referenceConfig(dataDir: string, htpasswdFile: string, port: num
     '  accesslog:',
     '    disabled: true',
     'storage:',
-    '  filesystem:',
-    `    rootdirectory: ${JSON.stringify(dataDir)}`,
+    ...storage,
     '  delete:',
     '    enabled: true',
     '  cache:',
@@ -97,14 +99,21 @@ export function referenceConfig(dataDir: string, htpasswdFile: string, port: num
     'http:',
     `  addr: 127.0.0.1:${port}`,
     '  secret: regctl-bench-not-a-secret',
+    ...tail,
+    '',
+  ].join('\n');
+}
+
+/** The reference registry's configuration: registry:2's defaults plus delete, htpasswd auth and quiet logs. */
+export function referenceConfig(dataDir: string, htpasswdFile: string, port: number): string {
+  return distributionConfig(['  filesystem:', `    rootdirectory: ${JSON.stringify(dataDir)}`], port, [
     '  headers:',
     '    X-Content-Type-Options: [nosniff]',
     'auth:',
     '  htpasswd:',
     '    realm: regctl-bench',
     `    path: ${JSON.stringify(htpasswdFile)}`,
-    '',
-  ].join('\n');
+  ]);
 }
 
 async function waitHealthy(
@@ -281,34 +290,21 @@ export interface ReferenceS3 {
  * in the environment (REGISTRY_STORAGE_S3_ACCESSKEY/SECRETKEY).
  */
 export function referenceS3Config(s3: Omit<ReferenceS3, 'accessKeyId' | 'secretAccessKey'>, port: number): string {
-  return [
-    'version: 0.1',
-    'log:',
-    '  level: error',
-    '  accesslog:',
-    '    disabled: true',
-    'storage:',
-    '  s3:',
-    `    region: ${JSON.stringify(s3.region)}`,
-    `    regionendpoint: ${JSON.stringify(s3.endpoint)}`,
-    '    forcepathstyle: true',
-    `    secure: ${s3.endpoint.startsWith('https:')}`,
-    `    bucket: ${JSON.stringify(s3.bucket)}`,
-    `    rootdirectory: ${JSON.stringify(s3.rootdirectory)}`,
-    '  redirect:',
-    '    disable: true',
-    '  delete:',
-    '    enabled: true',
-    '  cache:',
-    '    blobdescriptor: inmemory',
-    '  maintenance:',
-    '    uploadpurging:',
-    '      enabled: false',
-    'http:',
-    `  addr: 127.0.0.1:${port}`,
-    '  secret: regctl-bench-not-a-secret',
-    '',
-  ].join('\n');
+  return distributionConfig(
+    [
+      '  s3:',
+      `    region: ${JSON.stringify(s3.region)}`,
+      `    regionendpoint: ${JSON.stringify(s3.endpoint)}`,
+      '    forcepathstyle: true',
+      `    secure: ${s3.endpoint.startsWith('https:')}`,
+      `    bucket: ${JSON.stringify(s3.bucket)}`,
+      `    rootdirectory: ${JSON.stringify(s3.rootdirectory)}`,
+      '  redirect:',
+      '    disable: true',
+    ],
+    port,
+    [],
+  );
 }
 
 /** Starts distribution v3 storing in S3 ({@link referenceS3Config}), without auth. */
