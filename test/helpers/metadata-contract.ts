@@ -42,13 +42,14 @@ function transactionCases(make: () => Promise<MetadataStore>): void {
     const intent = await index.beginIntent('revision-put', 'bad', A);
     const results = await Promise.allSettled([
       index.setTag('good', 'v1', A),
-      index.addManifest('bad', A, 1000, broken, intent),
+      index.addManifest('bad', A, 1000, broken, { tags: ['v1'], endIntents: [intent] }),
       index.setTag('good', 'v2', C),
       index.protectUses([B], 5000),
     ]);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
     expect(await index.hasRepository('bad')).toBe(false);
     expect(await index.hasRevision('bad', A)).toBe(false);
+    expect(await index.tagTarget('bad', 'v1')).toBeUndefined();
     expect((await index.pendingIntents()).map((i) => i.id)).toEqual([intent]);
     expect(await index.tags('good')).toEqual(['v1', 'v2']);
     expect(await index.usedSince(B, 5000)).toBe(true);
@@ -275,10 +276,32 @@ function stateCases(make: () => Promise<MetadataStore>): void {
     const index = await make();
     const put = await index.beginIntent('revision-put', 'r', A);
     const tag = await index.beginIntent('tag-put', 'r', 'v1');
-    await index.addManifest('r', A, 1000, facts(), put);
+    await index.addManifest('r', A, 1000, facts(), { endIntents: [put] });
     expect((await index.pendingIntents()).map((i) => i.id)).toEqual([tag]);
     await index.setTag('r', 'v1', A, tag);
     expect(await index.pendingIntents()).toEqual([]);
+    expect(await index.tagTarget('r', 'v1')).toBe(A);
+    expect(await index.hasRevision('r', A)).toBe(true);
+    await index.close();
+  });
+
+  it('begins several intents at once and ends them with the manifest and its tags, in one call', async () => {
+    const index = await make();
+    const other = await index.beginIntent('tag-delete', 'r', 'old');
+    const ids = await index.beginIntents([
+      { kind: 'revision-put', name: 'r', key: A },
+      { kind: 'tag-put', name: 'r', key: 'v1' },
+      { kind: 'tag-put', name: 'r', key: 'latest' },
+    ]);
+    expect((await index.pendingIntents()).map((i) => [i.id, i.kind, i.key])).toEqual([
+      [other, 'tag-delete', 'old'],
+      [ids[0], 'revision-put', A],
+      [ids[1], 'tag-put', 'v1'],
+      [ids[2], 'tag-put', 'latest'],
+    ]);
+    await index.addManifest('r', A, 1000, facts(), { tags: ['latest', 'v1'], endIntents: ids });
+    expect((await index.pendingIntents()).map((i) => i.id)).toEqual([other]);
+    expect(await index.tags('r')).toEqual(['latest', 'v1']);
     expect(await index.tagTarget('r', 'v1')).toBe(A);
     expect(await index.hasRevision('r', A)).toBe(true);
     await index.close();

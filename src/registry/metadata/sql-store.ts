@@ -11,7 +11,16 @@
 import type { RepositoryRecord } from '../storage/repository-index.js';
 import { insertRows, type SqlConn, type SqlDatabase } from './sql.js';
 import { SqlUses } from './sql-uses.js';
-import type { Intent, IntentKind, ManifestFacts, MetadataStore, ReferrerFacts, RepositoryStats } from './store.js';
+import type {
+  Intent,
+  IntentKey,
+  IntentKind,
+  ManifestFacts,
+  ManifestWrite,
+  MetadataStore,
+  ReferrerFacts,
+  RepositoryStats,
+} from './store.js';
 
 export type { SqlConn, SqlDatabase, SqlValue } from './sql.js';
 
@@ -130,12 +139,19 @@ export class SqlMetadataStore implements MetadataStore {
     });
   }
 
-  async addManifest(name: string, digest: string, at: number, facts: ManifestFacts, endIntent?: number): Promise<void> {
+  async addManifest(
+    name: string,
+    digest: string,
+    at: number,
+    facts: ManifestFacts,
+    also?: ManifestWrite,
+  ): Promise<void> {
     await this.write(async (c) => {
       const id = await this.ensureRepo(c, name);
       await this.insertManifest(c, id, digest, at, facts);
       await c.run('UPDATE repositories SET last_push = ? WHERE id = ?', [at, id]);
-      if (endIntent !== undefined) await c.run('DELETE FROM intents WHERE id = ?', [endIntent]);
+      for (const tag of also?.tags ?? []) await this.upsertTag(c, id, tag, digest);
+      for (const intent of also?.endIntents ?? []) await c.run('DELETE FROM intents WHERE id = ?', [intent]);
     });
   }
 
@@ -151,14 +167,17 @@ export class SqlMetadataStore implements MetadataStore {
 
   async setTag(name: string, tag: string, digest: string, endIntent?: number): Promise<void> {
     await this.write(async (c) => {
-      const id = await this.ensureRepo(c, name);
-      await c.run(
-        `INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
-        [id, tag, digest, Date.now()],
-      );
+      await this.upsertTag(c, await this.ensureRepo(c, name), tag, digest);
       if (endIntent !== undefined) await c.run('DELETE FROM intents WHERE id = ?', [endIntent]);
     });
+  }
+
+  private async upsertTag(c: SqlConn, repositoryId: number, tag: string, digest: string): Promise<void> {
+    await c.run(
+      `INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+      [repositoryId, tag, digest, Date.now()],
+    );
   }
 
   async removeTag(name: string, tag: string): Promise<void> {
@@ -293,12 +312,21 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async beginIntent(kind: IntentKind, name: string, key: string): Promise<number> {
+    const [id] = await this.beginIntents([{ kind, name, key }]);
+    return id as number;
+  }
+
+  async beginIntents(intents: readonly IntentKey[]): Promise<number[]> {
     return this.write(async (c) => {
-      const rows = await c.all<{ id: number }>(
-        'INSERT INTO intents (kind, repository, key, created_at) VALUES (?, ?, ?, ?) RETURNING id',
-        [kind, name, key, Date.now()],
-      );
-      return Number(rows[0]?.id);
+      const ids: number[] = [];
+      for (const { kind, name, key } of intents) {
+        const rows = await c.all<{ id: number }>(
+          'INSERT INTO intents (kind, repository, key, created_at) VALUES (?, ?, ?, ?) RETURNING id',
+          [kind, name, key, Date.now()],
+        );
+        ids.push(Number(rows[0]?.id));
+      }
+      return ids;
     });
   }
 

@@ -61,6 +61,17 @@ export interface Intent {
   createdAt: number;
 }
 
+/** What an intent names (see `Intent`). */
+export type IntentKey = Pick<Intent, 'kind' | 'name' | 'key'>;
+
+/** What `addManifest` writes in the same transaction as the manifest. */
+export interface ManifestWrite {
+  /** Tags of the repository pointed at the manifest. */
+  tags?: readonly string[];
+  /** Intents ended with the write. */
+  endIntents?: readonly number[];
+}
+
 export interface MetadataStore extends RepositoryIndex {
   /** `memory`, `sqlite` or `postgres`. */
   readonly kind: string;
@@ -78,10 +89,10 @@ export interface MetadataStore extends RepositoryIndex {
   tagsPage(name: string, after: string | undefined, limit: number): Promise<string[] | undefined>;
 
   /**
-   * `addRevision` with the manifest's facts (referrers and usage need them); ends `endIntent` in the same
-   * transaction when given.
+   * `addRevision` with the manifest's facts (referrers and usage need them), in one transaction with what a
+   * manifest PUT writes beside it: `tags` pointed at the manifest, and the intents `endIntents` ended.
    */
-  addManifest(name: string, digest: string, at: number, facts: ManifestFacts, endIntent?: number): Promise<void>;
+  addManifest(name: string, digest: string, at: number, facts: ManifestFacts, also?: ManifestWrite): Promise<void>;
   /** Replaces a repository's rows with what storage holds (import, rebuild), in one transaction. */
   importRepository(name: string, record: RepositoryRecord, facts: ReadonlyMap<string, ManifestFacts>): Promise<void>;
   /** Referrers of `subject` in the repository, by digest; undefined when the store lacks manifest facts for it
@@ -93,6 +104,8 @@ export interface MetadataStore extends RepositoryIndex {
   stats(name: string): Promise<RepositoryStats | undefined>;
 
   beginIntent(kind: IntentKind, name: string, key: string): Promise<number>;
+  /** Several intents in one transaction (a manifest PUT with its tags); their ids in the same order. */
+  beginIntents(intents: readonly IntentKey[]): Promise<number[]>;
   endIntent(id: number): Promise<void>;
   /** Intents left by writes that did not finish, oldest first; only those begun before `before` when given. */
   pendingIntents(before?: number): Promise<Intent[]>;

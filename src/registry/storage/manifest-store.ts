@@ -99,27 +99,36 @@ export class ManifestStore {
       ...info.children.map((d) => d.digest),
     ]);
     await this.checkReferences(name, info);
-    return this.lock.run(`${name}@${digest.value}`, async () => {
-      const intent = await this.index.beginIntent('revision-put', name, digest.value);
-      // The content before the links that name it: `putAll` keeps that order through a crash.
-      const writes: ContentEntry[] = [];
-      if ((await this.blobs.size(digest)) === undefined)
-        writes.push({ path: pathFor({ kind: 'blobData', digest }), data: body });
-      writes.push({ path: pathFor({ kind: 'revisionLink', name, digest }), data: digest.value });
-      if (info.subject) {
-        const subject = parseDigest(info.subject.digest);
-        writes.push({ path: pathFor({ kind: 'referrerLink', name, subject, digest }), data: digest.value });
-      }
-      await putAll(this.driver, writes);
-      await this.index.addManifest(name, digest.value, Date.now(), manifestFacts(info, body.length), intent);
-      for (const tag of new Set(
-        ['tag' in ref ? ref.tag : undefined, ...extraTags].filter((t): t is string => t !== undefined),
-      )) {
-        await this.tags.set(name, tag, digest);
-      }
-      this.cache.add({ digest: digest.value, mediaType: info.mediaType, body, info });
-      return { digest, info };
-    });
+    const tags = [...new Set(['tag' in ref ? ref.tag : undefined, ...extraTags])]
+      .filter((t): t is string => t !== undefined)
+      .sort();
+    // One intent transaction, one storage sync and one metadata transaction for the manifest and its tags.
+    return this.lock.run(`${name}@${digest.value}`, () =>
+      this.tags.holding(name, tags, async () => {
+        const intents = await this.index.beginIntents([
+          { kind: 'revision-put', name, key: digest.value },
+          ...tags.map((tag) => ({ kind: 'tag-put' as const, name, key: tag })),
+        ]);
+        // The content before the links that name it, the revision before its tags: `putAll` keeps that order
+        // through a crash, and recovery finishes the intents in the order they were begun.
+        const writes: ContentEntry[] = [];
+        if ((await this.blobs.size(digest)) === undefined)
+          writes.push({ path: pathFor({ kind: 'blobData', digest }), data: body });
+        writes.push({ path: pathFor({ kind: 'revisionLink', name, digest }), data: digest.value });
+        if (info.subject) {
+          const subject = parseDigest(info.subject.digest);
+          writes.push({ path: pathFor({ kind: 'referrerLink', name, subject, digest }), data: digest.value });
+        }
+        for (const tag of tags) writes.push(...this.tags.writes(name, tag, digest));
+        await putAll(this.driver, writes);
+        await this.index.addManifest(name, digest.value, Date.now(), manifestFacts(info, body.length), {
+          tags,
+          endIntents: intents,
+        });
+        this.cache.add({ digest: digest.value, mediaType: info.mediaType, body, info });
+        return { digest, info };
+      }),
+    );
   }
 
   /** Removes a manifest revision and every tag pointing at it; returns those tags, sorted. */

@@ -6,8 +6,10 @@
  */
 import type {
   Intent,
+  IntentKey,
   IntentKind,
   ManifestFacts,
+  ManifestWrite,
   MetadataStore,
   ReferrerFacts,
   RepositoryStats,
@@ -100,10 +102,12 @@ export class MemoryIndex implements MetadataStore {
     e.lastPush = at;
   }
 
-  async addManifest(name: string, digest: string, at: number, facts: ManifestFacts, endIntent?: number): Promise<void> {
+  async addManifest(name: string, digest: string, at: number, facts: ManifestFacts, w?: ManifestWrite): Promise<void> {
     await this.addRevision(name, digest, at);
-    this.entry(name).facts.set(digest, facts);
-    if (endIntent !== undefined) this.intents.delete(endIntent);
+    const e = this.entry(name);
+    e.facts.set(digest, facts);
+    for (const tag of w?.tags ?? []) e.tags.set(tag, digest);
+    for (const id of w?.endIntents ?? []) this.intents.delete(id);
   }
 
   async removeRevision(name: string, digest: string): Promise<void> {
@@ -223,6 +227,10 @@ export class MemoryIndex implements MetadataStore {
     const id = this.nextIntent++;
     this.intents.set(id, { id, kind, name, key, createdAt: Date.now() });
     return id;
+  }
+
+  async beginIntents(intents: readonly IntentKey[]): Promise<number[]> {
+    return Promise.all(intents.map((i) => this.beginIntent(i.kind, i.name, i.key)));
   }
 
   async endIntent(id: number): Promise<void> {

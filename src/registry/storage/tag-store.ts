@@ -7,7 +7,7 @@
  */
 import { RegistryError } from '../errors.js';
 import { parseDigest, type Digest } from '../reference.js';
-import { putAll, type StorageDriver } from './driver.js';
+import { putAll, type ContentEntry, type StorageDriver } from './driver.js';
 import { KeyedLock } from './keyed-lock.js';
 import { pathFor } from './paths.js';
 import type { MetadataStore } from '../metadata/store.js';
@@ -29,12 +29,28 @@ export class TagStore {
   async set(name: string, tag: string, digest: Digest): Promise<void> {
     await this.lock.run(`${name}:${tag}`, async () => {
       const intent = await this.index.beginIntent('tag-put', name, tag);
-      await putAll(this.driver, [
-        { path: pathFor({ kind: 'tagIndexLink', name, tag, digest }), data: digest.value },
-        { path: pathFor({ kind: 'tagCurrentLink', name, tag }), data: digest.value },
-      ]);
+      await putAll(this.driver, this.writes(name, tag, digest));
       await this.index.setTag(name, tag, digest.value, intent);
     });
+  }
+
+  /**
+   * Runs `fn` holding the locks of several tags (a manifest PUT that moves them along with its own writes), taken
+   * in sorted order so that two callers never wait on each other.
+   */
+  async holding<T>(name: string, tags: readonly string[], fn: () => Promise<T>): Promise<T> {
+    const sorted = [...new Set(tags)].sort();
+    const take = (i: number): Promise<T> =>
+      i === sorted.length ? fn() : this.lock.run(`${name}:${sorted[i] as string}`, () => take(i + 1));
+    return take(0);
+  }
+
+  /** What storage holds for a tag pointing at `digest`: its history entry, then the current link (in that order). */
+  writes(name: string, tag: string, digest: Digest): ContentEntry[] {
+    return [
+      { path: pathFor({ kind: 'tagIndexLink', name, tag, digest }), data: digest.value },
+      { path: pathFor({ kind: 'tagCurrentLink', name, tag }), data: digest.value },
+    ];
   }
 
   /** Removes one tag; the manifest it pointed at stays. */

@@ -163,6 +163,27 @@ describe('manifests and tags', () => {
     expect(Object.keys(await snapshot(reg.data)).filter((p) => p.includes('.tmp-'))).toEqual([]);
   });
 
+  it('concurrent PUTs naming the same tags in opposite orders all complete, each tag on one of them', async () => {
+    const images = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => pushImage(reg, 'm/cross', `base${i}`, { layers: [`cross layer ${i}`] })),
+    );
+    const results = await Promise.all(
+      images.map((img, i) =>
+        reg.fetch(`/v2/m/cross/manifests/${img.digest}?${i % 2 ? 'tag=a&tag=b' : 'tag=b&tag=a'}`, {
+          method: 'PUT',
+          body: img.manifest,
+          headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+          signal: AbortSignal.timeout(5000),
+        }),
+      ),
+    );
+    expect(results.map((r) => r.status)).toEqual(images.map(() => 201));
+    for (const tag of ['a', 'b']) {
+      const got = await reg.fetch(`/v2/m/cross/manifests/${tag}`, { method: 'HEAD' });
+      expect(images.map((i) => i.digest)).toContain(got.headers.get('docker-content-digest'));
+    }
+  });
+
   it('tags list and catalog paginate with n, last and Link; a huge n is clamped', async () => {
     const img = await pushImage(reg, 'p/page', 't0');
     for (const t of ['t1', 't2', 't3', 't4']) {

@@ -3,7 +3,7 @@ import type { MetadataStore } from '../../../src/registry/metadata/store.js';
 import { importStorage } from '../../../src/registry/metadata/startup.js';
 import { pathExists } from '../../../src/registry/storage/links.js';
 import { pathFor } from '../../../src/registry/storage/paths.js';
-import { countingDriver, failingOnce, pushImage, Volume } from './metadata-fixture.js';
+import { countingDriver, failingOnce, OCI_MANIFEST, pushImage, Volume } from './metadata-fixture.js';
 
 /**
  * A crash between the storage step and the metadata step of a write or a delete, simulated by throwing between
@@ -52,6 +52,31 @@ describe('metadata store: crash between storage and metadata', () => {
     const referrers = await app.store.index.referrers('team/app', subject.value);
     expect(referrers).toHaveLength(1);
     expect(await app.store.index.hasRevision('team/app', referrers![0]!.digest)).toBe(true);
+    await vol.stop(app);
+  });
+
+  it('a manifest PUT with several tags, stored but not recorded, is recorded whole at the next start', async () => {
+    const first = await vol.start();
+    const v1 = (await first.store.tags.resolve('team/app', 'v1'))!;
+    const body = (await first.store.manifests.read(v1))!.body;
+    await vol.stop(first);
+    const crashed = await vol.start({ wrapStore: (s) => failingOnce<MetadataStore>(s, 'addManifest') });
+    // The same manifest again, by digest with two more tags: its revision and both tags are in storage only.
+    await expect(
+      crashed.store.manifests.put('team/app', { digest: v1 }, body, OCI_MANIFEST, ['stable', 'prod']),
+    ).rejects.toThrow(/simulated crash/);
+    expect(await crashed.store.index.tagTarget('team/app', 'stable')).toBeUndefined();
+    expect((await crashed.store.index.pendingIntents()).map((i) => [i.kind, i.key])).toEqual([
+      ['revision-put', v1.value],
+      ['tag-put', 'prod'],
+      ['tag-put', 'stable'],
+    ]);
+    await vol.stop(crashed);
+
+    const app = await vol.start();
+    expect(await app.store.index.tags('team/app')).toEqual(['prod', 'stable', 'v1']);
+    expect(await app.store.index.tagTarget('team/app', 'prod')).toBe(v1.value);
+    expect(await app.store.index.pendingIntents()).toEqual([]);
     await vol.stop(app);
   });
 
