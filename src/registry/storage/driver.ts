@@ -129,3 +129,12 @@ export const TEMP_MARKER = '.tmp-';
  * its own temp files from a dead process's without trusting file times (kernel timestamps are coarse).
  */
 export const TEMP_PROCESS_TAG = randomBytes(3).toString('hex');
+
+/** Counts this process's temp files from a random start: unique here without a random draw per file. */
+let tempSeq = randomBytes(4).readUInt32BE(0);
+
+/** The rest of a temp file's name: TEMP_MARKER, this process's tag, and a number no other temp file here has. */
+export function tempSuffix(): string {
+  tempSeq = (tempSeq + 1) % 2 ** 48;
+  return `${TEMP_MARKER}${TEMP_PROCESS_TAG}${tempSeq.toString(16).padStart(12, '0')}`;
+}

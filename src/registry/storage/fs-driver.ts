@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, renameSync, writeFileSync, type Stats } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -8,9 +7,8 @@ import { FlushingFileWriter, STREAM_BUFFER } from './fs-file-writer.js';
 import { FsJournal, JOURNAL_MAX_DATA, recoverJournal, syncFilesystem, type JournalSync } from './fs-journal.js';
 import {
   PathNotFoundError,
-  TEMP_MARKER,
-  TEMP_PROCESS_TAG,
   assertRelativePath,
+  tempSuffix,
   type ByteRange,
   type ContentEntry,
   type DirEntry,
@@ -104,7 +102,7 @@ function notFound(err: unknown, path: string): never {
 export function tempName(path: string): string {
   const dir = dirname(path);
   const base = path.slice(dir.length + 1);
-  return `${dir}/.${base}${TEMP_MARKER}${TEMP_PROCESS_TAG}${randomBytes(6).toString('hex')}`;
+  return `${dir}/.${base}${tempSuffix()}`;
 }
 
 /** The durability primitives of the filesystem driver's writes (the filesystem's, or gated ones in tests). */
@@ -413,7 +411,7 @@ export class FsDriver implements StorageDriver {
   }
 
   async checkWritable(): Promise<void> {
-    const probe = `.healthz${TEMP_MARKER}${TEMP_PROCESS_TAG}${randomBytes(4).toString('hex')}`;
+    const probe = `.healthz${tempSuffix()}`;
     await mkdir(this.root, { recursive: true });
     const abs = join(this.root, probe);
     const fh = await open(abs, 'w');

@@ -19,13 +19,12 @@
  * does not put an older journaled content over it.
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { mkdir, open, readdir, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { fsyncDir, isAbsent } from '../../common/fs.js';
-import { TEMP_MARKER, TEMP_PROCESS_TAG, assertRelativePath } from './driver.js';
+import { assertRelativePath, tempSuffix } from './driver.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -166,10 +165,7 @@ export async function recoverJournal(root: string, sync: Pick<JournalSync, 'sync
   for (const [path, data] of files) {
     const abs = join(root, path);
     await mkdir(dirname(abs), { recursive: true });
-    const tmp = join(
-      dirname(abs),
-      `.${basename(abs)}${TEMP_MARKER}${TEMP_PROCESS_TAG}${randomBytes(6).toString('hex')}`,
-    );
+    const tmp = join(dirname(abs), `.${basename(abs)}${tempSuffix()}`);
     await writeWhole(tmp, data);
     await rename(tmp, abs);
     written.push(abs);
