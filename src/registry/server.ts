@@ -11,13 +11,29 @@ import type { ThrottleOptions } from './auth/throttle.js';
 import { createLogger, type LogFn, type LogLevel } from './logger.js';
 import type { StorageDriver } from './storage/driver.js';
 import { FsDriver } from './storage/fs-driver.js';
-import { createS3Client } from './storage/s3/s3-client.js';
 import type { S3Settings } from './storage/s3/s3-config.js';
-import { S3Driver } from './storage/s3/s3-driver.js';
+import { openMetadataStore, type MetadataSetting } from './metadata/settings.js';
 
 /** How long a presigned blob URL stays valid (distribution's default is 20 minutes too). */
 const S3_REDIRECT_SECONDS = 20 * 60;
-import { openMetadataStore, type MetadataSetting } from './metadata/settings.js';
+
+/**
+ * The S3 driver for `s3`, to pass as `driver` with `s3`. Its modules, the AWS SDK among them (about 20 MiB
+ * resident), are loaded here, so a registry on the filesystem never loads them.
+ */
+export async function openS3Driver(s3: S3Settings): Promise<StorageDriver> {
+  const [{ S3Driver }, { createS3Client }] = await Promise.all([
+    import('./storage/s3/s3-driver.js'),
+    import('./storage/s3/s3-client.js'),
+  ]);
+  return new S3Driver({
+    client: createS3Client(s3),
+    bucket: s3.bucket,
+    prefix: s3.prefix,
+    endpoint: s3.endpoint,
+    redirectSeconds: s3.redirect ? S3_REDIRECT_SECONDS : undefined,
+  });
+}
 
 export interface RegistryServerOptions {
   host?: string;
@@ -25,7 +41,7 @@ export interface RegistryServerOptions {
   port?: number;
   /** Data directory for the filesystem driver (ignored when `driver` is given). */
   dataDir?: string;
-  /** Store in S3 instead of `dataDir` (ignored when `driver` is given). */
+  /** Store in S3 instead of `dataDir`: `driver` is then its driver, from `openS3Driver`. */
   s3?: S3Settings;
   driver?: StorageDriver;
   htpasswd?: string;
@@ -76,23 +92,16 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     );
   }
   const log = opts.log ?? createLogger(opts.logLevel ?? 'info');
+  if (opts.s3 && !opts.driver) throw new Error('S3 storage needs its driver: pass `driver: await openS3Driver(s3)`');
   const dataDir = opts.driver || opts.s3 ? undefined : resolve(opts.dataDir ?? './data');
   const driver: StorageDriver =
     opts.driver ??
-    (opts.s3
-      ? new S3Driver({
-          client: createS3Client(opts.s3),
-          bucket: opts.s3.bucket,
-          prefix: opts.s3.prefix,
-          endpoint: opts.s3.endpoint,
-          redirectSeconds: opts.s3.redirect ? S3_REDIRECT_SECONDS : undefined,
-        })
-      : new FsDriver(dataDir as string, {
-          // The journal belongs to one process. Replicas share a data directory only with a shared metadata
-          // store (PostgreSQL): there each write is synced on its own.
-          journal: opts.metadata?.kind !== 'postgres',
-          onError: (err) => log('error', 'journal checkpoint failed', { error: (err as Error).message }),
-        }));
+    new FsDriver(dataDir as string, {
+      // The journal belongs to one process. Replicas share a data directory only with a shared metadata
+      // store (PostgreSQL): there each write is synced on its own.
+      journal: opts.metadata?.kind !== 'postgres',
+      onError: (err) => log('error', 'journal checkpoint failed', { error: (err as Error).message }),
+    });
   const auth =
     opts.htpasswd && !opts.noAuth
       ? new Authenticator({

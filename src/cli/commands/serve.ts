@@ -114,7 +114,7 @@ export function serveCommand(ctx: CliContext): Command {
     )
     .action(async (flags: ServeFlags) => {
       const settings = await resolveServeSettings(flags, ctx.env);
-      const { createRegistryServer, RegistryConfigError } = await import('../../registry/server.js');
+      const { createRegistryServer, openS3Driver, RegistryConfigError } = await import('../../registry/server.js');
       const { createLogger } = await import('../../registry/logger.js');
       let url = '';
       let uiHandler:
@@ -130,6 +130,7 @@ export function serveCommand(ctx: CliContext): Command {
           port: settings.port,
           dataDir: settings.data,
           s3: settings.storage.kind === 's3' ? settings.storage : undefined,
+          driver: settings.storage.kind === 's3' ? await openS3Driver(settings.storage) : undefined,
           htpasswd: settings.htpasswd,
           access: settings.access,
           noAuth: settings.noAuth,

@@ -1,5 +1,5 @@
 import { VERSION } from '../../common/version.js';
-import { backupStream, buildManifest, captureState, snapshotIndex, type IndexSnapshot } from '../backup/create.js';
+import type { IndexSnapshot } from '../backup/create.js';
 import { RegistryError } from '../errors.js';
 import { sendStream } from '../http/context.js';
 import type { AdminModule, AdminRequest } from './types.js';
@@ -58,6 +58,9 @@ export const backupModule: AdminModule = (register) => {
       throw new RegistryError('TOOMANYREQUESTS', { reason }, { headers: { 'Retry-After': '10' } });
     }
     try {
+      // Loaded on the first backup (tar-stream among them), before the fence: a registry that never backs up never
+      // holds them.
+      const { backupStream, buildManifest, captureState, snapshotIndex } = await import('../backup/create.js');
       const fenceStart = Date.now();
       services.fence.set(FENCE_TTL_SECONDS);
       let snapshot: IndexSnapshot;

@@ -1,7 +1,7 @@
 /** `regctl serve` as a program: one line with its URL, --ui, clean stop on SIGTERM with in-flight requests finished. */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,10 +10,22 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const BIN = fileURLToPath(new URL('../../../bin/regctl.js', import.meta.url));
 
-function startOpen(dataDir: string, extra: string[] = []) {
+function startOpen(dataDir: string, extra: string[] = [], nodeArgs: string[] = []) {
   const child = spawn(
     process.execPath,
-    [BIN, 'serve', '--no-auth', '--listen', '127.0.0.1:0', '--data', dataDir, '--log-level', 'warn', ...extra],
+    [
+      ...nodeArgs,
+      BIN,
+      'serve',
+      '--no-auth',
+      '--listen',
+      '127.0.0.1:0',
+      '--data',
+      dataDir,
+      '--log-level',
+      'warn',
+      ...extra,
+    ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NO_COLOR: '1' },
@@ -97,5 +109,54 @@ describe('regctl serve process', () => {
       p.child.kill('SIGTERM');
       await p.exit;
     }
+  });
+
+  it('on the filesystem, never loads the S3 client (the AWS SDK) nor the backup archive writer', async () => {
+    // A preloaded hook lists, at exit, the packages of every CommonJS module the process loaded (the SDK and
+    // tar-stream are CommonJS), after a push, a pull and a catalog page.
+    const hook = join(dir, 'report-loads.cjs');
+    await writeFile(
+      hook,
+      `process.on('exit', () => {
+  const names = new Set();
+  for (const file of Object.keys(require.cache)) {
+    const m = /node_modules\\/(@[^/]+\\/[^/]+|[^/]+)/.exec(file);
+    if (m) names.add(m[1]);
+  }
+  process.stderr.write('loaded packages: ' + [...names].join(' ') + '\\n');
+});`,
+    );
+    const p = startOpen(join(dir, 'lazy-data'), [], ['--require', hook]);
+    const url = await p.url;
+    try {
+      const config = Buffer.from('{"os":"linux","architecture":"amd64"}');
+      const digest = `sha256:${createHash('sha256').update(config).digest('hex')}`;
+      const blob = await fetch(`${url}/v2/lazy/app/blobs/uploads/?digest=${digest}`, {
+        method: 'POST',
+        body: new Uint8Array(config),
+      });
+      expect(blob.status).toBe(201);
+      const manifest = JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest, size: config.length },
+        layers: [],
+      });
+      const put = await fetch(`${url}/v2/lazy/app/manifests/v1`, {
+        method: 'PUT',
+        body: manifest,
+        headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+      });
+      expect(put.status).toBe(201);
+      expect((await fetch(`${url}/v2/lazy/app/manifests/v1`)).status).toBe(200);
+      expect(await (await fetch(`${url}/v2/_catalog`)).json()).toEqual({ repositories: ['lazy/app'] });
+    } finally {
+      p.child.kill('SIGTERM');
+      await p.exit;
+    }
+    const loaded = /loaded packages: (.*)/.exec(p.output())?.[1]?.split(' ') ?? [];
+    // The hook works: the SQLite module is loaded on this path.
+    expect(loaded).toContain('better-sqlite3');
+    expect(loaded.filter((name) => /^@aws-sdk\/|^@smithy\/|^tar-stream$/.test(name))).toEqual([]);
   });
 });
