@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 
 import { freePort } from './servers.js';
+import { exited, stopChild } from './child.js';
 
 export interface S3Server {
   /** e.g. http://127.0.0.1:41234 */
@@ -35,13 +36,6 @@ export interface S3Server {
   /** Starts the gateway again on the same port, data and credentials. */
   resume(): Promise<void>;
   stop(): Promise<void>;
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once('exit', () => resolve());
-  });
 }
 
 /** Starts the gateway at `bin`, its posix backend in a fresh directory under `parentDir` (removed by `stop`). */
@@ -90,12 +84,7 @@ export async function launchVersitygw(bin: string, parentDir = tmpdir()): Promis
   };
   const stop = async (): Promise<void> => {
     for (const c of clients) c.destroy();
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exited(child);
-      clearTimeout(timer);
-    }
+    await stopChild(child);
     await rm(dir, { recursive: true, force: true });
   };
 

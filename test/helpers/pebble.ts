@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { isIP } from 'node:net';
@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 import { dockerAvailable, dockerBridgeGateway, freePort, requirePeer } from './peers.js';
+import { stopChild } from '../../bench/lib/child.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -49,13 +50,6 @@ function httpsGet(url: string, ca: string): Promise<{ status: number; body: stri
     req.on('timeout', () => req.destroy(new Error(`timeout on GET ${url}`)));
     req.on('error', reject);
     req.end();
-  });
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once('exit', () => resolve());
   });
 }
 
@@ -132,12 +126,7 @@ export async function startPebble(options: PebbleOptions = {}): Promise<Pebble> 
   const directoryUrl = `https://${urlHost}:${acmePort}/dir`;
   const managementUrl = `https://${urlHost}:${mgmtPort}`;
   const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exited(child);
-      clearTimeout(timer);
-    }
+    await stopChild(child);
     await rm(dir, { recursive: true, force: true });
   };
 

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,6 +8,7 @@ import bcrypt from 'bcryptjs';
 import { stringify } from 'yaml';
 
 import { freePort, requirePeer } from './peers.js';
+import { stopChild } from '../../bench/lib/child.js';
 
 /** A running reference registry: Debian's docker-registry (distribution 2.8.2), or distribution v3. */
 export interface ReferenceRegistry {
@@ -45,13 +46,6 @@ export interface ReferenceRegistryOptions {
     accessKeyId: string;
     secretAccessKey: string;
   };
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once('exit', () => resolve());
-  });
 }
 
 /** Starts a reference registry on a free loopback port with filesystem storage, delete enabled and htpasswd auth. */
@@ -118,12 +112,7 @@ export async function startReferenceRegistry(options: ReferenceRegistryOptions =
   child.stderr?.on('data', keep);
 
   const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exited(child);
-      clearTimeout(timer);
-    }
+    await stopChild(child);
     // a caller's dataDir lies outside dir and is kept
     await rm(dir, { recursive: true, force: true });
   };

@@ -11,13 +11,14 @@
  * - `healthCheck`: Traefik's active health check on `/healthz`. It takes a dead replica out of the rotation, but only
  *   after an interval, so on its own it leaves a window where every other request fails.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 
 import { freePort, requirePeer } from './peers.js';
+import { stopChild } from '../../bench/lib/child.js';
 
 export interface TraefikOptions {
   /** Backend base URLs, e.g. http://127.0.0.1:41234. */
@@ -35,13 +36,6 @@ export interface TraefikProcess {
   host: string;
   output(): string;
   stop(): Promise<void>;
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once('exit', () => resolve());
-  });
 }
 
 export async function startTraefik(opts: TraefikOptions): Promise<TraefikProcess> {
@@ -94,12 +88,7 @@ export async function startTraefik(opts: TraefikOptions): Promise<TraefikProcess
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
   const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exited(child);
-      clearTimeout(timer);
-    }
+    await stopChild(child);
     await rm(dir, { recursive: true, force: true });
   };
 
