@@ -149,7 +149,7 @@ describe.skipIf(!ready)('compose parity', () => {
     const registryCmd = (viaRegctl[`${PROJECT}-registry`] as { cmd: string[] }).cmd;
     expect(registryCmd.slice(0, 5)).toEqual([
       'node',
-      '--max-semi-space-size=4',
+      '--max-semi-space-size=1',
       '--heap-growing-percent=30',
       '/opt/regctl/bin/regctl.js',
       'serve',

@@ -76,7 +76,7 @@ describe('buildStackModel', () => {
     const dev = svc(buildStackModel(c, 'dev').services, 'registry');
     expect(dev.command).toEqual([
       'node',
-      '--max-semi-space-size=4',
+      '--max-semi-space-size=1',
       '--heap-growing-percent=30',
       '/opt/regctl/bin/regctl.js',
       'serve',
