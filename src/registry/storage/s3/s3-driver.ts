@@ -26,11 +26,13 @@ import {
   PathNotFoundError,
   TEMP_MARKER,
   TEMP_PROCESS_TAG,
+  type ByteRange,
   type DirEntry,
   type FileInfo,
   type StorageDriver,
   type WriterOptions,
 } from '../driver.js';
+import { copyBatched } from '../copy-batched.js';
 import { describeS3Error, reportUnavailable } from './s3-client.js';
 import {
   CONTENT_TYPE,
@@ -163,6 +165,11 @@ export class S3Driver implements StorageDriver {
       if (isInvalidRange(err)) return Readable.from([]);
       throw err;
     }
+  }
+
+  /** A range of the object into `out`, in batches (see copy-batched.ts). */
+  async copyTo(path: string, range: ByteRange, out: Writable, onBytes?: (n: number) => void): Promise<void> {
+    await copyBatched(await this.reader(path, range), out, onBytes);
   }
 
   /** A presigned GET of the object when redirects are on (signed locally: no request to S3). */
