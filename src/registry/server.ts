@@ -17,7 +17,7 @@ import { S3Driver } from './storage/s3/s3-driver.js';
 
 /** How long a presigned blob URL stays valid (distribution's default is 20 minutes too). */
 const S3_REDIRECT_SECONDS = 20 * 60;
-import { openMetadataStore, type MetadataSetting } from './metadata/settings.js';
+import { openMetadataStore, s3SqliteFile, type MetadataSetting } from './metadata/settings.js';
 
 export interface RegistryServerOptions {
   host?: string;
@@ -47,12 +47,14 @@ export interface RegistryServerOptions {
   shutdownGraceMs?: number;
   /**
    * Where repositories, tags and manifest facts are kept (metadata/settings.ts). Default: `sqlite` under the
-   * data directory, or `memory` when a `driver` is given without one.
+   * data directory (S3: in the state directory, `s3SqliteFile`), or `memory` when a `driver` is given.
    */
   metadata?: MetadataSetting;
   /** The PostgreSQL password, or a file holding it (the file wins). */
   metadataPassword?: string;
   metadataPasswordFile?: string;
+  /** With `s3`: the directory of the default SQLite store (default: `dataDir`, else `./data`). */
+  stateDir?: string;
 }
 
 export interface RegistryServer {
@@ -116,8 +118,12 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     uiHandler: opts.uiHandler,
     fenceWaitMs: opts.fenceWaitMs,
     openMetadata: () =>
-      openMetadataStore(opts.metadata ?? (dataDir === undefined ? { kind: 'memory' } : { kind: 'sqlite' }), {
+      openMetadataStore(opts.metadata ?? (opts.driver ? { kind: 'memory' } : { kind: 'sqlite' }), {
         dataDir,
+        sqliteFile:
+          opts.s3 && !opts.driver
+            ? s3SqliteFile(resolve(opts.stateDir ?? opts.dataDir ?? './data'), opts.s3)
+            : undefined,
         password: opts.metadataPassword,
         passwordFile: opts.metadataPasswordFile,
         onError: (err) => log('error', 'metadata database connection lost', { error: err.message }),
