@@ -71,6 +71,17 @@ export class RegistryConfigError extends Error {
   }
 }
 
+/** The S3 driver for a bucket as `regctl serve` opens it (also what `regctl fsck --storage s3://…` reads). */
+export function createS3Driver(s3: S3Settings): S3Driver {
+  return new S3Driver({
+    client: createS3Client(s3),
+    bucket: s3.bucket,
+    prefix: s3.prefix,
+    endpoint: s3.endpoint,
+    redirectSeconds: s3.redirect ? S3_REDIRECT_SECONDS : undefined,
+  });
+}
+
 export function createRegistryServer(opts: RegistryServerOptions): RegistryServer {
   if (!opts.htpasswd && !opts.noAuth) {
     throw new RegistryConfigError(
@@ -82,13 +93,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
   const driver: StorageDriver =
     opts.driver ??
     (opts.s3
-      ? new S3Driver({
-          client: createS3Client(opts.s3),
-          bucket: opts.s3.bucket,
-          prefix: opts.s3.prefix,
-          endpoint: opts.s3.endpoint,
-          redirectSeconds: opts.s3.redirect ? S3_REDIRECT_SECONDS : undefined,
-        })
+      ? createS3Driver(opts.s3)
       : new FsDriver(dataDir as string, {
           // The journal belongs to one process. Replicas share a data directory only with a shared metadata
           // store (PostgreSQL): there each write is synced on its own.
