@@ -1,92 +1,13 @@
-import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { RegctlError } from '../../common/errors.js';
-import type { ServeSettings } from '../../registry/config.js';
-import type { StorageDriver } from '../../registry/storage/driver.js';
+import { openStorageTarget, type StorageFlags, type StorageTarget } from './storage-target.js';
 
-interface FsckFlags {
-  data?: string;
+interface FsckFlags extends StorageFlags {
   repair?: boolean;
   json?: boolean;
   rebuildMetadata?: boolean;
-  metadata?: string;
-  metadataPasswordFile?: string;
-  storage?: string;
-  s3Endpoint?: string;
-  s3Region?: string;
-  s3PathStyle?: boolean;
-  stateDir?: string;
-}
-
-/** What fsck reads: the data directory, or a bucket; `where` names it in messages. */
-interface Target {
-  driver: StorageDriver;
-  where: string;
-  settings: ServeSettings;
-  /** The data directory (filesystem storage) or undefined (S3). */
-  dataDir: string | undefined;
-}
-
-/**
- * The storage and metadata settings as `regctl serve` resolves them (flags > environment), so that fsck reads
- * exactly what the registry serves: `--data DIR`, or `--storage s3://BUCKET[/PREFIX]` with the S3 flags.
- */
-async function openTarget(ctx: CliContext, flags: FsckFlags): Promise<Target> {
-  const { resolveSettings, SettingsError } = await import('../../registry/config.js');
-  let settings: ServeSettings;
-  try {
-    settings = resolveSettings(
-      {
-        data: flags.data,
-        storage: flags.storage,
-        s3Endpoint: flags.s3Endpoint,
-        s3Region: flags.s3Region,
-        s3PathStyle: flags.s3PathStyle,
-        stateDir: flags.stateDir,
-        metadata: flags.metadata,
-        metadataPasswordFile: flags.metadataPasswordFile,
-      },
-      ctx.env,
-      {},
-    );
-  } catch (err) {
-    if (err instanceof SettingsError)
-      throw new RegctlError('USAGE', err.message, { hint: 'see regctl fsck --help', cause: err });
-    throw err;
-  }
-  if (settings.storage.kind === 's3') {
-    const { createS3Driver } = await import('../../registry/server.js');
-    const { isNotFound } = await import('../../registry/storage/driver.js');
-    const s3 = settings.storage;
-    const where = `s3://${s3.bucket}${s3.prefix ? `/${s3.prefix}` : ''}`;
-    const driver = createS3Driver(s3);
-    try {
-      // A missing bucket, refused credentials or a closed endpoint fail here, before anything is checked.
-      await driver.list('').catch((err: unknown) => {
-        if (!isNotFound(err)) throw err;
-      });
-    } catch (err) {
-      throw new RegctlError('REGISTRY_ERROR', `cannot read ${where}: ${(err as Error).message}`, {
-        hint: 'check --storage, --s3-endpoint, --s3-region and the AWS credentials',
-        cause: err,
-      });
-    }
-    return { driver, where, settings, dataDir: undefined };
-  }
-  const dir = resolve(ctx.cwd, settings.data);
-  try {
-    if (!(await stat(dir)).isDirectory()) throw new Error('not a directory');
-  } catch {
-    throw new RegctlError('NOT_FOUND', `data directory ${dir} does not exist`, {
-      hint: 'pass the directory given to regctl serve --data',
-    });
-  }
-  const { FsDriver } = await import('../../registry/storage/fs-driver.js');
-  const driver = new FsDriver(dir);
-  await driver.open();
-  return { driver, where: dir, settings, dataDir: dir };
 }
 
 /**
@@ -114,7 +35,7 @@ export function fsckCommand(ctx: CliContext): Command {
     .option('--metadata <store>', 'the store to rebuild, as for regctl serve (env REGCTL_METADATA, default sqlite)')
     .option('--metadata-password-file <file>', 'file holding the PostgreSQL password (or REGCTL_METADATA_PASSWORD)')
     .action(async (flags: FsckFlags) => {
-      const target = await openTarget(ctx, flags);
+      const target = await openStorageTarget(ctx, flags);
       try {
         if (flags.rebuildMetadata) return await rebuildMetadata(ctx, target, flags.json === true);
         await check(ctx, target, flags);
@@ -124,7 +45,7 @@ export function fsckCommand(ctx: CliContext): Command {
     });
 }
 
-async function check(ctx: CliContext, target: Target, flags: FsckFlags): Promise<void> {
+async function check(ctx: CliContext, target: StorageTarget, flags: FsckFlags): Promise<void> {
   const { RegistryStore } = await import('../../registry/storage/store.js');
   const { runFsck } = await import('../../registry/storage/fsck.js');
   const { where: dir } = target;
@@ -159,7 +80,7 @@ async function check(ctx: CliContext, target: Target, flags: FsckFlags): Promise
     ctx.out.ok(`${report.repaired.length} problem(s) repaired, ${report.blobsChecked} blobs checked`);
 }
 
-async function rebuildMetadata(ctx: CliContext, target: Target, json: boolean): Promise<void> {
+async function rebuildMetadata(ctx: CliContext, target: StorageTarget, json: boolean): Promise<void> {
   const { MetadataSettingError, openMetadataStore, s3SqliteFile } = await import('../../registry/metadata/settings.js');
   const hint = 'check --metadata, and REGCTL_METADATA_PASSWORD or --metadata-password-file for PostgreSQL';
   const { settings, where: dir } = target;
