@@ -162,6 +162,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
       app.close();
       if (!server.listening) {
         await app.maintenanceDone();
+        await app.membership?.leave();
         await app.store.index.close();
         return driver.close?.();
       }
@@ -176,6 +177,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
       clearInterval(sweep);
       clearTimeout(timer);
       await app.maintenanceDone();
+      await app.membership?.leave();
       await app.store.index.close();
       await driver.close?.();
     },

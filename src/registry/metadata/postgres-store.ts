@@ -44,6 +44,8 @@ class Conn implements SqlConn {
 
 class PostgresDatabase extends Conn implements SqlDatabase {
   readonly kind = 'postgres';
+  /** Leases held, released at close: a held lease keeps a client out of the pool, which `end` would wait for. */
+  private readonly held = new Set<() => Promise<void>>();
 
   constructor(private readonly pool: pg.Pool) {
     super(pool);
@@ -118,6 +120,7 @@ class PostgresDatabase extends Conn implements SqlDatabase {
     const release = async (): Promise<void> => {
       if (released) return;
       released = true;
+      this.held.delete(release);
       try {
         if (lost) return;
         await client.query('DELETE FROM meta WHERE key = $1 AND value = $2', [leaseMetaKey(name), holder]);
@@ -130,6 +133,7 @@ class PostgresDatabase extends Conn implements SqlDatabase {
         client.release(lost ?? undefined);
       }
     };
+    this.held.add(release);
     return { lease: { release } };
   }
 
@@ -162,6 +166,7 @@ class PostgresDatabase extends Conn implements SqlDatabase {
 
   async close(): Promise<void> {
     if (this.pool.ended) return;
+    for (const release of [...this.held]) await release();
     await this.pool.end();
   }
 }

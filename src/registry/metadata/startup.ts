@@ -67,7 +67,12 @@ export async function importStorage(
   return removed;
 }
 
-export async function prepareMetadata(store: RegistryStore, log: LogFn): Promise<StartupReport> {
+/** `ownersGoneBefore`: see recoverIntents (a shared store; instances.ts). */
+export async function prepareMetadata(
+  store: RegistryStore,
+  log: LogFn,
+  ownersGoneBefore?: number,
+): Promise<StartupReport> {
   const index = store.index;
   if (!index.persistent) {
     const incompleteTags = await store.buildIndex({ removeIncompleteTags: true });
@@ -78,7 +83,7 @@ export async function prepareMetadata(store: RegistryStore, log: LogFn): Promise
   // A store that never finished an import has written nothing through intents, so its intents, if any, are of
   // no other storage; one whose id is not this storage's marker describes other storage.
   const foreign = id !== undefined && id !== marker;
-  const recovered = foreign ? 0 : await recoverIntents(store);
+  const recovered = foreign ? 0 : await recoverIntents(store, Date.now(), ownersGoneBefore);
   if (recovered > 0) log('info', 'finished writes an earlier process left half done', { count: recovered });
 
   if (await metadataCurrent(store)) return { recovered, imported: false, incompleteTags: 0 };
