@@ -1,5 +1,6 @@
 /** The crash harness's options and report, and the report as markdown for docs/reliability.md. */
 import type { OpKind } from './crash-model.js';
+import type { CrashStorage } from './crash-storage.js';
 
 export interface CrashOptions {
   dir: string;
@@ -16,6 +17,8 @@ export interface CrashOptions {
    */
   maxLive?: number;
   progress?: (line: string) => void;
+  /** Where the registry keeps its data; default: a data directory `dir/data` (crash-storage.ts). */
+  storage?: CrashStorage;
 }
 
 export interface CrashReport {
