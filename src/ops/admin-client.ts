@@ -114,6 +114,26 @@ function errorText(res: HttpResult): string {
   return res.body.toString('utf8').slice(0, 200).trim() || `HTTP ${res.status}`;
 }
 
+/**
+ * 409 from `POST /admin/v1/gc`: a GC already runs on this registry or a replica; one line (no hint) that names it
+ * when the registry did and says what to do.
+ */
+function gcRunningError(res: HttpResult): RegctlError {
+  let running: string | undefined;
+  try {
+    const doc = JSON.parse(res.body.toString('utf8')) as { errors?: { detail?: { runningGc?: unknown } }[] };
+    const v = doc.errors?.[0]?.detail?.runningGc;
+    if (typeof v === 'string') running = v;
+  } catch {
+    // not JSON: the generic wording below
+  }
+  return new RegctlError(
+    'REGISTRY_ERROR',
+    `garbage collection not started: another one is running${running ? ` (${running})` : ''}; ` +
+      'run regctl gc again once it has finished',
+  );
+}
+
 export class AdminClient {
   endpoint: RegistryEndpoint;
 
@@ -275,6 +295,7 @@ export class AdminClient {
     const what = 'garbage collection';
     const res = await this.request('POST', '/admin/v1/gc', { body: { ...body, wait: false } });
     if (res.status === 200) return JSON.parse(res.body.toString('utf8')) as GcReport;
+    if (res.status === 409) throw gcRunningError(res);
     if (res.status !== 202) throw this.fail(what, res);
     const { id } = JSON.parse(res.body.toString('utf8')) as GcJobStatus;
     for (;;) {

@@ -21,6 +21,8 @@ import {
   type RestoreProgress,
   type RestoreResult,
 } from '../registry/backup/restore.js';
+import { restoreIntoStorage } from '../registry/backup/restore-storage.js';
+import type { StorageDriver } from '../registry/storage/driver.js';
 import { DATA_DIR, REGCTL_BIN } from '../stack/build-model.js';
 import { LABELS, type StackModel, type VolumeModel } from '../stack/model.js';
 import { progressLine } from './backup.js';
@@ -62,6 +64,26 @@ export async function restoreDirectory(opts: RestoreDirectoryOptions): Promise<R
     return await restoreArchive({
       archive: opts.archive,
       dataDir: opts.dataDir,
+      force: opts.force,
+      bases: opts.bases,
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    });
+  } catch (err) {
+    if (err instanceof RestoreRefused) throw refusal(err);
+    throw err;
+  }
+}
+
+/** Restores into a bucket (`regctl restore --storage s3://…`), the registries on it stopped; see restore-storage.ts. */
+export async function restoreStorage(
+  opts: Omit<RestoreDirectoryOptions, 'dataDir'> & { driver: StorageDriver; where: string },
+): Promise<RestoreResult> {
+  await assertFiles([opts.archive, ...opts.bases]);
+  try {
+    return await restoreIntoStorage({
+      archive: opts.archive,
+      driver: opts.driver,
+      where: opts.where,
       force: opts.force,
       bases: opts.bases,
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),

@@ -28,6 +28,7 @@ import { Metrics } from './metrics.js';
 import { isValidName } from './reference.js';
 import type { StorageDriver } from './storage/driver.js';
 import { removeTempFiles } from './storage/fsck.js';
+import { Membership } from './metadata/instances.js';
 import { recoverIntents, SHARED_INTENT_AGE_MS } from './metadata/recover.js';
 import { prepareMetadata } from './metadata/startup.js';
 import type { MetadataStore } from './metadata/store.js';
@@ -77,6 +78,7 @@ export class RegistryApp {
   private purgeTimer: NodeJS.Timeout | undefined;
   private recoverTimer: NodeJS.Timeout | undefined;
   private startupMaintenance: Promise<void> = Promise.resolve();
+  membership: Membership | undefined; // on a shared store: listed as alive until `leave` (instances.ts)
 
   constructor(opts: RegistryAppOptions) {
     this.opts = opts;
@@ -109,7 +111,8 @@ export class RegistryApp {
     await this.opts.driver.open?.();
     await this.opts.driver.checkWritable();
     if (this.opts.openMetadata) this.store.useIndex(await this.opts.openMetadata());
-    const report = await prepareMetadata(this.store, this.opts.log);
+    this.membership = await Membership.join(this.store.index);
+    const report = await prepareMetadata(this.store, this.opts.log, await this.membership.ownersGoneBefore());
     if (report.incompleteTags > 0)
       this.opts.log('info', 'removed tags left incomplete by an interrupted write', { count: report.incompleteTags });
     const startedAt = Date.now();
@@ -146,7 +149,7 @@ export class RegistryApp {
 
   private async recoverStale(): Promise<void> {
     try {
-      const n = await recoverIntents(this.store);
+      const n = await recoverIntents(this.store, Date.now(), await this.membership?.ownersGoneBefore());
       if (n > 0) this.opts.log('info', 'finished writes another process left half done', { count: n });
     } catch (err) {
       this.opts.log('error', 'recovery of unfinished writes failed', { error: (err as Error).message });

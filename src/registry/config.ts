@@ -21,14 +21,19 @@
  * | --realm TEXT         | REGCTL_REALM             | realm             | regctl            |
  * | --cors-origin LIST   | REGCTL_CORS_ORIGIN       | corsOrigins       | (none)            |
  * | --no-credential-cache | REGCTL_CREDENTIAL_CACHE=false | credentialCache: false | true (cache on) |
- * | --metadata STORE     | REGCTL_METADATA          | metadata          | sqlite (S3: memory) |
+ * | --metadata STORE     | REGCTL_METADATA          | metadata          | sqlite            |
+ * | --state-dir DIR      | REGCTL_STATE_DIR         | stateDir          | the --data directory (S3 only) |
  * | --metadata-password-file FILE | REGCTL_METADATA_PASSWORD_FILE | metadataPasswordFile | (none)  |
  * | -                    | REGCTL_METADATA_PASSWORD | -                 | (none)            |
  * STORE is `sqlite`, `sqlite:PATH`, `postgres://USER@HOST[:PORT]/DB` or `memory` (metadata/settings.ts). The
  * database password is never a flag, a config key or part of the URL: only the environment or a file.
  * `--storage s3://BUCKET[/PREFIX]` stores the registry in S3 (distribution's key layout under PREFIX) instead of the
- * `--data` directory; the S3 credentials come from the AWS SDK's default chain (AWS_ACCESS_KEY_ID and
- * AWS_SECRET_ACCESS_KEY, AWS_PROFILE, shared config files), never from these settings.
+ * `--data` directory; the embedded metadata store (`sqlite`) then lives in the state directory (`--state-dir`, by
+ * default the `--data` directory), one file per bucket and prefix (metadata/settings.ts `s3SqliteFile`), imported
+ * from the bucket at the first start and reused after. With `--data` storage the state lives in the data directory
+ * and `--state-dir` is refused. Replicas sharing a bucket need a shared store (`postgres://…`). The S3
+ * credentials come from the AWS SDK's default chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE,
+ * shared config files), never from these settings.
  * Durations and sizes have the meaning `src/common/units.ts` gives them, wherever they come from:
  * - durations need a unit (`90s`, `30m`, `24h`, `7d`, `1h30m`); a bare number, in a string or as a YAML number, is
  *   refused (only `0` is accepted), so `10` is never silently seconds or milliseconds;
@@ -63,6 +68,8 @@ export interface ServeSettings {
   credentialCache: boolean;
   metadata: MetadataSetting;
   metadataPasswordFile: string | undefined;
+  /** Where the registry keeps local state when storage is S3 (the embedded metadata store); undefined otherwise. */
+  stateDir: string | undefined;
   /** From REGCTL_METADATA_PASSWORD only. */
   metadataPassword: string | undefined;
 }
@@ -87,7 +94,8 @@ export type RawSettings = Partial<
     | 'corsOrigins'
     | 'credentialCache'
     | 'metadata'
-    | 'metadataPasswordFile',
+    | 'metadataPasswordFile'
+    | 'stateDir',
     unknown
   >
 >;
@@ -121,6 +129,7 @@ const ENV: Record<keyof RawSettings, string> = {
   credentialCache: 'REGCTL_CREDENTIAL_CACHE',
   metadata: 'REGCTL_METADATA',
   metadataPasswordFile: 'REGCTL_METADATA_PASSWORD_FILE',
+  stateDir: 'REGCTL_STATE_DIR',
 };
 
 function withSetting<T>(setting: string, parse: () => T): T {
@@ -233,9 +242,16 @@ export function resolveSettings(flags: RawSettings, env: NodeJS.ProcessEnv, file
     (k, d) => parseBool(pick(k) ?? d, k === 's3PathStyle' ? 's3-path-style' : 's3-redirect'),
     env,
   );
+  const data = str('data') ?? './data';
+  const stateDir = str('stateDir');
+  if (stateDir !== undefined && storage.kind !== 's3')
+    throw new SettingsError(
+      'stateDir',
+      'state-dir is for --storage s3://BUCKET; with --data storage the state lives in the data directory',
+    );
   return {
     ...listen,
-    data: str('data') ?? './data',
+    data,
     storage,
     htpasswd: str('htpasswd'),
     access: str('access'),
@@ -247,10 +263,9 @@ export function resolveSettings(flags: RawSettings, env: NodeJS.ProcessEnv, file
     realm: str('realm') ?? 'regctl',
     corsOrigins,
     credentialCache: parseBool(pick('credentialCache') ?? true, 'credential-cache'),
-    // The embedded store lives in the data directory, which S3 storage has none of: there the index is kept in
-    // memory unless a shared store is given.
-    metadata: metadataSetting(str('metadata') ?? (storage.kind === 's3' ? 'memory' : 'sqlite')),
+    metadata: metadataSetting(str('metadata') ?? 'sqlite'),
     metadataPasswordFile: str('metadataPasswordFile'),
+    stateDir: storage.kind === 's3' ? (stateDir ?? data) : undefined,
     metadataPassword: env.REGCTL_METADATA_PASSWORD || undefined,
   };
 }

@@ -25,6 +25,7 @@ export const ERROR_TABLE = {
   METHOD_NOT_ALLOWED: { status: 405, message: 'the method is not allowed on this resource' },
   NOT_FOUND: { status: 404, message: 'not found' },
   TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
+  GC_RUNNING: { status: 409, message: 'a garbage collection is already running' },
   UNAVAILABLE: { status: 503, message: 'service unavailable' },
   RANGE_INVALID: { status: 416, message: 'requested range not satisfiable' },
   INVALID_REQUEST: { status: 400, message: 'invalid request' },

@@ -12,13 +12,14 @@ import { createLogger, type LogFn, type LogLevel } from './logger.js';
 import type { StorageDriver } from './storage/driver.js';
 import { FsDriver } from './storage/fs-driver.js';
 import type { S3Settings } from './storage/s3/s3-config.js';
-import { openMetadataStore, type MetadataSetting } from './metadata/settings.js';
+import { openMetadataStore, s3SqliteFile, type MetadataSetting } from './metadata/settings.js';
 
 /** How long a presigned blob URL stays valid (distribution's default is 20 minutes too). */
 const S3_REDIRECT_SECONDS = 20 * 60;
 
 /**
- * The S3 driver for `s3`, to pass as `driver` with `s3`. Its modules, the AWS SDK among them (about 20 MiB
+ * The S3 driver for `s3`, to pass as `driver` with `s3` (also what `regctl fsck` and `restore` open for a
+ * bucket). Its modules, the AWS SDK among them (about 20 MiB
  * resident), are loaded here, so a registry on the filesystem never loads them.
  */
 export async function openS3Driver(s3: S3Settings): Promise<StorageDriver> {
@@ -63,12 +64,14 @@ export interface RegistryServerOptions {
   shutdownGraceMs?: number;
   /**
    * Where repositories, tags and manifest facts are kept (metadata/settings.ts). Default: `sqlite` under the
-   * data directory, or `memory` when a `driver` is given without one.
+   * data directory (S3: in the state directory, `s3SqliteFile`), or `memory` when a `driver` is given.
    */
   metadata?: MetadataSetting;
   /** The PostgreSQL password, or a file holding it (the file wins). */
   metadataPassword?: string;
   metadataPasswordFile?: string;
+  /** With `s3`: the directory of the default SQLite store (default: `dataDir`, else `./data`). */
+  stateDir?: string;
 }
 
 export interface RegistryServer {
@@ -125,8 +128,9 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     uiHandler: opts.uiHandler,
     fenceWaitMs: opts.fenceWaitMs,
     openMetadata: () =>
-      openMetadataStore(opts.metadata ?? (dataDir === undefined ? { kind: 'memory' } : { kind: 'sqlite' }), {
+      openMetadataStore(opts.metadata ?? (opts.driver && !opts.s3 ? { kind: 'memory' } : { kind: 'sqlite' }), {
         dataDir,
+        sqliteFile: opts.s3 ? s3SqliteFile(resolve(opts.stateDir ?? opts.dataDir ?? './data'), opts.s3) : undefined,
         password: opts.metadataPassword,
         passwordFile: opts.metadataPasswordFile,
         onError: (err) => log('error', 'metadata database connection lost', { error: err.message }),
@@ -160,6 +164,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
       app.close();
       if (!server.listening) {
         await app.maintenanceDone();
+        await app.membership?.leave();
         await app.store.index.close();
         return driver.close?.();
       }
@@ -174,6 +179,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
       clearInterval(sweep);
       clearTimeout(timer);
       await app.maintenanceDone();
+      await app.membership?.leave();
       await app.store.index.close();
       await driver.close?.();
     },

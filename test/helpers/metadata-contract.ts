@@ -325,6 +325,23 @@ function stateCases(make: () => Promise<MetadataStore>): void {
     await index.close();
   });
 
+  it('grants a lease to one holder at a time: others learn who holds it at once; released, it is free again', async () => {
+    const index = await make();
+    const first = await index.tryLease('gc', 'holder one');
+    if (!('lease' in first)) throw new Error(`not granted: held by ${first.heldBy}`);
+    expect(await index.tryLease('gc', 'holder two')).toEqual({ heldBy: 'holder one' });
+    const other = await index.tryLease('other', 'holder three');
+    expect('lease' in other).toBe(true);
+    await first.lease.release();
+    await first.lease.release();
+    const second = await index.tryLease('gc', 'holder two');
+    expect('lease' in second).toBe(true);
+    expect(await index.tryLease('gc', 'holder one')).toEqual({ heldBy: 'holder two' });
+    if ('lease' in second) await second.lease.release();
+    if ('lease' in other) await other.lease.release();
+    await index.close();
+  });
+
   it('keeps its own state in meta', async () => {
     const index = await make();
     expect(await index.getMeta('import_state')).toBeUndefined();

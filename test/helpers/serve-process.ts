@@ -141,7 +141,11 @@ export async function startRegistryProcess(opts: RegistryProcessOptions = {}): P
   await writeFile(htpasswd, `${username}:${bcrypt.hashSync(password, 5)}\n`, { mode: 0o600 });
   let srv: ServeProcess;
   try {
-    const storage = opts.storageArgs ?? ['--data', dataDir];
+    // With S3 storage the data directory still holds local state (the default metadata store): the temporary one,
+    // never the working directory's ./data.
+    const storage = opts.storageArgs
+      ? [...opts.storageArgs, ...(opts.storageArgs.includes('--data') ? [] : ['--data', dataDir])]
+      : ['--data', dataDir];
     srv = await startServe([...storage, '--htpasswd', htpasswd, '--log-level', 'warn', ...(opts.args ?? [])], {
       inheritEnv: false,
       env: opts.env,

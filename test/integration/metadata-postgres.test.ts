@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPostgresStore } from '../../src/registry/metadata/postgres-store.js';
+import { Membership } from '../../src/registry/metadata/instances.js';
 import { recoverIntents, SHARED_INTENT_AGE_MS } from '../../src/registry/metadata/recover.js';
 import { MemoryDriver } from '../../src/registry/storage/memory-driver.js';
 import { RegistryStore } from '../../src/registry/storage/store.js';
@@ -79,6 +80,37 @@ describe.skipIf(!postgresAvailable())('PostgreSQL metadata store', () => {
     expect(await recoverIntents(store, Date.now() + SHARED_INTENT_AGE_MS + 1)).toBe(1);
     expect(await index.tagTarget('r', 'gone')).toBeUndefined();
     await index.close();
+  });
+
+  it('finishes at once the intents older than every live process; while an older process lives, the age rule holds', async () => {
+    const db = await pg.createDatabase();
+    const open = () => openPostgresStore({ url: db.url, password: db.password });
+    const dead = await open();
+    const live = await open();
+    await Membership.join(dead);
+    const alive = await Membership.join(live);
+    await dead.setTag('r', 'half', `sha256:${'b'.repeat(64)}`);
+    await dead.beginIntent('tag-put', 'r', 'half');
+    await live.setTag('r', 'busy', `sha256:${'c'.repeat(64)}`);
+    await live.beginIntent('tag-put', 'r', 'busy');
+    // What dying does to a process: its connections close, and with them its lease; it never leaves the list.
+    await dead.close();
+    const restarted = await open();
+    const me = await Membership.join(restarted);
+    const store = new RegistryStore(new MemoryDriver(), restarted);
+    const cutoff = await me.ownersGoneBefore();
+    // live started before the intents and still runs: neither may be finished by age or by the cutoff yet.
+    expect(await recoverIntents(store, Date.now(), cutoff)).toBe(0);
+    expect((await restarted.pendingIntents()).map((i) => i.key).sort()).toEqual(['busy', 'half']);
+    await alive.leave();
+    // Now no other process runs: every intent belongs to a gone process and is finished (storage holds neither tag).
+    const after = await me.ownersGoneBefore();
+    expect(await recoverIntents(store, Date.now(), after)).toBe(2);
+    expect(await restarted.tagTarget('r', 'half')).toBeUndefined();
+    // The dead process was dropped from the list, the one that left took itself off: only this one remains.
+    expect(Object.keys(JSON.parse((await restarted.getMeta('instances')) ?? '{}') as object)).toHaveLength(1);
+    await me.leave();
+    await Promise.all([live.close(), restarted.close()]);
   });
 
   it('refuses a wrong password with the server error, never echoing the password', async () => {

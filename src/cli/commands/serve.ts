@@ -25,6 +25,7 @@ interface ServeFlags {
   credentialCache?: boolean;
   metadata?: string;
   metadataPasswordFile?: string;
+  stateDir?: string;
 }
 
 /** Resolves the settings (flags > env > config file > defaults); bad values become USAGE / CONFIG_INVALID errors. */
@@ -50,6 +51,7 @@ export async function resolveServeSettings(flags: ServeFlags, env: NodeJS.Proces
     credentialCache: flags.credentialCache === false ? false : undefined,
     metadata: flags.metadata,
     metadataPasswordFile: flags.metadataPasswordFile,
+    stateDir: flags.stateDir,
   };
   try {
     const configPath = flags.config ?? env.REGCTL_CONFIG;
@@ -106,11 +108,15 @@ export function serveCommand(ctx: CliContext): Command {
     )
     .option(
       '--metadata <store>',
-      'where repositories and tags are kept: sqlite (default, under --data), sqlite:FILE, postgres://USER@HOST[:PORT]/DB or memory (env REGCTL_METADATA)',
+      'where repositories and tags are kept: sqlite (default, under --data or with S3 --state-dir), sqlite:FILE, postgres://USER@HOST[:PORT]/DB or memory (env REGCTL_METADATA)',
     )
     .option(
       '--metadata-password-file <file>',
       'file holding the PostgreSQL password (env REGCTL_METADATA_PASSWORD_FILE; or the password in REGCTL_METADATA_PASSWORD)',
+    )
+    .option(
+      '--state-dir <dir>',
+      'with --storage s3://: local directory for the embedded metadata store, one file per bucket (env REGCTL_STATE_DIR, default the --data directory)',
     )
     .action(async (flags: ServeFlags) => {
       const settings = await resolveServeSettings(flags, ctx.env);
@@ -142,6 +148,7 @@ export function serveCommand(ctx: CliContext): Command {
           metadata: settings.metadata,
           metadataPassword: settings.metadataPassword,
           metadataPasswordFile: settings.metadataPasswordFile,
+          stateDir: settings.stateDir,
           log: createLogger(settings.logLevel),
           uiHandler,
         });

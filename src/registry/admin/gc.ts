@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { RegistryError } from '../errors.js';
 import { sendJson } from '../http/context.js';
 import type { GcProgress, GcReport } from '../../common/admin-api.js';
@@ -22,6 +23,20 @@ interface GcJob {
 const jobs = new WeakMap<RegistryStore, GcJob>();
 let nextId = 1;
 
+/** How a job names itself to a GC refused while it runs, on this replica or another. */
+function describeJob(job: GcJob): string {
+  return `${job.dryRun ? 'dry run' : 'job'} ${job.id} on ${hostname()} (pid ${process.pid}), started ${job.startedAt}`;
+}
+
+/** 409: the answer to a GC asked for while one runs anywhere, naming the one that runs when it is known. */
+function gcRunning(runningGc: string | undefined): RegistryError {
+  return new RegistryError(
+    'GC_RUNNING',
+    { reason: 'a garbage collection is already running', ...(runningGc ? { runningGc } : {}) },
+    { headers: { 'Retry-After': '30' } },
+  );
+}
+
 /**
  * POST /admin/v1/gc { dryRun?, deleteUntagged?, graceSeconds?, wait? } runs one GC at a time.
  * - `wait` true (the default): answers 200 with the report { deleted, kept, freedBytes, repositoriesRemoved,
@@ -29,6 +44,11 @@ let nextId = 1;
  * - `wait` false: answers 202 at once with the job ({ id, state: "running", progress, … }) and `Location`;
  *   GET /admin/v1/gc then shows its progress, and its report once `state` is "done" (or `error` if "failed").
  * A long GC under load need not hold a request open through every proxy on the way.
+ *
+ * One GC at a time in the whole cluster (the store's `gc` lease: replicas on PostgreSQL share it). A GC asked for
+ * while one runs anywhere is refused at once with 409 `GC_RUNNING`, whose detail names the running one
+ * (`runningGc`: job, host, pid, start), rather than queued: the running GC already does what the second would, and a
+ * queued one would only mark and sweep again what was just collected.
  */
 export const gcModule: AdminModule = (register) => {
   register({
@@ -65,21 +85,18 @@ export const gcModule: AdminModule = (register) => {
       const dryRun = bool('dryRun') ?? false;
       const deleteUntagged = bool('deleteUntagged') ?? false;
       const wait = bool('wait') ?? true;
-      const busy = () =>
-        new RegistryError(
-          'TOOMANYREQUESTS',
-          { reason: 'a garbage collection is already running' },
-          { headers: { 'Retry-After': '5' } },
-        );
-      const isRunning = () => jobs.get(services.store)?.state === 'running';
-      if (isRunning()) throw busy();
+      const runningHere = (): string | undefined => {
+        const job = jobs.get(services.store);
+        return job?.state === 'running' ? describeJob(job) : undefined;
+      };
+      if (runningHere()) throw gcRunning(runningHere());
       if (!dryRun) await services.fence.waitWritable();
       // Checked again: another request may have started a GC while this one waited for the fence.
-      if (isRunning()) throw busy();
+      if (runningHere()) throw gcRunning(runningHere());
       // A GC that deletes holds the maintenance lock until it is done: a backup must not copy blobs being swept.
-      const release = dryRun ? () => undefined : services.maintenance.tryAcquire('gc-sweep');
-      if (!release) {
-        if (services.maintenance.holder === 'gc-sweep') throw busy();
+      const releaseMaintenance = dryRun ? () => undefined : services.maintenance.tryAcquire('gc-sweep');
+      if (!releaseMaintenance) {
+        if (services.maintenance.holder === 'gc-sweep') throw gcRunning(runningHere());
         throw new RegistryError(
           'TOOMANYREQUESTS',
           { reason: 'a backup is running; run the garbage collection after it' },
@@ -93,6 +110,23 @@ export const gcModule: AdminModule = (register) => {
         deleteUntagged,
         startedAt: new Date().toISOString(),
         progress: { phase: 'mark', done: 0, total: 0 },
+      };
+      // One GC in the whole cluster: replicas sharing a metadata store share its lease.
+      const attempt = await services.store.index.tryLease('gc', describeJob(current)).catch((err: unknown) => {
+        releaseMaintenance();
+        throw err;
+      });
+      if ('heldBy' in attempt) {
+        releaseMaintenance();
+        throw gcRunning(attempt.heldBy);
+      }
+      const release = () => {
+        releaseMaintenance();
+        attempt.lease
+          .release()
+          .catch((err: unknown) =>
+            services.log('error', 'garbage collection lease release failed', { error: (err as Error).message }),
+          );
       };
       jobs.set(services.store, current);
       const done = runGc(services.store, {

@@ -11,7 +11,8 @@ import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { once } from 'node:events';
+import type { Readable, Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { extract as tarExtract, type Header as TarHeader } from 'tar-stream';
 import { exists, fsyncDir } from '../../common/fs.js';
@@ -104,11 +105,14 @@ async function archiveSource(path: string): Promise<Readable> {
 const damaged = (archive: string, why: string): RestoreRefused =>
   new RestoreRefused('DAMAGED', `the archive ${archive} is damaged: ${why}; nothing was restored`);
 
+/** Opens where one file of the archive goes (restores into storage other than a directory). */
+export type FileSink = (path: string) => Promise<Writable>;
+
 interface ExtractPlan {
   /** Files to write, by archive path. */
   want: Map<string, BackupFile>;
-  /** Where to write them; undefined: check only. */
-  into: string | undefined;
+  /** Where to write them (a directory, or a sink per file); undefined: check only. */
+  into: string | FileSink | undefined;
   progress: RestoreProgress;
   onProgress: ((p: RestoreProgress) => void) | undefined;
 }
@@ -172,7 +176,7 @@ function fileIndex(m: BackupManifest): Map<string, BackupFile> {
 async function copyEntry(
   entry: AsyncIterable<Buffer>,
   file: BackupFile,
-  into: string | undefined,
+  into: string | FileSink | undefined,
   archive: string,
   onBytes: (n: number) => void,
 ): Promise<void> {
@@ -187,11 +191,12 @@ async function copyEntry(
     }
   }
   let fh: Awaited<ReturnType<typeof open>> | undefined;
-  if (into) {
+  let sink: Writable | undefined;
+  if (typeof into === 'string') {
     const target = join(into, file.path);
     await mkdir(dirname(target), { recursive: true });
     fh = await open(target, 'wx', 0o644);
-  }
+  } else if (into) sink = await into(file.path);
   let size = 0;
   try {
     for await (const chunk of entry) {
@@ -199,16 +204,65 @@ async function copyEntry(
       sha.update(chunk);
       blobHash?.update(chunk);
       if (fh) await fh.write(chunk);
+      if (sink && !sink.write(chunk)) await once(sink, 'drain');
       onBytes(chunk.length);
     }
     if (fh) await fh.sync();
+    if (sink)
+      await new Promise<void>((resolve, reject) => sink.end((err?: Error | null) => (err ? reject(err) : resolve())));
   } finally {
     await fh?.close();
+    if (sink && !sink.writableFinished) sink.destroy();
   }
   if (size !== file.size) throw damaged(archive, `${file.path} is truncated (${size} of ${file.size} bytes)`);
   if (sha.digest('hex') !== file.sha256) throw damaged(archive, `${file.path} does not match its sha256`);
   if (blobHash && blob && blobHash.digest('hex') !== blob.hex)
     throw damaged(archive, `${file.path} does not match its digest`);
+}
+
+/**
+ * Reads the archive and, for an incremental one, the base blobs from its bases, checking every file, and writes
+ * them `into` (undefined: check only). Throws RestoreRefused (DAMAGED, BASE_MISSING) at the first fault.
+ */
+export async function readWhole(
+  opts: Pick<RestoreOptions, 'archive' | 'bases' | 'onProgress'>,
+  into: string | FileSink | undefined,
+): Promise<{ manifest: BackupManifest; progress: RestoreProgress }> {
+  const progress: RestoreProgress = { phase: 'verify', bytes: 0, totalBytes: 0, files: 0, totalFiles: 0 };
+  const { manifest } = await readArchive(opts.archive, (m) => {
+    progress.totalBytes = contentBytes(m) + m.baseBlobs.reduce((n, f) => n + f.size, 0);
+    progress.totalFiles = m.files.length + m.baseBlobs.length;
+    opts.onProgress?.(progress);
+    return { want: fileIndex(m), into, progress, onProgress: opts.onProgress };
+  }).then(async (r) => {
+    const idx = fileIndex(r.manifest);
+    const missing = [...idx.keys()].filter((p) => !r.seen.has(p));
+    if (missing.length > 0)
+      throw damaged(opts.archive, `it is truncated: ${missing.length} listed file(s) are absent, first ${missing[0]}`);
+    return r;
+  });
+  const pending = new Map(manifest.baseBlobs.map((f) => [f.path, f]));
+  for (const base of opts.bases ?? []) {
+    if (pending.size === 0) break;
+    progress.phase = 'base';
+    await readArchive(base, (m) => {
+      const want = new Map<string, BackupFile>();
+      for (const f of m.files) {
+        const need = pending.get(f.path);
+        if (need && need.sha256 === f.sha256 && need.size === f.size) want.set(f.path, f);
+      }
+      return { want, into, progress, onProgress: opts.onProgress };
+    }).then((r) => {
+      for (const p of r.seen) pending.delete(p);
+    });
+  }
+  if (pending.size > 0) {
+    throw new RestoreRefused(
+      'BASE_MISSING',
+      `the archive is incremental (base backup ${manifest.base?.id ?? '?'} of ${manifest.base?.createdAt ?? '?'}) and ${pending.size} blob(s) are in none of the base archives given; nothing was restored`,
+    );
+  }
+  return { manifest, progress };
 }
 
 /** Verifies an archive (and its bases) completely, then moves its content into `dataDir` in one rename. */
@@ -231,45 +285,7 @@ export async function restoreArchive(opts: RestoreOptions): Promise<RestoreResul
     await mkdir(staging, { recursive: true, mode: 0o755 });
   }
   try {
-    const progress: RestoreProgress = { phase: 'verify', bytes: 0, totalBytes: 0, files: 0, totalFiles: 0 };
-    const { manifest } = await readArchive(opts.archive, (m) => {
-      progress.totalBytes = contentBytes(m) + m.baseBlobs.reduce((n, f) => n + f.size, 0);
-      progress.totalFiles = m.files.length + m.baseBlobs.length;
-      opts.onProgress?.(progress);
-      return { want: fileIndex(m), into: staging, progress, onProgress: opts.onProgress };
-    }).then(async (r) => {
-      const idx = fileIndex(r.manifest);
-      const missing = [...idx.keys()].filter((p) => !r.seen.has(p));
-      if (missing.length > 0)
-        throw damaged(
-          opts.archive,
-          `it is truncated: ${missing.length} listed file(s) are absent, first ${missing[0]}`,
-        );
-      return r;
-    });
-
-    const pending = new Map(manifest.baseBlobs.map((f) => [f.path, f]));
-    for (const base of opts.bases ?? []) {
-      if (pending.size === 0) break;
-      progress.phase = 'base';
-      await readArchive(base, (m) => {
-        const want = new Map<string, BackupFile>();
-        for (const f of m.files) {
-          const need = pending.get(f.path);
-          if (need && need.sha256 === f.sha256 && need.size === f.size) want.set(f.path, f);
-        }
-        return { want, into: staging, progress, onProgress: opts.onProgress };
-      }).then((r) => {
-        for (const p of r.seen) pending.delete(p);
-      });
-    }
-    if (pending.size > 0) {
-      throw new RestoreRefused(
-        'BASE_MISSING',
-        `the archive is incremental (base backup ${manifest.base?.id ?? '?'} of ${manifest.base?.createdAt ?? '?'}) and ${pending.size} blob(s) are in none of the base archives given; nothing was restored`,
-      );
-    }
-
+    const { manifest, progress } = await readWhole(opts, staging);
     const result: RestoreResult = {
       id: manifest.id,
       createdAt: manifest.createdAt,

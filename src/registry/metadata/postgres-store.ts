@@ -5,12 +5,15 @@
  * BIGINT columns come back as JavaScript numbers (times in ms and sizes stay far below 2^53).
  */
 import pg from 'pg';
+import { leaseMetaKey, type LeaseAttempt } from './lease.js';
 import { MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION, SchemaTooNewError } from './migrations.js';
 import { SqlMetadataStore, type SqlConn, type SqlDatabase, type SqlValue } from './sql-store.js';
 
 /** An arbitrary constant naming the migration lock among advisory locks. */
 const MIGRATION_LOCK = 7_203_411;
 const INT8_OID = 20;
+/** The first key of leases' advisory locks (the second is the lease name's hash). */
+const LEASE_LOCKS = 7_203_412;
 
 export interface PostgresOptions {
   /** `postgres://USER@HOST[:PORT]/DB`, without a password. */
@@ -41,6 +44,8 @@ class Conn implements SqlConn {
 
 class PostgresDatabase extends Conn implements SqlDatabase {
   readonly kind = 'postgres';
+  /** Leases held, released at close: a held lease keeps a client out of the pool, which `end` would wait for. */
+  private readonly held = new Set<() => Promise<void>>();
 
   constructor(private readonly pool: pg.Pool) {
     super(pool);
@@ -76,6 +81,62 @@ class PostgresDatabase extends Conn implements SqlDatabase {
     }
   }
 
+  /**
+   * A session advisory lock taken without waiting, on a connection kept out of the pool while held: the server
+   * frees it when that connection ends, so a holder that dies (or loses its connection) frees the lease.
+   */
+  async tryLease(name: string, holder: string): Promise<LeaseAttempt> {
+    const client = await this.pool.connect();
+    // A connection lost while held must not crash the process (pg emits 'error' on checked-out clients).
+    let lost: Error | undefined;
+    const onError = (err: Error): void => void (lost = err);
+    client.on('error', onError);
+    const key = [LEASE_LOCKS, name];
+    let taken = false;
+    try {
+      const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', key);
+      taken = rows[0]?.ok === true;
+      if (!taken) {
+        const held = await client.query<{ value: string }>('SELECT value FROM meta WHERE key = $1', [
+          leaseMetaKey(name),
+        ]);
+        return { heldBy: held.rows[0]?.value };
+      }
+      await client.query(
+        'INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+        [leaseMetaKey(name), holder],
+      );
+    } catch (err) {
+      if (taken) await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', key).catch(() => undefined);
+      taken = false;
+      throw err;
+    } finally {
+      if (!taken) {
+        client.off('error', onError);
+        client.release(lost);
+      }
+    }
+    let released = false;
+    const release = async (): Promise<void> => {
+      if (released) return;
+      released = true;
+      this.held.delete(release);
+      try {
+        if (lost) return;
+        await client.query('DELETE FROM meta WHERE key = $1 AND value = $2', [leaseMetaKey(name), holder]);
+        await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', key);
+      } catch (err) {
+        lost = err as Error;
+      } finally {
+        client.off('error', onError);
+        // A connection that failed is closed rather than pooled, which frees the lock if the unlock did not.
+        client.release(lost ?? undefined);
+      }
+    };
+    this.held.add(release);
+    return { lease: { release } };
+  }
+
   async migrate(): Promise<void> {
     const client = await this.pool.connect();
     try {
@@ -105,6 +166,7 @@ class PostgresDatabase extends Conn implements SqlDatabase {
 
   async close(): Promise<void> {
     if (this.pool.ended) return;
+    for (const release of [...this.held]) await release();
     await this.pool.end();
   }
 }

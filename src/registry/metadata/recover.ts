@@ -23,10 +23,13 @@ export const SHARED_INTENT_AGE_MS = 60_000;
 
 /**
  * Finishes pending intents; returns how many. A store no other process writes hands over all of them (this
- * process is the only one, and it has just started); a shared one only those older than SHARED_INTENT_AGE_MS.
+ * process is the only one, and it has just started); a shared one those older than SHARED_INTENT_AGE_MS, and those
+ * created before `ownersGoneBefore` (instances.ts: every process alive started after them, so their writer is gone).
  */
-export async function recoverIntents(store: RegistryStore, now = Date.now()): Promise<number> {
-  const intents = await store.index.pendingIntents(store.index.shared ? now - SHARED_INTENT_AGE_MS : undefined);
+export async function recoverIntents(store: RegistryStore, now = Date.now(), ownersGoneBefore = 0): Promise<number> {
+  const intents = await store.index.pendingIntents(
+    store.index.shared ? Math.max(now - SHARED_INTENT_AGE_MS, ownersGoneBefore) : undefined,
+  );
   for (const intent of intents) {
     await recoverOne(store, intent);
     await store.index.endIntent(intent.id);

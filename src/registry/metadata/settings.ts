@@ -2,11 +2,13 @@
  * The metadata setting users type (`--metadata`, `REGCTL_METADATA`, `metadata:` in the config file), and opening
  * the store it names:
  *
- * - `sqlite` (default): embedded, `<data>/regctl/metadata.sqlite`; `sqlite:PATH` puts the file elsewhere;
+ * - `sqlite` (default): embedded, `<data>/regctl/metadata.sqlite`; with S3 storage `<state>/regctl/` and a file per
+ *   bucket and prefix (`s3SqliteFile`); `sqlite:PATH` puts the file elsewhere;
  * - `postgres://USER@HOST[:PORT]/DB` (or `postgresql://`): shared by replicas; the password comes from
  *   `REGCTL_METADATA_PASSWORD` or `--metadata-password-file`, never from the URL, the command line or a log;
  * - `memory`: this process only, rebuilt by walking storage at every start (small volumes, tests).
  */
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MemoryIndex } from '../storage/memory-index.js';
@@ -65,6 +67,8 @@ export function parseMetadataSetting(text: string): MetadataSetting {
 export interface OpenMetadataOptions {
   /** The data directory, where the default SQLite file lives; undefined for storage that is not a directory. */
   dataDir: string | undefined;
+  /** The default SQLite file when the data directory does not hold it (S3 storage: `s3SqliteFile`). */
+  sqliteFile?: string;
   password?: string;
   passwordFile?: string;
   onError?: (err: Error) => void;
@@ -86,7 +90,9 @@ export async function openMetadataStore(setting: MetadataSetting, opts: OpenMeta
   if (setting.kind === 'memory') return new MemoryIndex();
   if (setting.kind === 'sqlite') {
     const path =
-      setting.path ?? (opts.dataDir === undefined ? undefined : join(opts.dataDir, 'regctl', 'metadata.sqlite'));
+      setting.path ??
+      opts.sqliteFile ??
+      (opts.dataDir === undefined ? undefined : join(opts.dataDir, 'regctl', 'metadata.sqlite'));
     if (path === undefined)
       throw new MetadataSettingError('metadata: sqlite needs a data directory; give sqlite:/path/metadata.sqlite');
     const { openSqliteStore } = await import('./sqlite-store.js');
@@ -106,6 +112,20 @@ export async function openMetadataStore(setting: MetadataSetting, opts: OpenMeta
       `metadata: cannot use ${setting.url}: ${password ? why.split(password).join('***') : why}`,
     );
   }
+}
+
+/**
+ * The default SQLite file of a registry on S3, in its state directory: one per bucket, prefix and endpoint, so
+ * registries on different buckets never take turns re-importing one file. Which bucket a file describes is also
+ * checked at every start (the storage marker, startup.ts): a file copied or pointed at another bucket is imported
+ * again, never trusted.
+ */
+export function s3SqliteFile(stateDir: string, s3: { bucket: string; prefix: string; endpoint?: string }): string {
+  const where = createHash('sha256')
+    .update(`${s3.endpoint ?? 'aws'}\n${s3.bucket}\n${s3.prefix}`)
+    .digest('hex')
+    .slice(0, 12);
+  return join(stateDir, 'regctl', `metadata-s3-${s3.bucket}-${where}.sqlite`);
 }
 
 function oneLine(err: unknown): string {

@@ -9,6 +9,7 @@
  * transaction a second later (or when read, or on close).
  */
 import type { RepositoryRecord } from '../storage/repository-index.js';
+import { InProcessLeases, type LeaseAttempt } from './lease.js';
 import { insertRows, type SqlConn, type SqlDatabase } from './sql.js';
 import { SqlUses } from './sql-uses.js';
 import type {
@@ -36,6 +37,7 @@ export class SqlMetadataStore implements MetadataStore {
   private readonly uses: SqlUses;
   private readonly pulls = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
+  private readonly leases = new InProcessLeases();
 
   constructor(private readonly db: SqlDatabase) {
     this.kind = db.kind;
@@ -355,6 +357,10 @@ export class SqlMetadataStore implements MetadataStore {
 
   exclusive<T>(name: string, fn: () => Promise<T>): Promise<T> {
     return this.db.exclusive(name, fn);
+  }
+
+  tryLease(name: string, holder: string): Promise<LeaseAttempt> {
+    return this.db.tryLease ? this.db.tryLease(name, holder) : this.leases.tryLease(name, holder);
   }
 
   async getMeta(key: string): Promise<string | undefined> {

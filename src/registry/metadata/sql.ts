@@ -3,6 +3,8 @@
  * per `ROWS_PER_STATEMENT` rows instead of one per row, which is what makes an import over a network connection
  * (PostgreSQL) take round trips per repository rather than per tag.
  */
+import type { LeaseAttempt } from './lease.js';
+
 export type SqlValue = string | number | null;
 
 export interface SqlConn {
@@ -17,6 +19,8 @@ export interface SqlDatabase extends SqlConn {
   tx<T>(fn: (c: SqlConn) => Promise<T>): Promise<T>;
   /** See MetadataStore.exclusive. */
   exclusive<T>(name: string, fn: () => Promise<T>): Promise<T>;
+  /** See MetadataStore.tryLease; a database without it (SQLite: one process) leases in-process. */
+  tryLease?(name: string, holder: string): Promise<LeaseAttempt>;
   close(): Promise<void>;
 }
 

@@ -1,7 +1,10 @@
 /**
  * What start-up does with the metadata store before the server listens:
  *
- * 1. finish the writes a crash left half done (their intents; recover.ts);
+ * 1. finish the writes a crash left half done (their intents; recover.ts), when the store describes this storage:
+ *    the intents of a store that describes other storage (a file pointed at another bucket or directory) name
+ *    writes to that other storage, and finishing them here would delete what this storage holds under those names;
+ *    such a store is imported again, intents and all dropped;
  * 2. import storage when the store has not imported this storage yet: first start on an existing volume (a
  *    registry:2 or distribution layout with no metadata), an import cut short, or storage replaced under the
  *    store (a restore, another volume). Storage carries a marker with the id of the import that described it
@@ -64,18 +67,37 @@ export async function importStorage(
   return removed;
 }
 
-export async function prepareMetadata(store: RegistryStore, log: LogFn): Promise<StartupReport> {
+/** `ownersGoneBefore`: see recoverIntents (a shared store; instances.ts). */
+export async function prepareMetadata(
+  store: RegistryStore,
+  log: LogFn,
+  ownersGoneBefore?: number,
+): Promise<StartupReport> {
   const index = store.index;
   if (!index.persistent) {
     const incompleteTags = await store.buildIndex({ removeIncompleteTags: true });
     return { recovered: 0, imported: false, incompleteTags };
   }
-  const recovered = await recoverIntents(store);
+  const id = await index.getMeta(STORAGE_ID_KEY);
+  const marker = await storageMarker(store);
+  // A store that never finished an import has written nothing through intents, so its intents, if any, are of
+  // no other storage; one whose id is not this storage's marker describes other storage.
+  const foreign = id !== undefined && id !== marker;
+  const recovered = foreign ? 0 : await recoverIntents(store, Date.now(), ownersGoneBefore);
   if (recovered > 0) log('info', 'finished writes an earlier process left half done', { count: recovered });
+
   if (await metadataCurrent(store)) return { recovered, imported: false, incompleteTags: 0 };
   // Replicas starting together on a store that needs an import: one imports, the others wait and find it done.
   return index.exclusive('import', async () => {
     if (await metadataCurrent(store)) return { recovered, imported: false, incompleteTags: 0 };
+    if (foreign) {
+      const dropped = await index.pendingIntents();
+      for (const intent of dropped) await index.endIntent(intent.id);
+      log('warn', 'the metadata store describes other storage: importing this storage instead', {
+        store: index.kind,
+        unfinishedWritesDropped: dropped.length,
+      });
+    }
     log('info', 'importing storage into the metadata store', { store: index.kind });
     const started = Date.now();
     const incompleteTags = await importStorage(store, { removeIncompleteTags: true });

@@ -17,6 +17,7 @@
  * rebuild, because the intent finishes it in storage first.
  */
 import type { RepositoryIndex, RepositoryRecord } from '../storage/repository-index.js';
+import type { LeaseAttempt } from './lease.js';
 
 export interface ManifestFacts {
   mediaType: string;
@@ -82,6 +83,11 @@ export interface MetadataStore extends RepositoryIndex {
 
   /** Runs `fn` while no other process sharing the store runs a section of the same name (the import). */
   exclusive<T>(name: string, fn: () => Promise<T>): Promise<T>;
+  /**
+   * Takes the lease `name` at once when no holder, in any process sharing the store, has it; otherwise resolves
+   * with the description the holder gave (`holder`), without waiting. See lease.ts.
+   */
+  tryLease(name: string, holder: string): Promise<LeaseAttempt>;
 
   /** Up to `limit` repository names after `after` (exclusive), in bytewise order; a negative limit: all. */
   catalogPage(after: string | undefined, limit: number): Promise<string[]>;

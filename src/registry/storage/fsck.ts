@@ -77,17 +77,19 @@ export async function runFsck(store: RegistryStore, opts: { repair?: boolean } =
   }
   for (const name of await store.allRepositoryDirs()) problems.push(...(await checkRepository(store, name, present)));
   const now = Date.now();
-  await walkFiles(driver, '', async (path) => {
-    if (!path.includes(TEMP_MARKER)) return;
-    // A young temp file may belong to a write in progress.
-    const age =
-      now -
-      (await driver.stat(path).then(
-        (s) => s.modifiedAt.getTime(),
-        () => now,
-      ));
-    if (age > TEMP_FILE_MIN_AGE_MS) problems.push({ kind: 'temp-file', path, detail: 'leftover temporary file' });
-  });
+  // Drivers that never leave temporary files (S3: a write is one PUT) are not walked for them.
+  if (driver.leavesTempFiles !== false)
+    await walkFiles(driver, '', async (path) => {
+      if (!path.includes(TEMP_MARKER)) return;
+      // A young temp file may belong to a write in progress.
+      const age =
+        now -
+        (await driver.stat(path).then(
+          (s) => s.modifiedAt.getTime(),
+          () => now,
+        ));
+      if (age > TEMP_FILE_MIN_AGE_MS) problems.push({ kind: 'temp-file', path, detail: 'leftover temporary file' });
+    });
   const repaired = opts.repair ? await repair(store, problems) : [];
   return { problems, repaired, blobsChecked: blobs.length };
 }

@@ -14,6 +14,7 @@ import type {
   ReferrerFacts,
   RepositoryStats,
 } from '../metadata/store.js';
+import { InProcessLeases, type LeaseAttempt } from '../metadata/lease.js';
 import { KeyedLock } from './keyed-lock.js';
 import type { RepositoryRecord } from './repository-index.js';
 
@@ -44,6 +45,7 @@ export class MemoryIndex implements MetadataStore {
   readonly persistent = false;
   readonly shared = false;
   private readonly sections = new KeyedLock();
+  private readonly leases = new InProcessLeases();
   private readonly repos = new Map<string, Entry>();
   private catalogCache: string[] | undefined;
   private readonly lastUse = new Map<string, number>();
@@ -243,6 +245,10 @@ export class MemoryIndex implements MetadataStore {
 
   exclusive<T>(name: string, fn: () => Promise<T>): Promise<T> {
     return this.sections.run(name, fn);
+  }
+
+  tryLease(name: string, holder: string): Promise<LeaseAttempt> {
+    return this.leases.tryLease(name, holder);
   }
 
   async getMeta(key: string): Promise<string | undefined> {

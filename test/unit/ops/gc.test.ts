@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exitCodeOf } from '../../../src/cli/errors.js';
+import { RegctlError } from '../../../src/common/errors.js';
 import { gc, printGcSummary, progressText } from '../../../src/ops/gc.js';
 import {
   authHeaders,
@@ -86,6 +88,36 @@ describe('regctl gc against a real registry', () => {
     const s = await gc({ dir: fx.stackDir, dryRun: true, deleteUntagged: false, out: captureOutput(), env: fx.env });
     expect(s.deleted.count).toBe(0);
     expect(s.report.kept.find((k) => k.digest === young.blobs[1])?.reason).toMatch(/grace/);
+  });
+
+  it('refused while another GC holds the lease: one line naming it, a non-zero exit; free again once released', async () => {
+    const held = await fx.server.app.store.index.tryLease('gc', 'job 9 on replica-2 (pid 77), started earlier');
+    if (!('lease' in held)) throw new Error('lease not free');
+    try {
+      const err = await gc({
+        dir: fx.stackDir,
+        dryRun: false,
+        deleteUntagged: false,
+        graceMs: 0,
+        out: captureOutput(),
+        env: fx.env,
+      }).then(
+        () => undefined,
+        (e: unknown) => e as RegctlError,
+      );
+      expect(err).toBeInstanceOf(RegctlError);
+      expect(err?.message).toBe(
+        'garbage collection not started: another one is running (job 9 on replica-2 (pid 77), started earlier); ' +
+          'run regctl gc again once it has finished',
+      );
+      expect(err?.hint).toBeUndefined();
+      expect(exitCodeOf(err as RegctlError)).not.toBe(0);
+    } finally {
+      await held.lease.release();
+    }
+    expect(
+      (await gc({ dir: fx.stackDir, dryRun: true, deleteUntagged: false, out: captureOutput(), env: fx.env })).dryRun,
+    ).toBe(true);
   });
 });
 

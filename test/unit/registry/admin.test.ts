@@ -150,16 +150,20 @@ describe('gc', () => {
       await reg.fetch(`/v2/${repo}/manifests/${img.digest}`, { method: 'DELETE' });
     await ageAll(reg.data, 7200);
 
-    // Two at once: one job starts, the other is refused with Retry-After while it runs.
+    // Two at once: one job starts, the other is refused with 409 naming it, and Retry-After, while it runs.
     const answers = await Promise.all([
       reg.fetch('/admin/v1/gc', json({ graceSeconds: 1, wait: false })),
       reg.fetch('/admin/v1/gc', json({ graceSeconds: 1, wait: false })),
     ]);
-    expect(answers.map((a) => a.status).sort()).toEqual([202, 429]);
+    expect(answers.map((a) => a.status).sort()).toEqual([202, 409]);
     const start = answers.find((a) => a.status === 202)!;
-    const refused = answers.find((a) => a.status === 429)!;
-    expect(refused.headers.get('retry-after')).toBe('5');
-    expect(((await refused.json()) as { errors: { code: string }[] }).errors[0]?.code).toBe('TOOMANYREQUESTS');
+    const refused = answers.find((a) => a.status === 409)!;
+    expect(refused.headers.get('retry-after')).toBe('30');
+    const refusal = (await refused.json()) as { errors: { code: string; detail: { runningGc?: string } }[] };
+    expect(refusal.errors[0]?.code).toBe('GC_RUNNING');
+    expect(refusal.errors[0]?.detail.runningGc).toMatch(
+      new RegExp(`^job \\d+ on .+ \\(pid ${process.pid}\\), started `),
+    );
     expect(start.headers.get('location')).toBe('/admin/v1/gc');
     const started = (await start.json()) as { id: number; state: string; dryRun: boolean; progress: { phase: string } };
     expect(started).toMatchObject({ state: 'running', dryRun: false, progress: { phase: 'mark' } });

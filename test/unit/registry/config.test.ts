@@ -10,6 +10,7 @@ import {
   resolveSettings,
 } from '../../../src/registry/config.js';
 import { main } from '../../../src/cli/main.js';
+import { s3SqliteFile } from '../../../src/registry/metadata/settings.js';
 import { createOutput } from '../../../src/cli/output.js';
 import { Writable } from 'node:stream';
 
@@ -44,8 +45,21 @@ describe('serve settings', () => {
     expect(resolveSettings({}, { REGCTL_METADATA: 'memory' }, { metadata: 'sqlite' }).metadata).toEqual({
       kind: 'memory',
     });
-    // S3 storage has no data directory for the embedded store: its index is kept in memory unless one is given.
-    expect(resolveSettings({ storage: 's3://bucket' }, {}, {}).metadata).toEqual({ kind: 'memory' });
+    // S3 storage keeps the embedded store in the state directory (by default the data directory); memory on request.
+    const onS3 = resolveSettings({ storage: 's3://bucket' }, {}, {});
+    expect(onS3.metadata).toEqual({ kind: 'sqlite' });
+    expect(onS3.stateDir).toBe('./data');
+    expect(resolveSettings({ storage: 's3://bucket', data: '/srv/reg' }, {}, {}).stateDir).toBe('/srv/reg');
+    expect(
+      resolveSettings({ storage: 's3://bucket' }, { REGCTL_STATE_DIR: '/var/lib/regctl' }, { stateDir: '/x' }).stateDir,
+    ).toBe('/var/lib/regctl');
+    expect(resolveSettings({ storage: 's3://bucket', metadata: 'memory' }, {}, {}).metadata).toEqual({
+      kind: 'memory',
+    });
+    expect(resolveSettings({}, {}, {}).stateDir).toBeUndefined();
+    expect(() => resolveSettings({ stateDir: '/var/lib/regctl' }, {}, {})).toThrow(
+      /^state-dir is for --storage s3:\/\/BUCKET; with --data storage the state lives in the data directory$/,
+    );
     expect(resolveSettings({}, {}, {}).metadata).toEqual({ kind: 'sqlite' });
     expect(resolveSettings({}, {}, { metadata: 'sqlite:/var/lib/meta.db' }).metadata).toEqual({
       kind: 'sqlite',
@@ -153,6 +167,15 @@ describe('serve settings', () => {
     expect(() => parseSize(-1, 'min-free')).toThrow(/min-free/);
     expect(() => parseSize('1m', 'min-free')).toThrow(/min-free: "1m" is not a size/);
     expect(() => resolveSettings({}, { REGCTL_UPLOAD_PURGE_AGE: '10' }, {})).toThrow(/upload-purge-age/);
+  });
+
+  it('the S3 default store file: one per endpoint, bucket and prefix, in the state directory, the same every start', () => {
+    const file = (bucket: string, prefix: string, endpoint?: string) =>
+      s3SqliteFile('/var/lib/regctl', { bucket, prefix, endpoint });
+    expect(file('reg', 'p')).toMatch(/^\/var\/lib\/regctl\/regctl\/metadata-s3-reg-[0-9a-f]{12}\.sqlite$/);
+    expect(file('reg', 'p')).toBe(file('reg', 'p'));
+    const all = [file('reg', 'p'), file('reg', 'q'), file('reg2', 'p'), file('reg', 'p', 'http://127.0.0.1:7070')];
+    expect(new Set(all).size).toBe(4);
   });
 
   it('--storage s3:// selects S3 from flags, env or the config file; the S3 settings are parsed and checked', () => {

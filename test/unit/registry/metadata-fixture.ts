@@ -85,14 +85,20 @@ export class Volume {
 
   /** Starts a registry app on this volume; `wrap` may replace the driver or the store. */
   async start(
-    opts: { driver?: StorageDriver; wrapStore?: (s: MetadataStore) => MetadataStore; logs?: string[] } = {},
+    opts: {
+      driver?: StorageDriver;
+      wrapStore?: (s: MetadataStore) => MetadataStore;
+      logs?: string[];
+      /** Another volume's store file, as a store pointed at the wrong storage would be. */
+      sqlitePath?: string;
+    } = {},
   ): Promise<RegistryApp> {
     const app = new RegistryApp({
       driver: opts.driver ?? this.storage,
       auth: undefined,
       log: (level, msg, fields) => opts.logs?.push(JSON.stringify({ level, msg, ...fields })),
       openMetadata: async () => {
-        const s = await openSqliteStore(this.sqlitePath);
+        const s = await openSqliteStore(opts.sqlitePath ?? this.sqlitePath);
         return opts.wrapStore ? opts.wrapStore(s) : s;
       },
     });

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RegistryApp } from '../../../src/registry/app.js';
+import { openSqliteStore } from '../../../src/registry/metadata/sqlite-store.js';
 import { pathFor } from '../../../src/registry/storage/paths.js';
 import { createRegistryServer } from '../../../src/registry/server.js';
 import { countingDriver, digestOf, OCI_MANIFEST, pushImage, Volume } from './metadata-fixture.js';
@@ -65,6 +66,34 @@ describe('start-up with a metadata store', () => {
     expect(logs.filter((l) => l.includes('importing storage'))).toHaveLength(1);
     expect(await app.store.index.catalog()).toEqual(['team0/app0', 'team2/app2']);
     await vol.stop(app);
+  });
+
+  it('a store describing other storage is imported again and its unfinished writes are never applied here', async () => {
+    const a = await volumeWith(2);
+    const b = await volumeWith(3);
+    // a's store holds an intent its crash left: a delete of team0/app0:v1, finished in a's store but not in a's
+    // storage. b holds a tag of the same name, which that intent must not touch.
+    const store = await openSqliteStore(a.sqlitePath);
+    await store.beginIntent('tag-delete', 'team0/app0', 'v1');
+    await store.close();
+    const logs: string[] = [];
+    const app = await b.start({ logs, sqlitePath: a.sqlitePath });
+    expect(logs.filter((l) => l.includes('describes other storage'))).toHaveLength(1);
+    expect(logs.filter((l) => l.includes('"unfinishedWritesDropped":1'))).toHaveLength(1);
+    expect(
+      await b.storage.getContent(pathFor({ kind: 'tagCurrentLink', name: 'team0/app0', tag: 'v1' })),
+    ).toBeDefined();
+    expect(await app.store.index.catalog()).toEqual(['team0/app0', 'team1/app1', 'team2/app2']);
+    expect(await app.store.index.pendingIntents()).toEqual([]);
+    await b.stop(app);
+    // Now the store is b's: the next start on b trusts it, the next on a imports a again.
+    const again: string[] = [];
+    await b.stop(await b.start({ logs: again, sqlitePath: a.sqlitePath }));
+    expect(again.filter((l) => l.includes('importing storage'))).toEqual([]);
+    const back = await a.start({ logs: again });
+    expect(again.filter((l) => l.includes('importing storage'))).toHaveLength(1);
+    expect(await back.store.index.catalog()).toEqual(['team0/app0', 'team1/app1']);
+    await a.stop(back);
   });
 
   it('a rebuild cut off midway is not taken for complete: the next start imports again', async () => {

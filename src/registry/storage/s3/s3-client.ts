@@ -1,6 +1,7 @@
 /**
  * The S3 client for the driver, built from the settings, and the one-line explanation of why S3 cannot be used.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { S3Client } from '@aws-sdk/client-s3';
 import { StorageUnavailableError } from '../driver.js';
 import type { S3Settings } from './s3-config.js';
@@ -78,5 +79,37 @@ export function reportUnavailable(client: S3Client, s: Pick<S3Settings, 'bucket'
       }
     },
     { step: 'initialize', name: 'regctlStorageUnavailable', override: true },
+  );
+}
+
+/** How often a write refused with DIRECTORY_RACE is tried in all. */
+const DIRECTORY_RACE_TRIES = 4;
+/**
+ * S3-compatible servers that keep objects as files (versitygw's posix backend) create an object's parent
+ * directories when they write it, and report a failure to, such as a concurrent delete removing the emptied
+ * parent in between, as `409 ExistingObjectIsDirectory`. S3 itself has no directories and never answers so.
+ */
+const DIRECTORY_RACE = 'ExistingObjectIsDirectory';
+
+/**
+ * Makes every call of `client` whose request body can be sent again (none, a string or bytes: not a stream) try
+ * again, after a short pause, when refused with DIRECTORY_RACE. Installed once per client.
+ */
+export function retryDirectoryRace(client: S3Client, pause = (ms: number) => sleep(ms)): void {
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      const body = (args.input as { Body?: unknown }).Body;
+      const replayable = body === undefined || typeof body === 'string' || body instanceof Uint8Array;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await next(args);
+        } catch (err) {
+          const e = (typeof err === 'object' && err !== null ? err : {}) as ErrorLike;
+          if (e.name !== DIRECTORY_RACE || !replayable || attempt >= DIRECTORY_RACE_TRIES) throw err;
+          await pause(25 * attempt);
+        }
+      }
+    },
+    { step: 'initialize', name: 'regctlDirectoryRaceRetry', override: true },
   );
 }

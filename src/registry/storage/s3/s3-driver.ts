@@ -33,7 +33,7 @@ import {
   type WriterOptions,
 } from '../driver.js';
 import { copyBatched } from '../copy-batched.js';
-import { describeS3Error, reportUnavailable } from './s3-client.js';
+import { describeS3Error, reportUnavailable, retryDirectoryRace } from './s3-client.js';
 import {
   CONTENT_TYPE,
   MAX_COPY_SIZE,
@@ -93,6 +93,7 @@ export class S3Driver implements StorageDriver {
     this.endpoint = opts.endpoint;
     this.redirectSeconds = opts.redirectSeconds;
     reportUnavailable(opts.client, { bucket: opts.bucket, endpoint: opts.endpoint });
+    retryDirectoryRace(opts.client);
     this.ctx = {
       client: opts.client,
       bucket: opts.bucket,

@@ -8,10 +8,9 @@
  * the rules of crash-rules.ts, from the reports the harness read and the GCs a kill cut short.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
-import { FsDriver } from '../../../../src/registry/storage/fs-driver.js';
 import { runFsck, type FsckProblem } from '../../../../src/registry/storage/fsck.js';
 import { RegistryStore } from '../../../../src/registry/storage/store.js';
 import { basicAuth } from '../../../helpers/auth.js';
@@ -22,7 +21,7 @@ import { quantiles, type CrashOptions, type CrashReport } from './crash-report.j
 import { DanglingLinks } from './crash-rules.js';
 import { verifyAcknowledged, verifyCatalog } from './crash-verify.js';
 import { CrashWorkload, REPOS } from './crash-workload.js';
-import { incompleteTags, snapshotFiles, tempFiles } from './data-dir.js';
+import { filesystemStorage, type CrashStorage } from './crash-storage.js';
 import { Rng } from './rng.js';
 
 export { crashMarkdown, type CrashOptions, type CrashReport } from './crash-report.js';
@@ -36,7 +35,7 @@ export class CrashHarness {
   private readonly rng: Rng;
   private readonly workload: CrashWorkload;
   private readonly dangling = new DanglingLinks();
-  private readonly data: string;
+  private readonly storage: CrashStorage;
   private readonly htpasswd: string;
   private readonly password = randomBytes(12).toString('hex');
   private readonly auth = basicAuth(USER, this.password);
@@ -52,14 +51,14 @@ export class CrashHarness {
     this.rng = new Rng(opts.seed);
     this.model = new CrashModel(opts.seed, CRASH_GC_GRACE_MS, this.log);
     this.workload = new CrashWorkload(this.model, this.rng, opts.maxLive);
-    this.data = join(opts.dir, 'data');
+    this.storage = opts.storage ?? filesystemStorage(join(opts.dir, 'data'));
     this.htpasswd = join(opts.dir, 'htpasswd');
   }
 
   /** The whole run: kills, then the final checks; the report lists every violation. */
   async run(): Promise<CrashReport> {
     const started = Date.now();
-    await mkdir(this.data, { recursive: true });
+    await this.storage.prepare();
     await writeFile(this.htpasswd, `${USER}:${bcrypt.hashSync(this.password, 5)}\n`, { mode: 0o600 });
     let srv = await this.start();
     for (this.model.cycle = 1; this.model.cycle <= this.opts.kills; this.model.cycle++) {
@@ -83,16 +82,10 @@ export class CrashHarness {
   /** Starts the server and checks it answers `/healthz`. */
   async start(purgeAge = '60s'): Promise<ServeProcess> {
     const t0 = Date.now();
-    const srv = await startServe([
-      '--data',
-      this.data,
-      '--htpasswd',
-      this.htpasswd,
-      '--log-level',
-      'warn',
-      '--upload-purge-age',
-      purgeAge,
-    ]);
+    const srv = await startServe(
+      [...this.storage.serveArgs(), '--htpasswd', this.htpasswd, '--log-level', 'warn', '--upload-purge-age', purgeAge],
+      { env: this.storage.env() },
+    );
     this.startupMs.push(Date.now() - t0);
     const health = await fetch(`${srv.url}/healthz`);
     if (health.status !== 200) this.model.violation(`healthz after restart → ${health.status}`);
@@ -126,7 +119,7 @@ export class CrashHarness {
   async fsckOffline(): Promise<FsckProblem[]> {
     const t = Date.now();
     const m = this.model;
-    const report = await runFsck(new RegistryStore(await openDriver(this.data)));
+    const report = await runFsck(new RegistryStore(await this.storage.openDriver()));
     const danglingPaths: string[] = [];
     for (const p of report.problems) {
       this.fsckAfterKill[p.kind] = (this.fsckAfterKill[p.kind] ?? 0) + 1;
@@ -137,7 +130,7 @@ export class CrashHarness {
       if (p.kind === 'link-dangling') danglingPaths.push(p.path);
     }
     for (const v of this.dangling.afterKill(m.cycle, danglingPaths, m.gcs)) m.violation(`after kill: ${v}`);
-    this.tempFilesLeftAfterKill += (await tempFiles(this.data)).length;
+    this.tempFilesLeftAfterKill += (await this.storage.tempFiles()).length;
     this.phases.fsck += Date.now() - t;
     return report.problems;
   }
@@ -154,7 +147,7 @@ export class CrashHarness {
     }
     const up = Date.now();
     this.phases.restart += up - restartAt;
-    const leftTags = await incompleteTags(this.data);
+    const leftTags = await this.storage.incompleteTags();
     if (leftTags.length > 0)
       this.model.violation(`tag directories without current/link after restart: ${leftTags.slice(0, 5).join(', ')}`);
     await this.waitTempClean(srv, restartAt);
@@ -165,7 +158,7 @@ export class CrashHarness {
   private async waitTempClean(srv: ServeProcess, startedAt: number): Promise<void> {
     const deadline = Date.now() + 15_000;
     for (;;) {
-      const left = (await tempFiles(this.data)).filter((t) => t.mtimeMs < startedAt - 50);
+      const left = (await this.storage.tempFiles()).filter((t) => t.mtimeMs < startedAt - 50);
       if (left.length === 0) return;
       if (Date.now() > deadline) {
         this.model.violation(
@@ -202,18 +195,18 @@ export class CrashHarness {
     const finalGc = m.gcs[m.gcs.length - 1];
     if (finalGc?.outcome !== 'done') m.violation(`the final GC did not finish: ${finalGc?.outcome}`);
     await srv.stop();
-    const afterGc = await runFsck(new RegistryStore(await openDriver(this.data)));
+    const afterGc = await runFsck(new RegistryStore(await this.storage.openDriver()));
     for (const v of this.dangling.afterFinalGc(
       afterGc.problems.filter((p) => p.kind === 'link-dangling').map((p) => p.path),
     ))
       m.violation(v);
-    await runFsck(new RegistryStore(await openDriver(this.data)), { repair: true });
-    const after = await runFsck(new RegistryStore(await openDriver(this.data)));
+    await runFsck(new RegistryStore(await this.storage.openDriver()), { repair: true });
+    const after = await runFsck(new RegistryStore(await this.storage.openDriver()));
     for (const p of after.problems) m.violation(`after repair: ${p.kind} ${p.path}`);
     const last = await this.start('1s');
     await new Promise((r) => setTimeout(r, 1500));
     await this.verify(last, true);
-    const uploadsLeft = [...(await snapshotFiles(this.data)).keys()].filter((p) => p.includes('/_uploads/'));
+    const uploadsLeft = await this.storage.uploadsLeft();
     if (uploadsLeft.length > 0)
       m.violation(`stale uploads left after a restart with a 1s purge age: ${uploadsLeft.slice(0, 5).join(', ')}`);
     await last.stop();
@@ -249,11 +242,4 @@ export class CrashHarness {
 
 export function runCrashHarness(opts: CrashOptions): Promise<CrashReport> {
   return new CrashHarness(opts).run();
-}
-
-/** The data directory as the registry finds it on start: what the write journal holds written back first. */
-async function openDriver(data: string): Promise<FsDriver> {
-  const driver = new FsDriver(data);
-  await driver.open();
-  return driver;
 }

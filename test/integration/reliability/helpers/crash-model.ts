@@ -71,7 +71,7 @@ export interface BlobEntry {
  * - `done`: the job's report arrived; `startedAt` is the server's.
  * - `maybe`: the kill cut the exchange. With the 202 in hand `startedAt` is known; without it the GC may or may
  *   not have started, at any time up to the kill (`latestStartAt`). Either way nothing is known of what it swept.
- * - `refused`: answered 429, never started.
+ * - `refused`: answered 409 (a GC already running) or 429 (a backup running), never started.
  * - `pending`: still in flight (turned into `maybe` at the kill).
  */
 export interface GcRecord {

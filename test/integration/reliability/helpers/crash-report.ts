@@ -1,5 +1,6 @@
 /** The crash harness's options and report, and the report as markdown for docs/reliability.md. */
 import type { OpKind } from './crash-model.js';
+import type { CrashStorage } from './crash-storage.js';
 
 export interface CrashOptions {
   dir: string;
@@ -16,6 +17,8 @@ export interface CrashOptions {
    */
   maxLive?: number;
   progress?: (line: string) => void;
+  /** Where the registry keeps its data; default: a data directory `dir/data` (crash-storage.ts). */
+  storage?: CrashStorage;
 }
 
 export interface CrashReport {
@@ -54,7 +57,7 @@ export function crashMarkdown(r: CrashReport): string {
   return [
     `- Run: ${r.kills} SIGKILLs of \`regctl serve\`, seed ${r.seed}, ${(r.durationMs / 60_000).toFixed(1)} minutes, ${new Date().toISOString().slice(0, 16)}Z${r.maxLive ? `; at most ${r.maxLive} live images and ${r.maxLive} live standalone blobs (a push at the bound becomes a delete)` : ''}.`,
     `- Acknowledged before the kills: ${a.image} image pushes (${a.blobMonolithic} monolithic and ${a.blobChunked} chunked blob uploads, ${a.mount} cross-repository mounts), ${a.tagWrite} tag writes, ${a.deleteByTag} deletes by tag, ${a.deleteByDigest} by digest, ${a.deleteBlob} blob deletes, ${a.gc} GCs; ${r.interrupted} operations cut by a kill.`,
-    `- GCs started: ${g.done} reports read and checked, ${g.maybe} cut by a kill, ${g.refused} refused (429), ${g.failed} failed. Standalone blobs found missing: ${r.blobsGoneByGc.listed} listed as swept by a report, ${r.blobsGoneByGc.maybe} accounted for only by a GC cut by a kill.`,
+    `- GCs started: ${g.done} reports read and checked, ${g.maybe} cut by a kill, ${g.refused} refused (409 or 429), ${g.failed} failed. Standalone blobs found missing: ${r.blobsGoneByGc.listed} listed as swept by a report, ${r.blobsGoneByGc.maybe} accounted for only by a GC cut by a kill.`,
     `- Verified after restarts: ${r.itemsVerified} model entries (every new one after each restart plus a sample of older ones, all of them at the end); at the end ${r.finalImages} live images and ${r.finalBlobs} standalone blobs.`,
     `- Violations: ${r.violations.length}.`,
     `- Startup to listening: min ${r.startupMs.min} ms, median ${r.startupMs.median} ms, p95 ${r.startupMs.p95} ms, max ${r.startupMs.max} ms (every restart succeeded).`,

@@ -217,7 +217,8 @@ export class CrashWorkload {
         headers: { 'Content-Type': 'application/json' },
       });
       const job = (await res.json()) as GcJobStatus;
-      if (res.status === 429) return void (g.outcome = 'refused');
+      // 409: a GC already runs (the cluster's lease); 429: a backup holds the maintenance lock.
+      if (res.status === 409 || res.status === 429) return void (g.outcome = 'refused');
       if (res.status !== 202 || job.id === undefined || job.startedAt === undefined) {
         g.outcome = 'failed';
         return m.violation(`gc answered ${res.status} ${JSON.stringify(job).slice(0, 200)}`);
