@@ -49,6 +49,31 @@ describe.skipIf(!postgresAvailable())('PostgreSQL metadata store', () => {
     await Promise.all([a.close(), b.close()]);
   });
 
+  it('signals a lease lost when its connection drops, and another replica can take it', async () => {
+    const db = await pg.createDatabase();
+    const [a, b] = await Promise.all([
+      openPostgresStore({ url: db.url, password: db.password }),
+      openPostgresStore({ url: db.url, password: db.password }),
+    ]);
+    const held = await a.tryLease('gc', 'replica a');
+    if (!('lease' in held)) throw new Error(`not granted: held by ${held.heldBy}`);
+    expect(held.lease.lost.aborted).toBe(false);
+    expect(await b.tryLease('gc', 'replica b')).toEqual({ heldBy: 'replica a' });
+    // The server ends every session holding an advisory lock (the lease's connection), as a restart or a network
+    // cut would.
+    await pg.psql(
+      `SELECT pg_terminate_backend(l.pid) FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted`,
+      db.database,
+    );
+    await expect.poll(() => held.lease.lost.aborted, { timeout: 5000 }).toBe(true);
+    expect(String(held.lease.lost.reason)).toMatch(/gc lease was lost/);
+    const taken = await b.tryLease('gc', 'replica b');
+    expect('lease' in taken).toBe(true);
+    if ('lease' in taken) await taken.lease.release();
+    await held.lease.release();
+    await Promise.all([a.close(), b.close()]);
+  });
+
   it('holds an exclusive section across two processes opening the same database (advisory lock)', async () => {
     const db = await pg.createDatabase();
     const [a, b] = await Promise.all([

@@ -135,6 +135,7 @@ export const gcModule: AdminModule = (register) => {
         graceSeconds: grace,
         uploadPurgeAgeMs: services.uploadPurgeAgeMs,
         onProgress: (p) => (current.progress = p),
+        signal: attempt.lease.lost,
       }).then(
         (report) => {
           release();

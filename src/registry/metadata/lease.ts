@@ -11,6 +11,11 @@
 /** A lease held: `release` ends it (idempotent). */
 export interface Lease {
   release(): Promise<void>;
+  /**
+   * Aborted when the lease is lost while held (PostgreSQL: its connection dropped, which frees the lock for
+   * another holder): the work it guarded must stop. Never aborted for an in-process lease.
+   */
+  readonly lost: AbortSignal;
 }
 
 /** Either the lease, or what its current holder recorded (undefined when it recorded nothing yet). */
@@ -36,6 +41,7 @@ export class InProcessLeases {
           released = true;
           this.held.delete(name);
         },
+        lost: new AbortController().signal,
       },
     };
   }

@@ -89,7 +89,11 @@ class PostgresDatabase extends Conn implements SqlDatabase {
     const client = await this.pool.connect();
     // A connection lost while held must not crash the process (pg emits 'error' on checked-out clients).
     let lost: Error | undefined;
-    const onError = (err: Error): void => void (lost = err);
+    const lostSignal = new AbortController();
+    const onError = (err: Error): void => {
+      lost = err;
+      lostSignal.abort(new Error(`the ${name} lease was lost: its database connection failed (${err.message})`));
+    };
     client.on('error', onError);
     const key = [LEASE_LOCKS, name];
     let taken = false;
@@ -134,7 +138,7 @@ class PostgresDatabase extends Conn implements SqlDatabase {
       }
     };
     this.held.add(release);
-    return { lease: { release } };
+    return { lease: { release, lost: lostSignal.signal } };
   }
 
   async migrate(): Promise<void> {

@@ -21,6 +21,8 @@ export interface GcOptions {
   uploadPurgeAgeMs?: number;
   /** Called as work is done: the phase, and how many of its items are done out of how many. */
   onProgress?: (p: GcProgress) => void;
+  /** Aborted: the run stops at its next step, with the signal's reason (its lease was lost). */
+  signal?: AbortSignal;
 }
 
 /** One run's settings and what its phases hand each other. */
@@ -33,6 +35,8 @@ interface Run {
   progress: (phase: GcPhase, done: number, total: number) => void;
   /** Digests reachable from a kept manifest: never swept. */
   marked: Set<string>;
+  /** Checked before every removal and at every progress step (see GcOptions.signal). */
+  signal: AbortSignal | undefined;
 }
 
 export async function runGc(store: RegistryStore, opts: GcOptions = {}): Promise<GcReport> {
@@ -42,8 +46,12 @@ export async function runGc(store: RegistryStore, opts: GcOptions = {}): Promise
     deleteUntagged: opts.deleteUntagged ?? false,
     startedAt: Date.now(),
     graceMs: (opts.graceSeconds ?? 3600) * 1000,
-    progress: (phase, done, total) => opts.onProgress?.({ phase, done, total }),
+    progress: (phase, done, total) => {
+      opts.signal?.throwIfAborted();
+      opts.onProgress?.({ phase, done, total });
+    },
     marked: new Set(),
+    signal: opts.signal,
   };
   const repoNames = await store.allRepositoryDirs();
 
@@ -138,6 +146,7 @@ async function sweepManifests(run: Run, toRemove: { name: string; digest: Digest
   await pMap(
     toRemove,
     async ({ name, digest }) => {
+      run.signal?.throwIfAborted();
       try {
         await run.store.manifests.delete(name, digest);
       } catch {
@@ -188,6 +197,7 @@ async function sweepBlobs(
     candidates,
     async (b) => {
       const entry = { digest: b.digest.value, size: b.size };
+      run.signal?.throwIfAborted();
       if (!(await sweepUnused(run, b.digest))) kept.push({ ...entry, reason: 'within grace window' });
       else {
         deleted.push({ ...entry, reason: 'unreferenced' });
