@@ -14,7 +14,8 @@
  * - Traefik runs on a manager (its Swarm provider reads the manager's API through the socket); with the
  *   filesystem driver the registry stays on a manager too, where its volume is (one node: a trial; more nodes
  *   need S3);
- * - updates start the new task before stopping the old one (`order: start-first`) and roll back on failure.
+ * - updates start the new task before stopping the old one (`order: start-first`) and roll back on failure;
+ *   Traefik alone is replaced stop-first, as its host-mode ports cannot be bound twice on one node.
  */
 import { createHash } from 'node:crypto';
 import type { StackConfig } from '../config/schema.js';
@@ -187,7 +188,9 @@ export function buildSwarmModel(
       replicas: svc.name === 'registry' ? config.deploy.replicas : 1,
       endpointMode: 'dnsrr',
       constraints: onManager ? [MANAGER_ONLY] : [],
-      update: UPDATE_POLICY,
+      // Traefik's new task could not bind the host ports its old task holds: it is replaced stop-first (a
+      // moment without a proxy, only when Traefik's own definition changes).
+      update: svc.name === 'traefik' ? { ...UPDATE_POLICY, order: 'stop-first' } : UPDATE_POLICY,
     };
   });
 

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { resolve } from 'node:path';
 import { wholeNumberArg } from '../arg-parsers.js';
 import type { CliContext } from '../context.js';
+import { outputFor } from './day-two.js';
 import { defaultEngineFactory, type EngineFactory } from './stack-engine.js';
 
 export function scaleCommand(ctx: CliContext, engineFactory: EngineFactory = defaultEngineFactory): Command {
@@ -16,8 +17,9 @@ export function scaleCommand(ctx: CliContext, engineFactory: EngineFactory = def
       const { loadStack } = await import('../../ops/stack.js');
       const { scale } = await import('../../ops/swarm-ops.js');
       const stack = await loadStack(resolve(ctx.cwd, opts.dir ?? '.'));
-      const result = await scale(stack, engineFactory(ctx), ctx.out, opts.replicas, service ? { service } : {});
-      if (opts.json) ctx.out.json(result);
+      const out = outputFor(ctx.out, opts.json);
+      const result = await scale(stack, engineFactory(ctx), out, opts.replicas, service ? { service } : {});
+      if (opts.json) out.json(result);
       else ctx.out.ok(`${result.service}: ${result.from} → ${result.to} replicas, all running and healthy`);
     });
 }

@@ -64,7 +64,10 @@ describe('compose.swarm.yaml', () => {
     expect([traefik.deploy.replicas, registry.deploy.replicas, ui.deploy.replicas]).toEqual([1, 3, 1]);
     for (const svc of [traefik, registry, ui]) {
       expect(svc.deploy.endpoint_mode).toBe('dnsrr');
-      expect(svc.deploy.update_config).toMatchObject({ order: 'start-first', failure_action: 'rollback' });
+      expect(svc.deploy.update_config).toMatchObject({
+        order: svc === traefik ? 'stop-first' : 'start-first',
+        failure_action: 'rollback',
+      });
       // Traefik's Swarm provider reads service labels: none on the containers.
       expect(svc.labels).toBeUndefined();
     }
