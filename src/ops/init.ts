@@ -17,6 +17,7 @@ import { ENV_KEYS, envValueProblem, parseEnv } from '../stack/env.js';
 import { DEFAULT_BCRYPT_COST, parseHtpasswd, setHtpasswdUser } from '../stack/htpasswd.js';
 import { configDocument, renderStack } from '../stack/render.js';
 import { generatePassword } from '../stack/secrets.js';
+import { GRACE_FILE } from '../stack/swarm-model.js';
 import { applyPlan, conflicts, planStack, type PlannedFile } from '../stack/write.js';
 
 export interface InitOptions {
@@ -358,8 +359,15 @@ export async function runInit(ctx: InitIo, opts: InitOptions): Promise<void> {
     ctx.out.warn(`auth/htpasswd has no entry for ${username}; it is kept as it is`);
   }
   const metadataPassword = await initMetadataPassword(ctx, dir, config);
+  const grace = await readIfExists(join(dir, GRACE_FILE));
   const files = renderStack(config, {
-    secrets: { username, password, htpasswd, ...(metadataPassword !== undefined ? { metadataPassword } : {}) },
+    secrets: {
+      username,
+      password,
+      htpasswd,
+      ...(metadataPassword !== undefined ? { metadataPassword } : {}),
+      ...(grace !== undefined ? { grace } : {}),
+    },
   });
   if (config.deploy.mode === 'swarm' && !opts.json) {
     ctx.out.warn(

@@ -12,6 +12,7 @@ import type { SwarmEngine, SwarmServiceSpec, SwarmState } from '../docker/engine
 import { METADATA_PASSWORD_FILE } from '../stack/build-model.js';
 import {
   buildSwarmModel,
+  GRACE_FILE,
   STACK_IMAGE,
   STACK_NAMESPACE,
   SWARM_TRAEFIK_FILE,
@@ -42,11 +43,13 @@ async function required(dir: string, path: string): Promise<string> {
 /** The stack's SwarmModel, with secret and config names from the files as they are now. */
 export async function loadSwarmModel(stack: LoadedStack): Promise<SwarmModel> {
   const { dir, config } = stack;
+  const grace = await readIfExists(join(dir, GRACE_FILE));
   return buildSwarmModel(config, config.mode, {
     htpasswd: await required(dir, 'auth/htpasswd'),
     access: await required(dir, 'auth/access.yaml'),
     traefik: await required(dir, SWARM_TRAEFIK_FILE),
     ...(config.metadata ? { metadataPassword: await required(dir, `auth/${METADATA_PASSWORD_FILE}`) } : {}),
+    ...(grace !== undefined ? { grace } : {}),
   });
 }
 

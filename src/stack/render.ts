@@ -35,6 +35,8 @@ export interface StackSecrets {
   htpasswd: string;
   /** The PostgreSQL password (auth/metadata-password), when the config names a PostgreSQL metadata store. */
   metadataPassword?: string;
+  /** Text of auth/htpasswd.grace when it exists (a swarm stack deploys it as a secret). */
+  grace?: string;
 }
 
 export interface RenderOptions {
@@ -154,6 +156,7 @@ function swarmFiles(config: StackConfig, secrets: StackSecrets, version: string 
       access: accessText(config),
       traefik,
       ...(secrets.metadataPassword !== undefined ? { metadataPassword: `${secrets.metadataPassword}\n` } : {}),
+      ...(secrets.grace !== undefined ? { grace: secrets.grace } : {}),
     },
     version ? { version } : {},
   );

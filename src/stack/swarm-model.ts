@@ -107,7 +107,12 @@ export interface SwarmContents {
   traefik: string;
   /** Present when the config names a PostgreSQL metadata store. */
   metadataPassword?: string;
+  /** auth/htpasswd.grace, when `rotate-credentials --grace` left old secrets that still work for a while. */
+  grace?: string;
 }
+
+/** The grace file beside htpasswd (the registry reads `<htpasswd>.grace`). */
+export const GRACE_FILE = 'auth/htpasswd.grace';
 
 export const UPDATE_POLICY: SwarmUpdateModel = {
   parallelism: 1,
@@ -147,6 +152,7 @@ export function buildSwarmModel(
       throw new Error(`metadata names PostgreSQL but auth/${METADATA_PASSWORD_FILE} was not given`);
     secrets.push(object('metadata-password', `auth/${METADATA_PASSWORD_FILE}`, contents.metadataPassword));
   }
+  if (contents.grace !== undefined) secrets.push(object('htpasswd-grace', GRACE_FILE, contents.grace));
   const configs = [
     object('access', 'auth/access.yaml', contents.access),
     object('traefik', SWARM_TRAEFIK_FILE, contents.traefik),
@@ -159,6 +165,8 @@ export function buildSwarmModel(
     for (const m of svc.mounts) {
       if (m.type === 'bind' && m.source === './auth') {
         secretRefs.push({ source: 'htpasswd', target: `${AUTH_DIR}/htpasswd` });
+        if (contents.grace !== undefined)
+          secretRefs.push({ source: 'htpasswd-grace', target: `${AUTH_DIR}/htpasswd.grace` });
         if (config.metadata)
           secretRefs.push({ source: 'metadata-password', target: `${AUTH_DIR}/${METADATA_PASSWORD_FILE}` });
         configRefs.push({ source: 'access', target: `${AUTH_DIR}/access.yaml` });

@@ -44,6 +44,8 @@ async function sh(args: string[], opts: { cwd?: string; input?: string } = {}) {
   return { code: res.exitCode ?? -1, out: String(res.stdout), all: String(res.all) };
 }
 
+let gwbridgeExisted = true;
+
 /**
  * `docker swarm init` when the engine is in no swarm (`initialised`: this file must leave it again). Run while
  * the file is collected, so that the tests are skipped, or under CI=true fail, when no swarm can be had.
@@ -52,6 +54,8 @@ function ensureSwarm(): { ok: boolean; initialised: boolean } {
   const docker = (args: string[]) => spawnSync('docker', args, { encoding: 'utf8', timeout: 60_000 });
   const state = docker(['info', '--format', '{{.Swarm.LocalNodeState}}']).stdout.trim();
   if (state === 'active') return { ok: true, initialised: false };
+  // The swarm's bridge to the outside, created with the first task: removed again on leaving when it is new.
+  gwbridgeExisted = docker(['network', 'inspect', 'docker_gwbridge']).status === 0;
   const init = docker(['swarm', 'init', '--advertise-addr', '127.0.0.1']);
   const why = `docker swarm init failed: ${`${init.stdout}${init.stderr}`.trim()}`;
   const ok = preconditionMet('a single-node swarm', init.status === 0, why);
@@ -63,12 +67,7 @@ async function relay(host: string, target: number): Promise<{ server: Server; po
   const server = createServer((client) => {
     const upstream = connect(target, '127.0.0.1');
     client.pipe(upstream).pipe(client);
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', end);
-    upstream.on('error', end);
+    for (const side of [client, upstream]) side.on('error', () => [client, upstream].forEach((x) => x.destroy()));
   });
   await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const addr = server.address();
@@ -176,7 +175,6 @@ describe.skipIf(!ready || !swarm.ok)('swarm stack on a single-node swarm', () =>
   let dockerConfig: string;
   let docker: ReturnType<typeof dockerCli>;
   let registry: string;
-  let regctlSpecs: Record<string, unknown> = {};
 
   const get = (path: string, method = 'GET') =>
     probe({
@@ -251,7 +249,10 @@ describe.skipIf(!ready || !swarm.ok)('swarm stack on a single-node swarm', () =>
     if (dockerConfig) await rm(dockerConfig, { recursive: true, force: true });
     if (root) await rm(root, { recursive: true, force: true });
     await removePackageSnapshot();
-    if (swarm.initialised) await sh(['swarm', 'leave', '--force']);
+    if (swarm.initialised) {
+      await sh(['swarm', 'leave', '--force']);
+      if (!gwbridgeExisted) await sh(['network', 'rm', 'docker_gwbridge']);
+    }
   }, 300_000);
 
   it('regctl up reaches healthy with 3 registry replicas; a second up changes nothing', async () => {
@@ -285,7 +286,6 @@ describe.skipIf(!ready || !swarm.ok)('swarm stack on a single-node swarm', () =>
     const second = await regctl(['up', '--dir', dir], { timeoutMs: 300_000 });
     expect(second.exitCode, second.all).toBe(0);
     expect(second.stdout).toContain('nothing changed');
-    regctlSpecs = await deployedSpecs();
   }, 900_000);
 
   it('docker push through Traefik completes while one registry task is killed', async () => {
@@ -369,7 +369,7 @@ describe.skipIf(!ready || !swarm.ok)('swarm stack on a single-node swarm', () =>
     expect(failures).toEqual([]);
   }, 900_000);
 
-  it('logs prefix every task; scale changes the count online', async () => {
+  it('logs prefix every task; scale changes the count online; gc runs with 3 replicas', async () => {
     const logs = await regctl(['logs', 'registry', '--dir', dir, '--tail', '5']);
     expect(logs.exitCode, logs.all).toBe(0);
     const prefixes = new Set(
@@ -385,20 +385,51 @@ describe.skipIf(!ready || !swarm.ok)('swarm stack on a single-node swarm', () =>
     expect((await get('/v2/e2e/swarm/manifests/1', 'HEAD')).status).toBe(200);
     const back = await regctl(['scale', '--replicas', '3', '--dir', dir], { timeoutMs: 300_000 });
     expect(back.exitCode, back.all).toBe(0);
+    const swept = await regctl(['gc', '--dir', dir, '--dry-run', '--json']);
+    expect(swept.exitCode, swept.all).toBe(0);
+    const report = JSON.parse(swept.stdout) as { dryRun: boolean; kept: { count: number } };
+    expect(report.dryRun && report.kept.count >= 25, swept.stdout.slice(0, 300)).toBe(true); // 24 layers, a config
   }, 600_000);
 
+  it('rotate-credentials rolls a new secret version out; the old password works during the grace', async () => {
+    const oldPassword = password;
+    const res = await regctl(['rotate-credentials', '--dir', dir, '--grace', '10m', '--json'], { timeoutMs: 600_000 });
+    expect(res.exitCode, res.all).toBe(0);
+    const r = JSON.parse(res.stdout) as { password: string; verified: boolean };
+    expect(r.verified).toBe(true);
+    password = r.password;
+    expect((await get('/v2/')).status).toBe(200);
+    const old = await probe({
+      port: httpPort,
+      host: REGISTRY_HOST,
+      path: '/v2/',
+      auth: { username: 'admin', password: oldPassword },
+    });
+    expect(old.status).toBe(200);
+    const secrets = (await sh(['secret', 'ls', '--filter', FILTER, '--format', '{{.Name}}'])).out.split('\n');
+    expect(secrets.map((n) => n.replace(/_v[0-9a-f]{12}$/, '')).sort()).toEqual([
+      `${PROJECT}_htpasswd`,
+      `${PROJECT}_htpasswd-grace`,
+      `${PROJECT}_metadata-password`,
+    ]);
+  }, 900_000);
+
   it('docker stack deploy -c compose.swarm.yaml brings up the same services as regctl up', async () => {
-    expect(Object.keys(regctlSpecs).sort()).toEqual([`${PROJECT}_registry`, `${PROJECT}_traefik`, `${PROJECT}_ui`]);
-    const down = await regctl(['down', '--dir', dir]);
-    expect(down.exitCode, down.all).toBe(0);
-    expect((await sh(['service', 'ls', '-q', '--filter', FILTER])).out.trim()).toBe('');
-    expect((await sh(['secret', 'ls', '-q', '--filter', FILTER])).out.trim()).toBe('');
-    // The files as regctl up read them before the rolling update: the log level back, re-rendered.
+    // The files as they are now, rendered again; regctl up applies them (the log level back to info).
     const file = join(dir, 'regctl.yaml');
     const doc = parseDocument(await readFile(file, 'utf8'));
     doc.setIn(['registry', 'logLevel'], 'info');
     await writeFile(file, doc.toString());
     expect((await regctl(['init', '--yes', '--force', '--dir', dir])).exitCode).toBe(0);
+    const upped = await regctl(['up', '--dir', dir], { timeoutMs: 600_000 });
+    expect(upped.exitCode, upped.all).toBe(0);
+    expect(upped.all).not.toContain('compose.swarm.yaml differs');
+    const regctlSpecs = await deployedSpecs();
+    expect(Object.keys(regctlSpecs).sort()).toEqual([`${PROJECT}_registry`, `${PROJECT}_traefik`, `${PROJECT}_ui`]);
+    const down = await regctl(['down', '--dir', dir]);
+    expect(down.exitCode, down.all).toBe(0);
+    expect((await sh(['service', 'ls', '-q', '--filter', FILTER])).out.trim()).toBe('');
+    expect((await sh(['secret', 'ls', '-q', '--filter', FILTER])).out.trim()).toBe('');
     const deploy = await sh(['stack', 'deploy', '-c', 'compose.swarm.yaml', PROJECT], { cwd: dir });
     expect(deploy.code, deploy.all).toBe(0);
     await waitFor('the stack to converge', async () => {

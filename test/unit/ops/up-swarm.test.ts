@@ -11,6 +11,8 @@ import { APPLIED_HASH_LABEL, loadStack } from '../../../src/ops/stack.js';
 import { status } from '../../../src/ops/status.js';
 import { scale } from '../../../src/ops/swarm-ops.js';
 import { up, type UpOptions } from '../../../src/ops/up.js';
+import { rotateCredentials } from '../../../src/ops/rotate.js';
+import { setHtpasswdUser } from '../../../src/stack/htpasswd.js';
 import { scriptedPrompts } from '../../../src/cli/prompts.js';
 import { capturedOutput, rejection, stackFixture, type StackFixture } from './fixture.js';
 
@@ -127,6 +129,33 @@ describe('up on a swarm stack', () => {
     expect(swarm().services.size).toBe(0);
     expect(swarm().secrets.size).toBe(0);
     expect(engine.networks.has('fx_proxy')).toBe(false);
+  });
+});
+
+describe('rotate-credentials on a swarm stack', () => {
+  it('rolls the new htpasswd and the grace file out as new secret versions; the old version goes', async () => {
+    const htpasswd = setHtpasswdUser('', 'admin', 'the-old-password', 4);
+    await writeFile(join(fx.dir, 'auth/htpasswd'), htpasswd);
+    await up(options());
+    const old = swarp('fx_registry').secrets.map((x) => x.name);
+    const { out } = capturedOutput();
+    const r = await rotateCredentials({
+      dir: fx.dir,
+      graceMs: 600_000,
+      out,
+      engine,
+      canShowSecret: true,
+      env: { REGCTL_REGISTRY_URL: `http://127.0.0.1:${fx.ports.registry}` },
+    });
+    expect(r.user).toBe('admin');
+    const now = swarp('fx_registry').secrets;
+    expect(now.map((x) => x.target)).toEqual(['/auth/htpasswd', '/auth/htpasswd.grace', '/auth/metadata-password']);
+    expect(now[0]!.name).not.toBe(old[0]);
+    expect(now[2]!.name).toBe(old[1]);
+    expect(swarm().secrets.has(old[0]!)).toBe(false);
+    const grace = swarm().secrets.get(now[1]!.name)!.data.toString();
+    expect(grace.startsWith(`${htpasswd.trim()}:`)).toBe(true);
+    expect(engine.calls).toContain('service-update:fx_registry');
   });
 });
 
