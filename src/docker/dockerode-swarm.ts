@@ -35,6 +35,7 @@ interface RawTask {
   Slot?: number;
   NodeID?: string;
   DesiredState: string;
+  Spec?: { ContainerSpec?: { Labels?: Record<string, string> | null } };
   Status: {
     State: string;
     Err?: string;
@@ -261,6 +262,7 @@ export class DockerodeSwarm implements SwarmEngine {
       nodeId: t.NodeID ?? '',
       state: t.Status.State,
       desiredState: t.DesiredState,
+      containerLabels: t.Spec?.ContainerSpec?.Labels ?? {},
       ...(t.Status.ContainerStatus?.ContainerID ? { containerId: t.Status.ContainerStatus.ContainerID } : {}),
       ...(t.Status.Err || t.Status.Message ? { message: t.Status.Err ?? t.Status.Message } : {}),
       ...(t.Status.Timestamp ? { timestamp: t.Status.Timestamp } : {}),

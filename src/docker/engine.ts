@@ -214,6 +214,8 @@ export interface SwarmTaskInfo {
   state: string;
   desiredState: string;
   containerId?: string;
+  /** Labels of the task's container (from the service spec the task was made from). */
+  containerLabels: Record<string, string>;
   /** The task's error or status message, when it has one. */
   message?: string;
   /** When the task entered its current state (ISO time). */

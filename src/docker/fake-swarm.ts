@@ -35,6 +35,12 @@ export class FakeSwarm implements SwarmEngine {
   readonly taskState = new Map<string, string>();
   /** Service name → the state of its last update (default completed once updated). */
   readonly updateState = new Map<string, SwarmServiceInfo['updateState']>();
+  /**
+   * Service name → how many more `listTasks` calls still show the tasks of the spec before the last update (the
+   * engine starts an update a moment after accepting it).
+   */
+  readonly taskLag = new Map<string, number>();
+  private readonly previous = new Map<string, SwarmServiceSpec>();
   /** Service name → its log text (lines are prefixed with `<key>.<slot> | ` as the real one does). */
   readonly logText = new Map<string, string>();
   private seq = 0;
@@ -141,6 +147,7 @@ export class FakeSwarm implements SwarmEngine {
     if (!s) throw new EngineError(`service ${name} not found`, 404);
     if (s.version !== version) throw new EngineError(`update out of sequence`, 500);
     this.checkRefs(spec);
+    this.previous.set(name, s.spec);
     Object.assign(s, { spec: structuredClone(spec), version: version + 1, updated: true });
   }
   async scaleService(name: string, replicas: number): Promise<void> {
@@ -159,6 +166,9 @@ export class FakeSwarm implements SwarmEngine {
     const s = this.services.get(serviceName);
     if (!s) return [];
     const state = this.taskState.get(serviceName) ?? 'running';
+    const lag = this.taskLag.get(serviceName) ?? 0;
+    if (lag > 0) this.taskLag.set(serviceName, lag - 1);
+    const spec = lag > 0 ? (this.previous.get(serviceName) ?? s.spec) : s.spec;
     return Array.from({ length: s.spec.replicas }, (_, i) => ({
       id: `${s.id}-task${i + 1}`,
       serviceName,
@@ -166,6 +176,7 @@ export class FakeSwarm implements SwarmEngine {
       nodeId: 'node-1',
       state,
       desiredState: 'running',
+      containerLabels: { ...spec.containerLabels },
     }));
   }
   async serviceLogs(name: string, _options?: LogOptions): Promise<Readable> {

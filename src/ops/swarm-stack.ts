@@ -116,7 +116,10 @@ export function serviceSpec(model: SwarmModel, svc: SwarmServiceModel, imageId: 
     .update(`\0image\0${imageId}`)
     .digest('hex')
     .slice(0, 24);
+  // On the tasks' containers too: convergence waits for running tasks of this very spec (right after an update
+  // the engine may still report the old tasks as the service's, before its update has started).
   spec.labels[APPLIED_HASH_LABEL] = hash;
+  spec.containerLabels[APPLIED_HASH_LABEL] = hash;
   return spec;
 }
 

@@ -10,8 +10,7 @@
  */
 import { RegctlError } from '../common/errors.js';
 import type { Output } from '../common/io.js';
-import type { DockerEngine } from '../docker/engine.js';
-import type { SwarmEngine, SwarmServiceInfo } from '../docker/engine.js';
+import type { DockerEngine, SwarmEngine, SwarmServiceInfo, SwarmTaskInfo } from '../docker/engine.js';
 import { renderSwarmCompose } from '../stack/swarm-compose.js';
 import { SWARM_COMPOSE_FILE, type SwarmModel } from '../stack/swarm-model.js';
 import { readIfExists } from '../common/fs.js';
@@ -205,7 +204,10 @@ async function notConverged(
   }
   if (info.updateState === 'updating') return 'rolling update in progress';
   const tasks = await swarm.listTasks(info.name);
-  const wanted = tasks.filter((t) => t.desiredState === 'running');
+  // Services regctl deployed carry the applied hash: only tasks of that spec count (stack deploy sets none).
+  const hash = info.labels[APPLIED_HASH_LABEL];
+  const current = (t: SwarmTaskInfo) => hash === undefined || t.containerLabels[APPLIED_HASH_LABEL] === hash;
+  const wanted = tasks.filter((t) => t.desiredState === 'running' && current(t));
   const running = wanted.filter((t) => t.state === 'running');
   if (running.length !== info.replicas || wanted.length !== info.replicas) {
     const failed = tasks

@@ -1,12 +1,10 @@
 /**
  * A swarm stack on a single-node swarm of this machine's engine: `regctl up` to healthy with three registry
  * replicas on PostgreSQL metadata, a `docker push` through Traefik while one registry task is killed, a rolling
- * update under a pull loop, status/logs/scale, and `docker stack deploy -c compose.swarm.yaml` bringing up the
- * same services as `regctl up`.
- *
- * PostgreSQL is the machine's own (a throwaway cluster on 127.0.0.1); the tasks reach it through a small TCP
- * relay on docker's bridge address, so the database sees a loopback client as its default rules want.
- * Traefik publishes a free high port in host mode (this host has no IPVS: the routing mesh does not answer).
+ * update under a pull loop, logs/scale/gc/rotation, and `docker stack deploy -c compose.swarm.yaml` bringing up the
+ * same services as `regctl up`. PostgreSQL is the machine's own (a throwaway cluster on 127.0.0.1); the tasks
+ * reach it through a small TCP relay on docker's bridge address, so the database sees a loopback client as its
+ * default rules want. Traefik publishes a free high port in host mode (no IPVS here: no routing mesh).
  * The swarm is initialised here if the engine is in none, and left again afterwards; an engine that already was
  * a manager stays one. Every service, network, secret, config and volume of the stack is removed at the end.
  */
@@ -98,7 +96,8 @@ interface ServiceSpecJson {
   };
 }
 
-/** What both ways of deploying must agree on, per service. */
+/** What both ways of deploying must agree on, per service (but regctl's record of what it applied). */
+const OWN = 'dev.regctl.applied-hash';
 async function deployedSpecs(): Promise<Record<string, unknown>> {
   const names = (await sh(['service', 'ls', '--filter', FILTER, '--format', '{{.Name}}'])).out
     .split('\n')
@@ -113,10 +112,10 @@ async function deployedSpecs(): Promise<Record<string, unknown>> {
       env: [...(c.Env ?? [])].sort(),
       labels: Object.fromEntries(
         Object.entries(s.Spec.Labels)
-          .filter(([k]) => k !== 'dev.regctl.applied-hash')
+          .filter(([k]) => k !== OWN)
           .sort(([a], [b]) => a.localeCompare(b)),
       ),
-      containerLabels: c.Labels ?? {},
+      containerLabels: Object.fromEntries(Object.entries(c.Labels ?? {}).filter(([k]) => k !== OWN)),
       mounts: (c.Mounts ?? []).map((m) => `${m.Type} ${m.Source} ${m.Target} ${m.ReadOnly ? 'ro' : 'rw'}`).sort(),
       secrets: (c.Secrets ?? []).map((x) => `${x.SecretName} ${x.File.Name}`).sort(),
       configs: (c.Configs ?? []).map((x) => `${x.ConfigName} ${x.File.Name}`).sort(),

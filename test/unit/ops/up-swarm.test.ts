@@ -100,6 +100,15 @@ describe('up on a swarm stack', () => {
     expect(swarm().secrets.has(newSecret)).toBe(true);
   });
 
+  it('after an update, waits for tasks of the new spec even while the engine still shows the old ones', async () => {
+    await up(options());
+    await fx.writeConfig(`deploy: { mode: swarm, replicas: 3 }\nmetadata: ${PG}\nregistry: { logLevel: warn }\n`);
+    swarm().taskLag.set('fx_registry', 2);
+    const result = await up(options());
+    expect(result.containers.find((c) => c.service === 'registry')?.action).toBe('recreated');
+    expect(swarm().taskLag.get('fx_registry')).toBe(0);
+  });
+
   it('a rolled-back update fails in one line, naming the state and the reason', async () => {
     await up(options());
     await fx.writeConfig(`deploy: { mode: swarm, replicas: 2 }\nmetadata: ${PG}\n`);
