@@ -17,6 +17,8 @@
  * images: { registry: regctl:0.1.0, traefik: traefik:v3.6, base: node:20-bookworm-slim }
  * traefik: { dashboard: false, readTimeout: 0s, writeTimeout: 0s, idleTimeout: 180s, accessLog: true }
  * registry: { uploadPurgeAge: 168h, minFreeDisk: 1GiB, logLevel: info }
+ * deploy: { mode: compose, replicas: 1 }   # swarm: `regctl up` deploys services (compose.swarm.yaml)
+ * metadata: postgres://regctl@db.internal:5432/regctl   # shared by replicas; password in auth/metadata-password
  * ```
  */
 import { parseDuration, parseSize } from '../common/units.js';
@@ -79,6 +81,9 @@ const duration = (example: string) =>
     `must be a duration such as ${example} (units ns, us, ms, s, m, h)`,
     (value) => !value.includes('d'),
   );
+
+/** A PostgreSQL URL without a password (the password lives in auth/metadata-password, 0600). */
+const POSTGRES_URL = /^postgres(?:ql)?:\/\/[A-Za-z0-9._-]+@[A-Za-z0-9.-]+(?::\d{1,5})?\/[A-Za-z0-9_-]+$/;
 
 export const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -168,11 +173,39 @@ export const stackConfigSchema = z
         logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
       })
       .prefault({}),
+    /** How `regctl up` runs the stack: containers on this engine (compose), or Swarm services (swarm). */
+    deploy: z
+      .strictObject({
+        mode: z.enum(['compose', 'swarm'], { error: 'deploy.mode is compose or swarm' }).default('compose'),
+        replicas: z
+          .number({ error: 'deploy.replicas must be a number' })
+          .int('deploy.replicas must be a whole number')
+          .min(1, 'deploy.replicas must be at least 1')
+          .max(64, 'deploy.replicas must be at most 64')
+          .default(1),
+      })
+      .prefault({}),
+    /** Metadata store of the registry: SQLite under the data volume when absent, or a shared PostgreSQL. */
+    metadata: z.string().regex(POSTGRES_URL, 'must be postgres://USER@HOST[:PORT]/DB, without a password').optional(),
   })
   .superRefine((config, ctx) => {
     const admins = Object.entries(config.users).filter(([, u]) => u.admin);
     if (admins.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['users'], message: 'at least one user needs admin: true' });
+    }
+    const { mode, replicas } = config.deploy;
+    if (replicas > 1 && mode !== 'swarm') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['deploy', 'replicas'],
+        message: 'more than one replica needs deploy.mode: swarm',
+      });
+    } else if (replicas > 1 && !config.metadata) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['deploy', 'replicas'],
+        message: `${replicas} replicas share one store only with PostgreSQL metadata: set metadata: postgres://USER@HOST/DB`,
+      });
     }
     const { http, https, registry, dashboard } = config.ports;
     if (http === https)
@@ -218,6 +251,11 @@ const HINTS: { prefix: string; hint: string }[] = [
     hint: 'users map names to { admin: true } or { rules: [ { repos: "apps/**", actions: [pull, push] } ] }',
   },
   { prefix: 'version', hint: 'regctl.yaml starts with "version: 1"' },
+  {
+    prefix: 'deploy',
+    hint: 'deploy: { mode: swarm, replicas: 3 } with metadata: postgres://USER@HOST/DB (see docs/swarm.md)',
+  },
+  { prefix: 'metadata', hint: 'the database password goes in auth/metadata-password (0600), never in the URL' },
 ];
 
 export interface ConfigProblem {

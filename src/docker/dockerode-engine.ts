@@ -12,8 +12,10 @@ import {
   type LogOptions,
   type PortBinding,
   type EngineInfo,
+  type SwarmEngine,
 } from './engine.js';
 import { demuxDockerStream } from './demux.js';
+import { DockerodeSwarm } from './dockerode-swarm.js';
 
 interface EngineTarget {
   options: Docker.DockerOptions;
@@ -120,6 +122,14 @@ export class DockerodeEngine implements DockerEngine {
 
   async ping(): Promise<void> {
     await this.call('ping', () => this.docker.ping());
+  }
+
+  async swarm(): Promise<SwarmEngine> {
+    return new DockerodeSwarm(
+      this.docker,
+      (what, fn) => this.call(what, fn),
+      (what, fn) => this.lookup(what, fn),
+    );
   }
 
   async networkExists(name: string): Promise<boolean> {

@@ -124,6 +124,9 @@ export interface DockerEngine {
   engineInfo(): Promise<EngineInfo>;
   /** Host path of a local volume's data, when the engine reports one. */
   volumeMountpoint(name: string): Promise<string | undefined>;
+
+  /** The Swarm API of this engine (services, tasks, secrets, configs), for swarm stacks. */
+  swarm(): Promise<SwarmEngine>;
 }
 
 export interface EngineInfo {
@@ -134,6 +137,116 @@ export interface EngineInfo {
   /** The engine's clock, when it reports one (ISO time). */
   systemTime?: string;
   serverVersion?: string;
+}
+
+// The Swarm API (`DockerEngine.swarm()`): services, their tasks and logs, secrets, configs and overlay networks.
+// `DockerodeSwarm` implements it on dockerode, `FakeSwarm` in memory. Secrets and configs are named by their
+// engine names; a service spec names them too, and the implementation resolves the names to IDs.
+
+export interface SwarmState {
+  nodeId: string;
+  /** This engine can manage the swarm (create services, secrets). */
+  manager: boolean;
+  /** Nodes in the swarm. */
+  nodes: number;
+}
+
+export interface SwarmObjectInfo {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+}
+
+export interface SwarmUpdatePolicy {
+  parallelism: number;
+  delayMs: number;
+  order: 'start-first' | 'stop-first';
+  failureAction: 'rollback' | 'pause' | 'continue';
+  monitorMs: number;
+}
+
+/** Everything needed to create (or update to) one replicated service on one network. */
+export interface SwarmServiceSpec {
+  name: string;
+  image: string;
+  command?: string[];
+  env: Record<string, string>;
+  /** Service labels (what Traefik's Swarm provider reads). */
+  labels: Record<string, string>;
+  /** Labels of the service's containers. */
+  containerLabels: Record<string, string>;
+  mounts: ContainerMount[];
+  secrets: { name: string; target: string }[];
+  configs: { name: string; target: string }[];
+  /** Published in host mode. */
+  ports: { published: number; target: number }[];
+  healthcheck?: ContainerHealthcheck;
+  replicas: number;
+  endpointMode: 'dnsrr' | 'vip';
+  constraints: string[];
+  update: SwarmUpdatePolicy;
+  network: string;
+  aliases: string[];
+}
+
+export type UpdateState =
+  'updating' | 'paused' | 'completed' | 'rollback_started' | 'rollback_paused' | 'rollback_completed';
+
+export interface SwarmServiceInfo {
+  id: string;
+  name: string;
+  /** The object version an update must name. */
+  version: number;
+  labels: Record<string, string>;
+  image: string;
+  replicas: number;
+  /** State of the last update, absent when the service was never updated. */
+  updateState?: UpdateState;
+  updateMessage?: string;
+}
+
+export interface SwarmTaskInfo {
+  id: string;
+  serviceName: string;
+  slot?: number;
+  nodeId: string;
+  /** new, pending, assigned, accepted, preparing, starting, running, complete, failed, shutdown, rejected… */
+  state: string;
+  desiredState: string;
+  containerId?: string;
+  /** Labels of the task's container (from the service spec the task was made from). */
+  containerLabels: Record<string, string>;
+  /** The task's error or status message, when it has one. */
+  message?: string;
+  /** When the task entered its current state (ISO time). */
+  timestamp?: string;
+}
+
+export interface SwarmEngine {
+  /** The swarm this engine is part of, or undefined when it is in none. */
+  state(): Promise<SwarmState | undefined>;
+
+  /** Creates an attachable overlay network if missing; true when this call created it. */
+  ensureOverlayNetwork(name: string, labels: Record<string, string>): Promise<boolean>;
+
+  listSecrets(labels: Record<string, string>): Promise<SwarmObjectInfo[]>;
+  createSecret(name: string, data: Buffer, labels: Record<string, string>): Promise<void>;
+  removeSecret(name: string): Promise<boolean>;
+  listConfigs(labels: Record<string, string>): Promise<SwarmObjectInfo[]>;
+  createConfig(name: string, data: Buffer, labels: Record<string, string>): Promise<void>;
+  removeConfig(name: string): Promise<boolean>;
+
+  listServices(labels: Record<string, string>): Promise<SwarmServiceInfo[]>;
+  inspectService(name: string): Promise<SwarmServiceInfo | undefined>;
+  createService(spec: SwarmServiceSpec): Promise<void>;
+  /** Replaces the service's spec (the engine rolls it out with the spec's update policy). */
+  updateService(name: string, version: number, spec: SwarmServiceSpec): Promise<void>;
+  /** Changes only the replica count of a running service. */
+  scaleService(name: string, replicas: number): Promise<void>;
+  removeService(name: string): Promise<boolean>;
+  listTasks(serviceName: string): Promise<SwarmTaskInfo[]>;
+  /** Every task's log, each line prefixed with `<service>.<slot> | `. */
+  serviceLogs(name: string, options?: LogOptions): Promise<Readable>;
 }
 
 /** An Engine API call failed for a reason other than "not found" or "engine unreachable". */

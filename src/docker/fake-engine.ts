@@ -16,7 +16,9 @@ import {
   type ImageInfo,
   type LogOptions,
   type EngineInfo,
+  type SwarmEngine,
 } from './engine.js';
+import { FakeSwarm } from './fake-swarm.js';
 
 interface FakeContainer {
   id: string;
@@ -42,6 +44,8 @@ export class FakeEngine implements DockerEngine {
   /** Build contexts received, drained to bytes. */
   readonly buildContexts: Buffer[] = [];
   private seq = 0;
+  /** The engine's Swarm API: a one-node swarm with this engine's networks and calls. */
+  readonly fakeSwarm = new FakeSwarm(this.networks, (key) => this.record(key));
 
   private check(key: string): void {
     if (!this.reachable) {
@@ -60,6 +64,11 @@ export class FakeEngine implements DockerEngine {
 
   async ping(): Promise<void> {
     this.check('ping');
+  }
+
+  async swarm(): Promise<SwarmEngine> {
+    this.check('swarm');
+    return this.fakeSwarm;
   }
 
   async networkExists(name: string): Promise<boolean> {

@@ -11,6 +11,7 @@ import type {
   EngineInfo,
   ImageInfo,
   LogOptions,
+  SwarmEngine,
 } from './engine.js';
 
 export class LazyEngine implements DockerEngine {
@@ -25,6 +26,9 @@ export class LazyEngine implements DockerEngine {
 
   async ping(): Promise<void> {
     return (await this.real()).ping();
+  }
+  async swarm(): Promise<SwarmEngine> {
+    return (await this.real()).swarm();
   }
   async ensureNetwork(name: string, labels: Record<string, string>): Promise<boolean> {
     return (await this.real()).ensureNetwork(name, labels);

@@ -290,10 +290,12 @@ export class AdminClient {
    */
   async gc(
     body: { dryRun: boolean; deleteUntagged: boolean; graceSeconds?: number },
-    opts: { pollMs?: number; onProgress?: (p: GcProgress) => void } = {},
+    opts: { pollMs?: number; onProgress?: (p: GcProgress) => void; oneRequest?: boolean } = {},
   ): Promise<GcReport> {
     const what = 'garbage collection';
-    const res = await this.request('POST', '/admin/v1/gc', { body: { ...body, wait: false } });
+    // A job lives in the process that runs it: behind a proxy spreading requests over replicas the polls would
+    // reach other processes, so there the GC runs within one request (no progress lines).
+    const res = await this.request('POST', '/admin/v1/gc', { body: { ...body, wait: opts.oneRequest === true } });
     if (res.status === 200) return JSON.parse(res.body.toString('utf8')) as GcReport;
     if (res.status === 409) throw gcRunningError(res);
     if (res.status !== 202) throw this.fail(what, res);

@@ -1,6 +1,6 @@
 /**
- * `regctl down`: stop and remove the stack's containers and network. Data volumes stay unless `volumes`
- * is set, and then only after a confirmation (or `yes`).
+ * `regctl down`: stop and remove the stack's containers and network (on a swarm stack: its services, network,
+ * secrets and configs). Data volumes stay unless `volumes` is set, and then only after a confirmation (or `yes`).
  */
 import { join, resolve } from 'node:path';
 import { RegctlError } from '../common/errors.js';
@@ -10,7 +10,9 @@ import type { DockerEngine } from '../docker/engine.js';
 import { buildStackModel } from '../stack/build-model.js';
 import { LABELS } from '../stack/model.js';
 import { readEnvFile } from '../stack/env.js';
-import { loadStack } from './stack.js';
+import { loadStack, type LoadedStack } from './stack.js';
+import { swarmDown } from './swarm-ops.js';
+import { isSwarmStack } from './swarm-stack.js';
 
 export interface DownOptions {
   dir: string;
@@ -34,16 +36,24 @@ interface DownTarget {
   network: string;
   /** Volumes the config names (project-labelled volumes are found by label as well). */
   volumes: string[];
+  /** Set when regctl.yaml makes it a swarm stack. */
+  swarm?: LoadedStack;
 }
 
 /** What to take down: from regctl.yaml, or, when it no longer validates, from the project name in `.env`. */
 async function downTarget(dir: string, out: Output): Promise<DownTarget> {
   try {
-    const { config, model } = await loadStack(dir);
+    const stack = await loadStack(dir);
+    const { config, model } = stack;
     const volumes = [...buildStackModel(config, 'dev').volumes, ...buildStackModel(config, 'prod').volumes].map(
       (v) => v.name,
     );
-    return { project: model.project, network: model.network.name, volumes: [...new Set(volumes)] };
+    return {
+      project: model.project,
+      network: model.network.name,
+      volumes: [...new Set(volumes)],
+      ...(isSwarmStack(stack) ? { swarm: stack } : {}),
+    };
   } catch (err) {
     if (!(err instanceof RegctlError && err.code === 'CONFIG_INVALID')) throw err;
     const project = (await readEnvFile(join(resolve(dir), '.env'))).COMPOSE_PROJECT_NAME;
@@ -87,8 +97,13 @@ export async function down(opts: DownOptions): Promise<DownResult> {
     volumesRemoved: [],
     volumesKept: [],
   };
-  const containers = await engine.listContainers(labels);
-  if (containers.length === 0) out.ok(`No containers of ${target.project} are running`);
+  if (target.swarm) {
+    const removed = await swarmDown(target.swarm, engine, out);
+    result.containersRemoved.push(...removed.servicesRemoved);
+    result.networkRemoved = removed.networkRemoved;
+  }
+  const containers = target.swarm ? [] : await engine.listContainers(labels);
+  if (containers.length === 0 && !target.swarm) out.ok(`No containers of ${target.project} are running`);
   // Traefik last: it keeps routing until the services behind it are gone.
   const ordered = [...containers].sort(
     (a, b) => Number(a.name.endsWith('-traefik')) - Number(b.name.endsWith('-traefik')),
@@ -100,8 +115,8 @@ export async function down(opts: DownOptions): Promise<DownResult> {
     result.containersRemoved.push(c.name);
     out.ok(`${c.name} removed`);
   }
-  result.networkRemoved = await engine.removeNetwork(target.network);
-  if (result.networkRemoved) out.ok(`Network ${target.network} removed`);
+  if (!target.swarm) result.networkRemoved = await engine.removeNetwork(target.network);
+  if (result.networkRemoved && !target.swarm) out.ok(`Network ${target.network} removed`);
 
   const allVolumes = new Set(await engine.listVolumes({}));
   const ours = volumeNames.filter((n) => allVolumes.has(n));

@@ -6,6 +6,7 @@ import type { Output } from '../common/io.js';
 import type { GcProgress, GcReport } from '../common/admin-api.js';
 import { AdminClient, stackEndpoint } from './admin-client.js';
 import { formatBytes } from '../common/units.js';
+import { loadStack } from './stack.js';
 
 export interface GcOptions {
   dir: string;
@@ -15,6 +16,8 @@ export interface GcOptions {
   graceMs?: number;
   out: Output;
   env?: NodeJS.ProcessEnv;
+  /** Run the GC within one request instead of as a polled job; default: on a swarm stack (replicas). */
+  oneRequest?: boolean;
 }
 
 export interface GcSummary {
@@ -32,6 +35,7 @@ export interface GcSummary {
 export async function gc(opts: GcOptions): Promise<GcSummary> {
   const endpoint = await stackEndpoint(opts.dir, opts.env);
   const client = new AdminClient(endpoint);
+  const oneRequest = opts.oneRequest ?? (await loadStack(opts.dir)).config.deploy.mode === 'swarm';
   opts.out.step(`${opts.dryRun ? 'Dry run of garbage collection' : 'Garbage collection'} on ${endpoint.description}`);
   const started = Date.now();
   const report: GcReport = await client.gc(
@@ -40,7 +44,10 @@ export async function gc(opts: GcOptions): Promise<GcSummary> {
       deleteUntagged: opts.deleteUntagged,
       ...(opts.graceMs !== undefined ? { graceSeconds: opts.graceMs / 1000 } : {}),
     },
-    { onProgress: (p) => opts.out.progress(`${progressText(p)} (${Math.round((Date.now() - started) / 1000)} s)`) },
+    {
+      oneRequest,
+      onProgress: (p) => opts.out.progress(`${progressText(p)} (${Math.round((Date.now() - started) / 1000)} s)`),
+    },
   );
   const byReason: GcSummary['kept']['byReason'] = {};
   for (const k of report.kept) {

@@ -12,11 +12,12 @@ import { readStdinSecret } from '../common/stdin.js';
 import { CONFIG_FILE, loadStackConfig } from '../config/load.js';
 import { hostNameProblem, parseStackConfig, primaryAdmin, USER_NAME, type StackConfig } from '../config/schema.js';
 import { z } from 'zod';
-import { hostnamesOf } from '../stack/build-model.js';
+import { hostnamesOf, METADATA_PASSWORD_FILE } from '../stack/build-model.js';
 import { ENV_KEYS, envValueProblem, parseEnv } from '../stack/env.js';
 import { DEFAULT_BCRYPT_COST, parseHtpasswd, setHtpasswdUser } from '../stack/htpasswd.js';
 import { configDocument, renderStack } from '../stack/render.js';
 import { generatePassword } from '../stack/secrets.js';
+import { GRACE_FILE } from '../stack/swarm-model.js';
 import { applyPlan, conflicts, planStack, type PlannedFile } from '../stack/write.js';
 
 export interface InitOptions {
@@ -35,6 +36,11 @@ export interface InitOptions {
   httpPort?: number;
   httpsPort?: number;
   registryPort?: number;
+  /** compose (default) or swarm: how `regctl up` runs the stack. */
+  mode?: string;
+  replicas?: number;
+  /** postgres://USER@HOST[:PORT]/DB; the password from $REGCTL_METADATA_PASSWORD. */
+  metadata?: string;
   force?: boolean;
   json?: boolean;
 }
@@ -62,6 +68,9 @@ const FLAG_OF: Record<string, string> = {
   'ports.http': '--http-port',
   'ports.https': '--https-port',
   'ports.registry': '--registry-port',
+  'deploy.mode': '--mode',
+  'deploy.replicas': '--replicas',
+  metadata: '--metadata',
 };
 
 const hostValidate = (value: string): true | string => {
@@ -201,6 +210,9 @@ async function configInput(
   if (opts.httpPort !== undefined) ports.http = opts.httpPort;
   if (opts.httpsPort !== undefined) ports.https = opts.httpsPort;
   if (opts.registryPort !== undefined) ports.registry = opts.registryPort;
+  if (opts.mode !== undefined) section('deploy').mode = opts.mode;
+  if (opts.replicas !== undefined) section('deploy').replicas = opts.replicas;
+  if (opts.metadata !== undefined) input.metadata = opts.metadata;
   return input;
 }
 
@@ -269,6 +281,29 @@ async function initCredentials(
   return { username, password, shownPassword, existingHtpasswd };
 }
 
+/**
+ * The PostgreSQL password of a config that names one: kept from auth/metadata-password, or taken from
+ * $REGCTL_METADATA_PASSWORD (never a flag: it would show in the process list and shell history).
+ */
+async function initMetadataPassword(ctx: InitIo, dir: string, config: StackConfig): Promise<string | undefined> {
+  if (!config.metadata) return undefined;
+  const existing = (await readIfExists(join(dir, 'auth', METADATA_PASSWORD_FILE)))?.trim();
+  const given = ctx.env.REGCTL_METADATA_PASSWORD;
+  if (existing) {
+    if (given && given !== existing)
+      ctx.out.warn(`REGCTL_METADATA_PASSWORD ignored: auth/${METADATA_PASSWORD_FILE} is kept`);
+    return existing;
+  }
+  if (!given) {
+    throw new RegctlError('USAGE', `--metadata ${config.metadata} needs the database password`, {
+      hint: `set REGCTL_METADATA_PASSWORD in the environment of \`regctl init\` (it is written to auth/${METADATA_PASSWORD_FILE}, 0600)`,
+    });
+  }
+  if (/[\r\n]/.test(given))
+    throw new RegctlError('USAGE', 'REGCTL_METADATA_PASSWORD spans several lines', { hint: 'give one line' });
+  return given;
+}
+
 interface InitOutcome {
   dir: string;
   existing: boolean;
@@ -323,7 +358,23 @@ export async function runInit(ctx: InitIo, opts: InitOptions): Promise<void> {
   if (existingHtpasswd !== undefined && !parseHtpasswd(existingHtpasswd).some((e) => e.user === username)) {
     ctx.out.warn(`auth/htpasswd has no entry for ${username}; it is kept as it is`);
   }
-  const files = renderStack(config, { secrets: { username, password, htpasswd } });
+  const metadataPassword = await initMetadataPassword(ctx, dir, config);
+  const grace = await readIfExists(join(dir, GRACE_FILE));
+  const files = renderStack(config, {
+    secrets: {
+      username,
+      password,
+      htpasswd,
+      ...(metadataPassword !== undefined ? { metadataPassword } : {}),
+      ...(grace !== undefined ? { grace } : {}),
+    },
+  });
+  if (config.deploy.mode === 'swarm' && !opts.json) {
+    ctx.out.warn(
+      'swarm: the registry keeps its data on a local volume of the manager it runs on, which is for one node only; ' +
+        'several nodes need S3 storage (see docs/swarm.md)',
+    );
+  }
   if (existing && isDeepStrictEqual(config, existing)) {
     // Nothing asked to change the config: the person's own regctl.yaml (comments, layout) stays as it is.
     const file = files.find((f) => f.path === CONFIG_FILE);

@@ -1,10 +1,13 @@
 /**
- * `regctl logs [service]`: one service's log, or every service's with a `name | ` prefix per line.
+ * `regctl logs [service]`: one service's log, or every service's with a `name | ` prefix per line. On a swarm
+ * stack every task's lines carry a `<service>.<slot> | ` prefix.
  */
 import { createInterface } from 'node:readline';
 import { RegctlError } from '../common/errors.js';
 import type { DockerEngine } from '../docker/engine.js';
 import { loadStack } from './stack.js';
+import { swarmLogs } from './swarm-ops.js';
+import { isSwarmStack } from './swarm-stack.js';
 
 export interface LogsOptions {
   dir: string;
@@ -21,7 +24,12 @@ export interface LogsOptions {
 export async function logs(opts: LogsOptions): Promise<void> {
   const { engine } = opts;
   await engine.ping();
-  const { model } = await loadStack(opts.dir);
+  const stack = await loadStack(opts.dir);
+  if (isSwarmStack(stack)) {
+    await swarmLogs(stack, engine, opts);
+    return;
+  }
+  const { model } = stack;
   const names = model.services.map((s) => s.name);
   const selected = opts.service ? model.services.filter((s) => s.name === opts.service) : model.services;
   if (opts.service && selected.length === 0) {

@@ -28,7 +28,9 @@ import { hashPassword } from '../stack/htpasswd.js';
 import { ENV_KEYS, envValueProblem, setEnvValues } from '../stack/env.js';
 import { generatePassword } from '../stack/secrets.js';
 import { atomicWrite } from '../stack/write.js';
+import type { DockerEngine } from '../docker/engine.js';
 import { AdminClient, stackEndpoint } from './admin-client.js';
+import { up } from './up.js';
 import { retryUntil } from './http-probe.js';
 import { HTPASSWD_FILE, checkGivenPassword, readUsersFiles, reloadRegistry, writeHtpasswd } from './users.js';
 
@@ -44,6 +46,8 @@ export interface RotateOptions {
   /** Whether the caller will show a generated password (terminal or --json). */
   canShowSecret: boolean;
   now?: () => number;
+  /** The engine, for a swarm stack: its new htpasswd (and grace file) roll out as new secret versions. */
+  engine?: DockerEngine;
 }
 
 export interface RotateResult {
@@ -122,6 +126,13 @@ export async function rotateCredentials(opts: RotateOptions): Promise<RotateResu
     const text = (await readIfExists(envPath)) ?? '';
     await atomicWrite(envPath, setEnvValues(text, { [ENV_KEYS.password]: password }), 0o600);
     envUpdated = true;
+  }
+
+  // A swarm stack's tasks read htpasswd from a secret: the new version is rolled out (start-first) by `up`.
+  if (files.config.deploy.mode === 'swarm') {
+    if (!opts.engine) throw new Error('rotating on a swarm stack needs the engine');
+    opts.out.step('Rolling out the new htpasswd as a new secret version');
+    await up({ dir: opts.dir, out: opts.out, engine: opts.engine, skipProbes: true });
   }
 
   // The .env admin reloads with its new secret, or with the old one while the registry has not re-read htpasswd.

@@ -6,6 +6,8 @@ import type { DockerEngine, HealthState } from '../docker/engine.js';
 import { DATA_DIR } from '../stack/build-model.js';
 import { servedCertificate, isTraefikDefaultCertificate, type ServedCertificate } from './http-probe.js';
 import { MODE_LABEL, loadStack, projectLabels } from './stack.js';
+import { swarmStatus } from './swarm-ops.js';
+import { isSwarmStack } from './swarm-stack.js';
 
 export interface ServiceStatus {
   service: string;
@@ -15,6 +17,8 @@ export interface ServiceStatus {
   health?: HealthState;
   image?: string;
   startedAt?: string;
+  /** Swarm stacks: running and desired tasks of the service. */
+  replicas?: { running: number; desired: number };
 }
 
 export interface StackStatus {
@@ -33,6 +37,16 @@ export async function status(opts: { dir: string; engine: DockerEngine }): Promi
   const { engine } = opts;
   await engine.ping();
   const configured = await loadStack(opts.dir);
+  if (isSwarmStack(configured)) {
+    const { healthy, services } = await swarmStatus(configured, engine);
+    const { model } = configured;
+    const volumes: StackStatus['volumes'] = [];
+    for (const v of model.volumes) {
+      const size = await engine.volumeSize(v.name);
+      volumes.push({ name: v.name, ...(size !== undefined ? { sizeBytes: size } : {}) });
+    }
+    return { project: model.project, mode: model.mode, healthy, services, urls: model.urls, volumes };
+  }
   const containers = await engine.listContainers(projectLabels(configured.model));
   // Report the mode the running containers were created for, whatever regctl.yaml says now.
   const runningMode = containers.map((c) => c.labels[MODE_LABEL]).find((m) => m === 'dev' || m === 'prod');

@@ -22,43 +22,15 @@ import {
   type ServedCertificate,
 } from './http-probe.js';
 import { assertPortsFree } from './ports.js';
-import { applyPlan, planContainers, type ContainerAction, type ContainerUndo } from './up-containers.js';
+import { applyPlan, planContainers, type ContainerUndo } from './up-containers.js';
 import { errorText, prepareImages, removeStaleImages } from './up-images.js';
+import { isSwarmStack } from './swarm-stack.js';
+import { upSwarm } from './up-swarm.js';
+import type { UpOptions, UpResult } from './up-types.js';
 import { adminCredentials, bindPath, loadStack, projectLabels, type LoadedStack } from './stack.js';
 
-export interface UpOptions {
-  dir: string;
-  prod?: boolean;
-  out: Output;
-  engine: DockerEngine;
-  keepOnFailure?: boolean;
-  /** How long to wait for Docker health checks (default 180 s). */
-  healthTimeoutMs?: number;
-  /** How long to wait for Traefik to route (default 60 s) and, in prod, for the ACME certificate. */
-  probeTimeoutMs?: number;
-  /** Skip the HTTP probes (unit tests without a network). */
-  skipProbes?: boolean;
-  /** Package directory used as the build context (default: this package). */
-  packageDir?: string;
-}
-
+export type { UpOptions, UpResult } from './up-types.js';
 export type { ContainerAction } from './up-containers.js';
-
-export interface UpResult {
-  project: string;
-  mode: 'dev' | 'prod';
-  networkCreated: boolean;
-  volumesCreated: string[];
-  imagesBuilt: string[];
-  imagesPulled: string[];
-  /** Previous images of rebuilt tags, removed once nothing used them. */
-  imagesRemoved: string[];
-  containers: { service: string; container: string; action: ContainerAction }[];
-  urls: { registry: string; ui?: string };
-  certificate?: ServedCertificate;
-  /** True when this run changed nothing at all. */
-  unchanged: boolean;
-}
 
 interface Undo extends ContainerUndo {
   network?: string;
@@ -83,6 +55,7 @@ export async function up(opts: UpOptions): Promise<UpResult> {
   const stack = await loadStack(opts.dir, { prod: opts.prod ?? false });
   const { model } = stack;
   out.ok(`Loaded ${stack.dir}/regctl.yaml (project ${model.project}, ${model.mode} mode)`);
+  if (isSwarmStack(stack)) return upSwarm(stack, opts, probeStack);
   checkBindSources(stack);
 
   const undo: Undo = { containers: [], volumes: [] };

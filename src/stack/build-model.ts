@@ -38,6 +38,8 @@ export const DOCKERFILE = 'templates/Dockerfile';
 export const DOCKER_SOCKET = '/var/run/docker.sock';
 export const MANAGED_BY = 'regctl';
 export const VERSION_LABEL = 'dev.regctl.version';
+/** The PostgreSQL password file, beside htpasswd in the stack's auth/ directory (0600). */
+export const METADATA_PASSWORD_FILE = 'metadata-password';
 export const TRAEFIK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/';
 /** Traefik static config files, relative to the stack directory. */
 export const TRAEFIK_CONFIG_FILES: Record<StackMode, string> = {
@@ -70,7 +72,13 @@ export function httpHealthcheck(port: number): HealthcheckModel {
   };
 }
 
-export function buildStackModel(config: StackConfig, mode: StackMode, opts: { version?: string } = {}): StackModel {
+export interface BuildOptions {
+  version?: string;
+  /** Which Traefik provider reads the labels: the Docker one (containers) or the Swarm one (services). */
+  provider?: 'docker' | 'swarm';
+}
+
+export function buildStackModel(config: StackConfig, mode: StackMode, opts: BuildOptions = {}): StackModel {
   const project = config.name;
   const version = opts.version ?? VERSION;
   const network = `${project}_proxy`;
@@ -89,7 +97,7 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: { ve
   const volumes: VolumeModel[] = [dataVolume];
   if (mode === 'prod') volumes.push({ key: 'letsencrypt', name: `${project}_letsencrypt`, labels: { ...common } });
 
-  const routeCtx: RouteContext = { mode, network, httpsPort: config.ports.https };
+  const routeCtx: RouteContext = { mode, network, httpsPort: config.ports.https, provider: opts.provider ?? 'docker' };
   const authMount: MountModel = { type: 'bind', source: './auth', target: AUTH_DIR, readOnly: true };
 
   const services: ServiceModel[] = [traefikService(config, mode, project)];
@@ -113,6 +121,9 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: { ve
     config.registry.uploadPurgeAge,
     '--min-free',
     config.registry.minFreeDisk,
+    ...(config.metadata
+      ? ['--metadata', config.metadata, '--metadata-password-file', `${AUTH_DIR}/${METADATA_PASSWORD_FILE}`]
+      : []),
   ];
   services.push({
     name: 'registry',

@@ -21,6 +21,9 @@ import { renderEnv } from './env.js';
 import { traefikStaticConfig } from './traefik.js';
 import { applyPlan, planStack, type ApplyResult, type PlannedFile, type StackFile } from './write.js';
 import type { StackMode } from './model.js';
+import { buildSwarmModel, SWARM_COMPOSE_FILE, SWARM_TRAEFIK_FILE } from './swarm-model.js';
+import { renderSwarmCompose } from './swarm-compose.js';
+import { METADATA_PASSWORD_FILE } from './build-model.js';
 
 /** This package's root directory (the build context of the registry image). */
 export const PACKAGE_DIR = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
@@ -30,6 +33,10 @@ export interface StackSecrets {
   password: string;
   /** Full text of auth/htpasswd. */
   htpasswd: string;
+  /** The PostgreSQL password (auth/metadata-password), when the config names a PostgreSQL metadata store. */
+  metadataPassword?: string;
+  /** Text of auth/htpasswd.grace when it exists (a swarm stack deploys it as a secret). */
+  grace?: string;
 }
 
 export interface RenderOptions {
@@ -66,6 +73,8 @@ export function configDocument(config: StackConfig): Record<string, unknown> {
     images,
     traefik: config.traefik,
     registry: config.registry,
+    ...(config.deploy.mode !== 'compose' || config.deploy.replicas !== 1 ? { deploy: config.deploy } : {}),
+    ...(config.metadata ? { metadata: config.metadata } : {}),
   };
 }
 
@@ -90,21 +99,71 @@ const ACCESS_HEADER = [
   ' A user in htpasswd but not listed here gets nothing.',
 ].join('\n');
 
-const GITIGNORE = [
-  '# Secrets and machine state of this regctl stack: never commit them.',
-  '.env',
-  'auth/htpasswd',
-  'letsencrypt/',
-  '*.bak',
-  '',
-].join('\n');
-
-function traefikHeader(mode: StackMode): string {
-  return [
-    ` Traefik static configuration (${mode}), rendered by regctl from regctl.yaml.`,
-    " readTimeout is raised on the entrypoints: Traefik's 60 s default would cut long `docker push` uploads.",
-    ' Only containers of this compose project with traefik.enable=true are routed, over the stack network.',
+const gitignore = (config: StackConfig): string =>
+  [
+    '# Secrets and machine state of this regctl stack: never commit them.',
+    '.env',
+    'auth/htpasswd',
+    ...(config.metadata ? [`auth/${METADATA_PASSWORD_FILE}`] : []),
+    'letsencrypt/',
+    '*.bak',
+    '',
   ].join('\n');
+
+function traefikHeader(mode: StackMode, swarm = false): string {
+  return [
+    ` Traefik static configuration (${swarm ? `Swarm, ${mode}` : mode}), rendered by regctl from regctl.yaml.`,
+    " readTimeout is raised on the entrypoints: Traefik's 60 s default would cut long `docker push` uploads.",
+    swarm
+      ? ' Only services of this stack with traefik.enable=true are routed, to their tasks over the stack network.'
+      : ' Only containers of this compose project with traefik.enable=true are routed, over the stack network.',
+  ].join('\n');
+}
+
+function traefikConfigText(config: StackConfig, mode: StackMode, provider: 'docker' | 'swarm'): string {
+  const staticConfig = traefikStaticConfig({
+    mode,
+    project: config.name,
+    network: `${config.name}_proxy`,
+    dashboard: config.traefik.dashboard,
+    readTimeout: config.traefik.readTimeout,
+    writeTimeout: config.traefik.writeTimeout,
+    idleTimeout: config.traefik.idleTimeout,
+    accessLog: config.traefik.accessLog,
+    logLevel: config.traefik.logLevel,
+    acme: config.acme,
+    provider,
+  });
+  return toYamlText(staticConfig, traefikHeader(mode, provider === 'swarm'));
+}
+
+/** The access file's text (auth/access.yaml), also the content of the swarm stack's `access` config. */
+export function accessText(config: StackConfig): string {
+  return toYamlText(accessDocument(config), ACCESS_HEADER);
+}
+
+/**
+ * The swarm stack's files: its Traefik static config and compose.swarm.yaml, whose secret and config names carry
+ * digests of the secret files' contents (which is why they need the secrets).
+ */
+function swarmFiles(config: StackConfig, secrets: StackSecrets, version: string | undefined): StackFile[] {
+  const traefik = traefikConfigText(config, config.mode, 'swarm');
+  const model = buildSwarmModel(
+    config,
+    config.mode,
+    {
+      htpasswd: secrets.htpasswd,
+      access: accessText(config),
+      traefik,
+      ...(secrets.metadataPassword !== undefined ? { metadataPassword: `${secrets.metadataPassword}\n` } : {}),
+      ...(secrets.grace !== undefined ? { grace: secrets.grace } : {}),
+    },
+    version ? { version } : {},
+  );
+  return [
+    { path: SWARM_TRAEFIK_FILE, content: traefik, mode: 0o644, secret: false },
+    { path: SWARM_COMPOSE_FILE, content: renderSwarmCompose(model), mode: 0o644, secret: false },
+  ];
 }
 
 export function renderStack(config: StackConfig, opts: RenderOptions = {}): StackFile[] {
@@ -117,32 +176,16 @@ export function renderStack(config: StackConfig, opts: RenderOptions = {}): Stac
     files.push({ path: COMPOSE_FILES[mode], content: renderCompose(model), mode: 0o644, secret: false });
   }
   for (const mode of MODES) {
-    const staticConfig = traefikStaticConfig({
-      mode,
-      project: config.name,
-      network: `${config.name}_proxy`,
-      dashboard: config.traefik.dashboard,
-      readTimeout: config.traefik.readTimeout,
-      writeTimeout: config.traefik.writeTimeout,
-      idleTimeout: config.traefik.idleTimeout,
-      accessLog: config.traefik.accessLog,
-      logLevel: config.traefik.logLevel,
-      acme: config.acme,
-    });
     files.push({
       path: TRAEFIK_CONFIG_FILES[mode],
-      content: toYamlText(staticConfig, traefikHeader(mode)),
+      content: traefikConfigText(config, mode, 'docker'),
       mode: 0o644,
       secret: false,
     });
   }
-  files.push({
-    path: 'auth/access.yaml',
-    content: toYamlText(accessDocument(config), ACCESS_HEADER),
-    mode: 0o644,
-    secret: false,
-  });
-  files.push({ path: '.gitignore', content: GITIGNORE, mode: 0o644, secret: false });
+  files.push({ path: 'auth/access.yaml', content: accessText(config), mode: 0o644, secret: false });
+  if (config.deploy.mode === 'swarm' && opts.secrets) files.push(...swarmFiles(config, opts.secrets, opts.version));
+  files.push({ path: '.gitignore', content: gitignore(config), mode: 0o644, secret: false });
   if (opts.secrets) {
     const { username, password } = opts.secrets;
     files.push({
@@ -158,6 +201,15 @@ export function renderStack(config: StackConfig, opts: RenderOptions = {}): Stac
       secret: true,
       keepExisting: true,
     });
+    if (opts.secrets.metadataPassword !== undefined) {
+      files.push({
+        path: `auth/${METADATA_PASSWORD_FILE}`,
+        content: `${opts.secrets.metadataPassword}\n`,
+        mode: 0o600,
+        secret: true,
+        keepExisting: true,
+      });
+    }
   } else {
     files.push({
       path: '.env.example',

@@ -26,6 +26,8 @@ export interface RouteContext {
   network: string;
   /** Published HTTPS port on the host, for redirects (prod). */
   httpsPort: number;
+  /** The provider that reads the labels; each has its own network label. Default docker. */
+  provider?: 'docker' | 'swarm';
 }
 
 export interface RoutedService {
@@ -46,7 +48,7 @@ export function routeLabels(ctx: RouteContext, svc: RoutedService): Record<strin
   const middlewares: string[] = [];
   const labels: Record<string, string> = {
     'traefik.enable': 'true',
-    'traefik.docker.network': ctx.network,
+    [`traefik.${ctx.provider ?? 'docker'}.network`]: ctx.network,
     [`${r}.rule`]: rule,
     [`${r}.service`]: svc.router,
     [`traefik.http.services.${svc.router}.loadbalancer.server.port`]: String(svc.port),
@@ -90,6 +92,13 @@ export function routeLabels(ctx: RouteContext, svc: RoutedService): Record<strin
     });
     if (ctx.httpsPort !== 443) labels[`${m}-https-redirect.redirectscheme.port`] = String(ctx.httpsPort);
   }
+  if (ctx.provider === 'swarm') {
+    // A task leaving in a rolling update refuses connections before Traefik's next poll drops it: a request
+    // that could not reach it is sent again to another task (only when nothing was sent back yet).
+    middlewares.push(`${svc.router}-retry`);
+    labels[`${m}-retry.retry.attempts`] = '3';
+    labels[`${m}-retry.retry.initialinterval`] = '100ms';
+  }
   if (middlewares.length > 0) labels[`${r}.middlewares`] = middlewares.join(',');
   if (ctx.mode === 'dev' && middlewares.length > 0) labels[`${r}-tls.middlewares`] = middlewares.join(',');
   return sortKeys(labels);
@@ -106,7 +115,12 @@ export interface StaticConfigInput {
   accessLog: boolean;
   logLevel: string;
   acme: { email?: string | undefined; caServer: string };
+  /** docker (default): containers of the compose project; swarm: services of the stack, polled every 2 s. */
+  provider?: 'docker' | 'swarm';
 }
+
+/** How often Traefik's Swarm provider lists services and tasks (its default, 15 s, is slow for rolling updates). */
+export const SWARM_REFRESH_SECONDS = 2;
 
 /** Container ports Traefik listens on. */
 export const TRAEFIK_PORTS = { http: 80, https: 443, ping: PING_PORT, dashboard: DASHBOARD_PORT } as const;
@@ -133,14 +147,25 @@ export function traefikStaticConfig(input: StaticConfigInput): Record<string, un
     ...(input.accessLog ? { accessLog: {} } : {}),
     entryPoints,
     ping: { entryPoint: ENTRYPOINT_PING },
-    providers: {
-      docker: {
-        endpoint: 'unix:///var/run/docker.sock',
-        exposedByDefault: false,
-        network: input.network,
-        constraints: `Label(\`com.docker.compose.project\`,\`${input.project}\`)`,
-      },
-    },
+    providers:
+      input.provider === 'swarm'
+        ? {
+            swarm: {
+              endpoint: 'unix:///var/run/docker.sock',
+              exposedByDefault: false,
+              network: input.network,
+              refreshSeconds: SWARM_REFRESH_SECONDS,
+              constraints: `Label(\`com.docker.stack.namespace\`,\`${input.project}\`)`,
+            },
+          }
+        : {
+            docker: {
+              endpoint: 'unix:///var/run/docker.sock',
+              exposedByDefault: false,
+              network: input.network,
+              constraints: `Label(\`com.docker.compose.project\`,\`${input.project}\`)`,
+            },
+          },
   };
   if (input.dashboard) config.api = { dashboard: true, insecure: true };
   if (input.mode === 'prod') {

@@ -5,6 +5,7 @@ import { upCommand } from './up.js';
 import { downCommand } from './down.js';
 import { statusCommand } from './status.js';
 import { logsCommand } from './logs.js';
+import { scaleCommand } from './scale.js';
 import { uiCommand } from './ui.js';
 import { serveCommand } from './serve.js';
 import { rotateCredentialsCommand } from './rotate-credentials.js';
@@ -25,6 +26,7 @@ export const commandFactories: ((ctx: CliContext) => Command)[] = [
   (ctx) => downCommand(ctx),
   (ctx) => statusCommand(ctx),
   (ctx) => logsCommand(ctx),
+  (ctx) => scaleCommand(ctx),
   (ctx) => uiCommand(ctx),
   (ctx) => serveCommand(ctx),
   (ctx) => rotateCredentialsCommand(ctx),

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { portArg } from '../arg-parsers.js';
+import { portArg, wholeNumberArg } from '../arg-parsers.js';
 import type { CliContext } from '../context.js';
 import type { InitOptions } from '../../ops/init.js';
 
@@ -30,6 +30,16 @@ export function initCommand(ctx: CliContext): Command {
       '--registry-port <port>',
       'direct registry port in dev, 0 for none (default 5000)',
       portArg('--registry-port', { allowZero: true }),
+    )
+    .option('--mode <mode>', 'compose (default): containers on this engine; swarm: Swarm services (compose.swarm.yaml)')
+    .option(
+      '--replicas <n>',
+      'registry replicas in swarm mode (more than 1 needs --metadata postgres://...)',
+      wholeNumberArg('--replicas', { min: 1, unit: 'replicas' }),
+    )
+    .option(
+      '--metadata <url>',
+      'PostgreSQL metadata shared by replicas: postgres://USER@HOST[:PORT]/DB (password from $REGCTL_METADATA_PASSWORD)',
     )
     .option('--force', 'replace files that would change (hand-edited ones are saved as .bak; passwords are kept)')
     .option('--json', 'print the result as JSON')

@@ -3,6 +3,7 @@ import type { CliContext } from '../context.js';
 import { durationArg } from '../arg-parsers.js';
 import { outputFor, stackDir } from './day-two.js';
 import { readStdinSecret } from '../../common/stdin.js';
+import { defaultEngineFactory, type EngineFactory } from './stack-engine.js';
 
 interface Flags {
   dir?: string;
@@ -12,7 +13,10 @@ interface Flags {
   json?: boolean;
 }
 
-export function rotateCredentialsCommand(ctx: CliContext): Command {
+export function rotateCredentialsCommand(
+  ctx: CliContext,
+  engineFactory: EngineFactory = defaultEngineFactory,
+): Command {
   return new Command('rotate-credentials')
     .description('give a user (the .env admin by default) a new password; the running registry takes it at once')
     .option('--dir <dir>', 'stack directory (default: the current directory)')
@@ -38,6 +42,7 @@ export function rotateCredentialsCommand(ctx: CliContext): Command {
         out,
         env: ctx.env,
         canShowSecret: Boolean(flags.json) || ctx.out.isTTY,
+        engine: engineFactory(ctx),
       });
       if (flags.json) {
         out.json(r);

@@ -10,7 +10,7 @@
  */
 import type { RepositoryRecord } from '../storage/repository-index.js';
 import { InProcessLeases, type LeaseAttempt } from './lease.js';
-import { insertRows, type SqlConn, type SqlDatabase } from './sql.js';
+import { insertRows, upsertTag, type SqlConn, type SqlDatabase } from './sql.js';
 import { SqlUses } from './sql-uses.js';
 import type {
   Intent,
@@ -152,7 +152,7 @@ export class SqlMetadataStore implements MetadataStore {
       const id = await this.ensureRepo(c, name);
       await this.insertManifest(c, id, digest, at, facts);
       await c.run('UPDATE repositories SET last_push = ? WHERE id = ?', [at, id]);
-      for (const tag of also?.tags ?? []) await this.upsertTag(c, id, tag, digest);
+      for (const tag of also?.tags ?? []) await upsertTag(c, id, tag, digest);
       for (const intent of also?.endIntents ?? []) await c.run('DELETE FROM intents WHERE id = ?', [intent]);
     });
   }
@@ -169,17 +169,9 @@ export class SqlMetadataStore implements MetadataStore {
 
   async setTag(name: string, tag: string, digest: string, endIntent?: number): Promise<void> {
     await this.write(async (c) => {
-      await this.upsertTag(c, await this.ensureRepo(c, name), tag, digest);
+      await upsertTag(c, await this.ensureRepo(c, name), tag, digest);
       if (endIntent !== undefined) await c.run('DELETE FROM intents WHERE id = ?', [endIntent]);
     });
-  }
-
-  private async upsertTag(c: SqlConn, repositoryId: number, tag: string, digest: string): Promise<void> {
-    await c.run(
-      `INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
-       ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
-      [repositoryId, tag, digest, Date.now()],
-    );
   }
 
   async removeTag(name: string, tag: string): Promise<void> {
@@ -314,8 +306,7 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async beginIntent(kind: IntentKind, name: string, key: string): Promise<number> {
-    const [id] = await this.beginIntents([{ kind, name, key }]);
-    return id as number;
+    return (await this.beginIntents([{ kind, name, key }]))[0] as number;
   }
 
   async beginIntents(intents: readonly IntentKey[]): Promise<number[]> {

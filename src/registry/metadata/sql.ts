@@ -42,3 +42,12 @@ export async function insertRows(
     );
   }
 }
+
+/** Points a tag of the repository `repositoryId` at `digest`, creating the tag or moving it. */
+export async function upsertTag(c: SqlConn, repositoryId: number, tag: string, digest: string): Promise<void> {
+  await c.run(
+    `INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
+     ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+    [repositoryId, tag, digest, Date.now()],
+  );
+}

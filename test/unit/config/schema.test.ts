@@ -39,6 +39,7 @@ describe('stack config schema', () => {
         logLevel: 'INFO',
       },
       registry: { uploadPurgeAge: '168h', minFreeDisk: '1GiB', logLevel: 'info' },
+      deploy: { mode: 'compose', replicas: 1 },
     });
     expect(DEFAULT_REGISTRY_IMAGE).toBe(`regctl:${VERSION}`);
     expect(DEFAULT_TRAEFIK_IMAGE).toBe('traefik:v3.6');
@@ -78,6 +79,7 @@ describe('stack config schema', () => {
     const { config } = parseStackConfig(input);
     expect(config).toEqual({
       ...input,
+      deploy: { mode: 'compose', replicas: 1 },
       users: {
         ops: { admin: true, rules: [] },
         ci: { admin: false, rules: [{ repos: 'apps/**', actions: ['pull', 'push'] }] },

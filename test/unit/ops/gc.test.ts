@@ -61,6 +61,30 @@ describe('regctl gc against a real registry', () => {
     expect(text).toContain(doomed.blobs[2]!.slice(0, 19));
   });
 
+  it('a dry run within one request (as on a swarm stack) reports the same as the polled job', async () => {
+    const polled = await gc({
+      dir: fx.stackDir,
+      dryRun: true,
+      deleteUntagged: false,
+      graceMs: 0,
+      out: captureOutput(),
+      env: fx.env,
+    });
+    const out = captureOutput();
+    const one = await gc({
+      dir: fx.stackDir,
+      dryRun: true,
+      deleteUntagged: false,
+      graceMs: 0,
+      out,
+      env: fx.env,
+      oneRequest: true,
+    });
+    expect(one.report.deleted.map((d) => d.digest).sort()).toEqual(polled.report.deleted.map((d) => d.digest).sort());
+    expect(one.kept.byReason).toEqual(polled.kept.byReason);
+    expect(out.lines.some((l) => l.startsWith('… '))).toBe(false);
+  });
+
   it('sweeps: the space is freed on disk, shared layers and the tagged image stay intact', async () => {
     const out = captureOutput();
     const s = await gc({ dir: fx.stackDir, dryRun: false, deleteUntagged: false, graceMs: 0, out, env: fx.env });

@@ -1,0 +1,449 @@
+/**
+ * A swarm stack on a single-node swarm of this machine's engine: `regctl up` to healthy with three registry
+ * replicas on PostgreSQL metadata, a `docker push` through Traefik while one registry task is killed, a rolling
+ * update under a pull loop, logs/scale/gc/rotation, and `docker stack deploy -c compose.swarm.yaml` bringing up the
+ * same services as `regctl up`. PostgreSQL is the machine's own (a throwaway cluster on 127.0.0.1); the tasks
+ * reach it through a small TCP relay on docker's bridge address, so the database sees a loopback client as its
+ * default rules want. Traefik publishes a free high port in host mode (no IPVS here: no routing mesh).
+ * The swarm is initialised here if the engine is in none, and left again afterwards; an engine that already was
+ * a manager stays one. Every service, network, secret, config and volume of the stack is removed at the end.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, connect, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseDocument } from 'yaml';
+import { dockerBridgeGateway, freePort, preconditionMet } from '../helpers/peers.js';
+import { postgresAvailable, startPostgres, type PostgresCluster } from '../helpers/postgres.js';
+import { probe } from '../../src/ops/http-probe.js';
+import {
+  E2E_BASE_IMAGE,
+  E2E_TRAEFIK_IMAGE,
+  REGISTRY_HOST,
+  UI_HOST,
+  HOST,
+  addHostsLine,
+  buildMultiLayerImage,
+  dockerCli,
+  regctl,
+  removePackageSnapshot,
+  stackTestsReady,
+} from './helpers.js';
+
+const PROJECT = 'e2eswarm';
+const IMAGE = `regctl-e2e/${PROJECT}:test`;
+const FILTER = `label=com.docker.stack.namespace=${PROJECT}`;
+
+async function sh(args: string[], opts: { cwd?: string; input?: string } = {}) {
+  const res = await execa('docker', args, { reject: false, all: true, ...opts });
+  return { code: res.exitCode ?? -1, out: String(res.stdout), all: String(res.all) };
+}
+
+let gwbridgeExisted = true;
+
+/**
+ * `docker swarm init` when the engine is in no swarm (`initialised`: this file must leave it again). Run while
+ * the file is collected, so that the tests are skipped, or under CI=true fail, when no swarm can be had.
+ */
+function ensureSwarm(): { ok: boolean; initialised: boolean } {
+  const docker = (args: string[]) => spawnSync('docker', args, { encoding: 'utf8', timeout: 60_000 });
+  const state = docker(['info', '--format', '{{.Swarm.LocalNodeState}}']).stdout.trim();
+  if (state === 'active') return { ok: true, initialised: false };
+  // The swarm's bridge to the outside, created with the first task: removed again on leaving when it is new.
+  gwbridgeExisted = docker(['network', 'inspect', 'docker_gwbridge']).status === 0;
+  const init = docker(['swarm', 'init', '--advertise-addr', '127.0.0.1']);
+  const why = `docker swarm init failed: ${`${init.stdout}${init.stderr}`.trim()}`;
+  const ok = preconditionMet('a single-node swarm', init.status === 0, why);
+  return { ok, initialised: ok };
+}
+
+/** Relays TCP connections from `host:<port>` to PostgreSQL on 127.0.0.1. */
+async function relay(host: string, target: number): Promise<{ server: Server; port: number }> {
+  const server = createServer((client) => {
+    const upstream = connect(target, '127.0.0.1');
+    client.pipe(upstream).pipe(client);
+    for (const side of [client, upstream]) side.on('error', () => [client, upstream].forEach((x) => x.destroy()));
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  const addr = server.address();
+  return { server, port: typeof addr === 'object' && addr ? addr.port : 0 };
+}
+
+interface ServiceSpecJson {
+  Spec: {
+    Name: string;
+    Labels: Record<string, string>;
+    TaskTemplate: {
+      ContainerSpec: {
+        Image: string;
+        Args?: string[];
+        Env?: string[];
+        Labels?: Record<string, string>;
+        Mounts?: { Type: string; Source: string; Target: string; ReadOnly?: boolean }[];
+        Secrets?: { SecretName: string; File: { Name: string } }[];
+        Configs?: { ConfigName: string; File: { Name: string } }[];
+        HealthCheck?: unknown;
+      };
+      Placement?: { Constraints?: string[] };
+      Networks?: { Aliases?: string[] }[];
+    };
+    Mode: { Replicated?: { Replicas: number } };
+    UpdateConfig?: { Order: string; FailureAction?: string; Parallelism: number };
+    EndpointSpec?: { Mode?: string; Ports?: { TargetPort: number; PublishedPort: number; PublishMode: string }[] };
+  };
+}
+
+/** What both ways of deploying must agree on, per service (but regctl's record of what it applied). */
+const OWN = 'dev.regctl.applied-hash';
+async function deployedSpecs(): Promise<Record<string, unknown>> {
+  const names = (await sh(['service', 'ls', '--filter', FILTER, '--format', '{{.Name}}'])).out
+    .split('\n')
+    .filter(Boolean);
+  const list = JSON.parse((await sh(['service', 'inspect', ...names])).out) as ServiceSpecJson[];
+  const out: Record<string, unknown> = {};
+  for (const s of list) {
+    const c = s.Spec.TaskTemplate.ContainerSpec;
+    out[s.Spec.Name] = {
+      image: c.Image.replace(/@sha256:.*$/, ''),
+      args: c.Args,
+      env: [...(c.Env ?? [])].sort(),
+      labels: Object.fromEntries(
+        Object.entries(s.Spec.Labels)
+          .filter(([k]) => k !== OWN)
+          .sort(([a], [b]) => a.localeCompare(b)),
+      ),
+      containerLabels: Object.fromEntries(Object.entries(c.Labels ?? {}).filter(([k]) => k !== OWN)),
+      mounts: (c.Mounts ?? []).map((m) => `${m.Type} ${m.Source} ${m.Target} ${m.ReadOnly ? 'ro' : 'rw'}`).sort(),
+      secrets: (c.Secrets ?? []).map((x) => `${x.SecretName} ${x.File.Name}`).sort(),
+      configs: (c.Configs ?? []).map((x) => `${x.ConfigName} ${x.File.Name}`).sort(),
+      healthcheck: c.HealthCheck,
+      constraints: s.Spec.TaskTemplate.Placement?.Constraints ?? [],
+      aliases: s.Spec.TaskTemplate.Networks?.flatMap((n) => n.Aliases ?? []) ?? [],
+      replicas: s.Spec.Mode.Replicated?.Replicas,
+      update: { order: s.Spec.UpdateConfig?.Order, failure: s.Spec.UpdateConfig?.FailureAction },
+      endpointMode: s.Spec.EndpointSpec?.Mode ?? 'vip',
+      ports: (s.Spec.EndpointSpec?.Ports ?? []).map((p) => `${p.PublishedPort}:${p.TargetPort}/${p.PublishMode}`),
+    };
+  }
+  return out;
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 180_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+/** Removes whatever of the stack is left: services, then (once their containers are gone) the rest. */
+async function removeEverything(): Promise<void> {
+  const services = (await sh(['service', 'ls', '-q', '--filter', FILTER])).out.split('\n').filter(Boolean);
+  if (services.length) await sh(['service', 'rm', ...services]);
+  await waitFor(
+    'the tasks to stop',
+    async () => (await sh(['ps', '-q', '--filter', FILTER])).out.trim() === '',
+    60_000,
+  ).catch(() => undefined);
+  for (const kind of ['secret', 'config'] as const) {
+    const ids = (await sh([kind, 'ls', '-q', '--filter', FILTER])).out.split('\n').filter(Boolean);
+    if (ids.length) await sh([kind, 'rm', ...ids]);
+  }
+  for (let i = 0; i < 10; i++) {
+    const net = await sh(['network', 'rm', `${PROJECT}_proxy`]);
+    if (net.code === 0 || /not found/i.test(net.all)) break;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  await sh(['volume', 'rm', '-f', `${PROJECT}_registry-data`]);
+}
+
+const ready = stackTestsReady() && postgresAvailable();
+const swarm = ready ? ensureSwarm() : { ok: false, initialised: false };
+
+describe.skipIf(!ready || !swarm.ok)('swarm stack on a single-node swarm', () => {
+  let pg: PostgresCluster | undefined;
+  let pgRelay: Server | undefined;
+  let root: string;
+  let dir: string;
+  let password: string;
+  let httpPort: number;
+  let removeHosts: () => Promise<void> = async () => undefined;
+  let dockerConfig: string;
+  let docker: ReturnType<typeof dockerCli>;
+  let registry: string;
+
+  const get = (path: string, method = 'GET') =>
+    probe({
+      port: httpPort,
+      host: REGISTRY_HOST,
+      path,
+      method,
+      auth: { username: 'admin', password },
+      timeoutMs: 15_000,
+    });
+
+  beforeAll(async () => {
+    await removeEverything();
+    pg = await startPostgres();
+    const db = await pg.createDatabase();
+    const gateway = dockerBridgeGateway();
+    const r = await relay(gateway, pg.port);
+    pgRelay = r.server;
+    root = await mkdtemp(join(tmpdir(), 'regctl-e2e-swarm-'));
+    dir = join(root, 'stack');
+    httpPort = await freePort('0.0.0.0');
+    const metadata = `postgres://${db.user}@${gateway}:${r.port}/${db.database}`;
+    const init = await regctl(
+      [
+        'init',
+        '--yes',
+        '--dir',
+        dir,
+        '--name',
+        PROJECT,
+        '--host',
+        HOST,
+        '--mode',
+        'swarm',
+        '--replicas',
+        '3',
+        '--metadata',
+        metadata,
+        '--http-port',
+        String(httpPort),
+        '--registry-port',
+        '0',
+        '--traefik-image',
+        E2E_TRAEFIK_IMAGE,
+        '--base-image',
+        E2E_BASE_IMAGE,
+      ],
+      { env: { REGCTL_METADATA_PASSWORD: db.password } },
+    );
+    if (init.exitCode !== 0) throw new Error(`regctl init failed:\n${init.all}`);
+    const file = join(dir, 'regctl.yaml');
+    const doc = parseDocument(await readFile(file, 'utf8'));
+    doc.setIn(['images', 'registry'], IMAGE);
+    await writeFile(file, doc.toString());
+    const again = await regctl(['init', '--yes', '--force', '--dir', dir]);
+    if (again.exitCode !== 0) throw new Error(`regctl init --force failed:\n${again.all}`);
+    password = /^REGISTRY_PASSWORD=(.*)$/m.exec(await readFile(join(dir, '.env'), 'utf8'))![1]!;
+    registry = `${REGISTRY_HOST}:${httpPort}`;
+    removeHosts = await addHostsLine([REGISTRY_HOST, UI_HOST], 'regctl e2e swarm');
+    dockerConfig = await mkdtemp(join(tmpdir(), 'regctl-e2e-docker-'));
+    docker = dockerCli(dockerConfig);
+  }, 300_000);
+
+  afterAll(async () => {
+    if (dir) await regctl(['down', '--dir', dir, '--volumes', '--yes']);
+    await sh(['stack', 'rm', PROJECT]);
+    await removeEverything();
+    await sh(['rmi', '-f', IMAGE, `${registry}/e2e/swarm:1`, 'regctl-e2e/swarm:1']);
+    await removeHosts();
+    pgRelay?.close();
+    await pg?.stop();
+    if (dockerConfig) await rm(dockerConfig, { recursive: true, force: true });
+    if (root) await rm(root, { recursive: true, force: true });
+    await removePackageSnapshot();
+    if (swarm.initialised) {
+      await sh(['swarm', 'leave', '--force']);
+      if (!gwbridgeExisted) await sh(['network', 'rm', 'docker_gwbridge']);
+    }
+  }, 300_000);
+
+  it('regctl up reaches healthy with 3 registry replicas; a second up changes nothing', async () => {
+    const res = await regctl(['up', '--dir', dir], { timeoutMs: 600_000 });
+    expect(res.exitCode, res.all).toBe(0);
+    expect(res.stdout).toContain(`${PROJECT}_registry 3/3 running and healthy`);
+    expect(res.stdout).toContain('/v2/ answers 200');
+    const ls = await sh(['service', 'ls', '--filter', FILTER, '--format', '{{.Name}} {{.Replicas}}']);
+    expect(ls.out.split('\n').sort()).toEqual([
+      `${PROJECT}_registry 3/3`,
+      `${PROJECT}_traefik 1/1`,
+      `${PROJECT}_ui 1/1`,
+    ]);
+    const st = JSON.parse((await regctl(['status', '--dir', dir, '--json'])).stdout) as {
+      healthy: boolean;
+      services: { service: string; replicas: { running: number; desired: number } }[];
+    };
+    expect(st.healthy).toBe(true);
+    expect(st.services.find((s) => s.service === 'registry')?.replicas).toEqual({ running: 3, desired: 3 });
+    // No secret value in any service's environment.
+    const env = (
+      await sh([
+        'service',
+        'inspect',
+        `${PROJECT}_registry`,
+        '--format',
+        '{{json .Spec.TaskTemplate.ContainerSpec.Env}}',
+      ])
+    ).out;
+    expect(env).not.toContain(password);
+    const second = await regctl(['up', '--dir', dir], { timeoutMs: 300_000 });
+    expect(second.exitCode, second.all).toBe(0);
+    expect(second.stdout).toContain('nothing changed');
+  }, 900_000);
+
+  it('docker push through Traefik completes while one registry task is killed', async () => {
+    const login = await docker(['login', registry, '-u', 'admin', '--password-stdin'], { input: password });
+    expect(login.exitCode, login.all).toBe(0);
+    // 24 layers, 75 MiB: long enough that a task dies in the middle of the upload.
+    await buildMultiLayerImage('regctl-e2e/swarm:1', 24, docker);
+    expect((await docker(['tag', 'regctl-e2e/swarm:1', `${registry}/e2e/swarm:1`])).exitCode).toBe(0);
+    const push = execa('docker', ['push', `${registry}/e2e/swarm:1`], {
+      reject: false,
+      all: true,
+      env: { DOCKER_CONFIG: dockerConfig },
+    });
+    let finished = false;
+    void push.then(() => (finished = true));
+    // Kill a task once the first layer is through: the other layers are on their way.
+    await new Promise<void>((resolve) => {
+      push.all?.on('data', (chunk: Buffer) => {
+        if (/: Pushed/.test(chunk.toString())) resolve();
+      });
+      void push.then(() => resolve());
+    });
+    const victim = (await sh(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${PROJECT}_registry`])).out
+      .split('\n')
+      .filter(Boolean)[0];
+    expect(victim).toBeDefined();
+    expect(finished, 'the push ended before a task was killed: the test proved nothing').toBe(false);
+    expect((await sh(['kill', victim!])).code).toBe(0);
+    const pushed = await push;
+    expect(pushed.exitCode, String(pushed.all)).toBe(0);
+    // Whether the client had to retry depends on which requests the killed task held; print what happened.
+    console.log(`push after killing ${victim!.slice(0, 12)}:\n${String(pushed.all).split('\n').slice(-6).join('\n')}`);
+    const manifest = await get('/v2/e2e/swarm/manifests/1', 'HEAD');
+    expect(manifest.status).toBe(200);
+    // The swarm replaces the killed task.
+    await waitFor(
+      '3 running registry tasks',
+      async () =>
+        (
+          await sh(['service', 'ls', '--filter', `name=${PROJECT}_registry`, '--format', '{{.Replicas}}'])
+        ).out.trim() === '3/3',
+    );
+  }, 600_000);
+
+  it('a rolling update (start-first) under a pull loop loses no request', async () => {
+    const before = (await sh(['service', 'ps', '-q', '--filter', 'desired-state=running', `${PROJECT}_registry`])).out;
+    const manifest = await get('/v2/e2e/swarm/manifests/1');
+    expect(manifest.status).toBe(200);
+    const layer = (JSON.parse(manifest.body) as { layers: { digest: string }[] }).layers[0]!.digest;
+    let stop = false;
+    const failures: string[] = [];
+    let done = 0;
+    const loop = (async () => {
+      while (!stop) {
+        const answers = await Promise.allSettled([
+          get('/v2/e2e/swarm/manifests/1'),
+          get(`/v2/e2e/swarm/blobs/${layer}`),
+        ]);
+        for (const a of answers) {
+          if (a.status === 'rejected') failures.push(String(a.reason));
+          else if (a.value.status !== 200) failures.push(`${a.value.status} ${a.value.body.slice(0, 120)}`);
+        }
+        done += 2;
+      }
+    })();
+    // A change of the registry's definition: its log level.
+    const file = join(dir, 'regctl.yaml');
+    const doc = parseDocument(await readFile(file, 'utf8'));
+    doc.setIn(['registry', 'logLevel'], 'warn');
+    await writeFile(file, doc.toString());
+    expect((await regctl(['init', '--yes', '--force', '--dir', dir])).exitCode).toBe(0);
+    const res = await regctl(['up', '--dir', dir], { timeoutMs: 600_000 });
+    stop = true;
+    await loop;
+    expect(failures, `${done} requests`).toEqual([]);
+    expect(res.exitCode, res.all).toBe(0);
+    expect(res.stdout).toContain(`${PROJECT}_registry updated (rolling, start-first)`);
+    const after = (await sh(['service', 'ps', '-q', '--filter', 'desired-state=running', `${PROJECT}_registry`])).out;
+    const replaced = before.split('\n').filter((id) => id && !after.includes(id));
+    expect(replaced.length, 'every task was replaced').toBe(3);
+    expect(done).toBeGreaterThan(50);
+  }, 900_000);
+
+  it('logs prefix every task; scale changes the count online; gc runs with 3 replicas', async () => {
+    const logs = await regctl(['logs', 'registry', '--dir', dir, '--tail', '5']);
+    expect(logs.exitCode, logs.all).toBe(0);
+    const prefixes = new Set(
+      logs.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split(' | ')[0]),
+    );
+    expect([...prefixes].sort()).toEqual(['registry.1', 'registry.2', 'registry.3']);
+    const scaled = await regctl(['scale', '--replicas', '2', '--dir', dir, '--json'], { timeoutMs: 300_000 });
+    expect(scaled.exitCode, scaled.all).toBe(0);
+    expect(JSON.parse(scaled.stdout)).toEqual({ service: 'registry', from: 3, to: 2 });
+    expect((await get('/v2/e2e/swarm/manifests/1', 'HEAD')).status).toBe(200);
+    const back = await regctl(['scale', '--replicas', '3', '--dir', dir], { timeoutMs: 300_000 });
+    expect(back.exitCode, back.all).toBe(0);
+    const swept = await regctl(['gc', '--dir', dir, '--dry-run', '--json']);
+    expect(swept.exitCode, swept.all).toBe(0);
+    const report = JSON.parse(swept.stdout) as { dryRun: boolean; kept: { count: number } };
+    expect(report.dryRun && report.kept.count >= 25, swept.stdout.slice(0, 300)).toBe(true); // 24 layers, a config
+  }, 600_000);
+
+  it('rotate-credentials rolls a new secret version out; the old password works during the grace', async () => {
+    const oldPassword = password;
+    const res = await regctl(['rotate-credentials', '--dir', dir, '--grace', '10m', '--json'], { timeoutMs: 600_000 });
+    expect(res.exitCode, res.all).toBe(0);
+    const r = JSON.parse(res.stdout) as { password: string; verified: boolean };
+    expect(r.verified).toBe(true);
+    password = r.password;
+    expect((await get('/v2/')).status).toBe(200);
+    const old = await probe({
+      port: httpPort,
+      host: REGISTRY_HOST,
+      path: '/v2/',
+      auth: { username: 'admin', password: oldPassword },
+    });
+    expect(old.status).toBe(200);
+    const secrets = (await sh(['secret', 'ls', '--filter', FILTER, '--format', '{{.Name}}'])).out.split('\n');
+    expect(secrets.map((n) => n.replace(/_v[0-9a-f]{12}$/, '')).sort()).toEqual([
+      `${PROJECT}_htpasswd`,
+      `${PROJECT}_htpasswd-grace`,
+      `${PROJECT}_metadata-password`,
+    ]);
+  }, 900_000);
+
+  it('docker stack deploy -c compose.swarm.yaml brings up the same services as regctl up', async () => {
+    // The files as they are now, rendered again; regctl up applies them (the log level back to info).
+    const file = join(dir, 'regctl.yaml');
+    const doc = parseDocument(await readFile(file, 'utf8'));
+    doc.setIn(['registry', 'logLevel'], 'info');
+    await writeFile(file, doc.toString());
+    expect((await regctl(['init', '--yes', '--force', '--dir', dir])).exitCode).toBe(0);
+    const upped = await regctl(['up', '--dir', dir], { timeoutMs: 600_000 });
+    expect(upped.exitCode, upped.all).toBe(0);
+    expect(upped.all).not.toContain('compose.swarm.yaml differs');
+    const regctlSpecs = await deployedSpecs();
+    expect(Object.keys(regctlSpecs).sort()).toEqual([`${PROJECT}_registry`, `${PROJECT}_traefik`, `${PROJECT}_ui`]);
+    const down = await regctl(['down', '--dir', dir]);
+    expect(down.exitCode, down.all).toBe(0);
+    expect((await sh(['service', 'ls', '-q', '--filter', FILTER])).out.trim()).toBe('');
+    expect((await sh(['secret', 'ls', '-q', '--filter', FILTER])).out.trim()).toBe('');
+    const deploy = await sh(['stack', 'deploy', '-c', 'compose.swarm.yaml', PROJECT], { cwd: dir });
+    expect(deploy.code, deploy.all).toBe(0);
+    await waitFor('the stack to converge', async () => {
+      const ls = (await sh(['service', 'ls', '--filter', FILTER, '--format', '{{.Replicas}}'])).out.split('\n');
+      return ls.length === 3 && ls.every((r) => /^(\d+)\/\1$/.test(r.trim()));
+    });
+    const stackSpecs = await deployedSpecs();
+    for (const name of Object.keys(regctlSpecs)) expect(stackSpecs[name], name).toEqual(regctlSpecs[name]);
+    // And it serves: through Traefik, authenticated, the image pushed earlier.
+    await waitFor(
+      'Traefik to route',
+      async () => (await get('/v2/e2e/swarm/manifests/1', 'HEAD')).status === 200,
+      120_000,
+    );
+    const status = await regctl(['status', '--dir', dir, '--json']);
+    expect(JSON.parse(status.stdout)).toMatchObject({ healthy: true });
+  }, 600_000);
+});
