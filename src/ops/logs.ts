@@ -2,23 +2,19 @@
  * `regctl logs [service]`: one service's log, or every service's with a `name | ` prefix per line. On a swarm
  * stack every task's lines carry a `<service>.<slot> | ` prefix.
  */
-import { createInterface } from 'node:readline';
 import { RegctlError } from '../common/errors.js';
 import type { DockerEngine } from '../docker/engine.js';
+import { engineLogOptions, writeLines, type LogFlags } from './log-lines.js';
 import { loadStack } from './stack.js';
 import { swarmLogs } from './swarm-ops.js';
 import { isSwarmStack } from './swarm-stack.js';
 
-export interface LogsOptions {
+export interface LogsOptions extends LogFlags {
   dir: string;
   engine: DockerEngine;
   service?: string;
-  follow?: boolean;
-  tail?: number;
-  timestamps?: boolean;
   /** Receives each line (without its newline). */
   write: (line: string) => void;
-  signal?: AbortSignal;
 }
 
 export async function logs(opts: LogsOptions): Promise<void> {
@@ -52,14 +48,8 @@ export async function logs(opts: LogsOptions): Promise<void> {
   const prefix = (name: string) => (opts.service ? '' : `${name.padEnd(width)} | `);
   await Promise.all(
     present.map(async (svc) => {
-      const stream = await engine.logs(svc.containerName, {
-        follow: opts.follow ?? false,
-        timestamps: opts.timestamps ?? false,
-        ...(opts.tail !== undefined ? { tail: opts.tail } : {}),
-        ...(opts.signal ? { signal: opts.signal } : {}),
-      });
-      const rl = createInterface({ input: stream, crlfDelay: Infinity });
-      for await (const line of rl) opts.write(`${prefix(svc.name)}${line}`);
+      const stream = await engine.logs(svc.containerName, engineLogOptions(opts));
+      await writeLines(stream, opts.write, prefix(svc.name));
     }),
   );
 }

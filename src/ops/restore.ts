@@ -59,35 +59,41 @@ function refusal(err: RestoreRefused): RegctlError {
 
 /** Restores into a data directory on this machine (also what the restore container runs). */
 export async function restoreDirectory(opts: RestoreDirectoryOptions): Promise<RestoreResult> {
-  await assertFiles([opts.archive, ...opts.bases]);
-  try {
-    return await restoreArchive({
+  return checkedRestore(opts, () =>
+    restoreArchive({
       archive: opts.archive,
       dataDir: opts.dataDir,
       force: opts.force,
       bases: opts.bases,
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-    });
-  } catch (err) {
-    if (err instanceof RestoreRefused) throw refusal(err);
-    throw err;
-  }
+    }),
+  );
 }
 
 /** Restores into a bucket (`regctl restore --storage s3://…`), the registries on it stopped; see restore-storage.ts. */
 export async function restoreStorage(
   opts: Omit<RestoreDirectoryOptions, 'dataDir'> & { driver: StorageDriver; where: string },
 ): Promise<RestoreResult> {
-  await assertFiles([opts.archive, ...opts.bases]);
-  try {
-    return await restoreIntoStorage({
+  return checkedRestore(opts, () =>
+    restoreIntoStorage({
       archive: opts.archive,
       driver: opts.driver,
       where: opts.where,
       force: opts.force,
       bases: opts.bases,
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-    });
+    }),
+  );
+}
+
+/** Runs a restore once its archive and bases are found readable; a refusal becomes the CLI's one-line error. */
+async function checkedRestore(
+  opts: { archive: string; bases: string[] },
+  restore: () => Promise<RestoreResult>,
+): Promise<RestoreResult> {
+  await assertFiles([opts.archive, ...opts.bases]);
+  try {
+    return await restore();
   } catch (err) {
     if (err instanceof RestoreRefused) throw refusal(err);
     throw err;

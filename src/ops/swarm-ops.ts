@@ -3,11 +3,11 @@
  * and `docker stack deploy` set (`com.docker.stack.namespace`), so these also work on a stack deployed with
  * `docker stack deploy -c compose.swarm.yaml <project>`.
  */
-import { createInterface } from 'node:readline';
 import { RegctlError } from '../common/errors.js';
 import type { Output } from '../common/io.js';
 import type { DockerEngine, HealthState } from '../docker/engine.js';
 import { buildSwarmModel, type SwarmModel } from '../stack/swarm-model.js';
+import { engineLogOptions, writeLines, type LogFlags } from './log-lines.js';
 import type { LoadedStack } from './stack.js';
 import { managedSwarm, serviceKey, stackFilter } from './swarm-stack.js';
 import { waitConverged } from './up-swarm.js';
@@ -67,13 +67,9 @@ export async function swarmStatus(
   return { healthy, services };
 }
 
-export interface SwarmLogsOptions {
+export interface SwarmLogsOptions extends LogFlags {
   service?: string;
-  follow?: boolean;
-  tail?: number;
-  timestamps?: boolean;
   write: (line: string) => void;
-  signal?: AbortSignal;
 }
 
 /** Every task's log, each line prefixed with `<service>.<slot> | `. */
@@ -95,13 +91,8 @@ export async function swarmLogs(stack: LoadedStack, engine: DockerEngine, opts: 
   }
   await Promise.all(
     present.map(async (svc) => {
-      const stream = await swarm.serviceLogs(svc.name, {
-        follow: opts.follow ?? false,
-        timestamps: opts.timestamps ?? false,
-        ...(opts.tail !== undefined ? { tail: opts.tail } : {}),
-        ...(opts.signal ? { signal: opts.signal } : {}),
-      });
-      for await (const line of createInterface({ input: stream, crlfDelay: Infinity })) opts.write(line);
+      const stream = await swarm.serviceLogs(svc.name, engineLogOptions(opts));
+      await writeLines(stream, opts.write);
     }),
   );
 }

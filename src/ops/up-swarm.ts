@@ -19,7 +19,7 @@ import { errorText, prepareImages } from './up-images.js';
 import { APPLIED_HASH_LABEL, type LoadedStack } from './stack.js';
 import { loadSwarmModel, managedSwarm, objectData, serviceKey, serviceSpec, stackFilter } from './swarm-stack.js';
 import type { ContainerAction } from './up-containers.js';
-import type { UpOptions, UpResult } from './up-types.js';
+import { emptyUpResult, type UpOptions, type UpResult } from './up-types.js';
 
 interface SwarmUndo {
   services: string[];
@@ -47,18 +47,7 @@ export async function upSwarm(
   }
   await warnIfStale(stack, model, out);
 
-  const result: UpResult = {
-    project: model.project,
-    mode: model.mode,
-    networkCreated: false,
-    volumesCreated: [],
-    imagesBuilt: [],
-    imagesPulled: [],
-    imagesRemoved: [],
-    containers: [],
-    urls: model.urls,
-    unchanged: true,
-  };
+  const result = emptyUpResult(model);
   const undo: SwarmUndo = { services: [], secrets: [], configs: [] };
   try {
     const images = await prepareImages(stack, opts, result, []);

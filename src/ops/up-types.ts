@@ -35,3 +35,19 @@ export interface UpResult {
   /** True when this run changed nothing at all. */
   unchanged: boolean;
 }
+
+/** A result of `up` before it does anything: nothing created or changed yet. */
+export function emptyUpResult(model: { project: string; mode: UpResult['mode']; urls: UpResult['urls'] }): UpResult {
+  return {
+    project: model.project,
+    mode: model.mode,
+    networkCreated: false,
+    volumesCreated: [],
+    imagesBuilt: [],
+    imagesPulled: [],
+    imagesRemoved: [],
+    containers: [],
+    urls: model.urls,
+    unchanged: true,
+  };
+}

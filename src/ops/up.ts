@@ -26,7 +26,7 @@ import { applyPlan, planContainers, type ContainerUndo } from './up-containers.j
 import { errorText, prepareImages, removeStaleImages } from './up-images.js';
 import { isSwarmStack } from './swarm-stack.js';
 import { upSwarm } from './up-swarm.js';
-import type { UpOptions, UpResult } from './up-types.js';
+import { emptyUpResult, type UpOptions, type UpResult } from './up-types.js';
 import { adminCredentials, bindPath, loadStack, projectLabels, type LoadedStack } from './stack.js';
 
 export type { UpOptions, UpResult } from './up-types.js';
@@ -59,18 +59,7 @@ export async function up(opts: UpOptions): Promise<UpResult> {
   checkBindSources(stack);
 
   const undo: Undo = { containers: [], volumes: [] };
-  const result: UpResult = {
-    project: model.project,
-    mode: model.mode,
-    networkCreated: false,
-    volumesCreated: [],
-    imagesBuilt: [],
-    imagesPulled: [],
-    imagesRemoved: [],
-    containers: [],
-    urls: model.urls,
-    unchanged: true,
-  };
+  const result = emptyUpResult(model);
 
   let step = 'check ports';
   const run = async <T>(name: string, fn: () => Promise<T>, container?: string): Promise<T> => {

@@ -16,9 +16,10 @@ import type { HealthcheckModel, MountModel, PortModel, ServiceModel, StackModel 
 export const PACKAGE_DIR_VAR = 'REGCTL_PACKAGE_DIR';
 export const COMPOSE_FILES = { dev: 'compose.yaml', prod: 'compose.prod.yaml' } as const;
 
-const escape = (value: string): string => value.replaceAll('$', '$$$$');
+/** A value as compose files must hold it: `$` doubled, so that compose interpolates nothing. */
+export const escape = (value: string): string => value.replaceAll('$', '$$$$');
 
-function escapeRecord(record: Record<string, string>): Record<string, string> {
+export function escapeRecord(record: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, escape(v)]));
 }
 
@@ -36,7 +37,8 @@ function mountString(m: MountModel): string {
   return `${escape(m.source)}:${m.target}${m.readOnly ? ':ro' : ''}`;
 }
 
-function healthcheck(h: HealthcheckModel): Record<string, unknown> {
+/** A service's health check as compose writes it (durations as compose strings). */
+export function healthcheck(h: HealthcheckModel): Record<string, unknown> {
   return {
     test: h.test.map(escape),
     interval: durationOf(h.intervalMs),

@@ -6,26 +6,12 @@
  * them); the image must already exist on the nodes (`regctl up` builds it on this one). Every `$` from the model
  * is doubled, as in the compose files.
  */
-import { durationOf, toYamlText } from './compose.js';
-import type { HealthcheckModel, MountModel } from './model.js';
+import { durationOf, escape, escapeRecord, healthcheck, toYamlText } from './compose.js';
+import type { MountModel } from './model.js';
 import { SWARM_COMPOSE_FILE, type SwarmModel, type SwarmObjectModel, type SwarmServiceModel } from './swarm-model.js';
 
 /** Version 3.8: secret and config `name:` (3.5), `order: start-first` (3.4), `rollback_config` (3.7). */
 export const SWARM_COMPOSE_VERSION = '3.8';
-
-const escape = (value: string): string => value.replaceAll('$', '$$$$');
-const escapeRecord = (record: Record<string, string>): Record<string, string> =>
-  Object.fromEntries(Object.entries(record).map(([k, v]) => [k, escape(v)]));
-
-function healthcheck(h: HealthcheckModel): Record<string, unknown> {
-  return {
-    test: h.test.map(escape),
-    interval: durationOf(h.intervalMs),
-    timeout: durationOf(h.timeoutMs),
-    retries: h.retries,
-    start_period: durationOf(h.startPeriodMs),
-  };
-}
 
 function mount(m: MountModel): Record<string, unknown> {
   return { type: m.type, source: escape(m.source), target: m.target, ...(m.readOnly ? { read_only: true } : {}) };
