@@ -45,7 +45,8 @@ function startOursS3(
       '--s3-region',
       s3.region,
     ],
-    extraArgs: metadata ? ['--metadata', metadata.url] : [],
+    // Its default SQLite store (without PostgreSQL) goes in the run's directory, not the working directory.
+    extraArgs: metadata ? ['--metadata', metadata.url] : ['--state-dir', join(ctx.workDir, `state-${bucket}`)],
     secretEnv: { ...s3.env(), ...(metadata ? { REGCTL_METADATA_PASSWORD: metadata.password } : {}) },
     noAuth: true,
     healthTimeoutMs: START_TIMEOUT_MS,

@@ -6,9 +6,10 @@ import type { Sizes } from './sizes.js';
  */
 /** Said only when the S3 phase ran. */
 const S3_DISCLOSURE =
-  '**Metadata in memory (ours, S3 phase):** on S3 storage ours keeps its metadata (repositories, tags) in memory by ' +
-  'default, filled by listing the bucket at start (the S3 start row, untimed in the walks); its catalog pages then ' +
-  'read nothing from S3, and its manifest GETs come from its in-memory manifest cache after the first. The ' +
+  '**Metadata in a local store (ours, S3 phase):** on S3 storage ours keeps its metadata (repositories, tags) in ' +
+  'an embedded SQLite file on local disk by default, imported by listing the bucket at its first start (the S3 ' +
+  'start row, untimed in the walks) and reused at later starts; its catalog pages then read nothing from S3, and ' +
+  'its manifest GETs come from its in-memory manifest cache after the first. The ' +
   'reference (distribution v3) lists the bucket for every catalog page and reads the tag link and the manifest ' +
   'from S3 on every GET. Neither side checks credentials in the S3 phases. The replica comparison is ours alone, ' +
   'on PostgreSQL metadata on both sides of its loss.';
