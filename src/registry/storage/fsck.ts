@@ -25,7 +25,12 @@ export interface FsckReport {
   blobsChecked: number;
 }
 
-async function walkFiles(driver: StorageDriver, dir: string, visit: (path: string) => Promise<void>): Promise<void> {
+/** Visits every file under `dir` of the driver's storage (paths relative to the storage root), depth first. */
+export async function walkFiles(
+  driver: StorageDriver,
+  dir: string,
+  visit: (path: string) => Promise<void>,
+): Promise<void> {
   let entries;
   try {
     entries = await driver.list(dir);

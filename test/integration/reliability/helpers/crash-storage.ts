@@ -6,8 +6,9 @@
  */
 import { mkdir } from 'node:fs/promises';
 import type { S3Settings } from '../../../../src/registry/storage/s3/s3-config.js';
-import { isNotFound, type StorageDriver } from '../../../../src/registry/storage/driver.js';
+import type { StorageDriver } from '../../../../src/registry/storage/driver.js';
 import { FsDriver } from '../../../../src/registry/storage/fs-driver.js';
+import { walkFiles } from '../../../../src/registry/storage/fsck.js';
 import { incompleteTags, snapshotFiles, tempFiles } from './data-dir.js';
 
 export interface CrashStorage {
@@ -51,21 +52,9 @@ export function filesystemStorage(data: string): CrashStorage {
 /** Every file under `root` of a driver's storage, relative to the storage root. */
 async function driverFiles(driver: StorageDriver, root: string): Promise<string[]> {
   const out: string[] = [];
-  const walk = async (dir: string): Promise<void> => {
-    let entries;
-    try {
-      entries = await driver.list(dir);
-    } catch (err) {
-      if (isNotFound(err)) return;
-      throw err;
-    }
-    for (const e of entries) {
-      const path = `${dir}/${e.name}`;
-      if (e.isDir) await walk(path);
-      else out.push(path);
-    }
-  };
-  await walk(root);
+  await walkFiles(driver, root, async (path) => {
+    out.push(path);
+  });
   return out;
 }
 
