@@ -48,15 +48,11 @@ export async function copyBatched(src: Readable, out: Writable, onBytes?: (n: nu
     size = 0;
     if (!room) await roomIn(out);
   };
-  try {
-    for await (const chunk of src) {
-      batch.push(chunk as Buffer);
-      size += (chunk as Buffer).length;
-      if (size >= BATCH_BYTES) await flush();
-    }
-    if (size > 0) await flush();
-  } catch (err) {
-    src.destroy();
-    throw err;
+  // Leaving the loop early (a closed `out`) ends the iteration, which destroys `src`.
+  for await (const chunk of src) {
+    batch.push(chunk as Buffer);
+    size += (chunk as Buffer).length;
+    if (size >= BATCH_BYTES) await flush();
   }
+  if (size > 0) await flush();
 }

@@ -67,4 +67,13 @@ describe('copyBatched', () => {
     await expect(copyBatched(source, sink)).rejects.toMatchObject({ code: 'ERR_STREAM_PREMATURE_CLOSE' });
     expect(source.destroyed).toBe(true);
   });
+
+  it('stops at once when the sink was closed before the copy began', async () => {
+    const { sink } = recordingSink();
+    sink.destroy();
+    await new Promise((resolve) => setImmediate(resolve));
+    const source = Readable.from(chunksOf(16, 64 * 1024));
+    await expect(copyBatched(source, sink)).rejects.toMatchObject({ code: 'ERR_STREAM_PREMATURE_CLOSE' });
+    expect(source.destroyed).toBe(true);
+  });
 });
