@@ -11,7 +11,8 @@
  * users:
  *   admin: { admin: true }
  *   ci: { rules: [ { repos: "apps/**", actions: [pull, push] } ] }
- * storage: { volume: regctl_registry-data }
+ * storage: { volume: regctl_registry-data }   # or S3: { url: s3://bucket/prefix, endpoint: http://s3.internal:7070,
+ *                                            #          region: us-east-1, pathStyle: true }; keys in auth/s3-credentials
  * ui: { enabled: true }
  * acme: { email: ops@example.com, caServer: https://acme-v02.api.letsencrypt.org/directory }
  * images: { registry: regctl:0.1.0, traefik: traefik:v3.6, base: node:20-bookworm-slim }
@@ -22,6 +23,7 @@
  * ```
  */
 import { parseDuration, parseSize } from '../common/units.js';
+import { parseS3Endpoint, parseS3Url } from '../common/s3-url.js';
 import { z } from 'zod';
 import { VERSION } from '../common/version.js';
 
@@ -129,6 +131,20 @@ export const stackConfigSchema = z
           .string()
           .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be a Docker volume name')
           .optional(),
+        /**
+         * `s3://BUCKET[/PREFIX]`: the registry stores blobs and manifests in S3 instead of the volume (which then
+         * keeps only the embedded metadata store, when no PostgreSQL is named). Keys: auth/s3-credentials.
+         */
+        url: parsedBy(parseS3Url, 'must be s3://BUCKET[/PREFIX], for example s3://registry/prod').optional(),
+        endpoint: parsedBy(
+          parseS3Endpoint,
+          'must be an http(s) URL without a path, for example http://s3:7070',
+        ).optional(),
+        region: z
+          .string()
+          .regex(/^[a-z0-9-]{1,32}$/, 'must be an S3 region such as us-east-1')
+          .optional(),
+        pathStyle: z.boolean({ error: 'storage.pathStyle is true or false' }).optional(),
       })
       .prefault({}),
     ui: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
@@ -207,6 +223,15 @@ export const stackConfigSchema = z
         message: `${replicas} replicas share one store only with PostgreSQL metadata: set metadata: postgres://USER@HOST/DB`,
       });
     }
+    const { storage } = config;
+    for (const key of ['endpoint', 'region'] as const) {
+      if (storage[key] !== undefined && storage.url === undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['storage', key],
+          message: `storage.${key} needs storage.url: s3://BUCKET`,
+        });
+    }
     const { http, https, registry, dashboard } = config.ports;
     if (http === https)
       ctx.addIssue({ code: 'custom', path: ['ports', 'https'], message: 'ports.http and ports.https must differ' });
@@ -254,6 +279,10 @@ const HINTS: { prefix: string; hint: string }[] = [
   {
     prefix: 'deploy',
     hint: 'deploy: { mode: swarm, replicas: 3 } with metadata: postgres://USER@HOST/DB (see docs/swarm.md)',
+  },
+  {
+    prefix: 'storage',
+    hint: 'S3 keys go in auth/s3-credentials (0600; regctl init writes it from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)',
   },
   { prefix: 'metadata', hint: 'the database password goes in auth/metadata-password (0600), never in the URL' },
 ];

@@ -12,7 +12,8 @@ import { readStdinSecret } from '../common/stdin.js';
 import { CONFIG_FILE, loadStackConfig } from '../config/load.js';
 import { hostNameProblem, parseStackConfig, primaryAdmin, USER_NAME, type StackConfig } from '../config/schema.js';
 import { z } from 'zod';
-import { hostnamesOf, METADATA_PASSWORD_FILE } from '../stack/build-model.js';
+import { hostnamesOf } from '../stack/build-model.js';
+import { initMetadataPassword, initS3Credentials } from './init-secrets.js';
 import { ENV_KEYS, envValueProblem, parseEnv } from '../stack/env.js';
 import { DEFAULT_BCRYPT_COST, parseHtpasswd, setHtpasswdUser } from '../stack/htpasswd.js';
 import { configDocument, renderStack } from '../stack/render.js';
@@ -41,6 +42,11 @@ export interface InitOptions {
   replicas?: number;
   /** postgres://USER@HOST[:PORT]/DB; the password from $REGCTL_METADATA_PASSWORD. */
   metadata?: string;
+  /** s3://BUCKET[/PREFIX]; the keys from $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY. */
+  storage?: string;
+  s3Endpoint?: string;
+  s3Region?: string;
+  s3PathStyle?: boolean;
   force?: boolean;
   json?: boolean;
 }
@@ -71,6 +77,9 @@ const FLAG_OF: Record<string, string> = {
   'deploy.mode': '--mode',
   'deploy.replicas': '--replicas',
   metadata: '--metadata',
+  'storage.url': '--storage',
+  'storage.endpoint': '--s3-endpoint',
+  'storage.region': '--s3-region',
 };
 
 const hostValidate = (value: string): true | string => {
@@ -213,6 +222,10 @@ async function configInput(
   if (opts.mode !== undefined) section('deploy').mode = opts.mode;
   if (opts.replicas !== undefined) section('deploy').replicas = opts.replicas;
   if (opts.metadata !== undefined) input.metadata = opts.metadata;
+  if (opts.storage !== undefined) section('storage').url = opts.storage;
+  if (opts.s3Endpoint !== undefined) section('storage').endpoint = opts.s3Endpoint;
+  if (opts.s3Region !== undefined) section('storage').region = opts.s3Region;
+  if (opts.s3PathStyle) section('storage').pathStyle = true;
   return input;
 }
 
@@ -281,29 +294,6 @@ async function initCredentials(
   return { username, password, shownPassword, existingHtpasswd };
 }
 
-/**
- * The PostgreSQL password of a config that names one: kept from auth/metadata-password, or taken from
- * $REGCTL_METADATA_PASSWORD (never a flag: it would show in the process list and shell history).
- */
-async function initMetadataPassword(ctx: InitIo, dir: string, config: StackConfig): Promise<string | undefined> {
-  if (!config.metadata) return undefined;
-  const existing = (await readIfExists(join(dir, 'auth', METADATA_PASSWORD_FILE)))?.trim();
-  const given = ctx.env.REGCTL_METADATA_PASSWORD;
-  if (existing) {
-    if (given && given !== existing)
-      ctx.out.warn(`REGCTL_METADATA_PASSWORD ignored: auth/${METADATA_PASSWORD_FILE} is kept`);
-    return existing;
-  }
-  if (!given) {
-    throw new RegctlError('USAGE', `--metadata ${config.metadata} needs the database password`, {
-      hint: `set REGCTL_METADATA_PASSWORD in the environment of \`regctl init\` (it is written to auth/${METADATA_PASSWORD_FILE}, 0600)`,
-    });
-  }
-  if (/[\r\n]/.test(given))
-    throw new RegctlError('USAGE', 'REGCTL_METADATA_PASSWORD spans several lines', { hint: 'give one line' });
-  return given;
-}
-
 interface InitOutcome {
   dir: string;
   existing: boolean;
@@ -358,7 +348,8 @@ export async function runInit(ctx: InitIo, opts: InitOptions): Promise<void> {
   if (existingHtpasswd !== undefined && !parseHtpasswd(existingHtpasswd).some((e) => e.user === username)) {
     ctx.out.warn(`auth/htpasswd has no entry for ${username}; it is kept as it is`);
   }
-  const metadataPassword = await initMetadataPassword(ctx, dir, config);
+  const metadataPassword = await initMetadataPassword(ctx.out, ctx.env, dir, config);
+  const s3Credentials = await initS3Credentials(ctx.out, ctx.env, dir, config);
   const grace = await readIfExists(join(dir, GRACE_FILE));
   const files = renderStack(config, {
     secrets: {
@@ -366,13 +357,14 @@ export async function runInit(ctx: InitIo, opts: InitOptions): Promise<void> {
       password,
       htpasswd,
       ...(metadataPassword !== undefined ? { metadataPassword } : {}),
+      ...(s3Credentials !== undefined ? { s3Credentials } : {}),
       ...(grace !== undefined ? { grace } : {}),
     },
   });
-  if (config.deploy.mode === 'swarm' && !opts.json) {
+  if (config.deploy.mode === 'swarm' && !config.storage.url && !opts.json) {
     ctx.out.warn(
       'swarm: the registry keeps its data on a local volume of the manager it runs on, which is for one node only; ' +
-        'several nodes need S3 storage (see docs/swarm.md)',
+        'several nodes need S3 storage: --storage s3://BUCKET (see docs/swarm.md)',
     );
   }
   if (existing && isDeepStrictEqual(config, existing)) {

@@ -20,6 +20,7 @@ function namesModel(stack: LoadedStack): SwarmModel {
     access: '',
     traefik: '',
     ...(config.metadata ? { metadataPassword: '' } : {}),
+    ...(config.storage.url ? { s3Credentials: '' } : {}),
   });
 }
 

@@ -9,7 +9,7 @@ import { RegctlError } from '../common/errors.js';
 import { readIfExists } from '../common/fs.js';
 import type { DockerEngine } from '../docker/engine.js';
 import type { SwarmEngine, SwarmServiceSpec, SwarmState } from '../docker/engine.js';
-import { METADATA_PASSWORD_FILE } from '../stack/build-model.js';
+import { METADATA_PASSWORD_FILE, S3_CREDENTIALS_FILE } from '../stack/build-model.js';
 import {
   buildSwarmModel,
   GRACE_FILE,
@@ -49,6 +49,7 @@ export async function loadSwarmModel(stack: LoadedStack): Promise<SwarmModel> {
     access: await required(dir, 'auth/access.yaml'),
     traefik: await required(dir, SWARM_TRAEFIK_FILE),
     ...(config.metadata ? { metadataPassword: await required(dir, `auth/${METADATA_PASSWORD_FILE}`) } : {}),
+    ...(config.storage.url ? { s3Credentials: await required(dir, `auth/${S3_CREDENTIALS_FILE}`) } : {}),
     ...(grace !== undefined ? { grace } : {}),
   });
 }

@@ -12,7 +12,7 @@ import { RegctlError } from '../common/errors.js';
 import type { Output } from '../common/io.js';
 import type { DockerEngine, SwarmEngine, SwarmServiceInfo, SwarmTaskInfo } from '../docker/engine.js';
 import { renderSwarmCompose } from '../stack/swarm-compose.js';
-import { SWARM_COMPOSE_FILE, type SwarmModel } from '../stack/swarm-model.js';
+import { MANAGER_ONLY, SWARM_COMPOSE_FILE, type SwarmModel } from '../stack/swarm-model.js';
 import { readIfExists } from '../common/fs.js';
 import { join } from 'node:path';
 import { errorText, prepareImages } from './up-images.js';
@@ -38,11 +38,15 @@ export async function upSwarm(
   const model = await loadSwarmModel(stack);
   out.ok(`Swarm node ${state.nodeId.slice(0, 12)} is a manager (${state.nodes} node${state.nodes > 1 ? 's' : ''})`);
   const registry = model.services.find((s) => s.key === 'registry');
-  if (state.nodes > 1 && registry && registry.replicas > 1 && registry.mounts.some((m) => m.type === 'volume')) {
+  // A registry held to a manager keeps its state on that node's volume (the filesystem driver, or the embedded
+  // metadata store beside S3): replicas on other nodes would not see it.
+  if (state.nodes > 1 && registry && registry.replicas > 1 && registry.constraints.includes(MANAGER_ONLY)) {
     throw new RegctlError(
       'CONFIG_INVALID',
       `deploy.replicas: ${registry.replicas} replicas on a ${state.nodes}-node swarm need S3 storage, not a local volume`,
-      { hint: 'the filesystem driver keeps data on one node: use one node, or S3 storage (see docs/swarm.md)' },
+      {
+        hint: 'a local volume is on one node: use one node, or storage.url: s3://… with metadata: postgres://… (see docs/swarm.md)',
+      },
     );
   }
   await warnIfStale(stack, model, out);

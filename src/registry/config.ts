@@ -44,7 +44,8 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { parseDuration as parseDurationText, parseSize as parseSizeText, UnitError } from '../common/units.js';
 import { isLogLevel, type LogLevel } from './logger.js';
-import { parseS3Endpoint, parseS3Url, S3UrlError, type S3Settings } from './storage/s3/s3-config.js';
+import { parseS3Endpoint, parseS3Url, S3UrlError } from '../common/s3-url.js';
+import type { S3Settings } from './storage/s3/s3-config.js';
 
 /** Where the registry keeps its data: the `data` directory, or an S3 bucket. */
 export type StorageSettings = { kind: 'filesystem' } | ({ kind: 's3' } & S3Settings);

@@ -40,6 +40,11 @@ export const MANAGED_BY = 'regctl';
 export const VERSION_LABEL = 'dev.regctl.version';
 /** The PostgreSQL password file, beside htpasswd in the stack's auth/ directory (0600). */
 export const METADATA_PASSWORD_FILE = 'metadata-password';
+/**
+ * The S3 keys of a stack on S3, beside htpasswd (0600), in the AWS shared-credentials format: the registry's SDK
+ * reads it through AWS_SHARED_CREDENTIALS_FILE, so the keys never appear in an environment or a compose file.
+ */
+export const S3_CREDENTIALS_FILE = 's3-credentials';
 export const TRAEFIK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/';
 /** Traefik static config files, relative to the stack directory. */
 export const TRAEFIK_CONFIG_FILES: Record<StackMode, string> = {
@@ -72,6 +77,46 @@ export function httpHealthcheck(port: number): HealthcheckModel {
   };
 }
 
+/** `serve`'s S3 flags for a stack whose storage is a bucket (none for the volume). */
+function s3Arguments(storage: StackConfig['storage']): string[] {
+  if (!storage.url) return [];
+  return [
+    '--storage',
+    storage.url,
+    ...(storage.endpoint ? ['--s3-endpoint', storage.endpoint] : []),
+    ...(storage.region ? ['--s3-region', storage.region] : []),
+    ...(storage.pathStyle ? ['--s3-path-style'] : []),
+  ];
+}
+
+/** The registry container's command: `regctl serve` with the stack's settings. */
+function registryCommandOf(config: StackConfig): string[] {
+  return [
+    'node',
+    ...REGISTRY_NODE_FLAGS,
+    REGCTL_SCRIPT,
+    'serve',
+    '--listen',
+    `0.0.0.0:${REGISTRY_PORT}`,
+    '--data',
+    DATA_DIR,
+    '--htpasswd',
+    `${AUTH_DIR}/htpasswd`,
+    '--access',
+    `${AUTH_DIR}/access.yaml`,
+    '--log-level',
+    config.registry.logLevel,
+    '--upload-purge-age',
+    config.registry.uploadPurgeAge,
+    '--min-free',
+    config.registry.minFreeDisk,
+    ...(config.metadata
+      ? ['--metadata', config.metadata, '--metadata-password-file', `${AUTH_DIR}/${METADATA_PASSWORD_FILE}`]
+      : []),
+    ...s3Arguments(config.storage),
+  ];
+}
+
 export interface BuildOptions {
   version?: string;
   /** Which Traefik provider reads the labels: the Docker one (containers) or the Swarm one (services). */
@@ -102,36 +147,17 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: Buil
 
   const services: ServiceModel[] = [traefikService(config, mode, project)];
 
-  const registryCommand = [
-    'node',
-    ...REGISTRY_NODE_FLAGS,
-    REGCTL_SCRIPT,
-    'serve',
-    '--listen',
-    `0.0.0.0:${REGISTRY_PORT}`,
-    '--data',
-    DATA_DIR,
-    '--htpasswd',
-    `${AUTH_DIR}/htpasswd`,
-    '--access',
-    `${AUTH_DIR}/access.yaml`,
-    '--log-level',
-    config.registry.logLevel,
-    '--upload-purge-age',
-    config.registry.uploadPurgeAge,
-    '--min-free',
-    config.registry.minFreeDisk,
-    ...(config.metadata
-      ? ['--metadata', config.metadata, '--metadata-password-file', `${AUTH_DIR}/${METADATA_PASSWORD_FILE}`]
-      : []),
-  ];
+  const registryCommand = registryCommandOf(config);
   services.push({
     name: 'registry',
     containerName: `${project}-registry`,
     image: config.images.registry,
     build: 0,
     command: registryCommand,
-    environment: { ...REGISTRY_PROCESS_ENV },
+    environment: {
+      ...REGISTRY_PROCESS_ENV,
+      ...(config.storage.url ? { AWS_SHARED_CREDENTIALS_FILE: `${AUTH_DIR}/${S3_CREDENTIALS_FILE}` } : {}),
+    },
     ports:
       mode === 'dev' && config.ports.registry !== 0 ? [{ host: config.ports.registry, container: REGISTRY_PORT }] : [],
     mounts: [{ type: 'volume', source: dataVolume.key, target: DATA_DIR }, authMount],

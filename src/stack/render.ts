@@ -23,7 +23,7 @@ import { applyPlan, planStack, type ApplyResult, type PlannedFile, type StackFil
 import type { StackMode } from './model.js';
 import { buildSwarmModel, SWARM_COMPOSE_FILE, SWARM_TRAEFIK_FILE } from './swarm-model.js';
 import { renderSwarmCompose } from './swarm-compose.js';
-import { METADATA_PASSWORD_FILE } from './build-model.js';
+import { METADATA_PASSWORD_FILE, S3_CREDENTIALS_FILE } from './build-model.js';
 
 /** This package's root directory (the build context of the registry image). */
 export const PACKAGE_DIR = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
@@ -35,6 +35,8 @@ export interface StackSecrets {
   htpasswd: string;
   /** The PostgreSQL password (auth/metadata-password), when the config names a PostgreSQL metadata store. */
   metadataPassword?: string;
+  /** Full text of auth/s3-credentials (AWS shared-credentials format), when the storage is S3. */
+  s3Credentials?: string;
   /** Text of auth/htpasswd.grace when it exists (a swarm stack deploys it as a secret). */
   grace?: string;
 }
@@ -67,7 +69,7 @@ export function configDocument(config: StackConfig): Record<string, unknown> {
     mode: config.mode,
     ports: config.ports,
     users,
-    ...(config.storage.volume ? { storage: { volume: config.storage.volume } } : {}),
+    ...storageDocument(config.storage),
     ui: config.ui,
     acme,
     images,
@@ -76,6 +78,14 @@ export function configDocument(config: StackConfig): Record<string, unknown> {
     ...(config.deploy.mode !== 'compose' || config.deploy.replicas !== 1 ? { deploy: config.deploy } : {}),
     ...(config.metadata ? { metadata: config.metadata } : {}),
   };
+}
+
+/** The storage section as written: only what was set (pathStyle only when true). */
+function storageDocument(storage: StackConfig['storage']): { storage?: Record<string, unknown> } {
+  const { pathStyle, ...rest } = storage;
+  const doc: Record<string, unknown> = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
+  if (pathStyle) doc.pathStyle = true;
+  return Object.keys(doc).length > 0 ? { storage: doc } : {};
 }
 
 const CONFIG_HEADER = [
@@ -105,6 +115,7 @@ const gitignore = (config: StackConfig): string =>
     '.env',
     'auth/htpasswd',
     ...(config.metadata ? [`auth/${METADATA_PASSWORD_FILE}`] : []),
+    ...(config.storage.url ? [`auth/${S3_CREDENTIALS_FILE}`] : []),
     'letsencrypt/',
     '*.bak',
     '',
@@ -156,6 +167,7 @@ function swarmFiles(config: StackConfig, secrets: StackSecrets, version: string 
       access: accessText(config),
       traefik,
       ...(secrets.metadataPassword !== undefined ? { metadataPassword: `${secrets.metadataPassword}\n` } : {}),
+      ...(secrets.s3Credentials !== undefined ? { s3Credentials: secrets.s3Credentials } : {}),
       ...(secrets.grace !== undefined ? { grace: secrets.grace } : {}),
     },
     version ? { version } : {},
@@ -205,6 +217,15 @@ export function renderStack(config: StackConfig, opts: RenderOptions = {}): Stac
       files.push({
         path: `auth/${METADATA_PASSWORD_FILE}`,
         content: `${opts.secrets.metadataPassword}\n`,
+        mode: 0o600,
+        secret: true,
+        keepExisting: true,
+      });
+    }
+    if (opts.secrets.s3Credentials !== undefined) {
+      files.push({
+        path: `auth/${S3_CREDENTIALS_FILE}`,
+        content: opts.secrets.s3Credentials,
         mode: 0o600,
         secret: true,
         keepExisting: true,

@@ -12,14 +12,15 @@
  *   `endpoint_mode: dnsrr` (its name resolves to its tasks' addresses, which Traefik's Swarm provider routes
  *   to directly) and Traefik publishes its ports in `host` mode on the node it runs on;
  * - Traefik runs on a manager (its Swarm provider reads the manager's API through the socket); with the
- *   filesystem driver the registry stays on a manager too, where its volume is (one node: a trial; more nodes
- *   need S3);
+ *   filesystem driver (or S3 with the embedded metadata store) the registry stays on a manager too, where its
+ *   volume is (one node: a trial); on S3 with PostgreSQL its tasks may run on any node;
+ * - the S3 keys (auth/s3-credentials) are a secret too, read by the SDK through AWS_SHARED_CREDENTIALS_FILE;
  * - updates start the new task before stopping the old one (`order: start-first`) and roll back on failure;
  *   Traefik alone is replaced stop-first, as its host-mode ports cannot be bound twice on one node.
  */
 import { createHash } from 'node:crypto';
 import type { StackConfig } from '../config/schema.js';
-import { AUTH_DIR, buildStackModel, METADATA_PASSWORD_FILE } from './build-model.js';
+import { AUTH_DIR, buildStackModel, METADATA_PASSWORD_FILE, S3_CREDENTIALS_FILE } from './build-model.js';
 import type {
   HealthcheckModel,
   ImageBuildModel,
@@ -107,6 +108,8 @@ export interface SwarmContents {
   traefik: string;
   /** Present when the config names a PostgreSQL metadata store. */
   metadataPassword?: string;
+  /** Present when the storage is S3: auth/s3-credentials. */
+  s3Credentials?: string;
   /** auth/htpasswd.grace, when `rotate-credentials --grace` left old secrets that still work for a while. */
   grace?: string;
 }
@@ -152,6 +155,11 @@ export function buildSwarmModel(
       throw new Error(`metadata names PostgreSQL but auth/${METADATA_PASSWORD_FILE} was not given`);
     secrets.push(object('metadata-password', `auth/${METADATA_PASSWORD_FILE}`, contents.metadataPassword));
   }
+  if (config.storage.url) {
+    if (contents.s3Credentials === undefined)
+      throw new Error(`storage is S3 but auth/${S3_CREDENTIALS_FILE} was not given`);
+    secrets.push(object('s3-credentials', `auth/${S3_CREDENTIALS_FILE}`, contents.s3Credentials));
+  }
   if (contents.grace !== undefined) secrets.push(object('htpasswd-grace', GRACE_FILE, contents.grace));
   const configs = [
     object('access', 'auth/access.yaml', contents.access),
@@ -169,6 +177,8 @@ export function buildSwarmModel(
           secretRefs.push({ source: 'htpasswd-grace', target: `${AUTH_DIR}/htpasswd.grace` });
         if (config.metadata)
           secretRefs.push({ source: 'metadata-password', target: `${AUTH_DIR}/${METADATA_PASSWORD_FILE}` });
+        if (config.storage.url)
+          secretRefs.push({ source: 's3-credentials', target: `${AUTH_DIR}/${S3_CREDENTIALS_FILE}` });
         configRefs.push({ source: 'access', target: `${AUTH_DIR}/access.yaml` });
       } else if (m.type === 'bind' && m.target === STATIC_CONFIG_PATH) {
         configRefs.push({ source: 'traefik', target: STATIC_CONFIG_PATH });
@@ -176,7 +186,11 @@ export function buildSwarmModel(
         mounts.push(m);
       }
     }
-    const onManager = svc.name === 'traefik' || (svc.name === 'registry' && mounts.some((m) => m.type === 'volume'));
+    // The registry's volume holds what a task on another node would not see (the repository on the filesystem,
+    // or the embedded metadata store beside S3): then it stays on a manager. S3 with PostgreSQL runs anywhere.
+    const sharedState = config.storage.url !== undefined && config.metadata !== undefined;
+    const onManager =
+      svc.name === 'traefik' || (svc.name === 'registry' && !sharedState && mounts.some((m) => m.type === 'volume'));
     return {
       key: svc.name,
       name: `${project}_${svc.name}`,

@@ -1,23 +1,23 @@
 /**
  * A swarm stack on a single-node swarm of this machine's engine: `regctl up` to healthy with three registry
- * replicas on PostgreSQL metadata, a `docker push` through Traefik while one registry task is killed, a rolling
+ * replicas on S3 storage and PostgreSQL metadata, a `docker push` through Traefik while one registry task is killed, a rolling
  * update under a pull loop, logs/scale/gc/rotation, and `docker stack deploy -c compose.swarm.yaml` bringing up the
- * same services as `regctl up`. PostgreSQL is the machine's own (a throwaway cluster on 127.0.0.1); the tasks
- * reach it through a small TCP relay on docker's bridge address, so the database sees a loopback client as its
- * default rules want. Traefik publishes a free high port in host mode (no IPVS here: no routing mesh).
+ * same services as `regctl up`. PostgreSQL is the machine's own (a throwaway cluster on 127.0.0.1) and S3 is
+ * versitygw on 127.0.0.1; the tasks reach both through small TCP relays on docker's bridge address, so the
+ * database sees a loopback client as its default rules want. Traefik publishes a free high port in host mode (no IPVS here: no routing mesh).
  * The swarm is initialised here if the engine is in none, and left again afterwards; an engine that already was
  * a manager stays one. Every service, network, secret, config and volume of the stack is removed at the end.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, connect, type Server } from 'node:net';
+import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
-import { dockerBridgeGateway, freePort, preconditionMet } from '../helpers/peers.js';
+import { dockerBridgeGateway, freePort } from '../helpers/peers.js';
 import { postgresAvailable, startPostgres, type PostgresCluster } from '../helpers/postgres.js';
+import { startVersitygw, versitygwAvailable, type S3Server } from '../helpers/versitygw.js';
 import { probe } from '../../src/ops/http-probe.js';
 import {
   E2E_BASE_IMAGE,
@@ -33,139 +33,27 @@ import {
   stackTestsReady,
 } from './helpers.js';
 
-const PROJECT = 'e2eswarm';
-const IMAGE = `regctl-e2e/${PROJECT}:test`;
-const FILTER = `label=com.docker.stack.namespace=${PROJECT}`;
+import {
+  deployedSpecs,
+  ensureSwarm,
+  FILTER,
+  IMAGE,
+  PROJECT,
+  relay,
+  removeEverything,
+  sh,
+  waitFor,
+} from './swarm-helpers.js';
 
-async function sh(args: string[], opts: { cwd?: string; input?: string } = {}) {
-  const res = await execa('docker', args, { reject: false, all: true, ...opts });
-  return { code: res.exitCode ?? -1, out: String(res.stdout), all: String(res.all) };
-}
-
-let gwbridgeExisted = true;
-
-/**
- * `docker swarm init` when the engine is in no swarm (`initialised`: this file must leave it again). Run while
- * the file is collected, so that the tests are skipped, or under CI=true fail, when no swarm can be had.
- */
-function ensureSwarm(): { ok: boolean; initialised: boolean } {
-  const docker = (args: string[]) => spawnSync('docker', args, { encoding: 'utf8', timeout: 60_000 });
-  const state = docker(['info', '--format', '{{.Swarm.LocalNodeState}}']).stdout.trim();
-  if (state === 'active') return { ok: true, initialised: false };
-  // The swarm's bridge to the outside, created with the first task: removed again on leaving when it is new.
-  gwbridgeExisted = docker(['network', 'inspect', 'docker_gwbridge']).status === 0;
-  const init = docker(['swarm', 'init', '--advertise-addr', '127.0.0.1']);
-  const why = `docker swarm init failed: ${`${init.stdout}${init.stderr}`.trim()}`;
-  const ok = preconditionMet('a single-node swarm', init.status === 0, why);
-  return { ok, initialised: ok };
-}
-
-/** Relays TCP connections from `host:<port>` to PostgreSQL on 127.0.0.1. */
-async function relay(host: string, target: number): Promise<{ server: Server; port: number }> {
-  const server = createServer((client) => {
-    const upstream = connect(target, '127.0.0.1');
-    client.pipe(upstream).pipe(client);
-    for (const side of [client, upstream]) side.on('error', () => [client, upstream].forEach((x) => x.destroy()));
-  });
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const addr = server.address();
-  return { server, port: typeof addr === 'object' && addr ? addr.port : 0 };
-}
-
-interface ServiceSpecJson {
-  Spec: {
-    Name: string;
-    Labels: Record<string, string>;
-    TaskTemplate: {
-      ContainerSpec: {
-        Image: string;
-        Args?: string[];
-        Env?: string[];
-        Labels?: Record<string, string>;
-        Mounts?: { Type: string; Source: string; Target: string; ReadOnly?: boolean }[];
-        Secrets?: { SecretName: string; File: { Name: string } }[];
-        Configs?: { ConfigName: string; File: { Name: string } }[];
-        HealthCheck?: unknown;
-      };
-      Placement?: { Constraints?: string[] };
-      Networks?: { Aliases?: string[] }[];
-    };
-    Mode: { Replicated?: { Replicas: number } };
-    UpdateConfig?: { Order: string; FailureAction?: string; Parallelism: number };
-    EndpointSpec?: { Mode?: string; Ports?: { TargetPort: number; PublishedPort: number; PublishMode: string }[] };
-  };
-}
-
-/** What both ways of deploying must agree on, per service (but regctl's record of what it applied). */
-const OWN = 'dev.regctl.applied-hash';
-async function deployedSpecs(): Promise<Record<string, unknown>> {
-  const names = (await sh(['service', 'ls', '--filter', FILTER, '--format', '{{.Name}}'])).out
-    .split('\n')
-    .filter(Boolean);
-  const list = JSON.parse((await sh(['service', 'inspect', ...names])).out) as ServiceSpecJson[];
-  const out: Record<string, unknown> = {};
-  for (const s of list) {
-    const c = s.Spec.TaskTemplate.ContainerSpec;
-    out[s.Spec.Name] = {
-      image: c.Image.replace(/@sha256:.*$/, ''),
-      args: c.Args,
-      env: [...(c.Env ?? [])].sort(),
-      labels: Object.fromEntries(
-        Object.entries(s.Spec.Labels)
-          .filter(([k]) => k !== OWN)
-          .sort(([a], [b]) => a.localeCompare(b)),
-      ),
-      containerLabels: Object.fromEntries(Object.entries(c.Labels ?? {}).filter(([k]) => k !== OWN)),
-      mounts: (c.Mounts ?? []).map((m) => `${m.Type} ${m.Source} ${m.Target} ${m.ReadOnly ? 'ro' : 'rw'}`).sort(),
-      secrets: (c.Secrets ?? []).map((x) => `${x.SecretName} ${x.File.Name}`).sort(),
-      configs: (c.Configs ?? []).map((x) => `${x.ConfigName} ${x.File.Name}`).sort(),
-      healthcheck: c.HealthCheck,
-      constraints: s.Spec.TaskTemplate.Placement?.Constraints ?? [],
-      aliases: s.Spec.TaskTemplate.Networks?.flatMap((n) => n.Aliases ?? []) ?? [],
-      replicas: s.Spec.Mode.Replicated?.Replicas,
-      update: { order: s.Spec.UpdateConfig?.Order, failure: s.Spec.UpdateConfig?.FailureAction },
-      endpointMode: s.Spec.EndpointSpec?.Mode ?? 'vip',
-      ports: (s.Spec.EndpointSpec?.Ports ?? []).map((p) => `${p.PublishedPort}:${p.TargetPort}/${p.PublishMode}`),
-    };
-  }
-  return out;
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 180_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
-
-/** Removes whatever of the stack is left: services, then (once their containers are gone) the rest. */
-async function removeEverything(): Promise<void> {
-  const services = (await sh(['service', 'ls', '-q', '--filter', FILTER])).out.split('\n').filter(Boolean);
-  if (services.length) await sh(['service', 'rm', ...services]);
-  await waitFor(
-    'the tasks to stop',
-    async () => (await sh(['ps', '-q', '--filter', FILTER])).out.trim() === '',
-    60_000,
-  ).catch(() => undefined);
-  for (const kind of ['secret', 'config'] as const) {
-    const ids = (await sh([kind, 'ls', '-q', '--filter', FILTER])).out.split('\n').filter(Boolean);
-    if (ids.length) await sh([kind, 'rm', ...ids]);
-  }
-  for (let i = 0; i < 10; i++) {
-    const net = await sh(['network', 'rm', `${PROJECT}_proxy`]);
-    if (net.code === 0 || /not found/i.test(net.all)) break;
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-  await sh(['volume', 'rm', '-f', `${PROJECT}_registry-data`]);
-}
-
-const ready = stackTestsReady() && postgresAvailable();
-const swarm = ready ? ensureSwarm() : { ok: false, initialised: false };
+const ready = stackTestsReady() && postgresAvailable() && versitygwAvailable();
+const swarm = ready ? ensureSwarm() : { ok: false, initialised: false, gwbridgeExisted: true };
 
 describe.skipIf(!ready || !swarm.ok)('swarm stack on a single-node swarm', () => {
   let pg: PostgresCluster | undefined;
   let pgRelay: Server | undefined;
+  let s3: S3Server | undefined;
+  let s3Relay: Server | undefined;
+  let bucket: string;
   let root: string;
   let dir: string;
   let password: string;
@@ -196,6 +84,10 @@ describe.skipIf(!ready || !swarm.ok)('swarm stack on a single-node swarm', () =>
     dir = join(root, 'stack');
     httpPort = await freePort('0.0.0.0');
     const metadata = `postgres://${db.user}@${gateway}:${r.port}/${db.database}`;
+    s3 = await startVersitygw();
+    bucket = await s3.createBucket();
+    const s3r = await relay(gateway, Number(new URL(s3.endpoint).port));
+    s3Relay = s3r.server;
     const init = await regctl(
       [
         'init',
@@ -212,6 +104,13 @@ describe.skipIf(!ready || !swarm.ok)('swarm stack on a single-node swarm', () =>
         '3',
         '--metadata',
         metadata,
+        '--storage',
+        `s3://${bucket}/registry`,
+        '--s3-endpoint',
+        `http://${gateway}:${s3r.port}`,
+        '--s3-region',
+        s3.region,
+        '--s3-path-style',
         '--http-port',
         String(httpPort),
         '--registry-port',
@@ -221,7 +120,7 @@ describe.skipIf(!ready || !swarm.ok)('swarm stack on a single-node swarm', () =>
         '--base-image',
         E2E_BASE_IMAGE,
       ],
-      { env: { REGCTL_METADATA_PASSWORD: db.password } },
+      { env: { REGCTL_METADATA_PASSWORD: db.password, ...s3.env() } },
     );
     if (init.exitCode !== 0) throw new Error(`regctl init failed:\n${init.all}`);
     const file = join(dir, 'regctl.yaml');
@@ -244,13 +143,15 @@ describe.skipIf(!ready || !swarm.ok)('swarm stack on a single-node swarm', () =>
     await sh(['rmi', '-f', IMAGE, `${registry}/e2e/swarm:1`, 'regctl-e2e/swarm:1']);
     await removeHosts();
     pgRelay?.close();
+    s3Relay?.close();
+    await s3?.stop();
     await pg?.stop();
     if (dockerConfig) await rm(dockerConfig, { recursive: true, force: true });
     if (root) await rm(root, { recursive: true, force: true });
     await removePackageSnapshot();
     if (swarm.initialised) {
       await sh(['swarm', 'leave', '--force']);
-      if (!gwbridgeExisted) await sh(['network', 'rm', 'docker_gwbridge']);
+      if (!swarm.gwbridgeExisted) await sh(['network', 'rm', 'docker_gwbridge']);
     }
   }, 300_000);
 
@@ -282,6 +183,17 @@ describe.skipIf(!ready || !swarm.ok)('swarm stack on a single-node swarm', () =>
       ])
     ).out;
     expect(env).not.toContain(password);
+    expect(env).not.toContain(s3!.secretAccessKey);
+    expect(env).toContain('AWS_SHARED_CREDENTIALS_FILE=/auth/s3-credentials');
+    // On S3 with PostgreSQL nothing ties a registry task to one node.
+    const placement = await sh([
+      'service',
+      'inspect',
+      `${PROJECT}_registry`,
+      '--format',
+      '{{json .Spec.TaskTemplate.Placement}}',
+    ]);
+    expect(placement.out).not.toContain('node.role');
     const second = await regctl(['up', '--dir', dir], { timeoutMs: 300_000 });
     expect(second.exitCode, second.all).toBe(0);
     expect(second.stdout).toContain('nothing changed');
@@ -319,6 +231,9 @@ describe.skipIf(!ready || !swarm.ok)('swarm stack on a single-node swarm', () =>
     console.log(`push after killing ${victim!.slice(0, 12)}:\n${String(pushed.all).split('\n').slice(-6).join('\n')}`);
     const manifest = await get('/v2/e2e/swarm/manifests/1', 'HEAD');
     expect(manifest.status).toBe(200);
+    // Stored in the bucket, in distribution's layout under the prefix (versitygw's posix backend: one file a key).
+    const link = join(s3!.rootDir, bucket, 'registry/docker/registry/v2/repositories/e2e/swarm/_manifests/tags/1');
+    expect((await readFile(join(link, 'current/link'), 'utf8')).trim()).toBe(manifest.headers['docker-content-digest']);
     // The swarm replaces the killed task.
     await waitFor(
       '3 running registry tasks',
@@ -410,6 +325,7 @@ describe.skipIf(!ready || !swarm.ok)('swarm stack on a single-node swarm', () =>
       `${PROJECT}_htpasswd`,
       `${PROJECT}_htpasswd-grace`,
       `${PROJECT}_metadata-password`,
+      `${PROJECT}_s3-credentials`,
     ]);
   }, 900_000);
 

@@ -41,6 +41,13 @@ export function initCommand(ctx: CliContext): Command {
       '--metadata <url>',
       'PostgreSQL metadata shared by replicas: postgres://USER@HOST[:PORT]/DB (password from $REGCTL_METADATA_PASSWORD)',
     )
+    .option(
+      '--storage <url>',
+      'keep images in S3 instead of a volume: s3://BUCKET[/PREFIX] (keys from $AWS_ACCESS_KEY_ID, $AWS_SECRET_ACCESS_KEY)',
+    )
+    .option('--s3-endpoint <url>', 'S3 endpoint of a non-AWS server, e.g. http://s3.internal:7070')
+    .option('--s3-region <region>', 'S3 region (default us-east-1)')
+    .option('--s3-path-style', 'path-style S3 addressing (most S3-compatible servers need it)')
     .option('--force', 'replace files that would change (hand-edited ones are saved as .bak; passwords are kept)')
     .option('--json', 'print the result as JSON')
     .action(async (opts: InitOptions) => {

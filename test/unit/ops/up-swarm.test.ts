@@ -130,6 +130,22 @@ describe('up on a swarm stack', () => {
     expect(err.message).toMatch(/3 replicas on a 3-node swarm need S3 storage/);
   });
 
+  it('on S3 with PostgreSQL, spreads replicas over several nodes: no placement, the keys as a secret', async () => {
+    await fx.writeConfig(
+      `deploy: { mode: swarm, replicas: 3 }\nmetadata: ${PG}\nstorage: { url: s3://bucket/reg, pathStyle: true }\n`,
+    );
+    const keys = '[default]\naws_access_key_id = AKIA1\naws_secret_access_key = s3-secret-value\n';
+    await writeFile(join(fx.dir, 'auth/s3-credentials'), keys, { mode: 0o600 });
+    swarm().swarmState = { nodeId: 'n1', manager: true, nodes: 3 };
+    await up(options());
+    const registry = swarp('fx_registry');
+    expect(registry.constraints).toEqual([]);
+    expect(registry.secrets.map((s) => s.target)).toContain('/auth/s3-credentials');
+    const secret = [...swarm().secrets].find(([name]) => name.startsWith('fx_s3-credentials_v'));
+    expect(secret?.[1].data.toString()).toBe(keys);
+    expect(JSON.stringify(registry.env)).not.toContain('s3-secret-value');
+  });
+
   it('waits for the tasks; a service whose tasks never run times out naming it, and the first deployment is undone', async () => {
     swarm().taskState.set('fx_ui', 'starting');
     const err = await rejection(up(options({ healthTimeoutMs: 1500 })));
