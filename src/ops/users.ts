@@ -4,7 +4,9 @@
  * `regctl.yaml` (so a re-render with `regctl init --force` keeps them). Each file is replaced atomically, in an
  * order that never grants more than intended in between: adding writes the password before the permissions,
  * removing revokes the permissions before the password. YAML files are edited as documents, so comments stay.
- * The running registry watches its auth directory; `POST /admin/v1/reload` makes the change immediate.
+ * The running registry watches its auth directory; `POST /admin/v1/reload` makes the change immediate. A swarm
+ * stack's tasks read the files from secrets and configs, which cannot change: the new versions are rolled out
+ * (start-first, as `regctl up` does) before the reload.
  */
 import { join } from 'node:path';
 import { parseDocument, type Document } from 'yaml';
@@ -19,6 +21,8 @@ import { generatePassword } from '../stack/secrets.js';
 import { STATE_FILE, atomicWrite, sha256 } from '../stack/write.js';
 import { AdminClient, stackEndpoint, type Credentials } from './admin-client.js';
 import { readEnvFile } from '../stack/env.js';
+import type { DockerEngine } from '../docker/engine.js';
+import { up } from './up.js';
 
 export const HTPASSWD_FILE = 'auth/htpasswd';
 export const ACCESS_FILE = 'auth/access.yaml';
@@ -229,6 +233,25 @@ export async function reloadRegistry(
   }
 }
 
+/** Where the users' files go live: the stack directory, and the engine a swarm stack's rollout needs. */
+export interface PublishTarget {
+  dir: string;
+  out: Output;
+  env?: NodeJS.ProcessEnv;
+  /** Needed for a swarm stack (deploy.mode: swarm). */
+  engine?: DockerEngine;
+}
+
+/** Makes the running registry use the files as they are now; true when it confirmed a reload. */
+async function publishUsers(config: StackConfig, target: PublishTarget): Promise<boolean> {
+  if (config.deploy.mode === 'swarm') {
+    if (!target.engine) throw new Error('changing users on a swarm stack needs the engine');
+    target.out.step('Rolling out the users as new secret and config versions');
+    await up({ dir: target.dir, out: target.out, engine: target.engine, skipProbes: true });
+  }
+  return reloadRegistry(target.dir, target.out, target.env ?? process.env);
+}
+
 export interface AddUserResult {
   user: string;
   permissions: UserPermissions;
@@ -238,14 +261,9 @@ export interface AddUserResult {
   reloaded: boolean;
 }
 
-export async function addUser(opts: {
-  dir: string;
-  name: string;
-  permissions: UserPermissions;
-  password?: string;
-  out: Output;
-  env?: NodeJS.ProcessEnv;
-}): Promise<AddUserResult> {
+export async function addUser(
+  opts: PublishTarget & { name: string; permissions: UserPermissions; password?: string },
+): Promise<AddUserResult> {
   checkUserName(opts.name);
   const files = await readUsersFiles(opts.dir);
   if (files.config.users[opts.name] || files.htpasswd.some((e) => e.user === opts.name)) {
@@ -262,7 +280,7 @@ export async function addUser(opts: {
   const password = opts.password ?? generatePassword();
   await writeHtpasswd(opts.dir, [...files.htpasswd, { user: opts.name, hash: hashPassword(password) }]);
   await writeUserYaml(files, opts.name, opts.permissions);
-  const reloaded = await reloadRegistry(opts.dir, opts.out, opts.env ?? process.env);
+  const reloaded = await publishUsers(files.config, opts);
   return {
     user: opts.name,
     permissions: opts.permissions,
@@ -272,13 +290,9 @@ export async function addUser(opts: {
   };
 }
 
-export async function setUser(opts: {
-  dir: string;
-  name: string;
-  permissions: UserPermissions;
-  out: Output;
-  env?: NodeJS.ProcessEnv;
-}): Promise<{ user: string; permissions: UserPermissions; reloaded: boolean }> {
+export async function setUser(
+  opts: PublishTarget & { name: string; permissions: UserPermissions },
+): Promise<{ user: string; permissions: UserPermissions; reloaded: boolean }> {
   const files = await readUsersFiles(opts.dir);
   if (!files.config.users[opts.name] && !files.htpasswd.some((e) => e.user === opts.name)) {
     throw new RegctlError('NOT_FOUND', `no user ${opts.name}`, {
@@ -299,16 +313,11 @@ export async function setUser(opts: {
     );
   }
   await writeUserYaml(files, opts.name, opts.permissions);
-  const reloaded = await reloadRegistry(opts.dir, opts.out, opts.env ?? process.env);
+  const reloaded = await publishUsers(files.config, opts);
   return { user: opts.name, permissions: opts.permissions, reloaded };
 }
 
-export async function removeUser(opts: {
-  dir: string;
-  name: string;
-  out: Output;
-  env?: NodeJS.ProcessEnv;
-}): Promise<{ user: string; reloaded: boolean }> {
+export async function removeUser(opts: PublishTarget & { name: string }): Promise<{ user: string; reloaded: boolean }> {
   const files = await readUsersFiles(opts.dir);
   const known = files.config.users[opts.name] || files.htpasswd.some((e) => e.user === opts.name);
   if (!known)
@@ -332,6 +341,6 @@ export async function removeUser(opts: {
     const entries = parseGraceFile(graceText).entries.filter((e) => e.user !== opts.name);
     await atomicWrite(gracePath, formatGraceFile(entries), 0o600);
   }
-  const reloaded = await reloadRegistry(opts.dir, opts.out, opts.env ?? process.env);
+  const reloaded = await publishUsers(files.config, opts);
   return { user: opts.name, reloaded };
 }

@@ -4,6 +4,7 @@ import type { UserPermissions } from '../../ops/users.js';
 import type { Output } from '../../common/io.js';
 import { collect, outputFor, stackDir } from './day-two.js';
 import { readStdinSecret } from '../../common/stdin.js';
+import { defaultEngineFactory, type EngineFactory } from './stack-engine.js';
 
 interface PermFlags {
   dir?: string;
@@ -38,7 +39,7 @@ function reloadNote(out: Output, reloaded: boolean): void {
   if (reloaded) out.ok('The registry applied the change');
 }
 
-export function usersCommand(ctx: CliContext): Command {
+export function usersCommand(ctx: CliContext, engineFactory: EngineFactory = defaultEngineFactory): Command {
   const users = new Command('users').description('list, add, change and remove registry users and their permissions');
 
   users.addCommand(
@@ -81,6 +82,7 @@ export function usersCommand(ctx: CliContext): Command {
           ...(password !== undefined ? { password } : {}),
           out,
           env: ctx.env,
+          engine: engineFactory(ctx),
         });
         if (flags.json) {
           out.json(r);
@@ -104,6 +106,7 @@ export function usersCommand(ctx: CliContext): Command {
         permissions: permissionsFromFlags(flags),
         out,
         env: ctx.env,
+        engine: engineFactory(ctx),
       });
       if (flags.json) {
         out.json(r);
@@ -123,7 +126,13 @@ export function usersCommand(ctx: CliContext): Command {
       .action(async (name: string, flags: { dir?: string; json?: boolean }) => {
         const { removeUser } = await import('../../ops/users.js');
         const out = outputFor(ctx.out, flags.json);
-        const r = await removeUser({ dir: stackDir(ctx, flags.dir), name, out, env: ctx.env });
+        const r = await removeUser({
+          dir: stackDir(ctx, flags.dir),
+          name,
+          out,
+          env: ctx.env,
+          engine: engineFactory(ctx),
+        });
         if (flags.json) {
           out.json(r);
           return;

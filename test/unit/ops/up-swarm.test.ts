@@ -12,6 +12,7 @@ import { status } from '../../../src/ops/status.js';
 import { scale } from '../../../src/ops/swarm-ops.js';
 import { up, type UpOptions } from '../../../src/ops/up.js';
 import { rotateCredentials } from '../../../src/ops/rotate.js';
+import { addUser, permissionsFromFlags, removeUser, setUser } from '../../../src/ops/users.js';
 import { setHtpasswdUser } from '../../../src/stack/htpasswd.js';
 import { scriptedPrompts } from '../../../src/cli/prompts.js';
 import { capturedOutput, rejection, stackFixture, type StackFixture } from './fixture.js';
@@ -181,6 +182,38 @@ describe('rotate-credentials on a swarm stack', () => {
     const grace = swarm().secrets.get(now[1]!.name)!.data.toString();
     expect(grace.startsWith(`${htpasswd.trim()}:`)).toBe(true);
     expect(engine.calls).toContain('service-update:fx_registry');
+  });
+
+  it('users add, set and remove roll the new htpasswd and access versions out; nothing waits for a manual up', async () => {
+    await fx.writeConfig(`deploy: { mode: swarm, replicas: 3 }\nmetadata: ${PG}\nusers: { admin: { admin: true } }\n`);
+    await writeFile(join(fx.dir, 'auth/htpasswd'), setHtpasswdUser('', 'admin', 'the-admin-password', 4));
+    await up(options());
+    const names = () => ({
+      htpasswd: swarp('fx_registry').secrets.find((x) => x.target === '/auth/htpasswd')!.name,
+      access: swarp('fx_registry').configs.find((x) => x.target === '/auth/access.yaml')!.name,
+    });
+    const before = names();
+    const target = {
+      dir: fx.dir,
+      out: capturedOutput().out,
+      engine,
+      env: { REGCTL_REGISTRY_URL: 'http://127.0.0.1:9' },
+    };
+    const added = await addUser({ ...target, name: 'ci', permissions: permissionsFromFlags({ push: ['apps/**'] }) });
+    const afterAdd = names();
+    expect(afterAdd.htpasswd).not.toBe(before.htpasswd);
+    expect(afterAdd.access).not.toBe(before.access);
+    const secret = swarm().secrets.get(afterAdd.htpasswd)!.data.toString();
+    expect(secret).toMatch(/^ci:\$2/m);
+    expect(swarm().secrets.has(before.htpasswd)).toBe(false);
+    expect(added.password).toBeDefined();
+    await setUser({ ...target, name: 'ci', permissions: permissionsFromFlags({ pull: ['**'] }) });
+    const afterSet = names();
+    expect(afterSet.htpasswd).toBe(afterAdd.htpasswd);
+    expect(afterSet.access).not.toBe(afterAdd.access);
+    expect(swarm().configs.get(afterSet.access)!.data.toString()).toMatch(/repos: "\*\*"/);
+    await removeUser({ ...target, name: 'ci' });
+    expect(swarm().secrets.get(names().htpasswd)!.data.toString()).not.toMatch(/^ci:/m);
   });
 });
 
