@@ -112,7 +112,7 @@ export class RegistryApp {
     await this.opts.driver.checkWritable();
     if (this.opts.openMetadata) this.store.useIndex(await this.opts.openMetadata());
     this.membership = await Membership.join(this.store.index);
-    const report = await prepareMetadata(this.store, this.opts.log, await this.membership.ownersGoneBefore());
+    const report = await prepareMetadata(this.store, this.opts.log, await this.membership.goneOwners());
     if (report.incompleteTags > 0)
       this.opts.log('info', 'removed tags left incomplete by an interrupted write', { count: report.incompleteTags });
     const startedAt = Date.now();
@@ -149,7 +149,7 @@ export class RegistryApp {
 
   private async recoverStale(): Promise<void> {
     try {
-      const n = await recoverIntents(this.store, Date.now(), await this.membership?.ownersGoneBefore());
+      const n = await recoverIntents(this.store, Date.now(), await this.membership?.goneOwners());
       if (n > 0) this.opts.log('info', 'finished writes another process left half done', { count: n });
     } catch (err) {
       this.opts.log('error', 'recovery of unfinished writes failed', { error: (err as Error).message });

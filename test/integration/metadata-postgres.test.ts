@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPostgresStore } from '../../src/registry/metadata/postgres-store.js';
+import { MIGRATIONS } from '../../src/registry/metadata/migrations.js';
 import { Membership } from '../../src/registry/metadata/instances.js';
 import { recoverIntents, SHARED_INTENT_AGE_MS } from '../../src/registry/metadata/recover.js';
 import { MemoryDriver } from '../../src/registry/storage/memory-driver.js';
@@ -45,7 +46,9 @@ describe.skipIf(!postgresAvailable())('PostgreSQL metadata store', () => {
     ]);
     await a.setTag('shared', 'v1', `sha256:${'a'.repeat(64)}`);
     expect(await b.tagTarget('shared', 'v1')).toBe(`sha256:${'a'.repeat(64)}`);
-    expect(await pg.psql('SELECT version FROM schema_migrations ORDER BY version', db.database)).toBe('1');
+    expect(await pg.psql('SELECT version FROM schema_migrations ORDER BY version', db.database)).toBe(
+      MIGRATIONS.map((m) => m.version).join('\n'),
+    );
     await Promise.all([a.close(), b.close()]);
   });
 
@@ -107,7 +110,7 @@ describe.skipIf(!postgresAvailable())('PostgreSQL metadata store', () => {
     await index.close();
   });
 
-  it('finishes at once the intents older than every live process; while an older process lives, the age rule holds', async () => {
+  it('finishes at once the intents of a process found gone, even while an older one lives; never a live one', async () => {
     const db = await pg.createDatabase();
     const open = () => openPostgresStore({ url: db.url, password: db.password });
     const dead = await open();
@@ -123,15 +126,18 @@ describe.skipIf(!postgresAvailable())('PostgreSQL metadata store', () => {
     const restarted = await open();
     const me = await Membership.join(restarted);
     const store = new RegistryStore(new MemoryDriver(), restarted);
-    const cutoff = await me.ownersGoneBefore();
-    // live started before the intents and still runs: neither may be finished by age or by the cutoff yet.
-    expect(await recoverIntents(store, Date.now(), cutoff)).toBe(0);
-    expect((await restarted.pendingIntents()).map((i) => i.key).sort()).toEqual(['busy', 'half']);
-    await alive.leave();
-    // Now no other process runs: every intent belongs to a gone process and is finished (storage holds neither tag).
-    const after = await me.ownersGoneBefore();
-    expect(await recoverIntents(store, Date.now(), after)).toBe(2);
+    const gone = await me.goneOwners();
+    // The dead process's intent carries its id: finished at once, though `live` started before it and still runs;
+    // the live process's own intent stays until it ends it (or dies).
+    expect(gone?.deadOwners).toHaveLength(1);
+    expect(await recoverIntents(store, Date.now(), gone)).toBe(1);
     expect(await restarted.tagTarget('r', 'half')).toBeUndefined();
+    expect((await restarted.pendingIntents()).map((i) => i.key)).toEqual(['busy']);
+    await alive.leave();
+    // Now no other process runs: the rest belongs to gone processes and is finished (storage holds no tag).
+    const after = await me.goneOwners();
+    expect(await recoverIntents(store, Date.now(), after)).toBe(1);
+    expect(await restarted.tagTarget('r', 'busy')).toBeUndefined();
     // The dead process was dropped from the list, the one that left took itself off: only this one remains.
     expect(Object.keys(JSON.parse((await restarted.getMeta('instances')) ?? '{}') as object)).toHaveLength(1);
     await me.leave();

@@ -3,11 +3,12 @@
  * done are finished at once instead of after SHARED_INTENT_AGE_MS.
  *
  * Each process holds the lease `instance:<id>` for its life (lease.ts: a session advisory lock, freed when the
- * process or its connection dies) and lists itself, with its start time, in the `meta` row `instances`. An intent
- * is stamped with its writer's clock when it begins, after its writer started (same clock), so an intent created
- * before every live process's start belongs to a dead one: `deadOwnerCutoff` is the earliest start among the live
- * processes other than this one. Clocks of different machines need not agree: a writer's intents are only ever
- * compared with its own start.
+ * process or its connection dies), lists itself, with its start time, in the `meta` row `instances`, and stamps
+ * every intent it begins with its id (`intentOwner`). A listed process whose lease nobody holds is gone: its
+ * intents are finished by the process that found it so (`deadOwners`), even while older processes live on.
+ * Intents written without an owner (by an earlier version) fall back on time: one created before every live
+ * process's start belongs to a dead one (`before`, the earliest start among the live processes other than this
+ * one). Clocks of different machines need not agree: a writer's intents are only ever compared with its own start.
  */
 import { randomUUID } from 'node:crypto';
 import type { Lease } from './lease.js';
@@ -51,15 +52,20 @@ export async function registerInstance(index: MetadataStore): Promise<Instance> 
 /** The cutoff when no other process is alive: every intent. */
 export const NO_OTHER_PROCESS = Number.MAX_SAFE_INTEGER;
 
-/**
- * Intents created before the returned time belong to processes that are gone (NO_OTHER_PROCESS when no other
- * process is alive). Processes found dead are dropped from the list on the way.
- */
-export async function deadOwnerCutoff(index: MetadataStore, self: string): Promise<number> {
+/** Whose unfinished writes this process may finish now (recover.ts). */
+export interface GoneOwners {
+  /** Intents created before this time belong to processes that are gone (NO_OTHER_PROCESS: no other is alive). */
+  before: number;
+  /** Processes found gone just now: their intents, whenever begun. */
+  deadOwners: string[];
+}
+
+/** Probes every other listed process; those found gone are dropped from the list and returned. */
+export async function goneOwners(index: MetadataStore, self: string): Promise<GoneOwners> {
   return index.exclusive(INSTANCES_KEY, async () => {
     const listed = parse(await index.getMeta(INSTANCES_KEY));
-    let cutoff = NO_OTHER_PROCESS;
-    let changed = false;
+    let before = NO_OTHER_PROCESS;
+    const deadOwners: string[] = [];
     for (const [id, startedAt] of Object.entries(listed)) {
       if (id === self) continue;
       const probe = await index.tryLease(`instance:${id}`, 'liveness probe');
@@ -67,11 +73,11 @@ export async function deadOwnerCutoff(index: MetadataStore, self: string): Promi
         // Nobody holds it: that process is gone.
         await probe.lease.release();
         delete listed[id];
-        changed = true;
-      } else cutoff = Math.min(cutoff, startedAt);
+        deadOwners.push(id);
+      } else before = Math.min(before, startedAt);
     }
-    if (changed) await index.setMeta(INSTANCES_KEY, JSON.stringify(listed));
-    return cutoff;
+    if (deadOwners.length > 0) await index.setMeta(INSTANCES_KEY, JSON.stringify(listed));
+    return { before, deadOwners };
   });
 }
 
@@ -96,12 +102,14 @@ export class Membership {
   ) {}
 
   static async join(index: MetadataStore): Promise<Membership> {
-    return new Membership(index, index.shared ? await registerInstance(index) : undefined);
+    const instance = index.shared ? await registerInstance(index) : undefined;
+    if (instance) index.intentOwner = instance.id;
+    return new Membership(index, instance);
   }
 
-  /** recoverIntents' `ownersGoneBefore`; undefined when the store is not shared. */
-  async ownersGoneBefore(): Promise<number | undefined> {
-    return this.instance ? deadOwnerCutoff(this.index, this.instance.id) : undefined;
+  /** recoverIntents' `gone`; undefined when the store is not shared. */
+  async goneOwners(): Promise<GoneOwners | undefined> {
+    return this.instance ? goneOwners(this.index, this.instance.id) : undefined;
   }
 
   async leave(): Promise<void> {

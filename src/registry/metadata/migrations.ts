@@ -77,6 +77,12 @@ export const MIGRATIONS: readonly Migration[] = [
       rowid: '',
     }),
   },
+  {
+    version: 2,
+    name: 'the process that began each intent',
+    sqlite: 'ALTER TABLE intents ADD COLUMN owner TEXT;',
+    postgres: 'ALTER TABLE intents ADD COLUMN owner TEXT;',
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -13,6 +13,7 @@ import { pathExists, readLink } from '../storage/links.js';
 import { pathFor } from '../storage/paths.js';
 import type { RegistryStore } from '../storage/store.js';
 import { manifestFacts } from './facts.js';
+import type { GoneOwners } from './instances.js';
 import type { Intent } from './store.js';
 
 /**
@@ -23,13 +24,13 @@ export const SHARED_INTENT_AGE_MS = 60_000;
 
 /**
  * Finishes pending intents; returns how many. A store no other process writes hands over all of them (this
- * process is the only one, and it has just started); a shared one those older than SHARED_INTENT_AGE_MS, and those
- * created before `ownersGoneBefore` (instances.ts: every process alive started after them, so their writer is gone).
+ * process is the only one, and it has just started); a shared one those older than SHARED_INTENT_AGE_MS, those of
+ * the processes `gone` names, and those created before `gone.before` (instances.ts: their writer is gone).
  */
-export async function recoverIntents(store: RegistryStore, now = Date.now(), ownersGoneBefore = 0): Promise<number> {
-  const intents = await store.index.pendingIntents(
-    store.index.shared ? Math.max(now - SHARED_INTENT_AGE_MS, ownersGoneBefore) : undefined,
-  );
+export async function recoverIntents(store: RegistryStore, now = Date.now(), gone?: GoneOwners): Promise<number> {
+  const intents = store.index.shared
+    ? await store.index.pendingIntents(Math.max(now - SHARED_INTENT_AGE_MS, gone?.before ?? 0), gone?.deadOwners)
+    : await store.index.pendingIntents();
   for (const intent of intents) {
     await recoverOne(store, intent);
     await store.index.endIntent(intent.id);

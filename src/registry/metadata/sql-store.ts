@@ -33,6 +33,7 @@ export class SqlMetadataStore implements MetadataStore {
   readonly kind: string;
   readonly persistent = true;
   readonly shared: boolean;
+  intentOwner: string | undefined = undefined;
   private count = 0;
   private readonly uses: SqlUses;
   private readonly pulls = new Map<string, number>();
@@ -314,8 +315,8 @@ export class SqlMetadataStore implements MetadataStore {
       const ids: number[] = [];
       for (const { kind, name, key } of intents) {
         const rows = await c.all<{ id: number }>(
-          'INSERT INTO intents (kind, repository, key, created_at) VALUES (?, ?, ?, ?) RETURNING id',
-          [kind, name, key, Date.now()],
+          'INSERT INTO intents (kind, repository, key, created_at, owner) VALUES (?, ?, ?, ?, ?) RETURNING id',
+          [kind, name, key, Date.now(), this.intentOwner ?? null],
         );
         ids.push(Number(rows[0]?.id));
       }
@@ -327,15 +328,18 @@ export class SqlMetadataStore implements MetadataStore {
     await this.write((c) => c.run('DELETE FROM intents WHERE id = ?', [id]));
   }
 
-  async pendingIntents(before?: number): Promise<Intent[]> {
+  async pendingIntents(before?: number, deadOwners: readonly string[] = []): Promise<Intent[]> {
+    const owners = deadOwners.length > 0 ? ` OR owner IN (${deadOwners.map(() => '?').join(', ')})` : '';
     const rows = await this.db.all<{
       id: number;
       kind: IntentKind;
       repository: string;
       key: string;
       created_at: number;
-    }>('SELECT id, kind, repository, key, created_at FROM intents WHERE created_at < ? ORDER BY id', [
+      owner: string | null;
+    }>(`SELECT id, kind, repository, key, created_at, owner FROM intents WHERE created_at < ?${owners} ORDER BY id`, [
       before ?? Number.MAX_SAFE_INTEGER,
+      ...deadOwners,
     ]);
     return rows.map((r) => ({
       id: Number(r.id),
@@ -343,6 +347,7 @@ export class SqlMetadataStore implements MetadataStore {
       name: r.repository,
       key: r.key,
       createdAt: Number(r.created_at),
+      ...(r.owner !== null && r.owner !== undefined ? { owner: r.owner } : {}),
     }));
   }
 

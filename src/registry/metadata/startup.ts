@@ -19,6 +19,7 @@ import { isNotFound } from '../storage/driver.js';
 import { pathFor } from '../storage/paths.js';
 import type { RegistryStore } from '../storage/store.js';
 import { recoverIntents } from './recover.js';
+import type { GoneOwners } from './instances.js';
 import { IMPORT_STATE_KEY } from './store.js';
 
 export const STORAGE_ID_KEY = 'storage_id';
@@ -67,12 +68,8 @@ export async function importStorage(
   return removed;
 }
 
-/** `ownersGoneBefore`: see recoverIntents (a shared store; instances.ts). */
-export async function prepareMetadata(
-  store: RegistryStore,
-  log: LogFn,
-  ownersGoneBefore?: number,
-): Promise<StartupReport> {
+/** `gone`: see recoverIntents (a shared store; instances.ts). */
+export async function prepareMetadata(store: RegistryStore, log: LogFn, gone?: GoneOwners): Promise<StartupReport> {
   const index = store.index;
   if (!index.persistent) {
     const incompleteTags = await store.buildIndex({ removeIncompleteTags: true });
@@ -83,7 +80,7 @@ export async function prepareMetadata(
   // A store that never finished an import has written nothing through intents, so its intents, if any, are of
   // no other storage; one whose id is not this storage's marker describes other storage.
   const foreign = id !== undefined && id !== marker;
-  const recovered = foreign ? 0 : await recoverIntents(store, Date.now(), ownersGoneBefore);
+  const recovered = foreign ? 0 : await recoverIntents(store, Date.now(), gone);
   if (recovered > 0) log('info', 'finished writes an earlier process left half done', { count: recovered });
 
   if (await metadataCurrent(store)) return { recovered, imported: false, incompleteTags: 0 };

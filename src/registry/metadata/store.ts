@@ -60,6 +60,8 @@ export interface Intent {
   /** The tag, or the digest of the revision. */
   key: string;
   createdAt: number;
+  /** The process that began it (instances.ts), on a shared store; undefined when none was recorded. */
+  owner?: string;
 }
 
 /** What an intent names (see `Intent`). */
@@ -113,8 +115,13 @@ export interface MetadataStore extends RepositoryIndex {
   /** Several intents in one transaction (a manifest PUT with its tags); their ids in the same order. */
   beginIntents(intents: readonly IntentKey[]): Promise<number[]>;
   endIntent(id: number): Promise<void>;
-  /** Intents left by writes that did not finish, oldest first; only those begun before `before` when given. */
-  pendingIntents(before?: number): Promise<Intent[]>;
+  /**
+   * Intents left by writes that did not finish, oldest first; when `before` is given, only those begun before it
+   * and those whose owner is one of `deadOwners` (processes known to be gone).
+   */
+  pendingIntents(before?: number, deadOwners?: readonly string[]): Promise<Intent[]>;
+  /** The process whose intents this store begins from now on (recorded with each); undefined: none. */
+  intentOwner?: string;
 
   getMeta(key: string): Promise<string | undefined>;
   setMeta(key: string, value: string): Promise<void>;
