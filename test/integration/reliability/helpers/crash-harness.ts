@@ -32,21 +32,21 @@ export const CRASH_GC_GRACE_MS = 10_000;
 
 export class CrashHarness {
   readonly model: CrashModel;
-  private readonly rng: Rng;
-  private readonly workload: CrashWorkload;
-  private readonly dangling = new DanglingLinks();
-  private readonly storage: CrashStorage;
-  private readonly htpasswd: string;
+  protected readonly rng: Rng;
+  protected readonly workload: CrashWorkload;
+  protected readonly dangling = new DanglingLinks();
+  protected readonly storage: CrashStorage;
+  protected readonly htpasswd: string;
   private readonly password = randomBytes(12).toString('hex');
-  private readonly auth = basicAuth(USER, this.password);
-  private readonly log: (line: string) => void;
-  private readonly startupMs: number[] = [];
+  protected readonly auth = basicAuth(USER, this.password);
+  protected readonly log: (line: string) => void;
+  protected readonly startupMs: number[] = [];
   private readonly fsckAfterKill: Record<string, number> = {};
-  private readonly phases = { life: 0, fsck: 0, restart: 0, tempClean: 0, verify: 0 };
+  protected readonly phases = { life: 0, fsck: 0, restart: 0, tempClean: 0, verify: 0 };
   private tempFilesLeftAfterKill = 0;
   private itemsVerified = 0;
 
-  constructor(private readonly opts: CrashOptions) {
+  constructor(protected readonly opts: CrashOptions) {
     this.log = opts.progress ?? (() => undefined);
     this.rng = new Rng(opts.seed);
     this.model = new CrashModel(opts.seed, CRASH_GC_GRACE_MS, this.log);
@@ -58,8 +58,7 @@ export class CrashHarness {
   /** The whole run: kills, then the final checks; the report lists every violation. */
   async run(): Promise<CrashReport> {
     const started = Date.now();
-    await this.storage.prepare();
-    await writeFile(this.htpasswd, `${USER}:${bcrypt.hashSync(this.password, 5)}\n`, { mode: 0o600 });
+    await this.prepare();
     let srv = await this.start();
     for (this.model.cycle = 1; this.model.cycle <= this.opts.kills; this.model.cycle++) {
       await this.runLifeAndKill(srv);
@@ -79,11 +78,26 @@ export class CrashHarness {
     return this.report(Date.now() - started);
   }
 
-  /** Starts the server and checks it answers `/healthz`. */
-  async start(purgeAge = '60s'): Promise<ServeProcess> {
+  /** The storage made ready and the harness's user written. */
+  protected async prepare(): Promise<void> {
+    await this.storage.prepare();
+    await writeFile(this.htpasswd, `${USER}:${bcrypt.hashSync(this.password, 5)}\n`, { mode: 0o600 });
+  }
+
+  /** Starts a server (on `listen`, else a free port) and checks it answers `/healthz`. */
+  async start(purgeAge = '60s', listen?: string): Promise<ServeProcess> {
     const t0 = Date.now();
     const srv = await startServe(
-      [...this.storage.serveArgs(), '--htpasswd', this.htpasswd, '--log-level', 'warn', '--upload-purge-age', purgeAge],
+      [
+        ...this.storage.serveArgs(),
+        '--htpasswd',
+        this.htpasswd,
+        '--log-level',
+        'warn',
+        '--upload-purge-age',
+        purgeAge,
+        ...(listen ? ['--listen', listen] : []),
+      ],
       { env: this.storage.env() },
     );
     this.startupMs.push(Date.now() - t0);
@@ -95,21 +109,30 @@ export class CrashHarness {
 
   /** Runs the workers for a random life, then SIGKILL; GCs still in flight become "maybe". */
   async runLifeAndKill(srv: ServeProcess): Promise<void> {
+    await this.runLife({ url: srv.url, output: () => srv.output(), kill: () => srv.kill() });
+  }
+
+  /**
+   * The workload against `url` for a random life, then `kill`; GCs still in flight become "maybe". The workers
+   * stop as the kill comes, so a request the kill breaks counts as interrupted, never as a violation.
+   */
+  protected async runLife(target: { url: string; output(): string; kill(): Promise<void>; gcUrl?: string }) {
     const [lifeMin, lifeMax] = this.opts.lifeMs ?? [150, 1500];
-    const client = new RegistryClient(srv.url, this.auth, { timeoutMs: 20_000 });
+    const client = new RegistryClient(target.url, this.auth, { timeoutMs: 20_000 });
+    const gcClient = target.gcUrl ? new RegistryClient(target.gcUrl, this.auth, { timeoutMs: 20_000 }) : client;
     let stop = false;
     const serverErrors = () =>
-      srv
+      target
         .output()
         .split('\n')
         .filter((l) => l.includes('"level":"error"'))
         .slice(-3);
-    const workers = this.workload.run(client, this.opts.workers ?? 6, () => stop, serverErrors);
+    const workers = this.workload.run(client, this.opts.workers ?? 6, () => stop, serverErrors, gcClient);
     const life = this.rng.int(lifeMin, lifeMax);
     this.phases.life += life;
     await new Promise((r) => setTimeout(r, life));
     stop = true;
-    await srv.kill();
+    await target.kill();
     const killAt = Date.now();
     await workers;
     this.model.settleAtKill(killAt);
@@ -174,7 +197,7 @@ export class CrashHarness {
   }
 
   /** Acknowledged writes and listings against the running server (`all`: every entry, not a sample). */
-  async verify(srv: ServeProcess, all: boolean): Promise<void> {
+  async verify(srv: { url: string }, all: boolean): Promise<void> {
     const reader = new RegistryClient(srv.url, this.auth);
     this.itemsVerified += await verifyAcknowledged(reader, this.model, {
       all,

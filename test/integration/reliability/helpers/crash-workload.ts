@@ -45,14 +45,19 @@ export class CrashWorkload {
     workers: number,
     stopped: () => boolean,
     serverErrors: () => string[],
+    /** Where GCs go when not `client`: a GC job's progress is known only to the replica that runs it. */
+    gcClient: RegistryClient = client,
   ): Promise<void> {
     const worker = async (): Promise<void> => {
       while (!stopped()) {
         const op = this.pickOp();
         try {
-          await this[op](client);
+          await this[op](op === 'gc' ? gcClient : client);
         } catch (err) {
-          if (err instanceof HttpStatusError) {
+          // A proxy's 502 after the kill: the replica behind it died with the request (Traefik in front of
+          // replicas); without a proxy the same shows as a broken connection.
+          if (err instanceof HttpStatusError && err.status === 502 && stopped()) this.interrupted++;
+          else if (err instanceof HttpStatusError) {
             const server = err.status >= 500 ? serverErrors() : [];
             this.m.violation(`${op}: ${err.message}${server.length > 0 ? `; server: ${server.join(' | ')}` : ''}`);
           } else if (!stopped()) this.m.violation(`${op} failed while the server was up: ${(err as Error).message}`);
@@ -177,6 +182,8 @@ export class CrashWorkload {
     if (img.deletedBy === 'digest') m.latestState(img.repo).digestDeletes.push(digestDelete);
     const ref = img.deletedBy === 'tag' ? img.tag : img.digest;
     const status = await c.deleteManifest(img.repo, ref);
+    // Not an answer from the registry (see run): the delete may or may not have happened.
+    if (status === 502) throw new HttpStatusError(`delete ${img.repo}@${ref}`, status, '');
     digestDelete.ackedAt = Date.now();
     if (status !== 202)
       m.violation(`delete ${img.repo}${img.deletedBy === 'tag' ? ':' : '@'}${ref} answered ${status}`);
@@ -190,6 +197,7 @@ export class CrashWorkload {
     const b = this.rng.pick(live);
     b.deleteIssued = this.m.nextSeq();
     const status = await c.deleteBlob(b.repo, b.digest);
+    if (status === 502) throw new HttpStatusError(`delete blob ${b.repo}@${b.digest}`, status, '');
     // 404 only when a GC accounts for the blob (checked with the other blobs after the restart, once the GCs
     // running now have ended or been cut by the kill).
     if (status === 404) b.deleteAnswered404 = true;
