@@ -293,8 +293,7 @@ export class AdminClient {
     opts: { pollMs?: number; onProgress?: (p: GcProgress) => void; oneRequest?: boolean } = {},
   ): Promise<GcReport> {
     const what = 'garbage collection';
-    // A job lives in the process that runs it: behind a proxy spreading requests over replicas the polls would
-    // reach other processes, so there the GC runs within one request (no progress lines).
+    // Polled as a job: replicas sharing a metadata store publish it there, so a poll may reach any of them.
     const res = await this.request('POST', '/admin/v1/gc', { body: { ...body, wait: opts.oneRequest === true } });
     if (res.status === 200) return JSON.parse(res.body.toString('utf8')) as GcReport;
     if (res.status === 409) throw gcRunningError(res);

@@ -6,7 +6,6 @@ import type { Output } from '../common/io.js';
 import type { GcProgress, GcReport } from '../common/admin-api.js';
 import { AdminClient, stackEndpoint } from './admin-client.js';
 import { formatBytes } from '../common/units.js';
-import { loadStack } from './stack.js';
 
 export interface GcOptions {
   dir: string;
@@ -16,7 +15,10 @@ export interface GcOptions {
   graceMs?: number;
   out: Output;
   env?: NodeJS.ProcessEnv;
-  /** Run the GC within one request instead of as a polled job; default: on a swarm stack (replicas). */
+  /**
+   * Run the GC within one request instead of as a polled job (no progress lines). Not needed behind a load
+   * balancer: replicas share the job's status through their metadata store, so a poll may land on any of them.
+   */
   oneRequest?: boolean;
 }
 
@@ -35,7 +37,7 @@ export interface GcSummary {
 export async function gc(opts: GcOptions): Promise<GcSummary> {
   const endpoint = await stackEndpoint(opts.dir, opts.env);
   const client = new AdminClient(endpoint);
-  const oneRequest = opts.oneRequest ?? (await loadStack(opts.dir)).config.deploy.mode === 'swarm';
+  const oneRequest = opts.oneRequest ?? false;
   opts.out.step(`${opts.dryRun ? 'Dry run of garbage collection' : 'Garbage collection'} on ${endpoint.description}`);
   const started = Date.now();
   const report: GcReport = await client.gc(

@@ -7,7 +7,7 @@ import type { RegistryStore } from '../storage/store.js';
 import type { AdminModule } from './types.js';
 
 /** The running or the last garbage collection, as `GET /admin/v1/gc` shows it. */
-interface GcJob {
+export interface GcJob {
   id: number;
   state: 'running' | 'done' | 'failed';
   dryRun: boolean;
@@ -23,6 +23,48 @@ interface GcJob {
 const jobs = new WeakMap<RegistryStore, GcJob>();
 let nextId = 1;
 
+/**
+ * On a shared store (replicas), the job is also published in the store's `meta` row of this name, so that
+ * `GET /admin/v1/gc` on any replica shows it: behind a load balancer the polls of a client land anywhere.
+ */
+export const GC_JOB_KEY = 'gc-job';
+/** How often a running job's progress is published, at most. */
+const PUBLISH_EVERY_MS = 1000;
+
+/** A job id no other replica hands out: milliseconds since the epoch, then three random digits. */
+function newJobId(shared: boolean): number {
+  return shared ? Date.now() * 1000 + Math.floor(Math.random() * 1000) : nextId++;
+}
+
+function parseJob(text: string | undefined): GcJob | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const job = JSON.parse(text) as GcJob;
+    return typeof job.id === 'number' && typeof job.state === 'string' ? job : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The job `GET /admin/v1/gc` shows: this process's, or on a shared store the newest published by any replica. A
+ * published job still "running" whose runner holds no lease any more (it died) is shown failed, saying so.
+ */
+async function visibleJob(store: RegistryStore): Promise<GcJob | undefined> {
+  const local = jobs.get(store);
+  if (!store.index.shared || local?.state === 'running') return local;
+  const published = parseJob(await store.index.getMeta(GC_JOB_KEY));
+  if (!published || (local && Date.parse(local.startedAt) >= Date.parse(published.startedAt))) return local;
+  if (published.state !== 'running') return published;
+  const probe = await store.index.tryLease('gc', 'a status probe');
+  if ('heldBy' in probe) return published;
+  await probe.lease.release();
+  // The runner may have finished between the two reads: it publishes its end before it lets the lease go.
+  const again = parseJob(await store.index.getMeta(GC_JOB_KEY));
+  if (again && again.id === published.id && again.state !== 'running') return again;
+  return { ...published, state: 'failed', error: 'the replica running it stopped before it finished' };
+}
+
 /** How a job names itself to a GC refused while it runs, on this replica or another. */
 function describeJob(job: GcJob): string {
   return `${job.dryRun ? 'dry run' : 'job'} ${job.id} on ${hostname()} (pid ${process.pid}), started ${job.startedAt}`;
@@ -37,13 +79,47 @@ function gcRunning(runningGc: string | undefined): RegistryError {
   );
 }
 
+/** The body of `POST /admin/v1/gc`, checked: a wrong type is a 400 naming the field. */
+function parseGcRequest(body: Record<string, unknown>): {
+  dryRun: boolean;
+  deleteUntagged: boolean;
+  wait: boolean;
+  grace: number | undefined;
+} {
+  const bool = (k: string): boolean | undefined => {
+    const v = body[k];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'boolean')
+      throw new RegistryError(
+        'INVALID_REQUEST',
+        { field: k, reason: 'must be a boolean' },
+        { message: 'invalid gc request' },
+      );
+    return v;
+  };
+  const grace = body.graceSeconds;
+  if (grace !== undefined && (typeof grace !== 'number' || !Number.isFinite(grace) || grace < 0)) {
+    throw new RegistryError(
+      'INVALID_REQUEST',
+      { field: 'graceSeconds', reason: 'must be a non-negative number' },
+      { message: 'invalid gc request' },
+    );
+  }
+  const dryRun = bool('dryRun') ?? false;
+  const deleteUntagged = bool('deleteUntagged') ?? false;
+  const wait = bool('wait') ?? true;
+  return { dryRun, deleteUntagged, wait, grace };
+}
+
 /**
  * POST /admin/v1/gc { dryRun?, deleteUntagged?, graceSeconds?, wait? } runs one GC at a time.
  * - `wait` true (the default): answers 200 with the report { deleted, kept, freedBytes, repositoriesRemoved,
  *   manifestsRemoved, uploadsPurged, dryRun } when it is done.
  * - `wait` false: answers 202 at once with the job ({ id, state: "running", progress, … }) and `Location`;
  *   GET /admin/v1/gc then shows its progress, and its report once `state` is "done" (or `error` if "failed").
- * A long GC under load need not hold a request open through every proxy on the way.
+ * A long GC under load need not hold a request open through every proxy on the way. On replicas sharing a
+ * metadata store, GET on any of them shows the job (published in the store), so polls may go through a load
+ * balancer; a job whose replica died shows as failed.
  *
  * One GC at a time in the whole cluster (the store's `gc` lease: replicas on PostgreSQL share it). A GC asked for
  * while one runs anywhere is refused at once with 409 `GC_RUNNING`, whose detail names the running one
@@ -55,36 +131,14 @@ export const gcModule: AdminModule = (register) => {
     method: 'GET',
     path: 'gc',
     adminOnly: true,
-    handler: async ({ ctx, services }) => sendJson(ctx, 200, jobs.get(services.store) ?? { state: 'idle' }),
+    handler: async ({ ctx, services }) => sendJson(ctx, 200, (await visibleJob(services.store)) ?? { state: 'idle' }),
   });
   register({
     method: 'POST',
     path: 'gc',
     adminOnly: true,
     handler: async ({ ctx, services, json }) => {
-      const body = await json();
-      const bool = (k: string): boolean | undefined => {
-        const v = body[k];
-        if (v === undefined) return undefined;
-        if (typeof v !== 'boolean')
-          throw new RegistryError(
-            'INVALID_REQUEST',
-            { field: k, reason: 'must be a boolean' },
-            { message: 'invalid gc request' },
-          );
-        return v;
-      };
-      const grace = body.graceSeconds;
-      if (grace !== undefined && (typeof grace !== 'number' || !Number.isFinite(grace) || grace < 0)) {
-        throw new RegistryError(
-          'INVALID_REQUEST',
-          { field: 'graceSeconds', reason: 'must be a non-negative number' },
-          { message: 'invalid gc request' },
-        );
-      }
-      const dryRun = bool('dryRun') ?? false;
-      const deleteUntagged = bool('deleteUntagged') ?? false;
-      const wait = bool('wait') ?? true;
+      const { dryRun, deleteUntagged, wait, grace } = parseGcRequest(await json());
       const runningHere = (): string | undefined => {
         const job = jobs.get(services.store);
         return job?.state === 'running' ? describeJob(job) : undefined;
@@ -103,8 +157,9 @@ export const gcModule: AdminModule = (register) => {
           { headers: { 'Retry-After': '30' } },
         );
       }
+      const shared = services.store.index.shared;
       const current: GcJob = {
-        id: nextId++,
+        id: newJobId(shared),
         state: 'running',
         dryRun,
         deleteUntagged,
@@ -120,6 +175,16 @@ export const gcModule: AdminModule = (register) => {
         releaseMaintenance();
         throw gcRunning(attempt.heldBy);
       }
+      let published = 0;
+      const publish = async (force: boolean): Promise<void> => {
+        if (!shared || (!force && Date.now() - published < PUBLISH_EVERY_MS)) return;
+        published = Date.now();
+        await services.store.index
+          .setMeta(GC_JOB_KEY, JSON.stringify(current))
+          .catch((err: unknown) =>
+            services.log('warn', 'garbage collection status not shared', { error: (err as Error).message }),
+          );
+      };
       const release = () => {
         releaseMaintenance();
         attempt.lease
@@ -129,19 +194,25 @@ export const gcModule: AdminModule = (register) => {
           );
       };
       jobs.set(services.store, current);
+      await publish(true);
       const done = runGc(services.store, {
         dryRun,
         deleteUntagged,
         graceSeconds: grace,
         uploadPurgeAgeMs: services.uploadPurgeAgeMs,
-        onProgress: (p) => (current.progress = p),
+        onProgress: (p) => {
+          current.progress = p;
+          void publish(false);
+        },
         signal: attempt.lease.lost,
       }).then(
-        (report) => {
-          release();
+        async (report) => {
           current.state = 'done';
           current.report = report;
           current.finishedAt = new Date().toISOString();
+          // Published before the lease goes: a replica that finds the lease free then reads the end.
+          await publish(true);
+          release();
           services.log('info', 'garbage collection', {
             dryRun,
             freedBytes: report.freedBytes,
@@ -149,11 +220,12 @@ export const gcModule: AdminModule = (register) => {
           });
           return report;
         },
-        (err: unknown) => {
-          release();
+        async (err: unknown) => {
           current.state = 'failed';
           current.error = err instanceof Error ? err.message : String(err);
           current.finishedAt = new Date().toISOString();
+          await publish(true);
+          release();
           services.log('error', 'garbage collection failed', { error: current.error });
           throw err;
         },

@@ -1,7 +1,9 @@
 /**
  * One garbage collection in the whole cluster: two `regctl serve` processes on one data directory and one
  * PostgreSQL metadata store (a throwaway cluster) share the store's `gc` lease. A GC asked for on either while one
- * runs anywhere is refused with 409 naming the running one; a holder killed with SIGKILL frees the lease.
+ * runs anywhere is refused with 409 naming the running one; a holder killed with SIGKILL frees the lease. The job
+ * is published in the store: GET /admin/v1/gc on the other process shows it, and shows it failed once its runner
+ * was killed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -118,21 +120,23 @@ describe.skipIf(!ready)('the GC lease across two registry processes on one Postg
     return body.errors[0]?.detail.runningGc;
   };
 
-  it('a GC running on one replica refuses a GC on the other with 409 naming it; after it, the other runs', async () => {
+  it('a GC running on one replica refuses a GC on the other with 409 naming it, which shows its job; after it, the other runs', async () => {
     const started = await gc(a, { wait: false });
     expect(started.status).toBe(202);
+    const { id } = (await started.json()) as { id: number };
     const refused = await gc(b, { wait: false });
     const running = await refusal(refused);
     // The 409 came from b and names a's job (the GC it refused really was running elsewhere).
     expect(running).toMatch(/^job \d+ on .+ \(pid \d+\), started /);
     expect((await job(a)).state).toBe('running');
-    expect((await job(b)).state).toBe('idle');
-    let state = await job(a);
+    // The other process shows the same job, as a poll through a load balancer would find it.
+    expect(await job(b)).toMatchObject({ id, state: 'running' });
+    let state = await job(b);
     for (let i = 0; i < 600 && state.state === 'running'; i++) {
       await new Promise((r) => setTimeout(r, 100));
-      state = await job(a);
+      state = await job(b);
     }
-    expect(state.state).toBe('done');
+    expect(state).toMatchObject({ id, state: 'done' });
     expect(state.report?.kept.length).toBe(2 * REPOSITORIES);
     const after = await gc(b, { dryRun: true });
     expect(after.status).toBe(200);
@@ -156,5 +160,26 @@ describe.skipIf(!ready)('the GC lease across two registry processes on one Postg
       res = await gc(b, { dryRun: true });
     }
     expect(res.status).toBe(200);
+  }, 60_000);
+
+  // Last: `a` does not come back.
+  it('a job whose process was killed shows as failed on the other, saying so', async () => {
+    // The lease of the GC before is let go just after its answer.
+    let started = await gc(a, { wait: false, dryRun: true });
+    for (let i = 0; i < 50 && started.status === 409; i++) {
+      await started.arrayBuffer();
+      await new Promise((r) => setTimeout(r, 100));
+      started = await gc(a, { wait: false, dryRun: true });
+    }
+    expect(started.status).toBe(202);
+    const { id } = (await started.json()) as { id: number };
+    await a.kill();
+    // PostgreSQL ends the dead process's session, and with it the lease, once it sees the connection closed.
+    let state = await job(b);
+    for (let i = 0; i < 100 && state.state === 'running'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      state = await job(b);
+    }
+    expect(state).toMatchObject({ id, state: 'failed', error: 'the replica running it stopped before it finished' });
   }, 60_000);
 });
