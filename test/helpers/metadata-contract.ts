@@ -28,6 +28,7 @@ export function metadataContract(label: string, make: () => Promise<MetadataStor
   describe(`metadata store contract: ${label}`, () => {
     indexCases(make);
     storeCases(make);
+    snapshotCases(make);
     stateCases(make);
     if (label !== 'memory') transactionCases(make);
   });
@@ -156,6 +157,44 @@ function indexCases(make: () => Promise<MetadataStore>): void {
     await protecting;
     expect(protectedAt).toBeGreaterThanOrEqual(releasedAt);
     expect(await index.usedSince(C, 20_000)).toBe(true);
+    await index.close();
+  });
+}
+
+/** The snapshot a backup copies. */
+function snapshotCases(make: () => Promise<MetadataStore>): void {
+  it('snapshots every repository with its tags and revisions, bytewise, as the per-repository reads see them', async () => {
+    const index = await make();
+    await index.addManifest('b/app', A, 1000, facts(), { tags: ['v1', 'V2'] });
+    await index.addManifest('b/app', C, 1001, facts());
+    await index.addManifest('a', B, 1002, facts(), { tags: ['latest'] });
+    await index.setTag('a', '_x', B);
+    const snap = await index.snapshot();
+    expect(snap).toEqual([
+      {
+        name: 'a',
+        tags: [
+          ['_x', B],
+          ['latest', B],
+        ],
+        revisions: [B],
+      },
+      {
+        name: 'b/app',
+        tags: [
+          ['V2', A],
+          ['v1', A],
+        ],
+        revisions: [A, C],
+      },
+    ]);
+    for (const r of snap) {
+      const record = await index.repository(r.name);
+      expect(new Map(r.tags)).toEqual(record?.tags);
+      expect(new Set(r.revisions)).toEqual(record?.revisions);
+    }
+    await index.removeRevision('b/app', C);
+    expect((await index.snapshot())[1]?.revisions).toEqual([A]);
     await index.close();
   });
 }

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { VERSION } from '../../common/version.js';
 import type { IndexSnapshot } from '../backup/create.js';
 import { RegistryError } from '../errors.js';
@@ -11,9 +12,15 @@ const DRAIN_TIMEOUT_MS = 30_000;
  * backup → a tar stream (see backup/manifest.ts). Writes are fenced only while the index is copied: the
  * fence goes up, writes already past it finish, tags and revisions are copied from memory, the fence comes
  * down; then the links are derived and the blobs stream while the registry serves. Headers: `X-Regctl-Backup-Id`, `X-Regctl-Backup-Bytes` (file bytes),
- * `X-Regctl-Backup-Fence-Ms`. One backup at a time, and never while a GC sweeps (each refuses with 429 while
- * the other runs), so no blob the backup lists can vanish before it is copied.
+ * `X-Regctl-Backup-Fence-Ms`. One backup at a time, and never while a GC runs (each refuses with 429 while
+ * the other runs), so no blob the backup lists can vanish before it is copied. On replicas sharing a metadata
+ * store the backup holds the store's MAINTENANCE_LEASE while it streams, which a sweeping GC on any replica needs
+ * too; its snapshot of the index is one read of the store, so writes on the other replicas need no fence to keep
+ * it whole.
  */
+export const BACKUP_HOLDER_PREFIX = 'backup on ';
+/** The lease of the whole cluster that a backup and a sweeping GC hold in turn (the local maintenance lock's). */
+export const MAINTENANCE_LEASE = 'maintenance';
 export const backupModule: AdminModule = (register) => {
   const handler = async ({ ctx, services, json }: AdminRequest, withBody: boolean): Promise<void> => {
     let exclude: Set<string> | undefined;
@@ -56,6 +63,23 @@ export const backupModule: AdminModule = (register) => {
           ? 'a backup is already running'
           : 'a garbage collection is running; back up after it';
       throw new RegistryError('TOOMANYREQUESTS', { reason }, { headers: { 'Retry-After': '10' } });
+    }
+    const lease = await services.store.index
+      .tryLease(
+        MAINTENANCE_LEASE,
+        `${BACKUP_HOLDER_PREFIX}${hostname()} (pid ${process.pid}), started ${new Date().toISOString()}`,
+      )
+      .catch((err: unknown) => {
+        release();
+        throw err;
+      });
+    if ('heldBy' in lease) {
+      release();
+      throw new RegistryError(
+        'TOOMANYREQUESTS',
+        { reason: 'a garbage collection is running; back up after it', runningGc: lease.heldBy },
+        { headers: { 'Retry-After': '10' } },
+      );
     }
     try {
       // Loaded on the first backup (tar-stream among them), before the fence: a registry that never backs up never
@@ -102,6 +126,11 @@ export const backupModule: AdminModule = (register) => {
       });
     } finally {
       release();
+      await lease.lease
+        .release()
+        .catch((err: unknown) =>
+          services.log('error', 'backup lease release failed', { error: (err as Error).message }),
+        );
     }
   };
   register({ method: 'GET', path: 'backup', adminOnly: true, handler: (r) => handler(r, false) });

@@ -4,7 +4,9 @@ import { sendJson } from '../http/context.js';
 import type { GcProgress, GcReport } from '../../common/admin-api.js';
 import { runGc } from '../storage/gc.js';
 import type { RegistryStore } from '../storage/store.js';
-import type { AdminModule } from './types.js';
+import type { AdminModule, AdminServices } from './types.js';
+import type { Lease } from '../metadata/lease.js';
+import { BACKUP_HOLDER_PREFIX, MAINTENANCE_LEASE } from './backup.js';
 
 /** The running or the last garbage collection, as `GET /admin/v1/gc` shows it. */
 export interface GcJob {
@@ -70,13 +72,60 @@ function describeJob(job: GcJob): string {
   return `${job.dryRun ? 'dry run' : 'job'} ${job.id} on ${hostname()} (pid ${process.pid}), started ${job.startedAt}`;
 }
 
-/** 409: the answer to a GC asked for while one runs anywhere, naming the one that runs when it is known. */
+/**
+ * 409: the answer to a GC asked for while one runs anywhere, naming the one that runs when it is known; 429 when
+ * what holds the lease is a backup (on any replica).
+ */
 function gcRunning(runningGc: string | undefined): RegistryError {
+  if (runningGc?.startsWith(BACKUP_HOLDER_PREFIX))
+    return new RegistryError(
+      'TOOMANYREQUESTS',
+      { reason: 'a backup is running; run the garbage collection after it', runningBackup: runningGc },
+      { headers: { 'Retry-After': '30' } },
+    );
   return new RegistryError(
     'GC_RUNNING',
     { reason: 'a garbage collection is already running', ...(runningGc ? { runningGc } : {}) },
     { headers: { 'Retry-After': '30' } },
   );
+}
+
+/**
+ * The cluster's leases of a GC: `gc` (one GC at a time in the whole cluster: replicas sharing a metadata store
+ * share it) and, for a sweep, MAINTENANCE_LEASE (no backup on any replica meanwhile). Refused: what was taken is
+ * let go, with `releaseMaintenance`, and the 409 or 429 names the holder.
+ */
+async function takeLeases(
+  services: AdminServices,
+  job: GcJob,
+  releaseMaintenance: () => void,
+): Promise<{ release: () => void; lost: AbortSignal }> {
+  const { index } = services.store;
+  const held: Lease[] = [];
+  const letGo = () => {
+    for (const lease of held)
+      lease
+        .release()
+        .catch((err: unknown) =>
+          services.log('error', 'garbage collection lease release failed', { error: (err as Error).message }),
+        );
+  };
+  const names: [string, string][] = [['gc', describeJob(job)]];
+  if (!job.dryRun) names.push([MAINTENANCE_LEASE, `gc sweep: ${describeJob(job)}`]);
+  for (const [name, holder] of names) {
+    const attempt = await index.tryLease(name, holder).catch((err: unknown) => {
+      releaseMaintenance();
+      letGo();
+      throw err;
+    });
+    if ('heldBy' in attempt) {
+      releaseMaintenance();
+      letGo();
+      throw gcRunning(attempt.heldBy);
+    }
+    held.push(attempt.lease);
+  }
+  return { release: letGo, lost: AbortSignal.any(held.map((l) => l.lost)) };
 }
 
 /** The body of `POST /admin/v1/gc`, checked: a wrong type is a 400 naming the field. */
@@ -166,15 +215,7 @@ export const gcModule: AdminModule = (register) => {
         startedAt: new Date().toISOString(),
         progress: { phase: 'mark', done: 0, total: 0 },
       };
-      // One GC in the whole cluster: replicas sharing a metadata store share its lease.
-      const attempt = await services.store.index.tryLease('gc', describeJob(current)).catch((err: unknown) => {
-        releaseMaintenance();
-        throw err;
-      });
-      if ('heldBy' in attempt) {
-        releaseMaintenance();
-        throw gcRunning(attempt.heldBy);
-      }
+      const leases = await takeLeases(services, current, releaseMaintenance);
       let published = 0;
       const publish = async (force: boolean): Promise<void> => {
         if (!shared || (!force && Date.now() - published < PUBLISH_EVERY_MS)) return;
@@ -187,11 +228,7 @@ export const gcModule: AdminModule = (register) => {
       };
       const release = () => {
         releaseMaintenance();
-        attempt.lease
-          .release()
-          .catch((err: unknown) =>
-            services.log('error', 'garbage collection lease release failed', { error: (err as Error).message }),
-          );
+        leases.release();
       };
       jobs.set(services.store, current);
       await publish(true);
@@ -204,7 +241,7 @@ export const gcModule: AdminModule = (register) => {
           current.progress = p;
           void publish(false);
         },
-        signal: attempt.lease.lost,
+        signal: leases.lost,
       }).then(
         async (report) => {
           current.state = 'done';

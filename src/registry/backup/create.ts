@@ -13,6 +13,7 @@ import { tryParseDigest, type Digest } from '../reference.js';
 import { mustExist } from '../manifest.js';
 import { pathFor } from '../storage/paths.js';
 import type { RegistryStore } from '../storage/store.js';
+import type { RepositorySnapshot } from '../metadata/store.js';
 import { FORMAT, FORMAT_VERSION, MANIFEST_NAME, blobPath, type BackupFile, type BackupManifest } from './manifest.js';
 
 export interface CapturedState {
@@ -23,27 +24,17 @@ export interface CapturedState {
   blobs: Digest[];
 }
 
-/** Every repository's tags and revisions as the registry serves them, copied from its in-memory index. */
+/** Every repository's tags and revisions as the registry serves them, as of one moment (the store's snapshot). */
 export interface IndexSnapshot {
-  repositories: { name: string; tags: [string, string][]; revisions: string[] }[];
+  repositories: RepositorySnapshot[];
 }
 
 /**
- * Copies the index: no storage I/O (and none at all with the in-memory index), so the fence around it lasts
- * only as long as writes already in flight.
+ * Copies the index in one read of the metadata store (no storage I/O): consistent across replicas writing
+ * meanwhile, and short enough that the fence around it lasts only as long as this process's writes in flight.
  */
 export async function snapshotIndex(store: RegistryStore): Promise<IndexSnapshot> {
-  const repositories: IndexSnapshot['repositories'] = [];
-  for (const name of await store.index.catalog()) {
-    const state = await store.index.repository(name);
-    if (!state) continue;
-    repositories.push({
-      name,
-      tags: [...state.tags].sort(([a], [b]) => (a < b ? -1 : 1)),
-      revisions: [...state.revisions].sort(),
-    });
-  }
-  return { repositories };
+  return { repositories: await store.index.snapshot() };
 }
 
 /**

@@ -20,8 +20,10 @@ import type {
   ManifestWrite,
   MetadataStore,
   ReferrerFacts,
+  RepositorySnapshot,
   RepositoryStats,
 } from './store.js';
+import { readPendingIntents, readSnapshot } from './sql-reads.js';
 
 export type { SqlConn, SqlDatabase, SqlValue } from './sql.js';
 
@@ -98,6 +100,10 @@ export class SqlMetadataStore implements MetadataStore {
       revisions: new Set(revs.map((r) => r.digest)),
       lastPush: Number(row.last_push),
     };
+  }
+
+  async snapshot(): Promise<RepositorySnapshot[]> {
+    return readSnapshot(this.db);
   }
 
   async tags(name: string): Promise<string[] | undefined> {
@@ -328,27 +334,8 @@ export class SqlMetadataStore implements MetadataStore {
     await this.write((c) => c.run('DELETE FROM intents WHERE id = ?', [id]));
   }
 
-  async pendingIntents(before?: number, deadOwners: readonly string[] = []): Promise<Intent[]> {
-    const owners = deadOwners.length > 0 ? ` OR owner IN (${deadOwners.map(() => '?').join(', ')})` : '';
-    const rows = await this.db.all<{
-      id: number;
-      kind: IntentKind;
-      repository: string;
-      key: string;
-      created_at: number;
-      owner: string | null;
-    }>(`SELECT id, kind, repository, key, created_at, owner FROM intents WHERE created_at < ?${owners} ORDER BY id`, [
-      before ?? Number.MAX_SAFE_INTEGER,
-      ...deadOwners,
-    ]);
-    return rows.map((r) => ({
-      id: Number(r.id),
-      kind: r.kind,
-      name: r.repository,
-      key: r.key,
-      createdAt: Number(r.created_at),
-      ...(r.owner !== null && r.owner !== undefined ? { owner: r.owner } : {}),
-    }));
+  pendingIntents(before?: number, deadOwners: readonly string[] = []): Promise<Intent[]> {
+    return readPendingIntents(this.db, before, deadOwners);
   }
 
   exclusive<T>(name: string, fn: () => Promise<T>): Promise<T> {

@@ -64,6 +64,25 @@ export interface Intent {
   owner?: string;
 }
 
+/** One repository as a backup copies it: its tags (name, digest) and its revisions, each sorted bytewise. */
+export interface RepositorySnapshot {
+  name: string;
+  tags: [string, string][];
+  revisions: string[];
+}
+
+/** Sorts a snapshot's lists bytewise (the order of distribution's layout), whatever order the store gave. */
+export function sortedSnapshot(repos: RepositorySnapshot[]): RepositorySnapshot[] {
+  const byte = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  return repos
+    .map((r) => ({
+      name: r.name,
+      tags: [...r.tags].sort(([a], [b]) => byte(a, b)),
+      revisions: [...r.revisions].sort(byte),
+    }))
+    .sort((a, b) => byte(a.name, b.name));
+}
+
 /** What an intent names (see `Intent`). */
 export type IntentKey = Pick<Intent, 'kind' | 'name' | 'key'>;
 
@@ -120,6 +139,11 @@ export interface MetadataStore extends RepositoryIndex {
    * and those whose owner is one of `deadOwners` (processes known to be gone).
    */
   pendingIntents(before?: number, deadOwners?: readonly string[]): Promise<Intent[]>;
+  /**
+   * Every repository with its tags and revisions as of one moment, also while other processes write (one read
+   * transaction): what a backup copies, consistent without holding other replicas' writes.
+   */
+  snapshot(): Promise<RepositorySnapshot[]>;
   /** The process whose intents this store begins from now on (recorded with each); undefined: none. */
   intentOwner?: string;
 

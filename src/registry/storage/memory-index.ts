@@ -12,8 +12,10 @@ import type {
   ManifestWrite,
   MetadataStore,
   ReferrerFacts,
+  RepositorySnapshot,
   RepositoryStats,
 } from '../metadata/store.js';
+import { sortedSnapshot } from '../metadata/store.js';
 import { InProcessLeases, type LeaseAttempt } from '../metadata/lease.js';
 import { KeyedLock } from './keyed-lock.js';
 import type { RepositoryRecord } from './repository-index.js';
@@ -76,6 +78,13 @@ export class MemoryIndex implements MetadataStore {
 
   async repository(name: string): Promise<RepositoryRecord | undefined> {
     return this.repos.get(name);
+  }
+
+  async snapshot(): Promise<RepositorySnapshot[]> {
+    // Synchronous: no write can come between two repositories.
+    return sortedSnapshot(
+      [...this.repos].map(([name, r]) => ({ name, tags: [...r.tags], revisions: [...r.revisions] })),
+    );
   }
 
   async tags(name: string): Promise<string[] | undefined> {

@@ -53,16 +53,21 @@ async function seed(dataDir: string): Promise<void> {
 }
 
 /** A process of its own holding the `gc` lease on the store, as a replica running a GC would; resolves once held. */
-async function leaseHolder(url: string, password: string): Promise<ChildProcess> {
+async function leaseHolder(
+  url: string,
+  password: string,
+  holder = 'test holder pid ',
+  lease = 'gc',
+): Promise<ChildProcess> {
   const script = `
     const { openPostgresStore } = await import(${JSON.stringify(`${REPO_ROOT}dist/registry/metadata/postgres-store.js`)});
     const store = await openPostgresStore({ url: process.env.PG_URL, password: process.env.PG_PASSWORD });
-    const got = await store.tryLease('gc', 'test holder pid ' + process.pid);
+    const got = await store.tryLease(process.env.LEASE, process.env.HOLDER + process.pid);
     console.log('lease' in got ? 'held' : 'refused ' + got.heldBy);
     setInterval(() => undefined, 1000);
   `;
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-    env: { PATH: process.env.PATH, PG_URL: url, PG_PASSWORD: password },
+    env: { PATH: process.env.PATH, PG_URL: url, PG_PASSWORD: password, HOLDER: holder, LEASE: lease },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -161,6 +166,52 @@ describe.skipIf(!ready)('the GC lease across two registry processes on one Postg
     }
     expect(res.status).toBe(200);
   }, 60_000);
+
+  it('a backup is refused while a GC sweeps on the other replica, and a sweep while a backup anywhere runs', async () => {
+    // A GC that may sweep (nothing is old enough to go: the grace is an hour).
+    let started = await gc(a, { wait: false });
+    for (let i = 0; i < 50 && started.status === 409; i++) {
+      await started.arrayBuffer();
+      await new Promise((r) => setTimeout(r, 100));
+      started = await gc(a, { wait: false });
+    }
+    expect(started.status).toBe(202);
+    const backup = await fetch(`${b.url}/admin/v1/backup`, {
+      headers: { authorization: basicAuth(b.username, b.password) },
+    });
+    expect(backup.status).toBe(429);
+    const refused = (await backup.json()) as { errors: { detail: { reason: string; runningGc?: string } }[] };
+    expect(refused.errors[0]?.detail.reason).toBe('a garbage collection is running; back up after it');
+    expect(refused.errors[0]?.detail.runningGc).toMatch(/^gc sweep: job \d+ on /);
+    let state = await job(b);
+    for (let i = 0; i < 600 && state.state === 'running'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      state = await job(b);
+    }
+    // A backup holds the same lease (a process standing in for one on another replica): a sweep is refused with
+    // 429, a dry run is not.
+    const holder = await leaseHolder(db.url, db.password, 'backup on test-host (pid ', 'maintenance');
+    try {
+      expect((await gc(b, { dryRun: true })).status).toBe(200);
+      // The dry run's `gc` lease is let go just after its answer.
+      let res = await gc(b);
+      for (let i = 0; i < 50 && res.status === 409; i++) {
+        await res.arrayBuffer();
+        await new Promise((r) => setTimeout(r, 100));
+        res = await gc(b);
+      }
+      expect(res.status).toBe(429);
+      const body = (await res.json()) as { errors: { code: string; detail: { reason: string } }[] };
+      expect(body.errors[0]).toMatchObject({
+        code: 'TOOMANYREQUESTS',
+        detail: { reason: 'a backup is running; run the garbage collection after it' },
+      });
+    } finally {
+      const exited = new Promise((r) => holder.once('exit', r));
+      holder.kill('SIGKILL');
+      await exited;
+    }
+  }, 120_000);
 
   // Last: `a` does not come back.
   it('a job whose process was killed shows as failed on the other, saying so', async () => {

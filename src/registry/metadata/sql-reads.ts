@@ -1,0 +1,50 @@
+/** Reads of the SQL metadata store (sql-store.ts) that take a few statements: see MetadataStore for each. */
+import type { SqlDatabase } from './sql.js';
+import { sortedSnapshot, type Intent, type IntentKind, type RepositorySnapshot } from './store.js';
+
+/** MetadataStore.pendingIntents. */
+export async function readPendingIntents(
+  db: SqlDatabase,
+  before: number | undefined,
+  deadOwners: readonly string[],
+): Promise<Intent[]> {
+  const owners = deadOwners.length > 0 ? ` OR owner IN (${deadOwners.map(() => '?').join(', ')})` : '';
+  const rows = await db.all<{
+    id: number;
+    kind: IntentKind;
+    repository: string;
+    key: string;
+    created_at: number;
+    owner: string | null;
+  }>(`SELECT id, kind, repository, key, created_at, owner FROM intents WHERE created_at < ?${owners} ORDER BY id`, [
+    before ?? Number.MAX_SAFE_INTEGER,
+    ...deadOwners,
+  ]);
+  return rows.map((r) => ({
+    id: Number(r.id),
+    kind: r.kind,
+    name: r.repository,
+    key: r.key,
+    createdAt: Number(r.created_at),
+    ...(r.owner !== null && r.owner !== undefined ? { owner: r.owner } : {}),
+  }));
+}
+
+/** MetadataStore.snapshot: every repository's tags and revisions in one read transaction. */
+export async function readSnapshot(db: SqlDatabase): Promise<RepositorySnapshot[]> {
+  return db.tx(async (c) => {
+    // Every statement of a REPEATABLE READ transaction reads as of its first: one moment for the three reads.
+    // (SQLite's transactions are serializable already.)
+    if (db.kind === 'postgres') await c.run('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+    const repos = await c.all<{ id: number; name: string }>('SELECT id, name FROM repositories');
+    const tags = await c.all<{ repository_id: number; name: string; digest: string }>(
+      'SELECT repository_id, name, digest FROM tags',
+    );
+    const revs = await c.all<{ repository_id: number; digest: string }>('SELECT repository_id, digest FROM manifests');
+    const byId = new Map<number, RepositorySnapshot>();
+    for (const r of repos) byId.set(Number(r.id), { name: r.name, tags: [], revisions: [] });
+    for (const t of tags) byId.get(Number(t.repository_id))?.tags.push([t.name, t.digest]);
+    for (const m of revs) byId.get(Number(m.repository_id))?.revisions.push(m.digest);
+    return sortedSnapshot([...byId.values()]);
+  });
+}
