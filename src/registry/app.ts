@@ -396,8 +396,8 @@ export class RegistryApp {
       return;
     }
     if (method.action === 'base') return sendJson(ctx, 200, {});
+    this.opts.proxy?.enter(ctx, method.action);
     const name = match.params.name as string;
-    this.opts.proxy?.refuseWrite(name, method.action);
     if (this.opts.auth && state.user !== undefined) {
       const policy = this.policy();
       if (!policy.can(state.user, name, method.action)) {

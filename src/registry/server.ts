@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { RegistryApp } from './app.js';
+import type { Fence } from './fence.js';
 import { Authenticator } from './auth/authenticator.js';
 import type { ThrottleOptions } from './auth/throttle.js';
 import { createLogger, type LogFn, type LogLevel } from './logger.js';
@@ -123,7 +124,12 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
         })
       : undefined;
   const proxy = opts.proxies?.length
-    ? new RegistryProxy(opts.proxies, { log, env: opts.env, spoolDir: dataDir ?? opts.stateDir })
+    ? new RegistryProxy(opts.proxies, {
+        log,
+        env: opts.env,
+        spoolDir: dataDir ?? opts.stateDir,
+        fence: (): Fence => app.fence,
+      })
     : undefined;
   const app = new RegistryApp({
     proxy,

@@ -30,8 +30,11 @@ export interface Ctx {
 /** What the read paths ask of the pull-through cache (proxy/proxy.ts) for repositories under a proxy prefix. */
 export interface ProxyHooks {
   owns(name: string): boolean;
-  /** DENIED for any action but pull in a proxied repository. */
-  refuseWrite(name: string, action: string): void;
+  /**
+   * Before authorization: maps containerd's mirror form (`?ns=<upstream host>`) onto the proxy prefix of that
+   * upstream by rewriting `ctx.params.name`, then refuses (DENIED) any action but pull in a proxied repository.
+   */
+  enter(ctx: Ctx, action: string): void;
   manifest(ctx: Ctx, name: string, ref: ManifestRef): Promise<StoredManifest>;
   /** True when the blob is now linked in `name` (serve it from storage); false when the request was answered. */
   serveBlob(ctx: Ctx, name: string, digest: Digest): Promise<boolean>;

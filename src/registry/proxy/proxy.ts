@@ -19,6 +19,7 @@ import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { pipeline } from 'node:stream/promises';
 import { MANIFEST_TYPES } from '../../common/media-types.js';
 import { RegistryError } from '../errors.js';
+import type { Fence } from '../fence.js';
 import type { Ctx } from '../http/context.js';
 import type { LogFn } from '../logger.js';
 import { MAX_MANIFEST_BYTES } from '../manifest.js';
@@ -39,6 +40,8 @@ export interface ProxyOptions {
   /** Where in-flight blob downloads are spooled (unlinked at once): the data directory, else the temp directory. */
   spoolDir?: string;
   now?: () => number;
+  /** The read-only fence: filling the cache is a write, held back while a backup runs. */
+  fence?: () => Fence;
 }
 
 interface Upstream {
@@ -85,6 +88,19 @@ export class RegistryProxy {
   /** Whether `name` lies under a proxy prefix. */
   owns(name: string): boolean {
     return this.match(name) !== undefined;
+  }
+
+  /**
+   * containerd's mirror form: `/v2/library/alpine/manifests/3?ns=docker.io` is `hub/library/alpine` when `hub`'s
+   * upstream is that host (any of Docker Hub's names for Docker Hub). Then any write into a prefix is refused.
+   */
+  enter(ctx: Ctx, action: string): void {
+    const ns = ctx.url.searchParams.get('ns');
+    const name = ctx.params.name;
+    if (name === undefined) return;
+    const up = ns === null ? undefined : this.upstreams.find((u) => sameRegistry(u.client.host, ns));
+    if (up) ctx.params.name = `${up.entry.prefix}/${name}`;
+    this.refuseWrite(ctx.params.name as string, action);
   }
 
   /** DENIED for any write (push, upload, mount, delete) into a proxy prefix. */
@@ -155,7 +171,7 @@ export class RegistryProxy {
     let result: StoredManifest;
     if (claimed && local?.digest === claimed.value) result = local;
     else if (claimed && (await store.index.hasRevision(name, claimed.value))) {
-      await store.tags.set(name, tag, claimed);
+      await this.write(() => store.tags.set(name, tag, claimed));
       result = await store.manifests.get(name, { digest: claimed });
     } else result = await this.fetchManifest(store, m, name, { tag }, claimed);
     this.validated.set(key, this.now());
@@ -197,15 +213,24 @@ export class RegistryProxy {
     }
     const type = res.headers.get('content-type')?.split(';')[0]?.trim();
     try {
-      await store.manifests.put(name, 'tag' in ref ? ref : { digest: actual }, body, optionalType(type), [], {
-        lazy: true,
-      });
+      const stored = 'tag' in ref ? ref : { digest: actual };
+      await this.write(() => store.manifests.put(name, stored, body, optionalType(type), [], { lazy: true }));
     } catch (err) {
       if (err instanceof RegistryError && err.code === 'MANIFEST_INVALID')
         throw badUpstream(m, `invalid manifest ${reference}: ${err.message}`);
       throw err;
     }
     return store.manifests.get(name, { digest: actual });
+  }
+
+  /** Runs a manifest or tag write past the fence, counted as backups expect (routes.ts `counted`). */
+  private async write<T>(fn: () => Promise<T>): Promise<T> {
+    const release = await this.opts.fence?.().enterWrite();
+    try {
+      return await fn();
+    } finally {
+      release?.();
+    }
   }
 
   /** Maps an UpstreamError thrown by `fn` to the client's error (for content never cached). */
@@ -273,6 +298,8 @@ export class RegistryProxy {
     const len = res.headers.get('content-length');
     const body = Readable.fromWeb(res.body as NodeReadableStream<Uint8Array>);
     const spoolDir = this.opts.spoolDir ?? tmpdir();
+    // Like an upload, a download only waits for a raised fence to lift before it starts.
+    await this.opts.fence?.().waitWritable();
     const flight = new BlobFlight(
       len === null ? undefined : Number(len),
       (f) => download(store, name, digest, body, f, spoolDir),
@@ -288,6 +315,10 @@ export class RegistryProxy {
     );
     return flight;
   }
+}
+
+function sameRegistry(host: string, ns: string): boolean {
+  return host === ns || (DOCKER_HUB_HOSTS.has(host) && DOCKER_HUB_HOSTS.has(ns));
 }
 
 function scope(remote: string): string {

@@ -29,6 +29,7 @@ let liar: Server;
 let ours: RegistryServer;
 let oursHost: string;
 let oursUrl: string;
+let fwdUrl: string;
 const counts = new Map<string, number>();
 const liarCounts = new Map<string, number>();
 const logs: { level: string; msg: string; fields: unknown }[] = [];
@@ -66,7 +67,7 @@ beforeAll(async () => {
     fwd.on('error', () => res.destroy());
     req.pipe(fwd);
   });
-  const fwdUrl = await listen(forwarder);
+  fwdUrl = await listen(forwarder);
   // The lying upstream: every blob and manifest it serves has bytes that do not match the digest asked for.
   liar = createServer((req, res) => {
     const key = `${req.method} ${req.url}`;
@@ -119,7 +120,7 @@ beforeAll(async () => {
   const put = await fetch(loc, {
     method: 'PUT',
     headers: { ...auth, 'content-type': 'application/octet-stream' },
-    body: big,
+    body: new Uint8Array(big),
   });
   expect(put.status).toBe(201);
 
@@ -265,6 +266,23 @@ describe('pull-through cache', () => {
       /does not match its digest/,
     );
     expect((await fetch(`${oursUrl}/v2/liar/x/tags/list`)).status).toBe(404);
+  });
+
+  it("serves containerd's mirror form: ?ns=<upstream host> maps onto that upstream's prefix", async () => {
+    const ns = new URL(fwdUrl).host;
+    const res = await fetch(`${oursUrl}/v2/lib/img/manifests/amd64?ns=${ns}`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('docker-content-digest')).toBe(amdDigest);
+    const manifest = (await res.json()) as { config: { digest: string } };
+    const blob = await fetch(`${oursUrl}/v2/lib/img/blobs/${manifest.config.digest}?ns=${ns}`);
+    expect(sha256(Buffer.from(await blob.arrayBuffer()))).toBe(manifest.config.digest);
+    // Cached under the prefix, like any other pull through it; pushes in that form are refused as well.
+    expect((await fetch(`${oursUrl}/v2/up/lib/img/manifests/amd64`)).headers.get('docker-content-digest')).toBe(
+      amdDigest,
+    );
+    expect((await fetch(`${oursUrl}/v2/lib/img/blobs/uploads/?ns=${ns}`, { method: 'POST' })).status).toBe(403);
+    // Another host is not a mirror of anything here: the registry's own (absent) repository answers.
+    expect((await fetch(`${oursUrl}/v2/lib/img/manifests/amd64?ns=ghcr.io`)).status).toBe(404);
   });
 
   it('with the upstream stopped, cached tags are served stale with a warning; uncached content fails clearly', async () => {
