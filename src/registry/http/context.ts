@@ -30,6 +30,8 @@ export interface Ctx {
 /** What the read paths ask of the pull-through cache (proxy/proxy.ts) for repositories under a proxy prefix. */
 export interface ProxyHooks {
   owns(name: string): boolean;
+  /** The upstream URL a repository under a proxy prefix is cached from; undefined for the registry's own. */
+  upstreamOf(name: string): string | undefined;
   /**
    * Before authorization: maps containerd's mirror form (`?ns=<upstream host>`) onto the proxy prefix of that
    * upstream by rewriting `ctx.params.name`, then refuses (DENIED) any action but pull in a proxied repository.

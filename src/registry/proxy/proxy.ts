@@ -85,6 +85,10 @@ export class RegistryProxy {
     return undefined;
   }
 
+  upstreamOf(name: string): string | undefined {
+    return this.match(name)?.up.entry.upstream;
+  }
+
   /** Whether `name` lies under a proxy prefix. */
   owns(name: string): boolean {
     return this.match(name) !== undefined;

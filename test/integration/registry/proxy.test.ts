@@ -285,6 +285,22 @@ describe('pull-through cache', () => {
     expect((await fetch(`${oursUrl}/v2/lib/img/manifests/amd64?ns=ghcr.io`)).status).toBe(404);
   });
 
+  it('marks cached repositories with their upstream in the usage report', async () => {
+    const blob = Buffer.from('our own content');
+    const post = await fetch(`${oursUrl}/v2/own/x/blobs/uploads/`, { method: 'POST' });
+    const loc = new URL(post.headers.get('location') as string, oursUrl);
+    loc.searchParams.set('digest', sha256(blob));
+    expect((await fetch(loc, { method: 'PUT', body: new Uint8Array(blob) })).status).toBe(201);
+    const usage = (await (await fetch(`${oursUrl}/admin/v1/usage`)).json()) as {
+      repositories: { name: string; cachedFrom?: string; exclusiveBytes: number }[];
+    };
+    const byName = new Map(usage.repositories.map((r) => [r.name, r]));
+    expect(byName.get('up/lib/multi')?.cachedFrom).toBe(fwdUrl);
+    expect(byName.get('up/lib/big')).toEqual(expect.objectContaining({ cachedFrom: fwdUrl, exclusiveBytes: BIG }));
+    expect(byName.get('own/x')).toEqual(expect.objectContaining({ exclusiveBytes: blob.length }));
+    expect(byName.get('own/x')?.cachedFrom).toBeUndefined();
+  });
+
   it('with the upstream stopped, cached tags are served stale with a warning; uncached content fails clearly', async () => {
     await upstream.stop();
     const res = await fetch(`${oursUrl}/v2/up/lib/multi/manifests/v1`, {
