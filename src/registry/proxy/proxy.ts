@@ -52,7 +52,8 @@ interface Upstream {
 export class RegistryProxy {
   private readonly upstreams: Upstream[];
   private readonly validated = new Map<string, number>();
-  private readonly flights = new Map<string, Promise<BlobFlight>>();
+  /** Blob downloads in progress by digest, with the repository each was started for. */
+  private readonly flights = new Map<string, { name: string; flight: Promise<BlobFlight> }>();
   private readonly now: () => number;
 
   constructor(
@@ -253,31 +254,38 @@ export class RegistryProxy {
   async serveBlob(ctx: Ctx, name: string, digest: Digest): Promise<boolean> {
     const m = this.match(name) as { up: Upstream; remote: string };
     const store = ctx.store;
-    if ((await store.blobs.size(digest)) !== undefined && (await store.linked.link(name, digest))) return true;
+    const stored = (await store.blobs.size(digest)) !== undefined;
+    const running = this.flights.get(digest.value);
+    // A blob stored (or being downloaded) for another repository is shared with this one only once the upstream
+    // confirms this repository holds it: knowing a digest must not open content the user may not pull.
+    let length: string | null = null;
+    if (stored || (running !== undefined && running.name !== name) || ctx.req.method === 'HEAD') {
+      const res = await this.guard(m, () =>
+        m.up.client.fetch('HEAD', `/v2/${m.remote}/blobs/${digest.value}`, scope(m.remote)),
+      );
+      if (res.status === 404) throw unknownUpstream('BLOB_UNKNOWN', m, { digest: digest.value });
+      length = res.headers.get('content-length');
+      if (stored && (await store.linked.link(name, digest))) return true;
+    }
     const headers: Record<string, string | number> = {
       'Content-Type': 'application/octet-stream',
       'Docker-Content-Digest': digest.value,
       ETag: `"${digest.value}"`,
     };
     if (ctx.req.method === 'HEAD') {
-      const res = await this.guard(m, () =>
-        m.up.client.fetch('HEAD', `/v2/${m.remote}/blobs/${digest.value}`, scope(m.remote)),
-      );
-      if (res.status === 404) throw unknownUpstream('BLOB_UNKNOWN', m, { digest: digest.value });
-      const len = res.headers.get('content-length');
-      ctx.res.writeHead(200, { ...headers, ...(len ? { 'Content-Length': len } : {}) }).end();
+      ctx.res.writeHead(200, { ...headers, ...(length ? { 'Content-Length': length } : {}) }).end();
       return false;
     }
-    let pending = this.flights.get(digest.value);
-    if (!pending) {
-      pending = this.startFlight(store, m, name, digest);
-      this.flights.set(digest.value, pending);
-      const p = pending;
-      p.catch(() => this.flights.get(digest.value) === p && this.flights.delete(digest.value));
+    let entry = this.flights.get(digest.value);
+    if (!entry) {
+      const flight = this.startFlight(store, m, name, digest);
+      entry = { name, flight };
+      this.flights.set(digest.value, entry);
+      const started = entry;
+      flight.catch(() => this.flights.get(digest.value) === started && this.flights.delete(digest.value));
     }
-    const flight = await pending;
-    // Joined another repository's download: linked here too once it is stored.
-    flight.done.then(() => store.linked.link(name, digest)).catch(() => undefined);
+    const flight = await entry.flight;
+    if (entry.name !== name) flight.done.then(() => store.linked.link(name, digest)).catch(() => undefined);
     if (flight.size !== undefined) headers['Content-Length'] = flight.size;
     ctx.res.writeHead(200, headers);
     const src = flight.reader();

@@ -299,6 +299,17 @@ describe('pull-through cache', () => {
     expect(byName.get('up/lib/big')).toEqual(expect.objectContaining({ cachedFrom: fwdUrl, exclusiveBytes: BIG }));
     expect(byName.get('own/x')).toEqual(expect.objectContaining({ exclusiveBytes: blob.length }));
     expect(byName.get('own/x')?.cachedFrom).toBeUndefined();
+
+    // Storage holds them, but the upstream's lib/img holds neither: a digest opens nothing through the cache.
+    for (const d of [sha256(blob), bigDigest]) {
+      const res = await fetch(`${oursUrl}/v2/up/lib/img/blobs/${d}`);
+      expect(res.status).toBe(404);
+      expect(((await res.json()) as { errors: { code: string }[] }).errors[0]?.code).toBe('BLOB_UNKNOWN');
+    }
+    // Where the upstream does hold it, the stored copy is linked and served without another GET.
+    const res = await fetch(`${oursUrl}/v2/lazy/lib/big/blobs/${bigDigest}`, { headers: { range: 'bytes=5-9' } });
+    expect(Buffer.from(await res.arrayBuffer())).toEqual(big.subarray(5, 10));
+    expect(count(`GET /v2/lib/big/blobs/${bigDigest}`)).toBe(1);
   });
 
   it('with the upstream stopped, cached tags are served stale with a warning; uncached content fails clearly', async () => {
