@@ -5,7 +5,7 @@
  * which a real registry never sends) is a fake HTTP server of the test's own.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -31,12 +31,16 @@ let oursHost: string;
 let oursUrl: string;
 let fwdUrl: string;
 const counts = new Map<string, number>();
+/** Paths whose response the forwarder cuts off after this many bytes (the upstream lost mid-pull). */
+const cuts = new Map<string, number>();
 const liarCounts = new Map<string, number>();
 const logs: { level: string; msg: string; fields: unknown }[] = [];
 let indexDigest: string;
 let amdDigest: string;
 let armDigest: string;
 let bigDigest: string;
+let mid: Buffer;
+let midDigest: string;
 let big: Buffer;
 
 const count = (key: string): number => counts.get(key) ?? 0;
@@ -61,6 +65,16 @@ beforeAll(async () => {
       { host: up.hostname, port: up.port, path: req.url, method: req.method, headers: req.headers },
       (r) => {
         res.writeHead(r.statusCode ?? 502, r.headers);
+        const cut = cuts.get(req.url ?? '');
+        let sent = 0;
+        if (cut !== undefined)
+          r.on('data', (c: Buffer) => {
+            sent += c.length;
+            if (sent > cut) {
+              r.destroy();
+              res.destroy();
+            }
+          });
         r.pipe(res);
       },
     );
@@ -109,20 +123,27 @@ beforeAll(async () => {
   for (const t of ['v2', 'lazy'])
     await crane(['copy', `${upstream.host}/lib/multi:v1`, `${upstream.host}/lib/multi:${t}`]);
 
-  // A large blob, pushed monolithically.
+  // Large blobs, pushed monolithically.
   big = randomBytes(BIG);
   bigDigest = sha256(big);
+  mid = randomBytes(8 * 1024 * 1024);
+  midDigest = sha256(mid);
   const auth = { authorization: basicAuth(upstream.username, upstream.password) };
-  const post = await fetch(`${upstream.url}/v2/lib/big/blobs/uploads/`, { method: 'POST', headers: auth });
-  expect(post.status).toBe(202);
-  const loc = new URL(post.headers.get('location') as string, upstream.url);
-  loc.searchParams.set('digest', bigDigest);
-  const put = await fetch(loc, {
-    method: 'PUT',
-    headers: { ...auth, 'content-type': 'application/octet-stream' },
-    body: new Uint8Array(big),
-  });
-  expect(put.status).toBe(201);
+  for (const [repo, blob, digest] of [
+    ['big', big, bigDigest],
+    ['mid', mid, midDigest],
+  ] as const) {
+    const post = await fetch(`${upstream.url}/v2/lib/${repo}/blobs/uploads/`, { method: 'POST', headers: auth });
+    expect(post.status).toBe(202);
+    const loc = new URL(post.headers.get('location') as string, upstream.url);
+    loc.searchParams.set('digest', digest);
+    const put = await fetch(loc, {
+      method: 'PUT',
+      headers: { ...auth, 'content-type': 'application/octet-stream' },
+      body: new Uint8Array(blob),
+    });
+    expect(put.status).toBe(201);
+  }
 
   const credentialsFile = join(work, 'upstream-credentials');
   await writeFile(credentialsFile, `${upstream.username}:${upstream.password}\n`, { mode: 0o600 });
@@ -227,6 +248,25 @@ describe('pull-through cache', () => {
     expect(Buffer.from(await res.arrayBuffer())).toEqual(big.subarray(0, 10));
     expect(count(`GET /v2/lib/big/blobs/${bigDigest}`)).toBe(1);
   }, 120_000);
+
+  it('the upstream lost mid-pull: every client is cut off, nothing is stored, the next pull fills the cache', async () => {
+    const path = `/v2/lib/mid/blobs/${midDigest}`;
+    const url = `${oursUrl}/v2/up/lib/mid/blobs/${midDigest}`;
+    cuts.set(path, 2 * 1024 * 1024);
+    const attempts = await Promise.allSettled(Array.from({ length: 3 }, () => fetch(url).then((r) => r.arrayBuffer())));
+    expect(attempts.map((a) => a.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    await expect(access(blobPath(midDigest))).rejects.toThrow();
+    const uploads = join(work, 'data/docker/registry/v2/repositories/up/lib/mid/_uploads');
+    expect(await readdir(uploads).catch(() => [])).toEqual([]);
+    expect(logs.some((l) => l.msg === 'upstream blob download failed; nothing stored')).toBe(true);
+
+    cuts.delete(path);
+    const gets = count(`GET ${path}`);
+    const res = await fetch(url);
+    expect(sha256(Buffer.from(await res.arrayBuffer()))).toBe(midDigest);
+    expect(count(`GET ${path}`)).toBe(gets + 1);
+    expect(sha256(await readFile(blobPath(midDigest)))).toBe(midDigest);
+  });
 
   it('refuses pushes, uploads, mounts and deletes into a proxy prefix with DENIED naming the prefix', async () => {
     const put = await fetch(`${oursUrl}/v2/up/lib/multi/manifests/v9`, {
