@@ -13,6 +13,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, type RegistryServer } from '../../../src/registry/server.js';
 import type { LogFn } from '../../../src/registry/logger.js';
+import { FsDriver } from '../../../src/registry/storage/fs-driver.js';
+import { runFsck } from '../../../src/registry/storage/fsck.js';
+import { RegistryStore } from '../../../src/registry/storage/store.js';
 import { basicAuth } from '../../helpers/auth.js';
 import { peerPath, requirePeer } from '../../helpers/peers.js';
 import { startReferenceRegistry, type ReferenceRegistry } from '../../helpers/reference-registry.js';
@@ -350,6 +353,21 @@ describe('pull-through cache', () => {
     const res = await fetch(`${oursUrl}/v2/lazy/lib/big/blobs/${bigDigest}`, { headers: { range: 'bytes=5-9' } });
     expect(Buffer.from(await res.arrayBuffer())).toEqual(big.subarray(5, 10));
     expect(count(`GET /v2/lib/big/blobs/${bigDigest}`)).toBe(1);
+
+    // GC keeps what the cache holds (manifests whose layers were never pulled included) and fsck finds it sound.
+    const gc = await fetch(`${oursUrl}/admin/v1/gc`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ graceSeconds: 0, wait: true }),
+    });
+    expect(gc.status).toBe(200);
+    const before = new Map(counts);
+    await crane(['validate', '--remote', `${oursHost}/up/lib/multi:v1`]);
+    // Everything came from the cache: the upstream saw one HEAD (the tag's revalidation, ttl 0) and nothing else.
+    const asked = [...counts].filter(([k, n]) => n !== before.get(k)).map(([k, n]) => [k, n - (before.get(k) ?? 0)]);
+    expect(asked).toEqual([['HEAD /v2/lib/multi/manifests/v1', 1]]);
+    const fsck = await runFsck(new RegistryStore(new FsDriver(join(work, 'data'))));
+    expect(fsck.problems).toEqual([]);
   });
 
   it('with the upstream stopped, cached tags are served stale with a warning; uncached content fails clearly', async () => {
