@@ -285,6 +285,9 @@ export class RegistryProxy {
       flight.catch(() => this.flights.get(digest.value) === started && this.flights.delete(digest.value));
     }
     const flight = await entry.flight;
+    // Over before this client could follow it: the blob is in storage now, or the download failed.
+    if (flight.state === 'verified' && (await store.linked.link(name, digest))) return true;
+    if (flight.state !== 'running') throw badUpstream(m, `the download of ${digest.value} failed`);
     if (entry.name !== name) flight.done.then(() => store.linked.link(name, digest)).catch(() => undefined);
     if (flight.size !== undefined) headers['Content-Length'] = flight.size;
     ctx.res.writeHead(200, headers);

@@ -237,6 +237,10 @@ describe('pull-through cache', () => {
   });
 
   it('20 concurrent pulls of an uncached 100 MiB blob make one upstream GET, and all get the verified bytes', async () => {
+    const head = await fetch(`${oursUrl}/v2/up/lib/big/blobs/${bigDigest}`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe(String(BIG));
+    await expect(access(blobPath(bigDigest))).rejects.toThrow();
     const results = await Promise.all(
       Array.from({ length: 20 }, async () => {
         const res = await fetch(`${oursUrl}/v2/up/lib/big/blobs/${bigDigest}`);
