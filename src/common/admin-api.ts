@@ -29,6 +29,8 @@ export interface RepositoryUsage {
   sharedBytes: number;
   /** ISO 8601 time of the last manifest push, or null when unknown. */
   lastPush: string | null;
+  /** Set on repositories of the pull-through cache: the upstream registry their content comes from. */
+  cachedFrom?: string;
 }
 
 export type GcPhase = 'mark' | 'sweep-manifests' | 'sweep-blobs' | 'unlink' | 'uploads' | 'done';

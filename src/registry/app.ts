@@ -19,6 +19,7 @@ import {
   sendJson,
   send,
   type Ctx,
+  type ProxyHooks,
   type RequestState,
 } from './http/context.js';
 import { listCatalog } from './http/listing.js';
@@ -50,6 +51,7 @@ export interface RegistryAppOptions {
   fenceWaitMs?: number;
   /** Opens the metadata store at `init`; without it the registry keeps its index in memory. */
   openMetadata?: () => Promise<MetadataStore>;
+  proxy?: ProxyHooks; // the pull-through cache (proxy/proxy.ts)
 }
 
 const EXPOSED_HEADERS = [
@@ -259,7 +261,7 @@ export class RegistryApp {
     const path = q === -1 ? raw : raw.slice(0, q);
     const url = new URL('http://registry.invalid/');
     if (q !== -1) url.search = raw.slice(q);
-    const ctx: Ctx = { req, res, url, path, params: {}, store: this.store, state };
+    const ctx: Ctx = { req, res, url, path, params: {}, store: this.store, state, proxy: this.opts.proxy };
 
     if (req.method === 'OPTIONS') {
       setRoute('options');
@@ -393,10 +395,8 @@ export class RegistryApp {
       await listCatalog(ctx, (repo) => !this.opts.auth || (user !== undefined && policy.can(user, repo, 'pull')));
       return;
     }
-    if (method.action === 'base') {
-      sendJson(ctx, 200, {});
-      return;
-    }
+    if (method.action === 'base') return sendJson(ctx, 200, {});
+    this.opts.proxy?.enter(ctx, method.action);
     const name = match.params.name as string;
     if (this.opts.auth && state.user !== undefined) {
       const policy = this.policy();

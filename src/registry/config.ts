@@ -25,6 +25,8 @@
  * | --state-dir DIR      | REGCTL_STATE_DIR         | stateDir          | the --data directory (S3 only) |
  * | --metadata-password-file FILE | REGCTL_METADATA_PASSWORD_FILE | metadataPasswordFile | (none)  |
  * | -                    | REGCTL_METADATA_PASSWORD | -                 | (none)            |
+ * | --proxy PREFIX=URL (repeatable) | REGCTL_PROXIES (comma-separated) | proxies (list) | (none)     |
+ * Pull-through cache entries and their credentials: proxy/config.ts.
  * STORE is `sqlite`, `sqlite:PATH`, `postgres://USER@HOST[:PORT]/DB` or `memory` (metadata/settings.ts). The
  * database password is never a flag, a config key or part of the URL: only the environment or a file.
  * `--storage s3://BUCKET[/PREFIX]` stores the registry in S3 (distribution's key layout under PREFIX) instead of the
@@ -50,6 +52,7 @@ import type { S3Settings } from './storage/s3/s3-config.js';
 /** Where the registry keeps its data: the `data` directory, or an S3 bucket. */
 export type StorageSettings = { kind: 'filesystem' } | ({ kind: 's3' } & S3Settings);
 import { MetadataSettingError, parseMetadataSetting, type MetadataSetting } from './metadata/settings.js';
+import { parseProxies, ProxyConfigError, type ProxyEntry } from './proxy/config.js';
 
 export interface ServeSettings {
   host: string;
@@ -73,6 +76,8 @@ export interface ServeSettings {
   stateDir: string | undefined;
   /** From REGCTL_METADATA_PASSWORD only. */
   metadataPassword: string | undefined;
+  /** Pull-through cache entries (proxy/config.ts). */
+  proxies: ProxyEntry[];
 }
 
 export type RawSettings = Partial<
@@ -96,7 +101,8 @@ export type RawSettings = Partial<
     | 'credentialCache'
     | 'metadata'
     | 'metadataPasswordFile'
-    | 'stateDir',
+    | 'stateDir'
+    | 'proxies',
     unknown
   >
 >;
@@ -131,6 +137,7 @@ const ENV: Record<keyof RawSettings, string> = {
   metadata: 'REGCTL_METADATA',
   metadataPasswordFile: 'REGCTL_METADATA_PASSWORD_FILE',
   stateDir: 'REGCTL_STATE_DIR',
+  proxies: 'REGCTL_PROXIES',
 };
 
 function withSetting<T>(setting: string, parse: () => T): T {
@@ -268,7 +275,17 @@ export function resolveSettings(flags: RawSettings, env: NodeJS.ProcessEnv, file
     metadataPasswordFile: str('metadataPasswordFile'),
     stateDir: storage.kind === 's3' ? (stateDir ?? data) : undefined,
     metadataPassword: env.REGCTL_METADATA_PASSWORD || undefined,
+    proxies: proxySettings(pick('proxies')),
   };
+}
+
+function proxySettings(v: unknown): ProxyEntry[] {
+  try {
+    return parseProxies(v);
+  } catch (err) {
+    if (err instanceof ProxyConfigError) throw new SettingsError('proxies', err.message);
+    throw err;
+  }
 }
 
 /** The storage settings: S3 when `storage` is an s3:// URL; the S3 settings without it are refused. */

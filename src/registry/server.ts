@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { RegistryApp } from './app.js';
+import type { Fence } from './fence.js';
 import { Authenticator } from './auth/authenticator.js';
 import type { ThrottleOptions } from './auth/throttle.js';
 import { createLogger, type LogFn, type LogLevel } from './logger.js';
@@ -13,6 +14,8 @@ import type { StorageDriver } from './storage/driver.js';
 import { FsDriver } from './storage/fs-driver.js';
 import type { S3Settings } from './storage/s3/s3-config.js';
 import { openMetadataStore, s3SqliteFile, type MetadataSetting } from './metadata/settings.js';
+import type { ProxyEntry } from './proxy/config.js';
+import { RegistryProxy } from './proxy/proxy.js';
 
 /** How long a presigned blob URL stays valid (distribution's default is 20 minutes too). */
 const S3_REDIRECT_SECONDS = 20 * 60;
@@ -72,6 +75,9 @@ export interface RegistryServerOptions {
   metadataPasswordFile?: string;
   /** With `s3`: the directory of the default SQLite store (default: `dataDir`, else `./data`). */
   stateDir?: string;
+  /** Pull-through cache entries (proxy/config.ts); their credentials are read from files or `env`. */
+  proxies?: ProxyEntry[];
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface RegistryServer {
@@ -117,7 +123,16 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
           log,
         })
       : undefined;
+  const proxy = opts.proxies?.length
+    ? new RegistryProxy(opts.proxies, {
+        log,
+        env: opts.env,
+        spoolDir: dataDir ?? opts.stateDir,
+        fence: (): Fence => app.fence,
+      })
+    : undefined;
   const app = new RegistryApp({
+    proxy,
     driver,
     auth,
     log,
@@ -146,6 +161,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     server,
     async listen() {
       if (auth) await auth.start();
+      await proxy?.check();
       await app.init();
       const host = opts.host ?? '127.0.0.1';
       await new Promise<void>((res, rej) => {

@@ -32,6 +32,11 @@ export interface ReferenceRegistryOptions {
   auth?: boolean;
   /** Extra users besides the generated one: name → password. */
   users?: Record<string, string>;
+  /**
+   * Token auth instead of htpasswd: the registry sends clients to `realm` for a bearer token (a JWT signed by the
+   * key of the certificate in `rootCertBundle`, carried in its `x5c` header).
+   */
+  tokenAuth?: { realm: string; service: string; issuer: string; rootCertBundle: string };
   /** Use this storage root instead of a fresh temporary one; it is then kept by stop(). */
   dataDir?: string;
   /**
@@ -86,7 +91,10 @@ export async function startReferenceRegistry(options: ReferenceRegistryOptions =
     },
     http: { addr: host, secret: randomBytes(16).toString('hex') },
   };
-  if (auth) config.auth = { htpasswd: { realm: 'reference-registry', path: htpasswdPath } };
+  if (auth && options.tokenAuth) {
+    const t = options.tokenAuth;
+    config.auth = { token: { realm: t.realm, service: t.service, issuer: t.issuer, rootcertbundle: t.rootCertBundle } };
+  } else if (auth) config.auth = { htpasswd: { realm: 'reference-registry', path: htpasswdPath } };
   const configPath = join(dir, 'config.yml');
   await writeFile(configPath, stringify(config), { mode: 0o600 });
 

@@ -27,6 +27,8 @@ export interface TraefikOptions {
   retryAttempts?: number;
   /** Active health check on /healthz (false: none). Default true. */
   healthCheck?: boolean;
+  /** Traefik's rateLimit middleware in front of the service (answers 429 with Retry-After once the burst is spent). */
+  rateLimit?: { average: number; period: string; burst: number };
 }
 
 export interface TraefikProcess {
@@ -52,6 +54,7 @@ export async function startTraefik(opts: TraefikOptions): Promise<TraefikProcess
     providers: { file: { filename: dynamicFile, watch: false } },
     log: { level: 'ERROR' },
   };
+  const middlewares = [...(opts.rateLimit ? ['ratelimit'] : []), ...(attempts > 0 ? ['retry'] : [])];
   const dynamicConfig = {
     http: {
       routers: {
@@ -59,10 +62,17 @@ export async function startTraefik(opts: TraefikOptions): Promise<TraefikProcess
           rule: 'PathPrefix(`/`)',
           entryPoints: ['web'],
           service: 'registry',
-          ...(attempts > 0 ? { middlewares: ['retry'] } : {}),
+          ...(middlewares.length > 0 ? { middlewares } : {}),
         },
       },
-      ...(attempts > 0 ? { middlewares: { retry: { retry: { attempts, initialInterval: '50ms' } } } } : {}),
+      ...(middlewares.length > 0
+        ? {
+            middlewares: {
+              ...(attempts > 0 ? { retry: { retry: { attempts, initialInterval: '50ms' } } } : {}),
+              ...(opts.rateLimit ? { ratelimit: { rateLimit: opts.rateLimit } } : {}),
+            },
+          }
+        : {}),
       services: {
         registry: {
           loadBalancer: {

@@ -1,8 +1,9 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import type { CliContext } from '../context.js';
 import { RegctlError } from '../../common/errors.js';
 import { untilStopSignal } from '../signals.js';
 import type { RawSettings, ServeSettings } from '../../registry/config.js';
+import type { RegistryServerOptions } from '../../registry/server.js';
 
 interface ServeFlags {
   listen?: string;
@@ -26,6 +27,7 @@ interface ServeFlags {
   metadata?: string;
   metadataPasswordFile?: string;
   stateDir?: string;
+  proxy?: string[];
 }
 
 /** Resolves the settings (flags > env > config file > defaults); bad values become USAGE / CONFIG_INVALID errors. */
@@ -52,6 +54,7 @@ export async function resolveServeSettings(flags: ServeFlags, env: NodeJS.Proces
     metadata: flags.metadata,
     metadataPasswordFile: flags.metadataPasswordFile,
     stateDir: flags.stateDir,
+    proxies: flags.proxy,
   };
   try {
     const configPath = flags.config ?? env.REGCTL_CONFIG;
@@ -68,6 +71,15 @@ export async function resolveServeSettings(flags: ServeFlags, env: NodeJS.Proces
 }
 
 export function serveCommand(ctx: CliContext): Command {
+  return serveBase(ctx).addOption(
+    new Option(
+      '--proxy <prefix=url>',
+      'pull-through cache: serve PREFIX/<name> from the upstream registry URL, cached here; repeatable; ttl and credentials in the config file or REGCTL_PROXY_<PREFIX>_CREDENTIALS (env REGCTL_PROXIES)',
+    ).argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]),
+  );
+}
+
+function serveBase(ctx: CliContext): Command {
   return new Command('serve')
     .description('run the OCI registry in the foreground (the registry container runs this)')
     .option('--listen <host:port>', 'address to listen on (env REGCTL_LISTEN, default 127.0.0.1:5000)')
@@ -123,8 +135,7 @@ export function serveCommand(ctx: CliContext): Command {
       const { createRegistryServer, openS3Driver, RegistryConfigError } = await import('../../registry/server.js');
       const { createLogger } = await import('../../registry/logger.js');
       let url = '';
-      let uiHandler:
-        ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void) | undefined;
+      let uiHandler: RegistryServerOptions['uiHandler'];
       if (settings.ui) {
         const { createUiHandler } = await import('../../ui/server.js');
         uiHandler = createUiHandler({ registry: () => url, basePath: '/ui' });
@@ -149,6 +160,7 @@ export function serveCommand(ctx: CliContext): Command {
           metadataPassword: settings.metadataPassword,
           metadataPasswordFile: settings.metadataPasswordFile,
           stateDir: settings.stateDir,
+          ...{ proxies: settings.proxies, env: ctx.env },
           log: createLogger(settings.logLevel),
           uiHandler,
         });

@@ -28,7 +28,11 @@ export function parseByteRange(header: string | undefined, size: number): { star
 export async function getBlob(ctx: Ctx): Promise<void> {
   const name = ctx.params.name as string;
   const digest = parseDigest(ctx.params.digest as string);
-  const info = await ctx.store.linked.stat(name, digest);
+  let info = await ctx.store.linked.stat(name, digest);
+  if (!info && ctx.proxy?.owns(name)) {
+    if (!(await ctx.proxy.serveBlob(ctx, name, digest))) return;
+    info = await ctx.store.linked.stat(name, digest);
+  }
   if (!info) throw new RegistryError('BLOB_UNKNOWN', { digest: digest.value });
   const headers: Record<string, string | number> = {
     'Content-Type': 'application/octet-stream',

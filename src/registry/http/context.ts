@@ -2,7 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { RegistryError, errorEnvelope } from '../errors.js';
-import type { RegistryStore } from '../storage/store.js';
+import type { Digest } from '../reference.js';
+import type { ManifestRef } from '../storage/manifest-store.js';
+import type { RegistryStore, StoredManifest } from '../storage/store.js';
 
 export interface RequestState {
   user: string | undefined;
@@ -21,6 +23,23 @@ export interface Ctx {
   state: RequestState;
   /** Whether a mount without `from` may link any blob present in storage (the user can pull everything). */
   mountAnywhere?: boolean;
+  /** The pull-through cache, when proxies are configured. */
+  proxy?: ProxyHooks;
+}
+
+/** What the read paths ask of the pull-through cache (proxy/proxy.ts) for repositories under a proxy prefix. */
+export interface ProxyHooks {
+  owns(name: string): boolean;
+  /** The upstream URL a repository under a proxy prefix is cached from; undefined for the registry's own. */
+  upstreamOf(name: string): string | undefined;
+  /**
+   * Before authorization: maps containerd's mirror form (`?ns=<upstream host>`) onto the proxy prefix of that
+   * upstream by rewriting `ctx.params.name`, then refuses (DENIED) any action but pull in a proxied repository.
+   */
+  enter(ctx: Ctx, action: string): void;
+  manifest(ctx: Ctx, name: string, ref: ManifestRef): Promise<StoredManifest>;
+  /** True when the blob is now linked in `name` (serve it from storage); false when the request was answered. */
+  serveBlob(ctx: Ctx, name: string, digest: Digest): Promise<boolean>;
 }
 
 export const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' } as const;

@@ -26,7 +26,8 @@ async function negotiate(ctx: Ctx, name: string, m: StoredManifest): Promise<Sto
   );
   if (!child) return m;
   try {
-    return await ctx.store.manifests.get(name, { digest: parseDigest(child.digest) });
+    const ref = { digest: parseDigest(child.digest) };
+    return await (ctx.proxy?.owns(name) ? ctx.proxy.manifest(ctx, name, ref) : ctx.store.manifests.get(name, ref));
   } catch {
     return m;
   }
@@ -36,7 +37,8 @@ async function negotiate(ctx: Ctx, name: string, m: StoredManifest): Promise<Sto
 export async function getManifest(ctx: Ctx): Promise<void> {
   const name = ctx.params.name as string;
   const ref = parseReference(ctx.params.reference as string);
-  const m = await negotiate(ctx, name, await ctx.store.manifests.get(name, ref));
+  const stored = ctx.proxy?.owns(name) ? ctx.proxy.manifest(ctx, name, ref) : ctx.store.manifests.get(name, ref);
+  const m = await negotiate(ctx, name, await stored);
   send(
     ctx,
     200,

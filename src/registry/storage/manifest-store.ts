@@ -73,7 +73,8 @@ export class ManifestStore {
   /**
    * Stores a manifest under a tag or digest. Every blob it references must be linked in the repository and
    * every index child must be a manifest of the repository. `extraTags` also point at it (PUT by digest with
-   * `?tag=`). Returns the digest and the parsed manifest.
+   * `?tag=`). Returns the digest and the parsed manifest. `lazy` (the pull-through cache) skips the reference
+   * check: a cached manifest's blobs and children are fetched from the upstream when first asked for.
    */
   async put(
     name: string,
@@ -81,6 +82,7 @@ export class ManifestStore {
     body: Buffer,
     contentType: string | undefined,
     extraTags: string[] = [],
+    opts: { lazy?: boolean } = {},
   ): Promise<{ digest: Digest; info: ManifestInfo }> {
     if (body.length > MAX_MANIFEST_BYTES)
       throw new RegistryError('MANIFEST_TOO_BIG', { limit: MAX_MANIFEST_BYTES, size: body.length });
@@ -98,7 +100,7 @@ export class ManifestStore {
       ...info.blobs.map((d) => d.digest),
       ...info.children.map((d) => d.digest),
     ]);
-    await this.checkReferences(name, info);
+    if (!opts.lazy) await this.checkReferences(name, info);
     const tags = [...new Set(['tag' in ref ? ref.tag : undefined, ...extraTags])]
       .filter((t): t is string => t !== undefined)
       .sort();

@@ -34,6 +34,7 @@ describe('serve settings', () => {
       metadata: { kind: 'sqlite' },
       metadataPasswordFile: undefined,
       metadataPassword: undefined,
+      proxies: [],
     });
   });
 
