@@ -13,6 +13,8 @@ import type { StorageDriver } from './storage/driver.js';
 import { FsDriver } from './storage/fs-driver.js';
 import type { S3Settings } from './storage/s3/s3-config.js';
 import { openMetadataStore, s3SqliteFile, type MetadataSetting } from './metadata/settings.js';
+import type { Policies } from '../common/policies.js';
+import { PolicyHolder } from './policy/holder.js';
 
 /** How long a presigned blob URL stays valid (distribution's default is 20 minutes too). */
 const S3_REDIRECT_SECONDS = 20 * 60;
@@ -72,6 +74,12 @@ export interface RegistryServerOptions {
   metadataPasswordFile?: string;
   /** With `s3`: the directory of the default SQLite store (default: `dataDir`, else `./data`). */
   stateDir?: string;
+  /**
+   * The config file whose `policies:` the registry applies, read at `listen` (a mistake refuses to start:
+   * `PolicyFileError`) and on reload; or fixed `policies` (tests).
+   */
+  policiesFile?: string;
+  policies?: Policies;
 }
 
 export interface RegistryServer {
@@ -117,7 +125,9 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
           log,
         })
       : undefined;
+  const policies = new PolicyHolder(opts.policiesFile && resolve(opts.policiesFile), log, opts.policies);
   const app = new RegistryApp({
+    policies,
     driver,
     auth,
     log,
@@ -146,6 +156,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     server,
     async listen() {
       if (auth) await auth.start();
+      await policies.reload();
       await app.init();
       const host = opts.host ?? '127.0.0.1';
       await new Promise<void>((res, rej) => {

@@ -1,0 +1,78 @@
+/**
+ * The policies in force in a registry: read from the `policies:` key of its config file (`regctl serve --config`)
+ * at start-up and again on reload (`POST /admin/v1/reload`, or SIGHUP to `regctl serve`). A file with any
+ * mistake changes nothing: the policies in force stay, and each mistake is logged as one line naming its field.
+ */
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { formatProblem, NO_POLICIES, parsePolicies, type Policies } from '../../common/policies.js';
+import type { LogFn } from '../logger.js';
+
+/** The file could not be read or holds mistakes: `lines` are the one-line messages, one per mistake. */
+export class PolicyFileError extends Error {
+  constructor(readonly lines: string[]) {
+    super(lines.join('; '));
+    this.name = 'PolicyFileError';
+  }
+}
+
+/** Reads and validates the `policies:` of a config file; throws `PolicyFileError` listing every mistake. */
+export async function readPolicyFile(path: string): Promise<Policies> {
+  let doc: unknown;
+  try {
+    doc = parseYaml(await readFile(path, 'utf8')) ?? {};
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message.split('\n')[0];
+    throw new PolicyFileError([`config: cannot read the policies of ${path} (${reason})`]);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    throw new PolicyFileError([`config: ${path} must be a YAML mapping`]);
+  const parsed = parsePolicies((doc as Record<string, unknown>).policies);
+  if (!parsed.policies) throw new PolicyFileError(parsed.problems.map(formatProblem));
+  return parsed.policies;
+}
+
+export class PolicyHolder {
+  private policies: Policies;
+  private readonly listeners: ((p: Policies) => void)[] = [];
+
+  /** `file`: the config file to read; without one the policies are fixed (`initial`, or none). */
+  constructor(
+    private readonly file: string | undefined,
+    private readonly log: LogFn,
+    initial: Policies = NO_POLICIES,
+  ) {
+    this.policies = initial;
+  }
+
+  get current(): Policies {
+    return this.policies;
+  }
+
+  /** Called with the new policies after each successful (re)load. */
+  onChange(fn: (p: Policies) => void): void {
+    this.listeners.push(fn);
+  }
+
+  /**
+   * Reads the file again. On a mistake the policies in force stay, each mistake is logged on its own line, and
+   * `PolicyFileError` is thrown for the caller to report. Without a file: a no-op.
+   */
+  async reload(): Promise<void> {
+    if (this.file === undefined) return;
+    let next: Policies;
+    try {
+      next = await readPolicyFile(this.file);
+    } catch (err) {
+      if (err instanceof PolicyFileError)
+        for (const line of err.lines) this.log('error', 'policy reload refused, the policies in force stay', { line });
+      throw err;
+    }
+    this.policies = next;
+    for (const fn of this.listeners) fn(next);
+    this.log('info', 'policies loaded', {
+      immutableTagRules: next.immutableTags.length,
+      retentionRules: next.retention.rules.length,
+    });
+  }
+}
