@@ -181,7 +181,7 @@ function retentionRule(c: Collector, v: unknown, path: string): RetentionRule | 
     const ms = c.duration(o[k], `${path}.${k}`);
     if (ms !== undefined) rule[k] = ms;
   }
-  if (rule.keepLast === undefined && rule.removeOlderThan === undefined && rule.untaggedOlderThan === undefined)
+  if (o.keepLast === undefined && o.removeOlderThan === undefined && o.untaggedOlderThan === undefined)
     c.add(path, 'removes nothing: give keepLast, removeOlderThan or untaggedOlderThan');
   return c.problems.length === before ? rule : undefined;
 }

@@ -80,6 +80,8 @@ export interface RegistryServerOptions {
    */
   policiesFile?: string;
   policies?: Policies;
+  /** How often the policies file is checked for changes (default 2 s). */
+  policiesPollMs?: number;
 }
 
 export interface RegistryServer {
@@ -157,6 +159,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     async listen() {
       if (auth) await auth.start();
       await policies.reload();
+      policies.watch(opts.policiesPollMs);
       await app.init();
       const host = opts.host ?? '127.0.0.1';
       await new Promise<void>((res, rej) => {
@@ -172,6 +175,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     },
     async close() {
       auth?.close();
+      policies.unwatch();
       app.close();
       if (!server.listening) {
         await app.maintenanceDone();

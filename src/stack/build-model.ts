@@ -121,9 +121,7 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: Buil
     config.registry.uploadPurgeAge,
     '--min-free',
     config.registry.minFreeDisk,
-    ...(config.metadata
-      ? ['--metadata', config.metadata, '--metadata-password-file', `${AUTH_DIR}/${METADATA_PASSWORD_FILE}`]
-      : []),
+    ...registryOptionalArgs(config),
   ];
   services.push({
     name: 'registry',
@@ -197,6 +195,16 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: Buil
     urls,
     hostnames,
   };
+}
+
+/** The registry's flags that only some configs need: a PostgreSQL metadata store, the policies' config file. */
+function registryOptionalArgs(config: StackConfig): string[] {
+  return [
+    ...(config.metadata
+      ? ['--metadata', config.metadata, '--metadata-password-file', `${AUTH_DIR}/${METADATA_PASSWORD_FILE}`]
+      : []),
+    ...(config.policies ? ['--config', `${AUTH_DIR}/registry.yaml`] : []),
+  ];
 }
 
 /** Traefik: the one public entry, configured by its static file and the other services' labels. */

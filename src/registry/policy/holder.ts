@@ -2,8 +2,10 @@
  * The policies in force in a registry: read from the `policies:` key of its config file (`regctl serve --config`)
  * at start-up and again on reload (`POST /admin/v1/reload`, or SIGHUP to `regctl serve`). A file with any
  * mistake changes nothing: the policies in force stay, and each mistake is logged as one line naming its field.
+ * The registry also re-reads the file when its size or modification time changes (`watch`, a stat every few
+ * seconds), so a stack's re-rendered file (stack/registry-config.ts) applies with no call at all.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { formatProblem, NO_POLICIES, parsePolicies, type Policies } from '../../common/policies.js';
 import type { LogFn } from '../logger.js';
@@ -35,6 +37,8 @@ export async function readPolicyFile(path: string): Promise<Policies> {
 export class PolicyHolder {
   private policies: Policies;
   private readonly listeners: ((p: Policies) => void)[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private seen = '';
 
   /** `file`: the config file to read; without one the policies are fixed (`initial`, or none). */
   constructor(
@@ -52,6 +56,30 @@ export class PolicyHolder {
   /** Called with the new policies after each successful (re)load. */
   onChange(fn: (p: Policies) => void): void {
     this.listeners.push(fn);
+  }
+
+  /** Re-reads the file whenever it changes, checked every `everyMs`; `unwatch` stops. */
+  watch(everyMs = 2000): void {
+    const file = this.file;
+    if (file === undefined || this.timer) return;
+    const check = async (): Promise<void> => {
+      const s = await stat(file).catch(() => undefined);
+      const key = s ? `${s.size}:${s.mtimeMs}:${s.ino}` : 'missing';
+      if (key === this.seen) return;
+      this.seen = key;
+      await this.reload().catch(() => undefined);
+    };
+    void stat(file).then(
+      (s) => (this.seen ||= `${s.size}:${s.mtimeMs}:${s.ino}`),
+      () => undefined,
+    );
+    this.timer = setInterval(() => void check(), everyMs);
+    this.timer.unref();
+  }
+
+  unwatch(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
   }
 
   /**

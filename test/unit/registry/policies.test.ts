@@ -81,12 +81,12 @@ describe('immutable tags', () => {
     reg = undefined;
   });
 
-  async function start(text: string): Promise<{ reg: TestRegistry; file: string }> {
+  async function start(text: string, pollMs?: number): Promise<{ reg: TestRegistry; file: string }> {
     const { mkdtemp } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
     const file = join(await mkdtemp(join(tmpdir(), 'regctl-policy-')), 'config.yaml');
     await writeFile(file, text);
-    reg = await startRegistry({ policiesFile: file });
+    reg = await startRegistry({ policiesFile: file, policiesPollMs: pollMs });
     return { reg, file };
   }
 
@@ -161,6 +161,14 @@ describe('immutable tags', () => {
     expect((await reg.fetch('/admin/v1/reload', { method: 'POST' })).status).toBe(200);
     const moved = await pushImage(reg, 'apps/web', 'v1', { layers: ['two'] });
     expect(moved.digest).toBe(sha256(moved.manifest));
+  });
+
+  it('a changed file applies by itself (a stack re-renders it), with no reload call', async () => {
+    const { reg, file } = await start('policies: {}\n', 50);
+    await pushImage(reg, 'apps/web', 'v1', { layers: ['one'] });
+    await writeFile(file, IMMUTABLE);
+    await expect.poll(() => reg.logs.some((l) => l.includes('"immutableTagRules":1')), { timeout: 5000 }).toBe(true);
+    await expect(pushImage(reg, 'apps/web', 'v1', { layers: ['two'] })).rejects.toThrow(/403/);
   });
 
   it('a registry whose config file has mistakes does not start', async () => {
