@@ -216,6 +216,35 @@ function storeCases(make: () => Promise<MetadataStore>): void {
     await index.close();
   });
 
+  it('records the last pull of each manifest, at most one note a minute, kept through a flush', async () => {
+    const index = await make();
+    await index.addManifest('p', A, 1000, facts());
+    await index.addManifest('p', B, 1000, facts());
+    await index.addManifest('q', A, 1000, facts());
+    index.noteManifestPull('p', A, 100_000);
+    index.noteManifestPull('p', A, 130_000); // within the minute: may be dropped
+    index.noteManifestPull('p', B, 100_000);
+    index.noteManifestPull('p', B, 90_000); // earlier: never moves a time back
+    index.noteManifestPull('p', C, 100_000); // not a manifest of the repository
+    index.noteManifestPull('missing', A, 100_000);
+    const first = await index.manifestPulls('p');
+    expect(first.get(A)).toBeGreaterThanOrEqual(100_000);
+    expect(first.get(A)).toBeLessThanOrEqual(130_000);
+    expect(first.get(B)).toBe(100_000);
+    await index.flush();
+    expect(await index.manifestPulls('p')).toEqual(first);
+    expect(first.has(C)).toBe(false);
+    expect(await index.manifestPulls('q')).toEqual(new Map());
+    expect(await index.manifestPulls('missing')).toEqual(new Map());
+    index.noteManifestPull('p', A, 200_000);
+    await index.flush();
+    expect((await index.manifestPulls('p')).get(A)).toBe(200_000);
+    await index.removeRevision('p', A);
+    await index.addManifest('p', A, 300_000, facts());
+    expect((await index.manifestPulls('p')).has(A)).toBe(false);
+    await index.close();
+  });
+
   it('answers usage, last push and last pull per repository', async () => {
     const index = await make();
     await index.addManifest('u', A, 4000, facts());

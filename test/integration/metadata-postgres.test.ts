@@ -45,7 +45,7 @@ describe.skipIf(!postgresAvailable())('PostgreSQL metadata store', () => {
     ]);
     await a.setTag('shared', 'v1', `sha256:${'a'.repeat(64)}`);
     expect(await b.tagTarget('shared', 'v1')).toBe(`sha256:${'a'.repeat(64)}`);
-    expect(await pg.psql('SELECT version FROM schema_migrations ORDER BY version', db.database)).toBe('1');
+    expect(await pg.psql('SELECT version FROM schema_migrations ORDER BY version', db.database)).toBe('1\n2');
     await Promise.all([a.close(), b.close()]);
   });
 

@@ -37,7 +37,13 @@ async function negotiate(ctx: Ctx, name: string, m: StoredManifest): Promise<Sto
 export async function getManifest(ctx: Ctx): Promise<void> {
   const name = ctx.params.name as string;
   const ref = parseReference(ctx.params.reference as string);
-  const m = await negotiate(ctx, name, await ctx.store.manifests.get(name, ref));
+  const stored = await ctx.store.manifests.get(name, ref);
+  const m = await negotiate(ctx, name, stored);
+  // A GET is a pull (retention's keepPulledWithin); a HEAD only checks. Batched by the store: no write here.
+  if (ctx.req.method === 'GET') {
+    ctx.store.index.noteManifestPull(name, stored.digest);
+    if (m.digest !== stored.digest) ctx.store.index.noteManifestPull(name, m.digest);
+  }
   send(
     ctx,
     200,

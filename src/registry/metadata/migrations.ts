@@ -77,6 +77,12 @@ export const MIGRATIONS: readonly Migration[] = [
       rowid: '',
     }),
   },
+  {
+    version: 2,
+    name: 'the last pull of each manifest (retention keeps what was pulled recently)',
+    sqlite: 'ALTER TABLE manifests ADD COLUMN pulled_at INTEGER NOT NULL DEFAULT 0;',
+    postgres: 'ALTER TABLE manifests ADD COLUMN pulled_at BIGINT NOT NULL DEFAULT 0;',
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

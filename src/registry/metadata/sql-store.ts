@@ -11,6 +11,7 @@
 import type { RepositoryRecord } from '../storage/repository-index.js';
 import { InProcessLeases, type LeaseAttempt } from './lease.js';
 import { insertRows, upsertTag, type SqlConn, type SqlDatabase } from './sql.js';
+import { SqlPulls } from './sql-pulls.js';
 import { SqlUses } from './sql-uses.js';
 import type {
   Intent,
@@ -35,7 +36,7 @@ export class SqlMetadataStore implements MetadataStore {
   readonly shared: boolean;
   private count = 0;
   private readonly uses: SqlUses;
-  private readonly pulls = new Map<string, number>();
+  private readonly pulls = new SqlPulls();
   private readonly timer: NodeJS.Timeout;
   private readonly leases = new InProcessLeases();
 
@@ -252,7 +253,15 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   notePull(name: string, at = Date.now()): void {
-    this.pulls.set(name, Math.max(this.pulls.get(name) ?? 0, at));
+    this.pulls.noteRepository(name, at);
+  }
+
+  noteManifestPull(name: string, digest: string, at = Date.now()): void {
+    this.pulls.noteManifest(name, digest, at);
+  }
+
+  manifestPulls(name: string): Promise<Map<string, number>> {
+    return this.pulls.manifestTimes(this.db, name);
   }
 
   async stats(name: string): Promise<RepositoryStats | undefined> {
@@ -372,14 +381,12 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async flush(): Promise<void> {
-    if (this.uses.pending === 0 && this.pulls.size === 0) return;
+    if (this.uses.pending === 0 && this.pulls.pending === 0) return;
     const uses = this.uses.take();
-    const pulls = [...this.pulls];
-    this.pulls.clear();
+    const pulls = this.pulls.take();
     await this.write(async (c) => {
       await SqlUses.write(c, uses);
-      for (const [name, at] of pulls)
-        await c.run('UPDATE repositories SET last_pull = ? WHERE name = ? AND last_pull < ?', [at, name, at]);
+      await SqlPulls.write(c, pulls);
     });
   }
 

@@ -182,3 +182,27 @@ describe('immutable tags', () => {
     });
   });
 });
+
+describe('last pull of each manifest', () => {
+  let reg: TestRegistry | undefined;
+  afterEach(async () => {
+    await reg?.stop();
+    reg = undefined;
+  });
+
+  it('a GET by tag or digest records it, a HEAD does not', async () => {
+    reg = await startRegistry({});
+    const a = await pushImage(reg, 'apps/web', 'a', { layers: ['one'] });
+    const b = await pushImage(reg, 'apps/web', 'b', { layers: ['two'] });
+    const index = reg.server.app.store.index;
+    expect((await reg.fetch('/v2/apps/web/manifests/a', { method: 'HEAD' })).status).toBe(200);
+    expect(await index.manifestPulls('apps/web')).toEqual(new Map());
+    const before = Date.now();
+    expect((await reg.fetch('/v2/apps/web/manifests/a')).status).toBe(200);
+    expect((await reg.fetch(`/v2/apps/web/manifests/${b.digest}`)).status).toBe(200);
+    await index.flush();
+    const pulls = await index.manifestPulls('apps/web');
+    expect([...pulls.keys()].sort()).toEqual([a.digest, b.digest].sort());
+    expect(pulls.get(a.digest)).toBeGreaterThanOrEqual(before);
+  });
+});
