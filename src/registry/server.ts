@@ -15,6 +15,7 @@ import type { S3Settings } from './storage/s3/s3-config.js';
 import { openMetadataStore, s3SqliteFile, type MetadataSetting } from './metadata/settings.js';
 import type { Policies } from '../common/policies.js';
 import { PolicyHolder } from './policy/holder.js';
+import { RetentionSchedule } from './policy/retention-schedule.js';
 
 /** How long a presigned blob URL stays valid (distribution's default is 20 minutes too). */
 const S3_REDIRECT_SECONDS = 20 * 60;
@@ -148,6 +149,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
         onError: (err) => log('error', 'metadata database connection lost', { error: err.message }),
       }),
   });
+  const retention = new RetentionSchedule(app.store, policies, log, () => app.fence.waitWritable());
   const server = createServer(
     { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000, highWaterMark: 1024 * 1024 },
     app.handle,
@@ -161,6 +163,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
       await policies.reload();
       policies.watch(opts.policiesPollMs);
       await app.init();
+      retention.start();
       const host = opts.host ?? '127.0.0.1';
       await new Promise<void>((res, rej) => {
         server.once('error', rej);
@@ -177,6 +180,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
       auth?.close();
       policies.unwatch();
       app.close();
+      await retention.stop();
       if (!server.listening) {
         await app.maintenanceDone();
         await app.membership?.leave();

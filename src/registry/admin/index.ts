@@ -5,6 +5,7 @@ import { fenceModule } from './fence.js';
 import { fsckModule } from './fsck.js';
 import { gcModule } from './gc.js';
 import { reloadModule } from './reload.js';
+import { retentionModule } from './retention.js';
 import type { AdminModule } from './types.js';
 import { usageModule } from './usage.js';
 import { whoamiModule } from './whoami.js';
@@ -18,4 +19,5 @@ export const ADMIN_MODULES: AdminModule[] = [
   reloadModule,
   backupModule,
   diskModule,
+  retentionModule,
 ];
