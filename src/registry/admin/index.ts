@@ -5,6 +5,7 @@ import { fenceModule } from './fence.js';
 import { fsckModule } from './fsck.js';
 import { gcModule } from './gc.js';
 import { reloadModule } from './reload.js';
+import { repositoryDeleteModule } from './repository-delete.js';
 import { retentionModule } from './retention.js';
 import type { AdminModule } from './types.js';
 import { usageModule } from './usage.js';
@@ -20,4 +21,5 @@ export const ADMIN_MODULES: AdminModule[] = [
   backupModule,
   diskModule,
   retentionModule,
+  repositoryDeleteModule,
 ];
