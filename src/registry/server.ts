@@ -160,7 +160,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     server,
     async listen() {
       if (auth) await auth.start();
-      await policies.reload();
+      await policies.load();
       policies.watch(opts.policiesPollMs);
       await app.init();
       retention.start();

@@ -87,15 +87,19 @@ export class PolicyHolder {
    * `PolicyFileError` is thrown for the caller to report. Without a file: a no-op.
    */
   async reload(): Promise<void> {
-    if (this.file === undefined) return;
-    let next: Policies;
     try {
-      next = await readPolicyFile(this.file);
+      await this.load();
     } catch (err) {
       if (err instanceof PolicyFileError)
         for (const line of err.lines) this.log('error', 'policy reload refused, the policies in force stay', { line });
       throw err;
     }
+  }
+
+  /** The first read, at start-up: like `reload`, but leaves reporting a bad file to the caller (nothing is in force). */
+  async load(): Promise<void> {
+    if (this.file === undefined) return;
+    const next = await readPolicyFile(this.file);
     this.policies = next;
     for (const fn of this.listeners) fn(next);
     this.log('info', 'policies loaded', {

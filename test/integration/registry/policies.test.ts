@@ -92,6 +92,28 @@ describe.skipIf(!enabled || !peerAvailable('crane'))('immutable tags with crane'
   });
 });
 
+describe.skipIf(!enabled)('regctl serve --config with mistakes in its policies', () => {
+  it('refuses to start: each mistake on its own line, naming the field, and a non-zero exit', async () => {
+    const bad = join(work, 'bad.yaml');
+    await writeFile(
+      bad,
+      'policies:\n  immutableTags: [ { repos: "a/**" } ]\n  retention: { rules: [ { repos: "b", keepLast: -2 } ] }\n',
+    );
+    const started = startRegistryProcess({ args: ['--config', bad] });
+    const err = await started.then(
+      async (r) => {
+        await r.stop();
+        return 'started';
+      },
+      (e: Error) => e.message,
+    );
+    expect(err).toMatch(/exited \(code [1-9]\d*,/);
+    expect(err).toContain('✗ policies.immutableTags[0].tags: must be a tag pattern');
+    expect(err).toContain('\n  policies.retention.rules[0].keepLast: -2 is not a whole number of tags (0 or more)\n');
+    expect(err).not.toContain('policy reload refused');
+  });
+});
+
 describe.skipIf(!enabled || !dockerAvailable())('immutable tags with docker push', () => {
   it('docker push of another image under a protected tag fails with the rule named', async () => {
     const env = { DOCKER_CONFIG: join(work, 'docker-config') };
