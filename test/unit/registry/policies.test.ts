@@ -81,12 +81,12 @@ describe('immutable tags', () => {
     reg = undefined;
   });
 
-  async function start(text: string, pollMs?: number): Promise<{ reg: TestRegistry; file: string }> {
+  async function start(text: string, pollMs?: number, access?: string): Promise<{ reg: TestRegistry; file: string }> {
     const { mkdtemp } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
     const file = join(await mkdtemp(join(tmpdir(), 'regctl-policy-')), 'config.yaml');
     await writeFile(file, text);
-    reg = await startRegistry({ policiesFile: file, policiesPollMs: pollMs });
+    reg = await startRegistry({ policiesFile: file, policiesPollMs: pollMs, ...(access ? { access } : {}) });
     return { reg, file };
   }
 
@@ -121,7 +121,9 @@ describe('immutable tags', () => {
   });
 
   it('refuses deletes of a protected tag unless an admin sends the override', async () => {
-    const { reg } = await start(IMMUTABLE);
+    const access =
+      'users:\n  admin: { admin: true }\n  ci: { rules: [ { repos: "apps/**", actions: [pull, push, delete] } ] }\n';
+    const { reg } = await start(IMMUTABLE, undefined, access);
     const img = await pushImage(reg, 'apps/web', 'v1');
     const byTag = await reg.fetch('/v2/apps/web/manifests/v1', { method: 'DELETE' });
     expect(byTag.status).toBe(403);
@@ -132,6 +134,16 @@ describe('immutable tags', () => {
       headers: { 'regctl-override-immutable': 'please' },
     });
     expect(bad.status).toBe(400);
+    const notAdmin = await reg.fetch('/v2/apps/web/manifests/v1', {
+      method: 'DELETE',
+      auth: ['ci', 'ci-pw'],
+      headers: { 'regctl-override-immutable': 'true' },
+    });
+    expect(notAdmin.status).toBe(403);
+    expect(await notAdmin.text()).toContain('regctl-override-immutable needs an admin user');
+    // Without the header, the same user is refused by the policy (it may delete other tags).
+    const plain = await reg.fetch('/v2/apps/web/manifests/v1', { method: 'DELETE', auth: ['ci', 'ci-pw'] });
+    expect(await plain.text()).toContain('is immutable by policy');
     const ok = await reg.fetch('/v2/apps/web/manifests/v1', {
       method: 'DELETE',
       headers: { 'regctl-override-immutable': 'true' },
