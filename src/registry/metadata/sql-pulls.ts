@@ -56,6 +56,21 @@ export class SqlPulls {
     return taken;
   }
 
+  /** A repository's recorded manifest pulls, read before an import replaces its rows (`restore` puts them back). */
+  static async saved(c: SqlConn, id: number): Promise<[string, number][]> {
+    const rows = await c.all<{ digest: string; pulled_at: number }>(
+      'SELECT digest, pulled_at FROM manifests WHERE repository_id = ? AND pulled_at > 0',
+      [id],
+    );
+    return rows.map((r) => [r.digest, Number(r.pulled_at)]);
+  }
+
+  /** Puts saved pulls back on the manifests the import kept, so a rebuild does not forget what was pulled. */
+  static async restore(c: SqlConn, id: number, saved: [string, number][]): Promise<void> {
+    for (const [digest, at] of saved)
+      await c.run('UPDATE manifests SET pulled_at = ? WHERE repository_id = ? AND digest = ?', [at, id, digest]);
+  }
+
   /** Writes taken pulls in the caller's transaction; a time never goes back. */
   static async write(c: SqlConn, pulls: TakenPulls): Promise<void> {
     for (const [name, at] of pulls.repositories)

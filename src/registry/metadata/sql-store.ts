@@ -206,17 +206,15 @@ export class SqlMetadataStore implements MetadataStore {
   ): Promise<void> {
     await this.write(async (c) => {
       let id = await this.repoId(name, c);
-      if (id !== undefined) {
-        for (const t of ['tags', 'manifest_references', 'manifests'])
-          await c.run(`DELETE FROM ${t} WHERE repository_id = ?`, [id]);
-      }
+      const pulled = id === undefined ? [] : await SqlPulls.saved(c, id);
+      for (const t of id === undefined ? [] : ['tags', 'manifest_references', 'manifests'])
+        await c.run(`DELETE FROM ${t} WHERE repository_id = ?`, [id as number]);
       if (record.tags.size === 0 && record.revisions.size === 0) {
         if (id !== undefined) await this.dropIfEmpty(c, id);
         return;
       }
       id ??= await this.ensureRepo(c, name);
       await c.run('UPDATE repositories SET last_push = ? WHERE id = ?', [record.lastPush, id]);
-      const now = Date.now();
       for (const digest of record.revisions) {
         const f = facts.get(digest);
         if (f) await this.insertManifest(c, id, digest, record.lastPush, f);
@@ -227,8 +225,10 @@ export class SqlMetadataStore implements MetadataStore {
             record.lastPush,
           ]);
       }
+      const now = Date.now();
       const tagRows = [...record.tags].map(([tag, digest]) => [id, tag, digest, now]);
       await insertRows(c, 'tags', ['repository_id', 'name', 'digest', 'updated_at'], tagRows);
+      await SqlPulls.restore(c, id, pulled);
     });
   }
 
