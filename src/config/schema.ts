@@ -20,17 +20,32 @@
  * registry: { uploadPurgeAge: 168h, minFreeDisk: 1GiB, logLevel: info }
  * deploy: { mode: compose, replicas: 1 }   # swarm: `regctl up` deploys services (compose.swarm.yaml)
  * metadata: postgres://regctl@db.internal:5432/regctl   # shared by replicas; password in auth/metadata-password
+ * policies: { immutableTags: [ { repos: "apps/**", tags: "v*" } ] }   # common/policies.ts; auth/registry.yaml
  * ```
  */
 import { parseDuration, parseSize } from '../common/units.js';
 import { parseS3Endpoint, parseS3Url } from '../common/s3-url.js';
 import { z } from 'zod';
 import { VERSION } from '../common/version.js';
+import { parsePolicies } from '../common/policies.js';
 
 export const LETS_ENCRYPT_PRODUCTION = 'https://acme-v02.api.letsencrypt.org/directory';
 export const DEFAULT_TRAEFIK_IMAGE = 'traefik:v3.6';
 export const DEFAULT_BASE_IMAGE = 'node:20-bookworm-slim';
 export const DEFAULT_REGISTRY_IMAGE = `regctl:${VERSION}`;
+
+/** Kept as written (the registry reads it again from its config file); each mistake is one issue at its field. */
+const policiesSchema = z.record(z.string(), z.unknown()).superRefine((value, ctx) => {
+  for (const p of parsePolicies(value).problems)
+    ctx.addIssue({
+      code: 'custom',
+      path: p.path
+        .split(/[.[\]]+/)
+        .filter(Boolean)
+        .slice(1),
+      message: p.message,
+    });
+});
 
 const HOST_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -203,6 +218,8 @@ export const stackConfigSchema = z
       .prefault({}),
     /** Metadata store of the registry: SQLite under the data volume when absent, or a shared PostgreSQL. */
     metadata: z.string().regex(POSTGRES_URL, 'must be postgres://USER@HOST[:PORT]/DB, without a password').optional(),
+    /** Registry policies (immutable tags, retention), validated by the registry's own parser. */
+    policies: policiesSchema.optional(),
   })
   .superRefine((config, ctx) => {
     const admins = Object.entries(config.users).filter(([, u]) => u.admin);

@@ -7,8 +7,7 @@ import { statfs } from 'node:fs/promises';
 import { ADMIN_MODULES } from './admin/index.js';
 import { MaintenanceLock } from './admin/maintenance-lock.js';
 import type { AdminRequest, AdminRoute, AdminServices } from './admin/types.js';
-import type { AccessPolicy } from './auth/access.js';
-import { AccessPolicy as Policy } from './auth/access.js';
+import { AccessPolicy } from './auth/access.js';
 import type { Authenticator } from './auth/authenticator.js';
 import { RegistryError, toRegistryError } from './errors.js';
 import { Fence } from './fence.js';
@@ -33,6 +32,7 @@ import { Membership } from './metadata/instances.js';
 import { recoverIntents, SHARED_INTENT_AGE_MS } from './metadata/recover.js';
 import { prepareMetadata } from './metadata/startup.js';
 import type { MetadataStore } from './metadata/store.js';
+import type { PolicyHolder } from './policy/holder.js';
 import { RegistryStore } from './storage/store.js';
 
 export interface RegistryAppOptions {
@@ -52,20 +52,12 @@ export interface RegistryAppOptions {
   /** Opens the metadata store at `init`; without it the registry keeps its index in memory. */
   openMetadata?: () => Promise<MetadataStore>;
   proxy?: ProxyHooks; // the pull-through cache (proxy/proxy.ts)
+  policies?: PolicyHolder; // immutable tags and retention (policy/)
 }
 
-const EXPOSED_HEADERS = [
-  'Docker-Content-Digest',
-  'Docker-Upload-UUID',
-  'Location',
-  'Range',
-  'Link',
-  'OCI-Subject',
-  'OCI-Filters-Applied',
-  'OCI-Deleted-Tags',
-  'WWW-Authenticate',
-  'Content-Range',
-].join(', ');
+const EXPOSED_HEADERS =
+  'Docker-Content-Digest, Docker-Upload-UUID, Location, Range, Link, OCI-Subject, OCI-Filters-Applied, ' +
+  'OCI-Deleted-Tags, WWW-Authenticate, Content-Range';
 
 export class RegistryApp {
   readonly store: RegistryStore;
@@ -99,7 +91,7 @@ export class RegistryApp {
   }
 
   policy(): AccessPolicy {
-    return this.opts.auth?.policy ?? Policy.open();
+    return this.opts.auth?.policy ?? AccessPolicy.open();
   }
 
   /**
@@ -185,6 +177,7 @@ export class RegistryApp {
       log: this.opts.log,
       uploadPurgeAgeMs: this.uploadPurgeAgeMs,
       dataDir: this.opts.dataDir,
+      policies: this.opts.policies,
     };
   }
 
@@ -261,7 +254,8 @@ export class RegistryApp {
     const path = q === -1 ? raw : raw.slice(0, q);
     const url = new URL('http://registry.invalid/');
     if (q !== -1) url.search = raw.slice(q);
-    const ctx: Ctx = { req, res, url, path, params: {}, store: this.store, state, proxy: this.opts.proxy };
+    const { proxy, policies } = this.opts;
+    const ctx: Ctx = { req, res, url, path, params: {}, store: this.store, state, proxy, policies };
 
     if (req.method === 'OPTIONS') {
       setRoute('options');
@@ -410,7 +404,8 @@ export class RegistryApp {
         url.searchParams.delete('from');
       }
     }
-    ctx.mountAnywhere = !this.opts.auth || (state.user !== undefined && this.policy().isAdmin(state.user));
+    ctx.isAdmin = ctx.mountAnywhere =
+      !this.opts.auth || (state.user !== undefined && this.policy().isAdmin(state.user));
     let release: (() => void) | undefined;
     if (method.fence === 'counted') release = await this.fence.enterWrite(this.opts.fenceWaitMs);
     else if (method.fence === 'wait') await this.fence.waitWritable(this.opts.fenceWaitMs);

@@ -26,6 +26,7 @@ export const ERROR_TABLE = {
   NOT_FOUND: { status: 404, message: 'not found' },
   TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
   GC_RUNNING: { status: 409, message: 'a garbage collection is already running' },
+  RETENTION_RUNNING: { status: 409, message: 'a retention run is already running' },
   UNAVAILABLE: { status: 503, message: 'service unavailable' },
   RANGE_INVALID: { status: 416, message: 'requested range not satisfiable' },
   INVALID_REQUEST: { status: 400, message: 'invalid request' },

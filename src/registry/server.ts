@@ -16,6 +16,9 @@ import type { S3Settings } from './storage/s3/s3-config.js';
 import { openMetadataStore, s3SqliteFile, type MetadataSetting } from './metadata/settings.js';
 import type { ProxyEntry } from './proxy/config.js';
 import { RegistryProxy } from './proxy/proxy.js';
+import type { Policies } from '../common/policies.js';
+import { PolicyHolder } from './policy/holder.js';
+import { RetentionSchedule } from './policy/retention-schedule.js';
 
 /** How long a presigned blob URL stays valid (distribution's default is 20 minutes too). */
 const S3_REDIRECT_SECONDS = 20 * 60;
@@ -78,6 +81,14 @@ export interface RegistryServerOptions {
   /** Pull-through cache entries (proxy/config.ts); their credentials are read from files or `env`. */
   proxies?: ProxyEntry[];
   env?: NodeJS.ProcessEnv;
+  /**
+   * The config file whose `policies:` the registry applies, read at `listen` (a mistake refuses to start:
+   * `PolicyFileError`) and on reload; or fixed `policies` (tests).
+   */
+  policiesFile?: string;
+  policies?: Policies;
+  /** How often the policies file is checked for changes (default 2 s). */
+  policiesPollMs?: number;
 }
 
 export interface RegistryServer {
@@ -131,8 +142,10 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
         fence: (): Fence => app.fence,
       })
     : undefined;
+  const policies = new PolicyHolder(opts.policiesFile && resolve(opts.policiesFile), log, opts.policies);
   const app = new RegistryApp({
     proxy,
+    policies,
     driver,
     auth,
     log,
@@ -151,6 +164,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
         onError: (err) => log('error', 'metadata database connection lost', { error: err.message }),
       }),
   });
+  const retention = new RetentionSchedule(app.store, policies, log, () => app.fence.waitWritable());
   const server = createServer(
     { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000, highWaterMark: 1024 * 1024 },
     app.handle,
@@ -162,7 +176,10 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     async listen() {
       if (auth) await auth.start();
       await proxy?.check();
+      await policies.load();
+      policies.watch(opts.policiesPollMs);
       await app.init();
+      retention.start();
       const host = opts.host ?? '127.0.0.1';
       await new Promise<void>((res, rej) => {
         server.once('error', rej);
@@ -177,7 +194,9 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     },
     async close() {
       auth?.close();
+      policies.unwatch();
       app.close();
+      await retention.stop();
       if (!server.listening) {
         await app.maintenanceDone();
         await app.membership?.leave();

@@ -110,10 +110,7 @@ function registryCommandOf(config: StackConfig): string[] {
     config.registry.uploadPurgeAge,
     '--min-free',
     config.registry.minFreeDisk,
-    ...(config.metadata
-      ? ['--metadata', config.metadata, '--metadata-password-file', `${AUTH_DIR}/${METADATA_PASSWORD_FILE}`]
-      : []),
-    ...s3Arguments(config.storage),
+    ...registryOptionalArgs(config),
   ];
 }
 
@@ -223,6 +220,17 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: Buil
     urls,
     hostnames,
   };
+}
+
+/** The registry's flags that only some configs need: a PostgreSQL metadata store, the policies' config file. */
+function registryOptionalArgs(config: StackConfig): string[] {
+  return [
+    ...(config.metadata
+      ? ['--metadata', config.metadata, '--metadata-password-file', `${AUTH_DIR}/${METADATA_PASSWORD_FILE}`]
+      : []),
+    ...(config.policies ? ['--config', `${AUTH_DIR}/registry.yaml`] : []),
+    ...s3Arguments(config.storage),
+  ];
 }
 
 /** Traefik: the one public entry, configured by its static file and the other services' labels. */

@@ -6,6 +6,7 @@
  * compose.yaml             dev stack (HTTP)            compose.prod.yaml     prod stack (HTTPS, ACME)
  * traefik/traefik.yml      Traefik static config, dev  traefik/traefik.prod.yml                  prod
  * auth/access.yaml         who may pull/push/delete what
+ * auth/registry.yaml       the registry's config file: the policies (only when regctl.yaml has policies:)
  * auth/htpasswd    0600    bcrypt hashes (secret; never re-rendered once it exists)
  * .env             0600    COMPOSE_PROJECT_NAME, REGCTL_PACKAGE_DIR, images, admin password (secret)
  * .gitignore               keeps .env, auth/htpasswd, letsencrypt/ and *.bak out of git
@@ -24,6 +25,7 @@ import type { StackMode } from './model.js';
 import { buildSwarmModel, SWARM_COMPOSE_FILE, SWARM_TRAEFIK_FILE } from './swarm-model.js';
 import { renderSwarmCompose } from './swarm-compose.js';
 import { METADATA_PASSWORD_FILE, S3_CREDENTIALS_FILE } from './build-model.js';
+import { REGISTRY_CONFIG_FILE, registryConfigText } from './registry-config.js';
 
 /** This package's root directory (the build context of the registry image). */
 export const PACKAGE_DIR = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
@@ -77,6 +79,7 @@ export function configDocument(config: StackConfig): Record<string, unknown> {
     registry: config.registry,
     ...(config.deploy.mode !== 'compose' || config.deploy.replicas !== 1 ? { deploy: config.deploy } : {}),
     ...(config.metadata ? { metadata: config.metadata } : {}),
+    ...(config.policies ? { policies: config.policies } : {}),
   };
 }
 
@@ -196,6 +199,8 @@ export function renderStack(config: StackConfig, opts: RenderOptions = {}): Stac
     });
   }
   files.push({ path: 'auth/access.yaml', content: accessText(config), mode: 0o644, secret: false });
+  const registryConfig = registryConfigText(config);
+  if (registryConfig) files.push({ path: REGISTRY_CONFIG_FILE, content: registryConfig, mode: 0o644, secret: false });
   if (config.deploy.mode === 'swarm' && opts.secrets) files.push(...swarmFiles(config, opts.secrets, opts.version));
   files.push({ path: '.gitignore', content: gitignore(config), mode: 0o644, secret: false });
   if (opts.secrets) {

@@ -21,6 +21,7 @@
 import { createHash } from 'node:crypto';
 import type { StackConfig } from '../config/schema.js';
 import { AUTH_DIR, buildStackModel, METADATA_PASSWORD_FILE, S3_CREDENTIALS_FILE } from './build-model.js';
+import { REGISTRY_CONFIG_FILE, registryConfigText } from './registry-config.js';
 import type {
   HealthcheckModel,
   ImageBuildModel,
@@ -165,6 +166,8 @@ export function buildSwarmModel(
     object('access', 'auth/access.yaml', contents.access),
     object('traefik', SWARM_TRAEFIK_FILE, contents.traefik),
   ];
+  const registryConfig = registryConfigText(config);
+  if (registryConfig) configs.push(object('registry-config', REGISTRY_CONFIG_FILE, registryConfig));
 
   const services = base.services.map((svc): SwarmServiceModel => {
     const mounts: MountModel[] = [];
@@ -180,6 +183,7 @@ export function buildSwarmModel(
         if (config.storage.url)
           secretRefs.push({ source: 's3-credentials', target: `${AUTH_DIR}/${S3_CREDENTIALS_FILE}` });
         configRefs.push({ source: 'access', target: `${AUTH_DIR}/access.yaml` });
+        if (registryConfig) configRefs.push({ source: 'registry-config', target: `${AUTH_DIR}/registry.yaml` });
       } else if (m.type === 'bind' && m.target === STATIC_CONFIG_PATH) {
         configRefs.push({ source: 'traefik', target: STATIC_CONFIG_PATH });
       } else {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseStackConfig } from '../../src/config/schema.js';
 import type { Output } from '../../src/common/io.js';
-import { createRegistryServer, type RegistryServer } from '../../src/registry/server.js';
+import { createRegistryServer, type RegistryServer, type RegistryServerOptions } from '../../src/registry/server.js';
 import { renderStack, writeStack } from '../../src/stack/render.js';
 import { hashPassword } from '../../src/stack/htpasswd.js';
 import { basicAuth } from './auth.js';
@@ -56,8 +56,8 @@ export interface Fixture {
   close(): Promise<void>;
 }
 
-/** A stack directory rendered by the stack module, and a registry serving its auth files. */
-export async function startFixture(): Promise<Fixture> {
+/** A stack directory rendered by the stack module, and a registry serving its auth files (with `server` options). */
+export async function startFixture(server: Partial<RegistryServerOptions> = {}): Promise<Fixture> {
   const root = await mkdtemp(join(tmpdir(), 'regctl-day-two-'));
   const stackDir = join(root, 'stack');
   const dataDir = join(root, 'data');
@@ -68,10 +68,11 @@ export async function startFixture(): Promise<Fixture> {
     stackDir,
     renderStack(parsed.config, { secrets: { ...admin, htpasswd: `admin:${hashPassword(admin.password, 4)}\n` } }),
   );
-  let server: RegistryServer;
+  let registry: RegistryServer;
   let url = '';
   const start = async () => {
-    server = createRegistryServer({
+    registry = createRegistryServer({
+      ...server,
       dataDir,
       htpasswd: join(stackDir, 'auth/htpasswd'),
       access: join(stackDir, 'auth/access.yaml'),
@@ -80,7 +81,7 @@ export async function startFixture(): Promise<Fixture> {
       authPollMs: 100,
       throttle: { maxFailures: 10_000 },
     });
-    url = (await server.listen()).url;
+    url = (await registry.listen()).url;
   };
   await start();
   const fixture: Fixture = {
@@ -92,17 +93,17 @@ export async function startFixture(): Promise<Fixture> {
       return url;
     },
     get server() {
-      return server;
+      return registry;
     },
     get env() {
       return { REGCTL_REGISTRY_URL: url };
     },
     async restart() {
-      await server.close();
+      await registry.close();
       await start();
     },
     async close() {
-      await server.close();
+      await registry.close();
       await rm(root, { recursive: true, force: true });
     },
   };

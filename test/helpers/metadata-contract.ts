@@ -29,6 +29,7 @@ export function metadataContract(label: string, make: () => Promise<MetadataStor
     indexCases(make);
     storeCases(make);
     snapshotCases(make);
+    pullCases(make);
     stateCases(make);
     if (label !== 'memory') transactionCases(make);
   });
@@ -286,6 +287,42 @@ function storeCases(make: () => Promise<MetadataStore>): void {
       bytes: 500 + 100 + 2000 + 700 + 50,
     });
     expect(await index.stats('nope')).toBeUndefined();
+    await index.close();
+  });
+}
+
+/** Last pulls of manifests (retention's keepPulledWithin). */
+function pullCases(make: () => Promise<MetadataStore>): void {
+  it('records the last pull of each manifest, at most one note a minute, kept through a flush', async () => {
+    const index = await make();
+    await index.addManifest('p', A, 1000, facts());
+    await index.addManifest('p', B, 1000, facts());
+    await index.addManifest('q', A, 1000, facts());
+    index.noteManifestPull('p', A, 100_000);
+    index.noteManifestPull('p', A, 130_000); // within the minute: may be dropped
+    index.noteManifestPull('p', B, 100_000);
+    index.noteManifestPull('p', B, 90_000); // earlier: never moves a time back
+    index.noteManifestPull('p', C, 100_000); // not a manifest of the repository
+    index.noteManifestPull('missing', A, 100_000);
+    const first = await index.manifestPulls('p');
+    expect(first.get(A)).toBeGreaterThanOrEqual(100_000);
+    expect(first.get(A)).toBeLessThanOrEqual(130_000);
+    expect(first.get(B)).toBe(100_000);
+    await index.flush();
+    expect(await index.manifestPulls('p')).toEqual(first);
+    expect(first.has(C)).toBe(false);
+    expect(await index.manifestPulls('q')).toEqual(new Map());
+    expect(await index.manifestPulls('missing')).toEqual(new Map());
+    index.noteManifestPull('p', A, 200_000);
+    await index.flush();
+    expect((await index.manifestPulls('p')).get(A)).toBe(200_000);
+    await index.removeRevision('p', A);
+    await index.addManifest('p', A, 300_000, facts());
+    expect((await index.manifestPulls('p')).has(A)).toBe(false);
+    // A rebuild from storage (importRepository) keeps what was pulled of the manifests it keeps.
+    await index.flush();
+    await index.importRepository('p', { tags: new Map(), revisions: new Set([A, B]), lastPush: 1 }, new Map());
+    expect(await index.manifestPulls('p')).toEqual(new Map([[B, 100_000]]));
     await index.close();
   });
 }

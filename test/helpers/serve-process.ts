@@ -113,6 +113,7 @@ export interface RegistryProcess {
   dataDir: string;
   username: string;
   password: string;
+  pid: number;
   /** Everything the process wrote (JSON logs included). */
   output(): string;
   /** SIGTERM (SIGKILL after 10 s), then the temporary directory is removed (a `dataDir` passed in is kept). */
@@ -161,6 +162,7 @@ export async function startRegistryProcess(opts: RegistryProcessOptions = {}): P
     dataDir,
     username,
     password,
+    pid: srv.pid,
     output: () => srv.output(),
     stop: async () => {
       const t = setTimeout(() => srv.child.kill('SIGKILL'), 10_000);

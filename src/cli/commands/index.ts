@@ -13,6 +13,8 @@ import { usersCommand } from './users.js';
 import { backupCommand } from './backup.js';
 import { restoreCommand } from './restore.js';
 import { gcCommand } from './gc.js';
+import { retentionCommand } from './retention.js';
+import { maintenanceCommand, repoCommand } from './repo.js';
 import { fsckCommand } from './fsck.js';
 import { doctorCommand } from './doctor.js';
 import { loginCommand } from './login.js';
@@ -34,6 +36,9 @@ export const commandFactories: ((ctx: CliContext) => Command)[] = [
   (ctx) => backupCommand(ctx),
   (ctx) => restoreCommand(ctx),
   (ctx) => gcCommand(ctx),
+  (ctx) => retentionCommand(ctx),
+  (ctx) => repoCommand(ctx),
+  (ctx) => maintenanceCommand(ctx),
   (ctx) => fsckCommand(ctx),
   (ctx) => doctorCommand(ctx),
   (ctx) => loginCommand(ctx),

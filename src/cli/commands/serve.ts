@@ -70,6 +70,29 @@ export async function resolveServeSettings(flags: ServeFlags, env: NodeJS.Proces
   }
 }
 
+/**
+ * A start refused for its configuration: the metadata store's setting, or a config file whose policies have
+ * mistakes (the first as the message, the others as details, one line each).
+ */
+function startConfigError(err: Error): RegctlError | undefined {
+  if (err.name === 'MetadataSettingError')
+    return new RegctlError('CONFIG_INVALID', err.message, {
+      hint: 'check --metadata, and REGCTL_METADATA_PASSWORD or --metadata-password-file for PostgreSQL',
+    });
+  if (err.name !== 'PolicyFileError') return undefined;
+  const [first = '', ...rest] = (err as Error & { lines: string[] }).lines;
+  return new RegctlError('CONFIG_INVALID', first, { details: rest, hint: 'fix policies: in the config file' });
+}
+
+/** Waits for SIGINT or SIGTERM; meanwhile SIGHUP re-reads the policies (as POST /admin/v1/reload does). */
+async function untilStopReloading(reload: () => Promise<void> | undefined): Promise<void> {
+  // A bad file keeps the policies in force; the registry logs each mistake.
+  const onHup = (): void => void reload()?.catch(() => undefined);
+  process.on('SIGHUP', onHup);
+  await untilStopSignal();
+  process.off('SIGHUP', onHup);
+}
+
 export function serveCommand(ctx: CliContext): Command {
   return serveBase(ctx).addOption(
     new Option(
@@ -161,6 +184,7 @@ function serveBase(ctx: CliContext): Command {
           metadataPasswordFile: settings.metadataPasswordFile,
           stateDir: settings.stateDir,
           ...{ proxies: settings.proxies, env: ctx.env },
+          policiesFile: flags.config ?? (ctx.env.REGCTL_CONFIG || undefined),
           log: createLogger(settings.logLevel),
           uiHandler,
         });
@@ -176,10 +200,8 @@ function serveBase(ctx: CliContext): Command {
       } catch (err) {
         await server.close().catch(() => undefined);
         const code = (err as NodeJS.ErrnoException).code;
-        if ((err as Error).name === 'MetadataSettingError')
-          throw new RegctlError('CONFIG_INVALID', (err as Error).message, {
-            hint: 'check --metadata, and REGCTL_METADATA_PASSWORD or --metadata-password-file for PostgreSQL',
-          });
+        const configError = startConfigError(err as Error);
+        if (configError) throw configError;
         if (code === 'EADDRINUSE')
           throw new RegctlError('PORT_IN_USE', `${settings.host}:${settings.port} is already in use`, {
             hint: 'choose another with --listen HOST:PORT',
@@ -195,7 +217,7 @@ function serveBase(ctx: CliContext): Command {
       ctx.out.ok(
         `registry listening on ${url}${settings.noAuth ? ' (no authentication)' : ''}${settings.ui ? `, web UI on ${url}/ui/` : ''}`,
       );
-      await untilStopSignal();
+      await untilStopReloading(() => server.app.opts.policies?.reload());
       await server.close();
     });
 }

@@ -5,6 +5,8 @@ import { fenceModule } from './fence.js';
 import { fsckModule } from './fsck.js';
 import { gcModule } from './gc.js';
 import { reloadModule } from './reload.js';
+import { repositoryDeleteModule } from './repository-delete.js';
+import { retentionModule } from './retention.js';
 import type { AdminModule } from './types.js';
 import { usageModule } from './usage.js';
 import { whoamiModule } from './whoami.js';
@@ -18,4 +20,6 @@ export const ADMIN_MODULES: AdminModule[] = [
   reloadModule,
   backupModule,
   diskModule,
+  retentionModule,
+  repositoryDeleteModule,
 ];

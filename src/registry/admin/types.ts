@@ -9,6 +9,7 @@ import type { Fence } from '../fence.js';
 import type { Ctx } from '../http/context.js';
 import type { LogFn } from '../logger.js';
 import type { Metrics } from '../metrics.js';
+import type { PolicyHolder } from '../policy/holder.js';
 import type { RegistryStore } from '../storage/store.js';
 import type { MaintenanceLock } from './maintenance-lock.js';
 
@@ -25,6 +26,8 @@ export interface AdminServices {
   uploadPurgeAgeMs: number;
   /** The data directory for filesystem storage (undefined for other drivers). */
   dataDir: string | undefined;
+  /** The policies in force, when the registry has any configured. */
+  policies?: PolicyHolder;
 }
 
 export interface AdminRequest {

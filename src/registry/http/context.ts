@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { RegistryError, errorEnvelope } from '../errors.js';
+import type { PolicyHolder } from '../policy/holder.js';
 import type { Digest } from '../reference.js';
 import type { ManifestRef } from '../storage/manifest-store.js';
 import type { RegistryStore, StoredManifest } from '../storage/store.js';
@@ -23,6 +24,10 @@ export interface Ctx {
   state: RequestState;
   /** Whether a mount without `from` may link any blob present in storage (the user can pull everything). */
   mountAnywhere?: boolean;
+  /** The registry runs open or the user is an admin (set once the request is authorized). */
+  isAdmin?: boolean;
+  /** The policies in force (immutable tags, retention); none when absent. */
+  policies?: PolicyHolder;
   /** The pull-through cache, when proxies are configured. */
   proxy?: ProxyHooks;
 }

@@ -1,5 +1,6 @@
 import { RegistryError } from '../errors.js';
 import { MAX_MANIFEST_BYTES } from '../manifest.js';
+import { checkTagRemoval, immutableGuard } from '../policy/immutable.js';
 import { isTag, parseDigest, parseReference } from '../reference.js';
 import type { StoredManifest } from '../storage/store.js';
 import { location, readBody, send, sendJson, type Ctx } from './context.js';
@@ -37,8 +38,15 @@ async function negotiate(ctx: Ctx, name: string, m: StoredManifest): Promise<Sto
 export async function getManifest(ctx: Ctx): Promise<void> {
   const name = ctx.params.name as string;
   const ref = parseReference(ctx.params.reference as string);
-  const stored = ctx.proxy?.owns(name) ? ctx.proxy.manifest(ctx, name, ref) : ctx.store.manifests.get(name, ref);
-  const m = await negotiate(ctx, name, await stored);
+  const stored = await (ctx.proxy?.owns(name)
+    ? ctx.proxy.manifest(ctx, name, ref)
+    : ctx.store.manifests.get(name, ref));
+  const m = await negotiate(ctx, name, stored);
+  // A GET is a pull (retention's keepPulledWithin); a HEAD only checks. Batched by the store: no write here.
+  if (ctx.req.method === 'GET') {
+    ctx.store.index.noteManifestPull(name, stored.digest);
+    if (m.digest !== stored.digest) ctx.store.index.noteManifestPull(name, m.digest);
+  }
   send(
     ctx,
     200,
@@ -63,7 +71,9 @@ export async function putManifest(ctx: Ctx): Promise<void> {
   );
   const extraTags = 'digest' in ref ? ctx.url.searchParams.getAll('tag') : [];
   for (const tag of extraTags) if (!isTag(tag)) throw new RegistryError('TAG_INVALID', { tag });
-  const { digest, info } = await ctx.store.manifests.put(name, ref, body, ctx.req.headers['content-type'], extraTags);
+  const guard = ctx.policies && immutableGuard(ctx.policies.current, ctx.store.index, name);
+  const type = ctx.req.headers['content-type'];
+  const { digest, info } = await ctx.store.manifests.put(name, ref, body, type, extraTags, { guard });
   const headers: Record<string, string> = {
     Location: location(ctx.req, `/v2/${name}/manifests/${digest.value}`),
     'Docker-Content-Digest': digest.value,
@@ -81,6 +91,12 @@ export async function putManifest(ctx: Ctx): Promise<void> {
 export async function deleteManifest(ctx: Ctx): Promise<void> {
   const name = ctx.params.name as string;
   const ref = parseReference(ctx.params.reference as string);
+  const policies = ctx.policies?.current;
+  if (policies && policies.immutableTags.length > 0) {
+    const tags = 'tag' in ref ? [ref.tag] : await tagsAt(ctx, name, ref.digest.value);
+    if ('digest' in ref || (await ctx.store.index.tagTarget(name, ref.tag)) !== undefined)
+      checkTagRemoval(policies, ctx.req, ctx.isAdmin ?? false, name, tags);
+  }
   if ('tag' in ref) {
     await ctx.store.tags.delete(name, ref.tag);
     sendJson(ctx, 202, { deletedTags: [ref.tag] }, { 'OCI-Deleted-Tags': ref.tag });
@@ -93,4 +109,9 @@ export async function deleteManifest(ctx: Ctx): Promise<void> {
     { deletedTags: tags },
     { 'OCI-Deleted-Tags': tags.join(','), 'Docker-Content-Digest': ref.digest.value },
   );
+}
+
+async function tagsAt(ctx: Ctx, name: string, digest: string): Promise<string[]> {
+  const record = await ctx.store.index.repository(name);
+  return [...(record?.tags ?? [])].filter(([, d]) => d === digest).map(([t]) => t);
 }

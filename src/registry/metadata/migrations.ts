@@ -83,6 +83,12 @@ export const MIGRATIONS: readonly Migration[] = [
     sqlite: 'ALTER TABLE intents ADD COLUMN owner TEXT;',
     postgres: 'ALTER TABLE intents ADD COLUMN owner TEXT;',
   },
+  {
+    version: 3,
+    name: 'the last pull of each manifest (retention keeps what was pulled recently)',
+    sqlite: 'ALTER TABLE manifests ADD COLUMN pulled_at INTEGER NOT NULL DEFAULT 0;',
+    postgres: 'ALTER TABLE manifests ADD COLUMN pulled_at BIGINT NOT NULL DEFAULT 0;',
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

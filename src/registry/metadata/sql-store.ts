@@ -11,6 +11,7 @@
 import type { RepositoryRecord } from '../storage/repository-index.js';
 import { InProcessLeases, type LeaseAttempt } from './lease.js';
 import { insertRows, upsertTag, type SqlConn, type SqlDatabase } from './sql.js';
+import { SqlPulls } from './sql-pulls.js';
 import { SqlUses } from './sql-uses.js';
 import type {
   Intent,
@@ -38,7 +39,7 @@ export class SqlMetadataStore implements MetadataStore {
   intentOwner: string | undefined = undefined;
   private count = 0;
   private readonly uses: SqlUses;
-  private readonly pulls = new Map<string, number>();
+  private readonly pulls = new SqlPulls();
   private readonly timer: NodeJS.Timeout;
   private readonly leases = new InProcessLeases();
 
@@ -212,17 +213,15 @@ export class SqlMetadataStore implements MetadataStore {
   ): Promise<void> {
     await this.write(async (c) => {
       let id = await this.repoId(name, c);
-      if (id !== undefined) {
-        for (const t of ['tags', 'manifest_references', 'manifests'])
-          await c.run(`DELETE FROM ${t} WHERE repository_id = ?`, [id]);
-      }
+      const pulled = id === undefined ? [] : await SqlPulls.saved(c, id);
+      for (const t of id === undefined ? [] : ['tags', 'manifest_references', 'manifests'])
+        await c.run(`DELETE FROM ${t} WHERE repository_id = ?`, [id as number]);
       if (record.tags.size === 0 && record.revisions.size === 0) {
         if (id !== undefined) await this.dropIfEmpty(c, id);
         return;
       }
       id ??= await this.ensureRepo(c, name);
       await c.run('UPDATE repositories SET last_push = ? WHERE id = ?', [record.lastPush, id]);
-      const now = Date.now();
       for (const digest of record.revisions) {
         const f = facts.get(digest);
         if (f) await this.insertManifest(c, id, digest, record.lastPush, f);
@@ -233,8 +232,10 @@ export class SqlMetadataStore implements MetadataStore {
             record.lastPush,
           ]);
       }
+      const now = Date.now();
       const tagRows = [...record.tags].map(([tag, digest]) => [id, tag, digest, now]);
       await insertRows(c, 'tags', ['repository_id', 'name', 'digest', 'updated_at'], tagRows);
+      await SqlPulls.restore(c, id, pulled);
     });
   }
 
@@ -259,7 +260,15 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   notePull(name: string, at = Date.now()): void {
-    this.pulls.set(name, Math.max(this.pulls.get(name) ?? 0, at));
+    this.pulls.noteRepository(name, at);
+  }
+
+  noteManifestPull(name: string, digest: string, at = Date.now()): void {
+    this.pulls.noteManifest(name, digest, at);
+  }
+
+  manifestPulls(name: string): Promise<Map<string, number>> {
+    return this.pulls.manifestTimes(this.db, name);
   }
 
   async stats(name: string): Promise<RepositoryStats | undefined> {
@@ -364,14 +373,12 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async flush(): Promise<void> {
-    if (this.uses.pending === 0 && this.pulls.size === 0) return;
+    if (this.uses.pending === 0 && this.pulls.pending === 0) return;
     const uses = this.uses.take();
-    const pulls = [...this.pulls];
-    this.pulls.clear();
+    const pulls = this.pulls.take();
     await this.write(async (c) => {
       await SqlUses.write(c, uses);
-      for (const [name, at] of pulls)
-        await c.run('UPDATE repositories SET last_pull = ? WHERE name = ? AND last_pull < ?', [at, name, at]);
+      await SqlPulls.write(c, pulls);
     });
   }
 

@@ -128,6 +128,13 @@ export interface MetadataStore extends RepositoryIndex {
 
   /** A manifest of the repository was pulled at `at`; may be batched like `noteUse`. */
   notePull(name: string, at?: number): void;
+  /**
+   * The manifest `digest` of the repository was pulled (GET, not HEAD) at `at`. Never waits: a store batches it
+   * and may keep one note a minute per manifest (sql-pulls.ts), so a recorded time may be up to a minute early.
+   */
+  noteManifestPull(name: string, digest: string, at?: number): void;
+  /** Last pull of each manifest of the repository that was pulled (ms since the epoch), by digest. */
+  manifestPulls(name: string): Promise<Map<string, number>>;
   stats(name: string): Promise<RepositoryStats | undefined>;
 
   beginIntent(kind: IntentKind, name: string, key: string): Promise<number>;

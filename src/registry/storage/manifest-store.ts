@@ -74,7 +74,9 @@ export class ManifestStore {
    * Stores a manifest under a tag or digest. Every blob it references must be linked in the repository and
    * every index child must be a manifest of the repository. `extraTags` also point at it (PUT by digest with
    * `?tag=`). Returns the digest and the parsed manifest. `lazy` (the pull-through cache) skips the reference
-   * check: a cached manifest's blobs and children are fetched from the upstream when first asked for.
+   * check: a cached manifest's blobs and children are fetched from the upstream when first asked for. `guard` runs
+   * holding the tags' locks, before anything is written, and refuses the write by throwing (immutable tags:
+   * policy/immutable.ts).
    */
   async put(
     name: string,
@@ -82,7 +84,7 @@ export class ManifestStore {
     body: Buffer,
     contentType: string | undefined,
     extraTags: string[] = [],
-    opts: { lazy?: boolean } = {},
+    opts: { lazy?: boolean; guard?: (tags: readonly string[], digest: Digest) => Promise<void> } = {},
   ): Promise<{ digest: Digest; info: ManifestInfo }> {
     if (body.length > MAX_MANIFEST_BYTES)
       throw new RegistryError('MANIFEST_TOO_BIG', { limit: MAX_MANIFEST_BYTES, size: body.length });
@@ -107,6 +109,7 @@ export class ManifestStore {
     // One intent transaction, one storage sync and one metadata transaction for the manifest and its tags.
     return this.lock.run(`${name}@${digest.value}`, () =>
       this.tags.holding(name, tags, async () => {
+        await opts.guard?.(tags, digest);
         const intents = await this.index.beginIntents([
           { kind: 'revision-put', name, key: digest.value },
           ...tags.map((tag) => ({ kind: 'tag-put' as const, name, key: tag })),

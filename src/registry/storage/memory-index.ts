@@ -25,6 +25,8 @@ interface Entry {
   revisions: Set<string>;
   lastPush: number;
   lastPull: number;
+  /** Last pull of each pulled manifest, by digest. */
+  pulls: Map<string, number>;
   /** Facts by revision digest; a revision loaded without them makes `referrers` answer undefined. */
   facts: Map<string, ManifestFacts>;
 }
@@ -125,6 +127,7 @@ export class MemoryIndex implements MetadataStore {
     const e = this.repos.get(name);
     e?.revisions.delete(digest);
     e?.facts.delete(digest);
+    e?.pulls.delete(digest);
     this.dropIfEmpty(name);
   }
 
@@ -158,6 +161,7 @@ export class MemoryIndex implements MetadataStore {
     facts: ReadonlyMap<string, ManifestFacts>,
   ): Promise<void> {
     const lastPull = this.repos.get(name)?.lastPull ?? 0;
+    const pulls = this.repos.get(name)?.pulls ?? new Map<string, number>();
     this.repos.delete(name);
     this.catalogCache = undefined;
     if (record.tags.size === 0 && record.revisions.size === 0) return;
@@ -166,6 +170,7 @@ export class MemoryIndex implements MetadataStore {
       revisions: new Set(record.revisions),
       lastPush: record.lastPush,
       lastPull,
+      pulls: new Map([...pulls].filter(([d]) => record.revisions.has(d))),
       facts: new Map([...facts].filter(([d]) => record.revisions.has(d))),
     });
   }
@@ -187,6 +192,15 @@ export class MemoryIndex implements MetadataStore {
   notePull(name: string, at = Date.now()): void {
     const e = this.repos.get(name);
     if (e) e.lastPull = Math.max(e.lastPull, at);
+  }
+
+  noteManifestPull(name: string, digest: string, at = Date.now()): void {
+    const e = this.repos.get(name);
+    if (e?.revisions.has(digest)) e.pulls.set(digest, Math.max(e.pulls.get(digest) ?? 0, at));
+  }
+
+  async manifestPulls(name: string): Promise<Map<string, number>> {
+    return new Map(this.repos.get(name)?.pulls);
   }
 
   async stats(name: string): Promise<RepositoryStats | undefined> {
@@ -277,7 +291,7 @@ export class MemoryIndex implements MetadataStore {
   private entry(name: string): Entry {
     let e = this.repos.get(name);
     if (!e) {
-      e = { tags: new Map(), revisions: new Set(), lastPush: 0, lastPull: 0, facts: new Map() };
+      e = { tags: new Map(), revisions: new Set(), lastPush: 0, lastPull: 0, pulls: new Map(), facts: new Map() };
       this.repos.set(name, e);
       this.catalogCache = undefined;
     }
