@@ -8,6 +8,7 @@
  * host: example.com            # routers: registry.example.com, registry-ui.example.com
  * mode: dev                    # what `regctl up` runs without --prod
  * ports: { http: 80, https: 443, registry: 5000, dashboard: 8080 }   # registry: direct port in dev, 0 = none
+ *   # registryBind: 127.0.0.1     host address of the direct port (0.0.0.0: every address of the machine)
  * users:
  *   admin: { admin: true }
  *   ci: { rules: [ { repos: "apps/**", actions: [pull, push] } ] }
@@ -21,6 +22,7 @@
  * metadata: postgres://regctl@db.internal:5432/regctl   # shared by replicas; password in auth/metadata-password
  * ```
  */
+import { isIP } from 'node:net';
 import { parseDuration, parseSize } from '../common/units.js';
 import { z } from 'zod';
 import { VERSION } from '../common/version.js';
@@ -115,6 +117,14 @@ export const stackConfigSchema = z
         http: port('ports.http').default(80),
         https: port('ports.https').default(443),
         registry: z.union([z.literal(0), port('ports.registry')]).default(5000),
+        /**
+         * Host address the dev stack's direct registry port binds to: loopback by default, since requests on it
+         * bypass Traefik (its throttling still counts them, by the Docker gateway's address).
+         */
+        registryBind: z
+          .string()
+          .refine((v) => isIP(v) !== 0, 'ports.registryBind must be an IP address such as 127.0.0.1 or 0.0.0.0')
+          .default('127.0.0.1'),
         /** Traefik dashboard, published on 127.0.0.1 only, when traefik.dashboard is true. */
         dashboard: port('ports.dashboard').default(8080),
       })

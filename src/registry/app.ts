@@ -10,6 +10,7 @@ import type { AdminRequest, AdminRoute, AdminServices } from './admin/types.js';
 import type { AccessPolicy } from './auth/access.js';
 import { AccessPolicy as Policy } from './auth/access.js';
 import type { Authenticator } from './auth/authenticator.js';
+import { clientAddress, type TrustedProxies } from './auth/client-address.js';
 import { RegistryError, toRegistryError } from './errors.js';
 import { Fence } from './fence.js';
 import {
@@ -50,6 +51,8 @@ export interface RegistryAppOptions {
   fenceWaitMs?: number;
   /** Opens the metadata store at `init`; without it the registry keeps its index in memory. */
   openMetadata?: () => Promise<MetadataStore>;
+  /** Proxies whose forwarding headers name the client (auth/client-address.ts); none: the peer is the client. */
+  trustedProxies?: TrustedProxies;
 }
 
 const EXPOSED_HEADERS = [
@@ -186,15 +189,6 @@ export class RegistryApp {
     };
   }
 
-  private clientIp(req: IncomingMessage): string {
-    const xff = req.headers['x-forwarded-for'];
-    const list = (Array.isArray(xff) ? xff.join(',') : xff)
-      ?.split(',')
-      .map((s) => s.trim())
-      .filter(Boolean);
-    return list?.[list.length - 1] ?? req.socket?.remoteAddress ?? 'unknown';
-  }
-
   private cors(req: IncomingMessage, res: ServerResponse): void {
     const origin = req.headers.origin;
     const allowed = this.opts.corsOrigins ?? [];
@@ -212,7 +206,7 @@ export class RegistryApp {
     const socket = req.socket;
     const socketBytesAtStart = socket.bytesRead;
     const state: RequestState = { user: undefined, bytesOut: 0 };
-    const ip = this.clientIp(req);
+    const ip = clientAddress(req, this.opts.trustedProxies);
     let routeId = 'unmatched';
     res.on('finish', () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -316,7 +310,10 @@ export class RegistryApp {
   private async authenticate({ req, state }: Ctx): Promise<void> {
     if (!this.opts.auth) return;
     try {
-      state.user = await this.opts.auth.authenticate(req.headers.authorization, this.clientIp(req));
+      state.user = await this.opts.auth.authenticate(
+        req.headers.authorization,
+        clientAddress(req, this.opts.trustedProxies),
+      );
     } catch (err) {
       if (err instanceof RegistryError && err.code === 'UNAUTHORIZED') this.metrics.authFailures++;
       throw err;

@@ -22,6 +22,7 @@
  * | --cors-origin LIST   | REGCTL_CORS_ORIGIN       | corsOrigins       | (none)            |
  * | --no-credential-cache | REGCTL_CREDENTIAL_CACHE=false | credentialCache: false | true (cache on) |
  * | --metadata STORE     | REGCTL_METADATA          | metadata          | sqlite            |
+ * | --trusted-proxy LIST | REGCTL_TRUSTED_PROXIES   | trustedProxies    | (none: the peer is the client) |
  * | --state-dir DIR      | REGCTL_STATE_DIR         | stateDir          | the --data directory (S3 only) |
  * | --metadata-password-file FILE | REGCTL_METADATA_PASSWORD_FILE | metadataPasswordFile | (none)  |
  * | -                    | REGCTL_METADATA_PASSWORD | -                 | (none)            |
@@ -43,6 +44,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { parseDuration as parseDurationText, parseSize as parseSizeText, UnitError } from '../common/units.js';
+import { TrustedProxies, TrustedProxyError } from './auth/client-address.js';
 import { isLogLevel, type LogLevel } from './logger.js';
 import { parseS3Endpoint, parseS3Url, S3UrlError, type S3Settings } from './storage/s3/s3-config.js';
 
@@ -72,6 +74,8 @@ export interface ServeSettings {
   stateDir: string | undefined;
   /** From REGCTL_METADATA_PASSWORD only. */
   metadataPassword: string | undefined;
+  /** Proxies whose forwarding headers name the client: addresses, CIDR blocks, host names (auth/client-address.ts). */
+  trustedProxies: string[];
 }
 
 export type RawSettings = Partial<
@@ -95,7 +99,8 @@ export type RawSettings = Partial<
     | 'credentialCache'
     | 'metadata'
     | 'metadataPasswordFile'
-    | 'stateDir',
+    | 'stateDir'
+    | 'trustedProxies',
     unknown
   >
 >;
@@ -130,6 +135,7 @@ const ENV: Record<keyof RawSettings, string> = {
   metadata: 'REGCTL_METADATA',
   metadataPasswordFile: 'REGCTL_METADATA_PASSWORD_FILE',
   stateDir: 'REGCTL_STATE_DIR',
+  trustedProxies: 'REGCTL_TRUSTED_PROXIES',
 };
 
 function withSetting<T>(setting: string, parse: () => T): T {
@@ -267,7 +273,21 @@ export function resolveSettings(flags: RawSettings, env: NodeJS.ProcessEnv, file
     metadataPasswordFile: str('metadataPasswordFile'),
     stateDir: storage.kind === 's3' ? (stateDir ?? data) : undefined,
     metadataPassword: env.REGCTL_METADATA_PASSWORD || undefined,
+    trustedProxies: trustedProxiesSetting(pick('trustedProxies')),
   };
+}
+
+/** The trusted proxies, each entry checked now so a typo is refused at start rather than ignored. */
+function trustedProxiesSetting(v: unknown): string[] {
+  if (v === undefined || v === null) return [];
+  try {
+    const list = TrustedProxies.parseList(v);
+    new TrustedProxies(list);
+    return list;
+  } catch (err) {
+    if (err instanceof TrustedProxyError) throw new SettingsError('trustedProxies', `trusted-proxy: ${err.message}`);
+    throw err;
+  }
 }
 
 /** The storage settings: S3 when `storage` is an s3:// URL; the S3 settings without it are refused. */

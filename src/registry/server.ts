@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { RegistryApp } from './app.js';
 import { Authenticator } from './auth/authenticator.js';
 import type { ThrottleOptions } from './auth/throttle.js';
+import { TrustedProxies } from './auth/client-address.js';
 import { createLogger, type LogFn, type LogLevel } from './logger.js';
 import type { StorageDriver } from './storage/driver.js';
 import { FsDriver } from './storage/fs-driver.js';
@@ -56,6 +57,8 @@ export interface RegistryServerOptions {
   log?: LogFn;
   uiHandler?: (req: IncomingMessage, res: ServerResponse) => void;
   throttle?: Partial<ThrottleOptions>;
+  /** Addresses, CIDR blocks or host names of the proxies whose X-Forwarded-For is believed (default none). */
+  trustedProxies?: readonly string[];
   authPollMs?: number;
   /** Cache verified credentials (default true); false runs bcrypt on every authenticated request. */
   credentialCache?: boolean;
@@ -117,10 +120,12 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
           log,
         })
       : undefined;
+  const trustedProxies = new TrustedProxies(opts.trustedProxies ?? [], { log });
   const app = new RegistryApp({
     driver,
     auth,
     log,
+    trustedProxies,
     corsOrigins: opts.corsOrigins,
     uploadPurgeAgeMs: opts.uploadPurgeAgeMs,
     minFreeBytes: opts.minFreeBytes,
@@ -146,6 +151,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     server,
     async listen() {
       if (auth) await auth.start();
+      await trustedProxies.start();
       await app.init();
       const host = opts.host ?? '127.0.0.1';
       await new Promise<void>((res, rej) => {
@@ -161,6 +167,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     },
     async close() {
       auth?.close();
+      trustedProxies.close();
       app.close();
       if (!server.listening) {
         await app.maintenanceDone();

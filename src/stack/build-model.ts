@@ -29,6 +29,8 @@ import {
 import { REGISTRY_NODE_FLAGS, REGISTRY_PROCESS_ENV } from '../registry/process-env.js';
 
 export const REGISTRY_PORT = 5000;
+/** Traefik's service name, which resolves to its container (compose) or tasks (Swarm) on the stack network. */
+export const TRAEFIK_SERVICE = 'traefik';
 export const UI_PORT = 8080;
 export const DATA_DIR = '/var/lib/registry';
 export const AUTH_DIR = '/auth';
@@ -40,6 +42,8 @@ export const MANAGED_BY = 'regctl';
 export const VERSION_LABEL = 'dev.regctl.version';
 /** The PostgreSQL password file, beside htpasswd in the stack's auth/ directory (0600). */
 export const METADATA_PASSWORD_FILE = 'metadata-password';
+/** The registry's token signing key under auth/ (0600); during a rotation's grace the old one is `<file>.previous`. */
+export const TOKEN_KEY_FILE = 'token-key.pem';
 export const TRAEFIK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/';
 /** Traefik static config files, relative to the stack directory. */
 export const TRAEFIK_CONFIG_FILES: Record<StackMode, string> = {
@@ -102,38 +106,17 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: Buil
 
   const services: ServiceModel[] = [traefikService(config, mode, project)];
 
-  const registryCommand = [
-    'node',
-    ...REGISTRY_NODE_FLAGS,
-    REGCTL_SCRIPT,
-    'serve',
-    '--listen',
-    `0.0.0.0:${REGISTRY_PORT}`,
-    '--data',
-    DATA_DIR,
-    '--htpasswd',
-    `${AUTH_DIR}/htpasswd`,
-    '--access',
-    `${AUTH_DIR}/access.yaml`,
-    '--log-level',
-    config.registry.logLevel,
-    '--upload-purge-age',
-    config.registry.uploadPurgeAge,
-    '--min-free',
-    config.registry.minFreeDisk,
-    ...(config.metadata
-      ? ['--metadata', config.metadata, '--metadata-password-file', `${AUTH_DIR}/${METADATA_PASSWORD_FILE}`]
-      : []),
-  ];
   services.push({
     name: 'registry',
     containerName: `${project}-registry`,
     image: config.images.registry,
     build: 0,
-    command: registryCommand,
+    command: registryCommand(config),
     environment: { ...REGISTRY_PROCESS_ENV },
     ports:
-      mode === 'dev' && config.ports.registry !== 0 ? [{ host: config.ports.registry, container: REGISTRY_PORT }] : [],
+      mode === 'dev' && config.ports.registry !== 0
+        ? [{ hostIp: config.ports.registryBind, host: config.ports.registry, container: REGISTRY_PORT }]
+        : [],
     mounts: [{ type: 'volume', source: dataVolume.key, target: DATA_DIR }, authMount],
     labels: routeLabels(routeCtx, {
       router: 'registry',
@@ -199,6 +182,37 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: Buil
   };
 }
 
+/** The registry container's command: `regctl serve` with the stack's files and settings. */
+function registryCommand(config: StackConfig): string[] {
+  return [
+    'node',
+    ...REGISTRY_NODE_FLAGS,
+    REGCTL_SCRIPT,
+    'serve',
+    '--listen',
+    `0.0.0.0:${REGISTRY_PORT}`,
+    '--data',
+    DATA_DIR,
+    '--htpasswd',
+    `${AUTH_DIR}/htpasswd`,
+    '--access',
+    `${AUTH_DIR}/access.yaml`,
+    '--log-level',
+    config.registry.logLevel,
+    '--upload-purge-age',
+    config.registry.uploadPurgeAge,
+    '--min-free',
+    config.registry.minFreeDisk,
+    // Traefik by its service name, not the network's subnet: the subnet also holds the Docker gateway, the source
+    // of requests on the published direct port, whose X-Forwarded-For must not be believed.
+    '--trusted-proxy',
+    TRAEFIK_SERVICE,
+    ...(config.metadata
+      ? ['--metadata', config.metadata, '--metadata-password-file', `${AUTH_DIR}/${METADATA_PASSWORD_FILE}`]
+      : []),
+  ];
+}
+
 /** Traefik: the one public entry, configured by its static file and the other services' labels. */
 function traefikService(config: StackConfig, mode: StackMode, project: string): ServiceModel {
   const traefikPorts: PortModel[] = [{ host: config.ports.http, container: TRAEFIK_PORTS.http }];
@@ -226,7 +240,7 @@ function traefikService(config: StackConfig, mode: StackMode, project: string): 
   }
 
   return {
-    name: 'traefik',
+    name: TRAEFIK_SERVICE,
     containerName: `${project}-traefik`,
     image: config.images.traefik,
     // Flags only: the image's entrypoint runs traefik (the official image's script prepends `traefik` to flags).

@@ -8,7 +8,7 @@
  * auth/access.yaml         who may pull/push/delete what
  * auth/htpasswd    0600    bcrypt hashes (secret; never re-rendered once it exists)
  * .env             0600    COMPOSE_PROJECT_NAME, REGCTL_PACKAGE_DIR, images, admin password (secret)
- * .gitignore               keeps .env, auth/htpasswd, letsencrypt/ and *.bak out of git
+ * .gitignore               keeps .env, auth/htpasswd(.grace), token keys, letsencrypt/ and *.bak out of git
  * ```
  * Rendering is pure; `writeStack` plans and writes (see write.ts).
  */
@@ -23,7 +23,7 @@ import { applyPlan, planStack, type ApplyResult, type PlannedFile, type StackFil
 import type { StackMode } from './model.js';
 import { buildSwarmModel, SWARM_COMPOSE_FILE, SWARM_TRAEFIK_FILE } from './swarm-model.js';
 import { renderSwarmCompose } from './swarm-compose.js';
-import { METADATA_PASSWORD_FILE } from './build-model.js';
+import { METADATA_PASSWORD_FILE, TOKEN_KEY_FILE } from './build-model.js';
 
 /** This package's root directory (the build context of the registry image). */
 export const PACKAGE_DIR = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
@@ -104,6 +104,9 @@ const gitignore = (config: StackConfig): string =>
     '# Secrets and machine state of this regctl stack: never commit them.',
     '.env',
     'auth/htpasswd',
+    'auth/htpasswd.grace',
+    `auth/${TOKEN_KEY_FILE}`,
+    `auth/${TOKEN_KEY_FILE}.previous`,
     ...(config.metadata ? [`auth/${METADATA_PASSWORD_FILE}`] : []),
     'letsencrypt/',
     '*.bak',

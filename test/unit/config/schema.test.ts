@@ -24,7 +24,7 @@ describe('stack config schema', () => {
       name: 'regctl',
       host: 'localhost',
       mode: 'dev',
-      ports: { http: 80, https: 443, registry: 5000, dashboard: 8080 },
+      ports: { http: 80, https: 443, registry: 5000, registryBind: '127.0.0.1', dashboard: 8080 },
       users: { admin: { admin: true, rules: [] } },
       storage: {},
       ui: { enabled: true },
@@ -52,7 +52,7 @@ describe('stack config schema', () => {
       name: 'team-reg',
       host: 'example.com',
       mode: 'prod',
-      ports: { http: 8000, https: 8443, registry: 0, dashboard: 9090 },
+      ports: { http: 8000, https: 8443, registry: 0, registryBind: '0.0.0.0', dashboard: 9090 },
       users: {
         ops: { admin: true },
         ci: { rules: [{ repos: 'apps/**', actions: ['pull', 'push'] }] },
@@ -103,6 +103,7 @@ describe('stack config schema', () => {
     [{ version: 1, ports: { http: '80' } }, 'ports.http', 'ports.http must be a number'],
     [{ version: 1, ports: { http: 8080, https: 8080 } }, 'ports.https', 'ports.http and ports.https must differ'],
     [{ version: 1, ports: { registry: 80 } }, 'ports.registry', 'must differ from ports.http'],
+    [{ version: 1, ports: { registryBind: 'localhost' } }, 'ports.registryBind', 'must be an IP address'],
     [
       { version: 1, ports: { http: 8080 }, traefik: { dashboard: true } },
       'ports.dashboard',

@@ -34,7 +34,26 @@ describe('serve settings', () => {
       metadata: { kind: 'sqlite' },
       metadataPasswordFile: undefined,
       metadataPassword: undefined,
+      trustedProxies: [],
     });
+  });
+
+  it('reads trusted proxies from a flag, the environment or a YAML list, and refuses a bad entry', () => {
+    expect(resolveSettings({ trustedProxies: '10.0.0.0/8, traefik' }, {}, {}).trustedProxies).toEqual([
+      '10.0.0.0/8',
+      'traefik',
+    ]);
+    expect(
+      resolveSettings({}, { REGCTL_TRUSTED_PROXIES: '127.0.0.1' }, { trustedProxies: ['x'] }).trustedProxies,
+    ).toEqual(['127.0.0.1']);
+    expect(resolveSettings({}, {}, { trustedProxies: ['fd00::/8', '172.18.0.3'] }).trustedProxies).toEqual([
+      'fd00::/8',
+      '172.18.0.3',
+    ]);
+    expect(() => resolveSettings({ trustedProxies: '10.0.0.0/40' }, {}, {})).toThrow(
+      /trusted-proxy: "10.0.0.0\/40" is not a CIDR block/,
+    );
+    expect(() => resolveSettings({}, {}, { trustedProxies: { a: 1 } })).toThrow(/trusted-proxy: .* is not a list/);
   });
 
   it('reads the metadata store from flags, environment or file, its password only from the environment or a file', () => {

@@ -94,8 +94,10 @@ describe('buildStackModel', () => {
       '24h',
       '--min-free',
       '2GiB',
+      '--trusted-proxy',
+      'traefik',
     ]);
-    expect(dev.ports).toEqual([{ host: 5000, container: 5000 }]);
+    expect(dev.ports).toEqual([{ hostIp: '127.0.0.1', host: 5000, container: 5000 }]);
     // V8 options (before the script) and glibc malloc settings that bound the server's resident memory
     // (src/registry/process-env.ts).
     expect(dev.environment).toEqual({
