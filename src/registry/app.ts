@@ -10,7 +10,9 @@ import type { AdminRequest, AdminRoute, AdminServices } from './admin/types.js';
 import type { AccessPolicy } from './auth/access.js';
 import { AccessPolicy as Policy } from './auth/access.js';
 import type { Authenticator } from './auth/authenticator.js';
+import { authorizeCatalog, authorizeRepository } from './auth/authorize.js';
 import { clientAddress, type TrustedProxies } from './auth/client-address.js';
+import { scopeForRequest, TOKEN_PATH, type TokenService } from './auth/token-service.js';
 import { RegistryError, toRegistryError } from './errors.js';
 import { Fence } from './fence.js';
 import {
@@ -22,6 +24,7 @@ import {
   type Ctx,
   type RequestState,
 } from './http/context.js';
+import { answerOptions, cors } from './http/cors.js';
 import { listCatalog } from './http/listing.js';
 import { matchRoute } from './http/routes.js';
 import type { LogFn } from './logger.js';
@@ -53,20 +56,9 @@ export interface RegistryAppOptions {
   openMetadata?: () => Promise<MetadataStore>;
   /** Proxies whose forwarding headers name the client (auth/client-address.ts); none: the peer is the client. */
   trustedProxies?: TrustedProxies;
+  /** Token auth (auth/token-service.ts): Bearer challenges on /v2/ and the token endpoint; needs `auth`. */
+  tokens?: TokenService;
 }
-
-const EXPOSED_HEADERS = [
-  'Docker-Content-Digest',
-  'Docker-Upload-UUID',
-  'Location',
-  'Range',
-  'Link',
-  'OCI-Subject',
-  'OCI-Filters-Applied',
-  'OCI-Deleted-Tags',
-  'WWW-Authenticate',
-  'Content-Range',
-].join(', ');
 
 export class RegistryApp {
   readonly store: RegistryStore;
@@ -189,17 +181,6 @@ export class RegistryApp {
     };
   }
 
-  private cors(req: IncomingMessage, res: ServerResponse): void {
-    const origin = req.headers.origin;
-    const allowed = this.opts.corsOrigins ?? [];
-    if (!origin || allowed.length === 0) return;
-    if (!allowed.includes('*') && !allowed.includes(origin)) return;
-    res.setHeader('Access-Control-Allow-Origin', origin);
-    res.setHeader('Vary', 'Origin');
-    res.setHeader('Access-Control-Allow-Credentials', 'true');
-    res.setHeader('Access-Control-Expose-Headers', EXPOSED_HEADERS);
-  }
-
   /** The Node request listener. */
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
     const started = process.hrtime.bigint();
@@ -227,7 +208,7 @@ export class RegistryApp {
     });
     for (const [k, v] of Object.entries(API_VERSION_HEADER)) res.setHeader(k, v);
     if (this.shuttingDown) res.setHeader('Connection', 'close');
-    this.cors(req, res);
+    cors(req, res, this.opts.corsOrigins ?? []);
     void this.dispatch(req, res, state, (id) => (routeId = id)).catch((err: unknown) => {
       const e = toRegistryError(err);
       const clientGone =
@@ -257,17 +238,7 @@ export class RegistryApp {
 
     if (req.method === 'OPTIONS') {
       setRoute('options');
-      res.setHeader('Allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS');
-      if (res.hasHeader('Access-Control-Allow-Origin')) {
-        res.setHeader('Access-Control-Allow-Methods', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS');
-        res.setHeader(
-          'Access-Control-Allow-Headers',
-          'Authorization, Content-Type, Accept, Range, Content-Range, Docker-Content-Digest',
-        );
-        res.setHeader('Access-Control-Max-Age', '600');
-      }
-      send(ctx, 204, {});
-      return;
+      return answerOptions(ctx);
     }
     if (path === '/healthz') {
       setRoute('healthz');
@@ -299,6 +270,10 @@ export class RegistryApp {
       return;
     }
     if (path.startsWith('/admin/v1/')) return this.dispatchAdmin(ctx, setRoute);
+    if (path === TOKEN_PATH && this.opts.tokens && this.opts.auth) {
+      setRoute('token');
+      return this.opts.tokens.handle(ctx, clientAddress(req, this.opts.trustedProxies));
+    }
     if (!path.startsWith('/v2')) {
       setRoute('unknown');
       throw new RegistryError('NOT_FOUND', { path });
@@ -307,13 +282,20 @@ export class RegistryApp {
     return this.dispatchV2(ctx, setRoute);
   }
 
-  private async authenticate({ req, state }: Ctx): Promise<void> {
+  private async authenticate({ req, state, path }: Ctx): Promise<void> {
     if (!this.opts.auth) return;
+    const header = req.headers.authorization;
+    const tokens = this.opts.tokens;
     try {
-      state.user = await this.opts.auth.authenticate(
-        req.headers.authorization,
-        clientAddress(req, this.opts.trustedProxies),
-      );
+      if (tokens && /^Bearer\s/i.test(header ?? '')) {
+        const verified = await tokens.verify(req, (header as string).replace(/^Bearer\s+/i, '').trim());
+        state.user = verified.user;
+        state.access = verified.access;
+      } else if (tokens && header === undefined && path.startsWith('/v2')) {
+        throw tokens.unauthorized(req, scopeForRequest(path, req.method));
+      } else {
+        state.user = await this.opts.auth.authenticate(header, clientAddress(req, this.opts.trustedProxies));
+      }
     } catch (err) {
       if (err instanceof RegistryError && err.code === 'UNAUTHORIZED') this.metrics.authFailures++;
       throw err;
@@ -387,6 +369,7 @@ export class RegistryApp {
     if (method.action === 'catalog') {
       const user = state.user;
       const policy = this.policy();
+      authorizeCatalog(state.access, (scope) => this.insufficientScope(ctx, scope));
       await listCatalog(ctx, (repo) => !this.opts.auth || (user !== undefined && policy.can(user, repo, 'pull')));
       return;
     }
@@ -396,18 +379,19 @@ export class RegistryApp {
     }
     const name = match.params.name as string;
     if (this.opts.auth && state.user !== undefined) {
-      const policy = this.policy();
-      if (!policy.can(state.user, name, method.action)) {
-        throw new RegistryError('DENIED', { name, action: method.action });
-      }
-      const from = url.searchParams.get('from');
-      if (method.mountsFrom && from !== null && (!isValidName(from) || !policy.can(state.user, from, 'pull'))) {
-        // No pull right on the source: no mount, the client gets an upload session instead.
-        url.searchParams.delete('mount');
-        url.searchParams.delete('from');
-      }
+      authorizeRepository({
+        policy: this.policy(),
+        user: state.user,
+        access: state.access,
+        name,
+        action: method.action,
+        url,
+        mountsFrom: method.mountsFrom === true,
+        insufficient: (scope) => this.insufficientScope(ctx, scope),
+      });
     }
-    ctx.mountAnywhere = !this.opts.auth || (state.user !== undefined && this.policy().isAdmin(state.user));
+    ctx.mountAnywhere =
+      !this.opts.auth || (state.user !== undefined && !state.access && this.policy().isAdmin(state.user));
     let release: (() => void) | undefined;
     if (method.fence === 'counted') release = await this.fence.enterWrite(this.opts.fenceWaitMs);
     else if (method.fence === 'wait') await this.fence.waitWritable(this.opts.fenceWaitMs);
@@ -417,6 +401,10 @@ export class RegistryApp {
     } finally {
       release?.();
     }
+  }
+
+  private insufficientScope({ req }: Ctx, scope: string): RegistryError {
+    return this.opts.tokens?.unauthorized(req, scope, 'insufficient_scope') ?? new RegistryError('DENIED', { scope });
   }
 
   private requireAdmin(user: string | undefined): void {

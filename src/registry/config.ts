@@ -23,6 +23,9 @@
  * | --no-credential-cache | REGCTL_CREDENTIAL_CACHE=false | credentialCache: false | true (cache on) |
  * | --metadata STORE     | REGCTL_METADATA          | metadata          | sqlite            |
  * | --trusted-proxy LIST | REGCTL_TRUSTED_PROXIES   | trustedProxies    | (none: the peer is the client) |
+ * | --auth MODE          | REGCTL_AUTH              | auth              | basic (or token)  |
+ * | --token-key FILE     | REGCTL_TOKEN_KEY         | tokenKey          | (none; required with token) |
+ * With `auth: token` the realm is also the token `service` (auth/token-service.ts).
  * | --state-dir DIR      | REGCTL_STATE_DIR         | stateDir          | the --data directory (S3 only) |
  * | --metadata-password-file FILE | REGCTL_METADATA_PASSWORD_FILE | metadataPasswordFile | (none)  |
  * | -                    | REGCTL_METADATA_PASSWORD | -                 | (none)            |
@@ -76,6 +79,9 @@ export interface ServeSettings {
   metadataPassword: string | undefined;
   /** Proxies whose forwarding headers name the client: addresses, CIDR blocks, host names (auth/client-address.ts). */
   trustedProxies: string[];
+  /** basic: Basic credentials on every request; token: Bearer tokens from the registry's token endpoint. */
+  authMode: 'basic' | 'token';
+  tokenKey: string | undefined;
 }
 
 export type RawSettings = Partial<
@@ -100,7 +106,9 @@ export type RawSettings = Partial<
     | 'metadata'
     | 'metadataPasswordFile'
     | 'stateDir'
-    | 'trustedProxies',
+    | 'trustedProxies'
+    | 'auth'
+    | 'tokenKey',
     unknown
   >
 >;
@@ -136,6 +144,8 @@ const ENV: Record<keyof RawSettings, string> = {
   metadataPasswordFile: 'REGCTL_METADATA_PASSWORD_FILE',
   stateDir: 'REGCTL_STATE_DIR',
   trustedProxies: 'REGCTL_TRUSTED_PROXIES',
+  auth: 'REGCTL_AUTH',
+  tokenKey: 'REGCTL_TOKEN_KEY',
 };
 
 function withSetting<T>(setting: string, parse: () => T): T {
@@ -274,7 +284,17 @@ export function resolveSettings(flags: RawSettings, env: NodeJS.ProcessEnv, file
     stateDir: storage.kind === 's3' ? (stateDir ?? data) : undefined,
     metadataPassword: env.REGCTL_METADATA_PASSWORD || undefined,
     trustedProxies: trustedProxiesSetting(pick('trustedProxies')),
+    authMode: authModeSetting(text('auth', pick('auth') ?? 'basic'), str('tokenKey')),
+    tokenKey: str('tokenKey'),
   };
+}
+
+function authModeSetting(mode: string, tokenKey: string | undefined): 'basic' | 'token' {
+  if (mode !== 'basic' && mode !== 'token')
+    throw new SettingsError('auth', `auth: "${mode}" is not basic or token (example: --auth token --token-key FILE)`);
+  if (mode === 'token' && tokenKey === undefined)
+    throw new SettingsError('tokenKey', 'auth token needs --token-key FILE (the signing key; created when missing)');
+  return mode;
 }
 
 /** The trusted proxies, each entry checked now so a typo is refused at start rather than ignored. */

@@ -9,6 +9,7 @@ import { RegistryApp } from './app.js';
 import { Authenticator } from './auth/authenticator.js';
 import type { ThrottleOptions } from './auth/throttle.js';
 import { TrustedProxies } from './auth/client-address.js';
+import { TokenService } from './auth/token-service.js';
 import { createLogger, type LogFn, type LogLevel } from './logger.js';
 import type { StorageDriver } from './storage/driver.js';
 import { FsDriver } from './storage/fs-driver.js';
@@ -59,6 +60,10 @@ export interface RegistryServerOptions {
   throttle?: Partial<ThrottleOptions>;
   /** Addresses, CIDR blocks or host names of the proxies whose X-Forwarded-For is believed (default none). */
   trustedProxies?: readonly string[];
+  /** `token`: Bearer tokens from the registry's own token endpoint (auth/token-service.ts); default `basic`. */
+  authMode?: 'basic' | 'token';
+  /** The token signing key file (created when missing); required with `authMode: 'token'`. */
+  tokenKey?: string;
   authPollMs?: number;
   /** Cache verified credentials (default true); false runs bcrypt on every authenticated request. */
   credentialCache?: boolean;
@@ -120,12 +125,19 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
           log,
         })
       : undefined;
+  if (opts.authMode === 'token' && auth && !opts.tokenKey)
+    throw new RegistryConfigError('token auth needs a signing key file: pass --token-key FILE (created when missing)');
+  const tokens =
+    opts.authMode === 'token' && auth && opts.tokenKey
+      ? new TokenService({ keyPath: resolve(opts.tokenKey), service: opts.realm ?? 'regctl', authenticator: auth, log })
+      : undefined;
   const trustedProxies = new TrustedProxies(opts.trustedProxies ?? [], { log });
   const app = new RegistryApp({
     driver,
     auth,
     log,
     trustedProxies,
+    tokens,
     corsOrigins: opts.corsOrigins,
     uploadPurgeAgeMs: opts.uploadPurgeAgeMs,
     minFreeBytes: opts.minFreeBytes,
@@ -152,6 +164,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     async listen() {
       if (auth) await auth.start();
       await trustedProxies.start();
+      await tokens?.start();
       await app.init();
       const host = opts.host ?? '127.0.0.1';
       await new Promise<void>((res, rej) => {
@@ -168,6 +181,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     async close() {
       auth?.close();
       trustedProxies.close();
+      tokens?.close();
       app.close();
       if (!server.listening) {
         await app.maintenanceDone();

@@ -14,7 +14,9 @@ interface ServeFlags {
   s3Redirect?: boolean;
   htpasswd?: string;
   access?: string;
-  auth?: boolean;
+  /** false from --no-auth, the mode from --auth MODE. */
+  auth?: boolean | string;
+  tokenKey?: string;
   config?: string;
   ui?: boolean;
   logLevel?: string;
@@ -54,6 +56,8 @@ export async function resolveServeSettings(flags: ServeFlags, env: NodeJS.Proces
     metadataPasswordFile: flags.metadataPasswordFile,
     stateDir: flags.stateDir,
     trustedProxies: flags.trustedProxy,
+    auth: typeof flags.auth === 'string' ? flags.auth : undefined,
+    tokenKey: flags.tokenKey,
   };
   try {
     const configPath = flags.config ?? env.REGCTL_CONFIG;
@@ -90,6 +94,14 @@ export function serveCommand(ctx: CliContext): Command {
     )
     .option('--htpasswd <file>', 'bcrypt htpasswd file (env REGCTL_HTPASSWD)')
     .option('--access <file>', 'per-user permissions, YAML (env REGCTL_ACCESS)')
+    .option(
+      '--auth <mode>',
+      'basic (a password on every request) or token (Bearer tokens from the registry at /auth/token, Basic still accepted) (env REGCTL_AUTH, default basic)',
+    )
+    .option(
+      '--token-key <file>',
+      'with --auth token: the ES256 signing key, PEM, created 0600 when missing (env REGCTL_TOKEN_KEY)',
+    )
     .option('--no-auth', 'run without authentication (env REGCTL_NO_AUTH=1)')
     .option('--config <file>', 'YAML config file (env REGCTL_CONFIG)')
     .option('--ui', 'also serve the web UI at /ui/ (env REGCTL_UI=1)')
@@ -160,6 +172,8 @@ async function runServe(ctx: CliContext, flags: ServeFlags): Promise<void> {
       metadataPasswordFile: settings.metadataPasswordFile,
       stateDir: settings.stateDir,
       trustedProxies: settings.trustedProxies,
+      authMode: settings.authMode,
+      tokenKey: settings.tokenKey,
       log: createLogger(settings.logLevel),
       uiHandler,
     });

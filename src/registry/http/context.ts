@@ -3,10 +3,13 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { RegistryError, errorEnvelope } from '../errors.js';
 import type { RegistryStore } from '../storage/store.js';
+import type { AccessEntry } from '../auth/token-scope.js';
 
 export interface RequestState {
   user: string | undefined;
   bytesOut: number;
+  /** The `access` claim of the Bearer token the request came with; undefined for Basic credentials. */
+  access?: AccessEntry[];
 }
 
 /** What a route handler receives. */

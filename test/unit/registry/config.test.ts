@@ -35,7 +35,21 @@ describe('serve settings', () => {
       metadataPasswordFile: undefined,
       metadataPassword: undefined,
       trustedProxies: [],
+      authMode: 'basic',
+      tokenKey: undefined,
     });
+  });
+
+  it('reads the auth mode; token needs a key file; anything else is refused', () => {
+    expect(resolveSettings({ auth: 'token', tokenKey: 'auth/token-key.pem' }, {}, {})).toMatchObject({
+      authMode: 'token',
+      tokenKey: 'auth/token-key.pem',
+    });
+    expect(resolveSettings({}, { REGCTL_AUTH: 'token', REGCTL_TOKEN_KEY: 'k.pem' }, { auth: 'basic' }).authMode).toBe(
+      'token',
+    );
+    expect(() => resolveSettings({ auth: 'token' }, {}, {})).toThrow(/auth token needs --token-key FILE/);
+    expect(() => resolveSettings({}, {}, { auth: 'bearer' })).toThrow(/auth: "bearer" is not basic or token/);
   });
 
   it('reads trusted proxies from a flag, the environment or a YAML list, and refuses a bad entry', () => {
