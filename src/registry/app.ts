@@ -203,6 +203,7 @@ export class RegistryApp {
         bytesOut: state.bytesOut,
         ms: Math.round(seconds * 1000),
         user: state.user,
+        ...(state.access !== undefined ? { bearer: true } : {}),
         ip,
       });
     });
