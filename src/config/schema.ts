@@ -17,7 +17,7 @@
  * acme: { email: ops@example.com, caServer: https://acme-v02.api.letsencrypt.org/directory }
  * images: { registry: regctl:0.1.0, traefik: traefik:v3.6, base: node:20-bookworm-slim }
  * traefik: { dashboard: false, readTimeout: 0s, writeTimeout: 0s, idleTimeout: 180s, accessLog: true }
- * registry: { uploadPurgeAge: 168h, minFreeDisk: 1GiB, logLevel: info }
+ * registry: { uploadPurgeAge: 168h, minFreeDisk: 1GiB, logLevel: info, auth: basic }   # auth: basic | token
  * deploy: { mode: compose, replicas: 1 }   # swarm: `regctl up` deploys services (compose.swarm.yaml)
  * metadata: postgres://regctl@db.internal:5432/regctl   # shared by replicas; password in auth/metadata-password
  * ```
@@ -181,6 +181,8 @@ export const stackConfigSchema = z
           'must be a size such as 1GiB or 500MB (Ki/Mi/Gi: powers of 1024, k/M/G: of 1000)',
         ).default('1GiB'),
         logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+        /** basic: a password on every request; token: Bearer tokens from the registry (key auth/token-key.pem). */
+        auth: z.enum(['basic', 'token'], { error: 'registry.auth is basic or token' }).default('basic'),
       })
       .prefault({}),
     /** How `regctl up` runs the stack: containers on this engine (compose), or Swarm services (swarm). */
@@ -217,6 +219,12 @@ export const stackConfigSchema = z
         message: `${replicas} replicas share one store only with PostgreSQL metadata: set metadata: postgres://USER@HOST/DB`,
       });
     }
+    if (config.registry.auth === 'token' && config.deploy.mode === 'swarm')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['registry', 'auth'],
+        message: 'registry.auth: token is not available with deploy.mode: swarm yet (its key is not a swarm secret)',
+      });
     const { http, https, registry, dashboard } = config.ports;
     if (http === https)
       ctx.addIssue({ code: 'custom', path: ['ports', 'https'], message: 'ports.http and ports.https must differ' });

@@ -207,6 +207,7 @@ function registryCommand(config: StackConfig): string[] {
     // of requests on the published direct port, whose X-Forwarded-For must not be believed.
     '--trusted-proxy',
     TRAEFIK_SERVICE,
+    ...(config.registry.auth === 'token' ? ['--auth', 'token', '--token-key', `${AUTH_DIR}/${TOKEN_KEY_FILE}`] : []),
     ...(config.metadata
       ? ['--metadata', config.metadata, '--metadata-password-file', `${AUTH_DIR}/${METADATA_PASSWORD_FILE}`]
       : []),

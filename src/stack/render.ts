@@ -37,6 +37,8 @@ export interface StackSecrets {
   metadataPassword?: string;
   /** Text of auth/htpasswd.grace when it exists (a swarm stack deploys it as a secret). */
   grace?: string;
+  /** The token signing key (PEM), written once to auth/token-key.pem (0600) and kept after. */
+  tokenKey?: string;
 }
 
 export interface RenderOptions {
@@ -204,6 +206,15 @@ export function renderStack(config: StackConfig, opts: RenderOptions = {}): Stac
       secret: true,
       keepExisting: true,
     });
+    if (opts.secrets.tokenKey !== undefined) {
+      files.push({
+        path: `auth/${TOKEN_KEY_FILE}`,
+        content: opts.secrets.tokenKey,
+        mode: 0o600,
+        secret: true,
+        keepExisting: true,
+      });
+    }
     if (opts.secrets.metadataPassword !== undefined) {
       files.push({
         path: `auth/${METADATA_PASSWORD_FILE}`,

@@ -38,7 +38,7 @@ describe('stack config schema', () => {
         accessLog: true,
         logLevel: 'INFO',
       },
-      registry: { uploadPurgeAge: '168h', minFreeDisk: '1GiB', logLevel: 'info' },
+      registry: { uploadPurgeAge: '168h', minFreeDisk: '1GiB', logLevel: 'info', auth: 'basic' },
       deploy: { mode: 'compose', replicas: 1 },
     });
     expect(DEFAULT_REGISTRY_IMAGE).toBe(`regctl:${VERSION}`);
@@ -74,7 +74,7 @@ describe('stack config schema', () => {
         accessLog: false,
         logLevel: 'DEBUG',
       },
-      registry: { uploadPurgeAge: '24h', minFreeDisk: '500MB', logLevel: 'debug' },
+      registry: { uploadPurgeAge: '24h', minFreeDisk: '500MB', logLevel: 'debug', auth: 'token' },
     };
     const { config } = parseStackConfig(input);
     expect(config).toEqual({
@@ -121,6 +121,12 @@ describe('stack config schema', () => {
     [{ version: 1, traefik: { readTimeout: '1 hour' } }, 'traefik.readTimeout', 'must be a duration'],
     [{ version: 1, registry: { minFreeDisk: 'lots' } }, 'registry.minFreeDisk', 'must be a size'],
     [{ version: 1, registry: { uploadPurgeAge: '10' } }, 'registry.uploadPurgeAge', 'a number needs a unit'],
+    [{ version: 1, registry: { auth: 'oidc' } }, 'registry.auth', 'registry.auth is basic or token'],
+    [
+      { version: 1, registry: { auth: 'token' }, deploy: { mode: 'swarm' } },
+      'registry.auth',
+      'not available with deploy.mode: swarm',
+    ],
     [{ version: 1, traefik: { idleTimeout: '7d' } }, 'traefik.idleTimeout', 'must be a duration'],
     [{ version: 1, name: 'My Stack' }, 'name', 'must be lower-case letters'],
     [{ version: 1, hosts: 'x' }, '', 'unknown field "hosts"'],

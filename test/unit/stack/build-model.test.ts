@@ -126,6 +126,23 @@ describe('buildStackModel', () => {
     expect(svc(buildStackModel(config({ ports: { registry: 0 } }), 'dev').services, 'registry').ports).toEqual([]);
   });
 
+  test('registry.auth token: the registry runs with the key the stack keeps in auth/; the direct port can be opened', () => {
+    const registry = (input: Record<string, unknown>) =>
+      buildStackModel(config(input), 'dev').services.find((s) => s.name === 'registry') as ServiceModel;
+    expect(registry({ registry: { auth: 'token' } }).command.slice(-6)).toEqual([
+      '--trusted-proxy',
+      'traefik',
+      '--auth',
+      'token',
+      '--token-key',
+      '/auth/token-key.pem',
+    ]);
+    expect(registry({}).command).not.toContain('--auth');
+    expect(registry({ ports: { registryBind: '0.0.0.0' } }).ports).toEqual([
+      { hostIp: '0.0.0.0', host: 5000, container: 5000 },
+    ]);
+  });
+
   test('service labels are the route label map plus bookkeeping labels and a config hash', () => {
     const model = buildStackModel(config({ host: 'example.test' }), 'dev', { version: '1.2.3' });
     const registry = svc(model.services, 'registry');

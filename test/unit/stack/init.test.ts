@@ -52,7 +52,9 @@ describe('regctl init --yes', () => {
       'regctl.yaml',
       'traefik',
     ]);
-    expect((await readdir(join(dir, 'auth'))).sort()).toEqual(['access.yaml', 'htpasswd']);
+    expect((await readdir(join(dir, 'auth'))).sort()).toEqual(['access.yaml', 'htpasswd', 'token-key.pem']);
+    expect(await modeOf(join(dir, 'auth/token-key.pem'))).toBe(0o600);
+    expect(await readFile(join(dir, 'auth/token-key.pem'), 'utf8')).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
     expect((await readdir(join(dir, 'traefik'))).sort()).toEqual(['traefik.prod.yml', 'traefik.yml']);
     expect(await modeOf(join(dir, '.env'))).toBe(0o600);
     expect(await modeOf(join(dir, 'auth/htpasswd'))).toBe(0o600);
