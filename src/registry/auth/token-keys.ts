@@ -4,7 +4,9 @@
  * `regctl init` writes it beside htpasswd; `serve` creates it on first start when its path is configured but the
  * file is missing (written to a temporary name with mode 0600, then linked into place, so two replicas starting
  * together keep whichever key landed first and both use it). During a rotation's grace the key it replaced is kept
- * at `<path>.previous`: tokens it signed are still verified (never signed with) until that file goes.
+ * at `<path>.previous`: tokens it signed are still verified (never signed with) until the time its first line gives
+ * (`Accepted until: <ISO 8601>`, explanatory text before the PEM block, which RFC 7468 lets parsers skip), or, without
+ * that line, until the file goes.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { link, readFile, unlink, writeFile } from 'node:fs/promises';
@@ -20,6 +22,15 @@ export interface SigningKey {
 export interface VerifyingKey {
   publicKey: KeyObject;
   kid: string;
+  /** Milliseconds since the epoch after which it is no longer accepted; undefined: while the file exists. */
+  until?: number;
+}
+
+const UNTIL_LINE = /^Accepted until: (\S+)$/m;
+
+/** The text of `<path>.previous`: the replaced key's PEM, after the line saying until when it is accepted. */
+export function previousKeyText(pem: string, untilMs: number): string {
+  return `Accepted until: ${new Date(untilMs).toISOString()}\n${pem.slice(pem.indexOf('-----BEGIN'))}`;
 }
 
 export const previousKeyPath = (path: string): string => `${path}.previous`;
@@ -86,6 +97,10 @@ export async function loadPreviousKey(path: string): Promise<VerifyingKey | unde
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
-  const { publicKey, kid } = await parseSigningKey(pem, previousKeyPath(path));
-  return { publicKey, kid };
+  const { publicKey, kid } = await parseSigningKey(pem.slice(pem.indexOf('-----BEGIN')), previousKeyPath(path));
+  const until = UNTIL_LINE.exec(pem)?.[1];
+  const untilMs = until === undefined ? undefined : Date.parse(until);
+  if (untilMs !== undefined && Number.isNaN(untilMs))
+    throw new Error(`${previousKeyPath(path)}: "Accepted until: ${until}" is not a date`);
+  return { publicKey, kid, ...(untilMs !== undefined ? { until: untilMs } : {}) };
 }

@@ -137,7 +137,9 @@ export class TokenService {
       (header) => {
         const current = this.signingKey();
         if (header.kid === undefined || header.kid === current.kid) return current.publicKey;
-        if (this.previous && header.kid === this.previous.kid) return this.previous.publicKey;
+        const previous = this.previous;
+        if (previous && header.kid === previous.kid && (previous.until === undefined || Date.now() < previous.until))
+          return previous.publicKey;
         throw new Error('unknown key');
       },
       {

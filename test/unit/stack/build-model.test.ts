@@ -129,7 +129,7 @@ describe('buildStackModel', () => {
   test('registry.auth token: the registry runs with the key the stack keeps in auth/; the direct port can be opened', () => {
     const registry = (input: Record<string, unknown>) =>
       buildStackModel(config(input), 'dev').services.find((s) => s.name === 'registry') as ServiceModel;
-    expect(registry({ registry: { auth: 'token' } }).command.slice(-6)).toEqual([
+    expect(registry({ registry: { auth: 'token' } }).command?.slice(-6)).toEqual([
       '--trusted-proxy',
       'traefik',
       '--auth',
