@@ -288,7 +288,8 @@ export class RegistryApp {
     const header = req.headers.authorization;
     const tokens = this.opts.tokens;
     try {
-      if (tokens && /^Bearer\s/i.test(header ?? '')) {
+      // Tokens carry repository scopes only: the admin API and /metrics take Basic credentials alone.
+      if (tokens && /^Bearer\s/i.test(header ?? '') && path.startsWith('/v2')) {
         const verified = await tokens.verify(req, (header as string).replace(/^Bearer\s+/i, '').trim());
         state.user = verified.user;
         state.access = verified.access;

@@ -121,6 +121,15 @@ describe('token auth', () => {
     expect(await base(anon.token)).toBe(401);
     const basic = await fetch(`${url}/v2/`, { headers: { Authorization: basicAuth('ann', 'pw-one') } });
     expect(basic.status).toBe(200);
+    // Without an access file ann is admin, yet her token opens neither the admin API nor /metrics.
+    const { access_token: token } = await login();
+    for (const path of ['/admin/v1/whoami', '/metrics']) {
+      const res = await fetch(`${url}${path}`, { headers: { Authorization: `Bearer ${token}` } });
+      expect(res.status, path).toBe(401);
+      expect((await fetch(`${url}${path}`, { headers: { Authorization: basicAuth('ann', 'pw-one') } })).status).toBe(
+        200,
+      );
+    }
     expect(() =>
       createRegistryServer({ port: 0, dataDir: join(dir, 'd2'), htpasswd: join(dir, 'htpasswd'), authMode: 'token' }),
     ).toThrow(RegistryConfigError);
