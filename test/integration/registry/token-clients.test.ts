@@ -124,7 +124,11 @@ describe.skipIf(!builtCliPresent())('token auth: the endpoint, challenges and sc
         scope: 'repository:tok/a:pull,push repository:elsewhere/x:pull',
       }),
     });
-    expect(((await again.json()) as { scope: string }).scope).toBe('repository:tok/a:pull,push');
+    const { scope, access_token: scoped } = (await again.json()) as { scope: string; access_token: string };
+    expect(scope).toBe('repository:tok/a:pull,push');
+    // No secret in the logs: neither the password (sent in a form body) nor any token.
+    for (const secret of [reg.password, refresh, scoped, forA, outside])
+      expect(reg.output()).not.toContain(secret.slice(-24));
   });
 });
 
