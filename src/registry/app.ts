@@ -10,9 +10,9 @@ import type { AdminRequest, AdminRoute, AdminServices } from './admin/types.js';
 import type { AccessPolicy } from './auth/access.js';
 import { AccessPolicy as Policy } from './auth/access.js';
 import type { Authenticator } from './auth/authenticator.js';
-import { authorizeCatalog, authorizeRepository } from './auth/authorize.js';
+import { authorizeRequest } from './auth/authorize.js';
 import { clientAddress, type TrustedProxies } from './auth/client-address.js';
-import { scopeForRequest, TOKEN_PATH, type TokenService } from './auth/token-service.js';
+import { requestTarget, scopeForRequest, TOKEN_PATH, type TokenService } from './auth/token-service.js';
 import { RegistryError, toRegistryError } from './errors.js';
 import { Fence } from './fence.js';
 import {
@@ -293,8 +293,11 @@ export class RegistryApp {
         const verified = await tokens.verify(req, (header as string).replace(/^Bearer\s+/i, '').trim());
         state.user = verified.user;
         state.access = verified.access;
-      } else if (tokens && header === undefined && path.startsWith('/v2')) {
-        throw tokens.unauthorized(req, scopeForRequest(path, req.method));
+      } else if (header === undefined && path.startsWith('/v2')) {
+        // No credentials: an anonymous pull goes on (dispatchV2 checks it against the access file), else 401.
+        const target = requestTarget(path, req.method);
+        if (target?.action !== 'pull' || !this.policy().anonymousCan(target.name ?? '', 'pull'))
+          throw this.challenge(req);
       } else {
         state.user = await this.opts.auth.authenticate(header, clientAddress(req, this.opts.trustedProxies));
       }
@@ -368,29 +371,27 @@ export class RegistryApp {
     if (match.params.name !== undefined && !isValidName(match.params.name)) {
       throw new RegistryError('NAME_INVALID', { name: match.params.name });
     }
+    if (this.opts.auth)
+      authorizeRequest({
+        policy: this.policy(),
+        user: state.user,
+        access: state.access,
+        name: match.params.name,
+        action: method.action,
+        url,
+        mountsFrom: method.mountsFrom === true,
+        unauthorized: () => this.challenge(req),
+        insufficient: (scope) => this.insufficientScope(ctx, scope),
+      });
     if (method.action === 'catalog') {
       const user = state.user;
       const policy = this.policy();
-      authorizeCatalog(state.access, (scope) => this.insufficientScope(ctx, scope));
       await listCatalog(ctx, (repo) => !this.opts.auth || (user !== undefined && policy.can(user, repo, 'pull')));
       return;
     }
     if (method.action === 'base') {
       sendJson(ctx, 200, {});
       return;
-    }
-    const name = match.params.name as string;
-    if (this.opts.auth && state.user !== undefined) {
-      authorizeRepository({
-        policy: this.policy(),
-        user: state.user,
-        access: state.access,
-        name,
-        action: method.action,
-        url,
-        mountsFrom: method.mountsFrom === true,
-        insufficient: (scope) => this.insufficientScope(ctx, scope),
-      });
     }
     ctx.mountAnywhere =
       !this.opts.auth || (state.user !== undefined && !state.access && this.policy().isAdmin(state.user));
@@ -403,6 +404,15 @@ export class RegistryApp {
     } finally {
       release?.();
     }
+  }
+
+  /** The 401 that asks for credentials: a Bearer challenge with the request's scope, or Basic. */
+  private challenge(req: IncomingMessage): RegistryError {
+    const path = (req.url ?? '').split('?')[0] ?? '';
+    if (this.opts.tokens) return this.opts.tokens.unauthorized(req, scopeForRequest(path, req.method));
+    return new RegistryError('UNAUTHORIZED', undefined, {
+      headers: { 'WWW-Authenticate': this.opts.auth?.challenge ?? '' },
+    });
   }
 
   private insufficientScope({ req }: Ctx, scope: string): RegistryError {

@@ -42,8 +42,43 @@ export function authorizeRepository(r: RepositoryRequest): void {
   }
 }
 
+/**
+ * A request without a user (no credentials, or an anonymous token): only a pull of a repository the access file's
+ * `anonymous.pull` names, and with a token only when the token covers it. Everything else is 401, so the client
+ * asks for credentials.
+ */
+export function authorizeAnonymous(r: {
+  policy: AccessPolicy;
+  access: AccessEntry[] | undefined;
+  name: string | undefined;
+  action: string;
+  unauthorized: () => RegistryError;
+  insufficient: (scope: string) => RegistryError;
+}): void {
+  if (r.action !== 'pull' || r.name === undefined || !r.policy.anonymousCan(r.name, 'pull')) throw r.unauthorized();
+  if (!granted(r.access, r.name, 'pull')) throw r.insufficient(`repository:${r.name}:pull`);
+}
+
 /** The catalog with a token needs `registry:catalog:*`; what it lists is filtered by the policy either way. */
 export function authorizeCatalog(access: AccessEntry[] | undefined, insufficient: (scope: string) => RegistryError) {
   if (access !== undefined && !accessAllows(access, 'registry', 'catalog', '*'))
     throw insufficient('registry:catalog:*');
+}
+
+/** Everything `/v2/` asks of an authenticated registry, by the route's action; see the functions above. */
+export function authorizeRequest(
+  r: Omit<RepositoryRequest, 'user' | 'name' | 'action'> & {
+    user: string | undefined;
+    name: string | undefined;
+    action: string;
+    unauthorized: () => RegistryError;
+  },
+): void {
+  if (r.user === undefined) return authorizeAnonymous(r);
+  if (r.action === 'catalog') return authorizeCatalog(r.access, r.insufficient);
+  if (r.action === 'base') return;
+  // Default deny: a repository route this code does not know the action of is refused, never let through.
+  if (r.name === undefined || (r.action !== 'pull' && r.action !== 'push' && r.action !== 'delete'))
+    throw new RegistryError('DENIED', { action: r.action });
+  authorizeRepository({ ...r, user: r.user, name: r.name, action: r.action });
 }

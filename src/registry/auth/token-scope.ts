@@ -41,15 +41,24 @@ export function parseScopes(values: readonly string[]): AccessEntry[] {
   return out;
 }
 
-/** The part of what was asked for that `user` may have under `policy`, merged per resource. */
-export function grantedAccess(user: string, asked: readonly AccessEntry[], policy: AccessPolicy): AccessEntry[] {
+/**
+ * The part of what was asked for that `user` may have under `policy`, merged per resource. An anonymous request
+ * (`user` undefined) gets pull on the policy's anonymous patterns and nothing else.
+ */
+export function grantedAccess(
+  user: string | undefined,
+  asked: readonly AccessEntry[],
+  policy: AccessPolicy,
+): AccessEntry[] {
+  const can = (repo: string, action: Action) =>
+    user === undefined ? policy.anonymousCan(repo, action) : policy.can(user, repo, action);
   const byResource = new Map<string, AccessEntry>();
   for (const a of asked) {
     let actions: string[] = [];
     if (a.type === 'repository' && isValidName(a.name)) {
       const wanted = a.actions.includes('*') ? ACTIONS : ACTIONS.filter((x) => a.actions.includes(x));
-      actions = wanted.filter((x) => policy.can(user, a.name, x));
-    } else if (a.type === 'registry' && a.name === 'catalog' && a.actions.includes('*')) {
+      actions = wanted.filter((x) => can(a.name, x));
+    } else if (user !== undefined && a.type === 'registry' && a.name === 'catalog' && a.actions.includes('*')) {
       actions = ['*'];
     }
     if (actions.length === 0) continue;

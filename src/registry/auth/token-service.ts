@@ -44,16 +44,22 @@ export interface TokenServiceOptions {
 }
 
 export interface VerifiedToken {
-  user: string;
+  /** Undefined for an anonymous token (empty `sub`): its access claim covers anonymous pulls at most. */
+  user: string | undefined;
   access: AccessEntry[];
+}
+
+/** The route action and repository of a `/v2/` request, when it names a route. */
+export function requestTarget(path: string, method: string | undefined): { action: string; name?: string } | undefined {
+  const match = matchRoute(path);
+  const verb = method === 'HEAD' ? 'GET' : (method ?? '');
+  const action = match?.route.methods[verb]?.action;
+  return action === undefined ? undefined : { action, name: match?.params.name };
 }
 
 /** The scope a `/v2/` request needs, for the challenge that asks the client to fetch a token for it. */
 export function scopeForRequest(path: string, method: string | undefined): string | undefined {
-  const match = matchRoute(path);
-  const verb = method === 'HEAD' ? 'GET' : (method ?? '');
-  const action = match?.route.methods[verb]?.action;
-  const name = match?.params.name;
+  const { action, name } = requestTarget(path, method) ?? {};
   if (action === 'catalog') return 'registry:catalog:*';
   if (!action || action === 'base' || name === undefined) return undefined;
   return `repository:${name}:${action === 'push' ? 'pull,push' : action}`;
@@ -126,9 +132,9 @@ export class TokenService {
   /** Verifies a Bearer token as an access token for this service; throws UNAUTHORIZED (invalid_token). */
   async verify(req: IncomingMessage, token: string): Promise<VerifiedToken> {
     const payload = await this.verifyJwt(token, this.opts.service).catch(() => undefined);
-    if (!payload?.sub)
+    if (typeof payload?.sub !== 'string')
       throw this.unauthorized(req, scopeForRequest(req.url?.split('?')[0] ?? '', req.method), 'invalid_token');
-    return { user: payload.sub, access: accessClaim(payload.access) };
+    return { user: payload.sub === '' ? undefined : payload.sub, access: accessClaim(payload.access) };
   }
 
   private async verifyJwt(token: string, audience: string): Promise<JWTPayload> {
@@ -210,7 +216,7 @@ export class TokenService {
       }
     }
     const scopes = req.method === 'GET' ? params.getAll('scope') : [params.get('scope') ?? ''];
-    const access = user === undefined ? [] : grantedAccess(user, parseScopes(scopes), auth.policy);
+    const access = grantedAccess(user, parseScopes(scopes), auth.policy);
     const ttl = this.opts.accessTtlSec ?? 300;
     const token = await this.sign({ sub: user ?? '', access }, this.opts.service, ttl);
     if (user !== undefined && offline && refreshToken === undefined)

@@ -23,7 +23,8 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'regctl-token-it-'));
   await writeFile(
     join(work, 'access.yaml'),
-    'users:\n  tester: { rules: [ { repos: "tok/**", actions: [pull, push, delete] } ] }\n',
+    'users:\n  tester: { rules: [ { repos: "tok/**", actions: [pull, push, delete] } ] }\n' +
+      'anonymous: { pull: [ "tok/crane/**" ] }\n',
   );
   reg = await startRegistryProcess({
     args: [
@@ -173,6 +174,12 @@ describe.skipIf(!builtCliPresent() || !peerAvailable('crane'))('token auth: cran
     expect(idx.manifests[0]?.digest).toBe(img.manifestDigest);
     expect((await crane(['ls', `${reg.host}/tok/crane/img`])).trim()).toBe('v1');
     await expect(crane(['push', img.dir, `${reg.host}/elsewhere/img:v1`])).rejects.toThrow(/DENIED|denied|403/);
+    // Without credentials: the anonymous pull the access file allows (an anonymous token), and no push.
+    const anonymous = { DOCKER_CONFIG: join(work, 'crane-anonymous') };
+    const anon = (args: string[]) => run(peerPath('crane'), [...args, '--insecure'], { env: anonymous });
+    expect((await anon(['digest', `${reg.host}/tok/crane/img:v1`])).trim()).toBe(img.manifestDigest);
+    await expect(anon(['push', img.dir, `${reg.host}/tok/crane/img:v2`])).rejects.toThrow(/UNAUTHORIZED|401/);
+    await expect(anon(['digest', `${reg.host}/tok/skopeo/img:v1`])).rejects.toThrow(/UNAUTHORIZED|401/);
     expectBearerOnly('tok/crane/');
   });
 });
