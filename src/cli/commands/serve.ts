@@ -74,7 +74,7 @@ export async function resolveServeSettings(flags: ServeFlags, env: NodeJS.Proces
 }
 
 export function serveCommand(ctx: CliContext): Command {
-  return new Command('serve')
+  return trustOptions(new Command('serve'))
     .description('run the OCI registry in the foreground (the registry container runs this)')
     .option('--listen <host:port>', 'address to listen on (env REGCTL_LISTEN, default 127.0.0.1:5000)')
     .option('--data <dir>', 'data directory, distribution layout (env REGCTL_DATA, default ./data)')
@@ -94,15 +94,6 @@ export function serveCommand(ctx: CliContext): Command {
     )
     .option('--htpasswd <file>', 'bcrypt htpasswd file (env REGCTL_HTPASSWD)')
     .option('--access <file>', 'per-user permissions, YAML (env REGCTL_ACCESS)')
-    .option(
-      '--auth <mode>',
-      'basic (a password on every request) or token (Bearer tokens from the registry at /auth/token, Basic still accepted) (env REGCTL_AUTH, default basic)',
-    )
-    .option(
-      '--token-key <file>',
-      'with --auth token: the ES256 signing key, PEM, created 0600 when missing (env REGCTL_TOKEN_KEY)',
-    )
-    .option('--no-auth', 'run without authentication (env REGCTL_NO_AUTH=1)')
     .option('--config <file>', 'YAML config file (env REGCTL_CONFIG)')
     .option('--ui', 'also serve the web UI at /ui/ (env REGCTL_UI=1)')
     .option('--log-level <level>', 'debug, info, warn, error or silent (env REGCTL_LOG_LEVEL)')
@@ -132,82 +123,95 @@ export function serveCommand(ctx: CliContext): Command {
       '--state-dir <dir>',
       'with --storage s3://: local directory for the embedded metadata store, one file per bucket (env REGCTL_STATE_DIR, default the --data directory)',
     )
+    .action(async (flags: ServeFlags) => {
+      const settings = await resolveServeSettings(flags, ctx.env);
+      const { createRegistryServer, openS3Driver, RegistryConfigError } = await import('../../registry/server.js');
+      const { createLogger } = await import('../../registry/logger.js');
+      let url = '';
+      let uiHandler:
+        ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void) | undefined;
+      if (settings.ui) {
+        const { createUiHandler } = await import('../../ui/server.js');
+        uiHandler = createUiHandler({ registry: () => url, basePath: '/ui' });
+      }
+      let server;
+      try {
+        server = createRegistryServer({
+          host: settings.host,
+          port: settings.port,
+          dataDir: settings.data,
+          s3: settings.storage.kind === 's3' ? settings.storage : undefined,
+          driver: settings.storage.kind === 's3' ? await openS3Driver(settings.storage) : undefined,
+          htpasswd: settings.htpasswd,
+          access: settings.access,
+          noAuth: settings.noAuth,
+          realm: settings.realm,
+          corsOrigins: settings.corsOrigins,
+          uploadPurgeAgeMs: settings.uploadPurgeAgeMs,
+          minFreeBytes: settings.minFreeBytes,
+          credentialCache: settings.credentialCache,
+          metadata: settings.metadata,
+          metadataPassword: settings.metadataPassword,
+          metadataPasswordFile: settings.metadataPasswordFile,
+          stateDir: settings.stateDir,
+          ...trustServerOptions(settings),
+          log: createLogger(settings.logLevel),
+          uiHandler,
+        });
+      } catch (err) {
+        if (err instanceof RegistryConfigError)
+          throw new RegctlError('USAGE', err.message, {
+            hint: 'regctl serve --htpasswd auth/htpasswd, or --no-auth for an open registry',
+          });
+        throw err;
+      }
+      try {
+        url = (await server.listen()).url;
+      } catch (err) {
+        await server.close().catch(() => undefined);
+        const code = (err as NodeJS.ErrnoException).code;
+        if ((err as Error).name === 'MetadataSettingError')
+          throw new RegctlError('CONFIG_INVALID', (err as Error).message, {
+            hint: 'check --metadata, and REGCTL_METADATA_PASSWORD or --metadata-password-file for PostgreSQL',
+          });
+        if (code === 'EADDRINUSE')
+          throw new RegctlError('PORT_IN_USE', `${settings.host}:${settings.port} is already in use`, {
+            hint: 'choose another with --listen HOST:PORT',
+          });
+        const s3 = settings.storage.kind === 's3';
+        throw new RegctlError('CONFIG_INVALID', `registry cannot start: ${(err as Error).message}`, {
+          hint: s3
+            ? 'check --storage, --s3-endpoint, --s3-region and the AWS credentials'
+            : 'check --data, --htpasswd and --access',
+          cause: err,
+        });
+      }
+      ctx.out.ok(
+        `registry listening on ${url}${settings.noAuth ? ' (no authentication)' : ''}${settings.ui ? `, web UI on ${url}/ui/` : ''}`,
+      );
+      await untilStopSignal();
+      await server.close();
+    });
+}
+
+function trustServerOptions(s: ServeSettings): Pick<ServeSettings, 'trustedProxies' | 'authMode' | 'tokenKey'> {
+  return { trustedProxies: s.trustedProxies, authMode: s.authMode, tokenKey: s.tokenKey };
+}
+
+/** Who is trusted and how clients authenticate: token auth and the proxies whose X-Forwarded-For is believed. */
+function trustOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '--auth <mode>',
+      'basic (a password on every request) or token (Bearer tokens from the registry at /auth/token, Basic still accepted) (env REGCTL_AUTH, default basic)',
+    )
+    .option(
+      '--token-key <file>',
+      'with --auth token: the ES256 signing key, PEM, created 0600 when missing (env REGCTL_TOKEN_KEY)',
+    )
+    .option('--no-auth', 'run without authentication (env REGCTL_NO_AUTH=1)')
     .option(
       '--trusted-proxy <list>',
       'comma-separated addresses, CIDR blocks or host names of proxies whose X-Forwarded-For names the client; the right-most address not in the list is throttled (env REGCTL_TRUSTED_PROXIES, default none: the TCP peer is the client)',
-    )
-    .action((flags: ServeFlags) => runServe(ctx, flags));
-}
-
-/** Starts the registry with the resolved settings and serves until SIGINT or SIGTERM. */
-async function runServe(ctx: CliContext, flags: ServeFlags): Promise<void> {
-  const settings = await resolveServeSettings(flags, ctx.env);
-  const { createRegistryServer, openS3Driver, RegistryConfigError } = await import('../../registry/server.js');
-  const { createLogger } = await import('../../registry/logger.js');
-  let url = '';
-  let uiHandler:
-    ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void) | undefined;
-  if (settings.ui) {
-    const { createUiHandler } = await import('../../ui/server.js');
-    uiHandler = createUiHandler({ registry: () => url, basePath: '/ui' });
-  }
-  let server;
-  try {
-    server = createRegistryServer({
-      host: settings.host,
-      port: settings.port,
-      dataDir: settings.data,
-      s3: settings.storage.kind === 's3' ? settings.storage : undefined,
-      driver: settings.storage.kind === 's3' ? await openS3Driver(settings.storage) : undefined,
-      htpasswd: settings.htpasswd,
-      access: settings.access,
-      noAuth: settings.noAuth,
-      realm: settings.realm,
-      corsOrigins: settings.corsOrigins,
-      uploadPurgeAgeMs: settings.uploadPurgeAgeMs,
-      minFreeBytes: settings.minFreeBytes,
-      credentialCache: settings.credentialCache,
-      metadata: settings.metadata,
-      metadataPassword: settings.metadataPassword,
-      metadataPasswordFile: settings.metadataPasswordFile,
-      stateDir: settings.stateDir,
-      trustedProxies: settings.trustedProxies,
-      authMode: settings.authMode,
-      tokenKey: settings.tokenKey,
-      log: createLogger(settings.logLevel),
-      uiHandler,
-    });
-  } catch (err) {
-    if (err instanceof RegistryConfigError)
-      throw new RegctlError('USAGE', err.message, {
-        hint: 'regctl serve --htpasswd auth/htpasswd, or --no-auth for an open registry',
-      });
-    throw err;
-  }
-  try {
-    url = (await server.listen()).url;
-  } catch (err) {
-    await server.close().catch(() => undefined);
-    const code = (err as NodeJS.ErrnoException).code;
-    if ((err as Error).name === 'MetadataSettingError')
-      throw new RegctlError('CONFIG_INVALID', (err as Error).message, {
-        hint: 'check --metadata, and REGCTL_METADATA_PASSWORD or --metadata-password-file for PostgreSQL',
-      });
-    if (code === 'EADDRINUSE')
-      throw new RegctlError('PORT_IN_USE', `${settings.host}:${settings.port} is already in use`, {
-        hint: 'choose another with --listen HOST:PORT',
-      });
-    const s3 = settings.storage.kind === 's3';
-    throw new RegctlError('CONFIG_INVALID', `registry cannot start: ${(err as Error).message}`, {
-      hint: s3
-        ? 'check --storage, --s3-endpoint, --s3-region and the AWS credentials'
-        : 'check --data, --htpasswd and --access',
-      cause: err,
-    });
-  }
-  ctx.out.ok(
-    `registry listening on ${url}${settings.noAuth ? ' (no authentication)' : ''}${settings.ui ? `, web UI on ${url}/ui/` : ''}`,
-  );
-  await untilStopSignal();
-  await server.close();
+    );
 }
