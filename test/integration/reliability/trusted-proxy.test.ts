@@ -1,11 +1,16 @@
 /**
  * Throttling that forwarding headers cannot bypass, against `regctl serve` children (default throttle: 10
  * failures per address). Without `--trusted-proxy` the TCP peer is the client whatever the headers say; with
- * `--trusted-proxy 127.0.0.1/32` (the test is then the proxy) the right-most forwarded address is the client.
+ * `--trusted-proxy 127.0.0.1/32` (the test is then the proxy) the right-most forwarded address is the client. Behind
+ * the real Traefik binary, clients that connect from different loopback addresses (127.0.0.5, 127.0.0.6) are
+ * throttled apart, whatever X-Forwarded-For they send.
  */
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basicAuth } from '../../helpers/auth.js';
+import { peerAvailable } from '../../helpers/peers.js';
 import { builtCliPresent, startRegistryProcess, type RegistryProcess } from '../../helpers/serve-process.js';
+import { startTraefik, type TraefikProcess } from '../../helpers/traefik-process.js';
 
 const DEFAULT_LIMIT = 10;
 
@@ -73,3 +78,47 @@ describe.skipIf(!builtCliPresent())(
     });
   },
 );
+
+/** GET /v2/ from a chosen loopback source address, with Basic credentials and extra headers; the status. */
+function from(source: string, url: string, user: string, password: string, headers: Record<string, string> = {}) {
+  return new Promise<number>((resolve, reject) => {
+    const req = request(
+      `${url}/v2/`,
+      { localAddress: source, headers: { Authorization: basicAuth(user, password), ...headers } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe.skipIf(!builtCliPresent() || !peerAvailable('traefik'))('trusted proxies: behind the real Traefik', () => {
+  let reg: RegistryProcess;
+  let traefik: TraefikProcess;
+  beforeAll(async () => {
+    reg = await startRegistryProcess({ args: ['--trusted-proxy', '127.0.0.1/32'] });
+    traefik = await startTraefik({ servers: [reg.url], retryAttempts: 0, healthCheck: false });
+  }, 60_000);
+  afterAll(async () => {
+    await traefik?.stop();
+    await reg?.stop();
+  });
+
+  it('throttles each client by its own address; a spoofed X-Forwarded-For changes nothing', async () => {
+    const { username, password } = reg;
+    for (let i = 0; i < DEFAULT_LIMIT; i++) {
+      const status = await from('127.0.0.5', traefik.url, `ghost-${i}`, 'wrong', {
+        'X-Forwarded-For': `198.51.100.${i + 1}`,
+      });
+      expect(status).toBe(401);
+    }
+    expect(await from('127.0.0.5', traefik.url, username, password, { 'X-Forwarded-For': '198.51.100.77' })).toBe(429);
+    // Another client through the same Traefik is not blocked by the first one's failures.
+    expect(await from('127.0.0.6', traefik.url, username, password)).toBe(200);
+    // Straight to the registry, not from the trusted proxy: the header is ignored, the socket's address counts.
+    expect(await from('127.0.0.7', reg.url, username, password, { 'X-Forwarded-For': '127.0.0.5' })).toBe(200);
+  });
+});
