@@ -8,6 +8,7 @@
  * host: example.com            # routers: registry.example.com, registry-ui.example.com
  * mode: dev                    # what `regctl up` runs without --prod
  * ports: { http: 80, https: 443, registry: 5000, dashboard: 8080 }   # registry: direct port in dev, 0 = none
+ *   # registryBind: 127.0.0.1     host address of the direct port (0.0.0.0: every address of the machine)
  * users:
  *   admin: { admin: true }
  *   ci: { rules: [ { repos: "apps/**", actions: [pull, push] } ] }
@@ -17,12 +18,13 @@
  * acme: { email: ops@example.com, caServer: https://acme-v02.api.letsencrypt.org/directory }
  * images: { registry: regctl:0.1.0, traefik: traefik:v3.6, base: node:20-bookworm-slim }
  * traefik: { dashboard: false, readTimeout: 0s, writeTimeout: 0s, idleTimeout: 180s, accessLog: true }
- * registry: { uploadPurgeAge: 168h, minFreeDisk: 1GiB, logLevel: info }
+ * registry: { uploadPurgeAge: 168h, minFreeDisk: 1GiB, logLevel: info, auth: basic }   # auth: basic | token
  * deploy: { mode: compose, replicas: 1 }   # swarm: `regctl up` deploys services (compose.swarm.yaml)
  * metadata: postgres://regctl@db.internal:5432/regctl   # shared by replicas; password in auth/metadata-password
  * policies: { immutableTags: [ { repos: "apps/**", tags: "v*" } ] }   # common/policies.ts; auth/registry.yaml
  * ```
  */
+import { isIP } from 'node:net';
 import { parseDuration, parseSize } from '../common/units.js';
 import { parseS3Endpoint, parseS3Url } from '../common/s3-url.js';
 import { z } from 'zod';
@@ -132,6 +134,14 @@ export const stackConfigSchema = z
         http: port('ports.http').default(80),
         https: port('ports.https').default(443),
         registry: z.union([z.literal(0), port('ports.registry')]).default(5000),
+        /**
+         * Host address the dev stack's direct registry port binds to: loopback by default, since requests on it
+         * bypass Traefik (its throttling still counts them, by the Docker gateway's address).
+         */
+        registryBind: z
+          .string()
+          .refine((v) => isIP(v) !== 0, 'ports.registryBind must be an IP address such as 127.0.0.1 or 0.0.0.0')
+          .default('127.0.0.1'),
         /** Traefik dashboard, published on 127.0.0.1 only, when traefik.dashboard is true. */
         dashboard: port('ports.dashboard').default(8080),
       })
@@ -202,6 +212,8 @@ export const stackConfigSchema = z
           'must be a size such as 1GiB or 500MB (Ki/Mi/Gi: powers of 1024, k/M/G: of 1000)',
         ).default('1GiB'),
         logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+        /** basic: a password on every request; token: Bearer tokens from the registry (key auth/token-key.pem). */
+        auth: z.enum(['basic', 'token'], { error: 'registry.auth is basic or token' }).default('basic'),
       })
       .prefault({}),
     /** How `regctl up` runs the stack: containers on this engine (compose), or Swarm services (swarm). */
@@ -249,6 +261,12 @@ export const stackConfigSchema = z
           message: `storage.${key} needs storage.url: s3://BUCKET`,
         });
     }
+    if (config.registry.auth === 'token' && config.deploy.mode === 'swarm')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['registry', 'auth'],
+        message: 'registry.auth: token is not available with deploy.mode: swarm yet (its key is not a swarm secret)',
+      });
     const { http, https, registry, dashboard } = config.ports;
     if (http === https)
       ctx.addIssue({ code: 'custom', path: ['ports', 'https'], message: 'ports.http and ports.https must differ' });

@@ -12,7 +12,8 @@ import { readStdinSecret } from '../common/stdin.js';
 import { CONFIG_FILE, loadStackConfig } from '../config/load.js';
 import { hostNameProblem, parseStackConfig, primaryAdmin, USER_NAME, type StackConfig } from '../config/schema.js';
 import { z } from 'zod';
-import { hostnamesOf } from '../stack/build-model.js';
+import { newTokenKeyPem } from '../registry/auth/token-keys.js';
+import { hostnamesOf, TOKEN_KEY_FILE } from '../stack/build-model.js';
 import { initMetadataPassword, initS3Credentials } from './init-secrets.js';
 import { ENV_KEYS, envValueProblem, parseEnv } from '../stack/env.js';
 import { DEFAULT_BCRYPT_COST, parseHtpasswd, setHtpasswdUser } from '../stack/htpasswd.js';
@@ -359,6 +360,8 @@ export async function runInit(ctx: InitIo, opts: InitOptions): Promise<void> {
       ...(metadataPassword !== undefined ? { metadataPassword } : {}),
       ...(s3Credentials !== undefined ? { s3Credentials } : {}),
       ...(grace !== undefined ? { grace } : {}),
+      // Made at every init and written only when absent, so a stack switched to `registry.auth: token` has its key.
+      tokenKey: (await readIfExists(join(dir, 'auth', TOKEN_KEY_FILE))) ?? newTokenKeyPem(),
     },
   });
   if (config.deploy.mode === 'swarm' && !config.storage.url && !opts.json) {

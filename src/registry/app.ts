@@ -9,18 +9,14 @@ import { MaintenanceLock } from './admin/maintenance-lock.js';
 import type { AdminRequest, AdminRoute, AdminServices } from './admin/types.js';
 import { AccessPolicy } from './auth/access.js';
 import type { Authenticator } from './auth/authenticator.js';
+import { authorizeRequest } from './auth/authorize.js';
+import { clientAddress, type TrustedProxies } from './auth/client-address.js';
+import { requestTarget, scopeForRequest, TOKEN_PATH, type TokenService } from './auth/token-service.js';
 import { RegistryError, toRegistryError } from './errors.js';
 import { Fence } from './fence.js';
-import {
-  API_VERSION_HEADER,
-  readBody,
-  sendError,
-  sendJson,
-  send,
-  type Ctx,
-  type ProxyHooks,
-  type RequestState,
-} from './http/context.js';
+import { API_VERSION_HEADER, readBody, sendError, sendJson, send, type RequestState } from './http/context.js';
+import type { Ctx, ProxyHooks } from './http/context.js';
+import { answerOptions, cors } from './http/cors.js';
 import { listCatalog } from './http/listing.js';
 import { matchRoute } from './http/routes.js';
 import type { LogFn } from './logger.js';
@@ -53,11 +49,9 @@ export interface RegistryAppOptions {
   openMetadata?: () => Promise<MetadataStore>;
   proxy?: ProxyHooks; // the pull-through cache (proxy/proxy.ts)
   policies?: PolicyHolder; // immutable tags and retention (policy/)
+  trustedProxies?: TrustedProxies; // whose forwarding headers name the client (none: the peer is the client)
+  tokens?: TokenService; // token auth (auth/token-service.ts): Bearer challenges and /auth/token; needs `auth`
 }
-
-const EXPOSED_HEADERS =
-  'Docker-Content-Digest, Docker-Upload-UUID, Location, Range, Link, OCI-Subject, OCI-Filters-Applied, ' +
-  'OCI-Deleted-Tags, WWW-Authenticate, Content-Range';
 
 export class RegistryApp {
   readonly store: RegistryStore;
@@ -181,33 +175,13 @@ export class RegistryApp {
     };
   }
 
-  private clientIp(req: IncomingMessage): string {
-    const xff = req.headers['x-forwarded-for'];
-    const list = (Array.isArray(xff) ? xff.join(',') : xff)
-      ?.split(',')
-      .map((s) => s.trim())
-      .filter(Boolean);
-    return list?.[list.length - 1] ?? req.socket?.remoteAddress ?? 'unknown';
-  }
-
-  private cors(req: IncomingMessage, res: ServerResponse): void {
-    const origin = req.headers.origin;
-    const allowed = this.opts.corsOrigins ?? [];
-    if (!origin || allowed.length === 0) return;
-    if (!allowed.includes('*') && !allowed.includes(origin)) return;
-    res.setHeader('Access-Control-Allow-Origin', origin);
-    res.setHeader('Vary', 'Origin');
-    res.setHeader('Access-Control-Allow-Credentials', 'true');
-    res.setHeader('Access-Control-Expose-Headers', EXPOSED_HEADERS);
-  }
-
   /** The Node request listener. */
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
     const started = process.hrtime.bigint();
     const socket = req.socket;
     const socketBytesAtStart = socket.bytesRead;
     const state: RequestState = { user: undefined, bytesOut: 0 };
-    const ip = this.clientIp(req);
+    const ip = clientAddress(req, this.opts.trustedProxies);
     let routeId = 'unmatched';
     res.on('finish', () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -223,12 +197,13 @@ export class RegistryApp {
         bytesOut: state.bytesOut,
         ms: Math.round(seconds * 1000),
         user: state.user,
+        ...(state.access !== undefined ? { bearer: true } : {}),
         ip,
       });
     });
     for (const [k, v] of Object.entries(API_VERSION_HEADER)) res.setHeader(k, v);
     if (this.shuttingDown) res.setHeader('Connection', 'close');
-    this.cors(req, res);
+    cors(req, res, this.opts.corsOrigins ?? []);
     void this.dispatch(req, res, state, (id) => (routeId = id)).catch((err: unknown) => {
       const e = toRegistryError(err);
       const clientGone =
@@ -256,20 +231,9 @@ export class RegistryApp {
     if (q !== -1) url.search = raw.slice(q);
     const { proxy, policies } = this.opts;
     const ctx: Ctx = { req, res, url, path, params: {}, store: this.store, state, proxy, policies };
-
     if (req.method === 'OPTIONS') {
       setRoute('options');
-      res.setHeader('Allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS');
-      if (res.hasHeader('Access-Control-Allow-Origin')) {
-        res.setHeader('Access-Control-Allow-Methods', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS');
-        res.setHeader(
-          'Access-Control-Allow-Headers',
-          'Authorization, Content-Type, Accept, Range, Content-Range, Docker-Content-Digest',
-        );
-        res.setHeader('Access-Control-Max-Age', '600');
-      }
-      send(ctx, 204, {});
-      return;
+      return answerOptions(ctx);
     }
     if (path === '/healthz') {
       setRoute('healthz');
@@ -301,6 +265,10 @@ export class RegistryApp {
       return;
     }
     if (path.startsWith('/admin/v1/')) return this.dispatchAdmin(ctx, setRoute);
+    if (path === TOKEN_PATH && this.opts.tokens && this.opts.auth) {
+      setRoute('token');
+      return this.opts.tokens.handle(ctx, clientAddress(req, this.opts.trustedProxies));
+    }
     if (!path.startsWith('/v2')) {
       setRoute('unknown');
       throw new RegistryError('NOT_FOUND', { path });
@@ -309,10 +277,24 @@ export class RegistryApp {
     return this.dispatchV2(ctx, setRoute);
   }
 
-  private async authenticate({ req, state }: Ctx): Promise<void> {
+  private async authenticate({ req, state, path }: Ctx): Promise<void> {
     if (!this.opts.auth) return;
+    const header = req.headers.authorization;
+    const tokens = this.opts.tokens;
     try {
-      state.user = await this.opts.auth.authenticate(req.headers.authorization, this.clientIp(req));
+      // Tokens carry repository scopes only: the admin API and /metrics take Basic credentials alone.
+      if (tokens && /^Bearer\s/i.test(header ?? '') && path.startsWith('/v2')) {
+        const verified = await tokens.verify(req, (header as string).replace(/^Bearer\s+/i, '').trim());
+        state.user = verified.user;
+        state.access = verified.access;
+      } else if (header === undefined && path.startsWith('/v2')) {
+        // No credentials: an anonymous pull goes on (dispatchV2 checks it against the access file), else 401.
+        const target = requestTarget(path, req.method);
+        if (target?.action !== 'pull' || !this.policy().anonymousCan(target.name ?? '', 'pull'))
+          throw this.challenge(req);
+      } else {
+        state.user = await this.opts.auth.authenticate(header, clientAddress(req, this.opts.trustedProxies));
+      }
     } catch (err) {
       if (err instanceof RegistryError && err.code === 'UNAUTHORIZED') this.metrics.authFailures++;
       throw err;
@@ -383,29 +365,32 @@ export class RegistryApp {
     if (match.params.name !== undefined && !isValidName(match.params.name)) {
       throw new RegistryError('NAME_INVALID', { name: match.params.name });
     }
+    this.opts.proxy?.mapMirror(ctx);
+    if (this.opts.auth)
+      authorizeRequest({
+        policy: this.policy(),
+        user: state.user,
+        access: state.access,
+        name: ctx.params.name,
+        action: method.action,
+        url,
+        mountsFrom: method.mountsFrom === true,
+        unauthorized: () => this.challenge(req),
+        insufficient: (scope) => this.insufficientScope(ctx, scope),
+      });
     if (method.action === 'catalog') {
       const user = state.user;
       const policy = this.policy();
       await listCatalog(ctx, (repo) => !this.opts.auth || (user !== undefined && policy.can(user, repo, 'pull')));
       return;
     }
-    if (method.action === 'base') return sendJson(ctx, 200, {});
-    this.opts.proxy?.enter(ctx, method.action);
-    const name = match.params.name as string;
-    if (this.opts.auth && state.user !== undefined) {
-      const policy = this.policy();
-      if (!policy.can(state.user, name, method.action)) {
-        throw new RegistryError('DENIED', { name, action: method.action });
-      }
-      const from = url.searchParams.get('from');
-      if (method.mountsFrom && from !== null && (!isValidName(from) || !policy.can(state.user, from, 'pull'))) {
-        // No pull right on the source: no mount, the client gets an upload session instead.
-        url.searchParams.delete('mount');
-        url.searchParams.delete('from');
-      }
+    if (method.action === 'base') {
+      sendJson(ctx, 200, {});
+      return;
     }
+    this.opts.proxy?.refuseWrite(ctx.params.name as string, method.action);
     ctx.isAdmin = ctx.mountAnywhere =
-      !this.opts.auth || (state.user !== undefined && this.policy().isAdmin(state.user));
+      !this.opts.auth || (state.user !== undefined && !state.access && this.policy().isAdmin(state.user));
     let release: (() => void) | undefined;
     if (method.fence === 'counted') release = await this.fence.enterWrite(this.opts.fenceWaitMs);
     else if (method.fence === 'wait') await this.fence.waitWritable(this.opts.fenceWaitMs);
@@ -415,6 +400,19 @@ export class RegistryApp {
     } finally {
       release?.();
     }
+  }
+
+  /** The 401 that asks for credentials: a Bearer challenge with the request's scope, or Basic. */
+  private challenge(req: IncomingMessage): RegistryError {
+    const path = (req.url ?? '').split('?')[0] ?? '';
+    if (this.opts.tokens) return this.opts.tokens.unauthorized(req, scopeForRequest(path, req.method));
+    return new RegistryError('UNAUTHORIZED', undefined, {
+      headers: { 'WWW-Authenticate': this.opts.auth?.challenge ?? '' },
+    });
+  }
+
+  private insufficientScope({ req }: Ctx, scope: string): RegistryError {
+    return this.opts.tokens?.unauthorized(req, scope, 'insufficient_scope') ?? new RegistryError('DENIED', { scope });
   }
 
   private requireAdmin(user: string | undefined): void {

@@ -22,6 +22,10 @@
  * | --cors-origin LIST   | REGCTL_CORS_ORIGIN       | corsOrigins       | (none)            |
  * | --no-credential-cache | REGCTL_CREDENTIAL_CACHE=false | credentialCache: false | true (cache on) |
  * | --metadata STORE     | REGCTL_METADATA          | metadata          | sqlite            |
+ * | --trusted-proxy LIST | REGCTL_TRUSTED_PROXIES   | trustedProxies    | (none: the peer is the client) |
+ * | --auth MODE          | REGCTL_AUTH              | auth              | basic (or token)  |
+ * | --token-key FILE     | REGCTL_TOKEN_KEY         | tokenKey          | (none; required with token) |
+ * With `auth: token` the realm is also the token `service` (auth/token-service.ts).
  * | --state-dir DIR      | REGCTL_STATE_DIR         | stateDir          | the --data directory (S3 only) |
  * | --metadata-password-file FILE | REGCTL_METADATA_PASSWORD_FILE | metadataPasswordFile | (none)  |
  * | -                    | REGCTL_METADATA_PASSWORD | -                 | (none)            |
@@ -45,6 +49,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { parseDuration as parseDurationText, parseSize as parseSizeText, UnitError } from '../common/units.js';
+import { TrustedProxies, TrustedProxyError } from './auth/client-address.js';
 import { isLogLevel, type LogLevel } from './logger.js';
 import { parseS3Endpoint, parseS3Url, S3UrlError } from '../common/s3-url.js';
 import type { S3Settings } from './storage/s3/s3-config.js';
@@ -78,6 +83,11 @@ export interface ServeSettings {
   metadataPassword: string | undefined;
   /** Pull-through cache entries (proxy/config.ts). */
   proxies: ProxyEntry[];
+  /** Proxies whose forwarding headers name the client: addresses, CIDR blocks, host names (auth/client-address.ts). */
+  trustedProxies: string[];
+  /** basic: Basic credentials on every request; token: Bearer tokens from the registry's token endpoint. */
+  authMode: 'basic' | 'token';
+  tokenKey: string | undefined;
 }
 
 export type RawSettings = Partial<
@@ -102,7 +112,10 @@ export type RawSettings = Partial<
     | 'metadata'
     | 'metadataPasswordFile'
     | 'stateDir'
-    | 'proxies',
+    | 'proxies'
+    | 'trustedProxies'
+    | 'auth'
+    | 'tokenKey',
     unknown
   >
 >;
@@ -138,6 +151,9 @@ const ENV: Record<keyof RawSettings, string> = {
   metadataPasswordFile: 'REGCTL_METADATA_PASSWORD_FILE',
   stateDir: 'REGCTL_STATE_DIR',
   proxies: 'REGCTL_PROXIES',
+  trustedProxies: 'REGCTL_TRUSTED_PROXIES',
+  auth: 'REGCTL_AUTH',
+  tokenKey: 'REGCTL_TOKEN_KEY',
 };
 
 function withSetting<T>(setting: string, parse: () => T): T {
@@ -277,6 +293,9 @@ export function resolveSettings(flags: RawSettings, env: NodeJS.ProcessEnv, file
     stateDir: storage.kind === 's3' ? (stateDir ?? data) : undefined,
     metadataPassword: env.REGCTL_METADATA_PASSWORD || undefined,
     proxies: proxySettings(pick('proxies')),
+    trustedProxies: trustedProxiesSetting(pick('trustedProxies')),
+    authMode: authModeSetting(text('auth', pick('auth') ?? 'basic'), str('tokenKey')),
+    tokenKey: str('tokenKey'),
   };
 }
 
@@ -285,6 +304,27 @@ function proxySettings(v: unknown): ProxyEntry[] {
     return parseProxies(v);
   } catch (err) {
     if (err instanceof ProxyConfigError) throw new SettingsError('proxies', err.message);
+    throw err;
+  }
+}
+
+function authModeSetting(mode: string, tokenKey: string | undefined): 'basic' | 'token' {
+  if (mode !== 'basic' && mode !== 'token')
+    throw new SettingsError('auth', `auth: "${mode}" is not basic or token (example: --auth token --token-key FILE)`);
+  if (mode === 'token' && tokenKey === undefined)
+    throw new SettingsError('tokenKey', 'auth token needs --token-key FILE (the signing key; created when missing)');
+  return mode;
+}
+
+/** The trusted proxies, each entry checked now so a typo is refused at start rather than ignored. */
+function trustedProxiesSetting(v: unknown): string[] {
+  if (v === undefined || v === null) return [];
+  try {
+    const list = TrustedProxies.parseList(v);
+    new TrustedProxies(list);
+    return list;
+  } catch (err) {
+    if (err instanceof TrustedProxyError) throw new SettingsError('trustedProxies', `trusted-proxy: ${err.message}`);
     throw err;
   }
 }

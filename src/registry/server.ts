@@ -9,6 +9,8 @@ import { RegistryApp } from './app.js';
 import type { Fence } from './fence.js';
 import { Authenticator } from './auth/authenticator.js';
 import type { ThrottleOptions } from './auth/throttle.js';
+import { TrustedProxies } from './auth/client-address.js';
+import { TokenService } from './auth/token-service.js';
 import { createLogger, type LogFn, type LogLevel } from './logger.js';
 import type { StorageDriver } from './storage/driver.js';
 import { FsDriver } from './storage/fs-driver.js';
@@ -62,6 +64,12 @@ export interface RegistryServerOptions {
   log?: LogFn;
   uiHandler?: (req: IncomingMessage, res: ServerResponse) => void;
   throttle?: Partial<ThrottleOptions>;
+  /** Addresses, CIDR blocks or host names of the proxies whose X-Forwarded-For is believed (default none). */
+  trustedProxies?: readonly string[];
+  /** `token`: Bearer tokens from the registry's own token endpoint (auth/token-service.ts); default `basic`. */
+  authMode?: 'basic' | 'token';
+  /** The token signing key file (created when missing); required with `authMode: 'token'`. */
+  tokenKey?: string;
   authPollMs?: number;
   /** Cache verified credentials (default true); false runs bcrypt on every authenticated request. */
   credentialCache?: boolean;
@@ -105,6 +113,33 @@ export class RegistryConfigError extends Error {
   }
 }
 
+/** Who may do what: the htpasswd authenticator, token auth on top of it, and the proxies whose headers count. */
+function authServices(
+  opts: RegistryServerOptions,
+  log: LogFn,
+): { auth: Authenticator | undefined; tokens: TokenService | undefined; trustedProxies: TrustedProxies } {
+  const auth =
+    opts.htpasswd && !opts.noAuth
+      ? new Authenticator({
+          htpasswdPath: resolve(opts.htpasswd),
+          accessPath: opts.access ? resolve(opts.access) : undefined,
+          realm: opts.realm ?? 'regctl',
+          throttle: opts.throttle,
+          pollMs: opts.authPollMs,
+          credentialCache: opts.credentialCache,
+          log,
+        })
+      : undefined;
+  if (opts.authMode === 'token' && auth && !opts.tokenKey)
+    throw new RegistryConfigError('token auth needs a signing key file: pass --token-key FILE (created when missing)');
+  const tokens =
+    opts.authMode === 'token' && auth && opts.tokenKey
+      ? new TokenService({ keyPath: resolve(opts.tokenKey), service: opts.realm ?? 'regctl', authenticator: auth, log })
+      : undefined;
+  const trustedProxies = new TrustedProxies(opts.trustedProxies ?? [], { log });
+  return { auth, tokens, trustedProxies };
+}
+
 export function createRegistryServer(opts: RegistryServerOptions): RegistryServer {
   if (!opts.htpasswd && !opts.noAuth) {
     throw new RegistryConfigError(
@@ -122,18 +157,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
       journal: opts.metadata?.kind !== 'postgres',
       onError: (err) => log('error', 'journal checkpoint failed', { error: (err as Error).message }),
     });
-  const auth =
-    opts.htpasswd && !opts.noAuth
-      ? new Authenticator({
-          htpasswdPath: resolve(opts.htpasswd),
-          accessPath: opts.access ? resolve(opts.access) : undefined,
-          realm: opts.realm ?? 'regctl',
-          throttle: opts.throttle,
-          pollMs: opts.authPollMs,
-          credentialCache: opts.credentialCache,
-          log,
-        })
-      : undefined;
+  const { auth, tokens, trustedProxies } = authServices(opts, log);
   const proxy = opts.proxies?.length
     ? new RegistryProxy(opts.proxies, {
         log,
@@ -149,6 +173,8 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     driver,
     auth,
     log,
+    trustedProxies,
+    tokens,
     corsOrigins: opts.corsOrigins,
     uploadPurgeAgeMs: opts.uploadPurgeAgeMs,
     minFreeBytes: opts.minFreeBytes,
@@ -178,6 +204,8 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
       await proxy?.check();
       await policies.load();
       policies.watch(opts.policiesPollMs);
+      await trustedProxies.start();
+      await tokens?.start();
       await app.init();
       retention.start();
       const host = opts.host ?? '127.0.0.1';
@@ -195,6 +223,8 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     async close() {
       auth?.close();
       policies.unwatch();
+      trustedProxies.close();
+      tokens?.close();
       app.close();
       await retention.stop();
       if (!server.listening) {

@@ -29,6 +29,8 @@ import {
 import { REGISTRY_NODE_FLAGS, REGISTRY_PROCESS_ENV } from '../registry/process-env.js';
 
 export const REGISTRY_PORT = 5000;
+/** Traefik's service name, which resolves to its container (compose) or tasks (Swarm) on the stack network. */
+export const TRAEFIK_SERVICE = 'traefik';
 export const UI_PORT = 8080;
 export const DATA_DIR = '/var/lib/registry';
 export const AUTH_DIR = '/auth';
@@ -45,6 +47,8 @@ export const METADATA_PASSWORD_FILE = 'metadata-password';
  * reads it through AWS_SHARED_CREDENTIALS_FILE, so the keys never appear in an environment or a compose file.
  */
 export const S3_CREDENTIALS_FILE = 's3-credentials';
+/** The registry's token signing key under auth/ (0600); during a rotation's grace the old one is `<file>.previous`. */
+export const TOKEN_KEY_FILE = 'token-key.pem';
 export const TRAEFIK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/';
 /** Traefik static config files, relative to the stack directory. */
 export const TRAEFIK_CONFIG_FILES: Record<StackMode, string> = {
@@ -89,31 +93,6 @@ function s3Arguments(storage: StackConfig['storage']): string[] {
   ];
 }
 
-/** The registry container's command: `regctl serve` with the stack's settings. */
-function registryCommandOf(config: StackConfig): string[] {
-  return [
-    'node',
-    ...REGISTRY_NODE_FLAGS,
-    REGCTL_SCRIPT,
-    'serve',
-    '--listen',
-    `0.0.0.0:${REGISTRY_PORT}`,
-    '--data',
-    DATA_DIR,
-    '--htpasswd',
-    `${AUTH_DIR}/htpasswd`,
-    '--access',
-    `${AUTH_DIR}/access.yaml`,
-    '--log-level',
-    config.registry.logLevel,
-    '--upload-purge-age',
-    config.registry.uploadPurgeAge,
-    '--min-free',
-    config.registry.minFreeDisk,
-    ...registryOptionalArgs(config),
-  ];
-}
-
 export interface BuildOptions {
   version?: string;
   /** Which Traefik provider reads the labels: the Docker one (containers) or the Swarm one (services). */
@@ -144,19 +123,20 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: Buil
 
   const services: ServiceModel[] = [traefikService(config, mode, project)];
 
-  const registryCommand = registryCommandOf(config);
   services.push({
     name: 'registry',
     containerName: `${project}-registry`,
     image: config.images.registry,
     build: 0,
-    command: registryCommand,
+    command: registryCommand(config),
     environment: {
       ...REGISTRY_PROCESS_ENV,
       ...(config.storage.url ? { AWS_SHARED_CREDENTIALS_FILE: `${AUTH_DIR}/${S3_CREDENTIALS_FILE}` } : {}),
     },
     ports:
-      mode === 'dev' && config.ports.registry !== 0 ? [{ host: config.ports.registry, container: REGISTRY_PORT }] : [],
+      mode === 'dev' && config.ports.registry !== 0
+        ? [{ hostIp: config.ports.registryBind, host: config.ports.registry, container: REGISTRY_PORT }]
+        : [],
     mounts: [{ type: 'volume', source: dataVolume.key, target: DATA_DIR }, authMount],
     labels: routeLabels(routeCtx, {
       router: 'registry',
@@ -222,9 +202,32 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: Buil
   };
 }
 
-/** The registry's flags that only some configs need: a PostgreSQL metadata store, the policies' config file. */
-function registryOptionalArgs(config: StackConfig): string[] {
+/** The registry container's command: `regctl serve` with the stack's files and settings. */
+function registryCommand(config: StackConfig): string[] {
   return [
+    'node',
+    ...REGISTRY_NODE_FLAGS,
+    REGCTL_SCRIPT,
+    'serve',
+    '--listen',
+    `0.0.0.0:${REGISTRY_PORT}`,
+    '--data',
+    DATA_DIR,
+    '--htpasswd',
+    `${AUTH_DIR}/htpasswd`,
+    '--access',
+    `${AUTH_DIR}/access.yaml`,
+    '--log-level',
+    config.registry.logLevel,
+    '--upload-purge-age',
+    config.registry.uploadPurgeAge,
+    '--min-free',
+    config.registry.minFreeDisk,
+    // Traefik by its service name, not the network's subnet: the subnet also holds the Docker gateway, the source
+    // of requests on the published direct port, whose X-Forwarded-For must not be believed.
+    '--trusted-proxy',
+    TRAEFIK_SERVICE,
+    ...(config.registry.auth === 'token' ? ['--auth', 'token', '--token-key', `${AUTH_DIR}/${TOKEN_KEY_FILE}`] : []),
     ...(config.metadata
       ? ['--metadata', config.metadata, '--metadata-password-file', `${AUTH_DIR}/${METADATA_PASSWORD_FILE}`]
       : []),
@@ -260,7 +263,7 @@ function traefikService(config: StackConfig, mode: StackMode, project: string): 
   }
 
   return {
-    name: 'traefik',
+    name: TRAEFIK_SERVICE,
     containerName: `${project}-traefik`,
     image: config.images.traefik,
     // Flags only: the image's entrypoint runs traefik (the official image's script prepends `traefik` to flags).

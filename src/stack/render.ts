@@ -9,7 +9,7 @@
  * auth/registry.yaml       the registry's config file: the policies (only when regctl.yaml has policies:)
  * auth/htpasswd    0600    bcrypt hashes (secret; never re-rendered once it exists)
  * .env             0600    COMPOSE_PROJECT_NAME, REGCTL_PACKAGE_DIR, images, admin password (secret)
- * .gitignore               keeps .env, auth/htpasswd, letsencrypt/ and *.bak out of git
+ * .gitignore               keeps .env, auth/htpasswd(.grace), token keys, letsencrypt/ and *.bak out of git
  * ```
  * Rendering is pure; `writeStack` plans and writes (see write.ts).
  */
@@ -24,7 +24,7 @@ import { applyPlan, planStack, type ApplyResult, type PlannedFile, type StackFil
 import type { StackMode } from './model.js';
 import { buildSwarmModel, SWARM_COMPOSE_FILE, SWARM_TRAEFIK_FILE } from './swarm-model.js';
 import { renderSwarmCompose } from './swarm-compose.js';
-import { METADATA_PASSWORD_FILE, S3_CREDENTIALS_FILE } from './build-model.js';
+import { METADATA_PASSWORD_FILE, S3_CREDENTIALS_FILE, TOKEN_KEY_FILE } from './build-model.js';
 import { REGISTRY_CONFIG_FILE, registryConfigText } from './registry-config.js';
 
 /** This package's root directory (the build context of the registry image). */
@@ -41,6 +41,8 @@ export interface StackSecrets {
   s3Credentials?: string;
   /** Text of auth/htpasswd.grace when it exists (a swarm stack deploys it as a secret). */
   grace?: string;
+  /** The token signing key (PEM), written once to auth/token-key.pem (0600) and kept after. */
+  tokenKey?: string;
 }
 
 export interface RenderOptions {
@@ -117,6 +119,9 @@ const gitignore = (config: StackConfig): string =>
     '# Secrets and machine state of this regctl stack: never commit them.',
     '.env',
     'auth/htpasswd',
+    'auth/htpasswd.grace',
+    `auth/${TOKEN_KEY_FILE}`,
+    `auth/${TOKEN_KEY_FILE}.previous`,
     ...(config.metadata ? [`auth/${METADATA_PASSWORD_FILE}`] : []),
     ...(config.storage.url ? [`auth/${S3_CREDENTIALS_FILE}`] : []),
     'letsencrypt/',
@@ -218,6 +223,15 @@ export function renderStack(config: StackConfig, opts: RenderOptions = {}): Stac
       secret: true,
       keepExisting: true,
     });
+    if (opts.secrets.tokenKey !== undefined) {
+      files.push({
+        path: `auth/${TOKEN_KEY_FILE}`,
+        content: opts.secrets.tokenKey,
+        mode: 0o600,
+        secret: true,
+        keepExisting: true,
+      });
+    }
     if (opts.secrets.metadataPassword !== undefined) {
       files.push({
         path: `auth/${METADATA_PASSWORD_FILE}`,

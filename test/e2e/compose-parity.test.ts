@@ -135,7 +135,7 @@ describe.skipIf(!ready)('compose parity', () => {
         'com.docker.compose.service': 'registry',
       }),
       mounts: ['bind ' + stack.dir + '/auth /auth ro', `volume ${PROJECT}_registry-data /var/lib/registry rw`],
-      ports: { '5000/tcp': [`*:${stack.ports.registry}`] },
+      ports: { '5000/tcp': [`127.0.0.1:${stack.ports.registry}`] },
       restart: 'unless-stopped',
       health: 'healthy',
       serviceAlias: true,

@@ -11,6 +11,7 @@ interface Flags {
   passwordStdin?: boolean;
   grace: number;
   json?: boolean;
+  tokenKey?: boolean;
 }
 
 export function rotateCredentialsCommand(
@@ -29,7 +30,12 @@ export function rotateCredentialsCommand(
       0,
     )
     .option('--json', 'print one JSON document (includes a generated password)')
+    .option(
+      '--token-key',
+      'rotate the token signing key (auth/token-key.pem) instead of a password; --grace keeps the old key accepted',
+    )
     .action(async (flags: Flags) => {
+      if (flags.tokenKey) return rotateKey(ctx, flags);
       const { rotateCredentials } = await import('../../ops/rotate.js');
       const { formatDuration } = await import('../../common/units.js');
       const out = outputFor(ctx.out, flags.json);
@@ -62,4 +68,22 @@ export function rotateCredentialsCommand(
       out.line(`  Web UI sessions of ${r.user} end at their next page once the old password is refused.`);
       out.line(`  Log in: ${r.loginCommand}`);
     });
+}
+
+/** `--token-key`: a new signing key; the registry picks it up within ten seconds. */
+async function rotateKey(ctx: CliContext, flags: Flags): Promise<void> {
+  const { rotateTokenKey } = await import('../../ops/rotate-token-key.js');
+  const { formatDuration } = await import('../../common/units.js');
+  const out = outputFor(ctx.out, flags.json);
+  const r = await rotateTokenKey(stackDir(ctx, flags.dir), flags.grace);
+  if (flags.json) {
+    out.json(r);
+    return;
+  }
+  out.ok(`New token signing key written to auth/token-key.pem (kid ${r.kid}); the registry uses it within 10 s`);
+  out.line(
+    r.previousUntil
+      ? `  Tokens of the old key are accepted until ${r.previousUntil} (${formatDuration(flags.grace)})`
+      : '  Tokens of the old key are refused once the registry has read the new one; clients log in again',
+  );
 }

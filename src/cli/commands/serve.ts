@@ -15,7 +15,9 @@ interface ServeFlags {
   s3Redirect?: boolean;
   htpasswd?: string;
   access?: string;
-  auth?: boolean;
+  /** false from --no-auth, the mode from --auth MODE. */
+  auth?: boolean | string;
+  tokenKey?: string;
   config?: string;
   ui?: boolean;
   logLevel?: string;
@@ -28,6 +30,7 @@ interface ServeFlags {
   metadataPasswordFile?: string;
   stateDir?: string;
   proxy?: string[];
+  trustedProxy?: string;
 }
 
 /** Resolves the settings (flags > env > config file > defaults); bad values become USAGE / CONFIG_INVALID errors. */
@@ -55,6 +58,9 @@ export async function resolveServeSettings(flags: ServeFlags, env: NodeJS.Proces
     metadataPasswordFile: flags.metadataPasswordFile,
     stateDir: flags.stateDir,
     proxies: flags.proxy,
+    trustedProxies: flags.trustedProxy,
+    auth: typeof flags.auth === 'string' ? flags.auth : undefined,
+    tokenKey: flags.tokenKey,
   };
   try {
     const configPath = flags.config ?? env.REGCTL_CONFIG;
@@ -103,7 +109,7 @@ export function serveCommand(ctx: CliContext): Command {
 }
 
 function serveBase(ctx: CliContext): Command {
-  return new Command('serve')
+  return trustOptions(new Command('serve'))
     .description('run the OCI registry in the foreground (the registry container runs this)')
     .option('--listen <host:port>', 'address to listen on (env REGCTL_LISTEN, default 127.0.0.1:5000)')
     .option('--data <dir>', 'data directory, distribution layout (env REGCTL_DATA, default ./data)')
@@ -123,7 +129,6 @@ function serveBase(ctx: CliContext): Command {
     )
     .option('--htpasswd <file>', 'bcrypt htpasswd file (env REGCTL_HTPASSWD)')
     .option('--access <file>', 'per-user permissions, YAML (env REGCTL_ACCESS)')
-    .option('--no-auth', 'run without authentication (env REGCTL_NO_AUTH=1)')
     .option('--config <file>', 'YAML config file (env REGCTL_CONFIG)')
     .option('--ui', 'also serve the web UI at /ui/ (env REGCTL_UI=1)')
     .option('--log-level <level>', 'debug, info, warn, error or silent (env REGCTL_LOG_LEVEL)')
@@ -185,6 +190,7 @@ function serveBase(ctx: CliContext): Command {
           stateDir: settings.stateDir,
           ...{ proxies: settings.proxies, env: ctx.env },
           policiesFile: flags.config ?? (ctx.env.REGCTL_CONFIG || undefined),
+          ...trustServerOptions(settings),
           log: createLogger(settings.logLevel),
           uiHandler,
         });
@@ -220,4 +226,26 @@ function serveBase(ctx: CliContext): Command {
       await untilStopReloading(() => server.app.opts.policies?.reload());
       await server.close();
     });
+}
+
+function trustServerOptions(s: ServeSettings): Pick<ServeSettings, 'trustedProxies' | 'authMode' | 'tokenKey'> {
+  return { trustedProxies: s.trustedProxies, authMode: s.authMode, tokenKey: s.tokenKey };
+}
+
+/** Who is trusted and how clients authenticate: token auth and the proxies whose X-Forwarded-For is believed. */
+function trustOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '--auth <mode>',
+      'basic (a password on every request) or token (Bearer tokens from the registry at /auth/token, Basic still accepted) (env REGCTL_AUTH, default basic)',
+    )
+    .option(
+      '--token-key <file>',
+      'with --auth token: the ES256 signing key, PEM, created 0600 when missing (env REGCTL_TOKEN_KEY)',
+    )
+    .option('--no-auth', 'run without authentication (env REGCTL_NO_AUTH=1)')
+    .option(
+      '--trusted-proxy <list>',
+      'comma-separated addresses, CIDR blocks or host names of proxies whose X-Forwarded-For names the client; the right-most address not in the list is throttled (env REGCTL_TRUSTED_PROXIES, default none: the TCP peer is the client)',
+    );
 }

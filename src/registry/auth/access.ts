@@ -9,6 +9,10 @@
  * Repository patterns are globs (`*` within one path segment, `**` across segments, `a/**\/b` also matching
  * `a/b`), read by `src/common/repo-pattern.ts`, which the UI shares. A user absent from the file gets nothing. With no
  * access file at all every authenticated user is admin (registry:2 behaviour).
+ *
+ * Anonymous pull, per repository pattern (public repositories; nothing else is ever anonymous):
+ *
+ *   anonymous: { pull: [ "public/**" ] }
  */
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -24,7 +28,10 @@ const UserSchema = z.object({
   admin: z.boolean().optional(),
   rules: z.array(RuleSchema).optional(),
 });
-const AccessSchema = z.object({ users: z.record(z.string(), UserSchema.nullable()).default({}) });
+const AccessSchema = z.object({
+  users: z.record(z.string(), UserSchema.nullable()).default({}),
+  anonymous: z.object({ pull: z.array(z.string().min(1)).default([]) }).optional(),
+});
 
 export interface AccessRule {
   repos: string;
@@ -38,9 +45,11 @@ export interface UserAccess {
 
 export class AccessPolicy {
   private readonly users: Map<string, { admin: boolean; rules: { re: RegExp; rule: AccessRule }[] }> | undefined;
+  private readonly anonymousPull: RegExp[];
 
-  /** `undefined` users: no access file, everyone authenticated is admin. */
-  constructor(users?: Record<string, UserAccess>) {
+  /** `undefined` users: no access file, everyone authenticated is admin (and nothing is anonymous). */
+  constructor(users?: Record<string, UserAccess>, anonymousPull: readonly string[] = []) {
+    this.anonymousPull = users ? anonymousPull.map(repoPatternToRegExp) : [];
     if (!users) return;
     this.users = new Map(
       Object.entries(users).map(([name, u]) => [
@@ -65,7 +74,7 @@ export class AccessPolicy {
     const users: Record<string, UserAccess> = {};
     for (const [name, u] of Object.entries(result.data.users))
       users[name] = { admin: u?.admin ?? false, rules: u?.rules ?? [] };
-    return new AccessPolicy(users);
+    return new AccessPolicy(users, result.data.anonymous?.pull ?? []);
   }
 
   get hasFile(): boolean {
@@ -83,6 +92,11 @@ export class AccessPolicy {
     if (!u) return false;
     if (u.admin) return true;
     return u.rules.some(({ re, rule }) => rule.actions.includes(action) && re.test(repo));
+  }
+
+  /** Whether a client without credentials may do `action` on `repo`: pull on the `anonymous.pull` patterns only. */
+  anonymousCan(repo: string, action: Action): boolean {
+    return action === 'pull' && this.anonymousPull.some((re) => re.test(repo));
   }
 
   rulesOf(user: string): AccessRule[] {

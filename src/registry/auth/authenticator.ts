@@ -88,6 +88,15 @@ export class Authenticator {
     return this.users.size;
   }
 
+  /**
+   * A digest of the user's current htpasswd hash, undefined for an unknown user: refresh tokens carry it, so a new
+   * password or a removed user revokes them.
+   */
+  passwordFingerprint(user: string): string | undefined {
+    const hash = this.users.get(user);
+    return hash === undefined ? undefined : createHash('sha256').update(hash).digest('base64url').slice(0, 22);
+  }
+
   /** Loads both files (the htpasswd must be readable) and starts watching them. */
   async start(): Promise<void> {
     await this.reload({ strict: true });

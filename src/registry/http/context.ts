@@ -6,10 +6,13 @@ import type { PolicyHolder } from '../policy/holder.js';
 import type { Digest } from '../reference.js';
 import type { ManifestRef } from '../storage/manifest-store.js';
 import type { RegistryStore, StoredManifest } from '../storage/store.js';
+import type { AccessEntry } from '../auth/token-scope.js';
 
 export interface RequestState {
   user: string | undefined;
   bytesOut: number;
+  /** The `access` claim of the Bearer token the request came with; undefined for Basic credentials. */
+  access?: AccessEntry[];
 }
 
 /** What a route handler receives. */
@@ -39,9 +42,11 @@ export interface ProxyHooks {
   upstreamOf(name: string): string | undefined;
   /**
    * Before authorization: maps containerd's mirror form (`?ns=<upstream host>`) onto the proxy prefix of that
-   * upstream by rewriting `ctx.params.name`, then refuses (DENIED) any action but pull in a proxied repository.
+   * upstream by rewriting `ctx.params.name`, so that access is checked on the name served.
    */
-  enter(ctx: Ctx, action: string): void;
+  mapMirror(ctx: Ctx): void;
+  /** After authorization: refuses (DENIED) any action but pull in a proxied repository. */
+  refuseWrite(name: string, action: string): void;
   manifest(ctx: Ctx, name: string, ref: ManifestRef): Promise<StoredManifest>;
   /** True when the blob is now linked in `name` (serve it from storage); false when the request was answered. */
   serveBlob(ctx: Ctx, name: string, digest: Digest): Promise<boolean>;

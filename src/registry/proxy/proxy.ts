@@ -99,13 +99,12 @@ export class RegistryProxy {
    * containerd's mirror form: `/v2/library/alpine/manifests/3?ns=docker.io` is `hub/library/alpine` when `hub`'s
    * upstream is that host (any of Docker Hub's names for Docker Hub). Then any write into a prefix is refused.
    */
-  enter(ctx: Ctx, action: string): void {
+  mapMirror(ctx: Ctx): void {
     const ns = ctx.url.searchParams.get('ns');
     const name = ctx.params.name;
     if (name === undefined) return;
     const up = ns === null ? undefined : this.upstreams.find((u) => sameRegistry(u.client.host, ns));
     if (up) ctx.params.name = `${up.entry.prefix}/${name}`;
-    this.refuseWrite(ctx.params.name as string, action);
   }
 
   /** DENIED for any write (push, upload, mount, delete) into a proxy prefix. */

@@ -8,7 +8,11 @@
  * Content-Length of ours), `auth: "raw"` (no admin credentials added), `expect` (allowed statuses, default
  * any 4xx), `trickle`, `halfClose`. `⟦N×text⟧` repeats text N times. `{session}` is a fresh upload session of
  * corpus/app, `{session4}` one that already holds 4 bytes, `{sessionid:<repo>}` the bare id of a session that
- * belongs to another repository.
+ * belongs to another repository. `{token:<kind>}` is a Bearer token made by `badTokens` (test/integration/reliability/
+ * helpers/bad-tokens.ts): expired, wrong audience or issuer, `alg: none`, HS256 keyed with the public key, signed by
+ * another key, or valid but for another scope. The registry runs with token auth (Basic credentials are still
+ * accepted there, so every other entry meets the same code as with Basic auth) and an access file that makes the
+ * corpus admin an admin and gives `corpus-nobody` nothing.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -21,6 +25,7 @@ import { RegistryClient, imageManifest } from './helpers/client.js';
 import { basicAuth } from '../../helpers/auth.js';
 import { diffSnapshots, snapshotFiles } from './helpers/data-dir.js';
 import { sendRaw } from './helpers/raw-http.js';
+import { badTokens } from './helpers/bad-tokens.js';
 
 interface BadRequest {
   id: string;
@@ -60,6 +65,7 @@ interface CorpusFixture {
   port: number;
   client: RegistryClient;
   logs: string[];
+  tokens: Record<string, string>;
 }
 
 /** A registry on a real socket with the corpus's admin user and an image in corpus/app and corpus/other. */
@@ -68,10 +74,14 @@ async function startFixture(): Promise<CorpusFixture> {
   const data = join(dir, 'data');
   const logs: string[] = [];
   await writeFile(join(dir, 'htpasswd'), `corpus-admin:${bcrypt.hashSync('corpus-pw', 4)}\n`);
+  await writeFile(join(dir, 'access.yaml'), 'users:\n  corpus-admin: { admin: true }\n');
   const server = createRegistryServer({
     port: 0,
     dataDir: data,
     htpasswd: join(dir, 'htpasswd'),
+    access: join(dir, 'access.yaml'),
+    authMode: 'token',
+    tokenKey: join(dir, 'token-key.pem'),
     // Hundreds of refused credentials in a row: the throttle has its own tests.
     throttle: { maxFailures: 1_000_000 },
     log: (level, msg, fields) => logs.push(JSON.stringify({ level, msg, ...fields })),
@@ -85,7 +95,13 @@ async function startFixture(): Promise<CorpusFixture> {
     await client.pushBlobMonolithic(repo, layer);
     await client.putManifest(repo, 'latest', imageManifest(config, [layer]));
   }
-  return { dir, data, server, port: addr.port, client, logs };
+  const tokens = await badTokens(
+    join(dir, 'token-key.pem'),
+    server.app.opts.tokens?.issuer as string,
+    'regctl',
+    server.app.opts.auth?.passwordFingerprint('corpus-admin') as string,
+  );
+  return { dir, data, server, port: addr.port, client, logs, tokens };
 }
 
 async function stopFixture(fx: CorpusFixture | undefined): Promise<void> {
@@ -95,19 +111,25 @@ async function stopFixture(fx: CorpusFixture | undefined): Promise<void> {
 }
 
 /** The raw bytes of a corpus request sent to `path` (placeholders already replaced). */
-function build(r: BadRequest, path: string): Buffer {
+function build(r: BadRequest, path: string, tokens: Record<string, string>): Buffer {
+  const withTokens = (text: string) =>
+    expand(text).replace(/\{token:([a-z0-9-]+)\}/g, (_m, kind: string) => {
+      const token = tokens[kind];
+      if (token === undefined) throw new Error(`no token of kind ${kind}: add it to helpers/bad-tokens.ts`);
+      return token;
+    });
   const lines = [
     r.requestLine !== undefined ? expand(r.requestLine) : `${r.method} ${path} HTTP/1.1`,
     'Host: 127.0.0.1',
     'Connection: close',
   ];
   if (r.auth !== 'raw') lines.push(`Authorization: ${ADMIN}`);
-  for (const [k, v] of Object.entries(r.headers ?? {})) lines.push(`${k}: ${expand(v)}`);
+  for (const [k, v] of Object.entries(r.headers ?? {})) lines.push(`${k}: ${withTokens(v)}`);
   for (let i = 0; i < (r.repeatHeaders ?? 1); i++) for (const h of r.rawHeaders ?? []) lines.push(expand(h));
   let body = Buffer.alloc(0);
   if (r.rawBody !== undefined) body = Buffer.from(expand(r.rawBody));
   else if (r.body !== undefined) {
-    body = typeof r.body === 'string' ? Buffer.from(expand(r.body)) : Buffer.alloc(r.body.count, r.body.repeat);
+    body = typeof r.body === 'string' ? Buffer.from(withTokens(r.body)) : Buffer.alloc(r.body.count, r.body.repeat);
     lines.push(`Content-Length: ${body.length}`);
   }
   return Buffer.concat([Buffer.from(lines.join('\r\n') + '\r\n\r\n', 'latin1'), body]);
@@ -119,15 +141,40 @@ describe('bad-request corpus against a real socket', () => {
   let port: number;
   let client: RegistryClient;
   let logs: string[];
+  let tokens: Record<string, string>;
   beforeAll(async () => {
     fx = await startFixture();
-    ({ data, port, client, logs } = fx);
+    ({ data, port, client, logs, tokens } = fx);
   });
   afterAll(() => stopFixture(fx));
 
   it('holds at least 300 distinct requests', () => {
     expect(CORPUS.length).toBeGreaterThanOrEqual(300);
     expect(new Set(CORPUS.map((r) => r.id)).size).toBe(CORPUS.length);
+  });
+
+  it('the controls made like the bad tokens pass: an access token reads, a refresh token refreshes', async () => {
+    const read = await fetch(`${client.base}/v2/corpus/app/manifests/latest`, {
+      headers: {
+        Authorization: `Bearer ${tokens['valid-access']}`,
+        Accept: 'application/vnd.oci.image.manifest.v1+json',
+      },
+    });
+    await read.arrayBuffer();
+    expect(read.status).toBe(200);
+    const refreshed = await fetch(`${client.base}/auth/token`, {
+      method: 'POST',
+      body: new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: tokens['valid-refresh'] as string,
+        service: 'regctl',
+        client_id: 'corpus',
+        scope: 'repository:corpus/app:pull',
+      }),
+    });
+    const body = (await refreshed.json()) as { access_token?: string; scope?: string };
+    expect(refreshed.status).toBe(200);
+    expect(body.scope).toBe('repository:corpus/app:pull');
   });
 
   async function session(repo: string, content?: string): Promise<string> {
@@ -164,7 +211,7 @@ describe('bad-request corpus against a real socket', () => {
       const before = await snapshotFiles(data);
       let res;
       try {
-        res = await sendRaw(port, build(r, path), { trickle: r.trickle, halfClose: r.halfClose });
+        res = await sendRaw(port, build(r, path, tokens), { trickle: r.trickle, halfClose: r.halfClose });
       } catch (err) {
         failures.push(`${r.id}: ${(err as Error).message}`);
         continue;

@@ -261,7 +261,11 @@ describe('security: throttling, timing, secrets', () => {
   afterAll(() => stopFixture(fx));
 
   it('brute force is throttled per user (from many addresses) and per client address (across users)', async () => {
-    const r = await withRegistry(dir, 'throttle', { throttle: { maxFailures: 5, windowMs: 60_000, blockMs: 30_000 } });
+    // The test is the trusted proxy: X-Forwarded-For names the client (trusted-proxy.test.ts: without it, ignored).
+    const r = await withRegistry(dir, 'throttle', {
+      throttle: { maxFailures: 5, windowMs: 60_000, blockMs: 30_000 },
+      trustedProxies: ['127.0.0.1/32'],
+    });
     try {
       const attempt = async (user: string, password: string, ip: string) => {
         const res = await fetch(`${r.url}/v2/`, {

@@ -30,7 +30,13 @@ describe('loadStackConfig', () => {
     await writeFile(join(dir, 'regctl.yaml'), 'version: 1\nhost: example.com\nports:\n  http: 8080\n');
     const config = await loadStackConfig(dir);
     expect(config.host).toBe('example.com');
-    expect(config.ports).toEqual({ http: 8080, https: 443, registry: 5000, dashboard: 8080 });
+    expect(config.ports).toEqual({
+      http: 8080,
+      https: 443,
+      registry: 5000,
+      registryBind: '127.0.0.1',
+      dashboard: 8080,
+    });
   });
 
   test('no file: CONFIG_MISSING with a hint to run init', async () => {

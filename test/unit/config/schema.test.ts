@@ -24,7 +24,7 @@ describe('stack config schema', () => {
       name: 'regctl',
       host: 'localhost',
       mode: 'dev',
-      ports: { http: 80, https: 443, registry: 5000, dashboard: 8080 },
+      ports: { http: 80, https: 443, registry: 5000, registryBind: '127.0.0.1', dashboard: 8080 },
       users: { admin: { admin: true, rules: [] } },
       storage: {},
       ui: { enabled: true },
@@ -38,7 +38,7 @@ describe('stack config schema', () => {
         accessLog: true,
         logLevel: 'INFO',
       },
-      registry: { uploadPurgeAge: '168h', minFreeDisk: '1GiB', logLevel: 'info' },
+      registry: { uploadPurgeAge: '168h', minFreeDisk: '1GiB', logLevel: 'info', auth: 'basic' },
       deploy: { mode: 'compose', replicas: 1 },
     });
     expect(DEFAULT_REGISTRY_IMAGE).toBe(`regctl:${VERSION}`);
@@ -52,7 +52,7 @@ describe('stack config schema', () => {
       name: 'team-reg',
       host: 'example.com',
       mode: 'prod',
-      ports: { http: 8000, https: 8443, registry: 0, dashboard: 9090 },
+      ports: { http: 8000, https: 8443, registry: 0, registryBind: '0.0.0.0', dashboard: 9090 },
       users: {
         ops: { admin: true },
         ci: { rules: [{ repos: 'apps/**', actions: ['pull', 'push'] }] },
@@ -74,7 +74,7 @@ describe('stack config schema', () => {
         accessLog: false,
         logLevel: 'DEBUG',
       },
-      registry: { uploadPurgeAge: '24h', minFreeDisk: '500MB', logLevel: 'debug' },
+      registry: { uploadPurgeAge: '24h', minFreeDisk: '500MB', logLevel: 'debug', auth: 'token' },
     };
     const { config } = parseStackConfig(input);
     expect(config).toEqual({
@@ -103,6 +103,7 @@ describe('stack config schema', () => {
     [{ version: 1, ports: { http: '80' } }, 'ports.http', 'ports.http must be a number'],
     [{ version: 1, ports: { http: 8080, https: 8080 } }, 'ports.https', 'ports.http and ports.https must differ'],
     [{ version: 1, ports: { registry: 80 } }, 'ports.registry', 'must differ from ports.http'],
+    [{ version: 1, ports: { registryBind: 'localhost' } }, 'ports.registryBind', 'must be an IP address'],
     [
       { version: 1, ports: { http: 8080 }, traefik: { dashboard: true } },
       'ports.dashboard',
@@ -120,6 +121,12 @@ describe('stack config schema', () => {
     [{ version: 1, traefik: { readTimeout: '1 hour' } }, 'traefik.readTimeout', 'must be a duration'],
     [{ version: 1, registry: { minFreeDisk: 'lots' } }, 'registry.minFreeDisk', 'must be a size'],
     [{ version: 1, registry: { uploadPurgeAge: '10' } }, 'registry.uploadPurgeAge', 'a number needs a unit'],
+    [{ version: 1, registry: { auth: 'oidc' } }, 'registry.auth', 'registry.auth is basic or token'],
+    [
+      { version: 1, registry: { auth: 'token' }, deploy: { mode: 'swarm' } },
+      'registry.auth',
+      'not available with deploy.mode: swarm',
+    ],
     [{ version: 1, traefik: { idleTimeout: '7d' } }, 'traefik.idleTimeout', 'must be a duration'],
     [{ version: 1, name: 'My Stack' }, 'name', 'must be lower-case letters'],
     [{ version: 1, hosts: 'x' }, '', 'unknown field "hosts"'],

@@ -83,7 +83,7 @@ describe('up', () => {
       { type: 'volume', source: 'fx_registry-data', target: '/var/lib/registry', readOnly: false },
       { type: 'bind', source: join(fx.dir, 'auth'), target: '/auth', readOnly: true },
     ]);
-    expect(registry.ports).toEqual([{ hostPort: fx.ports.registry, containerPort: 5000 }]);
+    expect(registry.ports).toEqual([{ hostIp: '127.0.0.1', hostPort: fx.ports.registry, containerPort: 5000 }]);
     expect(registry.network).toBe('fx_proxy');
     expect(registry.aliases).toContain('registry');
     expect(registry.healthcheck?.test[0]).toBe('CMD');

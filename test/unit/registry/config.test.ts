@@ -35,7 +35,40 @@ describe('serve settings', () => {
       metadataPasswordFile: undefined,
       metadataPassword: undefined,
       proxies: [],
+      trustedProxies: [],
+      authMode: 'basic',
+      tokenKey: undefined,
     });
+  });
+
+  it('reads the auth mode; token needs a key file; anything else is refused', () => {
+    expect(resolveSettings({ auth: 'token', tokenKey: 'auth/token-key.pem' }, {}, {})).toMatchObject({
+      authMode: 'token',
+      tokenKey: 'auth/token-key.pem',
+    });
+    expect(resolveSettings({}, { REGCTL_AUTH: 'token', REGCTL_TOKEN_KEY: 'k.pem' }, { auth: 'basic' }).authMode).toBe(
+      'token',
+    );
+    expect(() => resolveSettings({ auth: 'token' }, {}, {})).toThrow(/auth token needs --token-key FILE/);
+    expect(() => resolveSettings({}, {}, { auth: 'bearer' })).toThrow(/auth: "bearer" is not basic or token/);
+  });
+
+  it('reads trusted proxies from a flag, the environment or a YAML list, and refuses a bad entry', () => {
+    expect(resolveSettings({ trustedProxies: '10.0.0.0/8, traefik' }, {}, {}).trustedProxies).toEqual([
+      '10.0.0.0/8',
+      'traefik',
+    ]);
+    expect(
+      resolveSettings({}, { REGCTL_TRUSTED_PROXIES: '127.0.0.1' }, { trustedProxies: ['x'] }).trustedProxies,
+    ).toEqual(['127.0.0.1']);
+    expect(resolveSettings({}, {}, { trustedProxies: ['fd00::/8', '172.18.0.3'] }).trustedProxies).toEqual([
+      'fd00::/8',
+      '172.18.0.3',
+    ]);
+    expect(() => resolveSettings({ trustedProxies: '10.0.0.0/40' }, {}, {})).toThrow(
+      /trusted-proxy: "10.0.0.0\/40" is not a CIDR block/,
+    );
+    expect(() => resolveSettings({}, {}, { trustedProxies: { a: 1 } })).toThrow(/trusted-proxy: .* is not a list/);
   });
 
   it('reads the metadata store from flags, environment or file, its password only from the environment or a file', () => {

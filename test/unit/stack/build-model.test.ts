@@ -94,8 +94,10 @@ describe('buildStackModel', () => {
       '24h',
       '--min-free',
       '2GiB',
+      '--trusted-proxy',
+      'traefik',
     ]);
-    expect(dev.ports).toEqual([{ host: 5000, container: 5000 }]);
+    expect(dev.ports).toEqual([{ hostIp: '127.0.0.1', host: 5000, container: 5000 }]);
     // V8 options (before the script) and glibc malloc settings that bound the server's resident memory
     // (src/registry/process-env.ts).
     expect(dev.environment).toEqual({
@@ -122,6 +124,23 @@ describe('buildStackModel', () => {
     expect(dev.restart).toBe('unless-stopped');
     expect(svc(buildStackModel(c, 'prod').services, 'registry').ports).toEqual([]);
     expect(svc(buildStackModel(config({ ports: { registry: 0 } }), 'dev').services, 'registry').ports).toEqual([]);
+  });
+
+  test('registry.auth token: the registry runs with the key the stack keeps in auth/; the direct port can be opened', () => {
+    const registry = (input: Record<string, unknown>) =>
+      buildStackModel(config(input), 'dev').services.find((s) => s.name === 'registry') as ServiceModel;
+    expect(registry({ registry: { auth: 'token' } }).command?.slice(-6)).toEqual([
+      '--trusted-proxy',
+      'traefik',
+      '--auth',
+      'token',
+      '--token-key',
+      '/auth/token-key.pem',
+    ]);
+    expect(registry({}).command).not.toContain('--auth');
+    expect(registry({ ports: { registryBind: '0.0.0.0' } }).ports).toEqual([
+      { hostIp: '0.0.0.0', host: 5000, container: 5000 },
+    ]);
   });
 
   test('service labels are the route label map plus bookkeeping labels and a config hash', () => {

@@ -48,7 +48,7 @@ describe('compose rendering', () => {
     });
     expect(registry.image).toBe('regctl:0.1.0');
     expect(registry.container_name).toBe('regctl-registry');
-    expect(registry.ports).toEqual(['5000:5000']);
+    expect(registry.ports).toEqual(['127.0.0.1:5000:5000']);
     expect(registry.volumes).toEqual(['registry-data:/var/lib/registry', './auth:/auth:ro']);
     expect(registry.networks).toEqual(['proxy']);
     expect(registry.restart).toBe('unless-stopped');
@@ -82,7 +82,7 @@ describe('compose rendering', () => {
     const model = buildStackModel(config({ ports: { http: 22, registry: 5959 } }), 'dev');
     const text = renderCompose(model);
     expect(text).toContain('- "22:80"');
-    expect(text).toContain('- "5959:5000"');
+    expect(text).toContain('- "127.0.0.1:5959:5000"');
     expect((parse(text, { version: '1.1' }) as ComposeFile).services.traefik!.ports).toEqual(['22:80']);
   });
 

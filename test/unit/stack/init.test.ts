@@ -52,7 +52,9 @@ describe('regctl init --yes', () => {
       'regctl.yaml',
       'traefik',
     ]);
-    expect((await readdir(join(dir, 'auth'))).sort()).toEqual(['access.yaml', 'htpasswd']);
+    expect((await readdir(join(dir, 'auth'))).sort()).toEqual(['access.yaml', 'htpasswd', 'token-key.pem']);
+    expect(await modeOf(join(dir, 'auth/token-key.pem'))).toBe(0o600);
+    expect(await readFile(join(dir, 'auth/token-key.pem'), 'utf8')).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
     expect((await readdir(join(dir, 'traefik'))).sort()).toEqual(['traefik.prod.yml', 'traefik.yml']);
     expect(await modeOf(join(dir, '.env'))).toBe(0o600);
     expect(await modeOf(join(dir, 'auth/htpasswd'))).toBe(0o600);
@@ -71,11 +73,17 @@ describe('regctl init --yes', () => {
 
     const config = await loadStackConfig(dir);
     expect(config.host).toBe('example.test');
-    expect(config.ports).toEqual({ http: httpPort, https: 443, registry: registryPort, dashboard: 8080 });
+    expect(config.ports).toEqual({
+      http: httpPort,
+      https: 443,
+      registry: registryPort,
+      registryBind: '127.0.0.1',
+      dashboard: 8080,
+    });
     expect(config.users).toEqual({ admin: { admin: true, rules: [] } });
     expect(parse(await readFile(join(dir, 'auth/access.yaml'), 'utf8'))).toEqual({ users: { admin: { admin: true } } });
     expect(await readFile(join(dir, '.gitignore'), 'utf8')).toMatch(
-      /^\.env$[\s\S]*^auth\/htpasswd$[\s\S]*^letsencrypt\/$/m,
+      /^\.env$[\s\S]*^auth\/htpasswd$[\s\S]*^auth\/htpasswd\.grace$[\s\S]*^auth\/token-key\.pem$[\s\S]*^letsencrypt\/$/m,
     );
     expect(run.stdout).toContain(`regctl up --dir ${dir}`);
   });
