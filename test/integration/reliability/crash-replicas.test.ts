@@ -11,13 +11,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { S3Driver } from '../../../src/registry/storage/s3/s3-driver.js';
 import { peerAvailable } from '../../helpers/peers.js';
-import { postgresAvailable, startPostgres, writePasswordFile, type PostgresCluster } from '../../helpers/postgres.js';
+import { postgresAvailable, startPostgres, type PostgresCluster } from '../../helpers/postgres.js';
 import { builtCliPresent } from '../../helpers/serve-process.js';
 import { startVersitygw, versitygwAvailable, type S3Server } from '../../helpers/versitygw.js';
 import { runReplicaCrashHarness } from './helpers/crash-replicas.js';
-import { s3PostgresStorage, type CrashStorage } from './helpers/crash-storage.js';
+import { freshS3PostgresStorage, type CrashStorage } from './helpers/crash-storage.js';
 import { seedFromEnv } from './helpers/rng.js';
 
 const PLANT = process.env.REGCTL_TEST_PLANT ?? '';
@@ -57,18 +56,7 @@ describe.skipIf(!ready)(
       async () => {
         dir = await mkdtemp(join(tmpdir(), 'regctl-crash-replicas-'));
         [s3, pg] = await Promise.all([startVersitygw(), startPostgres()]);
-        const bucket = await s3.createBucket();
-        const db = await pg.createDatabase();
-        const passwordFile = await writePasswordFile(dir, db.password);
-        const gateway = s3;
-        const shared = s3PostgresStorage({
-          s3: { bucket, prefix: 'crash', endpoint: s3.endpoint, region: s3.region, pathStyle: true, redirect: false },
-          env: s3.env(),
-          driver: () => new S3Driver({ client: gateway.client(), bucket, prefix: 'crash' }),
-          metadataUrl: db.url,
-          passwordFile,
-          stateDir: join(dir, 'state'),
-        });
+        const { storage: shared, bucket } = await freshS3PostgresStorage(dir, s3, pg);
         const storage = PLANT === 'own-metadata' ? ownMetadata(shared, dir) : shared;
         console.log(`crash harness (2 replicas) seed ${seed} (replay with CRASH_SEED=${seed}), bucket ${bucket}`);
         const report = await runReplicaCrashHarness({

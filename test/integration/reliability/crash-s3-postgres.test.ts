@@ -8,12 +8,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { S3Driver } from '../../../src/registry/storage/s3/s3-driver.js';
-import { postgresAvailable, startPostgres, writePasswordFile, type PostgresCluster } from '../../helpers/postgres.js';
+import { postgresAvailable, startPostgres, type PostgresCluster } from '../../helpers/postgres.js';
 import { builtCliPresent } from '../../helpers/serve-process.js';
 import { startVersitygw, versitygwAvailable, type S3Server } from '../../helpers/versitygw.js';
 import { runCrashHarness } from './helpers/crash-harness.js';
-import { s3PostgresStorage } from './helpers/crash-storage.js';
+import { freshS3PostgresStorage } from './helpers/crash-storage.js';
 import { seedFromEnv } from './helpers/rng.js';
 
 // Replay a run with CRASH_SEED=<seed printed below>.
@@ -39,18 +38,7 @@ describe.skipIf(!ready)(
         dir = await mkdtemp(join(tmpdir(), 'regctl-crash-s3-'));
         s3 = await startVersitygw();
         pg = await startPostgres();
-        const bucket = await s3.createBucket();
-        const db = await pg.createDatabase();
-        const passwordFile = await writePasswordFile(dir, db.password);
-        const gateway = s3;
-        const storage = s3PostgresStorage({
-          s3: { bucket, prefix: 'crash', endpoint: s3.endpoint, region: s3.region, pathStyle: true, redirect: false },
-          env: s3.env(),
-          driver: () => new S3Driver({ client: gateway.client(), bucket, prefix: 'crash' }),
-          metadataUrl: db.url,
-          passwordFile,
-          stateDir: join(dir, 'state'),
-        });
+        const { storage, bucket } = await freshS3PostgresStorage(dir, s3, pg);
         console.log(`crash harness (s3+postgres) seed ${seed} (replay with CRASH_SEED=${seed}), bucket ${bucket}`);
         // Lives longer than on a data directory: a push through S3 and PostgreSQL takes several times as long, and
         // with the filesystem's lives nearly every push and GC would be cut by the kill.

@@ -1,4 +1,7 @@
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { main } from '../../../src/cli/main.js';
 import { createOutput } from '../../../src/cli/output.js';
@@ -53,4 +56,32 @@ export async function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * `regctl init --dir <root>/stack --yes` on a free HTTP port, without the direct registry port, at bcrypt cost 4,
+ * with more flags and environment; a new temporary `root` for each test (`fresh` in beforeEach, `cleanup` after).
+ */
+export function initInTemp(prefix: string) {
+  let root = '';
+  return {
+    fresh: async () => void (root = await mkdtemp(join(tmpdir(), prefix))),
+    cleanup: () => rm(root, { recursive: true, force: true }),
+    dir: () => join(root, 'stack'),
+    init: async (args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> =>
+      runCli(
+        [
+          'init',
+          '--dir',
+          join(root, 'stack'),
+          '--yes',
+          '--http-port',
+          String(await freePort()),
+          '--registry-port',
+          '0',
+          ...args,
+        ],
+        { cwd: root, env: { PATH: process.env.PATH, REGCTL_BCRYPT_COST: '4', ...env } },
+      ),
+  };
 }

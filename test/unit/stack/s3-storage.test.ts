@@ -1,13 +1,12 @@
 /** A stack whose registry keeps its images in S3: regctl.yaml's storage.url, the rendered files, the keys' file. */
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { parse } from 'yaml';
 import { parseStackConfig, type StackConfig } from '../../../src/config/schema.js';
 import { buildStackModel } from '../../../src/stack/build-model.js';
 import { buildSwarmModel, type SwarmContents } from '../../../src/stack/swarm-model.js';
-import { freePort, runCli } from './cli-harness.js';
+import { initInTemp } from './cli-harness.js';
 
 const PG = 'postgres://regctl@db.internal:5432/regctl';
 const BUCKET = 's3://registry-bucket/prod';
@@ -79,19 +78,10 @@ describe('regctl.yaml storage on S3', () => {
 });
 
 describe('regctl init --storage s3://', () => {
-  let root: string;
-  beforeEach(async () => {
-    root = await mkdtemp(join(tmpdir(), 'regctl-s3-init-'));
-  });
-  afterEach(async () => {
-    await rm(root, { recursive: true, force: true });
-  });
-  const dir = () => join(root, 'stack');
-  const init = async (args: string[], env: NodeJS.ProcessEnv = {}) =>
-    runCli(
-      ['init', '--dir', dir(), '--yes', '--http-port', String(await freePort()), '--registry-port', '0', ...args],
-      { cwd: root, env: { PATH: process.env.PATH, REGCTL_BCRYPT_COST: '4', ...env } },
-    );
+  const t = initInTemp('regctl-s3-init-');
+  beforeEach(t.fresh);
+  afterEach(t.cleanup);
+  const { dir, init } = t;
   const flags = ['--storage', BUCKET, '--s3-endpoint', 'http://s3.internal:7070', '--s3-path-style'];
 
   test('writes the keys to auth/s3-credentials (0600, git-ignored) and nowhere else; a second init keeps them', async () => {

@@ -1,5 +1,4 @@
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { parse } from 'yaml';
@@ -8,7 +7,7 @@ import { buildStackModel } from '../../../src/stack/build-model.js';
 import { swarmComposeObject, renderSwarmCompose } from '../../../src/stack/swarm-compose.js';
 import { buildSwarmModel, versionedName, type SwarmContents } from '../../../src/stack/swarm-model.js';
 import { traefikStaticConfig } from '../../../src/stack/traefik.js';
-import { freePort, runCli } from './cli-harness.js';
+import { initInTemp } from './cli-harness.js';
 
 const PG = 'postgres://regctl@db.internal:5432/regctl';
 
@@ -170,22 +169,10 @@ describe('regctl.yaml deploy and metadata', () => {
 });
 
 describe('regctl init --mode swarm', () => {
-  let root: string;
-  beforeEach(async () => {
-    root = await mkdtemp(join(tmpdir(), 'regctl-swarm-init-'));
-  });
-  afterEach(async () => {
-    await rm(root, { recursive: true, force: true });
-  });
-  const dir = () => join(root, 'stack');
-  const init = async (args: string[], env: NodeJS.ProcessEnv = {}) =>
-    runCli(
-      ['init', '--dir', dir(), '--yes', '--http-port', String(await freePort()), '--registry-port', '0', ...args],
-      {
-        cwd: root,
-        env: { PATH: process.env.PATH, REGCTL_BCRYPT_COST: '4', ...env },
-      },
-    );
+  const t = initInTemp('regctl-swarm-init-');
+  beforeEach(t.fresh);
+  afterEach(t.cleanup);
+  const { dir, init } = t;
 
   test('renders compose.swarm.yaml and the password file (0600), and says that several nodes need S3', async () => {
     const run = await init(['--mode', 'swarm', '--replicas', '3', '--metadata', PG], {

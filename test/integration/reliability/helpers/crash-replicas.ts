@@ -135,16 +135,7 @@ export class ReplicaCrashHarness extends CrashHarness {
       afterGc.problems.filter((p) => p.kind === 'link-dangling').map((p) => p.path),
     ))
       m.violation(v);
-    await runFsck(new RegistryStore(await this.storage.openDriver()), { repair: true });
-    const after = await runFsck(new RegistryStore(await this.storage.openDriver()));
-    for (const p of after.problems) m.violation(`after repair: ${p.kind} ${p.path}`);
-    const last = await this.start('1s');
-    await new Promise((r) => setTimeout(r, 1500));
-    await this.verify(last, true);
-    const uploadsLeft = await this.storage.uploadsLeft();
-    if (uploadsLeft.length > 0)
-      m.violation(`stale uploads left after a restart with a 1s purge age: ${uploadsLeft.slice(0, 5).join(', ')}`);
-    await last.stop();
+    await this.repairAndRestart();
   }
 }
 

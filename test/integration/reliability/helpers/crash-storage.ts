@@ -5,7 +5,11 @@
  * differs (S3 writes are single PUTs, so it never holds temporary files).
  */
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { S3Settings } from '../../../../src/registry/storage/s3/s3-config.js';
+import { S3Driver } from '../../../../src/registry/storage/s3/s3-driver.js';
+import { writePasswordFile, type PostgresCluster } from '../../../helpers/postgres.js';
+import type { S3Server } from '../../../helpers/versitygw.js';
 import type { StorageDriver } from '../../../../src/registry/storage/driver.js';
 import { FsDriver } from '../../../../src/registry/storage/fs-driver.js';
 import { walkFiles } from '../../../../src/registry/storage/fsck.js';
@@ -69,6 +73,25 @@ export interface S3PostgresOptions {
   passwordFile: string;
   /** Local state of the server (nothing with PostgreSQL metadata, but serve wants a directory). */
   stateDir: string;
+}
+
+/** A fresh bucket on `s3` (keys under `crash/`) and a fresh database on `pg`; the server's state under `dir`. */
+export async function freshS3PostgresStorage(
+  dir: string,
+  s3: S3Server,
+  pg: PostgresCluster,
+): Promise<{ storage: CrashStorage; bucket: string }> {
+  const bucket = await s3.createBucket();
+  const db = await pg.createDatabase();
+  const storage = s3PostgresStorage({
+    s3: { bucket, prefix: 'crash', endpoint: s3.endpoint, region: s3.region, pathStyle: true, redirect: false },
+    env: s3.env(),
+    driver: () => new S3Driver({ client: s3.client(), bucket, prefix: 'crash' }),
+    metadataUrl: db.url,
+    passwordFile: await writePasswordFile(dir, db.password),
+    stateDir: join(dir, 'state'),
+  });
+  return { storage, bucket };
 }
 
 /** A bucket (S3Settings) with the metadata store on PostgreSQL. */
