@@ -10,7 +10,7 @@ import type { AdminRequest, AdminRoute, AdminServices } from './admin/types.js';
 import { AccessPolicy } from './auth/access.js';
 import type { Authenticator } from './auth/authenticator.js';
 import { authorizeRequest } from './auth/authorize.js';
-import { clientAddress, type TrustedProxies } from './auth/client-address.js';
+import { clientAddress, type TrustedProxies } from '../common/client-address.js';
 import { requestTarget, scopeForRequest, TOKEN_PATH, type TokenService } from './auth/token-service.js';
 import { RegistryError, toRegistryError } from './errors.js';
 import { Fence } from './fence.js';

@@ -49,7 +49,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { parseDuration as parseDurationText, parseSize as parseSizeText, UnitError } from '../common/units.js';
-import { TrustedProxies, TrustedProxyError } from './auth/client-address.js';
+import { TrustedProxies, TrustedProxyError } from '../common/client-address.js';
 import { isLogLevel, type LogLevel } from './logger.js';
 import { parseS3Endpoint, parseS3Url, S3UrlError } from '../common/s3-url.js';
 import type { S3Settings } from './storage/s3/s3-config.js';
@@ -83,7 +83,7 @@ export interface ServeSettings {
   metadataPassword: string | undefined;
   /** Pull-through cache entries (proxy/config.ts). */
   proxies: ProxyEntry[];
-  /** Proxies whose forwarding headers name the client: addresses, CIDR blocks, host names (auth/client-address.ts). */
+  /** Proxies whose forwarding headers name the client: addresses, CIDR blocks, host names (common/client-address.ts). */
   trustedProxies: string[];
   /** basic: Basic credentials on every request; token: Bearer tokens from the registry's token endpoint. */
   authMode: 'basic' | 'token';

@@ -9,7 +9,7 @@ import { RegistryApp } from './app.js';
 import type { Fence } from './fence.js';
 import { Authenticator } from './auth/authenticator.js';
 import type { ThrottleOptions } from './auth/throttle.js';
-import { TrustedProxies } from './auth/client-address.js';
+import { TrustedProxies } from '../common/client-address.js';
 import { TokenService } from './auth/token-service.js';
 import { createLogger, type LogFn, type LogLevel } from './logger.js';
 import type { StorageDriver } from './storage/driver.js';

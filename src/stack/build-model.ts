@@ -165,6 +165,9 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: Buil
         `http://registry:${REGISTRY_PORT}`,
         '--public-registry',
         publicRegistry,
+        // Traefik by name, as for the registry: its X-Forwarded-For names the client for the sign-in throttle.
+        '--trusted-proxy',
+        TRAEFIK_SERVICE,
         ...(mode === 'prod' ? ['--secure-cookies'] : []),
       ],
       environment: {},

@@ -2,6 +2,7 @@
  * What every request of one UI handler shares: its options resolved once, the mount point and its links, the
  * session store and sign-in throttle, the registry client for a user, and the frame every page is drawn in.
  */
+import type { TrustedProxies } from '../common/client-address.js';
 import type { IncomingMessage } from 'node:http';
 import { VERSION } from '../common/version.js';
 import { ASSET_VERSION } from './assets/index.js';
@@ -32,6 +33,11 @@ export interface UiOptions {
   listPageSize?: number;
   /** Called with unexpected errors (never shown to users). */
   onError?: (err: unknown) => void;
+  /**
+   * Proxies whose X-Forwarded-For names the client, for the sign-in throttle (common/client-address.ts); none:
+   * the socket's peer is the client, and a forged header cannot spread guesses over many addresses.
+   */
+  trustedProxies?: TrustedProxies;
 }
 
 export interface UiApp {
@@ -40,6 +46,7 @@ export interface UiApp {
   readonly paths: Paths;
   readonly sessions: SessionStore;
   readonly throttle: LoginThrottle;
+  readonly trustedProxies: TrustedProxies | undefined;
   /** Rows per page of the repository list. */
   readonly pageSize: number;
   readonly listPageSize: number | undefined;
@@ -71,6 +78,7 @@ export function createApp(opts: UiOptions): UiApp {
     paths,
     sessions: new SessionStore(opts.sessions),
     throttle: new LoginThrottle(opts.throttle),
+    trustedProxies: opts.trustedProxies,
     pageSize: opts.pageSize ?? 50,
     listPageSize: opts.listPageSize,
     cookie: { path: paths.cookiePath(), secure: Boolean(opts.secureCookies) },

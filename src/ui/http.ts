@@ -205,16 +205,6 @@ function sameOrigin(req: IncomingMessage): boolean {
   }
 }
 
-/** The client's address: the hop the nearest proxy (Traefik) appended to X-Forwarded-For, else the socket's. */
-export function clientAddress(req: IncomingMessage): string {
-  const xff = req.headers['x-forwarded-for'];
-  const list = (Array.isArray(xff) ? xff.join(',') : (xff ?? ''))
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  return list.at(-1) ?? req.socket.remoteAddress ?? 'unknown';
-}
-
 export function notFound(message: string, paths: Paths): ErrorView {
   return { status: 404, title: 'Not found', message, links: [{ href: paths.repos(), label: 'All repositories' }] };
 }

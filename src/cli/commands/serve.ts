@@ -163,11 +163,7 @@ function serveBase(ctx: CliContext): Command {
       const { createRegistryServer, openS3Driver, RegistryConfigError } = await import('../../registry/server.js');
       const { createLogger } = await import('../../registry/logger.js');
       let url = '';
-      let uiHandler: RegistryServerOptions['uiHandler'];
-      if (settings.ui) {
-        const { createUiHandler } = await import('../../ui/server.js');
-        uiHandler = createUiHandler({ registry: () => url, basePath: '/ui' });
-      }
+      const uiHandler = settings.ui ? await mountedUi(settings, () => url) : undefined;
       let server;
       try {
         server = createRegistryServer({
@@ -248,4 +244,12 @@ function trustOptions(cmd: Command): Command {
       '--trusted-proxy <list>',
       'comma-separated addresses, CIDR blocks or host names of proxies whose X-Forwarded-For names the client; the right-most address not in the list is throttled (env REGCTL_TRUSTED_PROXIES, default none: the TCP peer is the client)',
     );
+}
+
+/** The web UI served at /ui/ on the registry's own listener (`--ui`), with the registry's trusted proxies. */
+async function mountedUi(settings: ServeSettings, registry: () => string): Promise<RegistryServerOptions['uiHandler']> {
+  const { createUiHandler } = await import('../../ui/server.js');
+  const { startTrustedProxies } = await import('../../common/client-address.js');
+  const trustedProxies = await startTrustedProxies(settings.trustedProxies);
+  return createUiHandler({ registry, basePath: '/ui', ...(trustedProxies ? { trustedProxies } : {}) });
 }

@@ -2,12 +2,14 @@ import { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { RegctlError } from '../../common/errors.js';
 import { untilStopSignal } from '../signals.js';
+import { startTrustedProxies, TrustedProxies, TrustedProxyError } from '../../common/client-address.js';
 
 export interface UiCommandOptions {
   listen?: string;
   registry?: string;
   publicRegistry?: string;
   secureCookies?: boolean;
+  trustedProxy?: string;
 }
 
 export interface ResolvedUiOptions {
@@ -16,6 +18,8 @@ export interface ResolvedUiOptions {
   registry: string;
   publicRegistry: string | undefined;
   secureCookies: boolean;
+  /** Proxies whose X-Forwarded-For names the client (addresses, CIDR blocks, host names); none by default. */
+  trustedProxies: string[];
 }
 
 const TRUE_VALUES = new Set(['1', 'true', 'yes', 'on']);
@@ -44,12 +48,23 @@ export function resolveUiOptions(flags: UiCommandOptions, env: NodeJS.ProcessEnv
     throw new RegctlError('USAGE', `--registry must be an http or https URL, got "${registry}"`);
   }
   const secureEnv = env.REGCTL_UI_SECURE_COOKIES;
+  let trustedProxies: string[];
+  try {
+    trustedProxies = TrustedProxies.parseList(flags.trustedProxy ?? env.REGCTL_TRUSTED_PROXIES ?? '');
+    new TrustedProxies(trustedProxies);
+  } catch (err) {
+    if (!(err instanceof TrustedProxyError)) throw err;
+    throw new RegctlError('USAGE', `--trusted-proxy: ${err.message}`, {
+      hint: 'addresses, CIDR blocks or host names, comma-separated: --trusted-proxy 10.0.0.0/8,traefik',
+    });
+  }
   return {
     host,
     port,
     registry: registryUrl.toString().replace(/\/$/, ''),
     publicRegistry: flags.publicRegistry ?? env.REGCTL_UI_PUBLIC_REGISTRY ?? undefined,
     secureCookies: flags.secureCookies ?? (secureEnv !== undefined && TRUE_VALUES.has(secureEnv.toLowerCase())),
+    trustedProxies,
   };
 }
 
@@ -60,10 +75,16 @@ export function uiCommand(ctx: CliContext): Command {
     .option('--registry <url>', 'the registry as this server reaches it (env REGCTL_UI_REGISTRY)')
     .option('--public-registry <host>', 'registry host shown in pull commands (env REGCTL_UI_PUBLIC_REGISTRY)')
     .option('--secure-cookies', 'mark the session cookie Secure, for HTTPS (env REGCTL_UI_SECURE_COOKIES)')
+    .option(
+      '--trusted-proxy <list>',
+      'proxies whose X-Forwarded-For names the client, for the sign-in throttle: addresses, CIDR blocks, host names (env REGCTL_TRUSTED_PROXIES; default none)',
+    )
     .action(async (flags: UiCommandOptions) => {
       const opts = resolveUiOptions(flags, ctx.env);
       const { createUiServer } = await import('../../ui/server.js');
+      const trustedProxies = await startTrustedProxies(opts.trustedProxies);
       const server = createUiServer({
+        ...(trustedProxies ? { trustedProxies } : {}),
         host: opts.host,
         port: opts.port,
         registry: opts.registry,

@@ -3,9 +3,9 @@
  * registry itself (`GET /v2/`), throttles failures per user name and per client address, and keeps the
  * registry's `whoami` (absent when the registry has no admin API) in the new session.
  */
+import { clientAddress } from '../../common/client-address.js';
 import type { WhoAmI } from '../../common/admin-api.js';
 import {
-  clientAddress,
   csrfMatches,
   csrfProblem,
   readForm,
@@ -71,7 +71,7 @@ async function signIn({ app, req, res, url }: Exchange): Promise<void> {
     const problem = toProblem(err, app.paths, app.registryUrl());
     refuse(problem.status, { kind: 'error', title: problem.title, text: ` ${problem.message}` });
   };
-  const keys = [`user:${user.toLowerCase()}`, `ip:${clientAddress(req)}`];
+  const keys = [`user:${user.toLowerCase()}`, `ip:${clientAddress(req, app.trustedProxies)}`];
   const wait = app.throttle.retryAfterMs(keys);
   if (wait > 0) {
     const seconds = Math.ceil(wait / 1000);

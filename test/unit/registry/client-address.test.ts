@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { clientAddress, normalizeAddress, TrustedProxies } from '../../../src/registry/auth/client-address.js';
+import { clientAddress, normalizeAddress, TrustedProxies } from '../../../src/common/client-address.js';
 
 /** Only the two fields clientAddress reads; a socket cannot be made to come from 172.18.0.2 here. */
 function req(peer: string, headers: Record<string, string> = {}): IncomingMessage {

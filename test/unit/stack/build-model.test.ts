@@ -192,6 +192,8 @@ describe('buildStackModel', () => {
       'http://registry:5000',
       '--public-registry',
       'registry.example.test:8443',
+      '--trusted-proxy',
+      'traefik',
       '--secure-cookies',
     ]);
     expect(ui.dependsOn).toEqual(['registry']);

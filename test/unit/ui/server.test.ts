@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUiServer, type UiServer } from '../../../src/ui/server.js';
+import { TrustedProxies } from '../../../src/common/client-address.js';
 import { startTestRegistry, type TestRegistry } from './registry-helper.js';
 
 const HEADERS = ['content-security-policy', 'x-frame-options', 'x-content-type-options', 'referrer-policy'];
@@ -178,5 +179,51 @@ describe('UI server over a real socket, against our registry', () => {
     );
     expect(res.status).toBe(413);
     expect(await res.text()).toContain('Request too large');
+  });
+});
+
+describe('UI sign-in throttle and forwarding headers', () => {
+  let reg: TestRegistry;
+  const servers: UiServer[] = [];
+  const start = async (trusted?: string[]) => {
+    const ui = createUiServer({
+      registry: reg.url,
+      port: 0,
+      throttle: { freeAttempts: 3, baseDelayMs: 60_000 },
+      ...(trusted ? { trustedProxies: new TrustedProxies(trusted) } : {}),
+    });
+    servers.push(ui);
+    return (await ui.listen()).url;
+  };
+  const attempt = (at: string, i: number, forwardedFor: string) =>
+    fetch(`${at}login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'X-Forwarded-For': forwardedFor },
+      body: new URLSearchParams({ username: `user-${i}`, password: `guess-${i}` }).toString(),
+    });
+
+  beforeAll(async () => {
+    reg = await startTestRegistry();
+  });
+  afterAll(async () => {
+    for (const s of servers) await s.close();
+    await reg?.close();
+  });
+
+  it('ignores X-Forwarded-For from a peer that is no trusted proxy: a new address per guess is still throttled', async () => {
+    const at = await start();
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push((await attempt(at, i, `198.51.100.${i + 1}`)).status);
+    expect(statuses).toEqual([401, 401, 401, 429, 429, 429]);
+  });
+
+  it('behind a trusted proxy, counts each forwarded client apart', async () => {
+    const at = await start(['127.0.0.1/32', '::1/128']);
+    for (let i = 0; i < 3; i++) expect((await attempt(at, i, '203.0.113.7')).status).toBe(401);
+    expect((await attempt(at, 3, '203.0.113.7')).status).toBe(429);
+    // Another client behind the same proxy, and one whose forged left part names the throttled one.
+    expect((await attempt(at, 4, '203.0.113.8')).status).toBe(401);
+    expect((await attempt(at, 5, '203.0.113.7, 203.0.113.9')).status).toBe(401);
   });
 });

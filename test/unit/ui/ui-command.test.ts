@@ -15,6 +15,7 @@ describe('regctl ui options', () => {
       registry: 'http://127.0.0.1:5000',
       publicRegistry: undefined,
       secureCookies: false,
+      trustedProxies: [],
     });
   });
 
@@ -24,6 +25,7 @@ describe('regctl ui options', () => {
       REGCTL_UI_REGISTRY: 'http://registry:5000/',
       REGCTL_UI_PUBLIC_REGISTRY: 'registry.example.com',
       REGCTL_UI_SECURE_COOKIES: 'true',
+      REGCTL_TRUSTED_PROXIES: '10.0.0.0/8, traefik',
     };
     expect(resolveUiOptions({}, env)).toEqual({
       host: '0.0.0.0',
@@ -31,6 +33,7 @@ describe('regctl ui options', () => {
       registry: 'http://registry:5000',
       publicRegistry: 'registry.example.com',
       secureCookies: true,
+      trustedProxies: ['10.0.0.0/8', 'traefik'],
     });
     expect(
       resolveUiOptions(
@@ -39,6 +42,7 @@ describe('regctl ui options', () => {
           registry: 'https://r.example.com',
           publicRegistry: 'r.example.com',
           secureCookies: false,
+          trustedProxy: '192.0.2.1',
         },
         env,
       ),
@@ -48,6 +52,7 @@ describe('regctl ui options', () => {
       registry: 'https://r.example.com',
       publicRegistry: 'r.example.com',
       secureCookies: false,
+      trustedProxies: ['192.0.2.1'],
     });
     expect(resolveUiOptions({}, { REGCTL_UI_SECURE_COOKIES: '0' }).secureCookies).toBe(false);
     expect(resolveUiOptions({ listen: ':8080' }, {}).host).toBe('0.0.0.0');
@@ -58,6 +63,7 @@ describe('regctl ui options', () => {
     [{ listen: 'host:99999' }, '--listen must be HOST:PORT'],
     [{ registry: 'not a url' }, '--registry must be a URL'],
     [{ registry: 'ftp://x' }, '--registry must be an http or https URL'],
+    [{ trustedProxy: '10.0.0.0/99' }, '--trusted-proxy:'],
   ])('refuses %o', (flags, message) => {
     let err: unknown;
     try {

@@ -170,6 +170,14 @@ function forwardedChain(req: IncomingMessage): string[] {
 }
 
 /** The address to count failures against: see the module comment. */
+/** Trusted proxies from a list (none: undefined), their names resolved before it returns. */
+export async function startTrustedProxies(list: readonly string[]): Promise<TrustedProxies | undefined> {
+  if (list.length === 0) return undefined;
+  const trusted = new TrustedProxies(list);
+  await trusted.start();
+  return trusted;
+}
+
 export function clientAddress(req: IncomingMessage, trusted: TrustedProxies | undefined): string {
   const peer = normalizeAddress(req.socket?.remoteAddress ?? 'unknown');
   if (!trusted || trusted.empty || !trusted.isTrusted(peer)) return peer;
