@@ -261,12 +261,6 @@ export const stackConfigSchema = z
           message: `storage.${key} needs storage.url: s3://BUCKET`,
         });
     }
-    if (config.registry.auth === 'token' && config.deploy.mode === 'swarm')
-      ctx.addIssue({
-        code: 'custom',
-        path: ['registry', 'auth'],
-        message: 'registry.auth: token is not available with deploy.mode: swarm yet (its key is not a swarm secret)',
-      });
     const { http, https, registry, dashboard } = config.ports;
     if (http === https)
       ctx.addIssue({ code: 'custom', path: ['ports', 'https'], message: 'ports.http and ports.https must differ' });

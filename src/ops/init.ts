@@ -352,6 +352,7 @@ export async function runInit(ctx: InitIo, opts: InitOptions): Promise<void> {
   const metadataPassword = await initMetadataPassword(ctx.out, ctx.env, dir, config);
   const s3Credentials = await initS3Credentials(ctx.out, ctx.env, dir, config);
   const grace = await readIfExists(join(dir, GRACE_FILE));
+  const previousKey = await readIfExists(join(dir, 'auth', `${TOKEN_KEY_FILE}.previous`));
   const files = renderStack(config, {
     secrets: {
       username,
@@ -362,6 +363,7 @@ export async function runInit(ctx: InitIo, opts: InitOptions): Promise<void> {
       ...(grace !== undefined ? { grace } : {}),
       // Made at every init and written only when absent, so a stack switched to `registry.auth: token` has its key.
       tokenKey: (await readIfExists(join(dir, 'auth', TOKEN_KEY_FILE))) ?? newTokenKeyPem(),
+      ...(previousKey !== undefined ? { tokenKeyPrevious: previousKey } : {}),
     },
   });
   if (config.deploy.mode === 'swarm' && !config.storage.url && !opts.json) {

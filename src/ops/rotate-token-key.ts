@@ -10,10 +10,15 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RegctlError } from '../common/errors.js';
-import { readIfExists } from '../common/fs.js';
+import { exists, readIfExists } from '../common/fs.js';
+import { CONFIG_FILE } from '../config/load.js';
 import { newTokenKeyPem, parseSigningKey, previousKeyPath, previousKeyText } from '../registry/auth/token-keys.js';
 import { TOKEN_KEY_FILE } from '../stack/build-model.js';
 import { atomicWrite } from '../stack/write.js';
+import type { Output } from '../common/io.js';
+import type { DockerEngine } from '../docker/engine.js';
+import { loadStack } from './stack.js';
+import { up } from './up.js';
 
 export interface TokenKeyRotation {
   /** When the old key stops being accepted (ISO 8601); null: at once. */
@@ -21,7 +26,16 @@ export interface TokenKeyRotation {
   kid: string;
 }
 
-export async function rotateTokenKey(dir: string, graceMs: number, now = Date.now): Promise<TokenKeyRotation> {
+/**
+ * `rollout` (the output and engine of the command) rolls a swarm stack's new key out as new secret versions
+ * (start-first, as `regctl up` does); a compose stack's registry reads the files itself.
+ */
+export async function rotateTokenKey(
+  dir: string,
+  graceMs: number,
+  rollout?: { out: Output; engine: DockerEngine },
+  now = Date.now,
+): Promise<TokenKeyRotation> {
   const path = join(dir, 'auth', TOKEN_KEY_FILE);
   const current = await readIfExists(path);
   if (current === undefined)
@@ -43,5 +57,11 @@ export async function rotateTokenKey(dir: string, graceMs: number, now = Date.no
   }
   const pem = newTokenKeyPem();
   await atomicWrite(path, pem, 0o600);
+  // A directory holding only the key (no regctl.yaml) is no stack to roll out to.
+  const swarm = (await exists(join(dir, CONFIG_FILE))) && (await loadStack(dir)).config.deploy.mode === 'swarm';
+  if (rollout && swarm) {
+    rollout.out.step('Rolling out the new token key as a new secret version');
+    await up({ dir, out: rollout.out, engine: rollout.engine, skipProbes: true });
+  }
   return { previousUntil, kid: (await parseSigningKey(pem, path)).kid };
 }

@@ -21,6 +21,7 @@ function namesModel(stack: LoadedStack): SwarmModel {
     traefik: '',
     ...(config.metadata ? { metadataPassword: '' } : {}),
     ...(config.storage.url ? { s3Credentials: '' } : {}),
+    ...(config.registry.auth === 'token' ? { tokenKey: '' } : {}),
   });
 }
 

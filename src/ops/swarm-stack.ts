@@ -9,7 +9,7 @@ import { RegctlError } from '../common/errors.js';
 import { readIfExists } from '../common/fs.js';
 import type { DockerEngine } from '../docker/engine.js';
 import type { SwarmEngine, SwarmServiceSpec, SwarmState } from '../docker/engine.js';
-import { METADATA_PASSWORD_FILE, S3_CREDENTIALS_FILE } from '../stack/build-model.js';
+import { METADATA_PASSWORD_FILE, S3_CREDENTIALS_FILE, TOKEN_KEY_FILE } from '../stack/build-model.js';
 import {
   buildSwarmModel,
   GRACE_FILE,
@@ -40,6 +40,15 @@ async function required(dir: string, path: string): Promise<string> {
   return text;
 }
 
+/** The token signing key, and the previous one while a rotation's grace lasts. */
+async function tokenKeys(dir: string): Promise<{ tokenKey: string; tokenKeyPrevious?: string }> {
+  const previous = await readIfExists(join(dir, 'auth', `${TOKEN_KEY_FILE}.previous`));
+  return {
+    tokenKey: await required(dir, `auth/${TOKEN_KEY_FILE}`),
+    ...(previous !== undefined ? { tokenKeyPrevious: previous } : {}),
+  };
+}
+
 /** The stack's SwarmModel, with secret and config names from the files as they are now. */
 export async function loadSwarmModel(stack: LoadedStack): Promise<SwarmModel> {
   const { dir, config } = stack;
@@ -50,6 +59,7 @@ export async function loadSwarmModel(stack: LoadedStack): Promise<SwarmModel> {
     traefik: await required(dir, SWARM_TRAEFIK_FILE),
     ...(config.metadata ? { metadataPassword: await required(dir, `auth/${METADATA_PASSWORD_FILE}`) } : {}),
     ...(config.storage.url ? { s3Credentials: await required(dir, `auth/${S3_CREDENTIALS_FILE}`) } : {}),
+    ...(config.registry.auth === 'token' ? await tokenKeys(dir) : {}),
     ...(grace !== undefined ? { grace } : {}),
   });
 }

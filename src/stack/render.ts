@@ -43,6 +43,8 @@ export interface StackSecrets {
   grace?: string;
   /** The token signing key (PEM), written once to auth/token-key.pem (0600) and kept after. */
   tokenKey?: string;
+  /** auth/token-key.pem.previous while a key rotation's grace lasts (a swarm stack deploys it as a secret). */
+  tokenKeyPrevious?: string;
 }
 
 export interface RenderOptions {
@@ -177,6 +179,8 @@ function swarmFiles(config: StackConfig, secrets: StackSecrets, version: string 
       ...(secrets.metadataPassword !== undefined ? { metadataPassword: `${secrets.metadataPassword}\n` } : {}),
       ...(secrets.s3Credentials !== undefined ? { s3Credentials: secrets.s3Credentials } : {}),
       ...(secrets.grace !== undefined ? { grace: secrets.grace } : {}),
+      ...(secrets.tokenKey !== undefined ? { tokenKey: secrets.tokenKey } : {}),
+      ...(secrets.tokenKeyPrevious !== undefined ? { tokenKeyPrevious: secrets.tokenKeyPrevious } : {}),
     },
     version ? { version } : {},
   );

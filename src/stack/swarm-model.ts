@@ -20,7 +20,13 @@
  */
 import { createHash } from 'node:crypto';
 import type { StackConfig } from '../config/schema.js';
-import { AUTH_DIR, buildStackModel, METADATA_PASSWORD_FILE, S3_CREDENTIALS_FILE } from './build-model.js';
+import {
+  AUTH_DIR,
+  buildStackModel,
+  METADATA_PASSWORD_FILE,
+  S3_CREDENTIALS_FILE,
+  TOKEN_KEY_FILE,
+} from './build-model.js';
 import { REGISTRY_CONFIG_FILE, registryConfigText } from './registry-config.js';
 import type {
   HealthcheckModel,
@@ -111,6 +117,9 @@ export interface SwarmContents {
   metadataPassword?: string;
   /** Present when the storage is S3: auth/s3-credentials. */
   s3Credentials?: string;
+  /** With `registry.auth: token`: the signing key, and during a key rotation's grace the previous one. */
+  tokenKey?: string;
+  tokenKeyPrevious?: string;
   /** auth/htpasswd.grace, when `rotate-credentials --grace` left old secrets that still work for a while. */
   grace?: string;
 }
@@ -161,6 +170,13 @@ export function buildSwarmModel(
       throw new Error(`storage is S3 but auth/${S3_CREDENTIALS_FILE} was not given`);
     secrets.push(object('s3-credentials', `auth/${S3_CREDENTIALS_FILE}`, contents.s3Credentials));
   }
+  const token = config.registry.auth === 'token';
+  if (token) {
+    if (contents.tokenKey === undefined) throw new Error(`token auth but auth/${TOKEN_KEY_FILE} was not given`);
+    secrets.push(object('token-key', `auth/${TOKEN_KEY_FILE}`, contents.tokenKey));
+    if (contents.tokenKeyPrevious !== undefined)
+      secrets.push(object('token-key-previous', `auth/${TOKEN_KEY_FILE}.previous`, contents.tokenKeyPrevious));
+  }
   if (contents.grace !== undefined) secrets.push(object('htpasswd-grace', GRACE_FILE, contents.grace));
   const configs = [
     object('access', 'auth/access.yaml', contents.access),
@@ -182,6 +198,11 @@ export function buildSwarmModel(
           secretRefs.push({ source: 'metadata-password', target: `${AUTH_DIR}/${METADATA_PASSWORD_FILE}` });
         if (config.storage.url)
           secretRefs.push({ source: 's3-credentials', target: `${AUTH_DIR}/${S3_CREDENTIALS_FILE}` });
+        if (token && svc.name === 'registry') {
+          secretRefs.push({ source: 'token-key', target: `${AUTH_DIR}/${TOKEN_KEY_FILE}` });
+          if (contents.tokenKeyPrevious !== undefined)
+            secretRefs.push({ source: 'token-key-previous', target: `${AUTH_DIR}/${TOKEN_KEY_FILE}.previous` });
+        }
         configRefs.push({ source: 'access', target: `${AUTH_DIR}/access.yaml` });
         if (registryConfig) configRefs.push({ source: 'registry-config', target: `${AUTH_DIR}/registry.yaml` });
       } else if (m.type === 'bind' && m.target === STATIC_CONFIG_PATH) {

@@ -35,7 +35,7 @@ export function rotateCredentialsCommand(
       'rotate the token signing key (auth/token-key.pem) instead of a password; --grace keeps the old key accepted',
     )
     .action(async (flags: Flags) => {
-      if (flags.tokenKey) return rotateKey(ctx, flags);
+      if (flags.tokenKey) return rotateKey(ctx, flags, engineFactory);
       const { rotateCredentials } = await import('../../ops/rotate.js');
       const { formatDuration } = await import('../../common/units.js');
       const out = outputFor(ctx.out, flags.json);
@@ -71,11 +71,11 @@ export function rotateCredentialsCommand(
 }
 
 /** `--token-key`: a new signing key; the registry picks it up within ten seconds. */
-async function rotateKey(ctx: CliContext, flags: Flags): Promise<void> {
+async function rotateKey(ctx: CliContext, flags: Flags, engineFactory: EngineFactory): Promise<void> {
   const { rotateTokenKey } = await import('../../ops/rotate-token-key.js');
   const { formatDuration } = await import('../../common/units.js');
   const out = outputFor(ctx.out, flags.json);
-  const r = await rotateTokenKey(stackDir(ctx, flags.dir), flags.grace);
+  const r = await rotateTokenKey(stackDir(ctx, flags.dir), flags.grace, { out, engine: engineFactory(ctx) });
   if (flags.json) {
     out.json(r);
     return;

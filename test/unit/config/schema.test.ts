@@ -122,11 +122,6 @@ describe('stack config schema', () => {
     [{ version: 1, registry: { minFreeDisk: 'lots' } }, 'registry.minFreeDisk', 'must be a size'],
     [{ version: 1, registry: { uploadPurgeAge: '10' } }, 'registry.uploadPurgeAge', 'a number needs a unit'],
     [{ version: 1, registry: { auth: 'oidc' } }, 'registry.auth', 'registry.auth is basic or token'],
-    [
-      { version: 1, registry: { auth: 'token' }, deploy: { mode: 'swarm' } },
-      'registry.auth',
-      'not available with deploy.mode: swarm',
-    ],
     [{ version: 1, traefik: { idleTimeout: '7d' } }, 'traefik.idleTimeout', 'must be a duration'],
     [{ version: 1, name: 'My Stack' }, 'name', 'must be lower-case letters'],
     [{ version: 1, hosts: 'x' }, '', 'unknown field "hosts"'],

@@ -56,7 +56,7 @@ describe('rotate-credentials --token-key', () => {
     const fresh = await token();
     expect(await status(fresh)).toBe(200);
     // A rotation whose grace already ended: the key it replaced (fresh's) is refused, as is the older one.
-    await rotateTokenKey(dir, 1000, () => Date.now() - 5000);
+    await rotateTokenKey(dir, 1000, undefined, () => Date.now() - 5000);
     await reload();
     expect(await status(fresh)).toBe(401);
     expect(await status(old)).toBe(401);

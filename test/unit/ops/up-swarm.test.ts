@@ -13,6 +13,8 @@ import { scale } from '../../../src/ops/swarm-ops.js';
 import { up, type UpOptions } from '../../../src/ops/up.js';
 import { rotateCredentials } from '../../../src/ops/rotate.js';
 import { addUser, permissionsFromFlags, removeUser, setUser } from '../../../src/ops/users.js';
+import { rotateTokenKey } from '../../../src/ops/rotate-token-key.js';
+import { newTokenKeyPem } from '../../../src/registry/auth/token-keys.js';
 import { setHtpasswdUser } from '../../../src/stack/htpasswd.js';
 import { scriptedPrompts } from '../../../src/cli/prompts.js';
 import { capturedOutput, rejection, stackFixture, type StackFixture } from './fixture.js';
@@ -214,6 +216,28 @@ describe('rotate-credentials on a swarm stack', () => {
     expect(swarm().configs.get(afterSet.access)!.data.toString()).toMatch(/repos: "\*\*"/);
     await removeUser({ ...target, name: 'ci' });
     expect(swarm().secrets.get(names().htpasswd)!.data.toString()).not.toMatch(/^ci:/m);
+  });
+});
+
+describe('token auth on a swarm stack', () => {
+  it('deploys the signing key as a registry-only secret; a rotation with a grace rolls out the new and previous keys', async () => {
+    await fx.writeConfig(`deploy: { mode: swarm, replicas: 3 }\nmetadata: ${PG}\nregistry: { auth: token }\n`);
+    const key = newTokenKeyPem();
+    await writeFile(join(fx.dir, 'auth/token-key.pem'), key, { mode: 0o600 });
+    await up(options());
+    const keySecret = () => swarp('fx_registry').secrets.find((x) => x.target === '/auth/token-key.pem')!.name;
+    const before = keySecret();
+    expect(swarm().secrets.get(before)!.data.toString()).toBe(key);
+    expect(swarp('fx_ui').secrets.map((x) => x.target)).not.toContain('/auth/token-key.pem');
+    expect(swarp('fx_registry').command).toEqual(expect.arrayContaining(['--auth', 'token']));
+    const r = await rotateTokenKey(fx.dir, 600_000, { out: capturedOutput().out, engine });
+    expect(r.previousUntil).not.toBeNull();
+    const after = swarp('fx_registry').secrets;
+    expect(after.map((x) => x.target)).toContain('/auth/token-key.pem.previous');
+    expect(keySecret()).not.toBe(before);
+    expect(swarm().secrets.has(before)).toBe(false);
+    const previous = after.find((x) => x.target === '/auth/token-key.pem.previous')!.name;
+    expect(swarm().secrets.get(previous)!.data.toString()).toContain(key.trim());
   });
 });
 
