@@ -4,10 +4,11 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { launchChromium } from '../helpers/browser.js';
-import { freePort, peerAvailable } from '../helpers/peers.js';
+import { peerAvailable } from '../helpers/peers.js';
 import { createUiServer, type UiServer } from '../../src/ui/server.js';
 import { startRegistryWithImages, type Account, type RegistryFixture } from './ui-fixture.js';
 import { basicAuth } from '../helpers/auth.js';
@@ -364,7 +365,12 @@ describe.skipIf(!canRun)('web UI in Chromium against our registry', () => {
 
   it('says the registry is down, on the login page and for a signed-in user', async () => {
     let target = fx.url;
-    const deadUrl = `http://127.0.0.1:${await freePort()}`;
+    // A registry that is down: a listener of this test's own that drops every connection (a port found free
+    // could be taken by another test's server meanwhile).
+    const dead = createNetServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
+    const deadUrl = `http://127.0.0.1:${(dead.address() as AddressInfo).port}`;
+    onTestFinished(() => void dead.close());
     const flaky = createUiServer({ registry: () => target, port: 0 });
     const base = (await flaky.listen()).url;
     const ctx7 = await browser.newContext();

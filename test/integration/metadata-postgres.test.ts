@@ -110,6 +110,39 @@ describe.skipIf(!postgresAvailable())('PostgreSQL metadata store', () => {
     await index.close();
   });
 
+  it('flushes pull times while other replicas put the same manifests, without a deadlock', async () => {
+    const db = await pg.createDatabase();
+    const open = () => openPostgresStore({ url: db.url, password: db.password });
+    const [puller, pusher] = await Promise.all([open(), open()]);
+    const digests = Array.from({ length: 4 }, (_, i) => `sha256:${String(i).repeat(64)}`);
+    const facts = { mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 10, references: [] };
+    for (const d of digests) await pusher.addManifest('r', d, 1, facts, { tags: ['latest'] });
+    let at = 1_000_000;
+    const errors: string[] = [];
+    // A replica flushing pulls (the repository row and the manifests' rows) while another puts the same manifests
+    // again (a manifest row, then the repository row), 150 times each.
+    await Promise.all([
+      (async () => {
+        for (let i = 0; i < 150; i++) {
+          at += 60_001;
+          puller.notePull('r', at);
+          for (const d of digests) puller.noteManifestPull('r', d, at);
+          await puller.flush().catch((err: Error) => errors.push(`flush: ${err.message}`));
+        }
+      })(),
+      (async () => {
+        for (let i = 0; i < 150; i++) {
+          const d = digests[i % digests.length] as string;
+          await pusher.addManifest('r', d, 2 + i, facts, { tags: ['latest'] }).catch((err: Error) => {
+            errors.push(`put: ${err.message}`);
+          });
+        }
+      })(),
+    ]);
+    expect(errors).toEqual([]);
+    await Promise.all([puller.close(), pusher.close()]);
+  });
+
   it('finishes at once the intents of a process found gone, even while an older one lives; never a live one', async () => {
     const db = await pg.createDatabase();
     const open = () => openPostgresStore({ url: db.url, password: db.password });

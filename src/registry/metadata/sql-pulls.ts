@@ -71,15 +71,21 @@ export class SqlPulls {
       await c.run('UPDATE manifests SET pulled_at = ? WHERE repository_id = ? AND digest = ?', [at, id, digest]);
   }
 
-  /** Writes taken pulls in the caller's transaction; a time never goes back. */
+  /**
+   * Writes taken pulls in the caller's transaction; a time never goes back. Rows are locked in the order every
+   * write of the store locks them, a repository's manifests before the repository (addManifest, addRevision), and
+   * each kind sorted: on PostgreSQL a flush taking a repository row first could deadlock with a manifest PUT.
+   */
   static async write(c: SqlConn, pulls: TakenPulls): Promise<void> {
-    for (const [name, at] of pulls.repositories)
-      await c.run('UPDATE repositories SET last_pull = ? WHERE name = ? AND last_pull < ?', [at, name, at]);
-    for (const { name, digest, at } of pulls.manifests)
+    const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+    const manifests = [...pulls.manifests].sort((a, b) => byName(a.name, b.name) || byName(a.digest, b.digest));
+    for (const { name, digest, at } of manifests)
       await c.run(
         `UPDATE manifests SET pulled_at = ? WHERE digest = ? AND pulled_at < ?
          AND repository_id = (SELECT id FROM repositories WHERE name = ?)`,
         [at, digest, at, name],
       );
+    for (const [name, at] of [...pulls.repositories].sort(([a], [b]) => byName(a, b)))
+      await c.run('UPDATE repositories SET last_pull = ? WHERE name = ? AND last_pull < ?', [at, name, at]);
   }
 }
