@@ -45,15 +45,19 @@ interface Target {
   env?: NodeJS.ProcessEnv;
 }
 
-/** Reads the robots file after checking the stack uses token auth (robots are token-only). */
-async function readRobots(dir: string): Promise<Record<string, RobotEntry>> {
+/** The stack's `registry.auth` (`basic` or `token`). */
+export async function stackAuthMode(dir: string): Promise<'basic' | 'token'> {
   const configText = await readIfExists(join(dir, CONFIG_FILE));
   if (configText === undefined)
     throw new RegctlError('CONFIG_MISSING', `no ${CONFIG_FILE} in ${dir}`, {
       hint: `run \`regctl init --dir ${dir}\`, or pass --dir to the stack's directory`,
     });
-  const config = parseStackConfigText(configText, join(dir, CONFIG_FILE));
-  if (config.registry.auth !== 'token')
+  return parseStackConfigText(configText, join(dir, CONFIG_FILE)).registry.auth;
+}
+
+/** Reads the robots file after checking the stack uses token auth (robots are token-only). */
+async function readRobots(dir: string): Promise<Record<string, RobotEntry>> {
+  if ((await stackAuthMode(dir)) !== 'token')
     throw new RegctlError('USAGE', 'robot accounts need token auth, and this stack uses basic auth', {
       hint: `set registry.auth: token in ${CONFIG_FILE} and run regctl up`,
     });
