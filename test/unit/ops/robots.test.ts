@@ -31,10 +31,11 @@ async function token(
   user: string,
   password: string,
   scope: string,
+  extra: Record<string, string> = {},
 ): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`${fx.url}/auth/token`, {
     method: 'POST',
-    body: new URLSearchParams({ grant_type: 'password', service: 'regctl', username: user, password, scope }),
+    body: new URLSearchParams({ grant_type: 'password', service: 'regctl', username: user, password, scope, ...extra }),
   });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
@@ -98,15 +99,29 @@ describe('robot accounts', () => {
     expect(JSON.stringify(e.body)).toMatch(/UNAUTHORIZED.*expired/);
 
     const removed = await add('gone');
-    const before = await token(removed.robot.user, removed.secret, 'repository:robots/ok/app:pull,push');
+    const before = await token(removed.robot.user, removed.secret, 'repository:robots/ok/app:pull,push', {
+      access_type: 'offline',
+    });
     expect(before.status).toBe(200);
+    const refresh = async () =>
+      (
+        await fetch(`${fx.url}/auth/token`, {
+          method: 'POST',
+          body: new URLSearchParams({
+            grant_type: 'refresh_token',
+            refresh_token: before.body.refresh_token as string,
+          }),
+        })
+      ).status;
+    expect(await refresh()).toBe(200);
     expect((await removeRobot({ dir: fx.stackDir, name: 'gone', out: captureOutput(), env: fx.env })).reloaded).toBe(
       true,
     );
     const r = await token(removed.robot.user, removed.secret, 'repository:robots/ok/app:pull');
     expect(r.status).toBe(401);
     expect(JSON.stringify(r.body)).toMatch(/UNAUTHORIZED.*revoked/);
-    // A token issued before the removal stops working at once.
+    // Its refresh token (what docker login keeps) is refused too, and a token issued before stops working at once.
+    expect(await refresh()).toBe(401);
     expect((await startUpload(before.body.token as string, 'robots/ok/app')).status).toBe(403);
   });
 
