@@ -97,7 +97,7 @@ describe('regctl ci', () => {
     for (const [scope, granted] of [
       ['repository:apps/api:pull,push,delete', 'repository:apps/api:pull,push'],
       ['repository:other/x:pull,push', ''],
-    ]) {
+    ] as const) {
       const res = await fetch(`${fx.url}/auth/token`, {
         method: 'POST',
         body: new URLSearchParams({ grant_type: 'password', username: doc.user, password: doc.password, scope }),

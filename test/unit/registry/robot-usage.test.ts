@@ -15,7 +15,7 @@ let dir: string;
 let stores: MetadataStore[] = [];
 
 const open = async () => {
-  const s = await openMetadataStore({ kind: 'sqlite', path: join(dir, 'metadata.sqlite') }, {});
+  const s = await openMetadataStore({ kind: 'sqlite', path: join(dir, 'metadata.sqlite') }, { dataDir: dir });
   stores.push(s);
   return s;
 };
