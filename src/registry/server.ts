@@ -207,6 +207,9 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
       await trustedProxies.start();
       await tokens?.start();
       await app.init();
+      auth?.robotUsage.start(app.store.index, 60_000, (err) =>
+        log('warn', 'robot last use not written', { error: err.message }),
+      );
       retention.start();
       const host = opts.host ?? '127.0.0.1';
       await new Promise<void>((res, rej) => {
@@ -222,6 +225,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
     },
     async close() {
       auth?.close();
+      await auth?.robotUsage.close();
       policies.unwatch();
       trustedProxies.close();
       tokens?.close();

@@ -9,7 +9,7 @@
  * auth/registry.yaml       the registry's config file: the policies (only when regctl.yaml has policies:)
  * auth/htpasswd    0600    bcrypt hashes (secret; never re-rendered once it exists)
  * .env             0600    COMPOSE_PROJECT_NAME, REGCTL_PACKAGE_DIR, images, admin password (secret)
- * .gitignore               keeps .env, auth/htpasswd(.grace), token keys, letsencrypt/ and *.bak out of git
+ * .gitignore               keeps .env, auth/htpasswd(.grace), robots, token keys, letsencrypt/ and *.bak out of git
  * ```
  * Rendering is pure; `writeStack` plans and writes (see write.ts).
  */
@@ -122,6 +122,7 @@ const gitignore = (config: StackConfig): string =>
     '.env',
     'auth/htpasswd',
     'auth/htpasswd.grace',
+    'auth/robots.yaml',
     `auth/${TOKEN_KEY_FILE}`,
     `auth/${TOKEN_KEY_FILE}.previous`,
     ...(config.metadata ? [`auth/${METADATA_PASSWORD_FILE}`] : []),

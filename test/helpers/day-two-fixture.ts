@@ -57,11 +57,14 @@ export interface Fixture {
 }
 
 /** A stack directory rendered by the stack module, and a registry serving its auth files (with `server` options). */
-export async function startFixture(server: Partial<RegistryServerOptions> = {}): Promise<Fixture> {
+export async function startFixture(
+  server: Partial<RegistryServerOptions> = {},
+  config: Record<string, unknown> = {},
+): Promise<Fixture> {
   const root = await mkdtemp(join(tmpdir(), 'regctl-day-two-'));
   const stackDir = join(root, 'stack');
   const dataDir = join(root, 'data');
-  const parsed = parseStackConfig({ version: 1, name: 'daytwo', host: 'example.test' });
+  const parsed = parseStackConfig({ version: 1, name: 'daytwo', host: 'example.test', ...config });
   if (!parsed.config) throw new Error('fixture config invalid');
   const admin = { username: 'admin', password: randomBytes(18).toString('base64url') };
   await writeStack(

@@ -111,6 +111,8 @@ export interface RegistryProcess {
   /** host:port as clients name the registry. */
   host: string;
   dataDir: string;
+  /** The directory of the htpasswd file, where the registry also reads `robots.yaml`. */
+  authDir: string;
   username: string;
   password: string;
   pid: number;
@@ -160,6 +162,7 @@ export async function startRegistryProcess(opts: RegistryProcessOptions = {}): P
     url: srv.url,
     host: new URL(srv.url).host,
     dataDir,
+    authDir: dir,
     username,
     password,
     pid: srv.pid,

@@ -25,6 +25,7 @@ interface CiOptions {
   out?: string;
   deploy: boolean;
   createUser: boolean;
+  expires: string;
   json?: boolean;
 }
 
@@ -32,7 +33,9 @@ const REPO_NAME = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._
 
 export function ciCommand(ctx: CliContext): Command {
   return new Command('ci')
-    .description('print a ready pipeline (build, tag, push, log out) and create its push-only user')
+    .description(
+      'print a ready pipeline (build, tag, push, log out) and create its push-only user (a robot on token stacks)',
+    )
     .addArgument(new Argument('<system>', 'CI system').choices([...CI_SYSTEMS]))
     .requiredOption('--image <name>', 'repository the pipeline pushes, e.g. minio or apps/api')
     .option('--context <dir>', 'build context in the project checkout', '.')
@@ -45,11 +48,14 @@ export function ciCommand(ctx: CliContext): Command {
     .option('--out <file>', 'write the pipeline to a file instead of stdout')
     .option('--no-deploy', 'Jenkins: leave out the stage that runs the pushed image on the agent')
     .option('--no-create-user', 'only print the pipeline; create no user')
+    .option('--expires <duration>', 'token stacks: lifetime of the pipeline robot, e.g. 365d, or never', '365d')
     .option('--json', 'print one JSON document (pipeline, user, and the generated password)')
     .action(async (system: CiSystem, opts: CiOptions) => {
       const { clientAddress } = await import('../../ops/login.js');
       const { addUser } = await import('../../ops/users.js');
       const { atomicWrite } = await import('../../stack/write.js');
+      const { addRobot, stackAuthMode } = await import('../../ops/robots.js');
+      const { ROBOT_PREFIX } = await import('../../registry/auth/robots.js');
       const { out } = ctx;
       if (!REPO_NAME.test(opts.image)) {
         throw new RegctlError('USAGE', `--image "${opts.image}" is not a repository name`, {
@@ -58,8 +64,11 @@ export function ciCommand(ctx: CliContext): Command {
       }
       const dir = resolve(ctx.cwd, opts.dir ?? '.');
       const registry = opts.registry ?? (await clientAddress(dir, opts.prod ? { prod: true } : {})).address;
-      const user = opts.user ?? `ci-${opts.image.replace(/[^a-z0-9]+/g, '-')}`.slice(0, 64);
+      const name = opts.user ?? `ci-${opts.image.replace(/[^a-z0-9]+/g, '-')}`.slice(0, 63);
       const repos = opts.repos ?? opts.image;
+      // Token stacks get a robot (token-only, expiring, revocable) instead of an htpasswd user.
+      const robot = opts.createUser && (await stackAuthMode(dir)) === 'token';
+      const user = robot ? `${ROBOT_PREFIX}${name}` : name;
       const pipeline = renderPipeline(system, {
         registry,
         image: opts.image,
@@ -70,13 +79,25 @@ export function ciCommand(ctx: CliContext): Command {
       });
 
       let password: string | undefined;
-      if (opts.createUser) {
+      const quiet = opts.json ? createOutput(undefined, { quiet: true }) : out;
+      if (robot) {
+        // Pull is needed too: docker push checks which layers the registry already has.
+        const created = await addRobot({
+          dir,
+          name,
+          patterns: { pull: [repos], push: [repos], delete: [] },
+          expires: opts.expires,
+          out: quiet,
+          env: ctx.env,
+        });
+        password = created.secret;
+      } else if (opts.createUser) {
         // Pull is needed too: docker push checks which layers the registry already has.
         const created = await addUser({
           dir,
           name: user,
           permissions: { admin: false, rules: [{ repos, actions: ['pull', 'push'] }] },
-          out: opts.json ? createOutput(undefined, { quiet: true }) : out,
+          out: quiet,
           env: ctx.env,
         });
         password = created.password;
@@ -108,7 +129,9 @@ export function ciCommand(ctx: CliContext): Command {
             : system === 'github'
               ? `repository secrets ${s.user} and ${s.password}`
               : `masked CI/CD variables ${s.user} and ${s.password}`;
-        stderr(`user ${user} may pull and push ${repos} (not delete); store it as ${where}:`);
+        stderr(`${robot ? 'robot' : 'user'} ${user} may pull and push ${repos} (not delete); store it as ${where}:`);
+        if (robot && system === 'gitlab')
+          stderr(`  (untick "Expand variable reference" on ${s.user}: GitLab would read the $ in it as a variable)`);
         stderr(`  user:     ${user}`);
         stderr(`  password: ${password}   (shown once)`);
       }

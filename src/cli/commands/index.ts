@@ -10,6 +10,7 @@ import { uiCommand } from './ui.js';
 import { serveCommand } from './serve.js';
 import { rotateCredentialsCommand } from './rotate-credentials.js';
 import { usersCommand } from './users.js';
+import { robotsCommand } from './robots.js';
 import { backupCommand } from './backup.js';
 import { restoreCommand } from './restore.js';
 import { gcCommand } from './gc.js';
@@ -33,6 +34,7 @@ export const commandFactories: ((ctx: CliContext) => Command)[] = [
   (ctx) => serveCommand(ctx),
   (ctx) => rotateCredentialsCommand(ctx),
   (ctx) => usersCommand(ctx),
+  (ctx) => robotsCommand(ctx),
   (ctx) => backupCommand(ctx),
   (ctx) => restoreCommand(ctx),
   (ctx) => gcCommand(ctx),

@@ -7,6 +7,7 @@ import { gcModule } from './gc.js';
 import { reloadModule } from './reload.js';
 import { repositoryDeleteModule } from './repository-delete.js';
 import { retentionModule } from './retention.js';
+import { robotsModule } from './robots.js';
 import type { AdminModule } from './types.js';
 import { usageModule } from './usage.js';
 import { whoamiModule } from './whoami.js';
@@ -22,4 +23,5 @@ export const ADMIN_MODULES: AdminModule[] = [
   diskModule,
   retentionModule,
   repositoryDeleteModule,
+  robotsModule,
 ];

@@ -10,6 +10,9 @@
  * `a/b`), read by `src/common/repo-pattern.ts`, which the UI shares. A user absent from the file gets nothing. With no
  * access file at all every authenticated user is admin (registry:2 behaviour).
  *
+ * Robot accounts (`robot$NAME`, robots.ts) are not in this file: their rights are exactly their own patterns, and
+ * they are never admin, with or without an access file.
+ *
  * Anonymous pull, per repository pattern (public repositories; nothing else is ever anonymous):
  *
  *   anonymous: { pull: [ "public/**" ] }
@@ -17,6 +20,7 @@
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { repoPatternToRegExp } from '../../common/repo-pattern.js';
+import { robotName, RobotSet } from './robots.js';
 
 export type Action = 'pull' | 'push' | 'delete';
 
@@ -46,6 +50,8 @@ export interface UserAccess {
 export class AccessPolicy {
   private readonly users: Map<string, { admin: boolean; rules: { re: RegExp; rule: AccessRule }[] }> | undefined;
   private readonly anonymousPull: RegExp[];
+  /** The robots in force; set by the authenticator when it loads the robots file. */
+  robots: RobotSet = new RobotSet();
 
   /** `undefined` users: no access file, everyone authenticated is admin (and nothing is anonymous). */
   constructor(users?: Record<string, UserAccess>, anonymousPull: readonly string[] = []) {
@@ -82,11 +88,14 @@ export class AccessPolicy {
   }
 
   isAdmin(user: string): boolean {
+    if (robotName(user) !== undefined) return false;
     if (!this.users) return true;
     return this.users.get(user)?.admin ?? false;
   }
 
   can(user: string, repo: string, action: Action): boolean {
+    const robot = robotName(user);
+    if (robot !== undefined) return this.robots.can(robot, repo, action);
     if (!this.users) return true;
     const u = this.users.get(user);
     if (!u) return false;
@@ -100,6 +109,11 @@ export class AccessPolicy {
   }
 
   rulesOf(user: string): AccessRule[] {
+    const robot = this.robots.get(robotName(user) ?? '');
+    if (robotName(user) !== undefined)
+      return robot
+        ? (['pull', 'push', 'delete'] as const).flatMap((a) => robot[a].map((repos) => ({ repos, actions: [a] })))
+        : [];
     if (!this.users) return [{ repos: '**', actions: ['pull', 'push', 'delete'] }];
     return this.users.get(user)?.rules.map((r) => r.rule) ?? [];
   }

@@ -12,20 +12,26 @@
  * - Old secrets listed in the grace file next to htpasswd (`<htpasswd>.grace`, see grace.ts) are accepted until
  *   their expiry, checked at every request: no reload is needed for them to stop working, and cache entries
  *   made from them carry the same expiry.
+ * - Robot accounts (`robots.yaml` beside htpasswd, robots.ts) are loaded and watched with them; a `robot$` name is
+ *   refused here and accepted only by `authenticateRobot`, which the token endpoint alone calls.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { RegistryError } from '../errors.js';
 import { AccessPolicy } from './access.js';
 import { graceFilePath, liveGraceEntries, parseGraceFile, type GraceEntry } from './grace.js';
 import { parseHtpasswd } from './htpasswd.js';
+import { RobotUsage } from './robot-usage.js';
+import { parseRobotsFile, robotName, robotRefusal, ROBOTS_FILE_NAME, RobotSet } from './robots.js';
 import { FailureThrottle, type ThrottleOptions } from './throttle.js';
 
 export interface AuthenticatorOptions {
   htpasswdPath: string;
+  /** The robots file (default: `robots.yaml` beside htpasswd). */
+  robotsPath?: string;
   accessPath?: string;
   realm: string;
   throttle?: Partial<ThrottleOptions>;
@@ -59,6 +65,10 @@ export class Authenticator {
   private readonly inflight = new Map<string, Promise<CheckResult>>();
   private grace = new Map<string, GraceEntry[]>();
   private readonly gracePath: string;
+  private readonly robotsPath: string;
+  private robots = new RobotSet();
+  /** Last use of each robot (in memory; flushed to the metadata store once the server starts it). */
+  readonly robotUsage = new RobotUsage();
   private readonly now: () => number;
   private readonly caching: boolean;
   private readonly throttle: FailureThrottle;
@@ -72,6 +82,7 @@ export class Authenticator {
     this.opts = opts;
     this.throttle = new FailureThrottle(opts.throttle);
     this.gracePath = graceFilePath(opts.htpasswdPath);
+    this.robotsPath = opts.robotsPath ?? join(dirname(opts.htpasswdPath), ROBOTS_FILE_NAME);
     this.now = opts.now ?? Date.now;
     this.caching = opts.credentialCache ?? true;
   }
@@ -93,7 +104,10 @@ export class Authenticator {
    * password or a removed user revokes them.
    */
   passwordFingerprint(user: string): string | undefined {
-    const hash = this.users.get(user);
+    const robot = robotName(user);
+    const entry = robot === undefined ? undefined : this.robots.get(robot);
+    if (robot !== undefined && robotRefusal(entry, this.now()) !== undefined) return undefined;
+    const hash = robot === undefined ? this.users.get(user) : entry?.secret;
     return hash === undefined ? undefined : createHash('sha256').update(hash).digest('base64url').slice(0, 22);
   }
 
@@ -102,11 +116,13 @@ export class Authenticator {
     await this.reload({ strict: true });
     const dirs = new Set([
       dirname(this.opts.htpasswdPath),
+      dirname(this.robotsPath),
       ...(this.opts.accessPath ? [dirname(this.opts.accessPath)] : []),
     ]);
     const names = new Set([
       basename(this.opts.htpasswdPath),
       basename(this.gracePath),
+      basename(this.robotsPath),
       ...(this.opts.accessPath ? [basename(this.opts.accessPath)] : []),
     ]);
     for (const dir of dirs) {
@@ -138,7 +154,7 @@ export class Authenticator {
   }
 
   private async poll(): Promise<void> {
-    for (const path of [this.opts.htpasswdPath, this.opts.accessPath, this.gracePath]) {
+    for (const path of [this.opts.htpasswdPath, this.opts.accessPath, this.gracePath, this.robotsPath]) {
       if (!path) continue;
       let key = 'absent';
       try {
@@ -224,10 +240,13 @@ export class Authenticator {
         log('error', `access file not reloaded: ${(err as Error).message}`);
       }
     }
+    const robots = await this.readRobots(seen, opts);
     if (gen !== this.generation) return;
     if (users) this.users = users;
     if (grace) this.grace = grace;
+    if (robots) this.robots = robots;
     if (policy) this.policy = policy;
+    this.policy.robots = this.robots;
     this.seen = seen;
     this.cache.clear();
     this.inflight.clear();
@@ -238,7 +257,30 @@ export class Authenticator {
         this.dummyHash = await bcrypt.hash(randomBytes(16).toString('hex'), cost);
       }
     }
-    log('info', 'credentials loaded', { users: this.users.size, access: this.policy.hasFile });
+    log('info', 'credentials loaded', {
+      users: this.users.size,
+      robots: this.robots.size,
+      access: this.policy.hasFile,
+    });
+  }
+
+  /** The robots file (absent: no robots); undefined keeps the robots in force (with `strict`, throws instead). */
+  private async readRobots(seen: Map<string, string>, opts: { strict?: boolean }): Promise<RobotSet | undefined> {
+    try {
+      let text = '';
+      try {
+        seen.set(this.robotsPath, fileKey(await stat(this.robotsPath)));
+        text = await readFile(this.robotsPath, 'utf8');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        seen.set(this.robotsPath, 'absent');
+      }
+      return new RobotSet(parseRobotsFile(text), this.now);
+    } catch (err) {
+      if (opts.strict) throw err;
+      this.opts.log?.('error', `robots file not reloaded: ${(err as Error).message}`);
+      return undefined;
+    }
   }
 
   /**
@@ -255,6 +297,17 @@ export class Authenticator {
     const ipWait = this.throttle.retryAfterMs(ipKey);
     if (ipWait > 0) throw tooMany(ipWait);
     if (!creds) throw unauthorized();
+    if (robotName(creds.user) !== undefined) {
+      // Robots are token-only: their secret is never Basic credentials for /v2/ or the admin API.
+      this.throttle.fail(ipKey);
+      throw new RegistryError(
+        'UNAUTHORIZED',
+        { reason: 'robot accounts sign in at the token endpoint only' },
+        {
+          headers: { 'WWW-Authenticate': this.challenge },
+        },
+      );
+    }
     const key = createHash('sha256').update(creds.user).update('\0').update(creds.password).digest('hex');
     const cached = this.caching ? this.cache.get(key) : undefined;
     if (cached !== undefined) {
@@ -298,6 +351,46 @@ export class Authenticator {
     this.throttle.succeed(ipKey);
     this.throttle.succeed(`user:${creds.user}`);
     return creds.user;
+  }
+
+  /**
+   * Verifies a robot's `robot$NAME` + secret at the token endpoint; returns the user name `robot$NAME`. A wrong
+   * secret is the generic 401 (and counts towards throttling); a right secret of a revoked or expired robot is a
+   * 401 saying which, so its owner knows to make a new one. Each success is recorded as the robot's last use.
+   */
+  async authenticateRobot(user: string, secret: string, clientIp: string): Promise<string> {
+    const name = robotName(user) ?? '';
+    const ipKey = `ip:${clientIp}`;
+    const wait = Math.max(this.throttle.retryAfterMs(ipKey), this.throttle.retryAfterMs(`user:${user}`));
+    if (wait > 0)
+      throw new RegistryError('TOOMANYREQUESTS', undefined, {
+        headers: { 'Retry-After': String(Math.ceil(wait / 1000)) },
+      });
+    const entry = this.robots.get(name);
+    const key = createHash('sha256').update(user).update('\0').update(secret).digest('hex');
+    let ok = this.caching && this.cache.get(key)?.user === user;
+    if (!ok) {
+      const gen = this.generation;
+      ok = (await bcrypt.compare(secret, entry?.secret ?? this.dummyHash)) && entry !== undefined;
+      if (ok && this.caching && gen === this.generation) this.cache.set(key, { user, expiresAt: undefined });
+    }
+    if (!ok) {
+      this.throttle.fail(ipKey);
+      this.throttle.fail(`user:${user}`);
+      throw new RegistryError('UNAUTHORIZED', undefined, { headers: { 'WWW-Authenticate': this.challenge } });
+    }
+    const refusal = robotRefusal(entry, this.now());
+    if (refusal !== undefined)
+      throw new RegistryError(
+        'UNAUTHORIZED',
+        { robot: name, reason: `robot account ${refusal}` },
+        {
+          message: `robot account ${name} is ${refusal.split(' ')[0]}: create a new one with regctl robots add`,
+        },
+      );
+    this.throttle.succeed(ipKey);
+    this.robotUsage.record(name, this.now());
+    return user;
   }
 
   /** bcrypt against the current hash (or the dummy), then against the user's unexpired grace secrets. */

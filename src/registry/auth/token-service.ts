@@ -14,7 +14,8 @@
  * Refresh tokens are JWTs too, with their own audience (`<service>#refresh`) so neither kind passes for the other,
  * and they carry a fingerprint of the user's password hash: a refresh is refused once the user is gone from
  * htpasswd or their password has changed, which revokes every refresh token they hold.
- * Basic credentials are still accepted on every route (the CLI's admin calls and the web UI use them).
+ * Basic credentials are still accepted on every route (the CLI's admin calls and the web UI use them), except a
+ * robot's (`robot$NAME`): robots sign in here only, with their rights exactly their patterns (robots.ts).
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -22,7 +23,8 @@ import { jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import { RegistryError } from '../errors.js';
 import { firstHeader, readBody, sendJson, type Ctx } from '../http/context.js';
 import { matchRoute } from '../http/routes.js';
-import type { Authenticator } from './authenticator.js';
+import { parseBasic, type Authenticator } from './authenticator.js';
+import { robotName } from './robots.js';
 import { loadPreviousKey, loadSigningKey, type SigningKey, type VerifyingKey } from './token-keys.js';
 import { accessClaim, grantedAccess, parseScopes, scopeString, type AccessEntry } from './token-scope.js';
 
@@ -197,13 +199,13 @@ export class TokenService {
     if (req.method === 'GET') {
       offline = params.get('offline_token') === 'true';
       const header = req.headers.authorization;
-      if (header !== undefined) user = await auth.authenticate(header, clientIp);
+      if (header !== undefined) user = await signIn(auth, header, clientIp);
     } else {
       offline = params.get('access_type') === 'offline';
       const grant = params.get('grant_type');
       if (grant === 'password') {
         const basic = `Basic ${Buffer.from(`${params.get('username') ?? ''}:${params.get('password') ?? ''}`).toString('base64')}`;
-        user = await auth.authenticate(basic, clientIp);
+        user = await signIn(auth, basic, clientIp);
       } else if (grant === 'refresh_token') {
         refreshToken = params.get('refresh_token') ?? '';
         user = await this.refreshUser(refreshToken);
@@ -243,8 +245,17 @@ export class TokenService {
     if (!payload?.sub || typeof payload.pwh !== 'string') throw refused;
     const current = this.opts.authenticator.passwordFingerprint(payload.sub);
     if (current === undefined || current !== payload.pwh) throw refused;
+    const robot = robotName(payload.sub);
+    if (robot !== undefined) this.opts.authenticator.robotUsage.record(robot);
     return payload.sub;
   }
+}
+
+/** Basic credentials of a user, or of a robot (`robot$NAME`, robots.ts): robots sign in here and nowhere else. */
+function signIn(auth: Authenticator, header: string, clientIp: string): Promise<string> {
+  const creds = parseBasic(header);
+  if (creds && robotName(creds.user) !== undefined) return auth.authenticateRobot(creds.user, creds.password, clientIp);
+  return auth.authenticate(header, clientIp);
 }
 
 async function formOf(req: IncomingMessage): Promise<URLSearchParams> {

@@ -83,7 +83,7 @@ describe('regctl init --yes', () => {
     expect(config.users).toEqual({ admin: { admin: true, rules: [] } });
     expect(parse(await readFile(join(dir, 'auth/access.yaml'), 'utf8'))).toEqual({ users: { admin: { admin: true } } });
     expect(await readFile(join(dir, '.gitignore'), 'utf8')).toMatch(
-      /^\.env$[\s\S]*^auth\/htpasswd$[\s\S]*^auth\/htpasswd\.grace$[\s\S]*^auth\/token-key\.pem$[\s\S]*^letsencrypt\/$/m,
+      /^\.env$[\s\S]*^auth\/htpasswd$[\s\S]*^auth\/htpasswd\.grace$[\s\S]*^auth\/robots\.yaml$[\s\S]*^auth\/token-key\.pem$[\s\S]*^letsencrypt\/$/m,
     );
     expect(run.stdout).toContain(`regctl up --dir ${dir}`);
   });

@@ -1,0 +1,108 @@
+import { Command } from 'commander';
+import type { CliContext } from '../context.js';
+import type { RobotInfo } from '../../ops/robots.js';
+import { collect, outputFor, stackDir } from './day-two.js';
+
+function patterns(r: RobotInfo): string {
+  const parts = (['pull', 'push', 'delete'] as const)
+    .filter((a) => r[a].length > 0)
+    .map((a) => `${a} ${r[a].join(',')}`);
+  return parts.join('; ');
+}
+
+function state(r: RobotInfo, now: number): string {
+  if (r.revoked) return `revoked ${r.revoked}`;
+  if (r.expires !== null && Date.parse(r.expires) <= now) return `expired ${r.expires}`;
+  return r.expires === null ? 'never expires' : `expires ${r.expires}`;
+}
+
+/** `regctl robots add|list|remove`: token-only robot accounts (ops/robots.ts). */
+export function robotsCommand(ctx: CliContext): Command {
+  const robots = new Command('robots').description(
+    'token-only robot accounts for CI and automation: scoped by repository pattern, expiring, revocable',
+  );
+
+  robots.addCommand(
+    new Command('add')
+      .argument('<name>', 'robot name (signs in as robot$NAME)')
+      .description('add a robot; its generated secret is printed once')
+      .option('--dir <dir>', 'stack directory (default: the current directory)')
+      .option(
+        '--pull <pattern>',
+        'may pull repositories matching the pattern (repeatable; * one segment, ** any)',
+        collect,
+      )
+      .option('--push <pattern>', 'may push to repositories matching the pattern (repeatable)', collect)
+      .option('--delete <pattern>', 'may delete in repositories matching the pattern (repeatable)', collect)
+      .option('--expires <duration>', 'lifetime, e.g. 90d, or never', '90d')
+      .option('--json', 'print one JSON document')
+      .action(
+        async (
+          name: string,
+          flags: { dir?: string; pull?: string[]; push?: string[]; delete?: string[]; expires: string; json?: boolean },
+        ) => {
+          const { addRobot } = await import('../../ops/robots.js');
+          const out = outputFor(ctx.out, flags.json);
+          const r = await addRobot({
+            dir: stackDir(ctx, flags.dir),
+            name,
+            patterns: { pull: flags.pull ?? [], push: flags.push ?? [], delete: flags.delete ?? [] },
+            expires: flags.expires,
+            out,
+            env: ctx.env,
+          });
+          if (flags.json) {
+            out.json({ ...r.robot, secret: r.secret, reloaded: r.reloaded });
+            return;
+          }
+          out.ok(`Robot ${r.robot.user} added: ${patterns(r.robot)}; ${state(r.robot, Date.now())}`);
+          out.line(`  Secret (shown once, only its hash is stored): ${r.secret}`);
+          out.line(`  Sign in: docker login -u '${r.robot.user}' --password-stdin <registry>`);
+          if (r.reloaded) out.ok('The registry applied the change');
+        },
+      ),
+  );
+
+  robots.addCommand(
+    new Command('list')
+      .description('list robots: patterns, created, expiry, last use, revoked')
+      .option('--dir <dir>', 'stack directory (default: the current directory)')
+      .option('--json', 'print one JSON document')
+      .action(async (flags: { dir?: string; json?: boolean }) => {
+        const { listRobots } = await import('../../ops/robots.js');
+        const out = outputFor(ctx.out, flags.json);
+        const list = await listRobots({ dir: stackDir(ctx, flags.dir), out, env: ctx.env });
+        if (flags.json) {
+          out.json(list);
+          return;
+        }
+        if (list.length === 0) out.line('No robots: add one with regctl robots add NAME --push PATTERN');
+        const now = Date.now();
+        for (const r of list) {
+          const used =
+            r.lastUse === undefined ? 'last use unknown' : r.lastUse ? `last used ${r.lastUse}` : 'never used';
+          out.line(`${r.user}  ${patterns(r)}  created ${r.created}, ${state(r, now)}, ${used}`);
+        }
+      }),
+  );
+
+  robots.addCommand(
+    new Command('remove')
+      .argument('<name>', 'robot name')
+      .description('revoke a robot at once (kept in the list as revoked)')
+      .option('--dir <dir>', 'stack directory (default: the current directory)')
+      .option('--json', 'print one JSON document')
+      .action(async (name: string, flags: { dir?: string; json?: boolean }) => {
+        const { removeRobot } = await import('../../ops/robots.js');
+        const out = outputFor(ctx.out, flags.json);
+        const r = await removeRobot({ dir: stackDir(ctx, flags.dir), name, out, env: ctx.env });
+        if (flags.json) {
+          out.json({ name, revoked: true, reloaded: r.reloaded });
+          return;
+        }
+        out.ok(`Robot robot$${name} revoked`);
+        if (r.reloaded) out.ok('The registry applied the change');
+      }),
+  );
+  return robots;
+}
