@@ -1,4 +1,5 @@
 /** Shared by the day-two commands (rotate-credentials, users, backup, restore, gc). */
+import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import type { CliContext } from '../context.js';
 import type { Output } from '../../common/io.js';
@@ -31,4 +32,16 @@ export function stackDir(ctx: CliContext, dir: string | undefined): string {
 /** Collects a repeatable option into an array. */
 export function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
+}
+
+/** `--pull/--push/--delete PATTERN`, repeatable: what a user or a robot may do where (users, robots). */
+export function patternOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '--pull <pattern>',
+      'may pull repositories matching the pattern (repeatable; * one segment, ** any)',
+      collect,
+    )
+    .option('--push <pattern>', 'may push to repositories matching the pattern (repeatable)', collect)
+    .option('--delete <pattern>', 'may delete in repositories matching the pattern (repeatable)', collect);
 }

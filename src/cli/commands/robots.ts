@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import type { RobotInfo } from '../../ops/robots.js';
-import { collect, outputFor, stackDir } from './day-two.js';
+import { outputFor, patternOptions, stackDir } from './day-two.js';
 
 function patterns(r: RobotInfo): string {
   const parts = (['pull', 'push', 'delete'] as const)
@@ -23,17 +23,12 @@ export function robotsCommand(ctx: CliContext): Command {
   );
 
   robots.addCommand(
-    new Command('add')
-      .argument('<name>', 'robot name (signs in as robot$NAME)')
-      .description('add a robot; its generated secret is printed once')
-      .option('--dir <dir>', 'stack directory (default: the current directory)')
-      .option(
-        '--pull <pattern>',
-        'may pull repositories matching the pattern (repeatable; * one segment, ** any)',
-        collect,
-      )
-      .option('--push <pattern>', 'may push to repositories matching the pattern (repeatable)', collect)
-      .option('--delete <pattern>', 'may delete in repositories matching the pattern (repeatable)', collect)
+    patternOptions(
+      new Command('add')
+        .argument('<name>', 'robot name (signs in as robot$NAME)')
+        .description('add a robot; its generated secret is printed once')
+        .option('--dir <dir>', 'stack directory (default: the current directory)'),
+    )
       .option('--expires <duration>', 'lifetime, e.g. 90d, or never', '90d')
       .option('--json', 'print one JSON document')
       .action(

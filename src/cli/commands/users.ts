@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import type { UserPermissions } from '../../ops/users.js';
 import type { Output } from '../../common/io.js';
-import { collect, outputFor, stackDir } from './day-two.js';
+import { outputFor, patternOptions, stackDir } from './day-two.js';
 import { readStdinSecret } from '../../common/stdin.js';
 import { defaultEngineFactory, type EngineFactory } from './stack-engine.js';
 
@@ -22,17 +22,11 @@ function describe(p: UserPermissions): string {
 }
 
 function permissionOptions(cmd: Command): Command {
-  return cmd
-    .option('--dir <dir>', 'stack directory (default: the current directory)')
-    .option('--admin', 'every action on every repository, and the admin API')
-    .option(
-      '--pull <pattern>',
-      'may pull repositories matching the pattern (repeatable; * one segment, ** any)',
-      collect,
-    )
-    .option('--push <pattern>', 'may push to repositories matching the pattern (repeatable)', collect)
-    .option('--delete <pattern>', 'may delete in repositories matching the pattern (repeatable)', collect)
-    .option('--json', 'print one JSON document');
+  return patternOptions(
+    cmd
+      .option('--dir <dir>', 'stack directory (default: the current directory)')
+      .option('--admin', 'every action on every repository, and the admin API'),
+  ).option('--json', 'print one JSON document');
 }
 
 function reloadNote(out: Output, reloaded: boolean): void {
