@@ -20,6 +20,9 @@ import type { ProxyEntry } from './proxy/config.js';
 import { RegistryProxy } from './proxy/proxy.js';
 import type { Policies } from '../common/policies.js';
 import { PolicyHolder } from './policy/holder.js';
+import { wantsEvent } from '../common/events.js';
+import { EventOutbox } from './events/outbox.js';
+import { EventSender } from './events/sender.js';
 import { RetentionSchedule } from './policy/retention-schedule.js';
 
 /** How long a presigned blob URL stays valid (distribution's default is 20 minutes too). */
@@ -95,6 +98,8 @@ export interface RegistryServerOptions {
    */
   policiesFile?: string;
   policies?: Policies;
+  /** How often the event sender looks at the outbox (default 1 s). */
+  eventsTickMs?: number;
   /** How often the policies file is checked for changes (default 2 s). */
   policiesPollMs?: number;
 }
@@ -191,6 +196,8 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
       }),
   });
   const retention = new RetentionSchedule(app.store, policies, log, () => app.fence.waitWritable());
+  app.store.events = new EventOutbox(driver, (e) => wantsEvent(policies.events.events, e.action, e.target.repository));
+  const sender = new EventSender(app.store, app.store.events, policies, log, { tickMs: opts.eventsTickMs });
   const server = createServer(
     { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000, highWaterMark: 1024 * 1024 },
     app.handle,
@@ -208,6 +215,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
       await tokens?.start();
       await app.init();
       retention.start();
+      sender.start();
       const host = opts.host ?? '127.0.0.1';
       await new Promise<void>((res, rej) => {
         server.once('error', rej);
@@ -227,6 +235,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
       tokens?.close();
       app.close();
       await retention.stop();
+      await sender.stop();
       if (!server.listening) {
         await app.maintenanceDone();
         await app.membership?.leave();
