@@ -5,7 +5,7 @@
  * How a kill -9 loses no event: a write that causes events goes through `withEvents`, which records them as
  * `pending` BEFORE the write, marks them `committed` right after it, and drops them if the write fails. A record
  * left `pending` by a crash is settled by the sender once it is older than `PENDING_GRACE_MS` (no write takes that
- * long): each event's effect is checked against the repository index (`verify`), and the events whose effect is
+ * long), or at once when it predates the sender's process on a store only one process uses: each event's effect is checked against the repository index (`verify`), and the events whose effect is
  * there are delivered, the others dropped. Either way the client was never told of a success that has no event.
  *
  * Layout under `docker/registry/regctl/events/`:

@@ -48,6 +48,7 @@ export class EventSender {
   private running: Promise<void> | undefined;
   private readonly state = new Map<string, EndpointState>();
   private stopped = false;
+  private readonly startedAt = Date.now();
 
   constructor(
     private readonly store: RegistryStore,
@@ -100,7 +101,9 @@ export class EventSender {
       const record = JSON.parse((await d.getContent(path)).toString()) as OutboxRecord;
       let events = record.events;
       if (record.state === 'pending') {
-        if (Date.now() - record.createdAt < PENDING_GRACE_MS) continue;
+        // A record from before this process started, on a store no other process writes, was left by a crash.
+        const orphan = !this.store.index.shared && record.createdAt < this.startedAt;
+        if (!orphan && Date.now() - record.createdAt < PENDING_GRACE_MS) continue;
         const visible = await Promise.all(events.map((e) => effectVisible(this.store, e)));
         events = events.filter((_, i) => visible[i]);
         this.log('warn', 'settled events a crash left pending', {
