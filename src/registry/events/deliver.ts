@@ -25,9 +25,12 @@ export class TargetRefusedError extends Error {
   override name = 'TargetRefusedError';
 }
 
-function guardedLookup(allowPrivate: boolean): LookupFunction {
+/** The resolver `deliver` uses: the system's (tests pass their own, having no DNS of their own to point). */
+export type Resolver = typeof dnsLookup;
+
+function guardedLookup(allowPrivate: boolean, resolver: Resolver): LookupFunction {
   return (host, options, callback) => {
-    dnsLookup(host, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
+    resolver(host, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
       if (err) return callback(err, '', 0);
       const refused = allowPrivate ? undefined : addresses.map((a) => forbiddenAddress(a.address)).find(Boolean);
       if (refused) return callback(new TargetRefusedError(`${host} resolves to ${refused}`), '', 0);
@@ -43,6 +46,7 @@ export async function deliver(
   endpoint: EventEndpoint,
   secret: Buffer | undefined,
   event: RegistryEvent,
+  resolver: Resolver = dnsLookup,
 ): Promise<number> {
   const url = endpoint.url;
   const refused = endpoint.allowPrivate ? undefined : forbiddenHost(url.hostname);
@@ -59,7 +63,7 @@ export async function deliver(
     method: 'POST',
     headers,
     timeout: endpoint.timeoutMs,
-    lookup: guardedLookup(endpoint.allowPrivate),
+    lookup: guardedLookup(endpoint.allowPrivate, resolver),
   };
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise<number>((resolve, reject) => {

@@ -108,7 +108,10 @@ function client(r: RegistryProcess) {
     fetch(`${r.url}${path}`, { ...init, headers: { ...auth, ...init.headers } });
   async function blob(repo: string, data: Buffer): Promise<string> {
     const digest = sha(data);
-    const res = await call(`/v2/${repo}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: data });
+    const res = await call(`/v2/${repo}/blobs/uploads/?digest=${digest}`, {
+      method: 'POST',
+      body: new Uint8Array(data),
+    });
     expect(res.status).toBe(201);
     return digest;
   }
@@ -133,7 +136,7 @@ function client(r: RegistryProcess) {
     const res = await call(`/v2/${repo}/manifests/${tag}`, {
       method: 'PUT',
       headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
-      body: manifest,
+      body: new Uint8Array(manifest),
     });
     expect(res.status).toBe(201);
     return sha(manifest);
