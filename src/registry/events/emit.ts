@@ -84,3 +84,22 @@ export function blobDeleteEvent(ctx: Ctx, name: string, digest: string): EventIn
     ...common(ctx),
   };
 }
+
+/** A manifest GET (a pull), recorded after the fact: a pull changes nothing a crash could lose half of. */
+export function pullEvent(
+  ctx: Ctx,
+  name: string,
+  tag: string | undefined,
+  m: { digest: string; mediaType: string; body: Buffer },
+): EventInput {
+  const target = {
+    repository: name,
+    digest: m.digest,
+    mediaType: m.mediaType,
+    size: m.body.length,
+    length: m.body.length,
+    url: `/v2/${name}/manifests/${m.digest}`,
+    ...(tag !== undefined ? { tag } : {}),
+  };
+  return { action: 'pull', target, ...common(ctx) };
+}

@@ -3,7 +3,7 @@ import { MAX_MANIFEST_BYTES } from '../manifest.js';
 import { checkTagRemoval, immutableGuard } from '../policy/immutable.js';
 import { isTag, parseDigest, parseReference } from '../reference.js';
 import type { StoredManifest } from '../storage/store.js';
-import { deleteEvents, pushEvents } from '../events/emit.js';
+import { deleteEvents, pullEvent, pushEvents } from '../events/emit.js';
 import { location, readBody, send, sendJson, type Ctx } from './context.js';
 
 function accepted(header: string | undefined): string[] | undefined {
@@ -47,6 +47,8 @@ export async function getManifest(ctx: Ctx): Promise<void> {
   if (ctx.req.method === 'GET') {
     ctx.store.index.noteManifestPull(name, stored.digest);
     if (m.digest !== stored.digest) ctx.store.index.noteManifestPull(name, m.digest);
+    // Only when an endpoint asks for pulls (the outbox keeps no other), recorded before the answer.
+    await ctx.store.events?.record([pullEvent(ctx, name, 'tag' in ref ? ref.tag : undefined, m)]);
   }
   send(
     ctx,

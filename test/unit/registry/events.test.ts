@@ -94,6 +94,31 @@ describe('event sender', () => {
   });
 });
 
+describe('pull and retention events', () => {
+  it('a pull, and each tag and manifest retention removes, reach an endpoint that asks for them', async () => {
+    const rx = await startReceiver();
+    const config = join(await mkdtemp(join(tmpdir(), 'regctl-events-')), 'config.yaml');
+    await writeFile(
+      config,
+      'policies:\n  retention:\n    rules: [ { repos: "ci/**", keepLast: 1 } ]\n' +
+        `events:\n  endpoints:\n    - { name: rx, url: "http://127.0.0.1:${rx.port}/", actions: [pull, retention] }\n`,
+    );
+    reg = await startRegistry({ eventsTickMs: 100, policiesFile: config });
+    const old = await pushImage(reg, 'ci/app', 'old');
+    await new Promise((r) => setTimeout(r, 20));
+    const kept = await pushImage(reg, 'ci/app', 'new');
+    expect((await reg.fetch('/v2/ci/app/manifests/new')).status).toBe(200);
+    expect((await reg.fetch('/v2/ci/app/manifests/new', { method: 'HEAD' })).status).toBe(200);
+    const run = await reg.fetch('/admin/v1/retention', { method: 'POST', body: JSON.stringify({ dryRun: false }) });
+    expect(run.status).toBe(200);
+    await until(() => rx.events.length >= 3);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(rx.events.map((e) => `${e.action} ${e.target.tag ?? '-'} ${e.target.digest}`).sort()).toEqual(
+      [`pull new ${kept.digest}`, `retention - ${old.digest}`, `retention old ${old.digest}`].sort(),
+    );
+  });
+});
+
 describe('deliver', () => {
   const endpoint = (url: string, allowPrivate = false): EventEndpoint => {
     const parsed = parseEvents({ endpoints: [{ name: 'x', url, allowPrivate, timeout: '2s' }] });
