@@ -30,6 +30,7 @@ import { parseS3Endpoint, parseS3Url } from '../common/s3-url.js';
 import { z } from 'zod';
 import { VERSION } from '../common/version.js';
 import { parsePolicies } from '../common/policies.js';
+import { parseEvents } from '../common/events.js';
 
 export const LETS_ENCRYPT_PRODUCTION = 'https://acme-v02.api.letsencrypt.org/directory';
 export const DEFAULT_TRAEFIK_IMAGE = 'traefik:v3.6';
@@ -45,6 +46,20 @@ const policiesSchema = z.record(z.string(), z.unknown()).superRefine((value, ctx
         .split(/[.[\]]+/)
         .filter(Boolean)
         .slice(1),
+      message: p.message,
+    });
+});
+
+/** Kept as written, like `policies` (the registry reads it from its config file); one issue per mistake. */
+const eventsSchema = z.record(z.string(), z.unknown()).superRefine((value, ctx) => {
+  for (const p of parseEvents(value).problems)
+    ctx.addIssue({
+      code: 'custom',
+      path: p.path
+        .split(/[.[\]]+/)
+        .filter(Boolean)
+        .slice(1)
+        .map((k) => (/^\d+$/.test(k) ? Number(k) : k)),
       message: p.message,
     });
 });
@@ -232,6 +247,8 @@ export const stackConfigSchema = z
     metadata: z.string().regex(POSTGRES_URL, 'must be postgres://USER@HOST[:PORT]/DB, without a password').optional(),
     /** Registry policies (immutable tags, retention), validated by the registry's own parser. */
     policies: policiesSchema.optional(),
+    /** Event endpoints (webhooks), validated by the registry's own parser (common/events.ts). */
+    events: eventsSchema.optional(),
   })
   .superRefine((config, ctx) => {
     const admins = Object.entries(config.users).filter(([, u]) => u.admin);

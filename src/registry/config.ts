@@ -215,8 +215,8 @@ export async function loadConfigFile(path: string): Promise<RawSettings> {
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
     throw new SettingsError('config', `config: ${path} must be a YAML mapping`);
-  // `policies` is read by the registry itself, at start-up and on reload (policy/holder.ts).
-  const known = new Set([...Object.keys(ENV), 'policies']);
+  // `policies` and `events` are read by the registry itself, at start-up and on reload (policy/holder.ts).
+  const known = new Set([...Object.keys(ENV), 'policies', 'events']);
   for (const key of Object.keys(doc))
     if (!known.has(key)) throw new SettingsError('config', `config: unknown key "${key}" in ${path}`);
   return doc;

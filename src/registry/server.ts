@@ -20,6 +20,9 @@ import type { ProxyEntry } from './proxy/config.js';
 import { RegistryProxy } from './proxy/proxy.js';
 import type { Policies } from '../common/policies.js';
 import { PolicyHolder } from './policy/holder.js';
+import { wantsEvent } from '../common/events.js';
+import { EventOutbox } from './events/outbox.js';
+import { EventSender } from './events/sender.js';
 import { RetentionSchedule } from './policy/retention-schedule.js';
 
 /** How long a presigned blob URL stays valid (distribution's default is 20 minutes too). */
@@ -95,6 +98,8 @@ export interface RegistryServerOptions {
    */
   policiesFile?: string;
   policies?: Policies;
+  /** How often the event sender looks at the outbox (default 1 s). */
+  eventsTickMs?: number;
   /** How often the policies file is checked for changes (default 2 s). */
   policiesPollMs?: number;
 }
@@ -111,6 +116,22 @@ export class RegistryConfigError extends Error {
     super(message);
     this.name = 'RegistryConfigError';
   }
+}
+
+/** The registry's outbox of events (set on its store) and the sender that delivers them to the configured endpoints. */
+function eventSender(
+  app: RegistryApp,
+  driver: StorageDriver,
+  policies: PolicyHolder,
+  log: LogFn,
+  tickMs: number | undefined,
+): EventSender {
+  app.store.events = new EventOutbox(
+    driver,
+    (e) => wantsEvent(policies.events.events, e.action, e.target.repository),
+    () => policies.events.events.endpoints.length > 0,
+  );
+  return new EventSender(app.store, app.store.events, policies, log, { tickMs });
 }
 
 /** Who may do what: the htpasswd authenticator, token auth on top of it, and the proxies whose headers count. */
@@ -191,6 +212,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
       }),
   });
   const retention = new RetentionSchedule(app.store, policies, log, () => app.fence.waitWritable());
+  const sender = eventSender(app, driver, policies, log, opts.eventsTickMs);
   const server = createServer(
     { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000, highWaterMark: 1024 * 1024 },
     app.handle,
@@ -211,6 +233,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
         log('warn', 'robot last use not written', { error: err.message }),
       );
       retention.start();
+      sender.start();
       const host = opts.host ?? '127.0.0.1';
       await new Promise<void>((res, rej) => {
         server.once('error', rej);
@@ -231,6 +254,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
       tokens?.close();
       app.close();
       await retention.stop();
+      await sender.stop();
       if (!server.listening) {
         await app.maintenanceDone();
         await app.membership?.leave();

@@ -234,7 +234,7 @@ function registryCommand(config: StackConfig): string[] {
     ...(config.metadata
       ? ['--metadata', config.metadata, '--metadata-password-file', `${AUTH_DIR}/${METADATA_PASSWORD_FILE}`]
       : []),
-    ...(config.policies ? ['--config', `${AUTH_DIR}/registry.yaml`] : []),
+    ...(config.policies || config.events ? ['--config', `${AUTH_DIR}/registry.yaml`] : []),
     ...s3Arguments(config.storage),
   ];
 }

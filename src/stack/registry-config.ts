@@ -10,12 +10,18 @@ import type { StackConfig } from '../config/schema.js';
 export const REGISTRY_CONFIG_FILE = 'auth/registry.yaml';
 
 const HEADER = [
-  '# The registry config file (regctl serve --config), rendered by regctl from the policies: of regctl.yaml.',
+  '# The registry config file (regctl serve --config), rendered by regctl from the policies: and events: of regctl.yaml.',
   '# Edit regctl.yaml, then `regctl init --force`: the running registry applies the new policies within seconds.',
 ].join('\n');
 
-/** The file's text, or undefined when the config has no policies. */
+/**
+ * The file's text, or undefined when the config has neither policies nor events. An event endpoint's
+ * `secretFile` is read relative to this file, so a secret put in the stack's `auth/` is named by its file name.
+ */
 export function registryConfigText(config: StackConfig): string | undefined {
-  if (config.policies === undefined) return undefined;
-  return `${HEADER}\n${stringify({ policies: config.policies })}`;
+  if (config.policies === undefined && config.events === undefined) return undefined;
+  return `${HEADER}\n${stringify({
+    ...(config.policies ? { policies: config.policies } : {}),
+    ...(config.events ? { events: config.events } : {}),
+  })}`;
 }

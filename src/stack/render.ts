@@ -84,6 +84,7 @@ export function configDocument(config: StackConfig): Record<string, unknown> {
     ...(config.deploy.mode !== 'compose' || config.deploy.replicas !== 1 ? { deploy: config.deploy } : {}),
     ...(config.metadata ? { metadata: config.metadata } : {}),
     ...(config.policies ? { policies: config.policies } : {}),
+    ...(config.events ? { events: config.events } : {}),
   };
 }
 

@@ -15,6 +15,7 @@ import { backupCommand } from './backup.js';
 import { restoreCommand } from './restore.js';
 import { gcCommand } from './gc.js';
 import { retentionCommand } from './retention.js';
+import { eventsCommand } from './events.js';
 import { maintenanceCommand, repoCommand } from './repo.js';
 import { fsckCommand } from './fsck.js';
 import { doctorCommand } from './doctor.js';
@@ -39,6 +40,7 @@ export const commandFactories: ((ctx: CliContext) => Command)[] = [
   (ctx) => restoreCommand(ctx),
   (ctx) => gcCommand(ctx),
   (ctx) => retentionCommand(ctx),
+  (ctx) => eventsCommand(ctx),
   (ctx) => repoCommand(ctx),
   (ctx) => maintenanceCommand(ctx),
   (ctx) => fsckCommand(ctx),

@@ -1,6 +1,7 @@
 /** Every admin API module; add a module file next to these and list it here. */
 import { backupModule } from './backup.js';
 import { diskModule } from './disk.js';
+import { eventsModule } from './events.js';
 import { fenceModule } from './fence.js';
 import { fsckModule } from './fsck.js';
 import { gcModule } from './gc.js';
@@ -24,4 +25,5 @@ export const ADMIN_MODULES: AdminModule[] = [
   retentionModule,
   repositoryDeleteModule,
   robotsModule,
+  eventsModule,
 ];

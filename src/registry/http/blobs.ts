@@ -1,5 +1,6 @@
 import { RegistryError } from '../errors.js';
 import { parseDigest, type Digest } from '../reference.js';
+import { blobDeleteEvent } from '../events/emit.js';
 import { send, type Ctx } from './context.js';
 
 /** Parses a single `bytes=` range against `size`; undefined for "whole blob", throws RANGE_INVALID when unsatisfiable. */
@@ -92,6 +93,11 @@ async function sendBlobBytes(
 export async function deleteBlob(ctx: Ctx): Promise<void> {
   const name = ctx.params.name as string;
   const digest = parseDigest(ctx.params.digest as string);
-  if (!(await ctx.store.linked.unlink(name, digest))) throw new RegistryError('BLOB_UNKNOWN', { digest: digest.value });
+  const unlink = async (): Promise<void> => {
+    if (!(await ctx.store.linked.unlink(name, digest)))
+      throw new RegistryError('BLOB_UNKNOWN', { digest: digest.value });
+  };
+  const outbox = ctx.store.events?.active ? ctx.store.events : undefined;
+  await (outbox ? outbox.withEvents([blobDeleteEvent(ctx, name, digest.value)], unlink) : unlink());
   send(ctx, 202, { 'Docker-Content-Digest': digest.value });
 }

@@ -3,6 +3,7 @@ import { MAX_MANIFEST_BYTES } from '../manifest.js';
 import { checkTagRemoval, immutableGuard } from '../policy/immutable.js';
 import { isTag, parseDigest, parseReference } from '../reference.js';
 import type { StoredManifest } from '../storage/store.js';
+import { deleteEvents, pullEvent, pushEvents } from '../events/emit.js';
 import { location, readBody, send, sendJson, type Ctx } from './context.js';
 
 function accepted(header: string | undefined): string[] | undefined {
@@ -46,6 +47,9 @@ export async function getManifest(ctx: Ctx): Promise<void> {
   if (ctx.req.method === 'GET') {
     ctx.store.index.noteManifestPull(name, stored.digest);
     if (m.digest !== stored.digest) ctx.store.index.noteManifestPull(name, m.digest);
+    // Only when an endpoint asks for pulls (the outbox keeps no other), recorded before the answer.
+    if (ctx.store.events?.active)
+      await ctx.store.events.record([pullEvent(ctx, name, 'tag' in ref ? ref.tag : undefined, m)]);
   }
   send(
     ctx,
@@ -73,7 +77,11 @@ export async function putManifest(ctx: Ctx): Promise<void> {
   for (const tag of extraTags) if (!isTag(tag)) throw new RegistryError('TAG_INVALID', { tag });
   const guard = ctx.policies && immutableGuard(ctx.policies.current, ctx.store.index, name);
   const type = ctx.req.headers['content-type'];
-  const { digest, info } = await ctx.store.manifests.put(name, ref, body, type, extraTags, { guard });
+  const put = () => ctx.store.manifests.put(name, ref, body, type, extraTags, { guard });
+  const outbox = ctx.store.events?.active ? ctx.store.events : undefined;
+  const { digest, info } = outbox
+    ? await outbox.withEvents(await pushEvents(ctx, name, ref, body, type, extraTags), put)
+    : await put();
   const headers: Record<string, string> = {
     Location: location(ctx.req, `/v2/${name}/manifests/${digest.value}`),
     'Docker-Content-Digest': digest.value,
@@ -97,12 +105,17 @@ export async function deleteManifest(ctx: Ctx): Promise<void> {
     if ('digest' in ref || (await ctx.store.index.tagTarget(name, ref.tag)) !== undefined)
       checkTagRemoval(policies, ctx.req, ctx.isAdmin ?? false, name, tags);
   }
+  const outbox = ctx.store.events?.active ? ctx.store.events : undefined;
   if ('tag' in ref) {
-    await ctx.store.tags.delete(name, ref.tag);
+    const target = outbox && (await ctx.store.index.tagTarget(name, ref.tag));
+    const remove = () => ctx.store.tags.delete(name, ref.tag);
+    await (outbox && target ? outbox.withEvents(deleteEvents(ctx, name, target, [ref.tag], false), remove) : remove());
     sendJson(ctx, 202, { deletedTags: [ref.tag] }, { 'OCI-Deleted-Tags': ref.tag });
     return;
   }
-  const tags = await ctx.store.manifests.delete(name, ref.digest);
+  const remove = () => ctx.store.manifests.delete(name, ref.digest);
+  const events = outbox && deleteEvents(ctx, name, ref.digest.value, await tagsAt(ctx, name, ref.digest.value), true);
+  const tags = await (outbox && events ? outbox.withEvents(events, remove) : remove());
   sendJson(
     ctx,
     202,

@@ -6,7 +6,9 @@
  * seconds), so a stack's re-rendered file (stack/registry-config.ts) applies with no call at all.
  */
 import { readFile, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { NO_EVENTS, parseEvents, type EventsConfig } from '../../common/events.js';
 import { formatProblem, NO_POLICIES, parsePolicies, type Policies } from '../../common/policies.js';
 import type { LogFn } from '../logger.js';
 
@@ -18,8 +20,16 @@ export class PolicyFileError extends Error {
   }
 }
 
-/** Reads and validates the `policies:` of a config file; throws `PolicyFileError` listing every mistake. */
-export async function readPolicyFile(path: string): Promise<Policies> {
+/** An event endpoint's secret, read from its `secretFile` (trailing newline dropped); never logged. */
+export type EventSecrets = ReadonlyMap<string, Buffer>;
+
+/**
+ * Reads and validates the `policies:` and `events:` of a config file, and the events' secret files; throws
+ * `PolicyFileError` listing every mistake, so that one bad line in either changes neither.
+ */
+export async function readConfigPolicies(
+  path: string,
+): Promise<{ policies: Policies; events: EventsConfig; secrets: EventSecrets }> {
   let doc: unknown;
   try {
     doc = parseYaml(await readFile(path, 'utf8')) ?? {};
@@ -30,12 +40,26 @@ export async function readPolicyFile(path: string): Promise<Policies> {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
     throw new PolicyFileError([`config: ${path} must be a YAML mapping`]);
   const parsed = parsePolicies((doc as Record<string, unknown>).policies);
-  if (!parsed.policies) throw new PolicyFileError(parsed.problems.map(formatProblem));
-  return parsed.policies;
+  const events = parseEvents((doc as Record<string, unknown>).events);
+  const lines = [...parsed.problems, ...events.problems].map(formatProblem);
+  const secrets = new Map<string, Buffer>();
+  for (const e of events.events?.endpoints ?? []) {
+    if (e.secretFile === undefined) continue;
+    const secret = await readFile(resolve(dirname(path), e.secretFile)).catch((err: NodeJS.ErrnoException) => {
+      lines.push(`${e.id}.secretFile: cannot read ${e.secretFile} (${err.code ?? err.message})`);
+      return undefined;
+    });
+    if (secret !== undefined && secret.toString().trim() === '')
+      lines.push(`${e.id}.secretFile: ${e.secretFile} is empty; put the shared secret in it`);
+    else if (secret) secrets.set(e.name, Buffer.from(secret.toString().replace(/\r?\n$/, '')));
+  }
+  if (!parsed.policies || !events.events || lines.length > 0) throw new PolicyFileError(lines);
+  return { policies: parsed.policies, events: events.events, secrets };
 }
 
 export class PolicyHolder {
   private policies: Policies;
+  private eventsConfig: { events: EventsConfig; secrets: EventSecrets } = { events: NO_EVENTS, secrets: new Map() };
   private readonly listeners: ((p: Policies) => void)[] = [];
   private timer: NodeJS.Timeout | undefined;
   private seen = '';
@@ -51,6 +75,11 @@ export class PolicyHolder {
 
   get current(): Policies {
     return this.policies;
+  }
+
+  /** The event endpoints in force (`events:` of the same file) and their secrets. */
+  get events(): { events: EventsConfig; secrets: EventSecrets } {
+    return this.eventsConfig;
   }
 
   /** Called with the new policies after each successful (re)load. */
@@ -99,12 +128,15 @@ export class PolicyHolder {
   /** The first read, at start-up: like `reload`, but leaves reporting a bad file to the caller (nothing is in force). */
   async load(): Promise<void> {
     if (this.file === undefined) return;
-    const next = await readPolicyFile(this.file);
+    const read = await readConfigPolicies(this.file);
+    const next = read.policies;
     this.policies = next;
+    this.eventsConfig = { events: read.events, secrets: read.secrets };
     for (const fn of this.listeners) fn(next);
     this.log('info', 'policies loaded', {
       immutableTagRules: next.immutableTags.length,
       retentionRules: next.retention.rules.length,
+      eventEndpoints: read.events.endpoints.length,
     });
   }
 }

@@ -9,6 +9,7 @@
  * One run at a time in the whole cluster: the metadata store's `retention` lease (replicas on PostgreSQL share
  * it); a run asked for while one runs is refused with `RetentionBusyError`, naming the running one.
  */
+import type { EventInput } from '../events/outbox.js';
 import { hostname } from 'node:os';
 import { retentionRuleFor, type Policies } from '../../common/policies.js';
 import type { RetentionDecision, RetentionReport } from '../../common/retention-api.js';
@@ -74,6 +75,19 @@ export async function retentionInput(
   return { name, now, tags, manifests };
 }
 
+function retentionEvent(repository: string, digest: string, tag?: string): EventInput {
+  return {
+    action: 'retention',
+    target: { repository, digest, ...(tag !== undefined ? { tag } : {}) },
+    actor: { name: 'retention' },
+  };
+}
+
+/** `fn` with its events recorded around it when the registry sends events (events/outbox.ts). */
+function withEvents<T>(store: RegistryStore, events: EventInput[], fn: () => Promise<T>): Promise<T> {
+  return store.events?.active ? store.events.withEvents(events, fn) : fn();
+}
+
 /** Removes what `decisions` say goes: referrers first, then indexes, then the rest; tags of kept manifests alone. */
 async function apply(store: RegistryStore, name: string, decisions: RetentionDecision[], skipped: string[]) {
   const removedTags = new Set(decisions.filter((d) => d.kind === 'tag' && d.action === 'remove').map((d) => d.ref));
@@ -87,7 +101,7 @@ async function apply(store: RegistryStore, name: string, decisions: RetentionDec
       skipped.push(`${name}:${d.ref} moved since the decision`);
       continue;
     }
-    await store.tags.delete(name, d.ref);
+    await withEvents(store, [retentionEvent(name, d.digest, d.ref)], () => store.tags.delete(name, d.ref));
     tags++;
   }
   const order = async (d: RetentionDecision): Promise<number> => {
@@ -104,7 +118,8 @@ async function apply(store: RegistryStore, name: string, decisions: RetentionDec
       skipped.push(`${name}@${d.digest} was tagged ${fresh.join(', ')} since the decision`);
       continue;
     }
-    tags += (await store.manifests.delete(name, parseDigest(d.digest))).length;
+    const events = [retentionEvent(name, d.digest), ...pointing.map((t) => retentionEvent(name, d.digest, t))];
+    tags += (await withEvents(store, events, () => store.manifests.delete(name, parseDigest(d.digest)))).length;
     manifests++;
   }
   return { tags, manifests };

@@ -5,6 +5,7 @@
  * index children and referrers of what is kept), and sweeps only blobs that are unmarked, older than the grace
  * window and not used since the window began, so that a push in flight is never harmed.
  */
+import type { EventInput } from '../events/outbox.js';
 import pMap from 'p-map';
 import type { GcPhase, GcProgress, GcReport } from '../../common/admin-api.js';
 import type { Digest } from '../reference.js';
@@ -70,8 +71,14 @@ export async function runGc(store: RegistryStore, opts: GcOptions = {}): Promise
     digest: digest.value,
   }));
 
-  if (!run.dryRun) await sweepManifests(run, toRemove);
+  // Events (events/outbox.ts): manifests are recorded pending before they go; blobs, known only as they are
+  // swept, right after the sweep (a kill -9 within a sweep loses the blob events of that sweep).
+  const events = store.events?.active ? store.events : undefined;
+  const sweep = () => sweepManifests(run, toRemove);
+  if (!run.dryRun) await (events ? events.withEvents(manifestsRemoved.map(gcEvent), sweep) : sweep());
   const { deleted, kept, deletedSet } = await sweepBlobs(run);
+  if (!run.dryRun && events)
+    await events.record(deleted.map((d) => gcEvent({ repository: '', digest: d.digest, size: d.size })));
   const repositoriesRemoved = await unlinkSwept(run, repoNames, deletedSet, revisionsLeftByRepo);
 
   run.progress('uploads', 0, 1);
@@ -264,4 +271,12 @@ async function removeEmptyRepository(store: RegistryStore, name: string): Promis
       await driver.delete(pathFor({ kind, name }));
     return true;
   });
+}
+
+function gcEvent(target: { repository: string; digest: string; size?: number }): EventInput {
+  return {
+    action: 'gc',
+    target: { ...target, ...(target.size !== undefined ? { length: target.size } : {}) },
+    actor: { name: 'gc' },
+  };
 }

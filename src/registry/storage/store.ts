@@ -26,6 +26,7 @@ import { IMPORT_STATE_KEY, type MetadataStore } from '../metadata/store.js';
 import { allRepositoryDirs, rebuildIndex } from './repository-walk.js';
 import { TagStore } from './tag-store.js';
 import { UploadStore } from './upload-store.js';
+import type { EventOutbox } from '../events/outbox.js';
 
 export type { BlobInfo } from './linked-blob-store.js';
 export type { StoredManifest } from './manifest-cache.js';
@@ -35,6 +36,8 @@ export class RegistryStore {
   readonly blobs: BlobStore;
   /** Held per repository by what creates content in it (upload start, blob link) and by GC removing it empty. */
   readonly repoLock = new KeyedLock();
+  /** The outbox of events, when the registry sends them (events/outbox.ts); set by the server. */
+  events: EventOutbox | undefined;
   private readonly manifestCache = new ManifestCache();
   // Set together by `useIndex`, which runs once before the server listens.
   private current!: {
