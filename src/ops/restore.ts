@@ -1,12 +1,15 @@
 /**
- * `regctl restore FILE`: puts a backup back into a stack's data volume while the stack is stopped (back up,
- * `down --volumes`, restore, `up`).
+ * `regctl restore FILE`: puts a backup back into a stopped stack's storage, compose or swarm (back up, `down
+ * --volumes`, restore, `up`).
  *
- * The work happens in a one-off container of the stack's own image (`<project>-restore`, no network) with the
- * data volume mounted read-write and the archive (and any base archives) bind-mounted read-only. Its command is
- * `regctl restore --data /var/lib/registry --json-lines …`, i.e. `restoreDirectory` below: everything is checked
- * in a staging directory inside the volume before one rename puts it in place (see registry/backup/restore.ts).
- * A refused restore leaves the volume as it was, and removes it again if this run created it.
+ * The work happens in a one-off container of the stack's own image (`<project>-restore`) with the archive (and any
+ * base archives) bind-mounted read-only, and the target restore-target.ts describes: the data volume mounted
+ * read-write (no network), or the stack's bucket through the registry's own S3 flags and credentials file. Its
+ * command is `regctl restore --data /var/lib/registry --json-lines …` (`restoreDirectory` below: everything is
+ * checked in a staging directory inside the volume before one rename puts it in place; see
+ * registry/backup/restore.ts) or `regctl restore --storage s3://… --json-lines …` (`restoreStorage`: the whole
+ * archive checked before the first write). A refused restore leaves the target as it was, and removes the volume
+ * again if this run created it.
  */
 import { createInterface } from 'node:readline';
 import { basename, resolve } from 'node:path';
@@ -23,10 +26,11 @@ import {
 } from '../registry/backup/restore.js';
 import { restoreIntoStorage } from '../registry/backup/restore-storage.js';
 import type { StorageDriver } from '../registry/storage/driver.js';
-import { DATA_DIR, REGCTL_BIN } from '../stack/build-model.js';
-import { LABELS, type StackModel, type VolumeModel } from '../stack/model.js';
+import { REGCTL_BIN } from '../stack/build-model.js';
+import { LABELS, type StackModel } from '../stack/model.js';
+import { ensureRestoreNetwork, restoreTarget, type RestoreTarget } from './restore-target.js';
 import { progressLine } from './backup.js';
-import { loadStack, projectLabels, type LoadedStack } from './stack.js';
+import { loadStack, projectLabels } from './stack.js';
 
 export interface RestoreDirectoryOptions {
   archive: string;
@@ -110,7 +114,10 @@ export interface RestoreStackOptions {
 }
 
 export interface RestoreStackResult extends RestoreResult {
-  volume: string;
+  /** What was restored into: `volume NAME` or the bucket's `s3://` URL. */
+  target: string;
+  /** The data volume, when the stack's storage is one. */
+  volume?: string;
   volumeCreated: boolean;
   seconds: number;
 }
@@ -143,45 +150,15 @@ async function checkArchive(archive: string, bases: string[], out: Output): Prom
   }
 }
 
-/** The stopped stack's data volume and the image the restore runs in; refuses a running stack. */
-async function restoreTarget(
-  stack: LoadedStack,
-  engine: DockerEngine,
-): Promise<{ volume: VolumeModel; image: string }> {
-  const { model } = stack;
-  const registry = model.services.find((s) => s.name === 'registry');
-  if (!registry) throw new RegctlError('CONFIG_INVALID', 'the stack has no registry service');
-  const running = await engine.inspectContainer(registry.containerName);
-  if (running && (running.state === 'running' || running.state === 'restarting')) {
-    throw new RegctlError(
-      'USAGE',
-      `the stack is running (${registry.containerName}): restore works on a stopped stack`,
-      {
-        hint: `run \`regctl down --dir ${stack.dir}\` first, then restore, then \`regctl up\``,
-      },
-    );
-  }
-  const volumeKey = registry.mounts.find((m) => m.target === DATA_DIR)?.source;
-  const volume = model.volumes.find((v) => v.key === volumeKey);
-  if (!volume) throw new RegctlError('CONFIG_INVALID', 'the registry service has no data volume');
-  const image = registry.image;
-  if (!(await engine.inspectImage(image))) {
-    throw new RegctlError('NOT_FOUND', `the stack's image ${image} is not on this engine; the restore runs in it`, {
-      hint: `run \`regctl up --dir ${stack.dir}\` once to build it, then \`regctl down\` and restore`,
-    });
-  }
-  return { volume, image };
-}
-
-/** The one-off restore container: the data volume read-write, the archives read-only, no network. */
+/** The one-off restore container: the target (volume, or bucket flags and credentials), the archives read-only. */
 function restoreContainerSpec(
   model: StackModel,
-  target: { volume: VolumeModel; image: string },
+  target: RestoreTarget,
   opts: { archive: string; bases: string[]; force: boolean },
 ): ContainerSpec {
   const { archive, bases } = opts;
   const mounts: ContainerSpec['mounts'] = [
-    { type: 'volume', source: target.volume.name, target: DATA_DIR, readOnly: false },
+    ...target.mounts,
     { type: 'bind', source: archive, target: `/backup/${basename(archive)}`, readOnly: true },
     ...bases.map((b, i) => ({
       type: 'bind' as const,
@@ -194,8 +171,7 @@ function restoreContainerSpec(
     ...REGCTL_BIN,
     'restore',
     `/backup/${basename(archive)}`,
-    '--data',
-    DATA_DIR,
+    ...target.targetArgs,
     '--json-lines',
     ...(opts.force ? ['--force'] : []),
     ...bases.flatMap((b, i) => ['--base', `/backup/base-${i}/${basename(b)}`]),
@@ -204,12 +180,12 @@ function restoreContainerSpec(
     name: `${model.project}-restore`,
     image: target.image,
     command,
-    env: {},
+    env: { ...target.env },
     labels: { ...projectLabels(model), [LABELS.managedBy]: 'regctl', [LABELS.service]: 'restore' },
     ports: [],
     mounts,
     restart: 'no',
-    network: 'none',
+    network: target.network?.name ?? 'none',
     aliases: [],
   };
 }
@@ -278,18 +254,22 @@ export async function restoreStack(opts: RestoreStackOptions): Promise<RestoreSt
   await engine.ping();
   const stack = await loadStack(opts.dir);
   const target = await restoreTarget(stack, engine);
-  const { volume, image } = target;
-
-  const volumeCreated = await engine.ensureVolume(volume.name, volume.labels);
+  const volumeCreated = target.volume ? await engine.ensureVolume(target.volume.name, target.volume.labels) : false;
+  const networkCreated = await ensureRestoreNetwork(engine, stack, target);
   const spec = restoreContainerSpec(stack.model, target, { archive, bases, force: opts.force });
   await engine.removeContainer(spec.name);
   out.step(
-    `Restoring into volume ${volume.name}${volumeCreated ? ' (created)' : ''} with a one-off ${image} container`,
+    `Restoring into ${target.where}${volumeCreated ? ' (created)' : ''} with a one-off ${target.image} container`,
   );
   const started = Date.now();
-  const outcome = await runRestoreContainer(engine, spec, out, started);
+  let outcome: Awaited<ReturnType<typeof runRestoreContainer>>;
+  try {
+    outcome = await runRestoreContainer(engine, spec, out, started);
+  } finally {
+    if (networkCreated && target.network) await engine.removeNetwork(target.network.name).catch(() => false);
+  }
   if ('failure' in outcome) {
-    if (volumeCreated) await engine.removeVolume(volume.name).catch(() => false);
+    if (volumeCreated && target.volume) await engine.removeVolume(target.volume.name).catch(() => false);
     const f = outcome.failure;
     const code = f.code === 'BACKUP_INVALID' || f.code === 'FILE_EXISTS' || f.code === 'USAGE' ? f.code : 'INTERNAL';
     throw new RegctlError(code, f.message, f.hint ? { hint: f.hint } : {});
@@ -297,8 +277,14 @@ export async function restoreStack(opts: RestoreStackOptions): Promise<RestoreSt
   const { result } = outcome;
   const seconds = (Date.now() - started) / 1000;
   out.ok(
-    `Restored ${result.files} files (${progressLine(result.bytes, undefined, started)}) into ${volume.name}${result.replaced ? ', replacing what was there' : ''}`,
+    `Restored ${result.files} files (${progressLine(result.bytes, undefined, started)}) into ${target.where}${result.replaced ? ', replacing what was there' : ''}`,
   );
   out.line(`  Start the stack: regctl up --dir ${stack.dir}`);
-  return { ...result, volume: volume.name, volumeCreated, seconds };
+  return {
+    ...result,
+    target: target.where,
+    ...(target.volume ? { volume: target.volume.name } : {}),
+    volumeCreated,
+    seconds,
+  };
 }

@@ -82,7 +82,7 @@ export function httpHealthcheck(port: number): HealthcheckModel {
 }
 
 /** `serve`'s S3 flags for a stack whose storage is a bucket (none for the volume). */
-function s3Arguments(storage: StackConfig['storage']): string[] {
+export function s3Arguments(storage: StackConfig['storage']): string[] {
   if (!storage.url) return [];
   return [
     '--storage',

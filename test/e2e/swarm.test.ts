@@ -140,7 +140,7 @@ describe.skipIf(!ready || !swarm.ok)('swarm stack on a single-node swarm', () =>
     if (dir) await regctl(['down', '--dir', dir, '--volumes', '--yes']);
     await sh(['stack', 'rm', PROJECT]);
     await removeEverything();
-    await sh(['rmi', '-f', IMAGE, `${registry}/e2e/swarm:1`, 'regctl-e2e/swarm:1']);
+    await sh(['rmi', '-f', IMAGE, `${registry}/e2e/swarm:1`, `${registry}/e2e/after:1`, 'regctl-e2e/swarm:1']);
     await removeHosts();
     pgRelay?.close();
     s3Relay?.close();
@@ -304,6 +304,42 @@ describe.skipIf(!ready || !swarm.ok)('swarm stack on a single-node swarm', () =>
     const report = JSON.parse(swept.stdout) as { dryRun: boolean; kept: { count: number } };
     expect(report.dryRun && report.kept.count >= 25, swept.stdout.slice(0, 300)).toBe(true); // 24 layers, a config
   }, 600_000);
+
+  it('backup with 3 replicas; restore refused while running, then into the stopped stack, served as backed up', async () => {
+    const archive = join(root, 'swarm-backup.tar');
+    const before = await get('/v2/e2e/swarm/manifests/1', 'HEAD');
+    expect(before.status).toBe(200);
+    const b = await regctl(['backup', '--dir', dir, '--out', archive, '--verify', '--json'], { timeoutMs: 600_000 });
+    expect(b.exitCode, b.all).toBe(0);
+    // Pushed after the backup: the restore must take the stack back to before it.
+    expect((await docker(['tag', 'regctl-e2e/swarm:1', `${registry}/e2e/after:1`])).exitCode).toBe(0);
+    const late = await docker(['push', `${registry}/e2e/after:1`]);
+    expect(late.exitCode, late.all).toBe(0);
+    expect((await get('/v2/e2e/after/manifests/1', 'HEAD')).status).toBe(200);
+
+    const running = await regctl(['restore', archive, '--dir', dir]);
+    expect(running.exitCode).not.toBe(0);
+    expect(running.stderr.split('\n')[0]).toContain(`the stack is running (service ${PROJECT}_registry)`);
+    expect((await regctl(['down', '--dir', dir])).exitCode).toBe(0);
+    const refused = await regctl(['restore', archive, '--dir', dir]);
+    expect(refused.exitCode, refused.all).not.toBe(0);
+    expect(refused.stderr).toContain('already holds registry data; nothing was restored');
+    const restored = await regctl(['restore', archive, '--dir', dir, '--force', '--json'], { timeoutMs: 600_000 });
+    expect(restored.exitCode, restored.all).toBe(0);
+    expect(JSON.parse(restored.stdout)).toMatchObject({ replaced: true, target: `s3://${bucket}/registry` });
+    // No network or container of the restore is left behind.
+    expect((await sh(['ps', '-aq', '--filter', `name=${PROJECT}-restore`])).out.trim()).toBe('');
+
+    const up = await regctl(['up', '--dir', dir], { timeoutMs: 600_000 });
+    expect(up.exitCode, up.all).toBe(0);
+    const after = await get('/v2/e2e/swarm/manifests/1', 'HEAD');
+    expect(after.status).toBe(200);
+    expect(after.headers['docker-content-digest']).toBe(before.headers['docker-content-digest']);
+    // The shared metadata store imported the restored bucket instead of keeping what it knew.
+    expect((await get('/v2/e2e/after/manifests/1', 'HEAD')).status).toBe(404);
+    const catalog = JSON.parse((await get('/v2/_catalog')).body) as { repositories: string[] };
+    expect(catalog.repositories).not.toContain('e2e/after');
+  }, 1_200_000);
 
   it('rotate-credentials rolls a new secret version out; the old password works during the grace', async () => {
     const oldPassword = password;

@@ -135,6 +135,24 @@ describe.skipIf(!ready)('online backup and restore on S3 (needs npm run build)',
     expect(r.code).toBe(11);
     expect(r.stderr.split('\n')[0]).toMatch(/is damaged: .* does not match its (sha256|digest); nothing was restored$/);
     expect(await keys(target)).toEqual([]);
+
+    // What a stack's restore container prints and regctl reads: one JSON event per line, ending in the error.
+    const lines = await restore(damaged, target, ['--json-lines']);
+    expect(lines.code).toBe(11);
+    const events = lines.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; code?: string });
+    expect(events.at(-1)).toMatchObject({ event: 'error', code: 'BACKUP_INVALID' });
+    expect(await keys(target)).toEqual([]);
+    const good = await restore(file, target, ['--json-lines']);
+    expect(good.code, good.stderr).toBe(0);
+    const done = good.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; result?: unknown });
+    expect(done.at(-1)).toMatchObject({ event: 'done', result: { replaced: false, verifyOnly: false } });
+    expect(done.slice(0, -1).every((e) => e.event === 'progress')).toBe(true);
   }, 60_000);
 
   it('a blob missing from the bucket is listed by the backup as missing', async () => {
