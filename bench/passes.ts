@@ -21,6 +21,7 @@ import { repeatPhase } from './phases/repeat.js';
 import { scalePhase, seedScale } from './phases/scale.js';
 import type { ScaleCounts, ScaleStoreKind, SeedTarget } from './phases/scale.js';
 import { skopeoPhase } from './phases/skopeo.js';
+import { swarmPhase } from './phases/swarm.js';
 import type { OciLayout } from './phases/skopeo.js';
 
 const MiB = 1024 * 1024;
@@ -240,6 +241,12 @@ export async function runDockerPhase(ctx: PassContext, repoRoot: string): Promis
     const peak = result.resources[name]?.peakRssMiB;
     if (peak !== undefined) ctx.ledger.add(name, 'default', 'docker push and pull (its container)', peak * MiB);
   }
+}
+
+/** The swarm phase (phases/swarm.ts): ours alone, a swarm stack measured with one and three replicas. */
+export async function runSwarmPhase(ctx: PassContext, repoRoot: string): Promise<void> {
+  process.stderr.write('\n== swarm: one and three registry replicas through Traefik\n');
+  ctx.phases.push(await swarmPhase({ repoRoot, workDir: ctx.workDir, dataRoot: ctx.dataRoot, sizes: ctx.sizes }));
 }
 
 /** The PostgreSQL cluster and database ours is pointed at, with the password in a 0600 file. */

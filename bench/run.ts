@@ -13,17 +13,19 @@ import { disclosures } from './lib/disclosures.js';
 import { machineInfo, versions } from './lib/machine.js';
 import { metric } from './lib/model.js';
 import type { BenchReport, Metric, PhaseResult } from './lib/model.js';
+import { mergeIntoSaved } from './lib/merge.js';
 import { errorText } from './lib/phase.js';
 import { PEAK_SPEC, PeakLedger } from './lib/peaks.js';
 import { renderMarkdown } from './lib/report.js';
 import { REFERENCE_BINARY, deployedProcess, referenceConfig } from './lib/servers.js';
 import { FULL, QUICK } from './lib/sizes.js';
-import { runCatalogPhases, runDockerPhase, runRegistryPasses, runScalePhases } from './passes.js';
+import { runCatalogPhases, runDockerPhase, runRegistryPasses, runScalePhases, runSwarmPhase } from './passes.js';
 import { runS3Phases } from './s3-pass.js';
 import type { PassContext } from './passes.js';
 import { timeCommand } from './phases/cli.js';
 import type { Credentials } from './phases/context.js';
 import { DOCKER_COMMANDS } from './phases/docker.js';
+import { SWARM_COMMANDS } from './phases/swarm.js';
 import { timeRegctlUp } from './phases/up.js';
 import { makeOciLayout } from './phases/skopeo.js';
 
@@ -31,10 +33,13 @@ const MiB = 1024 * 1024;
 
 const USAGE = `usage: node bench/out/build/run.js [--quick] [--only PHASES] [--no-write] [--profile] [--other-work TEXT]
   --quick        small sizes and short durations (a few minutes)
-  --only         comma-separated phase ids: ceilings,large-blob,manifests,small-blobs,skopeo,repeat,catalog,scale,docker,cli,up,s3
+  --only         comma-separated phase ids: ceilings,large-blob,manifests,small-blobs,skopeo,repeat,catalog,scale,docker,cli,up,s3,swarm
                  (docker and up — stacks on the Docker engine —, scale — a seeded metadata store, smaller with
-                 --quick — and s3 — versitygw, distribution v3, PostgreSQL — are left out of --quick unless named)
+                 --quick —, s3 — versitygw, distribution v3, PostgreSQL — and swarm — a swarm stack on this engine's
+                 swarm — are left out of --quick unless named)
   --no-write     print the report, do not write docs/benchmarks.md and docs/benchmarks.json
+  --merge        with --only: put this run's phases into the committed docs/benchmarks.json (replacing phases of
+                 the same id, each marked with this run's time, commit and load) and keep everything else
   --profile      run our registry under node --cpu-prof; profiles land in the run's work directory
   --other-work   what else was running on the machine, recorded in the report
   --ours-root    run our registry from another checkout or copy (its bin/regctl.js and dist/), for before/after
@@ -55,12 +60,13 @@ const ALL_PHASES = [
   'cli',
   'up',
   's3',
+  'swarm',
 ];
 /**
  * Left out of --quick unless named: stacks on the Docker engine, the start at scale (a seeded metadata store), and
  * S3 (a gateway, 10,000 seeded repositories).
  */
-const NOT_QUICK_PHASES = ['docker', 'up', 'scale', 's3'];
+const NOT_QUICK_PHASES = ['docker', 'up', 'scale', 's3', 'swarm'];
 
 /** The command line's options (see USAGE). */
 function commandLine() {
@@ -69,6 +75,7 @@ function commandLine() {
       quick: { type: 'boolean', default: false },
       only: { type: 'string' },
       'no-write': { type: 'boolean', default: false },
+      merge: { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
       'other-work': { type: 'string' },
       'ours-root': { type: 'string' },
@@ -190,9 +197,7 @@ async function main(): Promise<void> {
   }
   mark('main registry phases done');
   const startupPeaks = only.has('catalog') ? await runCatalogPhases(ctx) : [];
-  if (only.has('scale')) await runScalePhases(ctx);
-  if (only.has('docker')) await runDockerPhase(ctx, repoRoot);
-  if (only.has('s3')) await runS3Phases(ctx);
+  await runEnginePhases(ctx, repoRoot);
 
   mark('registry phases done');
   const summary: Metric[] = [];
@@ -212,6 +217,7 @@ async function main(): Promise<void> {
   if (headline) summary.unshift(headline);
   summary.push(...startupPeaks);
   if (only.has('docker')) commands.push(...DOCKER_COMMANDS);
+  if (only.has('swarm')) commands.push(...SWARM_COMMANDS);
 
   machine.loadAverageAtEnd = loadavg().map((v) => Math.round(v * 100) / 100);
   const report: BenchReport = {
@@ -228,10 +234,18 @@ async function main(): Promise<void> {
     lifetimePeaks: ledger.entries,
     disclosures: disclosures(sizes, { s3: only.has('s3') }),
   };
-  await writeReport(report, repoRoot, workDir, values['no-write'] ?? false);
+  await writeReport(report, repoRoot, workDir, { noWrite: values['no-write'] ?? false, merge: values.merge ?? false });
   mark('removing the data directories');
   await rm(dataRoot, { recursive: true, force: true });
   process.exitCode = outcome(phases, summary);
+}
+
+/** The phases after the registry passes that each bring up their own servers, stacks or peers, when selected. */
+async function runEnginePhases(ctx: PassContext, repoRoot: string): Promise<void> {
+  if (ctx.only.has('scale')) await runScalePhases(ctx);
+  if (ctx.only.has('docker')) await runDockerPhase(ctx, repoRoot);
+  if (ctx.only.has('s3')) await runS3Phases(ctx);
+  if (ctx.only.has('swarm')) await runSwarmPhase(ctx, repoRoot);
 }
 
 /** `regctl --help` and `regctl up`, each when selected: figures of ours alone. */
@@ -392,7 +406,14 @@ async function renderOnly(repoRoot: string): Promise<void> {
 }
 
 /** docs/benchmarks.md and .json (or the Markdown on stdout with `noWrite`), and report.json in the work dir. */
-async function writeReport(report: BenchReport, repoRoot: string, workDir: string, noWrite: boolean): Promise<void> {
+async function writeReport(
+  run: BenchReport,
+  repoRoot: string,
+  workDir: string,
+  opts: { noWrite: boolean; merge: boolean },
+): Promise<void> {
+  const { noWrite } = opts;
+  const report = opts.merge ? await mergeIntoSaved(run, repoRoot) : run;
   const notes = await readFile(join(repoRoot, 'bench/notes.md'), 'utf8').catch(() => '');
   const markdown = renderMarkdown(report, notes);
   if (noWrite) {
@@ -404,7 +425,7 @@ async function writeReport(report: BenchReport, repoRoot: string, workDir: strin
       `\nbench: wrote docs/benchmarks.md and docs/benchmarks.json (${Math.round(report.durationSeconds)} s)\n`,
     );
   }
-  await writeFile(join(workDir, 'report.json'), JSON.stringify(report, null, 2));
+  await writeFile(join(workDir, 'report.json'), JSON.stringify(run, null, 2));
 }
 
 function htpasswdPath(workDir: string, cost: number): string {

@@ -39,6 +39,18 @@ export interface PhaseResult {
   metrics: Metric[];
   resources: Partial<Record<RegistryName, ResourceUse>>;
   errors: Partial<Record<RegistryName, string>>;
+  /** Set when the phase was measured by a later `--merge` run than the rest of the report. */
+  run?: SeparateRun;
+}
+
+/** The run a merged phase comes from: when, on which commit, and how busy the machine was. */
+export interface SeparateRun {
+  generatedAt: string;
+  mode: 'quick' | 'full';
+  gitCommit: string;
+  loadAverageAtStart: number[];
+  loadAverageAtEnd: number[];
+  otherWork: string;
 }
 
 export interface MetricSpec {

@@ -64,9 +64,19 @@ function phaseSection(phase: PhaseResult): string {
   const errors = Object.entries(phase.errors)
     .map(([name, text]) => `- **${name === 'ours' ? 'ours' : 'reference'} failed:** \`${escape(text ?? '')}\``)
     .join('\n');
+  const run = phase.run;
+  const separate = run
+    ? [
+        `Measured in a separate \`--merge\` run (${run.mode}) on ${run.generatedAt}, commit ${run.gitCommit}, load ` +
+          `average ${run.loadAverageAtStart.join(', ')} at its start and ${run.loadAverageAtEnd.join(', ')} at its ` +
+          `end; other work: ${run.otherWork}.`,
+        '',
+      ]
+    : [];
   return [
     `### ${phase.title}`,
     '',
+    ...separate,
     phase.description,
     '',
     `Order: ${order}.`,
@@ -138,7 +148,13 @@ export function renderMarkdown(report: BenchReport, notes: string): string {
       `(${report.mode} run, ${Math.round(report.durationSeconds)} s). "reference" is Debian's \`docker-registry\` ` +
       `${v.dockerRegistry} (distribution, the registry:2 line). The ratio column is always ours / reference: above ` +
       '1 is better for throughputs, below 1 is better for times and latencies. Every figure comes from one run; ' +
-      'the two registries ran the same workload, alternating phase by phase (manifest cells alternate cell by cell). ' +
+      'the two registries ran the same workload, alternating phase by phase (manifest cells alternate cell by cell)' +
+      (report.phases.some((p) => p.run)
+        ? `, except the phases marked as measured in a separate run (${report.phases
+            .filter((p) => p.run)
+            .map((p) => p.id)
+            .join(', ')}), each of which says when and on what. `
+        : '. ') +
       '**Ours caches verified credentials (bcrypt once per credential); the reference runs bcrypt on every request**: ' +
       'the ratios of auth-bound rows carry that' +
       (report.disclosures

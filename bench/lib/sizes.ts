@@ -29,6 +29,9 @@ export interface Sizes {
   scaleStorageSample: number;
   /** Timed tries of each page in that phase. */
   scaleTries: number;
+  /** The swarm phase: the blob pulled through Traefik, and how long each timed load runs. */
+  swarmBlobBytes: number;
+  swarmSeconds: number;
 }
 
 export const FULL: Sizes = {
@@ -56,6 +59,8 @@ export const FULL: Sizes = {
   scaleTagsPerRepository: 10,
   scaleStorageSample: 100,
   scaleTries: 7,
+  swarmBlobBytes: 256 * MiB,
+  swarmSeconds: 10,
 };
 
 export const QUICK: Sizes = {
@@ -76,4 +81,6 @@ export const QUICK: Sizes = {
   scaleRepositories: 2000,
   scaleStorageSample: 20,
   scaleTries: 3,
+  swarmBlobBytes: 32 * MiB,
+  swarmSeconds: 2,
 };

@@ -5,7 +5,6 @@
  */
 import { execa } from 'execa';
 import { spawnSync } from 'node:child_process';
-import { createServer, connect, type Server } from 'node:net';
 import { preconditionMet } from '../helpers/peers.js';
 
 export const PROJECT = 'e2eswarm';
@@ -33,17 +32,7 @@ export function ensureSwarm(): { ok: boolean; initialised: boolean; gwbridgeExis
   return { ok, initialised: ok, gwbridgeExisted };
 }
 
-/** Relays TCP connections from `host:<port>` to a server on 127.0.0.1 (PostgreSQL, versitygw). */
-export async function relay(host: string, target: number): Promise<{ server: Server; port: number }> {
-  const server = createServer((client) => {
-    const upstream = connect(target, '127.0.0.1');
-    client.pipe(upstream).pipe(client);
-    for (const side of [client, upstream]) side.on('error', () => [client, upstream].forEach((x) => x.destroy()));
-  });
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const addr = server.address();
-  return { server, port: typeof addr === 'object' && addr ? addr.port : 0 };
-}
+export { relay } from '../../bench/lib/relay.js';
 
 interface ServiceSpecJson {
   Spec: {
