@@ -130,5 +130,26 @@ export function describeUploadReplicas(kind: string, harness: () => ReplicaHarne
       expect(await a.blobs.size(digestOf(data))).toBeUndefined();
       expect(await registryCode(a.uploads.offset(REPO, id))).toBe('BLOB_UPLOAD_UNKNOWN');
     });
+
+    it('a monolithic upload (one body, its length declared) is published whole, or not at all', async () => {
+      const data = randomBytes(6 * MiB + 7);
+      const body = () => Readable.from([data.subarray(0, 4 * MiB), data.subarray(4 * MiB)]);
+      const wrong = await a.uploads.start(REPO);
+      const bad = digestOf(Buffer.concat([data, Buffer.from('x')]));
+      expect(await registryCode(b.uploads.complete(REPO, wrong, bad, body(), undefined, data.length))).toBe(
+        'DIGEST_INVALID',
+      );
+      expect(await a.blobs.size(bad)).toBeUndefined();
+      expect(await a.blobs.size(digestOf(data))).toBeUndefined();
+      expect(await registryCode(a.uploads.offset(REPO, wrong))).toBe('BLOB_UPLOAD_UNKNOWN');
+      const id = await a.uploads.start(REPO);
+      const info = await b.uploads.complete(REPO, id, digestOf(data), body(), undefined, data.length);
+      expect(info.size).toBe(data.length);
+      expect(await a.linked.stat(REPO, digestOf(data))).toMatchObject({ size: data.length });
+      const stored: Buffer[] = [];
+      for await (const c of await a.blobs.open(digestOf(data))) stored.push(c as Buffer);
+      expect(Buffer.concat(stored).equals(data)).toBe(true);
+      expect(await registryCode(a.uploads.offset(REPO, id))).toBe('BLOB_UPLOAD_UNKNOWN');
+    });
   });
 }

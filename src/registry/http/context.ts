@@ -126,6 +126,14 @@ export function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined;
 }
 
+/** The body's length when the request declares it (Content-Length, not chunked), else undefined. */
+export function declaredLength(req: IncomingMessage): number | undefined {
+  if (req.headers['transfer-encoding'] !== undefined) return undefined;
+  const len = req.headers['content-length'];
+  if (len === undefined || !/^\d+$/.test(len)) return undefined;
+  return Number(len);
+}
+
 /** Reads a small body whole, refusing more than `limit` bytes. */
 export async function readBody(req: IncomingMessage, limit: number, tooBig: () => RegistryError): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? NaN);

@@ -1,6 +1,6 @@
 import { RegistryError } from '../errors.js';
 import { assertName, parseDigest } from '../reference.js';
-import { hasBody, location, query, send, type Ctx } from './context.js';
+import { declaredLength, hasBody, location, query, send, type Ctx } from './context.js';
 
 function uploadHeaders(ctx: Ctx, name: string, id: string, offset: number): Record<string, string | number> {
   return {
@@ -73,7 +73,8 @@ export async function startUpload(ctx: Ctx): Promise<void> {
   if (digestParam !== undefined) {
     const digest = parseDigest(digestParam);
     const id = await ctx.store.uploads.start(name);
-    await ctx.store.uploads.complete(name, id, digest, hasBody(ctx.req) ? ctx.req : undefined);
+    const body = hasBody(ctx.req) ? ctx.req : undefined;
+    await ctx.store.uploads.complete(name, id, digest, body, undefined, body && declaredLength(ctx.req));
     blobCreated(ctx, name, digest.value);
     return;
   }
@@ -103,7 +104,7 @@ export async function putUpload(ctx: Ctx): Promise<void> {
   const range = parseContentRange(ctx.req.headers['content-range']);
   await checkLength(ctx, range, id, () => ctx.store.uploads.offset(name, id));
   const body = hasBody(ctx.req) ? ctx.req : undefined;
-  await ctx.store.uploads.complete(name, id, digest, body, body ? range : undefined);
+  await ctx.store.uploads.complete(name, id, digest, body, body ? range : undefined, body && declaredLength(ctx.req));
   blobCreated(ctx, name, digest.value);
 }
 

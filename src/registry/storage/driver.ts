@@ -10,12 +10,13 @@
  *   `onData`, when given, sees every chunk in order just before it is written (uploads hash what they store
  *   this way, without a stream stage of their own).
  * - `move` atomically replaces the destination and makes the move durable.
+ * - `putVerified` (optional) stores content in one write that happens only if it hashes as announced.
  * - `delete` removes a file or a whole tree, then the parent directories it left empty; deleting what is
  *   absent is not an error.
  * - Missing paths make `getContent`, `reader`, `stat`, `list` and `move` throw `PathNotFoundError`.
  */
-import { randomBytes } from 'node:crypto';
-import type { Readable, Writable } from 'node:stream';
+import { createHash, randomBytes } from 'node:crypto';
+import { Transform, type Readable, type Writable } from 'node:stream';
 
 export interface FileInfo {
   size: number;
@@ -75,6 +76,15 @@ export interface StorageDriver {
    * bytes. Object stores offer it (presigned URLs) when redirects are enabled; the file must exist.
    */
   redirectURL?(path: string): Promise<string | undefined>;
+  /**
+   * Optional: stores the `length` bytes read from `body` at `path` in one write that takes effect only when they
+   * hash to `sha256` (hex): on a mismatch it throws ContentMismatchError, on a short body or a failed read it
+   * throws that error, and either way nothing is at `path` afterwards (what was there stays). Resolves false,
+   * having read nothing, when it does not take this write (a length above what one write may hold); the caller
+   * then stages the bytes as usual. Object stores offer it: one PUT to the final key instead of a staged upload, a
+   * completion and a copy (S3 has no rename).
+   */
+  putVerified?(path: string, body: Readable, opts: { length: number; sha256: string }): Promise<boolean>;
   stat(path: string): Promise<FileInfo>;
   list(path: string): Promise<DirEntry[]>;
   move(from: string, to: string): Promise<void>;
@@ -99,6 +109,43 @@ export class PathNotFoundError extends Error {
     this.name = 'PathNotFoundError';
     this.path = path;
   }
+}
+
+/** `putVerified`'s bytes did not hash to the digest they were sent for (or were not as many as announced). */
+export class ContentMismatchError extends Error {
+  constructor(
+    readonly actual: string,
+    readonly bytes: number,
+  ) {
+    super(`content hashes to sha256:${actual} (${bytes} bytes)`);
+    this.name = 'ContentMismatchError';
+  }
+}
+
+/**
+ * A pass-through that hashes what flows and holds the last chunk back until the source has ended and the whole
+ * content matched `sha256` and `length`: a consumer writing it to a length-delimited request (a PUT with a
+ * Content-Length) thus never sends the final byte of content that does not match, so the store never commits it.
+ */
+export function verifyingStream(expected: { length: number; sha256: string }): Transform {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let held: Buffer | undefined;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      const out = held;
+      held = chunk;
+      if (bytes > expected.length) done(new ContentMismatchError('(longer than announced)', bytes));
+      else done(null, out);
+    },
+    flush(done) {
+      const actual = hash.digest('hex');
+      if (actual !== expected.sha256 || bytes !== expected.length) done(new ContentMismatchError(actual, bytes));
+      else done(null, held);
+    },
+  });
 }
 
 /**

@@ -1,7 +1,9 @@
 import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import {
   PathNotFoundError,
   assertRelativePath,
+  verifyingStream,
   type DirEntry,
   type FileInfo,
   type StorageDriver,
@@ -91,6 +93,23 @@ export class MemoryDriver implements StorageDriver {
     }
     if (out.size === 0) throw new PathNotFoundError(path);
     return [...out].map(([name, isDir]) => ({ name, isDir }));
+  }
+
+  async putVerified(path: string, body: Readable, opts: { length: number; sha256: string }): Promise<boolean> {
+    assertRelativePath(path);
+    const chunks: Buffer[] = [];
+    await pipeline(
+      body,
+      verifyingStream(opts),
+      new Writable({
+        write(chunk: Buffer, _enc, done) {
+          chunks.push(chunk);
+          done();
+        },
+      }),
+    );
+    this.files.set(path, { chunks, size: opts.length, modifiedAt: new Date() });
+    return true;
   }
 
   async move(from: string, to: string): Promise<void> {

@@ -16,7 +16,7 @@ import pMap from 'p-map';
 import { RegistryError } from '../errors.js';
 import type { Digest, DigestAlgorithm } from '../reference.js';
 import type { BlobStore } from './blob-store.js';
-import { isNotFound, type ByteRange, type StorageDriver } from './driver.js';
+import { ContentMismatchError, isNotFound, type ByteRange, type StorageDriver } from './driver.js';
 import { KeyedLock } from './keyed-lock.js';
 import type { BlobInfo, LinkedBlobStore } from './linked-blob-store.js';
 import { childDirs, pathExists } from './links.js';
@@ -94,14 +94,26 @@ export class UploadStore {
 
   /**
    * Finishes an upload with an optional last chunk: verifies the digest (on mismatch the upload is removed and
-   * nothing is stored), publishes the blob and links it into the repository.
+   * nothing is stored), publishes the blob and links it into the repository. `length` is the last chunk's
+   * declared length, when the request gave one: see `completeDirect`.
    */
-  async complete(name: string, id: string, digest: Digest, body?: Readable, range?: ByteRange): Promise<BlobInfo> {
+  async complete(
+    name: string,
+    id: string,
+    digest: Digest,
+    body?: Readable,
+    range?: ByteRange,
+    length?: number,
+  ): Promise<BlobInfo> {
     await this.assertExists(name, id);
     return this.lock.run(id, async () => {
       let state: UploadState;
       try {
         state = await this.state(name, id);
+        if (body && length !== undefined && state.offset === 0 && (!range || range.start === 0)) {
+          const direct = await this.completeDirect(name, id, digest, body, length);
+          if (direct) return direct;
+        }
         if (range && range.start !== state.offset) {
           throw new RegistryError(
             'RANGE_INVALID',
@@ -130,6 +142,47 @@ export class UploadStore {
       await this.drop(name, id);
       return { digest, size };
     });
+  }
+
+  /**
+   * A whole blob in one request (a monolithic upload) on a driver with `putVerified`: written once, straight to
+   * the blob's place, and only if it hashes to the digest, instead of staged in the upload and moved (on S3, a
+   * staged multipart upload, its completion and a server-side copy). Undefined when the driver does not take it
+   * (no `putVerified`, another algorithm, too large, or the blob is stored already), having read nothing of the
+   * body; the usual path follows.
+   */
+  private async completeDirect(
+    name: string,
+    id: string,
+    digest: Digest,
+    body: Readable,
+    length: number,
+  ): Promise<BlobInfo | undefined> {
+    if (!this.driver.putVerified || digest.algorithm !== 'sha256') return undefined;
+    // Protected before the presence check and the write, as in the staged path: a GC sweep cannot remove it after.
+    await this.linked.protect(digest);
+    if ((await this.blobs.size(digest)) !== undefined) return undefined;
+    try {
+      const taken = await this.driver.putVerified(pathFor({ kind: 'blobData', digest }), body, {
+        length,
+        sha256: digest.hex,
+      });
+      if (!taken) return undefined;
+    } catch (err) {
+      await this.drop(name, id);
+      if (err instanceof ContentMismatchError) {
+        throw new RegistryError('DIGEST_INVALID', {
+          expected: digest.value,
+          actual: `sha256:${err.actual}`,
+          bytes: err.bytes,
+          declared: length,
+        });
+      }
+      throw err;
+    }
+    await this.linked.linkProtected(name, digest);
+    await this.drop(name, id);
+    return { digest, size: length };
   }
 
   async cancel(name: string, id: string): Promise<void> {

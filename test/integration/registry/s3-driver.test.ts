@@ -9,6 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Driver } from '../../../src/registry/storage/s3/s3-driver.js';
 import { describeDriverContract } from '../../helpers/driver-contract.js';
+import { describePutVerified } from '../../helpers/driver-put-verified.js';
 import { startVersitygw, versitygwAvailable, type S3Server } from '../../helpers/versitygw.js';
 
 const MiB = 1024 * 1024;
@@ -60,6 +61,7 @@ function s3Harness(prefix: string) {
 describe.skipIf(!available)('S3 driver on versitygw', () => {
   describeDriverContract('s3 (no prefix)', s3Harness(''), 120_000);
   describeDriverContract('s3 (prefix reg/v)', s3Harness('/reg/v/'), 120_000);
+  describePutVerified('s3 (prefix reg/v)', s3Harness('/reg/v/'), 120_000);
 });
 
 describe.skipIf(!available)('S3 driver specifics on versitygw', () => {

@@ -5,6 +5,7 @@ import { expect } from 'vitest';
 import { FsDriver } from '../../../src/registry/storage/fs-driver.js';
 import { MemoryDriver } from '../../../src/registry/storage/memory-driver.js';
 import { describeDriverContract } from '../../helpers/driver-contract.js';
+import { describePutVerified } from '../../helpers/driver-put-verified.js';
 
 describeDriverContract('filesystem', () => {
   let dir = '';
@@ -19,7 +20,7 @@ describeDriverContract('filesystem', () => {
   };
 });
 
-describeDriverContract('memory', () => {
+const memoryHarness = () => {
   let driver: MemoryDriver | undefined;
   return {
     make: async () => (driver = new MemoryDriver()),
@@ -28,4 +29,7 @@ describeDriverContract('memory', () => {
     assertEmpty: async () => expect(await (driver as MemoryDriver).list('').catch(() => [])).toEqual([]),
     cleanup: async () => undefined,
   };
-});
+};
+
+describeDriverContract('memory', memoryHarness);
+describePutVerified('memory', memoryHarness);

@@ -22,8 +22,10 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { randomBytes } from 'node:crypto';
 import { Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import {
   PathNotFoundError,
+  verifyingStream,
   TEMP_MARKER,
   TEMP_PROCESS_TAG,
   type ByteRange,
@@ -153,6 +155,52 @@ export class S3Driver implements StorageDriver {
         ContentType: CONTENT_TYPE,
       }),
     );
+  }
+
+  /**
+   * One PutObject to the final key, up to S3's 5 GiB for a single PUT: the content streams through
+   * `verifyingStream`, which holds its last chunk back until the whole matched, so content that does not match is
+   * never sent whole. The PUT also carries `x-amz-checksum-sha256`: the server checks what it received against
+   * it, so a body cut short is refused even by a server that would store what arrived before the connection
+   * closed (versitygw does without the header). The SDK must not retry such a PUT (its body is a stream read
+   * once): a second attempt fails at once instead of sending nothing.
+   */
+  async putVerified(path: string, body: Readable, opts: { length: number; sha256: string }): Promise<boolean> {
+    if (opts.length > MAX_COPY_SIZE) return false;
+    const verified = verifyingStream(opts);
+    const abort = new AbortController();
+    let failure: Error | undefined;
+    const fed = pipeline(body, verified).catch((err: unknown) => {
+      failure = err instanceof Error ? err : new Error(String(err));
+      abort.abort();
+    });
+    const command = new PutObjectCommand({
+      Bucket: this.ctx.bucket,
+      Key: keyOf(this.ctx, path),
+      Body: verified,
+      ContentLength: opts.length,
+      ContentType: CONTENT_TYPE,
+      ChecksumSHA256: Buffer.from(opts.sha256, 'hex').toString('base64'),
+    });
+    let attempts = 0;
+    command.middlewareStack.add(
+      (next) => async (args) => {
+        if (++attempts > 1) throw new Error('a streamed PUT is not retried: its body was read by the first attempt');
+        return next(args);
+      },
+      { step: 'finalizeRequest', priority: 'low', name: 'regctlSingleAttempt' },
+    );
+    try {
+      await this.ctx.client.send(command, { abortSignal: abort.signal });
+    } catch (err) {
+      verified.destroy();
+      await fed;
+      if (failure) throw failure;
+      throw err;
+    }
+    await fed;
+    if (failure) throw failure;
+    return true;
   }
 
   async reader(path: string, range: { start?: number; end?: number } = {}): Promise<Readable> {
