@@ -32,7 +32,7 @@ export function describePutVerified(kind: string, harness: () => DriverHarness, 
     beforeEach(async () => {
       h = harness();
       d = await h.make();
-      expect(d.putVerified, `${kind} offers putVerified`).toBeTypeOf('function');
+      expect(typeof d.putVerified, `${kind} offers putVerified`).toBe('function');
     });
     afterEach(() => h.cleanup());
 
