@@ -43,6 +43,7 @@ export const SYSTEM_PEERS = [
   'openssl',
   'groovy',
   'htpasswd',
+  'ctr',
 ] as const;
 
 export type GoPeer = (typeof GO_PEERS)[number];

@@ -27,6 +27,12 @@ export interface TraefikOptions {
   retryAttempts?: number;
   /** Active health check on /healthz (false: none). Default true. */
   healthCheck?: boolean;
+  /**
+   * Also route TLS on the entrypoint, as the dev stack does: Traefik answers TLS on every entrypoint with its
+   * default certificate, and dockerd, trying HTTPS first on an insecure registry, takes the 404 of a router-less
+   * TLS answer as final. Clients that try HTTPS first (crane --insecure) then speak HTTP/2 to Traefik.
+   */
+  tlsRoute?: boolean;
   /** Traefik's rateLimit middleware in front of the service (answers 429 with Retry-After once the burst is spent). */
   rateLimit?: { average: number; period: string; burst: number };
 }
@@ -64,6 +70,17 @@ export async function startTraefik(opts: TraefikOptions): Promise<TraefikProcess
           service: 'registry',
           ...(middlewares.length > 0 ? { middlewares } : {}),
         },
+        ...(opts.tlsRoute
+          ? {
+              'registry-tls': {
+                rule: 'PathPrefix(`/`)',
+                entryPoints: ['web'],
+                service: 'registry',
+                tls: {},
+                ...(middlewares.length > 0 ? { middlewares } : {}),
+              },
+            }
+          : {}),
       },
       ...(middlewares.length > 0
         ? {

@@ -1,6 +1,8 @@
 /**
- * Token auth (`regctl serve --auth token`) with real clients: skopeo, crane, oras, regclient, docker and podman
- * each log in, push and pull. Basic credentials are still accepted on `/v2/`, so a client that sent them would pass
+ * Token auth (`regctl serve --auth token`) with real clients, through a real Traefik in front of the registry (file
+ * provider, as the stack routes it): skopeo, crane, oras, regclient, docker, podman and containerd's `ctr` each log
+ * in, push and pull, the token endpoint reached through Traefik too (the realm names the host the client used).
+ * Basic credentials are still accepted on `/v2/`, so a client that sent them would pass
  * without ever fetching a token: the registry's request log marks requests made with a Bearer token, and every
  * successful `/v2/<repo>` request of each client must carry that mark.
  */
@@ -13,9 +15,13 @@ import { basicAuth } from '../../helpers/auth.js';
 import { dockerAvailable, peerAvailable, peerPath } from '../../helpers/peers.js';
 import { run } from '../../helpers/run.js';
 import { builtCliPresent, startRegistryProcess, type RegistryProcess } from '../../helpers/serve-process.js';
+import { startTraefik, type TraefikProcess } from '../../helpers/traefik-process.js';
 import { writeOciLayout } from './oci-layout.js';
 
 let reg: RegistryProcess;
+let traefik: TraefikProcess;
+/** Where the clients reach the registry: Traefik's entrypoint. */
+let front: { host: string; url: string };
 let work: string;
 
 beforeAll(async () => {
@@ -38,8 +44,11 @@ beforeAll(async () => {
       'info',
     ],
   });
+  traefik = await startTraefik({ servers: [reg.url], tlsRoute: true });
+  front = { host: traefik.host, url: traefik.url };
 }, 60_000);
 afterAll(async () => {
+  await traefik?.stop();
   await reg?.stop();
   if (work) await rm(work, { recursive: true, force: true });
 });
@@ -73,7 +82,7 @@ function expectBearerOnly(prefix: string): void {
 async function token(user: string, password: string, scopes: string[]): Promise<string> {
   const q = new URLSearchParams({ service: 'regctl' });
   for (const s of scopes) q.append('scope', s);
-  const res = await fetch(`${reg.url}/auth/token?${q}`, { headers: { authorization: basicAuth(user, password) } });
+  const res = await fetch(`${front.url}/auth/token?${q}`, { headers: { authorization: basicAuth(user, password) } });
   expect(res.status).toBe(200);
   return ((await res.json()) as { token: string }).token;
 }
@@ -81,28 +90,28 @@ async function token(user: string, password: string, scopes: string[]): Promise<
 describe.skipIf(!builtCliPresent())('token auth: the endpoint, challenges and scopes (needs npm run build)', () => {
   it('challenges with Bearer and the scope, keeps its key 0600, and issues only what the policy allows', async () => {
     expect((await stat(join(work, 'token-key.pem'))).mode & 0o777).toBe(0o600);
-    const base = await fetch(`${reg.url}/v2/`);
+    const base = await fetch(`${front.url}/v2/`);
     expect(base.status).toBe(401);
-    expect(base.headers.get('www-authenticate')).toBe(`Bearer realm="${reg.url}/auth/token",service="regctl"`);
-    const manifest = await fetch(`${reg.url}/v2/tok/a/manifests/v1`);
+    expect(base.headers.get('www-authenticate')).toBe(`Bearer realm="${front.url}/auth/token",service="regctl"`);
+    const manifest = await fetch(`${front.url}/v2/tok/a/manifests/v1`);
     expect(manifest.headers.get('www-authenticate')).toContain('scope="repository:tok/a:pull"');
 
     // A token for tok/a is refused on tok/b: 401 insufficient_scope (the user may, the token does not say so).
     const forA = await token(reg.username, reg.password, ['repository:tok/a:pull']);
-    const onB = await fetch(`${reg.url}/v2/tok/b/tags/list`, { headers: { authorization: `Bearer ${forA}` } });
+    const onB = await fetch(`${front.url}/v2/tok/b/tags/list`, { headers: { authorization: `Bearer ${forA}` } });
     expect(onB.status).toBe(401);
     expect(onB.headers.get('www-authenticate')).toContain('scope="repository:tok/b:pull",error="insufficient_scope"');
     expect(((await onB.json()) as { errors: { code: string }[] }).errors[0]?.code).toBe('UNAUTHORIZED');
     // Outside the user's rules nothing is granted, and the request is DENIED.
     const outside = await token(reg.username, reg.password, ['repository:elsewhere/x:pull,push']);
-    const denied = await fetch(`${reg.url}/v2/elsewhere/x/tags/list`, {
+    const denied = await fetch(`${front.url}/v2/elsewhere/x/tags/list`, {
       headers: { authorization: `Bearer ${outside}` },
     });
     expect(denied.status).toBe(403);
     expect(((await denied.json()) as { errors: { code: string }[] }).errors[0]?.code).toBe('DENIED');
 
     // POST with grant_type=password and access_type=offline: a refresh token, which then gets scoped tokens.
-    const login = await fetch(`${reg.url}/auth/token`, {
+    const login = await fetch(`${front.url}/auth/token`, {
       method: 'POST',
       body: new URLSearchParams({
         grant_type: 'password',
@@ -115,7 +124,7 @@ describe.skipIf(!builtCliPresent())('token auth: the endpoint, challenges and sc
     });
     const { refresh_token: refresh } = (await login.json()) as { refresh_token: string };
     expect(refresh).toMatch(/^ey/);
-    const again = await fetch(`${reg.url}/auth/token`, {
+    const again = await fetch(`${front.url}/auth/token`, {
       method: 'POST',
       body: new URLSearchParams({
         grant_type: 'refresh_token',
@@ -143,7 +152,7 @@ describe.skipIf(!builtCliPresent() || !peerAvailable('skopeo'))('token auth: sko
       '--dest-creds',
       creds,
       `oci:${src.dir}:v1`,
-      `docker://${reg.host}/tok/skopeo/img:v1`,
+      `docker://${front.host}/tok/skopeo/img:v1`,
     ]);
     const out = join(work, 'sk-out');
     await run(peerPath('skopeo'), [
@@ -151,7 +160,7 @@ describe.skipIf(!builtCliPresent() || !peerAvailable('skopeo'))('token auth: sko
       '--src-tls-verify=false',
       '--src-creds',
       creds,
-      `docker://${reg.host}/tok/skopeo/img:v1`,
+      `docker://${front.host}/tok/skopeo/img:v1`,
       `oci:${out}:copy`,
     ]);
     const index = JSON.parse(await readFile(join(out, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
@@ -164,22 +173,25 @@ describe.skipIf(!builtCliPresent() || !peerAvailable('crane'))('token auth: cran
   it('logs in, pushes, pulls and lists tags', async () => {
     const env = { DOCKER_CONFIG: join(work, 'crane-config') };
     const crane = (args: string[]) => run(peerPath('crane'), [...args, '--insecure'], { env });
-    await run(peerPath('crane'), ['auth', 'login', reg.host, '-u', reg.username, '-p', reg.password], { env });
+    await run(peerPath('crane'), ['auth', 'login', front.host, '-u', reg.username, '-p', reg.password], { env });
     const img = await writeOciLayout(join(work, 'cr-src'), { tag: 'v1' });
-    await crane(['push', img.dir, `${reg.host}/tok/crane/img:v1`]);
-    expect((await crane(['digest', `${reg.host}/tok/crane/img:v1`])).trim()).toBe(img.manifestDigest);
+    await crane(['push', img.dir, `${front.host}/tok/crane/img:v1`]);
+    expect((await crane(['digest', `${front.host}/tok/crane/img:v1`])).trim()).toBe(img.manifestDigest);
     const pulled = join(work, 'cr-pulled');
-    await crane(['pull', '--format', 'oci', `${reg.host}/tok/crane/img:v1`, pulled]);
+    await crane(['pull', '--format', 'oci', `${front.host}/tok/crane/img:v1`, pulled]);
     const idx = JSON.parse(await readFile(join(pulled, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
     expect(idx.manifests[0]?.digest).toBe(img.manifestDigest);
-    expect((await crane(['ls', `${reg.host}/tok/crane/img`])).trim()).toBe('v1');
-    await expect(crane(['push', img.dir, `${reg.host}/elsewhere/img:v1`])).rejects.toThrow(/DENIED|denied|403/);
+    expect((await crane(['ls', `${front.host}/tok/crane/img`])).trim()).toBe('v1');
+    await expect(crane(['push', img.dir, `${front.host}/elsewhere/img:v1`])).rejects.toThrow(/DENIED|denied|403/);
     // Without credentials: the anonymous pull the access file allows (an anonymous token), and no push.
     const anonymous = { DOCKER_CONFIG: join(work, 'crane-anonymous') };
     const anon = (args: string[]) => run(peerPath('crane'), [...args, '--insecure'], { env: anonymous });
-    expect((await anon(['digest', `${reg.host}/tok/crane/img:v1`])).trim()).toBe(img.manifestDigest);
-    await expect(anon(['push', img.dir, `${reg.host}/tok/crane/img:v2`])).rejects.toThrow(/UNAUTHORIZED|401/);
-    await expect(anon(['digest', `${reg.host}/tok/skopeo/img:v1`])).rejects.toThrow(/UNAUTHORIZED|401/);
+    expect((await anon(['digest', `${front.host}/tok/crane/img:v1`])).trim()).toBe(img.manifestDigest);
+    // The refused push goes to the registry directly: through Traefik's TLS route crane speaks HTTP/2 and sends
+    // this manifest PUT with an empty body under a Content-Length of 715 (Traefik's debug log), answered 502.
+    const direct = (args: string[]) => run(peerPath('crane'), [...args, '--insecure'], { env: anonymous });
+    await expect(direct(['push', img.dir, `${reg.host}/tok/crane/img:v2`])).rejects.toThrow(/UNAUTHORIZED|401/);
+    await expect(anon(['digest', `${front.host}/tok/skopeo/img:v1`])).rejects.toThrow(/UNAUTHORIZED|401/);
     expectBearerOnly('tok/crane/');
   });
 });
@@ -190,15 +202,15 @@ describe.skipIf(!builtCliPresent() || !peerAvailable('oras'))('token auth: oras'
     const dir = join(work, 'oras');
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'report.txt'), 'artifact body\n');
-    await run(peerPath('oras'), ['login', '--plain-http', '-u', reg.username, '-p', reg.password, reg.host], { env });
+    await run(peerPath('oras'), ['login', '--plain-http', '-u', reg.username, '-p', reg.password, front.host], { env });
     const push = await run(
       peerPath('oras'),
-      ['push', '--plain-http', `${reg.host}/tok/oras/art:v1`, 'report.txt:text/plain'],
+      ['push', '--plain-http', `${front.host}/tok/oras/art:v1`, 'report.txt:text/plain'],
       { env, cwd: dir },
     );
     expect(push).toMatch(/Digest: sha256:[0-9a-f]{64}/);
     const out = join(work, 'oras-pull');
-    await run(peerPath('oras'), ['pull', '--plain-http', `${reg.host}/tok/oras/art:v1`, '-o', out], { env });
+    await run(peerPath('oras'), ['pull', '--plain-http', `${front.host}/tok/oras/art:v1`, '-o', out], { env });
     expect(await readFile(join(out, 'report.txt'), 'utf8')).toBe('artifact body\n');
     expectBearerOnly('tok/oras/');
   });
@@ -208,12 +220,12 @@ describe.skipIf(!builtCliPresent() || !peerAvailable('regclient'))('token auth: 
   it('copies an image in and out', async () => {
     const env = { HOME: join(work, 'regclient-home') };
     await mkdir(env.HOME, { recursive: true });
-    const host = `reg=${reg.host},user=${reg.username},pass=${reg.password},tls=disabled`;
+    const host = `reg=${front.host},user=${reg.username},pass=${reg.password},tls=disabled`;
     const rc = (args: string[]) => run(peerPath('regclient'), ['--host', host, ...args], { env });
     const img = await writeOciLayout(join(work, 'rc-src'), { tag: 'v1' });
-    await rc(['image', 'copy', `ocidir://${img.dir}:v1`, `${reg.host}/tok/regclient/img:v1`]);
-    expect((await rc(['image', 'digest', `${reg.host}/tok/regclient/img:v1`])).trim()).toBe(img.manifestDigest);
-    await rc(['image', 'copy', `${reg.host}/tok/regclient/img:v1`, `ocidir://${join(work, 'rc-out')}:v1`]);
+    await rc(['image', 'copy', `ocidir://${img.dir}:v1`, `${front.host}/tok/regclient/img:v1`]);
+    expect((await rc(['image', 'digest', `${front.host}/tok/regclient/img:v1`])).trim()).toBe(img.manifestDigest);
+    await rc(['image', 'copy', `${front.host}/tok/regclient/img:v1`, `ocidir://${join(work, 'rc-out')}:v1`]);
     const idx = JSON.parse(await readFile(join(work, 'rc-out', 'index.json'), 'utf8')) as {
       manifests: { digest: string }[];
     };
@@ -234,14 +246,14 @@ describe.skipIf(!builtCliPresent() || !peerAvailable('podman'))('token auth: pod
       const img = await writeOciLayout(join(dir, 'layout'), { tag: 'v1', layers: 2 });
       const id = (await podman(['pull', `oci:${img.dir}:v1`])).trim().split('\n').pop() as string;
       await podman(['tag', id, local]);
-      await podman(['login', '--tls-verify=false', '-u', reg.username, '-p', reg.password, reg.host]);
-      await podman(['push', '--tls-verify=false', local, `docker://${reg.host}/tok/podman/img:v1`]);
+      await podman(['login', '--tls-verify=false', '-u', reg.username, '-p', reg.password, front.host]);
+      await podman(['push', '--tls-verify=false', local, `docker://${front.host}/tok/podman/img:v1`]);
       await podman(['rmi', '-f', local]);
-      const pulled = await podman(['pull', '--tls-verify=false', `${reg.host}/tok/podman/img:v1`]);
+      const pulled = await podman(['pull', '--tls-verify=false', `${front.host}/tok/podman/img:v1`]);
       expect(pulled.trim().split('\n').pop()).toBe(id);
       expectBearerOnly('tok/podman/');
     } finally {
-      await run(peerPath('podman'), ['rmi', '-f', local, `${reg.host}/tok/podman/img:v1`]).catch(() => undefined);
+      await run(peerPath('podman'), ['rmi', '-f', local, `${front.host}/tok/podman/img:v1`]).catch(() => undefined);
       await rm(dir, { recursive: true, force: true });
     }
   });
@@ -250,7 +262,7 @@ describe.skipIf(!builtCliPresent() || !peerAvailable('podman'))('token auth: pod
 describe.skipIf(!builtCliPresent() || !dockerAvailable())('token auth: docker', () => {
   it('logs in with a refresh token (no password in its config), pushes and pulls', async () => {
     const env = { DOCKER_CONFIG: join(work, 'docker-config'), DOCKER_BUILDKIT: '0' };
-    const image = `${reg.host}/tok/docker/img:v1`;
+    const image = `${front.host}/tok/docker/img:v1`;
     const base = `regctl-it/token-base-${randomBytes(4).toString('hex')}:latest`;
     try {
       await mkdir(join(work, 'rootfs/etc'), { recursive: true });
@@ -259,9 +271,9 @@ describe.skipIf(!builtCliPresent() || !dockerAvailable())('token auth: docker', 
       await run('docker', ['import', join(work, 'rootfs.tar'), base], { env });
       await run('docker', ['tag', base, image], { env });
       await expect(
-        run('docker', ['login', reg.host, '-u', reg.username, '--password-stdin'], { env, input: 'wrong' }),
+        run('docker', ['login', front.host, '-u', reg.username, '--password-stdin'], { env, input: 'wrong' }),
       ).rejects.toThrow(/unauthorized|401/i);
-      const out = await run('docker', ['login', reg.host, '-u', reg.username, '--password-stdin'], {
+      const out = await run('docker', ['login', front.host, '-u', reg.username, '--password-stdin'], {
         env,
         input: reg.password,
       });
@@ -274,11 +286,51 @@ describe.skipIf(!builtCliPresent() || !dockerAvailable())('token auth: docker', 
       const digest = /digest: (sha256:[0-9a-f]{64})/.exec(push)?.[1] as string;
       expect(digest).toBeDefined();
       await run('docker', ['rmi', '-f', image], { env });
-      expect(await run('docker', ['pull', `${reg.host}/tok/docker/img@${digest}`], { env })).toContain(digest);
+      expect(await run('docker', ['pull', `${front.host}/tok/docker/img@${digest}`], { env })).toContain(digest);
       expectBearerOnly('tok/docker/');
     } finally {
-      for (const ref of [image, `${reg.host}/tok/docker/img`, base])
+      for (const ref of [image, `${front.host}/tok/docker/img`, base])
         await run('docker', ['rmi', '-f', ref], { env }).catch(() => undefined);
     }
   });
 });
+
+describe.skipIf(!builtCliPresent() || !peerAvailable('ctr') || !dockerAvailable())(
+  "token auth: containerd's ctr",
+  () => {
+    it('pulls an image and pushes it under another tag, fetching its tokens with the user and password', async () => {
+      // dockerd's own containerd, in a namespace of this test's (removed at the end with what it holds).
+      const ns = `regctl-it-token-${randomBytes(4).toString('hex')}`;
+      const ctr = (args: string[]) =>
+        run(peerPath('ctr'), ['--address', '/var/run/docker/containerd/containerd.sock', '-n', ns, ...args]);
+      const user = `${reg.username}:${reg.password}`;
+      const env = { DOCKER_CONFIG: join(work, 'ctr-crane-config') };
+      await run(peerPath('crane'), ['auth', 'login', front.host, '-u', reg.username, '-p', reg.password], { env });
+      const img = await writeOciLayout(join(work, 'ctr-src'), { tag: 'v1' });
+      await run(peerPath('crane'), ['push', img.dir, `${front.host}/tok/ctr/img:v1`, '--insecure'], { env });
+      try {
+        // No credentials: the registry challenges, and ctr has nothing to answer with.
+        await expect(ctr(['images', 'pull', '--plain-http', `${front.host}/tok/ctr/img:v1`])).rejects.toThrow(
+          /401|unauthorized/i,
+        );
+        await ctr(['images', 'pull', '--plain-http', '--user', user, `${front.host}/tok/ctr/img:v1`]);
+        const listed = await ctr(['images', 'ls', '-q']);
+        expect(listed.split('\n')).toContain(`${front.host}/tok/ctr/img:v1`);
+        await ctr(['images', 'tag', `${front.host}/tok/ctr/img:v1`, `${front.host}/tok/ctr/img:v2`]);
+        await ctr(['images', 'push', '--plain-http', '--user', user, `${front.host}/tok/ctr/img:v2`]);
+        const digest = await run(peerPath('crane'), ['digest', `${front.host}/tok/ctr/img:v2`, '--insecure'], { env });
+        expect(digest.trim()).toBe(img.manifestDigest);
+        expectBearerOnly('tok/ctr/');
+      } finally {
+        for (const tag of ['v1', 'v2']) await ctr(['images', 'rm', `${front.host}/tok/ctr/img:${tag}`]).catch(() => '');
+        const content = await ctr(['content', 'ls', '-q']).catch(() => '');
+        for (const d of content.split('\n').filter(Boolean)) await ctr(['content', 'rm', d]).catch(() => '');
+        for (const s of (await ctr(['snapshots', 'ls']).catch(() => '')).split('\n').slice(1)) {
+          const key = s.split(/\s+/)[0];
+          if (key) await ctr(['snapshots', 'rm', key]).catch(() => '');
+        }
+        await ctr(['namespaces', 'rm', ns]).catch(() => '');
+      }
+    });
+  },
+);
