@@ -20,11 +20,14 @@ import type {
   ManifestFacts,
   ManifestWrite,
   MetadataStore,
+  QuotaUsage,
   ReferrerFacts,
   RepositorySnapshot,
   RepositoryStats,
+  SizedDigest,
 } from './store.js';
 import { readPendingIntents, readSnapshot } from './sql-reads.js';
+import { readQuotaUsage, REPOSITORY_BYTES_SQL } from './sql-usage.js';
 
 export type { SqlConn, SqlDatabase, SqlValue } from './sql.js';
 
@@ -282,12 +285,7 @@ export class SqlMetadataStore implements MetadataStore {
     const [counts] = await this.db.all<{ tags: number; manifests: number; bytes: number | null }>(
       `SELECT (SELECT count(*) FROM tags WHERE repository_id = ?) AS tags,
               (SELECT count(*) FROM manifests WHERE repository_id = ?) AS manifests,
-              (SELECT sum(size) FROM (
-                 SELECT digest, max(size) AS size FROM (
-                   SELECT digest, size FROM manifests WHERE repository_id = ? AND size IS NOT NULL
-                   UNION ALL SELECT digest, size FROM manifest_references WHERE repository_id = ?
-                 ) AS u GROUP BY digest
-               ) AS g) AS bytes`,
+              (${REPOSITORY_BYTES_SQL}) AS bytes`,
       [id, id, id, id],
     );
     return {
@@ -298,6 +296,10 @@ export class SqlMetadataStore implements MetadataStore {
       lastPull: Number(row.last_pull),
       bytes: Number(counts?.bytes ?? 0),
     };
+  }
+
+  async quotaUsage(name: string, adding: readonly SizedDigest[] = []): Promise<QuotaUsage> {
+    return readQuotaUsage(this.db, await this.repoId(name), adding);
   }
 
   noteUse(digest: string, at = Date.now()): void {
