@@ -14,27 +14,22 @@
  */
 import { formatBytes } from '../../common/units.js';
 import { quotaRuleFor, type Policies, type QuotaRule } from '../../common/policies.js';
+import type { RepositoryQuota } from '../../common/repository-policies.js';
 import { RegistryError } from '../errors.js';
 import type { ManifestInfo } from '../manifest.js';
 import type { Digest } from '../reference.js';
 import type { MetadataStore, SizedDigest } from '../metadata/store.js';
-
-export interface QuotaStatus {
-  rule: string;
-  limitBytes: number;
-  usedBytes: number;
-}
 
 /** The quota of a repository and its usage now; undefined when no rule applies to it. */
 export async function quotaStatus(
   policies: Policies,
   index: MetadataStore,
   name: string,
-): Promise<QuotaStatus | undefined> {
+): Promise<RepositoryQuota | undefined> {
   const rule = quotaRuleFor(policies, name);
   if (!rule) return undefined;
   const { bytes } = await index.quotaUsage(name);
-  return { rule: rule.id, limitBytes: rule.limitBytes, usedBytes: bytes };
+  return { rule: rule.id, repos: rule.repos.source, limitBytes: rule.limitBytes, usedBytes: bytes };
 }
 
 function exceeded(name: string, rule: QuotaRule, used: number, push: number): RegistryError {
