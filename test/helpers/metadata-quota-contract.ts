@@ -35,6 +35,8 @@ export function quotaUsageContract(label: string, make: () => Promise<MetadataSt
           [SHARED, 5000],
         ]),
       );
+      // Asked between writes: a store that keeps the sum must drop it on each write to the repository.
+      expect((await index.quotaUsage('q/app')).bytes).toBe(400 + 100 + 5000);
       await index.addManifest(
         'q/app',
         M2,
@@ -59,6 +61,12 @@ export function quotaUsageContract(label: string, make: () => Promise<MetadataSt
       expect((await index.stats('q/app'))?.bytes).toBe(usage.bytes);
       expect((await index.quotaUsage('q/other')).bytes).toBe(400 + 100 + 5000);
       expect(await index.quotaUsage('q/none', [{ digest: NEW, size: 9 }])).toEqual({ bytes: 0, added: 9 });
+      await index.importRepository('q/other', { tags: new Map(), revisions: new Set([M2]), lastPush: 0 }, new Map());
+      expect((await index.quotaUsage('q/other')).bytes).toBe(0);
+      await index.clear();
+      // The repository again, by a write that touches no manifest: nothing of before the clear counts.
+      await index.setTag('q/app', 'x', M1);
+      expect((await index.quotaUsage('q/app')).bytes).toBe(0);
       await index.close();
     });
 
@@ -87,7 +95,11 @@ export function quotaUsageContract(label: string, make: () => Promise<MetadataSt
         size: 1,
       }));
       expect((await index.quotaUsage('q/app', [...many, { digest: SHARED, size: 5000 }])).added).toBe(1000);
+      await index.addManifest('q/app', M2, 2000, image(300, [[SHARED, 5000]]));
+      expect((await index.quotaUsage('q/app')).bytes).toBe(400 + 100 + 5000 + 300);
       await index.removeRevision('q/app', M1);
+      expect(await index.quotaUsage('q/app', [{ digest: CONFIG, size: 100 }])).toEqual({ bytes: 5300, added: 100 });
+      await index.removeRevision('q/app', M2);
       expect(await index.quotaUsage('q/app', [{ digest: SHARED, size: 5000 }])).toEqual({ bytes: 0, added: 5000 });
       await index.close();
     });
