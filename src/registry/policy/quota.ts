@@ -55,6 +55,9 @@ export async function checkQuota(
 ): Promise<void> {
   const rule = quotaRuleFor(policies, name);
   if (!rule) return;
+  // Most pushes fit even if nothing they bring is held already: then which digests are held need not be asked.
+  const atMost = adding.reduce((n, d) => n + d.size, unknownBytes);
+  if ((await index.quotaUsage(name)).bytes + atMost <= rule.limitBytes) return;
   const usage = await index.quotaUsage(name, adding);
   const push = usage.added + unknownBytes;
   if (push > 0 && usage.bytes + push > rule.limitBytes) throw exceeded(name, rule, usage.bytes, push);
