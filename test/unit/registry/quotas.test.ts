@@ -109,6 +109,22 @@ describe('quotas', () => {
     const patch = await reg.fetch(new URL(upload, reg.url).pathname, { method: 'PATCH', body: big });
     expect(await deniedMessage(patch)).toContain('and this push adds 1.07 KiB');
     expect(await snapshot(reg.data)).toEqual(afterStart);
+    // A chunk streamed without a declared length is taken; the PUT that would commit it as a blob is refused.
+    const chunked = await reg.fetch(new URL(upload, reg.url).pathname, {
+      method: 'PATCH',
+      body: new ReadableStream({
+        start(c) {
+          c.enqueue(new Uint8Array(big));
+          c.close();
+        },
+      }),
+      duplex: 'half',
+    } as RequestInit);
+    expect(chunked.status).toBe(202);
+    const commit = await reg.fetch(`${new URL(upload, reg.url).pathname}?digest=${sha256(big)}`, { method: 'PUT' });
+    expect(await deniedMessage(commit)).toContain('and this push adds 1.07 KiB');
+    const hex = sha256(big).slice(7);
+    expect(Object.keys(await snapshot(reg.data)).filter((k) => k.includes(hex))).toEqual([]);
     // What fits goes through; a blob the repository holds already adds nothing.
     await pushBlob(reg, 'q/app', Buffer.alloc(50, 1));
     await pushBlob(reg, 'q/app', LAYER);
