@@ -2,6 +2,7 @@
  * The registry's admin API (`/admin/v1/`) as its clients see it: the bodies of its answers. The registry builds
  * them, `regctl` (src/ops) and the web UI (src/ui) read them; all three import these types from here.
  */
+import type { RepositoryQuota } from './repository-policies.js';
 
 /** `GET /admin/v1/whoami`: the authenticated user and the rules that apply to them. */
 export interface WhoAmI {
@@ -31,6 +32,8 @@ export interface RepositoryUsage {
   lastPush: string | null;
   /** Set on repositories of the pull-through cache: the upstream registry their content comes from. */
   cachedFrom?: string;
+  /** Set when a quota applies (policies.quotas): its limit and the usage it counts. */
+  quota?: RepositoryQuota;
 }
 
 export type GcPhase = 'mark' | 'sweep-manifests' | 'sweep-blobs' | 'unlink' | 'uploads' | 'done';

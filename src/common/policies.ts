@@ -15,11 +15,15 @@
  *     rules:                   # the first rule whose `repos` matches a repository applies to it
  *       - { repos: "ci/**", keepLast: 20, keepTags: "release-*", removeOlderThan: 30d,
  *           untaggedOlderThan: 7d, keepPulledWithin: 14d }
+ *   quotas:                    # the first rule whose `repos` matches a repository applies to it
+ *     - { repos: "ci/**", limit: 10GiB }
  * ```
  * `repos` is a repository pattern as the access rules read it (repo-pattern.ts), or a list of them.
+ * A quota's `limit` holds for EACH repository the rule matches (as Harbor's project quotas do per project), not
+ * for the sum of the pattern's repositories: adding a repository under `ci/**` gives it its own 10 GiB.
  */
 import { repoPatternToRegExp } from './repo-pattern.js';
-import { parseDuration, UnitError } from './units.js';
+import { parseDuration, parseSize, UnitError } from './units.js';
 
 /** A tag pattern as written, and its compiled form. */
 export interface TagPattern {
@@ -57,12 +61,21 @@ export interface RetentionPolicy {
   rules: RetentionRule[];
 }
 
+/** A storage quota: each repository `repos` matches may hold at most `limitBytes` (policy/quota.ts counts). */
+export interface QuotaRule {
+  id: string;
+  repos: RepoMatcher;
+  limitBytes: number;
+}
+
 export interface Policies {
   immutableTags: ImmutableTagRule[];
   retention: RetentionPolicy;
+  /** Absent in policies built before quotas existed: read as none. */
+  quotas?: QuotaRule[];
 }
 
-export const NO_POLICIES: Policies = { immutableTags: [], retention: { dryRun: false, rules: [] } };
+export const NO_POLICIES: Policies = { immutableTags: [], retention: { dryRun: false, rules: [] }, quotas: [] };
 
 /** One mistake: the field's path and what is wrong with it. */
 export interface PolicyProblem {
@@ -96,6 +109,11 @@ export function retentionRuleFor(policies: Policies, repo: string): RetentionRul
 /** The immutable-tag rule protecting `tag` in `repo`, if any. */
 export function immutableRuleFor(policies: Policies, repo: string, tag: string): ImmutableTagRule | undefined {
   return policies.immutableTags.find((r) => r.repos.test(repo) && r.tags.test(tag));
+}
+
+/** The first quota rule that applies to a repository, if any. */
+export function quotaRuleFor(policies: Policies, repo: string): QuotaRule | undefined {
+  return policies.quotas?.find((r) => r.repos.test(repo));
 }
 
 type Obj = Record<string, unknown>;
@@ -154,6 +172,26 @@ class Collector {
       return undefined;
     }
   }
+  size(v: unknown, path: string): number | undefined {
+    try {
+      // A bare number is refused: `limit: 10` is far likelier a forgotten unit than ten bytes.
+      if (typeof v !== 'string' || !/[a-z]\s*$/i.test(v)) throw new UnitError('');
+      const bytes = parseSize(v);
+      if (bytes > 0) return bytes;
+    } catch (err) {
+      if (!(err instanceof UnitError)) throw err;
+    }
+    this.add(path, `${JSON.stringify(v)} is not a size above 0 (examples: 500MiB, 10GiB, 2TB; a number needs a unit)`);
+    return undefined;
+  }
+}
+
+function quotaRule(c: Collector, v: unknown, path: string): QuotaRule | undefined {
+  const o = c.object(v, path, ['repos', 'limit']);
+  if (!o) return undefined;
+  const repos = c.repos(o.repos, `${path}.repos`);
+  const limitBytes = c.size(o.limit, `${path}.limit`);
+  return repos && limitBytes !== undefined ? { id: path, repos, limitBytes } : undefined;
 }
 
 const RETENTION_KEYS = ['schedule', 'dryRun', 'rules'] as const;
@@ -196,8 +234,9 @@ export function parsePolicies(
 ): { policies: Policies; problems: [] } | { policies?: undefined; problems: PolicyProblem[] } {
   if (raw === undefined || raw === null) return { policies: NO_POLICIES, problems: [] };
   const c = new Collector();
-  const top = c.object(raw, base, ['immutableTags', 'retention']);
+  const top = c.object(raw, base, ['immutableTags', 'retention', 'quotas']);
   const immutableTags: ImmutableTagRule[] = [];
+  const quotas: QuotaRule[] = [];
   const retention: RetentionPolicy = { dryRun: false, rules: [] };
   if (top) {
     c.list(top.immutableTags, `${base}.immutableTags`).forEach((v, i) => {
@@ -222,7 +261,11 @@ export function parsePolicies(
         if (rule) retention.rules.push(rule);
       });
     }
+    c.list(top.quotas, `${base}.quotas`).forEach((v, i) => {
+      const rule = quotaRule(c, v, `${base}.quotas[${i}]`);
+      if (rule) quotas.push(rule);
+    });
   }
   if (c.problems.length > 0) return { problems: c.problems };
-  return { policies: { immutableTags, retention }, problems: [] };
+  return { policies: { immutableTags, retention, quotas }, problems: [] };
 }

@@ -4,6 +4,7 @@
  * change). Fan-out to the registry is bounded so a 2,000-repository list does not flood it.
  */
 import pMap from 'p-map';
+import type { RepositoryPolicies } from '../common/repository-policies.js';
 import type { GcReport, UsageReport } from '../common/admin-api.js';
 import { isAdmin } from './permissions.js';
 import {
@@ -74,6 +75,11 @@ export class RegistryData {
 
   usage(): Promise<UsageReport> {
     return this.cached('usage', () => this.client.usage());
+  }
+
+  /** Under `repo:<name>:`, so a write to the repository drops it (its quota usage changes). */
+  repositoryPolicies(name: string): Promise<RepositoryPolicies> {
+    return this.cached(`repo:${name}:policies`, () => this.client.repositoryPolicies(name));
   }
 
   gcDryRun(): Promise<GcReport> {

@@ -5,6 +5,7 @@
  * `RegistryDeniedError` and `RegistryHttpError` for the rest.
  */
 import { createHash } from 'node:crypto';
+import type { RepositoryPolicies } from '../common/repository-policies.js';
 import type { GcReport, UsageReport, WhoAmI } from '../common/admin-api.js';
 import { MANIFEST_TYPES, MEDIA_TYPES } from '../common/media-types.js';
 
@@ -273,6 +274,12 @@ export class RegistryClient {
 
   async usage(): Promise<UsageReport> {
     return this.json<UsageReport>('/admin/v1/usage', {}, 'the admin API');
+  }
+
+  /** The quota, retention and immutable-tag rules that apply to a repository (regctl's admin API). */
+  async repositoryPolicies(name: string): Promise<RepositoryPolicies> {
+    const q = new URLSearchParams({ name });
+    return this.json<RepositoryPolicies>(`/admin/v1/repository-policies?${q.toString()}`, {}, 'the admin API');
   }
 
   async gcDryRun(): Promise<GcReport> {

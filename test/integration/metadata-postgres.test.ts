@@ -6,6 +6,7 @@ import { recoverIntents, SHARED_INTENT_AGE_MS } from '../../src/registry/metadat
 import { MemoryDriver } from '../../src/registry/storage/memory-driver.js';
 import { RegistryStore } from '../../src/registry/storage/store.js';
 import { metadataContract } from '../helpers/metadata-contract.js';
+import { quotaUsageContract } from '../helpers/metadata-quota-contract.js';
 import { postgresAvailable, startPostgres, type PostgresCluster } from '../helpers/postgres.js';
 
 /** The metadata store contract on a real PostgreSQL (a throwaway cluster), plus what only a server shows. */
@@ -19,6 +20,10 @@ describe.skipIf(!postgresAvailable())('PostgreSQL metadata store', () => {
   });
 
   metadataContract('postgres', async () => {
+    const db = await pg.createDatabase();
+    return openPostgresStore({ url: db.url, password: db.password });
+  });
+  quotaUsageContract('postgres', async () => {
     const db = await pg.createDatabase();
     return openPostgresStore({ url: db.url, password: db.password });
   });

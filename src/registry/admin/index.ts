@@ -7,6 +7,7 @@ import { fsckModule } from './fsck.js';
 import { gcModule } from './gc.js';
 import { reloadModule } from './reload.js';
 import { repositoryDeleteModule } from './repository-delete.js';
+import { repositoryPoliciesModule } from './repository-policies.js';
 import { retentionModule } from './retention.js';
 import { robotsModule } from './robots.js';
 import type { AdminModule } from './types.js';
@@ -26,4 +27,5 @@ export const ADMIN_MODULES: AdminModule[] = [
   repositoryDeleteModule,
   robotsModule,
   eventsModule,
+  repositoryPoliciesModule,
 ];

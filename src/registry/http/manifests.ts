@@ -1,7 +1,8 @@
 import { RegistryError } from '../errors.js';
-import { MAX_MANIFEST_BYTES } from '../manifest.js';
+import { MAX_MANIFEST_BYTES, parseManifest } from '../manifest.js';
 import { checkTagRemoval, immutableGuard } from '../policy/immutable.js';
-import { isTag, parseDigest, parseReference } from '../reference.js';
+import { quotaGuard } from '../policy/quota.js';
+import { isTag, parseDigest, parseReference, type Digest } from '../reference.js';
 import type { StoredManifest } from '../storage/store.js';
 import { deleteEvents, pullEvent, pushEvents } from '../events/emit.js';
 import { location, readBody, send, sendJson, type Ctx } from './context.js';
@@ -75,8 +76,17 @@ export async function putManifest(ctx: Ctx): Promise<void> {
   );
   const extraTags = 'digest' in ref ? ctx.url.searchParams.getAll('tag') : [];
   for (const tag of extraTags) if (!isTag(tag)) throw new RegistryError('TAG_INVALID', { tag });
-  const guard = ctx.policies && immutableGuard(ctx.policies.current, ctx.store.index, name);
   const type = ctx.req.headers['content-type'];
+  const policies = ctx.policies?.current;
+  const immutable = policies && immutableGuard(policies, ctx.store.index, name);
+  const quota = policies && quotaGuard(policies, ctx.store.index, name, body, () => parseManifest(body, type));
+  const guard =
+    immutable && quota
+      ? async (tags: readonly string[], digest: Digest) => {
+          await immutable(tags, digest);
+          await quota(tags, digest);
+        }
+      : (immutable ?? quota);
   const put = () => ctx.store.manifests.put(name, ref, body, type, extraTags, { guard });
   const outbox = ctx.store.events?.active ? ctx.store.events : undefined;
   const { digest, info } = outbox

@@ -1,5 +1,7 @@
+import { quotaRuleFor } from '../../common/policies.js';
 import { RegistryError } from '../errors.js';
-import { assertName, parseDigest } from '../reference.js';
+import { checkQuota } from '../policy/quota.js';
+import { assertName, parseDigest, type Digest } from '../reference.js';
 import { declaredLength, hasBody, location, query, send, type Ctx } from './context.js';
 
 function uploadHeaders(ctx: Ctx, name: string, id: string, offset: number): Record<string, string | number> {
@@ -45,6 +47,20 @@ function checkLength(
 }
 
 /**
+ * Quotas (policy/quota.ts), before a byte is stored: when the request declares its Content-Length, the blob's size
+ * is what the upload holds already plus that; refused if it would exceed the repository's quota (unless the blob
+ * named, when it is named, is held already). Without a Content-Length the manifest PUT checks.
+ */
+async function checkUploadQuota(ctx: Ctx, name: string, digest: Digest | undefined, soFar: () => Promise<number>) {
+  const policies = ctx.policies?.current;
+  const len = ctx.req.headers['content-length'];
+  if (!policies || len === undefined || !quotaRuleFor(policies, name)) return;
+  const size = (await soFar()) + Number(len);
+  if (digest) await checkQuota(policies, ctx.store.index, name, [{ digest: digest.value, size }]);
+  else await checkQuota(policies, ctx.store.index, name, [], size);
+}
+
+/**
  * end-4a / end-4b / end-11: POST /v2/<name>/blobs/uploads/
  * `?digest=` uploads the body in one request; `?mount=&from=` links a blob from another repository (201) or
  * falls back to a new session (202); `?mount=` alone links any stored blob for users who may pull every
@@ -72,6 +88,7 @@ export async function startUpload(ctx: Ctx): Promise<void> {
   const digestParam = query(ctx, 'digest');
   if (digestParam !== undefined) {
     const digest = parseDigest(digestParam);
+    await checkUploadQuota(ctx, name, digest, async () => 0);
     const id = await ctx.store.uploads.start(name);
     const body = hasBody(ctx.req) ? ctx.req : undefined;
     await ctx.store.uploads.complete(name, id, digest, body, undefined, body && declaredLength(ctx.req));
@@ -89,6 +106,7 @@ export async function patchUpload(ctx: Ctx): Promise<void> {
   const id = ctx.params.id as string;
   const range = parseContentRange(ctx.req.headers['content-range']);
   await checkLength(ctx, range, id, () => ctx.store.uploads.offset(name, id));
+  await checkUploadQuota(ctx, name, undefined, () => ctx.store.uploads.offset(name, id));
   const offset = await ctx.store.uploads.append(name, id, ctx.req, range);
   send(ctx, 202, uploadHeaders(ctx, name, id, offset));
 }
@@ -103,6 +121,7 @@ export async function putUpload(ctx: Ctx): Promise<void> {
   const digest = parseDigest(digestParam);
   const range = parseContentRange(ctx.req.headers['content-range']);
   await checkLength(ctx, range, id, () => ctx.store.uploads.offset(name, id));
+  await checkUploadQuota(ctx, name, digest, () => ctx.store.uploads.offset(name, id));
   const body = hasBody(ctx.req) ? ctx.req : undefined;
   await ctx.store.uploads.complete(name, id, digest, body, body ? range : undefined, body && declaredLength(ctx.req));
   blobCreated(ctx, name, digest.value);

@@ -20,11 +20,14 @@ import type {
   ManifestFacts,
   ManifestWrite,
   MetadataStore,
+  QuotaUsage,
   ReferrerFacts,
   RepositorySnapshot,
   RepositoryStats,
+  SizedDigest,
 } from './store.js';
 import { readPendingIntents, readSnapshot } from './sql-reads.js';
+import { readQuotaUsage, RepositoryBytesCache, REPOSITORY_BYTES_SQL } from './sql-usage.js';
 
 export type { SqlConn, SqlDatabase, SqlValue } from './sql.js';
 
@@ -42,11 +45,13 @@ export class SqlMetadataStore implements MetadataStore {
   private readonly pulls = new SqlPulls();
   private readonly timer: NodeJS.Timeout;
   private readonly leases = new InProcessLeases();
+  private readonly usage: RepositoryBytesCache;
 
   constructor(private readonly db: SqlDatabase) {
     this.kind = db.kind;
     this.shared = db.kind === 'postgres';
     this.uses = new SqlUses(db, this.shared);
+    this.usage = new RepositoryBytesCache(!this.shared);
     let recounted = Date.now();
     this.timer = setInterval(() => {
       void this.flush().catch(() => undefined);
@@ -163,6 +168,7 @@ export class SqlMetadataStore implements MetadataStore {
       for (const tag of also?.tags ?? []) await upsertTag(c, id, tag, digest);
       for (const intent of also?.endIntents ?? []) await c.run('DELETE FROM intents WHERE id = ?', [intent]);
     });
+    this.usage.drop(name);
   }
 
   async removeRevision(name: string, digest: string): Promise<void> {
@@ -173,6 +179,7 @@ export class SqlMetadataStore implements MetadataStore {
       await c.run('DELETE FROM manifest_references WHERE repository_id = ? AND manifest_digest = ?', [id, digest]);
       await this.dropIfEmpty(c, id);
     });
+    this.usage.drop(name);
   }
 
   async setTag(name: string, tag: string, digest: string, endIntent?: number): Promise<void> {
@@ -199,6 +206,7 @@ export class SqlMetadataStore implements MetadataStore {
     await this.write(async (c) => {
       for (const t of ['tags', 'manifest_references', 'manifests', 'repositories']) await c.run(`DELETE FROM ${t}`);
     });
+    this.usage.drop();
     await this.refreshCount();
   }
 
@@ -237,6 +245,7 @@ export class SqlMetadataStore implements MetadataStore {
       await insertRows(c, 'tags', ['repository_id', 'name', 'digest', 'updated_at'], tagRows);
       await SqlPulls.restore(c, id, pulled);
     });
+    this.usage.drop(name);
   }
 
   async referrers(name: string, subject: string): Promise<ReferrerFacts[] | undefined> {
@@ -282,12 +291,7 @@ export class SqlMetadataStore implements MetadataStore {
     const [counts] = await this.db.all<{ tags: number; manifests: number; bytes: number | null }>(
       `SELECT (SELECT count(*) FROM tags WHERE repository_id = ?) AS tags,
               (SELECT count(*) FROM manifests WHERE repository_id = ?) AS manifests,
-              (SELECT sum(size) FROM (
-                 SELECT digest, max(size) AS size FROM (
-                   SELECT digest, size FROM manifests WHERE repository_id = ? AND size IS NOT NULL
-                   UNION ALL SELECT digest, size FROM manifest_references WHERE repository_id = ?
-                 ) AS u GROUP BY digest
-               ) AS g) AS bytes`,
+              (${REPOSITORY_BYTES_SQL}) AS bytes`,
       [id, id, id, id],
     );
     return {
@@ -298,6 +302,10 @@ export class SqlMetadataStore implements MetadataStore {
       lastPull: Number(row.last_pull),
       bytes: Number(counts?.bytes ?? 0),
     };
+  }
+
+  async quotaUsage(name: string, adding: readonly SizedDigest[] = []): Promise<QuotaUsage> {
+    return readQuotaUsage(this.db, this.usage, name, await this.repoId(name), adding);
   }
 
   noteUse(digest: string, at = Date.now()): void {

@@ -51,6 +51,19 @@ export interface RepositoryStats {
   bytes: number;
 }
 
+export interface SizedDigest {
+  digest: string;
+  size: number;
+}
+
+/** What a repository holds as quotas count it, and how much a write would add (MetadataStore.quotaUsage). */
+export interface QuotaUsage {
+  /** The same distinct sum as `RepositoryStats.bytes`. */
+  bytes: number;
+  /** Of the digests asked about (each counted once), the bytes the repository does not hold yet. */
+  added: number;
+}
+
 export type IntentKind = 'tag-put' | 'tag-delete' | 'revision-put' | 'revision-delete';
 
 export interface Intent {
@@ -136,6 +149,11 @@ export interface MetadataStore extends RepositoryIndex {
   /** Last pull of each manifest of the repository that was pulled (ms since the epoch), by digest. */
   manifestPulls(name: string): Promise<Map<string, number>>;
   stats(name: string): Promise<RepositoryStats | undefined>;
+  /**
+   * The repository's bytes (as `stats().bytes`, without the rest of its stats) and, of `adding`, the bytes of the
+   * digests it holds neither as a manifest nor as something its manifests reference: what a write would add.
+   */
+  quotaUsage(name: string, adding?: readonly SizedDigest[]): Promise<QuotaUsage>;
 
   beginIntent(kind: IntentKind, name: string, key: string): Promise<number>;
   /** Several intents in one transaction (a manifest PUT with its tags); their ids in the same order. */

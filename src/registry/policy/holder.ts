@@ -136,6 +136,7 @@ export class PolicyHolder {
     this.log('info', 'policies loaded', {
       immutableTagRules: next.immutableTags.length,
       retentionRules: next.retention.rules.length,
+      quotaRules: next.quotas?.length ?? 0,
       eventEndpoints: read.events.endpoints.length,
     });
   }

@@ -11,9 +11,11 @@ import type {
   ManifestFacts,
   ManifestWrite,
   MetadataStore,
+  QuotaUsage,
   ReferrerFacts,
   RepositorySnapshot,
   RepositoryStats,
+  SizedDigest,
 } from '../metadata/store.js';
 import { sortedSnapshot } from '../metadata/store.js';
 import { InProcessLeases, type LeaseAttempt } from '../metadata/lease.js';
@@ -29,6 +31,17 @@ interface Entry {
   pulls: Map<string, number>;
   /** Facts by revision digest; a revision loaded without them makes `referrers` answer undefined. */
   facts: Map<string, ManifestFacts>;
+}
+
+/** Each digest the repository holds (its manifests and what they reference) with its size, the largest given. */
+function heldSizes(e: Entry): Map<string, number> {
+  const sizes = new Map<string, number>();
+  const add = (digest: string, size: number) => sizes.set(digest, Math.max(size, sizes.get(digest) ?? 0));
+  for (const [digest, f] of e.facts) {
+    add(digest, f.size);
+    for (const r of f.references) add(r.digest, r.size);
+  }
+  return sizes;
 }
 
 /** Index of the first element of sorted `list` greater than `after`. */
@@ -206,13 +219,8 @@ export class MemoryIndex implements MetadataStore {
   async stats(name: string): Promise<RepositoryStats | undefined> {
     const e = this.repos.get(name);
     if (!e) return undefined;
-    const sizes = new Map<string, number>();
-    for (const [digest, f] of e.facts) {
-      sizes.set(digest, f.size);
-      for (const r of f.references) if (!sizes.has(r.digest)) sizes.set(r.digest, r.size);
-    }
     let bytes = 0;
-    for (const s of sizes.values()) bytes += s;
+    for (const s of heldSizes(e).values()) bytes += s;
     return {
       name,
       tags: e.tags.size,
@@ -221,6 +229,16 @@ export class MemoryIndex implements MetadataStore {
       lastPull: e.lastPull,
       bytes,
     };
+  }
+
+  async quotaUsage(name: string, adding: readonly SizedDigest[] = []): Promise<QuotaUsage> {
+    const e = this.repos.get(name);
+    const held = e ? heldSizes(e) : new Map<string, number>();
+    let bytes = 0;
+    for (const s of held.values()) bytes += s;
+    const added = new Map<string, number>();
+    for (const d of adding) if (!held.has(d.digest)) added.set(d.digest, Math.max(d.size, added.get(d.digest) ?? 0));
+    return { bytes, added: [...added.values()].reduce((a, b) => a + b, 0) };
   }
 
   noteUse(digest: string, at = Date.now()): void {

@@ -20,6 +20,8 @@ export const repository: RouteEntry<RouteOf<'repo'>> = {
     tags.sort(compareTags);
     const meta = paginate(tags, Number(url.searchParams.get('page') ?? '1'), TAGS_PER_PAGE);
     const rows = await data.tagInfos(route.name, meta.items);
+    // regctl's registry only (whoami answered); a registry without the admin API shows no policies card.
+    const policies = session.whoami ? await data.repositoryPolicies(route.name).catch(() => undefined) : undefined;
     send(
       res,
       200,
@@ -32,6 +34,7 @@ export const repository: RouteEntry<RouteOf<'repo'>> = {
         perPage: TAGS_PER_PAGE,
         canDelete: can(session.whoami, 'delete', route.name),
         flash: takeFlash(session),
+        policies,
       }),
     );
   },

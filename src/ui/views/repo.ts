@@ -1,8 +1,10 @@
+import type { RepositoryPolicies } from '../../common/repository-policies.js';
 import type { PlatformInfo, TagInfo } from '../data.js';
 import { formatBytesOrDash, formatDateTime, formatExactBytes, formatRelative, plural, shortDigest } from '../format.js';
 import { html, type SafeHtml } from '../html.js';
 import { flashBox, layout, pullCommand, type Flash, type ViewContext } from './layout.js';
 import { pager } from './repos.js';
+import { policiesCard } from './repo-policies.js';
 
 export interface RepoView {
   name: string;
@@ -13,6 +15,8 @@ export interface RepoView {
   perPage: number;
   canDelete: boolean;
   flash?: Flash;
+  /** The policies that apply (views/repo-policies.ts); undefined without regctl's admin API. */
+  policies?: RepositoryPolicies | undefined;
 }
 
 export function crumbs(ctx: ViewContext, parts: { href?: string; label: string }[]): SafeHtml {
@@ -73,6 +77,7 @@ export function repoPage(ctx: ViewContext, v: RepoView): string {
   </table></div>`
   }
   ${pager(ctx, { page: v.page, pages: v.pages, total: v.totalTags, perPage: v.perPage, noun: ['tag', 'tags'] }, (page) => ctx.paths.repo(v.name, { page: page === 1 ? undefined : page }))}
-</section>`,
+</section>
+${policiesCard(v.policies)}`,
   }).value;
 }

@@ -2,6 +2,7 @@ import type { UsageReport } from '../../common/admin-api.js';
 import { formatBytesOrDash, formatDateTime, formatExactBytes, formatRelative, plural } from '../format.js';
 import { html } from '../html.js';
 import { layout, type ViewContext } from './layout.js';
+import { quotaUsage } from './repo-policies.js';
 
 export function storagePage(ctx: ViewContext, u: UsageReport): string {
   const repos = [...u.repositories].sort(
@@ -31,7 +32,7 @@ export function storagePage(ctx: ViewContext, u: UsageReport): string {
     repos.length === 0
       ? html`<p class="empty">Nothing stored yet.</p>`
       : html`<div class="table-wrap"><table class="stack" data-testid="usage-table">
-    <thead><tr><th scope="col">Repository</th><th scope="col" class="num">Exclusive</th><th scope="col" class="num">Shared</th><th scope="col" class="hide-sm">Share of largest</th><th scope="col" class="num">Tags</th><th scope="col">Last push</th></tr></thead>
+    <thead><tr><th scope="col">Repository</th><th scope="col" class="num">Exclusive</th><th scope="col" class="num">Shared</th><th scope="col" class="hide-sm">Share of largest</th><th scope="col" class="num">Tags</th><th scope="col">Quota</th><th scope="col">Last push</th></tr></thead>
     <tbody>${repos.map((r) => {
       const ex = (r.exclusiveBytes / max) * 100;
       const sh = (r.sharedBytes / max) * 100;
@@ -41,6 +42,7 @@ export function storagePage(ctx: ViewContext, u: UsageReport): string {
       <td class="num" data-label="Shared" title="${formatExactBytes(r.sharedBytes)}" data-bytes="${r.sharedBytes}">${formatBytesOrDash(r.sharedBytes)}</td>
       <td class="hide-sm"><svg class="bar" viewBox="0 0 100 8" preserveAspectRatio="none" role="img" aria-label="${formatBytesOrDash(r.exclusiveBytes)} exclusive, ${formatBytesOrDash(r.sharedBytes)} shared"><rect class="bar-bg" x="0" y="0" width="100" height="8"/><rect class="bar-excl" x="0" y="0" width="${ex.toFixed(2)}" height="8"/><rect class="bar-shared" x="${ex.toFixed(2)}" y="0" width="${sh.toFixed(2)}" height="8"/></svg></td>
       <td class="num" data-label="Tags">${r.tags.toLocaleString('en-US')}</td>
+      <td data-label="Quota">${r.quota ? quotaUsage(r.quota) : html`<span class="muted">—</span>`}</td>
       <td class="nowrap" data-label="Last push"><span title="${formatDateTime(r.lastPush)}">${formatRelative(r.lastPush)}</span></td>
     </tr>`;
     })}</tbody>
