@@ -5,7 +5,7 @@
  * `RegistryDeniedError` and `RegistryHttpError` for the rest.
  */
 import { createHash } from 'node:crypto';
-import type { GcReport, UsageReport, WhoAmI } from '../common/admin-api.js';
+import type { GcReport, RobotsReport, UsageReport, WhoAmI } from '../common/admin-api.js';
 import { MANIFEST_TYPES, MEDIA_TYPES } from '../common/media-types.js';
 
 const MANIFEST_ACCEPT = MANIFEST_TYPES.join(', ');
@@ -273,6 +273,11 @@ export class RegistryClient {
 
   async usage(): Promise<UsageReport> {
     return this.json<UsageReport>('/admin/v1/usage', {}, 'the admin API');
+  }
+
+  /** The robot accounts (admins only). */
+  async robots(): Promise<RobotsReport> {
+    return this.json<RobotsReport>('/admin/v1/robots', {}, 'the admin API');
   }
 
   async gcDryRun(): Promise<GcReport> {
