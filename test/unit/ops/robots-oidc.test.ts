@@ -13,6 +13,7 @@ import { addRobot, listRobots, ROBOTS_FILE } from '../../../src/ops/robots.js';
 import { readIfExists } from '../../../src/common/fs.js';
 import { captureOutput, startFixture, type Fixture } from '../../helpers/day-two-fixture.js';
 import { LocalIssuer } from '../../helpers/oidc-issuer.js';
+import { runCli } from '../stack/cli-harness.js';
 
 let fx: Fixture;
 let keyDir: string;
@@ -94,5 +95,30 @@ describe('OIDC robots from the CLI', () => {
     await expect(add('x5', { ...ok, claims: ['repository'] })).rejects.toThrow(/is not NAME=VALUE/);
     await expect(add('x6', { ...ok, claims: ['=org/app'] })).rejects.toThrow(/is not NAME=VALUE/);
     expect(await readIfExists(join(fx.stackDir, ROBOTS_FILE))).toBe(before);
+  });
+
+  it('through the CLI: add prints the binding and no secret, list shows it, a mistake is one line', async () => {
+    const env = { PATH: process.env.PATH, ...fx.env };
+    const args = ['robots', 'add', 'gl-app', '--push', 'apps/**', '--dir', fx.stackDir, '--oidc-issuer', issuer.url];
+    const add = await runCli([...args, '--oidc-audience', 'aud', '--oidc-claim', 'project_path=group/app'], {
+      cwd: fx.root,
+      env,
+    });
+    expect(add.code, add.stderr).toBe(0);
+    expect(add.stdout).toContain(
+      `Robot robot$gl-app added: push apps/**; OIDC ${issuer.url} aud aud project_path=group/app`,
+    );
+    expect(add.stdout).not.toContain('Secret');
+    expect(add.stdout).toContain(`echo "$OIDC_ID_TOKEN" | docker login -u 'robot$gl-app' --password-stdin`);
+    const list = await runCli(['robots', 'list', '--dir', fx.stackDir], { cwd: fx.root, env });
+    expect(list.stdout).toMatch(
+      /robot\$gl-app {2}push apps\/\*\*; OIDC \S+ aud aud project_path=group\/app {2}created/,
+    );
+    const bad = await runCli([...args.slice(0, -2), '--oidc-issuer', 'http://gitlab.example.com'], {
+      cwd: fx.root,
+      env,
+    });
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr.split('\n')[0]).toContain('--oidc-issuer "http://gitlab.example.com" must be https');
   });
 });
