@@ -36,6 +36,26 @@ export interface RepositoryUsage {
   quota?: RepositoryQuota;
 }
 
+/**
+ * `GET /admin/v1/robots`: the robot accounts of the robots file (never their secrets) and when each last got a
+ * token. `oidc` is set for a robot bound to an OIDC issuer (its ID token is its password), null otherwise.
+ */
+export interface RobotsReport {
+  robots: RobotSummary[];
+}
+
+export interface RobotSummary {
+  name: string;
+  pull: string[];
+  push: string[];
+  delete: string[];
+  created: string;
+  expires: string | null;
+  revoked: string | null;
+  lastUse: string | null;
+  oidc: { issuer: string; audience: string; claims: Record<string, string> } | null;
+}
+
 export type GcPhase = 'mark' | 'sweep-manifests' | 'sweep-blobs' | 'unlink' | 'uploads' | 'done';
 
 export interface GcProgress {

@@ -22,6 +22,7 @@
  * deploy: { mode: compose, replicas: 1 }   # swarm: `regctl up` deploys services (compose.swarm.yaml)
  * metadata: postgres://regctl@db.internal:5432/regctl   # shared by replicas; password in auth/metadata-password
  * policies: { immutableTags: [ { repos: "apps/**", tags: "v*" } ] }   # common/policies.ts; auth/registry.yaml
+ * anonymous: { pull: [ "public/**" ] }   # pulled without credentials (auth/access.yaml, same key); never pushed
  * ```
  */
 import { isIP } from 'node:net';
@@ -133,6 +134,11 @@ export const userSchema = z.strictObject({
   admin: z.boolean().default(false),
   rules: z.array(accessRuleSchema).default([]),
 });
+
+/** A repository pattern (common/repo-pattern.ts): the characters of repository names, and `*`. */
+const anonymousPattern = z
+  .string()
+  .regex(/^[a-z0-9*][a-z0-9._\-/*]*$/, 'must be a repository pattern such as public/** (lower case, / and * only)');
 
 export const stackConfigSchema = z
   .strictObject({
@@ -249,6 +255,8 @@ export const stackConfigSchema = z
     policies: policiesSchema.optional(),
     /** Event endpoints (webhooks), validated by the registry's own parser (common/events.ts). */
     events: eventsSchema.optional(),
+    /** Public repositories: rendered as the access file's `anonymous.pull`, under the same name. */
+    anonymous: z.strictObject({ pull: z.array(anonymousPattern) }).optional(),
   })
   .superRefine((config, ctx) => {
     const admins = Object.entries(config.users).filter(([, u]) => u.admin);

@@ -5,6 +5,10 @@
  * `remove` marks the robot revoked (kept in the file for the record), which the registry enforces at the next
  * request once it has re-read the file: at once after the `POST /admin/v1/reload` each change ends with.
  * Last use lives in the registry (its metadata store), so `list` asks the running registry for it.
+ * `add --oidc-issuer URL --oidc-audience AUD --oidc-claim k=v…` binds the robot to an OIDC issuer instead of a
+ * secret: its pipeline signs in as `robot$NAME` with an ID token from the issuer as the password (auth/oidc.ts).
+ * At least one claim is required: an issuer such as GitHub's signs tokens for every repository on it, so issuer and
+ * audience alone would admit anyone's pipeline that asks for that audience.
  */
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
@@ -13,6 +17,7 @@ import { readIfExists } from '../common/fs.js';
 import type { Output } from '../common/io.js';
 import { parseDuration } from '../common/units.js';
 import { CONFIG_FILE, parseStackConfigText } from '../config/load.js';
+import { issuerUrlProblem, type OidcBinding } from '../registry/auth/oidc.js';
 import { parseRobotsFile, ROBOT_NAME, ROBOT_PREFIX, type RobotEntry } from '../registry/auth/robots.js';
 import { hashPassword } from '../stack/htpasswd.js';
 import { generatePassword } from '../stack/secrets.js';
@@ -35,6 +40,8 @@ export interface RobotInfo extends RobotPatterns {
   created: string;
   expires: string | null;
   revoked: string | null;
+  /** The OIDC binding; null for a robot with a secret. */
+  oidc: OidcBinding | null;
   /** Last token issued to it; null: never, undefined: the registry could not be asked. */
   lastUse?: string | null;
 }
@@ -86,6 +93,7 @@ function info(name: string, e: RobotEntry): RobotInfo {
     created: e.created,
     expires: e.expires,
     revoked: e.revoked ?? null,
+    oidc: e.oidc ?? null,
   };
 }
 
@@ -94,12 +102,52 @@ export interface AddRobotOptions extends Target {
   patterns: RobotPatterns;
   /** A duration (`90d`), or `never`. */
   expires: string;
+  /** Bind to an OIDC issuer instead of generating a secret. */
+  oidc?: { issuer: string; audience?: string; claims: string[] };
   now?: Date;
 }
 
-export async function addRobot(
-  opts: AddRobotOptions,
-): Promise<{ robot: RobotInfo; secret: string; reloaded: boolean }> {
+/** `--oidc-*` options → a binding; throws a USAGE error saying what to fix. */
+export function oidcBinding(o: { issuer: string; audience?: string; claims: string[] }): OidcBinding {
+  if (o.issuer === '')
+    throw new RegctlError('USAGE', '--oidc-audience and --oidc-claim need --oidc-issuer', {
+      hint: 'e.g. --oidc-issuer https://token.actions.githubusercontent.com',
+    });
+  const problem = issuerUrlProblem(o.issuer);
+  if (problem)
+    throw new RegctlError('USAGE', `--oidc-issuer ${problem}`, {
+      hint: 'e.g. --oidc-issuer https://token.actions.githubusercontent.com',
+    });
+  if (!o.audience)
+    throw new RegctlError('USAGE', '--oidc-issuer needs --oidc-audience', {
+      hint: 'the audience the pipeline asks its token for, e.g. the registry host',
+    });
+  const claims: Record<string, string> = {};
+  for (const c of o.claims) {
+    const eq = c.indexOf('=');
+    if (eq <= 0 || eq === c.length - 1)
+      throw new RegctlError('USAGE', `--oidc-claim "${c}" is not NAME=VALUE`, {
+        hint: 'e.g. --oidc-claim repository=org/app --oidc-claim ref=refs/heads/main',
+      });
+    claims[c.slice(0, eq)] = c.slice(eq + 1);
+  }
+  if (Object.keys(claims).length === 0)
+    throw new RegctlError('USAGE', 'an OIDC robot needs at least one --oidc-claim', {
+      hint: 'bind it to your pipeline, e.g. --oidc-claim repository=org/app (GitLab: project_path=group/app)',
+    });
+  return { issuer: o.issuer, audience: o.audience, claims };
+}
+
+interface Added<S> {
+  robot: RobotInfo;
+  /** The generated secret (shown once); undefined for an OIDC robot, which has none. */
+  secret: S;
+  reloaded: boolean;
+}
+
+export async function addRobot(opts: AddRobotOptions & { oidc?: undefined }): Promise<Added<string>>;
+export async function addRobot(opts: AddRobotOptions): Promise<Added<string | undefined>>;
+export async function addRobot(opts: AddRobotOptions): Promise<Added<string | undefined>> {
   if (!ROBOT_NAME.test(opts.name))
     throw new RegctlError('USAGE', `"${opts.name}" is not a robot name`, {
       hint: 'use lower-case letters, digits, ".", "_" or "-" (the sign-in name is robot$NAME)',
@@ -118,15 +166,16 @@ export async function addRobot(
     }
     if (ttl <= 0) throw new RegctlError('USAGE', '--expires must be longer than 0', { hint: 'e.g. --expires 90d' });
   }
+  const oidc = opts.oidc && oidcBinding(opts.oidc);
   const robots = await readRobots(opts.dir);
   if (robots[opts.name])
     throw new RegctlError('FILE_EXISTS', `robot ${opts.name} already exists`, {
       hint: 'pick another name (a removed robot keeps its name, for the record)',
     });
   const now = opts.now ?? new Date();
-  const secret = generatePassword(40);
+  const secret = oidc ? undefined : generatePassword(40);
   const entry: RobotEntry = {
-    secret: hashPassword(secret),
+    ...(secret === undefined ? { oidc } : { secret: hashPassword(secret) }),
     ...p,
     created: now.toISOString(),
     expires: ttl === undefined ? null : new Date(now.getTime() + ttl).toISOString(),

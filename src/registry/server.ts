@@ -9,6 +9,7 @@ import { RegistryApp } from './app.js';
 import type { Fence } from './fence.js';
 import { Authenticator } from './auth/authenticator.js';
 import type { ThrottleOptions } from './auth/throttle.js';
+import type { OidcOptions } from './auth/oidc.js';
 import { TrustedProxies } from '../common/client-address.js';
 import { TokenService } from './auth/token-service.js';
 import { createLogger, type LogFn, type LogLevel } from './logger.js';
@@ -74,6 +75,8 @@ export interface RegistryServerOptions {
   /** The token signing key file (created when missing); required with `authMode: 'token'`. */
   tokenKey?: string;
   authPollMs?: number;
+  /** JWKS fetching of OIDC-bound robots (auth/oidc.ts; tests shorten its cooldown). */
+  oidc?: OidcOptions;
   /** Cache verified credentials (default true); false runs bcrypt on every authenticated request. */
   credentialCache?: boolean;
   fenceWaitMs?: number;
@@ -148,6 +151,7 @@ function authServices(
           throttle: opts.throttle,
           pollMs: opts.authPollMs,
           credentialCache: opts.credentialCache,
+          oidc: opts.oidc,
           log,
         })
       : undefined;

@@ -85,6 +85,7 @@ export function configDocument(config: StackConfig): Record<string, unknown> {
     ...(config.metadata ? { metadata: config.metadata } : {}),
     ...(config.policies ? { policies: config.policies } : {}),
     ...(config.events ? { events: config.events } : {}),
+    ...(config.anonymous ? { anonymous: config.anonymous } : {}),
   };
 }
 
@@ -107,6 +108,7 @@ function accessDocument(config: StackConfig): Record<string, unknown> {
     users: Object.fromEntries(
       Object.entries(config.users).map(([name, u]) => [name, u.admin ? { admin: true } : { rules: u.rules }]),
     ),
+    ...(config.anonymous?.pull.length ? { anonymous: { pull: config.anonymous.pull } } : {}),
   };
 }
 

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { RepositoryPolicies } from '../common/repository-policies.js';
-import type { GcReport, UsageReport, WhoAmI } from '../common/admin-api.js';
+import type { GcReport, RobotsReport, UsageReport, WhoAmI } from '../common/admin-api.js';
 import { MANIFEST_TYPES, MEDIA_TYPES } from '../common/media-types.js';
 
 const MANIFEST_ACCEPT = MANIFEST_TYPES.join(', ');
@@ -280,6 +280,11 @@ export class RegistryClient {
   async repositoryPolicies(name: string): Promise<RepositoryPolicies> {
     const q = new URLSearchParams({ name });
     return this.json<RepositoryPolicies>(`/admin/v1/repository-policies?${q.toString()}`, {}, 'the admin API');
+  }
+
+  /** The robot accounts (admins only). */
+  async robots(): Promise<RobotsReport> {
+    return this.json<RobotsReport>('/admin/v1/robots', {}, 'the admin API');
   }
 
   async gcDryRun(): Promise<GcReport> {

@@ -1,13 +1,19 @@
 import { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import type { RobotInfo } from '../../ops/robots.js';
-import { outputFor, patternOptions, stackDir } from './day-two.js';
+import { collect, outputFor, patternOptions, stackDir } from './day-two.js';
 
 function patterns(r: RobotInfo): string {
   const parts = (['pull', 'push', 'delete'] as const)
     .filter((a) => r[a].length > 0)
     .map((a) => `${a} ${r[a].join(',')}`);
   return parts.join('; ');
+}
+
+function binding(r: RobotInfo): string {
+  if (!r.oidc) return '';
+  const claims = Object.entries(r.oidc.claims).map(([k, v]) => `${k}=${v}`);
+  return `; OIDC ${r.oidc.issuer} aud ${r.oidc.audience} ${claims.join(' ')}`;
 }
 
 function state(r: RobotInfo, now: number): string {
@@ -30,11 +36,24 @@ export function robotsCommand(ctx: CliContext): Command {
         .option('--dir <dir>', 'stack directory (default: the current directory)'),
     )
       .option('--expires <duration>', 'lifetime, e.g. 90d, or never', '90d')
+      .option('--oidc-issuer <url>', 'no secret: sign in with an ID token of this OIDC issuer (https) as the password')
+      .option('--oidc-audience <aud>', 'the audience the ID token must be for')
+      .option('--oidc-claim <name=value>', 'a claim the ID token must carry (repeatable; * globs)', collect)
       .option('--json', 'print one JSON document')
       .action(
         async (
           name: string,
-          flags: { dir?: string; pull?: string[]; push?: string[]; delete?: string[]; expires: string; json?: boolean },
+          flags: {
+            dir?: string;
+            pull?: string[];
+            push?: string[];
+            delete?: string[];
+            expires: string;
+            oidcIssuer?: string;
+            oidcAudience?: string;
+            oidcClaim?: string[];
+            json?: boolean;
+          },
         ) => {
           const { addRobot } = await import('../../ops/robots.js');
           const out = outputFor(ctx.out, flags.json);
@@ -43,6 +62,10 @@ export function robotsCommand(ctx: CliContext): Command {
             name,
             patterns: { pull: flags.pull ?? [], push: flags.push ?? [], delete: flags.delete ?? [] },
             expires: flags.expires,
+            oidc:
+              flags.oidcIssuer === undefined && flags.oidcAudience === undefined && flags.oidcClaim === undefined
+                ? undefined
+                : { issuer: flags.oidcIssuer ?? '', audience: flags.oidcAudience, claims: flags.oidcClaim ?? [] },
             out,
             env: ctx.env,
           });
@@ -50,9 +73,10 @@ export function robotsCommand(ctx: CliContext): Command {
             out.json({ ...r.robot, secret: r.secret, reloaded: r.reloaded });
             return;
           }
-          out.ok(`Robot ${r.robot.user} added: ${patterns(r.robot)}; ${state(r.robot, Date.now())}`);
-          out.line(`  Secret (shown once, only its hash is stored): ${r.secret}`);
-          out.line(`  Sign in: docker login -u '${r.robot.user}' --password-stdin <registry>`);
+          out.ok(`Robot ${r.robot.user} added: ${patterns(r.robot)}${binding(r.robot)}; ${state(r.robot, Date.now())}`);
+          if (r.secret !== undefined) out.line(`  Secret (shown once, only its hash is stored): ${r.secret}`);
+          const stdin = r.secret === undefined ? 'echo "$OIDC_ID_TOKEN" | ' : '';
+          out.line(`  Sign in: ${stdin}docker login -u '${r.robot.user}' --password-stdin <registry>`);
           if (r.reloaded) out.ok('The registry applied the change');
         },
       ),
@@ -76,7 +100,7 @@ export function robotsCommand(ctx: CliContext): Command {
         for (const r of list) {
           const used =
             r.lastUse === undefined ? 'last use unknown' : r.lastUse ? `last used ${r.lastUse}` : 'never used';
-          out.line(`${r.user}  ${patterns(r)}  created ${r.created}, ${state(r, now)}, ${used}`);
+          out.line(`${r.user}  ${patterns(r)}${binding(r)}  created ${r.created}, ${state(r, now)}, ${used}`);
         }
       }),
   );

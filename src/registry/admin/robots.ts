@@ -1,10 +1,11 @@
+import type { RobotSummary } from '../../common/admin-api.js';
 import { sendJson } from '../http/context.js';
 import type { AdminModule } from './types.js';
 
 /**
- * GET /admin/v1/robots → { robots: [{ name, lastUse }] }: when each robot in the robots file last got a token (the
- * later of what the metadata store holds and what this process has not written yet). The rest of what
- * `regctl robots list` shows comes from the robots file itself.
+ * GET /admin/v1/robots → { robots: [RobotSummary] } (common/admin-api.ts): each robot of the robots file with its
+ * rights, expiry, revocation and OIDC binding (never its secret hash), and when it last got a token (the later of
+ * what the metadata store holds and what this process has not written yet). The web UI's robots page shows it.
  */
 export const robotsModule: AdminModule = (register) =>
   register({
@@ -13,9 +14,23 @@ export const robotsModule: AdminModule = (register) =>
     adminOnly: true,
     handler: async ({ ctx, services }) => {
       const auth = services.auth;
-      const names = auth ? services.policy().robots.names() : [];
+      const set = services.policy().robots;
+      const names = auth ? set.names() : [];
       const robots = await Promise.all(
-        names.map(async (name) => ({ name, lastUse: (await auth?.robotUsage.lastUse(name)) ?? null })),
+        names.map(async (name): Promise<RobotSummary> => {
+          const e = set.get(name);
+          return {
+            name,
+            pull: e?.pull ?? [],
+            push: e?.push ?? [],
+            delete: e?.delete ?? [],
+            created: e?.created ?? '',
+            expires: e?.expires ?? null,
+            revoked: e?.revoked ?? null,
+            lastUse: (await auth?.robotUsage.lastUse(name)) ?? null,
+            oidc: e?.oidc ?? null,
+          };
+        }),
       );
       sendJson(ctx, 200, { robots });
     },

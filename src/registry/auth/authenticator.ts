@@ -13,7 +13,8 @@
  *   their expiry, checked at every request: no reload is needed for them to stop working, and cache entries
  *   made from them carry the same expiry.
  * - Robot accounts (`robots.yaml` beside htpasswd, robots.ts) are loaded and watched with them; a `robot$` name is
- *   refused here and accepted only by `authenticateRobot`, which the token endpoint alone calls.
+ *   refused here and accepted only by `authenticateRobot`, which the token endpoint alone calls. A robot bound to
+ *   an OIDC issuer has no secret: its password is an ID token from that issuer, verified by oidc.ts.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
@@ -24,6 +25,7 @@ import { RegistryError } from '../errors.js';
 import { AccessPolicy } from './access.js';
 import { graceFilePath, liveGraceEntries, parseGraceFile, type GraceEntry } from './grace.js';
 import { parseHtpasswd } from './htpasswd.js';
+import { OidcVerifier, type OidcOptions } from './oidc.js';
 import { RobotUsage } from './robot-usage.js';
 import { parseRobotsFile, robotName, robotRefusal, ROBOTS_FILE_NAME, RobotSet } from './robots.js';
 import { FailureThrottle, type ThrottleOptions } from './throttle.js';
@@ -41,6 +43,8 @@ export interface AuthenticatorOptions {
   credentialCache?: boolean;
   /** Clock in milliseconds (tests). */
   now?: () => number;
+  /** JWKS fetching of OIDC-bound robots (oidc.ts). */
+  oidc?: OidcOptions;
 }
 
 interface CheckResult {
@@ -72,6 +76,7 @@ export class Authenticator {
   private readonly now: () => number;
   private readonly caching: boolean;
   private readonly throttle: FailureThrottle;
+  private readonly oidc: OidcVerifier;
   private watchers: FSWatcher[] = [];
   private pollTimer: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
@@ -85,6 +90,7 @@ export class Authenticator {
     this.robotsPath = opts.robotsPath ?? join(dirname(opts.htpasswdPath), ROBOTS_FILE_NAME);
     this.now = opts.now ?? Date.now;
     this.caching = opts.credentialCache ?? true;
+    this.oidc = new OidcVerifier(opts.oidc);
   }
 
   get realm(): string {
@@ -107,7 +113,9 @@ export class Authenticator {
     const robot = robotName(user);
     const entry = robot === undefined ? undefined : this.robots.get(robot);
     if (robot !== undefined && robotRefusal(entry, this.now()) !== undefined) return undefined;
-    const hash = robot === undefined ? this.users.get(user) : entry?.secret;
+    // An OIDC robot's refresh tokens are bound to its binding: changing issuer, audience or claims revokes them.
+    const binding = entry?.oidc && `oidc:${JSON.stringify(entry.oidc)}`;
+    const hash = robot === undefined ? this.users.get(user) : (entry?.secret ?? binding);
     return hash === undefined ? undefined : createHash('sha256').update(hash).digest('base64url').slice(0, 22);
   }
 
@@ -368,8 +376,17 @@ export class Authenticator {
       });
     const entry = this.robots.get(name);
     const key = createHash('sha256').update(user).update('\0').update(secret).digest('hex');
-    let ok = this.caching && this.cache.get(key)?.user === user;
-    if (!ok) {
+    let ok = !entry?.oidc && this.caching && this.cache.get(key)?.user === user;
+    if (entry?.oidc) {
+      // The password is an ID token of the robot's issuer: never cached (each is short-lived and single-purpose).
+      ok = await this.oidc.verify(secret, entry.oidc).then(
+        () => true,
+        (err: Error) => {
+          this.opts.log?.('warn', 'OIDC token refused', { robot: name, reason: err.message });
+          return false;
+        },
+      );
+    } else if (!ok) {
       const gen = this.generation;
       ok = (await bcrypt.compare(secret, entry?.secret ?? this.dummyHash)) && entry !== undefined;
       if (ok && this.caching && gen === this.generation) this.cache.set(key, { user, expiresAt: undefined });
@@ -391,6 +408,12 @@ export class Authenticator {
     this.throttle.succeed(ipKey);
     this.robotUsage.record(name, this.now());
     return user;
+  }
+
+  /** Whether `user` is a robot bound to an OIDC issuer (its refresh tokens are short: token-service.ts). */
+  isOidcRobot(user: string): boolean {
+    const robot = robotName(user);
+    return robot !== undefined && this.robots.get(robot)?.oidc !== undefined;
   }
 
   /** bcrypt against the current hash (or the dummy), then against the user's unexpired grace secrets. */

@@ -11,6 +11,13 @@
  *       created: 2026-12-06T01:00:00.000Z
  *       expires: 2027-03-06T01:00:00.000Z   # null: never
  *       revoked: 2026-12-07T09:00:00.000Z   # set by `regctl robots remove`; the entry stays for the record
+ *     ci-oidc:                      # no secret: bound to an OIDC issuer, its ID token is the password (oidc.ts)
+ *       oidc:
+ *         issuer: https://token.actions.githubusercontent.com
+ *         audience: registry.example.com
+ *         claims: { repository: org/app, ref: refs/heads/main }
+ *       push: [ "apps/**" ]
+ *       …
  *
  * A robot signs in as `robot$NAME`. User names cannot hold `$` (config/schema.ts USER_NAME), so a robot and a user
  * never share a name, and the prefix tells every check which of the two it holds without a lookup. Robots are
@@ -20,6 +27,7 @@
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { repoPatternToRegExp } from '../../common/repo-pattern.js';
+import { issuerUrlProblem } from './oidc.js';
 
 /** The actions a robot's patterns grant (access.ts's Action, which imports this file). */
 type Action = 'pull' | 'push' | 'delete';
@@ -30,15 +38,30 @@ export const ROBOT_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
 const BCRYPT_RE = /^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$/;
 
-const RobotSchema = z.object({
-  secret: z.string().regex(BCRYPT_RE, 'secret must be a bcrypt hash'),
-  pull: z.array(z.string().min(1)).default([]),
-  push: z.array(z.string().min(1)).default([]),
-  delete: z.array(z.string().min(1)).default([]),
-  created: z.string().datetime(),
-  expires: z.string().datetime().nullable().default(null),
-  revoked: z.string().datetime().optional(),
+const OidcBindingSchema = z.object({
+  issuer: z.string().superRefine((v, ctx) => {
+    const problem = issuerUrlProblem(v);
+    if (problem) ctx.addIssue({ code: 'custom', message: `issuer ${problem}` });
+  }),
+  audience: z.string().min(1),
+  claims: z.record(z.string().min(1), z.string().min(1)).default({}),
 });
+
+const RobotSchema = z
+  .object({
+    /** A robot has a secret or an OIDC binding, never both: a bound robot's only credential is its issuer's token. */
+    secret: z.string().regex(BCRYPT_RE, 'secret must be a bcrypt hash').optional(),
+    oidc: OidcBindingSchema.optional(),
+    pull: z.array(z.string().min(1)).default([]),
+    push: z.array(z.string().min(1)).default([]),
+    delete: z.array(z.string().min(1)).default([]),
+    created: z.string().datetime(),
+    expires: z.string().datetime().nullable().default(null),
+    revoked: z.string().datetime().optional(),
+  })
+  .refine((r) => (r.secret === undefined) !== (r.oidc === undefined), {
+    message: 'a robot has either a secret or an oidc binding',
+  });
 const RobotsSchema = z.object({ robots: z.record(z.string().regex(ROBOT_NAME), RobotSchema).default({}) });
 
 export type RobotEntry = z.infer<typeof RobotSchema>;

@@ -30,6 +30,7 @@ import { accessClaim, grantedAccess, parseScopes, scopeString, type AccessEntry 
 
 export const TOKEN_PATH = '/auth/token';
 const ALGORITHM = 'ES256';
+const OIDC_REFRESH_TTL_SEC = 3600;
 
 export interface TokenServiceOptions {
   keyPath: string;
@@ -225,7 +226,8 @@ export class TokenService {
       refreshToken = await this.sign(
         { sub: user, pwh: auth.passwordFingerprint(user) },
         this.refreshAudience,
-        this.opts.refreshTtlSec ?? 30 * 86_400,
+        // An OIDC robot's session is a CI job: its refresh token lasts an hour at most, not a month.
+        Math.min(this.opts.refreshTtlSec ?? 30 * 86_400, auth.isOidcRobot(user) ? OIDC_REFRESH_TTL_SEC : Infinity),
       );
     const body: Record<string, unknown> = {
       token,

@@ -8,6 +8,7 @@ import { deleteTag } from './delete.js';
 import { image } from './image.js';
 import { home, repositories } from './repositories.js';
 import { repository } from './repository.js';
+import { robots } from './robots.js';
 import { login, logout } from './sign-in.js';
 import { storage } from './storage.js';
 
@@ -22,6 +23,7 @@ export const ROUTES: RouteTable = {
   image,
   delete: deleteTag,
   storage,
+  robots,
   invalid: {
     access: 'session',
     handle: ({ route }) => {

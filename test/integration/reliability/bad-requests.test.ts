@@ -10,7 +10,8 @@
  * corpus/app, `{session4}` one that already holds 4 bytes, `{sessionid:<repo>}` the bare id of a session that
  * belongs to another repository. `{token:<kind>}` is a Bearer token made by `badTokens` (test/integration/reliability/
  * helpers/bad-tokens.ts): expired, wrong audience or issuer, `alg: none`, HS256 keyed with the public key, signed by
- * another key, or valid but for another scope. The registry runs with token auth (Basic credentials are still
+ * another key, or valid but for another scope; `{token:oidc-<kind>}` an OIDC ID token for the robot `corpus-ci`,
+ * bound to a local issuer (helpers/oidc-tokens.ts), wrong in one way each. The registry runs with token auth (Basic credentials are still
  * accepted there, so every other entry meets the same code as with Basic auth) and an access file that makes the
  * corpus admin an admin and gives `corpus-nobody` nothing.
  */
@@ -26,6 +27,7 @@ import { basicAuth } from '../../helpers/auth.js';
 import { diffSnapshots, snapshotFiles } from './helpers/data-dir.js';
 import { sendRaw } from './helpers/raw-http.js';
 import { badTokens } from './helpers/bad-tokens.js';
+import { oidcCorpus } from './helpers/oidc-tokens.js';
 
 interface BadRequest {
   id: string;
@@ -66,6 +68,7 @@ interface CorpusFixture {
   client: RegistryClient;
   logs: string[];
   tokens: Record<string, string>;
+  stopIssuer: () => Promise<void>;
 }
 
 /** A registry on a real socket with the corpus's admin user and an image in corpus/app and corpus/other. */
@@ -75,6 +78,7 @@ async function startFixture(): Promise<CorpusFixture> {
   const logs: string[] = [];
   await writeFile(join(dir, 'htpasswd'), `corpus-admin:${bcrypt.hashSync('corpus-pw', 4)}\n`);
   await writeFile(join(dir, 'access.yaml'), 'users:\n  corpus-admin: { admin: true }\n');
+  const oidc = await oidcCorpus(dir);
   const server = createRegistryServer({
     port: 0,
     dataDir: data,
@@ -101,12 +105,22 @@ async function startFixture(): Promise<CorpusFixture> {
     'regctl',
     server.app.opts.auth?.passwordFingerprint('corpus-admin') as string,
   );
-  return { dir, data, server, port: addr.port, client, logs, tokens };
+  return {
+    dir,
+    data,
+    server,
+    port: addr.port,
+    client,
+    logs,
+    tokens: { ...tokens, ...oidc.tokens },
+    stopIssuer: oidc.stop,
+  };
 }
 
 async function stopFixture(fx: CorpusFixture | undefined): Promise<void> {
   if (!fx) return;
   await fx.server.close();
+  await fx.stopIssuer();
   await rm(fx.dir, { recursive: true, force: true });
 }
 
@@ -235,7 +249,7 @@ describe('bad-request corpus against a real socket', () => {
 
   // After the corpus: the read notes a pull, which the store writes a second later, and the corpus must see no
   // file change but its own.
-  it('the controls made like the bad tokens pass: an access token reads, a refresh token refreshes', async () => {
+  it('the controls made like the bad tokens pass: access token reads, refresh token refreshes, ID token signs in', async () => {
     const read = await fetch(`${client.base}/v2/corpus/app/manifests/latest`, {
       headers: {
         Authorization: `Bearer ${tokens['valid-access']}`,
@@ -257,6 +271,19 @@ describe('bad-request corpus against a real socket', () => {
     const body = (await refreshed.json()) as { access_token?: string; scope?: string };
     expect(refreshed.status).toBe(200);
     expect(body.scope).toBe('repository:corpus/app:pull');
+    const oidc = await fetch(`${client.base}/auth/token`, {
+      method: 'POST',
+      body: new URLSearchParams({
+        grant_type: 'password',
+        username: 'robot$corpus-ci',
+        password: tokens['oidc-valid'] as string,
+        service: 'regctl',
+        client_id: 'corpus',
+        scope: 'repository:corpus/app:pull',
+      }),
+    });
+    expect(oidc.status).toBe(200);
+    expect(((await oidc.json()) as { scope?: string }).scope).toBe('repository:corpus/app:pull');
   });
 });
 
