@@ -2,6 +2,10 @@
  * Signature verification for `policies.signatures` (common/policies.ts): does a manifest of a repository carry a
  * valid signature by one of a rule's keys? Two signers are understood, both found in the repository itself:
  *
+ * - cosign v3's default, a sigstore bundle referrer (artifactType `application/vnd.dev.sigstore.bundle.v0.3+json`,
+ *   annotation `dev.sigstore.bundle.predicateType: https://sigstore.dev/cosign/sign/v1`): its layer is the bundle
+ *   JSON, whose DSSE envelope carries an in-toto statement naming the subject's sha256 and the predicate above; each
+ *   signature is over the envelope's PAE encoding (DSSE v1), checked against the key as below.
  * - cosign, simple signing with a key pair: a signature manifest, either a referrer of the subject (artifactType
  *   `application/vnd.dev.cosign.artifact.sig.v1+json`, `--registry-referrers-mode=oci-1-1`) or tagged
  *   `sha256-<hex>.sig` (cosign's tag scheme). Each layer of type `…cosign.simplesigning.v1+json` is a JSON payload
@@ -20,10 +24,13 @@
  */
 import { createHash, createPublicKey, constants, verify, X509Certificate, type KeyObject } from 'node:crypto';
 import {
+  BUNDLE_PREDICATE_ANNOTATION,
+  COSIGN_SIGN_PREDICATE,
   COSIGN_SIGNATURE_ANNOTATION,
   COSIGN_SIGNATURE_TYPE,
   COSIGN_SIMPLESIGNING_TYPE,
   NOTATION_SIGNATURE_TYPE,
+  SIGSTORE_BUNDLE_PREFIX,
   cosignTag,
 } from '../../common/artifact-kinds.js';
 import type { SignatureKey } from '../../common/policies.js';
@@ -40,7 +47,7 @@ export interface SignatureSource {
   blob(name: string, digest: string, limit: number): Promise<Buffer | undefined>;
 }
 
-export type SignatureForm = 'cosign referrer' | 'cosign tag' | 'notation referrer';
+export type SignatureForm = 'cosign bundle' | 'cosign referrer' | 'cosign tag' | 'notation referrer';
 
 export interface FoundSignature {
   form: SignatureForm;
@@ -97,8 +104,12 @@ export async function findSignatures(
 ): Promise<FoundSignature[]> {
   const found: FoundSignature[] = [];
   for (const d of await source.referrers(name, subject)) {
-    const form =
-      d.artifactType === COSIGN_SIGNATURE_TYPE
+    const bundle =
+      d.artifactType?.startsWith(SIGSTORE_BUNDLE_PREFIX) &&
+      d.annotations?.[BUNDLE_PREDICATE_ANNOTATION] === COSIGN_SIGN_PREDICATE;
+    const form: SignatureForm | undefined = bundle
+      ? 'cosign bundle'
+      : d.artifactType === COSIGN_SIGNATURE_TYPE
         ? 'cosign referrer'
         : d.artifactType === NOTATION_SIGNATURE_TYPE
           ? 'notation referrer'
@@ -127,10 +138,49 @@ async function cosignValid(
     if (!payload) continue;
     const critical = asRecord(parseJson(payload)?.critical);
     if (asRecord(critical?.image)?.['docker-manifest-digest'] !== subject) continue;
-    try {
-      if (verify('sha256', payload, key.publicKey, Buffer.from(signature, 'base64'))) return true;
-    } catch {
-      // a signature of the wrong shape for this key is no signature by it
+    if (verifies(payload, key, Buffer.from(signature, 'base64'))) return true;
+  }
+  return false;
+}
+
+/** DSSE v1 pre-authentication encoding: what a DSSE signature signs. */
+function pae(payloadType: string, body: Buffer): Buffer {
+  const head = `DSSEv1 ${Buffer.byteLength(payloadType)} ${payloadType} ${body.length} `;
+  return Buffer.concat([Buffer.from(head), body]);
+}
+
+function verifies(data: Buffer, key: TrustKey, signature: Buffer): boolean {
+  try {
+    return verify('sha256', data, key.publicKey, signature);
+  } catch {
+    // a signature of the wrong shape for this key is no signature by it
+    return false;
+  }
+}
+
+async function bundleValid(
+  source: SignatureSource,
+  name: string,
+  sig: StoredManifest,
+  subject: string,
+  key: TrustKey,
+): Promise<boolean> {
+  const [alg, hex] = subject.split(':');
+  for (const layer of sig.info.blobs) {
+    if (!layer.mediaType.startsWith(SIGSTORE_BUNDLE_PREFIX)) continue;
+    const raw = await source.blob(name, layer.digest, MAX_PAYLOAD);
+    const envelope = asRecord((raw && parseJson(raw))?.dsseEnvelope);
+    const { payload, payloadType, signatures } = envelope ?? {};
+    if (typeof payload !== 'string' || typeof payloadType !== 'string' || !Array.isArray(signatures)) continue;
+    const body = Buffer.from(payload, 'base64');
+    const statement = parseJson(body);
+    const subjects = Array.isArray(statement?.subject) ? (statement.subject as unknown[]) : [];
+    if (statement?.predicateType !== COSIGN_SIGN_PREDICATE) continue;
+    if (!subjects.some((s) => alg && asRecord(asRecord(s)?.digest)?.[alg] === hex)) continue;
+    const signed = pae(payloadType, body);
+    for (const s of signatures) {
+      const sigText = asRecord(s)?.sig;
+      if (typeof sigText === 'string' && verifies(signed, key, Buffer.from(sigText, 'base64'))) return true;
     }
   }
   return false;
@@ -216,9 +266,9 @@ export class SignatureVerifier {
         const id = `${sig.manifest.digest} ${subject} ${trust.fingerprint}`;
         let ok = this.cache.get(id);
         if (ok === undefined) {
-          ok = sig.form.startsWith('cosign')
-            ? await cosignValid(source, name, sig.manifest, subject, trust)
-            : await notationValid(source, name, sig.manifest, subject, trust);
+          const check =
+            sig.form === 'cosign bundle' ? bundleValid : sig.form === 'notation referrer' ? notationValid : cosignValid;
+          ok = await check(source, name, sig.manifest, subject, trust);
           if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value as string);
           this.cache.set(id, ok);
         }
