@@ -8,6 +8,7 @@
  * manifest under the tag `sha256-<hex>.sig`, or as a referrer with `--registry-referrers-mode=oci-1-1`. notation
  * pushes a JWS envelope as a referrer (artifactType application/vnd.cncf.notary.signature).
  */
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,6 +67,48 @@ const pullByTag = (repo: string, tag: string) =>
     () => 'pulled',
     (err: Error) => err.message,
   );
+
+const api = (path: string, init: RequestInit = {}) =>
+  fetch(`${reg.url}${path}`, {
+    ...init,
+    headers: { authorization: basicAuth(reg.username, reg.password), ...init.headers },
+  });
+
+async function putBlob(data: Buffer): Promise<{ digest: string; size: number }> {
+  const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+  const res = await api(`/v2/sig/app/blobs/uploads/?digest=${digest}`, { method: 'POST', body: new Uint8Array(data) });
+  expect(res.status).toBe(201);
+  return { digest, size: data.length };
+}
+
+/** Copies the notation signature of `from` onto `to`, rewriting the signed payload's target: no longer valid. */
+async function copyNotationSignature(from: string, to: string): Promise<void> {
+  const index = (await (await api(`/v2/sig/app/referrers/${from}`)).json()) as {
+    manifests: { digest: string; artifactType: string }[];
+  };
+  const ref = index.manifests.find((m) => m.artifactType === 'application/vnd.cncf.notary.signature');
+  const manifest = (await (await api(`/v2/sig/app/manifests/${ref?.digest ?? 'missing'}`)).json()) as {
+    layers: { digest: string }[];
+    subject: { digest: string; size: number };
+  };
+  const layer = manifest.layers[0]?.digest ?? 'missing';
+  const envelope = (await (await api(`/v2/sig/app/blobs/${layer}`)).json()) as { payload: string };
+  const payload = JSON.parse(Buffer.from(envelope.payload, 'base64url').toString()) as {
+    targetArtifact: { digest: string };
+  };
+  expect(payload.targetArtifact.digest).toBe(from);
+  payload.targetArtifact.digest = to;
+  envelope.payload = Buffer.from(JSON.stringify(payload)).toString('base64url');
+  const blob = await putBlob(Buffer.from(JSON.stringify(envelope)));
+  Object.assign(manifest.layers[0] ?? {}, blob);
+  manifest.subject.digest = to;
+  const res = await api(`/v2/sig/app/manifests/${to.replace(':', '-')}-forged`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+    body: JSON.stringify(manifest),
+  });
+  expect(res.status).toBe(201);
+}
 
 beforeAll(async () => {
   if (!enabled) return;
@@ -163,6 +206,11 @@ describe.skipIf(!enabled)('cosign and notation against regctl serve', () => {
     await notation(['sign', '--insecure-registry', '--key', 'other-test', other.ref]);
     expect(await notation(['verify', '--insecure-registry', other.ref])).toContain('Successfully verified');
     expect(await pullByTag('sig/app', 'v6')).toContain(PULL_RULE);
+
+    // Planted: notation's real envelope for v5, its payload pointed at v7 after signing (chain and key unchanged).
+    const tampered = await pushImage('sig/app', 'v7');
+    await copyNotationSignature(img.digest, tampered.digest);
+    expect(await pullByTag('sig/app', 'v7')).toContain(PULL_RULE);
   });
 
   it('enforce push: crane cannot set the tag until cosign signed the digest', async () => {
