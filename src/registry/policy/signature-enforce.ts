@@ -100,10 +100,12 @@ export async function checkPushSignature(
   body: Buffer,
   digest?: string,
 ): Promise<void> {
-  const target = digest ?? `sha256:${createHash('sha256').update(body).digest('hex')}`;
+  let target = digest;
   for (const tag of new Set(tags)) {
     const rules = rulesFor(ctx, name, tag, 'push');
     if (rules.length === 0) continue;
+    // hashed only when a rule applies: pushes in a registry without signature rules pay nothing
+    target ??= `sha256:${createHash('sha256').update(body).digest('hex')}`;
     const hint = `; push it by digest, sign ${target}, then set the tag`;
     await requireSignatures(ctx, name, tag, target, rules, 'setting tag', hint);
   }

@@ -85,7 +85,18 @@ interface TrustKey {
   certificate?: X509Certificate;
 }
 
+/** Parsed keys by PEM text: a rule's keys are parsed once, not at every request. */
+const parsedKeys = new Map<string, TrustKey | undefined>();
+
 function trustKey(key: SignatureKey): TrustKey | undefined {
+  if (parsedKeys.has(key.pem)) return parsedKeys.get(key.pem);
+  if (parsedKeys.size >= 1000) parsedKeys.clear();
+  const parsed = parseTrustKey(key);
+  parsedKeys.set(key.pem, parsed);
+  return parsed;
+}
+
+function parseTrustKey(key: SignatureKey): TrustKey | undefined {
   try {
     const publicKey = createPublicKey(key.pem);
     const certificate = key.pem.includes('BEGIN CERTIFICATE') ? new X509Certificate(key.pem) : undefined;
