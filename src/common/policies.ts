@@ -17,11 +17,15 @@
  *           untaggedOlderThan: 7d, keepPulledWithin: 14d }
  *   quotas:                    # the first rule whose `repos` matches a repository applies to it
  *     - { repos: "ci/**", limit: 10GiB }
+ *   signatures:                # a valid signature by one of `keys` is required (registry/policy/signatures.ts)
+ *     - { repos: "prod/**", tags: "v*", keys: [ keys/cosign.pub ], enforce: pull }   # refuse the pull by tag
+ *     - { repos: "rel/**", keys: [ "-----BEGIN PUBLIC KEY-----\n…" ], enforce: push } # refuse setting the tag
  * ```
  * `repos` is a repository pattern as the access rules read it (repo-pattern.ts), or a list of them.
  * A quota's `limit` holds for EACH repository the rule matches (as Harbor's project quotas do per project), not
  * for the sum of the pattern's repositories: adding a repository under `ci/**` gives it its own 10 GiB.
  */
+import { createPublicKey } from 'node:crypto';
 import { repoPatternToRegExp } from './repo-pattern.js';
 import { parseDuration, parseSize, UnitError } from './units.js';
 
@@ -68,14 +72,39 @@ export interface QuotaRule {
   limitBytes: number;
 }
 
+/**
+ * A key of a signature rule: a PEM public key (cosign) or certificate (notation's trust anchor), written inline or
+ * as a file path relative to the config file; `pem` is empty until the file is read (registry/policy/holder.ts).
+ */
+export interface SignatureKey {
+  source: string;
+  pem: string;
+}
+
+export interface SignatureRule {
+  id: string;
+  repos: RepoMatcher;
+  /** Absent: every tag. */
+  tags?: TagPattern;
+  keys: SignatureKey[];
+  /** `pull`: a GET/HEAD by a matching tag is refused; `push`: a matching tag can only be set on a signed manifest. */
+  enforce: 'push' | 'pull';
+}
+
 export interface Policies {
   immutableTags: ImmutableTagRule[];
   retention: RetentionPolicy;
   /** Absent in policies built before quotas existed: read as none. */
   quotas?: QuotaRule[];
+  signatures: SignatureRule[];
 }
 
-export const NO_POLICIES: Policies = { immutableTags: [], retention: { dryRun: false, rules: [] }, quotas: [] };
+export const NO_POLICIES: Policies = {
+  immutableTags: [],
+  retention: { dryRun: false, rules: [] },
+  quotas: [],
+  signatures: [],
+};
 
 /** One mistake: the field's path and what is wrong with it. */
 export interface PolicyProblem {
@@ -114,6 +143,33 @@ export function immutableRuleFor(policies: Policies, repo: string, tag: string):
 /** The first quota rule that applies to a repository, if any. */
 export function quotaRuleFor(policies: Policies, repo: string): QuotaRule | undefined {
   return policies.quotas?.find((r) => r.repos.test(repo));
+}
+
+/** The signature rules enforced on `enforce` for `tag` in `repo`. */
+export function signatureRulesFor(
+  policies: Policies,
+  repo: string,
+  tag: string,
+  enforce: SignatureRule['enforce'],
+): SignatureRule[] {
+  return policies.signatures.filter(
+    (r) => r.enforce === enforce && r.repos.test(repo) && (r.tags === undefined || r.tags.test(tag)),
+  );
+}
+
+/** True when `key` is written inline (PEM text) rather than as a file path. */
+export function isInlineKey(key: string): boolean {
+  return key.includes('-----BEGIN ');
+}
+
+/** Why `pem` is not a usable public key or certificate, or undefined when it is. */
+export function publicKeyProblem(pem: string): string | undefined {
+  try {
+    createPublicKey(pem);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message.split('\n')[0];
+  }
 }
 
 type Obj = Record<string, unknown>;
@@ -224,6 +280,37 @@ function retentionRule(c: Collector, v: unknown, path: string): RetentionRule | 
   return c.problems.length === before ? rule : undefined;
 }
 
+const SIGNATURE_RULE_KEYS = ['repos', 'tags', 'keys', 'enforce'] as const;
+
+function signatureRule(c: Collector, v: unknown, path: string): SignatureRule | undefined {
+  const o = c.object(v, path, SIGNATURE_RULE_KEYS);
+  if (!o) return undefined;
+  const before = c.problems.length;
+  const repos = c.repos(o.repos, `${path}.repos`);
+  const tags = o.tags === undefined ? undefined : c.tags(o.tags, `${path}.tags`);
+  if (o.enforce !== 'push' && o.enforce !== 'pull')
+    c.add(
+      `${path}.enforce`,
+      `${JSON.stringify(o.enforce)} must be push (refuse setting the tag) or pull (refuse the pull)`,
+    );
+  const keys: SignatureKey[] = [];
+  if (!Array.isArray(o.keys) || o.keys.length === 0)
+    c.add(`${path}.keys`, 'must be a list of public keys: PEM file paths (relative to the config file) or PEM text');
+  else
+    o.keys.forEach((k, i) => {
+      if (typeof k !== 'string' || k.trim() === '')
+        return c.add(`${path}.keys[${i}]`, 'must be a file path or PEM text');
+      if (!isInlineKey(k)) return keys.push({ source: k, pem: '' });
+      const problem = publicKeyProblem(k);
+      if (problem) c.add(`${path}.keys[${i}]`, `is not a PEM public key or certificate (${problem})`);
+      keys.push({ source: `${path}.keys[${i}] (inline)`, pem: k });
+    });
+  if (c.problems.length > before) return undefined;
+  const rule: SignatureRule = { id: path, repos: repos as RepoMatcher, keys, enforce: o.enforce as 'push' | 'pull' };
+  if (tags) rule.tags = tags;
+  return rule;
+}
+
 /**
  * Validates `raw` (the value of `policies:`, possibly absent) and returns the policies, or every problem found.
  * `base` is the path the messages start with.
@@ -234,9 +321,10 @@ export function parsePolicies(
 ): { policies: Policies; problems: [] } | { policies?: undefined; problems: PolicyProblem[] } {
   if (raw === undefined || raw === null) return { policies: NO_POLICIES, problems: [] };
   const c = new Collector();
-  const top = c.object(raw, base, ['immutableTags', 'retention', 'quotas']);
+  const top = c.object(raw, base, ['immutableTags', 'retention', 'quotas', 'signatures']);
   const immutableTags: ImmutableTagRule[] = [];
   const quotas: QuotaRule[] = [];
+  const signatures: SignatureRule[] = [];
   const retention: RetentionPolicy = { dryRun: false, rules: [] };
   if (top) {
     c.list(top.immutableTags, `${base}.immutableTags`).forEach((v, i) => {
@@ -265,7 +353,11 @@ export function parsePolicies(
       const rule = quotaRule(c, v, `${base}.quotas[${i}]`);
       if (rule) quotas.push(rule);
     });
+    c.list(top.signatures, `${base}.signatures`).forEach((v, i) => {
+      const rule = signatureRule(c, v, `${base}.signatures[${i}]`);
+      if (rule) signatures.push(rule);
+    });
   }
   if (c.problems.length > 0) return { problems: c.problems };
-  return { policies: { immutableTags, retention, quotas }, problems: [] };
+  return { policies: { immutableTags, retention, quotas, signatures }, problems: [] };
 }

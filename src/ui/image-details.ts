@@ -4,6 +4,7 @@
  * page instead of failing it.
  */
 import pMap from 'p-map';
+import { referrerAttachments, tagAttachments, type Attachment } from './attachments.js';
 import {
   FAN_OUT,
   isImageConfig,
@@ -33,6 +34,8 @@ export interface ImageDetails {
   platforms: PlatformInfo[];
   referrers: Descriptor[] | undefined;
   referrersError: string | undefined;
+  /** Signatures, attestations, SBOMs and other artifacts: the referrers, then cosign's tag-scheme attachments. */
+  attachments: Attachment[];
 }
 
 export async function imageDetails(data: RegistryData, name: string, reference: string): Promise<ImageDetails> {
@@ -75,7 +78,8 @@ export async function imageDetails(data: RegistryData, name: string, reference: 
       referrersError = 'this registry does not serve the referrers API';
     else throw err;
   }
-  return { name, reference, fetched, kind, config, configRaw, size, platforms, referrers, referrersError };
+  const attachments = [...referrerAttachments(referrers ?? []), ...(await tagAttachments(data, name, fetched.digest))];
+  return { name, reference, fetched, kind, config, configRaw, size, platforms, referrers, referrersError, attachments };
 }
 
 /** A config blob, or undefined when it is missing or not JSON (the page then shows the manifest alone). */

@@ -29,6 +29,8 @@ export const GO_PEERS = [
   'traefik',
   'actionlint',
   'versitygw',
+  'cosign',
+  'notation',
 ] as const;
 /** Peers from Debian packages; `chromium` is Debian's build, the only browser the tests use. */
 export const SYSTEM_PEERS = [

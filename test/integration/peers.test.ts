@@ -38,6 +38,8 @@ const VERSION_COMMANDS: ReadonlyArray<{ peer: PeerName; args: string[]; expect: 
   { peer: 'oras', args: ['version'], expect: /^Version:\s+1\.3\.6$/m },
   { peer: 'regclient', args: ['version'], expect: /^VCSTag:\s+v\d+\.\d+\.\d+$/m },
   { peer: 'registry-v3', args: ['--version'], expect: /github\.com\/distribution\/distribution\/v3 v3\.1\.1/ },
+  { peer: 'cosign', args: ['version'], expect: /^GitVersion:\s+v3\.1\.3$/m },
+  { peer: 'notation', args: ['version'], expect: /^Version:\s+v1\.3\.2\b/m },
   { peer: 'docker-registry', args: ['--version'], expect: /distribution 2\.8\.2/ },
   { peer: 'docker', args: ['--version'], expect: /^Docker version \d+\.\d+/ },
   { peer: 'docker-compose', args: ['version', '--short'], expect: /^1\.29\.\d+$/m },

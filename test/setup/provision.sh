@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes this machine (Debian 12, root) ready for `npm test`: Debian packages (postgresql among them: tests run
 # throwaway clusters of it, test/helpers/postgres.ts), a running dockerd,
-# node_modules, the Go-built peers (crane, oras, regclient, distribution v3, versitygw, OCI conformance),
+# node_modules, the Go-built peers (crane, oras, regclient, distribution v3, versitygw, cosign, notation, OCI
+# conformance),
 # the local images regctl-test/traefik:v3.6 and regctl-test/node:20.
 #
 # Idempotent: every step checks first and skips what is already there at the pinned version, so a
@@ -37,6 +38,11 @@ ACTIONLINT_VERSION="v1.7.7"
 VERSITYGW_PKG="github.com/versity/versitygw/cmd/versitygw"
 VERSITYGW_MOD="github.com/versity/versitygw"
 VERSITYGW_VERSION="v1.8.0"
+COSIGN_PKG="github.com/sigstore/cosign/v3/cmd/cosign"
+COSIGN_MOD="github.com/sigstore/cosign/v3"
+COSIGN_VERSION="v3.1.3"
+NOTATION_PKG="github.com/notaryproject/notation/cmd/notation"
+NOTATION_MOD="github.com/notaryproject/notation"
 TRAEFIK_MOD="github.com/traefik/traefik/v3"
 TRAEFIK_IMAGE="regctl-test/traefik:v3.6"
 BASE_IMAGE="regctl-test/node:20"
@@ -114,8 +120,10 @@ pinned_version() {
 }
 CONFORMANCE_VERSION="$(pinned_version "$REPO_ROOT/test/peers/conformance" "$CONFORMANCE_MOD")"
 TRAEFIK_VERSION="$(pinned_version "$REPO_ROOT/test/peers/traefik" "$TRAEFIK_MOD")"
+NOTATION_VERSION="$(pinned_version "$REPO_ROOT/test/peers/notation" "$NOTATION_MOD")"
 [[ -n "$CONFORMANCE_VERSION" ]] || fail "conformance" "read $CONFORMANCE_MOD from test/peers/conformance/go.mod"
 [[ -n "$TRAEFIK_VERSION" ]] || fail "traefik" "read $TRAEFIK_MOD from test/peers/traefik/go.mod"
+[[ -n "$NOTATION_VERSION" ]] || fail "notation" "read $NOTATION_MOD from test/peers/notation/go.mod"
 
 # built_version BINARY MODULE: the version of MODULE linked into a Go binary, or nothing.
 built_version() {
@@ -215,6 +223,8 @@ go_install registry-v3 "$REGISTRY_V3_PKG" "$REGISTRY_V3_MOD" "$REGISTRY_V3_VERSI
 go_install actionlint "$ACTIONLINT_PKG" "$ACTIONLINT_MOD" "$ACTIONLINT_VERSION"
 # versitygw is the S3-compatible server the S3 storage driver is tested against (posix backend on a temp dir).
 go_install versitygw "$VERSITYGW_PKG" "$VERSITYGW_MOD" "$VERSITYGW_VERSION"
+# cosign and notation sign images in our registry and verify them (signature policies, the UI's signed marks).
+go_install cosign "$COSIGN_PKG" "$COSIGN_MOD" "$COSIGN_VERSION"
 
 # The conformance suite is a program (package main) configured by OCI_* environment variables;
 # it is built from test/peers/conformance so its version is pinned by our go.mod and go.sum.
@@ -225,6 +235,17 @@ if [[ "$(built_version "$PEERS_DIR/conformance" "$CONFORMANCE_MOD")" != "$CONFOR
     run conformance "$LOG_DIR/conformance-build.log" \
       env CGO_ENABLED=0 go build -trimpath -o "$BUILD_DIR/conformance.$$" "$CONFORMANCE_MOD")
   mv -f "$BUILD_DIR/conformance.$$" "$PEERS_DIR/conformance"
+fi
+
+# notation is built from test/peers/notation (v1.3.2 pinned by its go.mod and go.sum): `go install …@version`
+# reads the module's version list for deprecation notices, which the module proxy refuses for notation.
+if [[ "$(built_version "$PEERS_DIR/notation" "$NOTATION_MOD")" != "$NOTATION_VERSION" ]]; then
+  say "building notation ($NOTATION_MOD@$NOTATION_VERSION)"
+  : >"$LOG_DIR/notation-build.log"
+  (cd test/peers/notation &&
+    run notation "$LOG_DIR/notation-build.log" \
+      env CGO_ENABLED=0 go build -trimpath -o "$BUILD_DIR/notation.$$" "$NOTATION_PKG")
+  mv -f "$BUILD_DIR/notation.$$" "$PEERS_DIR/notation"
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -330,6 +351,8 @@ version_of() {
   registry-v3) built_version "$PEERS_DIR/registry-v3" "$REGISTRY_V3_MOD" ;;
   actionlint) built_version "$PEERS_DIR/actionlint" "$ACTIONLINT_MOD" ;;
   versitygw) built_version "$PEERS_DIR/versitygw" "$VERSITYGW_MOD" ;;
+  cosign) built_version "$PEERS_DIR/cosign" "$COSIGN_MOD" ;;
+  notation) built_version "$PEERS_DIR/notation" "$NOTATION_MOD" ;;
   groovy) dpkg-query -W -f='${Version}' groovy ;;
   conformance) built_version "$PEERS_DIR/conformance" "$CONFORMANCE_MOD" ;;
   traefik) image_label "$TRAEFIK_IMAGE" ;;
@@ -346,7 +369,7 @@ version_of() {
   esac
 }
 printf '\n%-16s %s\n' "peer" "version"
-for peer in crane oras regclient registry-v3 actionlint versitygw conformance groovy traefik node-image dockerd docker-compose \
+for peer in crane oras regclient registry-v3 actionlint versitygw cosign notation conformance groovy traefik node-image dockerd docker-compose \
   skopeo podman docker-registry pebble chromium go node; do
   printf '%-16s %s\n' "$peer" "$(version_of "$peer")"
 done

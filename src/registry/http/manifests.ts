@@ -2,6 +2,7 @@ import { RegistryError } from '../errors.js';
 import { MAX_MANIFEST_BYTES, parseManifest } from '../manifest.js';
 import { checkTagRemoval, immutableGuard } from '../policy/immutable.js';
 import { quotaGuard } from '../policy/quota.js';
+import { checkPullSignature, checkPushSignature } from '../policy/signature-enforce.js';
 import { isTag, parseDigest, parseReference, type Digest } from '../reference.js';
 import type { StoredManifest } from '../storage/store.js';
 import { deleteEvents, pullEvent, pushEvents } from '../events/emit.js';
@@ -43,6 +44,7 @@ export async function getManifest(ctx: Ctx): Promise<void> {
   const stored = await (ctx.proxy?.owns(name)
     ? ctx.proxy.manifest(ctx, name, ref)
     : ctx.store.manifests.get(name, ref));
+  if ('tag' in ref) await checkPullSignature(ctx, name, ref.tag, stored.digest);
   const m = await negotiate(ctx, name, stored);
   // A GET is a pull (retention's keepPulledWithin); a HEAD only checks. Batched by the store: no write here.
   if (ctx.req.method === 'GET') {
@@ -76,6 +78,9 @@ export async function putManifest(ctx: Ctx): Promise<void> {
   );
   const extraTags = 'digest' in ref ? ctx.url.searchParams.getAll('tag') : [];
   for (const tag of extraTags) if (!isTag(tag)) throw new RegistryError('TAG_INVALID', { tag });
+  const setTags = 'tag' in ref ? [ref.tag, ...extraTags] : extraTags;
+  if (setTags.length > 0)
+    await checkPushSignature(ctx, name, setTags, body, 'digest' in ref ? ref.digest.value : undefined);
   const type = ctx.req.headers['content-type'];
   const policies = ctx.policies?.current;
   const immutable = policies && immutableGuard(policies, ctx.store.index, name);

@@ -11,6 +11,7 @@ import { parse as parseYaml } from 'yaml';
 import { NO_EVENTS, parseEvents, type EventsConfig } from '../../common/events.js';
 import { formatProblem, NO_POLICIES, parsePolicies, type Policies } from '../../common/policies.js';
 import type { LogFn } from '../logger.js';
+import { readSignatureKeys } from './signature-keys.js';
 
 /** The file could not be read or holds mistakes: `lines` are the one-line messages, one per mistake. */
 export class PolicyFileError extends Error {
@@ -42,6 +43,7 @@ export async function readConfigPolicies(
   const parsed = parsePolicies((doc as Record<string, unknown>).policies);
   const events = parseEvents((doc as Record<string, unknown>).events);
   const lines = [...parsed.problems, ...events.problems].map(formatProblem);
+  if (parsed.policies) lines.push(...(await readSignatureKeys(parsed.policies, path)));
   const secrets = new Map<string, Buffer>();
   for (const e of events.events?.endpoints ?? []) {
     if (e.secretFile === undefined) continue;
@@ -137,6 +139,7 @@ export class PolicyHolder {
       immutableTagRules: next.immutableTags.length,
       retentionRules: next.retention.rules.length,
       quotaRules: next.quotas?.length ?? 0,
+      signatureRules: next.signatures.length,
       eventEndpoints: read.events.endpoints.length,
     });
   }

@@ -1,3 +1,5 @@
+import type { ArtifactKind } from '../../common/artifact-kinds.js';
+import { signers } from '../attachments.js';
 import type { ImageDetails } from '../image-details.js';
 import { formatBytesOrDash, formatDateTime, formatExactBytes, formatRelative, plural, shortDigest } from '../format.js';
 import { html, type SafeHtml } from '../html.js';
@@ -33,22 +35,43 @@ function layerRows(
   }));
 }
 
-/** The artifacts (signatures, SBOMs, attestations) whose subject is this digest. */
+const KIND_LABELS: Record<ArtifactKind, string> = {
+  'cosign signature': 'cosign signature',
+  'notation signature': 'notation signature',
+  attestation: 'attestation',
+  sbom: 'SBOM',
+};
+
+/** "signed: cosign, notation" next to the title when signatures are attached (present; the registry verifies). */
+function signedMarks(d: ImageDetails): SafeHtml {
+  if (d.kind === 'artifact' || d.fetched.manifest.subject) return html``;
+  const by = signers(d.attachments);
+  if (by.length === 0) return html`<span class="badge" data-testid="signed-marks">not signed</span>`;
+  return html`<span class="badges" data-testid="signed-marks">${by.map(
+    (s) => html`<span class="badge badge-ok" title="a ${s} signature is attached to this digest">signed · ${s}</span>`,
+  )}</span>`;
+}
+
+/** The artifacts (signatures, SBOMs, attestations) whose subject is this digest, and cosign's attachment tags. */
 function referrersCard(ctx: ViewContext, d: ImageDetails): SafeHtml {
+  const rows = d.attachments;
   return html`<section class="card section" aria-labelledby="referrers-title">
-  <div class="card-head"><h2 id="referrers-title">Referrers</h2><span class="hint">signatures, SBOMs and other artifacts attached to this digest</span></div>
+  <div class="card-head"><h2 id="referrers-title">Referrers</h2><span class="hint">signatures, attestations, SBOMs and other artifacts attached to this digest</span></div>
   ${
-    d.referrers === undefined
+    rows.length === 0 && d.referrers === undefined
       ? html`<p class="empty">${d.referrersError ?? 'unavailable'}</p>`
-      : d.referrers.length === 0
+      : rows.length === 0
         ? html`<p class="empty">No artifacts refer to this image.</p>`
-        : html`<div class="table-wrap"><table class="stack" data-testid="referrer-table">
-    <thead><tr><th scope="col">Artifact type</th><th scope="col">Digest</th><th scope="col" class="num">Size</th><th scope="col">Created</th></tr></thead>
-    <tbody>${d.referrers.map(
-      (r) => html`<tr><td data-label="Type"><span class="badge">${r.artifactType ?? r.mediaType}</span></td>
+        : html`${d.referrers === undefined ? html`<p class="empty">${d.referrersError ?? 'unavailable'}</p>` : ''}<div class="table-wrap"><table class="stack" data-testid="referrer-table">
+    <thead><tr><th scope="col">Kind</th><th scope="col">Artifact type</th><th scope="col">Digest</th><th scope="col" class="num">Size</th><th scope="col">Created</th></tr></thead>
+    <tbody>${rows.map(
+      (
+        r,
+      ) => html`<tr data-kind="${r.kind ?? 'other'}"><td data-label="Kind">${r.kind ? html`<span class="badge${r.kind.endsWith('signature') ? ' badge-ok' : ''}">${KIND_LABELS[r.kind]}</span>` : html`<span class="muted">other</span>`}${r.via === 'referrer' ? '' : html` <span class="muted small mono">tag ${r.via.tag}</span>`}</td>
+      <td data-label="Type"><span class="badge">${r.type}</span></td>
       <td data-label="Digest"><a class="mono" href="${ctx.paths.image(d.name, r.digest)}">${shortDigest(r.digest)}</a></td>
       <td class="num" data-label="Size">${formatBytesOrDash(r.size)}</td>
-      <td class="nowrap" data-label="Created">${formatDateTime(r.annotations?.['org.opencontainers.image.created'])}</td></tr>`,
+      <td class="nowrap" data-label="Created">${formatDateTime(r.created)}</td></tr>`,
     )}</tbody>
   </table></div>`
   }
@@ -83,7 +106,7 @@ export function imagePage(ctx: ViewContext, d: ImageDetails): string {
   const body = html`
 <div class="page-head">
   <div>${crumbs(ctx, [{ href: ctx.paths.repo(d.name), label: d.name }, { label: isDigest ? shortDigest(d.reference) : d.reference }])}
-  <h1 class="title-mono">${title} ${kindBadge(d.kind)}</h1>
+  <h1 class="title-mono">${title} ${kindBadge(d.kind)} ${signedMarks(d)}</h1>
   <p class="mono small muted" data-testid="image-digest">${d.fetched.digest}</p></div>
 </div>
 <div class="stats">
