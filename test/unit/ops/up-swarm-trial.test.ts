@@ -7,6 +7,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FakeEngine } from '../../../src/docker/fake-engine.js';
+import { scriptedPrompts } from '../../../src/cli/prompts.js';
+import { down } from '../../../src/ops/down.js';
 import { scale } from '../../../src/ops/swarm-ops.js';
 import { loadStack } from '../../../src/ops/stack.js';
 import { up, type UpOptions } from '../../../src/ops/up.js';
@@ -126,5 +128,21 @@ describe('up on a swarm stack with trial services', () => {
       expect(err.message).toBe(`${service} is a trial service: one task, its data on one volume`);
     }
     expect(swarm().services.get('fx_postgres')!.spec.replicas).toBe(1);
+  });
+
+  it('down removes the trial services and keeps their data; down --volumes deletes it too', async () => {
+    await up(options());
+    const kept = await down({ dir: fx.dir, out: capturedOutput().out, engine, prompts: scriptedPrompts([]) });
+    expect(swarm().services.size).toBe(0);
+    expect(kept.volumesKept).toEqual(expect.arrayContaining(['fx_postgres-data', 'fx_s3-data']));
+    const removed = await down({
+      dir: fx.dir,
+      out: capturedOutput().out,
+      engine,
+      prompts: scriptedPrompts([]),
+      volumes: true,
+      yes: true,
+    });
+    expect(removed.volumesRemoved).toEqual(expect.arrayContaining(['fx_postgres-data', 'fx_s3-data']));
   });
 });
