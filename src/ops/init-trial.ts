@@ -53,7 +53,8 @@ export function applyTrialOptions(
         'leave out --with-postgres, or start a new stack directory for the trial',
       );
     section('trial').postgres = true;
-    input.metadata = TRIAL_METADATA_URL;
+    // A stack that already runs its trial PostgreSQL keeps the user and database its volume was made with.
+    if (!existing?.trial?.postgres) input.metadata = TRIAL_METADATA_URL;
   }
   if (opts.withS3) {
     if (opts.storage !== undefined || opts.s3Endpoint !== undefined)
@@ -64,10 +65,12 @@ export function applyTrialOptions(
         'leave out --with-s3, or start a new stack directory for the trial',
       );
     section('trial').s3 = true;
-    const storage = section('storage');
-    storage.url = TRIAL_STORAGE_URL;
-    storage.endpoint = TRIAL_S3_ENDPOINT;
-    storage.pathStyle = true;
+    if (!existing?.trial?.s3) {
+      const storage = section('storage');
+      storage.url = TRIAL_STORAGE_URL;
+      storage.endpoint = TRIAL_S3_ENDPOINT;
+      storage.pathStyle = true;
+    }
   }
   const trial = input.trial as { postgres?: boolean; s3?: boolean } | undefined;
   const postgresImage = opts.postgresImage ?? (existing ? undefined : env.REGCTL_POSTGRES_IMAGE || undefined);

@@ -2,7 +2,7 @@
  * The trial services of a swarm stack (`trial:`; src/stack/swarm-trial.ts) as rendered into compose.swarm.yaml and
  * the SwarmModel, and `regctl init --with-postgres --with-s3`.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { parse } from 'yaml';
@@ -186,9 +186,21 @@ describe('regctl init --with-postgres --with-s3', () => {
       'ui',
     ]);
 
-    // Rendered again (the harness gives each run a new --http-port), the stack keeps its secrets.
+    // Rendered again (the harness gives each run a new --http-port), the stack keeps its secrets, and the database
+    // and bucket its volumes were made with.
+    const yaml = join(dir(), 'regctl.yaml');
+    await writeFile(
+      yaml,
+      (await readFile(yaml, 'utf8'))
+        .replace('postgres://regctl@postgres:5432/regctl', 'postgres://app@postgres:5432/appdb')
+        .replace('s3://registry', 's3://images/trial'),
+    );
     const again = await init(['--with-postgres', '--with-s3', '--force']);
     expect(again.code, again.stderr).toBe(0);
+    expect(parse(await readFile(yaml, 'utf8'))).toMatchObject({
+      metadata: 'postgres://app@postgres:5432/appdb',
+      storage: { url: 's3://images/trial' },
+    });
     expect((await readFile(join(dir(), 'auth/metadata-password'), 'utf8')).trim()).toBe(password);
     expect(await readFile(join(dir(), 'auth/s3-credentials'), 'utf8')).toBe(keys);
   });
