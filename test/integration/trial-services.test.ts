@@ -11,19 +11,21 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { parseStackConfig } from '../../src/config/schema.js';
 import { s3CredentialsText } from '../../src/ops/init-secrets.js';
-import { trialServiceDrafts, type TrialServiceDraft } from '../../src/stack/swarm-trial.js';
+import { S3_ENTRYPOINT_SCRIPT, trialServiceDrafts, type TrialServiceDraft } from '../../src/stack/swarm-trial.js';
 import {
   TRIAL_POSTGRES_IMAGE,
   TRIAL_S3_IMAGE,
   dockerAvailable,
   imageAvailable,
+  freePort,
   peerAvailable,
   peerPath,
 } from '../helpers/peers.js';
 import { run } from '../helpers/run.js';
-import { builtCliPresent, startRegistryProcess, type RegistryProcess } from '../helpers/serve-process.js';
+import { REGCTL_BIN, builtCliPresent, startRegistryProcess, type RegistryProcess } from '../helpers/serve-process.js';
 import { writeOciLayout } from './registry/oci-layout.js';
 
 const ready =
@@ -220,6 +222,40 @@ describe.skipIf(!ready)('trial PostgreSQL and S3 images with regctl serve', () =
       expect((await crane(['digest', `${reg.host}/trial/app:v1`])).trim()).toBe(image.manifestDigest);
     } finally {
       await reg.stop();
+    }
+  });
+});
+
+describe.skipIf(!peerAvailable('docker-compose') || !builtCliPresent())('compose.swarm.yaml of a trial stack', () => {
+  it('is a valid compose file (docker-compose 1.29) whose S3 entry point reads back as the model wrote it', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'regctl-trial-compose-'));
+    try {
+      const dir = join(root, 'stack');
+      const flags = ['--mode', 'swarm', '--replicas', '2', '--with-postgres', '--with-s3', '--registry-port', '0'];
+      await run(
+        process.execPath,
+        [REGCTL_BIN, 'init', '--dir', dir, '--yes', '--http-port', String(await freePort()), ...flags],
+        {
+          env: { REGCTL_BCRYPT_COST: '4' },
+        },
+      );
+      const text = await run(peerPath('docker-compose'), ['-f', 'compose.swarm.yaml', 'config'], {
+        cwd: dir,
+        stdoutOnly: true,
+      });
+      const file = parse(text) as { services: Record<string, { entrypoint?: string[]; ports?: unknown }> };
+      expect(Object.keys(file.services).sort()).toEqual(['postgres', 'registry', 's3', 'traefik', 'ui']);
+      // docker-compose prints values with their dollars doubled again.
+      expect(file.services.s3!.entrypoint!.map((a) => a.replaceAll('$$', '$'))).toEqual([
+        '/bin/sh',
+        '-c',
+        S3_ENTRYPOINT_SCRIPT,
+        'regctl-s3',
+        'registry',
+      ]);
+      expect(file.services.postgres!.ports).toBeUndefined();
+    } finally {
+      await rm(root, { recursive: true, force: true });
     }
   });
 });
