@@ -21,6 +21,7 @@
  * registry: { uploadPurgeAge: 168h, minFreeDisk: 1GiB, logLevel: info, auth: basic }   # auth: basic | token
  * deploy: { mode: compose, replicas: 1 }   # swarm: `regctl up` deploys services (compose.swarm.yaml)
  * metadata: postgres://regctl@db.internal:5432/regctl   # shared by replicas; password in auth/metadata-password
+ * trial: { postgres: true, s3: true }   # swarm: PostgreSQL and S3 as services of the stack (config/trial.ts)
  * policies: { immutableTags: [ { repos: "apps/**", tags: "v*" } ] }   # common/policies.ts; auth/registry.yaml
  * anonymous: { pull: [ "public/**" ] }   # pulled without credentials (auth/access.yaml, same key); never pushed
  * ```
@@ -32,6 +33,7 @@ import { z } from 'zod';
 import { VERSION } from '../common/version.js';
 import { parsePolicies } from '../common/policies.js';
 import { parseEvents } from '../common/events.js';
+import { trialProblems } from './trial.js';
 
 export const LETS_ENCRYPT_PRODUCTION = 'https://acme-v02.api.letsencrypt.org/directory';
 export const DEFAULT_TRAEFIK_IMAGE = 'traefik:v3.6';
@@ -209,6 +211,9 @@ export const stackConfigSchema = z
         registry: z.string().min(1).default(DEFAULT_REGISTRY_IMAGE),
         traefik: z.string().min(1).default(DEFAULT_TRAEFIK_IMAGE),
         base: z.string().min(1).default(DEFAULT_BASE_IMAGE),
+        /** Images of the trial services (config/trial.ts); their defaults apply where they are absent. */
+        postgres: z.string().min(1).optional(),
+        s3: z.string().min(1).optional(),
       })
       .prefault({}),
     traefik: z
@@ -257,6 +262,13 @@ export const stackConfigSchema = z
     events: eventsSchema.optional(),
     /** Public repositories: rendered as the access file's `anonymous.pull`, under the same name. */
     anonymous: z.strictObject({ pull: z.array(anonymousPattern) }).optional(),
+    /** PostgreSQL and S3 run as services of a swarm stack, for a trial (config/trial.ts). */
+    trial: z
+      .strictObject({
+        postgres: z.boolean({ error: 'trial.postgres is true or false' }).default(false),
+        s3: z.boolean({ error: 'trial.s3 is true or false' }).default(false),
+      })
+      .optional(),
   })
   .superRefine((config, ctx) => {
     const admins = Object.entries(config.users).filter(([, u]) => u.admin);
@@ -286,6 +298,7 @@ export const stackConfigSchema = z
           message: `storage.${key} needs storage.url: s3://BUCKET`,
         });
     }
+    for (const p of trialProblems(config)) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
     const { http, https, registry, dashboard } = config.ports;
     if (http === https)
       ctx.addIssue({ code: 'custom', path: ['ports', 'https'], message: 'ports.http and ports.https must differ' });
@@ -337,6 +350,10 @@ const HINTS: { prefix: string; hint: string }[] = [
   {
     prefix: 'storage',
     hint: 'S3 keys go in auth/s3-credentials (0600; regctl init writes it from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)',
+  },
+  {
+    prefix: 'trial',
+    hint: 'regctl init --mode swarm --with-postgres --with-s3 writes trial, metadata and storage together (docs/swarm.md)',
   },
   { prefix: 'metadata', hint: 'the database password goes in auth/metadata-password (0600), never in the URL' },
 ];

@@ -183,6 +183,7 @@ export class DockerodeSwarm implements SwarmEngine {
         ContainerSpec: {
           Image: spec.image,
           Labels: spec.containerLabels,
+          ...(spec.entrypoint ? { Command: spec.entrypoint } : {}),
           ...(spec.command ? { Args: spec.command } : {}),
           Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
           Mounts: spec.mounts.map((m) => ({ Type: m.type, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),

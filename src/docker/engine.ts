@@ -169,6 +169,8 @@ export interface SwarmUpdatePolicy {
 export interface SwarmServiceSpec {
   name: string;
   image: string;
+  /** The container's entry point (Swarm's ContainerSpec.Command); the image's when absent. */
+  entrypoint?: string[];
   command?: string[];
   env: Record<string, string>;
   /** Service labels (what Traefik's Swarm provider reads). */

@@ -8,6 +8,7 @@ import type { Output } from '../common/io.js';
 import type { Prompts } from '../common/io.js';
 import type { DockerEngine } from '../docker/engine.js';
 import { buildStackModel } from '../stack/build-model.js';
+import { trialServiceDrafts } from '../stack/swarm-trial.js';
 import { LABELS } from '../stack/model.js';
 import { readEnvFile } from '../stack/env.js';
 import { loadStack, type LoadedStack } from './stack.js';
@@ -48,6 +49,8 @@ async function downTarget(dir: string, out: Output): Promise<DownTarget> {
     const volumes = [...buildStackModel(config, 'dev').volumes, ...buildStackModel(config, 'prod').volumes].map(
       (v) => v.name,
     );
+    // The trial services' data (a swarm stack's PostgreSQL and S3) is the stack's data too.
+    volumes.push(...trialServiceDrafts(config, model.project).map((d) => d.volume.name));
     return {
       project: model.project,
       network: model.network.name,

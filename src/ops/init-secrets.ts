@@ -2,13 +2,17 @@
  * The stack secrets `regctl init` takes from its environment, never from flags (a flag shows in the process list
  * and the shell's history): the PostgreSQL password of a `metadata:` store and the S3 keys of a `storage.url`
  * bucket. A file already in auth/ is kept as it is; a different value in the environment is then ignored, said.
+ * For the trial services (`trial:`, config/trial.ts) the stack makes its own: a generated password (unless
+ * $REGCTL_METADATA_PASSWORD gives one) and always generated S3 keys.
  */
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { RegctlError } from '../common/errors.js';
 import type { Output } from '../common/io.js';
 import { readIfExists } from '../common/fs.js';
 import type { StackConfig } from '../config/schema.js';
 import { METADATA_PASSWORD_FILE, S3_CREDENTIALS_FILE } from '../stack/build-model.js';
+import { generatePassword } from '../stack/secrets.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -32,6 +36,7 @@ export async function initMetadataPassword(
       out.warn(`REGCTL_METADATA_PASSWORD ignored: auth/${METADATA_PASSWORD_FILE} is kept`);
     return existing;
   }
+  if (!given && config.trial?.postgres) return generatePassword();
   if (!given) {
     throw new RegctlError('USAGE', `--metadata ${config.metadata} needs the database password`, {
       hint: `set REGCTL_METADATA_PASSWORD in the environment of \`regctl init\` (it is written to auth/${METADATA_PASSWORD_FILE}, 0600)`,
@@ -63,6 +68,12 @@ export async function initS3Credentials(
     if (id && !existing.includes(`aws_access_key_id = ${id}\n`))
       out.warn(`AWS_ACCESS_KEY_ID ignored: auth/${S3_CREDENTIALS_FILE} is kept`);
     return existing;
+  }
+  if (config.trial?.s3) {
+    // Keys in this environment are most likely of a real account: the trial gateway gets keys of its own.
+    if (id)
+      out.warn(`AWS_ACCESS_KEY_ID ignored: the trial S3 service gets keys of its own in auth/${S3_CREDENTIALS_FILE}`);
+    return s3CredentialsText(randomBytes(10).toString('hex').toUpperCase(), generatePassword(40));
   }
   if (!id || !secret) {
     throw new RegctlError('USAGE', `--storage ${config.storage.url} needs the bucket's S3 keys`, {

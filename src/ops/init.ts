@@ -15,6 +15,7 @@ import { z } from 'zod';
 import { newTokenKeyPem } from '../registry/auth/token-keys.js';
 import { hostnamesOf, TOKEN_KEY_FILE } from '../stack/build-model.js';
 import { initMetadataPassword, initS3Credentials } from './init-secrets.js';
+import { applyTrialOptions, trialNotice, type TrialOptions } from './init-trial.js';
 import { ENV_KEYS, envValueProblem, parseEnv } from '../stack/env.js';
 import { DEFAULT_BCRYPT_COST, parseHtpasswd, setHtpasswdUser } from '../stack/htpasswd.js';
 import { configDocument, renderStack } from '../stack/render.js';
@@ -22,7 +23,8 @@ import { generatePassword } from '../stack/secrets.js';
 import { GRACE_FILE } from '../stack/swarm-model.js';
 import { applyPlan, conflicts, planStack, type PlannedFile } from '../stack/write.js';
 
-export interface InitOptions {
+/** With the trial flags (`--with-postgres`, `--with-s3`, their images; ops/init-trial.ts). */
+export interface InitOptions extends TrialOptions {
   dir?: string;
   yes?: boolean;
   host?: string;
@@ -81,6 +83,7 @@ const FLAG_OF: Record<string, string> = {
   'storage.url': '--storage',
   'storage.endpoint': '--s3-endpoint',
   'storage.region': '--s3-region',
+  trial: '--with-postgres/--with-s3',
 };
 
 const hostValidate = (value: string): true | string => {
@@ -227,6 +230,7 @@ async function configInput(
   if (opts.s3Endpoint !== undefined) section('storage').endpoint = opts.s3Endpoint;
   if (opts.s3Region !== undefined) section('storage').region = opts.s3Region;
   if (opts.s3PathStyle) section('storage').pathStyle = true;
+  applyTrialOptions(input, section, opts, ctx.env, existing);
   return input;
 }
 
@@ -372,6 +376,8 @@ export async function runInit(ctx: InitIo, opts: InitOptions): Promise<void> {
         'several nodes need S3 storage: --storage s3://BUCKET (see docs/swarm.md)',
     );
   }
+  const notice = trialNotice(config);
+  if (notice && !opts.json) ctx.out.warn(notice);
   if (existing && isDeepStrictEqual(config, existing)) {
     // Nothing asked to change the config: the person's own regctl.yaml (comments, layout) stays as it is.
     const file = files.find((f) => f.path === CONFIG_FILE);

@@ -6,6 +6,7 @@
 import { RegctlError } from '../common/errors.js';
 import type { Output } from '../common/io.js';
 import type { DockerEngine, HealthState } from '../docker/engine.js';
+import { TRIAL_POSTGRES_SERVICE, TRIAL_S3_SERVICE } from '../config/trial.js';
 import { buildSwarmModel, type SwarmModel } from '../stack/swarm-model.js';
 import { engineLogOptions, writeLines, type LogFlags } from './log-lines.js';
 import type { LoadedStack } from './stack.js';
@@ -187,6 +188,11 @@ export async function scale(
   }
   if (key === 'traefik' && replicas !== 1) {
     throw new RegctlError('USAGE', 'traefik runs as one task: it publishes its ports in host mode on one manager', {
+      hint: 'scale the registry (the default) or the ui instead',
+    });
+  }
+  if ((key === TRIAL_POSTGRES_SERVICE || key === TRIAL_S3_SERVICE) && replicas !== 1) {
+    throw new RegctlError('USAGE', `${key} is a trial service: one task, its data on one volume`, {
       hint: 'scale the registry (the default) or the ui instead',
     });
   }

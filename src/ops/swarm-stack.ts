@@ -98,6 +98,7 @@ export function serviceSpec(model: SwarmModel, svc: SwarmServiceModel, imageId: 
   const spec: SwarmServiceSpec = {
     name: svc.name,
     image: svc.image,
+    ...(svc.entrypoint ? { entrypoint: [...svc.entrypoint] } : {}),
     ...(svc.command ? { command: [...svc.command] } : {}),
     env: { ...svc.environment },
     labels: { ...svc.labels, [STACK_IMAGE]: svc.image },

@@ -111,31 +111,38 @@ export async function prepareImages(
   }
   for (const svc of model.services) {
     if (svc.build !== undefined || images.has(svc.image)) continue;
-    let info = await engine.inspectImage(svc.image);
-    if (!info) {
-      out.step(`Pulling ${svc.image}`);
-      try {
-        await engine.pullImage(svc.image, (line) => out.progress(line));
-      } catch (err) {
-        throw new RegctlError(
-          'NOT_FOUND',
-          `image ${svc.image} is not present and could not be pulled: ${errorText(err)}`,
-          {
-            hint: `load it (docker load / docker import), or set images.${svc.name} in regctl.yaml to an image this engine has`,
-            cause: err,
-          },
-        );
-      }
-      result.imagesPulled.push(svc.image);
-      info = await engine.inspectImage(svc.image);
-      if (!info) throw new RegctlError('NOT_FOUND', `image ${svc.image} is still missing after the pull`);
-      out.ok(`Pulled ${svc.image}`);
-    } else {
-      out.ok(`Image ${svc.image} is present`);
-    }
-    images.set(svc.image, info);
+    images.set(svc.image, await presentImage(svc.image, svc.name, opts, result));
   }
   return images;
+}
+
+/** An image that is not built here (Traefik's, a trial service's): used when present, pulled otherwise. */
+export async function presentImage(
+  image: string,
+  key: string,
+  opts: ImageOptions,
+  result: ImageRecord,
+): Promise<ImageInfo> {
+  const { out, engine } = opts;
+  let info = await engine.inspectImage(image);
+  if (info) {
+    out.ok(`Image ${image} is present`);
+    return info;
+  }
+  out.step(`Pulling ${image}`);
+  try {
+    await engine.pullImage(image, (line) => out.progress(line));
+  } catch (err) {
+    throw new RegctlError('NOT_FOUND', `image ${image} is not present and could not be pulled: ${errorText(err)}`, {
+      hint: `load it (docker load / docker import), or set images.${key} in regctl.yaml to an image this engine has`,
+      cause: err,
+    });
+  }
+  result.imagesPulled.push(image);
+  info = await engine.inspectImage(image);
+  if (!info) throw new RegctlError('NOT_FOUND', `image ${image} is still missing after the pull`);
+  out.ok(`Pulled ${image}`);
+  return info;
 }
 
 /** A rebuild leaves the previous image untagged; it goes once no container (of any stack) uses it. */

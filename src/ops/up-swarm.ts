@@ -10,12 +10,12 @@
  */
 import { RegctlError } from '../common/errors.js';
 import type { Output } from '../common/io.js';
-import type { DockerEngine, SwarmEngine, SwarmServiceInfo, SwarmTaskInfo } from '../docker/engine.js';
+import type { DockerEngine, ImageInfo, SwarmEngine, SwarmServiceInfo, SwarmTaskInfo } from '../docker/engine.js';
 import { renderSwarmCompose } from '../stack/swarm-compose.js';
-import { MANAGER_ONLY, SWARM_COMPOSE_FILE, type SwarmModel } from '../stack/swarm-model.js';
+import { MANAGER_ONLY, SWARM_COMPOSE_FILE, type SwarmModel, type SwarmServiceModel } from '../stack/swarm-model.js';
 import { readIfExists } from '../common/fs.js';
 import { join } from 'node:path';
-import { errorText, prepareImages } from './up-images.js';
+import { errorText, prepareImages, presentImage } from './up-images.js';
 import { APPLIED_HASH_LABEL, type LoadedStack } from './stack.js';
 import { loadSwarmModel, managedSwarm, objectData, serviceKey, serviceSpec, stackFilter } from './swarm-stack.js';
 import type { ContainerAction } from './up-containers.js';
@@ -55,6 +55,8 @@ export async function upSwarm(
   const undo: SwarmUndo = { services: [], secrets: [], configs: [] };
   try {
     const images = await prepareImages(stack, opts, result, []);
+    for (const svc of model.services)
+      if (!images.has(svc.image)) images.set(svc.image, await presentImage(svc.image, svc.key, opts, result));
     out.step('Network, volumes, secrets and configs');
     result.networkCreated = await swarm.ensureOverlayNetwork(model.network.name, model.network.labels);
     if (result.networkCreated) undo.network = model.network.name;
@@ -67,28 +69,14 @@ export async function upSwarm(
 
     out.step('Services');
     const existing = new Map((await swarm.listServices(stackFilter(model.project))).map((s) => [s.name, s]));
-    for (const svc of model.services) {
-      const image = images.get(svc.image);
-      if (!image) throw new Error(`image ${svc.image} was not prepared`);
-      const spec = serviceSpec(model, svc, image.id);
-      const current = existing.get(svc.name);
-      let action: ContainerAction;
-      if (!current) {
-        await swarm.createService(spec);
-        undo.services.push(svc.name);
-        action = 'created';
-      } else if (current.labels[APPLIED_HASH_LABEL] !== spec.labels[APPLIED_HASH_LABEL]) {
-        await swarm.updateService(svc.name, current.version, spec);
-        action = 'recreated';
-      } else {
-        // Left alone, with the replica count `regctl scale` may have set since.
-        action = 'unchanged';
-      }
-      result.containers.push({ service: svc.key, container: svc.name, action });
-      out.ok(
-        `${svc.name} ${action === 'recreated' ? 'updated (rolling, start-first)' : action} (${svc.replicas} × ${svc.image})`,
-      );
+    const apply = (svc: SwarmServiceModel) => applyService(model, svc, { images, existing, swarm, undo, result, out });
+    const trial = model.services.filter((s) => s.trial);
+    if (trial.length > 0) {
+      for (const svc of trial) await apply(svc);
+      // A swarm has no depends_on: the registry opens its database and bucket as it starts, so they come first.
+      await waitConverged({ ...model, services: trial }, swarm, engine, out, opts.healthTimeoutMs ?? 300_000);
     }
+    for (const svc of model.services) if (!svc.trial) await apply(svc);
     for (const [name] of existing) {
       if (model.services.some((s) => s.name === name)) continue;
       await swarm.removeService(name);
@@ -114,6 +102,38 @@ export async function upSwarm(
   out.line(`  Registry: ${model.urls.registry}`);
   if (model.urls.ui) out.line(`  Web UI:   ${model.urls.ui}`);
   return result;
+}
+
+interface ApplyContext {
+  images: Map<string, ImageInfo>;
+  existing: Map<string, SwarmServiceInfo>;
+  swarm: SwarmEngine;
+  undo: SwarmUndo;
+  result: UpResult;
+  out: Output;
+}
+
+/** Creates the service, updates it when its applied hash changed, or leaves it alone. */
+async function applyService(model: SwarmModel, svc: SwarmServiceModel, ctx: ApplyContext): Promise<void> {
+  const image = ctx.images.get(svc.image);
+  if (!image) throw new Error(`image ${svc.image} was not prepared`);
+  const spec = serviceSpec(model, svc, image.id);
+  const current = ctx.existing.get(svc.name);
+  let action: ContainerAction;
+  if (!current) {
+    await ctx.swarm.createService(spec);
+    ctx.undo.services.push(svc.name);
+    action = 'created';
+  } else if (current.labels[APPLIED_HASH_LABEL] !== spec.labels[APPLIED_HASH_LABEL]) {
+    await ctx.swarm.updateService(svc.name, current.version, spec);
+    action = 'recreated';
+  } else {
+    // Left alone, with the replica count `regctl scale` may have set since.
+    action = 'unchanged';
+  }
+  ctx.result.containers.push({ service: svc.key, container: svc.name, action });
+  const word = action === 'recreated' ? `updated (rolling, ${svc.update.order})` : action;
+  ctx.out.ok(`${svc.name} ${word} (${svc.replicas} × ${svc.image})`);
 }
 
 /** compose.swarm.yaml names secret versions by content: after a credential change it is out of date. */

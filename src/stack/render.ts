@@ -62,7 +62,9 @@ export function configDocument(config: StackConfig): Record<string, unknown> {
   const users = Object.fromEntries(
     Object.entries(config.users).map(([name, u]) => [name, u.admin ? { admin: true } : { rules: u.rules }]),
   );
-  const images: Record<string, string> = { ...config.images };
+  const images: Record<string, string> = Object.fromEntries(
+    Object.entries(config.images).filter((e): e is [string, string] => e[1] !== undefined),
+  );
   if (images.registry === DEFAULT_REGISTRY_IMAGE) delete images.registry;
   const acme: Record<string, string> = {};
   if (config.acme.email) acme.email = config.acme.email;
@@ -86,6 +88,7 @@ export function configDocument(config: StackConfig): Record<string, unknown> {
     ...(config.policies ? { policies: config.policies } : {}),
     ...(config.events ? { events: config.events } : {}),
     ...(config.anonymous ? { anonymous: config.anonymous } : {}),
+    ...(config.trial ? { trial: config.trial } : {}),
   };
 }
 

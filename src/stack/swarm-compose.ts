@@ -19,6 +19,7 @@ function mount(m: MountModel): Record<string, unknown> {
 
 function service(svc: SwarmServiceModel): Record<string, unknown> {
   const out: Record<string, unknown> = { image: escape(svc.image) };
+  if (svc.entrypoint) out.entrypoint = svc.entrypoint.map(escape);
   if (svc.command) out.command = svc.command.map(escape);
   if (Object.keys(svc.environment).length > 0) out.environment = escapeRecord(svc.environment);
   if (svc.ports.length > 0)

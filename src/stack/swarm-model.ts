@@ -39,6 +39,7 @@ import type {
 } from './model.js';
 import { LABELS } from './model.js';
 import { STATIC_CONFIG_PATH } from './traefik.js';
+import { trialServiceDrafts, type TrialServiceDraft } from './swarm-trial.js';
 
 export const SWARM_COMPOSE_FILE = 'compose.swarm.yaml';
 export const SWARM_TRAEFIK_FILE = 'traefik/traefik.swarm.yml';
@@ -78,6 +79,8 @@ export interface SwarmServiceModel {
   /** Engine service name: `<project>_<key>`, as `docker stack deploy` names it. */
   name: string;
   image: string;
+  /** Replaces the image's entry point (the trial S3 service's; swarm-trial.ts). */
+  entrypoint?: string[];
   command?: string[];
   environment: Record<string, string>;
   /** Service labels (compose `deploy.labels`): Traefik's and regctl's. */
@@ -93,6 +96,8 @@ export interface SwarmServiceModel {
   endpointMode: 'dnsrr';
   constraints: string[];
   update: SwarmUpdateModel;
+  /** A trial service (PostgreSQL, S3): `regctl up` has it healthy before it starts the others. */
+  trial?: boolean;
 }
 
 export interface SwarmModel {
@@ -241,16 +246,46 @@ export function buildSwarmModel(
     };
   });
 
+  const trial = trialServiceDrafts(config, project);
+  const volumeLabels = { [LABELS.managedBy]: 'regctl', ...ns };
   return {
     project,
     mode,
     network: { name: base.network.name, labels: { ...withoutCompose(base.network.labels), ...ns } },
-    volumes: base.volumes.map((v) => ({ ...v, labels: { ...withoutCompose(v.labels), ...ns } })),
+    volumes: [
+      ...base.volumes.map((v) => ({ ...v, labels: { ...withoutCompose(v.labels), ...ns } })),
+      ...trial.map((d) => ({ ...d.volume, labels: volumeLabels })),
+    ],
     builds: base.builds,
     secrets,
     configs,
-    services,
+    services: [...trial.map((d) => trialService(d, project)), ...services],
     urls: base.urls,
     hostnames: base.hostnames,
+  };
+}
+
+/**
+ * A trial service (swarm-trial.ts): one task on a manager, where its volume is; replaced stop-first, since two
+ * servers must never share one data directory; no published port and no Traefik labels.
+ */
+function trialService(d: TrialServiceDraft, project: string): SwarmServiceModel {
+  return {
+    key: d.key,
+    name: `${project}_${d.key}`,
+    image: d.image,
+    ...(d.entrypoint ? { entrypoint: d.entrypoint } : {}),
+    environment: d.environment,
+    labels: { [LABELS.managedBy]: 'regctl', [STACK_NAMESPACE]: project },
+    mounts: d.mounts,
+    secrets: d.secrets,
+    configs: [],
+    ports: [],
+    healthcheck: d.healthcheck,
+    replicas: 1,
+    endpointMode: 'dnsrr',
+    constraints: [MANAGER_ONLY],
+    update: { ...UPDATE_POLICY, order: 'stop-first' },
+    trial: true,
   };
 }

@@ -41,6 +41,7 @@ interface ServiceSpecJson {
     TaskTemplate: {
       ContainerSpec: {
         Image: string;
+        Command?: string[];
         Args?: string[];
         Env?: string[];
         Labels?: Record<string, string>;
@@ -60,8 +61,8 @@ interface ServiceSpecJson {
 
 /** What both ways of deploying must agree on, per service (but regctl's record of what it applied). */
 const OWN = 'dev.regctl.applied-hash';
-export async function deployedSpecs(): Promise<Record<string, unknown>> {
-  const names = (await sh(['service', 'ls', '--filter', FILTER, '--format', '{{.Name}}'])).out
+export async function deployedSpecs(filter = FILTER): Promise<Record<string, unknown>> {
+  const names = (await sh(['service', 'ls', '--filter', filter, '--format', '{{.Name}}'])).out
     .split('\n')
     .filter(Boolean);
   const list = JSON.parse((await sh(['service', 'inspect', ...names])).out) as ServiceSpecJson[];
@@ -70,6 +71,7 @@ export async function deployedSpecs(): Promise<Record<string, unknown>> {
     const c = s.Spec.TaskTemplate.ContainerSpec;
     out[s.Spec.Name] = {
       image: c.Image.replace(/@sha256:.*$/, ''),
+      entrypoint: c.Command,
       args: c.Args,
       env: [...(c.Env ?? [])].sort(),
       labels: Object.fromEntries(

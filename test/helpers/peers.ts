@@ -18,6 +18,9 @@ export const PEERS_DIR = process.env.REGCTL_PEERS_DIR ?? '/var/cache/regctl-test
 export const TRAEFIK_IMAGE = 'regctl-test/traefik:v3.6';
 /** Base image made from the machine's node: /usr/bin/node, its libraries, CA certificates, user node (1000), busybox sh. */
 export const BASE_IMAGE = 'regctl-test/node:20';
+/** The trial services' images (a swarm stack's `trial:`), made from Debian's PostgreSQL 15 and the versitygw peer. */
+export const TRIAL_POSTGRES_IMAGE = 'regctl-test/postgres:15';
+export const TRIAL_S3_IMAGE = 'regctl-test/versitygw:v1.8.0';
 
 /** Peers built with Go into PEERS_DIR. `regclient` is regclient's CLI (upstream name `regctl`). */
 export const GO_PEERS = [

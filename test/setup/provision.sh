@@ -2,8 +2,8 @@
 # Makes this machine (Debian 12, root) ready for `npm test`: Debian packages (postgresql among them: tests run
 # throwaway clusters of it, test/helpers/postgres.ts), a running dockerd,
 # node_modules, the Go-built peers (crane, oras, regclient, distribution v3, versitygw, cosign, notation, OCI
-# conformance),
-# the local images regctl-test/traefik:v3.6 and regctl-test/node:20.
+# conformance), the local images regctl-test/traefik:v3.6, regctl-test/node:20 and the trial services'
+# regctl-test/postgres:15 and regctl-test/versitygw:v1.8.0.
 #
 # Idempotent: every step checks first and skips what is already there at the pinned version, so a
 # second run takes seconds. Any failure names the peer and the command, prints the tail of its log
@@ -303,6 +303,104 @@ EOF
 fi
 
 # ---------------------------------------------------------------------------------------------
+# Trial-service images (the PostgreSQL and S3 services a swarm stack runs with `trial:`), made from this machine's
+# binaries: regctl-test/postgres:15 from Debian's PostgreSQL 15 and regctl-test/versitygw:v1.8.0 from the
+# versitygw peer, each with busybox as /bin/sh and an entry point keeping the official image's contract
+# (test/setup/images/). The label holds the binary's version and the entry point's digest: a change rebuilds.
+
+# copy_with_libs ROOT FILE...: FILE and the shared libraries ldd lists for it, at the same paths under ROOT.
+copy_with_libs() {
+  local root="$1" f lib
+  shift
+  for f in "$@"; do
+    mkdir -p "$root$(dirname "$f")"
+    cp -L "$f" "$root$f"
+    for lib in $(ldd "$f" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
+      [[ -e "$root$lib" ]] && continue
+      mkdir -p "$root$(dirname "$lib")"
+      cp -L "$lib" "$root$lib"
+    done
+  done
+}
+
+# busybox_root ROOT: a merged-/usr tree with busybox and its applets, /tmp, and nsswitch.
+busybox_root() {
+  local root="$1" applet
+  rm -rf "$root"
+  mkdir -p "$root"/usr/{bin,lib,lib64,local/bin,sbin} "$root"/{etc,tmp,run,var/tmp}
+  ln -s usr/bin "$root/bin"
+  ln -s usr/sbin "$root/sbin"
+  ln -s usr/lib "$root/lib"
+  ln -s usr/lib64 "$root/lib64"
+  ln -s ../run "$root/var/run"
+  chmod 1777 "$root/tmp" "$root/var/tmp"
+  cp /bin/busybox "$root/usr/bin/busybox"
+  for applet in $(/bin/busybox --list); do
+    [[ -e "$root/usr/bin/$applet" ]] || ln -s busybox "$root/usr/bin/$applet"
+  done
+  printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
+}
+
+digest_of() { sha256sum "$1" | cut -c1-12; }
+
+PG_IMAGE="regctl-test/postgres:15"
+PG_HOME=/usr/lib/postgresql/15
+PG_ENTRYPOINT="$REPO_ROOT/test/setup/images/postgres-entrypoint.sh"
+PG_LABEL="$("$PG_HOME/bin/postgres" --version | awk '{ print $3 }')-$(digest_of "$PG_ENTRYPOINT")"
+if [[ "$(image_label "$PG_IMAGE")" != "$PG_LABEL" ]]; then
+  say "making $PG_IMAGE from $PG_HOME"
+  log="$LOG_DIR/postgres-image.log"
+  : >"$log"
+  root="$BUILD_DIR/postgres-rootfs"
+  busybox_root "$root"
+  copy_with_libs "$root" "$PG_HOME"/bin/* "$PG_HOME"/lib/*.so >>"$log" 2>&1 || fail "postgres-image" "copy $PG_HOME" "$log"
+  mkdir -p "$root/usr/share/postgresql" "$root/usr/share/zoneinfo" "$root/var/lib/postgresql/data"
+  cp -rL /usr/share/postgresql/15 "$root/usr/share/postgresql/15"
+  cp -rL /usr/share/zoneinfo/. "$root/usr/share/zoneinfo/"
+  cp "$PG_ENTRYPOINT" "$root/usr/local/bin/docker-entrypoint.sh"
+  chmod 755 "$root/usr/local/bin/docker-entrypoint.sh"
+  printf 'root:x:0:0:root:/root:/bin/sh\npostgres:x:999:999:postgres:/var/lib/postgresql:/bin/sh\n' >"$root/etc/passwd"
+  printf 'root:x:0:\npostgres:x:999:\n' >"$root/etc/group"
+  chown -R 999:999 "$root/var/lib/postgresql"
+  run postgres-image "$log" bash -c "tar -C '$root' --numeric-owner -c . | docker import \
+    --change 'ENV PATH=$PG_HOME/bin:/usr/local/bin:/usr/bin:/bin' \
+    --change 'ENV PGDATA=/var/lib/postgresql/data' \
+    --change 'ENTRYPOINT [\"/usr/local/bin/docker-entrypoint.sh\"]' \
+    --change 'EXPOSE 5432' \
+    --change 'LABEL $VERSION_LABEL=$PG_LABEL' \
+    - '$PG_IMAGE'"
+  rm -rf "$root"
+  out="$(docker run --rm --entrypoint postgres "$PG_IMAGE" --version 2>>"$log")" || true
+  [[ "$out" == "postgres (PostgreSQL) 15"* ]] || fail "postgres-image" "docker run --rm $PG_IMAGE postgres --version printed '$out'" "$log"
+fi
+
+VGW_IMAGE="regctl-test/versitygw:$VERSITYGW_VERSION"
+VGW_ENTRYPOINT="$REPO_ROOT/test/setup/images/versitygw-entrypoint.sh"
+VGW_LABEL="$VERSITYGW_VERSION-$(digest_of "$VGW_ENTRYPOINT")"
+if [[ "$(image_label "$VGW_IMAGE")" != "$VGW_LABEL" ]]; then
+  say "making $VGW_IMAGE from $PEERS_DIR/versitygw"
+  log="$LOG_DIR/versitygw-image.log"
+  : >"$log"
+  root="$BUILD_DIR/versitygw-rootfs"
+  busybox_root "$root"
+  cp "$PEERS_DIR/versitygw" "$root/usr/local/bin/versitygw"
+  cp "$VGW_ENTRYPOINT" "$root/usr/local/bin/docker-entrypoint.sh"
+  chmod 755 "$root/usr/local/bin/docker-entrypoint.sh"
+  mkdir -p "$root/etc/ssl/certs"
+  cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+  printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
+  printf 'root:x:0:\n' >"$root/etc/group"
+  run versitygw-image "$log" bash -c "tar -C '$root' --numeric-owner -c . | docker import \
+    --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
+    --change 'ENTRYPOINT [\"/usr/local/bin/docker-entrypoint.sh\"]' \
+    --change 'LABEL $VERSION_LABEL=$VGW_LABEL' \
+    - '$VGW_IMAGE'"
+  rm -rf "$root"
+  out="$(docker run --rm "$VGW_IMAGE" --version 2>>"$log" | head -n 1)" || true
+  [[ "$out" == "Version"* ]] || fail "versitygw-image" "docker run --rm $VGW_IMAGE --version printed '$out'" "$log"
+fi
+
+# ---------------------------------------------------------------------------------------------
 # Traefik image, once its binary is built.
 if [[ -n "$traefik_pid" ]]; then
   say "waiting for the Traefik build"
@@ -357,6 +455,8 @@ version_of() {
   conformance) built_version "$PEERS_DIR/conformance" "$CONFORMANCE_MOD" ;;
   traefik) image_label "$TRAEFIK_IMAGE" ;;
   node-image) image_label "$BASE_IMAGE" ;;
+  postgres-image) image_label "$PG_IMAGE" ;;
+  versitygw-image) image_label "$VGW_IMAGE" ;;
   dockerd) docker version -f '{{.Server.Version}}' 2>/dev/null ;;
   docker-compose) dpkg-query -W -f='${Version}' docker-compose ;;
   skopeo) first_line skopeo --version ;;
@@ -369,7 +469,8 @@ version_of() {
   esac
 }
 printf '\n%-16s %s\n' "peer" "version"
-for peer in crane oras regclient registry-v3 actionlint versitygw cosign notation conformance groovy traefik node-image dockerd docker-compose \
+for peer in crane oras regclient registry-v3 actionlint versitygw cosign notation conformance groovy traefik node-image \
+  postgres-image versitygw-image dockerd docker-compose \
   skopeo podman docker-registry pebble chromium go node; do
   printf '%-16s %s\n' "$peer" "$(version_of "$peer")"
 done

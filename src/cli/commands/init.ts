@@ -48,6 +48,16 @@ export function initCommand(ctx: CliContext): Command {
     .option('--s3-endpoint <url>', 'S3 endpoint of a non-AWS server, e.g. http://s3.internal:7070')
     .option('--s3-region <region>', 'S3 region (default us-east-1)')
     .option('--s3-path-style', 'path-style S3 addressing (most S3-compatible servers need it)')
+    .option('--with-postgres', 'swarm trial: run PostgreSQL as a service of the stack (one node holds its data)')
+    .option(
+      '--with-s3',
+      'swarm trial: run an S3 server (versitygw) as a service of the stack (one node holds its data)',
+    )
+    .option(
+      '--postgres-image <image>',
+      'trial PostgreSQL image (default postgres:16-alpine, or $REGCTL_POSTGRES_IMAGE)',
+    )
+    .option('--s3-image <image>', 'trial S3 image (default versity/versitygw:v1.8.0, or $REGCTL_S3_IMAGE)')
     .option('--force', 'replace files that would change (hand-edited ones are saved as .bak; passwords are kept)')
     .option('--json', 'print the result as JSON')
     .action(async (opts: InitOptions) => {
