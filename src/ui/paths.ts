@@ -6,6 +6,7 @@
  *   /r/<name>/-/image/<reference>    an image, index or artifact, by tag or digest
  *   /r/<name>/-/delete/<tag>         GET: preview, POST: delete
  *   /storage                         usage (admins)
+ *   /events                          the webhook delivery log (admins)
  *   /login, /logout, /healthz, /static/app.js, /static/style.css
  */
 
@@ -28,6 +29,7 @@ export type Route =
   | { page: 'image'; name: string; reference: string }
   | { page: 'delete'; name: string; tag: string }
   | { page: 'storage' }
+  | { page: 'events' }
   | { page: 'login' }
   | { page: 'logout' }
   | { page: 'healthz' }
@@ -46,6 +48,7 @@ export function parseRoute(path: string): Route {
   if (decoded === '/' || decoded === '') return { page: 'home' };
   if (decoded === '/repos' || decoded === '/repos/') return { page: 'repos' };
   if (decoded === '/storage') return { page: 'storage' };
+  if (decoded === '/events') return { page: 'events' };
   if (decoded === '/login') return { page: 'login' };
   if (decoded === '/logout') return { page: 'logout' };
   if (decoded === '/healthz') return { page: 'healthz' };
@@ -92,6 +95,9 @@ export class Paths {
   }
   storage(): string {
     return this.p('/storage');
+  }
+  events(): string {
+    return this.p('/events');
   }
   login(query: Record<string, string | number | undefined> = {}): string {
     return this.p(`/login${queryString(query)}`);

@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { GcReport, UsageReport, WhoAmI } from '../common/admin-api.js';
+import type { EventsStatus } from '../common/events.js';
 import { MANIFEST_TYPES, MEDIA_TYPES } from '../common/media-types.js';
 
 const MANIFEST_ACCEPT = MANIFEST_TYPES.join(', ');
@@ -273,6 +274,11 @@ export class RegistryClient {
 
   async usage(): Promise<UsageReport> {
     return this.json<UsageReport>('/admin/v1/usage', {}, 'the admin API');
+  }
+
+  /** `GET /admin/v1/events`: the event endpoints and their delivery log (admins). */
+  async events(limit = 50): Promise<EventsStatus> {
+    return this.json<EventsStatus>(`/admin/v1/events?limit=${limit}`, {}, 'the admin API');
   }
 
   async gcDryRun(): Promise<GcReport> {

@@ -5,6 +5,7 @@
 import { HttpProblem, notFound, type RouteTable } from '../http.js';
 import { healthz, staticFile } from './assets.js';
 import { deleteTag } from './delete.js';
+import { events } from './events.js';
 import { image } from './image.js';
 import { home, repositories } from './repositories.js';
 import { repository } from './repository.js';
@@ -22,6 +23,7 @@ export const ROUTES: RouteTable = {
   image,
   delete: deleteTag,
   storage,
+  events,
   invalid: {
     access: 'session',
     handle: ({ route }) => {
