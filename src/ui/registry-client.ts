@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { GcReport, UsageReport, WhoAmI } from '../common/admin-api.js';
 import type { EventsStatus } from '../common/events.js';
+import { GC_DEFAULTS } from '../common/gc-defaults.js';
 import { MANIFEST_TYPES, MEDIA_TYPES } from '../common/media-types.js';
 
 const MANIFEST_ACCEPT = MANIFEST_TYPES.join(', ');
@@ -281,13 +282,14 @@ export class RegistryClient {
     return this.json<EventsStatus>(`/admin/v1/events?limit=${limit}`, {}, 'the admin API');
   }
 
+  /** A GC dry run with `regctl gc`'s defaults: what the next `regctl gc` would free. */
   async gcDryRun(): Promise<GcReport> {
     return this.json<GcReport>(
       '/admin/v1/gc',
       {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ dryRun: true, deleteUntagged: true }),
+        body: JSON.stringify({ dryRun: true, deleteUntagged: GC_DEFAULTS.deleteUntagged }),
       },
       'the admin API',
     );
