@@ -6,12 +6,13 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { GcReport } from '../../../src/common/admin-api.js';
 import { EVENTS_ROOT, newKey, type RegistryEvent } from '../../../src/registry/events/outbox.js';
+import { TEMP_MARKER } from '../../../src/registry/storage/driver.js';
 import { pathFor } from '../../../src/registry/storage/paths.js';
 import { parseDigest } from '../../../src/registry/reference.js';
 import { pushImage, startRegistry, type TestRegistry } from './helpers.js';
@@ -106,6 +107,33 @@ describe('GC events', () => {
     ]);
     expect(rx.events.filter((e) => e.target.repository === '').length).toBe(report.deleted.length);
     expect(rx.events.some((e) => e.target.digest === now.digest)).toBe(false);
+  });
+});
+
+describe('the outbox', () => {
+  it("a record's temporary file (a write in progress) is not taken for a record: its events go once", async () => {
+    const rx = await startReceiver();
+    reg = await registryWithEndpoint(rx.port, ['push']);
+    const e: RegistryEvent = {
+      id: randomUUID(),
+      timestamp: new Date().toISOString(),
+      action: 'push',
+      target: { repository: 'tmp/app', digest: `sha256:${'1'.repeat(64)}` },
+      source: { addr: 'test', instanceID: 'test' },
+    };
+    const key = newKey();
+    const record = JSON.stringify({ state: 'committed', createdAt: Date.now(), events: [e] });
+    // As a putContent in progress leaves it: the new content in a temporary file beside the record. Both appear at
+    // once (a directory renamed into place), so the sender never sees one without the other or half written.
+    const staging = join(reg.dir, 'staging');
+    await mkdir(staging);
+    await writeFile(join(staging, `.${key}.json${TEMP_MARKER}0123456789abcdef`), record);
+    await writeFile(join(staging, `${key}.json`), record);
+    await mkdir(join(reg.data, EVENTS_ROOT), { recursive: true });
+    await rename(staging, join(reg.data, EVENTS_ROOT, 'incoming'));
+    await until(() => rx.events.length >= 1);
+    await new Promise((r) => setTimeout(r, 600));
+    expect(rx.events.map((x) => x.id)).toEqual([e.id]);
   });
 });
 
