@@ -109,10 +109,23 @@ export function signBody(body: Buffer | string, secret: Buffer | string): string
 }
 
 /**
- * Wait before retry number `attempt` (1 = after the first failure): `baseMs` doubled each time, capped at `capMs`,
- * then spread by up to ±20 % (`random` in [0, 1)) so endpoints that failed together do not retry in lock step.
+ * The longest wait between two attempts at a failing endpoint. A design choice: an endpoint back from an outage
+ * of any length hears again within 30 s (plus one sender tick), while a dead one costs two requests a minute.
+ * Doubling with no lower cap would leave a receiver that was down for a minute idle for another minute or more.
  */
-export function backoffMs(attempt: number, baseMs = 1000, capMs = 300_000, random: () => number = Math.random): number {
+export const BACKOFF_CAP_MS = 30_000;
+
+/**
+ * Wait before retry number `attempt` (1 = after the first failure): `baseMs` doubled each time, capped at `capMs`,
+ * then spread by up to ±20 % (`random` in [0, 1)) so endpoints that failed together do not retry in lock step;
+ * the spread never exceeds the cap.
+ */
+export function backoffMs(
+  attempt: number,
+  baseMs = 1000,
+  capMs = BACKOFF_CAP_MS,
+  random: () => number = Math.random,
+): number {
   const raw = Math.min(capMs, baseMs * 2 ** Math.max(0, Math.min(attempt - 1, 30)));
   return Math.min(capMs, Math.round(raw * (0.8 + 0.4 * random())));
 }

@@ -6,6 +6,7 @@
 import pMap from 'p-map';
 import type { RepositoryPolicies } from '../common/repository-policies.js';
 import type { GcReport, UsageReport } from '../common/admin-api.js';
+import { GC_DEFAULTS } from '../common/gc-defaults.js';
 import { isAdmin } from './permissions.js';
 import {
   isIndex,
@@ -315,10 +316,15 @@ export interface DeletePreview {
   info: TagInfo;
   /** Other tags pointing at the same digest: they stay, and so does the image. */
   siblings: string[];
-  /** Bytes of blobs and manifests that no other tag of this repository needs: a GC may free up to this much. */
+  /**
+   * Bytes of blobs and manifests that no other tag of this repository needs: a GC that removes untagged manifests
+   * (`regctl gc --delete-untagged`) may free up to this much.
+   */
   exclusiveBytes: number;
   exclusiveBlobs: number;
-  /** What a GC would free right now, before this delete (admin dry run); undefined without the admin API. */
+  /** What the next GC with the defaults (GC_DEFAULTS) frees because of this delete: 0 while it keeps untagged ones. */
+  gcFreesBytes: number;
+  /** What a GC with the defaults would free right now, before this delete (admin dry run); undefined without the admin API. */
   reclaimableNow: number | undefined;
 }
 
@@ -360,7 +366,8 @@ export async function deletePreview(
       if (!(err instanceof RegistryNotFoundError || err instanceof RegistryHttpError)) throw err;
     }
   }
-  return { name, tag, info, siblings, exclusiveBytes, exclusiveBlobs, reclaimableNow };
+  const gcFreesBytes = GC_DEFAULTS.deleteUntagged ? exclusiveBytes : 0;
+  return { name, tag, info, siblings, exclusiveBytes, exclusiveBlobs, gcFreesBytes, reclaimableNow };
 }
 
 export function platformName(d: Descriptor): string {

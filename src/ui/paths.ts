@@ -7,6 +7,7 @@
  *   /r/<name>/-/delete/<tag>         GET: preview, POST: delete
  *   /storage                         usage (admins)
  *   /robots                          robot accounts (admins)
+ *   /events                          the webhook delivery log (admins)
  *   /login, /logout, /healthz, /static/app.js, /static/style.css
  */
 
@@ -30,6 +31,7 @@ export type Route =
   | { page: 'delete'; name: string; tag: string }
   | { page: 'storage' }
   | { page: 'robots' }
+  | { page: 'events' }
   | { page: 'login' }
   | { page: 'logout' }
   | { page: 'healthz' }
@@ -49,6 +51,7 @@ export function parseRoute(path: string): Route {
   if (decoded === '/repos' || decoded === '/repos/') return { page: 'repos' };
   if (decoded === '/storage') return { page: 'storage' };
   if (decoded === '/robots') return { page: 'robots' };
+  if (decoded === '/events') return { page: 'events' };
   if (decoded === '/login') return { page: 'login' };
   if (decoded === '/logout') return { page: 'logout' };
   if (decoded === '/healthz') return { page: 'healthz' };
@@ -99,6 +102,11 @@ export class Paths {
   robots(): string {
     return this.p('/robots');
   }
+
+  events(): string {
+    return this.p('/events');
+  }
+
   login(query: Record<string, string | number | undefined> = {}): string {
     return this.p(`/login${queryString(query)}`);
   }

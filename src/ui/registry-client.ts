@@ -7,6 +7,8 @@
 import { createHash } from 'node:crypto';
 import type { RepositoryPolicies } from '../common/repository-policies.js';
 import type { GcReport, RobotsReport, UsageReport, WhoAmI } from '../common/admin-api.js';
+import type { EventsStatus } from '../common/events.js';
+import { GC_DEFAULTS } from '../common/gc-defaults.js';
 import { MANIFEST_TYPES, MEDIA_TYPES } from '../common/media-types.js';
 
 const MANIFEST_ACCEPT = MANIFEST_TYPES.join(', ');
@@ -287,13 +289,19 @@ export class RegistryClient {
     return this.json<RobotsReport>('/admin/v1/robots', {}, 'the admin API');
   }
 
+  /** `GET /admin/v1/events`: the event endpoints and their delivery log (admins). */
+  async events(limit = 50): Promise<EventsStatus> {
+    return this.json<EventsStatus>(`/admin/v1/events?limit=${limit}`, {}, 'the admin API');
+  }
+
+  /** A GC dry run with `regctl gc`'s defaults: what the next `regctl gc` would free. */
   async gcDryRun(): Promise<GcReport> {
     return this.json<GcReport>(
       '/admin/v1/gc',
       {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ dryRun: true, deleteUntagged: true }),
+        body: JSON.stringify({ dryRun: true, deleteUntagged: GC_DEFAULTS.deleteUntagged }),
       },
       'the admin API',
     );

@@ -203,6 +203,9 @@ describe.skipIf(!canRun)('web UI in Chromium against our registry', () => {
     const text = (await page.getByTestId('gc-estimate').textContent()) ?? '';
     expect(text).toMatch(/up to 2\.\d\d MiB/);
     expect(text).toContain('3 blobs');
+    // regctl gc keeps untagged manifests by default (GC_DEFAULTS): the delete alone frees nothing, and says so.
+    expect(await page.getByTestId('gc-frees').getAttribute('data-bytes')).toBe('0');
+    expect(text).toContain('regctl gc --delete-untagged would free up to');
     await page.screenshot({ path: join(SHOTS, 'delete-preview-last-tag.png') });
   });
 

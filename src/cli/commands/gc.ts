@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { GC_DEFAULTS } from '../../common/gc-defaults.js';
 import type { CliContext } from '../context.js';
 import { durationArg } from '../arg-parsers.js';
 import { outputFor, stackDir } from './day-two.js';
@@ -33,7 +34,7 @@ export function gcCommand(ctx: CliContext): Command {
         const s = await gc({
           dir: stackDir(ctx, flags.dir),
           dryRun: flags.dryRun ?? false,
-          deleteUntagged: flags.deleteUntagged ?? false,
+          deleteUntagged: flags.deleteUntagged ?? GC_DEFAULTS.deleteUntagged,
           ...(flags.grace !== undefined ? { graceMs: flags.grace } : {}),
           out,
           env: ctx.env,

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { RegistryError } from '../errors.js';
 import { sendJson } from '../http/context.js';
 import type { GcProgress, GcReport } from '../../common/admin-api.js';
+import { GC_DEFAULTS } from '../../common/gc-defaults.js';
 import { runGc } from '../storage/gc.js';
 import type { RegistryStore } from '../storage/store.js';
 import type { AdminModule, AdminServices } from './types.js';
@@ -155,7 +156,7 @@ function parseGcRequest(body: Record<string, unknown>): {
     );
   }
   const dryRun = bool('dryRun') ?? false;
-  const deleteUntagged = bool('deleteUntagged') ?? false;
+  const deleteUntagged = bool('deleteUntagged') ?? GC_DEFAULTS.deleteUntagged;
   const wait = bool('wait') ?? true;
   return { dryRun, deleteUntagged, wait, grace };
 }

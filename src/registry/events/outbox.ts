@@ -17,7 +17,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { EventAction } from '../../common/events.js';
-import { isNotFound, type StorageDriver } from '../storage/driver.js';
+import { isNotFound, TEMP_MARKER, type StorageDriver } from '../storage/driver.js';
 
 export const EVENTS_ROOT = 'docker/registry/regctl/events';
 export const PENDING_GRACE_MS = 30_000;
@@ -106,10 +106,17 @@ export class EventOutbox {
     return result;
   }
 
-  /** Names under a directory of the outbox, sorted (empty when it does not exist). */
+  /**
+   * The records (or queued events) under a directory of the outbox, sorted (empty when it does not exist). A write
+   * in progress has a temporary file beside its record (`.<key>.json.tmp-…`, see the drivers): it is no record, and
+   * taking it for one would send its events a second time under another key.
+   */
   async list(dir: string): Promise<string[]> {
     try {
-      return (await this.driver.list(`${EVENTS_ROOT}/${dir}`)).map((e) => e.name).sort();
+      return (await this.driver.list(`${EVENTS_ROOT}/${dir}`))
+        .map((e) => e.name)
+        .filter((n) => n.endsWith('.json') && !n.startsWith('.') && !n.includes(TEMP_MARKER))
+        .sort();
     } catch (err) {
       if (isNotFound(err)) return [];
       throw err;

@@ -7,7 +7,7 @@
  *    `queue/<endpoint>/`, then the record goes. A crash between the two fans it out again: the same event ids
  *    arrive twice at worst, which receivers dedupe. Pending records are settled as outbox.ts says.
  * 2. deliver: per endpoint, the oldest queued events one by one until one fails; a failed endpoint waits
- *    `backoffMs(failures)` (doubling up to 5 minutes) and then retries that same event, so order holds.
+ *    `backoffMs(failures)` (doubling up to `BACKOFF_CAP_MS`, 30 s) and then retries that same event, so order holds.
  * Every attempt is appended to the endpoint's delivery log (the last `LOG_SIZE`), kept in storage so that every
  * replica answers `GET /admin/v1/events` alike.
  */
@@ -16,6 +16,9 @@ import { backoffMs, type DeliveryAttempt, type EventEndpoint } from '../../commo
 import type { LogFn } from '../logger.js';
 import type { Lease } from '../metadata/lease.js';
 import type { PolicyHolder } from '../policy/holder.js';
+import { parseDigest } from '../reference.js';
+import { pathExists } from '../storage/links.js';
+import { pathFor } from '../storage/paths.js';
 import type { RegistryStore } from '../storage/store.js';
 import { deliver } from './deliver.js';
 import { EVENTS_ROOT, PENDING_GRACE_MS, type EventOutbox, type OutboxRecord, type RegistryEvent } from './outbox.js';
@@ -27,10 +30,24 @@ interface EndpointState {
   nextAt: number;
 }
 
-/** Whether what an event reports is what the index now says (settles records a crash left pending). */
+/** Whether an event is about a blob's link in a repository (a blob DELETE), not a manifest or tag. */
+export function isBlobEvent(e: RegistryEvent): boolean {
+  return e.target.url?.startsWith(`/v2/${e.target.repository}/blobs/`) ?? false;
+}
+
+/**
+ * Whether what an event reports is what storage and the index now say (settles records a crash left pending):
+ * a blob delete happened when the repository's link to the blob is gone; a manifest's or tag's change when the
+ * index shows it.
+ */
 export async function effectVisible(store: RegistryStore, e: RegistryEvent): Promise<boolean> {
   const { repository, digest, tag } = e.target;
   if (digest === undefined) return false;
+  if (isBlobEvent(e)) {
+    if (e.action !== 'delete') return false;
+    const parsed = parseDigest(digest);
+    return !(await pathExists(store.driver, pathFor({ kind: 'layerLink', name: repository, digest: parsed })));
+  }
   if (e.action === 'push' || e.action === 'tag-move') {
     if (tag !== undefined) return (await store.index.tagTarget(repository, tag)) === digest;
     return (await store.index.repository(repository))?.revisions.has(digest) ?? false;

@@ -8,6 +8,7 @@
 import type { EventInput } from '../events/outbox.js';
 import pMap from 'p-map';
 import type { GcPhase, GcProgress, GcReport } from '../../common/admin-api.js';
+import { GC_DEFAULTS } from '../../common/gc-defaults.js';
 import type { Digest } from '../reference.js';
 import { GC_CONCURRENCY, listBlobs, repoLinks } from './inventory.js';
 import { childDirs } from './links.js';
@@ -44,9 +45,9 @@ export async function runGc(store: RegistryStore, opts: GcOptions = {}): Promise
   const run: Run = {
     store,
     dryRun: opts.dryRun ?? false,
-    deleteUntagged: opts.deleteUntagged ?? false,
+    deleteUntagged: opts.deleteUntagged ?? GC_DEFAULTS.deleteUntagged,
     startedAt: Date.now(),
-    graceMs: (opts.graceSeconds ?? 3600) * 1000,
+    graceMs: (opts.graceSeconds ?? GC_DEFAULTS.graceSeconds) * 1000,
     progress: (phase, done, total) => {
       opts.signal?.throwIfAborted();
       opts.onProgress?.({ phase, done, total });
@@ -82,7 +83,9 @@ export async function runGc(store: RegistryStore, opts: GcOptions = {}): Promise
   const repositoriesRemoved = await unlinkSwept(run, repoNames, deletedSet, revisionsLeftByRepo);
 
   run.progress('uploads', 0, 1);
-  const uploadsPurged = run.dryRun ? 0 : await store.uploads.purge(opts.uploadPurgeAgeMs ?? 24 * 3600 * 1000);
+  const uploadsPurged = run.dryRun
+    ? 0
+    : await store.uploads.purge(opts.uploadPurgeAgeMs ?? GC_DEFAULTS.uploadPurgeAgeMs);
   if (!run.dryRun) {
     store.clearCaches();
     await store.index.pruneUses(run.startedAt - run.graceMs);

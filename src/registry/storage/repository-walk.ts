@@ -52,7 +52,16 @@ export async function walkRepositories(
   }
 }
 
-/** Every repository directory on storage, including ones holding only blobs or uploads, sorted. */
+/**
+ * The one definition of a repository, as distribution's catalog has it: a directory under `repositories/` with a
+ * `_manifests` directory. The index holds exactly these (rebuildIndex, and a manifest PUT), so the catalog, the UI's
+ * list and the usage report name the same repositories; a directory with only layer links or uploads is not one.
+ */
+export function isRepositoryDir(entries: readonly DirEntry[]): boolean {
+  return entries.some((e) => e.isDir && e.name === '_manifests');
+}
+
+/** Every directory on storage that holds repository data, including ones holding only blobs or uploads, sorted. */
 export async function allRepositoryDirs(driver: StorageDriver): Promise<string[]> {
   const out: string[] = [];
   await walkRepositories(driver, async (name, entries) => {
@@ -76,7 +85,7 @@ export async function rebuildIndex(
   await index.clear();
   let removed = 0;
   await walkRepositories(driver, async (name, entries) => {
-    if (entries.some((e) => e.isDir && e.name === '_manifests'))
+    if (isRepositoryDir(entries))
       removed += await loadRepository(driver, index, name, opts.removeIncompleteTags ?? false, opts.facts);
   });
   return removed;

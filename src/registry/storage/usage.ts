@@ -1,6 +1,10 @@
 /**
  * Usage accounting: bytes stored, and per repository the bytes only it links (exclusive) and the bytes it
  * shares with others, with its tag and manifest counts and last push.
+ *
+ * The repositories are the index's (`isRepositoryDir`: the ones the catalog and the UI list). A directory holding
+ * only layer links or uploads (a push that never put its manifest, what a crash or a GC left) is none: its links
+ * keep nothing from the GC, so the blobs only it links count as reclaimable, like blobs no repository links.
  */
 import type { UsageReport } from '../../common/admin-api.js';
 import { listBlobs, repoLinks } from './inventory.js';
@@ -10,7 +14,9 @@ export async function computeUsage(store: RegistryStore): Promise<UsageReport> {
   const blobs = await listBlobs(store.driver);
   const sizes = new Map(blobs.map((b) => [b.digest.value, b.size]));
   const owners = new Map<string, Set<string>>();
-  const repos = await Promise.all((await store.allRepositoryDirs()).map((n) => repoLinks(store.driver, n)));
+  const names: string[] = [];
+  for (const n of await store.allRepositoryDirs()) if (await store.index.hasRepository(n)) names.push(n);
+  const repos = await Promise.all(names.map((n) => repoLinks(store.driver, n)));
   for (const r of repos) {
     for (const d of [...r.layers, ...r.revisions]) {
       const set = owners.get(d.value) ?? new Set<string>();
@@ -31,7 +37,6 @@ export async function computeUsage(store: RegistryStore): Promise<UsageReport> {
       if ((owners.get(d.value)?.size ?? 0) > 1) sharedBytes += size;
       else exclusiveBytes += size;
     }
-    if (!state && exclusiveBytes + sharedBytes === 0) continue;
     repositories.push({
       name: r.name,
       tags: state?.tags.size ?? 0,

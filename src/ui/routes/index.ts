@@ -5,6 +5,7 @@
 import { HttpProblem, notFound, type RouteTable } from '../http.js';
 import { healthz, staticFile } from './assets.js';
 import { deleteTag } from './delete.js';
+import { events } from './events.js';
 import { image } from './image.js';
 import { home, repositories } from './repositories.js';
 import { repository } from './repository.js';
@@ -24,6 +25,7 @@ export const ROUTES: RouteTable = {
   delete: deleteTag,
   storage,
   robots,
+  events,
   invalid: {
     access: 'session',
     handle: ({ route }) => {

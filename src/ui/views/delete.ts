@@ -1,3 +1,4 @@
+import { GC_DEFAULTS } from '../../common/gc-defaults.js';
 import type { DeletePreview } from '../data.js';
 import { formatBytesOrDash, formatExactBytes, plural, shortDigest } from '../format.js';
 import { html } from '../html.js';
@@ -19,7 +20,7 @@ export function deletePage(ctx: ViewContext, p: DeletePreview): string {
       <div><strong class="mono">${p.name}:${p.tag}</strong> ${kindBadge(p.info.kind)}</div>
       <div class="mono small muted">${p.info.digest}</div>
       ${platformList(p.info.platforms, p.info.kind === 'index')}
-      ${imageStays ? '' : html`<p class="small">The image ${shortDigest(p.info.digest)} will have no tag left; a garbage collection removes it.</p>`}
+      ${imageStays ? '' : html`<p class="small">The image ${shortDigest(p.info.digest)} will have no tag left; ${GC_DEFAULTS.deleteUntagged ? 'a garbage collection removes it' : html`<code>regctl gc</code> keeps it (untagged manifests stay by default) and <code>regctl gc --delete-untagged</code> removes it`}.</p>`}
     </div>
   </section>
   <section class="card" aria-labelledby="stays-title" data-testid="stays">
@@ -37,13 +38,15 @@ export function deletePage(ctx: ViewContext, p: DeletePreview): string {
   <section class="card" aria-labelledby="gc-title" data-testid="gc-estimate">
     <div class="card-head"><h2 id="gc-title">Space a GC would free</h2></div>
     <div class="card-body">
-      <div class="stat-value" title="${formatExactBytes(p.exclusiveBytes)}">${imageStays ? '0 B' : `up to ${formatBytesOrDash(p.exclusiveBytes)}`}</div>
+      <div class="stat-value" data-testid="gc-frees" data-bytes="${p.gcFreesBytes}" title="${formatExactBytes(p.gcFreesBytes)}">${p.gcFreesBytes === 0 ? '0 B' : `up to ${formatBytesOrDash(p.gcFreesBytes)}`}</div>
       <p class="small muted">${
         imageStays
           ? 'The image is still tagged, so nothing becomes garbage.'
-          : html`${plural(p.exclusiveBlobs, 'blob')} (manifests, config, layers) that no other tag of this repository uses; blobs that other repositories share are kept.`
+          : GC_DEFAULTS.deleteUntagged
+            ? html`${plural(p.exclusiveBlobs, 'blob')} (manifests, config, layers) that no other tag of this repository uses; blobs that other repositories share are kept.`
+            : html`<code>regctl gc</code> keeps untagged manifests, so this delete frees nothing by itself; <code>regctl gc --delete-untagged</code> would free up to <strong data-testid="untagged-frees" data-bytes="${p.exclusiveBytes}">${formatBytesOrDash(p.exclusiveBytes)}</strong> (${plural(p.exclusiveBlobs, 'blob')} no other tag of this repository uses; blobs other repositories share are kept).`
       }</p>
-      ${p.reclaimableNow !== undefined ? html`<p class="small">Already reclaimable before this delete: <strong>${formatBytesOrDash(p.reclaimableNow)}</strong> (registry dry run).</p>` : ''}
+      ${p.reclaimableNow !== undefined ? html`<p class="small">Already reclaimable before this delete: <strong data-testid="reclaimable-now" data-bytes="${p.reclaimableNow}">${formatBytesOrDash(p.reclaimableNow)}</strong> (a dry run of <code>regctl gc</code> with its defaults).</p>` : ''}
     </div>
   </section>
 </div>

@@ -30,13 +30,14 @@ export function flashBox(flash: Flash | undefined): SafeHtml {
 
 export function layout(
   ctx: ViewContext,
-  opts: { title: string; active?: 'repos' | 'storage' | 'robots'; body: SafeHtml; bare?: boolean },
+  opts: { title: string; active?: 'repos' | 'storage' | 'robots' | 'events'; body: SafeHtml; bare?: boolean },
 ): SafeHtml {
   const nav = ctx.user
     ? html`<nav class="nav" aria-label="Main">
         <a href="${ctx.paths.repos()}"${opts.active === 'repos' ? html` aria-current="page"` : ''}>Repositories</a>
         ${ctx.admin ? html`<a href="${ctx.paths.storage()}"${opts.active === 'storage' ? html` aria-current="page"` : ''}>Storage</a>` : ''}
         ${ctx.admin ? html`<a href="${ctx.paths.robots()}"${opts.active === 'robots' ? html` aria-current="page"` : ''}>Robots</a>` : ''}
+        ${ctx.admin ? html`<a href="${ctx.paths.events()}"${opts.active === 'events' ? html` aria-current="page"` : ''}>Deliveries</a>` : ''}
       </nav>
       <div class="userbox">
         <button type="button" class="btn btn-ghost btn-small theme-toggle" id="theme-toggle" hidden>◐</button>

@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
+  BACKOFF_CAP_MS,
   backoffMs,
   forbiddenAddress,
   forbiddenHost,
@@ -128,5 +129,14 @@ describe('backoffMs', () => {
     expect(backoffMs(3, 1000, 300_000, () => 0)).toBe(3200);
     expect(backoffMs(3, 1000, 300_000, () => 0.999999)).toBe(4800);
     expect(backoffMs(20, 1000, 300_000, () => 0.999999)).toBe(300_000);
+  });
+
+  it('by default waits at most 30 s, so a receiver back from a long outage hears again within 30 s', () => {
+    expect(BACKOFF_CAP_MS).toBe(30_000);
+    for (const attempt of [6, 7, 10, 100])
+      for (const r of [0, 0.5, 0.999999])
+        expect(backoffMs(attempt, undefined, undefined, () => r)).toBeLessThanOrEqual(30_000);
+    expect(backoffMs(100, undefined, undefined, () => 0.5)).toBe(30_000);
+    expect(backoffMs(5, undefined, undefined, () => 0.5)).toBe(16_000);
   });
 });
