@@ -9,7 +9,11 @@
  *     upstream: https://registry-1.docker.io
  *     credentialsFile: /run/secrets/hub   # "user:password", or JSON {"username": "...", "password": "..."}
  *     ttl: 24h                            # how long a cached tag is served before a HEAD revalidates it
+ *     mirrorOf: docker.io                 # optional: the registry containerd names in `?ns=` (see below)
  * ```
+ * `mirrorOf` is the registry host this entry stands for in containerd's mirror form (`?ns=docker.io`); by default
+ * the upstream's own host (Docker Hub's names count as one). Set it when the upstream is itself a copy of that
+ * registry, such as an in-house mirror of Docker Hub: clients then name `docker.io` and reach it through us.
  * The flag and environment form is `PREFIX=URL` (repeatable flag; comma-separated in REGCTL_PROXIES), ttl 24h.
  * Credentials come from the file or from the environment (`REGCTL_PROXY_<PREFIX>_CREDENTIALS=user:password`,
  * the prefix upper-cased with non-alphanumerics as `_`), never from a flag value or the config file itself.
@@ -25,6 +29,8 @@ export interface ProxyEntry {
   credentialsFile: string | undefined;
   /** How long a cached tag is served without asking the upstream. */
   ttlMs: number;
+  /** The registry host clients name in containerd's `?ns=`, when it is not the upstream's own host. */
+  mirrorOf?: string;
 }
 
 export interface ProxyCredentials {
@@ -43,7 +49,8 @@ export class ProxyConfigError extends Error {
 }
 
 const PREFIX_RE = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
-const KEYS = new Set(['prefix', 'upstream', 'credentialsFile', 'ttl']);
+const KEYS = new Set(['prefix', 'upstream', 'credentialsFile', 'ttl', 'mirrorOf']);
+const HOST_RE = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$/;
 const DEFAULT_TTL = '24h';
 
 /** The env variable holding credentials for `prefix`. */
@@ -88,7 +95,8 @@ function entry(raw: unknown, where: string, problems: string[]): ProxyEntry | un
   const r = raw as Record<string, unknown>;
   const before = problems.length;
   for (const key of Object.keys(r))
-    if (!KEYS.has(key)) problems.push(`${where}: unknown key "${key}" (known: prefix, upstream, credentialsFile, ttl)`);
+    if (!KEYS.has(key))
+      problems.push(`${where}: unknown key "${key}" (known: prefix, upstream, credentialsFile, ttl, mirrorOf)`);
   const prefix = r.prefix;
   if (typeof prefix !== 'string' || !PREFIX_RE.test(prefix))
     problems.push(`${where}.prefix: ${JSON.stringify(prefix)} must be one lower-case name component (example: hub)`);
@@ -106,8 +114,13 @@ function entry(raw: unknown, where: string, problems: string[]): ProxyEntry | un
     if (!(err instanceof UnitError)) throw err;
     problems.push(`${where}.ttl: ${err.message}`);
   }
+  const mirrorOf = r.mirrorOf;
+  if (mirrorOf !== undefined && (typeof mirrorOf !== 'string' || !HOST_RE.test(mirrorOf)))
+    problems.push(`${where}.mirrorOf: ${JSON.stringify(mirrorOf)} must be a registry host[:port] (example: docker.io)`);
   if (problems.length > before || upstream === undefined) return undefined;
-  return { prefix: prefix as string, upstream, credentialsFile: file as string | undefined, ttlMs };
+  const e: ProxyEntry = { prefix: prefix as string, upstream, credentialsFile: file as string | undefined, ttlMs };
+  if (mirrorOf !== undefined) e.mirrorOf = mirrorOf as string;
+  return e;
 }
 
 /**

@@ -80,7 +80,8 @@ export class RegistryProxy {
       if (!name.startsWith(p) || name.length === p.length) continue;
       let remote = name.slice(p.length);
       // Docker Hub's official images live under library/ (`hub/alpine` is `library/alpine`).
-      if (!remote.includes('/') && DOCKER_HUB_HOSTS.has(up.client.host)) remote = `library/${remote}`;
+      if (!remote.includes('/') && DOCKER_HUB_HOSTS.has(up.entry.mirrorOf ?? up.client.host))
+        remote = `library/${remote}`;
       return { up, remote };
     }
     return undefined;
@@ -97,13 +98,15 @@ export class RegistryProxy {
 
   /**
    * containerd's mirror form: `/v2/library/alpine/manifests/3?ns=docker.io` is `hub/library/alpine` when `hub`'s
-   * upstream is that host (any of Docker Hub's names for Docker Hub). Then any write into a prefix is refused.
+   * upstream (or its `mirrorOf`) is that host (any of Docker Hub's names for Docker Hub). Then any write into a
+   * prefix is refused.
    */
   mapMirror(ctx: Ctx): void {
     const ns = ctx.url.searchParams.get('ns');
     const name = ctx.params.name;
     if (name === undefined) return;
-    const up = ns === null ? undefined : this.upstreams.find((u) => sameRegistry(u.client.host, ns));
+    const up =
+      ns === null ? undefined : this.upstreams.find((u) => sameRegistry(u.entry.mirrorOf ?? u.client.host, ns));
     if (up) ctx.params.name = `${up.entry.prefix}/${name}`;
   }
 

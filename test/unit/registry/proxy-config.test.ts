@@ -54,11 +54,25 @@ describe('proxies setting', () => {
       'proxies[0].upstream: "ftp://x" must start with https:// or http://',
       'proxies[0].ttl: "10" is not a duration (examples: 30s, 10m, 1h30m, 7d; a bare number needs a unit)',
       'proxies[1].upstream: credentials do not belong in the URL; use credentialsFile or the environment',
-      'proxies[2]: unknown key "extra" (known: prefix, upstream, credentialsFile, ttl)',
+      'proxies[2]: unknown key "extra" (known: prefix, upstream, credentialsFile, ttl, mirrorOf)',
       'proxies[2].upstream: "https://example.com/v2/" must be the registry\'s base URL, without a path or query',
       'proxies[3]: "nourl" is not PREFIX=URL (example: hub=https://registry-1.docker.io)',
       'proxies[5].prefix: "dup" is used twice',
     ]);
+  });
+
+  it("takes mirrorOf, the registry host an entry stands for in containerd's ?ns=, only as a host[:port]", () => {
+    const entries = parseProxies([
+      { prefix: 'hub', upstream: 'http://127.0.0.1:5001', mirrorOf: 'docker.io' },
+      { prefix: 'q', upstream: 'https://q.example' },
+    ]);
+    expect(entries.map((e) => e.mirrorOf)).toEqual(['docker.io', undefined]);
+    expect(() =>
+      parseProxies([{ prefix: 'hub', upstream: 'https://a.example', mirrorOf: 'https://docker.io/' }]),
+    ).toThrow('proxies[0].mirrorOf: "https://docker.io/" must be a registry host[:port] (example: docker.io)');
+    expect(() => parseProxies([{ prefix: 'hub', upstream: 'https://a.example', mirrorOf: 5 }])).toThrow(
+      /^proxies\[0\]\.mirrorOf: 5 must be/,
+    );
   });
 
   it('reads credentials from a file (user:password or JSON) or the environment, never elsewhere', async () => {
