@@ -30,10 +30,14 @@ export const GO_PEERS = [
   'actionlint',
   'versitygw',
 ] as const;
-/** Peers from Debian packages; `chromium` is Debian's build, the only browser the tests use. */
+/**
+ * Peers from Debian packages; `chromium` is Debian's build, the only browser the tests use; `ctr` is containerd's
+ * client, talking to the containerd that dockerd runs.
+ */
 export const SYSTEM_PEERS = [
   'docker',
   'dockerd',
+  'ctr',
   'docker-compose',
   'skopeo',
   'podman',
