@@ -121,3 +121,16 @@ export function containerdHostsToml(registry: string, url: string): string {
     '',
   ].join('\n');
 }
+
+/** The registry mirrors dockerd has in force (`docker info`); undefined when no engine answers. */
+export async function dockerMirrors(env: NodeJS.ProcessEnv = process.env): Promise<string[] | undefined> {
+  const { execa } = await import('execa');
+  const r = await execa('docker', ['info', '--format', '{{json .RegistryConfig.Mirrors}}'], { reject: false, env });
+  if (r.exitCode !== 0) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(r.stdout.trim() || 'null');
+    return Array.isArray(parsed) ? parsed.map(String) : [];
+  } catch {
+    return undefined;
+  }
+}
