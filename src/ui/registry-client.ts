@@ -5,6 +5,7 @@
  * `RegistryDeniedError` and `RegistryHttpError` for the rest.
  */
 import { createHash } from 'node:crypto';
+import { CACHED_FROM_HEADER } from '../common/cached-from.js';
 import type { GcReport, UsageReport, WhoAmI } from '../common/admin-api.js';
 import { MANIFEST_TYPES, MEDIA_TYPES } from '../common/media-types.js';
 
@@ -205,6 +206,13 @@ export class RegistryClient {
       (p) => p.tags ?? [],
       `repository ${name}`,
     );
+  }
+
+  /** The upstream a repository of the pull-through cache is cached from (tags list header); undefined otherwise. */
+  async cachedFrom(name: string): Promise<string | undefined> {
+    const res = await this.request(`/v2/${name}/tags/list?n=1`, {}, `repository ${name}`);
+    await res.body?.cancel();
+    return res.headers.get(CACHED_FROM_HEADER) ?? undefined;
   }
 
   private async paginate<P>(first: string, pick: (page: P) => string[], what: string): Promise<string[]> {

@@ -20,6 +20,7 @@ export const repository: RouteEntry<RouteOf<'repo'>> = {
     tags.sort(compareTags);
     const meta = paginate(tags, Number(url.searchParams.get('page') ?? '1'), TAGS_PER_PAGE);
     const rows = await data.tagInfos(route.name, meta.items);
+    const cachedFrom = (await data.cachedSources([route.name])).get(route.name);
     send(
       res,
       200,
@@ -32,6 +33,7 @@ export const repository: RouteEntry<RouteOf<'repo'>> = {
         perPage: TAGS_PER_PAGE,
         canDelete: can(session.whoami, 'delete', route.name),
         flash: takeFlash(session),
+        ...(cachedFrom ? { cachedFrom } : {}),
       }),
     );
   },

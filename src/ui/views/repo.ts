@@ -3,6 +3,7 @@ import { formatBytesOrDash, formatDateTime, formatExactBytes, formatRelative, pl
 import { html, type SafeHtml } from '../html.js';
 import { flashBox, layout, pullCommand, type Flash, type ViewContext } from './layout.js';
 import { pager } from './repos.js';
+import { cachedBadge } from './cached.js';
 
 export interface RepoView {
   name: string;
@@ -13,6 +14,8 @@ export interface RepoView {
   perPage: number;
   canDelete: boolean;
   flash?: Flash;
+  /** The upstream URL, for a repository of the pull-through cache. */
+  cachedFrom?: string;
 }
 
 export function crumbs(ctx: ViewContext, parts: { href?: string; label: string }[]): SafeHtml {
@@ -61,7 +64,7 @@ export function repoPage(ctx: ViewContext, v: RepoView): string {
     active: 'repos',
     body: html`${flashBox(v.flash)}
 <div class="page-head">
-  <div>${crumbs(ctx, [{ label: v.name }])}<h1 class="title-mono">${v.name}</h1><p>${plural(v.totalTags, 'tag')}</p></div>
+  <div>${crumbs(ctx, [{ label: v.name }])}<h1 class="title-mono">${v.name}</h1><p>${plural(v.totalTags, 'tag')}${cachedBadge(v.cachedFrom)}</p></div>
 </div>
 <section class="card" aria-label="Tags">
   ${
