@@ -20,6 +20,7 @@ import { REFERENCE_BINARY, deployedProcess, referenceConfig } from './lib/server
 import { FULL, QUICK } from './lib/sizes.js';
 import { runCatalogPhases, runDockerPhase, runRegistryPasses, runScalePhases } from './passes.js';
 import { runS3Phases } from './s3-pass.js';
+import { runProxyPhases } from './proxy-pass.js';
 import type { PassContext } from './passes.js';
 import { timeCommand } from './phases/cli.js';
 import type { Credentials } from './phases/context.js';
@@ -31,7 +32,8 @@ const MiB = 1024 * 1024;
 
 const USAGE = `usage: node bench/out/build/run.js [--quick] [--only PHASES] [--no-write] [--profile] [--other-work TEXT]
   --quick        small sizes and short durations (a few minutes)
-  --only         comma-separated phase ids: ceilings,large-blob,manifests,small-blobs,skopeo,repeat,catalog,scale,docker,cli,up,s3
+  --only         comma-separated phase ids: ceilings,large-blob,manifests,small-blobs,skopeo,repeat,catalog,scale,docker,cli,up,s3,
+                 proxy (the pull-through cache: first and cached pulls)
                  (docker and up — stacks on the Docker engine —, scale — a seeded metadata store, smaller with
                  --quick — and s3 — versitygw, distribution v3, PostgreSQL — are left out of --quick unless named)
   --no-write     print the report, do not write docs/benchmarks.md and docs/benchmarks.json
@@ -55,6 +57,7 @@ const ALL_PHASES = [
   'cli',
   'up',
   's3',
+  'proxy',
 ];
 /**
  * Left out of --quick unless named: stacks on the Docker engine, the start at scale (a seeded metadata store), and
@@ -193,6 +196,7 @@ async function main(): Promise<void> {
   if (only.has('scale')) await runScalePhases(ctx);
   if (only.has('docker')) await runDockerPhase(ctx, repoRoot);
   if (only.has('s3')) await runS3Phases(ctx);
+  if (only.has('proxy')) await runProxyPhases(ctx);
 
   mark('registry phases done');
   const summary: Metric[] = [];
