@@ -4,6 +4,7 @@
  * front of the upstream shows which manifests went through ours. dockerd treats 127.0.0.0/8 as insecure by default;
  * ctr talks to the containerd dockerd runs, in a namespace of its own that the test empties and removes.
  */
+import { createHash } from 'node:crypto';
 import { mkdtemp, mkdir, rm, writeFile, access } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -101,7 +102,7 @@ describe.skipIf(!enabled)('docker and ctr pull through the cache', () => {
       log: () => undefined,
       proxies: [
         { prefix: 'up', upstream: fwdUrl, credentialsFile, ttlMs: 3600_000 },
-        { prefix: 'hub', upstream: fwdUrl, credentialsFile, ttlMs: 3600_000, mirrorOf: DOCKER_HUB },
+        { prefix: 'hub', upstream: fwdUrl, credentialsFile, ttlMs: 3600_000, mirrorOf: DOCKER_HUB, dockerMirror: true },
       ],
     });
     oursHost = new URL((await ours.listen()).url).host;
@@ -177,4 +178,42 @@ describe.skipIf(!enabled)('docker and ctr pull through the cache', () => {
       expect(check).toMatch(new RegExp(`${ref.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s+\\S+\\s+\\S+\\s+complete`));
     expect(await present(revisionLink('up/lib/multi-parts', childDigest[HOST_ARCH] as string))).toBe(true);
   }, 180_000);
+
+  it("answers dockerd's registry-mirrors form (no prefix, no ns) for Docker Hub names; the registry's own names win", async () => {
+    const url = `http://${oursHost}`;
+    const accept = { accept: 'application/vnd.oci.image.index.v1+json' };
+    // The upstream standing in for Docker Hub holds library/multi: asked for without a prefix, it comes from there.
+    const res = await fetch(`${url}/v2/library/multi/manifests/v1`, { headers: accept });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('docker-content-digest')).toBe(hubIndexDigest);
+    const child = await fetch(`${url}/v2/library/multi/manifests/${hubChildDigest.amd64 as string}`);
+    const layer = ((await child.json()) as { layers: { digest: string }[] }).layers[0]?.digest as string;
+    expect((await fetch(`${url}/v2/library/multi/blobs/${layer}`, { method: 'HEAD' })).status).toBe(200);
+
+    // A repository of our own under the same kind of name is served as ours, and the upstream is not asked.
+    const own = Buffer.from('{"ours":true}');
+    const digest = `sha256:${createHash('sha256').update(own).digest('hex')}`;
+    const post = await fetch(`${url}/v2/library/own/blobs/uploads/?digest=${digest}`, {
+      method: 'POST',
+      body: new Uint8Array(own),
+    });
+    expect(post.status).toBe(201);
+    const manifest = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest, size: own.length },
+      layers: [],
+    });
+    const put = await fetch(`${url}/v2/library/own/manifests/v1`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+      body: manifest,
+    });
+    expect(put.status).toBe(201);
+    const before = new Map(counts);
+    expect((await fetch(`${url}/v2/library/own/manifests/v1`)).status).toBe(200);
+    // A blob of a name that is neither ours nor cached is not looked for upstream (a client checking before a push).
+    expect((await fetch(`${url}/v2/new/app/blobs/${digest}`, { method: 'HEAD' })).status).toBe(404);
+    expect([...counts].filter(([k, n]) => n !== before.get(k))).toEqual([]);
+  });
 });
