@@ -39,6 +39,11 @@ export async function loginMirror(ctx: CliContext, where: RegistryAddress, yes: 
   out.line(
     `dockerd asks its registry-mirrors for Docker Hub images only; pull other registries' images through the cache by name (${where.address}/<prefix>/<image>).`,
   );
+  out.line(
+    "The registry answers dockerd's mirror requests when one of its proxies entries, for Docker Hub, has dockerMirror: true.",
+  );
+  if (where.http && !/^(localhost|127\.)/.test(where.address))
+    out.line('dockerd talks plain HTTP to this registry only if it trusts it: regctl login --trust');
   out.line('');
   out.line(`For containerd (and kubelets), write this to /etc/containerd/certs.d/${DOCKER_HUB}/hosts.toml; other`);
   out.line("upstreams take the same file under their own host's directory:");
