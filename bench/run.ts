@@ -21,6 +21,7 @@ import { REFERENCE_BINARY, deployedProcess, referenceConfig } from './lib/server
 import { FULL, QUICK } from './lib/sizes.js';
 import { runCatalogPhases, runDockerPhase, runRegistryPasses, runScalePhases, runSwarmPhase } from './passes.js';
 import { runS3Phases } from './s3-pass.js';
+import { runProxyPhases } from './proxy-pass.js';
 import type { PassContext } from './passes.js';
 import { timeCommand } from './phases/cli.js';
 import type { Credentials } from './phases/context.js';
@@ -33,7 +34,8 @@ const MiB = 1024 * 1024;
 
 const USAGE = `usage: node bench/out/build/run.js [--quick] [--only PHASES] [--no-write] [--profile] [--other-work TEXT]
   --quick        small sizes and short durations (a few minutes)
-  --only         comma-separated phase ids: ceilings,large-blob,manifests,small-blobs,skopeo,repeat,catalog,scale,docker,cli,up,s3,swarm
+  --only         comma-separated phase ids: ceilings,large-blob,manifests,small-blobs,skopeo,repeat,catalog,scale,docker,cli,up,s3,
+                 swarm,proxy (the pull-through cache: first and cached pulls)
                  (docker and up — stacks on the Docker engine —, scale — a seeded metadata store, smaller with
                  --quick —, s3 — versitygw, distribution v3, PostgreSQL — and swarm — a swarm stack on this engine's
                  swarm — are left out of --quick unless named)
@@ -61,6 +63,7 @@ const ALL_PHASES = [
   'up',
   's3',
   'swarm',
+  'proxy',
 ];
 /**
  * Left out of --quick unless named: stacks on the Docker engine, the start at scale (a seeded metadata store), and
@@ -246,6 +249,7 @@ async function runEnginePhases(ctx: PassContext, repoRoot: string): Promise<void
   if (ctx.only.has('docker')) await runDockerPhase(ctx, repoRoot);
   if (ctx.only.has('s3')) await runS3Phases(ctx);
   if (ctx.only.has('swarm')) await runSwarmPhase(ctx, repoRoot);
+  if (ctx.only.has('proxy')) await runProxyPhases(ctx);
 }
 
 /** `regctl --help` and `regctl up`, each when selected: figures of ours alone. */

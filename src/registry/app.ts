@@ -365,7 +365,7 @@ export class RegistryApp {
     if (match.params.name !== undefined && !isValidName(match.params.name)) {
       throw new RegistryError('NAME_INVALID', { name: match.params.name });
     }
-    this.opts.proxy?.mapMirror(ctx);
+    await this.opts.proxy?.mapMirror(ctx);
     if (this.opts.auth)
       authorizeRequest({
         policy: this.policy(),

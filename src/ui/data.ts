@@ -50,6 +50,8 @@ export interface RepoSummary {
   size: number | undefined;
   /** From the admin usage report (`lastPush`) or, without it, the newest image's creation date. */
   updated: string | undefined;
+  /** The upstream URL, for a repository of the pull-through cache. */
+  cachedFrom?: string;
 }
 
 /** A blob (or manifest) a tag needs, with its size. */
@@ -246,6 +248,39 @@ export class RegistryData {
       },
       { concurrency: FAN_OUT },
     );
+  }
+
+  /**
+   * Where each repository of the pull-through cache is cached from (its upstream's URL); the registry's own
+   * repositories are absent. Admins read it from the usage report; other users from each tags list's header.
+   */
+  async cachedSources(names: readonly string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    if (isAdmin(this.session.whoami)) {
+      const usage = await this.usage().catch((err: unknown) => {
+        if (err instanceof RegistryNotFoundError) return undefined;
+        throw err;
+      });
+      if (usage) {
+        const wanted = new Set(names);
+        for (const r of usage.repositories) if (r.cachedFrom && wanted.has(r.name)) out.set(r.name, r.cachedFrom);
+        return out;
+      }
+    }
+    await pMap(
+      names,
+      async (name) => {
+        const from = await this.cached(`cached-from:${name}`, () =>
+          this.client.cachedFrom(name).catch((err: unknown) => {
+            if (err instanceof RegistryNotFoundError || err instanceof RegistryDeniedError) return undefined;
+            throw err;
+          }),
+        );
+        if (from) out.set(name, from);
+      },
+      { concurrency: FAN_OUT },
+    );
+    return out;
   }
 
   /**

@@ -9,6 +9,7 @@ import type { RepositoryPolicies } from '../common/repository-policies.js';
 import type { GcReport, RobotsReport, UsageReport, WhoAmI } from '../common/admin-api.js';
 import type { EventsStatus } from '../common/events.js';
 import { GC_DEFAULTS } from '../common/gc-defaults.js';
+import { CACHED_FROM_HEADER } from '../common/cached-from.js';
 import { MANIFEST_TYPES, MEDIA_TYPES } from '../common/media-types.js';
 
 const MANIFEST_ACCEPT = MANIFEST_TYPES.join(', ');
@@ -208,6 +209,13 @@ export class RegistryClient {
       (p) => p.tags ?? [],
       `repository ${name}`,
     );
+  }
+
+  /** The upstream a repository of the pull-through cache is cached from (tags list header); undefined otherwise. */
+  async cachedFrom(name: string): Promise<string | undefined> {
+    const res = await this.request(`/v2/${name}/tags/list?n=1`, {}, `repository ${name}`);
+    await res.body?.cancel();
+    return res.headers.get(CACHED_FROM_HEADER) ?? undefined;
   }
 
   private async paginate<P>(first: string, pick: (page: P) => string[], what: string): Promise<string[]> {

@@ -35,10 +35,14 @@ export const GO_PEERS = [
   'cosign',
   'notation',
 ] as const;
-/** Peers from Debian packages; `chromium` is Debian's build, the only browser the tests use. */
+/**
+ * Peers from Debian packages; `chromium` is Debian's build, the only browser the tests use; `ctr` is containerd's
+ * client, talking to the containerd that dockerd runs.
+ */
 export const SYSTEM_PEERS = [
   'docker',
   'dockerd',
+  'ctr',
   'docker-compose',
   'skopeo',
   'podman',

@@ -49,7 +49,7 @@ BASE_IMAGE="regctl-test/node:20"
 VERSION_LABEL="org.regctl.test.version"
 
 APT_PACKAGES=(
-  docker.io docker-compose skopeo podman docker-registry pebble chromium
+  docker.io containerd docker-compose skopeo podman docker-registry pebble chromium
   openssl jq curl iproute2 ca-certificates busybox-static tar groovy default-jre-headless apache2-utils postgresql
 )
 

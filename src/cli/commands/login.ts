@@ -15,7 +15,11 @@ export function loginCommand(ctx: CliContext): Command {
     .option('--user <name>', 'log in as another user than the admin in .env')
     .option('--password-stdin', "read that user's password from standard input")
     .option('--trust', "dev: add the registry to the engine's insecure-registries (shows the change and asks first)")
-    .option('-y, --yes', 'with --trust: do not ask')
+    .option(
+      '--mirror',
+      "make the local engines pull through this registry's cache: dockerd's registry-mirrors (shows the change, asks, reloads dockerd) and containerd's hosts.toml",
+    )
+    .option('-y, --yes', 'with --trust or --mirror: do not ask')
     .action(
       async (opts: {
         dir?: string;
@@ -24,6 +28,7 @@ export function loginCommand(ctx: CliContext): Command {
         user?: string;
         passwordStdin?: boolean;
         trust?: boolean;
+        mirror?: boolean;
         yes?: boolean;
       }) => {
         const { applyTrust, clientAddress, DAEMON_JSON, login, planTrust } = await import('../../ops/login.js');
@@ -34,6 +39,10 @@ export function loginCommand(ctx: CliContext): Command {
             hint: 'name the user whose password you pipe in',
           });
         const where = await clientAddress(dir, opts);
+        if (opts.mirror) {
+          const { loginMirror } = await import('./login-mirror.js');
+          return loginMirror(ctx, where, opts.yes === true);
+        }
         if (opts.trust) {
           if (!where.http)
             throw new RegctlError('USAGE', '--trust is for the dev (HTTP) stack', {

@@ -42,9 +42,10 @@ export interface ProxyHooks {
   upstreamOf(name: string): string | undefined;
   /**
    * Before authorization: maps containerd's mirror form (`?ns=<upstream host>`) onto the proxy prefix of that
-   * upstream by rewriting `ctx.params.name`, so that access is checked on the name served.
+   * upstream, and dockerd's (unprefixed Docker Hub names, when an entry answers it) onto that entry's prefix, by
+   * rewriting `ctx.params.name`, so that access is checked on the name served.
    */
-  mapMirror(ctx: Ctx): void;
+  mapMirror(ctx: Ctx): Promise<void>;
   /** After authorization: refuses (DENIED) any action but pull in a proxied repository. */
   refuseWrite(name: string, action: string): void;
   manifest(ctx: Ctx, name: string, ref: ManifestRef): Promise<StoredManifest>;

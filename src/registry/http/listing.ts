@@ -1,3 +1,4 @@
+import { CACHED_FROM_HEADER } from '../../common/cached-from.js';
 import { RegistryError } from '../errors.js';
 import { parseDigest } from '../reference.js';
 import { referrersIndex } from '../storage/referrer-store.js';
@@ -48,7 +49,11 @@ async function storePage(
   return { items: shown };
 }
 
-/** end-8a / end-8b: GET /v2/<name>/tags/list?n=&last= */
+/**
+ * end-8a / end-8b: GET /v2/<name>/tags/list?n=&last=
+ * A repository of the pull-through cache says where it is cached from in `Regctl-Cached-From` (the upstream's URL),
+ * so that any client allowed to list it (the web UI) can tell cached content from the registry's own.
+ */
 export async function listTags(ctx: Ctx): Promise<void> {
   const name = ctx.params.name as string;
   const page = await storePage(
@@ -57,7 +62,10 @@ export async function listTags(ctx: Ctx): Promise<void> {
     pageSize(ctx, undefined),
   );
   if (!page) throw new RegistryError('NAME_UNKNOWN', { name });
-  sendJson(ctx, 200, { name, tags: page.items }, page.link ? { Link: page.link } : {});
+  const upstream = ctx.proxy?.upstreamOf(name);
+  const headers: Record<string, string> = upstream ? { [CACHED_FROM_HEADER]: upstream } : {};
+  if (page.link) headers.Link = page.link;
+  sendJson(ctx, 200, { name, tags: page.items }, headers);
 }
 
 /** GET /v2/_catalog?n=&last= (registry:2 extension), filtered by `visible` (what the user may pull). */

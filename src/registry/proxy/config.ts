@@ -9,7 +9,19 @@
  *     upstream: https://registry-1.docker.io
  *     credentialsFile: /run/secrets/hub   # "user:password", or JSON {"username": "...", "password": "..."}
  *     ttl: 24h                            # how long a cached tag is served before a HEAD revalidates it
+ *     mirrorOf: docker.io                 # optional: the registry containerd names in `?ns=` (see below)
+ *     dockerMirror: true                  # optional: answer dockerd's registry-mirrors (see below)
  * ```
+ * `mirrorOf` is the registry host this entry stands for in containerd's mirror form (`?ns=docker.io`); by default
+ * the upstream's own host (Docker Hub's names count as one). Set it when the upstream is itself a copy of that
+ * registry, such as an in-house mirror of Docker Hub: clients then name `docker.io` and reach it through us.
+ *
+ * `dockerMirror: true` (one entry at most, one that stands for Docker Hub) serves dockerd's `registry-mirrors`:
+ * dockerd asks its mirror for Docker Hub names without any prefix (`/v2/library/alpine/manifests/3`), so pulls of a
+ * name outside every prefix that is not one of this registry's own repositories go to this entry
+ * (`hub/library/alpine`). The registry's own repositories always win; pushes are never redirected, and blobs only
+ * once the repository's manifest came through the mirror. A manifest asked for in a name that is not yet ours
+ * (a client checking before its first push) is asked of the upstream, and fails if Docker Hub is unreachable.
  * The flag and environment form is `PREFIX=URL` (repeatable flag; comma-separated in REGCTL_PROXIES), ttl 24h.
  * Credentials come from the file or from the environment (`REGCTL_PROXY_<PREFIX>_CREDENTIALS=user:password`,
  * the prefix upper-cased with non-alphanumerics as `_`), never from a flag value or the config file itself.
@@ -25,6 +37,10 @@ export interface ProxyEntry {
   credentialsFile: string | undefined;
   /** How long a cached tag is served without asking the upstream. */
   ttlMs: number;
+  /** The registry host clients name in containerd's `?ns=`, when it is not the upstream's own host. */
+  mirrorOf?: string;
+  /** Serves dockerd's registry-mirrors: unprefixed pulls of names that are not the registry's own come here. */
+  dockerMirror?: boolean;
 }
 
 export interface ProxyCredentials {
@@ -43,7 +59,10 @@ export class ProxyConfigError extends Error {
 }
 
 const PREFIX_RE = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
-const KEYS = new Set(['prefix', 'upstream', 'credentialsFile', 'ttl']);
+const KEYS = new Set(['prefix', 'upstream', 'credentialsFile', 'ttl', 'mirrorOf', 'dockerMirror']);
+/** Docker Hub's names: its registry host, and what clients call it. */
+export const DOCKER_HUB_HOSTS: ReadonlySet<string> = new Set(['registry-1.docker.io', 'docker.io', 'index.docker.io']);
+const HOST_RE = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$/;
 const DEFAULT_TTL = '24h';
 
 /** The env variable holding credentials for `prefix`. */
@@ -88,7 +107,10 @@ function entry(raw: unknown, where: string, problems: string[]): ProxyEntry | un
   const r = raw as Record<string, unknown>;
   const before = problems.length;
   for (const key of Object.keys(r))
-    if (!KEYS.has(key)) problems.push(`${where}: unknown key "${key}" (known: prefix, upstream, credentialsFile, ttl)`);
+    if (!KEYS.has(key))
+      problems.push(
+        `${where}: unknown key "${key}" (known: prefix, upstream, credentialsFile, ttl, mirrorOf, dockerMirror)`,
+      );
   const prefix = r.prefix;
   if (typeof prefix !== 'string' || !PREFIX_RE.test(prefix))
     problems.push(`${where}.prefix: ${JSON.stringify(prefix)} must be one lower-case name component (example: hub)`);
@@ -106,8 +128,24 @@ function entry(raw: unknown, where: string, problems: string[]): ProxyEntry | un
     if (!(err instanceof UnitError)) throw err;
     problems.push(`${where}.ttl: ${err.message}`);
   }
+  const mirrorOf = r.mirrorOf;
+  if (mirrorOf !== undefined && (typeof mirrorOf !== 'string' || !HOST_RE.test(mirrorOf)))
+    problems.push(`${where}.mirrorOf: ${JSON.stringify(mirrorOf)} must be a registry host[:port] (example: docker.io)`);
+  const dockerMirror = r.dockerMirror;
+  if (dockerMirror !== undefined && typeof dockerMirror !== 'boolean')
+    problems.push(`${where}.dockerMirror: must be true or false`);
+  else if (dockerMirror === true && upstream !== undefined) {
+    const standsFor = typeof mirrorOf === 'string' ? mirrorOf : new URL(upstream).host;
+    if (!DOCKER_HUB_HOSTS.has(standsFor))
+      problems.push(
+        `${where}.dockerMirror: dockerd's registry-mirrors are for Docker Hub only; this entry stands for ${standsFor} (set mirrorOf: docker.io if its upstream is a copy of Docker Hub)`,
+      );
+  }
   if (problems.length > before || upstream === undefined) return undefined;
-  return { prefix: prefix as string, upstream, credentialsFile: file as string | undefined, ttlMs };
+  const e: ProxyEntry = { prefix: prefix as string, upstream, credentialsFile: file as string | undefined, ttlMs };
+  if (mirrorOf !== undefined) e.mirrorOf = mirrorOf as string;
+  if (dockerMirror === true) e.dockerMirror = true;
+  return e;
 }
 
 /**
@@ -127,6 +165,8 @@ export function parseProxies(v: unknown): ProxyEntry[] {
     const e = entry(raw, where, problems);
     if (!e) return;
     if (entries.some((o) => o.prefix === e.prefix)) problems.push(`${where}.prefix: "${e.prefix}" is used twice`);
+    else if (e.dockerMirror && entries.some((o) => o.dockerMirror))
+      problems.push(`${where}.dockerMirror: only one entry can answer dockerd's registry-mirrors`);
     else entries.push(e);
   });
   if (problems.length > 0) throw new ProxyConfigError(problems);

@@ -28,11 +28,10 @@ import type { ManifestRef } from '../storage/manifest-store.js';
 import { pathFor } from '../storage/paths.js';
 import type { RegistryStore, StoredManifest } from '../storage/store.js';
 import { BlobFlight, download } from './blob-flight.js';
-import { readCredentials, type ProxyCredentials, type ProxyEntry } from './config.js';
+import { DOCKER_HUB_HOSTS, readCredentials, type ProxyCredentials, type ProxyEntry } from './config.js';
 import { UpstreamClient, UpstreamError } from './upstream.js';
 
 const ACCEPT = MANIFEST_TYPES.join(', ');
-const DOCKER_HUB_HOSTS = new Set(['registry-1.docker.io', 'docker.io', 'index.docker.io']);
 
 export interface ProxyOptions {
   log: LogFn;
@@ -80,7 +79,8 @@ export class RegistryProxy {
       if (!name.startsWith(p) || name.length === p.length) continue;
       let remote = name.slice(p.length);
       // Docker Hub's official images live under library/ (`hub/alpine` is `library/alpine`).
-      if (!remote.includes('/') && DOCKER_HUB_HOSTS.has(up.client.host)) remote = `library/${remote}`;
+      if (!remote.includes('/') && DOCKER_HUB_HOSTS.has(up.entry.mirrorOf ?? up.client.host))
+        remote = `library/${remote}`;
       return { up, remote };
     }
     return undefined;
@@ -96,15 +96,31 @@ export class RegistryProxy {
   }
 
   /**
+   * dockerd's registry-mirrors form: `/v2/library/alpine/manifests/3` is `hub/library/alpine` when `hub` has
+   * `dockerMirror` and `library/alpine` is not a repository of ours.
    * containerd's mirror form: `/v2/library/alpine/manifests/3?ns=docker.io` is `hub/library/alpine` when `hub`'s
-   * upstream is that host (any of Docker Hub's names for Docker Hub). Then any write into a prefix is refused.
+   * upstream (or its `mirrorOf`) is that host (any of Docker Hub's names for Docker Hub). Then any write into a
+   * prefix is refused.
    */
-  mapMirror(ctx: Ctx): void {
+  async mapMirror(ctx: Ctx): Promise<void> {
     const ns = ctx.url.searchParams.get('ns');
     const name = ctx.params.name;
     if (name === undefined) return;
-    const up = ns === null ? undefined : this.upstreams.find((u) => sameRegistry(u.client.host, ns));
-    if (up) ctx.params.name = `${up.entry.prefix}/${name}`;
+    if (ns !== null) {
+      const up = this.upstreams.find((u) => sameRegistry(u.entry.mirrorOf ?? u.client.host, ns));
+      if (up) ctx.params.name = `${up.entry.prefix}/${name}`;
+      return;
+    }
+    // dockerd's registry-mirrors form (config.ts `dockerMirror`): pulls only, of manifests, blobs and referrers.
+    const hub = this.upstreams.find((u) => u.entry.dockerMirror);
+    if (!hub || (ctx.req.method !== 'GET' && ctx.req.method !== 'HEAD')) return;
+    if (ctx.params.reference === undefined && ctx.params.digest === undefined) return;
+    if (this.match(name) || (await ctx.store.index.repository(name))) return;
+    const cached = `${hub.entry.prefix}/${name}`;
+    // A blob only once its manifest came through the mirror (dockerd asks for that first): a client checking a
+    // blob before pushing a new repository of ours never waits on Docker Hub.
+    if (ctx.params.reference === undefined && !(await ctx.store.index.repository(cached))) return;
+    ctx.params.name = cached;
   }
 
   /** DENIED for any write (push, upload, mount, delete) into a proxy prefix. */

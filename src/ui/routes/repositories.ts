@@ -29,9 +29,12 @@ async function listRepositories({ app, res, url, session, data, view }: PageExch
   }
   const meta = paginate(ordered, pageNo, pageSize);
   const summaries = await data.summaries(meta.items, new Set(meta.items));
-  const rows = meta.items.map(
-    (n) => summaries.get(n) ?? { name: n, tags: undefined, size: undefined, updated: undefined },
-  );
+  const sources = await data.cachedSources(meta.items);
+  const rows = meta.items.map((n) => {
+    const row = summaries.get(n) ?? { name: n, tags: undefined, size: undefined, updated: undefined };
+    const from = sources.get(n);
+    return from ? { ...row, cachedFrom: from } : row;
+  });
   send(
     res,
     200,

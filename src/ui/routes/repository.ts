@@ -22,6 +22,7 @@ export const repository: RouteEntry<RouteOf<'repo'>> = {
     const rows = await data.tagInfos(route.name, meta.items);
     // regctl's registry only (whoami answered); a registry without the admin API shows no policies card.
     const policies = session.whoami ? await data.repositoryPolicies(route.name).catch(() => undefined) : undefined;
+    const cachedFrom = (await data.cachedSources([route.name])).get(route.name);
     send(
       res,
       200,
@@ -35,6 +36,7 @@ export const repository: RouteEntry<RouteOf<'repo'>> = {
         canDelete: can(session.whoami, 'delete', route.name),
         flash: takeFlash(session),
         policies,
+        ...(cachedFrom ? { cachedFrom } : {}),
       }),
     );
   },

@@ -5,6 +5,7 @@ import { html, type SafeHtml } from '../html.js';
 import { flashBox, layout, pullCommand, type Flash, type ViewContext } from './layout.js';
 import { pager } from './repos.js';
 import { policiesCard } from './repo-policies.js';
+import { cachedBadge } from './cached.js';
 
 export interface RepoView {
   name: string;
@@ -17,6 +18,8 @@ export interface RepoView {
   flash?: Flash;
   /** The policies that apply (views/repo-policies.ts); undefined without regctl's admin API. */
   policies?: RepositoryPolicies | undefined;
+  /** The upstream URL, for a repository of the pull-through cache. */
+  cachedFrom?: string;
 }
 
 export function crumbs(ctx: ViewContext, parts: { href?: string; label: string }[]): SafeHtml {
@@ -65,7 +68,7 @@ export function repoPage(ctx: ViewContext, v: RepoView): string {
     active: 'repos',
     body: html`${flashBox(v.flash)}
 <div class="page-head">
-  <div>${crumbs(ctx, [{ label: v.name }])}<h1 class="title-mono">${v.name}</h1><p>${plural(v.totalTags, 'tag')}</p></div>
+  <div>${crumbs(ctx, [{ label: v.name }])}<h1 class="title-mono">${v.name}</h1><p>${plural(v.totalTags, 'tag')}${cachedBadge(v.cachedFrom)}</p></div>
 </div>
 <section class="card" aria-label="Tags">
   ${

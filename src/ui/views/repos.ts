@@ -3,6 +3,7 @@ import type { SortKey } from '../listing.js';
 import { formatBytesOrDash, formatDateTime, formatRelative, plural } from '../format.js';
 import { html, type SafeHtml } from '../html.js';
 import { flashBox, layout, type Flash, type ViewContext } from './layout.js';
+import { cachedBadge } from './cached.js';
 
 export interface ReposView {
   rows: RepoSummary[];
@@ -68,7 +69,7 @@ export function reposPage(ctx: ViewContext, v: ReposView): string {
   const dateLabel = v.pushTimes ? 'Last push' : 'Newest image';
   const rows = v.rows.map(
     (r) => html`<tr>
-  <td data-label="Repository"><a class="repo-link" href="${ctx.paths.repo(r.name)}">${r.name}</a></td>
+  <td data-label="Repository"><a class="repo-link" href="${ctx.paths.repo(r.name)}">${r.name}</a>${cachedBadge(r.cachedFrom)}</td>
   <td class="num" data-label="Tags">${r.tags === undefined ? html`<span class="muted">—</span>` : r.tags.toLocaleString('en-US')}</td>
   <td class="num" data-label="Size">${r.size === undefined ? html`<span class="muted">—</span>` : formatBytesOrDash(r.size)}</td>
   <td class="nowrap" data-label="${dateLabel}"><span title="${formatDateTime(r.updated)}">${formatRelative(r.updated)}</span></td>

@@ -54,10 +54,50 @@ describe('proxies setting', () => {
       'proxies[0].upstream: "ftp://x" must start with https:// or http://',
       'proxies[0].ttl: "10" is not a duration (examples: 30s, 10m, 1h30m, 7d; a bare number needs a unit)',
       'proxies[1].upstream: credentials do not belong in the URL; use credentialsFile or the environment',
-      'proxies[2]: unknown key "extra" (known: prefix, upstream, credentialsFile, ttl)',
+      'proxies[2]: unknown key "extra" (known: prefix, upstream, credentialsFile, ttl, mirrorOf, dockerMirror)',
       'proxies[2].upstream: "https://example.com/v2/" must be the registry\'s base URL, without a path or query',
       'proxies[3]: "nourl" is not PREFIX=URL (example: hub=https://registry-1.docker.io)',
       'proxies[5].prefix: "dup" is used twice',
+    ]);
+  });
+
+  it("takes mirrorOf, the registry host an entry stands for in containerd's ?ns=, only as a host[:port]", () => {
+    const entries = parseProxies([
+      { prefix: 'hub', upstream: 'http://127.0.0.1:5001', mirrorOf: 'docker.io' },
+      { prefix: 'q', upstream: 'https://q.example' },
+    ]);
+    expect(entries.map((e) => e.mirrorOf)).toEqual(['docker.io', undefined]);
+    expect(() =>
+      parseProxies([{ prefix: 'hub', upstream: 'https://a.example', mirrorOf: 'https://docker.io/' }]),
+    ).toThrow('proxies[0].mirrorOf: "https://docker.io/" must be a registry host[:port] (example: docker.io)');
+    expect(() => parseProxies([{ prefix: 'hub', upstream: 'https://a.example', mirrorOf: 5 }])).toThrow(
+      /^proxies\[0\]\.mirrorOf: 5 must be/,
+    );
+  });
+
+  it('takes dockerMirror on one entry at most, and only on one that stands for Docker Hub', () => {
+    const hub = { prefix: 'hub', upstream: 'https://registry-1.docker.io', dockerMirror: true };
+    expect(parseProxies([hub])[0]?.dockerMirror).toBe(true);
+    expect(
+      parseProxies([{ prefix: 'h', upstream: 'http://127.0.0.1:5001', mirrorOf: 'docker.io', dockerMirror: true }])[0]
+        ?.dockerMirror,
+    ).toBe(true);
+    expect(parseProxies([{ prefix: 'q', upstream: 'https://q.example' }])[0]?.dockerMirror).toBeUndefined();
+    let err: unknown;
+    try {
+      parseProxies([
+        hub,
+        { ...hub, prefix: 'hub2' },
+        { prefix: 'ghcr', upstream: 'https://ghcr.io', dockerMirror: true },
+        { prefix: 'x', upstream: 'https://x.example', dockerMirror: 'yes' },
+      ]);
+    } catch (e) {
+      err = e;
+    }
+    expect((err as Error).message.split('\n')).toEqual([
+      "proxies[1].dockerMirror: only one entry can answer dockerd's registry-mirrors",
+      "proxies[2].dockerMirror: dockerd's registry-mirrors are for Docker Hub only; this entry stands for ghcr.io (set mirrorOf: docker.io if its upstream is a copy of Docker Hub)",
+      'proxies[3].dockerMirror: must be true or false',
     ]);
   });
 
