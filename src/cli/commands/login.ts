@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import type { CliContext } from '../context.js';
 import { RegctlError } from '../../common/errors.js';
 import { readStdinSecret } from '../../common/stdin.js';
@@ -14,8 +14,9 @@ export function loginCommand(ctx: CliContext): Command {
     .option('--direct', 'use the dev direct port (localhost:<ports.registry>) instead of Traefik')
     .option('--user <name>', 'log in as another user than the admin in .env')
     .option('--password-stdin', "read that user's password from standard input")
-    .option('--trust', "dev: add the registry to the engine's insecure-registries (shows the change and asks first)")
-    .option('-y, --yes', 'with --trust: do not ask')
+    .option('--trust', "dev: put the stack's local CA into the engine's certs.d (no restart), then log in over HTTPS")
+    .option('--insecure', "dev: add the registry to the engine's insecure-registries instead (needs an engine restart)")
+    .option('-y, --yes', 'with --insecure: do not ask')
     .action(
       async (opts: {
         dir?: string;
@@ -24,6 +25,7 @@ export function loginCommand(ctx: CliContext): Command {
         user?: string;
         passwordStdin?: boolean;
         trust?: boolean;
+        insecure?: boolean;
         yes?: boolean;
       }) => {
         const { applyTrust, clientAddress, DAEMON_JSON, login, planTrust } = await import('../../ops/login.js');
@@ -33,10 +35,24 @@ export function loginCommand(ctx: CliContext): Command {
           throw new RegctlError('USAGE', '--password-stdin needs --user', {
             hint: 'name the user whose password you pipe in',
           });
-        const where = await clientAddress(dir, opts);
+        if (opts.trust && (opts.insecure || opts.direct || opts.prod))
+          throw new RegctlError('USAGE', '--trust goes with neither --insecure, --direct nor --prod', {
+            hint: '--trust is for the dev stack through Traefik over HTTPS',
+          });
         if (opts.trust) {
+          const { browserTrustSteps, DOCKER_CERTS_DIR, trustStack } = await import('../../ops/trust.js');
+          const trusted = await trustStack(dir, ctx.env.REGCTL_DOCKER_CERTS_DIR ?? DOCKER_CERTS_DIR);
+          for (const f of trusted.files) out.line(`  ${f.status.padEnd(10)} ${f.path}`);
+          out.ok(
+            `the engine trusts the stack's CA for ${trusted.addresses.join(', ')} (read per connection: no restart)`,
+          );
+          out.line('To trust it in a browser or the OS as well:');
+          for (const step of browserTrustSteps(trusted.caPath, basename(dir))) out.line(`  ${step}`);
+        }
+        const where = await clientAddress(dir, { ...opts, tls: Boolean(opts.trust) });
+        if (opts.insecure) {
           if (!where.http)
-            throw new RegctlError('USAGE', '--trust is for the dev (HTTP) stack', {
+            throw new RegctlError('USAGE', '--insecure is for the dev (HTTP) stack', {
               hint: 'the prod stack serves HTTPS with a public certificate: no engine change is needed',
             });
           const path = ctx.env.REGCTL_DAEMON_JSON ?? DAEMON_JSON;
@@ -60,6 +76,7 @@ export function loginCommand(ctx: CliContext): Command {
           dir,
           ...(opts.prod ? { prod: true } : {}),
           ...(opts.direct ? { direct: true } : {}),
+          ...(opts.trust ? { tls: true } : {}),
           ...(opts.user ? { user: opts.user } : {}),
           ...(password !== undefined ? { password } : {}),
           env: ctx.env,
