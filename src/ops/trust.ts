@@ -91,7 +91,7 @@ export async function installCa(
 
 /** How to make browsers and the OS trust the CA at `caPath` (printed for a person; regctl runs none of it). */
 export function browserTrustSteps(caPath: string, name: string): string[] {
-  const nick = `regctl ${name} local CA`;
+  const nick = `regctl local CA (${name})`;
   return [
     `Linux system store (curl, skopeo, podman): sudo cp ${caPath} /usr/local/share/ca-certificates/regctl-${name}.crt && sudo update-ca-certificates`,
     `Chrome/Chromium on Linux (NSS): certutil -d sql:$HOME/.pki/nssdb -A -t "C,," -n "${nick}" -i ${caPath}`,
@@ -104,6 +104,8 @@ export function browserTrustSteps(caPath: string, name: string): string[] {
 export interface TrustResult {
   /** The stack's CA file (absolute), for the browser steps. */
   caPath: string;
+  /** The stack's name, which names the CA in the OS and browser stores. */
+  name: string;
   addresses: string[];
   files: CaInstallFile[];
 }
@@ -119,5 +121,6 @@ export async function trustStack(dir: string, certsDir = DOCKER_CERTS_DIR): Prom
   const names = Object.values(model.hostnames);
   const ca = await stackCa(dir, names);
   const addresses = trustAddresses(config, model.hostnames.registry);
-  return { caPath: join(dir, CA_CERT_FILE), addresses, files: await installCa(ca, addresses, certsDir) };
+  const files = await installCa(ca, addresses, certsDir);
+  return { caPath: join(dir, CA_CERT_FILE), name: config.name, addresses, files };
 }

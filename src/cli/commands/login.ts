@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { basename, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { CliContext } from '../context.js';
 import { RegctlError } from '../../common/errors.js';
 import { readStdinSecret } from '../../common/stdin.js';
@@ -47,7 +47,7 @@ export function loginCommand(ctx: CliContext): Command {
             `the engine trusts the stack's CA for ${trusted.addresses.join(', ')} (read per connection: no restart)`,
           );
           out.line('To trust it in a browser or the OS as well:');
-          for (const step of browserTrustSteps(trusted.caPath, basename(dir))) out.line(`  ${step}`);
+          for (const step of browserTrustSteps(trusted.caPath, trusted.name)) out.line(`  ${step}`);
         }
         const where = await clientAddress(dir, { ...opts, tls: Boolean(opts.trust) });
         if (opts.insecure) {
