@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { EngineInfo } from '../docker/engine.js';
 import { clockCheck, diskCheck } from './doctor/disk-clock.js';
 import { dnsCheck, portsCheck, trustCheck, trustDirectCheck } from './doctor/host.js';
+import { devCaCheck, devCaTrustCheck, devHttpsCheck, devLeafCheck } from './doctor/dev-tls.js';
 import { acmeJsonCheck, certificateCheck, httpChallengeCheck } from './doctor/prod.js';
 import { locationCheck, stackCheck, traefikTimeoutCheck } from './doctor/proxy.js';
 import {
@@ -32,9 +33,13 @@ export const CHECKS: readonly Check[] = [
   dnsCheck,
   trustCheck,
   trustDirectCheck,
+  devCaCheck,
+  devLeafCheck,
+  devCaTrustCheck,
   stackCheck,
   traefikTimeoutCheck,
   locationCheck,
+  devHttpsCheck,
   uploadCheck,
   diskCheck,
   clockCheck,

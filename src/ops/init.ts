@@ -16,6 +16,7 @@ import { newTokenKeyPem } from '../registry/auth/token-keys.js';
 import { hostnamesOf, TOKEN_KEY_FILE } from '../stack/build-model.js';
 import { initMetadataPassword, initS3Credentials } from './init-secrets.js';
 import { applyTrialOptions, trialNotice, type TrialOptions } from './init-trial.js';
+import { ensureDevCertificates, type DevCertResult } from './dev-ca.js';
 import { ENV_KEYS, envValueProblem, parseEnv } from '../stack/env.js';
 import { DEFAULT_BCRYPT_COST, parseHtpasswd, setHtpasswdUser } from '../stack/htpasswd.js';
 import { configDocument, renderStack } from '../stack/render.js';
@@ -307,6 +308,7 @@ interface InitOutcome {
   result: { written: string[]; backups: string[] };
   username: string;
   shownPassword: string | undefined;
+  certs: DevCertResult;
 }
 
 /** What init did, for a person. */
@@ -320,6 +322,10 @@ function printResult(ctx: InitIo, o: InitOutcome): void {
     ctx.out.line(`  ${word.padEnd(10)} ${f.path}${f.secret ? ' (0600)' : ''}`);
   }
   for (const b of result.backups) ctx.out.line(`  saved      ${b} (your edits)`);
+  for (const f of o.certs.files) ctx.out.line(`  ${f.status.padEnd(10)} ${f.path}${f.secret ? ' (0600)' : ''}`);
+  if (o.certs.caReplaced) {
+    ctx.out.warn(`a new local CA replaced the old one (${o.certs.caReplaced}): run \`regctl login --trust\` again`);
+  }
   if (shownPassword) {
     ctx.out.line();
     ctx.out.ok(`Registry user ${username}, password (shown once; also in .env, mode 0600):`);
@@ -343,7 +349,11 @@ export async function runInit(ctx: InitIo, opts: InitOptions): Promise<void> {
   const { username, password, shownPassword, existingHtpasswd } = await initCredentials(ctx, opts, dir, config, ask);
 
   if (!existing) {
-    const checks: [number, string][] = [[config.ports.http, '--http-port']];
+    const checks: [number, string][] = [
+      [config.ports.http, '--http-port'],
+      // The dev stack also serves HTTPS with the local CA's certificate.
+      [config.ports.https, '--https-port'],
+    ];
     if (config.ports.registry !== 0) checks.push([config.ports.registry, '--registry-port']);
     for (const [port, flag] of checks) await ensurePortFree(port, flag);
   }
@@ -398,17 +408,20 @@ export async function runInit(ctx: InitIo, opts: InitOptions): Promise<void> {
     );
   }
   const result = await applyPlan(dir, plan, { force: Boolean(opts.force) });
+  const certs = await ensureDevCertificates(dir, config.host, Object.values(hostnamesOf(config)));
 
   if (opts.json) {
     ctx.out.json({
       dir,
       files: plan.map((f) => ({ path: f.path, status: f.status, written: result.written.includes(f.path) })),
       backups: result.backups,
+      certificates: certs.files,
+      ...(certs.caReplaced ? { caReplaced: certs.caReplaced } : {}),
       username,
       ...(shownPassword ? { password: shownPassword } : {}),
       hostnames: hostnamesOf(config),
     });
     return;
   }
-  printResult(ctx, { dir, existing: existing !== undefined, config, plan, result, username, shownPassword });
+  printResult(ctx, { dir, existing: existing !== undefined, config, plan, result, username, shownPassword, certs });
 }

@@ -18,10 +18,13 @@ export interface RegistryAddress {
   http: boolean;
 }
 
-/** The address clients use: through Traefik by name, or the dev direct port on localhost. */
+/**
+ * The address clients use: through Traefik by name, or the dev direct port on localhost. `tls` asks for the dev
+ * stack's HTTPS address (served with the local CA's certificate), which `login --trust` logs in to.
+ */
 export async function clientAddress(
   dir: string,
-  opts: { prod?: boolean; direct?: boolean } = {},
+  opts: { prod?: boolean; direct?: boolean; tls?: boolean } = {},
 ): Promise<RegistryAddress> {
   const { config, model } = await loadStack(dir, opts.prod ? { prod: true } : {});
   if (opts.direct) {
@@ -33,7 +36,7 @@ export async function clientAddress(
     return { address: `localhost:${config.ports.registry}`, http: true };
   }
   const host = model.hostnames.registry;
-  if (model.mode === 'prod')
+  if (model.mode === 'prod' || opts.tls)
     return { address: config.ports.https === 443 ? host : `${host}:${config.ports.https}`, http: false };
   return { address: config.ports.http === 80 ? host : `${host}:${config.ports.http}`, http: true };
 }
@@ -42,6 +45,8 @@ export interface LoginOptions {
   dir: string;
   prod?: boolean;
   direct?: boolean;
+  /** dev: the HTTPS address (see clientAddress). */
+  tls?: boolean;
   /** Another user than the stack's admin; its password comes from `password`. */
   user?: string;
   password?: string;

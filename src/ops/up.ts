@@ -22,6 +22,7 @@ import {
   type ServedCertificate,
 } from './http-probe.js';
 import { assertPortsFree } from './ports.js';
+import { ensureDevCertificates } from './dev-ca.js';
 import { applyPlan, planContainers, type ContainerUndo } from './up-containers.js';
 import { errorText, prepareImages, removeStaleImages } from './up-images.js';
 import { isSwarmStack } from './swarm-stack.js';
@@ -56,6 +57,13 @@ export async function up(opts: UpOptions): Promise<UpResult> {
   const { model } = stack;
   out.ok(`Loaded ${stack.dir}/regctl.yaml (project ${model.project}, ${model.mode} mode)`);
   if (isSwarmStack(stack)) return upSwarm(stack, opts, probeStack);
+  if (model.mode === 'dev') {
+    // The dev leaf is renewed here too (it lives LEAF_DAYS), so a stack that is only ever `up`ped keeps HTTPS.
+    const certs = await ensureDevCertificates(stack.dir, stack.config.host, Object.values(model.hostnames));
+    for (const f of certs.files) if (f.status !== 'kept' && !f.secret) out.ok(`${f.status} ${f.path}`);
+    if (certs.caReplaced)
+      out.warn(`a new local CA replaced the old one (${certs.caReplaced}): run \`regctl login --trust\``);
+  }
   checkBindSources(stack);
 
   const undo: Undo = { containers: [], volumes: [] };

@@ -27,6 +27,7 @@ import {
   type VolumeModel,
 } from './model.js';
 import { REGISTRY_NODE_FLAGS, REGISTRY_PROCESS_ENV } from '../registry/process-env.js';
+import { LEAF_DIR, TLS_DYNAMIC_FILE, TRAEFIK_CERTS_PATH, TRAEFIK_TLS_PATH } from './dev-tls.js';
 
 export const REGISTRY_PORT = 5000;
 /** Traefik's service name, which resolves to its container (compose) or tasks (Swarm) on the stack network. */
@@ -118,10 +119,13 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: Buil
   const volumes: VolumeModel[] = [dataVolume];
   if (mode === 'prod') volumes.push({ key: 'letsencrypt', name: `${project}_letsencrypt`, labels: { ...common } });
 
-  const routeCtx: RouteContext = { mode, network, httpsPort: config.ports.https, provider: opts.provider ?? 'docker' };
+  const provider = opts.provider ?? 'docker';
+  // The local CA's HTTPS: compose dev stacks (a swarm stack's Traefik has no stack directory to read the leaf from).
+  const devTls = mode === 'dev' && provider === 'docker';
+  const routeCtx: RouteContext = { mode, network, httpsPort: config.ports.https, provider, devTls };
   const authMount: MountModel = { type: 'bind', source: './auth', target: AUTH_DIR, readOnly: true };
 
-  const services: ServiceModel[] = [traefikService(config, mode, project)];
+  const services: ServiceModel[] = [traefikService(config, mode, project, devTls)];
 
   services.push({
     name: 'registry',
@@ -142,7 +146,9 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: Buil
       router: 'registry',
       hostname: hostnames.registry,
       port: REGISTRY_PORT,
-      corsOrigins: urls.ui ? [urls.ui] : [],
+      corsOrigins: hostnames.ui
+        ? [originOf(config, mode, hostnames.ui), ...(devTls ? [originOf(config, 'prod', hostnames.ui)] : [])]
+        : [],
     }),
     healthcheck: httpHealthcheck(REGISTRY_PORT),
     dependsOn: [],
@@ -240,15 +246,21 @@ function registryCommand(config: StackConfig): string[] {
 }
 
 /** Traefik: the one public entry, configured by its static file and the other services' labels. */
-function traefikService(config: StackConfig, mode: StackMode, project: string): ServiceModel {
+function traefikService(config: StackConfig, mode: StackMode, project: string, devTls: boolean): ServiceModel {
   const traefikPorts: PortModel[] = [{ host: config.ports.http, container: TRAEFIK_PORTS.http }];
-  if (mode === 'prod') traefikPorts.push({ host: config.ports.https, container: TRAEFIK_PORTS.https });
+  if (mode === 'prod' || devTls) traefikPorts.push({ host: config.ports.https, container: TRAEFIK_PORTS.https });
   if (config.traefik.dashboard)
     traefikPorts.push({ hostIp: '127.0.0.1', host: config.ports.dashboard, container: TRAEFIK_PORTS.dashboard });
   const traefikMounts: MountModel[] = [
     { type: 'bind', source: `./${TRAEFIK_CONFIG_FILES[mode]}`, target: STATIC_CONFIG_PATH, readOnly: true },
     { type: 'bind', source: DOCKER_SOCKET, target: DOCKER_SOCKET, readOnly: true },
   ];
+  if (devTls) {
+    traefikMounts.push(
+      { type: 'bind', source: `./${TLS_DYNAMIC_FILE}`, target: TRAEFIK_TLS_PATH, readOnly: true },
+      { type: 'bind', source: `./${LEAF_DIR}`, target: TRAEFIK_CERTS_PATH, readOnly: true },
+    );
+  }
   // The health check runs `traefik` by name: the official image has it in /usr/local/bin, scratch-style
   // images (a bare binary imported as /traefik) at the root, so the root is appended to the usual PATH.
   const traefikEnv: Record<string, string> = { PATH: TRAEFIK_PATH };

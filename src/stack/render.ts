@@ -5,6 +5,7 @@
  * regctl.yaml              the config (source of truth)
  * compose.yaml             dev stack (HTTP)            compose.prod.yaml     prod stack (HTTPS, ACME)
  * traefik/traefik.yml      Traefik static config, dev  traefik/traefik.prod.yml                  prod
+ * traefik/tls.yml          dev: the local CA's leaf as Traefik's default certificate (certs/: see dev-tls.ts)
  * auth/access.yaml         who may pull/push/delete what
  * auth/registry.yaml       the registry's config file: the policies (only when regctl.yaml has policies:)
  * auth/htpasswd    0600    bcrypt hashes (secret; never re-rendered once it exists)
@@ -26,6 +27,7 @@ import { buildSwarmModel, SWARM_COMPOSE_FILE, SWARM_TRAEFIK_FILE } from './swarm
 import { renderSwarmCompose } from './swarm-compose.js';
 import { METADATA_PASSWORD_FILE, S3_CREDENTIALS_FILE, TOKEN_KEY_FILE } from './build-model.js';
 import { REGISTRY_CONFIG_FILE, registryConfigText } from './registry-config.js';
+import { CA_KEY_FILE, LEAF_DIR, TLS_DYNAMIC_FILE, TRAEFIK_TLS_PATH, tlsDynamicConfigText } from './dev-tls.js';
 
 /** This package's root directory (the build context of the registry image). */
 export const PACKAGE_DIR = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
@@ -133,6 +135,8 @@ const gitignore = (config: StackConfig): string =>
     `auth/${TOKEN_KEY_FILE}.previous`,
     ...(config.metadata ? [`auth/${METADATA_PASSWORD_FILE}`] : []),
     ...(config.storage.url ? [`auth/${S3_CREDENTIALS_FILE}`] : []),
+    CA_KEY_FILE,
+    `${LEAF_DIR}/*.key`,
     'letsencrypt/',
     '*.bak',
     '',
@@ -161,6 +165,7 @@ function traefikConfigText(config: StackConfig, mode: StackMode, provider: 'dock
     logLevel: config.traefik.logLevel,
     acme: config.acme,
     provider,
+    ...(mode === 'dev' && provider === 'docker' ? { devTlsFile: TRAEFIK_TLS_PATH } : {}),
   });
   return toYamlText(staticConfig, traefikHeader(mode, provider === 'swarm'));
 }
@@ -214,6 +219,7 @@ export function renderStack(config: StackConfig, opts: RenderOptions = {}): Stac
       secret: false,
     });
   }
+  files.push({ path: TLS_DYNAMIC_FILE, content: tlsDynamicConfigText(config.host), mode: 0o644, secret: false });
   files.push({ path: 'auth/access.yaml', content: accessText(config), mode: 0o644, secret: false });
   const registryConfig = registryConfigText(config);
   if (registryConfig) files.push({ path: REGISTRY_CONFIG_FILE, content: registryConfig, mode: 0o644, secret: false });

@@ -2,7 +2,8 @@
  * Traefik, as pure data: the label map of each routed service and the static configuration file.
  *
  * Routers: `registry` (registry.<host>) and `registry-ui` (registry-ui.<host>). Dev serves them on the `web`
- * entrypoint over HTTP. Prod serves them on `websecure` with the `le` ACME resolver, adds a `<router>-http`
+ * entrypoint over HTTP and, with the stack's local CA (compose dev stacks), as `<router>-https` on `websecure` with
+ * the leaf of `traefik/tls.yml`; plain HTTP stays (no redirect) so clients set up for it keep working. Prod serves them on `websecure` with the `le` ACME resolver, adds a `<router>-http`
  * router on `web` that redirects to HTTPS, and an HSTS headers middleware. The registry router carries a CORS
  * middleware for the UI's origin and never a buffering middleware (it would hold whole layers in memory).
  * Middlewares are named after their router so that no two containers define the same one.
@@ -28,6 +29,8 @@ export interface RouteContext {
   httpsPort: number;
   /** The provider that reads the labels; each has its own network label. Default docker. */
   provider?: 'docker' | 'swarm';
+  /** dev: also route on `websecure` with the local CA's leaf (the default certificate of traefik/tls.yml). */
+  devTls?: boolean;
 }
 
 export interface RoutedService {
@@ -76,6 +79,14 @@ export function routeLabels(ctx: RouteContext, svc: RoutedService): Record<strin
       [`${r}-tls.service`]: svc.router,
       [`${r}-tls.tls`]: 'true',
     });
+    if (ctx.devTls) {
+      Object.assign(labels, {
+        [`${r}-https.rule`]: rule,
+        [`${r}-https.entrypoints`]: ENTRYPOINT_HTTPS,
+        [`${r}-https.service`]: svc.router,
+        [`${r}-https.tls`]: 'true',
+      });
+    }
   } else {
     middlewares.push(`${svc.router}-hsts`);
     Object.assign(labels, {
@@ -100,7 +111,10 @@ export function routeLabels(ctx: RouteContext, svc: RoutedService): Record<strin
     labels[`${m}-retry.retry.initialinterval`] = '100ms';
   }
   if (middlewares.length > 0) labels[`${r}.middlewares`] = middlewares.join(',');
-  if (ctx.mode === 'dev' && middlewares.length > 0) labels[`${r}-tls.middlewares`] = middlewares.join(',');
+  if (ctx.mode === 'dev' && middlewares.length > 0) {
+    labels[`${r}-tls.middlewares`] = middlewares.join(',');
+    if (ctx.devTls) labels[`${r}-https.middlewares`] = middlewares.join(',');
+  }
   return sortKeys(labels);
 }
 
@@ -117,6 +131,8 @@ export interface StaticConfigInput {
   acme: { email?: string | undefined; caServer: string };
   /** docker (default): containers of the compose project; swarm: services of the stack, polled every 2 s. */
   provider?: 'docker' | 'swarm';
+  /** dev: a `websecure` entrypoint and the file provider reading the local CA's leaf from this path. */
+  devTlsFile?: string;
 }
 
 /** How often Traefik's Swarm provider lists services and tasks (its default, 15 s, is slow for rolling updates). */
@@ -137,7 +153,8 @@ export function traefikStaticConfig(input: StaticConfigInput): Record<string, un
   const entryPoints: Record<string, unknown> = {
     [ENTRYPOINT_HTTP]: { address: `:${TRAEFIK_PORTS.http}`, transport },
   };
-  if (input.mode === 'prod') entryPoints[ENTRYPOINT_HTTPS] = { address: `:${TRAEFIK_PORTS.https}`, transport };
+  if (input.mode === 'prod' || input.devTlsFile)
+    entryPoints[ENTRYPOINT_HTTPS] = { address: `:${TRAEFIK_PORTS.https}`, transport };
   entryPoints[ENTRYPOINT_PING] = { address: `:${TRAEFIK_PORTS.ping}` };
   if (input.dashboard) entryPoints.traefik = { address: `:${TRAEFIK_PORTS.dashboard}` };
 
@@ -168,6 +185,9 @@ export function traefikStaticConfig(input: StaticConfigInput): Record<string, un
           },
   };
   if (input.dashboard) config.api = { dashboard: true, insecure: true };
+  if (input.mode === 'dev' && input.devTlsFile) {
+    (config.providers as Record<string, unknown>).file = { filename: input.devTlsFile };
+  }
   if (input.mode === 'prod') {
     config.certificatesResolvers = {
       [CERT_RESOLVER]: {

@@ -102,9 +102,13 @@ export function dockerCli(configDir: string) {
 
 const HOSTS = '/etc/hosts';
 
-/** Adds `127.0.0.1 names…` to /etc/hosts; the returned function removes exactly that line. */
-export async function addHostsLine(names: string[], marker: string): Promise<() => Promise<void>> {
-  const line = `127.0.0.1 ${names.join(' ')} # ${marker}`;
+/** Adds `<address> names…` (127.0.0.1 unless given) to /etc/hosts; the returned function removes exactly that line. */
+export async function addHostsLine(
+  names: string[],
+  marker: string,
+  address = '127.0.0.1',
+): Promise<() => Promise<void>> {
+  const line = `${address} ${names.join(' ')} # ${marker}`;
   const before = await readFile(HOSTS, 'utf8');
   if (!before.split('\n').includes(line)) {
     await writeFile(HOSTS, `${before.endsWith('\n') || before === '' ? before : `${before}\n`}${line}\n`);

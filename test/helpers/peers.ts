@@ -52,7 +52,6 @@ export const SYSTEM_PEERS = [
   'openssl',
   'groovy',
   'htpasswd',
-  'ctr',
 ] as const;
 
 export type GoPeer = (typeof GO_PEERS)[number];

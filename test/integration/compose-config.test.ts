@@ -19,6 +19,8 @@ import { buildStackModel } from '../../src/stack/build-model.js';
 import { renderCompose } from '../../src/stack/compose.js';
 import type { StackMode, StackModel } from '../../src/stack/model.js';
 import { PACKAGE_DIR, renderStack, writeStack } from '../../src/stack/render.js';
+import { ensureDevCertificates, makeCa } from '../../src/ops/dev-ca.js';
+import { probe } from '../../src/ops/http-probe.js';
 import { BASE_IMAGE, TRAEFIK_IMAGE, freePort, imageAvailable, peerAvailable, peerPath } from '../helpers/peers.js';
 
 const run = promisify(execFile);
@@ -245,7 +247,7 @@ describe.skipIf(!traefikReady)('real Traefik from the rendered files', () => {
 
   async function withStack(
     mode: StackMode,
-    check: (ctx: { http: number; https: number; model: StackModel }) => Promise<void>,
+    check: (ctx: { http: number; https: number; model: StackModel; dir: string }) => Promise<void>,
   ): Promise<void> {
     const project = `rcfg${randomBytes(4).toString('hex')}`;
     const [http, https] = [await freePort('0.0.0.0'), await freePort('0.0.0.0')];
@@ -264,6 +266,8 @@ describe.skipIf(!traefikReady)('real Traefik from the rendered files', () => {
       renderStack(config, { secrets: { username: 'admin', password: 'integration-pass', htpasswd: 'admin:x\n' } }),
     );
     const model = buildStackModel(config, mode);
+    // What `regctl init` adds beside the rendered files: the local CA and the leaf the dev Traefik serves.
+    await ensureDevCertificates(dir, config.host, Object.values(model.hostnames));
     const file = mode === 'dev' ? 'compose.yaml' : 'compose.prod.yaml';
     const compose = (args: string[]) =>
       run(peerPath('docker-compose'), ['-f', file, ...args], { cwd: dir, env: { PATH: process.env.PATH } });
@@ -288,7 +292,7 @@ describe.skipIf(!traefikReady)('real Traefik from the rendered files', () => {
         '-e',
         BACKEND,
       ]);
-      await check({ http, https, model });
+      await check({ http, https, model, dir });
     } finally {
       await docker(['rm', '-f', `${project}-backend`]).catch(() => undefined);
       await compose(['down', '-v']).catch(() => undefined);
@@ -315,6 +319,22 @@ describe.skipIf(!traefikReady)('real Traefik from the rendered files', () => {
       expect(other.headers['access-control-allow-origin']).toBeUndefined();
       const unknown = await send(`http://127.0.0.1:${http}/v2/`, { host: 'other.example.test' });
       expect(unknown.status).toBe(404);
+    });
+  });
+
+  test('dev: websecure serves the local CA leaf, verified against ca.crt alone, and routes to the backend', async () => {
+    await withStack('dev', async ({ https, dir }) => {
+      const ca = await readFile(join(dir, 'certs/ca.crt'), 'utf8');
+      const reply = await until('the HTTPS route', async () => {
+        const r = await probe({ port: https, host: 'registry.example.test', path: '/v2/', tls: true, ca });
+        return r.status === 200 ? r : undefined;
+      });
+      expect(reply.body).toBe('GET /v2/ proto=https');
+      // Verified: a client trusting another CA is refused.
+      const stranger = (await makeCa('example.test')).cert;
+      await expect(
+        probe({ port: https, host: 'registry.example.test', path: '/v2/', tls: true, ca: stranger }),
+      ).rejects.toThrow(/unable to verify/);
     });
   });
 

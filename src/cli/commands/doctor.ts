@@ -20,6 +20,7 @@ export function doctorCommand(ctx: CliContext, engineFactory: EngineFactory = de
         engine: engineFactory(ctx),
         ...(opts.prod ? { prod: true } : {}),
         ...(opts.uploadTest ? { uploadTest: true } : {}),
+        ...(ctx.env.REGCTL_DOCKER_CERTS_DIR ? { certsDir: ctx.env.REGCTL_DOCKER_CERTS_DIR } : {}),
         ...(opts.json ? {} : { onProgress: (text: string) => out.progress(text) }),
       });
       if (opts.json) {

@@ -14,12 +14,13 @@ export function loginCommand(ctx: CliContext): Command {
     .option('--direct', 'use the dev direct port (localhost:<ports.registry>) instead of Traefik')
     .option('--user <name>', 'log in as another user than the admin in .env')
     .option('--password-stdin', "read that user's password from standard input")
-    .option('--trust', "dev: add the registry to the engine's insecure-registries (shows the change and asks first)")
+    .option('--trust', "dev: put the stack's local CA into the engine's certs.d (no restart), then log in over HTTPS")
+    .option('--insecure', "dev: add the registry to the engine's insecure-registries instead (needs an engine restart)")
     .option(
       '--mirror',
       "make the local engines pull through this registry's cache: dockerd's registry-mirrors (shows the change, asks, reloads dockerd) and containerd's hosts.toml",
     )
-    .option('-y, --yes', 'with --trust or --mirror: do not ask')
+    .option('-y, --yes', 'with --insecure or --mirror: do not ask')
     .action(
       async (opts: {
         dir?: string;
@@ -29,6 +30,7 @@ export function loginCommand(ctx: CliContext): Command {
         passwordStdin?: boolean;
         trust?: boolean;
         mirror?: boolean;
+        insecure?: boolean;
         yes?: boolean;
       }) => {
         const { applyTrust, clientAddress, DAEMON_JSON, login, planTrust } = await import('../../ops/login.js');
@@ -38,14 +40,28 @@ export function loginCommand(ctx: CliContext): Command {
           throw new RegctlError('USAGE', '--password-stdin needs --user', {
             hint: 'name the user whose password you pipe in',
           });
-        const where = await clientAddress(dir, opts);
+        if (opts.trust && (opts.insecure || opts.direct || opts.prod))
+          throw new RegctlError('USAGE', '--trust goes with neither --insecure, --direct nor --prod', {
+            hint: '--trust is for the dev stack through Traefik over HTTPS',
+          });
         if (opts.mirror) {
           const { loginMirror } = await import('./login-mirror.js');
-          return loginMirror(ctx, where, opts.yes === true);
+          return loginMirror(ctx, await clientAddress(dir, opts), opts.yes === true);
         }
         if (opts.trust) {
+          const { browserTrustSteps, DOCKER_CERTS_DIR, trustStack } = await import('../../ops/trust.js');
+          const trusted = await trustStack(dir, ctx.env.REGCTL_DOCKER_CERTS_DIR ?? DOCKER_CERTS_DIR);
+          for (const f of trusted.files) out.line(`  ${f.status.padEnd(10)} ${f.path}`);
+          out.ok(
+            `the engine trusts the stack's CA for ${trusted.addresses.join(', ')} (read per connection: no restart)`,
+          );
+          out.line('To trust it in a browser or the OS as well:');
+          for (const step of browserTrustSteps(trusted.caPath, trusted.name)) out.line(`  ${step}`);
+        }
+        const where = await clientAddress(dir, { ...opts, tls: Boolean(opts.trust) });
+        if (opts.insecure) {
           if (!where.http)
-            throw new RegctlError('USAGE', '--trust is for the dev (HTTP) stack', {
+            throw new RegctlError('USAGE', '--insecure is for the dev (HTTP) stack', {
               hint: 'the prod stack serves HTTPS with a public certificate: no engine change is needed',
             });
           const path = ctx.env.REGCTL_DAEMON_JSON ?? DAEMON_JSON;
@@ -69,6 +85,7 @@ export function loginCommand(ctx: CliContext): Command {
           dir,
           ...(opts.prod ? { prod: true } : {}),
           ...(opts.direct ? { direct: true } : {}),
+          ...(opts.trust ? { tls: true } : {}),
           ...(opts.user ? { user: opts.user } : {}),
           ...(password !== undefined ? { password } : {}),
           env: ctx.env,

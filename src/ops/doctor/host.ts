@@ -4,13 +4,14 @@ import { BlockList, isIP } from 'node:net';
 import type { EngineInfo } from '../../docker/engine.js';
 import { portHolder, portIsFree } from '../ports.js';
 import { projectLabels } from '../stack.js';
+import { engineHasStackCa } from './dev-tls.js';
 import type { Check } from './types.js';
 
 /** Where Docker's daemon settings live for the person's platform, and how to apply them. */
 export function daemonJsonAdvice(platform: NodeJS.Platform, registry: string): string {
   const snippet = JSON.stringify({ 'insecure-registries': [registry] });
   if (platform === 'linux') {
-    return `add ${snippet} to /etc/docker/daemon.json (merge with what is there), then restart the engine: sudo systemctl restart docker — or run \`regctl login --trust\``;
+    return `add ${snippet} to /etc/docker/daemon.json (merge with what is there), then restart the engine: sudo systemctl restart docker — or run \`regctl login --trust\` (HTTPS with the stack's CA, no restart)`;
   }
   return `in Docker Desktop → Settings → Docker Engine, add ${snippet} to the JSON, then Apply & Restart`;
 }
@@ -91,6 +92,12 @@ export const trustCheck: Check = {
     const clientName = `${ctx.registryHost}${ctx.config.ports.http === 80 ? '' : `:${ctx.config.ports.http}`}`;
     if (!ctx.engineUp) return { status: 'skip', detail: 'no engine to ask' };
     const info = await ctx.engineInfo();
+    if (await engineHasStackCa(ctx, clientName)) {
+      return {
+        status: 'pass',
+        detail: `${clientName} is reached over HTTPS (the engine's certs.d holds the stack's CA)`,
+      };
+    }
     return engineTrusts(info, clientName, ctx.registryIp)
       ? {
           status: 'pass',

@@ -36,6 +36,8 @@ export interface DoctorOptions {
   uploadSeconds?: number;
   /** Bytes of the synthetic upload (over the 100 MB limit common in front of registries). */
   uploadBytes?: number;
+  /** The engine's certs.d (default /etc/docker/certs.d), where `regctl login --trust` puts the dev CA. */
+  certsDir?: string;
 }
 
 /** A check's verdict: its result without the id and title, which the check's table entry carries. */

@@ -42,6 +42,7 @@ export async function stackFixture(name = 'fx'): Promise<StackFixture> {
     join(dir, 'traefik/traefik.prod.yml'),
     'entryPoints: { web: { address: ":80" }, websecure: { address: ":443" } }\n',
   );
+  await writeFile(join(dir, 'traefik/tls.yml'), 'tls: {}\n');
   await writeFile(join(dir, 'auth/htpasswd'), 'admin:$2y$05$abcdefghijklmnopqrstuuJ8K0c1h1k4x2c3v4b5n6m7q8w9e0r1t2\n', {
     mode: 0o600,
   });

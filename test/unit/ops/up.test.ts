@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { writeFile } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import tarStream from 'tar-stream';
@@ -94,7 +94,14 @@ describe('up', () => {
     expect(traefik.mounts.find((m) => m.target === '/etc/traefik/traefik.yml')?.source).toBe(
       join(fx.dir, 'traefik/traefik.yml'),
     );
-    expect(traefik.ports).toEqual([{ hostPort: fx.ports.http, containerPort: 80 }]);
+    expect(traefik.ports).toEqual([
+      { hostPort: fx.ports.http, containerPort: 80 },
+      { hostPort: fx.ports.https, containerPort: 443 },
+    ]);
+    // up made the local CA and the leaf the dev Traefik mounts (its directory only, never the CA key).
+    expect(traefik.mounts.find((m) => m.target === '/etc/traefik/certs')?.source).toBe(join(fx.dir, 'certs/traefik'));
+    expect((await stat(join(fx.dir, 'certs/ca.key'))).mode & 0o777).toBe(0o600);
+    expect((await stat(join(fx.dir, 'certs/traefik/example.test.key'))).mode & 0o777).toBe(0o600);
   });
 
   it('ships only the built package in the build context (no src/, no dev dependencies)', async () => {

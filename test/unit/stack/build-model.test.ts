@@ -49,13 +49,19 @@ describe('buildStackModel', () => {
     expect(model.hostnames).toEqual({ registry: 'registry.example.test', ui: 'registry-ui.example.test' });
   });
 
-  test('dev traefik: HTTP port, static config and docker socket read-only, ping health check', () => {
-    const traefik = svc(buildStackModel(config({ ports: { http: 8080 } }), 'dev').services, 'traefik');
+  test('dev traefik: HTTP and HTTPS ports, static config, docker socket and the leaf read-only, ping health check', () => {
+    const traefik = svc(buildStackModel(config({ ports: { http: 8080, https: 8443 } }), 'dev').services, 'traefik');
     expect(traefik.command).toEqual(['--configfile=/etc/traefik/traefik.yml']);
-    expect(traefik.ports).toEqual([{ host: 8080, container: 80 }]);
+    expect(traefik.ports).toEqual([
+      { host: 8080, container: 80 },
+      { host: 8443, container: 443 },
+    ]);
+    // The leaf's directory only: the CA key beside it in certs/ never enters a container.
     expect(traefik.mounts).toEqual([
       { type: 'bind', source: './traefik/traefik.yml', target: '/etc/traefik/traefik.yml', readOnly: true },
       { type: 'bind', source: '/var/run/docker.sock', target: '/var/run/docker.sock', readOnly: true },
+      { type: 'bind', source: './traefik/tls.yml', target: '/etc/traefik/tls.yml', readOnly: true },
+      { type: 'bind', source: './certs/traefik', target: '/etc/traefik/certs', readOnly: true },
     ]);
     expect(traefik.environment).toEqual({ PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/' });
     expect(traefik.healthcheck?.test).toEqual([
@@ -149,12 +155,12 @@ describe('buildStackModel', () => {
     const { [LABELS.configHash]: hash, ...rest } = registry.labels;
     expect(rest).toEqual({
       ...routeLabels(
-        { mode: 'dev', network: 'regctl_proxy', httpsPort: 443 },
+        { mode: 'dev', network: 'regctl_proxy', httpsPort: 443, provider: 'docker', devTls: true },
         {
           router: 'registry',
           hostname: 'registry.example.test',
           port: 5000,
-          corsOrigins: ['http://registry-ui.example.test'],
+          corsOrigins: ['http://registry-ui.example.test', 'https://registry-ui.example.test'],
         },
       ),
       [LABELS.project]: 'regctl',

@@ -63,6 +63,8 @@ describe('compose rendering', () => {
     expect(file.services.traefik!.volumes).toEqual([
       './traefik/traefik.yml:/etc/traefik/traefik.yml:ro',
       '/var/run/docker.sock:/var/run/docker.sock:ro',
+      './traefik/tls.yml:/etc/traefik/tls.yml:ro',
+      './certs/traefik:/etc/traefik/certs:ro',
     ]);
   });
 
@@ -79,11 +81,12 @@ describe('compose rendering', () => {
   });
 
   test('ports are quoted so YAML 1.1 never reads them as base-60 numbers', () => {
-    const model = buildStackModel(config({ ports: { http: 22, registry: 5959 } }), 'dev');
+    const model = buildStackModel(config({ ports: { http: 22, https: 23, registry: 5959 } }), 'dev');
     const text = renderCompose(model);
     expect(text).toContain('- "22:80"');
+    expect(text).toContain('- "23:443"');
     expect(text).toContain('- "127.0.0.1:5959:5000"');
-    expect((parse(text, { version: '1.1' }) as ComposeFile).services.traefik!.ports).toEqual(['22:80']);
+    expect((parse(text, { version: '1.1' }) as ComposeFile).services.traefik!.ports).toEqual(['22:80', '23:443']);
   });
 
   test('every $ from the model is doubled; the build context variable is not', () => {

@@ -14,17 +14,26 @@ let root: string;
 let dir: string;
 let httpPort: number;
 let registryPort: number;
+let httpsPort: number;
 beforeEach(async () => {
   root = await mkdtemp(join(tmpdir(), 'regctl-init-'));
   dir = join(root, 'stack');
   httpPort = await freePort();
   registryPort = await freePort();
+  httpsPort = await freePort();
 });
 afterEach(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-const portFlags = () => ['--http-port', String(httpPort), '--registry-port', String(registryPort)];
+const portFlags = () => [
+  '--http-port',
+  String(httpPort),
+  '--https-port',
+  String(httpsPort),
+  '--registry-port',
+  String(registryPort),
+];
 const modeOf = async (path: string) => (await stat(path)).mode & 0o777;
 const exists = async (path: string) =>
   stat(path).then(
@@ -47,15 +56,22 @@ describe('regctl init --yes', () => {
       '.gitignore',
       '.regctl',
       'auth',
+      'certs',
       'compose.prod.yaml',
       'compose.yaml',
       'regctl.yaml',
       'traefik',
     ]);
     expect((await readdir(join(dir, 'auth'))).sort()).toEqual(['access.yaml', 'htpasswd', 'token-key.pem']);
+    expect((await readdir(join(dir, 'certs'))).sort()).toEqual(['ca.crt', 'ca.key', 'traefik']);
+    expect((await readdir(join(dir, 'certs/traefik'))).sort()).toEqual(['example.test.crt', 'example.test.key']);
+    expect(await modeOf(join(dir, 'certs/ca.key'))).toBe(0o600);
+    expect(await modeOf(join(dir, 'certs/traefik/example.test.key'))).toBe(0o600);
+    expect(await modeOf(join(dir, 'certs/ca.crt'))).toBe(0o644);
+    expect(run.stdout).toMatch(/created\s+certs\/ca\.key \(0600\)/);
     expect(await modeOf(join(dir, 'auth/token-key.pem'))).toBe(0o600);
     expect(await readFile(join(dir, 'auth/token-key.pem'), 'utf8')).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
-    expect((await readdir(join(dir, 'traefik'))).sort()).toEqual(['traefik.prod.yml', 'traefik.yml']);
+    expect((await readdir(join(dir, 'traefik'))).sort()).toEqual(['tls.yml', 'traefik.prod.yml', 'traefik.yml']);
     expect(await modeOf(join(dir, '.env'))).toBe(0o600);
     expect(await modeOf(join(dir, 'auth/htpasswd'))).toBe(0o600);
     expect(await modeOf(join(dir, 'compose.yaml'))).toBe(0o644);
@@ -75,7 +91,7 @@ describe('regctl init --yes', () => {
     expect(config.host).toBe('example.test');
     expect(config.ports).toEqual({
       http: httpPort,
-      https: 443,
+      https: httpsPort,
       registry: registryPort,
       registryBind: '127.0.0.1',
       dashboard: 8080,
@@ -118,11 +134,12 @@ describe('regctl init --yes', () => {
         '--acme-ca-certificates',
         'pebble.pem',
         '--no-ui',
+        // After portFlags(), whose free --https-port this one overrides (commander keeps the last).
+        ...portFlags(),
         '--https-port',
         '8443',
         '--name',
         'team-reg',
-        ...portFlags(),
       ],
       {
         cwd: root,
@@ -219,14 +236,20 @@ describe('re-running regctl init', () => {
     await init(['--yes', '--host', 'example.test', ...portFlags()]);
     const password = (await envOf()).REGISTRY_PASSWORD!;
     const before = await readFile(join(dir, 'auth/htpasswd'), 'utf8');
+    const certs = ['certs/ca.crt', 'certs/ca.key', 'certs/traefik/example.test.crt', 'certs/traefik/example.test.key'];
+    const certsBefore = await Promise.all(certs.map((p) => readFile(join(dir, p), 'utf8')));
     const run = await init(['--yes', '--json']);
     expect(run.code, run.stderr).toBe(0);
     const result = JSON.parse(run.stdout) as {
       files: { path: string; status: string; written: boolean }[];
+      certificates: { path: string; status: string }[];
       password?: string;
     };
     expect(result.password).toBeUndefined();
     expect(result.files.filter((f) => f.written)).toEqual([]);
+    // The CA and the leaf are kept as they are: engines and browsers that trust the CA keep trusting the stack.
+    expect(result.certificates.map((c) => [c.path, c.status])).toEqual(certs.map((p) => [p, 'kept']));
+    expect(await Promise.all(certs.map((p) => readFile(join(dir, p), 'utf8')))).toEqual(certsBefore);
     expect(result.files.find((f) => f.path === 'auth/htpasswd')!.status).toBe('keep');
     expect((await envOf()).REGISTRY_PASSWORD).toBe(password);
     expect(await readFile(join(dir, 'auth/htpasswd'), 'utf8')).toBe(before);
@@ -238,14 +261,23 @@ describe('re-running regctl init', () => {
     const compose = await readFile(join(dir, 'compose.yaml'), 'utf8');
     const refused = await init(['--yes', '--host', 'other.test']);
     expect(refused.code).toBe(6);
-    expect(refused.stderr).toContain('would change: regctl.yaml, compose.yaml, compose.prod.yaml, .env');
+    expect(refused.stderr).toContain(
+      'would change: regctl.yaml, compose.yaml, compose.prod.yaml, traefik/tls.yml, .env',
+    );
     expect(refused.stderr).toContain('--force');
     expect(await readFile(join(dir, 'compose.yaml'), 'utf8')).toBe(compose);
     expect((await loadStackConfig(dir)).host).toBe('example.test');
 
+    const ca = await readFile(join(dir, 'certs/ca.crt'), 'utf8');
     const forced = await init(['--yes', '--host', 'other.test', '--force']);
     expect(forced.code, forced.stderr).toBe(0);
     expect((await loadStackConfig(dir)).host).toBe('other.test');
+    // The old CA may only sign names under example.test: a new one replaces it, and the person is told to re-trust.
+    expect(await readFile(join(dir, 'certs/ca.crt'), 'utf8')).not.toBe(ca);
+    expect(forced.stderr + forced.stdout).toContain(
+      'a new local CA replaced the old one (ca.crt may only sign names under example.test, not registry.other.test',
+    );
+    expect(await exists(join(dir, 'certs/traefik/other.test.crt'))).toBe(true);
     expect(await readFile(join(dir, 'compose.yaml'), 'utf8')).toContain('registry.other.test');
     const env = await envOf();
     expect(env.REGISTRY_PASSWORD).toBe(password);

@@ -26,11 +26,29 @@ describe('renderStack', () => {
       ['compose.prod.yaml', '644', false, false],
       ['traefik/traefik.yml', '644', false, false],
       ['traefik/traefik.prod.yml', '644', false, false],
+      ['traefik/tls.yml', '644', false, false],
       ['auth/access.yaml', '644', false, false],
       ['.gitignore', '644', false, false],
       ['.env', '600', true, false],
       ['auth/htpasswd', '600', true, true],
     ]);
+  });
+
+  test('dev TLS: tls.yml serves the leaf Traefik mounts; .gitignore covers the CA key and the leaf key', () => {
+    const files = renderStack(config({ host: 'example.test' }), { secrets, packageDir: '/pkg' });
+    const tls = parse(files.find((f) => f.path === 'traefik/tls.yml')!.content) as Record<string, unknown>;
+    const leaf = { certFile: '/etc/traefik/certs/example.test.crt', keyFile: '/etc/traefik/certs/example.test.key' };
+    expect(tls).toEqual({ tls: { certificates: [leaf], stores: { default: { defaultCertificate: leaf } } } });
+    const ignored = files.find((f) => f.path === '.gitignore')!.content.split('\n');
+    expect(ignored).toEqual(expect.arrayContaining(['certs/ca.key', 'certs/traefik/*.key']));
+    const devStatic = parse(files.find((f) => f.path === 'traefik/traefik.yml')!.content) as {
+      providers: Record<string, unknown>;
+    };
+    expect(devStatic.providers.file).toEqual({ filename: '/etc/traefik/tls.yml' });
+    const prodStatic = parse(files.find((f) => f.path === 'traefik/traefik.prod.yml')!.content) as {
+      providers: Record<string, unknown>;
+    };
+    expect(prodStatic.providers).not.toHaveProperty('file');
   });
 
   test('secrets appear only in the secret files', () => {

@@ -106,6 +106,21 @@ describe('route labels', () => {
     });
   });
 
+  test('dev with the local CA: the same routers plus an HTTPS one on websecure, served the default certificate', () => {
+    const plain = routeLabels({ mode: 'dev', network: 'n', httpsPort: 443 }, registry);
+    const withCa = routeLabels({ mode: 'dev', network: 'n', httpsPort: 443, devTls: true }, registry);
+    expect(withCa).toEqual({
+      ...plain,
+      'traefik.http.routers.registry-https.rule': 'Host(`registry.example.com`)',
+      'traefik.http.routers.registry-https.entrypoints': 'websecure',
+      'traefik.http.routers.registry-https.service': 'registry',
+      'traefik.http.routers.registry-https.tls': 'true',
+      'traefik.http.routers.registry-https.middlewares': 'registry-cors',
+    });
+    // No ACME resolver and no redirect: HTTP keeps working for clients set up for it.
+    expect(Object.keys(withCa).filter((k) => k.includes('certresolver') || k.includes('redirect'))).toEqual([]);
+  });
+
   test('labels come sorted by key, so rendered files are stable', () => {
     const keys = Object.keys(routeLabels({ mode: 'prod', network: 'n', httpsPort: 443 }, registry));
     expect(keys).toEqual([...keys].sort());
@@ -153,6 +168,20 @@ describe('Traefik static config', () => {
         },
       },
     });
+  });
+
+  test('dev with the local CA: websecure beside web, and the file provider reading the leaf', () => {
+    const config = traefikStaticConfig({ ...base, devTlsFile: '/etc/traefik/tls.yml' });
+    expect(config.entryPoints).toEqual({
+      web: { address: ':80', transport: timeouts },
+      websecure: { address: ':443', transport: timeouts },
+      ping: { address: ':8082' },
+    });
+    expect(config.providers).toMatchObject({
+      file: { filename: '/etc/traefik/tls.yml' },
+      docker: { network: 'regctl_proxy' },
+    });
+    expect(config).not.toHaveProperty('certificatesResolvers');
   });
 
   test('prod: websecure too, and the ACME resolver with HTTP challenge on web', () => {
