@@ -151,5 +151,29 @@ export function describeUploadReplicas(kind: string, harness: () => ReplicaHarne
       expect(Buffer.concat(stored).equals(data)).toBe(true);
       expect(await registryCode(a.uploads.offset(REPO, id))).toBe('BLOB_UPLOAD_UNKNOWN');
     });
+
+    it('a whole blob in one request needs no upload session where the driver writes it verified', async () => {
+      const data = randomBytes(5 * MiB + 3);
+      const body = () => Readable.from([data]);
+      const bad = digestOf(Buffer.concat([data, Buffer.from('!')]));
+      const uploads = pathFor({ kind: 'uploadDir', name: REPO, id: 'x' }).replace(/\/x$/, '');
+      if (!a.driver.putVerified) {
+        // The filesystem: the caller goes through a session instead, and nothing was read or written.
+        expect(await a.uploads.putWhole(REPO, digestOf(data), body(), data.length)).toBeUndefined();
+        expect(await a.blobs.size(digestOf(data))).toBeUndefined();
+        return;
+      }
+      expect(await registryCode(b.uploads.putWhole(REPO, bad, body(), data.length))).toBe('DIGEST_INVALID');
+      expect(await a.blobs.size(bad)).toBeUndefined();
+      expect(await a.blobs.size(digestOf(data))).toBeUndefined();
+      expect(await b.uploads.putWhole(REPO, digestOf(data), body(), data.length)).toEqual({
+        digest: digestOf(data),
+        size: data.length,
+      });
+      expect(await a.linked.stat(REPO, digestOf(data))).toMatchObject({ size: data.length });
+      expect(await a.driver.list(uploads).catch(() => [])).toEqual([]);
+      // Stored already: not taken again, the caller's session handles (and verifies) the body.
+      expect(await b.uploads.putWhole(REPO, digestOf(data), body(), data.length)).toBeUndefined();
+    });
   });
 }

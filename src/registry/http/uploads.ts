@@ -89,9 +89,14 @@ export async function startUpload(ctx: Ctx): Promise<void> {
   if (digestParam !== undefined) {
     const digest = parseDigest(digestParam);
     await checkUploadQuota(ctx, name, digest, async () => 0);
-    const id = await ctx.store.uploads.start(name);
     const body = hasBody(ctx.req) ? ctx.req : undefined;
-    await ctx.store.uploads.complete(name, id, digest, body, undefined, body && declaredLength(ctx.req));
+    const length = body && declaredLength(ctx.req);
+    if (body && length !== undefined && (await ctx.store.uploads.putWhole(name, digest, body, length))) {
+      blobCreated(ctx, name, digest.value);
+      return;
+    }
+    const id = await ctx.store.uploads.start(name);
+    await ctx.store.uploads.complete(name, id, digest, body, undefined, length);
     blobCreated(ctx, name, digest.value);
     return;
   }

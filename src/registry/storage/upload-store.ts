@@ -145,19 +145,13 @@ export class UploadStore {
   }
 
   /**
-   * A whole blob in one request (a monolithic upload) on a driver with `putVerified`: written once, straight to
-   * the blob's place, and only if it hashes to the digest, instead of staged in the upload and moved (on S3, a
-   * staged multipart upload, its completion and a server-side copy). Undefined when the driver does not take it
-   * (no `putVerified`, another algorithm, too large, or the blob is stored already), having read nothing of the
-   * body; the usual path follows.
+   * A whole blob in one request (`POST ?digest=` with its length declared) on a driver with `putVerified`: written
+   * once, straight to the blob's place, and only if it hashes to the digest, with no upload session at all (on S3
+   * a staged upload costs its own objects, a completion and a server-side copy). Undefined, having read nothing of
+   * the body, when the driver does not take it (no `putVerified`, another algorithm, too large, or the blob is
+   * stored already): the caller then goes through an upload session as usual.
    */
-  private async completeDirect(
-    name: string,
-    id: string,
-    digest: Digest,
-    body: Readable,
-    length: number,
-  ): Promise<BlobInfo | undefined> {
+  async putWhole(name: string, digest: Digest, body: Readable, length: number): Promise<BlobInfo | undefined> {
     if (!this.driver.putVerified || digest.algorithm !== 'sha256') return undefined;
     // Protected before the presence check and the write, as in the staged path: a GC sweep cannot remove it after.
     await this.linked.protect(digest);
@@ -169,7 +163,6 @@ export class UploadStore {
       });
       if (!taken) return undefined;
     } catch (err) {
-      await this.drop(name, id);
       if (err instanceof ContentMismatchError) {
         throw new RegistryError('DIGEST_INVALID', {
           expected: digest.value,
@@ -181,8 +174,26 @@ export class UploadStore {
       throw err;
     }
     await this.linked.linkProtected(name, digest);
-    await this.drop(name, id);
     return { digest, size: length };
+  }
+
+  /** `putWhole` for the last chunk of a session that received nothing before it; the session goes either way. */
+  private async completeDirect(
+    name: string,
+    id: string,
+    digest: Digest,
+    body: Readable,
+    length: number,
+  ): Promise<BlobInfo | undefined> {
+    let done: BlobInfo | undefined;
+    try {
+      done = await this.putWhole(name, digest, body, length);
+    } catch (err) {
+      await this.drop(name, id);
+      throw err;
+    }
+    if (done) await this.drop(name, id);
+    return done;
   }
 
   async cancel(name: string, id: string): Promise<void> {
