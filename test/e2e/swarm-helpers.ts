@@ -103,23 +103,27 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
   }
 }
 
-/** Removes whatever of the stack is left: services, then (once their containers are gone) the rest. */
-export async function removeEverything(): Promise<void> {
-  const services = (await sh(['service', 'ls', '-q', '--filter', FILTER])).out.split('\n').filter(Boolean);
+/**
+ * Removes whatever of a stack is left (`project`, default this file's): services, then (once their containers are
+ * gone) secrets, configs, its network and the named volumes (`registry-data` unless told).
+ */
+export async function removeEverything(project = PROJECT, volumes = ['registry-data']): Promise<void> {
+  const filter = `label=com.docker.stack.namespace=${project}`;
+  const services = (await sh(['service', 'ls', '-q', '--filter', filter])).out.split('\n').filter(Boolean);
   if (services.length) await sh(['service', 'rm', ...services]);
   await waitFor(
     'the tasks to stop',
-    async () => (await sh(['ps', '-q', '--filter', FILTER])).out.trim() === '',
+    async () => (await sh(['ps', '-q', '--filter', filter])).out.trim() === '',
     60_000,
   ).catch(() => undefined);
   for (const kind of ['secret', 'config'] as const) {
-    const ids = (await sh([kind, 'ls', '-q', '--filter', FILTER])).out.split('\n').filter(Boolean);
+    const ids = (await sh([kind, 'ls', '-q', '--filter', filter])).out.split('\n').filter(Boolean);
     if (ids.length) await sh([kind, 'rm', ...ids]);
   }
   for (let i = 0; i < 10; i++) {
-    const net = await sh(['network', 'rm', `${PROJECT}_proxy`]);
+    const net = await sh(['network', 'rm', `${project}_proxy`]);
     if (net.code === 0 || /not found/i.test(net.all)) break;
     await new Promise((r) => setTimeout(r, 1000));
   }
-  await sh(['volume', 'rm', '-f', `${PROJECT}_registry-data`]);
+  await sh(['volume', 'rm', '-f', ...volumes.map((v) => `${project}_${v}`)]);
 }

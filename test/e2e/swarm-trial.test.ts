@@ -27,37 +27,19 @@ import {
   removePackageSnapshot,
   stackTestsReady,
 } from './helpers.js';
-import { deployedSpecs, ensureSwarm, sh, waitFor } from './swarm-helpers.js';
+import { deployedSpecs, ensureSwarm, removeEverything as removeStack, sh, waitFor } from './swarm-helpers.js';
 
 const PROJECT = 'e2etrial';
 const FILTER = `label=com.docker.stack.namespace=${PROJECT}`;
 const IMAGE = `regctl-e2e/${PROJECT}:test`;
 const SERVICES = ['postgres', 's3', 'traefik', 'registry', 'ui'].map((s) => `${PROJECT}_${s}`).sort();
-const VOLUMES = ['registry-data', 'postgres-data', 's3-data'].map((v) => `${PROJECT}_${v}`);
+const VOLUMES = ['registry-data', 'postgres-data', 's3-data'];
 
 const ready = stackTestsReady() && imageAvailable(TRIAL_POSTGRES_IMAGE) && imageAvailable(TRIAL_S3_IMAGE);
 const swarm = ready ? ensureSwarm() : { ok: false, initialised: false, gwbridgeExisted: true };
 
-/** Removes whatever of this stack is left: services, then (once their tasks are gone) the rest. */
-async function removeEverything(): Promise<void> {
-  const services = (await sh(['service', 'ls', '-q', '--filter', FILTER])).out.split('\n').filter(Boolean);
-  if (services.length) await sh(['service', 'rm', ...services]);
-  await waitFor(
-    'the tasks to stop',
-    async () => (await sh(['ps', '-q', '--filter', FILTER])).out.trim() === '',
-    60_000,
-  ).catch(() => undefined);
-  for (const kind of ['secret', 'config'] as const) {
-    const ids = (await sh([kind, 'ls', '-q', '--filter', FILTER])).out.split('\n').filter(Boolean);
-    if (ids.length) await sh([kind, 'rm', ...ids]);
-  }
-  for (let i = 0; i < 10; i++) {
-    const net = await sh(['network', 'rm', `${PROJECT}_proxy`]);
-    if (net.code === 0 || /not found/i.test(net.all)) break;
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-  await sh(['volume', 'rm', '-f', ...VOLUMES]);
-}
+/** Removes whatever of this stack is left, its trial services' volumes included. */
+const removeEverything = () => removeStack(PROJECT, VOLUMES);
 
 describe.skipIf(!ready || !swarm.ok)('swarm stack with its trial PostgreSQL and S3', () => {
   let root: string;
@@ -236,6 +218,6 @@ describe.skipIf(!ready || !swarm.ok)('swarm stack with its trial PostgreSQL and 
     await waitFor('the tasks to stop', async () => (await sh(['ps', '-q', '--filter', FILTER])).out.trim() === '');
     const gone = await regctl(['down', '--dir', dir, '--volumes', '--yes']);
     expect(gone.exitCode, gone.all).toBe(0);
-    for (const v of VOLUMES) expect((await sh(['volume', 'inspect', v])).code, v).not.toBe(0);
+    for (const v of VOLUMES) expect((await sh(['volume', 'inspect', `${PROJECT}_${v}`])).code, v).not.toBe(0);
   }, 900_000);
 });
