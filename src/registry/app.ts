@@ -288,10 +288,12 @@ export class RegistryApp {
         state.user = verified.user;
         state.access = verified.access;
       } else if (header === undefined && path.startsWith('/v2')) {
-        // No credentials: an anonymous pull goes on (dispatchV2 checks it against the access file), else 401.
+        // No credentials: an anonymous pull, or the catalog of public repositories, goes on (dispatchV2 checks it
+        // against the access file), else 401.
         const target = requestTarget(path, req.method);
-        if (target?.action !== 'pull' || !this.policy().anonymousCan(target.name ?? '', 'pull'))
-          throw this.challenge(req);
+        const policy = this.policy();
+        const pull = target?.action === 'pull' && policy.anonymousCan(target.name ?? '', 'pull');
+        if (!pull && !(target?.action === 'catalog' && policy.hasPublic)) throw this.challenge(req);
       } else {
         state.user = await this.opts.auth.authenticate(header, clientAddress(req, this.opts.trustedProxies));
       }
@@ -381,7 +383,9 @@ export class RegistryApp {
     if (method.action === 'catalog') {
       const user = state.user;
       const policy = this.policy();
-      await listCatalog(ctx, (repo) => !this.opts.auth || (user !== undefined && policy.can(user, repo, 'pull')));
+      const visible = (repo: string) =>
+        user === undefined ? policy.anonymousCan(repo, 'pull') : policy.can(user, repo, 'pull');
+      await listCatalog(ctx, (repo) => !this.opts.auth || visible(repo));
       return;
     }
     if (method.action === 'base') {

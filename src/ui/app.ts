@@ -8,6 +8,7 @@ import { VERSION } from '../common/version.js';
 import { ASSET_VERSION } from './assets/index.js';
 import { isAdmin } from './permissions.js';
 import { Paths } from './paths.js';
+import { PublicBrowsing } from './public-browsing.js';
 import { RegistryClient, type Credentials } from './registry-client.js';
 import type { CookieOptions } from './security.js';
 import { LoginThrottle, SessionStore, type Session, type SessionStoreOptions } from './sessions.js';
@@ -54,6 +55,8 @@ export interface UiApp {
   registryUrl(): string;
   /** A client of the registry acting as this user. */
   clientFor(credentials: Credentials): RegistryClient;
+  /** Signed-out browsing of the public repositories (public-browsing.ts). */
+  readonly publicBrowsing: PublicBrowsing;
   /** The frame of a page for this session (signed out when undefined). */
   view(session: Session | undefined, req?: IncomingMessage): ViewContext;
   onError(err: unknown): void;
@@ -73,6 +76,7 @@ export function createApp(opts: UiOptions): UiApp {
     const host = base ? forwardedHost(req) : undefined;
     return host ?? new URL(registryUrl()).host;
   };
+  let browsing: PublicBrowsing | undefined;
   return {
     base,
     paths,
@@ -84,9 +88,13 @@ export function createApp(opts: UiOptions): UiApp {
     cookie: { path: paths.cookiePath(), secure: Boolean(opts.secureCookies) },
     registryUrl,
     clientFor: ({ user, password }) => new RegistryClient({ baseUrl: registryUrl(), credentials: { user, password } }),
+    get publicBrowsing() {
+      browsing ??= new PublicBrowsing(registryUrl());
+      return browsing;
+    },
     view: (session, req) => ({
       paths,
-      user: session?.user,
+      user: session?.user || undefined,
       csrf: session?.csrf,
       admin: isAdmin(session?.whoami),
       publicRegistry: publicRegistry(req),

@@ -54,7 +54,9 @@ type Handler<X> = (x: X) => void | Promise<void>;
  * - `open`: answered first, for any method and without a session (the health check, static files);
  * - `public`: sign-in and sign-out, with or without a session; a POST must come from this site;
  * - `session`: needs a signed-in session, else the browser goes to sign-in (or, with `signedOut: 'not-found'`,
- *   gets a 404); GET and HEAD, and POST from this site when `post` is set; other methods get 405.
+ *   gets a 404; with `signedOut: 'public'`, the page is drawn for a signed-out visitor when the registry lists its
+ *   public repositories to anyone, see public-browsing.ts); GET and HEAD, and POST from this site when `post` is
+ *   set; other methods get 405.
  */
 export type RouteEntry<R extends Route> =
   | { readonly access: 'open'; readonly handle: Handler<Exchange<R>> }
@@ -62,7 +64,7 @@ export type RouteEntry<R extends Route> =
   | {
       readonly access: 'session';
       readonly post?: boolean;
-      readonly signedOut?: 'not-found';
+      readonly signedOut?: 'not-found' | 'public';
       readonly handle: Handler<PageExchange<R>>;
     };
 
@@ -122,6 +124,8 @@ async function dispatch(app: UiApp, routes: RouteTable, req: IncomingMessage, re
   if (entry.access === 'public') return entry.handle(exchange);
   const here = method === 'GET' ? `${app.base}${path}${url.search}` : undefined;
   if (!session) {
+    if (entry.signedOut === 'public' && (method === 'GET' || method === 'HEAD') && (await app.publicBrowsing.open()))
+      return browsePublic(app, { ...exchange, entry }, here);
     if (entry.signedOut === 'not-found')
       return send(
         res,
@@ -148,6 +152,24 @@ async function dispatch(app: UiApp, routes: RouteTable, req: IncomingMessage, re
     const problem = toProblem(err, app.paths, app.registryUrl());
     if (problem.status >= 500 && !(err instanceof RegistryDownError)) app.onError(err);
     send(res, problem.status, errorPage(app.view(session, req), problem));
+  }
+}
+
+/** A page drawn for a signed-out visitor from the public repositories; what the registry refuses asks for sign-in. */
+async function browsePublic(
+  app: UiApp,
+  x: Exchange & { entry: Extract<RouteEntry<Route>, { access: 'session' }> },
+  here: string | undefined,
+): Promise<void> {
+  const { session, client } = app.publicBrowsing;
+  try {
+    const data = new RegistryData(client, session, app.listPageSize);
+    await x.entry.handle({ ...x, session, data, view: app.view(undefined, x.req) });
+  } catch (err) {
+    if (err instanceof RegistryAuthError) return redirect(x.res, app.paths.login({ next: here }));
+    const problem = toProblem(err, app.paths, app.registryUrl());
+    if (problem.status >= 500 && !(err instanceof RegistryDownError)) app.onError(err);
+    send(x.res, problem.status, errorPage(app.view(undefined, x.req), problem));
   }
 }
 

@@ -103,7 +103,8 @@ export interface Credentials {
 export interface RegistryClientOptions {
   /** Base URL of the registry as the UI server reaches it, e.g. `http://127.0.0.1:5000`. */
   baseUrl: string;
-  credentials: Credentials;
+  /** None: an anonymous client (public repositories), which fetches anonymous tokens where the registry asks. */
+  credentials?: Credentials;
   timeoutMs?: number;
 }
 
@@ -137,12 +138,15 @@ function errorMessage(body: string): string | undefined {
 
 export class RegistryClient {
   private readonly base: URL;
-  private readonly auth: string;
+  private readonly auth: string | undefined;
   private readonly timeoutMs: number;
+  /** An anonymous client's tokens, by the scope the registry asked for. */
+  private readonly tokens = new Map<string, { token: string; expires: number }>();
 
   constructor(opts: RegistryClientOptions) {
     this.base = new URL(opts.baseUrl.endsWith('/') ? opts.baseUrl : `${opts.baseUrl}/`);
-    this.auth = `Basic ${Buffer.from(`${opts.credentials.user}:${opts.credentials.password}`).toString('base64')}`;
+    const c = opts.credentials;
+    this.auth = c ? `Basic ${Buffer.from(`${c.user}:${c.password}`).toString('base64')}` : undefined;
     this.timeoutMs = opts.timeoutMs ?? 20_000;
   }
 
@@ -155,12 +159,16 @@ export class RegistryClient {
     if (url.origin !== this.base.origin)
       throw new RegistryHttpError(`refusing to follow a link to another origin: ${url.origin}`, 502);
     const headers = new Headers(init.headers);
-    headers.set('Authorization', this.auth);
-    let res: Response;
-    try {
-      res = await fetch(url, { ...init, headers, redirect: 'follow', signal: AbortSignal.timeout(this.timeoutMs) });
-    } catch (err) {
-      throw new RegistryDownError(`the registry at ${this.base.origin} is not reachable`, 502, { cause: err });
+    if (this.auth) headers.set('Authorization', this.auth);
+    let res = await this.send(url, init, headers);
+    if (res.status === 401 && !this.auth) {
+      // Anonymous, on a registry with token auth: an anonymous token for the scope it names, then once more.
+      const token = await this.anonymousToken(res.headers.get('www-authenticate'));
+      if (token) {
+        await res.body?.cancel();
+        headers.set('Authorization', `Bearer ${token}`);
+        res = await this.send(url, init, headers);
+      }
     }
     if (res.ok) return res;
     const body = await res.text().catch(() => '');
@@ -182,6 +190,42 @@ export class RegistryClient {
     }
   }
 
+  private async send(url: URL, init: RequestInit, headers: Headers): Promise<Response> {
+    try {
+      return await fetch(url, { ...init, headers, redirect: 'follow', signal: AbortSignal.timeout(this.timeoutMs) });
+    } catch (err) {
+      throw new RegistryDownError(`the registry at ${this.base.origin} is not reachable`, 502, { cause: err });
+    }
+  }
+
+  /**
+   * The token a `Bearer realm=…,service=…,scope=…` challenge offers to a client without credentials, or undefined.
+   * Asked of this registry's own origin (the realm's path only): the UI never follows a challenge elsewhere.
+   */
+  private async anonymousToken(challenge: string | null): Promise<string | undefined> {
+    if (!challenge || !/^Bearer\s/i.test(challenge)) return undefined;
+    const params = new Map([...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1] as string, m[2] as string]));
+    const realm = params.get('realm');
+    if (!realm) return undefined;
+    const scope = params.get('scope') ?? '';
+    const cached = this.tokens.get(scope);
+    if (cached && cached.expires > Date.now()) return cached.token;
+    const url = new URL(new URL(realm, this.base).pathname, this.base);
+    if (params.has('service')) url.searchParams.set('service', params.get('service') as string);
+    if (scope) url.searchParams.set('scope', scope);
+    const res = await this.send(url, {}, new Headers());
+    if (!res.ok) {
+      await res.body?.cancel();
+      return undefined;
+    }
+    const body = (await res.json()) as { token?: string; access_token?: string; expires_in?: number };
+    const token = body.token ?? body.access_token;
+    if (!token) return undefined;
+    // Reused for most of its life, never past it.
+    this.tokens.set(scope, { token, expires: Date.now() + Math.max(0, (body.expires_in ?? 60) - 10) * 1000 });
+    return token;
+  }
+
   private async json<T>(path: string, init: RequestInit = {}, what = path): Promise<T> {
     const res = await this.request(path, init, what);
     return (await res.json()) as T;
@@ -190,6 +234,12 @@ export class RegistryClient {
   /** `GET /v2/`: resolves when the credentials are accepted. */
   async ping(): Promise<void> {
     const res = await this.request('/v2/');
+    await res.body?.cancel();
+  }
+
+  /** The first page of one name of the catalog: resolves when this client may list repositories. */
+  async probeCatalog(): Promise<void> {
+    const res = await this.request('/v2/_catalog?n=1', {}, 'the catalog');
     await res.body?.cancel();
   }
 

@@ -108,6 +108,11 @@ export class AccessPolicy {
     return action === 'pull' && this.anonymousPull.some((re) => re.test(repo));
   }
 
+  /** Whether any repository is public: then the catalog answers clients without credentials, listing those only. */
+  get hasPublic(): boolean {
+    return this.anonymousPull.length > 0;
+  }
+
   rulesOf(user: string): AccessRule[] {
     const robot = this.robots.get(robotName(user) ?? '');
     if (robotName(user) !== undefined)

@@ -44,8 +44,9 @@ export function authorizeRepository(r: RepositoryRequest): void {
 
 /**
  * A request without a user (no credentials, or an anonymous token): only a pull of a repository the access file's
- * `anonymous.pull` names, and with a token only when the token covers it. Everything else is 401, so the client
- * asks for credentials.
+ * `anonymous.pull` names, and with a token only when the token covers it; and, when some repository is public, the
+ * catalog (which then lists the public repositories only). Everything else is 401, so the client asks for
+ * credentials.
  */
 export function authorizeAnonymous(r: {
   policy: AccessPolicy;
@@ -55,6 +56,7 @@ export function authorizeAnonymous(r: {
   unauthorized: () => RegistryError;
   insufficient: (scope: string) => RegistryError;
 }): void {
+  if (r.action === 'catalog' && r.policy.hasPublic) return authorizeCatalog(r.access, r.insufficient);
   if (r.action !== 'pull' || r.name === undefined || !r.policy.anonymousCan(r.name, 'pull')) throw r.unauthorized();
   if (!granted(r.access, r.name, 'pull')) throw r.insufficient(`repository:${r.name}:pull`);
 }

@@ -58,7 +58,13 @@ export function grantedAccess(
     if (a.type === 'repository' && isValidName(a.name)) {
       const wanted = a.actions.includes('*') ? ACTIONS : ACTIONS.filter((x) => a.actions.includes(x));
       actions = wanted.filter((x) => can(a.name, x));
-    } else if (user !== undefined && a.type === 'registry' && a.name === 'catalog' && a.actions.includes('*')) {
+    } else if (
+      (user !== undefined || policy.hasPublic) &&
+      a.type === 'registry' &&
+      a.name === 'catalog' &&
+      a.actions.includes('*')
+    ) {
+      // The catalog lists only what the holder may pull: for an anonymous token, the public repositories.
       actions = ['*'];
     }
     if (actions.length === 0) continue;

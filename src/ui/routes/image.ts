@@ -6,6 +6,7 @@ import { imagePage } from '../views/image.js';
 
 export const image: RouteEntry<RouteOf<'image'>> = {
   access: 'session',
+  signedOut: 'public',
   handle: async ({ app, res, route, data, view }) => {
     const details = await imageDetails(data, route.name, route.reference).catch((err: unknown) => {
       if (err instanceof RegistryNotFoundError)

@@ -6,10 +6,15 @@ import { parseSort, reposPage } from '../views/repos.js';
 
 export const home: RouteEntry<RouteOf<'home'>> = {
   access: 'session',
+  signedOut: 'public',
   handle: ({ app, res }) => redirect(res, app.paths.repos()),
 };
 
-export const repositories: RouteEntry<RouteOf<'repos'>> = { access: 'session', handle: listRepositories };
+export const repositories: RouteEntry<RouteOf<'repos'>> = {
+  access: 'session',
+  signedOut: 'public',
+  handle: listRepositories,
+};
 
 async function listRepositories({ app, res, url, session, data, view }: PageExchange): Promise<void> {
   const pageSize = app.pageSize;

@@ -9,6 +9,7 @@ const TAGS_PER_PAGE = 30;
 
 export const repository: RouteEntry<RouteOf<'repo'>> = {
   access: 'session',
+  signedOut: 'public',
   handle: async ({ app, res, url, route, session, data, view }) => {
     const tags = await data.tags(route.name).catch((err: unknown) => {
       if (err instanceof RegistryNotFoundError)

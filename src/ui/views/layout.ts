@@ -48,7 +48,9 @@ export function layout(
           <button type="submit" class="btn btn-small">Sign out</button>
         </form>
       </div>`
-    : html`<div class="nav"></div><div class="userbox"><button type="button" class="btn btn-ghost btn-small theme-toggle" id="theme-toggle" hidden>◐</button></div>`;
+    : html`<div class="nav"></div><div class="userbox"><button type="button" class="btn btn-ghost btn-small theme-toggle" id="theme-toggle" hidden>◐</button>${
+        opts.bare ? '' : html`<a class="btn btn-small" href="${ctx.paths.login()}" data-testid="sign-in">Sign in</a>`
+      }</div>`;
   return html`<!doctype html>
 <html lang="en">
 <head>

@@ -1,6 +1,7 @@
 /**
  * Anonymous pull per repository pattern (`anonymous: { pull: [...] }` in the access file), with Basic and with
- * token auth: pulls of matching repositories without credentials; nothing else, ever, without credentials.
+ * token auth: pulls of matching repositories without credentials, and a catalog that lists those only; nothing
+ * else, ever, without credentials. With no public repository the catalog stays closed.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -39,7 +40,7 @@ describe.each(['basic', 'token'] as const)('anonymous pull with %s auth', (mode)
     expect(((await (await anon('/v2/apps/public/web/tags/list')).json()) as { tags: string[] }).tags).toEqual(['v1']);
   });
 
-  it('refuses without credentials: other repositories, every write, the catalog and /v2/', async () => {
+  it('refuses without credentials: other repositories, every write, /v2/ and the admin API', async () => {
     const challenge = mode === 'token' ? /^Bearer realm=/ : /^Basic realm=/;
     for (const [method, path] of [
       ['GET', '/v2/apps/private/manifests/v1'],
@@ -47,7 +48,6 @@ describe.each(['basic', 'token'] as const)('anonymous pull with %s auth', (mode)
       ['PUT', '/v2/apps/public/web/manifests/v2'],
       ['DELETE', '/v2/apps/public/web/manifests/v1'],
       ['POST', '/v2/apps/public/web/blobs/uploads/'],
-      ['GET', '/v2/_catalog'],
       ['GET', '/v2/'],
       ['GET', '/admin/v1/usage'],
     ] as const) {
@@ -58,6 +58,21 @@ describe.each(['basic', 'token'] as const)('anonymous pull with %s auth', (mode)
       });
       expect(res.status, `${method} ${path}`).toBe(401);
       if (path.startsWith('/v2')) expect(res.headers.get('www-authenticate'), path).toMatch(challenge);
+    }
+  });
+
+  it('the catalog without credentials lists the public repositories only', async () => {
+    const list = async (headers: Record<string, string>) => {
+      const res = await anon('/v2/_catalog', { headers });
+      expect(res.status).toBe(200);
+      return ((await res.json()) as { repositories: string[] }).repositories;
+    };
+    expect(await list({})).toEqual(['apps/public/web']);
+    if (mode === 'token') {
+      // As clients do after a challenge: an anonymous token for the catalog, which grants it (listing the same).
+      const res = await anon('/auth/token?service=regctl&scope=registry:catalog:*');
+      const { token } = (await res.json()) as { token: string };
+      expect(await list({ authorization: `Bearer ${token}` })).toEqual(['apps/public/web']);
     }
   });
 
@@ -80,5 +95,18 @@ describe.each(['basic', 'token'] as const)('anonymous pull with %s auth', (mode)
     expect((await anon('/v2/apps/private/manifests/v1', { headers: bearer })).status).toBe(401);
     expect((await anon('/v2/apps/public/web/blobs/uploads/', { method: 'POST', headers: bearer })).status).toBe(401);
     expect((await anon('/v2/', { headers: bearer })).status).toBe(401);
+  });
+});
+
+describe('anonymous catalog with no public repository', () => {
+  it('stays closed: 401 without credentials', async () => {
+    const reg = await startRegistry({ access: ACCESS_YAML });
+    try {
+      await pushImage(reg, 'apps/private', 'v1');
+      const res = await reg.fetch('/v2/_catalog', { auth: null });
+      expect(res.status).toBe(401);
+    } finally {
+      await reg.stop();
+    }
   });
 });
