@@ -131,49 +131,58 @@ export function describeUploadReplicas(kind: string, harness: () => ReplicaHarne
       expect(await registryCode(a.uploads.offset(REPO, id))).toBe('BLOB_UPLOAD_UNKNOWN');
     });
 
-    it('a monolithic upload (one body, its length declared) is published whole, or not at all', async () => {
-      const data = randomBytes(6 * MiB + 7);
-      const body = () => Readable.from([data.subarray(0, 4 * MiB), data.subarray(4 * MiB)]);
-      const wrong = await a.uploads.start(REPO);
-      const bad = digestOf(Buffer.concat([data, Buffer.from('x')]));
-      expect(await registryCode(b.uploads.complete(REPO, wrong, bad, body(), undefined, data.length))).toBe(
-        'DIGEST_INVALID',
-      );
-      expect(await a.blobs.size(bad)).toBeUndefined();
-      expect(await a.blobs.size(digestOf(data))).toBeUndefined();
-      expect(await registryCode(a.uploads.offset(REPO, wrong))).toBe('BLOB_UPLOAD_UNKNOWN');
-      const id = await a.uploads.start(REPO);
-      const info = await b.uploads.complete(REPO, id, digestOf(data), body(), undefined, data.length);
-      expect(info.size).toBe(data.length);
-      expect(await a.linked.stat(REPO, digestOf(data))).toMatchObject({ size: data.length });
-      const stored: Buffer[] = [];
-      for await (const c of await a.blobs.open(digestOf(data))) stored.push(c as Buffer);
-      expect(Buffer.concat(stored).equals(data)).toBe(true);
-      expect(await registryCode(a.uploads.offset(REPO, id))).toBe('BLOB_UPLOAD_UNKNOWN');
-    });
+    wholeBlobCases(() => ({ a, b }));
+  });
+}
 
-    it('a whole blob in one request needs no upload session where the driver writes it verified', async () => {
-      const data = randomBytes(5 * MiB + 3);
-      const body = () => Readable.from([data]);
-      const bad = digestOf(Buffer.concat([data, Buffer.from('!')]));
-      const uploads = pathFor({ kind: 'uploadDir', name: REPO, id: 'x' }).replace(/\/x$/, '');
-      if (!a.driver.putVerified) {
-        // The filesystem: the caller goes through a session instead, and nothing was read or written.
-        expect(await a.uploads.putWhole(REPO, digestOf(data), body(), data.length)).toBeUndefined();
-        expect(await a.blobs.size(digestOf(data))).toBeUndefined();
-        return;
-      }
-      expect(await registryCode(b.uploads.putWhole(REPO, bad, body(), data.length))).toBe('DIGEST_INVALID');
-      expect(await a.blobs.size(bad)).toBeUndefined();
+/** A blob sent whole in one request, published whole or not at all, with or without an upload session. */
+function wholeBlobCases(stores: () => { a: RegistryStore; b: RegistryStore }): void {
+  let a: RegistryStore;
+  let b: RegistryStore;
+  beforeEach(() => ({ a, b } = stores()));
+
+  it('a monolithic upload (one body, its length declared) is published whole, or not at all', async () => {
+    const data = randomBytes(6 * MiB + 7);
+    const body = () => Readable.from([data.subarray(0, 4 * MiB), data.subarray(4 * MiB)]);
+    const wrong = await a.uploads.start(REPO);
+    const bad = digestOf(Buffer.concat([data, Buffer.from('x')]));
+    expect(await registryCode(b.uploads.complete(REPO, wrong, bad, body(), undefined, data.length))).toBe(
+      'DIGEST_INVALID',
+    );
+    expect(await a.blobs.size(bad)).toBeUndefined();
+    expect(await a.blobs.size(digestOf(data))).toBeUndefined();
+    expect(await registryCode(a.uploads.offset(REPO, wrong))).toBe('BLOB_UPLOAD_UNKNOWN');
+    const id = await a.uploads.start(REPO);
+    const info = await b.uploads.complete(REPO, id, digestOf(data), body(), undefined, data.length);
+    expect(info.size).toBe(data.length);
+    expect(await a.linked.stat(REPO, digestOf(data))).toMatchObject({ size: data.length });
+    const stored: Buffer[] = [];
+    for await (const c of await a.blobs.open(digestOf(data))) stored.push(c as Buffer);
+    expect(Buffer.concat(stored).equals(data)).toBe(true);
+    expect(await registryCode(a.uploads.offset(REPO, id))).toBe('BLOB_UPLOAD_UNKNOWN');
+  });
+
+  it('a whole blob in one request needs no upload session where the driver writes it verified', async () => {
+    const data = randomBytes(5 * MiB + 3);
+    const body = () => Readable.from([data]);
+    const bad = digestOf(Buffer.concat([data, Buffer.from('!')]));
+    const uploads = pathFor({ kind: 'uploadDir', name: REPO, id: 'x' }).replace(/\/x$/, '');
+    if (!a.driver.putVerified) {
+      // The filesystem: the caller goes through a session instead, and nothing was read or written.
+      expect(await a.uploads.putWhole(REPO, digestOf(data), body(), data.length)).toBeUndefined();
       expect(await a.blobs.size(digestOf(data))).toBeUndefined();
-      expect(await b.uploads.putWhole(REPO, digestOf(data), body(), data.length)).toEqual({
-        digest: digestOf(data),
-        size: data.length,
-      });
-      expect(await a.linked.stat(REPO, digestOf(data))).toMatchObject({ size: data.length });
-      expect(await a.driver.list(uploads).catch(() => [])).toEqual([]);
-      // Stored already: not taken again, the caller's session handles (and verifies) the body.
-      expect(await b.uploads.putWhole(REPO, digestOf(data), body(), data.length)).toBeUndefined();
+      return;
+    }
+    expect(await registryCode(b.uploads.putWhole(REPO, bad, body(), data.length))).toBe('DIGEST_INVALID');
+    expect(await a.blobs.size(bad)).toBeUndefined();
+    expect(await a.blobs.size(digestOf(data))).toBeUndefined();
+    expect(await b.uploads.putWhole(REPO, digestOf(data), body(), data.length)).toEqual({
+      digest: digestOf(data),
+      size: data.length,
     });
+    expect(await a.linked.stat(REPO, digestOf(data))).toMatchObject({ size: data.length });
+    expect(await a.driver.list(uploads).catch(() => [])).toEqual([]);
+    // Stored already: not taken again, the caller's session handles (and verifies) the body.
+    expect(await b.uploads.putWhole(REPO, digestOf(data), body(), data.length)).toBeUndefined();
   });
 }
