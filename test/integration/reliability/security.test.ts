@@ -205,16 +205,22 @@ describe('security: authentication, permissions, mounts', () => {
     expect((await list('viewer')).repositories).toEqual(['sec/public']);
     expect((await list('team')).repositories).toEqual(['sec/team/app']);
     expect((await list('nobody')).repositories).toEqual([]);
+    // The one route open to users reads one repository's policies: each asks for a repository it may pull (nobody
+    // may pull none, and is refused).
+    const pullable: Record<string, string | undefined> = { team: 'sec/team/app', viewer: 'sec/public' };
     for (const user of ['team', 'viewer', 'nobody']) {
       const c = new RegistryClient(reg.url, auth(user));
       for (const r of adminRoutes()) {
+        const scoped = r.path === 'repository-policies';
+        const query = scoped ? `?name=${pullable[user] ?? 'sec/public'}` : '';
         const res = await c.request(
           r.method,
-          `/admin/v1/${r.path}`,
+          `/admin/v1/${r.path}${query}`,
           r.method === 'POST' ? { body: '{}', headers: { 'Content-Type': 'application/json' } } : {},
         );
         await res.arrayBuffer();
-        expect(res.status, `${user} ${r.method} /admin/v1/${r.path}`).toBe(r.adminOnly ? 403 : 200);
+        const refused = r.adminOnly || (scoped && pullable[user] === undefined);
+        expect(res.status, `${user} ${r.method} /admin/v1/${r.path}`).toBe(refused ? 403 : 200);
       }
       const metrics = await c.request('GET', '/metrics');
       await metrics.arrayBuffer();
