@@ -39,7 +39,8 @@ const SETUP_WORDS =
   "store in their own bucket on the same versitygw (its posix backend under the run's data directory, the disk of the other phases), S3 redirects " +
   'off, so every blob byte passes through the registry. Ours: `regctl serve --storage s3://BUCKET/bench ' +
   '--s3-endpoint URL --s3-path-style --s3-region us-east-1 --no-auth`, keys in AWS_ACCESS_KEY_ID and ' +
-  'AWS_SECRET_ACCESS_KEY; its metadata is the default for S3 storage: in memory, filled from the bucket at start. ' +
+  'AWS_SECRET_ACCESS_KEY; its metadata is the default for S3 storage: an embedded SQLite file in its state ' +
+  'directory, imported from the bucket at its first start. ' +
   'Reference: distribution v3 (`registry-v3`) with its S3 driver (path style, `redirect.disable: true`, keys in ' +
   'its environment).';
 
@@ -78,7 +79,7 @@ export function s3Phase(
       `(one tagged image each, and ${sizes.tagCount} more tags on one) written as files into the gateway's posix ` +
       'directory, in the layout both registries store; the gateway is checked to list every repository and to ' +
       'serve a link object byte for byte before anything is timed. Start time is to the first healthy answer (ours ' +
-      `imports the bucket into its memory metadata then). The catalog is walked with n=${n} twice (every page checked, ` +
+      `imports the bucket into its SQLite metadata then; its upload purge, which also starts then, lists the bucket in pages of a thousand keys). The catalog is walked with n=${n} twice (every page checked, ` +
       'the whole list against what was seeded); then the large blob is pushed monolithically and in ' +
       `${sizes.chunkBytes / MiB} MiB PATCHes and pulled (best of 5, hashed), manifests are fetched at concurrency ` +
       `1 and 16 and put at 16 (${sizes.manifestSeconds} s each), and ${smallCount} small blobs are pushed ` +

@@ -48,7 +48,16 @@ interface Current {
   d: StorageDriver;
 }
 
-export function describeDriverContract(kind: string, harness: () => DriverHarness, timeout = 30_000): void {
+/**
+ * `listsFiles`: whether the driver offers `listFiles` (object stores and the memory driver; the filesystem is
+ * walked instead), so that a driver that stopped offering it fails here rather than falling back unseen.
+ */
+export function describeDriverContract(
+  kind: string,
+  harness: () => DriverHarness,
+  timeout = 30_000,
+  listsFiles = true,
+): void {
   describe(`storage driver contract: ${kind}`, { timeout }, () => {
     const cur = {} as Current;
     beforeEach(async () => {
@@ -59,6 +68,29 @@ export function describeDriverContract(kind: string, harness: () => DriverHarnes
     contentCases(cur);
     writerCases(cur);
     treeCases(cur);
+    listFilesCase(cur, listsFiles);
+  });
+}
+
+/** `listFiles`: every file under a path at any depth, across listing pages, and nothing beside it. */
+function listFilesCase(cur: Current, listsFiles: boolean): void {
+  it(listsFiles ? 'listFiles names every file under a path, pages deep' : 'listFiles is not offered', async () => {
+    const { d } = cur;
+    if (!listsFiles) {
+      expect(d.listFiles).toBeUndefined();
+      return;
+    }
+    const names = Array.from({ length: 1_030 }, (_, i) => `t/${i % 3 === 0 ? 'a/b/' : ''}f${i}`);
+    await pMap(names, (n) => d.putContent(n, n), { concurrency: 16 });
+    await d.putContent('tx/sibling', '1');
+    await d.putContent('top', '1');
+    const pages: string[][] = [];
+    for await (const page of (d.listFiles as NonNullable<StorageDriver['listFiles']>)('t')) pages.push(page);
+    expect(pages.length).toBeGreaterThan(1);
+    expect(pages.flat().sort()).toEqual([...names].sort());
+    const none: string[][] = [];
+    for await (const page of (d.listFiles as NonNullable<StorageDriver['listFiles']>)('absent')) none.push(page);
+    expect(none).toEqual([]);
   });
 }
 

@@ -87,6 +87,12 @@ export interface StorageDriver {
   putVerified?(path: string, body: Readable, opts: { length: number; sha256: string }): Promise<boolean>;
   stat(path: string): Promise<FileInfo>;
   list(path: string): Promise<DirEntry[]>;
+  /**
+   * Optional: the path of every file under `path`, a page at a time, in no set order (nothing when `path` is
+   * absent). Object stores offer it: their listing of a whole tree costs one request per thousand files, where a
+   * walk costs one per directory. A search across every repository (the upload purge) uses it when offered.
+   */
+  listFiles?(path: string): AsyncIterable<string[]>;
   move(from: string, to: string): Promise<void>;
   delete(path: string): Promise<void>;
   /**

@@ -95,6 +95,14 @@ export class MemoryDriver implements StorageDriver {
     return [...out].map(([name, isDir]) => ({ name, isDir }));
   }
 
+  /** Every file under `path`, in pages of a thousand like an object store's listing. */
+  async *listFiles(path: string): AsyncIterable<string[]> {
+    assertRelativePath(path);
+    const prefix = path === '' ? '' : path + '/';
+    const keys = [...this.files.keys()].filter((k) => k.startsWith(prefix));
+    for (let i = 0; i < keys.length; i += 1000) yield keys.slice(i, i + 1000);
+  }
+
   async putVerified(path: string, body: Readable, opts: { length: number; sha256: string }): Promise<boolean> {
     assertRelativePath(path);
     const chunks: Buffer[] = [];

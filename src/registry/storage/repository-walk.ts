@@ -70,6 +70,43 @@ export async function allRepositoryDirs(driver: StorageDriver): Promise<string[]
   return out.sort();
 }
 
+/** `<repository>/_uploads/<id>/…` under `repositories/`: repository path components never start with `_`. */
+const UPLOAD_FILE_RE = /^((?:[^_/][^/]*\/)*[^_/][^/]*)\/_uploads\/([^/]+)\//;
+
+/**
+ * The upload directories of every repository on storage: repository name → upload ids. A driver that lists a whole
+ * tree in pages (`listFiles`, S3) is read in one listing of `repositories/`, a request per thousand files; the
+ * others are walked directory by directory (a request per repository, and one per `_uploads`).
+ */
+export async function allUploadDirs(driver: StorageDriver): Promise<Map<string, string[]>> {
+  const found = new Map<string, string[]>();
+  if (driver.listFiles) {
+    const root = pathFor({ kind: 'repositoriesRoot' });
+    const ids = new Map<string, Set<string>>();
+    for await (const page of driver.listFiles(root)) {
+      for (const path of page) {
+        const m = UPLOAD_FILE_RE.exec(path.slice(root.length + 1));
+        if (!m) continue;
+        const [, name, id] = m as unknown as [string, string, string];
+        let set = ids.get(name);
+        if (!set) ids.set(name, (set = new Set()));
+        set.add(id);
+      }
+    }
+    for (const [name, set] of ids) found.set(name, [...set].sort());
+    return found;
+  }
+  await pMap(
+    await allRepositoryDirs(driver),
+    async (name) => {
+      const ids = await childDirs(driver, pathFor({ kind: 'uploadsRoot', name }));
+      if (ids.length > 0) found.set(name, ids);
+    },
+    { concurrency: WALK_CONCURRENCY },
+  );
+  return found;
+}
+
 /**
  * Clears `index` and loads every repository's tags and manifest revisions from storage.
  *

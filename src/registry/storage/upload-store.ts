@@ -12,16 +12,15 @@
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import pMap from 'p-map';
 import { RegistryError } from '../errors.js';
 import type { Digest, DigestAlgorithm } from '../reference.js';
 import type { BlobStore } from './blob-store.js';
 import { ContentMismatchError, isNotFound, type ByteRange, type StorageDriver } from './driver.js';
 import { KeyedLock } from './keyed-lock.js';
 import type { BlobInfo, LinkedBlobStore } from './linked-blob-store.js';
-import { childDirs, pathExists } from './links.js';
+import { pathExists } from './links.js';
 import { pathFor } from './paths.js';
-import { WALK_CONCURRENCY, allRepositoryDirs } from './repository-walk.js';
+import { allUploadDirs } from './repository-walk.js';
 
 const UPLOAD_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -204,16 +203,7 @@ export class UploadStore {
   /** Removes uploads started more than `maxAgeMs` ago in every repository; returns how many. */
   async purge(maxAgeMs: number, now = Date.now()): Promise<number> {
     let purged = 0;
-    const lists = new Map<string, string[]>();
-    await pMap(
-      await allRepositoryDirs(this.driver),
-      async (name) => {
-        const ids = await childDirs(this.driver, pathFor({ kind: 'uploadsRoot', name }));
-        if (ids.length > 0) lists.set(name, ids);
-      },
-      { concurrency: WALK_CONCURRENCY },
-    );
-    for (const [name, ids] of lists) {
+    for (const [name, ids] of await allUploadDirs(this.driver)) {
       for (const id of ids) {
         if (now - (await this.startedAt(name, id, now)) > maxAgeMs) {
           await this.lock.run(id, () => this.drop(name, id));

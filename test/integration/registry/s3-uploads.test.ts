@@ -1,7 +1,10 @@
 /** Uploads across replicas on S3 (versitygw): every test also checks that no multipart upload is left open. */
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect } from 'vitest';
+import pMap from 'p-map';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { StorageDriver } from '../../../src/registry/storage/driver.js';
 import { S3Driver } from '../../../src/registry/storage/s3/s3-driver.js';
+import { RegistryStore } from '../../../src/registry/storage/store.js';
 import { describeUploadReplicas } from '../../helpers/upload-replicas.js';
 import { startVersitygw, versitygwAvailable, type S3Server } from '../../helpers/versitygw.js';
 
@@ -37,4 +40,39 @@ describe.skipIf(!available)('S3 uploads on versitygw', () => {
     },
     120_000,
   );
+
+  it('the upload purge reads a bucket of many repositories in one paged listing, not a walk', async () => {
+    const s3 = server as S3Server;
+    const bucket = await s3.createBucket();
+    const driver = new S3Driver({ client: s3.client(), bucket, prefix: 'reg', partSize: 5 * MiB });
+    const calls = { list: 0, pages: 0 };
+    const counted: StorageDriver = Object.assign(Object.create(driver) as S3Driver, {
+      list: (path: string) => {
+        calls.list++;
+        return driver.list(path);
+      },
+      listFiles: async function* (path: string) {
+        for await (const page of driver.listFiles(path)) {
+          calls.pages++;
+          yield page;
+        }
+      },
+    });
+    const repos = Array.from({ length: 1_100 }, (_, i) => `catalog/r${String(i).padStart(4, '0')}`);
+    await pMap(repos, (r) => driver.putContent(`docker/registry/v2/repositories/${r}/_layers/sha256/ab/link`, 'x'), {
+      concurrency: 32,
+    });
+    const store = new RegistryStore(counted);
+    const ids = [await store.uploads.start('deep/a/b'), await store.uploads.start('catalog/r0007')];
+    // Purged as if two minutes had passed: both uploads are then older than the one-minute age.
+    expect(await store.uploads.purge(60_000, Date.now() + 120_000)).toBe(2);
+    expect(calls.list).toBe(0);
+    expect(calls.pages).toBeGreaterThan(1);
+    for (const [name, id] of [
+      ['deep/a/b', ids[0]],
+      ['catalog/r0007', ids[1]],
+    ] as const)
+      await expect(driver.stat(`docker/registry/v2/repositories/${name}/_uploads/${id}`)).rejects.toThrow();
+    expect(await store.uploads.purge(60_000, Date.now() + 120_000)).toBe(0);
+  }, 120_000);
 });

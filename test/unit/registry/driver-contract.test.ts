@@ -7,18 +7,23 @@ import { MemoryDriver } from '../../../src/registry/storage/memory-driver.js';
 import { describeDriverContract } from '../../helpers/driver-contract.js';
 import { describePutVerified } from '../../helpers/driver-put-verified.js';
 
-describeDriverContract('filesystem', () => {
-  let dir = '';
-  return {
-    make: async () => {
-      dir = await mkdtemp(join(tmpdir(), 'regctl-driver-'));
-      return new FsDriver(dir);
-    },
-    sibling: async () => new FsDriver(dir),
-    assertEmpty: async () => expect(await readdir(dir)).toEqual([]),
-    cleanup: () => rm(dir, { recursive: true, force: true }),
-  };
-});
+describeDriverContract(
+  'filesystem',
+  () => {
+    let dir = '';
+    return {
+      make: async () => {
+        dir = await mkdtemp(join(tmpdir(), 'regctl-driver-'));
+        return new FsDriver(dir);
+      },
+      sibling: async () => new FsDriver(dir),
+      assertEmpty: async () => expect(await readdir(dir)).toEqual([]),
+      cleanup: () => rm(dir, { recursive: true, force: true }),
+    };
+  },
+  undefined,
+  false,
+);
 
 const memoryHarness = () => {
   let driver: MemoryDriver | undefined;

@@ -265,6 +265,22 @@ export class S3Driver implements StorageDriver {
     return entries;
   }
 
+  /** ListObjectsV2 without a delimiter: a page of up to a thousand keys per request, whatever their depth. */
+  async *listFiles(path: string): AsyncIterable<string[]> {
+    const prefix = dirKeyOf(this.ctx, path);
+    const root = dirKeyOf(this.ctx, '').length;
+    let token: string | undefined;
+    do {
+      const out = await this.ctx.client.send(
+        new ListObjectsV2Command({ Bucket: this.ctx.bucket, Prefix: prefix, ContinuationToken: token }),
+      );
+      // `dir/` keys are folder markers some tools write, not files.
+      const keys = (out.Contents ?? []).map((o) => o.Key ?? '').filter((k) => k !== '' && !k.endsWith('/'));
+      if (keys.length > 0) yield keys.map((k) => k.slice(root));
+      token = out.IsTruncated ? out.NextContinuationToken : undefined;
+    } while (token);
+  }
+
   async move(from: string, to: string): Promise<void> {
     const fromKey = keyOf(this.ctx, from);
     const toKey = keyOf(this.ctx, to);
