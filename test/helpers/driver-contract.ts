@@ -77,19 +77,20 @@ function listFilesCase(cur: Current, listsFiles: boolean): void {
   it(listsFiles ? 'listFiles names every file under a path, pages deep' : 'listFiles is not offered', async () => {
     const { d } = cur;
     if (!listsFiles) {
-      expect(d.listFiles).toBeUndefined();
+      expect(typeof d.listFiles).toBe('undefined');
       return;
     }
+    if (!d.listFiles) throw new Error('the driver does not offer listFiles');
     const names = Array.from({ length: 1_030 }, (_, i) => `t/${i % 3 === 0 ? 'a/b/' : ''}f${i}`);
     await pMap(names, (n) => d.putContent(n, n), { concurrency: 16 });
     await d.putContent('tx/sibling', '1');
     await d.putContent('top', '1');
     const pages: string[][] = [];
-    for await (const page of (d.listFiles as NonNullable<StorageDriver['listFiles']>)('t')) pages.push(page);
+    for await (const page of d.listFiles('t')) pages.push(page);
     expect(pages.length).toBeGreaterThan(1);
     expect(pages.flat().sort()).toEqual([...names].sort());
     const none: string[][] = [];
-    for await (const page of (d.listFiles as NonNullable<StorageDriver['listFiles']>)('absent')) none.push(page);
+    for await (const page of d.listFiles('absent')) none.push(page);
     expect(none).toEqual([]);
   });
 }
