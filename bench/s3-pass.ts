@@ -14,6 +14,7 @@ import { launchVersitygw } from './lib/versitygw.js';
 import type { S3Server } from './lib/versitygw.js';
 import type { PassContext } from './passes.js';
 import { repoNames, seedVolume } from './phases/catalog.js';
+import { PULL_TRIES } from './phases/blobs.js';
 import { replicaResult, s3CatalogCount, s3Phase, s3ReplicaSteps } from './phases/s3.js';
 
 /** The provisioned S3 gateway (`test/setup/provision.sh` builds it with the other Go peers). */
@@ -202,7 +203,7 @@ async function replicaComparison(ctx: PassContext, s3: S3Server): Promise<void> 
         for (let i = 0; i < replicas; i++)
           started.push(await startOursS3(ctx, s3, bucket, `ours-s3-replica-${label}-${i}.log`, db));
         const server = started.length === 1 ? (started[0] as RunningServer) : alternating(started);
-        const steps = s3ReplicaSteps(ctx.sizes, ctx.pattern);
+        const steps = s3ReplicaSteps(ctx.sizes, ctx.pattern, { postgres: () => cluster.pid(), s3: () => s3.pid() });
         const title = `${steps.title}: ${label === 'one' ? 'one replica alone' : 'two replicas, requests alternated'}`;
         return await runPhase({ ...steps, title }, ctx.phases.length, { ours: server });
       } finally {
@@ -216,10 +217,10 @@ async function replicaComparison(ctx: PassContext, s3: S3Server): Promise<void> 
     };
     const one = await runOn('one', 1);
     const two = await runOn('two', 2);
-    ctx.phases.push(replicaResult(spec, one, two));
+    ctx.phases.push(replicaResult(spec, one, two, ctx.sizes, PULL_TRIES));
   } catch (err) {
     const failed = await runPhase(spec, ctx.phases.length, {}, { ours: `not run: ${errorText(err)}` });
-    ctx.phases.push(replicaResult(spec, failed, failed));
+    ctx.phases.push(replicaResult(spec, failed, failed, ctx.sizes, PULL_TRIES));
   } finally {
     await pg?.stop();
   }

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,8 @@ export interface PostgresCluster {
   createDatabase(opts?: {
     icuLocale?: string;
   }): Promise<{ url: string; user: string; database: string; password: string }>;
+  /** The server's main process (its backends are its children), for CPU figures. */
+  pid(): Promise<number>;
   /** Runs SQL as the superuser (over the socket). */
   psql(sql: string, database?: string): Promise<string>;
   stop(): Promise<void>;
@@ -98,6 +100,9 @@ export async function startPostgres(): Promise<PostgresCluster> {
       host,
       port,
       psql,
+      async pid() {
+        return Number((await readFile(join(data, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+      },
       async createDatabase(opts: { icuLocale?: string } = {}) {
         const suffix = `${process.pid}_${++n}_${randomBytes(3).toString('hex')}`;
         const user = `regctl_${suffix}`;

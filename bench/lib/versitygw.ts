@@ -31,6 +31,8 @@ export interface S3Server {
   createBucket(name?: string): Promise<string>;
   /** Credentials as the AWS SDK's default chain reads them from the environment. */
   env(): Record<string, string>;
+  /** The gateway's process, for CPU figures. */
+  pid(): number | undefined;
   /** Kills the gateway (SIGKILL) but keeps its data: the endpoint refuses connections until `resume`. */
   kill(): Promise<void>;
   /** Starts the gateway again on the same port, data and credentials. */
@@ -124,6 +126,7 @@ export async function launchVersitygw(bin: string, parentDir = tmpdir()): Promis
       await admin.send(new CreateBucketCommand({ Bucket: name }));
       return name;
     },
+    pid: () => child.pid,
     env: () => ({ AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey, AWS_REGION: region }),
     async kill() {
       child.kill('SIGKILL');

@@ -19,7 +19,7 @@ const GiB = 1024 * MiB;
  * 1 GiB pull lasts under two seconds, and on this shared VM single transfers, pulls and ceilings alike, swing by
  * a third from one second to the next (see the notes), so the best of five is steadier than the best of three.
  */
-const PULL_TRIES = 5;
+export const PULL_TRIES = 5;
 
 /**
  * Runs `fn` with a client of `server`, after one authenticated `GET /v2/` outside any timing, so a registry that

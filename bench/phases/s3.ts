@@ -7,6 +7,7 @@ import { largeBlobPhase, smallBlobPhase } from './blobs.js';
 import { catalogWalkStep } from './catalog.js';
 import type { Credentials } from './context.js';
 import { manifestPhase } from './manifests.js';
+import { costSpecs, costed, modelFigures, unitCosts, type PeerProcesses } from './replica-costs.js';
 
 const MiB = 1024 * 1024;
 
@@ -160,11 +161,14 @@ function s3Metrics(
  * The steps the replica comparison runs on one replica and on two: the large blob pushed once (so it is there to
  * pull; its figures are not reported), pulled, and one manifest fetched at concurrency 16.
  */
-export function s3ReplicaSteps(sizes: Sizes, pattern: Buffer): PhaseSpec {
+export function s3ReplicaSteps(sizes: Sizes, pattern: Buffer, peers?: PeerProcesses): PhaseSpec {
   const large = largeBlobPhase(sizes, NO_CREDENTIALS, pattern, () => undefined, { pulls: true });
   const [monoPush, , pull] = large.steps;
   if (!monoPush || !pull) throw new Error('the large-blob phase no longer has its push and pull steps');
   const manifests = manifestPhase(sizes, NO_CREDENTIALS, { putTarget: false, cells: [['get', 16]] });
+  const [setup, get] = manifests.steps;
+  if (!setup || !get || manifests.steps.length !== 2)
+    throw new Error('the manifest phase no longer has its set-up and one GET step');
   return {
     id: 's3-replicas',
     title: 'S3 storage, two replicas of ours on one bucket and one PostgreSQL metadata store',
@@ -176,8 +180,16 @@ export function s3ReplicaSteps(sizes: Sizes, pattern: Buffer): PhaseSpec {
       'The same steps run first on one replica on the same kind of metadata (PostgreSQL, its own fresh bucket ' +
       'and database), and the loss is 100 × (1 − two / one). Steps: the large blob pushed once (not reported), ' +
       `pulled (best of 5, hashed), one manifest fetched at concurrency 16 for ${sizes.manifestSeconds} s. ` +
-      'Resources are the sums over both processes.',
-    steps: [monoPush, pull, ...manifests.steps],
+      'Resources are the sums over both processes. The CPU of the registry, PostgreSQL and the S3 gateway is read ' +
+      'from /proc around the pull and the GETs on one replica, and divided by the GiB pulled and the GETs made: ' +
+      'the unit costs below. The model from them: a replica is one process whose requests run on one core (its event ' +
+      'loop), so N replicas with a core each serve N / (registry CPU per GET) GETs/s and pull N / (registry CPU per ' +
+      'GiB) GiB/s, while one core of PostgreSQL serves 1 / (its CPU per GET) GETs/s however many replicas ask: ' +
+      'the replicas a PostgreSQL of P cores can feed is about P × (registry CPU per GET) / (PostgreSQL CPU per GET). ' +
+      'Network, disk and S3 itself are left out of the model.',
+    steps: peers
+      ? [monoPush, costed(pull, 'pull', peers), setup, costed(get, 'get', peers)]
+      : [monoPush, pull, setup, get],
     metrics: replicaFigureSpecs(),
   };
 }
@@ -213,7 +225,13 @@ export function replicaMetricSpecs(): { id: string; figure: string; specs: [Metr
 }
 
 /** The replica comparison's report: one phase from the run on one replica (`one`) and on two (`two`). */
-export function replicaResult(spec: PhaseSpec, one: PhaseResult, two: PhaseResult): PhaseResult {
+export function replicaResult(
+  spec: PhaseSpec,
+  one: PhaseResult,
+  two: PhaseResult,
+  sizes: Sizes,
+  pullTries: number,
+): PhaseResult {
   const figure = (r: PhaseResult, id: string): number | undefined =>
     r.errors.ours === undefined ? r.metrics.find((m) => m.id === id)?.ours : undefined;
   const metrics: Metric[] = replicaMetricSpecs().flatMap(({ figure: id, specs: [oneSpec, twoSpec, lossSpec] }) => {
@@ -226,6 +244,14 @@ export function replicaResult(spec: PhaseSpec, one: PhaseResult, two: PhaseResul
       metric(lossSpec, Number.isNaN(loss) ? undefined : loss, undefined),
     ];
   });
+  const measured: Record<string, number> = {};
+  if (one.errors.ours === undefined) for (const m of one.metrics) if (m.ours !== undefined) measured[m.id] = m.ours;
+  const costs = unitCosts(measured, sizes, pullTries);
+  const modelled = { ...costs, ...modelFigures(costs) };
+  for (const spec of costSpecs()) {
+    const v = modelled[spec.id];
+    metrics.push(metric(spec, v !== undefined && Number.isFinite(v) ? v : undefined, undefined));
+  }
   const errors: PhaseResult['errors'] = {};
   const failed = [one.errors.ours && `one replica: ${one.errors.ours}`, two.errors.ours && `two: ${two.errors.ours}`];
   if (failed.some(Boolean)) errors.ours = failed.filter(Boolean).join('; ');
@@ -242,5 +268,15 @@ export function replicaResult(spec: PhaseSpec, one: PhaseResult, two: PhaseResul
 
 /** The figures the replica runs must report, so `runPhase` keeps them (ours only; no targets there). */
 export function replicaFigureSpecs(): MetricSpec[] {
-  return replicaMetricSpecs().map(({ figure, specs: [s] }) => ({ ...s, id: figure }));
+  const costInputs: MetricSpec[] = ['get.c16.requests', ...['get', 'pull'].flatMap((k) => costedIds(k))].map((id) => ({
+    id,
+    label: id,
+    unit: id.startsWith('cpu.') ? 's' : 'requests',
+    better: 'lower',
+  }));
+  return [...replicaMetricSpecs().map(({ figure, specs: [s] }) => ({ ...s, id: figure })), ...costInputs];
+}
+
+function costedIds(key: string): string[] {
+  return ['ours', 'postgres', 's3'].map((p) => `cpu.${key}.${p}`);
 }

@@ -164,8 +164,8 @@ describe('every target row of the S3 phases', () => {
       errors: error ? { ours: error } : {},
     });
     const loss = (one: ReturnType<typeof run>, two: ReturnType<typeof run>, id: string) =>
-      replicaResult(spec, one, two).metrics.find((m) => m.id === `replicas.loss.${id}`);
-    expect(spec.metrics.map((m) => m.id)).toEqual(['get.c16.rps', 'pullMBps']);
+      replicaResult(spec, one, two, FULL, 5).metrics.find((m) => m.id === `replicas.loss.${id}`);
+    expect(spec.metrics.map((m) => m.id).slice(0, 2)).toEqual(['get.c16.rps', 'pullMBps']);
     const atEdge = loss(run(1000, 200), run(900, 180), 'get.c16.rps');
     expect(atEdge?.ours).toBeCloseTo(10, 9);
     expect(atEdge?.verdict).toBe('pass');
@@ -175,8 +175,45 @@ describe('every target row of the S3 phases', () => {
     // two replicas faster than one: a negative loss, a pass
     expect(loss(run(1000, 200), run(1500, 250), 'get.c16.rps')?.ours).toBeCloseTo(-50, 9);
     // a failed run on either side: no loss, never a pass
-    const failed = replicaResult(spec, run(1000, 200), run(900, 180, 'VerifyError: lost'));
+    const failed = replicaResult(spec, run(1000, 200), run(900, 180, 'VerifyError: lost'), FULL, 5);
     expect(failed.metrics.find((m) => m.id === 'replicas.loss.get.c16.rps')?.verdict).toBe('n/a');
     expect(failed.errors.ours).toContain('two: VerifyError: lost');
+  });
+
+  it("divides each process's CPU by the GETs made and the GiB pulled on one replica, and models N replicas", () => {
+    const spec = s3ReplicaSteps(FULL, Buffer.alloc(16));
+    const figures: Record<string, number> = {
+      'get.c16.rps': 1000,
+      pullMBps: 200,
+      'get.c16.requests': 10_000,
+      'cpu.get.ours': 2,
+      'cpu.get.postgres': 1,
+      'cpu.get.s3': 0,
+      // five pulls of the full run's 1 GiB blob
+      'cpu.pull.ours': 10,
+      'cpu.pull.postgres': 0,
+      'cpu.pull.s3': 2.5,
+    };
+    const run = {
+      id: spec.id,
+      title: spec.title,
+      description: spec.description,
+      order: ['ours' as const],
+      metrics: spec.metrics.map((m) => metric(m, figures[m.id], undefined)),
+      resources: {},
+      errors: {},
+    };
+    const rows = new Map(replicaResult(spec, run, run, FULL, 5).metrics.map((m) => [m.id, m.ours]));
+    expect(rows.get('cost.get.ours')).toBeCloseTo(200, 9);
+    expect(rows.get('cost.get.postgres')).toBeCloseTo(100, 9);
+    expect(rows.get('cost.pull.ours')).toBeCloseTo(2, 9);
+    expect(rows.get('cost.pull.s3')).toBeCloseTo(0.5, 9);
+    expect(rows.get('model.get.postgresCore')).toBeCloseTo(10_000, 6);
+    expect(rows.get('model.get.1')).toBeCloseTo(5_000, 6);
+    expect(rows.get('model.get.4')).toBeCloseTo(20_000, 6);
+    expect(rows.get('model.pull.2')).toBeCloseTo(1, 9);
+    // A run that failed measures nothing: no cost and no model.
+    const failed = replicaResult(spec, { ...run, errors: { ours: 'lost' } }, run, FULL, 5);
+    expect(failed.metrics.find((m) => m.id === 'model.get.4')?.ours).toBeUndefined();
   });
 });
