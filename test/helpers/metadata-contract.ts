@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ManifestFacts, MetadataStore } from '../../src/registry/metadata/store.js';
+import { transactionCases } from './metadata-transactions.js';
 
 const A = `sha256:${'a'.repeat(64)}`;
 const B = `sha256:${'b'.repeat(64)}`;
@@ -35,30 +36,6 @@ export function metadataContract(label: string, make: () => Promise<MetadataStor
   });
 }
 
-/** Stores with transactions (SQL): a write that fails leaves nothing of itself, and nothing of it in others. */
-function transactionCases(make: () => Promise<MetadataStore>): void {
-  it('rolls back a failed write alone while writes asked for at the same time commit', async () => {
-    const index = await make();
-    // A reference without a size breaks a NOT NULL column after the repository and manifest rows were written.
-    const broken = facts({ references: [{ digest: B, size: null as unknown as number }] });
-    const intent = await index.beginIntent('revision-put', 'bad', A);
-    const results = await Promise.allSettled([
-      index.setTag('good', 'v1', A),
-      index.addManifest('bad', A, 1000, broken, { tags: ['v1'], endIntents: [intent] }),
-      index.setTag('good', 'v2', C),
-      index.protectUses([B], 5000),
-    ]);
-    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
-    expect(await index.hasRepository('bad')).toBe(false);
-    expect(await index.hasRevision('bad', A)).toBe(false);
-    expect(await index.tagTarget('bad', 'v1')).toBeUndefined();
-    expect((await index.pendingIntents()).map((i) => i.id)).toEqual([intent]);
-    expect(await index.tags('good')).toEqual(['v1', 'v2']);
-    expect(await index.usedSince(B, 5000)).toBe(true);
-    await index.close();
-  });
-}
-
 /** What `RepositoryIndex` promises. */
 function indexCases(make: () => Promise<MetadataStore>): void {
   it('a repository exists while it holds a tag or a revision', async () => {
@@ -90,6 +67,11 @@ function indexCases(make: () => Promise<MetadataStore>): void {
     expect(await index.tagTarget('b', 'nope')).toBeUndefined();
     expect(await index.hasRevision('b', A)).toBe(true);
     expect(await index.hasRevision('b', B)).toBe(false);
+    // A GET by tag's one read: the target only when it is a revision of this repository.
+    expect(await index.tagRevision('b', 'latest')).toBe(A);
+    expect(await index.tagRevision('b', 'v2')).toBeUndefined();
+    expect(await index.tagRevision('b', 'nope')).toBeUndefined();
+    expect(await index.tagRevision('a', 'latest')).toBeUndefined();
     const record = await index.repository('b');
     expect(record?.lastPush).toBe(5000);
     expect([...(record?.revisions ?? [])]).toEqual([A]);

@@ -1,5 +1,6 @@
 /** Reads of the SQL metadata store (sql-store.ts) that take a few statements: see MetadataStore for each. */
 import type { SqlDatabase } from './sql.js';
+import type { RepositoryRecord } from '../storage/repository-index.js';
 import { sortedSnapshot, type Intent, type IntentKind, type RepositorySnapshot } from './store.js';
 
 /** MetadataStore.pendingIntents. */
@@ -47,4 +48,24 @@ export async function readSnapshot(db: SqlDatabase): Promise<RepositorySnapshot[
     for (const m of revs) byId.get(Number(m.repository_id))?.revisions.push(m.digest);
     return sortedSnapshot([...byId.values()]);
   });
+}
+
+/** MetadataStore.repository. */
+export async function readRepository(db: SqlDatabase, name: string): Promise<RepositoryRecord | undefined> {
+  const [row] = await db.all<{ id: number; last_push: number }>(
+    'SELECT id, last_push FROM repositories WHERE name = ?',
+    [name],
+  );
+  if (!row) return undefined;
+  const id = Number(row.id);
+  const tags = await db.all<{ name: string; digest: string }>(
+    'SELECT name, digest FROM tags WHERE repository_id = ? ORDER BY name',
+    [id],
+  );
+  const revs = await db.all<{ digest: string }>('SELECT digest FROM manifests WHERE repository_id = ?', [id]);
+  return {
+    tags: new Map(tags.map((t) => [t.name, t.digest])),
+    revisions: new Set(revs.map((r) => r.digest)),
+    lastPush: Number(row.last_push),
+  };
 }

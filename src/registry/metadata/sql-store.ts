@@ -26,7 +26,7 @@ import type {
   RepositoryStats,
   SizedDigest,
 } from './store.js';
-import { readPendingIntents, readSnapshot } from './sql-reads.js';
+import { readPendingIntents, readRepository, readSnapshot } from './sql-reads.js';
 import { readQuotaUsage, RepositoryBytesCache, REPOSITORY_BYTES_SQL } from './sql-usage.js';
 
 export type { SqlConn, SqlDatabase, SqlValue } from './sql.js';
@@ -90,22 +90,7 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async repository(name: string): Promise<RepositoryRecord | undefined> {
-    const [row] = await this.db.all<{ id: number; last_push: number }>(
-      'SELECT id, last_push FROM repositories WHERE name = ?',
-      [name],
-    );
-    if (!row) return undefined;
-    const id = Number(row.id);
-    const tags = await this.db.all<{ name: string; digest: string }>(
-      'SELECT name, digest FROM tags WHERE repository_id = ? ORDER BY name',
-      [id],
-    );
-    const revs = await this.db.all<{ digest: string }>('SELECT digest FROM manifests WHERE repository_id = ?', [id]);
-    return {
-      tags: new Map(tags.map((t) => [t.name, t.digest])),
-      revisions: new Set(revs.map((r) => r.digest)),
-      lastPush: Number(row.last_push),
-    };
+    return readRepository(this.db, name);
   }
 
   async snapshot(): Promise<RepositorySnapshot[]> {
@@ -129,6 +114,17 @@ export class SqlMetadataStore implements MetadataStore {
   async tagTarget(name: string, tag: string): Promise<string | undefined> {
     const rows = await this.db.all<{ digest: string }>(
       'SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = ? AND t.name = ?',
+      [name, tag],
+    );
+    return rows[0]?.digest;
+  }
+
+  async tagRevision(name: string, tag: string): Promise<string | undefined> {
+    const rows = await this.db.all<{ digest: string }>(
+      `SELECT t.digest FROM tags t
+       JOIN repositories r ON r.id = t.repository_id
+       JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
+       WHERE r.name = ? AND t.name = ?`,
       [name, tag],
     );
     return rows[0]?.digest;

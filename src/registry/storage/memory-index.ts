@@ -118,6 +118,12 @@ export class MemoryIndex implements MetadataStore {
     return this.repos.get(name)?.tags.get(tag);
   }
 
+  async tagRevision(name: string, tag: string): Promise<string | undefined> {
+    const repo = this.repos.get(name);
+    const digest = repo?.tags.get(tag);
+    return digest !== undefined && repo?.revisions.has(digest) ? digest : undefined;
+  }
+
   async hasRevision(name: string, digest: string): Promise<boolean> {
     return this.repos.get(name)?.revisions.has(digest) ?? false;
   }

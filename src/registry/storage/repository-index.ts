@@ -37,6 +37,11 @@ export interface RepositoryIndex {
   /** The digest a tag points at. */
   tagTarget(name: string, tag: string): Promise<string | undefined>;
   hasRevision(name: string, digest: string): Promise<boolean>;
+  /**
+   * The digest `tag` points at when that manifest is a revision of the repository, else undefined: what a GET by
+   * tag needs, in one read (one round trip to a shared store) instead of `tagTarget` then `hasRevision`.
+   */
+  tagRevision(name: string, tag: string): Promise<string | undefined>;
 
   /** Records a revision stored in the repository, pushed at `at`. */
   addRevision(name: string, digest: string, at: number): Promise<void>;
