@@ -73,24 +73,36 @@ export function modelFigures(costs: Figures): Figures {
   return out;
 }
 
-/** The rows of the unit costs and the model (ours only, no targets). */
+/** The unit costs measured on two replicas (both processes' CPU over the work of both), as `costTwo.*`. */
+export function twoReplicaCosts(figures: Figures, sizes: Sizes, pullTries: number): Figures {
+  return Object.fromEntries(
+    Object.entries(unitCosts(figures, sizes, pullTries)).map(([k, v]) => [k.replace(/^cost\./, 'costTwo.'), v]),
+  );
+}
+
+/** The rows of the unit costs (on one replica and on two) and the model (ours only, no targets). */
 export function costSpecs(): MetricSpec[] {
   const who: Record<CostedProcess, string> = { ours: 'the registry', postgres: 'PostgreSQL', s3: 'the S3 gateway' };
   const specs: MetricSpec[] = [];
-  for (const p of PROCESSES)
-    specs.push({
-      id: `cost.get.${p}`,
-      label: `CPU of ${who[p]} per manifest GET, one replica`,
-      unit: 'µs',
-      better: 'lower',
-    });
-  for (const p of PROCESSES)
-    specs.push({
-      id: `cost.pull.${p}`,
-      label: `CPU of ${who[p]} per GiB pulled, one replica`,
-      unit: 's/GiB',
-      better: 'lower',
-    });
+  for (const [prefix, on] of [
+    ['cost', 'one replica'],
+    ['costTwo', 'two replicas'],
+  ] as const) {
+    for (const p of PROCESSES)
+      specs.push({
+        id: `${prefix}.get.${p}`,
+        label: `CPU of ${who[p]} per manifest GET, ${on}`,
+        unit: 'µs',
+        better: 'lower',
+      });
+    for (const p of PROCESSES)
+      specs.push({
+        id: `${prefix}.pull.${p}`,
+        label: `CPU of ${who[p]} per GiB pulled, ${on}`,
+        unit: 's/GiB',
+        better: 'lower',
+      });
+  }
   specs.push({
     id: 'model.get.postgresCore',
     label: 'Model: manifest GETs/s one PostgreSQL core serves (1 / its CPU per GET)',

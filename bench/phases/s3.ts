@@ -7,7 +7,7 @@ import { largeBlobPhase, smallBlobPhase } from './blobs.js';
 import { catalogWalkStep } from './catalog.js';
 import type { Credentials } from './context.js';
 import { manifestPhase } from './manifests.js';
-import { costSpecs, costed, modelFigures, unitCosts, type PeerProcesses } from './replica-costs.js';
+import { costSpecs, costed, modelFigures, twoReplicaCosts, unitCosts, type PeerProcesses } from './replica-costs.js';
 
 const MiB = 1024 * 1024;
 
@@ -244,10 +244,12 @@ export function replicaResult(
       metric(lossSpec, Number.isNaN(loss) ? undefined : loss, undefined),
     ];
   });
-  const measured: Record<string, number> = {};
-  if (one.errors.ours === undefined) for (const m of one.metrics) if (m.ours !== undefined) measured[m.id] = m.ours;
-  const costs = unitCosts(measured, sizes, pullTries);
-  const modelled = { ...costs, ...modelFigures(costs) };
+  const measured = (r: PhaseResult): Record<string, number> =>
+    r.errors.ours === undefined
+      ? Object.fromEntries(r.metrics.flatMap((m) => (m.ours === undefined ? [] : [[m.id, m.ours]])))
+      : {};
+  const costs = unitCosts(measured(one), sizes, pullTries);
+  const modelled = { ...costs, ...twoReplicaCosts(measured(two), sizes, pullTries), ...modelFigures(costs) };
   for (const spec of costSpecs()) {
     const v = modelled[spec.id];
     metrics.push(metric(spec, v !== undefined && Number.isFinite(v) ? v : undefined, undefined));

@@ -212,6 +212,8 @@ describe('every target row of the S3 phases', () => {
     expect(rows.get('model.get.1')).toBeCloseTo(5_000, 6);
     expect(rows.get('model.get.4')).toBeCloseTo(20_000, 6);
     expect(rows.get('model.pull.2')).toBeCloseTo(1, 9);
+    // the same figures on the two-replica side give the same unit costs there
+    expect(rows.get('costTwo.get.ours')).toBeCloseTo(200, 9);
     // A run that failed measures nothing: no cost and no model.
     const failed = replicaResult(spec, { ...run, errors: { ours: 'lost' } }, run, FULL, 5);
     expect(failed.metrics.find((m) => m.id === 'model.get.4')?.ours).toBeUndefined();
