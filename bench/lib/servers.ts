@@ -212,21 +212,29 @@ function launch(
  * the checkout under test), so the bench measures the server as deployed; empty for a checkout from before
  * that module (or a part of it) existed.
  */
-export async function deployedProcess(repoRoot: string): Promise<{ nodeFlags: string[]; env: Record<string, string> }> {
+export async function deployedProcess(
+  repoRoot: string,
+  onS3 = false,
+): Promise<{ nodeFlags: string[]; env: Record<string, string> }> {
   const file = join(repoRoot, 'dist/registry/process-env.js');
   if (!existsSync(file)) return { nodeFlags: [], env: {} };
   const mod = (await import(pathToFileURL(file).href)) as {
     REGISTRY_PROCESS_ENV?: Record<string, string>;
     REGISTRY_NODE_FLAGS?: readonly string[];
+    REGISTRY_S3_NODE_FLAGS?: readonly string[];
   };
-  return { nodeFlags: [...(mod.REGISTRY_NODE_FLAGS ?? [])], env: { ...(mod.REGISTRY_PROCESS_ENV ?? {}) } };
+  const flags = (onS3 ? mod.REGISTRY_S3_NODE_FLAGS : undefined) ?? mod.REGISTRY_NODE_FLAGS ?? [];
+  return { nodeFlags: [...flags], env: { ...(mod.REGISTRY_PROCESS_ENV ?? {}) } };
 }
 
 /** Starts `regctl serve` from this checkout (bin/regctl.js, so `npm run build` must have run). */
 export async function startOurs(repoRoot: string, settings: ServerSettings): Promise<RunningServer> {
   if (!settings.storageArgs) await mkdir(settings.dataDir, { recursive: true });
   const port = await freePort();
-  const deployed = await deployedProcess(repoRoot);
+  const deployed = await deployedProcess(
+    repoRoot,
+    settings.storageArgs?.some((a) => a.startsWith('s3://')),
+  );
   const nodeFlags = [
     ...(settings.nodeFlags ?? deployed.nodeFlags),
     ...(settings.profileDir ? ['--cpu-prof', '--cpu-prof-dir', settings.profileDir] : []),

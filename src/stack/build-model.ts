@@ -26,7 +26,7 @@ import {
   type StackModel,
   type VolumeModel,
 } from './model.js';
-import { REGISTRY_NODE_FLAGS, REGISTRY_PROCESS_ENV } from '../registry/process-env.js';
+import { REGISTRY_PROCESS_ENV, registryNodeFlags } from '../registry/process-env.js';
 import { LEAF_DIR, TLS_DYNAMIC_FILE, TRAEFIK_CERTS_PATH, TRAEFIK_TLS_PATH } from './dev-tls.js';
 
 export const REGISTRY_PORT = 5000;
@@ -215,7 +215,7 @@ export function buildStackModel(config: StackConfig, mode: StackMode, opts: Buil
 function registryCommand(config: StackConfig): string[] {
   return [
     'node',
-    ...REGISTRY_NODE_FLAGS,
+    ...registryNodeFlags(Boolean(config.storage.url)),
     REGCTL_SCRIPT,
     'serve',
     '--listen',

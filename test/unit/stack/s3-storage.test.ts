@@ -54,6 +54,10 @@ describe('regctl.yaml storage on S3', () => {
     const onVolume = buildStackModel(config({}), 'dev').services.find((s) => s.name === 'registry')!;
     expect(onVolume.command!.join(' ')).not.toContain('--storage');
     expect(onVolume.environment.AWS_SHARED_CREDENTIALS_FILE).toBeUndefined();
+    // V8's young generation: 1 MiB on the filesystem, 4 MiB on S3, whose pulls allocate a Buffer per socket chunk
+    expect(registry.command!.slice(0, 2)).toEqual(['node', '--max-semi-space-size=4']);
+    expect(registry.command![2]).toBe('/opt/regctl/bin/regctl.js');
+    expect(onVolume.command!.slice(0, 3)).toEqual(['node', '--max-semi-space-size=1', '--heap-growing-percent=30']);
   });
 
   test('swarm: the keys are a secret; with PostgreSQL the registry may run on any node, without it on a manager', () => {
