@@ -88,20 +88,17 @@ export function costSpecs(): MetricSpec[] {
     ['cost', 'one replica'],
     ['costTwo', 'two replicas'],
   ] as const) {
-    for (const p of PROCESSES)
-      specs.push({
-        id: `${prefix}.get.${p}`,
-        label: `CPU of ${who[p]} per manifest GET, ${on}`,
-        unit: 'µs',
-        better: 'lower',
-      });
-    for (const p of PROCESSES)
-      specs.push({
-        id: `${prefix}.pull.${p}`,
-        label: `CPU of ${who[p]} per GiB pulled, ${on}`,
-        unit: 's/GiB',
-        better: 'lower',
-      });
+    for (const [work, per, unit] of [
+      ['get', 'manifest GET', 'µs'],
+      ['pull', 'GiB pulled', 's/GiB'],
+    ] as const)
+      for (const p of PROCESSES)
+        specs.push({
+          id: `${prefix}.${work}.${p}`,
+          label: `CPU of ${who[p]} per ${per}, ${on}`,
+          unit,
+          better: 'lower',
+        });
   }
   specs.push({
     id: 'model.get.postgresCore',

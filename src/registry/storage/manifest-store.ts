@@ -59,11 +59,12 @@ export class ManifestStore {
 
   /** A manifest of the repository by tag or digest; NAME_UNKNOWN or MANIFEST_UNKNOWN otherwise. */
   async get(name: string, ref: ManifestRef): Promise<StoredManifest> {
-    let digest: Digest | undefined;
-    if ('tag' in ref) {
-      const known = await this.index.tagRevision(name, ref.tag);
-      digest = known === undefined ? undefined : parseDigest(known);
-    } else if (await this.index.hasRevision(name, ref.digest.value)) digest = ref.digest;
+    const digest =
+      'tag' in ref
+        ? await this.tags.resolve(name, ref.tag)
+        : (await this.index.hasRevision(name, ref.digest.value))
+          ? ref.digest
+          : undefined;
     if (!digest) {
       if (!(await this.index.hasRepository(name))) throw new RegistryError('NAME_UNKNOWN', { name });
       throw new RegistryError('MANIFEST_UNKNOWN', 'tag' in ref ? { tag: ref.tag } : { digest: ref.digest.value });

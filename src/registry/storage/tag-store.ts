@@ -20,8 +20,9 @@ export class TagStore {
     private readonly index: MetadataStore,
   ) {}
 
+  /** The manifest `tag` points at, when it is a revision of the repository (one metadata read). */
   async resolve(name: string, tag: string): Promise<Digest | undefined> {
-    const known = await this.index.tagTarget(name, tag);
+    const known = await this.index.tagRevision(name, tag);
     return known ? parseDigest(known) : undefined;
   }
 
