@@ -20,21 +20,22 @@ export const REGISTRY_NODE_FLAGS: readonly string[] = Object.freeze([
 ]);
 
 /**
- * V8 options of a registry on S3: a young generation fixed at 16 MiB per semi-space. Its pulls and pushes read
- * every byte from a socket, each chunk of up to 64 KiB a new Buffer whose memory V8 counts as external (the
- * filesystem driver reads into buffers it reuses). Chunks that die young are freed by scavenges; chunks still in
- * flight when a scavenge runs are promoted, and those are freed only by a full collection, which V8 starts each
- * time its count of external memory grows by 64 MiB. With a small or shrinkable young generation (Node's own
- * grows and shrinks between 1 and 16 MiB) scavenges come often enough to promote a steady share of the stream:
- * processes started alike then fell, at random and for minutes at a time, into a mode of 70–130 full collections
- * per run (`--trace-gc`: "external memory pressure") and 2.0–2.9 s of CPU per GiB pulled and about 6 per GiB
- * pushed in 16 MiB chunks, against 2 full collections, 1.1–1.6 and 3.5 in the other. Fixed at 16 MiB (4 MiB
- * fixed: every process in that mode; 8 MiB fixed: some), all 18 processes of three runs stayed in the fast one,
- * with one full collection each, for about 15 MiB more peak RSS (`docs/benchmarks.md`, S3).
+ * V8 options of a registry on S3. Its pulls and pushes read every byte from a socket, each chunk of up to 64 KiB a
+ * new Buffer whose memory V8 counts as external (the filesystem driver reads into buffers it reuses), so a stream
+ * keeps tens of MiB of external memory coming and going between young-generation collections. With V8's own
+ * growing factor, the old generation's limit after a full collection is sometimes set only 12–26 MB above its
+ * live size, and then, in `--trace-incremental-marking`, marking starts again and again ("allocation limit")
+ * while the live size stays put: processes started alike fell at random, for minutes at a time, into 70–130 full
+ * collections per run and 2.0–2.9 s of CPU per GiB pulled (about 6 per GiB pushed in 16 MiB chunks), against 2
+ * full collections and 1.1–1.6 s/GiB. A fixed growing factor of 4 (`--heap-growing-percent=300`: the limit set 3×
+ * the live size above it) kept every process of every run in the fast mode; a fixed 4 MiB semi-space (1 MiB made
+ * the same pulls cost 3.2–4.0 s/GiB) holds the young generation's share of peak RSS. Neither a larger young
+ * generation nor a factor of 2 was enough (`docs/benchmarks.md`, S3).
  */
 export const REGISTRY_S3_NODE_FLAGS: readonly string[] = Object.freeze([
-  '--min-semi-space-size=16',
-  '--max-semi-space-size=16',
+  '--min-semi-space-size=4',
+  '--max-semi-space-size=4',
+  '--heap-growing-percent=300',
 ]);
 
 /** The V8 options of a registry on the filesystem or on S3. */
