@@ -377,6 +377,7 @@ async function serverCommands(
   const profileDir = o.profiled;
   const deployed = await deployedProcess(oursRoot);
   const oursFlags = oursNodeFlags ?? deployed.nodeFlags;
+  const oursS3Flags = oursNodeFlags ?? (await deployedProcess(oursRoot, true)).nodeFlags;
   return [
     `npm run bench${quick ? ' -- --quick' : ''}   # = npm run build && tsc -p bench/tsconfig.json && node bench/out/build/run.js`,
     `${Object.entries(deployed.env)
@@ -393,7 +394,7 @@ async function serverCommands(
       : []),
     ...(o.s3
       ? [
-          `AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… node bin/regctl.js serve --listen 127.0.0.1:PORT --storage s3://BUCKET/bench --s3-endpoint http://127.0.0.1:PORT --s3-path-style --s3-region us-east-1 --no-auth --log-level error [--metadata postgres://USER@127.0.0.1:PORT/DB, password in REGCTL_METADATA_PASSWORD]   # S3 phases`,
+          `AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… node ${oursS3Flags.map((f) => `${f} `).join('')}bin/regctl.js serve --listen 127.0.0.1:PORT --storage s3://BUCKET/bench --s3-endpoint http://127.0.0.1:PORT --s3-path-style --s3-region us-east-1 --no-auth --log-level error [--metadata postgres://USER@127.0.0.1:PORT/DB, password in REGCTL_METADATA_PASSWORD]   # S3 phases`,
           `REGISTRY_STORAGE_S3_ACCESSKEY=… REGISTRY_STORAGE_S3_SECRETKEY=… /var/cache/regctl-test/bin/registry-v3 serve CONFIG.yml   # S3 phase; CONFIG: referenceS3Config in bench/lib/servers.ts`,
           `ROOT_ACCESS_KEY_ID=… ROOT_SECRET_ACCESS_KEY=… /var/cache/regctl-test/bin/versitygw --port 127.0.0.1:PORT --quiet posix DIR   # the S3 gateway of both`,
         ]
