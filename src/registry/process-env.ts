@@ -23,14 +23,14 @@ export const REGISTRY_NODE_FLAGS: readonly string[] = Object.freeze([
  * V8 options of a registry on S3. Its pulls and pushes read every byte from a socket, each chunk of up to 64 KiB a
  * new Buffer whose memory V8 counts as external (the filesystem driver reads into buffers it reuses), so a stream
  * keeps tens of MiB of external memory coming and going between young-generation collections. With V8's own
- * growing factor, the old generation's limit after a full collection is sometimes set only 12–26 MB above its
- * live size, and then, in `--trace-incremental-marking`, marking starts again and again ("allocation limit")
- * while the live size stays put: processes started alike fell at random, for minutes at a time, into 70–130 full
- * collections per run and 2.0–2.9 s of CPU per GiB pulled (about 6 per GiB pushed in 16 MiB chunks), against 2
- * full collections and 1.1–1.6 s/GiB. A fixed growing factor of 4 (`--heap-growing-percent=300`: the limit set 3×
- * the live size above it) kept every process of every run in the fast mode; a fixed 4 MiB semi-space (1 MiB made
- * the same pulls cost 3.2–4.0 s/GiB) holds the young generation's share of peak RSS. Neither a larger young
- * generation nor a factor of 2 was enough (`docs/benchmarks.md`, S3).
+ * growing factor the old generation's limit after a full collection was at times only about 12 MB above its live
+ * size (21 of 33 MB), and then, in `--trace-incremental-marking`, marking started again and again ("allocation
+ * limit") while the live size stayed put: processes started alike fell at random, for minutes at a time, into
+ * 70–130 full collections per run and 2.0–2.9 s of CPU per GiB pulled (about 6 per GiB pushed in 16 MiB chunks),
+ * against 2 full collections and 1.1–1.6 s/GiB. A fixed growing factor of 4 (`--heap-growing-percent=300`: a limit
+ * 3× the live size above it) kept every process of every run in the fast mode, for the same peak RSS; a fixed
+ * 4 MiB semi-space keeps the young generation's share of it small. A factor of 2 (about 25 MB of room) and a
+ * larger young generation (16 MiB) were not enough (`docs/benchmarks.md`, S3).
  */
 export const REGISTRY_S3_NODE_FLAGS: readonly string[] = Object.freeze([
   '--min-semi-space-size=4',
