@@ -164,7 +164,7 @@ describe.skipIf(!available)('S3 driver specifics on versitygw', () => {
   });
 });
 
-/** What `copyTo` writes, and how many GetObject answers the SDK parsed meanwhile. */
+/** What `copyTo` writes for the range `start`..`end` of `path`. */
 async function copied(d: S3Driver, path: string, start: number, end: number): Promise<Buffer> {
   const parts: Buffer[] = [];
   const out = new Writable({
