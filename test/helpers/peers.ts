@@ -1,7 +1,6 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
 
 import { parse as parseYaml } from 'yaml';
@@ -177,24 +176,7 @@ export function imageAvailable(image: string): boolean {
   }
 }
 
-/** A TCP port free on `host` (loopback by default) at the time of the call. */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen({ host, port: 0, exclusive: true }, () => {
-      const address = server.address();
-      if (address === null || typeof address === 'string') {
-        server.close();
-        reject(new Error(`could not read the port bound on ${host}`));
-        return;
-      }
-      const { port } = address;
-      server.close((err) => (err ? reject(err) : resolve(port)));
-    });
-  });
-}
+export { freePort } from './ports.js';
 
 /**
  * The IPv4 address of docker's default bridge on this host (usually 172.17.0.1 on docker0): containers on

@@ -1,5 +1,4 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -7,6 +6,7 @@ import { main } from '../../../src/cli/main.js';
 import { createOutput } from '../../../src/cli/output.js';
 import { createPrompts } from '../../../src/cli/prompts.js';
 import type { Prompts } from '../../../src/common/io.js';
+import { freePort } from '../../helpers/ports.js';
 
 export interface CliRun {
   code: number;
@@ -45,18 +45,7 @@ export async function runCli(
   }
 }
 
-/** A TCP port nothing listens on right now. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '0.0.0.0', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 /**
  * `regctl init --dir <root>/stack --yes` on a free HTTP port, without the direct registry port, at bcrypt cost 4,
