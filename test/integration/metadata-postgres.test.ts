@@ -124,8 +124,8 @@ describe.skipIf(!postgresAvailable())('PostgreSQL metadata store', () => {
     for (const d of digests) await pusher.addManifest('r', d, 1, facts, { tags: ['latest'] });
     let at = 1_000_000;
     const errors: string[] = [];
-    // A replica flushing pulls (the repository row and the manifests' rows) while another puts the same manifests
-    // again (a manifest row, then the repository row), 150 times each.
+    // A replica flushing pulls (the repository's row, then the manifests' rows) while another puts the same
+    // manifests again (the same rows in the same order), 150 times each.
     await Promise.all([
       (async () => {
         for (let i = 0; i < 150; i++) {
@@ -146,6 +146,37 @@ describe.skipIf(!postgresAvailable())('PostgreSQL metadata store', () => {
     ]);
     expect(errors).toEqual([]);
     await Promise.all([puller.close(), pusher.close()]);
+  });
+
+  it('keeps a manifest put into a repository that another replica empties at the same moment', async () => {
+    const db = await pg.createDatabase();
+    const open = () => openPostgresStore({ url: db.url, password: db.password });
+    const [pusher, deleter] = await Promise.all([open(), open()]);
+    const facts = { mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 10, references: [] };
+    const digest = (c: string, i: number) => `sha256:${c}${String(i).padStart(63, '0')}`;
+    const errors: string[] = [];
+    const lost: string[] = [];
+    // Each round the deleter removes the repository's only image (its last tag, then its revision, which drops the
+    // emptied repository) while the pusher puts a new one in it; the new one must survive whatever the timing.
+    for (let i = 0; i < 150; i++) {
+      await deleter.addManifest('r', digest('a', i), 1, facts, { tags: ['old'] });
+      const fresh = digest('b', i);
+      await Promise.all([
+        (async () => {
+          await deleter.removeTag('r', 'old');
+          await deleter.removeRevision('r', digest('a', i));
+        })().catch((err: Error) => errors.push(`delete ${i}: ${err.message}`)),
+        pusher
+          .addManifest('r', fresh, 2, facts, { tags: [`new-${i}`] })
+          .catch((err: Error) => errors.push(`put ${i}: ${err.message}`)),
+      ]);
+      if ((await deleter.tagTarget('r', `new-${i}`)) !== fresh || !(await deleter.hasRevision('r', fresh)))
+        lost.push(`round ${i}`);
+      await pusher.removeTag('r', `new-${i}`);
+      await pusher.removeRevision('r', fresh);
+    }
+    expect({ errors, lost }).toEqual({ errors: [], lost: [] });
+    await Promise.all([pusher.close(), deleter.close()]);
   });
 
   it('finishes at once the intents of a process found gone, even while an older one lives; never a live one', async () => {

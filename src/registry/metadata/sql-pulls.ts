@@ -73,11 +73,14 @@ export class SqlPulls {
 
   /**
    * Writes taken pulls in the caller's transaction; a time never goes back. Rows are locked in the order every
-   * write of the store locks them, a repository's manifests before the repository (addManifest, addRevision), and
-   * each kind sorted: on PostgreSQL a flush taking a repository row first could deadlock with a manifest PUT.
+   * write of the store locks them, a repository before its manifests (sql-store.ts), and each kind sorted: on
+   * PostgreSQL a flush holding a manifest's row while waiting for its repository's could deadlock with a manifest
+   * PUT, which holds the repository's row first.
    */
   static async write(c: SqlConn, pulls: TakenPulls): Promise<void> {
     const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+    for (const [name, at] of [...pulls.repositories].sort(([a], [b]) => byName(a, b)))
+      await c.run('UPDATE repositories SET last_pull = ? WHERE name = ? AND last_pull < ?', [at, name, at]);
     const manifests = [...pulls.manifests].sort((a, b) => byName(a.name, b.name) || byName(a.digest, b.digest));
     for (const { name, digest, at } of manifests)
       await c.run(
@@ -85,7 +88,5 @@ export class SqlPulls {
          AND repository_id = (SELECT id FROM repositories WHERE name = ?)`,
         [at, digest, at, name],
       );
-    for (const [name, at] of [...pulls.repositories].sort(([a], [b]) => byName(a, b)))
-      await c.run('UPDATE repositories SET last_pull = ? WHERE name = ? AND last_pull < ?', [at, name, at]);
   }
 }

@@ -5,12 +5,14 @@
  *
  * Every write runs in `db.tx` (one transaction, so a repository row is created or dropped with the tag or
  * revision that decides it), and every statement touches a bounded number of rows, so no call holds SQLite's
- * synchronous connection for long. Last uses and pulls, noted on hot paths, are kept in memory and written in one
- * transaction a second later (or when read, or on close).
+ * synchronous connection for long. A write that changes a repository's tags or manifests locks the repository's
+ * row first (sql-rows.ts says why). Last uses and pulls, noted on hot paths, are kept in memory and written in
+ * one transaction a second later (or when read, or on close).
  */
 import type { RepositoryRecord } from '../storage/repository-index.js';
 import { InProcessLeases, type LeaseAttempt } from './lease.js';
 import { insertRows, upsertTag, type SqlConn, type SqlDatabase } from './sql.js';
+import { dropRepositoryIfEmpty, ensureRepository, insertManifest, lockRepository } from './sql-rows.js';
 import { SqlPulls } from './sql-pulls.js';
 import { SqlUses } from './sql-uses.js';
 import type {
@@ -159,7 +161,7 @@ export class SqlMetadataStore implements MetadataStore {
   ): Promise<void> {
     await this.write(async (c) => {
       const id = await this.ensureRepo(c, name);
-      await this.insertManifest(c, id, digest, at, facts);
+      await insertManifest(c, id, digest, at, facts);
       await c.run('UPDATE repositories SET last_push = ? WHERE id = ?', [at, id]);
       for (const tag of also?.tags ?? []) await upsertTag(c, id, tag, digest);
       for (const intent of also?.endIntents ?? []) await c.run('DELETE FROM intents WHERE id = ?', [intent]);
@@ -169,7 +171,7 @@ export class SqlMetadataStore implements MetadataStore {
 
   async removeRevision(name: string, digest: string): Promise<void> {
     await this.write(async (c) => {
-      const id = await this.repoId(name, c);
+      const id = await this.lockRepo(c, name);
       if (id === undefined) return;
       await c.run('DELETE FROM manifests WHERE repository_id = ? AND digest = ?', [id, digest]);
       await c.run('DELETE FROM manifest_references WHERE repository_id = ? AND manifest_digest = ?', [id, digest]);
@@ -187,7 +189,7 @@ export class SqlMetadataStore implements MetadataStore {
 
   async removeTag(name: string, tag: string): Promise<void> {
     await this.write(async (c) => {
-      const id = await this.repoId(name, c);
+      const id = await this.lockRepo(c, name);
       if (id === undefined) return;
       await c.run('DELETE FROM tags WHERE repository_id = ? AND name = ?', [id, tag]);
       await this.dropIfEmpty(c, id);
@@ -216,7 +218,7 @@ export class SqlMetadataStore implements MetadataStore {
     facts: ReadonlyMap<string, ManifestFacts>,
   ): Promise<void> {
     await this.write(async (c) => {
-      let id = await this.repoId(name, c);
+      let id = await this.lockRepo(c, name);
       const pulled = id === undefined ? [] : await SqlPulls.saved(c, id);
       for (const t of id === undefined ? [] : ['tags', 'manifest_references', 'manifests'])
         await c.run(`DELETE FROM ${t} WHERE repository_id = ?`, [id as number]);
@@ -228,7 +230,7 @@ export class SqlMetadataStore implements MetadataStore {
       await c.run('UPDATE repositories SET last_push = ? WHERE id = ?', [record.lastPush, id]);
       for (const digest of record.revisions) {
         const f = facts.get(digest);
-        if (f) await this.insertManifest(c, id, digest, record.lastPush, f);
+        if (f) await insertManifest(c, id, digest, record.lastPush, f);
         else
           await c.run('INSERT INTO manifests (repository_id, digest, pushed_at) VALUES (?, ?, ?)', [
             id,
@@ -404,43 +406,23 @@ export class SqlMetadataStore implements MetadataStore {
     this.count = Number(row?.n ?? 0);
   }
 
-  private async repoId(name: string, c: SqlConn = this.db): Promise<number | undefined> {
-    const rows = await c.all<{ id: number }>('SELECT id FROM repositories WHERE name = ?', [name]);
+  private async repoId(name: string): Promise<number | undefined> {
+    const rows = await this.db.all<{ id: number }>('SELECT id FROM repositories WHERE name = ?', [name]);
     return rows[0] === undefined ? undefined : Number(rows[0].id);
   }
 
+  /** ensureRepository, counting a repository it creates. */
   private async ensureRepo(c: SqlConn, name: string): Promise<number> {
-    const created = await c.run('INSERT INTO repositories (name) VALUES (?) ON CONFLICT (name) DO NOTHING', [name]);
-    if (created > 0) this.count++;
-    return (await this.repoId(name, c)) as number;
+    const { id, created } = await ensureRepository(c, this.db.kind, name);
+    if (created) this.count++;
+    return id;
+  }
+
+  private lockRepo(c: SqlConn, name: string): Promise<number | undefined> {
+    return lockRepository(c, this.db.kind, name);
   }
 
   private async dropIfEmpty(c: SqlConn, id: number): Promise<void> {
-    const dropped = await c.run(
-      `DELETE FROM repositories WHERE id = ?
-       AND NOT EXISTS (SELECT 1 FROM tags WHERE repository_id = ?)
-       AND NOT EXISTS (SELECT 1 FROM manifests WHERE repository_id = ?)`,
-      [id, id, id],
-    );
-    if (dropped > 0) this.count = Math.max(0, this.count - 1);
-  }
-
-  private async insertManifest(c: SqlConn, id: number, digest: string, at: number, f: ManifestFacts): Promise<void> {
-    await c.run(
-      `INSERT INTO manifests (repository_id, digest, media_type, size, config_digest, subject_digest, artifact_type,
-         pushed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (repository_id, digest) DO UPDATE SET media_type = excluded.media_type, size = excluded.size,
-         config_digest = excluded.config_digest, subject_digest = excluded.subject_digest,
-         artifact_type = excluded.artifact_type, pushed_at = excluded.pushed_at`,
-      [id, digest, f.mediaType, f.size, f.configDigest ?? null, f.subject ?? null, f.artifactType ?? null, at],
-    );
-    await c.run('DELETE FROM manifest_references WHERE repository_id = ? AND manifest_digest = ?', [id, digest]);
-    await insertRows(
-      c,
-      'manifest_references',
-      ['repository_id', 'manifest_digest', 'digest', 'size'],
-      f.references.map((r) => [id, digest, r.digest, r.size]),
-      ' ON CONFLICT (repository_id, manifest_digest, digest) DO NOTHING',
-    );
+    if (await dropRepositoryIfEmpty(c, id)) this.count = Math.max(0, this.count - 1);
   }
 }

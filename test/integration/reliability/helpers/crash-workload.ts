@@ -58,6 +58,8 @@ export class CrashWorkload {
           // replicas); without a proxy the same shows as a broken connection.
           if (err instanceof HttpStatusError && err.status === 502 && stopped()) this.interrupted++;
           else if (err instanceof HttpStatusError) {
+            // The server's log comes through a pipe that may trail its answer: a moment for the error's cause.
+            if (err.status >= 500) await new Promise((r) => setTimeout(r, 250));
             const server = err.status >= 500 ? serverErrors() : [];
             this.m.violation(`${op}: ${err.message}${server.length > 0 ? `; server: ${server.join(' | ')}` : ''}`);
           } else if (!stopped()) this.m.violation(`${op} failed while the server was up: ${(err as Error).message}`);
