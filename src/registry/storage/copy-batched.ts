@@ -9,8 +9,12 @@ import type { Readable, Writable } from 'node:stream';
 /** Bytes gathered before they are written. */
 export const BATCH_BYTES = 512 * 1024;
 
+export function prematureClose(): Error {
+  return Object.assign(new Error('the connection closed during the response'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+}
+
 /** Resolves once `out` has room again (`drain`), rejects when it closes first. */
-function roomIn(out: Writable): Promise<void> {
+export function roomIn(out: Writable): Promise<void> {
   return new Promise((resolve, reject) => {
     const onDrain = (): void => {
       out.off('close', onClose);
@@ -18,13 +22,43 @@ function roomIn(out: Writable): Promise<void> {
     };
     const onClose = (): void => {
       out.off('drain', onDrain);
-      reject(
-        Object.assign(new Error('the connection closed during the response'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }),
-      );
+      reject(prematureClose());
     };
     out.once('drain', onDrain);
     out.once('close', onClose);
   });
+}
+
+/** Chunks gathered for `out` and written BATCH_BYTES at a time, corked; `onBytes` is told of each as it is written. */
+export class ResponseBatch {
+  private chunks: Buffer[] = [];
+  private size = 0;
+
+  constructor(
+    private readonly out: Writable,
+    private readonly onBytes?: (n: number) => void,
+  ) {}
+
+  /** Gathers a chunk, writing the batch once it is full; false when `out` has no room left (see `roomIn`). */
+  add(chunk: Buffer): boolean {
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    return this.size < BATCH_BYTES || this.write();
+  }
+
+  /** Writes what is gathered; false when `out` has no room left. Throws when `out` is closed. */
+  write(): boolean {
+    if (this.size === 0) return true;
+    if (this.out.destroyed || this.out.writableEnded) throw prematureClose();
+    let room = true;
+    this.out.cork();
+    for (const chunk of this.chunks) room = this.out.write(chunk);
+    this.out.uncork();
+    for (const chunk of this.chunks) this.onBytes?.(chunk.length);
+    this.chunks = [];
+    this.size = 0;
+    return room;
+  }
 }
 
 /**
@@ -32,27 +66,8 @@ function roomIn(out: Writable): Promise<void> {
  * as it is written. A closed `out` ends the copy with an error, and `src` is destroyed.
  */
 export async function copyBatched(src: Readable, out: Writable, onBytes?: (n: number) => void): Promise<void> {
-  let batch: Buffer[] = [];
-  let size = 0;
-  const flush = async (): Promise<void> => {
-    if (out.destroyed || out.writableEnded)
-      throw Object.assign(new Error('the connection closed during the response'), {
-        code: 'ERR_STREAM_PREMATURE_CLOSE',
-      });
-    let room = true;
-    out.cork();
-    for (const chunk of batch) room = out.write(chunk);
-    out.uncork();
-    for (const chunk of batch) onBytes?.(chunk.length);
-    batch = [];
-    size = 0;
-    if (!room) await roomIn(out);
-  };
+  const batch = new ResponseBatch(out, onBytes);
   // Leaving the loop early (a closed `out`) ends the iteration, which destroys `src`.
-  for await (const chunk of src) {
-    batch.push(chunk as Buffer);
-    size += (chunk as Buffer).length;
-    if (size >= BATCH_BYTES) await flush();
-  }
-  if (size > 0) await flush();
+  for await (const chunk of src) if (!batch.add(chunk as Buffer)) await roomIn(out);
+  if (!batch.write()) await roomIn(out);
 }

@@ -217,4 +217,45 @@ describe.skipIf(!available)('S3 blob reads past the SDK', () => {
       await d.close();
     }
   }, 60_000);
+  it('holds S3 back while the response is slow, and stops when the response closes', async () => {
+    const s3 = server as S3Server;
+    const bucket = await s3.createBucket();
+    const d = new S3Driver({ client: s3.client(), bucket, prefix: 'reg', partSize: 5 * MiB });
+    try {
+      const data = randomBytes(24 * MiB);
+      await d.putContent('blobs/big', data);
+      // A response taking 64 KiB a millisecond at most: what waits in it must stay near one batch, not the blob.
+      const parts: Buffer[] = [];
+      let mostWaiting = 0;
+      const slow: Writable = new Writable({
+        highWaterMark: 64 * 1024,
+        write(chunk: Buffer, _enc, cb) {
+          mostWaiting = Math.max(mostWaiting, slow.writableLength);
+          parts.push(chunk);
+          setTimeout(cb, 1);
+        },
+      });
+      await d.copyTo('blobs/big', { start: 0, end: data.length - 1 }, slow);
+      await new Promise((resolve) => slow.end(resolve));
+      expect(Buffer.concat(parts).equals(data)).toBe(true);
+      expect(mostWaiting).toBeLessThanOrEqual(2 * MiB);
+
+      // A response that closes after 1 MiB: the copy rejects as the client's going, and the driver serves on.
+      let written = 0;
+      const closing: Writable = new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          written += chunk.length;
+          if (written >= MiB) closing.destroy();
+          setTimeout(cb, 1);
+        },
+      });
+      await expect(d.copyTo('blobs/big', { start: 0, end: data.length - 1 }, closing)).rejects.toMatchObject({
+        code: 'ERR_STREAM_PREMATURE_CLOSE',
+      });
+      expect(written).toBeLessThan(data.length);
+      expect((await copied(d, 'blobs/big', 5, 2 * MiB)).equals(data.subarray(5, 2 * MiB + 1))).toBe(true);
+    } finally {
+      await d.close();
+    }
+  }, 60_000);
 });

@@ -221,8 +221,8 @@ export class S3Driver implements StorageDriver {
 
   /** A range of the object into `out`, in batches (see copy-batched.ts), read past the SDK (s3-fast-get.ts). */
   async copyTo(path: string, range: ByteRange, out: Writable, onBytes?: (n: number) => void): Promise<void> {
-    const fast = range.end >= range.start ? await this.fastGet.open(keyOf(this.ctx, path), range) : undefined;
-    await copyBatched(fast ?? (await this.reader(path, range)), out, onBytes);
+    if (range.end >= range.start && (await this.fastGet.copy(keyOf(this.ctx, path), range, out, onBytes))) return;
+    await copyBatched(await this.reader(path, range), out, onBytes);
   }
 
   async close(): Promise<void> {

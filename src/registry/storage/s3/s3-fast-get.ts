@@ -3,7 +3,8 @@
  * the SDK's stream of the response body costs about twice the CPU per GiB of the same GET made with undici's
  * client: at hundreds of MB/s that CPU is what limits a registry process, whose requests run on one core. So the
  * GET is signed by the SDK (a presigned URL, computed locally from the same credentials and settings) and sent
- * through an undici connection pool.
+ * through an undici connection pool, whose body chunks go straight from its handler into the response in batches
+ * (copy-batched.ts): no body stream between them, and the socket paused while the response has no room.
  *
  * Only a plain answer takes this path: 200 or 206 with the bytes asked for. Anything else (a missing key, a staged
  * upload's marker, a range past the end, an endpoint that refuses) is left to the SDK path, which turns each into
@@ -11,8 +12,9 @@
  */
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import type { Readable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
+import { prematureClose, ResponseBatch, roomIn } from '../copy-batched.js';
 import type { ByteRange } from '../driver.js';
 
 /** Long enough for a slow start, short enough that a leaked URL is soon useless; URLs are never logged. */
@@ -33,35 +35,86 @@ export class FastGet {
   }
 
   /**
-   * The bytes of `range` of the object at `key`, or undefined when S3 answered anything but those bytes (the body
-   * of that answer is discarded; the caller asks again through the SDK).
+   * Writes the bytes of `range` of the object at `key` to `out` (not ending it); false, with nothing written, when
+   * S3 answered anything but those bytes or could not be reached (the caller asks again through the SDK). Once
+   * bytes flow, a failure of either side rejects, and a closed `out` rejects with ERR_STREAM_PREMATURE_CLOSE.
    */
-  async open(key: string, range: ByteRange): Promise<Readable | undefined> {
-    const command = new GetObjectCommand({ Bucket: this.opts.bucket, Key: key });
+  async copy(key: string, range: ByteRange, out: Writable, onBytes?: (n: number) => void): Promise<boolean> {
     let url: URL;
     try {
+      const command = new GetObjectCommand({ Bucket: this.opts.bucket, Key: key });
       url = new URL(await getSignedUrl(this.opts.client, command, { expiresIn: URL_SECONDS }));
     } catch {
-      return undefined;
-    }
-    let answer: Dispatcher.ResponseData;
-    try {
-      answer = await this.agent.request({
-        origin: url.origin,
-        path: url.pathname + url.search,
-        method: 'GET',
-        // Not part of the signature: S3 takes unsigned headers on a presigned request.
-        headers: { range: `bytes=${range.start}-${range.end}` },
-      });
-    } catch {
-      return undefined;
+      return false;
     }
     const expected = range.end - range.start + 1;
-    const length = Number(answer.headers['content-length']);
-    const whole = answer.statusCode === 200 && range.start === 0 && length === expected;
-    if ((answer.statusCode === 206 && length === expected) || whole) return answer.body;
-    await answer.body.dump().catch(() => undefined);
-    return undefined;
+    return new Promise<boolean>((resolve, reject) => {
+      const batch = new ResponseBatch(out, onBytes);
+      let flowing = false;
+      let settled = false;
+      let controller: Dispatcher.DispatchController | undefined;
+      const settle = (outcome: boolean | Error): void => {
+        if (settled) return;
+        settled = true;
+        out.off('close', onClose);
+        if (outcome instanceof Error) reject(outcome);
+        else resolve(outcome);
+      };
+      const onClose = (): void => {
+        settle(prematureClose());
+        controller?.abort(prematureClose());
+      };
+      out.on('close', onClose);
+      this.agent.dispatch(
+        {
+          origin: url.origin,
+          path: url.pathname + url.search,
+          method: 'GET',
+          // Not part of the signature: S3 takes unsigned headers on a presigned request.
+          headers: { range: `bytes=${range.start}-${range.end}` },
+        },
+        {
+          onRequestStart: (c) => {
+            controller = c;
+          },
+          onResponseStart: (c, status, headers) => {
+            const length = Number(headers['content-length']);
+            const whole = status === 200 && range.start === 0 && length === expected;
+            if ((status === 206 && length === expected) || whole) {
+              flowing = true;
+              return;
+            }
+            settle(false);
+            c.abort(new Error(`S3 answered ${status}`));
+          },
+          onResponseData: (c, chunk) => {
+            if (settled) return;
+            try {
+              if (batch.add(chunk)) return;
+            } catch (err) {
+              settle(err as Error);
+              c.abort(err as Error);
+              return;
+            }
+            c.pause();
+            // A close while waiting is `onClose`'s.
+            roomIn(out).then(
+              () => c.resume(),
+              () => undefined,
+            );
+          },
+          onResponseEnd: () => {
+            try {
+              batch.write();
+              settle(true);
+            } catch (err) {
+              settle(err as Error);
+            }
+          },
+          onResponseError: (_c, err) => settle(flowing ? err : false),
+        },
+      );
+    });
   }
 
   async close(): Promise<void> {
