@@ -25,6 +25,7 @@ import { wantsEvent } from '../common/events.js';
 import { EventOutbox } from './events/outbox.js';
 import { EventSender } from './events/sender.js';
 import { RetentionSchedule } from './policy/retention-schedule.js';
+import { trackingUploads, type UploadHeapGrowth } from './upload-heap.js';
 
 /** How long a presigned blob URL stays valid (distribution's default is 20 minutes too). */
 const S3_REDIRECT_SECONDS = 20 * 60;
@@ -67,6 +68,8 @@ export interface RegistryServerOptions {
   logLevel?: LogLevel;
   log?: LogFn;
   uiHandler?: (req: IncomingMessage, res: ServerResponse) => void;
+  /** The process's growing factor raised during large uploads (upload-heap.ts); `regctl serve` passes it. */
+  heapGrowth?: UploadHeapGrowth;
   throttle?: Partial<ThrottleOptions>;
   /** Addresses, CIDR blocks or host names of the proxies whose X-Forwarded-For is believed (default none). */
   trustedProxies?: readonly string[];
@@ -219,7 +222,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
   const sender = eventSender(app, driver, policies, log, opts.eventsTickMs);
   const server = createServer(
     { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000, highWaterMark: 1024 * 1024 },
-    app.handle,
+    opts.heapGrowth ? trackingUploads(app.handle, opts.heapGrowth) : app.handle,
   );
 
   return {
@@ -251,6 +254,7 @@ export function createRegistryServer(opts: RegistryServerOptions): RegistryServe
       return { host: addr.address, port: addr.port, url: `http://${shown}:${addr.port}` };
     },
     async close() {
+      opts.heapGrowth?.close();
       auth?.close();
       await auth?.robotUsage.close();
       policies.unwatch();

@@ -162,6 +162,7 @@ function serveBase(ctx: CliContext): Command {
       const settings = await resolveServeSettings(flags, ctx.env);
       const { createRegistryServer, openS3Driver, RegistryConfigError } = await import('../../registry/server.js');
       const { createLogger } = await import('../../registry/logger.js');
+      const { UploadHeapGrowth } = await import('../../registry/upload-heap.js');
       let url = '';
       const uiHandler = settings.ui ? await mountedUi(settings, () => url) : undefined;
       let server;
@@ -189,6 +190,7 @@ function serveBase(ctx: CliContext): Command {
           ...trustServerOptions(settings),
           log: createLogger(settings.logLevel),
           uiHandler,
+          heapGrowth: UploadHeapGrowth.forThisProcess(),
         });
       } catch (err) {
         if (err instanceof RegistryConfigError)

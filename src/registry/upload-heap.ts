@@ -1,0 +1,110 @@
+/**
+ * The old generation's growing factor, raised while a large upload is in flight.
+ *
+ * The filesystem registry runs with a small fixed growing factor (`--heap-growing-percent=30`, process-env.ts), which
+ * keeps the garbage of many small requests off its peak RSS. Under a large upload the same factor costs CPU: every
+ * chunk of the body is a new Buffer whose memory V8 counts as external, and with the old generation's limit only
+ * 30 % above its live size that churn alone reaches the limit, so full collections follow one another (69 in one
+ * push of 512 MiB whole and one in 16 MiB chunks, against 2 with a factor of 4 from the start). V8 reads the factor
+ * at each full collection, so it is raised while uploads run and put back a moment after the last one ends: small
+ * requests keep the small factor, a stream gets room.
+ */
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { setFlagsFromString } from 'node:v8';
+
+/** The factor while uploads run: 4× the live size (see REGISTRY_S3_NODE_FLAGS, which runs with it always). */
+export const UPLOAD_GROWING_PERCENT = 300;
+/** A request body at least this large (or of unknown length) counts as a large upload. */
+export const LARGE_UPLOAD_BYTES = 1024 * 1024;
+/** How long after the last large upload the factor is put back: the next chunk of a chunked push comes sooner. */
+export const RESTORE_AFTER_MS = 2000;
+
+const FLAG = '--heap-growing-percent';
+
+/** The growing factor a process was started with (`--heap-growing-percent=N`), 0 (V8's own choice) without one. */
+export function startGrowingPercent(execArgv: readonly string[]): number {
+  let percent = 0;
+  for (const arg of execArgv) {
+    const m = /^--heap[-_]growing[-_]percent=(\d+)$/.exec(arg);
+    if (m) percent = Number(m[1]);
+  }
+  return percent;
+}
+
+export class UploadHeapGrowth {
+  private inFlight = 0;
+  private raised = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  /**
+   * `base` is the factor the process runs with; nothing changes when it is already UPLOAD_GROWING_PERCENT or more.
+   * `setFlags` is V8's (a test passes its own, to see the calls).
+   */
+  constructor(
+    private readonly base: number,
+    private readonly setFlags: (flags: string) => void = setFlagsFromString,
+  ) {}
+
+  /** For this process: its start factor, from its command line. */
+  static forThisProcess(): UploadHeapGrowth {
+    return new UploadHeapGrowth(startGrowingPercent(process.execArgv));
+  }
+
+  begin(): void {
+    this.inFlight++;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.raised || (this.base !== 0 && this.base >= UPLOAD_GROWING_PERCENT)) return;
+    this.set(UPLOAD_GROWING_PERCENT);
+    this.raised = true;
+  }
+
+  end(): void {
+    this.inFlight = Math.max(0, this.inFlight - 1);
+    if (this.inFlight > 0 || !this.raised || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.inFlight > 0) return;
+      this.set(this.base);
+      this.raised = false;
+    }, RESTORE_AFTER_MS);
+    this.timer.unref();
+  }
+
+  /** Puts the start factor back at once (the server closing). */
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.raised) this.set(this.base);
+    this.raised = false;
+  }
+
+  private set(percent: number): void {
+    try {
+      this.setFlags(`${FLAG}=${percent}`);
+    } catch {
+      // A V8 that refuses flags after start keeps the factor it has: slower uploads, nothing wrong.
+    }
+  }
+}
+
+/** Whether `req` sends a blob upload's bytes and is large (or of unknown length). */
+export function isLargeUpload(req: IncomingMessage): boolean {
+  const method = req.method;
+  if (method !== 'PATCH' && method !== 'PUT' && method !== 'POST') return false;
+  if (!(req.url ?? '').includes('/blobs/uploads')) return false;
+  const length = req.headers['content-length'];
+  if (length === undefined) return req.headers['transfer-encoding'] !== undefined;
+  return Number(length) >= LARGE_UPLOAD_BYTES;
+}
+
+/** `handler`, telling `growth` of each large upload from its start until its response closes. */
+export function trackingUploads(handler: RequestListener, growth: UploadHeapGrowth): RequestListener {
+  return (req: IncomingMessage, res: ServerResponse) => {
+    if (isLargeUpload(req)) {
+      growth.begin();
+      res.once('close', () => growth.end());
+    }
+    handler(req, res);
+  };
+}
