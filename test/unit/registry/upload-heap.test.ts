@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EventEmitter } from 'node:events';
+import { runInNewContext } from 'node:vm';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   isLargeUpload,
@@ -42,9 +43,13 @@ describe('upload heap growth', () => {
     expect(isLargeUpload(request('GET', '/v2/a/blobs/uploads/u1', big))).toBe(false);
   });
 
-  it('raises the factor at the first upload and puts it back a moment after the last one', () => {
+  it('raises the factor at the first upload and puts it back a moment after the last one, collecting then', () => {
     const calls: string[] = [];
-    const growth = new UploadHeapGrowth(30, (f) => calls.push(f));
+    const growth = new UploadHeapGrowth(
+      30,
+      (f) => calls.push(f),
+      () => calls.push('full collection'),
+    );
     growth.begin();
     growth.begin();
     growth.end();
@@ -58,30 +63,53 @@ describe('upload heap growth', () => {
     vi.advanceTimersByTime(RESTORE_AFTER_MS - 1);
     expect(calls).toEqual(['--heap-growing-percent=300']);
     vi.advanceTimersByTime(1);
-    expect(calls).toEqual(['--heap-growing-percent=300', '--heap-growing-percent=30']);
+    expect(calls).toEqual(['--heap-growing-percent=300', '--heap-growing-percent=30', 'full collection']);
     growth.begin();
     growth.close();
-    expect(calls.slice(2)).toEqual(['--heap-growing-percent=300', '--heap-growing-percent=30']);
+    expect(calls.slice(3)).toEqual(['--heap-growing-percent=300', '--heap-growing-percent=30']);
   });
 
   it('changes nothing for a process that runs with the upload factor already, and survives a refusing V8', () => {
     const calls: string[] = [];
-    const s3 = new UploadHeapGrowth(300, (f) => calls.push(f));
+    const s3 = new UploadHeapGrowth(
+      300,
+      (f) => calls.push(f),
+      () => calls.push('full collection'),
+    );
     s3.begin();
     s3.end();
     vi.advanceTimersByTime(RESTORE_AFTER_MS);
     expect(calls).toEqual([]);
-    const refusing = new UploadHeapGrowth(30, () => {
-      throw new Error('flags are frozen');
-    });
+    const refusing = new UploadHeapGrowth(
+      30,
+      () => {
+        throw new Error('flags are frozen');
+      },
+      () => {
+        throw new Error('no collector');
+      },
+    );
     expect(() => refusing.begin()).not.toThrow();
     refusing.end();
     expect(() => vi.advanceTimersByTime(RESTORE_AFTER_MS)).not.toThrow();
   });
 
+  it("finds V8's full collection when none is passed", () => {
+    // The real one: a new context made after `--expose-gc` was set hands it over.
+    const growth = new UploadHeapGrowth(30, () => undefined);
+    growth.begin();
+    growth.end();
+    expect(() => vi.advanceTimersByTime(RESTORE_AFTER_MS)).not.toThrow();
+    expect(typeof runInNewContext('gc')).toBe('function');
+  });
+
   it('tracks an upload from its request until its response closes', () => {
     const calls: string[] = [];
-    const growth = new UploadHeapGrowth(30, (f) => calls.push(f));
+    const growth = new UploadHeapGrowth(
+      30,
+      (f) => calls.push(f),
+      () => undefined,
+    );
     const handled: string[] = [];
     const listener = trackingUploads((req) => handled.push(req.url ?? ''), growth);
     const res = new EventEmitter() as unknown as ServerResponse;
