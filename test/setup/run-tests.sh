@@ -26,6 +26,7 @@ done
 summary="$(node --input-type=module -e '
 import { readFileSync, existsSync } from "node:fs";
 let passed = 0, failed = 0, skipped = 0;
+const failing = [];
 for (const project of ["unit", "integration", "e2e"]) {
   const file = `${process.argv[1]}/${project}.json`;
   if (!existsSync(file)) { failed += 1; console.error(`no report for project ${project}`); continue; }
@@ -34,9 +35,21 @@ for (const project of ["unit", "integration", "e2e"]) {
   failed += r.numFailedTests ?? 0;
   skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
   for (const suite of r.testResults ?? []) {
-    const ran = (suite.assertionResults ?? []).some((a) => a.status === "failed");
-    if (suite.status === "failed" && !ran) failed += 1;
+    const failures = (suite.assertionResults ?? []).filter((a) => a.status === "failed");
+    if (suite.status === "failed" && failures.length === 0) {
+      failed += 1;
+      failing.push({ project, name: `${suite.name} (the file did not load)`, message: suite.message ?? "" });
+    }
+    for (const a of failures) {
+      failing.push({ project, name: `${suite.name} > ${a.fullName}`, message: (a.failureMessages ?? []).join("\n") });
+    }
   }
+}
+// The failures again, last, so that a log cut to its tail still names them.
+for (const f of failing) {
+  const lines = f.message.split("\n").filter((l) => l.trim() !== "" && !/node_modules|new Promise/.test(l)).slice(0, 15);
+  console.log(`\nFAILED [${f.project}] ${f.name.replace(process.cwd() + "/", "")}`);
+  for (const line of lines) console.log(`  ${line}`);
 }
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
 ' "$REPORT_DIR")" || { summary="0 passed, 1 failed"; status=1; }

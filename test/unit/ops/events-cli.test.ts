@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { EventsStatus } from '../../../src/common/events.js';
 import { pushImage, startFixture, type Fixture } from '../../helpers/day-two-fixture.js';
 import { runCli } from '../stack/cli-harness.js';
@@ -61,6 +61,17 @@ describe('regctl events', () => {
     expect(received.map((r) => r.status)).toEqual([503, 200]);
     const [failed, ok] = received as [(typeof received)[0], (typeof received)[0]];
     expect(failed.id).toBe(ok.id);
+    // The registry records the second attempt once it has read the receiver's answer, a moment after the
+    // receiver counted it: wait for the record before reading the output.
+    await vi.waitFor(
+      async () => {
+        const status = await runCli(['events', '--json'], { cwd: fx.stackDir, env: env(fx) });
+        const doc = JSON.parse(status.stdout) as EventsStatus;
+        expect(doc.endpoints[0]?.attempts).toHaveLength(2);
+        expect(doc.endpoints[0]?.queued).toBe(0);
+      },
+      { timeout: 10_000, interval: 100 },
+    );
 
     const human = await runCli(['events', '--dir', fx.stackDir], { cwd: fx.root, env: env(fx) });
     expect(human.code, human.stderr).toBe(0);
