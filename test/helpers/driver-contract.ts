@@ -107,6 +107,19 @@ function contentCases(cur: Current): void {
     expect((await d.stat('a/b/c')).isDir).toBe(false);
   });
 
+  it('getContent returns every byte of contents of any size, below and above 64 KiB', async () => {
+    const { d } = cur;
+    const sizes = [0, 1, 65_535, 65_536, 65_537, 3 * 1024 * 1024 + 7];
+    const contents = sizes.map((n) => randomBytes(n));
+    for (const [i, data] of contents.entries()) await d.putContent(`sizes/${i}`, data);
+    for (const [i, data] of contents.entries()) {
+      const back = await d.getContent(`sizes/${i}`);
+      expect(back.length).toBe(data.length);
+      expect(back.equals(data)).toBe(true);
+      expect((await d.stat(`sizes/${i}`)).size).toBe(data.length);
+    }
+  });
+
   it('putAll writes every entry, strings and bytes, replacing what was there', async () => {
     const { d } = cur;
     await d.putContent('p/link', 'old');
@@ -125,6 +138,8 @@ function contentCases(cur: Current): void {
     const { d } = cur;
     await d.putContent('there/file', 'x');
     await expect(d.getContent('nope')).rejects.toBeInstanceOf(PathNotFoundError);
+    await expect(d.getContent('there/file/below')).rejects.toBeInstanceOf(PathNotFoundError);
+    await expect(d.stat('there/file/below')).rejects.toBeInstanceOf(PathNotFoundError);
     await expect(d.stat('nope/x')).rejects.toBeInstanceOf(PathNotFoundError);
     await expect(d.stat('there/fil')).rejects.toBeInstanceOf(PathNotFoundError);
     await expect(d.list('nope')).rejects.toBeInstanceOf(PathNotFoundError);

@@ -1,9 +1,10 @@
-import { mkdirSync, renameSync, writeFileSync, type Stats } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { renameSync, statSync } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fsyncDir } from '../../common/fs.js';
 import { FlushingFileWriter, STREAM_BUFFER } from './fs-file-writer.js';
+import { INLINE_WRITE_MAX, readSmallNow, tempName, writeTempNow } from './fs-small-files.js';
 import { FsJournal, JOURNAL_MAX_DATA, recoverJournal, syncFilesystem, type JournalSync } from './fs-journal.js';
 import {
   PathNotFoundError,
@@ -54,29 +55,6 @@ async function inDir<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/**
- * Journaled files up to this size are written and renamed on the event loop's thread. They go to the page cache
- * unsynced (their journal record is what is synced), so each step is a few microseconds of kernel time, less than
- * handing it to the thread pool and back; a manifest PUT writes four such files. SQLite's writes already run on
- * this thread the same way. Larger ones go through the pool.
- */
-const INLINE_WRITE_MAX = 64 * 1024;
-
-/** `writeTemp` on this thread, for small data (see INLINE_WRITE_MAX). */
-function writeTempNow(abs: string, data: Buffer): string {
-  const tmp = tempName(abs);
-  for (let attempt = 0; ; attempt++) {
-    try {
-      writeFileSync(tmp, data, { mode: 0o644 });
-      return tmp;
-    } catch (err) {
-      // The directory is missing (a new one, or pruned by a concurrent delete): create it and try again.
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 4) throw err;
-      mkdirSync(dirname(abs), { recursive: true });
-    }
-  }
-}
-
 /** Writes `data` to a new temporary file beside `abs` (unsynced); returns its path. */
 async function writeTemp(abs: string, data: Buffer): Promise<string> {
   if (data.length <= INLINE_WRITE_MAX) return writeTempNow(abs, data);
@@ -97,12 +75,6 @@ function notFound(err: unknown, path: string): never {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOENT' || code === 'ENOTDIR') throw new PathNotFoundError(path);
   throw err;
-}
-
-export function tempName(path: string): string {
-  const dir = dirname(path);
-  const base = path.slice(dir.length + 1);
-  return `${dir}/.${base}${tempSuffix()}`;
 }
 
 /** The durability primitives of the filesystem driver's writes (the filesystem's, or gated ones in tests). */
@@ -181,8 +153,9 @@ export class FsDriver implements StorageDriver {
   }
 
   async getContent(path: string): Promise<Buffer> {
+    const abs = this.abs(path);
     try {
-      return await readFile(this.abs(path));
+      return readSmallNow(abs) ?? (await readFile(abs));
     } catch (err) {
       return notFound(err, path);
     }
@@ -356,13 +329,15 @@ export class FsDriver implements StorageDriver {
     if (set) await Promise.all(set);
   }
 
+  /** On this thread: one `stat` of an entry the kernel nearly always has cached (see fs-small-files.ts). */
   async stat(path: string): Promise<FileInfo> {
-    let s: Stats;
+    let s;
     try {
-      s = await stat(this.abs(path));
+      s = statSync(this.abs(path), { throwIfNoEntry: false });
     } catch (err) {
       return notFound(err, path);
     }
+    if (s === undefined) throw new PathNotFoundError(path);
     return { size: s.size, modifiedAt: s.mtime, isDir: s.isDirectory() };
   }
 
