@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createUiServer, type UiServer } from '../../../src/ui/server.js';
 import { pushImage, startRegistry, USERS, type TestRegistry } from '../registry/helpers.js';
 
@@ -85,11 +85,20 @@ describe('the delivery log page', () => {
     const end = Date.now() + 10_000;
     while (statuses.length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
     expect(statuses).toEqual([503, 204]);
-    await new Promise((r) => setTimeout(r, 300)); // the dead endpoint's first attempt is in the log by now
     const cookie = await signIn('admin');
-    const res = await get('events', cookie);
-    expect(res.status).toBe(200);
-    const page = await res.text();
+    // The registry records an attempt once it has the receiver's answer (or the refused connection), a moment after
+    // the receiver counted it: read the page until both endpoints' attempts are in it.
+    let page = '';
+    await vi.waitFor(
+      async () => {
+        const res = await get('events', cookie);
+        expect(res.status).toBe(200);
+        page = await res.text();
+        expect(row(page, 'hooks')?.status).toBe('delivered HTTP 204');
+        expect(row(page, 'dead')?.['last-error']).toMatch(/ECONNREFUSED/);
+      },
+      { timeout: 10_000, interval: 100 },
+    );
     expect(page).toContain('<h1>Deliveries</h1>');
     expect(row(page, 'hooks')).toEqual({
       status: 'delivered HTTP 204',
