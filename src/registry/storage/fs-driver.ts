@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fsyncDir } from '../../common/fs.js';
 import { FlushingFileWriter, STREAM_BUFFER } from './fs-file-writer.js';
-import { INLINE_WRITE_MAX, readSmallNow, tempName, writeTempNow } from './fs-small-files.js';
+import { INLINE_WRITE_MAX, inlineTurn, readSmallNow, tempName, writeTempNow } from './fs-small-files.js';
 import { FsJournal, JOURNAL_MAX_DATA, recoverJournal, syncFilesystem, type JournalSync } from './fs-journal.js';
 import {
   PathNotFoundError,
@@ -154,6 +154,8 @@ export class FsDriver implements StorageDriver {
 
   async getContent(path: string): Promise<Buffer> {
     const abs = this.abs(path);
+    const turn = inlineTurn();
+    if (turn) await turn;
     try {
       return readSmallNow(abs) ?? (await readFile(abs));
     } catch (err) {
@@ -331,6 +333,8 @@ export class FsDriver implements StorageDriver {
 
   /** On this thread: one `stat` of an entry the kernel nearly always has cached (see fs-small-files.ts). */
   async stat(path: string): Promise<FileInfo> {
+    const turn = inlineTurn();
+    if (turn) await turn;
     let s;
     try {
       s = statSync(this.abs(path), { throwIfNoEntry: false });

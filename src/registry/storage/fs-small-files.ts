@@ -8,6 +8,33 @@ import { closeSync, fstatSync, mkdirSync, openSync, readSync, writeFileSync } fr
 import { dirname } from 'node:path';
 import { tempSuffix } from './driver.js';
 
+/**
+ * The longest stretch of these calls between two turns of the event loop. A request makes a few, but a long job (a
+ * retention run or a GC reading every manifest of a large repository) would otherwise read thousands in a row, each
+ * resolving at once, and keep every other request waiting until it ends.
+ */
+export const INLINE_SLICE_MS = 5;
+
+let sliceStart: number | undefined;
+function loopTurned(): void {
+  sliceStart = undefined;
+}
+
+/**
+ * Called before each call on this thread: undefined while the current stretch is shorter than INLINE_SLICE_MS, else
+ * a promise that resolves after one turn of the event loop (sockets read, timers run), for the caller to await.
+ */
+export function inlineTurn(): Promise<void> | undefined {
+  const now = performance.now();
+  if (sliceStart === undefined) {
+    sliceStart = now;
+    setImmediate(loopTurned);
+    return undefined;
+  }
+  if (now - sliceStart < INLINE_SLICE_MS) return undefined;
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /** A temporary name beside `path`, hidden, that no other writer picks. */
 export function tempName(path: string): string {
   const dir = dirname(path);
