@@ -67,7 +67,7 @@ export const dnsCheck: Check = {
     const unresolved: string[] = [];
     for (const name of ctx.names) {
       try {
-        const r = await lookup(name);
+        const r = await (ctx.opts.lookup ?? lookup)(name);
         if (name === ctx.registryHost) ctx.registryIp = r.address;
       } catch {
         unresolved.push(name);

@@ -38,6 +38,8 @@ export interface DoctorOptions {
   uploadBytes?: number;
   /** The engine's certs.d (default /etc/docker/certs.d), where `regctl login --trust` puts the dev CA. */
   certsDir?: string;
+  /** How a host name resolves (default: the system's resolver, as clients on this machine see it). */
+  lookup?: (name: string) => Promise<{ address: string }>;
 }
 
 /** A check's verdict: its result without the id and title, which the check's table entry carries. */

@@ -24,6 +24,7 @@ let server: Server | undefined;
 let engine: FakeEngine;
 
 beforeEach(async () => {
+  resolvesTo = undefined;
   fx = await stackFixture();
   certsDir = await mkdtemp(join(tmpdir(), 'regctl-certs.d-'));
   engine = new FakeEngine();
@@ -58,8 +59,15 @@ async function serveAsTraefik(leaf: PemPair): Promise<void> {
   await new Promise<void>((r) => server!.listen(fx.ports.https, '127.0.0.1', () => r()));
 }
 
+/** Where the registry's name resolves for doctor: nowhere unless a test says (not this machine's /etc/hosts). */
+let resolvesTo: string | undefined;
+async function lookup(name: string): Promise<{ address: string }> {
+  if (resolvesTo === undefined) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
+  return { address: resolvesTo };
+}
+
 async function devChecks(): Promise<Record<string, CheckResult>> {
-  const report = await doctor({ dir: fx.dir, engine, platform: 'linux', certsDir });
+  const report = await doctor({ dir: fx.dir, engine, platform: 'linux', certsDir, lookup });
   return Object.fromEntries(report.checks.filter((c) => c.id.startsWith('dev-')).map((c) => [c.id, c]));
 }
 
@@ -130,6 +138,10 @@ describe('doctor: HTTPS in dev', () => {
     expect(missing.fix).toBe(
       'run `regctl login --trust` (as root): the engine reads certs.d per connection, no restart',
     );
+    // A name on loopback is reached as an insecure registry without the CA: a warning, with the same fix.
+    resolvesTo = '127.0.0.1';
+    expect((await devChecks())['dev-ca-trust']).toMatchObject({ status: 'warn', detail: missing.detail });
+    resolvesTo = undefined;
     await trust();
     const other = await makeCa('example.test');
     await writeFile(join(certsDir, `registry.example.test:${fx.ports.http}`, 'ca.crt'), other.cert);
