@@ -10,6 +10,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   isLargeUpload,
   RESTORE_AFTER_MS,
+  SCAVENGE_CHECK_MS,
+  SCAVENGE_EVERY_BYTES,
   startGrowingPercent,
   trackingUploads,
   UploadHeapGrowth,
@@ -120,5 +122,64 @@ describe('upload heap growth', () => {
     res.emit('close');
     vi.advanceTimersByTime(RESTORE_AFTER_MS);
     expect(calls).toEqual(['--heap-growing-percent=300', '--heap-growing-percent=30']);
+  });
+
+  it('asks for a young-generation collection per 8 MiB received by the uploads in flight, and stops after them', () => {
+    let scavenges = 0;
+    const growth = new UploadHeapGrowth(
+      30,
+      () => undefined,
+      () => undefined,
+      () => scavenges++,
+    );
+    // A keep-alive socket has read bytes before the upload: they are not the upload's.
+    const a = { bytesRead: 50 * 1024 * 1024 };
+    const b = { bytesRead: 0 };
+    growth.begin(a);
+    growth.begin(b);
+    const step = 1024 * 1024;
+    // 3 MiB a tick (2 on one socket, 1 on the other) for 8 ticks: 24 MiB, three collections.
+    for (let i = 0; i < 8; i++) {
+      a.bytesRead += 2 * step;
+      b.bytesRead += step;
+      vi.advanceTimersByTime(SCAVENGE_CHECK_MS);
+    }
+    expect(scavenges).toBe(Math.floor((24 * step) / SCAVENGE_EVERY_BYTES));
+    // What arrives just before an upload ends is counted at its end.
+    b.bytesRead += 8 * step;
+    growth.end(b);
+    expect(scavenges).toBe(4);
+    growth.end(a);
+    a.bytesRead += 64 * step;
+    vi.advanceTimersByTime(SCAVENGE_CHECK_MS * 10);
+    expect(scavenges).toBe(4);
+    expect(vi.getTimerCount()).toBe(1); // only the restore of the factor is left
+    // A process running with the upload factor already (S3) is left to V8.
+    const s3 = new UploadHeapGrowth(
+      300,
+      () => undefined,
+      () => undefined,
+      () => scavenges++,
+    );
+    const c = { bytesRead: 0 };
+    s3.begin(c);
+    c.bytesRead += 64 * step;
+    vi.advanceTimersByTime(SCAVENGE_CHECK_MS * 2);
+    s3.end(c);
+    expect(scavenges).toBe(4);
+  });
+
+  it("finds V8's young-generation collection when none is passed", () => {
+    const growth = new UploadHeapGrowth(
+      30,
+      () => undefined,
+      () => undefined,
+    );
+    const socket = { bytesRead: 0 };
+    growth.begin(socket);
+    socket.bytesRead += SCAVENGE_EVERY_BYTES;
+    expect(() => vi.advanceTimersByTime(SCAVENGE_CHECK_MS)).not.toThrow();
+    growth.end(socket);
+    growth.close();
   });
 });
