@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ManifestFacts, MetadataStore } from '../../src/registry/metadata/store.js';
 import { transactionCases } from './metadata-transactions.js';
+import { useCases } from './metadata-uses.js';
 
 const A = `sha256:${'a'.repeat(64)}`;
 const B = `sha256:${'b'.repeat(64)}`;
@@ -32,6 +33,7 @@ export function metadataContract(label: string, make: () => Promise<MetadataStor
     snapshotCases(make);
     pullCases(make);
     stateCases(make);
+    useCases(make);
     if (label !== 'memory') transactionCases(make);
   });
 }
@@ -90,56 +92,6 @@ function indexCases(make: () => Promise<MetadataStore>): void {
     expect(await index.catalog()).toEqual(['x']);
     expect(await index.tagTarget('x', 'v1')).toBe(A);
     expect(index.repositoryCount()).toBe(1);
-    await index.close();
-  });
-
-  it('keeps the last use of each digest until pruned', async () => {
-    const index = await make();
-    index.noteUse(A, 1000);
-    index.noteUse(B, 3000);
-    expect(await index.usedSince(A, 1000)).toBe(true);
-    expect(await index.usedSince(A, 1001)).toBe(false);
-    await index.pruneUses(2000);
-    expect(await index.usedSince(A, 1)).toBe(false);
-    expect(await index.usedSince(B, 3000)).toBe(true);
-    await index.flush();
-    expect(await index.usedSince(B, 3000)).toBe(true);
-    expect(await index.usedSince(B, 3001)).toBe(false);
-    await index.close();
-  });
-
-  it('sweeps a digest unused since a time; a use protected during the sweep waits for it', async () => {
-    const index = await make();
-    let removed = 0;
-    const remove = async () => void removed++;
-    await index.protectUses([A], 5000);
-    expect(await index.sweepUnused(A, 5000, remove)).toBe(false);
-    expect(removed).toBe(0);
-    expect(await index.sweepUnused(A, 5001, remove)).toBe(true);
-    expect(await index.sweepUnused(B, 1, remove)).toBe(true);
-    expect(removed).toBe(2);
-    // a pending (batched) use counts as well
-    index.noteUse(L1, 7000);
-    expect(await index.sweepUnused(L1, 7000, remove)).toBe(false);
-
-    let started!: () => void;
-    const inRemove = new Promise<void>((r) => (started = r));
-    let release!: () => void;
-    const sweeping = index.sweepUnused(C, 10_000, () => {
-      started();
-      return new Promise<void>((r) => (release = r));
-    });
-    await inRemove;
-    let protectedAt = 0;
-    const protecting = index.protectUses([C], 20_000).then(() => (protectedAt = Date.now()));
-    await new Promise((r) => setTimeout(r, 200));
-    expect(protectedAt).toBe(0);
-    const releasedAt = Date.now();
-    release();
-    expect(await sweeping).toBe(true);
-    await protecting;
-    expect(protectedAt).toBeGreaterThanOrEqual(releasedAt);
-    expect(await index.usedSince(C, 20_000)).toBe(true);
     await index.close();
   });
 }

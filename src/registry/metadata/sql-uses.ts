@@ -67,23 +67,43 @@ export class SqlUses {
   }
 
   sweepUnused(digest: string, since: number, remove: () => Promise<void>): Promise<boolean> {
-    if (!this.shared) return this.lock.run(digest, () => this.sweep(digest, since, remove));
-    return this.sweep(digest, since, remove);
+    if (!this.shared) return this.lock.run(digest, () => this.sweepAlone(digest, since, remove));
+    return this.sweepShared(digest, since, remove);
   }
 
-  private async sweep(digest: string, since: number, remove: () => Promise<void>): Promise<boolean> {
+  /**
+   * PostgreSQL: the use's row is locked (`FOR UPDATE`, a row to hold even for a digest never noted) for as long as
+   * the blob is being removed, so that a `protect` on any replica waits for the removal. The transaction holds one
+   * pooled connection; other requests use the others.
+   */
+  private async sweepShared(digest: string, since: number, remove: () => Promise<void>): Promise<boolean> {
     if ((this.noted.get(digest) ?? 0) >= since) return false;
     return this.db.tx(async (c) => {
-      // A row to hold even for a digest never noted. PostgreSQL: its lock (FOR UPDATE) makes a protect wait for
-      // this transaction; SQLite: the write transaction (BEGIN IMMEDIATE) already excludes other writers.
       await c.run('INSERT INTO uses (digest, at) VALUES (?, 0) ON CONFLICT (digest) DO NOTHING', [digest]);
-      const lock = this.db.kind === 'postgres' ? ' FOR UPDATE' : '';
-      const rows = await c.all<{ at: number }>(`SELECT at FROM uses WHERE digest = ?${lock}`, [digest]);
+      const rows = await c.all<{ at: number }>('SELECT at FROM uses WHERE digest = ? FOR UPDATE', [digest]);
       if (Number(rows[0]?.at ?? 0) >= since) return false;
       await remove();
       await c.run('DELETE FROM uses WHERE digest = ?', [digest]);
       return true;
     });
+  }
+
+  /**
+   * SQLite (under the digest's lock, which every `protect` of this process takes): the recorded use is read in a
+   * transaction of its own, and the blob removed after it, outside any. SQLite's write transactions are the whole
+   * process's, one after another: holding one while storage deletes (a blob's directory, several file-system calls)
+   * made every other write wait, manifest PUTs included, and let only one sweep run at a time, so that under a steady
+   * push load a GC fell further behind at each run. Reading in a transaction keeps its place in their order: uses a
+   * flush has just taken from memory are committed before it reads.
+   */
+  private async sweepAlone(digest: string, since: number, remove: () => Promise<void>): Promise<boolean> {
+    if ((this.noted.get(digest) ?? 0) >= since) return false;
+    const rows = await this.db.tx((c) => c.all<{ at: number }>('SELECT at FROM uses WHERE digest = ?', [digest]));
+    // A use noted in memory while the read waited for its turn (a pull of the blob) keeps the blob too.
+    if (Number(rows[0]?.at ?? 0) >= since || (this.noted.get(digest) ?? 0) >= since) return false;
+    await remove();
+    await this.db.tx((c) => c.run('DELETE FROM uses WHERE digest = ?', [digest]));
+    return true;
   }
 
   /** Forgets uses recorded before `before` (the store flushes first). */
