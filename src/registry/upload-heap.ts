@@ -101,7 +101,7 @@ export class UploadHeapGrowth {
 
   /** Whether this process changes anything during uploads (not when it runs with the upload factor already). */
   private get active(): boolean {
-    return this.base === 0 || this.base < UPLOAD_GROWING_PERCENT;
+    return this.base < UPLOAD_GROWING_PERCENT;
   }
 
   /** A large upload begins; `bytes` counts what it receives, for the young-generation collections. */
