@@ -53,6 +53,7 @@ function startOursS3(
     healthTimeoutMs: START_TIMEOUT_MS,
     logName: log,
     ...(ctx.oursNodeFlags ? { nodeFlags: ctx.oursNodeFlags } : {}),
+    ...(ctx.profileDir ? { profileDir: ctx.profileDir } : {}),
   });
 }
 
