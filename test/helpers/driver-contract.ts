@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pMap from 'p-map';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PathNotFoundError, putAll, type StorageDriver } from '../../src/registry/storage/driver.js';
+import { PathNotFoundError, putAll, statFile, type StorageDriver } from '../../src/registry/storage/driver.js';
 
 export interface DriverHarness {
   make(): Promise<StorageDriver>;
@@ -132,6 +132,18 @@ function contentCases(cur: Current): void {
     expect((await d.getContent('p/link')).toString()).toBe('names the content');
     expect((await d.getContent('q/r/link')).toString()).toBe('another');
     expect((await d.list('p')).map((e) => e.name).sort()).toEqual(['data', 'link']);
+  });
+
+  it('statFile finds files only: a directory is as missing as nothing', async () => {
+    const { d } = cur;
+    await d.putContent('sf/dir/file', 'abc');
+    const info = await statFile(d, 'sf/dir/file');
+    expect(info.size).toBe(3);
+    expect(info.isDir).toBe(false);
+    await expect(statFile(d, 'sf/dir')).rejects.toBeInstanceOf(PathNotFoundError);
+    await expect(statFile(d, 'sf/nope')).rejects.toBeInstanceOf(PathNotFoundError);
+    await expect(statFile(d, 'sf/dir/file/below')).rejects.toBeInstanceOf(PathNotFoundError);
+    expect((await d.stat('sf/dir')).isDir).toBe(true);
   });
 
   it('missing paths throw PathNotFoundError', async () => {

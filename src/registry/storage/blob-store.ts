@@ -5,7 +5,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Digest } from '../reference.js';
-import { isNotFound, type ByteRange, type StorageDriver } from './driver.js';
+import { isNotFound, statFile, type ByteRange, type StorageDriver } from './driver.js';
 import { pathFor } from './paths.js';
 
 export class BlobStore {
@@ -14,7 +14,7 @@ export class BlobStore {
   /** The blob's size; undefined when storage does not hold it. */
   async size(digest: Digest): Promise<number | undefined> {
     try {
-      return (await this.driver.stat(pathFor({ kind: 'blobData', digest }))).size;
+      return (await statFile(this.driver, pathFor({ kind: 'blobData', digest }))).size;
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;

@@ -50,6 +50,14 @@ export async function putAll(driver: StorageDriver, entries: readonly ContentEnt
   for (const e of entries) await driver.putContent(e.path, e.data);
 }
 
+/** The file at `path`; PathNotFoundError when nothing or only a directory is there. */
+export async function statFile(driver: StorageDriver, path: string): Promise<FileInfo> {
+  if (driver.statFile) return driver.statFile(path);
+  const info = await driver.stat(path);
+  if (info.isDir) throw new PathNotFoundError(path);
+  return info;
+}
+
 /** Bytes `start`..`end` of a file, both inclusive (as `fs.createReadStream` counts them). */
 export type ByteRange = { start: number; end: number };
 
@@ -86,6 +94,12 @@ export interface StorageDriver {
    */
   putVerified?(path: string, body: Readable, opts: { length: number; sha256: string }): Promise<boolean>;
   stat(path: string): Promise<FileInfo>;
+  /**
+   * Optional: `stat` of a file only, a directory being as missing as nothing. Object stores offer it: their
+   * `stat` of a missing key asks a second time whether the path is a directory, which a caller looking for a file
+   * does not need. Callers use `statFile`.
+   */
+  statFile?(path: string): Promise<FileInfo>;
   list(path: string): Promise<DirEntry[]>;
   /**
    * Optional: the path of every file under `path`, a page at a time, in no set order (nothing when `path` is

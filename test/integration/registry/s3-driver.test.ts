@@ -8,7 +8,10 @@ import { randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BlobStore } from '../../../src/registry/storage/blob-store.js';
 import { PathNotFoundError } from '../../../src/registry/storage/driver.js';
+import { pathFor } from '../../../src/registry/storage/paths.js';
+import { parseDigest } from '../../../src/registry/reference.js';
 import { S3Driver } from '../../../src/registry/storage/s3/s3-driver.js';
 import { describeDriverContract } from '../../helpers/driver-contract.js';
 import { describePutVerified } from '../../helpers/driver-put-verified.js';
@@ -84,6 +87,27 @@ describe.skipIf(!available)('S3 driver specifics on versitygw', () => {
     expect((await bare.getContent('reg/docker/registry/v2/repositories/a/b/_layers/sha256/ab/link')).toString()).toBe(
       'sha256:ab',
     );
+  });
+
+  it("a blob's size is one request, held or not (no LIST to tell a missing key from a directory)", async () => {
+    const client = s().client();
+    const sent: string[] = [];
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        sent.push(context.commandName ?? '?');
+        return next(args);
+      },
+      { step: 'deserialize', name: 'countRequests' },
+    );
+    const bucket = await s().createBucket();
+    const d = new S3Driver({ client, bucket, prefix: 'reg' });
+    const blobs = new BlobStore(d);
+    const held = parseDigest(`sha256:${'a'.repeat(64)}`);
+    await d.putContent(pathFor({ kind: 'blobData', digest: held }), 'abc');
+    sent.length = 0;
+    expect(await blobs.size(held)).toBe(3);
+    expect(await blobs.size(parseDigest(`sha256:${'b'.repeat(64)}`))).toBeUndefined();
+    expect(sent).toEqual(['HeadObjectCommand', 'HeadObjectCommand']);
   });
 
   it('a staged upload holds an open multipart upload that deleting its directory aborts', async () => {

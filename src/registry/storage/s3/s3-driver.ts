@@ -250,6 +250,13 @@ export class S3Driver implements StorageDriver {
     throw new PathNotFoundError(path);
   }
 
+  /** One HEAD: a missing key is missing, with no LIST to tell whether the path is a directory. */
+  async statFile(path: string): Promise<FileInfo> {
+    const found = path === '' ? undefined : await head(this.ctx, keyOf(this.ctx, path));
+    if (found) return { size: found.size, modifiedAt: found.modifiedAt, isDir: false };
+    throw new PathNotFoundError(path);
+  }
+
   async list(path: string): Promise<DirEntry[]> {
     const prefix = dirKeyOf(this.ctx, path);
     const entries: DirEntry[] = [];
