@@ -241,8 +241,8 @@ export class S3Driver implements StorageDriver {
   }
 
   async stat(path: string): Promise<FileInfo> {
-    const found = path === '' ? undefined : await head(this.ctx, keyOf(this.ctx, path));
-    if (found) return { size: found.size, modifiedAt: found.modifiedAt, isDir: false };
+    const file = await this.fileAt(path);
+    if (file) return file;
     const out = await this.ctx.client.send(
       new ListObjectsV2Command({ Bucket: this.ctx.bucket, Prefix: dirKeyOf(this.ctx, path), MaxKeys: 1 }),
     );
@@ -252,9 +252,15 @@ export class S3Driver implements StorageDriver {
 
   /** One HEAD: a missing key is missing, with no LIST to tell whether the path is a directory. */
   async statFile(path: string): Promise<FileInfo> {
-    const found = path === '' ? undefined : await head(this.ctx, keyOf(this.ctx, path));
-    if (found) return { size: found.size, modifiedAt: found.modifiedAt, isDir: false };
+    const file = await this.fileAt(path);
+    if (file) return file;
     throw new PathNotFoundError(path);
+  }
+
+  /** The object at `path` (one HEAD), or undefined. */
+  private async fileAt(path: string): Promise<FileInfo | undefined> {
+    const found = path === '' ? undefined : await head(this.ctx, keyOf(this.ctx, path));
+    return found && { size: found.size, modifiedAt: found.modifiedAt, isDir: false };
   }
 
   async list(path: string): Promise<DirEntry[]> {
