@@ -58,9 +58,9 @@ describe.skipIf(!ready)(
         expect(report.acknowledged.deleteByDigest + report.acknowledged.deleteByTag).toBeGreaterThan(0);
         expect(report.acknowledged.gc).toBeGreaterThan(0);
         expect(report.gcOutcomes.done).toBeGreaterThan(0);
-        // A GC walks the bucket, so most are cut by the kill here (in the filesystem run reports list blobs found
-        // gone): blobs found gone are accounted for by a report or a cut GC; any other absence is a violation.
-        expect(report.blobsGoneByGc.listed + report.blobsGoneByGc.maybe).toBeGreaterThan(0);
+        // A GC walks the bucket, so most are cut by the kill here; the final one, a grace window after the last
+        // reads, runs to the end, and the last verification finds what its report lists as swept gone.
+        expect(report.blobsGoneByGc.listed).toBeGreaterThan(0);
         expect(report.interrupted).toBeGreaterThan(0);
       },
     );

@@ -29,6 +29,8 @@ export { crashMarkdown, type CrashOptions, type CrashReport } from './crash-repo
 const USER = 'crash-admin';
 /** The grace window of every GC the harness starts: long against a server life, short against the run. */
 export const CRASH_GC_GRACE_MS = 10_000;
+/** Past the grace window before the final GC: uses are written in batches stamped when the read happened. */
+const FINAL_GC_SLACK_MS = 1_000;
 
 export class CrashHarness {
   readonly model: CrashModel;
@@ -208,15 +210,14 @@ export class CrashHarness {
   }
 
   /**
-   * After the last restart: everything verified; a GC with no writes around it, after which no link may dangle;
-   * `fsck --repair` leaves a directory that checks clean; a restart with a 1 s purge age removes stale uploads.
+   * After the last restart: everything verified; a GC with no reads or writes around it (finalGc), after which
+   * no link may dangle; `fsck --repair` leaves a directory that checks clean; a restart with a 1 s purge age
+   * removes stale uploads.
    */
   async finalChecks(srv: ServeProcess): Promise<void> {
     const m = this.model;
     await this.verify(srv, true);
-    await this.workload.gc(new RegistryClient(srv.url, this.auth, { timeoutMs: 120_000 }));
-    const finalGc = m.gcs[m.gcs.length - 1];
-    if (finalGc?.outcome !== 'done') m.violation(`the final GC did not finish: ${finalGc?.outcome}`);
+    await this.finalGc(srv.url);
     await srv.stop();
     const afterGc = await runFsck(new RegistryStore(await this.storage.openDriver()));
     for (const v of this.dangling.afterFinalGc(
@@ -224,6 +225,20 @@ export class CrashHarness {
     ))
       m.violation(v);
     await this.repairAndRestart();
+  }
+
+  /**
+   * The last GC, with no writes or reads around it, which must finish. It starts a grace window after the last
+   * verification: every read of a blob counts as a use that keeps it from the sweep for that window, so a GC
+   * started at once would keep every standalone blob, and a run whose GCs were all cut by kills would end with no
+   * report listing a swept blob.
+   */
+  protected async finalGc(url: string): Promise<void> {
+    const m = this.model;
+    await new Promise((r) => setTimeout(r, m.graceMs + FINAL_GC_SLACK_MS));
+    await this.workload.gc(new RegistryClient(url, this.auth, { timeoutMs: 120_000 }));
+    const last = m.gcs[m.gcs.length - 1];
+    if (last?.outcome !== 'done') m.violation(`the final GC did not finish: ${last?.outcome}`);
   }
 
   /**

@@ -116,9 +116,7 @@ export class ReplicaCrashHarness extends CrashHarness {
   private async finish(): Promise<void> {
     const m = this.model;
     await this.verify(this.front, true);
-    await this.workload.gc(new RegistryClient(this.server(0).url, this.auth, { timeoutMs: 120_000 }));
-    const finalGc = m.gcs[m.gcs.length - 1];
-    if (finalGc?.outcome !== 'done') m.violation(`the final GC did not finish: ${finalGc?.outcome}`);
+    await this.finalGc(this.server(0).url);
     await this.traefik?.stop();
     this.traefik = undefined;
     for (let i = 0; i < this.servers.length; i++) {
