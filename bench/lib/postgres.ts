@@ -26,6 +26,8 @@ export interface PostgresCluster {
   }): Promise<{ url: string; user: string; database: string; password: string }>;
   /** The server's main process (its backends are its children), for CPU figures. */
   pid(): Promise<number>;
+  /** The server's log so far (what `log_statement` and errors write). */
+  serverLog(): Promise<string>;
   /** Runs SQL as the superuser (over the socket). */
   psql(sql: string, database?: string): Promise<string>;
   stop(): Promise<void>;
@@ -100,6 +102,9 @@ export async function startPostgres(): Promise<PostgresCluster> {
       host,
       port,
       psql,
+      async serverLog() {
+        return readFile(join(dir, 'log'), 'utf8');
+      },
       async pid() {
         return Number((await readFile(join(data, 'postmaster.pid'), 'utf8')).split('\n')[0]);
       },

@@ -43,6 +43,23 @@ describe.skipIf(!postgresAvailable())('PostgreSQL metadata store', () => {
     await store.close();
   });
 
+  it('runs a statement with parameters as a named prepared statement, executed again by name', async () => {
+    const db = await pg.createDatabase();
+    await pg.psql(`ALTER DATABASE ${db.database} SET log_statement = 'all'`);
+    const store = await openPostgresStore({ url: db.url, password: db.password, max: 1 });
+    await store.setTag('prepared', 'v1', `sha256:${'b'.repeat(64)}`);
+    for (let i = 0; i < 3; i++) expect(await store.tagTarget('prepared', 'v1')).toBe(`sha256:${'b'.repeat(64)}`);
+    await store.close();
+    // pg logs each execution of the extended protocol as "execute NAME: TEXT", <unnamed> for an unnamed one.
+    const executes = (await pg.serverLog())
+      .split('\n')
+      .map((l) => /execute ([^:]+): SELECT t\.digest FROM tags t JOIN repositories/.exec(l)?.[1])
+      .filter((name) => name !== undefined);
+    expect(executes).toHaveLength(3);
+    expect(new Set(executes).size).toBe(1);
+    expect(executes[0]).toMatch(/^regctl_\d+$/);
+  });
+
   it('applies migrations once when two replicas open the database together, and records the version', async () => {
     const db = await pg.createDatabase();
     const [a, b] = await Promise.all([
