@@ -8,6 +8,7 @@ import pg from 'pg';
 import { leaseMetaKey, type LeaseAttempt } from './lease.js';
 import { MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION, SchemaTooNewError } from './migrations.js';
 import { SqlMetadataStore, type SqlConn, type SqlDatabase, type SqlValue } from './sql-store.js';
+import { TAG_CACHE_CHANNEL, TagCache, type CacheChannel } from './tag-cache.js';
 
 /** An arbitrary constant naming the migration lock among advisory locks. */
 const MIGRATION_LOCK = 7_203_411;
@@ -23,6 +24,8 @@ export interface PostgresOptions {
   max?: number;
   connectTimeoutMs?: number;
   onError?: (err: Error) => void;
+  /** Tag lookups from memory, kept coherent across replicas (tag-cache.ts); default on. */
+  tagCache?: boolean;
 }
 
 /**
@@ -63,8 +66,43 @@ class PostgresDatabase extends Conn implements SqlDatabase {
   /** Leases held, released at close: a held lease keeps a client out of the pool, which `end` would wait for. */
   private readonly held = new Set<() => Promise<void>>();
 
-  constructor(private readonly pool: pg.Pool) {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly config: pg.ClientConfig,
+  ) {
     super(pool);
+  }
+
+  /** A connection of its own that LISTENs on `channel` (tag-cache.ts); `onEnd` once it fails or ends. */
+  async listen(channel: string, onMessage: (payload: string) => void, onEnd: () => void): Promise<CacheChannel> {
+    const client = new pg.Client({ ...this.config, application_name: 'regctl-listener' });
+    let ended = false;
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
+      client.removeAllListeners('notification');
+      onEnd();
+    };
+    client.on('error', end);
+    client.on('end', end);
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${channel}`);
+    } catch (err) {
+      ended = true;
+      await client.end().catch(() => undefined);
+      throw err;
+    }
+    client.on('notification', (m) => {
+      if (m.channel === channel) onMessage(m.payload ?? '');
+    });
+    return {
+      notify: async (payload) => void (await client.query('SELECT pg_notify($1, $2)', [channel, payload])),
+      close: async () => {
+        ended = true;
+        await client.end();
+      },
+    };
   }
 
   async tx<T>(fn: (c: SqlConn) => Promise<T>): Promise<T> {
@@ -200,22 +238,26 @@ const typeParser = ((oid: number, format?: string): unknown =>
 export async function openPostgresStore(opts: PostgresOptions): Promise<SqlMetadataStore> {
   // Given apart, not as `connectionString`: pg lets the URL's (absent) password override the one passed beside it.
   const u = new URL(opts.url);
-  const pool = new pg.Pool({
+  const config: pg.ClientConfig = {
     host: decodeURIComponent(u.hostname.replace(/^\[|\]$/g, '')),
     port: u.port === '' ? 5432 : Number(u.port),
     user: decodeURIComponent(u.username),
     database: decodeURIComponent(u.pathname.slice(1)),
     password: opts.password,
-    max: opts.max ?? 10,
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
     types: { getTypeParser: typeParser },
-  });
+  };
+  const pool = new pg.Pool({ ...config, max: opts.max ?? 10 });
   // An idle client losing its connection must not crash the process: the next query reconnects.
   pool.on('error', (err) => opts.onError?.(err));
-  const db = new PostgresDatabase(pool);
+  const db = new PostgresDatabase(pool, config);
+  const tags =
+    opts.tagCache === false
+      ? undefined
+      : new TagCache({ listen: (onMessage, onEnd) => db.listen(TAG_CACHE_CHANNEL, onMessage, onEnd) });
   try {
     await db.migrate();
-    return await new SqlMetadataStore(db).start();
+    return await new SqlMetadataStore(db, tags).start();
   } catch (err) {
     await pool.end().catch(() => undefined);
     throw err;

@@ -1,7 +1,7 @@
 /** Reads of the SQL metadata store (sql-store.ts) that take a few statements: see MetadataStore for each. */
 import type { SqlDatabase } from './sql.js';
 import type { RepositoryRecord } from '../storage/repository-index.js';
-import { sortedSnapshot, type Intent, type IntentKind, type RepositorySnapshot } from './store.js';
+import { sortedSnapshot, type Intent, type IntentKind, type ReferrerFacts, type RepositorySnapshot } from './store.js';
 
 /** MetadataStore.pendingIntents. */
 export async function readPendingIntents(
@@ -68,4 +68,27 @@ export async function readRepository(db: SqlDatabase, name: string): Promise<Rep
     revisions: new Set(revs.map((r) => r.digest)),
     lastPush: Number(row.last_push),
   };
+}
+
+/** MetadataStore.referrers, in the repository `id` (undefined: no such repository). */
+export async function readReferrers(
+  db: SqlDatabase,
+  id: number | undefined,
+  subject: string,
+): Promise<ReferrerFacts[] | undefined> {
+  if (id === undefined) return [];
+  const unknown = await db.all('SELECT 1 AS x FROM manifests WHERE repository_id = ? AND media_type IS NULL LIMIT 1', [
+    id,
+  ]);
+  if (unknown.length > 0) return undefined;
+  const rows = await db.all<{ digest: string; media_type: string; size: number; artifact_type: string | null }>(
+    `SELECT digest, media_type, size, artifact_type FROM manifests
+     WHERE repository_id = ? AND subject_digest = ? ORDER BY digest`,
+    [id, subject],
+  );
+  return rows.map((r) => {
+    const out: ReferrerFacts = { digest: r.digest, mediaType: r.media_type, size: Number(r.size) };
+    if (r.artifact_type !== null) out.artifactType = r.artifact_type;
+    return out;
+  });
 }

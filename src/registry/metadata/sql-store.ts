@@ -28,8 +28,9 @@ import type {
   RepositoryStats,
   SizedDigest,
 } from './store.js';
-import { readPendingIntents, readRepository, readSnapshot } from './sql-reads.js';
+import { readPendingIntents, readReferrers, readRepository, readSnapshot } from './sql-reads.js';
 import { readQuotaUsage, RepositoryBytesCache, REPOSITORY_BYTES_SQL } from './sql-usage.js';
+import { EVERY_REPOSITORY, type TagCache } from './tag-cache.js';
 
 export type { SqlConn, SqlDatabase, SqlValue } from './sql.js';
 
@@ -49,7 +50,11 @@ export class SqlMetadataStore implements MetadataStore {
   private readonly leases = new InProcessLeases();
   private readonly usage: RepositoryBytesCache;
 
-  constructor(private readonly db: SqlDatabase) {
+  constructor(
+    private readonly db: SqlDatabase,
+    /** Replicas on PostgreSQL: tag lookups from memory, kept coherent (tag-cache.ts). */
+    private readonly tagCache?: TagCache,
+  ) {
     this.kind = db.kind;
     this.shared = db.kind === 'postgres';
     this.uses = new SqlUses(db, this.shared);
@@ -65,8 +70,15 @@ export class SqlMetadataStore implements MetadataStore {
     this.timer.unref();
   }
 
+  /** The replicas' tag cache (tag-cache.ts): whether it answers now, and its counts; undefined without one. */
+  get tagCacheState(): { usable: boolean; hits: number; misses: number } | undefined {
+    const t = this.tagCache;
+    return t && { usable: t.usable(), hits: t.hits, misses: t.misses };
+  }
+
   /** Reads what must be at hand before serving (the repository count). */
   async start(): Promise<this> {
+    await this.tagCache?.start();
     await this.refreshCount();
     return this;
   }
@@ -122,14 +134,17 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async tagRevision(name: string, tag: string): Promise<string | undefined> {
-    const rows = await this.db.all<{ digest: string }>(
-      `SELECT t.digest FROM tags t
-       JOIN repositories r ON r.id = t.repository_id
-       JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
-       WHERE r.name = ? AND t.name = ?`,
-      [name, tag],
-    );
-    return rows[0]?.digest;
+    const query = async () =>
+      (
+        await this.db.all<{ digest: string }>(
+          `SELECT t.digest FROM tags t
+           JOIN repositories r ON r.id = t.repository_id
+           JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
+           WHERE r.name = ? AND t.name = ?`,
+          [name, tag],
+        )
+      )[0]?.digest;
+    return this.tagCache ? this.tagCache.read(name, tag, query) : query();
   }
 
   async hasRevision(name: string, digest: string): Promise<boolean> {
@@ -159,7 +174,7 @@ export class SqlMetadataStore implements MetadataStore {
     facts: ManifestFacts,
     also?: ManifestWrite,
   ): Promise<void> {
-    await this.write(async (c) => {
+    await this.changeTags(also?.tags?.length ? [name] : [], async (c) => {
       const id = await this.ensureRepo(c, name);
       await insertManifest(c, id, digest, at, facts);
       await c.run('UPDATE repositories SET last_push = ? WHERE id = ?', [at, id]);
@@ -170,7 +185,7 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async removeRevision(name: string, digest: string): Promise<void> {
-    await this.write(async (c) => {
+    await this.changeTags([name], async (c) => {
       const id = await this.lockRepo(c, name);
       if (id === undefined) return;
       await c.run('DELETE FROM manifests WHERE repository_id = ? AND digest = ?', [id, digest]);
@@ -181,14 +196,14 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async setTag(name: string, tag: string, digest: string, endIntent?: number): Promise<void> {
-    await this.write(async (c) => {
+    await this.changeTags([name], async (c) => {
       await upsertTag(c, await this.ensureRepo(c, name), tag, digest);
       if (endIntent !== undefined) await c.run('DELETE FROM intents WHERE id = ?', [endIntent]);
     });
   }
 
   async removeTag(name: string, tag: string): Promise<void> {
-    await this.write(async (c) => {
+    await this.changeTags([name], async (c) => {
       const id = await this.lockRepo(c, name);
       if (id === undefined) return;
       await c.run('DELETE FROM tags WHERE repository_id = ? AND name = ?', [id, tag]);
@@ -201,7 +216,7 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async clear(): Promise<void> {
-    await this.write(async (c) => {
+    await this.changeTags([EVERY_REPOSITORY], async (c) => {
       for (const t of ['tags', 'manifest_references', 'manifests', 'repositories']) await c.run(`DELETE FROM ${t}`);
     });
     this.usage.drop();
@@ -217,7 +232,7 @@ export class SqlMetadataStore implements MetadataStore {
     record: RepositoryRecord,
     facts: ReadonlyMap<string, ManifestFacts>,
   ): Promise<void> {
-    await this.write(async (c) => {
+    await this.changeTags([name], async (c) => {
       let id = await this.lockRepo(c, name);
       const pulled = id === undefined ? [] : await SqlPulls.saved(c, id);
       for (const t of id === undefined ? [] : ['tags', 'manifest_references', 'manifests'])
@@ -247,23 +262,7 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async referrers(name: string, subject: string): Promise<ReferrerFacts[] | undefined> {
-    const id = await this.repoId(name);
-    if (id === undefined) return [];
-    const unknown = await this.db.all(
-      'SELECT 1 AS x FROM manifests WHERE repository_id = ? AND media_type IS NULL LIMIT 1',
-      [id],
-    );
-    if (unknown.length > 0) return undefined;
-    const rows = await this.db.all<{ digest: string; media_type: string; size: number; artifact_type: string | null }>(
-      `SELECT digest, media_type, size, artifact_type FROM manifests
-       WHERE repository_id = ? AND subject_digest = ? ORDER BY digest`,
-      [id, subject],
-    );
-    return rows.map((r) => {
-      const out: ReferrerFacts = { digest: r.digest, mediaType: r.media_type, size: Number(r.size) };
-      if (r.artifact_type !== null) out.artifactType = r.artifact_type;
-      return out;
-    });
+    return readReferrers(this.db, await this.repoId(name), subject);
   }
 
   notePull(name: string, at = Date.now()): void {
@@ -393,12 +392,25 @@ export class SqlMetadataStore implements MetadataStore {
     try {
       await this.flush();
     } finally {
+      await this.tagCache?.close();
       await this.db.close();
     }
   }
 
   private async write<T>(fn: (c: SqlConn) => Promise<T>): Promise<T> {
     return this.db.tx(fn);
+  }
+
+  /** A write that may change what `tagRevision` answers for `names`: announced to the replicas' caches. */
+  private async changeTags<T>(names: readonly string[], fn: (c: SqlConn) => Promise<T>): Promise<T> {
+    if (!this.tagCache || names.length === 0) return this.write(fn);
+    return this.tagCache.change(names, (announce) =>
+      this.write(async (c) => {
+        const out = await fn(c);
+        await announce(c);
+        return out;
+      }),
+    );
   }
 
   private async refreshCount(): Promise<void> {
