@@ -184,9 +184,11 @@ export function s3ReplicaSteps(sizes: Sizes, pattern: Buffer, peers?: PeerProces
       'from /proc around the pull and the GETs on one replica, and divided by the GiB pulled and the GETs made: ' +
       'the unit costs below. The model from them: a replica is one process whose requests run on one core (its event ' +
       'loop), so N replicas with a core each serve N / (registry CPU per GET) GETs/s and pull N / (registry CPU per ' +
-      'GiB) GiB/s, while one core of PostgreSQL serves 1 / (its CPU per GET) GETs/s however many replicas ask: ' +
-      'the replicas a PostgreSQL of P cores can feed is about P × (registry CPU per GET) / (PostgreSQL CPU per GET). ' +
-      'Network, disk and S3 itself are left out of the model.',
+      'GiB) GiB/s. A replica answers a GET by tag from its tag cache, so PostgreSQL sees only what is left of a GET ' +
+      '(pull times, written once a second per replica); where that CPU is above zero, one core of PostgreSQL serves ' +
+      '1 / (its CPU per GET) GETs/s however many replicas ask. What the replicas cost PostgreSQL whatever the load: ' +
+      'each sends 4 beats a second, delivered to every replica (4 × N² notifications a second), and each tag write ' +
+      'notifies every replica and is acknowledged by each (2 × N). Network, disk and S3 itself are left out of the model.',
     steps: peers
       ? [monoPush, costed(pull, 'pull', peers), setup, costed(get, 'get', peers)]
       : [monoPush, pull, setup, get],
