@@ -18,7 +18,6 @@ import { RegistryStore } from '../../../../src/registry/storage/store.js';
 import { freePort } from '../../../helpers/peers.js';
 import type { ServeProcess } from '../../../helpers/serve-process.js';
 import { startTraefik, type TraefikProcess } from '../../../helpers/traefik-process.js';
-import { RegistryClient } from './client.js';
 import { CrashHarness } from './crash-harness.js';
 import type { CrashOptions, CrashReport } from './crash-report.js';
 
