@@ -101,7 +101,9 @@ describe.skipIf(!postgresAvailable())('tag cache of replicas on PostgreSQL', () 
        WHERE datname = '${database}' AND application_name = 'regctl-listener'`,
     );
     expect(killed).toBe('2');
-    await new Promise((r) => setTimeout(r, 200));
+    // The client learns of the termination from the server's message on that connection.
+    const deadline = Date.now() + 5000;
+    while (b.tagCacheState?.usable && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(b.tagCacheState?.usable).toBe(false);
     // Both replicas lost their listeners: the write waits out the validity period, the read asks the database.
     await a.setTag('app', 'latest', digest(2));
