@@ -65,6 +65,41 @@ describe.skipIf(!postgresAvailable())('tag cache of replicas on PostgreSQL', () 
     await Promise.all([a.close(), b.close()]);
   });
 
+  it('drops what another program changed (an older regctl, SQL by hand): the database itself notifies', async () => {
+    const { a, b, database } = await twoReplicas();
+    for (const i of [1, 2, 3]) await a.addRevision('app', digest(i), Date.now());
+    await a.setTag('app', 'latest', digest(1));
+    await untilUsable(a, b);
+    expect(await b.tagRevision('app', 'latest')).toBe(digest(1));
+    expect(await b.tagRevision('app', 'latest')).toBe(digest(1));
+    const hits = b.tagCacheState?.hits ?? 0;
+    expect(hits).toBeGreaterThan(0);
+    // No writer waits for these: the notification arrives just after the commit.
+    const eventually = async (want: string | undefined): Promise<string | undefined> => {
+      const deadline = Date.now() + 5000;
+      let seen = await b.tagRevision('app', 'latest');
+      while (seen !== want && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+        seen = await b.tagRevision('app', 'latest');
+      }
+      return seen;
+    };
+    await pg.psql(`UPDATE tags SET digest = '${digest(2)}' WHERE name = 'latest'`, database);
+    expect(await eventually(digest(2))).toBe(digest(2));
+    expect(await b.tagRevision('app', 'latest')).toBe(digest(2));
+    expect(b.tagCacheState?.hits).toBeGreaterThan(hits);
+    await pg.psql(`DELETE FROM manifests WHERE digest = '${digest(2)}'`, database);
+    expect(await eventually(undefined)).toBeUndefined();
+    await pg.psql(
+      `INSERT INTO tags (repository_id, name, digest, updated_at)
+      SELECT id, 'latest', '${digest(3)}', 0 FROM repositories WHERE name = 'app'
+      ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest`,
+      database,
+    );
+    expect(await eventually(digest(3))).toBe(digest(3));
+    await Promise.all([a.close(), b.close()]);
+  });
+
   it('waits for a peer that stays silent no longer than the validity period, and not at all once it said goodbye', async () => {
     const { a, b, database } = await twoReplicas();
     await a.addRevision('app', digest(1), Date.now());

@@ -8,7 +8,7 @@ import pg from 'pg';
 import { leaseMetaKey, type LeaseAttempt } from './lease.js';
 import { MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION, SchemaTooNewError } from './migrations.js';
 import { SqlMetadataStore, type SqlConn, type SqlDatabase, type SqlValue } from './sql-store.js';
-import { TAG_CACHE_CHANNEL, TagCache, type CacheChannel } from './tag-cache.js';
+import { TAG_CACHE_CHANNEL, TAG_CACHE_TRIGGERS_SQL, TagCache, type CacheChannel } from './tag-cache.js';
 
 /** An arbitrary constant naming the migration lock among advisory locks. */
 const MIGRATION_LOCK = 7_203_411;
@@ -213,6 +213,7 @@ class PostgresDatabase extends Conn implements SqlDatabase {
           Date.now(),
         ]);
       }
+      await client.query(TAG_CACHE_TRIGGERS_SQL);
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);

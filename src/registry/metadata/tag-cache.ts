@@ -10,6 +10,7 @@
  *   from the beat's sending, on this process's monotonic clock. A process also learns the others from beats.
  * - `i ID SEQ NAME`, an invalidation: sent inside the transaction that changes a repository's tags or manifests,
  *   so it is delivered only if, and once, the change is committed. A receiver drops the repository's entries.
+ *   The database's own triggers send one too (`i - 0 NAME`, TAG_CACHE_TRIGGERS_SQL) for any writer.
  * - `a FROM TO SEQ`, an acknowledgement sent back to the writer of invalidation SEQ once it is handled.
  * - `b ID`, a goodbye: a process closing its store, which its peers stop waiting for.
  *
@@ -29,6 +30,40 @@ export const TAG_CACHE_CHANNEL = 'regctl_tag_cache';
 /** An invalidation of every repository (no repository name has a `*`). */
 export const EVERY_REPOSITORY = '*';
 
+/**
+ * Invalidations sent by the database itself, in the transaction of any write to tags (added, moved, removed) or any
+ * removal of a manifest, whoever makes it: a process of an earlier version without the cache (during a rolling
+ * update), a restore, SQL typed by hand. They carry no writer, so no one waits for them, but no cache keeps what
+ * they changed once they arrive. Statement-level triggers with transition tables: one notification per repository
+ * per statement, however many rows (PostgreSQL also folds identical notifications of one transaction into one).
+ * Run by every start under the migration lock: the function is replaced (that locks no table), and a trigger is
+ * created only where it is missing, since creating one locks its table against writes for a moment.
+ */
+export const TAG_CACHE_TRIGGERS_SQL = `
+CREATE OR REPLACE FUNCTION regctl_tag_cache_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('${TAG_CACHE_CHANNEL}', 'i - 0 ' || coalesce(r.name, '${EVERY_REPOSITORY}'))
+    FROM (SELECT DISTINCT repository_id FROM changed_rows) c LEFT JOIN repositories r ON r.id = c.repository_id;
+  RETURN NULL;
+END $$;
+DO $$
+DECLARE
+  t RECORD;
+BEGIN
+  FOR t IN SELECT * FROM (VALUES
+    ('regctl_tag_cache_tags_insert', 'tags', 'INSERT', 'NEW'),
+    ('regctl_tag_cache_tags_update', 'tags', 'UPDATE', 'NEW'),
+    ('regctl_tag_cache_tags_delete', 'tags', 'DELETE', 'OLD'),
+    ('regctl_tag_cache_manifests_delete', 'manifests', 'DELETE', 'OLD')) v(name, tbl, op, rows)
+  LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = t.name AND tgrelid = t.tbl::regclass) THEN
+      EXECUTE format('CREATE TRIGGER %I AFTER %s ON %I REFERENCING %s TABLE AS changed_rows '
+        'FOR EACH STATEMENT EXECUTE FUNCTION regctl_tag_cache_notify()', t.name, t.op, t.tbl, t.rows);
+    END IF;
+  END LOOP;
+END $$;
+`;
+
 /** The listening connection, as the PostgreSQL database provides it. */
 export interface CacheChannel {
   /** Sends a message now (outside any transaction). */
@@ -46,6 +81,8 @@ export interface TagCacheOptions {
   maxEntries?: number;
 }
 
+/** The writer of the invalidations the database's triggers send. */
+const FROM_DATABASE = '-';
 /** Peers are those heard from within this many validity periods. */
 const PEER_WINDOW = 3;
 const RECONNECT_MS = 1000;
@@ -218,7 +255,8 @@ export class TagCache {
       for (const p of this.pending.values()) this.acked(p, a);
     } else if (kind === 'i' && a !== undefined && b !== undefined) {
       this.invalidate(rest.join(' '));
-      if (a !== this.id) void this.channel?.notify(`a ${this.id} ${a} ${b}`).catch(() => undefined);
+      if (a !== this.id && a !== FROM_DATABASE)
+        void this.channel?.notify(`a ${this.id} ${a} ${b}`).catch(() => undefined);
     } else if (kind === 'a' && b === this.id) {
       const p = this.pending.get(Number(rest[0]));
       if (p !== undefined && a !== undefined) this.acked(p, a);
