@@ -89,6 +89,8 @@ const RECONNECT_MS = 1000;
 const MAX_BEATS_OUT = 64;
 
 interface Pending {
+  /** Whether the write asked its peers to acknowledge (it had peers when it began). */
+  asked: boolean;
   acked: Set<string>;
   done?: () => void;
   waitingFor?: Set<string>;
@@ -170,10 +172,12 @@ export class TagCache {
    */
   async change<T>(names: readonly string[], write: (announce: (c: SqlConn) => Promise<void>) => Promise<T>) {
     const seq = ++this.seq;
-    const p: Pending = { acked: new Set() };
+    // With no peer, the database's triggers invalidate and there is nobody to wait for: no message of our own.
+    const p: Pending = { acked: new Set(), asked: this.livePeers().size > 0 };
     this.pending.set(seq, p);
     try {
       const out = await write(async (c) => {
+        if (!p.asked) return;
         for (const name of names)
           await c.run('SELECT pg_notify(?, ?)', [TAG_CACHE_CHANNEL, `i ${this.id} ${seq} ${name}`]);
       });
@@ -196,18 +200,22 @@ export class TagCache {
     await channel?.close().catch(() => undefined);
   }
 
+  /** Peers heard from within PEER_WINDOW validity periods (older ones are forgotten). */
+  private livePeers(now = performance.now()): Map<string, number> {
+    for (const [peer, heard] of this.peers) if (now - heard > PEER_WINDOW * this.validMs) this.peers.delete(peer);
+    return this.peers;
+  }
+
   private settle(p: Pending): Promise<void> {
     const now = performance.now();
-    const waitingFor = new Set<string>();
-    for (const [peer, heard] of this.peers) {
-      if (now - heard > PEER_WINDOW * this.validMs) this.peers.delete(peer);
-      else if (!p.acked.has(peer)) waitingFor.add(peer);
-    }
+    const waitingFor = new Set([...this.livePeers(now).keys()].filter((peer) => !p.acked.has(peer)));
     const current = this.channel !== undefined && now < this.currentUntil;
     if (current && waitingFor.size === 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, this.validMs);
-      if (!current) return;
+      // Not current (peers may be unknown), or a peer heard first during the write (it was not asked): the
+      // validity period, the wait that holds whatever the peers did.
+      if (!current || !p.asked) return;
       p.waitingFor = waitingFor;
       p.done = () => {
         clearTimeout(timer);
