@@ -188,7 +188,7 @@ export function s3ReplicaSteps(sizes: Sizes, pattern: Buffer, peers?: PeerProces
       '(pull times, written once a second per replica); where that CPU is above zero, one core of PostgreSQL serves ' +
       '1 / (its CPU per GET) GETs/s however many replicas ask. What the replicas cost PostgreSQL whatever the load: ' +
       'each sends 4 beats a second, delivered to every replica (4 × N² notifications a second), and each tag write ' +
-      'notifies every replica and is acknowledged by each (2 × N). Network, disk and S3 itself are left out of the model.',
+      'notifies every replica and is acknowledged by each, the acknowledgements also delivered to every replica (about N²). Network, disk and S3 itself are left out of the model.',
     steps: peers
       ? [monoPush, costed(pull, 'pull', peers), setup, costed(get, 'get', peers)]
       : [monoPush, pull, setup, get],
