@@ -34,6 +34,19 @@ describe.skipIf(!postgresAvailable())('tag cache of replicas on PostgreSQL', () 
     return { a, b, database: db.database };
   }
 
+  /** Two replicas with revisions 1..`revisions` of app, app:latest at 1, and `b` answering it from memory. */
+  async function cachedLatest(revisions: number) {
+    const r = await twoReplicas();
+    for (let i = 1; i <= revisions; i++) await r.a.addRevision('app', digest(i), Date.now());
+    await r.a.setTag('app', 'latest', digest(1));
+    await untilUsable(r.a, r.b);
+    expect(await r.b.tagRevision('app', 'latest')).toBe(digest(1));
+    expect(await r.b.tagRevision('app', 'latest')).toBe(digest(1));
+    const hits = r.b.tagCacheState?.hits ?? 0;
+    expect(hits).toBeGreaterThan(0);
+    return { ...r, hits };
+  }
+
   it('answers the next read on one replica with the tag just moved or deleted on the other, though it reads from memory', async () => {
     const { a, b } = await twoReplicas();
     const rounds = 150;
@@ -66,14 +79,7 @@ describe.skipIf(!postgresAvailable())('tag cache of replicas on PostgreSQL', () 
   });
 
   it('drops what another program changed (an older regctl, SQL by hand): the database itself notifies', async () => {
-    const { a, b, database } = await twoReplicas();
-    for (const i of [1, 2, 3]) await a.addRevision('app', digest(i), Date.now());
-    await a.setTag('app', 'latest', digest(1));
-    await untilUsable(a, b);
-    expect(await b.tagRevision('app', 'latest')).toBe(digest(1));
-    expect(await b.tagRevision('app', 'latest')).toBe(digest(1));
-    const hits = b.tagCacheState?.hits ?? 0;
-    expect(hits).toBeGreaterThan(0);
+    const { a, b, database, hits } = await cachedLatest(3);
     // No writer waits for these: the notification arrives just after the commit.
     const eventually = async (want: string | undefined): Promise<string | undefined> => {
       const deadline = Date.now() + 5000;
@@ -121,15 +127,7 @@ describe.skipIf(!postgresAvailable())('tag cache of replicas on PostgreSQL', () 
   });
 
   it('stops answering from memory when its listening connection is cut, and answers again once it is back', async () => {
-    const { a, b, database } = await twoReplicas();
-    await a.addRevision('app', digest(1), Date.now());
-    await a.addRevision('app', digest(2), Date.now());
-    await a.setTag('app', 'latest', digest(1));
-    await untilUsable(a, b);
-    expect(await b.tagRevision('app', 'latest')).toBe(digest(1));
-    expect(await b.tagRevision('app', 'latest')).toBe(digest(1));
-    const hitsBefore = b.tagCacheState?.hits ?? 0;
-    expect(hitsBefore).toBeGreaterThan(0);
+    const { a, b, database, hits: hitsBefore } = await cachedLatest(2);
 
     const killed = await pg.psql(
       `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity

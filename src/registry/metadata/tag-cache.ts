@@ -3,7 +3,7 @@
  * replica has changed before the client who changed it got its answer.
  *
  * Every process with the store listens on one channel (LISTEN/NOTIFY; PostgreSQL delivers notifications in the
- * order their transactions committed). Three messages travel on it:
+ * order their transactions committed). Four messages travel on it:
  *
  * - `h ID N`, a beat: every process sends one every `beatMs`. Receiving its own beat N back proves that every
  *   message committed before the beat was sent has been handled, so the cache may answer for `validMs` counted
@@ -176,16 +176,20 @@ export class TagCache {
     const p: Pending = { acked: new Set(), asked: this.livePeers().size > 0 };
     this.pending.set(seq, p);
     try {
-      const out = await write(async (c) => {
-        if (!p.asked) return;
-        for (const name of names)
-          await c.run('SELECT pg_notify(?, ?)', [TAG_CACHE_CHANNEL, `i ${this.id} ${seq} ${name}`]);
-      });
-      for (const name of names) this.invalidate(name);
+      let out: T;
+      try {
+        out = await write(async (c) => {
+          if (!p.asked) return;
+          for (const name of names)
+            await c.run('SELECT pg_notify(?, ?)', [TAG_CACHE_CHANNEL, `i ${this.id} ${seq} ${name}`]);
+        });
+      } finally {
+        // Committed or not (a lost COMMIT answer may hide a commit): this process keeps nothing it had.
+        for (const name of names) this.invalidate(name);
+      }
       await this.settle(p);
       return out;
     } finally {
-      for (const name of names) this.invalidate(name);
       this.pending.delete(seq);
     }
   }
