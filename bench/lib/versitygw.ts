@@ -40,7 +40,11 @@ export interface S3Server {
   stop(): Promise<void>;
 }
 
-/** Starts the gateway at `bin`, its posix backend in a fresh directory under `parentDir` (removed by `stop`). */
+/**
+ * Starts the gateway at `bin`, its posix backend in a fresh directory under `parentDir` (removed by `stop`).
+ * Connections are kept alive between requests, as S3 services keep them: the gateway's own default closes every
+ * connection after one answer, which would make each client open a TCP connection per request.
+ */
 export async function launchVersitygw(bin: string, parentDir = tmpdir()): Promise<S3Server> {
   const dir = await mkdtemp(join(parentDir, 'regctl-vgw-'));
   const rootDir = join(dir, 'data');
@@ -55,7 +59,7 @@ export async function launchVersitygw(bin: string, parentDir = tmpdir()): Promis
     output = (output + c.toString('utf8')).slice(-8_000);
   };
   const launch = (): ChildProcess => {
-    const c = spawn(bin, ['--port', `127.0.0.1:${port}`, '--quiet', 'posix', rootDir], {
+    const c = spawn(bin, ['--port', `127.0.0.1:${port}`, '--keep-alive', '--quiet', 'posix', rootDir], {
       cwd: dir,
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',

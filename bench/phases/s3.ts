@@ -37,7 +37,8 @@ export const S3_TARGETS = {
 
 const SETUP_WORDS =
   'Both registries run without auth (the clients send no credentials, so no credential cache is in any figure) and ' +
-  "store in their own bucket on the same versitygw (its posix backend under the run's data directory, the disk of the other phases), S3 redirects " +
+  "store in their own bucket on the same versitygw (its posix backend under the run's data directory, the disk of the other phases; " +
+  'started with `--keep-alive`, as S3 services keep connections open, where its default closes each after one answer), S3 redirects ' +
   'off, so every blob byte passes through the registry. Ours: `regctl serve --storage s3://BUCKET/bench ' +
   '--s3-endpoint URL --s3-path-style --s3-region us-east-1 --no-auth`, keys in AWS_ACCESS_KEY_ID and ' +
   'AWS_SECRET_ACCESS_KEY; its metadata is the default for S3 storage: an embedded SQLite file in its state ' +

@@ -5,6 +5,7 @@
  */
 import { ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
+import diagnostics from 'node:diagnostics_channel';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,6 +41,39 @@ async function allKeys(client: S3Client, bucket: string): Promise<string[]> {
 async function openUploads(client: S3Client, bucket: string): Promise<string[]> {
   const out = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
   return (out.Uploads ?? []).map((u) => `${u.Key} ${u.UploadId}`);
+}
+
+/**
+ * The requests a driver built on `client` sends to `endpoint`: through the SDK (command names, counted where a
+ * response is parsed, so a presigned URL built locally is not one) and past it (undici's request channel, methods).
+ */
+function countRequests(client: S3Client, endpoint: string) {
+  const sdk: string[] = [];
+  const direct: string[] = [];
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      sdk.push(context.commandName ?? '?');
+      return next(args);
+    },
+    { step: 'deserialize', name: 'countRequests' },
+  );
+  const origin = new URL(endpoint).origin;
+  const onRequest = (message: unknown): void => {
+    const { request } = message as { request: { origin?: string | URL; method: string } };
+    if (String(request.origin) === origin) direct.push(request.method);
+  };
+  diagnostics.subscribe('undici:request:create', onRequest);
+  return {
+    sdk,
+    direct,
+    /** Both, in the order sent, the SDK's as the method its command sends. */
+    all: () => [...sdk.map((c) => c.replace(/Object(Command)?$/, '').toUpperCase()), ...direct],
+    reset: () => {
+      sdk.length = 0;
+      direct.length = 0;
+    },
+    stop: () => diagnostics.unsubscribe('undici:request:create', onRequest),
+  };
 }
 
 function s3Harness(prefix: string) {
@@ -91,24 +125,53 @@ describe.skipIf(!available)('S3 driver specifics on versitygw', () => {
 
   it("a blob's size is one request, held or not (no LIST to tell a missing key from a directory)", async () => {
     const client = s().client();
-    const sent: string[] = [];
-    client.middlewareStack.add(
-      (next, context) => async (args) => {
-        sent.push(context.commandName ?? '?');
-        return next(args);
-      },
-      { step: 'deserialize', name: 'countRequests' },
-    );
+    const sent = countRequests(client, s().endpoint);
     const bucket = await s().createBucket();
     const d = new S3Driver({ client, bucket, prefix: 'reg' });
-    const blobs = new BlobStore(d);
-    const held = parseDigest(`sha256:${'a'.repeat(64)}`);
-    await d.putContent(pathFor({ kind: 'blobData', digest: held }), 'abc');
-    sent.length = 0;
-    expect(await blobs.size(held)).toBe(3);
-    expect(await blobs.size(parseDigest(`sha256:${'b'.repeat(64)}`))).toBeUndefined();
-    expect(sent).toEqual(['HeadObjectCommand', 'HeadObjectCommand']);
+    try {
+      const blobs = new BlobStore(d);
+      const held = parseDigest(`sha256:${'a'.repeat(64)}`);
+      await d.putContent(pathFor({ kind: 'blobData', digest: held }), 'abc');
+      sent.reset();
+      expect(await blobs.size(held)).toBe(3);
+      expect(await blobs.size(parseDigest(`sha256:${'b'.repeat(64)}`))).toBeUndefined();
+      expect(sent.all()).toEqual(['HEAD', 'HEAD']);
+    } finally {
+      sent.stop();
+      await d.close();
+    }
   });
+
+  it('small reads, writes and HEADs go past the SDK, for any key, and a staged file is left to it', async () => {
+    const client = s().client();
+    const sent = countRequests(client, s().endpoint);
+    const bucket = await s().createBucket();
+    const d = new S3Driver({ client, bucket, prefix: 'reg', partSize: 5 * MiB });
+    try {
+      // Every character S3 signs escaped, and some it does not.
+      const path = "odd keys/a+b=c&d;e,f!g'h(i)j*k~l@m$n%o:p é/link";
+      await d.putContent(path, 'sha256:one');
+      expect((await d.getContent(path)).toString()).toBe('sha256:one');
+      expect((await d.statFile(path)).size).toBe(10);
+      await expect(d.getContent('odd keys/absent')).rejects.toBeInstanceOf(PathNotFoundError);
+      expect(sent.sdk).toEqual([]);
+      expect(sent.direct.sort()).toEqual(['GET', 'GET', 'HEAD', 'PUT']);
+      expect(await allKeys(client, bucket)).toEqual([`reg/${path}`]);
+
+      // A staged upload's marker is not its content: the SDK path completes the upload, then reads it.
+      const staged = randomBytes(6 * MiB);
+      await pipeline(
+        Readable.from([staged.subarray(0, MiB), staged.subarray(MiB)]),
+        await d.writer('up/data', { append: true }),
+      );
+      sent.reset();
+      expect((await d.getContent('up/data')).equals(staged)).toBe(true);
+      expect(sent.sdk).toContain('CompleteMultipartUploadCommand');
+    } finally {
+      sent.stop();
+      await d.close();
+    }
+  }, 60_000);
 
   it('a staged upload holds an open multipart upload that deleting its directory aborts', async () => {
     const bucket = await s().createBucket();

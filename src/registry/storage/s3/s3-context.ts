@@ -6,6 +6,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { assertRelativePath } from '../driver.js';
+import type { S3Direct } from './s3-direct.js';
 
 /** S3's smallest multipart part (every part but the last). */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
@@ -16,6 +17,8 @@ export const CONTENT_TYPE = 'application/octet-stream';
 
 export interface S3Context {
   readonly client: S3Client;
+  /** The same calls signed by the client's signer and sent past its middleware, for the hot paths (s3-direct.ts). */
+  readonly direct: S3Direct;
   readonly bucket: string;
   /** Without leading or trailing `/`; empty for the bucket's root. */
   readonly prefix: string;

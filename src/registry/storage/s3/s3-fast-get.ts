@@ -2,37 +2,22 @@
  * Blob bytes from S3 on the pull path, without the SDK's response handling. A pull is one GET of one object, and
  * the SDK's stream of the response body costs about twice the CPU per GiB of the same GET made with undici's
  * client: at hundreds of MB/s that CPU is what limits a registry process, whose requests run on one core. So the
- * GET is signed by the SDK (a presigned URL, computed locally from the same credentials and settings) and sent
- * through an undici connection pool, whose body chunks go straight from its handler into the response in batches
- * (copy-batched.ts): no body stream between them, and the socket paused while the response has no room.
+ * GET is signed by the SDK's signer and sent through undici's connection pool (s3-direct.ts), whose body chunks
+ * go straight from its handler into the response in batches (copy-batched.ts): no body stream between them, and
+ * the socket paused while the response has no room.
  *
  * Only a plain answer takes this path: 200 or 206 with the bytes asked for. Anything else (a missing key, a staged
  * upload's marker, a range past the end, an endpoint that refuses) is left to the SDK path, which turns each into
  * the driver's error or outcome, so there is one place that knows what S3's answers mean.
  */
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Writable } from 'node:stream';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { prematureClose, ResponseBatch, roomIn } from '../copy-batched.js';
 import type { ByteRange } from '../driver.js';
-
-/** Long enough for a slow start, short enough that a leaked URL is soon useless; URLs are never logged. */
-const URL_SECONDS = 300;
-
-export interface FastGetOptions {
-  client: S3Client;
-  bucket: string;
-}
+import type { S3Direct, SignedRequest } from './s3-direct.js';
 
 export class FastGet {
-  private readonly agent: Dispatcher;
-
-  constructor(private readonly opts: FastGetOptions) {
-    // The timeouts match the SDK client's (s3-client.ts): connecting fails within seconds, a stalled body in two
-    // minutes.
-    this.agent = new Agent({ connect: { timeout: 5_000 }, headersTimeout: 120_000, bodyTimeout: 120_000 });
-  }
+  constructor(private readonly direct: S3Direct) {}
 
   /**
    * Writes the bytes of `range` of the object at `key` to `out` (not ending it); false, with nothing written, when
@@ -40,10 +25,9 @@ export class FastGet {
    * bytes flow, a failure of either side rejects, and a closed `out` rejects with ERR_STREAM_PREMATURE_CLOSE.
    */
   async copy(key: string, range: ByteRange, out: Writable, onBytes?: (n: number) => void): Promise<boolean> {
-    let url: URL;
+    let req: SignedRequest;
     try {
-      const command = new GetObjectCommand({ Bucket: this.opts.bucket, Key: key });
-      url = new URL(await getSignedUrl(this.opts.client, command, { expiresIn: URL_SECONDS }));
+      req = await this.direct.sign('GET', key, { range: `bytes=${range.start}-${range.end}` });
     } catch {
       return false;
     }
@@ -65,14 +49,8 @@ export class FastGet {
         controller?.abort(prematureClose());
       };
       out.on('close', onClose);
-      this.agent.dispatch(
-        {
-          origin: url.origin,
-          path: url.pathname + url.search,
-          method: 'GET',
-          // Not part of the signature: S3 takes unsigned headers on a presigned request.
-          headers: { range: `bytes=${range.start}-${range.end}` },
-        },
+      this.direct.agent.dispatch(
+        { origin: req.origin, path: req.path, method: 'GET', headers: req.headers },
         {
           onRequestStart: (c) => {
             controller = c;
@@ -115,9 +93,5 @@ export class FastGet {
         },
       );
     });
-  }
-
-  async close(): Promise<void> {
-    await this.agent.close();
   }
 }

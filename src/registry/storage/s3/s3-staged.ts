@@ -36,6 +36,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Writable } from 'node:stream';
 import type { WriterOptions } from '../driver.js';
+import { metadataOf } from './s3-direct.js';
 import { CONTENT_TYPE, MAX_COPY_SIZE, MIN_PART_SIZE, copySource, isMissingKey, type S3Context } from './s3-context.js';
 
 /** Metadata keys (sent as x-amz-meta-*; S3 returns them lower-cased). */
@@ -88,6 +89,16 @@ export function isStagedMetadata(meta: Record<string, string> | undefined): bool
 
 /** HEAD of a key; undefined when absent. */
 export async function head(ctx: S3Context, key: string): Promise<HeadInfo | undefined> {
+  const direct = await ctx.direct.send('HEAD', key);
+  if (direct?.status === 404) return undefined;
+  if (direct?.status === 200) {
+    const modified = direct.headers['last-modified'];
+    return headInfo({
+      ContentLength: Number(direct.headers['content-length'] ?? 0),
+      LastModified: typeof modified === 'string' ? new Date(modified) : undefined,
+      Metadata: metadataOf(direct.headers),
+    });
+  }
   try {
     return headInfo(await ctx.client.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: key })));
   } catch (err) {
