@@ -10,7 +10,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlobStore } from '../../../src/registry/storage/blob-store.js';
-import { PathNotFoundError } from '../../../src/registry/storage/driver.js';
+import { PathNotFoundError, StorageUnavailableError } from '../../../src/registry/storage/driver.js';
 import { pathFor } from '../../../src/registry/storage/paths.js';
 import { parseDigest } from '../../../src/registry/reference.js';
 import { S3Driver } from '../../../src/registry/storage/s3/s3-driver.js';
@@ -304,6 +304,28 @@ describe.skipIf(!available)('S3 blob reads past the SDK', () => {
       await d.close();
     }
   }, 60_000);
+  it('an S3 that stops answering fails a call past the SDK in its time, with no second wait through the SDK', async () => {
+    const s3 = server as S3Server;
+    const bucket = await s3.createBucket();
+    // The SDK client has no timeout of its own here: a call handed to it would wait for as long as S3 is stopped.
+    const d = new S3Driver({ client: s3.client(), bucket, prefix: 'reg', directTimeoutMs: 400 });
+    const pid = s3.pid() as number;
+    try {
+      await d.putContent('a/link', 'sha256:x');
+      process.kill(pid, 'SIGSTOP');
+      const started = performance.now();
+      await expect(d.getContent('a/link')).rejects.toBeInstanceOf(StorageUnavailableError);
+      await expect(d.statFile('a/link')).rejects.toBeInstanceOf(StorageUnavailableError);
+      await expect(copied(d, 'a/link', 0, 7)).rejects.toBeInstanceOf(StorageUnavailableError);
+      expect(performance.now() - started).toBeLessThan(4_000);
+      process.kill(pid, 'SIGCONT');
+      expect((await d.getContent('a/link')).toString()).toBe('sha256:x');
+    } finally {
+      process.kill(pid, 'SIGCONT');
+      await d.close();
+    }
+  }, 20_000);
+
   it('holds S3 back while the response is slow, and stops when the response closes', async () => {
     const s3 = server as S3Server;
     const bucket = await s3.createBucket();

@@ -18,6 +18,8 @@ import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { Agent, type Dispatcher } from 'undici';
+import { StorageUnavailableError } from '../driver.js';
+import { describeS3Error } from './s3-client.js';
 
 /** The key presigned (locally, never sent) to learn how the SDK addresses the bucket's objects. */
 const PROBE_KEY = 'regctl-endpoint-probe';
@@ -53,6 +55,16 @@ export function metadataOf(headers: DirectAnswer['headers']): Record<string, str
   return meta;
 }
 
+export interface DirectOptions {
+  /** How long a request may wait for an answer, or between bytes of one; default 120 s, as the SDK client's. */
+  timeoutMs?: number;
+  /** The endpoint, only to name it in error messages. */
+  endpoint?: string;
+}
+
+/** undici's codes for an endpoint that did not connect, answer or send in time. */
+const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
 /** The bucket's address: the presigned probe's URL, and the path its keys are appended to (ending in `/`). */
 interface Base {
   url: URL;
@@ -68,6 +80,7 @@ export class S3Direct {
   constructor(
     private readonly client: S3Client,
     private readonly bucket: string,
+    private readonly opts: DirectOptions = {},
   ) {
     const config = client.config;
     this.signer = new SignatureV4({
@@ -81,7 +94,8 @@ export class S3Direct {
     });
     // The timeouts match the SDK client's (s3-client.ts): connecting fails within seconds, a stalled answer in two
     // minutes.
-    this.agent = new Agent({ connect: { timeout: 5_000 }, headersTimeout: 120_000, bodyTimeout: 120_000 });
+    const timeout = opts.timeoutMs ?? 120_000;
+    this.agent = new Agent({ connect: { timeout: 5_000 }, headersTimeout: timeout, bodyTimeout: timeout });
   }
 
   /** Where the bucket's objects are, as the SDK addresses them; asked again after a failure. */
@@ -128,13 +142,13 @@ export class S3Direct {
 
   /**
    * Sends one small request and reads its answer whole; undefined when it could not be signed, sent or read (the
-   * caller asks the SDK, which reports why).
+   * caller asks the SDK, which reports why). Throws StorageUnavailableError when S3 did not answer in time.
    */
   async send(
     method: 'GET' | 'HEAD' | 'PUT',
     key: string,
     opts: { headers?: Record<string, string>; body?: Buffer } = {},
-  ) {
+  ): Promise<DirectAnswer | undefined> {
     try {
       const req = await this.sign(method, key, opts.headers, opts.body);
       const res = await this.agent.request({
@@ -147,9 +161,26 @@ export class S3Direct {
       const body =
         method === 'HEAD' ? (await res.body.dump(), Buffer.alloc(0)) : Buffer.from(await res.body.arrayBuffer());
       return { status: res.statusCode, headers: res.headers, body } satisfies DirectAnswer;
-    } catch {
+    } catch (err) {
+      const unavailable = this.unavailable(err);
+      if (unavailable) throw unavailable;
       return undefined;
     }
+  }
+
+  /**
+   * What a failed request means for its caller: StorageUnavailableError when S3 did not answer in time (it waited
+   * as long as the SDK would, so asking the SDK again would double the wait), undefined otherwise (the caller asks
+   * the SDK, which retries and reports).
+   */
+  unavailable(err: unknown): StorageUnavailableError | undefined {
+    const code = (err as { code?: unknown } | undefined)?.code;
+    if (typeof code !== 'string' || !TIMEOUTS.has(code)) return undefined;
+    const message = describeS3Error(Object.assign(new Error(code), { name: 'TimeoutError' }), {
+      bucket: this.bucket,
+      endpoint: this.opts.endpoint,
+    });
+    return new StorageUnavailableError(message, { cause: err });
   }
 
   async close(): Promise<void> {

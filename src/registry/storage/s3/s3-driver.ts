@@ -78,6 +78,8 @@ export interface S3DriverOptions {
   maxPartBuffers?: number;
   /** Offer presigned GET URLs valid this many seconds (`redirectURL`); undefined: no redirects. */
   redirectSeconds?: number;
+  /** How long a call past the SDK waits for an answer (s3-direct.ts); default 120 s, as the SDK client's. */
+  directTimeoutMs?: number;
 }
 
 /** Keys per DeleteObjects request (S3's maximum). */
@@ -99,7 +101,7 @@ export class S3Driver implements StorageDriver {
     this.redirectSeconds = opts.redirectSeconds;
     reportUnavailable(opts.client, { bucket: opts.bucket, endpoint: opts.endpoint });
     retryDirectoryRace(opts.client);
-    const direct = new S3Direct(opts.client, opts.bucket);
+    const direct = new S3Direct(opts.client, opts.bucket, { timeoutMs: opts.directTimeoutMs, endpoint: opts.endpoint });
     this.fastGet = new FastGet(direct);
     this.ctx = {
       client: opts.client,

@@ -89,7 +89,8 @@ export class FastGet {
               settle(err as Error);
             }
           },
-          onResponseError: (_c, err) => settle(flowing ? err : false),
+          // Before any byte, a timeout ends the pull (the SDK would wait as long again); anything else is the SDK's.
+          onResponseError: (_c, err) => settle(flowing ? err : (this.direct.unavailable(err) ?? false)),
         },
       );
     });
