@@ -53,7 +53,8 @@ const TRIAL_HEALTH = { intervalMs: 5_000, timeoutMs: 5_000, retries: 5 };
 /**
  * The S3 service's entry point: `$1` is the bucket. `sed` takes the keys out of the shared-credentials file (the
  * `key = value` lines regctl writes, s3CredentialsText in ops/init-secrets.ts); `exec` leaves the gateway as the
- * container's first process, so it receives the stop signal itself.
+ * container's first process, so it receives the stop signal itself. `--keep-alive` keeps the registry's
+ * connections open between requests, as S3 services do (the gateway's default closes each after one answer).
  */
 export const S3_ENTRYPOINT_SCRIPT = [
   'set -eu',
@@ -62,7 +63,7 @@ export const S3_ENTRYPOINT_SCRIPT = [
   `ROOT_SECRET_ACCESS_KEY="$(sed -n 's/^aws_secret_access_key = //p' "$f")"`,
   'export ROOT_ACCESS_KEY_ID ROOT_SECRET_ACCESS_KEY',
   `mkdir -p "${S3_DATA_DIR}/$1"`,
-  `exec versitygw --port :${TRIAL_S3_PORT} --health ${S3_HEALTH_PATH} posix ${S3_DATA_DIR}`,
+  `exec versitygw --port :${TRIAL_S3_PORT} --health ${S3_HEALTH_PATH} --keep-alive posix ${S3_DATA_DIR}`,
 ].join('\n');
 
 function postgresDraft(config: StackConfig, project: string): TrialServiceDraft {

@@ -112,7 +112,7 @@ describe('trial services in compose.swarm.yaml', () => {
     expect(script).toContain('ROOT_SECRET_ACCESS_KEY="$$(sed -n');
     expect(script).toContain('/run/secrets/s3-credentials');
     expect(script).toContain('mkdir -p "/data/$$1"');
-    expect(script).toMatch(/exec versitygw --port :7070 --health \/health posix \/data$/);
+    expect(script).toMatch(/exec versitygw --port :7070 --health \/health --keep-alive posix \/data$/);
     // The model keeps single dollars: compose doubles them, the Engine API takes them as they are.
     expect(model.services.find((s) => s.key === 's3')!.entrypoint![2]).toContain('"/data/$1"');
     // The registry reaches both by name, with its S3 keys from the same secret.
