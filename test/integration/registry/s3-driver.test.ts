@@ -308,7 +308,7 @@ describe.skipIf(!available)('S3 blob reads past the SDK', () => {
     const s3 = server as S3Server;
     const bucket = await s3.createBucket();
     // The SDK client has no timeout of its own here: a call handed to it would wait for as long as S3 is stopped.
-    const d = new S3Driver({ client: s3.client(), bucket, prefix: 'reg', directTimeoutMs: 400 });
+    const d = new S3Driver({ client: s3.client(), bucket, prefix: 'reg', direct: { timeoutMs: 400 } });
     const pid = s3.pid() as number;
     try {
       await d.putContent('a/link', 'sha256:x');

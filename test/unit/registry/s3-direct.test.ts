@@ -1,11 +1,16 @@
 /**
  * Requests past the SDK (s3-direct.ts) go where the SDK's own would, signed as the SDK would sign them: compared
- * with the SDK's presigned URL of the same key and with its signer, for the ways a bucket is addressed. Nothing is
- * sent (no S3 needed); the requests themselves are tested on versitygw in test/integration/registry/s3-driver.test.ts.
+ * with the SDK's presigned URL of the same key and with its signer, for the ways a bucket is addressed. The
+ * requests themselves are tested on versitygw in test/integration/registry/s3-driver.test.ts; a server that refuses
+ * this path's signing and takes the SDK's is a stand-in here (a small HTTP server), as no S3 server here does that.
  */
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
+import { S3Driver } from '../../../src/registry/storage/s3/s3-driver.js';
 import { escapeKey, metadataOf, S3Direct } from '../../../src/registry/storage/s3/s3-direct.js';
 
 const credentials = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };
@@ -68,5 +73,39 @@ describe('S3 requests past the SDK', () => {
       'regctl-staged': '1',
       n: '7',
     });
+  });
+
+  it('a server refusing this path’s signing gets the SDK’s calls only, after three refusals, for a while', async () => {
+    let direct = 0;
+    let sdk = 0;
+    // The SDK marks each of its requests with an invocation id; this path sends none.
+    const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      const fromSdk = req.headers['amz-sdk-invocation-id'] !== undefined;
+      if (fromSdk) sdk++;
+      else direct++;
+      if (!fromSdk) {
+        res.writeHead(403, { 'content-type': 'application/xml' });
+        res.end('<Error><Code>SignatureDoesNotMatch</Code><Message>no</Message></Error>');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': '8' });
+      res.end(req.method === 'HEAD' ? undefined : 'sha256:x');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const client = new S3Client({ region: 'us-east-1', credentials, endpoint, forcePathStyle: true });
+    const d = new S3Driver({ client, bucket: 'b', endpoint, direct: { refusalPauseMs: 300 } });
+    try {
+      for (let i = 0; i < 5; i++) expect((await d.getContent('x/link')).toString()).toBe('sha256:x');
+      expect(await d.statFile('x/link')).toMatchObject({ size: 8 });
+      expect({ direct, sdk }).toEqual({ direct: 3, sdk: 6 });
+      await sleep(350);
+      expect((await d.getContent('x/link')).toString()).toBe('sha256:x');
+      expect({ direct, sdk }).toEqual({ direct: 4, sdk: 7 });
+    } finally {
+      await d.close();
+      client.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

@@ -11,7 +11,9 @@
  * Only plain answers are read here: callers take 200 (and 404 where a missing key is an outcome) and hand anything
  * else, or a request that could not be sent, to the SDK path, which retries and turns each answer into the
  * driver's error. So there is one place that knows what S3's errors mean, and a failing endpoint still ends in
- * StorageUnavailableError (503 with Retry-After).
+ * StorageUnavailableError (503 with Retry-After). Two exceptions keep that fallback from doubling a cost: a call
+ * that timed out ends here (the SDK would wait as long again), and a server that keeps refusing this path's
+ * signing is left to the SDK for a while.
  */
 import { createHash } from 'node:crypto';
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -60,7 +62,12 @@ export interface DirectOptions {
   timeoutMs?: number;
   /** The endpoint, only to name it in error messages. */
   endpoint?: string;
+  /** How long calls skip this path after refusals; default a minute. */
+  refusalPauseMs?: number;
 }
+
+/** Refusals (403) in a row after which calls skip this path for a while (see `answered`). */
+const MAX_REFUSALS = 3;
 
 /** undici's codes for an endpoint that did not connect, answer or send in time. */
 const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
@@ -76,6 +83,8 @@ export class S3Direct {
   readonly agent: Agent;
   private readonly signer: SignatureV4;
   private base: Promise<Base> | undefined;
+  private refusals = 0;
+  private pausedUntil = 0;
 
   constructor(
     private readonly client: S3Client,
@@ -96,6 +105,27 @@ export class S3Direct {
     // minutes.
     const timeout = opts.timeoutMs ?? 120_000;
     this.agent = new Agent({ connect: { timeout: 5_000 }, headersTimeout: timeout, bodyTimeout: timeout });
+  }
+
+  /** False while calls skip this path and go to the SDK (see `answered`). */
+  get open(): boolean {
+    return Date.now() >= this.pausedUntil;
+  }
+
+  /**
+   * Notes the status of an answer on this path. A server that refuses its signing while it takes the SDK's (an
+   * S3-compatible server that signs differently, a kind of bucket the SDK signs otherwise) would make every call
+   * two requests: after MAX_REFUSALS answers 403 in a row, calls go straight to the SDK for a minute, and then
+   * this path is tried again.
+   */
+  answered(status: number): void {
+    if (status !== 403) {
+      this.refusals = 0;
+      return;
+    }
+    if (++this.refusals < MAX_REFUSALS) return;
+    this.refusals = 0;
+    this.pausedUntil = Date.now() + (this.opts.refusalPauseMs ?? 60_000);
   }
 
   /** Where the bucket's objects are, as the SDK addresses them; asked again after a failure. */
@@ -149,6 +179,7 @@ export class S3Direct {
     key: string,
     opts: { headers?: Record<string, string>; body?: Buffer } = {},
   ): Promise<DirectAnswer | undefined> {
+    if (!this.open) return undefined;
     try {
       const req = await this.sign(method, key, opts.headers, opts.body);
       const res = await this.agent.request({
@@ -160,6 +191,7 @@ export class S3Direct {
       } satisfies Dispatcher.RequestOptions);
       const body =
         method === 'HEAD' ? (await res.body.dump(), Buffer.alloc(0)) : Buffer.from(await res.body.arrayBuffer());
+      this.answered(res.statusCode);
       return { status: res.statusCode, headers: res.headers, body } satisfies DirectAnswer;
     } catch (err) {
       const unavailable = this.unavailable(err);

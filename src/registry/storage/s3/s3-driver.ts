@@ -36,7 +36,7 @@ import {
 } from '../driver.js';
 import { copyBatched } from '../copy-batched.js';
 import { FastGet } from './s3-fast-get.js';
-import { metadataOf, S3Direct } from './s3-direct.js';
+import { metadataOf, S3Direct, type DirectOptions } from './s3-direct.js';
 import { describeS3Error, reportUnavailable, retryDirectoryRace } from './s3-client.js';
 import {
   CONTENT_TYPE,
@@ -78,8 +78,8 @@ export interface S3DriverOptions {
   maxPartBuffers?: number;
   /** Offer presigned GET URLs valid this many seconds (`redirectURL`); undefined: no redirects. */
   redirectSeconds?: number;
-  /** How long a call past the SDK waits for an answer (s3-direct.ts); default 120 s, as the SDK client's. */
-  directTimeoutMs?: number;
+  /** Settings of the calls past the SDK (s3-direct.ts): how long one waits, how long refusals pause them. */
+  direct?: Omit<DirectOptions, 'endpoint'>;
 }
 
 /** Keys per DeleteObjects request (S3's maximum). */
@@ -101,7 +101,7 @@ export class S3Driver implements StorageDriver {
     this.redirectSeconds = opts.redirectSeconds;
     reportUnavailable(opts.client, { bucket: opts.bucket, endpoint: opts.endpoint });
     retryDirectoryRace(opts.client);
-    const direct = new S3Direct(opts.client, opts.bucket, { timeoutMs: opts.directTimeoutMs, endpoint: opts.endpoint });
+    const direct = new S3Direct(opts.client, opts.bucket, { ...opts.direct, endpoint: opts.endpoint });
     this.fastGet = new FastGet(direct);
     this.ctx = {
       client: opts.client,

@@ -25,6 +25,7 @@ export class FastGet {
    * bytes flow, a failure of either side rejects, and a closed `out` rejects with ERR_STREAM_PREMATURE_CLOSE.
    */
   async copy(key: string, range: ByteRange, out: Writable, onBytes?: (n: number) => void): Promise<boolean> {
+    if (!this.direct.open) return false;
     let req: SignedRequest;
     try {
       req = await this.direct.sign('GET', key, { range: `bytes=${range.start}-${range.end}` });
@@ -56,6 +57,7 @@ export class FastGet {
             controller = c;
           },
           onResponseStart: (c, status, headers) => {
+            this.direct.answered(status);
             const length = Number(headers['content-length']);
             const whole = status === 200 && range.start === 0 && length === expected;
             if ((status === 206 && length === expected) || whole) {
