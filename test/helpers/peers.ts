@@ -222,6 +222,8 @@ export interface ConformanceRun {
   resultsDir: string;
   /** stdout and stderr (the summary table and warnings for each failed check). */
   output: string;
+  /** The program's warning for each failed check (its name and error), in the order they failed. */
+  failures: string[];
 }
 
 export interface ConformanceOptions {
@@ -284,5 +286,13 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
     throw new Error(`conformance wrote no results.yaml (exit ${exitCode}):\n${output.slice(-4_000)}`);
   }
   const results = parseYaml(text) as { apis?: Record<string, string>; data?: Record<string, string> };
-  return { exitCode, apis: results.apis ?? {}, data: results.data ?? {}, resultsDir: options.resultsDir, output };
+  const failures = output.split('\n').filter((line) => line.includes('msg="failed test"'));
+  return {
+    exitCode,
+    apis: results.apis ?? {},
+    data: results.data ?? {},
+    resultsDir: options.resultsDir,
+    output,
+    failures,
+  };
 }

@@ -298,6 +298,9 @@ describe.skipIf(!peerAvailable('conformance') || !peerAvailable('registry-v3'))(
       const outcomes = [...Object.values(run.apis), ...Object.values(run.data)];
       expect(outcomes.length).toBeGreaterThan(20);
       expect(run.exitCode).toBe(outcomes.includes('FAIL') ? 1 : 0);
+      // each failed check is named with its error, so a failing run says what failed
+      expect(run.failures.length > 0).toBe(outcomes.includes('FAIL'));
+      for (const line of run.failures) expect(line).toMatch(/name="OCI Conformance Test\/.+" error=/);
       expect(await readFile(join(resultsDir, 'junit.xml'), 'utf8')).toContain('<testsuite');
     } finally {
       await registry.stop();
