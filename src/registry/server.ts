@@ -32,16 +32,16 @@ const S3_REDIRECT_SECONDS = 20 * 60;
 
 /**
  * The S3 driver for `s3`, to pass as `driver` with `s3` (also what `regctl fsck` and `restore` open for a
- * bucket). Its modules, the AWS SDK among them (about 20 MiB
+ * bucket; `log` takes the SDK's own warnings, none are printed without it). Its modules, the AWS SDK among them (about 20 MiB
  * resident), are loaded here, so a registry on the filesystem never loads them.
  */
-export async function openS3Driver(s3: S3Settings): Promise<StorageDriver> {
+export async function openS3Driver(s3: S3Settings, log?: LogFn): Promise<StorageDriver> {
   const [{ S3Driver }, { createS3Client }] = await Promise.all([
     import('./storage/s3/s3-driver.js'),
     import('./storage/s3/s3-client.js'),
   ]);
   return new S3Driver({
-    client: createS3Client(s3),
+    client: createS3Client(s3, log),
     bucket: s3.bucket,
     prefix: s3.prefix,
     endpoint: s3.endpoint,

@@ -165,6 +165,7 @@ function serveBase(ctx: CliContext): Command {
       const { UploadHeapGrowth } = await import('../../registry/upload-heap.js');
       let url = '';
       const uiHandler = settings.ui ? await mountedUi(settings, () => url) : undefined;
+      const log = createLogger(settings.logLevel);
       let server;
       try {
         server = createRegistryServer({
@@ -172,7 +173,7 @@ function serveBase(ctx: CliContext): Command {
           port: settings.port,
           dataDir: settings.data,
           s3: settings.storage.kind === 's3' ? settings.storage : undefined,
-          driver: settings.storage.kind === 's3' ? await openS3Driver(settings.storage) : undefined,
+          driver: settings.storage.kind === 's3' ? await openS3Driver(settings.storage, log) : undefined,
           htpasswd: settings.htpasswd,
           access: settings.access,
           noAuth: settings.noAuth,
@@ -188,7 +189,7 @@ function serveBase(ctx: CliContext): Command {
           ...{ proxies: settings.proxies, env: ctx.env },
           policiesFile: flags.config ?? (ctx.env.REGCTL_CONFIG || undefined),
           ...trustServerOptions(settings),
-          log: createLogger(settings.logLevel),
+          log,
           uiHandler,
           heapGrowth: UploadHeapGrowth.forThisProcess(),
         });

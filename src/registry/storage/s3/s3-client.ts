@@ -3,10 +3,30 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { S3Client } from '@aws-sdk/client-s3';
+import type { LogFn } from '../../logger.js';
 import { StorageUnavailableError } from '../driver.js';
 import type { S3Settings } from './s3-config.js';
 
-export function createS3Client(s: S3Settings): S3Client {
+/**
+ * The SDK's logger. Without one, the SDK prints some warnings straight to the console (one for each streaming
+ * upload that fails, which includes every upload the registry aborts itself because the client went away or sent
+ * a wrong digest). What it reports goes to the registry's log at debug level instead: each failure it reports
+ * also reaches the registry as an error, which the registry reports where it matters. Only a command's name and
+ * an error's name and message are kept (never a request's input).
+ */
+function sdkLogger(log: LogFn | undefined) {
+  const describe = (c: unknown): string => {
+    if (typeof c !== 'object' || c === null) return String(c);
+    const o = c as { commandName?: unknown; error?: unknown; name?: unknown; message?: unknown };
+    if (o.error !== undefined)
+      return `${typeof o.commandName === 'string' ? `${o.commandName} ` : ''}${describe(o.error)}`;
+    return `${typeof o.name === 'string' ? o.name : 'Error'}: ${typeof o.message === 'string' ? o.message : ''}`;
+  };
+  const report = (...content: unknown[]) => log?.('debug', 'S3 client', { detail: content.map(describe).join(' ') });
+  return { trace: () => undefined, debug: () => undefined, info: () => undefined, warn: report, error: report };
+}
+
+export function createS3Client(s: S3Settings, log?: LogFn): S3Client {
   // The SDK warns on every start that releases after January 2027 will need Node 22: we pin 3.1178.x for Node 20
   // on purpose (package.json), so the warning would only be noise in the registry's output. An explicit setting wins.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -20,6 +40,7 @@ export function createS3Client(s: S3Settings): S3Client {
     // An unreachable endpoint fails within seconds instead of hanging a request (and /healthz) for minutes.
     requestHandler: { connectionTimeout: 5_000, requestTimeout: 120_000 },
     maxAttempts: 3,
+    logger: sdkLogger(log),
   });
 }
 
