@@ -195,7 +195,9 @@ describe.skipIf(!ready)('two replicas on S3 + PostgreSQL behind Traefik', { time
     const failed = Object.entries({ ...result.apis, ...result.data }).filter(
       ([, v]) => v !== 'Pass' && v !== 'Disabled',
     );
-    expect(failed, result.failures.join('\n') || result.output.slice(-6000)).toEqual([]);
+    // a failure names the failed checks and shows what each replica logged (at warn and above)
+    const logs = (['a', 'b'] as const).map((l) => `replica ${l}:\n${replica(l).output().slice(-3000)}`).join('\n');
+    expect(failed, `${result.failures.join('\n') || result.output.slice(-6000)}\n${logs}`).toEqual([]);
     expect(Object.keys(result.apis)).toEqual(
       expect.arrayContaining(['Blob chunked', 'Blob mount', 'Manifest put by tag', 'Tag delete', 'Referrers']),
     );
