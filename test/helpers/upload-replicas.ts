@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RegistryError } from '../../src/registry/errors.js';
 import { parseDigest, type Digest } from '../../src/registry/reference.js';
-import type { StorageDriver } from '../../src/registry/storage/driver.js';
+import { StorageUnavailableError, type StorageDriver } from '../../src/registry/storage/driver.js';
 import { pathFor } from '../../src/registry/storage/paths.js';
 import { RegistryStore } from '../../src/registry/storage/store.js';
 
@@ -118,6 +118,34 @@ export function describeUploadReplicas(kind: string, harness: () => ReplicaHarne
       await patch(a, id, randomBytes(6 * MiB), 0);
       expect(await b.uploads.purge(60_000, Date.now() + 120_000)).toBe(1);
       expect(await registryCode(a.uploads.offset(REPO, id))).toBe('BLOB_UPLOAD_UNKNOWN');
+    });
+
+    it('purge keeps a live upload whose start time cannot be read for a moment', async () => {
+      const id = await a.uploads.start(REPO);
+      await patch(a, id, randomBytes(1000), 0);
+      // A storage failure on one read at the right moment cannot be brought about on a real server on demand: the
+      // purging replica's read of `startedat` fails as S3 answering 503 would.
+      const read = b.driver.getContent.bind(b.driver);
+      b.driver.getContent = (path) =>
+        path.endsWith('/startedat') ? Promise.reject(new StorageUnavailableError('S3 unavailable')) : read(path);
+      try {
+        expect(await b.uploads.purge(60_000)).toBe(0);
+      } finally {
+        b.driver.getContent = read;
+      }
+      expect(await patch(a, id, randomBytes(1), 1000)).toBe(1001);
+      await a.uploads.cancel(REPO, id);
+    });
+
+    it('purge judges an upload left without startedat by its last write: kept while fresh, removed once stale', async () => {
+      const id = await a.uploads.start(REPO);
+      await patch(a, id, randomBytes(1000), 0);
+      const data = pathFor({ kind: 'uploadData', name: REPO, id });
+      await a.driver.delete(pathFor({ kind: 'uploadStartedAt', name: REPO, id }));
+      expect(await b.uploads.purge(60_000)).toBe(0);
+      expect((await a.driver.stat(data)).size).toBe(1000);
+      expect(await b.uploads.purge(60_000, Date.now() + 120_000)).toBe(1);
+      await expect(a.driver.stat(data)).rejects.toThrow('path not found');
     });
 
     it('a wrong digest stores nothing and removes the upload', async () => {

@@ -214,21 +214,29 @@ export class UploadStore {
     return purged;
   }
 
+  /**
+   * When the upload started, for the purge; `now` (not stale) while that cannot be known yet. An unreadable
+   * `startedat` (storage failing for a moment) is no evidence of age: the upload is kept for a later purge to judge.
+   * Without one (an upload a crash left half removed), the data file's last write stands in, then the directory's
+   * time where the driver keeps directories (S3 has none: a prefix has no time, and the driver reports 0).
+   */
   private async startedAt(name: string, id: string, now: number): Promise<number> {
-    let started = NaN;
     try {
-      started = Date.parse(
+      const started = Date.parse(
         (await this.driver.getContent(pathFor({ kind: 'uploadStartedAt', name, id }))).toString('utf8').trim(),
       );
-    } catch {
-      // An upload being started has no startedat yet: its directory's time stands in.
+      if (!Number.isNaN(started)) return started;
+    } catch (err) {
+      if (!isNotFound(err)) return now;
     }
-    if (Number.isNaN(started))
-      started = await this.driver.stat(pathFor({ kind: 'uploadDir', name, id })).then(
+    for (const kind of ['uploadData', 'uploadDir'] as const) {
+      const time = await this.driver.stat(pathFor({ kind, name, id })).then(
         (st) => st.modifiedAt.getTime(),
-        () => now,
+        () => 0,
       );
-    return started;
+      if (time > 0) return time;
+    }
+    return now;
   }
 
   private async assertExists(name: string, id: string): Promise<void> {
