@@ -32,8 +32,8 @@ const S3_REDIRECT_SECONDS = 20 * 60;
 
 /**
  * The S3 driver for `s3`, to pass as `driver` with `s3` (also what `regctl fsck` and `restore` open for a
- * bucket; `log` takes the SDK's own warnings, none are printed without it). Its modules, the AWS SDK among them (about 20 MiB
- * resident), are loaded here, so a registry on the filesystem never loads them.
+ * bucket; `log` takes the SDK's own warnings, none are printed without it). Its modules, the AWS SDK among them
+ * (about 20 MiB resident), are loaded here, so a registry on the filesystem never loads them.
  */
 export async function openS3Driver(s3: S3Settings, log?: LogFn): Promise<StorageDriver> {
   const [{ S3Driver }, { createS3Client }] = await Promise.all([

@@ -239,6 +239,11 @@ export interface ConformanceOptions {
   env?: Record<string, string>;
 }
 
+/** What a failing run's assertion message shows: the failed checks with their errors, else the output's tail. */
+export function failureReport(run: ConformanceRun): string {
+  return run.failures.join('\n') || run.output.slice(-6000);
+}
+
 /** The optional parts of the spec our registry implements, switched on for every conformance run against it. */
 export const OUR_CONFORMANCE_SETTINGS: Readonly<Record<string, string>> = Object.freeze({
   OCI_API_BLOBS_UPLOAD_CANCEL: 'true',

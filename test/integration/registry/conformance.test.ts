@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { peerAvailable, runConformance, OUR_CONFORMANCE_SETTINGS } from '../../helpers/peers.js';
+import { peerAvailable, failureReport, runConformance, OUR_CONFORMANCE_SETTINGS } from '../../helpers/peers.js';
 import { startRegistryProcess, type RegistryProcess } from '../../helpers/serve-process.js';
 
 describe.skipIf(!peerAvailable('conformance'))('OCI conformance against regctl serve', () => {
@@ -31,7 +31,7 @@ describe.skipIf(!peerAvailable('conformance'))('OCI conformance against regctl s
       env: OUR_CONFORMANCE_SETTINGS,
     });
     const failed = Object.entries({ ...run.apis, ...run.data }).filter(([, v]) => v !== 'Pass' && v !== 'Disabled');
-    expect(failed, run.failures.join('\n') || run.output.slice(-6000)).toEqual([]);
+    expect(failed, failureReport(run)).toEqual([]);
     expect(Object.keys(run.apis)).toEqual(
       expect.arrayContaining([
         'Ping',

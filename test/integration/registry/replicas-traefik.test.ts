@@ -23,7 +23,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basicAuth } from '../../helpers/auth.js';
-import { peerAvailable, peerPath, runConformance, OUR_CONFORMANCE_SETTINGS } from '../../helpers/peers.js';
+import {
+  peerAvailable,
+  peerPath,
+  failureReport,
+  runConformance,
+  OUR_CONFORMANCE_SETTINGS,
+} from '../../helpers/peers.js';
 import { postgresAvailable, startPostgres, type PostgresCluster } from '../../helpers/postgres.js';
 import { run } from '../../helpers/run.js';
 import { builtCliPresent, startServe, type ServeProcess } from '../../helpers/serve-process.js';
@@ -197,7 +203,7 @@ describe.skipIf(!ready)('two replicas on S3 + PostgreSQL behind Traefik', { time
     );
     // a failure names the failed checks and shows what each replica logged (at warn and above)
     const logs = (['a', 'b'] as const).map((l) => `replica ${l}:\n${replica(l).output().slice(-3000)}`).join('\n');
-    expect(failed, `${result.failures.join('\n') || result.output.slice(-6000)}\n${logs}`).toEqual([]);
+    expect(failed, `${failureReport(result)}\n${logs}`).toEqual([]);
     expect(Object.keys(result.apis)).toEqual(
       expect.arrayContaining(['Blob chunked', 'Blob mount', 'Manifest put by tag', 'Tag delete', 'Referrers']),
     );

@@ -10,7 +10,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basicAuth } from '../../helpers/auth.js';
-import { freePort, peerAvailable, peerPath, runConformance, OUR_CONFORMANCE_SETTINGS } from '../../helpers/peers.js';
+import {
+  freePort,
+  peerAvailable,
+  peerPath,
+  failureReport,
+  runConformance,
+  OUR_CONFORMANCE_SETTINGS,
+} from '../../helpers/peers.js';
 import { startReferenceRegistry } from '../../helpers/reference-registry.js';
 import { run } from '../../helpers/run.js';
 import {
@@ -89,7 +96,7 @@ describe.skipIf(!ready || !peerAvailable('conformance'))('OCI conformance: regct
     });
     const all = { ...result.apis, ...result.data };
     const failed = Object.entries(all).filter(([, v]) => v !== 'Pass' && v !== 'Disabled');
-    expect(failed, result.failures.join('\n') || result.output.slice(-6000)).toEqual([]);
+    expect(failed, failureReport(result)).toEqual([]);
     expect(Object.entries(all).filter(([, v]) => v === 'Pass').length).toBeGreaterThan(10);
     expect(result.exitCode).toBe(0);
     const stored = await keys(bucket);
