@@ -6,6 +6,7 @@ import { HttpClient } from './lib/http.js';
 import type { RequestOptions, Response } from './lib/http.js';
 import { timed } from './lib/load.js';
 import { errorText, runPhase } from './lib/phase.js';
+import type { Figures, Step } from './lib/phase.js';
 import { startPostgres } from './lib/postgres.js';
 import type { PostgresCluster } from './lib/postgres.js';
 import { REFERENCE_V3_BINARY, startOurs, startReferenceS3 } from './lib/servers.js';
@@ -188,37 +189,55 @@ async function s3Comparison(ctx: PassContext, s3: S3Server): Promise<void> {
   }
 }
 
-/** The same steps on one replica, then on two on another bucket and database, and the loss between them. */
+/** A step that writes, run on each of `servers` alone: processes that share nothing each need their own copy. */
+function onEach(step: Step, servers: readonly RunningServer[]): Step {
+  return async () => {
+    const out: Figures = {};
+    for (const s of servers) Object.assign(out, await step(s));
+    return out;
+  };
+}
+
+/**
+ * The same steps on one replica, then on two on another bucket and database, and the loss between them; then the
+ * control: two processes sharing nothing (a bucket and a database each), the image pushed to each, read alternately.
+ */
 async function replicaComparison(ctx: PassContext, s3: S3Server): Promise<void> {
   let pg: PostgresCluster | undefined;
   const spec = s3ReplicaSteps(ctx.sizes, ctx.pattern);
   try {
     pg = await startPostgres();
-    const runOn = async (label: 'one' | 'two', replicas: number): Promise<ReturnType<typeof runPhase>> => {
-      const cluster = pg as PostgresCluster;
-      const bucket = await s3.createBucket(`bench-replicas-${label}`);
-      const db = await cluster.createDatabase();
+    const cluster = pg;
+    const runOn = async (label: 'one' | 'two' | 'apart'): Promise<ReturnType<typeof runPhase>> => {
+      const apart = label === 'apart';
+      const replicas = label === 'one' ? 1 : 2;
       const started: RunningServer[] = [];
       try {
+        const bucket = await s3.createBucket(`bench-replicas-${label}`);
+        const db = await cluster.createDatabase();
         // one after the other: the first imports the (empty) bucket into the database, the next finds it done
-        for (let i = 0; i < replicas; i++)
-          started.push(await startOursS3(ctx, s3, bucket, `ours-s3-replica-${label}-${i}.log`, db));
+        for (let i = 0; i < replicas; i++) {
+          const own = apart && i > 0;
+          const where = own ? await s3.createBucket(`bench-replicas-${label}-${i}`) : bucket;
+          const log = `ours-s3-replica-${label}-${i}.log`;
+          started.push(await startOursS3(ctx, s3, where, log, own ? await cluster.createDatabase() : db));
+        }
         const server = started.length === 1 ? (started[0] as RunningServer) : alternating(started);
         const steps = s3ReplicaSteps(ctx.sizes, ctx.pattern, { postgres: () => cluster.pid(), s3: () => s3.pid() });
-        const title = `${steps.title}: ${label === 'one' ? 'one replica alone' : 'two replicas, requests alternated'}`;
+        if (apart) {
+          const [push, pull, setup, get] = s3ReplicaSteps(ctx.sizes, ctx.pattern).steps as [Step, Step, Step, Step];
+          steps.steps = [onEach(push, started), pull, onEach(setup, started), get];
+        }
+        const title = `${steps.title}: ${TITLES[label]}`;
         return await runPhase({ ...steps, title }, ctx.phases.length, { ours: server });
       } finally {
-        for (const [i, s] of started.entries())
-          await ctx.ledger.stop(
-            s,
-            `S3, ${label === 'one' ? 'one replica' : `replica ${i + 1} of two`}, PostgreSQL metadata`,
-            'S3, no auth',
-          );
+        for (const [i, s] of started.entries()) await ctx.ledger.stop(s, LEDGER_ROWS[label](i), 'S3, no auth');
       }
     };
-    const one = await runOn('one', 1);
-    const two = await runOn('two', 2);
-    ctx.phases.push(replicaResult(spec, one, two, ctx.sizes, PULL_TRIES));
+    const one = await runOn('one');
+    const two = await runOn('two');
+    const apart = await runOn('apart');
+    ctx.phases.push(replicaResult(spec, one, two, ctx.sizes, PULL_TRIES, apart));
   } catch (err) {
     const failed = await runPhase(spec, ctx.phases.length, {}, { ours: `not run: ${errorText(err)}` });
     ctx.phases.push(replicaResult(spec, failed, failed, ctx.sizes, PULL_TRIES));
@@ -226,3 +245,15 @@ async function replicaComparison(ctx: PassContext, s3: S3Server): Promise<void> 
     await pg?.stop();
   }
 }
+
+const TITLES = {
+  one: 'one replica alone',
+  two: 'two replicas, requests alternated',
+  apart: 'control, two processes sharing nothing, requests alternated',
+} as const;
+
+const LEDGER_ROWS = {
+  one: () => 'S3, one replica, PostgreSQL metadata',
+  two: (i: number) => `S3, replica ${i + 1} of two, PostgreSQL metadata`,
+  apart: (i: number) => `S3, process ${i + 1} of two sharing nothing (control), PostgreSQL metadata`,
+} as const;

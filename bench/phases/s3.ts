@@ -179,7 +179,11 @@ export function s3ReplicaSteps(sizes: Sizes, pattern: Buffer, peers?: PeerProces
       'balancer is in the path: the bench client alternates its requests between the two ports (one keep-alive ' +
       'pool per port), so the figures hold what two processes on one bucket and one database cost, not a proxy. ' +
       'The same steps run first on one replica on the same kind of metadata (PostgreSQL, its own fresh bucket ' +
-      'and database), and the loss is 100 × (1 − two / one). Steps: the large blob pushed once (not reported), ' +
+      'and database), and the loss is 100 × (1 − two / one). Then, as a control, two processes that share nothing ' +
+      '(each its own bucket and its own database on the same PostgreSQL, the image pushed to each) under the same ' +
+      'alternating client: their loss against one is what two processes sharing this host cost without any ' +
+      'coordination, and the loss of the two replicas against them is the price of sharing the bucket and the ' +
+      'metadata. Steps: the large blob pushed once (not reported), ' +
       `pulled (best of 5, hashed), one manifest fetched at concurrency 16 for ${sizes.manifestSeconds} s. ` +
       'Resources are the sums over both processes. The CPU of the registry, PostgreSQL and the S3 gateway is read ' +
       'from /proc around the pull and the GETs on one replica, and divided by the GiB pulled and the GETs made: ' +
@@ -204,8 +208,22 @@ export function lossPercent(one: number | undefined, two: number | undefined): n
   return 100 * (1 - two / one);
 }
 
+/** The rows of one figure in the replica comparison. */
+export interface ReplicaRows {
+  one: MetricSpec;
+  two: MetricSpec;
+  /** Two replicas against one: the target. */
+  loss: MetricSpec;
+  /** The control: two processes that share nothing (their own bucket and database), requests alternated. */
+  apart: MetricSpec;
+  /** Two processes sharing nothing against one: what sharing this host's cores alone costs. */
+  apartLoss: MetricSpec;
+  /** Two replicas against two processes sharing nothing: what sharing the bucket and the metadata costs. */
+  coordination: MetricSpec;
+}
+
 /** The metric specs of the replica comparison: each figure on one and on two replicas, and the loss (target). */
-export function replicaMetricSpecs(): { id: string; figure: string; specs: [MetricSpec, MetricSpec, MetricSpec] }[] {
+export function replicaMetricSpecs(): { id: string; figure: string; specs: ReplicaRows }[] {
   const rows: [string, string, string][] = [
     ['get.c16.rps', 'Manifest GET c=16 requests/s', 'req/s'],
     ['pullMBps', 'Pull, client hashes, best of 5', 'MB/s'],
@@ -213,38 +231,65 @@ export function replicaMetricSpecs(): { id: string; figure: string; specs: [Metr
   return rows.map(([figure, label, unit]) => ({
     id: figure,
     figure,
-    specs: [
-      { id: `replicas.one.${figure}`, label: `${label}, one replica (PostgreSQL metadata)`, unit, better: 'higher' },
-      { id: `replicas.two.${figure}`, label: `${label}, two replicas, requests alternated`, unit, better: 'higher' },
-      {
+    specs: {
+      one: { id: `replicas.one.${figure}`, label: `${label}, one replica (PostgreSQL metadata)`, unit, better: 'higher' },
+      two: { id: `replicas.two.${figure}`, label: `${label}, two replicas, requests alternated`, unit, better: 'higher' },
+      loss: {
         id: `replicas.loss.${figure}`,
         label: `${label}: loss of two replicas against one`,
         unit: '%',
         better: 'lower',
         targets: S3_TARGETS.replicaLoss,
       },
-    ],
+      apart: {
+        id: `replicas.apart.${figure}`,
+        label: `${label}, control: two processes sharing nothing (own bucket, own database), requests alternated`,
+        unit,
+        better: 'higher',
+      },
+      apartLoss: {
+        id: `replicas.apartLoss.${figure}`,
+        label: `${label}, control: loss of two processes sharing nothing against one`,
+        unit: '%',
+        better: 'lower',
+      },
+      coordination: {
+        id: `replicas.coordination.${figure}`,
+        label: `${label}: loss of two replicas against two processes sharing nothing (the price of sharing)`,
+        unit: '%',
+        better: 'lower',
+      },
+    },
   }));
 }
 
-/** The replica comparison's report: one phase from the run on one replica (`one`) and on two (`two`). */
+/**
+ * The replica comparison's report: one phase from the runs on one replica (`one`), on two (`two`) and, when
+ * run, on two processes that share nothing (`apart`, the control that tells sharing the host from sharing the
+ * bucket and the metadata).
+ */
 export function replicaResult(
   spec: PhaseSpec,
   one: PhaseResult,
   two: PhaseResult,
   sizes: Sizes,
   pullTries: number,
+  apart?: PhaseResult,
 ): PhaseResult {
-  const figure = (r: PhaseResult, id: string): number | undefined =>
-    r.errors.ours === undefined ? r.metrics.find((m) => m.id === id)?.ours : undefined;
-  const metrics: Metric[] = replicaMetricSpecs().flatMap(({ figure: id, specs: [oneSpec, twoSpec, lossSpec] }) => {
+  const figure = (r: PhaseResult | undefined, id: string): number | undefined =>
+    r !== undefined && r.errors.ours === undefined ? r.metrics.find((m) => m.id === id)?.ours : undefined;
+  const percent = (v: number): number | undefined => (Number.isNaN(v) ? undefined : v);
+  const metrics: Metric[] = replicaMetricSpecs().flatMap(({ figure: id, specs }) => {
     const a = figure(one, id);
     const b = figure(two, id);
-    const loss = lossPercent(a, b);
+    const c = figure(apart, id);
     return [
-      metric(oneSpec, a, undefined),
-      metric(twoSpec, b, undefined),
-      metric(lossSpec, Number.isNaN(loss) ? undefined : loss, undefined),
+      metric(specs.one, a, undefined),
+      metric(specs.two, b, undefined),
+      metric(specs.loss, percent(lossPercent(a, b)), undefined),
+      metric(specs.apart, c, undefined),
+      metric(specs.apartLoss, percent(lossPercent(a, c)), undefined),
+      metric(specs.coordination, percent(lossPercent(c, b)), undefined),
     ];
   });
   const measured = (r: PhaseResult): Record<string, number> =>
@@ -258,7 +303,11 @@ export function replicaResult(
     metrics.push(metric(spec, v !== undefined && Number.isFinite(v) ? v : undefined, undefined));
   }
   const errors: PhaseResult['errors'] = {};
-  const failed = [one.errors.ours && `one replica: ${one.errors.ours}`, two.errors.ours && `two: ${two.errors.ours}`];
+  const failed = [
+    one.errors.ours && `one replica: ${one.errors.ours}`,
+    two.errors.ours && `two: ${two.errors.ours}`,
+    apart?.errors.ours && `two sharing nothing: ${apart.errors.ours}`,
+  ];
   if (failed.some(Boolean)) errors.ours = failed.filter(Boolean).join('; ');
   return {
     id: spec.id,
@@ -279,7 +328,7 @@ export function replicaFigureSpecs(): MetricSpec[] {
     unit: id.startsWith('cpu.') ? 's' : 'requests',
     better: 'lower',
   }));
-  return [...replicaMetricSpecs().map(({ figure, specs: [s] }) => ({ ...s, id: figure })), ...costInputs];
+  return [...replicaMetricSpecs().map(({ figure, specs }) => ({ ...specs.one, id: figure })), ...costInputs];
 }
 
 function costedIds(key: string): string[] {

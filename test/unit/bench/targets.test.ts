@@ -111,7 +111,7 @@ describe('every target row of the report', () => {
 
 describe('every target row of the S3 phases', () => {
   const phase = s3Phase(FULL, Buffer.alloc(16), Buffer.alloc(16), {});
-  const replicaSpecs = replicaMetricSpecs().flatMap((r) => r.specs);
+  const replicaSpecs = replicaMetricSpecs().flatMap((r) => Object.values(r.specs));
   const specs = [...phase.metrics, ...replicaSpecs].filter((m) => (m.targets ?? []).length > 0);
   const targetsOf = (id: string): Target[] =>
     [...phase.metrics, ...replicaSpecs].find((m) => m.id === id)?.targets ?? [];
@@ -178,6 +178,39 @@ describe('every target row of the S3 phases', () => {
     const failed = replicaResult(spec, run(1000, 200), run(900, 180, 'VerifyError: lost'), FULL, 5);
     expect(failed.metrics.find((m) => m.id === 'replicas.loss.get.c16.rps')?.verdict).toBe('n/a');
     expect(failed.errors.ours).toContain('two: VerifyError: lost');
+  });
+
+  it('tells what sharing the host costs from what sharing the bucket and metadata costs, by the control run', () => {
+    const spec = s3ReplicaSteps(FULL, Buffer.alloc(16));
+    const run = (rps: number, mbps: number, error?: string) => ({
+      id: spec.id,
+      title: spec.title,
+      description: spec.description,
+      order: ['ours' as const],
+      metrics: [metric(spec.metrics[0]!, rps, undefined), metric(spec.metrics[1]!, mbps, undefined)],
+      resources: {},
+      errors: error ? { ours: error } : {},
+    });
+    const rows = (apart: ReturnType<typeof run> | undefined) =>
+      new Map(
+        replicaResult(spec, run(1000, 400), run(800, 380), FULL, 5, apart).metrics.map((m) => [m.id, m]),
+      );
+    // two processes sharing nothing serve 850 GETs/s: sharing the host costs 15 %, sharing the rest 5.9 %
+    const got = rows(run(850, 360));
+    expect(got.get('replicas.apart.get.c16.rps')?.ours).toBe(850);
+    expect(got.get('replicas.apartLoss.get.c16.rps')?.ours).toBeCloseTo(15, 9);
+    expect(got.get('replicas.coordination.get.c16.rps')?.ours).toBeCloseTo(100 * (1 - 800 / 850), 9);
+    // replicas faster than the control: sharing costs nothing (a negative loss)
+    expect(got.get('replicas.coordination.pullMBps')?.ours).toBeCloseTo(100 * (1 - 380 / 360), 9);
+    // the target row is the same with or without the control, and the control rows carry no target
+    expect(got.get('replicas.loss.get.c16.rps')?.ours).toBeCloseTo(20, 9);
+    expect(got.get('replicas.loss.get.c16.rps')?.verdict).toBe('miss');
+    expect(got.get('replicas.coordination.get.c16.rps')?.verdict).toBe('n/a');
+    // without the control, or with a failed one, its rows are empty and the failure is reported
+    expect(rows(undefined).get('replicas.coordination.get.c16.rps')?.ours).toBeUndefined();
+    const failed = replicaResult(spec, run(1000, 400), run(800, 380), FULL, 5, run(850, 360, 'VerifyError: lost'));
+    expect(failed.metrics.find((m) => m.id === 'replicas.apartLoss.pullMBps')?.ours).toBeUndefined();
+    expect(failed.errors.ours).toBe('two sharing nothing: VerifyError: lost');
   });
 
   it("divides each process's CPU by the GETs made and the GiB pulled on one replica, and models N replicas", () => {
