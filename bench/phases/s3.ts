@@ -232,8 +232,18 @@ export function replicaMetricSpecs(): { id: string; figure: string; specs: Repli
     id: figure,
     figure,
     specs: {
-      one: { id: `replicas.one.${figure}`, label: `${label}, one replica (PostgreSQL metadata)`, unit, better: 'higher' },
-      two: { id: `replicas.two.${figure}`, label: `${label}, two replicas, requests alternated`, unit, better: 'higher' },
+      one: {
+        id: `replicas.one.${figure}`,
+        label: `${label}, one replica (PostgreSQL metadata)`,
+        unit,
+        better: 'higher',
+      },
+      two: {
+        id: `replicas.two.${figure}`,
+        label: `${label}, two replicas, requests alternated`,
+        unit,
+        better: 'higher',
+      },
       loss: {
         id: `replicas.loss.${figure}`,
         label: `${label}: loss of two replicas against one`,

@@ -111,7 +111,14 @@ describe('every target row of the report', () => {
 
 describe('every target row of the S3 phases', () => {
   const phase = s3Phase(FULL, Buffer.alloc(16), Buffer.alloc(16), {});
-  const replicaSpecs = replicaMetricSpecs().flatMap((r) => Object.values(r.specs));
+  const replicaSpecs = replicaMetricSpecs().flatMap(({ specs: s }) => [
+    s.one,
+    s.two,
+    s.loss,
+    s.apart,
+    s.apartLoss,
+    s.coordination,
+  ]);
   const specs = [...phase.metrics, ...replicaSpecs].filter((m) => (m.targets ?? []).length > 0);
   const targetsOf = (id: string): Target[] =>
     [...phase.metrics, ...replicaSpecs].find((m) => m.id === id)?.targets ?? [];
@@ -192,9 +199,7 @@ describe('every target row of the S3 phases', () => {
       errors: error ? { ours: error } : {},
     });
     const rows = (apart: ReturnType<typeof run> | undefined) =>
-      new Map(
-        replicaResult(spec, run(1000, 400), run(800, 380), FULL, 5, apart).metrics.map((m) => [m.id, m]),
-      );
+      new Map(replicaResult(spec, run(1000, 400), run(800, 380), FULL, 5, apart).metrics.map((m) => [m.id, m]));
     // two processes sharing nothing serve 850 GETs/s: sharing the host costs 15 %, sharing the rest 5.9 %
     const got = rows(run(850, 360));
     expect(got.get('replicas.apart.get.c16.rps')?.ours).toBe(850);
