@@ -5,6 +5,8 @@
  */
 import { ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import diagnostics from 'node:diagnostics_channel';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -14,6 +16,7 @@ import { PathNotFoundError, StorageUnavailableError } from '../../../src/registr
 import { pathFor } from '../../../src/registry/storage/paths.js';
 import { parseDigest } from '../../../src/registry/reference.js';
 import { S3Driver } from '../../../src/registry/storage/s3/s3-driver.js';
+import { RAW_MIN_BYTES } from '../../../src/registry/storage/s3/s3-raw-get.js';
 import { describeDriverContract } from '../../helpers/driver-contract.js';
 import { describePutVerified } from '../../helpers/driver-put-verified.js';
 import { startVersitygw, versitygwAvailable, type S3Server } from '../../helpers/versitygw.js';
@@ -304,6 +307,54 @@ describe.skipIf(!available)('S3 blob reads past the SDK', () => {
       await d.close();
     }
   }, 60_000);
+  it('reads a large range on a socket of its own, into a response or any stream, and leaves the rest to the SDK', async () => {
+    const s3 = server as S3Server;
+    const client = s3.client();
+    const bucket = await s3.createBucket();
+    const d = new S3Driver({ client, bucket, prefix: 'reg', partSize: 5 * MiB });
+    const sent = countRequests(client, s3.endpoint);
+    const http = createServer((req, res) => {
+      const [start, end] = (req.url ?? '').slice(1).split('-').map(Number) as [number, number];
+      d.copyTo('blobs/big', { start, end }, res).then(
+        () => res.end(),
+        () => res.destroy(),
+      );
+    });
+    try {
+      const data = randomBytes(RAW_MIN_BYTES + 5 * MiB + 7);
+      await d.putContent('blobs/big', data);
+      sent.reset();
+      // A stream that keeps its chunks gets batches of its own; a range, or the whole object.
+      expect((await copied(d, 'blobs/big', 0, data.length - 1)).equals(data)).toBe(true);
+      const [start, end] = [3, RAW_MIN_BYTES + 2];
+      expect((await copied(d, 'blobs/big', start, end)).equals(data.subarray(start, end + 1))).toBe(true);
+      // An HTTP response reuses its batches: what a client reads is still every byte.
+      await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+      const { port } = http.address() as AddressInfo;
+      const fetched = async (a: number, b: number): Promise<Buffer> =>
+        Buffer.from(await (await fetch(`http://127.0.0.1:${port}/${a}-${b}`)).arrayBuffer());
+      expect((await fetched(0, data.length - 1)).equals(data)).toBe(true);
+      expect((await fetched(start, end)).equals(data.subarray(start, end + 1))).toBe(true);
+      // none of these went through the SDK or the connection pool
+      expect(sent.all()).toEqual([]);
+
+      // Not the bytes asked for, so left to the SDK: a missing key, a range past the end, a staged upload.
+      await expect(copied(d, 'blobs/absent', 0, RAW_MIN_BYTES)).rejects.toBeInstanceOf(PathNotFoundError);
+      const past = data.length + 10;
+      expect((await copied(d, 'blobs/big', past, past + RAW_MIN_BYTES)).length).toBe(0);
+      const staged = randomBytes(RAW_MIN_BYTES + MiB);
+      const parts = Readable.from([staged.subarray(0, 5 * MiB), staged.subarray(5 * MiB)]);
+      await pipeline(parts, await d.writer('up/data', { append: true }));
+      sent.reset();
+      expect((await copied(d, 'up/data', 0, staged.length - 1)).equals(staged)).toBe(true);
+      expect(sent.sdk).toContain('CompleteMultipartUploadCommand');
+    } finally {
+      sent.stop();
+      http.close();
+      await d.close();
+    }
+  }, 60_000);
+
   it('an S3 that stops answering fails a call past the SDK in its time, with no second wait through the SDK', async () => {
     const s3 = server as S3Server;
     const bucket = await s3.createBucket();
@@ -312,12 +363,18 @@ describe.skipIf(!available)('S3 blob reads past the SDK', () => {
     const pid = s3.pid() as number;
     try {
       await d.putContent('a/link', 'sha256:x');
+      const big = randomBytes(RAW_MIN_BYTES);
+      await d.putContent('blobs/big', big);
       process.kill(pid, 'SIGSTOP');
       const started = performance.now();
       await expect(d.getContent('a/link')).rejects.toBeInstanceOf(StorageUnavailableError);
       await expect(d.statFile('a/link')).rejects.toBeInstanceOf(StorageUnavailableError);
       await expect(copied(d, 'a/link', 0, 7)).rejects.toBeInstanceOf(StorageUnavailableError);
       expect(performance.now() - started).toBeLessThan(4_000);
+      // a large range, read on a socket of its own: the same, in its own time
+      const raw = performance.now();
+      await expect(copied(d, 'blobs/big', 0, big.length - 1)).rejects.toBeInstanceOf(StorageUnavailableError);
+      expect(performance.now() - raw).toBeLessThan(2_000);
       process.kill(pid, 'SIGCONT');
       expect((await d.getContent('a/link')).toString()).toBe('sha256:x');
     } finally {

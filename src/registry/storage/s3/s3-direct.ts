@@ -22,6 +22,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { Agent, type Dispatcher } from 'undici';
 import { StorageUnavailableError } from '../driver.js';
 import { describeS3Error } from './s3-client.js';
+import { RAW_TIMEOUT_CODE } from './s3-raw-get.js';
 
 /** The key presigned (locally, never sent) to learn how the SDK addresses the bucket's objects. */
 const PROBE_KEY = 'regctl-endpoint-probe';
@@ -70,7 +71,15 @@ export interface DirectOptions {
 const MAX_REFUSALS = 3;
 
 /** undici's codes for an endpoint that did not connect, answer or send in time. */
-const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+const TIMEOUTS = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  RAW_TIMEOUT_CODE,
+]);
+
+/** How long connecting to the endpoint may take. */
+export const CONNECT_TIMEOUT_MS = 5_000;
 
 /** The bucket's address: the presigned probe's URL, and the path its keys are appended to (ending in `/`). */
 interface Base {
@@ -81,6 +90,8 @@ interface Base {
 export class S3Direct {
   /** Shared with the pull path: one pool of connections to the endpoint. */
   readonly agent: Agent;
+  /** How long a request may wait for an answer, or between bytes of one. */
+  readonly timeoutMs: number;
   private readonly signer: SignatureV4;
   private base: Promise<Base> | undefined;
   private refusals = 0;
@@ -103,8 +114,12 @@ export class S3Direct {
     });
     // The timeouts match the SDK client's (s3-client.ts): connecting fails within seconds, a stalled answer in two
     // minutes.
-    const timeout = opts.timeoutMs ?? 120_000;
-    this.agent = new Agent({ connect: { timeout: 5_000 }, headersTimeout: timeout, bodyTimeout: timeout });
+    this.timeoutMs = opts.timeoutMs ?? 120_000;
+    this.agent = new Agent({
+      connect: { timeout: CONNECT_TIMEOUT_MS },
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: this.timeoutMs,
+    });
   }
 
   /** False while calls skip this path and go to the SDK (see `answered`). */

@@ -6,6 +6,8 @@
  * go straight from its handler into the response in batches (copy-batched.ts): no body stream between them, and
  * the socket paused while the response has no room.
  *
+ * A large body over plain HTTP is read on a socket of its own into reused buffers (s3-raw-get.ts).
+ *
  * Only a plain answer takes this path: 200 or 206 with the bytes asked for. Anything else (a missing key, a staged
  * upload's marker, a range past the end, an endpoint that refuses) is left to the SDK path, which turns each into
  * the driver's error or outcome, so there is one place that knows what S3's answers mean.
@@ -14,7 +16,9 @@ import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { prematureClose, ResponseBatch, roomIn } from '../copy-batched.js';
 import type { ByteRange } from '../driver.js';
+import { CONNECT_TIMEOUT_MS } from './s3-direct.js';
 import type { S3Direct, SignedRequest } from './s3-direct.js';
+import { RAW_MIN_BYTES, rawCopy } from './s3-raw-get.js';
 
 export class FastGet {
   constructor(private readonly direct: S3Direct) {}
@@ -33,6 +37,19 @@ export class FastGet {
       return false;
     }
     const expected = range.end - range.start + 1;
+    if (expected >= RAW_MIN_BYTES && req.origin.startsWith('http:')) {
+      const hooks = {
+        connectTimeoutMs: CONNECT_TIMEOUT_MS,
+        timeoutMs: this.direct.timeoutMs,
+        answered: (status: number) => this.direct.answered(status),
+        ...(onBytes ? { onBytes } : {}),
+      };
+      try {
+        return await rawCopy(req, expected, out, hooks);
+      } catch (err) {
+        throw this.direct.unavailable(err) ?? err;
+      }
+    }
     return new Promise<boolean>((resolve, reject) => {
       const batch = new ResponseBatch(out, onBytes);
       let flowing = false;
