@@ -109,6 +109,19 @@ describe('every target row of the report', () => {
   });
 });
 
+/** A run of the replica steps that measured `rps` GETs/s and `mbps` MB/s pulled (or failed with `error`). */
+function replicaRun(spec: ReturnType<typeof s3ReplicaSteps>, rps: number, mbps: number, error?: string) {
+  return {
+    id: spec.id,
+    title: spec.title,
+    description: spec.description,
+    order: ['ours' as const],
+    metrics: [metric(spec.metrics[0]!, rps, undefined), metric(spec.metrics[1]!, mbps, undefined)],
+    resources: {},
+    errors: error ? { ours: error } : {},
+  };
+}
+
 describe('every target row of the S3 phases', () => {
   const phase = s3Phase(FULL, Buffer.alloc(16), Buffer.alloc(16), {});
   const replicaSpecs = replicaMetricSpecs().flatMap(({ specs: s }) => [
@@ -161,15 +174,7 @@ describe('every target row of the S3 phases', () => {
 
   it('reports the loss of two replicas against one, passing at 10 % and missing just past it', () => {
     const spec = s3ReplicaSteps(FULL, Buffer.alloc(16));
-    const run = (rps: number | undefined, mbps: number | undefined, error?: string) => ({
-      id: spec.id,
-      title: spec.title,
-      description: spec.description,
-      order: ['ours' as const],
-      metrics: [metric(spec.metrics[0]!, rps, undefined), metric(spec.metrics[1]!, mbps, undefined)],
-      resources: {},
-      errors: error ? { ours: error } : {},
-    });
+    const run = (rps: number, mbps: number, error?: string) => replicaRun(spec, rps, mbps, error);
     const loss = (one: ReturnType<typeof run>, two: ReturnType<typeof run>, id: string) =>
       replicaResult(spec, one, two, FULL, 5).metrics.find((m) => m.id === `replicas.loss.${id}`);
     expect(spec.metrics.map((m) => m.id).slice(0, 2)).toEqual(['get.c16.rps', 'pullMBps']);
@@ -189,15 +194,7 @@ describe('every target row of the S3 phases', () => {
 
   it('tells what sharing the host costs from what sharing the bucket and metadata costs, by the control run', () => {
     const spec = s3ReplicaSteps(FULL, Buffer.alloc(16));
-    const run = (rps: number, mbps: number, error?: string) => ({
-      id: spec.id,
-      title: spec.title,
-      description: spec.description,
-      order: ['ours' as const],
-      metrics: [metric(spec.metrics[0]!, rps, undefined), metric(spec.metrics[1]!, mbps, undefined)],
-      resources: {},
-      errors: error ? { ours: error } : {},
-    });
+    const run = (rps: number, mbps: number, error?: string) => replicaRun(spec, rps, mbps, error);
     const rows = (apart: ReturnType<typeof run> | undefined) =>
       new Map(replicaResult(spec, run(1000, 400), run(800, 380), FULL, 5, apart).metrics.map((m) => [m.id, m]));
     // two processes sharing nothing serve 850 GETs/s: sharing the host costs 15 %, sharing the rest 5.9 %
