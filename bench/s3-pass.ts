@@ -103,6 +103,9 @@ export class AlternatingClient extends HttpClient {
     const client = this.clients[this.next++ % this.clients.length] as HttpClient;
     return client.request(method, path, options);
   }
+  override origins(): string[] {
+    return this.clients.flatMap((c) => c.origins());
+  }
   override close(): void {
     super.close();
     for (const c of this.clients) c.close();
@@ -225,8 +228,9 @@ async function replicaComparison(ctx: PassContext, s3: S3Server): Promise<void> 
         const server = started.length === 1 ? (started[0] as RunningServer) : alternating(started);
         const steps = s3ReplicaSteps(ctx.sizes, ctx.pattern, { postgres: () => cluster.pid(), s3: () => s3.pid() });
         if (apart) {
-          const [push, pull, setup, get] = s3ReplicaSteps(ctx.sizes, ctx.pattern).steps as [Step, Step, Step, Step];
-          steps.steps = [onEach(push, started), pull, onEach(setup, started), get];
+          const [push, pull, setup, get, getLean] = s3ReplicaSteps(ctx.sizes, ctx.pattern).steps;
+          if (!push || !pull || !setup || !get || !getLean) throw new Error('the replica steps are not five');
+          steps.steps = [onEach(push, started), pull, onEach(setup, started), get, getLean];
         }
         const title = `${steps.title}: ${TITLES[label]}`;
         return await runPhase({ ...steps, title }, ctx.phases.length, { ours: server });

@@ -60,6 +60,11 @@ export class HttpClient {
     return `http://${this.host}:${this.port}`;
   }
 
+  /** Every origin this client sends requests to (one here; a client of several servers names them all). */
+  origins(): string[] {
+    return [this.origin];
+  }
+
   /** Resolves a `Location` header (absolute or relative) to a path with query. */
   pathOf(location: string | undefined): string {
     if (!location) throw new VerifyError('response carries no Location header');

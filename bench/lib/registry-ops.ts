@@ -1,5 +1,6 @@
 import { VerifyError, bodyLength, expectDigestHeader, expectStatus, sha256 } from './http.js';
 import type { Body, HttpClient } from './http.js';
+import { leanGetLoad, type LeanLoadResult } from './lean-load.js';
 
 /** OCI Distribution operations the phases time, each verifying what the registry answers. */
 
@@ -94,6 +95,29 @@ export async function getManifest(client: HttpClient, repo: string, reference: s
   expectStatus(res, 200, `GET manifest ${repo}:${reference}`);
   expectDigestHeader(res, digest, `GET manifest ${repo}:${reference}`);
   if (res.digest !== digest) throw new VerifyError(`GET manifest ${repo}:${reference}: body hashes to ${res.digest}`);
+}
+
+/**
+ * Fetches one manifest from every server `client` reaches for `seconds` through the lean load client, after one
+ * checked GET per server (status, digest header, body hash): during the load, every response must carry exactly
+ * the manifest's bytes.
+ */
+export async function leanManifestLoad(
+  client: HttpClient,
+  target: { repo: string; reference: string; manifest: Buffer; digest: string },
+  connections: number,
+  seconds: number,
+): Promise<LeanLoadResult> {
+  const origins = client.origins();
+  for (let i = 0; i < origins.length; i++) await getManifest(client, target.repo, target.reference, target.digest);
+  return leanGetLoad({
+    origins,
+    path: `/v2/${target.repo}/manifests/${target.reference}`,
+    headers: { accept: MANIFEST_ACCEPT, ...(client.authorization ? { authorization: client.authorization } : {}) },
+    expected: target.manifest,
+    connections,
+    seconds,
+  });
 }
 
 export async function headManifest(

@@ -7,6 +7,7 @@ import {
   getManifest,
   headManifest,
   imageManifest,
+  leanManifestLoad,
   pushSmallBlob,
   putManifest,
 } from '../lib/registry-ops.js';
@@ -17,7 +18,8 @@ import type { Credentials } from './context.js';
 
 const REPO = 'bench/manifests';
 
-export type ManifestOp = 'put' | 'get' | 'head';
+/** `get-lean`: GET through the lean load client (autocannon), for figures a CPU-hungry client would bind. */
+export type ManifestOp = 'put' | 'get' | 'head' | 'get-lean';
 type Op = ManifestOp;
 
 interface Base {
@@ -64,6 +66,12 @@ export function manifestPhase(
       const c = server.client(creds, concurrency);
       try {
         const ms = sizes.manifestSeconds * 1000;
+        const key = `${op}.c${concurrency}`;
+        if (op === 'get-lean') {
+          const target = { repo: REPO, reference: 'base', manifest: base.manifest, digest: base.digest };
+          const lean = await leanManifestLoad(c, target, concurrency, sizes.manifestSeconds);
+          return { [`${key}.rps`]: lean.requestsPerSecond, [`${key}.requests`]: lean.requests };
+        }
         const result =
           op === 'put'
             ? await runForDuration(concurrency, ms, async (seq) => {
@@ -77,7 +85,6 @@ export function manifestPhase(
               : await runForDuration(concurrency, ms, () =>
                   headManifest(c, REPO, 'base', base.digest, base.manifest.length),
                 );
-        const key = `${op}.c${concurrency}`;
         const out: Figures = {
           [`${key}.rps`]: result.requestsPerSecond,
           [`${key}.p50`]: result.latency.p50,
@@ -97,6 +104,11 @@ export function manifestPhase(
   for (const [op, concurrency] of chosen) {
     steps.push(cell(op, concurrency));
     const key = `${op}.c${concurrency}`;
+    if (op === 'get-lean') {
+      const label = `GET c=${concurrency} requests/s, lean client`;
+      metrics.push({ id: `${key}.rps`, label, unit: 'req/s', better: 'higher' });
+      continue;
+    }
     const name = `${op.toUpperCase()} c=${concurrency}`;
     const rpsTargets: Target[] =
       op === 'put'

@@ -32,6 +32,8 @@ describe('the client of two replicas', () => {
       for (let i = 0; i < 5; i++) bodies.push((await client.request('GET', `/v2/r${i}`)).body.toString('utf8'));
       expect(bodies).toEqual(['a', 'b', 'a', 'b', 'a']);
       expect(hits).toEqual(['a GET /v2/r0', 'b GET /v2/r1', 'a GET /v2/r2', 'b GET /v2/r3', 'a GET /v2/r4']);
+      // the lean load client is given both, to split its connections between them
+      expect(client.origins()).toEqual(clients.map((c) => c.origin));
     } finally {
       client.close();
     }
