@@ -236,18 +236,39 @@ describe.skipIf(!available)('S3 driver specifics on versitygw', () => {
     expect((await d.stat('four/data')).size).toBe(10);
   });
 
-  it('moves above the copy threshold go part by part and keep every byte', async () => {
+  it('moves above the copy threshold go part by part, several at once, and keep every byte', async () => {
     const bucket = await s().createBucket();
+    const client = s().client();
+    let inFlight = 0;
+    let most = 0;
+    let copies = 0;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName !== 'UploadPartCopyCommand') return next(args);
+        copies++;
+        most = Math.max(most, ++inFlight);
+        try {
+          return await next(args);
+        } finally {
+          inFlight--;
+        }
+      },
+      { step: 'initialize', name: 'countCopies' },
+    );
     const d = new S3Driver({
-      client: s().client(),
+      client,
       bucket,
       partSize: 5 * MiB,
       multipartCopyThreshold: 5 * MiB,
       multipartCopyChunkSize: 5 * MiB,
+      multipartCopyConcurrency: 3,
     });
-    const data = randomBytes(11 * MiB + 1);
+    // six ranges of 5 MiB and a remainder folded into the last: six parts, three at a time
+    const data = randomBytes(31 * MiB + 1);
     await d.putContent('from/data', data);
     await d.move('from/data', 'to/data');
+    expect(copies).toBe(6);
+    expect(most).toBe(3);
     expect((await d.getContent('to/data')).equals(data)).toBe(true);
     expect(await allKeys(s().client(), bucket)).toEqual(['to/data']);
     expect(await openUploads(s().client(), bucket)).toEqual([]);

@@ -12,6 +12,8 @@ import type { S3Direct } from './s3-direct.js';
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
 /** S3's largest single CopyObject / UploadPartCopy source range. */
 export const MAX_COPY_SIZE = 5 * 1024 * 1024 * 1024;
+/** S3's most parts in one multipart upload. */
+export const MAX_PARTS = 10_000;
 /** All objects are written with this type, as distribution writes them. */
 export const CONTENT_TYPE = 'application/octet-stream';
 
@@ -26,8 +28,10 @@ export interface S3Context {
   readonly partSize: number;
   /** Objects larger than this are copied part by part (UploadPartCopy) rather than with one CopyObject. */
   readonly multipartCopyThreshold: number;
-  /** Size of each UploadPartCopy range in a multipart copy. */
+  /** Size of each UploadPartCopy range in a multipart copy (larger when the object needs it to fit in 10,000). */
   readonly multipartCopyChunkSize: number;
+  /** UploadPartCopy requests in flight at once in one multipart copy. */
+  readonly multipartCopyConcurrency: number;
   /** Part buffers of `partSize` bytes, one per writer: the bound on the driver's memory. */
   readonly buffers: PartBuffers;
 }

@@ -68,10 +68,12 @@ export interface S3DriverOptions {
   prefix?: string;
   /** Bytes per part while uploads are staged; default 8 MiB, at least 5 MiB. */
   partSize?: number;
-  /** Copies above this size go part by part; default and maximum 5 GiB (S3's CopyObject limit). */
+  /** Copies above this size go part by part; default 32 MiB, at most 5 GiB (S3's CopyObject limit). */
   multipartCopyThreshold?: number;
-  /** Range per copied part; default 1 GiB. */
+  /** Range per copied part; default 32 MiB. */
   multipartCopyChunkSize?: number;
+  /** Parts copied at once; default 4. */
+  multipartCopyConcurrency?: number;
   /** The endpoint, only to name it in error messages. */
   endpoint?: string;
   /** Writers buffering a part at once (default 8: 64 MiB with 8 MiB parts); more wait for a free slot. */
@@ -81,6 +83,13 @@ export interface S3DriverOptions {
   /** Settings of the calls past the SDK (s3-direct.ts): how long one waits, how long refusals pause them. */
   direct?: Omit<DirectOptions, 'endpoint'>;
 }
+
+/**
+ * Objects above this are copied in parts of this size, several at once. A server-side copy costs the server a
+ * read, a write and its ETag's MD5 per byte: one CopyObject of a large blob (an upload moved to its blob's key)
+ * runs on one of its cores, parts copied together on several.
+ */
+const DEFAULT_COPY_CHUNK = 32 * 1024 * 1024;
 
 /** Keys per DeleteObjects request (S3's maximum). */
 const DELETE_BATCH = 1000;
@@ -109,8 +118,9 @@ export class S3Driver implements StorageDriver {
       bucket: opts.bucket,
       prefix: (opts.prefix ?? '').replace(/^\/+|\/+$/g, ''),
       partSize,
-      multipartCopyThreshold: Math.min(opts.multipartCopyThreshold ?? MAX_COPY_SIZE, MAX_COPY_SIZE),
-      multipartCopyChunkSize: opts.multipartCopyChunkSize ?? 1024 * 1024 * 1024,
+      multipartCopyThreshold: Math.min(opts.multipartCopyThreshold ?? DEFAULT_COPY_CHUNK, MAX_COPY_SIZE),
+      multipartCopyChunkSize: opts.multipartCopyChunkSize ?? DEFAULT_COPY_CHUNK,
+      multipartCopyConcurrency: Math.max(1, opts.multipartCopyConcurrency ?? 4),
       buffers: new PartBuffers(Math.max(1, opts.maxPartBuffers ?? 8), partSize),
     };
   }

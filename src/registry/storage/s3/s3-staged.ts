@@ -35,9 +35,18 @@ import {
   type HeadObjectCommandOutput,
 } from '@aws-sdk/client-s3';
 import { Writable } from 'node:stream';
+import pMap from 'p-map';
 import type { WriterOptions } from '../driver.js';
 import { metadataOf } from './s3-direct.js';
-import { CONTENT_TYPE, MAX_COPY_SIZE, MIN_PART_SIZE, copySource, isMissingKey, type S3Context } from './s3-context.js';
+import {
+  CONTENT_TYPE,
+  MAX_COPY_SIZE,
+  MAX_PARTS,
+  MIN_PART_SIZE,
+  copySource,
+  isMissingKey,
+  type S3Context,
+} from './s3-context.js';
 
 /** Metadata keys (sent as x-amz-meta-*; S3 returns them lower-cased). */
 const META_STAGED = 'regctl-staged';
@@ -170,6 +179,12 @@ export function copyRanges(size: number, chunkSize: number): Array<{ start: numb
   return ranges;
 }
 
+/** The range per copied part: `chunkSize`, or larger when the parts from `firstPart` on would pass 10,000. */
+export function copyChunk(size: number, chunkSize: number, firstPart = 1): number {
+  return Math.max(chunkSize, Math.ceil(size / (MAX_PARTS - firstPart + 1)));
+}
+
+/** Copies ranges of `sourceKey` into an upload as parts numbered from `firstPart`, several at once, in order. */
 export async function copyParts(
   ctx: S3Context,
   sourceKey: string,
@@ -178,23 +193,25 @@ export async function copyParts(
   uploadId: string,
   firstPart = 1,
 ): Promise<Part[]> {
-  const parts: Part[] = [];
-  for (const [i, { start, end }] of copyRanges(size, ctx.multipartCopyChunkSize).entries()) {
-    const out = await ctx.client.send(
-      new UploadPartCopyCommand({
-        Bucket: ctx.bucket,
-        Key: key,
-        UploadId: uploadId,
-        PartNumber: firstPart + i,
-        CopySource: copySource(ctx, sourceKey),
-        CopySourceRange: `bytes=${start}-${end}`,
-      }),
-    );
-    const etag = out.CopyPartResult?.ETag;
-    if (!etag) throw new Error(`S3 returned no ETag for copied part ${firstPart + i} of ${key}`);
-    parts.push({ n: firstPart + i, etag, size: end - start + 1 });
-  }
-  return parts;
+  return pMap(
+    copyRanges(size, copyChunk(size, ctx.multipartCopyChunkSize, firstPart)).entries(),
+    async ([i, { start, end }]): Promise<Part> => {
+      const out = await ctx.client.send(
+        new UploadPartCopyCommand({
+          Bucket: ctx.bucket,
+          Key: key,
+          UploadId: uploadId,
+          PartNumber: firstPart + i,
+          CopySource: copySource(ctx, sourceKey),
+          CopySourceRange: `bytes=${start}-${end}`,
+        }),
+      );
+      const etag = out.CopyPartResult?.ETag;
+      if (!etag) throw new Error(`S3 returned no ETag for copied part ${firstPart + i} of ${key}`);
+      return { n: firstPart + i, etag, size: end - start + 1 };
+    },
+    { concurrency: ctx.multipartCopyConcurrency },
+  );
 }
 
 export async function completeUpload(ctx: S3Context, key: string, uploadId: string, parts: Part[]): Promise<void> {
