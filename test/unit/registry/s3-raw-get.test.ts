@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseHead, rawCopy, RAW_TIMEOUT_CODE } from '../../../src/registry/storage/s3/s3-raw-get.js';
+import { parseHead, rawCopy, readBuffers, RAW_TIMEOUT_CODE } from '../../../src/registry/storage/s3/s3-raw-get.js';
 
 let server: Server | undefined;
 
@@ -35,6 +35,8 @@ async function stop(): Promise<void> {
 }
 
 afterEach(stop);
+// Every GET gives its large read buffer back, however it ended: a lost one would leave later pulls reading small.
+afterEach(() => expect(readBuffers.inUse).toBe(0));
 
 /** A stream that keeps every chunk it is given (as any stream may). */
 function keeping(): { out: Writable; bytes: () => Buffer } {
@@ -139,6 +141,26 @@ describe('a large GET read on a socket of its own', () => {
       code: RAW_TIMEOUT_CODE,
       message: 'S3 did not send the rest of the body in time',
     });
+  });
+
+  it('reads into at most four large buffers at once; more GETs read small, and every byte arrives', async () => {
+    const bodies = Array.from({ length: 6 }, () => randomBytes(9 * 1024 * 1024 + 3));
+    const held: (() => void)[] = [];
+    const origin = await answering((socket, req) => {
+      const body = bodies[Number(/GET \/bucket\/key(\d)/.exec(req)?.[1])] as Buffer;
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`);
+      held.push(() => socket.end(body));
+    });
+    const outs = bodies.map(() => keeping());
+    const copies = bodies.map((body, i) =>
+      rawCopy({ ...request(origin), path: `/bucket/key${i}` }, body.length, outs[i]!.out, hooks),
+    );
+    expect(readBuffers.inUse).toBe(4);
+    while (held.length < bodies.length) await new Promise((resolve) => setTimeout(resolve, 5));
+    for (const release of held) release();
+    expect(await Promise.all(copies)).toEqual(bodies.map(() => true));
+    for (const [i, body] of bodies.entries()) expect(outs[i]!.bytes().equals(body), `body ${i}`).toBe(true);
+    expect(readBuffers.inUse).toBe(0);
   });
 
   it('stops reading while the response holds its batches, and rejects when the response closes', async () => {

@@ -6,11 +6,14 @@
  * buffer, so the answer's head is read here; only a plain answer is taken (the status and length asked for, no
  * transfer coding), anything else is left to the caller, which asks again through the SDK.
  *
- * The socket reads into one READ_BYTES buffer (`onread`); the body is copied from it into BATCH_BYTES batches
- * handed to the response in turn, and reading stops while BATCHES of them are on their way. When the response is
- * a socket or an HTTP response, neither of which keeps a chunk once its write callback ran, a batch whose
- * callback ran is used again; any other stream may keep what it was given, and gets new batches. One connection per GET, closed at the end: only bodies of RAW_MIN_BYTES and
- * more come here, where a connection's set-up is nothing beside the transfer.
+ * The socket reads into one buffer (`onread`): READ_BYTES from a small shared set (`readBuffers`) while one is
+ * free, SMALL_READ_BYTES of its own otherwise. The body is copied from it into BATCH_BYTES batches handed to the
+ * response in turn; while BATCHES of them are on their way, reading stops, and what they could not take stays in
+ * the read buffer until one comes back, so a GET holds at most its read buffer and BATCHES batches. When the
+ * response is a socket or an HTTP response, neither of which keeps a chunk once its write callback ran, a batch
+ * whose callback ran is used again; any other stream may keep what it was given, and gets new batches. One
+ * connection per GET, closed at the end: only bodies of RAW_MIN_BYTES and more come here, where a connection's
+ * set-up is nothing beside the transfer.
  */
 import { ServerResponse } from 'node:http';
 import { Socket, connect } from 'node:net';
@@ -26,7 +29,14 @@ export interface RawRequest {
 
 /** The smallest body read this way; smaller ones go through the connection pool. */
 export const RAW_MIN_BYTES = 8 * 1024 * 1024;
-const READ_BYTES = 64 * 1024;
+/**
+ * Bytes one read takes while the GET holds a large read buffer. Large reads drain the socket in few calls and let
+ * the server send in few large steps: per GiB pulled from versitygw here, the registry's CPU went from 1.1-1.4 s
+ * with 64 KiB reads to 0.5-0.7 s with 4 MiB ones (the server's own rose by about 0.1 s).
+ */
+const READ_BYTES = 4 * 1024 * 1024;
+/** Bytes one read takes when every large read buffer is in use. */
+const SMALL_READ_BYTES = 64 * 1024;
 const BATCH_BYTES = 256 * 1024;
 /** Batches on their way to the response at most; reading waits for one to come back. */
 const BATCHES = 4;
@@ -63,9 +73,59 @@ function requestHead(req: RawRequest): string {
   return `${head}connection: close\r\n\r\n`;
 }
 
+/** Whether an answer is `expected` bytes as asked for: 200 or 206, that length, no transfer coding. */
+function isPlain(answer: AnswerHead, expected: number): boolean {
+  const length = answer.headers.get('content-length');
+  return (
+    (answer.status === 200 || answer.status === 206) &&
+    length !== undefined &&
+    /^\d+$/.test(length) &&
+    Number(length) === expected &&
+    !answer.headers.has('transfer-encoding')
+  );
+}
+
 function timeout(what: string): Error {
   return Object.assign(new Error(`S3 did not ${what} in time`), { code: RAW_TIMEOUT_CODE });
 }
+
+/**
+ * The large read buffers: at most `max` in use at once (a GET beyond that reads into a small buffer of its own) and
+ * at most `keep` kept between GETs, so what large reads cost in memory stays bounded under any number of pulls.
+ */
+export class ReadBuffers {
+  private readonly free: Buffer[] = [];
+  private readonly large = new WeakSet<Buffer>();
+  private used = 0;
+
+  constructor(
+    readonly max: number,
+    readonly keep: number,
+  ) {}
+
+  /** Large buffers handed out and not given back. */
+  get inUse(): number {
+    return this.used;
+  }
+
+  take(): Buffer {
+    if (this.used >= this.max) return Buffer.allocUnsafe(SMALL_READ_BYTES);
+    this.used++;
+    const buf = this.free.pop() ?? Buffer.allocUnsafe(READ_BYTES);
+    this.large.add(buf);
+    return buf;
+  }
+
+  /** Gives back what `take` gave, once its socket can no longer read into it. */
+  give(buf: Buffer): void {
+    if (!this.large.delete(buf)) return;
+    this.used--;
+    if (this.free.length < this.keep) this.free.push(buf);
+  }
+}
+
+/** Every large GET's read buffers: four of 4 MiB at most, two kept. */
+export const readBuffers = new ReadBuffers(4, 2);
 
 /**
  * Body bytes copied into BATCH_BYTES batches and written to `out` as each fills. A batch comes back once its write
@@ -92,9 +152,12 @@ class Batches {
     return this.inFlight >= BATCHES;
   }
 
-  /** Copies `src[start, end)`, writing each batch it fills; a chunk already read is kept whole, whatever `full`. */
-  add(src: Buffer, start: number, end: number): void {
-    while (start < end) {
+  /**
+   * Copies from `src[start, end)`, writing each batch it fills, until BATCHES are on their way; returns where it
+   * stopped (`end` when it took everything).
+   */
+  add(src: Buffer, start: number, end: number): number {
+    while (start < end && !this.full) {
       const batch = (this.batch ??= this.free.pop() ?? Buffer.allocUnsafe(BATCH_BYTES));
       const n = Math.min(end - start, batch.length - this.filled);
       src.copy(batch, this.filled, start, start + n);
@@ -102,6 +165,7 @@ class Batches {
       start += n;
       if (this.filled === batch.length) this.flush();
     }
+    return start;
   }
 
   /** Writes what the current batch holds. Throws when `out` is closed. */
@@ -145,14 +209,25 @@ export function rawCopy(req: RawRequest, expected: number, out: Writable, hooks:
       out,
       () => {
         if (!waiting || settled) return;
+        const left = pending;
+        pending = undefined;
+        try {
+          if (left && !take(left.src, left.start, left.end)) return;
+        } catch (err) {
+          finish(err as Error);
+          return;
+        }
         waiting = false;
         socket.setTimeout(hooks.timeoutMs);
         socket.resume();
       },
       hooks.onBytes,
     );
+    const readBuffer = readBuffers.take();
     let head: Buffer | undefined = Buffer.alloc(0);
     let remaining = expected;
+    /** Bytes read that no batch could take yet. */
+    let pending: { src: Buffer; start: number; end: number } | undefined;
     let waiting = false;
     let settled = false;
     /** What the endpoint is waited for, in a time-out's message. */
@@ -163,22 +238,28 @@ export function rawCopy(req: RawRequest, expected: number, out: Writable, hooks:
       settled = true;
       out.off('close', onClose);
       socket.destroy();
+      readBuffers.give(readBuffer);
       if (outcome instanceof Error) reject(outcome);
       else resolve(outcome);
     };
     const onClose = (): void => finish(prematureClose());
 
     /** Copies body bytes into batches; false when no batch is left to read into (reading waits). */
+    /**
+     * Copies body bytes into batches; false when reading must wait for a batch to come back. What the batches
+     * could not take stays where it was read (reading waits, so the read buffer is not written over) until then.
+     */
     const take = (src: Buffer, start: number, end: number): boolean => {
       if (end - start > remaining) throw new Error('S3 sent more bytes than the answer holds');
-      batches.add(src, start, end);
-      remaining -= end - start;
+      const stopped = batches.add(src, start, end);
+      remaining -= stopped - start;
       if (remaining === 0) {
         batches.flush();
         finish(true);
         return false;
       }
-      if (!batches.full) return true;
+      if (stopped === end && !batches.full) return true;
+      if (stopped < end) pending = { src, start: stopped, end };
       // The response is slow, not S3: no time-out while reading waits for it.
       waiting = true;
       socket.setTimeout(0);
@@ -198,14 +279,7 @@ export function rawCopy(req: RawRequest, expected: number, out: Writable, hooks:
       const parsed = parseHead(sofar.subarray(0, end).toString('latin1'));
       if (!parsed) return false;
       hooks.answered(parsed.status);
-      const length = parsed.headers.get('content-length');
-      const plain =
-        (parsed.status === 200 || parsed.status === 206) &&
-        length !== undefined &&
-        /^\d+$/.test(length) &&
-        Number(length) === expected &&
-        !parsed.headers.has('transfer-encoding');
-      if (!plain) return false;
+      if (!isPlain(parsed, expected)) return false;
       awaited = 'send the rest of the body';
       if (end + 4 < sofar.length && !take(sofar, end + 4, sofar.length)) socket.pause();
       return true;
@@ -216,7 +290,7 @@ export function rawCopy(req: RawRequest, expected: number, out: Writable, hooks:
       host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
       port: url.port === '' ? 80 : Number(url.port),
       onread: {
-        buffer: Buffer.allocUnsafe(READ_BYTES),
+        buffer: readBuffer,
         callback: (n: number, buf: Buffer): boolean => {
           if (settled) return false;
           try {
