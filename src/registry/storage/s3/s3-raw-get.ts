@@ -244,7 +244,6 @@ export function rawCopy(req: RawRequest, expected: number, out: Writable, hooks:
     };
     const onClose = (): void => finish(prematureClose());
 
-    /** Copies body bytes into batches; false when no batch is left to read into (reading waits). */
     /**
      * Copies body bytes into batches; false when reading must wait for a batch to come back. What the batches
      * could not take stays where it was read (reading waits, so the read buffer is not written over) until then.
