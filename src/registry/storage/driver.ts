@@ -8,7 +8,9 @@
  *   the later, never a later one without those before it (see `putAll`).
  * - `writer` streams into a file (appending or truncating); the data is durable once `move` has published it.
  *   `onData`, when given, sees every chunk in order just before it is written (uploads hash what they store
- *   this way, without a stream stage of their own).
+ *   this way, without a stream stage of their own). A writer may still be finishing requests it started when a
+ *   pipeline into it fails: its `close` event comes once it settled, and a caller that looks at the file or
+ *   writes it again after a failure waits for that (`settled`).
  * - `move` atomically replaces the destination and makes the move durable.
  * - `putVerified` (optional) stores content in one write that happens only if it hashes as announced.
  * - `delete` removes a file or a whole tree, then the parent directories it left empty; deleting what is
@@ -32,6 +34,12 @@ export interface DirEntry {
 export interface WriterOptions {
   append: boolean;
   onData?: (chunk: Buffer) => void;
+}
+
+/** Resolves once `stream` has closed (at once when it already has): whatever it started has settled then. */
+export function settled(stream: Writable): Promise<void> {
+  if (stream.closed) return Promise.resolve();
+  return new Promise((resolve) => stream.once('close', () => resolve()));
 }
 
 /** One file of a `putContents`. */

@@ -15,7 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { RegistryError } from '../errors.js';
 import type { Digest, DigestAlgorithm } from '../reference.js';
 import type { BlobStore } from './blob-store.js';
-import { ContentMismatchError, isNotFound, type ByteRange, type StorageDriver } from './driver.js';
+import { ContentMismatchError, isNotFound, settled, type ByteRange, type StorageDriver } from './driver.js';
 import { KeyedLock } from './keyed-lock.js';
 import type { BlobInfo, LinkedBlobStore } from './linked-blob-store.js';
 import { pathExists } from './links.js';
@@ -286,6 +286,8 @@ export class UploadStore {
     } catch (err) {
       // The file may hold part of the chunk: forget the running hash, it is rebuilt from the file if needed.
       this.states.delete(id);
+      // and the upload stays locked until the writer has settled what it started, so the next append sees it
+      await settled(out);
       throw err;
     }
     state.offset += counter.bytes;

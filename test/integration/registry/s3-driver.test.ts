@@ -190,52 +190,6 @@ describe.skipIf(!available)('S3 driver specifics on versitygw', () => {
     expect(await allKeys(s().client(), bucket)).toEqual([]);
   });
 
-  it('a writer that fails mid-stream leaves the file as it was and no upload open', async () => {
-    const bucket = await s().createBucket();
-    const d = new S3Driver({ client: s().client(), bucket, partSize: 5 * MiB });
-    const before = randomBytes(2 * MiB);
-    await pipeline(chunks(before), await d.writer('u/data', { append: true }));
-    async function* failing() {
-      for (let i = 0; i < 7; i++) yield randomBytes(MiB);
-      throw new Error('client went away');
-    }
-    await expect(pipeline(Readable.from(failing()), await d.writer('u/data', { append: true }))).rejects.toThrow(
-      'client went away',
-    );
-    expect((await d.stat('u/data')).size).toBe(before.length);
-    expect((await d.getContent('u/data')).equals(before)).toBe(true);
-    expect(await openUploads(s().client(), bucket)).toEqual([]);
-  });
-
-  it('beyond maxPartBuffers writers at once, a new writer waits until one finishes', async () => {
-    const bucket = await s().createBucket();
-    const d = new S3Driver({ client: s().client(), bucket, partSize: 5 * MiB, maxPartBuffers: 1 });
-    const first = await d.writer('one/data', { append: true });
-    let secondOpen = false;
-    const second = d.writer('two/data', { append: true }).then((w) => {
-      secondOpen = true;
-      return w;
-    });
-    first.write(randomBytes(MiB));
-    await new Promise((r) => setTimeout(r, 300));
-    expect(secondOpen).toBe(false);
-    await new Promise<void>((resolve, reject) => first.end((err?: Error | null) => (err ? reject(err) : resolve())));
-    await pipeline(chunks(randomBytes(MiB)), await second);
-    expect(secondOpen).toBe(true);
-    expect((await d.stat('one/data')).size).toBe(MiB);
-    expect((await d.stat('two/data')).size).toBe(MiB);
-    // a writer that fails gives its slot back too
-    async function* failing() {
-      yield randomBytes(10);
-      throw new Error('gone');
-    }
-    await expect(pipeline(Readable.from(failing()), await d.writer('three/data', { append: true }))).rejects.toThrow(
-      'gone',
-    );
-    await pipeline(chunks(randomBytes(10)), await d.writer('four/data', { append: true }));
-    expect((await d.stat('four/data')).size).toBe(10);
-  });
-
   it('moves above the copy threshold go part by part, several at once, and keep every byte', async () => {
     const bucket = await s().createBucket();
     const client = s().client();

@@ -1,7 +1,10 @@
 /** Uploads across replicas on S3 (versitygw): every test also checks that no multipart upload is left open. */
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import pMap from 'p-map';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseDigest } from '../../../src/registry/reference.js';
 import type { StorageDriver } from '../../../src/registry/storage/driver.js';
 import { S3Driver } from '../../../src/registry/storage/s3/s3-driver.js';
 import { RegistryStore } from '../../../src/registry/storage/store.js';
@@ -75,4 +78,46 @@ describe.skipIf(!available)('S3 uploads on versitygw', () => {
       await expect(driver.stat(`docker/registry/v2/repositories/${name}/_uploads/${id}`)).rejects.toThrow();
     expect(await store.uploads.purge(60_000, Date.now() + 120_000)).toBe(0);
   }, 120_000);
+
+  it('a PATCH whose body fails answers once the part it had started is settled, and a retry completes', async () => {
+    const s3 = server as S3Server;
+    const bucket = await s3.createBucket();
+    const client = s3.client();
+    let inFlight = 0;
+    let started = 0;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName !== 'UploadPartCommand') return next(args);
+        started++;
+        inFlight++;
+        try {
+          await new Promise((r) => setTimeout(r, 300));
+          return await next(args);
+        } finally {
+          inFlight--;
+        }
+      },
+      { step: 'initialize', name: 'slowParts' },
+    );
+    const store = new RegistryStore(new S3Driver({ client, bucket, prefix: 'reg', partSize: 5 * MiB }));
+    const data = randomBytes(12 * MiB);
+    const id = await store.uploads.start('team/app');
+    // a full part and one more MiB, then the client goes away while that part is being uploaded
+    async function* cut() {
+      for (let i = 0; i < 6; i++) yield data.subarray(i * MiB, (i + 1) * MiB);
+      throw new Error('client went away');
+    }
+    await expect(store.uploads.append('team/app', id, Readable.from(cut()))).rejects.toThrow('client went away');
+    // nothing in flight when the error is answered, and nothing started after it
+    expect(inFlight).toBe(0);
+    const startedBeforeAnswer = started;
+    await new Promise((r) => setTimeout(r, 600));
+    expect(started).toBe(startedBeforeAnswer);
+    expect(await store.uploads.offset('team/app', id)).toBe(0);
+    await store.uploads.append('team/app', id, Readable.from([data]));
+    const digest = parseDigest(`sha256:${createHash('sha256').update(data).digest('hex')}`);
+    expect((await store.uploads.complete('team/app', id, digest)).size).toBe(data.length);
+    const open = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+    expect(open.Uploads ?? []).toEqual([]);
+  }, 60_000);
 });

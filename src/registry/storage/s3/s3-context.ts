@@ -32,14 +32,23 @@ export interface S3Context {
   readonly multipartCopyChunkSize: number;
   /** UploadPartCopy requests in flight at once in one multipart copy. */
   readonly multipartCopyConcurrency: number;
-  /** Part buffers of `partSize` bytes, one per writer: the bound on the driver's memory. */
+  /** Part buffers of `partSize` bytes: the bound on the memory the driver's writers hold. */
   readonly buffers: PartBuffers;
+  /** Part uploads one writer keeps in flight at once (each holds a buffer of the pool while it runs). */
+  readonly partsInFlight: number;
+}
+
+/** A part buffer held by one writer, and the function that gives it back (safe to call more than once). */
+export interface Lease {
+  buffer: Buffer;
+  release: () => void;
 }
 
 /**
- * The pool of part buffers (`partSize` bytes each, allocated on first use and then reused): beyond `max` writers
- * at once, a new writer waits (its request is slowed down, not refused) until one finishes, so the memory for
- * parts stays bounded by `max × partSize` under any number of uploads.
+ * The pool of part buffers (`partSize` bytes each, allocated on first use and then reused): a writer waits for its
+ * first buffer (beyond `max` buffers in use, its request is slowed down, not refused) and takes more only when one
+ * is free and no writer waits, so the memory for parts stays bounded by `max × partSize` under any number of
+ * uploads, and a large upload uses the room that concurrent ones leave.
  */
 export class PartBuffers {
   private allocated = 0;
@@ -50,24 +59,47 @@ export class PartBuffers {
     readonly size: number,
   ) {}
 
-  /** Resolves with a buffer and the function that returns it (safe to call more than once). */
-  async acquire(): Promise<{ buffer: Buffer; release: () => void }> {
-    let buffer = this.free.pop();
-    if (buffer === undefined && this.allocated < this.max) {
-      buffer = Buffer.allocUnsafeSlow(this.size);
-      this.allocated++;
-    }
-    const got = buffer ?? (await new Promise<Buffer>((resolve) => this.waiting.push(resolve)));
+  /** True when a writer waits for a buffer. */
+  get contended(): boolean {
+    return this.waiting.length > 0;
+  }
+
+  /** Buffers handed out and not given back. */
+  get inUse(): number {
+    return this.allocated - this.free.length;
+  }
+
+  /** Resolves with a buffer, waiting for one when all `max` are in use. */
+  async acquire(): Promise<Lease> {
+    const buffer = this.take() ?? (await new Promise<Buffer>((resolve) => this.waiting.push(resolve)));
+    return this.lease(buffer);
+  }
+
+  /** A buffer when one is free and no writer waits for one; undefined otherwise (never waits). */
+  tryAcquire(): Lease | undefined {
+    if (this.waiting.length > 0) return undefined;
+    const buffer = this.take();
+    return buffer === undefined ? undefined : this.lease(buffer);
+  }
+
+  private take(): Buffer | undefined {
+    const buffer = this.free.pop();
+    if (buffer !== undefined || this.allocated >= this.max) return buffer;
+    this.allocated++;
+    return Buffer.allocUnsafeSlow(this.size);
+  }
+
+  private lease(buffer: Buffer): Lease {
     let held = true;
     return {
-      buffer: got,
+      buffer,
       release: () => {
         if (!held) return;
         held = false;
         // the buffer goes straight to the next writer waiting, or back to the pool
         const next = this.waiting.shift();
-        if (next) next(got);
-        else this.free.push(got);
+        if (next) next(buffer);
+        else this.free.push(buffer);
       },
     };
   }

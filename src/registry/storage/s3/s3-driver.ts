@@ -6,7 +6,7 @@
  *   and removes it with DeleteObjects, 1000 keys at a time, after aborting the multipart uploads under it.
  * - `move` is a server-side copy then a delete of the source; the registry only moves onto content-addressed
  *   keys, so a reader of the destination sees the old bytes or the new, which are the same.
- * - `writer` with `append` continues a file another process began (s3-staged.ts).
+ * - `writer` with `append` continues a file another process began (s3-staged.ts, s3-writer.ts).
  * - `reader` streams the object (with `Range` when asked); nothing is buffered whole.
  */
 import {
@@ -58,8 +58,8 @@ import {
   head,
   isStagedMetadata,
   materialize,
-  openWriter,
 } from './s3-staged.js';
+import { openWriter } from './s3-writer.js';
 
 export interface S3DriverOptions {
   client: S3Context['client'];
@@ -76,8 +76,13 @@ export interface S3DriverOptions {
   multipartCopyConcurrency?: number;
   /** The endpoint, only to name it in error messages. */
   endpoint?: string;
-  /** Writers buffering a part at once (default 8: 64 MiB with 8 MiB parts); more wait for a free slot. */
+  /** Part buffers in the pool (default 8: 64 MiB with 8 MiB parts); a writer beyond them waits for a free one. */
   maxPartBuffers?: number;
+  /**
+   * Part uploads one writer keeps in flight at once, buffers permitting (it fills the next part meanwhile); default 2,
+   * and 1 uploads part after part.
+   */
+  partsInFlight?: number;
   /** Offer presigned GET URLs valid this many seconds (`redirectURL`); undefined: no redirects. */
   redirectSeconds?: number;
   /** Settings of the calls past the SDK (s3-direct.ts): how long one waits, how long refusals pause them. */
@@ -122,6 +127,7 @@ export class S3Driver implements StorageDriver {
       multipartCopyChunkSize: opts.multipartCopyChunkSize ?? DEFAULT_COPY_CHUNK,
       multipartCopyConcurrency: Math.max(1, opts.multipartCopyConcurrency ?? 4),
       buffers: new PartBuffers(Math.max(1, opts.maxPartBuffers ?? 8), partSize),
+      partsInFlight: Math.max(1, opts.partsInFlight ?? 2),
     };
   }
 

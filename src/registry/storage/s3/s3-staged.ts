@@ -18,9 +18,7 @@
  * into a plain object. Appending to a plain object of at least 5 MiB starts a new upload whose first parts are
  * server-side copies of it (UploadPartCopy), so nothing is downloaded.
  *
- * Each writer fills one part buffer taken from the driver's pool (incoming chunks are copied in and freed, parts are
- * exactly `partSize`), and at most `buffers.max` writers hold one at once (more wait); nothing is held whole in
- * memory, and the memory for parts is bounded by `buffers.max × partSize`.
+ * The writers that grow such files are in s3-writer.ts; this module holds the shapes and the calls on them.
  */
 import {
   AbortMultipartUploadCommand,
@@ -34,9 +32,7 @@ import {
   UploadPartCopyCommand,
   type HeadObjectCommandOutput,
 } from '@aws-sdk/client-s3';
-import { Writable } from 'node:stream';
 import pMap from 'p-map';
-import type { WriterOptions } from '../driver.js';
 import { metadataOf } from './s3-direct.js';
 import {
   CONTENT_TYPE,
@@ -60,21 +56,9 @@ export interface Part {
 }
 
 /** What a staged file's marker object holds before its tail. */
-interface Session {
+export interface Session {
   uploadId: string;
   parts: Part[];
-}
-
-interface WriteState {
-  uploadId: string | undefined;
-  /** True when this writer created the upload: it aborts it if the writer fails before it is recorded. */
-  createdHere: boolean;
-  parts: Part[];
-  /** This writer's part buffer (from the driver's pool) and how much of it holds data. */
-  buf: Buffer;
-  filled: number;
-  /** The part upload in flight, if any: the buffer goes back to the pool only once it settled. */
-  inflight: Promise<unknown> | undefined;
 }
 
 export interface HeadInfo {
@@ -116,14 +100,17 @@ export async function head(ctx: S3Context, key: string): Promise<HeadInfo | unde
   }
 }
 
-async function getBytes(ctx: S3Context, key: string): Promise<{ body: Buffer; meta: Record<string, string> }> {
+export async function getBytes(ctx: S3Context, key: string): Promise<{ body: Buffer; meta: Record<string, string> }> {
   const out = await ctx.client.send(new GetObjectCommand({ Bucket: ctx.bucket, Key: key }));
   const bytes = out.Body ? await out.Body.transformToByteArray() : new Uint8Array();
   return { body: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), meta: out.Metadata ?? {} };
 }
 
 /** Reads a staged marker: its session and its tail. */
-async function readSession(ctx: S3Context, key: string): Promise<{ session: Session; tail: Buffer } | undefined> {
+export async function readSession(
+  ctx: S3Context,
+  key: string,
+): Promise<{ session: Session; tail: Buffer } | undefined> {
   const { body, meta } = await getBytes(ctx, key);
   if (!isStagedMetadata(meta)) return undefined;
   const headerLength = Number(meta[META_HEADER]);
@@ -131,7 +118,7 @@ async function readSession(ctx: S3Context, key: string): Promise<{ session: Sess
   return { session, tail: body.subarray(headerLength) };
 }
 
-async function writeSession(ctx: S3Context, key: string, session: Session, tail: Buffer): Promise<void> {
+export async function writeSession(ctx: S3Context, key: string, session: Session, tail: Buffer): Promise<void> {
   const header = Buffer.from(JSON.stringify(session), 'utf8');
   const size = session.parts.reduce((n, p) => n + p.size, 0) + tail.length;
   await ctx.client.send(
@@ -145,7 +132,7 @@ async function writeSession(ctx: S3Context, key: string, session: Session, tail:
   );
 }
 
-async function createUpload(ctx: S3Context, key: string): Promise<string> {
+export async function createUpload(ctx: S3Context, key: string): Promise<string> {
   const out = await ctx.client.send(
     new CreateMultipartUploadCommand({ Bucket: ctx.bucket, Key: key, ContentType: CONTENT_TYPE }),
   );
@@ -153,7 +140,13 @@ async function createUpload(ctx: S3Context, key: string): Promise<string> {
   return out.UploadId;
 }
 
-async function uploadPart(ctx: S3Context, key: string, uploadId: string, n: number, body: Buffer): Promise<Part> {
+export async function uploadPart(
+  ctx: S3Context,
+  key: string,
+  uploadId: string,
+  n: number,
+  body: Buffer,
+): Promise<Part> {
   const out = await ctx.client.send(
     new UploadPartCommand({ Bucket: ctx.bucket, Key: key, UploadId: uploadId, PartNumber: n, Body: body }),
   );
@@ -288,128 +281,4 @@ export async function materialize(ctx: S3Context, key: string): Promise<HeadInfo
     }
   }
   return head(ctx, key);
-}
-
-/** Copies bytes into the writer's part buffer (they always fit: callers pass less than a part). */
-function fill(state: WriteState, bytes: Buffer): void {
-  bytes.copy(state.buf, state.filled);
-  state.filled += bytes.length;
-}
-
-/** Where a writer starts: the file's current parts and tail (or nothing when truncating or absent). */
-async function openState(ctx: S3Context, key: string, append: boolean, buf: Buffer, attempt = 0): Promise<WriteState> {
-  const state: WriteState = { uploadId: undefined, createdHere: false, parts: [], buf, filled: 0, inflight: undefined };
-  const found = await head(ctx, key);
-  if (!found) return state;
-  if (!append) {
-    // Truncating a staged file: its parts will never be used.
-    if (found.staged) await abortUploadsUnder(ctx, key);
-    return state;
-  }
-  if (found.staged) {
-    const staged = await readSession(ctx, key);
-    if (staged) {
-      state.uploadId = staged.session.uploadId;
-      state.parts = staged.session.parts;
-      // a tail staged by a process with larger parts is a valid part by itself (over 5 MiB)
-      if (staged.tail.length >= buf.length)
-        state.parts.push(await uploadPart(ctx, key, staged.session.uploadId, state.parts.length + 1, staged.tail));
-      else fill(state, staged.tail);
-      return state;
-    }
-    // materialized by another process between the HEAD and the GET: look again (once)
-    if (attempt === 0) return openState(ctx, key, append, buf, 1);
-    throw new Error(`${key} changed while it was opened for appending`);
-  }
-  if (found.size < MIN_PART_SIZE) {
-    fill(state, (await getBytes(ctx, key)).body);
-    return state;
-  }
-  const uploadId = await createUpload(ctx, key);
-  try {
-    state.parts = await copyParts(ctx, key, found.size, key, uploadId);
-  } catch (err) {
-    // no writer exists yet to abort it on failure
-    await abortUpload(ctx, key, uploadId).catch(() => undefined);
-    throw err;
-  }
-  state.uploadId = uploadId;
-  state.createdHere = true;
-  return state;
-}
-
-async function flushPart(ctx: S3Context, key: string, state: WriteState): Promise<void> {
-  if (state.uploadId === undefined) {
-    state.uploadId = await createUpload(ctx, key);
-    state.createdHere = true;
-  }
-  const n = state.parts.length + 1;
-  state.parts.push(await uploadPart(ctx, key, state.uploadId, n, state.buf.subarray(0, state.filled)));
-  state.filled = 0;
-}
-
-async function seal(ctx: S3Context, key: string, state: WriteState): Promise<void> {
-  const tail = state.buf.subarray(0, state.filled);
-  if (state.uploadId === undefined) {
-    await ctx.client.send(
-      new PutObjectCommand({ Bucket: ctx.bucket, Key: key, Body: tail, ContentType: CONTENT_TYPE }),
-    );
-    return;
-  }
-  await writeSession(ctx, key, { uploadId: state.uploadId, parts: state.parts }, tail);
-  state.createdHere = false;
-}
-
-/** A writer on `key` (see the module comment); its data is recorded when the stream finishes. */
-export async function openWriter(ctx: S3Context, key: string, opts: WriterOptions): Promise<Writable> {
-  const { buffer, release } = await ctx.buffers.acquire();
-  let state: WriteState;
-  try {
-    state = await openState(ctx, key, opts.append, buffer);
-  } catch (err) {
-    release();
-    throw err;
-  }
-  return new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      opts.onData?.(chunk);
-      let offset = 0;
-      const copyIn = (): void => {
-        while (offset < chunk.length) {
-          const n = Math.min(chunk.length - offset, state.buf.length - state.filled);
-          chunk.copy(state.buf, state.filled, offset, offset + n);
-          state.filled += n;
-          offset += n;
-          if (state.filled === state.buf.length) {
-            const flush = flushPart(ctx, key, state);
-            state.inflight = flush;
-            flush.then(copyIn, cb);
-            return;
-          }
-        }
-        cb();
-      };
-      copyIn();
-    },
-    final(cb) {
-      seal(ctx, key, state).then(() => {
-        release();
-        cb();
-      }, cb);
-    },
-    destroy(err, cb) {
-      // A part upload may still be reading the buffer: it returns to the pool once that settled.
-      const settled = (state.inflight ?? Promise.resolve()).then(
-        () => undefined,
-        () => undefined,
-      );
-      void settled.then(async () => {
-        release();
-        // An upload this writer created and never recorded would be orphaned: abort it now.
-        if (err && state.createdHere && state.uploadId !== undefined)
-          await abortUpload(ctx, key, state.uploadId).catch(() => undefined);
-        cb(err);
-      });
-    },
-  });
 }
