@@ -5,6 +5,7 @@
  */
 import { ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import diagnostics from 'node:diagnostics_channel';
@@ -229,6 +230,24 @@ describe.skipIf(!available)('S3 driver specifics on versitygw', () => {
   });
 });
 
+/**
+ * Sends SIGSTOP to `pid` and waits until every thread of it has stopped: the signal takes effect on each thread
+ * when it next runs, which on a busy machine may come after the caller's next request has arrived.
+ */
+async function stopProcess(pid: number): Promise<void> {
+  process.kill(pid, 'SIGSTOP');
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const tasks = await readdir(`/proc/${pid}/task`);
+    const states = await Promise.all(
+      tasks.map(async (t) => (await readFile(`/proc/${pid}/task/${t}/stat`, 'utf8')).split(') ')[1]?.charAt(0)),
+    );
+    if (states.every((st) => st === 'T' || st === 't')) return;
+    if (Date.now() > deadline) throw new Error(`process ${pid} did not stop (thread states ${states.join('')})`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 /** What `copyTo` writes for the range `start`..`end` of `path`. */
 async function copied(d: S3Driver, path: string, start: number, end: number): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -340,7 +359,7 @@ describe.skipIf(!available)('S3 blob reads past the SDK', () => {
       await d.putContent('a/link', 'sha256:x');
       const big = randomBytes(RAW_MIN_BYTES);
       await d.putContent('blobs/big', big);
-      process.kill(pid, 'SIGSTOP');
+      await stopProcess(pid);
       const started = performance.now();
       await expect(d.getContent('a/link')).rejects.toBeInstanceOf(StorageUnavailableError);
       await expect(d.statFile('a/link')).rejects.toBeInstanceOf(StorageUnavailableError);
