@@ -243,6 +243,7 @@ export const gcModule: AdminModule = (register) => {
           void publish(false);
         },
         signal: leases.lost,
+        startedAt: Date.parse(current.startedAt),
       }).then(
         async (report) => {
           current.state = 'done';

@@ -25,6 +25,12 @@ export interface GcOptions {
   onProgress?: (p: GcProgress) => void;
   /** Aborted: the run stops at its next step, with the signal's reason (its lease was lost). */
   signal?: AbortSignal;
+  /**
+   * When the run counts as started (ms; default now): the time its job reports, which may come before the run
+   * (its lease taken first). The grace window is measured back from it, so no blob whose upload began within the
+   * window before the reported start is swept.
+   */
+  startedAt?: number;
 }
 
 /** One run's settings and what its phases hand each other. */
@@ -46,7 +52,7 @@ export async function runGc(store: RegistryStore, opts: GcOptions = {}): Promise
     store,
     dryRun: opts.dryRun ?? false,
     deleteUntagged: opts.deleteUntagged ?? GC_DEFAULTS.deleteUntagged,
-    startedAt: Date.now(),
+    startedAt: Math.min(opts.startedAt ?? Date.now(), Date.now()),
     graceMs: (opts.graceSeconds ?? GC_DEFAULTS.graceSeconds) * 1000,
     progress: (phase, done, total) => {
       opts.signal?.throwIfAborted();

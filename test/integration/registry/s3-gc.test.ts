@@ -3,6 +3,7 @@
  * prefix, so S3's implicit directories and prefix deletes are exercised on real registry data.
  */
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,5 +93,34 @@ describe.skipIf(!ready)('garbage collection on S3', () => {
     await crane(['pull', '--format', 'oci', `${host}/gc/keep:v1`, pulled]);
     const index = JSON.parse(await readFile(join(pulled, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
     expect(index.manifests[0]?.digest).toBe(keep.manifestDigest);
+  });
+
+  it('keeps a blob pushed within the grace window, whose S3 time in whole seconds says it is older', async () => {
+    const gc = async (graceSeconds: number) => {
+      const res = await fetch(`http://${host}/admin/v1/gc`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ graceSeconds }),
+      });
+      expect(res.status).toBe(200);
+      return ((await res.json()) as GcReport).deleted.map((e) => e.digest);
+    };
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    // Written late in a second, so its LastModified (that second, truncated) is most of a second before the write:
+    // only the use its push recorded keeps it.
+    while (Date.now() % 1000 < 700) await sleep(10);
+    const body = Buffer.from(`standalone ${Date.now()}`);
+    const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
+    const put = await fetch(`http://${host}/v2/gc/lone/blobs/uploads/?digest=${digest}`, { method: 'POST', body });
+    expect(put.status).toBe(201);
+    const written = Date.now();
+    // just past the next second: by its truncated time the blob is over a second old, by its write well under
+    await sleep(1000 - (written % 1000) + 50);
+    expect(Date.now() - written).toBeLessThan(1000);
+    expect(await gc(1)).not.toContain(digest);
+    expect(await keys()).toContain(blobKey(digest));
+    // and once it is older than the window by any measure, it goes
+    await sleep(2100);
+    expect(await gc(1)).toContain(digest);
   });
 });
