@@ -3,7 +3,7 @@
  * (distribution's key layout under a prefix, multipart uploads staged across processes and aborted on delete,
  * blob reads past the SDK).
  */
-import { ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import diagnostics from 'node:diagnostics_channel';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BlobStore } from '../../../src/registry/storage/blob-store.js';
 import { PathNotFoundError, StorageUnavailableError } from '../../../src/registry/storage/driver.js';
 import { pathFor } from '../../../src/registry/storage/paths.js';
@@ -20,16 +20,11 @@ import { S3Driver } from '../../../src/registry/storage/s3/s3-driver.js';
 import { RAW_MIN_BYTES } from '../../../src/registry/storage/s3/s3-raw-get.js';
 import { describeDriverContract } from '../../helpers/driver-contract.js';
 import { describePutVerified } from '../../helpers/driver-put-verified.js';
-import { startVersitygw, versitygwAvailable, type S3Server } from '../../helpers/versitygw.js';
+import { fileVersitygw, openUploads, versitygwAvailable, watchCalls } from '../../helpers/versitygw.js';
 
 const MiB = 1024 * 1024;
 const available = versitygwAvailable();
-let server: S3Server | undefined;
-
-beforeAll(async () => {
-  if (available) server = await startVersitygw();
-}, 60_000);
-afterAll(async () => server?.stop());
+const gateway = fileVersitygw(available);
 
 async function allKeys(client: S3Client, bucket: string): Promise<string[]> {
   const keys: string[] = [];
@@ -40,11 +35,6 @@ async function allKeys(client: S3Client, bucket: string): Promise<string[]> {
     token = out.IsTruncated ? out.NextContinuationToken : undefined;
   } while (token);
   return keys;
-}
-
-async function openUploads(client: S3Client, bucket: string): Promise<string[]> {
-  const out = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
-  return (out.Uploads ?? []).map((u) => `${u.Key} ${u.UploadId}`);
 }
 
 /**
@@ -83,7 +73,7 @@ function countRequests(client: S3Client, endpoint: string) {
 function s3Harness(prefix: string) {
   return () => {
     let bucket = '';
-    const s = () => server as S3Server;
+    const s = gateway;
     const driver = () => new S3Driver({ client: s().client(), bucket, prefix, partSize: 5 * MiB });
     return {
       make: async () => {
@@ -108,7 +98,7 @@ describe.skipIf(!available)('S3 driver on versitygw', () => {
 });
 
 describe.skipIf(!available)('S3 driver specifics on versitygw', () => {
-  const s = () => server as S3Server;
+  const s = gateway;
   const chunks = (data: Buffer) =>
     Readable.from(
       Array.from({ length: Math.ceil(data.length / MiB) }, (_, i) => data.subarray(i * MiB, (i + 1) * MiB)),
@@ -194,22 +184,7 @@ describe.skipIf(!available)('S3 driver specifics on versitygw', () => {
   it('moves above the copy threshold go part by part, several at once, and keep every byte', async () => {
     const bucket = await s().createBucket();
     const client = s().client();
-    let inFlight = 0;
-    let most = 0;
-    let copies = 0;
-    client.middlewareStack.add(
-      (next, context) => async (args) => {
-        if (context.commandName !== 'UploadPartCopyCommand') return next(args);
-        copies++;
-        most = Math.max(most, ++inFlight);
-        try {
-          return await next(args);
-        } finally {
-          inFlight--;
-        }
-      },
-      { step: 'initialize', name: 'countCopies' },
-    );
+    const copies = watchCalls(client, 'UploadPartCopyCommand');
     const d = new S3Driver({
       client,
       bucket,
@@ -222,8 +197,8 @@ describe.skipIf(!available)('S3 driver specifics on versitygw', () => {
     const data = randomBytes(31 * MiB + 1);
     await d.putContent('from/data', data);
     await d.move('from/data', 'to/data');
-    expect(copies).toBe(6);
-    expect(most).toBe(3);
+    expect(copies.started).toBe(6);
+    expect(copies.most).toBe(3);
     expect((await d.getContent('to/data')).equals(data)).toBe(true);
     expect(await allKeys(s().client(), bucket)).toEqual(['to/data']);
     expect(await openUploads(s().client(), bucket)).toEqual([]);
@@ -268,7 +243,7 @@ async function copied(d: S3Driver, path: string, start: number, end: number): Pr
  */
 describe.skipIf(!available)('S3 blob reads past the SDK', () => {
   it('serves every range without a GetObject through the SDK, and leaves the rest to it', async () => {
-    const s3 = server as S3Server;
+    const s3 = gateway();
     const client = s3.client();
     let sdkGets = 0;
     // Counted where a response is parsed: a presigned URL is built by the same stack but never sent.
@@ -302,7 +277,7 @@ describe.skipIf(!available)('S3 blob reads past the SDK', () => {
     }
   }, 60_000);
   it('reads a large range on a socket of its own, into a response or any stream, and leaves the rest to the SDK', async () => {
-    const s3 = server as S3Server;
+    const s3 = gateway();
     const client = s3.client();
     const bucket = await s3.createBucket();
     const d = new S3Driver({ client, bucket, prefix: 'reg', partSize: 5 * MiB });
@@ -350,7 +325,7 @@ describe.skipIf(!available)('S3 blob reads past the SDK', () => {
   }, 60_000);
 
   it('an S3 that stops answering fails a call past the SDK in its time, with no second wait through the SDK', async () => {
-    const s3 = server as S3Server;
+    const s3 = gateway();
     const bucket = await s3.createBucket();
     // The SDK client has no timeout of its own here: a call handed to it would wait for as long as S3 is stopped.
     const d = new S3Driver({ client: s3.client(), bucket, prefix: 'reg', direct: { timeoutMs: 400 } });
@@ -378,7 +353,7 @@ describe.skipIf(!available)('S3 blob reads past the SDK', () => {
   }, 20_000);
 
   it('holds S3 back while the response is slow, and stops when the response closes', async () => {
-    const s3 = server as S3Server;
+    const s3 = gateway();
     const bucket = await s3.createBucket();
     const d = new S3Driver({ client: s3.client(), bucket, prefix: 'reg', partSize: 5 * MiB });
     try {

@@ -1,43 +1,32 @@
 /** Uploads across replicas on S3 (versitygw): every test also checks that no multipart upload is left open. */
-import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import pMap from 'p-map';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseDigest } from '../../../src/registry/reference.js';
 import type { StorageDriver } from '../../../src/registry/storage/driver.js';
 import { S3Driver } from '../../../src/registry/storage/s3/s3-driver.js';
 import { RegistryStore } from '../../../src/registry/storage/store.js';
 import { describeUploadReplicas } from '../../helpers/upload-replicas.js';
-import { startVersitygw, versitygwAvailable, type S3Server } from '../../helpers/versitygw.js';
+import { fileVersitygw, openUploads, versitygwAvailable, watchCalls } from '../../helpers/versitygw.js';
 
 const MiB = 1024 * 1024;
 const available = versitygwAvailable();
-let server: S3Server | undefined;
-
-beforeAll(async () => {
-  if (available) server = await startVersitygw();
-}, 60_000);
-afterAll(async () => server?.stop());
+const gateway = fileVersitygw(available);
 
 describe.skipIf(!available)('S3 uploads on versitygw', () => {
   describeUploadReplicas(
     's3',
     () => {
       let bucket = '';
-      const s = () => server as S3Server;
+      const s = gateway;
       return {
         make: async () => {
           bucket = await s().createBucket();
           const driver = () => new S3Driver({ client: s().client(), bucket, prefix: 'reg', partSize: 5 * MiB });
           return [driver(), driver()];
         },
-        assertNoOrphans: async () => {
-          const out = await s()
-            .client()
-            .send(new ListMultipartUploadsCommand({ Bucket: bucket }));
-          expect((out.Uploads ?? []).map((u) => u.Key)).toEqual([]);
-        },
+        assertNoOrphans: async () => expect(await openUploads(s().client(), bucket)).toEqual([]),
         cleanup: async () => undefined,
       };
     },
@@ -45,7 +34,7 @@ describe.skipIf(!available)('S3 uploads on versitygw', () => {
   );
 
   it('the upload purge reads a bucket of many repositories in one paged listing, not a walk', async () => {
-    const s3 = server as S3Server;
+    const s3 = gateway();
     const bucket = await s3.createBucket();
     const driver = new S3Driver({ client: s3.client(), bucket, prefix: 'reg', partSize: 5 * MiB });
     const calls = { list: 0, pages: 0 };
@@ -80,25 +69,10 @@ describe.skipIf(!available)('S3 uploads on versitygw', () => {
   }, 120_000);
 
   it('a PATCH whose body fails answers once the part it had started is settled, and a retry completes', async () => {
-    const s3 = server as S3Server;
+    const s3 = gateway();
     const bucket = await s3.createBucket();
     const client = s3.client();
-    let inFlight = 0;
-    let started = 0;
-    client.middlewareStack.add(
-      (next, context) => async (args) => {
-        if (context.commandName !== 'UploadPartCommand') return next(args);
-        started++;
-        inFlight++;
-        try {
-          await new Promise((r) => setTimeout(r, 300));
-          return await next(args);
-        } finally {
-          inFlight--;
-        }
-      },
-      { step: 'initialize', name: 'slowParts' },
-    );
+    const parts = watchCalls(client, 'UploadPartCommand', () => 300);
     const store = new RegistryStore(new S3Driver({ client, bucket, prefix: 'reg', partSize: 5 * MiB }));
     const data = randomBytes(12 * MiB);
     const id = await store.uploads.start('team/app');
@@ -109,15 +83,14 @@ describe.skipIf(!available)('S3 uploads on versitygw', () => {
     }
     await expect(store.uploads.append('team/app', id, Readable.from(cut()))).rejects.toThrow('client went away');
     // nothing in flight when the error is answered, and nothing started after it
-    expect(inFlight).toBe(0);
-    const startedBeforeAnswer = started;
+    expect(parts.inFlight).toBe(0);
+    const startedBeforeAnswer = parts.started;
     await new Promise((r) => setTimeout(r, 600));
-    expect(started).toBe(startedBeforeAnswer);
+    expect(parts.started).toBe(startedBeforeAnswer);
     expect(await store.uploads.offset('team/app', id)).toBe(0);
     await store.uploads.append('team/app', id, Readable.from([data]));
     const digest = parseDigest(`sha256:${createHash('sha256').update(data).digest('hex')}`);
     expect((await store.uploads.complete('team/app', id, digest)).size).toBe(data.length);
-    const open = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
-    expect(open.Uploads ?? []).toEqual([]);
+    expect(await openUploads(client, bucket)).toEqual([]);
   }, 60_000);
 });

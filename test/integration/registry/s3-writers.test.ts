@@ -2,31 +2,19 @@
  * Writers on S3 (versitygw, posix backend): a failed writer leaves the file as it was, part uploads run several at
  * once while the next part fills, and the pool of part buffers bounds the memory of all writers and shares it.
  */
-import { ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { settled } from '../../../src/registry/storage/driver.js';
 import { S3Driver } from '../../../src/registry/storage/s3/s3-driver.js';
-import { startVersitygw, versitygwAvailable, type S3Server } from '../../helpers/versitygw.js';
+import { fileVersitygw, openUploads, versitygwAvailable, watchCalls } from '../../helpers/versitygw.js';
 
 const MiB = 1024 * 1024;
 const available = versitygwAvailable();
-let server: S3Server | undefined;
-
-beforeAll(async () => {
-  if (available) server = await startVersitygw();
-}, 60_000);
-afterAll(async () => server?.stop());
-
-async function openUploads(client: S3Client, bucket: string): Promise<string[]> {
-  const out = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
-  return (out.Uploads ?? []).map((u) => `${u.Key} ${u.UploadId}`);
-}
+const s = fileVersitygw(available);
 
 describe.skipIf(!available)('S3 writers on versitygw', () => {
-  const s = () => server as S3Server;
   const chunks = (data: Buffer) =>
     Readable.from(
       Array.from({ length: Math.ceil(data.length / MiB) }, (_, i) => data.subarray(i * MiB, (i + 1) * MiB)),
@@ -82,31 +70,14 @@ describe.skipIf(!available)('S3 writers on versitygw', () => {
   it('a writer uploads partsInFlight parts at once while it fills the next, and records them in order', async () => {
     const bucket = await s().createBucket();
     const client = s().client();
-    let inFlight = 0;
-    let most = 0;
-    const finished: number[] = [];
-    client.middlewareStack.add(
-      (next, context) => async (args) => {
-        if (context.commandName !== 'UploadPartCommand') return next(args);
-        const n = (args.input as { PartNumber: number }).PartNumber;
-        most = Math.max(most, ++inFlight);
-        try {
-          // odd parts take longer, so uploads finish out of order
-          await new Promise((r) => setTimeout(r, n % 2 === 1 ? 250 : 20));
-          return await next(args);
-        } finally {
-          inFlight--;
-          finished.push(n);
-        }
-      },
-      { step: 'initialize', name: 'slowParts' },
-    );
+    // odd parts take longer, so uploads finish out of order
+    const parts = watchCalls(client, 'UploadPartCommand', (n) => (n % 2 === 1 ? 250 : 20));
     const d = new S3Driver({ client, bucket, partSize: 5 * MiB, partsInFlight: 2 });
     // four parts and a tail in one writer, then seven more MiB appended by another
     const first = randomBytes(23 * MiB);
     await pipeline(chunks(first), await d.writer('u/data', { append: true }));
-    expect(most).toBe(2);
-    expect(finished.slice(0, 2)).toEqual([2, 1]);
+    expect(parts.most).toBe(2);
+    expect(parts.finished.slice(0, 2)).toEqual([2, 1]);
     const second = randomBytes(7 * MiB);
     await pipeline(chunks(second), await d.writer('u/data', { append: true }));
     expect((await d.stat('u/data')).size).toBe(30 * MiB);
@@ -117,15 +88,8 @@ describe.skipIf(!available)('S3 writers on versitygw', () => {
   it("a writer waiting for a part buffer gets the first one a busy writer's finished part gives back", async () => {
     const bucket = await s().createBucket();
     const client = s().client();
-    client.middlewareStack.add(
-      (next, context) => async (args) => {
-        // part 1 finishes well before part 2
-        if (context.commandName === 'UploadPartCommand')
-          await new Promise((r) => setTimeout(r, (args.input as { PartNumber: number }).PartNumber === 1 ? 100 : 600));
-        return next(args);
-      },
-      { step: 'initialize', name: 'slowParts' },
-    );
+    // part 1 finishes well before part 2
+    watchCalls(client, 'UploadPartCommand', (n) => (n === 1 ? 100 : 600));
     const d = new S3Driver({ client, bucket, partSize: 5 * MiB, maxPartBuffers: 2, partsInFlight: 2 });
     const busy = await d.writer('busy/data', { append: true });
     const write = (w: Writable, bytes: Buffer) =>
