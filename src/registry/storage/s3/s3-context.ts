@@ -64,11 +64,6 @@ export class PartBuffers {
     return this.waiting.length > 0;
   }
 
-  /** Buffers handed out and not given back. */
-  get inUse(): number {
-    return this.allocated - this.free.length;
-  }
-
   /** Resolves with a buffer, waiting for one when all `max` are in use. */
   async acquire(): Promise<Lease> {
     const buffer = this.take() ?? (await new Promise<Buffer>((resolve) => this.waiting.push(resolve)));
