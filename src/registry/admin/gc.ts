@@ -218,14 +218,21 @@ export const gcModule: AdminModule = (register) => {
       };
       const leases = await takeLeases(services, current, releaseMaintenance);
       let published = 0;
-      const publish = async (force: boolean): Promise<void> => {
-        if (!shared || (!force && Date.now() - published < PUBLISH_EVERY_MS)) return;
+      // One write at a time, in order: a progress write still in flight must not land after the end (each may
+      // take a different pool connection), or other replicas would read the job as running with no holder.
+      let writes = Promise.resolve();
+      const publish = (force: boolean): Promise<void> => {
+        if (!shared || (!force && Date.now() - published < PUBLISH_EVERY_MS)) return writes;
         published = Date.now();
-        await services.store.index
-          .setMeta(GC_JOB_KEY, JSON.stringify(current))
-          .catch((err: unknown) =>
-            services.log('warn', 'garbage collection status not shared', { error: (err as Error).message }),
-          );
+        const text = JSON.stringify(current);
+        writes = writes.then(() =>
+          services.store.index
+            .setMeta(GC_JOB_KEY, text)
+            .catch((err: unknown) =>
+              services.log('warn', 'garbage collection status not shared', { error: (err as Error).message }),
+            ),
+        );
+        return writes;
       };
       const release = () => {
         releaseMaintenance();
