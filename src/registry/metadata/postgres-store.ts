@@ -5,6 +5,7 @@
  * BIGINT columns come back as JavaScript numbers (times in ms and sizes stay far below 2^53).
  */
 import pg from 'pg';
+import { KeyLocks } from './key-locks.js';
 import { leaseMetaKey, type LeaseAttempt } from './lease.js';
 import { MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION, SchemaTooNewError } from './migrations.js';
 import { SqlMetadataStore, type SqlConn, type SqlDatabase, type SqlValue } from './sql-store.js';
@@ -65,12 +66,18 @@ class PostgresDatabase extends Conn implements SqlDatabase {
   readonly kind = 'postgres';
   /** Leases held, released at close: a held lease keeps a client out of the pool, which `end` would wait for. */
   private readonly held = new Set<() => Promise<void>>();
+  private readonly keys: KeyLocks;
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly config: pg.ClientConfig,
   ) {
     super(pool);
+    this.keys = new KeyLocks(config);
+  }
+
+  holdKeys<T>(keys: readonly string[], fn: () => Promise<T>): Promise<T> {
+    return this.keys.hold(keys, fn);
   }
 
   /** A connection of its own that LISTENs on `channel` (tag-cache.ts); `onEnd` once it fails or ends. */
@@ -226,6 +233,7 @@ class PostgresDatabase extends Conn implements SqlDatabase {
   async close(): Promise<void> {
     if (this.pool.ended) return;
     for (const release of [...this.held]) await release();
+    await this.keys.close();
     await this.pool.end();
   }
 }

@@ -14,7 +14,7 @@ import { pathFor } from '../storage/paths.js';
 import type { RegistryStore } from '../storage/store.js';
 import { manifestFacts } from './facts.js';
 import type { GoneOwners } from './instances.js';
-import type { Intent } from './store.js';
+import { intentKey, type Intent } from './store.js';
 
 /**
  * How old an intent must be before another process may finish it, in a store shared with live replicas: a write
@@ -32,8 +32,11 @@ export async function recoverIntents(store: RegistryStore, now = Date.now(), gon
     ? await store.index.pendingIntents(Math.max(now - SHARED_INTENT_AGE_MS, gone?.before ?? 0), gone?.deadOwners)
     : await store.index.pendingIntents();
   for (const intent of intents) {
-    await recoverOne(store, intent);
-    await store.index.endIntent(intent.id);
+    // Under the key a live write of the same tag or revision holds, so that one is not undone halfway through.
+    await store.index.holdKeys([intentKey(intent)], async () => {
+      await recoverOne(store, intent);
+      await store.index.endIntent(intent.id);
+    });
   }
   return intents.length;
 }

@@ -356,6 +356,10 @@ export class SqlMetadataStore implements MetadataStore {
     return this.db.exclusive(name, fn);
   }
 
+  holdKeys<T>(keys: readonly string[], fn: () => Promise<T>): Promise<T> {
+    return this.db.holdKeys ? this.db.holdKeys(keys, fn) : fn();
+  }
+
   tryLease(name: string, holder: string): Promise<LeaseAttempt> {
     return this.db.tryLease ? this.db.tryLease(name, holder) : this.leases.tryLease(name, holder);
   }

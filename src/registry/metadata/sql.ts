@@ -21,6 +21,8 @@ export interface SqlDatabase extends SqlConn {
   exclusive<T>(name: string, fn: () => Promise<T>): Promise<T>;
   /** See MetadataStore.tryLease; a database without it (SQLite: one process) leases in-process. */
   tryLease?(name: string, holder: string): Promise<LeaseAttempt>;
+  /** See MetadataStore.holdKeys; a database without it (SQLite: one process) runs `fn` at once. */
+  holdKeys?<T>(keys: readonly string[], fn: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 

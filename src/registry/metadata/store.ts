@@ -99,6 +99,21 @@ export function sortedSnapshot(repos: RepositorySnapshot[]): RepositorySnapshot[
 /** What an intent names (see `Intent`). */
 export type IntentKey = Pick<Intent, 'kind' | 'name' | 'key'>;
 
+/** The `holdKeys` key of a revision (by digest) of a repository. */
+export function revisionKey(name: string, digest: string): string {
+  return `${name}@${digest}`;
+}
+
+/** The `holdKeys` key of a tag of a repository. */
+export function tagKey(name: string, tag: string): string {
+  return `${name}:${tag}`;
+}
+
+/** The `holdKeys` key an intent names. */
+export function intentKey({ kind, name, key }: IntentKey): string {
+  return kind === 'tag-put' || kind === 'tag-delete' ? tagKey(name, key) : revisionKey(name, key);
+}
+
 /** What `addManifest` writes in the same transaction as the manifest. */
 export interface ManifestWrite {
   /** Tags of the repository pointed at the manifest. */
@@ -122,6 +137,12 @@ export interface MetadataStore extends RepositoryIndex {
    * with the description the holder gave (`holder`), without waiting. See lease.ts.
    */
   tryLease(name: string, holder: string): Promise<LeaseAttempt>;
+  /**
+   * Runs `fn` while no other process sharing the store holds any of `keys` (a revision `name@digest`, a tag
+   * `name:tag`), so that writes of one revision or tag on different replicas do not interleave (key-locks.ts). A
+   * store one process uses runs `fn` at once: the stores' own in-process locks already keep those writes apart.
+   */
+  holdKeys<T>(keys: readonly string[], fn: () => Promise<T>): Promise<T>;
 
   /** Up to `limit` repository names after `after` (exclusive), in bytewise order; a negative limit: all. */
   catalogPage(after: string | undefined, limit: number): Promise<string[]>;

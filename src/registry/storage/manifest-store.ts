@@ -16,7 +16,7 @@ import { pathExists } from './links.js';
 import type { ManifestCache, StoredManifest } from './manifest-cache.js';
 import { pathFor } from './paths.js';
 import { manifestFacts } from '../metadata/facts.js';
-import type { MetadataStore } from '../metadata/store.js';
+import { revisionKey, tagKey, type MetadataStore } from '../metadata/store.js';
 import type { TagStore } from './tag-store.js';
 
 export type ManifestRef = { tag: string } | { digest: Digest };
@@ -111,49 +111,56 @@ export class ManifestStore {
     const tags = [...new Set(['tag' in ref ? ref.tag : undefined, ...extraTags])]
       .filter((t): t is string => t !== undefined)
       .sort();
-    // One intent transaction, one storage sync and one metadata transaction for the manifest and its tags.
+    // One intent transaction, one storage sync and one metadata transaction for the manifest and its tags; the
+    // same keys held across replicas (holdKeys) as in this process.
+    const keys = [revisionKey(name, digest.value), ...tags.map((t) => tagKey(name, t))];
     return this.lock.run(`${name}@${digest.value}`, () =>
-      this.tags.holding(name, tags, async () => {
-        await opts.guard?.(tags, digest);
-        const intents = await this.index.beginIntents([
-          { kind: 'revision-put', name, key: digest.value },
-          ...tags.map((tag) => ({ kind: 'tag-put' as const, name, key: tag })),
-        ]);
-        // The content before the links that name it, the revision before its tags: `putAll` keeps that order
-        // through a crash, and recovery finishes the intents in the order they were begun.
-        const writes: ContentEntry[] = [];
-        if ((await this.blobs.size(digest)) === undefined)
-          writes.push({ path: pathFor({ kind: 'blobData', digest }), data: body });
-        writes.push({ path: pathFor({ kind: 'revisionLink', name, digest }), data: digest.value });
-        if (info.subject) {
-          const subject = parseDigest(info.subject.digest);
-          writes.push({ path: pathFor({ kind: 'referrerLink', name, subject, digest }), data: digest.value });
-        }
-        for (const tag of tags) writes.push(...this.tags.writes(name, tag, digest));
-        await putAll(this.driver, writes);
-        await this.index.addManifest(name, digest.value, Date.now(), manifestFacts(info, body.length), {
-          tags,
-          endIntents: intents,
-        });
-        this.cache.add({ digest: digest.value, mediaType: info.mediaType, body, info });
-        return { digest, info };
-      }),
+      this.tags.holding(name, tags, () =>
+        this.index.holdKeys(keys, async () => {
+          await opts.guard?.(tags, digest);
+          const intents = await this.index.beginIntents([
+            { kind: 'revision-put', name, key: digest.value },
+            ...tags.map((tag) => ({ kind: 'tag-put' as const, name, key: tag })),
+          ]);
+          // The content before the links that name it, the revision before its tags: `putAll` keeps that order
+          // through a crash, and recovery finishes the intents in the order they were begun.
+          const writes: ContentEntry[] = [];
+          if ((await this.blobs.size(digest)) === undefined)
+            writes.push({ path: pathFor({ kind: 'blobData', digest }), data: body });
+          writes.push({ path: pathFor({ kind: 'revisionLink', name, digest }), data: digest.value });
+          if (info.subject) {
+            const subject = parseDigest(info.subject.digest);
+            writes.push({ path: pathFor({ kind: 'referrerLink', name, subject, digest }), data: digest.value });
+          }
+          for (const tag of tags) writes.push(...this.tags.writes(name, tag, digest));
+          await putAll(this.driver, writes);
+          await this.index.addManifest(name, digest.value, Date.now(), manifestFacts(info, body.length), {
+            tags,
+            endIntents: intents,
+          });
+          this.cache.add({ digest: digest.value, mediaType: info.mediaType, body, info });
+          return { digest, info };
+        }),
+      ),
     );
   }
 
   /** Removes a manifest revision and every tag pointing at it; returns those tags, sorted. */
   async delete(name: string, digest: Digest): Promise<string[]> {
-    return this.lock.run(`${name}@${digest.value}`, async () => {
-      if (!(await this.index.hasRepository(name))) throw new RegistryError('NAME_UNKNOWN', { name });
-      if (!(await this.index.hasRevision(name, digest.value)))
-        throw new RegistryError('MANIFEST_UNKNOWN', { digest: digest.value });
-      const removed = await this.tags.deletePointingAt(name, digest);
-      const intent = await this.index.beginIntent('revision-delete', name, digest.value);
-      await this.index.removeRevision(name, digest.value);
-      await this.removeFromStorage(name, digest);
-      await this.index.endIntent(intent);
-      return removed;
-    });
+    return this.lock.run(`${name}@${digest.value}`, () =>
+      this.index.holdKeys([revisionKey(name, digest.value)], async () => {
+        if (!(await this.index.hasRepository(name))) throw new RegistryError('NAME_UNKNOWN', { name });
+        if (!(await this.index.hasRevision(name, digest.value)))
+          throw new RegistryError('MANIFEST_UNKNOWN', { digest: digest.value });
+        // Holding the revision's key: no write of this manifest, on any replica, can point a tag at it meanwhile.
+        const removed = await this.tags.deletePointingAt(name, digest);
+        const intent = await this.index.beginIntent('revision-delete', name, digest.value);
+        await this.index.removeRevision(name, digest.value);
+        await this.removeFromStorage(name, digest);
+        await this.index.endIntent(intent);
+        return removed;
+      }),
+    );
   }
 
   /** Deletes a revision's link and its referrer link from storage (the metadata no longer lists it). */

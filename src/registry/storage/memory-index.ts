@@ -294,6 +294,10 @@ export class MemoryIndex implements MetadataStore {
     return this.sections.run(name, fn);
   }
 
+  holdKeys<T>(_keys: readonly string[], fn: () => Promise<T>): Promise<T> {
+    return fn();
+  }
+
   tryLease(name: string, holder: string): Promise<LeaseAttempt> {
     return this.leases.tryLease(name, holder);
   }

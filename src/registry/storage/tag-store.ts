@@ -10,7 +10,7 @@ import { parseDigest, type Digest } from '../reference.js';
 import { putAll, type ContentEntry, type StorageDriver } from './driver.js';
 import { KeyedLock } from './keyed-lock.js';
 import { pathFor } from './paths.js';
-import type { MetadataStore } from '../metadata/store.js';
+import { revisionKey, tagKey, type MetadataStore } from '../metadata/store.js';
 
 export class TagStore {
   private readonly lock = new KeyedLock();
@@ -28,11 +28,15 @@ export class TagStore {
 
   /** Points `tag` at `digest` (a revision already stored in the repository). */
   async set(name: string, tag: string, digest: Digest): Promise<void> {
-    await this.lock.run(`${name}:${tag}`, async () => {
-      const intent = await this.index.beginIntent('tag-put', name, tag);
-      await putAll(this.driver, this.writes(name, tag, digest));
-      await this.index.setTag(name, tag, digest.value, intent);
-    });
+    // The revision's key too: a delete of the revision on another replica must not run between the steps.
+    const keys = [revisionKey(name, digest.value), tagKey(name, tag)];
+    await this.lock.run(`${name}:${tag}`, () =>
+      this.index.holdKeys(keys, async () => {
+        const intent = await this.index.beginIntent('tag-put', name, tag);
+        await putAll(this.driver, this.writes(name, tag, digest));
+        await this.index.setTag(name, tag, digest.value, intent);
+      }),
+    );
   }
 
   /**
@@ -58,7 +62,7 @@ export class TagStore {
   async delete(name: string, tag: string): Promise<void> {
     if (!(await this.index.hasRepository(name))) throw new RegistryError('NAME_UNKNOWN', { name });
     if ((await this.index.tagTarget(name, tag)) === undefined) throw new RegistryError('MANIFEST_UNKNOWN', { tag });
-    await this.lock.run(`${name}:${tag}`, () => this.remove(name, tag));
+    await this.lock.run(`${name}:${tag}`, () => this.index.holdKeys([tagKey(name, tag)], () => this.remove(name, tag)));
   }
 
   /** Removes every tag pointing at `digest` (its manifest is being deleted); returns them, sorted. */
@@ -67,11 +71,14 @@ export class TagStore {
     const record = await this.index.repository(name);
     for (const [tag, d] of [...(record?.tags ?? [])]) {
       if (d !== digest.value) continue;
-      await this.lock.run(`${name}:${tag}`, async () => {
-        if ((await this.index.tagTarget(name, tag)) !== digest.value) return;
-        await this.remove(name, tag);
-        removed.push(tag);
-      });
+      await this.lock.run(`${name}:${tag}`, () =>
+        this.index.holdKeys([tagKey(name, tag)], async () => {
+          // A write on any replica may have moved the tag since the listing; it then stays.
+          if ((await this.index.tagTarget(name, tag)) !== digest.value) return;
+          await this.remove(name, tag);
+          removed.push(tag);
+        }),
+      );
     }
     return removed.sort();
   }
