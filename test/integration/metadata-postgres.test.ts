@@ -4,6 +4,7 @@ import { MIGRATIONS } from '../../src/registry/metadata/migrations.js';
 import { Membership } from '../../src/registry/metadata/instances.js';
 import { recoverIntents, SHARED_INTENT_AGE_MS } from '../../src/registry/metadata/recover.js';
 import { MemoryDriver } from '../../src/registry/storage/memory-driver.js';
+import { pathFor } from '../../src/registry/storage/paths.js';
 import { RegistryStore } from '../../src/registry/storage/store.js';
 import { metadataContract } from '../helpers/metadata-contract.js';
 import { quotaUsageContract } from '../helpers/metadata-quota-contract.js';
@@ -228,6 +229,54 @@ describe.skipIf(!postgresAvailable())('PostgreSQL metadata store', () => {
     expect(Object.keys(JSON.parse((await restarted.getMeta('instances')) ?? '{}') as object)).toHaveLength(1);
     await me.leave();
     await Promise.all([live.close(), restarted.close()]);
+  });
+
+  it("leaves a write made after a dead process's delete of the same tag and manifest; finishes a delete left alone", async () => {
+    const db = await pg.createDatabase();
+    const index = await openPostgresStore({ url: db.url, password: db.password });
+    const store = new RegistryStore(new MemoryDriver(), index);
+    const oci = 'application/vnd.oci.image.manifest.v1+json';
+    const config = {
+      mediaType: 'application/vnd.oci.image.config.v1+json',
+      digest: `sha256:${'1'.repeat(64)}`,
+      size: 2,
+    };
+    const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: oci, config, layers: [] }));
+    const put = () => store.manifests.put('r', { tag: 'v1' }, body, oci, [], { lazy: true });
+    const { digest } = await put();
+    const links = () =>
+      Promise.all(
+        [
+          pathFor({ kind: 'revisionLink', name: 'r', digest }),
+          pathFor({ kind: 'tagCurrentLink', name: 'r', tag: 'v1' }),
+        ].map((p) =>
+          store.driver.getContent(p).then(
+            () => true,
+            () => false,
+          ),
+        ),
+      );
+    // A delete by digest on a process that died after its metadata steps: rows gone, storage not yet.
+    const dieMidDelete = async (owner: string) => {
+      index.intentOwner = owner;
+      await index.beginIntent('tag-delete', 'r', 'v1');
+      await index.removeTag('r', 'v1');
+      await index.beginIntent('revision-delete', 'r', digest.value);
+      await index.removeRevision('r', digest.value);
+      index.intentOwner = undefined;
+    };
+    await dieMidDelete('dead-1');
+    // The client's retry on a live replica writes both again and is answered; finishing the delete would undo it.
+    await put();
+    expect(await recoverIntents(store, Date.now(), { before: 0, deadOwners: ['dead-1'] })).toBe(2);
+    expect(await index.tagTarget('r', 'v1')).toBe(digest.value);
+    expect(await index.hasRevision('r', digest.value)).toBe(true);
+    expect(await links()).toEqual([true, true]);
+    // The same death with nothing written after it: the delete is finished in storage.
+    await dieMidDelete('dead-2');
+    expect(await recoverIntents(store, Date.now(), { before: 0, deadOwners: ['dead-2'] })).toBe(2);
+    expect(await links()).toEqual([false, false]);
+    await index.close();
   });
 
   it('refuses a wrong password with the server error, never echoing the password', async () => {

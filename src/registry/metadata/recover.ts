@@ -5,8 +5,11 @@
  *
  * - `tag-put` / `revision-put` (storage may or may not hold the new link): the metadata follows storage; a tag
  *   directory left without `current/link` is removed, as the walk of a memory index does at start-up.
- * - `tag-delete` / `revision-delete` (the metadata row may be gone, the storage files not yet): the delete is
- *   finished in storage, so neither a later rebuild nor another registry reading the layout brings it back.
+ * - `tag-delete` / `revision-delete` (the metadata row may be gone, the storage files not yet): when the row is gone,
+ *   the delete is finished in storage, so neither a later rebuild nor another registry reading the layout brings
+ *   it back. When the row is still there, the delete died before its first step, or a write of the same tag or
+ *   revision (on another replica, after the delete's process died) has put it back: storage then agrees with the
+ *   metadata, and the intent is only ended. Finishing it would remove what that later write acknowledged.
  */
 import { parseDigest, tryParseDigest } from '../reference.js';
 import { pathExists, readLink } from '../storage/links.js';
@@ -57,7 +60,9 @@ async function recoverOne(store: RegistryStore, { kind, name, key }: Intent): Pr
       return;
     }
     case 'tag-delete':
-      await index.removeTag(name, key);
+      // Still in the metadata: the delete died before its first step (and was never answered), or a write since
+      // set the tag again; either way storage agrees with it, and finishing the delete would undo that write.
+      if ((await index.tagTarget(name, key)) !== undefined) return;
       await driver.delete(pathFor({ kind: 'tagDir', name, tag: key }));
       return;
     case 'revision-put': {
@@ -71,7 +76,8 @@ async function recoverOne(store: RegistryStore, { kind, name, key }: Intent): Pr
     }
     case 'revision-delete': {
       const digest = parseDigest(key);
-      await index.removeRevision(name, digest.value);
+      // As for a tag: a revision still in the metadata was not deleted yet, or was written again since.
+      if (await index.hasRevision(name, digest.value)) return;
       await store.manifests.removeFromStorage(name, digest);
       return;
     }
