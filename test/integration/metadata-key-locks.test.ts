@@ -1,28 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPostgresStore } from '../../src/registry/metadata/postgres-store.js';
 import type { SqlMetadataStore } from '../../src/registry/metadata/sql-store.js';
+import { gate, settledWithin } from '../helpers/gate.js';
 import { postgresAvailable, startPostgres, type PostgresCluster } from '../helpers/postgres.js';
 
-/** Resolves once `p` settles, or with false after `ms`. */
-async function settles(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let done = false;
-  void p.finally(() => (done = true)).catch(() => undefined);
-  await new Promise((r) => setTimeout(r, ms));
-  return done;
-}
-
-/** A section to hold a key with: entered, then left when the test says. */
+/** A section to hold a key with: entered (the gate reached), then left when the test opens the gate. */
 function section(): { entered: Promise<void>; leave: () => void; fn: () => Promise<string> } {
-  let enter!: () => void;
-  let leave!: () => void;
-  const entered = new Promise<void>((r) => (enter = r));
-  const left = new Promise<void>((r) => (leave = r));
+  const g = gate();
   return {
-    entered,
-    leave,
+    entered: g.reached,
+    leave: g.open,
     fn: async () => {
-      enter();
-      await left;
+      await g.wait();
       return 'done';
     },
   };
@@ -55,7 +44,7 @@ describe.skipIf(!postgresAvailable())('locks on revisions and tags across proces
     await s.entered;
     const same = b.holdKeys(['repo:v1', 'repo:v2'], async () => 'b');
     expect(await b.holdKeys(['repo:v2'], async () => 'other key')).toBe('other key');
-    expect(await settles(same, 300)).toBe(false);
+    expect(await settledWithin(same, 300)).toBe(false);
     s.leave();
     expect(await held).toBe('done');
     expect(await same).toBe('b');
@@ -66,7 +55,7 @@ describe.skipIf(!postgresAvailable())('locks on revisions and tags across proces
     const held = a.holdKeys(['repo:v3'], s.fn);
     await s.entered;
     const again = a.holdKeys(['repo:v3'], async () => 'second');
-    expect(await settles(again, 300)).toBe(false);
+    expect(await settledWithin(again, 300)).toBe(false);
     s.leave();
     await held;
     expect(await again).toBe('second');
@@ -77,7 +66,7 @@ describe.skipIf(!postgresAvailable())('locks on revisions and tags across proces
     const held = a.holdKeys(['repo:v4'], s.fn);
     await s.entered;
     const waiting = b.holdKeys(['repo:v4'], async () => 'taken over');
-    expect(await settles(waiting, 300)).toBe(false);
+    expect(await settledWithin(waiting, 300)).toBe(false);
     await pg.psql(
       `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'regctl-locks' AND datname = '${database}' AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)`,
       database,

@@ -15,10 +15,14 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { backoffMs } from '../../common/events.js';
 
 /** The first key of these advisory locks (the second is the key's hash); leases and migrations use others. */
 const KEY_LOCKS = 7_203_413;
-/** Pauses between attempts while a key is held elsewhere: from 1 ms, doubling up to 50 ms. */
+/**
+ * Pauses between attempts while a key is held elsewhere: from 1 ms, doubling up to 50 ms, spread a little so that
+ * two replicas waiting for the same key do not try again in step.
+ */
 const FIRST_PAUSE_MS = 1;
 const LONGEST_PAUSE_MS = 50;
 
@@ -48,7 +52,7 @@ export class KeyLocks {
   }
 
   private async take(keys: string[]): Promise<pg.Client> {
-    for (let pause = FIRST_PAUSE_MS; ; pause = Math.min(pause * 2, LONGEST_PAUSE_MS)) {
+    for (let attempt = 1; ; attempt++) {
       if (this.closed) throw new Error('the metadata store is closed');
       if (!keys.some((k) => this.held.has(k))) {
         // Marked before the round trip, so that no other caller of this process tries them meanwhile.
@@ -68,7 +72,7 @@ export class KeyLocks {
         }
         for (const k of keys) this.held.delete(k);
       }
-      await sleep(pause);
+      await sleep(backoffMs(attempt, FIRST_PAUSE_MS, LONGEST_PAUSE_MS));
     }
   }
 

@@ -114,7 +114,7 @@ export class ManifestStore {
     // One intent transaction, one storage sync and one metadata transaction for the manifest and its tags; the
     // same keys held across replicas (holdKeys) as in this process.
     const keys = [revisionKey(name, digest.value), ...tags.map((t) => tagKey(name, t))];
-    return this.lock.run(`${name}@${digest.value}`, () =>
+    return this.lock.run(revisionKey(name, digest.value), () =>
       this.tags.holding(name, tags, () =>
         this.index.holdKeys(keys, async () => {
           await opts.guard?.(tags, digest);
@@ -147,7 +147,7 @@ export class ManifestStore {
 
   /** Removes a manifest revision and every tag pointing at it; returns those tags, sorted. */
   async delete(name: string, digest: Digest): Promise<string[]> {
-    return this.lock.run(`${name}@${digest.value}`, () =>
+    return this.lock.run(revisionKey(name, digest.value), () =>
       this.index.holdKeys([revisionKey(name, digest.value)], async () => {
         if (!(await this.index.hasRepository(name))) throw new RegistryError('NAME_UNKNOWN', { name });
         if (!(await this.index.hasRevision(name, digest.value)))

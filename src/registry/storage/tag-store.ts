@@ -29,14 +29,22 @@ export class TagStore {
   /** Points `tag` at `digest` (a revision already stored in the repository). */
   async set(name: string, tag: string, digest: Digest): Promise<void> {
     // The revision's key too: a delete of the revision on another replica must not run between the steps.
-    const keys = [revisionKey(name, digest.value), tagKey(name, tag)];
-    await this.lock.run(`${name}:${tag}`, () =>
-      this.index.holdKeys(keys, async () => {
+    await this.withTag(
+      name,
+      tag,
+      async () => {
         const intent = await this.index.beginIntent('tag-put', name, tag);
         await putAll(this.driver, this.writes(name, tag, digest));
         await this.index.setTag(name, tag, digest.value, intent);
-      }),
+      },
+      [revisionKey(name, digest.value)],
     );
+  }
+
+  /** Runs `fn` holding the tag's lock in this process and its key across replicas (holdKeys), and `more` keys. */
+  private withTag<T>(name: string, tag: string, fn: () => Promise<T>, more: string[] = []): Promise<T> {
+    const key = tagKey(name, tag);
+    return this.lock.run(key, () => this.index.holdKeys([...more, key], fn));
   }
 
   /**
@@ -46,7 +54,7 @@ export class TagStore {
   async holding<T>(name: string, tags: readonly string[], fn: () => Promise<T>): Promise<T> {
     const sorted = [...new Set(tags)].sort();
     const take = (i: number): Promise<T> =>
-      i === sorted.length ? fn() : this.lock.run(`${name}:${sorted[i] as string}`, () => take(i + 1));
+      i === sorted.length ? fn() : this.lock.run(tagKey(name, sorted[i] as string), () => take(i + 1));
     return take(0);
   }
 
@@ -62,7 +70,7 @@ export class TagStore {
   async delete(name: string, tag: string): Promise<void> {
     if (!(await this.index.hasRepository(name))) throw new RegistryError('NAME_UNKNOWN', { name });
     if ((await this.index.tagTarget(name, tag)) === undefined) throw new RegistryError('MANIFEST_UNKNOWN', { tag });
-    await this.lock.run(`${name}:${tag}`, () => this.index.holdKeys([tagKey(name, tag)], () => this.remove(name, tag)));
+    await this.withTag(name, tag, () => this.remove(name, tag));
   }
 
   /** Removes every tag pointing at `digest` (its manifest is being deleted); returns them, sorted. */
@@ -71,14 +79,12 @@ export class TagStore {
     const record = await this.index.repository(name);
     for (const [tag, d] of [...(record?.tags ?? [])]) {
       if (d !== digest.value) continue;
-      await this.lock.run(`${name}:${tag}`, () =>
-        this.index.holdKeys([tagKey(name, tag)], async () => {
-          // A write on any replica may have moved the tag since the listing; it then stays.
-          if ((await this.index.tagTarget(name, tag)) !== digest.value) return;
-          await this.remove(name, tag);
-          removed.push(tag);
-        }),
-      );
+      await this.withTag(name, tag, async () => {
+        // A write on any replica may have moved the tag since the listing; it then stays.
+        if ((await this.index.tagTarget(name, tag)) !== digest.value) return;
+        await this.remove(name, tag);
+        removed.push(tag);
+      });
     }
     return removed.sort();
   }

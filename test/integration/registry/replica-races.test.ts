@@ -4,29 +4,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GC_JOB_KEY } from '../../../src/registry/admin/gc.js';
 import type { MetadataStore } from '../../../src/registry/metadata/store.js';
+import { gate, settledWithin, type Gate } from '../../helpers/gate.js';
 import { postgresAvailable, startPostgres, writePasswordFile, type PostgresCluster } from '../../helpers/postgres.js';
 import { pushImage, startRegistry, type TestRegistry } from '../../unit/registry/helpers.js';
 
 const OCI = 'application/vnd.oci.image.manifest.v1+json';
 
-/** A promise the test resolves by hand, and one that tells when the code under test reached the gate. */
-function gate(): { reached: Promise<void>; open: () => void; wait: () => Promise<void> } {
-  let arrived!: () => void;
-  let open!: () => void;
-  const reached = new Promise<void>((r) => (arrived = r));
-  const opened = new Promise<void>((r) => (open = r));
-  return {
-    reached,
-    open,
-    wait: () => {
-      arrived();
-      return opened;
-    },
-  };
-}
-
 /** Pauses the store's `method` at the gate once, then lets it run. */
-function pauseOnce(index: MetadataStore, method: 'removeRevision' | 'removeTag', g: ReturnType<typeof gate>): void {
+function pauseOnce(index: MetadataStore, method: 'removeRevision' | 'removeTag', g: Gate): void {
   const original = index[method].bind(index);
   let paused = false;
   index[method] = async (name: string, key: string) => {
@@ -36,14 +21,6 @@ function pauseOnce(index: MetadataStore, method: 'removeRevision' | 'removeTag',
     }
     return original(name, key);
   };
-}
-
-/** Settles within `ms`, or not: a write still waiting on another replica's lock stays pending. */
-async function settledWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let done = false;
-  void p.finally(() => (done = true)).catch(() => undefined);
-  await new Promise((r) => setTimeout(r, ms));
-  return done;
 }
 
 /**
@@ -88,22 +65,32 @@ describe.skipIf(!postgresAvailable())('writes of one revision or tag racing on t
       }
   }
 
-  it('a manifest PUT on one waits for a delete of the same manifest on the other, and lands after it', async () => {
-    const img = await pushImage(a, 'race/put-delete', 'v1');
+  /**
+   * A's delete of `digest` in `repo`, held at the store's `method`; meanwhile B PUTs `body` as `tag`. B must wait
+   * for A (no answer within 500 ms), then both are answered.
+   */
+  async function deleteRacingPut(
+    repo: string,
+    digest: string,
+    method: 'removeRevision' | 'removeTag',
+    tag: string,
+    body: Buffer,
+  ): Promise<void> {
     const g = gate();
-    pauseOnce(a.server.app.store.index, 'removeRevision', g);
-    const del = a.fetch(`/v2/race/put-delete/manifests/${img.digest}`, { method: 'DELETE' });
-    // The delete has removed the tags pointing at the manifest and holds before removing the revision.
+    pauseOnce(a.server.app.store.index, method, g);
+    const del = a.fetch(`/v2/${repo}/manifests/${digest}`, { method: 'DELETE' });
     await g.reached;
-    const put = b.fetch('/v2/race/put-delete/manifests/latest', {
-      method: 'PUT',
-      headers: { 'content-type': OCI },
-      body: img.manifest,
-    });
+    const put = b.fetch(`/v2/${repo}/manifests/${tag}`, { method: 'PUT', headers: { 'content-type': OCI }, body });
     expect(await settledWithin(put, 500)).toBe(false);
     g.open();
     expect((await del).status).toBe(202);
     expect((await put).status).toBe(201);
+  }
+
+  it('a manifest PUT on one waits for a delete of the same manifest on the other, and lands after it', async () => {
+    const img = await pushImage(a, 'race/put-delete', 'v1');
+    // The delete has removed the tags pointing at the manifest and holds before removing the revision.
+    await deleteRacingPut('race/put-delete', img.digest, 'removeRevision', 'latest', img.manifest);
     expect(await listed(b, 'race/put-delete')).toEqual(['latest']);
     await expectConsistent('race/put-delete');
   });
@@ -111,20 +98,8 @@ describe.skipIf(!postgresAvailable())('writes of one revision or tag racing on t
   it('a tag moved on one while a delete on the other removes it where it pointed before stays moved', async () => {
     const first = await pushImage(a, 'race/move', 'v1');
     const second = await pushImage(a, 'race/move', 'v2');
-    const g = gate();
-    pauseOnce(a.server.app.store.index, 'removeTag', g);
-    // Deleting the first manifest removes `v1`, which still points at it; the delete pauses just before.
-    const del = a.fetch(`/v2/race/move/manifests/${first.digest}`, { method: 'DELETE' });
-    await g.reached;
-    const move = b.fetch('/v2/race/move/manifests/v1', {
-      method: 'PUT',
-      headers: { 'content-type': OCI },
-      body: second.manifest,
-    });
-    expect(await settledWithin(move, 500)).toBe(false);
-    g.open();
-    expect((await del).status).toBe(202);
-    expect((await move).status).toBe(201);
+    // Deleting the first manifest removes `v1`, which still points at it; the delete holds just before.
+    await deleteRacingPut('race/move', first.digest, 'removeTag', 'v1', second.manifest);
     // The move came after the removal: `v1` exists again, on the second manifest.
     const got = await b.fetch('/v2/race/move/manifests/v1', { headers: { accept: OCI } });
     expect(got.headers.get('docker-content-digest')).toBe(second.digest);
