@@ -13,10 +13,12 @@ import { REFERENCE_V3_BINARY, startOurs, startReferenceS3 } from './lib/servers.
 import type { RegistryName, RunningServer } from './lib/servers.js';
 import { launchVersitygw } from './lib/versitygw.js';
 import type { S3Server } from './lib/versitygw.js';
+import type { PhaseResult } from './lib/model.js';
 import type { PassContext } from './passes.js';
 import { repoNames, seedVolume } from './phases/catalog.js';
 import { PULL_TRIES } from './phases/blobs.js';
-import { replicaResult, s3CatalogCount, s3Phase, s3ReplicaSteps } from './phases/s3.js';
+import { interleavedPulls } from './phases/interleaved-pulls.js';
+import { NO_CREDENTIALS, replicaResult, s3CatalogCount, s3Phase, s3ReplicaSteps } from './phases/s3.js';
 
 /** The provisioned S3 gateway (`test/setup/provision.sh` builds it with the other Go peers). */
 export const VERSITYGW_BINARY = '/var/cache/regctl-test/bin/versitygw';
@@ -144,7 +146,7 @@ export async function runS3Phases(ctx: PassContext): Promise<void> {
   const missing = [VERSITYGW_BINARY, REFERENCE_V3_BINARY].filter((b) => !existsSync(b));
   if (missing.length > 0) {
     const why = `${missing.join(' and ')} missing: bash test/setup/provision.sh`;
-    const spec = s3Phase(ctx.sizes, ctx.pattern, ctx.pool, {});
+    const spec = s3Phase(ctx.sizes, ctx.pattern, ctx.pool, {}, () => []);
     ctx.phases.push(await runPhase(spec, ctx.phases.length, {}, { ours: why, ref: why }));
     return;
   }
@@ -185,7 +187,7 @@ async function s3Comparison(ctx: PassContext, s3: S3Server): Promise<void> {
     }
   }
   try {
-    const spec = s3Phase(ctx.sizes, ctx.pattern, ctx.pool, startSeconds);
+    const spec = s3Phase(ctx.sizes, ctx.pattern, ctx.pool, startSeconds, () => Object.values(servers));
     ctx.phases.push(await runPhase(spec, ctx.phases.length, servers, why));
   } finally {
     for (const s of Object.values(servers)) await ctx.ledger.stop(s, 'S3 storage (versitygw)', 'S3, no auth');
@@ -201,53 +203,87 @@ function onEach(step: Step, servers: readonly RunningServer[]): Step {
   };
 }
 
+type ReplicaLabel = 'one' | 'two' | 'apart';
+const REPLICA_LABELS: ReplicaLabel[] = ['one', 'two', 'apart'];
+
+/** One configuration of the replica comparison, running: its processes, and a server that alternates across them. */
+interface ReplicaConfig {
+  label: ReplicaLabel;
+  started: RunningServer[];
+  server: RunningServer;
+}
+
 /**
- * The same steps on one replica, then on two on another bucket and database, and the loss between them; then the
- * control: two processes sharing nothing (a bucket and a database each), the image pushed to each, read alternately.
+ * One replica, two on one bucket and database, and the control (two processes sharing nothing: a bucket and a
+ * database each), all running at once. The blob is pushed to each (to both in the control), pulled interleaved
+ * try by try, then each configuration's GET steps run in turn.
  */
 async function replicaComparison(ctx: PassContext, s3: S3Server): Promise<void> {
   let pg: PostgresCluster | undefined;
   const spec = s3ReplicaSteps(ctx.sizes, ctx.pattern);
+  const configs: ReplicaConfig[] = [];
   try {
     pg = await startPostgres();
     const cluster = pg;
-    const runOn = async (label: 'one' | 'two' | 'apart'): Promise<ReturnType<typeof runPhase>> => {
-      const apart = label === 'apart';
-      const replicas = label === 'one' ? 1 : 2;
-      const started: RunningServer[] = [];
-      try {
-        const bucket = await s3.createBucket(`bench-replicas-${label}`);
-        const db = await cluster.createDatabase();
-        // one after the other: the first imports the (empty) bucket into the database, the next finds it done
-        for (let i = 0; i < replicas; i++) {
-          const own = apart && i > 0;
-          const where = own ? await s3.createBucket(`bench-replicas-${label}-${i}`) : bucket;
-          const log = `ours-s3-replica-${label}-${i}.log`;
-          started.push(await startOursS3(ctx, s3, where, log, own ? await cluster.createDatabase() : db));
-        }
-        const server = started.length === 1 ? (started[0] as RunningServer) : alternating(started);
-        const steps = s3ReplicaSteps(ctx.sizes, ctx.pattern, { postgres: () => cluster.pid(), s3: () => s3.pid() });
-        if (apart) {
-          const [push, pull, setup, get, getLean] = s3ReplicaSteps(ctx.sizes, ctx.pattern).steps;
-          if (!push || !pull || !setup || !get || !getLean) throw new Error('the replica steps are not five');
-          steps.steps = [onEach(push, started), pull, onEach(setup, started), get, getLean];
-        }
-        const title = `${steps.title}: ${TITLES[label]}`;
-        return await runPhase({ ...steps, title }, ctx.phases.length, { ours: server });
-      } finally {
-        for (const [i, s] of started.entries()) await ctx.ledger.stop(s, LEDGER_ROWS[label](i), 'S3, no auth');
-      }
-    };
-    const one = await runOn('one');
-    const two = await runOn('two');
-    const apart = await runOn('apart');
+    const peers = { postgres: () => cluster.pid(), s3: () => s3.pid() };
+    for (const label of REPLICA_LABELS) configs.push(await startReplicaConfig(ctx, s3, cluster, label));
+    for (const c of configs) await onEach(spec.push, c.label === 'apart' ? c.started : [c.server])(c.server);
+    process.stderr.write(`\n== ${spec.title}: pulls, interleaved across ${REPLICA_LABELS.join(', ')}\n`);
+    const pulls = await interleavedPulls(
+      configs.map((c) => ({ label: c.label, server: c.server, processes: c.started.length })),
+      PULL_TRIES,
+      spec.large,
+      { creds: NO_CREDENTIALS, peers },
+    );
+    const results: PhaseResult[] = [];
+    for (const [i, c] of configs.entries()) {
+      const steps = s3ReplicaSteps(ctx.sizes, ctx.pattern, peers);
+      const [setup, ...gets] = steps.steps;
+      if (!setup) throw new Error('the replica steps have no set-up');
+      const got = pulls[i] ?? new Error('no pulls');
+      const pulled: Step = () => (got instanceof Error ? Promise.reject(got) : Promise.resolve(got));
+      const ordered = [pulled, c.label === 'apart' ? onEach(setup, c.started) : setup, ...gets];
+      const title = `${steps.title}: ${TITLES[c.label]}`;
+      results.push(await runPhase({ ...steps, title, steps: ordered }, ctx.phases.length, { ours: c.server }));
+    }
+    const [one, two, apart] = results as [PhaseResult, PhaseResult, PhaseResult];
     ctx.phases.push(replicaResult(spec, one, two, ctx.sizes, PULL_TRIES, apart));
   } catch (err) {
     const failed = await runPhase(spec, ctx.phases.length, {}, { ours: `not run: ${errorText(err)}` });
     ctx.phases.push(replicaResult(spec, failed, failed, ctx.sizes, PULL_TRIES));
   } finally {
+    for (const c of configs)
+      for (const [i, s] of c.started.entries()) await ctx.ledger.stop(s, LEDGER_ROWS[c.label](i), 'S3, no auth');
     await pg?.stop();
   }
+}
+
+/** Starts one configuration: its bucket and database, and its one or two processes, one after the other. */
+async function startReplicaConfig(
+  ctx: PassContext,
+  s3: S3Server,
+  cluster: PostgresCluster,
+  label: ReplicaLabel,
+): Promise<ReplicaConfig> {
+  const apart = label === 'apart';
+  const replicas = label === 'one' ? 1 : 2;
+  const started: RunningServer[] = [];
+  try {
+    const bucket = await s3.createBucket(`bench-replicas-${label}`);
+    const db = await cluster.createDatabase();
+    // one after the other: the first imports the (empty) bucket into the database, the next finds it done
+    for (let i = 0; i < replicas; i++) {
+      const own = apart && i > 0;
+      const where = own ? await s3.createBucket(`bench-replicas-${label}-${i}`) : bucket;
+      const log = `ours-s3-replica-${label}-${i}.log`;
+      started.push(await startOursS3(ctx, s3, where, log, own ? await cluster.createDatabase() : db));
+    }
+  } catch (err) {
+    for (const [i, s] of started.entries()) await ctx.ledger.stop(s, LEDGER_ROWS[label](i), 'S3, no auth');
+    throw err;
+  }
+  const server = started.length === 1 ? (started[0] as RunningServer) : alternating(started);
+  return { label, started, server };
 }
 
 const TITLES = {

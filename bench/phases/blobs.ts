@@ -10,6 +10,7 @@ import type { RunningServer } from '../lib/servers.js';
 import type { Sizes } from '../lib/sizes.js';
 import { mbPerSecond } from '../lib/stats.js';
 import type { Credentials } from './context.js';
+import { interleavedPulls, type Puller } from './interleaved-pulls.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -41,6 +42,9 @@ async function withClient<T>(
   }
 }
 
+/** The large-blob phase, and its pull of the monolithically pushed blob on its own. */
+export interface LargeBlobPhase extends PhaseSpec, Puller {}
+
 /**
  * One large blob pushed monolithically, another pushed in PATCHes, the first pulled back and hashed. `probe`
  * measures the loopback ceilings again inside the steps, beside the figures held against them: on a shared VM
@@ -52,9 +56,10 @@ export function largeBlobPhase(
   creds: Credentials,
   pattern: Buffer,
   probe: () => LoopbackProbe | undefined,
-  opts: { pulls?: boolean } = {},
-): PhaseSpec {
+  opts: { pulls?: boolean; interleaveWith?: () => readonly RunningServer[] } = {},
+): LargeBlobPhase {
   const pulls = opts.pulls ?? true;
+  const interleaveWith = opts.interleaveWith;
   const count = sizes.largeBlobBytes / sizes.chunkBytes;
   const label = `${sizes.largeBlobBytes / MiB} MiB`;
   const blobs = new Map<string, { mono: LargeBlob; chunked: LargeBlob }>();
@@ -69,8 +74,15 @@ export function largeBlobPhase(
     }
     return b;
   };
+  const pulledBytes = (server: RunningServer): number => blobsFor(server).mono.size;
+  const pullOnce = async (server: RunningServer, client: HttpClient): Promise<number> => {
+    const { mono } = blobsFor(server);
+    return mbPerSecond(mono.size, (await timed(() => pullBlob(client, 'bench/large', mono.digest, mono.size))).seconds);
+  };
   return {
     id: 'large-blob',
+    pullOnce,
+    pulledBytes,
     title: `Large blob (${label}): push and pull`,
     description:
       `Monolithic push (POST then one PUT with the whole ${label} body), chunked push (POST, ` +
@@ -117,7 +129,11 @@ export function largeBlobPhase(
               : {}),
           };
         }),
-      ...(pulls ? [pullStepFor(creds, probe, blobsFor)] : []),
+      ...(!pulls
+        ? []
+        : interleaveWith
+          ? [interleavedPullStep(creds, interleaveWith, { pullOnce, pulledBytes })]
+          : [pullStepFor(creds, probe, blobsFor, pullOnce)]),
     ],
     metrics: pulls ? [...pushMetrics(label, sizes), ...PULL_METRICS] : pushMetrics(label, sizes),
   };
@@ -128,6 +144,7 @@ function pullStepFor(
   creds: Credentials,
   probe: () => LoopbackProbe | undefined,
   blobsFor: (s: RunningServer) => { mono: LargeBlob },
+  pullOnce: LargeBlobPhase['pullOnce'],
 ): Step {
   return (server) =>
     withClient(server, creds, 1, async (c) => {
@@ -141,9 +158,7 @@ function pullStepFor(
       for (let i = 0; i < PULL_TRIES; i++) {
         if (p) ceilings.push(await p.download(mono.size));
         const cpu0 = (await server.sample()).cpuSeconds;
-        pulls.push(
-          mbPerSecond(mono.size, (await timed(() => pullBlob(c, 'bench/large', mono.digest, mono.size))).seconds),
-        );
+        pulls.push(await pullOnce(server, c));
         cpu += (await server.sample()).cpuSeconds - cpu0;
       }
       const pullMBps = Math.max(...pulls);
@@ -154,6 +169,26 @@ function pullStepFor(
         ...(p ? { pullCeilingMBps: ceiling, pullShareOfCeiling: (100 * pullMBps) / ceiling } : {}),
       };
     });
+}
+
+/**
+ * The pull step of servers compared with pulls interleaved (`interleaved-pulls.ts`): at the first server's turn,
+ * every server of `servers()` pulls, try by try; each server's turn then reports its own figures or error.
+ */
+function interleavedPullStep(creds: Credentials, servers: () => readonly RunningServer[], puller: Puller): Step {
+  let results: Map<RunningServer, Figures | Error> | undefined;
+  return async (server) => {
+    if (!results) {
+      const all = servers();
+      const configs = all.map((s) => ({ label: s.name, server: s, processes: 1 }));
+      const got = await interleavedPulls(configs, PULL_TRIES, puller, { creds });
+      results = new Map(all.map((s, i) => [s, got[i] ?? new Error('no result')]));
+    }
+    const figures = results.get(server);
+    if (figures === undefined) throw new Error(`${server.name} is not among the servers whose pulls are interleaved`);
+    if (figures instanceof Error) throw figures;
+    return figures;
+  };
 }
 
 /** Every push is held against the store ceiling measured just before it, on this machine, in the same minutes. */

@@ -6,6 +6,7 @@
 import type { MetricSpec } from '../lib/model.js';
 import type { Figures, Step } from '../lib/phase.js';
 import { sampleProcess } from '../lib/proc.js';
+import type { RunningServer } from '../lib/servers.js';
 import type { Sizes } from '../lib/sizes.js';
 
 const GiB = 1024 * 1024 * 1024;
@@ -19,23 +20,33 @@ export interface PeerProcesses {
 export type CostedProcess = 'ours' | 'postgres' | 's3';
 const PROCESSES: CostedProcess[] = ['ours', 'postgres', 's3'];
 
+/** The CPU seconds so far of the registry (every replica of `server`), PostgreSQL and the S3 gateway. */
+export async function cpuNow(server: RunningServer, peers: PeerProcesses): Promise<Record<CostedProcess, number>> {
+  const s3 = peers.s3();
+  return {
+    ours: (await server.sample()).cpuSeconds,
+    postgres: (await sampleProcess(await peers.postgres())).cpuSeconds,
+    s3: s3 === undefined ? Number.NaN : (await sampleProcess(s3)).cpuSeconds,
+  };
+}
+
+/** The figures `cpu.KEY.PROCESS`: what each process spent between two readings of `cpuNow`. */
+export function cpuSpent(
+  key: string,
+  before: Record<CostedProcess, number>,
+  after: Record<CostedProcess, number>,
+): Figures {
+  const spent: Figures = {};
+  for (const p of PROCESSES) spent[`cpu.${key}.${p}`] = after[p] - before[p];
+  return spent;
+}
+
 /** `step`, with the CPU seconds the registry (every replica), PostgreSQL and the S3 gateway spent during it. */
 export function costed(step: Step, key: string, peers: PeerProcesses): Step {
   return async (server) => {
-    const cpu = async (): Promise<Record<CostedProcess, number>> => {
-      const s3 = peers.s3();
-      return {
-        ours: (await server.sample()).cpuSeconds,
-        postgres: (await sampleProcess(await peers.postgres())).cpuSeconds,
-        s3: s3 === undefined ? Number.NaN : (await sampleProcess(s3)).cpuSeconds,
-      };
-    };
-    const before = await cpu();
+    const before = await cpuNow(server, peers);
     const figures = await step(server);
-    const after = await cpu();
-    const spent: Figures = {};
-    for (const p of PROCESSES) spent[`cpu.${key}.${p}`] = after[p] - before[p];
-    return { ...figures, ...spent };
+    return { ...figures, ...cpuSpent(key, before, await cpuNow(server, peers)) };
   };
 }
 

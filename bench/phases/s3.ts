@@ -1,11 +1,13 @@
 import { metric } from '../lib/model.js';
 import type { Metric, MetricSpec, PhaseResult } from '../lib/model.js';
-import type { PhaseSpec } from '../lib/phase.js';
+import type { PhaseSpec, Step } from '../lib/phase.js';
+import type { RunningServer } from '../lib/servers.js';
 import type { Sizes } from '../lib/sizes.js';
 import type { Target } from '../lib/stats.js';
 import { largeBlobPhase, smallBlobPhase } from './blobs.js';
 import { catalogWalkStep } from './catalog.js';
 import type { Credentials } from './context.js';
+import type { Puller } from './interleaved-pulls.js';
 import { manifestPhase, type ManifestOp } from './manifests.js';
 import { costSpecs, costed, modelFigures, twoReplicaCosts, unitCosts, type PeerProcesses } from './replica-costs.js';
 
@@ -56,11 +58,12 @@ export function s3Phase(
   pattern: Buffer,
   pool: Buffer,
   startSeconds: Partial<Record<'ours' | 'ref', number>>,
+  servers: () => readonly RunningServer[],
 ): PhaseSpec {
   const creds = NO_CREDENTIALS;
   const count = s3CatalogCount(sizes);
   const n = sizes.pageSize;
-  const large = largeBlobPhase(sizes, creds, pattern, () => undefined, { pulls: true });
+  const large = largeBlobPhase(sizes, creds, pattern, () => undefined, { pulls: true, interleaveWith: servers });
   const manifests = manifestPhase(sizes, creds, {
     putTarget: false,
     cells: [
@@ -83,7 +86,9 @@ export function s3Phase(
       'serve a link object byte for byte before anything is timed. Start time is to the first healthy answer (ours ' +
       `imports the bucket into its SQLite metadata then; its upload purge, which also starts then, lists the bucket in pages of a thousand keys). The catalog is walked with n=${n} twice (every page checked, ` +
       'the whole list against what was seeded); then the large blob is pushed monolithically and in ' +
-      `${sizes.chunkBytes / MiB} MiB PATCHes and pulled (best of 5, hashed), manifests are fetched at concurrency ` +
+      `${sizes.chunkBytes / MiB} MiB PATCHes and pulled five times from each registry, hashed, the two interleaved ` +
+      "try by try (ours then the reference's, then the other way round), so that the machine's drift over the " +
+      'minutes of the pulls falls on both alike (best and median of the five); manifests are fetched at concurrency ' +
       `1 and 16 and put at 16 (${sizes.manifestSeconds} s each), and ${smallCount} small blobs are pushed ` +
       `${sizes.smallBlobConcurrency} at a time. Every response is checked as in the filesystem phases.`,
     steps: [
@@ -145,10 +150,16 @@ function s3Metrics(
     },
     {
       id: 'pullMBps',
-      label: 'Pull, client hashes, best of 5',
+      label: 'Pull, client hashes, best of 5 interleaved with the other registry',
       unit: 'MB/s',
       better: 'higher',
       targets: S3_TARGETS.pull,
+    },
+    {
+      id: 'pullMedianMBps',
+      label: 'Pull, client hashes, median of the same 5',
+      unit: 'MB/s',
+      better: 'higher',
     },
     { id: 'pushMonoCpuPerGiB', label: 'Server CPU per GiB, monolithic push', unit: 's/GiB', better: 'lower' },
     { id: 'pushChunkedCpuPerGiB', label: 'Server CPU per GiB, chunked push', unit: 's/GiB', better: 'lower' },
@@ -158,14 +169,23 @@ function s3Metrics(
   ];
 }
 
+/** The replica comparison's parts: the push that puts the blob there, the pulls (run interleaved), the GET steps. */
+export interface ReplicaSteps extends PhaseSpec {
+  /** The large blob pushed once, so it is there to pull (its figures are not reported). */
+  push: Step;
+  /** One pull of that blob: the comparison runs them interleaved across its configurations. */
+  large: Puller;
+}
+
 /**
- * The steps the replica comparison runs on one replica and on two: the large blob pushed once (so it is there to
- * pull; its figures are not reported), pulled, and one manifest fetched at concurrency 16.
+ * The steps the replica comparison runs on one replica and on two: the large blob pushed once, pulled (the
+ * pulls interleaved across the configurations, outside `steps`), and one manifest fetched at concurrency 16
+ * (`steps`: its set-up and the two GET loads).
  */
-export function s3ReplicaSteps(sizes: Sizes, pattern: Buffer, peers?: PeerProcesses): PhaseSpec {
+export function s3ReplicaSteps(sizes: Sizes, pattern: Buffer, peers?: PeerProcesses): ReplicaSteps {
   const large = largeBlobPhase(sizes, NO_CREDENTIALS, pattern, () => undefined, { pulls: true });
-  const [monoPush, , pull] = large.steps;
-  if (!monoPush || !pull) throw new Error('the large-blob phase no longer has its push and pull steps');
+  const [monoPush] = large.steps;
+  if (!monoPush) throw new Error('the large-blob phase no longer has its push step');
   const cells: [ManifestOp, number][] = [
     ['get', 16],
     ['get-lean', 16],
@@ -182,20 +202,26 @@ export function s3ReplicaSteps(sizes: Sizes, pattern: Buffer, peers?: PeerProces
       '(`--metadata postgres://…`, the password in REGCTL_METADATA_PASSWORD), no auth, S3 redirects off. No load ' +
       'balancer is in the path: the bench client alternates its requests between the two ports (one keep-alive ' +
       'pool per port), so the figures hold what two processes on one bucket and one database cost, not a proxy. ' +
-      'The same steps run first on one replica on the same kind of metadata (PostgreSQL, its own fresh bucket ' +
-      'and database), and the loss is 100 × (1 − two / one). Then, as a control, two processes that share nothing ' +
+      'The same steps run on one replica on the same kind of metadata (PostgreSQL, its own fresh bucket ' +
+      'and database), and the loss is 100 × (1 − two / one). As a control, two processes that share nothing ' +
       '(each its own bucket and its own database on the same PostgreSQL, the image pushed to each) under the same ' +
       'alternating client: their loss against one is what two processes sharing this host cost without any ' +
       'coordination, and the loss of the two replicas against them is the price of sharing the bucket and the ' +
-      'metadata. Steps: the large blob pushed once (not reported), ' +
-      `pulled (best of 5, hashed), one manifest fetched at concurrency 16 for ${sizes.manifestSeconds} s by the ` +
+      'metadata. All three configurations (five processes) run at once from the start. The large blob is pushed ' +
+      'once to each (not reported), then pulled and hashed five times from each, interleaved: each try pulls ' +
+      'once from every configuration, the order moved on by one at every try, so that the drift of this shared ' +
+      'VM over minutes falls on all three alike (run one after the other, they differed by more between runs ' +
+      'than the loss measured); a configuration of two alternates its pulls between its processes. Then, one ' +
+      `configuration after the other, one manifest is fetched at concurrency 16 for ${sizes.manifestSeconds} s by the ` +
       "bench's `node:http` client, then as long by a lean client (autocannon, 16 connections split evenly between " +
       'the ports, every body compared with the manifest). The `node:http` client itself takes about a core at ' +
       'this rate, so on two cores it competes with the replicas it loads; the lean one takes about half a core and ' +
       'leaves one replica bound by its own event loop, so its row is the one that measures the replicas, and the ' +
       'one the target is on; the other row shows what a client as hungry as the servers makes of the same host. ' +
-      'Resources are the sums over both processes. The CPU of the registry, PostgreSQL and the S3 gateway is read ' +
-      'from /proc around the pull and the GETs on one replica, and divided by the GiB pulled and the GETs made: ' +
+      "Resources are the two replicas' sums over both processes during the GET steps. The CPU of the registry, " +
+      'PostgreSQL and the S3 gateway is read from /proc around each pull and the GETs on one replica (the other ' +
+      "configurations' processes idle beside it; their beats are in PostgreSQL's figure), and divided by the GiB " +
+      'pulled and the GETs made: ' +
       'the unit costs below. The model from them: a replica is one process whose requests run on one core (its event ' +
       'loop), so N replicas with a core each serve N / (registry CPU per GET) GETs/s and pull N / (registry CPU per ' +
       'GiB) GiB/s. A replica answers a GET by tag from its tag cache, so PostgreSQL sees only what is left of a GET ' +
@@ -203,10 +229,10 @@ export function s3ReplicaSteps(sizes: Sizes, pattern: Buffer, peers?: PeerProces
       '1 / (its CPU per GET) GETs/s however many replicas ask. What the replicas cost PostgreSQL whatever the load: ' +
       'each sends 4 beats a second, delivered to every replica (4 × N² notifications a second), and each tag write ' +
       'notifies every replica and is acknowledged by each, the acknowledgements also delivered to every replica (about N²). Network, disk and S3 itself are left out of the model.',
-    steps: peers
-      ? [monoPush, costed(pull, 'pull', peers), setup, costed(get, 'get', peers), getLean]
-      : [monoPush, pull, setup, get, getLean],
+    steps: peers ? [setup, costed(get, 'get', peers), getLean] : [setup, get, getLean],
     metrics: replicaFigureSpecs(),
+    push: monoPush,
+    large,
   };
 }
 
@@ -237,6 +263,7 @@ export function replicaMetricSpecs(): { id: string; figure: string; specs: Repli
     ['get-lean.c16.rps', 'Manifest GET c=16 requests/s, lean client', 'req/s', true],
     ['get.c16.rps', 'Manifest GET c=16 requests/s, node:http client (about a core itself)', 'req/s', false],
     ['pullMBps', 'Pull, client hashes, best of 5', 'MB/s', true],
+    ['pullMedianMBps', 'Pull, client hashes, median of the same 5', 'MB/s', false],
   ];
   return rows.map(([figure, label, unit, targeted]) => ({
     id: figure,

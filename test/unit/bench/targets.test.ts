@@ -127,7 +127,7 @@ function replicaRun(spec: ReturnType<typeof s3ReplicaSteps>, rps: number, mbps: 
 }
 
 describe('every target row of the S3 phases', () => {
-  const phase = s3Phase(FULL, Buffer.alloc(16), Buffer.alloc(16), {});
+  const phase = s3Phase(FULL, Buffer.alloc(16), Buffer.alloc(16), {}, () => []);
   const replicaSpecs = replicaMetricSpecs().flatMap(({ specs: s }) => [
     s.one,
     s.two,
