@@ -97,7 +97,11 @@ function lifetimeTable(report: BenchReport): string[] {
     '## Lifetime peaks',
     '',
     'VmHWM of each registry process from its start to its stop (start-up included, never reset: the highest value ' +
-      'read before each per-phase reset and at the stop). The target row above uses the highest of ours as deployed.',
+      'read before each per-phase reset and at the stop). The target row above uses the highest of ours as deployed.' +
+      (report.phases.some((p) => p.run)
+        ? " The processes of a phase measured in a separate `--merge` run are that run's, each in place of the " +
+          'same process of the run before it.'
+        : ''),
     '',
     '| Server | Configuration | What it ran | peak RSS, MiB |',
     '|---|---|---|--:|',

@@ -109,4 +109,29 @@ describe('bench --merge', () => {
     const single = renderMarkdown(saved, '');
     expect(single).not.toContain('separate');
   });
+
+  it("replaces the saved lifetime peak of each process the run started again, and appends the run's new ones", async () => {
+    root = await mkdtemp(join(tmpdir(), 'regctl-merge-'));
+    await mkdir(join(root, 'docs'));
+    const saved = report([phase('s3', 1)], '2026-01-01T00:00:00Z', 'old1234');
+    saved.lifetimePeaks = [
+      { server: 'ours', config: 'default', where: 'registry phases', peakMiB: 100 },
+      { server: 'ours', config: 'S3, no auth', where: 'S3 storage', peakMiB: 230 },
+      { server: 'ref', config: 'S3, no auth', where: 'S3 storage', peakMiB: 150 },
+    ];
+    await writeFile(join(root, 'docs/benchmarks.json'), JSON.stringify(saved));
+    const run = report([phase('s3', 2)], '2026-02-02T00:00:00Z', 'new5678');
+    run.lifetimePeaks = [
+      { server: 'ours', config: 'S3, no auth', where: 'S3 storage', peakMiB: 210 },
+      { server: 'ref', config: 'S3, no auth', where: 'S3 storage', peakMiB: 160 },
+      { server: 'ours', config: 'S3, no auth', where: 'control process 1', peakMiB: 140 },
+    ];
+    const merged = await mergeIntoSaved(run, root);
+    expect(merged.lifetimePeaks?.map((p) => [p.server, p.where, p.peakMiB])).toEqual([
+      ['ours', 'registry phases', 100],
+      ['ours', 'S3 storage', 210],
+      ['ref', 'S3 storage', 160],
+      ['ours', 'control process 1', 140],
+    ]);
+  });
 });
