@@ -11,6 +11,7 @@ import { startPostgres } from './lib/postgres.js';
 import type { PostgresCluster } from './lib/postgres.js';
 import { REFERENCE_V3_BINARY, startOurs, startReferenceS3 } from './lib/servers.js';
 import type { RegistryName, RunningServer } from './lib/servers.js';
+import { chunkedCeilingProbe } from './lib/s3-ceiling.js';
 import { launchVersitygw } from './lib/versitygw.js';
 import type { S3Server } from './lib/versitygw.js';
 import type { PhaseResult } from './lib/model.js';
@@ -187,7 +188,8 @@ async function s3Comparison(ctx: PassContext, s3: S3Server): Promise<void> {
     }
   }
   try {
-    const spec = s3Phase(ctx.sizes, ctx.pattern, ctx.pool, startSeconds, () => Object.values(servers));
+    const ceiling = chunkedCeilingProbe(s3.client(), await s3.createBucket('bench-ceiling'));
+    const spec = s3Phase(ctx.sizes, ctx.pattern, ctx.pool, startSeconds, () => Object.values(servers), ceiling);
     ctx.phases.push(await runPhase(spec, ctx.phases.length, servers, why));
   } finally {
     for (const s of Object.values(servers)) await ctx.ledger.stop(s, 'S3 storage (versitygw)', 'S3, no auth');

@@ -56,7 +56,12 @@ export function largeBlobPhase(
   creds: Credentials,
   pattern: Buffer,
   probe: () => LoopbackProbe | undefined,
-  opts: { pulls?: boolean; interleaveWith?: () => readonly RunningServer[] } = {},
+  opts: {
+    pulls?: boolean;
+    interleaveWith?: () => readonly RunningServer[];
+    /** Measures the S3 chunked-push ceiling (`bench/lib/s3-ceiling.ts`) just before each chunked push: figures. */
+    chunkedCeiling?: (blob: LargeBlob) => Promise<Figures>;
+  } = {},
 ): LargeBlobPhase {
   const pulls = opts.pulls ?? true;
   const interleaveWith = opts.interleaveWith;
@@ -117,11 +122,15 @@ export function largeBlobPhase(
           // The store ceiling again, beside this push: the chunked push is held against it too.
           const p = probe();
           const storeCeiling = p ? await best(() => p.upload('store', chunked)) : Number.NaN;
+          const s3Ceiling = opts.chunkedCeiling ? await opts.chunkedCeiling(chunked) : undefined;
           const cpu0 = (await server.sample()).cpuSeconds;
           const { seconds } = await timed(() => pushBlobChunked(c, 'bench/large', chunked.chunks, chunked.digest));
           const cpu = (await server.sample()).cpuSeconds - cpu0;
           const mbps = mbPerSecond(chunked.size, seconds);
+          const s3Share = s3Ceiling?.s3ChunkedCeilingMBps;
           return {
+            ...s3Ceiling,
+            ...(s3Share === undefined ? {} : { pushChunkedShareOfS3Ceiling: (100 * mbps) / s3Share }),
             pushChunkedMBps: mbps,
             pushChunkedCpuPerGiB: cpu / (chunked.size / GiB),
             ...(p

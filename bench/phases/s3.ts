@@ -1,6 +1,7 @@
 import { metric } from '../lib/model.js';
 import type { Metric, MetricSpec, PhaseResult } from '../lib/model.js';
-import type { PhaseSpec, Step } from '../lib/phase.js';
+import type { LargeBlob } from '../lib/data.js';
+import type { Figures, PhaseSpec, Step } from '../lib/phase.js';
 import type { RunningServer } from '../lib/servers.js';
 import type { Sizes } from '../lib/sizes.js';
 import type { Target } from '../lib/stats.js';
@@ -59,11 +60,16 @@ export function s3Phase(
   pool: Buffer,
   startSeconds: Partial<Record<'ours' | 'ref', number>>,
   servers: () => readonly RunningServer[],
+  chunkedCeiling?: (blob: LargeBlob) => Promise<Figures>,
 ): PhaseSpec {
   const creds = NO_CREDENTIALS;
   const count = s3CatalogCount(sizes);
   const n = sizes.pageSize;
-  const large = largeBlobPhase(sizes, creds, pattern, () => undefined, { pulls: true, interleaveWith: servers });
+  const large = largeBlobPhase(sizes, creds, pattern, () => undefined, {
+    pulls: true,
+    interleaveWith: servers,
+    ...(chunkedCeiling ? { chunkedCeiling } : {}),
+  });
   const manifests = manifestPhase(sizes, creds, {
     putTarget: false,
     cells: [
@@ -90,7 +96,16 @@ export function s3Phase(
       "try by try (ours then the reference's, then the other way round), so that the machine's drift over the " +
       'minutes of the pulls falls on both alike (best and median of the five); manifests are fetched at concurrency ' +
       `1 and 16 and put at 16 (${sizes.manifestSeconds} s each), and ${smallCount} small blobs are pushed ` +
-      `${sizes.smallBlobConcurrency} at a time. Every response is checked as in the filesystem phases.`,
+      `${sizes.smallBlobConcurrency} at a time. Every response is checked as in the filesystem phases. Just before ` +
+      "each registry's chunked push, the S3 chunked-push ceiling is measured (`bench/lib/s3-ceiling.ts`): a bare S3 " +
+      'client in the bench process, no registry, does the S3 work that a chunked push needs from any registry that ' +
+      "keeps distribution's layout and lets an upload go on from another replica: each chunk staged in S3 as it " +
+      "arrives, then written again under the blob's key once the digest is known (S3 has no rename). Two layouts, " +
+      'each once, the better one the ceiling: the chunks as parts of one multipart upload, completed, then copied ' +
+      'in 32 MiB ranges four at a time into an upload at the blob key and that completed (what both registries do); ' +
+      'or each chunk an object of its own, each copied whole as one part. The client stages two chunks at once, signs ' +
+      'each request through the AWS SDK (as ours), does not hash the blob and does not wait for the staged data to be ' +
+      'deleted: an upper bound for a registry on this gateway.',
     steps: [
       catalogWalkStep(creds, count, n, 'cold', startSeconds),
       catalogWalkStep(creds, count, n, 'warm', startSeconds),
@@ -147,6 +162,32 @@ function s3Metrics(
       unit: 'MB/s',
       better: 'higher',
       targets: S3_TARGETS.push,
+    },
+    {
+      id: 's3ChunkedCeilingMBps',
+      label:
+        "S3 chunked-push ceiling: the S3 work of a chunked push in distribution's layout done by a bare client, no " +
+        'registry, just before this push (the better of its two layouts)',
+      unit: 'MB/s',
+      better: 'higher',
+    },
+    {
+      id: 's3ChunkedCeiling.staged',
+      label: 'S3 chunked-push ceiling, chunks staged as one multipart upload (what both registries do)',
+      unit: 'MB/s',
+      better: 'higher',
+    },
+    {
+      id: 's3ChunkedCeiling.objects',
+      label: 'S3 chunked-push ceiling, chunks staged as objects of their own',
+      unit: 'MB/s',
+      better: 'higher',
+    },
+    {
+      id: 'pushChunkedShareOfS3Ceiling',
+      label: 'Chunked push as a share of the S3 chunked-push ceiling measured just before it',
+      unit: '%',
+      better: 'higher',
     },
     {
       id: 'pullMBps',
