@@ -20,10 +20,12 @@ describe.skipIf(!builtCliPresent())('crash consistency: regctl serve under SIGKI
     { timeout: 600_000 },
     async () => {
       const dir = await mkdtemp(join(tmpdir(), 'regctl-crash-'));
-      dirs.push(dir);
       console.log(`crash harness seed ${seed} (replay with CRASH_SEED=${seed}), data in ${dir}`);
       const report = await runCrashHarness({ dir, kills: 50, seed, progress: (l) => console.log(l) });
       console.log(JSON.stringify({ ...report, violations: report.violations.length }, null, 2));
+      // A run with violations keeps its data directory (storage, journal, metadata) for inspection.
+      if (report.violations.length === 0) dirs.push(dir);
+      else console.log(`data kept for inspection in ${dir}`);
       expect(report.violations).toEqual([]);
       expect(report.acknowledged.image).toBeGreaterThan(50);
       expect(report.acknowledged.blobChunked).toBeGreaterThan(0);
