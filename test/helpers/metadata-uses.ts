@@ -38,6 +38,24 @@ async function sweepHeldInRemoval(
 }
 
 export function useCases(make: () => Promise<MetadataStore>): void {
+  it('counts a use while the flush that writes it waits for its transaction', async () => {
+    const index = await make();
+    await index.protectUses([A], 5000);
+    index.noteUse(B, 6000);
+    // the flush has taken the uses from memory; its transaction has not run yet
+    const flushing = index.flush();
+    expect(await index.usedSince(A, 5000)).toBe(true);
+    expect(await index.usedSince(B, 6000)).toBe(true);
+    let removed = 0;
+    expect(await index.sweepUnused(B, 6000, async () => void removed++)).toBe(false);
+    await flushing;
+    expect(await index.usedSince(A, 5000)).toBe(true);
+    expect(await index.usedSince(B, 6000)).toBe(true);
+    expect(await index.usedSince(B, 6001)).toBe(false);
+    expect(removed).toBe(0);
+    await index.close();
+  });
+
   it('keeps the last use of each digest until pruned', async () => {
     const index = await make();
     index.noteUse(A, 1000);

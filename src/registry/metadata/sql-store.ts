@@ -385,10 +385,16 @@ export class SqlMetadataStore implements MetadataStore {
     if (this.uses.pending === 0 && this.pulls.pending === 0) return;
     const uses = this.uses.take();
     const pulls = this.pulls.take();
-    await this.write(async (c) => {
-      await SqlUses.write(c, uses);
-      await SqlPulls.write(c, pulls);
-    });
+    let committed = false;
+    try {
+      await this.write(async (c) => {
+        await SqlUses.write(c, uses);
+        await SqlPulls.write(c, pulls);
+      });
+      committed = true;
+    } finally {
+      this.uses.settled(uses, committed);
+    }
   }
 
   async close(): Promise<void> {

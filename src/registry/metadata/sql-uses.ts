@@ -16,6 +16,11 @@ const LATER_USE =
 
 export class SqlUses {
   private readonly noted = new Map<string, number>();
+  /**
+   * Uses a flush has taken from `noted` and not yet committed: still counted by `usedSince` and the sweeps, which
+   * would otherwise find them in neither place while the flush's transaction waits for its turn.
+   */
+  private readonly writing = new Map<string, number>();
   /** Held per digest by a sweep and by a use protected meanwhile (a store alone on its file only). */
   private readonly lock = new KeyedLock();
 
@@ -37,15 +42,30 @@ export class SqlUses {
     return insertRows(c, 'uses', ['digest', 'at'], uses, LATER_USE);
   }
 
-  /** The uses noted since the last call, for the store's flush. */
+  /** The uses noted since the last call, for the store's flush, which tells `settled` once it has written them. */
   take(): [string, number][] {
     const uses = [...this.noted];
     this.noted.clear();
+    for (const [d, at] of uses) this.writing.set(d, Math.max(this.writing.get(d) ?? 0, at));
     return uses;
   }
 
+  /** The flush of `uses` (from `take`) committed them, or failed: then they wait in memory for the next one. */
+  settled(uses: [string, number][], committed: boolean): void {
+    for (const [d, at] of uses) {
+      if (!committed) this.note(d, at);
+      // a later take of the same digest keeps its own, later use
+      if ((this.writing.get(d) ?? 0) <= at) this.writing.delete(d);
+    }
+  }
+
+  /** The latest use of `digest` held in memory: noted, or taken by a flush not yet committed. */
+  private recent(digest: string): number {
+    return Math.max(this.noted.get(digest) ?? 0, this.writing.get(digest) ?? 0);
+  }
+
   async usedSince(digest: string, since: number): Promise<boolean> {
-    if ((this.noted.get(digest) ?? 0) >= since) return true;
+    if (this.recent(digest) >= since) return true;
     const rows = await this.db.all<{ at: number }>('SELECT at FROM uses WHERE digest = ?', [digest]);
     return Number(rows[0]?.at ?? 0) >= since;
   }
@@ -77,7 +97,7 @@ export class SqlUses {
    * pooled connection; other requests use the others.
    */
   private async sweepShared(digest: string, since: number, remove: () => Promise<void>): Promise<boolean> {
-    if ((this.noted.get(digest) ?? 0) >= since) return false;
+    if (this.recent(digest) >= since) return false;
     return this.db.tx(async (c) => {
       await c.run('INSERT INTO uses (digest, at) VALUES (?, 0) ON CONFLICT (digest) DO NOTHING', [digest]);
       const rows = await c.all<{ at: number }>('SELECT at FROM uses WHERE digest = ? FOR UPDATE', [digest]);
@@ -97,10 +117,10 @@ export class SqlUses {
    * flush has just taken from memory are committed before it reads.
    */
   private async sweepAlone(digest: string, since: number, remove: () => Promise<void>): Promise<boolean> {
-    if ((this.noted.get(digest) ?? 0) >= since) return false;
+    if (this.recent(digest) >= since) return false;
     const rows = await this.db.tx((c) => c.all<{ at: number }>('SELECT at FROM uses WHERE digest = ?', [digest]));
     // A use noted in memory while the read waited for its turn (a pull of the blob) keeps the blob too.
-    if (Number(rows[0]?.at ?? 0) >= since || (this.noted.get(digest) ?? 0) >= since) return false;
+    if (Number(rows[0]?.at ?? 0) >= since || this.recent(digest) >= since) return false;
     await remove();
     await this.db.tx((c) => c.run('DELETE FROM uses WHERE digest = ?', [digest]));
     return true;
