@@ -16,6 +16,7 @@
  * ceiling is an upper bound for any registry on this gateway, ours and the reference alike.
  */
 import {
+  AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   DeleteObjectsCommand,
@@ -63,33 +64,16 @@ export async function s3ChunkedCeiling(
         layout === 'staged'
           ? await stageAsUpload(client, bucket, blob, `ceiling/${id}/upload`, staged)
           : await stageAsObjects(client, bucket, blob, `ceiling/${id}/chunk`, staged);
-      const upload = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: blobKey }));
-      const uploadId = upload.UploadId ?? '';
-      const parts = await pMap(
-        copies.entries(),
-        async ([i, c]): Promise<CompletedPart> => {
-          const out = await client.send(
-            new UploadPartCopyCommand({
-              Bucket: bucket,
-              Key: blobKey,
-              UploadId: uploadId,
-              PartNumber: i + 1,
-              CopySource: `${bucket}/${c.key}`,
-              ...(c.range ? { CopySourceRange: c.range } : {}),
-            }),
-          );
-          return { PartNumber: i + 1, ETag: out.CopyPartResult?.ETag };
-        },
-        { concurrency: COPY_CONCURRENCY },
-      );
-      await client.send(
-        new CompleteMultipartUploadCommand({
-          Bucket: bucket,
-          Key: blobKey,
-          UploadId: uploadId,
-          MultipartUpload: { Parts: parts },
-        }),
-      );
+      await multipart(client, bucket, blobKey, copies, COPY_CONCURRENCY, async (c, part) => {
+        const out = await client.send(
+          new UploadPartCopyCommand({
+            ...part,
+            CopySource: `${bucket}/${c.key}`,
+            ...(c.range ? { CopySourceRange: c.range } : {}),
+          }),
+        );
+        return out.CopyPartResult?.ETag;
+      });
     });
     await checkBlob(client, bucket, blobKey, blob, opts.verify ?? false);
     return mbPerSecond(blob.size, seconds);
@@ -113,6 +97,46 @@ async function checkBlob(client: S3Client, bucket: string, key: string, blob: La
   if (actual !== blob.digest) throw new Error(`S3 ceiling: ${key} hashes to ${actual}, not ${blob.digest}`);
 }
 
+/** The fields that name one part of a multipart upload. */
+interface PartOf {
+  Bucket: string;
+  Key: string;
+  UploadId: string;
+  PartNumber: number;
+}
+
+/**
+ * One multipart upload of `key`: a part per item of `items`, `concurrency` at a time (`send` sends one and gives
+ * its ETag), then completed; aborted if any part fails, so that no upload is left open.
+ */
+async function multipart<T>(
+  client: S3Client,
+  bucket: string,
+  key: string,
+  items: readonly T[],
+  concurrency: number,
+  send: (item: T, part: PartOf) => Promise<string | undefined>,
+): Promise<void> {
+  const upload = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+  const UploadId = upload.UploadId ?? '';
+  try {
+    const parts = await pMap(
+      items.entries(),
+      async ([i, item]): Promise<CompletedPart> => {
+        const PartNumber = i + 1;
+        return { PartNumber, ETag: await send(item, { Bucket: bucket, Key: key, UploadId, PartNumber }) };
+      },
+      { concurrency },
+    );
+    await client.send(
+      new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }),
+    );
+  } catch (err) {
+    await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId })).catch(() => undefined);
+    throw err;
+  }
+}
+
 interface CopySource {
   key: string;
   range?: string;
@@ -126,26 +150,9 @@ async function stageAsUpload(
   key: string,
   staged: string[],
 ): Promise<CopySource[]> {
-  const upload = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
-  const uploadId = upload.UploadId ?? '';
-  const parts = await pMap(
-    blob.chunks.entries(),
-    async ([i, body]): Promise<CompletedPart> => {
-      const out = await client.send(
-        new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: i + 1, Body: body }),
-      );
-      return { PartNumber: i + 1, ETag: out.ETag };
-    },
-    { concurrency: STAGE_CONCURRENCY },
-  );
-  await client.send(
-    new CompleteMultipartUploadCommand({
-      Bucket: bucket,
-      Key: key,
-      UploadId: uploadId,
-      MultipartUpload: { Parts: parts },
-    }),
-  );
+  await multipart(client, bucket, key, blob.chunks, STAGE_CONCURRENCY, async (body, part) => {
+    return (await client.send(new UploadPartCommand({ ...part, Body: body }))).ETag;
+  });
   staged.push(key);
   const ranges: CopySource[] = [];
   for (let start = 0; start < blob.size; start += COPY_RANGE)

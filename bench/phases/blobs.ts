@@ -64,7 +64,6 @@ export function largeBlobPhase(
   } = {},
 ): LargeBlobPhase {
   const pulls = opts.pulls ?? true;
-  const interleaveWith = opts.interleaveWith;
   const count = sizes.largeBlobBytes / sizes.chunkBytes;
   const label = `${sizes.largeBlobBytes / MiB} MiB`;
   const blobs = new Map<string, { mono: LargeBlob; chunked: LargeBlob }>();
@@ -140,8 +139,8 @@ export function largeBlobPhase(
         }),
       ...(!pulls
         ? []
-        : interleaveWith
-          ? [interleavedPullStep(creds, interleaveWith, { pullOnce, pulledBytes })]
+        : opts.interleaveWith
+          ? [interleavedPullStep(creds, opts.interleaveWith, { pullOnce, pulledBytes })]
           : [pullStepFor(creds, probe, blobsFor, pullOnce)]),
     ],
     metrics: pulls ? [...pushMetrics(label, sizes), ...PULL_METRICS] : pushMetrics(label, sizes),
